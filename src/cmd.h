@@ -1,0 +1,44 @@
+/*
+ * cmd — the command table and what every command receives.
+ *
+ * src/main.c parses global options (--config, --log-level, --region, -h),
+ * loads the configuration when the command needs one, and calls the
+ * command's run() with the remaining arguments (argv[0] is the command
+ * name).  A command returns the process exit status (DESIGN.md §5: 0, 1 not
+ * found, 2 usage/config, 3 other failure); commands are the only code below
+ * main that prints to stdout or logs errors for the user.
+ */
+#ifndef WALSHIP_CMD_H
+#define WALSHIP_CMD_H
+
+#include "config.h"
+
+struct cmd_ctx {
+    struct config *conf;        /* never NULL: defaults when no file */
+    const char *region;         /* --region, or NULL */
+    int argc;
+    char **argv;
+};
+
+struct cmd {
+    const char *name;
+    const char *summary;        /* one line for `walship --help` */
+    const char *usage;          /* full text for `walship help NAME` */
+    int needs_config;           /* 1: a config file must load */
+    int (*run)(struct cmd_ctx *ctx);
+};
+
+/* Print an err for the user (log at error level) and return its exit status. */
+int cmd_fail(const struct err *e);
+/* Print usage error and return 2. */
+int cmd_usage(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Open the storage of the region named `name`, or the first region if NULL. */
+struct stor;
+int cmd_open_region(struct cmd_ctx *ctx, const char *name, struct stor **out, struct err *e);
+
+/* Commands (one file each: src/cmd_NAME.c). */
+int cmd_st_run(struct cmd_ctx *ctx);
+int cmd_keygen_run(struct cmd_ctx *ctx);
+
+#endif

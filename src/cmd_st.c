@@ -1,0 +1,341 @@
+/*
+ * cmd_st — `walship st`: look inside a region's storage.
+ *
+ * check: the preflight an operator runs after editing the configuration;
+ * ls/get/put/rm: hands-on access for debugging and repairs.  Keys are
+ * relative to the region's prefix.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "stor.h"
+#include "stream.h"
+#include "util.h"
+
+/* ---- check ---- */
+
+struct check_times {
+    uint64_t put_ms, get_ms, list_ms, rm_ms;
+};
+
+struct probe_find {
+    const char *key;
+    int found;
+};
+
+static int probe_seen(const struct stor_entry *ent, void *arg)
+{
+    struct probe_find *pf = arg;
+
+    if (strcmp(ent->key, pf->key) == 0) {
+        pf->found = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int check_region(struct cmd_ctx *ctx, const struct region_conf *reg, struct check_times *t,
+                        struct err *e)
+{
+    struct stor *s = NULL;
+    struct sink *back = NULL;
+    unsigned char payload[4096];
+    char key[256], host[64] = "host";
+    struct probe_find pf;
+    const unsigned char *got;
+    size_t gotlen, i;
+    uint64_t t0;
+    int rc = -1, written = 0;
+
+    if (stor_open(reg, ctx->conf, &s, e) < 0)
+        return -1;
+    gethostname(host, sizeof host - 1);
+    srandom((unsigned)(now_ms() ^ (uint64_t)getpid()));
+    for (i = 0; i < sizeof payload; i++)
+        payload[i] = (unsigned char)(random() & 0xff);
+    snprintf(key, sizeof key, "walship-probe/%s-%d-%lx", host, (int)getpid(), (unsigned long)random());
+
+    t0 = now_ms();
+    if (stor_put_buf(s, key, payload, sizeof payload, e) < 0) {
+        err_prefix(e, "could not write a probe object");
+        goto out;
+    }
+    written = 1;
+    t->put_ms = now_ms() - t0;
+
+    t0 = now_ms();
+    back = mem_sink_new(sizeof payload + 1);
+    if (back == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (stor_get(s, key, back, e) < 0) {
+        err_prefix(e, "could not read the probe object back");
+        goto out;
+    }
+    got = mem_sink_data(back, &gotlen);
+    if (gotlen != sizeof payload || memcmp(got, payload, sizeof payload) != 0) {
+        err_setf(e, ERR_CORRUPT, "region %s: the probe object \"%s\" read back differs from what was written",
+                 reg->name, key);
+        goto out;
+    }
+    t->get_ms = now_ms() - t0;
+
+    t0 = now_ms();
+    pf.key = key;
+    pf.found = 0;
+    if (stor_list(s, "walship-probe/", probe_seen, &pf, e) < 0) {
+        err_prefix(e, "could not list");
+        goto out;
+    }
+    if (!pf.found) {
+        err_setf(e, ERR_INTERNAL, "region %s: the probe object \"%s\" was written but is not listed", reg->name, key);
+        goto out;
+    }
+    t->list_ms = now_ms() - t0;
+
+    t0 = now_ms();
+    written = 0;
+    if (stor_remove(s, key, e) < 0) {
+        err_prefix(e, "could not delete the probe object");
+        goto out;
+    }
+    t->rm_ms = now_ms() - t0;
+    rc = 0;
+out:
+    if (written) {
+        struct err ignored = ERR_INIT;
+        (void)stor_remove(s, key, &ignored);
+    }
+    sink_free(back);
+    stor_free(s);
+    return rc;
+}
+
+static int st_check(struct cmd_ctx *ctx)
+{
+    struct err e = ERR_INIT;
+    int i, failed = 0, worst = 0;
+
+    if (config_require_regions(ctx->conf, &e) < 0)
+        return cmd_fail(&e);
+    for (i = 0; i < ctx->conf->nregions; i++) {
+        const struct region_conf *rc = &ctx->conf->regions[i];
+        struct check_times t = { 0, 0, 0, 0 };
+
+        if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
+            continue;
+        err_clear(&e);
+        if (check_region(ctx, rc, &t, &e) < 0) {
+            int st = err_exit_status(&e);
+
+            printf("region %s: FAILED: %s\n", rc->name, e.msg);
+            log_error("%s", e.msg);
+            failed++;
+            if (st > worst)
+                worst = st;
+            continue;
+        }
+        printf("region %s (%s, %s): ok (write %llu ms, read %llu ms, list %llu ms, delete %llu ms)\n", rc->name,
+               rc->url, rc->mode == REGION_SYNC ? "sync" : "async", (unsigned long long)t.put_ms,
+               (unsigned long long)t.get_ms, (unsigned long long)t.list_ms, (unsigned long long)t.rm_ms);
+    }
+    fflush(stdout);
+    if (failed)
+        return worst == EXIT_USAGE ? EXIT_USAGE : EXIT_FAILURE3;
+    return 0;
+}
+
+/* ---- ls ---- */
+
+struct ls_state {
+    int long_format;
+    uint64_t count, bytes;
+};
+
+static int ls_print(const struct stor_entry *ent, void *arg)
+{
+    struct ls_state *st = arg;
+
+    if (st->long_format) {
+        char ts[32] = "-";
+        struct tm tm;
+
+        if (ent->mtime > 0 && gmtime_r(&ent->mtime, &tm) != NULL)
+            strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        printf("%12llu  %s  %s\n", (unsigned long long)ent->size, ts, ent->key);
+    } else {
+        printf("%s\n", ent->key);
+    }
+    st->count++;
+    st->bytes += ent->size;
+    return 0;
+}
+
+/* ---- get / put ---- */
+
+/* Download into a temp file beside FILE, rename only when complete. */
+static int st_get_to_file(struct stor *s, const char *key, const char *file, int raw, struct err *e)
+{
+    char tmp[PATH_MAX];
+    struct sink *out = NULL;
+    int fd = -1, rc = -1, to_stdout = strcmp(file, "-") == 0;
+
+    if (!raw)
+        return err_setf(e, ERR_USAGE, "decoding objects is not available yet: use --raw");
+    if (to_stdout) {
+        fd = STDOUT_FILENO;
+    } else {
+        if ((size_t)snprintf(tmp, sizeof tmp, "%s.walship-tmp", file) >= sizeof tmp)
+            return err_setf(e, ERR_USAGE, "path too long: \"%s\"", file);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+    }
+    out = fd_sink_new(fd);
+    if (out == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (stor_get(s, key, out, e) < 0 || sink_close(out, e) < 0)
+        goto out;
+    if (!to_stdout) {
+        if (fsync(fd) < 0) {
+            err_errno(e, ERR_IO, errno, "could not fsync \"%s\"", tmp);
+            goto out;
+        }
+        if (rename(tmp, file) < 0) {
+            err_errno(e, ERR_IO, errno, "could not rename \"%s\" to \"%s\"", tmp, file);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    sink_free(out);
+    if (!to_stdout && fd >= 0) {
+        close(fd);
+        if (rc < 0)
+            unlink(tmp);
+    }
+    return rc;
+}
+
+static int st_put_from_file(struct stor *s, const char *file, const char *key, int raw, struct err *e)
+{
+    struct sink *up = NULL;
+    int fd, rc = -1, from_stdin = strcmp(file, "-") == 0;
+
+    if (!raw)
+        return err_setf(e, ERR_USAGE, "encoding objects is not available yet: use --raw");
+    fd = from_stdin ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "could not open \"%s\"", file);
+    if (stor_put(s, key, &up, e) < 0)
+        goto out;
+    if (sink_pump_fd(up, fd, file, 0, e) < 0 || sink_close(up, e) < 0)
+        goto out;
+    rc = 0;
+out:
+    sink_free(up);
+    if (!from_stdin)
+        close(fd);
+    return rc;
+}
+
+/* ---- dispatch ---- */
+
+int cmd_st_run(struct cmd_ctx *ctx)
+{
+    static const struct option opts[] = {
+        { "raw", no_argument, NULL, 'r' },
+        { "long", no_argument, NULL, 'l' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct err e = ERR_INIT;
+    struct stor *s = NULL;
+    const char *sub;
+    char **args;
+    int nargs, raw = 0, long_format = 0, c, rc;
+
+    if (ctx->argc < 2)
+        return cmd_usage("st", "missing subcommand (check, ls, get, put or rm)");
+    sub = ctx->argv[1];
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(ctx->argc - 1, ctx->argv + 1, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': raw = 1; break;
+        case 'l': long_format = 1; break;
+        default: return cmd_usage("st", "unknown option \"%s\"", ctx->argv[optind]);
+        }
+    }
+    /* getopt with "+" stops at the first non-option: collect the rest,
+     * allowing options after positional arguments too. */
+    args = ctx->argv + 1 + optind;
+    nargs = ctx->argc - 1 - optind;
+    for (c = 0; c < nargs; c++) {
+        if (strcmp(args[c], "--raw") == 0 || strcmp(args[c], "--long") == 0) {
+            if (args[c][2] == 'r')
+                raw = 1;
+            else
+                long_format = 1;
+            memmove(&args[c], &args[c + 1], (size_t)(nargs - c) * sizeof *args);
+            nargs--;
+            c--;
+        } else if (args[c][0] == '-' && args[c][1] == '-') {
+            return cmd_usage("st", "unknown option \"%s\"", args[c]);
+        }
+    }
+
+    if (strcmp(sub, "check") == 0) {
+        if (nargs != 0)
+            return cmd_usage("st", "check takes no arguments");
+        return st_check(ctx);
+    }
+    if (strcmp(sub, "ls") == 0) {
+        struct ls_state st = { long_format, 0, 0 };
+
+        if (nargs > 1)
+            return cmd_usage("st", "ls takes at most one PREFIX");
+        if (cmd_open_region(ctx, NULL, &s, &e) < 0)
+            return cmd_fail(&e);
+        rc = stor_list(s, nargs ? args[0] : "", ls_print, &st, &e);
+        stor_free(s);
+        fflush(stdout);
+        if (rc < 0)
+            return cmd_fail(&e);
+        if (long_format)
+            printf("%llu objects, %llu bytes\n", (unsigned long long)st.count, (unsigned long long)st.bytes);
+        return 0;
+    }
+    if (strcmp(sub, "get") == 0 || strcmp(sub, "put") == 0 || strcmp(sub, "rm") == 0) {
+        int want = sub[0] == 'r' ? 1 : 2;
+
+        if (nargs != want)
+            return cmd_usage("st", "%s needs %s", sub,
+                             sub[0] == 'g' ? "KEY FILE" : sub[0] == 'p' ? "FILE KEY" : "KEY");
+        if (stor_key_valid(sub[0] == 'p' ? args[1] : args[0], &e) < 0)
+            return cmd_fail(&e);
+        if (cmd_open_region(ctx, NULL, &s, &e) < 0)
+            return cmd_fail(&e);
+        if (sub[0] == 'g')
+            rc = st_get_to_file(s, args[0], args[1], raw, &e);
+        else if (sub[0] == 'p')
+            rc = st_put_from_file(s, args[0], args[1], raw, &e);
+        else
+            rc = stor_remove(s, args[0], &e);
+        stor_free(s);
+        return rc < 0 ? cmd_fail(&e) : 0;
+    }
+    return cmd_usage("st", "unknown subcommand \"%s\" (check, ls, get, put or rm)", sub);
+}

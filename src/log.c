@@ -1,0 +1,114 @@
+#include "log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static enum log_level cur_level = LOG_INFO;
+static char cur_command[64] = "walship";
+static char *secrets[16];
+static int nsecrets;
+static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void log_init(const char *command, enum log_level level)
+{
+    strlcopy(cur_command, command ? command : "walship", sizeof cur_command);
+    cur_level = level;
+}
+
+void log_set_level(enum log_level level)
+{
+    cur_level = level;
+}
+
+enum log_level log_get_level(void)
+{
+    return cur_level;
+}
+
+int log_parse_level(const char *s, enum log_level *out)
+{
+    static const char *const names[] = { "error", "warning", "info", "debug" };
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void log_add_secret(const char *secret)
+{
+    if (secret == NULL || strlen(secret) < 4)
+        return;
+    pthread_mutex_lock(&secrets_lock);
+    if (nsecrets < 16)
+        secrets[nsecrets++] = strdup(secret);
+    pthread_mutex_unlock(&secrets_lock);
+}
+
+static void redact(char *msg, size_t cap)
+{
+    int i;
+
+    pthread_mutex_lock(&secrets_lock);
+    for (i = 0; i < nsecrets; i++) {
+        char *p;
+        size_t sl;
+
+        if (secrets[i] == NULL)
+            continue;
+        sl = strlen(secrets[i]);
+        while ((p = strstr(msg, secrets[i])) != NULL) {
+            static const char rep[] = "<redacted>";
+            size_t tail = strlen(p + sl);
+            size_t rl = sizeof rep - 1;
+
+            if ((size_t)(p - msg) + rl + tail + 1 > cap)
+                tail = cap - (size_t)(p - msg) - rl - 1;
+            memmove(p + rl, p + sl, tail);
+            memcpy(p, rep, rl);
+            p[rl + tail] = '\0';
+        }
+    }
+    pthread_mutex_unlock(&secrets_lock);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    static const char *const names[] = { "ERROR", "WARNING", "INFO", "DEBUG" };
+    char body[2048];
+    char line[2304];
+    struct timeval tv;
+    struct tm tm;
+    char ts[32];
+    va_list ap;
+    int n;
+
+    if (level > cur_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    redact(body, sizeof body);
+    gettimeofday(&tv, NULL);
+    localtime_r(&tv.tv_sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
+    n = snprintf(line, sizeof line, "%s.%03d walship[%d] %s: %s: %s\n", ts, (int)(tv.tv_usec / 1000),
+                 (int)getpid(), cur_command, names[level], body);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof line)
+        n = sizeof line - 1;
+    (void)write_all(STDERR_FILENO, line, (size_t)n);
+}

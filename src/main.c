@@ -1,0 +1,232 @@
+/*
+ * main — walship's edge: global options, configuration, dispatch.
+ *
+ *   walship [--config FILE] [--log-level LEVEL] [--region NAME] COMMAND [ARGS]
+ *
+ * Global options may stand before or after the command name.  Only this
+ * file and the command files print or choose an exit status.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "config.h"
+#include "log.h"
+#include "stor.h"
+#include "util.h"
+
+#include "autoconf.h"
+
+static const struct cmd commands[] = {
+    { "st", "look inside a region's storage: check, ls, get, put, rm",
+      "usage: walship st check [--region R]\n"
+      "       walship st ls [PREFIX] [--region R] [--long]\n"
+      "       walship st get KEY FILE [--raw] [--region R]\n"
+      "       walship st put FILE KEY [--raw] [--region R]\n"
+      "       walship st rm KEY [--region R]\n"
+      "\n"
+      "check  preflight every region (or --region R): open the storage, write a\n"
+      "       probe object, read it back, compare, delete it; prints one line per\n"
+      "       region and exits 3 if any region failed.\n"
+      "ls     list keys under PREFIX (relative to the region's prefix: wal/, backups/).\n"
+      "get    download KEY into FILE (- for standard output); decoded unless --raw.\n"
+      "put    upload FILE (- for standard input) as KEY; encoded unless --raw.\n"
+      "rm     delete KEY.\n"
+      "Without --region the first configured region is used (check: all).\n",
+      1, cmd_st_run },
+    { "keygen", "write a new encryption key file (mode 0600) and print its key id",
+      "usage: walship keygen FILE\n"
+      "\n"
+      "Writes 32 random bytes to FILE (which must not exist) with mode 0600 and\n"
+      "prints the key id that objects encrypted with it will carry.  Point\n"
+      "key_file at it; keep the previous key in old_key_files to read old objects.\n",
+      0, NULL },
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_help(FILE *out)
+{
+    size_t i;
+
+    fprintf(out,
+            "walship %s — PostgreSQL WAL and backup shipping to several regions\n"
+            "\n"
+            "usage: walship [--config FILE] [--log-level LEVEL] [--region NAME] COMMAND [ARGS]\n"
+            "       walship help COMMAND\n"
+            "       walship --version\n"
+            "\n"
+            "commands:\n",
+            PACKAGE_VERSION);
+    for (i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "\n"
+            "configuration: --config FILE, else $WALSHIP_CONFIG, else /etc/walship/walship.conf;\n"
+            "WALSHIP_<KEY> environment variables override global keys.\n"
+            "exit status: 0 success, 1 not found, 2 usage or configuration error, 3 other failure.\n");
+}
+
+static const struct cmd *find_cmd(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int cmd_fail(const struct err *e)
+{
+    log_error("%s", e->msg);
+    return err_exit_status(e);
+}
+
+int cmd_usage(const char *name, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "walship %s: %s\n", name, msg);
+    fprintf(stderr, "Try \"walship help %s\".\n", name);
+    return EXIT_USAGE;
+}
+
+int cmd_open_region(struct cmd_ctx *ctx, const char *name, struct stor **out, struct err *e)
+{
+    const struct region_conf *rc;
+
+    if (config_require_regions(ctx->conf, e) < 0)
+        return -1;
+    if (name == NULL)
+        name = ctx->region;
+    if (name == NULL) {
+        rc = &ctx->conf->regions[0];
+    } else {
+        rc = config_region(ctx->conf, name);
+        if (rc == NULL)
+            return err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured", name);
+    }
+    return stor_open(rc, ctx->conf, out, e);
+}
+
+/* Take a global option out of argv; returns 1 if argv[*i] was one. */
+static int take_opt(int *argc, char **argv, int i, const char *name, const char **value, int *bad)
+{
+    size_t n = strlen(name);
+    int used;
+
+    if (strncmp(argv[i], name, n) != 0)
+        return 0;
+    if (argv[i][n] == '=') {
+        *value = argv[i] + n + 1;
+        used = 1;
+    } else if (argv[i][n] == '\0') {
+        if (i + 1 >= *argc) {
+            fprintf(stderr, "walship: option %s needs a value\n", name);
+            *bad = 1;
+            return 1;
+        }
+        *value = argv[i + 1];
+        used = 2;
+    } else {
+        return 0;
+    }
+    memmove(&argv[i], &argv[i + used], (size_t)(*argc - i - used + 1) * sizeof *argv);
+    *argc -= used;
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL, *level_str = NULL, *region = NULL;
+    const struct cmd *cmd;
+    struct cmd_ctx ctx;
+    struct err e = ERR_INIT;
+    enum log_level level;
+    int i, bad = 0, rc;
+
+    for (i = 1; i < argc;) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (take_opt(&argc, argv, i, "--config", &config_path, &bad) ||
+            take_opt(&argc, argv, i, "--log-level", &level_str, &bad) ||
+            take_opt(&argc, argv, i, "--region", &region, &bad)) {
+            if (bad)
+                return EXIT_USAGE;
+            continue;
+        }
+        i++;
+    }
+    if (argc < 2) {
+        print_help(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("walship %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        print_help(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0) {
+        if (argc < 3) {
+            print_help(stdout);
+            return 0;
+        }
+        cmd = find_cmd(argv[2]);
+        if (cmd == NULL) {
+            fprintf(stderr, "walship: unknown command \"%s\"\n", argv[2]);
+            return EXIT_USAGE;
+        }
+        fputs(cmd->usage, stdout);
+        return 0;
+    }
+    cmd = find_cmd(argv[1]);
+    if (cmd == NULL) {
+        fprintf(stderr, "walship: unknown command \"%s\"\n\n", argv[1]);
+        print_help(stderr);
+        return EXIT_USAGE;
+    }
+    for (i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(cmd->usage, stdout);
+            return 0;
+        }
+    }
+
+    log_init(cmd->name, LOG_INFO);
+    if (level_str != NULL && log_parse_level(level_str, &level) < 0) {
+        fprintf(stderr, "walship: bad --log-level \"%s\" (use error, warning, info or debug)\n", level_str);
+        return EXIT_USAGE;
+    }
+    ctx.conf = NULL;
+    if (config_load(config_path, config_path != NULL, &ctx.conf, &e) < 0)
+        return cmd_fail(&e);
+    if (cmd->needs_config && ctx.conf->path == NULL && ctx.conf->nregions == 0) {
+        err_setf(&e, ERR_CONFIG,
+                 "no configuration: give --config FILE or set WALSHIP_CONFIG (default /etc/walship/walship.conf)");
+        config_free(ctx.conf);
+        return cmd_fail(&e);
+    }
+    log_set_level(level_str != NULL ? level : ctx.conf->log_level);
+    if (region != NULL && config_region(ctx.conf, region) == NULL && cmd->needs_config) {
+        err_setf(&e, ERR_CONFIG, "no region named \"%s\" is configured%s%s", region,
+                 ctx.conf->path ? " in " : "", ctx.conf->path ? ctx.conf->path : "");
+        config_free(ctx.conf);
+        return cmd_fail(&e);
+    }
+    ctx.region = region;
+    ctx.argc = argc - 1;
+    ctx.argv = argv + 1;
+    rc = cmd->run(&ctx);
+    config_free(ctx.conf);
+    return rc;
+}

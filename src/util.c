@@ -1,0 +1,305 @@
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out, struct err *e)
+{
+    char *end;
+    unsigned long long v;
+
+    if (s == NULL || *s == '\0' || !isdigit((unsigned char)*s))
+        return err_setf(e, ERR_CONFIG, "\"%s\" is not a number", s ? s : "");
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno == ERANGE || *end != '\0')
+        return err_setf(e, ERR_CONFIG, "\"%s\" is not a valid number", s);
+    if (v < min || v > max)
+        return err_setf(e, ERR_CONFIG, "%s is out of range (%llu to %llu)", s,
+                        (unsigned long long)min, (unsigned long long)max);
+    *out = v;
+    return 0;
+}
+
+int parse_int(const char *s, int min, int max, int *out, struct err *e)
+{
+    uint64_t v;
+
+    if (min < 0)
+        return err_setf(e, ERR_INTERNAL, "parse_int: negative minimum unsupported");
+    if (parse_u64(s, (uint64_t)min, (uint64_t)max, &v, e) < 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Split "123unit" into a number and its unit. */
+static int split_unit(const char *s, uint64_t *num, const char **unit, struct err *e)
+{
+    char digits[32];
+    size_t i = 0;
+
+    while (s[i] == ' ')
+        s++;
+    while (isdigit((unsigned char)s[i]) && i < sizeof digits - 1) {
+        digits[i] = s[i];
+        i++;
+    }
+    digits[i] = '\0';
+    if (i == 0)
+        return err_setf(e, ERR_CONFIG, "\"%s\" does not start with a number", s);
+    if (parse_u64(digits, 0, UINT64_MAX, num, e) < 0)
+        return -1;
+    *unit = s + i;
+    while (**unit == ' ')
+        (*unit)++;
+    return 0;
+}
+
+int parse_size(const char *s, uint64_t *out, struct err *e)
+{
+    static const struct { const char *u; unsigned shift; } units[] = {
+        { "", 0 }, { "B", 0 },
+        { "k", 10 }, { "kB", 10 }, { "K", 10 }, { "KB", 10 }, { "KiB", 10 },
+        { "M", 20 }, { "MB", 20 }, { "MiB", 20 },
+        { "G", 30 }, { "GB", 30 }, { "GiB", 30 },
+        { "T", 40 }, { "TB", 40 }, { "TiB", 40 },
+    };
+    uint64_t n;
+    const char *unit;
+    size_t i;
+
+    if (s == NULL || split_unit(s, &n, &unit, e) < 0)
+        return s == NULL ? err_setf(e, ERR_CONFIG, "missing size") : err_prefix(e, "bad size");
+    for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(unit, units[i].u) == 0) {
+            if (units[i].shift && n > (UINT64_MAX >> units[i].shift))
+                return err_setf(e, ERR_CONFIG, "size \"%s\" is too large", s);
+            *out = n << units[i].shift;
+            return 0;
+        }
+    }
+    return err_setf(e, ERR_CONFIG, "bad size \"%s\": unknown unit \"%s\" (use B, kB, MB, GB or TB)", s, unit);
+}
+
+int parse_duration(const char *s, uint64_t *out, struct err *e)
+{
+    static const struct { const char *u; uint64_t mult; } units[] = {
+        { "", 1 }, { "s", 1 }, { "sec", 1 },
+        { "m", 60 }, { "min", 60 },
+        { "h", 3600 }, { "d", 86400 }, { "w", 604800 },
+    };
+    uint64_t n;
+    const char *unit;
+    size_t i;
+
+    if (s == NULL || split_unit(s, &n, &unit, e) < 0)
+        return s == NULL ? err_setf(e, ERR_CONFIG, "missing duration") : err_prefix(e, "bad duration");
+    for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(unit, units[i].u) == 0) {
+            if (n > UINT64_MAX / units[i].mult)
+                return err_setf(e, ERR_CONFIG, "duration \"%s\" is too large", s);
+            *out = n * units[i].mult;
+            return 0;
+        }
+    }
+    return err_setf(e, ERR_CONFIG, "bad duration \"%s\": unknown unit \"%s\" (use s, min, h, d or w)", s, unit);
+}
+
+int parse_bool(const char *s, int *out, struct err *e)
+{
+    static const char *const yes[] = { "true", "on", "yes", "1" };
+    static const char *const no[] = { "false", "off", "no", "0" };
+    size_t i;
+
+    for (i = 0; s != NULL && i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return err_setf(e, ERR_CONFIG, "\"%s\" is not a boolean (use true or false)", s ? s : "");
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}
+
+char *xstrdup(const char *s)
+{
+    return s == NULL ? NULL : strdup(s);
+}
+
+int strlcopy(char *dst, const char *src, size_t n)
+{
+    size_t len = strlen(src);
+
+    if (n == 0)
+        return -1;
+    if (len >= n) {
+        memcpy(dst, src, n - 1);
+        dst[n - 1] = '\0';
+        return -1;
+    }
+    memcpy(dst, src, len + 1);
+    return 0;
+}
+
+int str_has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int str_has_suffix(const char *s, const char *suffix)
+{
+    size_t ls = strlen(s), lx = strlen(suffix);
+    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
+}
+
+void hex_encode(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    unsigned char *buf = NULL;
+    size_t used = 0, cap = 0;
+
+    if (fd < 0)
+        return err_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "could not open \"%s\"", path);
+    for (;;) {
+        ssize_t n;
+
+        if (used == cap) {
+            unsigned char *nb;
+            if (cap >= max + 1) {
+                free(buf);
+                close(fd);
+                return err_setf(e, ERR_IO, "\"%s\" is larger than %zu bytes", path, max);
+            }
+            cap = cap ? cap * 2 : 4096;
+            if (cap > max + 1)
+                cap = max + 1;
+            nb = realloc(buf, cap + 1);
+            if (nb == NULL) {
+                free(buf);
+                close(fd);
+                return err_setf(e, ERR_NOMEM, "out of memory reading \"%s\"", path);
+            }
+            buf = nb;
+        }
+        n = read(fd, buf + used, cap - used);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err_errno(e, ERR_IO, errno, "could not read \"%s\"", path);
+            free(buf);
+            close(fd);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    close(fd);
+    if (used > max) {
+        free(buf);
+        return err_setf(e, ERR_IO, "\"%s\" is larger than %zu bytes", path, max);
+    }
+    if (buf == NULL && (buf = malloc(1)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    buf[used] = '\0';
+    *out = buf;
+    *len = used;
+    return 0;
+}
+
+int fsync_dir(const char *dir, struct err *e)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not open directory \"%s\"", dir);
+    if (fsync(fd) < 0 && errno != EINVAL) {
+        int saved = errno;
+        close(fd);
+        return err_errno(e, ERR_IO, saved, "could not fsync directory \"%s\"", dir);
+    }
+    close(fd);
+    return 0;
+}
+
+int mkdir_p(const char *path, unsigned mode, struct err *e)
+{
+    char buf[PATH_MAX];
+    char *p;
+
+    if (strlcopy(buf, path, sizeof buf) < 0)
+        return err_setf(e, ERR_IO, "path too long: \"%s\"", path);
+    for (p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return err_errno(e, ERR_IO, errno, "could not create directory \"%s\"", buf);
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return err_errno(e, ERR_IO, errno, "could not create directory \"%s\"", buf);
+    return 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * util — checked number parsing and small string helpers.
+ *
+ * Every number walship reads from a user (config, flags, environment) goes
+ * through these parsers: no atoi, no silent truncation, no trailing junk.
+ * All functions are thread-safe and never print.
+ */
+#ifndef WALSHIP_UTIL_H
+#define WALSHIP_UTIL_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "err.h"
+
+/* Decimal unsigned integer within [min, max]. */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out, struct err *e);
+int parse_int(const char *s, int min, int max, int *out, struct err *e);
+/* Byte size: "1048576", "64kB", "16MB", "20GB", "1TiB" (k/M/G/T, B optional,
+ * 1024-based like PostgreSQL's memory units). */
+int parse_size(const char *s, uint64_t *out, struct err *e);
+/* Duration in seconds: "90", "90s", "15min", "26h", "7d". */
+int parse_duration(const char *s, uint64_t *out, struct err *e);
+/* true/false, on/off, yes/no, 1/0. */
+int parse_bool(const char *s, int *out, struct err *e);
+
+/* Allocate a formatted string; NULL on out-of-memory. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* strdup that returns NULL for NULL. */
+char *xstrdup(const char *s);
+/* Copy src into dst of size n, always NUL-terminated; returns -1 if cut. */
+int strlcopy(char *dst, const char *src, size_t n);
+int str_has_prefix(const char *s, const char *prefix);
+int str_has_suffix(const char *s, const char *suffix);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void hex_encode(const unsigned char *in, size_t n, char *out);
+
+/* Monotonic clock in milliseconds. */
+uint64_t now_ms(void);
+
+/* Write a whole buffer / read a whole small file.  read_file_all fails if the
+ * file is bigger than max. */
+int write_all(int fd, const void *buf, size_t len);
+int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e);
+
+/* fsync a directory (after a rename inside it). */
+int fsync_dir(const char *dir, struct err *e);
+/* mkdir -p with the given mode for created directories. */
+int mkdir_p(const char *path, unsigned mode, struct err *e);
+
+#endif

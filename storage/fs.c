@@ -1,0 +1,476 @@
+/*
+ * fs — the file:// storage driver: a directory tree on a local or mounted
+ * file system (the embedded default; NFS mounts of another region's
+ * storage work the same way).
+ *
+ * Writes are atomic and durable: the object is written to a temp file
+ * beside its final name (".walship-tmp-*", never listed), fsync'd, renamed
+ * into place, and the directory fsync'd.  The region's root directory must
+ * exist (like a bucket); directories below it are created on demand.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stor.h"
+#include "util.h"
+
+#define TMP_PREFIX ".walship-tmp-"
+
+struct fs {
+    struct stor base;
+    char *root;             /* absolute, no trailing slash */
+};
+
+static int fs_path(struct fs *f, const char *key, char *buf, size_t n, struct err *e)
+{
+    if (stor_key_valid(key, e) < 0)
+        return err_prefix(e, "region %s", f->base.region);
+    if ((size_t)snprintf(buf, n, "%s/%s", f->root, key) >= n)
+        return err_setf(e, ERR_USAGE, "region %s: path for \"%s\" is too long", f->base.region, key);
+    return 0;
+}
+
+static int fs_root_exists(struct fs *f, struct err *e)
+{
+    struct stat st;
+
+    if (stat(f->root, &st) < 0)
+        return err_errno(e, errno == ENOENT ? ERR_NOBUCKET : ERR_IO, errno,
+                         "region %s: storage directory \"%s\" is not usable", f->base.region, f->root);
+    if (!S_ISDIR(st.st_mode))
+        return err_setf(e, ERR_NOBUCKET, "region %s: \"%s\" is not a directory", f->base.region, f->root);
+    return 0;
+}
+
+/* ---- put: upload sink ---- */
+
+struct fs_put {
+    struct sink base;
+    struct fs *f;
+    int fd;
+    int closed;
+    char *path;
+    char *tmp;
+};
+
+static int fs_put_write(struct sink *s, const void *buf, size_t len, struct err *e)
+{
+    struct fs_put *p = (struct fs_put *)s;
+
+    if (write_all(p->fd, buf, len) < 0)
+        return err_errno(e, ERR_IO, errno, "region %s: could not write \"%s\"", p->f->base.region, p->tmp);
+    return 0;
+}
+
+static int fs_put_close(struct sink *s, struct err *e)
+{
+    struct fs_put *p = (struct fs_put *)s;
+    char *slash;
+    int rc;
+
+    if (fsync(p->fd) < 0)
+        return err_errno(e, ERR_IO, errno, "region %s: could not fsync \"%s\"", p->f->base.region, p->tmp);
+    if (close(p->fd) < 0) {
+        p->fd = -1;
+        return err_errno(e, ERR_IO, errno, "region %s: could not close \"%s\"", p->f->base.region, p->tmp);
+    }
+    p->fd = -1;
+    if (rename(p->tmp, p->path) < 0)
+        return err_errno(e, ERR_IO, errno, "region %s: could not rename \"%s\" to \"%s\"", p->f->base.region,
+                         p->tmp, p->path);
+    p->closed = 1;
+    slash = strrchr(p->path, '/');
+    *slash = '\0';
+    rc = fsync_dir(p->path, e);
+    *slash = '/';
+    return rc;
+}
+
+static void fs_put_free(struct sink *s)
+{
+    struct fs_put *p = (struct fs_put *)s;
+
+    if (p->fd >= 0)
+        close(p->fd);
+    if (!p->closed && p->tmp != NULL)
+        unlink(p->tmp);
+    free(p->path);
+    free(p->tmp);
+    free(p);
+}
+
+static const struct sink_ops fs_put_ops = { fs_put_write, fs_put_close, fs_put_free };
+
+/* Create the directories between the root and `dir`, fsyncing each parent
+ * of a directory we created so the new entry is durable. */
+static int fs_make_dirs(struct fs *f, char *dir, struct err *e)
+{
+    size_t rootlen = strlen(f->root);
+    char *p;
+
+    for (p = dir + rootlen + 1; ; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        {
+            char saved = *p;
+
+            *p = '\0';
+            if (mkdir(dir, 0750) == 0) {
+                char *slash = strrchr(dir, '/');
+                *slash = '\0';
+                if (fsync_dir(dir, e) < 0) {
+                    *slash = '/';
+                    *p = saved;
+                    return -1;
+                }
+                *slash = '/';
+            } else if (errno != EEXIST) {
+                err_errno(e, ERR_IO, errno, "region %s: could not create directory \"%s\"", f->base.region, dir);
+                *p = saved;
+                return -1;
+            }
+            *p = saved;
+            if (saved == '\0')
+                return 0;
+        }
+    }
+}
+
+static int fs_put(struct stor *s, const char *key, struct sink **out, struct err *e)
+{
+    struct fs *f = (struct fs *)s;
+    char path[PATH_MAX];
+    struct fs_put *p;
+    char *slash;
+    const char *base;
+
+    if (fs_path(f, key, path, sizeof path, e) < 0)
+        return -1;
+    base = strrchr(key, '/');
+    base = base ? base + 1 : key;
+    if (*base == '\0' || str_has_prefix(base, TMP_PREFIX))
+        return err_setf(e, ERR_USAGE, "region %s: \"%s\" is not a valid object name", s->region, key);
+    if (fs_root_exists(f, e) < 0)
+        return -1;
+    slash = strrchr(path, '/');
+    *slash = '\0';
+    if ((size_t)(slash - path) > strlen(f->root) && fs_make_dirs(f, path, e) < 0)
+        return -1;
+    *slash = '/';
+
+    p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    p->base.ops = &fs_put_ops;
+    p->f = f;
+    p->fd = -1;
+    p->path = strdup(path);
+    *slash = '\0';
+    p->tmp = xasprintf("%s/" TMP_PREFIX "%d-%lx-%s", path, (int)getpid(), (unsigned long)random(), base);
+    *slash = '/';
+    if (p->path == NULL || p->tmp == NULL) {
+        fs_put_free(&p->base);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    p->fd = open(p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (p->fd < 0) {
+        err_errno(e, ERR_IO, errno, "region %s: could not create \"%s\"", s->region, p->tmp);
+        fs_put_free(&p->base);
+        return -1;
+    }
+    *out = &p->base;
+    return 0;
+}
+
+/* ---- get / head ---- */
+
+static int fs_get(struct stor *s, const char *key, uint64_t off, uint64_t len, struct sink *out, struct err *e)
+{
+    struct fs *f = (struct fs *)s;
+    char path[PATH_MAX];
+    unsigned char *buf = NULL;
+    struct stat st;
+    int fd, rc = -1;
+
+    if (fs_path(f, key, path, sizeof path, e) < 0)
+        return -1;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT && fs_root_exists(f, e) < 0)
+            return -1;
+        return err_errno(e, errno == ENOENT || errno == ENOTDIR ? ERR_NOTFOUND : ERR_IO, errno,
+                         "region %s: could not open \"%s\"", s->region, key);
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        err_setf(e, ERR_NOTFOUND, "region %s: \"%s\" is not an object", s->region, key);
+        goto out;
+    }
+    if (off > (uint64_t)st.st_size) {
+        err_setf(e, ERR_USAGE, "region %s: range starts at %llu past the end of \"%s\" (%lld bytes)", s->region,
+                 (unsigned long long)off, key, (long long)st.st_size);
+        goto out;
+    }
+    if (len > (uint64_t)st.st_size - off)
+        len = (uint64_t)st.st_size - off;
+    buf = malloc(1 << 20);
+    if (buf == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    while (len > 0) {
+        size_t want = len > (1 << 20) ? (1 << 20) : (size_t)len;
+        ssize_t n = pread(fd, buf, want, (off_t)off);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            err_errno(e, ERR_IO, errno, "region %s: could not read \"%s\"", s->region, key);
+            goto out;
+        }
+        if (n == 0) {
+            err_setf(e, ERR_IO, "region %s: \"%s\" shrank while it was read", s->region, key);
+            goto out;
+        }
+        if (sink_write(out, buf, (size_t)n, e) < 0)
+            goto out;
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+    }
+    rc = 0;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static int fs_head(struct stor *s, const char *key, struct stor_stat *out, struct err *e)
+{
+    struct fs *f = (struct fs *)s;
+    char path[PATH_MAX];
+    struct stat st;
+
+    if (fs_path(f, key, path, sizeof path, e) < 0)
+        return -1;
+    if (stat(path, &st) < 0) {
+        if (errno == ENOENT && fs_root_exists(f, e) < 0)
+            return -1;
+        return err_errno(e, errno == ENOENT || errno == ENOTDIR ? ERR_NOTFOUND : ERR_IO, errno,
+                         "region %s: could not stat \"%s\"", s->region, key);
+    }
+    if (!S_ISREG(st.st_mode))
+        return err_setf(e, ERR_NOTFOUND, "region %s: \"%s\" is not an object", s->region, key);
+    memset(out, 0, sizeof *out);
+    out->size = (uint64_t)st.st_size;
+    out->mtime = st.st_mtime;
+    snprintf(out->etag, sizeof out->etag, "%llx-%llx-%llx", (unsigned long long)st.st_ino,
+             (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
+    return 0;
+}
+
+/* ---- list ---- */
+
+struct fs_listing {
+    struct stor_entry *ents;
+    size_t n, cap;
+};
+
+static int ent_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct stor_entry *)a)->key, ((const struct stor_entry *)b)->key);
+}
+
+static int fs_walk(struct fs *f, const char *rel, const char *prefix, struct fs_listing *l, struct err *e)
+{
+    char path[PATH_MAX];
+    DIR *d;
+    struct dirent *de;
+    int rc = -1;
+
+    if ((size_t)snprintf(path, sizeof path, "%s%s%s", f->root, *rel ? "/" : "", rel) >= sizeof path)
+        return err_setf(e, ERR_IO, "region %s: path too long under \"%s\"", f->base.region, rel);
+    d = opendir(path);
+    if (d == NULL) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return err_errno(e, ERR_IO, errno, "region %s: could not list \"%s\"", f->base.region, path);
+    }
+    while ((errno = 0, de = readdir(d)) != NULL) {
+        char key[PATH_MAX];
+        struct stat st;
+        size_t plen = strlen(prefix);
+
+        if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || strcmp(de->d_name, "..") == 0))
+            continue;
+        if (str_has_prefix(de->d_name, TMP_PREFIX))
+            continue;
+        if ((size_t)snprintf(key, sizeof key, "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= sizeof key)
+            continue;
+        /* Prune: only descend or report where the key can still match. */
+        if (strncmp(key, prefix, strlen(key) < plen ? strlen(key) : plen) != 0)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;   /* vanished meanwhile */
+        if (S_ISDIR(st.st_mode)) {
+            if (fs_walk(f, key, prefix, l, e) < 0)
+                goto out;
+            continue;
+        }
+        if (!S_ISREG(st.st_mode) || !str_has_prefix(key, prefix))
+            continue;
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 256;
+            struct stor_entry *ne = realloc(l->ents, cap * sizeof *ne);
+            if (ne == NULL) {
+                err_setf(e, ERR_NOMEM, "out of memory listing region %s", f->base.region);
+                goto out;
+            }
+            l->ents = ne;
+            l->cap = cap;
+        }
+        l->ents[l->n].key = strdup(key);
+        if (l->ents[l->n].key == NULL) {
+            err_setf(e, ERR_NOMEM, "out of memory listing region %s", f->base.region);
+            goto out;
+        }
+        l->ents[l->n].size = (uint64_t)st.st_size;
+        l->ents[l->n].mtime = st.st_mtime;
+        l->n++;
+    }
+    if (errno != 0) {
+        err_errno(e, ERR_IO, errno, "region %s: could not read directory \"%s\"", f->base.region, path);
+        goto out;
+    }
+    rc = 0;
+out:
+    closedir(d);
+    return rc;
+}
+
+static int fs_list(struct stor *s, const char *prefix, stor_list_fn fn, void *arg, struct err *e)
+{
+    struct fs *f = (struct fs *)s;
+    struct fs_listing l = { NULL, 0, 0 };
+    size_t i;
+    int rc = -1;
+
+    if (fs_root_exists(f, e) < 0)
+        return -1;
+    if (strstr(prefix, "..") != NULL || prefix[0] == '/')
+        return err_setf(e, ERR_USAGE, "region %s: bad prefix \"%s\"", s->region, prefix);
+    if (fs_walk(f, "", prefix, &l, e) < 0)
+        goto out;
+    qsort(l.ents, l.n, sizeof *l.ents, ent_cmp);
+    for (i = 0; i < l.n; i++)
+        if (fn(&l.ents[i], arg) != 0)
+            break;
+    rc = 0;
+out:
+    for (i = 0; i < l.n; i++)
+        free((char *)l.ents[i].key);
+    free(l.ents);
+    return rc;
+}
+
+/* ---- remove / copy ---- */
+
+static int fs_remove(struct stor *s, const char *key, struct err *e)
+{
+    struct fs *f = (struct fs *)s;
+    char path[PATH_MAX];
+    char *slash;
+
+    if (fs_path(f, key, path, sizeof path, e) < 0)
+        return -1;
+    if (unlink(path) < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return err_errno(e, ERR_IO, errno, "region %s: could not remove \"%s\"", s->region, key);
+    }
+    /* Tidy now-empty directories up to the root; failure is harmless. */
+    while ((slash = strrchr(path, '/')) != NULL && (size_t)(slash - path) > strlen(f->root)) {
+        *slash = '\0';
+        if (rmdir(path) < 0)
+            break;
+    }
+    if (slash != NULL) {
+        *slash = '\0';
+        return fsync_dir(path, e);
+    }
+    return 0;
+}
+
+static int fs_remove_many(struct stor *s, const char *const *keys, size_t n, struct err *e)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (fs_remove(s, keys[i], e) < 0)
+            return -1;
+    return 0;
+}
+
+static int fs_copy(struct stor *s, const char *from, const char *to, struct err *e)
+{
+    struct sink *up = NULL;
+    int rc = -1;
+
+    if (fs_put(s, to, &up, e) < 0)
+        return -1;
+    if (fs_get(s, from, 0, STOR_TO_END, up, e) < 0 || sink_close(up, e) < 0)
+        goto out;
+    rc = 0;
+out:
+    sink_free(up);
+    return rc;
+}
+
+static void fs_free(struct stor *s)
+{
+    struct fs *f = (struct fs *)s;
+
+    free(f->root);
+    free(s->region);
+    free(s->where);
+    free(f);
+}
+
+static const struct stor_ops fs_ops = {
+    STOR_OPS_VERSION, fs_put, fs_get, fs_head, fs_list, fs_remove, fs_remove_many, fs_copy, fs_free,
+};
+
+int fs_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e)
+{
+    struct fs *f;
+    size_t len;
+
+    (void)c;
+    if (!str_has_prefix(rc->url, "file:///"))
+        return err_setf(e, ERR_CONFIG, "region %s: bad url \"%s\" (use file:///PATH)", rc->name, rc->url);
+    f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    f->base.ops = &fs_ops;
+    f->root = strdup(rc->url + 7);
+    f->base.region = strdup(rc->name);
+    if (f->root == NULL || f->base.region == NULL) {
+        fs_free(&f->base);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    len = strlen(f->root);
+    while (len > 1 && f->root[len - 1] == '/')
+        f->root[--len] = '\0';
+    f->base.where = xasprintf("directory %s", f->root);
+    if (f->base.where == NULL) {
+        fs_free(&f->base);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    *out = &f->base;
+    return 0;
+}

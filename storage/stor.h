@@ -1,0 +1,109 @@
+/*
+ * stor — the storage interface, and opening a region's driver.
+ *
+ * A driver is a struct stor: a versioned table of operations plus its own
+ * state.  Keys are relative to the region's prefix ("wal/0000...",
+ * "backups/NAME/part-0001"); a driver never sees anything above its prefix.
+ *
+ * Operations return 0 or -1 with `e` filled: ERR_NOTFOUND for a definite
+ * "no such object", e->transient set when a later retry may succeed (the
+ * drivers already retried within the configured deadline), ERR_AUTH /
+ * ERR_NOBUCKET for permanent faults.  Every message names the region, the
+ * bucket or directory, and the key.
+ *
+ * put() hands back an upload sink: write the object's bytes, then
+ * sink_close() makes the object durable and visible in one step (file://:
+ * temp file, fsync, rename, fsync of the directory; s3://: PUT or the
+ * multipart upload's completion).  sink_free() without a successful close
+ * leaves nothing behind (temp removed, multipart upload aborted).
+ *
+ * get() streams the object (or a byte range of it) into `out` without
+ * closing it; a transfer interrupted by a transient fault resumes where it
+ * stopped, so `out` never sees a byte twice.
+ *
+ * A struct stor is used by one thread at a time.
+ */
+#ifndef WALSHIP_STOR_H
+#define WALSHIP_STOR_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "err.h"
+#include "stream.h"
+
+#define STOR_OPS_VERSION 1
+#define STOR_TO_END UINT64_MAX
+
+struct stor_stat {
+    uint64_t size;
+    time_t mtime;
+    char etag[80];
+};
+
+struct stor_entry {
+    const char *key;        /* relative to the region prefix */
+    uint64_t size;
+    time_t mtime;
+};
+
+/* Return 0 to continue listing, non-zero to stop (list() then returns 0). */
+typedef int (*stor_list_fn)(const struct stor_entry *ent, void *arg);
+
+struct stor;
+
+struct stor_ops {
+    unsigned version;
+    int (*put)(struct stor *s, const char *key, struct sink **out, struct err *e);
+    int (*get)(struct stor *s, const char *key, uint64_t off, uint64_t len, struct sink *out, struct err *e);
+    int (*head)(struct stor *s, const char *key, struct stor_stat *st, struct err *e);
+    /* Every key starting with `prefix`, in byte order. */
+    int (*list)(struct stor *s, const char *prefix, stor_list_fn fn, void *arg, struct err *e);
+    /* Removing a key that does not exist succeeds. */
+    int (*remove)(struct stor *s, const char *key, struct err *e);
+    int (*remove_many)(struct stor *s, const char *const *keys, size_t n, struct err *e);
+    /* Server-side copy within the region. */
+    int (*copy)(struct stor *s, const char *from, const char *to, struct err *e);
+    void (*free)(struct stor *s);
+};
+
+struct stor {
+    const struct stor_ops *ops;
+    char *region;           /* region name, for messages */
+    char *where;            /* "bucket acme-pg prefix prod" or "/srv/backup" */
+};
+
+/* Open the driver for a region's url. */
+int stor_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e);
+void stor_free(struct stor *s);
+
+static inline int stor_put(struct stor *s, const char *key, struct sink **out, struct err *e)
+{ return s->ops->put(s, key, out, e); }
+static inline int stor_get(struct stor *s, const char *key, struct sink *out, struct err *e)
+{ return s->ops->get(s, key, 0, STOR_TO_END, out, e); }
+static inline int stor_get_range(struct stor *s, const char *key, uint64_t off, uint64_t len,
+                                 struct sink *out, struct err *e)
+{ return s->ops->get(s, key, off, len, out, e); }
+static inline int stor_head(struct stor *s, const char *key, struct stor_stat *st, struct err *e)
+{ return s->ops->head(s, key, st, e); }
+static inline int stor_list(struct stor *s, const char *prefix, stor_list_fn fn, void *arg, struct err *e)
+{ return s->ops->list(s, prefix, fn, arg, e); }
+static inline int stor_remove(struct stor *s, const char *key, struct err *e)
+{ return s->ops->remove(s, key, e); }
+static inline int stor_remove_many(struct stor *s, const char *const *keys, size_t n, struct err *e)
+{ return s->ops->remove_many(s, keys, n, e); }
+static inline int stor_copy(struct stor *s, const char *from, const char *to, struct err *e)
+{ return s->ops->copy(s, from, to, e); }
+
+/* Put a whole buffer (small objects: probes, manifests). */
+int stor_put_buf(struct stor *s, const char *key, const void *buf, size_t len, struct err *e);
+
+/* Validate a key: relative, no "..", no "//", no control chars. */
+int stor_key_valid(const char *key, struct err *e);
+
+/* Drivers. */
+int fs_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e);
+int s3_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e);
+
+#endif

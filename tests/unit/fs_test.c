@@ -1,0 +1,152 @@
+/* fs: the file:// driver — atomic put, get with ranges, list, remove. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stor.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/walship-fs-test-XXXXXX";
+
+struct collect {
+    char keys[64][128];
+    int n;
+};
+
+static int collect_fn(const struct stor_entry *ent, void *arg)
+{
+    struct collect *c = arg;
+
+    if (c->n < 64)
+        snprintf(c->keys[c->n++], 128, "%s", ent->key);
+    return 0;
+}
+
+static int count_tmp(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    int n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, ".walship-tmp-", 13) == 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+int main(void)
+{
+    struct config *c = config_new_default();
+    struct region_conf rc;
+    struct stor *s = NULL;
+    struct err e = ERR_INIT;
+    struct sink *up, *mem;
+    struct stor_stat st;
+    struct collect col;
+    char url[256], path[512];
+    const unsigned char *data;
+    size_t len;
+    unsigned char big[300000];
+    size_t i;
+
+    if (mkdtemp(dir) == NULL)
+        return 1;
+    memset(&rc, 0, sizeof rc);
+    rc.name = "local";
+    snprintf(url, sizeof url, "file://%s/root", dir);
+    rc.url = url;
+
+    ok(fs_open(&rc, c, &s, &e) == 0, "open file:// region");
+
+    ok(stor_put_buf(s, "wal/000000010000000000000001", "x", 1, &e) < 0, "put into a missing root fails");
+    is_int(e.code, ERR_NOBUCKET, "missing root is like a missing bucket");
+    like(e.msg, "local", "error names the region");
+    snprintf(path, sizeof path, "%s/root", dir);
+    mkdir(path, 0700);
+
+    for (i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i * 7 + (i >> 9));
+    ok(stor_put_buf(s, "wal/000000010000000000000001", big, sizeof big, &e) == 0, "put 300 kB: %s", e.msg);
+    ok(stor_put_buf(s, "wal/000000010000000000000002", "two", 3, &e) == 0, "put small");
+    ok(stor_put_buf(s, "backups/b1/part-0001", "p1", 2, &e) == 0, "put in nested new directory");
+
+    /* an aborted put leaves nothing behind */
+    ok(stor_put(s, "wal/000000010000000000000003", &up, &e) == 0, "open a put");
+    ok(sink_write(up, "partial", 7, &e) == 0, "write part of it");
+    snprintf(path, sizeof path, "%s/root/wal", dir);
+    is_int(count_tmp(path), 1, "temp file exists while writing");
+    ok(stor_head(s, "wal/000000010000000000000003", &st, &e) < 0 && e.code == ERR_NOTFOUND,
+       "object is invisible before close");
+    sink_free(up);
+    is_int(count_tmp(path), 0, "abort removes the temp file");
+    ok(stor_head(s, "wal/000000010000000000000003", &st, &e) < 0 && e.code == ERR_NOTFOUND,
+       "aborted object never appears");
+
+    /* get, whole and ranged */
+    mem = mem_sink_new(0);
+    ok(stor_get(s, "wal/000000010000000000000001", mem, &e) == 0, "get whole");
+    data = mem_sink_data(mem, &len);
+    ok(len == sizeof big && memcmp(data, big, len) == 0, "get returns the same bytes");
+    sink_free(mem);
+    mem = mem_sink_new(0);
+    ok(stor_get_range(s, "wal/000000010000000000000001", 1000, 50, mem, &e) == 0, "get range");
+    data = mem_sink_data(mem, &len);
+    ok(len == 50 && memcmp(data, big + 1000, 50) == 0, "range returns bytes 1000..1049");
+    sink_free(mem);
+    mem = mem_sink_new(0);
+    ok(stor_get(s, "wal/nope", mem, &e) < 0, "get of a missing key fails");
+    is_int(e.code, ERR_NOTFOUND, "missing key is ERR_NOTFOUND");
+    sink_free(mem);
+
+    ok(stor_head(s, "wal/000000010000000000000002", &st, &e) == 0 && st.size == 3, "head gives the size");
+
+    /* list: sorted, prefix-filtered, no temp files */
+    memset(&col, 0, sizeof col);
+    ok(stor_list(s, "", collect_fn, &col, &e) == 0, "list all");
+    is_int(col.n, 3, "three objects");
+    if (col.n == 3) {
+        is_str(col.keys[0], "backups/b1/part-0001", "sorted first");
+        is_str(col.keys[2], "wal/000000010000000000000002", "sorted last");
+    }
+    memset(&col, 0, sizeof col);
+    ok(stor_list(s, "wal/0000000100000000000000", collect_fn, &col, &e) == 0, "list partial-name prefix");
+    is_int(col.n, 2, "two WAL objects match");
+
+    /* copy, remove, remove_many */
+    ok(stor_copy(s, "wal/000000010000000000000002", "wal/copy", &e) == 0, "copy");
+    mem = mem_sink_new(0);
+    ok(stor_get(s, "wal/copy", mem, &e) == 0, "get copy");
+    data = mem_sink_data(mem, &len);
+    ok(len == 3 && memcmp(data, "two", 3) == 0, "copy has the same bytes");
+    sink_free(mem);
+    ok(stor_remove(s, "wal/copy", &e) == 0, "remove");
+    ok(stor_remove(s, "wal/copy", &e) == 0, "remove of a missing key succeeds");
+    {
+        const char *keys[] = { "wal/000000010000000000000001", "backups/b1/part-0001" };
+        ok(stor_remove_many(s, keys, 2, &e) == 0, "remove_many");
+    }
+    snprintf(path, sizeof path, "%s/root/backups", dir);
+    ok(access(path, F_OK) != 0, "empty directories are tidied after remove");
+
+    /* bad keys */
+    ok(stor_put_buf(s, "../escape", "x", 1, &e) < 0, "key with .. refused");
+    ok(stor_put_buf(s, "/abs", "x", 1, &e) < 0, "absolute key refused");
+    ok(stor_put_buf(s, "a//b", "x", 1, &e) < 0, "empty segment refused");
+    ok(stor_put_buf(s, "wal/", "x", 1, &e) < 0, "key ending in / refused");
+
+    stor_free(s);
+    config_free(c);
+    {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd) != 0)
+            diag("could not remove %s", dir);
+    }
+    return done_testing();
+}

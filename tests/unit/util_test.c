@@ -1,0 +1,64 @@
+/* util: checked number, size, duration and boolean parsing. */
+#include "tap.h"
+#include "util.h"
+
+int main(void)
+{
+    struct err e = ERR_INIT;
+    uint64_t v = 0;
+    int b = -1, i = 0;
+
+    ok(parse_u64("42", 0, 100, &v, &e) == 0 && v == 42, "parse_u64 42");
+    ok(parse_u64("101", 0, 100, &v, &e) < 0, "parse_u64 rejects out of range");
+    like(e.msg, "out of range", "range error says so");
+    ok(parse_u64("12abc", 0, 100, &v, &e) < 0, "parse_u64 rejects trailing junk");
+    ok(parse_u64("-1", 0, 100, &v, &e) < 0, "parse_u64 rejects negative");
+    ok(parse_u64("", 0, 100, &v, &e) < 0, "parse_u64 rejects empty");
+    ok(parse_u64("99999999999999999999999", 0, UINT64_MAX, &v, &e) < 0, "parse_u64 rejects overflow");
+    ok(parse_int("7", 1, 64, &i, &e) == 0 && i == 7, "parse_int 7");
+
+    ok(parse_size("20GB", &v, &e) == 0 && v == 20ULL << 30, "parse_size 20GB");
+    ok(parse_size("16MB", &v, &e) == 0 && v == 16ULL << 20, "parse_size 16MB");
+    ok(parse_size("64kB", &v, &e) == 0 && v == 64ULL << 10, "parse_size 64kB");
+    ok(parse_size("1TiB", &v, &e) == 0 && v == 1ULL << 40, "parse_size 1TiB");
+    ok(parse_size("12345", &v, &e) == 0 && v == 12345, "parse_size bare bytes");
+    ok(parse_size("10 MB", &v, &e) == 0 && v == 10ULL << 20, "parse_size with a space");
+    ok(parse_size("5XB", &v, &e) < 0, "parse_size rejects unknown unit");
+    like(e.msg, "unknown unit", "unit error names the problem");
+    ok(parse_size("GB", &v, &e) < 0, "parse_size rejects missing number");
+    ok(parse_size("99999999999TB", &v, &e) < 0, "parse_size rejects overflow");
+
+    ok(parse_duration("26h", &v, &e) == 0 && v == 26 * 3600, "parse_duration 26h");
+    ok(parse_duration("90", &v, &e) == 0 && v == 90, "parse_duration bare seconds");
+    ok(parse_duration("15min", &v, &e) == 0 && v == 900, "parse_duration 15min");
+    ok(parse_duration("7d", &v, &e) == 0 && v == 7 * 86400, "parse_duration 7d");
+    ok(parse_duration("3 fortnights", &v, &e) < 0, "parse_duration rejects unknown unit");
+
+    ok(parse_bool("true", &b, &e) == 0 && b == 1, "parse_bool true");
+    ok(parse_bool("OFF", &b, &e) == 0 && b == 0, "parse_bool OFF");
+    ok(parse_bool("maybe", &b, &e) < 0, "parse_bool rejects maybe");
+
+    {
+        char buf[4];
+        ok(strlcopy(buf, "abcdef", sizeof buf) < 0 && strcmp(buf, "abc") == 0, "strlcopy truncates and says so");
+        ok(strlcopy(buf, "ab", sizeof buf) == 0 && strcmp(buf, "ab") == 0, "strlcopy copies");
+    }
+    {
+        unsigned char in[3] = { 0x00, 0xab, 0xff };
+        char out[7];
+        hex_encode(in, 3, out);
+        is_str(out, "00abff", "hex_encode");
+    }
+    {
+        struct err e2 = ERR_INIT;
+        err_setf(&e2, ERR_NOTFOUND, "x");
+        is_int(err_exit_status(&e2), 1, "not found exits 1");
+        err_setf(&e2, ERR_CONFIG, "x");
+        is_int(err_exit_status(&e2), 2, "config error exits 2");
+        err_setf(&e2, ERR_NET, "boom");
+        is_int(err_exit_status(&e2), 3, "other failure exits 3");
+        err_prefix(&e2, "region %s", "eu");
+        is_str(e2.msg, "region eu: boom", "err_prefix prepends context");
+    }
+    return done_testing();
+}
