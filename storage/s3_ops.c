@@ -1,0 +1,320 @@
+/* s3_ops — the small operations of the s3:// driver: head, list, remove,
+ * remove_many, copy, and bucket creation for tests. */
+#include "s3.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* ---- head ---- */
+
+int s3_head(struct stor *st, const char *key, struct stor_stat *out, struct err *e)
+{
+    struct s3 *s = (struct s3 *)st;
+    struct s3_req r, probe;
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    if (s3_req_init(&r, s, "HEAD", key, NULL, e) < 0)
+        return -1;
+    if (s3_req_run(&r, e) < 0) {
+        s3_fail(s, &r, "stat", "in", e);
+        goto out;
+    }
+    if (r.x.status == 200) {
+        if (r.x.content_length < 0) {
+            err_setf(e, ERR_HTTP, "could not stat \"%s\" in region %s (bucket %s): answer without Content-Length",
+                     key, st->region, s->bucket);
+            goto out;
+        }
+        out->size = (uint64_t)r.x.content_length;
+        out->mtime = r.x.last_modified[0] ? curl_getdate(r.x.last_modified, NULL) : 0;
+        if (out->mtime < 0)
+            out->mtime = 0;
+        strlcopy(out->etag, r.x.etag[0] == '"' ? r.x.etag + 1 : r.x.etag, sizeof out->etag);
+        if (out->etag[0] != '\0' && out->etag[strlen(out->etag) - 1] == '"')
+            out->etag[strlen(out->etag) - 1] = '\0';
+        rc = 0;
+        goto out;
+    }
+    if (r.x.status >= 400 && r.x.status < 500) {
+        /* A HEAD answer has no body, so "no such key" and "no such bucket",
+         * "access denied" and "signature does not match", or a wrong region
+         * look alike; a 1-byte GET tells them apart.  Saying "not found"
+         * for a missing bucket would let wal-fetch end recovery early. */
+        if (s3_req_init(&probe, s, "GET", key, NULL, e) < 0)
+            goto out;
+        strlcopy(probe.range, "bytes=0-0", sizeof probe.range);
+        probe.x.collect_max = 64 << 10;
+        if (s3_req_run(&probe, e) == 0 && probe.x.status == r.x.status) {
+            s3_fail(s, &probe, "stat", "in", e);
+            s3_req_free(&probe);
+            goto out;
+        }
+        s3_req_free(&probe);
+    }
+    s3_fail(s, &r, "stat", "in", e);
+out:
+    s3_req_free(&r);
+    return rc;
+}
+
+/* ---- list ---- */
+
+int s3_list(struct stor *st, const char *prefix, stor_list_fn fn, void *arg, struct err *e)
+{
+    struct s3 *s = (struct s3 *)st;
+    char *full = NULL, *enc_prefix = NULL, *token = NULL, *query = NULL;
+    size_t plen = s->prefix[0] ? strlen(s->prefix) + 1 : 0;
+    struct s3_list_page pg;
+    struct s3_req r;
+    int rc = -1, stop = 0;
+
+    memset(&pg, 0, sizeof pg);
+    memset(&r, 0, sizeof r);
+    full = s->prefix[0] ? xasprintf("%s/%s", s->prefix, prefix ? prefix : "") : strdup(prefix ? prefix : "");
+    enc_prefix = full ? sigv4_uri_encode(full, 0) : NULL;
+    if (enc_prefix == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory listing region %s", st->region);
+        goto out;
+    }
+    do {
+        char *enc_token = token ? sigv4_uri_encode(token, 0) : NULL;
+        size_t i;
+
+        free(query);
+        query = token ? (enc_token ? xasprintf("continuation-token=%s&list-type=2&prefix=%s", enc_token, enc_prefix)
+                                   : NULL)
+                      : xasprintf("list-type=2&prefix=%s", enc_prefix);
+        free(enc_token);
+        if (query == NULL) {
+            err_setf(e, ERR_NOMEM, "out of memory listing region %s", st->region);
+            goto out;
+        }
+        if (s3_req_init(&r, s, "GET", NULL, query, e) < 0)
+            goto out;
+        r.key = prefix ? prefix : "";
+        r.x.collect_max = 32u << 20;
+        if (s3_req_run(&r, e) < 0 || r.x.status != 200) {
+            s3_fail(s, &r, "list", "in", e);
+            goto out;
+        }
+        if (s3_xml_parse_list(r.x.resp, r.x.resp_len, &pg, e) < 0) {
+            err_prefix(e, "could not list \"%s\" in region %s (bucket %s)", prefix ? prefix : "", st->region,
+                       s->bucket);
+            goto out;
+        }
+        s3_req_free(&r);
+        for (i = 0; i < pg.n && !stop; i++) {
+            struct stor_entry ent;
+
+            if (strlen(pg.ents[i].key) < plen || memcmp(pg.ents[i].key, full, plen) != 0)
+                continue;   /* not under our prefix: never hand it out */
+            ent.key = pg.ents[i].key + plen;
+            ent.size = pg.ents[i].size;
+            ent.mtime = pg.ents[i].mtime;
+            stop = fn(&ent, arg) != 0;
+        }
+        free(token);
+        token = pg.truncated ? pg.next_token : NULL;
+        pg.next_token = NULL;
+        s3_list_page_clear(&pg);
+    } while (token != NULL && !stop);
+    rc = 0;
+out:
+    s3_req_free(&r);
+    s3_list_page_clear(&pg);
+    free(full);
+    free(enc_prefix);
+    free(token);
+    free(query);
+    return rc;
+}
+
+/* ---- remove ---- */
+
+int s3_remove(struct stor *st, const char *key, struct err *e)
+{
+    struct s3 *s = (struct s3 *)st;
+    struct s3_req r;
+    int rc = -1;
+
+    if (s3_req_init(&r, s, "DELETE", key, NULL, e) < 0)
+        return -1;
+    if (s3_req_run(&r, e) < 0) {
+        s3_fail(s, &r, "remove", "in", e);
+        goto out;
+    }
+    if (r.x.status == 200 || r.x.status == 204) {
+        rc = 0;
+    } else {
+        s3_fail(s, &r, "remove", "in", e);
+        if (e->code == ERR_NOTFOUND)    /* NoSuchKey: already gone */
+            rc = 0;
+    }
+out:
+    s3_req_free(&r);
+    if (rc == 0)
+        err_clear(e);
+    return rc;
+}
+
+static int remove_batch(struct s3 *s, const char *const *keys, size_t n, struct err *e)
+{
+    struct s3_delete_error *errs = NULL;
+    struct s3_req r;
+    char md5[25];
+    char *body = NULL;
+    size_t len = 0, nerr = 0, i, bad = 0, first = 0;
+    int rc = -1;
+
+    memset(&r, 0, sizeof r);
+    if (s3_xml_build_delete(s->prefix, keys, n, 1, &body, &len, e) < 0)
+        return -1;
+    sigv4_md5_base64(body, len, md5);
+    if (s3_req_init(&r, s, "POST", NULL, "delete", e) < 0 || s3_req_header(&r, "Content-MD5", md5, e) < 0 ||
+        s3_req_header(&r, "Content-Type", "application/xml", e) < 0)
+        goto out;
+    s3_req_body(&r, body, len);
+    r.result_root = "DeleteResult";
+    r.x.collect_max = 16u << 20;
+    r.x.io_timeout = s->slow_timeout;
+    if (s3_req_run(&r, e) < 0 || r.x.status != 200) {
+        s3_fail(s, &r, "remove keys", "in", e);
+        goto out;
+    }
+    if (s3_xml_parse_delete(r.x.resp, r.x.resp_len, &errs, &nerr, e) < 0) {
+        struct s3_error er;
+        if (s3_xml_parse_error(r.x.resp, r.x.resp_len, &er) == 0) {
+            s3_fail(s, &r, "remove keys", "in", e);
+            goto out;
+        }
+        err_prefix(e, "could not remove keys in region %s (bucket %s)", s->base.region, s->bucket);
+        goto out;
+    }
+    for (i = 0; i < nerr; i++) {
+        if (strcmp(errs[i].code, "NoSuchKey") == 0)
+            continue;
+        if (bad++ == 0)
+            first = i;
+    }
+    if (bad > 0) {
+        size_t plen = s->prefix[0] ? strlen(s->prefix) + 1 : 0;
+        const char *k = errs[first].key ? errs[first].key : "";
+        enum err_code code;
+
+        if (strlen(k) >= plen)
+            k += plen;
+        code = s3_code_err(errs[first].code);
+        if (code == ERR_NOTFOUND)
+            code = ERR_HTTP;
+        err_setf(e, code, "could not remove %zu of %zu keys in region %s (bucket %s): \"%s\": %s: %s%s%s%s",
+                 bad, n, s->base.region, s->bucket, k, errs[first].code, errs[first].message,
+                 r.x.request_id[0] ? " (request id " : "", r.x.request_id, r.x.request_id[0] ? ")" : "");
+        e->transient = s3_code_transient(errs[first].code);
+        e->http_status = r.x.status;
+        goto out;
+    }
+    rc = 0;
+out:
+    s3_delete_errors_free(errs, nerr);
+    s3_req_free(&r);
+    free(body);
+    return rc;
+}
+
+int s3_remove_many(struct stor *st, const char *const *keys, size_t n, struct err *e)
+{
+    size_t i;
+
+    for (i = 0; i < n; i += S3_DELETE_BATCH)
+        if (remove_batch((struct s3 *)st, keys + i, n - i < S3_DELETE_BATCH ? n - i : S3_DELETE_BATCH, e) < 0)
+            return -1;
+    return 0;
+}
+
+/* ---- copy ---- */
+
+int s3_copy(struct stor *st, const char *from, const char *to, struct err *e)
+{
+    struct s3 *s = (struct s3 *)st;
+    struct s3_error er;
+    struct s3_req r;
+    char *full = NULL, *enc = NULL, *src = NULL;
+    char verb[600];
+    int rc = -1, res;
+
+    memset(&r, 0, sizeof r);
+    full = s->prefix[0] ? xasprintf("%s/%s", s->prefix, from) : strdup(from);
+    enc = full ? sigv4_uri_encode(full, 1) : NULL;
+    src = enc ? xasprintf("/%s/%s", s->bucket, enc) : NULL;
+    if (src == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory copying \"%s\"", from);
+        goto out;
+    }
+    if (s3_req_init(&r, s, "PUT", to, NULL, e) < 0 || s3_req_header(&r, "x-amz-copy-source", src, e) < 0)
+        goto out;
+    if (s->storage_class != NULL && s3_req_header(&r, "x-amz-storage-class", s->storage_class, e) < 0)
+        goto out;
+    s3_req_body(&r, "", 0);
+    r.result_root = "CopyObjectResult";
+    r.x.io_timeout = s->slow_timeout;
+    snprintf(verb, sizeof verb, "copy \"%s\" to", from);
+    if (s3_req_run(&r, e) < 0 || r.x.status != 200) {
+        s3_fail(s, &r, verb, "in", e);
+        goto out;
+    }
+    res = s3_xml_parse_result(r.x.resp, r.x.resp_len, "CopyObjectResult", &er, e);
+    if (res != 0) {
+        if (res == 1)
+            s3_fail(s, &r, verb, "in", e);
+        else
+            err_prefix(e, "could not copy \"%s\" to \"%s\" in region %s (bucket %s)", from, to, st->region,
+                       s->bucket);
+        goto out;
+    }
+    rc = 0;
+out:
+    s3_req_free(&r);
+    free(full);
+    free(enc);
+    free(src);
+    return rc;
+}
+
+/* ---- bucket ---- */
+
+int s3_create_bucket(struct stor *st, struct err *e)
+{
+    struct s3 *s = (struct s3 *)st;
+    struct s3_req r;
+    struct s3_error er;
+    char *body = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    memset(&r, 0, sizeof r);
+    if (strcmp(s->aws_region, "us-east-1") != 0 &&
+        s3_xml_build_create_bucket(s->aws_region, &body, &len, e) < 0)
+        return -1;
+    if (s3_req_init(&r, s, "PUT", NULL, NULL, e) < 0)
+        goto out;
+    s3_req_body(&r, body ? body : "", len);
+    if (s3_req_run(&r, e) < 0) {
+        s3_fail(s, &r, "create the bucket", "in", e);
+        goto out;
+    }
+    if (r.x.status == 200 ||
+        (r.x.status == 409 && s3_xml_parse_error(r.x.resp, r.x.resp_len, &er) == 0 &&
+         strcmp(er.code, "BucketAlreadyOwnedByYou") == 0)) {
+        rc = 0;
+        goto out;
+    }
+    s3_fail(s, &r, "create the bucket", "in", e);
+out:
+    s3_req_free(&r);
+    free(body);
+    return rc;
+}

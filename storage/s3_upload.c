@@ -1,0 +1,441 @@
+/* s3_upload — the upload sink: one PutObject, or a multipart upload whose
+ * parts travel while the writer keeps writing.
+ *
+ * Memory is (parallel + 1) part buffers at most: one being filled, up to
+ * `parallel` in flight (each kept until its part is acknowledged, so a
+ * retry re-sends it).  A full buffer is sent only once more data arrives,
+ * so an object of at most one part is a single PutObject at close.
+ * write() drives the engine without blocking, and blocks (still driving
+ * it) only when every slot is busy.  Any failure, or sink_free() without a
+ * successful close, aborts the multipart upload. */
+#include "s3.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+struct slot {
+    struct s3_req req;
+    unsigned char *buf;
+    size_t len;
+    int number;
+    int busy;
+};
+
+struct upload {
+    struct sink base;
+    struct s3 *s3;
+    char *key;
+    char *upload_id;
+    char *enc_id;
+    struct slot *slots;
+    int nslots;
+    struct slot *cur;
+    struct s3_part *parts;      /* index = part number - 1 */
+    int nparts;
+    int failed;
+    struct err err;
+    int closed;
+};
+
+static int fail_with(struct upload *u, const struct err *why, struct err *e)
+{
+    if (!u->failed) {
+        u->failed = 1;
+        u->err = *why;
+    }
+    *e = u->err;
+    return -1;
+}
+
+static int create_upload(struct upload *u, struct err *e)
+{
+    struct s3 *s = u->s3;
+    struct s3_req r;
+    int rc = -1;
+
+    if (s3_req_init(&r, s, "POST", u->key, "uploads", e) < 0)
+        return -1;
+    if (s->storage_class != NULL && s3_req_header(&r, "x-amz-storage-class", s->storage_class, e) < 0)
+        goto out;
+    s3_req_body(&r, "", 0);
+    if (s3_req_run(&r, e) < 0 || r.x.status != 200) {
+        s3_fail(s, &r, "start a multipart upload of", "to", e);
+        goto out;
+    }
+    if (s3_xml_parse_upload_id(r.x.resp, r.x.resp_len, &u->upload_id, e) < 0) {
+        err_prefix(e, "could not start a multipart upload of \"%s\" to region %s (bucket %s)", u->key,
+                   s->base.region, s->bucket);
+        goto out;
+    }
+    u->enc_id = sigv4_uri_encode(u->upload_id, 0);
+    if (u->enc_id == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    log_debug("multipart upload of \"%s\" to region %s started", u->key, s->base.region);
+    rc = 0;
+out:
+    s3_req_free(&r);
+    return rc;
+}
+
+/* A part's transfer is finished: record its ETag or the failure. */
+static void part_done(struct upload *u, struct slot *sl)
+{
+    struct s3_req *r = &sl->req;
+    struct err e = ERR_INIT;
+    char verb[64];
+
+    http_release(u->s3->http, &r->x);
+    if (r->x.failed || r->x.status != 200 || r->x.etag[0] == '\0') {
+        snprintf(verb, sizeof verb, "upload part %d of", sl->number);
+        if (!r->x.failed && r->x.status == 200) {
+            err_setf(&e, ERR_HTTP, "could not upload part %d of \"%s\" to region %s (bucket %s): "
+                     "answer without ETag", sl->number, u->key, u->s3->base.region, u->s3->bucket);
+        } else {
+            s3_fail(u->s3, r, verb, "to", &e);
+        }
+        if (!u->failed) {
+            u->failed = 1;
+            u->err = e;
+        }
+    } else {
+        strlcopy(u->parts[sl->number - 1].etag, r->x.etag, sizeof u->parts[0].etag);
+        u->parts[sl->number - 1].number = sl->number;
+    }
+    s3_req_free(r);
+    sl->busy = 0;
+    sl->len = 0;
+}
+
+static int nbusy(const struct upload *u)
+{
+    int i, n = 0;
+
+    for (i = 0; i < u->nslots; i++)
+        n += u->slots[i].busy;
+    return n;
+}
+
+/* Harvest finished parts; with `until` > -1, drive the engine until at
+ * most `until` parts are in flight. */
+static int reap(struct upload *u, int until, struct err *e)
+{
+    int i;
+
+    for (;;) {
+        for (i = 0; i < u->nslots; i++)
+            if (u->slots[i].busy && u->slots[i].req.x.finished)
+                part_done(u, &u->slots[i]);
+        if (until < 0 || nbusy(u) <= until)
+            return 0;
+        if (http_step(u->s3->http, 1000, e) < 0)
+            return -1;
+    }
+}
+
+static int send_part(struct upload *u, struct slot *sl, struct err *e)
+{
+    struct s3 *s = u->s3;
+    char query[64];
+    char *q;
+
+    if (u->upload_id == NULL && create_upload(u, e) < 0)
+        return -1;
+    if (u->nparts >= S3_MAX_PARTS)
+        return err_setf(e, ERR_INTERNAL, "could not upload \"%s\" to region %s (bucket %s): more than %d parts "
+                        "of %zu bytes (raise part_size)", u->key, s->base.region, s->bucket, S3_MAX_PARTS,
+                        s->part_size);
+    if (reap(u, s->parallel - 1, e) < 0)
+        return -1;
+    if (u->failed)
+        return -1;
+    {
+        struct s3_part *np = realloc(u->parts, (size_t)(u->nparts + 1) * sizeof *np);
+        if (np == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        u->parts = np;
+        memset(&u->parts[u->nparts], 0, sizeof *np);
+    }
+    sl->number = ++u->nparts;
+    snprintf(query, sizeof query, "partNumber=%d&uploadId=", sl->number);
+    q = xasprintf("%s%s", query, u->enc_id);
+    if (q == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    if (s3_req_init(&sl->req, s, "PUT", u->key, q, e) < 0) {
+        free(q);
+        return -1;
+    }
+    free(q);
+    snprintf(sl->req.what, sizeof sl->req.what, "PUT %s part %d (region %s)", u->key, sl->number,
+             s->base.region);
+    s3_req_body(&sl->req, sl->buf, sl->len);
+    if (http_start(s->http, &sl->req.x, e) < 0) {
+        s3_req_free(&sl->req);
+        return -1;
+    }
+    sl->busy = 1;
+    return 0;
+}
+
+/* A slot to fill: a free one, waiting for a part to finish if need be. */
+static int take_slot(struct upload *u, struct err *e)
+{
+    int i;
+
+    for (;;) {
+        for (i = 0; i < u->nslots; i++) {
+            struct slot *sl = &u->slots[i];
+
+            if (sl->busy)
+                continue;
+            if (sl->buf == NULL && (sl->buf = malloc(u->s3->part_size)) == NULL)
+                return err_setf(e, ERR_NOMEM, "out of memory for a %zu-byte upload buffer", u->s3->part_size);
+            sl->len = 0;
+            u->cur = sl;
+            return 0;
+        }
+        if (reap(u, nbusy(u) - 1, e) < 0)
+            return -1;
+        if (u->failed)
+            return -1;
+    }
+}
+
+static int up_write(struct sink *sk, const void *buf, size_t len, struct err *e)
+{
+    struct upload *u = (struct upload *)sk;
+    const unsigned char *p = buf;
+    struct err tmp = ERR_INIT;
+
+    if (u->closed)
+        return err_setf(e, ERR_INTERNAL, "write to the upload of \"%s\" after it was closed", u->key);
+    if (u->failed)
+        return fail_with(u, &u->err, e);
+    if (nbusy(u) > 0) {
+        if (http_step(u->s3->http, 0, &tmp) < 0 || reap(u, -1, &tmp) < 0)
+            return fail_with(u, &tmp, e);
+        if (u->failed)
+            return fail_with(u, &u->err, e);
+    }
+    while (len > 0) {
+        size_t n;
+
+        if (u->cur != NULL && u->cur->len == u->s3->part_size) {
+            struct slot *full = u->cur;
+
+            u->cur = NULL;
+            if (send_part(u, full, &tmp) < 0)
+                return fail_with(u, u->failed ? &u->err : &tmp, e);
+        }
+        if (u->cur == NULL && take_slot(u, &tmp) < 0)
+            return fail_with(u, u->failed ? &u->err : &tmp, e);
+        n = u->s3->part_size - u->cur->len;
+        if (n > len)
+            n = len;
+        memcpy(u->cur->buf + u->cur->len, p, n);
+        u->cur->len += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int put_single(struct upload *u, struct err *e)
+{
+    struct s3 *s = u->s3;
+    struct s3_req r;
+    int rc = -1;
+
+    if (s3_req_init(&r, s, "PUT", u->key, NULL, e) < 0)
+        return -1;
+    if (s->storage_class != NULL && s3_req_header(&r, "x-amz-storage-class", s->storage_class, e) < 0)
+        goto out;
+    s3_req_body(&r, u->cur ? u->cur->buf : (const unsigned char *)"", u->cur ? u->cur->len : 0);
+    if (s3_req_run(&r, e) < 0 || r.x.status != 200) {
+        s3_fail(s, &r, "upload", "to", e);
+        goto out;
+    }
+    rc = 0;
+out:
+    s3_req_free(&r);
+    return rc;
+}
+
+/* Complete answered NoSuchUpload on a retry: the first attempt may have
+ * completed it.  The object's multipart ETag ("...-N") tells. */
+static int completed_before(struct upload *u)
+{
+    struct stor_stat st;
+    struct err e = ERR_INIT;
+    char tail[16];
+    size_t n, t;
+
+    if (u->s3->base.ops->head(&u->s3->base, u->key, &st, &e) < 0)
+        return 0;
+    snprintf(tail, sizeof tail, "-%d", u->nparts);
+    n = strlen(st.etag);
+    t = strlen(tail);
+    return n > t && strcmp(st.etag + n - t, tail) == 0;
+}
+
+static int complete(struct upload *u, struct err *e)
+{
+    struct s3 *s = u->s3;
+    struct s3_error er;
+    struct s3_req r;
+    char *body = NULL, *q = NULL;
+    size_t len = 0;
+    int rc = -1, res;
+
+    memset(&r, 0, sizeof r);
+    if (s3_xml_build_complete(u->parts, (size_t)u->nparts, &body, &len, e) < 0)
+        return -1;
+    q = xasprintf("uploadId=%s", u->enc_id);
+    if (q == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (s3_req_init(&r, s, "POST", u->key, q, e) < 0 ||
+        s3_req_header(&r, "Content-Type", "application/xml", e) < 0)
+        goto out;
+    s3_req_body(&r, body, len);
+    r.result_root = "CompleteMultipartUploadResult";
+    r.x.io_timeout = s->slow_timeout;
+    if (s3_req_run(&r, e) < 0) {
+        s3_fail(s, &r, "complete the upload of", "to", e);
+        goto out;
+    }
+    if (r.x.status == 404 && r.x.attempts > 1 && completed_before(u)) {
+        rc = 0;
+        goto out;
+    }
+    if (r.x.status != 200) {
+        s3_fail(s, &r, "complete the upload of", "to", e);
+        goto out;
+    }
+    res = s3_xml_parse_result(r.x.resp, r.x.resp_len, "CompleteMultipartUploadResult", &er, e);
+    if (res == 1) {
+        s3_fail(s, &r, "complete the upload of", "to", e);     /* 200 with an <Error> */
+        goto out;
+    }
+    if (res < 0) {
+        err_prefix(e, "could not complete the upload of \"%s\" to region %s (bucket %s)", u->key,
+                   s->base.region, s->bucket);
+        goto out;
+    }
+    rc = 0;
+out:
+    s3_req_free(&r);
+    free(body);
+    free(q);
+    return rc;
+}
+
+static int up_close(struct sink *sk, struct err *e)
+{
+    struct upload *u = (struct upload *)sk;
+    struct err tmp = ERR_INIT;
+
+    if (u->failed)
+        return fail_with(u, &u->err, e);
+    if (u->closed)
+        return 0;
+    if (u->upload_id == NULL) {
+        if (put_single(u, &tmp) < 0)
+            return fail_with(u, &tmp, e);
+    } else {
+        if (u->cur != NULL && u->cur->len > 0) {
+            struct slot *last = u->cur;
+
+            u->cur = NULL;
+            if (send_part(u, last, &tmp) < 0)
+                return fail_with(u, u->failed ? &u->err : &tmp, e);
+        }
+        if (reap(u, 0, &tmp) < 0)
+            return fail_with(u, &tmp, e);
+        if (u->failed)
+            return fail_with(u, &u->err, e);
+        if (complete(u, &tmp) < 0)
+            return fail_with(u, &tmp, e);
+        log_debug("multipart upload of \"%s\" to region %s completed (%d parts)", u->key, u->s3->base.region,
+                  u->nparts);
+    }
+    u->closed = 1;
+    return 0;
+}
+
+static void abort_upload(struct upload *u)
+{
+    struct s3 *s = u->s3;
+    struct err e = ERR_INIT;
+    struct s3_req r;
+    char *q = xasprintf("uploadId=%s", u->enc_id);
+
+    if (q == NULL || s3_req_init(&r, s, "DELETE", u->key, q, &e) < 0) {
+        log_warning("could not abort the multipart upload of \"%s\" to region %s (bucket %s): out of memory",
+                    u->key, s->base.region, s->bucket);
+        free(q);
+        return;
+    }
+    free(q);
+    if (s3_req_run(&r, &e) < 0 || (r.x.status != 204 && r.x.status != 200 && r.x.status != 404)) {
+        s3_fail(s, &r, "abort the multipart upload of", "to", &e);
+        log_warning("%s; the incomplete upload stays until a lifecycle rule (AbortIncompleteMultipartUpload) "
+                    "removes it", e.msg);
+    } else {
+        log_debug("multipart upload of \"%s\" to region %s aborted", u->key, s->base.region);
+    }
+    s3_req_free(&r);
+}
+
+static void up_free(struct sink *sk)
+{
+    struct upload *u = (struct upload *)sk;
+    int i;
+
+    for (i = 0; i < u->nslots; i++) {
+        if (u->slots[i].busy)
+            s3_req_free(&u->slots[i].req);    /* stops the transfer */
+        free(u->slots[i].buf);
+    }
+    if (!u->closed && u->upload_id != NULL)
+        abort_upload(u);
+    free(u->slots);
+    free(u->parts);
+    free(u->key);
+    free(u->upload_id);
+    free(u->enc_id);
+    free(u);
+}
+
+static const struct sink_ops upload_ops = { up_write, up_close, up_free };
+
+int s3_put(struct stor *st, const char *key, struct sink **out, struct err *e)
+{
+    struct s3 *s = (struct s3 *)st;
+    struct upload *u;
+
+    *out = NULL;
+    u = calloc(1, sizeof *u);
+    if (u == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    u->base.ops = &upload_ops;
+    u->s3 = s;
+    u->nslots = s->parallel + 1;
+    u->key = strdup(key);
+    u->slots = calloc((size_t)u->nslots, sizeof *u->slots);
+    if (u->key == NULL || u->slots == NULL) {
+        free(u->key);
+        free(u->slots);
+        free(u);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    *out = &u->base;
+    return 0;
+}
