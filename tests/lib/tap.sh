@@ -1,0 +1,138 @@
+# shellcheck shell=bash
+# tests/lib/tap.sh — TAP output and clean-up for integration tests.
+#
+#   ok COND_EXIT_STATUS "name"      (use: ok $? "name", or t "name" cmd...)
+#   t "name" cmd args...            passes when cmd exits 0
+#   t_fail "name" STATUS cmd...     passes when cmd exits with STATUS
+#   is "got" "want" "name"
+#   like "got" "pattern" "name"     grep -E pattern
+#   on_exit 'shell code'            run at exit, last registered first
+#   skip_all "reason"
+#   done_testing                    print the plan, exit 1 if any failed
+#
+# Each test script gets a private work directory $T (removed at exit unless
+# KEEP_TMP=1) and a watchdog that kills the script after $TEST_TIMEOUT
+# seconds (default 900) so that no test can hang CI.
+
+TOP_SRCDIR=${TOP_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+TOP_BUILDDIR=${TOP_BUILDDIR:-$TOP_SRCDIR/_build/default}
+WALSHIP=${WALSHIP:-$TOP_BUILDDIR/walship}
+TEST_TIMEOUT=${TEST_TIMEOUT:-900}
+
+_tap_n=0
+_tap_failed=0
+_tap_exit_hooks=()
+
+_tap_run_exit_hooks() {
+  local i
+  for ((i = ${#_tap_exit_hooks[@]} - 1; i >= 0; i--)); do
+    eval "${_tap_exit_hooks[$i]}" >/dev/null 2>&1 || true
+  done
+}
+
+on_exit() { _tap_exit_hooks+=("$1"); }
+
+_tap_on_exit() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  _tap_run_exit_hooks
+  [ -n "${_tap_watchdog:-}" ] && kill "$_tap_watchdog" 2>/dev/null
+  if [ "${KEEP_TMP:-0}" != 1 ] && [ -n "${T:-}" ] && [ -d "$T" ]; then
+    rm -rf "$T"
+  elif [ -n "${T:-}" ]; then
+    echo "# kept $T"
+  fi
+  exit "$rc"
+}
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/walship-it.XXXXXX")
+chmod 755 "$T"
+trap _tap_on_exit EXIT
+trap 'exit 130' INT TERM HUP
+( sleep "$TEST_TIMEOUT"; echo "not ok - watchdog: test exceeded ${TEST_TIMEOUT}s" ; kill -TERM $$ ) 2>/dev/null &
+_tap_watchdog=$!
+disown "$_tap_watchdog" 2>/dev/null || true
+
+ok() {
+  local st=$1; shift
+  _tap_n=$((_tap_n + 1))
+  if [ "$st" -eq 0 ]; then
+    echo "ok $_tap_n - $*"
+  else
+    echo "not ok $_tap_n - $*"
+    _tap_failed=$((_tap_failed + 1))
+  fi
+  return "$st"
+}
+
+diag() { echo "# $*" | sed '2,$s/^/# /'; }
+
+t() {
+  local name=$1; shift
+  local out
+  out=$("$@" 2>&1)
+  local st=$?
+  ok "$st" "$name" || diag "command: $* (exit $st)" "$(printf '%s' "$out" | tail -5)"
+  return "$st"
+}
+
+t_fail() {
+  local name=$1 want=$2; shift 2
+  local out st
+  out=$("$@" 2>&1)
+  st=$?
+  if [ "$st" -eq "$want" ]; then
+    ok 0 "$name"
+  else
+    ok 1 "$name"
+    diag "command: $* exited $st, wanted $want" "$(printf '%s' "$out" | tail -5)"
+  fi
+  T_OUT=$out
+  [ "$st" -eq "$want" ]
+}
+
+is() {
+  if [ "$1" = "$2" ]; then
+    ok 0 "$3"
+  else
+    ok 1 "$3"
+    diag "got:  '$1'" "want: '$2'"
+    return 1
+  fi
+}
+
+like() {
+  if printf '%s' "$1" | grep -qE -- "$2"; then
+    ok 0 "$3"
+  else
+    ok 1 "$3"
+    diag "'$(printf '%s' "$1" | tail -3)' does not match /$2/"
+    return 1
+  fi
+}
+
+skip_all() {
+  echo "1..0 # SKIP $*"
+  exit 0
+}
+
+done_testing() {
+  echo "1..$_tap_n"
+  [ "$_tap_failed" -eq 0 ]
+}
+
+# Free TCP ports on 127.0.0.1.
+tap_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for SECONDS cmd...: poll until cmd succeeds.
+wait_for() {
+  local secs=$1; shift
+  local end=$((SECONDS + secs))
+  while [ "$SECONDS" -lt "$end" ]; do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  return 1
+}
