@@ -42,7 +42,7 @@ static const struct cmd commands[] = {
       "Writes 32 random bytes to FILE (which must not exist) with mode 0600 and\n"
       "prints the key id that objects encrypted with it will carry.  Point\n"
       "key_file at it; keep the previous key in old_key_files to read old objects.\n",
-      0, NULL },
+      0, cmd_keygen_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -1,0 +1,99 @@
+/*
+ * obj — walship's encoded object format (docs/FORMAT.md): the header, and
+ * the encoder and decoder chains built from the zst and aead stages.
+ *
+ *   encode:  plaintext → [zstd compress] → chunks (AES-256-GCM or SHA-256
+ *            tags) → next, preceded by the 72-byte header
+ *   decode:  header + chunks → verified chunks → [zstd decompress] → next
+ *
+ * Every object has its own random 256-bit data key, wrapped with the
+ * keyring's current key (RFC 3394) and stored in the header with that key's
+ * id.  The header is authenticated with every chunk.
+ *
+ * The encoder reads its input once and produces one byte stream: callers
+ * that ship to several regions fan that stream out (or spool it) instead of
+ * encoding per region.  To get the plaintext's SHA-256 as well, put a
+ * sha256_tee (sha256tee.h) in front of the encoder.
+ *
+ * The decoder never writes unauthenticated plaintext to `next`, and its
+ * close fails unless the whole object was there and verified (see aead.h):
+ * commit what `next` received only when sink_close() succeeds.  Errors:
+ * ERR_CORRUPT names what is wrong (not a walship object, unsupported
+ * version, damaged header, truncation, failed authentication of chunk N,
+ * chunks out of order, trailing data); ERR_KEY names the missing key id or
+ * the missing key_file, decided from the header before anything is
+ * decrypted.  Callers prefix the object's name and region (err_prefix).
+ *
+ * Memory per stage is bounded and independent of the object's size: one
+ * chunk (default 256 KiB, at most 16 MiB as declared by the header) plus the
+ * zstd contexts described in zst.h.  Chains are used by one thread at a time;
+ * a keyring may be shared between threads.
+ */
+#ifndef WALSHIP_OBJ_H
+#define WALSHIP_OBJ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "keys.h"
+#include "stream.h"
+
+#define OBJ_MAGIC "WSHP"
+#define OBJ_VERSION 1
+#define OBJ_HEADER_LEN 72
+
+#define OBJ_COMP_NONE 0
+#define OBJ_COMP_ZSTD 1
+#define OBJ_CIPHER_NONE 0           /* integrity only: SHA-256 chunk tags */
+#define OBJ_CIPHER_AES256GCM 1      /* data key wrapped with RFC 3394 */
+
+#define OBJ_CHUNK_LOG2_MIN 12
+#define OBJ_CHUNK_LOG2_MAX 24
+#define OBJ_CHUNK_LOG2_DEFAULT 18   /* 256 KiB */
+
+/* Inputs smaller than this (when the size is known) compress in the calling
+ * thread even when workers are allowed: threads do not pay off there. */
+#define OBJ_MT_MIN_SIZE ((uint64_t)8 << 20)
+
+struct obj_opts {
+    int level;                  /* zstd level 1..19; 0 = no compression */
+    int workers;                /* zstd worker threads for large inputs; 0 = none */
+    uint64_t size_hint;         /* expected plaintext size; 0 = unknown (large) */
+    unsigned chunk_log2;        /* 0 = OBJ_CHUNK_LOG2_DEFAULT */
+    const struct keyring *kr;   /* its current key encrypts; NULL or none = not encrypted */
+};
+
+/* Decoder flags. */
+#define OBJ_DEC_ALLOW_UNENCRYPTED 0x1   /* accept unencrypted objects even when keys
+                                           are configured (see below) */
+
+struct obj_header_info {
+    unsigned version;
+    unsigned compression;       /* OBJ_COMP_* */
+    unsigned cipher;            /* OBJ_CIPHER_* */
+    size_t chunk_size;
+    unsigned char key_id[KEYS_ID_LEN];      /* all zero when not encrypted */
+    char key_id_hex[KEYS_ID_HEX_LEN + 1];   /* "" when not encrypted */
+};
+
+/* Encoder: plaintext in, the encoded object out to `next`.  On success the
+ * encoder owns `next`; on failure the caller still does (nothing was written
+ * to it). */
+int obj_encoder_new(struct sink *next, const struct obj_opts *o, struct sink **out, struct err *e);
+
+/* Decoder: encoded bytes in, authenticated plaintext out to `next`.  `kr`
+ * (may be NULL) must outlive the decoder.  When `kr` holds any key, an
+ * unencrypted object is refused (ERR_KEY) unless `flags` has
+ * OBJ_DEC_ALLOW_UNENCRYPTED: otherwise whoever can write to the bucket could
+ * replace an encrypted object by an unauthenticated one.  Ownership of
+ * `next` as for the encoder. */
+int obj_decoder_new(struct sink *next, const struct keyring *kr, unsigned flags,
+                    struct sink **out, struct err *e);
+
+/* Parse and check a header (the first OBJ_HEADER_LEN bytes of an object)
+ * without any key: magic, version, header checksum, algorithm ids.  For
+ * verify/status and for naming the key an object needs. */
+int obj_peek_header(const void *buf, size_t len, struct obj_header_info *info, struct err *e);
+
+#endif
