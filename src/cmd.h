@@ -37,8 +37,15 @@ int cmd_usage(const char *name, const char *fmt, ...) __attribute__((format(prin
 struct stor;
 int cmd_open_region(struct cmd_ctx *ctx, const char *name, struct stor **out, struct err *e);
 
-/* Commands (one file each: src/cmd_NAME.c). */
+/* Load key_file and old_key_files; warns once when nothing is encrypted. */
+struct keyring;
+int cmd_load_keyring(struct cmd_ctx *ctx, struct keyring **out, struct err *e);
+
+/* Commands (src/cmd_NAME.c). */
 int cmd_st_run(struct cmd_ctx *ctx);
 int cmd_keygen_run(struct cmd_ctx *ctx);
+int cmd_wal_push_run(struct cmd_ctx *ctx);
+int cmd_ship_run(struct cmd_ctx *ctx);
+int cmd_wal_fetch_run(struct cmd_ctx *ctx);
 
 #endif

@@ -16,8 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archiver.h"
 #include "cmd.h"
+#include "keys.h"
 #include "log.h"
+#include "obj.h"
 #include "stor.h"
 #include "stream.h"
 #include "util.h"
@@ -184,15 +187,15 @@ static int ls_print(const struct stor_entry *ent, void *arg)
 
 /* ---- get / put ---- */
 
-/* Download into a temp file beside FILE, rename only when complete. */
-static int st_get_to_file(struct stor *s, const char *key, const char *file, int raw, struct err *e)
+/* Download into a temp file beside FILE, rename only when complete (and,
+ * unless raw, authenticated). */
+static int st_get_to_file(struct stor *s, const char *key, const char *file, const struct keyring *kr,
+                          struct err *e)
 {
     char tmp[PATH_MAX];
     struct sink *out = NULL;
     int fd = -1, rc = -1, to_stdout = strcmp(file, "-") == 0;
 
-    if (!raw)
-        return err_setf(e, ERR_USAGE, "decoding objects is not available yet: use --raw");
     if (to_stdout) {
         fd = STDOUT_FILENO;
     } else {
@@ -207,8 +210,15 @@ static int st_get_to_file(struct stor *s, const char *key, const char *file, int
         err_setf(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (stor_get(s, key, out, e) < 0 || sink_close(out, e) < 0)
+    if (kr != NULL) {
+        struct sink *o = out;
+
+        out = NULL;
+        if (archive_fetch_decoded(s, key, kr, o, e) < 0)
+            goto out;
+    } else if (stor_get(s, key, out, e) < 0 || sink_close(out, e) < 0) {
         goto out;
+    }
     if (!to_stdout) {
         if (fsync(fd) < 0) {
             err_errno(e, ERR_IO, errno, "could not fsync \"%s\"", tmp);
@@ -230,18 +240,28 @@ out:
     return rc;
 }
 
-static int st_put_from_file(struct stor *s, const char *file, const char *key, int raw, struct err *e)
+static int st_put_from_file(struct stor *s, const char *file, const char *key, const struct keyring *kr,
+                            int level, struct err *e)
 {
     struct sink *up = NULL;
     int fd, rc = -1, from_stdin = strcmp(file, "-") == 0;
 
-    if (!raw)
-        return err_setf(e, ERR_USAGE, "encoding objects is not available yet: use --raw");
     fd = from_stdin ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return err_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "could not open \"%s\"", file);
     if (stor_put(s, key, &up, e) < 0)
         goto out;
+    if (kr != NULL) {
+        struct obj_opts oo;
+        struct sink *enc;
+
+        memset(&oo, 0, sizeof oo);
+        oo.level = level;
+        oo.kr = kr;
+        if (obj_encoder_new(up, &oo, &enc, e) < 0)
+            goto out;
+        up = enc;
+    }
     if (sink_pump_fd(up, fd, file, 0, e) < 0 || sink_close(up, e) < 0)
         goto out;
     rc = 0;
@@ -326,15 +346,22 @@ int cmd_st_run(struct cmd_ctx *ctx)
                              sub[0] == 'g' ? "KEY FILE" : sub[0] == 'p' ? "FILE KEY" : "KEY");
         if (stor_key_valid(sub[0] == 'p' ? args[1] : args[0], &e) < 0)
             return cmd_fail(&e);
-        if (cmd_open_region(ctx, NULL, &s, &e) < 0)
+        struct keyring *kr = NULL;
+
+        if (!raw && sub[0] != 'r' && cmd_load_keyring(ctx, &kr, &e) < 0)
             return cmd_fail(&e);
+        if (cmd_open_region(ctx, NULL, &s, &e) < 0) {
+            keys_free(kr);
+            return cmd_fail(&e);
+        }
         if (sub[0] == 'g')
-            rc = st_get_to_file(s, args[0], args[1], raw, &e);
+            rc = st_get_to_file(s, args[0], args[1], kr, &e);
         else if (sub[0] == 'p')
-            rc = st_put_from_file(s, args[0], args[1], raw, &e);
+            rc = st_put_from_file(s, args[0], args[1], kr, ctx->conf->compression_level, &e);
         else
             rc = stor_remove(s, args[0], &e);
         stor_free(s);
+        keys_free(kr);
         return rc < 0 ? cmd_fail(&e) : 0;
     }
     return cmd_usage("st", "unknown subcommand \"%s\" (check, ls, get, put or rm)", sub);

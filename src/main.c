@@ -43,6 +43,39 @@ static const struct cmd commands[] = {
       "prints the key id that objects encrypted with it will carry.  Point\n"
       "key_file at it; keep the previous key in old_key_files to read old objects.\n",
       0, cmd_keygen_run },
+    { "wal-push", "archive one WAL file to every region (archive_command = 'walship wal-push %p')",
+      "usage: walship wal-push PATH\n"
+      "\n"
+      "Archives the WAL file PATH (a segment, .partial, .history or .backup file)\n"
+      "to every region: encoded once, uploaded to every sync region in parallel\n"
+      "and fsync'd into the local spool for every async region.  Exits 0 only\n"
+      "when the file is durable in every sync region and in every async region\n"
+      "or the spool.  Also pushes ahead the next .ready segments (up to\n"
+      "parallel at once), and starts the background shipper for async regions.\n"
+      "A file already archived with the same content succeeds; with different\n"
+      "content it fails and nothing is overwritten.\n",
+      1, cmd_wal_push_run },
+    { "wal-fetch", "fetch one WAL file (restore_command = 'walship wal-fetch %f %p')",
+      "usage: walship wal-fetch NAME DEST [--region R] [--no-prefetch]\n"
+      "\n"
+      "Fetches the archived WAL file NAME into DEST, trying --region R first and\n"
+      "then the other regions.  DEST appears only once the whole object has been\n"
+      "authenticated.  Prefetches the next segments in the background into\n"
+      "DEST's directory (.walship-prefetch/).\n"
+      "Exit status: 0 fetched; 1 no region has NAME (every region answered a\n"
+      "definite \"no such object\"); 250 anything else (corrupt object, wrong key,\n"
+      "region unreachable, bad configuration), which makes PostgreSQL stop\n"
+      "recovery instead of promoting early.\n",
+      1, cmd_wal_fetch_run },
+    { "ship", "drain the async spool to lagging regions",
+      "usage: walship ship [--once]\n"
+      "\n"
+      "Uploads the files waiting in the spool to their async regions, oldest\n"
+      "first, retrying regions that fail with backoff, and exits when the spool\n"
+      "is empty (or after 10 minutes without progress).  wal-push starts one in\n"
+      "the background when needed; only one runs at a time.  --once makes one\n"
+      "pass and exits 3 if anything is left.\n",
+      1, cmd_ship_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -150,7 +183,7 @@ int main(int argc, char **argv)
     struct cmd_ctx ctx;
     struct err e = ERR_INIT;
     enum log_level level;
-    int i, bad = 0, rc;
+    int i, bad = 0, rc, fail_status;
 
     for (i = 1; i < argc;) {
         if (strcmp(argv[i], "--") == 0)
@@ -190,6 +223,9 @@ int main(int argc, char **argv)
         return 0;
     }
     cmd = find_cmd(argv[1]);
+    /* restore_command: a status of 1..125 would end recovery (see
+     * cmd_wal_fetch.c), so every early failure of wal-fetch aborts it. */
+    fail_status = cmd != NULL && strcmp(cmd->name, "wal-fetch") == 0 ? 250 : 0;
     if (cmd == NULL) {
         fprintf(stderr, "walship: unknown command \"%s\"\n\n", argv[1]);
         print_help(stderr);
@@ -205,23 +241,27 @@ int main(int argc, char **argv)
     log_init(cmd->name, LOG_INFO);
     if (level_str != NULL && log_parse_level(level_str, &level) < 0) {
         fprintf(stderr, "walship: bad --log-level \"%s\" (use error, warning, info or debug)\n", level_str);
-        return EXIT_USAGE;
+        return fail_status ? fail_status : EXIT_USAGE;
     }
     ctx.conf = NULL;
-    if (config_load(config_path, config_path != NULL, &ctx.conf, &e) < 0)
-        return cmd_fail(&e);
+    if (config_load(config_path, config_path != NULL, &ctx.conf, &e) < 0) {
+        rc = cmd_fail(&e);
+        return fail_status ? fail_status : rc;
+    }
     if (cmd->needs_config && ctx.conf->path == NULL && ctx.conf->nregions == 0) {
         err_setf(&e, ERR_CONFIG,
                  "no configuration: give --config FILE or set WALSHIP_CONFIG (default /etc/walship/walship.conf)");
         config_free(ctx.conf);
-        return cmd_fail(&e);
+        rc = cmd_fail(&e);
+        return fail_status ? fail_status : rc;
     }
     log_set_level(level_str != NULL ? level : ctx.conf->log_level);
     if (region != NULL && config_region(ctx.conf, region) == NULL && cmd->needs_config) {
         err_setf(&e, ERR_CONFIG, "no region named \"%s\" is configured%s%s", region,
                  ctx.conf->path ? " in " : "", ctx.conf->path ? ctx.conf->path : "");
         config_free(ctx.conf);
-        return cmd_fail(&e);
+        rc = cmd_fail(&e);
+        return fail_status ? fail_status : rc;
     }
     ctx.region = region;
     ctx.argc = argc - 1;

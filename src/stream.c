@@ -199,3 +199,61 @@ out:
     free(buf);
     return rc;
 }
+
+/* ---- borrowing sink ---- */
+
+static int borrow_write(struct sink *s, const void *buf, size_t len, struct err *e)
+{
+    return sink_write(s->next, buf, len, e);
+}
+
+static int borrow_close(struct sink *s, struct err *e)
+{
+    return sink_close(s->next, e);
+}
+
+static const struct sink_ops borrow_ops = { borrow_write, borrow_close, fd_free };
+
+struct sink *borrow_sink_new(struct sink *target)
+{
+    struct sink *b = calloc(1, sizeof *b);
+
+    if (b == NULL)
+        return NULL;
+    b->ops = &borrow_ops;
+    b->next = target;
+    return b;
+}
+
+/* ---- counting stage ---- */
+
+struct count_sink {
+    struct sink base;
+    uint64_t *counter;
+};
+
+static int count_write(struct sink *s, const void *buf, size_t len, struct err *e)
+{
+    *((struct count_sink *)s)->counter += len;
+    return sink_write(s->next, buf, len, e);
+}
+
+static void count_free(struct sink *s)
+{
+    sink_free(s->next);
+    free(s);
+}
+
+static const struct sink_ops count_ops = { count_write, borrow_close, count_free };
+
+struct sink *count_sink_new(struct sink *next, uint64_t *counter)
+{
+    struct count_sink *c = calloc(1, sizeof *c);
+
+    if (c == NULL)
+        return NULL;
+    c->base.ops = &count_ops;
+    c->base.next = next;
+    c->counter = counter;
+    return &c->base;
+}

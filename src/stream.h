@@ -56,6 +56,15 @@ struct sink *fd_sink_new(int fd);
 struct sink *null_sink_new(void);
 uint64_t null_sink_count(const struct sink *s);
 
+/* Forwards writes and close to `target` but does not own it: freeing the
+ * borrow leaves `target` alive, so a caller can keep reading a buffer sink
+ * after handing a chain that ends in it to code that frees chains. */
+struct sink *borrow_sink_new(struct sink *target);
+
+/* Counts the bytes that pass to `next` into *counter (owned by the caller,
+ * which may read it from another thread only after close). */
+struct sink *count_sink_new(struct sink *next, uint64_t *counter);
+
 /* Read fd to EOF and push everything into s (does not close s).  Reads in
  * `bufsize` pieces (0 = 1 MiB).  `what` names the input in errors. */
 int sink_pump_fd(struct sink *s, int fd, const char *what, size_t bufsize, struct err *e);

@@ -1,0 +1,47 @@
+/*
+ * walfetch — fetch one archived WAL file from the first region that has it
+ * (wal-fetch, PostgreSQL's restore_command), and prefetch the next ones.
+ *
+ * walfetch_one() tries the regions in the given order.  The object is
+ * decoded into a temp file beside DEST, fsync'd, and renamed onto DEST only
+ * after the decoder has authenticated the whole object, so PostgreSQL never
+ * reads a byte that was not verified.  Result:
+ *   0                found and written
+ *   WALFETCH_MISSING every region answered a definite "no such object"
+ *   -1               anything else (corrupt, wrong key, region unreachable
+ *                    past the retry deadline): e says which region and why
+ * A corrupt or unreachable copy in one region does not stop the search: a
+ * good copy in another region is used (and the fault is logged).
+ *
+ * Prefetch: prefetched files live, decoded and verified, in
+ * DIR/.walship-prefetch/ where DIR is DEST's directory (pg_wal), so serving
+ * one is a rename on the same file system.
+ */
+#ifndef WALSHIP_WALFETCH_H
+#define WALSHIP_WALFETCH_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "keys.h"
+
+#define WALFETCH_MISSING 1
+#define WALFETCH_PREFETCH_DIR ".walship-prefetch"
+
+/* `order`: region indexes into conf->regions, n of them. */
+int walfetch_one(const struct config *conf, const struct keyring *kr, const int *order, int n, const char *name,
+                 const char *dest, int *served_by, struct err *e);
+
+/* If NAME was prefetched into DEST's directory, move it onto DEST: 1 served,
+ * 0 not there. */
+int walfetch_from_prefetch(const char *name, const char *dest, struct err *e);
+
+/* Fetch up to `count` segments after `name` (segments of `seg_size`
+ * bytes) into the prefetch directory, `parallel` at a time; stops at the
+ * first missing one.  Runs in the
+ * calling process (wal-fetch calls it in a detached child). */
+void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const int *order, int n,
+                       const char *name, const char *dest, uint64_t seg_size, int count, int parallel);
+
+#endif

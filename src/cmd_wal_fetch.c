@@ -1,0 +1,131 @@
+/*
+ * cmd_wal_fetch — `walship wal-fetch NAME DEST [--region R]`, PostgreSQL's
+ * restore_command.
+ *
+ * Exit status is what keeps recovery honest (DESIGN.md §5): PostgreSQL
+ * treats any status from 1 to 125 as "the archive ends here" and, without a
+ * recovery target, promotes.  So 1 means only that every region consulted
+ * answered a definite "no such object"; every other failure — a corrupt
+ * object, a wrong key, a region unreachable past the retry deadline, even a
+ * bad configuration — exits WALFETCH_ABORT_STATUS (above 125), which makes
+ * PostgreSQL stop recovery instead of promoting early.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "keys.h"
+#include "log.h"
+#include "util.h"
+#include "wal.h"
+#include "walfetch.h"
+
+#define WALFETCH_ABORT_STATUS 250
+
+static void spawn_prefetch(const struct config *c, const struct keyring *kr, const int *order, int n,
+                           const char *name, const char *dest)
+{
+    struct stat st;
+    pid_t pid;
+    int fd;
+
+    if (stat(dest, &st) < 0 || !wal_seg_size_valid((uint64_t)st.st_size))
+        return;
+    pid = fork();
+    if (pid < 0)
+        return;
+    if (pid > 0) {
+        waitpid(pid, NULL, 0);
+        return;
+    }
+    setsid();
+    if (fork() != 0)
+        _exit(0);
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+    walfetch_prefetch(c, kr, order, n, name, dest, (uint64_t)st.st_size, c->parallel * 4,
+                      c->parallel > 1 ? c->parallel : 1);
+    _exit(0);
+}
+
+int cmd_wal_fetch_run(struct cmd_ctx *ctx)
+{
+    const struct config *c = ctx->conf;
+    struct keyring *kr = NULL;
+    struct wal_name w;
+    struct err e = ERR_INIT;
+    const char *name = NULL, *dest = NULL;
+    int order[64], n = 0, i, rc, by = -1, prefetch = 1, served;
+
+    for (i = 1; i < ctx->argc; i++) {
+        if (strcmp(ctx->argv[i], "--no-prefetch") == 0)
+            prefetch = 0;
+        else if (name == NULL)
+            name = ctx->argv[i];
+        else if (dest == NULL)
+            dest = ctx->argv[i];
+        else {
+            log_error("wal-fetch: unexpected argument \"%s\" (usage: wal-fetch NAME DEST [--region R])",
+                      ctx->argv[i]);
+            return WALFETCH_ABORT_STATUS;
+        }
+    }
+    if (name == NULL || dest == NULL) {
+        log_error("wal-fetch: needs NAME and DEST (restore_command = 'walship wal-fetch %%f %%p')");
+        return WALFETCH_ABORT_STATUS;
+    }
+    if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0)
+        goto abort;
+    if (ctx->region != NULL) {
+        for (i = 0; i < c->nregions; i++)
+            if (strcmp(c->regions[i].name, ctx->region) == 0)
+                order[n++] = i;
+        if (n == 0) {
+            err_setf(&e, ERR_CONFIG, "no region named \"%s\" is configured", ctx->region);
+            goto abort;
+        }
+    }
+    for (i = 0; i < c->nregions && n < 64; i++)
+        if (ctx->region == NULL || strcmp(c->regions[i].name, ctx->region) != 0)
+            order[n++] = i;
+
+    served = walfetch_from_prefetch(name, dest, &e);
+    if (served < 0)
+        log_warning("%s", e.msg);
+    if (served == 1) {
+        log_debug("%s served from the prefetch directory", name);
+        return 0;
+    }
+    if (keys_load(c->key_file, c->old_key_files, &kr, &e) < 0)
+        goto abort;
+    err_clear(&e);
+    rc = walfetch_one(c, kr, order, n, name, dest, &by, &e);
+    if (rc == WALFETCH_MISSING) {
+        log_info("%s", e.msg);
+        keys_free(kr);
+        return 1;
+    }
+    if (rc < 0)
+        goto abort;
+    log_info("fetched %s from region %s", name, c->regions[by].name);
+    if (prefetch && w.kind == WAL_SEGMENT)
+        spawn_prefetch(c, kr, order, n, name, dest);
+    keys_free(kr);
+    return 0;
+abort:
+    log_error("wal-fetch %s: %s (exit %d: PostgreSQL stops recovery rather than treat this as the end of "
+              "the archive)", name ? name : "", e.msg, WALFETCH_ABORT_STATUS);
+    keys_free(kr);
+    return WALFETCH_ABORT_STATUS;
+}

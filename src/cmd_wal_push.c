@@ -1,0 +1,299 @@
+/*
+ * cmd_wal_push — `walship wal-push PATH`, PostgreSQL's archive_command.
+ *
+ * Archives PATH (pg_wal/NAME, relative to PGDATA where PostgreSQL runs us)
+ * to every region, and pushes ahead the next segments PostgreSQL has marked
+ * .ready in archive_status, in parallel.  What was pushed ahead is recorded
+ * (spool/pushed/NAME: SHA-256 and size); when PostgreSQL then asks for that
+ * segment, wal-push re-hashes the file and returns at once only if it is
+ * byte for byte what was archived.  A claim lock per name keeps two
+ * concurrent wal-push processes from pushing the same file at once.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "archiver.h"
+#include "cmd.h"
+#include "log.h"
+#include "ship.h"
+#include "spool.h"
+#include "util.h"
+#include "wal.h"
+
+#define AHEAD_PER_WORKER 8
+
+struct ahead {
+    const struct config *conf;
+    const struct keyring *kr;
+    struct spool *sp;
+    char statusdir[PATH_MAX];
+    char waldir[PATH_MAX];
+    char **names;
+    size_t n;
+    size_t next;            /* next index to take, under lock */
+    pthread_mutex_t lock;
+    unsigned long pushed, failed;
+    int any_spooled;
+};
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The .ready segments after `self`, oldest first, at most `max`. */
+static int ready_segments(const char *statusdir, const char *self, size_t max, char ***out, size_t *nout)
+{
+    DIR *d = opendir(statusdir);
+    struct dirent *de;
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+
+    *out = NULL;
+    *nout = 0;
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        struct wal_name w;
+        struct err e = ERR_INIT;
+        char name[WAL_NAME_MAX];
+        size_t len = strlen(de->d_name);
+
+        if (len < 7 || len - 6 >= sizeof name || !str_has_suffix(de->d_name, ".ready"))
+            continue;
+        memcpy(name, de->d_name, len - 6);
+        name[len - 6] = '\0';
+        if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT || strcmp(name, self) <= 0)
+            continue;
+        if (n == cap) {
+            char **nv;
+            cap = cap ? cap * 2 : 64;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL)
+                break;
+            v = nv;
+        }
+        if ((v[n] = strdup(name)) == NULL)
+            break;
+        n++;
+    }
+    closedir(d);
+    qsort(v, n, sizeof *v, name_cmp);
+    while (n > max)
+        free(v[--n]);
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+static void *ahead_worker(void *arg)
+{
+    struct ahead *ah = arg;
+    struct archiver a;
+    struct err e = ERR_INIT;
+
+    if (archiver_open(ah->conf, ah->kr, ah->sp, &a, &e) < 0) {
+        log_warning("push-ahead: %s", e.msg);
+        return NULL;
+    }
+    for (;;) {
+        struct archive_report rep;
+        char path[PATH_MAX], ready[PATH_MAX];
+        const char *name;
+        int lockfd = -1;
+        size_t i;
+
+        pthread_mutex_lock(&ah->lock);
+        i = ah->next++;
+        pthread_mutex_unlock(&ah->lock);
+        if (i >= ah->n)
+            break;
+        name = ah->names[i];
+        if (spool_has_marker(ah->sp, name))
+            continue;
+        {
+            char claim[WAL_NAME_MAX + 8];
+            snprintf(claim, sizeof claim, "claims/%s", name);
+            if (spool_lock(ah->sp, claim, 0, &lockfd, &e) != 1)
+                continue;   /* someone else is pushing it */
+        }
+        if (snprintf(ready, sizeof ready, "%s/%s.ready", ah->statusdir, name) >= (int)sizeof ready ||
+            snprintf(path, sizeof path, "%s/%s", ah->waldir, name) >= (int)sizeof path ||
+            access(ready, F_OK) != 0 || spool_has_marker(ah->sp, name)) {
+            spool_unlock(lockfd);
+            continue;       /* archived meanwhile */
+        }
+        err_clear(&e);
+        if (archive_push_file(&a, path, name, &rep, &e) == 0 &&
+            spool_mark_pushed(ah->sp, name, rep.sha256_hex, rep.size, &e) == 0) {
+            pthread_mutex_lock(&ah->lock);
+            ah->pushed++;
+            if (rep.spooled)
+                ah->any_spooled = 1;
+            pthread_mutex_unlock(&ah->lock);
+            log_debug("pushed ahead %s", name);
+        } else {
+            pthread_mutex_lock(&ah->lock);
+            ah->failed++;
+            pthread_mutex_unlock(&ah->lock);
+            log_debug("push-ahead of %s failed (PostgreSQL will retry it): %s", name, e.msg);
+        }
+        spool_unlock(lockfd);
+    }
+    archiver_close(&a);
+    return NULL;
+}
+
+int cmd_wal_push_run(struct cmd_ctx *ctx)
+{
+    const struct config *c = ctx->conf;
+    struct keyring *kr = NULL;
+    struct spool *sp = NULL;
+    struct archiver a;
+    struct archive_report rep;
+    struct ahead ah;
+    pthread_t threads[64];
+    struct wal_name w;
+    struct err e = ERR_INIT;
+    const char *path, *name, *slash;
+    int nthreads = 0, i, lockfd = -1, rc = EXIT_FAILURE3, has_async = 0;
+    uint64_t t0 = now_ms();
+
+    if (ctx->argc != 2)
+        return cmd_usage("wal-push", "needs exactly one argument: the path of the WAL file (%%p)");
+    path = ctx->argv[1];
+    slash = strrchr(path, '/');
+    name = slash ? slash + 1 : path;
+    if (wal_parse(name, &w, &e) < 0)
+        return cmd_fail(&e);
+    if (config_require_regions(c, &e) < 0)
+        return cmd_fail(&e);
+    if (cmd_load_keyring(ctx, &kr, &e) < 0)
+        return cmd_fail(&e);
+    for (i = 0; i < c->nregions; i++)
+        if (c->regions[i].mode == REGION_ASYNC)
+            has_async = 1;
+    if (spool_open(c->spool_dir, c->spool_max_bytes, &sp, &e) < 0) {
+        if (has_async)
+            goto fail;
+        log_debug("no spool, no push-ahead: %s", e.msg);
+        err_clear(&e);
+    }
+    memset(&ah, 0, sizeof ah);
+    pthread_mutex_init(&ah.lock, NULL);
+
+    if (sp != NULL) {
+        char claim[WAL_NAME_MAX + 8];
+        char hex[65];
+        uint64_t size;
+
+        snprintf(claim, sizeof claim, "claims/%s", name);
+        if (spool_lock(sp, claim, (unsigned)(c->retry_deadline * 1000), &lockfd, &e) < 0)
+            goto fail;
+        if (spool_has_marker(sp, name)) {
+            if (archive_hash_file(path, hex, &size, &e) < 0)
+                goto fail;
+            if (spool_pushed_matches(sp, name, hex, size)) {
+                spool_unmark_pushed(sp, name);
+                log_debug("%s was pushed ahead with the same content", name);
+                rc = 0;
+                goto out;
+            }
+            log_warning("%s was pushed ahead but has changed since: archiving it again", name);
+            spool_unmark_pushed(sp, name);
+        }
+    }
+
+    /* Push ahead the next .ready segments while we push this one. */
+    if (sp != NULL && w.kind == WAL_SEGMENT && c->parallel > 1) {
+        size_t dlen = slash ? (size_t)(slash - path) : 0;
+
+        if (dlen == 0)
+            snprintf(ah.waldir, sizeof ah.waldir, ".");
+        else
+            snprintf(ah.waldir, sizeof ah.waldir, "%.*s", (int)dlen, path);
+        if (snprintf(ah.statusdir, sizeof ah.statusdir, "%s/archive_status", ah.waldir) >=
+            (int)sizeof ah.statusdir)
+            ah.statusdir[0] = '\0';
+        ah.conf = c;
+        ah.kr = kr;
+        ah.sp = sp;
+        ready_segments(ah.statusdir, name, (size_t)(c->parallel - 1) * AHEAD_PER_WORKER, &ah.names, &ah.n);
+        for (i = 0; i < c->parallel - 1 && (size_t)i < ah.n && i < 64; i++)
+            if (pthread_create(&threads[nthreads], NULL, ahead_worker, &ah) == 0)
+                nthreads++;
+    }
+
+    if (archiver_open(c, kr, sp, &a, &e) < 0)
+        goto join;
+    a.zstd_workers = nthreads > 0 ? 0 : c->parallel;
+    if (archive_push_file(&a, path, name, &rep, &e) < 0) {
+        archiver_close(&a);
+        goto join;
+    }
+    archiver_close(&a);
+    rc = 0;
+    log_info("archived %s (%d uploaded, %d already there, %d spooled) in %llu ms", name, rep.uploaded,
+             rep.already, rep.spooled, (unsigned long long)(now_ms() - t0));
+join:
+    for (i = 0; i < nthreads; i++)
+        pthread_join(threads[i], NULL);
+    if (ah.pushed || ah.failed)
+        log_info("pushed ahead %lu segments%s", ah.pushed, ah.failed ? " (some failed; PostgreSQL retries them)" : "");
+    if (sp != NULL && has_async)
+        ship_spawn(c, sp);
+    if (rc != 0)
+        goto fail;
+    goto out;
+fail:
+    log_error("could not archive %s: %s", name, e.msg);
+    rc = err_exit_status(&e);
+    if (rc == 1)
+        rc = EXIT_FAILURE3;     /* a missing %p is a failure, not "not found" */
+out:
+    spool_names_free(ah.names, ah.n);
+    pthread_mutex_destroy(&ah.lock);
+    spool_unlock(lockfd);
+    spool_free(sp);
+    keys_free(kr);
+    return rc;
+}
+
+int cmd_ship_run(struct cmd_ctx *ctx)
+{
+    const struct config *c = ctx->conf;
+    struct ship_opts o = { 0, 0 };
+    struct ship_stats stats;
+    struct keyring *kr = NULL;
+    struct spool *sp = NULL;
+    struct err e = ERR_INIT;
+    int i, rc;
+
+    for (i = 1; i < ctx->argc; i++) {
+        if (strcmp(ctx->argv[i], "--once") == 0)
+            o.once = 1;
+        else
+            return cmd_usage("ship", "unknown argument \"%s\"", ctx->argv[i]);
+    }
+    if (config_require_regions(c, &e) < 0 || cmd_load_keyring(ctx, &kr, &e) < 0 ||
+        spool_open(c->spool_dir, c->spool_max_bytes, &sp, &e) < 0) {
+        keys_free(kr);
+        return cmd_fail(&e);
+    }
+    rc = ship_run(c, kr, sp, &o, &stats, &e);
+    spool_free(sp);
+    keys_free(kr);
+    if (rc < 0)
+        return cmd_fail(&e);
+    if (!stats.ran)
+        log_info("another shipper is running");
+    else if (stats.shipped || stats.already)
+        log_info("shipped %lu files (%lu were already there)", stats.shipped, stats.already);
+    return 0;
+}

@@ -1,0 +1,471 @@
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+struct spool {
+    char *dir;
+    uint64_t max_bytes;
+};
+
+static int spool_sub(struct spool *sp, char *buf, size_t len, const char *a, const char *b, const char *c)
+{
+    int n = snprintf(buf, len, "%s/%s%s%s%s%s", sp->dir, a, b ? "/" : "", b ? b : "", c ? "/" : "", c ? c : "");
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* Remove temp files a crashed writer left behind (older than an hour, so a
+ * live writer's file is never touched). */
+static void spool_sweep_tmp(struct spool *sp)
+{
+    char path[PATH_MAX];
+    DIR *d;
+    struct dirent *de;
+    time_t now = time(NULL);
+
+    if (spool_sub(sp, path, sizeof path, "tmp", NULL, NULL) < 0 || (d = opendir(path)) == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+
+        if (de->d_name[0] == '.')
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && now - st.st_mtime > 3600)
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
+    closedir(d);
+}
+
+int spool_open(const char *dir, uint64_t max_bytes, struct spool **out, struct err *e)
+{
+    static const char *const subs[] = { "queue", "pushed", "claims", "tmp" };
+    struct spool *sp;
+    char path[PATH_MAX];
+    size_t i;
+
+    if (dir == NULL || dir[0] != '/')
+        return err_setf(e, ERR_CONFIG, "spool_dir must be an absolute path (got \"%s\")", dir ? dir : "");
+    sp = calloc(1, sizeof *sp);
+    if (sp == NULL || (sp->dir = strdup(dir)) == NULL) {
+        free(sp);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    sp->max_bytes = max_bytes;
+    for (i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if (spool_sub(sp, path, sizeof path, subs[i], NULL, NULL) < 0 || mkdir_p(path, 0700, e) < 0) {
+            spool_free(sp);
+            return err_prefix(e, "spool_dir \"%s\"", dir);
+        }
+    }
+    spool_sweep_tmp(sp);
+    *out = sp;
+    return 0;
+}
+
+void spool_free(struct spool *sp)
+{
+    if (sp == NULL)
+        return;
+    free(sp->dir);
+    free(sp);
+}
+
+const char *spool_dir(const struct spool *sp)
+{
+    return sp->dir;
+}
+
+/* ---- usage ---- */
+
+struct inode_set {
+    struct { dev_t dev; ino_t ino; } *v;
+    size_t n, cap;
+};
+
+static int inode_seen(struct inode_set *s, dev_t dev, ino_t ino)
+{
+    size_t i;
+
+    for (i = 0; i < s->n; i++)
+        if (s->v[i].dev == dev && s->v[i].ino == ino)
+            return 1;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        void *nv = realloc(s->v, cap * sizeof *s->v);
+        if (nv == NULL)
+            return 1;   /* undercount rather than fail */
+        s->v = nv;
+        s->cap = cap;
+    }
+    s->v[s->n].dev = dev;
+    s->v[s->n].ino = ino;
+    s->n++;
+    return 0;
+}
+
+int spool_usage(struct spool *sp, const char *region, struct spool_usage *u, struct err *e)
+{
+    char path[PATH_MAX];
+    struct inode_set seen = { NULL, 0, 0 };
+    DIR *qd;
+    struct dirent *rde;
+
+    memset(u, 0, sizeof *u);
+    if (spool_sub(sp, path, sizeof path, "queue", NULL, NULL) < 0)
+        return err_setf(e, ERR_IO, "spool path too long");
+    qd = opendir(path);
+    if (qd == NULL)
+        return err_errno(e, ERR_IO, errno, "could not open spool queue \"%s\"", path);
+    while ((rde = readdir(qd)) != NULL) {
+        char rpath[PATH_MAX];
+        DIR *rd;
+        struct dirent *de;
+
+        if (rde->d_name[0] == '.')
+            continue;
+        if (region != NULL && strcmp(region, rde->d_name) != 0)
+            continue;
+        if (spool_sub(sp, rpath, sizeof rpath, "queue", rde->d_name, NULL) < 0 || (rd = opendir(rpath)) == NULL)
+            continue;
+        while ((de = readdir(rd)) != NULL) {
+            struct stat st;
+
+            if (de->d_name[0] == '.' || fstatat(dirfd(rd), de->d_name, &st, 0) < 0)
+                continue;
+            u->entries++;
+            if (u->oldest == 0 || st.st_mtime < u->oldest)
+                u->oldest = st.st_mtime;
+            if (!inode_seen(&seen, st.st_dev, st.st_ino)) {
+                u->objects++;
+                u->bytes += (uint64_t)st.st_size;
+            }
+        }
+        closedir(rd);
+    }
+    closedir(qd);
+    free(seen.v);
+    return 0;
+}
+
+/* ---- put ---- */
+
+struct spool_put {
+    struct sink base;
+    struct spool *sp;
+    int fd;
+    int committed;
+    char tmp[PATH_MAX];
+    char *name;
+    char **regions;
+    size_t nregions;
+};
+
+static int sp_write(struct sink *s, const void *buf, size_t len, struct err *e)
+{
+    struct spool_put *p = (struct spool_put *)s;
+
+    if (write_all(p->fd, buf, len) < 0)
+        return err_errno(e, ERR_IO, errno, "could not write to the spool (\"%s\")", p->tmp);
+    return 0;
+}
+
+static int sp_close(struct sink *s, struct err *e)
+{
+    struct spool_put *p = (struct spool_put *)s;
+    char dir[PATH_MAX], dst[PATH_MAX];
+    size_t i;
+
+    if (fsync(p->fd) < 0)
+        return err_errno(e, ERR_IO, errno, "could not fsync \"%s\"", p->tmp);
+    for (i = 0; i < p->nregions; i++) {
+        if (spool_sub(p->sp, dir, sizeof dir, "queue", p->regions[i], NULL) < 0 ||
+            spool_sub(p->sp, dst, sizeof dst, "queue", p->regions[i], p->name) < 0)
+            return err_setf(e, ERR_IO, "spool path too long");
+        if (mkdir_p(dir, 0700, e) < 0)
+            return -1;
+        if (link(p->tmp, dst) < 0 && errno != EEXIST)
+            return err_errno(e, ERR_IO, errno, "could not queue \"%s\" for region %s in the spool", p->name,
+                             p->regions[i]);
+        if (fsync_dir(dir, e) < 0)
+            return -1;
+    }
+    p->committed = 1;
+    return 0;
+}
+
+static void sp_free(struct sink *s)
+{
+    struct spool_put *p = (struct spool_put *)s;
+    size_t i;
+
+    if (p->fd >= 0)
+        close(p->fd);
+    /* The queue entries hold the object now; the temp name goes either way. */
+    if (p->tmp[0])
+        unlink(p->tmp);
+    for (i = 0; i < p->nregions; i++)
+        free(p->regions[i]);
+    free(p->regions);
+    free(p->name);
+    free(p);
+}
+
+static const struct sink_ops sp_ops = { sp_write, sp_close, sp_free };
+
+int spool_put(struct spool *sp, const char *name, char *const *regions, size_t nregions, uint64_t size_hint,
+              struct sink **out, struct err *e)
+{
+    struct spool_put *p;
+    struct spool_usage u;
+    size_t i;
+
+    if (spool_usage(sp, NULL, &u, e) < 0)
+        return -1;
+    if (sp->max_bytes != 0 && u.bytes + size_hint > sp->max_bytes)
+        return err_setf(e, ERR_IO,
+                        "the spool is full: %llu bytes queued for async regions, spool_max_bytes is %llu "
+                        "(\"%s\" not spooled; PostgreSQL keeps it and retries)",
+                        (unsigned long long)u.bytes, (unsigned long long)sp->max_bytes, name);
+    p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    p->base.ops = &sp_ops;
+    p->sp = sp;
+    p->fd = -1;
+    p->name = strdup(name);
+    p->regions = calloc(nregions ? nregions : 1, sizeof *p->regions);
+    if (p->name == NULL || p->regions == NULL)
+        goto nomem;
+    p->nregions = nregions;
+    for (i = 0; i < nregions; i++)
+        if ((p->regions[i] = strdup(regions[i])) == NULL)
+            goto nomem;
+    if (snprintf(p->tmp, sizeof p->tmp, "%s/tmp/%s.%d.%lx", sp->dir, name, (int)getpid(),
+                 (unsigned long)random()) >= (int)sizeof p->tmp) {
+        p->tmp[0] = '\0';
+        sp_free(&p->base);
+        return err_setf(e, ERR_IO, "spool path too long");
+    }
+    p->fd = open(p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (p->fd < 0) {
+        err_errno(e, ERR_IO, errno, "could not create \"%s\" in the spool", p->tmp);
+        p->tmp[0] = '\0';
+        sp_free(&p->base);
+        return -1;
+    }
+    *out = &p->base;
+    return 0;
+nomem:
+    sp_free(&p->base);
+    return err_setf(e, ERR_NOMEM, "out of memory");
+}
+
+/* ---- queue ---- */
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_dir_sorted(const char *path, int dirs_only, char ***names, size_t *n, struct err *e)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    char **v = NULL;
+    size_t cnt = 0, cap = 0;
+
+    *names = NULL;
+    *n = 0;
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        return err_errno(e, ERR_IO, errno, "could not open \"%s\"", path);
+    }
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+
+        if (de->d_name[0] == '.')
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0)
+            continue;
+        if (dirs_only ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+            continue;
+        if (cnt == cap) {
+            char **nv;
+            cap = cap ? cap * 2 : 32;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL)
+                goto nomem;
+            v = nv;
+        }
+        if ((v[cnt] = strdup(de->d_name)) == NULL)
+            goto nomem;
+        cnt++;
+    }
+    closedir(d);
+    qsort(v, cnt, sizeof *v, name_cmp);
+    *names = v;
+    *n = cnt;
+    return 0;
+nomem:
+    closedir(d);
+    spool_names_free(v, cnt);
+    return err_setf(e, ERR_NOMEM, "out of memory");
+}
+
+int spool_list(struct spool *sp, const char *region, char ***names, size_t *n, struct err *e)
+{
+    char path[PATH_MAX];
+
+    if (spool_sub(sp, path, sizeof path, "queue", region, NULL) < 0)
+        return err_setf(e, ERR_IO, "spool path too long");
+    return list_dir_sorted(path, 0, names, n, e);
+}
+
+int spool_regions(struct spool *sp, char ***names, size_t *n, struct err *e)
+{
+    char path[PATH_MAX];
+
+    if (spool_sub(sp, path, sizeof path, "queue", NULL, NULL) < 0)
+        return err_setf(e, ERR_IO, "spool path too long");
+    return list_dir_sorted(path, 1, names, n, e);
+}
+
+void spool_names_free(char **names, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int spool_entry_path(struct spool *sp, const char *region, const char *name, char *buf, size_t len)
+{
+    return spool_sub(sp, buf, len, "queue", region, name);
+}
+
+int spool_is_queued(struct spool *sp, const char *region, const char *name)
+{
+    char path[PATH_MAX];
+
+    return spool_entry_path(sp, region, name, path, sizeof path) == 0 && access(path, F_OK) == 0;
+}
+
+int spool_done(struct spool *sp, const char *region, const char *name, struct err *e)
+{
+    char path[PATH_MAX], dir[PATH_MAX];
+
+    if (spool_entry_path(sp, region, name, path, sizeof path) < 0 ||
+        spool_sub(sp, dir, sizeof dir, "queue", region, NULL) < 0)
+        return err_setf(e, ERR_IO, "spool path too long");
+    if (unlink(path) < 0 && errno != ENOENT)
+        return err_errno(e, ERR_IO, errno, "could not remove \"%s\" from the spool", path);
+    return fsync_dir(dir, e);
+}
+
+/* ---- push-ahead markers ---- */
+
+int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex, uint64_t size, struct err *e)
+{
+    char path[PATH_MAX], tmp[PATH_MAX], body[128];
+    int fd, n;
+
+    if (spool_sub(sp, path, sizeof path, "pushed", name, NULL) < 0 ||
+        snprintf(tmp, sizeof tmp, "%s/tmp/pushed-%s.%d", sp->dir, name, (int)getpid()) >= (int)sizeof tmp)
+        return err_setf(e, ERR_IO, "spool path too long");
+    n = snprintf(body, sizeof body, "%s %llu\n", sha256_hex, (unsigned long long)size);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+    if (write_all(fd, body, (size_t)n) < 0 || close(fd) < 0) {
+        unlink(tmp);
+        return err_errno(e, ERR_IO, errno, "could not write \"%s\"", tmp);
+    }
+    /* No fsync: a marker lost in a crash only costs a re-check. */
+    if (rename(tmp, path) < 0) {
+        unlink(tmp);
+        return err_errno(e, ERR_IO, errno, "could not rename \"%s\"", tmp);
+    }
+    return 0;
+}
+
+int spool_has_marker(struct spool *sp, const char *name)
+{
+    char path[PATH_MAX];
+
+    return spool_sub(sp, path, sizeof path, "pushed", name, NULL) == 0 && access(path, F_OK) == 0;
+}
+
+int spool_pushed_matches(struct spool *sp, const char *name, const char *sha256_hex, uint64_t size)
+{
+    char path[PATH_MAX], want[128];
+    unsigned char *buf;
+    size_t len;
+    struct err ignored = ERR_INIT;
+    int match;
+
+    if (spool_sub(sp, path, sizeof path, "pushed", name, NULL) < 0)
+        return 0;
+    if (read_file_all(path, 200, &buf, &len, &ignored) < 0)
+        return 0;
+    snprintf(want, sizeof want, "%s %llu\n", sha256_hex, (unsigned long long)size);
+    match = strcmp((char *)buf, want) == 0;
+    free(buf);
+    return match;
+}
+
+void spool_unmark_pushed(struct spool *sp, const char *name)
+{
+    char path[PATH_MAX];
+
+    if (spool_sub(sp, path, sizeof path, "pushed", name, NULL) == 0)
+        unlink(path);
+}
+
+/* ---- locks ---- */
+
+int spool_lock(struct spool *sp, const char *lockname, unsigned wait_ms, int *fd, struct err *e)
+{
+    char path[PATH_MAX];
+    uint64_t deadline = now_ms() + wait_ms;
+    int f;
+
+    if (snprintf(path, sizeof path, "%s/%s", sp->dir, lockname) >= (int)sizeof path)
+        return err_setf(e, ERR_IO, "spool path too long");
+    f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (f < 0)
+        return err_errno(e, ERR_IO, errno, "could not open lock file \"%s\"", path);
+    for (;;) {
+        if (flock(f, LOCK_EX | LOCK_NB) == 0) {
+            *fd = f;
+            return 1;
+        }
+        if (errno != EWOULDBLOCK) {
+            int saved = errno;
+            close(f);
+            return err_errno(e, ERR_IO, saved, "could not lock \"%s\"", path);
+        }
+        if (now_ms() >= deadline) {
+            close(f);
+            return 0;
+        }
+        usleep(20000);
+    }
+}
+
+void spool_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}

@@ -1,0 +1,209 @@
+#!/bin/bash
+# WAL archiving across two real Swift s3api regions (us-east-1 sync,
+# eu-west-1 async, each behind the fault proxy) with a real PostgreSQL 15
+# whose archive_command is walship wal-push, and wal-fetch back.
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/swift.sh"
+. "$TOP_SRCDIR/tests/lib/faultproxy.sh"
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+
+command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
+[ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+
+# ---- two regions, each behind a fault proxy ----
+read -r P1 P2 F1 F2 C1 C2 PGPORT <<<"$(free_ports 7 | tr '\n' ' ')"
+swift_start_regions "$T/s1" us-east-1 "$P1" "$T/s2" eu-west-1 "$P2" || { echo "Bail out! swift did not start"; exit 1; }
+on_exit "swift_stop $T/s1; swift_stop $T/s2"
+swift_create_bucket "$P1" us-east-1 walship >/dev/null
+swift_create_bucket "$P2" eu-west-1 walship >/dev/null
+fp_start "$F1" "$P1" "$C1" "$T/fp1" || { echo "Bail out! proxy"; exit 1; }
+fp_start "$F2" "$P2" "$C2" "$T/fp2" || { echo "Bail out! proxy"; exit 1; }
+on_exit "fp_stop $T/fp1; fp_stop $T/fp2"
+
+# ---- configuration, owned by the PostgreSQL user ----
+CONF=$T/walship.conf
+mkdir -p "$T/spool"
+"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+cat >"$CONF" <<CONF
+[global]
+key_file = $T/key
+spool_dir = $T/spool
+parallel = 2
+retry_deadline = 4
+connect_timeout = 2
+io_timeout = 5
+log_level = info
+
+[region us-east-1]
+url = s3://walship/prod
+endpoint = http://127.0.0.1:$F1
+path_style = true
+mode = sync
+access_key_id = test:tester
+secret_access_key = testing
+
+[region eu-west-1]
+url = s3://walship/prod
+endpoint = http://127.0.0.1:$F2
+path_style = true
+mode = async
+access_key_id = test:tester
+secret_access_key = testing
+CONF
+chmod 600 "$CONF" "$T/key"
+chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key"
+ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
+
+t "st check passes on both regions" ws st check
+
+# ---- PostgreSQL archiving through walship ----
+pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
+pg_conf "$T/pg" "archive_mode = on"
+pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+pg_conf "$T/pg" "wal_keep_size = 4GB"
+pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
+on_exit "pg_stop $T/pg immediate"
+sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
+
+archived_up_to() {   # wait until pg_stat_archiver has archived $1 or later
+  local want=$1
+  wait_for "${2:-90}" bash -c "[ \"\$(runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $PGPORT -U postgres -d postgres -c 'select coalesce(last_archived_wal, \$\$\$\$) from pg_stat_archiver')\" \\> '$want' ] || [ \"\$(runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $PGPORT -U postgres -d postgres -c 'select coalesce(last_archived_wal, \$\$\$\$) from pg_stat_archiver')\" = '$want' ]"
+}
+switch_wal() {       # switch and print the name of the segment just finished
+  sql "select pg_walfile_name(pg_switch_wal())"
+}
+
+pg_run "$PG_BIN/pgbench" -i -s 4 -q -h "$T/pg/sock" -p "$PGPORT" -U postgres postgres >/dev/null 2>&1
+seg=$(switch_wal)
+archived_up_to "$seg"
+ok $? "PostgreSQL archived through $seg"
+is "$(sql 'select failed_count from pg_stat_archiver')" 0 "no archive_command failure"
+
+# every archived segment is in the sync region and decodes to the original bytes
+check_region_has_all() {   # region: every .done segment decodes to the pg_wal file
+  local region=$1 bad=0 n=0 f name
+  for f in "$T"/pg/data/pg_wal/archive_status/*.done; do
+    name=$(basename "$f" .done)
+    [[ $name =~ ^[0-9A-F]{24}$ ]] || continue
+    n=$((n + 1))
+    ws --region "$region" st get "wal/$name" "$T/spool/check.$$" >/dev/null 2>&1 &&
+      cmp -s "$T/spool/check.$$" "$T/pg/data/pg_wal/$name" || { bad=$((bad + 1)); echo "# $region: $name differs or is missing"; }
+    rm -f "$T/spool/check.$$"
+  done
+  echo "# $region: $n segments checked, $bad bad"
+  [ "$n" -gt 0 ] && [ "$bad" -eq 0 ]
+}
+check_region_has_all us-east-1
+ok $? "every archived segment is in us-east-1 and decodes to the original"
+wait_for 60 bash -c "[ -z \"\$(ls -A $T/spool/queue/eu-west-1 2>/dev/null)\" ]"
+ok $? "the background shipper drained the spool"
+check_region_has_all eu-west-1
+ok $? "every archived segment is in eu-west-1 and decodes to the original"
+
+# ---- the async region goes dark: archiving goes on, the spool grows ----
+fp_ctl "$C2" dark >/dev/null
+for i in 1 2 3; do
+  pg_run "$PG_BIN/pgbench" -n -t 300 -c 2 -h "$T/pg/sock" -p "$PGPORT" -U postgres postgres >/dev/null 2>&1
+  seg=$(switch_wal)
+done
+archived_up_to "$seg"
+ok $? "archiving keeps up while eu-west-1 is dark"
+is "$(sql 'select failed_count from pg_stat_archiver')" 0 "no failure while the async region is dark"
+queued=$(ls "$T/spool/queue/eu-west-1" 2>/dev/null | wc -l)
+[ "$queued" -ge 3 ]; ok $? "the spool holds the files for eu-west-1 ($queued queued)"
+fp_ctl "$C2" up >/dev/null
+t "ship --once catches eu-west-1 up" ws ship --once
+is "$(ls -A "$T/spool/queue/eu-west-1" | wc -l)" 0 "spool is empty afterwards"
+check_region_has_all eu-west-1
+ok $? "after the outage eu-west-1 has every segment"
+
+# ---- the sync region goes dark: wal-push fails, WAL stays, no gap later ----
+before=$(sql 'select failed_count from pg_stat_archiver')
+fp_ctl "$C1" dark >/dev/null
+pg_run "$PG_BIN/pgbench" -n -t 300 -c 2 -h "$T/pg/sock" -p "$PGPORT" -U postgres postgres >/dev/null 2>&1
+stuck=$(switch_wal)
+wait_for 60 bash -c "[ \"\$(runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $PGPORT -U postgres -d postgres -c 'select failed_count from pg_stat_archiver')\" -gt $before ]"
+ok $? "failed_count rises while us-east-1 is dark"
+[ -f "$T/pg/data/pg_wal/archive_status/$stuck.ready" ] || [ -f "$T/pg/data/pg_wal/archive_status/$(sql "select last_failed_wal from pg_stat_archiver").ready" ]
+ok $? "the unarchived segment stays .ready in pg_wal"
+fp_ctl "$C1" up >/dev/null
+archived_up_to "$stuck" 120
+ok $? "archiving resumes once us-east-1 is back"
+check_region_has_all us-east-1
+ok $? "no gap in us-east-1 after its outage"
+
+# ---- idempotency ----
+name=$(basename "$(ls "$T"/pg/data/pg_wal/archive_status/*.done | head -1)" .done)
+mkdir -p "$T/re/pg_wal"; chown -R "$(pg_user)" "$T/re"
+cp "$T/pg/data/pg_wal/$name" "$T/re/pg_wal/$name"; chown "$(pg_user)" "$T/re/pg_wal/$name"
+t "re-push of an identical file succeeds" ws wal-push "$T/re/pg_wal/$name"
+head -c 100 /dev/urandom | dd of="$T/re/pg_wal/$name" bs=1 seek=1000 conv=notrunc status=none
+t_fail "re-push of a different file under the same name fails" 3 ws wal-push "$T/re/pg_wal/$name"
+like "$T_OUT" "different content" "the error says the content differs"
+
+# ---- wal-fetch ----
+t "wal-fetch of an archived segment" ws wal-fetch "$name" "$T/re/fetched" --no-prefetch
+cmp -s "$T/re/fetched" "$T/pg/data/pg_wal/$name"; ok $? "fetched bytes equal the original"
+t_fail "wal-fetch of a segment no region has exits 1" 1 ws wal-fetch 0000000100000FFF000000FF "$T/re/none"
+[ ! -e "$T/re/none" ]; ok $? "nothing written for a missing segment"
+
+# a corrupt object in both regions: abort recovery (exit > 125)
+head -c 5000 /dev/urandom >"$T/re/junk"; chown postgres "$T/re/junk"
+ws --region us-east-1 st put "$T/re/junk" wal/000000010000000E000000AA --raw >/dev/null 2>&1
+ws --region eu-west-1 st put "$T/re/junk" wal/000000010000000E000000AA --raw >/dev/null 2>&1
+t_fail "wal-fetch of a corrupt object exits 250" 250 ws wal-fetch 000000010000000E000000AA "$T/re/bad"
+[ ! -e "$T/re/bad" ]; ok $? "nothing written for a corrupt object"
+
+# a wrong key: abort recovery
+"$WALSHIP" keygen "$T/otherkey" >/dev/null 2>&1; chown postgres "$T/otherkey"
+sed "s|key_file = .*|key_file = $T/otherkey|" "$CONF" >"$T/wrongkey.conf"; chmod 600 "$T/wrongkey.conf"; chown postgres "$T/wrongkey.conf"
+t_fail "wal-fetch with the wrong key exits 250" 250 pg_run "$WALSHIP" --config "$T/wrongkey.conf" wal-fetch "$name" "$T/re/wk"
+like "$T_OUT" "key" "the error names the key problem"
+
+# one region dark, the other serves
+fp_ctl "$C1" dark >/dev/null
+t "wal-fetch is served by eu-west-1 while us-east-1 is dark" ws --region us-east-1 wal-fetch "$name" "$T/re/fromeu" --no-prefetch
+cmp -s "$T/re/fromeu" "$T/pg/data/pg_wal/$name"; ok $? "bytes from eu-west-1 equal the original"
+fp_ctl "$C1" up >/dev/null
+
+# both regions unreachable: never "not found"
+fp_ctl "$C1" dark >/dev/null; fp_ctl "$C2" dark >/dev/null
+t_fail "wal-fetch with every region unreachable exits 250, not 1" 250 ws wal-fetch 0000000100000FFF000000FE "$T/re/dark"
+fp_ctl "$C1" up >/dev/null; fp_ctl "$C2" up >/dev/null
+
+# ---- kill -9 in the middle of an upload ----
+fp_ctl "$C1" delay 300 >/dev/null
+head -c $((16 * 1024 * 1024)) /dev/urandom >"$T/re/pg_wal/000000010000001000000001"; chown postgres "$T/re/pg_wal/000000010000001000000001"
+pg_run "$WALSHIP" --config "$CONF" wal-push "$T/re/pg_wal/000000010000001000000001" >/dev/null 2>&1 &
+sleep 0.8
+pkill -9 -f "wal-push $T/re/pg_wal/000000010000001000000001"
+wait 2>/dev/null
+fp_ctl "$C1" delay 0 >/dev/null
+got=$(ws --region us-east-1 st ls wal/000000010000001000000001 2>/dev/null)
+if [ -n "$got" ]; then
+  ws --region us-east-1 st get wal/000000010000001000000001 "$T/re/k9" >/dev/null 2>&1 && cmp -s "$T/re/k9" "$T/re/pg_wal/000000010000001000000001"
+  ok $? "after kill -9 the object is either absent or complete"
+else
+  ok 0 "after kill -9 the object is either absent or complete (absent)"
+fi
+t "wal-push after kill -9 succeeds" ws wal-push "$T/re/pg_wal/000000010000001000000001"
+ws --region us-east-1 st get wal/000000010000001000000001 "$T/re/k9b" >/dev/null 2>&1
+cmp -s "$T/re/k9b" "$T/re/pg_wal/000000010000001000000001"; ok $? "and the archived copy is the file"
+
+# the shipper killed mid-upload: the entry stays queued, a new shipper finishes
+fp_ctl "$C2" delay 400 >/dev/null
+wait_for 30 bash -c "! pgrep -f 'walship --config $CONF ship' >/dev/null"
+pgrep -f "walship --config $CONF ship" >/dev/null && pkill -9 -f "walship --config $CONF ship"
+head -c $((16 * 1024 * 1024)) /dev/urandom >"$T/re/pg_wal/000000010000001000000002"; chown postgres "$T/re/pg_wal/000000010000001000000002"
+ws wal-push "$T/re/pg_wal/000000010000001000000002" >/dev/null 2>&1
+sleep 1
+pkill -9 -f "walship --config $CONF ship"
+[ -e "$T/spool/queue/eu-west-1/000000010000001000000002" ]; ok $? "a killed shipper leaves the file queued"
+fp_ctl "$C2" delay 0 >/dev/null
+t "a new shipper finishes the job" ws ship --once
+ws --region eu-west-1 st get wal/000000010000001000000002 "$T/re/k9c" >/dev/null 2>&1
+cmp -s "$T/re/k9c" "$T/re/pg_wal/000000010000001000000002"; ok $? "eu-west-1 has the complete file"
+
+pkill -f "walship --config $CONF ship" 2>/dev/null
+done_testing
