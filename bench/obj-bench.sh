@@ -28,6 +28,7 @@ for t in zstd openssl /usr/bin/time; do
 done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/walship-bench.XXXXXX")
+chmod 711 "$work"     # the postgres user must reach $work/pg
 pgdir=""
 cleanup() {
     if [ -n "$pgdir" ]; then pg_stop "$pgdir" >/dev/null 2>&1 || true; fi
@@ -89,7 +90,7 @@ printf '%-7s %-8s %-8s | %10s %9s %9s | %10s %9s %9s | %6s\n' \
     op level threads "walship" "MB/s" "RSS MiB" "cli" "MB/s" "RSS MiB" "w/cli"
 
 row() {
-    local op=$1 level=$2 w=$3 t=$4 wcmd=$5 ccmd=$6 wr cr ws wrss cs crss
+    local op=$1 level=$2 t=$3 wcmd=$4 ccmd=$5 wr cr ws wrss cs crss
     wr=$(best "$wcmd"); cr=$(best "$ccmd")
     read -r ws wrss <<<"$wr"; read -r cs crss <<<"$cr"
     printf '%-7s zstd:%-3s %-8s | %9ss %9s %9s | %9ss %9s %9s | %5sx\n' "$op" "$level" "$t" \

@@ -10,9 +10,10 @@
  *                           decode process: level 1 9 MiB, level 3 13 MiB,
  *                           level 9 28 MiB, level 19 105 MiB.
  *   compress, workers = N   zstd's multithreaded mode: compression runs in N
- *                           threads of zstd's own, on jobs of several windows,
- *                           a few jobs in flight.  Measured, N = 2: level 1
- *                           24 MiB, level 3 53 MiB, level 9 80 MiB.
+ *                           threads of zstd's own, a few jobs in flight; jobs
+ *                           of 2 MiB up to level 4, zstd's default (4
+ *                           windows) above.  Measured, N = 2: level 1 24 MiB,
+ *                           level 3 28 MiB, level 9 120 MiB.
  *   decompress              a window of at most 2^ZST_WINDOWLOG_MAX bytes
  *                           (8 MiB; a frame asking for more is refused) +
  *                           128 KiB buffers.

@@ -35,7 +35,6 @@ echo "built $out/obj_fuzz $out/obj_fuzz_noauth"
 if [ "${1:-}" = "--corpus" ]; then
     # shellcheck disable=SC2086
     $CC $cflags -o "$out/gen_corpus" "$here/gen_corpus.c" $srcs $libs
-    rm -f "$here/corpus/obj/"*
     mkdir -p "$here/corpus/obj"
     "$out/gen_corpus" "$here/corpus/obj"
     echo "wrote $(find "$here/corpus/obj" -type f | wc -l) seeds to $here/corpus/obj"
