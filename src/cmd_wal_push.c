@@ -84,7 +84,8 @@ static int ready_segments(const char *statusdir, const char *self, size_t max, c
         n++;
     }
     closedir(d);
-    qsort(v, n, sizeof *v, name_cmp);
+    if (n > 1)
+        qsort(v, n, sizeof *v, name_cmp);
     while (n > max)
         free(v[--n]);
     *out = v;

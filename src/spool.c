@@ -313,7 +313,8 @@ static int list_dir_sorted(const char *path, int dirs_only, char ***names, size_
         cnt++;
     }
     closedir(d);
-    qsort(v, cnt, sizeof *v, name_cmp);
+    if (cnt > 1)
+        qsort(v, cnt, sizeof *v, name_cmp);
     *names = v;
     *n = cnt;
     return 0;

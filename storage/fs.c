@@ -366,7 +366,8 @@ static int fs_list(struct stor *s, const char *prefix, stor_list_fn fn, void *ar
         return err_setf(e, ERR_USAGE, "region %s: bad prefix \"%s\"", s->region, prefix);
     if (fs_walk(f, "", prefix, &l, e) < 0)
         goto out;
-    qsort(l.ents, l.n, sizeof *l.ents, ent_cmp);
+    if (l.n > 1)
+        qsort(l.ents, l.n, sizeof *l.ents, ent_cmp);
     for (i = 0; i < l.n; i++)
         if (fn(&l.ents[i], arg) != 0)
             break;

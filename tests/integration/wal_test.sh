@@ -176,9 +176,10 @@ fp_ctl "$C1" up >/dev/null; fp_ctl "$C2" up >/dev/null
 fp_ctl "$C1" delay 300 >/dev/null
 head -c $((16 * 1024 * 1024)) /dev/urandom >"$T/re/pg_wal/000000010000001000000001"; chown postgres "$T/re/pg_wal/000000010000001000000001"
 pg_run "$WALSHIP" --config "$CONF" wal-push "$T/re/pg_wal/000000010000001000000001" >/dev/null 2>&1 &
+pushpid=$!
 sleep 0.8
 pkill -9 -f "wal-push $T/re/pg_wal/000000010000001000000001"
-wait 2>/dev/null
+wait "$pushpid" 2>/dev/null
 fp_ctl "$C1" delay 0 >/dev/null
 got=$(ws --region us-east-1 st ls wal/000000010000001000000001 2>/dev/null)
 if [ -n "$got" ]; then

@@ -22,6 +22,7 @@ TEST_TIMEOUT=${TEST_TIMEOUT:-900}
 _tap_n=0
 _tap_failed=0
 _tap_exit_hooks=()
+T_OUT=
 
 _tap_run_exit_hooks() {
   local i
@@ -36,7 +37,14 @@ _tap_on_exit() {
   local rc=$?
   trap - EXIT INT TERM HUP
   _tap_run_exit_hooks
-  [ -n "${_tap_watchdog:-}" ] && kill "$_tap_watchdog" 2>/dev/null
+  if [ -n "${_tap_watchdog:-}" ]; then
+    pkill -P "$_tap_watchdog" 2>/dev/null
+    kill "$_tap_watchdog" 2>/dev/null
+  fi
+  if [ -n "${T:-}" ] && [ -e "$T/.watchdog-fired" ]; then
+    echo "not ok - watchdog: test exceeded ${TEST_TIMEOUT}s"
+    rc=1
+  fi
   if [ "${KEEP_TMP:-0}" != 1 ] && [ -n "${T:-}" ] && [ -d "$T" ]; then
     rm -rf "$T"
   elif [ -n "${T:-}" ]; then
@@ -49,7 +57,9 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/walship-it.XXXXXX")
 chmod 755 "$T"
 trap _tap_on_exit EXIT
 trap 'exit 130' INT TERM HUP
-( sleep "$TEST_TIMEOUT"; echo "not ok - watchdog: test exceeded ${TEST_TIMEOUT}s" ; kill -TERM $$ ) 2>/dev/null &
+# The watchdog must not hold the test's stdout open (the TAP driver waits
+# for EOF), so it writes nothing; the exit trap reports it.
+( exec >/dev/null 2>&1; sleep "$TEST_TIMEOUT"; touch "$T/.watchdog-fired"; kill -TERM $$ ) &
 _tap_watchdog=$!
 disown "$_tap_watchdog" 2>/dev/null || true
 
@@ -72,6 +82,7 @@ t() {
   local out
   out=$("$@" 2>&1)
   local st=$?
+  T_OUT=$out
   ok "$st" "$name" || diag "command: $* (exit $st)" "$(printf '%s' "$out" | tail -5)"
   return "$st"
 }
