@@ -47,5 +47,8 @@ int cmd_keygen_run(struct cmd_ctx *ctx);
 int cmd_wal_push_run(struct cmd_ctx *ctx);
 int cmd_ship_run(struct cmd_ctx *ctx);
 int cmd_wal_fetch_run(struct cmd_ctx *ctx);
+int cmd_backup_fetch_run(struct cmd_ctx *ctx);
+int cmd_backup_list_run(struct cmd_ctx *ctx);
+int cmd_backup_push_run(struct cmd_ctx *ctx);
 
 #endif

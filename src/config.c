@@ -193,6 +193,7 @@ static const struct key_def global_keys[] = {
     G("retry_deadline", retry_deadline, set_duration),
     G("connect_timeout", connect_timeout, set_duration),
     G("io_timeout", io_timeout, set_duration),
+    G("archive_timeout", archive_timeout, set_duration),
     G("pg_bin", pg_bin, set_str),
 };
 #undef G
@@ -249,6 +250,7 @@ struct config *config_new_default(void)
     c->retry_deadline = 60;
     c->connect_timeout = 10;
     c->io_timeout = 30;
+    c->archive_timeout = 60;
     c->pg_bin = strdup("/usr/lib/postgresql/15/bin");
     if (c->spool_dir == NULL || c->pg_bin == NULL) {
         config_free(c);

@@ -56,6 +56,7 @@ struct config {
     uint64_t retry_deadline;    /* seconds: total time for retries of one request */
     uint64_t connect_timeout;   /* seconds */
     uint64_t io_timeout;        /* seconds without progress before a transfer is cut */
+    uint64_t archive_timeout;   /* seconds backup-push waits for the stop segment to be archived */
     char *pg_bin;
 
     struct region_conf *regions;

@@ -76,6 +76,37 @@ static const struct cmd commands[] = {
       "the background when needed; only one runs at a time.  --once makes one\n"
       "pass and exits 3 if anything is left.\n",
       1, cmd_ship_run },
+    { "backup-push", "take a full base backup of the running cluster to every region",
+      "usage: walship backup-push [--pgdata DIR] [--pg-conninfo CONNINFO] [--part-size SIZE]\n"
+      "\n"
+      "Starts a non-exclusive backup (pg_backup_start), copies PGDATA and its\n"
+      "tablespaces as pax tar parts (several at once, each compressed and\n"
+      "encrypted once and uploaded to every region), stops the backup, checks\n"
+      "that every region has the WAL the backup needs, and writes the manifest\n"
+      "last.  A region that failed gets no manifest: the command exits 3 and\n"
+      "names it.  Only one backup-push runs at a time (lock in spool_dir).\n"
+      "Progress is shown on a terminal; one summary line at the end.\n",
+      1, cmd_backup_push_run },
+    { "backup-list", "list the backups of every region",
+      "usage: walship backup-list [--region R] [--json] [--all]\n"
+      "\n"
+      "For each region (or only R): every complete backup with its start and\n"
+      "stop time and LSN, timeline, original and stored size.  --all also lists\n"
+      "incomplete backups (no manifest: in progress, or left by a killed\n"
+      "backup-push) for clean-up.  --json prints one JSON document.  A region\n"
+      "that cannot be listed is reported and the command exits 3.\n",
+      1, cmd_backup_list_run },
+    { "backup-fetch", "unpack one backup into an empty directory",
+      "usage: walship backup-fetch NAME|LATEST DIR [--region R] [--tablespace-map OLD=NEW]...\n"
+      "\n"
+      "Downloads the backup's parts in parallel, decodes and authenticates them,\n"
+      "and extracts them into DIR (empty or absent), checking every file's\n"
+      "SHA-256 against the manifest.  Paths outside DIR, links and devices in a\n"
+      "tampered archive are refused.  Tablespaces go to their original paths or\n"
+      "to NEW with --tablespace-map.  backup_label is written last, so a failed\n"
+      "fetch never looks like a usable backup.  Without --region the first\n"
+      "region that has the backup is used.\n",
+      1, cmd_backup_fetch_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

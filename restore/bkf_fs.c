@@ -1,0 +1,196 @@
+/*
+ * bkf_fs — see bkf_fs.h.
+ */
+#include "bkf_fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int bkf_clean_path(const char *p, int is_dir, char out[PATH_MAX])
+{
+    size_t n = strlen(p);
+    const char *s;
+
+    if (is_dir && n > 1 && p[n - 1] == '/')
+        n--;
+    if (n == 0 || n >= PATH_MAX || p[0] == '/')
+        return -1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    for (s = out; s != NULL; s = strchr(s, '/')) {
+        const char *end;
+        size_t len;
+
+        if (*s == '/')
+            s++;
+        end = strchr(s, '/');
+        len = end ? (size_t)(end - s) : strlen(s);
+        if (len == 0 || (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+            return -1;
+    }
+    return 0;
+}
+
+int bkf_open_dir(int rootfd, const char *rel, int create, int *out)
+{
+    char buf[PATH_MAX], *comp, *slash;
+    int cur = rootfd;
+
+    if (*rel == '\0') {
+        *out = dup(rootfd);
+        return *out < 0 ? -1 : 0;
+    }
+    if (strlcopy(buf, rel, sizeof buf) < 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (comp = buf; comp != NULL; comp = slash) {
+        int fd;
+
+        slash = strchr(comp, '/');
+        if (slash != NULL)
+            *slash++ = '\0';
+        fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT && create) {
+            /* another part's thread may create it at the same moment */
+            if (mkdirat(cur, comp, 0700) < 0 && errno != EEXIST)
+                goto fail;
+            fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (fd < 0)
+            goto fail;
+        if (cur != rootfd)
+            close(cur);
+        cur = fd;
+    }
+    *out = cur;
+    return 0;
+fail:
+    if (cur != rootfd) {
+        int saved = errno;
+        close(cur);
+        errno = saved;
+    }
+    return -1;
+}
+
+int bkf_dir_state(const char *path, struct err *e)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    int n = 0;
+
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        return err_errno(e, errno == ENOTDIR ? ERR_USAGE : ERR_IO, errno, "could not open directory \"%s\"", path);
+    }
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n ? 1 : 0;
+}
+
+int bkf_prepare_dir(const char *path, const char *what, int *fd, struct err *e)
+{
+    int st = bkf_dir_state(path, e);
+
+    if (st < 0)
+        return -1;
+    if (st > 0)
+        return err_setf(e, ERR_USAGE, "%s \"%s\" is not empty: refusing to restore into it", what, path);
+    if (mkdir_p(path, 0700, e) < 0)
+        return -1;
+    *fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not open %s \"%s\"", what, path);
+    return 0;
+}
+
+int bkf_write_small(int dirfd, const char *dir, const char *name, const void *buf, size_t len, struct err *e)
+{
+    char tmp[64];
+    int fd, rc = -1;
+
+    snprintf(tmp, sizeof tmp, "%s.walship-tmp", name);
+    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not create \"%s/%s\"", dir, tmp);
+    if (write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+        err_errno(e, ERR_IO, errno, "could not write \"%s/%s\"", dir, tmp);
+        goto out;
+    }
+    if (renameat(dirfd, tmp, dirfd, name) < 0 || fsync(dirfd) < 0) {
+        err_errno(e, ERR_IO, errno, "could not rename \"%s/%s\" into place", dir, tmp);
+        goto out;
+    }
+    rc = 0;
+out:
+    close(fd);
+    if (rc < 0)
+        unlinkat(dirfd, tmp, 0);
+    return rc;
+}
+
+char *bkf_rewrite_tsmap(const unsigned char *in, size_t len, const uint32_t *oids, const char *const *newpaths,
+                        size_t n, size_t *outlen)
+{
+    size_t cap = len + 64, used = 0, i, start = 0, k;
+    char *out = malloc(cap);
+    int bs = 0;
+
+    for (i = 0; out != NULL && i <= len; i++) {
+        const char *newp = NULL;
+        size_t need;
+
+        if (i < len && (bs || (in[i] != '\n' && in[i] != '\r'))) {
+            bs = !bs && in[i] == '\\';
+            continue;
+        }
+        if (i == start && i == len)
+            break;
+        for (k = 0; k < n; k++) {
+            char pre[16];
+            int pn = snprintf(pre, sizeof pre, "%u ", (unsigned)oids[k]);
+
+            if (newpaths[k] != NULL && i - start > (size_t)pn && memcmp(in + start, pre, (size_t)pn) == 0) {
+                newp = newpaths[k];
+                break;
+            }
+        }
+        need = newp ? 16 + 2 * strlen(newp) : i - start + 2;
+        if (used + need > cap) {
+            char *no = realloc(out, cap = 2 * (used + need));
+            if (no == NULL) {
+                free(out);
+                return NULL;
+            }
+            out = no;
+        }
+        if (newp == NULL) {
+            memcpy(out + used, in + start, i - start);
+            used += i - start;
+        } else {
+            used += (size_t)snprintf(out + used, cap - used, "%u ", (unsigned)oids[k]);
+            for (; *newp; newp++) {
+                if (*newp == '\\' || *newp == '\n' || *newp == '\r')
+                    out[used++] = '\\';
+                out[used++] = *newp;
+            }
+        }
+        if (i < len)
+            out[used++] = (char)in[i];
+        start = i + 1;
+    }
+    *outlen = used;
+    return out;
+}

@@ -1,0 +1,165 @@
+/*
+ * bkf_pipe — see bkf_pipe.h.  A ring buffer under one mutex and one
+ * condition variable (both sides wait on it; every change broadcasts).
+ */
+#include "bkf_pipe.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bkf_pipe_init(struct bkf_pipe *p, size_t cap, atomic_int *abort)
+{
+    memset(p, 0, sizeof *p);
+    p->buf = malloc(cap);
+    if (p->buf == NULL)
+        return -1;
+    p->cap = cap;
+    p->abort = abort;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    return 0;
+}
+
+void bkf_pipe_destroy(struct bkf_pipe *p)
+{
+    if (p->buf == NULL)
+        return;
+    free(p->buf);
+    p->buf = NULL;
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+}
+
+void bkf_pipe_reset(struct bkf_pipe *p)
+{
+    p->head = p->tail = p->used = p->lent = 0;
+    p->eof = p->failed = p->writer_refused = 0;
+    p->reader = BKF_PIPE_RUNNING;
+}
+
+struct pipe_sink {
+    struct sink base;
+    struct bkf_pipe *p;
+};
+
+static int pipe_write(struct sink *s, const void *buf, size_t len, struct err *e)
+{
+    struct bkf_pipe *p = ((struct pipe_sink *)s)->p;
+    const unsigned char *src = buf;
+
+    pthread_mutex_lock(&p->mu);
+    while (len > 0) {
+        size_t n;
+
+        while (p->used == p->cap && p->reader == BKF_PIPE_RUNNING && !atomic_load(p->abort))
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->reader == BKF_PIPE_ABORT || atomic_load(p->abort)) {
+            p->writer_refused = 1;
+            pthread_mutex_unlock(&p->mu);
+            return err_setf(e, ERR_INTERNAL, "extraction stopped");
+        }
+        if (p->reader == BKF_PIPE_DISCARD)
+            break;
+        n = p->cap - p->used;
+        if (n > p->cap - p->head)
+            n = p->cap - p->head;
+        if (n > len)
+            n = len;
+        memcpy(p->buf + p->head, src, n);
+        p->head = (p->head + n) % p->cap;
+        p->used += n;
+        src += n;
+        len -= n;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+static int pipe_close(struct sink *s, struct err *e)
+{
+    (void)s;
+    (void)e;
+    return 0;
+}
+
+static void pipe_free(struct sink *s)
+{
+    free(s);
+}
+
+static const struct sink_ops pipe_ops = { pipe_write, pipe_close, pipe_free };
+
+struct sink *bkf_pipe_sink_new(struct bkf_pipe *p)
+{
+    struct pipe_sink *s = calloc(1, sizeof *s);
+
+    if (s == NULL)
+        return NULL;
+    s->base.ops = &pipe_ops;
+    s->p = p;
+    return &s->base;
+}
+
+void bkf_pipe_writer_done(struct bkf_pipe *p, int ok)
+{
+    pthread_mutex_lock(&p->mu);
+    if (ok)
+        p->eof = 1;
+    else
+        p->failed = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void bkf_pipe_reader_done(struct bkf_pipe *p, int how)
+{
+    pthread_mutex_lock(&p->mu);
+    p->reader = how;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int bkf_pipe_writer_refused(struct bkf_pipe *p)
+{
+    int r;
+
+    pthread_mutex_lock(&p->mu);
+    r = p->writer_refused;
+    pthread_mutex_unlock(&p->mu);
+    return r;
+}
+
+void bkf_pipe_wake(struct bkf_pipe *p)
+{
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+la_ssize_t bkf_pipe_read(struct archive *a, void *arg, const void **out)
+{
+    struct bkf_pipe *p = arg;
+    size_t n;
+
+    pthread_mutex_lock(&p->mu);
+    p->tail = (p->tail + p->lent) % p->cap;
+    p->used -= p->lent;
+    p->lent = 0;
+    pthread_cond_broadcast(&p->cv);
+    while (p->used == 0 && !p->eof && !p->failed && !atomic_load(p->abort))
+        pthread_cond_wait(&p->cv, &p->mu);
+    if (p->used == 0 && !p->eof) {
+        pthread_mutex_unlock(&p->mu);
+        archive_set_error(a, EIO, "the download of this part failed");
+        return -1;
+    }
+    n = p->used;
+    if (n > p->cap - p->tail)
+        n = p->cap - p->tail;
+    p->lent = n;
+    *out = p->buf + p->tail;
+    pthread_mutex_unlock(&p->mu);
+    return (la_ssize_t)n;
+}

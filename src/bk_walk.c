@@ -1,0 +1,341 @@
+#include "bk_walk.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* Top-level directories whose contents are not backed up. */
+static const char *const skip_contents[] = {
+    "pg_wal", "pg_dynshmem", "pg_notify", "pg_replslot", "pg_serial", "pg_snapshots", "pg_stat_tmp",
+    "pg_subtrans",
+};
+
+/* Top-level files never backed up. */
+static const char *const skip_files_top[] = {
+    "postmaster.pid", "postmaster.opts", "backup_label", "tablespace_map", "backup_manifest",
+    "current_logfiles", "postgresql.auto.conf.tmp",
+};
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+int bk_excluded(const char *rel, int is_dir)
+{
+    const char *b = base_name(rel);
+    size_t i;
+
+    if (str_has_prefix(b, "pgsql_tmp"))
+        return 1;
+    if (!is_dir && strcmp(b, "pg_internal.init") == 0)
+        return 1;
+    if (strchr(rel, '/') == NULL && !is_dir) {
+        for (i = 0; i < sizeof skip_files_top / sizeof skip_files_top[0]; i++)
+            if (strcmp(rel, skip_files_top[i]) == 0)
+                return 1;
+    }
+    /* contents of the skipped directories (the directories themselves stay) */
+    for (i = 0; i < sizeof skip_contents / sizeof skip_contents[0]; i++) {
+        size_t n = strlen(skip_contents[i]);
+
+        if (strncmp(rel, skip_contents[i], n) == 0 && rel[n] == '/') {
+            /* keep pg_wal/archive_status itself, empty */
+            if (is_dir && strcmp(rel, "pg_wal/archive_status") == 0)
+                return 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int add_item(struct bk_list *l, const char *rel, const char *src, const struct stat *st, struct err *e)
+{
+    struct bk_item *it;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        struct bk_item *ni = realloc(l->items, cap * sizeof *ni);
+
+        if (ni == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory listing PGDATA");
+        l->items = ni;
+        l->cap = cap;
+    }
+    it = &l->items[l->n];
+    memset(it, 0, sizeof *it);
+    it->path = strdup(rel);
+    it->src = strdup(src);
+    if (it->path == NULL || it->src == NULL) {
+        free(it->path);
+        free(it->src);
+        return err_setf(e, ERR_NOMEM, "out of memory listing PGDATA");
+    }
+    it->is_dir = S_ISDIR(st->st_mode);
+    it->size = it->is_dir ? 0 : (uint64_t)st->st_size;
+    it->mode = st->st_mode & 07777;
+    it->mtime = st->st_mtime;
+    if (!it->is_dir)
+        l->total_bytes += it->size;
+    l->n++;
+    return 0;
+}
+
+/* relfilenode of a relation file name: digits before '_' or '.'; 0 if none. */
+static int relnode_of(const char *name, char *out, size_t n)
+{
+    size_t i = 0;
+
+    while (isdigit((unsigned char)name[i]) && i + 1 < n) {
+        out[i] = name[i];
+        i++;
+    }
+    out[i] = '\0';
+    return i > 0 && (name[i] == '\0' || name[i] == '_' || name[i] == '.');
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int walk_dir(struct bk_list *l, const char *src, const char *rel, int depth, struct err *e);
+
+/* Names in a directory, sorted; unlogged relations' non-init forks removed
+ * (a database directory holds files named NNN, NNN_init, NNN_fsm, NNN.1). */
+static int read_names(const char *src, char ***names, size_t *n, struct err *e)
+{
+    DIR *d = opendir(src);
+    struct dirent *de;
+    char **v = NULL;
+    size_t cnt = 0, cap = 0, i, j;
+
+    *names = NULL;
+    *n = 0;
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return 0;   /* removed while we walk: nothing to back up */
+        return err_errno(e, ERR_IO, errno, "could not open directory \"%s\"", src);
+    }
+    while ((errno = 0, de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (cnt == cap) {
+            char **nv;
+            cap = cap ? cap * 2 : 64;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL)
+                goto nomem;
+            v = nv;
+        }
+        if ((v[cnt] = strdup(de->d_name)) == NULL)
+            goto nomem;
+        cnt++;
+    }
+    closedir(d);
+    if (cnt > 1)
+        qsort(v, cnt, sizeof *v, name_cmp);
+    /* unlogged relations */
+    for (i = 0; i < cnt; i++) {
+        char node[32];
+        size_t len = strlen(v[i]);
+
+        if (len < 6 || strcmp(v[i] + len - 5, "_init") != 0 || !relnode_of(v[i], node, sizeof node))
+            continue;
+        for (j = 0; j < cnt; j++) {
+            char other[32];
+
+            if (v[j] == NULL || j == i || !relnode_of(v[j], other, sizeof other) || strcmp(node, other) != 0)
+                continue;
+            if (str_has_suffix(v[j], "_init") || strstr(v[j], "_init.") != NULL)
+                continue;
+            free(v[j]);
+            v[j] = NULL;
+        }
+    }
+    for (i = 0, j = 0; i < cnt; i++)
+        if (v[i] != NULL)
+            v[j++] = v[i];
+    *names = v;
+    *n = j;
+    return 0;
+nomem:
+    closedir(d);
+    for (i = 0; i < cnt; i++)
+        free(v[i]);
+    free(v);
+    return err_setf(e, ERR_NOMEM, "out of memory listing \"%s\"", src);
+}
+
+static int walk_tablespaces(struct bk_list *l, const char *pgdata, struct err *e)
+{
+    char dir[PATH_MAX];
+    char **names = NULL;
+    size_t n = 0, i;
+    int rc = -1;
+
+    if (snprintf(dir, sizeof dir, "%s/pg_tblspc", pgdata) >= (int)sizeof dir)
+        return err_setf(e, ERR_IO, "path too long");
+    if (read_names(dir, &names, &n, e) < 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        char link[PATH_MAX], target[PATH_MAX], rel[PATH_MAX];
+        uint64_t oid;
+        struct err pe = ERR_INIT;
+        struct stat st;
+        ssize_t len;
+        struct bk_tablespace *nt;
+
+        if (parse_u64(names[i], 1, UINT32_MAX, &oid, &pe) < 0)
+            continue;   /* not a tablespace link */
+        if (snprintf(link, sizeof link, "%s/%s", dir, names[i]) >= (int)sizeof link)
+            continue;
+        len = readlink(link, target, sizeof target - 1);
+        if (len < 0) {
+            if (errno == EINVAL && lstat(link, &st) == 0 && S_ISDIR(st.st_mode)) {
+                /* in-place tablespace (allow_in_place_tablespaces): a real directory */
+                strlcopy(target, link, sizeof target);
+            } else {
+                err_errno(e, ERR_IO, errno, "could not read tablespace link \"%s\"", link);
+                goto out;
+            }
+        } else {
+            target[len] = '\0';
+        }
+        nt = realloc(l->tbs, (l->ntbs + 1) * sizeof *nt);
+        if (nt == NULL) {
+            err_setf(e, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        l->tbs = nt;
+        nt[l->ntbs].oid = (uint32_t)oid;
+        nt[l->ntbs].target = strdup(target);
+        if (nt[l->ntbs].target == NULL) {
+            err_setf(e, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        l->ntbs++;
+        if (stat(target, &st) < 0) {
+            err_errno(e, ERR_IO, errno, "tablespace %s points to \"%s\", which is not usable", names[i], target);
+            goto out;
+        }
+        if (snprintf(rel, sizeof rel, "pg_tblspc/%s", names[i]) >= (int)sizeof rel)
+            continue;
+        if (add_item(l, rel, target, &st, e) < 0 || walk_dir(l, target, rel, 1, e) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    for (i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+static int walk_dir(struct bk_list *l, const char *src, const char *rel, int depth, struct err *e)
+{
+    char **names = NULL;
+    size_t n = 0, i;
+    int rc = -1;
+
+    if (depth > 64)
+        return err_setf(e, ERR_IO, "directory tree too deep at \"%s\"", src);
+    if (read_names(src, &names, &n, e) < 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        char csrc[PATH_MAX], crel[PATH_MAX];
+        struct stat st;
+
+        if (snprintf(csrc, sizeof csrc, "%s/%s", src, names[i]) >= (int)sizeof csrc ||
+            snprintf(crel, sizeof crel, "%s%s%s", rel, *rel ? "/" : "", names[i]) >= (int)sizeof crel) {
+            err_setf(e, ERR_IO, "path too long under \"%s\"", src);
+            goto out;
+        }
+        if (lstat(csrc, &st) < 0) {
+            if (errno == ENOENT)
+                continue;   /* deleted meanwhile: fine (WAL replay recreates it) */
+            err_errno(e, ERR_IO, errno, "could not stat \"%s\"", csrc);
+            goto out;
+        }
+        if (strcmp(crel, "pg_tblspc") == 0 && S_ISDIR(st.st_mode)) {
+            if (add_item(l, crel, csrc, &st, e) < 0)
+                goto out;
+            continue;   /* its links are walked by walk_tablespaces */
+        }
+        if (S_ISLNK(st.st_mode)) {
+            /* pg_wal may be a link to another disk: keep it as a directory */
+            if (strcmp(crel, "pg_wal") == 0 && stat(csrc, &st) == 0 && S_ISDIR(st.st_mode)) {
+                if (add_item(l, crel, csrc, &st, e) < 0)
+                    goto out;
+                if (walk_dir(l, csrc, crel, depth + 1, e) < 0)
+                    goto out;
+            }
+            continue;   /* other links are not PostgreSQL's */
+        }
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+            continue;
+        if (bk_excluded(crel, S_ISDIR(st.st_mode)))
+            continue;
+        if (add_item(l, crel, csrc, &st, e) < 0)
+            goto out;
+        if (S_ISDIR(st.st_mode) && walk_dir(l, csrc, crel, depth + 1, e) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    for (i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+    const struct bk_item *x = a, *y = b;
+
+    if (x->is_dir != y->is_dir)
+        return x->is_dir ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+int bk_walk(const char *pgdata, struct bk_list *out, struct err *e)
+{
+    struct stat st;
+
+    memset(out, 0, sizeof *out);
+    if (stat(pgdata, &st) < 0 || !S_ISDIR(st.st_mode))
+        return err_errno(e, ERR_CONFIG, errno ? errno : ENOTDIR, "pgdata \"%s\" is not a directory", pgdata);
+    if (walk_dir(out, pgdata, "", 0, e) < 0 || walk_tablespaces(out, pgdata, e) < 0) {
+        bk_list_free(out);
+        return -1;
+    }
+    if (out->n > 1)
+        qsort(out->items, out->n, sizeof *out->items, item_cmp);
+    for (out->ndirs = 0; out->ndirs < out->n && out->items[out->ndirs].is_dir; out->ndirs++)
+        ;
+    return 0;
+}
+
+void bk_list_free(struct bk_list *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++) {
+        free(l->items[i].path);
+        free(l->items[i].src);
+    }
+    for (i = 0; i < l->ntbs; i++)
+        free(l->tbs[i].target);
+    free(l->items);
+    free(l->tbs);
+    memset(l, 0, sizeof *l);
+}

@@ -1,0 +1,56 @@
+/*
+ * bk_walk — the list of what a base backup copies from PGDATA and its
+ * tablespaces, with the exclusions pg_basebackup applies.
+ *
+ * Excluded, as PostgreSQL documents for backups: the contents of pg_wal
+ * (the directory and pg_wal/archive_status are kept, empty),
+ * pg_dynshmem, pg_notify, pg_replslot, pg_serial, pg_snapshots,
+ * pg_stat_tmp and pg_subtrans; the files postmaster.pid, postmaster.opts,
+ * backup_label, tablespace_map, backup_manifest, current_logfiles,
+ * postgresql.auto.conf.tmp and every pg_internal.init; temporary files and
+ * directories (pgsql_tmp*); and the main, fsm and vm forks of unlogged
+ * relations (those with an _init fork), whose init fork is kept.
+ *
+ * Tablespaces (symlinks in pg_tblspc) are walked through their links and
+ * listed as pg_tblspc/OID/...; the link itself is recorded separately.
+ * Directories come first in the list, then files sorted by path.
+ */
+#ifndef WALSHIP_BK_WALK_H
+#define WALSHIP_BK_WALK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+struct bk_item {
+    char *path;         /* relative: "base/1/1259", "pg_tblspc/16385/PG_15_.../5/16386" */
+    char *src;          /* absolute source path */
+    int is_dir;
+    uint64_t size;      /* at walk time */
+    mode_t mode;
+    int64_t mtime;
+};
+
+struct bk_tablespace {
+    uint32_t oid;
+    char *target;       /* where the pg_tblspc link points */
+};
+
+struct bk_list {
+    struct bk_item *items;
+    size_t n, cap;
+    size_t ndirs;       /* items[0 .. ndirs-1] are directories */
+    struct bk_tablespace *tbs;
+    size_t ntbs;
+    uint64_t total_bytes;
+};
+
+int bk_walk(const char *pgdata, struct bk_list *out, struct err *e);
+void bk_list_free(struct bk_list *l);
+
+/* Exposed for tests: is this PGDATA-relative path excluded? */
+int bk_excluded(const char *relpath, int is_dir);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * catalog — the backups a region holds.
+ *
+ * A backup exists only when backups/NAME/manifest.json does (DESIGN.md §7);
+ * folders without one are incomplete (in progress, or left by a killed
+ * backup-push) and are listed only on request, for clean-up.  Names sort
+ * in time order (cat_new_name).  Manifests are encoded objects: loading one
+ * decodes and authenticates it.
+ */
+#ifndef WALSHIP_CATALOG_H
+#define WALSHIP_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "err.h"
+#include "keys.h"
+#include "manifest.h"
+#include "stor.h"
+
+#define CAT_MANIFEST "manifest.json"
+#define CAT_NAME_MAX 64
+
+struct cat_entry {
+    char name[CAT_NAME_MAX];
+    int complete;           /* has a manifest */
+    uint64_t objects;       /* objects in the folder */
+    uint64_t bytes;         /* their stored size */
+    time_t newest;          /* newest object's mtime */
+    struct manifest *man;   /* loaded by cat_list when asked, else NULL */
+};
+
+struct catalog {
+    struct cat_entry *v;
+    size_t n;
+};
+
+/* List backups/ of a region, oldest first.  With `load` the manifests of
+ * complete backups are decoded (a manifest that does not decode is an
+ * error naming the backup). */
+int cat_list(struct stor *s, const struct keyring *kr, int load, struct catalog *out, struct err *e);
+void cat_free(struct catalog *c);
+
+int cat_load_manifest(struct stor *s, const struct keyring *kr, const char *name, struct manifest **out,
+                      struct err *e);
+
+/* Find a complete backup by name, or "LATEST": index into c->v, or -1
+ * (ERR_NOTFOUND). */
+int cat_find(const struct catalog *c, const char *name, struct err *e);
+
+/* A new backup's name from its start time: "20261122T053230Z". */
+void cat_new_name(time_t start, char out[CAT_NAME_MAX]);
+
+/* Keys: "backups/NAME/WHAT". */
+int cat_key(char *buf, size_t len, const char *name, const char *what);
+
+#endif

@@ -1,0 +1,225 @@
+/*
+ * cmd_backup_fetch — `walship backup-fetch NAME|LATEST DIR [--region R]
+ * [--tablespace-map OLD=NEW]...`: unpack one backup into an empty directory.
+ *
+ * The region: --region R, else the first configured region that has the
+ * backup (for LATEST: the first region holding any complete backup).  A
+ * region that cannot be listed is skipped with a warning; if no region has
+ * the backup the status is 1 when every region answered, 3 when one could
+ * not be asked.  The unpacking itself is restore/backup_fetch.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backup_fetch.h"
+#include "catalog.h"
+#include "cmd.h"
+#include "keys.h"
+#include "log.h"
+#include "stor.h"
+#include "util.h"
+
+#define MAX_TSMAP 64
+
+struct fetch_view {
+    int tty;
+    int shown;
+};
+
+static void human(uint64_t n, char *buf, size_t len)
+{
+    static const char *unit[] = { "B", "kB", "MB", "GB", "TB" };
+    double v = (double)n;
+    int u = 0;
+
+    while (v >= 1000.0 && u < 4) {
+        v /= 1000.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%llu B", (unsigned long long)n);
+    else
+        snprintf(buf, len, "%.1f %s", v, unit[u]);
+}
+
+static void show_progress(const struct bkf_progress *p, void *arg)
+{
+    struct fetch_view *v = arg;
+    char done[32], total[32];
+    int pct = p->bytes_total ? (int)(p->bytes_done * 100 / p->bytes_total) : 100;
+
+    if (!v->tty)
+        return;
+    human(p->bytes_done, done, sizeof done);
+    human(p->bytes_total, total, sizeof total);
+    fprintf(stderr, "\r%3d%%  %s of %s  %llu/%llu files  %u/%u parts   ", pct > 100 ? 100 : pct, done, total,
+            (unsigned long long)p->files_done, (unsigned long long)p->files_total, p->parts_done, p->parts_total);
+    fflush(stderr);
+    v->shown = 1;
+}
+
+/* Find the backup: in ctx->region, or in the first region that has it. */
+static int locate(struct cmd_ctx *ctx, const struct keyring *kr, const char *want, struct stor **out,
+                  const struct region_conf **rcp, char name[CAT_NAME_MAX], struct err *e)
+{
+    int i, unreachable = 0;
+
+    if (config_require_regions(ctx->conf, e) < 0)
+        return -1;
+    for (i = 0; i < ctx->conf->nregions; i++) {
+        const struct region_conf *rc = &ctx->conf->regions[i];
+        struct stor *s = NULL;
+        struct catalog cat;
+        struct err re = ERR_INIT;
+        int idx;
+
+        if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
+            continue;
+        if (stor_open(rc, ctx->conf, &s, &re) < 0 || cat_list(s, kr, 0, &cat, &re) < 0) {
+            stor_free(s);
+            if (ctx->region != NULL) {
+                *e = re;
+                return err_prefix(e, "could not list the backups");
+            }
+            log_warning("could not list the backups (skipping this region): %s", re.msg);
+            unreachable++;
+            continue;
+        }
+        idx = cat_find(&cat, want, &re);
+        if (idx >= 0) {
+            strlcopy(name, cat.v[idx].name, CAT_NAME_MAX);
+            cat_free(&cat);
+            *out = s;
+            *rcp = rc;
+            return 0;
+        }
+        cat_free(&cat);
+        stor_free(s);
+        if (ctx->region != NULL) {
+            *e = re;
+            return err_prefix(e, "region %s", rc->name);
+        }
+        log_info("region %s: %s", rc->name, re.msg);
+    }
+    if (ctx->region != NULL)
+        return err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured", ctx->region);
+    if (unreachable)
+        return err_setf(e, ERR_NET, "backup %s was not found in the regions that could be listed (%d could not)",
+                        want, unreachable);
+    if (strcmp(want, "LATEST") == 0)
+        return err_setf(e, ERR_NOTFOUND, "no region holds a complete backup");
+    return err_setf(e, ERR_NOTFOUND, "no region holds a complete backup named %s", want);
+}
+
+int cmd_backup_fetch_run(struct cmd_ctx *ctx)
+{
+    struct bkf_tsmap maps[MAX_TSMAP];
+    char *owned[MAX_TSMAP];
+    const char *pos[2];
+    struct keyring *kr = NULL;
+    struct stor *s = NULL;
+    const struct region_conf *rc = NULL;
+    struct manifest *m = NULL;
+    struct bkf_opts o;
+    struct bkf_stats st;
+    struct fetch_view view = { 0, 0 };
+    struct err e = ERR_INIT;
+    char name[CAT_NAME_MAX], sz[32], *eq;
+    int i, npos = 0, nmaps = 0, status;
+
+    for (i = 1; i < ctx->argc; i++) {
+        const char *a = ctx->argv[i], *val = NULL;
+
+        if (strcmp(a, "--tablespace-map") == 0) {
+            if (i + 1 >= ctx->argc)
+                return cmd_usage("backup-fetch", "--tablespace-map needs OLD=NEW");
+            val = ctx->argv[++i];
+        } else if (str_has_prefix(a, "--tablespace-map=")) {
+            val = a + strlen("--tablespace-map=");
+        } else if (a[0] == '-' && a[1] != '\0') {
+            return cmd_usage("backup-fetch", "unknown option \"%s\"", a);
+        } else {
+            if (npos == 2)
+                return cmd_usage("backup-fetch", "too many arguments");
+            pos[npos++] = a;
+            continue;
+        }
+        eq = strchr(val, '=');
+        if (eq == NULL || eq == val || eq[1] == '\0')
+            return cmd_usage("backup-fetch", "--tablespace-map wants OLD=NEW, not \"%s\"", val);
+        if (nmaps == MAX_TSMAP)
+            return cmd_usage("backup-fetch", "too many --tablespace-map options (at most %d)", MAX_TSMAP);
+        maps[nmaps].old_path = val;     /* NUL-terminated below, in a copy */
+        maps[nmaps].new_path = eq + 1;
+        nmaps++;
+    }
+    if (npos != 2)
+        return cmd_usage("backup-fetch", "needs NAME (or LATEST) and DIR");
+    for (i = 0; i < nmaps; i++) {
+        size_t n = (size_t)(strchr(maps[i].old_path, '=') - maps[i].old_path);
+
+        owned[i] = strndup(maps[i].old_path, n);
+        if (owned[i] == NULL) {
+            while (i-- > 0)
+                free(owned[i]);
+            err_setf(&e, ERR_NOMEM, "out of memory");
+            return cmd_fail(&e);
+        }
+        maps[i].old_path = owned[i];
+    }
+
+    if (cmd_load_keyring(ctx, &kr, &e) < 0)
+        goto fail;
+    if (locate(ctx, kr, pos[0], &s, &rc, name, &e) < 0)
+        goto fail;
+    if (cat_load_manifest(s, kr, name, &m, &e) < 0) {
+        if (e.code == ERR_NOTFOUND)
+            e.code = ERR_CORRUPT;   /* it was listed a moment ago */
+        goto fail;
+    }
+    log_info("restoring backup %s from region %s into %s", name, rc->name, pos[1]);
+    memset(&o, 0, sizeof o);
+    o.parallel = ctx->conf->parallel;
+    o.tsmap = maps;
+    o.ntsmap = (size_t)nmaps;
+    view.tty = isatty(STDERR_FILENO);
+    o.progress = show_progress;
+    o.progress_arg = &view;
+    if (bkf_fetch(s, rc, ctx->conf, kr, m, pos[1], &o, &st, &e) < 0) {
+        if (view.shown)
+            fputc('\n', stderr);
+        goto fail;
+    }
+    if (view.shown)
+        fputc('\n', stderr);
+    human(st.bytes, sz, sizeof sz);
+    printf("restored backup %s from region %s into %s: %llu files, %llu directories, %s in %.1f s (%.0f MB/s)\n",
+           name, rc->name, pos[1], (unsigned long long)st.files, (unsigned long long)st.dirs, sz,
+           (double)st.ms / 1000.0, st.ms ? (double)st.bytes / 1e3 / (double)st.ms : 0.0);
+    for (i = 0; i < (int)m->ntablespaces; i++) {
+        const char *target = m->tablespaces[i].path;
+        int k;
+
+        for (k = 0; k < nmaps; k++)
+            if (strcmp(maps[k].old_path, target) == 0)
+                target = maps[k].new_path;
+        printf("tablespace %u: %s (pg_tblspc/%u)\n", (unsigned)m->tablespaces[i].oid, target,
+               (unsigned)m->tablespaces[i].oid);
+    }
+    printf("start LSN %X/%X (WAL %s, timeline %u); WAL up to %s is needed for a consistent state\n",
+           (unsigned)(m->start_lsn >> 32), (unsigned)m->start_lsn, m->start_wal, (unsigned)m->timeline, m->stop_wal);
+    fflush(stdout);
+    status = 0;
+    goto out;
+fail:
+    status = cmd_fail(&e);
+out:
+    for (i = 0; i < nmaps; i++)
+        free(owned[i]);
+    man_free(m);
+    stor_free(s);
+    keys_free(kr);
+    return status;
+}

@@ -1,0 +1,413 @@
+#include "manifest.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "wal.h"
+
+struct manifest *man_new(void)
+{
+    struct manifest *m = calloc(1, sizeof *m);
+
+    if (m != NULL)
+        m->format = MAN_FORMAT;
+    return m;
+}
+
+void man_free(struct manifest *m)
+{
+    size_t i;
+
+    if (m == NULL)
+        return;
+    for (i = 0; i < m->nfiles; i++)
+        free(m->files[i].path);
+    for (i = 0; i < m->ntablespaces; i++)
+        free(m->tablespaces[i].path);
+    free(m->files);
+    free(m->parts);
+    free(m->tablespaces);
+    free(m->name);
+    free(m->walship_version);
+    free(m->system_identifier);
+    free(m->compression);
+    free(m->key_id);
+    free(m);
+}
+
+int man_add_file(struct manifest *m, const char *path, uint32_t part, uint64_t size, uint32_t mode,
+                 int64_t mtime, const char sha256[65], struct err *e)
+{
+    struct man_file *f;
+
+    if (m->nfiles == m->files_cap) {
+        size_t cap = m->files_cap ? m->files_cap * 2 : 1024;
+        struct man_file *nf = realloc(m->files, cap * sizeof *nf);
+
+        if (nf == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory growing the manifest");
+        m->files = nf;
+        m->files_cap = cap;
+    }
+    f = &m->files[m->nfiles];
+    f->path = strdup(path);
+    if (f->path == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    f->part = part;
+    f->size = size;
+    f->mode = mode;
+    f->mtime = mtime;
+    memcpy(f->sha256, sha256, 65);
+    m->nfiles++;
+    return 0;
+}
+
+int man_add_part(struct manifest *m, const struct man_part *p, struct err *e)
+{
+    struct man_part *np = realloc(m->parts, (m->nparts + 1) * sizeof *np);
+
+    if (np == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    m->parts = np;
+    m->parts[m->nparts++] = *p;
+    return 0;
+}
+
+int man_add_tablespace(struct manifest *m, uint32_t oid, const char *path, struct err *e)
+{
+    struct man_tablespace *nt = realloc(m->tablespaces, (m->ntablespaces + 1) * sizeof *nt);
+
+    if (nt == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    m->tablespaces = nt;
+    nt[m->ntablespaces].oid = oid;
+    nt[m->ntablespaces].path = strdup(path);
+    if (nt[m->ntablespaces].path == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    m->ntablespaces++;
+    return 0;
+}
+
+static int file_cmp(const void *a, const void *b)
+{
+    const struct man_file *x = a, *y = b;
+
+    if (x->part != y->part)
+        return x->part < y->part ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+void man_sort(struct manifest *m)
+{
+    if (m->nfiles > 1)
+        qsort(m->files, m->nfiles, sizeof *m->files, file_cmp);
+}
+
+const struct man_file *man_find_file(const struct manifest *m, const char *path)
+{
+    size_t i;
+
+    for (i = 0; i < m->nfiles; i++)
+        if (strcmp(m->files[i].path, path) == 0)
+            return &m->files[i];
+    return NULL;
+}
+
+void man_format_time(int64_t t, char out[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (gmtime_r(&tt, &tm) == NULL)
+        snprintf(out, 32, "?");
+    else
+        strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- to JSON ---- */
+
+static json_t *lsn_json(uint64_t lsn)
+{
+    char buf[24];
+    wal_format_lsn(lsn, buf);
+    return json_string(buf);
+}
+
+static json_t *u64_json(uint64_t v)
+{
+    /* JSON integers are exact in jansson up to 2^63; sizes and times fit. */
+    return json_integer((json_int_t)v);
+}
+
+int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e)
+{
+    json_t *root = json_object(), *files = json_array(), *parts = json_array(), *tbs = json_array();
+    char st[32], sp[32];
+    size_t i;
+    int bad = 0;
+
+    if (root == NULL || files == NULL || parts == NULL || tbs == NULL) {
+        json_decref(root);
+        json_decref(files);
+        json_decref(parts);
+        json_decref(tbs);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    man_format_time(m->start_time, st);
+    man_format_time(m->stop_time, sp);
+    bad |= json_object_set_new(root, "format", json_integer(m->format));
+    bad |= json_object_set_new(root, "name", json_string(m->name ? m->name : ""));
+    bad |= json_object_set_new(root, "walship_version", json_string(m->walship_version ? m->walship_version : ""));
+    bad |= json_object_set_new(root, "start_lsn", lsn_json(m->start_lsn));
+    bad |= json_object_set_new(root, "stop_lsn", lsn_json(m->stop_lsn));
+    bad |= json_object_set_new(root, "timeline", json_integer(m->timeline));
+    bad |= json_object_set_new(root, "stop_timeline", json_integer(m->stop_timeline));
+    bad |= json_object_set_new(root, "start_wal", json_string(m->start_wal));
+    bad |= json_object_set_new(root, "stop_wal", json_string(m->stop_wal));
+    bad |= json_object_set_new(root, "start_time", json_integer(m->start_time));
+    bad |= json_object_set_new(root, "stop_time", json_integer(m->stop_time));
+    bad |= json_object_set_new(root, "start_time_text", json_string(st));
+    bad |= json_object_set_new(root, "stop_time_text", json_string(sp));
+    bad |= json_object_set_new(root, "pg_version", json_integer(m->pg_version));
+    bad |= json_object_set_new(root, "system_identifier",
+                               json_string(m->system_identifier ? m->system_identifier : ""));
+    bad |= json_object_set_new(root, "wal_segment_size", u64_json(m->wal_segment_size));
+    bad |= json_object_set_new(root, "compression", json_string(m->compression ? m->compression : "none"));
+    bad |= json_object_set_new(root, "key_id", m->key_id ? json_string(m->key_id) : json_null());
+    bad |= json_object_set_new(root, "original_size", u64_json(m->original_size));
+    bad |= json_object_set_new(root, "stored_size", u64_json(m->stored_size));
+    bad |= json_object_set_new(root, "tablespace_map", json_boolean(m->has_tablespace_map));
+    for (i = 0; i < m->nparts; i++) {
+        json_t *p = json_pack("{s:I, s:I, s:I, s:I}", "number", (json_int_t)m->parts[i].number, "raw_size",
+                              (json_int_t)m->parts[i].raw_size, "stored_size",
+                              (json_int_t)m->parts[i].stored_size, "files", (json_int_t)m->parts[i].files);
+        bad |= p == NULL || json_array_append_new(parts, p);
+    }
+    for (i = 0; i < m->ntablespaces; i++) {
+        json_t *t = json_pack("{s:I, s:s}", "oid", (json_int_t)m->tablespaces[i].oid, "path",
+                              m->tablespaces[i].path);
+        bad |= t == NULL || json_array_append_new(tbs, t);
+    }
+    for (i = 0; i < m->nfiles; i++) {
+        const struct man_file *f = &m->files[i];
+        json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s}", "path", f->path, "part", (json_int_t)f->part,
+                              "size", (json_int_t)f->size, "mode", (json_int_t)f->mode, "mtime",
+                              (json_int_t)f->mtime, "sha256", f->sha256);
+        bad |= j == NULL || json_array_append_new(files, j);
+    }
+    bad |= json_object_set_new(root, "parts", parts);
+    bad |= json_object_set_new(root, "tablespaces", tbs);
+    bad |= json_object_set_new(root, "files", files);
+    if (bad) {
+        json_decref(root);
+        return err_setf(e, ERR_NOMEM, "could not build the manifest JSON");
+    }
+    *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (*out == NULL)
+        return err_setf(e, ERR_NOMEM, "could not serialize the manifest");
+    *len = strlen(*out);
+    return 0;
+}
+
+/* ---- from JSON ---- */
+
+struct jread {
+    const char *what;
+    struct err *e;
+    int failed;
+};
+
+static json_t *jget(struct jread *r, json_t *obj, const char *key, json_type type)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (r->failed)
+        return NULL;
+    if (v == NULL || json_typeof(v) != type) {
+        err_setf(r->e, ERR_CORRUPT, "%s: manifest field \"%s\" is missing or has the wrong type", r->what, key);
+        r->failed = 1;
+        return NULL;
+    }
+    return v;
+}
+
+static uint64_t jint(struct jread *r, json_t *obj, const char *key)
+{
+    json_t *v = jget(r, obj, key, JSON_INTEGER);
+    json_int_t i;
+
+    if (v == NULL)
+        return 0;
+    i = json_integer_value(v);
+    if (i < 0) {
+        err_setf(r->e, ERR_CORRUPT, "%s: manifest field \"%s\" is negative", r->what, key);
+        r->failed = 1;
+        return 0;
+    }
+    return (uint64_t)i;
+}
+
+static char *jstr(struct jread *r, json_t *obj, const char *key)
+{
+    json_t *v = jget(r, obj, key, JSON_STRING);
+    char *s;
+
+    if (v == NULL)
+        return NULL;
+    s = strdup(json_string_value(v));
+    if (s == NULL) {
+        err_setf(r->e, ERR_NOMEM, "out of memory");
+        r->failed = 1;
+    }
+    return s;
+}
+
+static uint64_t jlsn(struct jread *r, json_t *obj, const char *key)
+{
+    json_t *v = jget(r, obj, key, JSON_STRING);
+    uint64_t lsn = 0;
+
+    if (v != NULL && wal_parse_lsn(json_string_value(v), &lsn, r->e) < 0) {
+        err_prefix(r->e, "%s: manifest field \"%s\"", r->what, key);
+        r->failed = 1;
+    }
+    return lsn;
+}
+
+static void jcopy(struct jread *r, json_t *obj, const char *key, char *dst, size_t n)
+{
+    json_t *v = jget(r, obj, key, JSON_STRING);
+
+    if (v != NULL && strlcopy(dst, json_string_value(v), n) < 0) {
+        err_setf(r->e, ERR_CORRUPT, "%s: manifest field \"%s\" is too long", r->what, key);
+        r->failed = 1;
+    }
+}
+
+static int safe_rel_path(const char *p)
+{
+    const char *s;
+
+    if (*p == '\0' || *p == '/')
+        return 0;
+    for (s = p; s != NULL; s = strchr(s, '/')) {
+        if (*s == '/')
+            s++;
+        if (strncmp(s, "..", 2) == 0 && (s[2] == '/' || s[2] == '\0'))
+            return 0;
+        if (*s == '\0' || *s == '/')
+            return 0;
+    }
+    return 1;
+}
+
+int man_from_json(const char *buf, size_t len, const char *what, struct manifest **out, struct err *e)
+{
+    struct jread r = { what, e, 0 };
+    json_error_t jerr;
+    json_t *root, *arr, *v;
+    struct manifest *m;
+    size_t i;
+
+    root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return err_setf(e, ERR_CORRUPT, "%s: manifest is not valid JSON (line %d: %s)", what, jerr.line, jerr.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return err_setf(e, ERR_CORRUPT, "%s: manifest is not a JSON object", what);
+    }
+    m = man_new();
+    if (m == NULL) {
+        json_decref(root);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    m->format = (unsigned)jint(&r, root, "format");
+    if (!r.failed && m->format != MAN_FORMAT) {
+        err_setf(e, ERR_CORRUPT, "%s: manifest format %u is not supported by this walship (it reads format %d)",
+                 what, m->format, MAN_FORMAT);
+        r.failed = 1;
+    }
+    m->name = jstr(&r, root, "name");
+    m->walship_version = jstr(&r, root, "walship_version");
+    m->start_lsn = jlsn(&r, root, "start_lsn");
+    m->stop_lsn = jlsn(&r, root, "stop_lsn");
+    m->timeline = (uint32_t)jint(&r, root, "timeline");
+    m->stop_timeline = (uint32_t)jint(&r, root, "stop_timeline");
+    jcopy(&r, root, "start_wal", m->start_wal, sizeof m->start_wal);
+    jcopy(&r, root, "stop_wal", m->stop_wal, sizeof m->stop_wal);
+    m->start_time = (int64_t)jint(&r, root, "start_time");
+    m->stop_time = (int64_t)jint(&r, root, "stop_time");
+    m->pg_version = (uint32_t)jint(&r, root, "pg_version");
+    m->system_identifier = jstr(&r, root, "system_identifier");
+    m->wal_segment_size = jint(&r, root, "wal_segment_size");
+    m->compression = jstr(&r, root, "compression");
+    v = json_object_get(root, "key_id");
+    if (!r.failed && json_is_string(v) && (m->key_id = strdup(json_string_value(v))) == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        r.failed = 1;
+    }
+    m->original_size = jint(&r, root, "original_size");
+    m->stored_size = jint(&r, root, "stored_size");
+    m->has_tablespace_map = json_is_true(json_object_get(root, "tablespace_map"));
+    arr = jget(&r, root, "parts", JSON_ARRAY);
+    for (i = 0; arr != NULL && !r.failed && i < json_array_size(arr); i++) {
+        json_t *p = json_array_get(arr, i);
+        struct man_part mp;
+
+        mp.number = (uint32_t)jint(&r, p, "number");
+        mp.raw_size = jint(&r, p, "raw_size");
+        mp.stored_size = jint(&r, p, "stored_size");
+        mp.files = (uint32_t)jint(&r, p, "files");
+        if (!r.failed && (mp.number != i + 1)) {
+            err_setf(e, ERR_CORRUPT, "%s: manifest parts are not numbered 1..N", what);
+            r.failed = 1;
+        }
+        if (!r.failed && man_add_part(m, &mp, e) < 0)
+            r.failed = 1;
+    }
+    arr = jget(&r, root, "tablespaces", JSON_ARRAY);
+    for (i = 0; arr != NULL && !r.failed && i < json_array_size(arr); i++) {
+        json_t *t = json_array_get(arr, i);
+        uint32_t oid = (uint32_t)jint(&r, t, "oid");
+        json_t *p = jget(&r, t, "path", JSON_STRING);
+
+        if (!r.failed && man_add_tablespace(m, oid, json_string_value(p), e) < 0)
+            r.failed = 1;
+    }
+    arr = jget(&r, root, "files", JSON_ARRAY);
+    for (i = 0; arr != NULL && !r.failed && i < json_array_size(arr); i++) {
+        json_t *f = json_array_get(arr, i);
+        json_t *path = jget(&r, f, "path", JSON_STRING);
+        uint32_t part = (uint32_t)jint(&r, f, "part");
+        uint64_t size = jint(&r, f, "size");
+        uint32_t mode = (uint32_t)jint(&r, f, "mode");
+        int64_t mtime = (int64_t)jint(&r, f, "mtime");
+        json_t *sha = jget(&r, f, "sha256", JSON_STRING);
+
+        if (r.failed)
+            break;
+        if (!safe_rel_path(json_string_value(path))) {
+            err_setf(e, ERR_CORRUPT, "%s: manifest lists an unsafe path \"%s\"", what, json_string_value(path));
+            r.failed = 1;
+            break;
+        }
+        if (strlen(json_string_value(sha)) != 64 || part == 0 || part > m->nparts) {
+            err_setf(e, ERR_CORRUPT, "%s: manifest entry for \"%s\" is malformed", what, json_string_value(path));
+            r.failed = 1;
+            break;
+        }
+        if (man_add_file(m, json_string_value(path), part, size, mode & 07777, mtime, json_string_value(sha), e) < 0)
+            r.failed = 1;
+    }
+    json_decref(root);
+    if (r.failed) {
+        man_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}

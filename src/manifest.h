@@ -1,0 +1,89 @@
+/*
+ * manifest — a backup's manifest.json: what a backup holds and how to
+ * check it.  Written last (its presence makes the backup exist), encoded
+ * like every object, parsed with jansson.
+ *
+ * A struct manifest owns all its strings and arrays.  man_to_json() and
+ * man_from_json() are exact inverses for every field listed here; unknown
+ * fields in a newer manifest are ignored, a newer "format" is refused.
+ * Not thread-safe while being built; read-only use may be shared.
+ */
+#ifndef WALSHIP_MANIFEST_H
+#define WALSHIP_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "err.h"
+
+#define MAN_FORMAT 1
+
+struct man_file {
+    char *path;             /* relative to PGDATA; tablespace files: pg_tblspc/OID/... */
+    uint32_t part;          /* 1-based part number */
+    uint64_t size;          /* bytes in the archive */
+    uint32_t mode;          /* permission bits */
+    int64_t mtime;
+    char sha256[65];        /* of the bytes in the archive */
+};
+
+struct man_part {
+    uint32_t number;
+    uint64_t raw_size;      /* tar bytes */
+    uint64_t stored_size;   /* encoded object bytes */
+    uint32_t files;
+};
+
+struct man_tablespace {
+    uint32_t oid;
+    char *path;             /* original location */
+};
+
+struct manifest {
+    unsigned format;
+    char *name;                 /* backup name (folder under backups/) */
+    char *walship_version;
+    uint64_t start_lsn, stop_lsn;
+    uint32_t timeline;          /* of the start point */
+    uint32_t stop_timeline;
+    char start_wal[25];         /* segment holding start_lsn */
+    char stop_wal[25];          /* segment holding stop_lsn */
+    int64_t start_time, stop_time;  /* Unix seconds */
+    uint32_t pg_version;        /* server_version_num */
+    char *system_identifier;    /* decimal, as pg_control_system() gives it */
+    uint64_t wal_segment_size;
+    char *compression;          /* "none" or "zstd:N" */
+    char *key_id;               /* hex, or NULL when not encrypted */
+    uint64_t original_size;     /* sum of file sizes */
+    uint64_t stored_size;       /* sum of encoded part sizes */
+    int has_tablespace_map;
+
+    struct man_part *parts;
+    size_t nparts;
+    struct man_tablespace *tablespaces;
+    size_t ntablespaces;
+    struct man_file *files;
+    size_t nfiles, files_cap;
+};
+
+struct manifest *man_new(void);
+void man_free(struct manifest *m);
+
+int man_add_file(struct manifest *m, const char *path, uint32_t part, uint64_t size, uint32_t mode,
+                 int64_t mtime, const char sha256[65], struct err *e);
+int man_add_part(struct manifest *m, const struct man_part *p, struct err *e);
+int man_add_tablespace(struct manifest *m, uint32_t oid, const char *path, struct err *e);
+/* Sort files by (part, path) — the order they are in the archive. */
+void man_sort(struct manifest *m);
+const struct man_file *man_find_file(const struct manifest *m, const char *path);
+
+/* Serialize (compact JSON, one line) into a malloc'd string. */
+int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e);
+/* Parse and validate; `what` names the source in errors. */
+int man_from_json(const char *buf, size_t len, const char *what, struct manifest **out, struct err *e);
+
+/* ISO 8601 UTC "2026-11-22T05:32:30Z". */
+void man_format_time(int64_t t, char out[32]);
+
+#endif

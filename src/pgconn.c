@@ -1,0 +1,207 @@
+#include "pgconn.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+#include "wal.h"
+
+struct pgconn {
+    PGconn *conn;
+    int version;
+};
+
+static void strip_nl(char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+}
+
+/* Run a query with parameters; expect `ntuples` rows (-1: any). */
+static PGresult *pg_query(struct pgconn *c, const char *sql, int nparams, const char *const *params, int ntuples,
+                          struct err *e)
+{
+    PGresult *r = PQexecParams(c->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+        char msg[512];
+
+        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+        strip_nl(msg);
+        PQclear(r);
+        err_setf(e, ERR_IO, "PostgreSQL: %s", msg);
+        return NULL;
+    }
+    if (ntuples >= 0 && PQntuples(r) != ntuples) {
+        err_setf(e, ERR_IO, "PostgreSQL: unexpected answer (%d rows) to \"%.60s\"", PQntuples(r), sql);
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Server notices ("all required WAL segments have been archived") go to
+ * the log at debug level, not raw to stderr. */
+static void pg_notice(void *arg, const char *msg)
+{
+    char buf[512];
+
+    (void)arg;
+    snprintf(buf, sizeof buf, "%s", msg);
+    strip_nl(buf);
+    log_debug("PostgreSQL: %s", buf);
+}
+
+int pg_connect(const char *conninfo, struct pgconn **out, struct err *e)
+{
+    struct pgconn *c = calloc(1, sizeof *c);
+    char msg[512];
+
+    if (c == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    c->conn = PQconnectdb(conninfo ? conninfo : "");
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(c->conn));
+        strip_nl(msg);
+        pg_disconnect(c);
+        return err_setf(e, ERR_CONFIG, "could not connect to PostgreSQL (pg_conninfo \"%s\"): %s",
+                        conninfo ? conninfo : "", msg);
+    }
+    PQsetNoticeProcessor(c->conn, pg_notice, NULL);
+    c->version = PQserverVersion(c->conn);
+    *out = c;
+    return 0;
+}
+
+void pg_disconnect(struct pgconn *c)
+{
+    if (c == NULL)
+        return;
+    PQfinish(c->conn);
+    free(c);
+}
+
+int pg_get_info(struct pgconn *c, struct pg_info *info, struct err *e)
+{
+    PGresult *r;
+    struct err pe = ERR_INIT;
+
+    memset(info, 0, sizeof *info);
+    info->version = c->version;
+    if (c->version < 130000)
+        return err_setf(e, ERR_CONFIG, "PostgreSQL %d is not supported (13 or later is needed)", c->version / 10000);
+    r = pg_query(c,
+                 "select (select system_identifier::text from pg_control_system()), "
+                 "(select setting from pg_settings where name = 'wal_segment_size'), "
+                 "current_setting('data_directory'), current_setting('archive_mode'), pg_is_in_recovery()",
+                 0, NULL, 1, e);
+    if (r == NULL)
+        return -1;
+    strlcopy(info->system_identifier, PQgetvalue(r, 0, 0), sizeof info->system_identifier);
+    if (parse_u64(PQgetvalue(r, 0, 1), 1, UINT64_MAX, &info->wal_segment_size, &pe) < 0 ||
+        !wal_seg_size_valid(info->wal_segment_size)) {
+        PQclear(r);
+        return err_setf(e, ERR_IO, "PostgreSQL reports an unexpected wal_segment_size");
+    }
+    strlcopy(info->data_directory, PQgetvalue(r, 0, 2), sizeof info->data_directory);
+    info->archive_mode = strcmp(PQgetvalue(r, 0, 3), "off") != 0;
+    info->in_recovery = strcmp(PQgetvalue(r, 0, 4), "t") == 0;
+    PQclear(r);
+    return 0;
+}
+
+static int parse_lsn_value(PGresult *r, int row, int col, uint64_t *lsn, struct err *e)
+{
+    if (wal_parse_lsn(PQgetvalue(r, row, col), lsn, e) < 0)
+        return err_prefix(e, "PostgreSQL answered an unexpected LSN");
+    return 0;
+}
+
+int pg_backup_begin(struct pgconn *c, const char *label, uint64_t *start_lsn, uint32_t *tli, struct err *e)
+{
+    const char *params[1] = { label };
+    PGresult *r;
+    struct wal_name w;
+
+    if (c->version >= 150000)
+        r = pg_query(c, "select lsn, pg_walfile_name(lsn) from pg_backup_start($1, true) as lsn", 1, params, 1,
+                     e);
+    else
+        r = pg_query(c, "select lsn, pg_walfile_name(lsn) from pg_start_backup($1, true, false) as lsn", 1,
+                     params, 1, e);
+    if (r == NULL)
+        return err_prefix(e, "could not start the backup");
+    if (parse_lsn_value(r, 0, 0, start_lsn, e) < 0 || wal_parse(PQgetvalue(r, 0, 1), &w, e) < 0) {
+        PQclear(r);
+        return -1;
+    }
+    *tli = w.tli;
+    PQclear(r);
+    return 0;
+}
+
+int pg_backup_end(struct pgconn *c, uint64_t archive_timeout_s, struct pg_backup_stop_result *res, struct err *e)
+{
+    PGresult *r;
+    char set[64];
+
+    memset(res, 0, sizeof *res);
+    /* pg_backup_stop waits for archiving with no limit of its own */
+    snprintf(set, sizeof set, "set statement_timeout = '%llus'", (unsigned long long)archive_timeout_s);
+    r = pg_query(c, set, 0, NULL, -1, e);
+    if (r == NULL)
+        return -1;
+    PQclear(r);
+    /* wait_for_archive: returns once the stop segment has been archived */
+    if (c->version >= 150000)
+        r = pg_query(c, "select lsn, labelfile, spcmapfile from pg_backup_stop(true)", 0, NULL, 1, e);
+    else
+        r = pg_query(c, "select lsn, labelfile, spcmapfile from pg_stop_backup(false, true)", 0, NULL, 1, e);
+    if (r == NULL)
+        return err_prefix(e, "could not stop the backup (WAL archiving must succeed within archive_timeout = "
+                          "%llu s)", (unsigned long long)archive_timeout_s);
+    if (parse_lsn_value(r, 0, 0, &res->lsn, e) < 0) {
+        PQclear(r);
+        return -1;
+    }
+    res->backup_label = strdup(PQgetvalue(r, 0, 1));
+    res->tablespace_map = PQgetisnull(r, 0, 2) ? strdup("") : strdup(PQgetvalue(r, 0, 2));
+    PQclear(r);
+    if (res->backup_label == NULL || res->tablespace_map == NULL) {
+        pg_backup_stop_result_free(res);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+void pg_backup_stop_result_free(struct pg_backup_stop_result *r)
+{
+    free(r->backup_label);
+    free(r->tablespace_map);
+    r->backup_label = r->tablespace_map = NULL;
+}
+
+int pg_current_lsn(struct pgconn *c, uint64_t *lsn, uint32_t *tli, struct err *e)
+{
+    PGresult *r = pg_query(c,
+                           "select case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
+                           "else pg_current_wal_lsn() end, "
+                           "(select timeline_id from pg_control_checkpoint())",
+                           0, NULL, 1, e);
+    uint64_t t;
+
+    if (r == NULL)
+        return -1;
+    if (parse_lsn_value(r, 0, 0, lsn, e) < 0 || parse_u64(PQgetvalue(r, 0, 1), 1, UINT32_MAX, &t, e) < 0) {
+        PQclear(r);
+        return -1;
+    }
+    *tli = (uint32_t)t;
+    PQclear(r);
+    return 0;
+}

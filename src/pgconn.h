@@ -1,0 +1,43 @@
+/*
+ * pgconn — what walship asks a running PostgreSQL, through libpq.
+ *
+ * A non-exclusive base backup needs its session kept open from start to
+ * stop, so a struct pgconn is one connection.  Versions: pg_backup_start /
+ * pg_backup_stop on PostgreSQL 15 and later, pg_start_backup /
+ * pg_stop_backup (non-exclusive form) on 13 and 14.  One thread at a time.
+ */
+#ifndef WALSHIP_PGCONN_H
+#define WALSHIP_PGCONN_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+struct pgconn;
+
+struct pg_info {
+    int version;                    /* server_version_num, e.g. 150018 */
+    char system_identifier[32];
+    uint64_t wal_segment_size;
+    char data_directory[4096];
+    int archive_mode;               /* 0 off, 1 on/always */
+    int in_recovery;
+};
+
+struct pg_backup_stop_result {
+    uint64_t lsn;
+    char *backup_label;             /* malloc'd */
+    char *tablespace_map;           /* malloc'd, NULL or "" when none */
+};
+
+int pg_connect(const char *conninfo, struct pgconn **out, struct err *e);
+void pg_disconnect(struct pgconn *c);
+int pg_get_info(struct pgconn *c, struct pg_info *info, struct err *e);
+int pg_backup_begin(struct pgconn *c, const char *label, uint64_t *start_lsn, uint32_t *tli, struct err *e);
+/* Waits at most `archive_timeout_s` for the stop segment to be archived. */
+int pg_backup_end(struct pgconn *c, uint64_t archive_timeout_s, struct pg_backup_stop_result *r, struct err *e);
+void pg_backup_stop_result_free(struct pg_backup_stop_result *r);
+/* Current WAL insert LSN and timeline (for status). */
+int pg_current_lsn(struct pgconn *c, uint64_t *lsn, uint32_t *tli, struct err *e);
+
+#endif
