@@ -50,5 +50,6 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx);
 int cmd_backup_fetch_run(struct cmd_ctx *ctx);
 int cmd_backup_list_run(struct cmd_ctx *ctx);
 int cmd_backup_push_run(struct cmd_ctx *ctx);
+int cmd_restore_run(struct cmd_ctx *ctx);
 
 #endif

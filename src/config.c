@@ -550,6 +550,17 @@ static void region_free(struct region_conf *r)
     free(r->ca_file);
 }
 
+void config_drop_regions(struct config *c)
+{
+    int i;
+
+    for (i = 0; i < c->nregions; i++)
+        region_free(&c->regions[i]);
+    free(c->regions);
+    c->regions = NULL;
+    c->nregions = 0;
+}
+
 void config_free(struct config *c)
 {
     int i;

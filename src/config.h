@@ -79,6 +79,9 @@ int config_set(struct config *c, const char *key, const char *value, const char 
 /* Add a region from a URL alone (restore --from URL on a bare host). */
 int config_add_region_url(struct config *c, const char *name, const char *url, struct err *e);
 
+/* Forget every configured region (--from replaces them). */
+void config_drop_regions(struct config *c);
+
 const struct region_conf *config_region(const struct config *c, const char *name);
 
 /* Check what a command needs before it starts: at least one region, etc. */

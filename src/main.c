@@ -107,6 +107,31 @@ static const struct cmd commands[] = {
       "fetch never looks like a usable backup.  Without --region the first\n"
       "region that has the backup is used.\n",
       1, cmd_backup_fetch_run },
+    { "restore", "point-in-time restore into a fresh instance (DR drill or failover)",
+      "usage: walship restore --pgdata DIR [--region R | --from URL [--endpoint URL] [--path-style]]\n"
+      "                       [--key-file F] [--backup NAME]\n"
+      "                       [--target-time T | --target-lsn L | --target-xid X | --target-name N |\n"
+      "                        --target-latest | --target-immediate]\n"
+      "                       [--target-action promote|pause|shutdown] [--target-timeline latest|current|N]\n"
+      "                       [--tablespace-map OLD=NEW]... [--keep-archive] [--start [--port P]] [--pg-bin DIR]\n"
+      "\n"
+      "Picks the newest backup that can reach the target (for a time or LSN: the\n"
+      "newest that ended before it), checks that the archive has every WAL\n"
+      "segment from that backup on, fetches it into DIR (empty or absent), and\n"
+      "writes recovery.signal and the recovery settings: restore_command =\n"
+      "walship wal-fetch with the same region and key options, the target, the\n"
+      "action (default promote), recovery_target_timeline (default latest).\n"
+      "archive_mode is turned off in the restored instance unless --keep-archive,\n"
+      "so a drill never writes into the production archive.\n"
+      "With --start, starts PostgreSQL, waits until the target is reached and the\n"
+      "instance promoted (or paused, or shut down), and prints the backup used,\n"
+      "the recovery point and the time of each phase (the measured RTO).  A\n"
+      "restore that cannot reach its target fails (exit 3) and is not promoted.\n"
+      "Without a configuration file: --from s3://BUCKET/PREFIX (or file:///DIR),\n"
+      "--region names the region (and the SigV4 region unless --aws-region),\n"
+      "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.\n"
+      "Target times without a zone are UTC.\n",
+      1, cmd_restore_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -119,6 +144,7 @@ static void print_help(FILE *out)
             "walship %s — PostgreSQL WAL and backup shipping to several regions\n"
             "\n"
             "usage: walship [--config FILE] [--log-level LEVEL] [--region NAME] COMMAND [ARGS]\n"
+            "       walship --from URL [--endpoint URL] [--path-style] [--aws-region R] [--key-file F] COMMAND ...\n"
             "       walship help COMMAND\n"
             "       walship --version\n"
             "\n"
@@ -207,9 +233,35 @@ static int take_opt(int *argc, char **argv, int i, const char *name, const char 
     return 1;
 }
 
+/* --from URL (a bare DR host: the one region to read from, instead of the
+ * configured ones) and --key-file. */
+static int apply_dr_options(struct config *c, const char *from, const char *region, const char *endpoint,
+                            const char *aws_region, int path_style, const char *key_file, struct err *e)
+{
+    if (key_file != NULL && config_set(c, "key_file", key_file, "--key-file", e) < 0)
+        return -1;
+    if (from == NULL)
+        return 0;
+    config_drop_regions(c);
+    if (config_add_region_url(c, region ? region : "dr", from, e) < 0)
+        return -1;
+    {
+        struct region_conf *r = &c->regions[0];
+
+        r->path_style = path_style;
+        r->endpoint = xstrdup(endpoint);
+        r->aws_region = xstrdup(aws_region ? aws_region : region ? region : "us-east-1");
+        if ((endpoint && r->endpoint == NULL) || r->aws_region == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *level_str = NULL, *region = NULL;
+    const char *from = NULL, *key_file = NULL, *endpoint = NULL, *aws_region = NULL;
+    int path_style = 0;
     const struct cmd *cmd;
     struct cmd_ctx ctx;
     struct err e = ERR_INIT;
@@ -221,9 +273,19 @@ int main(int argc, char **argv)
             break;
         if (take_opt(&argc, argv, i, "--config", &config_path, &bad) ||
             take_opt(&argc, argv, i, "--log-level", &level_str, &bad) ||
-            take_opt(&argc, argv, i, "--region", &region, &bad)) {
+            take_opt(&argc, argv, i, "--region", &region, &bad) ||
+            take_opt(&argc, argv, i, "--from", &from, &bad) ||
+            take_opt(&argc, argv, i, "--key-file", &key_file, &bad) ||
+            take_opt(&argc, argv, i, "--endpoint", &endpoint, &bad) ||
+            take_opt(&argc, argv, i, "--aws-region", &aws_region, &bad)) {
             if (bad)
                 return EXIT_USAGE;
+            continue;
+        }
+        if (strcmp(argv[i], "--path-style") == 0) {
+            path_style = 1;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
+            argc--;
             continue;
         }
         i++;
@@ -278,6 +340,13 @@ int main(int argc, char **argv)
     if (config_load(config_path, config_path != NULL, &ctx.conf, &e) < 0) {
         rc = cmd_fail(&e);
         return fail_status ? fail_status : rc;
+    }
+    if (from != NULL || key_file != NULL) {
+        if (apply_dr_options(ctx.conf, from, region, endpoint, aws_region, path_style, key_file, &e) < 0) {
+            config_free(ctx.conf);
+            rc = cmd_fail(&e);
+            return fail_status ? fail_status : rc;
+        }
     }
     if (cmd->needs_config && ctx.conf->path == NULL && ctx.conf->nregions == 0) {
         err_setf(&e, ERR_CONFIG,

@@ -1,0 +1,296 @@
+#include "pitr.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+#include "wal.h"
+
+int pitr_parse_time(const char *s, int64_t *out, char *normalized, size_t n, struct err *e)
+{
+    int Y, M, D, h, m, sec, used = 0, zh = 0, zm = 0, sign = 1;
+    const char *p;
+    struct tm tm;
+    time_t t;
+
+    if (sscanf(s, "%4d-%2d-%2d%*[ T]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &used) != 6 || used == 0)
+        return err_setf(e, ERR_USAGE, "bad target time \"%s\" (use \"2026-11-22 05:32:30+00\")", s);
+    p = s + used;
+    if (*p == '.') {
+        p++;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    while (*p == ' ')
+        p++;
+    if (*p == '\0' || strcmp(p, "Z") == 0 || strcmp(p, "UTC") == 0 || strcmp(p, "GMT") == 0) {
+        zh = zm = 0;
+    } else if (*p == '+' || *p == '-') {
+        int k = 0;
+
+        sign = *p == '-' ? -1 : 1;
+        if (sscanf(p + 1, "%2d%n", &zh, &k) != 1)
+            return err_setf(e, ERR_USAGE, "bad time zone in target time \"%s\"", s);
+        p += 1 + k;
+        if (*p == ':')
+            p++;
+        if (isdigit((unsigned char)*p) && sscanf(p, "%2d%n", &zm, &k) == 1)
+            p += k;
+        if (*p != '\0' || zh > 15 || zm > 59)
+            return err_setf(e, ERR_USAGE, "bad time zone in target time \"%s\"", s);
+    } else {
+        return err_setf(e, ERR_USAGE,
+                        "target time \"%s\": give the zone as an offset (+02, -05:30) or UTC, not a name", s);
+    }
+    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+        return err_setf(e, ERR_USAGE, "bad target time \"%s\"", s);
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = Y - 1900;
+    tm.tm_mon = M - 1;
+    tm.tm_mday = D;
+    tm.tm_hour = h;
+    tm.tm_min = m;
+    tm.tm_sec = sec;
+    t = timegm(&tm);
+    *out = (int64_t)t - sign * (zh * 3600 + zm * 60);
+    if (normalized != NULL) {
+        /* keep the user's text; make a missing zone explicit */
+        const char *z = s + used;
+        int has_zone = strpbrk(z, "+-Z") != NULL || strstr(z, "UTC") != NULL || strstr(z, "GMT") != NULL;
+
+        if ((size_t)snprintf(normalized, n, "%s%s", s, has_zone ? "" : "+00") >= n)
+            return err_setf(e, ERR_USAGE, "target time too long");
+    }
+    return 0;
+}
+
+int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char *name, struct err *e)
+{
+    int best = -1, oldest = -1;
+    size_t i;
+
+    if (name != NULL) {
+        int k = cat_find(c, name, e);
+
+        if (k < 0)
+            return -1;
+        if (t->kind == PITR_TIME && c->v[k].man->stop_time > t->time)
+            return err_setf(e, ERR_NOTFOUND, "backup %s ended after the target time: it cannot reach it", name);
+        if (t->kind == PITR_LSN && c->v[k].man->stop_lsn > t->lsn)
+            return err_setf(e, ERR_NOTFOUND, "backup %s ended after the target LSN: it cannot reach it", name);
+        return k;
+    }
+    for (i = 0; i < c->n; i++) {
+        const struct manifest *m = c->v[i].man;
+
+        if (!c->v[i].complete || m == NULL)
+            continue;
+        if (oldest < 0)
+            oldest = (int)i;
+        /* a backup can reach a point only after it became consistent */
+        if (t->kind == PITR_TIME && m->stop_time > t->time)
+            continue;
+        if (t->kind == PITR_LSN && m->stop_lsn > t->lsn)
+            continue;
+        best = (int)i;
+    }
+    if (best >= 0)
+        return best;
+    if (oldest < 0)
+        return err_setf(e, ERR_NOTFOUND, "there is no complete backup to restore from");
+    {
+        const struct manifest *m = c->v[oldest].man;
+        char ts[32], lsn[24];
+
+        man_format_time(m->stop_time, ts);
+        wal_format_lsn(m->stop_lsn, lsn);
+        return err_setf(e, ERR_NOTFOUND,
+                        "the target is before the oldest backup: the oldest reachable point is %s (LSN %s, end of "
+                        "backup %s)",
+                        ts, lsn, m->name);
+    }
+}
+
+/* ---- WAL continuity ---- */
+
+struct seg_list {
+    char (*v)[WAL_NAME_LEN + 1];
+    size_t n, cap;
+    int failed;
+};
+
+static int seg_collect(const struct stor_entry *ent, void *arg)
+{
+    struct seg_list *l = arg;
+    const char *name = ent->key + 4;   /* after "wal/" */
+    struct wal_name w;
+    struct err e = ERR_INIT;
+
+    if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        void *nv = realloc(l->v, cap * sizeof *l->v);
+        if (nv == NULL) {
+            l->failed = 1;
+            return 1;
+        }
+        l->v = nv;
+        l->cap = cap;
+    }
+    memcpy(l->v[l->n++], name, WAL_NAME_LEN + 1);
+    return 0;
+}
+
+int pitr_check_wal(struct stor *s, const struct manifest *m, char newest[32], unsigned long *nsegments,
+                   struct err *e)
+{
+    struct seg_list l = { NULL, 0, 0, 0 };
+    uint64_t seg = m->wal_segment_size ? m->wal_segment_size : (16u << 20);
+    size_t i;
+    int rc = -1, have_start = 0;
+
+    newest[0] = '\0';
+    *nsegments = 0;
+    if (stor_list(s, "wal/", seg_collect, &l, e) < 0)
+        return err_prefix(e, "could not list the WAL archive");
+    if (l.failed) {
+        err_setf(e, ERR_NOMEM, "out of memory listing the WAL archive");
+        goto out;
+    }
+    /* names sort by timeline, then position */
+    for (i = 0; i < l.n; i++) {
+        struct wal_name w, pw;
+        struct err pe = ERR_INIT;
+
+        wal_parse(l.v[i], &w, &pe);
+        if (strcmp(l.v[i], m->start_wal) == 0)
+            have_start = 1;
+        if (w.tli < m->timeline || (w.tli == m->timeline && strcmp(l.v[i], m->start_wal) < 0))
+            continue;   /* before the backup: not needed */
+        (*nsegments)++;
+        if (i > 0) {
+            wal_parse(l.v[i - 1], &pw, &pe);
+            if (pw.tli == w.tli && wal_segno(&pw, seg) + 1 != wal_segno(&w, seg) &&
+                (w.tli != m->timeline || strcmp(l.v[i], m->start_wal) > 0)) {
+                char want[WAL_NAME_LEN + 1];
+
+                wal_segment_name(w.tli, wal_segno(&pw, seg) + 1, seg, want);
+                err_setf(e, ERR_NOTFOUND,
+                         "region %s: WAL segment %s is missing (the archive has %s and then %s): recovery would "
+                         "stop there",
+                         s->region, want, l.v[i - 1], l.v[i]);
+                goto out;
+            }
+        }
+        snprintf(newest, 32, "%s", l.v[i]);
+    }
+    if (!have_start) {
+        err_setf(e, ERR_NOTFOUND, "region %s: WAL segment %s, where backup %s starts, is not archived", s->region,
+                 m->start_wal, m->name);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(l.v);
+    return rc;
+}
+
+/* ---- recovery settings ---- */
+
+static int conf_quote(char *out, size_t n, const char *v)
+{
+    size_t j = 0;
+
+    if (n < 3)
+        return -1;
+    out[j++] = '\'';
+    for (; *v; v++) {
+        if (j + 3 >= n)
+            return -1;
+        if (*v == '\'')
+            out[j++] = '\'';
+        out[j++] = *v;
+    }
+    out[j++] = '\'';
+    out[j] = '\0';
+    return 0;
+}
+
+int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char *restore_command, int keep_archive,
+                        int port, struct err *e)
+{
+    char path[PATH_MAX], q[2048], buf[8192];
+    size_t len = 0;
+    int fd;
+
+#define ADD(...) do { \
+        int n_ = snprintf(buf + len, sizeof buf - len, __VA_ARGS__); \
+        if (n_ < 0 || (size_t)n_ >= sizeof buf - len) \
+            return err_setf(e, ERR_INTERNAL, "recovery settings too long"); \
+        len += (size_t)n_; \
+    } while (0)
+
+    ADD("\n# Added by walship restore\n");
+    if (conf_quote(q, sizeof q, restore_command) < 0)
+        return err_setf(e, ERR_USAGE, "restore_command too long");
+    ADD("restore_command = %s\n", q);
+    switch (t->kind) {
+    case PITR_TIME:
+        conf_quote(q, sizeof q, t->value);
+        ADD("recovery_target_time = %s\n", q);
+        break;
+    case PITR_LSN:
+        conf_quote(q, sizeof q, t->value);
+        ADD("recovery_target_lsn = %s\n", q);
+        break;
+    case PITR_XID:
+        conf_quote(q, sizeof q, t->value);
+        ADD("recovery_target_xid = %s\n", q);
+        break;
+    case PITR_NAME:
+        conf_quote(q, sizeof q, t->value);
+        ADD("recovery_target_name = %s\n", q);
+        break;
+    case PITR_IMMEDIATE:
+        ADD("recovery_target = 'immediate'\n");
+        break;
+    case PITR_LATEST:
+        break;
+    }
+    if (t->kind != PITR_LATEST)
+        ADD("recovery_target_action = '%s'\n", t->action);
+    ADD("recovery_target_timeline = '%s'\n", t->timeline[0] ? t->timeline : "latest");
+    if (!keep_archive)
+        ADD("archive_mode = 'off'   # walship restore: re-enable to archive from this instance\n");
+    if (port > 0)
+        ADD("port = %d\n", port);
+#undef ADD
+
+    if (snprintf(path, sizeof path, "%s/postgresql.auto.conf", dir) >= (int)sizeof path)
+        return err_setf(e, ERR_USAGE, "path too long");
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not open \"%s\"", path);
+    if (write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+        int saved = errno;
+        close(fd);
+        return err_errno(e, ERR_IO, saved, "could not write \"%s\"", path);
+    }
+    close(fd);
+    if (snprintf(path, sizeof path, "%s/recovery.signal", dir) >= (int)sizeof path)
+        return err_setf(e, ERR_USAGE, "path too long");
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", path);
+    fsync(fd);
+    close(fd);
+    return fsync_dir(dir, e);
+}

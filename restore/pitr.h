@@ -1,0 +1,51 @@
+/*
+ * pitr — point-in-time restore: choosing the backup, checking the WAL it
+ * needs, and writing the recovery settings into a fetched PGDATA.
+ *
+ * Pure decisions and file writes; the command (src/cmd_restore.c) fetches,
+ * starts PostgreSQL and reports.  Targets follow PostgreSQL's
+ * recovery_target_* settings.  A target time without a zone is taken as UTC
+ * and written with "+00" so walship and PostgreSQL agree on it.
+ */
+#ifndef WALSHIP_PITR_H
+#define WALSHIP_PITR_H
+
+#include <stdint.h>
+
+#include "catalog.h"
+#include "err.h"
+#include "stor.h"
+
+enum pitr_kind { PITR_LATEST, PITR_TIME, PITR_LSN, PITR_XID, PITR_NAME, PITR_IMMEDIATE };
+
+struct pitr_target {
+    enum pitr_kind kind;
+    char value[128];        /* as written to recovery_target_* */
+    int64_t time;           /* PITR_TIME: Unix seconds (UTC) */
+    uint64_t lsn;           /* PITR_LSN */
+    char action[16];        /* promote | pause | shutdown */
+    char timeline[16];      /* "latest", "current" or a number */
+};
+
+/* Parse "2026-11-22 05:32:30[.123][ ](Z|UTC|+HH[:MM]|-HH[:MM])". */
+int pitr_parse_time(const char *s, int64_t *out, char *normalized, size_t n, struct err *e);
+
+/* Pick the newest complete backup that can reach the target (catalog with
+ * manifests loaded).  `name` forces one.  ERR_NOTFOUND says what the oldest
+ * reachable point is. */
+int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char *name, struct err *e);
+
+/* Every timeline's archived segments must be contiguous, and the backup's
+ * timeline must hold every segment from the backup's start on: a gap would
+ * make recovery stop early.  Reports the newest segment seen. */
+int pitr_check_wal(struct stor *s, const struct manifest *m, char newest[32], unsigned long *nsegments,
+                   struct err *e);
+
+/* Append the recovery settings to DIR/postgresql.auto.conf and create
+ * DIR/recovery.signal.  `restore_command` is the full command line.
+ * Unless keep_archive, archive_mode is turned off in the restored instance
+ * so a drill never writes into the production prefix. */
+int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char *restore_command, int keep_archive,
+                        int port, struct err *e);
+
+#endif

@@ -1,0 +1,146 @@
+#!/bin/bash
+# Point-in-time restore into a fresh instance in the surviving region: the
+# primary is destroyed and its region stopped, then walship restore brings
+# the database back to a time, an LSN, a named restore point and the
+# latest point; twice in a row across timelines; refuses a gap; and works
+# on a bare host with no configuration file.
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/swift.sh"
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+
+command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
+[ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+
+read -r P1 P2 PGPORT RPORT <<<"$(free_ports 4 | tr '\n' ' ')"
+swift_start_regions "$T/s1" us-east-1 "$P1" "$T/s2" eu-west-1 "$P2" || { echo "Bail out! swift did not start"; exit 1; }
+on_exit "swift_stop $T/s1; swift_stop $T/s2"
+swift_create_bucket "$P1" us-east-1 walship >/dev/null
+swift_create_bucket "$P2" eu-west-1 walship >/dev/null
+
+CONF=$T/walship.conf
+mkdir -p "$T/spool"
+"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+region() {   # name port mode
+  printf '\n[region %s]\nurl = s3://walship/prod\nendpoint = http://127.0.0.1:%s\npath_style = true\nmode = %s\naccess_key_id = test:tester\nsecret_access_key = testing\n' "$1" "$2" "$3"
+}
+{
+  printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\nretry_deadline = 5\nconnect_timeout = 2\nio_timeout = 5\npg_conninfo = host=%s port=%s user=postgres dbname=postgres\n' \
+    "$T/key" "$T/spool" "$T/pg/sock" "$PGPORT"
+  region us-east-1 "$P1" sync
+  region eu-west-1 "$P2" async
+} >"$CONF"
+chmod 600 "$CONF" "$T/key"
+chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key"
+ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
+
+pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
+pg_conf "$T/pg" "archive_mode = on"
+pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
+on_exit "pg_stop $T/pg immediate"
+sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
+
+pg_run "$PG_BIN/pgbench" -i -s 2 -q -h "$T/pg/sock" -p "$PGPORT" -U postgres postgres >/dev/null 2>&1
+sql "create table marker (id text primary key, at timestamptz default clock_timestamp())"
+t "backup-push" ws backup-push
+
+sql "insert into marker(id) values ('A')"
+sleep 1.2
+TARGET_TIME=$(sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+sleep 1.2
+sql "insert into marker(id) values ('B')"
+sql "insert into marker(id) values ('C')"
+TARGET_LSN=$(sql "select pg_current_wal_insert_lsn()")
+sql "select pg_create_restore_point('before_D')" >/dev/null
+sql "insert into marker(id) values ('D')"
+last=$(sql "select pg_walfile_name(pg_switch_wal())")
+wait_for 60 bash -c "[ \"\$(runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $PGPORT -U postgres -d postgres -c 'select last_archived_wal from pg_stat_archiver')\" \\> '$last' ] || [ \"\$(runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $PGPORT -U postgres -d postgres -c 'select last_archived_wal from pg_stat_archiver')\" = '$last' ]"
+ok $? "everything up to $last is archived"
+t "the async region is caught up" ws ship --once
+
+# ---- disaster: the primary and its region are gone ----
+pg_stop "$T/pg" immediate
+rm -rf "$T/pg/data"
+swift_stop "$T/s1"
+# the DR host's configuration: only the surviving region
+{
+  printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\nretry_deadline = 5\nconnect_timeout = 2\nio_timeout = 5\n' "$T/key" "$T/spool"
+  region eu-west-1 "$P2" sync
+} >"$CONF"
+chown "$(pg_user)" "$CONF"
+
+markers() { pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select string_agg(id, '' order by id) from marker"; }
+stop_r() { pg_run "$PG_BIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null 2>&1; }
+on_exit "for d in $T/r*/data; do runuser -u postgres -- $PG_BIN/pg_ctl -D \$d -m immediate stop; done"
+newdir() { mkdir -p "$T/$1"; chown "$(pg_user)" "$T/$1"; echo "$T/$1/data"; }
+
+d=$(newdir rtime)
+t "restore to a time from eu-west-1" ws --region eu-west-1 restore --pgdata "$d" --target-time "$TARGET_TIME" --start --port "$RPORT"
+echo "$T_OUT" | grep -E 'RTO|recovery point' | sed 's/^/# /'
+is "$(markers)" "A" "exactly the markers committed before the target time"
+stop_r "$d"
+
+d=$(newdir rlsn)
+t "restore to an LSN" ws restore --pgdata "$d" --target-lsn "$TARGET_LSN" --start --port "$RPORT"
+is "$(markers)" "ABC" "exactly the markers committed before the target LSN"
+stop_r "$d"
+
+d=$(newdir rname)
+t "restore to a named restore point" ws restore --pgdata "$d" --target-name before_D --start --port "$RPORT"
+is "$(markers)" "ABC" "exactly the markers before the restore point"
+stop_r "$d"
+
+d=$(newdir rlatest)
+t "restore to the latest point, keeping archiving on" ws restore --pgdata "$d" --target-latest --keep-archive --start --port "$RPORT"
+echo "$T_OUT" | grep -E 'RTO' | sed 's/^/# /'
+is "$(markers)" "ABCD" "every marker after restoring to latest"
+tl=$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select timeline_id from pg_control_checkpoint()")
+is "$tl" 2 "the restored instance runs on timeline 2"
+grep -q "archive_mode = 'off'" "$d/postgresql.auto.conf"; [ $? -ne 0 ]; ok $? "--keep-archive leaves archiving on"
+pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "insert into marker(id) values ('E')" >/dev/null
+sw=$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select pg_walfile_name(pg_switch_wal())")
+wait_for 60 bash -c "runuser -u postgres -- $WALSHIP --config $CONF st ls wal/$sw 2>/dev/null | grep -q $sw"
+ok $? "the new timeline's WAL is archived ($sw)"
+wait_for 30 bash -c "runuser -u postgres -- $WALSHIP --config $CONF st ls wal/00000002.history 2>/dev/null | grep -q history"
+ok $? "the timeline 2 history file is archived"
+stop_r "$d"
+
+d=$(newdir rtl3)
+t "restore again, following timeline 2" ws restore --pgdata "$d" --target-latest --start --port "$RPORT"
+is "$(markers)" "ABCDE" "the second restore has the marker written on timeline 2"
+tl=$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select timeline_id from pg_control_checkpoint()")
+is "$tl" 3 "and runs on timeline 3"
+stop_r "$d"
+
+# ---- DR restore with no configuration file at all ----
+d=$(newdir rbare)
+pg_run env AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing WALSHIP_CONFIG= \
+  "$WALSHIP" --from s3://walship/prod --endpoint "http://127.0.0.1:$P2" --path-style --region eu-west-1 \
+  --key-file "$T/key" restore --pgdata "$d" --target-name before_D >"$T/bare.out" 2>&1
+ok $? "restore with --from and no configuration file"
+grep -q -- "--from" "$d/postgresql.auto.conf"; ok $? "its restore_command carries --from"
+pg_run env AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing "$PG_BIN/pg_ctl" -D "$d" -l "$T/rbare/log" -o "-p $RPORT" -w -t 120 start >/dev/null 2>&1
+wait_for 60 bash -c "runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $RPORT -U postgres -d postgres -c 'select not pg_is_in_recovery()' | grep -q t"
+is "$(markers)" "ABC" "the bare-host restore reaches the restore point"
+stop_r "$d"
+
+# ---- a target before the oldest backup ----
+d=$(newdir rold)
+t_fail "a target before the oldest backup is refused" 1 ws restore --pgdata "$d" --target-time "2001-01-01 00:00:00+00"
+like "$T_OUT" "oldest reachable point" "the message gives the oldest reachable point"
+
+# ---- a missing WAL segment in the middle: fail, never promote ----
+seg=$(ws st ls wal/00000001 2>/dev/null | grep -E '^wal/[0-9A-F]{24}$' | tail -2 | head -1)
+[ -n "$seg" ] && ws st rm "$seg" >/dev/null 2>&1
+d=$(newdir rgap)
+t_fail "restore to latest with a gap in the archive fails" 1 ws restore --pgdata "$d" --target-latest --start --port "$RPORT"
+like "$T_OUT" "missing" "the message names the missing segment"
+d=$(newdir rgap2)
+ws restore --pgdata "$d" --target-time "$(date -u -d '+1 hour' '+%Y-%m-%d %H:%M:%S+00')" --start --port "$RPORT" >"$T/gap2.out" 2>&1
+st=$?
+[ "$st" -ne 0 ]; ok $? "restore to a time beyond the gap fails (exit $st)"
+pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select 1" >/dev/null 2>&1
+[ $? -ne 0 ]; ok $? "and leaves no running, promoted instance"
+
+done_testing
