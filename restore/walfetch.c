@@ -116,19 +116,25 @@ static int prefetch_dir_of(const char *dest, char *buf, size_t len)
     return snprintf(buf, len, "%.*s/%s", (int)(slash - dest), dest, WALFETCH_PREFETCH_DIR) >= (int)len ? -1 : 0;
 }
 
-int walfetch_from_prefetch(const char *name, const char *dest, struct err *e)
+int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms, struct err *e)
 {
-    char dir[PATH_MAX], path[PATH_MAX];
+    char dir[PATH_MAX], path[PATH_MAX], part[PATH_MAX];
+    uint64_t deadline = now_ms() + wait_ms;
 
     if (prefetch_dir_of(dest, dir, sizeof dir) < 0 ||
-        snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
+        snprintf(part, sizeof part, "%s/.%s.part", dir, name) >= (int)sizeof part)
         return 0;
-    if (rename(path, dest) < 0) {
-        if (errno == ENOENT)
+    for (;;) {
+        if (rename(path, dest) == 0)
+            return 1;
+        if (errno != ENOENT)
+            return err_errno(e, ERR_IO, errno, "could not move prefetched \"%s\" to \"%s\"", path, dest);
+        /* being prefetched right now: waiting beats downloading it twice */
+        if (access(part, F_OK) != 0 || now_ms() >= deadline)
             return 0;
-        return err_errno(e, ERR_IO, errno, "could not move prefetched \"%s\" to \"%s\"", path, dest);
+        usleep(10000);
     }
-    return 1;
 }
 
 struct prefetch {

@@ -34,8 +34,9 @@ int walfetch_one(const struct config *conf, const struct keyring *kr, const int 
                  const char *dest, int *served_by, struct err *e);
 
 /* If NAME was prefetched into DEST's directory, move it onto DEST: 1 served,
- * 0 not there. */
-int walfetch_from_prefetch(const char *name, const char *dest, struct err *e);
+ * 0 not there.  While a prefetcher is still downloading NAME, waits up to
+ * wait_ms for it. */
+int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms, struct err *e);
 
 /* Fetch up to `count` segments after `name` (segments of `seg_size`
  * bytes) into the prefetch directory, `parallel` at a time; stops at the

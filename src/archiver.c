@@ -196,9 +196,18 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
         }
 region_failed:
         log_warning("%s", he.msg);
-        if (first.code == ERR_OK)
+        if (first.code == ERR_OK || he.code == ERR_EXISTS)
             first = he;
         report_fail(rep, c->regions[r].name);
+    }
+    if (first.code == ERR_EXISTS) {
+        /* Another file of this name is archived: upload it nowhere, spool
+         * nothing, so no region ends up with a different history. */
+        for (i = 0; i < nb; i++)
+            sink_free(branches[i]);
+        nb = 0;
+        *e = first;
+        goto out;
     }
     if (nasync > 0) {
         struct err se = ERR_INIT;

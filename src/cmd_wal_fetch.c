@@ -100,15 +100,19 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         if (ctx->region == NULL || strcmp(c->regions[i].name, ctx->region) != 0)
             order[n++] = i;
 
-    served = walfetch_from_prefetch(name, dest, &e);
+    served = walfetch_from_prefetch(name, dest, (unsigned)(c->retry_deadline * 1000), &e);
     if (served < 0)
         log_warning("%s", e.msg);
-    if (served == 1) {
-        log_debug("%s served from the prefetch directory", name);
-        return 0;
-    }
     if (keys_load(c->key_file, c->old_key_files, &kr, &e) < 0)
         goto abort;
+    if (served == 1) {
+        /* keep the prefetch window moving ahead of recovery */
+        log_debug("%s served from the prefetch directory", name);
+        if (prefetch && w.kind == WAL_SEGMENT)
+            spawn_prefetch(c, kr, order, n, name, dest);
+        keys_free(kr);
+        return 0;
+    }
     err_clear(&e);
     rc = walfetch_one(c, kr, order, n, name, dest, &by, &e);
     if (rc == WALFETCH_MISSING) {

@@ -93,6 +93,22 @@ static int ready_segments(const char *statusdir, const char *self, size_t max, c
     return 0;
 }
 
+/* Drop a claim: the lock file goes while we hold it, so claims/ does not
+ * grow with every segment.  A process that opened the file before the
+ * unlink may lock the orphaned inode and push the same name concurrently:
+ * harmless, pushes are idempotent and markers are written only after
+ * success. */
+static void release_claim(struct spool *sp, const char *name, int lockfd)
+{
+    char path[PATH_MAX];
+
+    if (lockfd < 0)
+        return;
+    if (snprintf(path, sizeof path, "%s/claims/%s", spool_dir(sp), name) < (int)sizeof path)
+        unlink(path);
+    spool_unlock(lockfd);
+}
+
 static void *ahead_worker(void *arg)
 {
     struct ahead *ah = arg;
@@ -127,7 +143,7 @@ static void *ahead_worker(void *arg)
         if (snprintf(ready, sizeof ready, "%s/%s.ready", ah->statusdir, name) >= (int)sizeof ready ||
             snprintf(path, sizeof path, "%s/%s", ah->waldir, name) >= (int)sizeof path ||
             access(ready, F_OK) != 0 || spool_has_marker(ah->sp, name)) {
-            spool_unlock(lockfd);
+            release_claim(ah->sp, name, lockfd);
             continue;       /* archived meanwhile */
         }
         err_clear(&e);
@@ -145,7 +161,7 @@ static void *ahead_worker(void *arg)
             pthread_mutex_unlock(&ah->lock);
             log_debug("push-ahead of %s failed (PostgreSQL will retry it): %s", name, e.msg);
         }
-        spool_unlock(lockfd);
+        release_claim(ah->sp, name, lockfd);
     }
     archiver_close(&a);
     return NULL;
@@ -242,6 +258,9 @@ int cmd_wal_push_run(struct cmd_ctx *ctx)
     rc = 0;
     log_info("archived %s (%d uploaded, %d already there, %d spooled) in %llu ms", name, rep.uploaded,
              rep.already, rep.spooled, (unsigned long long)(now_ms() - t0));
+    /* then help push ahead: every core works until the queue is empty */
+    if (nthreads > 0)
+        ahead_worker(&ah);
 join:
     for (i = 0; i < nthreads; i++)
         pthread_join(threads[i], NULL);
@@ -260,7 +279,8 @@ fail:
 out:
     spool_names_free(ah.names, ah.n);
     pthread_mutex_destroy(&ah.lock);
-    spool_unlock(lockfd);
+    if (sp != NULL)
+        release_claim(sp, name, lockfd);
     spool_free(sp);
     keys_free(kr);
     return rc;

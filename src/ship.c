@@ -204,6 +204,20 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
                 struct err se = ERR_INIT;
                 int res = ship_one(r, sp, kr, names[k], &se);
 
+                if (res < 0 && se.code == ERR_EXISTS) {
+                    /* the region holds another file of this name: keep ours
+                     * for the operator, out of the way of the queue */
+                    struct err me = ERR_INIT;
+
+                    log_error("%s", se.msg);
+                    if (spool_set_aside(sp, r->name, names[k], &me) < 0)
+                        log_error("%s", me.msg);
+                    else
+                        log_error("kept the spooled copy in %s/conflicts/%s/%s", spool_dir(sp), r->name,
+                                  names[k]);
+                    progress = 1;
+                    continue;
+                }
                 if (res < 0) {
                     r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 500;
                     if (r->backoff_ms > SHIP_BACKOFF_MAX_MS)
@@ -214,9 +228,6 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
                     log_warning("could not ship %s to region %s (retrying in %u ms): %s", names[k], r->name,
                                 r->backoff_ms, se.msg);
                     left += n - k;
-                    if (o->once && rc_->mode == REGION_ASYNC && k == 0 && se.code == ERR_EXISTS) {
-                        /* nothing else to do for it in a single pass */
-                    }
                     break;
                 }
                 r->backoff_ms = 0;

@@ -375,6 +375,21 @@ int spool_done(struct spool *sp, const char *region, const char *name, struct er
     return fsync_dir(dir, e);
 }
 
+int spool_set_aside(struct spool *sp, const char *region, const char *name, struct err *e)
+{
+    char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX];
+
+    if (spool_entry_path(sp, region, name, from, sizeof from) < 0 ||
+        spool_sub(sp, dir, sizeof dir, "conflicts", region, NULL) < 0 ||
+        spool_sub(sp, to, sizeof to, "conflicts", region, name) < 0)
+        return err_setf(e, ERR_IO, "spool path too long");
+    if (mkdir_p(dir, 0700, e) < 0)
+        return -1;
+    if (rename(from, to) < 0)
+        return err_errno(e, ERR_IO, errno, "could not move \"%s\" to \"%s\"", from, to);
+    return fsync_dir(dir, e);
+}
+
 /* ---- push-ahead markers ---- */
 
 int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex, uint64_t size, struct err *e)

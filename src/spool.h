@@ -9,6 +9,8 @@
  *                       that was archived in every region
  *   claims/NAME         flock()ed by whoever is pushing NAME right now
  *   tmp/                objects being written (removed at start-up if old)
+ *   conflicts/REGION/   files a region refused because it holds another
+ *                       file of the same name (kept for the operator)
  *   ship.lock           flock()ed by the running shipper
  *
  * An object enters the queues only once it is fsync'd, and every queue
@@ -58,6 +60,10 @@ int spool_entry_path(struct spool *sp, const char *region, const char *name, cha
 int spool_is_queued(struct spool *sp, const char *region, const char *name);
 /* The region has NAME now: drop the entry durably. */
 int spool_done(struct spool *sp, const char *region, const char *name, struct err *e);
+
+/* Move a queue entry the region cannot take (it holds different content)
+ * to conflicts/REGION/NAME, for the operator. */
+int spool_set_aside(struct spool *sp, const char *region, const char *name, struct err *e);
 
 /* Push-ahead markers. */
 int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex, uint64_t size, struct err *e);

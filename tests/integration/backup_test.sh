@@ -51,6 +51,8 @@ CONF
 chmod 600 "$CONF" "$T/key"
 chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key" "$T/ts1"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
+# background shippers and prefetchers started by wal-push / wal-fetch
+on_exit "pkill -f -- '--config $CONF'; sleep 0.2"
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
 pg_conf "$T/pg" "archive_mode = on"

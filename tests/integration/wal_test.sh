@@ -30,9 +30,9 @@ cat >"$CONF" <<CONF
 key_file = $T/key
 spool_dir = $T/spool
 parallel = 2
-retry_deadline = 4
-connect_timeout = 2
-io_timeout = 5
+retry_deadline = 10
+connect_timeout = 3
+io_timeout = 10
 log_level = info
 
 [region us-east-1]
@@ -54,6 +54,8 @@ CONF
 chmod 600 "$CONF" "$T/key"
 chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
+# background shippers and prefetchers started by wal-push / wal-fetch
+on_exit "pkill -f -- '--config $CONF'; sleep 0.2"
 
 t "st check passes on both regions" ws st check
 
@@ -87,8 +89,11 @@ check_region_has_all() {   # region: every .done segment decodes to the pg_wal f
     name=$(basename "$f" .done)
     [[ $name =~ ^[0-9A-F]{24}$ ]] || continue
     n=$((n + 1))
-    ws --region "$region" st get "wal/$name" "$T/spool/check.$$" >/dev/null 2>&1 &&
-      cmp -s "$T/spool/check.$$" "$T/pg/data/pg_wal/$name" || { bad=$((bad + 1)); echo "# $region: $name differs or is missing"; }
+    if ! ws --region "$region" st get "wal/$name" "$T/spool/check.$$" >"$T/check.err" 2>&1; then
+      bad=$((bad + 1)); echo "# $region: $name: $(tail -1 "$T/check.err")"
+    elif ! cmp -s "$T/spool/check.$$" "$T/pg/data/pg_wal/$name"; then
+      bad=$((bad + 1)); echo "# $region: $name differs from pg_wal"
+    fi
     rm -f "$T/spool/check.$$"
   done
   echo "# $region: $n segments checked, $bad bad"
@@ -141,6 +146,7 @@ t "re-push of an identical file succeeds" ws wal-push "$T/re/pg_wal/$name"
 head -c 100 /dev/urandom | dd of="$T/re/pg_wal/$name" bs=1 seek=1000 conv=notrunc status=none
 t_fail "re-push of a different file under the same name fails" 3 ws wal-push "$T/re/pg_wal/$name"
 like "$T_OUT" "different content" "the error says the content differs"
+[ ! -e "$T/spool/queue/eu-west-1/$name" ]; ok $? "the different file is not spooled for the async region either"
 
 # ---- wal-fetch ----
 t "wal-fetch of an archived segment" ws wal-fetch "$name" "$T/re/fetched" --no-prefetch
