@@ -22,48 +22,10 @@
 /* Decode region object wal/NAME into DEST via a temp file. */
 static int fetch_from(struct stor *s, const struct keyring *kr, const char *name, const char *dest, struct err *e)
 {
-    char key[128], tmp[PATH_MAX], dir[PATH_MAX];
-    struct sink *out;
-    char *slash;
-    int fd, rc = -1;
+    char key[128];
 
     snprintf(key, sizeof key, "wal/%s", name);
-    if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
-        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
-    out = fd_sink_new(fd);
-    if (out == NULL) {
-        err_setf(e, ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    rc = archive_fetch_decoded(s, key, kr, out, e);
-    out = NULL;
-    if (rc < 0)
-        goto out;
-    rc = -1;
-    if (fsync(fd) < 0) {
-        err_errno(e, ERR_IO, errno, "could not fsync \"%s\"", tmp);
-        goto out;
-    }
-    if (rename(tmp, dest) < 0) {
-        err_errno(e, ERR_IO, errno, "could not rename \"%s\" to \"%s\"", tmp, dest);
-        goto out;
-    }
-    snprintf(dir, sizeof dir, "%s", dest);
-    slash = strrchr(dir, '/');
-    if (slash != NULL) {
-        *slash = '\0';
-        if (dir[0] != '\0')
-            (void)fsync_dir(dir, &(struct err)ERR_INIT);
-    }
-    rc = 0;
-out:
-    close(fd);
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
+    return archive_fetch_to_file(s, key, kr, dest, e);
 }
 
 int walfetch_one(const struct config *conf, const struct keyring *kr, const int *order, int n, const char *name,

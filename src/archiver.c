@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,10 +48,11 @@ void archiver_close(struct archiver *a)
     }
 }
 
-int archive_hash_file(const char *path, char hex[65], uint64_t *size, struct err *e)
+int archive_hash_file(const char *path, const struct keyring *decode_kr, char hex[65], uint64_t *size,
+                      struct err *e)
 {
     unsigned char digest[SHA256_LEN];
-    struct sink *ns = null_sink_new(), *tee = NULL;
+    struct sink *ns = null_sink_new(), *tee = NULL, *head;
     int fd, rc = -1;
 
     if (ns == NULL)
@@ -59,21 +61,45 @@ int archive_hash_file(const char *path, char hex[65], uint64_t *size, struct err
         sink_free(ns);
         return -1;
     }
+    head = tee;
+    /* a spooled object: hash what it decodes to (it may predate key_file) */
+    if (decode_kr != NULL && obj_decoder_new(tee, decode_kr, OBJ_DEC_ALLOW_UNENCRYPTED, &head, e) < 0) {
+        sink_free(tee);
+        return -1;
+    }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         err_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "could not open \"%s\"", path);
         goto out;
     }
-    if (sink_pump_fd(tee, fd, path, 0, e) < 0 || sink_close(tee, e) < 0)
+    if (sink_pump_fd(head, fd, path, 0, e) < 0 || sink_close(head, e) < 0)
         goto out;
     hex_encode(digest, SHA256_LEN, hex);
-    *size = null_sink_count(ns);
+    if (size != NULL)
+        *size = null_sink_count(ns);
     rc = 0;
 out:
     if (fd >= 0)
         close(fd);
-    sink_free(tee);
+    sink_free(head);
     return rc;
+}
+
+int archive_hash_remote(struct stor *s, const char *key, const struct keyring *kr, char hex[65], struct err *e)
+{
+    unsigned char digest[SHA256_LEN];
+    struct sink *ns = null_sink_new(), *tee = NULL;
+
+    if (ns == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    if (sha256_tee_new(ns, digest, &tee, e) < 0) {
+        sink_free(ns);
+        return -1;
+    }
+    if (archive_fetch_decoded(s, key, kr, tee, e) < 0)
+        return -1;
+    hex_encode(digest, SHA256_LEN, hex);
+    return 0;
 }
 
 int archive_fetch_decoded(struct stor *s, const char *key, const struct keyring *kr, struct sink *next,
@@ -98,26 +124,66 @@ out:
     return rc;
 }
 
+int archive_fetch_to_fd(struct stor *s, const char *key, const struct keyring *kr, int fd, struct err *e)
+{
+    struct sink *out = fd_sink_new(fd);
+    int rc;
+
+    if (out == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    if (kr != NULL)
+        return archive_fetch_decoded(s, key, kr, out, e);
+    rc = stor_get(s, key, out, e) < 0 || sink_close(out, e) < 0 ? -1 : 0;
+    sink_free(out);
+    return rc;
+}
+
+int archive_fetch_to_file(struct stor *s, const char *key, const struct keyring *kr, const char *dest,
+                          struct err *e)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    char *slash;
+    int fd, rc = -1;
+
+    if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
+        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+    if (archive_fetch_to_fd(s, key, kr, fd, e) < 0)
+        goto out;
+    if (fsync(fd) < 0) {
+        err_errno(e, ERR_IO, errno, "could not fsync \"%s\"", tmp);
+        goto out;
+    }
+    if (rename(tmp, dest) < 0) {
+        err_errno(e, ERR_IO, errno, "could not rename \"%s\" to \"%s\"", tmp, dest);
+        goto out;
+    }
+    strlcopy(dir, dest, sizeof dir);
+    slash = strrchr(dir, '/');
+    if (slash != NULL && slash != dir) {
+        *slash = '\0';
+        (void)fsync_dir(dir, &(struct err)ERR_INIT);
+    } else if (slash == NULL) {
+        (void)fsync_dir(".", &(struct err)ERR_INIT);
+    }
+    rc = 0;
+out:
+    close(fd);
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
 /* The region already has `key`: is it the same file? */
 static int same_content(struct archiver *a, struct stor *s, const char *key, const char *local_hex,
                         struct err *e)
 {
-    unsigned char digest[SHA256_LEN];
     char hex[65];
-    struct sink *ns = null_sink_new(), *tee = NULL;
-    int rc;
 
-    if (ns == NULL)
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    if (sha256_tee_new(ns, digest, &tee, e) < 0) {
-        sink_free(ns);
-        return -1;
-    }
-    /* archive_fetch_decoded owns and frees the chain on failure */
-    rc = archive_fetch_decoded(s, key, a->kr, tee, e);
-    if (rc < 0)
+    if (archive_hash_remote(s, key, a->kr, hex, e) < 0)
         return err_prefix(e, "could not compare with the archived copy");
-    hex_encode(digest, SHA256_LEN, hex);
     if (strcmp(hex, local_hex) != 0)
         return err_setf(e, ERR_EXISTS,
                         "region %s already has \"%s\" with different content (sha256 %.16s… archived, %.16s… "
@@ -176,7 +242,7 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
             continue;
         }
         if (stor_head(a->st[r], key, &ss, &he) == 0) {
-            if (local_hex[0] == '\0' && archive_hash_file(path, local_hex, &rep->size, &he) < 0) {
+            if (local_hex[0] == '\0' && archive_hash_file(path, NULL, local_hex, &rep->size, &he) < 0) {
                 err_prefix(&he, "region %s", c->regions[r].name);
                 goto region_failed;
             }

@@ -56,13 +56,25 @@ void archiver_close(struct archiver *a);
 int archive_push_file(struct archiver *a, const char *path, const char *name, struct archive_report *rep,
                       struct err *e);
 
-/* SHA-256 of a local file, as hex. */
-int archive_hash_file(const char *path, char hex[65], uint64_t *size, struct err *e);
+/* SHA-256 (hex) and size of a local file; with `decode_kr` the file is an
+ * encoded object and both are of its plaintext. */
+int archive_hash_file(const char *path, const struct keyring *decode_kr, char hex[65], uint64_t *size,
+                      struct err *e);
+/* SHA-256 (hex) of the plaintext of object `key` in a region. */
+int archive_hash_remote(struct stor *s, const char *key, const struct keyring *kr, char hex[65], struct err *e);
 
 /* Download and decode `key` from a region into `next` (decoder errors
  * prefixed with the region and key).  Takes ownership of `next`: the chain
  * is closed (on success) and freed in every case. */
 int archive_fetch_decoded(struct stor *s, const char *key, const struct keyring *kr, struct sink *next,
+                          struct err *e);
+
+/* Download `key` (decoded and authenticated unless kr is NULL) to an open
+ * file descriptor. */
+int archive_fetch_to_fd(struct stor *s, const char *key, const struct keyring *kr, int fd, struct err *e);
+/* Download `key` into DEST through DEST.walship-tmp.PID: fsync'd, then
+ * renamed, so DEST appears only complete (and, with kr, authenticated). */
+int archive_fetch_to_file(struct stor *s, const char *key, const struct keyring *kr, const char *dest,
                           struct err *e);
 
 #endif

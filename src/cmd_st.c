@@ -192,52 +192,9 @@ static int ls_print(const struct stor_entry *ent, void *arg)
 static int st_get_to_file(struct stor *s, const char *key, const char *file, const struct keyring *kr,
                           struct err *e)
 {
-    char tmp[PATH_MAX];
-    struct sink *out = NULL;
-    int fd = -1, rc = -1, to_stdout = strcmp(file, "-") == 0;
-
-    if (to_stdout) {
-        fd = STDOUT_FILENO;
-    } else {
-        if ((size_t)snprintf(tmp, sizeof tmp, "%s.walship-tmp", file) >= sizeof tmp)
-            return err_setf(e, ERR_USAGE, "path too long: \"%s\"", file);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
-    }
-    out = fd_sink_new(fd);
-    if (out == NULL) {
-        err_setf(e, ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if (kr != NULL) {
-        struct sink *o = out;
-
-        out = NULL;
-        if (archive_fetch_decoded(s, key, kr, o, e) < 0)
-            goto out;
-    } else if (stor_get(s, key, out, e) < 0 || sink_close(out, e) < 0) {
-        goto out;
-    }
-    if (!to_stdout) {
-        if (fsync(fd) < 0) {
-            err_errno(e, ERR_IO, errno, "could not fsync \"%s\"", tmp);
-            goto out;
-        }
-        if (rename(tmp, file) < 0) {
-            err_errno(e, ERR_IO, errno, "could not rename \"%s\" to \"%s\"", tmp, file);
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    sink_free(out);
-    if (!to_stdout && fd >= 0) {
-        close(fd);
-        if (rc < 0)
-            unlink(tmp);
-    }
-    return rc;
+    if (strcmp(file, "-") == 0)
+        return archive_fetch_to_fd(s, key, kr, STDOUT_FILENO, e);
+    return archive_fetch_to_file(s, key, kr, file, e);
 }
 
 static int st_put_from_file(struct stor *s, const char *file, const char *key, const struct keyring *kr,

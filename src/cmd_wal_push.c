@@ -214,7 +214,7 @@ int cmd_wal_push_run(struct cmd_ctx *ctx)
         if (spool_lock(sp, claim, (unsigned)(c->retry_deadline * 1000), &lockfd, &e) < 0)
             goto fail;
         if (spool_has_marker(sp, name)) {
-            if (archive_hash_file(path, hex, &size, &e) < 0)
+            if (archive_hash_file(path, NULL, hex, &size, &e) < 0)
                 goto fail;
             if (spool_pushed_matches(sp, name, hex, size)) {
                 spool_unmark_pushed(sp, name);

@@ -29,57 +29,6 @@ struct ship_region {
     unsigned backoff_ms;
 };
 
-/* SHA-256 of the plaintext inside an encoded spool file. */
-static int spool_plain_hash(const char *path, const struct keyring *kr, char hex[65], struct err *e)
-{
-    unsigned char digest[SHA256_LEN];
-    struct sink *ns = null_sink_new(), *tee = NULL, *dec = NULL;
-    int fd = -1, rc = -1;
-
-    if (ns == NULL)
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    if (sha256_tee_new(ns, digest, &tee, e) < 0) {
-        sink_free(ns);
-        return -1;
-    }
-    if (obj_decoder_new(tee, kr, OBJ_DEC_ALLOW_UNENCRYPTED, &dec, e) < 0) {
-        sink_free(tee);
-        return -1;
-    }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        err_errno(e, ERR_IO, errno, "could not open \"%s\"", path);
-        goto out;
-    }
-    if (sink_pump_fd(dec, fd, path, 0, e) < 0 || sink_close(dec, e) < 0)
-        goto out;
-    hex_encode(digest, SHA256_LEN, hex);
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    sink_free(dec);
-    return rc;
-}
-
-static int remote_plain_hash(struct stor *s, const char *key, const struct keyring *kr, char hex[65],
-                             struct err *e)
-{
-    unsigned char digest[SHA256_LEN];
-    struct sink *ns = null_sink_new(), *tee = NULL;
-
-    if (ns == NULL)
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    if (sha256_tee_new(ns, digest, &tee, e) < 0) {
-        sink_free(ns);
-        return -1;
-    }
-    if (archive_fetch_decoded(s, key, kr, tee, e) < 0)
-        return -1;
-    hex_encode(digest, SHA256_LEN, hex);
-    return 0;
-}
-
 /* Ship one queued file to one region.  1 = shipped, 0 = region had it. */
 static int ship_one(struct ship_region *r, struct spool *sp, const struct keyring *kr, const char *name,
                     struct err *e)
@@ -95,7 +44,7 @@ static int ship_one(struct ship_region *r, struct spool *sp, const struct keyrin
     if (stor_head(r->st, key, &ss, e) == 0) {
         char here[65], there[65];
 
-        if (spool_plain_hash(path, kr, here, e) < 0 || remote_plain_hash(r->st, key, kr, there, e) < 0)
+        if (archive_hash_file(path, kr, here, NULL, e) < 0 || archive_hash_remote(r->st, key, kr, there, e) < 0)
             return err_prefix(e, "could not compare spooled \"%s\" with region %s's copy", name, r->name);
         if (strcmp(here, there) != 0)
             return err_setf(e, ERR_EXISTS,
