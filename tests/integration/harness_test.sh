@@ -190,7 +190,8 @@ done
 fp_ctl "$PC" 'delay 35' >/dev/null
 r=$(s3c "$PL" us-east-1 GET "$KEY") || true
 t=$(echo "$r" | cut -d' ' -f2)
-ok "$(awk -v t="$t" -v b="$base" 'BEGIN { exit !(t >= 0.070 && t - b >= 0.050) }' && echo 0 || echo 1)" \
+# a lower bound only: load can slow a request, never speed it up
+ok "$(awk -v t="$t" 'BEGIN { exit !(t >= 0.070) }' && echo 0 || echo 1)" \
     "delay 35 ms each way: GET takes ${t} s (>= 0.070; ${base} s without)"
 fp_ctl "$PC" 'delay 0' >/dev/null
 

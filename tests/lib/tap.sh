@@ -38,8 +38,11 @@ _tap_on_exit() {
   trap - EXIT INT TERM HUP
   _tap_run_exit_hooks
   if [ -n "${_tap_watchdog:-}" ]; then
-    pkill -P "$_tap_watchdog" 2>/dev/null
+    # the watchdog first (else, its sleep gone, it would fire), then its sleep
+    local kids
+    kids=$(pgrep -P "$_tap_watchdog" 2>/dev/null)
     kill "$_tap_watchdog" 2>/dev/null
+    [ -n "$kids" ] && kill $kids 2>/dev/null
   fi
   if [ -n "${T:-}" ] && [ -e "$T/.watchdog-fired" ]; then
     echo "not ok - watchdog: test exceeded ${TEST_TIMEOUT}s"
