@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backup.h"
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "retention.h"
 #include "util.h"
 
 static void human(uint64_t b, char *out, size_t n)
@@ -81,13 +83,13 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
     rc = bk_push(c, kr, &o, &res, &e);
     if (o.progress != NULL)
         fprintf(stderr, "\n");
-    keys_free(kr);
     human(res.original_size, orig, sizeof orig);
     human(res.stored_size, stored, sizeof stored);
     if (rc < 0) {
         for (i = 0; i < res.nregions && res.name[0]; i++)
             if (!res.regions[i].ok && res.regions[i].err.msg[0])
                 log_error("region %s: %s", c->regions[i].name, res.regions[i].err.msg);
+        keys_free(kr);
         return cmd_fail(&e);
     }
     printf("backup %s: %s in %zu files, stored %s (%.1f%%) in %zu parts, %.1f s; regions:", res.name, orig,
@@ -96,5 +98,22 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
     for (i = 0; i < res.nregions; i++)
         printf(" %s ok", c->regions[i].name);
     printf("\n");
-    return 0;
+    rc = 0;
+    /* Retention (docs/RETENTION.md); a failure here leaves the new backup valid. */
+    for (i = 0; c->delete_after_backup && i < c->nregions; i++) {
+        struct ret_plan plan;
+        struct ret_done done;
+
+        if (ret_region(c, &c->regions[i], kr, time(NULL), 0, &plan, &done, &e) < 0) {
+            log_warning("region %s: retention failed (the backup is valid): %s", c->regions[i].name, e.msg);
+            rc = EXIT_FAILURE3;
+        } else if (done.backups || done.wal) {
+            log_info("region %s: retention deleted %zu backups and %zu WAL files", c->regions[i].name,
+                     done.backups, done.wal);
+        }
+        ret_plan_free(&plan);
+        err_clear(&e);
+    }
+    keys_free(kr);
+    return rc;
 }

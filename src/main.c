@@ -132,6 +132,22 @@ static const struct cmd commands[] = {
       "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.\n"
       "Target times without a zone are UTC.\n",
       1, cmd_restore_run },
+    { "delete", "apply the retention policy: old backups, then WAL no retained backup needs",
+      "usage: walship delete [--region R] [--dry-run]\n"
+      "\n"
+      "For each region (or only R), applies its retention policy (docs/RETENTION.md):\n"
+      "a complete backup is kept when it is among the newest retain_full or stopped\n"
+      "less than retain_days ago; the newest complete backup is always kept, and\n"
+      "with neither key set no backup and no WAL is deleted.  Expired backups lose\n"
+      "their manifest first, so a half-deleted backup is invisible.  Then WAL that\n"
+      "no retained backup needs goes: segments, .partial and .backup files before\n"
+      "the oldest retained backup's start (on that timeline or older ones);\n"
+      ".history files are always kept.  Incomplete backups (no manifest) whose\n"
+      "newest object is older than garbage_hours are removed (0: any age); a backup\n"
+      "in progress is left alone.  --dry-run prints every backup and WAL object that\n"
+      "would go and deletes nothing.  A region that fails is reported, the others\n"
+      "still run, and the command exits 3.\n",
+      1, cmd_delete_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

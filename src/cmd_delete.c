@@ -1,0 +1,103 @@
+/*
+ * cmd_delete — `walship delete [--region R] [--dry-run]`: apply each
+ * region's retention policy (docs/RETENTION.md).  --dry-run prints every
+ * backup and object that would go and deletes nothing; otherwise one
+ * summary line per region.  A region that fails is reported and the others
+ * still run; the exit status is then 3.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "keys.h"
+#include "log.h"
+#include "retention.h"
+
+static void print_plan(const struct region_conf *rc, const struct ret_plan *plan)
+{
+    size_t i;
+
+    for (i = 0; i < plan->nbackups; i++) {
+        const struct ret_backup *b = &plan->backups[i];
+
+        printf("region %s: would delete %sbackup %s (%llu objects, %llu bytes)\n", rc->name,
+               b->incomplete ? "incomplete " : "", b->name, (unsigned long long)b->objects,
+               (unsigned long long)b->bytes);
+    }
+    for (i = 0; i < plan->nwal; i++)
+        printf("region %s: would delete %s (%llu bytes)\n", rc->name, plan->wal[i].key,
+               (unsigned long long)plan->wal[i].bytes);
+    printf("region %s: would delete %zu backups and %zu WAL files, %llu bytes; keeps %zu backups", rc->name,
+           plan->nbackups, plan->nwal, (unsigned long long)plan->bytes, plan->kept);
+    if (plan->oldest_kept[0])
+        printf(" (oldest %s)", plan->oldest_kept);
+    if (plan->have_cut)
+        printf(" and WAL from %s", plan->cut_wal);
+    printf("\n");
+}
+
+int cmd_delete_run(struct cmd_ctx *ctx)
+{
+    struct config *c = ctx->conf;
+    struct keyring *kr = NULL;
+    struct err e = ERR_INIT;
+    int i, dry_run = 0, failed = 0;
+    time_t now = time(NULL);
+
+    for (i = 1; i < ctx->argc; i++) {
+        if (strcmp(ctx->argv[i], "--dry-run") == 0 || strcmp(ctx->argv[i], "-n") == 0)
+            dry_run = 1;
+        else if (ctx->argv[i][0] == '-')
+            return cmd_usage("delete", "unknown option \"%s\"", ctx->argv[i]);
+        else
+            return cmd_usage("delete", "takes no arguments (\"%s\")", ctx->argv[i]);
+    }
+    if (config_require_regions(c, &e) < 0)
+        return cmd_fail(&e);
+    if (ctx->region != NULL && config_region(c, ctx->region) == NULL) {
+        err_setf(&e, ERR_CONFIG, "no region named \"%s\" is configured", ctx->region);
+        return cmd_fail(&e);
+    }
+    if (cmd_load_keyring(ctx, &kr, &e) < 0)
+        return cmd_fail(&e);
+    for (i = 0; i < c->nregions; i++) {
+        const struct region_conf *rc = &c->regions[i];
+        struct ret_plan plan;
+        struct ret_done done;
+
+        if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
+            continue;
+        err_clear(&e);
+        if (rc->retain_full == 0 && rc->retain_days == 0)
+            printf("region %s: no retention policy (retain_full, retain_days): backups and WAL are kept\n",
+                   rc->name);
+        if (ret_region(c, rc, kr, now, dry_run, &plan, &done, &e) < 0) {
+            printf("region %s: FAILED: %s\n", rc->name, e.msg);
+            log_error("region %s: retention failed: %s", rc->name, e.msg);
+            if (!dry_run && (done.backups || done.wal))
+                printf("region %s: deleted %zu backups and %zu WAL files before the failure\n", rc->name,
+                       done.backups, done.wal);
+            failed++;
+            ret_plan_free(&plan);
+            continue;
+        }
+        if (dry_run) {
+            print_plan(rc, &plan);
+        } else {
+            size_t j;
+
+            for (j = 0; j < plan.nbackups; j++)
+                log_info("region %s: deleted %sbackup %s", rc->name,
+                         plan.backups[j].incomplete ? "incomplete " : "", plan.backups[j].name);
+            printf("region %s: deleted %zu backups and %zu WAL files, %llu bytes freed; %zu backups kept",
+                   rc->name, done.backups, done.wal, (unsigned long long)done.bytes, plan.kept);
+            if (plan.oldest_kept[0])
+                printf(" (oldest %s)", plan.oldest_kept);
+            printf("\n");
+        }
+        ret_plan_free(&plan);
+    }
+    keys_free(kr);
+    return failed ? EXIT_FAILURE3 : 0;
+}

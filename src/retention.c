@@ -1,0 +1,367 @@
+/*
+ * retention — plan and apply the retention policy of one region.
+ * The rules are in docs/RETENTION.md; this file only implements them.
+ */
+#include "retention.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wal.h"
+
+#define RET_BATCH 1000      /* keys per remove_many (S3 DeleteObjects' limit) */
+
+void ret_policy_from_conf(const struct config *c, const struct region_conf *rc, time_t now,
+                          struct ret_policy *out)
+{
+    memset(out, 0, sizeof *out);
+    out->retain_full = rc->retain_full;
+    out->retain_days = rc->retain_days;
+    out->garbage_hours = c->garbage_hours;
+    out->now = now;
+}
+
+void ret_plan_free(struct ret_plan *plan)
+{
+    size_t i;
+
+    if (plan == NULL)
+        return;
+    free(plan->backups);
+    for (i = 0; i < plan->nwal; i++)
+        free(plan->wal[i].key);
+    free(plan->wal);
+    memset(plan, 0, sizeof *plan);
+}
+
+static int add_backup(struct ret_plan *plan, const struct cat_entry *ce, struct err *e)
+{
+    struct ret_backup *nv = realloc(plan->backups, (plan->nbackups + 1) * sizeof *nv);
+
+    if (nv == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    plan->backups = nv;
+    nv += plan->nbackups++;
+    memset(nv, 0, sizeof *nv);
+    memcpy(nv->name, ce->name, sizeof nv->name);
+    nv->name[sizeof nv->name - 1] = '\0';
+    nv->incomplete = !ce->complete;
+    nv->objects = ce->objects;
+    nv->bytes = ce->bytes;
+    plan->bytes += ce->bytes;
+    return 0;
+}
+
+/* Is the complete backup at index i (of `ncomplete`, counted from the
+ * newest: rank 0 is the newest) retained? */
+static int retained(const struct cat_entry *ce, size_t rank, const struct ret_policy *p)
+{
+    if (rank == 0)
+        return 1;   /* never delete the last valid backup */
+    if (p->retain_full == 0 && p->retain_days == 0)
+        return 1;   /* no policy: keep everything */
+    if (p->retain_full > 0 && rank < (size_t)p->retain_full)
+        return 1;
+    if (p->retain_days > 0) {
+        int64_t stop = ce->man != NULL ? ce->man->stop_time : (int64_t)ce->newest;
+        int64_t age = (int64_t)p->now - stop;
+
+        if (age < (int64_t)(p->retain_days * 86400))
+            return 1;
+    }
+    return 0;
+}
+
+int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, struct ret_plan *plan,
+                     struct err *e)
+{
+    size_t i, rank, ncomplete = 0;
+    int cut_ok = 1;
+
+    plan->policy_set = p->retain_full > 0 || p->retain_days > 0;
+    for (i = 0; i < cat->n; i++)
+        ncomplete += cat->v[i].complete ? 1 : 0;
+
+    rank = ncomplete;
+    for (i = 0; i < cat->n; i++) {
+        const struct cat_entry *ce = &cat->v[i];
+
+        if (!ce->complete) {
+            uint64_t age = p->now > ce->newest ? (uint64_t)(p->now - ce->newest) : 0;
+
+            /* Recent: a backup in progress (or one that just failed); leave it. */
+            if (age >= p->garbage_hours * 3600 && add_backup(plan, ce, e) < 0)
+                return -1;
+            continue;
+        }
+        rank--;
+        if (!retained(ce, rank, p)) {
+            if (add_backup(plan, ce, e) < 0)
+                return -1;
+            continue;
+        }
+        plan->kept++;
+        if (plan->oldest_kept[0] == '\0') {
+            memcpy(plan->oldest_kept, ce->name, sizeof plan->oldest_kept);
+            plan->oldest_kept[sizeof plan->oldest_kept - 1] = '\0';
+        }
+        /* The WAL cut is the lowest (timeline, segment) over every retained
+         * backup, taken separately: safe even when a newer backup sits on an
+         * older timeline or below an older backup's start. */
+        if (ce->man == NULL) {
+            cut_ok = 0;
+        } else {
+            struct wal_name w;
+            struct err ignored = ERR_INIT;
+            uint64_t segno;
+
+            if (!wal_seg_size_valid(ce->man->wal_segment_size) ||
+                wal_parse(ce->man->start_wal, &w, &ignored) < 0 || w.kind != WAL_SEGMENT ||
+                (plan->seg_size != 0 && plan->seg_size != ce->man->wal_segment_size)) {
+                cut_ok = 0;
+                continue;
+            }
+            plan->seg_size = ce->man->wal_segment_size;
+            segno = wal_segno(&w, plan->seg_size);
+            if (!plan->have_cut || w.tli < plan->cut_tli)
+                plan->cut_tli = w.tli;
+            if (!plan->have_cut || segno < plan->cut_segno) {
+                plan->cut_segno = segno;
+                memcpy(plan->cut_wal, ce->man->start_wal, sizeof plan->cut_wal);
+            }
+            plan->have_cut = 1;
+        }
+    }
+    /* No policy, or a retained backup we cannot place: no WAL goes. */
+    if (!cut_ok || !plan->policy_set)
+        plan->have_cut = 0;
+    return 0;
+}
+
+int ret_wal_expired(const struct ret_plan *plan, const char *name)
+{
+    struct wal_name w;
+    struct err ignored = ERR_INIT;
+
+    if (!plan->have_cut || wal_parse(name, &w, &ignored) < 0)
+        return 0;
+    if (w.kind == WAL_HISTORY)
+        return 0;
+    return w.tli <= plan->cut_tli && wal_segno(&w, plan->seg_size) < plan->cut_segno;
+}
+
+struct wal_walk {
+    struct ret_plan *plan;
+    struct err *e;
+    int failed;
+};
+
+static int wal_collect(const struct stor_entry *ent, void *arg)
+{
+    struct wal_walk *w = arg;
+    struct ret_plan *plan = w->plan;
+    const char *name = ent->key + strlen("wal/");
+
+    if (strchr(name, '/') != NULL || !ret_wal_expired(plan, name))
+        return 0;
+    if (plan->nwal == plan->wal_cap) {
+        size_t cap = plan->wal_cap ? plan->wal_cap * 2 : 64;
+        struct ret_wal *nv = realloc(plan->wal, cap * sizeof *nv);
+
+        if (nv == NULL)
+            goto nomem;
+        plan->wal = nv;
+        plan->wal_cap = cap;
+    }
+    plan->wal[plan->nwal].key = strdup(ent->key);
+    if (plan->wal[plan->nwal].key == NULL)
+        goto nomem;
+    plan->wal[plan->nwal].bytes = ent->size;
+    plan->nwal++;
+    plan->bytes += ent->size;
+    return 0;
+nomem:
+    err_setf(w->e, ERR_NOMEM, "out of memory");
+    w->failed = 1;
+    return 1;
+}
+
+int ret_plan(struct stor *s, const struct keyring *kr, const struct ret_policy *p, struct ret_plan *out,
+             struct err *e)
+{
+    struct catalog cat;
+    struct wal_walk w;
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    if (cat_list(s, kr, 1, &cat, e) < 0)
+        return -1;
+    if (ret_plan_backups(&cat, p, out, e) < 0)
+        goto out;
+    if (out->have_cut) {
+        w.plan = out;
+        w.e = e;
+        w.failed = 0;
+        if (stor_list(s, "wal/", wal_collect, &w, e) < 0 || w.failed)
+            goto out;
+    }
+    rc = 0;
+out:
+    cat_free(&cat);
+    if (rc < 0)
+        ret_plan_free(out);
+    return rc;
+}
+
+struct keys_walk {
+    char **v;
+    size_t n, cap;
+    int has_manifest;
+    int failed;
+};
+
+static int keys_collect(const struct stor_entry *ent, void *arg)
+{
+    struct keys_walk *k = arg;
+    const char *slash = strrchr(ent->key, '/');
+
+    if (slash != NULL && strcmp(slash + 1, CAT_MANIFEST) == 0) {
+        k->has_manifest = 1;
+        return 0;
+    }
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 32;
+        char **nv = realloc(k->v, cap * sizeof *nv);
+
+        if (nv == NULL) {
+            k->failed = 1;
+            return 1;
+        }
+        k->v = nv;
+        k->cap = cap;
+    }
+    if ((k->v[k->n] = strdup(ent->key)) == NULL) {
+        k->failed = 1;
+        return 1;
+    }
+    k->n++;
+    return 0;
+}
+
+static int remove_batches(struct stor *s, const char *const *keys, size_t n, struct err *e)
+{
+    size_t i;
+
+    for (i = 0; i < n; i += RET_BATCH) {
+        size_t m = n - i < RET_BATCH ? n - i : RET_BATCH;
+
+        if (stor_remove_many(s, keys + i, m, e) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int delete_backup(struct stor *s, const struct ret_backup *b, int *skipped, struct err *e)
+{
+    struct keys_walk k;
+    char prefix[CAT_NAME_MAX + 16], key[CAT_NAME_MAX + 32];
+    size_t i;
+    int rc = -1;
+
+    memset(&k, 0, sizeof k);
+    *skipped = 0;
+    snprintf(prefix, sizeof prefix, "backups/%s/", b->name);
+    if (!b->incomplete) {
+        /* Manifest first: from here on the backup does not exist. */
+        if (cat_key(key, sizeof key, b->name, CAT_MANIFEST) < 0)
+            return err_setf(e, ERR_INTERNAL, "backup name too long: %s", b->name);
+        if (stor_remove(s, key, e) < 0)
+            return err_prefix(e, "backup %s: could not delete its manifest", b->name);
+    }
+    if (stor_list(s, prefix, keys_collect, &k, e) < 0)
+        goto out;
+    if (k.failed) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (b->incomplete && k.has_manifest) {
+        /* It was in progress and has just completed: it is a backup now. */
+        *skipped = 1;
+        rc = 0;
+        goto out;
+    }
+    if (remove_batches(s, (const char *const *)k.v, k.n, e) < 0) {
+        err_prefix(e, "backup %s", b->name);
+        goto out;
+    }
+    rc = 0;
+out:
+    for (i = 0; i < k.n; i++)
+        free(k.v[i]);
+    free(k.v);
+    return rc;
+}
+
+int ret_apply(struct stor *s, const struct ret_plan *plan, struct ret_done *done, struct err *e)
+{
+    const char **keys = NULL;
+    size_t i;
+    int rc = -1;
+
+    memset(done, 0, sizeof *done);
+    for (i = 0; i < plan->nbackups; i++) {
+        int skipped;
+
+        if (delete_backup(s, &plan->backups[i], &skipped, e) < 0)
+            return -1;
+        if (!skipped) {
+            done->backups++;
+            done->bytes += plan->backups[i].bytes;
+        }
+    }
+    if (plan->nwal == 0)
+        return 0;
+    keys = malloc(plan->nwal * sizeof *keys);
+    if (keys == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    for (i = 0; i < plan->nwal; i++)
+        keys[i] = plan->wal[i].key;
+    for (i = 0; i < plan->nwal; i += RET_BATCH) {
+        size_t m = plan->nwal - i < RET_BATCH ? plan->nwal - i : RET_BATCH, j;
+
+        if (stor_remove_many(s, keys + i, m, e) < 0) {
+            err_prefix(e, "could not delete expired WAL");
+            goto out;
+        }
+        done->wal += m;
+        for (j = i; j < i + m; j++)
+            done->bytes += plan->wal[j].bytes;
+    }
+    rc = 0;
+out:
+    free(keys);
+    return rc;
+}
+
+int ret_region(const struct config *c, const struct region_conf *rc, const struct keyring *kr, time_t now,
+               int dry_run, struct ret_plan *plan, struct ret_done *done, struct err *e)
+{
+    struct ret_policy p;
+    struct stor *s = NULL;
+    int rc_ = -1;
+
+    memset(plan, 0, sizeof *plan);
+    memset(done, 0, sizeof *done);
+    ret_policy_from_conf(c, rc, now, &p);
+    if (stor_open(rc, c, &s, e) < 0)
+        return -1;
+    if (ret_plan(s, kr, &p, plan, e) < 0)
+        goto out;
+    if (!dry_run && ret_apply(s, plan, done, e) < 0)
+        goto out;
+    rc_ = 0;
+out:
+    stor_free(s);
+    return rc_;
+}

@@ -1,0 +1,99 @@
+/*
+ * retention — which backups and WAL files a region no longer needs, and
+ * removing them (`walship delete`, and backup-push with
+ * delete_after_backup).  docs/RETENTION.md states the rules.
+ *
+ * ret_plan() reads a region (catalog with manifests, the wal/ listing) and
+ * decides; ret_plan_backups() and ret_wal_expired() are the pure parts it
+ * uses, so the rules can be tested on synthetic catalogs.  ret_apply()
+ * carries a plan out: each expired backup loses its manifest first (so a
+ * half-deleted backup is invisible), then its other objects; then the WAL.
+ * Nothing here prints.
+ *
+ * A struct ret_plan owns its arrays; ret_plan_free() releases them (and is
+ * a no-op on a zeroed plan).  Not thread-safe; one plan per region.
+ */
+#ifndef WALSHIP_RETENTION_H
+#define WALSHIP_RETENTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "catalog.h"
+#include "err.h"
+#include "keys.h"
+#include "stor.h"
+
+struct ret_policy {
+    int retain_full;            /* newest N complete backups; 0 = not set */
+    uint64_t retain_days;       /* backups that stopped less than N days ago; 0 = not set */
+    uint64_t garbage_hours;     /* incomplete backups older than this go; 0 = any age */
+    time_t now;
+};
+
+struct ret_backup {
+    char name[CAT_NAME_MAX];
+    int incomplete;             /* 1: no manifest (garbage), 0: expired complete backup */
+    uint64_t objects, bytes;
+};
+
+struct ret_wal {
+    char *key;                  /* "wal/NAME" */
+    uint64_t bytes;
+};
+
+struct ret_plan {
+    int policy_set;             /* retain_full or retain_days given */
+    size_t kept;                /* complete backups retained */
+    char oldest_kept[CAT_NAME_MAX];     /* "" when no complete backup */
+    /* WAL cut: a segment goes when its timeline <= cut_tli and its segment
+     * number < cut_segno (valid when have_cut). */
+    int have_cut;
+    uint32_t cut_tli;
+    uint64_t cut_segno;
+    uint64_t seg_size;
+    char cut_wal[25];           /* start_wal of the oldest retained backup */
+
+    struct ret_backup *backups; /* to delete: expired and garbage, oldest first */
+    size_t nbackups;
+    struct ret_wal *wal;        /* to delete, in key order */
+    size_t nwal, wal_cap;
+    uint64_t bytes;             /* everything the plan would free */
+};
+
+struct ret_done {
+    size_t backups, wal;
+    uint64_t bytes;
+};
+
+/* Policy for one region from the configuration. */
+void ret_policy_from_conf(const struct config *c, const struct region_conf *rc, time_t now,
+                          struct ret_policy *out);
+
+/* Decide on backups from a catalog loaded with manifests (oldest first):
+ * fills plan->backups, kept, oldest_kept and the WAL cut.  The newest
+ * complete backup is always kept. */
+int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, struct ret_plan *plan,
+                     struct err *e);
+
+/* 1 when the WAL file `name` (bare name) is to be deleted under the plan's
+ * cut, 0 when it is kept (history files, anything unparsable, no cut). */
+int ret_wal_expired(const struct ret_plan *plan, const char *name);
+
+/* Read the region and build the whole plan. */
+int ret_plan(struct stor *s, const struct keyring *kr, const struct ret_policy *p, struct ret_plan *out,
+             struct err *e);
+
+/* Carry out a plan; `done` counts what was removed even on failure. */
+int ret_apply(struct stor *s, const struct ret_plan *plan, struct ret_done *done, struct err *e);
+
+void ret_plan_free(struct ret_plan *plan);
+
+/* Open region `rc`, plan with its policy at time `now`, and apply the plan
+ * unless `dry_run`.  `plan` is filled (caller frees) so the caller can say
+ * what went or would go. */
+int ret_region(const struct config *c, const struct region_conf *rc, const struct keyring *kr, time_t now,
+               int dry_run, struct ret_plan *plan, struct ret_done *done, struct err *e);
+
+#endif

@@ -1,0 +1,124 @@
+#!/bin/bash
+# walship delete with a real PostgreSQL 15 and two file:// regions that keep
+# different numbers of backups: --dry-run lists and deletes nothing; delete
+# keeps the newest N backups and the WAL they need; a restore from the
+# oldest retained backup still reaches the latest point; an incomplete
+# backup is kept while recent and removed once past garbage_hours; a region
+# whose newest backup failed keeps its last valid one; backup-push applies
+# retention when delete_after_backup is on.
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+
+[ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+
+PGPORT=$(pg_free_port)
+RPORT=$(pg_free_port)
+CONF=$T/walship.conf
+mkdir -p "$T/spool" "$T/r1" "$T/r2"
+"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+conf() {   # garbage_hours delete_after_backup
+  {
+    printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\npg_conninfo = host=%s port=%s user=postgres dbname=postgres\n' \
+      "$T/key" "$T/spool" "$T/pg/sock" "$PGPORT"
+    printf 'garbage_hours = %s\ndelete_after_backup = %s\n' "$1" "$2"
+    printf '\n[region r1]\nurl = file://%s/r1\nmode = sync\nretain_full = 1\n' "$T"
+    printf '\n[region r2]\nurl = file://%s/r2\nmode = sync\nretain_full = 2\n' "$T"
+  } >"$CONF"
+  chmod 600 "$CONF"
+  chown "$(pg_user)" "$CONF"
+}
+conf 24 false
+chmod 600 "$T/key"
+chown -R "$(pg_user)" "$T/spool" "$T/key" "$T/r1" "$T/r2"
+ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
+
+pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
+pg_conf "$T/pg" "archive_mode = on"
+pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
+on_exit "pg_stop $T/pg immediate"
+sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
+switch_and_wait() {
+  local last
+  last=$(sql "select pg_walfile_name(pg_switch_wal())")
+  wait_for 60 bash -c "[ -e $T/r1/wal/$last ] && [ -e $T/r2/wal/$last ]"
+}
+
+sql "create table marker (id int primary key)"
+for i in 1 2 3; do
+  sql "insert into marker values ($i)"
+  switch_and_wait
+  t "backup-push $i" ws backup-push
+  sleep 1.1     # backup names have one-second resolution
+  sql "insert into marker values (1$i)"
+  switch_and_wait
+done
+sql "insert into marker values (99)"
+switch_and_wait
+ok $? "WAL after the last backup is archived"
+
+mapfile -t B < <(ls "$T/r1/backups")
+is "${#B[@]}" 3 "three backups in r1"
+start_wal() { ws --region "$1" backup-list --json | python3 -c "import json,sys; d=json.load(sys.stdin); print([b for r in d for b in r['backups'] if b['name']=='$2'][0]['start_wal'])"; }
+S2=$(start_wal r2 "${B[1]}")
+S3=$(start_wal r1 "${B[2]}")
+like "$S3" '^[0-9A-F]{24}$' "start WAL of the newest backup: $S3"
+
+# A newer backup that failed (no manifest), recent: it must not count.
+echo junk >"$T/junk"
+t "an incomplete newest backup" ws --region r1 st put "$T/junk" backups/29990101T000000Z/part-0001
+
+count() { find "$T/$1" -type f | wc -l; }
+before1=$(count r1)
+before2=$(count r2)
+t "delete --dry-run" ws delete --dry-run
+echo "$T_OUT" | sed 's/^/# /' | grep -v 'wal/' | head -20
+like "$T_OUT" "region r1: would delete backup ${B[0]}" "dry run names r1's oldest backup"
+like "$T_OUT" "region r1: would delete backup ${B[1]}" "dry run names r1's second backup"
+like "$T_OUT" "region r2: would delete backup ${B[0]}" "dry run names r2's oldest backup"
+echo "$T_OUT" | grep -q "would delete backup ${B[1]}.*" && ! echo "$T_OUT" | grep -q "region r2: would delete backup ${B[1]}"
+ok $? "dry run keeps r2's second backup"
+like "$T_OUT" "region r1: would delete wal/" "dry run lists WAL files"
+echo "$T_OUT" | grep -q 29990101T000000Z; [ $? -ne 0 ]; ok $? "the recent incomplete backup is not listed"
+is "$(count r1) $(count r2)" "$before1 $before2" "dry run deletes nothing"
+
+t "delete" ws delete
+echo "$T_OUT" | sed 's/^/# /'
+like "$T_OUT" "region r1: deleted 2 backups" "r1 deleted two backups"
+like "$T_OUT" "region r2: deleted 1 backups" "r2 deleted one backup"
+is "$(ls "$T/r1/backups" | tr '\n' ' ')" "${B[2]} 29990101T000000Z " "r1 keeps its newest valid backup and the recent incomplete one"
+is "$(ls "$T/r2/backups" | tr '\n' ' ')" "${B[1]} ${B[2]} " "r2 keeps its two newest"
+lowest() { ls "$T/$1/wal" | grep -E '^[0-9A-F]{24}$' | sort | head -1; }
+is "$(lowest r1)" "$S3" "r1's oldest WAL segment is the kept backup's start"
+is "$(lowest r2)" "$S2" "r2's oldest WAL segment is its oldest kept backup's start"
+ls "$T/r1/wal" | grep -q '\.backup$'; ok $? "the kept backup's .backup file stays"
+t "backup-list still works" ws backup-list
+t "a second delete is a no-op" ws delete
+like "$T_OUT" "region r1: deleted 0 backups and 0 WAL files" "nothing more to delete"
+
+markers() { pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select string_agg(id::text, ',' order by id) from marker"; }
+stop_r() { pg_run "$PG_BIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null 2>&1; }
+on_exit "for d in $T/x*/data; do runuser -u postgres -- $PG_BIN/pg_ctl -D \$d -m immediate stop; done"
+newdir() { mkdir -p "$T/$1"; chown "$(pg_user)" "$T/$1"; echo "$T/$1/data"; }
+WANT="1,2,3,11,12,13,99"
+d=$(newdir x2)
+t "restore from r2's oldest retained backup" ws --region r2 restore --pgdata "$d" --backup "${B[1]}" --target-latest --start --port "$RPORT"
+is "$(markers)" "$WANT" "it reaches the latest point"
+stop_r "$d"
+d=$(newdir x1)
+t "restore from r1's only backup" ws --region r1 restore --pgdata "$d" --backup "${B[2]}" --target-latest --start --port "$RPORT"
+is "$(markers)" "$WANT" "it reaches the latest point"
+stop_r "$d"
+
+conf 0 false
+t "delete with garbage_hours = 0" ws delete
+is "$(ls "$T/r1/backups" | tr '\n' ' ')" "${B[2]} " "the incomplete backup is removed at any age"
+
+conf 24 true
+sleep 1.1
+t "backup-push with delete_after_backup" ws backup-push
+is "$(ls "$T/r1/backups" | wc -l) $(ls "$T/r2/backups" | wc -l)" "1 2" "retention applied after the backup"
+ls "$T/r1/backups" | grep -q "${B[2]}"; [ $? -ne 0 ]; ok $? "r1's previous backup went"
+
+done_testing

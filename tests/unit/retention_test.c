@@ -1,0 +1,220 @@
+/*
+ * retention_test — the retention rules on synthetic catalogs: by count, by
+ * days, both, the newest always kept, the WAL cut with two timelines,
+ * .history kept, incomplete backups old and recent.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "retention.h"
+#include "tap.h"
+#include "wal.h"
+
+#define DAY 86400
+#define NOW ((time_t)1800000000)
+#define SEG (16u << 20)
+
+static struct cat_entry *add(struct catalog *c, const char *name, int complete, time_t newest)
+{
+    struct cat_entry *ce;
+
+    c->v = realloc(c->v, (c->n + 1) * sizeof *c->v);
+    ce = &c->v[c->n++];
+    memset(ce, 0, sizeof *ce);
+    snprintf(ce->name, sizeof ce->name, "%s", name);
+    ce->complete = complete;
+    ce->objects = 3;
+    ce->bytes = 1000;
+    ce->newest = newest;
+    return ce;
+}
+
+/* A complete backup that stopped `age_days` ago and started at segment
+ * `segno` of timeline `tli`. */
+static void add_full(struct catalog *c, const char *name, double age_days, uint32_t tli, uint64_t segno)
+{
+    struct cat_entry *ce = add(c, name, 1, NOW - (time_t)(age_days * DAY));
+    struct manifest *m = man_new();
+
+    m->stop_time = (int64_t)ce->newest;
+    m->start_time = m->stop_time - 60;
+    m->timeline = tli;
+    m->wal_segment_size = SEG;
+    wal_segment_name(tli, segno, SEG, m->start_wal);
+    wal_segment_name(tli, segno + 1, SEG, m->stop_wal);
+    ce->man = m;
+}
+
+static struct ret_policy pol(int full, uint64_t days, uint64_t garbage)
+{
+    struct ret_policy p;
+
+    memset(&p, 0, sizeof p);
+    p.retain_full = full;
+    p.retain_days = days;
+    p.garbage_hours = garbage;
+    p.now = NOW;
+    return p;
+}
+
+static int plan_of(const struct catalog *c, struct ret_policy p, struct ret_plan *plan)
+{
+    struct err e = ERR_INIT;
+
+    memset(plan, 0, sizeof *plan);
+    return ret_plan_backups(c, &p, plan, &e);
+}
+
+/* Names of the backups to delete, joined by ",". */
+static const char *gone(const struct ret_plan *plan)
+{
+    static char buf[512];
+    size_t i;
+
+    buf[0] = '\0';
+    for (i = 0; i < plan->nbackups; i++) {
+        if (i)
+            strncat(buf, ",", sizeof buf - strlen(buf) - 1);
+        strncat(buf, plan->backups[i].name, sizeof buf - strlen(buf) - 1);
+    }
+    return buf;
+}
+
+static int expired(const struct ret_plan *plan, uint32_t tli, uint64_t segno, const char *suffix)
+{
+    char name[WAL_NAME_MAX];
+
+    wal_segment_name(tli, segno, SEG, name);
+    strncat(name, suffix, sizeof name - strlen(name) - 1);
+    return ret_wal_expired(plan, name);
+}
+
+int main(void)
+{
+    struct catalog c = { NULL, 0 };
+    struct ret_plan plan;
+
+    /* Five dailies, one a day, oldest first; segments 10, 20, ... */
+    add_full(&c, "B1", 4.5, 1, 10);
+    add_full(&c, "B2", 3.5, 1, 20);
+    add_full(&c, "B3", 2.5, 1, 30);
+    add_full(&c, "B4", 1.5, 1, 40);
+    add_full(&c, "B5", 0.5, 1, 50);
+
+    /* By count. */
+    is_int(plan_of(&c, pol(2, 0, 24), &plan), 0, "count: plan");
+    is_str(gone(&plan), "B1,B2,B3", "count 2: the three oldest go");
+    is_int(plan.kept, 2, "count 2: two kept");
+    is_str(plan.oldest_kept, "B4", "count 2: oldest kept is B4");
+    ok(plan.have_cut && plan.cut_segno == 40 && plan.cut_tli == 1, "count 2: WAL cut at B4's start");
+    ret_plan_free(&plan);
+
+    /* By days: stopped less than 3 days ago. */
+    plan_of(&c, pol(0, 3, 24), &plan);
+    is_str(gone(&plan), "B1,B2", "days 3: older than 3 days go");
+    is_str(plan.oldest_kept, "B3", "days 3: B3 kept");
+    ret_plan_free(&plan);
+
+    /* Both: kept if either keeps it. */
+    plan_of(&c, pol(4, 1, 24), &plan);
+    is_str(gone(&plan), "B1", "count 4 or 1 day: count wins");
+    ret_plan_free(&plan);
+    plan_of(&c, pol(1, 4, 24), &plan);
+    is_str(gone(&plan), "B1", "count 1 or 4 days: days wins");
+    ret_plan_free(&plan);
+
+    /* No policy: nothing goes, no WAL cut. */
+    plan_of(&c, pol(0, 0, 24), &plan);
+    is_int(plan.nbackups, 0, "no policy: no backup goes");
+    is_int(plan.kept, 5, "no policy: all five kept");
+    ok(!plan.have_cut && !expired(&plan, 1, 1, ""), "no policy: no WAL goes");
+    ok(!plan.policy_set, "no policy: reported as not set");
+    ret_plan_free(&plan);
+
+    /* The newest is kept even when every backup is past retain_days. */
+    {
+        struct catalog old = { NULL, 0 };
+
+        add_full(&old, "O1", 40, 1, 10);
+        add_full(&old, "O2", 35, 1, 20);
+        plan_of(&old, pol(0, 7, 24), &plan);
+        is_str(gone(&plan), "O1", "days 7, all older: the newest is still kept");
+        is_str(plan.oldest_kept, "O2", "newest kept");
+        ok(expired(&plan, 1, 19, "") && !expired(&plan, 1, 20, ""), "WAL before the kept backup goes, its start stays");
+        ret_plan_free(&plan);
+        cat_free(&old);
+    }
+
+    /* WAL cut: segments, .partial, .backup before the cut go; .history stays. */
+    plan_of(&c, pol(2, 0, 24), &plan);
+    ok(expired(&plan, 1, 39, ""), "segment before the cut goes");
+    ok(!expired(&plan, 1, 40, ""), "the start segment stays");
+    ok(!expired(&plan, 1, 41, ""), "segments after the start stay");
+    ok(expired(&plan, 1, 12, ".partial"), ".partial before the cut goes");
+    ok(expired(&plan, 1, 39, ".00000028.backup"), ".backup before the cut goes");
+    ok(!expired(&plan, 1, 40, ".00000028.backup"), ".backup of the kept backup stays");
+    ok(!ret_wal_expired(&plan, "00000001.history"), ".history stays");
+    ok(!ret_wal_expired(&plan, "not-a-wal-name"), "an unknown name stays");
+    ok(!expired(&plan, 2, 39, ""), "a newer timeline before the cut stays");
+    ret_plan_free(&plan);
+
+    /* Two timelines: promoted at segment 45 onto timeline 2; B6 and B7 on it. */
+    add_full(&c, "B6", 0.3, 2, 60);
+    add_full(&c, "B7", 0.1, 2, 70);
+    plan_of(&c, pol(2, 0, 24), &plan);
+    is_str(gone(&plan), "B1,B2,B3,B4,B5", "two timelines: keeps B6, B7");
+    ok(plan.cut_tli == 2 && plan.cut_segno == 60, "cut at B6 on timeline 2");
+    ok(expired(&plan, 1, 50, "") && expired(&plan, 1, 45, ".partial"), "old timeline 1 WAL before the cut goes");
+    ok(expired(&plan, 2, 45, ""), "timeline 2 WAL before B6 goes");
+    ok(!expired(&plan, 2, 60, "") && !expired(&plan, 2, 65, ""), "timeline 2 WAL from B6 on stays");
+    ok(!expired(&plan, 1, 61, ""), "timeline 1 WAL past the cut stays");
+    ok(!ret_wal_expired(&plan, "00000002.history"), "timeline 2 history stays");
+    ret_plan_free(&plan);
+    plan_of(&c, pol(3, 0, 24), &plan);
+    ok(plan.cut_tli == 1 && plan.cut_segno == 50, "keeping B5 on timeline 1: cut at B5");
+    ok(!expired(&plan, 2, 45, ""), "timeline 2 WAL (newer timeline) stays");
+    ok(expired(&plan, 1, 49, "") && !expired(&plan, 1, 50, ""), "timeline 1 cut at B5's start");
+    ret_plan_free(&plan);
+    cat_free(&c);
+
+    /* A retained backup on an older timeline with a lower start than an
+     * older-named one (split brain): the cut takes the lowest of all. */
+    add_full(&c, "X1", 3, 2, 80);
+    add_full(&c, "X2", 2, 1, 60);
+    add_full(&c, "X3", 1, 2, 90);
+    plan_of(&c, pol(2, 0, 24), &plan);
+    is_str(gone(&plan), "X1", "split brain: X1 goes");
+    ok(plan.cut_tli == 1 && plan.cut_segno == 60, "cut is the lowest timeline and segment of X2, X3");
+    ok(!expired(&plan, 2, 70, ""), "timeline 2 WAL kept");
+    ret_plan_free(&plan);
+    cat_free(&c);
+
+    /* Incomplete backups: old ones go, recent ones (in progress) stay,
+     * and a failed newest backup does not count as the newest. */
+    add_full(&c, "C1", 3, 1, 10);
+    add(&c, "C2", 0, NOW - 48 * 3600);     /* killed two days ago */
+    add_full(&c, "C3", 1, 1, 30);
+    add(&c, "C4", 0, NOW - 600);           /* in progress, or just failed */
+    plan_of(&c, pol(1, 0, 24), &plan);
+    is_str(gone(&plan), "C1,C2", "garbage 24h: old incomplete goes, recent stays");
+    ok(plan.backups[1].incomplete && !plan.backups[0].incomplete, "the incomplete one is marked");
+    is_str(plan.oldest_kept, "C3", "the last valid backup is kept though a newer one failed");
+    is_int(plan.bytes, 2000, "bytes of what goes");
+    ret_plan_free(&plan);
+    plan_of(&c, pol(1, 0, 0), &plan);
+    is_str(gone(&plan), "C1,C2,C4", "garbage 0: any incomplete goes");
+    ret_plan_free(&plan);
+    plan_of(&c, pol(0, 0, 24), &plan);
+    is_str(gone(&plan), "C2", "no policy: only garbage goes");
+    ret_plan_free(&plan);
+    cat_free(&c);
+
+    /* A region with only an incomplete backup: no cut, nothing else. */
+    add(&c, "D1", 0, NOW - 60);
+    plan_of(&c, pol(1, 0, 24), &plan);
+    ok(plan.nbackups == 0 && plan.kept == 0 && !plan.have_cut, "only a backup in progress: nothing goes");
+    ret_plan_free(&plan);
+    cat_free(&c);
+
+    return done_testing();
+}
