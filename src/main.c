@@ -148,6 +148,30 @@ static const struct cmd commands[] = {
       "would go and deletes nothing.  A region that fails is reported, the others\n"
       "still run, and the command exits 3.\n",
       1, cmd_delete_run },
+    { "verify", "check that every backup is complete and has its WAL (--full: decode everything)",
+      "usage: walship verify [--region R] [--full] [--json]\n"
+      "\n"
+      "For each region (or only R) and each complete backup: every part the\n"
+      "manifest lists exists with the stored size it gives, backup_label (and\n"
+      "tablespace_map) exist, and the WAL archive holds every segment from the\n"
+      "backup's start to the newest archived segment of the newest timeline\n"
+      "descending from it, following the .history files.  --full also downloads,\n"
+      "decodes and authenticates every object, reads every part as a tar stream\n"
+      "and compares every file's size and SHA-256 with the manifest.  Problems\n"
+      "are named by object (docs/VERIFY.md); exit 3 when anything is wrong.\n",
+      1, cmd_verify_run },
+    { "status", "per region: newest backup, newest WAL, lag, spool backlog (a monitoring check)",
+      "usage: walship status [--json | --prometheus]\n"
+      "\n"
+      "For each region: the newest backup and its age, the newest archived WAL\n"
+      "segment and its time, the lag behind the primary (segments, bytes,\n"
+      "seconds; from pg_current_wal_lsn() when pg_conninfo is set, and from the\n"
+      "age of the oldest spooled file), the spool backlog and the last error the\n"
+      "shipper logged.  --prometheus prints node_exporter textfile metrics\n"
+      "(walship_*, docs/VERIFY.md).  Exit 2 when a region lags more than\n"
+      "rpo_seconds or its newest backup is older than backup_max_age, 3 when\n"
+      "the status could not be taken, 0 otherwise.\n",
+      1, cmd_status_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

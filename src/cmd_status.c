@@ -1,0 +1,320 @@
+/*
+ * cmd_status — `walship status [--json | --prometheus]`: per region the
+ * newest backup and its age, the newest archived WAL, the lag behind the
+ * primary, the spool backlog and the last error (src/status.h).  Exit 2
+ * when any region lags past rpo_seconds or its newest backup is older than
+ * backup_max_age (a monitoring check), 3 when the status could not be taken
+ * at all, 0 otherwise.  --prometheus prints the text exposition format for
+ * node_exporter's textfile collector.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "keys.h"
+#include "log.h"
+#include "manifest.h"
+#include "pgconn.h"
+#include "spool.h"
+#include "status.h"
+#include "stor.h"
+
+enum fmt { FMT_TEXT, FMT_JSON, FMT_PROM };
+
+static void primary_get(const struct config *c, struct st_primary *p)
+{
+    struct pgconn *pc = NULL;
+    struct pg_info info;
+    struct err e = ERR_INIT;
+
+    memset(p, 0, sizeof *p);
+    if (c->pg_conninfo == NULL || c->pg_conninfo[0] == '\0')
+        return;
+    if (pg_connect(c->pg_conninfo, &pc, &e) < 0 || pg_get_info(pc, &info, &e) < 0 ||
+        pg_current_lsn(pc, &p->lsn, &p->tli, &e) < 0) {
+        snprintf(p->error, sizeof p->error, "%s", e.msg);
+        log_warning("lag behind the primary is unknown: %s", e.msg);
+        pg_disconnect(pc);
+        return;
+    }
+    p->seg_size = info.wal_segment_size;
+    p->known = 1;
+    pg_disconnect(pc);
+}
+
+static void fmt_time(int64_t t, char out[32])
+{
+    man_format_time(t, out);
+}
+
+/* ---- text ---- */
+
+static void print_text(const struct st_region *r, const struct st_primary *p)
+{
+    char a[32];
+
+    printf("region %s%s: %s\n", r->name, r->async ? " (async)" : "",
+           r->alarm_rpo || r->alarm_backup ? "ALARM" : "OK");
+    if (!r->readable) {
+        printf("  ERROR: %s\n", r->error);
+        return;
+    }
+    if (r->has_backup) {
+        fmt_time(r->backup_time, a);
+        printf("  newest backup:  %s (stopped %s, %" PRId64 " s ago)%s\n", r->backup, a, r->backup_age,
+               r->alarm_backup ? "  <- older than backup_max_age" : "");
+    } else {
+        printf("  newest backup:  none%s\n", r->alarm_backup ? "  <- alarm" : "");
+    }
+    if (r->has_wal) {
+        fmt_time(r->wal_time, a);
+        printf("  newest WAL:     %s (archived %s)\n", r->wal, a);
+    } else {
+        printf("  newest WAL:     none\n");
+    }
+    if (r->lag_known)
+        printf("  lag:            %" PRIu64 " segments, %" PRIu64 " bytes, %" PRIu64 " s%s\n", r->lag_segments,
+               r->lag_bytes, r->lag_seconds, r->alarm_rpo ? "  <- past rpo_seconds" : "");
+    else
+        printf("  lag:            %" PRIu64 " s (spool only; primary %s)%s\n", r->lag_seconds,
+               p->error[0] ? "unreachable" : "not configured", r->alarm_rpo ? "  <- past rpo_seconds" : "");
+    printf("  spool:          %" PRIu64 " files, %" PRIu64 " bytes, oldest %" PRIu64 " s\n", r->spool_files,
+           r->spool_bytes, r->spool_oldest_age);
+    if (r->last_error[0])
+        printf("  last error:     %s\n", r->last_error);
+    if (r->error[0])
+        printf("  error:          %s\n", r->error);
+}
+
+/* ---- JSON ---- */
+
+static json_t *region_json(const struct st_region *r, const struct config *c)
+{
+    char bt[32] = "", wt[32] = "";
+
+    if (r->has_backup)
+        fmt_time(r->backup_time, bt);
+    if (r->has_wal)
+        fmt_time(r->wal_time, wt);
+    return json_pack("{s:s, s:b, s:b, s:s?, s:s?, s:s?, s:O, s:s?, s:s?, s:O, s:b, s:I, s:I, s:I, s:I, s:I, s:I,"
+                     " s:s?, s:b, s:b, s:b, s:I, s:I}",
+                     "region", r->name, "async", r->async, "readable", r->readable,
+                     "error", r->error[0] ? r->error : NULL,
+                     "backup", r->has_backup ? r->backup : NULL, "backup_time", r->has_backup ? bt : NULL,
+                     "backup_age_seconds", r->has_backup ? json_integer(r->backup_age) : json_null(),
+                     "wal", r->has_wal ? r->wal : NULL, "wal_time", r->has_wal ? wt : NULL,
+                     "wal_time_unix", r->has_wal ? json_integer(r->wal_time) : json_null(),
+                     "lag_known", r->lag_known, "lag_segments", (json_int_t)r->lag_segments,
+                     "lag_bytes", (json_int_t)r->lag_bytes, "lag_seconds", (json_int_t)r->lag_seconds,
+                     "spool_files", (json_int_t)r->spool_files, "spool_bytes", (json_int_t)r->spool_bytes,
+                     "spool_oldest_age_seconds", (json_int_t)r->spool_oldest_age,
+                     "last_error", r->last_error[0] ? r->last_error : NULL,
+                     "alarm", r->alarm_rpo || r->alarm_backup, "alarm_rpo", r->alarm_rpo,
+                     "alarm_backup_age", r->alarm_backup, "rpo_seconds", (json_int_t)c->rpo_seconds,
+                     "backup_max_age_seconds", (json_int_t)c->backup_max_age);
+}
+
+/* ---- Prometheus ---- */
+
+struct metric {
+    const char *name, *type, *help;
+};
+
+static const struct metric metrics[] = {
+    { "walship_up", "gauge", "1 when the region could be listed" },
+    { "walship_last_backup_timestamp_seconds", "gauge", "stop time of the newest complete backup" },
+    { "walship_last_backup_age_seconds", "gauge", "age of the newest complete backup" },
+    { "walship_last_wal_timestamp_seconds", "gauge", "time the newest archived WAL segment was stored" },
+    { "walship_wal_lag_segments", "gauge", "completed WAL segments the region lacks" },
+    { "walship_wal_lag_bytes", "gauge", "bytes of completed WAL the region lacks" },
+    { "walship_wal_lag_seconds", "gauge", "seconds the region is behind the primary" },
+    { "walship_spool_files", "gauge", "files queued in the local spool for the region" },
+    { "walship_spool_bytes", "gauge", "bytes queued in the local spool for the region" },
+    { "walship_spool_oldest_age_seconds", "gauge", "age of the oldest file queued for the region" },
+    { "walship_last_error", "gauge", "1 when the shipper's log holds a warning or error for the region" },
+    { "walship_alarm", "gauge", "1 when the region lags past rpo_seconds or its newest backup is too old" },
+};
+
+#define NMETRICS (sizeof metrics / sizeof metrics[0])
+
+static void prom_escape(const char *in, char *out, size_t len)
+{
+    size_t j = 0;
+
+    for (; *in && j + 3 < len; in++) {
+        if (*in == '\\' || *in == '"') {
+            out[j++] = '\\';
+            out[j++] = *in;
+        } else if (*in == '\n') {
+            out[j++] = '\\';
+            out[j++] = 'n';
+        } else {
+            out[j++] = *in;
+        }
+    }
+    out[j] = '\0';
+}
+
+static int prom_value(const struct st_region *r, size_t k, double *v)
+{
+    switch (k) {
+    case 0: *v = r->readable; return 1;
+    case 1: *v = (double)r->backup_time; return r->has_backup;
+    case 2: *v = (double)r->backup_age; return r->has_backup;
+    case 3: *v = (double)r->wal_time; return r->has_wal;
+    case 4: *v = (double)r->lag_segments; return r->lag_known;
+    case 5: *v = (double)r->lag_bytes; return r->lag_known;
+    case 6: *v = (double)r->lag_seconds; return 1;
+    case 7: *v = (double)r->spool_files; return 1;
+    case 8: *v = (double)r->spool_bytes; return 1;
+    case 9: *v = (double)r->spool_oldest_age; return 1;
+    case 10: *v = r->last_error[0] != '\0'; return 1;
+    case 11: *v = r->alarm_rpo || r->alarm_backup; return 1;
+    }
+    return 0;
+}
+
+static void print_prom(const struct st_region *rs, size_t n)
+{
+    size_t k, i;
+
+    for (k = 0; k < NMETRICS; k++) {
+        printf("# HELP %s %s\n# TYPE %s %s\n", metrics[k].name, metrics[k].help, metrics[k].name, metrics[k].type);
+        for (i = 0; i < n; i++) {
+            char lab[512];
+            double v;
+
+            if (!prom_value(&rs[i], k, &v))
+                continue;
+            prom_escape(rs[i].name, lab, sizeof lab);
+            printf("%s{region=\"%s\"} %.17g\n", metrics[k].name, lab, v);
+        }
+    }
+}
+
+int cmd_status_run(struct cmd_ctx *ctx)
+{
+    const struct config *c = ctx->conf;
+    enum fmt fmt = FMT_TEXT;
+    struct st_primary prim;
+    struct st_region *rs = NULL;
+    struct keyring *kr = NULL;
+    struct spool *sp = NULL;
+    struct err e = ERR_INIT;
+    time_t now = time(NULL);
+    size_t n = 0, i;
+    int k, alarm = 0, failed = 0;
+
+    for (k = 1; k < ctx->argc; k++) {
+        if (strcmp(ctx->argv[k], "--json") == 0 && fmt == FMT_TEXT)
+            fmt = FMT_JSON;
+        else if (strcmp(ctx->argv[k], "--prometheus") == 0 && fmt == FMT_TEXT)
+            fmt = FMT_PROM;
+        else if (strcmp(ctx->argv[k], "--json") == 0 || strcmp(ctx->argv[k], "--prometheus") == 0)
+            return cmd_usage("status", "--json and --prometheus exclude each other");
+        else if (ctx->argv[k][0] == '-')
+            return cmd_usage("status", "unknown option \"%s\"", ctx->argv[k]);
+        else
+            return cmd_usage("status", "takes no arguments (\"%s\")", ctx->argv[k]);
+    }
+    if (config_require_regions(c, &e) < 0)
+        return cmd_fail(&e);
+    if (ctx->region != NULL && config_region(c, ctx->region) == NULL) {
+        err_setf(&e, ERR_CONFIG, "no region named \"%s\" is configured", ctx->region);
+        return cmd_fail(&e);
+    }
+    if (cmd_load_keyring(ctx, &kr, &e) < 0) {
+        cmd_fail(&e);
+        return EXIT_FAILURE3;
+    }
+    if (c->spool_dir != NULL && spool_open(c->spool_dir, c->spool_max_bytes, &sp, &e) < 0) {
+        log_warning("spool backlog unknown: %s", e.msg);
+        sp = NULL;
+        err_clear(&e);
+    }
+    primary_get(c, &prim);
+    if ((rs = calloc((size_t)c->nregions, sizeof *rs)) == NULL) {
+        spool_free(sp);
+        keys_free(kr);
+        err_setf(&e, ERR_NOMEM, "out of memory");
+        cmd_fail(&e);
+        return EXIT_FAILURE3;
+    }
+    for (k = 0; k < c->nregions; k++) {
+        const struct region_conf *rc = &c->regions[k];
+        struct stor *s = NULL;
+        struct err re = ERR_INIT;
+
+        if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
+            continue;
+        if (stor_open(rc, c, &s, &re) < 0) {
+            memset(&rs[n], 0, sizeof rs[n]);
+            rs[n].name = rc->name;
+            rs[n].async = rc->mode == REGION_ASYNC;
+            snprintf(rs[n].error, sizeof rs[n].error, "%s", re.msg);
+            rs[n].alarm_rpo = rs[n].alarm_backup = 1;
+        } else if (st_region(s, kr, c, rc, &prim, sp, now, &rs[n], &re) < 0) {
+            snprintf(rs[n].error, sizeof rs[n].error, "%s", re.msg);
+            rs[n].name = rc->name;
+        }
+        stor_free(s);
+        if (!rs[n].readable) {
+            log_error("region %s: %s", rc->name, rs[n].error);
+            failed++;
+        }
+        if (rs[n].alarm_rpo || rs[n].alarm_backup)
+            alarm++;
+        n++;
+    }
+    if (fmt == FMT_JSON) {
+        json_t *jr = json_array();
+        char *text = NULL;
+
+        for (i = 0; jr != NULL && i < n; i++)
+            json_array_append_new(jr, region_json(&rs[i], c));
+        if (jr != NULL) {
+            json_t *top = json_pack("{s:b, s:s?, s:o}", "primary_known", prim.known,
+                                    "primary_error", prim.error[0] ? prim.error : NULL, "regions", jr);
+
+            if (top != NULL && prim.known) {
+                char l[24];
+
+                wal_format_lsn(prim.lsn, l);
+                json_object_set_new(top, "primary_lsn", json_string(l));
+                json_object_set_new(top, "primary_timeline", json_integer(prim.tli));
+            }
+            text = top ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+            json_decref(top);
+        }
+        if (text == NULL) {
+            log_error("out of memory");
+            failed++;
+        } else {
+            printf("%s\n", text);
+            free(text);
+        }
+    } else if (fmt == FMT_PROM) {
+        print_prom(rs, n);
+    } else {
+        if (prim.known) {
+            char l[24];
+
+            wal_format_lsn(prim.lsn, l);
+            printf("primary: LSN %s on timeline %u\n", l, (unsigned)prim.tli);
+        }
+        for (i = 0; i < n; i++)
+            print_text(&rs[i], &prim);
+    }
+    fflush(stdout);
+    free(rs);
+    spool_free(sp);
+    keys_free(kr);
+    /* an unreadable region is an alarm for monitoring; nothing readable at all means status could not run */
+    if (failed && (size_t)failed == n)
+        return EXIT_FAILURE3;
+    return alarm ? EXIT_USAGE : 0;
+}

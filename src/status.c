@@ -1,0 +1,200 @@
+/*
+ * status — see status.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "status.h"
+#include "util.h"
+
+#define ST_LOG_TAIL 65536
+
+struct newest_wal {
+    int have;
+    uint64_t segno;
+    uint32_t tli;
+    char name[WAL_NAME_MAX];
+    time_t mtime;
+    uint64_t seg_size;
+};
+
+static int newest_collect(const struct stor_entry *ent, void *arg)
+{
+    struct newest_wal *n = arg;
+    const char *name = ent->key + 4;
+    struct wal_name w;
+    struct err e = ERR_INIT;
+    uint64_t segno;
+
+    if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
+        return 0;
+    segno = wal_segno(&w, n->seg_size);
+    if (!n->have || segno > n->segno || (segno == n->segno && w.tli > n->tli)) {
+        n->have = 1;
+        n->segno = segno;
+        n->tli = w.tli;
+        n->mtime = ent->mtime;
+        snprintf(n->name, sizeof n->name, "%s", name);
+    }
+    return 0;
+}
+
+static int name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.';
+}
+
+void st_last_error(const char *log_path, const char *region, char *out, size_t len)
+{
+    char buf[ST_LOG_TAIL + 1], needle[256];
+    struct stat sb;
+    ssize_t n;
+    size_t got = 0;
+    char *line, *end;
+    int fd;
+
+    out[0] = '\0';
+    if (len == 0 || (fd = open(log_path, O_RDONLY | O_CLOEXEC)) < 0)
+        return;
+    if (fstat(fd, &sb) == 0 && sb.st_size > ST_LOG_TAIL)
+        (void)lseek(fd, sb.st_size - ST_LOG_TAIL, SEEK_SET);
+    while (got < ST_LOG_TAIL && (n = read(fd, buf + got, ST_LOG_TAIL - got)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    snprintf(needle, sizeof needle, "region %s", region);
+    /* scan lines from the end */
+    end = buf + got;
+    while (end > buf) {
+        char *hit;
+
+        line = end;
+        while (line > buf && line[-1] != '\n')
+            line--;
+        if (line < end) {
+            char save = *end;
+
+            *end = '\0';
+            if ((strstr(line, ": WARNING: ") != NULL || strstr(line, ": ERROR: ") != NULL)) {
+                for (hit = strstr(line, needle); hit != NULL; hit = strstr(hit + 1, needle))
+                    if (!name_char(hit[strlen(needle)]))
+                        break;
+                if (hit != NULL) {
+                    size_t l = strlen(line);
+
+                    while (l > 0 && (line[l - 1] == '\n' || line[l - 1] == '\r'))
+                        l--;
+                    snprintf(out, len, "%.*s", (int)l, line);
+                    *end = save;
+                    return;
+                }
+            }
+            *end = save;
+        }
+        end = line > buf ? line - 1 : buf;
+    }
+}
+
+int st_region(struct stor *s, const struct keyring *kr, const struct config *conf, const struct region_conf *rc,
+              const struct st_primary *p, struct spool *sp, time_t now, struct st_region *o, struct err *e)
+{
+    struct catalog cat = { NULL, 0 };
+    struct newest_wal nw;
+    struct err le = ERR_INIT;
+    size_t i;
+
+    memset(o, 0, sizeof *o);
+    memset(&nw, 0, sizeof nw);
+    o->name = rc->name;
+    o->async = rc->mode == REGION_ASYNC;
+    nw.seg_size = p && p->known && wal_seg_size_valid(p->seg_size) ? p->seg_size : (16u << 20);
+
+    /* spool backlog and the shipper's last complaint: local, always */
+    if (sp != NULL) {
+        struct spool_usage u;
+
+        if (spool_usage(sp, rc->name, &u, &le) == 0) {
+            o->spool_files = u.entries;
+            o->spool_bytes = u.bytes;
+            o->spool_oldest_age = u.entries && u.oldest && now > u.oldest ? (uint64_t)(now - u.oldest) : 0;
+        }
+    }
+    if (conf->spool_dir != NULL) {
+        char path[4096];
+
+        snprintf(path, sizeof path, "%s/ship.log", conf->spool_dir);
+        st_last_error(path, rc->name, o->last_error, sizeof o->last_error);
+    }
+
+    /* the region */
+    if (cat_list(s, kr, 0, &cat, &le) < 0 || stor_list(s, "wal/", newest_collect, &nw, &le) < 0) {
+        snprintf(o->error, sizeof o->error, "%s", le.msg);
+        cat_free(&cat);
+        o->alarm_rpo = o->alarm_backup = 1;
+        return 0;
+    }
+    o->readable = 1;
+    for (i = cat.n; i > 0; i--) {
+        struct manifest *m = NULL;
+
+        if (!cat.v[i - 1].complete)
+            continue;
+        o->has_backup = 1;
+        snprintf(o->backup, sizeof o->backup, "%s", cat.v[i - 1].name);
+        if (cat_load_manifest(s, kr, cat.v[i - 1].name, &m, &le) == 0) {
+            o->backup_time = m->stop_time;
+            man_free(m);
+        } else {
+            /* the manifest's own time: the object was written at the end */
+            o->backup_time = (int64_t)cat.v[i - 1].newest;
+            snprintf(o->error, sizeof o->error, "%s", le.msg);
+        }
+        o->backup_age = (int64_t)now - o->backup_time;
+        if (o->backup_age < 0)
+            o->backup_age = 0;
+        break;
+    }
+    cat_free(&cat);
+    if (nw.have) {
+        o->has_wal = 1;
+        snprintf(o->wal, sizeof o->wal, "%s", nw.name);
+        o->wal_time = (int64_t)nw.mtime;
+    }
+
+    /* lag behind the primary: completed segments the region lacks */
+    if (p != NULL && p->known) {
+        uint64_t cur = p->lsn / nw.seg_size;    /* segment being written */
+
+        o->lag_known = 1;
+        if (!nw.have) {
+            o->lag_segments = cur;
+            o->lag_bytes = p->lsn;
+            o->alarm_rpo = cur > 0;
+        } else if (cur > nw.segno + 1) {
+            o->lag_segments = cur - nw.segno - 1;
+            o->lag_bytes = o->lag_segments * nw.seg_size;
+            o->lag_seconds = now > nw.mtime ? (uint64_t)(now - nw.mtime) : 0;
+        }
+    }
+    if (o->spool_oldest_age > o->lag_seconds)
+        o->lag_seconds = o->spool_oldest_age;
+    if (conf->rpo_seconds > 0 && o->lag_seconds > conf->rpo_seconds)
+        o->alarm_rpo = 1;
+    if (conf->backup_max_age > 0 && (!o->has_backup || (uint64_t)o->backup_age > conf->backup_max_age))
+        o->alarm_backup = 1;
+    (void)e;
+    return 0;
+}

@@ -1,0 +1,73 @@
+/*
+ * status — one region's health for `walship status` (docs/VERIFY.md):
+ * newest backup and its age, newest archived WAL segment and its time, lag
+ * behind the primary, spool backlog, the shipper's last complaint, and the
+ * two alarms a monitoring check acts on (rpo_seconds, backup_max_age).
+ *
+ * st_region() only reads: the region's listing (wal/ and backups/, plus the
+ * newest backup's manifest), the spool's queue for the region and the tail
+ * of spool_dir/ship.log.  Library code: never prints.  One thread at a time
+ * per struct stor.
+ */
+#ifndef WALSHIP_STATUS_H
+#define WALSHIP_STATUS_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "err.h"
+#include "keys.h"
+#include "spool.h"
+#include "stor.h"
+#include "wal.h"
+
+/* What the primary said (pg_current_wal_lsn()); known = 0 when no
+ * pg_conninfo is configured or the connection failed. */
+struct st_primary {
+    int known;
+    uint64_t lsn;
+    uint32_t tli;
+    uint64_t seg_size;
+    char error[ERR_MSG_MAX];    /* why it is not known, "" when not configured */
+};
+
+struct st_region {
+    const char *name;
+    int readable;                   /* the region could be listed */
+    char error[ERR_MSG_MAX];        /* why not */
+
+    int has_backup;
+    char backup[CAT_NAME_MAX];
+    int64_t backup_time;            /* its stop time (Unix seconds) */
+    int64_t backup_age;             /* now - backup_time */
+
+    int has_wal;
+    char wal[WAL_NAME_MAX];         /* newest archived segment */
+    int64_t wal_time;               /* its object's mtime */
+
+    int lag_known;                  /* primary known */
+    uint64_t lag_segments;          /* completed segments the region lacks */
+    uint64_t lag_bytes;
+    uint64_t lag_seconds;           /* now - wal_time when lagging, else 0; at least the spool's oldest age */
+
+    int async;
+    uint64_t spool_files, spool_bytes;
+    uint64_t spool_oldest_age;      /* seconds, 0 when empty */
+
+    char last_error[512];           /* last WARNING/ERROR line of ship.log naming the region, or "" */
+
+    int alarm_rpo;                  /* lag_seconds > rpo_seconds (or nothing archived while the primary has WAL) */
+    int alarm_backup;               /* no backup, or newest older than backup_max_age */
+};
+
+/* `p` and `sp` may be NULL. */
+int st_region(struct stor *s, const struct keyring *kr, const struct config *conf, const struct region_conf *rc,
+              const struct st_primary *p, struct spool *sp, time_t now, struct st_region *out, struct err *e);
+
+/* The last line of `log_path` (only its last 64 KiB are read) that is a
+ * WARNING or ERROR naming "region NAME"; "" when none or no file. */
+void st_last_error(const char *log_path, const char *region, char *out, size_t len);
+
+#endif

@@ -1,0 +1,241 @@
+/*
+ * verify — WAL continuity across timelines (src/verify.c), against a
+ * synthetic file:// region: objects encoded without a key, a one-part
+ * backup whose part is only checked by size, WAL segments as tiny encoded
+ * objects (the default check only lists them), history files decoded.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "config.h"
+#include "log.h"
+#include "manifest.h"
+#include "obj.h"
+#include "status.h"
+#include "stor.h"
+#include "tap.h"
+#include "verify.h"
+
+static char root[] = "/tmp/walship-verify-test-XXXXXX";
+static struct config *conf;
+static struct stor *st;
+
+static void put(const char *key, const char *text)
+{
+    struct obj_opts oo;
+    struct sink *up = NULL, *enc = NULL;
+    struct err e = ERR_INIT;
+
+    memset(&oo, 0, sizeof oo);
+    if (stor_put(st, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &enc, &e) < 0 ||
+        sink_write(enc, text, strlen(text), &e) < 0 || sink_close(enc, &e) < 0)
+        diag("put %s: %s", key, e.msg);
+    sink_free(enc ? enc : up);
+}
+
+static void seg(unsigned tli, unsigned log, unsigned s)
+{
+    char key[64];
+
+    snprintf(key, sizeof key, "wal/%08X%08X%08X", tli, log, s);
+    put(key, "segment");
+}
+
+static void drop(const char *key)
+{
+    char p[PATH_MAX];
+
+    snprintf(p, sizeof p, "%s/region/%s", root, key);
+    unlink(p);
+}
+
+static void backup(const char *name)
+{
+    struct manifest *m = man_new();
+    struct man_part mp;
+    struct err e = ERR_INIT;
+    struct stat sb;
+    char key[256], p[PATH_MAX], *json = NULL;
+    size_t len;
+
+    snprintf(key, sizeof key, "backups/%s/part-0001", name);
+    put(key, "not really a tar stream");
+    snprintf(p, sizeof p, "%s/region/%s", root, key);
+    stat(p, &sb);
+    snprintf(key, sizeof key, "backups/%s/backup_label", name);
+    put(key, "label");
+    m->format = MAN_FORMAT;
+    m->name = strdup(name);
+    m->walship_version = strdup("test");
+    m->start_lsn = ((uint64_t)1 << 32) | 0x28;
+    m->stop_lsn = ((uint64_t)1 << 32) | 0x1000138;
+    m->timeline = m->stop_timeline = 1;
+    snprintf(m->start_wal, sizeof m->start_wal, "000000010000000100000000");
+    snprintf(m->stop_wal, sizeof m->stop_wal, "000000010000000100000001");
+    m->start_time = 1700000000;
+    m->stop_time = 1700000040;
+    m->pg_version = 150004;
+    m->system_identifier = strdup("7311234567890123456");
+    m->wal_segment_size = 16u << 20;
+    m->compression = strdup("none");
+    memset(&mp, 0, sizeof mp);
+    mp.number = 1;
+    mp.stored_size = (uint64_t)sb.st_size;
+    man_add_part(m, &mp, &e);
+    m->stored_size = mp.stored_size;
+    if (man_to_json(m, &json, &len, &e) < 0)
+        diag("man_to_json: %s", e.msg);
+    snprintf(key, sizeof key, "backups/%s/manifest.json", name);
+    put(key, json);
+    free(json);
+    man_free(m);
+}
+
+/* Run verify; returns the number of problems, and whether one names `obj`. */
+static size_t run(const char *obj, int *named)
+{
+    struct vfy_report r;
+    struct err e = ERR_INIT;
+    size_t i, n;
+
+    memset(&r, 0, sizeof r);
+    *named = 0;
+    if (vfy_region(st, NULL, 0, &r, &e) < 0) {
+        diag("vfy_region: %s", e.msg);
+        return 999;
+    }
+    for (i = 0; i < r.n; i++) {
+        diag("problem %s: %s", r.v[i].object, r.v[i].msg);
+        if (obj && strcmp(r.v[i].object, obj) == 0)
+            *named = 1;
+    }
+    n = r.n;
+    vfy_report_free(&r);
+    return n;
+}
+
+int main(void)
+{
+    struct region_conf rc;
+    struct err e = ERR_INIT;
+    struct vfy_hist_entry *h = NULL;
+    char url[PATH_MAX];
+    size_t nh = 0;
+    const char *hist = "1\t1/3000000\tno recovery target specified\n\n# c\n2\t1/5000028\tbefore 2026\n";
+    int named;
+    unsigned s;
+
+    log_init("verify-test", LOG_ERROR);
+    if (mkdtemp(root) == NULL)
+        return 1;
+    conf = config_new_default();
+    memset(&rc, 0, sizeof rc);
+    snprintf(url, sizeof url, "file://%s/region", root);
+    rc.name = "t";
+    rc.url = url;
+    {
+        char p[PATH_MAX];
+
+        snprintf(p, sizeof p, "%s/region", root);
+        mkdir(p, 0700);
+    }
+    if (fs_open(&rc, conf, &st, &e) < 0) {
+        diag("fs_open: %s", e.msg);
+        return 1;
+    }
+
+    /* history parsing */
+    ok(vfy_parse_history(hist, strlen(hist), &h, &nh, &e) == 0 && nh == 2 && h[0].tli == 1 &&
+           h[0].end_lsn == (((uint64_t)1 << 32) | 0x3000000) &&
+           h[1].tli == 2 && h[1].end_lsn == (((uint64_t)1 << 32) | 0x5000028),
+       "a history file parses into its switch points");
+    free(h);
+    ok(vfy_parse_history("x\t1/0\n", 6, &h, &nh, &e) < 0, "a bad history line is refused");
+
+    /* timeline 1 only */
+    backup("20231114T221320Z");
+    for (s = 0; s <= 5; s++)
+        seg(1, 1, s);
+    is_int((int)run(NULL, &named), 0, "a complete timeline 1 verifies");
+    drop("wal/000000010000000100000003");
+    is_int((int)run("wal/000000010000000100000003", &named), 1, "a missing segment is one problem");
+    ok(named, "... naming the segment");
+    seg(1, 1, 3);
+    drop("wal/000000010000000100000005");
+    is_int((int)run(NULL, &named), 0, "the newest segment missing is no gap");
+    seg(1, 1, 5);
+
+    /* timeline 2 branches from 1 at 1/3000000: tli 1 is needed up to 1/2 */
+    put("wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
+    for (s = 3; s <= 7; s++)
+        seg(2, 1, s);
+    is_int((int)run(NULL, &named), 0, "timeline 1 then 2 verifies");
+    drop("wal/000000010000000100000003");
+    drop("wal/000000010000000100000004");
+    is_int((int)run(NULL, &named), 0, "timeline 1's segments after the switch are not needed");
+    drop("wal/000000010000000100000002");
+    is_int((int)run("wal/000000010000000100000002", &named), 1, "a gap before the switch is found");
+    ok(named, "... naming the timeline 1 segment");
+    seg(1, 1, 2);
+    drop("wal/000000020000000100000003");
+    is_int((int)run("wal/000000020000000100000003", &named), 1, "the switch segment on timeline 2 is needed");
+    ok(named, "... naming it");
+    seg(2, 1, 3);
+    drop("wal/000000020000000100000005");
+    is_int((int)run("wal/000000020000000100000005", &named), 1, "a gap on timeline 2 is found");
+    ok(named, "... naming the timeline 2 segment");
+    seg(2, 1, 5);
+    drop("wal/00000002.history");
+    ok(run("wal/00000002.history", &named) >= 1 && named, "a missing history file is named");
+    put("wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
+
+    /* timeline 3 branches from 1 at 1/1000000 (before tli 2's switch): latest is 3 */
+    put("wal/00000003.history", "1\t1/1000000\tno recovery target specified\n");
+    seg(3, 1, 1);
+    seg(3, 1, 3);
+    is_int((int)run("wal/000000030000000100000002", &named), 1, "the newest timeline is followed (gap on 3)");
+    ok(named, "... naming the timeline 3 segment");
+    seg(3, 1, 2);
+    is_int((int)run(NULL, &named), 0, "timeline 3 complete verifies");
+
+    /* a deleted part */
+    drop("backups/20231114T221320Z/part-0001");
+    is_int((int)run("backups/20231114T221320Z/part-0001", &named), 1, "a missing part is found");
+    ok(named, "... naming the part");
+
+    /* status: the shipper's last complaint about a region */
+    {
+        char p[PATH_MAX], got[512];
+        FILE *f;
+
+        snprintf(p, sizeof p, "%s/ship.log", root);
+        f = fopen(p, "w");
+        fputs("2026-11-22 06:00:00.000 walship[1] ship: WARNING: could not ship A to region eu-west-1 (x)\n"
+              "2026-11-22 06:00:01.000 walship[1] ship: WARNING: could not ship B to region eu-west-10 (y)\n"
+              "2026-11-22 06:00:02.000 walship[1] ship: INFO: shipped 1 files to region eu-west-1\n", f);
+        fclose(f);
+        st_last_error(p, "eu-west-1", got, sizeof got);
+        ok(strstr(got, "could not ship A to region eu-west-1") != NULL, "status: last warning naming the region");
+        st_last_error(p, "us-east-1", got, sizeof got);
+        is_str(got, "", "status: no complaint about another region");
+        snprintf(p, sizeof p, "%s/no-such.log", root);
+        st_last_error(p, "eu-west-1", got, sizeof got);
+        is_str(got, "", "status: no ship.log");
+    }
+
+    stor_free(st);
+    config_free(conf);
+    if (getenv("KEEP") == NULL) {
+        char cmd[PATH_MAX + 16];
+
+        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+        if (system(cmd) != 0)
+            diag("could not remove %s", root);
+    }
+    return done_testing();
+}
