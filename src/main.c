@@ -172,6 +172,22 @@ static const struct cmd commands[] = {
       "rpo_seconds or its newest backup is older than backup_max_age, 3 when\n"
       "the status could not be taken, 0 otherwise.\n",
       1, cmd_status_run },
+    { "copy", "copy backups and WAL from one region to another, byte for byte",
+      "usage: walship copy --from R1 --to R2 [--since BACKUP] [--dry-run]\n"
+      "\n"
+      "Seeds a new region, or catches one up after an outage, from another\n"
+      "configured region.  For each complete backup of R1 (or, with --since, that\n"
+      "backup and the newer ones) that R2 has no manifest for, copies every object\n"
+      "of the backup and its manifest last; then every WAL file from the oldest\n"
+      "of those backups' start segment on, and every timeline history file.\n"
+      "Objects are copied byte for byte: nothing is decoded or re-encrypted and\n"
+      "the primary is not contacted.  An object R2 already has with the same\n"
+      "size is skipped, so an interrupted copy is finished by running it again;\n"
+      "WAL already in R2 is never overwritten.  --dry-run prints what would be\n"
+      "copied.  Prints objects and bytes copied and skipped per kind.\n"
+      "Exit status: 0 done; 1 R1 has no backup BACKUP; 2 usage or configuration;\n"
+      "3 any other failure (run it again to resume).\n",
+      1, cmd_copy_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -314,7 +330,8 @@ int main(int argc, char **argv)
         if (take_opt(&argc, argv, i, "--config", &config_path, &bad) ||
             take_opt(&argc, argv, i, "--log-level", &level_str, &bad) ||
             take_opt(&argc, argv, i, "--region", &region, &bad) ||
-            take_opt(&argc, argv, i, "--from", &from, &bad) ||
+            /* copy has its own --from REGION (after the command name) */
+            (!(i > 1 && strcmp(argv[1], "copy") == 0) && take_opt(&argc, argv, i, "--from", &from, &bad)) ||
             take_opt(&argc, argv, i, "--key-file", &key_file, &bad) ||
             take_opt(&argc, argv, i, "--endpoint", &endpoint, &bad) ||
             take_opt(&argc, argv, i, "--aws-region", &aws_region, &bad)) {

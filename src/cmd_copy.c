@@ -1,0 +1,379 @@
+/*
+ * cmd_copy — `walship copy --from R1 --to R2 [--since BACKUP] [--dry-run]`:
+ * seed a new region, or catch one up after an outage, from another region.
+ *
+ * Objects are copied byte for byte (stor_get from R1 straight into R2's
+ * upload sink): nothing is decoded or re-encrypted, and the primary is never
+ * contacted.  For each complete backup of R1 that R2 has no manifest for,
+ * every object of its folder is copied and manifest.json last, so a copy
+ * that is interrupted leaves a folder that does not exist for backup-list,
+ * restore or retention, and the next run finishes it.  Then the WAL the
+ * selected backups need: every wal/ object from the oldest selected
+ * backup's start segment on, and every .history file.  An object R2
+ * already has with the same size is taken to be a previous copy of it and
+ * skipped (docs/COPY.md says why that is sound and where it is not).
+ */
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "cmd.h"
+#include "keys.h"
+#include "log.h"
+#include "manifest.h"
+#include "stor.h"
+#include "stream.h"
+#include "util.h"
+
+/* ---- a listing: keys and sizes, sorted ---- */
+
+struct obj {
+    char *key;
+    uint64_t size;
+};
+
+struct objlist {
+    struct obj *v;
+    size_t n, cap;
+    int oom;
+};
+
+static int objlist_add(const struct stor_entry *ent, void *arg)
+{
+    struct objlist *l = arg;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        struct obj *v = realloc(l->v, cap * sizeof *v);
+
+        if (v == NULL) {
+            l->oom = 1;
+            return 1;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n].key = xstrdup(ent->key);
+    if (l->v[l->n].key == NULL) {
+        l->oom = 1;
+        return 1;
+    }
+    l->v[l->n].size = ent->size;
+    l->n++;
+    return 0;
+}
+
+static void objlist_free(struct objlist *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++)
+        free(l->v[i].key);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int obj_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct obj *)a)->key, ((const struct obj *)b)->key);
+}
+
+static int objlist_load(struct stor *s, const char *prefix, struct objlist *l, struct err *e)
+{
+    if (stor_list(s, prefix, objlist_add, l, e) < 0)
+        return err_prefix(e, "could not list \"%s\" in region %s", prefix, s->region);
+    if (l->oom)
+        return err_setf(e, ERR_NOMEM, "out of memory listing region %s", s->region);
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, obj_cmp);
+    return 0;
+}
+
+static const struct obj *objlist_find(const struct objlist *l, const char *key)
+{
+    struct obj k;
+
+    if (l->n == 0)
+        return NULL;
+    k.key = (char *)key;
+    k.size = 0;
+    return bsearch(&k, l->v, l->n, sizeof *l->v, obj_cmp);
+}
+
+/* ---- copying one object ---- */
+
+struct tally {
+    uint64_t copied, copied_bytes, skipped, skipped_bytes;
+};
+
+struct copy_run {
+    struct stor *src, *dst;
+    int dry_run;
+    struct tally backups, manifests, wal;
+};
+
+static int copy_object(struct copy_run *r, const char *key, uint64_t size, struct tally *t, struct err *e)
+{
+    struct sink *up = NULL;
+    uint64_t t0 = now_ms();
+
+    if (r->dry_run) {
+        printf("would copy %s (%llu bytes)\n", key, (unsigned long long)size);
+    } else {
+        if (stor_put(r->dst, key, &up, e) < 0)
+            goto fail;
+        if (stor_get(r->src, key, up, e) < 0 || sink_close(up, e) < 0)
+            goto fail;
+        sink_free(up);
+        log_msg(LOG_DEBUG, "copied %s (%llu bytes, %llu ms)", key, (unsigned long long)size,
+                (unsigned long long)(now_ms() - t0));
+    }
+    t->copied++;
+    t->copied_bytes += size;
+    return 0;
+fail:
+    sink_free(up);
+    return err_prefix(e, "could not copy \"%s\" from region %s to region %s", key, r->src->region,
+                      r->dst->region);
+}
+
+static void skip_object(uint64_t size, struct tally *t)
+{
+    t->skipped++;
+    t->skipped_bytes += size;
+}
+
+/* ---- backups ---- */
+
+static int copy_backup(struct copy_run *r, const char *name, const struct objlist *have, struct err *e)
+{
+    struct objlist mine = { NULL, 0, 0, 0 };
+    char prefix[CAT_NAME_MAX + 16], mkey[CAT_NAME_MAX + 32];
+    const struct obj *man = NULL;
+    size_t i;
+    int rc = -1;
+
+    if (cat_key(prefix, sizeof prefix, name, "") < 0 || cat_key(mkey, sizeof mkey, name, CAT_MANIFEST) < 0)
+        return err_setf(e, ERR_INTERNAL, "backup name too long: \"%s\"", name);
+    if (objlist_load(r->src, prefix, &mine, e) < 0)
+        goto out;
+    for (i = 0; i < mine.n; i++) {
+        const struct obj *o = &mine.v[i], *there;
+
+        if (strcmp(o->key, mkey) == 0) {
+            man = o;
+            continue;
+        }
+        there = objlist_find(have, o->key);
+        if (there != NULL && there->size == o->size) {
+            skip_object(o->size, &r->backups);
+            continue;
+        }
+        if (copy_object(r, o->key, o->size, &r->backups, e) < 0)
+            goto out;
+    }
+    if (man == NULL) {
+        err_setf(e, ERR_NOTFOUND, "backup %s lost its manifest in region %s while being copied", name,
+                 r->src->region);
+        goto out;
+    }
+    if (copy_object(r, man->key, man->size, &r->manifests, e) < 0)
+        goto out;
+    rc = 0;
+out:
+    objlist_free(&mine);
+    return rc;
+}
+
+/* ---- WAL ---- */
+
+/* The position of a WAL file name in the WAL stream, across timelines: the
+ * 16 hex digits after the timeline.  0 when `name` is not a segment-based
+ * name (history files and anything unexpected: always copied). */
+static int wal_position(const char *name, char pos[17])
+{
+    size_t i;
+
+    for (i = 0; i < 24; i++) {
+        char ch = name[i];
+
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F')))
+            return 0;
+    }
+    memcpy(pos, name + 8, 16);
+    pos[16] = '\0';
+    return 1;
+}
+
+static int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
+{
+    struct objlist src = { NULL, 0, 0, 0 }, dst = { NULL, 0, 0, 0 };
+    char floor_pos[17] = "", pos[17];
+    uint64_t differ = 0;
+    size_t i;
+    int rc = -1;
+
+    if (floor_wal != NULL && !wal_position(floor_wal, floor_pos))
+        floor_pos[0] = '\0';
+    if (objlist_load(r->src, "wal/", &src, e) < 0 || objlist_load(r->dst, "wal/", &dst, e) < 0)
+        goto out;
+    for (i = 0; i < src.n; i++) {
+        const struct obj *o = &src.v[i], *there;
+        const char *name = o->key + 4;
+
+        if (floor_pos[0] != '\0' && wal_position(name, pos) && strcmp(pos, floor_pos) < 0)
+            continue;
+        there = objlist_find(&dst, o->key);
+        if (there != NULL) {
+            /* Never overwrite WAL: a different size means R2 got this file
+             * another way (wal-push with other settings); it is R2's own. */
+            if (there->size != o->size) {
+                log_warning("region %s already has %s with a different size (%llu bytes, %llu in region %s): "
+                            "kept as it is",
+                            r->dst->region, o->key, (unsigned long long)there->size, (unsigned long long)o->size,
+                            r->src->region);
+                differ++;
+            }
+            skip_object(o->size, &r->wal);
+            continue;
+        }
+        if (copy_object(r, o->key, o->size, &r->wal, e) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    objlist_free(&src);
+    objlist_free(&dst);
+    return rc;
+}
+
+/* ---- the command ---- */
+
+static void print_tally(const char *what, const struct tally *t, int dry_run)
+{
+    printf("%-10s %llu %s (%llu bytes), %llu skipped (%llu bytes, already there)\n", what,
+           (unsigned long long)t->copied, dry_run ? "to copy" : "copied", (unsigned long long)t->copied_bytes,
+           (unsigned long long)t->skipped, (unsigned long long)t->skipped_bytes);
+}
+
+int cmd_copy_run(struct cmd_ctx *ctx)
+{
+    static const struct option opts[] = {
+        { "from", required_argument, NULL, 'f' },
+        { "to", required_argument, NULL, 't' },
+        { "since", required_argument, NULL, 's' },
+        { "dry-run", no_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct copy_run run;
+    struct err e = ERR_INIT;
+    struct keyring *kr = NULL;
+    struct catalog cat = { NULL, 0 };
+    struct objlist have = { NULL, 0, 0, 0 };
+    const char *from = NULL, *to = NULL, *since = NULL;
+    char floor_wal[25] = "";
+    size_t i, first = 0;
+    uint64_t t0 = now_ms();
+    int c, rc = EXIT_FAILURE3, nbackups = 0, present = 0;
+
+    memset(&run, 0, sizeof run);
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(ctx->argc, ctx->argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
+        case 's': since = optarg; break;
+        case 'n': run.dry_run = 1; break;
+        case ':': return cmd_usage("copy", "option \"%s\" needs a value", ctx->argv[optind - 1]);
+        default: return cmd_usage("copy", "unknown option \"%s\"", ctx->argv[optind - 1]);
+        }
+    }
+    if (optind < ctx->argc)
+        return cmd_usage("copy", "unexpected argument \"%s\"", ctx->argv[optind]);
+    if (from == NULL || to == NULL)
+        return cmd_usage("copy", "give both --from REGION and --to REGION");
+    if (strcmp(from, to) == 0)
+        return cmd_usage("copy", "--from and --to name the same region (%s)", from);
+    if (config_require_regions(ctx->conf, &e) < 0)
+        return cmd_fail(&e);
+    if (config_region(ctx->conf, from) == NULL || config_region(ctx->conf, to) == NULL) {
+        err_setf(&e, ERR_CONFIG, "no region named \"%s\" is configured",
+                 config_region(ctx->conf, from) == NULL ? from : to);
+        return cmd_fail(&e);
+    }
+
+    /* Keys only to read R1's manifests (their start segments): nothing
+     * is written encrypted or decrypted otherwise. */
+    if (keys_load(ctx->conf->key_file, ctx->conf->old_key_files, &kr, &e) < 0)
+        return cmd_fail(&e);
+    if (cmd_open_region(ctx, from, &run.src, &e) < 0 || cmd_open_region(ctx, to, &run.dst, &e) < 0)
+        goto fail;
+
+    /* Which backups: every complete one of R1, or from --since on. */
+    if (cat_list(run.src, kr, 0, &cat, &e) < 0)
+        goto fail;
+    if (since != NULL) {
+        int k = cat_find(&cat, since, &e);
+
+        if (k < 0) {
+            err_prefix(&e, "region %s", from);
+            goto fail;
+        }
+        first = (size_t)k;
+    }
+    if (objlist_load(run.dst, "backups/", &have, &e) < 0)
+        goto fail;
+
+    for (i = first; i < cat.n; i++) {
+        struct cat_entry *ce = &cat.v[i];
+        struct manifest *m = NULL;
+        char mkey[CAT_NAME_MAX + 32];
+
+        if (!ce->complete)
+            continue;
+        /* The oldest selected backup's start segment bounds the WAL. */
+        if (floor_wal[0] == '\0') {
+            if (cat_load_manifest(run.src, kr, ce->name, &m, &e) < 0)
+                goto fail;
+            strlcopy(floor_wal, m->start_wal, sizeof floor_wal);
+            man_free(m);
+        }
+        nbackups++;
+        cat_key(mkey, sizeof mkey, ce->name, CAT_MANIFEST);
+        if (objlist_find(&have, mkey) != NULL) {
+            log_msg(LOG_DEBUG, "backup %s is already in region %s", ce->name, to);
+            present++;
+            continue;
+        }
+        log_info("%s backup %s (%llu objects, %llu bytes) from %s to %s", run.dry_run ? "would copy" : "copying",
+                 ce->name, (unsigned long long)ce->objects, (unsigned long long)ce->bytes, from, to);
+        if (copy_backup(&run, ce->name, &have, &e) < 0)
+            goto fail;
+    }
+    if (copy_wal(&run, floor_wal[0] ? floor_wal : NULL, &e) < 0)
+        goto fail;
+
+    printf("copy %s -> %s%s: %d backups considered (%d already there), WAL from %s\n", from, to,
+           run.dry_run ? " (dry run)" : "", nbackups, present, floor_wal[0] ? floor_wal : "the beginning");
+    print_tally("backups", &run.backups, run.dry_run);
+    print_tally("manifests", &run.manifests, run.dry_run);
+    print_tally("wal", &run.wal, run.dry_run);
+    printf("%s in %.1f s\n", run.dry_run ? "nothing copied (dry run)" : "done",
+           (double)(now_ms() - t0) / 1000.0);
+    fflush(stdout);
+    rc = 0;
+    goto out;
+fail:
+    rc = cmd_fail(&e);
+out:
+    objlist_free(&have);
+    cat_free(&cat);
+    stor_free(run.dst);
+    stor_free(run.src);
+    keys_free(kr);
+    return rc;
+}

@@ -1,0 +1,150 @@
+#!/bin/bash
+# walship copy: seed a second region from the first, byte for byte, with
+# no primary to talk to; restore from the copy; a second copy copies
+# nothing; a half-finished copy is finished by running it again; --since
+# and --dry-run.  file:// regions and a real PostgreSQL 15.
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+
+[ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+
+PGPORT=$(pg_free_port)
+RPORT=$(pg_free_port)
+mkdir -p "$T/spool" "$T/r1" "$T/r2"
+"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+glob() {
+  printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\n' "$T/key" "$T/spool"
+}
+# The primary archives to R1 only.
+{
+  glob
+  printf 'pg_conninfo = host=%s port=%s user=postgres dbname=postgres\n' "$T/pg/sock" "$PGPORT"
+  printf '\n[region r1]\nurl = file://%s\nmode = sync\n' "$T/r1"
+} >"$T/primary.conf"
+# The copying host knows both regions, and nothing about the primary.
+{
+  glob
+  printf '\n[region r1]\nurl = file://%s\n' "$T/r1"
+  printf '\n[region r2]\nurl = file://%s\n' "$T/r2"
+} >"$T/copy.conf"
+# The DR host knows only R2.
+{
+  glob
+  printf '\n[region r2]\nurl = file://%s\n' "$T/r2"
+} >"$T/dr.conf"
+chmod 600 "$T"/*.conf "$T/key"
+chown -R "$(pg_user)" "$T/spool" "$T/r1" "$T/r2" "$T"/*.conf "$T/key"
+wp() { pg_run "$WALSHIP" --config "$T/primary.conf" "$@"; }
+wc2() { pg_run "$WALSHIP" --config "$T/copy.conf" "$@"; }
+wdr() { pg_run "$WALSHIP" --config "$T/dr.conf" "$@"; }
+
+pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
+pg_conf "$T/pg" "archive_mode = on"
+pg_conf "$T/pg" "archive_command = '$WALSHIP --config $T/primary.conf wal-push %p'"
+pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
+on_exit "pg_stop $T/pg immediate"
+sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
+
+pg_run "$PG_BIN/pgbench" -i -s 1 -q -h "$T/pg/sock" -p "$PGPORT" -U postgres postgres >/dev/null 2>&1
+sql "create table marker (id text primary key)"
+sql "insert into marker values ('A')"
+t "first backup into r1" wp backup-push
+sleep 1.1
+sql "insert into marker values ('B')"
+t "second backup into r1" wp backup-push
+sql "insert into marker values ('C')"
+last=$(sql "select pg_walfile_name(pg_switch_wal())")
+wait_for 60 test -e "$T/r1/wal/$last"
+ok $? "everything up to $last is archived in r1"
+pg_stop "$T/pg" fast
+
+B1=$(ls "$T/r1/backups" | sort | head -1)
+B2=$(ls "$T/r1/backups" | sort | tail -1)
+[ -n "$B1" ] && [ "$B1" != "$B2" ]; ok $? "r1 holds two backups ($B1, $B2)"
+is "$(ls "$T/r2" | wc -l)" 0 "r2 starts empty"
+
+# start_wal NAME: the backup's start segment, from backup-list --json.
+start_wal() {
+  wc2 backup-list --region r1 --json 2>/dev/null | python3 -c 'import json,sys
+d=json.load(sys.stdin)
+def walk(x):
+    if isinstance(x, dict):
+        if x.get("name") == sys.argv[1]: print(x.get("start_wal","")); sys.exit()
+        for v in x.values(): walk(v)
+    elif isinstance(x, list):
+        for v in x: walk(v)
+walk(d)' "$1"
+}
+
+# ---- usage and not found ----
+t_fail "copy without --to is a usage error" 2 wc2 copy --from r1
+t_fail "copy to an unknown region is a configuration error" 2 wc2 copy --from r1 --to nowhere
+t_fail "copy --since a backup r1 does not have exits 1" 1 wc2 copy --from r1 --to r2 --since 20010101T000000Z
+
+# ---- dry run ----
+t "copy --dry-run" wc2 copy --from r1 --to r2 --dry-run
+like "$T_OUT" "would copy backups/$B1/manifest.json" "the dry run names what it would copy"
+is "$(find "$T/r2" -type f | wc -l)" 0 "and copies nothing"
+
+# ---- --since: only the second backup ----
+t "copy --since the second backup" wc2 copy --from r1 --to r2 --since "$B2"
+[ -e "$T/r2/backups/$B2/manifest.json" ] && [ ! -e "$T/r2/backups/$B1" ]; ok $? "only $B2 was copied"
+start2=$(start_wal "$B2")
+older=$(cd "$T/r1/wal" && ls | grep -E '^[0-9A-F]{24}$' | sort | head -1)
+if [ -n "$start2" ]; then
+  [ ! -e "$T/r2/wal/$older" ] || [ "$older" \> "$start2" ] || [ "$older" = "$start2" ]
+  ok $? "WAL older than $B2's start ($start2) was not copied"
+else
+  [ ! -e "$T/r2/wal/$older" ]; ok $? "the oldest WAL segment ($older) was not copied"
+fi
+[ -e "$T/r2/wal/$last" ]; ok $? "the newest WAL ($last) was copied"
+
+# ---- the full copy ----
+t "copy r1 to r2" wc2 copy --from r1 --to r2
+like "$T_OUT" "manifests +1 copied" "one manifest copied (the other was there)"
+list=$(wc2 backup-list --region r2 2>&1)
+like "$list" "$B1" "backup-list shows $B1 in r2"
+like "$list" "$B2" "backup-list shows $B2 in r2"
+start1=$(start_wal "$B1")
+same=0
+for f in $(cd "$T/r1" && find backups wal -type f | sort); do
+  n=${f#wal/}
+  # WAL before the oldest backup's start is not needed, and not copied
+  if [ "$n" != "$f" ] && [[ $n =~ ^[0-9A-F]{24} ]] && [ "${n:8:16}" \< "${start1:8:16}" ]; then
+    [ ! -e "$T/r2/$f" ] || { same=1; diag "copied but not needed: $f"; }
+    continue
+  fi
+  cmp -s "$T/r1/$f" "$T/r2/$f" || { same=1; diag "differs or missing: $f"; }
+done
+ok $same "every backup object, and all WAL from $B1's start ($start1) on, is in r2 byte for byte"
+
+t "a second copy" wc2 copy --from r1 --to r2
+like "$T_OUT" "backups +0 copied" "copies no backup object"
+like "$T_OUT" "wal +0 copied" "and no WAL"
+
+# ---- a half-finished copy is finished by the next one ----
+part=$(cd "$T/r2/backups/$B2" && ls | grep -v manifest | head -1)
+rm -f "$T/r2/backups/$B2/manifest.json" "$T/r2/backups/$B2/$part" "$T/r2/wal/$last"
+list=$(wc2 backup-list --region r2 2>&1)
+echo "$list" | grep -q "$B2"; [ $? -ne 0 ]; ok $? "a backup without its manifest is not listed in r2"
+t "copy again" wc2 copy --from r1 --to r2
+like "$T_OUT" "backups +1 copied" "copies exactly the missing part"
+like "$T_OUT" "manifests +1 copied" "and the manifest"
+like "$T_OUT" "wal +1 copied" "and the missing WAL file"
+cmp -s "$T/r1/backups/$B2/$part" "$T/r2/backups/$B2/$part" &&
+  cmp -s "$T/r1/backups/$B2/manifest.json" "$T/r2/backups/$B2/manifest.json"
+ok $? "the repaired backup is identical"
+
+# ---- a copied region is enough for a restore, with r1 gone ----
+mv "$T/r1" "$T/r1.gone"
+mkdir -p "$T/rst"
+chown "$(pg_user)" "$T/rst"
+on_exit "runuser -u postgres -- $PG_BIN/pg_ctl -D $T/rst/data -m immediate stop"
+t "restore --target-latest from r2" wdr --region r2 restore --pgdata "$T/rst/data" --target-latest --start --port "$RPORT"
+got=$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres \
+  -c "select string_agg(id, '' order by id) from marker" 2>&1)
+is "$got" "ABC" "the restored instance has every marker"
+pg_run "$PG_BIN/pg_ctl" -D "$T/rst/data" -m fast -w stop >/dev/null 2>&1
+
+done_testing
