@@ -4,10 +4,13 @@
  * Archives PATH (pg_wal/NAME, relative to PGDATA where PostgreSQL runs us)
  * to every region, and pushes ahead the next segments PostgreSQL has marked
  * .ready in archive_status, in parallel.  What was pushed ahead is recorded
- * (spool/pushed/NAME: SHA-256 and size); when PostgreSQL then asks for that
- * segment, wal-push re-hashes the file and returns at once only if it is
- * byte for byte what was archived.  A claim lock per name keeps two
- * concurrent wal-push processes from pushing the same file at once.
+ * in spool/pushed/NAME; when PostgreSQL then asks for that segment,
+ * wal-push returns at once only if the file is the very file that was
+ * archived: same device, inode, size, and modification and change times to
+ * the nanosecond, recorded before and after it was read (any write changes
+ * them, and no unprivileged process can set ctime back).  A claim lock per
+ * name keeps two concurrent wal-push processes from pushing the same file
+ * at once.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "archiver.h"
@@ -121,6 +125,7 @@ static void *ahead_worker(void *arg)
     }
     for (;;) {
         struct archive_report rep;
+        struct stat before, after;
         char path[PATH_MAX], ready[PATH_MAX];
         const char *name;
         int lockfd = -1;
@@ -147,8 +152,9 @@ static void *ahead_worker(void *arg)
             continue;       /* archived meanwhile */
         }
         err_clear(&e);
-        if (archive_push_file(&a, path, name, &rep, &e) == 0 &&
-            spool_mark_pushed(ah->sp, name, rep.sha256_hex, rep.size, &e) == 0) {
+        if (stat(path, &before) == 0 && archive_push_file(&a, path, name, &rep, &e) == 0 &&
+            stat(path, &after) == 0 && spool_same_file(&before, &after) &&
+            spool_mark_pushed(ah->sp, name, rep.sha256_hex, &after, &e) == 0) {
             pthread_mutex_lock(&ah->lock);
             ah->pushed++;
             if (rep.spooled)
@@ -207,16 +213,17 @@ int cmd_wal_push_run(struct cmd_ctx *ctx)
 
     if (sp != NULL) {
         char claim[WAL_NAME_MAX + 8];
-        char hex[65];
-        uint64_t size;
+        struct stat st;
 
         snprintf(claim, sizeof claim, "claims/%s", name);
         if (spool_lock(sp, claim, (unsigned)(c->retry_deadline * 1000), &lockfd, &e) < 0)
             goto fail;
         if (spool_has_marker(sp, name)) {
-            if (archive_hash_file(path, NULL, hex, &size, &e) < 0)
+            if (stat(path, &st) < 0) {
+                err_errno(&e, ERR_IO, errno, "could not stat \"%s\"", path);
                 goto fail;
-            if (spool_pushed_matches(sp, name, hex, size)) {
+            }
+            if (spool_pushed_matches(sp, name, &st)) {
                 spool_unmark_pushed(sp, name);
                 log_debug("%s was pushed ahead with the same content", name);
                 rc = 0;

@@ -392,15 +392,26 @@ int spool_set_aside(struct spool *sp, const char *region, const char *name, stru
 
 /* ---- push-ahead markers ---- */
 
-int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex, uint64_t size, struct err *e)
+/* A file's identity: any write to it changes mtime and ctime (which no
+ * unprivileged process can set back), a replacement changes the inode. */
+static int identity(const struct stat *st, char *out, size_t n)
 {
-    char path[PATH_MAX], tmp[PATH_MAX], body[128];
+    return snprintf(out, n, "%llu %llu %llu %lld.%09ld %lld.%09ld", (unsigned long long)st->st_dev,
+                    (unsigned long long)st->st_ino, (unsigned long long)st->st_size, (long long)st->st_mtim.tv_sec,
+                    st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
+}
+
+int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex, const struct stat *st,
+                      struct err *e)
+{
+    char path[PATH_MAX], tmp[PATH_MAX], body[256], id[160];
     int fd, n;
 
     if (spool_sub(sp, path, sizeof path, "pushed", name, NULL) < 0 ||
         snprintf(tmp, sizeof tmp, "%s/tmp/pushed-%s.%d", sp->dir, name, (int)getpid()) >= (int)sizeof tmp)
         return err_setf(e, ERR_IO, "spool path too long");
-    n = snprintf(body, sizeof body, "%s %llu\n", sha256_hex, (unsigned long long)size);
+    identity(st, id, sizeof id);
+    n = snprintf(body, sizeof body, "%s\n%s\n", id, sha256_hex);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
@@ -408,7 +419,7 @@ int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex
         unlink(tmp);
         return err_errno(e, ERR_IO, errno, "could not write \"%s\"", tmp);
     }
-    /* No fsync: a marker lost in a crash only costs a re-check. */
+    /* No fsync: a marker lost in a crash only costs a re-push. */
     if (rename(tmp, path) < 0) {
         unlink(tmp);
         return err_errno(e, ERR_IO, errno, "could not rename \"%s\"", tmp);
@@ -423,20 +434,30 @@ int spool_has_marker(struct spool *sp, const char *name)
     return spool_sub(sp, path, sizeof path, "pushed", name, NULL) == 0 && access(path, F_OK) == 0;
 }
 
-int spool_pushed_matches(struct spool *sp, const char *name, const char *sha256_hex, uint64_t size)
+int spool_same_file(const struct stat *a, const struct stat *b)
 {
-    char path[PATH_MAX], want[128];
+    char x[160], y[160];
+
+    identity(a, x, sizeof x);
+    identity(b, y, sizeof y);
+    return strcmp(x, y) == 0;
+}
+
+int spool_pushed_matches(struct spool *sp, const char *name, const struct stat *st)
+{
+    char path[PATH_MAX], id[160];
     unsigned char *buf;
-    size_t len;
+    size_t len, idlen;
     struct err ignored = ERR_INIT;
     int match;
 
     if (spool_sub(sp, path, sizeof path, "pushed", name, NULL) < 0)
         return 0;
-    if (read_file_all(path, 200, &buf, &len, &ignored) < 0)
+    if (read_file_all(path, 400, &buf, &len, &ignored) < 0)
         return 0;
-    snprintf(want, sizeof want, "%s %llu\n", sha256_hex, (unsigned long long)size);
-    match = strcmp((char *)buf, want) == 0;
+    identity(st, id, sizeof id);
+    idlen = strlen(id);
+    match = len > idlen && memcmp(buf, id, idlen) == 0 && buf[idlen] == '\n';
     free(buf);
     return match;
 }

@@ -5,8 +5,8 @@
  * Layout under spool_dir:
  *   queue/REGION/NAME   one hard link per async region still lacking NAME,
  *                       all to the same encoded object (stored once)
- *   pushed/NAME         push-ahead marker: SHA-256 and size of the file
- *                       that was archived in every region
+ *   pushed/NAME         push-ahead marker: identity and SHA-256 of the
+ *                       file that was archived in every region
  *   claims/NAME         flock()ed by whoever is pushing NAME right now
  *   tmp/                objects being written (removed at start-up if old)
  *   conflicts/REGION/   files a region refused because it holds another
@@ -65,11 +65,16 @@ int spool_done(struct spool *sp, const char *region, const char *name, struct er
  * to conflicts/REGION/NAME, for the operator. */
 int spool_set_aside(struct spool *sp, const char *region, const char *name, struct err *e);
 
-/* Push-ahead markers. */
-int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex, uint64_t size, struct err *e);
-/* 1 if a marker for NAME says (sha256_hex, size); 0 if none or different. */
-int spool_pushed_matches(struct spool *sp, const char *name, const char *sha256_hex, uint64_t size);
+/* Push-ahead markers: the identity (device, inode, size, mtime, ctime to
+ * the nanosecond) of the file that was archived, and its SHA-256. */
+struct stat;
+int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex, const struct stat *st,
+                      struct err *e);
+/* 1 if a marker for NAME records exactly this identity. */
+int spool_pushed_matches(struct spool *sp, const char *name, const struct stat *st);
 int spool_has_marker(struct spool *sp, const char *name);
+/* Same identity (the file was not written to or replaced in between)? */
+int spool_same_file(const struct stat *a, const struct stat *b);
 void spool_unmark_pushed(struct spool *sp, const char *name);
 
 /* Locks: flock on spool_dir/NAME (claims/X or ship.lock).  `wait_ms` 0 =

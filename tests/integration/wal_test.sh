@@ -148,6 +148,22 @@ t_fail "re-push of a different file under the same name fails" 3 ws wal-push "$T
 like "$T_OUT" "different content" "the error says the content differs"
 [ ! -e "$T/spool/queue/eu-west-1/$name" ]; ok $? "the different file is not spooled for the async region either"
 
+# ---- push-ahead: a follow-up call succeeds at once only for the very same file ----
+mkdir -p "$T/pa/pg_wal/archive_status"
+for i in 1 2 3; do
+  head -c $((16 * 1024 * 1024)) /dev/urandom >"$T/pa/pg_wal/00000001000000200000000$i"
+  touch "$T/pa/pg_wal/archive_status/00000001000000200000000$i.ready"
+done
+chown -R "$(pg_user)" "$T/pa"
+t "wal-push pushes the next .ready segments ahead" ws wal-push "$T/pa/pg_wal/000000010000002000000001"
+[ -f "$T/spool/pushed/000000010000002000000002" ] && [ -f "$T/spool/pushed/000000010000002000000003" ]
+ok $? "push-ahead recorded segments 2 and 3"
+t "the follow-up call for a pushed-ahead segment succeeds" ws wal-push "$T/pa/pg_wal/000000010000002000000002"
+[ ! -f "$T/spool/pushed/000000010000002000000002" ]; ok $? "and consumes its marker"
+printf 'X' | dd of="$T/pa/pg_wal/000000010000002000000003" bs=1 seek=4096 conv=notrunc status=none
+t_fail "a pushed-ahead segment changed since is not acknowledged blindly" 3 ws wal-push "$T/pa/pg_wal/000000010000002000000003"
+like "$T_OUT" "different content" "it is compared with the archived copy and refused"
+
 # ---- wal-fetch ----
 t "wal-fetch of an archived segment" ws wal-fetch "$name" "$T/re/fetched" --no-prefetch
 cmp -s "$T/re/fetched" "$T/pg/data/pg_wal/$name"; ok $? "fetched bytes equal the original"
