@@ -100,7 +100,7 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
         fmt_time(r->backup_time, bt);
     if (r->has_wal)
         fmt_time(r->wal_time, wt);
-    return json_pack("{s:s, s:b, s:b, s:s?, s:s?, s:s?, s:O, s:s?, s:s?, s:O, s:b, s:I, s:I, s:I, s:I, s:I, s:I,"
+    return json_pack("{s:s, s:b, s:b, s:s?, s:s?, s:s?, s:o, s:s?, s:s?, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I,"
                      " s:s?, s:b, s:b, s:b, s:I, s:I}",
                      "region", r->name, "async", r->async, "readable", r->readable,
                      "error", r->error[0] ? r->error : NULL,
