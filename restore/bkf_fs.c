@@ -113,6 +113,13 @@ int bkf_prepare_dir(const char *path, const char *what, int *fd, struct err *e)
     *fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*fd < 0)
         return err_errno(e, ERR_IO, errno, "could not open %s \"%s\"", what, path);
+    /* an existing empty directory keeps whatever mode it was made with;
+     * PostgreSQL refuses to start on a data directory others can read */
+    if (fchmod(*fd, 0700) < 0) {
+        int saved = errno;
+        close(*fd);
+        return err_errno(e, ERR_IO, saved, "could not set the mode of %s \"%s\" to 0700", what, path);
+    }
     return 0;
 }
 

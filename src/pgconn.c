@@ -157,11 +157,12 @@ int pg_backup_end(struct pgconn *c, uint64_t archive_timeout_s, struct pg_backup
     if (r == NULL)
         return -1;
     PQclear(r);
-    /* wait_for_archive: returns once the stop segment has been archived */
+    /* wait_for_archive off: PostgreSQL would check the archive only once a
+     * second; the caller polls the regions for the stop segment itself */
     if (c->version >= 150000)
-        r = pg_query(c, "select lsn, labelfile, spcmapfile from pg_backup_stop(true)", 0, NULL, 1, e);
+        r = pg_query(c, "select lsn, labelfile, spcmapfile from pg_backup_stop(false)", 0, NULL, 1, e);
     else
-        r = pg_query(c, "select lsn, labelfile, spcmapfile from pg_stop_backup(false, true)", 0, NULL, 1, e);
+        r = pg_query(c, "select lsn, labelfile, spcmapfile from pg_stop_backup(false, false)", 0, NULL, 1, e);
     if (r == NULL)
         return err_prefix(e, "could not stop the backup (WAL archiving must succeed within archive_timeout = "
                           "%llu s)", (unsigned long long)archive_timeout_s);

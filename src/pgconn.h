@@ -34,7 +34,9 @@ int pg_connect(const char *conninfo, struct pgconn **out, struct err *e);
 void pg_disconnect(struct pgconn *c);
 int pg_get_info(struct pgconn *c, struct pg_info *info, struct err *e);
 int pg_backup_begin(struct pgconn *c, const char *label, uint64_t *start_lsn, uint32_t *tli, struct err *e);
-/* Waits at most `archive_timeout_s` for the stop segment to be archived. */
+/* Stops the backup (the server switches to a new segment) without waiting
+ * for archiving: the caller checks the regions for the stop segment.
+ * `archive_timeout_s` bounds the call. */
 int pg_backup_end(struct pgconn *c, uint64_t archive_timeout_s, struct pg_backup_stop_result *r, struct err *e);
 void pg_backup_stop_result_free(struct pg_backup_stop_result *r);
 /* Current WAL insert LSN and timeline (for status). */

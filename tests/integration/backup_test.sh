@@ -132,13 +132,14 @@ ok $? "the first backup-push still succeeds"
 
 # ---- kill -9 during backup-push: nothing visible ----
 before=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["backups"]))')
-fp_ctl "$C2" delay 200 >/dev/null
+# eu-west-1 stalls, so the backup is surely still uploading when it dies
+fp_ctl "$C2" 'stall-for 60' >/dev/null
 pg_run "$WALSHIP" --config "$CONF" backup-push >/dev/null 2>&1 &
 bk=$!
-sleep 2
+sleep 3
 pkill -9 -f "walship --config $CONF backup-push"
 wait "$bk" 2>/dev/null
-fp_ctl "$C2" delay 0 >/dev/null
+fp_ctl "$C2" clear >/dev/null
 after=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["backups"]))')
 is "$after" "$before" "a backup killed with -9 is not listed"
 ws backup-list --all >"$T/all.out" 2>&1

@@ -84,7 +84,9 @@ is "$(markers)" "A" "exactly the markers committed before the target time"
 stop_r "$d"
 
 d=$(newdir rlsn)
-t "restore to an LSN" ws restore --pgdata "$d" --target-lsn "$TARGET_LSN" --start --port "$RPORT"
+mkdir -m 0755 "$d"; chown "$(pg_user)" "$d"   # an existing empty directory, as an operator makes it
+t "restore to an LSN (into an existing empty directory)" ws restore --pgdata "$d" --target-lsn "$TARGET_LSN" --start --port "$RPORT"
+is "$(stat -c %a "$d")" 700 "the data directory gets mode 0700, as PostgreSQL requires"
 is "$(markers)" "ABC" "exactly the markers committed before the target LSN"
 stop_r "$d"
 
