@@ -103,10 +103,6 @@ static int relnode_of(const char *name, char *out, size_t n)
     return i > 0 && (name[i] == '\0' || name[i] == '_' || name[i] == '.');
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 static int walk_dir(struct bk_list *l, const char *src, const char *rel, int depth, struct err *e);
 
@@ -114,41 +110,20 @@ static int walk_dir(struct bk_list *l, const char *src, const char *rel, int dep
  * (a database directory holds files named NNN, NNN_init, NNN_fsm, NNN.1). */
 static int read_names(const char *src, char ***names, size_t *n, struct err *e)
 {
-    DIR *d = opendir(src);
-    struct dirent *de;
-    char **v = NULL;
-    size_t cnt = 0, cap = 0, i, j;
+    char **v;
+    size_t cnt, i, j;
 
-    *names = NULL;
-    *n = 0;
-    if (d == NULL) {
-        if (errno == ENOENT)
-            return 0;   /* removed while we walk: nothing to back up */
-        return err_errno(e, ERR_IO, errno, "could not open directory \"%s\"", src);
-    }
-    while ((errno = 0, de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (cnt == cap) {
-            char **nv;
-            cap = cap ? cap * 2 : 64;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL)
-                goto nomem;
-            v = nv;
-        }
-        if ((v[cnt] = strdup(de->d_name)) == NULL)
-            goto nomem;
-        cnt++;
-    }
-    closedir(d);
-    if (cnt > 1)
-        qsort(v, cnt, sizeof *v, name_cmp);
+    /* a directory removed while we walk lists as empty: nothing to back up */
+    if (dir_list_sorted(src, 0, &v, &cnt, e) < 0)
+        return -1;
     /* unlogged relations */
     for (i = 0; i < cnt; i++) {
         char node[32];
-        size_t len = strlen(v[i]);
+        size_t len;
 
+        if (v[i] == NULL)
+            continue;   /* a fork already dropped */
+        len = strlen(v[i]);
         if (len < 6 || strcmp(v[i] + len - 5, "_init") != 0 || !relnode_of(v[i], node, sizeof node))
             continue;
         for (j = 0; j < cnt; j++) {
@@ -168,12 +143,6 @@ static int read_names(const char *src, char ***names, size_t *n, struct err *e)
     *names = v;
     *n = j;
     return 0;
-nomem:
-    closedir(d);
-    for (i = 0; i < cnt; i++)
-        free(v[i]);
-    free(v);
-    return err_setf(e, ERR_NOMEM, "out of memory listing \"%s\"", src);
 }
 
 static int walk_tablespaces(struct bk_list *l, const char *pgdata, struct err *e)

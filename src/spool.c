@@ -272,65 +272,13 @@ nomem:
 
 /* ---- queue ---- */
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int list_dir_sorted(const char *path, int dirs_only, char ***names, size_t *n, struct err *e)
-{
-    DIR *d = opendir(path);
-    struct dirent *de;
-    char **v = NULL;
-    size_t cnt = 0, cap = 0;
-
-    *names = NULL;
-    *n = 0;
-    if (d == NULL) {
-        if (errno == ENOENT)
-            return 0;
-        return err_errno(e, ERR_IO, errno, "could not open \"%s\"", path);
-    }
-    while ((de = readdir(d)) != NULL) {
-        struct stat st;
-
-        if (de->d_name[0] == '.')
-            continue;
-        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0)
-            continue;
-        if (dirs_only ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
-            continue;
-        if (cnt == cap) {
-            char **nv;
-            cap = cap ? cap * 2 : 32;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL)
-                goto nomem;
-            v = nv;
-        }
-        if ((v[cnt] = strdup(de->d_name)) == NULL)
-            goto nomem;
-        cnt++;
-    }
-    closedir(d);
-    if (cnt > 1)
-        qsort(v, cnt, sizeof *v, name_cmp);
-    *names = v;
-    *n = cnt;
-    return 0;
-nomem:
-    closedir(d);
-    spool_names_free(v, cnt);
-    return err_setf(e, ERR_NOMEM, "out of memory");
-}
-
 int spool_list(struct spool *sp, const char *region, char ***names, size_t *n, struct err *e)
 {
     char path[PATH_MAX];
 
     if (spool_sub(sp, path, sizeof path, "queue", region, NULL) < 0)
         return err_setf(e, ERR_IO, "spool path too long");
-    return list_dir_sorted(path, 0, names, n, e);
+    return dir_list_sorted(path, DIR_ONLY_FILES | DIR_NO_HIDDEN, names, n, e);
 }
 
 int spool_regions(struct spool *sp, char ***names, size_t *n, struct err *e)
@@ -339,16 +287,12 @@ int spool_regions(struct spool *sp, char ***names, size_t *n, struct err *e)
 
     if (spool_sub(sp, path, sizeof path, "queue", NULL, NULL) < 0)
         return err_setf(e, ERR_IO, "spool path too long");
-    return list_dir_sorted(path, 1, names, n, e);
+    return dir_list_sorted(path, DIR_ONLY_DIRS | DIR_NO_HIDDEN, names, n, e);
 }
 
 void spool_names_free(char **names, size_t n)
 {
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    dir_list_free(names, n);
 }
 
 int spool_entry_path(struct spool *sp, const char *region, const char *name, char *buf, size_t len)

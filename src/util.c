@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -302,4 +303,77 @@ int mkdir_p(const char *path, unsigned mode, struct err *e)
     if (mkdir(buf, mode) < 0 && errno != EEXIST)
         return err_errno(e, ERR_IO, errno, "could not create directory \"%s\"", buf);
     return 0;
+}
+
+static int dir_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int dir_list_sorted(const char *path, unsigned flags, char ***names, size_t *n, struct err *e)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    char **v = NULL;
+    size_t cnt = 0, cap = 0;
+
+    *names = NULL;
+    *n = 0;
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        return err_errno(e, ERR_IO, errno, "could not open directory \"%s\"", path);
+    }
+    while ((errno = 0, de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if ((flags & DIR_NO_HIDDEN) && de->d_name[0] == '.')
+            continue;
+        if (flags & (DIR_ONLY_DIRS | DIR_ONLY_FILES)) {
+            struct stat st;
+
+            if (fstatat(dirfd(d), de->d_name, &st, 0) < 0)
+                continue;   /* gone meanwhile */
+            if ((flags & DIR_ONLY_DIRS) ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+                continue;
+        }
+        if (cnt == cap) {
+            char **nv;
+
+            cap = cap ? cap * 2 : 64;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL)
+                goto nomem;
+            v = nv;
+        }
+        if ((v[cnt] = strdup(de->d_name)) == NULL)
+            goto nomem;
+        cnt++;
+    }
+    if (errno != 0) {
+        int saved = errno;
+
+        closedir(d);
+        dir_list_free(v, cnt);
+        return err_errno(e, ERR_IO, saved, "could not read directory \"%s\"", path);
+    }
+    closedir(d);
+    if (cnt > 1)
+        qsort(v, cnt, sizeof *v, dir_name_cmp);
+    *names = v;
+    *n = cnt;
+    return 0;
+nomem:
+    closedir(d);
+    dir_list_free(v, cnt);
+    return err_setf(e, ERR_NOMEM, "out of memory listing \"%s\"", path);
+}
+
+void dir_list_free(char **names, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
 }

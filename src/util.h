@@ -44,6 +44,16 @@ uint64_t now_ms(void);
 int write_all(int fd, const void *buf, size_t len);
 int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e);
 
+/* The names in directory `path`, sorted bytewise.  `flags`: DIR_ONLY_DIRS
+ * or DIR_ONLY_FILES keep only directories or regular files (following
+ * links), DIR_NO_HIDDEN skips names starting with a dot; "." and ".." are
+ * never listed.  A directory that does not exist lists as empty. */
+#define DIR_ONLY_DIRS 0x1
+#define DIR_ONLY_FILES 0x2
+#define DIR_NO_HIDDEN 0x4
+int dir_list_sorted(const char *path, unsigned flags, char ***names, size_t *n, struct err *e);
+void dir_list_free(char **names, size_t n);
+
 /* fsync a directory (after a rename inside it). */
 int fsync_dir(const char *dir, struct err *e);
 /* mkdir -p with the given mode for created directories. */
