@@ -5,7 +5,8 @@
 # oldest retained backup still reaches the latest point; an incomplete
 # backup is kept while recent and removed once past garbage_hours; a region
 # whose newest backup failed keeps its last valid one; backup-push applies
-# retention when delete_after_backup is on.
+# retention when delete_after_backup is on; after a failover to timeline 2
+# and a backup there, timeline 1's old WAL goes and .history stays.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -120,5 +121,32 @@ sleep 1.1
 t "backup-push with delete_after_backup" ws backup-push
 is "$(ls "$T/r1/backups" | wc -l) $(ls "$T/r2/backups" | wc -l)" "1 2" "retention applied after the backup"
 ls "$T/r1/backups" | grep -q "${B[2]}"; [ $? -ne 0 ]; ok $? "r1's previous backup went"
+
+# ---- two timelines: fail over to timeline 2, back up there, apply retention ----
+sql "insert into marker values (100)"
+switch_and_wait
+pg_stop "$T/pg" immediate
+mv "$T/pg/data" "$T/pg/data.tl1"
+t "fail over: restore to the latest point on a new timeline, archiving on" \
+  ws --region r1 restore --pgdata "$T/pg/data" --target-latest --keep-archive --start --port "$PGPORT"
+is "$(sql "select timeline_id from pg_control_checkpoint()")" 2 "the new primary runs on timeline 2"
+sql "insert into marker values (200)"
+switch_and_wait
+wait_for 30 bash -c "[ -e $T/r1/wal/00000002.history ]"
+ok $? "the timeline 2 history file is archived"
+sleep 1.1
+t "backup-push on timeline 2 (with retention)" ws backup-push
+mapfile -t B2 < <(ls "$T/r1/backups")
+is "${#B2[@]}" 1 "r1 keeps only the timeline 2 backup"
+S_TL2=$(start_wal r1 "${B2[0]}")
+like "$S_TL2" '^00000002' "that backup starts on timeline 2 ($S_TL2)"
+old_tl1=$(ls "$T/r1/wal" | grep -E '^00000001[0-9A-F]{16}$' | awk -v s="${S_TL2:8}" 'substr($0, 9) < s' | wc -l)
+is "$old_tl1" 0 "timeline 1 segments before the timeline 2 backup's start are gone"
+[ -e "$T/r1/wal/00000002.history" ]; ok $? "the .history file is kept"
+pg_stop "$T/pg" fast
+d=$(newdir xtl2)
+t "restore from r1 after retention across timelines" ws --region r1 restore --pgdata "$d" --target-latest --start --port "$RPORT"
+is "$(markers)" "$WANT,100,200" "it has every marker, including the one written on timeline 2"
+stop_r "$d"
 
 done_testing
