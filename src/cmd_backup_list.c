@@ -208,10 +208,6 @@ int cmd_backup_list_run(struct cmd_ctx *ctx)
     }
     if (config_require_regions(ctx->conf, &e) < 0)
         return cmd_fail(&e);
-    if (ctx->region != NULL && config_region(ctx->conf, ctx->region) == NULL) {
-        err_setf(&e, ERR_CONFIG, "no region named \"%s\" is configured", ctx->region);
-        return cmd_fail(&e);
-    }
     if (cmd_load_keyring(ctx, &kr, &e) < 0)
         return cmd_fail(&e);
     if (lo.json && (jregions = json_array()) == NULL) {
