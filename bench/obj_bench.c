@@ -141,6 +141,7 @@ static void report(const char *mode, uint64_t in, uint64_t out, double t)
 int main(int argc, char **argv)
 {
     struct obj_opts o;
+    struct obj_bind bind = { "bench/object", OBJ_SYSID_ANY, 0 };
     struct keyring *kr = NULL;
     const char *keyfile = NULL, *mode;
     struct err e = ERR_INIT;
@@ -149,6 +150,8 @@ int main(int argc, char **argv)
 
     memset(&o, 0, sizeof o);
     o.level = 3;
+    o.bind.key = bind.key;
+    o.bind.sysid = 1;
     if (argc < 2) {
         fprintf(stderr, "usage: obj_bench encode|decode|roundtrip SIZE|gen SIZE [-l L] [-w N] [-k KEY] [-c LOG2]\n");
         return 2;
@@ -198,7 +201,7 @@ int main(int argc, char **argv)
         if (counter_new(out, &co) < 0)
             return 3;
         if (mode[0] == 'e' ? obj_encoder_new(&co->base, &o, &s, &e) < 0
-                           : obj_decoder_new(&co->base, kr, OBJ_DEC_ALLOW_UNENCRYPTED, &s, &e) < 0)
+                           : obj_decoder_new(&co->base, kr, OBJ_DEC_ALLOW_UNENCRYPTED, &bind, &s, &e) < 0)
             die(&e);
         if (counter_new(s, &cs) < 0)
             return 3;
@@ -217,7 +220,7 @@ int main(int argc, char **argv)
 
         /* generate → sha256 → encode → count → decode → sha256 → discard */
         if (sha256_tee_new(null, d_out, &tee_out, &e) < 0
-            || obj_decoder_new(tee_out, kr, OBJ_DEC_ALLOW_UNENCRYPTED, &dec, &e) < 0)
+            || obj_decoder_new(tee_out, kr, OBJ_DEC_ALLOW_UNENCRYPTED, &bind, &dec, &e) < 0)
             die(&e);
         if (counter_new(dec, &mid) < 0)
             return 3;

@@ -23,12 +23,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "archiver.h"
 #include "bkf_fs.h"
 #include "bkf_pipe.h"
 #include "catalog.h"
 #include "obj.h"
 #include "util.h"
+#include "wal.h"
 
 #define PIPE_CAP ((size_t)4 << 20)
 #define LABEL_MAX ((size_t)1 << 20)
@@ -66,6 +66,7 @@ struct worker {
 struct bkf {
     const struct manifest *m;
     const struct keyring *kr;
+    uint64_t sysid;                 /* the repository's cluster: every part is bound to it */
     const char *region;
     int *rootfd;                    /* [0] DIR, [1 + i] tablespace i */
     char **ts_target;               /* where each tablespace goes */
@@ -109,6 +110,7 @@ static void *download_main(void *arg)
 {
     struct worker *w = arg;
     struct sink *ps = bkf_pipe_sink_new(&w->pipe), *dec = NULL;
+    struct obj_bind bind = { w->key, w->c->sysid, 0 };
 
     w->dl_rc = -1;
     err_clear(&w->dl_err);
@@ -116,7 +118,7 @@ static void *download_main(void *arg)
         err_setf(&w->dl_err, ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (obj_decoder_new(ps, w->c->kr, 0, &dec, &w->dl_err) < 0) {
+    if (obj_decoder_new(ps, w->c->kr, 0, &bind, &dec, &w->dl_err) < 0) {
         sink_free(ps);
         goto out;
     }
@@ -493,8 +495,7 @@ static void *worker_main(void *arg)
 
 /* ---- preparation and finishing ---- */
 
-static int fetch_small(struct stor *s, const struct keyring *kr, const char *name, const char *what,
-                       struct sink **out, struct err *e)
+static int fetch_small(struct repo *r, const char *name, const char *what, struct sink **out, struct err *e)
 {
     char key[300];
     struct sink *mem = mem_sink_new(LABEL_MAX), *b;
@@ -504,7 +505,7 @@ static int fetch_small(struct stor *s, const struct keyring *kr, const char *nam
         sink_free(mem);
         return err_setf(e, ERR_NOMEM, "out of memory");
     }
-    if (cat_key(key, sizeof key, name, what) < 0 || archive_fetch_decoded(s, key, kr, b, e) < 0) {
+    if (repo_key_backup(key, sizeof key, name, what) < 0 || repo_get(r, key, b, e) < 0) {
         if (e->code == ERR_NOTFOUND)
             e->code = ERR_CORRUPT;
         sink_free(mem);
@@ -649,9 +650,36 @@ static int check_manifest(const struct bkf *c, struct err *e)
     return 0;
 }
 
-int bkf_fetch(struct stor *s, const struct region_conf *rc, const struct config *conf,
-              const struct keyring *kr, const struct manifest *m, const char *dir,
-              const struct bkf_opts *o, struct bkf_stats *st, struct err *e)
+/* backup_label must be this backup's: the label walship gave it and the
+ * start point its manifest records (belt and braces beside the binding of
+ * every object to its backup's folder). */
+static int check_label(const struct manifest *m, struct sink *label, struct err *e)
+{
+    const unsigned char *buf;
+    char want[128], lsn[24], *text;
+    size_t len;
+    int ok;
+
+    buf = mem_sink_data(label, &len);
+    text = malloc(len + 1);
+    if (text == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    memcpy(text, buf, len);
+    text[len] = '\0';
+    wal_format_lsn(m->start_lsn, lsn);
+    snprintf(want, sizeof want, "START WAL LOCATION: %s (file %s)\n", lsn, m->start_wal);
+    ok = strncmp(text, want, strlen(want)) == 0;
+    snprintf(want, sizeof want, "\nLABEL: walship %s\n", m->name);
+    ok = ok && strstr(text, want) != NULL;
+    free(text);
+    if (!ok)
+        return err_setf(e, ERR_FOREIGN, "backup %s: its backup_label does not describe it (start %s in %s, label "
+                        "\"walship %s\"): refusing it", m->name, lsn, m->start_wal, m->name);
+    return 0;
+}
+
+int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config *conf, const struct manifest *m,
+              const char *dir, const struct bkf_opts *o, struct bkf_stats *st, struct err *e)
 {
     struct bkf c;
     struct sink *label = NULL, *tsmap = NULL;
@@ -661,8 +689,9 @@ int bkf_fetch(struct stor *s, const struct region_conf *rc, const struct config 
 
     memset(&c, 0, sizeof c);
     c.m = m;
-    c.kr = kr;
-    c.region = s->region;
+    c.kr = r->kr;
+    c.sysid = r->id.sysid;
+    c.region = r->name;
     c.progress = o->progress;
     c.progress_arg = o->progress_arg;
     atomic_init(&c.abort, 0);
@@ -705,10 +734,10 @@ int bkf_fetch(struct stor *s, const struct region_conf *rc, const struct config 
         goto out;
     }
     for (i = 0; i < m->ntablespaces; i++) {
-        int r = bkf_dir_state(c.ts_target[i], e);
-        if (r < 0)
+        int st_ = bkf_dir_state(c.ts_target[i], e);
+        if (st_ < 0)
             goto out;
-        if (r > 0) {
+        if (st_ > 0) {
             err_setf(e, ERR_USAGE, "tablespace directory \"%s\" (tablespace %u) is not empty: refusing to restore "
                      "into it (use --tablespace-map OLD=NEW)", c.ts_target[i], (unsigned)m->tablespaces[i].oid);
             goto out;
@@ -719,9 +748,9 @@ int bkf_fetch(struct stor *s, const struct region_conf *rc, const struct config 
     for (i = 0; i < m->ntablespaces; i++)
         if (bkf_prepare_dir(c.ts_target[i], "tablespace directory", &c.rootfd[1 + i], e) < 0)
             goto out;
-    if (fetch_small(s, kr, m->name, "backup_label", &label, e) < 0)
+    if (fetch_small(r, m->name, "backup_label", &label, e) < 0 || check_label(m, label, e) < 0)
         goto out;
-    if (m->has_tablespace_map && fetch_small(s, kr, m->name, "tablespace_map", &tsmap, e) < 0)
+    if (m->has_tablespace_map && fetch_small(r, m->name, "tablespace_map", &tsmap, e) < 0)
         goto out;
 
     for (k = 0; k < c.nw; k++) {
@@ -735,7 +764,7 @@ int bkf_fetch(struct stor *s, const struct region_conf *rc, const struct config 
             goto out;
         }
         if (k == 0) {
-            w->s = s;
+            w->s = r->st;
         } else if (stor_open(rc, conf, &w->s, e) < 0) {
             err_prefix(e, "backup %s", m->name);
             goto out;

@@ -10,8 +10,10 @@
  * thread streams the object through the decoder into a bounded in-memory
  * pipe (4 MiB) and another reads it with libarchive and writes the files;
  * memory does not depend on the size of a part.  Each worker thread opens
- * its own struct stor (stor_open) except the first, which borrows `s`
- * (the caller must not use `s` during the call).
+ * its own struct stor (stor_open) except the first, which borrows r->st
+ * (the caller must not use `r` during the call).  Every object is decoded
+ * bound to its key and r's cluster, and backup_label must name the backup
+ * and its start point.
  *
  * What is refused (ERR_CORRUPT, naming the backup, the part and the entry),
  * before anything is written for that entry: absolute paths, "." or ".."
@@ -57,7 +59,7 @@
 #include "err.h"
 #include "keys.h"
 #include "manifest.h"
-#include "stor.h"
+#include "repo.h"
 
 /* --tablespace-map OLD=NEW: restore the tablespace at OLD into NEW.  Both
  * must be absolute; OLD must be one of the backup's tablespaces. */
@@ -91,14 +93,14 @@ struct bkf_stats {
     uint64_t ms;                    /* wall time of bkf_fetch */
 };
 
-/* Unpack the backup described by `m` (m->name) from region `s` into `dir`.
+/* Unpack the backup described by `m` (m->name) from region `r` (opened with
+ * its identity) into `dir`.
  * `rc` and `conf` open the extra per-thread storage handles (they must
  * describe the same region as `s`).  `st` may be NULL.  Errors:
  * ERR_USAGE (DIR or a tablespace directory not empty, bad mapping),
  * ERR_CORRUPT (a part, label or entry that is wrong), ERR_IO, and whatever
  * the storage or the decoder report, prefixed with backup, region and part. */
-int bkf_fetch(struct stor *s, const struct region_conf *rc, const struct config *conf,
-              const struct keyring *kr, const struct manifest *m, const char *dir,
-              const struct bkf_opts *o, struct bkf_stats *st, struct err *e);
+int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config *conf, const struct manifest *m,
+              const char *dir, const struct bkf_opts *o, struct bkf_stats *st, struct err *e);
 
 #endif

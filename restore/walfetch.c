@@ -13,41 +13,140 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archiver.h"
 #include "log.h"
-#include "stor.h"
+#include "repo.h"
 #include "util.h"
 #include "wal.h"
 
-/* Decode region object wal/NAME into DEST via a temp file. */
-static int fetch_from(struct stor *s, const struct keyring *kr, const char *name, const char *dest, struct err *e)
+/* The region's identity must be the cluster's: learn the cluster from it
+ * when it is not known yet. */
+static int region_cluster(struct repo *r, struct cluster_info *ci, struct err *e)
 {
-    char key[128];
+    if (repo_ident_load(r, e) < 0)
+        return -1;
+    if (ci->sysid == 0) {
+        ci->sysid = r->id.sysid;
+        ci->pg_major = r->id.pg_major;
+        ci->seg_size = r->id.seg_size;
+        return 0;
+    }
+    return repo_ident_check(r, ci->sysid, e);
+}
 
-    snprintf(key, sizeof key, "wal/%s", name);
-    return archive_fetch_to_file(s, key, kr, dest, e);
+/* A segment's first page must say it is this segment of this cluster. */
+static int check_header(int fd, const char *name, const struct cluster_info *ci, struct err *e)
+{
+    unsigned char buf[CLUSTER_WAL_LONG_HEADER_LEN];
+    struct wal_long_header h;
+    struct wal_name w;
+    struct stat st;
+    ssize_t n;
+
+    if (wal_parse(name, &w, e) < 0)
+        return -1;
+    if (w.kind != WAL_SEGMENT && w.kind != WAL_PARTIAL)
+        return 0;
+    if (fstat(fd, &st) < 0)
+        return err_errno(e, ERR_IO, errno, "could not stat the fetched %s", name);
+    do
+        n = pread(fd, buf, sizeof buf, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return err_errno(e, ERR_IO, errno, "could not read the fetched %s", name);
+    if (cluster_parse_wal_header(buf, (size_t)n, &h, e) < 0 ||
+        cluster_check_segment(&h, name, (uint64_t)st.st_size, ci->sysid, ci->pg_major, e) < 0)
+        return err_prefix(e, "the archived %s is not what its name says", name);
+    return 0;
+}
+
+/* Decode region object wal/NAME into DEST via a temp file. */
+static int fetch_from(struct repo *r, const char *name, const char *dest, const struct cluster_info *ci,
+                      struct err *e)
+{
+    char key[REPO_KEY_MAX], tmp[PATH_MAX];
+    int fd, rc = -1;
+
+    if (repo_key_wal(key, sizeof key, name) < 0 ||
+        snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
+        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
+    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+    if (repo_get_to_fd(r, key, fd, e) < 0)
+        goto out;
+    if (check_header(fd, name, ci, e) < 0) {
+        err_prefix(e, "region %s", r->name);
+        goto out;
+    }
+    if (fsync(fd) < 0) {
+        err_errno(e, ERR_IO, errno, "could not fsync \"%s\"", tmp);
+        goto out;
+    }
+    if (rename(tmp, dest) < 0) {
+        err_errno(e, ERR_IO, errno, "could not rename \"%s\" to \"%s\"", tmp, dest);
+        goto out;
+    }
+    rc = 0;
+out:
+    close(fd);
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+/* One region: 0 fetched, WALFETCH_MISSING a definite "not here", -1 failed. */
+static int try_region(const struct config *conf, const struct region_conf *rc, const struct keyring *kr,
+                      const char *name, const char *dest, struct cluster_info *ci, struct err *e)
+{
+    struct repo *r = NULL;
+    int res = -1;
+
+    if (repo_open(rc, conf, kr, 0, &r, e) < 0)
+        return -1;
+    if (ci->sysid == 0 && region_cluster(r, ci, e) < 0)
+        goto out;
+    r->id.sysid = ci->sysid;    /* objects must be bound to the cluster being recovered */
+    r->have_id = 1;
+    if (fetch_from(r, name, dest, ci, e) == 0) {
+        res = 0;
+        goto out;
+    }
+    if (e->code != ERR_NOTFOUND)
+        goto out;
+    /* "not found" counts only from a region that is this cluster's
+     * repository: not from an empty mount point or a wrong prefix */
+    {
+        struct err ie = ERR_INIT;
+
+        if (region_cluster(r, ci, &ie) < 0) {
+            *e = ie;
+            goto out;
+        }
+    }
+    res = WALFETCH_MISSING;
+out:
+    repo_free(r);
+    return res;
 }
 
 int walfetch_one(const struct config *conf, const struct keyring *kr, const int *order, int n, const char *name,
-                 const char *dest, int *served_by, struct err *e)
+                 const char *dest, struct cluster_info *ci, int *served_by, struct err *e)
 {
     struct err first = ERR_INIT;
     int i, missing = 0, failed = 0;
 
     for (i = 0; i < n; i++) {
         const struct region_conf *rc = &conf->regions[order[i]];
-        struct stor *s = NULL;
         struct err re = ERR_INIT;
+        int res = try_region(conf, rc, kr, name, dest, ci, &re);
 
-        if (stor_open(rc, conf, &s, &re) == 0 && fetch_from(s, kr, name, dest, &re) == 0) {
-            stor_free(s);
+        if (res == 0) {
             if (failed)
                 log_warning("%s came from region %s after: %s", name, rc->name, first.msg);
             *served_by = order[i];
             return 0;
         }
-        stor_free(s);
-        if (re.code == ERR_NOTFOUND) {
+        if (res == WALFETCH_MISSING) {
             missing++;
             log_debug("region %s does not have %s", rc->name, name);
             continue;
@@ -102,6 +201,7 @@ int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms,
 struct prefetch {
     const struct config *conf;
     const struct keyring *kr;
+    struct cluster_info ci;
     const int *order;
     int n;
     char dir[PATH_MAX];
@@ -132,7 +232,14 @@ static void *prefetch_worker(void *arg)
         /* fetch into a hidden name, then publish: a prefetched file is
          * visible only complete and verified */
         snprintf(tmpdest, sizeof tmpdest, "%s/.%s.part", p->dir, p->names[i]);
-        rc = walfetch_one(p->conf, p->kr, p->order, p->n, p->names[i], tmpdest, &by, &e);
+        {
+            struct cluster_info ci;
+
+            pthread_mutex_lock(&p->lock);
+            ci = p->ci;
+            pthread_mutex_unlock(&p->lock);
+            rc = walfetch_one(p->conf, p->kr, p->order, p->n, p->names[i], tmpdest, &ci, &by, &e);
+        }
         if (rc == 0) {
             if (rename(tmpdest, path) < 0)
                 unlink(tmpdest);
@@ -169,7 +276,8 @@ static void prefetch_sweep(const char *dir, const char *current)
 }
 
 void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const int *order, int n,
-                       const char *name, const char *dest, uint64_t seg_size, int count, int parallel)
+                       const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size, int count,
+                       int parallel)
 {
     struct prefetch p;
     pthread_t threads[16];
@@ -195,6 +303,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     prefetch_sweep(p.dir, name);
     p.conf = conf;
     p.kr = kr;
+    p.ci = *ci;
     p.order = order;
     p.n = n;
     p.count = count;

@@ -4,12 +4,18 @@
  *
  * walfetch_one() tries the regions in the given order.  The object is
  * decoded into a temp file beside DEST, fsync'd, and renamed onto DEST only
- * after the decoder has authenticated the whole object, so PostgreSQL never
- * reads a byte that was not verified.  Result:
+ * after the decoder has authenticated the whole object as the one stored
+ * under that name for this cluster, and (for a segment) its first page
+ * header says it is that segment of that cluster: so PostgreSQL never reads
+ * a byte that was not verified, nor another segment's or another cluster's
+ * WAL.  "Not there" counts only from a region whose repository identity is
+ * this cluster's: an empty or unmounted directory or a wrong prefix is a
+ * failure, never the end of the archive.  Result:
  *   0                found and written
  *   WALFETCH_MISSING every region answered a definite "no such object"
- *   -1               anything else (corrupt, wrong key, region unreachable
- *                    past the retry deadline): e says which region and why
+ *   -1               anything else (corrupt, foreign, wrong key, no
+ *                    identity, region unreachable past the retry
+ *                    deadline): e says which region and why
  * A corrupt or unreachable copy in one region does not stop the search: a
  * good copy in another region is used (and the fault is logged).
  *
@@ -22,6 +28,7 @@
 
 #include <stdint.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "err.h"
 #include "keys.h"
@@ -29,9 +36,11 @@
 #define WALFETCH_MISSING 1
 #define WALFETCH_PREFETCH_DIR ".walship-prefetch"
 
-/* `order`: region indexes into conf->regions, n of them. */
+/* `order`: region indexes into conf->regions, n of them.  `ci`: the
+ * cluster being recovered (sysid 0 = not known yet: learnt from the first
+ * region's identity, and filled in for the next calls). */
 int walfetch_one(const struct config *conf, const struct keyring *kr, const int *order, int n, const char *name,
-                 const char *dest, int *served_by, struct err *e);
+                 const char *dest, struct cluster_info *ci, int *served_by, struct err *e);
 
 /* If NAME was prefetched into DEST's directory, move it onto DEST: 1 served,
  * 0 not there.  While a prefetcher is still downloading NAME, waits up to
@@ -43,6 +52,7 @@ int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms,
  * first missing one.  Runs in the
  * calling process (wal-fetch calls it in a detached child). */
 void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const int *order, int n,
-                       const char *name, const char *dest, uint64_t seg_size, int count, int parallel);
+                       const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size, int count,
+                       int parallel);
 
 #endif

@@ -9,7 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#define AAD_MAX 256
+#define AAD_MAX 1152     /* the longest object header (obj.h: OBJ_HEADER_MAX) */
 #define IV_LEN 12
 
 enum dec_state { ST_HDR, ST_PAYLOAD, ST_TAG, ST_DONE, ST_FAILED };

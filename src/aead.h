@@ -50,7 +50,7 @@
 #define AEAD_CHUNK_MIN ((size_t)1 << 12)
 #define AEAD_CHUNK_MAX ((size_t)1 << 24)
 
-/* `key` NULL selects integrity-only mode.  `aad` (up to 256 bytes) is
+/* `key` NULL selects integrity-only mode.  `aad` (up to 1152 bytes) is
  * copied.  On success the new stage owns `next`; on failure the caller still
  * does. */
 int aead_encrypt_new(struct sink *next, const unsigned char *key, const void *aad, size_t aad_len,

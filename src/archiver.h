@@ -24,8 +24,8 @@
 #include "config.h"
 #include "err.h"
 #include "keys.h"
+#include "repo.h"
 #include "spool.h"
-#include "stor.h"
 
 #define ARCHIVE_MAX_REGIONS 16
 
@@ -33,7 +33,11 @@ struct archiver {
     const struct config *conf;
     const struct keyring *kr;
     struct spool *sp;               /* NULL when no region is async */
-    struct stor *st[ARCHIVE_MAX_REGIONS];   /* sync regions only; NULL for async */
+    struct repo_ident cluster;      /* the cluster being archived */
+    struct repo *rp[ARCHIVE_MAX_REGIONS];   /* sync regions only; NULL for async */
+    int bad[ARCHIVE_MAX_REGIONS];   /* the region could not be opened or is not this cluster's */
+    struct err bad_err[ARCHIVE_MAX_REGIONS];
+    char queue[ARCHIVE_MAX_REGIONS][SPOOL_QUEUE_MAX];  /* async regions' spool queues */
     int zstd_workers;
 };
 
@@ -48,33 +52,21 @@ struct archive_report {
     char failed_regions[256];
 };
 
-/* `sp` may be NULL if no region is async. */
-int archiver_open(const struct config *conf, const struct keyring *kr, struct spool *sp, struct archiver *a,
-                  struct err *e);
+/* Open every sync region and check (or create) its repository identity
+ * against `cluster`.  A region that cannot be opened, or whose identity
+ * names another cluster, fails every push of this archiver (named in the
+ * report) while the others still receive the file.  With `like` (an
+ * archiver opened before, in another thread) the regions are opened again
+ * but the identities it checked are taken as they are.  `sp` may be NULL if
+ * no region is async. */
+int archiver_open(const struct config *conf, const struct keyring *kr, struct spool *sp,
+                  const struct repo_ident *cluster, const struct archiver *like, struct archiver *a, struct err *e);
 void archiver_close(struct archiver *a);
 
+/* Archive one file.  A segment (or .partial) must be one of the cluster's,
+ * and the very segment its name says: its first page header is checked
+ * (cluster.h) before anything is uploaded. */
 int archive_push_file(struct archiver *a, const char *path, const char *name, struct archive_report *rep,
                       struct err *e);
-
-/* SHA-256 (hex) and size of a local file; with `decode_kr` the file is an
- * encoded object and both are of its plaintext. */
-int archive_hash_file(const char *path, const struct keyring *decode_kr, char hex[65], uint64_t *size,
-                      struct err *e);
-/* SHA-256 (hex) of the plaintext of object `key` in a region. */
-int archive_hash_remote(struct stor *s, const char *key, const struct keyring *kr, char hex[65], struct err *e);
-
-/* Download and decode `key` from a region into `next` (decoder errors
- * prefixed with the region and key).  Takes ownership of `next`: the chain
- * is closed (on success) and freed in every case. */
-int archive_fetch_decoded(struct stor *s, const char *key, const struct keyring *kr, struct sink *next,
-                          struct err *e);
-
-/* Download `key` (decoded and authenticated unless kr is NULL) to an open
- * file descriptor. */
-int archive_fetch_to_fd(struct stor *s, const char *key, const struct keyring *kr, int fd, struct err *e);
-/* Download `key` into DEST through DEST.walship-tmp.PID: fsync'd, then
- * renamed, so DEST appears only complete (and, with kr, authenticated). */
-int archive_fetch_to_file(struct stor *s, const char *key, const struct keyring *kr, const char *dest,
-                          struct err *e);
 
 #endif

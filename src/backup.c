@@ -15,13 +15,14 @@
 
 #include "autoconf.h"
 #include "bk_walk.h"
+#include "fault.h"
 #include "log.h"
 #include "manifest.h"
 #include "multi.h"
 #include "obj.h"
 #include "pgconn.h"
+#include "repo.h"
 #include "spool.h"
-#include "stor.h"
 #include "util.h"
 #include "wal.h"
 
@@ -38,6 +39,8 @@ struct bk_part {
 struct bk_job {
     const struct config *c;
     const struct keyring *kr;
+    struct repo *const *checked;   /* the regions whose identity bk_push checked (NULL: failed) */
+    uint64_t sysid;                 /* the cluster's: every object is bound to it */
     const struct bk_list *list;
     const char *name;
     struct bk_part *parts;
@@ -190,7 +193,7 @@ static int tar_dir(struct archive *a, struct tar_out *to, const struct bk_item *
 }
 
 /* Upload sinks for the regions still healthy, behind one fan-out. */
-static int open_fanout(struct bk_job *j, struct stor **st, const char *key, struct multi_result *res, int *map,
+static int open_fanout(struct bk_job *j, struct repo **rp, const char *key, struct multi_result *res, int *map,
                        size_t *nb, struct sink **out, struct err *e)
 {
     struct sink *branches[BK_MAX_REGIONS];
@@ -206,9 +209,17 @@ static int open_fanout(struct bk_job *j, struct stor **st, const char *key, stru
         pthread_mutex_unlock(&j->lock);
         if (failed)
             continue;
-        if (stor_put(st[r], key, &branches[*nb], &pe) < 0) {
+        if (rp[r] == NULL || stor_put(rp[r]->st, key, &branches[*nb], &pe) < 0) {
+            if (rp[r] == NULL)
+                err_setf(&pe, ERR_INTERNAL, "region %s was not opened", j->c->regions[r].name);
             job_region_fail(j, r, &pe);
             continue;
+        }
+        {
+            char point[96];
+
+            snprintf(point, sizeof point, "upload.%s", j->c->regions[r].name);
+            branches[*nb] = fault_wrap(branches[*nb], point);
         }
         res[*nb].name = j->c->regions[r].name;
         map[*nb] = r;
@@ -225,12 +236,16 @@ static int open_fanout(struct bk_job *j, struct stor **st, const char *key, stru
     return 0;
 }
 
-static void fanout_results(struct bk_job *j, const struct multi_result *res, const int *map, size_t nb)
+/* After the part's chain was closed (chain_rc, chain_err): a region whose
+ * object was not committed has failed, whatever stage failed. */
+static void fanout_results(struct bk_job *j, struct multi_result *res, const int *map, size_t nb, int chain_rc,
+                           const struct err *chain_err)
 {
     size_t i;
 
+    multi_settle(res, nb, chain_rc, chain_err);
     for (i = 0; i < nb; i++)
-        if (res[i].failed)
+        if (!res[i].committed)
             job_region_fail(j, map[i], &res[i].err);
 }
 
@@ -239,7 +254,7 @@ struct part_files {
     size_t n;
 };
 
-static int do_part(struct bk_job *j, struct stor **st, size_t pi, unsigned char *buf, struct err *e)
+static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char *buf, struct err *e)
 {
     struct bk_part *p = &j->parts[pi];
     struct multi_result res[BK_MAX_REGIONS];
@@ -249,14 +264,14 @@ static int do_part(struct bk_job *j, struct stor **st, size_t pi, unsigned char 
     struct tar_out to;
     struct obj_opts oo;
     struct part_files pf = { NULL, 0 };
-    char key[256], partname[32];
+    char key[REPO_KEY_MAX], partname[32];
     size_t nb = 0, i;
-    int rc = -1;
+    int rc = -1, closed = 0;
 
     snprintf(partname, sizeof partname, "part-%04zu", pi + 1);
-    if (cat_key(key, sizeof key, j->name, partname) < 0)
+    if (repo_key_backup(key, sizeof key, j->name, partname) < 0)
         return err_setf(e, ERR_INTERNAL, "key too long");
-    if (open_fanout(j, st, key, res, map, &nb, &tee, e) < 0)
+    if (open_fanout(j, rp, key, res, map, &nb, &tee, e) < 0)
         return -1;
     counted = count_sink_new(tee, &p->stored);
     if (counted == NULL) {
@@ -272,6 +287,8 @@ static int do_part(struct bk_job *j, struct stor **st, size_t pi, unsigned char 
     oo.workers = p->planned > 2 * j->target ? j->c->parallel : 0;
     oo.size_hint = p->planned;
     oo.kr = j->kr;
+    oo.bind.key = key;
+    oo.bind.sysid = j->sysid;
     if (obj_encoder_new(counted, &oo, &enc, e) < 0) {
         sink_free(counted);
         return -1;
@@ -319,10 +336,19 @@ static int do_part(struct bk_job *j, struct stor **st, size_t pi, unsigned char 
             err_setf(e, ERR_INTERNAL, "libarchive: %s", archive_error_string(a));
         goto out;
     }
-    /* close: the encoder flushes, the fan-out commits each region's object */
-    if (sink_close(rawc, e) < 0)
-        err_clear(e);   /* per-region results below say who failed */
-    fanout_results(j, res, map, nb);
+    /* close: the encoder flushes, the fan-out commits each region's object;
+     * a region counts only if its object was committed */
+    {
+        struct err ce = ERR_INIT;
+        int crc = sink_close(rawc, &ce);
+
+        closed = 1;
+        fanout_results(j, res, map, nb, crc, &ce);
+        if (multi_settle(res, nb, crc, &ce) == 0) {
+            *e = ce;
+            goto out;
+        }
+    }
     p->files = (uint32_t)pf.n;
     pthread_mutex_lock(&j->lock);
     for (i = 0; i < pf.n; i++) {
@@ -339,9 +365,10 @@ static int do_part(struct bk_job *j, struct stor **st, size_t pi, unsigned char 
 out_quiet:
     err_setf(e, ERR_INTERNAL, "stopped");
 out:
-    if (rc < 0 && to.failed) {
-        /* every region failed while writing: the results say why */
-        fanout_results(j, res, map, nb);
+    if (rc < 0 && !closed) {
+        /* nothing was committed: every region failed while writing, or the
+         * chain did (reading PGDATA, compressing, encrypting) */
+        fanout_results(j, res, map, nb, -1, e);
     }
     if (a != NULL)
         archive_write_free(a);
@@ -353,22 +380,27 @@ out:
 static void *part_worker(void *arg)
 {
     struct bk_job *j = arg;
-    struct stor *st[BK_MAX_REGIONS];
+    struct repo *rp[BK_MAX_REGIONS];
     unsigned char *buf = malloc(BK_READ_BUF);
     struct err e = ERR_INIT;
     int r;
 
-    memset(st, 0, sizeof st);
+    memset(rp, 0, sizeof rp);
     if (buf == NULL) {
         err_setf(&e, ERR_NOMEM, "out of memory");
         job_fatal(j, &e);
         return NULL;
     }
     for (r = 0; r < j->c->nregions; r++) {
-        if (stor_open(&j->c->regions[r], j->c, &st[r], &e) < 0) {
+        if (j->checked[r] == NULL)
+            continue;   /* failed already */
+        if (repo_open(&j->c->regions[r], j->c, j->kr, 0, &rp[r], &e) < 0) {
             job_region_fail(j, r, &e);
             err_clear(&e);
+            continue;
         }
+        rp[r]->id = j->checked[r]->id;
+        rp[r]->have_id = 1;
     }
     for (;;) {
         size_t pi;
@@ -379,12 +411,14 @@ static void *part_worker(void *arg)
         if (pi >= j->nparts)
             break;
         err_clear(&e);
-        if (do_part(j, st, pi, buf, &e) < 0) {
+        if (do_part(j, rp, pi, buf, &e) < 0) {
             int all_failed = 1;
 
+            pthread_mutex_lock(&j->lock);
             for (r = 0; r < j->c->nregions; r++)
                 if (!j->region_failed[r])
                     all_failed = 0;
+            pthread_mutex_unlock(&j->lock);
             /* a region's failure is recorded per region; anything else
              * (reading PGDATA, memory) stops the backup */
             if (!all_failed || e.code != ERR_NET)
@@ -393,7 +427,7 @@ static void *part_worker(void *arg)
         }
     }
     for (r = 0; r < j->c->nregions; r++)
-        stor_free(st[r]);
+        repo_free(rp[r]);
     free(buf);
     return NULL;
 }
@@ -430,48 +464,25 @@ static void plan_parts(struct bk_job *j, const struct bk_list *l, uint64_t part_
     j->nparts++;
 }
 
-static int put_small(struct stor *s, const struct keyring *kr, int level, const char *key, const void *buf,
-                     size_t len, struct err *e)
-{
-    struct sink *up = NULL, *enc = NULL;
-    struct obj_opts oo;
-    int rc = -1;
-
-    if (stor_put(s, key, &up, e) < 0)
-        return -1;
-    memset(&oo, 0, sizeof oo);
-    oo.level = level;
-    oo.kr = kr;
-    if (obj_encoder_new(up, &oo, &enc, e) < 0) {
-        sink_free(up);
-        return -1;
-    }
-    if (sink_write(enc, buf, len, e) < 0 || sink_close(enc, e) < 0)
-        goto out;
-    rc = 0;
-out:
-    sink_free(enc);
-    return rc;
-}
-
 /* The stop segment must be archived in each region (async: or spooled). */
-static int check_wal(const struct config *c, struct stor *s, const struct region_conf *rc, struct spool *sp,
+static int check_wal(const struct config *c, struct repo *r, const struct region_conf *rc, struct spool *sp,
                      const char *seg, struct err *e)
 {
-    char key[64];
+    char key[REPO_KEY_MAX], queue[SPOOL_QUEUE_MAX];
     struct stor_stat ss;
     /* PostgreSQL archives the stop segment right after pg_backup_stop
      * switched away from it: wait for it as long as archive_timeout */
     uint64_t deadline = now_ms() + c->archive_timeout * 1000;
 
-    snprintf(key, sizeof key, "wal/%s", seg);
+    repo_key_wal(key, sizeof key, seg);
+    spool_queue_name(rc->name, rc->url, rc->endpoint, queue);
     for (;;) {
         err_clear(e);
-        if (stor_head(s, key, &ss, e) == 0)
+        if (stor_head(r->st, key, &ss, e) == 0)
             return 0;
         if (e->code != ERR_NOTFOUND)
             return -1;
-        if (rc->mode == REGION_ASYNC && sp != NULL && spool_is_queued(sp, rc->name, seg))
+        if (rc->mode == REGION_ASYNC && sp != NULL && spool_is_queued(sp, queue, seg))
             return 0;
         if (now_ms() > deadline)
             return err_setf(e, ERR_NOTFOUND,
@@ -526,7 +537,8 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
     struct pg_info info;
     struct pg_backup_stop_result stop = { 0, NULL, NULL };
     struct spool *sp = NULL;
-    struct stor *st[BK_MAX_REGIONS];
+    struct repo *rp[BK_MAX_REGIONS];
+    struct repo_ident want;
     struct progress_ctx pc;
     pthread_t threads[64], pthr;
     const char *pgdata;
@@ -538,13 +550,25 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
     memset(res, 0, sizeof *res);
     memset(&j, 0, sizeof j);
     memset(&list, 0, sizeof list);
-    memset(st, 0, sizeof st);
+    memset(rp, 0, sizeof rp);
     pthread_mutex_init(&j.lock, NULL);
     if (c->nregions > BK_MAX_REGIONS)
         return err_setf(e, ERR_CONFIG, "at most %d regions are supported", BK_MAX_REGIONS);
     res->nregions = c->nregions;
 
-    if (spool_open(c->spool_dir, c->spool_max_bytes, &sp, e) < 0)
+    if (pg_connect(c->pg_conninfo, &pg, e) < 0 || pg_get_info(pg, &info, e) < 0)
+        goto out;
+    {
+        uint64_t sysid;
+
+        if (parse_u64(info.system_identifier, 1, UINT64_MAX - 1, &sysid, e) < 0) {
+            err_prefix(e, "the server's system identifier");
+            goto out;
+        }
+        repo_ident_init(&want, sysid, (unsigned)(info.version / 10000), (uint32_t)info.wal_segment_size);
+        j.sysid = sysid;
+    }
+    if (spool_open(c->spool_dir, c->spool_max_bytes, want.sysid, &sp, e) < 0)
         goto out;
     r = spool_lock(sp, "backup.lock", 0, &lockfd, e);
     if (r <= 0) {
@@ -553,8 +577,6 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
                      spool_dir(sp));
         goto out;
     }
-    if (pg_connect(c->pg_conninfo, &pg, e) < 0 || pg_get_info(pg, &info, e) < 0)
-        goto out;
     if (info.in_recovery) {
         err_setf(e, ERR_CONFIG, "the server is a standby: backup-push runs against the primary");
         goto out;
@@ -565,13 +587,31 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
         goto out;
     }
     pgdata = c->pgdata ? c->pgdata : info.data_directory;
+    /* every region must be this cluster's repository (created on first use);
+     * one that is not fails, the others still get the backup */
     for (r = 0; r < c->nregions; r++) {
-        if (stor_open(&c->regions[r], c, &st[r], e) < 0)
-            goto out;
+        struct err re = ERR_INIT;
+
+        if (repo_open(&c->regions[r], c, kr, 0, &rp[r], &re) < 0 || repo_ident_ensure(rp[r], &want, &re) < 0) {
+            log_warning("%s", re.msg);
+            repo_free(rp[r]);
+            rp[r] = NULL;
+            j.region_failed[r] = 1;
+            j.region_err[r] = re;
+        }
+    }
+
+    for (r = 0; r < c->nregions && rp[r] == NULL; r++)
+        ;
+    if (r == c->nregions) {
+        *e = j.region_err[0];
+        err_prefix(e, "no region can take the backup");
+        goto out;
     }
 
     j.c = c;
     j.kr = kr;
+    j.checked = rp;
     j.man = man_new();
     if (j.man == NULL) {
         err_setf(e, ERR_NOMEM, "out of memory");
@@ -696,16 +736,16 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
                 res->regions[r].err = j.region_err[r];
                 continue;
             }
-            if (check_wal(c, st[r], &c->regions[r], sp, j.man->stop_wal, &re) < 0 ||
-                cat_key(key, sizeof key, res->name, "backup_label") < 0 ||
-                put_small(st[r], kr, c->compression_level, key, stop.backup_label, strlen(stop.backup_label),
-                          &re) < 0 ||
+            if (check_wal(c, rp[r], &c->regions[r], sp, j.man->stop_wal, &re) < 0 ||
+                repo_key_backup(key, sizeof key, res->name, "backup_label") < 0 ||
+                repo_put_buf(rp[r], key, c->compression_level, stop.backup_label, strlen(stop.backup_label),
+                             &re) < 0 ||
                 (j.man->has_tablespace_map &&
-                 (cat_key(key, sizeof key, res->name, "tablespace_map") < 0 ||
-                  put_small(st[r], kr, c->compression_level, key, stop.tablespace_map,
-                            strlen(stop.tablespace_map), &re) < 0)) ||
-                cat_key(key, sizeof key, res->name, CAT_MANIFEST) < 0 ||
-                put_small(st[r], kr, c->compression_level, key, json, jlen, &re) < 0) {
+                 (repo_key_backup(key, sizeof key, res->name, "tablespace_map") < 0 ||
+                  repo_put_buf(rp[r], key, c->compression_level, stop.tablespace_map,
+                               strlen(stop.tablespace_map), &re) < 0)) ||
+                repo_key_backup(key, sizeof key, res->name, CAT_MANIFEST) < 0 ||
+                repo_put_buf(rp[r], key, c->compression_level, json, jlen, &re) < 0) {
                 res->regions[r].err = re;
                 continue;
             }
@@ -744,7 +784,7 @@ out:
             pg_backup_stop_result_free(&ignored);
     }
     for (r = 0; r < BK_MAX_REGIONS; r++)
-        stor_free(st[r]);
+        repo_free(rp[r]);
     pg_backup_stop_result_free(&stop);
     pg_disconnect(pg);
     man_free(j.man);

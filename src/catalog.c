@@ -4,14 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "archiver.h"
 #include "util.h"
-
-int cat_key(char *buf, size_t len, const char *name, const char *what)
-{
-    int n = snprintf(buf, len, "backups/%s/%s", name, what);
-    return n < 0 || (size_t)n >= len ? -1 : 0;
-}
 
 void cat_new_name(time_t start, char out[CAT_NAME_MAX])
 {
@@ -65,42 +58,42 @@ static int cat_collect(const struct stor_entry *ent, void *arg)
     return 0;
 }
 
-int cat_load_manifest(struct stor *s, const struct keyring *kr, const char *name, struct manifest **out,
-                      struct err *e)
+int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, struct err *e)
 {
-    char key[256], what[300];
-    struct sink *mem = mem_sink_new(256u << 20);
-    const unsigned char *buf;
-    size_t len;
+    char key[REPO_KEY_MAX], what[300];
+    unsigned char *buf = NULL;
+    uint64_t sysid = 0;
+    size_t len = 0;
     int rc;
 
-    if (mem == NULL)
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    if (cat_key(key, sizeof key, name, CAT_MANIFEST) < 0) {
-        sink_free(mem);
+    if (repo_key_backup(key, sizeof key, name, CAT_MANIFEST) < 0)
         return err_setf(e, ERR_USAGE, "backup name too long");
-    }
-    {
-        struct sink *b = borrow_sink_new(mem);
-
-        if (b == NULL) {
-            sink_free(mem);
-            return err_setf(e, ERR_NOMEM, "out of memory");
-        }
-        if (archive_fetch_decoded(s, key, kr, b, e) < 0) {
-            err_prefix(e, "backup %s: could not read its manifest", name);
-            sink_free(mem);
-            return -1;
-        }
-    }
-    buf = mem_sink_data(mem, &len);
-    snprintf(what, sizeof what, "backup %s in region %s", name, s->region);
+    if (repo_get_buf(r, key, 256u << 20, &buf, &len, e) < 0)
+        return err_prefix(e, "backup %s: could not read its manifest", name);
+    snprintf(what, sizeof what, "backup %s in region %s", name, r->name);
     rc = man_from_json((const char *)buf, len, what, out, e);
-    sink_free(mem);
+    free(buf);
+    if (rc == 0 && ((*out)->name == NULL || strcmp((*out)->name, name) != 0)) {
+        err_setf(e, ERR_FOREIGN, "region %s: the manifest of backup %s names backup %s: refusing it", r->name, name,
+                 (*out)->name ? (*out)->name : "(none)");
+        man_free(*out);
+        *out = NULL;
+        rc = -1;
+    }
+    if (rc == 0 && ((*out)->system_identifier == NULL ||
+                    parse_u64((*out)->system_identifier, 1, UINT64_MAX, &sysid, &(struct err)ERR_INIT) < 0 ||
+                    sysid != r->id.sysid)) {
+        err_setf(e, ERR_FOREIGN, "region %s: backup %s is of cluster %s, not of this repository's cluster %llu",
+                 r->name, name, (*out)->system_identifier ? (*out)->system_identifier : "(none)",
+                 (unsigned long long)r->id.sysid);
+        man_free(*out);
+        *out = NULL;
+        rc = -1;
+    }
     return rc;
 }
 
-int cat_list(struct stor *s, const struct keyring *kr, int load, struct catalog *out, struct err *e)
+int cat_list(struct repo *r, int load, struct catalog *out, struct err *e)
 {
     struct cat_walk w;
     size_t i;
@@ -109,14 +102,14 @@ int cat_list(struct stor *s, const struct keyring *kr, int load, struct catalog 
     w.c = out;
     w.e = e;
     w.failed = 0;
-    if (stor_list(s, "backups/", cat_collect, &w, e) < 0 || w.failed) {
+    if (stor_list(r->st, REPO_BACKUP_DIR, cat_collect, &w, e) < 0 || w.failed) {
         cat_free(out);
         return -1;
     }
     for (i = 0; load && i < out->n; i++) {
         if (!out->v[i].complete)
             continue;
-        if (cat_load_manifest(s, kr, out->v[i].name, &out->v[i].man, e) < 0) {
+        if (cat_load_manifest(r, out->v[i].name, &out->v[i].man, e) < 0) {
             cat_free(out);
             return -1;
         }

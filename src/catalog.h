@@ -4,8 +4,10 @@
  * A backup exists only when backups/NAME/manifest.json does (DESIGN.md §7);
  * folders without one are incomplete (in progress, or left by a killed
  * backup-push) and are listed only on request, for clean-up.  Names sort
- * in time order (cat_new_name).  Manifests are encoded objects: loading one
- * decodes and authenticates it.
+ * in time order (cat_new_name).  Manifests are encoded objects bound to
+ * their backup's folder: loading one decodes and authenticates it, and a
+ * manifest copied from another backup (or another cluster) is refused, as
+ * is one whose "name" is not its folder's.
  */
 #ifndef WALSHIP_CATALOG_H
 #define WALSHIP_CATALOG_H
@@ -17,7 +19,7 @@
 #include "err.h"
 #include "keys.h"
 #include "manifest.h"
-#include "stor.h"
+#include "repo.h"
 
 #define CAT_MANIFEST "manifest.json"
 #define CAT_NAME_MAX 64
@@ -39,11 +41,10 @@ struct catalog {
 /* List backups/ of a region, oldest first.  With `load` the manifests of
  * complete backups are decoded (a manifest that does not decode is an
  * error naming the backup). */
-int cat_list(struct stor *s, const struct keyring *kr, int load, struct catalog *out, struct err *e);
+int cat_list(struct repo *r, int load, struct catalog *out, struct err *e);
 void cat_free(struct catalog *c);
 
-int cat_load_manifest(struct stor *s, const struct keyring *kr, const char *name, struct manifest **out,
-                      struct err *e);
+int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, struct err *e);
 
 /* Find a complete backup by name, or "LATEST": index into c->v, or -1
  * (ERR_NOTFOUND). */
@@ -51,8 +52,5 @@ int cat_find(const struct catalog *c, const char *name, struct err *e);
 
 /* A new backup's name from its start time: "20261122T053230Z". */
 void cat_new_name(time_t start, char out[CAT_NAME_MAX]);
-
-/* Keys: "backups/NAME/WHAT". */
-int cat_key(char *buf, size_t len, const char *name, const char *what);
 
 #endif

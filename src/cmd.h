@@ -41,7 +41,19 @@ int cmd_open_region(struct cmd_ctx *ctx, const char *name, struct stor **out, st
 struct keyring;
 int cmd_load_keyring(struct cmd_ctx *ctx, struct keyring **out, struct err *e);
 
+/* The cluster this configuration serves, for its local state (the spool)
+ * and the identities a push checks: global/pg_control and PG_VERSION of
+ * `pgdata`, or of the current directory when it is a data directory (where
+ * PostgreSQL runs archive_command), else, with `kr` and
+ * CMD_CLUSTER_FROM_REGIONS, the identity of the first region that has one.
+ * ERR_NOREPO when it cannot be known. */
+struct cluster_info;
+#define CMD_CLUSTER_FROM_REGIONS 0x1
+int cmd_cluster(struct cmd_ctx *ctx, const struct keyring *kr, unsigned flags, struct cluster_info *out,
+                struct err *e);
+
 /* Commands (src/cmd_NAME.c). */
+int cmd_config_run(struct cmd_ctx *ctx);
 int cmd_st_run(struct cmd_ctx *ctx);
 int cmd_keygen_run(struct cmd_ctx *ctx);
 int cmd_wal_push_run(struct cmd_ctx *ctx);
@@ -55,5 +67,6 @@ int cmd_delete_run(struct cmd_ctx *ctx);
 int cmd_verify_run(struct cmd_ctx *ctx);
 int cmd_status_run(struct cmd_ctx *ctx);
 int cmd_copy_run(struct cmd_ctx *ctx);
+int cmd_upgrade_run(struct cmd_ctx *ctx);
 
 #endif

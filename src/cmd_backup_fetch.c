@@ -61,7 +61,7 @@ static void show_progress(const struct bkf_progress *p, void *arg)
 }
 
 /* Find the backup: in ctx->region, or in the first region that has it. */
-static int locate(struct cmd_ctx *ctx, const struct keyring *kr, const char *want, struct stor **out,
+static int locate(struct cmd_ctx *ctx, const struct keyring *kr, const char *want, struct repo **out,
                   const struct region_conf **rcp, char name[CAT_NAME_MAX], struct err *e)
 {
     int i, unreachable = 0;
@@ -70,15 +70,15 @@ static int locate(struct cmd_ctx *ctx, const struct keyring *kr, const char *wan
         return -1;
     for (i = 0; i < ctx->conf->nregions; i++) {
         const struct region_conf *rc = &ctx->conf->regions[i];
-        struct stor *s = NULL;
+        struct repo *s = NULL;
         struct catalog cat;
         struct err re = ERR_INIT;
         int idx;
 
         if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
             continue;
-        if (stor_open(rc, ctx->conf, &s, &re) < 0 || cat_list(s, kr, 0, &cat, &re) < 0) {
-            stor_free(s);
+        if (repo_open(rc, ctx->conf, kr, REPO_OPEN_IDENTITY, &s, &re) < 0 || cat_list(s, 0, &cat, &re) < 0) {
+            repo_free(s);
             if (ctx->region != NULL) {
                 *e = re;
                 return err_prefix(e, "could not list the backups");
@@ -96,7 +96,7 @@ static int locate(struct cmd_ctx *ctx, const struct keyring *kr, const char *wan
             return 0;
         }
         cat_free(&cat);
-        stor_free(s);
+        repo_free(s);
         if (ctx->region != NULL) {
             *e = re;
             return err_prefix(e, "region %s", rc->name);
@@ -119,7 +119,7 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx)
     char *owned[MAX_TSMAP];
     const char *pos[2];
     struct keyring *kr = NULL;
-    struct stor *s = NULL;
+    struct repo *s = NULL;
     const struct region_conf *rc = NULL;
     struct manifest *m = NULL;
     struct bkf_opts o;
@@ -174,7 +174,7 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx)
         goto fail;
     if (locate(ctx, kr, pos[0], &s, &rc, name, &e) < 0)
         goto fail;
-    if (cat_load_manifest(s, kr, name, &m, &e) < 0) {
+    if (cat_load_manifest(s, name, &m, &e) < 0) {
         if (e.code == ERR_NOTFOUND)
             e.code = ERR_CORRUPT;   /* it was listed a moment ago */
         goto fail;
@@ -187,7 +187,7 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx)
     view.tty = isatty(STDERR_FILENO);
     o.progress = show_progress;
     o.progress_arg = &view;
-    if (bkf_fetch(s, rc, ctx->conf, kr, m, pos[1], &o, &st, &e) < 0) {
+    if (bkf_fetch(s, rc, ctx->conf, m, pos[1], &o, &st, &e) < 0) {
         if (view.shown)
             fputc('\n', stderr);
         goto fail;
@@ -219,7 +219,7 @@ out:
     for (i = 0; i < nmaps; i++)
         free(owned[i]);
     man_free(m);
-    stor_free(s);
+    repo_free(s);
     keys_free(kr);
     return status;
 }

@@ -133,7 +133,7 @@ static json_t *json_backup(const struct cat_entry *ce, const struct err *merr, t
 static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const struct keyring *kr,
                        const struct list_opts *lo, json_t *jregions)
 {
-    struct stor *s = NULL;
+    struct repo *s = NULL;
     struct catalog cat = { NULL, 0 };
     struct err e = ERR_INIT;
     json_t *jr = NULL, *jb = NULL;
@@ -152,13 +152,13 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
     } else {
         text_header(rc);
     }
-    if (stor_open(rc, ctx->conf, &s, &e) < 0 || cat_list(s, kr, 0, &cat, &e) < 0) {
+    if (repo_open(rc, ctx->conf, kr, REPO_OPEN_IDENTITY, &s, &e) < 0 || cat_list(s, 0, &cat, &e) < 0) {
         log_error("%s", e.msg);
         if (lo->json)
             json_object_set_new(jr, "error", json_string(e.msg));
         else
             printf("  ERROR: %s\n", e.msg);
-        stor_free(s);
+        repo_free(s);
         return -1;
     }
     if (!lo->json && cat.n > 0)
@@ -170,7 +170,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
 
         if (!ce->complete && !lo->all)
             continue;
-        if (ce->complete && cat_load_manifest(s, kr, ce->name, &ce->man, &me) < 0) {
+        if (ce->complete && cat_load_manifest(s, ce->name, &ce->man, &me) < 0) {
             log_error("%s", me.msg);
             ce->man = NULL;
             rc_ = -1;
@@ -184,7 +184,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
     if (!lo->json && shown == 0)
         printf("  (no backups)\n");
     cat_free(&cat);
-    stor_free(s);
+    repo_free(s);
     return rc_;
 }
 

@@ -2,9 +2,13 @@
  * cmd_common — what several commands need at their edge: the keyring with
  * its one warning when nothing is encrypted.
  */
+#include <string.h>
+
+#include "cluster.h"
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "repo.h"
 
 int cmd_load_keyring(struct cmd_ctx *ctx, struct keyring **out, struct err *e)
 {
@@ -16,4 +20,33 @@ int cmd_load_keyring(struct cmd_ctx *ctx, struct keyring **out, struct err *e)
         log_warning("no key_file is configured: objects are written UNENCRYPTED (integrity-checked only); "
                     "run \"walship keygen FILE\" and set key_file");
     return 0;
+}
+
+int cmd_cluster(struct cmd_ctx *ctx, const struct keyring *kr, unsigned flags, struct cluster_info *out,
+                struct err *e)
+{
+    const struct config *c = ctx->conf;
+    const char *dir = c->pgdata;
+    int i;
+
+    memset(out, 0, sizeof *out);
+    if (dir == NULL && cluster_is_datadir("."))
+        dir = ".";
+    if (dir != NULL)
+        return cluster_read_datadir(dir, out, e) < 0 ? err_prefix(e, "pgdata \"%s\"", dir) : 0;
+    for (i = 0; (flags & CMD_CLUSTER_FROM_REGIONS) && i < c->nregions; i++) {
+        struct repo *r = NULL;
+        struct err re = ERR_INIT;
+
+        if (repo_open(&c->regions[i], c, kr, REPO_OPEN_IDENTITY, &r, &re) == 0) {
+            out->sysid = r->id.sysid;
+            out->pg_major = r->id.pg_major;
+            out->seg_size = r->id.seg_size;
+            repo_free(r);
+            return 0;
+        }
+        log_debug("region %s: %s", c->regions[i].name, re.msg);
+    }
+    return err_setf(e, ERR_NOREPO, "which cluster this is cannot be told: set pgdata (or run in the data "
+                    "directory)%s", (flags & CMD_CLUSTER_FROM_REGIONS) ? ", or archive to a region first" : "");
 }

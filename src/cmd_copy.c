@@ -12,6 +12,14 @@
  * backup's start segment on, and every .history file.  An object R2
  * already has with the same size is taken to be a previous copy of it and
  * skipped (docs/COPY.md says why that is sound and where it is not).
+ *
+ * The repository identity goes first: R1 must have one, and R2 must have
+ * the same (a copy between two clusters' repositories is refused), or none
+ * and nothing else, in which case R1's identity object is copied before
+ * anything.  Every object is bound to its key and cluster, so a byte-for-
+ * byte copy stays valid in R2 and nothing can be copied into the wrong
+ * place unnoticed.  WAL is never replaced; an object of a backup R2 has no
+ * manifest for (an interrupted copy or backup-push) is.
  */
 #include <getopt.h>
 #include <stdint.h>
@@ -24,6 +32,7 @@
 #include "keys.h"
 #include "log.h"
 #include "manifest.h"
+#include "repo.h"
 #include "stor.h"
 #include "stream.h"
 #include "util.h"
@@ -81,8 +90,10 @@ static int obj_cmp(const void *a, const void *b)
     return strcmp(((const struct obj *)a)->key, ((const struct obj *)b)->key);
 }
 
-static int objlist_load(struct stor *s, const char *prefix, struct objlist *l, struct err *e)
+static int objlist_load(struct repo *r, const char *prefix, struct objlist *l, struct err *e)
 {
+    struct stor *s = r->st;
+
     if (stor_list(s, prefix, objlist_add, l, e) < 0)
         return err_prefix(e, "could not list \"%s\" in region %s", prefix, s->region);
     if (l->oom)
@@ -110,12 +121,13 @@ struct tally {
 };
 
 struct copy_run {
-    struct stor *src, *dst;
+    struct repo *src, *dst;
     int dry_run;
     struct tally backups, manifests, wal;
 };
 
-static int copy_object(struct copy_run *r, const char *key, uint64_t size, struct tally *t, struct err *e)
+static int copy_object(struct copy_run *r, const char *key, uint64_t size, int replace, struct tally *t,
+                       struct err *e)
 {
     struct sink *up = NULL;
     uint64_t t0 = now_ms();
@@ -123,9 +135,9 @@ static int copy_object(struct copy_run *r, const char *key, uint64_t size, struc
     if (r->dry_run) {
         printf("would copy %s (%llu bytes)\n", key, (unsigned long long)size);
     } else {
-        if (stor_put(r->dst, key, &up, e) < 0)
+        if ((replace ? stor_put_replace(r->dst->st, key, &up, e) : stor_put(r->dst->st, key, &up, e)) < 0)
             goto fail;
-        if (stor_get(r->src, key, up, e) < 0 || sink_close(up, e) < 0)
+        if (stor_get(r->src->st, key, up, e) < 0 || sink_close(up, e) < 0)
             goto fail;
         sink_free(up);
         log_msg(LOG_DEBUG, "copied %s (%llu bytes, %llu ms)", key, (unsigned long long)size,
@@ -136,8 +148,7 @@ static int copy_object(struct copy_run *r, const char *key, uint64_t size, struc
     return 0;
 fail:
     sink_free(up);
-    return err_prefix(e, "could not copy \"%s\" from region %s to region %s", key, r->src->region,
-                      r->dst->region);
+    return err_prefix(e, "could not copy \"%s\" from region %s to region %s", key, r->src->name, r->dst->name);
 }
 
 static void skip_object(uint64_t size, struct tally *t)
@@ -156,7 +167,7 @@ static int copy_backup(struct copy_run *r, const char *name, const struct objlis
     size_t i;
     int rc = -1;
 
-    if (cat_key(prefix, sizeof prefix, name, "") < 0 || cat_key(mkey, sizeof mkey, name, CAT_MANIFEST) < 0)
+    if (repo_key_backup(prefix, sizeof prefix, name, "") < 0 || repo_key_backup(mkey, sizeof mkey, name, CAT_MANIFEST) < 0)
         return err_setf(e, ERR_INTERNAL, "backup name too long: \"%s\"", name);
     if (objlist_load(r->src, prefix, &mine, e) < 0)
         goto out;
@@ -172,15 +183,16 @@ static int copy_backup(struct copy_run *r, const char *name, const struct objlis
             skip_object(o->size, &r->backups);
             continue;
         }
-        if (copy_object(r, o->key, o->size, &r->backups, e) < 0)
+        /* R2 has no manifest for it: its objects there are leftovers */
+        if (copy_object(r, o->key, o->size, there != NULL, &r->backups, e) < 0)
             goto out;
     }
     if (man == NULL) {
         err_setf(e, ERR_NOTFOUND, "backup %s lost its manifest in region %s while being copied", name,
-                 r->src->region);
+                 r->src->name);
         goto out;
     }
-    if (copy_object(r, man->key, man->size, &r->manifests, e) < 0)
+    if (copy_object(r, man->key, man->size, 0, &r->manifests, e) < 0)
         goto out;
     rc = 0;
 out:
@@ -218,7 +230,7 @@ static int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
 
     if (floor_wal != NULL && !wal_position(floor_wal, floor_pos))
         floor_pos[0] = '\0';
-    if (objlist_load(r->src, "wal/", &src, e) < 0 || objlist_load(r->dst, "wal/", &dst, e) < 0)
+    if (objlist_load(r->src, REPO_WAL_DIR, &src, e) < 0 || objlist_load(r->dst, REPO_WAL_DIR, &dst, e) < 0)
         goto out;
     for (i = 0; i < src.n; i++) {
         const struct obj *o = &src.v[i], *there;
@@ -233,14 +245,14 @@ static int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
             if (there->size != o->size) {
                 log_warning("region %s already has %s with a different size (%llu bytes, %llu in region %s): "
                             "kept as it is",
-                            r->dst->region, o->key, (unsigned long long)there->size, (unsigned long long)o->size,
-                            r->src->region);
+                            r->dst->name, o->key, (unsigned long long)there->size, (unsigned long long)o->size,
+                            r->src->name);
                 differ++;
             }
             skip_object(o->size, &r->wal);
             continue;
         }
-        if (copy_object(r, o->key, o->size, &r->wal, e) < 0)
+        if (copy_object(r, o->key, o->size, 0, &r->wal, e) < 0)
             goto out;
     }
     rc = 0;
@@ -248,6 +260,37 @@ out:
     objlist_free(&src);
     objlist_free(&dst);
     return rc;
+}
+
+/* ---- identity ---- */
+
+/* R2 must be R1's cluster's repository, or be made one by copying R1's
+ * identity object (byte for byte, like everything else). */
+static int carry_identity(struct copy_run *r, struct err *e)
+{
+    struct err le = ERR_INIT;
+
+    if (repo_ident_load(r->dst, &le) == 0) {
+        if (repo_ident_check(r->dst, r->src->id.sysid, e) < 0)
+            return err_prefix(e, "refusing to copy region %s into it", r->src->name);
+        return 0;
+    }
+    if (le.code != ERR_NOREPO || strstr(le.msg, "walship upgrade") != NULL) {
+        *e = le;
+        return -1;
+    }
+    if (r->dry_run) {
+        printf("would copy %s (the repository identity)\n", REPO_KEY_IDENTITY);
+        return 0;
+    }
+    if (copy_object(r, REPO_KEY_IDENTITY, 0, 0, &r->manifests, e) < 0) {
+        if (e->code != ERR_EXISTS)
+            return -1;
+        err_clear(e);           /* made meanwhile: checked below */
+    } else {
+        r->manifests.copied--;  /* counted as a manifest above; it is not one */
+    }
+    return repo_ident_load(r->dst, e) < 0 || repo_ident_check(r->dst, r->src->id.sysid, e) < 0 ? -1 : 0;
 }
 
 /* ---- the command ---- */
@@ -310,11 +353,12 @@ int cmd_copy_run(struct cmd_ctx *ctx)
      * is written encrypted or decrypted otherwise. */
     if (keys_load(ctx->conf->key_file, ctx->conf->old_key_files, &kr, &e) < 0)
         return cmd_fail(&e);
-    if (cmd_open_region(ctx, from, &run.src, &e) < 0 || cmd_open_region(ctx, to, &run.dst, &e) < 0)
+    if (repo_open(config_region(ctx->conf, from), ctx->conf, kr, REPO_OPEN_IDENTITY, &run.src, &e) < 0 ||
+        repo_open(config_region(ctx->conf, to), ctx->conf, kr, 0, &run.dst, &e) < 0)
         goto fail;
 
     /* Which backups: every complete one of R1, or from --since on. */
-    if (cat_list(run.src, kr, 0, &cat, &e) < 0)
+    if (cat_list(run.src, 0, &cat, &e) < 0)
         goto fail;
     if (since != NULL) {
         int k = cat_find(&cat, since, &e);
@@ -325,7 +369,7 @@ int cmd_copy_run(struct cmd_ctx *ctx)
         }
         first = (size_t)k;
     }
-    if (objlist_load(run.dst, "backups/", &have, &e) < 0)
+    if (carry_identity(&run, &e) < 0 || objlist_load(run.dst, REPO_BACKUP_DIR, &have, &e) < 0)
         goto fail;
 
     for (i = first; i < cat.n; i++) {
@@ -337,13 +381,13 @@ int cmd_copy_run(struct cmd_ctx *ctx)
             continue;
         /* The oldest selected backup's start segment bounds the WAL. */
         if (floor_wal[0] == '\0') {
-            if (cat_load_manifest(run.src, kr, ce->name, &m, &e) < 0)
+            if (cat_load_manifest(run.src, ce->name, &m, &e) < 0)
                 goto fail;
             strlcopy(floor_wal, m->start_wal, sizeof floor_wal);
             man_free(m);
         }
         nbackups++;
-        cat_key(mkey, sizeof mkey, ce->name, CAT_MANIFEST);
+        repo_key_backup(mkey, sizeof mkey, ce->name, CAT_MANIFEST);
         if (objlist_find(&have, mkey) != NULL) {
             log_msg(LOG_DEBUG, "backup %s is already in region %s", ce->name, to);
             present++;
@@ -372,8 +416,8 @@ fail:
 out:
     objlist_free(&have);
     cat_free(&cat);
-    stor_free(run.dst);
-    stor_free(run.src);
+    repo_free(run.dst);
+    repo_free(run.src);
     keys_free(kr);
     return rc;
 }

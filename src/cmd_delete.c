@@ -94,6 +94,8 @@ int cmd_delete_run(struct cmd_ctx *ctx)
                    rc->name, done.backups, done.wal, (unsigned long long)done.bytes, plan.kept);
             if (plan.oldest_kept[0])
                 printf(" (oldest %s)", plan.oldest_kept);
+            if (done.tmp_swept)
+                printf("; %llu temp files of killed writers removed", (unsigned long long)done.tmp_swept);
             printf("\n");
         }
         ret_plan_free(&plan);

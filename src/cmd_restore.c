@@ -403,7 +403,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     struct restore_opts o;
     struct keyring *kr = NULL;
     struct catalog cat = { NULL, 0 };
-    struct stor *s = NULL;
+    struct repo *s = NULL;
     const struct region_conf *rc = NULL;
     struct bkf_opts bo;
     struct bkf_stats bs;
@@ -435,12 +435,12 @@ int cmd_restore_run(struct cmd_ctx *ctx)
 
         if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
             continue;
-        if (stor_open(&c->regions[i], c, &s, &re) == 0 && cat_list(s, kr, 1, &cat, &re) == 0) {
+        if (repo_open(&c->regions[i], c, kr, REPO_OPEN_IDENTITY, &s, &re) == 0 && cat_list(s, 1, &cat, &re) == 0) {
             rc = &c->regions[i];
             break;
         }
         log_warning("region %s cannot be used: %s", c->regions[i].name, re.msg);
-        stor_free(s);
+        repo_free(s);
         s = NULL;
         e = re;
     }
@@ -455,7 +455,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
 
         man_format_time(m->stop_time, ts);
         log_info("restoring backup %s (consistent at %s) from region %s into %s", m->name, ts, rc->name, o.pgdata);
-        if (pitr_check_wal(s, m, newest, &nseg, &e) < 0) {
+        if (pitr_check_wal(s->st, m, newest, &nseg, &e) < 0) {
             if (o.target.kind == PITR_LATEST || o.target.kind == PITR_IMMEDIATE || e.code != ERR_NOTFOUND)
                 goto fail;
             log_warning("%s — recovery fails if the target lies beyond the gap", e.msg);
@@ -467,7 +467,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         bo.parallel = c->parallel;
         bo.tsmap = o.tsmap;
         bo.ntsmap = o.ntsmap;
-        if (bkf_fetch(s, rc, c, kr, m, o.pgdata, &bo, &bs, &e) < 0)
+        if (bkf_fetch(s, rc, c, m, o.pgdata, &bo, &bs, &e) < 0)
             goto fail;
         t_fetch = now_ms() - t0;
         if (build_restore_command(ctx, rc->name, cmdline, sizeof cmdline, &e) < 0 ||
@@ -507,7 +507,7 @@ fail:
     rc_ = cmd_fail(&e);
 out:
     cat_free(&cat);
-    stor_free(s);
+    repo_free(s);
     keys_free(kr);
     return rc_;
 }

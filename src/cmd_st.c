@@ -16,11 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archiver.h"
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
 #include "obj.h"
+#include "repo.h"
 #include "stor.h"
 #include "stream.h"
 #include "util.h"
@@ -125,12 +125,44 @@ out:
     return rc;
 }
 
+/* The region's repository identity, shown; a region not yet written to is
+ * fine, one of walship 0.1.0 or an unreadable identity is not. */
+static int check_identity(struct cmd_ctx *ctx, const struct region_conf *rc, const struct keyring *kr,
+                          struct err *e)
+{
+    struct repo *r = NULL;
+    char when[32] = "?";
+    struct tm tm;
+    time_t t;
+
+    if (repo_open(rc, ctx->conf, kr, REPO_OPEN_IDENTITY, &r, e) < 0) {
+        if (e->code == ERR_NOREPO && strstr(e->msg, "walship upgrade") == NULL) {
+            printf("region %s: identity: none yet (the first wal-push or backup-push creates it)\n", rc->name);
+            err_clear(e);
+            return 0;
+        }
+        return -1;
+    }
+    t = (time_t)r->id.created;
+    if (gmtime_r(&t, &tm) != NULL)
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("region %s: identity: cluster %llu, PostgreSQL %u, %u-byte WAL segments, repository format %u, "
+           "created %s by %s\n",
+           rc->name, (unsigned long long)r->id.sysid, r->id.pg_major, r->id.seg_size, r->id.format, when,
+           r->id.created_by);
+    repo_free(r);
+    return 0;
+}
+
 static int st_check(struct cmd_ctx *ctx)
 {
     struct err e = ERR_INIT;
+    struct keyring *kr = NULL;
     int i, failed = 0, worst = 0;
 
     if (config_require_regions(ctx->conf, &e) < 0)
+        return cmd_fail(&e);
+    if (keys_load(ctx->conf->key_file, ctx->conf->old_key_files, &kr, &e) < 0)
         return cmd_fail(&e);
     for (i = 0; i < ctx->conf->nregions; i++) {
         const struct region_conf *rc = &ctx->conf->regions[i];
@@ -152,8 +184,15 @@ static int st_check(struct cmd_ctx *ctx)
         printf("region %s (%s, %s): ok (write %llu ms, read %llu ms, list %llu ms, delete %llu ms)\n", rc->name,
                rc->url, rc->mode == REGION_SYNC ? "sync" : "async", (unsigned long long)t.put_ms,
                (unsigned long long)t.get_ms, (unsigned long long)t.list_ms, (unsigned long long)t.rm_ms);
+        if (check_identity(ctx, rc, kr, &e) < 0) {
+            printf("region %s: FAILED: %s\n", rc->name, e.msg);
+            log_error("%s", e.msg);
+            failed++;
+            worst = EXIT_FAILURE3;
+        }
     }
     fflush(stdout);
+    keys_free(kr);
     if (failed)
         return worst == EXIT_USAGE ? EXIT_USAGE : EXIT_FAILURE3;
     return 0;
@@ -188,17 +227,52 @@ static int ls_print(const struct stor_entry *ent, void *arg)
 /* ---- get / put ---- */
 
 /* Download into a temp file beside FILE, rename only when complete (and,
- * unless raw, authenticated). */
-static int st_get_to_file(struct stor *s, const char *key, const char *file, const struct keyring *kr,
-                          struct err *e)
+ * unless raw, authenticated and bound to KEY and this repository). */
+static int st_get_to_file(struct repo *r, const char *key, const char *file, int raw, struct err *e)
 {
-    if (strcmp(file, "-") == 0)
-        return archive_fetch_to_fd(s, key, kr, STDOUT_FILENO, e);
-    return archive_fetch_to_file(s, key, kr, file, e);
+    int tostdout = strcmp(file, "-") == 0;
+
+    if (!raw)
+        return tostdout ? repo_get_to_fd(r, key, STDOUT_FILENO, e) : repo_get_to_file(r, key, file, e);
+    if (tostdout) {
+        struct sink *out = fd_sink_new(STDOUT_FILENO);
+        int rc;
+
+        if (out == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        rc = stor_get(r->st, key, out, e) < 0 || sink_close(out, e) < 0 ? -1 : 0;
+        sink_free(out);
+        return rc;
+    }
+    {
+        char tmp[PATH_MAX];
+        int fd, rc = -1;
+
+        if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", file, (int)getpid()) >= (int)sizeof tmp)
+            return err_setf(e, ERR_USAGE, "path too long: \"%s\"", file);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+        {
+            struct sink *out = fd_sink_new(fd);
+
+            if (out != NULL && stor_get(r->st, key, out, e) == 0 && sink_close(out, e) == 0 && fsync(fd) == 0 &&
+                rename(tmp, file) == 0)
+                rc = 0;
+            else if (out == NULL)
+                err_setf(e, ERR_NOMEM, "out of memory");
+            else if (e->code == ERR_OK)
+                err_errno(e, ERR_IO, errno, "could not write \"%s\"", file);
+            sink_free(out);
+        }
+        close(fd);
+        if (rc < 0)
+            unlink(tmp);
+        return rc;
+    }
 }
 
-static int st_put_from_file(struct stor *s, const char *file, const char *key, const struct keyring *kr,
-                            int level, struct err *e)
+static int st_put_from_file(struct repo *r, const char *file, const char *key, int raw, int level, struct err *e)
 {
     struct sink *up = NULL;
     int fd, rc = -1, from_stdin = strcmp(file, "-") == 0;
@@ -206,15 +280,13 @@ static int st_put_from_file(struct stor *s, const char *file, const char *key, c
     fd = from_stdin ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return err_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "could not open \"%s\"", file);
-    if (stor_put(s, key, &up, e) < 0)
+    if (stor_put(r->st, key, &up, e) < 0)
         goto out;
-    if (kr != NULL) {
+    if (!raw) {
         struct obj_opts oo;
         struct sink *enc;
 
-        memset(&oo, 0, sizeof oo);
-        oo.level = level;
-        oo.kr = kr;
+        repo_obj_opts(r, key, level, &oo);
         if (obj_encoder_new(up, &oo, &enc, e) < 0)
             goto out;
         up = enc;
@@ -229,6 +301,19 @@ out:
     return rc;
 }
 
+static int open_region(struct cmd_ctx *ctx, const struct keyring *kr, unsigned flags, struct repo **out,
+                       struct err *e)
+{
+    const struct region_conf *rc;
+
+    if (config_require_regions(ctx->conf, e) < 0)
+        return -1;
+    rc = ctx->region ? config_region(ctx->conf, ctx->region) : &ctx->conf->regions[0];
+    if (rc == NULL)
+        return err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured", ctx->region);
+    return repo_open(rc, ctx->conf, kr, flags, out, e);
+}
+
 /* ---- dispatch ---- */
 
 int cmd_st_run(struct cmd_ctx *ctx)
@@ -239,7 +324,7 @@ int cmd_st_run(struct cmd_ctx *ctx)
         { NULL, 0, NULL, 0 },
     };
     struct err e = ERR_INIT;
-    struct stor *s = NULL;
+    struct repo *r = NULL;
     const char *sub;
     char **args;
     int nargs, raw = 0, long_format = 0, c, rc;
@@ -284,10 +369,10 @@ int cmd_st_run(struct cmd_ctx *ctx)
 
         if (nargs > 1)
             return cmd_usage("st", "ls takes at most one PREFIX");
-        if (cmd_open_region(ctx, NULL, &s, &e) < 0)
+        if (open_region(ctx, NULL, 0, &r, &e) < 0)
             return cmd_fail(&e);
-        rc = stor_list(s, nargs ? args[0] : "", ls_print, &st, &e);
-        stor_free(s);
+        rc = stor_list(r->st, nargs ? args[0] : "", ls_print, &st, &e);
+        repo_free(r);
         fflush(stdout);
         if (rc < 0)
             return cmd_fail(&e);
@@ -307,17 +392,18 @@ int cmd_st_run(struct cmd_ctx *ctx)
 
         if (!raw && sub[0] != 'r' && cmd_load_keyring(ctx, &kr, &e) < 0)
             return cmd_fail(&e);
-        if (cmd_open_region(ctx, NULL, &s, &e) < 0) {
+        /* decoding and encoding bind an object to this repository's cluster */
+        if (open_region(ctx, kr, !raw && sub[0] != 'r' ? REPO_OPEN_IDENTITY : 0, &r, &e) < 0) {
             keys_free(kr);
             return cmd_fail(&e);
         }
         if (sub[0] == 'g')
-            rc = st_get_to_file(s, args[0], args[1], kr, &e);
+            rc = st_get_to_file(r, args[0], args[1], raw, &e);
         else if (sub[0] == 'p')
-            rc = st_put_from_file(s, args[0], args[1], kr, ctx->conf->compression_level, &e);
+            rc = st_put_from_file(r, args[0], args[1], raw, ctx->conf->compression_level, &e);
         else
-            rc = stor_remove(s, args[0], &e);
-        stor_free(s);
+            rc = stor_remove(r->st, args[0], &e);
+        repo_free(r);
         keys_free(kr);
         return rc < 0 ? cmd_fail(&e) : 0;
     }

@@ -14,11 +14,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
 #include "manifest.h"
 #include "pgconn.h"
+#include "ship.h"
 #include "spool.h"
 #include "status.h"
 #include "stor.h"
@@ -84,8 +86,12 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
                p->error[0] ? "unreachable" : "not configured", r->alarm_rpo ? "  <- past rpo_seconds" : "");
     printf("  spool:          %" PRIu64 " files, %" PRIu64 " bytes, oldest %" PRIu64 " s\n", r->spool_files,
            r->spool_bytes, r->spool_oldest_age);
-    if (r->last_error[0])
-        printf("  last error:     %s\n", r->last_error);
+    if (r->last_error[0]) {
+        char t[32];
+
+        fmt_time(r->last_error_time, t);
+        printf("  last error:     [%s] %s (at %s)\n", r->last_error_code, r->last_error, t);
+    }
     if (r->error[0])
         printf("  error:          %s\n", r->error);
 }
@@ -95,12 +101,13 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
 static json_t *region_json(const struct st_region *r, const struct config *c)
 {
     char bt[32] = "", wt[32] = "";
+    json_t *o;
 
     if (r->has_backup)
         fmt_time(r->backup_time, bt);
     if (r->has_wal)
         fmt_time(r->wal_time, wt);
-    return json_pack("{s:s, s:b, s:b, s:s?, s:s?, s:s?, s:o, s:s?, s:s?, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I,"
+    o = json_pack("{s:s, s:b, s:b, s:s?, s:s?, s:s?, s:o, s:s?, s:s?, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I,"
                      " s:s?, s:b, s:b, s:b, s:I, s:I}",
                      "region", r->name, "async", r->async, "readable", r->readable,
                      "error", r->error[0] ? r->error : NULL,
@@ -116,6 +123,13 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
                      "alarm", r->alarm_rpo || r->alarm_backup, "alarm_rpo", r->alarm_rpo,
                      "alarm_backup_age", r->alarm_backup, "rpo_seconds", (json_int_t)c->rpo_seconds,
                      "backup_max_age_seconds", (json_int_t)c->backup_max_age);
+    if (o != NULL && r->async) {
+        json_object_set_new(o, "last_error_code", r->last_error[0] ? json_string(r->last_error_code) : json_null());
+        json_object_set_new(o, "last_error_time_unix",
+                            r->last_error[0] ? json_integer(r->last_error_time) : json_null());
+        json_object_set_new(o, "last_shipped_unix", r->ship_success ? json_integer(r->ship_success) : json_null());
+    }
+    return o;
 }
 
 /* ---- Prometheus ---- */
@@ -135,7 +149,7 @@ static const struct metric metrics[] = {
     { "walship_spool_files", "gauge", "files queued in the local spool for the region" },
     { "walship_spool_bytes", "gauge", "bytes queued in the local spool for the region" },
     { "walship_spool_oldest_age_seconds", "gauge", "age of the oldest file queued for the region" },
-    { "walship_last_error", "gauge", "1 when the shipper's log holds a warning or error for the region" },
+    { "walship_last_error", "gauge", "1 when the shipper's last attempt for the region failed (state file)" },
     { "walship_alarm", "gauge", "1 when the region lags past rpo_seconds or its newest backup is too old" },
 };
 
@@ -206,6 +220,8 @@ int cmd_status_run(struct cmd_ctx *ctx)
     struct spool *sp = NULL;
     struct err e = ERR_INIT;
     time_t now = time(NULL);
+    char orphan_queues[512] = "";
+    uint64_t orphaned = 0;
     size_t n = 0, i;
     int k, alarm = 0, failed = 0;
 
@@ -231,10 +247,15 @@ int cmd_status_run(struct cmd_ctx *ctx)
         cmd_fail(&e);
         return EXIT_FAILURE3;
     }
-    if (c->spool_dir != NULL && spool_open(c->spool_dir, c->spool_max_bytes, &sp, &e) < 0) {
-        log_warning("spool backlog unknown: %s", e.msg);
-        sp = NULL;
-        err_clear(&e);
+    {
+        struct cluster_info ci;
+
+        if (c->spool_dir == NULL || cmd_cluster(ctx, kr, CMD_CLUSTER_FROM_REGIONS, &ci, &e) < 0 ||
+            spool_open(c->spool_dir, c->spool_max_bytes, ci.sysid, &sp, &e) < 0) {
+            log_warning("spool backlog unknown: %s", e.msg);
+            sp = NULL;
+            err_clear(&e);
+        }
     }
     primary_get(c, &prim);
     if ((rs = calloc((size_t)c->nregions, sizeof *rs)) == NULL) {
@@ -246,22 +267,22 @@ int cmd_status_run(struct cmd_ctx *ctx)
     }
     for (k = 0; k < c->nregions; k++) {
         const struct region_conf *rc = &c->regions[k];
-        struct stor *s = NULL;
+        struct repo *r = NULL;
         struct err re = ERR_INIT;
 
         if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
             continue;
-        if (stor_open(rc, c, &s, &re) < 0) {
+        if (repo_open(rc, c, kr, REPO_OPEN_IDENTITY, &r, &re) < 0) {
             memset(&rs[n], 0, sizeof rs[n]);
             rs[n].name = rc->name;
             rs[n].async = rc->mode == REGION_ASYNC;
             snprintf(rs[n].error, sizeof rs[n].error, "%s", re.msg);
             rs[n].alarm_rpo = rs[n].alarm_backup = 1;
-        } else if (st_region(s, kr, c, rc, &prim, sp, now, &rs[n], &re) < 0) {
+        } else if (st_region(r, c, rc, &prim, sp, now, &rs[n], &re) < 0) {
             snprintf(rs[n].error, sizeof rs[n].error, "%s", re.msg);
             rs[n].name = rc->name;
         }
-        stor_free(s);
+        repo_free(r);
         if (!rs[n].readable) {
             log_error("region %s: %s", rc->name, rs[n].error);
             failed++;
@@ -269,6 +290,12 @@ int cmd_status_run(struct cmd_ctx *ctx)
         if (rs[n].alarm_rpo || rs[n].alarm_backup)
             alarm++;
         n++;
+    }
+    if (sp != NULL && (orphaned = ship_orphans(c, sp, orphan_queues, sizeof orphan_queues)) > 0) {
+        log_warning("%llu spooled files wait in queues of regions that are not configured (%s): they are never "
+                    "shipped anywhere else; see %s/queue", (unsigned long long)orphaned, orphan_queues,
+                    spool_dir(sp));
+        alarm++;
     }
     if (fmt == FMT_JSON) {
         json_t *jr = json_array();
@@ -287,6 +314,10 @@ int cmd_status_run(struct cmd_ctx *ctx)
                 json_object_set_new(top, "primary_lsn", json_string(l));
                 json_object_set_new(top, "primary_timeline", json_integer(prim.tli));
             }
+            if (top != NULL) {
+                json_object_set_new(top, "orphaned_spool_files", json_integer((json_int_t)orphaned));
+                json_object_set_new(top, "orphaned_queues", json_string(orphan_queues));
+            }
             text = top ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
             json_decref(top);
         }
@@ -299,6 +330,9 @@ int cmd_status_run(struct cmd_ctx *ctx)
         }
     } else if (fmt == FMT_PROM) {
         print_prom(rs, n);
+        printf("# HELP walship_spool_orphaned_files Spooled files whose region is not configured (never shipped)\n"
+               "# TYPE walship_spool_orphaned_files gauge\nwalship_spool_orphaned_files %llu\n",
+               (unsigned long long)orphaned);
     } else {
         if (prim.known) {
             char l[24];
@@ -308,6 +342,9 @@ int cmd_status_run(struct cmd_ctx *ctx)
         }
         for (i = 0; i < n; i++)
             print_text(&rs[i], &prim);
+        if (orphaned > 0)
+            printf("spool: ALARM: %llu files wait for regions that are not configured (%s)\n",
+                   (unsigned long long)orphaned, orphan_queues);
     }
     fflush(stdout);
     free(rs);

@@ -89,14 +89,14 @@ int cmd_verify_run(struct cmd_ctx *ctx)
     for (i = 0; i < ctx->conf->nregions; i++) {
         const struct region_conf *rc = &ctx->conf->regions[i];
         struct vfy_report r;
-        struct stor *s = NULL;
+        struct repo *s = NULL;
         struct err re = ERR_INIT;
         int failed;
 
         if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
             continue;
         memset(&r, 0, sizeof r);
-        failed = stor_open(rc, ctx->conf, &s, &re) < 0 || vfy_region(s, kr, full, &r, &re) < 0;
+        failed = repo_open(rc, ctx->conf, kr, REPO_OPEN_IDENTITY, &s, &re) < 0 || vfy_region(s, full, &r, &re) < 0;
         if (failed)
             log_error("%s", re.msg);
         if (failed || r.n)
@@ -106,7 +106,7 @@ int cmd_verify_run(struct cmd_ctx *ctx)
         else
             report_text(rc, &r, failed ? &re : NULL, full);
         vfy_report_free(&r);
-        stor_free(s);
+        repo_free(s);
     }
     if (json) {
         char *text = json_dumps(jall, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

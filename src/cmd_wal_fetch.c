@@ -9,6 +9,18 @@
  * object, a wrong key, a region unreachable past the retry deadline, even a
  * bad configuration — exits WALFETCH_ABORT_STATUS (above 125), which makes
  * PostgreSQL stop recovery instead of promoting early.
+ *
+ * A standby is the exception (DESIGN.md §5): in standby mode a missing file
+ * never ends recovery, but a status above 125 shuts the standby down.  So
+ * when PGDATA (our working directory, where PostgreSQL runs us) holds
+ * standby.signal, or --standby is given, a failure is logged with its
+ * cause and answered with 1 after every region was tried: PostgreSQL asks
+ * again after wal_retrieve_retry_interval, and the standby outlives a
+ * region outage.
+ *
+ * The cluster being recovered is the one in PGDATA's global/pg_control;
+ * every object must be bound to it and every segment's page header must
+ * name it (restore/walfetch.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
@@ -29,7 +42,7 @@
 #define WALFETCH_ABORT_STATUS 250
 
 static void spawn_prefetch(const struct config *c, const struct keyring *kr, const int *order, int n,
-                           const char *name, const char *dest)
+                           const struct cluster_info *ci, const char *name, const char *dest)
 {
     struct stat st;
     pid_t pid;
@@ -54,7 +67,7 @@ static void spawn_prefetch(const struct config *c, const struct keyring *kr, con
         dup2(fd, STDERR_FILENO);
         close(fd);
     }
-    walfetch_prefetch(c, kr, order, n, name, dest, (uint64_t)st.st_size, c->parallel * 4,
+    walfetch_prefetch(c, kr, order, n, ci, name, dest, (uint64_t)st.st_size, c->parallel * 4,
                       c->parallel > 1 ? c->parallel : 1);
     _exit(0);
 }
@@ -65,12 +78,16 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     struct keyring *kr = NULL;
     struct wal_name w;
     struct err e = ERR_INIT;
+    struct cluster_info ci;
     const char *name = NULL, *dest = NULL;
-    int order[64], n = 0, i, rc, by = -1, prefetch = 1, served;
+    int order[64], n = 0, i, rc, by = -1, prefetch = 1, served, standby = 0;
 
+    memset(&ci, 0, sizeof ci);
     for (i = 1; i < ctx->argc; i++) {
         if (strcmp(ctx->argv[i], "--no-prefetch") == 0)
             prefetch = 0;
+        else if (strcmp(ctx->argv[i], "--standby") == 0)
+            standby = 1;
         else if (name == NULL)
             name = ctx->argv[i];
         else if (dest == NULL)
@@ -85,7 +102,12 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         log_error("wal-fetch: needs NAME and DEST (restore_command = 'walship wal-fetch %%f %%p')");
         return WALFETCH_ABORT_STATUS;
     }
+    if (access("standby.signal", F_OK) == 0)
+        standby = 1;
     if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0)
+        goto abort;
+    /* the cluster being recovered: its pg_control, where PostgreSQL runs us */
+    if (cluster_is_datadir(".") && cluster_read_datadir(".", &ci, &e) < 0)
         goto abort;
     if (ctx->region != NULL) {
         for (i = 0; i < c->nregions; i++)
@@ -109,12 +131,12 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         /* keep the prefetch window moving ahead of recovery */
         log_debug("%s served from the prefetch directory", name);
         if (prefetch && w.kind == WAL_SEGMENT)
-            spawn_prefetch(c, kr, order, n, name, dest);
+            spawn_prefetch(c, kr, order, n, &ci, name, dest);
         keys_free(kr);
         return 0;
     }
     err_clear(&e);
-    rc = walfetch_one(c, kr, order, n, name, dest, &by, &e);
+    rc = walfetch_one(c, kr, order, n, name, dest, &ci, &by, &e);
     if (rc == WALFETCH_MISSING) {
         log_info("%s", e.msg);
         keys_free(kr);
@@ -124,12 +146,17 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         goto abort;
     log_info("fetched %s from region %s", name, c->regions[by].name);
     if (prefetch && w.kind == WAL_SEGMENT)
-        spawn_prefetch(c, kr, order, n, name, dest);
+        spawn_prefetch(c, kr, order, n, &ci, name, dest);
     keys_free(kr);
     return 0;
 abort:
+    keys_free(kr);
+    if (standby) {
+        log_error("wal-fetch %s: %s (standby: exit 1, PostgreSQL asks again after wal_retrieve_retry_interval; "
+                  "a standby never promotes on its own)", name ? name : "", e.msg);
+        return 1;
+    }
     log_error("wal-fetch %s: %s (exit %d: PostgreSQL stops recovery rather than treat this as the end of "
               "the archive)", name ? name : "", e.msg, WALFETCH_ABORT_STATUS);
-    keys_free(kr);
     return WALFETCH_ABORT_STATUS;
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "archiver.h"
+#include "cluster.h"
 #include "cmd.h"
 #include "log.h"
 #include "ship.h"
@@ -36,6 +37,7 @@ struct ahead {
     const struct config *conf;
     const struct keyring *kr;
     struct spool *sp;
+    const struct archiver *main;    /* opened first: its identity checks hold for all */
     char statusdir[PATH_MAX];
     char waldir[PATH_MAX];
     char **names;
@@ -119,7 +121,7 @@ static void *ahead_worker(void *arg)
     struct archiver a;
     struct err e = ERR_INIT;
 
-    if (archiver_open(ah->conf, ah->kr, ah->sp, &a, &e) < 0) {
+    if (archiver_open(ah->conf, ah->kr, ah->sp, &ah->main->cluster, ah->main, &a, &e) < 0) {
         log_warning("push-ahead: %s", e.msg);
         return NULL;
     }
@@ -173,6 +175,42 @@ static void *ahead_worker(void *arg)
     return NULL;
 }
 
+/* Which cluster the file belongs to, and the identity its regions must
+ * have (created where missing). */
+static int push_cluster(struct cmd_ctx *ctx, const char *path, const char *name, struct repo_ident *want,
+                        struct err *e)
+{
+    const char *dir = ctx->conf->pgdata;
+    struct cluster_info ci;
+
+    if (dir == NULL && cluster_is_datadir("."))
+        dir = ".";     /* PostgreSQL runs archive_command in the data directory */
+    if (cluster_of_wal_file(dir, path, name, &ci, e) < 0)
+        return -1;
+    repo_ident_init(want, ci.sysid, ci.pg_major, ci.seg_size);
+    return 0;
+}
+
+/* The spool keeps the identity for the shipper to create in async regions. */
+static int spool_identity(struct spool *sp, const struct repo_ident *want, struct err *e)
+{
+    char *json = NULL;
+    size_t len;
+    int rc;
+
+    if (spool_load_identity(sp, &json, &len, &(struct err)ERR_INIT) == 0) {
+        free(json);
+        return 0;
+    }
+    if (want->seg_size == 0 || want->pg_major == 0)
+        return 0;   /* the next segment will tell */
+    if (repo_ident_to_json(want, &json, &len, e) < 0)
+        return -1;
+    rc = spool_save_identity(sp, json, len, e);
+    free(json);
+    return rc;
+}
+
 int cmd_wal_push_run(struct cmd_ctx *ctx)
 {
     const struct config *c = ctx->conf;
@@ -180,36 +218,46 @@ int cmd_wal_push_run(struct cmd_ctx *ctx)
     struct spool *sp = NULL;
     struct archiver a;
     struct archive_report rep;
+    struct repo_ident want;
     struct ahead ah;
     pthread_t threads[64];
     struct wal_name w;
     struct err e = ERR_INIT;
-    const char *path, *name, *slash;
-    int nthreads = 0, i, lockfd = -1, rc = EXIT_FAILURE3, has_async = 0;
+    const char *path, *name = NULL, *slash;
+    int nthreads = 0, i, lockfd = -1, rc = EXIT_FAILURE3, has_async = 0, opened = 0;
     uint64_t t0 = now_ms();
 
-    if (ctx->argc != 2)
-        return cmd_usage("wal-push", "needs exactly one argument: the path of the WAL file (%%p)");
+    memset(&ah, 0, sizeof ah);
+    memset(&a, 0, sizeof a);
+    pthread_mutex_init(&ah.lock, NULL);
+    if (ctx->argc != 2) {
+        rc = cmd_usage("wal-push", "needs exactly one argument: the path of the WAL file (%%p)");
+        goto out;
+    }
     path = ctx->argv[1];
     slash = strrchr(path, '/');
     name = slash ? slash + 1 : path;
-    if (wal_parse(name, &w, &e) < 0)
-        return cmd_fail(&e);
-    if (config_require_regions(c, &e) < 0)
-        return cmd_fail(&e);
-    if (cmd_load_keyring(ctx, &kr, &e) < 0)
-        return cmd_fail(&e);
+    if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0 || cmd_load_keyring(ctx, &kr, &e) < 0 ||
+        push_cluster(ctx, path, name, &want, &e) < 0)
+        goto fail;
     for (i = 0; i < c->nregions; i++)
         if (c->regions[i].mode == REGION_ASYNC)
             has_async = 1;
-    if (spool_open(c->spool_dir, c->spool_max_bytes, &sp, &e) < 0) {
+    /* every region's identity is checked once, here, before anything is
+     * kept locally for the cluster; push-ahead workers share the verdict */
+    if (archiver_open(c, kr, NULL, &want, NULL, &a, &e) < 0)
+        goto fail;
+    opened = 1;
+    if (spool_open(c->spool_dir, c->spool_max_bytes, want.sysid, &sp, &e) < 0 ||
+        (has_async && spool_identity(sp, &want, &e) < 0)) {
         if (has_async)
             goto fail;
         log_debug("no spool, no push-ahead: %s", e.msg);
+        spool_free(sp);
+        sp = NULL;
         err_clear(&e);
     }
-    memset(&ah, 0, sizeof ah);
-    pthread_mutex_init(&ah.lock, NULL);
+    a.sp = sp;
 
     if (sp != NULL) {
         char claim[WAL_NAME_MAX + 8];
@@ -248,20 +296,16 @@ int cmd_wal_push_run(struct cmd_ctx *ctx)
         ah.conf = c;
         ah.kr = kr;
         ah.sp = sp;
+        ah.main = &a;
         ready_segments(ah.statusdir, name, (size_t)(c->parallel - 1) * AHEAD_PER_WORKER, &ah.names, &ah.n);
         for (i = 0; i < c->parallel - 1 && (size_t)i < ah.n && i < 64; i++)
             if (pthread_create(&threads[nthreads], NULL, ahead_worker, &ah) == 0)
                 nthreads++;
     }
 
-    if (archiver_open(c, kr, sp, &a, &e) < 0)
-        goto join;
     a.zstd_workers = nthreads > 0 ? 0 : c->parallel;
-    if (archive_push_file(&a, path, name, &rep, &e) < 0) {
-        archiver_close(&a);
+    if (archive_push_file(&a, path, name, &rep, &e) < 0)
         goto join;
-    }
-    archiver_close(&a);
     rc = 0;
     log_info("archived %s (%d uploaded, %d already there, %d spooled) in %llu ms", name, rep.uploaded,
              rep.already, rep.spooled, (unsigned long long)(now_ms() - t0));
@@ -279,17 +323,48 @@ join:
         goto fail;
     goto out;
 fail:
-    log_error("could not archive %s: %s", name, e.msg);
+    log_error("could not archive %s: %s", name != NULL ? ctx->argv[1] : "", e.msg);
     rc = err_exit_status(&e);
     if (rc == 1)
         rc = EXIT_FAILURE3;     /* a missing %p is a failure, not "not found" */
 out:
+    if (opened)
+        archiver_close(&a);
     spool_names_free(ah.names, ah.n);
     pthread_mutex_destroy(&ah.lock);
-    if (sp != NULL)
+    if (sp != NULL && name != NULL)
         release_claim(sp, name, lockfd);
     spool_free(sp);
     keys_free(kr);
+    return rc;
+}
+
+/* `walship ship` by hand or from a timer: the cluster of pgdata, else the
+ * only cluster with a spool under spool_dir (each region's identity is
+ * checked against it before anything is shipped). */
+static int ship_cluster(struct cmd_ctx *ctx, const struct keyring *kr, uint64_t *sysid, struct err *e)
+{
+    struct cluster_info ci;
+    char **names = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (cmd_cluster(ctx, kr, 0, &ci, &(struct err)ERR_INIT) == 0) {
+        *sysid = ci.sysid;
+        return 0;
+    }
+    if (spool_clusters(ctx->conf->spool_dir, &names, &n, e) < 0)
+        return -1;
+    if (n == 1) {
+        rc = parse_u64(names[0], 1, UINT64_MAX - 1, sysid, e);
+    } else if (n == 0) {
+        *sysid = 0;
+        rc = err_setf(e, ERR_NOTFOUND, "the spool %s is empty: nothing to ship", ctx->conf->spool_dir);
+    } else {
+        rc = err_setf(e, ERR_CONFIG, "the spool %s holds the queues of %zu clusters: set pgdata to say which "
+                      "one this configuration ships", ctx->conf->spool_dir, n);
+    }
+    spool_names_free(names, n);
     return rc;
 }
 
@@ -301,17 +376,27 @@ int cmd_ship_run(struct cmd_ctx *ctx)
     struct keyring *kr = NULL;
     struct spool *sp = NULL;
     struct err e = ERR_INIT;
+    uint64_t sysid = 0;
     int i, rc;
 
     for (i = 1; i < ctx->argc; i++) {
-        if (strcmp(ctx->argv[i], "--once") == 0)
+        if (strcmp(ctx->argv[i], "--once") == 0) {
             o.once = 1;
-        else
+        } else if (strcmp(ctx->argv[i], "--system-identifier") == 0 && i + 1 < ctx->argc) {
+            if (parse_u64(ctx->argv[++i], 1, UINT64_MAX - 1, &sysid, &e) < 0)
+                return cmd_usage("ship", "bad --system-identifier: %s", e.msg);
+        } else {
             return cmd_usage("ship", "unknown argument \"%s\"", ctx->argv[i]);
+        }
     }
     if (config_require_regions(c, &e) < 0 || cmd_load_keyring(ctx, &kr, &e) < 0 ||
-        spool_open(c->spool_dir, c->spool_max_bytes, &sp, &e) < 0) {
+        (sysid == 0 && ship_cluster(ctx, kr, &sysid, &e) < 0) ||
+        spool_open(c->spool_dir, c->spool_max_bytes, sysid, &sp, &e) < 0) {
         keys_free(kr);
+        if (e.code == ERR_NOTFOUND) {
+            log_info("%s", e.msg);
+            return 0;
+        }
         return cmd_fail(&e);
     }
     rc = ship_run(c, kr, sp, &o, &stats, &e);
@@ -319,6 +404,9 @@ int cmd_ship_run(struct cmd_ctx *ctx)
     keys_free(kr);
     if (rc < 0)
         return cmd_fail(&e);
+    if (stats.orphaned)
+        log_warning("%lu spooled files wait for regions that are not configured: see %s/queue", stats.orphaned,
+                    c->spool_dir);
     if (!stats.ran)
         log_info("another shipper is running");
     else if (stats.shipped || stats.already)

@@ -1,29 +1,25 @@
+/*
+ * config — the keys, their setters, the struct config object, the
+ * environment.  The file itself is read by config_read.c.
+ */
 #include "config.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <ini.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
-#include <sys/stat.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "config_int.h"
+#include "pgconn.h"
 #include "util.h"
 
 #define DEFAULT_CONFIG_PATH "/etc/walship/walship.conf"
 
 /* ---- keys ---- */
-
-typedef int (*setter_fn)(void *target, const char *value, struct err *e);
-
-struct key_def {
-    const char *name;
-    size_t offset;
-    setter_fn set;
-    int secret;         /* a file holding it must not be readable by others */
-};
 
 static int set_str(void *t, const char *v, struct err *e)
 {
@@ -35,6 +31,13 @@ static int set_str(void *t, const char *v, struct err *e)
     free(*dst);
     *dst = s;
     return 0;
+}
+
+static int set_conninfo(void *t, const char *v, struct err *e)
+{
+    if (pg_conninfo_check(v, e) < 0)
+        return -1;
+    return set_str(t, v, e);
 }
 
 static int set_bool(void *t, const char *v, struct err *e)
@@ -175,49 +178,55 @@ nomem:
     return err_setf(e, ERR_NOMEM, "out of memory");
 }
 
-#define G(name, field, fn) { name, offsetof(struct config, field), fn, 0 }
-static const struct key_def global_keys[] = {
-    G("pgdata", pgdata, set_str),
-    G("pg_conninfo", pg_conninfo, set_str),
-    G("compression", compression_level, set_compression),
-    G("key_file", key_file, set_str),
-    G("old_key_files", old_key_files, set_old_keys),
-    G("spool_dir", spool_dir, set_str),
-    G("spool_max_bytes", spool_max_bytes, set_size),
-    G("parallel", parallel, set_parallel),
-    G("rpo_seconds", rpo_seconds, set_duration),
-    G("backup_max_age", backup_max_age, set_duration),
-    G("delete_after_backup", delete_after_backup, set_bool),
-    G("garbage_hours", garbage_hours, set_hours),
-    G("log_level", log_level, set_log_level),
-    G("retry_deadline", retry_deadline, set_duration),
-    G("connect_timeout", connect_timeout, set_duration),
-    G("io_timeout", io_timeout, set_duration),
-    G("archive_timeout", archive_timeout, set_duration),
-    G("pg_bin", pg_bin, set_str),
+#define G(name, field, fn, kind, flags) { name, offsetof(struct config, field), fn, kind, flags }
+const struct key_def config_global_keys[] = {
+    G("pgdata", pgdata, set_str, KIND_STR, 0),
+    G("pg_conninfo", pg_conninfo, set_conninfo, KIND_CONNINFO, 0),
+    G("compression", compression_level, set_compression, KIND_COMPRESSION, 0),
+    G("key_file", key_file, set_str, KIND_STR, 0),
+    G("old_key_files", old_key_files, set_old_keys, KIND_LIST, 0),
+    G("spool_dir", spool_dir, set_str, KIND_STR, 0),
+    G("spool_max_bytes", spool_max_bytes, set_size, KIND_SIZE, 0),
+    G("parallel", parallel, set_parallel, KIND_INT, 0),
+    G("rpo_seconds", rpo_seconds, set_duration, KIND_DURATION, 0),
+    G("backup_max_age", backup_max_age, set_duration, KIND_DURATION, 0),
+    G("delete_after_backup", delete_after_backup, set_bool, KIND_BOOL, 0),
+    G("garbage_hours", garbage_hours, set_hours, KIND_U64, 0),
+    G("log_level", log_level, set_log_level, KIND_LOG_LEVEL, 0),
+    G("retry_deadline", retry_deadline, set_duration, KIND_DURATION, 0),
+    G("connect_timeout", connect_timeout, set_duration, KIND_DURATION, 0),
+    G("io_timeout", io_timeout, set_duration, KIND_DURATION, 0),
+    G("archive_timeout", archive_timeout, set_duration, KIND_DURATION, 0),
+    G("pg_bin", pg_bin, set_str, KIND_STR, 0),
 };
 #undef G
 
-#define R(name, field, fn, secret) { name, offsetof(struct region_conf, field), fn, secret }
-static const struct key_def region_keys[] = {
-    R("url", url, set_url, 0),
-    R("endpoint", endpoint, set_str, 0),
-    R("aws_region", aws_region, set_str, 0),
-    R("path_style", path_style, set_bool, 0),
-    R("mode", mode, set_mode, 0),
-    R("storage_class", storage_class, set_str, 0),
-    R("access_key_id", access_key_id, set_str, 0),
-    R("secret_access_key", secret_access_key, set_str, 1),
-    R("session_token", session_token, set_str, 1),
-    R("ca_file", ca_file, set_str, 0),
-    R("unsigned_payload", unsigned_payload, set_bool, 0),
-    R("part_size", part_size, set_part_size, 0),
-    R("retain_full", retain_full, set_retain_full, 0),
-    R("retain_days", retain_days, set_days, 0),
+#define R(name, field, fn, kind, flags) { name, offsetof(struct region_conf, field), fn, kind, flags }
+const struct key_def config_region_keys[] = {
+    R("url", url, set_url, KIND_STR, 0),
+    R("endpoint", endpoint, set_str, KIND_STR, 0),
+    R("aws_region", aws_region, set_str, KIND_STR, 0),
+    R("path_style", path_style, set_bool, KIND_BOOL, 0),
+    R("mode", mode, set_mode, KIND_MODE, 0),
+    R("storage_class", storage_class, set_str, KIND_STR, 0),
+    R("access_key_id", access_key_id, set_str, KIND_STR, 0),
+    R("secret_access_key", secret_access_key, set_str, KIND_STR, KEY_SECRET),
+    R("session_token", session_token, set_str, KIND_STR, KEY_SECRET),
+    R("ca_file", ca_file, set_str, KIND_STR, 0),
+    R("unsigned_payload", unsigned_payload, set_bool, KIND_BOOL, 0),
+    R("part_size", part_size, set_part_size, KIND_SIZE, KEY_ZERO_UNSET),
+    R("retain_full", retain_full, set_retain_full, KIND_INT, KEY_ZERO_UNSET),
+    R("retain_days", retain_days, set_days, KIND_U64, KEY_ZERO_UNSET),
 };
 #undef R
 
-static const struct key_def *find_key(const struct key_def *defs, size_t n, const char *name)
+#define NGLOBAL (sizeof config_global_keys / sizeof config_global_keys[0])
+#define NREGION (sizeof config_region_keys / sizeof config_region_keys[0])
+const size_t config_nglobal = NGLOBAL;
+const size_t config_nregion = NREGION;
+_Static_assert(NGLOBAL <= CONFIG_MAX_KEYS && NREGION <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
+
+const struct key_def *config_find_key(const struct key_def *defs, size_t n, const char *name)
 {
     size_t i;
 
@@ -227,10 +236,39 @@ static const struct key_def *find_key(const struct key_def *defs, size_t n, cons
     return NULL;
 }
 
-#define NGLOBAL (sizeof global_keys / sizeof global_keys[0])
-#define NREGION (sizeof region_keys / sizeof region_keys[0])
+int config_apply(void *base, char **origins, const struct key_def *defs, const struct key_def *k,
+                 const char *value, const char *origin, struct err *e)
+{
+    char *o;
+
+    if (*value == '\0')
+        return err_setf(e, ERR_CONFIG, "empty value (remove the setting to get the default)");
+    if (k->set((char *)base + k->offset, value, e) < 0)
+        return -1;
+    if ((o = strdup(origin)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    free(origins[k - defs]);
+    origins[k - defs] = o;
+    return 0;
+}
 
 /* ---- config object ---- */
+
+static char **origins_new(size_t n)
+{
+    return calloc(n, sizeof(char *));
+}
+
+static void origins_free(char **o, size_t n)
+{
+    size_t i;
+
+    if (o == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        free(o[i]);
+    free(o);
+}
 
 struct config *config_new_default(void)
 {
@@ -252,14 +290,15 @@ struct config *config_new_default(void)
     c->io_timeout = 30;
     c->archive_timeout = 60;
     c->pg_bin = strdup("/usr/lib/postgresql/15/bin");
-    if (c->spool_dir == NULL || c->pg_bin == NULL) {
+    c->origin = origins_new(NGLOBAL);
+    if (c->spool_dir == NULL || c->pg_bin == NULL || c->origin == NULL) {
         config_free(c);
         return NULL;
     }
     return c;
 }
 
-static struct region_conf *add_region(struct config *c, const char *name, struct err *e)
+struct region_conf *config_add_region(struct config *c, const char *name, struct err *e)
 {
     struct region_conf *nr;
     struct region_conf *r;
@@ -273,7 +312,10 @@ static struct region_conf *add_region(struct config *c, const char *name, struct
     r = &c->regions[c->nregions];
     memset(r, 0, sizeof *r);
     r->name = strdup(name);
-    if (r->name == NULL) {
+    r->origin = origins_new(NREGION);
+    if (r->name == NULL || r->origin == NULL) {
+        free(r->name);
+        free(r->origin);
         err_setf(e, ERR_NOMEM, "out of memory");
         return NULL;
     }
@@ -281,7 +323,7 @@ static struct region_conf *add_region(struct config *c, const char *name, struct
     return r;
 }
 
-static int region_name_valid(const char *name)
+int config_region_name_valid(const char *name)
 {
     const char *p;
 
@@ -295,27 +337,39 @@ static int region_name_valid(const char *name)
 
 int config_set(struct config *c, const char *key, const char *value, const char *origin, struct err *e)
 {
-    const struct key_def *k = find_key(global_keys, NGLOBAL, key);
+    const struct key_def *k = config_find_key(config_global_keys, NGLOBAL, key);
 
     if (k == NULL)
         return err_setf(e, ERR_CONFIG, "%s: unknown key \"%s\"", origin, key);
-    if (k->set((char *)c + k->offset, value, e) < 0)
+    if (config_apply(c, c->origin, config_global_keys, k, value, origin, e) < 0)
         return err_prefix(e, "%s: key \"%s\"", origin, key);
+    return 0;
+}
+
+int config_region_set(struct config *c, const char *region, const char *key, const char *value,
+                      const char *origin, struct err *e)
+{
+    const struct key_def *k = config_find_key(config_region_keys, NREGION, key);
+    struct region_conf *r = (struct region_conf *)config_region(c, region);
+
+    if (r == NULL)
+        return err_setf(e, ERR_CONFIG, "%s: no region named \"%s\" is configured", origin, region);
+    if (k == NULL)
+        return err_setf(e, ERR_CONFIG, "%s: unknown key \"%s\" for [region %s]", origin, key, region);
+    if (config_apply(r, r->origin, config_region_keys, k, value, origin, e) < 0)
+        return err_prefix(e, "%s: key \"%s\" of [region %s]", origin, key, region);
     return 0;
 }
 
 int config_add_region_url(struct config *c, const char *name, const char *url, struct err *e)
 {
-    struct region_conf *r;
-
     if (config_region(c, name) != NULL)
         return err_setf(e, ERR_CONFIG, "region \"%s\" is defined twice", name);
-    r = add_region(c, name, e);
-    if (r == NULL)
+    if (!config_region_name_valid(name))
+        return err_setf(e, ERR_CONFIG, "bad region name \"%s\" (letters, digits, - _ . only)", name);
+    if (config_add_region(c, name, e) == NULL)
         return -1;
-    if (set_url(&r->url, url, e) < 0)
-        return err_prefix(e, "region %s", name);
-    return 0;
+    return config_region_set(c, name, "url", url, "--from", e);
 }
 
 const struct region_conf *config_region(const struct config *c, const char *name)
@@ -336,122 +390,91 @@ int config_require_regions(const struct config *c, struct err *e)
     return 0;
 }
 
-/* ---- loading ---- */
+/* ---- environment ---- */
 
-struct load_state {
-    struct config *c;
-    const char *path;
-    FILE *fp;
-    int lineno;
-    int has_secret;
-    int failed;
-    int new_section;        /* a [header] line was read since the last key */
-    struct region_conf *cur;    /* NULL: [global] or before any section */
-    char cur_section[128];
-    struct err *e;
-};
-
-/* inih calls this once per line: count lines so errors can name them. */
-static char *counting_reader(char *str, int num, void *stream)
+/* "KEY_FILE", "keyfile", "Key-File" all fold to "keyfile": for suggestions. */
+static void fold(const char *in, char *out, size_t cap)
 {
-    struct load_state *st = stream;
-    char *r = fgets(str, num, st->fp);
+    size_t j = 0;
 
-    if (r != NULL) {
-        const char *q = r;
-
-        st->lineno++;
-        /* inih reports a section only with its first key; note each
-         * header so that a repeated [region X] is seen as a new one. */
-        while (*q == ' ' || *q == '\t')
-            q++;
-        if (*q == '[')
-            st->new_section = 1;
-    }
-    return r;
+    for (; *in && j + 1 < cap; in++)
+        if (isalnum((unsigned char)*in))
+            out[j++] = (char)tolower((unsigned char)*in);
+    out[j] = '\0';
 }
 
-static int config_ini_line(void *user, const char *section, const char *name, const char *value)
+static int unknown_env(const char *name, struct err *e)
 {
-    struct load_state *st = user;
-    const struct key_def *k;
-    void *base;
+    char want[64], have[64];
+    size_t i, j;
 
-    if (st->failed)
-        return 0;
-    if (st->new_section || strcmp(section, st->cur_section) != 0) {
-        st->new_section = 0;
-        strlcopy(st->cur_section, section, sizeof st->cur_section);
-        st->cur = NULL;
-        if (strcmp(section, "global") == 0 || section[0] == '\0') {
-            /* global keys */
-        } else if (str_has_prefix(section, "region ")) {
-            const char *rname = section + 7;
+    fold(name + 8, want, sizeof want);
+    for (i = 0; i < NGLOBAL; i++) {
+        const char *k = config_global_keys[i].name;
 
-            while (*rname == ' ')
-                rname++;
-            if (!region_name_valid(rname)) {
-                err_setf(st->e, ERR_CONFIG, "%s:%d: bad region name \"%s\" (letters, digits, - _ . only)",
-                         st->path, st->lineno, rname);
-                st->failed = 1;
-                return 0;
-            }
-            if (config_region(st->c, rname) != NULL) {
-                err_setf(st->e, ERR_CONFIG, "%s:%d: region \"%s\" is defined twice", st->path, st->lineno, rname);
-                st->failed = 1;
-                return 0;
-            }
-            st->cur = add_region(st->c, rname, st->e);
-            if (st->cur == NULL) {
-                st->failed = 1;
-                return 0;
-            }
-        } else {
-            err_setf(st->e, ERR_CONFIG, "%s:%d: unknown section [%s] (use [global] or [region NAME])",
-                     st->path, st->lineno, section);
-            st->failed = 1;
-            return 0;
-        }
+        fold(k, have, sizeof have);
+        if (strcmp(want, have) != 0)
+            continue;
+        for (j = 0; k[j] && j + 1 < sizeof have; j++)
+            have[j] = (char)toupper((unsigned char)k[j]);
+        have[j] = '\0';
+        return err_setf(e, ERR_CONFIG, "environment: unknown variable %s (did you mean WALSHIP_%s?)", name, have);
     }
-    if (st->cur != NULL) {
-        k = find_key(region_keys, NREGION, name);
-        base = st->cur;
-    } else {
-        k = find_key(global_keys, NGLOBAL, name);
-        base = st->c;
+    for (i = 0; i < NREGION; i++) {
+        fold(config_region_keys[i].name, have, sizeof have);
+        if (strcmp(want, have) == 0)
+            return err_setf(e, ERR_CONFIG,
+                            "environment: unknown variable %s (region keys cannot come from the environment: "
+                            "set %s in [region NAME])",
+                            name, config_region_keys[i].name);
     }
-    if (k == NULL) {
-        err_setf(st->e, ERR_CONFIG, "%s:%d: unknown key \"%s\" in [%s]", st->path, st->lineno, name,
-                 section[0] ? section : "global");
-        st->failed = 1;
-        return 0;
-    }
-    if (k->set((char *)base + k->offset, value, st->e) < 0) {
-        err_prefix(st->e, "%s:%d: key \"%s\"", st->path, st->lineno, name);
-        st->failed = 1;
-        return 0;
-    }
-    if (k->secret)
-        st->has_secret = 1;
-    return 1;
+    return err_setf(e, ERR_CONFIG,
+                    "environment: unknown variable %s (walship reads WALSHIP_CONFIG and WALSHIP_<KEY> for the "
+                    "[global] keys, in upper case)",
+                    name);
 }
 
+/* WALSHIP_<KEY> for every [global] key.  Any other WALSHIP_* variable (a
+ * typo such as WALSHIP_KEYFILE, a region key, wrong case) and an empty one
+ * are refused: silently ignoring WALSHIP_KEYFILE would archive unencrypted. */
 static int apply_env(struct config *c, struct err *e)
 {
-    size_t i;
+    extern char **environ;
+    int seen[CONFIG_MAX_KEYS] = { 0 };
+    char **ep;
 
-    for (i = 0; i < NGLOBAL; i++) {
-        char var[64] = "WALSHIP_";
-        size_t j, n = strlen(var);
-        const char *v;
+    for (ep = environ; ep != NULL && *ep != NULL; ep++) {
+        const char *eq = strchr(*ep, '=');
+        size_t n = eq ? (size_t)(eq - *ep) : strlen(*ep);
+        char name[64], key[64];
+        const struct key_def *k = NULL;
+        size_t j;
 
-        for (j = 0; global_keys[i].name[j] && n < sizeof var - 1; j++)
-            var[n++] = (char)toupper((unsigned char)global_keys[i].name[j]);
-        var[n] = '\0';
-        v = getenv(var);
-        if (v == NULL)
+        if (n < 8 || strncasecmp(*ep, "WALSHIP_", 8) != 0)
             continue;
-        if (config_set(c, global_keys[i].name, v, var, e) < 0)
+        if (n >= sizeof name)
+            n = sizeof name - 1;
+        memcpy(name, *ep, n);
+        name[n] = '\0';
+        /* not configuration: the config file's path, and the test-only
+         * fault injection points (src/fault.h) */
+        if (strcmp(name, "WALSHIP_CONFIG") == 0 || strcmp(name, "WALSHIP_FAULT_INJECT") == 0)
+            continue;
+        for (j = 8; j <= n; j++)
+            key[j - 8] = (char)tolower((unsigned char)name[j]);
+        if (strncmp(name, "WALSHIP_", 8) == 0)
+            k = config_find_key(config_global_keys, NGLOBAL, key);
+        for (j = 8; k != NULL && j < n; j++)
+            if (islower((unsigned char)name[j]))
+                k = NULL;
+        if (k == NULL || eq == NULL)
+            return unknown_env(name, e);
+        if (seen[k - config_global_keys]++)
+            return err_setf(e, ERR_CONFIG, "environment: %s is set twice", name);
+        if (eq[1] == '\0')
+            return err_setf(e, ERR_CONFIG, "environment: %s is set but empty (unset it to use the file's value)",
+                            name);
+        if (config_set(c, k->name, eq + 1, name, e) < 0)
             return err_prefix(e, "environment");
     }
     return 0;
@@ -480,9 +503,6 @@ static int finish_regions(struct config *c, struct err *e)
 int config_load(const char *path, int required, struct config **out, struct err *e)
 {
     struct config *c = config_new_default();
-    struct load_state st;
-    struct stat sb;
-    int rc;
 
     if (c == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
@@ -494,40 +514,10 @@ int config_load(const char *path, int required, struct config **out, struct err 
     if (path == NULL) {
         path = DEFAULT_CONFIG_PATH;
         if (!required && access(path, F_OK) != 0)
-            goto env;
+            path = NULL;
     }
-    memset(&st, 0, sizeof st);
-    st.c = c;
-    st.path = path;
-    st.e = e;
-    st.fp = fopen(path, "re");
-    if (st.fp == NULL) {
-        err_errno(e, ERR_CONFIG, errno, "could not open configuration file \"%s\"", path);
+    if (path != NULL && config_read_file(c, path, e) < 0)
         goto fail;
-    }
-    if (fstat(fileno(st.fp), &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        fclose(st.fp);
-        err_setf(e, ERR_CONFIG, "configuration file \"%s\" is not a regular file", path);
-        goto fail;
-    }
-    c->path = strdup(path);
-    rc = ini_parse_stream(counting_reader, &st, config_ini_line, &st);
-    fclose(st.fp);
-    if (st.failed)
-        goto fail;
-    if (rc != 0) {
-        err_setf(e, ERR_CONFIG, "%s:%d: syntax error (expected [section], key = value, or a ; comment)", path,
-                 rc > 0 ? rc : st.lineno);
-        goto fail;
-    }
-    if (st.has_secret && (sb.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        err_setf(e, ERR_CONFIG,
-                 "configuration file \"%s\" holds a secret key but its mode is %04o: others can read it "
-                 "(run chmod 600 \"%s\")",
-                 path, (unsigned)(sb.st_mode & 07777), path);
-        goto fail;
-    }
-env:
     if (apply_env(c, e) < 0 || finish_regions(c, e) < 0)
         goto fail;
     *out = c;
@@ -548,6 +538,7 @@ static void region_free(struct region_conf *r)
     free(r->secret_access_key);
     free(r->session_token);
     free(r->ca_file);
+    origins_free(r->origin, NREGION);
 }
 
 void config_drop_regions(struct config *c)
@@ -563,8 +554,6 @@ void config_drop_regions(struct config *c)
 
 void config_free(struct config *c)
 {
-    int i;
-
     if (c == NULL)
         return;
     free(c->path);
@@ -578,8 +567,7 @@ void config_free(struct config *c)
     }
     free(c->spool_dir);
     free(c->pg_bin);
-    for (i = 0; i < c->nregions; i++)
-        region_free(&c->regions[i]);
-    free(c->regions);
+    config_drop_regions(c);
+    origins_free(c->origin, NGLOBAL);
     free(c);
 }

@@ -3,12 +3,19 @@
  *
  * Precedence, lowest first: built-in defaults, the INI file, WALSHIP_<KEY>
  * environment variables (global keys), command-line flags (applied by the
- * commands through config_set()).  Every key is validated when read; an
- * unknown key, a bad value, a region without url or a secret in a file that
- * others can read is an ERR_CONFIG naming file, line and key.
+ * commands through config_set()).  The file is read exactly as written or
+ * refused (docs/CONFIG.md, "How the file is read"): every key is validated
+ * when read, and an unknown key or section, a key given twice, a bad value,
+ * a line libinih would misread, a region without url, an unknown or empty
+ * WALSHIP_* variable or a secret in a file that others can read is an
+ * ERR_CONFIG naming file, line and key.
+ *
+ * Every value remembers where it came from ("FILE:LINE", "WALSHIP_KEY",
+ * "--flag"; no origin: the built-in default), for `walship config check`.
  *
  * A struct config is built once per process and then only read; it owns all
- * its strings.
+ * its strings.  config_load() is not thread-safe: it sets libinih's
+ * process-wide options.
  */
 #ifndef WALSHIP_CONFIG_H
 #define WALSHIP_CONFIG_H
@@ -36,6 +43,7 @@ struct region_conf {
     uint64_t part_size;     /* multipart part size (bytes) */
     int retain_full;        /* 0 = not set */
     uint64_t retain_days;   /* 0 = not set */
+    char **origin;          /* private to config*.c: per key, where its value came from */
 };
 
 struct config {
@@ -61,6 +69,7 @@ struct config {
 
     struct region_conf *regions;
     int nregions;
+    char **origin;          /* private to config*.c: per key, where its value came from */
 };
 
 /* Defaults only (no file). */
@@ -76,7 +85,12 @@ int config_load(const char *path, int required, struct config **out, struct err 
  * where the value came from, for errors. */
 int config_set(struct config *c, const char *key, const char *value, const char *origin, struct err *e);
 
-/* Add a region from a URL alone (restore --from URL on a bare host). */
+/* Set one key of the region named `region`, as config_set(). */
+int config_region_set(struct config *c, const char *region, const char *key, const char *value,
+                      const char *origin, struct err *e);
+
+/* Add a region from a URL alone (restore --from URL on a bare host); the
+ * url's origin is "--from". */
 int config_add_region_url(struct config *c, const char *name, const char *url, struct err *e);
 
 /* Forget every configured region (--from replaces them). */
@@ -86,6 +100,23 @@ const struct region_conf *config_region(const struct config *c, const char *name
 
 /* Check what a command needs before it starts: at least one region, etc. */
 int config_require_regions(const struct config *c, struct err *e);
+
+/* One key as walship understood it, for `walship config check`. */
+struct config_item {
+    int region;             /* index into regions, or -1 for [global] */
+    const char *section;    /* "global" or the region's name */
+    const char *key;
+    const char *value;      /* normalised ("20GB", "zstd:3"); NULL: not set;
+                             * secrets and a conninfo password are "<redacted>" */
+    const char *origin;     /* "FILE:LINE", "WALSHIP_KEY", "--flag" or "default" */
+    int secret;
+};
+
+/* Call fn for every key of [global], then of each region in order.  fn
+ * returns 0 to go on; anything else stops the walk and is returned.  -1 with
+ * `e` set when out of memory. */
+typedef int (*config_walk_fn)(void *arg, const struct config_item *item);
+int config_walk(const struct config *c, config_walk_fn fn, void *arg, struct err *e);
 
 void config_free(struct config *c);
 

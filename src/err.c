@@ -91,6 +91,8 @@ const char *err_code_name(enum err_code code)
     case ERR_CORRUPT: return "corrupt";
     case ERR_KEY: return "key";
     case ERR_LOCKED: return "locked";
+    case ERR_FOREIGN: return "foreign";
+    case ERR_NOREPO: return "no repository";
     case ERR_INTERNAL: return "internal";
     }
     return "unknown";

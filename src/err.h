@@ -30,6 +30,11 @@ enum err_code {
     ERR_CORRUPT,    /* object failed authentication or parsing */
     ERR_KEY,        /* wrong or missing encryption key */
     ERR_LOCKED,     /* another process holds the lock */
+    ERR_FOREIGN,    /* an object or region that belongs elsewhere: written under
+                       another name, for another cluster, or another repository */
+    ERR_NOREPO,     /* a region without a readable repository identity: an
+                       empty or unmounted directory, a wrong prefix (never
+                       "not found": exit 3) */
     ERR_INTERNAL
 };
 

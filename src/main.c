@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "config.h"
@@ -20,6 +21,21 @@
 #include "autoconf.h"
 
 static const struct cmd commands[] = {
+    { "config", "check the configuration and show each value with where it comes from",
+      "usage: walship config check\n"
+      "\n"
+      "Reads the configuration (--config FILE, else $WALSHIP_CONFIG, else\n"
+      "/etc/walship/walship.conf; then the WALSHIP_<KEY> environment and the\n"
+      "global flags) and prints every key as walship understood it, with where\n"
+      "its value comes from: FILE:LINE, the environment variable, the flag, or\n"
+      "default.  Secrets (secret_access_key, session_token, a password in\n"
+      "pg_conninfo) are shown as <redacted>.  Regions are listed in the order\n"
+      "wal-push uses them, with their mode.  Then warnings: no key_file (WAL and\n"
+      "backups archived UNENCRYPTED), a key file that cannot be loaded, an s3://\n"
+      "region without credentials.\n"
+      "Exit status: 0 the configuration is valid (warnings or not); 2 it is not\n"
+      "(the error names FILE:LINE and the key), or no region is configured.\n",
+      0, cmd_config_run },
     { "st", "look inside a region's storage: check, ls, get, put, rm",
       "usage: walship st check [--region R]\n"
       "       walship st ls [PREFIX] [--region R] [--long]\n"
@@ -188,6 +204,21 @@ static const struct cmd commands[] = {
       "Exit status: 0 done; 1 R1 has no backup BACKUP; 2 usage or configuration;\n"
       "3 any other failure (run it again to resume).\n",
       1, cmd_copy_run },
+    { "upgrade", "bind a repository written by walship 0.1.0 (once, after installing this version)",
+      "usage: walship upgrade [--region R] [--dry-run]\n"
+      "\n"
+      "Repositories of walship 0.1.0 hold objects that are not bound to their name\n"
+      "and cluster, and no repository identity; this version refuses them.  For\n"
+      "each region (or only R) without an identity, upgrade learns the cluster\n"
+      "from the newest manifest (or a WAL segment), decodes every object still\n"
+      "in format 1, checks it (a segment must be the one its name says, of that\n"
+      "cluster; a manifest must name its folder), encodes it again bound to its\n"
+      "key and cluster with the current key, puts it back in place, and writes\n"
+      "the identity last.  Objects already bound are skipped: an interrupted\n"
+      "upgrade is finished by running it again.  Then the spool entries 0.1.0\n"
+      "left for async regions are moved into the cluster's spool.  --dry-run\n"
+      "counts what would be done.  Exit 3 when a region fails (it is named).\n",
+      1, cmd_upgrade_run },
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -294,23 +325,21 @@ static int take_opt(int *argc, char **argv, int i, const char *name, const char 
 static int apply_dr_options(struct config *c, const char *from, const char *region, const char *endpoint,
                             const char *aws_region, int path_style, const char *key_file, struct err *e)
 {
+    const char *name = region ? region : "dr";
+
     if (key_file != NULL && config_set(c, "key_file", key_file, "--key-file", e) < 0)
         return -1;
     if (from == NULL)
         return 0;
     config_drop_regions(c);
-    if (config_add_region_url(c, region ? region : "dr", from, e) < 0)
+    if (config_add_region_url(c, name, from, e) < 0)
         return -1;
-    {
-        struct region_conf *r = &c->regions[0];
-
-        r->path_style = path_style;
-        r->endpoint = xstrdup(endpoint);
-        r->aws_region = xstrdup(aws_region ? aws_region : region ? region : "us-east-1");
-        if ((endpoint && r->endpoint == NULL) || r->aws_region == NULL)
-            return err_setf(e, ERR_NOMEM, "out of memory");
-    }
-    return 0;
+    if (path_style && config_region_set(c, name, "path_style", "true", "--path-style", e) < 0)
+        return -1;
+    if (endpoint != NULL && config_region_set(c, name, "endpoint", endpoint, "--endpoint", e) < 0)
+        return -1;
+    return config_region_set(c, name, "aws_region", aws_region ? aws_region : region ? region : "us-east-1",
+                             aws_region ? "--aws-region" : region ? "--region" : "default", e);
 }
 
 int main(int argc, char **argv)
@@ -374,8 +403,11 @@ int main(int argc, char **argv)
     }
     cmd = find_cmd(argv[1]);
     /* restore_command: a status of 1..125 would end recovery (see
-     * cmd_wal_fetch.c), so every early failure of wal-fetch aborts it. */
-    fail_status = cmd != NULL && strcmp(cmd->name, "wal-fetch") == 0 ? 250 : 0;
+     * cmd_wal_fetch.c), so every early failure of wal-fetch aborts it;
+     * except on a standby, which such a status would shut down. */
+    fail_status = 0;
+    if (cmd != NULL && strcmp(cmd->name, "wal-fetch") == 0)
+        fail_status = access("standby.signal", F_OK) == 0 ? 1 : 250;
     if (cmd == NULL) {
         fprintf(stderr, "walship: unknown command \"%s\"\n\n", argv[1]);
         print_help(stderr);
@@ -398,8 +430,9 @@ int main(int argc, char **argv)
         rc = cmd_fail(&e);
         return fail_status ? fail_status : rc;
     }
-    if (from != NULL || key_file != NULL) {
-        if (apply_dr_options(ctx.conf, from, region, endpoint, aws_region, path_style, key_file, &e) < 0) {
+    if (from != NULL || key_file != NULL || level_str != NULL) {
+        if (apply_dr_options(ctx.conf, from, region, endpoint, aws_region, path_style, key_file, &e) < 0 ||
+            (level_str != NULL && config_set(ctx.conf, "log_level", level_str, "--log-level", &e) < 0)) {
             config_free(ctx.conf);
             rc = cmd_fail(&e);
             return fail_status ? fail_status : rc;

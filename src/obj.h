@@ -40,8 +40,12 @@
 #include "stream.h"
 
 #define OBJ_MAGIC "WSHP"
-#define OBJ_VERSION 1
-#define OBJ_HEADER_LEN 72
+#define OBJ_VERSION 2               /* what walship writes */
+#define OBJ_VERSION_LEGACY 1        /* walship 0.1.0: not bound (read only by `upgrade`) */
+#define OBJ_HEADER_V1_LEN 72
+#define OBJ_HEADER_FIXED_LEN 74     /* version 2: up to and including the name length */
+#define OBJ_BIND_KEY_MAX 1024       /* longest object key a header can carry */
+#define OBJ_HEADER_MAX (OBJ_HEADER_FIXED_LEN + OBJ_BIND_KEY_MAX + 8)
 
 #define OBJ_COMP_NONE 0
 #define OBJ_COMP_ZSTD 1
@@ -59,44 +63,67 @@
  * at once anyway. */
 #define OBJ_MT_MIN_SIZE ((uint64_t)32 << 20)
 
+/* Where an object belongs (docs/FORMAT.md, "Binding"): the key it is stored
+ * under, relative to the region's prefix, and the PostgreSQL system
+ * identifier of the cluster it belongs to.  Both are written into the
+ * header and authenticated with every chunk, so an object renamed,
+ * substituted or taken from another cluster's repository does not decode. */
+struct obj_bind {
+    const char *key;
+    uint64_t sysid;             /* decode: OBJ_SYSID_ANY accepts any (the identity object) */
+    uint64_t found_sysid;       /* decode: set from the header once it is read */
+};
+#define OBJ_SYSID_ANY UINT64_MAX
+
 struct obj_opts {
     int level;                  /* zstd level 1..19; 0 = no compression */
     int workers;                /* zstd worker threads for large inputs; 0 = none */
     uint64_t size_hint;         /* expected plaintext size; 0 = unknown (large) */
     unsigned chunk_log2;        /* 0 = OBJ_CHUNK_LOG2_DEFAULT */
     const struct keyring *kr;   /* its current key encrypts; NULL or none = not encrypted */
+    struct obj_bind bind;       /* key (required) and sysid of the object */
+    unsigned version;           /* 0 = OBJ_VERSION; OBJ_VERSION_LEGACY only for tests of `upgrade` */
 };
 
 /* Decoder flags. */
 #define OBJ_DEC_ALLOW_UNENCRYPTED 0x1   /* accept unencrypted objects even when keys
                                            are configured (see below) */
+#define OBJ_DEC_ALLOW_LEGACY 0x2        /* accept version 1 objects, which carry no
+                                           binding (`walship upgrade` only) */
 
 struct obj_header_info {
     unsigned version;
     unsigned compression;       /* OBJ_COMP_* */
     unsigned cipher;            /* OBJ_CIPHER_* */
     size_t chunk_size;
+    size_t header_len;          /* bytes before the first chunk */
     unsigned char key_id[KEYS_ID_LEN];      /* all zero when not encrypted */
     char key_id_hex[KEYS_ID_HEX_LEN + 1];   /* "" when not encrypted */
+    uint64_t sysid;                         /* version 2; 0 for version 1 */
+    char key[OBJ_BIND_KEY_MAX + 1];         /* version 2: the key it was written as; "" for 1 */
 };
 
 /* Encoder: plaintext in, the encoded object out to `next`.  On success the
  * encoder owns `next`; on failure the caller still does (nothing was written
- * to it). */
+ * to it).  o->bind.key is required (ERR_INTERNAL without it). */
 int obj_encoder_new(struct sink *next, const struct obj_opts *o, struct sink **out, struct err *e);
 
 /* Decoder: encoded bytes in, authenticated plaintext out to `next`.  `kr`
  * (may be NULL) must outlive the decoder.  When `kr` holds any key, an
  * unencrypted object is refused (ERR_KEY) unless `flags` has
  * OBJ_DEC_ALLOW_UNENCRYPTED: otherwise whoever can write to the bucket could
- * replace an encrypted object by an unauthenticated one.  Ownership of
+ * replace an encrypted object by an unauthenticated one.  `bind` (required,
+ * must outlive the decoder) is where the object must belong: a header that
+ * names another key or another cluster is ERR_FOREIGN, naming what was
+ * expected and what was found, before any chunk is decoded.  Ownership of
  * `next` as for the encoder. */
-int obj_decoder_new(struct sink *next, const struct keyring *kr, unsigned flags,
+int obj_decoder_new(struct sink *next, const struct keyring *kr, unsigned flags, struct obj_bind *bind,
                     struct sink **out, struct err *e);
 
-/* Parse and check a header (the first OBJ_HEADER_LEN bytes of an object)
- * without any key: magic, version, header checksum, algorithm ids.  For
- * verify/status and for naming the key an object needs. */
+/* Parse and check a header (the first bytes of an object, at least
+ * info->header_len of them: a short buffer is ERR_CORRUPT "truncated")
+ * without any key: magic, version, header checksum, algorithm ids, and for
+ * version 2 the binding.  For verify, `st` and `upgrade`. */
 int obj_peek_header(const void *buf, size_t len, struct obj_header_info *info, struct err *e);
 
 #endif

@@ -206,3 +206,73 @@ int pg_current_lsn(struct pgconn *c, uint64_t *lsn, uint32_t *tli, struct err *e
     PQclear(r);
     return 0;
 }
+
+int pg_conninfo_check(const char *conninfo, struct err *e)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+
+    /* libpq's message may quote a piece of an unquoted password: not shown. */
+    PQfreemem(errmsg);
+    if (opts == NULL)
+        return err_setf(e, ERR_CONFIG, "libpq cannot parse this connection string (keyword=value pairs, values "
+                        "with blanks in single quotes, or a postgresql:// URI)");
+    PQconninfoFree(opts);
+    return 0;
+}
+
+/* Append s to out, in single quotes with \ and ' escaped when it needs them. */
+static char *put_conn_value(char *out, const char *s)
+{
+    int quote = *s == '\0' || strpbrk(s, " \t\n'\\") != NULL;
+
+    if (quote)
+        *out++ = '\'';
+    for (; *s; s++) {
+        if (*s == '\'' || *s == '\\')
+            *out++ = '\\';
+        *out++ = *s;
+    }
+    if (quote)
+        *out++ = '\'';
+    return out;
+}
+
+char *pg_conninfo_redact(const char *conninfo)
+{
+    PQconninfoOption *opts, *o;
+    char *errmsg = NULL, *out, *p;
+    size_t cap = 1;
+
+    opts = PQconninfoParse(conninfo, &errmsg);
+    PQfreemem(errmsg);
+    if (opts == NULL)
+        return strdup("<not shown: libpq cannot parse it>");
+    for (o = opts; o->keyword != NULL && !(strcmp(o->keyword, "password") == 0 && o->val != NULL); o++)
+        ;
+    if (o->keyword == NULL) {
+        /* No password: shown as written. */
+        PQconninfoFree(opts);
+        return strdup(conninfo);
+    }
+    for (o = opts; o->keyword != NULL; o++)
+        if (o->val != NULL)
+            cap += strlen(o->keyword) + 2 + 2 * strlen(o->val) + sizeof "'<redacted>'";
+    p = out = malloc(cap);
+    for (o = opts; out != NULL && o->keyword != NULL; o++) {
+        size_t kl = strlen(o->keyword);
+
+        if (o->val == NULL)
+            continue;
+        if (p != out)
+            *p++ = ' ';
+        memcpy(p, o->keyword, kl);
+        p += kl;
+        *p++ = '=';
+        p = put_conn_value(p, strcmp(o->keyword, "password") == 0 ? "<redacted>" : o->val);
+    }
+    if (out != NULL)
+        *p = '\0';
+    PQconninfoFree(opts);
+    return out;
+}

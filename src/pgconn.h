@@ -39,6 +39,14 @@ int pg_backup_begin(struct pgconn *c, const char *label, uint64_t *start_lsn, ui
  * `archive_timeout_s` bounds the call. */
 int pg_backup_end(struct pgconn *c, uint64_t archive_timeout_s, struct pg_backup_stop_result *r, struct err *e);
 void pg_backup_stop_result_free(struct pg_backup_stop_result *r);
+/* Can libpq parse this connection string?  (Nothing is contacted.)  The
+ * error does not quote the string: it may hold a password. */
+int pg_conninfo_check(const char *conninfo, struct err *e);
+/* The connection string for display: as written when it has no password,
+ * else as libpq reads it (keyword=value pairs) with the password shown as
+ * <redacted>; NULL when out of memory. */
+char *pg_conninfo_redact(const char *conninfo);
+
 /* Current WAL insert LSN and timeline (for status). */
 int pg_current_lsn(struct pgconn *c, uint64_t *lsn, uint32_t *tli, struct err *e);
 

@@ -187,15 +187,14 @@ nomem:
     return 1;
 }
 
-int ret_plan(struct stor *s, const struct keyring *kr, const struct ret_policy *p, struct ret_plan *out,
-             struct err *e)
+int ret_plan(struct repo *r, const struct ret_policy *p, struct ret_plan *out, struct err *e)
 {
     struct catalog cat;
     struct wal_walk w;
     int rc = -1;
 
     memset(out, 0, sizeof *out);
-    if (cat_list(s, kr, 1, &cat, e) < 0)
+    if (cat_list(r, 1, &cat, e) < 0)
         return -1;
     if (ret_plan_backups(&cat, p, out, e) < 0)
         goto out;
@@ -203,7 +202,7 @@ int ret_plan(struct stor *s, const struct keyring *kr, const struct ret_policy *
         w.plan = out;
         w.e = e;
         w.failed = 0;
-        if (stor_list(s, "wal/", wal_collect, &w, e) < 0 || w.failed)
+        if (stor_list(r->st, REPO_WAL_DIR, wal_collect, &w, e) < 0 || w.failed)
             goto out;
     }
     rc = 0;
@@ -274,7 +273,7 @@ static int delete_backup(struct stor *s, const struct ret_backup *b, int *skippe
     snprintf(prefix, sizeof prefix, "backups/%s/", b->name);
     if (!b->incomplete) {
         /* Manifest first: from here on the backup does not exist. */
-        if (cat_key(key, sizeof key, b->name, CAT_MANIFEST) < 0)
+        if (repo_key_backup(key, sizeof key, b->name, CAT_MANIFEST) < 0)
             return err_setf(e, ERR_INTERNAL, "backup name too long: %s", b->name);
         if (stor_remove(s, key, e) < 0)
             return err_prefix(e, "backup %s: could not delete its manifest", b->name);
@@ -348,20 +347,23 @@ int ret_region(const struct config *c, const struct region_conf *rc, const struc
                int dry_run, struct ret_plan *plan, struct ret_done *done, struct err *e)
 {
     struct ret_policy p;
-    struct stor *s = NULL;
+    struct repo *r = NULL;
     int rc_ = -1;
 
     memset(plan, 0, sizeof *plan);
     memset(done, 0, sizeof *done);
     ret_policy_from_conf(c, rc, now, &p);
-    if (stor_open(rc, c, &s, e) < 0)
+    if (repo_open(rc, c, kr, REPO_OPEN_IDENTITY, &r, e) < 0)
         return -1;
-    if (ret_plan(s, kr, &p, plan, e) < 0)
+    if (ret_plan(r, &p, plan, e) < 0)
         goto out;
-    if (!dry_run && ret_apply(s, plan, done, e) < 0)
+    if (!dry_run && ret_apply(r->st, plan, done, e) < 0)
+        goto out;
+    /* and what killed writers left behind */
+    if (!dry_run && stor_sweep(r->st, now - RET_TMP_AGE, &done->tmp_swept, e) < 0)
         goto out;
     rc_ = 0;
 out:
-    stor_free(s);
+    repo_free(r);
     return rc_;
 }

@@ -65,7 +65,11 @@ struct ret_plan {
 struct ret_done {
     size_t backups, wal;
     uint64_t bytes;
+    uint64_t tmp_swept;         /* temp files of dead writers removed */
 };
+
+/* Temp files (file://) untouched this long are a dead writer's. */
+#define RET_TMP_AGE 3600
 
 /* Policy for one region from the configuration. */
 void ret_policy_from_conf(const struct config *c, const struct region_conf *rc, time_t now,
@@ -82,15 +86,16 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, stru
 int ret_wal_expired(const struct ret_plan *plan, const char *name);
 
 /* Read the region and build the whole plan. */
-int ret_plan(struct stor *s, const struct keyring *kr, const struct ret_policy *p, struct ret_plan *out,
-             struct err *e);
+int ret_plan(struct repo *r, const struct ret_policy *p, struct ret_plan *out, struct err *e);
 
 /* Carry out a plan; `done` counts what was removed even on failure. */
 int ret_apply(struct stor *s, const struct ret_plan *plan, struct ret_done *done, struct err *e);
 
 void ret_plan_free(struct ret_plan *plan);
 
-/* Open region `rc`, plan with its policy at time `now`, and apply the plan
+/* Open region `rc` (its identity must be readable: retention never runs on
+ * a region that is not a walship repository), plan with its policy at time
+ * `now`, and apply the plan
  * unless `dry_run`.  `plan` is filled (caller frees) so the caller can say
  * what went or would go. */
 int ret_region(const struct config *c, const struct region_conf *rc, const struct keyring *kr, time_t now,

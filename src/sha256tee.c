@@ -27,11 +27,9 @@ static int tee_close(struct sink *s, struct err *e)
 
     if (EVP_DigestFinal_ex(t->md, md, &n) != 1 || n != SHA256_LEN)
         return err_setf(e, ERR_INTERNAL, "sha-256 finalization failed");
-    if (sink_close(s->next, e) < 0)
-        return -1;
     for (unsigned i = 0; i < SHA256_LEN; i++)
         t->digest[i] = md[i];
-    return 0;
+    return sink_close(s->next, e);
 }
 
 static void tee_free(struct sink *s)

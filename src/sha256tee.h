@@ -6,9 +6,10 @@
  *
  *   sha256_tee_new(encoder, digest, &head, e);   ...   sink_close(head, e);
  *
- * The digest is written into the caller's array by a successful close (the
- * stage closes its next stage first, so a digest means the object was
- * committed); it is left untouched otherwise.  Used by one thread at a time.
+ * Close writes the digest of everything that passed into the caller's
+ * array, then closes the next stage: the digest is of the input even when
+ * a later stage fails (a fan-out with one failing region), and whether the
+ * chain committed is what close returns.  Used by one thread at a time.
  */
 #ifndef WALSHIP_SHA256TEE_H
 #define WALSHIP_SHA256TEE_H

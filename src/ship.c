@@ -12,63 +12,125 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archiver.h"
+#include "fault.h"
 #include "log.h"
 #include "obj.h"
-#include "sha256tee.h"
-#include "stor.h"
+#include "repo.h"
 #include "util.h"
 
 #define SHIP_MAX_REGIONS 16
 #define SHIP_BACKOFF_MAX_MS 15000
 
 struct ship_region {
-    char *name;
-    struct stor *st;
+    const struct region_conf *rc;
+    char queue[SPOOL_QUEUE_MAX];
+    struct repo *rp;
+    int ready;              /* opened, identity checked */
     uint64_t next_try_ms;
     unsigned backoff_ms;
+    struct spool_state st;  /* what status reads (spool.h) */
 };
+
+static void state_ok(struct ship_region *r)
+{
+    r->st.last_success = (int64_t)time(NULL);
+    r->st.last_error_time = 0;
+    r->st.last_error_code[0] = r->st.last_error[0] = '\0';
+}
+
+static void state_error(struct ship_region *r, const struct err *e)
+{
+    r->st.last_error_time = (int64_t)time(NULL);
+    strlcopy(r->st.last_error_code, err_code_name(e->code), sizeof r->st.last_error_code);
+    strlcopy(r->st.last_error, e->msg, sizeof r->st.last_error);
+}
+
+/* After a pass over the region's queue: its state, for `status`. */
+static void state_write(struct ship_region *r, struct spool *sp)
+{
+    struct spool_usage u;
+    struct err e = ERR_INIT;
+
+    if (spool_usage(sp, r->queue, &u, &e) == 0) {
+        r->st.backlog_files = u.entries;
+        r->st.backlog_bytes = u.bytes;
+    }
+    strlcopy(r->st.region, r->rc->name, sizeof r->st.region);
+    r->st.updated = (int64_t)time(NULL);
+    if (spool_state_write(sp, r->queue, &r->st, &e) < 0)
+        log_warning("%s", e.msg);
+}
+
+/* Open the region and make sure its repository is this cluster's (created
+ * from the spool's copy of the identity when the region has none). */
+static int ship_ready(struct ship_region *r, const struct config *conf, const struct keyring *kr, struct spool *sp,
+                      struct err *e)
+{
+    struct repo_ident want;
+    char *json = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (r->ready)
+        return 0;
+    if (r->rp == NULL && repo_open(r->rc, conf, kr, 0, &r->rp, e) < 0)
+        return -1;
+    if (spool_load_identity(sp, &json, &len, e) < 0)
+        return err_prefix(e, "the spool of cluster %llu has no identity to create region %s's with",
+                          (unsigned long long)spool_sysid(sp), r->rc->name);
+    rc = repo_ident_from_json(json, len, &want, e);
+    free(json);
+    if (rc < 0 || want.sysid != spool_sysid(sp))
+        return rc < 0 ? -1 : err_setf(e, ERR_CORRUPT, "the spool's identity is not its cluster's");
+    if (repo_ident_ensure(r->rp, &want, e) < 0)
+        return -1;
+    r->ready = 1;
+    return 0;
+}
 
 /* Ship one queued file to one region.  1 = shipped, 0 = region had it. */
 static int ship_one(struct ship_region *r, struct spool *sp, const struct keyring *kr, const char *name,
                     struct err *e)
 {
-    char path[PATH_MAX], key[128];
-    struct stor_stat ss;
+    char path[PATH_MAX], key[REPO_KEY_MAX];
     struct sink *up = NULL;
     int fd, rc = -1;
 
-    snprintf(key, sizeof key, "wal/%s", name);
-    if (spool_entry_path(sp, r->name, name, path, sizeof path) < 0)
+    if (repo_key_wal(key, sizeof key, name) < 0 || spool_entry_path(sp, r->queue, name, path, sizeof path) < 0)
         return err_setf(e, ERR_IO, "spool path too long");
-    if (stor_head(r->st, key, &ss, e) == 0) {
-        char here[65], there[65];
-
-        if (archive_hash_file(path, kr, here, NULL, e) < 0 || archive_hash_remote(r->st, key, kr, there, e) < 0)
-            return err_prefix(e, "could not compare spooled \"%s\" with region %s's copy", name, r->name);
-        if (strcmp(here, there) != 0)
-            return err_setf(e, ERR_EXISTS,
-                            "region %s already has \"%s\" with different content: keeping the spooled copy "
-                            "(are two primaries archiving to one prefix?)",
-                            r->name, key);
-        if (spool_done(sp, r->name, name, e) < 0)
-            return -1;
-        return 0;
-    }
-    if (e->code != ERR_NOTFOUND)
-        return -1;
-    err_clear(e);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;   /* another shipper took it */
         return err_errno(e, ERR_IO, errno, "could not open \"%s\"", path);
     }
-    if (stor_put(r->st, key, &up, e) < 0)
+    if (stor_put(r->rp->st, key, &up, e) < 0)
         goto out;
-    if (sink_pump_fd(up, fd, path, 0, e) < 0 || sink_close(up, e) < 0)
+    up = fault_wrap(up, "ship.upload");
+    if (sink_pump_fd(up, fd, path, 0, e) < 0 || sink_close(up, e) < 0) {
+        if (e->code == ERR_EXISTS) {
+            char here[65], there[65];
+            struct obj_bind bind = { key, spool_sysid(sp), 0 };
+            struct err ce = ERR_INIT;
+
+            if (repo_hash_file(path, kr, &bind, here, NULL, &ce) < 0 || repo_hash(r->rp, key, there, &ce) < 0) {
+                *e = ce;
+                err_prefix(e, "could not compare spooled \"%s\" with region %s's copy", name, r->rc->name);
+                goto out;
+            }
+            if (strcmp(here, there) != 0) {
+                err_setf(e, ERR_EXISTS,
+                         "region %s already has \"%s\" with different content: keeping the spooled copy "
+                         "(are two primaries archiving to one prefix?)",
+                         r->rc->name, key);
+                goto out;
+            }
+            err_clear(e);
+            rc = spool_done(sp, r->queue, name, e) < 0 ? -1 : 0;
+        }
         goto out;
-    if (spool_done(sp, r->name, name, e) < 0)
+    }
+    if (spool_done(sp, r->queue, name, e) < 0)
         goto out;
     rc = 1;
 out:
@@ -77,12 +139,98 @@ out:
     return rc;
 }
 
+/* Which configured async region is this queue for?  NULL: none (the
+ * region was removed, renamed to another url, or belongs to a
+ * configuration this one is not). */
+static const struct region_conf *queue_region(const struct config *conf, const char *queue)
+{
+    char q[SPOOL_QUEUE_MAX];
+    int i;
+
+    for (i = 0; i < conf->nregions; i++) {
+        const struct region_conf *rc = &conf->regions[i];
+
+        if (rc->mode != REGION_ASYNC)
+            continue;
+        spool_queue_name(rc->name, rc->url, rc->endpoint, q);
+        if (strcmp(q, queue) == 0)
+            return rc;
+    }
+    return NULL;
+}
+
+static void backoff(struct ship_region *r, uint64_t *wake)
+{
+    r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 500;
+    if (r->backoff_ms > SHIP_BACKOFF_MAX_MS)
+        r->backoff_ms = SHIP_BACKOFF_MAX_MS;
+    r->next_try_ms = now_ms() + r->backoff_ms;
+    if (r->next_try_ms < *wake)
+        *wake = r->next_try_ms;
+}
+
+/* One pass over one region's queue: how many files are left. */
+static unsigned long ship_queue(struct ship_region *r, const struct config *conf, const struct keyring *kr,
+                                struct spool *sp, char **names, size_t n, struct ship_stats *stats, int *progress,
+                                uint64_t *wake)
+{
+    struct err oe = ERR_INIT;
+    size_t k;
+
+    if (ship_ready(r, conf, kr, sp, &oe) < 0) {
+        backoff(r, wake);
+        log_warning("region %s cannot take the spooled files (retrying in %u ms): %s", r->rc->name, r->backoff_ms,
+                    oe.msg);
+        state_error(r, &oe);
+        state_write(r, sp);
+        return n;
+    }
+    for (k = 0; k < n; k++) {
+        struct err se = ERR_INIT;
+        int res = ship_one(r, sp, kr, names[k], &se);
+
+        if (res < 0 && se.code == ERR_EXISTS) {
+            /* the region holds another file of this name: keep ours
+             * for the operator, out of the way of the queue */
+            struct err me = ERR_INIT;
+
+            log_error("%s", se.msg);
+            state_error(r, &se);
+            if (spool_set_aside(sp, r->queue, names[k], &me) < 0)
+                log_error("%s", me.msg);
+            else
+                log_error("kept the spooled copy in %s/conflicts/%s/%s", spool_dir(sp), r->queue, names[k]);
+            *progress = 1;
+            continue;
+        }
+        if (res < 0) {
+            backoff(r, wake);
+            log_warning("could not ship %s to region %s (retrying in %u ms): %s", names[k], r->rc->name,
+                        r->backoff_ms, se.msg);
+            state_error(r, &se);
+            state_write(r, sp);
+            return n - k;
+        }
+        state_ok(r);
+        r->backoff_ms = 0;
+        r->next_try_ms = 0;
+        *progress = 1;
+        if (res == 1)
+            stats->shipped++;
+        else
+            stats->already++;
+        log_debug("shipped %s to region %s", names[k], r->rc->name);
+    }
+    state_write(r, sp);
+    return 0;
+}
+
 int ship_run(const struct config *conf, const struct keyring *kr, struct spool *sp, const struct ship_opts *o,
              struct ship_stats *stats, struct err *e)
 {
     struct ship_region regs[SHIP_MAX_REGIONS];
-    char **rnames = NULL;
-    size_t nr = 0, i, nreg = 0;
+    char **qnames = NULL;
+    size_t nq = 0, i, nreg = 0;
     uint64_t last_progress = now_ms();
     unsigned max_idle_ms = (o->max_idle_s ? o->max_idle_s : 600) * 1000u;
     int lockfd = -1, rc = -1, got;
@@ -103,90 +251,47 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
         unsigned long left = 0;
         int progress = 0;
 
-        spool_names_free(rnames, nr);
-        rnames = NULL;
-        if (spool_regions(sp, &rnames, &nr, e) < 0)
+        spool_names_free(qnames, nq);
+        qnames = NULL;
+        stats->orphaned = 0;
+        if (spool_queues(sp, &qnames, &nq, e) < 0)
             goto out;
-        for (i = 0; i < nr; i++) {
-            const struct region_conf *rc_ = config_region(conf, rnames[i]);
+        for (i = 0; i < nq; i++) {
+            const struct region_conf *rc_ = queue_region(conf, qnames[i]);
             struct ship_region *r = NULL;
             char **names = NULL;
             size_t n = 0, k;
 
-            if (spool_list(sp, rnames[i], &names, &n, e) < 0)
+            if (spool_list(sp, qnames[i], &names, &n, e) < 0)
                 goto out;
             if (n == 0) {
                 spool_names_free(names, n);
                 continue;
             }
             if (rc_ == NULL) {
-                log_warning("the spool holds %zu files for region %s, which is no longer configured: left in %s",
-                            n, rnames[i], spool_dir(sp));
+                /* never shipped anywhere else: the operator decides */
+                log_warning("the spool holds %zu files in queue %s for a region that is not configured (removed, "
+                            "or its url changed): left in %s/queue/%s",
+                            n, qnames[i], spool_dir(sp), qnames[i]);
+                stats->orphaned += n;
                 spool_names_free(names, n);
                 continue;
             }
             for (k = 0; k < nreg; k++)
-                if (strcmp(regs[k].name, rnames[i]) == 0)
+                if (strcmp(regs[k].queue, qnames[i]) == 0)
                     r = &regs[k];
             if (r == NULL && nreg < SHIP_MAX_REGIONS) {
-                struct err oe = ERR_INIT;
-
-                r = &regs[nreg];
-                r->name = strdup(rnames[i]);
-                if (r->name == NULL || stor_open(rc_, conf, &r->st, &oe) < 0) {
-                    free(r->name);
-                    r->name = NULL;
-                    spool_names_free(names, n);
-                    *e = oe;
-                    goto out;
-                }
-                nreg++;
+                r = &regs[nreg++];
+                r->rc = rc_;
+                strlcopy(r->queue, qnames[i], sizeof r->queue);
+                (void)spool_state_read(sp, r->queue, &r->st, &(struct err)ERR_INIT);
             }
             if (r == NULL || r->next_try_ms > now) {
                 left += n;
                 if (r != NULL && r->next_try_ms < wake)
                     wake = r->next_try_ms;
-                spool_names_free(names, n);
-                continue;
-            }
-            for (k = 0; k < n; k++) {
-                struct err se = ERR_INIT;
-                int res = ship_one(r, sp, kr, names[k], &se);
-
-                if (res < 0 && se.code == ERR_EXISTS) {
-                    /* the region holds another file of this name: keep ours
-                     * for the operator, out of the way of the queue */
-                    struct err me = ERR_INIT;
-
-                    log_error("%s", se.msg);
-                    if (spool_set_aside(sp, r->name, names[k], &me) < 0)
-                        log_error("%s", me.msg);
-                    else
-                        log_error("kept the spooled copy in %s/conflicts/%s/%s", spool_dir(sp), r->name,
-                                  names[k]);
-                    progress = 1;
-                    continue;
-                }
-                if (res < 0) {
-                    r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 500;
-                    if (r->backoff_ms > SHIP_BACKOFF_MAX_MS)
-                        r->backoff_ms = SHIP_BACKOFF_MAX_MS;
-                    r->next_try_ms = now_ms() + r->backoff_ms;
-                    if (r->next_try_ms < wake)
-                        wake = r->next_try_ms;
-                    log_warning("could not ship %s to region %s (retrying in %u ms): %s", names[k], r->name,
-                                r->backoff_ms, se.msg);
-                    left += n - k;
-                    break;
-                }
-                r->backoff_ms = 0;
-                r->next_try_ms = 0;
-                progress = 1;
-                if (res == 1)
-                    stats->shipped++;
-                else
-                    stats->already++;
-                log_debug("shipped %s to region %s", names[k], r->name);
+            } else {
+                left += ship_queue(r, conf, kr, sp, names, n, stats, &progress, &wake);
             }
             spool_names_free(names, n);
         }
@@ -213,13 +318,35 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
             usleep((useconds_t)((wake - now) * 1000));
     }
 out:
-    for (i = 0; i < nreg; i++) {
-        stor_free(regs[i].st);
-        free(regs[i].name);
-    }
-    spool_names_free(rnames, nr);
+    for (i = 0; i < nreg; i++)
+        repo_free(regs[i].rp);
+    spool_names_free(qnames, nq);
     spool_unlock(lockfd);
     return rc;
+}
+
+uint64_t ship_orphans(const struct config *conf, struct spool *sp, char *names, size_t len)
+{
+    char **q = NULL, **f = NULL;
+    size_t nq = 0, nf = 0, i;
+    uint64_t total = 0;
+
+    names[0] = '\0';
+    if (spool_queues(sp, &q, &nq, &(struct err)ERR_INIT) < 0)
+        return 0;
+    for (i = 0; i < nq; i++) {
+        if (queue_region(conf, q[i]) != NULL || spool_list(sp, q[i], &f, &nf, &(struct err)ERR_INIT) < 0)
+            continue;
+        if (nf > 0) {
+            size_t used = strlen(names);
+
+            snprintf(names + used, len - used, "%s%s", used ? ", " : "", q[i]);
+            total += nf;
+        }
+        spool_names_free(f, nf);
+    }
+    spool_names_free(q, nq);
+    return total;
 }
 
 void ship_spawn(const struct config *conf, struct spool *sp)
@@ -265,9 +392,14 @@ void ship_spawn(const struct config *conf, struct spool *sp)
         dup2(fd, STDERR_FILENO);
         close(fd);
     }
-    if (conf->path != NULL)
-        execl(exe, exe, "--config", conf->path, "ship", (char *)NULL);
-    else
-        execl(exe, exe, "ship", (char *)NULL);
+    {
+        char sysid[24];
+
+        snprintf(sysid, sizeof sysid, "%llu", (unsigned long long)spool_sysid(sp));
+        if (conf->path != NULL)
+            execl(exe, exe, "--config", conf->path, "ship", "--system-identifier", sysid, (char *)NULL);
+        else
+            execl(exe, exe, "ship", "--system-identifier", sysid, (char *)NULL);
+    }
     _exit(127);
 }

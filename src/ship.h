@@ -1,16 +1,24 @@
 /*
  * ship — drain the spool to the async regions.
  *
- * One shipper at a time per spool (flock on ship.lock).  For each region
- * with queued files, in name order (so a region that comes back after an
- * outage is caught up oldest first): upload the already-encoded object
- * byte for byte, then drop the queue entry.  A name the region already has
- * is compared by content (decoded SHA-256) before the entry is dropped;
- * different content is reported and kept in the spool.  A failing region is
- * retried with exponential backoff (capped at 15 s) while the others go on.
+ * One shipper at a time per cluster's spool (flock on ship.lock).  For
+ * each queue with files, in name order (so a region that comes back after
+ * an outage is caught up oldest first): the queue's region must be
+ * configured with the very url and endpoint it was queued for, and its
+ * repository identity must be this cluster's (created from the spool's copy
+ * when the region has none); then each already-encoded object is uploaded
+ * byte for byte, never replacing one, and its queue entry dropped.  A name
+ * the region already has is compared by content (decoded SHA-256) before
+ * the entry is dropped; different content is reported and kept in the
+ * spool.  A queue whose region is not configured is reported and left
+ * alone, never shipped elsewhere.  A failing region is retried with
+ * exponential backoff (capped at 15 s) while the others go on.
  */
 #ifndef WALSHIP_SHIP_H
 #define WALSHIP_SHIP_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "err.h"
@@ -26,11 +34,17 @@ struct ship_stats {
     unsigned long shipped;
     unsigned long already;
     unsigned long left;
+    unsigned long orphaned; /* files in queues of regions not configured */
     int ran;                /* 0: another shipper holds the lock */
 };
 
 int ship_run(const struct config *conf, const struct keyring *kr, struct spool *sp, const struct ship_opts *o,
              struct ship_stats *stats, struct err *e);
+
+/* Files waiting in queues whose region is not configured (removed, or its
+ * url or endpoint changed): they are never shipped anywhere else.  `names`
+ * gets the queues, comma-separated (cut at `len`). */
+uint64_t ship_orphans(const struct config *conf, struct spool *sp, char *names, size_t len);
 
 /* Start a detached `walship ship` unless one runs; never fails wal-push. */
 void ship_spawn(const struct config *conf, struct spool *sp);

@@ -11,10 +11,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sha256tee.h"
 #include "util.h"
 
+#include <jansson.h>
+#include <openssl/evp.h>
+
 struct spool {
-    char *dir;
+    char *dir;              /* spool_dir/SYSID */
+    uint64_t sysid;
     uint64_t max_bytes;
 };
 
@@ -46,7 +51,7 @@ static void spool_sweep_tmp(struct spool *sp)
     closedir(d);
 }
 
-int spool_open(const char *dir, uint64_t max_bytes, struct spool **out, struct err *e)
+int spool_open(const char *dir, uint64_t max_bytes, uint64_t sysid, struct spool **out, struct err *e)
 {
     static const char *const subs[] = { "queue", "pushed", "claims", "tmp" };
     struct spool *sp;
@@ -55,11 +60,14 @@ int spool_open(const char *dir, uint64_t max_bytes, struct spool **out, struct e
 
     if (dir == NULL || dir[0] != '/')
         return err_setf(e, ERR_CONFIG, "spool_dir must be an absolute path (got \"%s\")", dir ? dir : "");
+    if (sysid == 0)
+        return err_setf(e, ERR_INTERNAL, "a spool belongs to one cluster: its system identifier is unknown");
     sp = calloc(1, sizeof *sp);
-    if (sp == NULL || (sp->dir = strdup(dir)) == NULL) {
+    if (sp == NULL || (sp->dir = xasprintf("%s/%llu", dir, (unsigned long long)sysid)) == NULL) {
         free(sp);
         return err_setf(e, ERR_NOMEM, "out of memory");
     }
+    sp->sysid = sysid;
     sp->max_bytes = max_bytes;
     for (i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         if (spool_sub(sp, path, sizeof path, subs[i], NULL, NULL) < 0 || mkdir_p(path, 0700, e) < 0) {
@@ -83,6 +91,101 @@ void spool_free(struct spool *sp)
 const char *spool_dir(const struct spool *sp)
 {
     return sp->dir;
+}
+
+uint64_t spool_sysid(const struct spool *sp)
+{
+    return sp->sysid;
+}
+
+void spool_queue_name(const char *region, const char *url, const char *endpoint, char out[SPOOL_QUEUE_MAX])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    char hex[17];
+    char *what = xasprintf("%s\n%s", url ? url : "", endpoint ? endpoint : "");
+    unsigned int n = 0;
+
+    if (what == NULL || EVP_Digest(what, strlen(what), md, &n, EVP_sha256(), NULL) != 1)
+        memset(md, 0, sizeof md);
+    free(what);
+    hex_encode(md, 8, hex);
+    snprintf(out, SPOOL_QUEUE_MAX, "%.120s-%s", region, hex);
+}
+
+int spool_clusters(const char *dir, char ***names, size_t *n, struct err *e)
+{
+    char **v = NULL;
+    size_t k, i, j = 0;
+
+    if (dir_list_sorted(dir, DIR_ONLY_DIRS | DIR_NO_HIDDEN, &v, &k, e) < 0)
+        return -1;
+    for (i = 0; i < k; i++) {
+        uint64_t id;
+
+        if (parse_u64(v[i], 1, UINT64_MAX, &id, &(struct err)ERR_INIT) == 0)
+            v[j++] = v[i];
+        else
+            free(v[i]);
+    }
+    *names = v;
+    *n = j;
+    return 0;
+}
+
+uint64_t spool_legacy_entries(const char *dir)
+{
+    char path[PATH_MAX];
+    char **q = NULL, **f = NULL;
+    size_t nq = 0, nf = 0, i;
+    uint64_t total = 0;
+
+    if (snprintf(path, sizeof path, "%s/queue", dir) >= (int)sizeof path ||
+        dir_list_sorted(path, DIR_ONLY_DIRS | DIR_NO_HIDDEN, &q, &nq, &(struct err)ERR_INIT) < 0)
+        return 0;
+    for (i = 0; i < nq; i++) {
+        if (snprintf(path, sizeof path, "%s/queue/%s", dir, q[i]) < (int)sizeof path &&
+            dir_list_sorted(path, DIR_ONLY_FILES | DIR_NO_HIDDEN, &f, &nf, &(struct err)ERR_INIT) == 0) {
+            total += nf;
+            dir_list_free(f, nf);
+        }
+    }
+    dir_list_free(q, nq);
+    return total;
+}
+
+int spool_save_identity(struct spool *sp, const char *json, size_t len, struct err *e)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    int fd;
+
+    if (spool_sub(sp, path, sizeof path, "identity.json", NULL, NULL) < 0 ||
+        snprintf(tmp, sizeof tmp, "%s/tmp/identity.%d", sp->dir, (int)getpid()) >= (int)sizeof tmp)
+        return err_setf(e, ERR_IO, "spool path too long");
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+    if (write_all(fd, json, len) < 0 || fsync(fd) < 0 || close(fd) < 0) {
+        unlink(tmp);
+        return err_errno(e, ERR_IO, errno, "could not write \"%s\"", tmp);
+    }
+    if (rename(tmp, path) < 0) {
+        unlink(tmp);
+        return err_errno(e, ERR_IO, errno, "could not rename \"%s\"", tmp);
+    }
+    return fsync_dir(sp->dir, e);
+}
+
+int spool_load_identity(struct spool *sp, char **json, size_t *len, struct err *e)
+{
+    char path[PATH_MAX];
+    unsigned char *buf;
+
+    if (spool_sub(sp, path, sizeof path, "identity.json", NULL, NULL) < 0)
+        return err_setf(e, ERR_IO, "spool path too long");
+    if (read_file_all(path, 65536, &buf, len, e) < 0)
+        return -1;
+    *json = (char *)buf;
+    return 0;
 }
 
 /* ---- usage ---- */
@@ -113,7 +216,7 @@ static int inode_seen(struct inode_set *s, dev_t dev, ino_t ino)
     return 0;
 }
 
-int spool_usage(struct spool *sp, const char *region, struct spool_usage *u, struct err *e)
+int spool_usage(struct spool *sp, const char *queue, struct spool_usage *u, struct err *e)
 {
     char path[PATH_MAX];
     struct inode_set seen = { NULL, 0, 0 };
@@ -133,7 +236,7 @@ int spool_usage(struct spool *sp, const char *region, struct spool_usage *u, str
 
         if (rde->d_name[0] == '.')
             continue;
-        if (region != NULL && strcmp(region, rde->d_name) != 0)
+        if (queue != NULL && strcmp(queue, rde->d_name) != 0)
             continue;
         if (spool_sub(sp, rpath, sizeof rpath, "queue", rde->d_name, NULL) < 0 || (rd = opendir(rpath)) == NULL)
             continue;
@@ -272,16 +375,16 @@ nomem:
 
 /* ---- queue ---- */
 
-int spool_list(struct spool *sp, const char *region, char ***names, size_t *n, struct err *e)
+int spool_list(struct spool *sp, const char *queue, char ***names, size_t *n, struct err *e)
 {
     char path[PATH_MAX];
 
-    if (spool_sub(sp, path, sizeof path, "queue", region, NULL) < 0)
+    if (spool_sub(sp, path, sizeof path, "queue", queue, NULL) < 0)
         return err_setf(e, ERR_IO, "spool path too long");
     return dir_list_sorted(path, DIR_ONLY_FILES | DIR_NO_HIDDEN, names, n, e);
 }
 
-int spool_regions(struct spool *sp, char ***names, size_t *n, struct err *e)
+int spool_queues(struct spool *sp, char ***names, size_t *n, struct err *e)
 {
     char path[PATH_MAX];
 
@@ -295,43 +398,123 @@ void spool_names_free(char **names, size_t n)
     dir_list_free(names, n);
 }
 
-int spool_entry_path(struct spool *sp, const char *region, const char *name, char *buf, size_t len)
+int spool_entry_path(struct spool *sp, const char *queue, const char *name, char *buf, size_t len)
 {
-    return spool_sub(sp, buf, len, "queue", region, name);
+    return spool_sub(sp, buf, len, "queue", queue, name);
 }
 
-int spool_is_queued(struct spool *sp, const char *region, const char *name)
+int spool_is_queued(struct spool *sp, const char *queue, const char *name)
 {
     char path[PATH_MAX];
 
-    return spool_entry_path(sp, region, name, path, sizeof path) == 0 && access(path, F_OK) == 0;
+    return spool_entry_path(sp, queue, name, path, sizeof path) == 0 && access(path, F_OK) == 0;
 }
 
-int spool_done(struct spool *sp, const char *region, const char *name, struct err *e)
+int spool_done(struct spool *sp, const char *queue, const char *name, struct err *e)
 {
     char path[PATH_MAX], dir[PATH_MAX];
 
-    if (spool_entry_path(sp, region, name, path, sizeof path) < 0 ||
-        spool_sub(sp, dir, sizeof dir, "queue", region, NULL) < 0)
+    if (spool_entry_path(sp, queue, name, path, sizeof path) < 0 ||
+        spool_sub(sp, dir, sizeof dir, "queue", queue, NULL) < 0)
         return err_setf(e, ERR_IO, "spool path too long");
     if (unlink(path) < 0 && errno != ENOENT)
         return err_errno(e, ERR_IO, errno, "could not remove \"%s\" from the spool", path);
     return fsync_dir(dir, e);
 }
 
-int spool_set_aside(struct spool *sp, const char *region, const char *name, struct err *e)
+int spool_set_aside(struct spool *sp, const char *queue, const char *name, struct err *e)
 {
     char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX];
 
-    if (spool_entry_path(sp, region, name, from, sizeof from) < 0 ||
-        spool_sub(sp, dir, sizeof dir, "conflicts", region, NULL) < 0 ||
-        spool_sub(sp, to, sizeof to, "conflicts", region, name) < 0)
+    if (spool_entry_path(sp, queue, name, from, sizeof from) < 0 ||
+        spool_sub(sp, dir, sizeof dir, "conflicts", queue, NULL) < 0 ||
+        spool_sub(sp, to, sizeof to, "conflicts", queue, name) < 0)
         return err_setf(e, ERR_IO, "spool path too long");
     if (mkdir_p(dir, 0700, e) < 0)
         return -1;
     if (rename(from, to) < 0)
         return err_errno(e, ERR_IO, errno, "could not move \"%s\" to \"%s\"", from, to);
     return fsync_dir(dir, e);
+}
+
+/* ---- the shipper's state per region ---- */
+
+int spool_state_write(struct spool *sp, const char *queue, const struct spool_state *st, struct err *e)
+{
+    char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX];
+    json_t *o;
+    char *text;
+    int fd, rc = -1;
+
+    if (spool_sub(sp, dir, sizeof dir, "state", NULL, NULL) < 0 ||
+        snprintf(path, sizeof path, "%s/%s.json", dir, queue) >= (int)sizeof path ||
+        snprintf(tmp, sizeof tmp, "%s/.%s.%d", dir, queue, (int)getpid()) >= (int)sizeof tmp)
+        return err_setf(e, ERR_IO, "spool path too long");
+    if (mkdir_p(dir, 0700, e) < 0)
+        return -1;
+    o = json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:I}", "region", st->region, "updated",
+                  (json_int_t)st->updated, "last_success", (json_int_t)st->last_success, "last_error_time",
+                  (json_int_t)st->last_error_time, "last_error_code", st->last_error_code, "last_error",
+                  st->last_error, "backlog_files", (json_int_t)st->backlog_files, "backlog_bytes",
+                  (json_int_t)st->backlog_bytes);
+    text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (text == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+        goto out;
+    }
+    /* no fsync: a state lost in a crash is rewritten by the next pass */
+    if (write_all(fd, text, strlen(text)) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        err_errno(e, ERR_IO, errno, "could not write \"%s\"", path);
+        unlink(tmp);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(text);
+    return rc;
+}
+
+int spool_state_read(struct spool *sp, const char *queue, struct spool_state *st, struct err *e)
+{
+    char path[PATH_MAX];
+    unsigned char *buf = NULL;
+    json_error_t je;
+    json_int_t upd = 0, ok_t = 0, err_t = 0, files = 0, bytes = 0;
+    const char *region = "", *code = "", *msg = "";
+    size_t len;
+    json_t *o;
+    int rc = -1;
+
+    memset(st, 0, sizeof *st);
+    if (snprintf(path, sizeof path, "%s/state/%s.json", sp->dir, queue) >= (int)sizeof path)
+        return err_setf(e, ERR_IO, "spool path too long");
+    if (read_file_all(path, 65536, &buf, &len, e) < 0)
+        return -1;
+    o = json_loadb((const char *)buf, len, 0, &je);
+    free(buf);
+    if (o == NULL || json_unpack_ex(o, &je, 0, "{s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:I}", "region", &region,
+                                    "updated", &upd, "last_success", &ok_t, "last_error_time", &err_t,
+                                    "last_error_code", &code, "last_error", &msg, "backlog_files", &files,
+                                    "backlog_bytes", &bytes) < 0) {
+        err_setf(e, ERR_CORRUPT, "the shipper's state \"%s\" is unreadable: %s", path, je.text);
+        goto out;
+    }
+    strlcopy(st->region, region, sizeof st->region);
+    strlcopy(st->last_error_code, code, sizeof st->last_error_code);
+    strlcopy(st->last_error, msg, sizeof st->last_error);
+    st->updated = (int64_t)upd;
+    st->last_success = (int64_t)ok_t;
+    st->last_error_time = (int64_t)err_t;
+    st->backlog_files = (uint64_t)files;
+    st->backlog_bytes = (uint64_t)bytes;
+    rc = 0;
+out:
+    json_decref(o);
+    return rc;
 }
 
 /* ---- push-ahead markers ---- */

@@ -13,7 +13,6 @@
 #include "status.h"
 #include "util.h"
 
-#define ST_LOG_TAIL 65536
 
 struct newest_wal {
     int have;
@@ -45,71 +44,8 @@ static int newest_collect(const struct stor_entry *ent, void *arg)
     return 0;
 }
 
-static int name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-           c == '.';
-}
-
-void st_last_error(const char *log_path, const char *region, char *out, size_t len)
-{
-    char buf[ST_LOG_TAIL + 1], needle[256];
-    struct stat sb;
-    ssize_t n;
-    size_t got = 0;
-    char *line, *end;
-    int fd;
-
-    out[0] = '\0';
-    if (len == 0 || (fd = open(log_path, O_RDONLY | O_CLOEXEC)) < 0)
-        return;
-    if (fstat(fd, &sb) == 0 && sb.st_size > ST_LOG_TAIL)
-        (void)lseek(fd, sb.st_size - ST_LOG_TAIL, SEEK_SET);
-    while (got < ST_LOG_TAIL && (n = read(fd, buf + got, ST_LOG_TAIL - got)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    snprintf(needle, sizeof needle, "region %s", region);
-    /* scan lines from the end */
-    end = buf + got;
-    while (end > buf) {
-        char *hit;
-
-        line = end;
-        while (line > buf && line[-1] != '\n')
-            line--;
-        if (line < end) {
-            char save = *end;
-
-            *end = '\0';
-            if ((strstr(line, ": WARNING: ") != NULL || strstr(line, ": ERROR: ") != NULL)) {
-                for (hit = strstr(line, needle); hit != NULL; hit = strstr(hit + 1, needle))
-                    if (!name_char(hit[strlen(needle)]))
-                        break;
-                if (hit != NULL) {
-                    size_t l = strlen(line);
-
-                    while (l > 0 && (line[l - 1] == '\n' || line[l - 1] == '\r'))
-                        l--;
-                    snprintf(out, len, "%.*s", (int)l, line);
-                    *end = save;
-                    return;
-                }
-            }
-            *end = save;
-        }
-        end = line > buf ? line - 1 : buf;
-    }
-}
-
-int st_region(struct stor *s, const struct keyring *kr, const struct config *conf, const struct region_conf *rc,
-              const struct st_primary *p, struct spool *sp, time_t now, struct st_region *o, struct err *e)
+int st_region(struct repo *r, const struct config *conf, const struct region_conf *rc, const struct st_primary *p,
+              struct spool *sp, time_t now, struct st_region *o, struct err *e)
 {
     struct catalog cat = { NULL, 0 };
     struct newest_wal nw;
@@ -125,22 +61,33 @@ int st_region(struct stor *s, const struct keyring *kr, const struct config *con
     /* spool backlog and the shipper's last complaint: local, always */
     if (sp != NULL) {
         struct spool_usage u;
+        char queue[SPOOL_QUEUE_MAX];
 
-        if (spool_usage(sp, rc->name, &u, &le) == 0) {
+        spool_queue_name(rc->name, rc->url, rc->endpoint, queue);
+        if (spool_usage(sp, queue, &u, &le) == 0) {
             o->spool_files = u.entries;
             o->spool_bytes = u.bytes;
             o->spool_oldest_age = u.entries && u.oldest && now > u.oldest ? (uint64_t)(now - u.oldest) : 0;
         }
     }
-    if (conf->spool_dir != NULL) {
-        char path[4096];
+    if (sp != NULL && o->async) {
+        struct spool_state ss;
+        char queue[SPOOL_QUEUE_MAX];
 
-        snprintf(path, sizeof path, "%s/ship.log", conf->spool_dir);
-        st_last_error(path, rc->name, o->last_error, sizeof o->last_error);
+        spool_queue_name(rc->name, rc->url, rc->endpoint, queue);
+        if (spool_state_read(sp, queue, &ss, &le) == 0) {
+            o->ship_success = ss.last_success;
+            if (ss.last_error_time != 0) {
+                snprintf(o->last_error, sizeof o->last_error, "%s", ss.last_error);
+                snprintf(o->last_error_code, sizeof o->last_error_code, "%s", ss.last_error_code);
+                o->last_error_time = ss.last_error_time;
+            }
+        }
+        err_clear(&le);
     }
 
     /* the region */
-    if (cat_list(s, kr, 0, &cat, &le) < 0 || stor_list(s, "wal/", newest_collect, &nw, &le) < 0) {
+    if (cat_list(r, 0, &cat, &le) < 0 || stor_list(r->st, REPO_WAL_DIR, newest_collect, &nw, &le) < 0) {
         snprintf(o->error, sizeof o->error, "%s", le.msg);
         cat_free(&cat);
         o->alarm_rpo = o->alarm_backup = 1;
@@ -154,7 +101,7 @@ int st_region(struct stor *s, const struct keyring *kr, const struct config *con
             continue;
         o->has_backup = 1;
         snprintf(o->backup, sizeof o->backup, "%s", cat.v[i - 1].name);
-        if (cat_load_manifest(s, kr, cat.v[i - 1].name, &m, &le) == 0) {
+        if (cat_load_manifest(r, cat.v[i - 1].name, &m, &le) == 0) {
             o->backup_time = m->stop_time;
             man_free(m);
         } else {

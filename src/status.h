@@ -5,8 +5,8 @@
  * two alarms a monitoring check acts on (rpo_seconds, backup_max_age).
  *
  * st_region() only reads: the region's listing (wal/ and backups/, plus the
- * newest backup's manifest), the spool's queue for the region and the tail
- * of spool_dir/ship.log.  Library code: never prints.  One thread at a time
+ * newest backup's manifest), the spool's queue for the region and the
+ * shipper's state file for it (spool.h, spool_state).  Library code: never prints.  One thread at a time
  * per struct stor.
  */
 #ifndef WALSHIP_STATUS_H
@@ -19,8 +19,8 @@
 #include "config.h"
 #include "err.h"
 #include "keys.h"
+#include "repo.h"
 #include "spool.h"
-#include "stor.h"
 #include "wal.h"
 
 /* What the primary said (pg_current_wal_lsn()); known = 0 when no
@@ -56,18 +56,20 @@ struct st_region {
     uint64_t spool_files, spool_bytes;
     uint64_t spool_oldest_age;      /* seconds, 0 when empty */
 
-    char last_error[512];           /* last WARNING/ERROR line of ship.log naming the region, or "" */
+    /* the shipper's state for an async region (spool.h: spool_state) */
+    int64_t ship_success;           /* last file shipped (Unix seconds), 0: never */
+    char last_error[512];           /* the shipper's last error since its last success, or "" */
+    char last_error_code[32];
+    int64_t last_error_time;
 
     int alarm_rpo;                  /* lag_seconds > rpo_seconds (or nothing archived while the primary has WAL) */
     int alarm_backup;               /* no backup, or newest older than backup_max_age */
 };
 
-/* `p` and `sp` may be NULL. */
-int st_region(struct stor *s, const struct keyring *kr, const struct config *conf, const struct region_conf *rc,
-              const struct st_primary *p, struct spool *sp, time_t now, struct st_region *out, struct err *e);
+/* `r` is opened with its identity (a region without one is reported as
+ * unreadable by the caller); `p` and `sp` may be NULL. */
+int st_region(struct repo *r, const struct config *conf, const struct region_conf *rc, const struct st_primary *p,
+              struct spool *sp, time_t now, struct st_region *out, struct err *e);
 
-/* The last line of `log_path` (only its last 64 KiB are read) that is a
- * WARNING or ERROR naming "region NAME"; "" when none or no file. */
-void st_last_error(const char *log_path, const char *region, char *out, size_t len);
 
 #endif

@@ -61,6 +61,12 @@ uint64_t null_sink_count(const struct sink *s);
  * after handing a chain that ends in it to code that frees chains. */
 struct sink *borrow_sink_new(struct sink *target);
 
+/* Forwards writes to `target` but neither closes nor frees it: the caller
+ * decides afterwards whether to commit it (sink_close) or abort it
+ * (sink_free), e.g. a spool entry that must not be queued when a region
+ * reported a conflict. */
+struct sink *pass_sink_new(struct sink *target);
+
 /* Counts the bytes that pass to `next` into *counter (owned by the caller,
  * which may read it from another thread only after close). */
 struct sink *count_sink_new(struct sink *next, uint64_t *counter);

@@ -215,14 +215,11 @@ int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e)
+int read_fd_all(int fd, const char *path, size_t max, unsigned char **out, size_t *len, struct err *e)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     unsigned char *buf = NULL;
     size_t used = 0, cap = 0;
 
-    if (fd < 0)
-        return err_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "could not open \"%s\"", path);
     for (;;) {
         ssize_t n;
 
@@ -230,7 +227,6 @@ int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len
             unsigned char *nb;
             if (cap >= max + 1) {
                 free(buf);
-                close(fd);
                 return err_setf(e, ERR_IO, "\"%s\" is larger than %zu bytes", path, max);
             }
             cap = cap ? cap * 2 : 4096;
@@ -239,7 +235,6 @@ int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len
             nb = realloc(buf, cap + 1);
             if (nb == NULL) {
                 free(buf);
-                close(fd);
                 return err_setf(e, ERR_NOMEM, "out of memory reading \"%s\"", path);
             }
             buf = nb;
@@ -250,14 +245,12 @@ int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len
                 continue;
             err_errno(e, ERR_IO, errno, "could not read \"%s\"", path);
             free(buf);
-            close(fd);
             return -1;
         }
         if (n == 0)
             break;
         used += (size_t)n;
     }
-    close(fd);
     if (used > max) {
         free(buf);
         return err_setf(e, ERR_IO, "\"%s\" is larger than %zu bytes", path, max);
@@ -268,6 +261,18 @@ int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len
     *out = buf;
     *len = used;
     return 0;
+}
+
+int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0)
+        return err_errno(e, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, errno, "could not open \"%s\"", path);
+    rc = read_fd_all(fd, path, max, out, len, e);
+    close(fd);
+    return rc;
 }
 
 int fsync_dir(const char *dir, struct err *e)

@@ -40,9 +40,12 @@ void hex_encode(const unsigned char *in, size_t n, char *out);
 uint64_t now_ms(void);
 
 /* Write a whole buffer / read a whole small file.  read_file_all fails if the
- * file is bigger than max. */
+ * file is bigger than max; *out is NUL-terminated (not counted in *len).
+ * read_fd_all reads what is left of an open descriptor (`path` names it in
+ * errors) and leaves it open. */
 int write_all(int fd, const void *buf, size_t len);
 int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e);
+int read_fd_all(int fd, const char *path, size_t max, unsigned char **out, size_t *len, struct err *e);
 
 /* The names in directory `path`, sorted bytewise.  `flags`: DIR_ONLY_DIRS
  * or DIR_ONLY_FILES keep only directories or regular files (following

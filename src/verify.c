@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "archiver.h"
 #include "bkf_pipe.h"
 #include "catalog.h"
 #include "manifest.h"
@@ -256,8 +255,7 @@ static void walarch_free(struct walarch *w)
     memset(w, 0, sizeof *w);
 }
 
-static int fetch_small(struct stor *s, const char *key, const struct keyring *kr, unsigned char **buf, size_t *len,
-                       struct err *e)
+static int fetch_small(struct repo *rp, const char *key, unsigned char **buf, size_t *len, struct err *e)
 {
     struct sink *m = mem_sink_new(VFY_HISTORY_MAX), *b;
 
@@ -265,7 +263,7 @@ static int fetch_small(struct stor *s, const char *key, const struct keyring *kr
         sink_free(m);
         return err_setf(e, ERR_NOMEM, "out of memory");
     }
-    if (archive_fetch_decoded(s, key, kr, b, e) < 0) {
+    if (repo_get(rp, key, b, e) < 0) {
         sink_free(m);
         return -1;
     }
@@ -276,8 +274,8 @@ static int fetch_small(struct stor *s, const char *key, const struct keyring *kr
 
 /* Index wal/: segments, and the ancestry of every timeline with a history
  * file (decoded).  A history file that does not decode is a problem. */
-static int walarch_load(struct stor *s, const struct keyring *kr, const struct objs *wal, struct walarch *w,
-                        struct vfy_report *r, struct err *e)
+static int walarch_load(struct repo *rp, const struct objs *wal, struct walarch *w, struct vfy_report *r,
+                        struct err *e)
 {
     size_t i;
 
@@ -313,7 +311,7 @@ static int walarch_load(struct stor *s, const struct keyring *kr, const struct o
 
             if ((t = tl_get(w, wn.tli)) == NULL)
                 return err_setf(e, ERR_NOMEM, "out of memory");
-            if (fetch_small(s, wal->v[i].key, kr, &buf, &len, &he) < 0 ||
+            if (fetch_small(rp, wal->v[i].key, &buf, &len, &he) < 0 ||
                 vfy_parse_history((const char *)buf, len, &t->hist, &t->nhist, &he) < 0) {
                 free(buf);
                 if (he.code == ERR_NOMEM)
@@ -490,8 +488,7 @@ static int check_histories(const struct walarch *w, struct vfy_report *r)
 /* ---- --full: one part through libarchive ---- */
 
 struct part_read {
-    struct stor *s;
-    const struct keyring *kr;
+    struct repo *rp;
     const char *key;
     struct bkf_pipe pipe;
     atomic_int abort;
@@ -509,7 +506,7 @@ static void *part_download(void *arg)
     if (ps == NULL || (cs = count_sink_new(ps, &p->decoded)) == NULL) {
         sink_free(ps);
         err_setf(&p->dl_err, ERR_NOMEM, "out of memory");
-    } else if (archive_fetch_decoded(p->s, p->key, p->kr, cs, &p->dl_err) == 0) {
+    } else if (repo_get(p->rp, p->key, cs, &p->dl_err) == 0) {
         p->dl_rc = 0;
     }
     bkf_pipe_writer_done(&p->pipe, p->dl_rc == 0);
@@ -544,8 +541,8 @@ out:
     return rc;
 }
 
-static int full_part(struct stor *s, const struct keyring *kr, const struct manifest *m, const struct man_part *mp,
-                     const char *key, unsigned char *seen, struct vfy_report *r, struct err *e)
+static int full_part(struct repo *rp, const struct manifest *m, const struct man_part *mp, const char *key,
+                     unsigned char *seen, struct vfy_report *r, struct err *e)
 {
     struct part_read p;
     struct archive *a = NULL;
@@ -556,8 +553,7 @@ static int full_part(struct stor *s, const struct keyring *kr, const struct mani
     size_t i;
 
     memset(&p, 0, sizeof p);
-    p.s = s;
-    p.kr = kr;
+    p.rp = rp;
     p.key = key;
     atomic_init(&p.abort, 0);
     if (bkf_pipe_init(&p.pipe, VFY_PIPE_CAP, &p.abort) < 0)
@@ -667,8 +663,8 @@ out:
 
 /* Decode an object fully and count its plaintext; a decode failure is a
  * problem, not an error. */
-static int full_object(struct stor *s, const struct keyring *kr, const char *key, uint64_t want, const char *what,
-                       struct vfy_report *r, struct err *e)
+static int full_object(struct repo *rp, const char *key, uint64_t want, const char *what, struct vfy_report *r,
+                       struct err *e)
 {
     struct sink *n = null_sink_new(), *b;
     struct err de = ERR_INIT;
@@ -679,7 +675,7 @@ static int full_object(struct stor *s, const struct keyring *kr, const char *key
         return err_setf(e, ERR_NOMEM, "out of memory");
     }
     r->objects_decoded++;
-    if (archive_fetch_decoded(s, key, kr, b, &de) < 0) {
+    if (repo_get(rp, key, b, &de) < 0) {
         sink_free(n);
         if (de.code == ERR_NOMEM)
             return err_setf(e, ERR_NOMEM, "out of memory");
@@ -697,8 +693,7 @@ static int full_object(struct stor *s, const struct keyring *kr, const char *key
 
 /* ---- one backup ---- */
 
-static int check_backup(struct stor *s, const struct keyring *kr, const struct manifest *m, int full,
-                        struct vfy_report *r, struct err *e)
+static int check_backup(struct repo *rp, const struct manifest *m, int full, struct vfy_report *r, struct err *e)
 {
     struct objs l = { NULL, 0, 0, 0 };
     char prefix[CAT_NAME_MAX + 16], key[CAT_NAME_MAX + 32];
@@ -707,7 +702,7 @@ static int check_backup(struct stor *s, const struct keyring *kr, const struct m
     int rc = -1;
 
     snprintf(prefix, sizeof prefix, "backups/%s/", m->name);
-    if (objs_list(s, prefix, &l, e) < 0)
+    if (objs_list(rp->st, prefix, &l, e) < 0)
         goto out;
     if (full && m->nfiles && (seen = calloc(m->nfiles, 1)) == NULL) {
         err_setf(e, ERR_NOMEM, "out of memory");
@@ -719,7 +714,7 @@ static int check_backup(struct stor *s, const struct keyring *kr, const struct m
         char what[32];
 
         snprintf(what, sizeof what, "part-%04u", (unsigned)mp->number);
-        cat_key(key, sizeof key, m->name, what);
+        repo_key_backup(key, sizeof key, m->name, what);
         r->parts++;
         o = objs_find(&l, key);
         if (o == NULL) {
@@ -733,7 +728,7 @@ static int check_backup(struct stor *s, const struct keyring *kr, const struct m
                 goto nomem;
             continue;
         }
-        if (full && full_part(s, kr, m, mp, key, seen, r, e) < 0)
+        if (full && full_part(rp, m, mp, key, seen, r, e) < 0)
             goto out;
     }
     for (i = 0; i < 2; i++) {
@@ -741,7 +736,7 @@ static int check_backup(struct stor *s, const struct keyring *kr, const struct m
 
         if (i == 1 && !m->has_tablespace_map)
             continue;
-        cat_key(key, sizeof key, m->name, what);
+        repo_key_backup(key, sizeof key, m->name, what);
         if (objs_find(&l, key) == NULL) {
             if (problem(r, key, "backup %s: %s is missing", m->name, what) < 0)
                 goto nomem;
@@ -749,7 +744,7 @@ static int check_backup(struct stor *s, const struct keyring *kr, const struct m
             char w[CAT_NAME_MAX + 32];
 
             snprintf(w, sizeof w, "backup %s: %s", m->name, what);
-            if (full_object(s, kr, key, 0, w, r, e) < 0)
+            if (full_object(rp, key, 0, w, r, e) < 0)
                 goto out;
         }
     }
@@ -765,7 +760,7 @@ out:
 
 /* ---- the region ---- */
 
-int vfy_region(struct stor *s, const struct keyring *kr, int full, struct vfy_report *r, struct err *e)
+int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
 {
     struct catalog cat = { NULL, 0 };
     struct objs wal = { NULL, 0, 0, 0 };
@@ -776,7 +771,7 @@ int vfy_region(struct stor *s, const struct keyring *kr, int full, struct vfy_re
 
     memset(&w, 0, sizeof w);
     w.seg_size = 16u << 20;
-    if (cat_list(s, kr, 0, &cat, e) < 0)
+    if (cat_list(rp, 0, &cat, e) < 0)
         goto out;
     if (cat.n && (mans = calloc(cat.n, sizeof *mans)) == NULL) {
         err_setf(e, ERR_NOMEM, "out of memory");
@@ -790,13 +785,13 @@ int vfy_region(struct stor *s, const struct keyring *kr, int full, struct vfy_re
             r->incomplete++;
             continue;
         }
-        if (cat_load_manifest(s, kr, cat.v[i].name, &mans[i], &me) < 0) {
+        if (cat_load_manifest(rp, cat.v[i].name, &mans[i], &me) < 0) {
             mans[i] = NULL;
             if (me.code == ERR_NOMEM) {
                 *e = me;
                 goto out;
             }
-            cat_key(key, sizeof key, cat.v[i].name, CAT_MANIFEST);
+            repo_key_backup(key, sizeof key, cat.v[i].name, CAT_MANIFEST);
             if (problem(r, key, "backup %s: the manifest does not load: %s", cat.v[i].name, me.msg) < 0)
                 goto nomem;
             continue;
@@ -804,9 +799,9 @@ int vfy_region(struct stor *s, const struct keyring *kr, int full, struct vfy_re
         if (wal_seg_size_valid(mans[i]->wal_segment_size))
             w.seg_size = mans[i]->wal_segment_size;
     }
-    if (objs_list(s, "wal/", &wal, e) < 0)
+    if (objs_list(rp->st, REPO_WAL_DIR, &wal, e) < 0)
         goto out;
-    if (walarch_load(s, kr, &wal, &w, r, e) < 0)
+    if (walarch_load(rp, &wal, &w, r, e) < 0)
         goto out;
     if (check_histories(&w, r) < 0)
         goto nomem;
@@ -814,7 +809,7 @@ int vfy_region(struct stor *s, const struct keyring *kr, int full, struct vfy_re
         if (mans[i] == NULL)
             continue;
         r->backups++;
-        if (check_backup(s, kr, mans[i], full, r, e) < 0)
+        if (check_backup(rp, mans[i], full, r, e) < 0)
             goto out;
         if (check_backup_wal(&w, mans[i], r) < 0)
             goto nomem;
@@ -828,7 +823,7 @@ int vfy_region(struct stor *s, const struct keyring *kr, int full, struct vfy_re
             if (wal_parse(wal.v[i].key + 4, &wn, &pe) < 0)
                 continue;
             snprintf(what, sizeof what, "WAL file %s", wal.v[i].key + 4);
-            if (full_object(s, kr, wal.v[i].key, wn.kind == WAL_SEGMENT ? w.seg_size : 0, what, r, e) < 0)
+            if (full_object(rp, wal.v[i].key, wn.kind == WAL_SEGMENT ? w.seg_size : 0, what, r, e) < 0)
                 goto out;
         }
     }
@@ -838,7 +833,7 @@ nomem:
     err_setf(e, ERR_NOMEM, "out of memory");
 out:
     if (rc < 0)
-        err_prefix(e, "could not verify region %s", s->region);
+        err_prefix(e, "could not verify region %s", rp->name);
     for (i = 0; mans && i < cat.n; i++)
         man_free(mans[i]);
     free(mans);

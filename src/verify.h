@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "repo.h"
 #include "keys.h"
 #include "stor.h"
 
@@ -52,7 +53,7 @@ struct vfy_report {
 
 /* Check a region into `r` (which must be zeroed or freshly vfy_report_free'd).
  * 0 when the check ran (look at r->n), -1 when it could not. */
-int vfy_region(struct stor *s, const struct keyring *kr, int full, struct vfy_report *r, struct err *e);
+int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e);
 void vfy_report_free(struct vfy_report *r);
 
 /* One timeline switch from a TLI.history file: timeline `tli` ended at

@@ -4,8 +4,11 @@
  * storage work the same way).
  *
  * Writes are atomic and durable: the object is written to a temp file
- * beside its final name (".walship-tmp-*", never listed), fsync'd, renamed
- * into place, and the directory fsync'd.  The region's root directory must
+ * beside its final name (".walship-tmp-*", never listed), fsync'd, moved
+ * into place without replacing anything (renameat2 RENAME_NOREPLACE, or
+ * link() where the file system lacks it: an existing object makes the put
+ * fail with ERR_EXISTS, so two writers racing on one name cannot both
+ * succeed), and the directory fsync'd.  The region's root directory must
  * exist (like a bucket); directories below it are created on demand.
  */
 #include <dirent.h>
@@ -15,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stor.h"
@@ -56,9 +61,28 @@ struct fs_put {
     struct fs *f;
     int fd;
     int closed;
+    unsigned flags;
     char *path;
     char *tmp;
 };
+
+/* Move the finished temp file to its name; never over an existing object
+ * unless STOR_PUT_REPLACE.  -1 with errno. */
+static int publish(const char *tmp, const char *path, unsigned flags)
+{
+    if (flags & STOR_PUT_REPLACE)
+        return rename(tmp, path);
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    /* no RENAME_NOREPLACE here (some network file systems): link() never
+     * replaces either; a file system with neither refuses the put */
+    if (link(tmp, path) < 0)
+        return -1;
+    unlink(tmp);
+    return 0;
+}
 
 static int fs_put_write(struct sink *s, const void *buf, size_t len, struct err *e)
 {
@@ -82,9 +106,13 @@ static int fs_put_close(struct sink *s, struct err *e)
         return err_errno(e, ERR_IO, errno, "region %s: could not close \"%s\"", p->f->base.region, p->tmp);
     }
     p->fd = -1;
-    if (rename(p->tmp, p->path) < 0)
-        return err_errno(e, ERR_IO, errno, "region %s: could not rename \"%s\" to \"%s\"", p->f->base.region,
+    if (publish(p->tmp, p->path, p->flags) < 0) {
+        if (errno == EEXIST)
+            return err_setf(e, ERR_EXISTS, "region %s: \"%s\" already exists (not replaced)", p->f->base.region,
+                            p->path + strlen(p->f->root) + 1);
+        return err_errno(e, ERR_IO, errno, "region %s: could not move \"%s\" to \"%s\"", p->f->base.region,
                          p->tmp, p->path);
+    }
     p->closed = 1;
     slash = strrchr(p->path, '/');
     *slash = '\0';
@@ -143,7 +171,7 @@ static int fs_make_dirs(struct fs *f, char *dir, struct err *e)
     }
 }
 
-static int fs_put(struct stor *s, const char *key, struct sink **out, struct err *e)
+static int fs_put(struct stor *s, const char *key, unsigned flags, struct sink **out, struct err *e)
 {
     struct fs *f = (struct fs *)s;
     char path[PATH_MAX];
@@ -171,6 +199,7 @@ static int fs_put(struct stor *s, const char *key, struct sink **out, struct err
     p->base.ops = &fs_put_ops;
     p->f = f;
     p->fd = -1;
+    p->flags = flags;
     p->path = strdup(path);
     *slash = '\0';
     p->tmp = xasprintf("%s/" TMP_PREFIX "%d-%lx-%s", path, (int)getpid(), (unsigned long)random(), base);
@@ -379,7 +408,7 @@ out:
     return rc;
 }
 
-/* ---- remove / copy ---- */
+/* ---- remove ---- */
 
 static int fs_remove(struct stor *s, const char *key, struct err *e)
 {
@@ -417,19 +446,57 @@ static int fs_remove_many(struct stor *s, const char *const *keys, size_t n, str
     return 0;
 }
 
-static int fs_copy(struct stor *s, const char *from, const char *to, struct err *e)
-{
-    struct sink *up = NULL;
-    int rc = -1;
+/* ---- sweep: temp files of writers that died ---- */
 
-    if (fs_put(s, to, &up, e) < 0)
-        return -1;
-    if (fs_get(s, from, 0, STOR_TO_END, up, e) < 0 || sink_close(up, e) < 0)
-        goto out;
-    rc = 0;
-out:
-    sink_free(up);
+static int sweep_dir(struct fs *f, int dfd, const char *rel, time_t older_than, uint64_t *removed, struct err *e)
+{
+    DIR *d = fdopendir(dfd);
+    struct dirent *de;
+    int rc = 0;
+
+    if (d == NULL) {
+        close(dfd);
+        return err_errno(e, ERR_IO, errno, "region %s: could not read \"%s\"", f->base.region, rel);
+    }
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        struct stat st;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+            if (sub >= 0)
+                rc = sweep_dir(f, sub, de->d_name, older_than, removed, e);
+            continue;
+        }
+        if (S_ISREG(st.st_mode) && str_has_prefix(de->d_name, TMP_PREFIX) && st.st_mtime < older_than) {
+            long pid = 0;
+
+            /* ".walship-tmp-PID-...": a writer of this host that still runs
+             * keeps its file, however old */
+            if (sscanf(de->d_name + strlen(TMP_PREFIX), "%ld-", &pid) == 1 && pid > 0 && kill((pid_t)pid, 0) == 0)
+                continue;
+            if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+                (*removed)++;
+        }
+    }
+    closedir(d);
     return rc;
+}
+
+static int fs_sweep(struct stor *s, time_t older_than, uint64_t *removed, struct err *e)
+{
+    struct fs *f = (struct fs *)s;
+    int dfd;
+
+    if (fs_root_exists(f, e) < 0)
+        return -1;
+    dfd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return err_errno(e, ERR_IO, errno, "region %s: could not open \"%s\"", s->region, f->root);
+    return sweep_dir(f, dfd, f->root, older_than, removed, e);
 }
 
 static void fs_free(struct stor *s)
@@ -443,7 +510,7 @@ static void fs_free(struct stor *s)
 }
 
 static const struct stor_ops fs_ops = {
-    STOR_OPS_VERSION, fs_put, fs_get, fs_head, fs_list, fs_remove, fs_remove_many, fs_copy, fs_free,
+    STOR_OPS_VERSION, fs_put, fs_get, fs_head, fs_list, fs_remove, fs_remove_many, fs_sweep, fs_free,
 };
 
 int fs_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e)

@@ -57,8 +57,12 @@ static int tee_close(struct sink *s, struct err *e)
     size_t first = t->n;
 
     for (i = 0; i < t->n; i++) {
-        if (t->branches[i] != NULL && sink_close(t->branches[i], &t->results[i].err) < 0)
-            tee_fail(t, i);
+        if (t->branches[i] != NULL) {
+            if (sink_close(t->branches[i], &t->results[i].err) < 0)
+                tee_fail(t, i);
+            else
+                t->results[i].committed = 1;
+        }
         if (t->results[i].failed) {
             size_t used = strlen(names);
 
@@ -111,8 +115,29 @@ int multi_tee_new(struct sink **branches, struct multi_result *results, size_t n
     for (i = 0; i < n; i++) {
         t->branches[i] = branches[i];
         results[i].failed = 0;
+        results[i].committed = 0;
         err_clear(&results[i].err);
     }
     *out = &t->base;
     return 0;
+}
+
+size_t multi_settle(struct multi_result *results, size_t n, int chain_rc, const struct err *chain_err)
+{
+    size_t i, committed = 0;
+
+    for (i = 0; i < n; i++) {
+        if (results[i].committed) {
+            committed++;
+            continue;
+        }
+        if (results[i].failed)
+            continue;
+        results[i].failed = 1;
+        if (chain_rc < 0 && chain_err != NULL && chain_err->code != ERR_OK)
+            results[i].err = *chain_err;
+        else
+            err_setf(&results[i].err, ERR_INTERNAL, "the object for %s was never completed", results[i].name);
+    }
+    return committed;
 }

@@ -12,6 +12,13 @@
  * live branch (each commits its object) and fails if any branch failed,
  * with a message naming every failing branch; the per-branch results say
  * which.  The tee owns its branches.  One thread at a time.
+ *
+ * A branch's object exists only when its result says `committed`: a stage
+ * before the tee that fails (a compression or encryption error) never
+ * closes the tee, so no branch commits and none has `failed` set either.
+ * Callers count successes by `committed`, never by the absence of
+ * `failed`, and give uncommitted branches the chain's own error
+ * (multi_settle).
  */
 #ifndef WALSHIP_MULTI_H
 #define WALSHIP_MULTI_H
@@ -23,7 +30,8 @@
 
 struct multi_result {
     const char *name;       /* branch name for messages (not owned) */
-    int failed;
+    int failed;             /* the branch itself failed: err says why */
+    int committed;          /* the branch's close succeeded: its object exists */
     struct err err;
 };
 
@@ -32,5 +40,11 @@ struct multi_result {
  * still does.  `results` must outlive the tee. */
 int multi_tee_new(struct sink **branches, struct multi_result *results, size_t n, struct sink **out,
                   struct err *e);
+
+/* After the chain that ends in the tee was closed (chain_rc: what
+ * sink_close() returned, chain_err its error): every branch that did not
+ * commit and has no error of its own gets the chain's error.  Returns the
+ * number of committed branches. */
+size_t multi_settle(struct multi_result *results, size_t n, int chain_rc, const struct err *chain_err);
 
 #endif

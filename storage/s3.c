@@ -115,13 +115,17 @@ int s3_req_prepare(struct http_xfer *x, struct err *e)
     if (sigv4_sign(&sr, &cred, date, &auth, NULL, e) < 0)
         return -1;
 
-    for (i = 0; i <= n + 1; i++) {
+    for (i = 0; i <= n + 2; i++) {
         if (i < n)
             line = xasprintf("%s: %s", h[i].name, h[i].value);
         else if (i == n)
             line = xasprintf("Authorization: %s", auth);
-        else
+        else if (i == n + 1)
             line = strdup("Expect:");   /* no 100-continue round trip */
+        else if (r->if_none_match)
+            line = strdup("If-None-Match: *");  /* not signed: S3 does not require it */
+        else
+            break;
         if (line == NULL)
             goto oom;
         t = curl_slist_append(l, line);
@@ -149,7 +153,9 @@ out:
 int s3_code_transient(const char *code)
 {
     static const char *const codes[] = { "InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout",
-                                         "Throttling", "ThrottlingException" };
+                                         "Throttling", "ThrottlingException",
+                                         /* a conditional write raced another one in flight: retry */
+                                         "ConditionalRequestConflict" };
     size_t i;
 
     for (i = 0; i < sizeof codes / sizeof codes[0]; i++)
@@ -320,7 +326,7 @@ static void s3_free(struct stor *st)
 }
 
 static const struct stor_ops s3_ops = {
-    STOR_OPS_VERSION, s3_put, s3_get, s3_head, s3_list, s3_remove, s3_remove_many, s3_copy, s3_free,
+    STOR_OPS_VERSION, s3_put, s3_get, s3_head, s3_list, s3_remove, s3_remove_many, NULL, s3_free,
 };
 
 /* s3://BUCKET[/PREFIX] */

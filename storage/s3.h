@@ -50,6 +50,8 @@ struct s3 {
     size_t part_size;
     int parallel;
     long slow_timeout;      /* io timeout for requests the server works on before answering */
+    int cond_put;           /* conditional writes (If-None-Match: *): 1 honoured, 0 not tried yet,
+                               -1 the server answered 501: check before, read back after */
 };
 
 #define S3_MAX_HDR 8
@@ -69,6 +71,7 @@ struct s3_req {
     /* ranged GET (s3_get.c): recomputed by prepare() before each attempt */
     char range[64];
     char if_match[130];
+    int if_none_match;              /* send "If-None-Match: *", unsigned (so a proxy may act on it) */
     void *ctx;                      /* owner's context (upload part, get state) */
 };
 
@@ -111,8 +114,7 @@ int s3_head(struct stor *st, const char *key, struct stor_stat *out, struct err 
 int s3_list(struct stor *st, const char *prefix, stor_list_fn fn, void *arg, struct err *e);
 int s3_remove(struct stor *st, const char *key, struct err *e);
 int s3_remove_many(struct stor *st, const char *const *keys, size_t n, struct err *e);
-int s3_copy(struct stor *st, const char *from, const char *to, struct err *e);
-int s3_put(struct stor *st, const char *key, struct sink **out, struct err *e);
+int s3_put(struct stor *st, const char *key, unsigned flags, struct sink **out, struct err *e);
 int s3_get(struct stor *st, const char *key, uint64_t off, uint64_t len, struct sink *out, struct err *e);
 
 /* ---- XML (s3_xml.c) ---- */

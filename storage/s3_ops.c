@@ -1,5 +1,5 @@
 /* s3_ops — the small operations of the s3:// driver: head, list, remove,
- * remove_many, copy, and bucket creation for tests. */
+ * remove_many, and bucket creation for tests. */
 #include "s3.h"
 
 #include <stdio.h>
@@ -233,55 +233,6 @@ int s3_remove_many(struct stor *st, const char *const *keys, size_t n, struct er
         if (remove_batch((struct s3 *)st, keys + i, n - i < S3_DELETE_BATCH ? n - i : S3_DELETE_BATCH, e) < 0)
             return -1;
     return 0;
-}
-
-/* ---- copy ---- */
-
-int s3_copy(struct stor *st, const char *from, const char *to, struct err *e)
-{
-    struct s3 *s = (struct s3 *)st;
-    struct s3_error er;
-    struct s3_req r;
-    char *full = NULL, *enc = NULL, *src = NULL;
-    char verb[600];
-    int rc = -1, res;
-
-    memset(&r, 0, sizeof r);
-    full = s->prefix[0] ? xasprintf("%s/%s", s->prefix, from) : strdup(from);
-    enc = full ? sigv4_uri_encode(full, 1) : NULL;
-    src = enc ? xasprintf("/%s/%s", s->bucket, enc) : NULL;
-    if (src == NULL) {
-        err_setf(e, ERR_NOMEM, "out of memory copying \"%s\"", from);
-        goto out;
-    }
-    if (s3_req_init(&r, s, "PUT", to, NULL, e) < 0 || s3_req_header(&r, "x-amz-copy-source", src, e) < 0)
-        goto out;
-    if (s->storage_class != NULL && s3_req_header(&r, "x-amz-storage-class", s->storage_class, e) < 0)
-        goto out;
-    s3_req_body(&r, "", 0);
-    r.result_root = "CopyObjectResult";
-    r.x.io_timeout = s->slow_timeout;
-    snprintf(verb, sizeof verb, "copy \"%s\" to", from);
-    if (s3_req_run(&r, e) < 0 || r.x.status != 200) {
-        s3_fail(s, &r, verb, "in", e);
-        goto out;
-    }
-    res = s3_xml_parse_result(r.x.resp, r.x.resp_len, "CopyObjectResult", &er, e);
-    if (res != 0) {
-        if (res == 1)
-            s3_fail(s, &r, verb, "in", e);
-        else
-            err_prefix(e, "could not copy \"%s\" to \"%s\" in region %s (bucket %s)", from, to, st->region,
-                       s->bucket);
-        goto out;
-    }
-    rc = 0;
-out:
-    s3_req_free(&r);
-    free(full);
-    free(enc);
-    free(src);
-    return rc;
 }
 
 /* ---- bucket ---- */

@@ -7,10 +7,20 @@
  * so an object of at most one part is a single PutObject at close.
  * write() drives the engine without blocking, and blocks (still driving
  * it) only when every slot is busy.  Any failure, or sink_free() without a
- * successful close, aborts the multipart upload. */
+ * successful close, aborts the multipart upload.
+ *
+ * Never replacing an object (stor.h): the PUT, or the multipart upload's
+ * completion, carries If-None-Match: *, which S3 answers with 412 when the
+ * key exists.  A server that answers 501 to it (Swift's s3api) is
+ * remembered for the life of the driver, and from then on the key is
+ * checked with HEAD just before the write and read back with HEAD just
+ * after it: a writer that lost a race sees the other's ETag and fails.  Two
+ * writers whose check-write-readback sequences interleave exactly can still
+ * both succeed there; docs/S3.md describes that window. */
 #include "s3.h"
 
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +50,99 @@ struct upload {
     int failed;
     struct err err;
     int closed;
+    unsigned flags;             /* STOR_PUT_* */
 };
+
+/* A put that must not replace an existing object. */
+static int no_replace(const struct upload *u)
+{
+    return !(u->flags & STOR_PUT_REPLACE);
+}
+
+static void unquote(const char *in, char *out, size_t n)
+{
+    strlcopy(out, in[0] == '"' ? in + 1 : in, n);
+    if (out[0] != '\0' && out[strlen(out) - 1] == '"')
+        out[strlen(out) - 1] = '\0';
+}
+
+static int exists_error(const struct upload *u, const char *how, struct err *e)
+{
+    return err_setf(e, ERR_EXISTS, "region %s: \"%s\" %s (bucket %s; not replaced)", u->s3->base.region, u->key,
+                    how, u->s3->bucket);
+}
+
+/* Servers without conditional writes: the key must not exist yet. */
+static int check_absent(struct upload *u, struct err *e)
+{
+    struct stor_stat st;
+    struct err he = ERR_INIT;
+
+    if (s3_head(&u->s3->base, u->key, &st, &he) == 0)
+        return exists_error(u, "already exists", e);
+    if (he.code != ERR_NOTFOUND) {
+        *e = he;
+        return -1;
+    }
+    return 0;
+}
+
+/* ...and after the write, the object there must be ours (`etag`, as the
+ * server gave it or as computed). */
+static int check_ours(struct upload *u, const char *etag, struct err *e)
+{
+    struct stor_stat st;
+    char want[128];
+
+    unquote(etag, want, sizeof want);
+    if (s3_head(&u->s3->base, u->key, &st, e) < 0)
+        return err_prefix(e, "could not read back \"%s\" after writing it", u->key);
+    if (want[0] != '\0' && strcmp(st.etag, want) != 0)
+        return exists_error(u, "was written by another writer at the same moment", e);
+    return 0;
+}
+
+/* MD5 of a buffer, hex: a single PUT's ETag. */
+static void md5_hex(const unsigned char *buf, size_t len, char out[33])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (EVP_Digest(buf, len, md, &n, EVP_md5(), NULL) != 1 || n != 16) {
+        out[0] = '\0';
+        return;
+    }
+    hex_encode(md, 16, out);
+}
+
+/* A multipart object's ETag: MD5 of the parts' binary MD5s, "-N"; "" when
+ * a part's ETag is not an MD5 (server-side encryption with KMS). */
+static void multipart_etag(const struct upload *u, char *out, size_t n)
+{
+    unsigned char *bin = malloc((size_t)u->nparts * 16 + 1);
+    char hex[33], etag[128];
+    int i, j;
+
+    out[0] = '\0';
+    if (bin == NULL)
+        return;
+    for (i = 0; i < u->nparts; i++) {
+        unquote(u->parts[i].etag, etag, sizeof etag);
+        if (strlen(etag) != 32)
+            goto out;
+        for (j = 0; j < 16; j++) {
+            unsigned v;
+            if (sscanf(etag + 2 * j, "%2x", &v) != 1)
+                goto out;
+            bin[i * 16 + j] = (unsigned char)v;
+        }
+    }
+    md5_hex(bin, (size_t)u->nparts * 16, hex);
+    if (hex[0] != '\0')
+        snprintf(out, n, "%s-%d", hex, u->nparts);
+out:
+    free(bin);
+}
 
 static int fail_with(struct upload *u, const struct err *why, struct err *e)
 {
@@ -249,17 +351,53 @@ static int up_write(struct sink *sk, const void *buf, size_t len, struct err *e)
 static int put_single(struct upload *u, struct err *e)
 {
     struct s3 *s = u->s3;
+    const unsigned char *body = u->cur ? u->cur->buf : (const unsigned char *)"";
+    size_t len = u->cur ? u->cur->len : 0;
+    int cond = no_replace(u);
     struct s3_req r;
     int rc = -1;
 
+    if (cond && s->cond_put < 0 && check_absent(u, e) < 0)
+        return -1;
+again:
     if (s3_req_init(&r, s, "PUT", u->key, NULL, e) < 0)
         return -1;
     if (s->storage_class != NULL && s3_req_header(&r, "x-amz-storage-class", s->storage_class, e) < 0)
         goto out;
-    s3_req_body(&r, u->cur ? u->cur->buf : (const unsigned char *)"", u->cur ? u->cur->len : 0);
-    if (s3_req_run(&r, e) < 0 || r.x.status != 200) {
+    r.if_none_match = cond && s->cond_put >= 0;
+    s3_req_body(&r, body, len);
+    if (s3_req_run(&r, e) < 0) {
         s3_fail(s, &r, "upload", "to", e);
         goto out;
+    }
+    if (cond && s->cond_put == 0 && r.x.status == 501) {
+        /* no conditional writes here: check, write, read back */
+        s->cond_put = -1;
+        s3_req_free(&r);
+        if (check_absent(u, e) < 0)
+            return -1;
+        goto again;
+    }
+    if (cond && r.x.status == 412) {
+        char md5[33];
+
+        /* a retry after a lost answer finds our own first attempt */
+        md5_hex(body, len, md5);
+        if (r.x.attempts > 1 && check_ours(u, md5, &(struct err)ERR_INIT) == 0)
+            rc = 0;
+        else
+            exists_error(u, "already exists", e);
+        goto out;
+    }
+    if (r.x.status != 200) {
+        s3_fail(s, &r, "upload", "to", e);
+        goto out;
+    }
+    if (cond && s->cond_put < 0) {
+        if (check_ours(u, r.x.etag, e) < 0)
+            goto out;
+    } else if (cond) {
+        s->cond_put = 1;
     }
     rc = 0;
 out:
@@ -267,17 +405,22 @@ out:
     return rc;
 }
 
-/* Complete answered NoSuchUpload on a retry: the first attempt may have
- * completed it.  The object's multipart ETag ("...-N") tells. */
+/* Complete answered NoSuchUpload (or, conditional, PreconditionFailed) on a
+ * retry: the first attempt may have completed it.  The object's multipart
+ * ETag tells: computed from the parts' MD5s where they are MD5s, else its
+ * "-N" suffix. */
 static int completed_before(struct upload *u)
 {
     struct stor_stat st;
     struct err e = ERR_INIT;
-    char tail[16];
+    char tail[16], mine[128];
     size_t n, t;
 
     if (u->s3->base.ops->head(&u->s3->base, u->key, &st, &e) < 0)
         return 0;
+    multipart_etag(u, mine, sizeof mine);
+    if (mine[0] != '\0')
+        return strcmp(st.etag, mine) == 0;
     snprintf(tail, sizeof tail, "-%d", u->nparts);
     n = strlen(st.etag);
     t = strlen(tail);
@@ -301,9 +444,13 @@ static int complete(struct upload *u, struct err *e)
         err_setf(e, ERR_NOMEM, "out of memory");
         goto out;
     }
+    if (no_replace(u) && s->cond_put < 0 && check_absent(u, e) < 0)
+        goto out;
+again:
     if (s3_req_init(&r, s, "POST", u->key, q, e) < 0 ||
         s3_req_header(&r, "Content-Type", "application/xml", e) < 0)
         goto out;
+    r.if_none_match = no_replace(u) && s->cond_put >= 0;
     s3_req_body(&r, body, len);
     r.result_root = "CompleteMultipartUploadResult";
     r.x.io_timeout = s->slow_timeout;
@@ -311,8 +458,20 @@ static int complete(struct upload *u, struct err *e)
         s3_fail(s, &r, "complete the upload of", "to", e);
         goto out;
     }
-    if (r.x.status == 404 && r.x.attempts > 1 && completed_before(u)) {
+    if ((r.x.status == 404 || r.x.status == 412) && r.x.attempts > 1 && completed_before(u)) {
         rc = 0;
+        goto out;
+    }
+    if (no_replace(u) && s->cond_put == 0 && r.x.status == 501) {
+        s->cond_put = -1;
+        s3_req_free(&r);
+        memset(&r, 0, sizeof r);
+        if (check_absent(u, e) < 0)
+            goto out;
+        goto again;
+    }
+    if (no_replace(u) && r.x.status == 412) {
+        exists_error(u, "already exists", e);
         goto out;
     }
     if (r.x.status != 200) {
@@ -328,6 +487,15 @@ static int complete(struct upload *u, struct err *e)
         err_prefix(e, "could not complete the upload of \"%s\" to region %s (bucket %s)", u->key,
                    s->base.region, s->bucket);
         goto out;
+    }
+    if (no_replace(u) && s->cond_put < 0) {
+        char etag[128];
+
+        multipart_etag(u, etag, sizeof etag);
+        if (check_ours(u, etag, e) < 0)
+            goto out;
+    } else if (no_replace(u)) {
+        s->cond_put = 1;
     }
     rc = 0;
 out:
@@ -416,7 +584,7 @@ static void up_free(struct sink *sk)
 
 static const struct sink_ops upload_ops = { up_write, up_close, up_free };
 
-int s3_put(struct stor *st, const char *key, struct sink **out, struct err *e)
+int s3_put(struct stor *st, const char *key, unsigned flags, struct sink **out, struct err *e)
 {
     struct s3 *s = (struct s3 *)st;
     struct upload *u;
@@ -427,6 +595,7 @@ int s3_put(struct stor *st, const char *key, struct sink **out, struct err *e)
         return err_setf(e, ERR_NOMEM, "out of memory");
     u->base.ops = &upload_ops;
     u->s3 = s;
+    u->flags = flags;
     u->nslots = s->parallel + 1;
     u->key = strdup(key);
     u->slots = calloc((size_t)u->nslots, sizeof *u->slots);

@@ -13,9 +13,16 @@
  *
  * put() hands back an upload sink: write the object's bytes, then
  * sink_close() makes the object durable and visible in one step (file://:
- * temp file, fsync, rename, fsync of the directory; s3://: PUT or the
- * multipart upload's completion).  sink_free() without a successful close
- * leaves nothing behind (temp removed, multipart upload aborted).
+ * temp file, fsync, link into place without replacing, fsync of the
+ * directory; s3://: a conditional PUT or the multipart upload's conditional
+ * completion).  Publishing never replaces an object: when the key exists,
+ * close fails with ERR_EXISTS and the existing object is left as it was
+ * (the caller decides whether it holds the same content).  Where a server
+ * cannot do this atomically (S3 servers without conditional writes, such
+ * as Swift), the driver checks before and reads back after; docs/S3.md
+ * describes the window that remains.  STOR_PUT_REPLACE (walship upgrade
+ * only) replaces.  sink_free() without a successful close leaves nothing
+ * behind (temp removed, multipart upload aborted).
  *
  * get() streams the object (or a byte range of it) into `out` without
  * closing it; a transfer interrupted by a transient fault resumes where it
@@ -33,7 +40,8 @@
 #include "err.h"
 #include "stream.h"
 
-#define STOR_OPS_VERSION 1
+#define STOR_OPS_VERSION 2
+#define STOR_PUT_REPLACE 0x1     /* put(): replace an existing object */
 #define STOR_TO_END UINT64_MAX
 
 struct stor_stat {
@@ -55,7 +63,7 @@ struct stor;
 
 struct stor_ops {
     unsigned version;
-    int (*put)(struct stor *s, const char *key, struct sink **out, struct err *e);
+    int (*put)(struct stor *s, const char *key, unsigned flags, struct sink **out, struct err *e);
     int (*get)(struct stor *s, const char *key, uint64_t off, uint64_t len, struct sink *out, struct err *e);
     int (*head)(struct stor *s, const char *key, struct stor_stat *st, struct err *e);
     /* Every key starting with `prefix`, in byte order. */
@@ -63,8 +71,10 @@ struct stor_ops {
     /* Removing a key that does not exist succeeds. */
     int (*remove)(struct stor *s, const char *key, struct err *e);
     int (*remove_many)(struct stor *s, const char *const *keys, size_t n, struct err *e);
-    /* Server-side copy within the region. */
-    int (*copy)(struct stor *s, const char *from, const char *to, struct err *e);
+    /* Optional (NULL: nothing to sweep): remove what writers that died left
+     * behind (temp files) untouched since before `older_than`, never what a
+     * live writer may still own; *removed counts them. */
+    int (*sweep)(struct stor *s, time_t older_than, uint64_t *removed, struct err *e);
     void (*free)(struct stor *s);
 };
 
@@ -79,7 +89,9 @@ int stor_open(const struct region_conf *rc, const struct config *c, struct stor 
 void stor_free(struct stor *s);
 
 static inline int stor_put(struct stor *s, const char *key, struct sink **out, struct err *e)
-{ return s->ops->put(s, key, out, e); }
+{ return s->ops->put(s, key, 0, out, e); }
+static inline int stor_put_replace(struct stor *s, const char *key, struct sink **out, struct err *e)
+{ return s->ops->put(s, key, STOR_PUT_REPLACE, out, e); }
 static inline int stor_get(struct stor *s, const char *key, struct sink *out, struct err *e)
 { return s->ops->get(s, key, 0, STOR_TO_END, out, e); }
 static inline int stor_get_range(struct stor *s, const char *key, uint64_t off, uint64_t len,
@@ -93,8 +105,12 @@ static inline int stor_remove(struct stor *s, const char *key, struct err *e)
 { return s->ops->remove(s, key, e); }
 static inline int stor_remove_many(struct stor *s, const char *const *keys, size_t n, struct err *e)
 { return s->ops->remove_many(s, keys, n, e); }
-static inline int stor_copy(struct stor *s, const char *from, const char *to, struct err *e)
-{ return s->ops->copy(s, from, to, e); }
+
+static inline int stor_sweep(struct stor *s, time_t older_than, uint64_t *removed, struct err *e)
+{
+    *removed = 0;
+    return s->ops->sweep != NULL ? s->ops->sweep(s, older_than, removed, e) : 0;
+}
 
 /* Put a whole buffer (small objects: probes, manifests). */
 int stor_put_buf(struct stor *s, const char *key, const void *buf, size_t len, struct err *e);

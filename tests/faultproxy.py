@@ -28,6 +28,14 @@ one line, "OK ..." or "ERR ...":
                          is swallowed like that
     truncate N K         cut the next N responses after K bytes of body (as
                          sent on the wire) and close the connection
+    conditional on|off   emulate S3's conditional writes (what AWS does and
+                         Swift's s3api does not): a PUT, or a multipart
+                         completion, carrying "If-None-Match: *" is answered
+                         412 PreconditionFailed when the key exists, else
+                         forwarded without that header; writes to one key
+                         are serialized, so two racing writers cannot both
+                         succeed.  The proxy knows the keys written or
+                         deleted through it while "on" (start tests with it)
     dark                 go dark: stop listening (new connections are refused)
                          and reset every open connection
     up                   listen again after "dark"
@@ -44,6 +52,7 @@ Every address must be in 127.0.0.0/8.  Python 3 standard library only.
 
 import argparse
 import asyncio
+import re
 import email.utils
 import ipaddress
 import itertools
@@ -356,6 +365,9 @@ class Proxy:
         self.held = set()
         self.stop_event = asyncio.Event()
         self.req_ids = itertools.count(1)
+        self.conditional = False
+        self.known = set()          # keys that exist (conditional mode)
+        self.key_locks = {}
         self.clear_faults()
         self.n = dict.fromkeys((
             'connections', 'requests', 'forwarded', 'responses', 'errors',
@@ -450,6 +462,7 @@ class Proxy:
 
     def status(self):
         parts = ['listening=%d' % (self.server is not None),
+                 'conditional=%d' % self.conditional,
                  'delay_ms=%d/%d' % (round(self.delay_c2s * 1000), round(self.delay_s2c * 1000)),
                  'error=%d/%d' % (self.error_n, self.error_status),
                  'reset=%d' % self.reset_n, 'reset_conn=%d' % self.reset_conn_n,
@@ -525,6 +538,10 @@ class Proxy:
                 self.stall_until = time.monotonic() + float(args[0])
             elif cmd == 'truncate':
                 self.trunc_n, self.trunc_k = ints(2, 2)
+            elif cmd == 'conditional':
+                if args not in (['on'], ['off']):
+                    raise ValueError('conditional on|off')
+                self.conditional = args[0] == 'on'
             elif cmd == 'dark':
                 await self.go_dark()
             elif cmd == 'up':
@@ -628,6 +645,7 @@ class Conn:
         self.tasks = []
         self.holding = False
         self.done = asyncio.Event()
+        self.locks = []             # conditional writes awaiting their answer
 
     def abort(self):
         """Reset both sides at once (dark, shutdown)."""
@@ -675,6 +693,9 @@ class Conn:
                 dw.cancel()
             close_fin(self.cw)
             close_fin(self.uw)
+            for lock in self.locks:
+                lock.release()
+            self.locks = []
 
     async def finish(self, how_client='fin', how_up='fin'):
         await self.to_client.close(how_client)
@@ -736,12 +757,38 @@ class Conn:
                         return
                     await copy_body(self.cr, framing, None)
                     continue
+                cond = None
+                if p.conditional:
+                    path, _, query = parts[1].partition('?')
+                    writes = ((method == 'PUT' and 'partNumber=' not in query) or
+                              (method == 'POST' and 'uploadId=' in query))
+                    deletes = method == 'DELETE' and not query
+                    if writes and (hget(headers, 'if-none-match') or '').strip() == '*':
+                        lock = p.key_locks.setdefault(path, asyncio.Lock())
+                        await lock.acquire()
+                        if path in p.known:
+                            lock.release()
+                            p.n['errors'] += 1
+                            log('412 to %s %s: the key exists' % (method, path[:100]))
+                            resp = p.error_response(412, 'PreconditionFailed', method, close_after)
+                            await self.expect.put(('inject', resp, t0 + p.delay_c2s, close_after))
+                            if close_after:
+                                return
+                            await copy_body(self.cr, framing, None)
+                            continue
+                        self.locks.append(lock)
+                        head = re.sub(rb'(?im)^if-none-match:[^\r\n]*\r\n', b'', head)
+                        cond = ('write', path, lock)
+                    elif writes:
+                        cond = ('write', path, None)
+                    elif deletes:
+                        cond = ('delete', path, None)
                 trunc = None
                 if p.trunc_n > 0:
                     p.trunc_n -= 1
                     trunc = p.trunc_k
                 p.n['forwarded'] += 1
-                await self.expect.put(('forward', method, trunc))
+                await self.expect.put(('forward', method, trunc, cond))
                 await self.to_up.write(head, t0)
                 p.n['bytes_up'] += len(head)
 
@@ -794,7 +841,7 @@ class Conn:
                         await self.linger_close()
                         return
                     continue
-                _, method, trunc = exp
+                _, method, trunc, cond = exp
                 while True:
                     head = await self.ur.readuntil(b'\r\n\r\n')
                     first, headers = parse_head(head)
@@ -807,6 +854,15 @@ class Conn:
                     if 100 <= status < 200 and status != 101:
                         continue
                     break
+                if cond is not None:
+                    kind, path, lock = cond
+                    if kind == 'write' and status == 200:
+                        p.known.add(path)
+                    elif kind == 'delete' and 200 <= status < 300:
+                        p.known.discard(path)
+                    if lock is not None and lock in self.locks:
+                        self.locks.remove(lock)
+                        lock.release()
                 p.n['responses'] += 1
                 if method == 'HEAD' or status in (204, 304) or status == 101:
                     framing = ('none',)

@@ -29,10 +29,16 @@ static void put(const char *name, const unsigned char *p, size_t n)
     free(path);
 }
 
+#define FUZZ_KEY "wal/000000010000000000000001"
+/* header length of an object bound to FUZZ_KEY */
+#define OBJ_HEADER_LEN (OBJ_HEADER_FIXED_LEN + sizeof FUZZ_KEY - 1 + 8)
+
+static unsigned version = 0;
+
 static unsigned char *encode(const unsigned char *in, size_t n, int level, unsigned chunk_log2,
                              const struct keyring *kr, size_t *len)
 {
-    struct obj_opts o = { level, 0, n, chunk_log2, kr };
+    struct obj_opts o = { level, 0, n, chunk_log2, kr, { FUZZ_KEY, 7311113411111111111ULL, 0 }, version };
     struct sink *mem = mem_sink_new(0), *s;
     struct err e = ERR_INIT;
 
@@ -95,6 +101,10 @@ int main(int argc, char **argv)
     o = encode(text, 9000, 0, 12, NULL, &len);      put("plain-3-chunks", o, len); free(o);
     o = encode(text, 9000, 0, 24, NULL, &len);      put("plain-big-chunk-size", o, len); free(o);
     put("bad-magic", (const unsigned char *)"PK\003\004 this is a zip, not ours", 30);
+    /* walship 0.1.0's format, read by `upgrade` only */
+    version = OBJ_VERSION_LEGACY;
+    o = encode(text, 9000, 1, 12, cur, &len);       put("v1-enc-zstd-9000", o, len); free(o);
+    o = encode(text, 100, 0, 12, NULL, &len);       put("v1-plain-100", o, len); free(o);
     keys_free(cur);
     keys_free(old);
     keys_free(other);

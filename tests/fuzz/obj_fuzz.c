@@ -44,15 +44,19 @@ static struct keyring *test_keyring(void)
     return kr;
 }
 
+#define FUZZ_KEY "wal/000000010000000000000001"
+
 static int decode(const uint8_t *data, size_t size, size_t piece, unsigned flags,
                   unsigned char **out, size_t *outlen)
 {
     struct sink *mem = mem_sink_new((size_t)64 << 20), *dec;
+    /* the corpus is bound to FUZZ_KEY; any cluster */
+    struct obj_bind bind = { FUZZ_KEY, OBJ_SYSID_ANY, 0 };
     struct err e = ERR_INIT;
     size_t off = 0;
     int rc = -1;
 
-    if (mem == NULL || obj_decoder_new(mem, test_keyring(), flags, &dec, &e) < 0) {
+    if (mem == NULL || obj_decoder_new(mem, test_keyring(), flags, &bind, &dec, &e) < 0) {
         sink_free(mem);
         return -1;
     }
@@ -78,13 +82,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const size_t pieces[] = { SIZE_MAX, 1, 7, 16, 72, 4096, 65536, 100000 };
     size_t piece = size > 0 ? pieces[data[size - 1] % 8] : SIZE_MAX;
-    unsigned flags = size > 1 && (data[size - 2] & 1) ? OBJ_DEC_ALLOW_UNENCRYPTED : 0;
+    unsigned flags = (size > 1 && (data[size - 2] & 1) ? OBJ_DEC_ALLOW_UNENCRYPTED : 0) |
+                     (size > 1 && (data[size - 2] & 2) ? OBJ_DEC_ALLOW_LEGACY : 0);
     unsigned char *out = NULL, *again = NULL, *enc = NULL;
     size_t outlen = 0, againlen = 0, enclen = 0;
 
     if (decode(data, size, piece, flags, &out, &outlen) == 0) {
         /* Round trip what decoded: encode with the test key, decode again. */
-        struct obj_opts o = { 1, 0, outlen, 12, test_keyring() };
+        struct obj_opts o = { 1, 0, outlen, 12, test_keyring(), { FUZZ_KEY, 42, 0 }, 0 };
         struct sink *mem = mem_sink_new(0), *s;
         struct err e = ERR_INIT;
 

@@ -132,11 +132,13 @@ ok $? "the first backup-push still succeeds"
 
 # ---- kill -9 during backup-push: nothing visible ----
 before=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["backups"]))')
-# eu-west-1 stalls, so the backup is surely still uploading when it dies
-fp_ctl "$C2" 'stall-for 60' >/dev/null
+# eu-west-1 is slow, so the backup is surely still uploading when it dies:
+# killed as soon as its first part is in us-east-1
+fp_ctl "$C2" delay 500 >/dev/null
+parts=$(ws --region us-east-1 st ls backups/ 2>/dev/null | grep -c /part-)
 pg_run "$WALSHIP" --config "$CONF" backup-push >/dev/null 2>&1 &
 bk=$!
-sleep 3
+wait_for 60 bash -c "[ \$(runuser -u postgres -- $WALSHIP --config $CONF --region us-east-1 st ls backups/ 2>/dev/null | grep -c /part-) -gt $parts ]"
 pkill -9 -f "walship --config $CONF backup-push"
 wait "$bk" 2>/dev/null
 fp_ctl "$C2" clear >/dev/null
@@ -163,6 +165,7 @@ ws --region us-east-1 st get "backups/$latest/part-0001" "$T/tmp/part" --raw >/d
 size=$(stat -c %s "$T/tmp/part" 2>/dev/null || echo 0)
 [ "$size" -gt 0 ]; ok $? "the raw part can be downloaded ($size bytes)"
 printf '\xff' | dd of="$T/tmp/part" bs=1 seek=$((size / 2)) conv=notrunc status=none
+ws --region us-east-1 st rm "backups/$latest/part-0001" >/dev/null 2>&1
 ws --region us-east-1 st put "$T/tmp/part" "backups/$latest/part-0001" --raw >/dev/null 2>&1
 mkdir -p "$T/r3"; chown "$(pg_user)" "$T/r3"
 t_fail "backup-fetch of a corrupt part fails" 3 ws --region us-east-1 backup-fetch "$latest" "$T/r3/data" --tablespace-map "$T/ts1=$T/r3/ts1"

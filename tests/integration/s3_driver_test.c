@@ -152,14 +152,16 @@ static void fill(unsigned char *b, size_t n, uint64_t seed)
     }
 }
 
-/* Put n bytes, written chunk bytes at a time. */
-static int put_buf(struct stor *s, const char *key, const unsigned char *b, size_t n, size_t chunk, struct err *e)
+/* Put n bytes, written chunk bytes at a time; replacing an existing object
+ * or not. */
+static int put_buf_r(struct stor *s, const char *key, const unsigned char *b, size_t n, size_t chunk, int replace,
+                     struct err *e)
 {
     struct sink *k = NULL;
     size_t off = 0;
     int rc = -1;
 
-    if (stor_put(s, key, &k, e) < 0)
+    if ((replace ? stor_put_replace(s, key, &k, e) : stor_put(s, key, &k, e)) < 0)
         return -1;
     while (off < n) {
         size_t c = n - off < chunk ? n - off : chunk;
@@ -174,6 +176,11 @@ static int put_buf(struct stor *s, const char *key, const unsigned char *b, size
 out:
     sink_free(k);
     return rc;
+}
+
+static int put_buf(struct stor *s, const char *key, const unsigned char *b, size_t n, size_t chunk, struct err *e)
+{
+    return put_buf_r(s, key, b, n, chunk, 0, e);
 }
 
 /* 0: got exactly want; -1: the driver failed (e); -2: wrong content (e). */
@@ -369,7 +376,8 @@ static void *fill_keys(void *arg)
 
     for (i = f->from; i < f->n; i += f->step) {
         snprintf(key, sizeof key, "many/k%05d", i);
-        if (stor_put_buf(s, key, "x", 1, &e) < 0) {
+        /* listing, not publishing, is under test: skip the no-replace checks */
+        if (put_buf_r(s, key, (const unsigned char *)"x", 1, 1, 1, &e) < 0) {
             f->failed = 1;
             snprintf(f->msg, sizeof f->msg, "%s", e.msg);
             break;
@@ -447,6 +455,36 @@ static void functional(const struct region *R, int nkeys)
     ok(get_cmp(s, "backups/b1/onemore", 0, STOR_TO_END, big, PART + 1, &e) == 0, "%s: ... content right: %s", N,
        e.msg);
 
+    /* publishing never replaces: a second put fails, the object stands;
+     * of two writers racing on one name exactly one wins (a single PUT and
+     * a multipart upload, where the server has conditional writes or not) */
+    {
+        struct sink *a = NULL, *b = NULL;
+        int ra, rb;
+
+        err_clear(&e);
+        ok(put_buf(s, "wal/small", (const unsigned char *)"other", 5, 5, &e) < 0 && e.code == ERR_EXISTS,
+           "%s: a put over an existing object is refused: %s", N, e.msg);
+        ok(get_cmp(s, "wal/small", 0, STOR_TO_END, (const unsigned char *)small, strlen(small), &e) == 0,
+           "%s: ... and the object is unchanged: %s", N, e.msg);
+        err_clear(&e);
+        ok(put_buf(s, "backups/b1/part-0001", big + 1, bign - 1, 131071, &e) < 0 && e.code == ERR_EXISTS,
+           "%s: a multipart put over an existing object is refused: %s", N, e.msg);
+        ok(head(s, "backups/b1/part-0001", &st, &e) == 0 && st.size == bign, "%s: ... and it is unchanged", N);
+        err_clear(&e);
+        ra = stor_put(s, "wal/race", &a, &e) == 0 && sink_write(a, "aaa", 3, &e) == 0 ? 0 : -1;
+        rb = stor_put(s, "wal/race", &b, &e) == 0 && sink_write(b, "bbbb", 4, &e) == 0 ? 0 : -1;
+        ok(ra == 0 && rb == 0, "%s: two writers of one name", N);
+        ra = sink_close(a, &e);
+        rb = sink_close(b, &e);
+        ok(ra == 0 && rb < 0 && e.code == ERR_EXISTS, "%s: the first to publish wins, the second is refused: %s", N,
+           e.msg);
+        sink_free(a);
+        sink_free(b);
+        ok(head(s, "wal/race", &st, &e) == 0 && st.size == 3, "%s: the winner's object stands", N);
+        ok(stor_remove(s, "wal/race", &e) == 0, "%s: remove the race object", N);
+    }
+
     /* an abandoned multipart upload is aborted */
     {
         struct sink *k = NULL;
@@ -478,20 +516,9 @@ static void functional(const struct region *R, int nkeys)
         ok(rc == 0 && lc.n == 1 && strcmp(lc.last, odd) == 0,
            "%s: odd key listed by an odd prefix: %d %s %s", N, lc.n, lc.last, e.msg);
         err_clear(&e);
-        ok(stor_copy(s, odd, "odd/copy of it+", &e) == 0, "%s: copy of the odd key: %s", N, e.msg);
-        ok(get_cmp(s, "odd/copy of it+", 0, STOR_TO_END, (const unsigned char *)small, 5, &e) == 0,
-           "%s: copy content: %s", N, e.msg);
-        err_clear(&e);
-        ok(stor_copy(s, "odd/nothing", "odd/x", &e) < 0 && e.code == ERR_NOTFOUND, "%s: copy of a missing key: %s", N,
-           e.msg);
-        err_clear(&e);
         ok(stor_remove(s, odd, &e) == 0 && head(s, odd, &st, &e) < 0 && e.code == ERR_NOTFOUND,
            "%s: odd key removed: %s", N, e.msg);
     }
-    err_clear(&e);
-    ok(stor_copy(s, "backups/b1/onemore", "backups/b1/copy", &e) == 0, "%s: copy of a multipart object: %s", N,
-       e.msg);
-    ok(get_cmp(s, "backups/b1/copy", 0, STOR_TO_END, big, PART + 1, &e) == 0, "%s: copy content: %s", N, e.msg);
 
     /* not found, remove */
     ok(head(s, "wal/nope", &st, &e) < 0 && e.code == ERR_NOTFOUND && e.http_status == 404,
@@ -517,7 +544,7 @@ static void functional(const struct region *R, int nkeys)
         lctx_init(&lc, NULL);
         err_clear(&e);
         rc = stor_list(s, "", lcb, &lc, &e);
-        ok(rc == 0 && lc.n >= 6 && lc.order_ok, "%s: list of the region before: %d keys: %s", N, lc.n, e.msg);
+        ok(rc == 0 && lc.n >= 4 && lc.order_ok, "%s: list of the region before: %d keys: %s", N, lc.n, e.msg);
         before = lc.n;
         for (i = 0; i < nkeys; i++) {
             snprintf(keys[i], sizeof keys[i], "many/k%05d", i);
@@ -737,7 +764,7 @@ static int rep_write(struct sink *k, const void *b, size_t n, struct err *e)
     r->got += n;
     if (!r->fired) {
         r->fired = 1;
-        if (put_buf(r->other, "f/big", r->alt, r->n, MiB, e) < 0) {
+        if (put_buf_r(r->other, "f/big", r->alt, r->n, MiB, 1, e) < 0) {
             diag("replacing f/big failed: %s", e->msg);
             return -1;
         }
@@ -879,6 +906,7 @@ static void faults(const struct region *A, int fport)
             size_t off = 0, half = PART + 300000;
 
             err_clear(&e);
+            (void)stor_remove(s, "f/mid", &e);
             rc = stor_put(p, "f/mid", &k, &e);
             while (rc == 0 && off < fsz) {
                 size_t c = fsz - off < 65536 ? fsz - off : 65536;

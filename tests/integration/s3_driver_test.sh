@@ -156,8 +156,20 @@ like "$out" '^region us-east-1 \(s3://walship/it, sync\): ok ' "... and us-east-
 out=$("$WALSHIP" --config "$T/badsecret.conf" --region us-east-1 st check 2>&1)
 is "$?" 0 "st check --region us-east-1 with that configuration exits 0"
 
-# st put / get, encoded (the default) and --raw, in both regions
+# encoded objects belong to a repository: without its identity, refused
 head -c 300000 /dev/urandom >"$T/files/small"
+t_fail "st put (encoded) to a region with no repository identity exits 3" 3 \
+  ws --region us-east-1 st put "$T/files/small" wal/000000010000000000000001
+like "$T_OUT" 'identity.json is missing' "... and says the identity is missing"
+# the first wal-push creates it in every (sync) region
+python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/files/0000000100000000000000A0" 0000000100000000000000A0 7311234567890123456
+t "wal-push of a segment creates the identity in both regions" ws wal-push "$T/files/0000000100000000000000A0"
+out=$(ws st check 2>&1)
+like "$out" '^region us-east-1: identity: cluster 7311234567890123456, PostgreSQL 15, 16777216-byte WAL segments' \
+  "st check shows us-east-1's identity"
+like "$out" '^region eu-west-1: identity: cluster 7311234567890123456' "st check shows eu-west-1's identity"
+
+# st put / get, encoded (the default) and --raw, in both regions
 head -c $((11 * 1024 * 1024 + 12345)) /dev/urandom >"$T/files/big"   # 3 parts of 5 MiB, raw
 for r in us-east-1 eu-west-1; do
   t "st put (encoded) to $r" ws --region "$r" st put "$T/files/small" wal/000000010000000000000001
@@ -182,7 +194,8 @@ is "$(ws --region us-east-1 st get raw/stdin - --raw 2>/dev/null)" "via stdin" "
 # st ls
 out=$(ws --region eu-west-1 st ls 2>&1)
 is "$?" 0 "st ls exits 0"
-is "$out" "$(printf 'raw/big\nwal/000000010000000000000001')" "st ls lists the region's keys in order"
+is "$out" "$(printf 'identity.json\nraw/big\nwal/000000010000000000000001\nwal/0000000100000000000000A0')" \
+  "st ls lists the region's keys in order"
 out=$(ws st ls raw/ 2>&1)
 is "$out" "$(printf 'raw/big\nraw/stdin')" "st ls PREFIX lists that prefix only"
 out=$(ws st ls --long raw/ 2>&1)

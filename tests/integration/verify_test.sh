@@ -84,7 +84,7 @@ import re,sys
 for l in sys.stdin:
     l=l.rstrip("\n")
     if not l or l.startswith("# HELP ") or l.startswith("# TYPE "): continue
-    assert re.match(r"^walship_[a-z_]+\{region=\"[^\"]*\"\} -?[0-9.e+]+$", l), l
+    assert re.match(r"^walship_[a-z_]+(\{region=\"[^\"]*\"\})? -?[0-9.e+]+$", l), l
 '
 ok $? "prometheus: every sample line is well-formed textfile format"
 

@@ -67,6 +67,9 @@ pg_conf "$T/pg" "wal_keep_size = 4GB"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
 sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
+SYSID=$(pg_sysid "$T/pg")
+# the spool keeps one directory per cluster, one queue per region (name and url)
+EUQ() { ls -d "$T/spool/$SYSID/queue/eu-west-1-"* 2>/dev/null | head -1; }
 
 archived_up_to() {   # wait until pg_stat_archiver has archived $1 or later
   local want=$1
@@ -101,7 +104,7 @@ check_region_has_all() {   # region: every .done segment decodes to the pg_wal f
 }
 check_region_has_all us-east-1
 ok $? "every archived segment is in us-east-1 and decodes to the original"
-wait_for 60 bash -c "[ -z \"\$(ls -A $T/spool/queue/eu-west-1 2>/dev/null)\" ]"
+wait_for 60 bash -c "[ -z \"\$(ls -A $T/spool/$SYSID/queue/eu-west-1-* 2>/dev/null)\" ]"
 ok $? "the background shipper drained the spool"
 check_region_has_all eu-west-1
 ok $? "every archived segment is in eu-west-1 and decodes to the original"
@@ -115,11 +118,11 @@ done
 archived_up_to "$seg"
 ok $? "archiving keeps up while eu-west-1 is dark"
 is "$(sql 'select failed_count from pg_stat_archiver')" 0 "no failure while the async region is dark"
-queued=$(ls "$T/spool/queue/eu-west-1" 2>/dev/null | wc -l)
+queued=$(ls "$(EUQ)" 2>/dev/null | wc -l)
 [ "$queued" -ge 3 ]; ok $? "the spool holds the files for eu-west-1 ($queued queued)"
 fp_ctl "$C2" up >/dev/null
 t "ship --once catches eu-west-1 up" ws ship --once
-is "$(ls -A "$T/spool/queue/eu-west-1" | wc -l)" 0 "spool is empty afterwards"
+is "$(ls -A "$(EUQ)" | wc -l)" 0 "spool is empty afterwards"
 check_region_has_all eu-west-1
 ok $? "after the outage eu-west-1 has every segment"
 
@@ -147,20 +150,20 @@ ws ship --once >/dev/null 2>&1   # the identical re-push queued it again for eu-
 head -c 100 /dev/urandom | dd of="$T/re/pg_wal/$name" bs=1 seek=1000 conv=notrunc status=none
 t_fail "re-push of a different file under the same name fails" 3 ws wal-push "$T/re/pg_wal/$name"
 like "$T_OUT" "different content" "the error says the content differs"
-[ ! -e "$T/spool/queue/eu-west-1/$name" ]; ok $? "the different file is not spooled for the async region either"
+[ ! -e "$(EUQ)/$name" ]; ok $? "the different file is not spooled for the async region either"
 
 # ---- push-ahead: a follow-up call succeeds at once only for the very same file ----
 mkdir -p "$T/pa/pg_wal/archive_status"
 for i in 1 2 3; do
-  head -c $((16 * 1024 * 1024)) /dev/urandom >"$T/pa/pg_wal/00000001000000200000000$i"
+  walseg "$T/pa/pg_wal/00000001000000200000000$i" "00000001000000200000000$i" "$SYSID" "$i"
   touch "$T/pa/pg_wal/archive_status/00000001000000200000000$i.ready"
 done
 chown -R "$(pg_user)" "$T/pa"
 t "wal-push pushes the next .ready segments ahead" ws wal-push "$T/pa/pg_wal/000000010000002000000001"
-[ -f "$T/spool/pushed/000000010000002000000002" ] && [ -f "$T/spool/pushed/000000010000002000000003" ]
+[ -f "$T/spool/$SYSID/pushed/000000010000002000000002" ] && [ -f "$T/spool/$SYSID/pushed/000000010000002000000003" ]
 ok $? "push-ahead recorded segments 2 and 3"
 t "the follow-up call for a pushed-ahead segment succeeds" ws wal-push "$T/pa/pg_wal/000000010000002000000002"
-[ ! -f "$T/spool/pushed/000000010000002000000002" ]; ok $? "and consumes its marker"
+[ ! -f "$T/spool/$SYSID/pushed/000000010000002000000002" ]; ok $? "and consumes its marker"
 printf 'X' | dd of="$T/pa/pg_wal/000000010000002000000003" bs=1 seek=4096 conv=notrunc status=none
 t_fail "a pushed-ahead segment changed since is not acknowledged blindly" 3 ws wal-push "$T/pa/pg_wal/000000010000002000000003"
 like "$T_OUT" "different content" "it is compared with the archived copy and refused"
@@ -197,7 +200,7 @@ fp_ctl "$C1" up >/dev/null; fp_ctl "$C2" up >/dev/null
 
 # ---- kill -9 in the middle of an upload ----
 fp_ctl "$C1" delay 300 >/dev/null
-head -c $((16 * 1024 * 1024)) /dev/urandom >"$T/re/pg_wal/000000010000001000000001"; chown postgres "$T/re/pg_wal/000000010000001000000001"
+walseg "$T/re/pg_wal/000000010000001000000001" 000000010000001000000001 "$SYSID" 11
 pg_run "$WALSHIP" --config "$CONF" wal-push "$T/re/pg_wal/000000010000001000000001" >/dev/null 2>&1 &
 pushpid=$!
 sleep 0.8
@@ -219,11 +222,11 @@ cmp -s "$T/re/k9b" "$T/re/pg_wal/000000010000001000000001"; ok $? "and the archi
 fp_ctl "$C2" delay 400 >/dev/null
 wait_for 30 bash -c "! pgrep -f 'walship --config $CONF ship' >/dev/null"
 pgrep -f "walship --config $CONF ship" >/dev/null && pkill -9 -f "walship --config $CONF ship"
-head -c $((16 * 1024 * 1024)) /dev/urandom >"$T/re/pg_wal/000000010000001000000002"; chown postgres "$T/re/pg_wal/000000010000001000000002"
+walseg "$T/re/pg_wal/000000010000001000000002" 000000010000001000000002 "$SYSID" 12
 ws wal-push "$T/re/pg_wal/000000010000001000000002" >/dev/null 2>&1
 sleep 1
 pkill -9 -f "walship --config $CONF ship"
-[ -e "$T/spool/queue/eu-west-1/000000010000001000000002" ]; ok $? "a killed shipper leaves the file queued"
+[ -e "$(EUQ)/000000010000001000000002" ]; ok $? "a killed shipper leaves the file queued"
 fp_ctl "$C2" delay 0 >/dev/null
 t "a new shipper finishes the job" ws ship --once
 ws --region eu-west-1 st get wal/000000010000001000000002 "$T/re/k9c" >/dev/null 2>&1

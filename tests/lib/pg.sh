@@ -8,6 +8,8 @@
 #   pg_sql DIR PORT 'SQL'              run SQL, print tuples only, unaligned
 #   pg_run CMD...                      run a command as the PostgreSQL user
 #   pg_free_port                       a free TCP port on 127.0.0.1
+#   pg_sysid DIR                       the cluster's system identifier (pg_controldata)
+#   walseg OUT NAME SYSID [SEED [SIZE]] a synthetic WAL segment with a real page header
 #
 # PostgreSQL refuses to run as root, so under root every server command
 # runs as "postgres" (which owns DIR).  Servers listen on 127.0.0.1 only
@@ -25,6 +27,15 @@ pg_run() {
   else
     env PATH="$PG_BIN:$PATH" "$@"
   fi
+}
+
+pg_sysid() {
+  "$PG_BIN/pg_controldata" -D "$1/data" | sed -n 's/^Database system identifier: *//p'
+}
+
+walseg() {   # OUT NAME SYSID [SEED [SEG_SIZE]]
+  python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$1" "$2" "$3" --seed "${4:-1}" --seg-size "${5:-16777216}" &&
+    { [ "$(id -u)" != 0 ] || chown "$(pg_user)" "$1"; }
 }
 
 pg_free_port() {

@@ -116,7 +116,9 @@ is() {
 }
 
 like() {
-  if printf '%s' "$1" | grep -qE -- "$2"; then
+  # A here-string, not printf | grep -q: under pipefail, grep -q exiting at a
+  # match on an early line can kill printf with SIGPIPE and fail the match.
+  if grep -qE -- "$2" <<<"$1"; then
     ok 0 "$3"
   else
     ok 1 "$3"

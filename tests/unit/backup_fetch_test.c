@@ -63,8 +63,10 @@ int cmd_open_region(struct cmd_ctx *ctx, const char *name, struct stor **out, st
 
 enum { F_NO_MANIFEST = 1, F_BAD_SHA = 2, F_NOT_IN_TAR = 4, F_WRONG_PART = 8, F_BAD_SIZE = 16 };
 
+#define TEST_SYSID 7311234567890123456ULL
+
 struct bb {
-    struct stor *s;
+    struct repo *s;
     struct manifest *m;
     struct archive *a[MAXP];
     struct sink *up[MAXP];
@@ -104,8 +106,13 @@ static struct bb *bb_begin(const char *region_dir, const char *name, int nparts,
     snprintf(url, sizeof url, "file://%s", region_dir);
     rc.name = "build";
     rc.url = url;
-    if (fs_open(&rc, conf, &b->s, &e) < 0)
-        diag("fs_open: %s", e.msg);
+    {
+        struct repo_ident id;
+
+        repo_ident_init(&id, TEST_SYSID, 15, 16u << 20);
+        if (repo_open(&rc, conf, kr, 0, &b->s, &e) < 0 || repo_ident_ensure(b->s, &id, &e) < 0)
+            diag("repo: %s", e.msg);
+    }
     b->m = man_new();
     b->m->format = MAN_FORMAT;
     b->m->name = strdup(name);
@@ -123,17 +130,17 @@ static struct bb *bb_begin(const char *region_dir, const char *name, int nparts,
     b->m->compression = strdup("zstd:3");
     b->m->key_id = strdup(keys_current(kr)->id_hex);
     b->nparts = nparts;
-    snprintf(b->label, sizeof b->label, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\nLABEL: %s\n", name);
+    snprintf(b->label, sizeof b->label,
+             "START WAL LOCATION: 1/28 (file 000000010000000100000000)\nCHECKPOINT LOCATION: 1/60\n"
+             "LABEL: walship %s\nSTART TIMELINE: 1\n", name);
     for (i = 0; i < nparts; i++) {
         struct obj_opts oo;
         struct sink *up = NULL;
         char key[256];
 
         snprintf(key, sizeof key, "backups/%s/part-%04d", name, i + 1);
-        memset(&oo, 0, sizeof oo);
-        oo.level = 3;
-        oo.kr = kr;
-        if (stor_put(b->s, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &b->up[i], &e) < 0)
+        repo_obj_opts(b->s, key, 3, &oo);
+        if (stor_put(b->s->st, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &b->up[i], &e) < 0)
             diag("part %d: %s", i + 1, e.msg);
         b->a[i] = archive_write_new();
         archive_write_set_format_pax(b->a[i]);
@@ -197,10 +204,8 @@ static int bb_put_small(struct bb *b, const char *what, const char *text)
     int rc = -1;
 
     snprintf(key, sizeof key, "backups/%s/%s", b->m->name, what);
-    memset(&oo, 0, sizeof oo);
-    oo.level = 3;
-    oo.kr = kr;
-    if (stor_put(b->s, key, &up, &e) < 0)
+    repo_obj_opts(b->s, key, 3, &oo);
+    if (stor_put(b->s->st, key, &up, &e) < 0)
         goto out;
     if (obj_encoder_new(up, &oo, &enc, &e) < 0)
         goto out;
@@ -254,7 +259,7 @@ static struct manifest *bb_end(struct bb *b, int incomplete)
             bb_put_small(b, "manifest.json", json);
         free(json);
     }
-    stor_free(b->s);
+    repo_free(b->s);
     free(b);
     return m;
 }
@@ -356,7 +361,7 @@ static int fetch(const char *region_dir, const struct manifest *m, const char *d
                  size_t nmaps, struct err *e)
 {
     struct region_conf rc;
-    struct stor *s = NULL;
+    struct repo *s = NULL;
     struct bkf_opts o;
     char url[PATH_MAX];
     int r;
@@ -365,7 +370,7 @@ static int fetch(const char *region_dir, const struct manifest *m, const char *d
     snprintf(url, sizeof url, "file://%s", region_dir);
     rc.name = "test";
     rc.url = url;
-    if (fs_open(&rc, conf, &s, e) < 0)
+    if (repo_open(&rc, conf, kr, REPO_OPEN_IDENTITY, &s, e) < 0)
         return -1;
     memset(&o, 0, sizeof o);
     o.parallel = 2;
@@ -373,8 +378,8 @@ static int fetch(const char *region_dir, const struct manifest *m, const char *d
     o.ntsmap = nmaps;
     o.progress = on_progress;
     progress_calls = 0;
-    r = bkf_fetch(s, &rc, conf, kr, m, dir, &o, NULL, e);
-    stor_free(s);
+    r = bkf_fetch(s, &rc, conf, m, dir, &o, NULL, e);
+    repo_free(s);
     return r;
 }
 
@@ -479,7 +484,7 @@ static void test_round_trip(void)
     link[n > 0 ? n : 0] = '\0';
     is_str(link, ts1, "pg_tblspc/16385 is a symlink to the tablespace");
     s = slurp(path_of("%s/backup_label", out));
-    like(s, "LABEL: 20260101T000000Z", "backup_label written");
+    like(s, "LABEL: walship 20260101T000000Z", "backup_label written");
     free(s);
     s = slurp(path_of("%s/tablespace_map", out));
     is_str(s, path_of("16385 %s\n", ts1), "tablespace_map written unchanged");
@@ -625,7 +630,7 @@ static void test_commands(void)
     like(s, "region r2", "it names the region");
     free(s);
     s = slurp(path_of("%s/latest/backup_label", root));
-    like(s, "LABEL: 20260302T000000Z", "LATEST skipped the incomplete newer backup");
+    like(s, "LABEL: walship 20260302T000000Z", "LATEST skipped the incomplete newer backup");
     free(s);
     ok(exists(path_of("%s/latest/newer", root)), "the newest complete backup's files are there");
 

@@ -1,9 +1,11 @@
 /* fs: the file:// driver — atomic put, get with ranges, list, remove. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stor.h"
@@ -118,13 +120,36 @@ int main(void)
     ok(stor_list(s, "wal/0000000100000000000000", collect_fn, &col, &e) == 0, "list partial-name prefix");
     is_int(col.n, 2, "two WAL objects match");
 
-    /* copy, remove, remove_many */
-    ok(stor_copy(s, "wal/000000010000000000000002", "wal/copy", &e) == 0, "copy");
+    /* publishing never replaces: a second put of a name fails, the first
+     * object stays, and no temp file is left */
+    ok(stor_put_buf(s, "wal/000000010000000000000002", "TWO", 3, &e) < 0 && e.code == ERR_EXISTS,
+       "a put over an existing object fails with ERR_EXISTS: %s", e.msg);
     mem = mem_sink_new(0);
-    ok(stor_get(s, "wal/copy", mem, &e) == 0, "get copy");
+    ok(stor_get(s, "wal/000000010000000000000002", mem, &e) == 0, "get after the refused put");
     data = mem_sink_data(mem, &len);
-    ok(len == 3 && memcmp(data, "two", 3) == 0, "copy has the same bytes");
+    ok(len == 3 && memcmp(data, "two", 3) == 0, "the first object is unchanged");
     sink_free(mem);
+    snprintf(path, sizeof path, "%s/root/wal", dir);
+    is_int(count_tmp(path), 0, "the refused put left no temp file");
+    {
+        struct sink *a = NULL, *b = NULL;
+
+        ok(stor_put(s, "wal/race", &a, &e) == 0 && stor_put(s, "wal/race", &b, &e) == 0, "two writers, one name");
+        ok(sink_write(a, "aaa", 3, &e) == 0 && sink_write(b, "bbbb", 4, &e) == 0, "both write");
+        ok(sink_close(b, &e) == 0, "the first to close publishes");
+        ok(sink_close(a, &e) < 0 && e.code == ERR_EXISTS, "the second is refused: %s", e.msg);
+        sink_free(a);
+        sink_free(b);
+        ok(stor_head(s, "wal/race", &st, &e) == 0 && st.size == 4, "the first writer's object stands");
+    }
+    ok(stor_put_replace(s, "wal/race", &up, &e) == 0 && sink_write(up, "c", 1, &e) == 0 && sink_close(up, &e) == 0,
+       "STOR_PUT_REPLACE replaces");
+    sink_free(up);
+    ok(stor_head(s, "wal/race", &st, &e) == 0 && st.size == 1, "...with the new content");
+
+    /* remove, remove_many */
+    ok(stor_put_buf(s, "wal/copy", "two", 3, &e) == 0, "put another");
+    ok(stor_remove(s, "wal/race", &e) == 0, "remove");
     ok(stor_remove(s, "wal/copy", &e) == 0, "remove");
     ok(stor_remove(s, "wal/copy", &e) == 0, "remove of a missing key succeeds");
     {
@@ -133,6 +158,39 @@ int main(void)
     }
     snprintf(path, sizeof path, "%s/root/backups", dir);
     ok(access(path, F_OK) != 0, "empty directories are tidied after remove");
+
+    /* temp files of killed writers: swept once old, never a live writer's */
+    {
+        const char *names[] = { ".walship-tmp-999999-1-old", ".walship-tmp-999999-2-new", NULL };
+        char live[64];
+        struct timespec old[2];
+        uint64_t removed = 0;
+        int k;
+
+        snprintf(live, sizeof live, ".walship-tmp-%d-3-mine", (int)getpid());
+        names[2] = live;
+        clock_gettime(CLOCK_REALTIME, &old[0]);
+        old[0].tv_sec -= 7200;
+        old[1] = old[0];
+        for (k = 0; k < 3; k++) {
+            snprintf(path, sizeof path, "%s/root/wal/%s", dir, names[k]);
+            close(open(path, O_WRONLY | O_CREAT, 0600));
+            if (k != 1)
+                utimensat(AT_FDCWD, path, old, 0);
+        }
+        ok(stor_sweep(s, time(NULL) - 3600, &removed, &e) == 0 && removed == 1, "sweep removes one file: %s",
+           e.msg);
+        snprintf(path, sizeof path, "%s/root/wal/%s", dir, names[0]);
+        ok(access(path, F_OK) != 0, "...the old temp file of a dead writer");
+        snprintf(path, sizeof path, "%s/root/wal/%s", dir, names[1]);
+        ok(access(path, F_OK) == 0, "...not a recent one");
+        snprintf(path, sizeof path, "%s/root/wal/%s", dir, names[2]);
+        ok(access(path, F_OK) == 0, "...nor an old one whose writer still runs");
+        ok(stor_head(s, "wal/000000010000000000000002", &st, &e) == 0, "...and no object");
+        unlink(path);
+        snprintf(path, sizeof path, "%s/root/wal/%s", dir, names[1]);
+        unlink(path);
+    }
 
     /* bad keys */
     ok(stor_put_buf(s, "../escape", "x", 1, &e) < 0, "key with .. refused");

@@ -15,6 +15,10 @@
 #include "stream.h"
 #include "tap.h"
 
+#define TKEY "wal/000000010000000000000007"
+#define TSYSID 7311113411111111111ULL
+/* the header of an object bound to TKEY */
+#define OBJ_HEADER_LEN (OBJ_HEADER_FIXED_LEN + sizeof TKEY - 1 + 8)
 #define CHUNK_LOG2 12
 #define CHUNK ((size_t)1 << CHUNK_LOG2)
 #define FRAME (AEAD_CHUNK_HDR_LEN + CHUNK + AEAD_TAG_LEN)
@@ -57,13 +61,18 @@ static int push(struct sink *s, const unsigned char *in, size_t n, size_t piece,
     return sink_close(s, e);
 }
 
-static int encode(const unsigned char *in, size_t n, const struct obj_opts *o, size_t piece,
+static int encode(const unsigned char *in, size_t n, const struct obj_opts *o_, size_t piece,
                   unsigned char **out, size_t *outlen, struct err *e)
 {
     struct sink *mem = mem_sink_new(0), *enc;
+    struct obj_opts o = *o_;
     int rc = -1;
 
-    if (obj_encoder_new(mem, o, &enc, e) < 0) {
+    if (o.bind.key == NULL) {
+        o.bind.key = TKEY;
+        o.bind.sysid = TSYSID;
+    }
+    if (obj_encoder_new(mem, &o, &enc, e) < 0) {
         sink_free(mem);
         return -1;
     }
@@ -75,15 +84,16 @@ static int encode(const unsigned char *in, size_t n, const struct obj_opts *o, s
     return rc;
 }
 
-/* Decode; `*got`/`*gotlen` receive whatever plaintext the decoder released,
- * even when it failed. */
-static int decode(const unsigned char *in, size_t n, const struct keyring *kr, unsigned flags,
-                  size_t piece, unsigned char **got, size_t *gotlen, struct err *e)
+/* Decode as `key` of cluster `sysid`; `*got`/`*gotlen` receive whatever
+ * plaintext the decoder released, even when it failed. */
+static int decode_as(const unsigned char *in, size_t n, const struct keyring *kr, unsigned flags, const char *key,
+                     uint64_t sysid, size_t piece, unsigned char **got, size_t *gotlen, struct err *e)
 {
     struct sink *mem = mem_sink_new(0), *dec;
+    struct obj_bind bind = { key, sysid, 0 };
     int rc;
 
-    if (obj_decoder_new(mem, kr, flags, &dec, e) < 0) {
+    if (obj_decoder_new(mem, kr, flags, &bind, &dec, e) < 0) {
         sink_free(mem);
         return -1;
     }
@@ -91,6 +101,12 @@ static int decode(const unsigned char *in, size_t n, const struct keyring *kr, u
     *got = mem_sink_take(mem, gotlen);
     sink_free(dec);
     return rc;
+}
+
+static int decode(const unsigned char *in, size_t n, const struct keyring *kr, unsigned flags, size_t piece,
+                  unsigned char **got, size_t *gotlen, struct err *e)
+{
+    return decode_as(in, n, kr, flags, TKEY, TSYSID, piece, got, gotlen, e);
 }
 
 static struct keyring *kr_A, *kr_B, *kr_BA;
@@ -127,7 +143,7 @@ static void round_trips(void)
                     int compressible = (si + pi) % 2;
                     unsigned char *in, *obj = NULL, *back = NULL;
                     size_t objlen = 0, backlen = 0;
-                    struct obj_opts o = { levels[li], 0, n, CHUNK_LOG2, enc ? kr_A : NULL };
+                    struct obj_opts o = { levels[li], 0, n, CHUNK_LOG2, enc ? kr_A : NULL, { NULL, 0, 0 }, 0 };
                     struct err e = ERR_INIT;
                     int good;
 
@@ -162,7 +178,7 @@ static void big_round_trips(void)
     static const int workers[] = { 0, 2 };
 
     for (int w = 0; w < 2; w++) {
-        struct obj_opts o = { 3, workers[w], 0, 0, kr_A };
+        struct obj_opts o = { 3, workers[w], 0, 0, kr_A, { NULL, 0, 0 }, 0 };
         struct err e = ERR_INIT;
         int good = encode(in, n, &o, 1 << 20, &obj, &objlen, &e) == 0
             && decode(obj, objlen, kr_A, 0, 65536, &back, &backlen, &e) == 0
@@ -219,7 +235,7 @@ static void tamper(int enc)
     size_t n = 3 * CHUNK + 1000;
     unsigned char *in = gen(n, 0), *obj = NULL, *bad;
     size_t len = 0, bad_truncs = 0, bad_flips = 0;
-    struct obj_opts o = { 0, 0, n, CHUNK_LOG2, kr };
+    struct obj_opts o = { 0, 0, n, CHUNK_LOG2, kr, { NULL, 0, 0 }, 0 };
     struct err e = ERR_INIT;
     const char *mode = enc ? "encrypted" : "plain";
 
@@ -240,8 +256,8 @@ static void tamper(int enc)
     }
     is_int(bad_truncs, 0, "%s: every truncation (%zu lengths) fails as truncated, releasing only "
            "verified chunks", mode, len);
-    expect_fail(obj, 0, kr, 0, in, n, ERR_CORRUPT, "truncated (header: 0 of 72", 1, "empty object");
-    expect_fail(obj, 40, kr, 0, in, n, ERR_CORRUPT, "truncated (header: 40 of 72", 1, "cut in header");
+    expect_fail(obj, 0, kr, 0, in, n, ERR_CORRUPT, "truncated (header: 0 of 74", 1, "empty object");
+    expect_fail(obj, 40, kr, 0, in, n, ERR_CORRUPT, "truncated (header: 40 of 74", 1, "cut in header");
     expect_fail(obj, OBJ_HEADER_LEN, kr, 0, in, n, ERR_CORRUPT, "no final chunk after 0 chunks", 1,
                 "header only");
     expect_fail(obj, OBJ_HEADER_LEN + 2 * FRAME, kr, 0, in, n, ERR_CORRUPT,
@@ -331,7 +347,8 @@ static void keys_and_policy(void)
     size_t n = 5000;
     unsigned char *in = gen(n, 1), *objA = NULL, *objB = NULL, *objP = NULL, *back = NULL;
     size_t lenA = 0, lenB = 0, lenP = 0, backlen = 0;
-    struct obj_opts oA = { 3, 0, n, 0, kr_A }, oBA = { 3, 0, n, 0, kr_BA }, oP = { 3, 0, n, 0, NULL };
+    struct obj_opts oA = { 3, 0, n, 0, kr_A, { NULL, 0, 0 }, 0 }, oBA = { 3, 0, n, 0, kr_BA, { NULL, 0, 0 }, 0 },
+                    oP = { 3, 0, n, 0, NULL, { NULL, 0, 0 }, 0 };
     struct obj_header_info info;
     struct err e = ERR_INIT;
     const struct keys_key *ka = keys_current(kr_A), *kb = keys_current(kr_B);
@@ -341,7 +358,7 @@ static void keys_and_policy(void)
     encode(in, n, &oP, 0, &objP, &lenP, &e);
 
     ok(obj_peek_header(objA, lenA, &info, &e) == 0 && info.cipher == OBJ_CIPHER_AES256GCM
-       && info.compression == OBJ_COMP_ZSTD && info.version == 1
+       && info.compression == OBJ_COMP_ZSTD && info.version == OBJ_VERSION
        && info.chunk_size == (size_t)1 << OBJ_CHUNK_LOG2_DEFAULT, "peek: header fields");
     is_str(info.key_id_hex, ka->id_hex, "peek: key id of an object encrypted with key A");
     ok(obj_peek_header(objB, lenB, &info, &e) == 0 && strcmp(info.key_id_hex, kb->id_hex) == 0,
@@ -377,8 +394,8 @@ static void keys_and_policy(void)
         unsigned char *forged = malloc(lenB), md[32];
         memcpy(forged, objB, lenB);
         memcpy(forged + 8, ka->id, KEYS_ID_LEN);
-        EVP_Digest(forged, 64, md, NULL, EVP_sha256(), NULL);
-        memcpy(forged + 64, md, 8);
+        EVP_Digest(forged, OBJ_HEADER_LEN - 8, md, NULL, EVP_sha256(), NULL);
+        memcpy(forged + OBJ_HEADER_LEN - 8, md, 8);
         expect_fail(forged, lenB, kr_BA, 0, in, n, ERR_CORRUPT, "could not unwrap the data key", 1,
                     "key id swapped in a forged header");
         free(forged);
@@ -396,7 +413,7 @@ static void compressed_tamper(void)
     size_t n = 300000;
     unsigned char *in = gen(n, 0), *obj = NULL, *got = NULL;
     size_t len = 0, gotlen = 0;
-    struct obj_opts o = { 1, 0, n, CHUNK_LOG2, kr_A };
+    struct obj_opts o = { 1, 0, n, CHUNK_LOG2, kr_A, { NULL, 0, 0 }, 0 };
     struct err e = ERR_INIT;
     int rc;
 
@@ -406,6 +423,90 @@ static void compressed_tamper(void)
     ok(rc < 0 && e.code == ERR_CORRUPT && gotlen > 0 && gotlen < n && memcmp(got, in, gotlen) == 0,
        "zstd:1: a flip mid-object fails, released %zu bytes, all of them good (%s)", gotlen, e.msg);
     free(got);
+    free(obj);
+    free(in);
+}
+
+/* Where an object belongs is in its authenticated header. */
+static void binding(int enc)
+{
+    const struct keyring *kr = enc ? kr_A : NULL;
+    const char *mode = enc ? "encrypted" : "plain";
+    size_t n = 2 * CHUNK + 10, len = 0, gotlen = 0;
+    unsigned char *in = gen(n, 1), *obj = NULL, *got = NULL, *v1 = NULL;
+    struct obj_opts o = { 3, 0, n, CHUNK_LOG2, kr, { NULL, 0, 0 }, 0 };
+    struct obj_header_info info;
+    struct err e = ERR_INIT;
+    size_t v1len = 0;
+
+    if (!ok(encode(in, n, &o, 0, &obj, &len, &e) == 0, "%s: encode bound to %s", mode, TKEY))
+        diag("%s", e.msg);
+    ok(obj_peek_header(obj, len, &info, &e) == 0 && info.version == OBJ_VERSION && info.sysid == TSYSID &&
+           strcmp(info.key, TKEY) == 0 && info.header_len == OBJ_HEADER_LEN,
+       "%s: the header carries the key and the system identifier", mode);
+    ok(decode(obj, len, kr, 0, 0, &got, &gotlen, &e) == 0 && gotlen == n && memcmp(got, in, n) == 0,
+       "%s: decodes where it was written", mode);
+    free(got);
+    got = NULL;
+    ok(decode_as(obj, len, kr, 0, "wal/000000010000000000000008", TSYSID, 0, &got, &gotlen, &e) < 0 &&
+           e.code == ERR_FOREIGN && strstr(e.msg, "was written as \"" TKEY "\"") != NULL && gotlen == 0,
+       "%s: under another name: refused, naming both (%s)", mode, e.msg);
+    free(got);
+    got = NULL;
+    ok(decode_as(obj, len, kr, 0, TKEY, TSYSID + 1, 0, &got, &gotlen, &e) < 0 && e.code == ERR_FOREIGN &&
+           strstr(e.msg, "7311113411111111111") != NULL && strstr(e.msg, "7311113411111111112") != NULL &&
+           gotlen == 0,
+       "%s: for another cluster: refused, naming both (%s)", mode, e.msg);
+    free(got);
+    got = NULL;
+    {
+        struct sink *mem = mem_sink_new(0), *dec;
+        struct obj_bind any = { TKEY, OBJ_SYSID_ANY, 0 };
+        int rc = obj_decoder_new(mem, kr, 0, &any, &dec, &e) == 0 ? push(dec, obj, len, 0, &e) : -1;
+
+        ok(rc == 0 && any.found_sysid == TSYSID, "%s: OBJ_SYSID_ANY decodes and reports the cluster", mode);
+        sink_free(dec);
+    }
+    /* a forged header: the name rewritten and the header check recomputed */
+    {
+        unsigned char *bad = malloc(len), md[32];
+        size_t at = OBJ_HEADER_LEN - 8;
+
+        memcpy(bad, obj, len);
+        bad[at - 1] = '9';      /* ...0007 -> ...0009 */
+        EVP_Digest(bad, at, md, NULL, EVP_sha256(), NULL);
+        memcpy(bad + at, md, 8);
+        ok(decode_as(bad, len, kr, 0, "wal/000000010000000000000009", TSYSID, 0, &got, &gotlen, &e) < 0 &&
+               e.code == ERR_CORRUPT && strstr(e.msg, "chunk 0 failed authentication") != NULL && gotlen == 0,
+           "%s: a renamed object with a rewritten header fails authentication (%s)", mode, e.msg);
+        free(got);
+        got = NULL;
+        free(bad);
+    }
+    /* version 1 (walship 0.1.0): refused unless upgrading */
+    o.version = OBJ_VERSION_LEGACY;
+    ok(encode(in, n, &o, 0, &v1, &v1len, &e) == 0 && v1len == len - (OBJ_HEADER_LEN - OBJ_HEADER_V1_LEN),
+       "%s: a version 1 object can still be written (tests of upgrade)", mode);
+    ok(decode(v1, v1len, kr, 0, 0, &got, &gotlen, &e) < 0 && e.code == ERR_FOREIGN &&
+           strstr(e.msg, "walship upgrade") != NULL,
+       "%s: a version 1 object is refused: %s", mode, e.msg);
+    free(got);
+    got = NULL;
+    ok(decode(v1, v1len, kr, OBJ_DEC_ALLOW_LEGACY, 0, &got, &gotlen, &e) == 0 && gotlen == n &&
+           memcmp(got, in, n) == 0,
+       "%s: ...and decodes for upgrade", mode);
+    free(got);
+    got = NULL;
+    o.version = 0;
+    o.bind.key = "";
+    {
+        struct sink *mem = mem_sink_new(0), *s2 = NULL;
+
+        ok(obj_encoder_new(mem, &o, &s2, &e) < 0 && e.code == ERR_INTERNAL,
+           "%s: an encoder needs a key to bind to", mode);
+        sink_free(mem);
+    }
+    free(v1);
     free(obj);
     free(in);
 }
@@ -434,6 +535,8 @@ int main(void)
     tamper(0);
     keys_and_policy();
     compressed_tamper();
+    binding(1);
+    binding(0);
     tee();
     keys_free(kr_A);
     keys_free(kr_B);

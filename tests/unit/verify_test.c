@@ -16,6 +16,8 @@
 #include "log.h"
 #include "manifest.h"
 #include "obj.h"
+#include "repo.h"
+#include "spool.h"
 #include "status.h"
 #include "stor.h"
 #include "tap.h"
@@ -23,7 +25,7 @@
 
 static char root[] = "/tmp/walship-verify-test-XXXXXX";
 static struct config *conf;
-static struct stor *st;
+static struct repo *st;
 
 static void put(const char *key, const char *text)
 {
@@ -31,8 +33,8 @@ static void put(const char *key, const char *text)
     struct sink *up = NULL, *enc = NULL;
     struct err e = ERR_INIT;
 
-    memset(&oo, 0, sizeof oo);
-    if (stor_put(st, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &enc, &e) < 0 ||
+    repo_obj_opts(st, key, 0, &oo);
+    if (stor_put(st->st, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &enc, &e) < 0 ||
         sink_write(enc, text, strlen(text), &e) < 0 || sink_close(enc, &e) < 0)
         diag("put %s: %s", key, e.msg);
     sink_free(enc ? enc : up);
@@ -68,7 +70,8 @@ static void backup(const char *name)
     snprintf(p, sizeof p, "%s/region/%s", root, key);
     stat(p, &sb);
     snprintf(key, sizeof key, "backups/%s/backup_label", name);
-    put(key, "label");
+    snprintf(p, sizeof p, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\nLABEL: walship %s\n", name);
+    put(key, p);
     m->format = MAN_FORMAT;
     m->name = strdup(name);
     m->walship_version = strdup("test");
@@ -105,7 +108,7 @@ static size_t run(const char *obj, int *named)
 
     memset(&r, 0, sizeof r);
     *named = 0;
-    if (vfy_region(st, NULL, 0, &r, &e) < 0) {
+    if (vfy_region(st, 0, &r, &e) < 0) {
         diag("vfy_region: %s", e.msg);
         return 999;
     }
@@ -122,6 +125,7 @@ static size_t run(const char *obj, int *named)
 int main(void)
 {
     struct region_conf rc;
+    struct repo_ident id;
     struct err e = ERR_INIT;
     struct vfy_hist_entry *h = NULL;
     char url[PATH_MAX];
@@ -144,8 +148,9 @@ int main(void)
         snprintf(p, sizeof p, "%s/region", root);
         mkdir(p, 0700);
     }
-    if (fs_open(&rc, conf, &st, &e) < 0) {
-        diag("fs_open: %s", e.msg);
+    repo_ident_init(&id, 7311234567890123456ULL, 15, 16u << 20);
+    if (repo_open(&rc, conf, NULL, 0, &st, &e) < 0 || repo_ident_ensure(st, &id, &e) < 0) {
+        diag("repo: %s", e.msg);
         return 1;
     }
 
@@ -208,27 +213,42 @@ int main(void)
     is_int((int)run("backups/20231114T221320Z/part-0001", &named), 1, "a missing part is found");
     ok(named, "... naming the part");
 
-    /* status: the shipper's last complaint about a region */
+    /* status: the shipper's state for a region, from its state file */
     {
-        char p[PATH_MAX], got[512];
-        FILE *f;
+        struct spool *sp = NULL;
+        struct spool_state ws, rs;
+        struct st_region o;
+        struct region_conf *async = NULL;
+        char p[PATH_MAX], q[SPOOL_QUEUE_MAX];
 
-        snprintf(p, sizeof p, "%s/ship.log", root);
-        f = fopen(p, "w");
-        fputs("2026-11-22 06:00:00.000 walship[1] ship: WARNING: could not ship A to region eu-west-1 (x)\n"
-              "2026-11-22 06:00:01.000 walship[1] ship: WARNING: could not ship B to region eu-west-10 (y)\n"
-              "2026-11-22 06:00:02.000 walship[1] ship: INFO: shipped 1 files to region eu-west-1\n", f);
-        fclose(f);
-        st_last_error(p, "eu-west-1", got, sizeof got);
-        ok(strstr(got, "could not ship A to region eu-west-1") != NULL, "status: last warning naming the region");
-        st_last_error(p, "us-east-1", got, sizeof got);
-        is_str(got, "", "status: no complaint about another region");
-        snprintf(p, sizeof p, "%s/no-such.log", root);
-        st_last_error(p, "eu-west-1", got, sizeof got);
-        is_str(got, "", "status: no ship.log");
+        snprintf(p, sizeof p, "%s/spool", root);
+        ok(spool_open(p, 0, 7311234567890123456ULL, &sp, &e) == 0, "a spool for the shipper's state: %s", e.msg);
+        config_add_region_url(conf, "eu-west-1", url, &e);
+        async = (struct region_conf *)config_region(conf, "eu-west-1");
+        async->mode = REGION_ASYNC;
+        spool_queue_name(async->name, async->url, async->endpoint, q);
+        memset(&ws, 0, sizeof ws);
+        snprintf(ws.region, sizeof ws.region, "eu-west-1");
+        ws.updated = ws.last_success = 1700000000;
+        ws.last_error_time = 1700000100;
+        snprintf(ws.last_error_code, sizeof ws.last_error_code, "network");
+        snprintf(ws.last_error, sizeof ws.last_error, "could not ship A to region eu-west-1 (x)");
+        ws.backlog_files = 3;
+        ok(spool_state_write(sp, q, &ws, &e) == 0 && spool_state_read(sp, q, &rs, &e) == 0 &&
+               rs.last_success == ws.last_success && rs.backlog_files == 3 && strcmp(rs.last_error, ws.last_error) == 0 &&
+               strcmp(rs.last_error_code, "network") == 0,
+           "the shipper's state file reads back as written: %s", e.msg);
+        ok(st_region(st, conf, async, NULL, sp, 1700000200, &o, &e) == 0 &&
+               strstr(o.last_error, "could not ship A") != NULL && strcmp(o.last_error_code, "network") == 0 &&
+               o.ship_success == 1700000000,
+           "status reports the last error and its code from the state file, not from log text");
+        ok(st_region(st, conf, &rc, NULL, sp, 1700000200, &o, &e) == 0 &&
+               o.last_error[0] == '\0',
+           "status: no shipper error for a region that has none");
+        spool_free(sp);
     }
 
-    stor_free(st);
+    repo_free(st);
     config_free(conf);
     if (getenv("KEEP") == NULL) {
         char cmd[PATH_MAX + 16];

@@ -1,0 +1,58 @@
+/*
+ * config_int — what the configuration modules share, and nobody else.
+ *
+ * config.c owns the key tables, the setters and the struct config object;
+ * config_read.c reads the file (docs/CONFIG.md, "How the file is read");
+ * config_show.c formats the effective configuration for `config check`.
+ * Other modules use config.h only.
+ */
+#ifndef WALSHIP_CONFIG_INT_H
+#define WALSHIP_CONFIG_INT_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+typedef int (*setter_fn)(void *target, const char *value, struct err *e);
+
+/* How a key's value is stored, so that it can be shown again. */
+enum key_kind {
+    KIND_STR, KIND_CONNINFO, KIND_BOOL, KIND_SIZE, KIND_DURATION, KIND_U64, KIND_INT,
+    KIND_COMPRESSION, KIND_LOG_LEVEL, KIND_MODE, KIND_LIST
+};
+
+#define KEY_SECRET 0x1      /* never shown; a file holding it must be private */
+#define KEY_ZERO_UNSET 0x2  /* 0 means "not set" */
+
+struct key_def {
+    const char *name;
+    size_t offset;
+    setter_fn set;
+    enum key_kind kind;
+    unsigned flags;
+};
+
+/* Bound on either table, for per-key arrays (checked in config.c). */
+#define CONFIG_MAX_KEYS 32
+
+extern const struct key_def config_global_keys[];
+extern const size_t config_nglobal;
+extern const struct key_def config_region_keys[];
+extern const size_t config_nregion;
+
+const struct key_def *config_find_key(const struct key_def *defs, size_t n, const char *name);
+
+/* Set key `k` (from `defs`) on `base` (the struct config, or a region) and
+ * remember `origin`; `origins` is the array of that object.  An empty value
+ * is refused.  The error is the setter's, without context. */
+int config_apply(void *base, char **origins, const struct key_def *defs, const struct key_def *k,
+                 const char *value, const char *origin, struct err *e);
+
+int config_region_name_valid(const char *name);
+/* Append a region (no keys yet); NULL on error. */
+struct region_conf *config_add_region(struct config *c, const char *name, struct err *e);
+
+/* Read the file at `path` into `c` (config_read.c). */
+int config_read_file(struct config *c, const char *path, struct err *e);
+
+#endif

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# walship config check, and the configuration lines of issue 11, with the
+# built binary: every value's origin, secrets never printed, errors that
+# name FILE:LINE and the key with exit status 2, and a wal-push that shows
+# the misread lines no longer archive unencrypted or to the wrong key.
+# No server needed: the regions are file://.
+set -u
+. "$(dirname "$0")/../lib/tap.sh"
+
+cd "$T" || exit 1
+mkdir -p ra rb pg_wal/archive_status
+"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+ok $? "keygen for the test key"
+# What every run must not print, anywhere.
+SECRET=S3cr3t-AWS-1234567890
+PGPASS=pgpw-0987654321
+TOKEN=$(printf 'TOK%.0s' $(seq 1 21846))   # 65538 bytes: a 64 KiB line
+check() { "$WALSHIP" --config "$1" config check "${@:2}" 2>&1; }
+leaks() { printf '%s' "$1" | grep -qF -e "$SECRET" -e "$PGPASS" -e "${TOKEN:0:64}"; }
+
+cat >full.conf <<EOF
+[global]
+spool_dir = $T/spool   # c
+compression = zstd:3 # fast
+  key_file = $T/key
+pg_conninfo = host=/run/postgresql password=$PGPASS dbname=postgres ; the primary
+
+[region ra]
+url = file://$T/ra   # primary
+mode = sync
+
+[region rb]
+url = s3://bucket/pfx#frag
+mode = async
+access_key_id = AKIAEXAMPLE
+secret_access_key = $SECRET
+session_token = $TOKEN
+part_size = 32MB
+EOF
+chmod 600 full.conf
+
+out=$(WALSHIP_PARALLEL=3 "$WALSHIP" --config "$T/full.conf" --log-level warning config check 2>&1)
+ok $? "config check exits 0 on a valid file"
+like "$out" "^key_file += $T/key +# $T/full.conf:4\$" "the indented key_file is read, with FILE:LINE"
+like "$out" "^spool_dir += $T/spool +# $T/full.conf:2\$" "spool_dir without its comment"
+like "$out" "^compression += zstd:3 +# $T/full.conf:3\$" "compression = zstd:3 # fast is zstd:3"
+like "$out" "^url += file://$T/ra +# $T/full.conf:8\$" "the url without its # comment"
+like "$out" "^url += s3://bucket/pfx#frag +#" "a # without a blank before it stays in the value"
+like "$out" "^parallel += 3 +# WALSHIP_PARALLEL\$" "an environment value names its variable"
+like "$out" "^log_level += warning +# --log-level\$" "a flag value names its flag"
+like "$out" "^rpo_seconds += 60s +# default\$" "a default says so"
+like "$out" "^part_size += 32MB +#" "sizes are shown as walship read them"
+like "$out" "^secret_access_key += <redacted> +# $T/full.conf:15\$" "the secret key is redacted, its origin shown"
+like "$out" "^session_token += <redacted> +# $T/full.conf:16\$" "the 64 KiB session token is read and redacted"
+like "$out" "^pg_conninfo += .*password=<redacted>" "the conninfo password is redacted"
+like "$out" "^\[region ra\] +# region 1 of 2, mode sync\$" "regions in order, with their mode (1)"
+like "$out" "^\[region rb\] +# region 2 of 2, mode async\$" "regions in order, with their mode (2)"
+like "$out" "configuration is valid" "says it is valid"
+leaks "$out"; ok $((!$?)) "no secret anywhere in the output (key, conninfo password, token)"
+
+out=$("$WALSHIP" --config full.conf --key-file "$T/other-key" config check 2>&1)
+like "$out" "^key_file += $T/other-key +# --key-file\$" "--key-file overrides the file and says so"
+like "$out" "warning: .*other-key" "a key file that cannot be loaded is a warning"
+
+# ---- no key_file: valid, loudly warned ----
+printf '[global]\nspool_dir = %s/spool\n\n[region ra]\nurl = file://%s/ra\n' "$T" "$T" >nokey.conf
+out=$(check nokey.conf); st=$?
+is "$st" 0 "a file without key_file is valid"
+like "$out" "^key_file += \(not set\) +# default\$" "key_file shown as not set"
+like "$out" "warning: key_file is not set: WAL and backups are archived UNENCRYPTED" "and warned about"
+
+# ---- refused: exit 2, FILE:LINE and the key, nothing of the secrets ----
+refused() {  # name, file, pattern; extra environment before the command via env
+  local name=$1 file=$2 pat=$3; shift 3
+  local o st
+  o=$(env "$@" "$WALSHIP" --config "$file" config check 2>&1); st=$?
+  is "$st" 2 "refused with exit 2: $name"
+  like "$o" "$pat" "  $name: the message"
+  if leaks "$o"; then ok 1 "  $name: no secret printed"; else ok 0 "  $name: no secret printed"; fi
+}
+conf() { printf "$@" >"$T/bad.conf"; chmod 600 "$T/bad.conf"; }
+
+conf '[global]\nspool_dir = /x\nspool_dir = /y\n'
+refused "a key given twice" bad.conf "bad.conf:3: key \"spool_dir\" is given twice in \[global\] \(first on line 2\)"
+conf '[global]\n[region a]\nurl = file:///a\n[global]\n'
+refused "a second [global]" bad.conf "bad.conf:4: section \[global\] is given twice"
+conf '[region a]\nurl = file:///a\n[region a]\n'
+refused "a region given twice" bad.conf "bad.conf:3: region \"a\" is defined twice"
+conf '[region a] url = file:///a\n'
+refused "a setting after a section header" bad.conf "bad.conf:1: text after the section header"
+conf '[global]\nkey_file: /k\n'
+refused "key: value" bad.conf "bad.conf:2: key \"key_file\""
+conf '[region a]\nurl = file:///a\nsecret_access_key = %s\nbogus = 1\n' "$SECRET"
+refused "an unknown key after a secret" bad.conf "bad.conf:4: unknown key \"bogus\" in \[region a\]"
+conf '[region a]\nurl = file:///a\nsecret_access_key = %s\n' "$SECRET"; chmod 644 bad.conf
+refused "a secret in a file others can read" bad.conf "holds a secret key but its mode is 0644"
+conf '[global]\nkey_file = "/k"\n'
+refused "a quoted value" bad.conf "bad.conf:2: key \"key_file\": the value starts with a quote"
+conf '[global]\nkey_file =\n'
+refused "an empty value" bad.conf "bad.conf:2: key \"key_file\": empty value"
+refused "WALSHIP_KEYFILE (a typo)" nokey.conf "unknown variable WALSHIP_KEYFILE \(did you mean WALSHIP_KEY_FILE\?\)" \
+  WALSHIP_KEYFILE=/k
+refused "an empty WALSHIP_KEY_FILE" nokey.conf "WALSHIP_KEY_FILE is set but empty" WALSHIP_KEY_FILE=
+refused "a directory" "$T/ra" "is not a regular file \(it is a directory\)"
+
+# A 10 MB line is refused with its own line number (it was reported wrong).
+{ printf '[global]\n; a comment\n\nsession_token = '; head -c $((10 << 20)) /dev/zero | tr '\0' a; printf '\n[region a]\n'; } >bad.conf
+refused "a 10 MB line" bad.conf "bad.conf:4: key \"session_token\": the line is [0-9]+ bytes long"
+
+# A comment line longer than inih's 199 bytes that ends in a setting.
+{ printf '[global]\n# '; head -c 300 /dev/zero | tr '\0' x; printf ' spool_dir = /elsewhere\n[region a]\nurl = file:///a\n'; } >long.conf
+out=$(check long.conf)
+like "$out" "^spool_dir += /var/lib/walship/spool +# default\$" "no setting comes from inside a long comment"
+
+# ---- the command itself ----
+t_fail "walship config without check is a usage error" 2 "$WALSHIP" --config nokey.conf config
+t_fail "walship config check takes no argument" 2 "$WALSHIP" --config nokey.conf config check extra
+"$WALSHIP" help config | grep -q "usage: walship config check"; ok $? "walship help config"
+"$WALSHIP" --help | grep -qE '^  config +check the configuration'; ok $? "config is in walship --help"
+printf '[global]\nspool_dir = %s/spool\n' "$T" >noregion.conf
+out=$(check noregion.conf); st=$?
+is "$st" 2 "no region configured: exit 2"
+like "$out" "no region is configured" "  and says so"
+
+# ---- issue 11 end to end: what wal-push does with these lines ----
+cat >push.conf <<EOF
+[global]
+spool_dir = $T/spool   # c
+compression = none ; so that unencrypted data would show
+  key_file = $T/key
+
+[region ra]
+url = file://$T/ra   # primary
+EOF
+# the test directory plays the data directory PostgreSQL runs wal-push in:
+# its pg_control names the cluster, a segment in pg_wal its segment size
+mkdir -p global
+python3 -c "import struct,sys; open('global/pg_control','wb').write(struct.pack('=Q', 7311234567890123456) + bytes(8184))"
+echo 15 >PG_VERSION
+python3 "$TOP_SRCDIR/tests/lib/walseg.py" pg_wal/000000010000000000000001 000000010000000000000001 7311234567890123456
+printf 'PLAINTEXT-MARKER-%s\n' "$(date +%s%N)" >pg_wal/00000002.history
+t "wal-push with the lines of issue 11" "$WALSHIP" --config push.conf wal-push pg_wal/00000002.history
+[ -f "$T/ra/wal/00000002.history" ]; ok $? "archived under wal/, not under a key holding the comment"
+! grep -rqF PLAINTEXT-MARKER "$T/ra"; ok $? "the indented key_file was applied: the archive is encrypted"
+[ -d "$T/spool" ] && [ -z "$(ls -d "$T"/spool?* 2>/dev/null)" ]; ok $? "the spool directory has no comment in its name"
+
+done_testing
