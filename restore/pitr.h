@@ -2,7 +2,7 @@
  * pitr — point-in-time restore: choosing the backup, checking the WAL it
  * needs, and writing the recovery settings into a fetched PGDATA.
  *
- * Pure decisions and file writes; the command (src/cmd_restore.c) fetches,
+ * Pure decisions and file writes; the command (src/cmd/cmd_restore.c) fetches,
  * starts PostgreSQL and reports.  Targets follow PostgreSQL's
  * recovery_target_* settings.  A target time without a zone is taken as UTC
  * and written with "+00" so walship and PostgreSQL agree on it.

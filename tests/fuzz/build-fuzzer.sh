@@ -16,8 +16,9 @@ out=${FUZZ_BUILD:-$here/build}
 CC=${CC:-clang}
 mkdir -p "$out"
 
-lib="src/err.c src/util.c src/log.c src/stream.c src/keys.c src/sha256tee.c src/zst.c src/aead.c src/obj.c"
-cflags="-std=gnu11 -g -O1 -D_GNU_SOURCE -I$top/src -Wall -Wextra -Werror -Wno-unused-parameter"
+lib="src/common/err.c src/common/util.c src/common/log.c src/io/fault.c src/io/stream.c src/io/sha256tee.c
+     src/codec/keys.c src/codec/zst.c src/codec/aead.c src/codec/obj.c"
+cflags="-std=gnu11 -g -O1 -D_GNU_SOURCE -I$top/src/common -I$top/src/io -I$top/src/codec -Wall -Wextra -Werror -Wno-unused-parameter"
 libs="$(pkg-config --libs libcrypto libzstd) -lpthread"
 srcs=""
 for f in $lib; do srcs="$srcs $top/$f"; done

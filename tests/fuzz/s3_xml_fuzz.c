@@ -9,8 +9,8 @@
  *
  * Built with clang by:
  *   clang -std=gnu11 -g -O1 -D_GNU_SOURCE -Isrc -Istorage $(pkg-config --cflags libxml-2.0) \
- *     -fsanitize=fuzzer,address,undefined tests/fuzz/s3_xml_fuzz.c storage/s3_xml.c \
- *     src/err.c src/util.c $(pkg-config --libs libxml-2.0) -o s3_xml_fuzz
+ *     -fsanitize=fuzzer,address,undefined tests/fuzz/s3_xml_fuzz.c storage/s3/s3_xml.c \
+ *     src/common/err.c src/common/util.c $(pkg-config --libs libxml-2.0) -o s3_xml_fuzz
  *   ./s3_xml_fuzz -max_total_time=600 tests/fuzz/corpus/s3_xml
  * and replayed over tests/fuzz/corpus/s3_xml under gcc in `make check`
  * (tests/fuzz/s3_xml_replay.sh).

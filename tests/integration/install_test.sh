@@ -49,7 +49,7 @@ missing=
 for c in $(sed -n 's/^    { "\([a-z-]*\)", ".*/\1/p' "$src/src/main.c"); do
   grep -qF ".SS \"walship ${c//-/\\-}" "$src/docs/walship.1" || missing="$missing $c"
 done
-is "$missing" "" "every command in src/main.c has a section in walship(1)"
+is "$missing" "" "every command in src/cmd/main.c has a section in walship(1)"
 missing=
 for k in $(grep -oE '^\| `[a-z_]+`' "$src/docs/CONFIG.md" | tr -d '|` '); do
   grep -q "^\.B.* $k\b" "$src/docs/walship.1" || grep -q "^\.B $k$" "$src/docs/walship.1" || missing="$missing $k"

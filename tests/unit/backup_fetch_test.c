@@ -35,7 +35,7 @@ static struct config *conf;
 static struct keyring *kr;
 static const unsigned char test_key[KEYS_LEN] = "walship backup-fetch test key!!";
 
-/* ---- the command edge that src/main.c provides in the program ---- */
+/* ---- the command edge that src/cmd/main.c provides in the program ---- */
 
 int cmd_fail(const struct err *e)
 {
@@ -609,7 +609,7 @@ static void test_commands(void)
     config_add_region_url(conf, "r2", path_of("file://%s", reg2), &e);
 
     /* the first region holds only an incomplete backup (listing an empty
-     * backups/ hits a qsort(NULL, 0) in storage/fs.c under UBSan) */
+     * backups/ hits a qsort(NULL, 0) in storage/fs/fs.c under UBSan) */
     b = bb_begin(empty, "20250101T000000Z", 1, T0 - 86400);
     bb_file(b, 1, "PG_VERSION", "15\n", 3, 0600, T0, 0);
     man_free(bb_end(b, 1));

@@ -4,7 +4,7 @@
  * the operation, and nothing is acknowledged that was not stored: the
  * fan-out alone (multi), wal-push's engine (archive_push_file) over
  * file:// regions, sync and async, the shipper, and decoding (repo_get).
- * Faults are armed through WALSHIP_FAULT_INJECT (src/fault.h).
+ * Faults are armed through WALSHIP_FAULT_INJECT (src/io/fault.h).
  */
 #include <limits.h>
 #include <stdio.h>

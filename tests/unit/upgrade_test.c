@@ -1,5 +1,5 @@
 /*
- * upgrade_test — `walship upgrade` (src/upgrade.c) on repositories and a
+ * upgrade_test — `walship upgrade` (src/maint/upgrade.c) on repositories and a
  * spool written in walship 0.1.0's format (version 1 objects, no identity),
  * built here with the encoder's legacy mode: the region is refused before,
  * bound after, every object decodes to what it held; a dry run changes

@@ -1,5 +1,5 @@
 /*
- * verify — WAL continuity across timelines (src/verify.c), against a
+ * verify — WAL continuity across timelines (src/maint/verify.c), against a
  * synthetic file:// region: objects encoded without a key, a one-part
  * backup whose part is only checked by size, WAL segments as tiny encoded
  * objects (the default check only lists them), history files decoded.

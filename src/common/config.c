@@ -457,7 +457,7 @@ static int apply_env(struct config *c, struct err *e)
         memcpy(name, *ep, n);
         name[n] = '\0';
         /* not configuration: the config file's path, and the test-only
-         * fault injection points (src/fault.h) */
+         * fault injection points (src/io/fault.h) */
         if (strcmp(name, "WALSHIP_CONFIG") == 0 || strcmp(name, "WALSHIP_FAULT_INJECT") == 0)
             continue;
         for (j = 8; j <= n; j++)

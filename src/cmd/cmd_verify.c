@@ -1,7 +1,7 @@
 /*
  * cmd_verify — `walship verify [--region R] [--full] [--json]`: check that
  * every region (or R) holds complete backups and the WAL they need
- * (src/verify.h, docs/VERIFY.md).  Every problem is printed, naming the
+ * (src/maint/verify.h, docs/VERIFY.md).  Every problem is printed, naming the
  * object; the exit status is 3 when anything is wrong or a region could
  * not be checked, 0 otherwise.
  */

@@ -1,7 +1,7 @@
 /*
  * cmd_upgrade — `walship upgrade [--region R] [--dry-run]`: bind the
  * repositories and the spool walship 0.1.0 wrote, once, after installing
- * this version (src/upgrade.h; docs/OPERATIONS.md).
+ * this version (src/maint/upgrade.h; docs/OPERATIONS.md).
  */
 #include <stdio.h>
 #include <string.h>

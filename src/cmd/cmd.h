@@ -1,7 +1,7 @@
 /*
  * cmd — the command table and what every command receives.
  *
- * src/main.c parses global options (--config, --log-level, --region, -h),
+ * src/cmd/main.c parses global options (--config, --log-level, --region, -h),
  * loads the configuration when the command needs one, and calls the
  * command's run() with the remaining arguments (argv[0] is the command
  * name).  A command returns the process exit status (DESIGN.md §5: 0, 1 not

@@ -1,7 +1,7 @@
 /*
  * cmd_status — `walship status [--json | --prometheus]`: per region the
  * newest backup and its age, the newest archived WAL, the lag behind the
- * primary, the spool backlog and the last error (src/status.h).  Exit 2
+ * primary, the spool backlog and the last error (src/maint/status.h).  Exit 2
  * when any region lags past rpo_seconds or its newest backup is older than
  * backup_max_age (a monitoring check), 3 when the status could not be taken
  * at all, 0 otherwise.  --prometheus prints the text exposition format for

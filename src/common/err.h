@@ -4,7 +4,7 @@
  * Every fallible function in walship returns 0 on success or -1 on failure
  * and fills a caller-provided struct err.  The message is lowercase, names
  * the object, the region and the cause, and never holds a secret.  Only
- * src/main.c and the command files turn an err into output and an exit code.
+ * src/cmd/main.c and the command files turn an err into output and an exit code.
  *
  * A struct err is plain data owned by the caller; no allocation, so it is
  * safe to use on any thread and after out-of-memory.
