@@ -202,14 +202,8 @@ static int inode_seen(struct inode_set *s, dev_t dev, ino_t ino)
     for (i = 0; i < s->n; i++)
         if (s->v[i].dev == dev && s->v[i].ino == ino)
             return 1;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        void *nv = realloc(s->v, cap * sizeof *s->v);
-        if (nv == NULL)
-            return 1;   /* undercount rather than fail */
-        s->v = nv;
-        s->cap = cap;
-    }
+    if (array_reserve(&s->v, &s->cap, s->n + 1, sizeof *s->v) < 0)
+        return 1;   /* undercount rather than fail */
     s->v[s->n].dev = dev;
     s->v[s->n].ino = ino;
     s->n++;

@@ -62,15 +62,8 @@ static int add_item(struct bk_list *l, const char *rel, const char *src, const s
 {
     struct bk_item *it;
 
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        struct bk_item *ni = realloc(l->items, cap * sizeof *ni);
-
-        if (ni == NULL)
-            return err_setf(e, ERR_NOMEM, "out of memory listing PGDATA");
-        l->items = ni;
-        l->cap = cap;
-    }
+    if (array_reserve(&l->items, &l->cap, l->n + 1, sizeof *l->items) < 0)
+        return err_setf(e, ERR_NOMEM, "out of memory listing PGDATA");
     it = &l->items[l->n];
     memset(it, 0, sizeof *it);
     it->path = strdup(rel);

@@ -134,7 +134,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
                        const struct list_opts *lo, json_t *jregions)
 {
     struct repo *s = NULL;
-    struct catalog cat = { NULL, 0 };
+    struct catalog cat = { NULL, 0, 0 };
     struct err e = ERR_INIT;
     json_t *jr = NULL, *jb = NULL;
     time_t now = time(NULL);

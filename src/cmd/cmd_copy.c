@@ -54,19 +54,7 @@ static int objlist_add(const struct stor_entry *ent, void *arg)
 {
     struct objlist *l = arg;
 
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 256;
-        struct obj *v = realloc(l->v, cap * sizeof *v);
-
-        if (v == NULL) {
-            l->oom = 1;
-            return 1;
-        }
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n].key = xstrdup(ent->key);
-    if (l->v[l->n].key == NULL) {
+    if (array_reserve(&l->v, &l->cap, l->n + 1, sizeof *l->v) < 0 || (l->v[l->n].key = xstrdup(ent->key)) == NULL) {
         l->oom = 1;
         return 1;
     }
@@ -314,7 +302,7 @@ int cmd_copy_run(struct cmd_ctx *ctx)
     struct copy_run run;
     struct err e = ERR_INIT;
     struct keyring *kr = NULL;
-    struct catalog cat = { NULL, 0 };
+    struct catalog cat = { NULL, 0, 0 };
     struct objlist have = { NULL, 0, 0, 0 };
     const char *from = NULL, *to = NULL, *since = NULL;
     char floor_wal[25] = "";

@@ -402,7 +402,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     const struct config *c = ctx->conf;
     struct restore_opts o;
     struct keyring *kr = NULL;
-    struct catalog cat = { NULL, 0 };
+    struct catalog cat = { NULL, 0, 0 };
     struct repo *s = NULL;
     const struct region_conf *rc = NULL;
     struct bkf_opts bo;

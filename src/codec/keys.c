@@ -116,17 +116,6 @@ size_t keys_count(const struct keyring *kr)
     return kr == NULL ? 0 : kr->n;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int is_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -148,7 +137,7 @@ static int parse_key(const unsigned char *buf, size_t len, unsigned char key[KEY
     if (end - b != 2 * KEYS_LEN)
         return -1;
     for (size_t i = 0; i < KEYS_LEN; i++) {
-        int hi = hexval(buf[b + 2 * i]), lo = hexval(buf[b + 2 * i + 1]);
+        int hi = hex_digit(buf[b + 2 * i]), lo = hex_digit(buf[b + 2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         key[i] = (unsigned char)(hi << 4 | lo);

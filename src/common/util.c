@@ -191,6 +191,72 @@ void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+int hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int array_reserve(void *items_ptr, size_t *cap, size_t need, size_t size)
+{
+    void *items, *nv;
+    size_t ncap;
+
+    if (need <= *cap)
+        return 0;
+    ncap = *cap ? *cap : 16;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2)
+            return -1;
+        ncap *= 2;
+    }
+    if (size != 0 && ncap > SIZE_MAX / size)
+        return -1;
+    memcpy(&items, items_ptr, sizeof items);
+    if ((nv = realloc(items, ncap * size)) == NULL)
+        return -1;
+    memcpy(items_ptr, &nv, sizeof nv);
+    *cap = ncap;
+    return 0;
+}
+
+int strvec_push(struct strvec *sv, const char *s)
+{
+    char *d;
+
+    if (array_reserve(&sv->v, &sv->cap, sv->n + 1, sizeof *sv->v) < 0 || (d = strdup(s)) == NULL)
+        return -1;
+    sv->v[sv->n++] = d;
+    return 0;
+}
+
+static int strvec_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void strvec_sort(struct strvec *sv)
+{
+    if (sv->n > 1)
+        qsort(sv->v, sv->n, sizeof *sv->v, strvec_cmp);
+}
+
+void strvec_free(struct strvec *sv)
+{
+    size_t i;
+
+    for (i = 0; i < sv->n; i++)
+        free(sv->v[i]);
+    free(sv->v);
+    sv->v = NULL;
+    sv->n = sv->cap = 0;
+}
+
 uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -342,16 +408,7 @@ int dir_list_sorted(const char *path, unsigned flags, char ***names, size_t *n, 
             if ((flags & DIR_ONLY_DIRS) ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
                 continue;
         }
-        if (cnt == cap) {
-            char **nv;
-
-            cap = cap ? cap * 2 : 64;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL)
-                goto nomem;
-            v = nv;
-        }
-        if ((v[cnt] = strdup(de->d_name)) == NULL)
+        if (array_reserve(&v, &cap, cnt + 1, sizeof *v) < 0 || (v[cnt] = strdup(de->d_name)) == NULL)
             goto nomem;
         cnt++;
     }

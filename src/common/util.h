@@ -35,6 +35,24 @@ int str_has_suffix(const char *s, const char *suffix);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(int c);
+
+/* The one growable-array helper: make room for at least `need` elements of
+ * `size` bytes in the array whose address is `items_ptr` (a T **), with
+ * capacity *cap, doubling from 16.  0, or -1 (array unchanged) when the size
+ * overflows or memory runs out. */
+int array_reserve(void *items_ptr, size_t *cap, size_t need, size_t size);
+
+/* A growable list of owned strings (keys collected from a listing, ...). */
+struct strvec {
+    char **v;
+    size_t n, cap;
+};
+/* Append a copy of s; 0 or -1 (out of memory, list unchanged). */
+int strvec_push(struct strvec *sv, const char *s);
+void strvec_sort(struct strvec *sv);
+void strvec_free(struct strvec *sv);
 
 /* Monotonic clock in milliseconds. */
 uint64_t now_ms(void);

@@ -3,13 +3,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util.h"
+
+/* PostgreSQL writes WAL file names in upper case only. */
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;  /* PostgreSQL writes upper case only */
+    return (c >= 'a' && c <= 'f') ? -1 : hex_digit((unsigned char)c);
 }
 
 static int parse_hex8(const char *s, uint32_t *out)

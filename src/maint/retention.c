@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "wal.h"
+#include "util.h"
 
 #define RET_BATCH 1000      /* keys per remove_many (S3 DeleteObjects' limit) */
 
@@ -165,15 +166,8 @@ static int wal_collect(const struct stor_entry *ent, void *arg)
 
     if (strchr(name, '/') != NULL || !ret_wal_expired(plan, name))
         return 0;
-    if (plan->nwal == plan->wal_cap) {
-        size_t cap = plan->wal_cap ? plan->wal_cap * 2 : 64;
-        struct ret_wal *nv = realloc(plan->wal, cap * sizeof *nv);
-
-        if (nv == NULL)
-            goto nomem;
-        plan->wal = nv;
-        plan->wal_cap = cap;
-    }
+    if (array_reserve(&plan->wal, &plan->wal_cap, plan->nwal + 1, sizeof *plan->wal) < 0)
+        goto nomem;
     plan->wal[plan->nwal].key = strdup(ent->key);
     if (plan->wal[plan->nwal].key == NULL)
         goto nomem;
@@ -214,8 +208,7 @@ out:
 }
 
 struct keys_walk {
-    char **v;
-    size_t n, cap;
+    struct strvec keys;
     int has_manifest;
     int failed;
 };
@@ -229,22 +222,10 @@ static int keys_collect(const struct stor_entry *ent, void *arg)
         k->has_manifest = 1;
         return 0;
     }
-    if (k->n == k->cap) {
-        size_t cap = k->cap ? k->cap * 2 : 32;
-        char **nv = realloc(k->v, cap * sizeof *nv);
-
-        if (nv == NULL) {
-            k->failed = 1;
-            return 1;
-        }
-        k->v = nv;
-        k->cap = cap;
-    }
-    if ((k->v[k->n] = strdup(ent->key)) == NULL) {
+    if (strvec_push(&k->keys, ent->key) < 0) {
         k->failed = 1;
         return 1;
     }
-    k->n++;
     return 0;
 }
 
@@ -265,7 +246,6 @@ static int delete_backup(struct stor *s, const struct ret_backup *b, int *skippe
 {
     struct keys_walk k;
     char prefix[CAT_NAME_MAX + 16], key[CAT_NAME_MAX + 32];
-    size_t i;
     int rc = -1;
 
     memset(&k, 0, sizeof k);
@@ -290,15 +270,13 @@ static int delete_backup(struct stor *s, const struct ret_backup *b, int *skippe
         rc = 0;
         goto out;
     }
-    if (remove_batches(s, (const char *const *)k.v, k.n, e) < 0) {
+    if (remove_batches(s, (const char *const *)k.keys.v, k.keys.n, e) < 0) {
         err_prefix(e, "backup %s", b->name);
         goto out;
     }
     rc = 0;
 out:
-    for (i = 0; i < k.n; i++)
-        free(k.v[i]);
-    free(k.v);
+    strvec_free(&k.keys);
     return rc;
 }
 

@@ -47,7 +47,7 @@ static int newest_collect(const struct stor_entry *ent, void *arg)
 int st_region(struct repo *r, const struct config *conf, const struct region_conf *rc, const struct st_primary *p,
               struct spool *sp, time_t now, struct st_region *o, struct err *e)
 {
-    struct catalog cat = { NULL, 0 };
+    struct catalog cat = { NULL, 0, 0 };
     struct newest_wal nw;
     struct err le = ERR_INIT;
     size_t i;

@@ -20,8 +20,7 @@
 /* ---- the region's keys ---- */
 
 struct keylist {
-    char **v;
-    size_t n, cap;
+    struct strvec sv;
     int oom;
 };
 
@@ -29,32 +28,11 @@ static int keylist_add(const struct stor_entry *ent, void *arg)
 {
     struct keylist *l = arg;
 
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 256;
-        char **v = realloc(l->v, cap * sizeof *v);
-
-        if (v == NULL) {
-            l->oom = 1;
-            return 1;
-        }
-        l->v = v;
-        l->cap = cap;
-    }
-    if ((l->v[l->n] = strdup(ent->key)) == NULL) {
+    if (strvec_push(&l->sv, ent->key) < 0) {
         l->oom = 1;
         return 1;
     }
-    l->n++;
     return 0;
-}
-
-static void keylist_free(struct keylist *l)
-{
-    size_t i;
-
-    for (i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
 }
 
 /* ---- a stage that checks a WAL segment's first page on the way ---- */
@@ -151,14 +129,14 @@ static int learn_cluster(struct stor *s, const struct keyring *kr, const struct 
     size_t i;
 
     /* the newest manifest says it all */
-    for (i = l->n; i > 0; i--) {
+    for (i = l->sv.n; i > 0; i--) {
         struct manifest *m = NULL;
         uint64_t sysid;
         int rc;
 
-        if (!str_has_prefix(l->v[i - 1], REPO_BACKUP_DIR) || !str_has_suffix(l->v[i - 1], "/manifest.json"))
+        if (!str_has_prefix(l->sv.v[i - 1], REPO_BACKUP_DIR) || !str_has_suffix(l->sv.v[i - 1], "/manifest.json"))
             continue;
-        if (manifest_of(s, kr, l->v[i - 1], &m, e) < 0)
+        if (manifest_of(s, kr, l->sv.v[i - 1], &m, e) < 0)
             return -1;
         rc = m->system_identifier != NULL &&
              parse_u64(m->system_identifier, 1, UINT64_MAX - 1, &sysid, &(struct err)ERR_INIT) == 0;
@@ -167,18 +145,18 @@ static int learn_cluster(struct stor *s, const struct keyring *kr, const struct 
         man_free(m);
         if (rc)
             return 0;
-        return err_setf(e, ERR_CORRUPT, "region %s: %s has no system identifier", s->region, l->v[i - 1]);
+        return err_setf(e, ERR_CORRUPT, "region %s: %s has no system identifier", s->region, l->sv.v[i - 1]);
     }
     /* else a segment's page header */
-    for (i = 0; i < l->n; i++) {
-        struct obj_bind bind = { l->v[i], OBJ_SYSID_ANY, 0 };
+    for (i = 0; i < l->sv.n; i++) {
+        struct obj_bind bind = { l->sv.v[i], OBJ_SYSID_ANY, 0 };
         struct sink *mem, *b;
         struct wal_long_header h;
         struct wal_name w;
         const unsigned char *buf;
         size_t len;
 
-        if (!str_has_prefix(l->v[i], REPO_WAL_DIR) || wal_parse(l->v[i] + strlen(REPO_WAL_DIR), &w, e) < 0 ||
+        if (!str_has_prefix(l->sv.v[i], REPO_WAL_DIR) || wal_parse(l->sv.v[i] + strlen(REPO_WAL_DIR), &w, e) < 0 ||
             w.kind != WAL_SEGMENT) {
             err_clear(e);
             continue;
@@ -188,14 +166,14 @@ static int learn_cluster(struct stor *s, const struct keyring *kr, const struct 
             sink_free(mem);
             return err_setf(e, ERR_NOMEM, "out of memory");
         }
-        if (get_legacy(s, kr, l->v[i], b, &bind, e) < 0) {
+        if (get_legacy(s, kr, l->sv.v[i], b, &bind, e) < 0) {
             sink_free(mem);
             return -1;
         }
         buf = mem_sink_data(mem, &len);
         if (cluster_parse_wal_header(buf, len, &h, e) < 0) {
             sink_free(mem);
-            return err_prefix(e, "region %s: %s", s->region, l->v[i]);
+            return err_prefix(e, "region %s: %s", s->region, l->sv.v[i]);
         }
         sink_free(mem);
         repo_ident_init(id, h.sysid, cluster_major_of_magic(h.magic), h.seg_size);
@@ -301,7 +279,7 @@ static int check_manifest(struct repo *r, const char *key, struct err *e)
 int upg_region(const struct config *c, const struct region_conf *reg, const struct keyring *kr, int dry_run,
                upg_progress_fn progress, void *arg, struct upg_stats *st, struct err *e)
 {
-    struct keylist l = { NULL, 0, 0, 0 };
+    struct keylist l = { { NULL, 0, 0 }, 0 };
     struct repo *r = NULL;
     struct err le = ERR_INIT;
     char *json = NULL;
@@ -327,7 +305,7 @@ int upg_region(const struct config *c, const struct region_conf *reg, const stru
         err_setf(e, ERR_NOMEM, "out of memory listing region %s", reg->name);
         goto out;
     }
-    if (l.n == 0) {
+    if (l.sv.n == 0) {
         st->empty = 1;
         rc = 0;
         goto out;
@@ -340,14 +318,14 @@ int upg_region(const struct config *c, const struct region_conf *reg, const stru
      * (backups/ lists in order, and "manifest.json" sorts after the parts
      * and backup_label but before tablespace_map: keep manifests for last) */
     for (int pass = 0; pass < 2; pass++) {
-        for (i = 0; i < l.n; i++) {
-            int is_man = str_has_suffix(l.v[i], "/manifest.json"), got;
+        for (i = 0; i < l.sv.n; i++) {
+            int is_man = str_has_suffix(l.sv.v[i], "/manifest.json"), got;
 
             if (is_man != pass)
                 continue;
-            if (is_man && check_manifest(r, l.v[i], e) < 0)
+            if (is_man && check_manifest(r, l.sv.v[i], e) < 0)
                 goto out;
-            got = rebind(r, l.v[i], c->compression_level, dry_run, &st->bytes, e);
+            got = rebind(r, l.sv.v[i], c->compression_level, dry_run, &st->bytes, e);
             if (got < 0)
                 goto out;
             if (got)
@@ -355,7 +333,7 @@ int upg_region(const struct config *c, const struct region_conf *reg, const stru
             else
                 st->skipped++;
             if (progress != NULL)
-                progress(l.v[i], got, arg);
+                progress(l.sv.v[i], got, arg);
         }
     }
     if (dry_run) {
@@ -368,7 +346,7 @@ int upg_region(const struct config *c, const struct region_conf *reg, const stru
     rc = 0;
 out:
     free(json);
-    keylist_free(&l);
+    strvec_free(&l.sv);
     repo_free(r);
     return rc;
 }

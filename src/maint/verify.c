@@ -762,7 +762,7 @@ out:
 
 int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
 {
-    struct catalog cat = { NULL, 0 };
+    struct catalog cat = { NULL, 0, 0 };
     struct objs wal = { NULL, 0, 0, 0 };
     struct walarch w;
     struct manifest **mans = NULL;

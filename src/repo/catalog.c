@@ -36,14 +36,11 @@ static int cat_collect(const struct stor_entry *ent, void *arg)
         return 0;
     ce = c->n ? &c->v[c->n - 1] : NULL;
     if (ce == NULL || strlen(ce->name) != nlen || strncmp(ce->name, rest, nlen) != 0) {
-        struct cat_entry *nv = realloc(c->v, (c->n + 1) * sizeof *nv);
-
-        if (nv == NULL) {
+        if (array_reserve(&c->v, &c->cap, c->n + 1, sizeof *c->v) < 0) {
             err_setf(w->e, ERR_NOMEM, "out of memory");
             w->failed = 1;
             return 1;
         }
-        c->v = nv;
         ce = &c->v[c->n++];
         memset(ce, 0, sizeof *ce);
         memcpy(ce->name, rest, nlen);

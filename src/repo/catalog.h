@@ -35,7 +35,7 @@ struct cat_entry {
 
 struct catalog {
     struct cat_entry *v;
-    size_t n;
+    size_t n, cap;
 };
 
 /* List backups/ of a region, oldest first.  With `load` the manifests of

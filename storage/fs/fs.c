@@ -353,15 +353,9 @@ static int fs_walk(struct fs *f, const char *rel, const char *prefix, struct fs_
         }
         if (!S_ISREG(st.st_mode) || !str_has_prefix(key, prefix))
             continue;
-        if (l->n == l->cap) {
-            size_t cap = l->cap ? l->cap * 2 : 256;
-            struct stor_entry *ne = realloc(l->ents, cap * sizeof *ne);
-            if (ne == NULL) {
-                err_setf(e, ERR_NOMEM, "out of memory listing region %s", f->base.region);
-                goto out;
-            }
-            l->ents = ne;
-            l->cap = cap;
+        if (array_reserve(&l->ents, &l->cap, l->n + 1, sizeof *l->ents) < 0) {
+            err_setf(e, ERR_NOMEM, "out of memory listing region %s", f->base.region);
+            goto out;
         }
         l->ents[l->n].key = strdup(key);
         if (l->ents[l->n].key == NULL) {

@@ -96,17 +96,6 @@ char *sigv4_uri_encode(const char *s, int keep_slash)
     return sb_take(&b);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode n bytes of s then strictly re-encode them into b.  A '%'
  * not followed by two hex digits is taken literally (and so re-encoded). */
 static void reencode_into(struct sb *b, const char *s, size_t n)
@@ -115,8 +104,8 @@ static void reencode_into(struct sb *b, const char *s, size_t n)
     size_t i;
 
     for (i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            sb_addc(&raw, (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
+        if (s[i] == '%' && i + 2 < n && hex_digit((unsigned char)s[i + 1]) >= 0 && hex_digit((unsigned char)s[i + 2]) >= 0) {
+            sb_addc(&raw, (char)(hex_digit((unsigned char)s[i + 1]) * 16 + hex_digit((unsigned char)s[i + 2])));
             i += 2;
         } else {
             sb_addc(&raw, s[i]);

@@ -91,7 +91,7 @@ static int expired(const struct ret_plan *plan, uint32_t tli, uint64_t segno, co
 
 int main(void)
 {
-    struct catalog c = { NULL, 0 };
+    struct catalog c = { NULL, 0, 0 };
     struct ret_plan plan;
 
     /* Five dailies, one a day, oldest first; segments 10, 20, ... */
@@ -133,7 +133,7 @@ int main(void)
 
     /* The newest is kept even when every backup is past retain_days. */
     {
-        struct catalog old = { NULL, 0 };
+        struct catalog old = { NULL, 0, 0 };
 
         add_full(&old, "O1", 40, 1, 10);
         add_full(&old, "O2", 35, 1, 20);

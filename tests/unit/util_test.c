@@ -1,6 +1,50 @@
-/* util: checked number, size, duration and boolean parsing. */
+/* util: checked number, size, duration and boolean parsing; hex digits;
+ * the growable-array helper and the string list. */
+#include <stdint.h>
+#include <stdlib.h>
+
 #include "tap.h"
 #include "util.h"
+
+static void test_arrays(void)
+{
+    int *v = NULL;
+    size_t cap = 0, i;
+    struct strvec sv = { NULL, 0, 0 };
+    int good = 1;
+
+    ok(array_reserve(&v, &cap, 1, sizeof *v) == 0 && cap >= 1 && v != NULL, "array_reserve: first room");
+    for (i = 0; i < 1000; i++) {
+        if (array_reserve(&v, &cap, i + 1, sizeof *v) < 0) {
+            good = 0;
+            break;
+        }
+        v[i] = (int)i;
+    }
+    for (i = 0; good && i < 1000; i++)
+        good = v[i] == (int)i;
+    ok(good && cap >= 1000, "array_reserve: 1000 elements kept in order (cap %zu)", cap);
+    {
+        int *keep = v;
+        size_t keepcap = cap;
+
+        ok(array_reserve(&v, &cap, SIZE_MAX / 2, sizeof *v) < 0 && v == keep && cap == keepcap,
+           "array_reserve: an overflowing size fails and leaves the array alone");
+        ok(array_reserve(&v, &cap, 10, sizeof *v) == 0 && v == keep, "array_reserve: no realloc when there is room");
+    }
+    free(v);
+    ok(strvec_push(&sv, "wal/b") == 0 && strvec_push(&sv, "wal/a") == 0 && strvec_push(&sv, "backups/x") == 0,
+       "strvec_push: three keys");
+    strvec_sort(&sv);
+    ok(sv.n == 3 && strcmp(sv.v[0], "backups/x") == 0 && strcmp(sv.v[2], "wal/b") == 0, "strvec_sort: byte order");
+    strvec_free(&sv);
+    ok(sv.v == NULL && sv.n == 0 && sv.cap == 0, "strvec_free: empty again");
+    is_int(hex_digit('0'), 0, "hex_digit 0");
+    is_int(hex_digit('f'), 15, "hex_digit f");
+    is_int(hex_digit('F'), 15, "hex_digit F");
+    is_int(hex_digit('g'), -1, "hex_digit g is not a digit");
+    is_int(hex_digit(0xC3), -1, "hex_digit: a byte above 127 is not a digit");
+}
 
 int main(void)
 {
@@ -60,5 +104,6 @@ int main(void)
         err_prefix(&e2, "region %s", "eu");
         is_str(e2.msg, "region eu: boom", "err_prefix prepends context");
     }
+    test_arrays();
     return done_testing();
 }
