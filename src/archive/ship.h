@@ -46,7 +46,4 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
  * gets the queues, comma-separated (cut at `len`). */
 uint64_t ship_orphans(const struct config *conf, struct spool *sp, char *names, size_t len);
 
-/* Start a detached `walship ship` unless one runs; never fails wal-push. */
-void ship_spawn(const struct config *conf, struct spool *sp);
-
 #endif

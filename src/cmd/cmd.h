@@ -53,6 +53,15 @@ int cmd_cluster(struct cmd_ctx *ctx, const struct keyring *kr, unsigned flags, s
                 struct err *e);
 
 /* Commands (src/cmd_NAME.c). */
+/* Detach: fork twice, new session, stdin from /dev/null, stdout and stderr
+ * appended to log_path (NULL: /dev/null).  1 in the caller (the intermediate
+ * child reaped), 0 in the detached process, -1 (errno) if fork failed. */
+int daemonize(const char *log_path);
+struct spool;
+/* Start a detached `walship ship` for the spool's cluster unless one runs;
+ * never fails wal-push (spawn.c). */
+void ship_spawn(const struct config *conf, struct spool *sp);
+
 int cmd_config_run(struct cmd_ctx *ctx);
 int cmd_st_run(struct cmd_ctx *ctx);
 int cmd_keygen_run(struct cmd_ctx *ctx);

@@ -45,28 +45,11 @@ static void spawn_prefetch(const struct config *c, const struct keyring *kr, con
                            const struct cluster_info *ci, const char *name, const char *dest)
 {
     struct stat st;
-    pid_t pid;
-    int fd;
 
     if (stat(dest, &st) < 0 || !wal_seg_size_valid((uint64_t)st.st_size))
         return;
-    pid = fork();
-    if (pid < 0)
+    if (daemonize(NULL) != 0)
         return;
-    if (pid > 0) {
-        waitpid(pid, NULL, 0);
-        return;
-    }
-    setsid();
-    if (fork() != 0)
-        _exit(0);
-    fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, STDIN_FILENO);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-    }
     walfetch_prefetch(c, kr, order, n, ci, name, dest, (uint64_t)st.st_size, c->parallel * 4,
                       c->parallel > 1 ? c->parallel : 1);
     _exit(0);

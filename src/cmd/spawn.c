@@ -1,0 +1,89 @@
+/*
+ * spawn — the program's one way to leave work running in the background.
+ * Library code never forks (docs/ARCHITECTURE.md); the commands that hand
+ * work to a detached process (wal-push starting the shipper, wal-fetch
+ * starting its prefetch) do it through daemonize().
+ */
+#include "cmd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ship.h"
+#include "spool.h"
+
+int daemonize(const char *log_path)
+{
+    pid_t pid = fork();
+    int fd;
+
+    if (pid < 0)
+        return -1;
+    if (pid > 0) {
+        /* The intermediate child exits at once; reap it so that PostgreSQL,
+         * which waits for its archive/restore command, never waits for us. */
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return 1;
+    }
+    setsid();
+    if (fork() != 0)
+        _exit(0);
+    fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        if (log_path == NULL) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        close(fd);
+    }
+    if (log_path != NULL) {
+        fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+    }
+    return 0;
+}
+
+void ship_spawn(const struct config *conf, struct spool *sp)
+{
+    char exe[PATH_MAX], logpath[PATH_MAX], sysid[24];
+    struct err e = ERR_INIT;
+    ssize_t n;
+    int fd, got;
+
+    got = spool_lock(sp, "ship.lock", 0, &fd, &e);
+    if (got <= 0)
+        return;     /* a shipper runs (or the lock is unusable: ship later) */
+    spool_unlock(fd);
+    n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return;
+    exe[n] = '\0';
+    snprintf(logpath, sizeof logpath, "%s/ship.log", spool_dir(sp));
+    snprintf(sysid, sizeof sysid, "%llu", (unsigned long long)spool_sysid(sp));
+    switch (daemonize(logpath)) {
+    case -1:
+        log_warning("could not start the background shipper: %s", strerror(errno));
+        return;
+    case 1:
+        return;
+    default:
+        break;
+    }
+    if (conf->path != NULL)
+        execl(exe, exe, "--config", conf->path, "ship", "--system-identifier", sysid, (char *)NULL);
+    else
+        execl(exe, exe, "ship", "--system-identifier", sysid, (char *)NULL);
+    _exit(127);
+}
