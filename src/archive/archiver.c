@@ -81,6 +81,27 @@ static int same_content(struct repo *r, const char *key, const char *local_hex, 
     return 0;
 }
 
+/* Queue `queue` of async region `region` holds NAME already (an earlier
+ * push spooled it, or one racing with this one): it counts as queued only
+ * if it decodes, bound to this name and cluster, to the same bytes. */
+static int same_queued(struct archiver *a, const char *queue, const char *region, const char *name,
+                       const char *key, const char *local_hex, struct err *e)
+{
+    char path[PATH_MAX], hex[65];
+    struct obj_bind bind = { key, a->cluster.sysid, 0 };
+
+    if (spool_entry_path(a->sp, queue, name, path, sizeof path) < 0)
+        return err_setf(e, ERR_IO, "spool path too long");
+    if (repo_hash_file(path, a->kr, &bind, hex, NULL, e) < 0)
+        return err_prefix(e, "region %s: \"%s\" is queued in the spool but could not be checked", region, name);
+    if (strcmp(hex, local_hex) != 0)
+        return err_setf(e, ERR_EXISTS,
+                        "region %s: another \"%s\" is already queued in the spool (sha256 %.16s… queued, "
+                        "%.16s… here): refusing to acknowledge it; are two primaries archiving with one spool?",
+                        region, name, hex, local_hex);
+    return 0;
+}
+
 static void report_fail(struct archive_report *rep, const char *region, const struct err *why,
                         struct err *first)
 {
@@ -124,7 +145,8 @@ struct push {
     int region[ARCHIVE_MAX_REGIONS + 1];   /* -1: the spool */
     char *queues[ARCHIVE_MAX_REGIONS];
     int async_region[ARCHIVE_MAX_REGIONS];
-    size_t nb, nasync;
+    int queued_region[ARCHIVE_MAX_REGIONS];   /* async regions whose queue had the name */
+    size_t nb, nasync, nqueued;
 };
 
 /* Upload sinks for the sync regions, one spool sink for the async ones. */
@@ -141,7 +163,7 @@ static void open_branches(struct archiver *a, const char *name, const char *key,
             if (a->sp == NULL)
                 continue;
             if (spool_is_queued(a->sp, a->queue[r], name)) {
-                rep->spooled++;
+                p->queued_region[p->nqueued++] = r;     /* compared in settle_queued */
                 continue;
             }
             p->async_region[p->nasync] = r;
@@ -187,8 +209,8 @@ static void open_branches(struct archiver *a, const char *name, const char *key,
 /* The spool's copy is queued only once the sync regions answered: not
  * when one of them holds another file of this name, or the async regions
  * would later receive a history the others do not have. */
-static void settle_spool(struct archiver *a, struct push *p, struct multi_result *res, struct archive_report *rep,
-                         struct err *first)
+static void settle_spool(struct archiver *a, const char *name, const char *key, struct push *p,
+                         struct multi_result *res, struct archive_report *rep, struct err *first)
 {
     const struct config *c = a->conf;
     struct err se = ERR_INIT;
@@ -197,7 +219,16 @@ static void settle_spool(struct archiver *a, struct push *p, struct multi_result
     if (res->committed && first->code == ERR_EXISTS) {
         err_setf(&se, ERR_EXISTS, "not queued for the async regions: %s", first->msg);
     } else if (res->committed && sink_close(p->spool, &se) == 0) {
-        rep->spooled += (int)p->nasync;
+        for (k = 0; k < p->nasync; k++) {
+            int r = p->async_region[k];
+            struct err qe = ERR_INIT;
+
+            if (!spool_put_existed(p->spool, k) ||
+                same_queued(a, a->queue[r], c->regions[r].name, name, key, rep->sha256_hex, &qe) == 0)
+                rep->spooled++;
+            else
+                report_fail(rep, c->regions[r].name, &qe, first);
+        }
         return;
     } else if (!res->committed) {
         se = res->err;
@@ -208,8 +239,8 @@ static void settle_spool(struct archiver *a, struct push *p, struct multi_result
 
 /* Count what each branch did.  A region that refused because it has the
  * name already succeeds only if it holds the same content. */
-static void settle(struct archiver *a, const char *key, struct push *p, int chain_rc, const struct err *chain_err,
-                   struct archive_report *rep, struct err *first)
+static void settle(struct archiver *a, const char *name, const char *key, struct push *p, int chain_rc,
+                   const struct err *chain_err, struct archive_report *rep, struct err *first)
 {
     const struct config *c = a->conf;
     size_t i, spool_at = p->nb;
@@ -236,7 +267,28 @@ static void settle(struct archiver *a, const char *key, struct push *p, int chai
         report_fail(rep, c->regions[r].name, &res->err, first);
     }
     if (spool_at < p->nb)
-        settle_spool(a, p, &p->results[spool_at], rep, first);
+        settle_spool(a, name, key, p, &p->results[spool_at], rep, first);
+}
+
+/* The async regions whose queue held the name before this push. */
+static void settle_queued(struct archiver *a, const char *path, const char *name, const char *key,
+                          const struct push *p, struct archive_report *rep, struct err *first)
+{
+    const struct config *c = a->conf;
+    size_t k;
+
+    for (k = 0; k < p->nqueued; k++) {
+        int r = p->queued_region[k];
+        struct err qe = ERR_INIT;
+
+        if (rep->sha256_hex[0] == '\0' && repo_hash_file(path, NULL, NULL, rep->sha256_hex, NULL, &qe) < 0)
+            rep->sha256_hex[0] = '\0';
+        else if (same_queued(a, a->queue[r], c->regions[r].name, name, key, rep->sha256_hex, &qe) == 0) {
+            rep->spooled++;
+            continue;
+        }
+        report_fail(rep, c->regions[r].name, &qe, first);
+    }
 }
 
 int archive_push_file(struct archiver *a, const char *path, const char *name, struct archive_report *rep,
@@ -315,8 +367,9 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
             goto out;
         }
     }
-    settle(a, key, &p, chain_rc, &chain, rep, &first);
+    settle(a, name, key, &p, chain_rc, &chain, rep, &first);
 done:
+    settle_queued(a, path, name, key, &p, rep, &first);
     if (rep->failed > 0) {
         if (rep->failed == 1)
             *e = first;

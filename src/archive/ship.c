@@ -88,16 +88,35 @@ static int ship_ready(struct ship_region *r, const struct config *conf, const st
     return 0;
 }
 
-/* Ship one queued file to one region.  1 = shipped, 0 = region had it. */
+#define SHIP_DAMAGED (-2)
+
+/* Ship one queued file to one region.  1 = shipped, 0 = region had it,
+ * SHIP_DAMAGED = the entry does not decode (bound to its name and this
+ * cluster) and must not be shipped, -1 = error. */
 static int ship_one(struct ship_region *r, struct spool *sp, const struct keyring *kr, const char *name,
                     struct err *e)
 {
-    char path[PATH_MAX], key[REPO_KEY_MAX];
+    char path[PATH_MAX], key[REPO_KEY_MAX], here[65];
+    struct obj_bind bind;
     struct sink *up = NULL;
     int fd, rc = -1;
 
     if (repo_key_wal(key, sizeof key, name) < 0 || spool_entry_path(sp, r->queue, name, path, sizeof path) < 0)
         return err_setf(e, ERR_IO, "spool path too long");
+    /* The entry is authenticated before it leaves: a truncated, damaged or
+     * substituted file is never published under the name, and never dropped
+     * as shipped. */
+    bind.key = key;
+    bind.sysid = spool_sysid(sp);
+    bind.found_sysid = 0;
+    if (repo_hash_file(path, kr, &bind, here, NULL, e) < 0) {
+        if (e->code == ERR_NOTFOUND) {
+            err_clear(e);
+            return 0;   /* another shipper took it */
+        }
+        err_prefix(e, "spooled \"%s\" for region %s does not check", name, r->rc->name);
+        return e->code == ERR_CORRUPT || e->code == ERR_FOREIGN ? SHIP_DAMAGED : -1;
+    }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -109,11 +128,10 @@ static int ship_one(struct ship_region *r, struct spool *sp, const struct keyrin
     up = fault_wrap(up, "ship.upload");
     if (sink_pump_fd(up, fd, path, 0, e) < 0 || sink_close(up, e) < 0) {
         if (e->code == ERR_EXISTS) {
-            char here[65], there[65];
-            struct obj_bind bind = { key, spool_sysid(sp), 0 };
+            char there[65];
             struct err ce = ERR_INIT;
 
-            if (repo_hash_file(path, kr, &bind, here, NULL, &ce) < 0 || repo_hash(r->rp, key, there, &ce) < 0) {
+            if (repo_hash(r->rp, key, there, &ce) < 0) {
                 *e = ce;
                 err_prefix(e, "could not compare spooled \"%s\" with region %s's copy", name, r->rc->name);
                 goto out;
@@ -189,9 +207,9 @@ static unsigned long ship_queue(struct ship_region *r, const struct config *conf
         struct err se = ERR_INIT;
         int res = ship_one(r, sp, kr, names[k], &se);
 
-        if (res < 0 && se.code == ERR_EXISTS) {
-            /* the region holds another file of this name: keep ours
-             * for the operator, out of the way of the queue */
+        if ((res < 0 && se.code == ERR_EXISTS) || res == SHIP_DAMAGED) {
+            /* the region holds another file of this name, or ours does not
+             * decode: keep it for the operator, out of the way of the queue */
             struct err me = ERR_INIT;
 
             log_error("%s", se.msg);
@@ -200,6 +218,7 @@ static unsigned long ship_queue(struct ship_region *r, const struct config *conf
                 log_error("%s", me.msg);
             else
                 log_error("kept the spooled copy in %s/conflicts/%s/%s", spool_dir(sp), r->queue, names[k]);
+            stats->set_aside++;
             *progress = 1;
             continue;
         }
@@ -299,6 +318,15 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
         if (progress)
             last_progress = now_ms();
         if (left == 0) {
+            /* Nothing more this shipper can do; in the foreground, files it
+             * could not ship anywhere are a failure the caller must see. */
+            if (o->once && (stats->orphaned > 0 || stats->set_aside > 0)) {
+                err_setf(e, ERR_EXISTS,
+                         "%lu spooled files are in queues of regions that are not configured and %lu were set "
+                         "aside in %s/conflicts; they were not shipped",
+                         stats->orphaned, stats->set_aside, spool_dir(sp));
+                goto out;
+            }
             rc = 0;
             goto out;
         }

@@ -35,6 +35,7 @@ struct ship_stats {
     unsigned long already;
     unsigned long left;
     unsigned long orphaned; /* files in queues of regions not configured */
+    unsigned long set_aside;    /* moved to conflicts/: different content, or damaged */
     int ran;                /* 0: another shipper holds the lock */
 };
 

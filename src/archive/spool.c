@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "repo.h"
 #include "sha256tee.h"
 #include "util.h"
 
@@ -100,16 +101,10 @@ uint64_t spool_sysid(const struct spool *sp)
 
 void spool_queue_name(const char *region, const char *url, const char *endpoint, char out[SPOOL_QUEUE_MAX])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    char hex[17];
-    char *what = xasprintf("%s\n%s", url ? url : "", endpoint ? endpoint : "");
-    unsigned int n = 0;
+    char id[REPO_REGION_ID_MAX];
 
-    if (what == NULL || EVP_Digest(what, strlen(what), md, &n, EVP_sha256(), NULL) != 1)
-        memset(md, 0, sizeof md);
-    free(what);
-    hex_encode(md, 8, hex);
-    snprintf(out, SPOOL_QUEUE_MAX, "%.120s-%s", region, hex);
+    repo_region_id(region, url, endpoint, id);
+    strlcopy(out, id, SPOOL_QUEUE_MAX);
 }
 
 int spool_clusters(const char *dir, char ***names, size_t *n, struct err *e)
@@ -265,6 +260,7 @@ struct spool_put {
     char *name;
     char **regions;
     size_t nregions;
+    unsigned char *existed;     /* per queue: the name was queued already */
 };
 
 static int sp_write(struct sink *s, const void *buf, size_t len, struct err *e)
@@ -290,9 +286,14 @@ static int sp_close(struct sink *s, struct err *e)
             return err_setf(e, ERR_IO, "spool path too long");
         if (mkdir_p(dir, 0700, e) < 0)
             return -1;
-        if (link(p->tmp, dst) < 0 && errno != EEXIST)
-            return err_errno(e, ERR_IO, errno, "could not queue \"%s\" for region %s in the spool", p->name,
-                             p->regions[i]);
+        if (link(p->tmp, dst) < 0) {
+            if (errno != EEXIST)
+                return err_errno(e, ERR_IO, errno, "could not queue \"%s\" for region %s in the spool", p->name,
+                                 p->regions[i]);
+            /* Another push queued this name meanwhile: the caller compares
+             * contents (spool_put_existed) before counting it as queued. */
+            p->existed[i] = 1;
+        }
         if (fsync_dir(dir, e) < 0)
             return -1;
     }
@@ -313,11 +314,20 @@ static void sp_free(struct sink *s)
     for (i = 0; i < p->nregions; i++)
         free(p->regions[i]);
     free(p->regions);
+    free(p->existed);
     free(p->name);
     free(p);
 }
 
+
 static const struct sink_ops sp_ops = { sp_write, sp_close, sp_free };
+
+int spool_put_existed(const struct sink *s, size_t i)
+{
+    const struct spool_put *p = (const struct spool_put *)s;
+
+    return s != NULL && s->ops == &sp_ops && i < p->nregions && p->existed[i];
+}
 
 int spool_put(struct spool *sp, const char *name, char *const *regions, size_t nregions, uint64_t size_hint,
               struct sink **out, struct err *e)
@@ -341,7 +351,8 @@ int spool_put(struct spool *sp, const char *name, char *const *regions, size_t n
     p->fd = -1;
     p->name = strdup(name);
     p->regions = calloc(nregions ? nregions : 1, sizeof *p->regions);
-    if (p->name == NULL || p->regions == NULL)
+    p->existed = calloc(nregions ? nregions : 1, 1);
+    if (p->name == NULL || p->regions == NULL || p->existed == NULL)
         goto nomem;
     p->nregions = nregions;
     for (i = 0; i < nregions; i++)
@@ -414,6 +425,18 @@ int spool_done(struct spool *sp, const char *queue, const char *name, struct err
     if (unlink(path) < 0 && errno != ENOENT)
         return err_errno(e, ERR_IO, errno, "could not remove \"%s\" from the spool", path);
     return fsync_dir(dir, e);
+}
+
+uint64_t spool_conflicts(struct spool *sp, const char *queue)
+{
+    char dir[PATH_MAX], **names = NULL;
+    size_t n = 0;
+
+    if (spool_sub(sp, dir, sizeof dir, "conflicts", queue, NULL) < 0 ||
+        dir_list_sorted(dir, DIR_NO_HIDDEN | DIR_ONLY_FILES, &names, &n, &(struct err)ERR_INIT) < 0)
+        return 0;
+    dir_list_free(names, n);
+    return n;
 }
 
 int spool_set_aside(struct spool *sp, const char *queue, const char *name, struct err *e)

@@ -70,6 +70,10 @@ int spool_load_identity(struct spool *sp, char **json, size_t *len, struct err *
  * checked against spool_max_bytes before anything is written. */
 int spool_put(struct spool *sp, const char *name, char *const *queues, size_t nqueues, uint64_t size_hint,
               struct sink **out, struct err *e);
+/* After a successful close: queue `i` already held NAME (another push
+ * queued it first), so nothing was linked there.  The caller must compare
+ * contents before counting it as queued. */
+int spool_put_existed(const struct sink *s, size_t i);
 
 struct spool_usage {
     uint64_t bytes;     /* distinct objects */
@@ -90,6 +94,10 @@ int spool_entry_path(struct spool *sp, const char *queue, const char *name, char
 int spool_is_queued(struct spool *sp, const char *queue, const char *name);
 /* The region has NAME now: drop the entry durably. */
 int spool_done(struct spool *sp, const char *queue, const char *name, struct err *e);
+
+/* Files set aside for a queue (spool_set_aside): never shipped, so the
+ * region misses them until the operator acts. */
+uint64_t spool_conflicts(struct spool *sp, const char *queue);
 
 /* Move a queue entry the region cannot take (it holds different content)
  * to conflicts/QUEUE/NAME, for the operator. */

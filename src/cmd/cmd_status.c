@@ -86,6 +86,9 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
                p->error[0] ? "unreachable" : "not configured", r->alarm_rpo ? "  <- past rpo_seconds" : "");
     printf("  spool:          %" PRIu64 " files, %" PRIu64 " bytes, oldest %" PRIu64 " s\n", r->spool_files,
            r->spool_bytes, r->spool_oldest_age);
+    if (r->spool_conflicts)
+        printf("  set aside:      %" PRIu64 " files the region could not take (see the spool's conflicts/)  <- alarm\n",
+               r->spool_conflicts);
     if (r->last_error[0]) {
         char t[32];
 
@@ -129,6 +132,8 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
                             r->last_error[0] ? json_integer(r->last_error_time) : json_null());
         json_object_set_new(o, "last_shipped_unix", r->ship_success ? json_integer(r->ship_success) : json_null());
     }
+    if (o != NULL)
+        json_object_set_new(o, "spool_conflicts", json_integer((json_int_t)r->spool_conflicts));
     return o;
 }
 

@@ -64,6 +64,7 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
         char queue[SPOOL_QUEUE_MAX];
 
         spool_queue_name(rc->name, rc->url, rc->endpoint, queue);
+        o->spool_conflicts = spool_conflicts(sp, queue);
         if (spool_usage(sp, queue, &u, &le) == 0) {
             o->spool_files = u.entries;
             o->spool_bytes = u.bytes;
@@ -140,6 +141,8 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
         o->lag_seconds = o->spool_oldest_age;
     if (conf->rpo_seconds > 0 && o->lag_seconds > conf->rpo_seconds)
         o->alarm_rpo = 1;
+    if (o->spool_conflicts > 0)
+        o->alarm_rpo = 1;   /* WAL this region will not receive without the operator */
     if (conf->backup_max_age > 0 && (!o->has_backup || (uint64_t)o->backup_age > conf->backup_max_age))
         o->alarm_backup = 1;
     (void)e;

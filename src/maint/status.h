@@ -54,6 +54,7 @@ struct st_region {
 
     int async;
     uint64_t spool_files, spool_bytes;
+    uint64_t spool_conflicts;       /* set aside by the shipper: the region misses them (an alarm) */
     uint64_t spool_oldest_age;      /* seconds, 0 when empty */
 
     /* the shipper's state for an async region (spool.h: spool_state) */

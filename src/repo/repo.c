@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,8 @@ int repo_open(const struct region_conf *rc, const struct config *c, const struct
     }
     r->kr = kr;
     r->name = r->st->region;
+    r->spool_dir = c->spool_dir;
+    repo_region_id(rc->name, rc->url, rc->endpoint, r->region_id);
     if ((flags & REPO_OPEN_IDENTITY) && repo_ident_load(r, e) < 0) {
         repo_free(r);
         return -1;
@@ -235,15 +238,71 @@ static int ident_matches(const struct repo *r, const struct repo_ident *want, st
     return 0;
 }
 
+void repo_region_id(const char *name, const char *url, const char *endpoint, char out[REPO_REGION_ID_MAX])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    char hex[17];
+    size_t ul = url ? strlen(url) : 0;
+    char *what;
+    unsigned int n = 0;
+
+    /* "file:///x/r/" and "file:///x/r" are one region */
+    while (ul > 1 && url[ul - 1] == '/')
+        ul--;
+    what = xasprintf("%.*s\n%s", (int)ul, url ? url : "", endpoint ? endpoint : "");
+    /* A name that is not the digest would let two regions meet; this fails
+     * only when memory is gone, and then nothing may go on. */
+    if (what == NULL || EVP_Digest(what, strlen(what), md, &n, EVP_sha256(), NULL) != 1)
+        abort();
+    free(what);
+    hex_encode(md, 8, hex);
+    snprintf(out, REPO_REGION_ID_MAX, "%.120s-%s", name, hex);
+}
+
+/* The memory of regions that held this cluster's identity: one file per
+ * region under spool_dir/SYSID/known/ (when spool_dir is set).  A region
+ * remembered there that has no identity now is an unmounted file system or
+ * a changed prefix, never a new repository to create. */
+static int known_path(const struct repo *r, uint64_t sysid, char *buf, size_t n)
+{
+    if (r->spool_dir == NULL || r->spool_dir[0] != '/')
+        return -1;
+    return snprintf(buf, n, "%s/%llu/known/%s", r->spool_dir, (unsigned long long)sysid, r->region_id) <
+                   (int)n ? 0 : -1;
+}
+
+static void known_remember(const struct repo *r, uint64_t sysid)
+{
+    char path[PATH_MAX], dir[PATH_MAX];
+    struct err ie = ERR_INIT;
+    int fd;
+
+    if (known_path(r, sysid, path, sizeof path) < 0 || access(path, F_OK) == 0)
+        return;
+    snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid);
+    if (mkdir_p(dir, 0700, &ie) < 0)
+        return;     /* best effort: the protection is only as good as this dir */
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+        (void)fsync_dir(dir, &ie);
+    }
+}
+
 int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err *e)
 {
     struct err le = ERR_INIT;
-    char *json = NULL;
+    char *json = NULL, known[PATH_MAX];
     size_t len;
     int rc = -1;
 
-    if (r->have_id || repo_ident_load(r, &le) == 0)
-        return ident_matches(r, want, e);
+    if (r->have_id || repo_ident_load(r, &le) == 0) {
+        if (ident_matches(r, want, e) < 0)
+            return -1;
+        known_remember(r, want->sysid);
+        return 0;
+    }
     if (le.code != ERR_NOREPO || strstr(le.msg, "walship upgrade") != NULL) {
         *e = le;
         return -1;
@@ -251,6 +310,12 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
     if (want->sysid == 0 || want->pg_major == 0 || want->seg_size == 0)
         return err_setf(e, ERR_NOREPO, "%s; and this push cannot create it: the cluster's system identifier, "
                         "version or segment size is unknown here", le.msg);
+    if (known_path(r, want->sysid, known, sizeof known) == 0 && access(known, F_OK) == 0)
+        return err_setf(e, ERR_NOREPO,
+                        "%s, yet it held this cluster's repository before (%s): is its file system unmounted, "
+                        "or its prefix changed?  Not creating a new repository there; if the region was emptied "
+                        "on purpose, remove that file",
+                        le.msg, known);
     r->id = *want;
     if (repo_ident_to_json(want, &json, &len, e) < 0)
         goto out;
@@ -267,6 +332,8 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
     r->have_id = 1;
     rc = 0;
 out:
+    if (rc == 0)
+        known_remember(r, want->sysid);
     if (rc < 0 && e->code != ERR_FOREIGN)
         r->have_id = 0;
     free(json);

@@ -58,7 +58,16 @@ struct repo {
     const char *name;           /* the region's name (st->region) */
     struct repo_ident id;       /* valid when have_id */
     int have_id;
+    const char *spool_dir;      /* borrowed from the config; may be NULL */
+    char region_id[160];        /* name-hash of url and endpoint (repo_region_id) */
 };
+
+/* A region's local name: "NAME-" and 16 hex digits of SHA-256 over its url
+ * (trailing slashes dropped) and endpoint.  Spool queues and the memory of
+ * known regions use it, so that a region keeps its name only while it is
+ * the same place. */
+#define REPO_REGION_ID_MAX 160
+void repo_region_id(const char *name, const char *url, const char *endpoint, char out[REPO_REGION_ID_MAX]);
 
 /* Keys.  -1 when the result does not fit (REPO_KEY_MAX). */
 int repo_key_wal(char *buf, size_t n, const char *walname);

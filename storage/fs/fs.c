@@ -54,6 +54,31 @@ static int fs_root_exists(struct fs *f, struct err *e)
     return 0;
 }
 
+/* A key that is missing is "not found" only when the place it would be in
+ * is a real directory: a top-level directory that is a dangling symlink
+ * (its target unmounted or gone) is an error, never an end of archive. */
+static int fs_missing_is_absent(struct fs *f, const char *key, struct err *e)
+{
+    const char *slash = strchr(key, '/');
+    char top[PATH_MAX];
+    struct stat st;
+
+    if (fs_root_exists(f, e) < 0)
+        return -1;
+    if (slash == NULL)
+        return 0;
+    if (snprintf(top, sizeof top, "%s/%.*s", f->root, (int)(slash - key), key) >= (int)sizeof top)
+        return err_setf(e, ERR_IO, "region %s: path too long", f->base.region);
+    if (lstat(top, &st) < 0)
+        return 0;   /* nothing there yet: a new repository */
+    if (S_ISLNK(st.st_mode) && stat(top, &st) < 0)
+        return err_errno(e, ERR_IO, errno, "region %s: \"%s\" is a symbolic link to nothing (unmounted?)",
+                         f->base.region, top);
+    if (!S_ISDIR(st.st_mode))
+        return err_setf(e, ERR_IO, "region %s: \"%s\" is not a directory", f->base.region, top);
+    return 0;
+}
+
 /* ---- put: upload sink ---- */
 
 struct fs_put {
@@ -232,9 +257,11 @@ static int fs_get(struct stor *s, const char *key, uint64_t off, uint64_t len, s
         return -1;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT && fs_root_exists(f, e) < 0)
+        int saved = errno;
+
+        if ((saved == ENOENT || saved == ENOTDIR) && fs_missing_is_absent(f, key, e) < 0)
             return -1;
-        return err_errno(e, errno == ENOENT || errno == ENOTDIR ? ERR_NOTFOUND : ERR_IO, errno,
+        return err_errno(e, saved == ENOENT || saved == ENOTDIR ? ERR_NOTFOUND : ERR_IO, saved,
                          "region %s: could not open \"%s\"", s->region, key);
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -288,9 +315,11 @@ static int fs_head(struct stor *s, const char *key, struct stor_stat *out, struc
     if (fs_path(f, key, path, sizeof path, e) < 0)
         return -1;
     if (stat(path, &st) < 0) {
-        if (errno == ENOENT && fs_root_exists(f, e) < 0)
+        int saved = errno;
+
+        if ((saved == ENOENT || saved == ENOTDIR) && fs_missing_is_absent(f, key, e) < 0)
             return -1;
-        return err_errno(e, errno == ENOENT || errno == ENOTDIR ? ERR_NOTFOUND : ERR_IO, errno,
+        return err_errno(e, saved == ENOENT || saved == ENOTDIR ? ERR_NOTFOUND : ERR_IO, saved,
                          "region %s: could not stat \"%s\"", s->region, key);
     }
     if (!S_ISREG(st.st_mode))

@@ -1,0 +1,109 @@
+#!/bin/bash
+# The spool and the regions cannot be made to acknowledge WAL they do not
+# keep (issue 10, review findings): file:// regions and a cluster made of
+# files (pg_control and WAL segments written by tests/lib/walseg.py), no
+# server needed.
+#   - a segment pushed again with other content while the first is still
+#     queued for an async region is refused, the same content is not;
+#   - the shipper authenticates each spooled file before it uploads it: a
+#     damaged entry is set aside, never published nor dropped, `ship --once`
+#     fails and `status` raises an alarm;
+#   - a region that held this cluster's repository and is empty now (an
+#     unmounted file system) is not made a new repository by wal-push;
+#   - a region whose wal/ is a symbolic link to nothing is an error for
+#     wal-fetch (exit 250), never "not found";
+#   - "file:///x/" and "file:///x" are one region: one spool queue.
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+
+SYS=7000000000000000001
+mkdir -p "$T/pg/global" "$T/pg/pg_wal" "$T/r1"
+python3 - "$T/pg/global/pg_control" "$SYS" <<'PY'
+import struct, sys
+b = bytearray(8192)
+b[0:8] = struct.pack('<Q', int(sys.argv[2]))
+open(sys.argv[1], 'wb').write(b)
+PY
+echo 15 >"$T/pg/PG_VERSION"
+"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+conf() {   # FILE ASYNC_URL
+  cat >"$1" <<CONF
+[global]
+key_file = $T/key
+spool_dir = $T/spool
+parallel = 1
+retry_deadline = 3
+
+[region r1]
+url = file://$T/r1
+mode = sync
+
+[region r3]
+url = $2
+mode = async
+CONF
+}
+conf "$T/a.conf" "file://$T/r3"
+touch "$T/r3"            # the async region is unreachable: a file, not a directory
+seg() { python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/pg/pg_wal/$1" "$1" "$SYS" --seed "$2" --seg-size 1048576 >/dev/null; }
+push() { (cd "$T/pg" && "$WALSHIP" --config "$T/a.conf" wal-push "pg_wal/$1"); }
+fetch() { (cd "$T/pg" && "$WALSHIP" --config "$T/a.conf" "$@"); }
+# wal-push starts a detached shipper; stop ours (found by our config path) by PID
+stop_shippers() {
+  local p
+  for p in $(pgrep -f -- "--config $T/a.conf ship" || true); do kill -9 "$p" 2>/dev/null; done
+}
+on_exit stop_shippers
+N1=000000010000000000000001
+N3=000000010000000000000003
+
+seg $N1 1
+t "wal-push: segment 1 (sync uploaded, async spooled)" push $N1
+seg $N3 3
+t "wal-push: segment 3" push $N3
+seg $N3 33
+t_fail "pushed again with other content while queued: refused (exit 3)" 3 push $N3
+like "$T_OUT" "already queued in the spool" "... saying another copy is queued"
+seg $N3 3
+t "pushed again with the same content: acknowledged" push $N3
+like "$T_OUT" "1 already there, 1 spooled" "... counted as already there and spooled"
+
+# the shipper authenticates before it uploads
+stop_shippers
+Q=$(ls -d "$T/spool/$SYS/queue/"r3-*)
+truncate -s 2000 "$Q/$N3"
+rm "$T/r3" && mkdir "$T/r3"
+t_fail "ship --once with a damaged entry: fails (exit 3)" 3 fetch ship --once --system-identifier "$SYS"
+like "$T_OUT" "does not check" "... naming the entry that does not check"
+[ ! -e "$T/r3/wal/$N3" ]; ok $? "the damaged entry was not published"
+[ -e "$T/r3/wal/$N1" ]; ok $? "the good entry was"
+ls "$T/spool/$SYS/conflicts/"r3-*/"$N3" >/dev/null 2>&1; ok $? "the damaged entry is kept in the spool's conflicts/"
+t_fail "status: an alarm (exit 2)" 2 fetch status --json
+like "$T_OUT" '"spool_conflicts": 1' "... with spool_conflicts 1 for the region"
+
+# an emptied (unmounted) region is not made a new repository
+mv "$T/r1" "$T/r1.real" && mkdir "$T/r1"
+seg 000000010000000000000004 4
+t_fail "wal-push into a region that lost its identity: refused (exit 3)" 3 push 000000010000000000000004
+like "$T_OUT" "held this cluster's repository before" "... saying it held the repository before"
+[ ! -e "$T/r1/identity.json" ]; ok $? "no new identity was created there"
+rmdir "$T/r1" && mv "$T/r1.real" "$T/r1"
+t "the region back: wal-push works" push 000000010000000000000004
+
+# wal/ a symbolic link to nothing
+mv "$T/r1/wal" "$T/r1/wal.real" && ln -s "$T/nowhere/wal" "$T/r1/wal"
+# r3 lacks segment 3 (set aside above): only r1 could serve it
+t_fail "wal-fetch with wal/ pointing nowhere: exit 250, not the end of the archive" 250 fetch wal-fetch "$N3" "$T/out"
+like "$T_OUT" "symbolic link to nothing" "... naming the dangling link"
+rm "$T/r1/wal" && mv "$T/r1/wal.real" "$T/r1/wal"
+t "wal-fetch with wal/ back" fetch wal-fetch "$N3" "$T/out"
+
+# a trailing slash does not make another region
+stop_shippers
+conf "$T/a.conf" "file://$T/r3/"
+t "ship --once with the url written with a trailing slash" fetch ship --once --system-identifier "$SYS"
+if grep -q "not configured" <<<"$T_OUT"; then ok 1 "... sees no orphaned queue"; else ok 0 "... sees no orphaned queue"; fi
+[ -e "$T/r3/wal/000000010000000000000004" ]; ok $? "... and ships the queue to the region"
+stop_shippers
+done_testing
