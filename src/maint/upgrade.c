@@ -35,51 +35,6 @@ static int keylist_add(const struct stor_entry *ent, void *arg)
     return 0;
 }
 
-/* ---- a stage that checks a WAL segment's first page on the way ---- */
-
-struct seg_check {
-    struct sink base;
-    const char *name;
-    const struct repo_ident *id;
-    unsigned char head[CLUSTER_WAL_LONG_HEADER_LEN];
-    size_t have;
-    uint64_t total;
-};
-
-static int sc_write(struct sink *s, const void *buf, size_t len, struct err *e)
-{
-    struct seg_check *c = (struct seg_check *)s;
-
-    if (c->have < sizeof c->head) {
-        size_t k = sizeof c->head - c->have < len ? sizeof c->head - c->have : len;
-
-        memcpy(c->head + c->have, buf, k);
-        c->have += k;
-    }
-    c->total += len;
-    return sink_write(s->next, buf, len, e);
-}
-
-static int sc_close(struct sink *s, struct err *e)
-{
-    struct seg_check *c = (struct seg_check *)s;
-    struct wal_long_header h;
-
-    /* before anything is committed: a segment must be what its name says */
-    if (cluster_parse_wal_header(c->head, c->have, &h, e) < 0 ||
-        cluster_check_segment(&h, c->name, c->total, c->id->sysid, c->id->pg_major, e) < 0)
-        return err_prefix(e, "not binding it");
-    return sink_close(s->next, e);
-}
-
-static void sc_free(struct sink *s)
-{
-    sink_free(s->next);
-    free(s);
-}
-
-static const struct sink_ops sc_ops = { sc_write, sc_close, sc_free };
-
 /* ---- the cluster, from what the region holds ---- */
 
 static int get_legacy(struct stor *s, const struct keyring *kr, const char *key, struct sink *next,
@@ -235,18 +190,11 @@ static int rebind(struct repo *r, const char *key, int level, int dry_run, uint6
     }
     if (str_has_prefix(key, REPO_WAL_DIR) && wal_parse(key + strlen(REPO_WAL_DIR), &w, &(struct err)ERR_INIT) == 0 &&
         (w.kind == WAL_SEGMENT || w.kind == WAL_PARTIAL)) {
-        struct seg_check *c = calloc(1, sizeof *c);
+        struct sink *chk;
 
-        if (c == NULL) {
-            sink_free(head);
-            err_setf(e, ERR_NOMEM, "out of memory");
+        if (repo_segment_check_new(head, key + strlen(REPO_WAL_DIR), r->id.sysid, r->id.pg_major, &chk, e) < 0)
             goto out;
-        }
-        c->base.ops = &sc_ops;
-        c->base.next = head;
-        c->name = key + strlen(REPO_WAL_DIR);
-        c->id = &r->id;
-        head = &c->base;
+        head = chk;
     }
     if (get_legacy(r->st, r->kr, key, head, &bind, e) < 0)
         goto out;

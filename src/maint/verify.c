@@ -662,9 +662,10 @@ out:
 }
 
 /* Decode an object fully and count its plaintext; a decode failure is a
- * problem, not an error. */
-static int full_object(struct repo *rp, const char *key, uint64_t want, const char *what, struct vfy_report *r,
-                       struct err *e)
+ * problem, not an error.  With `segment` (a WAL segment's name) the first
+ * page must also say it is that segment of this region's cluster. */
+static int full_object(struct repo *rp, const char *key, uint64_t want, const char *segment, const char *what,
+                       struct vfy_report *r, struct err *e)
 {
     struct sink *n = null_sink_new(), *b;
     struct err de = ERR_INIT;
@@ -673,6 +674,10 @@ static int full_object(struct repo *rp, const char *key, uint64_t want, const ch
     if (n == NULL || (b = borrow_sink_new(n)) == NULL) {
         sink_free(n);
         return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    if (segment != NULL && rp->have_id && repo_segment_check_new(b, segment, rp->id.sysid, rp->id.pg_major, &b, e) < 0) {
+        sink_free(n);
+        return -1;
     }
     r->objects_decoded++;
     if (repo_get(rp, key, b, &de) < 0) {
@@ -744,7 +749,7 @@ static int check_backup(struct repo *rp, const struct manifest *m, int full, str
             char w[CAT_NAME_MAX + 32];
 
             snprintf(w, sizeof w, "backup %s: %s", m->name, what);
-            if (full_object(rp, key, 0, w, r, e) < 0)
+            if (full_object(rp, key, 0, NULL, w, r, e) < 0)
                 goto out;
         }
     }
@@ -770,7 +775,9 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
     int rc = -1;
 
     memset(&w, 0, sizeof w);
-    w.seg_size = 16u << 20;
+    /* the identity's segment size: a repository of 1 MiB segments is not
+     * measured in 16 MiB ones */
+    w.seg_size = rp->have_id && wal_seg_size_valid(rp->id.seg_size) ? rp->id.seg_size : (16u << 20);
     if (cat_list(rp, 0, &cat, e) < 0)
         goto out;
     if (cat.n && (mans = calloc(cat.n, sizeof *mans)) == NULL) {
@@ -823,7 +830,8 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
             if (wal_parse(wal.v[i].key + 4, &wn, &pe) < 0)
                 continue;
             snprintf(what, sizeof what, "WAL file %s", wal.v[i].key + 4);
-            if (full_object(rp, wal.v[i].key, wn.kind == WAL_SEGMENT ? w.seg_size : 0, what, r, e) < 0)
+            if (full_object(rp, wal.v[i].key, wn.kind == WAL_SEGMENT ? w.seg_size : 0,
+                            wn.kind == WAL_SEGMENT ? wal.v[i].key + 4 : NULL, what, r, e) < 0)
                 goto out;
         }
     }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "autoconf.h"
+#include "cluster.h"
 #include "sha256tee.h"
 #include "util.h"
 
@@ -338,6 +339,70 @@ out:
         r->have_id = 0;
     free(json);
     return rc;
+}
+
+/* ---- a stage that checks a WAL segment's first page on the way ---- */
+
+struct seg_check {
+    struct sink base;
+    char name[64];
+    uint64_t sysid;
+    unsigned pg_major;
+    unsigned char head[CLUSTER_WAL_LONG_HEADER_LEN];
+    size_t have;
+    uint64_t total;
+};
+
+static int sc_write(struct sink *s, const void *buf, size_t len, struct err *e)
+{
+    struct seg_check *c = (struct seg_check *)s;
+
+    if (c->have < sizeof c->head) {
+        size_t k = sizeof c->head - c->have < len ? sizeof c->head - c->have : len;
+
+        memcpy(c->head + c->have, buf, k);
+        c->have += k;
+    }
+    c->total += len;
+    return sink_write(s->next, buf, len, e);
+}
+
+static int sc_close(struct sink *s, struct err *e)
+{
+    struct seg_check *c = (struct seg_check *)s;
+    struct wal_long_header h;
+
+    /* before anything is committed: a segment must be what its name says */
+    if (cluster_parse_wal_header(c->head, c->have, &h, e) < 0 ||
+        cluster_check_segment(&h, c->name, c->total, c->sysid, c->pg_major, e) < 0)
+        return -1;
+    return sink_close(s->next, e);
+}
+
+static void sc_free(struct sink *s)
+{
+    sink_free(s->next);
+    free(s);
+}
+
+static const struct sink_ops sc_ops = { sc_write, sc_close, sc_free };
+
+int repo_segment_check_new(struct sink *next, const char *name, uint64_t sysid, unsigned pg_major,
+                           struct sink **out, struct err *e)
+{
+    struct seg_check *c = calloc(1, sizeof *c);
+
+    if (c == NULL) {
+        sink_free(next);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    c->base.ops = &sc_ops;
+    c->base.next = next;
+    strlcopy(c->name, name, sizeof c->name);
+    c->sysid = sysid;
+    c->pg_major = pg_major;
+    *out = &c->base;
+    return 0;
 }
 
 /* ---- objects ---- */

@@ -114,6 +114,13 @@ int repo_hash(struct repo *r, const char *key, char hex[65], struct err *e);
 /* Encode and publish a small object (never replacing one). */
 int repo_put_buf(struct repo *r, const char *key, int level, const void *buf, size_t len, struct err *e);
 
+/* A stage for a WAL segment's plaintext on its way to `next`: at close it
+ * checks the segment's first page (magic, timeline, page address matching
+ * `name`, system identifier; size) and fails without closing `next` when
+ * the segment is not what its name says.  Takes `next` (freed on error). */
+int repo_segment_check_new(struct sink *next, const char *name, uint64_t sysid, unsigned pg_major,
+                           struct sink **out, struct err *e);
+
 /* SHA-256 (hex) and size of a local file; with `bind` the file is an
  * encoded object (a spool entry) and both are of its plaintext. */
 int repo_hash_file(const char *path, const struct keyring *kr, struct obj_bind *bind, char hex[65], uint64_t *size,

@@ -99,6 +99,20 @@ like "$T_OUT" "symbolic link to nothing" "... naming the dangling link"
 rm "$T/r1/wal" && mv "$T/r1/wal.real" "$T/r1/wal"
 t "wal-fetch with wal/ back" fetch wal-fetch "$N3" "$T/out"
 
+# verify --full reads each segment's first page
+python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/foreign5" 000000010000000000000005 7000000000000000002 --seed 5 \
+  --seg-size 1048576 >/dev/null
+python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/moved6" 000000010000000000000009 "$SYS" --seed 6 \
+  --seg-size 1048576 >/dev/null
+t "st put: another cluster's segment 5 under its name" fetch --region r1 st put "$T/foreign5" wal/000000010000000000000005
+t "st put: segment 9's content under segment 6's name" fetch --region r1 st put "$T/moved6" wal/000000010000000000000006
+t_fail "verify --full: a problem (exit 3)" 3 fetch --region r1 verify --full
+like "$T_OUT" "000000010000000000000005.*(system identifier|another cluster|7000000000000000002)" "... naming the foreign segment"
+like "$T_OUT" "000000010000000000000006" "... and the one whose pages say another segment"
+if grep -q "instead of 16777216" <<<"$T_OUT"; then ok 1 "... segments measured in the identity's 1 MiB"; else ok 0 "... segments measured in the identity's 1 MiB"; fi
+fetch --region r1 st rm wal/000000010000000000000005 >/dev/null 2>&1
+fetch --region r1 st rm wal/000000010000000000000006 >/dev/null 2>&1
+
 # a trailing slash does not make another region
 stop_shippers
 conf "$T/a.conf" "file://$T/r3/"
