@@ -26,6 +26,7 @@
 #include "backup_fetch.h"
 #include "catalog.h"
 #include "cmd.h"
+#include "cmd_restore_conf.h"
 #include "keys.h"
 #include "log.h"
 #include "pitr.h"
@@ -44,6 +45,7 @@ struct restore_opts {
     int start;
     int port;
     int keep_archive;
+    int keep_restore_command;   /* after promotion (docs/RESTORE.md) */
     struct bkf_tsmap tsmap[MAX_TSMAP];
     size_t ntsmap;
 };
@@ -318,6 +320,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         { "port", required_argument, NULL, 'p' },
         { "pg-bin", required_argument, NULL, 'B' },
         { "keep-archive", no_argument, NULL, 'k' },
+        { "keep-restore-command", no_argument, NULL, 'K' },
         { "tablespace-map", required_argument, NULL, 'm' },
         { NULL, 0, NULL, 0 },
     };
@@ -373,6 +376,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
             break;
         case 'B': o->pg_bin = optarg; break;
         case 'k': o->keep_archive = 1; break;
+        case 'K': o->keep_restore_command = 1; break;
         case 'm': {
             char *eq = strchr(optarg, '=');
 
@@ -408,6 +412,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     struct bkf_opts bo;
     struct bkf_stats bs;
     struct replay_state st;
+    struct rconf_list found = { NULL, 0, 0 };
     struct err e = ERR_INIT;
     char cmdline[8192], newest[32], pgdata_abs[PATH_MAX];
     unsigned long nseg = 0;
@@ -470,8 +475,10 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         if (bkf_fetch(s, rc, c, m, o.pgdata, &bo, &bs, &e) < 0)
             goto fail;
         t_fetch = now_ms() - t0;
+        /* restore owns the recovery settings: the backup's go, ours are written once */
         if (build_restore_command(ctx, rc->name, cmdline, sizeof cmdline, &e) < 0 ||
-            pitr_write_recovery(o.pgdata, &o.target, cmdline, o.keep_archive, o.port, &e) < 0)
+            restore_conf_prepare(o.pgdata, o.port > 0, !o.keep_archive, &found, &e) < 0 ||
+            pitr_write_recovery(o.pgdata, &o.target, cmdline, o.keep_archive, o.port, &found, &e) < 0)
             goto fail;
         printf("fetched backup %s: %llu files, %.1f MB in %.1f s\n", m->name, (unsigned long long)bs.files,
                (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
@@ -485,6 +492,8 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         if (start_and_wait(&o, &st, &e) < 0)
             goto fail;
         t_replay = now_ms() - t0 - t_fetch;
+        if (!st.in_recovery)    /* promoted: a backup of it must carry no target */
+            restore_conf_after_promote(o.pgdata, o.keep_restore_command);
         printf("restore complete: backup %s from region %s\n", m->name, rc->name);
         printf("  recovery point: LSN %s%s%s, timeline %s, %s\n", st.lsn[0] ? st.lsn : "?",
                st.ts[0] ? ", last transaction at " : "", st.ts, st.tli[0] ? st.tli : "?",
@@ -506,6 +515,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
 fail:
     rc_ = cmd_fail(&e);
 out:
+    rconf_list_free(&found);
     cat_free(&cat);
     repo_free(s);
     keys_free(kr);
