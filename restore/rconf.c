@@ -377,3 +377,36 @@ out:
     free(text);
     return rc;
 }
+
+char *rconf_summary(const struct rconf_list *l, size_t max)
+{
+    struct buf b = { NULL, 0, 0 };
+    size_t i, k;
+
+    for (i = 0; i < l->n; i++) {
+        const struct rconf_change *c = &l->v[i];
+        char one[PATH_MAX + RCONF_NAME_MAX + 32];
+        int n;
+
+        if (c->file[0] == '/' || c->what == RCONF_UNREAD)
+            continue;
+        if (c->line > 0)
+            n = snprintf(one, sizeof one, "%s%s (%s:%u)", b.len ? ", " : "", c->name, c->file, c->line);
+        else
+            n = snprintf(one, sizeof one, "%s%s", b.len ? ", " : "", c->name);
+        if (n < 0 || (size_t)n >= sizeof one)
+            continue;
+        for (k = 0; k < (size_t)n; k++)
+            if ((unsigned char)one[k] < 0x20 || (unsigned char)one[k] > 0x7e)
+                one[k] = '?';
+        if (b.len + (size_t)n + 4 > max) {
+            buf_add(&b, ", ...", b.len + 5 <= max ? 5 : 0);
+            break;
+        }
+        if (buf_add(&b, one, (size_t)n) < 0) {
+            free(b.p);
+            return NULL;
+        }
+    }
+    return b.p;
+}

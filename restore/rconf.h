@@ -98,6 +98,11 @@ int rconf_neutralise(const char *pgdata, int apply, const char *const *also_auto
  * setting is listed as RCONF_REMOVED. */
 int rconf_after_promote(const char *pgdata, int keep_restore_command, struct rconf_list *out, struct err *e);
 
+/* "name (file:line), signal-file, ..." for the entries inside PGDATA (file
+ * not absolute), printable ASCII only, at most `max` bytes; NULL when there
+ * are none or out of memory.  Malloc'd. */
+char *rconf_summary(const struct rconf_list *l, size_t max);
+
 /* Replace `path` atomically with `len` bytes of `buf` (mode of the old file,
  * or 0600). */
 int rconf_write_file(const char *path, const char *buf, size_t len, struct err *e);

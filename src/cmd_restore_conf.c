@@ -94,7 +94,8 @@ int restore_conf_prepare(const char *pgdata, int writes_port, int writes_archive
         return err_prefix(e, "could not neutralise the recovery settings of the restored configuration");
     out_open(&o, pgdata);
     for (i = 0; i < found->n; i++)
-        n += found->v[i].what != RCONF_UNREAD;
+        n += found->v[i].what != RCONF_UNREAD &&
+             (found->v[i].value == NULL || rconf_is_recovery_setting(found->v[i].name));
     if (n == 0)
         say(&o, "configuration from the backup: no recovery settings found");
     else
@@ -106,7 +107,8 @@ int restore_conf_prepare(const char *pgdata, int writes_port, int writes_archive
         describe(c, what, sizeof what);
         switch (c->what) {
         case RCONF_COMMENTED:
-            say(&o, "  %s:%u: commented out %s", c->file, c->line, what);
+            say(&o, "  %s:%u: commented out %s%s", c->file, c->line, what,
+                rconf_is_recovery_setting(c->name) ? "" : " (restore writes its own)");
             break;
         case RCONF_REMOVED:
             say(&o, "  %s: removed", c->file);
