@@ -50,7 +50,9 @@ struct restore_opts {
     size_t ntsmap;
 };
 
-/* Shell-quote one argument into buf. */
+/* Shell-quote one argument of restore_command into buf: '...' with ' as
+ * '\'', and % as %% because PostgreSQL replaces %f, %p, %r and %% in the
+ * whole command before the shell sees it (docs/RESTORE.md). */
 static int shq(char *buf, size_t n, size_t *len, const char *arg)
 {
     if (*len + 3 >= n)
@@ -63,6 +65,11 @@ static int shq(char *buf, size_t n, size_t *len, const char *arg)
                 return -1;
             memcpy(buf + *len, "'\\''", 4);
             *len += 4;
+        } else if (*arg == '%') {
+            if (*len + 3 >= n)
+                return -1;
+            buf[(*len)++] = '%';
+            buf[(*len)++] = '%';
         } else {
             if (*len + 2 >= n)
                 return -1;
@@ -483,8 +490,12 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         printf("fetched backup %s: %llu files, %.1f MB in %.1f s\n", m->name, (unsigned long long)bs.files,
                (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
         if (!o.start) {
-            printf("recovery settings written to %s/postgresql.auto.conf; start it with:\n  %s/pg_ctl -D %s start\n",
-                   o.pgdata, o.pg_bin, o.pgdata);
+            char qbin[PATH_MAX * 4 + 16], qdata[PATH_MAX * 4];
+
+            restore_conf_shell_quote(qbin, sizeof qbin, o.pg_bin, "/pg_ctl");
+            restore_conf_shell_quote(qdata, sizeof qdata, o.pgdata, "");
+            printf("recovery settings written to %s/postgresql.auto.conf; start it with:\n  %s -D %s start\n",
+                   o.pgdata, qbin, qdata);
             rc_ = 0;
             goto out;
         }

@@ -153,3 +153,34 @@ void restore_conf_after_promote(const char *pgdata, int keep_restore_command)
     out_close(&o);
     rconf_list_free(&l);
 }
+
+void restore_conf_shell_quote(char *out, size_t n, const char *a, const char *b)
+{
+    static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=@%+,-";
+    const char *parts[2] = { a, b };
+    size_t j = 0;
+    int i, bare = a[strspn(a, safe)] == '\0' && b[strspn(b, safe)] == '\0' && (a[0] || b[0]);
+
+    if (n < 3) {
+        if (n)
+            out[0] = '\0';
+        return;
+    }
+    if (!bare)
+        out[j++] = '\'';
+    for (i = 0; i < 2; i++) {
+        const char *p;
+
+        for (p = parts[i]; *p && j + 6 < n; p++) {
+            if (*p == '\'') {
+                memcpy(out + j, "'\\''", 4);
+                j += 4;
+            } else {
+                out[j++] = *p;
+            }
+        }
+    }
+    if (!bare)
+        out[j++] = '\'';
+    out[j] = '\0';
+}

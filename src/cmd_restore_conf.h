@@ -25,4 +25,8 @@ int restore_conf_prepare(const char *pgdata, int writes_port, int writes_archive
  * print and log what went.  A failure is a warning: the restore is done. */
 void restore_conf_after_promote(const char *pgdata, int keep_restore_command);
 
+/* `a` then `b` as one shell word for a command line restore prints: bare
+ * when it holds only [A-Za-z0-9_./:=@%+,-], else '...' with ' as '\''. */
+void restore_conf_shell_quote(char *out, size_t n, const char *a, const char *b);
+
 #endif

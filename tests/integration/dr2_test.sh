@@ -241,37 +241,48 @@ is "$(got_ids "$RPORT")" "$(want_upto END4)" "restore 4: every acknowledged id"
 is "$(active_targets "$d")" 0 "restore 4: after --start, postgresql.auto.conf sets no recovery_target*"
 stop_d "$d"
 
-# ---- issue 11.2: restore_command for a configuration path with ' \ spaces and UTF-8 ----
-W="$T/it's a \\ dir é€"
+# ---- issue 11.2: restore_command for paths with ' \ spaces, UTF-8 and % ----
+W="$T/it's a \\ dir é€ 100%f"
 mkdir -p "$W"
 cp "$CONF" "$W/walship.conf"
 cp "$T/key" "$W/key file"
 chown -R "$(pg_user)" "$W"
+SEG=$(ws st ls wal/ 2>/dev/null | grep -oE '[0-9A-F]{24}' | head -1)
+# PostgreSQL's own substitution (%f, %p, %%; any other % stays), then sh -c
+run_restore_command() {   # PGDATA COMMAND
+  local cmd
+  cmd=$(python3 -c 'import re,sys; print(re.sub(r"%([fp%])", lambda m: {"f": sys.argv[2], "p": "pg_wal/RESTORED", "%": "%"}[m.group(1)], sys.argv[1]), end="")' "$2" "$SEG")
+  (cd "$1" && pg_run sh -c "$cmd")
+}
 d=$(newdir rq)
 pg_run "$WALSHIP" --config "$W/walship.conf" restore --pgdata "$d" --target-latest >"$T/rq.out" 2>&1
 ok $? "restore with --config in a directory named $W"
 rc=$(pg_run "$PG_BIN/postgres" -D "$d" -C restore_command 2>"$T/rq.err")
 ok $? "postgres -C restore_command reads the configuration ($(head -c 200 "$T/rq.err"))"
 like "$rc" "walship.conf" "restore_command names the configuration file"
-seg=$(ws st ls wal/ 2>/dev/null | grep -oE '[0-9A-F]{24}$' | head -1)
-cmd=${rc//%f/$seg}
-cmd=${cmd//%p/pg_wal/RESTORED}
-(cd "$d" && pg_run sh -c "$cmd") >"$T/rq.run" 2>&1
-ok $? "the command PostgreSQL would run fetches $seg ($(tail -c 300 "$T/rq.run"))"
+run_restore_command "$d" "$rc" >"$T/rq.run" 2>&1
+ok $? "the command PostgreSQL would run fetches $SEG ($(tail -c 300 "$T/rq.run"))"
 is "$(stat -c %s "$d/pg_wal/RESTORED" 2>/dev/null)" 16777216 "the fetched segment is whole"
 rm -f "$d/pg_wal/RESTORED"
 
-d=$(newdir rq2)
+d="$W/pgdata"
+on_exit '[ -f "$W/pgdata/postmaster.pid" ] && pg_run "$PG_BIN/pg_ctl" -D "$W/pgdata" -m immediate stop'
 pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo" --region local --key-file "$W/key file" \
   restore --pgdata "$d" --target-latest >"$T/rq2.out" 2>&1
-ok $? "bare-host restore with --key-file in that directory ($(tail -c 200 "$T/rq2.out"))"
+ok $? "bare-host restore into that directory, --key-file there too ($(tail -c 200 "$T/rq2.out"))"
 rc=$(pg_run "$PG_BIN/postgres" -D "$d" -C restore_command 2>"$T/rq2.err")
 ok $? "postgres -C restore_command reads it"
 like "$rc" "key file" "restore_command names the key file"
-cmd=${rc//%f/$seg}
-cmd=${cmd//%p/pg_wal/RESTORED}
-(cd "$d" && pg_run sh -c "$cmd") >"$T/rq2.run" 2>&1
-ok $? "and the command fetches $seg ($(tail -c 300 "$T/rq2.run"))"
+run_restore_command "$d" "$rc" >"$T/rq2.run" 2>&1
+ok $? "and the command fetches $SEG ($(tail -c 300 "$T/rq2.run"))"
 is "$(stat -c %s "$d/pg_wal/RESTORED" 2>/dev/null)" 16777216 "the fetched segment is whole"
+rm -f "$d/pg_wal/RESTORED"
+start_line=$(grep -A1 'start it with:' "$T/rq2.out" | tail -1)
+(cd / && pg_run sh -c "$start_line -l '$T/rq/server.log' -o '-p $RPORT' -w -t 120") >/dev/null 2>&1
+ok $? "the start command restore prints works as printed: $start_line"
+wait_for 120 bash -c "[ \"\$(runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $RPORT -U postgres -d postgres -c 'select not pg_is_in_recovery()')\" = t ]"
+ok $? "PostgreSQL recovers through that restore_command and promotes"
+is "$(got_ids "$RPORT")" "$(want_upto END4)" "every acknowledged id, fetched through the quoted paths"
+stop_d "$d"
 
 done_testing
