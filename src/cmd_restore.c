@@ -482,13 +482,13 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         if (bkf_fetch(s, rc, c, m, o.pgdata, &bo, &bs, &e) < 0)
             goto fail;
         t_fetch = now_ms() - t0;
+        printf("fetched backup %s: %llu files, %.1f MB in %.1f s\n", m->name, (unsigned long long)bs.files,
+               (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
         /* restore owns the recovery settings: the backup's go, ours are written once */
         if (build_restore_command(ctx, rc->name, cmdline, sizeof cmdline, &e) < 0 ||
             restore_conf_prepare(o.pgdata, o.port > 0, !o.keep_archive, &found, &e) < 0 ||
             pitr_write_recovery(o.pgdata, &o.target, cmdline, o.keep_archive, o.port, &found, &e) < 0)
             goto fail;
-        printf("fetched backup %s: %llu files, %.1f MB in %.1f s\n", m->name, (unsigned long long)bs.files,
-               (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
         if (!o.start) {
             char qbin[PATH_MAX * 4 + 16], qdata[PATH_MAX * 4];
 

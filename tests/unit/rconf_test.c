@@ -304,6 +304,20 @@ static void test_write_and_promote(const char *d)
     rconf_list_free(&found);
 }
 
+static void test_cycle(const char *base)
+{
+    struct rconf_list l = { NULL, 0, 0 };
+    struct err e = ERR_INIT;
+    char d[PATH_MAX];
+
+    snprintf(d, sizeof d, "%s/cycle", base);
+    mkdir(d, 0700);
+    write_text(d, "postgresql.conf", "include 'postgresql.conf'\n");
+    ok(rconf_neutralise(d, 1, NULL, &l, &e) < 0 && strstr(e.msg, "nested deeper") != NULL,
+       "a file that includes itself is refused, as PostgreSQL does (%s)", e.msg);
+    rconf_list_free(&l);
+}
+
 int main(void)
 {
     char base[] = "/tmp/rconf_test.XXXXXX", d[PATH_MAX], outside[PATH_MAX], cmd[PATH_MAX + 16];
@@ -322,6 +336,7 @@ int main(void)
     test_names();
     test_neutralise(d, outside);
     test_write_and_promote(d);
+    test_cycle(base);
 
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     if (system(cmd) != 0)
