@@ -503,7 +503,8 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         if (start_and_wait(&o, &st, &e) < 0)
             goto fail;
         t_replay = now_ms() - t0 - t_fetch;
-        if (!st.in_recovery)    /* promoted: a backup of it must carry no target */
+        /* promoted (not shut down at the target): a backup of it must carry no target */
+        if (!st.in_recovery && strcmp(st.pause, "shut down") != 0)
             restore_conf_after_promote(o.pgdata, o.keep_restore_command);
         printf("restore complete: backup %s from region %s\n", m->name, rc->name);
         printf("  recovery point: LSN %s%s%s, timeline %s, %s\n", st.lsn[0] ? st.lsn : "?",

@@ -204,9 +204,19 @@ grep -qE "^# walship restore: Recovery_Target_Time = '2001" "$d/postgresql.conf"
 stop_d "$d"
 
 d=$(newdir r3t)
-t "restore 3t: to a time in generation 3" ws restore --pgdata "$d" --target-time "$T3" --start --port "$RPORT"
+t "restore 3t: to a time in generation 3, --keep-restore-command" ws restore --pgdata "$d" --target-time "$T3" \
+  --start --port "$RPORT" --keep-restore-command
 is "$(got_ids "$RPORT")" "$(want_upto T3)" "restore 3t: exactly the ids acknowledged before T3"
+is "$(grep -c recovery_target "$d/postgresql.auto.conf")" 0 "restore 3t: the targets are removed after promotion"
+is "$(grep -cE '^restore_command = ' "$d/postgresql.auto.conf")" 1 "restore 3t: --keep-restore-command keeps one restore_command"
 stop_d "$d"
+
+d=$(newdir r3s)
+t "restore 3s: to a time, --target-action shutdown" ws restore --pgdata "$d" --target-time "$T3" --target-action shutdown \
+  --start --port "$RPORT"
+grep -q "^recovery_target_time = '$T3'" "$d/postgresql.auto.conf"
+ok $? "restore 3s: not promoted, so the target stays for the operator's next start"
+[ ! -f "$d/postmaster.pid" ]; ok $? "restore 3s: the instance is shut down at the target"
 
 d=$(newdir r2t)
 t "restore 2t: to a time after generation 2's backup" ws restore --pgdata "$d" --target-time "$T2" --start --port "$RPORT"
