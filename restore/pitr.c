@@ -205,31 +205,44 @@ out:
 
 /* ---- recovery settings ---- */
 
-static int conf_quote(char *out, size_t n, const char *v)
+/* Overrides, first in the block: a recovery setting found in a file outside
+ * PGDATA (which restore does not change) set back to its default.  They come
+ * before the target because PostgreSQL checks "at most one recovery target"
+ * as it applies the settings in order. */
+static int add_overrides(char *buf, size_t cap, size_t *len, const struct rconf_list *found, struct err *e)
 {
-    size_t j = 0;
+    char q[256];
+    size_t i, k;
 
-    if (n < 3)
-        return -1;
-    out[j++] = '\'';
-    for (; *v; v++) {
-        if (j + 3 >= n)
-            return -1;
-        if (*v == '\'')
-            out[j++] = '\'';
-        out[j++] = *v;
+    for (i = 0; found != NULL && i < found->n; i++) {
+        const struct rconf_change *c = &found->v[i];
+        const char *neutral = rconf_neutral_value(c->name);
+        int dup = 0, n;
+
+        if (c->what != RCONF_OVERRIDDEN || neutral == NULL)
+            continue;
+        for (k = 0; k < i; k++)
+            dup |= found->v[k].what == RCONF_OVERRIDDEN && strcmp(found->v[k].name, c->name) == 0;
+        if (dup)
+            continue;
+        rconf_quote(q, sizeof q, neutral);
+        n = snprintf(buf + *len, cap - *len, "%s = %s   # overrides a file outside the data directory\n", c->name,
+                     q);
+        if (n < 0 || (size_t)n >= cap - *len)
+            return err_setf(e, ERR_INTERNAL, "recovery settings too long");
+        *len += (size_t)n;
     }
-    out[j++] = '\'';
-    out[j] = '\0';
     return 0;
 }
 
 int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char *restore_command, int keep_archive,
-                        int port, struct err *e)
+                        int port, const struct rconf_list *found, struct err *e)
 {
-    char path[PATH_MAX], q[2048], buf[8192];
-    size_t len = 0;
-    int fd;
+    char path[PATH_MAX], q[4096], buf[16384];
+    unsigned char *old = NULL;
+    size_t len = 0, oldlen = 0;
+    char *all;
+    int fd, rc;
 
 #define ADD(...) do { \
         int n_ = snprintf(buf + len, sizeof buf - len, __VA_ARGS__); \
@@ -239,31 +252,19 @@ int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char
     } while (0)
 
     ADD("\n# Added by walship restore\n");
-    if (conf_quote(q, sizeof q, restore_command) < 0)
+    if (add_overrides(buf, sizeof buf, &len, found, e) < 0)
+        return -1;
+    if (rconf_quote(q, sizeof q, restore_command) < 0)
         return err_setf(e, ERR_USAGE, "restore_command too long");
     ADD("restore_command = %s\n", q);
-    switch (t->kind) {
-    case PITR_TIME:
-        conf_quote(q, sizeof q, t->value);
-        ADD("recovery_target_time = %s\n", q);
-        break;
-    case PITR_LSN:
-        conf_quote(q, sizeof q, t->value);
-        ADD("recovery_target_lsn = %s\n", q);
-        break;
-    case PITR_XID:
-        conf_quote(q, sizeof q, t->value);
-        ADD("recovery_target_xid = %s\n", q);
-        break;
-    case PITR_NAME:
-        conf_quote(q, sizeof q, t->value);
-        ADD("recovery_target_name = %s\n", q);
-        break;
-    case PITR_IMMEDIATE:
+    if (t->kind == PITR_IMMEDIATE) {
         ADD("recovery_target = 'immediate'\n");
-        break;
-    case PITR_LATEST:
-        break;
+    } else if (t->kind != PITR_LATEST) {
+        static const char *const names[] = { "", "recovery_target_time", "recovery_target_lsn",
+                                             "recovery_target_xid", "recovery_target_name" };
+
+        rconf_quote(q, sizeof q, t->value);
+        ADD("%s = %s\n", names[t->kind], q);
     }
     if (t->kind != PITR_LATEST)
         ADD("recovery_target_action = '%s'\n", t->action);
@@ -274,17 +275,24 @@ int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char
         ADD("port = %d\n", port);
 #undef ADD
 
+    /* one atomic write: what the backup had (already neutralised), then ours */
     if (snprintf(path, sizeof path, "%s/postgresql.auto.conf", dir) >= (int)sizeof path)
         return err_setf(e, ERR_USAGE, "path too long");
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return err_errno(e, ERR_IO, errno, "could not open \"%s\"", path);
-    if (write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
-        int saved = errno;
-        close(fd);
-        return err_errno(e, ERR_IO, saved, "could not write \"%s\"", path);
+    if (access(path, F_OK) == 0 && read_file_all(path, (size_t)64 << 20, &old, &oldlen, e) < 0)
+        return -1;
+    all = malloc(oldlen + len + 1);
+    if (all == NULL) {
+        free(old);
+        return err_setf(e, ERR_NOMEM, "out of memory");
     }
-    close(fd);
+    if (oldlen)
+        memcpy(all, old, oldlen);
+    memcpy(all + oldlen, buf, len);
+    rc = rconf_write_file(path, all, oldlen + len, e);
+    free(all);
+    free(old);
+    if (rc < 0)
+        return -1;
     if (snprintf(path, sizeof path, "%s/recovery.signal", dir) >= (int)sizeof path)
         return err_setf(e, ERR_USAGE, "path too long");
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

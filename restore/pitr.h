@@ -14,6 +14,7 @@
 
 #include "catalog.h"
 #include "err.h"
+#include "rconf.h"
 #include "stor.h"
 
 enum pitr_kind { PITR_LATEST, PITR_TIME, PITR_LSN, PITR_XID, PITR_NAME, PITR_IMMEDIATE };
@@ -41,11 +42,15 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
 int pitr_check_wal(struct stor *s, const struct manifest *m, char newest[32], unsigned long *nsegments,
                    struct err *e);
 
-/* Append the recovery settings to DIR/postgresql.auto.conf and create
- * DIR/recovery.signal.  `restore_command` is the full command line.
- * Unless keep_archive, archive_mode is turned off in the restored instance
- * so a drill never writes into the production prefix. */
+/* Add the recovery settings to DIR/postgresql.auto.conf, in one block and
+ * one atomic write, and create DIR/recovery.signal.  `restore_command` is
+ * the full command line (quoted here for the configuration file).  Unless
+ * keep_archive, archive_mode is turned off in the restored instance so a
+ * drill never writes into the production prefix.  `found` (NULL or what
+ * rconf_neutralise() reported): each setting it lists as RCONF_OVERRIDDEN
+ * is set back to its default first, so a file outside PGDATA cannot add a
+ * recovery target. */
 int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char *restore_command, int keep_archive,
-                        int port, struct err *e);
+                        int port, const struct rconf_list *found, struct err *e);
 
 #endif

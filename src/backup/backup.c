@@ -21,6 +21,7 @@
 #include "multi.h"
 #include "obj.h"
 #include "pgconn.h"
+#include "rconf.h"
 #include "repo.h"
 #include "spool.h"
 #include "util.h"
@@ -502,6 +503,24 @@ struct progress_ctx {
     pthread_cond_t cv;
 };
 
+/* A cluster made by a restore may still carry recovery_target* and friends:
+ * recorded in the manifest (verify reports it), told by the command.  Any
+ * walship restore neutralises them (restore/rconf.h); other tools may not. */
+static void note_recovery_settings(const char *pgdata, struct manifest *m, struct bk_result *res)
+{
+    struct rconf_list l = { NULL, 0, 0 };
+    struct err e = ERR_INIT;
+
+    if (rconf_neutralise(pgdata, 0, NULL, &l, &e) < 0) {
+        log_warning("could not check the configuration for recovery settings: %s", e.msg);
+    } else {
+        m->recovery_settings = rconf_summary(&l, sizeof res->recovery_settings - 1);
+        if (m->recovery_settings != NULL)
+            snprintf(res->recovery_settings, sizeof res->recovery_settings, "%s", m->recovery_settings);
+    }
+    rconf_list_free(&l);
+}
+
 static void *progress_thread(void *arg)
 {
     struct progress_ctx *p = arg;
@@ -632,6 +651,7 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
 
     if (bk_walk(pgdata, &list, e) < 0)
         goto out;
+    note_recovery_settings(pgdata, j.man, res);
     j.list = &list;
     j.parts = calloc(list.n + 1, sizeof *j.parts);
     if (j.parts == NULL) {

@@ -49,6 +49,7 @@ struct bk_result {
     size_t nfiles, nparts;
     uint64_t start_lsn, stop_lsn;
     double seconds;
+    char recovery_settings[1024];   /* recovery settings the backup carries, or "" */
     int nregions;
     struct bk_region_result regions[BK_MAX_REGIONS];
 };

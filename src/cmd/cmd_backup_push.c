@@ -98,6 +98,11 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
     for (i = 0; i < res.nregions; i++)
         printf(" %s ok", c->regions[i].name);
     printf("\n");
+    if (res.recovery_settings[0])
+        log_warning("the configuration backed up in %s carries recovery settings: %s. walship restore comments "
+                    "them out; another tool, or starting the files as they are, would stop recovery at that "
+                    "old target. Remove them from the cluster (docs/RESTORE.md).",
+                    res.name, res.recovery_settings);
     rc = 0;
     /* Retention (docs/RETENTION.md); a failure here leaves the new backup valid. */
     for (i = 0; c->delete_after_backup && i < c->nregions; i++) {

@@ -26,6 +26,7 @@
 #include "backup_fetch.h"
 #include "catalog.h"
 #include "cmd.h"
+#include "cmd_restore_conf.h"
 #include "keys.h"
 #include "log.h"
 #include "pitr.h"
@@ -44,11 +45,14 @@ struct restore_opts {
     int start;
     int port;
     int keep_archive;
+    int keep_restore_command;   /* after promotion (docs/RESTORE.md) */
     struct bkf_tsmap tsmap[MAX_TSMAP];
     size_t ntsmap;
 };
 
-/* Shell-quote one argument into buf. */
+/* Shell-quote one argument of restore_command into buf: '...' with ' as
+ * '\'', and % as %% because PostgreSQL replaces %f, %p, %r and %% in the
+ * whole command before the shell sees it (docs/RESTORE.md). */
 static int shq(char *buf, size_t n, size_t *len, const char *arg)
 {
     if (*len + 3 >= n)
@@ -61,6 +65,11 @@ static int shq(char *buf, size_t n, size_t *len, const char *arg)
                 return -1;
             memcpy(buf + *len, "'\\''", 4);
             *len += 4;
+        } else if (*arg == '%') {
+            if (*len + 3 >= n)
+                return -1;
+            buf[(*len)++] = '%';
+            buf[(*len)++] = '%';
         } else {
             if (*len + 2 >= n)
                 return -1;
@@ -318,6 +327,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         { "port", required_argument, NULL, 'p' },
         { "pg-bin", required_argument, NULL, 'B' },
         { "keep-archive", no_argument, NULL, 'k' },
+        { "keep-restore-command", no_argument, NULL, 'K' },
         { "tablespace-map", required_argument, NULL, 'm' },
         { NULL, 0, NULL, 0 },
     };
@@ -373,6 +383,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
             break;
         case 'B': o->pg_bin = optarg; break;
         case 'k': o->keep_archive = 1; break;
+        case 'K': o->keep_restore_command = 1; break;
         case 'm': {
             char *eq = strchr(optarg, '=');
 
@@ -408,6 +419,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     struct bkf_opts bo;
     struct bkf_stats bs;
     struct replay_state st;
+    struct rconf_list found = { NULL, 0, 0 };
     struct err e = ERR_INIT;
     char cmdline[8192], newest[32], pgdata_abs[PATH_MAX];
     unsigned long nseg = 0;
@@ -470,14 +482,20 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         if (bkf_fetch(s, rc, c, m, o.pgdata, &bo, &bs, &e) < 0)
             goto fail;
         t_fetch = now_ms() - t0;
-        if (build_restore_command(ctx, rc->name, cmdline, sizeof cmdline, &e) < 0 ||
-            pitr_write_recovery(o.pgdata, &o.target, cmdline, o.keep_archive, o.port, &e) < 0)
-            goto fail;
         printf("fetched backup %s: %llu files, %.1f MB in %.1f s\n", m->name, (unsigned long long)bs.files,
                (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
+        /* restore owns the recovery settings: the backup's go, ours are written once */
+        if (build_restore_command(ctx, rc->name, cmdline, sizeof cmdline, &e) < 0 ||
+            restore_conf_prepare(o.pgdata, o.port > 0, !o.keep_archive, &found, &e) < 0 ||
+            pitr_write_recovery(o.pgdata, &o.target, cmdline, o.keep_archive, o.port, &found, &e) < 0)
+            goto fail;
         if (!o.start) {
-            printf("recovery settings written to %s/postgresql.auto.conf; start it with:\n  %s/pg_ctl -D %s start\n",
-                   o.pgdata, o.pg_bin, o.pgdata);
+            char qbin[PATH_MAX * 4 + 16], qdata[PATH_MAX * 4];
+
+            restore_conf_shell_quote(qbin, sizeof qbin, o.pg_bin, "/pg_ctl");
+            restore_conf_shell_quote(qdata, sizeof qdata, o.pgdata, "");
+            printf("recovery settings written to %s/postgresql.auto.conf; start it with:\n  %s -D %s start\n",
+                   o.pgdata, qbin, qdata);
             rc_ = 0;
             goto out;
         }
@@ -485,6 +503,9 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         if (start_and_wait(&o, &st, &e) < 0)
             goto fail;
         t_replay = now_ms() - t0 - t_fetch;
+        /* promoted (not shut down at the target): a backup of it must carry no target */
+        if (!st.in_recovery && strcmp(st.pause, "shut down") != 0)
+            restore_conf_after_promote(o.pgdata, o.keep_restore_command);
         printf("restore complete: backup %s from region %s\n", m->name, rc->name);
         printf("  recovery point: LSN %s%s%s, timeline %s, %s\n", st.lsn[0] ? st.lsn : "?",
                st.ts[0] ? ", last transaction at " : "", st.ts, st.tli[0] ? st.tli : "?",
@@ -506,6 +527,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
 fail:
     rc_ = cmd_fail(&e);
 out:
+    rconf_list_free(&found);
     cat_free(&cat);
     repo_free(s);
     keys_free(kr);

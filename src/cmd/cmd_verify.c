@@ -20,13 +20,19 @@
 static json_t *report_json(const struct region_conf *rc, const struct vfy_report *r, const struct err *fail,
                            int full)
 {
-    json_t *jp = json_array(), *jr;
+    json_t *jp = json_array(), *jn = json_array(), *jr;
     size_t i;
 
-    if (jp == NULL)
+    if (jp == NULL || jn == NULL) {
+        json_decref(jp);
+        json_decref(jn);
         return NULL;
+    }
     for (i = 0; r && i < r->n; i++)
         json_array_append_new(jp, json_pack("{s:s, s:s}", "object", r->v[i].object, "message", r->v[i].msg));
+    for (i = 0; r && i < r->nnotes; i++)
+        json_array_append_new(jn, json_pack("{s:s, s:s}", "object", r->notes[i].object, "message",
+                                            r->notes[i].msg));
     jr = json_pack("{s:s, s:s, s:b, s:b, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "region", rc->name,
                    "url", rc->url, "ok", fail == NULL && r->n == 0, "full", full, "error", fail ? fail->msg : NULL,
                    "backups", (json_int_t)r->backups, "incomplete_backups", (json_int_t)r->incomplete,
@@ -34,6 +40,10 @@ static json_t *report_json(const struct region_conf *rc, const struct vfy_report
                    "wal_segments_needed", (json_int_t)r->wal_needed, "objects_decoded",
                    (json_int_t)r->objects_decoded, "bytes_decoded", (json_int_t)r->bytes_decoded,
                    "files_checked", (json_int_t)r->files_checked, "problems", jp);
+    if (jr != NULL)
+        json_object_set_new(jr, "notes", jn);
+    else
+        json_decref(jn);
     return jr;
 }
 
@@ -58,6 +68,8 @@ static void report_text(const struct region_conf *rc, const struct vfy_report *r
                " files' SHA-256 checked\n", r->objects_decoded, r->bytes_decoded, r->files_checked);
     for (i = 0; i < r->n; i++)
         printf("  PROBLEM %s: %s\n", r->v[i].object, r->v[i].msg);
+    for (i = 0; i < r->nnotes; i++)
+        printf("  NOTE %s: %s\n", r->notes[i].object, r->notes[i].msg);
 }
 
 int cmd_verify_run(struct cmd_ctx *ctx)

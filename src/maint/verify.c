@@ -68,6 +68,11 @@ void vfy_report_free(struct vfy_report *r)
         free(r->v[i].msg);
     }
     free(r->v);
+    for (i = 0; i < r->nnotes; i++) {
+        free(r->notes[i].object);
+        free(r->notes[i].msg);
+    }
+    free(r->notes);
     memset(r, 0, sizeof *r);
 }
 
@@ -763,6 +768,30 @@ out:
     return rc;
 }
 
+/* A backup made from a cluster that still holds recovery_target* and friends
+ * (a restored primary): restorable, since restore comments them out, but
+ * worth knowing. */
+static int note_recovery(struct vfy_report *r, const struct manifest *m)
+{
+    char key[CAT_NAME_MAX + 32];
+    struct vfy_problem *nv = realloc(r->notes, (r->nnotes + 1) * sizeof *r->notes);
+
+    if (nv == NULL)
+        return -1;
+    r->notes = nv;
+    repo_key_backup(key, sizeof key, m->name, CAT_MANIFEST);
+    nv[r->nnotes].object = xstrdup(key);
+    nv[r->nnotes].msg = xasprintf("backup %s carries recovery settings in its configuration: %s (walship restore "
+                                  "comments them out)", m->name, m->recovery_settings);
+    if (nv[r->nnotes].object == NULL || nv[r->nnotes].msg == NULL) {
+        free(nv[r->nnotes].object);
+        free(nv[r->nnotes].msg);
+        return -1;
+    }
+    r->nnotes++;
+    return 0;
+}
+
 /* ---- the region ---- */
 
 int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
@@ -816,6 +845,8 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
         if (mans[i] == NULL)
             continue;
         r->backups++;
+        if (mans[i]->recovery_settings != NULL && note_recovery(r, mans[i]) < 0)
+            goto nomem;
         if (check_backup(rp, mans[i], full, r, e) < 0)
             goto out;
         if (check_backup_wal(&w, mans[i], r) < 0)

@@ -49,6 +49,11 @@ struct vfy_report {
     uint64_t objects_decoded;   /* --full */
     uint64_t bytes_decoded;     /* --full: plaintext bytes */
     uint64_t files_checked;     /* --full: SHA-256 compared */
+    /* Notes: worth knowing, not damage (the region still verifies): a
+     * backup whose configuration carries recovery settings (manifest
+     * "recovery_settings", docs/RESTORE.md). */
+    struct vfy_problem *notes;
+    size_t nnotes;
 };
 
 /* Check a region into `r` (which must be zeroed or freshly vfy_report_free'd).

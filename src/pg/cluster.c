@@ -197,7 +197,10 @@ int cluster_check_segment(const struct wal_long_header *h, const char *name, uin
     if (!wal_seg_size_valid(h->seg_size) || (w.kind == WAL_SEGMENT && size != h->seg_size))
         return err_setf(e, ERR_FOREIGN, "%s: its header gives a segment size of %u bytes, the file has %llu", name,
                         h->seg_size, (unsigned long long)size);
-    if (h->tli != w.tli)
+    /* The first segment of a new timeline starts as a copy of the parent's
+     * segment up to the switch point (PostgreSQL's XLogInitNewTimeline), so
+     * its first page carries an older timeline; a later one never. */
+    if (h->tli == 0 || h->tli > w.tli)
         return err_setf(e, ERR_FOREIGN, "%s holds WAL of timeline %u, not %u (renamed or substituted)", name,
                         h->tli, w.tli);
     want_addr = wal_segno(&w, h->seg_size) * (uint64_t)h->seg_size;

@@ -35,6 +35,7 @@ void man_free(struct manifest *m)
     free(m->system_identifier);
     free(m->compression);
     free(m->key_id);
+    free(m->recovery_settings);
     free(m);
 }
 
@@ -180,6 +181,8 @@ int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e
     bad |= json_object_set_new(root, "original_size", u64_json(m->original_size));
     bad |= json_object_set_new(root, "stored_size", u64_json(m->stored_size));
     bad |= json_object_set_new(root, "tablespace_map", json_boolean(m->has_tablespace_map));
+    if (m->recovery_settings != NULL)
+        bad |= json_object_set_new(root, "recovery_settings", json_string(m->recovery_settings));
     for (i = 0; i < m->nparts; i++) {
         json_t *p = json_pack("{s:I, s:I, s:I, s:I}", "number", (json_int_t)m->parts[i].number, "raw_size",
                               (json_int_t)m->parts[i].raw_size, "stored_size",
@@ -353,6 +356,11 @@ int man_from_json(const char *buf, size_t len, const char *what, struct manifest
     m->original_size = jint(&r, root, "original_size");
     m->stored_size = jint(&r, root, "stored_size");
     m->has_tablespace_map = json_is_true(json_object_get(root, "tablespace_map"));
+    v = json_object_get(root, "recovery_settings");
+    if (!r.failed && json_is_string(v) && (m->recovery_settings = strdup(json_string_value(v))) == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        r.failed = 1;
+    }
     arr = jget(&r, root, "parts", JSON_ARRAY);
     for (i = 0; arr != NULL && !r.failed && i < json_array_size(arr); i++) {
         json_t *p = json_array_get(arr, i);

@@ -58,6 +58,9 @@ struct manifest {
     uint64_t original_size;     /* sum of file sizes */
     uint64_t stored_size;       /* sum of encoded part sizes */
     int has_tablespace_map;
+    char *recovery_settings;    /* recovery settings the backed-up configuration
+                                   carries ("name (file:line), ..."), or NULL:
+                                   restore neutralises them (docs/RESTORE.md) */
 
     struct man_part *parts;
     size_t nparts;
