@@ -18,6 +18,9 @@ struct cmd_ctx {
     const char *region;         /* --region, or NULL */
     int argc;
     char **argv;
+    /* the first repository identity a command met (cmd_repo_open) */
+    uint64_t seen_sysid;
+    char seen_region[64];
 };
 
 struct cmd {
@@ -61,6 +64,14 @@ struct spool;
 /* Start a detached `walship ship` for the spool's cluster unless one runs;
  * never fails wal-push (spawn.c). */
 void ship_spawn(const struct config *conf, struct spool *sp);
+
+struct repo;
+struct keyring;
+/* repo_open, and one configuration is one cluster: a region whose identity
+ * names another cluster than a region opened before fails (ERR_FOREIGN,
+ * naming both), so no command reads or prunes two clusters as one. */
+int cmd_repo_open(struct cmd_ctx *ctx, const struct region_conf *rc, const struct keyring *kr, unsigned flags,
+                  struct repo **out, struct err *e);
 
 int cmd_config_run(struct cmd_ctx *ctx);
 int cmd_st_run(struct cmd_ctx *ctx);

@@ -77,7 +77,7 @@ static int locate(struct cmd_ctx *ctx, const struct keyring *kr, const char *wan
 
         if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
             continue;
-        if (repo_open(rc, ctx->conf, kr, REPO_OPEN_IDENTITY, &s, &re) < 0 || cat_list(s, 0, &cat, &re) < 0) {
+        if (cmd_repo_open(ctx, rc, kr, REPO_OPEN_IDENTITY, &s, &re) < 0 || cat_list(s, 0, &cat, &re) < 0) {
             repo_free(s);
             if (ctx->region != NULL) {
                 *e = re;

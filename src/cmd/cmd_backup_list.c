@@ -152,7 +152,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
     } else {
         text_header(rc);
     }
-    if (repo_open(rc, ctx->conf, kr, REPO_OPEN_IDENTITY, &s, &e) < 0 || cat_list(s, 0, &cat, &e) < 0) {
+    if (cmd_repo_open(ctx, rc, kr, REPO_OPEN_IDENTITY, &s, &e) < 0 || cat_list(s, 0, &cat, &e) < 0) {
         log_error("%s", e.msg);
         if (lo->json)
             json_object_set_new(jr, "error", json_string(e.msg));

@@ -9,6 +9,7 @@
 #include "keys.h"
 #include "log.h"
 #include "repo.h"
+#include "util.h"
 
 int cmd_load_keyring(struct cmd_ctx *ctx, struct keyring **out, struct err *e)
 {
@@ -19,6 +20,31 @@ int cmd_load_keyring(struct cmd_ctx *ctx, struct keyring **out, struct err *e)
     if (c->key_file == NULL)
         log_warning("no key_file is configured: objects are written UNENCRYPTED (integrity-checked only); "
                     "run \"walship keygen FILE\" and set key_file");
+    return 0;
+}
+
+int cmd_repo_open(struct cmd_ctx *ctx, const struct region_conf *rc, const struct keyring *kr, unsigned flags,
+                  struct repo **out, struct err *e)
+{
+    struct repo *r = NULL;
+
+    if (repo_open(rc, ctx->conf, kr, flags, &r, e) < 0)
+        return -1;
+    if (r->have_id) {
+        if (ctx->seen_sysid == 0) {
+            ctx->seen_sysid = r->id.sysid;
+            strlcopy(ctx->seen_region, rc->name, sizeof ctx->seen_region);
+        } else if (r->id.sysid != ctx->seen_sysid) {
+            err_setf(e, ERR_FOREIGN,
+                     "region %s holds the repository of cluster %llu but region %s that of cluster %llu: one "
+                     "configuration serves one cluster (choose one with --region)",
+                     rc->name, (unsigned long long)r->id.sysid, ctx->seen_region,
+                     (unsigned long long)ctx->seen_sysid);
+            repo_free(r);
+            return -1;
+        }
+    }
+    *out = r;
     return 0;
 }
 
@@ -38,15 +64,23 @@ int cmd_cluster(struct cmd_ctx *ctx, const struct keyring *kr, unsigned flags, s
         struct repo *r = NULL;
         struct err re = ERR_INIT;
 
-        if (repo_open(&c->regions[i], c, kr, REPO_OPEN_IDENTITY, &r, &re) == 0) {
-            out->sysid = r->id.sysid;
-            out->pg_major = r->id.pg_major;
-            out->seg_size = r->id.seg_size;
+        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, &r, &re) == 0) {
+            if (out->sysid == 0) {
+                out->sysid = r->id.sysid;
+                out->pg_major = r->id.pg_major;
+                out->seg_size = r->id.seg_size;
+            }
             repo_free(r);
-            return 0;
+            continue;   /* every region must name the same cluster */
+        }
+        if (re.code == ERR_FOREIGN) {
+            *e = re;
+            return -1;
         }
         log_debug("region %s: %s", c->regions[i].name, re.msg);
     }
+    if (out->sysid != 0)
+        return 0;
     return err_setf(e, ERR_NOREPO, "which cluster this is cannot be told: set pgdata (or run in the data "
                     "directory)%s", (flags & CMD_CLUSTER_FROM_REGIONS) ? ", or archive to a region first" : "");
 }

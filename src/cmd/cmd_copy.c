@@ -341,7 +341,7 @@ int cmd_copy_run(struct cmd_ctx *ctx)
      * is written encrypted or decrypted otherwise. */
     if (keys_load(ctx->conf->key_file, ctx->conf->old_key_files, &kr, &e) < 0)
         return cmd_fail(&e);
-    if (repo_open(config_region(ctx->conf, from), ctx->conf, kr, REPO_OPEN_IDENTITY, &run.src, &e) < 0 ||
+    if (cmd_repo_open(ctx, config_region(ctx->conf, from), kr, REPO_OPEN_IDENTITY, &run.src, &e) < 0 ||
         repo_open(config_region(ctx->conf, to), ctx->conf, kr, 0, &run.dst, &e) < 0)
         goto fail;
 

@@ -12,6 +12,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "repo.h"
 #include "retention.h"
 
 static void print_plan(const struct region_conf *rc, const struct ret_plan *plan)
@@ -61,6 +62,22 @@ int cmd_delete_run(struct cmd_ctx *ctx)
     }
     if (cmd_load_keyring(ctx, &kr, &e) < 0)
         return cmd_fail(&e);
+    /* one configuration, one cluster: never prune another cluster's
+     * repository with this one's policy (a region that cannot be read now
+     * fails below, in its turn) */
+    for (i = 0; i < c->nregions; i++) {
+        struct repo *r = NULL;
+
+        if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
+            continue;
+        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, &r, &e) == 0)
+            repo_free(r);
+        else if (e.code == ERR_FOREIGN) {
+            keys_free(kr);
+            return cmd_fail(&e);
+        }
+        err_clear(&e);
+    }
     for (i = 0; i < c->nregions; i++) {
         const struct region_conf *rc = &c->regions[i];
         struct ret_plan plan;

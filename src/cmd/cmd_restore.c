@@ -447,7 +447,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
 
         if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
             continue;
-        if (repo_open(&c->regions[i], c, kr, REPO_OPEN_IDENTITY, &s, &re) == 0 && cat_list(s, 1, &cat, &re) == 0) {
+        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, &s, &re) == 0 && cat_list(s, 1, &cat, &re) == 0) {
             rc = &c->regions[i];
             break;
         }

@@ -277,7 +277,7 @@ int cmd_status_run(struct cmd_ctx *ctx)
 
         if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
             continue;
-        if (repo_open(rc, c, kr, REPO_OPEN_IDENTITY, &r, &re) < 0) {
+        if (cmd_repo_open(ctx, rc, kr, REPO_OPEN_IDENTITY, &r, &re) < 0) {
             memset(&rs[n], 0, sizeof rs[n]);
             rs[n].name = rc->name;
             rs[n].async = rc->mode == REGION_ASYNC;

@@ -108,7 +108,7 @@ int cmd_verify_run(struct cmd_ctx *ctx)
         if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
             continue;
         memset(&r, 0, sizeof r);
-        failed = repo_open(rc, ctx->conf, kr, REPO_OPEN_IDENTITY, &s, &re) < 0 || vfy_region(s, full, &r, &re) < 0;
+        failed = cmd_repo_open(ctx, rc, kr, REPO_OPEN_IDENTITY, &s, &re) < 0 || vfy_region(s, full, &r, &re) < 0;
         if (failed)
             log_error("%s", re.msg);
         if (failed || r.n)

@@ -265,6 +265,11 @@ static const struct cmd *find_cmd(const char *name)
 
 int cmd_fail(const struct err *e)
 {
+    /* A failure path that forgot to say why still fails: never exit 0. */
+    if (e->code == ERR_OK) {
+        log_error("%s", e->msg[0] ? e->msg : "failed (no reason was recorded: a walship bug, please report it)");
+        return EXIT_FAILURE3;
+    }
     log_error("%s", e->msg);
     return err_exit_status(e);
 }
@@ -432,7 +437,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "walship: bad --log-level \"%s\" (use error, warning, info or debug)\n", level_str);
         return fail_status ? fail_status : EXIT_USAGE;
     }
-    ctx.conf = NULL;
+    memset(&ctx, 0, sizeof ctx);
     if (config_load(config_path, config_path != NULL, &ctx.conf, &e) < 0) {
         rc = cmd_fail(&e);
         return fail_status ? fail_status : rc;

@@ -160,8 +160,13 @@ static int missing_identity(struct repo *r, struct err *e)
     struct err le = ERR_INIT;
     int found = 0;
 
-    if (stor_list(r->st, REPO_WAL_DIR, any_entry, &found, &le) == 0 && !found)
-        (void)stor_list(r->st, REPO_BACKUP_DIR, any_entry, &found, &le);
+    /* A listing that fails says nothing about 0.1.0 objects: report that,
+     * or a first push would bind an unread 0.1.0 repository's root. */
+    if (stor_list(r->st, REPO_WAL_DIR, any_entry, &found, &le) < 0 ||
+        (!found && stor_list(r->st, REPO_BACKUP_DIR, any_entry, &found, &le) < 0)) {
+        *e = le;
+        return err_prefix(e, "region %s: no identity, and its objects could not be listed", r->name);
+    }
     if (found)
         return err_setf(e, ERR_NOREPO,
                         "region %s (%s) holds WAL or backups but no repository identity (%s): it was written by "

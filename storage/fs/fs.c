@@ -499,7 +499,8 @@ static int sweep_dir(struct fs *f, int dfd, const char *rel, time_t older_than, 
 
             /* ".walship-tmp-PID-...": a writer of this host that still runs
              * keeps its file, however old */
-            if (sscanf(de->d_name + strlen(TMP_PREFIX), "%ld-", &pid) == 1 && pid > 0 && kill((pid_t)pid, 0) == 0)
+            if (sscanf(de->d_name + strlen(TMP_PREFIX), "%ld-", &pid) == 1 && pid > 0 &&
+                (kill((pid_t)pid, 0) == 0 || errno == EPERM))
                 continue;
             if (unlinkat(dirfd(d), de->d_name, 0) == 0)
                 (*removed)++;

@@ -120,4 +120,25 @@ t "ship --once with the url written with a trailing slash" fetch ship --once --s
 if grep -q "not configured" <<<"$T_OUT"; then ok 1 "... sees no orphaned queue"; else ok 0 "... sees no orphaned queue"; fi
 [ -e "$T/r3/wal/000000010000000000000004" ]; ok $? "... and ships the queue to the region"
 stop_shippers
+
+# one configuration serves one cluster
+SYSB=7000000000000000002
+mkdir -p "$T/pgb/global" "$T/pgb/pg_wal" "$T/rb"
+python3 - "$T/pgb/global/pg_control" "$SYSB" <<'PY'
+import struct, sys
+b = bytearray(8192)
+b[0:8] = struct.pack('<Q', int(sys.argv[2]))
+open(sys.argv[1], 'wb').write(b)
+PY
+echo 15 >"$T/pgb/PG_VERSION"
+printf '[global]\nkey_file = %s\n\n[region rb]\nurl = file://%s\n' "$T/key" "$T/rb" >"$T/b.conf"
+python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/pgb/pg_wal/$N1" "$N1" "$SYSB" --seed 7 --seg-size 1048576 >/dev/null
+t "cluster B archives to its own region" sh -c "cd '$T/pgb' && '$WALSHIP' --config '$T/b.conf' wal-push pg_wal/$N1"
+printf '[global]\nkey_file = %s\n\n[region r1]\nurl = file://%s\n\n[region rb]\nurl = file://%s\n' \
+  "$T/key" "$T/r1" "$T/rb" >"$T/m.conf"
+for cmd in verify backup-list "delete --dry-run"; do
+  # shellcheck disable=SC2086
+  t_fail "$cmd over regions of two clusters: refused (exit 3)" 3 "$WALSHIP" --config "$T/m.conf" $cmd
+  like "$T_OUT" "one configuration serves one cluster" "... naming the two clusters"
+done
 done_testing

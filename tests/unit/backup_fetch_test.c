@@ -397,6 +397,7 @@ static int run_cmd(char **out, int (*fn)(struct cmd_ctx *), const char *region, 
         argc++;
     va_end(ap);
     argv[argc] = NULL;
+    memset(&ctx, 0, sizeof ctx);
     ctx.conf = conf;
     ctx.region = region;
     ctx.argc = argc;
