@@ -147,11 +147,33 @@ static void skip_object(uint64_t size, struct tally *t)
 
 /* ---- backups ---- */
 
+/* Every part the manifest lists is in `l` with its stored size?  The first
+ * that is not goes into e (ERR_CORRUPT) and -1 is returned. */
+static int parts_complete(const struct manifest *m, const struct objlist *l, const char *region, struct err *e)
+{
+    size_t i;
+
+    for (i = 0; i < m->nparts; i++) {
+        char key[REPO_KEY_MAX];
+        const struct obj *o;
+
+        if (repo_key_part(key, sizeof key, m->name, m->parts[i].number) < 0)
+            return err_setf(e, ERR_INTERNAL, "backup name too long: \"%s\"", m->name);
+        o = objlist_find(l, key);
+        if (o == NULL || o->size != m->parts[i].stored_size)
+            return err_setf(e, ERR_CORRUPT, "backup %s in region %s: %s is %s (the manifest lists %llu bytes)",
+                            m->name, region, key, o == NULL ? "missing" : "of another size",
+                            (unsigned long long)m->parts[i].stored_size);
+    }
+    return 0;
+}
+
 static int copy_backup(struct copy_run *r, const char *name, const struct objlist *have, struct err *e)
 {
     struct objlist mine = { NULL, 0, 0, 0 };
     char prefix[CAT_NAME_MAX + 16], mkey[CAT_NAME_MAX + 32];
     const struct obj *man = NULL;
+    struct manifest *m = NULL;
     size_t i;
     int rc = -1;
 
@@ -159,6 +181,12 @@ static int copy_backup(struct copy_run *r, const char *name, const struct objlis
         return err_setf(e, ERR_INTERNAL, "backup name too long: \"%s\"", name);
     if (objlist_load(r->src, prefix, &mine, e) < 0)
         goto out;
+    /* A backup is copied only whole: the manifest makes it visible, so it
+     * goes last and only when every part it lists is there to copy. */
+    if (cat_load_manifest(r->src, name, &m, e) < 0 || parts_complete(m, &mine, r->src->name, e) < 0) {
+        err_prefix(e, "not copying backup %s", name);
+        goto out;
+    }
     for (i = 0; i < mine.n; i++) {
         const struct obj *o = &mine.v[i], *there;
 
@@ -180,10 +208,11 @@ static int copy_backup(struct copy_run *r, const char *name, const struct objlis
                  r->src->name);
         goto out;
     }
-    if (copy_object(r, man->key, man->size, 0, &r->manifests, e) < 0)
+    if (objlist_find(have, man->key) == NULL && copy_object(r, man->key, man->size, 0, &r->manifests, e) < 0)
         goto out;
     rc = 0;
 out:
+    man_free(m);
     objlist_free(&mine);
     return rc;
 }
@@ -208,6 +237,33 @@ static int wal_position(const char *name, char pos[17])
     return 1;
 }
 
+/* R2 has a WAL file of this name with another size (wal-push with other
+ * settings, or damage): 0 = same content, 1 = other content (R2's own,
+ * kept; the copy fails), 2 = R2's copy does not decode (to be replaced),
+ * -1 = error (R1's copy does not decode, or a read failed). */
+static int wal_differs(struct copy_run *r, const struct obj *o, struct err *e)
+{
+    char hs[65], hd[65];
+    struct err de = ERR_INIT;
+
+    if (repo_hash(r->src, o->key, hs, e) < 0)
+        return err_prefix(e, "region %s", r->src->name);
+    if (repo_hash(r->dst, o->key, hd, &de) < 0) {
+        if (de.code != ERR_CORRUPT && de.code != ERR_FOREIGN) {
+            *e = de;
+            return -1;
+        }
+        log_warning("region %s: %s does not decode (%s): replacing it with region %s's copy", r->dst->name,
+                    o->key, de.msg, r->src->name);
+        return 2;
+    }
+    if (strcmp(hs, hd) == 0)
+        return 0;
+    log_error("region %s already has %s with other content than region %s: kept as it is (are two clusters "
+              "archiving to one prefix?)", r->dst->name, o->key, r->src->name);
+    return 1;
+}
+
 static int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
 {
     struct objlist src = { NULL, 0, 0, 0 }, dst = { NULL, 0, 0, 0 };
@@ -228,20 +284,27 @@ static int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
             continue;
         there = objlist_find(&dst, o->key);
         if (there != NULL) {
-            /* Never overwrite WAL: a different size means R2 got this file
-             * another way (wal-push with other settings); it is R2's own. */
-            if (there->size != o->size) {
-                log_warning("region %s already has %s with a different size (%llu bytes, %llu in region %s): "
-                            "kept as it is",
-                            r->dst->name, o->key, (unsigned long long)there->size, (unsigned long long)o->size,
-                            r->src->name);
-                differ++;
+            int got = there->size == o->size ? 0 : wal_differs(r, o, e);
+
+            if (got < 0)
+                goto out;
+            if (got == 2) {
+                /* R2's copy does not decode: replace it with R1's good one */
+                if (copy_object(r, o->key, o->size, 1, &r->wal, e) < 0)
+                    goto out;
+                continue;
             }
+            differ += (uint64_t)got;
             skip_object(o->size, &r->wal);
             continue;
         }
         if (copy_object(r, o->key, o->size, 0, &r->wal, e) < 0)
             goto out;
+    }
+    if (differ > 0) {
+        err_setf(e, ERR_EXISTS, "region %s holds %llu WAL files with other content than region %s (kept, not "
+                 "overwritten; see above)", r->dst->name, (unsigned long long)differ, r->src->name);
+        goto out;
     }
     rc = 0;
 out:
@@ -377,9 +440,18 @@ int cmd_copy_run(struct cmd_ctx *ctx)
         nbackups++;
         repo_key_backup(mkey, sizeof mkey, ce->name, CAT_MANIFEST);
         if (objlist_find(&have, mkey) != NULL) {
-            log_msg(LOG_DEBUG, "backup %s is already in region %s", ce->name, to);
-            present++;
-            continue;
+            struct err pe = ERR_INIT;
+
+            if (cat_load_manifest(run.src, ce->name, &m, &e) < 0)
+                goto fail;
+            if (parts_complete(m, &have, to, &pe) == 0) {
+                man_free(m);
+                log_msg(LOG_DEBUG, "backup %s is already in region %s", ce->name, to);
+                present++;
+                continue;
+            }
+            man_free(m);
+            log_warning("%s: copying its parts again", pe.msg);
         }
         log_info("%s backup %s (%llu objects, %llu bytes) from %s to %s", run.dry_run ? "would copy" : "copying",
                  ce->name, (unsigned long long)ce->objects, (unsigned long long)ce->bytes, from, to);

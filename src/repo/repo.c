@@ -34,6 +34,13 @@ int repo_key_backup(char *buf, size_t n, const char *backup, const char *what)
     return k < 0 || (size_t)k >= n ? -1 : 0;
 }
 
+int repo_key_part(char *buf, size_t n, const char *backup, unsigned number)
+{
+    int k = snprintf(buf, n, REPO_BACKUP_DIR "%s/part-%04u", backup, number);
+
+    return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
 /* ---- open ---- */
 
 int repo_open(const struct region_conf *rc, const struct config *c, const struct keyring *kr, unsigned flags,

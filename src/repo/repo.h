@@ -72,6 +72,8 @@ void repo_region_id(const char *name, const char *url, const char *endpoint, cha
 /* Keys.  -1 when the result does not fit (REPO_KEY_MAX). */
 int repo_key_wal(char *buf, size_t n, const char *walname);
 int repo_key_backup(char *buf, size_t n, const char *backup, const char *what);
+/* backups/NAME/part-NNNN: part `number` (from 1) of a backup. */
+int repo_key_part(char *buf, size_t n, const char *backup, unsigned number);
 
 /* Open a region: the driver, and with REPO_OPEN_IDENTITY its identity too
  * (a region without one fails with ERR_NOREPO). */

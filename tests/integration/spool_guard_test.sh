@@ -121,6 +121,25 @@ if grep -q "not configured" <<<"$T_OUT"; then ok 1 "... sees no orphaned queue";
 [ -e "$T/r3/wal/000000010000000000000004" ]; ok $? "... and ships the queue to the region"
 stop_shippers
 
+# copy repairs a damaged WAL object in the destination, never keeps it
+cat >"$T/c.conf" <<CONF
+[global]
+key_file = $T/key
+
+[region r1]
+url = file://$T/r1
+
+[region rc]
+url = file://$T/rc
+CONF
+mkdir -p "$T/rc"
+t "copy r1 -> rc" "$WALSHIP" --config "$T/c.conf" copy --from r1 --to rc
+truncate -s 3000 "$T/rc/wal/$N1"
+t "copy again with rc's segment 1 truncated: exit 0" "$WALSHIP" --config "$T/c.conf" copy --from r1 --to rc
+like "$T_OUT" "does not decode.*replacing it|replacing it" "... replacing the damaged copy"
+t "rc's segment 1 decodes again" "$WALSHIP" --config "$T/c.conf" --region rc st get "wal/$N1" "$T/c1"
+cmp -s "$T/c1" "$T/pg/pg_wal/$N1"; ok $? "... to the original bytes"
+
 # one configuration serves one cluster
 SYSB=7000000000000000002
 mkdir -p "$T/pgb/global" "$T/pgb/pg_wal" "$T/rb"
