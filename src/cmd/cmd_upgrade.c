@@ -87,6 +87,10 @@ int cmd_upgrade_run(struct cmd_ctx *ctx)
                    "configured (in %s/queue)\n",
                    dry_run ? "would move" : "moved", (unsigned long long)ss.moved, (unsigned long long)ss.left,
                    c->spool_dir);
+            if (ss.foreign)
+                printf("spool: %llu of them are segments of another cluster (or not what their names say): left "
+                       "where they are, never moved into this cluster's spool\n",
+                       (unsigned long long)ss.foreign);
         }
     }
     fflush(stdout);

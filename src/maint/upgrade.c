@@ -327,6 +327,17 @@ static int move_entry(struct spool *sp, const struct keyring *kr, const struct r
         sink_free(out);
         goto done;
     }
+    {
+        struct wal_name wn;
+        struct err pe = ERR_INIT;
+
+        /* 0.1.0's spool was shared by every cluster of the host: a segment
+         * moves into this cluster's spool only if its first page says it
+         * is this cluster's (and this segment); anything else stays put */
+        if (wal_parse(name, &wn, &pe) == 0 && (wn.kind == WAL_SEGMENT || wn.kind == WAL_PARTIAL) &&
+            repo_segment_check_new(enc, name, id->sysid, id->pg_major, &enc, e) < 0)
+            goto done;
+    }
     if (obj_decoder_new(enc, kr, OBJ_DEC_ALLOW_LEGACY, &bind, &dec, e) < 0) {
         sink_free(enc);
         goto done;
@@ -376,8 +387,18 @@ int upg_spool(const struct config *c, const struct keyring *kr, const struct rep
                     goto out;
                 }
                 if (!dry_run) {
-                    if (move_entry(sp, kr, ident, c->compression_level, path, names[k], q, e) < 0)
-                        goto out;
+                    struct err me = ERR_INIT;
+
+                    if (move_entry(sp, kr, ident, c->compression_level, path, names[k], q, &me) < 0) {
+                        if (me.code != ERR_FOREIGN && me.code != ERR_CORRUPT) {
+                            *e = me;
+                            goto out;
+                        }
+                        /* another cluster's, or not what its name says: left */
+                        st->left++;
+                        st->foreign++;
+                        continue;
+                    }
                     if (unlink(path) < 0) {
                         err_errno(e, ERR_IO, errno, "could not remove \"%s\"", path);
                         goto out;

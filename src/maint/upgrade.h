@@ -54,7 +54,8 @@ int upg_region(const struct config *c, const struct region_conf *reg, const stru
 
 struct upg_spool_stats {
     uint64_t moved;             /* entries re-encoded into the cluster's spool */
-    uint64_t left;              /* entries of regions not configured, left in place */
+    uint64_t left;              /* entries left in place: regions not configured, and foreign */
+    uint64_t foreign;           /* of them: segments whose first page names another cluster or segment */
 };
 
 /* Move 0.1.0's spool entries into the spool of cluster `ident`. */

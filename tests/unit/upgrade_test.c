@@ -256,7 +256,9 @@ static void spool(void)
     struct repo_ident id;
     struct err e = ERR_INIT;
     struct region_conf *r2 = region("r2");
-    char p[PATH_MAX], q[SPOOL_QUEUE_MAX], *text = "WAL waiting for an async region";
+    char p[PATH_MAX], q[SPOOL_QUEUE_MAX];
+    unsigned char *text = segment("000000010000000000000003", SYSID, 3);
+    unsigned char *other = segment("000000010000000000000004", SYSID + 1, 4);
     struct obj_opts oo;
     struct sink *up, *enc;
     FILE *f;
@@ -266,25 +268,32 @@ static void spool(void)
     mkdir_p(p, 0700, &e);
     snprintf(p, sizeof p, "%s/spool/queue/gone", root);
     mkdir_p(p, 0700, &e);
-    /* two 0.1.0 entries: one for r2, one for a region no longer configured */
-    for (int i = 0; i < 2; i++) {
+    /* three 0.1.0 entries: one for r2, one for a region no longer
+     * configured, and one of another cluster of the host in r2's queue */
+    for (int i = 0; i < 3; i++) {
         int fd;
 
-        snprintf(p, sizeof p, "%s/spool/queue/%s/000000010000000000000003", root, i ? "gone" : "r2");
+        snprintf(p, sizeof p, "%s/spool/queue/%s/00000001000000000000000%d", root, i == 1 ? "gone" : "r2",
+                 i == 2 ? 4 : 3);
         fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         memset(&oo, 0, sizeof oo);
         oo.kr = kr;
         oo.version = OBJ_VERSION_LEGACY;
         up = fd_sink_new(fd);
-        if (obj_encoder_new(up, &oo, &enc, &e) < 0 || sink_write(enc, text, strlen(text), &e) < 0 ||
+        if (obj_encoder_new(up, &oo, &enc, &e) < 0 || sink_write(enc, i == 2 ? other : text, SEG, &e) < 0 ||
             sink_close(enc, &e) < 0)
             diag("spool entry: %s", e.msg);
         sink_free(enc);
         close(fd);
     }
     repo_ident_init(&id, SYSID, 15, SEG);
-    ok(upg_spool(conf, kr, &id, 0, &ss, &e) == 0 && ss.moved == 1 && ss.left == 1,
-       "the spool: 1 entry moved, 1 of an unconfigured region left: %s", e.msg);
+    ok(upg_spool(conf, kr, &id, 0, &ss, &e) == 0 && ss.moved == 1 && ss.left == 2 && ss.foreign == 1,
+       "the spool: 1 entry moved, 1 of an unconfigured region and 1 of another cluster left: %s", e.msg);
+    snprintf(p, sizeof p, "%s/spool/queue/r2/000000010000000000000004", root);
+    ok(access(p, F_OK) == 0, "...the other cluster's segment stays where it was");
+    spool_queue_name(r2->name, r2->url, r2->endpoint, q);
+    snprintf(p, sizeof p, "%s/spool/%llu/queue/%s/000000010000000000000004", root, (unsigned long long)SYSID, q);
+    ok(access(p, F_OK) != 0, "...and is not in this cluster's queue");
     spool_queue_name(r2->name, r2->url, r2->endpoint, q);
     snprintf(p, sizeof p, "%s/spool/%llu/queue/%s/000000010000000000000003", root, (unsigned long long)SYSID, q);
     ok(access(p, F_OK) == 0, "...into the cluster's queue for r2");
@@ -303,7 +312,7 @@ static void spool(void)
                 sink_write(dec, chunk, n, &e);
             ok(sink_close(dec, &e) == 0, "...bound to its key and the cluster: %s", e.msg);
             buf = mem_sink_take(mem, &len);
-            ok(len == strlen(text) && memcmp(buf, text, len) == 0, "...holding the same WAL");
+            ok(len == SEG && memcmp(buf, text, len) == 0, "...holding the same WAL");
             sink_free(dec);
         }
         if (f != NULL)
@@ -312,6 +321,8 @@ static void spool(void)
     }
     snprintf(p, sizeof p, "%s/spool/queue/r2/000000010000000000000003", root);
     ok(access(p, F_OK) != 0, "the old entry is gone");
+    free(text);
+    free(other);
 }
 
 int main(void)
