@@ -367,6 +367,16 @@ int upg_spool(const struct config *c, const struct keyring *kr, const struct rep
         return -1;
     if (nr > 0 && !dry_run && spool_open(c->spool_dir, c->spool_max_bytes, ident->sysid, &sp, e) < 0)
         goto out;
+    if (sp != NULL) {
+        /* the shipper needs the cluster's identity beside the queues */
+        char *json = NULL;
+        size_t len = 0;
+        int bad = repo_ident_to_json(ident, &json, &len, e) < 0 || spool_save_identity(sp, json, len, e) < 0;
+
+        free(json);
+        if (bad)
+            goto out;
+    }
     for (i = 0; i < nr; i++) {
         const struct region_conf *rc_ = config_region(c, regions[i]);
         char queue[SPOOL_QUEUE_MAX], *q = queue;

@@ -294,6 +294,8 @@ static void spool(void)
     spool_queue_name(r2->name, r2->url, r2->endpoint, q);
     snprintf(p, sizeof p, "%s/spool/%llu/queue/%s/000000010000000000000004", root, (unsigned long long)SYSID, q);
     ok(access(p, F_OK) != 0, "...and is not in this cluster's queue");
+    snprintf(p, sizeof p, "%s/spool/%llu/identity.json", root, (unsigned long long)SYSID);
+    ok(access(p, F_OK) == 0, "the cluster's spool holds its identity for the shipper");
     spool_queue_name(r2->name, r2->url, r2->endpoint, q);
     snprintf(p, sizeof p, "%s/spool/%llu/queue/%s/000000010000000000000003", root, (unsigned long long)SYSID, q);
     ok(access(p, F_OK) == 0, "...into the cluster's queue for r2");
