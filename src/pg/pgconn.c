@@ -66,11 +66,18 @@ int pg_connect(const char *conninfo, struct pgconn **out, struct err *e)
         return err_setf(e, ERR_NOMEM, "out of memory");
     c->conn = PQconnectdb(conninfo ? conninfo : "");
     if (PQstatus(c->conn) != CONNECTION_OK) {
+        char *shown = pg_conninfo_redact(conninfo ? conninfo : "");
+
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(c->conn));
         strip_nl(msg);
         pg_disconnect(c);
-        return err_setf(e, ERR_CONFIG, "could not connect to PostgreSQL (pg_conninfo \"%s\"): %s",
-                        conninfo ? conninfo : "", msg);
+        /* a server that is down or refuses us is a failure (exit 3), not a
+         * configuration error: the string itself was parsed at load time;
+         * and the password never reaches the log */
+        err_setf(e, ERR_NET, "could not connect to PostgreSQL (pg_conninfo \"%s\"): %s",
+                 shown ? shown : "(not shown)", msg);
+        free(shown);
+        return -1;
     }
     PQsetNoticeProcessor(c->conn, pg_notice, NULL);
     c->version = PQserverVersion(c->conn);
