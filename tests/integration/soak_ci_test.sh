@@ -1,0 +1,38 @@
+#!/bin/bash
+# The soak test (tests/soak/soak.sh, docs/SOAK.md) in CI: a 2-minute run with
+# a fixed seed and one random moment per region, its log as TAP comments,
+# its result line checked: no acknowledged transaction lost, every restore
+# correct, faults actually injected.  SOAK_MINUTES / SOAK_SEED override.
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+
+command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
+command -v memcached >/dev/null || skip_all "memcached is not installed"
+[ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+
+MIN=${SOAK_MINUTES:-2} SEED=${SOAK_SEED:-20261202}
+# soak.sh makes its own work directory under TMPDIR (here: inside $T)
+TMPDIR=$T TEST_TIMEOUT=840 "$TOP_SRCDIR/tests/soak/soak.sh" --minutes "$MIN" --seed "$SEED" --points 1 \
+  >"$T/soak.out" 2>&1
+st=$?
+sed 's/^/# /' "$T/soak.out"
+last=$(tail -1 "$T/soak.out")
+re='^([0-9]+) transactions acknowledged, ([0-9]+) lost, ([0-9]+) restores \(([0-9]+) correct\), ([0-9]+) faults$'
+like "$last" "$re" "the last line is the result line"
+if [[ $last =~ $re ]]; then
+  ta=${BASH_REMATCH[1]} lost=${BASH_REMATCH[2]} r=${BASH_REMATCH[3]} k=${BASH_REMATCH[4]} f=${BASH_REMATCH[5]}
+else
+  ta=0 lost=-1 r=0 k=-1 f=0
+fi
+is "$st" 0 "soak.sh exits 0 (seed $SEED, $MIN min)"
+[ "$ta" -gt 100 ]; ok $? "clients had transactions acknowledged ($ta)"
+is "$lost" 0 "no acknowledged transaction is lost"
+is "$r" 6 "three regions restored at the latest point and at one random moment each"
+is "$k" "$r" "every restore matches the ledger"
+[ "$f" -ge 10 ]; ok $? "faults were injected ($f)"
+grep -q 'fault #.*dark' "$T/soak.out"; ok $? "a region went dark"
+grep -q 'fault #.*crash\|fault #.*immediate' "$T/soak.out"; ok $? "the primary was stopped with -m immediate"
+grep -q 'fault #.*kill -9' "$T/soak.out"; ok $? "a walship process was killed with -9"
+grep -qE 'backup-push #[0-9]+: exit 0' "$T/soak.out"; ok $? "a backup-push succeeded during the run"
+done_testing
