@@ -11,6 +11,35 @@ command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
 command -v memcached >/dev/null || skip_all "memcached is not installed"
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 
+# ---- the checker itself can fail (a synthetic ledger, no servers) ----
+L=$TOP_SRCDIR/tests/soak/ledger.py
+mkdir -p "$T/led"
+printf '%s\n' 'c1-1 1 1 100.000000 100.100000 5' 'c1-2 1 2 100.200000 100.300000 -2' \
+  'c1-4 1 4 100.600000 100.700000 1' >"$T/led/acked.c1"
+printf '%s\n' 'c1-3 1 3 100.400000 - 7' >"$T/led/doubt.c1"
+printf '%s\n' 'c2-1 2 1 100.150000 100.250000 10' >"$T/led/acked.c2"
+rows() { printf '%s\n' "$@" >"$T/rows"; }
+lcheck() { python3 "$L" check "$T/led" "$T/rows" "$@" >/dev/null; }
+rows 'c1-1 1 1 5' 'c1-2 1 2 -2' 'c1-4 1 4 1' 'c2-1 2 1 10'
+t "checker: everything acknowledged is there at latest" lcheck 14 latest
+rows 'c1-1 1 1 5' 'c1-2 1 2 -2' 'c1-3 1 3 7' 'c1-4 1 4 1' 'c2-1 2 1 10'
+t "checker: an in-doubt transaction may be there" lcheck 21 latest
+rows 'c1-1 1 1 5' 'c1-4 1 4 1' 'c2-1 2 1 10'
+t_fail "checker: an acknowledged id missing at latest is lost" 1 lcheck 16 latest
+rows 'c1-1 1 1 5' 'c1-2 1 2 -2' 'c1-4 1 4 1' 'c2-1 2 1 10' 'c9-1 9 1 0'
+t_fail "checker: an id nobody sent is refused" 1 lcheck 14 latest
+rows 'c1-1 1 1 5' 'c1-2 1 2 -2' 'c1-4 1 4 1' 'c2-1 2 1 10'
+t_fail "checker: a balance that does not match the rows is refused" 1 lcheck 15 latest
+rows 'c1-1 1 1 5' 'c2-1 2 1 10'
+t "checker: at T, what was acknowledged by T (c1-2 in flight may be absent)" lcheck 15 time 100.26
+rows 'c1-1 1 1 5'
+t_fail "checker: at T, an id acknowledged before T must be there" 1 lcheck 5 time 100.26
+rows 'c1-1 1 1 5' 'c1-2 1 2 -2' 'c2-1 2 1 10' 'c1-4 1 4 1'
+t_fail "checker: at T, an id sent after T must not be there" 1 lcheck 14 time 100.35
+rows 'c1-1 1 1 5' 'c1-4 1 4 1' 'c2-1 2 1 10'
+t_fail "checker: a client's rows with a hole are refused" 1 lcheck 16 time 100.8
+
+# ---- the soak run ----
 MIN=${SOAK_MINUTES:-2} SEED=${SOAK_SEED:-20261202}
 # soak.sh makes its own work directory under TMPDIR (here: inside $T)
 TMPDIR=$T TEST_TIMEOUT=840 "$TOP_SRCDIR/tests/soak/soak.sh" --minutes "$MIN" --seed "$SEED" --points 1 \

@@ -301,7 +301,9 @@ print(datetime.datetime.fromtimestamp(float(sys.argv[1]), datetime.timezone.utc)
   kill_ws_all
   [ "$KEEP" = 1 ] || rm -rf "$d"
 }
+ri=0
 for r in us-east-1 eu-west-1 local; do
+  ri=$((ri + 1))
   restore_check "$r" "$r-latest" latest
   oldest=$(pg_run "$WALSHIP" --config "$T/restore-$r.conf" backup-list --json 2>/dev/null | python3 -c '
 import json, sys
@@ -317,7 +319,7 @@ def walk(x):
 print(min(walk(json.load(sys.stdin)), default=0))')
   n=0
   for at in $(python3 "$SOAK_DIR/ledger.py" pick "$T/ledger" "$((oldest + 2))" "$(python3 -c "print($LAST - 1)")" \
-                $((SEED * 31 + ${#r})) "$POINTS"); do
+                $((SEED * 31 + ri)) "$POINTS"); do
     n=$((n + 1))
     restore_check "$r" "$r-t$n" time "$at"
   done
