@@ -216,7 +216,17 @@ while [ "$SECONDS" -lt "$END" ]; do
       fp_ctl "$c" "$kind $n" >/dev/null ;;
     kill-wal-push) kill9 wal-push 12 ;;
     kill-ship) kill9 ship 12 ;;
-    kill-backup-push) kill9 backup-push 3 ;;
+    kill-backup-push)
+      # the backup loop's, if one runs; else one of our own, killed 1-6 s in
+      rnd 1 6; d=$REPLY
+      bp=
+      if [ -z "$(ws_pids backup-push)" ]; then
+        ws backup-push >"$T/backup-killed.$F.log" 2>&1 &
+        bp=$!
+        sleep "$d"
+      fi
+      kill9 backup-push 3
+      [ -n "$bp" ] && wait "$bp" ;;
     crash-primary)
       fault "pg_ctl stop -m immediate, then restart"
       pg_stop "$T/pg" immediate
