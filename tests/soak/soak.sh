@@ -106,14 +106,12 @@ ws_pids() {   # SUBCOMMAND [CONF]
     read -r c 2>/dev/null <"/proc/$p/comm" && [ "$c" = walship ] && echo "$p"
   done
 }
-kill_ws_all() {
-  local c p
-  for c in "$CONF" "$T"/restore-*.conf; do
-    for p in $(ws_pids wal-push "$c") $(ws_pids ship "$c") $(ws_pids backup-push "$c") \
-             $(ws_pids delete "$c") $(ws_pids wal-fetch "$c") $(ws_pids restore "$c"); do
-      kill -9 "$p" 2>/dev/null
-    done
+kill_ws_all() {   # every walship process of this run: one pgrep, killed by PID
+  local p c
+  for p in $(pgrep -f -- " --config $T/[a-z0-9-]*\.conf "); do
+    read -r c 2>/dev/null <"/proc/$p/comm" && [ "$c" = walship ] && kill -9 "$p" 2>/dev/null
   done
+  return 0
 }
 on_exit kill_ws_all
 
@@ -172,7 +170,7 @@ kill9() {   # SUBCOMMAND WAIT_SECONDS: kill -9 one running walship SUBCOMMAND
   while [ "$SECONDS" -lt "$until" ]; do
     p=$(ws_pids "$what" | head -1)
     if [ -n "$p" ]; then
-      sleep "0.$delay"
+      sleep "0.0$delay"
       kill -9 "$p" 2>/dev/null && { fault "kill -9 $what (pid $p)"; return 0; }
     fi
     sleep 0.1
@@ -184,7 +182,7 @@ KINDS=(sync-dark async-dark async-503 sync-503 latency reset reset-conn kill-wal
 DECK=()
 END=$((SECONDS + MINUTES * 60))
 while [ "$SECONDS" -lt "$END" ]; do
-  rnd 2 6; sleep "$REPLY"
+  rnd 1 4; sleep "$REPLY"
   # a seeded shuffled deck: every kind once per round, in random order
   if [ "${#DECK[@]}" -eq 0 ]; then
     DECK=("${KINDS[@]}")
@@ -214,8 +212,17 @@ while [ "$SECONDS" -lt "$END" ]; do
       c=$C1 name=us-east-1; [ $((RANDOM % 2)) = 0 ] && { c=$C2 name=eu-west-1; }
       rnd 1 4; n=$REPLY; fault "$name: $kind $n"
       fp_ctl "$c" "$kind $n" >/dev/null ;;
-    kill-wal-push) kill9 wal-push 12 ;;
-    kill-ship) kill9 ship 12 ;;
+    kill-wal-push) kill9 wal-push 15 ;;
+    kill-ship)
+      # a shipper runs while the spool has work: if none shows up, make
+      # eu-west-1 dark for a moment so that the next one keeps retrying
+      if [ -z "$(ws_pids ship)" ]; then
+        fp_ctl "$C2" dark >/dev/null
+        kill9 ship 15
+        fp_ctl "$C2" up >/dev/null
+      else
+        kill9 ship 2
+      fi ;;
     kill-backup-push)
       # the backup loop's, if one runs; else one of our own, killed 1-6 s in
       rnd 1 6; d=$REPLY
