@@ -43,6 +43,9 @@ TOP_SRCDIR=${TOP_SRCDIR:-$(cd "$SOAK_DIR/../.." && pwd)}
 # the watchdog of tap.sh: the run, plus generous room for set-up and restores
 export TEST_TIMEOUT=${TEST_TIMEOUT:-$((MINUTES * 60 + 1500))}
 . "$TOP_SRCDIR/tests/lib/tap.sh"
+# Swift's start-up is CPU-bound: on a loaded machine (load 25+ seen) 30 s
+# per region is not enough
+export SWIFT_START_TIMEOUT=${SWIFT_START_TIMEOUT:-90}
 . "$TOP_SRCDIR/tests/lib/swift.sh"
 . "$TOP_SRCDIR/tests/lib/faultproxy.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
