@@ -215,7 +215,12 @@ while [ "$SECONDS" -lt "$END" ]; do
       c=$C1 name=us-east-1; [ $((RANDOM % 2)) = 0 ] && { c=$C2 name=eu-west-1; }
       rnd 1 4; n=$REPLY; fault "$name: $kind $n"
       fp_ctl "$c" "$kind $n" >/dev/null ;;
-    kill-wal-push) kill9 wal-push 15 ;;
+    kill-wal-push)
+      # 100 ms each way to the sync region while waiting: a push then takes
+      # long enough (several requests) for the kill to land in the middle
+      fp_ctl "$C1" "delay 100" >/dev/null
+      kill9 wal-push 15
+      fp_ctl "$C1" "delay 0" >/dev/null ;;
     kill-ship)
       # a shipper runs while the spool has work: if none shows up, make
       # eu-west-1 dark for a moment so that the next one keeps retrying
