@@ -38,6 +38,12 @@ rows 'c1-1 1 1 5' 'c1-2 1 2 -2' 'c2-1 2 1 10' 'c1-4 1 4 1'
 t_fail "checker: at T, an id sent after T must not be there" 1 lcheck 14 time 100.35
 rows 'c1-1 1 1 5' 'c1-4 1 4 1' 'c2-1 2 1 10'
 t_fail "checker: a client's rows with a hole are refused" 1 lcheck 16 time 100.8
+mkdir -p "$T/led2"
+printf '%s\n' 'c1-1 1 1 100.0 100.1 1' 'c1-2 1 2 101.0 101.1 1' 'c1-3 1 3 102.0 102.1 1' \
+  'c1-4 1 4 104.0 104.1 1' >"$T/led2/acked.c1"
+echo '[{"backups":[{"complete":true,"stop_time_unix":98},{"complete":false}]}]' >"$T/bl.json"
+is "$(python3 "$L" pick "$T/led2" "$T/bl.json" 5 9 | tr '\n' ' ')" "100.100500 101.100500 102.100500 " \
+  "checker: moments are distinct, after the oldest backup + 2 s, before the last ack - 1 s"
 
 # ---- the soak run ----
 MIN=${SOAK_MINUTES:-2} SEED=${SOAK_SEED:-20261202}

@@ -4,10 +4,13 @@ clients' ledger (tests/soak/client.py).  Standard library only.
 
     ledger.py summary LEDGER_DIR
         print "ACKED DOUBT FIRST_SEND LAST_ACK"
-    ledger.py pick LEDGER_DIR LO HI SEED N
+    ledger.py pick LEDGER_DIR BACKUP_LIST_JSON SEED N
         print N target times (epoch seconds, 6 decimals) drawn with SEED
-        from [LO, HI], each strictly between two acknowledged commits so
-        the target is reachable and the check is meaningful
+        from [oldest complete backup's stop time + 2 s, last
+        acknowledgement - 1 s] (BACKUP_LIST_JSON: `walship backup-list
+        --json` of the one region), each just after an acknowledgement and
+        before the next transaction was sent, so that recovery finds a
+        commit after the target
     ledger.py check LEDGER_DIR ROWS BALANCE (latest | time EPOCH) [LOST_OUT]
         ROWS: the restored ledger table, lines "id client seq delta";
         BALANCE: sum(acct.bal) of the restored database.  Exit 0 when the
@@ -26,6 +29,7 @@ The rules, for the commit time C of a transaction (T_SEND < C <= T_ACK):
           transaction are restored together).
 """
 import glob
+import json
 import os
 import random
 import sys
@@ -55,18 +59,31 @@ def summary(d):
     print('%d %d %.6f %.6f' % (len(acked), len(txs) - len(acked), first, last))
 
 
-def pick(d, lo, hi, seed, n):
-    acked = sorted(t['ack'] for t in load(d).values() if t['ack'] is not None)
-    sends = sorted(t['send'] for t in load(d).values() if t['ack'] is not None)
+def stop_times(x):
+    if isinstance(x, dict):
+        if x.get('complete') and 'stop_time_unix' in x:
+            yield x['stop_time_unix']
+        for v in x.values():
+            yield from stop_times(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from stop_times(v)
+
+
+def pick(d, backup_list, seed, n):
+    txs = load(d).values()
+    acked = sorted(t['ack'] for t in txs if t['ack'] is not None)
+    sends = sorted(t['send'] for t in txs if t['ack'] is not None)
+    with open(backup_list) as f:
+        stops = list(stop_times(json.load(f)))
+    if not stops or not acked:
+        sys.exit('ledger.py pick: no complete backup or no acknowledged transaction')
+    lo, hi = min(stops) + 2, acked[-1] - 1
     rng = random.Random(seed)
     cand = [a for a in acked if lo <= a <= hi]
     out = []
-    for _ in range(n):
-        if not cand:
-            break
-        a = rng.choice(cand)
-        # strictly after this ack and before the next transaction sent after it
-        nxt = min((s for s in sends if s > a), default=a + 0.001)
+    for a in rng.sample(cand, min(n, len(cand))):   # distinct moments
+        nxt = min((x for x in sends if x > a), default=a + 0.001)
         out.append(a + min(0.0005, (nxt - a) / 2))
     for t in sorted(out):
         print('%.6f' % t)
@@ -118,8 +135,8 @@ def check(d, rows_path, balance, mode, target, lost_out):
 def main(a):
     if len(a) >= 2 and a[0] == 'summary':
         return summary(a[1])
-    if len(a) == 6 and a[0] == 'pick':
-        return pick(a[1], float(a[2]), float(a[3]), int(a[4]), int(a[5]))
+    if len(a) == 5 and a[0] == 'pick':
+        return pick(a[1], a[2], int(a[3]), int(a[4]))
     if len(a) >= 5 and a[0] == 'check':
         mode = a[4]
         target = float(a[5]) if mode == 'time' else None

@@ -256,7 +256,7 @@ touch "$T/stop"
 kill -TERM "$CLIENT_PID"; wait "$CLIENT_PID"
 wait "$BACKUP_PID"
 fp_ctl "$C1" clear >/dev/null; fp_ctl "$C2" clear >/dev/null
-read -r TA TD FIRST LAST <<<"$(python3 "$SOAK_DIR/ledger.py" summary "$T/ledger")"
+read -r TA TD _ _ <<<"$(python3 "$SOAK_DIR/ledger.py" summary "$T/ledger")"
 log "ledger: $TA acknowledged, $TD in doubt"
 
 R=0 K=0
@@ -308,10 +308,10 @@ restore_check() {   # REGION LABEL MODE [EPOCH]
   if [ "$mode" = latest ]; then
     target=(--target-latest)
   else
-    target=(--target-time "$(python3 -c 'import datetime, sys
-print(datetime.datetime.fromtimestamp(float(sys.argv[1]), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00"))' "$at")")
+    target=(--target-time "$(date -u -d "@$at" '+%Y-%m-%d %H:%M:%S.%6N+00')")
   fi
   R=$((R + 1))
+  log "$label: walship restore ${target[*]}"
   pg_run timeout -k 10 600 "$WALSHIP" --config "$T/restore-$r.conf" restore --pgdata "$d" "${target[@]}" \
     --start --port "$RPORT" >"$T/r/$label.log" 2>&1
   st=$?
@@ -330,25 +330,17 @@ ri=0
 for r in us-east-1 eu-west-1 local; do
   ri=$((ri + 1))
   restore_check "$r" "$r-latest" latest
-  oldest=$(pg_run "$WALSHIP" --config "$T/restore-$r.conf" backup-list --json 2>/dev/null | python3 -c '
-import json, sys
-def walk(x):
-    if isinstance(x, dict):
-        if x.get("complete") and "stop_time_unix" in x:
-            yield x["stop_time_unix"]
-        for v in x.values():
-            yield from walk(v)
-    elif isinstance(x, list):
-        for v in x:
-            yield from walk(v)
-print(min(walk(json.load(sys.stdin)), default=0))')
+  pg_run "$WALSHIP" --config "$T/restore-$r.conf" backup-list --json >"$T/r/$r.backups.json" 2>"$T/r/$r.backups.err" ||
+    log "$r: backup-list failed: $(tail -1 "$T/r/$r.backups.err")"
   n=0
-  for at in $(python3 "$SOAK_DIR/ledger.py" pick "$T/ledger" "$((oldest + 2))" "$(python3 -c "print($LAST - 1)")" \
-                $((SEED * 31 + ri)) "$POINTS"); do
+  for at in $(python3 "$SOAK_DIR/ledger.py" pick "$T/ledger" "$T/r/$r.backups.json" $((SEED * 31 + ri)) "$POINTS"); do
     n=$((n + 1))
     restore_check "$r" "$r-t$n" time "$at"
   done
-  [ "$n" -lt "$POINTS" ] && log "$r: only $n moments between its oldest backup and the last commit"
+  if [ "$n" -lt "$POINTS" ]; then   # each moment that could not be drawn counts as a failed restore
+    log "$r: only $n of $POINTS moments between its oldest backup and the last commit"
+    R=$((R + POINTS - n))
+  fi
 done
 
 L=$(sort -u "$T/lost" | wc -l)
