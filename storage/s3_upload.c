@@ -124,8 +124,8 @@ static void multipart_etag(const struct upload *u, char *out, size_t n)
     int i, j;
 
     out[0] = '\0';
-    if (bin == NULL)
-        return;
+    if (bin == NULL || s3_etag_opaque(u->s3))
+        goto out;
     for (i = 0; i < u->nparts; i++) {
         unquote(u->parts[i].etag, etag, sizeof etag);
         if (strlen(etag) != 32)
@@ -162,9 +162,9 @@ static int create_upload(struct upload *u, struct err *e)
 
     if (s3_req_init(&r, s, "POST", u->key, "uploads", e) < 0)
         return -1;
-    if (s->storage_class != NULL && s3_req_header(&r, "x-amz-storage-class", s->storage_class, e) < 0)
-        goto out;
     s3_req_body(&r, "", 0);
+    if (s3_upload_headers(&r, S3_UP_CREATE, e) < 0)
+        goto out;
     if (s3_req_run(&r, e) < 0 || r.x.status != 200) {
         s3_fail(s, &r, "start a multipart upload of", "to", e);
         goto out;
@@ -191,7 +191,7 @@ static void part_done(struct upload *u, struct slot *sl)
 {
     struct s3_req *r = &sl->req;
     struct err e = ERR_INIT;
-    char verb[64];
+    char verb[600];
 
     http_release(u->s3->http, &r->x);
     if (r->x.failed || r->x.status != 200 || r->x.etag[0] == '\0') {
@@ -207,7 +207,13 @@ static void part_done(struct upload *u, struct slot *sl)
             u->err = e;
         }
     } else {
+        snprintf(verb, sizeof verb, "part %d of \"%s\" (region %s)", sl->number, u->key, u->s3->base.region);
+        if (s3_upload_verify(r, verb, &e) < 0 && !u->failed) {
+            u->failed = 1;
+            u->err = e;
+        }
         strlcopy(u->parts[sl->number - 1].etag, r->x.etag, sizeof u->parts[0].etag);
+        strlcopy(u->parts[sl->number - 1].checksum, r->checksum, sizeof u->parts[0].checksum);
         u->parts[sl->number - 1].number = sl->number;
     }
     s3_req_free(r);
@@ -277,7 +283,7 @@ static int send_part(struct upload *u, struct slot *sl, struct err *e)
     snprintf(sl->req.what, sizeof sl->req.what, "PUT %s part %d (region %s)", u->key, sl->number,
              s->base.region);
     s3_req_body(&sl->req, sl->buf, sl->len);
-    if (http_start(s->http, &sl->req.x, e) < 0) {
+    if (s3_upload_headers(&sl->req, S3_UP_PART, e) < 0 || http_start(s->http, &sl->req.x, e) < 0) {
         s3_req_free(&sl->req);
         return -1;
     }
@@ -362,10 +368,10 @@ static int put_single(struct upload *u, struct err *e)
 again:
     if (s3_req_init(&r, s, "PUT", u->key, NULL, e) < 0)
         return -1;
-    if (s->storage_class != NULL && s3_req_header(&r, "x-amz-storage-class", s->storage_class, e) < 0)
-        goto out;
     r.if_none_match = cond && s->cond_put >= 0;
     s3_req_body(&r, body, len);
+    if (s3_upload_headers(&r, S3_UP_SINGLE, e) < 0)
+        goto out;
     if (s3_req_run(&r, e) < 0) {
         s3_fail(s, &r, "upload", "to", e);
         goto out;
@@ -392,6 +398,14 @@ again:
     if (r.x.status != 200) {
         s3_fail(s, &r, "upload", "to", e);
         goto out;
+    }
+    {
+        char what[600];
+
+        snprintf(what, sizeof what, "upload of \"%s\" to region %s (bucket %s)", u->key, s->base.region,
+                 s->bucket);
+        if (s3_upload_verify(&r, what, e) < 0)
+            goto out;
     }
     if (cond && s->cond_put < 0) {
         if (check_ours(u, r.x.etag, e) < 0)
