@@ -44,7 +44,7 @@ ExpiredToken itself when x-amz-security-token is a stub token that has
 expired (a real S3 checks that; Swift ignores the header).  Its settings:
 s3_deny_sse=1 answers a request carrying x-amz-server-side-encryption with
 403 AccessDenied mentioning KMS; s3_bad_etag=N rewrites the ETag of the
-next N PUT answers.  GET /_ctl/requests on the meta port lists the recorded
+next N successful PUT answers.  GET /_ctl/requests on the meta port lists the recorded
 requests as JSON.  127.0.0.0/8 only; Python 3 standard library only.
 """
 
@@ -270,6 +270,7 @@ class Front(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def handle_any(self):
+        arrived = time.time()   # S3 judges the token when the request arrives, not after its body
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
         h = {k.lower(): v for k, v in self.headers.items()}
@@ -280,6 +281,9 @@ class Front(BaseHTTPRequestHandler):
                   "x-amz-server-side-encryption-bucket-key-enabled", "x-amz-security-token"):
             if k in h:
                 rec[k] = h[k]
+        tok = h.get("x-amz-security-token")
+        if tok:
+            rec["token_left"] = round(int(tok.rsplit(".", 1)[1]) - arrived, 2) if tok.startswith("wstok.") else None
         if "content-md5" in h:
             rec["md5_ok"] = h["content-md5"] == base64.b64encode(hashlib.md5(body).digest()).decode()
         if "x-amz-checksum-sha256" in h:
@@ -293,7 +297,7 @@ class Front(BaseHTTPRequestHandler):
                 STATS["tokens_seen"] += 1
         if tok and tok.startswith("wstok."):
             exp = int(tok.rsplit(".", 1)[1])
-            if exp <= time.time():
+            if exp <= arrived:
                 bump("s3_expired")
                 return self.error(400, "ExpiredToken", "The provided token has expired.")
         if "x-amz-server-side-encryption" in h and setting("s3_deny_sse") == "1":
@@ -313,7 +317,7 @@ class Front(BaseHTTPRequestHandler):
         finally:
             conn.close()
         bad = False
-        if self.command == "PUT":
+        if self.command == "PUT" and r.status == 200:
             with LOCK:
                 if int(SET["s3_bad_etag"]) > 0:
                     SET["s3_bad_etag"] = str(int(SET["s3_bad_etag"]) - 1)

@@ -237,13 +237,15 @@ ctl "stall=0"
 # the S3 front refuses any request signed with an expired token.
 ctl "ttl=8"
 for src in imds web-identity; do
-  write_conf "$src" "log_level = debug"
+  write_conf "$src"
   before=$(stat tokens_seen)
   exp_before=$(stat s3_expired)
   out=$({ for _ in 1 2 3 4 5 6 7 8; do head -c 2000000 /dev/urandom; sleep 2; done; } |
-    ws "${IMDS[@]}" "${WI[@]}" -- st put --raw - "slow/$src" 2>&1)
+    ws "${IMDS[@]}" "${WI[@]}" WALSHIP_LOG_LEVEL=debug -- st put --raw - "slow/$src" 2>&1)
   st=$?
-  is "$st" 0 "$src: a 16 s multipart upload with 8 s credentials succeeds"
+  is "$st" 0 "$src: a 16 s multipart upload with 8 s credentials succeeds" ||
+    diag "$(printf '%s\n' "$out" | grep -v DEBUG | tail -3)" \
+      "$(reqs | python3 -c 'import json,sys; print([(x["method"], x.get("token_left")) for x in json.load(sys.stdin)[-12:]])')"
   seen=$(( $(stat tokens_seen) - before ))
   ok $([ "$seen" -ge 2 ] && echo 0 || echo 1) "... signed with $seen session tokens (refreshed before expiry)"
   is "$(( $(stat s3_expired) - exp_before ))" 0 "... and no request carried an expired token"
