@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "config_int.h"
-#include "creds.h"
 #include "pgconn.h"
 #include "util.h"
 
@@ -32,6 +31,11 @@ static int set_str(void *t, const char *v, struct err *e)
     free(*dst);
     *dst = s;
     return 0;
+}
+
+int config_set_string(void *t, const char *v, struct err *e)
+{
+    return set_str(t, v, e);
 }
 
 static int set_conninfo(void *t, const char *v, struct err *e)
@@ -126,38 +130,6 @@ static int set_url(void *t, const char *v, struct err *e)
     return set_str(t, v, e);
 }
 
-static int set_credentials(void *t, const char *v, struct err *e)
-{
-    enum creds_source src;
-    char *profile = NULL;
-
-    if (creds_parse_source(v, &src, &profile, e) < 0)
-        return -1;
-    free(profile);
-    return set_str(t, v, e);
-}
-
-static int set_sse(void *t, const char *v, struct err *e)
-{
-    if (strcmp(v, "AES256") != 0 && strcmp(v, "aws:kms") != 0)
-        return err_setf(e, ERR_CONFIG, "bad sse \"%s\" (use AES256 or aws:kms)", v);
-    return set_str(t, v, e);
-}
-
-static int set_checksum(void *t, const char *v, struct err *e)
-{
-    if (strcmp(v, "md5") != 0 && strcmp(v, "sha256") != 0)
-        return err_setf(e, ERR_CONFIG, "bad checksum \"%s\" (use md5 or sha256)", v);
-    return set_str(t, v, e);
-}
-
-static int set_http_url(void *t, const char *v, struct err *e)
-{
-    if (!str_has_prefix(v, "https://") && !str_has_prefix(v, "http://"))
-        return err_setf(e, ERR_CONFIG, "bad url \"%s\" (use https://HOST[:PORT][/PATH])", v);
-    return set_str(t, v, e);
-}
-
 static int set_part_size(void *t, const char *v, struct err *e)
 {
     uint64_t *p = t;
@@ -245,13 +217,13 @@ const struct key_def config_region_keys[] = {
     R("access_key_id", access_key_id, set_str, KIND_STR, 0),
     R("secret_access_key", secret_access_key, set_str, KIND_STR, KEY_SECRET),
     R("session_token", session_token, set_str, KIND_STR, KEY_SECRET),
-    R("credentials", credentials, set_credentials, KIND_STR, 0),
-    R("sts_endpoint", sts_endpoint, set_http_url, KIND_STR, 0),
+    R("credentials", credentials, config_set_credentials, KIND_STR, 0),
+    R("sts_endpoint", sts_endpoint, set_str, KIND_STR, 0),
     R("imds_v1", imds_v1, set_bool, KIND_BOOL, 0),
-    R("sse", sse, set_sse, KIND_STR, 0),
+    R("sse", sse, config_set_sse, KIND_STR, 0),
     R("sse_kms_key_id", sse_kms_key_id, set_str, KIND_STR, 0),
     R("sse_bucket_key", sse_bucket_key, set_bool, KIND_BOOL, 0),
-    R("checksum", checksum, set_checksum, KIND_STR, 0),
+    R("checksum", checksum, config_set_checksum, KIND_STR, 0),
     R("ca_file", ca_file, set_str, KIND_STR, 0),
     R("unsigned_payload", unsigned_payload, set_bool, KIND_BOOL, 0),
     R("part_size", part_size, set_part_size, KIND_SIZE, KEY_ZERO_UNSET),

@@ -122,10 +122,15 @@ enum s3_upload_kind { S3_UP_SINGLE, S3_UP_CREATE, S3_UP_PART };
  * and on CreateMultipartUpload; Content-MD5 (or x-amz-checksum-sha256) of
  * the body on a single PUT and on each part.  Call after s3_req_body(). */
 int s3_upload_headers(struct s3_req *r, enum s3_upload_kind kind, struct err *e);
-/* A 200 answer to a single PUT or a part: its ETag (MD5 of the body,
- * unless SSE-KMS makes it opaque) or checksum must be what was sent.
- * -1 with ERR_CORRUPT naming `what` when not. */
-int s3_upload_verify(const struct s3_req *r, const char *what, struct err *e);
+/* A 200 answer to a single PUT (part 0) or a part: its ETag (MD5 of the
+ * body, unless SSE-KMS makes it opaque) or checksum must be what was sent.
+ * -1 with ERR_CORRUPT naming the key, part and region when not. */
+int s3_upload_verify(const struct s3_req *r, int part, struct err *e);
+struct s3_part;
+/* Hex MD5 of a buffer (a single PUT's ETag); a multipart object's ETag from
+ * its parts' ETags ("" when they are not MD5s, e.g. SSE-KMS). */
+void s3_md5_hex(const unsigned char *buf, size_t len, char out[33]);
+void s3_multipart_etag(const struct s3 *s, const struct s3_part *parts, int nparts, char *out, size_t n);
 /* The multipart ETag is opaque (SSE-KMS): do not compare it with MD5s. */
 int s3_etag_opaque(const struct s3 *s);
 

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <stdlib.h>
+
+#include "util.h"
 
 static int add(struct s3_req *r, const char *name, const char *value, struct err *e)
 {
@@ -74,11 +77,16 @@ static int md5_hex_of(const char *b64, char out[33])
     return 0;
 }
 
-int s3_upload_verify(const struct s3_req *r, const char *what, struct err *e)
+int s3_upload_verify(const struct s3_req *r, int part, struct err *e)
 {
     const struct s3 *s = r->s3;
-    char want[33], got[130];
+    char want[33], got[130], what[600], pn[32] = "";
     size_t n;
+
+    if (part > 0)
+        snprintf(pn, sizeof pn, "part %d of ", part);
+    snprintf(what, sizeof what, "upload of %s\"%s\" to region %s (bucket %s)", pn, r->key ? r->key : "",
+             s->base.region, s->bucket);
 
     if (r->checksum[0] != '\0') {
         if (r->x.checksum_sha256[0] != '\0' && strcmp(r->x.checksum_sha256, r->checksum) != 0)
@@ -97,4 +105,51 @@ int s3_upload_verify(const struct s3_req *r, const char *what, struct err *e)
         return err_setf(e, ERR_CORRUPT, "%s: the server answered ETag %s, but the MD5 of the body sent is %s",
                         what, got, want);
     return 0;
+}
+
+/* MD5 of a buffer, hex: a single PUT's ETag. */
+void s3_md5_hex(const unsigned char *buf, size_t len, char out[33])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (EVP_Digest(buf, len, md, &n, EVP_md5(), NULL) != 1 || n != 16) {
+        out[0] = '\0';
+        return;
+    }
+    hex_encode(md, 16, out);
+}
+
+/* A multipart object's ETag: MD5 of the parts' binary MD5s, "-N"; "" when
+ * a part's ETag is not an MD5 (server-side encryption with KMS). */
+void s3_multipart_etag(const struct s3 *s, const struct s3_part *parts, int nparts, char *out, size_t n)
+{
+    unsigned char *bin = malloc((size_t)nparts * 16 + 1);
+    char hex[33], etag[128];
+    int i, j;
+
+    out[0] = '\0';
+    if (bin == NULL || s3_etag_opaque(s))
+        goto out;
+    for (i = 0; i < nparts; i++) {
+        size_t l;
+
+        snprintf(etag, sizeof etag, "%s", parts[i].etag[0] == '"' ? parts[i].etag + 1 : parts[i].etag);
+        l = strlen(etag);
+        if (l > 0 && etag[l - 1] == '"')
+            etag[l - 1] = '\0';
+        if (strlen(etag) != 32)
+            goto out;
+        for (j = 0; j < 16; j++) {
+            unsigned v;
+            if (sscanf(etag + 2 * j, "%2x", &v) != 1)
+                goto out;
+            bin[i * 16 + j] = (unsigned char)v;
+        }
+    }
+    s3_md5_hex(bin, (size_t)nparts * 16, hex);
+    if (hex[0] != '\0')
+        snprintf(out, n, "%s-%d", hex, nparts);
+out:
+    free(bin);
 }

@@ -102,46 +102,9 @@ static int check_ours(struct upload *u, const char *etag, struct err *e)
     return 0;
 }
 
-/* MD5 of a buffer, hex: a single PUT's ETag. */
-static void md5_hex(const unsigned char *buf, size_t len, char out[33])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-
-    if (EVP_Digest(buf, len, md, &n, EVP_md5(), NULL) != 1 || n != 16) {
-        out[0] = '\0';
-        return;
-    }
-    hex_encode(md, 16, out);
-}
-
-/* A multipart object's ETag: MD5 of the parts' binary MD5s, "-N"; "" when
- * a part's ETag is not an MD5 (server-side encryption with KMS). */
 static void multipart_etag(const struct upload *u, char *out, size_t n)
 {
-    unsigned char *bin = malloc((size_t)u->nparts * 16 + 1);
-    char hex[33], etag[128];
-    int i, j;
-
-    out[0] = '\0';
-    if (bin == NULL || s3_etag_opaque(u->s3))
-        goto out;
-    for (i = 0; i < u->nparts; i++) {
-        unquote(u->parts[i].etag, etag, sizeof etag);
-        if (strlen(etag) != 32)
-            goto out;
-        for (j = 0; j < 16; j++) {
-            unsigned v;
-            if (sscanf(etag + 2 * j, "%2x", &v) != 1)
-                goto out;
-            bin[i * 16 + j] = (unsigned char)v;
-        }
-    }
-    md5_hex(bin, (size_t)u->nparts * 16, hex);
-    if (hex[0] != '\0')
-        snprintf(out, n, "%s-%d", hex, u->nparts);
-out:
-    free(bin);
+    s3_multipart_etag(u->s3, u->parts, u->nparts, out, n);
 }
 
 static int fail_with(struct upload *u, const struct err *why, struct err *e)
@@ -191,7 +154,7 @@ static void part_done(struct upload *u, struct slot *sl)
 {
     struct s3_req *r = &sl->req;
     struct err e = ERR_INIT;
-    char verb[600];
+    char verb[64];
 
     http_release(u->s3->http, &r->x);
     if (r->x.failed || r->x.status != 200 || r->x.etag[0] == '\0') {
@@ -207,8 +170,7 @@ static void part_done(struct upload *u, struct slot *sl)
             u->err = e;
         }
     } else {
-        snprintf(verb, sizeof verb, "part %d of \"%s\" (region %s)", sl->number, u->key, u->s3->base.region);
-        if (s3_upload_verify(r, verb, &e) < 0 && !u->failed) {
+        if (s3_upload_verify(r, sl->number, &e) < 0 && !u->failed) {
             u->failed = 1;
             u->err = e;
         }
@@ -388,7 +350,7 @@ again:
         char md5[33];
 
         /* a retry after a lost answer finds our own first attempt */
-        md5_hex(body, len, md5);
+        s3_md5_hex(body, len, md5);
         if (r.x.attempts > 1 && check_ours(u, md5, &(struct err)ERR_INIT) == 0)
             rc = 0;
         else
@@ -399,14 +361,8 @@ again:
         s3_fail(s, &r, "upload", "to", e);
         goto out;
     }
-    {
-        char what[600];
-
-        snprintf(what, sizeof what, "upload of \"%s\" to region %s (bucket %s)", u->key, s->base.region,
-                 s->bucket);
-        if (s3_upload_verify(&r, what, e) < 0)
-            goto out;
-    }
+    if (s3_upload_verify(&r, 0, e) < 0)
+        goto out;
     if (cond && s->cond_put < 0) {
         if (check_ours(u, r.x.etag, e) < 0)
             goto out;

@@ -167,8 +167,8 @@ refused "an unknown credentials source" bad.conf "bad.conf:3: .*unknown credenti
 conf '[region a]\nurl = s3://b/p\ncredentials = profile:\n'
 refused "profile: without a name" bad.conf "bad.conf:3: .*profile name"
 conf '[region a]\nurl = s3://b/p\nsse = aes\n'
-refused "sse other than AES256 or aws:kms" bad.conf "bad.conf:3: .*bad sse"
+refused "sse other than AES256 or aws:kms" bad.conf "bad.conf:3: .*bad value \"aes\" \(use AES256 or aws:kms\)"
 conf '[region a]\nurl = s3://b/p\nchecksum = crc32\n'
-refused "checksum other than md5 or sha256" bad.conf "bad.conf:3: .*bad checksum"
+refused "checksum other than md5 or sha256" bad.conf "bad.conf:3: .*bad value \"crc32\" \(use md5 or sha256\)"
 
 done_testing

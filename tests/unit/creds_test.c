@@ -225,10 +225,10 @@ static void test_integrity(void)
         if (strcmp(r.hdr[i].name, "Content-MD5") == 0)
             md5 = i;
     ok(md5 >= 0 && strcmp(r.hdr[md5].value, "1EfQ6PKJ8WoS/2AnznfCWA==") == 0, "Content-MD5 is base64 MD5 of the body");
-    strcpy(r.x.etag, "\"d447d0e8f289f16a12ff6027ce77c25 8\"");
-    ok(s3_upload_verify(&r, "t", &e) < 0 && e.code == ERR_CORRUPT, "a different ETag: ERR_CORRUPT");
-    strcpy(r.x.etag, "\"d447d0e8f289f16a12ff6027ce77c258\"");
-    ok(s3_upload_verify(&r, "t", &e) == 0, "the ETag of the body: accepted");
+    snprintf(r.x.etag, sizeof r.x.etag, "%s", "\"d447d0e8f289f16a12ff6027ce77c25 8\"");
+    ok(s3_upload_verify(&r, 1, &e) < 0 && e.code == ERR_CORRUPT, "a different ETag: ERR_CORRUPT");
+    snprintf(r.x.etag, sizeof r.x.etag, "%s", "\"d447d0e8f289f16a12ff6027ce77c258\"");
+    ok(s3_upload_verify(&r, 1, &e) == 0, "the ETag of the body: accepted");
     s3_req_free(&r);
 
     s.checksum = S3_CHECKSUM_SHA256;
@@ -240,10 +240,10 @@ static void test_integrity(void)
     s3_req_body(&r, body, sizeof body - 1);
     ok(s3_upload_headers(&r, S3_UP_SINGLE, &e) == 0 && r.nhdr == 4, "single PUT: 3 SSE headers and a checksum");
     is_str(r.checksum, "RM591nyVng01JP+sF3Hfu6h9K2tLTpnkIDSouAP4sHI=", "x-amz-checksum-sha256 is base64 SHA-256");
-    strcpy(r.x.etag, "\"00000000000000000000000000000000\"");
-    ok(s3_upload_verify(&r, "t", &e) == 0, "SSE-KMS: the ETag is opaque, not compared");
-    strcpy(r.x.checksum_sha256, "AAAA");
-    ok(s3_upload_verify(&r, "t", &e) < 0 && e.code == ERR_CORRUPT, "a different checksum answered: ERR_CORRUPT");
+    snprintf(r.x.etag, sizeof r.x.etag, "%s", "\"00000000000000000000000000000000\"");
+    ok(s3_upload_verify(&r, 1, &e) == 0, "SSE-KMS: the ETag is opaque, not compared");
+    snprintf(r.x.checksum_sha256, sizeof r.x.checksum_sha256, "%s", "AAAA");
+    ok(s3_upload_verify(&r, 1, &e) < 0 && e.code == ERR_CORRUPT, "a different checksum answered: ERR_CORRUPT");
     s3_req_free(&r);
 }
 
