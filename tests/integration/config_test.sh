@@ -158,7 +158,7 @@ checksum = sha256
 EOF
 out=$(check cloud.conf); st=$?
 is "$st" 0 "config check accepts credentials, sts_endpoint, imds_v1, sse, sse_kms_key_id, sse_bucket_key, checksum"
-like "$out" "^credentials += profile:prod +# $T/cloud.conf:3\$" "credentials shown with its origin"
+like "$out" "^credentials += profile:prod +# cloud.conf:3\$" "credentials shown with its origin"
 like "$out" "^sse += aws:kms +#" "sse shown"
 like "$out" "^sse_kms_key_id += alias/walship +#" "sse_kms_key_id shown"
 like "$out" "^checksum += sha256 +#" "checksum shown"
