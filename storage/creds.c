@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "s3.h"
+#include "sigv4.h"
 #include "util.h"
 
 struct creds_provider {
@@ -199,7 +200,7 @@ static int fetch(struct creds_provider *p, struct creds *c, struct err *e)
 {
     static const enum creds_source chain[] = { CREDS_STATIC, CREDS_ENV, CREDS_WEB_IDENTITY, CREDS_PROFILE,
                                                CREDS_CONTAINER, CREDS_IMDS };
-    char d[200] = "";
+    char d[200] = "", imds[300] = "";
     size_t i;
     int rc;
 
@@ -213,8 +214,11 @@ static int fetch(struct creds_provider *p, struct creds *c, struct err *e)
     }
     for (i = 0; i < sizeof chain / sizeof chain[0]; i++) {
         rc = fetch_one(p, chain[i], c, d, sizeof d, 0, e);
-        if (rc < 0 && chain[i] == CREDS_IMDS && e->code == ERR_NET)
-            rc = 1;     /* not on EC2 (or no metadata service): the chain ends */
+        if (rc < 0 && chain[i] == CREDS_IMDS && (e->code == ERR_NET || strstr(e->msg, "IMDSv2") != NULL)) {
+            /* not on EC2, or no IMDSv2 there: the chain ends, saying so */
+            snprintf(imds, sizeof imds, " (instance metadata: %.250s)", e->msg);
+            rc = 1;
+        }
         if (rc < 0)
             return err_prefix(e, "region %s: credentials (auto, from %s)", p->region_name,
                               creds_source_name(chain[i]));
@@ -226,8 +230,8 @@ static int fetch(struct creds_provider *p, struct creds *c, struct err *e)
     return err_setf(e, ERR_CONFIG, "region %s: no S3 credentials found: tried access_key_id and "
                     "secret_access_key in [region %s], AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                     "AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, the profile in ~/.aws, the container "
-                    "endpoint and EC2 instance metadata (set credentials = ... in the region to choose one)",
-                    p->region_name, p->region_name);
+                    "endpoint and EC2 instance metadata%s (set credentials = ... in the region to choose one)",
+                    p->region_name, p->region_name, imds);
 found:
     if (c->expires != 0 && c->expires <= time(NULL))
         return err_setf(e, ERR_AUTH, "region %s: the credentials from %s expired already (at %ld, now %ld)",
@@ -246,12 +250,22 @@ found:
 
 /* ---- the cache ---- */
 
+/* The cache key: the options, with static secrets only as a SHA-256 (two
+ * regions with the same key id and different secrets are two providers). */
 static char *opts_key(const struct creds_opts *o)
 {
+    char *sec = xasprintf("%s|%s", o->secret_access_key ? o->secret_access_key : "",
+                          o->session_token ? o->session_token : "");
+    char h[65];
+
+    if (sec == NULL)
+        return NULL;
+    sigv4_sha256_hex(sec, strlen(sec), h);
+    explicit_bzero(sec, strlen(sec));
+    free(sec);
     return xasprintf("%d|%s|%s|%s|%s|%s|%s|%d", (int)o->source, o->profile ? o->profile : "",
                      o->access_key_id ? o->access_key_id : "", o->aws_region ? o->aws_region : "",
-                     o->sts_endpoint ? o->sts_endpoint : "", o->ca_file ? o->ca_file : "",
-                     o->secret_access_key ? "s" : "", o->imds_v1);
+                     o->sts_endpoint ? o->sts_endpoint : "", o->ca_file ? o->ca_file : "", h, o->imds_v1);
 }
 
 static void provider_free(struct creds_provider *p)
