@@ -117,7 +117,8 @@ check() {
   out=$(ws "$@" -- st check 2>&1)
   st=$?
   ok "$st" "$name: st check exits 0" || diag "$out"
-  like "$out" "^region us-east-1: credentials: $want" "$name: st check names the source"
+  like "$out" "^region us-east-1: credentials: $want" "$name: st check names the source" &&
+    diag "$(grep '^region us-east-1: credentials' <<<"$out")"
   printf '%s\n' "$out" >>"$T/all-output"
 }
 
