@@ -5,15 +5,6 @@
 
 #include "util.h"
 
-int stor_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e)
-{
-    if (str_has_prefix(rc->url, "file://"))
-        return fs_open(rc, c, out, e);
-    if (str_has_prefix(rc->url, "s3://"))
-        return s3_open(rc, c, out, e);
-    return err_setf(e, ERR_CONFIG, "region %s: unsupported url \"%s\"", rc->name, rc->url);
-}
-
 void stor_free(struct stor *s)
 {
     if (s != NULL)

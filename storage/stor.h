@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "creds.h"
 #include "err.h"
 #include "stream.h"
 
@@ -82,9 +83,35 @@ struct stor {
     const struct stor_ops *ops;
     char *region;           /* region name, for messages */
     char *where;            /* "bucket acme-pg prefix prod" or "/srv/backup" */
+    const char *creds;      /* where the credentials came from ("imds (role r)"), NULL if none */
 };
 
-/* Open the driver for a region's url. */
+enum s3_checksum { S3_CHECKSUM_MD5 = 0, S3_CHECKSUM_SHA256 };
+
+/* What the s3:// driver needs of a region (it never sees struct config):
+ * built by stor_open() from the configuration (storage/stor_open.c). */
+struct s3_opts {
+    const char *name;               /* region (section) name, for messages */
+    const char *url;                /* s3://BUCKET[/PREFIX] */
+    const char *endpoint;           /* NULL = https://s3.<aws_region>.amazonaws.com */
+    const char *aws_region;         /* SigV4 region; NULL = name */
+    int path_style;
+    const char *storage_class;
+    const char *ca_file;
+    int unsigned_payload;
+    uint64_t part_size;             /* 0 = default */
+    int parallel;                   /* 0 = 1 */
+    long connect_timeout, io_timeout;   /* seconds; 0 = the engine's defaults */
+    uint64_t retry_deadline;
+    struct creds_opts creds;
+    enum s3_checksum checksum;
+    const char *sse;                /* NULL, "AES256" or "aws:kms" */
+    const char *sse_kms_key_id;
+    int sse_bucket_key;
+};
+
+/* Open the driver for a region's url (storage/stor_open.c: the one place that
+ * turns configuration into driver options). */
 int stor_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e);
 void stor_free(struct stor *s);
 
@@ -120,6 +147,9 @@ int stor_key_valid(const char *key, struct err *e);
 
 /* Drivers. */
 int fs_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e);
-int s3_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e);
+int s3_open(const struct s3_opts *o, struct stor **out, struct err *e);
+/* The driver options of an s3:// region (tests use it with s3_open). */
+int stor_s3_opts(const struct region_conf *rc, const struct config *c, struct s3_opts *o, char **profile,
+                 struct err *e);
 
 #endif

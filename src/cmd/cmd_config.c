@@ -60,12 +60,18 @@ static int warnings(const struct config *c)
         if ((r->access_key_id == NULL) != (r->secret_access_key == NULL)) {
             printf("warning: region %s: access_key_id and secret_access_key must be set together\n", r->name);
             n++;
-        } else if (r->access_key_id == NULL && (ak == NULL || *ak == '\0' || sk == NULL || *sk == '\0')) {
-            printf("warning: region %s: no S3 credentials: set access_key_id and secret_access_key in "
-                   "[region %s], or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment\n",
-                   r->name, r->name);
+        } else if (r->credentials != NULL && strcmp(r->credentials, "static") == 0 && r->access_key_id == NULL) {
+            printf("warning: region %s: credentials = static but access_key_id and secret_access_key are not "
+                   "set\n", r->name);
+            n++;
+        } else if (r->credentials != NULL && strcmp(r->credentials, "env") == 0 &&
+                   (ak == NULL || *ak == '\0' || sk == NULL || *sk == '\0')) {
+            printf("warning: region %s: credentials = env but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not "
+                   "set\n", r->name);
             n++;
         }
+        /* auto and the other sources are resolved when the region is opened:
+         * `walship st check` shows which one was used */
     }
     return n;
 }

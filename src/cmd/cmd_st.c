@@ -62,6 +62,10 @@ static int check_region(struct cmd_ctx *ctx, const struct region_conf *reg, stru
 
     if (stor_open(reg, ctx->conf, &s, e) < 0)
         return -1;
+    if (s->creds != NULL) {
+        printf("region %s: credentials: %s\n", reg->name, s->creds);
+        fflush(stdout);
+    }
     gethostname(host, sizeof host - 1);
     srandom((unsigned)(now_ms() ^ (uint64_t)getpid()));
     for (i = 0; i < sizeof payload; i++)

@@ -33,6 +33,11 @@ static int set_str(void *t, const char *v, struct err *e)
     return 0;
 }
 
+int config_set_string(void *t, const char *v, struct err *e)
+{
+    return set_str(t, v, e);
+}
+
 static int set_conninfo(void *t, const char *v, struct err *e)
 {
     if (pg_conninfo_check(v, e) < 0)
@@ -212,6 +217,13 @@ const struct key_def config_region_keys[] = {
     R("access_key_id", access_key_id, set_str, KIND_STR, 0),
     R("secret_access_key", secret_access_key, set_str, KIND_STR, KEY_SECRET),
     R("session_token", session_token, set_str, KIND_STR, KEY_SECRET),
+    R("credentials", credentials, config_set_credentials, KIND_STR, 0),
+    R("sts_endpoint", sts_endpoint, set_str, KIND_STR, 0),
+    R("imds_v1", imds_v1, set_bool, KIND_BOOL, 0),
+    R("sse", sse, config_set_sse, KIND_STR, 0),
+    R("sse_kms_key_id", sse_kms_key_id, set_str, KIND_STR, 0),
+    R("sse_bucket_key", sse_bucket_key, set_bool, KIND_BOOL, 0),
+    R("checksum", checksum, config_set_checksum, KIND_STR, 0),
     R("ca_file", ca_file, set_str, KIND_STR, 0),
     R("unsigned_payload", unsigned_payload, set_bool, KIND_BOOL, 0),
     R("part_size", part_size, set_part_size, KIND_SIZE, KEY_ZERO_UNSET),
@@ -537,6 +549,11 @@ static void region_free(struct region_conf *r)
     free(r->access_key_id);
     free(r->secret_access_key);
     free(r->session_token);
+    free(r->credentials);
+    free(r->sts_endpoint);
+    free(r->sse);
+    free(r->sse_kms_key_id);
+    free(r->checksum);
     free(r->ca_file);
     origins_free(r->origin, NREGION);
 }

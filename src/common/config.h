@@ -38,6 +38,13 @@ struct region_conf {
     char *access_key_id;    /* per-region credentials; default: environment */
     char *secret_access_key;
     char *session_token;
+    char *credentials;      /* auto | env | static | profile[:NAME] | web-identity | container | imds */
+    char *sts_endpoint;     /* STS for web identity; default $AWS_ENDPOINT_URL_STS, then regional */
+    int imds_v1;            /* allow IMDSv1 when no IMDSv2 token can be had */
+    char *sse;              /* AES256 | aws:kms; NULL = the bucket's default */
+    char *sse_kms_key_id;
+    int sse_bucket_key;
+    char *checksum;         /* md5 (default) | sha256 */
     char *ca_file;
     int unsigned_payload;   /* UNSIGNED-PAYLOAD over TLS instead of hashing */
     uint64_t part_size;     /* multipart part size (bytes) */

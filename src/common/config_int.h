@@ -40,6 +40,12 @@ extern const size_t config_nglobal;
 extern const struct key_def config_region_keys[];
 extern const size_t config_nregion;
 
+/* Setters (config.c, config_cloud.c). */
+int config_set_string(void *target, const char *value, struct err *e);
+int config_set_credentials(void *target, const char *value, struct err *e);
+int config_set_sse(void *target, const char *value, struct err *e);
+int config_set_checksum(void *target, const char *value, struct err *e);
+
 const struct key_def *config_find_key(const struct key_def *defs, size_t n, const char *name);
 
 /* Set key `k` (from `defs`) on `base` (the struct config, or a region) and

@@ -13,8 +13,8 @@
 
 static enum log_level cur_level = LOG_INFO;
 static char cur_command[64] = "walship";
-static char *secrets[16];
-static int nsecrets;
+static char **secrets;      /* grows: refreshed credentials add new ones */
+static int nsecrets, capsecrets;
 static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void log_init(const char *command, enum log_level level)
@@ -52,7 +52,22 @@ void log_add_secret(const char *secret)
     if (secret == NULL || strlen(secret) < 4)
         return;
     pthread_mutex_lock(&secrets_lock);
-    if (nsecrets < 16)
+    for (int i = 0; i < nsecrets; i++) {
+        if (secrets[i] != NULL && strcmp(secrets[i], secret) == 0) {
+            pthread_mutex_unlock(&secrets_lock);
+            return;
+        }
+    }
+    if (nsecrets == capsecrets) {
+        int nc = capsecrets ? 2 * capsecrets : 16;
+        char **ns = realloc(secrets, (size_t)nc * sizeof *ns);
+
+        if (ns != NULL) {
+            secrets = ns;
+            capsecrets = nc;
+        }
+    }
+    if (nsecrets < capsecrets)
         secrets[nsecrets++] = strdup(secret);
     pthread_mutex_unlock(&secrets_lock);
 }

@@ -172,7 +172,7 @@ void http_xfer_clear(struct http_xfer *x)
     x->delivered = x->got = 0;
     x->content_length = -1;
     x->etag[0] = x->request_id[0] = x->last_modified[0] = '\0';
-    x->bucket_region[0] = x->content_range[0] = '\0';
+    x->bucket_region[0] = x->content_range[0] = x->checksum_sha256[0] = '\0';
     err_clear(&x->err);
 }
 
@@ -212,6 +212,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     get_header(x->easy, "Last-Modified", x->last_modified, sizeof x->last_modified);
     get_header(x->easy, "x-amz-bucket-region", x->bucket_region, sizeof x->bucket_region);
     get_header(x->easy, "Content-Range", x->content_range, sizeof x->content_range);
+    get_header(x->easy, "x-amz-checksum-sha256", x->checksum_sha256, sizeof x->checksum_sha256);
     get_header(x->easy, "Content-Length", cl, sizeof cl);
     if (cl[0] != '\0' && parse_u64(cl, 0, INT64_MAX, &v, &tmp) == 0)
         x->content_length = (int64_t)v;
@@ -307,7 +308,7 @@ static int begin_attempt(struct http_engine *h, struct http_xfer *x, struct err 
     x->body_pos = 0;
     x->errbuf[0] = '\0';
     x->etag[0] = x->request_id[0] = x->last_modified[0] = '\0';
-    x->bucket_region[0] = x->content_range[0] = '\0';
+    x->bucket_region[0] = x->content_range[0] = x->checksum_sha256[0] = '\0';
     free(x->resp);
     x->resp = NULL;
     x->resp_len = 0;

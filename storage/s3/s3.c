@@ -91,7 +91,7 @@ int s3_req_prepare(struct http_xfer *x, struct err *e)
     struct s3_req *r = x->arg;
     struct s3 *s = r->s3;
     struct sigv4_header h[S3_MAX_HDR + 6];
-    const struct sigv4_cred cred = { s->access_key, s->secret_key, s->aws_region, "s3" };
+    struct sigv4_cred cred;
     struct sigv4_request sr;
     struct curl_slist *l = NULL, *t;
     char date[17];
@@ -99,12 +99,19 @@ int s3_req_prepare(struct http_xfer *x, struct err *e)
     size_t n = 0, i;
     int rc = -1;
 
+    /* every attempt signs with the current credentials: refreshed here
+     * before they expire, so a long upload outlives them */
+    if (creds_current(s->creds, &s->cred, &s->cred_gen, e) < 0) {
+        e->transient = 0;
+        return -1;
+    }
+    cred = (struct sigv4_cred){ s->cred.access_key, s->cred.secret_key, s->aws_region, "s3" };
     sigv4_amz_date(time(NULL), date);
     h[n++] = (struct sigv4_header){ "Host", s->host };
     h[n++] = (struct sigv4_header){ "x-amz-content-sha256", r->payload_hash };
     h[n++] = (struct sigv4_header){ "x-amz-date", date };
-    if (s->session_token != NULL)
-        h[n++] = (struct sigv4_header){ "x-amz-security-token", s->session_token };
+    if (s->cred.token != NULL)
+        h[n++] = (struct sigv4_header){ "x-amz-security-token", s->cred.token };
     if (r->range[0] != '\0')
         h[n++] = (struct sigv4_header){ "Range", r->range };
     if (r->if_match[0] != '\0')
@@ -232,6 +239,7 @@ int s3_fail(struct s3 *s, const struct s3_req *r, const char *verb, const char *
     const struct http_xfer *x = &r->x;
     char target[600];
     char detail[700];
+    char kms[300];
     struct s3_error er;
     enum err_code code = ERR_HTTP;
     const char *text = NULL, *rid;
@@ -271,7 +279,7 @@ int s3_fail(struct s3 *s, const struct s3_req *r, const char *verb, const char *
         code = ERR_AUTH;
         if (want[0] != '\0')
             snprintf(detail, sizeof detail, "region mismatch: requests are signed for region %s but the bucket "
-                     "expects %s (set aws_region)", s->aws_region, want);
+                     "expects %s (set aws_region = %s in [region %s])", s->aws_region, want, want, s->base.region);
         else
             snprintf(detail, sizeof detail, "region mismatch: requests are signed for region %s, which the "
                      "server refuses (%s)", s->aws_region, er.message[0] ? er.message : "check aws_region");
@@ -293,8 +301,15 @@ int s3_fail(struct s3 *s, const struct s3_req *r, const char *verb, const char *
     }
     if (x->exhausted || s3_code_transient(er.code) || http_status_transient(x->status))
         transient = 1;
-    err_setf(e, code, "could not %s %s: HTTP %ld%s%s: %s%s%s%s%s", verb, target, x->status, er.code[0] ? " " : "",
-             er.code, text, x->exhausted ? " (retried until the deadline)" : "",
+    kms[0] = '\0';
+    if (s3_etag_opaque(s) && (strcmp(er.code, "AccessDenied") == 0 || strncmp(er.code, "KMS.", 4) == 0 ||
+                              strstr(er.message, "KMS") != NULL || strstr(er.message, "kms") != NULL)) {
+        code = ERR_AUTH;
+        snprintf(kms, sizeof kms, " (SSE-KMS key %s: the credentials need kms:GenerateDataKey and "
+                 "kms:Decrypt on it)", s->sse_kms_key_id ? s->sse_kms_key_id : "aws/s3 (the account's default)");
+    }
+    err_setf(e, code, "could not %s %s: HTTP %ld%s%s: %s%s%s%s%s%s", verb, target, x->status,
+             er.code[0] ? " " : "", er.code, text, kms, x->exhausted ? " (retried until the deadline)" : "",
              rid[0] ? " (request id " : "", rid, rid[0] ? ")" : "");
     e->transient = transient;
     e->http_status = x->status;
@@ -317,9 +332,10 @@ static void s3_free(struct stor *st)
     free(s->url_base);
     free(s->host);
     free(s->path_base);
-    free(s->access_key);
-    free(s->secret_key);
-    free(s->session_token);
+    creds_close(s->creds);
+    creds_clear(&s->cred);
+    free(s->sse);
+    free(s->sse_kms_key_id);
     free(s->base.region);
     free(s->base.where);
     free(s);
@@ -372,7 +388,7 @@ static int dns_bucket(const char *b)
     return 1;
 }
 
-static int parse_endpoint(struct s3 *s, const struct region_conf *rc, struct err *e)
+static int parse_endpoint(struct s3 *s, const struct s3_opts *rc, struct err *e)
 {
     char *def = NULL, *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
     const char *ep = rc->endpoint;
@@ -438,34 +454,36 @@ out:
     return rcode;
 }
 
-static int credentials(struct s3 *s, const struct region_conf *rc, struct err *e)
+static int credentials(struct s3 *s, const struct s3_opts *o, struct err *e)
 {
-    const char *ak = rc->access_key_id, *sk = rc->secret_access_key, *tok = rc->session_token;
-
-    if ((ak == NULL) != (sk == NULL))
-        return err_setf(e, ERR_CONFIG, "region %s: access_key_id and secret_access_key must be set together",
-                        rc->name);
-    if (ak == NULL) {
-        ak = getenv("AWS_ACCESS_KEY_ID");
-        sk = getenv("AWS_SECRET_ACCESS_KEY");
-        if (tok == NULL)
-            tok = getenv("AWS_SESSION_TOKEN");
-    }
-    if (ak == NULL || ak[0] == '\0' || sk == NULL || sk[0] == '\0')
-        return err_setf(e, ERR_CONFIG, "region %s: no S3 credentials: set access_key_id and secret_access_key "
-                        "in [region %s], or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
-                        rc->name, rc->name);
-    s->access_key = strdup(ak);
-    s->secret_key = strdup(sk);
-    s->session_token = (tok != NULL && tok[0] != '\0') ? strdup(tok) : NULL;
-    if (s->access_key == NULL || s->secret_key == NULL || (tok != NULL && tok[0] && s->session_token == NULL))
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    log_add_secret(s->secret_key);
-    log_add_secret(s->session_token);
+    if (creds_open(&o->creds, &s->creds, e) < 0)
+        return -1;
+    if (creds_current(s->creds, &s->cred, &s->cred_gen, e) < 0)
+        return -1;
+    s->base.creds = creds_describe(s->creds);
     return 0;
 }
 
-int s3_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e)
+static int sse_options(struct s3 *s, const struct s3_opts *o, struct err *e)
+{
+    const char *sse = o->sse != NULL && o->sse[0] != '\0' ? o->sse : NULL;
+
+    if (sse != NULL && strcmp(sse, "AES256") != 0 && strcmp(sse, "aws:kms") != 0)
+        return err_setf(e, ERR_CONFIG, "region %s: sse = %s: use AES256 or aws:kms", o->name, sse);
+    if (o->sse_kms_key_id != NULL && o->sse_kms_key_id[0] != '\0' && (sse == NULL || strcmp(sse, "aws:kms") != 0))
+        return err_setf(e, ERR_CONFIG, "region %s: sse_kms_key_id needs sse = aws:kms", o->name);
+    if (o->sse_bucket_key && (sse == NULL || strcmp(sse, "aws:kms") != 0))
+        return err_setf(e, ERR_CONFIG, "region %s: sse_bucket_key needs sse = aws:kms", o->name);
+    s->checksum = o->checksum;
+    s->sse_bucket_key = o->sse_bucket_key;
+    if ((sse != NULL && (s->sse = strdup(sse)) == NULL) ||
+        (o->sse_kms_key_id != NULL && o->sse_kms_key_id[0] != '\0' &&
+         (s->sse_kms_key_id = strdup(o->sse_kms_key_id)) == NULL))
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+int s3_open(const struct s3_opts *o, struct stor **out, struct err *e)
 {
     struct s3 *s;
     struct http_opts ho;
@@ -474,47 +492,50 @@ int s3_open(const struct region_conf *rc, const struct config *c, struct stor **
     s3_xml_init();
     s = calloc(1, sizeof *s);
     if (s == NULL)
-        return err_setf(e, ERR_NOMEM, "out of memory opening region %s", rc->name);
+        return err_setf(e, ERR_NOMEM, "out of memory opening region %s", o->name);
     s->base.ops = &s3_ops;
-    s->base.region = strdup(rc->name);
-    s->aws_region = strdup(rc->aws_region && rc->aws_region[0] ? rc->aws_region : rc->name);
+    s->base.region = strdup(o->name);
+    s->aws_region = strdup(o->aws_region && o->aws_region[0] ? o->aws_region : o->name);
     if (s->base.region == NULL || s->aws_region == NULL) {
-        err_setf(e, ERR_NOMEM, "out of memory opening region %s", rc->name);
+        err_setf(e, ERR_NOMEM, "out of memory opening region %s", o->name);
         goto fail;
     }
-    if (parse_url(s, rc->name, rc->url, e) < 0 || credentials(s, rc, e) < 0 || parse_endpoint(s, rc, e) < 0)
+    if (parse_url(s, o->name, o->url, e) < 0 || parse_endpoint(s, o, e) < 0 || sse_options(s, o, e) < 0)
         goto fail;
-    if (rc->storage_class != NULL && rc->storage_class[0] != '\0' &&
-        (s->storage_class = strdup(rc->storage_class)) == NULL) {
-        err_setf(e, ERR_NOMEM, "out of memory opening region %s", rc->name);
-        goto fail;
-    }
-    s->part_size = rc->part_size ? (size_t)rc->part_size : S3_PART_SIZE_DEFAULT;
-    if (rc->part_size != 0 && (rc->part_size < S3_PART_SIZE_MIN || rc->part_size > S3_PART_SIZE_MAX)) {
-        err_setf(e, ERR_CONFIG, "region %s: part_size %llu is outside S3's limits (5MB to 5GB)", rc->name,
-                 (unsigned long long)rc->part_size);
+    if (o->storage_class != NULL && o->storage_class[0] != '\0' &&
+        (s->storage_class = strdup(o->storage_class)) == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory opening region %s", o->name);
         goto fail;
     }
-    s->parallel = c && c->parallel > 0 ? c->parallel : 1;
+    s->part_size = o->part_size ? (size_t)o->part_size : S3_PART_SIZE_DEFAULT;
+    if (o->part_size != 0 && (o->part_size < S3_PART_SIZE_MIN || o->part_size > S3_PART_SIZE_MAX)) {
+        err_setf(e, ERR_CONFIG, "region %s: part_size %llu is outside S3's limits (5MB to 5GB)", o->name,
+                 (unsigned long long)o->part_size);
+        goto fail;
+    }
+    s->parallel = o->parallel > 0 ? o->parallel : 1;
     s->base.where = s->prefix[0] ? xasprintf("bucket %s prefix %s", s->bucket, s->prefix)
                                  : xasprintf("bucket %s", s->bucket);
     if (s->base.where == NULL) {
-        err_setf(e, ERR_NOMEM, "out of memory opening region %s", rc->name);
+        err_setf(e, ERR_NOMEM, "out of memory opening region %s", o->name);
         goto fail;
     }
     memset(&ho, 0, sizeof ho);
-    ho.connect_timeout = c ? (long)c->connect_timeout : 0;
-    ho.io_timeout = c ? (long)c->io_timeout : 0;
+    ho.connect_timeout = o->connect_timeout;
+    ho.io_timeout = o->io_timeout;
     s->slow_timeout = (ho.io_timeout > 0 ? ho.io_timeout : 60) * S3_SLOW_FACTOR;
     if (s->slow_timeout < S3_SLOW_MIN)
         s->slow_timeout = S3_SLOW_MIN;
-    ho.retry_deadline = c ? c->retry_deadline : 0;
-    ho.ca_file = rc->ca_file;
+    ho.retry_deadline = o->retry_deadline;
+    ho.ca_file = o->ca_file;
     ho.parallel = s->parallel;
     if (http_engine_new(&ho, &s->http, e) < 0) {
-        err_prefix(e, "region %s", rc->name);
+        err_prefix(e, "region %s", o->name);
         goto fail;
     }
+    /* after the engine: curl is initialised; credentials may need HTTP */
+    if (credentials(s, o, e) < 0)
+        goto fail;
     *out = &s->base;
     return 0;
 fail:

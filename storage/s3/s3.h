@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "creds.h"
 #include "err.h"
 #include "http.h"
 #include "sigv4.h"
@@ -43,9 +44,13 @@ struct s3 {
     char *url_base;         /* "https://bucket.host:port" or "http://host:port" */
     char *host;             /* Host header value, signed */
     char *path_base;        /* "" (virtual-hosted) or "/bucket" (path style) */
-    char *access_key;
-    char *secret_key;
-    char *session_token;    /* NULL if none */
+    struct creds_provider *creds;   /* shared, per process (creds.h) */
+    struct creds cred;      /* this stor's copy of the current credentials */
+    unsigned cred_gen;
+    enum s3_checksum checksum;
+    char *sse;              /* x-amz-server-side-encryption, or NULL */
+    char *sse_kms_key_id;   /* NULL = the account's aws/s3 key */
+    int sse_bucket_key;
     int unsigned_payload;   /* effective: asked for and the endpoint is https */
     size_t part_size;
     int parallel;
@@ -54,7 +59,7 @@ struct s3 {
                                -1 the server answered 501: check before, read back after */
 };
 
-#define S3_MAX_HDR 8
+#define S3_MAX_HDR 12
 
 /* One signed request: the HTTP transfer plus what signing needs. */
 struct s3_req {
@@ -72,6 +77,8 @@ struct s3_req {
     char range[64];
     char if_match[130];
     int if_none_match;              /* send "If-None-Match: *", unsigned (so a proxy may act on it) */
+    char content_md5[25];           /* integrity headers of an upload (s3_integrity.c) */
+    char checksum[48];
     void *ctx;                      /* owner's context (upload part, get state) */
 };
 
@@ -108,6 +115,25 @@ int s3_code_transient(const char *code);
  * the bucket already exists and is ours. */
 int s3_create_bucket(struct stor *st, struct err *e);
 
+/* ---- integrity and encryption headers (s3_integrity.c) ---- */
+
+enum s3_upload_kind { S3_UP_SINGLE, S3_UP_CREATE, S3_UP_PART };
+/* Add the headers an upload carries: storage class and SSE on a single PUT
+ * and on CreateMultipartUpload; Content-MD5 (or x-amz-checksum-sha256) of
+ * the body on a single PUT and on each part.  Call after s3_req_body(). */
+int s3_upload_headers(struct s3_req *r, enum s3_upload_kind kind, struct err *e);
+/* A 200 answer to a single PUT (part 0) or a part: its ETag (MD5 of the
+ * body, unless SSE-KMS makes it opaque) or checksum must be what was sent.
+ * -1 with ERR_CORRUPT naming the key, part and region when not. */
+int s3_upload_verify(const struct s3_req *r, int part, struct err *e);
+struct s3_part;
+/* Hex MD5 of a buffer (a single PUT's ETag); a multipart object's ETag from
+ * its parts' ETags ("" when they are not MD5s, e.g. SSE-KMS). */
+void s3_md5_hex(const unsigned char *buf, size_t len, char out[33]);
+void s3_multipart_etag(const struct s3 *s, const struct s3_part *parts, int nparts, char *out, size_t n);
+/* The multipart ETag is opaque (SSE-KMS): do not compare it with MD5s. */
+int s3_etag_opaque(const struct s3 *s);
+
 /* ---- operations: s3_ops.c, s3_upload.c (put), s3_get.c ---- */
 
 int s3_head(struct stor *st, const char *key, struct stor_stat *out, struct err *e);
@@ -143,6 +169,7 @@ struct s3_list_page {
 struct s3_part {
     int number;
     char etag[128];
+    char checksum[48];      /* base64 SHA-256 of the part (checksum = sha256), or "" */
 };
 
 struct s3_delete_error {

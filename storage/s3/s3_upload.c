@@ -102,46 +102,9 @@ static int check_ours(struct upload *u, const char *etag, struct err *e)
     return 0;
 }
 
-/* MD5 of a buffer, hex: a single PUT's ETag. */
-static void md5_hex(const unsigned char *buf, size_t len, char out[33])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-
-    if (EVP_Digest(buf, len, md, &n, EVP_md5(), NULL) != 1 || n != 16) {
-        out[0] = '\0';
-        return;
-    }
-    hex_encode(md, 16, out);
-}
-
-/* A multipart object's ETag: MD5 of the parts' binary MD5s, "-N"; "" when
- * a part's ETag is not an MD5 (server-side encryption with KMS). */
 static void multipart_etag(const struct upload *u, char *out, size_t n)
 {
-    unsigned char *bin = malloc((size_t)u->nparts * 16 + 1);
-    char hex[33], etag[128];
-    int i, j;
-
-    out[0] = '\0';
-    if (bin == NULL)
-        return;
-    for (i = 0; i < u->nparts; i++) {
-        unquote(u->parts[i].etag, etag, sizeof etag);
-        if (strlen(etag) != 32)
-            goto out;
-        for (j = 0; j < 16; j++) {
-            unsigned v;
-            if (sscanf(etag + 2 * j, "%2x", &v) != 1)
-                goto out;
-            bin[i * 16 + j] = (unsigned char)v;
-        }
-    }
-    md5_hex(bin, (size_t)u->nparts * 16, hex);
-    if (hex[0] != '\0')
-        snprintf(out, n, "%s-%d", hex, u->nparts);
-out:
-    free(bin);
+    s3_multipart_etag(u->s3, u->parts, u->nparts, out, n);
 }
 
 static int fail_with(struct upload *u, const struct err *why, struct err *e)
@@ -162,9 +125,9 @@ static int create_upload(struct upload *u, struct err *e)
 
     if (s3_req_init(&r, s, "POST", u->key, "uploads", e) < 0)
         return -1;
-    if (s->storage_class != NULL && s3_req_header(&r, "x-amz-storage-class", s->storage_class, e) < 0)
-        goto out;
     s3_req_body(&r, "", 0);
+    if (s3_upload_headers(&r, S3_UP_CREATE, e) < 0)
+        goto out;
     if (s3_req_run(&r, e) < 0 || r.x.status != 200) {
         s3_fail(s, &r, "start a multipart upload of", "to", e);
         goto out;
@@ -207,7 +170,12 @@ static void part_done(struct upload *u, struct slot *sl)
             u->err = e;
         }
     } else {
+        if (s3_upload_verify(r, sl->number, &e) < 0 && !u->failed) {
+            u->failed = 1;
+            u->err = e;
+        }
         strlcopy(u->parts[sl->number - 1].etag, r->x.etag, sizeof u->parts[0].etag);
+        strlcopy(u->parts[sl->number - 1].checksum, r->checksum, sizeof u->parts[0].checksum);
         u->parts[sl->number - 1].number = sl->number;
     }
     s3_req_free(r);
@@ -277,7 +245,7 @@ static int send_part(struct upload *u, struct slot *sl, struct err *e)
     snprintf(sl->req.what, sizeof sl->req.what, "PUT %s part %d (region %s)", u->key, sl->number,
              s->base.region);
     s3_req_body(&sl->req, sl->buf, sl->len);
-    if (http_start(s->http, &sl->req.x, e) < 0) {
+    if (s3_upload_headers(&sl->req, S3_UP_PART, e) < 0 || http_start(s->http, &sl->req.x, e) < 0) {
         s3_req_free(&sl->req);
         return -1;
     }
@@ -362,10 +330,10 @@ static int put_single(struct upload *u, struct err *e)
 again:
     if (s3_req_init(&r, s, "PUT", u->key, NULL, e) < 0)
         return -1;
-    if (s->storage_class != NULL && s3_req_header(&r, "x-amz-storage-class", s->storage_class, e) < 0)
-        goto out;
     r.if_none_match = cond && s->cond_put >= 0;
     s3_req_body(&r, body, len);
+    if (s3_upload_headers(&r, S3_UP_SINGLE, e) < 0)
+        goto out;
     if (s3_req_run(&r, e) < 0) {
         s3_fail(s, &r, "upload", "to", e);
         goto out;
@@ -382,7 +350,7 @@ again:
         char md5[33];
 
         /* a retry after a lost answer finds our own first attempt */
-        md5_hex(body, len, md5);
+        s3_md5_hex(body, len, md5);
         if (r.x.attempts > 1 && check_ours(u, md5, &(struct err)ERR_INIT) == 0)
             rc = 0;
         else
@@ -393,6 +361,8 @@ again:
         s3_fail(s, &r, "upload", "to", e);
         goto out;
     }
+    if (s3_upload_verify(&r, 0, e) < 0)
+        goto out;
     if (cond && s->cond_put < 0) {
         if (check_ours(u, r.x.etag, e) < 0)
             goto out;

@@ -472,6 +472,8 @@ int s3_xml_build_complete(const struct s3_part *parts, size_t n, char **out, siz
             wr_start(&w, "Part");
             wr_elem(&w, "PartNumber", num);
             wr_elem(&w, "ETag", parts[i].etag);
+            if (parts[i].checksum[0] != '\0')
+                wr_elem(&w, "ChecksumSHA256", parts[i].checksum);
             wr_end(&w);
         }
     }

@@ -144,4 +144,31 @@ t "wal-push with the lines of issue 11" "$WALSHIP" --config push.conf wal-push p
 ! grep -rqF PLAINTEXT-MARKER "$T/ra"; ok $? "the indented key_file was applied: the archive is encrypted"
 [ -d "$T/spool" ] && [ -z "$(ls -d "$T"/spool?* 2>/dev/null)" ]; ok $? "the spool directory has no comment in its name"
 
+# ---- the cloud keys of issue 15: credentials source, STS, IMDSv1, SSE, checksum ----
+cat >cloud.conf <<EOF
+[region c]
+url = s3://bucket/p
+credentials = profile:prod
+sts_endpoint = http://127.0.0.1:9/
+imds_v1 = true
+sse = aws:kms
+sse_kms_key_id = alias/walship
+sse_bucket_key = true
+checksum = sha256
+EOF
+out=$(check cloud.conf); st=$?
+is "$st" 0 "config check accepts credentials, sts_endpoint, imds_v1, sse, sse_kms_key_id, sse_bucket_key, checksum"
+like "$out" "^credentials += profile:prod +# cloud.conf:3\$" "credentials shown with its origin"
+like "$out" "^sse += aws:kms +#" "sse shown"
+like "$out" "^sse_kms_key_id += alias/walship +#" "sse_kms_key_id shown"
+like "$out" "^checksum += sha256 +#" "checksum shown"
+conf '[region a]\nurl = s3://b/p\ncredentials = instance\n'
+refused "an unknown credentials source" bad.conf "bad.conf:3: .*unknown credentials source \"instance\""
+conf '[region a]\nurl = s3://b/p\ncredentials = profile:\n'
+refused "profile: without a name" bad.conf "bad.conf:3: .*profile name"
+conf '[region a]\nurl = s3://b/p\nsse = aes\n'
+refused "sse other than AES256 or aws:kms" bad.conf "bad.conf:3: .*bad value \"aes\" \(use AES256 or aws:kms\)"
+conf '[region a]\nurl = s3://b/p\nchecksum = crc32\n'
+refused "checksum other than md5 or sha256" bad.conf "bad.conf:3: .*bad value \"crc32\" \(use md5 or sha256\)"
+
 done_testing

@@ -137,7 +137,7 @@ static struct stor *open_c(const char *name, const char *aws_region, const char 
     char url[256];
 
     mkrc(&rc, name, aws_region, bkt, prefix, secret, endpoint, path_style, url, sizeof url);
-    if (s3_open(&rc, c, &s, &e) < 0)
+    if (stor_open(&rc, c, &s, &e) < 0)
         bail("s3_open: %s", e.msg);
     return s;
 }
@@ -707,7 +707,7 @@ static void errors(const struct region *R)
         mkrc(&rc, N, N, bucket, prefix, "reading", R->endpoint, 1, url, sizeof url);
         rc.access_key_id = "test:reader";
         err_clear(&e);
-        if (s3_open(&rc, &cfg, &rd, &e) < 0)
+        if (stor_open(&rc, &cfg, &rd, &e) < 0)
             bail("s3_open: %s", e.msg);
         err_clear(&e);
         ok(put_buf(rd, "wal/x", (const unsigned char *)"x", 1, 1, &e) < 0 && e.code == ERR_AUTH,
@@ -722,13 +722,13 @@ static void errors(const struct region *R)
         unsetenv("AWS_ACCESS_KEY_ID");
         unsetenv("AWS_SECRET_ACCESS_KEY");
         err_clear(&e);
-        ok(s3_open(&rc, &cfg, &rd, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, want) != NULL && rd == NULL,
+        ok(stor_open(&rc, &cfg, &rd, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, want) != NULL && rd == NULL,
            "%s: no credentials: ERR_CONFIG naming the region: %s", N, e.msg);
         stor_free(rd);
         rd = NULL;
         rc.access_key_id = "test:tester";
         err_clear(&e);
-        ok(s3_open(&rc, &cfg, &rd, &e) < 0 && e.code == ERR_CONFIG, "%s: access key without secret: ERR_CONFIG: %s",
+        ok(stor_open(&rc, &cfg, &rd, &e) < 0 && e.code == ERR_CONFIG, "%s: access key without secret: ERR_CONFIG: %s",
            N, e.msg);
         stor_free(rd);
         rd = NULL;
@@ -736,7 +736,7 @@ static void errors(const struct region *R)
         setenv("AWS_ACCESS_KEY_ID", "test:tester", 1);
         setenv("AWS_SECRET_ACCESS_KEY", "testing", 1);
         err_clear(&e);
-        ok(s3_open(&rc, &cfg, &rd, &e) == 0, "%s: open with credentials from the environment: %s", N, e.msg);
+        ok(stor_open(&rc, &cfg, &rd, &e) == 0, "%s: open with credentials from the environment: %s", N, e.msg);
         ok(rd != NULL && head(rd, "backups/b1/exact", &st, &e) == 0 && st.size == PART,
            "%s: credentials from the environment work: %s", N, e.msg);
         stor_free(rd);
@@ -1032,7 +1032,7 @@ static void tls(const struct region *A, int port, const char *ca_file)
     mkrc(&rc, "tls", A->name, bucket, "drv/tls", "testing", ep, 1, url, sizeof url);
 
     s = NULL;
-    if (s3_open(&rc, &tcfg, &s, &e) < 0)
+    if (stor_open(&rc, &tcfg, &s, &e) < 0)
         bail("s3_open: %s", e.msg);
     ok(head(s, "x", &st, &e) < 0 && e.code == ERR_NET && !e.transient,
        "tls: unknown certificate authority: refused at once, not transient: %s", e.msg);
@@ -1041,7 +1041,7 @@ static void tls(const struct region *A, int port, const char *ca_file)
     rc.ca_file = (char *)ca_file;
     rc.unsigned_payload = 1;
     s = NULL;
-    if (s3_open(&rc, &tcfg, &s, &e) < 0)
+    if (stor_open(&rc, &tcfg, &s, &e) < 0)
         bail("s3_open: %s", e.msg);
     {
         struct s3_req r;
@@ -1066,7 +1066,7 @@ static void tls(const struct region *A, int port, const char *ca_file)
     rc.path_style = 0;
     rc.unsigned_payload = 0;
     s = NULL;
-    if (s3_open(&rc, &tcfg, &s, &e) < 0)
+    if (stor_open(&rc, &tcfg, &s, &e) < 0)
         bail("s3_open: %s", e.msg);
     ok(head(s, "big", &st, &e) == 0 && st.size == n, "tls: https virtual-hosted head (%s.s3.localhost): %s", bucket,
        e.msg);
@@ -1084,7 +1084,7 @@ static void tls(const struct region *A, int port, const char *ca_file)
     rc.path_style = 1;
     rc.unsigned_payload = 1;
     s = NULL;
-    if (s3_open(&rc, &tcfg, &s, &e) < 0)
+    if (stor_open(&rc, &tcfg, &s, &e) < 0)
         bail("s3_open: %s", e.msg);
     {
         struct s3_req r;

@@ -158,7 +158,7 @@ static void test_delete(void)
 
 static void test_complete(void)
 {
-    struct s3_part parts[2] = { { 1, "\"aaa\"" }, { 2, "\"bbb\"" } };
+    struct s3_part parts[2] = { { 1, "\"aaa\"", "" }, { 2, "\"bbb\"", "" } };
     struct err e = ERR_INIT;
     char *body = NULL;
     size_t len = 0;

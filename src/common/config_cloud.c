@@ -1,0 +1,29 @@
+/* config_cloud — setters of the S3 region keys of issue 15 (credentials
+ * source, server-side encryption, integrity checksum), kept out of
+ * config.c for its size.  docs/CONFIG.md lists the keys. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_int.h"
+#include "creds.h"
+
+int config_set_credentials(void *t, const char *v, struct err *e)
+{
+    enum creds_source src;
+    char *profile = NULL;
+
+    if (creds_parse_source(v, &src, &profile, e) < 0)
+        return -1;
+    free(profile);
+    return config_set_string(t, v, e);
+}
+
+/* sse: AES256 | aws:kms; checksum: md5 | sha256 */
+static int set_choice(void *t, const char *v, const char *a, const char *b, struct err *e)
+{
+    if (strcmp(v, a) != 0 && strcmp(v, b) != 0)
+        return err_setf(e, ERR_CONFIG, "bad value \"%s\" (use %s or %s)", v, a, b);
+    return config_set_string(t, v, e);
+}
+int config_set_sse(void *t, const char *v, struct err *e) { return set_choice(t, v, "AES256", "aws:kms", e); }
+int config_set_checksum(void *t, const char *v, struct err *e) { return set_choice(t, v, "md5", "sha256", e); }

@@ -1,0 +1,285 @@
+/* creds_profile — the shared files ~/.aws/credentials and ~/.aws/config
+ * (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE, AWS_PROFILE), read with
+ * libinih: static keys, role_arn + web_identity_token_file, and
+ * credential_process (run without a shell, Version 1 JSON on stdout). */
+#include "autoconf.h"
+#include "creds.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <wordexp.h>
+
+#include "util.h"
+
+#define PROCESS_TIMEOUT_MS 60000
+#define PROCESS_OUT_MAX 65536
+
+extern char **environ;
+
+enum { K_AK, K_SK, K_TOK, K_PROCESS, K_ROLE, K_WEBTOK, K_SESSION, K_SOURCE, K_CREDSRC, NKEYS };
+static const char *const keynames[NKEYS] = {
+    "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "credential_process", "role_arn",
+    "web_identity_token_file", "role_session_name", "source_profile", "credential_source",
+};
+
+struct prof {
+    const char *name;
+    int config;             /* reading the config file: "[profile NAME]" */
+    int seen;
+    int oom;
+    char *v[NKEYS];
+};
+
+static int on_kv(void *arg, const char *section, const char *name, const char *value)
+{
+    struct prof *p = arg;
+    int match;
+    size_t i;
+
+    if (p->config && strncmp(section, "profile ", 8) == 0) {
+        const char *s = section + 8;
+
+        while (*s == ' ')
+            s++;
+        match = strcmp(s, p->name) == 0;
+    } else {
+        match = strcmp(section, p->name) == 0 && (!p->config || strcmp(p->name, "default") == 0);
+    }
+    if (!match)
+        return 1;
+    p->seen = 1;
+    for (i = 0; i < NKEYS; i++) {
+        if (strcmp(name, keynames[i]) == 0 && p->v[i] == NULL && value[0] != '\0') {
+            if ((p->v[i] = strdup(value)) == NULL)
+                p->oom = 1;
+        }
+    }
+    return 1;
+}
+
+static pthread_mutex_t ini_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* 0 read (or absent), -1 a line inih could not read. */
+static int read_ini(const char *path, struct prof *p, struct err *e)
+{
+    int rc;
+
+    pthread_mutex_lock(&ini_lock);
+#ifdef HAVE_INI_RUNTIME_OPTIONS
+    /* the same options as the config reader: long lines (session tokens) */
+    ini_allow_multiline = 0;
+    ini_use_stack = 0;
+    ini_allow_realloc = 1;
+    ini_initial_alloc = 4096;
+    ini_max_line = (1 << 20) + 3;
+#endif
+    rc = ini_parse(path, on_kv, p);
+    pthread_mutex_unlock(&ini_lock);
+    if (rc == -1)
+        return 0;   /* cannot open: as if absent */
+    if (rc != 0)
+        return err_setf(e, ERR_CONFIG, "%s: line %d cannot be read", path, rc);
+    if (p->oom)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+static char *file_path(const char *env, const char *rel)
+{
+    const char *v = getenv(env), *home = getenv("HOME");
+
+    if (v != NULL && v[0] != '\0')
+        return strdup(v);
+    return xasprintf("%s/.aws/%s", home ? home : "", rel);
+}
+
+int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c, char *detail, size_t n,
+                      struct err *e)
+{
+    const char *envp = getenv("AWS_PROFILE");
+    struct prof p;
+    char *cf = file_path("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+    char *kf = file_path("AWS_CONFIG_FILE", "config");
+    char what[300];
+    size_t i;
+    int rc = -1, named;
+
+    memset(&p, 0, sizeof p);
+    named = o->profile != NULL || (envp != NULL && envp[0] != '\0');
+    p.name = o->profile ? o->profile : named ? envp : "default";
+    if (cf == NULL || kf == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (read_ini(cf, &p, e) < 0)
+        goto out;
+    p.config = 1;
+    if (read_ini(kf, &p, e) < 0)
+        goto out;
+    if (!p.seen) {
+        if (!named && !explicit_) {
+            rc = 1;
+            goto out;
+        }
+        err_setf(e, ERR_CONFIG, "profile \"%s\" is in neither %s nor %s", p.name, cf, kf);
+        goto out;
+    }
+    snprintf(what, sizeof what, "profile %s", p.name);
+    if (p.v[K_ROLE] != NULL && p.v[K_WEBTOK] != NULL) {
+        char d[200];
+
+        rc = creds_src_web_identity(o, p.v[K_WEBTOK], p.v[K_ROLE], p.v[K_SESSION], c, d, sizeof d, e);
+        if (rc == 0)
+            snprintf(detail, n, "%s, web identity %s", p.name, d);
+    } else if (p.v[K_ROLE] != NULL) {
+        err_setf(e, ERR_CONFIG, "profile \"%s\": role_arn with %s is not supported; use "
+                 "web_identity_token_file, credential_process or static keys", p.name,
+                 p.v[K_SOURCE] ? "source_profile" : p.v[K_CREDSRC] ? "credential_source" : "no token file");
+    } else if (p.v[K_AK] != NULL || p.v[K_SK] != NULL) {
+        if (p.v[K_AK] == NULL || p.v[K_SK] == NULL) {
+            err_setf(e, ERR_CONFIG, "profile \"%s\": aws_access_key_id and aws_secret_access_key must be set "
+                     "together", p.name);
+        } else {
+            snprintf(detail, n, "%s, access key %s", p.name, p.v[K_AK]);
+            rc = creds_set(c, p.v[K_AK], p.v[K_SK], p.v[K_TOK], 0, e);
+        }
+    } else if (p.v[K_PROCESS] != NULL) {
+        snprintf(what, sizeof what, "profile %s: credential_process", p.name);
+        rc = creds_run_process(p.v[K_PROCESS], what, c, e);
+        if (rc == 0)
+            snprintf(detail, n, "%s, credential_process", p.name);
+    } else {
+        err_setf(e, ERR_CONFIG, "profile \"%s\" has no credentials (aws_access_key_id, credential_process, "
+                 "or role_arn with web_identity_token_file)", p.name);
+    }
+out:
+    for (i = 0; i < NKEYS; i++)
+        free(p.v[i]);
+    free(cf);
+    free(kf);
+    return rc;
+}
+
+/* ---- credential_process ---- */
+
+static int collect(int fd, pid_t pid, const char *what, char *out, size_t *len, struct err *e)
+{
+    uint64_t deadline = now_ms() + PROCESS_TIMEOUT_MS;
+
+    *len = 0;
+    for (;;) {
+        struct pollfd pf = { fd, POLLIN, 0 };
+        uint64_t now = now_ms();
+        ssize_t r;
+        int pr;
+
+        if (now >= deadline) {
+            kill(pid, SIGKILL);
+            return err_setf(e, ERR_AUTH, "%s: no answer within %d s", what, PROCESS_TIMEOUT_MS / 1000);
+        }
+        pr = poll(&pf, 1, (int)(deadline - now));
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            return err_errno(e, ERR_IO, errno, "%s: poll", what);
+        if (pr == 0)
+            continue;
+        r = read(fd, out + *len, PROCESS_OUT_MAX - *len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return err_errno(e, ERR_IO, errno, "%s: read", what);
+        if (r == 0)
+            return 0;
+        *len += (size_t)r;
+        if (*len >= PROCESS_OUT_MAX) {
+            kill(pid, SIGKILL);
+            return err_setf(e, ERR_AUTH, "%s: more than %d bytes of output", what, PROCESS_OUT_MAX);
+        }
+    }
+}
+
+static int check_version(const char *buf, size_t len, const char *what, struct err *e)
+{
+    json_t *root = json_loadb(buf, len, 0, NULL);
+    json_t *v = root ? json_object_get(root, "Version") : NULL;
+    int ok = v != NULL && json_is_integer(v) && json_integer_value(v) == 1;
+
+    json_decref(root);
+    if (root == NULL)
+        return err_setf(e, ERR_AUTH, "%s: the output is not JSON", what);
+    return ok ? 0 : err_setf(e, ERR_AUTH, "%s: the output has no \"Version\": 1", what);
+}
+
+int creds_run_process(const char *cmd, const char *what, struct creds *c, struct err *e)
+{
+    posix_spawn_file_actions_t fa;
+    wordexp_t we;
+    int pfd[2] = { -1, -1 }, status = 0, rc = -1, wrc;
+    char *out = NULL;
+    size_t len = 0;
+    pid_t pid = -1;
+
+    if ((wrc = wordexp(cmd, &we, WRDE_NOCMD)) != 0)
+        return err_setf(e, ERR_CONFIG, "%s: cannot split the command (%s)", what,
+                        wrc == WRDE_CMDSUB ? "command substitution is not allowed" : "bad syntax");
+    if (we.we_wordc == 0) {
+        wordfree(&we);
+        return err_setf(e, ERR_CONFIG, "%s: empty command", what);
+    }
+    out = malloc(PROCESS_OUT_MAX + 1);
+    if (out == NULL || pipe2(pfd, O_CLOEXEC) < 0) {
+        err_setf(e, out ? ERR_IO : ERR_NOMEM, "%s: cannot make a pipe", what);
+        goto out;
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    wrc = posix_spawnp(&pid, we.we_wordv[0], &fa, NULL, we.we_wordv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pfd[1]);
+    pfd[1] = -1;
+    if (wrc != 0) {
+        pid = -1;
+        err_errno(e, ERR_CONFIG, wrc, "%s: cannot run \"%s\"", what, we.we_wordv[0]);
+        goto out;
+    }
+    if (collect(pfd[0], pid, what, out, &len, e) < 0)
+        goto out;
+    out[len] = '\0';
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    pid = -1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        err_setf(e, ERR_AUTH, "%s: \"%s\" failed (%s %d)", what, we.we_wordv[0],
+                 WIFEXITED(status) ? "exit status" : "signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        goto out;
+    }
+    if (check_version(out, len, what, e) < 0 || creds_parse_json(out, len, what, c, e) < 0)
+        goto out;
+    rc = 0;
+out:
+    if (pfd[0] >= 0)
+        close(pfd[0]);
+    if (pfd[1] >= 0)
+        close(pfd[1]);
+    if (pid > 0)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    free(out);
+    wordfree(&we);
+    return rc;
+}

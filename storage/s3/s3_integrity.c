@@ -1,0 +1,155 @@
+/* s3_integrity — what every upload carries besides its body: an integrity
+ * header (Content-MD5, or x-amz-checksum-sha256) that makes S3 verify the
+ * body end to end (and that buckets with Object Lock require), the storage
+ * class, and server-side encryption; and the check of what S3 answers (the
+ * ETag or the checksum must be the one sent). */
+#include "s3.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <stdlib.h>
+
+#include "util.h"
+
+static int add(struct s3_req *r, const char *name, const char *value, struct err *e)
+{
+    return s3_req_header(r, name, value, e);
+}
+
+int s3_etag_opaque(const struct s3 *s)
+{
+    /* SSE-KMS objects have an ETag that is not the MD5 of their body */
+    return s->sse != NULL && strncmp(s->sse, "aws:kms", 7) == 0;
+}
+
+static void sha256_base64(const void *buf, size_t len, char out[48])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    out[0] = '\0';
+    if (EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+        return;
+    EVP_EncodeBlock((unsigned char *)out, md, 32);
+}
+
+int s3_upload_headers(struct s3_req *r, enum s3_upload_kind kind, struct err *e)
+{
+    const struct s3 *s = r->s3;
+
+    if (kind != S3_UP_PART) {
+        if (s->storage_class != NULL && add(r, "x-amz-storage-class", s->storage_class, e) < 0)
+            return -1;
+        if (s->sse != NULL && add(r, "x-amz-server-side-encryption", s->sse, e) < 0)
+            return -1;
+        if (s->sse_kms_key_id != NULL &&
+            add(r, "x-amz-server-side-encryption-aws-kms-key-id", s->sse_kms_key_id, e) < 0)
+            return -1;
+        if (s->sse_bucket_key && add(r, "x-amz-server-side-encryption-bucket-key-enabled", "true", e) < 0)
+            return -1;
+    }
+    if (kind == S3_UP_CREATE)
+        return s->checksum == S3_CHECKSUM_SHA256 ? add(r, "x-amz-checksum-algorithm", "SHA256", e) : 0;
+    if (s->checksum == S3_CHECKSUM_SHA256) {
+        sha256_base64(r->x.body ? r->x.body : (const unsigned char *)"", r->x.body_len, r->checksum);
+        if (r->checksum[0] == '\0')
+            return err_setf(e, ERR_INTERNAL, "SHA-256 failed for %s", r->what);
+        return add(r, "x-amz-checksum-sha256", r->checksum, e);
+    }
+    sigv4_md5_base64(r->x.body ? r->x.body : (const unsigned char *)"", r->x.body_len, r->content_md5);
+    if (r->content_md5[0] == '\0')
+        return err_setf(e, ERR_INTERNAL, "MD5 failed for %s", r->what);
+    return add(r, "Content-MD5", r->content_md5, e);
+}
+
+/* hex of the base64 MD5 we sent */
+static int md5_hex_of(const char *b64, char out[33])
+{
+    unsigned char md[24];
+    int n = EVP_DecodeBlock(md, (const unsigned char *)b64, (int)strlen(b64)), i;
+
+    if (n < 16)
+        return -1;
+    for (i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+int s3_upload_verify(const struct s3_req *r, int part, struct err *e)
+{
+    const struct s3 *s = r->s3;
+    char want[33], got[130], what[600], pn[32] = "";
+    size_t n;
+
+    if (part > 0)
+        snprintf(pn, sizeof pn, "part %d of ", part);
+    snprintf(what, sizeof what, "upload of %s\"%s\" to region %s (bucket %s)", pn, r->key ? r->key : "",
+             s->base.region, s->bucket);
+
+    if (r->checksum[0] != '\0') {
+        if (r->x.checksum_sha256[0] != '\0' && strcmp(r->x.checksum_sha256, r->checksum) != 0)
+            return err_setf(e, ERR_CORRUPT, "%s: the server stored SHA-256 %s, but the body sent has %s",
+                            what, r->x.checksum_sha256, r->checksum);
+        return 0;
+    }
+    if (r->content_md5[0] == '\0' || s3_etag_opaque(s) || md5_hex_of(r->content_md5, want) < 0)
+        return 0;
+    n = strlen(r->x.etag);
+    if (n >= 2 && r->x.etag[0] == '"' && r->x.etag[n - 1] == '"')
+        snprintf(got, sizeof got, "%.*s", (int)(n - 2), r->x.etag + 1);
+    else
+        snprintf(got, sizeof got, "%s", r->x.etag);
+    if (strcasecmp(got, want) != 0)
+        return err_setf(e, ERR_CORRUPT, "%s: the server answered ETag %s, but the MD5 of the body sent is %s",
+                        what, got, want);
+    return 0;
+}
+
+/* MD5 of a buffer, hex: a single PUT's ETag. */
+void s3_md5_hex(const unsigned char *buf, size_t len, char out[33])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (EVP_Digest(buf, len, md, &n, EVP_md5(), NULL) != 1 || n != 16) {
+        out[0] = '\0';
+        return;
+    }
+    hex_encode(md, 16, out);
+}
+
+/* A multipart object's ETag: MD5 of the parts' binary MD5s, "-N"; "" when
+ * a part's ETag is not an MD5 (server-side encryption with KMS). */
+void s3_multipart_etag(const struct s3 *s, const struct s3_part *parts, int nparts, char *out, size_t n)
+{
+    unsigned char *bin = malloc((size_t)nparts * 16 + 1);
+    char hex[33], etag[128];
+    int i, j;
+
+    out[0] = '\0';
+    if (bin == NULL || s3_etag_opaque(s))
+        goto out;
+    for (i = 0; i < nparts; i++) {
+        size_t l;
+
+        snprintf(etag, sizeof etag, "%s", parts[i].etag[0] == '"' ? parts[i].etag + 1 : parts[i].etag);
+        l = strlen(etag);
+        if (l > 0 && etag[l - 1] == '"')
+            etag[l - 1] = '\0';
+        if (strlen(etag) != 32)
+            goto out;
+        for (j = 0; j < 16; j++) {
+            unsigned v;
+            if (sscanf(etag + 2 * j, "%2x", &v) != 1)
+                goto out;
+            bin[i * 16 + j] = (unsigned char)v;
+        }
+    }
+    s3_md5_hex(bin, (size_t)nparts * 16, hex);
+    if (hex[0] != '\0')
+        snprintf(out, n, "%s-%d", hex, nparts);
+out:
+    free(bin);
+}

@@ -1,0 +1,58 @@
+/* stor_open — a region's configuration turned into its driver and the
+ * driver's options: drivers never see struct config. */
+#include "stor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+int stor_s3_opts(const struct region_conf *rc, const struct config *c, struct s3_opts *o, char **profile,
+                 struct err *e)
+{
+    enum creds_source src = CREDS_AUTO;
+
+    *profile = NULL;
+    memset(o, 0, sizeof *o);
+    if (rc->credentials != NULL && creds_parse_source(rc->credentials, &src, profile, e) < 0)
+        return err_prefix(e, "region %s", rc->name);
+    o->name = rc->name;
+    o->url = rc->url;
+    o->endpoint = rc->endpoint;
+    o->aws_region = rc->aws_region && rc->aws_region[0] ? rc->aws_region : rc->name;
+    o->path_style = rc->path_style;
+    o->storage_class = rc->storage_class;
+    o->ca_file = rc->ca_file;
+    o->unsigned_payload = rc->unsigned_payload;
+    o->part_size = rc->part_size;
+    o->parallel = c && c->parallel > 0 ? c->parallel : 1;
+    o->connect_timeout = c ? (long)c->connect_timeout : 0;
+    o->io_timeout = c ? (long)c->io_timeout : 0;
+    o->retry_deadline = c ? c->retry_deadline : 0;
+    o->creds = (struct creds_opts){ src, rc->name, *profile, rc->access_key_id, rc->secret_access_key,
+                                    rc->session_token, o->aws_region, rc->sts_endpoint, rc->ca_file, rc->imds_v1 };
+    o->checksum = rc->checksum != NULL && strcmp(rc->checksum, "sha256") == 0 ? S3_CHECKSUM_SHA256
+                                                                               : S3_CHECKSUM_MD5;
+    o->sse = rc->sse;
+    o->sse_kms_key_id = rc->sse_kms_key_id;
+    o->sse_bucket_key = rc->sse_bucket_key;
+    return 0;
+}
+
+int stor_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e)
+{
+    if (str_has_prefix(rc->url, "file://"))
+        return fs_open(rc, c, out, e);
+    if (str_has_prefix(rc->url, "s3://")) {
+        struct s3_opts o;
+        char *profile = NULL;
+        int rc2;
+
+        if (stor_s3_opts(rc, c, &o, &profile, e) < 0)
+            return -1;
+        rc2 = s3_open(&o, out, e);
+        free(profile);
+        return rc2;
+    }
+    return err_setf(e, ERR_CONFIG, "region %s: unsupported url \"%s\"", rc->name, rc->url);
+}

@@ -1,0 +1,270 @@
+/* creds_test — credential answers as AWS documents them (container/IMDS
+ * JSON, STS XML, credential_process), shared files with several profiles,
+ * the refresh margin, the per-process cache, and the integrity headers an
+ * upload carries. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "creds.h"
+#include "s3.h"
+#include "tap.h"
+
+static char dir[256];
+
+static void write_file(const char *name, const char *text)
+{
+    char p[512];
+    FILE *f;
+
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    f = fopen(p, "w");
+    if (f == NULL)
+        exit(99);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_json(void)
+{
+    static const char imds[] =
+        "{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : \"2026-12-02T16:00:00Z\",\n  \"Type\" : \"AWS-HMAC\",\n"
+        "  \"AccessKeyId\" : \"ASIAEXAMPLE\",\n  \"SecretAccessKey\" : \"sekrit/abc\",\n  \"Token\" : \"tok==\",\n"
+        "  \"Expiration\" : \"2030-01-01T00:00:00Z\"\n}";
+    struct creds c = { 0 };
+    struct err e = ERR_INIT;
+
+    ok(creds_parse_json(imds, strlen(imds), "imds", &c, &e) == 0, "IMDS JSON parses: %s", e.msg);
+    is_str(c.access_key, "ASIAEXAMPLE", "... access key");
+    is_str(c.secret_key, "sekrit/abc", "... secret");
+    is_str(c.token, "tok==", "... token");
+    ok(c.expires == 1893456000, "... expiration 2030-01-01T00:00:00Z");
+    ok(creds_parse_json("{\"Code\":\"Failure\"}", 18, "imds", &c, &e) < 0 && e.code == ERR_AUTH,
+       "a Code other than Success is refused: %s", e.msg);
+    ok(creds_parse_json("{\"AccessKeyId\":\"a\"}", 19, "x", &c, &e) < 0 && strstr(e.msg, "SecretAccessKey"),
+       "no secret: refused: %s", e.msg);
+    ok(creds_parse_json("[1]", 3, "x", &c, &e) < 0 && strstr(e.msg, "not a JSON object"), "not an object");
+    {
+        static const char j[] = "{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"b\",\"Expiration\":\"soon\"}";
+
+        ok(creds_parse_json(j, strlen(j), "x", &c, &e) < 0 && strstr(e.msg, "bad Expiration"), "bad Expiration: %s",
+           e.msg);
+    }
+    ok(creds_parse_json("{\"Version\":2,\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"b\"}", 52, "x", &c, &e) < 0,
+       "Version 2 is refused");
+    creds_clear(&c);
+}
+
+static void test_sts(void)
+{
+    static const char good[] =
+        "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+        "<AssumeRoleWithWebIdentityResult><Credentials><SessionToken>AQoDYXdzEE0a8ANXXXXXXXXNO1ewxE5TijQyp+IEXAMPLE"
+        "</SessionToken><SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>"
+        "<Expiration>2014-10-24T23:00:23Z</Expiration><AccessKeyId>ASgeIAIOSFODNN7EXAMPLE</AccessKeyId>"
+        "</Credentials></AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>ad4156e9</RequestId>"
+        "</ResponseMetadata></AssumeRoleWithWebIdentityResponse>";
+    static const char bad[] =
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>"
+        "<Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message>"
+        "</Error><RequestId>x</RequestId></ErrorResponse>";
+    struct creds c = { 0 };
+    struct err e = ERR_INIT;
+
+    ok(creds_parse_sts(good, strlen(good), "sts", &c, &e) == 0, "STS example answer parses: %s", e.msg);
+    is_str(c.access_key, "ASgeIAIOSFODNN7EXAMPLE", "... access key");
+    is_str(c.token, "AQoDYXdzEE0a8ANXXXXXXXXNO1ewxE5TijQyp+IEXAMPLE", "... session token");
+    ok(c.expires == 1414191623, "... expiration");
+    ok(creds_parse_sts(bad, strlen(bad), "sts", &c, &e) < 0 && e.code == ERR_AUTH &&
+       strstr(e.msg, "AccessDenied: Not authorized") != NULL, "ErrorResponse: ERR_AUTH with code and message: %s",
+       e.msg);
+    ok(creds_parse_sts("<x", 2, "sts", &c, &e) < 0 && strstr(e.msg, "not XML"), "junk: not XML");
+    ok(creds_parse_sts("<a/>", 4, "sts", &c, &e) < 0 && strstr(e.msg, "no Credentials"), "no Credentials");
+    creds_clear(&c);
+}
+
+static int profile(const char *name, struct creds *c, char *d, size_t n, struct err *e)
+{
+    struct creds_opts o = { 0 };
+
+    o.source = CREDS_PROFILE;
+    o.region_name = "r";
+    o.profile = name;
+    return creds_src_profile(&o, 1, c, d, n, e);
+}
+
+static void test_profiles(void)
+{
+    char p[4096], d[256];
+    struct creds c = { 0 };
+    struct err e = ERR_INIT;
+    char tok[2000];
+
+    memset(tok, 'T', sizeof tok - 1);
+    tok[sizeof tok - 1] = '\0';
+    snprintf(p, sizeof p, "[default]\naws_access_key_id = AKDEFAULT\naws_secret_access_key = s1\n\n"
+             "# a comment\n[prod]\naws_access_key_id=AKPROD\naws_secret_access_key=s2\naws_session_token = %s\n"
+             "[half]\naws_access_key_id = AKHALF\n", tok);
+    write_file("credentials", p);
+    write_file("config", "[default]\nregion = us-east-1\n[profile prod]\naws_access_key_id = AKNOTTHIS\n"
+                         "[profile proc]\ncredential_process = /bin/echo '{\"Version\":1,\"AccessKeyId\":\"AKPROC\","
+                         "\"SecretAccessKey\":\"s3\"}'\n[profile exit]\ncredential_process = /bin/false\n"
+                         "[profile nover]\ncredential_process = /bin/echo '{\"AccessKeyId\":\"a\","
+                         "\"SecretAccessKey\":\"b\"}'\n[profile chain]\nrole_arn = arn:x\nsource_profile = prod\n"
+                         "[profile  spaced]\naws_access_key_id = AKSP\naws_secret_access_key = s5\n");
+    snprintf(p, sizeof p, "%s/credentials", dir);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+    snprintf(p, sizeof p, "%s/config", dir);
+    setenv("AWS_CONFIG_FILE", p, 1);
+    unsetenv("AWS_PROFILE");
+
+    ok(profile(NULL, &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKDEFAULT") == 0,
+       "no name, no AWS_PROFILE: [default]: %s", e.msg);
+    ok(profile("prod", &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKPROD") == 0 && c.token != NULL &&
+       strlen(c.token) == sizeof tok - 1, "[prod]: the credentials file wins, a 2000-byte session token is read");
+    setenv("AWS_PROFILE", "spaced", 1);
+    ok(profile(NULL, &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKSP") == 0,
+       "AWS_PROFILE names a [profile NAME] section of the config file: %s", e.msg);
+    unsetenv("AWS_PROFILE");
+    ok(profile("proc", &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKPROC") == 0 &&
+       strstr(d, "credential_process") != NULL, "credential_process, Version 1: %s", e.msg);
+    ok(profile("exit", &c, d, sizeof d, &e) < 0 && e.code == ERR_AUTH && strstr(e.msg, "exit status 1"),
+       "credential_process failing: %s", e.msg);
+    ok(profile("nover", &c, d, sizeof d, &e) < 0 && strstr(e.msg, "Version"), "no Version: refused: %s", e.msg);
+    ok(profile("half", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG, "a key id without secret: %s", e.msg);
+    ok(profile("chain", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "source_profile"),
+       "role_arn with source_profile: not supported, said clearly: %s", e.msg);
+    ok(profile("nosuch", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "neither"),
+       "unknown profile: %s", e.msg);
+    {
+        struct creds_opts o = { 0 };
+
+        o.region_name = "r";
+        o.profile = NULL;
+        setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/c", 1);
+        setenv("AWS_CONFIG_FILE", "/nonexistent/k", 1);
+        ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) == 1, "auto, no files: not configured (next source)");
+    }
+    creds_clear(&c);
+}
+
+static void test_margin_and_cache(void)
+{
+    struct creds c = { 0 };
+    struct creds_opts o = { 0 };
+    struct creds_provider *p1 = NULL, *p2 = NULL;
+    struct err e = ERR_INIT;
+    unsigned gen = 0;
+
+    c.fetched = 1000;
+    c.expires = 1000 + 21600;
+    ok(creds_refresh_margin(&c) == 300, "6-hour credentials: refreshed 5 minutes early");
+    c.expires = 1008;
+    ok(creds_refresh_margin(&c) == 2, "8-second credentials: a quarter of their life early");
+    c.expires = 0;
+    ok(creds_refresh_margin(&c) == 0, "credentials that do not expire: never refreshed");
+
+    o.source = CREDS_STATIC;
+    o.region_name = "r";
+    o.access_key_id = "AKSTATIC";
+    o.secret_access_key = "secret-static";
+    ok(creds_open(&o, &p1, &e) == 0 && creds_open(&o, &p2, &e) == 0 && p1 == p2,
+       "the same options share one provider per process");
+    ok(creds_fetches(p1) == 1, "... fetched once");
+    ok(creds_current(p1, &c, &gen, &e) == 0 && strcmp(c.access_key, "AKSTATIC") == 0 && gen != 0,
+       "creds_current copies them");
+    is_str(creds_describe(p1), "static (access key AKSTATIC)", "described without the secret");
+    creds_close(p1);
+    creds_close(p2);
+    o.source = CREDS_ENV;
+    ok(creds_open(&o, &p1, &e) < 0 && e.code == ERR_CONFIG, "keys in the region with credentials = env: %s",
+       e.msg);
+    creds_clear(&c);
+}
+
+static void test_sources(void)
+{
+    enum creds_source s;
+    char *prof = NULL;
+    struct err e = ERR_INIT;
+
+    ok(creds_parse_source("profile:prod", &s, &prof, &e) == 0 && s == CREDS_PROFILE && strcmp(prof, "prod") == 0,
+       "profile:prod");
+    free(prof);
+    ok(creds_parse_source("web-identity", &s, &prof, &e) == 0 && s == CREDS_WEB_IDENTITY && prof == NULL,
+       "web-identity");
+    ok(creds_parse_source("imds", &s, &prof, &e) == 0 && s == CREDS_IMDS, "imds");
+    ok(creds_parse_source("profile:", &s, &prof, &e) < 0, "profile: without a name is refused");
+    ok(creds_parse_source("instance", &s, &prof, &e) < 0 && e.code == ERR_CONFIG, "unknown source: %s", e.msg);
+}
+
+static void test_integrity(void)
+{
+    struct s3 s;
+    struct s3_req r;
+    struct err e = ERR_INIT;
+    static const char body[] = "Welcome to Amazon S3.";
+    int i, md5 = -1;
+
+    memset(&s, 0, sizeof s);
+    s.base.region = "r";
+    s.bucket = "b";
+    s.prefix = "";
+    s.path_base = "";
+    s.host = "h";
+    s.url_base = "http://h";
+    s.aws_region = "us-east-1";
+    if (s3_req_init(&r, &s, "PUT", "k", NULL, &e) < 0)
+        exit(99);
+    s3_req_body(&r, body, sizeof body - 1);
+    ok(s3_upload_headers(&r, S3_UP_PART, &e) == 0, "integrity header for a part");
+    for (i = 0; i < r.nhdr; i++)
+        if (strcmp(r.hdr[i].name, "Content-MD5") == 0)
+            md5 = i;
+    ok(md5 >= 0 && strcmp(r.hdr[md5].value, "1EfQ6PKJ8WoS/2AnznfCWA==") == 0, "Content-MD5 is base64 MD5 of the body");
+    snprintf(r.x.etag, sizeof r.x.etag, "%s", "\"d447d0e8f289f16a12ff6027ce77c25 8\"");
+    ok(s3_upload_verify(&r, 1, &e) < 0 && e.code == ERR_CORRUPT, "a different ETag: ERR_CORRUPT");
+    snprintf(r.x.etag, sizeof r.x.etag, "%s", "\"d447d0e8f289f16a12ff6027ce77c258\"");
+    ok(s3_upload_verify(&r, 1, &e) == 0, "the ETag of the body: accepted");
+    s3_req_free(&r);
+
+    s.checksum = S3_CHECKSUM_SHA256;
+    s.sse = "aws:kms";
+    s.sse_kms_key_id = "key-1";
+    s.sse_bucket_key = 1;
+    if (s3_req_init(&r, &s, "PUT", "k", NULL, &e) < 0)
+        exit(99);
+    s3_req_body(&r, body, sizeof body - 1);
+    ok(s3_upload_headers(&r, S3_UP_SINGLE, &e) == 0 && r.nhdr == 4, "single PUT: 3 SSE headers and a checksum");
+    is_str(r.checksum, "RM591nyVng01JP+sF3Hfu6h9K2tLTpnkIDSouAP4sHI=", "x-amz-checksum-sha256 is base64 SHA-256");
+    snprintf(r.x.etag, sizeof r.x.etag, "%s", "\"00000000000000000000000000000000\"");
+    ok(s3_upload_verify(&r, 1, &e) == 0, "SSE-KMS: the ETag is opaque, not compared");
+    snprintf(r.x.checksum_sha256, sizeof r.x.checksum_sha256, "%s", "AAAA");
+    ok(s3_upload_verify(&r, 1, &e) < 0 && e.code == ERR_CORRUPT, "a different checksum answered: ERR_CORRUPT");
+    s3_req_free(&r);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "%s/creds_test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(dir) == NULL)
+        return 99;
+    unsetenv("AWS_ACCESS_KEY_ID");
+    test_json();
+    test_sts();
+    test_profiles();
+    test_margin_and_cache();
+    test_sources();
+    test_integrity();
+    {
+        char cmd[600];
+
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            diag("could not remove %s", dir);
+    }
+    return done_testing();
+}
