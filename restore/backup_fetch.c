@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,7 +33,6 @@
 #define PIPE_CAP ((size_t)4 << 20)
 #define LABEL_MAX ((size_t)1 << 20)
 #define PROGRESS_MS 100
-#define WRITEBACK_STEP ((uint64_t)8 << 20)
 
 struct worker {
     struct bkf *c;
