@@ -556,6 +556,28 @@ static void test_tampered(const char *title, int how, const char *needle)
     case 10: bb_file(b, 2, "base/size", "x", 1, 0600, T0, F_BAD_SIZE); break;
     case 11: bb_entry(b, 2, "base/fifo", AE_IFIFO, 0600, T0, NULL, 0, NULL); break;
     case 12: bb_file(b, 2, "base/./dot", "x", 1, 0600, T0, 0); break;
+    case 16: {
+        /* libarchive's pax writer writes a GNU.sparse 1.0 entry: 1 KB of
+         * data declaring 8 TiB, listed in the manifest at 1 KB */
+        struct archive_entry *ae = archive_entry_new();
+        struct err me = ERR_INIT;
+
+        archive_entry_set_pathname(ae, "base/sparse");
+        archive_entry_set_filetype(ae, AE_IFREG);
+        archive_entry_set_perm(ae, 0600);
+        archive_entry_set_size(ae, (la_int64_t)8 << 40);
+        archive_entry_sparse_add_entry(ae, 0, 512);
+        archive_entry_sparse_add_entry(ae, ((la_int64_t)8 << 40) - 512, 512);
+        archive_write_header(b->a[1], ae);
+        archive_write_data(b->a[1], data, 1024);
+        archive_entry_free(ae);
+        char zero_sha[65];
+
+        memset(zero_sha, '0', 64);
+        zero_sha[64] = '\0';
+        man_add_file(b->m, "base/sparse", 2, 1024, 0600, T0, zero_sha, &me);
+        break;
+    }
     default:
         for (i = 0; i < 3000000; i++)
             big[i] = (unsigned char)((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 56);
@@ -729,6 +751,7 @@ int main(void)
     test_tampered("a part decoding to more tar bytes than the manifest's", 13, "more than the manifest's");
     test_tampered("a part object longer than the manifest's", 14, "stored part holds more than the manifest's");
     test_tampered("a part decoding to fewer tar bytes than the manifest's", 15, "the manifest says");
+    test_tampered("a sparse entry declaring 8 TiB (written by libarchive)", 16, "sparse entry");
     test_commands();
 
     keys_free(kr);
