@@ -48,6 +48,8 @@ conf "$T/good.conf" "$T/key" "file://$T/r1"
 conf "$T/badkey.conf" "$T/badkey" "file://$T/r1"
 conf "$T/dirkey.conf" "$T/keydir" "file://$T/r1"
 conf "$T/nokey.conf" "$T/no-such-key" "file://$T/r1"
+cp "$T/key" "$T/key000"
+conf "$T/key000.conf" "$T/key000" "file://$T/r1"
 conf "$T/s3dead.conf" "$T/key" "s3://bucket/pfx"
 printf 'endpoint = http://127.0.0.1:%s\npath_style = true\naccess_key_id = a\nsecret_access_key = b\n' "$dead" \
   >>"$T/s3dead.conf"
@@ -57,6 +59,7 @@ conf "$T/empty.conf" "$T/key" "file://$T/r-empty"
 printf '[global\nkey_file = \n' >"$T/broken.conf"
 chmod 600 "$T/key" "$T/badkey" "$T/broken.conf"
 chown -R "$U" "$T"
+chmod 000 "$T/key000"
 
 n=0
 # check NAME WANT_STATUS walship-args...
@@ -92,6 +95,7 @@ check "wal-push, two arguments" 2 --config "$T/good.conf" wal-push "$SEG" "$SEG"
 check "wal-push, a missing file" 3 --config "$T/good.conf" wal-push "$T/pg_wal/000000010000000000000009"
 check "wal-push, not a WAL name" 2 --config "$T/good.conf" wal-push "$T/key"
 check "wal-push, missing key file" 2 --config "$T/nokey.conf" wal-push "$SEG"
+check "wal-push, key file not readable" 2 --config "$T/key000.conf" wal-push "$SEG"
 check "wal-push, key file is a directory" 2 --config "$T/dirkey.conf" wal-push "$SEG"
 check "wal-push, a bad key" 2 --config "$T/badkey.conf" wal-push "$SEG"
 check "wal-push, region directory missing" 3 --config "$T/filedead.conf" wal-push "$SEG"
@@ -103,6 +107,7 @@ check "backup-push, unknown argument" 2 --config "$T/good.conf" backup-push --bo
 check "backup-push, bad --part-size" 2 --config "$T/good.conf" backup-push --part-size 1k
 check "backup-push, missing key file" 2 --config "$T/nokey.conf" backup-push
 check "backup-push, a bad key" 2 --config "$T/badkey.conf" backup-push
+check "backup-push, key file not readable" 2 --config "$T/key000.conf" backup-push
 check "backup-push, no server" 2 --config "$T/good.conf" backup-push
 
 # ---- restore (r1 now holds a repository with WAL but no backup) ----
