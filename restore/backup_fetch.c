@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 
 #include "bkf_fs.h"
 #include "bkf_pipe.h"
+#include "bkf_tar.h"
 #include "catalog.h"
 #include "obj.h"
 #include "util.h"
@@ -33,19 +33,6 @@
 #define PIPE_CAP ((size_t)4 << 20)
 #define LABEL_MAX ((size_t)1 << 20)
 #define PROGRESS_MS 100
-#define WRITEBACK_STEP ((uint64_t)8 << 20)
-
-struct dirrec {
-    int root;
-    char *rel;
-    uint32_t mode;
-    int64_t mtime;
-};
-
-struct fidx {
-    const char *path;
-    size_t i;
-};
 
 struct worker {
     struct bkf *c;
@@ -57,10 +44,8 @@ struct worker {
     char key[300];
     int dl_rc;
     struct err dl_err;
-    int cache_root, cache_fd;
-    char cache_path[PATH_MAX];
-    EVP_MD_CTX *md;
-    uint64_t pend_bytes, pend_files;
+    uint64_t stored, raw;           /* this part's bytes: encoded, decoded */
+    struct bkf_tar_worker tw;
 };
 
 struct bkf {
@@ -72,15 +57,12 @@ struct bkf {
     char **ts_target;               /* where each tablespace goes */
     const char **ts_new;            /* ts_target[i] when mapped, else NULL */
     uint32_t *ts_oid;
-    struct fidx *idx;
-    unsigned char *done;
+    struct bkf_tar tar;             /* the manifest's index, the directories */
     atomic_int abort;
     pthread_mutex_t mu;             /* everything below */
     size_t next_part;
     int failed;
     struct err err;
-    struct dirrec *dirs;
-    size_t ndirs, capdirs;
     struct bkf_progress prog;
     uint64_t last_prog_ms;
     bkf_progress_fn progress;
@@ -106,20 +88,31 @@ static void fail(struct bkf *c, const struct err *e)
         bkf_pipe_wake(&c->w[i].pipe);
 }
 
+/* stor_get → at most stored_size bytes → decoder → at most raw_size
+ * bytes → the pipe: a part longer than its manifest entry stops at the
+ * first byte too many, before libarchive sees it. */
 static void *download_main(void *arg)
 {
     struct worker *w = arg;
-    struct sink *ps = bkf_pipe_sink_new(&w->pipe), *dec = NULL;
+    const struct man_part *mp = &w->c->m->parts[w->part - 1];
+    struct sink *ps = bkf_pipe_sink_new(&w->pipe), *dec = NULL, *raw = NULL;
     struct obj_bind bind = { w->key, w->c->sysid, 0 };
 
     w->dl_rc = -1;
     err_clear(&w->dl_err);
-    if (ps == NULL) {
+    if (ps == NULL || (raw = bkf_limit_sink_new(ps, mp->raw_size, &w->raw, "the decoded part")) == NULL) {
+        sink_free(ps);
         err_setf(&w->dl_err, ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (obj_decoder_new(ps, w->c->kr, 0, &bind, &dec, &w->dl_err) < 0) {
-        sink_free(ps);
+    if (obj_decoder_new(raw, w->c->kr, 0, &bind, &dec, &w->dl_err) < 0) {
+        sink_free(raw);
+        goto out;
+    }
+    raw = dec;
+    if ((dec = bkf_limit_sink_new(dec, mp->stored_size, &w->stored, "the stored part")) == NULL) {
+        sink_free(raw);
+        err_setf(&w->dl_err, ERR_NOMEM, "out of memory");
         goto out;
     }
     if (stor_get(w->s, w->key, dec, &w->dl_err) < 0)
@@ -135,57 +128,6 @@ out:
     return NULL;
 }
 
-/* ---- paths ---- */
-
-/* Which root a path belongs to: pg_tblspc/OID/... of a listed tablespace
- * goes to that tablespace's directory. */
-static int route(const struct bkf *c, const char *path, const char **rel)
-{
-    size_t i;
-
-    *rel = path;
-    if (!str_has_prefix(path, "pg_tblspc/"))
-        return 0;
-    for (i = 0; i < c->m->ntablespaces; i++) {
-        char pre[32];
-        int n = snprintf(pre, sizeof pre, "pg_tblspc/%u", (unsigned)c->m->tablespaces[i].oid);
-
-        if (strncmp(path, pre, (size_t)n) == 0 && (path[n] == '\0' || path[n] == '/')) {
-            *rel = path[n] ? path + n + 1 : path + n;
-            return (int)i + 1;
-        }
-    }
-    return 0;
-}
-
-/* The directory holding `rel`'s last component, cached per worker. */
-static int parent_fd(struct worker *w, int root, const char *rel, const char **leaf)
-{
-    const char *slash = strrchr(rel, '/');
-    size_t n = slash ? (size_t)(slash - rel) : 0;
-    char dir[PATH_MAX];
-    int fd;
-
-    *leaf = slash ? slash + 1 : rel;
-    memcpy(dir, rel, n);
-    dir[n] = '\0';
-    if (w->cache_fd >= 0 && w->cache_root == root && strcmp(w->cache_path, dir) == 0)
-        return w->cache_fd;
-    if (bkf_open_dir(w->c->rootfd[root], dir, 1, &fd) < 0)
-        return -1;
-    if (w->cache_fd >= 0)
-        close(w->cache_fd);
-    w->cache_fd = fd;
-    w->cache_root = root;
-    memcpy(w->cache_path, dir, n + 1);
-    return fd;
-}
-
-static int fidx_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct fidx *)a)->path, ((const struct fidx *)b)->path);
-}
-
 /* ---- progress ---- */
 
 static void progress_add(struct worker *w, int force)
@@ -193,12 +135,12 @@ static void progress_add(struct worker *w, int force)
     struct bkf *c = w->c;
     uint64_t now;
 
-    if (!force && w->pend_bytes < ((uint64_t)4 << 20))
+    if (!force && w->tw.pend_bytes < ((uint64_t)4 << 20))
         return;
     pthread_mutex_lock(&c->mu);
-    c->prog.bytes_done += w->pend_bytes;
-    c->prog.files_done += w->pend_files;
-    w->pend_bytes = w->pend_files = 0;
+    c->prog.bytes_done += w->tw.pend_bytes;
+    c->prog.files_done += w->tw.pend_files;
+    w->tw.pend_bytes = w->tw.pend_files = 0;
     now = now_ms();
     if (c->progress != NULL && (force || now - c->last_prog_ms >= PROGRESS_MS)) {
         c->last_prog_ms = now;
@@ -207,201 +149,10 @@ static void progress_add(struct worker *w, int force)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* ---- entries ---- */
-
-#define ENTRY_ERR(code, ...) \
-    (err_setf(e, code, __VA_ARGS__), \
-     err_prefix(e, "backup %s in region %s, part %u: entry \"%s\"", c->m->name, c->region, w->part, name))
-
-static int write_all_at(int fd, const void *buf, size_t len, off_t off)
+static void on_tick(struct bkf_tar_worker *tw, void *arg)
 {
-    const unsigned char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        off += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static void hash_zeros(EVP_MD_CTX *md, uint64_t n)
-{
-    static const unsigned char zero[65536];
-
-    while (n > 0) {
-        size_t k = n > sizeof zero ? sizeof zero : (size_t)n;
-        EVP_DigestUpdate(md, zero, k);
-        n -= k;
-    }
-}
-
-static int extract_file(struct worker *w, struct archive *a, struct archive_entry *ent, const char *name,
-                        struct err *e)
-{
-    struct bkf *c = w->c;
-    struct fidx key, *hit;
-    const struct man_file *mf;
-    const char *rel, *leaf;
-    unsigned char dg[EVP_MAX_MD_SIZE];
-    unsigned dglen;
-    char hex[65];
-    uint64_t pos = 0, flushed = 0;
-    struct timespec ts[2];
-    int root, dfd, fd, r, rc = -1;
-
-    key.path = name;
-    hit = bsearch(&key, c->idx, c->m->nfiles, sizeof *c->idx, fidx_cmp);
-    if (hit == NULL)
-        return ENTRY_ERR(ERR_CORRUPT, "the file is not in the manifest");
-    mf = &c->m->files[hit->i];
-    if (mf->part != w->part)
-        return ENTRY_ERR(ERR_CORRUPT, "the manifest puts this file in part %u", (unsigned)mf->part);
-    if (c->done[hit->i])
-        return ENTRY_ERR(ERR_CORRUPT, "the file appears twice");
-    if (!archive_entry_size_is_set(ent) || (uint64_t)archive_entry_size(ent) != mf->size)
-        return ENTRY_ERR(ERR_CORRUPT, "size %lld differs from the manifest's %llu",
-                         (long long)archive_entry_size(ent), (unsigned long long)mf->size);
-    root = route(c, name, &rel);
-    if (*rel == '\0')
-        return ENTRY_ERR(ERR_CORRUPT, "a file where a tablespace directory belongs");
-    dfd = parent_fd(w, root, rel, &leaf);
-    if (dfd < 0)
-        return ENTRY_ERR(errno == ENOTDIR || errno == ELOOP ? ERR_CORRUPT : ERR_IO,
-                         "could not open its directory: %s", strerror(errno));
-    fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return ENTRY_ERR(errno == EEXIST ? ERR_CORRUPT : ERR_IO, "could not create the file: %s",
-                         strerror(errno));
-    c->done[hit->i] = 1;
-    EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
-    for (;;) {
-        const void *buf;
-        size_t len;
-        la_int64_t off;
-
-        r = archive_read_data_block(a, &buf, &len, &off);
-        if (r == ARCHIVE_EOF)
-            break;
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            ENTRY_ERR(ERR_CORRUPT, "could not read its data: %s", archive_error_string(a));
-            goto out;
-        }
-        if (off < 0 || (uint64_t)off < pos || (uint64_t)off + len > mf->size) {
-            ENTRY_ERR(ERR_CORRUPT, "data outside the file's declared size");
-            goto out;
-        }
-        hash_zeros(w->md, (uint64_t)off - pos);     /* a sparse hole */
-        EVP_DigestUpdate(w->md, buf, len);
-        if (write_all_at(fd, buf, len, (off_t)off) < 0) {
-            ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
-            goto out;
-        }
-        pos = (uint64_t)off + len;
-        if (pos - flushed >= WRITEBACK_STEP) {
-            /* start writeback now so that the final syncfs has little left */
-            (void)sync_file_range(fd, (off_t)flushed, (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
-            flushed = pos;
-        }
-        w->pend_bytes += len;
-        progress_add(w, 0);
-    }
-    if (pos > flushed)
-        (void)sync_file_range(fd, (off_t)flushed, (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
-    if (pos < mf->size) {
-        hash_zeros(w->md, mf->size - pos);
-        if (ftruncate(fd, (off_t)mf->size) < 0) {
-            ENTRY_ERR(ERR_IO, "could not extend: %s", strerror(errno));
-            goto out;
-        }
-    }
-    EVP_DigestFinal_ex(w->md, dg, &dglen);
-    hex_encode(dg, dglen, hex);
-    if (strcmp(hex, mf->sha256) != 0) {
-        ENTRY_ERR(ERR_CORRUPT, "SHA-256 %.16s… differs from the manifest's %.16s…: the file is damaged", hex,
-                  mf->sha256);
-        goto out;
-    }
-    ts[0].tv_sec = ts[1].tv_sec = (time_t)mf->mtime;
-    ts[0].tv_nsec = ts[1].tv_nsec = 0;
-    if (fchmod(fd, (mode_t)(mf->mode & 0777)) < 0 || futimens(fd, ts) < 0) {
-        ENTRY_ERR(ERR_IO, "could not set mode and mtime: %s", strerror(errno));
-        goto out;
-    }
-    w->pend_files++;
-    rc = 0;
-out:
-    if (close(fd) < 0 && rc == 0)
-        rc = ENTRY_ERR(ERR_IO, "could not close: %s", strerror(errno));
-    return rc;
-}
-
-static int extract_dir(struct worker *w, struct archive_entry *ent, const char *name, struct err *e)
-{
-    struct bkf *c = w->c;
-    struct dirrec *d;
-    const char *rel;
-    int root = route(c, name, &rel), fd;
-
-    if (bkf_open_dir(c->rootfd[root], rel, 1, &fd) < 0)
-        return ENTRY_ERR(errno == ENOTDIR || errno == ELOOP ? ERR_CORRUPT : ERR_IO,
-                         "could not create the directory: %s", strerror(errno));
-    close(fd);
-    pthread_mutex_lock(&c->mu);
-    if (c->ndirs == c->capdirs) {
-        size_t cap = c->capdirs ? 2 * c->capdirs : 256;
-        struct dirrec *nd = realloc(c->dirs, cap * sizeof *nd);
-
-        if (nd == NULL) {
-            pthread_mutex_unlock(&c->mu);
-            return err_setf(e, ERR_NOMEM, "out of memory");
-        }
-        c->dirs = nd;
-        c->capdirs = cap;
-    }
-    d = &c->dirs[c->ndirs];
-    d->rel = strdup(rel);
-    if (d->rel == NULL) {
-        pthread_mutex_unlock(&c->mu);
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    }
-    d->root = root;
-    d->mode = (uint32_t)archive_entry_perm(ent) & 0777;
-    d->mtime = (int64_t)archive_entry_mtime(ent);
-    c->ndirs++;
-    pthread_mutex_unlock(&c->mu);
-    return 0;
-}
-
-static int extract_entry(struct worker *w, struct archive *a, struct archive_entry *ent, struct err *e)
-{
-    struct bkf *c = w->c;
-    const char *raw = archive_entry_pathname(ent);
-    char name[PATH_MAX];
-    mode_t type = archive_entry_filetype(ent);
-
-    if (raw == NULL)
-        raw = archive_entry_pathname_utf8(ent);
-    if (raw == NULL) {
-        err_setf(e, ERR_CORRUPT, "backup %s in region %s, part %u: an entry has no readable name", c->m->name,
-                 c->region, w->part);
-        return -1;
-    }
-    snprintf(name, sizeof name, "%s", raw);
-    if (archive_entry_hardlink(ent) != NULL)
-        return ENTRY_ERR(ERR_CORRUPT, "hard links are not allowed in a backup");
-    if (type != AE_IFREG && type != AE_IFDIR)
-        return ENTRY_ERR(ERR_CORRUPT, "%s entries are not allowed in a backup (only files and directories)",
-                         type == AE_IFLNK ? "symlink" : "special file");
-    if (bkf_clean_path(raw, type == AE_IFDIR, name) < 0)
-        return ENTRY_ERR(ERR_CORRUPT, "unsafe path (absolute, or with an empty, \".\" or \"..\" component)");
-    return type == AE_IFDIR ? extract_dir(w, ent, name, e) : extract_file(w, a, ent, name, e);
+    (void)tw;
+    progress_add(arg, 0);
 }
 
 /* ---- one part ---- */
@@ -410,14 +161,13 @@ static int run_part(struct worker *w, struct err *e)
 {
     struct bkf *c = w->c;
     struct archive *a = NULL;
-    struct archive_entry *ent;
-    char file[PATH_MAX] = "";
-    int r, rc = -1, started = 0;
+    int rc = -1, started = 0;
 
     bkf_pipe_reset(&w->pipe);
     if (pthread_create(&w->dl_th, NULL, download_main, w) != 0)
         return err_setf(e, ERR_INTERNAL, "could not start a download thread");
     started = 1;
+    w->tw.file[0] = '\0';
     a = archive_read_new();
     if (a == NULL || archive_read_support_format_tar(a) != ARCHIVE_OK) {
         err_setf(e, ERR_NOMEM, "out of memory");
@@ -428,35 +178,16 @@ static int run_part(struct worker *w, struct err *e)
                  w->part, archive_error_string(a));
         goto out;
     }
-    while (!atomic_load(&c->abort)) {
-        r = archive_read_next_header(a, &ent);
-        if (r == ARCHIVE_EOF) {
-            rc = 0;
-            break;
-        }
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            err_setf(e, ERR_CORRUPT, "backup %s in region %s, part %u: bad tar stream: %s", c->m->name, c->region,
-                     w->part, archive_error_string(a));
-            break;
-        }
-        if (extract_entry(w, a, ent, e) < 0) {
-            snprintf(file, sizeof file, "%s", archive_entry_pathname(ent) ? archive_entry_pathname(ent) : "");
-            break;
-        }
-    }
-    if (rc < 0 && atomic_load(&c->abort))
-        err_setf(e, ERR_INTERNAL, "stopped");   /* another part failed first: fail() keeps its error */
+    rc = bkf_tar_part(&w->tw, a, w->part, e);
 out:
     bkf_pipe_reader_done(&w->pipe, rc == 0 ? BKF_PIPE_DISCARD : BKF_PIPE_ABORT);
     if (started)
         pthread_join(w->dl_th, NULL);
     archive_read_free(a);
-    if (w->cache_fd >= 0) {
-        close(w->cache_fd);
-        w->cache_fd = -1;
-    }
     if (w->dl_rc < 0 && !bkf_pipe_writer_refused(&w->pipe)) {
         /* the download or the decoder failed: that is the cause */
+        const char *file = w->tw.file;
+
         *e = w->dl_err;
         err_prefix(e, "backup %s in region %s: part %u (%s)%s%s%s", c->m->name, c->region, w->part, w->key,
                    file[0] ? ": while writing \"" : "", file, file[0] ? "\"" : "");
@@ -517,7 +248,7 @@ static int fetch_small(struct repo *r, const char *name, const char *what, struc
 
 static int depth_cmp(const void *a, const void *b)
 {
-    const struct dirrec *x = a, *y = b;
+    const struct bkf_dir *x = a, *y = b;
     size_t dx = *x->rel != '\0', dy = *y->rel != '\0';
     const char *p;
 
@@ -537,11 +268,8 @@ static int finish(struct bkf *c, const char *dir, struct sink *label, struct sin
     size_t i, len;
     int fd;
 
-    for (i = 0; i < m->nfiles; i++)
-        if (!c->done[c->idx[i].i])
-            return err_setf(e, ERR_CORRUPT, "backup %s in region %s: file \"%s\" is listed in the "
-                            "manifest for part %u, but that part does not hold it", m->name, c->region, c->idx[i].path,
-                            (unsigned)m->files[c->idx[i].i].part);
+    if (bkf_tar_check_done(&c->tar, e) < 0)
+        return -1;
     if (m->ntablespaces > 0) {
         if (bkf_open_dir(c->rootfd[0], "pg_tblspc", 1, &fd) < 0)
             return err_errno(e, ERR_IO, errno, "could not create \"%s/pg_tblspc\"", dir);
@@ -557,10 +285,10 @@ static int finish(struct bkf *c, const char *dir, struct sink *label, struct sin
         }
         close(fd);
     }
-    if (c->ndirs > 1)
-        qsort(c->dirs, c->ndirs, sizeof *c->dirs, depth_cmp);
-    for (i = 0; i < c->ndirs; i++) {
-        const struct dirrec *d = &c->dirs[i];
+    if (c->tar.ndirs > 1)
+        qsort(c->tar.dirs, c->tar.ndirs, sizeof *c->tar.dirs, depth_cmp);
+    for (i = 0; i < c->tar.ndirs; i++) {
+        const struct bkf_dir *d = &c->tar.dirs[i];
         struct timespec ts[2];
 
         fd = -1;
@@ -635,21 +363,6 @@ static int plan_tablespaces(struct bkf *c, const struct bkf_opts *o, struct err 
     return 0;
 }
 
-static int check_manifest(const struct bkf *c, struct err *e)
-{
-    const struct manifest *m = c->m;
-    size_t i;
-
-    for (i = 0; i < m->nfiles; i++) {
-        if (m->files[i].part < 1 || m->files[i].part > m->nparts)
-            return err_setf(e, ERR_CORRUPT, "backup %s: the manifest puts \"%s\" in part %u of %zu", m->name,
-                            m->files[i].path, (unsigned)m->files[i].part, m->nparts);
-        if (i > 0 && strcmp(c->idx[i - 1].path, c->idx[i].path) == 0)
-            return err_setf(e, ERR_CORRUPT, "backup %s: the manifest lists \"%s\" twice", m->name, c->idx[i].path);
-    }
-    return 0;
-}
-
 /* backup_label must be this backup's: the label walship gave it and the
  * start point its manifest records (belt and braces beside the binding of
  * every object to its backup's folder). */
@@ -700,14 +413,11 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     c.ts_target = calloc(m->ntablespaces + 1, sizeof *c.ts_target);
     c.ts_new = calloc(m->ntablespaces + 1, sizeof *c.ts_new);
     c.ts_oid = calloc(m->ntablespaces + 1, sizeof *c.ts_oid);
-    c.idx = malloc((m->nfiles + 1) * sizeof *c.idx);
-    c.done = calloc(m->nfiles + 1, 1);
     c.nw = o->parallel < 1 ? 1 : o->parallel;
     if ((size_t)c.nw > m->nparts)
         c.nw = m->nparts ? (int)m->nparts : 1;
     c.w = calloc((size_t)c.nw, sizeof *c.w);
-    if (c.rootfd == NULL || c.ts_target == NULL || c.ts_new == NULL || c.ts_oid == NULL || c.idx == NULL ||
-        c.done == NULL || c.w == NULL) {
+    if (c.rootfd == NULL || c.ts_target == NULL || c.ts_new == NULL || c.ts_oid == NULL || c.w == NULL) {
         free(c.w);
         c.w = NULL;
         c.nw = 0;
@@ -716,12 +426,7 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     }
     for (i = 0; i < nroots; i++)
         c.rootfd[i] = -1;
-    for (i = 0; i < m->nfiles; i++) {
-        c.idx[i].path = m->files[i].path;
-        c.idx[i].i = i;
-    }
-    qsort(c.idx, m->nfiles, sizeof *c.idx, fidx_cmp);
-    if (check_manifest(&c, e) < 0 || plan_tablespaces(&c, o, e) < 0)
+    if (bkf_tar_init(&c.tar, m, r->name, c.rootfd, &c.abort, e) < 0 || plan_tablespaces(&c, o, e) < 0)
         goto out;
     c.prog.bytes_total = m->original_size;
     c.prog.files_total = m->nfiles;
@@ -757,12 +462,12 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
         struct worker *w = &c.w[k];
 
         w->c = &c;
-        w->cache_fd = -1;
-        w->md = EVP_MD_CTX_new();
-        if (bkf_pipe_init(&w->pipe, PIPE_CAP, &c.abort) < 0 || w->md == NULL) {
+        if (bkf_tar_worker_init(&w->tw, &c.tar) < 0 || bkf_pipe_init(&w->pipe, PIPE_CAP, &c.abort) < 0) {
             err_setf(e, ERR_NOMEM, "out of memory");
             goto out;
         }
+        w->tw.tick = on_tick;
+        w->tw.tick_arg = w;
         if (k == 0) {
             w->s = r->st;
         } else if (stor_open(rc, conf, &w->s, e) < 0) {
@@ -792,7 +497,7 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     if (st != NULL) {
         st->files = c.prog.files_done;
         st->bytes = c.prog.bytes_done;
-        st->dirs = c.ndirs;
+        st->dirs = c.tar.ndirs;
         st->parts = (uint32_t)m->nparts;
         st->tablespaces = (uint32_t)m->ntablespaces;
         st->ms = now_ms() - t0;
@@ -806,7 +511,7 @@ out:
             continue;
         if (w->own_stor)
             stor_free(w->s);
-        EVP_MD_CTX_free(w->md);
+        bkf_tar_worker_free(&w->tw);
         bkf_pipe_destroy(&w->pipe);
     }
     for (i = 0; c.rootfd != NULL && i < nroots; i++)
@@ -814,15 +519,11 @@ out:
             close(c.rootfd[i]);
     for (i = 0; c.ts_target != NULL && i < m->ntablespaces; i++)
         free(c.ts_target[i]);
-    for (i = 0; i < c.ndirs; i++)
-        free(c.dirs[i].rel);
-    free(c.dirs);
     free(c.ts_target);
     free(c.ts_new);
     free(c.ts_oid);
     free(c.rootfd);
-    free(c.idx);
-    free(c.done);
+    bkf_tar_free(&c.tar);
     free(c.w);
     sink_free(label);
     sink_free(tsmap);

@@ -20,9 +20,14 @@
  * components, empty components, anything but regular files and directories
  * (symlinks, hardlinks, devices, fifos), a file the manifest does not list,
  * a file listed for another part, a file that appears twice, a size that
- * differs from the manifest's.  A file whose SHA-256 differs from the
- * manifest's is an error naming the file and the part (the file stays, the
- * restore fails).  Every manifest file must be found in its part.
+ * differs from the manifest's, a sparse entry.  A file whose SHA-256
+ * differs from the manifest's is an error naming the file and the part (the
+ * file stays, the restore fails).  Every manifest file must be found in its
+ * part.  The work is bounded by the manifest (restore/bkf_tar.h): each
+ * part's object may not exceed its stored_size nor its tar stream its
+ * raw_size (both must match exactly), a manifest whose files do not fit in
+ * their part's raw_size is refused before anything is created, and file
+ * data must arrive in order and without holes.
  *
  * Nothing is written outside DIR and the tablespace directories: every path
  * is resolved component by component from a directory descriptor with

@@ -163,3 +163,57 @@ la_ssize_t bkf_pipe_read(struct archive *a, void *arg, const void **out)
     pthread_mutex_unlock(&p->mu);
     return (la_ssize_t)n;
 }
+
+/* ---- a stage that refuses more bytes than the manifest lists ---- */
+
+struct limit_sink {
+    struct sink base;
+    uint64_t max, *count;
+    const char *what;
+};
+
+static int limit_write(struct sink *s, const void *buf, size_t len, struct err *e)
+{
+    struct limit_sink *l = (struct limit_sink *)s;
+
+    if (len > l->max - *l->count)
+        return err_setf(e, ERR_CORRUPT, "%s holds more than the manifest's %llu bytes", l->what,
+                        (unsigned long long)l->max);
+    *l->count += len;
+    return sink_write(s->next, buf, len, e);
+}
+
+static int limit_close(struct sink *s, struct err *e)
+{
+    struct limit_sink *l = (struct limit_sink *)s;
+
+    if (sink_close(s->next, e) < 0)
+        return -1;
+    if (*l->count != l->max)
+        return err_setf(e, ERR_CORRUPT, "%s holds %llu bytes, the manifest says %llu", l->what,
+                        (unsigned long long)*l->count, (unsigned long long)l->max);
+    return 0;
+}
+
+static void limit_free(struct sink *s)
+{
+    sink_free(s->next);
+    free(s);
+}
+
+static const struct sink_ops limit_ops = { limit_write, limit_close, limit_free };
+
+struct sink *bkf_limit_sink_new(struct sink *next, uint64_t max, uint64_t *count, const char *what)
+{
+    struct limit_sink *l = calloc(1, sizeof *l);
+
+    if (l == NULL)
+        return NULL;
+    l->base.ops = &limit_ops;
+    l->base.next = next;
+    l->max = max;
+    l->count = count;
+    l->what = what;
+    *count = 0;
+    return &l->base;
+}

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "stream.h"
 
@@ -54,5 +55,13 @@ int bkf_pipe_writer_refused(struct bkf_pipe *p);
 void bkf_pipe_wake(struct bkf_pipe *p);
 /* archive_read_open() read callback; `arg` is the pipe. */
 la_ssize_t bkf_pipe_read(struct archive *a, void *arg, const void **out);
+
+/* A stage that passes bytes to `next` (owned) and counts them in *count
+ * (set to 0 here): a write that would pass `max` fails with ERR_CORRUPT
+ * before anything of it is passed, and close fails unless exactly `max`
+ * bytes passed.  `what` ("part 3, encoded") names the stream in errors and
+ * must outlive the sink.  backup_fetch bounds each part by the manifest's
+ * stored_size and raw_size with it.  NULL on out-of-memory. */
+struct sink *bkf_limit_sink_new(struct sink *next, uint64_t max, uint64_t *count, const char *what);
 
 #endif

@@ -97,6 +97,18 @@ static void job_fatal(struct bk_job *j, const struct err *e)
     pthread_mutex_unlock(&j->lock);
 }
 
+/* Has a local fault stopped the backup?  Read under the lock: workers set
+ * it while others read it. */
+static int job_stopped(struct bk_job *j)
+{
+    int f;
+
+    pthread_mutex_lock(&j->lock);
+    f = j->fatal;
+    pthread_mutex_unlock(&j->lock);
+    return f;
+}
+
 /* Copy one file into the tar; returns 1 if written, 0 if it vanished. */
 static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item *it, unsigned char *buf,
                     char sha_hex[65], uint64_t *size_out, struct bk_job *j, struct err *e)
@@ -319,7 +331,7 @@ static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char 
         const struct bk_item *it = &j->list->items[i];
         int got;
 
-        if (j->fatal)
+        if (job_stopped(j))
             goto out_quiet;
         if (it->is_dir) {
             if (tar_dir(a, &to, it, e) < 0)

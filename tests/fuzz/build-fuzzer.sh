@@ -1,9 +1,11 @@
 #!/bin/sh
-# Build the object-format fuzzer (libFuzzer + ASan + UBSan) with clang, apart
-# from the autotools build, into tests/fuzz/build/ (or $FUZZ_BUILD).
+# Build the fuzz targets (libFuzzer + ASan + UBSan) with clang, apart from
+# the autotools build, into tests/fuzz/build/ (or $FUZZ_BUILD):
+# obj_fuzz, obj_fuzz_noauth, s3_xml_fuzz, manifest_fuzz, history_fuzz,
+# tar_fuzz.  docs/FUZZING.md says how to run them and how long they ran.
 #
-#   tests/fuzz/build-fuzzer.sh            build obj_fuzz and obj_fuzz_noauth
-#   tests/fuzz/build-fuzzer.sh --corpus   also regenerate tests/fuzz/corpus/obj
+#   tests/fuzz/build-fuzzer.sh            build every target
+#   tests/fuzz/build-fuzzer.sh --corpus   also regenerate the seed corpora
 #   tests/fuzz/build/obj_fuzz -jobs=1 -workers=1 -max_total_time=600 \
 #       -max_len=65536 tests/fuzz/build/corpus tests/fuzz/corpus/obj
 #
@@ -31,7 +33,34 @@ $CC $cflags $fz -o "$out/obj_fuzz" "$here/obj_fuzz.c" $srcs $libs
 # authentication into the chunk framing and zstd.  Never ship this.
 # shellcheck disable=SC2086
 $CC $cflags $fz -DWALSHIP_FUZZ_NO_AUTH -o "$out/obj_fuzz_noauth" "$here/obj_fuzz.c" $srcs $libs
-echo "built $out/obj_fuzz $out/obj_fuzz_noauth"
+
+# The other parsers of untrusted input: S3 answers, manifest.json,
+# TLI.history, and the tar path of backup-fetch.
+inc="$(for d in src/common src/pg src/io src/codec src/repo src/archive src/backup src/maint src/cmd storage \
+    storage/fs storage/s3 restore; do printf ' -I%s/%s' "$top" "$d"; done) $(pkg-config --cflags libxml-2.0 jansson libarchive)"
+common="src/common/err.c src/common/util.c src/common/log.c src/common/wal.c"
+objs() { for f in "$@"; do printf ' %s/%s' "$top" "$f"; done; }
+# shellcheck disable=SC2046,SC2086
+$CC $cflags $inc $fz -o "$out/s3_xml_fuzz" "$here/s3_xml_fuzz.c" $(objs $common storage/s3/s3_xml.c) \
+    $(pkg-config --libs libxml-2.0)
+# shellcheck disable=SC2046,SC2086
+$CC $cflags $inc $fz -o "$out/manifest_fuzz" "$here/manifest_fuzz.c" $(objs $common src/repo/manifest.c) \
+    $(pkg-config --libs jansson)
+# vfy_parse_history lives in verify.c, which pulls in the whole library: link
+# the autotools-built libwalship.a (built with clang and ASan here).
+lib_a=${WALSHIP_LIB:-$out/libwalship/libwalship.a}
+if [ ! -f "$lib_a" ]; then
+    mkdir -p "$out/libwalship"
+    (cd "$out/libwalship" && CC=$CC CFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined" \
+        "$top/configure" -q && make -j2 libwalship.a >/dev/null)
+fi
+all_libs="$lib_a $(pkg-config --libs libcurl libcrypto libzstd libarchive libxml-2.0 jansson inih libpq) -lpthread -lm"
+# shellcheck disable=SC2086
+$CC $cflags $inc $fz -o "$out/history_fuzz" "$here/history_fuzz.c" $all_libs
+# shellcheck disable=SC2046,SC2086
+$CC $cflags $inc $fz -o "$out/tar_fuzz" "$here/tar_fuzz.c" $(objs $common src/repo/manifest.c restore/bkf_tar.c \
+    restore/bkf_fs.c) $(pkg-config --libs libarchive libcrypto jansson) -lpthread
+echo "built obj_fuzz obj_fuzz_noauth s3_xml_fuzz manifest_fuzz history_fuzz tar_fuzz in $out"
 
 if [ "${1:-}" = "--corpus" ]; then
     # shellcheck disable=SC2086
@@ -39,4 +68,5 @@ if [ "${1:-}" = "--corpus" ]; then
     mkdir -p "$here/corpus/obj"
     "$out/gen_corpus" "$here/corpus/obj"
     echo "wrote $(find "$here/corpus/obj" -type f | wc -l) seeds to $here/corpus/obj"
+    python3 "$here/gen_seeds.py" "$here/corpus"
 fi

@@ -70,7 +70,7 @@ struct bb {
     struct manifest *m;
     struct archive *a[MAXP];
     struct sink *up[MAXP];
-    uint64_t raw[MAXP];
+    uint64_t raw[MAXP], stored[MAXP];     /* counted as written: the manifest's sizes */
     char label[256];
     char tsmap[1024];
     int nparts;
@@ -140,7 +140,8 @@ static struct bb *bb_begin(const char *region_dir, const char *name, int nparts,
 
         snprintf(key, sizeof key, "backups/%s/part-%04d", name, i + 1);
         repo_obj_opts(b->s, key, 3, &oo);
-        if (stor_put(b->s->st, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &b->up[i], &e) < 0)
+        if (stor_put(b->s->st, key, &up, &e) < 0 || (up = count_sink_new(up, &b->stored[i])) == NULL ||
+            obj_encoder_new(up, &oo, &b->up[i], &e) < 0 || (b->up[i] = count_sink_new(b->up[i], &b->raw[i])) == NULL)
             diag("part %d: %s", i + 1, e.msg);
         b->a[i] = archive_write_new();
         archive_write_set_format_pax(b->a[i]);
@@ -239,8 +240,9 @@ static struct manifest *bb_end(struct bb *b, int incomplete)
         sink_free(b->up[i]);
         memset(&mp, 0, sizeof mp);
         mp.number = (uint32_t)i + 1;
-        m->stored_size += 1000;
-        mp.stored_size = 1000;
+        mp.raw_size = b->raw[i];
+        mp.stored_size = b->stored[i];
+        m->stored_size += b->stored[i];
         man_add_part(m, &mp, &e);
     }
     bb_put_small(b, "backup_label", b->label);
@@ -555,6 +557,28 @@ static void test_tampered(const char *title, int how, const char *needle)
     case 10: bb_file(b, 2, "base/size", "x", 1, 0600, T0, F_BAD_SIZE); break;
     case 11: bb_entry(b, 2, "base/fifo", AE_IFIFO, 0600, T0, NULL, 0, NULL); break;
     case 12: bb_file(b, 2, "base/./dot", "x", 1, 0600, T0, 0); break;
+    case 16: {
+        /* libarchive's pax writer writes a GNU.sparse 1.0 entry: 1 KB of
+         * data declaring 8 TiB, listed in the manifest at 1 KB */
+        struct archive_entry *ae = archive_entry_new();
+        struct err me = ERR_INIT;
+
+        archive_entry_set_pathname(ae, "base/sparse");
+        archive_entry_set_filetype(ae, AE_IFREG);
+        archive_entry_set_perm(ae, 0600);
+        archive_entry_set_size(ae, (la_int64_t)8 << 40);
+        archive_entry_sparse_add_entry(ae, 0, 512);
+        archive_entry_sparse_add_entry(ae, ((la_int64_t)8 << 40) - 512, 512);
+        archive_write_header(b->a[1], ae);
+        archive_write_data(b->a[1], data, 1024);
+        archive_entry_free(ae);
+        char zero_sha[65];
+
+        memset(zero_sha, '0', 64);
+        zero_sha[64] = '\0';
+        man_add_file(b->m, "base/sparse", 2, 1024, 0600, T0, zero_sha, &me);
+        break;
+    }
     default:
         for (i = 0; i < 3000000; i++)
             big[i] = (unsigned char)((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 56);
@@ -562,6 +586,12 @@ static void test_tampered(const char *title, int how, const char *needle)
         break;
     }
     m = bb_end(b, 0);
+    if (how == 13)
+        m->parts[1].raw_size -= 100;        /* the part decodes to more than the manifest says */
+    if (how == 14)
+        m->parts[1].stored_size -= 1;       /* the object is longer than the manifest says */
+    if (how == 15)
+        m->parts[1].raw_size += 512;        /* the part decodes to less */
     if (how == 8) {
         /* flip one byte in the middle of part 2 as stored */
         char *p = path_of("%s/backups/%s/part-0002", reg, name);
@@ -719,6 +749,10 @@ int main(void)
     test_tampered("a size that differs from the manifest", 10, "base/size");
     test_tampered("a fifo entry", 11, "base/fifo");
     test_tampered("a . component", 12, "base/./dot");
+    test_tampered("a part decoding to more tar bytes than the manifest's", 13, "more than the manifest's");
+    test_tampered("a part object longer than the manifest's", 14, "stored part holds more than the manifest's");
+    test_tampered("a part decoding to fewer tar bytes than the manifest's", 15, "the manifest says");
+    test_tampered("a sparse entry declaring 8 TiB (written by libarchive)", 16, "sparse entry");
     test_commands();
 
     keys_free(kr);

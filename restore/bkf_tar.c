@@ -1,0 +1,417 @@
+/*
+ * bkf_tar — see bkf_tar.h.
+ */
+#include "bkf_tar.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bkf_fs.h"
+#include "util.h"
+
+#define WRITEBACK_STEP ((uint64_t)8 << 20)
+
+/* ---- the manifest ---- */
+
+static int fidx_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct bkf_fidx *)a)->path, ((const struct bkf_fidx *)b)->path);
+}
+
+static int check_manifest(const struct bkf_tar *t, struct err *e)
+{
+    const struct manifest *m = t->m;
+    uint64_t *sum;
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < m->nparts; i++)
+        if (m->parts[i].number != i + 1)
+            return err_setf(e, ERR_CORRUPT, "backup %s: the manifest's parts are not numbered 1..%zu", m->name,
+                            m->nparts);
+    sum = calloc(m->nparts + 1, sizeof *sum);
+    if (sum == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    for (i = 0; i < m->nfiles && rc == 0; i++) {
+        const struct man_file *f = &m->files[i];
+
+        if (f->part < 1 || f->part > m->nparts)
+            rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest puts \"%s\" in part %u of %zu", m->name, f->path,
+                          (unsigned)f->part, m->nparts);
+        else if (i > 0 && strcmp(t->idx[i - 1].path, t->idx[i].path) == 0)
+            rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest lists \"%s\" twice", m->name, t->idx[i].path);
+        else if ((sum[f->part] += f->size) > m->parts[f->part - 1].raw_size || sum[f->part] < f->size)
+            /* a tar holds every byte of its files (no sparse entries) */
+            rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest's files of part %u add up to more than its %llu "
+                          "tar bytes", m->name, (unsigned)f->part,
+                          (unsigned long long)m->parts[f->part - 1].raw_size);
+    }
+    free(sum);
+    return rc;
+}
+
+int bkf_tar_init(struct bkf_tar *t, const struct manifest *m, const char *region, const int *rootfd,
+                 atomic_int *abort, struct err *e)
+{
+    size_t i;
+
+    memset(t, 0, sizeof *t);
+    t->m = m;
+    t->region = region;
+    t->rootfd = rootfd;
+    t->abort = abort;
+    atomic_init(&t->work, 0);
+    pthread_mutex_init(&t->mu, NULL);
+    t->idx = malloc((m->nfiles + 1) * sizeof *t->idx);
+    t->done = calloc(m->nfiles + 1, 1);
+    if (t->idx == NULL || t->done == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    for (i = 0; i < m->nfiles; i++) {
+        t->idx[i].path = m->files[i].path;
+        t->idx[i].i = i;
+    }
+    qsort(t->idx, m->nfiles, sizeof *t->idx, fidx_cmp);
+    return check_manifest(t, e);
+}
+
+void bkf_tar_free(struct bkf_tar *t)
+{
+    size_t i;
+
+    if (t->m == NULL)
+        return;     /* never initialised */
+    for (i = 0; i < t->ndirs; i++)
+        free(t->dirs[i].rel);
+    free(t->dirs);
+    free(t->idx);
+    free(t->done);
+    pthread_mutex_destroy(&t->mu);
+    memset(t, 0, sizeof *t);
+}
+
+int bkf_tar_worker_init(struct bkf_tar_worker *w, struct bkf_tar *t)
+{
+    memset(w, 0, sizeof *w);
+    w->t = t;
+    w->cache_fd = -1;
+    w->md = EVP_MD_CTX_new();
+    return w->md == NULL ? -1 : 0;
+}
+
+void bkf_tar_worker_free(struct bkf_tar_worker *w)
+{
+    if (w->cache_fd >= 0)
+        close(w->cache_fd);
+    w->cache_fd = -1;
+    EVP_MD_CTX_free(w->md);
+    w->md = NULL;
+}
+
+int bkf_tar_check_done(const struct bkf_tar *t, struct err *e)
+{
+    const struct manifest *m = t->m;
+    size_t i;
+
+    for (i = 0; i < m->nfiles; i++)
+        if (!t->done[t->idx[i].i])
+            return err_setf(e, ERR_CORRUPT, "backup %s in region %s: file \"%s\" is listed in the manifest for part "
+                            "%u, but that part does not hold it", m->name, t->region, t->idx[i].path,
+                            (unsigned)m->files[t->idx[i].i].part);
+    return 0;
+}
+
+/* ---- paths ---- */
+
+/* Which root a path belongs to: pg_tblspc/OID/... of a listed tablespace
+ * goes to that tablespace's directory. */
+static int route(const struct bkf_tar *t, const char *path, const char **rel)
+{
+    size_t i;
+
+    *rel = path;
+    if (!str_has_prefix(path, "pg_tblspc/"))
+        return 0;
+    for (i = 0; i < t->m->ntablespaces; i++) {
+        char pre[32];
+        int n = snprintf(pre, sizeof pre, "pg_tblspc/%u", (unsigned)t->m->tablespaces[i].oid);
+
+        if (strncmp(path, pre, (size_t)n) == 0 && (path[n] == '\0' || path[n] == '/')) {
+            *rel = path[n] ? path + n + 1 : path + n;
+            return (int)i + 1;
+        }
+    }
+    return 0;
+}
+
+/* The directory holding `rel`'s last component, cached per worker. */
+static int parent_fd(struct bkf_tar_worker *w, int root, const char *rel, const char **leaf)
+{
+    const char *slash = strrchr(rel, '/');
+    size_t n = slash ? (size_t)(slash - rel) : 0;
+    char dir[PATH_MAX];
+    int fd;
+
+    *leaf = slash ? slash + 1 : rel;
+    memcpy(dir, rel, n);
+    dir[n] = '\0';
+    if (w->cache_fd >= 0 && w->cache_root == root && strcmp(w->cache_path, dir) == 0)
+        return w->cache_fd;
+    if (bkf_open_dir(w->t->rootfd[root], dir, 1, &fd) < 0)
+        return -1;
+    if (w->cache_fd >= 0)
+        close(w->cache_fd);
+    w->cache_fd = fd;
+    w->cache_root = root;
+    memcpy(w->cache_path, dir, n + 1);
+    return fd;
+}
+
+/* ---- entries ---- */
+
+#define ENTRY_ERR(code, ...) \
+    (err_setf(e, code, __VA_ARGS__), \
+     err_prefix(e, "backup %s in region %s, part %u: entry \"%s\"", t->m->name, t->region, w->part, name))
+
+static int write_all_at(int fd, const void *buf, size_t len, off_t off)
+{
+    const unsigned char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        off += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Everything that can be checked from the header, before any byte of data
+ * is read: the manifest's file, its part, its size, no sparse map. */
+static const struct man_file *check_file_header(struct bkf_tar_worker *w, struct archive_entry *ent,
+                                                const char *name, size_t *fi, struct err *e)
+{
+    struct bkf_tar *t = w->t;
+    struct bkf_fidx key, *hit;
+    const struct man_file *mf;
+
+    key.path = name;
+    hit = bsearch(&key, t->idx, t->m->nfiles, sizeof *t->idx, fidx_cmp);
+    if (hit == NULL)
+        return ENTRY_ERR(ERR_CORRUPT, "the file is not in the manifest"), NULL;
+    mf = &t->m->files[hit->i];
+    if (mf->part != w->part)
+        return ENTRY_ERR(ERR_CORRUPT, "the manifest puts this file in part %u", (unsigned)mf->part), NULL;
+    if (t->done[hit->i])
+        return ENTRY_ERR(ERR_CORRUPT, "the file appears twice"), NULL;
+    if (archive_entry_sparse_count(ent) > 0)
+        return ENTRY_ERR(ERR_CORRUPT, "a sparse entry (%d regions declaring %lld bytes): walship never writes "
+                         "sparse entries", archive_entry_sparse_count(ent), (long long)archive_entry_size(ent)),
+               NULL;
+    if (!archive_entry_size_is_set(ent) || (uint64_t)archive_entry_size(ent) != mf->size)
+        return ENTRY_ERR(ERR_CORRUPT, "size %lld differs from the manifest's %llu", (long long)archive_entry_size(ent),
+                         (unsigned long long)mf->size), NULL;
+    *fi = hit->i;
+    return mf;
+}
+
+/* Copy the entry's data into fd, hashing it; in order, no gap, exactly
+ * mf->size bytes. */
+static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct man_file *mf, int fd,
+                     const char *name, struct err *e)
+{
+    struct bkf_tar *t = w->t;
+    uint64_t pos = 0, flushed = 0;
+
+    for (;;) {
+        const void *buf;
+        size_t len;
+        la_int64_t off;
+        int r = archive_read_data_block(a, &buf, &len, &off);
+
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+            return ENTRY_ERR(ERR_CORRUPT, "could not read its data: %s", archive_error_string(a));
+        if (off < 0 || (uint64_t)off != pos || len > mf->size - pos)
+            return ENTRY_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %llu of %llu bytes were expected",
+                             (long long)off, len, (unsigned long long)pos, (unsigned long long)mf->size);
+        EVP_DigestUpdate(w->md, buf, len);
+        if (write_all_at(fd, buf, len, (off_t)off) < 0)
+            return ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
+        atomic_fetch_add(&t->work, (uint64_t)len);
+        pos += len;
+        if (pos - flushed >= WRITEBACK_STEP) {
+            /* start writeback now so that the final syncfs has little left */
+            (void)sync_file_range(fd, (off_t)flushed, (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
+            flushed = pos;
+        }
+        w->pend_bytes += len;
+        if (w->tick != NULL)
+            w->tick(w, w->tick_arg);
+    }
+    if (pos > flushed)
+        (void)sync_file_range(fd, (off_t)flushed, (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
+    if (pos != mf->size)
+        return ENTRY_ERR(ERR_CORRUPT, "its data ends after %llu of %llu bytes", (unsigned long long)pos,
+                         (unsigned long long)mf->size);
+    return 0;
+}
+
+static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct archive_entry *ent, const char *name,
+                        struct err *e)
+{
+    struct bkf_tar *t = w->t;
+    const struct man_file *mf;
+    const char *rel, *leaf;
+    unsigned char dg[EVP_MAX_MD_SIZE];
+    unsigned dglen;
+    char hex[65];
+    struct timespec ts[2];
+    size_t fi = 0;
+    int root, dfd, fd, rc = -1;
+
+    if ((mf = check_file_header(w, ent, name, &fi, e)) == NULL)
+        return -1;
+    root = route(t, name, &rel);
+    if (*rel == '\0')
+        return ENTRY_ERR(ERR_CORRUPT, "a file where a tablespace directory belongs");
+    dfd = parent_fd(w, root, rel, &leaf);
+    if (dfd < 0)
+        return ENTRY_ERR(errno == ENOTDIR || errno == ELOOP ? ERR_CORRUPT : ERR_IO,
+                         "could not open its directory: %s", strerror(errno));
+    fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ENTRY_ERR(errno == EEXIST ? ERR_CORRUPT : ERR_IO, "could not create the file: %s", strerror(errno));
+    t->done[fi] = 1;
+    EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
+    if (copy_data(w, a, mf, fd, name, e) < 0)
+        goto out;
+    EVP_DigestFinal_ex(w->md, dg, &dglen);
+    hex_encode(dg, dglen, hex);
+    if (strcmp(hex, mf->sha256) != 0) {
+        ENTRY_ERR(ERR_CORRUPT, "SHA-256 %.16s… differs from the manifest's %.16s…: the file is damaged", hex,
+                  mf->sha256);
+        goto out;
+    }
+    ts[0].tv_sec = ts[1].tv_sec = (time_t)mf->mtime;
+    ts[0].tv_nsec = ts[1].tv_nsec = 0;
+    if (fchmod(fd, (mode_t)(mf->mode & 0777)) < 0 || futimens(fd, ts) < 0) {
+        ENTRY_ERR(ERR_IO, "could not set mode and mtime: %s", strerror(errno));
+        goto out;
+    }
+    w->pend_files++;
+    rc = 0;
+out:
+    if (close(fd) < 0 && rc == 0)
+        rc = ENTRY_ERR(ERR_IO, "could not close: %s", strerror(errno));
+    return rc;
+}
+
+static int extract_dir(struct bkf_tar_worker *w, struct archive_entry *ent, const char *name, struct err *e)
+{
+    struct bkf_tar *t = w->t;
+    struct bkf_dir *d;
+    const char *rel;
+    int root = route(t, name, &rel), fd;
+
+    if (bkf_open_dir(t->rootfd[root], rel, 1, &fd) < 0)
+        return ENTRY_ERR(errno == ENOTDIR || errno == ELOOP ? ERR_CORRUPT : ERR_IO,
+                         "could not create the directory: %s", strerror(errno));
+    close(fd);
+    pthread_mutex_lock(&t->mu);
+    if (t->ndirs == t->capdirs) {
+        size_t cap = t->capdirs ? 2 * t->capdirs : 256;
+        struct bkf_dir *nd = realloc(t->dirs, cap * sizeof *nd);
+
+        if (nd == NULL) {
+            pthread_mutex_unlock(&t->mu);
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        }
+        t->dirs = nd;
+        t->capdirs = cap;
+    }
+    d = &t->dirs[t->ndirs];
+    d->rel = strdup(rel);
+    if (d->rel == NULL) {
+        pthread_mutex_unlock(&t->mu);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    d->root = root;
+    d->mode = (uint32_t)archive_entry_perm(ent) & 0777;
+    d->mtime = (int64_t)archive_entry_mtime(ent);
+    t->ndirs++;
+    pthread_mutex_unlock(&t->mu);
+    return 0;
+}
+
+static int extract_entry(struct bkf_tar_worker *w, struct archive *a, struct archive_entry *ent, struct err *e)
+{
+    struct bkf_tar *t = w->t;
+    const char *raw = archive_entry_pathname(ent);
+    char name[PATH_MAX];
+    mode_t type = archive_entry_filetype(ent);
+
+    if (raw == NULL)
+        raw = archive_entry_pathname_utf8(ent);
+    if (raw == NULL) {
+        err_setf(e, ERR_CORRUPT, "backup %s in region %s, part %u: an entry has no readable name", t->m->name,
+                 t->region, w->part);
+        return -1;
+    }
+    snprintf(name, sizeof name, "%s", raw);
+    if (archive_entry_hardlink(ent) != NULL)
+        return ENTRY_ERR(ERR_CORRUPT, "hard links are not allowed in a backup");
+    if (type != AE_IFREG && type != AE_IFDIR)
+        return ENTRY_ERR(ERR_CORRUPT, "%s entries are not allowed in a backup (only files and directories)",
+                         type == AE_IFLNK ? "symlink" : "special file");
+    if (bkf_clean_path(raw, type == AE_IFDIR, name) < 0)
+        return ENTRY_ERR(ERR_CORRUPT, "unsafe path (absolute, or with an empty, \".\" or \"..\" component)");
+    if (type == AE_IFDIR && archive_entry_size(ent) > 0)
+        return ENTRY_ERR(ERR_CORRUPT, "a directory entry with %lld bytes of data", (long long)archive_entry_size(ent));
+    return type == AE_IFDIR ? extract_dir(w, ent, name, e) : extract_file(w, a, ent, name, e);
+}
+
+int bkf_tar_part(struct bkf_tar_worker *w, struct archive *a, uint32_t part, struct err *e)
+{
+    struct bkf_tar *t = w->t;
+    struct archive_entry *ent;
+    int r, rc = -1;
+
+    w->part = part;
+    w->file[0] = '\0';
+    while (t->abort == NULL || !atomic_load(t->abort)) {
+        r = archive_read_next_header(a, &ent);
+        if (r == ARCHIVE_EOF) {
+            rc = 0;
+            break;
+        }
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+            err_setf(e, ERR_CORRUPT, "backup %s in region %s, part %u: bad tar stream: %s", t->m->name, t->region,
+                     part, archive_error_string(a));
+            break;
+        }
+        if (extract_entry(w, a, ent, e) < 0) {
+            const char *p = archive_entry_pathname(ent);
+
+            snprintf(w->file, sizeof w->file, "%s", p ? p : "");
+            break;
+        }
+    }
+    if (rc < 0 && t->abort != NULL && atomic_load(t->abort))
+        err_setf(e, ERR_INTERNAL, "stopped");   /* another part failed first: its error is kept */
+    if (w->cache_fd >= 0) {
+        close(w->cache_fd);
+        w->cache_fd = -1;
+    }
+    return rc;
+}

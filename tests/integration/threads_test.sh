@@ -1,0 +1,123 @@
+#!/bin/bash
+# Every threaded path of walship in one short run, against a real
+# PostgreSQL 15 and two file:// regions (one sync, one async), so that the
+# ThreadSanitizer build (configure --enable-tsan, contrib/run-tests --tsan)
+# can watch them: wal-push from archive_command and with push-ahead
+# workers, ship, backup-push with 4 part workers, backup-fetch with 4
+# parts at once, verify --full, wal-fetch with prefetch workers.
+#
+# Under TSan every walship process (also those PostgreSQL and wal-push
+# start in the background) writes its reports to $T/tsan/; the last test
+# asserts there are none.  Other builds skip it unless WALSHIP_THREADS_TEST=1
+# (then the assertions on results hold, and the TSan one is skipped).
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+
+[ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+tsan=no
+grep -q -- '-fsanitize=thread' "$TOP_BUILDDIR/Makefile" 2>/dev/null && tsan=yes
+# The other builds cover these paths in wal_test, backup_test and
+# restore_test; CI's time goes to them there (WALSHIP_THREADS_TEST=1 runs it
+# anyway).
+[ "$tsan" = yes ] || [ "${WALSHIP_THREADS_TEST:-}" = 1 ] || skip_all "not a ThreadSanitizer build"
+
+U=$(pg_user)
+PGPORT=$(pg_free_port)
+mkdir -p "$T/tsan" "$T/r1" "$T/r2" "$T/r3" "$T/r4" "$T/spool" "$T/spool2" "$T/out"
+chown "$U" "$T/tsan" "$T/r1" "$T/r2" "$T/r3" "$T/r4" "$T/spool" "$T/spool2" "$T/out"
+# halt_on_error=0: collect every report; the files are the verdict.
+export TSAN_OPTIONS="log_path=$T/tsan/report halt_on_error=0 second_deadlock_stack=1 history_size=4 \
+suppressions=$TOP_SRCDIR/tests/tsan.supp ${TSAN_OPTIONS:-}"
+diag "ThreadSanitizer build: $tsan"
+
+CONF=$T/walship.conf
+"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+conf() {   # FILE SPOOL SYNC-DIR ASYNC-DIR
+  cat >"$1" <<CONF
+[global]
+key_file = $T/key
+spool_dir = $2
+parallel = 4
+retry_deadline = 20
+pg_conninfo = host=$T/pg/sock port=$PGPORT user=postgres dbname=postgres
+
+[region sync]
+url = file://$3
+mode = sync
+
+[region async]
+url = file://$4
+mode = async
+CONF
+  chmod 600 "$1"
+  chown "$U" "$1"
+}
+# the cluster's own archive, and a second one for synthetic segments
+conf "$CONF" "$T/spool" "$T/r1" "$T/r2"
+conf "$T/pa.conf" "$T/spool2" "$T/r3" "$T/r4"
+chmod 600 "$T/key"
+chown "$U" "$T/key"
+ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
+wpa() { pg_run "$WALSHIP" --config "$T/pa.conf" "$@"; }
+on_exit "pkill -f -- '--config $CONF'; pkill -f -- '--config $T/pa.conf'; sleep 0.2"
+
+pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
+pg_conf "$T/pg" "archive_mode = on"
+pg_conf "$T/pg" "archive_command = 'TSAN_OPTIONS=\"$TSAN_OPTIONS\" $WALSHIP --config $CONF wal-push %p'"
+pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
+on_exit "pg_stop $T/pg immediate"
+sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
+SYSID=$(pg_sysid "$T/pg")
+
+# ---- wal-push from archive_command, several segments queued at once ----
+sql "create table t (id int, v text)"
+for i in 1 2 3 4; do
+  sql "insert into t select g, md5(g::text) from generate_series(1, 20000) g"
+  sql "select pg_switch_wal()" >/dev/null
+done
+archived() { [ "$(sql "select archived_count from pg_stat_archiver")" -ge 4 ]; }
+wait_for 120 archived
+ok $? "PostgreSQL archived 4 segments through wal-push"
+
+# ---- push-ahead: 8 ready segments, 3 worker threads ----
+mkdir -p "$T/pa/pg_wal/archive_status"
+for i in 1 2 3 4 5 6 7 8; do
+  n=$(printf '0000000100000030000000%02X' "$i")
+  walseg "$T/pa/pg_wal/$n" "$n" "$SYSID" "$i"
+  touch "$T/pa/pg_wal/archive_status/$n.ready"
+done
+chown -R "$U" "$T/pa"
+t "wal-push with push-ahead workers" wpa wal-push "$T/pa/pg_wal/000000010000003000000001"
+n=$(ls "$T/spool2/$SYSID/pushed/" 2>/dev/null | grep -c '^000000010000003')
+[ "$n" -ge 2 ]; ok $? "segments were pushed ahead ($n markers)"
+t "ship the async region's queue" wpa ship
+shipped() { [ -f "$T/r4/wal/000000010000003000000005" ]; }
+wait_for 60 shipped; ok $? "the async region holds a pushed-ahead segment"
+
+# ---- backup-push, 4 part workers; backup-fetch, 4 parts at once ----
+pg_run "$PG_BIN/pgbench" -h "$T/pg/sock" -p "$PGPORT" -U postgres -i -s 1 -q postgres >/dev/null 2>&1
+t "backup-push with 4 workers and 1 MB parts" ws backup-push --part-size 1MB
+parts=$(ls "$T"/r1/backups/*/ 2>/dev/null | grep -c '^part-')
+[ "$parts" -ge 8 ]; ok $? "the backup has many parts ($parts)"
+t "backup-fetch with 4 parts at once" ws --region sync backup-fetch LATEST "$T/out/data"
+[ -f "$T/out/data/backup_label" ] && [ -f "$T/out/data/global/pg_control" ]
+ok $? "the fetched backup is complete"
+t "verify --full decodes every part" ws --region sync verify --full
+
+# ---- wal-fetch with prefetch workers ----
+first=$(ls "$T/r1/wal" | grep -E '^[0-9A-F]{24}$' | sort | head -1)
+t "wal-fetch with prefetch" ws --region sync wal-fetch "$first" "$T/out/$first"
+[ -s "$T/out/$first" ]; ok $? "the segment was fetched"
+sleep 1
+
+# ---- the verdict ----
+pg_stop "$T/pg" fast
+reports=$(ls "$T/tsan" | wc -l)
+if [ "$tsan" = yes ]; then
+  [ "$reports" -eq 0 ]; ok $? "ThreadSanitizer reported nothing ($reports report files)" ||
+    for f in "$T"/tsan/*; do diag "$(head -60 "$f")"; done
+else
+  ok 0 "not a ThreadSanitizer build: no reports expected ($reports)"
+fi
+done_testing
