@@ -199,7 +199,22 @@ static int spool_identity(struct spool *sp, const struct repo_ident *want, struc
     int rc;
 
     if (spool_load_identity(sp, &json, &len, &(struct err)ERR_INIT) == 0) {
+        struct repo_ident have;
+
+        rc = repo_ident_from_json(json, len, &have, e);
         free(json);
+        if (rc < 0)
+            return err_prefix(e, "the spool's identity");
+        /* the async regions get what the spool's identity says: a segment
+         * of another size or major version must not reach them that way */
+        if (have.sysid != want->sysid || (want->pg_major != 0 && have.pg_major != want->pg_major) ||
+            (want->seg_size != 0 && have.seg_size != want->seg_size))
+            return err_setf(e, ERR_FOREIGN,
+                            "the spool of cluster %llu holds PostgreSQL %u with %u-byte segments, this cluster is "
+                            "PostgreSQL %u with %u-byte segments: not spooling (start a new prefix after "
+                            "pg_upgrade or pg_resetwal)",
+                            (unsigned long long)have.sysid, have.pg_major, have.seg_size, want->pg_major,
+                            want->seg_size);
         return 0;
     }
     if (want->seg_size == 0 || want->pg_major == 0)
@@ -406,7 +421,7 @@ int cmd_ship_run(struct cmd_ctx *ctx)
         return cmd_fail(&e);
     if (stats.orphaned)
         log_warning("%lu spooled files wait for regions that are not configured: see %s/queue", stats.orphaned,
-                    c->spool_dir);
+                    spool_dir(sp));
     if (!stats.ran)
         log_info("another shipper is running");
     else if (stats.shipped || stats.already)
