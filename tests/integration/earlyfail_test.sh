@@ -108,7 +108,7 @@ check "backup-push, bad --part-size" 2 --config "$T/good.conf" backup-push --par
 check "backup-push, missing key file" 2 --config "$T/nokey.conf" backup-push
 check "backup-push, a bad key" 2 --config "$T/badkey.conf" backup-push
 check "backup-push, key file not readable" 2 --config "$T/key000.conf" backup-push
-check "backup-push, no server" 2 --config "$T/good.conf" backup-push
+check "backup-push, no server (a failure, not a configuration error)" 3 --config "$T/good.conf" backup-push
 
 # ---- restore (r1 now holds a repository with WAL but no backup) ----
 check "wal-push succeeds (and is clean too)" 0 --config "$T/good.conf" wal-push "$SEG"
