@@ -263,9 +263,15 @@ int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char
         ADD("recovery_target = 'immediate'\n");
         break;
     case PITR_LATEST:
+        /* the end of the archive, when known: recovery must get there */
+        if (t->value[0] != '\0') {
+            conf_quote(q, sizeof q, t->value);
+            ADD("recovery_target_lsn = %s\n", q);
+            ADD("recovery_target_inclusive = 'on'\n");
+        }
         break;
     }
-    if (t->kind != PITR_LATEST)
+    if (t->kind != PITR_LATEST || t->value[0] != '\0')
         ADD("recovery_target_action = '%s'\n", t->action);
     ADD("recovery_target_timeline = '%s'\n", t->timeline[0] ? t->timeline : "latest");
     if (!keep_archive)
