@@ -423,6 +423,7 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
     struct login_state ls;
     struct pidfile pf;
     PGconn *c = NULL;
+    char fatal[256];
     uint64_t t0 = now_ms(), last_progress, deadline;
     long off = file_size(o->logpath);
     int seen = 0, rc = -1;
@@ -440,7 +441,8 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
         read_pidfile(o->pgdata, &pf);
         if (pf.alive) {
             seen = 1;
-        } else if (seen || now_ms() - t0 > 10000) {
+        } else if (seen || now_ms() - t0 > 10000 || log_last(o->logpath, off, "FATAL:", "\n", fatal, sizeof fatal)) {
+            /* gone, or (a postmaster that failed at once, never seen) never came */
             usleep(POLL_US);
             read_pidfile(o->pgdata, &pf);
             if (!pf.alive) {
@@ -473,6 +475,7 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
         if (!query_state(c, &s)) {
             PQfinish(c);        /* the server died, or the session did */
             c = NULL;
+            deadline = now_ms() + (uint64_t)o->start_timeout_s * 1000;
             continue;
         }
         r->in_recovery = s.in_recovery;

@@ -5,10 +5,11 @@
  *   choose region and backup → fetch it → write recovery settings →
  *   (--start) start PostgreSQL, wait for the target, report the RTO
  *
- * It never leaves a promoted instance that did not reach its target:
- * PostgreSQL itself refuses to promote when a recovery target was not
- * reached, and for "latest" walship checks before starting that the archive
- * has no gap after the backup.
+ * It never leaves a promoted instance that did not reach its target: for
+ * "latest" the target is the archive's last record (recover.h), so
+ * PostgreSQL refuses to end recovery before it; with --start PostgreSQL
+ * pauses at the target, restore/recover.c checks where it stopped, and only
+ * then promotes.  docs/RESTORE.md.
  */
 #include <errno.h>
 #include <fcntl.h>
