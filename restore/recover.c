@@ -418,6 +418,49 @@ static int server_gone(const struct rcv_opts *o, long off, struct rcv_result *r,
     return failed(o, off, r, e);
 }
 
+/* Not connected yet: a login attempt when the server accepts connections
+ * and one is due.  -1 on a refused login, another instance, or the start
+ * timeout. */
+static int connect_step(const struct rcv_opts *o, struct login_state *ls, const struct pidfile *pf,
+                        uint64_t deadline, PGconn **c, struct rcv_result *r, struct err *e)
+{
+    if (now_ms() > deadline)
+        return err_setf(e, ERR_IO,
+                        "PostgreSQL did not accept connections within %u s of starting (--start-timeout; status "
+                        "\"%s\"%s%s)",
+                        o->start_timeout_s, pf->status[0] ? pf->status : "not started", ls->last_msg[0] ? ", " : "",
+                        ls->last_msg);
+    if (!pf->alive || (strcmp(pf->status, "standby") != 0 && strcmp(pf->status, "ready") != 0))
+        return 0;       /* not consistent yet: do not knock (each refusal is a line in its log) */
+    if (login_step(ls, pf, c, r->user, sizeof r->user, e) < 0)
+        return -1;
+    if (*c != NULL && !same_instance(*c, o->pgdata))
+        return err_setf(e, ERR_IO, "port %d answers for another PostgreSQL instance, not the one in \"%s\"",
+                        pf->port, o->pgdata);
+    return 0;
+}
+
+/* Paused: check, then promote (or leave it paused when asked to). */
+static int at_pause(PGconn *c, const struct rcv_opts *o, long off, const struct state *s, struct rcv_result *r,
+                    struct err *e)
+{
+    from_log(o->logpath, off, r);
+    snprintf(r->lsn, sizeof r->lsn, "%s", s->lsn);
+    if (check_target(c, o, off, s, e) < 0)
+        return -1;
+    log_why(o->logpath, off, r->why, sizeof r->why);
+    r->running = 1;
+    if (!o->promote) {
+        r->outcome = RCV_PAUSED;
+        return 0;
+    }
+    if (promote(c, r, e) < 0)
+        return -1;
+    r->outcome = RCV_PROMOTED;
+    r->in_recovery = 0;
+    return 0;
+}
+
 int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
 {
     struct login_state ls;
@@ -451,25 +494,10 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
             }
         }
         if (c == NULL) {
-            if (now_ms() > deadline) {
-                err_setf(e, ERR_IO,
-                         "PostgreSQL did not accept connections within %u s of starting (--start-timeout; status "
-                         "\"%s\"%s%s)",
-                         o->start_timeout_s, pf.status[0] ? pf.status : "not started", ls.last_msg[0] ? ", " : "",
-                         ls.last_msg);
+            if (connect_step(o, &ls, &pf, deadline, &c, r, e) < 0)
                 goto fail;
-            }
-            if (pf.alive && (strcmp(pf.status, "standby") == 0 || strcmp(pf.status, "ready") == 0)) {
-                if (login_step(&ls, &pf, &c, r->user, sizeof r->user, e) < 0)
-                    goto fail;
-                if (c != NULL && !same_instance(c, o->pgdata)) {
-                    err_setf(e, ERR_IO, "port %d answers for another PostgreSQL instance, not the one in \"%s\"",
-                             pf.port, o->pgdata);
-                    goto fail;
-                }
-                if (c != NULL)
-                    last_progress = now_ms();
-            }
+            if (c != NULL)
+                last_progress = now_ms();
             continue;
         }
         if (!query_state(c, &s)) {
@@ -493,21 +521,8 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
             goto out;
         }
         if (s.paused) {
-            from_log(o->logpath, off, r);
-            snprintf(r->lsn, sizeof r->lsn, "%s", s.lsn);
-            if (check_target(c, o, off, &s, e) < 0)
+            if (at_pause(c, o, off, &s, r, e) < 0)
                 goto fail;
-            log_why(o->logpath, off, r->why, sizeof r->why);
-            r->running = 1;
-            if (!o->promote) {
-                r->outcome = RCV_PAUSED;
-                rc = 0;
-                goto out;
-            }
-            if (promote(c, r, e) < 0)
-                goto fail;
-            r->outcome = RCV_PROMOTED;
-            r->in_recovery = 0;
             rc = 0;
             goto out;
         }
