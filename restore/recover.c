@@ -26,7 +26,7 @@ struct pidfile {
     int port;
     char sockdir[PATH_MAX];
     char listen[256];
-    char status[16];            /* starting, standby, ready, stopping */
+    char status[16];            /* starting, standby, ready (15: also in hot standby), stopping */
 };
 
 /* postmaster.pid: pid, data directory, start time, port, socket directory,

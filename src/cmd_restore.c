@@ -475,6 +475,13 @@ int cmd_restore_run(struct cmd_ctx *ctx)
                st.outcome == RCV_SHUT_DOWN ? "shut down at the target"
                : st.outcome == RCV_PAUSED  ? "paused at the target"
                                            : "checked, then promoted");
+        {
+            /* PostgreSQL's own word that it stopped at the target */
+            const char *stop = strstr(st.why, "recovery stopping");
+
+            if (stop != NULL)
+                printf("  PostgreSQL: %.*s\n", (int)strcspn(stop, "\n"), stop);
+        }
         if (st.outcome == RCV_PROMOTED)
             printf("  promoted%s%s, logged in as %s\n", st.new_tli[0] ? " to timeline " : "", st.new_tli,
                    st.user[0] ? st.user : "?");

@@ -12,7 +12,8 @@
 #     archived, the message names the stop LSN and quotes PostgreSQL;
 #   - bounded: no role to log in as (exit 3 at once, no log spam), and the
 #     same restore with --pg-user succeeds; a port in use (by another
-#     restored instance); a server killed
+#     restored instance); no connection within --start-timeout; replay
+#     standing still past --stall-timeout; a server killed
 #     during recovery; a recovery that pauses short of the target
 #     (insufficient parameter settings): each exit 3, quickly.
 set -uo pipefail
@@ -61,7 +62,7 @@ sql "select pg_switch_wal()" >/dev/null
 sleep 1.2
 TIME1=$(sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
 sleep 1.2
-for i in 2 3 4 5; do
+for i in 2 3 4 5 6 7 8 9 10 11; do
   sql "insert into ledger(id) select generate_series(${i}0001, ${i}1000)"
   sql "select pg_switch_wal()" >/dev/null
 done
@@ -177,6 +178,47 @@ is "$?" 3 "the server killed during recovery: exit 3"
 el=$((SECONDS - s0))
 [ "$el" -lt 180 ]; ok $? "...within the bound ($el s)"
 like "$(cat "$T/tmp/kill.out")" "exited during" "...saying PostgreSQL exited"
+no_new_timeline; ok $? "...no new timeline"
+
+# ---- bounded: the instance never accepts connections (--start-timeout) ----
+# The postmaster is stopped (SIGSTOP) as soon as it exists: it never says
+# "standby" in postmaster.pid, so walship never logs in.
+d=$(newdir 30)
+s0=$SECONDS
+ws "${R[@]}" --pgdata "$d" --target-latest --start --start-timeout 8 >"$T/tmp/st.out" 2>&1 &
+bg=$!
+wait_for 120 test -s "$d/postmaster.pid"
+pm=$(head -1 "$d/postmaster.pid")
+kill -STOP "$pm"
+wait "$bg"
+is "$?" 3 "no connection within --start-timeout 8: exit 3"
+el=$((SECONDS - s0))
+[ "$el" -lt 120 ]; ok $? "...within the bound ($el s)"
+like "$(cat "$T/tmp/st.out")" "did not accept connections within 8 s" "...naming the timeout"
+like "$(cat "$T/tmp/st.out")" "NOT promoted" "...not promoted"
+kill -CONT "$pm"
+stop_r "$d"
+no_new_timeline; ok $? "...no new timeline"
+
+# ---- bounded: replay stops moving (--stall-timeout) ----
+# The startup process is stopped once the instance is consistent: walship
+# logs in, sees the replay LSN stand still, and gives up.
+d=$(newdir 31)
+s0=$SECONDS
+ws "${R[@]}" --pgdata "$d" --target-latest --start --stall-timeout 6 >"$T/tmp/stall.out" 2>&1 &
+bg=$!
+wait_for 120 grep -qE '^(ready|standby)' "$d/postmaster.pid"
+pm=$(head -1 "$d/postmaster.pid")
+su=$(pgrep -P "$pm" -f 'startup')
+[ -n "$su" ] && kill -STOP $su
+wait "$bg"
+is "$?" 3 "replay stalls: exit 3"
+el=$((SECONDS - s0))
+[ "$el" -lt 120 ]; ok $? "...within the bound ($el s)"
+like "$(cat "$T/tmp/stall.out")" "no progress for 6 s at LSN [0-9A-F]+/[0-9A-F]+" "...naming --stall-timeout and the LSN"
+[ -n "$su" ] && kill -CONT $su
+is "$(rsql 'select pg_is_in_recovery()')" t "...the instance is left in recovery"
+stop_r "$d"
 no_new_timeline; ok $? "...no new timeline"
 
 # ---- bounded: recovery pauses short of the target ----
