@@ -356,6 +356,16 @@ static int promote(PGconn *c, struct rcv_result *r, struct err *e)
     query_one(c,
               "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int",
               NULL, r->new_tli, sizeof r->new_tli);
+    /* The end-of-recovery checkpoint PostgreSQL requests is spread out
+     * (minutes): make it now, so pg_control names the new timeline and a
+     * crash right after does not replay the whole restore again.  Not
+     * being allowed to is no failure. */
+    {
+        PGresult *cp = PQexec(c, "checkpoint");
+
+        r->checkpointed = PQresultStatus(cp) == PGRES_COMMAND_OK;
+        PQclear(cp);
+    }
     return 0;
 }
 

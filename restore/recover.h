@@ -17,9 +17,9 @@
  *    it without logging in (postmaster.pid: alive, status line) until it
  *    accepts connections, then through one connection kept open; check the
  *    pause point against the target and the server log's "recovery
- *    stopping" line; then pg_promote().  Every wait is bounded: a start
- *    timeout (until the instance accepts connections) and a stall timeout
- *    (no replay progress).  A server that exits, a login that fails, a
+ *    stopping" line; then pg_promote() and a CHECKPOINT.  Every wait is
+ *    bounded: a start timeout (until the instance accepts connections) and
+ *    a stall timeout (no replay progress).  A server that exits, a login that fails, a
  *    pause anywhere but the target: an error at once, never a promotion.
  *
  * Library code: it never prints, and runs programs (pg_ctl) only through
@@ -93,6 +93,7 @@ struct rcv_result {
     char tli[16];                       /* the timeline it replayed last */
     char xact_time[64];                 /* last replayed transaction's time */
     char new_tli[16];                   /* after promotion */
+    int checkpointed;                   /* a CHECKPOINT after promotion succeeded */
     char user[64];                      /* the role it logged in as */
     char why[2048];                     /* server log lines saying why it stopped */
     double seconds;                     /* from start to the end of the wait */

@@ -482,6 +482,9 @@ int cmd_restore_run(struct cmd_ctx *ctx)
             if (stop != NULL)
                 printf("  PostgreSQL: %.*s\n", (int)strcspn(stop, "\n"), stop);
         }
+        if (st.outcome == RCV_PROMOTED && !st.checkpointed)
+            log_warning("the CHECKPOINT after promotion failed (role %s): pg_control names the new timeline only "
+                        "after PostgreSQL's own checkpoint", st.user[0] ? st.user : "?");
         if (st.outcome == RCV_PROMOTED)
             printf("  promoted%s%s, logged in as %s\n", st.new_tli[0] ? " to timeline " : "", st.new_tli,
                    st.user[0] ? st.user : "?");
