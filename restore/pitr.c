@@ -259,14 +259,21 @@ int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char
     ADD("restore_command = %s\n", q);
     if (t->kind == PITR_IMMEDIATE) {
         ADD("recovery_target = 'immediate'\n");
-    } else if (t->kind != PITR_LATEST) {
+    } else if (t->kind == PITR_LATEST) {
+        /* the end of the archive, when known: recovery must get there */
+        if (t->value[0] != '\0') {
+            rconf_quote(q, sizeof q, t->value);
+            ADD("recovery_target_lsn = %s\n", q);
+            ADD("recovery_target_inclusive = 'on'\n");
+        }
+    } else {
         static const char *const names[] = { "", "recovery_target_time", "recovery_target_lsn",
                                              "recovery_target_xid", "recovery_target_name" };
 
         rconf_quote(q, sizeof q, t->value);
         ADD("%s = %s\n", names[t->kind], q);
     }
-    if (t->kind != PITR_LATEST)
+    if (t->kind != PITR_LATEST || t->value[0] != '\0')
         ADD("recovery_target_action = '%s'\n", t->action);
     ADD("recovery_target_timeline = '%s'\n", t->timeline[0] ? t->timeline : "latest");
     if (!keep_archive)

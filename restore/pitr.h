@@ -21,9 +21,10 @@ enum pitr_kind { PITR_LATEST, PITR_TIME, PITR_LSN, PITR_XID, PITR_NAME, PITR_IMM
 
 struct pitr_target {
     enum pitr_kind kind;
-    char value[128];        /* as written to recovery_target_* */
+    char value[128];        /* as written to recovery_target_*; PITR_LATEST: the
+                             * end of the archive (an LSN) when known, else "" */
     int64_t time;           /* PITR_TIME: Unix seconds (UTC) */
-    uint64_t lsn;           /* PITR_LSN */
+    uint64_t lsn;           /* PITR_LSN; PITR_LATEST: the end when known */
     char action[16];        /* promote | pause | shutdown */
     char timeline[16];      /* "latest", "current" or a number */
 };

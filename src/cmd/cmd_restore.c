@@ -5,12 +5,14 @@
  *   choose region and backup → fetch it → write recovery settings →
  *   (--start) start PostgreSQL, wait for the target, report the RTO
  *
- * It never leaves a promoted instance that did not reach its target:
- * PostgreSQL itself refuses to promote when a recovery target was not
- * reached, and for "latest" walship checks before starting that the archive
- * has no gap after the backup.
+ * It never leaves a promoted instance that did not reach its target: for
+ * "latest" the target is the archive's last record (recover.h), so
+ * PostgreSQL refuses to end recovery before it; with --start PostgreSQL
+ * pauses at the target, restore/recover.c checks where it stopped, and only
+ * then promotes.  docs/RESTORE.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libpq-fe.h>
 #include <limits.h>
@@ -30,6 +32,8 @@
 #include "keys.h"
 #include "log.h"
 #include "pitr.h"
+#include "recover.h"
+#include "repo.h"
 #include "stor.h"
 #include "util.h"
 #include "wal.h"
@@ -46,6 +50,8 @@ struct restore_opts {
     int port;
     int keep_archive;
     int keep_restore_command;   /* after promotion (docs/RESTORE.md) */
+    const char *pg_user;
+    int start_timeout, stall_timeout;
     struct bkf_tsmap tsmap[MAX_TSMAP];
     size_t ntsmap;
 };
@@ -132,182 +138,129 @@ static int build_restore_command(struct cmd_ctx *ctx, const char *region, char *
     return 0;
 }
 
-static int run_cmd(char *const argv[])
+/* rcv_run_fn: run a program, its output to `out` (or nowhere). */
+static int run_cmd(void *arg, char *const argv[], const char *out)
 {
-    pid_t pid = fork();
+    pid_t pid;
     int st;
 
+    (void)arg;
+    fflush(NULL);
+    pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        int fd = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
         execv(argv[0], argv);
         _exit(127);
     }
-    if (waitpid(pid, &st, 0) < 0)
-        return -1;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void log_tail(const char *path)
+/* For --target-latest: the end of the archive along the timeline recovery
+ * follows, as the LSN of its last record (pg_waldump on the newest
+ * segment), written as an inclusive recovery_target_lsn so that recovery
+ * cannot end before it.  A gap is a failure (exit 3) before anything is
+ * fetched. */
+static int latest_end(struct repo *s, const struct manifest *m, struct restore_opts *o, unsigned long *nseg,
+                      struct err *e)
 {
-    char line[1024];
-    char *lines[20];
-    int n = 0, i;
-    FILE *f = fopen(path, "re");
+    struct rcv_end end;
+    char dir[PATH_MAX - 64], seg[PATH_MAX], out[PATH_MAX], key[REPO_KEY_MAX], waldump[PATH_MAX], lsn[24];
+    char *argv[4];
+    const char *tmp = getenv("TMPDIR");
+    int rc = -1;
 
-    if (f == NULL)
-        return;
-    memset(lines, 0, sizeof lines);
-    while (fgets(line, sizeof line, f) != NULL) {
-        free(lines[n % 20]);
-        lines[n % 20] = strdup(line);
-        n++;
+    if (rcv_archive_end(s, m, o->target.timeline, &end, e) < 0) {
+        if (e->code == ERR_NOTFOUND)
+            e->code = ERR_IO;   /* "latest" would end short: a failure, not "not found" */
+        return -1;
     }
-    fclose(f);
-    fprintf(stderr, "---- last lines of %s ----\n", path);
-    for (i = n > 20 ? n - 20 : 0; i < n; i++)
-        fputs(lines[i % 20] ? lines[i % 20] : "", stderr);
-    for (i = 0; i < 20; i++)
-        free(lines[i]);
-}
-
-static int server_running(const char *pgdata, pid_t *pid)
-{
-    char path[PATH_MAX];
-    FILE *f;
-    long p = 0;
-
-    snprintf(path, sizeof path, "%s/postmaster.pid", pgdata);
-    f = fopen(path, "re");
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%ld", &p) != 1)
-        p = 0;
-    fclose(f);
-    *pid = (pid_t)p;
-    return p > 0 && kill((pid_t)p, 0) == 0;
-}
-
-/* Socket directory the restored instance will use (postgres -C). */
-static void socket_dir(const char *pg_bin, const char *pgdata, char *out, size_t n)
-{
-    char cmd[PATH_MAX * 2];
-    FILE *p;
-
-    snprintf(out, n, "/var/run/postgresql");
-    snprintf(cmd, sizeof cmd, "'%s/postgres' -D '%s' -C unix_socket_directories 2>/dev/null", pg_bin, pgdata);
-    p = popen(cmd, "r");
-    if (p == NULL)
-        return;
-    if (fgets(out, (int)n, p) != NULL) {
-        char *comma = strchr(out, ',');
-        if (comma)
-            *comma = '\0';
-        out[strcspn(out, "\n ")] = '\0';
+    *nseg = end.nsegments;
+    snprintf(dir, sizeof dir, "%s/walship-end.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        snprintf(dir, sizeof dir, "/tmp/walship-end.XXXXXX");
+        if (mkdtemp(dir) == NULL)
+            return err_errno(e, ERR_IO, errno, "could not create a temporary directory");
     }
-    pclose(p);
-    if (out[0] == '\0')
-        snprintf(out, n, "/tmp");
+    snprintf(seg, sizeof seg, "%s/%s", dir, end.newest);
+    snprintf(out, sizeof out, "%s/waldump.out", dir);
+    snprintf(waldump, sizeof waldump, "%s/pg_waldump", o->pg_bin);
+    if (repo_key_wal(key, sizeof key, end.newest) < 0 || repo_get_to_file(s, key, seg, e) < 0) {
+        err_prefix(e, "could not fetch %s, the newest WAL segment", end.newest);
+        goto out;
+    }
+    argv[0] = waldump;
+    argv[1] = seg;
+    argv[2] = NULL;
+    if (run_cmd(NULL, argv, out) < 0 || rcv_last_record(out, end.limit, &o->target.lsn, e) < 0) {
+        err_setf(e, ERR_IO,
+                 "could not find the last WAL record of %s, the end of the archive (%s); restore to an explicit "
+                 "--target-lsn instead",
+                 end.newest, e->msg[0] ? e->msg : "pg_waldump failed");
+        goto out;
+    }
+    wal_format_lsn(o->target.lsn, lsn);
+    snprintf(o->target.value, sizeof o->target.value, "%s", lsn);
+    log_info("the archive ends on timeline %u in %s, its last record at LSN %s: recovery must reach it",
+             (unsigned)end.tli, end.newest, lsn);
+    rc = 0;
+out:
+    unlink(seg);
+    unlink(out);
+    rmdir(dir);
+    return rc;
 }
 
-struct replay_state {
-    int in_recovery;
-    char pause[16];
-    char lsn[32];
-    char ts[64];
-    char tli[16];
-};
-
-static int query_state(const char *sock, int port, struct replay_state *st)
+static void print_stop(const struct rcv_result *r, FILE *f)
 {
-    char conninfo[PATH_MAX + 64];
-    PGconn *c;
-    PGresult *r;
-    int ok = 0;
+    fprintf(f, "  recovery stopped at LSN %s%s%s%s%s\n", r->lsn[0] ? r->lsn : "(unknown)",
+            r->tli[0] ? ", timeline " : "", r->tli, r->xact_time[0] ? ", last transaction at " : "", r->xact_time);
+    if (r->why[0]) {
+        const char *p = r->why;
 
-    snprintf(conninfo, sizeof conninfo, "host=%s port=%d dbname=postgres connect_timeout=2", sock, port);
-    c = PQconnectdb(conninfo);
-    if (PQstatus(c) == CONNECTION_OK) {
-        r = PQexec(c, "select pg_is_in_recovery(), "
-                      "case when pg_is_in_recovery() then pg_get_wal_replay_pause_state() else '' end, "
-                      "coalesce(case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
-                      "else pg_current_wal_lsn() end::text, ''), "
-                      "coalesce(pg_last_xact_replay_timestamp()::text, ''), "
-                      "(select timeline_id::text from pg_control_checkpoint())");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-            st->in_recovery = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-            snprintf(st->pause, sizeof st->pause, "%s", PQgetvalue(r, 0, 1));
-            snprintf(st->lsn, sizeof st->lsn, "%s", PQgetvalue(r, 0, 2));
-            snprintf(st->ts, sizeof st->ts, "%s", PQgetvalue(r, 0, 3));
-            snprintf(st->tli, sizeof st->tli, "%s", PQgetvalue(r, 0, 4));
-            ok = 1;
+        fprintf(f, "  PostgreSQL said:\n");
+        while (*p) {
+            size_t k = strcspn(p, "\n");
+
+            fprintf(f, "    %.*s\n", (int)k, p);
+            p += k + (p[k] == '\n');
         }
-        PQclear(r);
     }
-    PQfinish(c);
-    return ok;
 }
 
-static int start_and_wait(const struct restore_opts *o, struct replay_state *st, struct err *e)
+/* Start the restored instance and see it through recovery (recover.h). */
+static int start_and_check(const struct restore_opts *o, struct rcv_result *r, struct err *e)
 {
-    char pg_ctl[PATH_MAX], logpath[PATH_MAX], sock[PATH_MAX], portopt[32];
-    char *argv[12];
-    int n = 0, port = o->port > 0 ? o->port : 5432;
-    pid_t pid = 0;
-    int seen_running = 0;
+    struct rcv_opts ro;
+    char logpath[PATH_MAX];
 
-    snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", o->pg_bin);
     snprintf(logpath, sizeof logpath, "%s/walship-restore.log", o->pgdata);
-    snprintf(portopt, sizeof portopt, "-p %d", port);
-    argv[n++] = pg_ctl;
-    argv[n++] = "-D";
-    argv[n++] = (char *)o->pgdata;
-    argv[n++] = "-l";
-    argv[n++] = logpath;
-    argv[n++] = "-o";
-    argv[n++] = portopt;
-    argv[n++] = "-W";
-    argv[n++] = "start";
-    argv[n] = NULL;
-    if (run_cmd(argv) != 0)
-        return err_setf(e, ERR_IO, "pg_ctl could not start PostgreSQL in \"%s\" (see %s)", o->pgdata, logpath);
-    socket_dir(o->pg_bin, o->pgdata, sock, sizeof sock);
-    for (;;) {
-        usleep(300000);
-        if (server_running(o->pgdata, &pid)) {
-            seen_running = 1;
-        } else if (seen_running || access(logpath, F_OK) == 0) {
-            /* the server went away: shutdown action, or recovery failed */
-            FILE *f;
-            char line[1024];
-            int target_reached = 0;
-
-            usleep(200000);
-            if (server_running(o->pgdata, &pid))
-                continue;
-            f = fopen(logpath, "re");
-            while (f != NULL && fgets(line, sizeof line, f) != NULL)
-                if (strstr(line, "recovery stopping") != NULL)
-                    target_reached = 1;
-            if (f != NULL)
-                fclose(f);
-            if (strcmp(o->target.action, "shutdown") == 0 && target_reached && o->target.kind != PITR_LATEST) {
-                snprintf(st->pause, sizeof st->pause, "shut down");
-                return 0;
-            }
-            log_tail(logpath);
-            return err_setf(e, ERR_IO,
-                            "PostgreSQL stopped before the restore finished: the target was not reached (a WAL "
-                            "segment missing or unreadable?); see %s. The instance was NOT promoted.",
-                            logpath);
-        }
-        if (!query_state(sock, port, st))
-            continue;
-        if (!st->in_recovery)
-            return 0;       /* promoted */
-        if (strcmp(o->target.action, "pause") == 0 && strcmp(st->pause, "paused") == 0)
-            return 0;
-    }
+    memset(&ro, 0, sizeof ro);
+    ro.pgdata = o->pgdata;
+    ro.pg_bin = o->pg_bin;
+    ro.logpath = logpath;
+    ro.port = o->port;
+    ro.user = o->pg_user;
+    ro.start_timeout_s = (unsigned)o->start_timeout;
+    ro.stall_timeout_s = (unsigned)o->stall_timeout;
+    ro.target = &o->target;
+    ro.promote = strcmp(o->target.action, "promote") == 0;
+    ro.shutdown = strcmp(o->target.action, "shutdown") == 0;
+    ro.run = run_cmd;
+    if (rcv_run(&ro, r, e) == 0)
+        return 0;
+    fprintf(stderr, "restore failed after %.1f s of recovery:\n", r->seconds);
+    print_stop(r, stderr);
+    return -1;
 }
 
 static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
@@ -329,6 +282,9 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         { "keep-archive", no_argument, NULL, 'k' },
         { "keep-restore-command", no_argument, NULL, 'K' },
         { "tablespace-map", required_argument, NULL, 'm' },
+        { "pg-user", required_argument, NULL, 'U' },
+        { "start-timeout", required_argument, NULL, 'W' },
+        { "stall-timeout", required_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
     };
     struct err e = ERR_INIT;
@@ -339,6 +295,8 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
     snprintf(o->target.action, sizeof o->target.action, "promote");
     snprintf(o->target.timeline, sizeof o->target.timeline, "latest");
     o->pg_bin = ctx->conf->pg_bin;
+    o->start_timeout = RCV_START_TIMEOUT_S;
+    o->stall_timeout = RCV_STALL_TIMEOUT_S;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(ctx->argc, ctx->argv, "", opts, NULL)) != -1) {
@@ -384,6 +342,13 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         case 'B': o->pg_bin = optarg; break;
         case 'k': o->keep_archive = 1; break;
         case 'K': o->keep_restore_command = 1; break;
+        case 'U': o->pg_user = optarg; break;
+        case 'W':
+        case 'S':
+            if (parse_int(optarg, 1, 7 * 86400, c == 'W' ? &o->start_timeout : &o->stall_timeout, &e) < 0)
+                return cmd_usage("restore", "--%s takes seconds (1 to 604800)",
+                                 c == 'W' ? "start-timeout" : "stall-timeout");
+            break;
         case 'm': {
             char *eq = strchr(optarg, '=');
 
@@ -418,7 +383,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     const struct region_conf *rc = NULL;
     struct bkf_opts bo;
     struct bkf_stats bs;
-    struct replay_state st;
+    struct rcv_result st;
     struct rconf_list found = { NULL, 0, 0 };
     struct err e = ERR_INIT;
     char cmdline[8192], newest[32], pgdata_abs[PATH_MAX];
@@ -467,13 +432,18 @@ int cmd_restore_run(struct cmd_ctx *ctx)
 
         man_format_time(m->stop_time, ts);
         log_info("restoring backup %s (consistent at %s) from region %s into %s", m->name, ts, rc->name, o.pgdata);
-        if (pitr_check_wal(s->st, m, newest, &nseg, &e) < 0) {
-            if (o.target.kind == PITR_LATEST || o.target.kind == PITR_IMMEDIATE || e.code != ERR_NOTFOUND)
+        if (o.target.kind == PITR_LATEST) {
+            if (latest_end(s, m, &o, &nseg, &e) < 0)
                 goto fail;
-            log_warning("%s — recovery fails if the target lies beyond the gap", e.msg);
-            err_clear(&e);
+        } else {
+            if (pitr_check_wal(s->st, m, newest, &nseg, &e) < 0) {
+                if (o.target.kind == PITR_IMMEDIATE || e.code != ERR_NOTFOUND)
+                    goto fail;
+                log_warning("%s — recovery fails if the target lies beyond the gap", e.msg);
+                err_clear(&e);
+            }
+            log_info("the archive holds %lu WAL segments from the backup on (newest %s)", nseg, newest);
         }
-        log_info("the archive holds %lu WAL segments from the backup on (newest %s)", nseg, newest);
 
         memset(&bo, 0, sizeof bo);
         bo.parallel = c->parallel;
@@ -484,11 +454,19 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         t_fetch = now_ms() - t0;
         printf("fetched backup %s: %llu files, %.1f MB in %.1f s\n", m->name, (unsigned long long)bs.files,
                (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
-        /* restore owns the recovery settings: the backup's go, ours are written once */
-        if (build_restore_command(ctx, rc->name, cmdline, sizeof cmdline, &e) < 0 ||
-            restore_conf_prepare(o.pgdata, o.port > 0, !o.keep_archive, &found, &e) < 0 ||
-            pitr_write_recovery(o.pgdata, &o.target, cmdline, o.keep_archive, o.port, &found, &e) < 0)
-            goto fail;
+        /* restore owns the recovery settings: the backup's go, ours are written
+         * once; with --start, walship checks before it promotes, so
+         * PostgreSQL pauses at the target */
+        {
+            struct pitr_target wt = o.target;
+
+            if (o.start && strcmp(wt.action, "promote") == 0)
+                snprintf(wt.action, sizeof wt.action, "pause");
+            if (build_restore_command(ctx, rc->name, cmdline, sizeof cmdline, &e) < 0 ||
+                restore_conf_prepare(o.pgdata, o.port > 0, !o.keep_archive, &found, &e) < 0 ||
+                pitr_write_recovery(o.pgdata, &wt, cmdline, o.keep_archive, o.port, &found, &e) < 0)
+                goto fail;
+        }
         if (!o.start) {
             char qbin[PATH_MAX * 4 + 16], qdata[PATH_MAX * 4];
 
@@ -496,21 +474,41 @@ int cmd_restore_run(struct cmd_ctx *ctx)
             restore_conf_shell_quote(qdata, sizeof qdata, o.pgdata, "");
             printf("recovery settings written to %s/postgresql.auto.conf; start it with:\n  %s -D %s start\n",
                    o.pgdata, qbin, qdata);
+            printf("PostgreSQL ends recovery only at its target%s%s (else: FATAL \"recovery ended before configured "
+                   "recovery target was reached\").\nCheck where it stopped before using it:\n"
+                   "  grep -E 'recovery stopping|redo done|recovery ended before|FATAL' <its log>\n"
+                   "  psql -c 'select pg_is_in_recovery(), pg_last_wal_replay_lsn(), pg_last_xact_replay_timestamp()'\n",
+                   o.target.kind == PITR_LATEST ? ", the end of the archive at LSN " : "",
+                   o.target.kind == PITR_LATEST ? o.target.value : "");
             rc_ = 0;
             goto out;
         }
         memset(&st, 0, sizeof st);
-        if (start_and_wait(&o, &st, &e) < 0)
+        if (start_and_check(&o, &st, &e) < 0)
             goto fail;
         t_replay = now_ms() - t0 - t_fetch;
         /* promoted (not shut down at the target): a backup of it must carry no target */
-        if (!st.in_recovery && strcmp(st.pause, "shut down") != 0)
+        if (st.outcome == RCV_PROMOTED)
             restore_conf_after_promote(o.pgdata, o.keep_restore_command);
         printf("restore complete: backup %s from region %s\n", m->name, rc->name);
         printf("  recovery point: LSN %s%s%s, timeline %s, %s\n", st.lsn[0] ? st.lsn : "?",
-               st.ts[0] ? ", last transaction at " : "", st.ts, st.tli[0] ? st.tli : "?",
-               st.in_recovery ? (strcmp(st.pause, "shut down") == 0 ? "shut down at the target" : "paused at the target")
-                              : "promoted");
+               st.xact_time[0] ? ", last transaction at " : "", st.xact_time, st.tli[0] ? st.tli : "?",
+               st.outcome == RCV_SHUT_DOWN ? "shut down at the target"
+               : st.outcome == RCV_PAUSED  ? "paused at the target"
+                                           : "checked, then promoted");
+        {
+            /* PostgreSQL's own word that it stopped at the target */
+            const char *stop = strstr(st.why, "recovery stopping");
+
+            if (stop != NULL)
+                printf("  PostgreSQL: %.*s\n", (int)strcspn(stop, "\n"), stop);
+        }
+        if (st.outcome == RCV_PROMOTED && !st.checkpointed)
+            log_warning("the CHECKPOINT after promotion failed (role %s): pg_control names the new timeline only "
+                        "after PostgreSQL's own checkpoint", st.user[0] ? st.user : "?");
+        if (st.outcome == RCV_PROMOTED)
+            printf("  promoted%s%s, logged in as %s\n", st.new_tli[0] ? " to timeline " : "", st.new_tli,
+                   st.user[0] ? st.user : "?");
         {
             uint64_t lsn = 0;
             struct err le = ERR_INIT;

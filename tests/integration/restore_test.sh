@@ -138,8 +138,8 @@ like "$T_OUT" "oldest reachable point" "the message gives the oldest reachable p
 seg=$(ws st ls wal/00000001 2>/dev/null | grep -E '^wal/[0-9A-F]{24}$' | tail -2 | head -1)
 [ -n "$seg" ] && ws st rm "$seg" >/dev/null 2>&1
 d=$(newdir rgap)
-t_fail "restore to latest with a gap in the archive fails" 1 ws restore --pgdata "$d" --target-latest --start --port "$RPORT"
-like "$T_OUT" "missing" "the message names the missing segment"
+t_fail "restore to latest with a gap in the archive fails (exit 3, before starting)" 3 ws restore --pgdata "$d" --target-latest --start --port "$RPORT"
+like "$T_OUT" "missing.*would stop at LSN" "the message names the missing segment and where recovery would stop"
 d=$(newdir rgap2)
 ws restore --pgdata "$d" --target-time "$(date -u -d '+1 hour' '+%Y-%m-%d %H:%M:%S+00')" --start --port "$RPORT" >"$T/gap2.out" 2>&1
 st=$?

@@ -1,0 +1,191 @@
+/*
+ * recover — the end of the archive along the timeline recovery follows
+ * (restore/rcv_end.c), against a synthetic file:// region, and reading
+ * pg_waldump's output.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "manifest.h"
+#include "obj.h"
+#include "recover.h"
+#include "repo.h"
+#include "stor.h"
+#include "tap.h"
+
+static char root[] = "/tmp/walship-recover-test-XXXXXX";
+static struct repo *st;
+
+static void put(const char *key, const char *text)
+{
+    struct obj_opts oo;
+    struct sink *up = NULL, *enc = NULL;
+    struct err e = ERR_INIT;
+
+    repo_obj_opts(st, key, 0, &oo);
+    if (stor_put(st->st, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &enc, &e) < 0 ||
+        sink_write(enc, text, strlen(text), &e) < 0 || sink_close(enc, &e) < 0)
+        diag("put %s: %s", key, e.msg);
+    sink_free(enc ? enc : up);
+}
+
+static void seg(unsigned tli, unsigned s)
+{
+    char key[64];
+
+    snprintf(key, sizeof key, "wal/%08X%08X%08X", tli, 0u, s);
+    put(key, "segment");
+}
+
+static void drop(const char *key)
+{
+    char p[PATH_MAX];
+
+    snprintf(p, sizeof p, "%s/region/%s", root, key);
+    unlink(p);
+}
+
+static int end_is(const struct manifest *m, const char *tl, const char *newest, uint64_t limit, unsigned long n)
+{
+    struct rcv_end end;
+    struct err e = ERR_INIT;
+
+    if (rcv_archive_end(st, m, tl, &end, &e) < 0) {
+        diag("rcv_archive_end: %s", e.msg);
+        return 0;
+    }
+    if (strcmp(end.newest, newest) != 0 || end.limit != limit || end.nsegments != n) {
+        diag("got %s limit %llx n %lu", end.newest, (unsigned long long)end.limit, end.nsegments);
+        return 0;
+    }
+    return 1;
+}
+
+static int end_fails(const struct manifest *m, const char *tl, const char *want)
+{
+    struct rcv_end end;
+    struct err e = ERR_INIT;
+
+    if (rcv_archive_end(st, m, tl, &end, &e) == 0) {
+        diag("succeeded: %s", end.newest);
+        return 0;
+    }
+    if (strstr(e.msg, want) == NULL) {
+        diag("message: %s", e.msg);
+        return 0;
+    }
+    return 1;
+}
+
+static void waldump_test(void)
+{
+    char path[PATH_MAX];
+    FILE *f;
+    uint64_t lsn = 0;
+    struct err e = ERR_INIT;
+
+    snprintf(path, sizeof path, "%s/waldump.out", root);
+    f = fopen(path, "w");
+    fputs("rmgr: Heap        len (rec/tot):     59/    59, tx:        735, lsn: 0/06000060, prev 0/06000028, desc: "
+          "INSERT off 2 flags 0x00, blkref #0: rel 1663/5/16384 blk 0\n"
+          "rmgr: Transaction len (rec/tot):     34/    34, tx:        735, lsn: 0/060000A0, prev 0/06000060, desc: "
+          "COMMIT 2026-12-02 17:06:31.394585 UTC\n"
+          "rmgr: XLOG        len (rec/tot):     24/    24, tx:          0, lsn: 0/060000C8, prev 0/060000A0, desc: "
+          "SWITCH \n"
+          "pg_waldump: error: could not find file \"000000010000000000000007\": No such file or directory\n",
+          f);
+    fclose(f);
+    ok(rcv_last_record(path, UINT64_MAX, &lsn, &e) == 0 && lsn == 0x60000C8, "the last record's start LSN");
+    ok(rcv_last_record(path, 0x60000C8, &lsn, &e) == 0 && lsn == 0x60000A0, "...below a switch point");
+    ok(rcv_last_record(path, 0x6000000, &lsn, &e) < 0 && e.code == ERR_NOTFOUND, "...none: not found");
+    f = fopen(path, "w");
+    fputs("pg_waldump: error: could not find a valid record after 0/6000000\n", f);
+    fclose(f);
+    ok(rcv_last_record(path, UINT64_MAX, &lsn, &e) < 0, "no record at all is an error");
+}
+
+int main(void)
+{
+    struct region_conf rc;
+    struct repo_ident id;
+    struct manifest m;
+    struct config *conf;
+    struct err e = ERR_INIT;
+    char url[PATH_MAX], p[PATH_MAX];
+    unsigned s;
+
+    log_init("recover-test", LOG_ERROR);
+    if (mkdtemp(root) == NULL)
+        return 1;
+    conf = config_new_default();
+    memset(&rc, 0, sizeof rc);
+    snprintf(url, sizeof url, "file://%s/region", root);
+    snprintf(p, sizeof p, "%s/region", root);
+    mkdir(p, 0700);
+    rc.name = "t";
+    rc.url = url;
+    repo_ident_init(&id, 7311234567890123456ULL, 15, 16u << 20);
+    if (repo_open(&rc, conf, NULL, 0, &st, &e) < 0 || repo_ident_ensure(st, &id, &e) < 0) {
+        diag("repo: %s", e.msg);
+        return 1;
+    }
+    memset(&m, 0, sizeof m);
+    m.name = "b1";
+    m.timeline = 1;
+    m.start_lsn = 0x2000028;
+    m.wal_segment_size = 16u << 20;
+
+    ok(end_fails(&m, "latest", "where backup b1 starts, is not archived"), "an empty archive has no end");
+    for (s = 1; s <= 5; s++)
+        seg(1, s);
+    ok(end_is(&m, "latest", "000000010000000000000005", UINT64_MAX, 4), "one timeline: its newest segment");
+    drop("wal/000000010000000000000003");
+    ok(end_fails(&m, "latest", "000000010000000000000003 is missing"), "a gap names the missing segment");
+    ok(end_fails(&m, "latest", "would stop at LSN 0/3000000"), "...and where recovery would stop");
+    seg(1, 3);
+
+    /* timeline 2 forks in segment 4; the old primary went on to 6 on 1 */
+    seg(1, 6);
+    put("wal/00000002.history", "1\t0/4800000\tno recovery target specified\n");
+    seg(2, 4);
+    seg(2, 5);
+    ok(end_is(&m, "latest", "000000020000000000000005", UINT64_MAX, 4), "latest follows timeline 2");
+    ok(end_is(&m, "current", "000000010000000000000006", UINT64_MAX, 5), "current stays on timeline 1");
+    drop("wal/000000020000000000000004");
+    ok(end_is(&m, "latest", "000000020000000000000005", UINT64_MAX, 4),
+       "segment 4 read from timeline 1 when timeline 2's is not archived (as PostgreSQL does)");
+    seg(2, 4);
+    drop("wal/000000020000000000000004");
+    drop("wal/000000010000000000000004");
+    ok(end_fails(&m, "latest", "000000020000000000000004 is missing"), "a gap on the new timeline");
+    seg(1, 4);
+    seg(2, 4);
+
+    /* timeline 3 forks in segment 5 and has no segment yet */
+    put("wal/00000003.history", "1\t0/4800000\tx\n2\t0/5800000\ty\n");
+    ok(end_is(&m, "latest", "000000020000000000000005", 0x5800000, 4),
+       "timeline 3 without segments: the end is its parent's, below the switch point");
+    ok(end_is(&m, "2", "000000020000000000000005", UINT64_MAX, 4), "an explicit timeline");
+    put("wal/00000005.history", "4\t0/4000000\tz\n");
+    ok(end_fails(&m, "5", "does not descend"),
+       "a timeline that does not descend from the backup's is refused");
+    ok(end_fails(&m, "4", "history file of timeline 4 is not archived"), "a timeline without history is refused");
+
+    waldump_test();
+    repo_free(st);
+    config_free(conf);
+    {
+        char cmd[PATH_MAX + 16];
+
+        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+        if (system(cmd) != 0)
+            diag("could not remove %s", root);
+    }
+    return done_testing();
+}
