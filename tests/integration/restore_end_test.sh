@@ -104,7 +104,9 @@ echo "$T_OUT" | grep -E 'recovery point|promoted|RTO' | sed 's/^/# /'
 like "$T_OUT" "checked, then promoted" "...checked, then promoted"
 is "$(rsql 'select count(*) from ledger')" "$ROWS" "...with every row"
 is "$(rsql 'select pg_is_in_recovery()')" f "...and out of recovery"
-grep -q "^recovery_target_lsn = " "$d/postgresql.auto.conf"; ok $? "...recovery was asked for the end of the archive"
+# the target restore wrote (and removed once promoted, issue 17) was an LSN
+like "$T_OUT" "removed recovery_target_lsn" "...recovery was asked for the end of the archive (an LSN target)"
+if grep -q "^recovery_target" "$d/postgresql.auto.conf"; then ok 1 "...and the promoted instance keeps no target"; else ok 0 "...and the promoted instance keeps no target"; fi
 
 # ---- bounded: a port in use (by the instance just restored) ----
 d2=$d
