@@ -177,6 +177,7 @@ static enum login try_connect(const struct pidfile *pf, const char *user, const 
     int i = 0;
     PGconn *c;
     const char *m;
+    int transient;
 
     snprintf(port, sizeof port, "%d", pf->port);
     kw[i] = "host";
@@ -204,10 +205,12 @@ static enum login try_connect(const struct pidfile *pf, const char *user, const 
     m = PQerrorMessage(c);
     snprintf(msg, n, "%s", m);
     msg[strcspn(msg, "\n")] = '\0';
+    /* transient: not yet accepting connections, or not listening yet (read
+     * before PQfinish, which frees the message) */
+    transient = strstr(m, "starting up") || strstr(m, "not yet accepting") || strstr(m, "Connection refused") ||
+                strstr(m, "No such file") || strstr(m, "shutting down") || strstr(m, "timeout");
     PQfinish(c);
-    /* transient: not yet accepting connections, or not listening yet */
-    if (strstr(m, "starting up") || strstr(m, "not yet accepting") || strstr(m, "Connection refused") ||
-        strstr(m, "No such file") || strstr(m, "shutting down") || strstr(m, "timeout"))
+    if (transient)
         return LOGIN_RETRY;
     return LOGIN_REFUSED;
 }
