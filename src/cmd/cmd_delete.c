@@ -113,6 +113,9 @@ int cmd_delete_run(struct cmd_ctx *ctx)
                 printf(" (oldest %s)", plan.oldest_kept);
             if (done.tmp_swept)
                 printf("; %llu temp files of killed writers removed", (unsigned long long)done.tmp_swept);
+            if (done.sweep_error[0])
+                log_warning("region %s: what killed writers left could not be swept: %s", rc->name,
+                            done.sweep_error);
             printf("\n");
         }
         ret_plan_free(&plan);

@@ -337,9 +337,15 @@ int ret_region(const struct config *c, const struct region_conf *rc, const struc
         goto out;
     if (!dry_run && ret_apply(r->st, plan, done, e) < 0)
         goto out;
-    /* and what killed writers left behind */
-    if (!dry_run && stor_sweep(r->st, now - RET_TMP_AGE, &done->tmp_swept, e) < 0)
-        goto out;
+    /* and what killed writers left behind: a failure here (an IAM policy
+     * without s3:ListBucketMultipartUploads, say) is reported, and does not
+     * fail the retention that was applied */
+    if (!dry_run) {
+        struct err se = ERR_INIT;
+
+        if (stor_sweep(r->st, now - RET_TMP_AGE, &done->tmp_swept, &se) < 0)
+            snprintf(done->sweep_error, sizeof done->sweep_error, "%s", se.msg);
+    }
     rc_ = 0;
 out:
     repo_free(r);

@@ -65,7 +65,8 @@ struct ret_plan {
 struct ret_done {
     size_t backups, wal;
     uint64_t bytes;
-    uint64_t tmp_swept;         /* temp files of dead writers removed */
+    uint64_t tmp_swept;         /* temp files / multipart uploads of dead writers removed */
+    char sweep_error[256];      /* the sweep failed (not the retention): why */
 };
 
 /* Temp files (file://) untouched this long are a dead writer's. */

@@ -342,7 +342,7 @@ static void s3_free(struct stor *st)
 }
 
 static const struct stor_ops s3_ops = {
-    STOR_OPS_VERSION, s3_put, s3_get, s3_head, s3_list, s3_remove, s3_remove_many, NULL, s3_free,
+    STOR_OPS_VERSION, s3_put, s3_get, s3_head, s3_list, s3_remove, s3_remove_many, s3_sweep, s3_free,
 };
 
 /* s3://BUCKET[/PREFIX] */
@@ -523,6 +523,7 @@ int s3_open(const struct s3_opts *o, struct stor **out, struct err *e)
     memset(&ho, 0, sizeof ho);
     ho.connect_timeout = o->connect_timeout;
     ho.io_timeout = o->io_timeout;
+    s->sweep_min_age = S3_SWEEP_MIN_AGE;
     s->slow_timeout = (ho.io_timeout > 0 ? ho.io_timeout : 60) * S3_SLOW_FACTOR;
     if (s->slow_timeout < S3_SLOW_MIN)
         s->slow_timeout = S3_SLOW_MIN;

@@ -55,6 +55,7 @@ struct s3 {
     size_t part_size;
     int parallel;
     long slow_timeout;      /* io timeout for requests the server works on before answering */
+    time_t sweep_min_age;   /* s3_sweep never aborts a younger upload (S3_SWEEP_MIN_AGE; tests lower it) */
     int cond_put;           /* conditional writes (If-None-Match: *): 1 honoured, 0 not tried yet,
                                -1 the server answered 501: check before, read back after */
 };
@@ -140,6 +141,11 @@ int s3_head(struct stor *st, const char *key, struct stor_stat *out, struct err 
 int s3_list(struct stor *st, const char *prefix, stor_list_fn fn, void *arg, struct err *e);
 int s3_remove(struct stor *st, const char *key, struct err *e);
 int s3_remove_many(struct stor *st, const char *const *keys, size_t n, struct err *e);
+/* Abort the multipart uploads under the region's prefix that writers which
+ * died left behind: those initiated before `older_than`, and never younger
+ * than S3_SWEEP_MIN_AGE (a live backup part may upload for a long time). */
+#define S3_SWEEP_MIN_AGE (24 * 3600)
+int s3_sweep(struct stor *st, time_t older_than, uint64_t *removed, struct err *e);
 int s3_put(struct stor *st, const char *key, unsigned flags, struct sink **out, struct err *e);
 int s3_get(struct stor *st, const char *key, uint64_t off, uint64_t len, struct sink *out, struct err *e);
 
@@ -166,6 +172,19 @@ struct s3_list_page {
     char *next_token;       /* NextContinuationToken, or NULL */
 };
 
+/* ListMultipartUploads: one page of uploads in progress. */
+struct s3_upload_entry {
+    char *key;              /* full key, as in the bucket */
+    char *upload_id;
+    time_t initiated;
+};
+struct s3_uploads_page {
+    struct s3_upload_entry *ents;
+    size_t n;
+    int truncated;
+    char *next_key, *next_upload_id;    /* NextKeyMarker, NextUploadIdMarker */
+};
+
 struct s3_part {
     int number;
     char etag[128];
@@ -183,6 +202,8 @@ void s3_xml_init(void);
 int s3_xml_parse_error(const void *buf, size_t len, struct s3_error *er);
 int s3_xml_parse_list(const void *buf, size_t len, struct s3_list_page *pg, struct err *e);
 void s3_list_page_clear(struct s3_list_page *pg);
+int s3_xml_parse_uploads(const void *buf, size_t len, struct s3_uploads_page *pg, struct err *e);
+void s3_uploads_page_clear(struct s3_uploads_page *pg);
 int s3_xml_parse_upload_id(const void *buf, size_t len, char **upload_id, struct err *e);
 /* A 200 answer that should be a `root` document (CompleteMultipartUploadResult,
  * CopyObjectResult): 0 if it is, 1 if it is an <Error> (er filled), -1 if

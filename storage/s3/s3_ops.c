@@ -269,3 +269,111 @@ out:
     free(body);
     return rc;
 }
+
+/* ---- sweep: multipart uploads of writers that died ---- */
+
+static int abort_one(struct s3 *s, const char *full_key, const char *upload_id, struct err *e)
+{
+    struct s3_req r;
+    char *enc = sigv4_uri_encode(upload_id, 0), *query;
+    size_t plen = s->prefix[0] ? strlen(s->prefix) + 1 : 0;
+    int rc = -1;
+
+    query = enc ? xasprintf("uploadId=%s", enc) : NULL;
+    free(enc);
+    if (query == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    if (s3_req_init(&r, s, "DELETE", full_key + plen, query, e) < 0) {
+        free(query);
+        return -1;
+    }
+    if (s3_req_run(&r, e) == 0 && (r.x.status == 204 || r.x.status == 200))
+        rc = 0;
+    else {
+        s3_fail(s, &r, "abort the multipart upload of", "in", e);
+        if (e->code == ERR_HTTP && strstr(e->msg, "NoSuchUpload") != NULL) {
+            err_clear(e);   /* completed or aborted meanwhile */
+            rc = 0;
+        }
+    }
+    s3_req_free(&r);
+    free(query);
+    return rc;
+}
+
+int s3_sweep(struct stor *st, time_t older_than, uint64_t *removed, struct err *e)
+{
+    struct s3 *s = (struct s3 *)st;
+    char *full = NULL, *enc_prefix = NULL, *query = NULL, *km = NULL, *um = NULL;
+    size_t plen = s->prefix[0] ? strlen(s->prefix) + 1 : 0;
+    time_t limit = time(NULL) - s->sweep_min_age;
+    struct s3_uploads_page pg;
+    struct s3_req r;
+    int rc = -1;
+
+    if (older_than < limit)
+        limit = older_than;
+    memset(&pg, 0, sizeof pg);
+    memset(&r, 0, sizeof r);
+    full = s->prefix[0] ? xasprintf("%s/", s->prefix) : strdup("");
+    enc_prefix = full ? sigv4_uri_encode(full, 0) : NULL;
+    if (enc_prefix == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    do {
+        char *ekm = km ? sigv4_uri_encode(km, 0) : NULL, *eum = um ? sigv4_uri_encode(um, 0) : NULL;
+        size_t i;
+
+        free(query);
+        /* the canonical query is sorted by sigv4; the order here is only text */
+        query = km ? (ekm && eum ? xasprintf("key-marker=%s&prefix=%s&upload-id-marker=%s&uploads=", ekm,
+                                             enc_prefix, eum)
+                                 : NULL)
+                   : xasprintf("prefix=%s&uploads=", enc_prefix);
+        free(ekm);
+        free(eum);
+        if (query == NULL) {
+            err_setf(e, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        if (s3_req_init(&r, s, "GET", NULL, query, e) < 0)
+            goto out;
+        r.key = "";
+        r.x.collect_max = 16u << 20;
+        if (s3_req_run(&r, e) < 0 || r.x.status != 200) {
+            s3_fail(s, &r, "list the multipart uploads", "in", e);
+            goto out;
+        }
+        if (s3_xml_parse_uploads(r.x.resp, r.x.resp_len, &pg, e) < 0) {
+            err_prefix(e, "region %s (bucket %s)", st->region, s->bucket);
+            goto out;
+        }
+        s3_req_free(&r);
+        for (i = 0; i < pg.n; i++) {
+            if (strlen(pg.ents[i].key) < plen || memcmp(pg.ents[i].key, full, plen) != 0)
+                continue;   /* not under our prefix: never ours */
+            if (pg.ents[i].initiated >= limit)
+                continue;   /* may be a live writer's */
+            if (abort_one(s, pg.ents[i].key, pg.ents[i].upload_id, e) < 0)
+                goto out;
+            (*removed)++;
+        }
+        free(km);
+        free(um);
+        km = pg.truncated ? pg.next_key : NULL;
+        um = pg.truncated ? pg.next_upload_id : NULL;
+        pg.next_key = pg.next_upload_id = NULL;
+        s3_uploads_page_clear(&pg);
+    } while (km != NULL);
+    rc = 0;
+out:
+    s3_req_free(&r);
+    s3_uploads_page_clear(&pg);
+    free(full);
+    free(enc_prefix);
+    free(query);
+    free(km);
+    free(um);
+    return rc;
+}

@@ -267,6 +267,81 @@ out:
     return rc;
 }
 
+void s3_uploads_page_clear(struct s3_uploads_page *pg)
+{
+    size_t i;
+
+    for (i = 0; i < pg->n; i++) {
+        free(pg->ents[i].key);
+        free(pg->ents[i].upload_id);
+    }
+    free(pg->ents);
+    free(pg->next_key);
+    free(pg->next_upload_id);
+    memset(pg, 0, sizeof *pg);
+}
+
+int s3_xml_parse_uploads(const void *buf, size_t len, struct s3_uploads_page *pg, struct err *e)
+{
+    xmlDocPtr doc;
+    xmlNodePtr root, c;
+    size_t cap = 0;
+    char tmp[128];
+    int oom = 0, rc = -1;
+
+    memset(pg, 0, sizeof *pg);
+    doc = parse(buf, len, "ListMultipartUploads", e);
+    if (doc == NULL)
+        return -1;
+    root = xmlDocGetRootElement(doc);
+    if (!is_elem(root, "ListMultipartUploadsResult")) {
+        err_setf(e, ERR_HTTP, "unexpected <%s> where ListMultipartUploadsResult was expected",
+                 (const char *)root->name);
+        goto out;
+    }
+    if (child_text(root, "IsTruncated", tmp, sizeof tmp) == 0)
+        pg->truncated = strcmp(tmp, "true") == 0;
+    pg->next_key = child_dup(root, "NextKeyMarker", &oom);
+    pg->next_upload_id = child_dup(root, "NextUploadIdMarker", &oom);
+    for (c = root->children; c != NULL && !oom; c = c->next) {
+        struct s3_upload_entry *ent;
+
+        if (!is_elem(c, "Upload"))
+            continue;
+        if (array_reserve(&pg->ents, &cap, pg->n + 1, sizeof *pg->ents) < 0) {
+            oom = 1;
+            break;
+        }
+        ent = &pg->ents[pg->n];
+        memset(ent, 0, sizeof *ent);
+        ent->key = child_dup(c, "Key", &oom);
+        ent->upload_id = child_dup(c, "UploadId", &oom);
+        if (oom)
+            break;
+        pg->n++;
+        if (ent->key == NULL || ent->upload_id == NULL || child_text(c, "Initiated", tmp, sizeof tmp) < 0 ||
+            s3_parse_iso8601(tmp, &ent->initiated) < 0) {
+            err_setf(e, ERR_HTTP, "ListMultipartUploads answer has an <Upload> without Key, UploadId or a "
+                     "readable Initiated");
+            goto out;
+        }
+    }
+    if (oom) {
+        err_setf(e, ERR_NOMEM, "out of memory reading a ListMultipartUploads answer");
+        goto out;
+    }
+    if (pg->truncated && (pg->next_key == NULL || pg->next_key[0] == '\0')) {
+        err_setf(e, ERR_HTTP, "ListMultipartUploads answer is truncated but has no NextKeyMarker");
+        goto out;
+    }
+    rc = 0;
+out:
+    xmlFreeDoc(doc);
+    if (rc < 0)
+        s3_uploads_page_clear(pg);
+    return rc;
+}
+
 int s3_xml_parse_upload_id(const void *buf, size_t len, char **upload_id, struct err *e)
 {
     xmlDocPtr doc;

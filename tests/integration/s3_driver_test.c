@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -498,6 +499,27 @@ static void functional(const struct region *R, int nkeys)
         is_int(count_uploads(s), 0, "%s: sink_free without close aborted it", N);
         ok(head(s, "backups/b1/abandoned", &st, &e) < 0 && e.code == ERR_NOTFOUND,
            "%s: and left no object: %s", N, e.msg);
+    }
+
+    /* an upload whose writer was killed (never aborted) is swept by age */
+    {
+        struct s3_req r;
+        uint64_t removed = 0;
+        int made;
+
+        err_clear(&e);
+        made = s3_req_init(&r, (struct s3 *)s, "POST", "backups/b1/killed", "uploads", &e) == 0 &&
+               s3_req_run(&r, &e) == 0 && r.x.status == 200;
+        s3_req_free(&r);
+        ok(made, "%s: a multipart upload left by a killed writer: %s", N, e.msg);
+        ok(stor_sweep(s, time(NULL) + 60, &removed, &e) == 0 && removed == 0 && count_uploads(s) == 1,
+           "%s: sweep leaves an upload younger than a day (%" PRIu64 " aborted): %s", N, removed, e.msg);
+        ((struct s3 *)s)->sweep_min_age = 0;
+        sleep(2);   /* Initiated has whole seconds */
+        ok(stor_sweep(s, time(NULL) + 60, &removed, &e) == 0 && removed == 1,
+           "%s: sweep past the age aborts it (%" PRIu64 " aborted): %s", N, removed, e.msg);
+        is_int(count_uploads(s), 0, "%s: no multipart upload left", N);
+        ((struct s3 *)s)->sweep_min_age = S3_SWEEP_MIN_AGE;
     }
 
     /* odd key characters */
