@@ -145,15 +145,36 @@ struct push {
     int region[ARCHIVE_MAX_REGIONS + 1];   /* -1: the spool */
     char *queues[ARCHIVE_MAX_REGIONS];
     int async_region[ARCHIVE_MAX_REGIONS];
-    int queued_region[ARCHIVE_MAX_REGIONS];   /* async regions whose queue had the name */
-    size_t nb, nasync, nqueued;
+    size_t nb, nasync;
 };
 
 /* Upload sinks for the sync regions, one spool sink for the async ones. */
-static void open_branches(struct archiver *a, const char *name, const char *key, struct push *p,
-                          struct archive_report *rep, struct err *first)
+/* NAME is queued already for async region r: 1 = the same file (counts as
+ * spooled), 0 = gone meanwhile (shipped: spool it again, the shipper
+ * compares with the region), -1 = another file or unreadable (e set). */
+static int queued_same(struct archiver *a, const char *path, const char *name, const char *key, int r,
+                       char local_hex[65], struct err *e)
 {
     const struct config *c = a->conf;
+
+    if (local_hex[0] == '\0' && repo_hash_file(path, NULL, NULL, local_hex, NULL, e) < 0) {
+        local_hex[0] = '\0';
+        return -1;
+    }
+    if (same_queued(a, a->queue[r], c->regions[r].name, name, key, local_hex, e) == 0)
+        return 1;
+    if (e->code == ERR_NOTFOUND) {
+        err_clear(e);
+        return 0;
+    }
+    return -1;
+}
+
+static void open_branches(struct archiver *a, const char *path, const char *name, const char *key,
+                          struct push *p, struct archive_report *rep, struct err *first)
+{
+    const struct config *c = a->conf;
+    char local_hex[65] = "";
     int r;
 
     for (r = 0; r < c->nregions; r++) {
@@ -163,8 +184,18 @@ static void open_branches(struct archiver *a, const char *name, const char *key,
             if (a->sp == NULL)
                 continue;
             if (spool_is_queued(a->sp, a->queue[r], name)) {
-                p->queued_region[p->nqueued++] = r;     /* compared in settle_queued */
-                continue;
+                struct err qe = ERR_INIT;
+                int got = queued_same(a, path, name, key, r, local_hex, &qe);
+
+                if (got == 1) {
+                    rep->spooled++;
+                    continue;
+                }
+                if (got < 0) {
+                    report_fail(rep, c->regions[r].name, &qe, first);
+                    continue;
+                }
+                /* shipped meanwhile: queue it again below */
             }
             p->async_region[p->nasync] = r;
             p->queues[p->nasync++] = a->queue[r];
@@ -226,8 +257,11 @@ static void settle_spool(struct archiver *a, const char *name, const char *key, 
             if (!spool_put_existed(p->spool, k) ||
                 same_queued(a, a->queue[r], c->regions[r].name, name, key, rep->sha256_hex, &qe) == 0)
                 rep->spooled++;
-            else
+            else {
+                if (qe.code == ERR_NOTFOUND)    /* the racing push's copy was shipped meanwhile */
+                    qe.code = ERR_IO;           /* PostgreSQL retries; never "not found" */
                 report_fail(rep, c->regions[r].name, &qe, first);
+            }
         }
         return;
     } else if (!res->committed) {
@@ -270,27 +304,6 @@ static void settle(struct archiver *a, const char *name, const char *key, struct
         settle_spool(a, name, key, p, &p->results[spool_at], rep, first);
 }
 
-/* The async regions whose queue held the name before this push. */
-static void settle_queued(struct archiver *a, const char *path, const char *name, const char *key,
-                          const struct push *p, struct archive_report *rep, struct err *first)
-{
-    const struct config *c = a->conf;
-    size_t k;
-
-    for (k = 0; k < p->nqueued; k++) {
-        int r = p->queued_region[k];
-        struct err qe = ERR_INIT;
-
-        if (rep->sha256_hex[0] == '\0' && repo_hash_file(path, NULL, NULL, rep->sha256_hex, NULL, &qe) < 0)
-            rep->sha256_hex[0] = '\0';
-        else if (same_queued(a, a->queue[r], c->regions[r].name, name, key, rep->sha256_hex, &qe) == 0) {
-            rep->spooled++;
-            continue;
-        }
-        report_fail(rep, c->regions[r].name, &qe, first);
-    }
-}
-
 int archive_push_file(struct archiver *a, const char *path, const char *name, struct archive_report *rep,
                       struct err *e)
 {
@@ -319,7 +332,7 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
     if (check_segment(a, fd, name, rep->size, e) < 0)
         goto out;
 
-    open_branches(a, name, key, &p, rep, &first);
+    open_branches(a, path, name, key, &p, rep, &first);
     if (p.nb == 0)
         goto done;
     if (multi_tee_new(p.branches, p.results, p.nb, &tee, e) < 0) {
@@ -369,7 +382,6 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
     }
     settle(a, name, key, &p, chain_rc, &chain, rep, &first);
 done:
-    settle_queued(a, path, name, key, &p, rep, &first);
     if (rep->failed > 0) {
         if (rep->failed == 1)
             *e = first;
