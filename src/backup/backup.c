@@ -559,6 +559,27 @@ static void *progress_thread(void *arg)
     return NULL;
 }
 
+static int any_object(const struct stor_entry *ent, void *arg)
+{
+    (void)ent;
+    *(int *)arg = 1;
+    return 1;
+}
+
+/* Does any region hold an object under backups/NAME/ already? */
+static int name_taken(struct repo *const *rp, int n, const char *name)
+{
+    char prefix[REPO_KEY_MAX];
+    int r, found = 0;
+
+    if (repo_key_backup(prefix, sizeof prefix, name, "") < 0)
+        return 0;
+    for (r = 0; r < n && !found; r++)
+        if (rp[r] != NULL)
+            (void)stor_list(rp[r]->st, prefix, any_object, &found, &(struct err)ERR_INIT);
+    return found;
+}
+
 int bk_push(const struct config *c, const struct keyring *kr, const struct bk_opts *o, struct bk_result *res,
             struct err *e)
 {
@@ -649,8 +670,19 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
         goto out;
     }
     {
+        /* names have whole seconds: a second backup-push within the same
+         * second as one before waits for a name of its own (never writes
+         * into another backup's folder) */
         time_t now = time(NULL);
-        cat_new_name(now, res->name);
+        int tries;
+
+        for (tries = 0;; tries++) {
+            cat_new_name(now, res->name);
+            if (!name_taken(rp, c->nregions, res->name) || tries >= 5)
+                break;
+            sleep(1);
+            now = time(NULL);
+        }
         j.man->start_time = now;
     }
     j.name = res->name;
