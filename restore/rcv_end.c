@@ -210,7 +210,8 @@ int rcv_archive_end(struct repo *r, const struct manifest *m, const char *timeli
         err_setf(e, ERR_NOMEM, "out of memory listing the WAL archive");
         goto out;
     }
-    qsort(w.v, w.n, sizeof *w.v, seg_cmp);
+    if (w.n > 0)
+        qsort(w.v, w.n, sizeof *w.v, seg_cmp);
     if ((target = choose_target(&w, m, timeline, e)) == 0 || build_path(r, &w, m, target, &p, &np, e) < 0)
         goto out;
     /* the newest segment on the path */

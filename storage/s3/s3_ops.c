@@ -361,9 +361,12 @@ int s3_sweep(struct stor *st, time_t older_than, uint64_t *removed, struct err *
         }
         free(km);
         free(um);
-        km = pg.truncated ? pg.next_key : NULL;
-        um = pg.truncated ? pg.next_upload_id : NULL;
-        pg.next_key = pg.next_upload_id = NULL;
+        km = um = NULL;
+        if (pg.truncated) {     /* the page's markers become the next query's */
+            km = pg.next_key;
+            um = pg.next_upload_id;
+            pg.next_key = pg.next_upload_id = NULL;
+        }
         s3_uploads_page_clear(&pg);
     } while (km != NULL);
     rc = 0;

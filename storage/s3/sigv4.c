@@ -175,7 +175,7 @@ char *sigv4_canonical_query(const char *query)
         if (*p == '&')
             p++;
     }
-    if (!oom) {
+    if (!oom && np > 0) {
         qsort(ps, np, sizeof *ps, qparam_cmp);
         for (i = 0; i < np; i++) {
             if (i > 0)
