@@ -59,39 +59,29 @@ static int check_header(int fd, const char *name, const struct cluster_info *ci,
     return 0;
 }
 
-/* Decode region object wal/NAME into DEST via a temp file. */
+struct header_arg {
+    const char *name;
+    const struct cluster_info *ci;
+};
+
+static int check_fetched(int fd, void *arg, struct err *e)
+{
+    const struct header_arg *h = arg;
+
+    return check_header(fd, h->name, h->ci, e);
+}
+
+/* Decode region object wal/NAME into DEST via a temp file, checked first. */
 static int fetch_from(struct repo *r, const char *name, const char *dest, const struct cluster_info *ci,
                       struct err *e)
 {
-    char key[REPO_KEY_MAX], tmp[PATH_MAX];
-    int fd, rc = -1;
+    char key[REPO_KEY_MAX];
+    struct header_arg ha = { name, ci };
+    struct repo_file_check chk = { check_fetched, &ha, 1 };
 
-    if (repo_key_wal(key, sizeof key, name) < 0 ||
-        snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
-        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
-    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
-    if (repo_get_to_fd(r, key, fd, e) < 0)
-        goto out;
-    if (check_header(fd, name, ci, e) < 0) {
-        err_prefix(e, "region %s", r->name);
-        goto out;
-    }
-    if (fsync(fd) < 0) {
-        err_errno(e, ERR_IO, errno, "could not fsync \"%s\"", tmp);
-        goto out;
-    }
-    if (rename(tmp, dest) < 0) {
-        err_errno(e, ERR_IO, errno, "could not rename \"%s\" to \"%s\"", tmp, dest);
-        goto out;
-    }
-    rc = 0;
-out:
-    close(fd);
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
+    if (repo_key_wal(key, sizeof key, name) < 0)
+        return err_setf(e, ERR_USAGE, "WAL file name too long: \"%s\"", name);
+    return repo_get_to_file_checked(r, key, dest, &chk, e);
 }
 
 /* One region: 0 fetched, WALFETCH_MISSING a definite "not here", -1 failed. */

@@ -463,7 +463,8 @@ int repo_get_to_fd(struct repo *r, const char *key, int fd, struct err *e)
     return repo_get(r, key, out, e);
 }
 
-int repo_get_to_file(struct repo *r, const char *key, const char *dest, struct err *e)
+int repo_get_to_file_checked(struct repo *r, const char *key, const char *dest, const struct repo_file_check *chk,
+                             struct err *e)
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
     char *slash;
@@ -471,11 +472,15 @@ int repo_get_to_file(struct repo *r, const char *key, const char *dest, struct e
 
     if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
         return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
     if (repo_get_to_fd(r, key, fd, e) < 0)
         goto out;
+    if (chk != NULL && chk->check != NULL && chk->check(fd, chk->arg, e) < 0) {
+        err_prefix(e, "region %s", r->name);
+        goto out;
+    }
     if (fsync(fd) < 0) {
         err_errno(e, ERR_IO, errno, "could not fsync \"%s\"", tmp);
         goto out;
@@ -484,17 +489,24 @@ int repo_get_to_file(struct repo *r, const char *key, const char *dest, struct e
         err_errno(e, ERR_IO, errno, "could not rename \"%s\" to \"%s\"", tmp, dest);
         goto out;
     }
-    strlcopy(dir, dest, sizeof dir);
-    slash = strrchr(dir, '/');
-    if (slash != NULL && slash != dir)
-        *slash = '\0';
-    (void)fsync_dir(slash == NULL ? "." : slash == dir ? "/" : dir, &(struct err)ERR_INIT);
+    if (chk == NULL || !chk->no_dir_sync) {
+        strlcopy(dir, dest, sizeof dir);
+        slash = strrchr(dir, '/');
+        if (slash != NULL && slash != dir)
+            *slash = '\0';
+        (void)fsync_dir(slash == NULL ? "." : slash == dir ? "/" : dir, &(struct err)ERR_INIT);
+    }
     rc = 0;
 out:
     close(fd);
     if (rc < 0)
         unlink(tmp);
     return rc;
+}
+
+int repo_get_to_file(struct repo *r, const char *key, const char *dest, struct err *e)
+{
+    return repo_get_to_file_checked(r, key, dest, NULL, e);
 }
 
 int repo_get_buf(struct repo *r, const char *key, size_t max, unsigned char **buf, size_t *len, struct err *e)

@@ -108,6 +108,17 @@ int repo_get(struct repo *r, const char *key, struct sink *next, struct err *e);
  * renamed only once the whole object authenticated). */
 int repo_get_to_fd(struct repo *r, const char *key, int fd, struct err *e);
 int repo_get_to_file(struct repo *r, const char *key, const char *dest, struct err *e);
+/* The same, with CHECK run on the decoded temp file (open read-write) before it
+ * is synced and renamed to DEST: a failed check leaves DEST untouched.
+ * no_dir_sync skips the directory fsync after the rename (a restore_command
+ * target that PostgreSQL reads at once needs no durability). */
+struct repo_file_check {
+    int (*check)(int fd, void *arg, struct err *e);
+    void *arg;
+    int no_dir_sync;
+};
+int repo_get_to_file_checked(struct repo *r, const char *key, const char *dest, const struct repo_file_check *chk,
+                             struct err *e);
 /* ... into memory, at most `max` bytes (caller frees *buf). */
 int repo_get_buf(struct repo *r, const char *key, size_t max, unsigned char **buf, size_t *len, struct err *e);
 /* SHA-256 (hex) of the plaintext of `key`. */
