@@ -118,6 +118,12 @@ static int build_restore_command(struct cmd_ctx *ctx, const char *region, char *
         }
         if (r->path_style)
             bad |= shq(buf, n, &len, "--path-style");
+        if (r->ca_file) {
+            char abs[PATH_MAX];
+
+            bad |= shq(buf, n, &len, "--ca-file");
+            bad |= shq(buf, n, &len, realpath(r->ca_file, abs) ? abs : r->ca_file);
+        }
         if (r->aws_region) {
             bad |= shq(buf, n, &len, "--aws-region");
             bad |= shq(buf, n, &len, r->aws_region);

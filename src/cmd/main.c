@@ -124,7 +124,7 @@ static const struct cmd commands[] = {
       "region that has the backup is used.\n",
       1, cmd_backup_fetch_run },
     { "restore", "point-in-time restore into a fresh instance (DR drill or failover)",
-      "usage: walship restore --pgdata DIR [--region R | --from URL [--endpoint URL] [--path-style]]\n"
+      "usage: walship restore --pgdata DIR [--region R | --from URL [--endpoint URL] [--path-style] [--ca-file F]]\n"
       "                       [--key-file F] [--backup NAME]\n"
       "                       [--target-time T | --target-lsn L | --target-xid X | --target-name N |\n"
       "                        --target-latest | --target-immediate]\n"
@@ -156,7 +156,8 @@ static const struct cmd commands[] = {
       "--stall-timeout (300 s): exit 3, not promoted.\n"
       "Without a configuration file: --from s3://BUCKET/PREFIX (or file:///DIR),\n"
       "--region names the region (and the SigV4 region unless --aws-region),\n"
-      "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.\n"
+      "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, --ca-file F for\n"
+      "an endpoint whose certificate a private CA signed (kept in restore_command).\n"
       "Target times without a zone are UTC.\n",
       1, cmd_restore_run },
     { "delete", "apply the retention policy: old backups, then WAL no retained backup needs",
@@ -242,7 +243,8 @@ static void print_help(FILE *out)
             "walship %s — PostgreSQL WAL and backup shipping to several regions\n"
             "\n"
             "usage: walship [--config FILE] [--log-level LEVEL] [--region NAME] COMMAND [ARGS]\n"
-            "       walship --from URL [--endpoint URL] [--path-style] [--aws-region R] [--key-file F] COMMAND ...\n"
+            "       walship --from URL [--endpoint URL] [--path-style] [--aws-region R] [--ca-file F] [--key-file F]\n"
+            "               COMMAND ...\n"
             "       walship help COMMAND\n"
             "       walship --version\n"
             "\n"
@@ -338,19 +340,34 @@ static int take_opt(int *argc, char **argv, int i, const char *name, const char 
 
 /* --from URL (a bare DR host: the one region to read from, instead of the
  * configured ones) and --key-file. */
-static int apply_dr_options(struct config *c, const char *from, const char *region, const char *endpoint,
-                            const char *aws_region, int path_style, const char *key_file, struct err *e)
-{
-    const char *name = region ? region : "dr";
+struct dr_opts {
+    const char *from, *region, *endpoint, *aws_region, *key_file, *ca_file;
+    int path_style;
+};
 
-    if (key_file != NULL && config_set(c, "key_file", key_file, "--key-file", e) < 0)
+static int apply_dr_options(struct config *c, const struct dr_opts *o, struct err *e)
+{
+    const char *name = o->region ? o->region : "dr";
+    const char *from = o->from, *region = o->region, *endpoint = o->endpoint, *aws_region = o->aws_region;
+
+    if (o->key_file != NULL && config_set(c, "key_file", o->key_file, "--key-file", e) < 0)
         return -1;
-    if (from == NULL)
+    if (from == NULL) {
+        /* never ignored silently: they would mean something else than they look */
+        const char *lone = o->ca_file ? "--ca-file" : o->endpoint ? "--endpoint" : o->aws_region ? "--aws-region" :
+                           o->path_style ? "--path-style" : NULL;
+
+        if (lone != NULL)
+            return err_setf(e, ERR_USAGE, "%s goes with --from (with a configuration file, set it in the "
+                            "region's section)", lone);
         return 0;
+    }
     config_drop_regions(c);
     if (config_add_region_url(c, name, from, e) < 0)
         return -1;
-    if (path_style && config_region_set(c, name, "path_style", "true", "--path-style", e) < 0)
+    if (o->path_style && config_region_set(c, name, "path_style", "true", "--path-style", e) < 0)
+        return -1;
+    if (o->ca_file != NULL && config_region_set(c, name, "ca_file", o->ca_file, "--ca-file", e) < 0)
         return -1;
     if (endpoint != NULL && config_region_set(c, name, "endpoint", endpoint, "--endpoint", e) < 0)
         return -1;
@@ -361,8 +378,7 @@ static int apply_dr_options(struct config *c, const char *from, const char *regi
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *level_str = NULL, *region = NULL;
-    const char *from = NULL, *key_file = NULL, *endpoint = NULL, *aws_region = NULL;
-    int path_style = 0;
+    struct dr_opts dr = { 0 };
     const struct cmd *cmd;
     struct cmd_ctx ctx;
     struct err e = ERR_INIT;
@@ -376,16 +392,17 @@ int main(int argc, char **argv)
             take_opt(&argc, argv, i, "--log-level", &level_str, &bad) ||
             take_opt(&argc, argv, i, "--region", &region, &bad) ||
             /* copy has its own --from REGION (after the command name) */
-            (!(i > 1 && strcmp(argv[1], "copy") == 0) && take_opt(&argc, argv, i, "--from", &from, &bad)) ||
-            take_opt(&argc, argv, i, "--key-file", &key_file, &bad) ||
-            take_opt(&argc, argv, i, "--endpoint", &endpoint, &bad) ||
-            take_opt(&argc, argv, i, "--aws-region", &aws_region, &bad)) {
+            (!(i > 1 && strcmp(argv[1], "copy") == 0) && take_opt(&argc, argv, i, "--from", &dr.from, &bad)) ||
+            take_opt(&argc, argv, i, "--key-file", &dr.key_file, &bad) ||
+            take_opt(&argc, argv, i, "--endpoint", &dr.endpoint, &bad) ||
+            take_opt(&argc, argv, i, "--ca-file", &dr.ca_file, &bad) ||
+            take_opt(&argc, argv, i, "--aws-region", &dr.aws_region, &bad)) {
             if (bad)
                 return EXIT_USAGE;
             continue;
         }
         if (strcmp(argv[i], "--path-style") == 0) {
-            path_style = 1;
+            dr.path_style = 1;
             memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
             argc--;
             continue;
@@ -446,8 +463,10 @@ int main(int argc, char **argv)
         rc = cmd_fail(&e);
         return fail_status ? fail_status : rc;
     }
-    if (from != NULL || key_file != NULL || level_str != NULL) {
-        if (apply_dr_options(ctx.conf, from, region, endpoint, aws_region, path_style, key_file, &e) < 0 ||
+    dr.region = region;
+    if (dr.from != NULL || dr.key_file != NULL || dr.ca_file != NULL || dr.endpoint != NULL ||
+        dr.aws_region != NULL || dr.path_style || level_str != NULL) {
+        if (apply_dr_options(ctx.conf, &dr, &e) < 0 ||
             (level_str != NULL && config_set(ctx.conf, "log_level", level_str, "--log-level", &e) < 0)) {
             config_free(ctx.conf);
             rc = cmd_fail(&e);

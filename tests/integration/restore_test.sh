@@ -121,9 +121,11 @@ stop_r "$d"
 d=$(newdir rbare)
 pg_run env AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing WALSHIP_CONFIG= \
   "$WALSHIP" --from s3://walship/prod --endpoint "http://127.0.0.1:$P2" --path-style --region eu-west-1 \
-  --key-file "$T/key" restore --pgdata "$d" --target-name before_D >"$T/bare.out" 2>&1
+  --key-file "$T/key" --ca-file /etc/ssl/certs/ca-certificates.crt \
+  restore --pgdata "$d" --target-name before_D >"$T/bare.out" 2>&1
 ok $? "restore with --from and no configuration file"
 grep -q -- "--from" "$d/postgresql.auto.conf"; ok $? "its restore_command carries --from"
+grep -q -- "--ca-file'* '*/etc/ssl/certs/ca-certificates.crt" "$d/postgresql.auto.conf"; ok $? "... and --ca-file"
 pg_run env AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing "$PG_BIN/pg_ctl" -D "$d" -l "$T/rbare/log" -o "-p $RPORT" -w -t 120 start >/dev/null 2>&1
 wait_for 60 bash -c "runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $RPORT -U postgres -d postgres -c 'select not pg_is_in_recovery()' | grep -q t"
 is "$(markers)" "ABC" "the bare-host restore reaches the restore point"

@@ -222,5 +222,22 @@ t_fail "a configuration holding secret_access_key with mode 0644 exits 2" 2 "$WA
 like "$T_OUT" 'mode is 0644' "... and says why"
 t_fail "... also for st check" 2 "$WALSHIP" --config "$T/open.conf" st check
 
+# a bare DR host reading from an endpoint whose certificate a private CA
+# signed: --ca-file, and DR options without --from are refused
+if [ ${#TLS_ENV[@]} -gt 0 ]; then
+  dr() { AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing "$WALSHIP" --from s3://walship/it \
+    --endpoint "https://127.0.0.1:$TL" --path-style --region us-east-1 --key-file "$T/key" "$@"; }
+  t "--from over https with --ca-file: st ls" dr --ca-file "$T/tls.crt" st ls wal/
+  like "$T_OUT" 'wal/000000010000000000000001' "... lists the region's WAL"
+  t_fail "... without --ca-file the certificate is refused (exit 3)" 3 dr st ls wal/
+  like "$T_OUT" '[Cc]ertificate|SSL' "... and the message says it is the certificate"
+else
+  echo "# no https proxy: --ca-file not checked"
+fi
+t_fail "--ca-file without --from exits 2" 2 "$WALSHIP" --config "$CONF" --ca-file /etc/hosts st ls
+like "$T_OUT" '--ca-file goes with --from' "... and says so"
+t_fail "--endpoint without --from exits 2" 2 "$WALSHIP" --config "$CONF" --endpoint http://127.0.0.1:1 st ls
+like "$T_OUT" '--endpoint goes with --from' "... and says so"
+
 echo "# total $((SECONDS - started)) s"
 done_testing
