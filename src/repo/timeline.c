@@ -371,19 +371,28 @@ size_t tl_path_owner(const struct tl_model *m, const struct tl_step *p, size_t n
     return j - 1;
 }
 
-uint32_t tl_read_from(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno,
-                      enum tl_mode mode)
+/* The timeline segment `segno` is read from, considering only timelines
+ * of at least `min` (PostgreSQL never goes back to an older one). */
+static uint32_t read_from_min(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno,
+                              enum tl_mode mode, uint32_t min)
 {
-    size_t i = tl_path_owner(m, p, n, segno) + 1;
+    size_t i;
 
     if (n == 0)
         return 0;
+    i = tl_path_owner(m, p, n, segno) + 1;
     if (mode == TL_STRICT)
         return tl_has_seg(m, p[i - 1].tli, segno) ? p[i - 1].tli : 0;
     while (i-- > 0)
-        if (segno >= p[i].begin / m->seg_size && tl_has_seg(m, p[i].tli, segno))
+        if (p[i].tli >= min && segno >= p[i].begin / m->seg_size && tl_has_seg(m, p[i].tli, segno))
             return p[i].tli;
     return 0;
+}
+
+uint32_t tl_read_from(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno,
+                      enum tl_mode mode)
+{
+    return read_from_min(m, p, n, segno, mode, 0);
 }
 
 int tl_path_newest(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t *segno)
@@ -405,25 +414,40 @@ int tl_path_newest(const struct tl_model *m, const struct tl_step *p, size_t n, 
     return found;
 }
 
-int tl_first_gap(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t from, uint64_t to,
-                 enum tl_mode mode, struct tl_gap *gap)
+/* Read [from, to] in order as recovery does: 1 and *gap at the first
+ * segment that cannot be read, else 0 and *last_tli (the timeline `to` is
+ * read from).  As PostgreSQL, once a segment came from a timeline, older
+ * timelines are not looked at any more (XLogFileReadAnyTLI). */
+static int walk_path(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t from, uint64_t to,
+                     enum tl_mode mode, struct tl_gap *gap, uint32_t *last_tli)
 {
+    uint32_t cur = 0, t;
     uint64_t s;
 
     for (s = from; s <= to && n > 0; s++) {
         size_t o;
 
-        if (tl_read_from(m, p, n, s, mode) != 0)
+        if ((t = read_from_min(m, p, n, s, mode, cur)) != 0) {
+            cur = t;
             continue;
+        }
         o = tl_path_owner(m, p, n, s);
         gap->tli = p[o].tli;
         gap->first = gap->last = s;
         while (gap->last < to && tl_path_owner(m, p, n, gap->last + 1) == o &&
-               tl_read_from(m, p, n, gap->last + 1, mode) == 0)
+               read_from_min(m, p, n, gap->last + 1, mode, cur) == 0)
             gap->last++;
         return 1;
     }
+    if (last_tli != NULL)
+        *last_tli = cur;
     return 0;
+}
+
+int tl_first_gap(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t from, uint64_t to,
+                 enum tl_mode mode, struct tl_gap *gap)
+{
+    return walk_path(m, p, n, from, to, mode, gap, NULL);
 }
 
 /* ---- from a backup to the end of the archive ---- */
@@ -460,12 +484,11 @@ int tl_reach(const struct tl_model *m, uint32_t tli, uint64_t start_lsn, uint32_
         r->status = TL_REACH_NO_START;
         return 0;
     }
-    if (tl_first_gap(m, r->path, r->npath, r->first, r->last, TL_AS_POSTGRES, &r->gap)) {
+    if (walk_path(m, r->path, r->npath, r->first, r->last, TL_AS_POSTGRES, &r->gap, &r->last_tli)) {
         r->status = TL_REACH_GAP;
         return 0;
     }
     r->nsegments = (unsigned long)(r->last - r->first + 1);
-    r->last_tli = tl_read_from(m, r->path, r->npath, r->last, TL_AS_POSTGRES);
     r->limit = UINT64_MAX;
     for (i = 0; i + 1 < r->npath; i++)
         if (r->path[i].tli == r->last_tli)

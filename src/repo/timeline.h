@@ -29,7 +29,9 @@
  *   - TL_STRICT (verify): on its owner timeline;
  *   - TL_AS_POSTGRES (restore): where PostgreSQL would read it from, the
  *     newest timeline of the path that began at or before the segment and
- *     has it archived (XLogFileReadAnyTLI) — the owner, else an ancestor.
+ *     has it archived (XLogFileReadAnyTLI) — the owner, else an ancestor;
+ *     reading a path in order (tl_first_gap, tl_reach) never goes back to
+ *     a timeline older than the previous segment's, as PostgreSQL does not.
  *
  * Two readings of "latest" too: tl_latest_probe() is PostgreSQL's (probe
  * TLI.history upward from a timeline: what restore gets),
@@ -142,7 +144,8 @@ size_t tl_path_owner(const struct tl_model *m, const struct tl_step *p, size_t n
 
 enum tl_mode { TL_STRICT, TL_AS_POSTGRES };
 
-/* The timeline segment `segno` is read from on the path, 0 when none. */
+/* The timeline segment `segno` is read from on the path, 0 when none (on
+ * its own, without the order of a walk). */
 uint32_t tl_read_from(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno,
                       enum tl_mode mode);
 /* The newest archived segment on the path (a step's segments count from
@@ -150,8 +153,8 @@ uint32_t tl_read_from(const struct tl_model *m, const struct tl_step *p, size_t 
  * *segno, or 0 when the path has none. */
 int tl_path_newest(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t *segno);
 
-/* The first gap on the path in [from, to]: 1 with the first missing
- * segment, the timeline it belongs to (its owner) and the last segment of
+/* The first gap on the path in [from, to], read in order from `from`: 1
+ * with the first missing segment, the timeline it belongs to (its owner) and the last segment of
  * the run missing from that same timeline; 0 when there is none. */
 struct tl_gap {
     uint32_t tli;
