@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timeline.h"
 #include "util.h"
 #include "wal.h"
 
@@ -120,86 +121,71 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
 
 /* ---- WAL continuity ---- */
 
-struct seg_list {
-    char (*v)[WAL_NAME_LEN + 1];
-    size_t n, cap;
-    int failed;
-};
-
-static int seg_collect(const struct stor_entry *ent, void *arg)
+/* The message for a gap: the segment, the last one read before it and the
+ * first one after it. */
+static int gap_error(const char *region, const struct tl_model *tm, const struct tl_reach *re, struct err *e)
 {
-    struct seg_list *l = arg;
-    const char *name = ent->key + 4;   /* after "wal/" */
-    struct wal_name w;
-    struct err e = ERR_INIT;
+    char want[WAL_NAME_LEN + 1], before[WAL_NAME_LEN + 1] = "", after[WAL_NAME_LEN + 1] = "";
+    uint64_t s;
+    uint32_t t;
 
-    if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
-        return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        void *nv = realloc(l->v, cap * sizeof *l->v);
-        if (nv == NULL) {
-            l->failed = 1;
-            return 1;
+    wal_segment_name(re->gap.tli, re->gap.first, tm->seg_size, want);
+    if ((t = tl_read_from(tm, re->path, re->npath, re->gap.first - 1, TL_AS_POSTGRES)) != 0)
+        wal_segment_name(t, re->gap.first - 1, tm->seg_size, before);
+    for (s = re->gap.last + 1; s <= re->last; s++)
+        if ((t = tl_read_from(tm, re->path, re->npath, s, TL_AS_POSTGRES)) != 0) {
+            wal_segment_name(t, s, tm->seg_size, after);
+            break;
         }
-        l->v = nv;
-        l->cap = cap;
-    }
-    memcpy(l->v[l->n++], name, WAL_NAME_LEN + 1);
-    return 0;
+    return err_setf(e, ERR_NOTFOUND,
+                    "region %s: WAL segment %s is missing (the archive has %s and then %s): recovery would stop "
+                    "there", region, want, before, after);
 }
 
-int pitr_check_wal(struct stor *s, const struct manifest *m, char newest[32], unsigned long *nsegments,
-                   struct err *e)
+int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeline, char newest[32],
+                   unsigned long *nsegments, struct err *e)
 {
-    struct seg_list l = { NULL, 0, 0, 0 };
-    uint64_t seg = m->wal_segment_size ? m->wal_segment_size : (16u << 20);
-    size_t i;
-    int rc = -1, have_start = 0;
+    struct tl_model tm;
+    struct tl_reach re;
+    uint32_t target;
+    int rc = -1;
 
     newest[0] = '\0';
     *nsegments = 0;
-    if (stor_list(s, "wal/", seg_collect, &l, e) < 0)
-        return err_prefix(e, "could not list the WAL archive");
-    if (l.failed) {
-        err_setf(e, ERR_NOMEM, "out of memory listing the WAL archive");
+    memset(&re, 0, sizeof re);
+    if (tl_model_load(rp, m->wal_segment_size, &tm, e) < 0)
+        goto out;
+    if ((target = tl_target(&tm, m->timeline, timeline, e)) == 0)
+        goto out;
+    if (tl_reach(&tm, m->timeline, m->start_lsn, target, &re, e) < 0) {
+        /* no usable history for the target: recovery may still reach a
+         * target before the switch, so the caller only warns */
+        if (e->code != ERR_NOMEM) {
+            e->code = ERR_NOTFOUND;
+            err_prefix(e, "region %s", rp->name);
+        }
         goto out;
     }
-    /* names sort by timeline, then position */
-    for (i = 0; i < l.n; i++) {
-        struct wal_name w, pw;
-        struct err pe = ERR_INIT;
-
-        wal_parse(l.v[i], &w, &pe);
-        if (strcmp(l.v[i], m->start_wal) == 0)
-            have_start = 1;
-        if (w.tli < m->timeline || (w.tli == m->timeline && strcmp(l.v[i], m->start_wal) < 0))
-            continue;   /* before the backup: not needed */
-        (*nsegments)++;
-        if (i > 0) {
-            wal_parse(l.v[i - 1], &pw, &pe);
-            if (pw.tli == w.tli && wal_segno(&pw, seg) + 1 != wal_segno(&w, seg) &&
-                (w.tli != m->timeline || strcmp(l.v[i], m->start_wal) > 0)) {
-                char want[WAL_NAME_LEN + 1];
-
-                wal_segment_name(w.tli, wal_segno(&pw, seg) + 1, seg, want);
-                err_setf(e, ERR_NOTFOUND,
-                         "region %s: WAL segment %s is missing (the archive has %s and then %s): recovery would "
-                         "stop there",
-                         s->region, want, l.v[i - 1], l.v[i]);
-                goto out;
-            }
-        }
-        snprintf(newest, 32, "%s", l.v[i]);
+    if (re.status == TL_REACH_NOT_DESCENDANT) {
+        err_setf(e, ERR_NOTFOUND, "region %s: timeline %u does not descend from timeline %u, where backup %s was taken",
+                 rp->name, (unsigned)target, (unsigned)m->timeline, m->name);
+        goto out;
     }
-    if (!have_start) {
-        err_setf(e, ERR_NOTFOUND, "region %s: WAL segment %s, where backup %s starts, is not archived", s->region,
+    if (re.status == TL_REACH_NO_START || (re.status == TL_REACH_GAP && re.gap.first == re.first)) {
+        err_setf(e, ERR_NOTFOUND, "region %s: WAL segment %s, where backup %s starts, is not archived", rp->name,
                  m->start_wal, m->name);
         goto out;
     }
+    if (re.status == TL_REACH_GAP) {
+        gap_error(rp->name, &tm, &re, e);
+        goto out;
+    }
+    *nsegments = re.nsegments;
+    wal_segment_name(re.last_tli, re.last, tm.seg_size, newest);
     rc = 0;
 out:
-    free(l.v);
+    tl_reach_free(&re);
+    tl_model_free(&tm);
     return rc;
 }
 

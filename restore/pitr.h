@@ -37,11 +37,14 @@ int pitr_parse_time(const char *s, int64_t *out, char *normalized, size_t n, str
  * reachable point is. */
 int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char *name, struct err *e);
 
-/* Every timeline's archived segments must be contiguous, and the backup's
- * timeline must hold every segment from the backup's start on: a gap would
- * make recovery stop early.  Reports the newest segment seen. */
-int pitr_check_wal(struct stor *s, const struct manifest *m, char newest[32], unsigned long *nsegments,
-                   struct err *e);
+/* The WAL from backup `m`'s start to the newest segment on the path to
+ * `timeline` ("latest", "current", "" or a number) must be archived, as
+ * PostgreSQL reads it (src/repo/timeline.h): a gap would make recovery
+ * stop early; gaps on branches the path does not use do not count.
+ * ERR_NOTFOUND names the first missing segment.  Reports the newest
+ * segment on the path and how many there are from the start. */
+int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeline, char newest[32],
+                   unsigned long *nsegments, struct err *e);
 
 /* Add the recovery settings to DIR/postgresql.auto.conf, in one block and
  * one atomic write, and create DIR/recovery.signal.  `restore_command` is

@@ -442,7 +442,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
             if (latest_end(s, m, &o, &nseg, &e) < 0)
                 goto fail;
         } else {
-            if (pitr_check_wal(s->st, m, newest, &nseg, &e) < 0) {
+            if (pitr_check_wal(s, m, o.target.timeline, newest, &nseg, &e) < 0) {
                 if (o.target.kind == PITR_IMMEDIATE || e.code != ERR_NOTFOUND)
                     goto fail;
                 log_warning("%s — recovery fails if the target lies beyond the gap", e.msg);

@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wal.h"
+#include "timeline.h"
 #include "util.h"
+#include "wal.h"
 
 #define RET_BATCH 1000      /* keys per remove_many (S3 DeleteObjects' limit) */
 
@@ -78,7 +79,9 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, stru
                      struct err *e)
 {
     size_t i, rank, ncomplete = 0;
-    int cut_ok = 1;
+    struct tl_need need;
+
+    memset(&need, 0, sizeof need);
 
     plan->policy_set = p->retain_full > 0 || p->retain_days > 0;
     for (i = 0; i < cat->n; i++)
@@ -110,46 +113,38 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, stru
         /* The WAL cut is the lowest (timeline, segment) over every retained
          * backup, taken separately: safe even when a newer backup sits on an
          * older timeline or below an older backup's start. */
-        if (ce->man == NULL) {
-            cut_ok = 0;
-        } else {
-            struct wal_name w;
-            struct err ignored = ERR_INIT;
-            uint64_t segno;
-
-            if (!wal_seg_size_valid(ce->man->wal_segment_size) ||
-                wal_parse(ce->man->start_wal, &w, &ignored) < 0 || w.kind != WAL_SEGMENT ||
-                (plan->seg_size != 0 && plan->seg_size != ce->man->wal_segment_size)) {
-                cut_ok = 0;
-                continue;
-            }
-            plan->seg_size = ce->man->wal_segment_size;
-            segno = wal_segno(&w, plan->seg_size);
-            if (!plan->have_cut || w.tli < plan->cut_tli)
-                plan->cut_tli = w.tli;
-            if (!plan->have_cut || segno < plan->cut_segno) {
-                plan->cut_segno = segno;
-                memcpy(plan->cut_wal, ce->man->start_wal, sizeof plan->cut_wal);
-            }
-            plan->have_cut = 1;
-        }
+        if (ce->man == NULL)
+            need.unplaceable = 1;
+        else
+            tl_need_add(&need, ce->man->start_wal, ce->man->wal_segment_size);
     }
     /* No policy, or a retained backup we cannot place: no WAL goes. */
-    if (!cut_ok || !plan->policy_set)
-        plan->have_cut = 0;
+    plan->seg_size = need.seg_size;
+    plan->have_cut = need.have && !need.unplaceable && plan->policy_set;
+    if (need.have) {
+        plan->cut_tli = need.tli;
+        plan->cut_segno = need.segno;
+        memcpy(plan->cut_wal, need.start_wal, sizeof plan->cut_wal);
+    }
     return 0;
+}
+
+/* The plan's cut as the timeline model's need. */
+static void plan_need(const struct ret_plan *plan, struct tl_need *n)
+{
+    memset(n, 0, sizeof *n);
+    n->have = plan->have_cut;
+    n->tli = plan->cut_tli;
+    n->segno = plan->cut_segno;
+    n->seg_size = plan->seg_size;
 }
 
 int ret_wal_expired(const struct ret_plan *plan, const char *name)
 {
-    struct wal_name w;
-    struct err ignored = ERR_INIT;
+    struct tl_need n;
 
-    if (!plan->have_cut || wal_parse(name, &w, &ignored) < 0)
-        return 0;
-    if (w.kind == WAL_HISTORY)
-        return 0;
-    return w.tli <= plan->cut_tli && wal_segno(&w, plan->seg_size) < plan->cut_segno;
+    plan_need(plan, &n);
+    return tl_need_expired(&n, name);
 }
 
 struct wal_walk {

@@ -61,15 +61,4 @@ struct vfy_report {
 int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e);
 void vfy_report_free(struct vfy_report *r);
 
-/* One timeline switch from a TLI.history file: timeline `tli` ended at
- * `end_lsn` (the next line's timeline, or the file's own, starts there). */
-struct vfy_hist_entry {
-    uint32_t tli;
-    uint64_t end_lsn;
-};
-
-/* Parse a history file's text ("parentTLI<TAB>LSN<TAB>reason" lines,
- * '#' comments).  *out is malloc'd (NULL when empty). */
-int vfy_parse_history(const char *text, size_t len, struct vfy_hist_entry **out, size_t *n, struct err *e);
-
 #endif

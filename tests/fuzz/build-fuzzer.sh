@@ -46,7 +46,7 @@ $CC $cflags $inc $fz -o "$out/s3_xml_fuzz" "$here/s3_xml_fuzz.c" $(objs $common 
 # shellcheck disable=SC2046,SC2086
 $CC $cflags $inc $fz -o "$out/manifest_fuzz" "$here/manifest_fuzz.c" $(objs $common src/repo/manifest.c) \
     $(pkg-config --libs jansson)
-# vfy_parse_history lives in verify.c, which pulls in the whole library: link
+# tl_parse_history lives in timeline.c, which pulls in the repository layer: link
 # the autotools-built libwalship.a (built with clang and ASan here).
 lib_a=${WALSHIP_LIB:-$out/libwalship/libwalship.a}
 if [ ! -f "$lib_a" ]; then

@@ -1,6 +1,6 @@
 /*
  * history_fuzz — libFuzzer target for the parser of a timeline's
- * TLI.history file (vfy_parse_history, src/maint/verify.c), which reads what a
+ * TLI.history file (tl_parse_history, src/repo/timeline.c), which reads what a
  * region holds under wal/.
  *
  * Whatever the input, nothing may crash or leak; a parse that succeeds
@@ -14,19 +14,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "verify.h"
+#include "timeline.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct vfy_hist_entry *v = NULL;
+    struct tl_hist_entry *v = NULL;
     struct err e = ERR_INIT;
     size_t n = 0, i, lines = 1;
 
     for (i = 0; i < size; i++)
         lines += data[i] == '\n';
-    if (vfy_parse_history((const char *)data, size, &v, &n, &e) < 0) {
+    if (tl_parse_history((const char *)data, size, &v, &n, &e) < 0) {
         if (v != NULL || n != 0 || e.msg[0] == '\0')
             abort();
         return 0;

@@ -21,6 +21,7 @@
 #include "status.h"
 #include "stor.h"
 #include "tap.h"
+#include "timeline.h"
 #include "verify.h"
 
 static char root[] = "/tmp/walship-verify-test-XXXXXX";
@@ -127,7 +128,7 @@ int main(void)
     struct region_conf rc;
     struct repo_ident id;
     struct err e = ERR_INIT;
-    struct vfy_hist_entry *h = NULL;
+    struct tl_hist_entry *h = NULL;
     char url[PATH_MAX];
     size_t nh = 0;
     const char *hist = "1\t1/3000000\tno recovery target specified\n\n# c\n2\t1/5000028\tbefore 2026\n";
@@ -155,12 +156,12 @@ int main(void)
     }
 
     /* history parsing */
-    ok(vfy_parse_history(hist, strlen(hist), &h, &nh, &e) == 0 && nh == 2 && h[0].tli == 1 &&
+    ok(tl_parse_history(hist, strlen(hist), &h, &nh, &e) == 0 && nh == 2 && h[0].tli == 1 &&
            h[0].end_lsn == (((uint64_t)1 << 32) | 0x3000000) &&
            h[1].tli == 2 && h[1].end_lsn == (((uint64_t)1 << 32) | 0x5000028),
        "a history file parses into its switch points");
     free(h);
-    ok(vfy_parse_history("x\t1/0\n", 6, &h, &nh, &e) < 0, "a bad history line is refused");
+    ok(tl_parse_history("x\t1/0\n", 6, &h, &nh, &e) < 0, "a bad history line is refused");
 
     /* timeline 1 only */
     backup("20231114T221320Z");

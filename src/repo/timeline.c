@@ -1,0 +1,533 @@
+/*
+ * timeline — see timeline.h.
+ */
+#include "timeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define TL_HISTORY_MAX ((size_t)1 << 20)
+
+/* ---- history files ---- */
+
+/* The next whitespace-separated token of `line` from *i into tok. */
+static void next_token(const char *line, size_t *i, char *tok, size_t cap)
+{
+    size_t j = 0;
+
+    while (line[*i] == ' ' || line[*i] == '\t')
+        (*i)++;
+    while (line[*i] && line[*i] != ' ' && line[*i] != '\t' && line[*i] != '\r' && j < cap - 1)
+        tok[j++] = line[(*i)++];
+    tok[j] = '\0';
+}
+
+int tl_parse_history(const char *text, size_t len, struct tl_hist_entry **out, size_t *n, struct err *e)
+{
+    struct tl_hist_entry *v = NULL;
+    size_t nv = 0, cap = 0, pos = 0;
+
+    *out = NULL;
+    *n = 0;
+    while (pos < len) {
+        char line[512], tok[64];
+        size_t end = pos, l, i = 0;
+        uint64_t tli, lsn;
+
+        while (end < len && text[end] != '\n')
+            end++;
+        l = end - pos < sizeof line - 1 ? end - pos : sizeof line - 1;
+        memcpy(line, text + pos, l);
+        line[l] = '\0';
+        pos = end + 1;
+        while (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')
+            i++;
+        if (line[i] == '\0' || line[i] == '#')
+            continue;
+        next_token(line, &i, tok, sizeof tok);
+        if (parse_u64(tok, 1, UINT32_MAX, &tli, e) < 0)
+            goto bad;
+        next_token(line, &i, tok, sizeof tok);
+        if (wal_parse_lsn(tok, &lsn, e) < 0)
+            goto bad;
+        if (array_reserve(&v, &cap, nv + 1, sizeof *v) < 0) {
+            free(v);
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        }
+        v[nv].tli = (uint32_t)tli;
+        v[nv].end_lsn = lsn;
+        nv++;
+    }
+    *out = v;
+    *n = nv;
+    return 0;
+bad:
+    free(v);
+    return err_prefix(e, "bad history line");
+}
+
+/* ---- building the model ---- */
+
+void tl_model_init(struct tl_model *m, uint64_t seg_size)
+{
+    memset(m, 0, sizeof *m);
+    m->seg_size = wal_seg_size_valid(seg_size) ? seg_size : (16u << 20);
+}
+
+void tl_model_free(struct tl_model *m)
+{
+    size_t i;
+
+    for (i = 0; i < m->ntls; i++) {
+        free(m->tls[i].hist);
+        free(m->tls[i].hist_error);
+    }
+    free(m->tls);
+    free(m->segs);
+    memset(m, 0, sizeof *m);
+}
+
+static struct tl_timeline *tl_get(struct tl_model *m, uint32_t tli)
+{
+    size_t i;
+
+    for (i = 0; i < m->ntls; i++)
+        if (m->tls[i].tli == tli)
+            return &m->tls[i];
+    if (array_reserve(&m->tls, &m->tls_cap, m->ntls + 1, sizeof *m->tls) < 0)
+        return NULL;
+    memset(&m->tls[m->ntls], 0, sizeof m->tls[0]);
+    m->tls[m->ntls].tli = tli;
+    return &m->tls[m->ntls++];
+}
+
+int tl_model_add(struct tl_model *m, const char *name)
+{
+    struct wal_name wn;
+    struct err pe = ERR_INIT;
+    struct tl_timeline *t;
+    uint64_t segno;
+
+    if (wal_parse(name, &wn, &pe) < 0 || (wn.kind != WAL_SEGMENT && wn.kind != WAL_HISTORY))
+        return 0;
+    if ((t = tl_get(m, wn.tli)) == NULL)
+        return -1;
+    if (wn.kind == WAL_HISTORY) {
+        t->has_history = 1;
+        return 1;
+    }
+    if (array_reserve(&m->segs, &m->segs_cap, m->nsegs + 1, sizeof *m->segs) < 0)
+        return -1;
+    segno = wal_segno(&wn, m->seg_size);
+    m->segs[m->nsegs].tli = wn.tli;
+    m->segs[m->nsegs].segno = segno;
+    m->nsegs++;
+    if (t->nsegs == 0 || segno > t->newest)
+        t->newest = segno;
+    if (t->nsegs == 0 || segno < t->oldest)
+        t->oldest = segno;
+    t->nsegs++;
+    return 1;
+}
+
+int tl_model_history_failed(struct tl_model *m, uint32_t tli, const char *why)
+{
+    struct tl_timeline *t = tl_get(m, tli);
+
+    if (t == NULL)
+        return -1;
+    t->has_history = 1;
+    free(t->hist);
+    t->hist = NULL;
+    t->nhist = 0;
+    free(t->hist_error);
+    return (t->hist_error = xstrdup(why)) == NULL ? -1 : 0;
+}
+
+int tl_model_set_history(struct tl_model *m, uint32_t tli, const char *text, size_t len, struct err *e)
+{
+    struct tl_timeline *t = tl_get(m, tli);
+
+    if (t == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    t->has_history = 1;
+    free(t->hist);
+    t->hist = NULL;
+    t->nhist = 0;
+    if (tl_parse_history(text, len, &t->hist, &t->nhist, e) < 0) {
+        if (e->code != ERR_NOMEM && tl_model_history_failed(m, tli, e->msg) < 0)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int tl_model_read_histories(struct tl_model *m, struct repo *rp,
+                            int (*bad)(void *arg, const char *key, const char *why), void *arg, struct err *e)
+{
+    size_t i;
+
+    for (i = 0; i < m->ntls; i++) {
+        char name[24], key[REPO_KEY_MAX];
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        struct err he = ERR_INIT;
+        uint32_t tli = m->tls[i].tli;
+
+        if (!m->tls[i].has_history || m->tls[i].hist != NULL || m->tls[i].hist_error != NULL)
+            continue;
+        snprintf(name, sizeof name, "%08X.history", (unsigned)tli);
+        if (repo_key_wal(key, sizeof key, name) < 0)
+            return err_setf(e, ERR_INTERNAL, "WAL key too long");
+        if (repo_get_buf(rp, key, TL_HISTORY_MAX, &buf, &len, &he) == 0)
+            tl_model_set_history(m, tli, (const char *)buf, len, &he);
+        else if (he.code != ERR_NOMEM && tl_model_history_failed(m, tli, he.msg) < 0)
+            he.code = ERR_NOMEM;
+        free(buf);
+        if (he.code == ERR_NOMEM)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        if (m->tls[i].hist_error != NULL && bad != NULL && bad(arg, key, m->tls[i].hist_error) != 0)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+    const struct tl_seg *x = a, *y = b;
+
+    if (x->tli != y->tli)
+        return x->tli < y->tli ? -1 : 1;
+    return x->segno < y->segno ? -1 : x->segno > y->segno;
+}
+
+static int tli_cmp(const void *a, const void *b)
+{
+    const struct tl_timeline *x = a, *y = b;
+
+    return x->tli < y->tli ? -1 : x->tli > y->tli;
+}
+
+void tl_model_finish(struct tl_model *m)
+{
+    if (m->nsegs > 1)
+        qsort(m->segs, m->nsegs, sizeof *m->segs, seg_cmp);
+    if (m->ntls > 1)
+        qsort(m->tls, m->ntls, sizeof *m->tls, tli_cmp);
+}
+
+struct load_walk {
+    struct tl_model *m;
+    int failed;
+};
+
+static int load_collect(const struct stor_entry *ent, void *arg)
+{
+    struct load_walk *w = arg;
+
+    if (strncmp(ent->key, REPO_WAL_DIR, strlen(REPO_WAL_DIR)) != 0)
+        return 0;
+    if (tl_model_add(w->m, ent->key + strlen(REPO_WAL_DIR)) < 0)
+        return w->failed = 1;
+    return 0;
+}
+
+int tl_model_load(struct repo *rp, uint64_t seg_size, struct tl_model *m, struct err *e)
+{
+    struct load_walk w = { m, 0 };
+
+    tl_model_init(m, seg_size);
+    if (stor_list(rp->st, REPO_WAL_DIR, load_collect, &w, e) < 0)
+        return err_prefix(e, "could not list the WAL archive");
+    if (w.failed)
+        return err_setf(e, ERR_NOMEM, "out of memory listing the WAL archive");
+    if (tl_model_read_histories(m, rp, NULL, NULL, e) < 0)
+        return -1;
+    tl_model_finish(m);
+    return 0;
+}
+
+/* ---- asking ---- */
+
+const struct tl_timeline *tl_find(const struct tl_model *m, uint32_t tli)
+{
+    size_t i;
+
+    for (i = 0; i < m->ntls; i++)
+        if (m->tls[i].tli == tli)
+            return &m->tls[i];
+    return NULL;
+}
+
+int tl_has_seg(const struct tl_model *m, uint32_t tli, uint64_t segno)
+{
+    struct tl_seg k = { tli, segno };
+
+    return m->nsegs > 0 && bsearch(&k, m->segs, m->nsegs, sizeof k, seg_cmp) != NULL;
+}
+
+uint32_t tl_latest_probe(const struct tl_model *m, uint32_t tli)
+{
+    const struct tl_timeline *t;
+
+    while ((t = tl_find(m, tli + 1)) != NULL && t->has_history)
+        tli++;
+    return tli;
+}
+
+/* Does timeline x's ancestry pass through `tli` at or after `lsn`? */
+static int descends(const struct tl_timeline *x, uint32_t tli, uint64_t lsn)
+{
+    size_t i;
+
+    if (x->tli == tli)
+        return 1;
+    for (i = 0; i < x->nhist; i++)
+        if (x->hist[i].tli == tli && x->hist[i].end_lsn > lsn)
+            return 1;
+    return 0;
+}
+
+uint32_t tl_latest_descendant(const struct tl_model *m, uint32_t tli, uint64_t lsn)
+{
+    uint32_t best = 0;
+    size_t i;
+
+    for (i = 0; i < m->ntls; i++)
+        if (descends(&m->tls[i], tli, lsn) && m->tls[i].tli > best)
+            best = m->tls[i].tli;
+    return best;
+}
+
+uint32_t tl_target(const struct tl_model *m, uint32_t tli, const char *timeline, struct err *e)
+{
+    int n;
+
+    if (timeline == NULL || timeline[0] == '\0' || strcmp(timeline, "latest") == 0)
+        return tl_latest_probe(m, tli);
+    if (strcmp(timeline, "current") == 0)
+        return tli;
+    if (parse_int(timeline, 1, 0x7fffffff, &n, e) < 0) {
+        err_prefix(e, "bad recovery target timeline");
+        return 0;
+    }
+    return (uint32_t)n;
+}
+
+int tl_path(const struct tl_model *m, uint32_t target, struct tl_step **out, size_t *n, struct err *e)
+{
+    const struct tl_timeline *t = tl_find(m, target);
+    const struct tl_hist_entry *h = NULL;
+    struct tl_step *p;
+    size_t nh = 0, i;
+    uint64_t begin = 0;
+
+    *out = NULL;
+    *n = 0;
+    if (target > 1) {
+        if (t == NULL || !t->has_history)
+            return err_setf(e, ERR_NOTFOUND, "the history file of timeline %u is not archived", (unsigned)target);
+        if (t->hist_error != NULL)
+            return err_setf(e, ERR_IO, "history file %08X.history is unusable: %s", (unsigned)target,
+                            t->hist_error);
+        h = t->hist;
+        nh = t->nhist;
+    }
+    if ((p = calloc(nh + 1, sizeof *p)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    for (i = 0; i < nh; i++) {
+        p[i].tli = h[i].tli;
+        p[i].begin = begin;
+        p[i].end = h[i].end_lsn;
+        begin = h[i].end_lsn;
+    }
+    p[nh].tli = target;
+    p[nh].begin = begin;
+    p[nh].end = UINT64_MAX;
+    *out = p;
+    *n = nh + 1;
+    return 0;
+}
+
+int tl_path_index(const struct tl_step *p, size_t n, uint32_t tli, uint64_t lsn)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (p[i].tli == tli && (lsn == 0 || p[i].end > lsn))
+            return (int)i;
+    return -1;
+}
+
+size_t tl_path_owner(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno)
+{
+    size_t j = n;
+
+    while (j > 1 && segno < p[j - 1].begin / m->seg_size)
+        j--;
+    return j - 1;
+}
+
+/* The timeline segment `segno` is read from, considering only timelines
+ * of at least `min` (PostgreSQL never goes back to an older one). */
+static uint32_t read_from_min(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno,
+                              enum tl_mode mode, uint32_t min)
+{
+    size_t i;
+
+    if (n == 0)
+        return 0;
+    i = tl_path_owner(m, p, n, segno) + 1;
+    if (mode == TL_STRICT)
+        return tl_has_seg(m, p[i - 1].tli, segno) ? p[i - 1].tli : 0;
+    while (i-- > 0)
+        if (p[i].tli >= min && segno >= p[i].begin / m->seg_size && tl_has_seg(m, p[i].tli, segno))
+            return p[i].tli;
+    return 0;
+}
+
+uint32_t tl_read_from(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno,
+                      enum tl_mode mode)
+{
+    return read_from_min(m, p, n, segno, mode, 0);
+}
+
+int tl_path_newest(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t *segno)
+{
+    size_t i, j;
+    int found = 0;
+
+    for (i = 0; i < m->nsegs; i++)
+        for (j = 0; j < n; j++) {
+            const struct tl_seg *s = &m->segs[i];
+
+            if (s->tli == p[j].tli && s->segno >= p[j].begin / m->seg_size &&
+                (p[j].end == UINT64_MAX || s->segno <= (p[j].end - 1) / m->seg_size) &&
+                (!found || s->segno > *segno)) {
+                *segno = s->segno;
+                found = 1;
+            }
+        }
+    return found;
+}
+
+/* Read [from, to] in order as recovery does: 1 and *gap at the first
+ * segment that cannot be read, else 0 and *last_tli (the timeline `to` is
+ * read from).  As PostgreSQL, once a segment came from a timeline, older
+ * timelines are not looked at any more (XLogFileReadAnyTLI). */
+static int walk_path(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t from, uint64_t to,
+                     enum tl_mode mode, struct tl_gap *gap, uint32_t *last_tli)
+{
+    uint32_t cur = 0, t;
+    uint64_t s;
+
+    for (s = from; s <= to && n > 0; s++) {
+        size_t o;
+
+        if ((t = read_from_min(m, p, n, s, mode, cur)) != 0) {
+            cur = t;
+            continue;
+        }
+        o = tl_path_owner(m, p, n, s);
+        gap->tli = p[o].tli;
+        gap->first = gap->last = s;
+        while (gap->last < to && tl_path_owner(m, p, n, gap->last + 1) == o &&
+               read_from_min(m, p, n, gap->last + 1, mode, cur) == 0)
+            gap->last++;
+        return 1;
+    }
+    if (last_tli != NULL)
+        *last_tli = cur;
+    return 0;
+}
+
+int tl_first_gap(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t from, uint64_t to,
+                 enum tl_mode mode, struct tl_gap *gap)
+{
+    return walk_path(m, p, n, from, to, mode, gap, NULL);
+}
+
+/* ---- from a backup to the end of the archive ---- */
+
+void tl_reach_free(struct tl_reach *r)
+{
+    free(r->path);
+    memset(r, 0, sizeof *r);
+}
+
+int tl_reach(const struct tl_model *m, uint32_t tli, uint64_t start_lsn, uint32_t target, struct tl_reach *r,
+             struct err *e)
+{
+    const struct tl_timeline *t = tl_find(m, target);
+    size_t i;
+
+    memset(r, 0, sizeof *r);
+    if (target == tli && (t == NULL || !t->has_history)) {
+        /* the backup's own timeline, no history: the path is that timeline */
+        if ((r->path = calloc(1, sizeof *r->path)) == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        r->path[0].tli = tli;
+        r->path[0].end = UINT64_MAX;
+        r->npath = 1;
+    } else if (tl_path(m, target, &r->path, &r->npath, e) < 0) {
+        return -1;
+    }
+    if (tl_path_index(r->path, r->npath, tli, 0) < 0) {
+        r->status = TL_REACH_NOT_DESCENDANT;
+        return 0;
+    }
+    r->first = start_lsn / m->seg_size;
+    if (!tl_path_newest(m, r->path, r->npath, &r->last) || r->last < r->first) {
+        r->status = TL_REACH_NO_START;
+        return 0;
+    }
+    if (walk_path(m, r->path, r->npath, r->first, r->last, TL_AS_POSTGRES, &r->gap, &r->last_tli)) {
+        r->status = TL_REACH_GAP;
+        return 0;
+    }
+    r->nsegments = (unsigned long)(r->last - r->first + 1);
+    r->limit = UINT64_MAX;
+    for (i = 0; i + 1 < r->npath; i++)
+        if (r->path[i].tli == r->last_tli)
+            r->limit = r->path[i].end;
+    r->status = TL_REACH_OK;
+    return 0;
+}
+
+/* ---- retention ---- */
+
+void tl_need_add(struct tl_need *n, const char *start_wal, uint64_t seg_size)
+{
+    struct wal_name w;
+    struct err ignored = ERR_INIT;
+    uint64_t segno;
+
+    if (!wal_seg_size_valid(seg_size) || wal_parse(start_wal, &w, &ignored) < 0 || w.kind != WAL_SEGMENT ||
+        (n->seg_size != 0 && n->seg_size != seg_size)) {
+        n->unplaceable = 1;
+        return;
+    }
+    n->seg_size = seg_size;
+    segno = wal_segno(&w, seg_size);
+    if (!n->have || w.tli < n->tli)
+        n->tli = w.tli;
+    if (!n->have || segno < n->segno) {
+        n->segno = segno;
+        memcpy(n->start_wal, start_wal, WAL_NAME_LEN);
+        n->start_wal[WAL_NAME_LEN] = '\0';
+    }
+    n->have = 1;
+}
+
+int tl_need_expired(const struct tl_need *n, const char *name)
+{
+    struct wal_name w;
+    struct err ignored = ERR_INIT;
+
+    if (!n->have || n->unplaceable || wal_parse(name, &w, &ignored) < 0 || w.kind == WAL_HISTORY)
+        return 0;
+    return w.tli <= n->tli && wal_segno(&w, n->seg_size) < n->segno;
+}
