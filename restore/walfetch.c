@@ -86,12 +86,13 @@ static int fetch_from(struct repo *r, const char *name, const char *dest, const 
 
 /* One region: 0 fetched, WALFETCH_MISSING a definite "not here", -1 failed. */
 static int try_region(const struct config *conf, const struct region_conf *rc, const struct keyring *kr,
-                      const char *name, const char *dest, struct cluster_info *ci, struct err *e)
+                      const char *name, const char *dest, struct cluster_info *ci, struct repo **slot,
+                      struct err *e)
 {
-    struct repo *r = NULL;
+    struct repo *r = slot != NULL ? *slot : NULL;
     int res = -1;
 
-    if (repo_open(rc, conf, kr, 0, &r, e) < 0)
+    if (r == NULL && repo_open(rc, conf, kr, 0, &r, e) < 0)
         return -1;
     if (ci->sysid == 0 && region_cluster(r, ci, e) < 0)
         goto out;
@@ -115,12 +116,22 @@ static int try_region(const struct config *conf, const struct region_conf *rc, c
     }
     res = WALFETCH_MISSING;
 out:
-    repo_free(r);
+    if (slot != NULL)
+        *slot = r;      /* kept open: the next fetch reuses its connection */
+    else
+        repo_free(r);
     return res;
 }
 
 int walfetch_one(const struct config *conf, const struct keyring *kr, const int *order, int n, const char *name,
                  const char *dest, struct cluster_info *ci, int *served_by, struct err *e)
+{
+    return walfetch_one_cached(conf, kr, order, n, name, dest, ci, NULL, served_by, e);
+}
+
+int walfetch_one_cached(const struct config *conf, const struct keyring *kr, const int *order, int n,
+                        const char *name, const char *dest, struct cluster_info *ci, struct repo **cache,
+                        int *served_by, struct err *e)
 {
     struct err first = ERR_INIT;
     int i, missing = 0, failed = 0;
@@ -128,7 +139,7 @@ int walfetch_one(const struct config *conf, const struct keyring *kr, const int 
     for (i = 0; i < n; i++) {
         const struct region_conf *rc = &conf->regions[order[i]];
         struct err re = ERR_INIT;
-        int res = try_region(conf, rc, kr, name, dest, ci, &re);
+        int res = try_region(conf, rc, kr, name, dest, ci, cache != NULL ? &cache[order[i]] : NULL, &re);
 
         if (res == 0) {
             if (failed)
@@ -167,6 +178,61 @@ static int prefetch_dir_of(const char *dest, char *buf, size_t len)
     return snprintf(buf, len, "%.*s/%s", (int)(slash - dest), dest, WALFETCH_PREFETCH_DIR) >= (int)len ? -1 : 0;
 }
 
+/* The prefetcher's note of the last segment before the first one the
+ * archive did not have (".end"): the file recovery is likely to ask for
+ * twice.  PostgreSQL reads the last segment again when it ends recovery and
+ * starts the new timeline; over a slow link that second download cost a
+ * quarter of a second in the drill. */
+static int is_last_before_end(const char *dir, const char *name)
+{
+    char path[PATH_MAX], buf[WAL_NAME_MAX];
+    ssize_t n;
+    int fd;
+
+    if (snprintf(path, sizeof path, "%s/.end", dir) >= (int)sizeof path ||
+        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return strcmp(buf, name) == 0;
+}
+
+/* Copy SRC to DEST through a temp file (the prefetched file stays). */
+static int copy_file_to(const char *src, const char *dest, struct err *e)
+{
+    char tmp[PATH_MAX], buf[1 << 16];
+    int in, out, rc = -1;
+    ssize_t n;
+
+    if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
+        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
+    if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
+        return err_errno(e, ERR_IO, errno, "could not open \"%s\"", src);
+    if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+        close(in);
+        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+    }
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write_all(out, buf, (size_t)n) < 0)
+            break;
+    if (n == 0 && close(out) == 0) {
+        out = -1;
+        if (rename(tmp, dest) == 0)
+            rc = 0;
+    }
+    if (rc < 0)
+        err_errno(e, ERR_IO, errno, "could not copy prefetched \"%s\" to \"%s\"", src, dest);
+    if (out >= 0)
+        close(out);
+    close(in);
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
 int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms, struct err *e)
 {
     char dir[PATH_MAX], path[PATH_MAX], part[PATH_MAX];
@@ -177,6 +243,8 @@ int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms,
         snprintf(part, sizeof part, "%s/.%s.part", dir, name) >= (int)sizeof part)
         return 0;
     for (;;) {
+        if (access(path, F_OK) == 0 && is_last_before_end(dir, name))
+            return copy_file_to(path, dest, e) < 0 ? -1 : 1;
         if (rename(path, dest) == 0)
             return 1;
         if (errno != ENOENT)
@@ -199,12 +267,15 @@ struct prefetch {
     int count;
     int next;
     int stop;
+    int first_missing;          /* index of the first name the archive lacks (count: none) */
+    const char *name;           /* the segment before names[0] */
     pthread_mutex_t lock;
 };
 
 static void *prefetch_worker(void *arg)
 {
     struct prefetch *p = arg;
+    struct repo **cache = calloc((size_t)p->conf->nregions + 1, sizeof *cache);
 
     for (;;) {
         char path[PATH_MAX + 64], tmpdest[PATH_MAX + 64];
@@ -215,7 +286,7 @@ static void *prefetch_worker(void *arg)
         i = p->stop ? p->count : p->next++;
         pthread_mutex_unlock(&p->lock);
         if (i >= p->count)
-            return NULL;
+            break;
         snprintf(path, sizeof path, "%s/%s", p->dir, p->names[i]);
         if (access(path, F_OK) == 0)
             continue;
@@ -228,7 +299,9 @@ static void *prefetch_worker(void *arg)
             pthread_mutex_lock(&p->lock);
             ci = p->ci;
             pthread_mutex_unlock(&p->lock);
-            rc = walfetch_one(p->conf, p->kr, p->order, p->n, p->names[i], tmpdest, &ci, &by, &e);
+            /* one connection per region and worker for the whole run: over
+             * a slow link a new TLS connection costs a round trip or two */
+            rc = walfetch_one_cached(p->conf, p->kr, p->order, p->n, p->names[i], tmpdest, &ci, cache, &by, &e);
         }
         if (rc == 0) {
             if (rename(tmpdest, path) < 0)
@@ -238,8 +311,48 @@ static void *prefetch_worker(void *arg)
         unlink(tmpdest);
         pthread_mutex_lock(&p->lock);
         p->stop = 1;    /* end of the archive, or trouble: wal-fetch will see for itself */
+        if (rc == WALFETCH_MISSING && i < p->first_missing)
+            p->first_missing = i;
         pthread_mutex_unlock(&p->lock);
     }
+    if (cache != NULL) {
+        int k;
+
+        for (k = 0; k < p->conf->nregions; k++)
+            repo_free(cache[k]);
+        free(cache);
+    }
+    return NULL;
+}
+
+/* Write ".end" (is_last_before_end) when the archive lacked a name, and
+ * every name before it is there: the last segment before that gap. */
+static void note_end(const struct prefetch *p)
+{
+    char path[PATH_MAX + 16], tmp[PATH_MAX + 16];
+    const char *last;
+    int fd, i;
+
+    if (p->first_missing >= p->count)
+        return;
+    for (i = 0; i < p->first_missing; i++) {
+        char have[PATH_MAX + 64];
+
+        snprintf(have, sizeof have, "%s/%s", p->dir, p->names[i]);
+        if (access(have, F_OK) != 0)
+            return;     /* a hole before it: no single "last" segment */
+    }
+    last = p->first_missing == 0 ? p->name : p->names[p->first_missing - 1];
+    snprintf(path, sizeof path, "%s/.end", p->dir);
+    snprintf(tmp, sizeof tmp, "%s/.end.tmp", p->dir);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    i = write_all(fd, last, strlen(last));
+    if (close(fd) == 0 && i == 0)
+        (void)rename(tmp, path);
+    else
+        unlink(tmp);
 }
 
 /* Drop prefetched files that recovery has passed or that are stale. */
@@ -297,6 +410,8 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     p.order = order;
     p.n = n;
     p.count = count;
+    p.first_missing = count;
+    p.name = name;
     p.names = calloc((size_t)count, sizeof *p.names);
     if (p.names == NULL)
         goto out;
@@ -315,6 +430,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     for (i = 0; i < nt; i++)
         pthread_join(threads[i], NULL);
     pthread_mutex_destroy(&p.lock);
+    note_end(&p);
 out:
     free(p.names);
     close(lockfd);

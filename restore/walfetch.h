@@ -42,6 +42,14 @@
 int walfetch_one(const struct config *conf, const struct keyring *kr, const int *order, int n, const char *name,
                  const char *dest, struct cluster_info *ci, int *served_by, struct err *e);
 
+/* The same, keeping each region's repository open in cache[region index]
+ * (conf->nregions slots, NULL at first; the caller frees them with
+ * repo_free) so that consecutive fetches reuse their connections. */
+struct repo;
+int walfetch_one_cached(const struct config *conf, const struct keyring *kr, const int *order, int n,
+                        const char *name, const char *dest, struct cluster_info *ci, struct repo **cache,
+                        int *served_by, struct err *e);
+
 /* If NAME was prefetched into DEST's directory, move it onto DEST: 1 served,
  * 0 not there.  While a prefetcher is still downloading NAME, waits up to
  * wait_ms for it. */

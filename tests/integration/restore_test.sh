@@ -115,6 +115,8 @@ t "restore again, following timeline 2" ws restore --pgdata "$d" --target-latest
 is "$(markers)" "ABCDE" "the second restore has the marker written on timeline 2"
 tl=$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select timeline_id from pg_control_checkpoint()")
 is "$tl" 3 "and runs on timeline 3"
+grep -q "pausing at the end of recovery" "$d/walship-restore.log" && ! grep -q "received promote request" "$d/walship-restore.log"
+ok $? "recovery ended by resuming at the target, not by a promote request (PostgreSQL 15 sees that only after a 1 s sleep)"
 stop_r "$d"
 
 # ---- DR restore with no configuration file at all ----

@@ -174,6 +174,33 @@ cmp -s "$T/re/fetched" "$T/pg/data/pg_wal/$name"; ok $? "fetched bytes equal the
 t_fail "wal-fetch of a segment no region has exits 1" 1 ws wal-fetch 0000000100000FFF000000FF "$T/re/none"
 [ ! -e "$T/re/none" ]; ok $? "nothing written for a missing segment"
 
+# ---- prefetch: a connection per worker for the whole run, not one per
+# segment; served segments cost no request; the last segment before the
+# archive's end is kept for PostgreSQL's second request of it ----
+mkdir -p "$T/pf/src" "$T/pf/pg_wal"
+for i in 1 2 3 4 5 6 7 8; do
+  walseg "$T/pf/src/00000001000000300000000$i" "00000001000000300000000$i" "$SYSID" "$((i + 40))"
+done
+chown -R "$(pg_user)" "$T/pf"
+for i in 1 2 3 4 5 6 7 8; do ws wal-push "$T/pf/src/00000001000000300000000$i" >/dev/null 2>&1 || echo "# push $i failed"; done
+c0=$(fp_stat "$C1" connections)
+t "wal-fetch with prefetch (8 ahead, 2 workers)" ws --region us-east-1 wal-fetch 000000010000003000000001 "$T/pf/pg_wal/RECOVERYXLOG"
+wait_for 60 test -f "$T/pf/pg_wal/.walship-prefetch/.end"
+is "$(cat "$T/pf/pg_wal/.walship-prefetch/.end" 2>/dev/null)" 000000010000003000000008 \
+  "the prefetcher notes the last segment before the archive's end"
+c1=$(fp_stat "$C1" connections)
+[ $((c1 - c0)) -le 4 ]; ok $? "prefetching 7 segments opened $((c1 - c0)) connections to us-east-1 (one per worker, not per segment)"
+r0=$(fp_stat "$C1" requests)
+good=0
+for i in 2 3 4 5 6 7 8; do
+  ws wal-fetch "00000001000000300000000$i" "$T/pf/pg_wal/RECOVERYXLOG" --no-prefetch >/dev/null 2>&1 &&
+    cmp -s "$T/pf/pg_wal/RECOVERYXLOG" "$T/pf/src/00000001000000300000000$i" && good=$((good + 1))
+done
+is "$good" 7 "the 7 prefetched segments are served, byte for byte"
+t "the last one asked again (as PostgreSQL does at promotion)" ws wal-fetch 000000010000003000000008 "$T/pf/pg_wal/RECOVERYXLOG" --no-prefetch
+cmp -s "$T/pf/pg_wal/RECOVERYXLOG" "$T/pf/src/000000010000003000000008"; ok $? "... is served again, the same bytes"
+is "$(fp_stat "$C1" requests)" "$r0" "serving them sent no request to the region"
+
 # a corrupt object in both regions: abort recovery (exit > 125)
 head -c 5000 /dev/urandom >"$T/re/junk"; chown postgres "$T/re/junk"
 ws --region us-east-1 st put "$T/re/junk" wal/000000010000000E000000AA --raw >/dev/null 2>&1
