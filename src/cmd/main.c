@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "stor.h"
+#include "stor_conf.h"
 #include "util.h"
 
 #include "autoconf.h"
