@@ -55,6 +55,18 @@ static void fmt_time(int64_t t, char out[32])
 
 /* ---- text ---- */
 
+/* The shipper's last error (its state file), also for a region status
+ * could not open: the shipper's view is local. */
+static void print_last_error(const struct st_region *r)
+{
+    char t[32];
+
+    if (r->last_error[0] == '\0')
+        return;
+    fmt_time(r->last_error_time, t);
+    printf("  last error:     [%s] %s (at %s)\n", r->last_error_code, r->last_error, t);
+}
+
 static void print_text(const struct st_region *r, const struct st_primary *p)
 {
     char a[32];
@@ -63,6 +75,7 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
            r->alarm_rpo || r->alarm_backup ? "ALARM" : "OK");
     if (!r->readable) {
         printf("  ERROR: %s\n", r->error);
+        print_last_error(r);
         return;
     }
     if (r->has_backup) {
@@ -89,12 +102,7 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     if (r->spool_conflicts)
         printf("  set aside:      %" PRIu64 " files the region could not take (see the spool's conflicts/)  <- alarm\n",
                r->spool_conflicts);
-    if (r->last_error[0]) {
-        char t[32];
-
-        fmt_time(r->last_error_time, t);
-        printf("  last error:     [%s] %s (at %s)\n", r->last_error_code, r->last_error, t);
-    }
+    print_last_error(r);
     if (r->error[0])
         printf("  error:          %s\n", r->error);
 }
@@ -279,8 +287,7 @@ int cmd_status_run(struct cmd_ctx *ctx)
             continue;
         if (cmd_repo_open(ctx, rc, kr, REPO_OPEN_IDENTITY, &r, &re) < 0) {
             memset(&rs[n], 0, sizeof rs[n]);
-            rs[n].name = rc->name;
-            rs[n].async = rc->mode == REGION_ASYNC;
+            st_local(rc, sp, now, &rs[n]);
             snprintf(rs[n].error, sizeof rs[n].error, "%s", re.msg);
             rs[n].alarm_rpo = rs[n].alarm_backup = 1;
         } else if (st_region(r, c, rc, &prim, sp, now, &rs[n], &re) < 0) {
