@@ -5,6 +5,47 @@
 
 #include "util.h"
 
+static const struct stor_driver *const drivers[] = { &stor_driver_fs, &stor_driver_s3 };
+
+int stor_driver_open(const struct stor_driver *d, const struct stor_opts *o, struct stor **out, struct err *e)
+{
+    const char *name = o->name != NULL ? o->name : "?";
+
+    *out = NULL;
+    if (d->version != STOR_DRIVER_VERSION)
+        return err_setf(e, ERR_INTERNAL,
+                        "region %s: the %s storage driver has interface version %u, this walship needs %u",
+                        name, d->scheme, d->version, (unsigned)STOR_DRIVER_VERSION);
+    if (o->version != STOR_OPTS_VERSION)
+        return err_setf(e, ERR_INTERNAL,
+                        "region %s: storage options of version %u given to the %s driver, which reads version %u",
+                        name, o->version, d->scheme, (unsigned)STOR_OPTS_VERSION);
+    if (d->open(o, out, e) < 0)
+        return -1;
+    if ((*out)->ops == NULL || (*out)->ops->version != STOR_OPS_VERSION) {
+        unsigned v = (*out)->ops != NULL ? (*out)->ops->version : 0;
+
+        if ((*out)->ops != NULL)
+            (*out)->ops->free(*out);
+        *out = NULL;
+        return err_setf(e, ERR_INTERNAL,
+                        "region %s: the %s storage driver has operations of version %u, this walship needs %u",
+                        name, d->scheme, v, (unsigned)STOR_OPS_VERSION);
+    }
+    return 0;
+}
+
+int stor_open_opts(const struct stor_opts *o, struct stor **out, struct err *e)
+{
+    size_t i;
+
+    *out = NULL;
+    for (i = 0; i < sizeof drivers / sizeof drivers[0]; i++)
+        if (o->url != NULL && str_has_prefix(o->url, drivers[i]->scheme))
+            return stor_driver_open(drivers[i], o, out, e);
+    return err_setf(e, ERR_CONFIG, "region %s: unsupported url \"%s\"", o->name, o->url ? o->url : "");
+}
+
 void stor_free(struct stor *s)
 {
     if (s != NULL)

@@ -36,7 +36,6 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "config.h"
 #include "creds.h"
 #include "err.h"
 #include "stream.h"
@@ -88,11 +87,18 @@ struct stor {
 
 enum s3_checksum { S3_CHECKSUM_MD5 = 0, S3_CHECKSUM_SHA256 };
 
-/* What the s3:// driver needs of a region (it never sees struct config):
- * built by stor_open() from the configuration (storage/stor_open.c). */
-struct s3_opts {
+/* What a driver needs of a region.  Drivers never see struct config: the
+ * edge builds this (stor_open() in src/repo/stor_conf.c is the one place
+ * that turns a region's configuration into it) and the driver copies what
+ * it keeps.  Fields a driver has no use for are ignored (file:// reads only
+ * name and url).  `version` is STOR_OPTS_VERSION of the code that built the
+ * struct: a driver opened with another refuses (ERR_INTERNAL). */
+#define STOR_OPTS_VERSION 1
+struct stor_opts {
+    unsigned version;               /* STOR_OPTS_VERSION */
     const char *name;               /* region (section) name, for messages */
-    const char *url;                /* s3://BUCKET[/PREFIX] */
+    const char *url;                /* file:///PATH or s3://BUCKET[/PREFIX] */
+    /* s3:// */
     const char *endpoint;           /* NULL = https://s3.<aws_region>.amazonaws.com */
     const char *aws_region;         /* SigV4 region; NULL = name */
     int path_style;
@@ -110,9 +116,25 @@ struct s3_opts {
     int sse_bucket_key;
 };
 
-/* Open the driver for a region's url (storage/stor_open.c: the one place that
- * turns configuration into driver options). */
-int stor_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e);
+/* A driver: the url scheme it serves and how to open it.  `version` is the
+ * STOR_DRIVER_VERSION the driver was built against; stor_driver_open()
+ * refuses a driver of another version, and a struct stor whose ops table
+ * has another STOR_OPS_VERSION, with a message that names both. */
+#define STOR_DRIVER_VERSION 1
+struct stor_driver {
+    unsigned version;               /* STOR_DRIVER_VERSION */
+    const char *scheme;             /* "file://" */
+    int (*open)(const struct stor_opts *o, struct stor **out, struct err *e);
+};
+
+extern const struct stor_driver stor_driver_fs;      /* storage/fs/fs.c */
+extern const struct stor_driver stor_driver_s3;      /* storage/s3/s3.c */
+
+/* Open the driver whose scheme starts o->url (ERR_CONFIG for none). */
+int stor_open_opts(const struct stor_opts *o, struct stor **out, struct err *e);
+/* Open driver `d`, checking the versions of the driver, the options and
+ * the ops table it hands back. */
+int stor_driver_open(const struct stor_driver *d, const struct stor_opts *o, struct stor **out, struct err *e);
 void stor_free(struct stor *s);
 
 static inline int stor_put(struct stor *s, const char *key, struct sink **out, struct err *e)
@@ -144,12 +166,5 @@ int stor_put_buf(struct stor *s, const char *key, const void *buf, size_t len, s
 
 /* Validate a key: relative, no "..", no "//", no control chars. */
 int stor_key_valid(const char *key, struct err *e);
-
-/* Drivers. */
-int fs_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e);
-int s3_open(const struct s3_opts *o, struct stor **out, struct err *e);
-/* The driver options of an s3:// region (tests use it with s3_open). */
-int stor_s3_opts(const struct region_conf *rc, const struct config *c, struct s3_opts *o, char **profile,
-                 struct err *e);
 
 #endif

@@ -6,7 +6,8 @@ issue 12), in the spirit of curl's checksrc.
 
 Always: no banned function (strcpy strcat sprintf vsprintf atoi atol atoll
 strtok gets tmpnam mktemp) anywhere in the C sources, outside comments and
-string literals.  With --sizes also: no file over 600 lines and no function
+string literals; no storage driver (storage/) includes config.h (drivers are
+opened from struct stor_opts, built at the edge).  With --sizes also: no file over 600 lines and no function
 over 100 lines, unless the line before the function's opening says why with
 a comment holding "long:" (a function) or the file's first comment holds
 "long file:" (a file).  Prints one line per finding, TAP-style, and exits 1
@@ -19,6 +20,7 @@ import sys
 BANNED = ("strcpy", "strcat", "sprintf", "vsprintf", "atoi", "atol", "atoll", "strtok", "gets", "tmpnam",
           "mktemp")
 BANNED_RE = re.compile(r"(?<![\w.>])(%s)\s*\(" % "|".join(BANNED))
+CONFIG_INCLUDE_RE = re.compile(r'^\s*#\s*include\s*[<"](?:[\w./]*/)?config(?:_int)?\.h[>"]', re.M)
 DIRS = ("src", "storage", "restore", "tests", "bench")
 MAX_FILE = 600
 MAX_FUNC = 100
@@ -92,6 +94,9 @@ def main():
                     if m:
                         bad += 1
                         print("not ok - %s:%d: banned function %s()" % (rel, no, m.group(1)))
+                if rel.startswith("storage/") and CONFIG_INCLUDE_RE.search(text):
+                    bad += 1
+                    print("not ok - %s: includes config.h (drivers never see the configuration)" % rel)
                 if not sizes or rel.startswith(("tests/", "bench/")):
                     continue
                 nlines = text.count("\n")

@@ -244,18 +244,94 @@ static unsigned long ship_queue(struct ship_region *r, const struct config *conf
     return 0;
 }
 
+/* The regions the shipper has met, across passes. */
+struct ship_regions {
+    struct ship_region v[SHIP_MAX_REGIONS];
+    size_t n;
+};
+
+/* The shipper's region for a queue (its state read back from the file on
+ * first sight); NULL when it tracks SHIP_MAX_REGIONS already. */
+static struct ship_region *region_for(struct ship_regions *rs, const struct region_conf *rc, const char *queue,
+                                      struct spool *sp)
+{
+    struct ship_region *r;
+    size_t k;
+
+    for (k = 0; k < rs->n; k++)
+        if (strcmp(rs->v[k].queue, queue) == 0)
+            return &rs->v[k];
+    if (rs->n >= SHIP_MAX_REGIONS)
+        return NULL;
+    r = &rs->v[rs->n++];
+    r->rc = rc;
+    strlcopy(r->queue, queue, sizeof r->queue);
+    (void)spool_state_read(sp, r->queue, &r->st, &(struct err)ERR_INIT);
+    return r;
+}
+
+/* One pass over every queue: *left files remain, *progress set when any
+ * was shipped or set aside, *wake lowered to the next retry. */
+static int ship_pass(const struct config *conf, const struct keyring *kr, struct spool *sp, struct ship_regions *rs,
+                     struct ship_stats *stats, unsigned long *left, int *progress, uint64_t *wake, struct err *e)
+{
+    uint64_t now = now_ms();
+    char **qnames = NULL;
+    size_t nq = 0, i;
+    int rc = -1;
+
+    *left = 0;
+    stats->orphaned = 0;
+    if (spool_queues(sp, &qnames, &nq, e) < 0)
+        return -1;
+    for (i = 0; i < nq; i++) {
+        const struct region_conf *rc_ = queue_region(conf, qnames[i]);
+        struct ship_region *r;
+        char **names = NULL;
+        size_t n = 0;
+
+        if (spool_list(sp, qnames[i], &names, &n, e) < 0)
+            goto out;
+        if (n == 0) {
+            spool_names_free(names, n);
+            continue;
+        }
+        if (rc_ == NULL) {
+            /* never shipped anywhere else: the operator decides */
+            log_warning("the spool holds %zu files in queue %s for a region that is not configured (removed, "
+                        "or its url changed): left in %s/queue/%s",
+                        n, qnames[i], spool_dir(sp), qnames[i]);
+            stats->orphaned += n;
+            spool_names_free(names, n);
+            continue;
+        }
+        r = region_for(rs, rc_, qnames[i], sp);
+        if (r == NULL || r->next_try_ms > now) {
+            *left += n;
+            if (r != NULL && r->next_try_ms < *wake)
+                *wake = r->next_try_ms;
+        } else {
+            *left += ship_queue(r, conf, kr, sp, names, n, stats, progress, wake);
+        }
+        spool_names_free(names, n);
+    }
+    rc = 0;
+out:
+    spool_names_free(qnames, nq);
+    return rc;
+}
+
 int ship_run(const struct config *conf, const struct keyring *kr, struct spool *sp, const struct ship_opts *o,
              struct ship_stats *stats, struct err *e)
 {
-    struct ship_region regs[SHIP_MAX_REGIONS];
-    char **qnames = NULL;
-    size_t nq = 0, i, nreg = 0;
+    struct ship_regions regs;
+    size_t i;
     uint64_t last_progress = now_ms();
     unsigned max_idle_ms = (o->max_idle_s ? o->max_idle_s : 600) * 1000u;
     int lockfd = -1, rc = -1, got;
 
     memset(stats, 0, sizeof *stats);
-    memset(regs, 0, sizeof regs);
+    memset(&regs, 0, sizeof regs);
     /* In the foreground (--once), wait for a background shipper to finish
      * rather than report success while it still works. */
     got = spool_lock(sp, "ship.lock", o->once ? 120000 : 0, &lockfd, e);
@@ -270,50 +346,8 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
         unsigned long left = 0;
         int progress = 0;
 
-        spool_names_free(qnames, nq);
-        qnames = NULL;
-        stats->orphaned = 0;
-        if (spool_queues(sp, &qnames, &nq, e) < 0)
+        if (ship_pass(conf, kr, sp, &regs, stats, &left, &progress, &wake, e) < 0)
             goto out;
-        for (i = 0; i < nq; i++) {
-            const struct region_conf *rc_ = queue_region(conf, qnames[i]);
-            struct ship_region *r = NULL;
-            char **names = NULL;
-            size_t n = 0, k;
-
-            if (spool_list(sp, qnames[i], &names, &n, e) < 0)
-                goto out;
-            if (n == 0) {
-                spool_names_free(names, n);
-                continue;
-            }
-            if (rc_ == NULL) {
-                /* never shipped anywhere else: the operator decides */
-                log_warning("the spool holds %zu files in queue %s for a region that is not configured (removed, "
-                            "or its url changed): left in %s/queue/%s",
-                            n, qnames[i], spool_dir(sp), qnames[i]);
-                stats->orphaned += n;
-                spool_names_free(names, n);
-                continue;
-            }
-            for (k = 0; k < nreg; k++)
-                if (strcmp(regs[k].queue, qnames[i]) == 0)
-                    r = &regs[k];
-            if (r == NULL && nreg < SHIP_MAX_REGIONS) {
-                r = &regs[nreg++];
-                r->rc = rc_;
-                strlcopy(r->queue, qnames[i], sizeof r->queue);
-                (void)spool_state_read(sp, r->queue, &r->st, &(struct err)ERR_INIT);
-            }
-            if (r == NULL || r->next_try_ms > now) {
-                left += n;
-                if (r != NULL && r->next_try_ms < wake)
-                    wake = r->next_try_ms;
-            } else {
-                left += ship_queue(r, conf, kr, sp, names, n, stats, &progress, &wake);
-            }
-            spool_names_free(names, n);
-        }
         stats->left = left;
         if (progress)
             last_progress = now_ms();
@@ -346,9 +380,8 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
             usleep((useconds_t)((wake - now) * 1000));
     }
 out:
-    for (i = 0; i < nreg; i++)
-        repo_free(regs[i].rp);
-    spool_names_free(qnames, nq);
+    for (i = 0; i < regs.n; i++)
+        repo_free(regs.v[i].rp);
     spool_unlock(lockfd);
     return rc;
 }

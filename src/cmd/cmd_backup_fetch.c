@@ -113,22 +113,21 @@ static int locate(struct cmd_ctx *ctx, const struct keyring *kr, const char *wan
     return err_setf(e, ERR_NOTFOUND, "no region holds a complete backup named %s", want);
 }
 
-int cmd_backup_fetch_run(struct cmd_ctx *ctx)
-{
+struct fetch_args {
+    const char *pos[2];             /* NAME (or LATEST), DIR */
     struct bkf_tsmap maps[MAX_TSMAP];
-    char *owned[MAX_TSMAP];
-    const char *pos[2];
-    struct keyring *kr = NULL;
-    struct repo *s = NULL;
-    const struct region_conf *rc = NULL;
-    struct manifest *m = NULL;
-    struct bkf_opts o;
-    struct bkf_stats st;
-    struct fetch_view view = { 0, 0 };
-    struct err e = ERR_INIT;
-    char name[CAT_NAME_MAX], sz[32], *eq;
-    int i, npos = 0, nmaps = 0, status;
+    char *owned[MAX_TSMAP];         /* the maps' old paths */
+    int nmaps;
+};
 
+/* 0, or the exit status of a usage error (or of running out of memory). */
+static int parse_args(struct cmd_ctx *ctx, struct fetch_args *fa)
+{
+    struct err e = ERR_INIT;
+    char *eq;
+    int i, npos = 0;
+
+    memset(fa, 0, sizeof *fa);
     for (i = 1; i < ctx->argc; i++) {
         const char *a = ctx->argv[i], *val = NULL;
 
@@ -143,81 +142,107 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx)
         } else {
             if (npos == 2)
                 return cmd_usage("backup-fetch", "too many arguments");
-            pos[npos++] = a;
+            fa->pos[npos++] = a;
             continue;
         }
         eq = strchr(val, '=');
         if (eq == NULL || eq == val || eq[1] == '\0')
             return cmd_usage("backup-fetch", "--tablespace-map wants OLD=NEW, not \"%s\"", val);
-        if (nmaps == MAX_TSMAP)
+        if (fa->nmaps == MAX_TSMAP)
             return cmd_usage("backup-fetch", "too many --tablespace-map options (at most %d)", MAX_TSMAP);
-        maps[nmaps].old_path = val;     /* NUL-terminated below, in a copy */
-        maps[nmaps].new_path = eq + 1;
-        nmaps++;
+        fa->maps[fa->nmaps].old_path = val;     /* NUL-terminated below, in a copy */
+        fa->maps[fa->nmaps].new_path = eq + 1;
+        fa->nmaps++;
     }
     if (npos != 2)
         return cmd_usage("backup-fetch", "needs NAME (or LATEST) and DIR");
-    for (i = 0; i < nmaps; i++) {
-        size_t n = (size_t)(strchr(maps[i].old_path, '=') - maps[i].old_path);
+    for (i = 0; i < fa->nmaps; i++) {
+        size_t n = (size_t)(strchr(fa->maps[i].old_path, '=') - fa->maps[i].old_path);
 
-        owned[i] = strndup(maps[i].old_path, n);
-        if (owned[i] == NULL) {
+        fa->owned[i] = strndup(fa->maps[i].old_path, n);
+        if (fa->owned[i] == NULL) {
             while (i-- > 0)
-                free(owned[i]);
+                free(fa->owned[i]);
+            fa->nmaps = 0;
             err_setf(&e, ERR_NOMEM, "out of memory");
             return cmd_fail(&e);
         }
-        maps[i].old_path = owned[i];
+        fa->maps[i].old_path = fa->owned[i];
     }
+    return 0;
+}
 
-    if (cmd_load_keyring(ctx, &kr, &e) < 0)
-        goto fail;
-    if (locate(ctx, kr, pos[0], &s, &rc, name, &e) < 0)
-        goto fail;
-    if (cat_load_manifest(s, name, &m, &e) < 0) {
-        if (e.code == ERR_NOTFOUND)
-            e.code = ERR_CORRUPT;   /* it was listed a moment ago */
-        goto fail;
-    }
-    log_info("restoring backup %s from region %s into %s", name, rc->name, pos[1]);
-    memset(&o, 0, sizeof o);
-    o.parallel = ctx->conf->parallel;
-    o.tsmap = maps;
-    o.ntsmap = (size_t)nmaps;
-    view.tty = isatty(STDERR_FILENO);
-    o.progress = show_progress;
-    o.progress_arg = &view;
-    if (bkf_fetch(s, rc, ctx->conf, m, pos[1], &o, &st, &e) < 0) {
-        if (view.shown)
-            fputc('\n', stderr);
-        goto fail;
-    }
-    if (view.shown)
-        fputc('\n', stderr);
-    human(st.bytes, sz, sizeof sz);
+static void print_result(const struct fetch_args *fa, const char *name, const char *region,
+                         const struct bkf_stats *st, const struct manifest *m)
+{
+    char sz[32];
+    size_t i;
+
+    human(st->bytes, sz, sizeof sz);
     printf("restored backup %s from region %s into %s: %llu files, %llu directories, %s in %.1f s (%.0f MB/s)\n",
-           name, rc->name, pos[1], (unsigned long long)st.files, (unsigned long long)st.dirs, sz,
-           (double)st.ms / 1000.0, st.ms ? (double)st.bytes / 1e3 / (double)st.ms : 0.0);
-    for (i = 0; i < (int)m->ntablespaces; i++) {
+           name, region, fa->pos[1], (unsigned long long)st->files, (unsigned long long)st->dirs, sz,
+           (double)st->ms / 1000.0, st->ms ? (double)st->bytes / 1e3 / (double)st->ms : 0.0);
+    for (i = 0; i < m->ntablespaces; i++) {
         const char *target = m->tablespaces[i].path;
         int k;
 
-        for (k = 0; k < nmaps; k++)
-            if (strcmp(maps[k].old_path, target) == 0)
-                target = maps[k].new_path;
+        for (k = 0; k < fa->nmaps; k++)
+            if (strcmp(fa->maps[k].old_path, target) == 0)
+                target = fa->maps[k].new_path;
         printf("tablespace %u: %s (pg_tblspc/%u)\n", (unsigned)m->tablespaces[i].oid, target,
                (unsigned)m->tablespaces[i].oid);
     }
     printf("start LSN %X/%X (WAL %s, timeline %u); WAL up to %s is needed for a consistent state\n",
            (unsigned)(m->start_lsn >> 32), (unsigned)m->start_lsn, m->start_wal, (unsigned)m->timeline, m->stop_wal);
     fflush(stdout);
+}
+
+int cmd_backup_fetch_run(struct cmd_ctx *ctx)
+{
+    struct fetch_args fa;
+    struct keyring *kr = NULL;
+    struct repo *s = NULL;
+    const struct region_conf *rc = NULL;
+    struct manifest *m = NULL;
+    struct bkf_opts o;
+    struct bkf_stats st;
+    struct fetch_view view = { 0, 0 };
+    struct err e = ERR_INIT;
+    char name[CAT_NAME_MAX];
+    int i, status;
+
+    if ((status = parse_args(ctx, &fa)) != 0)
+        return status;
+    if (cmd_load_keyring(ctx, &kr, &e) < 0)
+        goto fail;
+    if (locate(ctx, kr, fa.pos[0], &s, &rc, name, &e) < 0)
+        goto fail;
+    if (cat_load_manifest(s, name, &m, &e) < 0) {
+        if (e.code == ERR_NOTFOUND)
+            e.code = ERR_CORRUPT;   /* it was listed a moment ago */
+        goto fail;
+    }
+    log_info("restoring backup %s from region %s into %s", name, rc->name, fa.pos[1]);
+    memset(&o, 0, sizeof o);
+    o.parallel = ctx->conf->parallel;
+    o.tsmap = fa.maps;
+    o.ntsmap = (size_t)fa.nmaps;
+    view.tty = isatty(STDERR_FILENO);
+    o.progress = show_progress;
+    o.progress_arg = &view;
+    status = bkf_fetch(s, rc, ctx->conf, m, fa.pos[1], &o, &st, &e);
+    if (view.shown)
+        fputc('\n', stderr);
+    if (status < 0)
+        goto fail;
+    print_result(&fa, name, rc->name, &st, m);
     status = 0;
     goto out;
 fail:
     status = cmd_fail(&e);
 out:
-    for (i = 0; i < nmaps; i++)
-        free(owned[i]);
+    for (i = 0; i < fa.nmaps; i++)
+        free(fa.owned[i]);
     man_free(m);
     repo_free(s);
     keys_free(kr);

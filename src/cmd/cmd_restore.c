@@ -269,6 +269,47 @@ static int start_and_check(const struct restore_opts *o, struct rcv_result *r, s
     return -1;
 }
 
+/* One of the --target-* options. */
+static int parse_target(int c, const char *arg, struct restore_opts *o)
+{
+    struct err e = ERR_INIT;
+
+    switch (c) {
+    case 't':
+        o->target.kind = PITR_TIME;
+        o->ntargets++;
+        if (pitr_parse_time(arg, &o->target.time, o->target.value, sizeof o->target.value, &e) < 0)
+            return cmd_usage("restore", "%s", e.msg);
+        break;
+    case 'l':
+        o->target.kind = PITR_LSN;
+        o->ntargets++;
+        if (wal_parse_lsn(arg, &o->target.lsn, &e) < 0)
+            return cmd_usage("restore", "%s", e.msg);
+        snprintf(o->target.value, sizeof o->target.value, "%s", arg);
+        break;
+    case 'x':
+    case 'n':
+        o->target.kind = c == 'x' ? PITR_XID : PITR_NAME;
+        o->ntargets++;
+        if (strlcopy(o->target.value, arg, sizeof o->target.value) < 0)
+            return cmd_usage("restore", "target too long");
+        break;
+    case 'L': o->target.kind = PITR_LATEST; o->ntargets++; break;
+    case 'I': o->target.kind = PITR_IMMEDIATE; o->ntargets++; break;
+    case 'a':
+        if (strcmp(arg, "promote") != 0 && strcmp(arg, "pause") != 0 && strcmp(arg, "shutdown") != 0)
+            return cmd_usage("restore", "--target-action is promote, pause or shutdown");
+        snprintf(o->target.action, sizeof o->target.action, "%s", arg);
+        break;
+    case 'T':
+        if (strlcopy(o->target.timeline, arg, sizeof o->target.timeline) < 0)
+            return cmd_usage("restore", "bad --target-timeline");
+        break;
+    }
+    return 0;
+}
+
 static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
 {
     static const struct option opts[] = {
@@ -294,7 +335,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         { NULL, 0, NULL, 0 },
     };
     struct err e = ERR_INIT;
-    int c;
+    int c, rc;
 
     memset(o, 0, sizeof *o);
     o->target.kind = PITR_LATEST;
@@ -308,36 +349,9 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
     while ((c = getopt_long(ctx->argc, ctx->argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'D': o->pgdata = optarg; break;
-        case 't':
-            o->target.kind = PITR_TIME;
-            o->ntargets++;
-            if (pitr_parse_time(optarg, &o->target.time, o->target.value, sizeof o->target.value, &e) < 0)
-                return cmd_usage("restore", "%s", e.msg);
-            break;
-        case 'l':
-            o->target.kind = PITR_LSN;
-            o->ntargets++;
-            if (wal_parse_lsn(optarg, &o->target.lsn, &e) < 0)
-                return cmd_usage("restore", "%s", e.msg);
-            snprintf(o->target.value, sizeof o->target.value, "%s", optarg);
-            break;
-        case 'x':
-        case 'n':
-            o->target.kind = c == 'x' ? PITR_XID : PITR_NAME;
-            o->ntargets++;
-            if (strlcopy(o->target.value, optarg, sizeof o->target.value) < 0)
-                return cmd_usage("restore", "target too long");
-            break;
-        case 'L': o->target.kind = PITR_LATEST; o->ntargets++; break;
-        case 'I': o->target.kind = PITR_IMMEDIATE; o->ntargets++; break;
-        case 'a':
-            if (strcmp(optarg, "promote") != 0 && strcmp(optarg, "pause") != 0 && strcmp(optarg, "shutdown") != 0)
-                return cmd_usage("restore", "--target-action is promote, pause or shutdown");
-            snprintf(o->target.action, sizeof o->target.action, "%s", optarg);
-            break;
-        case 'T':
-            if (strlcopy(o->target.timeline, optarg, sizeof o->target.timeline) < 0)
-                return cmd_usage("restore", "bad --target-timeline");
+        case 't': case 'l': case 'x': case 'n': case 'L': case 'I': case 'a': case 'T':
+            if ((rc = parse_target(c, optarg, o)) != 0)
+                return rc;
             break;
         case 'b': o->backup = optarg; break;
         case 's': o->start = 1; break;
@@ -379,6 +393,124 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
     return 0;
 }
 
+/* The region: --region, else the first one whose catalog answers. */
+static const struct region_conf *choose_region(struct cmd_ctx *ctx, const struct keyring *kr, struct repo **s,
+                                               struct catalog *cat, struct err *e)
+{
+    const struct config *c = ctx->conf;
+    int i;
+
+    for (i = 0; i < c->nregions; i++) {
+        struct err re = ERR_INIT;
+
+        if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
+            continue;
+        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, s, &re) == 0 && cat_list(*s, 1, cat, &re) == 0)
+            return &c->regions[i];
+        log_warning("region %s cannot be used: %s", c->regions[i].name, re.msg);
+        repo_free(*s);
+        *s = NULL;
+        *e = re;
+    }
+    return NULL;
+}
+
+/* The WAL from backup `m` on: for "latest" the archive's end becomes the
+ * target; otherwise a gap is a warning (recovery fails only if the target
+ * lies beyond it). */
+static int check_archive(struct repo *s, const struct manifest *m, struct restore_opts *o, struct err *e)
+{
+    char newest[32];
+    unsigned long nseg = 0;
+
+    if (o->target.kind == PITR_LATEST)
+        return latest_end(s, m, o, &nseg, e);
+    if (pitr_check_wal(s, m, o->target.timeline, newest, &nseg, e) < 0) {
+        if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND)
+            return -1;
+        log_warning("%s — recovery fails if the target lies beyond the gap", e->msg);
+        err_clear(e);
+    }
+    log_info("the archive holds %lu WAL segments from the backup on (newest %s)", nseg, newest);
+    return 0;
+}
+
+/* restore owns the recovery settings: the backup's go, ours are written
+ * once; with --start, walship checks before it promotes, so PostgreSQL
+ * pauses at the target */
+static int write_recovery(struct cmd_ctx *ctx, const char *region, const struct restore_opts *o,
+                          struct rconf_list *found, struct err *e)
+{
+    struct pitr_target wt = o->target;
+    char cmdline[8192];
+
+    if (o->start && strcmp(wt.action, "promote") == 0)
+        snprintf(wt.action, sizeof wt.action, "pause");
+    if (build_restore_command(ctx, region, cmdline, sizeof cmdline, e) < 0 ||
+        restore_conf_prepare(o->pgdata, o->port > 0, !o->keep_archive, found, e) < 0 ||
+        pitr_write_recovery(o->pgdata, &wt, cmdline, o->keep_archive, o->port, found, e) < 0)
+        return -1;
+    return 0;
+}
+
+/* Without --start: how to start it, and how to check where it stopped. */
+static void print_how_to_start(const struct restore_opts *o)
+{
+    char qbin[PATH_MAX * 4 + 16], qdata[PATH_MAX * 4];
+
+    restore_conf_shell_quote(qbin, sizeof qbin, o->pg_bin, "/pg_ctl");
+    restore_conf_shell_quote(qdata, sizeof qdata, o->pgdata, "");
+    printf("recovery settings written to %s/postgresql.auto.conf; start it with:\n  %s -D %s start\n",
+           o->pgdata, qbin, qdata);
+    printf("PostgreSQL ends recovery only at its target%s%s (else: FATAL \"recovery ended before configured "
+           "recovery target was reached\").\nCheck where it stopped before using it:\n"
+           "  grep -E 'recovery stopping|redo done|recovery ended before|FATAL' <its log>\n"
+           "  psql -c 'select pg_is_in_recovery(), pg_last_wal_replay_lsn(), pg_last_xact_replay_timestamp()'\n",
+           o->target.kind == PITR_LATEST ? ", the end of the archive at LSN " : "",
+           o->target.kind == PITR_LATEST ? o->target.value : "");
+}
+
+/* With --start: where recovery stopped, and the RTO. */
+static void print_result(const struct manifest *m, const char *region, const struct rcv_result *st, uint64_t t0,
+                         uint64_t t_fetch, uint64_t t_replay)
+{
+    /* PostgreSQL's own word that it stopped at the target */
+    const char *stop = strstr(st->why, "recovery stopping");
+    uint64_t lsn = 0;
+    struct err le = ERR_INIT;
+
+    printf("restore complete: backup %s from region %s\n", m->name, region);
+    printf("  recovery point: LSN %s%s%s, timeline %s, %s\n", st->lsn[0] ? st->lsn : "?",
+           st->xact_time[0] ? ", last transaction at " : "", st->xact_time, st->tli[0] ? st->tli : "?",
+           st->outcome == RCV_SHUT_DOWN ? "shut down at the target"
+           : st->outcome == RCV_PAUSED  ? "paused at the target"
+                                        : "checked, then promoted");
+    if (stop != NULL)
+        printf("  PostgreSQL: %.*s\n", (int)strcspn(stop, "\n"), stop);
+    if (st->outcome == RCV_PROMOTED && !st->checkpointed)
+        log_warning("the CHECKPOINT after promotion failed (role %s): pg_control names the new timeline only "
+                    "after PostgreSQL's own checkpoint", st->user[0] ? st->user : "?");
+    if (st->outcome == RCV_PROMOTED)
+        printf("  promoted%s%s, logged in as %s\n", st->new_tli[0] ? " to timeline " : "", st->new_tli,
+               st->user[0] ? st->user : "?");
+    if (st->lsn[0] && wal_parse_lsn(st->lsn, &lsn, &le) == 0 && lsn >= m->start_lsn)
+        printf("  WAL replayed: about %llu segments\n",
+               (unsigned long long)((lsn - m->start_lsn) / m->wal_segment_size + 1));
+    printf("  time: fetch %.1f s, replay %.1f s, total (RTO) %.1f s\n", (double)t_fetch / 1000.0,
+           (double)t_replay / 1000.0, (double)(now_ms() - t0) / 1000.0);
+}
+
+/* --pgdata made (if need be) and made absolute. */
+static int pgdata_prepare(struct restore_opts *o, char abs[PATH_MAX], struct err *e)
+{
+    if (mkdir(o->pgdata, 0700) < 0 && errno != EEXIST)
+        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", o->pgdata);
+    if (realpath(o->pgdata, abs) == NULL)
+        return err_errno(e, ERR_IO, errno, "bad --pgdata \"%s\"", o->pgdata);
+    o->pgdata = abs;
+    return 0;
+}
+
 int cmd_restore_run(struct cmd_ctx *ctx)
 {
     const struct config *c = ctx->conf;
@@ -387,145 +519,52 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     struct catalog cat = { NULL, 0, 0 };
     struct repo *s = NULL;
     const struct region_conf *rc = NULL;
+    const struct manifest *m;
     struct bkf_opts bo;
     struct bkf_stats bs;
     struct rcv_result st;
     struct rconf_list found = { NULL, 0, 0 };
     struct err e = ERR_INIT;
-    char cmdline[8192], newest[32], pgdata_abs[PATH_MAX];
-    unsigned long nseg = 0;
+    char pgdata_abs[PATH_MAX], ts[32];
     uint64_t t0 = now_ms(), t_fetch = 0, t_replay = 0;
-    int i, k, rc_ = EXIT_FAILURE3;
+    int k, rc_ = EXIT_FAILURE3;
 
     if ((rc_ = parse_args(ctx, &o)) != 0)
         return rc_;
     rc_ = EXIT_FAILURE3;
-    if (config_require_regions(c, &e) < 0 || cmd_load_keyring(ctx, &kr, &e) < 0)
+    if (config_require_regions(c, &e) < 0 || cmd_load_keyring(ctx, &kr, &e) < 0 ||
+        pgdata_prepare(&o, pgdata_abs, &e) < 0 || (rc = choose_region(ctx, kr, &s, &cat, &e)) == NULL ||
+        (k = pitr_choose(&cat, &o.target, o.backup, &e)) < 0)
         goto fail;
-    if (mkdir(o.pgdata, 0700) < 0 && errno != EEXIST) {
-        err_errno(&e, ERR_IO, errno, "could not create \"%s\"", o.pgdata);
+    m = cat.v[k].man;
+    man_format_time(m->stop_time, ts);
+    log_info("restoring backup %s (consistent at %s) from region %s into %s", m->name, ts, rc->name, o.pgdata);
+    if (check_archive(s, m, &o, &e) < 0)
         goto fail;
+    memset(&bo, 0, sizeof bo);
+    bo.parallel = c->parallel;
+    bo.tsmap = o.tsmap;
+    bo.ntsmap = o.ntsmap;
+    if (bkf_fetch(s, rc, c, m, o.pgdata, &bo, &bs, &e) < 0)
+        goto fail;
+    t_fetch = now_ms() - t0;
+    printf("fetched backup %s: %llu files, %.1f MB in %.1f s\n", m->name, (unsigned long long)bs.files,
+           (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
+    if (write_recovery(ctx, rc->name, &o, &found, &e) < 0)
+        goto fail;
+    if (!o.start) {
+        print_how_to_start(&o);
+        rc_ = 0;
+        goto out;
     }
-    if (realpath(o.pgdata, pgdata_abs) == NULL) {
-        err_errno(&e, ERR_IO, errno, "bad --pgdata \"%s\"", o.pgdata);
+    memset(&st, 0, sizeof st);
+    if (start_and_check(&o, &st, &e) < 0)
         goto fail;
-    }
-    o.pgdata = pgdata_abs;
-
-    /* the region: --region, else the first one whose catalog answers */
-    for (i = 0; i < c->nregions; i++) {
-        struct err re = ERR_INIT;
-
-        if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
-            continue;
-        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, &s, &re) == 0 && cat_list(s, 1, &cat, &re) == 0) {
-            rc = &c->regions[i];
-            break;
-        }
-        log_warning("region %s cannot be used: %s", c->regions[i].name, re.msg);
-        repo_free(s);
-        s = NULL;
-        e = re;
-    }
-    if (rc == NULL)
-        goto fail;
-    k = pitr_choose(&cat, &o.target, o.backup, &e);
-    if (k < 0)
-        goto fail;
-    {
-        const struct manifest *m = cat.v[k].man;
-        char ts[32];
-
-        man_format_time(m->stop_time, ts);
-        log_info("restoring backup %s (consistent at %s) from region %s into %s", m->name, ts, rc->name, o.pgdata);
-        if (o.target.kind == PITR_LATEST) {
-            if (latest_end(s, m, &o, &nseg, &e) < 0)
-                goto fail;
-        } else {
-            if (pitr_check_wal(s, m, o.target.timeline, newest, &nseg, &e) < 0) {
-                if (o.target.kind == PITR_IMMEDIATE || e.code != ERR_NOTFOUND)
-                    goto fail;
-                log_warning("%s — recovery fails if the target lies beyond the gap", e.msg);
-                err_clear(&e);
-            }
-            log_info("the archive holds %lu WAL segments from the backup on (newest %s)", nseg, newest);
-        }
-
-        memset(&bo, 0, sizeof bo);
-        bo.parallel = c->parallel;
-        bo.tsmap = o.tsmap;
-        bo.ntsmap = o.ntsmap;
-        if (bkf_fetch(s, rc, c, m, o.pgdata, &bo, &bs, &e) < 0)
-            goto fail;
-        t_fetch = now_ms() - t0;
-        printf("fetched backup %s: %llu files, %.1f MB in %.1f s\n", m->name, (unsigned long long)bs.files,
-               (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
-        /* restore owns the recovery settings: the backup's go, ours are written
-         * once; with --start, walship checks before it promotes, so
-         * PostgreSQL pauses at the target */
-        {
-            struct pitr_target wt = o.target;
-
-            if (o.start && strcmp(wt.action, "promote") == 0)
-                snprintf(wt.action, sizeof wt.action, "pause");
-            if (build_restore_command(ctx, rc->name, cmdline, sizeof cmdline, &e) < 0 ||
-                restore_conf_prepare(o.pgdata, o.port > 0, !o.keep_archive, &found, &e) < 0 ||
-                pitr_write_recovery(o.pgdata, &wt, cmdline, o.keep_archive, o.port, &found, &e) < 0)
-                goto fail;
-        }
-        if (!o.start) {
-            char qbin[PATH_MAX * 4 + 16], qdata[PATH_MAX * 4];
-
-            restore_conf_shell_quote(qbin, sizeof qbin, o.pg_bin, "/pg_ctl");
-            restore_conf_shell_quote(qdata, sizeof qdata, o.pgdata, "");
-            printf("recovery settings written to %s/postgresql.auto.conf; start it with:\n  %s -D %s start\n",
-                   o.pgdata, qbin, qdata);
-            printf("PostgreSQL ends recovery only at its target%s%s (else: FATAL \"recovery ended before configured "
-                   "recovery target was reached\").\nCheck where it stopped before using it:\n"
-                   "  grep -E 'recovery stopping|redo done|recovery ended before|FATAL' <its log>\n"
-                   "  psql -c 'select pg_is_in_recovery(), pg_last_wal_replay_lsn(), pg_last_xact_replay_timestamp()'\n",
-                   o.target.kind == PITR_LATEST ? ", the end of the archive at LSN " : "",
-                   o.target.kind == PITR_LATEST ? o.target.value : "");
-            rc_ = 0;
-            goto out;
-        }
-        memset(&st, 0, sizeof st);
-        if (start_and_check(&o, &st, &e) < 0)
-            goto fail;
-        t_replay = now_ms() - t0 - t_fetch;
-        /* promoted (not shut down at the target): a backup of it must carry no target */
-        if (st.outcome == RCV_PROMOTED)
-            restore_conf_after_promote(o.pgdata, o.keep_restore_command);
-        printf("restore complete: backup %s from region %s\n", m->name, rc->name);
-        printf("  recovery point: LSN %s%s%s, timeline %s, %s\n", st.lsn[0] ? st.lsn : "?",
-               st.xact_time[0] ? ", last transaction at " : "", st.xact_time, st.tli[0] ? st.tli : "?",
-               st.outcome == RCV_SHUT_DOWN ? "shut down at the target"
-               : st.outcome == RCV_PAUSED  ? "paused at the target"
-                                           : "checked, then promoted");
-        {
-            /* PostgreSQL's own word that it stopped at the target */
-            const char *stop = strstr(st.why, "recovery stopping");
-
-            if (stop != NULL)
-                printf("  PostgreSQL: %.*s\n", (int)strcspn(stop, "\n"), stop);
-        }
-        if (st.outcome == RCV_PROMOTED && !st.checkpointed)
-            log_warning("the CHECKPOINT after promotion failed (role %s): pg_control names the new timeline only "
-                        "after PostgreSQL's own checkpoint", st.user[0] ? st.user : "?");
-        if (st.outcome == RCV_PROMOTED)
-            printf("  promoted%s%s, logged in as %s\n", st.new_tli[0] ? " to timeline " : "", st.new_tli,
-                   st.user[0] ? st.user : "?");
-        {
-            uint64_t lsn = 0;
-            struct err le = ERR_INIT;
-
-            if (st.lsn[0] && wal_parse_lsn(st.lsn, &lsn, &le) == 0 && lsn >= m->start_lsn)
-                printf("  WAL replayed: about %llu segments\n",
-                       (unsigned long long)((lsn - m->start_lsn) / m->wal_segment_size + 1));
-        }
-        printf("  time: fetch %.1f s, replay %.1f s, total (RTO) %.1f s\n", (double)t_fetch / 1000.0,
-               (double)t_replay / 1000.0, (double)(now_ms() - t0) / 1000.0);
-    }
+    t_replay = now_ms() - t0 - t_fetch;
+    /* promoted (not shut down at the target): a backup of it must carry no target */
+    if (st.outcome == RCV_PROMOTED)
+        restore_conf_after_promote(o.pgdata, o.keep_restore_command);
+    print_result(m, rc->name, &st, t0, t_fetch, t_replay);
     rc_ = 0;
     goto out;
 fail:

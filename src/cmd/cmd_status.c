@@ -55,6 +55,18 @@ static void fmt_time(int64_t t, char out[32])
 
 /* ---- text ---- */
 
+/* The shipper's last error (its state file), also for a region status
+ * could not open: the shipper's view is local. */
+static void print_last_error(const struct st_region *r)
+{
+    char t[32];
+
+    if (r->last_error[0] == '\0')
+        return;
+    fmt_time(r->last_error_time, t);
+    printf("  last error:     [%s] %s (at %s)\n", r->last_error_code, r->last_error, t);
+}
+
 static void print_text(const struct st_region *r, const struct st_primary *p)
 {
     char a[32];
@@ -63,6 +75,7 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
            r->alarm_rpo || r->alarm_backup ? "ALARM" : "OK");
     if (!r->readable) {
         printf("  ERROR: %s\n", r->error);
+        print_last_error(r);
         return;
     }
     if (r->has_backup) {
@@ -89,12 +102,7 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     if (r->spool_conflicts)
         printf("  set aside:      %" PRIu64 " files the region could not take (see the spool's conflicts/)  <- alarm\n",
                r->spool_conflicts);
-    if (r->last_error[0]) {
-        char t[32];
-
-        fmt_time(r->last_error_time, t);
-        printf("  last error:     [%s] %s (at %s)\n", r->last_error_code, r->last_error, t);
-    }
+    print_last_error(r);
     if (r->error[0])
         printf("  error:          %s\n", r->error);
 }
@@ -215,10 +223,121 @@ static void print_prom(const struct st_region *rs, size_t n)
     }
 }
 
+static int parse_args(struct cmd_ctx *ctx, enum fmt *fmt)
+{
+    int k;
+
+    *fmt = FMT_TEXT;
+    for (k = 1; k < ctx->argc; k++) {
+        if (strcmp(ctx->argv[k], "--json") == 0 && *fmt == FMT_TEXT)
+            *fmt = FMT_JSON;
+        else if (strcmp(ctx->argv[k], "--prometheus") == 0 && *fmt == FMT_TEXT)
+            *fmt = FMT_PROM;
+        else if (strcmp(ctx->argv[k], "--json") == 0 || strcmp(ctx->argv[k], "--prometheus") == 0)
+            return cmd_usage("status", "--json and --prometheus exclude each other");
+        else if (ctx->argv[k][0] == '-')
+            return cmd_usage("status", "unknown option \"%s\"", ctx->argv[k]);
+        else
+            return cmd_usage("status", "takes no arguments (\"%s\")", ctx->argv[k]);
+    }
+    return 0;
+}
+
+/* The cluster's spool, for the backlog and the shipper's state files; NULL
+ * (a warning) when there is none to read. */
+static struct spool *open_spool(struct cmd_ctx *ctx, const struct keyring *kr)
+{
+    const struct config *c = ctx->conf;
+    struct cluster_info ci;
+    struct spool *sp = NULL;
+    struct err e = ERR_INIT;
+
+    if (c->spool_dir == NULL || cmd_cluster(ctx, kr, CMD_CLUSTER_FROM_REGIONS, &ci, &e) < 0 ||
+        spool_open(c->spool_dir, c->spool_max_bytes, ci.sysid, &sp, &e) < 0) {
+        log_warning("spool backlog unknown: %s", e.msg);
+        return NULL;
+    }
+    return sp;
+}
+
+/* One region's status into `o`; an unreadable region is an alarm and still
+ * shows what is known locally (spool, the shipper's state file). */
+static void region_status(struct cmd_ctx *ctx, const struct region_conf *rc, const struct keyring *kr,
+                          const struct st_primary *prim, struct spool *sp, time_t now, struct st_region *o)
+{
+    struct repo *r = NULL;
+    struct err re = ERR_INIT;
+
+    if (cmd_repo_open(ctx, rc, kr, REPO_OPEN_IDENTITY, &r, &re) < 0) {
+        memset(o, 0, sizeof *o);
+        st_local(rc, sp, now, o);
+        snprintf(o->error, sizeof o->error, "%s", re.msg);
+        o->alarm_rpo = o->alarm_backup = 1;
+    } else if (st_region(r, ctx->conf, rc, prim, sp, now, o, &re) < 0) {
+        snprintf(o->error, sizeof o->error, "%s", re.msg);
+        o->name = rc->name;
+    }
+    repo_free(r);
+}
+
+/* 0, or -1 when out of memory. */
+static int print_json(const struct st_region *rs, size_t n, const struct st_primary *prim, const struct config *c,
+                      uint64_t orphaned, const char *orphan_queues)
+{
+    json_t *jr = json_array(), *top = NULL;
+    char *text = NULL;
+    size_t i;
+
+    for (i = 0; jr != NULL && i < n; i++)
+        json_array_append_new(jr, region_json(&rs[i], c));
+    if (jr != NULL) {
+        top = json_pack("{s:b, s:s?, s:o}", "primary_known", prim->known, "primary_error",
+                        prim->error[0] ? prim->error : NULL, "regions", jr);
+        if (top != NULL && prim->known) {
+            char l[24];
+
+            wal_format_lsn(prim->lsn, l);
+            json_object_set_new(top, "primary_lsn", json_string(l));
+            json_object_set_new(top, "primary_timeline", json_integer(prim->tli));
+        }
+        if (top != NULL) {
+            json_object_set_new(top, "orphaned_spool_files", json_integer((json_int_t)orphaned));
+            json_object_set_new(top, "orphaned_queues", json_string(orphan_queues));
+        }
+        text = top ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(top);
+    }
+    if (text == NULL) {
+        log_error("out of memory");
+        return -1;
+    }
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
+static void print_all_text(const struct st_region *rs, size_t n, const struct st_primary *prim, uint64_t orphaned,
+                           const char *orphan_queues)
+{
+    size_t i;
+
+    if (prim->known) {
+        char l[24];
+
+        wal_format_lsn(prim->lsn, l);
+        printf("primary: LSN %s on timeline %u\n", l, (unsigned)prim->tli);
+    }
+    for (i = 0; i < n; i++)
+        print_text(&rs[i], prim);
+    if (orphaned > 0)
+        printf("spool: ALARM: %llu files wait for regions that are not configured (%s)\n",
+               (unsigned long long)orphaned, orphan_queues);
+}
+
 int cmd_status_run(struct cmd_ctx *ctx)
 {
     const struct config *c = ctx->conf;
-    enum fmt fmt = FMT_TEXT;
+    enum fmt fmt;
     struct st_primary prim;
     struct st_region *rs = NULL;
     struct keyring *kr = NULL;
@@ -227,21 +346,11 @@ int cmd_status_run(struct cmd_ctx *ctx)
     time_t now = time(NULL);
     char orphan_queues[512] = "";
     uint64_t orphaned = 0;
-    size_t n = 0, i;
+    size_t n = 0;
     int k, alarm = 0, failed = 0;
 
-    for (k = 1; k < ctx->argc; k++) {
-        if (strcmp(ctx->argv[k], "--json") == 0 && fmt == FMT_TEXT)
-            fmt = FMT_JSON;
-        else if (strcmp(ctx->argv[k], "--prometheus") == 0 && fmt == FMT_TEXT)
-            fmt = FMT_PROM;
-        else if (strcmp(ctx->argv[k], "--json") == 0 || strcmp(ctx->argv[k], "--prometheus") == 0)
-            return cmd_usage("status", "--json and --prometheus exclude each other");
-        else if (ctx->argv[k][0] == '-')
-            return cmd_usage("status", "unknown option \"%s\"", ctx->argv[k]);
-        else
-            return cmd_usage("status", "takes no arguments (\"%s\")", ctx->argv[k]);
-    }
+    if ((k = parse_args(ctx, &fmt)) != 0)
+        return k;
     if (config_require_regions(c, &e) < 0)
         return cmd_fail(&e);
     if (ctx->region != NULL && config_region(c, ctx->region) == NULL) {
@@ -252,16 +361,7 @@ int cmd_status_run(struct cmd_ctx *ctx)
         cmd_fail(&e);
         return EXIT_FAILURE3;
     }
-    {
-        struct cluster_info ci;
-
-        if (c->spool_dir == NULL || cmd_cluster(ctx, kr, CMD_CLUSTER_FROM_REGIONS, &ci, &e) < 0 ||
-            spool_open(c->spool_dir, c->spool_max_bytes, ci.sysid, &sp, &e) < 0) {
-            log_warning("spool backlog unknown: %s", e.msg);
-            sp = NULL;
-            err_clear(&e);
-        }
-    }
+    sp = open_spool(ctx, kr);
     primary_get(c, &prim);
     if ((rs = calloc((size_t)c->nregions, sizeof *rs)) == NULL) {
         spool_free(sp);
@@ -272,22 +372,10 @@ int cmd_status_run(struct cmd_ctx *ctx)
     }
     for (k = 0; k < c->nregions; k++) {
         const struct region_conf *rc = &c->regions[k];
-        struct repo *r = NULL;
-        struct err re = ERR_INIT;
 
         if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
             continue;
-        if (cmd_repo_open(ctx, rc, kr, REPO_OPEN_IDENTITY, &r, &re) < 0) {
-            memset(&rs[n], 0, sizeof rs[n]);
-            rs[n].name = rc->name;
-            rs[n].async = rc->mode == REGION_ASYNC;
-            snprintf(rs[n].error, sizeof rs[n].error, "%s", re.msg);
-            rs[n].alarm_rpo = rs[n].alarm_backup = 1;
-        } else if (st_region(r, c, rc, &prim, sp, now, &rs[n], &re) < 0) {
-            snprintf(rs[n].error, sizeof rs[n].error, "%s", re.msg);
-            rs[n].name = rc->name;
-        }
-        repo_free(r);
+        region_status(ctx, rc, kr, &prim, sp, now, &rs[n]);
         if (!rs[n].readable) {
             log_error("region %s: %s", rc->name, rs[n].error);
             failed++;
@@ -303,53 +391,15 @@ int cmd_status_run(struct cmd_ctx *ctx)
         alarm++;
     }
     if (fmt == FMT_JSON) {
-        json_t *jr = json_array();
-        char *text = NULL;
-
-        for (i = 0; jr != NULL && i < n; i++)
-            json_array_append_new(jr, region_json(&rs[i], c));
-        if (jr != NULL) {
-            json_t *top = json_pack("{s:b, s:s?, s:o}", "primary_known", prim.known,
-                                    "primary_error", prim.error[0] ? prim.error : NULL, "regions", jr);
-
-            if (top != NULL && prim.known) {
-                char l[24];
-
-                wal_format_lsn(prim.lsn, l);
-                json_object_set_new(top, "primary_lsn", json_string(l));
-                json_object_set_new(top, "primary_timeline", json_integer(prim.tli));
-            }
-            if (top != NULL) {
-                json_object_set_new(top, "orphaned_spool_files", json_integer((json_int_t)orphaned));
-                json_object_set_new(top, "orphaned_queues", json_string(orphan_queues));
-            }
-            text = top ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-            json_decref(top);
-        }
-        if (text == NULL) {
-            log_error("out of memory");
+        if (print_json(rs, n, &prim, c, orphaned, orphan_queues) < 0)
             failed++;
-        } else {
-            printf("%s\n", text);
-            free(text);
-        }
     } else if (fmt == FMT_PROM) {
         print_prom(rs, n);
         printf("# HELP walship_spool_orphaned_files Spooled files whose region is not configured (never shipped)\n"
                "# TYPE walship_spool_orphaned_files gauge\nwalship_spool_orphaned_files %llu\n",
                (unsigned long long)orphaned);
     } else {
-        if (prim.known) {
-            char l[24];
-
-            wal_format_lsn(prim.lsn, l);
-            printf("primary: LSN %s on timeline %u\n", l, (unsigned)prim.tli);
-        }
-        for (i = 0; i < n; i++)
-            print_text(&rs[i], &prim);
-        if (orphaned > 0)
-            printf("spool: ALARM: %llu files wait for regions that are not configured (%s)\n",
-                   (unsigned long long)orphaned, orphan_queues);
+        print_all_text(rs, n, &prim, orphaned, orphan_queues);
     }
     fflush(stdout);
     free(rs);

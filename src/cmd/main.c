@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "stor.h"
+#include "stor_conf.h"
 #include "util.h"
 
 #include "autoconf.h"
@@ -338,24 +339,25 @@ static int take_opt(int *argc, char **argv, int i, const char *name, const char 
     return 1;
 }
 
-/* --from URL (a bare DR host: the one region to read from, instead of the
- * configured ones) and --key-file. */
-struct dr_opts {
-    const char *from, *region, *endpoint, *aws_region, *key_file, *ca_file;
+/* The global options, taken out of argv wherever they stand. */
+struct global_opts {
+    const char *config_path, *level_str, *region;
+    const char *from, *key_file, *endpoint, *aws_region, *ca_file;
     int path_style;
 };
 
-static int apply_dr_options(struct config *c, const struct dr_opts *o, struct err *e)
+/* --from URL (a bare DR host: the one region to read from, instead of the
+ * configured ones), its options, and --key-file. */
+static int apply_dr_options(struct config *c, const struct global_opts *g, struct err *e)
 {
-    const char *name = o->region ? o->region : "dr";
-    const char *from = o->from, *region = o->region, *endpoint = o->endpoint, *aws_region = o->aws_region;
+    const char *name = g->region ? g->region : "dr";
 
-    if (o->key_file != NULL && config_set(c, "key_file", o->key_file, "--key-file", e) < 0)
+    if (g->key_file != NULL && config_set(c, "key_file", g->key_file, "--key-file", e) < 0)
         return -1;
-    if (from == NULL) {
+    if (g->from == NULL) {
         /* never ignored silently: they would mean something else than they look */
-        const char *lone = o->ca_file ? "--ca-file" : o->endpoint ? "--endpoint" : o->aws_region ? "--aws-region" :
-                           o->path_style ? "--path-style" : NULL;
+        const char *lone = g->ca_file ? "--ca-file" : g->endpoint ? "--endpoint" : g->aws_region ? "--aws-region" :
+                           g->path_style ? "--path-style" : NULL;
 
         if (lone != NULL)
             return err_setf(e, ERR_USAGE, "%s goes with --from (with a configuration file, set it in the "
@@ -363,52 +365,58 @@ static int apply_dr_options(struct config *c, const struct dr_opts *o, struct er
         return 0;
     }
     config_drop_regions(c);
-    if (config_add_region_url(c, name, from, e) < 0)
+    if (config_add_region_url(c, name, g->from, e) < 0)
         return -1;
-    if (o->path_style && config_region_set(c, name, "path_style", "true", "--path-style", e) < 0)
+    if (g->path_style && config_region_set(c, name, "path_style", "true", "--path-style", e) < 0)
         return -1;
-    if (o->ca_file != NULL && config_region_set(c, name, "ca_file", o->ca_file, "--ca-file", e) < 0)
+    if (g->ca_file != NULL && config_region_set(c, name, "ca_file", g->ca_file, "--ca-file", e) < 0)
         return -1;
-    if (endpoint != NULL && config_region_set(c, name, "endpoint", endpoint, "--endpoint", e) < 0)
+    if (g->endpoint != NULL && config_region_set(c, name, "endpoint", g->endpoint, "--endpoint", e) < 0)
         return -1;
-    return config_region_set(c, name, "aws_region", aws_region ? aws_region : region ? region : "us-east-1",
-                             aws_region ? "--aws-region" : region ? "--region" : "default", e);
+    return config_region_set(c, name, "aws_region",
+                             g->aws_region ? g->aws_region : g->region ? g->region : "us-east-1",
+                             g->aws_region ? "--aws-region" : g->region ? "--region" : "default", e);
 }
 
-int main(int argc, char **argv)
+/* 0, or -1 after a message (exit EXIT_USAGE). */
+static int take_global_opts(int *argc, char **argv, struct global_opts *g)
 {
-    const char *config_path = NULL, *level_str = NULL, *region = NULL;
-    struct dr_opts dr = { 0 };
-    const struct cmd *cmd;
-    struct cmd_ctx ctx;
-    struct err e = ERR_INIT;
-    enum log_level level;
-    int i, bad = 0, rc, fail_status;
+    int i, bad = 0;
 
-    for (i = 1; i < argc;) {
+    memset(g, 0, sizeof *g);
+    for (i = 1; i < *argc;) {
         if (strcmp(argv[i], "--") == 0)
             break;
-        if (take_opt(&argc, argv, i, "--config", &config_path, &bad) ||
-            take_opt(&argc, argv, i, "--log-level", &level_str, &bad) ||
-            take_opt(&argc, argv, i, "--region", &region, &bad) ||
+        if (take_opt(argc, argv, i, "--config", &g->config_path, &bad) ||
+            take_opt(argc, argv, i, "--log-level", &g->level_str, &bad) ||
+            take_opt(argc, argv, i, "--region", &g->region, &bad) ||
             /* copy has its own --from REGION (after the command name) */
-            (!(i > 1 && strcmp(argv[1], "copy") == 0) && take_opt(&argc, argv, i, "--from", &dr.from, &bad)) ||
-            take_opt(&argc, argv, i, "--key-file", &dr.key_file, &bad) ||
-            take_opt(&argc, argv, i, "--endpoint", &dr.endpoint, &bad) ||
-            take_opt(&argc, argv, i, "--ca-file", &dr.ca_file, &bad) ||
-            take_opt(&argc, argv, i, "--aws-region", &dr.aws_region, &bad)) {
+            (!(i > 1 && strcmp(argv[1], "copy") == 0) && take_opt(argc, argv, i, "--from", &g->from, &bad)) ||
+            take_opt(argc, argv, i, "--key-file", &g->key_file, &bad) ||
+            take_opt(argc, argv, i, "--endpoint", &g->endpoint, &bad) ||
+            take_opt(argc, argv, i, "--ca-file", &g->ca_file, &bad) ||
+            take_opt(argc, argv, i, "--aws-region", &g->aws_region, &bad)) {
             if (bad)
-                return EXIT_USAGE;
+                return -1;
             continue;
         }
         if (strcmp(argv[i], "--path-style") == 0) {
-            dr.path_style = 1;
-            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
-            argc--;
+            g->path_style = 1;
+            memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i) * sizeof *argv);
+            (*argc)--;
             continue;
         }
         i++;
     }
+    return 0;
+}
+
+/* --version, --help, help [COMMAND], an unknown command, COMMAND --help:
+ * the exit status, or -1 to run *cmd. */
+static int help_or_command(int argc, char **argv, const struct cmd **cmd)
+{
+    int i;
+
     if (argc < 2) {
         print_help(stderr);
         return EXIT_USAGE;
@@ -426,69 +434,93 @@ int main(int argc, char **argv)
             print_help(stdout);
             return 0;
         }
-        cmd = find_cmd(argv[2]);
-        if (cmd == NULL) {
+        *cmd = find_cmd(argv[2]);
+        if (*cmd == NULL) {
             fprintf(stderr, "walship: unknown command \"%s\"\n", argv[2]);
             return EXIT_USAGE;
         }
-        fputs(cmd->usage, stdout);
+        fputs((*cmd)->usage, stdout);
         return 0;
     }
-    cmd = find_cmd(argv[1]);
-    /* restore_command: a status of 1..125 would end recovery (see
-     * cmd_wal_fetch.c), so every early failure of wal-fetch aborts it;
-     * except on a standby, which such a status would shut down. */
-    fail_status = 0;
-    if (cmd != NULL && strcmp(cmd->name, "wal-fetch") == 0)
-        fail_status = access("standby.signal", F_OK) == 0 ? 1 : 250;
-    if (cmd == NULL) {
+    *cmd = find_cmd(argv[1]);
+    if (*cmd == NULL) {
         fprintf(stderr, "walship: unknown command \"%s\"\n\n", argv[1]);
         print_help(stderr);
         return EXIT_USAGE;
     }
     for (i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(cmd->usage, stdout);
+            fputs((*cmd)->usage, stdout);
             return 0;
         }
     }
+    return -1;
+}
+
+/* The configuration with the global options applied, checked for what
+ * `cmd` needs; 0 or -1 with e set (ctx->conf freed). */
+static int load_config(const struct global_opts *g, const struct cmd *cmd, struct cmd_ctx *ctx, struct err *e)
+{
+    enum log_level level = LOG_INFO;
+
+    if (config_load(g->config_path, g->config_path != NULL, &ctx->conf, e) < 0)
+        return -1;
+    if (g->level_str != NULL)
+        (void)log_parse_level(g->level_str, &level);    /* checked by the caller */
+    if ((g->from != NULL || g->key_file != NULL || g->ca_file != NULL || g->endpoint != NULL ||
+         g->aws_region != NULL || g->path_style || g->level_str != NULL) &&
+        (apply_dr_options(ctx->conf, g, e) < 0 ||
+         (g->level_str != NULL && config_set(ctx->conf, "log_level", g->level_str, "--log-level", e) < 0)))
+        goto fail;
+    if (cmd->needs_config && ctx->conf->path == NULL && ctx->conf->nregions == 0) {
+        err_setf(e, ERR_CONFIG,
+                 "no configuration: give --config FILE or set WALSHIP_CONFIG (default /etc/walship/walship.conf)");
+        goto fail;
+    }
+    log_set_level(g->level_str != NULL ? level : ctx->conf->log_level);
+    if (g->region != NULL && config_region(ctx->conf, g->region) == NULL && cmd->needs_config) {
+        err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured%s%s", g->region,
+                 ctx->conf->path ? " in " : "", ctx->conf->path ? ctx->conf->path : "");
+        goto fail;
+    }
+    return 0;
+fail:
+    config_free(ctx->conf);
+    ctx->conf = NULL;
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    struct global_opts g;
+    const struct cmd *cmd = NULL;
+    struct cmd_ctx ctx;
+    struct err e = ERR_INIT;
+    enum log_level level;
+    int rc, fail_status;
+
+    if (take_global_opts(&argc, argv, &g) < 0)
+        return EXIT_USAGE;
+    if ((rc = help_or_command(argc, argv, &cmd)) >= 0)
+        return rc;
+    /* restore_command: a status of 1..125 would end recovery (see
+     * cmd_wal_fetch.c), so every early failure of wal-fetch aborts it;
+     * except on a standby, which such a status would shut down. */
+    fail_status = 0;
+    if (strcmp(cmd->name, "wal-fetch") == 0)
+        fail_status = access("standby.signal", F_OK) == 0 ? 1 : 250;
 
     log_init(cmd->name, LOG_INFO);
-    if (level_str != NULL && log_parse_level(level_str, &level) < 0) {
-        fprintf(stderr, "walship: bad --log-level \"%s\" (use error, warning, info or debug)\n", level_str);
+    if (g.level_str != NULL && log_parse_level(g.level_str, &level) < 0) {
+        fprintf(stderr, "walship: bad --log-level \"%s\" (use error, warning, info or debug)\n", g.level_str);
         return fail_status ? fail_status : EXIT_USAGE;
     }
     memset(&ctx, 0, sizeof ctx);
-    if (config_load(config_path, config_path != NULL, &ctx.conf, &e) < 0) {
+    if (load_config(&g, cmd, &ctx, &e) < 0) {
         rc = cmd_fail(&e);
         return fail_status ? fail_status : rc;
     }
-    dr.region = region;
-    if (dr.from != NULL || dr.key_file != NULL || dr.ca_file != NULL || dr.endpoint != NULL ||
-        dr.aws_region != NULL || dr.path_style || level_str != NULL) {
-        if (apply_dr_options(ctx.conf, &dr, &e) < 0 ||
-            (level_str != NULL && config_set(ctx.conf, "log_level", level_str, "--log-level", &e) < 0)) {
-            config_free(ctx.conf);
-            rc = cmd_fail(&e);
-            return fail_status ? fail_status : rc;
-        }
-    }
-    if (cmd->needs_config && ctx.conf->path == NULL && ctx.conf->nregions == 0) {
-        err_setf(&e, ERR_CONFIG,
-                 "no configuration: give --config FILE or set WALSHIP_CONFIG (default /etc/walship/walship.conf)");
-        config_free(ctx.conf);
-        rc = cmd_fail(&e);
-        return fail_status ? fail_status : rc;
-    }
-    log_set_level(level_str != NULL ? level : ctx.conf->log_level);
-    if (region != NULL && config_region(ctx.conf, region) == NULL && cmd->needs_config) {
-        err_setf(&e, ERR_CONFIG, "no region named \"%s\" is configured%s%s", region,
-                 ctx.conf->path ? " in " : "", ctx.conf->path ? ctx.conf->path : "");
-        config_free(ctx.conf);
-        rc = cmd_fail(&e);
-        return fail_status ? fail_status : rc;
-    }
-    ctx.region = region;
+    ctx.region = g.region;
     ctx.argc = argc - 1;
     ctx.argv = argv + 1;
     rc = cmd->run(&ctx);

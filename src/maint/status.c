@@ -44,97 +44,80 @@ static int newest_collect(const struct stor_entry *ent, void *arg)
     return 0;
 }
 
-int st_region(struct repo *r, const struct config *conf, const struct region_conf *rc, const struct st_primary *p,
-              struct spool *sp, time_t now, struct st_region *o, struct err *e)
+void st_local(const struct region_conf *rc, struct spool *sp, time_t now, struct st_region *o)
 {
-    struct catalog cat = { NULL, 0, 0 };
-    struct newest_wal nw;
+    struct spool_usage u;
+    struct spool_state ss;
+    struct err le = ERR_INIT;
+    char queue[SPOOL_QUEUE_MAX];
+
+    o->name = rc->name;
+    o->async = rc->mode == REGION_ASYNC;
+    if (sp == NULL)
+        return;
+    spool_queue_name(rc->name, rc->url, rc->endpoint, queue);
+    o->spool_conflicts = spool_conflicts(sp, queue);
+    if (spool_usage(sp, queue, &u, &le) == 0) {
+        o->spool_files = u.entries;
+        o->spool_bytes = u.bytes;
+        o->spool_oldest_age = u.entries && u.oldest && now > u.oldest ? (uint64_t)(now - u.oldest) : 0;
+    }
+    err_clear(&le);
+    if (o->async && spool_state_read(sp, queue, &ss, &le) == 0) {
+        o->ship_success = ss.last_success;
+        if (ss.last_error_time != 0) {
+            snprintf(o->last_error, sizeof o->last_error, "%s", ss.last_error);
+            snprintf(o->last_error_code, sizeof o->last_error_code, "%s", ss.last_error_code);
+            o->last_error_time = ss.last_error_time;
+        }
+    }
+}
+
+/* The newest complete backup, from the catalog (its manifest's stop time). */
+static void newest_backup(struct repo *r, const struct catalog *cat, time_t now, struct st_region *o)
+{
     struct err le = ERR_INIT;
     size_t i;
 
-    memset(o, 0, sizeof *o);
-    memset(&nw, 0, sizeof nw);
-    o->name = rc->name;
-    o->async = rc->mode == REGION_ASYNC;
-    nw.seg_size = p && p->known && wal_seg_size_valid(p->seg_size) ? p->seg_size : (16u << 20);
-
-    /* spool backlog and the shipper's last complaint: local, always */
-    if (sp != NULL) {
-        struct spool_usage u;
-        char queue[SPOOL_QUEUE_MAX];
-
-        spool_queue_name(rc->name, rc->url, rc->endpoint, queue);
-        o->spool_conflicts = spool_conflicts(sp, queue);
-        if (spool_usage(sp, queue, &u, &le) == 0) {
-            o->spool_files = u.entries;
-            o->spool_bytes = u.bytes;
-            o->spool_oldest_age = u.entries && u.oldest && now > u.oldest ? (uint64_t)(now - u.oldest) : 0;
-        }
-    }
-    if (sp != NULL && o->async) {
-        struct spool_state ss;
-        char queue[SPOOL_QUEUE_MAX];
-
-        spool_queue_name(rc->name, rc->url, rc->endpoint, queue);
-        if (spool_state_read(sp, queue, &ss, &le) == 0) {
-            o->ship_success = ss.last_success;
-            if (ss.last_error_time != 0) {
-                snprintf(o->last_error, sizeof o->last_error, "%s", ss.last_error);
-                snprintf(o->last_error_code, sizeof o->last_error_code, "%s", ss.last_error_code);
-                o->last_error_time = ss.last_error_time;
-            }
-        }
-        err_clear(&le);
-    }
-
-    /* the region */
-    if (cat_list(r, 0, &cat, &le) < 0 || stor_list(r->st, REPO_WAL_DIR, newest_collect, &nw, &le) < 0) {
-        snprintf(o->error, sizeof o->error, "%s", le.msg);
-        cat_free(&cat);
-        o->alarm_rpo = o->alarm_backup = 1;
-        return 0;
-    }
-    o->readable = 1;
-    for (i = cat.n; i > 0; i--) {
+    for (i = cat->n; i > 0; i--) {
         struct manifest *m = NULL;
 
-        if (!cat.v[i - 1].complete)
+        if (!cat->v[i - 1].complete)
             continue;
         o->has_backup = 1;
-        snprintf(o->backup, sizeof o->backup, "%s", cat.v[i - 1].name);
-        if (cat_load_manifest(r, cat.v[i - 1].name, &m, &le) == 0) {
+        snprintf(o->backup, sizeof o->backup, "%s", cat->v[i - 1].name);
+        if (cat_load_manifest(r, cat->v[i - 1].name, &m, &le) == 0) {
             o->backup_time = m->stop_time;
             man_free(m);
         } else {
             /* the manifest's own time: the object was written at the end */
-            o->backup_time = (int64_t)cat.v[i - 1].newest;
+            o->backup_time = (int64_t)cat->v[i - 1].newest;
             snprintf(o->error, sizeof o->error, "%s", le.msg);
         }
         o->backup_age = (int64_t)now - o->backup_time;
         if (o->backup_age < 0)
             o->backup_age = 0;
-        break;
+        return;
     }
-    cat_free(&cat);
-    if (nw.have) {
-        o->has_wal = 1;
-        snprintf(o->wal, sizeof o->wal, "%s", nw.name);
-        o->wal_time = (int64_t)nw.mtime;
-    }
+}
 
-    /* lag behind the primary: completed segments the region lacks */
+/* Lag behind the primary (completed segments the region lacks) and the
+ * two alarms. */
+static void lag_and_alarms(const struct config *conf, const struct st_primary *p, const struct newest_wal *nw,
+                           time_t now, struct st_region *o)
+{
     if (p != NULL && p->known) {
-        uint64_t cur = p->lsn / nw.seg_size;    /* segment being written */
+        uint64_t cur = p->lsn / nw->seg_size;   /* segment being written */
 
         o->lag_known = 1;
-        if (!nw.have) {
+        if (!nw->have) {
             o->lag_segments = cur;
             o->lag_bytes = p->lsn;
             o->alarm_rpo = cur > 0;
-        } else if (cur > nw.segno + 1) {
-            o->lag_segments = cur - nw.segno - 1;
-            o->lag_bytes = o->lag_segments * nw.seg_size;
-            o->lag_seconds = now > nw.mtime ? (uint64_t)(now - nw.mtime) : 0;
+        } else if (cur > nw->segno + 1) {
+            o->lag_segments = cur - nw->segno - 1;
+            o->lag_bytes = o->lag_segments * nw->seg_size;
+            o->lag_seconds = now > nw->mtime ? (uint64_t)(now - nw->mtime) : 0;
         }
     }
     if (o->spool_oldest_age > o->lag_seconds)
@@ -145,6 +128,38 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
         o->alarm_rpo = 1;   /* WAL this region will not receive without the operator */
     if (conf->backup_max_age > 0 && (!o->has_backup || (uint64_t)o->backup_age > conf->backup_max_age))
         o->alarm_backup = 1;
+}
+
+int st_region(struct repo *r, const struct config *conf, const struct region_conf *rc, const struct st_primary *p,
+              struct spool *sp, time_t now, struct st_region *o, struct err *e)
+{
+    struct catalog cat = { NULL, 0, 0 };
+    struct newest_wal nw;
+    struct err le = ERR_INIT;
+
+    memset(o, 0, sizeof *o);
+    memset(&nw, 0, sizeof nw);
+    nw.seg_size = p && p->known && wal_seg_size_valid(p->seg_size) ? p->seg_size : (16u << 20);
+
+    /* spool backlog and the shipper's last complaint: local, always */
+    st_local(rc, sp, now, o);
+
+    /* the region */
+    if (cat_list(r, 0, &cat, &le) < 0 || stor_list(r->st, REPO_WAL_DIR, newest_collect, &nw, &le) < 0) {
+        snprintf(o->error, sizeof o->error, "%s", le.msg);
+        cat_free(&cat);
+        o->alarm_rpo = o->alarm_backup = 1;
+        return 0;
+    }
+    o->readable = 1;
+    newest_backup(r, &cat, now, o);
+    cat_free(&cat);
+    if (nw.have) {
+        o->has_wal = 1;
+        snprintf(o->wal, sizeof o->wal, "%s", nw.name);
+        o->wal_time = (int64_t)nw.mtime;
+    }
+    lag_and_alarms(conf, p, &nw, now, o);
     (void)e;
     return 0;
 }

@@ -6,8 +6,8 @@
  *
  * st_region() only reads: the region's listing (wal/ and backups/, plus the
  * newest backup's manifest), the spool's queue for the region and the
- * shipper's state file for it (spool.h, spool_state).  Library code: never prints.  One thread at a time
- * per struct stor.
+ * shipper's state file for it (spool.h, spool_state), never ship.log.
+ * Library code: never prints.  One thread at a time per struct stor.
  */
 #ifndef WALSHIP_STATUS_H
 #define WALSHIP_STATUS_H
@@ -66,6 +66,13 @@ struct st_region {
     int alarm_rpo;                  /* lag_seconds > rpo_seconds (or nothing archived while the primary has WAL) */
     int alarm_backup;               /* no backup, or newest older than backup_max_age */
 };
+
+/* The local facts of a region, read even when the region cannot be opened:
+ * its spool backlog and set-aside files, and for an async region the
+ * shipper's state file (last success, last error and its code).  Fills
+ * name, async, spool_* and the shipper's fields of `out` (the caller
+ * zeroes it); `sp` may be NULL. */
+void st_local(const struct region_conf *rc, struct spool *sp, time_t now, struct st_region *out);
 
 /* `r` is opened with its identity (a region without one is reported as
  * unreadable by the caller); `p` and `sp` may be NULL. */

@@ -308,13 +308,119 @@ static int safe_rel_path(const char *p)
     return 1;
 }
 
+/* The manifest's scalar fields. */
+static void read_header(struct jread *r, json_t *root, struct manifest *m)
+{
+    json_t *v;
+
+    m->format = (unsigned)jint(r, root, "format");
+    if (!r->failed && m->format != MAN_FORMAT) {
+        err_setf(r->e, ERR_CORRUPT, "%s: manifest format %u is not supported by this walship (it reads format %d)",
+                 r->what, m->format, MAN_FORMAT);
+        r->failed = 1;
+    }
+    m->name = jstr(r, root, "name");
+    m->walship_version = jstr(r, root, "walship_version");
+    m->start_lsn = jlsn(r, root, "start_lsn");
+    m->stop_lsn = jlsn(r, root, "stop_lsn");
+    m->timeline = (uint32_t)jint(r, root, "timeline");
+    m->stop_timeline = (uint32_t)jint(r, root, "stop_timeline");
+    jcopy(r, root, "start_wal", m->start_wal, sizeof m->start_wal);
+    jcopy(r, root, "stop_wal", m->stop_wal, sizeof m->stop_wal);
+    m->start_time = (int64_t)jint(r, root, "start_time");
+    m->stop_time = (int64_t)jint(r, root, "stop_time");
+    m->pg_version = (uint32_t)jint(r, root, "pg_version");
+    m->system_identifier = jstr(r, root, "system_identifier");
+    m->wal_segment_size = jint(r, root, "wal_segment_size");
+    m->compression = jstr(r, root, "compression");
+    v = json_object_get(root, "key_id");
+    if (!r->failed && json_is_string(v) && (m->key_id = strdup(json_string_value(v))) == NULL) {
+        err_setf(r->e, ERR_NOMEM, "out of memory");
+        r->failed = 1;
+    }
+    m->original_size = jint(r, root, "original_size");
+    m->stored_size = jint(r, root, "stored_size");
+    m->has_tablespace_map = json_is_true(json_object_get(root, "tablespace_map"));
+    v = json_object_get(root, "recovery_settings");
+    if (!r->failed && json_is_string(v) && (m->recovery_settings = strdup(json_string_value(v))) == NULL) {
+        err_setf(r->e, ERR_NOMEM, "out of memory");
+        r->failed = 1;
+    }
+}
+
+/* "parts" (numbered 1..N) and "tablespaces". */
+static void read_parts(struct jread *r, json_t *root, struct manifest *m)
+{
+    json_t *arr = jget(r, root, "parts", JSON_ARRAY);
+    size_t i;
+
+    for (i = 0; arr != NULL && !r->failed && i < json_array_size(arr); i++) {
+        json_t *p = json_array_get(arr, i);
+        struct man_part mp;
+
+        mp.number = (uint32_t)jint(r, p, "number");
+        mp.raw_size = jint(r, p, "raw_size");
+        mp.stored_size = jint(r, p, "stored_size");
+        mp.files = (uint32_t)jint(r, p, "files");
+        if (!r->failed && (mp.number != i + 1)) {
+            err_setf(r->e, ERR_CORRUPT, "%s: manifest parts are not numbered 1..N", r->what);
+            r->failed = 1;
+        }
+        if (!r->failed && man_add_part(m, &mp, r->e) < 0)
+            r->failed = 1;
+    }
+    arr = jget(r, root, "tablespaces", JSON_ARRAY);
+    for (i = 0; arr != NULL && !r->failed && i < json_array_size(arr); i++) {
+        json_t *t = json_array_get(arr, i);
+        uint32_t oid = (uint32_t)jint(r, t, "oid");
+        json_t *p = jget(r, t, "path", JSON_STRING);
+
+        if (!r->failed && man_add_tablespace(m, oid, json_string_value(p), r->e) < 0)
+            r->failed = 1;
+    }
+}
+
+/* "files": each a safe relative path in one of the parts. */
+static void read_files(struct jread *r, json_t *root, struct manifest *m)
+{
+    json_t *arr = jget(r, root, "files", JSON_ARRAY);
+    size_t i;
+
+    for (i = 0; arr != NULL && !r->failed && i < json_array_size(arr); i++) {
+        json_t *f = json_array_get(arr, i);
+        json_t *path = jget(r, f, "path", JSON_STRING);
+        uint32_t part = (uint32_t)jint(r, f, "part");
+        uint64_t size = jint(r, f, "size");
+        uint32_t mode = (uint32_t)jint(r, f, "mode");
+        int64_t mtime = (int64_t)jint(r, f, "mtime");
+        json_t *sha = jget(r, f, "sha256", JSON_STRING);
+
+        if (r->failed)
+            break;
+        if (!safe_rel_path(json_string_value(path))) {
+            err_setf(r->e, ERR_CORRUPT, "%s: manifest lists an unsafe path \"%s\"", r->what,
+                     json_string_value(path));
+            r->failed = 1;
+            break;
+        }
+        if (strlen(json_string_value(sha)) != 64 || part == 0 || part > m->nparts) {
+            err_setf(r->e, ERR_CORRUPT, "%s: manifest entry for \"%s\" is malformed", r->what,
+                     json_string_value(path));
+            r->failed = 1;
+            break;
+        }
+        if (man_add_file(m, json_string_value(path), part, size, mode & 07777, mtime, json_string_value(sha),
+                         r->e) < 0)
+            r->failed = 1;
+    }
+}
+
 int man_from_json(const char *buf, size_t len, const char *what, struct manifest **out, struct err *e)
 {
     struct jread r = { what, e, 0 };
     json_error_t jerr;
-    json_t *root, *arr, *v;
+    json_t *root;
     struct manifest *m;
-    size_t i;
 
     root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
@@ -328,89 +434,9 @@ int man_from_json(const char *buf, size_t len, const char *what, struct manifest
         json_decref(root);
         return err_setf(e, ERR_NOMEM, "out of memory");
     }
-    m->format = (unsigned)jint(&r, root, "format");
-    if (!r.failed && m->format != MAN_FORMAT) {
-        err_setf(e, ERR_CORRUPT, "%s: manifest format %u is not supported by this walship (it reads format %d)",
-                 what, m->format, MAN_FORMAT);
-        r.failed = 1;
-    }
-    m->name = jstr(&r, root, "name");
-    m->walship_version = jstr(&r, root, "walship_version");
-    m->start_lsn = jlsn(&r, root, "start_lsn");
-    m->stop_lsn = jlsn(&r, root, "stop_lsn");
-    m->timeline = (uint32_t)jint(&r, root, "timeline");
-    m->stop_timeline = (uint32_t)jint(&r, root, "stop_timeline");
-    jcopy(&r, root, "start_wal", m->start_wal, sizeof m->start_wal);
-    jcopy(&r, root, "stop_wal", m->stop_wal, sizeof m->stop_wal);
-    m->start_time = (int64_t)jint(&r, root, "start_time");
-    m->stop_time = (int64_t)jint(&r, root, "stop_time");
-    m->pg_version = (uint32_t)jint(&r, root, "pg_version");
-    m->system_identifier = jstr(&r, root, "system_identifier");
-    m->wal_segment_size = jint(&r, root, "wal_segment_size");
-    m->compression = jstr(&r, root, "compression");
-    v = json_object_get(root, "key_id");
-    if (!r.failed && json_is_string(v) && (m->key_id = strdup(json_string_value(v))) == NULL) {
-        err_setf(e, ERR_NOMEM, "out of memory");
-        r.failed = 1;
-    }
-    m->original_size = jint(&r, root, "original_size");
-    m->stored_size = jint(&r, root, "stored_size");
-    m->has_tablespace_map = json_is_true(json_object_get(root, "tablespace_map"));
-    v = json_object_get(root, "recovery_settings");
-    if (!r.failed && json_is_string(v) && (m->recovery_settings = strdup(json_string_value(v))) == NULL) {
-        err_setf(e, ERR_NOMEM, "out of memory");
-        r.failed = 1;
-    }
-    arr = jget(&r, root, "parts", JSON_ARRAY);
-    for (i = 0; arr != NULL && !r.failed && i < json_array_size(arr); i++) {
-        json_t *p = json_array_get(arr, i);
-        struct man_part mp;
-
-        mp.number = (uint32_t)jint(&r, p, "number");
-        mp.raw_size = jint(&r, p, "raw_size");
-        mp.stored_size = jint(&r, p, "stored_size");
-        mp.files = (uint32_t)jint(&r, p, "files");
-        if (!r.failed && (mp.number != i + 1)) {
-            err_setf(e, ERR_CORRUPT, "%s: manifest parts are not numbered 1..N", what);
-            r.failed = 1;
-        }
-        if (!r.failed && man_add_part(m, &mp, e) < 0)
-            r.failed = 1;
-    }
-    arr = jget(&r, root, "tablespaces", JSON_ARRAY);
-    for (i = 0; arr != NULL && !r.failed && i < json_array_size(arr); i++) {
-        json_t *t = json_array_get(arr, i);
-        uint32_t oid = (uint32_t)jint(&r, t, "oid");
-        json_t *p = jget(&r, t, "path", JSON_STRING);
-
-        if (!r.failed && man_add_tablespace(m, oid, json_string_value(p), e) < 0)
-            r.failed = 1;
-    }
-    arr = jget(&r, root, "files", JSON_ARRAY);
-    for (i = 0; arr != NULL && !r.failed && i < json_array_size(arr); i++) {
-        json_t *f = json_array_get(arr, i);
-        json_t *path = jget(&r, f, "path", JSON_STRING);
-        uint32_t part = (uint32_t)jint(&r, f, "part");
-        uint64_t size = jint(&r, f, "size");
-        uint32_t mode = (uint32_t)jint(&r, f, "mode");
-        int64_t mtime = (int64_t)jint(&r, f, "mtime");
-        json_t *sha = jget(&r, f, "sha256", JSON_STRING);
-
-        if (r.failed)
-            break;
-        if (!safe_rel_path(json_string_value(path))) {
-            err_setf(e, ERR_CORRUPT, "%s: manifest lists an unsafe path \"%s\"", what, json_string_value(path));
-            r.failed = 1;
-            break;
-        }
-        if (strlen(json_string_value(sha)) != 64 || part == 0 || part > m->nparts) {
-            err_setf(e, ERR_CORRUPT, "%s: manifest entry for \"%s\" is malformed", what, json_string_value(path));
-            r.failed = 1;
-            break;
-        }
-        if (man_add_file(m, json_string_value(path), part, size, mode & 07777, mtime, json_string_value(sha), e) < 0)
-            r.failed = 1;
-    }
+    read_header(&r, root, m);
+    read_parts(&r, root, m);
+    read_files(&r, root, m);
     json_decref(root);
     if (r.failed) {
         man_free(m);

@@ -35,6 +35,7 @@
 #include "keys.h"
 #include "obj.h"
 #include "stor.h"
+#include "stor_conf.h"
 #include "stream.h"
 
 #define REPO_FORMAT 2

@@ -537,20 +537,19 @@ static const struct stor_ops fs_ops = {
     STOR_OPS_VERSION, fs_put, fs_get, fs_head, fs_list, fs_remove, fs_remove_many, fs_sweep, fs_free,
 };
 
-int fs_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e)
+static int fs_open(const struct stor_opts *o, struct stor **out, struct err *e)
 {
     struct fs *f;
     size_t len;
 
-    (void)c;
-    if (!str_has_prefix(rc->url, "file:///"))
-        return err_setf(e, ERR_CONFIG, "region %s: bad url \"%s\" (use file:///PATH)", rc->name, rc->url);
+    if (!str_has_prefix(o->url, "file:///"))
+        return err_setf(e, ERR_CONFIG, "region %s: bad url \"%s\" (use file:///PATH)", o->name, o->url);
     f = calloc(1, sizeof *f);
     if (f == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
     f->base.ops = &fs_ops;
-    f->root = strdup(rc->url + 7);
-    f->base.region = strdup(rc->name);
+    f->root = strdup(o->url + 7);
+    f->base.region = strdup(o->name);
     if (f->root == NULL || f->base.region == NULL) {
         fs_free(&f->base);
         return err_setf(e, ERR_NOMEM, "out of memory");
@@ -566,3 +565,5 @@ int fs_open(const struct region_conf *rc, const struct config *c, struct stor **
     *out = &f->base;
     return 0;
 }
+
+const struct stor_driver stor_driver_fs = { STOR_DRIVER_VERSION, "file://", fs_open };

@@ -388,7 +388,7 @@ static int dns_bucket(const char *b)
     return 1;
 }
 
-static int parse_endpoint(struct s3 *s, const struct s3_opts *rc, struct err *e)
+static int parse_endpoint(struct s3 *s, const struct stor_opts *rc, struct err *e)
 {
     char *def = NULL, *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
     const char *ep = rc->endpoint;
@@ -454,7 +454,7 @@ out:
     return rcode;
 }
 
-static int credentials(struct s3 *s, const struct s3_opts *o, struct err *e)
+static int credentials(struct s3 *s, const struct stor_opts *o, struct err *e)
 {
     if (creds_open(&o->creds, &s->creds, e) < 0)
         return -1;
@@ -464,7 +464,7 @@ static int credentials(struct s3 *s, const struct s3_opts *o, struct err *e)
     return 0;
 }
 
-static int sse_options(struct s3 *s, const struct s3_opts *o, struct err *e)
+static int sse_options(struct s3 *s, const struct stor_opts *o, struct err *e)
 {
     const char *sse = o->sse != NULL && o->sse[0] != '\0' ? o->sse : NULL;
 
@@ -483,7 +483,7 @@ static int sse_options(struct s3 *s, const struct s3_opts *o, struct err *e)
     return 0;
 }
 
-int s3_open(const struct s3_opts *o, struct stor **out, struct err *e)
+static int s3_open(const struct stor_opts *o, struct stor **out, struct err *e)
 {
     struct s3 *s;
     struct http_opts ho;
@@ -543,3 +543,5 @@ fail:
     s3_free(&s->base);
     return -1;
 }
+
+const struct stor_driver stor_driver_s3 = { STOR_DRIVER_VERSION, "s3://", s3_open };

@@ -4,7 +4,7 @@
  * (s3_upload.c), downloads (s3_get.c) and the XML of S3's REST API
  * (s3_xml.c).
  *
- * The public entry point is s3_open() in stor.h; what is declared here is
+ * The public entry point is stor_driver_s3 in stor.h; what is declared here is
  * for the driver's own files and its tests.  A struct s3 is used by one
  * thread at a time (stor.h), and owns one HTTP engine (http.h).  The XML
  * functions are pure and thread-safe once libxml2 is initialized

@@ -44,6 +44,7 @@
 #include "log.h"
 #include "s3.h"
 #include "stor.h"
+#include "stor_conf.h"
 #include "stream.h"
 #include "util.h"
 

@@ -12,7 +12,10 @@
 #     unmounted file system) is not made a new repository by wal-push;
 #   - a region whose wal/ is a symbolic link to nothing is an error for
 #     wal-fetch (exit 250), never "not found";
-#   - "file:///x/" and "file:///x" are one region: one spool queue.
+#   - "file:///x/" and "file:///x" are one region: one spool queue;
+#   - the shipper's state file (spool_dir/SYSID/state/QUEUE.json): status
+#     shows an unreachable region's last error and code from it, without
+#     ship.log, and clears it once the region took the queue.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -69,8 +72,32 @@ seg $N3 3
 t "pushed again with the same content: acknowledged" push $N3
 like "$T_OUT" "1 already there, 1 spooled" "... counted as already there and spooled"
 
-# the shipper authenticates before it uploads
+# the shipper's state file: status shows r3's last error, from the file
 stop_shippers
+t_fail "ship --once while r3 is unreachable: fails" 3 fetch ship --once --system-identifier "$SYS"
+SF=$(ls "$T/spool/$SYS/state/"r3-*.json 2>/dev/null | head -1)
+[ -n "$SF" ] && python3 - "$SF" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["region"] == "r3" and s["last_error_time"] > 0 and s["last_error_code"] and s["last_error"], s
+assert s["backlog_files"] == 2 and s["backlog_bytes"] > 0 and s["last_success"] == 0, s
+PY
+ok $? "the shipper wrote r3's state file: the error, its code, backlog 2 files"
+sj=$(fetch status --json 2>/dev/null)
+python3 -c '
+import json, sys
+r = [x for x in json.loads(sys.argv[1])["regions"] if x["region"] == "r3"][0]
+assert r["last_error"] and r["last_error_code"] and r["last_error_time_unix"] > 0, r
+assert r["last_shipped_unix"] is None, r
+' "$sj"
+ok $? "status --json: r3's last error, its code and time from the state file; nothing shipped yet"
+fetch status >"$T/status.txt" 2>/dev/null
+like "$(cat "$T/status.txt")" "last error: +\[[^]]+\] .*r3" "status: r3's last error with its code"
+rm -f "$T/spool/$SYS/ship.log"
+t_fail "status without ship.log: still an alarm" 2 fetch status
+like "$T_OUT" "last error: +\[" "... and still the last error (status reads the state file, not the log)"
+
+# the shipper authenticates before it uploads
 Q=$(ls -d "$T/spool/$SYS/queue/"r3-*)
 truncate -s 2000 "$Q/$N3"
 rm "$T/r3" && mkdir "$T/r3"
@@ -120,6 +147,16 @@ t "ship --once with the url written with a trailing slash" fetch ship --once --s
 if grep -q "not configured" <<<"$T_OUT"; then ok 1 "... sees no orphaned queue"; else ok 0 "... sees no orphaned queue"; fi
 [ -e "$T/r3/wal/000000010000000000000004" ]; ok $? "... and ships the queue to the region"
 stop_shippers
+sj=$(fetch status --json 2>/dev/null)
+python3 -c '
+import json, sys
+r = [x for x in json.loads(sys.argv[1])["regions"] if x["region"] == "r3"][0]
+assert r["last_error"] is None and r["last_error_code"] is None and r["last_shipped_unix"] > 0, r
+assert r["spool_files"] == 0, r
+' "$sj"
+ok $? "status --json after r3 recovered: no last error, a last shipment, an empty queue"
+fetch status >"$T/status.txt" 2>/dev/null
+if grep -q "last error" "$T/status.txt"; then ok 1 "status: no last error line once r3 recovered"; else ok 0 "status: no last error line once r3 recovered"; fi
 
 # copy repairs a damaged WAL object in the destination, never keeps it
 cat >"$T/c.conf" <<CONF

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "stor.h"
+#include "stor_conf.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/walship-fs-test-XXXXXX";
@@ -25,6 +26,78 @@ static int collect_fn(const struct stor_entry *ent, void *arg)
     if (c->n < 64)
         snprintf(c->keys[c->n++], 128, "%s", ent->key);
     return 0;
+}
+
+/* A driver built against another interface version than this walship's. */
+static int never_open(const struct stor_opts *o, struct stor **out, struct err *e)
+{
+    (void)o;
+    (void)out;
+    return err_setf(e, ERR_IO, "never_open was called");
+}
+
+static int old_ops_freed;
+
+static void old_free(struct stor *s)
+{
+    old_ops_freed++;
+    free(s);
+}
+
+static const struct stor_ops old_ops_free = {
+    STOR_OPS_VERSION - 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, old_free,
+};
+
+static int old_ops_open(const struct stor_opts *o, struct stor **out, struct err *e)
+{
+    struct stor *s = calloc(1, sizeof *s);
+
+    (void)o;
+    if (s == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    s->ops = &old_ops_free;
+    *out = s;
+    return 0;
+}
+
+/* Opening with a version that does not match fails clearly, before the
+ * driver runs (or, for the ops table, frees what it opened). */
+static void versions(const char *url)
+{
+    struct stor_driver newer = { STOR_DRIVER_VERSION + 1, "file://", never_open };
+    struct stor_driver good = { STOR_DRIVER_VERSION, "file://", never_open };
+    struct stor_driver oldops = { STOR_DRIVER_VERSION, "file://", old_ops_open };
+    struct stor_opts o;
+    struct stor *s = (struct stor *)1;
+    struct err e = ERR_INIT;
+
+    memset(&o, 0, sizeof o);
+    o.version = STOR_OPTS_VERSION;
+    o.name = "local";
+    o.url = url;
+    ok(stor_driver_open(&newer, &o, &s, &e) < 0 && e.code == ERR_INTERNAL && s == NULL,
+       "a driver of another interface version is refused");
+    like(e.msg, "interface version", "...saying so: %s", e.msg);
+    like(e.msg, "local", "...naming the region");
+
+    e = (struct err)ERR_INIT;
+    o.version = STOR_OPTS_VERSION + 1;
+    ok(stor_driver_open(&good, &o, &s, &e) < 0 && e.code == ERR_INTERNAL, "options of another version are refused");
+    like(e.msg, "storage options of version", "...saying so: %s", e.msg);
+    e = (struct err)ERR_INIT;
+    ok(stor_open_opts(&o, &s, &e) < 0 && e.code == ERR_INTERNAL && s == NULL,
+       "...also by the built-in file:// driver");
+
+    e = (struct err)ERR_INIT;
+    o.version = STOR_OPTS_VERSION;
+    ok(stor_driver_open(&oldops, &o, &s, &e) < 0 && e.code == ERR_INTERNAL && s == NULL && old_ops_freed == 1,
+       "a driver handing back an ops table of another version is refused and freed");
+    like(e.msg, "operations of version", "...saying so: %s", e.msg);
+
+    e = (struct err)ERR_INIT;
+    o.url = "ftp://host/x";
+    ok(stor_open_opts(&o, &s, &e) < 0 && e.code == ERR_CONFIG, "an unknown scheme is a configuration error");
+    like(e.msg, "unsupported url", "...saying so: %s", e.msg);
 }
 
 static int count_tmp(const char *path)
@@ -64,7 +137,8 @@ int main(void)
     snprintf(url, sizeof url, "file://%s/root", dir);
     rc.url = url;
 
-    ok(fs_open(&rc, c, &s, &e) == 0, "open file:// region");
+    ok(stor_open(&rc, c, &s, &e) == 0 && s->ops->version == STOR_OPS_VERSION, "open file:// region");
+    versions(url);
 
     ok(stor_put_buf(s, "wal/000000010000000000000001", "x", 1, &e) < 0, "put into a missing root fails");
     is_int(e.code, ERR_NOBUCKET, "missing root is like a missing bucket");

@@ -1,23 +1,23 @@
-/* stor_open — a region's configuration turned into its driver and the
- * driver's options: drivers never see struct config. */
-#include "stor.h"
+/* stor_conf — a region's configuration turned into its driver's options. */
+#include "stor_conf.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
-
-int stor_s3_opts(const struct region_conf *rc, const struct config *c, struct s3_opts *o, char **profile,
-                 struct err *e)
+int stor_opts_from_config(const struct region_conf *rc, const struct config *c, struct stor_opts *o, char **profile,
+                          struct err *e)
 {
     enum creds_source src = CREDS_AUTO;
 
     *profile = NULL;
     memset(o, 0, sizeof *o);
-    if (rc->credentials != NULL && creds_parse_source(rc->credentials, &src, profile, e) < 0)
-        return err_prefix(e, "region %s", rc->name);
+    o->version = STOR_OPTS_VERSION;
     o->name = rc->name;
     o->url = rc->url;
+    if (rc->url == NULL || strncmp(rc->url, "s3://", 5) != 0)
+        return 0;   /* file:// reads nothing else */
+    if (rc->credentials != NULL && creds_parse_source(rc->credentials, &src, profile, e) < 0)
+        return err_prefix(e, "region %s", rc->name);
     o->endpoint = rc->endpoint;
     o->aws_region = rc->aws_region && rc->aws_region[0] ? rc->aws_region : rc->name;
     o->path_style = rc->path_style;
@@ -41,18 +41,14 @@ int stor_s3_opts(const struct region_conf *rc, const struct config *c, struct s3
 
 int stor_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e)
 {
-    if (str_has_prefix(rc->url, "file://"))
-        return fs_open(rc, c, out, e);
-    if (str_has_prefix(rc->url, "s3://")) {
-        struct s3_opts o;
-        char *profile = NULL;
-        int rc2;
+    struct stor_opts o;
+    char *profile = NULL;
+    int ret;
 
-        if (stor_s3_opts(rc, c, &o, &profile, e) < 0)
-            return -1;
-        rc2 = s3_open(&o, out, e);
-        free(profile);
-        return rc2;
-    }
-    return err_setf(e, ERR_CONFIG, "region %s: unsupported url \"%s\"", rc->name, rc->url);
+    *out = NULL;
+    if (stor_opts_from_config(rc, c, &o, &profile, e) < 0)
+        return -1;
+    ret = stor_open_opts(&o, out, e);
+    free(profile);
+    return ret;
 }

@@ -1,0 +1,364 @@
+/*
+ * wal_push — the engine of `walship wal-push PATH`, PostgreSQL's
+ * archive_command (src/archive/wal_push.h).
+ *
+ * Archives PATH (pg_wal/NAME, relative to PGDATA where PostgreSQL runs us)
+ * to every region, and pushes ahead the next segments PostgreSQL has marked
+ * .ready in archive_status, in parallel.  What was pushed ahead is recorded
+ * in spool/pushed/NAME; when PostgreSQL then asks for that segment,
+ * wal-push returns at once only if the file is the very file that was
+ * archived: same device, inode, size, and modification and change times to
+ * the nanosecond, recorded before and after it was read (any write changes
+ * them, and no unprivileged process can set ctime back).  A claim lock per
+ * name keeps two concurrent wal-push processes from pushing the same file
+ * at once.
+ */
+#include "wal_push.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "archiver.h"
+#include "cluster.h"
+#include "log.h"
+#include "spool.h"
+#include "util.h"
+#include "wal.h"
+
+#define AHEAD_PER_WORKER 8
+
+struct ahead {
+    const struct config *conf;
+    const struct keyring *kr;
+    struct spool *sp;
+    const struct archiver *main;    /* opened first: its identity checks hold for all */
+    char statusdir[PATH_MAX];
+    char waldir[PATH_MAX];
+    char **names;
+    size_t n;
+    size_t next;            /* next index to take, under lock */
+    pthread_mutex_t lock;
+    unsigned long pushed, failed;
+    int any_spooled;
+};
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The .ready segments after `self`, oldest first, at most `max`. */
+static int ready_segments(const char *statusdir, const char *self, size_t max, char ***out, size_t *nout)
+{
+    DIR *d = opendir(statusdir);
+    struct dirent *de;
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+
+    *out = NULL;
+    *nout = 0;
+    if (d == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        struct wal_name w;
+        struct err e = ERR_INIT;
+        char name[WAL_NAME_MAX];
+        size_t len = strlen(de->d_name);
+
+        if (len < 7 || len - 6 >= sizeof name || !str_has_suffix(de->d_name, ".ready"))
+            continue;
+        memcpy(name, de->d_name, len - 6);
+        name[len - 6] = '\0';
+        if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT || strcmp(name, self) <= 0)
+            continue;
+        if (n == cap) {
+            char **nv;
+            cap = cap ? cap * 2 : 64;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL)
+                break;
+            v = nv;
+        }
+        if ((v[n] = strdup(name)) == NULL)
+            break;
+        n++;
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(v, n, sizeof *v, name_cmp);
+    while (n > max)
+        free(v[--n]);
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* Drop a claim: the lock file goes while we hold it, so claims/ does not
+ * grow with every segment.  A process that opened the file before the
+ * unlink may lock the orphaned inode and push the same name concurrently:
+ * harmless, pushes are idempotent and markers are written only after
+ * success. */
+static void release_claim(struct spool *sp, const char *name, int lockfd)
+{
+    char path[PATH_MAX];
+
+    if (lockfd < 0)
+        return;
+    if (snprintf(path, sizeof path, "%s/claims/%s", spool_dir(sp), name) < (int)sizeof path)
+        unlink(path);
+    spool_unlock(lockfd);
+}
+
+static void *ahead_worker(void *arg)
+{
+    struct ahead *ah = arg;
+    struct archiver a;
+    struct err e = ERR_INIT;
+
+    if (archiver_open(ah->conf, ah->kr, ah->sp, &ah->main->cluster, ah->main, &a, &e) < 0) {
+        log_warning("push-ahead: %s", e.msg);
+        return NULL;
+    }
+    for (;;) {
+        struct archive_report rep;
+        struct stat before, after;
+        char path[PATH_MAX], ready[PATH_MAX];
+        const char *name;
+        int lockfd = -1;
+        size_t i;
+
+        pthread_mutex_lock(&ah->lock);
+        i = ah->next++;
+        pthread_mutex_unlock(&ah->lock);
+        if (i >= ah->n)
+            break;
+        name = ah->names[i];
+        if (spool_has_marker(ah->sp, name))
+            continue;
+        {
+            char claim[WAL_NAME_MAX + 8];
+            snprintf(claim, sizeof claim, "claims/%s", name);
+            if (spool_lock(ah->sp, claim, 0, &lockfd, &e) != 1)
+                continue;   /* someone else is pushing it */
+        }
+        if (snprintf(ready, sizeof ready, "%s/%s.ready", ah->statusdir, name) >= (int)sizeof ready ||
+            snprintf(path, sizeof path, "%s/%s", ah->waldir, name) >= (int)sizeof path ||
+            access(ready, F_OK) != 0 || spool_has_marker(ah->sp, name)) {
+            release_claim(ah->sp, name, lockfd);
+            continue;       /* archived meanwhile */
+        }
+        err_clear(&e);
+        if (stat(path, &before) == 0 && archive_push_file(&a, path, name, &rep, &e) == 0 &&
+            stat(path, &after) == 0 && spool_same_file(&before, &after) &&
+            spool_mark_pushed(ah->sp, name, rep.sha256_hex, &after, &e) == 0) {
+            pthread_mutex_lock(&ah->lock);
+            ah->pushed++;
+            if (rep.spooled)
+                ah->any_spooled = 1;
+            pthread_mutex_unlock(&ah->lock);
+            log_debug("pushed ahead %s", name);
+        } else {
+            pthread_mutex_lock(&ah->lock);
+            ah->failed++;
+            pthread_mutex_unlock(&ah->lock);
+            log_debug("push-ahead of %s failed (PostgreSQL will retry it): %s", name, e.msg);
+        }
+        release_claim(ah->sp, name, lockfd);
+    }
+    archiver_close(&a);
+    return NULL;
+}
+
+/* Which cluster the file belongs to, and the identity its regions must
+ * have (created where missing). */
+static int push_cluster(const struct config *c, const char *path, const char *name, struct repo_ident *want,
+                        struct err *e)
+{
+    const char *dir = c->pgdata;
+    struct cluster_info ci;
+
+    if (dir == NULL && cluster_is_datadir("."))
+        dir = ".";     /* PostgreSQL runs archive_command in the data directory */
+    if (cluster_of_wal_file(dir, path, name, &ci, e) < 0)
+        return -1;
+    repo_ident_init(want, ci.sysid, ci.pg_major, ci.seg_size);
+    return 0;
+}
+
+/* The spool keeps the identity for the shipper to create in async regions. */
+static int spool_identity(struct spool *sp, const struct repo_ident *want, struct err *e)
+{
+    char *json = NULL;
+    size_t len;
+    int rc;
+
+    if (spool_load_identity(sp, &json, &len, &(struct err)ERR_INIT) == 0) {
+        struct repo_ident have;
+
+        rc = repo_ident_from_json(json, len, &have, e);
+        free(json);
+        if (rc < 0)
+            return err_prefix(e, "the spool's identity");
+        /* the async regions get what the spool's identity says: a segment
+         * of another size or major version must not reach them that way */
+        if (have.sysid != want->sysid || (want->pg_major != 0 && have.pg_major != want->pg_major) ||
+            (want->seg_size != 0 && have.seg_size != want->seg_size))
+            return err_setf(e, ERR_FOREIGN,
+                            "the spool of cluster %llu holds PostgreSQL %u with %u-byte segments, this cluster is "
+                            "PostgreSQL %u with %u-byte segments: not spooling (start a new prefix after "
+                            "pg_upgrade or pg_resetwal)",
+                            (unsigned long long)have.sysid, have.pg_major, have.seg_size, want->pg_major,
+                            want->seg_size);
+        return 0;
+    }
+    if (want->seg_size == 0 || want->pg_major == 0)
+        return 0;   /* the next segment will tell */
+    if (repo_ident_to_json(want, &json, &len, e) < 0)
+        return -1;
+    rc = spool_save_identity(sp, json, len, e);
+    free(json);
+    return rc;
+}
+
+/* The spool, with the cluster's identity where async regions need it; none
+ * (and no push-ahead) when there is no usable spool and no async region. */
+static int open_spool(const struct config *c, const struct repo_ident *want, int has_async, struct spool **sp,
+                      struct err *e)
+{
+    *sp = NULL;
+    if (spool_open(c->spool_dir, c->spool_max_bytes, want->sysid, sp, e) < 0 ||
+        (has_async && spool_identity(*sp, want, e) < 0)) {
+        if (has_async)
+            return -1;
+        log_debug("no spool, no push-ahead: %s", e->msg);
+        spool_free(*sp);
+        *sp = NULL;
+        err_clear(e);
+    }
+    return 0;
+}
+
+/* Claim `name`; 1 when it was pushed ahead as this very file (nothing more
+ * to do), 0 to archive it, -1 on error. */
+static int claim_and_check_ahead(const struct config *c, struct spool *sp, const char *path, const char *name,
+                                 int *lockfd, struct err *e)
+{
+    char claim[WAL_NAME_MAX + 8];
+    struct stat st;
+
+    snprintf(claim, sizeof claim, "claims/%s", name);
+    if (spool_lock(sp, claim, (unsigned)(c->retry_deadline * 1000), lockfd, e) < 0)
+        return -1;
+    if (!spool_has_marker(sp, name))
+        return 0;
+    if (stat(path, &st) < 0)
+        return err_errno(e, ERR_IO, errno, "could not stat \"%s\"", path);
+    if (spool_pushed_matches(sp, name, &st)) {
+        spool_unmark_pushed(sp, name);
+        log_debug("%s was pushed ahead with the same content", name);
+        return 1;
+    }
+    log_warning("%s was pushed ahead but has changed since: archiving it again", name);
+    spool_unmark_pushed(sp, name);
+    return 0;
+}
+
+/* Start the push-ahead workers on the .ready segments after `name`. */
+static int ahead_start(struct ahead *ah, const struct config *c, const struct keyring *kr, struct spool *sp,
+                       const struct archiver *a, const char *path, const char *name, pthread_t *threads)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash ? (size_t)(slash - path) : 0;
+    int i, n = 0;
+
+    if (dlen == 0)
+        snprintf(ah->waldir, sizeof ah->waldir, ".");
+    else
+        snprintf(ah->waldir, sizeof ah->waldir, "%.*s", (int)dlen, path);
+    if (snprintf(ah->statusdir, sizeof ah->statusdir, "%s/archive_status", ah->waldir) >= (int)sizeof ah->statusdir)
+        ah->statusdir[0] = '\0';
+    ah->conf = c;
+    ah->kr = kr;
+    ah->sp = sp;
+    ah->main = a;
+    ready_segments(ah->statusdir, name, (size_t)(c->parallel - 1) * AHEAD_PER_WORKER, &ah->names, &ah->n);
+    for (i = 0; i < c->parallel - 1 && (size_t)i < ah->n && i < WAL_PUSH_MAX_THREADS; i++)
+        if (pthread_create(&threads[n], NULL, ahead_worker, ah) == 0)
+            n++;
+    return n;
+}
+
+int wal_push(const struct config *c, const struct keyring *kr, const char *path, struct wal_push_result *res,
+             struct err *e)
+{
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    struct spool *sp = NULL;
+    struct archiver a;
+    struct repo_ident want;
+    struct ahead ah;
+    pthread_t threads[WAL_PUSH_MAX_THREADS];
+    struct wal_name w;
+    int nthreads = 0, i, lockfd = -1, rc = -1, has_async = 0, got;
+
+    memset(res, 0, sizeof *res);
+    memset(&ah, 0, sizeof ah);
+    pthread_mutex_init(&ah.lock, NULL);
+    if (wal_parse(name, &w, e) < 0 || push_cluster(c, path, name, &want, e) < 0) {
+        pthread_mutex_destroy(&ah.lock);
+        return -1;
+    }
+    for (i = 0; i < c->nregions; i++)
+        if (c->regions[i].mode == REGION_ASYNC)
+            has_async = 1;
+    /* every region's identity is checked once, here, before anything is
+     * kept locally for the cluster; push-ahead workers share the verdict */
+    if (archiver_open(c, kr, NULL, &want, NULL, &a, e) < 0) {
+        pthread_mutex_destroy(&ah.lock);
+        return -1;
+    }
+    if (open_spool(c, &want, has_async, &sp, e) < 0)
+        goto out;
+    a.sp = sp;
+    if (sp != NULL && (got = claim_and_check_ahead(c, sp, path, name, &lockfd, e)) != 0) {
+        if (got > 0) {
+            res->pushed_ahead_before = 1;
+            rc = 0;
+        }
+        goto out;
+    }
+
+    /* Push ahead the next .ready segments while we push this one. */
+    if (sp != NULL && w.kind == WAL_SEGMENT && c->parallel > 1)
+        nthreads = ahead_start(&ah, c, kr, sp, &a, path, name, threads);
+    a.zstd_workers = nthreads > 0 ? 0 : c->parallel;
+    if (archive_push_file(&a, path, name, &res->rep, e) == 0) {
+        rc = 0;
+        res->pushed_ms = now_ms();
+        /* then help push ahead: every core works until the queue is empty */
+        if (nthreads > 0)
+            ahead_worker(&ah);
+    }
+    for (i = 0; i < nthreads; i++)
+        pthread_join(threads[i], NULL);
+    res->ahead_pushed = ah.pushed;
+    res->ahead_failed = ah.failed;
+    if (sp != NULL && has_async)
+        res->shipper_spool = sp;    /* the caller starts the shipper */
+out:
+    archiver_close(&a);
+    spool_names_free(ah.names, ah.n);
+    pthread_mutex_destroy(&ah.lock);
+    if (sp != NULL)
+        release_claim(sp, name, lockfd);
+    if (res->shipper_spool == NULL)
+        spool_free(sp);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/*
+ * wal_push — archiving one WAL file as PostgreSQL's archive_command, with
+ * push-ahead of the next .ready segments (src/archive/wal_push.c says how).
+ * Library code: never prints and never forks; the caller starts the
+ * background shipper when the result hands it the spool.
+ */
+#ifndef WALSHIP_WAL_PUSH_H
+#define WALSHIP_WAL_PUSH_H
+
+#include "archiver.h"
+#include "config.h"
+#include "err.h"
+#include "keys.h"
+#include "spool.h"
+
+#define WAL_PUSH_MAX_THREADS 64
+
+struct wal_push_result {
+    struct archive_report rep;      /* the file's own push */
+    uint64_t pushed_ms;             /* now_ms() when it was durable (before helping push ahead) */
+    int pushed_ahead_before;        /* it had been pushed ahead as this very file: nothing was done */
+    unsigned long ahead_pushed, ahead_failed;   /* push-ahead of the next segments */
+    /* Not NULL when async regions have spooled files to ship: the caller
+     * starts the shipper for this spool and frees it. */
+    struct spool *shipper_spool;
+};
+
+/* Archive the WAL file at `path` (pg_wal/NAME; PGDATA is the config's
+ * pgdata, else the working directory) to every region: the cluster comes
+ * from PGDATA's pg_control, every region's identity is checked (or
+ * created) against it.  0 when the file is durable in every sync region
+ * and in the spool of every async region. */
+int wal_push(const struct config *c, const struct keyring *kr, const char *path, struct wal_push_result *res,
+             struct err *e);
+
+#endif
