@@ -321,6 +321,26 @@ out:
     return rc;
 }
 
+/* Does a configured async region's queue hold an entry? */
+static int has_work(const struct config *conf, struct spool *sp)
+{
+    char q[SPOOL_QUEUE_MAX];
+    int i;
+
+    for (i = 0; i < conf->nregions; i++) {
+        const struct region_conf *rc = &conf->regions[i];
+        struct spool_usage u;
+        struct err e = ERR_INIT;
+
+        if (rc->mode != REGION_ASYNC)
+            continue;
+        spool_queue_name(rc->name, rc->url, rc->endpoint, q);
+        if (spool_usage(sp, q, &u, &e) == 0 && u.entries > 0)
+            return 1;
+    }
+    return 0;
+}
+
 int ship_run(const struct config *conf, const struct keyring *kr, struct spool *sp, const struct ship_opts *o,
              struct ship_stats *stats, struct err *e)
 {
@@ -361,8 +381,18 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
                          stats->orphaned, stats->set_aside, spool_dir(sp));
                 goto out;
             }
-            rc = 0;
-            goto out;
+            /* A wal-push that spooled a file while we held the lock found
+             * a shipper at work and started none: after letting go, look
+             * once more, and take the lock back if there is work (if
+             * another shipper took it, that one ships it). */
+            spool_unlock(lockfd);
+            lockfd = -1;
+            if (o->once || !has_work(conf, sp) || spool_lock(sp, "ship.lock", 0, &lockfd, e) <= 0) {
+                err_clear(e);
+                rc = 0;
+                goto out;
+            }
+            continue;
         }
         if (progress)
             continue;   /* new files may have arrived meanwhile */
@@ -382,7 +412,8 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
 out:
     for (i = 0; i < regs.n; i++)
         repo_free(regs.v[i].rp);
-    spool_unlock(lockfd);
+    if (lockfd >= 0)
+        spool_unlock(lockfd);
     return rc;
 }
 
