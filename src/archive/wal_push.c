@@ -318,15 +318,14 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
     for (i = 0; i < c->nregions; i++)
         if (c->regions[i].mode == REGION_ASYNC)
             has_async = 1;
-    /* every region's identity is checked once, here, before anything is
-     * kept locally for the cluster; push-ahead workers share the verdict */
-    if (archiver_open(c, kr, NULL, &want, NULL, &a, e) < 0) {
-        pthread_mutex_destroy(&ah.lock);
-        return -1;
-    }
+    memset(&a, 0, sizeof a);
     if (open_spool(c, &want, has_async, &sp, e) < 0)
         goto out;
-    a.sp = sp;
+    /* A segment pushed ahead as this very file costs a stat, nothing more:
+     * checked before the regions are opened, because after a push-ahead
+     * batch PostgreSQL calls once per pushed segment, one after the other,
+     * and every region's identity read in each of those calls kept the
+     * cores idle between batches (docs/WAL.md, the profile). */
     if (sp != NULL && (got = claim_and_check_ahead(c, sp, path, name, &lockfd, e)) != 0) {
         if (got > 0) {
             res->pushed_ahead_before = 1;
@@ -334,6 +333,11 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
         }
         goto out;
     }
+    /* every region's identity is checked once, here, before anything is
+     * pushed; push-ahead workers share the verdict */
+    if (archiver_open(c, kr, NULL, &want, NULL, &a, e) < 0)
+        goto out;
+    a.sp = sp;
 
     /* Push ahead the next .ready segments while we push this one. */
     if (sp != NULL && w.kind == WAL_SEGMENT && c->parallel > 1)

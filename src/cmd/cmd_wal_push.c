@@ -116,13 +116,15 @@ int cmd_ship_run(struct cmd_ctx *ctx)
         return cmd_fail(&e);
     }
     rc = ship_run(c, kr, sp, &o, &stats, &e);
-    spool_free(sp);
     keys_free(kr);
-    if (rc < 0)
+    if (rc < 0) {
+        spool_free(sp);
         return cmd_fail(&e);
+    }
     if (stats.orphaned)
         log_warning("%lu spooled files wait for regions that are not configured: see %s/queue", stats.orphaned,
                     spool_dir(sp));
+    spool_free(sp);
     if (!stats.ran)
         log_info("another shipper is running");
     else if (stats.shipped || stats.already)
