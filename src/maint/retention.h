@@ -36,6 +36,7 @@ struct ret_backup {
     char name[CAT_NAME_MAX];
     int incomplete;             /* 1: no manifest (garbage), 0: expired complete backup */
     uint64_t objects, bytes;
+    char start_wal[25];         /* complete backups: its first WAL segment ("" if unknown) */
 };
 
 struct ret_wal {
@@ -66,6 +67,8 @@ struct ret_done {
     size_t backups, wal;
     uint64_t bytes;
     uint64_t tmp_swept;         /* temp files / multipart uploads of dead writers removed */
+    uint64_t kept_locked;       /* objects the server keeps under Object Lock (not failures) */
+    size_t backups_locked;      /* backups left whole: their manifest is under Object Lock */
     char sweep_error[256];      /* the sweep failed (not the retention): why */
 };
 

@@ -141,6 +141,8 @@ int s3_head(struct stor *st, const char *key, struct stor_stat *out, struct err 
 int s3_list(struct stor *st, const char *prefix, stor_list_fn fn, void *arg, struct err *e);
 int s3_remove(struct stor *st, const char *key, struct err *e);
 int s3_remove_many(struct stor *st, const char *const *keys, size_t n, struct err *e);
+/* 1 when an S3 error (code, message) refuses a delete because of Object Lock. */
+int s3_lock_refusal(const char *code, const char *message);
 /* Abort the multipart uploads under the region's prefix that writers which
  * died left behind: those initiated before `older_than`, and never younger
  * than S3_SWEEP_MIN_AGE (a live backup part may upload for a long time). */
