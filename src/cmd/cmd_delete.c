@@ -119,7 +119,8 @@ int cmd_delete_run(struct cmd_ctx *ctx)
             size_t j;
 
             for (j = 0; j < plan.nbackups; j++)
-                log_info("region %s: deleted %sbackup %s", rc->name,
+                log_info("region %s: %s %sbackup %s", rc->name,
+                         plan.backups[j].locked ? "kept under Object Lock:" : "deleted",
                          plan.backups[j].incomplete ? "incomplete " : "", plan.backups[j].name);
             printf("region %s: deleted %zu backups and %zu WAL files, %llu bytes freed; %zu backups kept",
                    rc->name, done.backups, done.wal, (unsigned long long)done.bytes, plan.kept);

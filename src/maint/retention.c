@@ -327,7 +327,7 @@ static void lower_cut(const struct ret_plan *plan, const struct ret_backup *b, s
         cut->cut_segno = segno;
 }
 
-int ret_apply(struct stor *s, const struct ret_plan *plan, struct ret_done *done, struct err *e)
+int ret_apply(struct stor *s, struct ret_plan *plan, struct ret_done *done, struct err *e)
 {
     const char **keys = NULL;
     size_t i, n = 0;
@@ -344,6 +344,7 @@ int ret_apply(struct stor *s, const struct ret_plan *plan, struct ret_done *done
             return -1;
         }
         done->backups_locked += (size_t)locked;
+        plan->backups[i].locked = locked;
         if (locked)
             lower_cut(plan, &plan->backups[i], &cut);
         if (!skipped) {

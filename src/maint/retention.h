@@ -37,6 +37,7 @@ struct ret_backup {
     int incomplete;             /* 1: no manifest (garbage), 0: expired complete backup */
     uint64_t objects, bytes;
     char start_wal[25];         /* complete backups: its first WAL segment ("" if unknown) */
+    int locked;                 /* ret_apply: kept whole, its manifest is under Object Lock */
 };
 
 struct ret_wal {
@@ -93,7 +94,7 @@ int ret_wal_expired(const struct ret_plan *plan, const char *name);
 int ret_plan(struct repo *r, const struct ret_policy *p, struct ret_plan *out, struct err *e);
 
 /* Carry out a plan; `done` counts what was removed even on failure. */
-int ret_apply(struct stor *s, const struct ret_plan *plan, struct ret_done *done, struct err *e);
+int ret_apply(struct stor *s, struct ret_plan *plan, struct ret_done *done, struct err *e);
 
 void ret_plan_free(struct ret_plan *plan);
 

@@ -210,6 +210,7 @@ static void test_object_lock(void)
     ok(ret_apply(&f.base, &plan, &done, &e) == 0, "lock: retention succeeds (%s)", e.msg);
     is_int(done.kept_locked, 3, "lock: three objects counted as kept under Object Lock");
     is_int(done.backups_locked, 1, "lock: one backup stays whole");
+    ok(!plan.backups[0].locked && plan.backups[1].locked && !plan.backups[2].locked, "lock: the plan marks B2");
     is_int(done.backups, 2, "lock: two backups deleted (B1, B3)");
     ok(fake_has(&f, "backups/B2/manifest.json") && fake_has(&f, "backups/B2/part-0001") &&
        fake_has(&f, "backups/B2/part-0002"), "lock: B2 keeps its manifest and its parts");
