@@ -38,6 +38,14 @@ one line, "OK ..." or "ERR ...":
                          and message for each such key (the server has
                          removed those)
     unlock               forget every lock pattern
+    lose SUBSTR forward|drop [STATUS [CODE]]
+                         the next request whose request line contains SUBSTR
+                         is forwarded and its answer cut after the head
+                         (forward), or reset unforwarded (drop); the next
+                         one after it that matches is answered STATUS CODE
+                         unforwarded (a retried CompleteMultipartUpload whose
+                         first answer was lost: "lose ?uploadId= forward 404
+                         NoSuchUpload")
     conditional on|off   emulate S3's conditional writes (what AWS does and
                          Swift's s3api does not): a PUT, or a multipart
                          completion, carrying "If-None-Match: *" is answered
@@ -394,6 +402,7 @@ class Proxy:
         self.known = set()          # keys that exist (conditional mode)
         self.key_locks = {}
         self.locked = set()         # Object Lock patterns (lock/unlock)
+        self.lose = None            # [substr, how, status, code, stage] (lose)
         self.clear_faults()
         self.n = dict.fromkeys((
             'connections', 'requests', 'forwarded', 'responses', 'errors',
@@ -577,6 +586,11 @@ class Proxy:
                 self.locked.update(args)
             elif cmd == 'unlock':
                 self.locked.clear()
+            elif cmd == 'lose':
+                if not 2 <= len(args) <= 4 or args[1] not in ('forward', 'drop'):
+                    raise ValueError('lose SUBSTR forward|drop [STATUS [CODE]]')
+                self.lose = [args[0], args[1], int(args[2]) if len(args) > 2 else 0,
+                             args[3] if len(args) > 3 else None, 0]
             elif cmd == 'conditional':
                 if args not in (['on'], ['off']):
                     raise ValueError('conditional on|off')
@@ -783,6 +797,31 @@ class Conn:
                     await p.hold(self.cr, self.cw)
                     self.done.set()
                     return
+                lose_cut = False
+                if p.lose is not None and p.lose[0] in first:
+                    sub, how, lst, lcode, stage = p.lose
+                    if stage == 0:
+                        p.lose[4] = 1
+                        if how == 'drop':
+                            p.n['resets'] += 1
+                            log('lose: reset %s %s unforwarded' % (method, parts[1][:100]))
+                            close_rst(self.cw)
+                            close_rst(self.uw)
+                            self.done.set()
+                            return
+                        log('lose: forwarding %s %s, cutting its answer' % (method, parts[1][:100]))
+                        lose_cut = True
+                    else:
+                        p.lose = None
+                        if lst:
+                            p.n['errors'] += 1
+                            log('lose: answered %d to %s %s' % (lst, method, parts[1][:100]))
+                            resp = p.error_response(lst, lcode, method, close_after)
+                            await self.expect.put(('inject', resp, t0 + p.delay_c2s, close_after))
+                            if close_after:
+                                return
+                            await copy_body(self.cr, framing, None)
+                            continue
                 if p.error_n > 0:
                     p.error_n -= 1
                     p.n['errors'] += 1
@@ -850,6 +889,8 @@ class Conn:
                 if p.trunc_n > 0:
                     p.trunc_n -= 1
                     trunc = p.trunc_k
+                if lose_cut:
+                    trunc = 0
                 p.n['forwarded'] += 1
                 await self.expect.put(('forward', method, trunc, cond, lockkeys))
                 await self.to_up.write(head, t0)
