@@ -117,6 +117,9 @@ static int check_region(struct cmd_ctx *ctx, const struct region_conf *reg, stru
         err_prefix(e, "could not delete the probe object");
         goto out;
     }
+    if (s->kept_locked)
+        printf("region %s: the bucket keeps objects under Object Lock: the probe object \"%s\" stays until its "
+               "retention ends\n", reg->name, key);
     t->rm_ms = now_ms() - t0;
     rc = 0;
 out:

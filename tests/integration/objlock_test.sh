@@ -95,6 +95,10 @@ like "$PART1" "^backups/${B[1]}/" "the second backup has a data object ($PART1)"
 fp_ctl "$C1" lock "backups/${B[0]}/" "$PART1" "wal/$LOW" >/dev/null
 ok $? "proxy: deletes of those keys are refused as under Object Lock"
 
+fp_ctl "$C1" lock walship-probe/ >/dev/null
+t "st check on a bucket that keeps its probe object under Object Lock" ws st check
+like "$T_OUT" "region locked: the bucket keeps objects under Object Lock: the probe object \"walship-probe/" \
+  "... says the probe object stays"
 t "st rm of a locked object succeeds" ws st rm "backups/${B[0]}/manifest.json"
 like "$T_OUT" "kept under Object Lock until its retention ends" "... and says it is kept"
 
