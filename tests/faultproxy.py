@@ -420,6 +420,7 @@ class Proxy:
         self.stall_until = 0.0
         self.trunc_n = 0
         self.trunc_k = 0
+        self.lose = None
 
     def stalling(self):
         return time.monotonic() < self.stall_until
