@@ -68,7 +68,9 @@ struct stor_ops {
     int (*head)(struct stor *s, const char *key, struct stor_stat *st, struct err *e);
     /* Every key starting with `prefix`, in byte order. */
     int (*list)(struct stor *s, const char *prefix, stor_list_fn fn, void *arg, struct err *e);
-    /* Removing a key that does not exist succeeds. */
+    /* Removing a key that does not exist succeeds.  So does removing one the
+     * server keeps under Object Lock (retention or legal hold): it stays, and
+     * counts in kept_locked (docs/S3.md). */
     int (*remove)(struct stor *s, const char *key, struct err *e);
     int (*remove_many)(struct stor *s, const char *const *keys, size_t n, struct err *e);
     /* Optional (NULL: nothing to sweep): remove what writers that died left
@@ -83,6 +85,7 @@ struct stor {
     char *region;           /* region name, for messages */
     char *where;            /* "bucket acme-pg prefix prod" or "/srv/backup" */
     const char *creds;      /* where the credentials came from ("imds (role r)"), NULL if none */
+    uint64_t kept_locked;   /* objects remove()/remove_many() left under Object Lock, since open */
 };
 
 enum s3_checksum { S3_CHECKSUM_MD5 = 0, S3_CHECKSUM_SHA256 };

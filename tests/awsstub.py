@@ -3,7 +3,13 @@
 AWS's published formats, plus a recording S3 front for a real S3 server.
 
     awsstub.py --meta 127.0.0.1:PORT [--s3 127.0.0.1:PORT2 --target 127.0.0.1:PORT3]
-               [--pidfile FILE] [--log FILE]
+               [--link-local] [--pidfile FILE] [--log FILE]
+
+--link-local also serves the meta endpoints on 169.254.170.2:80 (the ECS
+container endpoint of AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) and
+[fd00:ec2::254]:80 (IMDS over IPv6), and nowhere else: only inside a
+network namespace the test made, with those addresses on its loopback
+(tests/integration/netns_creds_test.sh).
 
 The meta port answers, by path:
 
@@ -23,7 +29,9 @@ The meta port answers, by path:
                                       AssumeRoleWithWebIdentityResponse XML, or
                                       ErrorResponse (InvalidIdentityToken)
   GET /v2/credentials/...             container endpoint: needs Authorization
-                                      equal to container_token (else 401);
+                                      equal to container_token (else 401;
+                                      container_token=none: none wanted, and
+                                      one sent is refused, like ECS's agent);
                                       JSON with AccessKeyId, SecretAccessKey,
                                       Token, Expiration
   GET /_ctl/set?KEY=VALUE&...         change a setting; answers "OK"
@@ -57,6 +65,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -183,7 +192,8 @@ class Meta(BaseHTTPRequestHandler):
         return self.reply(200, self.creds_json("imds", True), "application/json")
 
     def container(self):
-        if self.headers.get("Authorization") != setting("container_token"):
+        want = setting("container_token")
+        if self.headers.get("Authorization") != (None if want == "none" else want):
             bump("container_401")
             return self.reply(401, json.dumps({"message": "bad token"}), "application/json")
         self.stall()
@@ -344,6 +354,13 @@ def addr(s):
     return host, int(port)
 
 
+LINK_LOCAL = (("169.254.170.2", 80), ("fd00:ec2::254", 80))
+
+
+class Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--meta", required=True)
@@ -351,9 +368,13 @@ def main():
     ap.add_argument("--target")
     ap.add_argument("--pidfile")
     ap.add_argument("--log")
+    ap.add_argument("--link-local", action="store_true")
     a = ap.parse_args()
     LOG[0] = a.log
     servers = [ThreadingHTTPServer(addr(a.meta), Meta)]
+    if a.link_local:
+        servers.append(ThreadingHTTPServer(LINK_LOCAL[0], Meta))
+        servers.append(Server6(LINK_LOCAL[1], Meta))
     if a.s3:
         Front.target = addr(a.target)
         servers.append(ThreadingHTTPServer(addr(a.s3), Front))

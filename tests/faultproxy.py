@@ -28,6 +28,24 @@ one line, "OK ..." or "ERR ...":
                          is swallowed like that
     truncate N K         cut the next N responses after K bytes of body (as
                          sent on the wire) and close the connection
+    lock PATTERN...      answer deletes of keys whose path contains a PATTERN
+                         the way S3 answers for an object version under
+                         Object Lock: a DELETE gets 403 AccessDenied "Access
+                         Denied because object protected by object lock."
+                         (not forwarded: the object stays); a DeleteObjects
+                         is forwarded as it is (its body is signed) and its
+                         DeleteResult gets an <Error> entry with that code
+                         and message for each such key (the server has
+                         removed those)
+    unlock               forget every lock pattern
+    lose SUBSTR forward|drop [STATUS [CODE]]
+                         the next request whose request line contains SUBSTR
+                         is forwarded and its answer cut after the head
+                         (forward), or reset unforwarded (drop); the next
+                         one after it that matches is answered STATUS CODE
+                         unforwarded (a retried CompleteMultipartUpload whose
+                         first answer was lost: "lose ?uploadId= forward 404
+                         NoSuchUpload")
     conditional on|off   emulate S3's conditional writes (what AWS does and
                          Swift's s3api does not): a PUT, or a multipart
                          completion, carrying "If-None-Match: *" is answered
@@ -54,6 +72,7 @@ import argparse
 import asyncio
 import re
 import email.utils
+import html
 import ipaddress
 import itertools
 import os
@@ -249,6 +268,20 @@ def close_rst(writer):
         pass
 
 
+LOCK_MSG = 'Access Denied because object protected by object lock.'
+
+
+def dechunk(raw):
+    out, i = bytearray(), 0
+    while True:
+        j = raw.index(b'\r\n', i)
+        size = int(raw[i:j].split(b';', 1)[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += raw[j + 2:j + 2 + size]
+        i = j + 2 + size + 2
+
+
 def parse_head(head):
     lines = head.decode('latin-1').split('\r\n')
     first = lines[0]
@@ -368,6 +401,8 @@ class Proxy:
         self.conditional = False
         self.known = set()          # keys that exist (conditional mode)
         self.key_locks = {}
+        self.locked = set()         # Object Lock patterns (lock/unlock)
+        self.lose = None            # [substr, how, status, code, stage] (lose)
         self.clear_faults()
         self.n = dict.fromkeys((
             'connections', 'requests', 'forwarded', 'responses', 'errors',
@@ -385,6 +420,7 @@ class Proxy:
         self.stall_until = 0.0
         self.trunc_n = 0
         self.trunc_k = 0
+        self.lose = None
 
     def stalling(self):
         return time.monotonic() < self.stall_until
@@ -437,13 +473,19 @@ class Proxy:
             reader.cancel()
             close_fin(cw)
 
-    def error_response(self, status, code, method, close):
+    def is_locked(self, path):
+        path = urllib.parse.unquote(path)
+        return any(pat in path for pat in self.locked)
+
+    def error_response(self, status, code, method, close, message=None):
         rid = 'FP%012d' % next(self.req_ids)
         c, msg = CODES.get(status, ('ServiceUnavailable' if status == 503 else
                                     'InternalError' if status >= 500 else
                                     'InvalidRequest', 'Injected by faultproxy.'))
         if code:
             c = code
+        if message:
+            msg = message
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
                 '<Error><Code>%s</Code><Message>%s</Message>'
                 '<RequestId>%s</RequestId><HostId>faultproxy</HostId></Error>'
@@ -463,6 +505,7 @@ class Proxy:
     def status(self):
         parts = ['listening=%d' % (self.server is not None),
                  'conditional=%d' % self.conditional,
+                 'locked=%d' % len(self.locked),
                  'delay_ms=%d/%d' % (round(self.delay_c2s * 1000), round(self.delay_s2c * 1000)),
                  'error=%d/%d' % (self.error_n, self.error_status),
                  'reset=%d' % self.reset_n, 'reset_conn=%d' % self.reset_conn_n,
@@ -538,6 +581,17 @@ class Proxy:
                 self.stall_until = time.monotonic() + float(args[0])
             elif cmd == 'truncate':
                 self.trunc_n, self.trunc_k = ints(2, 2)
+            elif cmd == 'lock':
+                if not args:
+                    raise ValueError('lock PATTERN...')
+                self.locked.update(args)
+            elif cmd == 'unlock':
+                self.locked.clear()
+            elif cmd == 'lose':
+                if not 2 <= len(args) <= 4 or args[1] not in ('forward', 'drop'):
+                    raise ValueError('lose SUBSTR forward|drop [STATUS [CODE]]')
+                self.lose = [args[0], args[1], int(args[2]) if len(args) > 2 else 0,
+                             args[3] if len(args) > 3 else None, 0]
             elif cmd == 'conditional':
                 if args not in (['on'], ['off']):
                     raise ValueError('conditional on|off')
@@ -744,6 +798,31 @@ class Conn:
                     await p.hold(self.cr, self.cw)
                     self.done.set()
                     return
+                lose_cut = False
+                if p.lose is not None and p.lose[0] in first:
+                    sub, how, lst, lcode, stage = p.lose
+                    if stage == 0:
+                        p.lose[4] = 1
+                        if how == 'drop':
+                            p.n['resets'] += 1
+                            log('lose: reset %s %s unforwarded' % (method, parts[1][:100]))
+                            close_rst(self.cw)
+                            close_rst(self.uw)
+                            self.done.set()
+                            return
+                        log('lose: forwarding %s %s, cutting its answer' % (method, parts[1][:100]))
+                        lose_cut = True
+                    else:
+                        p.lose = None
+                        if lst:
+                            p.n['errors'] += 1
+                            log('lose: answered %d to %s %s' % (lst, method, parts[1][:100]))
+                            resp = p.error_response(lst, lcode, method, close_after)
+                            await self.expect.put(('inject', resp, t0 + p.delay_c2s, close_after))
+                            if close_after:
+                                return
+                            await copy_body(self.cr, framing, None)
+                            continue
                 if p.error_n > 0:
                     p.error_n -= 1
                     p.n['errors'] += 1
@@ -757,6 +836,30 @@ class Conn:
                         return
                     await copy_body(self.cr, framing, None)
                     continue
+                path, _, query = parts[1].partition('?')
+                if p.locked and method == 'DELETE' and not query and p.is_locked(path):
+                    p.n['errors'] += 1
+                    log('403 Object Lock to DELETE %s' % path[:100])
+                    resp = p.error_response(403, 'AccessDenied', method, close_after, LOCK_MSG)
+                    await self.expect.put(('inject', resp, t0 + p.delay_c2s, close_after))
+                    if close_after:
+                        return
+                    await copy_body(self.cr, framing, None)
+                    continue
+                lockkeys = None
+                if (p.locked and method == 'POST' and 'delete' in query.split('&') + [
+                        q.partition('=')[0] for q in query.split('&')] and framing[0] == 'length'):
+                    body = bytearray()
+
+                    async def keep(data):
+                        body.extend(data)
+                    await copy_body(self.cr, framing, keep)
+                    keys = [html.unescape(k) for k in
+                            re.findall(r'<Key>(.*?)</Key>', body.decode('utf-8', 'replace'))]
+                    lockkeys = [k for k in keys if any(pat in k for pat in p.locked)]
+                    pending_body = bytes(body)
+                else:
+                    pending_body = None
                 cond = None
                 if p.conditional:
                     path, _, query = parts[1].partition('?')
@@ -787,10 +890,18 @@ class Conn:
                 if p.trunc_n > 0:
                     p.trunc_n -= 1
                     trunc = p.trunc_k
+                if lose_cut:
+                    trunc = 0
                 p.n['forwarded'] += 1
-                await self.expect.put(('forward', method, trunc, cond))
+                await self.expect.put(('forward', method, trunc, cond, lockkeys))
                 await self.to_up.write(head, t0)
                 p.n['bytes_up'] += len(head)
+                if pending_body is not None:
+                    await self.to_up.write(pending_body)
+                    p.n['bytes_up'] += len(pending_body)
+                    if close_after:
+                        return
+                    continue
 
                 async def up(data):
                     p.n['bytes_up'] += len(data)
@@ -841,7 +952,7 @@ class Conn:
                         await self.linger_close()
                         return
                     continue
-                _, method, trunc, cond = exp
+                _, method, trunc, cond, lockkeys = exp
                 while True:
                     head = await self.ur.readuntil(b'\r\n\r\n')
                     first, headers = parse_head(head)
@@ -849,11 +960,19 @@ class Conn:
                     if len(parts) < 2 or not parts[0].startswith('HTTP/1.'):
                         raise ProtocolError('bad status line %r' % first[:80])
                     status = int(parts[1])
+                    if lockkeys and status == 200:
+                        head = await self.lock_errors(head, headers, lockkeys)
+                        if head is None:
+                            return
+                        p.n['responses'] += 1
+                        break
                     await self.to_client.write(head)
                     p.n['bytes_down'] += len(head)
                     if 100 <= status < 200 and status != 101:
                         continue
                     break
+                if lockkeys and status == 200:
+                    continue
                 if cond is not None:
                     kind, path, lock = cond
                     if kind == 'write' and status == 200:
@@ -892,6 +1011,42 @@ class Conn:
             for t in (get, peek):
                 if t is not None and not t.done():
                     t.cancel()
+
+    async def lock_errors(self, head, headers, lockkeys):
+        """Send a DeleteResult with an Object Lock <Error> per locked key
+        added; None when the upstream closed."""
+        body = bytearray()
+
+        async def keep(data):
+            body.extend(data)
+        framing = body_framing(headers, ('close',))
+        if framing[0] == 'chunked':
+            raw = bytearray()
+
+            async def keep_raw(data):
+                raw.extend(data)
+            await copy_body(self.ur, framing, keep_raw)
+            body = dechunk(bytes(raw))
+        else:
+            await copy_body(self.ur, framing, keep)
+        text = bytes(body).decode('utf-8', 'replace')
+        errs = ''.join('<Error><Key>%s</Key><Code>AccessDenied</Code><Message>%s</Message></Error>'
+                       % (html.escape(k, quote=False), LOCK_MSG) for k in lockkeys)
+        if '</DeleteResult>' in text:
+            text = text.replace('</DeleteResult>', errs + '</DeleteResult>')
+        elif '<DeleteResult' in text and text.rstrip().endswith('/>'):
+            text = re.sub(r'<DeleteResult([^>]*)/>', r'<DeleteResult\1>' + errs.replace('\\', '\\\\') +
+                          '</DeleteResult>', text)
+        out = text.encode()
+        lines = [ln for ln in head.decode('latin-1').split('\r\n')
+                 if ln and not ln.lower().startswith(('content-length:', 'transfer-encoding:'))]
+        lines.append('Content-Length: %d' % len(out))
+        log('DeleteObjects: %d keys answered as under Object Lock' % len(lockkeys))
+        await self.to_client.write(('\r\n'.join(lines) + '\r\n\r\n').encode() + out)
+        if framing[0] == 'close':
+            await self.finish()
+            return None
+        return head
 
     async def linger_close(self):
         """After an injected final answer with Connection: close: half-close,

@@ -116,6 +116,9 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
             log_info("region %s: retention deleted %zu backups and %zu WAL files", c->regions[i].name,
                      done.backups, done.wal);
         }
+        if (done.kept_locked)
+            log_info("region %s: %llu objects are kept under Object Lock until their retention ends",
+                     c->regions[i].name, (unsigned long long)done.kept_locked);
         ret_plan_free(&plan);
         err_clear(&e);
     }

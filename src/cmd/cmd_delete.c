@@ -2,7 +2,8 @@
  * cmd_delete — `walship delete [--region R] [--dry-run]`: apply each
  * region's retention policy (docs/RETENTION.md).  --dry-run prints every
  * backup and object that would go and deletes nothing; otherwise one
- * summary line per region.  A region that fails is reported and the others
+ * summary line per region, and one for objects the bucket keeps under
+ * Object Lock (not a failure).  A region that fails is reported and the others
  * still run; the exit status is then 3.
  */
 #include <stdio.h>
@@ -36,6 +37,17 @@ static void print_plan(const struct region_conf *rc, const struct ret_plan *plan
     if (plan->have_cut)
         printf(" and WAL from %s", plan->cut_wal);
     printf("\n");
+}
+
+/* Objects the bucket keeps under Object Lock are not a failure
+ * (docs/S3.md): say how many, and that a later run removes them. */
+static void print_locked(const struct region_conf *rc, const struct ret_done *done)
+{
+    printf("region %s: %llu objects are kept under Object Lock until their retention ends", rc->name,
+           (unsigned long long)done->kept_locked);
+    if (done->backups_locked)
+        printf(" (%zu backups stay whole)", done->backups_locked);
+    printf("; a later delete removes them\n");
 }
 
 int cmd_delete_run(struct cmd_ctx *ctx)
@@ -95,6 +107,8 @@ int cmd_delete_run(struct cmd_ctx *ctx)
             if (!dry_run && (done.backups || done.wal))
                 printf("region %s: deleted %zu backups and %zu WAL files before the failure\n", rc->name,
                        done.backups, done.wal);
+            if (!dry_run && done.kept_locked)
+                print_locked(rc, &done);
             failed++;
             ret_plan_free(&plan);
             continue;
@@ -105,7 +119,8 @@ int cmd_delete_run(struct cmd_ctx *ctx)
             size_t j;
 
             for (j = 0; j < plan.nbackups; j++)
-                log_info("region %s: deleted %sbackup %s", rc->name,
+                log_info("region %s: %s %sbackup %s", rc->name,
+                         plan.backups[j].locked ? "kept under Object Lock:" : "deleted",
                          plan.backups[j].incomplete ? "incomplete " : "", plan.backups[j].name);
             printf("region %s: deleted %zu backups and %zu WAL files, %llu bytes freed; %zu backups kept",
                    rc->name, done.backups, done.wal, (unsigned long long)done.bytes, plan.kept);
@@ -117,6 +132,8 @@ int cmd_delete_run(struct cmd_ctx *ctx)
                 log_warning("region %s: what killed writers left could not be swept: %s", rc->name,
                             done.sweep_error);
             printf("\n");
+            if (done.kept_locked)
+                print_locked(rc, &done);
         }
         ret_plan_free(&plan);
     }

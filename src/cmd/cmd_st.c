@@ -117,6 +117,9 @@ static int check_region(struct cmd_ctx *ctx, const struct region_conf *reg, stru
         err_prefix(e, "could not delete the probe object");
         goto out;
     }
+    if (s->kept_locked)
+        printf("region %s: the bucket keeps objects under Object Lock: the probe object \"%s\" stays until its "
+               "retention ends\n", reg->name, key);
     t->rm_ms = now_ms() - t0;
     rc = 0;
 out:
@@ -405,8 +408,8 @@ int cmd_st_run(struct cmd_ctx *ctx)
             rc = st_get_to_file(r, args[0], args[1], raw, &e);
         else if (sub[0] == 'p')
             rc = st_put_from_file(r, args[0], args[1], raw, ctx->conf->compression_level, &e);
-        else
-            rc = stor_remove(r->st, args[0], &e);
+        else if ((rc = stor_remove(r->st, args[0], &e)) == 0 && r->st->kept_locked)
+            printf("%s: kept under Object Lock until its retention ends\n", args[0]);
         repo_free(r);
         keys_free(kr);
         return rc < 0 ? cmd_fail(&e) : 0;

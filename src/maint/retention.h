@@ -36,6 +36,8 @@ struct ret_backup {
     char name[CAT_NAME_MAX];
     int incomplete;             /* 1: no manifest (garbage), 0: expired complete backup */
     uint64_t objects, bytes;
+    char start_wal[25];         /* complete backups: its first WAL segment ("" if unknown) */
+    int locked;                 /* ret_apply: kept whole, its manifest is under Object Lock */
 };
 
 struct ret_wal {
@@ -66,6 +68,8 @@ struct ret_done {
     size_t backups, wal;
     uint64_t bytes;
     uint64_t tmp_swept;         /* temp files / multipart uploads of dead writers removed */
+    uint64_t kept_locked;       /* objects the server keeps under Object Lock (not failures) */
+    size_t backups_locked;      /* backups left whole: their manifest is under Object Lock */
     char sweep_error[256];      /* the sweep failed (not the retention): why */
 };
 
@@ -90,7 +94,7 @@ int ret_wal_expired(const struct ret_plan *plan, const char *name);
 int ret_plan(struct repo *r, const struct ret_policy *p, struct ret_plan *out, struct err *e);
 
 /* Carry out a plan; `done` counts what was removed even on failure. */
-int ret_apply(struct stor *s, const struct ret_plan *plan, struct ret_done *done, struct err *e);
+int ret_apply(struct stor *s, struct ret_plan *plan, struct ret_done *done, struct err *e);
 
 void ret_plan_free(struct ret_plan *plan);
 

@@ -93,7 +93,7 @@ struct http_xfer {
     char last_modified[64];
     char bucket_region[64];     /* x-amz-bucket-region */
     char content_range[128];
-    char checksum_sha256[48];   /* x-amz-checksum-sha256 */
+    char checksum_sha256[64];   /* x-amz-checksum-sha256 (a multipart object's: BASE64-N) */
     unsigned char *resp;        /* collected body, NUL-terminated; owned */
     size_t resp_len;
 

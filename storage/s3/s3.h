@@ -58,6 +58,8 @@ struct s3 {
     time_t sweep_min_age;   /* s3_sweep never aborts a younger upload (S3_SWEEP_MIN_AGE; tests lower it) */
     int cond_put;           /* conditional writes (If-None-Match: *): 1 honoured, 0 not tried yet,
                                -1 the server answered 501: check before, read back after */
+    int no_part_checksums;  /* the server refused ChecksumSHA256 in CompleteMultipartUpload (Swift's
+                               s3api): completed without, and Content-MD5 from then on */
 };
 
 #define S3_MAX_HDR 12
@@ -132,6 +134,13 @@ struct s3_part;
  * its parts' ETags ("" when they are not MD5s, e.g. SSE-KMS). */
 void s3_md5_hex(const unsigned char *buf, size_t len, char out[33]);
 void s3_multipart_etag(const struct s3 *s, const struct s3_part *parts, int nparts, char *out, size_t n);
+/* A multipart object's composite x-amz-checksum-sha256: base64 of the
+ * SHA-256 of the parts' binary SHA-256s, "-N"; "" when a part has none. */
+void s3_composite_sha256(const struct s3_part *parts, int nparts, char *out, size_t n);
+/* A retried CompleteMultipartUpload answered NoSuchUpload (or 412): is the
+ * object at `key` the one these parts make (so the first attempt
+ * completed it)?  1 yes, 0 no or cannot tell. */
+int s3_completed_before(struct s3 *s, const char *key, const struct s3_part *parts, int nparts, uint64_t size);
 /* The multipart ETag is opaque (SSE-KMS): do not compare it with MD5s. */
 int s3_etag_opaque(const struct s3 *s);
 
@@ -141,6 +150,8 @@ int s3_head(struct stor *st, const char *key, struct stor_stat *out, struct err 
 int s3_list(struct stor *st, const char *prefix, stor_list_fn fn, void *arg, struct err *e);
 int s3_remove(struct stor *st, const char *key, struct err *e);
 int s3_remove_many(struct stor *st, const char *const *keys, size_t n, struct err *e);
+/* 1 when an S3 error (code, message) refuses a delete because of Object Lock. */
+int s3_lock_refusal(const char *code, const char *message);
 /* Abort the multipart uploads under the region's prefix that writers which
  * died left behind: those initiated before `older_than`, and never younger
  * than S3_SWEEP_MIN_AGE (a live backup part may upload for a long time). */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "util.h"
 
 /* ---- head ---- */
@@ -135,6 +136,26 @@ out:
 
 /* ---- remove ---- */
 
+/* Did the server refuse a delete because the object is under Object Lock
+ * (a retention period or a legal hold that has not ended)?  AWS answers
+ * 403 AccessDenied "Access Denied because object protected by object
+ * lock." (for a DELETE, or as a DeleteObjects <Error> entry); some S3
+ * servers say "Object is WORM protected" with AccessDenied or
+ * InvalidRequest.  Such an object is kept, not a failure (docs/S3.md). */
+int s3_lock_refusal(const char *code, const char *message)
+{
+    char low[512];
+    size_t i;
+
+    if (strcmp(code, "AccessDenied") != 0 && strcmp(code, "InvalidRequest") != 0 &&
+        strcmp(code, "ObjectLocked") != 0)
+        return 0;
+    for (i = 0; message[i] != '\0' && i < sizeof low - 1; i++)
+        low[i] = (char)(message[i] >= 'A' && message[i] <= 'Z' ? message[i] - 'A' + 'a' : message[i]);
+    low[i] = '\0';
+    return strstr(low, "object lock") != NULL || strstr(low, "worm") != NULL;
+}
+
 int s3_remove(struct stor *st, const char *key, struct err *e)
 {
     struct s3 *s = (struct s3 *)st;
@@ -149,6 +170,19 @@ int s3_remove(struct stor *st, const char *key, struct err *e)
     }
     if (r.x.status == 200 || r.x.status == 204) {
         rc = 0;
+    } else if (r.x.status == 403 || r.x.status == 400) {
+        struct s3_error er;
+
+        memset(&er, 0, sizeof er);
+        if (r.x.resp_len > 0 && s3_xml_parse_error(r.x.resp, r.x.resp_len, &er) == 0 &&
+            s3_lock_refusal(er.code, er.message)) {
+            log_debug("region %s: \"%s\" is kept under Object Lock (%s: %s)", st->region, key, er.code,
+                      er.message);
+            st->kept_locked++;
+            rc = 0;
+        } else {
+            s3_fail(s, &r, "remove", "in", e);
+        }
     } else {
         s3_fail(s, &r, "remove", "in", e);
         if (e->code == ERR_NOTFOUND)    /* NoSuchKey: already gone */
@@ -197,6 +231,12 @@ static int remove_batch(struct s3 *s, const char *const *keys, size_t n, struct 
     for (i = 0; i < nerr; i++) {
         if (strcmp(errs[i].code, "NoSuchKey") == 0)
             continue;
+        if (s3_lock_refusal(errs[i].code, errs[i].message)) {
+            log_debug("region %s: \"%s\" is kept under Object Lock (%s: %s)", s->base.region,
+                      errs[i].key ? errs[i].key : "", errs[i].code, errs[i].message);
+            s->base.kept_locked++;
+            continue;
+        }
         if (bad++ == 0)
             first = i;
     }

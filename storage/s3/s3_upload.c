@@ -47,6 +47,7 @@ struct upload {
     struct slot *cur;
     struct s3_part *parts;      /* index = part number - 1 */
     int nparts;
+    uint64_t total;             /* bytes in the parts sent */
     int failed;
     struct err err;
     int closed;
@@ -233,6 +234,7 @@ static int send_part(struct upload *u, struct slot *sl, struct err *e)
         memset(&u->parts[u->nparts], 0, sizeof *np);
     }
     sl->number = ++u->nparts;
+    u->total += sl->len;
     snprintf(query, sizeof query, "partNumber=%d&uploadId=", sl->number);
     q = xasprintf("%s%s", query, u->enc_id);
     if (q == NULL)
@@ -375,26 +377,12 @@ out:
     return rc;
 }
 
-/* Complete answered NoSuchUpload (or, conditional, PreconditionFailed) on a
- * retry: the first attempt may have completed it.  The object's multipart
- * ETag tells: computed from the parts' MD5s where they are MD5s, else its
- * "-N" suffix. */
-static int completed_before(struct upload *u)
+static void drop_checksums(struct upload *u)
 {
-    struct stor_stat st;
-    struct err e = ERR_INIT;
-    char tail[16], mine[128];
-    size_t n, t;
+    int i;
 
-    if (u->s3->base.ops->head(&u->s3->base, u->key, &st, &e) < 0)
-        return 0;
-    multipart_etag(u, mine, sizeof mine);
-    if (mine[0] != '\0')
-        return strcmp(st.etag, mine) == 0;
-    snprintf(tail, sizeof tail, "-%d", u->nparts);
-    n = strlen(st.etag);
-    t = strlen(tail);
-    return n > t && strcmp(st.etag + n - t, tail) == 0;
+    for (i = 0; i < u->nparts; i++)
+        u->parts[i].checksum[0] = '\0';
 }
 
 static int complete(struct upload *u, struct err *e)
@@ -407,8 +395,11 @@ static int complete(struct upload *u, struct err *e)
     int rc = -1, res;
 
     memset(&r, 0, sizeof r);
+    if (s->no_part_checksums)
+        drop_checksums(u);
+rebuild:
     if (s3_xml_build_complete(u->parts, (size_t)u->nparts, &body, &len, e) < 0)
-        return -1;
+        goto out;
     q = xasprintf("uploadId=%s", u->enc_id);
     if (q == NULL) {
         err_setf(e, ERR_NOMEM, "out of memory");
@@ -428,9 +419,29 @@ again:
         s3_fail(s, &r, "complete the upload of", "to", e);
         goto out;
     }
-    if ((r.x.status == 404 || r.x.status == 412) && r.x.attempts > 1 && completed_before(u)) {
+    if ((r.x.status == 404 || r.x.status == 412) && r.x.attempts > 1 && s3_completed_before(s, u->key, u->parts, u->nparts, u->total)) {
         rc = 0;
         goto out;
+    }
+    if (r.x.status == 400 && u->parts[0].checksum[0] != '\0' &&
+        s3_xml_parse_error(r.x.resp, r.x.resp_len, &er) == 0 && strcmp(er.code, "MalformedXML") == 0) {
+        /* Swift's s3api (2.30) validates the body against a schema that
+         * knows only PartNumber and ETag, and checks no x-amz-checksum-*:
+         * complete without the part checksums, and let it check
+         * Content-MD5 (which it does) from now on */
+        log_warning("region %s: the server refused the part checksums of CompleteMultipartUpload (MalformedXML: "
+                    "an S3 server without x-amz-checksum-sha256, such as Swift's s3api); completing \"%s\" "
+                    "without them and using Content-MD5 from now on (set checksum = md5 for this region)",
+                    s->base.region, u->key);
+        s->no_part_checksums = 1;
+        s->checksum = S3_CHECKSUM_MD5;
+        drop_checksums(u);
+        s3_req_free(&r);
+        memset(&r, 0, sizeof r);
+        free(body);
+        free(q);
+        body = q = NULL;
+        goto rebuild;
     }
     if (no_replace(u) && s->cond_put == 0 && r.x.status == 501) {
         s->cond_put = -1;

@@ -874,6 +874,47 @@ static void faults(const struct region *A, int fport)
     ok(get_cmp(p, "f/big", 0, STOR_TO_END, big, fsz, &e) == 0, "fault: get resumes after a truncated body: %s",
        e.msg);
     is_int(fp_stat("truncations") - n0, 1, "fault: ... the proxy cut one response");
+
+    /* A Complete whose answer is lost and whose retry finds the upload gone
+     * (NoSuchUpload): accepted only when the object is the one the parts
+     * make (size, and the ETag from the parts' MD5s). */
+    n0 = fp_stat("errors");
+    ctl("lose ?uploadId= forward 404 NoSuchUpload");
+    ok(put_buf(p, "f/retried", big, fsz, 100000, &e) == 0, "fault: a retried Complete that finds its first attempt "
+       "done is accepted: %s", e.msg);
+    is_int(fp_stat("errors") - n0, 1, "fault: ... the retry was answered NoSuchUpload");
+    ok(get_cmp(s, "f/retried", 0, STOR_TO_END, big, fsz, &e) == 0, "fault: ... and the object is whole: %s", e.msg);
+    ok(put_buf_r(s, "f/other", big + 1, fsz, 100000, 1, &e) == 0, "fault: another 3-part object: %s", e.msg);
+    ctl("lose ?uploadId= drop 404 NoSuchUpload");
+    rc = put_buf_r(p, "f/other", big, fsz, 100000, 1, &e);
+    ok(rc < 0 && strstr(e.msg, "NoSuchUpload") != NULL, "fault: a retried Complete that finds another object "
+       "of as many parts fails: %s", e.msg);
+    ctl("clear");
+    err_clear(&e);
+
+    /* checksum = sha256: Swift refuses ChecksumSHA256 in the Complete body
+     * (MalformedXML); the driver completes without and goes on with
+     * Content-MD5, which Swift checks */
+    {
+        struct region_conf crc;
+        char url[256];
+        struct stor *cs = NULL;
+
+        mkrc(&crc, "sha256", A->name, fbucket, prefix, "testing", A->endpoint, 1, url, sizeof url);
+        crc.checksum = "sha256";
+        if (stor_open(&crc, &cfg, &cs, &e) < 0)
+            bail("s3_open: %s", e.msg);
+        ok(((struct s3 *)cs)->checksum == S3_CHECKSUM_SHA256, "checksum = sha256: the driver starts with SHA-256");
+        ok(put_buf(cs, "f/sum1", big, fsz, 100000, &e) == 0, "checksum = sha256: a multipart upload to Swift "
+           "completes: %s", e.msg);
+        ok(((struct s3 *)cs)->no_part_checksums && ((struct s3 *)cs)->checksum == S3_CHECKSUM_MD5,
+           "... without the part checksums, and Content-MD5 from then on");
+        ok(put_buf(cs, "f/sum2", big, fsz, 100000, &e) == 0 && get_cmp(s, "f/sum2", 0, STOR_TO_END, big, fsz, &e) == 0,
+           "... the next multipart upload completes at once and reads back: %s", e.msg);
+        ok(get_cmp(s, "f/sum1", 0, STOR_TO_END, big, fsz, &e) == 0, "... and so does the first: %s", e.msg);
+        stor_free(cs);
+        err_clear(&e);
+    }
     ctl("truncate 2 1000");
     ok(get_cmp(p, "f/big", MiB, PART, big + MiB, PART, &e) == 0,
        "fault: ranged get resumes after 2 truncations: %s", e.msg);

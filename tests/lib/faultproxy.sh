@@ -15,7 +15,8 @@
 #
 # Commands (see tests/faultproxy.py or docs/TESTING-HARNESS.md): delay MS
 # [MS_BACK], error N [STATUS [CODE]], reset N, reset-conn N, stall N,
-# stall-conn N, stall-for SECONDS, truncate N K, dark, up, pass, clear,
+# stall-conn N, stall-for SECONDS, truncate N K, lock PATTERN..., unlock,
+# conditional on|off, dark, up, pass, clear,
 # status, ping, shutdown.
 
 FP_PYTHON=${FP_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}

@@ -245,6 +245,23 @@ static void test_integrity(void)
     snprintf(r.x.checksum_sha256, sizeof r.x.checksum_sha256, "%s", "AAAA");
     ok(s3_upload_verify(&r, 1, &e) < 0 && e.code == ERR_CORRUPT, "a different checksum answered: ERR_CORRUPT");
     s3_req_free(&r);
+    {
+        /* a retried Complete under SSE-KMS compares S3's composite checksum */
+        struct s3_part parts[2];
+        char comp[80];
+
+        memset(parts, 0, sizeof parts);
+        parts[0].number = 1;
+        parts[1].number = 2;
+        snprintf(parts[0].checksum, sizeof parts[0].checksum, "%s", "/tfwXBC8ldWX5vgQMijEwQeYtfdyFfcYqFRTTaVj3J4=");
+        snprintf(parts[1].checksum, sizeof parts[1].checksum, "%s", "6laDy6WANfTzuTcCPLpwTwvkdmuspd1N7uRgvdEJF0E=");
+        s3_composite_sha256(parts, 2, comp, sizeof comp);
+        is_str(comp, "ZcfzJvHWAX9vO7fPKA9XUU5dtZ+mmrAFxgKDQljlC2k=-2",
+               "composite checksum: base64 SHA-256 of the parts' SHA-256s, -N");
+        parts[1].checksum[0] = '\0';
+        s3_composite_sha256(parts, 2, comp, sizeof comp);
+        is_str(comp, "", "composite checksum: none when a part has none");
+    }
 }
 
 int main(void)

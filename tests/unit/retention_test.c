@@ -1,7 +1,8 @@
 /*
  * retention_test — the retention rules on synthetic catalogs: by count, by
  * days, both, the newest always kept, the WAL cut with two timelines,
- * .history kept, incomplete backups old and recent.
+ * .history kept, incomplete backups old and recent; applying a plan on a
+ * bucket that keeps some objects under Object Lock (a fake driver).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,170 @@ static int expired(const struct ret_plan *plan, uint32_t tli, uint64_t segno, co
     wal_segment_name(tli, segno, SEG, name);
     strncat(name, suffix, sizeof name - strlen(name) - 1);
     return ret_wal_expired(plan, name);
+}
+
+/* ---- a fake driver: keys in memory, deletes of `locked` keys refused the
+ * way the s3:// driver reports Object Lock (kept_locked, no failure) ---- */
+struct fake {
+    struct stor base;
+    char *keys[256];
+    size_t n;
+    const char *locked[8];
+};
+
+static int fake_locked(const struct fake *f, const char *key)
+{
+    size_t i;
+
+    for (i = 0; f->locked[i] != NULL; i++)
+        if (strstr(key, f->locked[i]) != NULL)
+            return 1;
+    return 0;
+}
+
+static int fake_remove(struct stor *s, const char *key, struct err *e)
+{
+    struct fake *f = (struct fake *)s;
+    size_t i;
+
+    (void)e;
+    if (fake_locked(f, key)) {
+        s->kept_locked++;
+        return 0;
+    }
+    for (i = 0; i < f->n; i++)
+        if (f->keys[i] != NULL && strcmp(f->keys[i], key) == 0) {
+            free(f->keys[i]);
+            f->keys[i] = NULL;
+        }
+    return 0;
+}
+
+static int fake_remove_many(struct stor *s, const char *const *keys, size_t n, struct err *e)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        fake_remove(s, keys[i], e);
+    return 0;
+}
+
+static int fake_list(struct stor *s, const char *prefix, stor_list_fn fn, void *arg, struct err *e)
+{
+    struct fake *f = (struct fake *)s;
+    size_t i;
+
+    (void)e;
+    for (i = 0; i < f->n; i++) {
+        struct stor_entry ent = { f->keys[i], 100, 0 };
+
+        if (f->keys[i] != NULL && strncmp(f->keys[i], prefix, strlen(prefix)) == 0 && fn(&ent, arg) != 0)
+            break;
+    }
+    return 0;
+}
+
+static const struct stor_ops fake_ops = {
+    STOR_OPS_VERSION, NULL, NULL, NULL, fake_list, fake_remove, fake_remove_many, NULL, NULL,
+};
+
+static int fake_has(const struct fake *f, const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < f->n; i++)
+        if (f->keys[i] != NULL && strcmp(f->keys[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_object_lock(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct fake f;
+    struct ret_plan plan;
+    struct ret_done done;
+    struct err e = ERR_INIT;
+    char key[256], name[WAL_NAME_MAX];
+    const char *b;
+    uint64_t seg;
+    size_t i;
+
+    memset(&f, 0, sizeof f);
+    f.base.ops = &fake_ops;
+    add_full(&c, "B1", 4.5, 1, 10);
+    add_full(&c, "B2", 3.5, 1, 20);
+    add_full(&c, "B3", 2.5, 1, 30);
+    add_full(&c, "B4", 1.5, 1, 40);
+    add_full(&c, "B5", 0.5, 1, 50);
+    for (i = 0; i < c.n; i++) {
+        for (b = "manifest.json\0part-0001\0part-0002\0"; *b; b += strlen(b) + 1) {
+            snprintf(key, sizeof key, "backups/%s/%s", c.v[i].name, b);
+            f.keys[f.n++] = strdup(key);
+        }
+    }
+    plan_of(&c, pol(2, 0, 24), &plan);
+    is_str(gone(&plan), "B1,B2,B3", "lock: the three oldest backups are planned to go");
+    for (seg = 10; seg < 50; seg++) {   /* the plan's WAL: segments 10..39 */
+        wal_segment_name(1, seg, SEG, name);
+        snprintf(key, sizeof key, "wal/%s", name);
+        f.keys[f.n++] = strdup(key);
+        if (seg < 40) {
+            plan.wal = realloc(plan.wal, (plan.nwal + 1) * sizeof *plan.wal);
+            plan.wal[plan.nwal].key = strdup(key);
+            plan.wal[plan.nwal++].bytes = 100;
+        }
+    }
+    /* B2 under lock (manifest included), one part of B3, one old segment */
+    f.locked[0] = "backups/B2/";
+    f.locked[1] = "backups/B3/part-0001";
+    wal_segment_name(1, 12, SEG, name);
+    f.locked[2] = name;
+    ok(ret_apply(&f.base, &plan, &done, &e) == 0, "lock: retention succeeds (%s)", e.msg);
+    is_int(done.kept_locked, 3, "lock: three objects counted as kept under Object Lock");
+    is_int(done.backups_locked, 1, "lock: one backup stays whole");
+    ok(!plan.backups[0].locked && plan.backups[1].locked && !plan.backups[2].locked, "lock: the plan marks B2");
+    is_int(done.backups, 2, "lock: two backups deleted (B1, B3)");
+    ok(fake_has(&f, "backups/B2/manifest.json") && fake_has(&f, "backups/B2/part-0001") &&
+       fake_has(&f, "backups/B2/part-0002"), "lock: B2 keeps its manifest and its parts");
+    ok(!fake_has(&f, "backups/B1/manifest.json") && !fake_has(&f, "backups/B1/part-0001"), "lock: B1 is gone");
+    ok(!fake_has(&f, "backups/B3/manifest.json") && fake_has(&f, "backups/B3/part-0001") &&
+       !fake_has(&f, "backups/B3/part-0002"), "lock: of B3 only the locked part stays");
+    is_int(done.wal, 9, "lock: WAL below B2's start deleted, but for the locked one");
+    snprintf(key, sizeof key, "wal/%s", name);
+    ok(fake_has(&f, key), "lock: the locked segment stays");
+    wal_segment_name(1, 11, SEG, name);
+    snprintf(key, sizeof key, "wal/%s", name);
+    ok(!fake_has(&f, key), "lock: an unlocked old segment went");
+    for (seg = 20; seg < 40; seg++) {
+        wal_segment_name(1, seg, SEG, name);
+        snprintf(key, sizeof key, "wal/%s", name);
+        if (!fake_has(&f, key))
+            break;
+    }
+    is_int(seg, 40, "lock: the WAL from B2's start on stays (B2 stays whole)");
+    is_int(done.bytes, 1000 * 2 + 900, "lock: bytes freed count what went");
+
+    /* No lock: the plan's cut as it is. */
+    f.locked[0] = f.locked[1] = f.locked[2] = NULL;
+    ret_plan_free(&plan);
+    plan_of(&c, pol(2, 0, 24), &plan);
+    for (seg = 10; seg < 40; seg++) {
+        wal_segment_name(1, seg, SEG, name);
+        snprintf(key, sizeof key, "wal/%s", name);
+        plan.wal = realloc(plan.wal, (plan.nwal + 1) * sizeof *plan.wal);
+        plan.wal[plan.nwal].key = strdup(key);
+        plan.wal[plan.nwal++].bytes = 100;
+    }
+    f.base.kept_locked = 0;
+    ok(ret_apply(&f.base, &plan, &done, &e) == 0 && done.kept_locked == 0 && done.backups_locked == 0,
+       "unlocked: nothing kept");
+    is_int(done.backups, 3, "unlocked: B2 and what B3 left go now");
+    ok(!fake_has(&f, "backups/B3/part-0001") && !fake_has(&f, "backups/B2/manifest.json"), "unlocked: gone");
+    ret_plan_free(&plan);
+    for (i = 0; i < f.n; i++)
+        free(f.keys[i]);
+    cat_free(&c);
 }
 
 int main(void)
@@ -216,5 +381,6 @@ int main(void)
     ret_plan_free(&plan);
     cat_free(&c);
 
+    test_object_lock();
     return done_testing();
 }
