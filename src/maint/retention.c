@@ -239,11 +239,6 @@ static int remove_batches(struct stor *s, const char *const *keys, size_t n, str
     return 0;
 }
 
-/* An object the server keeps under Object Lock is not removed and not a
- * failure: the driver counts it (stor.h kept_locked).  A backup whose
- * manifest is kept stays whole (its other objects too); one whose manifest
- * went but some objects stayed is an incomplete backup that a later run
- * removes once retention allows (docs/S3.md). */
 /* The bytes of `m` keys of the plan's WAL (keys point into plan->wal, in order). */
 static uint64_t wal_bytes(const struct ret_plan *plan, const char *const *keys, size_t m)
 {
@@ -258,6 +253,11 @@ static uint64_t wal_bytes(const struct ret_plan *plan, const char *const *keys, 
     return sum;
 }
 
+/* An object the server keeps under Object Lock is not removed and not a
+ * failure: the driver counts it (stor.h kept_locked).  A backup whose
+ * manifest is kept stays whole (its other objects too); one whose manifest
+ * went but some objects stayed is an incomplete backup that a later run
+ * removes once retention allows (docs/S3.md). */
 static int delete_backup(struct stor *s, const struct ret_backup *b, int *skipped, int *locked, struct err *e)
 {
     struct keys_walk k;
