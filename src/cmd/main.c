@@ -93,7 +93,7 @@ static const struct cmd commands[] = {
       "pass and exits 3 if anything is left.\n",
       1, cmd_ship_run },
     { "backup-push", "take a full base backup of the running cluster to every region",
-      "usage: walship backup-push [--pgdata DIR] [--pg-conninfo CONNINFO] [--part-size SIZE]\n"
+      "usage: walship backup-push [--pgdata DIR] [--pg-conninfo CONNINFO] [--part-size SIZE] [--incremental]\n"
       "\n"
       "Starts a non-exclusive backup (pg_backup_start), copies PGDATA and its\n"
       "tablespaces as pax tar parts (several at once, each compressed and\n"

@@ -74,17 +74,48 @@ static int retained(const struct cat_entry *ce, size_t rank, const struct ret_po
     return 0;
 }
 
+/* Which complete backups stay: those the policy retains, and every backup
+ * a retained incremental needs to be restored (its parent, recursively).
+ * ret_plan loads every manifest (one that does not load fails the plan). */
+static unsigned char *keep_set(const struct catalog *cat, const struct ret_policy *p, size_t ncomplete)
+{
+    unsigned char *keep = calloc(cat->n + 1, 1);
+    size_t i, k, rank = ncomplete;
+
+    if (keep == NULL)
+        return NULL;
+    for (i = 0; i < cat->n; i++)
+        if (cat->v[i].complete)
+            keep[i] = (unsigned char)retained(&cat->v[i], --rank, p);
+    for (i = cat->n; i > 0; i--) {
+        const struct cat_entry *ce = &cat->v[i - 1];
+
+        if (!keep[i - 1])
+            continue;
+        if (ce->man == NULL || !ce->man->incremental)
+            continue;
+        for (k = 0; k + 1 < i && strcmp(cat->v[k].name, ce->man->parent) != 0; k++)
+            ;
+        if (k + 1 < i)
+            keep[k] = 1;
+    }
+    return keep;
+}
+
 int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, struct ret_plan *plan,
                      struct err *e)
 {
     size_t i, rank, ncomplete = 0;
     int cut_ok = 1;
+    unsigned char *keep;
 
     plan->policy_set = p->retain_full > 0 || p->retain_days > 0;
     for (i = 0; i < cat->n; i++)
         ncomplete += cat->v[i].complete ? 1 : 0;
 
     rank = ncomplete;
+    if ((keep = keep_set(cat, p, ncomplete)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
     for (i = 0; i < cat->n; i++) {
         const struct cat_entry *ce = &cat->v[i];
 
@@ -92,14 +123,18 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, stru
             uint64_t age = p->now > ce->newest ? (uint64_t)(p->now - ce->newest) : 0;
 
             /* Recent: a backup in progress (or one that just failed); leave it. */
-            if (age >= p->garbage_hours * 3600 && add_backup(plan, ce, e) < 0)
+            if (age >= p->garbage_hours * 3600 && add_backup(plan, ce, e) < 0) {
+                free(keep);
                 return -1;
+            }
             continue;
         }
         rank--;
-        if (!retained(ce, rank, p)) {
-            if (add_backup(plan, ce, e) < 0)
+        if (!keep[i]) {
+            if (add_backup(plan, ce, e) < 0) {
+                free(keep);
                 return -1;
+            }
             continue;
         }
         plan->kept++;
@@ -134,6 +169,7 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, stru
             plan->have_cut = 1;
         }
     }
+    free(keep);
     /* No policy, or a retained backup we cannot place: no WAL goes. */
     if (!cut_ok || !plan->policy_set)
         plan->have_cut = 0;

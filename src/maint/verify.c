@@ -612,14 +612,14 @@ static int full_part(struct repo *rp, const struct manifest *m, const struct man
             break;
         }
         r->files_checked++;
-        if (size != f->size || strcmp(hex, f->sha256) != 0) {
+        if (size != f->stored || strcmp(hex, man_file_stored_sha(f)) != 0) {
             char obj[1200];
 
             snprintf(obj, sizeof obj, "%s:%s", key, path);
             if (problem(r, obj, "backup %s: file \"%s\" in part %u is damaged: %s (manifest: %" PRIu64
                         " bytes, sha256 %.16s…; archive: %" PRIu64 " bytes, sha256 %.16s…)", m->name, path,
-                        (unsigned)mp->number, size != f->size ? "size differs" : "SHA-256 differs", f->size,
-                        f->sha256, size, hex) < 0)
+                        (unsigned)mp->number, size != f->stored ? "size differs" : "SHA-256 differs", f->stored,
+                        man_file_stored_sha(f), size, hex) < 0)
                 hard = 1;
         }
     }
@@ -792,6 +792,22 @@ static int note_recovery(struct vfy_report *r, const struct manifest *m)
     return 0;
 }
 
+/* An incremental restores only with its parent (whose manifest restore
+ * checks against the SHA-256 recorded here). */
+static int check_parent(const struct catalog *cat, struct manifest *const *mans, const struct manifest *m,
+                        struct vfy_report *r)
+{
+    char key[CAT_NAME_MAX + 32];
+    size_t i;
+
+    for (i = 0; i < cat->n; i++)
+        if (strcmp(cat->v[i].name, m->parent) == 0 && mans[i] != NULL)
+            return 0;
+    repo_key_backup(key, sizeof key, m->name, CAT_MANIFEST);
+    return problem(r, key, "backup %s is an incremental of backup %s, which is missing or does not load: it "
+                   "cannot be restored", m->name, m->parent);
+}
+
 /* ---- the region ---- */
 
 int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
@@ -849,6 +865,8 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
             goto nomem;
         if (check_backup(rp, mans[i], full, r, e) < 0)
             goto out;
+        if (mans[i]->incremental && check_parent(&cat, mans, mans[i], r) < 0)
+            goto nomem;
         if (check_backup_wal(&w, mans[i], r) < 0)
             goto nomem;
     }
