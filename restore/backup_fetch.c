@@ -455,27 +455,6 @@ static int run_links(struct bkf *c, struct err *e)
     return c->chain.n > 0 ? bkf_chain_finish(&c->chain, &c->tar, e) : 0;
 }
 
-/* An incremental: its chain loaded and checked, the files it assembles
- * from blocks created at their final size. */
-static int prepare_chain(struct bkf *c, struct repo *r, struct err *e)
-{
-    struct bkf_tar_worker w;
-    size_t i;
-    int rc = 0;
-
-    c->tar.chain = &c->chain;
-    c->tar.depth = 0;
-    c->tar.want = c->chain.want[0];
-    if (bkf_tar_worker_init(&w, &c->tar) < 0)
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    for (i = 0; i < c->m->nfiles && rc == 0; i++)
-        if (c->m->files[i].map != NULL)
-            rc = bkf_tar_precreate(&w, c->m->files[i].path, c->m->files[i].size, e);
-    bkf_tar_worker_free(&w);
-    (void)r;
-    return rc;
-}
-
 int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config *conf, const struct manifest *m,
               const char *dir, const struct bkf_opts *o, struct bkf_stats *st, struct err *e)
 {
@@ -545,7 +524,7 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
         goto out;
     if (m->has_tablespace_map && fetch_small(r, m->name, "tablespace_map", &tsmap, e) < 0)
         goto out;
-    if (m->incremental && prepare_chain(&c, r, e) < 0)
+    if (m->incremental && bkf_chain_prepare(&c.chain, &c.tar, e) < 0)
         goto out;
 
     for (k = 0; k < c.nw; k++) {

@@ -148,6 +148,25 @@ const struct man_file *bkf_chain_target(const struct bkf_chain *c, const char *p
     return f;
 }
 
+int bkf_chain_prepare(struct bkf_chain *c, struct bkf_tar *t, struct err *e)
+{
+    const struct manifest *m = c->links[0];
+    struct bkf_tar_worker w;
+    size_t i;
+    int rc = 0;
+
+    t->chain = c;
+    t->depth = 0;
+    t->want = c->want[0];
+    if (bkf_tar_worker_init(&w, t) < 0)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    for (i = 0; i < m->nfiles && rc == 0; i++)
+        if (m->files[i].map != NULL)
+            rc = bkf_tar_precreate(&w, m->files[i].path, m->files[i].size, e);
+    bkf_tar_worker_free(&w);
+    return rc;
+}
+
 static int hash_file(int fd, const char *path, char hex[65], struct err *e)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();

@@ -62,9 +62,13 @@ struct bkf_tar_worker;
 int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct man_file *mf, const char *name,
                     struct err *e);
 
+struct bkf_tar;
+/* Before any part: `t` (the target's index) set up for the chain, and
+ * every file with a map created empty at its final size. */
+int bkf_chain_prepare(struct bkf_chain *c, struct bkf_tar *t, struct err *e);
+
 /* Every mapped file complete and verified; mode and mtime set.  `rootfd`
  * and the route of paths as in bkf_tar. */
-struct bkf_tar;
 int bkf_chain_finish(const struct bkf_chain *c, struct bkf_tar *t, struct err *e);
 
 #endif

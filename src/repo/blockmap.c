@@ -57,7 +57,7 @@ static int parse_num(const char **p, uint64_t max, uint64_t *out)
     if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
         return -1;
     while (*s >= '0' && *s <= '9') {
-        if (v > (max - (uint64_t)(*s - '0')) / 10)
+        if ((uint64_t)(*s - '0') > max || v > (max - (uint64_t)(*s - '0')) / 10)
             return -1;
         v = v * 10 + (uint64_t)(*s - '0');
         s++;
