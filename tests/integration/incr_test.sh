@@ -46,6 +46,11 @@ sql "create table t_trunc as select g, md5(g::text) v from generate_series(1, 50
 sql "create table t_grow (id int primary key, v text)"
 sql "insert into t_grow select g, repeat('x', 200) from generate_series(1, 20000) g"
 sql "create unlogged table t_unlogged as select g from generate_series(1, 1000) g"
+mkdir -p "$T/ts1"; chown "$(pg_user)" "$T/ts1"
+sql "create tablespace ts1 location '$T/ts1'"
+sql "create table t_ts (id int primary key, v text) tablespace ts1"
+sql "insert into t_ts select g, md5(g::text) from generate_series(1, 20000) g"
+sql "create table t_move as select g, md5(g::text) v from generate_series(1, 20000) g"
 sql "checkpoint"
 
 t "full backup" ws backup-push
@@ -64,6 +69,8 @@ sql "create database db_copy strategy file_copy"
 sql "create database db_wal strategy wal_log"
 pg_run "$PG_BIN/psql" -X -q -h "$T/pg/sock" -p "$PGPORT" -U postgres -d db_copy -c "create table c as select generate_series(1, 5000) g" >/dev/null
 sql "insert into t_unlogged select generate_series(1, 1000)"
+sql "update t_ts set v = 'changed' where id between 100 and 200"
+sql "alter table t_move set tablespace ts1"                     # its files move to pg_tblspc/
 sql "checkpoint"
 
 t "incremental backup" ws backup-push --incremental
@@ -84,6 +91,9 @@ snapshot() {   # QUERY-RUNNER
   "$1" "select count(*), md5(string_agg(id::text || v, ',' order by id)) from t_grow"
   "$1" "select count(*) from pg_class where relname = 't_drop'"
   "$1" "select datname from pg_database order by 1"
+  "$1" "select count(*), md5(string_agg(id::text || v, ',' order by id)) from t_ts"
+  "$1" "select count(*), md5(string_agg(g::text || v, ',' order by g)) from t_move"
+  "$1" "select count(*), sum(abalance) from pgbench_accounts where aid % 7 = 3"
 }
 sw=$(sql "select pg_walfile_name(pg_switch_wal())")
 wait_for 60 bash -c "ls $T/repo2/wal/ | grep -q '^$sw'"
@@ -93,7 +103,7 @@ count_c=$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$PGPORT" -U postgres 
 check_restore() {   # DIR NAME SNAPSHOT
   local d=$1 name=$2 snap=$3
   pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo2" --key-file "$T/key" restore --backup "$name" \
-    --pgdata "$d" --target-latest >"$T/restore.out" 2>&1
+    --pgdata "$d" --tablespace-map "$T/ts1=$d.ts1" --target-latest >"$T/restore.out" 2>&1
   ok $? "restore of $name on a bare host (--from)" || diag "$(tail -5 "$T/restore.out")"
   pg_run "$PG_BIN/pg_ctl" -D "$d" -l "$d.log" -o "-p $RPORT" -w -t 120 start >/dev/null 2>&1
   wait_for 60 bash -c "runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $RPORT -U postgres -d postgres -c 'select not pg_is_in_recovery()' | grep -q t"
@@ -125,16 +135,29 @@ wait_for 60 bash -c "ls $T/repo2/wal/ | grep -q '^$sw'"
 snapshot sql >"$T/src2.txt"
 check_restore "$(newdir r2)" "$INCR2" "$T/src2.txt"
 
+# ---- an incremental taken while pgbench writes ----
+pg_run "$PG_BIN/pgbench" -n -c 2 -T 8 -h "$T/pg/sock" -p "$PGPORT" -U postgres postgres >"$T/pgbench.out" 2>&1 &
+pgb=$!
+sleep 2
+t "incremental under pgbench" ws backup-push --incremental
+INCR3=$(ls "$T/repo1/backups" | tail -1)
+wait "$pgb"
+ok $? "pgbench ran through the backup"
+sw=$(sql "select pg_walfile_name(pg_switch_wal())")
+wait_for 60 bash -c "ls $T/repo2/wal/ | grep -q '^$sw'"
+snapshot sql >"$T/src3.txt"
+check_restore "$(newdir r3)" "$INCR3" "$T/src3.txt"
+
 # the pure file check, without WAL: backup-fetch assembles the chain and
 # checks every file's SHA-256 against the newest manifest
 d=$(newdir f2)
-t "backup-fetch of the second incremental" ws backup-fetch "$INCR2" "$d"
+t "backup-fetch of the second incremental" ws backup-fetch "$INCR2" "$d" --tablespace-map "$T/ts1=$d.ts1"
 
 # ---- a missing or damaged link is refused, naming it ----
 cp -a "$T/repo2" "$T/repo3"
 rm "$T/repo3/backups/$FULL/manifest.json"
 d=$(newdir f3)
-pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" backup-fetch "$INCR2" "$d" >"$T/f3.out" 2>&1
+pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" backup-fetch "$INCR2" "$d" --tablespace-map "$T/ts1=$d.ts1" >"$T/f3.out" 2>&1
 st=$?
 [ "$st" -ne 0 ]; ok $? "a chain without its full backup is refused (exit $st)"
 like "$(cat "$T/f3.out")" "needs backup $FULL" "the message names the missing link"
@@ -150,7 +173,7 @@ b = bytearray(open(p, 'rb').read())
 b[len(b) // 2] ^= 1
 open(p, 'wb').write(bytes(b))" "$T/repo3/backups/$INCR1/$part"
 d=$(newdir f4)
-pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" backup-fetch "$INCR2" "$d" >"$T/f4.out" 2>&1
+pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" backup-fetch "$INCR2" "$d" --tablespace-map "$T/ts1=$d.ts1" >"$T/f4.out" 2>&1
 st=$?
 [ "$st" -ne 0 ]; ok $? "a chain with a damaged link is refused (exit $st)"
 like "$(cat "$T/f4.out")" "$INCR1" "the message names the damaged link"
@@ -171,13 +194,13 @@ wait "$bk" 2>/dev/null
 after=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["backups"]))')
 is "$after" "$before" "an incremental killed with -9 is not listed"
 t "an incremental after the killed one" ws backup-push --incremental
-like "$T_OUT" "is an incremental of backup $INCR2" "it takes the newest complete backup as its parent"
+like "$T_OUT" "is an incremental of backup $INCR3" "it takes the newest complete backup as its parent"
 
 # ---- retention keeps what a retained backup needs ----
 sed 's/^mode = sync$/mode = sync\nretain_full = 1/' "$CONF" >"$T/ret.conf"
 chmod 600 "$T/ret.conf"; chown "$(pg_user)" "$T/ret.conf"
 t "delete with retain_full = 1" pg_run "$WALSHIP" --config "$T/ret.conf" delete
-for b in "$FULL" "$INCR1" "$INCR2"; do
+for b in "$FULL" "$INCR1" "$INCR2" "$INCR3"; do
   [ -e "$T/repo1/backups/$b/manifest.json" ]; ok $? "backup $b, a parent of the newest, is kept"
 done
 
