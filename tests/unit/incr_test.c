@@ -5,7 +5,8 @@
  * into a file:// region: files grown, shrunk, unchanged, new; a parent that
  * is itself incremental; a missing link, a parent manifest that is not the
  * one the child was taken against, a map that refers to blocks a link does
- * not hold, and stored blocks that do not assemble into the manifest's file.
+ * not hold, and stored blocks that do not assemble into the manifest's file;
+ * retention keeping the parents of every retained backup.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -24,9 +25,11 @@
 #include "keys.h"
 #include "log.h"
 #include "obj.h"
+#include "retention.h"
 #include "stor.h"
 #include "tap.h"
 #include "util.h"
+#include "wal.h"
 
 #define BS 4096u
 #define TEST_SYSID 7311234567890123456ULL
@@ -510,6 +513,78 @@ static void test_chain(void)
     free(A0), free(B0), free(C0), free(A1), free(D1), free(C1), free(A2), free(B2);
 }
 
+/* ---- retention keeps what a retained backup needs ---- */
+
+static void chain_add(struct catalog *c, const char *name, double age_days, const char *parent, uint64_t segno)
+{
+    struct cat_entry *ce;
+    struct manifest *m = man_new();
+
+    c->v = realloc(c->v, (c->n + 1) * sizeof *c->v);
+    ce = &c->v[c->n++];
+    memset(ce, 0, sizeof *ce);
+    snprintf(ce->name, sizeof ce->name, "%s", name);
+    ce->complete = 1;
+    ce->objects = 3;
+    ce->bytes = 1000;
+    ce->newest = (time_t)1800000000 - (time_t)(age_days * 86400);
+    m->stop_time = (int64_t)ce->newest;
+    m->timeline = 1;
+    m->wal_segment_size = 16u << 20;
+    wal_segment_name(1, segno, 16u << 20, m->start_wal);
+    if (parent != NULL) {
+        m->incremental = 1;
+        m->parent = strdup(parent);
+    }
+    ce->man = m;
+}
+
+static const char *plan_gone(const struct catalog *c, int full, uint64_t days, struct ret_plan *plan)
+{
+    static char buf[256];
+    struct ret_policy p;
+    struct err e = ERR_INIT;
+    size_t i;
+
+    memset(&p, 0, sizeof p);
+    p.retain_full = full;
+    p.retain_days = days;
+    p.now = (time_t)1800000000;
+    memset(plan, 0, sizeof *plan);
+    buf[0] = '\0';
+    if (ret_plan_backups(c, &p, plan, &e) < 0) {
+        snprintf(buf, sizeof buf, "error: %s", e.msg);
+        return buf;
+    }
+    for (i = 0; i < plan->nbackups; i++)
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? "," : "", plan->backups[i].name);
+    return buf;
+}
+
+static void test_retention(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct ret_plan plan;
+    char seg[25];
+
+    chain_add(&c, "F1", 10, NULL, 10);
+    chain_add(&c, "I1a", 9, "F1", 20);
+    chain_add(&c, "I1b", 8, "I1a", 30);
+    chain_add(&c, "F2", 5, NULL, 40);
+    chain_add(&c, "I2a", 1, "F2", 50);
+    is_str(plan_gone(&c, 1, 0, &plan), "F1,I1a,I1b", "retain_full = 1: the newest incremental keeps its full");
+    ret_plan_free(&plan);
+    is_str(plan_gone(&c, 3, 0, &plan), "", "retain_full = 3 keeps I1b, hence I1a and F1");
+    wal_segment_name(1, 10, 16u << 20, seg);
+    ok(plan.have_cut && strcmp(plan.cut_wal, seg) == 0, "and the WAL from F1's start");
+    ret_plan_free(&plan);
+    is_str(plan_gone(&c, 0, 6, &plan), "F1,I1a,I1b", "retain_days = 6: the old chain goes whole");
+    ret_plan_free(&plan);
+    is_str(plan_gone(&c, 0, 9, &plan), "", "retain_days = 9 keeps I1b (8 days old), hence I1a and F1");
+    ret_plan_free(&plan);
+    cat_free(&c);
+}
+
 int main(void)
 {
     struct err e = ERR_INIT;
@@ -530,6 +605,7 @@ int main(void)
     test_hashes();
     test_manifest();
     test_chain();
+    test_retention();
 
     keys_free(kr);
     config_free(conf);
