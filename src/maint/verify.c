@@ -741,10 +741,10 @@ static int check_backup(struct repo *rp, const struct manifest *m, int full, str
         if (full && full_part(rp, m, mp, key, seen, r, e) < 0)
             goto out;
     }
-    for (i = 0; i < 2; i++) {
-        const char *what = i == 0 ? "backup_label" : "tablespace_map";
+    for (i = 0; i < 3; i++) {
+        const char *what = i == 0 ? "backup_label" : i == 1 ? "tablespace_map" : "blockhash";
 
-        if (i == 1 && !m->has_tablespace_map)
+        if ((i == 1 && !m->has_tablespace_map) || (i == 2 && m->block_size == 0))
             continue;
         repo_key_backup(key, sizeof key, m->name, what);
         if (objs_find(&l, key) == NULL) {
@@ -754,7 +754,7 @@ static int check_backup(struct repo *rp, const struct manifest *m, int full, str
             char w[CAT_NAME_MAX + 32];
 
             snprintf(w, sizeof w, "backup %s: %s", m->name, what);
-            if (full_object(rp, key, 0, NULL, w, r, e) < 0)
+            if (full_object(rp, key, i == 2 ? m->blockhash_size : 0, NULL, w, r, e) < 0)
                 goto out;
         }
     }
