@@ -8,8 +8,9 @@
 #   2. an update of 1% of pgbench_accounts rows by key range, a
 #      checkpoint, an incremental of each tool;
 #   3. the same with 1% of rows chosen at random (its parent: step 2's);
-#   4. restore: walship backup-fetch of the full backup, then of the
-#      chain's newest link; pgBackRest restore of its newest incr.
+#   4. restore: walship backup-fetch of the full backup, of the range
+#      incremental (a chain of 2) and of the random one (a chain of 3);
+#      pgBackRest restore of its newest incr.
 #
 # Reports stored bytes, wall time and CPU (user+sys, every process) per
 # command, measured by bench/lib/measure.py.  The page cache is warm (the
@@ -149,6 +150,7 @@ echo "  stored $(pb_bytes "$(pb_last)") bytes"
 
 echo "# restore"
 measure "walship backup-fetch full" "$WALSHIP" --config "$SD/walship.conf" backup-fetch "$WFULL" "$SD/r-full"
+measure "walship backup-fetch chain (range)" "$WALSHIP" --config "$SD/walship.conf" backup-fetch "$WI1" "$SD/r-chain1"
 measure "walship backup-fetch chain (3)" "$WALSHIP" --config "$SD/walship.conf" backup-fetch "$WI2" "$SD/r-chain"
 as_pg mkdir -p "$SD/r-pgbr"; chmod 700 "$SD/r-pgbr"
 measure "pgbackrest restore incr" pgbackrest --config="$SD/pgbackrest.conf" --stanza=bench restore --pg1-path="$SD/r-pgbr"

@@ -452,7 +452,7 @@ static int run_links(struct bkf *c, struct err *e)
         if (rc < 0)
             return -1;
     }
-    return c->chain.n > 0 ? bkf_chain_finish(&c->chain, &c->tar, e) : 0;
+    return c->chain.n > 0 ? bkf_chain_finish(&c->chain, &c->tar, c->nw, e) : 0;
 }
 
 int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config *conf, const struct manifest *m,
@@ -478,7 +478,7 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     c.ts_new = calloc(m->ntablespaces + 1, sizeof *c.ts_new);
     c.ts_oid = calloc(m->ntablespaces + 1, sizeof *c.ts_oid);
     c.nw = o->parallel < 1 ? 1 : o->parallel;
-    if ((size_t)c.nw > m->nparts)
+    if ((size_t)c.nw > m->nparts && !m->incremental)    /* a chain's links have parts of their own */
         c.nw = m->nparts ? (int)m->nparts : 1;
     c.w = calloc((size_t)c.nw, sizeof *c.w);
     if (c.rootfd == NULL || c.ts_target == NULL || c.ts_new == NULL || c.ts_oid == NULL || c.w == NULL) {

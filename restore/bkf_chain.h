@@ -67,8 +67,8 @@ struct bkf_tar;
  * every file with a map created empty at its final size. */
 int bkf_chain_prepare(struct bkf_chain *c, struct bkf_tar *t, struct err *e);
 
-/* Every mapped file complete and verified; mode and mtime set.  `rootfd`
- * and the route of paths as in bkf_tar. */
-int bkf_chain_finish(const struct bkf_chain *c, struct bkf_tar *t, struct err *e);
+/* Every mapped file complete and verified (read back and hashed by
+ * `nthreads` threads); mode and mtime set.  Paths routed as in bkf_tar. */
+int bkf_chain_finish(const struct bkf_chain *c, struct bkf_tar *t, int nthreads, struct err *e);
 
 #endif
