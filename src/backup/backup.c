@@ -843,7 +843,8 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
     }
 
     if (o->incremental) {
-        int k = bk_incr_choose(&inc, rp, c->nregions, res->full_because, sizeof res->full_because, e);
+        struct bk_incr_policy pol = { c->max_chain, c->full_every, (int64_t)time(NULL) };
+        int k = bk_incr_choose(&inc, rp, c->nregions, &pol, res->full_because, sizeof res->full_because, e);
 
         if (k < 0)
             goto out;

@@ -83,7 +83,48 @@ static int load_hashes(struct bk_incr *inc, struct repo *r, char *why, size_t wh
     return 1;
 }
 
-int bk_incr_choose(struct bk_incr *inc, struct repo *const *rp, int n, char *why, size_t whylen, struct err *e)
+/* Does the policy want a new full backup rather than a child of inc->pman?
+ * 1 (why set), 0, or -1 (e: the chain could not be read). */
+static int policy_wants_full(const struct bk_incr *inc, struct repo *r, const struct bk_incr_policy *pol, char *why,
+                             size_t whylen, struct err *e)
+{
+    struct manifest *m = NULL;
+    const struct manifest *cur = inc->pman;
+    int rc = 0;
+
+    if (pol->max_chain > 0 && inc->pman->depth + 1 > (uint32_t)pol->max_chain) {
+        snprintf(why, whylen, "it would be incremental number %u on top of a full backup (max_chain = %d)",
+                 (unsigned)inc->pman->depth + 1, pol->max_chain);
+        return 1;
+    }
+    if (pol->full_every == 0)
+        return 0;
+    /* the chain's full backup: its start time */
+    while (cur->incremental) {
+        struct manifest *up = NULL;
+
+        if (cat_load_manifest(r, cur->parent, &up, e) < 0) {
+            man_free(m);
+            if (e->code == ERR_NET || e->code == ERR_NOMEM)
+                return -1;
+            snprintf(why, whylen, "the chain of backup %s cannot be read (%s)", inc->parent, e->msg);
+            err_clear(e);
+            return 1;
+        }
+        man_free(m);
+        cur = m = up;
+    }
+    if (pol->now - cur->start_time >= (int64_t)pol->full_every) {
+        snprintf(why, whylen, "the chain's full backup %s started more than full_every (%llu s) ago", cur->name,
+                 (unsigned long long)pol->full_every);
+        rc = 1;
+    }
+    man_free(m);
+    return rc;
+}
+
+int bk_incr_choose(struct bk_incr *inc, struct repo *const *rp, int n, const struct bk_incr_policy *pol, char *why,
+                   size_t whylen, struct err *e)
 {
     struct catalog cats[16];
     int ncat = 0, r, first = -1, idx, rc = -1;
@@ -147,6 +188,11 @@ int bk_incr_choose(struct bk_incr *inc, struct repo *const *rp, int n, char *why
         rc = 0;
         goto out;
     }
+    if ((rc = policy_wants_full(inc, rp[first], pol, why, whylen, e)) != 0) {
+        rc = rc > 0 ? 0 : -1;
+        goto out;
+    }
+    rc = -1;
     inc->block_size = inc->pman->block_size;
     inc->parent_depth = inc->pman->depth;
     inc->pidx = man_index(inc->pman);

@@ -40,9 +40,17 @@ struct bk_incr {
 
 /* The parent of an incremental: the newest complete backup present in every
  * region of `rp` (NULL entries are skipped), with the same manifest in each.
- * 1: found (inc filled); 0: none usable, `why` says why (the caller takes a
+ * 1: found (inc filled); 0: none usable, or the policy (max_chain,
+ * full_every) asks for a full backup: `why` says why (the caller takes a
  * full backup); -1: e (a region could not be read). */
-int bk_incr_choose(struct bk_incr *inc, struct repo *const *rp, int n, char *why, size_t whylen, struct err *e);
+struct bk_incr_policy {
+    int max_chain;              /* 0: no limit (but BM_MAX_DEPTH) */
+    uint64_t full_every;        /* seconds; 0: never */
+    int64_t now;
+};
+
+int bk_incr_choose(struct bk_incr *inc, struct repo *const *rp, int n, const struct bk_incr_policy *pol, char *why,
+                   size_t whylen, struct err *e);
 void bk_incr_free(struct bk_incr *inc);
 
 /* Block hashes of a file read in arbitrary pieces. */

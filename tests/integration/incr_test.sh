@@ -216,4 +216,21 @@ last_parts=$(cat "$T/repo1/backups/$last"/part-* 2>/dev/null | wc -c)
 diag "100-row update: incremental parts $last_parts bytes (+ blockhash $(stat -c %s "$T/repo1/backups/$last/blockhash")), full parts $full_parts bytes; $(echo "$t1 - $t0" | bc) s"
 [ "$last_parts" -lt $((full_parts / 10)) ]; ok $? "it stores less than a tenth of the full backup"
 
+# ---- the schedule policy: max_chain, full_every ----
+sed 's/^parallel = 2$/parallel = 2\nmax_chain = 2/' "$CONF" >"$T/mc.conf"
+chmod 600 "$T/mc.conf"; chown "$(pg_user)" "$T/mc.conf"
+t "max_chain = 2: an incremental on a long chain" pg_run "$WALSHIP" --config "$T/mc.conf" backup-push --incremental
+like "$T_OUT" "max_chain = 2" "is a full backup, and says why"
+FULL2=$(ls "$T/repo1/backups" | tail -1)
+mkdir -p "$T/get"; chown "$(pg_user)" "$T/get"
+ws st get "backups/$FULL2/manifest.json" "$T/get/m.json" >/dev/null 2>&1
+grep -q '"type":"full"' "$T/get/m.json"; ok $? "its manifest says full"
+t "the next incremental" pg_run "$WALSHIP" --config "$T/mc.conf" backup-push --incremental
+like "$T_OUT" "is an incremental of backup $FULL2" "takes the new full backup as its parent"
+sed 's/^parallel = 2$/parallel = 2\nfull_every = 1s/' "$CONF" >"$T/fe.conf"
+chmod 600 "$T/fe.conf"; chown "$(pg_user)" "$T/fe.conf"
+sleep 1
+t "full_every = 1s: an incremental" pg_run "$WALSHIP" --config "$T/fe.conf" backup-push --incremental
+like "$T_OUT" "full_every" "is a full backup, and says why"
+
 done_testing
