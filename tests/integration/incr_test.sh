@@ -5,7 +5,8 @@
 # dropped, truncated and extended relations, CREATE DATABASE with FILE_COPY
 # and WAL_LOG, an unlogged table; an incremental; an incremental of it; each
 # restored on a bare host (--from) and compared query by query with the
-# source, and checked by pg_amcheck.  A missing or damaged link is refused
+# source, and checked by pg_amcheck; also under pgbench, with a table moved
+# to a tablespace; backup-list; the max_chain / full_every policy.  A missing or damaged link is refused
 # naming it; kill -9 during an incremental leaves nothing visible;
 # retention keeps a retained backup's parents.
 set -uo pipefail
@@ -82,6 +83,10 @@ diag "stored: full $full_bytes bytes, incremental $incr_bytes bytes"
 [ "$incr_bytes" -lt $((full_bytes / 2)) ]; ok $? "the incremental stores less than half the full ($incr_bytes < $full_bytes)"
 t "verify --full reads the incremental" ws verify --full
 t "backup-list lists it" ws backup-list
+like "$T_OUT" "$INCR1 .* incremental of $FULL" "as an incremental of the full backup"
+ws backup-list --json >"$T/list.json" 2>/dev/null
+is "$(python3 -c 'import json,sys; b=json.load(open(sys.argv[1]))[0]["backups"]; print(b[0]["type"], b[1]["type"], b[1]["parent"], b[1]["depth"])' "$T/list.json")" \
+  "full incr $FULL 1" "backup-list --json gives type, parent and depth"
 
 # what the source holds now: compared after each restore
 snapshot() {   # QUERY-RUNNER
