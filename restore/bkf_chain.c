@@ -388,8 +388,8 @@ static int scatter_block(struct bkf_tar_worker *w, struct scatter *s, const stru
 }
 
 static int scatter_data(struct bkf_tar_worker *w, struct archive *a, const struct man_file *mf,
-                        const struct man_file *tf, struct bkf_cfile *cf, int fd, struct scatter *s, const char *name,
-                        struct err *e)
+                        const struct man_file *tf, struct bkf_cfile *cf, int fd, struct scatter *s, int hash,
+                        const char *name, struct err *e)
 {
     struct bkf_tar *t = w->t;
     uint64_t pos = 0;
@@ -408,7 +408,8 @@ static int scatter_data(struct bkf_tar_worker *w, struct archive *a, const struc
         if (off < 0 || (uint64_t)off != pos || len > mf->stored - pos)
             return CHAIN_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %" PRIu64 " of %" PRIu64
                              " bytes were expected", (long long)off, len, pos, mf->stored);
-        EVP_DigestUpdate(w->md, buf, len);
+        if (hash)
+            EVP_DigestUpdate(w->md, buf, len);
         atomic_fetch_add(&t->work, (uint64_t)len);
         pos += len;
         for (p = buf; len > 0;) {
@@ -447,7 +448,7 @@ int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct ma
     unsigned char dg[EVP_MAX_MD_SIZE];
     unsigned int dglen = 0;
     char hex[65];
-    int fd, rc = -1;
+    int fd, rc = -1, whole;
 
     if (tf == NULL || tf->map == NULL) {
         /* the target does not have it, or stores it whole itself */
@@ -467,20 +468,23 @@ int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct ma
         bm_map_free(&own);
         return CHAIN_ERR(ERR_IO, "could not open the file made for it: %s", strerror(errno));
     }
+    /* The whole target file from this link only: its stream is the file,
+     * and hashing it spares reading it back.  Otherwise the file is read
+     * back and hashed at the end (bkf_chain_finish), which checks what
+     * this stream wrote too: hashing it here would be a second pass. */
+    whole = cf->map.n == 1 && cf->map.runs[0].depth == t->depth && mf->stored == tf->size;
     EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
-    if (scatter_data(w, a, mf, tf, cf, fd, &s, name, e) < 0)
+    if (scatter_data(w, a, mf, tf, cf, fd, &s, whole, name, e) < 0)
         goto out;
     EVP_DigestFinal_ex(w->md, dg, &dglen);
     hex_encode(dg, 32, hex);
     hex[64] = '\0';
-    if (strcmp(hex, man_file_stored_sha(mf)) != 0) {
+    if (whole && strcmp(hex, man_file_stored_sha(mf)) != 0) {
         CHAIN_ERR(ERR_CORRUPT, "SHA-256 %.16s… differs from the manifest's %.16s…: backup %s is damaged", hex,
                   man_file_stored_sha(mf), t->m->name);
         goto out;
     }
-    /* the whole file, from this link only: its stream was the file */
-    if (cf->map.n == 1 && cf->map.runs[0].depth == t->depth && mf->stored == tf->size &&
-        strcmp(hex, tf->sha256) == 0)
+    if (whole && strcmp(hex, tf->sha256) == 0)
         atomic_store(&cf->verified, 1);
     w->pend_files++;
     rc = 0;

@@ -57,7 +57,9 @@ const struct man_file *bkf_chain_target(const struct bkf_chain *c, const char *p
 
 /* One file entry of a link's part (bkf_tar.c calls it for every file of
  * a chain but the target's whole files): writes the blocks the target
- * assigns to this link, checks the entry's stored SHA-256. */
+ * assigns to this link.  When the entry is the whole target file it checks
+ * the entry's stored SHA-256 and marks the file verified; otherwise
+ * bkf_chain_finish checks what it wrote. */
 struct bkf_tar_worker;
 int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct man_file *mf, const char *name,
                     struct err *e);
