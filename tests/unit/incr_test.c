@@ -574,13 +574,19 @@ static void test_retention(void)
     chain_add(&c, "I2a", 1, "F2", 50);
     is_str(plan_gone(&c, 1, 0, &plan), "F1,I1a,I1b", "retain_full = 1: the newest incremental keeps its full");
     ret_plan_free(&plan);
-    is_str(plan_gone(&c, 3, 0, &plan), "", "retain_full = 3 keeps I1b, hence I1a and F1");
+    is_str(plan_gone(&c, 2, 0, &plan), "", "retain_full = 2 keeps both chains");
     wal_segment_name(1, 10, 16u << 20, seg);
     ok(plan.have_cut && strcmp(plan.cut_wal, seg) == 0, "and the WAL from F1's start");
     ret_plan_free(&plan);
     is_str(plan_gone(&c, 0, 6, &plan), "F1,I1a,I1b", "retain_days = 6: the old chain goes whole");
     ret_plan_free(&plan);
     is_str(plan_gone(&c, 0, 9, &plan), "", "retain_days = 9 keeps I1b (8 days old), hence I1a and F1");
+    ret_plan_free(&plan);
+    /* retain_full counts full backups: a sibling incremental of the newest
+     * full backup stays though it is not among the newest backups */
+    chain_add(&c, "I2b", 0.5, "F2", 60);
+    chain_add(&c, "I2c", 0.2, "I2b", 70);
+    is_str(plan_gone(&c, 1, 0, &plan), "F1,I1a,I1b", "retain_full = 1 keeps the newest full backup's whole chain");
     ret_plan_free(&plan);
     cat_free(&c);
 }
