@@ -238,4 +238,12 @@ sleep 1
 t "full_every = 1s: an incremental" pg_run "$WALSHIP" --config "$T/fe.conf" backup-push --incremental
 like "$T_OUT" "full_every" "is a full backup, and says why"
 
+# ---- a parent whose block hashes are gone: a full backup, saying why ----
+last=$(ls "$T/repo1/backups" | tail -1)
+rm "$T/repo1/backups/$last/blockhash"
+t "an incremental whose parent lost its block hashes" ws backup-push --incremental
+like "$T_OUT" "block hashes of backup $last" "is a full backup, and says why"
+t_fail "verify reports the missing blockhash" 3 ws verify
+like "$T_OUT" "$last: blockhash is missing" "naming it"
+
 done_testing
