@@ -452,7 +452,15 @@ static int run_links(struct bkf *c, struct err *e)
         if (rc < 0)
             return -1;
     }
-    return c->chain.n > 0 ? bkf_chain_finish(&c->chain, &c->tar, c->nw, e) : 0;
+    if (c->chain.n == 0)
+        return 0;
+    if (bkf_chain_finish(&c->chain, &c->tar, c->nw, e) < 0)
+        return -1;
+    /* every file of the target is there and checked (links may have
+     * counted a file once each) */
+    c->prog.files_done = c->m->nfiles;
+    c->prog.bytes_done = c->m->original_size;
+    return 0;
 }
 
 int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config *conf, const struct manifest *m,
