@@ -103,13 +103,19 @@ snapshot() {   # QUERY-RUNNER
 sw=$(sql "select pg_walfile_name(pg_switch_wal())")
 wait_for 60 bash -c "ls $T/repo2/wal/ | grep -q '^$sw'"
 snapshot sql >"$T/src1.txt"
+sleep 1.2
+TIME1=$(sql "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+sleep 1.2
 count_c=$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$PGPORT" -U postgres -d db_copy -c "select count(*) from c")
 
-check_restore() {   # DIR NAME SNAPSHOT
+check_restore() {   # DIR NAME SNAPSHOT [RESTORE OPTIONS]
   local d=$1 name=$2 snap=$3
-  pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo2" --key-file "$T/key" restore --backup "$name" \
-    --pgdata "$d" --tablespace-map "$T/ts1=$d.ts1" --target-latest >"$T/restore.out" 2>&1
-  ok $? "restore of $name on a bare host (--from)" || diag "$(tail -5 "$T/restore.out")"
+  shift 3
+  [ $# -gt 0 ] || set -- --backup "$name" --target-latest
+  pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo2" --key-file "$T/key" restore \
+    --pgdata "$d" --tablespace-map "$T/ts1=$d.ts1" "$@" >"$T/restore.out" 2>&1
+  ok $? "restore of $name on a bare host (--from $*)" || diag "$(tail -5 "$T/restore.out")"
+  like "$(cat "$T/restore.out")" "$name" "it restores backup $name"
   pg_run "$PG_BIN/pg_ctl" -D "$d" -l "$d.log" -o "-p $RPORT" -w -t 120 start >/dev/null 2>&1
   wait_for 60 bash -c "runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $RPORT -U postgres -d postgres -c 'select not pg_is_in_recovery()' | grep -q t"
   ok $? "the restored $name is promoted"
@@ -152,6 +158,9 @@ sw=$(sql "select pg_walfile_name(pg_switch_wal())")
 wait_for 60 bash -c "ls $T/repo2/wal/ | grep -q '^$sw'"
 snapshot sql >"$T/src3.txt"
 check_restore "$(newdir r3)" "$INCR3" "$T/src3.txt"
+
+# restore to a time: the newest backup before it is the first incremental
+check_restore "$(newdir r4)" "$INCR1" "$T/src1.txt" --target-time "$TIME1"
 
 # the pure file check, without WAL: backup-fetch assembles the chain and
 # checks every file's SHA-256 against the newest manifest
