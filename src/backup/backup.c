@@ -125,10 +125,6 @@ static int job_stopped(struct bk_job *j)
 }
 
 /* Copy one file into the tar; returns 1 if written, 0 if it vanished. */
-static int tar_file_incr(struct archive *a, struct tar_out *to, const struct bk_item *it, int fd,
-                         const struct stat *st, const struct bh_file *ph, const struct man_file *pfm, unsigned char *buf,
-                         int tmpfd, struct pf_ent *out, struct bk_job *j, struct err *e);
-
 /* Copy one file into the tar; returns 1 if written (or, incremental, if
  * nothing of it needed writing), 0 if it vanished. */
 static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item *it, unsigned char *buf,
@@ -160,9 +156,20 @@ static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item 
         const struct bh_file *ph = bk_incr_parent_of(j->inc, it->path, (uint64_t)st.st_size, &pfm);
 
         if (ph != NULL) {
-            rc = tar_file_incr(a, to, it, fd, &st, ph, pfm, buf, tmpfd, out, j, e);
+            struct bk_incr_file f;
+            struct bk_incr_src src = { fd, it->src, it->path, &st };
+
+            rc = bk_incr_tar(j->inc, a, &to->failed, &src, ph, pfm, tmpfd, buf, BK_READ_BUF, &j->done, &f, e);
             close(fd);
-            return rc;
+            if (rc < 0)
+                return -1;
+            memcpy(out->sha, f.sha, sizeof out->sha);
+            memcpy(out->stored_sha, f.stored_sha, sizeof out->stored_sha);
+            out->size = (uint64_t)st.st_size;
+            out->stored = f.stored;
+            out->map = f.map;
+            out->hashes = f.hashes;
+            return 1;
         }
     }
     if (bh_acc_init(&acc, (uint64_t)st.st_size, j->bs, e) < 0) {
@@ -224,53 +231,6 @@ out:
     EVP_MD_CTX_free(md);
     archive_entry_free(ent);
     close(fd);
-    return rc;
-}
-
-/* An incremental's file with a parent: its own blocks only (bk_incr.h). */
-static int tar_file_incr(struct archive *a, struct tar_out *to, const struct bk_item *it, int fd,
-                         const struct stat *st, const struct bh_file *ph, const struct man_file *pfm, unsigned char *buf,
-                         int tmpfd, struct pf_ent *out, struct bk_job *j, struct err *e)
-{
-    struct bk_incr_file f;
-    struct archive_entry *ent;
-    int rc = -1;
-
-    if (bk_incr_read(j->inc, fd, it->src, (uint64_t)st->st_size, ph, pfm, tmpfd, buf, BK_READ_BUF, &j->done, &f,
-                     e) < 0)
-        return -1;
-    if (f.stored > 0) {
-        if ((ent = archive_entry_new()) == NULL) {
-            err_setf(e, ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        archive_entry_set_pathname(ent, it->path);
-        archive_entry_set_filetype(ent, AE_IFREG);
-        archive_entry_set_perm(ent, st->st_mode & 07777);
-        archive_entry_set_size(ent, (la_int64_t)f.stored);
-        archive_entry_set_mtime(ent, st->st_mtime, 0);
-        if (archive_write_header(a, ent) != ARCHIVE_OK) {
-            if (!to->failed)
-                err_setf(e, ERR_INTERNAL, "could not write the tar header of \"%s\": %s", it->path,
-                         archive_error_string(a));
-            archive_entry_free(ent);
-            goto out;
-        }
-        archive_entry_free(ent);
-        if (bk_incr_emit(a, tmpfd, f.stored, buf, BK_READ_BUF, it->path, e) < 0)
-            goto out;
-    }
-    memcpy(out->sha, f.sha, sizeof out->sha);
-    memcpy(out->stored_sha, f.stored_sha, sizeof out->stored_sha);
-    out->size = (uint64_t)st->st_size;
-    out->stored = f.stored;
-    out->map = f.map;
-    out->hashes = f.hashes;
-    f.map = NULL;
-    f.hashes = NULL;
-    rc = 1;
-out:
-    bk_incr_file_free(&f);
     return rc;
 }
 
@@ -516,24 +476,6 @@ out:
     return rc;
 }
 
-/* An incremental stages each file's own blocks in an anonymous file of
- * spool_dir (the tar header needs their size before the data). */
-static int staging_open(const char *dir, struct err *e)
-{
-    char path[4096];
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-    if (fd >= 0)
-        return fd;
-    if (snprintf(path, sizeof path, "%s/walship-incr-XXXXXX", dir) >= (int)sizeof path)
-        return err_setf(e, ERR_IO, "spool_dir path too long");
-    fd = mkstemp(path);
-    if (fd < 0)
-        return err_errno(e, ERR_IO, errno, "could not create a staging file in \"%s\"", dir);
-    unlink(path);
-    return fd;
-}
-
 static void *part_worker(void *arg)
 {
     struct bk_job *j = arg;
@@ -548,7 +490,7 @@ static void *part_worker(void *arg)
         job_fatal(j, &e);
         return NULL;
     }
-    if (j->inc != NULL && (tmpfd = staging_open(j->c->spool_dir, &e)) < 0) {
+    if (j->inc != NULL && (tmpfd = bk_incr_staging_open(j->c->spool_dir, &e)) < 0) {
         job_fatal(j, &e);
         free(buf);
         return NULL;
@@ -729,31 +671,6 @@ static int name_taken(struct repo *const *rp, int n, const char *name)
         if (rp[r] != NULL)
             (void)stor_list(rp[r]->st, prefix, any_object, &found, &(struct err)ERR_INIT);
     return found;
-}
-
-/* The manifest's chain fields and the block hashes it binds. */
-static int set_chain(struct bk_job *j, struct manifest *m, unsigned char **bh, size_t *bhlen, struct err *e)
-{
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned int dn = 0;
-
-    if (bh_set_encode(&j->own, bh, bhlen, e) < 0)
-        return -1;
-    if (EVP_Digest(*bh, *bhlen, d, &dn, EVP_sha256(), NULL) != 1)
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    hex_encode(d, 32, m->blockhash_sha256);
-    m->blockhash_sha256[64] = '\0';
-    m->blockhash_size = *bhlen;
-    m->block_size = j->bs;
-    if (j->inc != NULL) {
-        m->format = MAN_FORMAT_INCR;
-        m->incremental = 1;
-        m->depth = j->inc->parent_depth + 1;
-        memcpy(m->parent_sha256, j->inc->parent_sha, sizeof m->parent_sha256);
-        if ((m->parent = strdup(j->inc->parent)) == NULL)
-            return err_setf(e, ERR_NOMEM, "out of memory");
-    }
-    return 0;
 }
 
 int bk_push(const struct config *c, const struct keyring *kr, const struct bk_opts *o, struct bk_result *res,
@@ -958,7 +875,7 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
         if (keys_current(kr) != NULL)
             m->key_id = strdup(keys_current(kr)->id_hex);
         m->has_tablespace_map = stop.tablespace_map && stop.tablespace_map[0] != '\0';
-        if (set_chain(&j, m, &bh_buf, &bh_len, e) < 0)
+        if (bk_incr_manifest(j.inc, &j.own, j.bs, m, &bh_buf, &bh_len, e) < 0)
             goto out;
         for (p = 0; p < j.nparts; p++) {
             struct man_part mp = { (uint32_t)(p + 1), j.parts[p].raw, j.parts[p].stored, j.parts[p].files };

@@ -5,6 +5,7 @@
 
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -441,6 +442,82 @@ int bk_incr_emit(struct archive *a, int tmpfd, uint64_t len, unsigned char *buf,
             return err_setf(e, ERR_INTERNAL, "could not write \"%s\" into the archive: %s", path,
                             archive_error_string(a));
         off += (uint64_t)n;
+    }
+    return 0;
+}
+
+int bk_incr_tar(const struct bk_incr *inc, struct archive *a, const int *sink_failed, const struct bk_incr_src *s,
+                const struct bh_file *ph, const struct man_file *pf, int tmpfd, unsigned char *buf, size_t buflen,
+                uint64_t *done, struct bk_incr_file *out, struct err *e)
+{
+    struct archive_entry *ent;
+
+    if (bk_incr_read(inc, s->fd, s->src, (uint64_t)s->st->st_size, ph, pf, tmpfd, buf, buflen, done, out, e) < 0)
+        return -1;
+    if (out->stored == 0)
+        return 0;   /* nothing of its own: no tar entry (part 0) */
+    if ((ent = archive_entry_new()) == NULL) {
+        bk_incr_file_free(out);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    archive_entry_set_pathname(ent, s->path);
+    archive_entry_set_filetype(ent, AE_IFREG);
+    archive_entry_set_perm(ent, s->st->st_mode & 07777);
+    archive_entry_set_size(ent, (la_int64_t)out->stored);
+    archive_entry_set_mtime(ent, s->st->st_mtime, 0);
+    if (archive_write_header(a, ent) != ARCHIVE_OK) {
+        if (!*sink_failed)
+            err_setf(e, ERR_INTERNAL, "could not write the tar header of \"%s\": %s", s->path,
+                     archive_error_string(a));
+        archive_entry_free(ent);
+        bk_incr_file_free(out);
+        return -1;
+    }
+    archive_entry_free(ent);
+    if (bk_incr_emit(a, tmpfd, out->stored, buf, buflen, s->path, e) < 0) {
+        bk_incr_file_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+int bk_incr_staging_open(const char *dir, struct err *e)
+{
+    char path[4096];
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+    if (fd >= 0)
+        return fd;
+    if (snprintf(path, sizeof path, "%s/walship-incr-XXXXXX", dir) >= (int)sizeof path)
+        return err_setf(e, ERR_IO, "spool_dir path too long");
+    fd = mkstemp(path);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not create a staging file in \"%s\"", dir);
+    unlink(path);
+    return fd;
+}
+
+int bk_incr_manifest(const struct bk_incr *inc, struct bh_set *own, uint32_t bs, struct manifest *m,
+                     unsigned char **bh, size_t *bhlen, struct err *e)
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dn = 0;
+
+    if (bh_set_encode(own, bh, bhlen, e) < 0)
+        return -1;
+    if (EVP_Digest(*bh, *bhlen, d, &dn, EVP_sha256(), NULL) != 1)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    hex_encode(d, 32, m->blockhash_sha256);
+    m->blockhash_sha256[64] = '\0';
+    m->blockhash_size = *bhlen;
+    m->block_size = bs;
+    if (inc != NULL) {
+        m->format = MAN_FORMAT_INCR;
+        m->incremental = 1;
+        m->depth = inc->parent_depth + 1;
+        memcpy(m->parent_sha256, inc->parent_sha, sizeof m->parent_sha256);
+        if ((m->parent = strdup(inc->parent)) == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory");
     }
     return 0;
 }

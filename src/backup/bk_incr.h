@@ -20,6 +20,7 @@
 
 #include <archive.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "blockmap.h"
 #include "catalog.h"
@@ -90,5 +91,28 @@ void bk_incr_file_free(struct bk_incr_file *f);
 /* Copy `len` bytes staged in tmpfd into the current tar entry. */
 int bk_incr_emit(struct archive *a, int tmpfd, uint64_t len, unsigned char *buf, size_t buflen, const char *path,
                  struct err *e);
+
+/* The file being backed up: open descriptor, paths, its fstat. */
+struct bk_incr_src {
+    int fd;
+    const char *src;                /* absolute, for errors */
+    const char *path;               /* in the backup */
+    const struct stat *st;
+};
+
+/* bk_incr_read, then a tar entry of the own blocks (none when nothing
+ * changed).  `sink_failed`: the archive's output has failed and set `e`
+ * already.  0, or -1 with e. */
+int bk_incr_tar(const struct bk_incr *inc, struct archive *a, const int *sink_failed, const struct bk_incr_src *s,
+                const struct bh_file *ph, const struct man_file *pf, int tmpfd, unsigned char *buf, size_t buflen,
+                uint64_t *done, struct bk_incr_file *out, struct err *e);
+
+/* An anonymous staging file in `dir` (spool_dir). */
+int bk_incr_staging_open(const char *dir, struct err *e);
+
+/* The manifest's chain fields (inc NULL: a full backup) and the block
+ * hashes `own` it binds, encoded into *bh for backups/NAME/blockhash. */
+int bk_incr_manifest(const struct bk_incr *inc, struct bh_set *own, uint32_t bs, struct manifest *m,
+                     unsigned char **bh, size_t *bhlen, struct err *e);
 
 #endif
