@@ -794,18 +794,27 @@ static int note_recovery(struct vfy_report *r, const struct manifest *m)
 
 /* An incremental restores only with its parent (whose manifest restore
  * checks against the SHA-256 recorded here). */
-static int check_parent(const struct catalog *cat, struct manifest *const *mans, const struct manifest *m,
-                        struct vfy_report *r)
+static int check_parent(struct repo *rp, const struct catalog *cat, struct manifest *const *mans,
+                        const struct manifest *m, struct vfy_report *r)
 {
-    char key[CAT_NAME_MAX + 32];
+    char key[CAT_NAME_MAX + 32], sha[65];
+    struct manifest *pm = NULL;
+    struct err le = ERR_INIT;
     size_t i;
+    int same;
 
-    for (i = 0; i < cat->n; i++)
-        if (strcmp(cat->v[i].name, m->parent) == 0 && mans[i] != NULL)
-            return 0;
     repo_key_backup(key, sizeof key, m->name, CAT_MANIFEST);
-    return problem(r, key, "backup %s is an incremental of backup %s, which is missing or does not load: it "
-                   "cannot be restored", m->name, m->parent);
+    for (i = 0; i < cat->n && !(strcmp(cat->v[i].name, m->parent) == 0 && mans[i] != NULL); i++)
+        ;
+    if (i == cat->n)
+        return problem(r, key, "backup %s is an incremental of backup %s, which is missing or does not load: it "
+                       "cannot be restored", m->name, m->parent);
+    if (cat_load_manifest_sha(rp, m->parent, &pm, sha, &le) < 0)
+        return problem(r, key, "backup %s: its parent %s does not load: %s", m->name, m->parent, le.msg);
+    man_free(pm);
+    same = strcmp(sha, m->parent_sha256) == 0;
+    return same ? 0 : problem(r, key, "backup %s: the manifest of its parent %s is not the one it was taken against "
+                              "(SHA-256 differs): it cannot be restored", m->name, m->parent);
 }
 
 /* ---- the region ---- */
@@ -865,7 +874,7 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
             goto nomem;
         if (check_backup(rp, mans[i], full, r, e) < 0)
             goto out;
-        if (mans[i]->incremental && check_parent(&cat, mans, mans[i], r) < 0)
+        if (mans[i]->incremental && check_parent(rp, &cat, mans, mans[i], r) < 0)
             goto nomem;
         if (check_backup_wal(&w, mans[i], r) < 0)
             goto nomem;

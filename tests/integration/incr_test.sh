@@ -176,6 +176,9 @@ st=$?
 [ "$st" -ne 0 ]; ok $? "a chain without its full backup is refused (exit $st)"
 like "$(cat "$T/f3.out")" "needs backup $FULL" "the message names the missing link"
 [ ! -e "$d" ] || [ -z "$(ls -A "$d")" ]; ok $? "and nothing was written"
+pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" verify >"$T/v3.out" 2>&1
+is "$?" 3 "verify fails on a chain without its full backup"
+like "$(cat "$T/v3.out")" "$INCR1 is an incremental of backup $FULL, which is missing" "naming the missing link"
 rm -rf "$T/repo3"
 
 cp -a "$T/repo2" "$T/repo3"
