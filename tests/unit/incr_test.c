@@ -6,6 +6,7 @@
  * is itself incremental; a missing link, a parent manifest that is not the
  * one the child was taken against, a map that refers to blocks a link does
  * not hold, and stored blocks that do not assemble into the manifest's file;
+ * the backup side of one file (map composed with the parent's, staging);
  * retention keeping the parents of every retained backup.
  */
 #include <archive.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "backup_fetch.h"
+#include "bk_incr.h"
 #include "blockmap.h"
 #include "catalog.h"
 #include "keys.h"
@@ -513,6 +515,68 @@ static void test_chain(void)
     free(A0), free(B0), free(C0), free(A1), free(D1), free(C1), free(A2), free(B2);
 }
 
+/* ---- the backup side: one file against its parent ---- */
+
+static void test_incr_read(void)
+{
+    /* the parent: 4 blocks + 100 bytes, its map "0*1,2*2,1*2" (depth 2) */
+    size_t psize = 4 * BS + 100, size = 6 * BS + 7;
+    unsigned char *pdata = pattern(psize, 11), *data = pattern(size, 12), *ph = malloc(5 * BM_HASH_LEN);
+    unsigned char buf[BS], back[3 * BS + 200];
+    struct bk_incr inc;
+    struct bh_file phf;
+    struct man_file pf;
+    struct bk_incr_file out;
+    struct err e = ERR_INIT;
+    uint64_t done = 0, b;
+    char path[PATH_MAX];
+    int fd, tmp;
+
+    memcpy(data, pdata, 4 * BS);            /* blocks 0..3 unchanged */
+    memset(data + 2 * BS + 5, 0xee, 10);    /* ... but block 2 */
+    for (b = 0; b < 5; b++)
+        bm_hash_block(pdata + b * BS, bm_block_len(psize, BS, b), ph + b * BM_HASH_LEN);
+    memset(&inc, 0, sizeof inc);
+    inc.block_size = BS;
+    inc.parent_depth = 2;
+    snprintf(inc.parent, sizeof inc.parent, "P");
+    phf.path = "base/1/100";
+    phf.size = psize;
+    phf.h = ph;
+    memset(&pf, 0, sizeof pf);
+    pf.path = "base/1/100";
+    pf.size = psize;
+    pf.map = "0*1,2*2,1*2";
+    snprintf(path, sizeof path, "%s/incr-read", root);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (write(fd, data, size) != (ssize_t)size)
+        diag("write");
+    lseek(fd, 0, SEEK_SET);
+    tmp = bk_incr_staging_open(root, &e);
+    ok(bk_incr_read(&inc, fd, path, size, &phf, &pf, tmp, buf, sizeof buf, &done, &out, &e) == 0, "a file is read "
+       "against its parent: %s", e.msg);
+    /* block 0: parent's own -> 1; block 1: parent depth 2 -> 3; block 2 changed -> 0; block 3: parent depth 1 -> 2;
+     * block 4: the parent's was partial, now full -> 0; block 5, 6: new -> 0 */
+    is_str(out.map, "1*1,3*1,0*1,2*1,0*3", "the map composes the parent's depths");
+    ok(out.stored == 3 * BS + 7 && done == size, "own bytes: blocks 2, 4, 5 and the partial 6");
+    ok(pread(tmp, back, sizeof back, 0) == (ssize_t)(3 * BS + 7) && memcmp(back, data + 2 * BS, BS) == 0 &&
+       memcmp(back + BS, data + 4 * BS, 2 * BS + 7) == 0, "the staged blocks, in order");
+    {
+        char hex[65];
+
+        sha_hex(data, size, hex);
+        ok(strcmp(hex, out.sha) == 0, "the whole-file SHA-256 is of the file as read");
+        sha_hex(back, 3 * BS + 7, hex);
+        ok(strcmp(hex, out.stored_sha) == 0, "the stored SHA-256 is of the staged blocks");
+    }
+    bk_incr_file_free(&out);
+    close(fd);
+    close(tmp);
+    free(pdata);
+    free(data);
+    free(ph);
+}
+
 /* ---- retention keeps what a retained backup needs ---- */
 
 static void chain_add(struct catalog *c, const char *name, double age_days, const char *parent, uint64_t segno)
@@ -612,6 +676,7 @@ int main(void)
     test_manifest();
     test_chain();
     test_retention();
+    test_incr_read();
 
     keys_free(kr);
     config_free(conf);
