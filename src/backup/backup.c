@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "autoconf.h"
+#include "bk_incr.h"
 #include "bk_walk.h"
 #include "fault.h"
 #include "log.h"
@@ -55,6 +56,20 @@ struct bk_job {
     int fatal;                  /* a local fault: stop everything */
     struct err fatal_err;
     uint64_t done;              /* bytes of files read, atomically updated */
+    uint32_t bs;                /* block size of the block hashes */
+    const struct bk_incr *inc;  /* the parent, when incremental */
+    struct bh_set own;          /* this backup's block hashes, under lock */
+};
+
+/* One file as it went into a part. */
+struct pf_ent {
+    size_t item;
+    uint64_t size;
+    char sha[65];
+    char *map;                  /* incremental: block map, else NULL */
+    uint64_t stored;
+    char stored_sha[65];
+    unsigned char *hashes;      /* block hashes, or NULL */
 };
 
 /* ---- one part: tar → count → encoder → count → fan-out ---- */
@@ -110,9 +125,14 @@ static int job_stopped(struct bk_job *j)
 }
 
 /* Copy one file into the tar; returns 1 if written, 0 if it vanished. */
+/* Copy one file into the tar; returns 1 if written (or, incremental, if
+ * nothing of it needed writing), 0 if it vanished. */
 static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item *it, unsigned char *buf,
-                    char sha_hex[65], uint64_t *size_out, struct bk_job *j, struct err *e)
+                    int tmpfd, struct pf_ent *out, struct bk_job *j, struct err *e)
 {
+    char *sha_hex = out->sha;
+    uint64_t *size_out = &out->size;
+    struct bh_acc acc;
     struct archive_entry *ent = NULL;
     unsigned char digest[32];
     unsigned int dlen = 0;
@@ -130,6 +150,31 @@ static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item 
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return err_setf(e, ERR_IO, "\"%s\" is no longer a regular file", it->src);
+    }
+    if (j->inc != NULL) {
+        const struct man_file *pfm;
+        const struct bh_file *ph = bk_incr_parent_of(j->inc, it->path, (uint64_t)st.st_size, &pfm);
+
+        if (ph != NULL) {
+            struct bk_incr_file f;
+            struct bk_incr_src src = { fd, it->src, it->path, &st };
+
+            rc = bk_incr_tar(j->inc, a, &to->failed, &src, ph, pfm, tmpfd, buf, BK_READ_BUF, &j->done, &f, e);
+            close(fd);
+            if (rc < 0)
+                return -1;
+            memcpy(out->sha, f.sha, sizeof out->sha);
+            memcpy(out->stored_sha, f.stored_sha, sizeof out->stored_sha);
+            out->size = (uint64_t)st.st_size;
+            out->stored = f.stored;
+            out->map = f.map;
+            out->hashes = f.hashes;
+            return 1;
+        }
+    }
+    if (bh_acc_init(&acc, (uint64_t)st.st_size, j->bs, e) < 0) {
+        close(fd);
+        return -1;
     }
     md = EVP_MD_CTX_new();
     ent = archive_entry_new();
@@ -165,6 +210,7 @@ static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item 
             n = (ssize_t)want;
         }
         EVP_DigestUpdate(md, buf, (size_t)n);
+        bh_acc_update(&acc, buf, (size_t)n);
         if (archive_write_data(a, buf, (size_t)n) != n) {
             if (!to->failed)
                 err_setf(e, ERR_INTERNAL, "could not write \"%s\" into the archive: %s", it->path,
@@ -177,8 +223,11 @@ static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item 
     EVP_DigestFinal_ex(md, digest, &dlen);
     hex_encode(digest, 32, sha_hex);
     *size_out = (uint64_t)st.st_size;
+    out->stored = *size_out;
+    out->hashes = bh_acc_take(&acc);
     rc = 1;
 out:
+    bh_acc_free(&acc);
     EVP_MD_CTX_free(md);
     archive_entry_free(ent);
     close(fd);
@@ -263,11 +312,49 @@ static void fanout_results(struct bk_job *j, struct multi_result *res, const int
 }
 
 struct part_files {
-    struct { size_t item; uint64_t size; char sha[65]; } *v;
+    struct pf_ent *v;
     size_t n;
 };
 
-static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char *buf, struct err *e)
+/* Into the manifest and the block hashes, under the job's lock. */
+static int record_files(struct bk_job *j, struct part_files *pf, uint32_t part, struct err *e)
+{
+    size_t i;
+
+    for (i = 0; i < pf->n; i++) {
+        struct pf_ent *f = &pf->v[i];
+        const struct bk_item *it = &j->list->items[f->item];
+        int rc;
+
+        if (f->map != NULL)
+            rc = man_add_file_map(j->man, it->path, f->stored > 0 ? part : 0, f->size, it->mode, it->mtime, f->sha,
+                                  f->map, f->stored, f->stored_sha, e);
+        else
+            rc = man_add_file(j->man, it->path, part, f->size, it->mode, it->mtime, f->sha, e);
+        if (rc < 0)
+            return -1;
+        if (f->hashes != NULL) {
+            rc = bh_set_add(&j->own, it->path, f->size, f->hashes, e);
+            f->hashes = NULL;
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static void part_files_free(struct part_files *pf)
+{
+    size_t i;
+
+    for (i = 0; pf->v != NULL && i < pf->n; i++) {
+        free(pf->v[i].map);
+        free(pf->v[i].hashes);
+    }
+    free(pf->v);
+}
+
+static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char *buf, int tmpfd, struct err *e)
 {
     struct bk_part *p = &j->parts[pi];
     struct multi_result res[BK_MAX_REGIONS];
@@ -338,7 +425,8 @@ static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char 
                 goto out;
             continue;
         }
-        got = tar_file(a, &to, it, buf, pf.v[pf.n].sha, &pf.v[pf.n].size, j, e);
+        memset(&pf.v[pf.n], 0, sizeof pf.v[pf.n]);
+        got = tar_file(a, &to, it, buf, tmpfd, &pf.v[pf.n], j, e);
         if (got < 0)
             goto out;
         if (got == 1)
@@ -362,15 +450,13 @@ static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char 
             goto out;
         }
     }
-    p->files = (uint32_t)pf.n;
+    p->files = 0;
+    for (i = 0; i < pf.n; i++)
+        p->files += pf.v[i].map == NULL || pf.v[i].stored > 0;
     pthread_mutex_lock(&j->lock);
-    for (i = 0; i < pf.n; i++) {
-        const struct bk_item *it = &j->list->items[pf.v[i].item];
-        if (man_add_file(j->man, it->path, (uint32_t)(pi + 1), pf.v[i].size, it->mode, it->mtime, pf.v[i].sha,
-                         e) < 0) {
-            pthread_mutex_unlock(&j->lock);
-            goto out;
-        }
+    if (record_files(j, &pf, (uint32_t)(pi + 1), e) < 0) {
+        pthread_mutex_unlock(&j->lock);
+        goto out;
     }
     pthread_mutex_unlock(&j->lock);
     rc = 0;
@@ -386,7 +472,7 @@ out:
     if (a != NULL)
         archive_write_free(a);
     sink_free(rawc);
-    free(pf.v);
+    part_files_free(&pf);
     return rc;
 }
 
@@ -396,12 +482,17 @@ static void *part_worker(void *arg)
     struct repo *rp[BK_MAX_REGIONS];
     unsigned char *buf = malloc(BK_READ_BUF);
     struct err e = ERR_INIT;
-    int r;
+    int r, tmpfd = -1;
 
     memset(rp, 0, sizeof rp);
     if (buf == NULL) {
         err_setf(&e, ERR_NOMEM, "out of memory");
         job_fatal(j, &e);
+        return NULL;
+    }
+    if (j->inc != NULL && (tmpfd = bk_incr_staging_open(j->c->spool_dir, &e)) < 0) {
+        job_fatal(j, &e);
+        free(buf);
         return NULL;
     }
     for (r = 0; r < j->c->nregions; r++) {
@@ -424,7 +515,7 @@ static void *part_worker(void *arg)
         if (pi >= j->nparts)
             break;
         err_clear(&e);
-        if (do_part(j, rp, pi, buf, &e) < 0) {
+        if (do_part(j, rp, pi, buf, tmpfd, &e) < 0) {
             int all_failed = 1;
 
             pthread_mutex_lock(&j->lock);
@@ -441,6 +532,8 @@ static void *part_worker(void *arg)
     }
     for (r = 0; r < j->c->nregions; r++)
         repo_free(rp[r]);
+    if (tmpfd >= 0)
+        close(tmpfd);
     free(buf);
     return NULL;
 }
@@ -592,6 +685,9 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
     struct repo *rp[BK_MAX_REGIONS];
     struct repo_ident want;
     struct progress_ctx pc;
+    struct bk_incr inc;
+    unsigned char *bh_buf = NULL;
+    size_t bh_len = 0;
     pthread_t threads[64], pthr;
     const char *pgdata;
     char label[128];
@@ -603,7 +699,9 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
     memset(&j, 0, sizeof j);
     memset(&list, 0, sizeof list);
     memset(rp, 0, sizeof rp);
+    memset(&inc, 0, sizeof inc);
     pthread_mutex_init(&j.lock, NULL);
+    j.bs = BM_BLOCK_SIZE;
     if (c->nregions > BK_MAX_REGIONS)
         return err_setf(e, ERR_CONFIG, "at most %d regions are supported", BK_MAX_REGIONS);
     res->nregions = c->nregions;
@@ -661,6 +759,22 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
         goto out;
     }
 
+    if (o->incremental) {
+        struct bk_incr_policy pol = { c->max_chain, c->full_every, (int64_t)time(NULL) };
+        int k = bk_incr_choose(&inc, rp, c->nregions, &pol, res->full_because, sizeof res->full_because, e);
+
+        if (k < 0)
+            goto out;
+        if (k == 0) {
+            log_warning("taking a full backup instead of an incremental: %s", res->full_because);
+        } else {
+            j.inc = &inc;
+            j.bs = inc.block_size;
+            res->incremental = 1;
+            snprintf(res->parent, sizeof res->parent, "%s", inc.parent);
+        }
+    }
+    bh_set_init(&j.own, j.bs);
     j.c = c;
     j.kr = kr;
     j.checked = rp;
@@ -761,6 +875,8 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
         if (keys_current(kr) != NULL)
             m->key_id = strdup(keys_current(kr)->id_hex);
         m->has_tablespace_map = stop.tablespace_map && stop.tablespace_map[0] != '\0';
+        if (bk_incr_manifest(j.inc, &j.own, j.bs, m, &bh_buf, &bh_len, e) < 0)
+            goto out;
         for (p = 0; p < j.nparts; p++) {
             struct man_part mp = { (uint32_t)(p + 1), j.parts[p].raw, j.parts[p].stored, j.parts[p].files };
 
@@ -801,6 +917,8 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
                 continue;
             }
             if (check_wal(c, rp[r], &c->regions[r], sp, j.man->stop_wal, &re) < 0 ||
+                repo_key_backup(key, sizeof key, res->name, "blockhash") < 0 ||
+                repo_put_buf(rp[r], key, c->compression_level, bh_buf, bh_len, &re) < 0 ||
                 repo_key_backup(key, sizeof key, res->name, "backup_label") < 0 ||
                 repo_put_buf(rp[r], key, c->compression_level, stop.backup_label, strlen(stop.backup_label),
                              &re) < 0 ||
@@ -852,6 +970,9 @@ out:
     pg_backup_stop_result_free(&stop);
     pg_disconnect(pg);
     man_free(j.man);
+    bk_incr_free(&inc);
+    bh_set_free(&j.own);
+    free(bh_buf);
     free(j.parts);
     bk_list_free(&list);
     spool_unlock(lockfd);

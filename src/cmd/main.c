@@ -93,8 +93,8 @@ static const struct cmd commands[] = {
       "the background when needed; only one runs at a time.  --once makes one\n"
       "pass and exits 3 if anything is left.\n",
       1, cmd_ship_run },
-    { "backup-push", "take a full base backup of the running cluster to every region",
-      "usage: walship backup-push [--pgdata DIR] [--pg-conninfo CONNINFO] [--part-size SIZE]\n"
+    { "backup-push", "take a base backup (full, or --incremental) of the running cluster to every region",
+      "usage: walship backup-push [--pgdata DIR] [--pg-conninfo CONNINFO] [--part-size SIZE] [--incremental]\n"
       "\n"
       "Starts a non-exclusive backup (pg_backup_start), copies PGDATA and its\n"
       "tablespaces as pax tar parts (several at once, each compressed and\n"
@@ -102,7 +102,10 @@ static const struct cmd commands[] = {
       "that every region has the WAL the backup needs, and writes the manifest\n"
       "last.  A region that failed gets no manifest: the command exits 3 and\n"
       "names it.  Only one backup-push runs at a time (lock in spool_dir).\n"
-      "Progress is shown on a terminal; one summary line at the end.\n",
+      "Progress is shown on a terminal; one summary line at the end.\n"
+      "--incremental stores only the blocks changed since the newest complete\n"
+      "backup present in every region (its parent); without one it takes a full\n"
+      "backup and says why (docs/BACKUP.md).\n",
       1, cmd_backup_push_run },
     { "backup-list", "list the backups of every region",
       "usage: walship backup-list [--region R] [--json] [--all]\n"
