@@ -343,23 +343,6 @@ static int self_next(struct self_iter *s, uint64_t nblocks)
     (err_setf(e, code, __VA_ARGS__), \
      err_prefix(e, "backup %s in region %s, part %u: entry \"%s\"", t->m->name, t->region, w->part, name))
 
-static int pwrite_all(int fd, const unsigned char *p, size_t len, off_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, off);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        off += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 struct scatter {
     struct self_iter it;
     struct bm_cursor tc;        /* the target's map */

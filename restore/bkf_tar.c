@@ -183,24 +183,6 @@ static int parent_fd(struct bkf_tar_worker *w, int root, const char *rel, const 
     (err_setf(e, code, __VA_ARGS__), \
      err_prefix(e, "backup %s in region %s, part %u: entry \"%s\"", t->m->name, t->region, w->part, name))
 
-static int write_all_at(int fd, const void *buf, size_t len, off_t off)
-{
-    const unsigned char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        off += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Everything that can be checked from the header, before any byte of data
  * is read: the manifest's file, its part, its size, no sparse map. */
 static const struct man_file *check_file_header(struct bkf_tar_worker *w, struct archive_entry *ent,
@@ -252,7 +234,7 @@ static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct m
             return ENTRY_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %llu of %llu bytes were expected",
                              (long long)off, len, (unsigned long long)pos, (unsigned long long)mf->size);
         EVP_DigestUpdate(w->md, buf, len);
-        if (write_all_at(fd, buf, len, (off_t)off) < 0)
+        if (pwrite_all(fd, buf, len, (off_t)off) < 0)
             return ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
         atomic_fetch_add(&t->work, (uint64_t)len);
         pos += len;

@@ -331,22 +331,6 @@ static int read_block(int fd, const char *src, unsigned char *p, size_t len, str
     return 0;
 }
 
-static int stage_write(int fd, const unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int bk_incr_read(const struct bk_incr *inc, int fd, const char *src, uint64_t size, const struct bh_file *ph,
                  const struct man_file *pf, int tmpfd, unsigned char *buf, size_t buflen, uint64_t *done,
                  struct bk_incr_file *out, struct err *e)
@@ -390,7 +374,7 @@ int bk_incr_read(const struct bk_incr *inc, int fd, const char *src, uint64_t si
             depth = (pf->map != NULL ? bm_cursor_depth(&pc, b) : 0) + 1;
         if (depth == 0) {
             EVP_DigestUpdate(own, buf, len);
-            if (stage_write(tmpfd, buf, len) < 0) {
+            if (write_all(tmpfd, buf, len) < 0) {
                 err_errno(e, ERR_IO, errno, "could not write the staging file");
                 goto out;
             }
