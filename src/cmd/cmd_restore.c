@@ -29,6 +29,7 @@
 #include "catalog.h"
 #include "cmd.h"
 #include "cmd_restore_conf.h"
+#include "cmd_standby.h"
 #include "keys.h"
 #include "log.h"
 #include "pitr.h"
@@ -50,6 +51,8 @@ struct restore_opts {
     int port;
     int keep_archive;
     int keep_restore_command;   /* after promotion (docs/RESTORE.md) */
+    int standby;                /* --standby: follow the archive until promoted */
+    int target_opts;            /* --target-action, --target-timeline given */
     const char *pg_user;
     int start_timeout, stall_timeout;
     struct bkf_tsmap tsmap[MAX_TSMAP];
@@ -253,7 +256,8 @@ static int start_and_check(const struct restore_opts *o, struct rcv_result *r, s
     ro.start_timeout_s = (unsigned)o->start_timeout;
     ro.stall_timeout_s = (unsigned)o->stall_timeout;
     ro.target = &o->target;
-    ro.promote = strcmp(o->target.action, "promote") == 0;
+    ro.standby = o->standby;
+    ro.promote = !o->standby && strcmp(o->target.action, "promote") == 0;
     ro.shutdown = strcmp(o->target.action, "shutdown") == 0;
     ro.run = run_cmd;
     if (rcv_run(&ro, r, e) == 0)
@@ -285,6 +289,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         { "pg-user", required_argument, NULL, 'U' },
         { "start-timeout", required_argument, NULL, 'W' },
         { "stall-timeout", required_argument, NULL, 'S' },
+        { "standby", no_argument, NULL, 'Y' },
         { NULL, 0, NULL, 0 },
     };
     struct err e = ERR_INIT;
@@ -328,10 +333,12 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
             if (strcmp(optarg, "promote") != 0 && strcmp(optarg, "pause") != 0 && strcmp(optarg, "shutdown") != 0)
                 return cmd_usage("restore", "--target-action is promote, pause or shutdown");
             snprintf(o->target.action, sizeof o->target.action, "%s", optarg);
+            o->target_opts++;
             break;
         case 'T':
             if (strlcopy(o->target.timeline, optarg, sizeof o->target.timeline) < 0)
                 return cmd_usage("restore", "bad --target-timeline");
+            o->target_opts++;
             break;
         case 'b': o->backup = optarg; break;
         case 's': o->start = 1; break;
@@ -342,6 +349,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         case 'B': o->pg_bin = optarg; break;
         case 'k': o->keep_archive = 1; break;
         case 'K': o->keep_restore_command = 1; break;
+        case 'Y': o->standby = 1; break;
         case 'U': o->pg_user = optarg; break;
         case 'W':
         case 'S':
@@ -370,6 +378,10 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         return cmd_usage("restore", "--pgdata DIR is required");
     if (o->ntargets > 1)
         return cmd_usage("restore", "give at most one recovery target");
+    if (o->standby && (o->ntargets > 0 || o->target_opts > 0))
+        return cmd_usage("restore", "--standby follows the archive until it is promoted: no --target-* option");
+    if (o->standby)
+        o->target.kind = PITR_STANDBY;
     return 0;
 }
 
@@ -439,7 +451,8 @@ int cmd_restore_run(struct cmd_ctx *ctx)
             if (pitr_check_wal(s->st, m, newest, &nseg, &e) < 0) {
                 if (o.target.kind == PITR_IMMEDIATE || e.code != ERR_NOTFOUND)
                     goto fail;
-                log_warning("%s — recovery fails if the target lies beyond the gap", e.msg);
+                log_warning("%s — %s", e.msg, o.standby ? "the standby will wait there"
+                                                        : "recovery fails if the target lies beyond the gap");
                 err_clear(&e);
             }
             log_info("the archive holds %lu WAL segments from the backup on (newest %s)", nseg, newest);
@@ -467,6 +480,11 @@ int cmd_restore_run(struct cmd_ctx *ctx)
                 pitr_write_recovery(o.pgdata, &wt, cmdline, o.keep_archive, o.port, &found, &e) < 0)
                 goto fail;
         }
+        if (!o.start && o.standby) {
+            restore_standby_not_started(o.pg_bin, o.pgdata);
+            rc_ = 0;
+            goto out;
+        }
         if (!o.start) {
             char qbin[PATH_MAX * 4 + 16], qdata[PATH_MAX * 4];
 
@@ -487,6 +505,12 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         if (start_and_check(&o, &st, &e) < 0)
             goto fail;
         t_replay = now_ms() - t0 - t_fetch;
+        if (st.outcome == RCV_STANDBY) {
+            restore_standby_started(&st, m->name, rc->name, o.pgdata, (double)t_fetch / 1000.0,
+                                    (double)t_replay / 1000.0);
+            rc_ = 0;
+            goto out;
+        }
         /* promoted (not shut down at the target): a backup of it must carry no target */
         if (st.outcome == RCV_PROMOTED)
             restore_conf_after_promote(o.pgdata, o.keep_restore_command);
