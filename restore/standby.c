@@ -52,6 +52,7 @@ int sby_state_read(const char *pgdata, struct sby_state *s, struct err *e)
     s->error_time = get_int(o, "error_unix");
     get_str(o, "error_file", s->error_name, sizeof s->error_name);
     get_str(o, "error", s->error, sizeof s->error);
+    s->failing = json_is_true(json_object_get(o, "failing"));
     json_decref(o);
     return 0;
 }
@@ -67,6 +68,7 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
 
     if (sby_state_read(pgdata, &s, &re) < 0)
         memset(&s, 0, sizeof s);        /* none yet, or unreadable: start again */
+    s.failing = ev == SBY_FAILED;
     switch (ev) {
     case SBY_FETCHED:
         s.fetched_time = now;
@@ -85,7 +87,7 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
     if (snprintf(path, sizeof path, "%s/%s", pgdata, SBY_STATE_FILE) >= (int)sizeof path ||
         snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return err_setf(e, ERR_USAGE, "path too long");
-    o = json_pack("{s:I, s:s, s:I, s:s, s:I, s:s, s:s}", "fetched_unix", (json_int_t)s.fetched_time, "fetched",
+    o = json_pack("{s:b, s:I, s:s, s:I, s:s, s:I, s:s, s:s}", "failing", s.failing, "fetched_unix", (json_int_t)s.fetched_time, "fetched",
                   s.fetched, "missing_unix", (json_int_t)s.missing_time, "missing", s.missing, "error_unix",
                   (json_int_t)s.error_time, "error_file", s.error_name, "error", s.error);
     if (o == NULL)
@@ -103,7 +105,7 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
 
 int sby_state_failing(const struct sby_state *s)
 {
-    return s->error_time != 0 && s->error_time >= s->fetched_time && s->error_time >= s->missing_time;
+    return s->failing && s->error_time != 0;
 }
 
 /* ---- the lag ---- */

@@ -38,6 +38,7 @@ struct sby_state {
     int64_t error_time;                 /* last failure */
     char error_name[WAL_NAME_MAX];
     char error[ERR_MSG_MAX];
+    int failing;                        /* the last answer noted was a failure */
 };
 
 enum sby_event { SBY_FETCHED, SBY_MISSING, SBY_FAILED };
@@ -49,7 +50,9 @@ int sby_state_read(const char *pgdata, struct sby_state *s, struct err *e);
 int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, const char *msg, int64_t now,
                    struct err *e);
 
-/* Is the last answer a failure (nothing fetched nor found missing since)? */
+/* Is the last answer noted a failure (nothing fetched nor found missing
+ * since)?  A history file PostgreSQL probes for and no region has is not
+ * noted: a standby asks for one every time it waits. */
 int sby_state_failing(const struct sby_state *s);
 
 struct sby_lag {

@@ -89,7 +89,7 @@ archive_switch >/dev/null; ok $? "WAL archived to home"
 ship_dr
 
 # ---- restore --standby: refusals, then the standby ----
-mkdir -p "$T/sb" && chown "$(pg_user)" "$T/sb"
+mkdir -p "$T/sb" "$T/sb0" && chown "$(pg_user)" "$T/sb" "$T/sb0"
 t_fail "restore --standby with --target-time: usage error" 2 dr restore --standby --pgdata "$T/x" \
   --target-time "2026-01-01 00:00:00+00"
 t_fail "restore --standby with --target-latest: usage error" 2 dr restore --standby --pgdata "$T/x" --target-latest
@@ -97,6 +97,10 @@ t_fail "restore --standby with --target-action: usage error" 2 dr restore --stan
   --target-action pause
 [ ! -e "$T/x" ]; ok $? "a refused restore touches nothing"
 
+t "restore --standby without --start" dr restore --standby --pgdata "$T/sb0/data"
+like "$T_OUT" "standby settings written .*start it with" "without --start: says how to start it"
+[ -e "$T/sb0/data/standby.signal" ] && [ ! -e "$T/sb0/data/postmaster.pid" ]; ok $? "without --start: standby.signal, not started"
+rm -rf "$T/sb0"
 t "restore --standby --start on a bare host" dr restore --standby --pgdata "$SB" --port "$SPORT" --start
 like "$T_OUT" "standby running: backup .* from region dr" "restore says the standby runs"
 like "$T_OUT" "accepting read-only connections at LSN" "restore returns once it accepts read-only connections"
@@ -126,8 +130,8 @@ like "$T_OUT" "replay: +in recovery, replayed up to LSN [0-9A-F]+/[0-9A-F]+" "st
 like "$T_OUT" "behind region dr: 0 segments, 0 s" "status --standby: no lag"
 like "$T_OUT" "waiting for: +[0-9A-F]{24} \\(not archived yet" "status --standby: the segment it waits for"
 J=$(dr status --standby "$SB" --json)
-is "$(jq -r '.standby.in_recovery, .standby.replay_lag_segments, .standby.fetch_failing, .standby.alarm' <<<"$J" | tr '\n' ' ')" \
-  "true 0 false false " "status --json: the standby's lag and state"
+is "$(python3 -c 'import json,sys; s=json.load(sys.stdin)["standby"]; print(s["in_recovery"], s["replay_lag_segments"], s["fetch_failing"], s["alarm"])' <<<"$J")" \
+  "True 0 False False" "status --json: the standby's lag and state"
 P=$(dr status --standby "$SB" --prometheus)
 like "$P" "^walship_standby_replay_lag_segments\\{pgdata=\"$SB\",region=\"dr\"\\} 0$" "status --prometheus: replay lag in segments"
 like "$P" "^walship_standby_replay_lag_seconds\\{" "status --prometheus: replay lag in seconds"
@@ -137,8 +141,10 @@ ok $? "the alert rules watch the standby's replay lag"
 
 # ---- no promotion on error: a foreign object where the next segment goes ----
 # the segment the caught-up standby asks for (and dr does not hold yet)
-wait_for 30 bash -c "jq -e '.missing_unix > .fetched_unix' '$SB/walship-standby.state'"
-NEXT=$(jq -r .missing "$SB/walship-standby.state")
+state() { python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, s))' "$SB/walship-standby.state" "$1" 2>/dev/null; }
+waiting() { [ "$(state 'missing_unix > fetched_unix')" = True ]; }
+wait_for 30 waiting
+NEXT=$(state missing)
 [ ! -e "$T/dr/wal/$NEXT" ]; ok $? "foreign object: the standby waits for $NEXT, not archived yet"
 OTHER=$(ls "$T/dr/wal" | grep -E '^[0-9A-F]{24}$' | head -1)
 cp "$T/dr/wal/$OTHER" "$T/dr/wal/$NEXT" && chown "$(pg_user)" "$T/dr/wal/$NEXT"
