@@ -380,6 +380,8 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         return cmd_usage("restore", "give at most one recovery target");
     if (o->standby && (o->ntargets > 0 || o->target_opts > 0))
         return cmd_usage("restore", "--standby follows the archive until it is promoted: no --target-* option");
+    if (o->standby && o->keep_restore_command)
+        return cmd_usage("restore", "--keep-restore-command is an option of walship promote for a standby");
     if (o->standby)
         o->target.kind = PITR_STANDBY;
     return 0;

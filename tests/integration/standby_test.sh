@@ -95,6 +95,8 @@ t_fail "restore --standby with --target-time: usage error" 2 dr restore --standb
 t_fail "restore --standby with --target-latest: usage error" 2 dr restore --standby --pgdata "$T/x" --target-latest
 t_fail "restore --standby with --target-action: usage error" 2 dr restore --standby --pgdata "$T/x" \
   --target-action pause
+t_fail "restore --standby with --keep-restore-command: usage error (promote's option)" 2 dr restore --standby \
+  --pgdata "$T/x" --keep-restore-command
 [ ! -e "$T/x" ]; ok $? "a refused restore touches nothing"
 
 t "restore --standby without --start" dr restore --standby --pgdata "$T/sb0/data"
