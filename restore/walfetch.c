@@ -290,14 +290,33 @@ static int prefetched(const struct prefetch *p, int i)
     return access(path, F_OK) == 0;
 }
 
+static void drop_prefetched(const struct prefetch *p, int i)
+{
+    char path[PATH_MAX + 64];
+
+    snprintf(path, sizeof path, "%s/%s", p->dir, p->names[i]);
+    (void)unlink(path);
+}
+
 /* Under p->lock: the next index to fetch, or -1 to stop.  Waits (lock
  * released) while the window is full; recovery consuming a segment (its
  * file renamed away) moves the window. */
 static int take_next(struct prefetch *p)
 {
     for (;;) {
-        while (p->base < p->next && p->done[p->base] && !prefetched(p, p->base)) {
-            p->base++;
+        int k;
+
+        /* the newest one recovery took moves the window past it; older
+         * ones still here were skipped (recovery fetched them itself
+         * before they were ready): they go */
+        for (k = p->next - 1; k >= p->base; k--)
+            if (p->done[k] && !prefetched(p, k))
+                break;
+        if (k >= p->base) {
+            for (; p->base < k; p->base++)
+                if (p->done[p->base])
+                    drop_prefetched(p, p->base);
+            p->base = k + 1;
             p->moved_ms = now_ms();
         }
         if (p->stop || p->next >= p->total)

@@ -217,6 +217,17 @@ for i in $(seq 2 20); do
     cmp -s "$T/pf2/pg_wal/RECOVERYXLOG" "$T/pf2/src/$(seg4 "$i")" && served=$((served + 1))
 done
 is "$served" 19 "one prefetcher kept recovery supplied through all 19 segments, byte for byte"
+# a segment recovery skipped (it fetched it itself before it was ready)
+# does not hold the window: the prefetcher moves past the newest one taken
+mkdir -p "$T/pf3/pg_wal"; chown -R "$(pg_user)" "$T/pf3"
+ws wal-fetch "$(seg4 1)" "$T/pf3/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
+wait_for 20 test -f "$T/pf3/pg_wal/.walship-prefetch/$(seg4 9)"
+ok $? "the window holds 8 segments ahead"
+ws wal-fetch "$(seg4 3)" "$T/pf3/pg_wal/RECOVERYXLOG" --no-prefetch >/dev/null 2>&1
+wait_for 20 test -f "$T/pf3/pg_wal/.walship-prefetch/$(seg4 11)"
+ok $? "after recovery took segment 3 (skipping 2), the window moves on to 11"
+wait_for 10 test ! -e "$T/pf3/pg_wal/.walship-prefetch/$(seg4 2)"
+ok $? "... and the skipped segment 2 is dropped"
 
 # a corrupt object in both regions: abort recovery (exit > 125)
 head -c 5000 /dev/urandom >"$T/re/junk"; chown postgres "$T/re/junk"
