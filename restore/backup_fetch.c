@@ -24,6 +24,7 @@
 
 #include "bkf_chain.h"
 #include "bkf_fs.h"
+#include "bkf_small.h"
 #include "bkf_pipe.h"
 #include "bkf_tar.h"
 #include "catalog.h"
@@ -32,7 +33,6 @@
 #include "wal.h"
 
 #define PIPE_CAP ((size_t)4 << 20)
-#define LABEL_MAX ((size_t)1 << 20)
 #define PROGRESS_MS 100
 
 struct worker {
@@ -233,26 +233,6 @@ static void *worker_main(void *arg)
 
 /* ---- preparation and finishing ---- */
 
-static int fetch_small(struct repo *r, const char *name, const char *what, struct sink **out, struct err *e)
-{
-    char key[300];
-    struct sink *mem = mem_sink_new(LABEL_MAX), *b;
-
-    *out = NULL;
-    if (mem == NULL || (b = borrow_sink_new(mem)) == NULL) {
-        sink_free(mem);
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    }
-    if (repo_key_backup(key, sizeof key, name, what) < 0 || repo_get(r, key, b, e) < 0) {
-        if (e->code == ERR_NOTFOUND)
-            e->code = ERR_CORRUPT;
-        sink_free(mem);
-        return err_prefix(e, "backup %s: could not read its %s", name, what);
-    }
-    *out = mem;
-    return 0;
-}
-
 static int depth_cmp(const void *a, const void *b)
 {
     const struct bkf_dir *x = a, *y = b;
@@ -373,31 +353,6 @@ static int plan_tablespaces(struct bkf *c, const struct bkf_opts *o, struct err 
 /* backup_label must be this backup's: the label walship gave it and the
  * start point its manifest records (belt and braces beside the binding of
  * every object to its backup's folder). */
-static int check_label(const struct manifest *m, struct sink *label, struct err *e)
-{
-    const unsigned char *buf;
-    char want[128], lsn[24], *text;
-    size_t len;
-    int ok;
-
-    buf = mem_sink_data(label, &len);
-    text = malloc(len + 1);
-    if (text == NULL)
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    memcpy(text, buf, len);
-    text[len] = '\0';
-    wal_format_lsn(m->start_lsn, lsn);
-    snprintf(want, sizeof want, "START WAL LOCATION: %s (file %s)\n", lsn, m->start_wal);
-    ok = strncmp(text, want, strlen(want)) == 0;
-    snprintf(want, sizeof want, "\nLABEL: walship %s\n", m->name);
-    ok = ok && strstr(text, want) != NULL;
-    free(text);
-    if (!ok)
-        return err_setf(e, ERR_FOREIGN, "backup %s: its backup_label does not describe it (start %s in %s, label "
-                        "\"walship %s\"): refusing it", m->name, lsn, m->start_wal, m->name);
-    return 0;
-}
-
 /* Read every wanted part of c->cur with the workers. */
 static int run_workers(struct bkf *c, struct err *e)
 {
@@ -463,101 +418,141 @@ static int run_links(struct bkf *c, struct err *e)
     return 0;
 }
 
+/* The job: its arrays, the tablespaces' targets, the chain (checked before
+ * anything is created: a missing link is refused here). */
+static int setup(struct bkf *c, struct repo *r, const struct manifest *m, const struct bkf_opts *o, struct err *e)
+{
+    size_t i, nroots = 1 + m->ntablespaces;
+
+    c->m = m;
+    c->kr = r->kr;
+    c->sysid = r->id.sysid;
+    c->region = r->name;
+    c->progress = o->progress;
+    c->progress_arg = o->progress_arg;
+    atomic_init(&c->abort, 0);
+    pthread_mutex_init(&c->mu, NULL);
+    c->rootfd = malloc(nroots * sizeof *c->rootfd);
+    c->ts_target = calloc(m->ntablespaces + 1, sizeof *c->ts_target);
+    c->ts_new = calloc(m->ntablespaces + 1, sizeof *c->ts_new);
+    c->ts_oid = calloc(m->ntablespaces + 1, sizeof *c->ts_oid);
+    c->nw = o->parallel < 1 ? 1 : o->parallel;
+    if ((size_t)c->nw > m->nparts && !m->incremental)    /* a chain's links have parts of their own */
+        c->nw = m->nparts ? (int)m->nparts : 1;
+    c->w = calloc((size_t)c->nw, sizeof *c->w);
+    if (c->rootfd == NULL || c->ts_target == NULL || c->ts_new == NULL || c->ts_oid == NULL || c->w == NULL) {
+        free(c->w);
+        c->w = NULL;
+        c->nw = 0;
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    for (i = 0; i < nroots; i++)
+        c->rootfd[i] = -1;
+    if (bkf_tar_init(&c->tar, m, r->name, c->rootfd, &c->abort, e) < 0 || plan_tablespaces(c, o, e) < 0 ||
+        (m->incremental && bkf_chain_load(r, m, &c->chain, e) < 0))
+        return -1;
+    c->prog.bytes_total = m->original_size;
+    c->prog.files_total = m->nfiles;
+    c->prog.parts_total = (uint32_t)m->nparts;
+    return 0;
+}
+
+/* Refuse a directory that is not empty before creating anything, then
+ * create DIR and the tablespaces' directories. */
+static int prepare_dirs(struct bkf *c, const char *dir, struct err *e)
+{
+    const struct manifest *m = c->m;
+    size_t i;
+    int k;
+
+    if ((k = bkf_dir_state(dir, e)) != 0)
+        return k > 0 ? err_setf(e, ERR_USAGE, "directory \"%s\" is not empty: refusing to restore into it", dir) : -1;
+    for (i = 0; i < m->ntablespaces; i++) {
+        if ((k = bkf_dir_state(c->ts_target[i], e)) < 0)
+            return -1;
+        if (k > 0)
+            return err_setf(e, ERR_USAGE, "tablespace directory \"%s\" (tablespace %u) is not empty: refusing to "
+                            "restore into it (use --tablespace-map OLD=NEW)", c->ts_target[i],
+                            (unsigned)m->tablespaces[i].oid);
+    }
+    if (bkf_prepare_dir(dir, "directory", &c->rootfd[0], e) < 0)
+        return -1;
+    for (i = 0; i < m->ntablespaces; i++)
+        if (bkf_prepare_dir(c->ts_target[i], "tablespace directory", &c->rootfd[1 + i], e) < 0)
+            return -1;
+    return 0;
+}
+
+/* The workers: the first reads through the caller's storage, the others
+ * open their own. */
+static int init_workers(struct bkf *c, struct repo *r, const struct region_conf *rc, const struct config *conf,
+                        struct err *e)
+{
+    int k;
+
+    for (k = 0; k < c->nw; k++) {
+        struct worker *w = &c->w[k];
+
+        w->c = c;
+        if (bkf_tar_worker_init(&w->tw, &c->tar) < 0 || bkf_pipe_init(&w->pipe, PIPE_CAP, &c->abort) < 0)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        w->tw.tick = on_tick;
+        w->tw.tick_arg = w;
+        if (k == 0) {
+            w->s = r->st;
+        } else if (stor_open(rc, conf, &w->s, e) < 0) {
+            return err_prefix(e, "backup %s", c->m->name);
+        } else {
+            w->own_stor = 1;
+        }
+    }
+    return 0;
+}
+
+static void teardown(struct bkf *c)
+{
+    size_t i, nroots = 1 + c->m->ntablespaces;
+    int k;
+
+    for (k = 0; k < c->nw; k++) {
+        struct worker *w = &c->w[k];
+
+        if (w->c == NULL)
+            continue;
+        if (w->own_stor)
+            stor_free(w->s);
+        bkf_tar_worker_free(&w->tw);
+        bkf_pipe_destroy(&w->pipe);
+    }
+    for (i = 0; c->rootfd != NULL && i < nroots; i++)
+        if (c->rootfd[i] >= 0)
+            close(c->rootfd[i]);
+    for (i = 0; c->ts_target != NULL && i < c->m->ntablespaces; i++)
+        free(c->ts_target[i]);
+    free(c->ts_target);
+    free(c->ts_new);
+    free(c->ts_oid);
+    free(c->rootfd);
+    bkf_tar_free(&c->tar);
+    bkf_chain_free(&c->chain);
+    free(c->w);
+    pthread_mutex_destroy(&c->mu);
+}
+
 int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config *conf, const struct manifest *m,
               const char *dir, const struct bkf_opts *o, struct bkf_stats *st, struct err *e)
 {
     struct bkf c;
     struct sink *label = NULL, *tsmap = NULL;
     uint64_t t0 = now_ms();
-    size_t i, nroots = 1 + m->ntablespaces;
-    int k, started = 0, rcode = -1;
+    int rcode = -1;
 
     memset(&c, 0, sizeof c);
-    c.m = m;
-    c.kr = r->kr;
-    c.sysid = r->id.sysid;
-    c.region = r->name;
-    c.progress = o->progress;
-    c.progress_arg = o->progress_arg;
-    atomic_init(&c.abort, 0);
-    pthread_mutex_init(&c.mu, NULL);
-    c.rootfd = malloc(nroots * sizeof *c.rootfd);
-    c.ts_target = calloc(m->ntablespaces + 1, sizeof *c.ts_target);
-    c.ts_new = calloc(m->ntablespaces + 1, sizeof *c.ts_new);
-    c.ts_oid = calloc(m->ntablespaces + 1, sizeof *c.ts_oid);
-    c.nw = o->parallel < 1 ? 1 : o->parallel;
-    if ((size_t)c.nw > m->nparts && !m->incremental)    /* a chain's links have parts of their own */
-        c.nw = m->nparts ? (int)m->nparts : 1;
-    c.w = calloc((size_t)c.nw, sizeof *c.w);
-    if (c.rootfd == NULL || c.ts_target == NULL || c.ts_new == NULL || c.ts_oid == NULL || c.w == NULL) {
-        free(c.w);
-        c.w = NULL;
-        c.nw = 0;
-        err_setf(e, ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    for (i = 0; i < nroots; i++)
-        c.rootfd[i] = -1;
-    if (bkf_tar_init(&c.tar, m, r->name, c.rootfd, &c.abort, e) < 0 || plan_tablespaces(&c, o, e) < 0)
-        goto out;
-    /* a chain is checked before anything is created: a missing link is refused here */
-    if (m->incremental && bkf_chain_load(r, m, &c.chain, e) < 0)
-        goto out;
-    c.prog.bytes_total = m->original_size;
-    c.prog.files_total = m->nfiles;
-    c.prog.parts_total = (uint32_t)m->nparts;
-
-    /* refuse before creating anything */
-    if ((k = bkf_dir_state(dir, e)) != 0) {
-        if (k > 0)
-            err_setf(e, ERR_USAGE, "directory \"%s\" is not empty: refusing to restore into it", dir);
-        goto out;
-    }
-    for (i = 0; i < m->ntablespaces; i++) {
-        int st_ = bkf_dir_state(c.ts_target[i], e);
-        if (st_ < 0)
-            goto out;
-        if (st_ > 0) {
-            err_setf(e, ERR_USAGE, "tablespace directory \"%s\" (tablespace %u) is not empty: refusing to restore "
-                     "into it (use --tablespace-map OLD=NEW)", c.ts_target[i], (unsigned)m->tablespaces[i].oid);
-            goto out;
-        }
-    }
-    if (bkf_prepare_dir(dir, "directory", &c.rootfd[0], e) < 0)
-        goto out;
-    for (i = 0; i < m->ntablespaces; i++)
-        if (bkf_prepare_dir(c.ts_target[i], "tablespace directory", &c.rootfd[1 + i], e) < 0)
-            goto out;
-    if (fetch_small(r, m->name, "backup_label", &label, e) < 0 || check_label(m, label, e) < 0)
-        goto out;
-    if (m->has_tablespace_map && fetch_small(r, m->name, "tablespace_map", &tsmap, e) < 0)
-        goto out;
-    if (m->incremental && bkf_chain_prepare(&c.chain, &c.tar, e) < 0)
-        goto out;
-
-    for (k = 0; k < c.nw; k++) {
-        struct worker *w = &c.w[k];
-
-        w->c = &c;
-        if (bkf_tar_worker_init(&w->tw, &c.tar) < 0 || bkf_pipe_init(&w->pipe, PIPE_CAP, &c.abort) < 0) {
-            err_setf(e, ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        w->tw.tick = on_tick;
-        w->tw.tick_arg = w;
-        if (k == 0) {
-            w->s = r->st;
-        } else if (stor_open(rc, conf, &w->s, e) < 0) {
-            err_prefix(e, "backup %s", m->name);
-            goto out;
-        } else {
-            w->own_stor = 1;
-        }
-    }
-    (void)started;
-    if (run_links(&c, e) < 0)
-        goto out;
-    if (finish(&c, dir, label, tsmap, e) < 0)
+    if (setup(&c, r, m, o, e) < 0 || prepare_dirs(&c, dir, e) < 0 ||
+        bkf_fetch_small(r, m->name, "backup_label", &label, e) < 0 || bkf_check_label(m, label, e) < 0 ||
+        (m->has_tablespace_map && bkf_fetch_small(r, m->name, "tablespace_map", &tsmap, e) < 0) ||
+        (m->incremental && bkf_chain_prepare(&c.chain, &c.tar, e) < 0) || init_workers(&c, r, rc, conf, e) < 0 ||
+        run_links(&c, e) < 0 || finish(&c, dir, label, tsmap, e) < 0)
         goto out;
     if (c.progress != NULL)
         c.progress(&c.prog, c.progress_arg);
@@ -571,30 +566,8 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     }
     rcode = 0;
 out:
-    for (k = 0; k < c.nw; k++) {
-        struct worker *w = &c.w[k];
-
-        if (w->c == NULL)
-            continue;
-        if (w->own_stor)
-            stor_free(w->s);
-        bkf_tar_worker_free(&w->tw);
-        bkf_pipe_destroy(&w->pipe);
-    }
-    for (i = 0; c.rootfd != NULL && i < nroots; i++)
-        if (c.rootfd[i] >= 0)
-            close(c.rootfd[i]);
-    for (i = 0; c.ts_target != NULL && i < m->ntablespaces; i++)
-        free(c.ts_target[i]);
-    free(c.ts_target);
-    free(c.ts_new);
-    free(c.ts_oid);
-    free(c.rootfd);
-    bkf_tar_free(&c.tar);
-    bkf_chain_free(&c.chain);
-    free(c.w);
+    teardown(&c);
     sink_free(label);
     sink_free(tsmap);
-    pthread_mutex_destroy(&c.mu);
     return rcode;
 }
