@@ -95,7 +95,30 @@ static int job_stopped(struct bk_job *j)
     return f;
 }
 
-/* Copy one file into the tar; returns 1 if written, 0 if it vanished. */
+/* Incremental: a file the parent has goes in as its changed blocks only
+ * (bk_incr.c).  1 done, 0 the parent lacks it (store it whole), -1 failed. */
+static int tar_file_incr(struct archive *a, struct tar_out *to, const struct bk_item *it, int fd,
+                         const struct stat *st, unsigned char *buf, int tmpfd, struct pf_ent *out, struct bk_job *j,
+                         struct err *e)
+{
+    const struct man_file *pfm;
+    const struct bh_file *ph = bk_incr_parent_of(j->inc, it->path, (uint64_t)st->st_size, &pfm);
+    struct bk_incr_file f;
+    struct bk_incr_src src = { fd, it->src, it->path, st };
+
+    if (ph == NULL)
+        return 0;
+    if (bk_incr_tar(j->inc, a, &to->failed, &src, ph, pfm, tmpfd, buf, BK_READ_BUF, &j->done, &f, e) < 0)
+        return -1;
+    memcpy(out->sha, f.sha, sizeof out->sha);
+    memcpy(out->stored_sha, f.stored_sha, sizeof out->stored_sha);
+    out->size = (uint64_t)st->st_size;
+    out->stored = f.stored;
+    out->map = f.map;
+    out->hashes = f.hashes;
+    return 1;
+}
+
 /* Copy one file into the tar; returns 1 if written (or, incremental, if
  * nothing of it needed writing), 0 if it vanished. */
 static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item *it, unsigned char *buf,
@@ -123,24 +146,11 @@ static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item 
         return err_setf(e, ERR_IO, "\"%s\" is no longer a regular file", it->src);
     }
     if (j->inc != NULL) {
-        const struct man_file *pfm;
-        const struct bh_file *ph = bk_incr_parent_of(j->inc, it->path, (uint64_t)st.st_size, &pfm);
+        int got = tar_file_incr(a, to, it, fd, &st, buf, tmpfd, out, j, e);
 
-        if (ph != NULL) {
-            struct bk_incr_file f;
-            struct bk_incr_src src = { fd, it->src, it->path, &st };
-
-            rc = bk_incr_tar(j->inc, a, &to->failed, &src, ph, pfm, tmpfd, buf, BK_READ_BUF, &j->done, &f, e);
+        if (got != 0) {
             close(fd);
-            if (rc < 0)
-                return -1;
-            memcpy(out->sha, f.sha, sizeof out->sha);
-            memcpy(out->stored_sha, f.stored_sha, sizeof out->stored_sha);
-            out->size = (uint64_t)st.st_size;
-            out->stored = f.stored;
-            out->map = f.map;
-            out->hashes = f.hashes;
-            return 1;
+            return got;
         }
     }
     if (bh_acc_init(&acc, (uint64_t)st.st_size, j->bs, e) < 0) {
@@ -180,7 +190,10 @@ static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item 
             memset(buf, 0, want);
             n = (ssize_t)want;
         }
-        EVP_DigestUpdate(md, buf, (size_t)n);
+        if (EVP_DigestUpdate(md, buf, (size_t)n) != 1) {
+            err_setf(e, ERR_INTERNAL, "SHA-256 failed on \"%s\"", it->src);
+            goto out;
+        }
         bh_acc_update(&acc, buf, (size_t)n);
         if (archive_write_data(a, buf, (size_t)n) != n) {
             if (!to->failed)
@@ -191,7 +204,10 @@ static int tar_file(struct archive *a, struct tar_out *to, const struct bk_item 
         left -= (uint64_t)n;
         __atomic_add_fetch(&j->done, (uint64_t)n, __ATOMIC_RELAXED);
     }
-    EVP_DigestFinal_ex(md, digest, &dlen);
+    if (EVP_DigestFinal_ex(md, digest, &dlen) != 1 || dlen != 32) {
+        err_setf(e, ERR_INTERNAL, "SHA-256 failed on \"%s\"", it->src);
+        goto out;
+    }
     hex_encode(digest, 32, sha_hex);
     *size_out = (uint64_t)st.st_size;
     out->stored = *size_out;
@@ -325,24 +341,15 @@ static void part_files_free(struct part_files *pf)
     free(pf->v);
 }
 
-static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char *buf, int tmpfd, struct err *e)
+/* The part's chain: raw count → encoder (bound to `key`) → stored count →
+ * the fan-out to every region still in the backup. */
+static int open_chain(struct bk_job *j, struct bk_part *p, struct repo **rp, const char *key,
+                      struct multi_result *res, int *map, size_t *nb, struct sink **rawc, struct err *e)
 {
-    struct bk_part *p = &j->parts[pi];
-    struct multi_result res[BK_MAX_REGIONS];
-    int map[BK_MAX_REGIONS];
-    struct sink *tee = NULL, *enc = NULL, *counted = NULL, *rawc = NULL;
-    struct archive *a = NULL;
-    struct tar_out to;
+    struct sink *tee = NULL, *enc = NULL, *counted;
     struct obj_opts oo;
-    struct part_files pf = { NULL, 0 };
-    char key[REPO_KEY_MAX], partname[32];
-    size_t nb = 0, i;
-    int rc = -1, closed = 0;
 
-    snprintf(partname, sizeof partname, "part-%04zu", pi + 1);
-    if (repo_key_backup(key, sizeof key, j->name, partname) < 0)
-        return err_setf(e, ERR_INTERNAL, "key too long");
-    if (open_fanout(j, rp, key, res, map, &nb, &tee, e) < 0)
+    if (open_fanout(j, rp, key, res, map, nb, &tee, e) < 0)
         return -1;
     counted = count_sink_new(tee, &p->stored);
     if (counted == NULL) {
@@ -364,11 +371,60 @@ static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char 
         sink_free(counted);
         return -1;
     }
-    rawc = count_sink_new(enc, &p->raw);
-    if (rawc == NULL) {
+    *rawc = count_sink_new(enc, &p->raw);
+    if (*rawc == NULL) {
         sink_free(enc);
         return err_setf(e, ERR_NOMEM, "out of memory");
     }
+    return 0;
+}
+
+/* The part's directories and files into the tar stream: 1 done, 0 the job
+ * stopped, -1 failed. */
+static int write_items(struct bk_job *j, const struct bk_part *p, struct archive *a, struct tar_out *to,
+                       unsigned char *buf, int tmpfd, struct part_files *pf, struct err *e)
+{
+    size_t i;
+
+    for (i = p->first; i < p->last; i++) {
+        const struct bk_item *it = &j->list->items[i];
+        int got;
+
+        if (job_stopped(j))
+            return 0;
+        if (it->is_dir) {
+            if (tar_dir(a, to, it, e) < 0)
+                return -1;
+            continue;
+        }
+        memset(&pf->v[pf->n], 0, sizeof pf->v[pf->n]);
+        got = tar_file(a, to, it, buf, tmpfd, &pf->v[pf->n], j, e);
+        if (got < 0)
+            return -1;
+        if (got == 1)
+            pf->v[pf->n++].item = i;
+    }
+    return 1;
+}
+
+static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char *buf, int tmpfd, struct err *e)
+{
+    struct bk_part *p = &j->parts[pi];
+    struct multi_result res[BK_MAX_REGIONS];
+    int map[BK_MAX_REGIONS];
+    struct sink *rawc = NULL;
+    struct archive *a = NULL;
+    struct tar_out to;
+    struct part_files pf = { NULL, 0 };
+    char key[REPO_KEY_MAX], partname[32];
+    size_t nb = 0, i;
+    int rc = -1, closed = 0, got;
+
+    snprintf(partname, sizeof partname, "part-%04zu", pi + 1);
+    if (repo_key_backup(key, sizeof key, j->name, partname) < 0)
+        return err_setf(e, ERR_INTERNAL, "key too long");
+    if (open_chain(j, p, rp, key, res, map, &nb, &rawc, e) < 0)
+        return -1;
     pf.v = calloc(p->last - p->first + 1, sizeof *pf.v);
     a = archive_write_new();
     if (pf.v == NULL || a == NULL) {
@@ -385,24 +441,10 @@ static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char 
         err_setf(e, ERR_INTERNAL, "libarchive: %s", archive_error_string(a));
         goto out;
     }
-    for (i = p->first; i < p->last; i++) {
-        const struct bk_item *it = &j->list->items[i];
-        int got;
-
-        if (job_stopped(j))
-            goto out_quiet;
-        if (it->is_dir) {
-            if (tar_dir(a, &to, it, e) < 0)
-                goto out;
-            continue;
-        }
-        memset(&pf.v[pf.n], 0, sizeof pf.v[pf.n]);
-        got = tar_file(a, &to, it, buf, tmpfd, &pf.v[pf.n], j, e);
-        if (got < 0)
-            goto out;
-        if (got == 1)
-            pf.v[pf.n++].item = i;
-    }
+    if ((got = write_items(j, p, a, &to, buf, tmpfd, &pf, e)) < 0)
+        goto out;
+    if (got == 0)
+        goto out_quiet;
     if (archive_write_close(a) != ARCHIVE_OK) {
         if (!to.failed)
             err_setf(e, ERR_INTERNAL, "libarchive: %s", archive_error_string(a));
