@@ -403,6 +403,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
             close(lockfd);
         return;     /* a prefetcher is already at work */
     }
+    lock_note_holder(lockfd);   /* who prefetches, for the operator */
     prefetch_sweep(p.dir, name);
     p.conf = conf;
     p.kr = kr;
@@ -433,5 +434,6 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     note_end(&p);
 out:
     free(p.names);
+    lock_clear_holder(lockfd);
     close(lockfd);
 }
