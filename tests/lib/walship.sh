@@ -1,5 +1,24 @@
 # shellcheck shell=bash
-# tests/lib/walship.sh — walship's own processes in integration tests.
+# tests/lib/walship.sh — the integration fixture: walship's configuration,
+# key, ownership, regions and PostgreSQL archiving, and its own processes.
+# Source tests/lib/tap.sh and tests/lib/pg.sh first.
+#
+#   ws_key PATH                       a new key file (mode 0600), owned by
+#                                     the PostgreSQL user
+#   ws_mkdirs DIR...                  mkdir -p, owned by the PostgreSQL user
+#   ws_own PATH...                    chown -R to the PostgreSQL user
+#   ws_conf OUT [LINE...]             a configuration file (mode 0600, owned
+#                                     by the PostgreSQL user) whose [global]
+#                                     has key_file = $WS_KEY, spool_dir =
+#                                     $WS_SPOOL, parallel = $WS_PARALLEL
+#                                     (defaults $T/key, $T/spool, 2) and then
+#                                     each LINE ("name = value")
+#   ws_region OUT NAME URL [LINE...]  append a [region NAME] with url = URL
+#                                     and each LINE ("mode = sync", ...)
+#   ws_pg_conninfo PGDIR PORT         the pg_conninfo line for a server of
+#                                     tests/lib/pg.sh (socket in PGDIR/sock)
+#   ws_pg_archiving PGDIR CONF        archive_mode on, archive_command
+#                                     wal-push with CONF
 #
 #   ws_lock_pid LOCKFILE              the PID a lock file names, if that
 #                                     process is alive and is a walship
@@ -74,4 +93,48 @@ ws_stop_daemons() {
     esac
   done
   _ws_wait_gone "$pids" 20
+}
+
+ws_key() {
+  "$WALSHIP" keygen "$1" >/dev/null 2>&1 || return 1
+  chmod 600 "$1"
+  chown "$(pg_user)" "$1"
+}
+
+ws_mkdirs() {
+  mkdir -p "$@" && chown -R "$(pg_user)" "$@"
+}
+
+ws_own() {
+  chown -R "$(pg_user)" "$@"
+}
+
+ws_conf() {
+  local out=$1 line
+  shift
+  {
+    printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = %s\n' \
+      "${WS_KEY:-$T/key}" "${WS_SPOOL:-$T/spool}" "${WS_PARALLEL:-2}"
+    for line in "$@"; do printf '%s\n' "$line"; done
+  } >"$out"
+  chmod 600 "$out"
+  chown "$(pg_user)" "$out"
+}
+
+ws_region() {
+  local out=$1 name=$2 url=$3 line
+  shift 3
+  {
+    printf '\n[region %s]\nurl = %s\n' "$name" "$url"
+    for line in "$@"; do printf '%s\n' "$line"; done
+  } >>"$out"
+}
+
+ws_pg_conninfo() {
+  printf 'pg_conninfo = host=%s port=%s user=postgres dbname=postgres' "$1/sock" "$2"
+}
+
+ws_pg_archiving() {
+  pg_conf "$1" "archive_mode = on"
+  pg_conf "$1" "archive_command = '$WALSHIP --config $2 wal-push %p'"
 }
