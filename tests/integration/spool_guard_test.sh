@@ -70,8 +70,15 @@ seg $N3 3
 t "pushed again with the same content: acknowledged" push $N3
 like "$T_OUT" "1 already there, 1 spooled" "... counted as already there and spooled"
 
+# the background shipper is found by the PID in its lock file (docs/OPERATIONS.md §6)
+wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$T/spool/$SYS/ship.lock')\" ]"
+shipper=$(ws_lock_pid "$T/spool/$SYS/ship.lock")
+like "$(tr '\0' ' ' <"/proc/${shipper:-0}/cmdline" 2>/dev/null)" "walship .*ship --system-identifier $SYS" \
+  "ship.lock names the running background shipper"
+
 # the shipper's state file: status shows r3's last error, from the file
 stop_shippers
+[ -n "$shipper" ] && [ ! -d "/proc/$shipper" ]; ok $? "ws_stop_daemons stopped it by that PID"
 t_fail "ship --once while r3 is unreachable: fails" 3 fetch ship --once --system-identifier "$SYS"
 SF=$(ls "$T/spool/$SYS/state/"r3-*.json 2>/dev/null | head -1)
 [ -n "$SF" ] && python3 - "$SF" <<'PY'
