@@ -4,16 +4,28 @@
  * manifest that lacks a field, repeats one, has one of the wrong type or
  * out of its range, lists an unsafe path or a file in no part, or comes
  * in a format this walship does not read is refused (ERR_CORRUPT), and
- * unknown fields are ignored.
+ * unknown fields are ignored.  What a stored manifest is bound to (checked
+ * when the catalog loads it, src/repo/catalog.c): the backup name it is
+ * stored under and the repository's cluster; a manifest copied under
+ * another name or from another cluster is refused as foreign.
  */
 #include <jansson.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "catalog.h"
+#include "config.h"
+#include "keys.h"
+#include "log.h"
 #include "manifest.h"
+#include "repo.h"
 #include "tap.h"
+
+#define SYSID 7311234567890123456ULL
 
 static const char SHA_A[65] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 static const char SHA_B[65] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -287,11 +299,88 @@ static void test_refusals(void)
        "a truncated manifest is refused");
 }
 
+/* Store `m` (renamed `as_name`, of cluster `sysid`) as backup `key_name`'s
+ * manifest and load it through the catalog. */
+static int store_and_load(struct repo *r, const char *key_name, const char *as_name, const char *sysid,
+                          struct err *e)
+{
+    struct manifest *m = sample(), *back = NULL;
+    char key[REPO_KEY_MAX], *json = NULL;
+    size_t len;
+    int rc;
+
+    free(m->name);
+    m->name = strdup(as_name);
+    free(m->system_identifier);
+    m->system_identifier = strdup(sysid);
+    if (man_to_json(m, &json, &len, e) < 0 || repo_key_backup(key, sizeof key, key_name, CAT_MANIFEST) < 0 ||
+        repo_put_buf(r, key, 1, json, len, e) < 0) {
+        diag("could not store: %s", e->msg);
+        rc = -2;
+    } else {
+        rc = cat_load_manifest(r, key_name, &back, e);
+    }
+    if (rc == 0 && (back == NULL || strcmp(back->name, as_name) != 0))
+        rc = -3;
+    man_free(back);
+    man_free(m);
+    free(json);
+    return rc;
+}
+
+static void test_binding(void)
+{
+    static const unsigned char key[KEYS_LEN] = "walship manifest unit test key!";
+    char root[] = "/tmp/walship-manifest-test-XXXXXX", url[PATH_MAX + 8], sys[24], cmd[PATH_MAX + 16];
+    struct config *conf = config_new_default();
+    struct keyring *kr = keys_new();
+    struct region_conf rc;
+    struct repo_ident id;
+    struct repo *r = NULL;
+    struct err e = ERR_INIT;
+
+    log_init("manifest-test", LOG_ERROR);
+    if (mkdtemp(root) == NULL || keys_add(kr, key, 1, "test", &e) < 0) {
+        ok(0, "a file:// region for the binding tests");
+        return;
+    }
+    memset(&rc, 0, sizeof rc);
+    snprintf(url, sizeof url, "file://%s", root);
+    rc.name = "local";
+    rc.url = url;
+    repo_ident_init(&id, SYSID, 15, 16u << 20);
+    ok(repo_open(&rc, conf, kr, 0, &r, &e) == 0 && repo_ident_ensure(r, &id, &e) == 0,
+       "a file:// region of cluster %llu", (unsigned long long)SYSID);
+    snprintf(sys, sizeof sys, "%llu", (unsigned long long)SYSID);
+    ok(store_and_load(r, "20261203T081500Z", "20261203T081500Z", sys, &e) == 0,
+       "a manifest stored under its own name, of the region's cluster, loads");
+    err_clear(&e);
+    ok(store_and_load(r, "20261203T090000Z", "20261203T081500Z", sys, &e) == -1 && e.code == ERR_FOREIGN,
+       "a manifest copied under another backup's name is refused as foreign");
+    like(e.msg, "names backup 20261203T081500Z", "saying which backup it names");
+    err_clear(&e);
+    ok(store_and_load(r, "20261203T091500Z", "20261203T091500Z", "7000000000000000009", &e) == -1 &&
+           e.code == ERR_FOREIGN,
+       "a manifest of another cluster is refused as foreign");
+    like(e.msg, "7000000000000000009", "naming the other cluster");
+    err_clear(&e);
+    ok(store_and_load(r, "20261203T093000Z", "20261203T093000Z", "not-a-number", &e) == -1 &&
+           e.code == ERR_FOREIGN,
+       "a manifest whose cluster is not a number is refused");
+    repo_free(r);
+    keys_free(kr);
+    config_free(conf);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (system(cmd) != 0)
+        diag("could not remove %s", root);
+}
+
 int main(void)
 {
     test_round_trip();
     test_find_sort();
     test_refusals();
+    test_binding();
     free(valid_json);
     return done_testing();
 }
