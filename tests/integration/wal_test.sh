@@ -185,8 +185,16 @@ done
 chown -R "$(pg_user)" "$T/pf"
 for i in 1 2 3 4 5 6 7 8; do ws wal-push "$T/pf/src/00000001000000300000000$i" >/dev/null 2>&1 || echo "# push $i failed"; done
 c0=$(fp_stat "$C1" connections)
+fp_ctl "$C1" delay 250 >/dev/null   # long enough to find the prefetcher at work
 t "wal-fetch with prefetch (8 ahead, 2 workers)" ws --region us-east-1 wal-fetch 000000010000003000000001 "$T/pf/pg_wal/RECOVERYXLOG"
+PFLOCK=$T/pf/pg_wal/.walship-prefetch/.lock
+wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$PFLOCK')\" ]"
+pf=$(ws_lock_pid "$PFLOCK")
+like "$(tr '\0' ' ' <"/proc/${pf:-0}/cmdline" 2>/dev/null)" "walship .*wal-fetch 000000010000003000000001" \
+  "the prefetcher's lock file names it while it works (docs/OPERATIONS.md)"
+fp_ctl "$C1" delay 0 >/dev/null
 wait_for 60 test -f "$T/pf/pg_wal/.walship-prefetch/.end"
+wait_for 10 test ! -s "$PFLOCK"; ok $? "... and is emptied when it is done"
 is "$(cat "$T/pf/pg_wal/.walship-prefetch/.end" 2>/dev/null)" 000000010000003000000008 \
   "the prefetcher notes the last segment before the archive's end"
 c1=$(fp_stat "$C1" connections)
