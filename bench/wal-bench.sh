@@ -6,6 +6,7 @@
 #   bench/wal-bench.sh [--storage posix|s3|both] [--segments N] [--runs R]
 #                      [--duration S] [--sustained-runs K] [--scale S]
 #                      [--scenarios push,fetch,sustained] [--diag] [--keep]
+#                      [--delay-ms N]
 #
 #   --storage         posix: pgBackRest repo1-type=posix vs a walship file://
 #                     region, both under one temp dir on the same disk;
@@ -21,6 +22,10 @@
 #                     (default 1: it is one 60-sample time series per tool)
 #   --scale S         pgbench scale (default 50, like DESIGN.md §8)
 #   --keep            keep the work directory (printed) for inspection
+#   --delay-ms N      s3 only: the fetch scenario reads through
+#                     bench/lib/delayproxy.py, N ms each way (35: a 70 ms
+#                     round trip between regions), for both tools; TLS passes
+#                     through it unchanged.  Pushes go direct.  Default 0.
 #   --scenarios LIST  comma-separated subset of push,fetch,sustained (default
 #                     all; fetch needs push)
 #   --diag            also run walship with parallel = 3 in the push scenario
@@ -90,6 +95,8 @@ duration=60
 sruns=1
 scale=50
 keep=0
+delay_ms=0
+DPORT="" DPID=""
 diag=0
 scenarios=push,fetch,sustained
 while [ $# -gt 0 ]; do
@@ -107,6 +114,7 @@ while [ $# -gt 0 ]; do
         --scale) scale=${2:?}; shift 2 ;;
         --scale=*) scale=${1#*=}; shift ;;
         --keep) keep=1; shift ;;
+        --delay-ms) delay_ms=${2:?}; shift 2 ;;
         --diag) diag=1; shift ;;
         --scenarios) scenarios=${2:?}; shift 2 ;;
         --scenarios=*) scenarios=${1#*=}; shift ;;
@@ -122,6 +130,7 @@ case $storage in
     posix | s3) storages=$storage ;;
     *) echo "wal-bench: --storage posix|s3|both" >&2; exit 2 ;;
 esac
+[[ $delay_ms =~ ^[0-9]+$ ]] || { echo "wal-bench: --delay-ms N (milliseconds each way)" >&2; exit 2; }
 want() { case ",$scenarios," in *",$1,"*) return 0 ;; esac; return 1; }
 if want fetch && ! want push; then echo "wal-bench: fetch needs push" >&2; exit 2; fi
 case " $storages " in *" s3 "*) [ "$have_swift" = 1 ] || { echo "wal-bench: s3 needs Swift (see TESTING.md)" >&2; exit 2; } ;; esac
@@ -161,6 +170,7 @@ swift_dirs=()
 cleanup() {
     local d
     if [ "$src_up" = 1 ]; then pg_stop "$SRC" immediate; fi
+    if [ -n "$DPID" ]; then kill "$DPID" 2>/dev/null; fi
     for d in "${swift_dirs[@]}"; do swift_stop "$d"; done
     if [ "$keep" = 1 ]; then
         note "work directory kept: $W"
@@ -252,9 +262,19 @@ storage_setup() {
         swift_start_tls "$SD/swift" us-east-1 "$SD/tls/cert.pem" "$SD/tls/key.pem" pgbr walship || die "swift"
         S3PORT=$SWIFT_PORT
         CERT=$SD/tls/cert.pem
+        if [ "$delay_ms" -gt 0 ]; then
+            DPORT=$(pg_free_port)
+            python3 "$top/bench/lib/delayproxy.py" --listen "127.0.0.1:$DPORT" --target "127.0.0.1:$S3PORT" \
+                --delay-ms "$delay_ms" --pidfile "$SD/delay.pid" >"$SD/delay.log" 2>&1 &
+            DPID=$!
+            for _ in $(seq 50); do [ -s "$SD/delay.pid" ] && break; sleep 0.1; done
+            [ -s "$SD/delay.pid" ] || die "the delay proxy did not start"
+            note "s3: fetches go through a ${delay_ms} ms (each way) link on port $DPORT"
+        fi
     fi
 }
 storage_teardown() {
+    if [ -n "$DPID" ]; then kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; DPID="" DPORT=""; fi
     if [ "$S" = s3 ]; then swift_stop "$SD/swift"; fi
 }
 
@@ -304,7 +324,7 @@ pgbr_conf() {
             echo "repo1-path=/$repo"
             echo "repo1-s3-bucket=pgbr"
             echo "repo1-s3-endpoint=127.0.0.1"
-            echo "repo1-storage-port=$S3PORT"
+            echo "repo1-storage-port=${PGBR_PORT:-$S3PORT}"
             echo "repo1-storage-ca-file=$CERT"
             echo "repo1-s3-region=us-east-1"
             echo "repo1-s3-key=test:tester"
@@ -408,14 +428,23 @@ fetch_run() { # MODE REP
     d=$SD/data-$name
     fake_pgdata "$d"
     case $mode in
-        walship-prefetch) cmd="$WALSHIP --config $(cat "$SD/last-walship.conf") wal-fetch %f %p" ;;
-        walship-noprefetch) cmd="$WALSHIP --config $(cat "$SD/last-walship.conf") wal-fetch %f %p --no-prefetch" ;;
+        walship-prefetch | walship-noprefetch)
+            conf=$(cat "$SD/last-walship.conf")
+            if [ -n "$DPORT" ]; then    # the same region, over the slow link
+                sed "s|127.0.0.1:$S3PORT|127.0.0.1:$DPORT|" "$conf" >"$SD/$name.ws.conf"
+                conf=$SD/$name.ws.conf
+                chmod 600 "$conf"
+                own "$conf"
+            fi
+            cmd="$WALSHIP --config $conf wal-fetch %f %p"
+            [ "$mode" = walship-noprefetch ] && cmd="$cmd --no-prefetch"
+            ;;
         pgbr-sync | pgbr-async)
             conf=$SD/$name.pgbr.conf
             # the repository the last archive-async push filled
             local repo
             repo=$(cat "$SD/last-pgbr-async.repo")
-            pgbr_conf "$conf" "$repo" "$([ "$mode" = pgbr-async ] && echo y || echo n)" "$d"
+            PGBR_PORT=$DPORT pgbr_conf "$conf" "$repo" "$([ "$mode" = pgbr-async ] && echo y || echo n)" "$d"
             rm -rf "$SD/pgbr-spool-$repo/archive/bench/in"
             cmd="pgbackrest --config=$conf --stanza=bench archive-get %f %p"
             ;;

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bkf_chain.h"
 #include "bkf_fs.h"
 #include "bkf_pipe.h"
 #include "bkf_tar.h"
@@ -58,6 +59,9 @@ struct bkf {
     const char **ts_new;            /* ts_target[i] when mapped, else NULL */
     uint32_t *ts_oid;
     struct bkf_tar tar;             /* the manifest's index, the directories */
+    const struct manifest *cur;     /* the backup whose parts are read: m, or a link of its chain */
+    struct bkf_tar *ltar;           /* its index: &tar, or the link's */
+    struct bkf_chain chain;         /* m is incremental */
     atomic_int abort;
     pthread_mutex_t mu;             /* everything below */
     size_t next_part;
@@ -94,7 +98,7 @@ static void fail(struct bkf *c, const struct err *e)
 static void *download_main(void *arg)
 {
     struct worker *w = arg;
-    const struct man_part *mp = &w->c->m->parts[w->part - 1];
+    const struct man_part *mp = &w->c->cur->parts[w->part - 1];
     struct sink *ps = bkf_pipe_sink_new(&w->pipe), *dec = NULL, *raw = NULL;
     struct obj_bind bind = { w->key, w->c->sysid, 0 };
 
@@ -174,7 +178,7 @@ static int run_part(struct worker *w, struct err *e)
         goto out;
     }
     if (archive_read_open(a, &w->pipe, NULL, bkf_pipe_read, NULL) != ARCHIVE_OK) {
-        err_setf(e, ERR_CORRUPT, "backup %s in region %s, part %u: not a tar stream: %s", c->m->name, c->region,
+        err_setf(e, ERR_CORRUPT, "backup %s in region %s, part %u: not a tar stream: %s", c->cur->name, c->region,
                  w->part, archive_error_string(a));
         goto out;
     }
@@ -189,7 +193,7 @@ out:
         const char *file = w->tw.file;
 
         *e = w->dl_err;
-        err_prefix(e, "backup %s in region %s: part %u (%s)%s%s%s", c->m->name, c->region, w->part, w->key,
+        err_prefix(e, "backup %s in region %s: part %u (%s)%s%s%s", c->cur->name, c->region, w->part, w->key,
                    file[0] ? ": while writing \"" : "", file, file[0] ? "\"" : "");
         return -1;
     }
@@ -202,16 +206,19 @@ static void *worker_main(void *arg)
     struct bkf *c = w->c;
     struct err e = ERR_INIT;
 
+    w->tw.t = c->ltar;
     for (;;) {
         size_t i;
 
         pthread_mutex_lock(&c->mu);
         i = c->next_part++;
         pthread_mutex_unlock(&c->mu);
-        if (i >= c->m->nparts || atomic_load(&c->abort))
+        if (i >= c->cur->nparts || atomic_load(&c->abort))
             break;
-        w->part = c->m->parts[i].number;
-        snprintf(w->key, sizeof w->key, "backups/%s/part-%04u", c->m->name, (unsigned)w->part);
+        w->part = c->cur->parts[i].number;
+        if (c->ltar->want != NULL && !c->ltar->want[w->part])
+            continue;   /* nothing in it that the target needs */
+        snprintf(w->key, sizeof w->key, "backups/%s/part-%04u", c->cur->name, (unsigned)w->part);
         if (run_part(w, &e) < 0) {
             fail(c, &e);
             break;
@@ -391,6 +398,71 @@ static int check_label(const struct manifest *m, struct sink *label, struct err 
     return 0;
 }
 
+/* Read every wanted part of c->cur with the workers. */
+static int run_workers(struct bkf *c, struct err *e)
+{
+    int k, started = 0;
+
+    c->next_part = 0;
+    for (k = 0; k < c->nw; k++, started++)
+        if (pthread_create(&c->w[k].th, NULL, worker_main, &c->w[k]) != 0) {
+            struct err te = ERR_INIT;
+            err_setf(&te, ERR_INTERNAL, "could not start a worker thread");
+            fail(c, &te);
+            break;
+        }
+    for (k = 0; k < started; k++)
+        pthread_join(c->w[k].th, NULL);
+    if (c->failed) {
+        *e = c->err;
+        return -1;
+    }
+    return 0;
+}
+
+/* The target's parts, then (an incremental) each link's wanted parts,
+ * newest first; then every assembled file is checked. */
+static int run_links(struct bkf *c, struct err *e)
+{
+    uint32_t d;
+
+    c->cur = c->m;
+    c->ltar = &c->tar;
+    if (run_workers(c, e) < 0)
+        return -1;
+    for (d = 1; d < c->chain.n; d++) {
+        struct bkf_tar lt;
+        int rc;
+
+        if (bkf_tar_init(&lt, c->chain.links[d], c->region, c->rootfd, &c->abort, e) < 0) {
+            bkf_tar_free(&lt);
+            return -1;
+        }
+        lt.chain = &c->chain;
+        lt.depth = d;
+        lt.want = c->chain.want[d];
+        c->cur = c->chain.links[d];
+        c->ltar = &lt;
+        rc = run_workers(c, e);
+        if (rc == 0)
+            rc = bkf_tar_check_done(&lt, e);
+        c->cur = c->m;
+        c->ltar = &c->tar;
+        bkf_tar_free(&lt);
+        if (rc < 0)
+            return -1;
+    }
+    if (c->chain.n == 0)
+        return 0;
+    if (bkf_chain_finish(&c->chain, &c->tar, c->nw, e) < 0)
+        return -1;
+    /* every file of the target is there and checked (links may have
+     * counted a file once each) */
+    c->prog.files_done = c->m->nfiles;
+    c->prog.bytes_done = c->m->original_size;
+    return 0;
+}
+
 int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config *conf, const struct manifest *m,
               const char *dir, const struct bkf_opts *o, struct bkf_stats *st, struct err *e)
 {
@@ -414,7 +486,7 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     c.ts_new = calloc(m->ntablespaces + 1, sizeof *c.ts_new);
     c.ts_oid = calloc(m->ntablespaces + 1, sizeof *c.ts_oid);
     c.nw = o->parallel < 1 ? 1 : o->parallel;
-    if ((size_t)c.nw > m->nparts)
+    if ((size_t)c.nw > m->nparts && !m->incremental)    /* a chain's links have parts of their own */
         c.nw = m->nparts ? (int)m->nparts : 1;
     c.w = calloc((size_t)c.nw, sizeof *c.w);
     if (c.rootfd == NULL || c.ts_target == NULL || c.ts_new == NULL || c.ts_oid == NULL || c.w == NULL) {
@@ -427,6 +499,9 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     for (i = 0; i < nroots; i++)
         c.rootfd[i] = -1;
     if (bkf_tar_init(&c.tar, m, r->name, c.rootfd, &c.abort, e) < 0 || plan_tablespaces(&c, o, e) < 0)
+        goto out;
+    /* a chain is checked before anything is created: a missing link is refused here */
+    if (m->incremental && bkf_chain_load(r, m, &c.chain, e) < 0)
         goto out;
     c.prog.bytes_total = m->original_size;
     c.prog.files_total = m->nfiles;
@@ -457,6 +532,8 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
         goto out;
     if (m->has_tablespace_map && fetch_small(r, m->name, "tablespace_map", &tsmap, e) < 0)
         goto out;
+    if (m->incremental && bkf_chain_prepare(&c.chain, &c.tar, e) < 0)
+        goto out;
 
     for (k = 0; k < c.nw; k++) {
         struct worker *w = &c.w[k];
@@ -477,19 +554,9 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
             w->own_stor = 1;
         }
     }
-    for (k = 0; k < c.nw; k++, started++)
-        if (pthread_create(&c.w[k].th, NULL, worker_main, &c.w[k]) != 0) {
-            struct err te = ERR_INIT;
-            err_setf(&te, ERR_INTERNAL, "could not start a worker thread");
-            fail(&c, &te);
-            break;
-        }
-    for (k = 0; k < started; k++)
-        pthread_join(c.w[k].th, NULL);
-    if (c.failed) {
-        *e = c.err;
+    (void)started;
+    if (run_links(&c, e) < 0)
         goto out;
-    }
     if (finish(&c, dir, label, tsmap, e) < 0)
         goto out;
     if (c.progress != NULL)
@@ -524,6 +591,7 @@ out:
     free(c.ts_oid);
     free(c.rootfd);
     bkf_tar_free(&c.tar);
+    bkf_chain_free(&c.chain);
     free(c.w);
     sink_free(label);
     sink_free(tsmap);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bkf_chain.h"
 #include "bkf_fs.h"
 #include "util.h"
 
@@ -40,12 +41,14 @@ static int check_manifest(const struct bkf_tar *t, struct err *e)
     for (i = 0; i < m->nfiles && rc == 0; i++) {
         const struct man_file *f = &m->files[i];
 
+        if (f->map != NULL && f->part == 0 && f->stored == 0)
+            continue;   /* an incremental's file without blocks of its own */
         if (f->part < 1 || f->part > m->nparts)
             rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest puts \"%s\" in part %u of %zu", m->name, f->path,
                           (unsigned)f->part, m->nparts);
         else if (i > 0 && strcmp(t->idx[i - 1].path, t->idx[i].path) == 0)
             rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest lists \"%s\" twice", m->name, t->idx[i].path);
-        else if ((sum[f->part] += f->size) > m->parts[f->part - 1].raw_size || sum[f->part] < f->size)
+        else if ((sum[f->part] += f->stored) > m->parts[f->part - 1].raw_size || sum[f->part] < f->stored)
             /* a tar holds every byte of its files (no sparse entries) */
             rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest's files of part %u add up to more than its %llu "
                           "tar bytes", m->name, (unsigned)f->part,
@@ -118,7 +121,8 @@ int bkf_tar_check_done(const struct bkf_tar *t, struct err *e)
     size_t i;
 
     for (i = 0; i < m->nfiles; i++)
-        if (!t->done[t->idx[i].i])
+        if (!t->done[t->idx[i].i] && m->files[t->idx[i].i].part != 0 &&
+            (t->want == NULL || t->want[m->files[t->idx[i].i].part]))
             return err_setf(e, ERR_CORRUPT, "backup %s in region %s: file \"%s\" is listed in the manifest for part "
                             "%u, but that part does not hold it", m->name, t->region, t->idx[i].path,
                             (unsigned)m->files[t->idx[i].i].part);
@@ -131,14 +135,16 @@ int bkf_tar_check_done(const struct bkf_tar *t, struct err *e)
  * goes to that tablespace's directory. */
 static int route(const struct bkf_tar *t, const char *path, const char **rel)
 {
+    /* a chain restores into the target's tablespaces, whatever a parent had */
+    const struct manifest *m = t->chain != NULL ? t->chain->links[0] : t->m;
     size_t i;
 
     *rel = path;
     if (!str_has_prefix(path, "pg_tblspc/"))
         return 0;
-    for (i = 0; i < t->m->ntablespaces; i++) {
+    for (i = 0; i < m->ntablespaces; i++) {
         char pre[32];
-        int n = snprintf(pre, sizeof pre, "pg_tblspc/%u", (unsigned)t->m->tablespaces[i].oid);
+        int n = snprintf(pre, sizeof pre, "pg_tblspc/%u", (unsigned)m->tablespaces[i].oid);
 
         if (strncmp(path, pre, (size_t)n) == 0 && (path[n] == '\0' || path[n] == '/')) {
             *rel = path[n] ? path + n + 1 : path + n;
@@ -177,24 +183,6 @@ static int parent_fd(struct bkf_tar_worker *w, int root, const char *rel, const 
     (err_setf(e, code, __VA_ARGS__), \
      err_prefix(e, "backup %s in region %s, part %u: entry \"%s\"", t->m->name, t->region, w->part, name))
 
-static int write_all_at(int fd, const void *buf, size_t len, off_t off)
-{
-    const unsigned char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        off += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Everything that can be checked from the header, before any byte of data
  * is read: the manifest's file, its part, its size, no sparse map. */
 static const struct man_file *check_file_header(struct bkf_tar_worker *w, struct archive_entry *ent,
@@ -217,9 +205,9 @@ static const struct man_file *check_file_header(struct bkf_tar_worker *w, struct
         return ENTRY_ERR(ERR_CORRUPT, "a sparse entry (%d regions declaring %lld bytes): walship never writes "
                          "sparse entries", archive_entry_sparse_count(ent), (long long)archive_entry_size(ent)),
                NULL;
-    if (!archive_entry_size_is_set(ent) || (uint64_t)archive_entry_size(ent) != mf->size)
+    if (!archive_entry_size_is_set(ent) || (uint64_t)archive_entry_size(ent) != mf->stored)
         return ENTRY_ERR(ERR_CORRUPT, "size %lld differs from the manifest's %llu", (long long)archive_entry_size(ent),
-                         (unsigned long long)mf->size), NULL;
+                         (unsigned long long)mf->stored), NULL;
     *fi = hit->i;
     return mf;
 }
@@ -246,7 +234,7 @@ static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct m
             return ENTRY_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %llu of %llu bytes were expected",
                              (long long)off, len, (unsigned long long)pos, (unsigned long long)mf->size);
         EVP_DigestUpdate(w->md, buf, len);
-        if (write_all_at(fd, buf, len, (off_t)off) < 0)
+        if (pwrite_all(fd, buf, len, (off_t)off) < 0)
             return ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
         atomic_fetch_add(&t->work, (uint64_t)len);
         pos += len;
@@ -282,6 +270,10 @@ static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct arch
 
     if ((mf = check_file_header(w, ent, name, &fi, e)) == NULL)
         return -1;
+    if (t->chain != NULL && (t->depth > 0 || mf->map != NULL)) {
+        t->done[fi] = 1;
+        return bkf_chain_entry(w, a, mf, name, e);
+    }
     root = route(t, name, &rel);
     if (*rel == '\0')
         return ENTRY_ERR(ERR_CORRUPT, "a file where a tablespace directory belongs");
@@ -378,6 +370,8 @@ static int extract_entry(struct bkf_tar_worker *w, struct archive *a, struct arc
         return ENTRY_ERR(ERR_CORRUPT, "unsafe path (absolute, or with an empty, \".\" or \"..\" component)");
     if (type == AE_IFDIR && archive_entry_size(ent) > 0)
         return ENTRY_ERR(ERR_CORRUPT, "a directory entry with %lld bytes of data", (long long)archive_entry_size(ent));
+    if (type == AE_IFDIR && t->chain != NULL && t->depth > 0)
+        return 0;   /* a parent's directory: the target's own list is the one */
     return type == AE_IFDIR ? extract_dir(w, ent, name, e) : extract_file(w, a, ent, name, e);
 }
 
@@ -414,4 +408,43 @@ int bkf_tar_part(struct bkf_tar_worker *w, struct archive *a, uint32_t part, str
         w->cache_fd = -1;
     }
     return rc;
+}
+
+int bkf_tar_precreate(struct bkf_tar_worker *w, const char *path, uint64_t size, struct err *e)
+{
+    struct bkf_tar *t = w->t;
+    const char *rel, *leaf;
+    int root = route(t, path, &rel), dfd, fd;
+
+    if (*rel == '\0')
+        return err_setf(e, ERR_CORRUPT, "backup %s: a file \"%s\" where a tablespace directory belongs", t->m->name,
+                        path);
+    dfd = parent_fd(w, root, rel, &leaf);
+    if (dfd < 0)
+        return err_errno(e, errno == ENOTDIR || errno == ELOOP ? ERR_CORRUPT : ERR_IO, errno,
+                         "backup %s: could not create the directory of \"%s\"", t->m->name, path);
+    fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_errno(e, errno == EEXIST ? ERR_CORRUPT : ERR_IO, errno, "backup %s: could not create \"%s\"",
+                         t->m->name, path);
+    if (ftruncate(fd, (off_t)size) < 0) {
+        int en = errno;
+
+        close(fd);
+        return err_errno(e, ERR_IO, en, "backup %s: could not size \"%s\"", t->m->name, path);
+    }
+    if (close(fd) < 0)
+        return err_errno(e, ERR_IO, errno, "backup %s: could not create \"%s\"", t->m->name, path);
+    return 0;
+}
+
+int bkf_tar_open_existing(struct bkf_tar_worker *w, const char *path, int flags)
+{
+    const char *rel, *leaf;
+    int root = route(w->t, path, &rel), dfd;
+
+    dfd = parent_fd(w, root, rel, &leaf);
+    if (dfd < 0)
+        return -1;
+    return openat(dfd, leaf, flags | O_NOFOLLOW | O_CLOEXEC);
 }

@@ -68,6 +68,11 @@ struct bkf_tar {
     pthread_mutex_t mu;             /* the directory list */
     struct bkf_dir *dirs;
     size_t ndirs, capdirs;
+    /* Restoring an incremental (bkf_chain.h): m is link `depth` of `chain`;
+     * only the parts with want[part] are read.  NULL for a full backup. */
+    struct bkf_chain *chain;
+    uint32_t depth;
+    const unsigned char *want;
 };
 
 struct bkf_tar_worker {
@@ -98,5 +103,11 @@ int bkf_tar_part(struct bkf_tar_worker *w, struct archive *a, uint32_t part, str
 
 /* After every part: each manifest file was found (ERR_CORRUPT otherwise). */
 int bkf_tar_check_done(const struct bkf_tar *t, struct err *e);
+
+/* A chain: create `path` (a manifest path) empty at `size` bytes, its
+ * directories as needed (0700, set later from the tar). */
+int bkf_tar_precreate(struct bkf_tar_worker *w, const char *path, uint64_t size, struct err *e);
+/* Open a file made by bkf_tar_precreate (no symlink followed); -1 and errno. */
+int bkf_tar_open_existing(struct bkf_tar_worker *w, const char *path, int flags);
 
 #endif

@@ -243,7 +243,9 @@ int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char
     if (rconf_quote(q, sizeof q, restore_command) < 0)
         return err_setf(e, ERR_USAGE, "restore_command too long");
     ADD("restore_command = %s\n", q);
-    if (t->kind == PITR_IMMEDIATE) {
+    if (t->kind == PITR_STANDBY) {
+        /* no target: only a promotion ends a standby's recovery */
+    } else if (t->kind == PITR_IMMEDIATE) {
         ADD("recovery_target = 'immediate'\n");
     } else if (t->kind == PITR_LATEST) {
         /* the end of the archive, when known: recovery must get there */
@@ -259,7 +261,9 @@ int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char
         rconf_quote(q, sizeof q, t->value);
         ADD("%s = %s\n", names[t->kind], q);
     }
-    if (t->kind != PITR_LATEST || t->value[0] != '\0')
+    if (t->kind == PITR_STANDBY)
+        ADD("hot_standby = 'on'\n");
+    else if (t->kind != PITR_LATEST || t->value[0] != '\0')
         ADD("recovery_target_action = '%s'\n", t->action);
     ADD("recovery_target_timeline = '%s'\n", t->timeline[0] ? t->timeline : "latest");
     if (!keep_archive)
@@ -286,7 +290,8 @@ int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char
     free(old);
     if (rc < 0)
         return -1;
-    if (snprintf(path, sizeof path, "%s/recovery.signal", dir) >= (int)sizeof path)
+    if (snprintf(path, sizeof path, "%s/%s.signal", dir, t->kind == PITR_STANDBY ? "standby" : "recovery") >=
+        (int)sizeof path)
         return err_setf(e, ERR_USAGE, "path too long");
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)

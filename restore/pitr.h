@@ -17,7 +17,9 @@
 #include "rconf.h"
 #include "stor.h"
 
-enum pitr_kind { PITR_LATEST, PITR_TIME, PITR_LSN, PITR_XID, PITR_NAME, PITR_IMMEDIATE };
+/* PITR_STANDBY: no target at all; a standby that follows the archive until
+ * it is promoted (standby.signal, hot_standby; restore --standby). */
+enum pitr_kind { PITR_LATEST, PITR_TIME, PITR_LSN, PITR_XID, PITR_NAME, PITR_IMMEDIATE, PITR_STANDBY };
 
 struct pitr_target {
     enum pitr_kind kind;
@@ -47,7 +49,8 @@ int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeli
                    unsigned long *nsegments, struct err *e);
 
 /* Add the recovery settings to DIR/postgresql.auto.conf, in one block and
- * one atomic write, and create DIR/recovery.signal.  `restore_command` is
+ * one atomic write, and create DIR/recovery.signal (PITR_STANDBY: no target
+ * and no action, hot_standby = on, and DIR/standby.signal).  `restore_command` is
  * the full command line (quoted here for the configuration file).  Unless
  * keep_archive, archive_mode is turned off in the restored instance so a
  * drill never writes into the production prefix.  `found` (NULL or what

@@ -13,48 +13,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "pginst.h"
 #include "util.h"
 
 #define POLL_US 250000
 #define CONNECT_EVERY_MS 2000
-
-/* ---- what the server says without logging in ---- */
-
-struct pidfile {
-    int alive;
-    long pid;
-    int port;
-    char sockdir[PATH_MAX];
-    char listen[256];
-    char status[16];            /* starting, standby, ready (15: also in hot standby), stopping */
-};
-
-/* postmaster.pid: pid, data directory, start time, port, socket directory,
- * listen address, shared memory key, status. */
-static void read_pidfile(const char *pgdata, struct pidfile *p)
-{
-    char path[PATH_MAX], line[PATH_MAX];
-    FILE *f;
-    int n = 0;
-
-    memset(p, 0, sizeof *p);
-    snprintf(path, sizeof path, "%s/postmaster.pid", pgdata);
-    if ((f = fopen(path, "re")) == NULL)
-        return;
-    while (fgets(line, sizeof line, f) != NULL) {
-        line[strcspn(line, "\n")] = '\0';
-        switch (++n) {
-        case 1: p->pid = strtol(line, NULL, 10); break;
-        case 4: p->port = (int)strtol(line, NULL, 10); break;
-        case 5: snprintf(p->sockdir, sizeof p->sockdir, "%s", line); break;
-        case 6: snprintf(p->listen, sizeof p->listen, "%.255s", line); break;
-        case 8: sscanf(line, "%15s", p->status); break;
-        default: break;
-        }
-    }
-    fclose(f);
-    p->alive = p->pid > 0 && kill((pid_t)p->pid, 0) == 0;
-}
 
 /* ---- the server log (ours: pg_ctl -l, logging_collector off) ---- */
 
@@ -167,54 +130,6 @@ static void from_log(const char *path, long off, struct rcv_result *r)
 
 /* ---- connecting: one connection, few attempts ---- */
 
-enum login { LOGIN_OK, LOGIN_RETRY, LOGIN_REFUSED };
-
-static enum login try_connect(const struct pidfile *pf, const char *user, const char *db, PGconn **out,
-                              char *msg, size_t n)
-{
-    const char *kw[8], *val[8];
-    char port[16];
-    int i = 0;
-    PGconn *c;
-    const char *m;
-    int transient;
-
-    snprintf(port, sizeof port, "%d", pf->port);
-    kw[i] = "host";
-    val[i++] = pf->sockdir[0] ? pf->sockdir
-               : (pf->listen[0] && strcmp(pf->listen, "*") != 0 ? pf->listen : "localhost");
-    kw[i] = "port";
-    val[i++] = port;
-    kw[i] = "dbname";
-    val[i++] = db;
-    kw[i] = "connect_timeout";
-    val[i++] = "5";
-    kw[i] = "application_name";
-    val[i++] = "walship restore";
-    if (user != NULL) {
-        kw[i] = "user";
-        val[i++] = user;
-    }
-    kw[i] = NULL;
-    val[i] = NULL;
-    c = PQconnectdbParams(kw, val, 0);
-    if (PQstatus(c) == CONNECTION_OK) {
-        *out = c;
-        return LOGIN_OK;
-    }
-    m = PQerrorMessage(c);
-    snprintf(msg, n, "%s", m);
-    msg[strcspn(msg, "\n")] = '\0';
-    /* transient: not yet accepting connections, or not listening yet (read
-     * before PQfinish, which frees the message) */
-    transient = strstr(m, "starting up") || strstr(m, "not yet accepting") || strstr(m, "Connection refused") ||
-                strstr(m, "No such file") || strstr(m, "shutting down") || strstr(m, "timeout");
-    PQfinish(c);
-    if (transient)
-        return LOGIN_RETRY;
-    return LOGIN_REFUSED;
-}
-
 struct login_state {
     const char *users[3];
     int nusers, next_user;
@@ -236,21 +151,21 @@ static void login_init(struct login_state *ls, const char *user)
 }
 
 /* One connection attempt when due.  -1: no role we may try can log in. */
-static int login_step(struct login_state *ls, const struct pidfile *pf, PGconn **c, char *user_out, size_t n,
+static int login_step(struct login_state *ls, const struct pg_pidfile *pf, PGconn **c, char *user_out, size_t n,
                       struct err *e)
 {
-    enum login l;
+    enum pginst_login l;
     const char *u = ls->users[ls->next_user];
 
     if (now_ms() < ls->next_try)
         return 0;
     ls->next_try = now_ms() + CONNECT_EVERY_MS;
-    l = try_connect(pf, u, ls->db, c, ls->last_msg, sizeof ls->last_msg);
-    if (l == LOGIN_OK) {
+    l = pginst_connect(pf, u, ls->db, "walship restore", c, ls->last_msg, sizeof ls->last_msg);
+    if (l == PGINST_OK) {
         snprintf(user_out, n, "%s", PQuser(*c));
         return 0;
     }
-    if (l == LOGIN_RETRY)
+    if (l == PGINST_RETRY)
         return 0;
     if (strstr(ls->last_msg, "database \"postgres\" does not exist") && strcmp(ls->db, "postgres") == 0) {
         ls->db = "template1";
@@ -270,57 +185,10 @@ static int login_step(struct login_state *ls, const struct pidfile *pf, PGconn *
 
 /* ---- queries ---- */
 
-struct state {
-    int in_recovery, paused;
-    char lsn[32], xact_time[64];
-};
-
-static int query_state(PGconn *c, struct state *s)
-{
-    PGresult *r;
-    int ok = 0;
-
-    r = PQexec(c, "select pg_is_in_recovery(), "
-                  "case when pg_is_in_recovery() then pg_get_wal_replay_pause_state() = 'paused' end, "
-                  "coalesce(pg_last_wal_replay_lsn()::text, ''), "
-                  "coalesce(pg_last_xact_replay_timestamp()::text, '')");
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-        s->in_recovery = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-        s->paused = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
-        snprintf(s->lsn, sizeof s->lsn, "%s", PQgetvalue(r, 0, 2));
-        snprintf(s->xact_time, sizeof s->xact_time, "%s", PQgetvalue(r, 0, 3));
-        ok = 1;
-    }
-    PQclear(r);
-    return ok;
-}
-
-/* One value of a one-row query with up to one parameter; "" on error. */
-static void query_one(PGconn *c, const char *sql, const char *param, char *out, size_t n)
-{
-    PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0);
-
-    out[0] = '\0';
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        snprintf(out, n, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-}
-
-/* Is the instance on port pf->port the one in o->pgdata? */
-static int same_instance(PGconn *c, const char *pgdata)
-{
-    char dir[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
-
-    query_one(c, "select current_setting('data_directory')", NULL, dir, sizeof dir);
-    if (dir[0] == '\0')
-        return 1;       /* not allowed to see it: trust the socket from postmaster.pid */
-    return strcmp(realpath(dir, a) ? a : dir, realpath(pgdata, b) ? b : pgdata) == 0;
-}
-
 /* ---- the check ---- */
 
 /* Paused: is this the target?  0 yes, -1 no (e says why). */
-static int check_target(PGconn *c, const struct rcv_opts *o, long off, const struct state *s, struct err *e)
+static int check_target(PGconn *c, const struct rcv_opts *o, long off, const struct pg_replay *s, struct err *e)
 {
     const struct pitr_target *t = o->target;
     char stopping[256], ok[8];
@@ -341,7 +209,7 @@ static int check_target(PGconn *c, const struct rcv_opts *o, long off, const str
                             t->kind == PITR_LATEST ? "end of the archive, the last record at" : "target LSN", want);
     }
     if (t->kind == PITR_TIME && s->xact_time[0]) {
-        query_one(c, "select pg_last_xact_replay_timestamp() <= $1::timestamptz", t->value, ok, sizeof ok);
+        pginst_query_one(c, "select pg_last_xact_replay_timestamp() <= $1::timestamptz", t->value, ok, sizeof ok);
         if (strcmp(ok, "t") != 0)
             return err_setf(e, ERR_IO, "recovery replayed a transaction of %s, after the target time %s",
                             s->xact_time, t->value);
@@ -365,12 +233,12 @@ static int promote(PGconn *c, struct rcv_result *r, struct err *e)
 
     PQclear(res);
     if (!resumed) {
-        query_one(c, "select pg_promote(true, 120)", NULL, done, sizeof done);
+        pginst_query_one(c, "select pg_promote(true, 120)", NULL, done, sizeof done);
         if (strcmp(done, "t") != 0)
             return err_setf(e, ERR_IO, "pg_promote() failed or timed out: %s", PQerrorMessage(c));
     }
     for (;;) {
-        query_one(c, "select pg_is_in_recovery()", NULL, done, sizeof done);
+        pginst_query_one(c, "select pg_is_in_recovery()", NULL, done, sizeof done);
         if (strcmp(done, "f") == 0)
             break;
         if (done[0] == '\0' || now_ms() > deadline)
@@ -378,7 +246,7 @@ static int promote(PGconn *c, struct rcv_result *r, struct err *e)
                             "target%s%s", done[0] == '\0' ? ": " : "", done[0] == '\0' ? PQerrorMessage(c) : "");
         usleep(20000);
     }
-    query_one(c,
+    pginst_query_one(c,
               "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int",
               NULL, r->new_tli, sizeof r->new_tli);
     /* The end-of-recovery checkpoint PostgreSQL requests is spread out
@@ -424,9 +292,9 @@ static int start(const struct rcv_opts *o, struct err *e)
 
 static int failed(const struct rcv_opts *o, long off, struct rcv_result *r, struct err *e)
 {
-    struct pidfile pf;
+    struct pg_pidfile pf;
 
-    read_pidfile(o->pgdata, &pf);
+    pginst_read_pidfile(o->pgdata, &pf);
     r->outcome = RCV_FAILED;
     r->running = pf.alive;
     if (!pf.alive)
@@ -456,7 +324,7 @@ static int server_gone(const struct rcv_opts *o, long off, struct rcv_result *r,
 /* Not connected yet: a login attempt when the server accepts connections
  * and one is due.  -1 on a refused login, another instance, or the start
  * timeout. */
-static int connect_step(const struct rcv_opts *o, struct login_state *ls, const struct pidfile *pf,
+static int connect_step(const struct rcv_opts *o, struct login_state *ls, const struct pg_pidfile *pf,
                         uint64_t deadline, PGconn **c, struct rcv_result *r, struct err *e)
 {
     if (now_ms() > deadline)
@@ -469,14 +337,14 @@ static int connect_step(const struct rcv_opts *o, struct login_state *ls, const 
         return 0;       /* not consistent yet: do not knock (each refusal is a line in its log) */
     if (login_step(ls, pf, c, r->user, sizeof r->user, e) < 0)
         return -1;
-    if (*c != NULL && !same_instance(*c, o->pgdata))
+    if (*c != NULL && !pginst_same_dir(*c, o->pgdata))
         return err_setf(e, ERR_IO, "port %d answers for another PostgreSQL instance, not the one in \"%s\"",
                         pf->port, o->pgdata);
     return 0;
 }
 
 /* Paused: check, then promote (or leave it paused when asked to). */
-static int at_pause(PGconn *c, const struct rcv_opts *o, long off, const struct state *s, struct rcv_result *r,
+static int at_pause(PGconn *c, const struct rcv_opts *o, long off, const struct pg_replay *s, struct rcv_result *r,
                     struct err *e)
 {
     from_log(o->logpath, off, r);
@@ -499,7 +367,7 @@ static int at_pause(PGconn *c, const struct rcv_opts *o, long off, const struct 
 int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
 {
     struct login_state ls;
-    struct pidfile pf;
+    struct pg_pidfile pf;
     PGconn *c = NULL;
     char fatal[256];
     uint64_t t0 = now_ms(), last_progress, deadline;
@@ -513,16 +381,17 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
     last_progress = now_ms();
     deadline = t0 + (uint64_t)o->start_timeout_s * 1000;
     for (;;) {
-        struct state s;
+        struct pg_replay s;
+        struct err qe = ERR_INIT;
 
         usleep(POLL_US);
-        read_pidfile(o->pgdata, &pf);
+        pginst_read_pidfile(o->pgdata, &pf);
         if (pf.alive) {
             seen = 1;
         } else if (seen || now_ms() - t0 > 10000 || log_last(o->logpath, off, "FATAL:", "\n", fatal, sizeof fatal)) {
             /* gone, or (a postmaster that failed at once, never seen) never came */
             usleep(POLL_US);
-            read_pidfile(o->pgdata, &pf);
+            pginst_read_pidfile(o->pgdata, &pf);
             if (!pf.alive) {
                 rc = server_gone(o, off, r, e);
                 goto out;
@@ -535,7 +404,7 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
                 last_progress = now_ms();
             continue;
         }
-        if (!query_state(c, &s)) {
+        if (pginst_replay(c, &s, &qe) < 0) {
             PQfinish(c);        /* the server died, or the session did */
             c = NULL;
             deadline = now_ms() + (uint64_t)o->start_timeout_s * 1000;
@@ -553,6 +422,16 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
             r->outcome = RCV_FAILED;
             r->running = 1;
             log_why(o->logpath, off, r->why, sizeof r->why);
+            goto out;
+        }
+        if (o->standby && s.lsn[0] != '\0') {
+            /* a hot standby accepting read-only connections: consistent
+             * (PostgreSQL allows them only from then on); left running */
+            r->outcome = RCV_STANDBY;
+            r->running = 1;
+            from_log(o->logpath, off, r);
+            snprintf(r->lsn, sizeof r->lsn, "%s", s.lsn);
+            rc = 0;
             goto out;
         }
         if (s.paused) {
@@ -573,7 +452,7 @@ out:
     if (r->outcome != RCV_PROMOTED && r->outcome != RCV_SHUT_DOWN && c != NULL) {
         char tli[16];
 
-        query_one(c, "select min_recovery_end_timeline::text from pg_control_recovery()", NULL, tli, sizeof tli);
+        pginst_query_one(c, "select min_recovery_end_timeline::text from pg_control_recovery()", NULL, tli, sizeof tli);
         if (r->tli[0] == '\0' && tli[0] != '\0' && strcmp(tli, "0") != 0)
             snprintf(r->tli, sizeof r->tli, "%s", tli);
     }

@@ -19,7 +19,8 @@
  *    pause point against the target and the server log's "recovery
  *    stopping" line; then pg_promote() and a CHECKPOINT.  Every wait is
  *    bounded: a start timeout (until the instance accepts connections) and
- *    a stall timeout (no replay progress).  A server that exits, a login that fails, a
+ *    a stall timeout (no replay progress).  For a standby (o->standby)
+ *    the wait ends once it accepts read-only connections, in recovery.  A server that exits, a login that fails, a
  *    pause anywhere but the target: an error at once, never a promotion.
  *
  * Library code: it never prints, and runs programs (pg_ctl) only through
@@ -79,11 +80,13 @@ struct rcv_opts {
     const struct pitr_target *target;   /* as asked; PITR_LATEST with the end in lsn */
     int promote;                        /* promote after a good check (else leave it paused) */
     int shutdown;                       /* recovery_target_action = shutdown was written */
+    int standby;                        /* standby.signal: done once it accepts read-only
+                                         * connections (consistent), left running */
     rcv_run_fn run;
     void *run_arg;
 };
 
-enum rcv_outcome { RCV_FAILED, RCV_PROMOTED, RCV_PAUSED, RCV_SHUT_DOWN };
+enum rcv_outcome { RCV_FAILED, RCV_PROMOTED, RCV_PAUSED, RCV_SHUT_DOWN, RCV_STANDBY };
 
 struct rcv_result {
     enum rcv_outcome outcome;

@@ -256,6 +256,12 @@ int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms,
     }
 }
 
+/* How far a prefetcher looks: it keeps `count` segments ready ahead of
+ * recovery and follows it as it consumes them, up to this many per run,
+ * and gives up once recovery has taken nothing for PREFETCH_IDLE_MS. */
+#define PREFETCH_HORIZON 4096
+#define PREFETCH_IDLE_MS 120000
+
 struct prefetch {
     const struct config *conf;
     const struct keyring *kr;
@@ -264,13 +270,49 @@ struct prefetch {
     int n;
     char dir[PATH_MAX];
     char (*names)[WAL_NAME_LEN + 1];
-    int count;
+    unsigned char *done;        /* names[i] fetched (or found prefetched) */
+    int total;                  /* names: PREFETCH_HORIZON */
+    int count;                  /* the window: at most this many ready and not consumed */
+    int base;                   /* names before it were consumed by recovery */
     int next;
     int stop;
-    int first_missing;          /* index of the first name the archive lacks (count: none) */
+    int first_missing;          /* index of the first name the archive lacks (total: none) */
     const char *name;           /* the segment before names[0] */
+    uint64_t moved_ms;          /* when recovery last consumed one */
     pthread_mutex_t lock;
 };
+
+static int prefetched(const struct prefetch *p, int i)
+{
+    char path[PATH_MAX + 64];
+
+    snprintf(path, sizeof path, "%s/%s", p->dir, p->names[i]);
+    return access(path, F_OK) == 0;
+}
+
+/* Under p->lock: the next index to fetch, or -1 to stop.  Waits (lock
+ * released) while the window is full; recovery consuming a segment (its
+ * file renamed away) moves the window. */
+static int take_next(struct prefetch *p)
+{
+    for (;;) {
+        while (p->base < p->next && p->done[p->base] && !prefetched(p, p->base)) {
+            p->base++;
+            p->moved_ms = now_ms();
+        }
+        if (p->stop || p->next >= p->total)
+            return -1;
+        if (p->next < p->base + p->count)
+            return p->next++;
+        if (now_ms() - p->moved_ms > PREFETCH_IDLE_MS) {
+            p->stop = 1;        /* recovery stopped asking: promoted, paused, or gone */
+            return -1;
+        }
+        pthread_mutex_unlock(&p->lock);
+        usleep(20000);
+        pthread_mutex_lock(&p->lock);
+    }
+}
 
 static void *prefetch_worker(void *arg)
 {
@@ -280,39 +322,38 @@ static void *prefetch_worker(void *arg)
     for (;;) {
         char path[PATH_MAX + 64], tmpdest[PATH_MAX + 64];
         struct err e = ERR_INIT;
+        struct cluster_info ci;
         int i, by, rc;
 
         pthread_mutex_lock(&p->lock);
-        i = p->stop ? p->count : p->next++;
+        i = take_next(p);
+        ci = p->ci;
         pthread_mutex_unlock(&p->lock);
-        if (i >= p->count)
+        if (i < 0)
             break;
         snprintf(path, sizeof path, "%s/%s", p->dir, p->names[i]);
-        if (access(path, F_OK) == 0)
-            continue;
-        /* fetch into a hidden name, then publish: a prefetched file is
-         * visible only complete and verified */
-        snprintf(tmpdest, sizeof tmpdest, "%s/.%s.part", p->dir, p->names[i]);
-        {
-            struct cluster_info ci;
-
-            pthread_mutex_lock(&p->lock);
-            ci = p->ci;
-            pthread_mutex_unlock(&p->lock);
-            /* one connection per region and worker for the whole run: over
-             * a slow link a new TLS connection costs a round trip or two */
+        if (access(path, F_OK) == 0) {
+            rc = 0;             /* an earlier prefetcher's */
+        } else {
+            /* fetch into a hidden name, then publish: a prefetched file is
+             * visible only complete and verified.  One connection per
+             * region and worker for the whole run: over a slow link a new
+             * TLS connection costs a round trip or two. */
+            snprintf(tmpdest, sizeof tmpdest, "%s/.%s.part", p->dir, p->names[i]);
             rc = walfetch_one_cached(p->conf, p->kr, p->order, p->n, p->names[i], tmpdest, &ci, cache, &by, &e);
-        }
-        if (rc == 0) {
-            if (rename(tmpdest, path) < 0)
+            if (rc == 0 && rename(tmpdest, path) < 0)
+                rc = -1;
+            if (rc != 0)
                 unlink(tmpdest);
-            continue;
         }
-        unlink(tmpdest);
         pthread_mutex_lock(&p->lock);
-        p->stop = 1;    /* end of the archive, or trouble: wal-fetch will see for itself */
-        if (rc == WALFETCH_MISSING && i < p->first_missing)
-            p->first_missing = i;
+        if (rc == 0) {
+            p->done[i] = 1;
+        } else {
+            p->stop = 1;    /* end of the archive, or trouble: wal-fetch will see for itself */
+            if (rc == WALFETCH_MISSING && i < p->first_missing)
+                p->first_missing = i;
+        }
         pthread_mutex_unlock(&p->lock);
     }
     if (cache != NULL) {
@@ -333,15 +374,11 @@ static void note_end(const struct prefetch *p)
     const char *last;
     int fd, i;
 
-    if (p->first_missing >= p->count)
+    if (p->first_missing >= p->total)
         return;
-    for (i = 0; i < p->first_missing; i++) {
-        char have[PATH_MAX + 64];
-
-        snprintf(have, sizeof have, "%s/%s", p->dir, p->names[i]);
-        if (access(have, F_OK) != 0)
+    for (i = 0; i < p->first_missing; i++)
+        if (!p->done[i])
             return;     /* a hole before it: no single "last" segment */
-    }
     last = p->first_missing == 0 ? p->name : p->names[p->first_missing - 1];
     snprintf(path, sizeof path, "%s/.end", p->dir);
     snprintf(tmp, sizeof tmp, "%s/.end.tmp", p->dir);
@@ -411,15 +448,18 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     p.order = order;
     p.n = n;
     p.count = count;
-    p.first_missing = count;
+    p.total = PREFETCH_HORIZON;
+    p.first_missing = p.total;
     p.name = name;
-    p.names = calloc((size_t)count, sizeof *p.names);
-    if (p.names == NULL)
+    p.moved_ms = now_ms();
+    p.names = calloc((size_t)p.total, sizeof *p.names);
+    p.done = calloc((size_t)p.total, 1);
+    if (p.names == NULL || p.done == NULL)
         goto out;
     {
         uint64_t segno = wal_segno(&w, seg_size);
 
-        for (i = 0; i < count; i++)
+        for (i = 0; i < p.total; i++)
             wal_segment_name(w.tli, segno + 1 + (uint64_t)i, seg_size, p.names[i]);
     }
     pthread_mutex_init(&p.lock, NULL);
@@ -434,6 +474,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     note_end(&p);
 out:
     free(p.names);
+    free(p.done);
     lock_clear_holder(lockfd);
     close(lockfd);
 }

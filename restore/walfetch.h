@@ -55,10 +55,12 @@ int walfetch_one_cached(const struct config *conf, const struct keyring *kr, con
  * wait_ms for it. */
 int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms, struct err *e);
 
-/* Fetch up to `count` segments after `name` (segments of `seg_size`
- * bytes) into the prefetch directory, `parallel` at a time; stops at the
- * first missing one.  Runs in the
- * calling process (wal-fetch calls it in a detached child). */
+/* Keep `count` segments after `name` (segments of `seg_size` bytes) ready
+ * in the prefetch directory, `parallel` downloads at a time, and follow
+ * recovery as it takes them (a sliding window, one connection per worker
+ * and region for the whole run); stops at the first missing one, or when
+ * recovery has taken nothing for two minutes.  Runs in the calling process
+ * (wal-fetch calls it in a detached child). */
 void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const int *order, int n,
                        const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size, int count,
                        int parallel);

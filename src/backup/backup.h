@@ -36,6 +36,7 @@ struct bk_opts {
     uint64_t part_size;         /* tar bytes per part (upper bound); 0 = 1 GiB */
     void (*progress)(const struct bk_progress *p, void *arg);  /* called about twice a second */
     void *progress_arg;
+    int incremental;            /* only the blocks changed since the parent (docs/BACKUP.md) */
 };
 
 struct bk_region_result {
@@ -52,6 +53,9 @@ struct bk_result {
     char recovery_settings[1024];   /* recovery settings the backup carries, or "" */
     int nregions;
     struct bk_region_result regions[BK_MAX_REGIONS];
+    int incremental;                /* the backup is an incremental of `parent` */
+    char parent[CAT_NAME_MAX];
+    char full_because[512];         /* --incremental fell back to a full backup: why */
 };
 
 /* 0: the backup is complete in every region; -1: e says why (and res->regions

@@ -83,6 +83,7 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx);
 int cmd_backup_list_run(struct cmd_ctx *ctx);
 int cmd_backup_push_run(struct cmd_ctx *ctx);
 int cmd_restore_run(struct cmd_ctx *ctx);
+int cmd_promote_run(struct cmd_ctx *ctx);
 int cmd_delete_run(struct cmd_ctx *ctx);
 int cmd_verify_run(struct cmd_ctx *ctx);
 int cmd_status_run(struct cmd_ctx *ctx);

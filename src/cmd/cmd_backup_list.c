@@ -87,8 +87,9 @@ static void text_backup(const struct cat_entry *ce, const struct err *merr, time
     fmt_lsn(ce->man->stop_lsn, l2);
     human(ce->man->original_size, s1, sizeof s1);
     human(ce->man->stored_size, s2, sizeof s2);
-    printf("  %-18s %-20s  %-20s  %-13s %-13s %3u  %10s  %10s\n", ce->name, a, b, l1, l2,
-           (unsigned)ce->man->timeline, s1, s2);
+    printf("  %-18s %-20s  %-20s  %-13s %-13s %3u  %10s  %10s%s%s\n", ce->name, a, b, l1, l2,
+           (unsigned)ce->man->timeline, s1, s2, ce->man->incremental ? "  incremental of " : "",
+           ce->man->incremental ? ce->man->parent : "");
 }
 
 static void text_header(const struct region_conf *rc)
@@ -98,7 +99,24 @@ static void text_header(const struct region_conf *rc)
 
 /* ---- JSON ---- */
 
+static json_t *json_backup_v(const struct cat_entry *ce, const struct err *merr, time_t now);
+
+/* With the chain: type, and for an incremental its parent and depth. */
 static json_t *json_backup(const struct cat_entry *ce, const struct err *merr, time_t now)
+{
+    json_t *j = json_backup_v(ce, merr, now);
+
+    if (j != NULL && ce->complete && ce->man != NULL) {
+        json_object_set_new(j, "type", json_string(ce->man->incremental ? "incr" : "full"));
+        if (ce->man->incremental) {
+            json_object_set_new(j, "parent", json_string(ce->man->parent));
+            json_object_set_new(j, "depth", json_integer(ce->man->depth));
+        }
+    }
+    return j;
+}
+
+static json_t *json_backup_v(const struct cat_entry *ce, const struct err *merr, time_t now)
 {
     const struct manifest *m = ce->man;
     char a[32], b[32], l1[24], l2[24];

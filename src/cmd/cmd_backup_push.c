@@ -69,6 +69,8 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
         } else if (strcmp(a, "--part-size") == 0 && i + 1 < ctx->argc) {
             if (parse_size(ctx->argv[++i], &o.part_size, &e) < 0 || o.part_size < (1u << 20))
                 return cmd_usage("backup-push", "bad --part-size (at least 1MB)");
+        } else if (strcmp(a, "--incremental") == 0) {
+            o.incremental = 1;
         } else {
             return cmd_usage("backup-push", "unknown argument \"%s\"", a);
         }
@@ -98,6 +100,8 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
     for (i = 0; i < res.nregions; i++)
         printf(" %s ok", c->regions[i].name);
     printf("\n");
+    if (res.incremental)
+        printf("backup %s is an incremental of backup %s\n", res.name, res.parent);
     if (res.recovery_settings[0])
         log_warning("the configuration backed up in %s carries recovery settings: %s. walship restore comments "
                     "them out; another tool, or starting the files as they are, would stop recovery at that "

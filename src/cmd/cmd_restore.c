@@ -29,6 +29,7 @@
 #include "catalog.h"
 #include "cmd.h"
 #include "cmd_restore_conf.h"
+#include "cmd_standby.h"
 #include "keys.h"
 #include "log.h"
 #include "pitr.h"
@@ -50,6 +51,8 @@ struct restore_opts {
     int port;
     int keep_archive;
     int keep_restore_command;   /* after promotion (docs/RESTORE.md) */
+    int standby;                /* --standby: follow the archive until promoted */
+    int target_opts;            /* --target-action, --target-timeline given */
     const char *pg_user;
     int start_timeout, stall_timeout;
     struct bkf_tsmap tsmap[MAX_TSMAP];
@@ -259,7 +262,8 @@ static int start_and_check(const struct restore_opts *o, struct rcv_result *r, s
     ro.start_timeout_s = (unsigned)o->start_timeout;
     ro.stall_timeout_s = (unsigned)o->stall_timeout;
     ro.target = &o->target;
-    ro.promote = strcmp(o->target.action, "promote") == 0;
+    ro.standby = o->standby;
+    ro.promote = !o->standby && strcmp(o->target.action, "promote") == 0;
     ro.shutdown = strcmp(o->target.action, "shutdown") == 0;
     ro.run = run_cmd;
     if (rcv_run(&ro, r, e) == 0)
@@ -301,10 +305,12 @@ static int parse_target(int c, const char *arg, struct restore_opts *o)
         if (strcmp(arg, "promote") != 0 && strcmp(arg, "pause") != 0 && strcmp(arg, "shutdown") != 0)
             return cmd_usage("restore", "--target-action is promote, pause or shutdown");
         snprintf(o->target.action, sizeof o->target.action, "%s", arg);
+        o->target_opts++;
         break;
     case 'T':
         if (strlcopy(o->target.timeline, arg, sizeof o->target.timeline) < 0)
             return cmd_usage("restore", "bad --target-timeline");
+        o->target_opts++;
         break;
     }
     return 0;
@@ -332,6 +338,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         { "pg-user", required_argument, NULL, 'U' },
         { "start-timeout", required_argument, NULL, 'W' },
         { "stall-timeout", required_argument, NULL, 'S' },
+        { "standby", no_argument, NULL, 'Y' },
         { NULL, 0, NULL, 0 },
     };
     struct err e = ERR_INIT;
@@ -362,6 +369,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         case 'B': o->pg_bin = optarg; break;
         case 'k': o->keep_archive = 1; break;
         case 'K': o->keep_restore_command = 1; break;
+        case 'Y': o->standby = 1; break;
         case 'U': o->pg_user = optarg; break;
         case 'W':
         case 'S':
@@ -390,6 +398,12 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         return cmd_usage("restore", "--pgdata DIR is required");
     if (o->ntargets > 1)
         return cmd_usage("restore", "give at most one recovery target");
+    if (o->standby && (o->ntargets > 0 || o->target_opts > 0))
+        return cmd_usage("restore", "--standby follows the archive until it is promoted: no --target-* option");
+    if (o->standby && o->keep_restore_command)
+        return cmd_usage("restore", "--keep-restore-command is an option of walship promote for a standby");
+    if (o->standby)
+        o->target.kind = PITR_STANDBY;
     return 0;
 }
 
@@ -428,7 +442,8 @@ static int check_archive(struct repo *s, const struct manifest *m, struct restor
     if (pitr_check_wal(s, m, o->target.timeline, newest, &nseg, e) < 0) {
         if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND)
             return -1;
-        log_warning("%s — recovery fails if the target lies beyond the gap", e->msg);
+        log_warning("%s — %s", e->msg, o->standby ? "the standby will wait there"
+                                                  : "recovery fails if the target lies beyond the gap");
         err_clear(e);
     }
     log_info("the archive holds %lu WAL segments from the backup on (newest %s)", nseg, newest);
@@ -552,6 +567,11 @@ int cmd_restore_run(struct cmd_ctx *ctx)
            (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
     if (write_recovery(ctx, rc->name, &o, &found, &e) < 0)
         goto fail;
+    if (!o.start && o.standby) {
+        restore_standby_not_started(o.pg_bin, o.pgdata);
+        rc_ = 0;
+        goto out;
+    }
     if (!o.start) {
         print_how_to_start(&o);
         rc_ = 0;
@@ -561,6 +581,12 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     if (start_and_check(&o, &st, &e) < 0)
         goto fail;
     t_replay = now_ms() - t0 - t_fetch;
+    if (st.outcome == RCV_STANDBY) {
+        restore_standby_started(&st, m->name, rc->name, o.pgdata, (double)t_fetch / 1000.0,
+                                (double)t_replay / 1000.0);
+        rc_ = 0;
+        goto out;
+    }
     /* promoted (not shut down at the target): a backup of it must carry no target */
     if (st.outcome == RCV_PROMOTED)
         restore_conf_after_promote(o.pgdata, o.keep_restore_command);

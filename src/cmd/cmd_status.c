@@ -5,7 +5,9 @@
  * when any region lags past rpo_seconds or its newest backup is older than
  * backup_max_age (a monitoring check), 3 when the status could not be taken
  * at all, 0 otherwise.  --prometheus prints the text exposition format for
- * node_exporter's textfile collector.
+ * node_exporter's textfile collector.  --standby DIR adds the warm standby
+ * in DIR: its replay lag behind the region and why it stalls
+ * (cmd_status_standby.c).
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -16,6 +18,7 @@
 
 #include "cluster.h"
 #include "cmd.h"
+#include "cmd_standby.h"
 #include "keys.h"
 #include "log.h"
 #include "manifest.h"
@@ -223,7 +226,7 @@ static void print_prom(const struct st_region *rs, size_t n)
     }
 }
 
-static int parse_args(struct cmd_ctx *ctx, enum fmt *fmt)
+static int parse_args(struct cmd_ctx *ctx, enum fmt *fmt, const char **standby_dir, const char **pg_user)
 {
     int k;
 
@@ -235,6 +238,10 @@ static int parse_args(struct cmd_ctx *ctx, enum fmt *fmt)
             *fmt = FMT_PROM;
         else if (strcmp(ctx->argv[k], "--json") == 0 || strcmp(ctx->argv[k], "--prometheus") == 0)
             return cmd_usage("status", "--json and --prometheus exclude each other");
+        else if (strcmp(ctx->argv[k], "--standby") == 0 && k + 1 < ctx->argc)
+            *standby_dir = ctx->argv[++k];
+        else if (strcmp(ctx->argv[k], "--pg-user") == 0 && k + 1 < ctx->argc)
+            *pg_user = ctx->argv[++k];
         else if (ctx->argv[k][0] == '-')
             return cmd_usage("status", "unknown option \"%s\"", ctx->argv[k]);
         else
@@ -282,7 +289,7 @@ static void region_status(struct cmd_ctx *ctx, const struct region_conf *rc, con
 
 /* 0, or -1 when out of memory. */
 static int print_json(const struct st_region *rs, size_t n, const struct st_primary *prim, const struct config *c,
-                      uint64_t orphaned, const char *orphan_queues)
+                      uint64_t orphaned, const char *orphan_queues, const struct status_standby *sb)
 {
     json_t *jr = json_array(), *top = NULL;
     char *text = NULL;
@@ -304,6 +311,8 @@ static int print_json(const struct st_region *rs, size_t n, const struct st_prim
             json_object_set_new(top, "orphaned_spool_files", json_integer((json_int_t)orphaned));
             json_object_set_new(top, "orphaned_queues", json_string(orphan_queues));
         }
+        if (top != NULL && sb != NULL)
+            json_object_set_new(top, "standby", status_standby_json(sb));
         text = top ? json_dumps(top, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         json_decref(top);
     }
@@ -342,6 +351,8 @@ int cmd_status_run(struct cmd_ctx *ctx)
     struct st_region *rs = NULL;
     struct keyring *kr = NULL;
     struct spool *sp = NULL;
+    struct status_standby *sb = NULL;
+    const char *standby_dir = NULL, *pg_user = NULL;
     struct err e = ERR_INIT;
     time_t now = time(NULL);
     char orphan_queues[512] = "";
@@ -349,7 +360,7 @@ int cmd_status_run(struct cmd_ctx *ctx)
     size_t n = 0;
     int k, alarm = 0, failed = 0;
 
-    if ((k = parse_args(ctx, &fmt)) != 0)
+    if ((k = parse_args(ctx, &fmt, &standby_dir, &pg_user)) != 0)
         return k;
     if (config_require_regions(c, &e) < 0)
         return cmd_fail(&e);
@@ -384,6 +395,12 @@ int cmd_status_run(struct cmd_ctx *ctx)
             alarm++;
         n++;
     }
+    if (standby_dir != NULL) {
+        if ((sb = status_standby_take(ctx, kr, standby_dir, pg_user, now)) == NULL)
+            failed++;
+        else
+            alarm += status_standby_alarm(sb);
+    }
     if (sp != NULL && (orphaned = ship_orphans(c, sp, orphan_queues, sizeof orphan_queues)) > 0) {
         log_warning("%llu spooled files wait in queues of regions that are not configured (%s): they are never "
                     "shipped anywhere else; see %s/queue", (unsigned long long)orphaned, orphan_queues,
@@ -391,22 +408,27 @@ int cmd_status_run(struct cmd_ctx *ctx)
         alarm++;
     }
     if (fmt == FMT_JSON) {
-        if (print_json(rs, n, &prim, c, orphaned, orphan_queues) < 0)
+        if (print_json(rs, n, &prim, c, orphaned, orphan_queues, sb) < 0)
             failed++;
     } else if (fmt == FMT_PROM) {
         print_prom(rs, n);
         printf("# HELP walship_spool_orphaned_files Spooled files whose region is not configured (never shipped)\n"
                "# TYPE walship_spool_orphaned_files gauge\nwalship_spool_orphaned_files %llu\n",
                (unsigned long long)orphaned);
+        if (sb != NULL)
+            status_standby_prom(sb);
     } else {
         print_all_text(rs, n, &prim, orphaned, orphan_queues);
+        if (sb != NULL)
+            status_standby_text(sb);
     }
     fflush(stdout);
+    status_standby_free(sb);
     free(rs);
     spool_free(sp);
     keys_free(kr);
     /* an unreadable region is an alarm for monitoring; nothing readable at all means status could not run */
-    if (failed && (size_t)failed == n)
+    if (failed && (size_t)failed == n && standby_dir == NULL)
         return EXIT_FAILURE3;
     return alarm ? EXIT_USAGE : 0;
 }

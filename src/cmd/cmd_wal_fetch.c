@@ -16,7 +16,9 @@
  * standby.signal, or --standby is given, a failure is logged with its
  * cause and answered with 1 after every region was tried: PostgreSQL asks
  * again after wal_retrieve_retry_interval, and the standby outlives a
- * region outage.
+ * region outage.  A standby's answers are also noted in PGDATA's
+ * walship-standby.state (restore/standby.h), where `walship status
+ * --standby` and `walship promote` read why it stalls.
  *
  * The cluster being recovered is the one in PGDATA's global/pg_control;
  * every object must be bound to it and every segment's page header must
@@ -29,12 +31,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster.h"
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "standby.h"
 #include "util.h"
 #include "wal.h"
 #include "walfetch.h"
@@ -53,6 +57,16 @@ static void spawn_prefetch(const struct config *c, const struct keyring *kr, con
     walfetch_prefetch(c, kr, order, n, ci, name, dest, (uint64_t)st.st_size, c->parallel * 4,
                       c->parallel > 1 ? c->parallel : 1);
     _exit(0);
+}
+
+/* A standby's answer, for status and promote (never fails the fetch). */
+static void note(int standby, enum sby_event ev, const char *name, const char *msg)
+{
+    struct err e = ERR_INIT;
+
+    if (standby && name != NULL && cluster_is_datadir(".") &&
+        sby_state_note(".", ev, name, msg, (int64_t)time(NULL), &e) < 0)
+        log_warning("%s", e.msg);
 }
 
 int cmd_wal_fetch_run(struct cmd_ctx *ctx)
@@ -113,6 +127,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     if (served == 1) {
         /* keep the prefetch window moving ahead of recovery */
         log_debug("%s served from the prefetch directory", name);
+        note(standby, SBY_FETCHED, name, NULL);
         if (prefetch && w.kind == WAL_SEGMENT)
             spawn_prefetch(c, kr, order, n, &ci, name, dest);
         keys_free(kr);
@@ -121,13 +136,20 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     err_clear(&e);
     rc = walfetch_one(c, kr, order, n, name, dest, &ci, &by, &e);
     if (rc == WALFETCH_MISSING) {
-        log_info("%s", e.msg);
+        /* a standby asks every wal_retrieve_retry_interval: not news */
+        if (standby)
+            log_debug("%s", e.msg);
+        else
+            log_info("%s", e.msg);
+        if (w.kind == WAL_SEGMENT)
+            note(standby, SBY_MISSING, name, NULL);
         keys_free(kr);
         return 1;
     }
     if (rc < 0)
         goto abort;
     log_info("fetched %s from region %s", name, c->regions[by].name);
+    note(standby, SBY_FETCHED, name, NULL);
     if (prefetch && w.kind == WAL_SEGMENT)
         spawn_prefetch(c, kr, order, n, &ci, name, dest);
     keys_free(kr);
@@ -135,6 +157,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
 abort:
     keys_free(kr);
     if (standby) {
+        note(standby, SBY_FAILED, name, e.msg);
         log_error("wal-fetch %s: %s (standby: exit 1, PostgreSQL asks again after wal_retrieve_retry_interval; "
                   "a standby never promotes on its own)", name ? name : "", e.msg);
         return 1;

@@ -93,8 +93,8 @@ static const struct cmd commands[] = {
       "the background when needed; only one runs at a time.  --once makes one\n"
       "pass and exits 3 if anything is left.\n",
       1, cmd_ship_run },
-    { "backup-push", "take a full base backup of the running cluster to every region",
-      "usage: walship backup-push [--pgdata DIR] [--pg-conninfo CONNINFO] [--part-size SIZE]\n"
+    { "backup-push", "take a base backup (full, or --incremental) of the running cluster to every region",
+      "usage: walship backup-push [--pgdata DIR] [--pg-conninfo CONNINFO] [--part-size SIZE] [--incremental]\n"
       "\n"
       "Starts a non-exclusive backup (pg_backup_start), copies PGDATA and its\n"
       "tablespaces as pax tar parts (several at once, each compressed and\n"
@@ -102,7 +102,10 @@ static const struct cmd commands[] = {
       "that every region has the WAL the backup needs, and writes the manifest\n"
       "last.  A region that failed gets no manifest: the command exits 3 and\n"
       "names it.  Only one backup-push runs at a time (lock in spool_dir).\n"
-      "Progress is shown on a terminal; one summary line at the end.\n",
+      "Progress is shown on a terminal; one summary line at the end.\n"
+      "--incremental stores only the blocks changed since the newest complete\n"
+      "backup present in every region (its parent); without one it takes a full\n"
+      "backup and says why (docs/BACKUP.md).\n",
       1, cmd_backup_push_run },
     { "backup-list", "list the backups of every region",
       "usage: walship backup-list [--region R] [--json] [--all]\n"
@@ -133,6 +136,7 @@ static const struct cmd commands[] = {
       "                       [--tablespace-map OLD=NEW]... [--keep-archive] [--keep-restore-command]\n"
       "                       [--pg-bin DIR] [--start [--port P] [--pg-user ROLE] [--start-timeout S]\n"
       "                       [--stall-timeout S]]\n"
+      "       walship restore --standby --pgdata DIR [...] [--start ...]\n"
       "\n"
       "Picks the newest backup that can reach the target (for a time or LSN: the\n"
       "newest that ended before it), checks that the archive has every WAL\n"
@@ -148,7 +152,7 @@ static const struct cmd commands[] = {
       "standby.signal and recovery.signal removed (docs/RESTORE.md).\n"
       "--target-latest asks for the archive's last record (recovery_target_lsn).\n"
       "With --start, starts PostgreSQL paused at the target, checks where it\n"
-      "stopped, then promotes (pg_promote), and prints the backup used, the\n"
+      "stopped, then ends recovery (resuming: a promotion), and prints the backup used, the\n"
       "recovery point and the time of each phase (the measured RTO).  Once\n"
       "promoted, the recovery settings are removed from postgresql.auto.conf\n"
       "(restore_command stays with --keep-restore-command).  A restore that\n"
@@ -159,8 +163,26 @@ static const struct cmd commands[] = {
       "--region names the region (and the SigV4 region unless --aws-region),\n"
       "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, --ca-file F for\n"
       "an endpoint whose certificate a private CA signed (kept in restore_command).\n"
-      "Target times without a zone are UTC.\n",
+      "Target times without a zone are UTC.\n"
+      "--standby makes a warm standby instead: standby.signal, restore_command,\n"
+      "hot_standby = on, recovery_target_timeline = latest and no target; it\n"
+      "replays the region's archive until promoted (walship promote DIR).  With\n"
+      "--start it returns once the standby accepts read-only connections and\n"
+      "leaves it running.  No --target-* option goes with it.\n",
       1, cmd_restore_run },
+    { "promote", "promote a warm standby made by restore --standby, and time it",
+      "usage: walship promote DIR [--pg-user ROLE] [--force] [--keep-restore-command] [--timeout S]\n"
+      "\n"
+      "Promotes the standby running in DIR (pg_promote): PostgreSQL first replays\n"
+      "what the archive still holds, then becomes writable.  Prints the new\n"
+      "timeline, where recovery ended and the time from the request until it\n"
+      "writes; then checkpoints and removes restore's recovery settings from\n"
+      "postgresql.auto.conf (restore_command stays with --keep-restore-command).\n"
+      "Refuses while wal-fetch on the standby is failing (it would end recovery\n"
+      "short of the archive) unless --force.  Needs no configuration file.\n"
+      "Exit status: 0 promoted (or already); 2 usage, or DIR is not a standby;\n"
+      "3 any other failure, or wal-fetch failed during the promotion.\n",
+      0, cmd_promote_run },
     { "delete", "apply the retention policy: old backups, then WAL no retained backup needs",
       "usage: walship delete [--region R] [--dry-run]\n"
       "\n"
@@ -190,7 +212,7 @@ static const struct cmd commands[] = {
       "are named by object (docs/VERIFY.md); exit 3 when anything is wrong.\n",
       1, cmd_verify_run },
     { "status", "per region: newest backup, newest WAL, lag, spool backlog (a monitoring check)",
-      "usage: walship status [--json | --prometheus]\n"
+      "usage: walship status [--json | --prometheus] [--standby DIR [--pg-user ROLE]]\n"
       "\n"
       "For each region: the newest backup and its age, the newest archived WAL\n"
       "segment and its time, the lag behind the primary (segments, bytes,\n"
@@ -199,7 +221,12 @@ static const struct cmd commands[] = {
       "shipper logged.  --prometheus prints node_exporter textfile metrics\n"
       "(walship_*, docs/VERIFY.md).  Exit 2 when a region lags more than\n"
       "rpo_seconds or its newest backup is older than backup_max_age, 3 when\n"
-      "the status could not be taken, 0 otherwise.\n",
+      "the status could not be taken, 0 otherwise.\n"
+      "--standby DIR adds the warm standby running in DIR (restore --standby):\n"
+      "its replay position, its lag behind the first region (or --region) in\n"
+      "segments and seconds, and wal-fetch's last answers there (why it stalls);\n"
+      "an alarm when it is down, promoted, failing to fetch or lags past\n"
+      "rpo_seconds.\n",
       1, cmd_status_run },
     { "copy", "copy backups and WAL from one region to another, byte for byte",
       "usage: walship copy --from R1 --to R2 [--since BACKUP] [--dry-run]\n"

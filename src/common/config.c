@@ -75,6 +75,11 @@ static int set_parallel(void *t, const char *v, struct err *e)
     return parse_int(v, 1, 64, (int *)t, e);
 }
 
+static int set_max_chain(void *t, const char *v, struct err *e)
+{
+    return parse_int(v, 1, 1000, (int *)t, e);
+}
+
 static int set_retain_full(void *t, const char *v, struct err *e)
 {
     return parse_int(v, 1, 100000, (int *)t, e);
@@ -202,6 +207,8 @@ const struct key_def config_global_keys[] = {
     G("connect_timeout", connect_timeout, set_duration, KIND_DURATION, 0),
     G("io_timeout", io_timeout, set_duration, KIND_DURATION, 0),
     G("archive_timeout", archive_timeout, set_duration, KIND_DURATION, 0),
+    G("max_chain", max_chain, set_max_chain, KIND_INT, KEY_ZERO_UNSET),
+    G("full_every", full_every, set_duration, KIND_DURATION, KEY_ZERO_UNSET),
     G("pg_bin", pg_bin, set_str, KIND_STR, 0),
 };
 #undef G

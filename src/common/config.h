@@ -72,6 +72,8 @@ struct config {
     uint64_t connect_timeout;   /* seconds */
     uint64_t io_timeout;        /* seconds without progress before a transfer is cut */
     uint64_t archive_timeout;   /* seconds backup-push waits for the stop segment to be archived */
+    int max_chain;              /* backup-push --incremental: longest chain, else a full backup; 0 = no limit */
+    uint64_t full_every;        /* ... and seconds after which a chain's full backup is renewed; 0 = never */
     char *pg_bin;
 
     struct region_conf *regions;

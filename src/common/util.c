@@ -281,6 +281,24 @@ int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+    const unsigned char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        off += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 int read_fd_all(int fd, const char *path, size_t max, unsigned char **out, size_t *len, struct err *e)
 {
     unsigned char *buf = NULL;

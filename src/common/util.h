@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "err.h"
 
@@ -62,6 +63,8 @@ uint64_t now_ms(void);
  * read_fd_all reads what is left of an open descriptor (`path` names it in
  * errors) and leaves it open. */
 int write_all(int fd, const void *buf, size_t len);
+/* The same at offset OFF (pwrite): 0, or -1 with errno. */
+int pwrite_all(int fd, const void *buf, size_t len, off_t off);
 int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e);
 int read_fd_all(int fd, const char *path, size_t max, unsigned char **out, size_t *len, struct err *e);
 

@@ -58,14 +58,16 @@ static int add_backup(struct ret_plan *plan, const struct cat_entry *ce, struct 
 }
 
 /* Is the complete backup at index i (of `ncomplete`, counted from the
- * newest: rank 0 is the newest) retained? */
-static int retained(const struct cat_entry *ce, size_t rank, const struct ret_policy *p)
+ * newest: rank 0 is the newest) retained?  `full_rank`: the rank among
+ * full backups of the full backup its chain starts from (its own for a
+ * full backup; SIZE_MAX for an incremental whose chain is broken). */
+static int retained(const struct cat_entry *ce, size_t rank, size_t full_rank, const struct ret_policy *p)
 {
     if (rank == 0)
         return 1;   /* never delete the last valid backup */
     if (p->retain_full == 0 && p->retain_days == 0)
         return 1;   /* no policy: keep everything */
-    if (p->retain_full > 0 && rank < (size_t)p->retain_full)
+    if (p->retain_full > 0 && full_rank < (size_t)p->retain_full)
         return 1;
     if (p->retain_days > 0) {
         int64_t stop = ce->man != NULL ? ce->man->stop_time : (int64_t)ce->newest;
@@ -77,11 +79,83 @@ static int retained(const struct cat_entry *ce, size_t rank, const struct ret_po
     return 0;
 }
 
+static int is_full(const struct cat_entry *ce)
+{
+    return ce->man == NULL || !ce->man->incremental;
+}
+
+/* The index of the complete backup named `name` before index `before`, or `before`. */
+static size_t find_before(const struct catalog *cat, const char *name, size_t before)
+{
+    size_t k;
+
+    for (k = 0; k < before && !(cat->v[k].complete && strcmp(cat->v[k].name, name) == 0); k++)
+        ;
+    return k;
+}
+
+/* The rank among full backups (newest 0) of the full backup that i's chain
+ * starts from; SIZE_MAX when the chain is broken.  `frank` holds the rank of
+ * every full backup. */
+static size_t chain_full_rank(const struct catalog *cat, const size_t *frank, size_t i)
+{
+    size_t steps = 0;
+
+    while (!is_full(&cat->v[i])) {
+        size_t k = find_before(cat, cat->v[i].man->parent, i);
+
+        if (k == i || ++steps > cat->n)
+            return SIZE_MAX;
+        i = k;
+    }
+    return frank[i];
+}
+
+/* Which complete backups stay: those the policy retains (retain_full counts
+ * full backups: every backup of the newest retain_full chains stays), and
+ * every backup a retained incremental needs to be restored (its parent,
+ * recursively).  ret_plan loads every manifest (one that does not load
+ * fails the plan); without incrementals this is the rule for full backups
+ * alone. */
+static unsigned char *keep_set(const struct catalog *cat, const struct ret_policy *p, size_t ncomplete)
+{
+    unsigned char *keep = calloc(cat->n + 1, 1);
+    size_t *frank = calloc(cat->n + 1, sizeof *frank);
+    size_t i, k, rank = ncomplete, nf = 0;
+
+    if (keep == NULL || frank == NULL) {
+        free(keep);
+        free(frank);
+        return NULL;
+    }
+    for (i = cat->n; i > 0; i--)
+        if (cat->v[i - 1].complete && is_full(&cat->v[i - 1]))
+            frank[i - 1] = nf++;
+    for (i = 0; i < cat->n; i++)
+        if (cat->v[i].complete)
+            keep[i] = (unsigned char)retained(&cat->v[i], --rank, chain_full_rank(cat, frank, i), p);
+    free(frank);
+    for (i = cat->n; i > 0; i--) {
+        const struct cat_entry *ce = &cat->v[i - 1];
+
+        if (!keep[i - 1])
+            continue;
+        if (ce->man == NULL || !ce->man->incremental)
+            continue;
+        for (k = 0; k + 1 < i && strcmp(cat->v[k].name, ce->man->parent) != 0; k++)
+            ;
+        if (k + 1 < i)
+            keep[k] = 1;
+    }
+    return keep;
+}
+
 int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, struct ret_plan *plan,
                      struct err *e)
 {
     size_t i, rank, ncomplete = 0;
     struct tl_need need;
+    unsigned char *keep;
 
     memset(&need, 0, sizeof need);
 
@@ -90,6 +164,8 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, stru
         ncomplete += cat->v[i].complete ? 1 : 0;
 
     rank = ncomplete;
+    if ((keep = keep_set(cat, p, ncomplete)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
     for (i = 0; i < cat->n; i++) {
         const struct cat_entry *ce = &cat->v[i];
 
@@ -97,14 +173,18 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, stru
             uint64_t age = p->now > ce->newest ? (uint64_t)(p->now - ce->newest) : 0;
 
             /* Recent: a backup in progress (or one that just failed); leave it. */
-            if (age >= p->garbage_hours * 3600 && add_backup(plan, ce, e) < 0)
+            if (age >= p->garbage_hours * 3600 && add_backup(plan, ce, e) < 0) {
+                free(keep);
                 return -1;
+            }
             continue;
         }
         rank--;
-        if (!retained(ce, rank, p)) {
-            if (add_backup(plan, ce, e) < 0)
+        if (!keep[i]) {
+            if (add_backup(plan, ce, e) < 0) {
+                free(keep);
                 return -1;
+            }
             continue;
         }
         plan->kept++;
@@ -120,6 +200,7 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, stru
         else
             tl_need_add(&need, ce->man->start_wal, ce->man->wal_segment_size);
     }
+    free(keep);
     /* No policy, or a retained backup we cannot place: no WAL goes. */
     plan->seg_size = need.seg_size;
     plan->have_cut = need.have && !need.unplaceable && plan->policy_set;
@@ -239,11 +320,6 @@ static int remove_batches(struct stor *s, const char *const *keys, size_t n, str
     return 0;
 }
 
-/* An object the server keeps under Object Lock is not removed and not a
- * failure: the driver counts it (stor.h kept_locked).  A backup whose
- * manifest is kept stays whole (its other objects too); one whose manifest
- * went but some objects stayed is an incomplete backup that a later run
- * removes once retention allows (docs/S3.md). */
 /* The bytes of `m` keys of the plan's WAL (keys point into plan->wal, in order). */
 static uint64_t wal_bytes(const struct ret_plan *plan, const char *const *keys, size_t m)
 {
@@ -258,6 +334,11 @@ static uint64_t wal_bytes(const struct ret_plan *plan, const char *const *keys, 
     return sum;
 }
 
+/* An object the server keeps under Object Lock is not removed and not a
+ * failure: the driver counts it (stor.h kept_locked).  A backup whose
+ * manifest is kept stays whole (its other objects too); one whose manifest
+ * went but some objects stayed is an incomplete backup that a later run
+ * removes once retention allows (docs/S3.md). */
 static int delete_backup(struct stor *s, const struct ret_backup *b, int *skipped, int *locked, struct err *e)
 {
     struct keys_walk k;

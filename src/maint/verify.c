@@ -160,10 +160,10 @@ static int check_backup(struct repo *rp, const struct manifest *m, int full, str
         if (full && vfy_full_part(rp, m, mp, key, seen, r, e) < 0)
             goto out;
     }
-    for (i = 0; i < 2; i++) {
-        const char *what = i == 0 ? "backup_label" : "tablespace_map";
+    for (i = 0; i < 3; i++) {
+        const char *what = i == 0 ? "backup_label" : i == 1 ? "tablespace_map" : "blockhash";
 
-        if (i == 1 && !m->has_tablespace_map)
+        if ((i == 1 && !m->has_tablespace_map) || (i == 2 && m->block_size == 0))
             continue;
         repo_key_backup(key, sizeof key, m->name, what);
         if (vfy_objs_find(&l, key) == NULL) {
@@ -173,7 +173,7 @@ static int check_backup(struct repo *rp, const struct manifest *m, int full, str
             char w[CAT_NAME_MAX + 32];
 
             snprintf(w, sizeof w, "backup %s: %s", m->name, what);
-            if (vfy_full_object(rp, key, 0, NULL, w, r, e) < 0)
+            if (vfy_full_object(rp, key, i == 2 ? m->blockhash_size : 0, NULL, w, r, e) < 0)
                 goto out;
         }
     }
@@ -190,6 +190,31 @@ out:
 /* A backup made from a cluster that still holds recovery_target* and friends
  * (a restored primary): restorable, since restore comments them out, but
  * worth knowing. */
+/* An incremental restores only with its parent (whose manifest restore
+ * checks against the SHA-256 recorded here). */
+static int check_parent(struct repo *rp, const struct catalog *cat, struct manifest *const *mans,
+                        const struct manifest *m, struct vfy_report *r)
+{
+    char key[CAT_NAME_MAX + 32], sha[65];
+    struct manifest *pm = NULL;
+    struct err le = ERR_INIT;
+    size_t i;
+    int same;
+
+    repo_key_backup(key, sizeof key, m->name, CAT_MANIFEST);
+    for (i = 0; i < cat->n && !(strcmp(cat->v[i].name, m->parent) == 0 && mans[i] != NULL); i++)
+        ;
+    if (i == cat->n)
+        return vfy_problem(r, key, "backup %s is an incremental of backup %s, which is missing or does not load: "
+                           "it cannot be restored", m->name, m->parent);
+    if (cat_load_manifest_sha(rp, m->parent, &pm, sha, &le) < 0)
+        return vfy_problem(r, key, "backup %s: its parent %s does not load: %s", m->name, m->parent, le.msg);
+    man_free(pm);
+    same = strcmp(sha, m->parent_sha256) == 0;
+    return same ? 0 : vfy_problem(r, key, "backup %s: the manifest of its parent %s is not the one it was taken "
+                                  "against (SHA-256 differs): it cannot be restored", m->name, m->parent);
+}
+
 static int note_recovery(struct vfy_report *r, const struct manifest *m)
 {
     char key[CAT_NAME_MAX + 32];
@@ -302,6 +327,8 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
             goto nomem;
         if (check_backup(rp, mans[i], full, r, e) < 0)
             goto out;
+        if (mans[i]->incremental && check_parent(rp, &cat, mans, mans[i], r) < 0)
+            goto nomem;
         if (vfy_check_backup_wal(&tm, mans[i], r) < 0)
             goto nomem;
     }

@@ -86,8 +86,8 @@ static int entry_problem(struct vfy_report *r, const struct manifest *m, const s
                            (unsigned)mp->number, path, f ? "lists in another part" : "does not list");
     return vfy_problem(r, obj, "backup %s: file \"%s\" in part %u is damaged: %s (manifest: %" PRIu64
                        " bytes, sha256 %.16s…; archive: %" PRIu64 " bytes, sha256 %.16s…)", m->name, path,
-                       (unsigned)mp->number, size != f->size ? "size differs" : "SHA-256 differs", f->size,
-                       f->sha256, size, hex);
+                       (unsigned)mp->number, size != f->stored ? "size differs" : "SHA-256 differs", f->stored,
+                       man_file_stored_sha(f), size, hex);
 }
 
 /* Read the tar stream's entries: 1 when it ended well, 0 when it did not
@@ -131,7 +131,8 @@ static int read_entries(struct archive *a, struct part_read *p, const struct man
             return 0;
         }
         r->files_checked++;
-        if ((size != f->size || strcmp(hex, f->sha256) != 0) && entry_problem(r, m, mp, p->key, path, f, hex, size) < 0)
+        if ((size != f->stored || strcmp(hex, man_file_stored_sha(f)) != 0) &&
+            entry_problem(r, m, mp, p->key, path, f, hex, size) < 0)
             return -1;
     }
 }

@@ -1,5 +1,6 @@
 #include "catalog.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,12 @@ static int cat_collect(const struct stor_entry *ent, void *arg)
 
 int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, struct err *e)
 {
+    return cat_load_manifest_sha(r, name, out, NULL, e);
+}
+
+int cat_load_manifest_sha(struct repo *r, const char *name, struct manifest **out, char sha_hex[65],
+                          struct err *e)
+{
     char key[REPO_KEY_MAX], what[300];
     unsigned char *buf = NULL;
     uint64_t sysid = 0;
@@ -68,6 +75,17 @@ int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, s
     if (repo_get_buf(r, key, 256u << 20, &buf, &len, e) < 0)
         return err_prefix(e, "backup %s: could not read its manifest", name);
     snprintf(what, sizeof what, "backup %s in region %s", name, r->name);
+    if (sha_hex != NULL) {
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned int dn = 0;
+
+        if (EVP_Digest(buf, len, d, &dn, EVP_sha256(), NULL) != 1) {
+            free(buf);
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        }
+        hex_encode(d, 32, sha_hex);
+        sha_hex[64] = '\0';
+    }
     rc = man_from_json((const char *)buf, len, what, out, e);
     free(buf);
     if (rc == 0 && ((*out)->name == NULL || strcmp((*out)->name, name) != 0)) {

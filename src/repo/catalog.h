@@ -45,6 +45,10 @@ int cat_list(struct repo *r, int load, struct catalog *out, struct err *e);
 void cat_free(struct catalog *c);
 
 int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, struct err *e);
+/* The same, and the SHA-256 (hex) of the manifest's plaintext: an
+ * incremental backup's manifest binds its parent's by this digest. */
+int cat_load_manifest_sha(struct repo *r, const char *name, struct manifest **out, char sha_hex[65],
+                          struct err *e);
 
 /* Find a complete backup by name, or "LATEST": index into c->v, or -1
  * (ERR_NOTFOUND). */

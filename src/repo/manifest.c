@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockmap.h"
 #include "util.h"
 #include "wal.h"
 
@@ -24,8 +25,10 @@ void man_free(struct manifest *m)
 
     if (m == NULL)
         return;
-    for (i = 0; i < m->nfiles; i++)
+    for (i = 0; i < m->nfiles; i++) {
         free(m->files[i].path);
+        free(m->files[i].map);
+    }
     for (i = 0; i < m->ntablespaces; i++)
         free(m->tablespaces[i].path);
     free(m->files);
@@ -37,6 +40,7 @@ void man_free(struct manifest *m)
     free(m->compression);
     free(m->key_id);
     free(m->recovery_settings);
+    free(m->parent);
     free(m);
 }
 
@@ -63,7 +67,30 @@ int man_add_file(struct manifest *m, const char *path, uint32_t part, uint64_t s
     f->mode = mode;
     f->mtime = mtime;
     memcpy(f->sha256, sha256, 65);
+    f->map = NULL;
+    f->stored = size;
+    memcpy(f->stored_sha256, sha256, 65);
     m->nfiles++;
+    return 0;
+}
+
+int man_add_file_map(struct manifest *m, const char *path, uint32_t part, uint64_t size, uint32_t mode,
+                     int64_t mtime, const char sha256[65], const char *map, uint64_t stored,
+                     const char stored_sha256[65], struct err *e)
+{
+    struct man_file *f;
+    char *mp = strdup(map);
+
+    if (mp == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    if (man_add_file(m, path, part, size, mode, mtime, sha256, e) < 0) {
+        free(mp);
+        return -1;
+    }
+    f = &m->files[m->nfiles - 1];
+    f->map = mp;
+    f->stored = stored;
+    memcpy(f->stored_sha256, stored_sha256, 65);
     return 0;
 }
 
@@ -116,6 +143,35 @@ const struct man_file *man_find_file(const struct manifest *m, const char *path)
         if (strcmp(m->files[i].path, path) == 0)
             return &m->files[i];
     return NULL;
+}
+
+static int fptr_cmp(const void *a, const void *b)
+{
+    return strcmp((*(const struct man_file *const *)a)->path, (*(const struct man_file *const *)b)->path);
+}
+
+const struct man_file **man_index(const struct manifest *m)
+{
+    const struct man_file **v = malloc((m->nfiles + 1) * sizeof *v);
+    size_t i;
+
+    if (v == NULL)
+        return NULL;
+    for (i = 0; i < m->nfiles; i++)
+        v[i] = &m->files[i];
+    if (m->nfiles > 1)
+        qsort(v, m->nfiles, sizeof *v, fptr_cmp);
+    return v;
+}
+
+const struct man_file *man_lookup(const struct manifest *m, const struct man_file **idx, const char *path)
+{
+    struct man_file key;
+    const struct man_file *kp = &key, **hit;
+
+    key.path = (char *)path;
+    hit = m->nfiles ? bsearch(&kp, idx, m->nfiles, sizeof *idx, fptr_cmp) : NULL;
+    return hit ? *hit : NULL;
 }
 
 void man_format_time(int64_t t, char out[32])
@@ -184,6 +240,17 @@ int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e
     bad |= json_object_set_new(root, "tablespace_map", json_boolean(m->has_tablespace_map));
     if (m->recovery_settings != NULL)
         bad |= json_object_set_new(root, "recovery_settings", json_string(m->recovery_settings));
+    bad |= json_object_set_new(root, "type", json_string(m->incremental ? "incr" : "full"));
+    if (m->incremental) {
+        bad |= json_object_set_new(root, "parent", json_string(m->parent ? m->parent : ""));
+        bad |= json_object_set_new(root, "parent_manifest_sha256", json_string(m->parent_sha256));
+        bad |= json_object_set_new(root, "depth", json_integer(m->depth));
+    }
+    if (m->block_size != 0) {
+        bad |= json_object_set_new(root, "block_size", json_integer(m->block_size));
+        bad |= json_object_set_new(root, "blockhash_size", u64_json(m->blockhash_size));
+        bad |= json_object_set_new(root, "blockhash_sha256", json_string(m->blockhash_sha256));
+    }
     for (i = 0; i < m->nparts; i++) {
         json_t *p = json_pack("{s:I, s:I, s:I, s:I}", "number", (json_int_t)m->parts[i].number, "raw_size",
                               (json_int_t)m->parts[i].raw_size, "stored_size",
@@ -200,6 +267,11 @@ int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e
         json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s}", "path", f->path, "part", (json_int_t)f->part,
                               "size", (json_int_t)f->size, "mode", (json_int_t)f->mode, "mtime",
                               (json_int_t)f->mtime, "sha256", f->sha256);
+        if (j != NULL && f->map != NULL) {
+            bad |= json_object_set_new(j, "stored", u64_json(f->stored));
+            bad |= json_object_set_new(j, "stored_sha256", json_string(f->stored_sha256));
+            bad |= json_object_set_new(j, "blocks", json_string(f->map));
+        }
         bad |= j == NULL || json_array_append_new(files, j);
     }
     bad |= json_object_set_new(root, "parts", parts);
@@ -331,9 +403,9 @@ static void read_header(struct jread *r, json_t *root, struct manifest *m)
     json_t *v;
 
     m->format = (unsigned)jint(r, root, "format");
-    if (!r->failed && m->format != MAN_FORMAT) {
-        err_setf(r->e, ERR_CORRUPT, "%s: manifest format %u is not supported by this walship (it reads format %d)",
-                 r->what, m->format, MAN_FORMAT);
+    if (!r->failed && m->format != MAN_FORMAT && m->format != MAN_FORMAT_INCR) {
+        err_setf(r->e, ERR_CORRUPT, "%s: manifest format %u is not supported by this walship (it reads formats %d "
+                 "and %d)", r->what, m->format, MAN_FORMAT, MAN_FORMAT_INCR);
         r->failed = 1;
     }
     m->name = jstr(r, root, "name");
@@ -397,6 +469,67 @@ static void read_parts(struct jread *r, json_t *root, struct manifest *m)
     }
 }
 
+/* type, parent, depth, block_size, blockhash: absent in format 1 */
+static int read_incr(struct jread *r, json_t *root, struct manifest *m)
+{
+    json_t *t = json_object_get(root, "type");
+
+    m->incremental = json_is_string(t) && strcmp(json_string_value(t), "incr") == 0;
+    if (t != NULL && !m->incremental && !(json_is_string(t) && strcmp(json_string_value(t), "full") == 0))
+        return err_setf(r->e, ERR_CORRUPT, "%s: manifest field \"type\" is neither \"full\" nor \"incr\"", r->what);
+    if (m->incremental && m->format != MAN_FORMAT_INCR)
+        return err_setf(r->e, ERR_CORRUPT, "%s: an incremental backup's manifest must have format %d", r->what,
+                        MAN_FORMAT_INCR);
+    if (m->incremental) {
+        m->parent = jstr(r, root, "parent");
+        jcopy(r, root, "parent_manifest_sha256", m->parent_sha256, sizeof m->parent_sha256);
+        m->depth = (uint32_t)jint(r, root, "depth");
+        if (r->failed)
+            return -1;
+        if (strlen(m->parent_sha256) != 64 || m->depth == 0 || m->depth > BM_MAX_DEPTH || m->parent[0] == '\0' ||
+            strchr(m->parent, '/') != NULL)
+            return err_setf(r->e, ERR_CORRUPT, "%s: the manifest's parent link is malformed", r->what);
+    }
+    if (json_object_get(root, "block_size") != NULL) {
+        m->block_size = (uint32_t)jint(r, root, "block_size");
+        m->blockhash_size = jint(r, root, "blockhash_size");
+        jcopy(r, root, "blockhash_sha256", m->blockhash_sha256, sizeof m->blockhash_sha256);
+        if (r->failed)
+            return -1;
+        if (m->block_size < 4096 || m->block_size > (1u << 24) || (m->block_size & (m->block_size - 1)) != 0 ||
+            strlen(m->blockhash_sha256) != 64)
+            return err_setf(r->e, ERR_CORRUPT, "%s: the manifest's block_size or blockhash is malformed", r->what);
+    }
+    if (m->incremental && m->block_size == 0)
+        return err_setf(r->e, ERR_CORRUPT, "%s: an incremental backup's manifest has no block_size", r->what);
+    return r->failed ? -1 : 0;
+}
+
+/* A file stored as a block map: the map must cover the file with depths
+ * within the chain, and the stored bytes be exactly its own blocks. */
+static int read_map_file(struct jread *r, json_t *f, struct manifest *m, const char *path, uint32_t part,
+                         uint64_t size, uint32_t mode, int64_t mtime, const char *sha)
+{
+    json_t *blocks = jget(r, f, "blocks", JSON_STRING), *ssha = jget(r, f, "stored_sha256", JSON_STRING);
+    uint64_t stored = jint(r, f, "stored");
+    struct bm_map map;
+    int ok;
+
+    if (r->failed)
+        return -1;
+    if (!m->incremental || strlen(json_string_value(ssha)) != 64)
+        return err_setf(r->e, ERR_CORRUPT, "%s: manifest entry for \"%s\" is malformed", r->what, path);
+    if (bm_map_parse(json_string_value(blocks), bm_nblocks(size, m->block_size), m->depth, &map, r->e) < 0)
+        return err_prefix(r->e, "%s: file \"%s\"", r->what, path);
+    ok = bm_map_self_bytes(&map, size, m->block_size) == stored && (stored == 0) == (part == 0);
+    bm_map_free(&map);
+    if (!ok)
+        return err_setf(r->e, ERR_CORRUPT, "%s: file \"%s\": its stored bytes do not match its block map", r->what,
+                        path);
+    return man_add_file_map(m, path, part, size, mode, mtime, sha, json_string_value(blocks), stored,
+                            json_string_value(ssha), r->e);
+}
+
 /* "files": each a safe relative path in one of the parts. */
 static void read_files(struct jread *r, json_t *root, struct manifest *m)
 {
@@ -420,15 +553,21 @@ static void read_files(struct jread *r, json_t *root, struct manifest *m)
             r->failed = 1;
             break;
         }
-        if (strlen(json_string_value(sha)) != 64 || part == 0 || part > m->nparts) {
+        if (strlen(json_string_value(sha)) != 64 || part > m->nparts ||
+            (part == 0 && json_object_get(f, "blocks") == NULL)) {
             err_setf(r->e, ERR_CORRUPT, "%s: manifest entry for \"%s\" is malformed", r->what,
                      json_string_value(path));
             r->failed = 1;
             break;
         }
-        if (man_add_file(m, json_string_value(path), part, size, mode & 07777, mtime, json_string_value(sha),
-                         r->e) < 0)
+        if (json_object_get(f, "blocks") != NULL) {
+            if (read_map_file(r, f, m, json_string_value(path), part, size, mode & 07777, mtime,
+                              json_string_value(sha)) < 0)
+                r->failed = 1;
+        } else if (man_add_file(m, json_string_value(path), part, size, mode & 07777, mtime, json_string_value(sha),
+                                r->e) < 0) {
             r->failed = 1;
+        }
     }
 }
 
@@ -452,6 +591,8 @@ int man_from_json(const char *buf, size_t len, const char *what, struct manifest
         return err_setf(e, ERR_NOMEM, "out of memory");
     }
     read_header(&r, root, m);
+    if (!r.failed && read_incr(&r, root, m) < 0)
+        r.failed = 1;
     read_parts(&r, root, m);
     read_files(&r, root, m);
     json_decref(root);

@@ -17,7 +17,8 @@
 
 #include "err.h"
 
-#define MAN_FORMAT 1
+#define MAN_FORMAT 1         /* full backups: still readable by walship 0.2 */
+#define MAN_FORMAT_INCR 2    /* incremental backups: older readers refuse them by number */
 
 struct man_file {
     char *path;             /* relative to PGDATA; tablespace files: pg_tblspc/OID/... */
@@ -25,7 +26,15 @@ struct man_file {
     uint64_t size;          /* bytes in the archive */
     uint32_t mode;          /* permission bits */
     int64_t mtime;
-    char sha256[65];        /* of the bytes in the archive */
+    char sha256[65];        /* of the whole file as this backup read it */
+    /* Incremental backups (docs/BACKUP.md): map != NULL gives, for every
+     * block of the file, the depth of the chain's backup that holds it
+     * (blockmap.h); this backup's archive then holds only its own blocks
+     * (depth 0), `stored` bytes with SHA-256 `stored_sha256`, and part is
+     * 0 when there are none.  Whole files: map NULL, stored == size. */
+    char *map;
+    uint64_t stored;
+    char stored_sha256[65];
 };
 
 struct man_part {
@@ -58,6 +67,13 @@ struct manifest {
     uint64_t original_size;     /* sum of file sizes */
     uint64_t stored_size;       /* sum of encoded part sizes */
     int has_tablespace_map;
+    int incremental;            /* "type": "incr" (else "full") */
+    char *parent;               /* incremental: the parent backup's name */
+    char parent_sha256[65];     /* ... and the SHA-256 of its manifest.json (plaintext) */
+    uint32_t depth;             /* 0 for a full backup, parent's + 1 */
+    uint32_t block_size;        /* of the block hashes and maps; 0: none (older backups) */
+    uint64_t blockhash_size;    /* backups/NAME/blockhash: plaintext bytes ... */
+    char blockhash_sha256[65];  /* ... and SHA-256, or "" when there is none */
     char *recovery_settings;    /* recovery settings the backed-up configuration
                                    carries ("name (file:line), ..."), or NULL:
                                    restore neutralises them (docs/RESTORE.md) */
@@ -75,11 +91,23 @@ void man_free(struct manifest *m);
 
 int man_add_file(struct manifest *m, const char *path, uint32_t part, uint64_t size, uint32_t mode,
                  int64_t mtime, const char sha256[65], struct err *e);
+/* A file of an incremental backup stored as a block map (see man_file). */
+int man_add_file_map(struct manifest *m, const char *path, uint32_t part, uint64_t size, uint32_t mode,
+                     int64_t mtime, const char sha256[65], const char *map, uint64_t stored,
+                     const char stored_sha256[65], struct err *e);
+/* What the archive holds of a file: bytes and their SHA-256. */
+static inline const char *man_file_stored_sha(const struct man_file *f)
+{
+    return f->map != NULL ? f->stored_sha256 : f->sha256;
+}
 int man_add_part(struct manifest *m, const struct man_part *p, struct err *e);
 int man_add_tablespace(struct manifest *m, uint32_t oid, const char *path, struct err *e);
 /* Sort files by (part, path) — the order they are in the archive. */
 void man_sort(struct manifest *m);
 const struct man_file *man_find_file(const struct manifest *m, const char *path);
+/* An index of the files by path for man_lookup (malloc'd, NULL on ENOMEM). */
+const struct man_file **man_index(const struct manifest *m);
+const struct man_file *man_lookup(const struct manifest *m, const struct man_file **idx, const char *path);
 
 /* Serialize (compact JSON, one line) into a malloc'd string. */
 int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e);

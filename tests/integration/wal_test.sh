@@ -210,6 +210,23 @@ t "the last one asked again (as PostgreSQL does at promotion)" ws wal-fetch 0000
 cmp -s "$T/pf/pg_wal/RECOVERYXLOG" "$T/pf/src/000000010000003000000008"; ok $? "... is served again, the same bytes"
 is "$(fp_stat "$C1" requests)" "$r0" "serving them sent no request to the region"
 
+# the prefetcher follows recovery: 8 ready ahead, moving as they are taken,
+# well past the first 8 (one run, not one prefetcher per 8 segments)
+seg4() { printf '0000000100000040%08X' "$1"; }
+mkdir -p "$T/pf2/src" "$T/pf2/pg_wal"
+for i in $(seq 1 20); do walseg "$T/pf2/src/$(seg4 "$i")" "$(seg4 "$i")" "$SYSID" "$((i + 60))"; done
+chown -R "$(pg_user)" "$T/pf2"
+for i in $(seq 1 20); do ws wal-push "$T/pf2/src/$(seg4 "$i")" >/dev/null 2>&1 || echo "# push $i failed"; done
+t "wal-fetch with prefetch, 20 segments in the archive" ws wal-fetch "$(seg4 1)" "$T/pf2/pg_wal/RECOVERYXLOG"
+served=0
+for i in $(seq 2 20); do
+  wait_for 20 test -f "$T/pf2/pg_wal/.walship-prefetch/$(seg4 "$i")" || break
+  out=$(ws --log-level debug wal-fetch "$(seg4 "$i")" "$T/pf2/pg_wal/RECOVERYXLOG" --no-prefetch 2>&1) &&
+    grep -q "served from the prefetch directory" <<<"$out" &&
+    cmp -s "$T/pf2/pg_wal/RECOVERYXLOG" "$T/pf2/src/$(seg4 "$i")" && served=$((served + 1))
+done
+is "$served" 19 "one prefetcher kept recovery supplied through all 19 segments, byte for byte"
+
 # a corrupt object in both regions: abort recovery (exit > 125)
 head -c 5000 /dev/urandom >"$T/re/junk"; chown postgres "$T/re/junk"
 ws --region us-east-1 st put "$T/re/junk" wal/000000010000000E000000AA --raw >/dev/null 2>&1

@@ -1,0 +1,479 @@
+/*
+ * bkf_chain — see bkf_chain.h.  The per-entry writing of a link's blocks
+ * is bkf_chain_entry() (called by bkf_tar.c for the entries of a chain).
+ */
+#include "bkf_chain.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bkf_tar.h"
+#include "catalog.h"
+#include "util.h"
+
+#define HASH_BUF ((size_t)1 << 20)
+
+void bkf_chain_free(struct bkf_chain *c)
+{
+    uint32_t d;
+    size_t i;
+
+    for (d = 1; c->links != NULL && d < c->n; d++)
+        man_free(c->links[d]);
+    for (d = 0; c->want != NULL && d < c->n; d++)
+        free(c->want[d]);
+    for (d = 0; c->lidx != NULL && d < c->n; d++)
+        free(c->lidx[d]);
+    free(c->lidx);
+    for (i = 0; c->cf != NULL && c->links != NULL && i < c->links[0]->nfiles; i++)
+        bm_map_free(&c->cf[i].map);
+    free(c->links);
+    free(c->want);
+    free(c->tidx);
+    free(c->cf);
+    memset(c, 0, sizeof *c);
+}
+
+static int load_links(struct repo *r, const struct manifest *t, struct bkf_chain *c, struct err *e)
+{
+    uint32_t d;
+
+    c->n = t->depth + 1;
+    c->links = calloc(c->n, sizeof *c->links);
+    c->want = calloc(c->n, sizeof *c->want);
+    if (c->links == NULL || c->want == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    c->links[0] = (struct manifest *)t;
+    for (d = 1; d < c->n; d++) {
+        const struct manifest *child = c->links[d - 1];
+        char sha[65];
+
+        if (!child->incremental || child->parent == NULL)
+            return err_setf(e, ERR_CORRUPT, "backup %s: backup %s (link %u of its chain) has no parent, but the "
+                            "chain is %u backups long", t->name, child->name, (unsigned)(d - 1), (unsigned)c->n);
+        if (cat_load_manifest_sha(r, child->parent, &c->links[d], sha, e) < 0) {
+            if (e->code == ERR_NOTFOUND)
+                e->code = ERR_CORRUPT;
+            return err_prefix(e, "backup %s needs backup %s (link %u of its chain, the parent of %s), which is "
+                              "missing or damaged in region %s", t->name, child->parent, (unsigned)d, child->name,
+                              r->name);
+        }
+        if (strcmp(sha, child->parent_sha256) != 0)
+            return err_setf(e, ERR_CORRUPT, "backup %s needs backup %s (link %u of its chain), but the manifest of %s "
+                            "in region %s is not the one %s was taken against (SHA-256 %.16s…, expected %.16s…): "
+                            "refusing the chain", t->name, child->parent, (unsigned)d, child->parent, r->name,
+                            child->name, sha, child->parent_sha256);
+        if (c->links[d]->depth != child->depth - 1 || c->links[d]->block_size != t->block_size ||
+            (c->links[d]->depth == 0) == (c->links[d]->incremental != 0))
+            return err_setf(e, ERR_CORRUPT, "backup %s: link %u of its chain (%s) has depth %u and block size %u, "
+                            "expected %u and %u", t->name, (unsigned)d, c->links[d]->name,
+                            (unsigned)c->links[d]->depth, (unsigned)c->links[d]->block_size,
+                            (unsigned)(child->depth - 1), (unsigned)t->block_size);
+    }
+    if ((c->lidx = calloc(c->n, sizeof *c->lidx)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    for (d = 0; d < c->n; d++)
+        if ((c->want[d] = calloc(c->links[d]->nparts + 1, 1)) == NULL || (c->lidx[d] = man_index(c->links[d])) == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+    return 0;
+}
+
+/* Link d must list `path` with blocks of its own: mark its part wanted. */
+static int want_file(struct bkf_chain *c, uint32_t d, const char *path, struct err *e)
+{
+    const struct man_file *f = man_lookup(c->links[d], c->lidx[d], path);
+
+    if (f == NULL || f->part == 0)
+        return err_setf(e, ERR_CORRUPT, "backup %s: file \"%s\" refers to backup %s (link %u of the chain), which "
+                        "holds no block of it", c->links[0]->name, path, c->links[d]->name, (unsigned)d);
+    c->want[d][f->part] = 1;
+    return 0;
+}
+
+int bkf_chain_load(struct repo *r, const struct manifest *t, struct bkf_chain *c, struct err *e)
+{
+    size_t i, k;
+
+    memset(c, 0, sizeof *c);
+    c->bs = t->block_size;
+    if (load_links(r, t, c, e) < 0)
+        goto fail;
+    c->tidx = man_index(t);
+    c->cf = calloc(t->nfiles + 1, sizeof *c->cf);
+    if (c->tidx == NULL || c->cf == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (i = 0; i < t->nparts; i++)
+        c->want[0][i + 1] = 1;
+    for (i = 0; i < t->nfiles; i++) {
+        const struct man_file *f = &t->files[i];
+        uint32_t last = UINT32_MAX;
+
+        atomic_init(&c->cf[i].blocks, 0);
+        atomic_init(&c->cf[i].verified, 0);
+        if (f->map == NULL)
+            continue;
+        if (bm_map_parse(f->map, bm_nblocks(f->size, c->bs), t->depth, &c->cf[i].map, e) < 0) {
+            err_prefix(e, "backup %s: file \"%s\"", t->name, f->path);
+            goto fail;
+        }
+        for (k = 0; k < c->cf[i].map.n; k++) {
+            uint32_t d = c->cf[i].map.runs[k].depth;
+
+            if (d != 0 && d != last && want_file(c, d, f->path, e) < 0)
+                goto fail;
+            last = d;
+        }
+    }
+    return 0;
+fail:
+    bkf_chain_free(c);
+    return -1;
+}
+
+const struct man_file *bkf_chain_target(const struct bkf_chain *c, const char *path, struct bkf_cfile **cf)
+{
+    const struct man_file *f = man_lookup(c->links[0], c->tidx, path);
+
+    if (f != NULL)
+        *cf = &c->cf[f - c->links[0]->files];
+    return f;
+}
+
+int bkf_chain_prepare(struct bkf_chain *c, struct bkf_tar *t, struct err *e)
+{
+    const struct manifest *m = c->links[0];
+    struct bkf_tar_worker w;
+    size_t i;
+    int rc = 0;
+
+    t->chain = c;
+    t->depth = 0;
+    t->want = c->want[0];
+    if (bkf_tar_worker_init(&w, t) < 0)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    for (i = 0; i < m->nfiles && rc == 0; i++)
+        if (m->files[i].map != NULL)
+            rc = bkf_tar_precreate(&w, m->files[i].path, m->files[i].size, e);
+    bkf_tar_worker_free(&w);
+    return rc;
+}
+
+static int hash_file(int fd, const char *path, char hex[65], struct err *e)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char *buf = malloc(HASH_BUF), d[EVP_MAX_MD_SIZE];
+    unsigned int dn = 0;
+    off_t off = 0;
+    int rc = -1;
+
+    if (md == NULL || buf == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = pread(fd, buf, HASH_BUF, off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err_errno(e, ERR_IO, errno, "could not read back \"%s\"", path);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(md, buf, (size_t)n);
+        off += n;
+    }
+    EVP_DigestFinal_ex(md, d, &dn);
+    hex_encode(d, 32, hex);
+    hex[64] = '\0';
+    rc = 0;
+out:
+    EVP_MD_CTX_free(md);
+    free(buf);
+    return rc;
+}
+
+/* One mapped file: every block written, its SHA-256, mode and mtime. */
+static int finish_file(const struct bkf_chain *c, struct bkf_tar_worker *w, size_t i, struct err *e)
+{
+    const struct manifest *m = c->links[0];
+    const struct man_file *f = &m->files[i];
+    uint64_t nb = bm_nblocks(f->size, c->bs), got = atomic_load(&c->cf[i].blocks);
+    struct timespec ts[2];
+    char hex[65] = "";
+    int fd, ok;
+
+    if (got != nb)
+        return err_setf(e, ERR_CORRUPT, "backup %s: file \"%s\": %" PRIu64 " of its %" PRIu64 " blocks were restored "
+                        "from the chain: the chain is inconsistent", m->name, f->path, got, nb);
+    fd = bkf_tar_open_existing(w, f->path, O_RDWR);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "backup %s: could not open \"%s\" again", m->name, f->path);
+    ok = atomic_load(&c->cf[i].verified) || (hash_file(fd, f->path, hex, e) == 0 && strcmp(hex, f->sha256) == 0);
+    if (!ok && e->code == ERR_OK)
+        err_setf(e, ERR_CORRUPT, "backup %s: file \"%s\" assembled from the chain has SHA-256 %.16s…, the "
+                 "manifest's is %.16s…: a link of the chain is damaged", m->name, f->path, hex, f->sha256);
+    ts[0].tv_sec = ts[1].tv_sec = (time_t)f->mtime;
+    ts[0].tv_nsec = ts[1].tv_nsec = 0;
+    if (ok && (fchmod(fd, (mode_t)(f->mode & 0777)) < 0 || futimens(fd, ts) < 0)) {
+        err_errno(e, ERR_IO, errno, "could not set mode and mtime of \"%s\"", f->path);
+        ok = 0;
+    }
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+struct fin {
+    const struct bkf_chain *c;
+    struct bkf_tar *t;
+    atomic_size_t next;
+    atomic_int failed;
+    pthread_mutex_t mu;
+    struct err err;
+};
+
+static void *finish_main(void *arg)
+{
+    struct fin *f = arg;
+    const struct manifest *m = f->c->links[0];
+    struct bkf_tar_worker w;
+    struct err e = ERR_INIT;
+    size_t i;
+
+    if (bkf_tar_worker_init(&w, f->t) < 0) {
+        err_setf(&e, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    while (!atomic_load(&f->failed) && (i = atomic_fetch_add(&f->next, 1)) < m->nfiles)
+        if (m->files[i].map != NULL && finish_file(f->c, &w, i, &e) < 0)
+            goto fail;
+    bkf_tar_worker_free(&w);
+    return NULL;
+fail:
+    bkf_tar_worker_free(&w);
+    pthread_mutex_lock(&f->mu);
+    if (!atomic_exchange(&f->failed, 1))
+        f->err = e;
+    pthread_mutex_unlock(&f->mu);
+    return NULL;
+}
+
+int bkf_chain_finish(const struct bkf_chain *c, struct bkf_tar *t, int nthreads, struct err *e)
+{
+    pthread_t th[16];
+    struct fin f;
+    int k, started = 0;
+
+    memset(&f, 0, sizeof f);
+    f.c = c;
+    f.t = t;
+    atomic_init(&f.next, 0);
+    atomic_init(&f.failed, 0);
+    pthread_mutex_init(&f.mu, NULL);
+    if (nthreads < 1)
+        nthreads = 1;
+    if (nthreads > 16)
+        nthreads = 16;
+    for (k = 0; k < nthreads; k++, started++)
+        if (pthread_create(&th[k], NULL, finish_main, &f) != 0)
+            break;
+    if (started == 0)
+        finish_main(&f);
+    for (k = 0; k < started; k++)
+        pthread_join(th[k], NULL);
+    pthread_mutex_destroy(&f.mu);
+    if (atomic_load(&f.failed)) {
+        *e = f.err;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- one entry of a link ---- */
+
+/* The blocks an entry holds, in order: all of them (a whole file) or the
+ * depth-0 runs of its map. */
+struct self_iter {
+    const struct bm_map *m;     /* NULL: whole */
+    int started;
+    size_t run;
+    uint64_t run_first;         /* first block after m->runs[run] once entered */
+    uint64_t b, end;            /* current block; end of its run */
+};
+
+static int self_next(struct self_iter *s, uint64_t nblocks)
+{
+    if (s->m == NULL) {
+        s->b = s->started ? s->b + 1 : 0;
+        s->started = 1;
+        return s->b < nblocks;
+    }
+    if (s->started && s->b + 1 < s->end) {
+        s->b++;
+        return 1;
+    }
+    if (s->started)
+        s->run++;
+    s->started = 1;
+    for (; s->run < s->m->n; s->run++) {
+        uint64_t first = s->run_first;
+
+        s->run_first += s->m->runs[s->run].count;
+        if (s->m->runs[s->run].depth == 0) {
+            s->b = first;
+            s->end = s->run_first;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+#define CHAIN_ERR(code, ...) \
+    (err_setf(e, code, __VA_ARGS__), \
+     err_prefix(e, "backup %s in region %s, part %u: entry \"%s\"", t->m->name, t->region, w->part, name))
+
+struct scatter {
+    struct self_iter it;
+    struct bm_cursor tc;        /* the target's map */
+    uint64_t nb;                /* blocks of the entry's file in this link */
+    uint32_t blen, boff;        /* current block: its length here, bytes seen */
+    int take;                   /* the target wants the current block from here */
+    int have;                   /* a current block */
+};
+
+static int scatter_block(struct bkf_tar_worker *w, struct scatter *s, const struct man_file *mf,
+                         const struct man_file *tf, const char *name, struct err *e)
+{
+    struct bkf_tar *t = w->t;
+    uint32_t bs = t->chain->bs;
+
+    if (!self_next(&s->it, s->nb))
+        return CHAIN_ERR(ERR_CORRUPT, "more data than its block map holds");
+    s->blen = bm_block_len(mf->size, bs, s->it.b);
+    s->boff = 0;
+    s->have = 1;
+    s->take = bm_cursor_depth(&s->tc, s->it.b) == t->depth;
+    if (s->take && bm_block_len(tf->size, bs, s->it.b) != s->blen)
+        return CHAIN_ERR(ERR_CORRUPT, "block %" PRIu64 " has %u bytes here, the target backup's file %u",
+                         s->it.b, (unsigned)s->blen, (unsigned)bm_block_len(tf->size, bs, s->it.b));
+    return 0;
+}
+
+static int scatter_data(struct bkf_tar_worker *w, struct archive *a, const struct man_file *mf,
+                        const struct man_file *tf, struct bkf_cfile *cf, int fd, struct scatter *s, int hash,
+                        const char *name, struct err *e)
+{
+    struct bkf_tar *t = w->t;
+    uint64_t pos = 0;
+
+    for (;;) {
+        const unsigned char *p;
+        const void *buf;
+        size_t len;
+        la_int64_t off;
+        int r = archive_read_data_block(a, &buf, &len, &off);
+
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+            return CHAIN_ERR(ERR_CORRUPT, "could not read its data: %s", archive_error_string(a));
+        if (off < 0 || (uint64_t)off != pos || len > mf->stored - pos)
+            return CHAIN_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %" PRIu64 " of %" PRIu64
+                             " bytes were expected", (long long)off, len, pos, mf->stored);
+        if (hash)
+            EVP_DigestUpdate(w->md, buf, len);
+        atomic_fetch_add(&t->work, (uint64_t)len);
+        pos += len;
+        for (p = buf; len > 0;) {
+            size_t k;
+
+            if ((!s->have || s->boff == s->blen) && scatter_block(w, s, mf, tf, name, e) < 0)
+                return -1;
+            k = s->blen - s->boff < len ? s->blen - s->boff : len;
+            if (s->take) {
+                if (pwrite_all(fd, p, k, (off_t)(s->it.b * t->chain->bs + s->boff)) < 0)
+                    return CHAIN_ERR(ERR_IO, "could not write: %s", strerror(errno));
+                w->pend_bytes += k;
+            }
+            s->boff += (uint32_t)k;
+            if (s->take && s->boff == s->blen)
+                atomic_fetch_add(&cf->blocks, 1);
+            p += k;
+            len -= k;
+        }
+        if (w->tick != NULL)
+            w->tick(w, w->tick_arg);
+    }
+    if (pos != mf->stored)
+        return CHAIN_ERR(ERR_CORRUPT, "its data ends after %" PRIu64 " of %" PRIu64 " bytes", pos, mf->stored);
+    return 0;
+}
+
+int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct man_file *mf, const char *name,
+                    struct err *e)
+{
+    struct bkf_tar *t = w->t;
+    struct bkf_cfile *cf = NULL;
+    const struct man_file *tf = bkf_chain_target(t->chain, name, &cf);
+    struct bm_map own = { NULL, 0, 0 };
+    struct scatter s;
+    unsigned char dg[EVP_MAX_MD_SIZE];
+    unsigned int dglen = 0;
+    char hex[65];
+    int fd, rc = -1, whole;
+
+    if (tf == NULL || tf->map == NULL) {
+        /* the target does not have it, or stores it whole itself */
+        if (archive_read_data_skip(a) != ARCHIVE_OK)
+            return CHAIN_ERR(ERR_CORRUPT, "could not skip its data: %s", archive_error_string(a));
+        return 0;
+    }
+    memset(&s, 0, sizeof s);
+    if (mf->map != NULL &&
+        bm_map_parse(mf->map, bm_nblocks(mf->size, t->chain->bs), t->chain->links[t->depth]->depth, &own, e) < 0)
+        return CHAIN_ERR(ERR_CORRUPT, "%s", e->msg);
+    s.it.m = mf->map != NULL ? &own : NULL;
+    s.nb = bm_nblocks(mf->size, t->chain->bs);
+    bm_cursor_init(&s.tc, &cf->map);
+    fd = bkf_tar_open_existing(w, name, O_WRONLY);
+    if (fd < 0) {
+        bm_map_free(&own);
+        return CHAIN_ERR(ERR_IO, "could not open the file made for it: %s", strerror(errno));
+    }
+    /* The whole target file from this link only: its stream is the file,
+     * and hashing it spares reading it back.  Otherwise the file is read
+     * back and hashed at the end (bkf_chain_finish), which checks what
+     * this stream wrote too: hashing it here would be a second pass. */
+    whole = cf->map.n == 1 && cf->map.runs[0].depth == t->depth && mf->stored == tf->size;
+    EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
+    if (scatter_data(w, a, mf, tf, cf, fd, &s, whole, name, e) < 0)
+        goto out;
+    EVP_DigestFinal_ex(w->md, dg, &dglen);
+    hex_encode(dg, 32, hex);
+    hex[64] = '\0';
+    if (whole && strcmp(hex, man_file_stored_sha(mf)) != 0) {
+        CHAIN_ERR(ERR_CORRUPT, "SHA-256 %.16s… differs from the manifest's %.16s…: backup %s is damaged", hex,
+                  man_file_stored_sha(mf), t->m->name);
+        goto out;
+    }
+    if (whole && strcmp(hex, tf->sha256) == 0)
+        atomic_store(&cf->verified, 1);
+    w->pend_files++;
+    rc = 0;
+out:
+    if (close(fd) < 0 && rc == 0)
+        rc = CHAIN_ERR(ERR_IO, "could not close: %s", strerror(errno));
+    bm_map_free(&own);
+    return rc;
+}

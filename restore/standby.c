@@ -1,0 +1,166 @@
+/*
+ * standby — the standby's state file and its replay lag (standby.h).
+ */
+#include "standby.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static void get_str(json_t *o, const char *key, char *out, size_t n)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+
+    snprintf(out, n, "%s", v ? v : "");
+}
+
+static int64_t get_int(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+int sby_state_read(const char *pgdata, struct sby_state *s, struct err *e)
+{
+    char path[PATH_MAX];
+    json_error_t jerr;
+    json_t *o;
+
+    memset(s, 0, sizeof *s);
+    if (snprintf(path, sizeof path, "%s/%s", pgdata, SBY_STATE_FILE) >= (int)sizeof path)
+        return err_setf(e, ERR_USAGE, "path too long");
+    if (access(path, F_OK) != 0)
+        return err_setf(e, ERR_NOTFOUND, "no standby state in \"%s\" (wal-fetch has not run there as a standby)",
+                        pgdata);
+    o = json_load_file(path, 0, &jerr);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return err_setf(e, ERR_CORRUPT, "unreadable standby state \"%s\": %s", path, jerr.text);
+    }
+    s->fetched_time = get_int(o, "fetched_unix");
+    get_str(o, "fetched", s->fetched, sizeof s->fetched);
+    s->missing_time = get_int(o, "missing_unix");
+    get_str(o, "missing", s->missing, sizeof s->missing);
+    s->error_time = get_int(o, "error_unix");
+    get_str(o, "error_file", s->error_name, sizeof s->error_name);
+    get_str(o, "error", s->error, sizeof s->error);
+    s->failing = json_is_true(json_object_get(o, "failing"));
+    json_decref(o);
+    return 0;
+}
+
+int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, const char *msg, int64_t now,
+                   struct err *e)
+{
+    struct sby_state s;
+    struct err re = ERR_INIT;
+    char path[PATH_MAX], tmp[PATH_MAX];
+    json_t *o;
+    int rc;
+
+    if (sby_state_read(pgdata, &s, &re) < 0)
+        memset(&s, 0, sizeof s);        /* none yet, or unreadable: start again */
+    s.failing = ev == SBY_FAILED;
+    switch (ev) {
+    case SBY_FETCHED:
+        s.fetched_time = now;
+        snprintf(s.fetched, sizeof s.fetched, "%s", name);
+        break;
+    case SBY_MISSING:
+        s.missing_time = now;
+        snprintf(s.missing, sizeof s.missing, "%s", name);
+        break;
+    case SBY_FAILED:
+        s.error_time = now;
+        snprintf(s.error_name, sizeof s.error_name, "%s", name);
+        snprintf(s.error, sizeof s.error, "%s", msg ? msg : "");
+        break;
+    }
+    if (snprintf(path, sizeof path, "%s/%s", pgdata, SBY_STATE_FILE) >= (int)sizeof path ||
+        snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return err_setf(e, ERR_USAGE, "path too long");
+    o = json_pack("{s:b, s:I, s:s, s:I, s:s, s:I, s:s, s:s}", "failing", s.failing, "fetched_unix", (json_int_t)s.fetched_time, "fetched",
+                  s.fetched, "missing_unix", (json_int_t)s.missing_time, "missing", s.missing, "error_unix",
+                  (json_int_t)s.error_time, "error_file", s.error_name, "error", s.error);
+    if (o == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    rc = json_dump_file(o, tmp, JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (rc != 0 || rename(tmp, path) != 0) {
+        int en = errno;
+
+        unlink(tmp);
+        return err_errno(e, ERR_IO, en, "could not write the standby state \"%s\"", path);
+    }
+    return 0;
+}
+
+int sby_state_failing(const struct sby_state *s)
+{
+    return s->failing && s->error_time != 0;
+}
+
+/* ---- the lag ---- */
+
+struct lag_scan {
+    uint64_t seg_size, replayed;        /* the segment replay is in (or finished) */
+    int have;
+    uint64_t newest_segno;
+    uint32_t newest_tli;
+    struct sby_lag *out;
+    time_t oldest_waiting;              /* 0: none */
+};
+
+static int lag_collect(const struct stor_entry *ent, void *arg)
+{
+    struct lag_scan *ls = arg;
+    const char *name = ent->key + strlen(REPO_WAL_DIR);
+    struct wal_name w;
+    struct err e = ERR_INIT;
+    uint64_t segno;
+
+    if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
+        return 0;
+    segno = wal_segno(&w, ls->seg_size);
+    if (!ls->have || segno > ls->newest_segno || (segno == ls->newest_segno && w.tli > ls->newest_tli)) {
+        ls->have = 1;
+        ls->newest_segno = segno;
+        ls->newest_tli = w.tli;
+        ls->out->newest_time = (int64_t)ent->mtime;
+        snprintf(ls->out->newest, sizeof ls->out->newest, "%s", name);
+    }
+    if (segno > ls->replayed && (ls->oldest_waiting == 0 || ent->mtime < ls->oldest_waiting))
+        ls->oldest_waiting = ent->mtime;
+    return 0;
+}
+
+int sby_lag(struct repo *r, uint64_t replay_lsn, uint64_t seg_size, time_t now, struct sby_lag *out, struct err *e)
+{
+    struct lag_scan ls;
+
+    memset(out, 0, sizeof *out);
+    memset(&ls, 0, sizeof ls);
+    if (!wal_seg_size_valid(seg_size))
+        return err_setf(e, ERR_INTERNAL, "bad WAL segment size %llu", (unsigned long long)seg_size);
+    ls.seg_size = seg_size;
+    /* the replay LSN is the end of the last record: at a segment's first
+     * byte (after a switch) the segment before it is done, not this one */
+    ls.replayed = replay_lsn > 0 ? (replay_lsn - 1) / seg_size : 0;
+    ls.out = out;
+    if (stor_list(r->st, REPO_WAL_DIR, lag_collect, &ls, e) < 0)
+        return -1;
+    out->have_wal = ls.have;
+    if (ls.have && ls.newest_segno > ls.replayed) {
+        out->segments = ls.newest_segno - ls.replayed;
+        out->seconds = ls.oldest_waiting != 0 && now > ls.oldest_waiting ? (uint64_t)(now - ls.oldest_waiting) : 0;
+    }
+    return 0;
+}

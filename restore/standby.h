@@ -1,0 +1,71 @@
+/*
+ * standby — what a warm standby fed from the archive knows about itself
+ * (restore --standby, docs/RESTORE.md "A warm standby").
+ *
+ *  - The state file PGDATA/walship-standby.state: wal-fetch, run by a
+ *    standby's startup process, notes each answer it gives — a file
+ *    fetched, a segment no region has yet (the standby waits for it), a
+ *    failure and its cause.  In standby mode a failure is answered with 1
+ *    (DESIGN.md §5), so PostgreSQL's log says only "not found"; this file
+ *    is where `walship status --standby` and `walship promote` read why a
+ *    standby stalls.  Advisory: written by rename, not fsync'd; a missing
+ *    or unreadable file only means "nothing known".  JSON (jansson).
+ *
+ *  - The replay lag behind a region: from the standby's last replayed LSN
+ *    and the region's WAL listing, how many segments the archive holds
+ *    beyond it and since when the oldest of them waits.
+ *
+ * Library code: never prints.  One writer at a time: PostgreSQL runs one
+ * restore_command at a time.
+ */
+#ifndef WALSHIP_STANDBY_H
+#define WALSHIP_STANDBY_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "err.h"
+#include "repo.h"
+#include "wal.h"
+
+#define SBY_STATE_FILE "walship-standby.state"
+
+struct sby_state {
+    int64_t fetched_time;               /* last file served (Unix seconds), 0 never */
+    char fetched[WAL_NAME_MAX];
+    int64_t missing_time;               /* last segment asked for that no region has */
+    char missing[WAL_NAME_MAX];
+    int64_t error_time;                 /* last failure */
+    char error_name[WAL_NAME_MAX];
+    char error[ERR_MSG_MAX];
+    int failing;                        /* the last answer noted was a failure */
+};
+
+enum sby_event { SBY_FETCHED, SBY_MISSING, SBY_FAILED };
+
+/* The state in `pgdata`; ERR_NOTFOUND when there is none yet. */
+int sby_state_read(const char *pgdata, struct sby_state *s, struct err *e);
+
+/* Note one answer of wal-fetch (`msg` for SBY_FAILED) at `now`. */
+int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, const char *msg, int64_t now,
+                   struct err *e);
+
+/* Is the last answer noted a failure (nothing fetched nor found missing
+ * since)?  A history file PostgreSQL probes for and no region has is not
+ * noted: a standby asks for one every time it waits. */
+int sby_state_failing(const struct sby_state *s);
+
+struct sby_lag {
+    int have_wal;                       /* the region holds a segment */
+    char newest[WAL_NAME_MAX];          /* its newest segment */
+    int64_t newest_time;                /* stored at (Unix seconds) */
+    uint64_t segments;                  /* segments the archive holds past the replayed one */
+    uint64_t seconds;                   /* how long the oldest of them has waited, 0 when none */
+};
+
+/* Compare `replay_lsn` (pg_last_wal_replay_lsn(), the end of the last
+ * record replayed) with the WAL segments in region `r`, of `seg_size`
+ * bytes, on any timeline. */
+int sby_lag(struct repo *r, uint64_t replay_lsn, uint64_t seg_size, time_t now, struct sby_lag *out, struct err *e);
+
+#endif

@@ -1,0 +1,468 @@
+/*
+ * bk_push — backup-push from start to end: the server (pg_backup_start and
+ * stop), the backup lock, the regions and their identity, the parent of an
+ * incremental, the parts (run by backup.c's workers), and per region the
+ * stop segment's check, the label, the map and, last, the manifest.
+ */
+#include "backup.h"
+#include "backup_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "autoconf.h"
+#include "log.h"
+#include "pgconn.h"
+#include "rconf.h"
+#include "spool.h"
+#include "util.h"
+#include "wal.h"
+
+/* The stop segment must be archived in each region (async: or spooled). */
+static int check_wal(const struct config *c, struct repo *r, const struct region_conf *rc, struct spool *sp,
+                     const char *seg, struct err *e)
+{
+    char key[REPO_KEY_MAX], queue[SPOOL_QUEUE_MAX];
+    struct stor_stat ss;
+    /* PostgreSQL archives the stop segment right after pg_backup_stop
+     * switched away from it: wait for it as long as archive_timeout */
+    uint64_t deadline = now_ms() + c->archive_timeout * 1000;
+
+    repo_key_wal(key, sizeof key, seg);
+    spool_queue_name(rc->name, rc->url, rc->endpoint, queue);
+    for (;;) {
+        err_clear(e);
+        if (stor_head(r->st, key, &ss, e) == 0)
+            return 0;
+        if (e->code != ERR_NOTFOUND)
+            return -1;
+        if (rc->mode == REGION_ASYNC && sp != NULL && spool_is_queued(sp, queue, seg))
+            return 0;
+        if (now_ms() > deadline)
+            return err_setf(e, ERR_NOTFOUND,
+                            "region %s does not have WAL segment %s, which this backup needs to be consistent: "
+                            "is archive_command set to walship wal-push?",
+                            rc->name, seg);
+        usleep(50000);
+    }
+}
+
+struct progress_ctx {
+    struct bk_job *j;
+    const struct bk_opts *o;
+    uint64_t total;
+    int stop;
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+};
+
+/* A cluster made by a restore may still carry recovery_target* and friends:
+ * recorded in the manifest (verify reports it), told by the command.  Any
+ * walship restore neutralises them (restore/rconf.h); other tools may not. */
+static void note_recovery_settings(const char *pgdata, struct manifest *m, struct bk_result *res)
+{
+    struct rconf_list l = { NULL, 0, 0 };
+    struct err e = ERR_INIT;
+
+    if (rconf_neutralise(pgdata, 0, NULL, &l, &e) < 0) {
+        log_warning("could not check the configuration for recovery settings: %s", e.msg);
+    } else {
+        m->recovery_settings = rconf_summary(&l, sizeof res->recovery_settings - 1);
+        if (m->recovery_settings != NULL)
+            snprintf(res->recovery_settings, sizeof res->recovery_settings, "%s", m->recovery_settings);
+    }
+    rconf_list_free(&l);
+}
+
+static void *progress_thread(void *arg)
+{
+    struct progress_ctx *p = arg;
+
+    pthread_mutex_lock(&p->m);
+    while (!p->stop) {
+        struct timespec ts;
+        struct bk_progress pr;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 500000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&p->cv, &p->m, &ts);
+        if (p->stop)
+            break;
+        pr.done = __atomic_load_n(&p->j->done, __ATOMIC_RELAXED);
+        pr.total = p->total;
+        p->o->progress(&pr, p->o->progress_arg);
+    }
+    pthread_mutex_unlock(&p->m);
+    return NULL;
+}
+
+static int any_object(const struct stor_entry *ent, void *arg)
+{
+    (void)ent;
+    *(int *)arg = 1;
+    return 1;
+}
+
+/* Does any region hold an object under backups/NAME/ already? */
+static int name_taken(struct repo *const *rp, int n, const char *name)
+{
+    char prefix[REPO_KEY_MAX];
+    int r, found = 0;
+
+    if (repo_key_backup(prefix, sizeof prefix, name, "") < 0)
+        return 0;
+    for (r = 0; r < n && !found; r++)
+        if (rp[r] != NULL)
+            (void)stor_list(rp[r]->st, prefix, any_object, &found, &(struct err)ERR_INIT);
+    return found;
+}
+
+/* The server, the backup lock and the regions: everything bk_push needs
+ * before the backup starts.  A region that is not this cluster's
+ * repository is recorded as failed; at least one must be usable. */
+struct push_ctx {
+    const struct config *c;
+    const struct keyring *kr;
+    struct pgconn *pg;
+    struct pg_info info;
+    struct spool *sp;
+    int lockfd;
+    struct repo *rp[BK_MAX_REGIONS];
+    const char *pgdata;
+    uint32_t tli;
+    int started;                /* pg_backup_start done, pg_backup_stop not */
+};
+
+static int push_open(struct push_ctx *x, struct bk_job *j, struct err *e)
+{
+    const struct config *c = x->c;
+    struct repo_ident want;
+    uint64_t sysid;
+    int r;
+
+    if (pg_connect(c->pg_conninfo, &x->pg, e) < 0 || pg_get_info(x->pg, &x->info, e) < 0)
+        return -1;
+    if (parse_u64(x->info.system_identifier, 1, UINT64_MAX - 1, &sysid, e) < 0)
+        return err_prefix(e, "the server's system identifier");
+    repo_ident_init(&want, sysid, (unsigned)(x->info.version / 10000), (uint32_t)x->info.wal_segment_size);
+    j->sysid = sysid;
+    if (spool_open(c->spool_dir, c->spool_max_bytes, want.sysid, &x->sp, e) < 0)
+        return -1;
+    r = spool_lock(x->sp, "backup.lock", 0, &x->lockfd, e);
+    if (r <= 0)
+        return r == 0 ? err_setf(e, ERR_LOCKED, "another backup-push of this cluster is running (lock %s/backup.lock)",
+                                 spool_dir(x->sp))
+                      : -1;
+    if (x->info.in_recovery)
+        return err_setf(e, ERR_CONFIG, "the server is a standby: backup-push runs against the primary");
+    if (!x->info.archive_mode)
+        return err_setf(e, ERR_CONFIG, "archive_mode is off: a backup without archived WAL cannot be restored "
+                        "(set archive_mode = on and archive_command = 'walship wal-push %%p')");
+    x->pgdata = c->pgdata ? c->pgdata : x->info.data_directory;
+    /* every region must be this cluster's repository (created on first use);
+     * one that is not fails, the others still get the backup */
+    for (r = 0; r < c->nregions; r++) {
+        struct err re = ERR_INIT;
+
+        if (repo_open(&c->regions[r], c, x->kr, 0, &x->rp[r], &re) < 0 ||
+            repo_ident_ensure(x->rp[r], &want, &re) < 0) {
+            log_warning("%s", re.msg);
+            repo_free(x->rp[r]);
+            x->rp[r] = NULL;
+            j->region_failed[r] = 1;
+            j->region_err[r] = re;
+        }
+    }
+    for (r = 0; r < c->nregions && x->rp[r] == NULL; r++)
+        ;
+    if (r == c->nregions) {
+        *e = j->region_err[0];
+        return err_prefix(e, "no region can take the backup");
+    }
+    return 0;
+}
+
+/* --incremental: the parent, or a full backup and why. */
+static int choose_parent(struct push_ctx *x, struct bk_job *j, struct bk_incr *inc, struct bk_result *res,
+                         struct err *e)
+{
+    struct bk_incr_policy pol = { x->c->max_chain, x->c->full_every, (int64_t)time(NULL) };
+    int k = bk_incr_choose(inc, x->rp, x->c->nregions, &pol, res->full_because, sizeof res->full_because, e);
+
+    if (k < 0)
+        return -1;
+    if (k == 0) {
+        log_warning("taking a full backup instead of an incremental: %s", res->full_because);
+        return 0;
+    }
+    j->inc = inc;
+    j->bs = inc->block_size;
+    res->incremental = 1;
+    snprintf(res->parent, sizeof res->parent, "%s", inc->parent);
+    return 0;
+}
+
+/* Names have whole seconds: a second backup-push within the same second
+ * as one before waits for a name of its own (never writes into another
+ * backup's folder).  Returns the start time. */
+static time_t choose_name(struct repo *const *rp, int n, char name[CAT_NAME_MAX])
+{
+    time_t now = time(NULL);
+    int tries;
+
+    for (tries = 0;; tries++) {
+        cat_new_name(now, name);
+        if (!name_taken(rp, n, name) || tries >= 5)
+            return now;
+        sleep(1);
+        now = time(NULL);
+    }
+}
+
+/* The parts, `parallel` at a time, with the progress callback beside. */
+static int run_parts(struct bk_job *j, const struct bk_opts *o, const struct bk_list *list, struct err *e)
+{
+    pthread_t threads[64], pthr;
+    struct progress_ctx pc;
+    int i, nthreads = 0, have_progress = 0;
+
+    memset(&pc, 0, sizeof pc);
+    if (o->progress != NULL) {
+        pc.j = j;
+        pc.o = o;
+        pc.total = list->total_bytes;
+        pthread_mutex_init(&pc.m, NULL);
+        pthread_cond_init(&pc.cv, NULL);
+        have_progress = pthread_create(&pthr, NULL, progress_thread, &pc) == 0;
+    }
+    for (i = 0; i < j->c->parallel && (size_t)i < j->nparts && i < 64; i++)
+        if (pthread_create(&threads[nthreads], NULL, bk_part_worker, j) == 0)
+            nthreads++;
+    for (i = 0; i < nthreads; i++)
+        pthread_join(threads[i], NULL);
+    if (have_progress) {
+        pthread_mutex_lock(&pc.m);
+        pc.stop = 1;
+        pthread_cond_signal(&pc.cv);
+        pthread_mutex_unlock(&pc.m);
+        pthread_join(pthr, NULL);
+        pthread_cond_destroy(&pc.cv);
+        pthread_mutex_destroy(&pc.m);
+    }
+    if (nthreads == 0)
+        return err_setf(e, ERR_INTERNAL, "could not start any worker thread");
+    if (j->fatal) {
+        *e = j->fatal_err;
+        return -1;
+    }
+    return 0;
+}
+
+/* The manifest's fields, once the server said where the backup stops. */
+static int fill_manifest(struct push_ctx *x, struct bk_job *j, const struct bk_list *list,
+                         const struct pg_backup_stop_result *stop, struct bk_result *res, unsigned char **bh_buf,
+                         size_t *bh_len, struct err *e)
+{
+    struct manifest *m = j->man;
+    uint64_t segsz = x->info.wal_segment_size;
+    size_t p;
+
+    m->name = strdup(res->name);
+    m->walship_version = strdup(PACKAGE_VERSION);
+    m->start_lsn = res->start_lsn;
+    m->stop_lsn = stop->lsn;
+    m->timeline = x->tli;
+    m->stop_timeline = x->tli;
+    wal_segment_of_lsn(x->tli, res->start_lsn, segsz, m->start_wal);
+    /* the stop LSN points just past the backup-end record: its segment */
+    wal_segment_of_lsn(x->tli, stop->lsn - 1, segsz, m->stop_wal);
+    m->stop_time = time(NULL);
+    m->pg_version = (uint32_t)x->info.version;
+    m->system_identifier = strdup(x->info.system_identifier);
+    m->wal_segment_size = segsz;
+    m->compression = x->c->compression_level ? xasprintf("zstd:%d", x->c->compression_level) : strdup("none");
+    if (keys_current(x->kr) != NULL)
+        m->key_id = strdup(keys_current(x->kr)->id_hex);
+    m->has_tablespace_map = stop->tablespace_map && stop->tablespace_map[0] != '\0';
+    if (bk_incr_manifest(j->inc, &j->own, j->bs, m, bh_buf, bh_len, e) < 0)
+        return -1;
+    for (p = 0; p < j->nparts; p++) {
+        struct man_part mp = { (uint32_t)(p + 1), j->parts[p].raw, j->parts[p].stored, j->parts[p].files };
+
+        if (man_add_part(m, &mp, e) < 0)
+            return -1;
+        m->stored_size += j->parts[p].stored;
+    }
+    for (p = 0; p < list->ntbs; p++)
+        if (man_add_tablespace(m, list->tbs[p].oid, list->tbs[p].target, e) < 0)
+            return -1;
+    for (p = 0; p < m->nfiles; p++)
+        m->original_size += m->files[p].size;
+    man_sort(m);
+    if (m->name == NULL || m->walship_version == NULL || m->system_identifier == NULL || m->compression == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    res->original_size = m->original_size;
+    res->stored_size = m->stored_size;
+    res->nfiles = m->nfiles;
+    res->nparts = j->nparts;
+    return 0;
+}
+
+/* One region: the stop segment archived, then the block hashes, the label,
+ * the map and, last, the manifest (from then on the backup exists). */
+static int publish(struct push_ctx *x, int r, const struct bk_job *j, const struct pg_backup_stop_result *stop,
+                   const unsigned char *bh_buf, size_t bh_len, const char *json, size_t jlen, struct err *e)
+{
+    const char *name = j->name;
+    int level = x->c->compression_level;
+    struct repo *rp = x->rp[r];
+    char key[256];
+
+    if (check_wal(x->c, rp, &x->c->regions[r], x->sp, j->man->stop_wal, e) < 0 ||
+        repo_key_backup(key, sizeof key, name, "blockhash") < 0 ||
+        repo_put_buf(rp, key, level, bh_buf, bh_len, e) < 0 ||
+        repo_key_backup(key, sizeof key, name, "backup_label") < 0 ||
+        repo_put_buf(rp, key, level, stop->backup_label, strlen(stop->backup_label), e) < 0)
+        return -1;
+    if (j->man->has_tablespace_map &&
+        (repo_key_backup(key, sizeof key, name, "tablespace_map") < 0 ||
+         repo_put_buf(rp, key, level, stop->tablespace_map, strlen(stop->tablespace_map), e) < 0))
+        return -1;
+    if (repo_key_backup(key, sizeof key, name, CAT_MANIFEST) < 0)
+        return err_setf(e, ERR_INTERNAL, "backup name too long: %s", name);
+    return repo_put_buf(rp, key, level, json, jlen, e);
+}
+
+/* Every region that failed, named in one error. */
+static int regions_outcome(const struct config *c, struct bk_result *res, struct err *e)
+{
+    char names[512] = "";
+    int nfail = 0, r;
+    struct err first = ERR_INIT;
+
+    for (r = 0; r < c->nregions; r++) {
+        if (res->regions[r].ok)
+            continue;
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", nfail ? ", " : "", c->regions[r].name);
+        if (nfail++ == 0)
+            first = res->regions[r].err;
+    }
+    if (nfail == 0)
+        return 0;
+    return err_setf(e, first.code == ERR_OK ? ERR_NET : first.code, "backup %s is not complete in %d region%s (%s): %s",
+                    res->name, nfail, nfail > 1 ? "s" : "", names, first.msg);
+}
+
+static void push_close(struct push_ctx *x)
+{
+    int r;
+
+    if (x->started) {
+        struct pg_backup_stop_result ignored;
+        struct err ie = ERR_INIT;
+        /* end the backup on the server; the parts stay incomplete */
+        if (pg_backup_end(x->pg, 1, &ignored, &ie) == 0)
+            pg_backup_stop_result_free(&ignored);
+    }
+    for (r = 0; r < BK_MAX_REGIONS; r++)
+        repo_free(x->rp[r]);
+    pg_disconnect(x->pg);
+    spool_unlock(x->lockfd);
+    spool_free(x->sp);
+}
+
+int bk_push(const struct config *c, const struct keyring *kr, const struct bk_opts *o, struct bk_result *res,
+            struct err *e)
+{
+    struct push_ctx x;
+    struct bk_job j;
+    struct bk_list list;
+    struct pg_backup_stop_result stop = { 0, NULL, NULL };
+    struct bk_incr inc;
+    unsigned char *bh_buf = NULL;
+    size_t bh_len = 0, jlen;
+    char label[128], *json = NULL;
+    uint64_t t0 = now_ms(), part_size = o->part_size ? o->part_size : ((uint64_t)1 << 30);
+    int rc = -1, r;
+
+    memset(res, 0, sizeof *res);
+    memset(&x, 0, sizeof x);
+    memset(&j, 0, sizeof j);
+    memset(&list, 0, sizeof list);
+    memset(&inc, 0, sizeof inc);
+    x.c = c;
+    x.kr = kr;
+    x.lockfd = -1;
+    pthread_mutex_init(&j.lock, NULL);
+    j.bs = BM_BLOCK_SIZE;
+    if (c->nregions > BK_MAX_REGIONS) {
+        pthread_mutex_destroy(&j.lock);
+        return err_setf(e, ERR_CONFIG, "at most %d regions are supported", BK_MAX_REGIONS);
+    }
+    res->nregions = c->nregions;
+    if (push_open(&x, &j, e) < 0 || (o->incremental && choose_parent(&x, &j, &inc, res, e) < 0))
+        goto out;
+    bh_set_init(&j.own, j.bs);
+    j.c = c;
+    j.kr = kr;
+    j.checked = x.rp;
+    if ((j.man = man_new()) == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    j.man->start_time = choose_name(x.rp, c->nregions, res->name);
+    j.name = res->name;
+    snprintf(label, sizeof label, "walship %s", res->name);
+    if (pg_backup_begin(x.pg, label, &res->start_lsn, &x.tli, e) < 0)
+        goto out;
+    x.started = 1;
+    log_info("backup %s started at %X/%X on timeline %u", res->name, (unsigned)(res->start_lsn >> 32),
+             (unsigned)res->start_lsn, x.tli);
+    if (bk_walk(x.pgdata, &list, e) < 0)
+        goto out;
+    note_recovery_settings(x.pgdata, j.man, res);
+    j.list = &list;
+    if ((j.parts = calloc(list.n + 1, sizeof *j.parts)) == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    bk_plan_parts(&j, &list, part_size, c->parallel);
+    if (run_parts(&j, o, &list, e) < 0 || pg_backup_end(x.pg, c->archive_timeout, &stop, e) < 0)
+        goto out;
+    x.started = 0;
+    res->stop_lsn = stop.lsn;
+    if (fill_manifest(&x, &j, &list, &stop, res, &bh_buf, &bh_len, e) < 0 || man_to_json(j.man, &json, &jlen, e) < 0)
+        goto out;
+    for (r = 0; r < c->nregions; r++) {
+        struct err re = ERR_INIT;
+
+        if (j.region_failed[r])
+            res->regions[r].err = j.region_err[r];
+        else if (publish(&x, r, &j, &stop, bh_buf, bh_len, json, jlen, &re) < 0)
+            res->regions[r].err = re;
+        else
+            res->regions[r].ok = 1;
+    }
+    res->seconds = (double)(now_ms() - t0) / 1000.0;
+    rc = regions_outcome(c, res, e);
+out:
+    push_close(&x);
+    free(json);
+    pg_backup_stop_result_free(&stop);
+    man_free(j.man);
+    bk_incr_free(&inc);
+    bh_set_free(&j.own);
+    free(bh_buf);
+    free(j.parts);
+    bk_list_free(&list);
+    pthread_mutex_destroy(&j.lock);
+    return rc;
+}

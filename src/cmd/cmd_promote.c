@@ -1,0 +1,219 @@
+/*
+ * cmd_promote — `walship promote DIR`: end a warm standby made by `restore
+ * --standby` (docs/RESTORE.md "A warm standby").
+ *
+ *   running standby? → wal-fetch not failing (else --force) → pg_promote()
+ *   → wait until writable (measured) → CHECKPOINT → restore's settings
+ *   removed from postgresql.auto.conf, as restore --start does
+ *
+ * PostgreSQL, asked to promote a standby, first replays whatever the archive
+ * still holds (it stops at the first file restore_command cannot give), so
+ * promotion ends at the end of the region's archive.  A standby whose
+ * fetches fail would end there instead, short of what the region may hold:
+ * that is refused unless --force (the region is gone for good), and a
+ * failure noted while the promotion ran is reported (exit 3, the instance
+ * promoted all the same).  No configuration is needed: everything comes
+ * from DIR (its postmaster.pid, walship-standby.state).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "cmd_restore_conf.h"
+#include "log.h"
+#include "pginst.h"
+#include "standby.h"
+#include "util.h"
+
+#define PROMOTE_POLL_US 10000
+
+struct promote_opts {
+    const char *pgdata, *pg_user;
+    int force, keep_restore_command, timeout_s;
+};
+
+static int parse_args(struct cmd_ctx *ctx, struct promote_opts *o)
+{
+    static const struct option opts[] = {
+        { "pg-user", required_argument, NULL, 'U' },
+        { "force", no_argument, NULL, 'f' },
+        { "keep-restore-command", no_argument, NULL, 'K' },
+        { "timeout", required_argument, NULL, 'W' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct err e = ERR_INIT;
+    int c;
+
+    memset(o, 0, sizeof *o);
+    o->timeout_s = 600;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(ctx->argc, ctx->argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'U': o->pg_user = optarg; break;
+        case 'f': o->force = 1; break;
+        case 'K': o->keep_restore_command = 1; break;
+        case 'W':
+            if (parse_int(optarg, 1, 7 * 86400, &o->timeout_s, &e) < 0)
+                return cmd_usage("promote", "--timeout takes seconds (1 to 604800)");
+            break;
+        default:
+            return cmd_usage("promote", "unknown or incomplete option \"%s\"", ctx->argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != ctx->argc)
+        return cmd_usage("promote", "give the standby's data directory, once");
+    o->pgdata = ctx->argv[optind];
+    return 0;
+}
+
+/* Wait until the session's server is out of recovery; -1 on timeout or a
+ * lost session. */
+static int wait_writable(PGconn *c, int timeout_s, struct err *e)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_s * 1000;
+    char v[8];
+
+    for (;;) {
+        pginst_query_one(c, "select pg_is_in_recovery()", NULL, v, sizeof v);
+        if (strcmp(v, "f") == 0)
+            break;
+        if (strcmp(v, "t") != 0)
+            return err_setf(e, ERR_IO, "lost the session while waiting for the promotion: %s", PQerrorMessage(c));
+        if (now_ms() > deadline)
+            return err_setf(e, ERR_IO, "still in recovery %d s after the promotion request (--timeout): it may be "
+                                       "replaying the rest of the archive; it promotes once that is done",
+                            timeout_s);
+        usleep(PROMOTE_POLL_US);
+    }
+    /* out of recovery; an xid is the proof that it writes */
+    pginst_query_one(c, "select txid_current()", NULL, v, sizeof v);
+    if (v[0] == '\0')
+        return err_setf(e, ERR_IO, "out of recovery but cannot write: %s", PQerrorMessage(c));
+    return 0;
+}
+
+/* In recovery and a standby: 0.  Else -1 (e), or 1 when already promoted. */
+static int check_standby(PGconn *c, const char *pgdata, const struct promote_opts *o, struct err *e)
+{
+    struct pg_replay rp;
+    struct sby_state st;
+    struct err se = ERR_INIT;
+    char sig[PATH_MAX];
+
+    if (pginst_replay(c, &rp, e) < 0)
+        return -1;
+    if (!rp.in_recovery)
+        return 1;
+    if (snprintf(sig, sizeof sig, "%s/standby.signal", pgdata) >= (int)sizeof sig || access(sig, F_OK) != 0)
+        return err_setf(e, ERR_USAGE,
+                        "\"%s\" is in archive recovery toward a target, not a standby: restore --start promotes it "
+                        "once it checked the target", pgdata);
+    if (sby_state_read(pgdata, &st, &se) == 0 && sby_state_failing(&st)) {
+        char t[32];
+        struct tm tm;
+        time_t tt = (time_t)st.error_time;
+
+        gmtime_r(&tt, &tm);
+        strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        if (!o->force)
+            return err_setf(e, ERR_IO,
+                            "wal-fetch on this standby is failing (%s, at %s: %s): promoting now would end recovery "
+                            "at LSN %s, before WAL the region may hold; fix the region, or promote anyway with "
+                            "--force",
+                            st.error_name, t, st.error, rp.lsn[0] ? rp.lsn : "?");
+        log_warning("promoting although wal-fetch is failing (--force): %s: %s", st.error_name, st.error);
+    }
+    return 0;
+}
+
+int cmd_promote_run(struct cmd_ctx *ctx)
+{
+    struct promote_opts o;
+    struct sby_state st;
+    struct err e = ERR_INIT;
+    PGconn *c = NULL;
+    char pgdata[PATH_MAX], tli[16] = "", lsn[32] = "", state[PATH_MAX];
+    uint64_t t0, t_writable, t_cp;
+    time_t asked;
+    int rc, cp_ok;
+
+    if ((rc = parse_args(ctx, &o)) != 0)
+        return rc;
+    if (realpath(o.pgdata, pgdata) == NULL) {
+        err_errno(&e, ERR_USAGE, errno, "bad data directory \"%s\"", o.pgdata);
+        return cmd_fail(&e);
+    }
+    if (pginst_open(pgdata, o.pg_user, "walship promote", &c, &e) < 0) {
+        if (e.code == ERR_NOTFOUND)
+            e.code = ERR_IO;    /* nothing runs there: start it first */
+        return cmd_fail(&e);
+    }
+    rc = check_standby(c, pgdata, &o, &e);
+    if (rc < 0)
+        goto fail;
+    if (rc == 1) {
+        printf("%s is not in recovery: already promoted\n", pgdata);
+        restore_conf_after_promote(pgdata, o.keep_restore_command);
+        PQfinish(c);
+        return 0;
+    }
+    asked = time(NULL);
+    t0 = now_ms();
+    {
+        char ok[8];
+
+        pginst_query_one(c, "select pg_promote(false)", NULL, ok, sizeof ok);
+        if (strcmp(ok, "t") != 0) {
+            err_setf(&e, ERR_IO, "pg_promote() failed: %s", PQerrorMessage(c));
+            goto fail;
+        }
+    }
+    if (wait_writable(c, o.timeout_s, &e) < 0)
+        goto fail;
+    t_writable = now_ms() - t0;
+    pginst_query_one(c, "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int", NULL,
+                     tli, sizeof tli);
+    pginst_query_one(c, "select pg_last_wal_replay_lsn()", NULL, lsn, sizeof lsn);
+    /* as restore does: pg_control names the new timeline now, not after a
+     * spread checkpoint, so a crash does not replay everything again */
+    t_cp = now_ms();
+    {
+        PGresult *r = PQexec(c, "checkpoint");
+
+        cp_ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
+    t_cp = now_ms() - t_cp;
+    PQfinish(c);
+    c = NULL;
+    printf("promoted %s to timeline %s: writable %.3f s after the promotion request\n", pgdata, tli[0] ? tli : "?",
+           (double)t_writable / 1000.0);
+    printf("  recovery ended at LSN %s (the end of the archive the standby could read)\n", lsn[0] ? lsn : "?");
+    if (cp_ok)
+        printf("  checkpoint %.3f s\n", (double)t_cp / 1000.0);
+    else
+        log_warning("the CHECKPOINT after promotion failed: pg_control names the new timeline only after "
+                    "PostgreSQL's own checkpoint");
+    restore_conf_after_promote(pgdata, o.keep_restore_command);
+    rc = 0;
+    if (sby_state_read(pgdata, &st, &e) == 0 && st.error_time >= (int64_t)asked) {
+        err_setf(&e, ERR_IO,
+                 "the instance IS promoted, but wal-fetch failed while it promoted (%s: %s): recovery may have "
+                 "ended before the end of the region's archive",
+                 st.error_name, st.error);
+        rc = cmd_fail(&e);
+    }
+    if (snprintf(state, sizeof state, "%s/%s", pgdata, SBY_STATE_FILE) < (int)sizeof state)
+        unlink(state);      /* this is no standby any more */
+    return rc;
+fail:
+    PQfinish(c);
+    return cmd_fail(&e);
+}

@@ -1,0 +1,132 @@
+/*
+ * standby — a warm standby's state file (what wal-fetch noted) and its
+ * replay lag behind a synthetic file:// region (restore/standby.c).
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "repo.h"
+#include "standby.h"
+#include "tap.h"
+
+static char root[] = "/tmp/walship-standby-test-XXXXXX";
+
+/* a segment object stored at `mtime` (listing only reads names and times) */
+static void seg(unsigned tli, unsigned s, time_t mtime)
+{
+    char p[PATH_MAX];
+    struct timeval tv[2];
+    FILE *f;
+
+    snprintf(p, sizeof p, "%s/region/wal/%08X%08X%08X", root, tli, 0u, s);
+    f = fopen(p, "w");
+    if (f != NULL) {
+        fputs("x", f);
+        fclose(f);
+    }
+    tv[0].tv_sec = tv[1].tv_sec = mtime;
+    tv[0].tv_usec = tv[1].tv_usec = 0;
+    utimes(p, tv);
+}
+
+static int lag_is(struct repo *r, uint64_t lsn, uint64_t segs, uint64_t secs, const char *newest)
+{
+    struct sby_lag l;
+    struct err e = ERR_INIT;
+
+    if (sby_lag(r, lsn, 16u << 20, 10000, &l, &e) < 0) {
+        diag("sby_lag: %s", e.msg);
+        return 0;
+    }
+    if (l.segments != segs || l.seconds != secs || strcmp(l.newest, newest) != 0) {
+        diag("got %llu segments, %llu s, newest %s", (unsigned long long)l.segments, (unsigned long long)l.seconds,
+             l.newest);
+        return 0;
+    }
+    return 1;
+}
+
+static void state_test(void)
+{
+    struct sby_state s;
+    struct err e = ERR_INIT;
+    char dir[PATH_MAX];
+
+    snprintf(dir, sizeof dir, "%s/pgdata", root);
+    mkdir(dir, 0700);
+    ok(sby_state_read(dir, &s, &e) < 0 && e.code == ERR_NOTFOUND, "no state yet: not found");
+    ok(sby_state_note(dir, SBY_FETCHED, "000000010000000000000003", NULL, 100, &e) == 0, "note a fetch");
+    ok(sby_state_read(dir, &s, &e) == 0 && s.fetched_time == 100 &&
+       strcmp(s.fetched, "000000010000000000000003") == 0 && !sby_state_failing(&s), "the fetch reads back");
+    sby_state_note(dir, SBY_FAILED, "000000010000000000000004", "region dr: \"quoted\" cause", 200, &e);
+    ok(sby_state_read(dir, &s, &e) == 0 && sby_state_failing(&s) && s.error_time == 200 &&
+       strcmp(s.error, "region dr: \"quoted\" cause") == 0 && strcmp(s.error_name, "000000010000000000000004") == 0,
+       "a failure: failing, with its file and cause");
+    ok(s.fetched_time == 100, "...the last fetch kept");
+    sby_state_note(dir, SBY_MISSING, "000000010000000000000004", NULL, 200, &e);
+    ok(sby_state_read(dir, &s, &e) == 0 && !sby_state_failing(&s) && s.error_time == 200,
+       "not archived yet, in the same second: waiting, not failing; the failure kept as history");
+    sby_state_note(dir, SBY_FAILED, "00000002.history", "unreachable", 300, &e);
+    sby_state_note(dir, SBY_FETCHED, "000000010000000000000004", NULL, 300, &e);
+    ok(sby_state_read(dir, &s, &e) == 0 && !sby_state_failing(&s), "a fetch after a failure: not failing");
+}
+
+int main(void)
+{
+    struct region_conf rc;
+    struct repo_ident id;
+    struct config *conf;
+    struct repo *r = NULL;
+    struct err e = ERR_INIT;
+    char url[PATH_MAX], p[PATH_MAX];
+
+    log_init("standby-test", LOG_ERROR);
+    if (mkdtemp(root) == NULL)
+        return 1;
+    conf = config_new_default();
+    memset(&rc, 0, sizeof rc);
+    snprintf(url, sizeof url, "file://%s/region", root);
+    snprintf(p, sizeof p, "%s/region", root);
+    mkdir(p, 0700);
+    rc.name = "t";
+    rc.url = url;
+    repo_ident_init(&id, 7311234567890123456ULL, 15, 16u << 20);
+    if (repo_open(&rc, conf, NULL, 0, &r, &e) < 0 || repo_ident_ensure(r, &id, &e) < 0) {
+        diag("repo: %s", e.msg);
+        return 1;
+    }
+    snprintf(p, sizeof p, "%s/region/wal", root);
+    mkdir(p, 0700);
+    seg(1, 1, 1000);
+    seg(1, 2, 2000);
+    seg(1, 3, 3000);
+    seg(1, 4, 4000);
+    seg(1, 5, 5000);
+    ok(lag_is(r, 0x5000100, 0, 0, "000000010000000000000005"), "replay in the newest segment: no lag");
+    ok(lag_is(r, 0x6000000, 0, 0, "000000010000000000000005"),
+       "replay at the end of the newest segment (after a switch): no lag");
+    ok(lag_is(r, 0x3000000, 3, 7000, "000000010000000000000005"),
+       "replay done with segment 2: 3 segments, waiting since segment 3 was stored");
+    ok(lag_is(r, 0x3000028, 2, 6000, "000000010000000000000005"), "replay inside segment 3: 2 segments");
+    seg(2, 6, 9000);
+    ok(lag_is(r, 0x5000100, 1, 1000, "000000020000000000000006"), "a segment of a new timeline counts");
+    ok(lag_is(r, 0, 6, 9000, "000000020000000000000006"), "nothing replayed: every segment");
+    state_test();
+    repo_free(r);
+    config_free(conf);
+    {
+        char cmd[PATH_MAX + 16];
+
+        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+        if (system(cmd) != 0)
+            diag("could not remove %s", root);
+    }
+    return done_testing();
+}
