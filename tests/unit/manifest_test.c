@@ -134,6 +134,34 @@ static void test_round_trip(void)
     man_free(m);
 }
 
+/* An incremental backup's manifest: what binds it to its parent survives. */
+static void test_incremental(void)
+{
+    struct manifest *m = sample(), *back = NULL;
+    struct err e = ERR_INIT;
+    char *json = NULL;
+    size_t len;
+
+    m->format = MAN_FORMAT_INCR;
+    m->incremental = 1;
+    m->parent = strdup("20261202T081500Z");
+    memcpy(m->parent_sha256, SHA_B, 65);
+    m->depth = 3;
+    m->block_size = 8192;
+    m->blockhash_size = 123456;
+    memcpy(m->blockhash_sha256, SHA_A, 65);
+    ok(man_to_json(m, &json, &len, &e) == 0 && man_from_json(json, len, "incr", &back, &e) == 0,
+       "an incremental manifest round-trips");
+    ok(back != NULL && same(m, back) && back->incremental && back->format == MAN_FORMAT_INCR &&
+           strcmp(back->parent, "20261202T081500Z") == 0 && strcmp(back->parent_sha256, SHA_B) == 0 &&
+           back->depth == 3 && back->block_size == 8192 && back->blockhash_size == 123456 &&
+           strcmp(back->blockhash_sha256, SHA_A) == 0,
+       "with its parent, the parent manifest's SHA-256, depth and block hashes");
+    man_free(back);
+    free(json);
+    man_free(m);
+}
+
 static void test_find_sort(void)
 {
     struct manifest *m = man_new();
@@ -258,7 +286,7 @@ static void test_refusals(void)
            file_keys[i]);
 
     ok(refused(set_str, (const char *[]){ "timeline", "3" }, "timeline"), "a field of the wrong type is refused");
-    ok(refused(set_int, &(struct setint){ "format", 2 }, "format 2 is not supported"),
+    ok(refused(set_int, &(struct setint){ "format", MAN_FORMAT_INCR + 1 }, "is not supported"),
        "a newer format is refused, saying so");
     ok(refused(set_int, &(struct setint){ "format", 0 }, "format 0"), "format 0 is refused");
     ok(refused(set_int, &(struct setint){ "stored_size", -1 }, "negative"), "a negative size is refused");
@@ -378,6 +406,7 @@ static void test_binding(void)
 int main(void)
 {
     test_round_trip();
+    test_incremental();
     test_find_sort();
     test_refusals();
     test_binding();
