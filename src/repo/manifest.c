@@ -483,7 +483,7 @@ static int read_incr(struct jread *r, json_t *root, struct manifest *m)
     if (m->incremental) {
         m->parent = jstr(r, root, "parent");
         jcopy(r, root, "parent_manifest_sha256", m->parent_sha256, sizeof m->parent_sha256);
-        m->depth = (uint32_t)jint(r, root, "depth");
+        m->depth = jint32(r, root, "depth");
         if (r->failed)
             return -1;
         if (strlen(m->parent_sha256) != 64 || m->depth == 0 || m->depth > BM_MAX_DEPTH || m->parent[0] == '\0' ||
@@ -491,7 +491,7 @@ static int read_incr(struct jread *r, json_t *root, struct manifest *m)
             return err_setf(r->e, ERR_CORRUPT, "%s: the manifest's parent link is malformed", r->what);
     }
     if (json_object_get(root, "block_size") != NULL) {
-        m->block_size = (uint32_t)jint(r, root, "block_size");
+        m->block_size = jint32(r, root, "block_size");
         m->blockhash_size = jint(r, root, "blockhash_size");
         jcopy(r, root, "blockhash_sha256", m->blockhash_sha256, sizeof m->blockhash_sha256);
         if (r->failed)

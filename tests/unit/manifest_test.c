@@ -158,6 +158,26 @@ static void test_incremental(void)
            strcmp(back->blockhash_sha256, SHA_A) == 0,
        "with its parent, the parent manifest's SHA-256, depth and block hashes");
     man_free(back);
+    {
+        static const char *const keys[] = { "depth", "block_size" };
+        static const json_int_t vals[] = { ((json_int_t)1 << 32) + 3, ((json_int_t)1 << 32) + 8192 };
+        size_t i;
+
+        for (i = 0; i < 2; i++) {
+            json_t *root = json_loadb(json, len, 0, NULL);
+            char *text;
+
+            json_object_set_new(root, keys[i], json_integer(vals[i]));
+            text = json_dumps(root, JSON_COMPACT);
+            json_decref(root);
+            back = NULL;
+            err_clear(&e);
+            ok(man_from_json(text, strlen(text), "incr", &back, &e) < 0 && e.code == ERR_CORRUPT,
+               "an incremental manifest's %s past 32 bits is refused (not truncated into a valid one)", keys[i]);
+            man_free(back);
+            free(text);
+        }
+    }
     free(json);
     man_free(m);
 }
