@@ -459,6 +459,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
             close(lockfd);
         return;     /* a prefetcher is already at work */
     }
+    lock_note_holder(lockfd);   /* who prefetches, for the operator */
     prefetch_sweep(p.dir, name);
     p.conf = conf;
     p.kr = kr;
@@ -493,5 +494,6 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
 out:
     free(p.names);
     free(p.done);
+    lock_clear_holder(lockfd);
     close(lockfd);
 }

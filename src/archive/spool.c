@@ -464,6 +464,7 @@ int spool_lock(struct spool *sp, const char *lockname, unsigned wait_ms, int *fd
         return err_errno(e, ERR_IO, errno, "could not open lock file \"%s\"", path);
     for (;;) {
         if (flock(f, LOCK_EX | LOCK_NB) == 0) {
+            lock_note_holder(f);
             *fd = f;
             return 1;
         }
@@ -482,6 +483,8 @@ int spool_lock(struct spool *sp, const char *lockname, unsigned wait_ms, int *fd
 
 void spool_unlock(int fd)
 {
-    if (fd >= 0)
+    if (fd >= 0) {
+        lock_clear_holder(fd);
         close(fd);
+    }
 }

@@ -131,7 +131,9 @@ int spool_same_file(const struct stat *a, const struct stat *b);
 void spool_unmark_pushed(struct spool *sp, const char *name);
 
 /* Locks: flock on spool_dir/NAME (claims/X or ship.lock).  `wait_ms` 0 =
- * try once; returns 1 locked (fd in *fd), 0 held by someone else. */
+ * try once; returns 1 locked (fd in *fd), 0 held by someone else.  While
+ * held, the file holds the holder's PID and a newline (util.h lock_note_holder);
+ * spool_unlock empties it (docs/OPERATIONS.md). */
 int spool_lock(struct spool *sp, const char *lockname, unsigned wait_ms, int *fd, struct err *e);
 void spool_unlock(int fd);
 

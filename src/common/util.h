@@ -80,6 +80,11 @@ void dir_list_free(char **names, size_t n);
 
 /* fsync a directory (after a rename inside it). */
 int fsync_dir(const char *dir, struct err *e);
+/* For a flock()ed lock file the caller holds: write getpid() and a
+ * newline into it / empty it just before letting go, so that whoever
+ * looks can tell which process holds the lock.  Best effort. */
+void lock_note_holder(int fd);
+void lock_clear_holder(int fd);
 /* mkdir -p with the given mode for created directories. */
 int mkdir_p(const char *path, unsigned mode, struct err *e);
 

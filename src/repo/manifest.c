@@ -1,6 +1,7 @@
 #include "manifest.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +327,20 @@ static uint64_t jint(struct jread *r, json_t *obj, const char *key)
     return (uint64_t)i;
 }
 
+/* A field that must fit 32 bits (timelines, versions, part numbers,
+ * modes, OIDs): refused rather than truncated into another value. */
+static uint32_t jint32(struct jread *r, json_t *obj, const char *key)
+{
+    uint64_t v = jint(r, obj, key);
+
+    if (!r->failed && v > UINT32_MAX) {
+        err_setf(r->e, ERR_CORRUPT, "%s: manifest field \"%s\" is out of range", r->what, key);
+        r->failed = 1;
+        return 0;
+    }
+    return (uint32_t)v;
+}
+
 static char *jstr(struct jread *r, json_t *obj, const char *key)
 {
     json_t *v = jget(r, obj, key, JSON_STRING);
@@ -344,10 +359,12 @@ static char *jstr(struct jread *r, json_t *obj, const char *key)
 static uint64_t jlsn(struct jread *r, json_t *obj, const char *key)
 {
     json_t *v = jget(r, obj, key, JSON_STRING);
+    struct err why = ERR_INIT;
     uint64_t lsn = 0;
 
-    if (v != NULL && wal_parse_lsn(json_string_value(v), &lsn, r->e) < 0) {
-        err_prefix(r->e, "%s: manifest field \"%s\"", r->what, key);
+    /* a bad manifest is corrupt, whatever the LSN parser calls it */
+    if (v != NULL && wal_parse_lsn(json_string_value(v), &lsn, &why) < 0) {
+        err_setf(r->e, ERR_CORRUPT, "%s: manifest field \"%s\": %s", r->what, key, why.msg);
         r->failed = 1;
     }
     return lsn;
@@ -395,13 +412,13 @@ static void read_header(struct jread *r, json_t *root, struct manifest *m)
     m->walship_version = jstr(r, root, "walship_version");
     m->start_lsn = jlsn(r, root, "start_lsn");
     m->stop_lsn = jlsn(r, root, "stop_lsn");
-    m->timeline = (uint32_t)jint(r, root, "timeline");
-    m->stop_timeline = (uint32_t)jint(r, root, "stop_timeline");
+    m->timeline = jint32(r, root, "timeline");
+    m->stop_timeline = jint32(r, root, "stop_timeline");
     jcopy(r, root, "start_wal", m->start_wal, sizeof m->start_wal);
     jcopy(r, root, "stop_wal", m->stop_wal, sizeof m->stop_wal);
     m->start_time = (int64_t)jint(r, root, "start_time");
     m->stop_time = (int64_t)jint(r, root, "stop_time");
-    m->pg_version = (uint32_t)jint(r, root, "pg_version");
+    m->pg_version = jint32(r, root, "pg_version");
     m->system_identifier = jstr(r, root, "system_identifier");
     m->wal_segment_size = jint(r, root, "wal_segment_size");
     m->compression = jstr(r, root, "compression");
@@ -430,10 +447,10 @@ static void read_parts(struct jread *r, json_t *root, struct manifest *m)
         json_t *p = json_array_get(arr, i);
         struct man_part mp;
 
-        mp.number = (uint32_t)jint(r, p, "number");
+        mp.number = jint32(r, p, "number");
         mp.raw_size = jint(r, p, "raw_size");
         mp.stored_size = jint(r, p, "stored_size");
-        mp.files = (uint32_t)jint(r, p, "files");
+        mp.files = jint32(r, p, "files");
         if (!r->failed && (mp.number != i + 1)) {
             err_setf(r->e, ERR_CORRUPT, "%s: manifest parts are not numbered 1..N", r->what);
             r->failed = 1;
@@ -444,7 +461,7 @@ static void read_parts(struct jread *r, json_t *root, struct manifest *m)
     arr = jget(r, root, "tablespaces", JSON_ARRAY);
     for (i = 0; arr != NULL && !r->failed && i < json_array_size(arr); i++) {
         json_t *t = json_array_get(arr, i);
-        uint32_t oid = (uint32_t)jint(r, t, "oid");
+        uint32_t oid = jint32(r, t, "oid");
         json_t *p = jget(r, t, "path", JSON_STRING);
 
         if (!r->failed && man_add_tablespace(m, oid, json_string_value(p), r->e) < 0)
@@ -466,7 +483,7 @@ static int read_incr(struct jread *r, json_t *root, struct manifest *m)
     if (m->incremental) {
         m->parent = jstr(r, root, "parent");
         jcopy(r, root, "parent_manifest_sha256", m->parent_sha256, sizeof m->parent_sha256);
-        m->depth = (uint32_t)jint(r, root, "depth");
+        m->depth = jint32(r, root, "depth");
         if (r->failed)
             return -1;
         if (strlen(m->parent_sha256) != 64 || m->depth == 0 || m->depth > BM_MAX_DEPTH || m->parent[0] == '\0' ||
@@ -474,7 +491,7 @@ static int read_incr(struct jread *r, json_t *root, struct manifest *m)
             return err_setf(r->e, ERR_CORRUPT, "%s: the manifest's parent link is malformed", r->what);
     }
     if (json_object_get(root, "block_size") != NULL) {
-        m->block_size = (uint32_t)jint(r, root, "block_size");
+        m->block_size = jint32(r, root, "block_size");
         m->blockhash_size = jint(r, root, "blockhash_size");
         jcopy(r, root, "blockhash_sha256", m->blockhash_sha256, sizeof m->blockhash_sha256);
         if (r->failed)
@@ -522,9 +539,9 @@ static void read_files(struct jread *r, json_t *root, struct manifest *m)
     for (i = 0; arr != NULL && !r->failed && i < json_array_size(arr); i++) {
         json_t *f = json_array_get(arr, i);
         json_t *path = jget(r, f, "path", JSON_STRING);
-        uint32_t part = (uint32_t)jint(r, f, "part");
+        uint32_t part = jint32(r, f, "part");
         uint64_t size = jint(r, f, "size");
-        uint32_t mode = (uint32_t)jint(r, f, "mode");
+        uint32_t mode = jint32(r, f, "mode");
         int64_t mtime = (int64_t)jint(r, f, "mtime");
         json_t *sha = jget(r, f, "sha256", JSON_STRING);
 

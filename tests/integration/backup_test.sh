@@ -7,6 +7,7 @@ set -uo pipefail
 . "$TOP_SRCDIR/tests/lib/swift.sh"
 . "$TOP_SRCDIR/tests/lib/faultproxy.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
@@ -52,7 +53,7 @@ chmod 600 "$CONF" "$T/key"
 chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key" "$T/ts1"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 # background shippers and prefetchers started by wal-push / wal-fetch
-on_exit "pkill -f -- '--config $CONF'; sleep 0.2"
+on_exit "ws_stop_daemons '$T'"
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
 pg_conf "$T/pg" "archive_mode = on"
@@ -139,7 +140,7 @@ parts=$(ws --region us-east-1 st ls backups/ 2>/dev/null | grep -c /part-)
 pg_run "$WALSHIP" --config "$CONF" backup-push >/dev/null 2>&1 &
 bk=$!
 wait_for 60 bash -c "[ \$(runuser -u postgres -- $WALSHIP --config $CONF --region us-east-1 st ls backups/ 2>/dev/null | grep -c /part-) -gt $parts ]"
-pkill -9 -f "walship --config $CONF backup-push"
+ws_kill_lock_holder -KILL "$(ls "$T"/spool/*/backup.lock | head -1)"
 wait "$bk" 2>/dev/null
 fp_ctl "$C2" clear >/dev/null
 after=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["backups"]))')

@@ -6,42 +6,31 @@
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+on_exit "ws_stop_daemons '$T'"   # wal-fetch prefetchers the restores started
 
 PGPORT=$(pg_free_port)
 RPORT=$(pg_free_port)
-mkdir -p "$T/spool" "$T/r1" "$T/r2"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-glob() {
-  printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\n' "$T/key" "$T/spool"
-}
+ws_mkdirs "$T/spool" "$T/r1" "$T/r2"
+ws_key "$T/key"
 # The primary archives to R1 only.
-{
-  glob
-  printf 'pg_conninfo = host=%s port=%s user=postgres dbname=postgres\n' "$T/pg/sock" "$PGPORT"
-  printf '\n[region r1]\nurl = file://%s\nmode = sync\n' "$T/r1"
-} >"$T/primary.conf"
+ws_conf "$T/primary.conf" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$T/primary.conf" r1 "file://$T/r1" "mode = sync"
 # The copying host knows both regions, and nothing about the primary.
-{
-  glob
-  printf '\n[region r1]\nurl = file://%s\n' "$T/r1"
-  printf '\n[region r2]\nurl = file://%s\n' "$T/r2"
-} >"$T/copy.conf"
+ws_conf "$T/copy.conf"
+ws_region "$T/copy.conf" r1 "file://$T/r1"
+ws_region "$T/copy.conf" r2 "file://$T/r2"
 # The DR host knows only R2.
-{
-  glob
-  printf '\n[region r2]\nurl = file://%s\n' "$T/r2"
-} >"$T/dr.conf"
-chmod 600 "$T"/*.conf "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$T/r1" "$T/r2" "$T"/*.conf "$T/key"
+ws_conf "$T/dr.conf"
+ws_region "$T/dr.conf" r2 "file://$T/r2"
 wp() { pg_run "$WALSHIP" --config "$T/primary.conf" "$@"; }
 wc2() { pg_run "$WALSHIP" --config "$T/copy.conf" "$@"; }
 wdr() { pg_run "$WALSHIP" --config "$T/dr.conf" "$@"; }
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $T/primary.conf wal-push %p'"
+ws_pg_archiving "$T/pg" "$T/primary.conf"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
 sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }

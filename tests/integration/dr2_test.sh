@@ -16,6 +16,7 @@
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 
@@ -30,7 +31,7 @@ printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\npg_conninfo = hos
 chmod 600 "$CONF" "$T/key"
 chown -R "$(pg_user)" "$T/spool" "$T/repo" "$CONF" "$T/key"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
-on_exit "pkill -f -- '--config $CONF'; sleep 0.2"
+on_exit "ws_stop_daemons '$T'"
 
 # ---- helpers ----
 LEDGER=$T/ledger          # ids whose INSERT was acknowledged, one per line, in commit order

@@ -21,6 +21,7 @@ set -uo pipefail
 . "$TOP_SRCDIR/tests/lib/swift.sh"
 . "$TOP_SRCDIR/tests/lib/faultproxy.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
@@ -304,7 +305,7 @@ rmdir "$T/e1" 2>/dev/null; mv "$T/e1" "$T/e1.away"
 t "cluster 1 archives 000000010000000000000011 (its async region is away)" \
   pg_run "$WALSHIP" --config "$T/c1.conf" wal-push "$T/c1/pg_wal/000000010000000000000011"
 # the background shipper wal-push started retries the absent region: stop it
-pkill -f -- "--config $T/c1.conf ship" 2>/dev/null; sleep 0.3
+ws_stop_daemons "$T/shared/7000000000000000001"
 sed -i "s|url = file://$T/e1|url = file://$T/e1-moved|" "$T/c1.conf"
 mkdir -p "$T/e1-moved"; chown "$U" "$T/e1-moved"
 pg_run "$WALSHIP" --config "$T/c1.conf" ship --once >"$T/tmp/ship.out" 2>&1

@@ -20,6 +20,7 @@ set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/swift.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 
@@ -44,7 +45,7 @@ CONF
 chmod 600 "$CONF" "$T/key"
 chown -R "$U" "$T/r1" "$T/spool" "$T/tmp" "$T/key" "$CONF"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
-on_exit "pkill -f -- '--config $CONF'; sleep 0.2"
+on_exit "ws_stop_daemons '$T'"
 
 # ---- the primary: bootstrap superuser walship_dba ----
 pg_init "$T/pg" -U "$DBA" || { echo "Bail out! initdb"; exit 1; }

@@ -8,6 +8,7 @@ set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/swift.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
@@ -34,7 +35,7 @@ chmod 600 "$CONF" "$T/key"
 chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 # background shippers and prefetchers started by wal-push / wal-fetch
-on_exit "pkill -f -- '--config $CONF'; sleep 0.2"
+on_exit "ws_stop_daemons '$T'"
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
 pg_conf "$T/pg" "archive_mode = on"

@@ -10,33 +10,26 @@
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+on_exit "ws_stop_daemons '$T'"   # wal-fetch prefetchers the restores started
 
 PGPORT=$(pg_free_port)
 RPORT=$(pg_free_port)
 CONF=$T/walship.conf
-mkdir -p "$T/spool" "$T/r1" "$T/r2"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+ws_mkdirs "$T/spool" "$T/r1" "$T/r2"
+ws_key "$T/key"
 conf() {   # garbage_hours delete_after_backup
-  {
-    printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\npg_conninfo = host=%s port=%s user=postgres dbname=postgres\n' \
-      "$T/key" "$T/spool" "$T/pg/sock" "$PGPORT"
-    printf 'garbage_hours = %s\ndelete_after_backup = %s\n' "$1" "$2"
-    printf '\n[region r1]\nurl = file://%s/r1\nmode = sync\nretain_full = 1\n' "$T"
-    printf '\n[region r2]\nurl = file://%s/r2\nmode = sync\nretain_full = 2\n' "$T"
-  } >"$CONF"
-  chmod 600 "$CONF"
-  chown "$(pg_user)" "$CONF"
+  ws_conf "$CONF" "$(ws_pg_conninfo "$T/pg" "$PGPORT")" "garbage_hours = $1" "delete_after_backup = $2"
+  ws_region "$CONF" r1 "file://$T/r1" "mode = sync" "retain_full = 1"
+  ws_region "$CONF" r2 "file://$T/r2" "mode = sync" "retain_full = 2"
 }
 conf 24 false
-chmod 600 "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$T/key" "$T/r1" "$T/r2"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
 sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }

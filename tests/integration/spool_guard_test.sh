@@ -19,6 +19,7 @@
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 SYS=7000000000000000001
 mkdir -p "$T/pg/global" "$T/pg/pg_wal" "$T/r1"
@@ -52,11 +53,8 @@ touch "$T/r3"            # the async region is unreachable: a file, not a direct
 seg() { python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/pg/pg_wal/$1" "$1" "$SYS" --seed "$2" --seg-size 1048576 >/dev/null; }
 push() { (cd "$T/pg" && "$WALSHIP" --config "$T/a.conf" wal-push "pg_wal/$1"); }
 fetch() { (cd "$T/pg" && "$WALSHIP" --config "$T/a.conf" "$@"); }
-# wal-push starts a detached shipper; stop ours (found by our config path) by PID
-stop_shippers() {
-  local p
-  for p in $(pgrep -f -- "--config $T/a.conf ship" || true); do kill -9 "$p" 2>/dev/null; done
-}
+# wal-push starts a detached shipper; stop ours by the PID in its lock file
+stop_shippers() { ws_stop_daemons "$T/spool"; }
 on_exit stop_shippers
 N1=000000010000000000000001
 N3=000000010000000000000003
@@ -72,8 +70,15 @@ seg $N3 3
 t "pushed again with the same content: acknowledged" push $N3
 like "$T_OUT" "1 already there, 1 spooled" "... counted as already there and spooled"
 
+# the background shipper is found by the PID in its lock file (docs/OPERATIONS.md §6)
+wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$T/spool/$SYS/ship.lock')\" ]"
+shipper=$(ws_lock_pid "$T/spool/$SYS/ship.lock")
+like "$(tr '\0' ' ' <"/proc/${shipper:-0}/cmdline" 2>/dev/null)" "walship .*ship --system-identifier $SYS" \
+  "ship.lock names the running background shipper"
+
 # the shipper's state file: status shows r3's last error, from the file
 stop_shippers
+[ -n "$shipper" ] && [ ! -d "/proc/$shipper" ]; ok $? "ws_stop_daemons stopped it by that PID"
 t_fail "ship --once while r3 is unreachable: fails" 3 fetch ship --once --system-identifier "$SYS"
 SF=$(ls "$T/spool/$SYS/state/"r3-*.json 2>/dev/null | head -1)
 [ -n "$SF" ] && python3 - "$SF" <<'PY'

@@ -13,6 +13,7 @@
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 tsan=no
@@ -21,6 +22,8 @@ grep -q -- '-fsanitize=thread' "$TOP_BUILDDIR/Makefile" 2>/dev/null && tsan=yes
 # restore_test; CI's time goes to them there (WALSHIP_THREADS_TEST=1 runs it
 # anyway).
 [ "$tsan" = yes ] || [ "${WALSHIP_THREADS_TEST:-}" = 1 ] || skip_all "not a ThreadSanitizer build"
+# walship refuses unknown WALSHIP_* variables in its environment
+unset WALSHIP_THREADS_TEST
 
 U=$(pg_user)
 PGPORT=$(pg_free_port)
@@ -60,7 +63,7 @@ chmod 600 "$T/key"
 chown "$U" "$T/key"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 wpa() { pg_run "$WALSHIP" --config "$T/pa.conf" "$@"; }
-on_exit "pkill -f -- '--config $CONF'; pkill -f -- '--config $T/pa.conf'; sleep 0.2"
+on_exit "ws_stop_daemons '$T'"
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
 pg_conf "$T/pg" "archive_mode = on"

@@ -7,6 +7,7 @@ set -uo pipefail
 . "$TOP_SRCDIR/tests/lib/swift.sh"
 . "$TOP_SRCDIR/tests/lib/faultproxy.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
@@ -55,7 +56,7 @@ chmod 600 "$CONF" "$T/key"
 chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 # background shippers and prefetchers started by wal-push / wal-fetch
-on_exit "pkill -f -- '--config $CONF'; sleep 0.2"
+on_exit "ws_stop_daemons '$T'"
 
 t "st check passes on both regions" ws st check
 
@@ -184,8 +185,16 @@ done
 chown -R "$(pg_user)" "$T/pf"
 for i in 1 2 3 4 5 6 7 8; do ws wal-push "$T/pf/src/00000001000000300000000$i" >/dev/null 2>&1 || echo "# push $i failed"; done
 c0=$(fp_stat "$C1" connections)
+fp_ctl "$C1" delay 250 >/dev/null   # long enough to find the prefetcher at work
 t "wal-fetch with prefetch (8 ahead, 2 workers)" ws --region us-east-1 wal-fetch 000000010000003000000001 "$T/pf/pg_wal/RECOVERYXLOG"
+PFLOCK=$T/pf/pg_wal/.walship-prefetch/.lock
+wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$PFLOCK')\" ]"
+pf=$(ws_lock_pid "$PFLOCK")
+like "$(tr '\0' ' ' <"/proc/${pf:-0}/cmdline" 2>/dev/null)" "walship .*wal-fetch 000000010000003000000001" \
+  "the prefetcher's lock file names it while it works (docs/OPERATIONS.md)"
+fp_ctl "$C1" delay 0 >/dev/null
 wait_for 60 test -f "$T/pf/pg_wal/.walship-prefetch/.end"
+wait_for 10 test ! -s "$PFLOCK"; ok $? "... and is emptied when it is done"
 is "$(cat "$T/pf/pg_wal/.walship-prefetch/.end" 2>/dev/null)" 000000010000003000000008 \
   "the prefetcher notes the last segment before the archive's end"
 c1=$(fp_stat "$C1" connections)
@@ -259,7 +268,7 @@ walseg "$T/re/pg_wal/000000010000001000000001" 000000010000001000000001 "$SYSID"
 pg_run "$WALSHIP" --config "$CONF" wal-push "$T/re/pg_wal/000000010000001000000001" >/dev/null 2>&1 &
 pushpid=$!
 sleep 0.8
-pkill -9 -f "wal-push $T/re/pg_wal/000000010000001000000001"
+ws_kill_lock_holder -KILL "$T/spool/$SYSID/claims/000000010000001000000001"
 wait "$pushpid" 2>/dev/null
 fp_ctl "$C1" delay 0 >/dev/null
 got=$(ws --region us-east-1 st ls wal/000000010000001000000001 2>/dev/null)
@@ -275,17 +284,18 @@ cmp -s "$T/re/k9b" "$T/re/pg_wal/000000010000001000000001"; ok $? "and the archi
 
 # the shipper killed mid-upload: the entry stays queued, a new shipper finishes
 fp_ctl "$C2" delay 400 >/dev/null
-wait_for 30 bash -c "! pgrep -f 'walship --config $CONF ship' >/dev/null"
-pgrep -f "walship --config $CONF ship" >/dev/null && pkill -9 -f "walship --config $CONF ship"
+SHIPLOCK="$T/spool/$SYSID/ship.lock"
+wait_for 30 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -z \"\$(ws_lock_pid '$SHIPLOCK')\" ]"
+ws_kill_lock_holder -KILL "$SHIPLOCK"
 walseg "$T/re/pg_wal/000000010000001000000002" 000000010000001000000002 "$SYSID" 12
 ws wal-push "$T/re/pg_wal/000000010000001000000002" >/dev/null 2>&1
 sleep 1
-pkill -9 -f "walship --config $CONF ship"
+ws_kill_lock_holder -KILL "$SHIPLOCK"
 [ -e "$(EUQ)/000000010000001000000002" ]; ok $? "a killed shipper leaves the file queued"
 fp_ctl "$C2" delay 0 >/dev/null
 t "a new shipper finishes the job" ws ship --once
 ws --region eu-west-1 st get wal/000000010000001000000002 "$T/re/k9c" >/dev/null 2>&1
 cmp -s "$T/re/k9c" "$T/re/pg_wal/000000010000001000000002"; ok $? "eu-west-1 has the complete file"
 
-pkill -f "walship --config $CONF ship" 2>/dev/null
+ws_stop_daemons "$T/spool"
 done_testing
