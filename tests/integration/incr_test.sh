@@ -13,6 +13,9 @@ set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/swift.sh"   # free_ports
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
+# prefetchers that restores and standbys leave behind: stopped by the PID in their lock
+on_exit "ws_stop_daemons '$T'"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 
