@@ -27,7 +27,6 @@
 
 #include "archiver.h"
 #include "cluster.h"
-#include "log.h"
 #include "note.h"
 #include "pool.h"
 #include "spool.h"
