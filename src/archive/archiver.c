@@ -11,7 +11,6 @@
 
 #include "cluster.h"
 #include "fault.h"
-#include "log.h"
 #include "multi.h"
 #include "obj.h"
 #include "sha256tee.h"
@@ -102,15 +101,15 @@ static int same_queued(struct archiver *a, const char *queue, const char *region
     return 0;
 }
 
-static void report_fail(struct archive_report *rep, const char *region, const struct err *why,
-                        struct err *first)
+static void report_fail(const struct archiver *a, struct archive_report *rep, const char *region,
+                        const struct err *why, struct err *first)
 {
     size_t used = strlen(rep->failed_regions);
 
     snprintf(rep->failed_regions + used, sizeof rep->failed_regions - used, "%s%s", rep->failed ? ", " : "",
              region);
     rep->failed++;
-    log_warning("%s", why->msg);
+    note(a->notes, LOG_WARNING, "%s", why->msg);
     if (first->code == ERR_OK || (why->code == ERR_EXISTS && first->code != ERR_EXISTS))
         *first = *why;
 }
@@ -192,7 +191,7 @@ static void open_branches(struct archiver *a, const char *path, const char *name
                     continue;
                 }
                 if (got < 0) {
-                    report_fail(rep, c->regions[r].name, &qe, first);
+                    report_fail(a, rep, c->regions[r].name, &qe, first);
                     continue;
                 }
                 /* shipped meanwhile: queue it again below */
@@ -202,7 +201,7 @@ static void open_branches(struct archiver *a, const char *path, const char *name
             continue;
         }
         if (a->bad[r]) {
-            report_fail(rep, c->regions[r].name, &a->bad_err[r], first);
+            report_fail(a, rep, c->regions[r].name, &a->bad_err[r], first);
             continue;
         }
         p->region[p->nb] = r;
@@ -214,7 +213,7 @@ static void open_branches(struct archiver *a, const char *path, const char *name
             p->branches[p->nb] = fault_wrap(p->branches[p->nb], point);
             p->nb++;
         } else {
-            report_fail(rep, c->regions[r].name, &he, first);
+            report_fail(a, rep, c->regions[r].name, &he, first);
         }
     }
     if (p->nasync > 0) {
@@ -232,7 +231,7 @@ static void open_branches(struct archiver *a, const char *path, const char *name
             sink_free(p->spool);
             p->spool = NULL;
             for (i = 0; i < p->nasync; i++)
-                report_fail(rep, c->regions[p->async_region[i]].name, &se, first);
+                report_fail(a, rep, c->regions[p->async_region[i]].name, &se, first);
         }
     }
 }
@@ -260,7 +259,7 @@ static void settle_spool(struct archiver *a, const char *name, const char *key, 
             else {
                 if (qe.code == ERR_NOTFOUND)    /* the racing push's copy was shipped meanwhile */
                     qe.code = ERR_IO;           /* PostgreSQL retries; never "not found" */
-                report_fail(rep, c->regions[r].name, &qe, first);
+                report_fail(a, rep, c->regions[r].name, &qe, first);
             }
         }
         return;
@@ -268,7 +267,7 @@ static void settle_spool(struct archiver *a, const char *name, const char *key, 
         se = res->err;
     }
     for (k = 0; k < p->nasync; k++)
-        report_fail(rep, c->regions[p->async_region[k]].name, &se, first);
+        report_fail(a, rep, c->regions[p->async_region[k]].name, &se, first);
 }
 
 /* Count what each branch did.  A region that refused because it has the
@@ -294,11 +293,11 @@ static void settle(struct archiver *a, const char *name, const char *key, struct
         }
         if (r >= 0 && res->err.code == ERR_EXISTS && rep->sha256_hex[0] != '\0' &&
             same_content(a->rp[r], key, rep->sha256_hex, &res->err) == 0) {
-            log_debug("region %s already has %s with the same content", c->regions[r].name, key);
+            note(a->notes, LOG_DEBUG, "region %s already has %s with the same content", c->regions[r].name, key);
             rep->already++;
             continue;
         }
-        report_fail(rep, c->regions[r].name, &res->err, first);
+        report_fail(a, rep, c->regions[r].name, &res->err, first);
     }
     if (spool_at < p->nb)
         settle_spool(a, name, key, p, &p->results[spool_at], rep, first);

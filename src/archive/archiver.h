@@ -24,6 +24,7 @@
 #include "config.h"
 #include "err.h"
 #include "keys.h"
+#include "note.h"
 #include "repo.h"
 #include "spool.h"
 
@@ -39,6 +40,7 @@ struct archiver {
     struct err bad_err[ARCHIVE_MAX_REGIONS];
     char queue[ARCHIVE_MAX_REGIONS][SPOOL_QUEUE_MAX];  /* async regions' spool queues */
     int zstd_workers;
+    const struct note_sink *notes;  /* a region's failure, a same-content skip; NULL: none */
 };
 
 struct archive_report {

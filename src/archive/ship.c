@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "fault.h"
-#include "log.h"
+#include "note.h"
 #include "obj.h"
 #include "repo.h"
 #include "util.h"
@@ -28,6 +28,7 @@ struct ship_region {
     int ready;              /* opened, identity checked */
     uint64_t next_try_ms;
     unsigned backoff_ms;
+    const struct note_sink *notes;  /* the command's (ship_opts) */
     struct spool_state st;  /* what status reads (spool.h) */
 };
 
@@ -58,7 +59,7 @@ static void state_write(struct ship_region *r, struct spool *sp)
     strlcopy(r->st.region, r->rc->name, sizeof r->st.region);
     r->st.updated = (int64_t)time(NULL);
     if (spool_state_write(sp, r->queue, &r->st, &e) < 0)
-        log_warning("%s", e.msg);
+        note(r->notes, LOG_WARNING, "%s", e.msg);
 }
 
 /* Open the region and make sure its repository is this cluster's (created
@@ -197,8 +198,8 @@ static unsigned long ship_queue(struct ship_region *r, const struct config *conf
 
     if (ship_ready(r, conf, kr, sp, &oe) < 0) {
         backoff(r, wake);
-        log_warning("region %s cannot take the spooled files (retrying in %u ms): %s", r->rc->name, r->backoff_ms,
-                    oe.msg);
+        note(r->notes, LOG_WARNING, "region %s cannot take the spooled files (retrying in %u ms): %s", r->rc->name,
+             r->backoff_ms, oe.msg);
         state_error(r, &oe);
         state_write(r, sp);
         return n;
@@ -212,20 +213,21 @@ static unsigned long ship_queue(struct ship_region *r, const struct config *conf
              * decode: keep it for the operator, out of the way of the queue */
             struct err me = ERR_INIT;
 
-            log_error("%s", se.msg);
+            note(r->notes, LOG_ERROR, "%s", se.msg);
             state_error(r, &se);
             if (spool_set_aside(sp, r->queue, names[k], &me) < 0)
-                log_error("%s", me.msg);
+                note(r->notes, LOG_ERROR, "%s", me.msg);
             else
-                log_error("kept the spooled copy in %s/conflicts/%s/%s", spool_dir(sp), r->queue, names[k]);
+                note(r->notes, LOG_ERROR, "kept the spooled copy in %s/conflicts/%s/%s", spool_dir(sp), r->queue,
+                     names[k]);
             stats->set_aside++;
             *progress = 1;
             continue;
         }
         if (res < 0) {
             backoff(r, wake);
-            log_warning("could not ship %s to region %s (retrying in %u ms): %s", names[k], r->rc->name,
-                        r->backoff_ms, se.msg);
+            note(r->notes, LOG_WARNING, "could not ship %s to region %s (retrying in %u ms): %s", names[k],
+                 r->rc->name, r->backoff_ms, se.msg);
             state_error(r, &se);
             state_write(r, sp);
             return n - k;
@@ -238,7 +240,7 @@ static unsigned long ship_queue(struct ship_region *r, const struct config *conf
             stats->shipped++;
         else
             stats->already++;
-        log_debug("shipped %s to region %s", names[k], r->rc->name);
+        note(r->notes, LOG_DEBUG, "shipped %s to region %s", names[k], r->rc->name);
     }
     state_write(r, sp);
     return 0;
@@ -253,7 +255,7 @@ struct ship_regions {
 /* The shipper's region for a queue (its state read back from the file on
  * first sight); NULL when it tracks SHIP_MAX_REGIONS already. */
 static struct ship_region *region_for(struct ship_regions *rs, const struct region_conf *rc, const char *queue,
-                                      struct spool *sp)
+                                      struct spool *sp, const struct note_sink *ns)
 {
     struct ship_region *r;
     size_t k;
@@ -265,6 +267,7 @@ static struct ship_region *region_for(struct ship_regions *rs, const struct regi
         return NULL;
     r = &rs->v[rs->n++];
     r->rc = rc;
+    r->notes = ns;
     strlcopy(r->queue, queue, sizeof r->queue);
     (void)spool_state_read(sp, r->queue, &r->st, &(struct err)ERR_INIT);
     return r;
@@ -273,7 +276,7 @@ static struct ship_region *region_for(struct ship_regions *rs, const struct regi
 /* One pass over every queue: *left files remain, *progress set when any
  * was shipped or set aside, *wake lowered to the next retry. */
 static int ship_pass(const struct config *conf, const struct keyring *kr, struct spool *sp, struct ship_regions *rs,
-                     struct ship_stats *stats, unsigned long *left, int *progress, uint64_t *wake, struct err *e)
+                     const struct note_sink *ns, struct ship_stats *stats, unsigned long *left, int *progress, uint64_t *wake, struct err *e)
 {
     uint64_t now = now_ms();
     char **qnames = NULL;
@@ -298,14 +301,13 @@ static int ship_pass(const struct config *conf, const struct keyring *kr, struct
         }
         if (rc_ == NULL) {
             /* never shipped anywhere else: the operator decides */
-            log_warning("the spool holds %zu files in queue %s for a region that is not configured (removed, "
-                        "or its url changed): left in %s/queue/%s",
-                        n, qnames[i], spool_dir(sp), qnames[i]);
+            note(ns, LOG_WARNING, "the spool holds %zu files in queue %s for a region that is not configured "
+                 "(removed, or its url changed): left in %s/queue/%s", n, qnames[i], spool_dir(sp), qnames[i]);
             stats->orphaned += n;
             spool_names_free(names, n);
             continue;
         }
-        r = region_for(rs, rc_, qnames[i], sp);
+        r = region_for(rs, rc_, qnames[i], sp, ns);
         if (r == NULL || r->next_try_ms > now) {
             *left += n;
             if (r != NULL && r->next_try_ms < *wake)
@@ -366,7 +368,7 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
         unsigned long left = 0;
         int progress = 0;
 
-        if (ship_pass(conf, kr, sp, &regs, stats, &left, &progress, &wake, e) < 0)
+        if (ship_pass(conf, kr, sp, &regs, o->notes, stats, &left, &progress, &wake, e) < 0)
             goto out;
         stats->left = left;
         if (progress)

@@ -23,11 +23,16 @@
 #include "config.h"
 #include "err.h"
 #include "keys.h"
+#include "note.h"
 #include "spool.h"
 
 struct ship_opts {
     int once;               /* one pass; fail if anything is left */
     unsigned max_idle_s;    /* give up after this long without progress (0 = 600) */
+    /* What the shipper reports as it goes (a region retrying, a file set
+     * aside, a queue without a region); NULL: nothing.  The command sets
+     * it; the background shipper's log is ship.log. */
+    const struct note_sink *notes;
 };
 
 struct ship_stats {

@@ -27,7 +27,8 @@
 
 #include "archiver.h"
 #include "cluster.h"
-#include "log.h"
+#include "note.h"
+#include "pool.h"
 #include "spool.h"
 #include "util.h"
 #include "wal.h"
@@ -43,8 +44,8 @@ struct ahead {
     char waldir[PATH_MAX];
     char **names;
     size_t n;
-    size_t next;            /* next index to take, under lock */
-    pthread_mutex_t lock;
+    const struct note_sink *notes;
+    pthread_mutex_t lock;   /* the counts below */
     unsigned long pushed, failed;
     int any_spooled;
 };
@@ -116,64 +117,74 @@ static void release_claim(struct spool *sp, const char *name, int lockfd)
     spool_unlock(lockfd);
 }
 
-static void *ahead_worker(void *arg)
+/* A push-ahead worker's own archiver; the main one's identity checks hold. */
+static int ahead_open(void *arg, void **ws, struct err *e)
 {
     struct ahead *ah = arg;
-    struct archiver a;
-    struct err e = ERR_INIT;
+    struct archiver *a = malloc(sizeof *a);
 
-    if (archiver_open(ah->conf, ah->kr, ah->sp, &ah->main->cluster, ah->main, &a, &e) < 0) {
-        log_warning("push-ahead: %s", e.msg);
-        return NULL;
+    if (a == NULL)
+        return err_setf(e, ERR_NOMEM, "push-ahead: out of memory");
+    if (archiver_open(ah->conf, ah->kr, ah->sp, &ah->main->cluster, ah->main, a, e) < 0) {
+        free(a);
+        return err_prefix(e, "push-ahead");
     }
-    for (;;) {
-        struct archive_report rep;
-        struct stat before, after;
-        char path[PATH_MAX], ready[PATH_MAX];
-        const char *name;
-        int lockfd = -1;
-        size_t i;
+    a->notes = ah->notes;
+    *ws = a;
+    return 0;
+}
 
-        pthread_mutex_lock(&ah->lock);
-        i = ah->next++;
-        pthread_mutex_unlock(&ah->lock);
-        if (i >= ah->n)
-            break;
-        name = ah->names[i];
-        if (spool_has_marker(ah->sp, name))
-            continue;
-        {
-            char claim[WAL_NAME_MAX + 8];
-            snprintf(claim, sizeof claim, "claims/%s", name);
-            if (spool_lock(ah->sp, claim, 0, &lockfd, &e) != 1)
-                continue;   /* someone else is pushing it */
-        }
-        if (snprintf(ready, sizeof ready, "%s/%s.ready", ah->statusdir, name) >= (int)sizeof ready ||
-            snprintf(path, sizeof path, "%s/%s", ah->waldir, name) >= (int)sizeof path ||
-            access(ready, F_OK) != 0 || spool_has_marker(ah->sp, name)) {
-            release_claim(ah->sp, name, lockfd);
-            continue;       /* archived meanwhile */
-        }
-        err_clear(&e);
-        if (stat(path, &before) == 0 && archive_push_file(&a, path, name, &rep, &e) == 0 &&
-            stat(path, &after) == 0 && spool_same_file(&before, &after) &&
-            spool_mark_pushed(ah->sp, name, rep.sha256_hex, &after, &e) == 0) {
-            pthread_mutex_lock(&ah->lock);
-            ah->pushed++;
-            if (rep.spooled)
-                ah->any_spooled = 1;
-            pthread_mutex_unlock(&ah->lock);
-            log_debug("pushed ahead %s", name);
-        } else {
-            pthread_mutex_lock(&ah->lock);
-            ah->failed++;
-            pthread_mutex_unlock(&ah->lock);
-            log_debug("push-ahead of %s failed (PostgreSQL will retry it): %s", name, e.msg);
-        }
+static void ahead_close(void *arg, void *ws)
+{
+    (void)arg;
+    if (ws != NULL) {
+        archiver_close(ws);
+        free(ws);
+    }
+}
+
+/* Push ahead segment i unless it is pushed, claimed or archived meanwhile;
+ * a failure is counted, not an error: PostgreSQL will retry the segment. */
+static int ahead_item(void *arg, void *ws, size_t i, struct err *e)
+{
+    struct ahead *ah = arg;
+    struct archiver *a = ws;
+    struct archive_report rep;
+    struct stat before, after;
+    char path[PATH_MAX], ready[PATH_MAX], claim[WAL_NAME_MAX + 8];
+    const char *name = ah->names[i];
+    int lockfd = -1;
+
+    if (spool_has_marker(ah->sp, name))
+        return 0;
+    snprintf(claim, sizeof claim, "claims/%s", name);
+    if (spool_lock(ah->sp, claim, 0, &lockfd, e) != 1)
+        return 0;   /* someone else is pushing it */
+    if (snprintf(ready, sizeof ready, "%s/%s.ready", ah->statusdir, name) >= (int)sizeof ready ||
+        snprintf(path, sizeof path, "%s/%s", ah->waldir, name) >= (int)sizeof path ||
+        access(ready, F_OK) != 0 || spool_has_marker(ah->sp, name)) {
         release_claim(ah->sp, name, lockfd);
+        return 0;   /* archived meanwhile */
     }
-    archiver_close(&a);
-    return NULL;
+    err_clear(e);
+    if (stat(path, &before) == 0 && archive_push_file(a, path, name, &rep, e) == 0 &&
+        stat(path, &after) == 0 && spool_same_file(&before, &after) &&
+        spool_mark_pushed(ah->sp, name, rep.sha256_hex, &after, e) == 0) {
+        pthread_mutex_lock(&ah->lock);
+        ah->pushed++;
+        if (rep.spooled)
+            ah->any_spooled = 1;
+        pthread_mutex_unlock(&ah->lock);
+        note(ah->notes, LOG_DEBUG, "pushed ahead %s", name);
+    } else {
+        pthread_mutex_lock(&ah->lock);
+        ah->failed++;
+        pthread_mutex_unlock(&ah->lock);
+        note(ah->notes, LOG_DEBUG, "push-ahead of %s failed (PostgreSQL will retry it): %s", name, e->msg);
+    }
+    err_clear(e);
+    release_claim(ah->sp, name, lockfd);
+    return 0;
 }
 
 /* Which cluster the file belongs to, and the identity its regions must
@@ -229,15 +240,15 @@ static int spool_identity(struct spool *sp, const struct repo_ident *want, struc
 
 /* The spool, with the cluster's identity where async regions need it; none
  * (and no push-ahead) when there is no usable spool and no async region. */
-static int open_spool(const struct config *c, const struct repo_ident *want, int has_async, struct spool **sp,
-                      struct err *e)
+static int open_spool(const struct config *c, const struct repo_ident *want, int has_async,
+                      const struct note_sink *notes, struct spool **sp, struct err *e)
 {
     *sp = NULL;
     if (spool_open(c->spool_dir, c->spool_max_bytes, want->sysid, sp, e) < 0 ||
         (has_async && spool_identity(*sp, want, e) < 0)) {
         if (has_async)
             return -1;
-        log_debug("no spool, no push-ahead: %s", e->msg);
+        note(notes, LOG_DEBUG, "no spool, no push-ahead: %s", e->msg);
         spool_free(*sp);
         *sp = NULL;
         err_clear(e);
@@ -248,7 +259,7 @@ static int open_spool(const struct config *c, const struct repo_ident *want, int
 /* Claim `name`; 1 when it was pushed ahead as this very file (nothing more
  * to do), 0 to archive it, -1 on error. */
 static int claim_and_check_ahead(const struct config *c, struct spool *sp, const char *path, const char *name,
-                                 int *lockfd, struct err *e)
+                                 const struct note_sink *notes, int *lockfd, struct err *e)
 {
     char claim[WAL_NAME_MAX + 8];
     struct stat st;
@@ -262,21 +273,22 @@ static int claim_and_check_ahead(const struct config *c, struct spool *sp, const
         return err_errno(e, ERR_IO, errno, "could not stat \"%s\"", path);
     if (spool_pushed_matches(sp, name, &st)) {
         spool_unmark_pushed(sp, name);
-        log_debug("%s was pushed ahead with the same content", name);
+        note(notes, LOG_DEBUG, "%s was pushed ahead with the same content", name);
         return 1;
     }
-    log_warning("%s was pushed ahead but has changed since: archiving it again", name);
+    note(notes, LOG_WARNING, "%s was pushed ahead but has changed since: archiving it again", name);
     spool_unmark_pushed(sp, name);
     return 0;
 }
 
 /* Start the push-ahead workers on the .ready segments after `name`. */
-static int ahead_start(struct ahead *ah, const struct config *c, const struct keyring *kr, struct spool *sp,
-                       const struct archiver *a, const char *path, const char *name, pthread_t *threads)
+static int ahead_start(struct ahead *ah, struct pool *pool, const struct config *c, const struct keyring *kr,
+                       struct spool *sp, const struct archiver *a, const char *path, const char *name)
 {
     const char *slash = strrchr(path, '/');
     size_t dlen = slash ? (size_t)(slash - path) : 0;
-    int i, n = 0;
+    struct pool_job job = { 0, ah, ahead_open, ahead_item, ahead_close };
+    int n = c->parallel - 1;
 
     if (dlen == 0)
         snprintf(ah->waldir, sizeof ah->waldir, ".");
@@ -289,14 +301,12 @@ static int ahead_start(struct ahead *ah, const struct config *c, const struct ke
     ah->sp = sp;
     ah->main = a;
     ready_segments(ah->statusdir, name, (size_t)(c->parallel - 1) * AHEAD_PER_WORKER, &ah->names, &ah->n);
-    for (i = 0; i < c->parallel - 1 && (size_t)i < ah->n && i < WAL_PUSH_MAX_THREADS; i++)
-        if (pthread_create(&threads[n], NULL, ahead_worker, ah) == 0)
-            n++;
-    return n;
+    job.n = ah->n;
+    return pool_start(pool, &job, n < WAL_PUSH_MAX_THREADS ? n : WAL_PUSH_MAX_THREADS);
 }
 
-int wal_push(const struct config *c, const struct keyring *kr, const char *path, struct wal_push_result *res,
-             struct err *e)
+int wal_push(const struct config *c, const struct keyring *kr, const char *path, const struct note_sink *notes,
+             struct wal_push_result *res, struct err *e)
 {
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
@@ -304,12 +314,13 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
     struct archiver a;
     struct repo_ident want;
     struct ahead ah;
-    pthread_t threads[WAL_PUSH_MAX_THREADS];
+    struct pool pool;
     struct wal_name w;
-    int nthreads = 0, i, lockfd = -1, rc = -1, has_async = 0, got;
+    int nthreads = 0, i, lockfd = -1, rc = -1, has_async = 0, got, ahead = 0;
 
     memset(res, 0, sizeof *res);
     memset(&ah, 0, sizeof ah);
+    ah.notes = notes;
     pthread_mutex_init(&ah.lock, NULL);
     if (wal_parse(name, &w, e) < 0 || push_cluster(c, path, name, &want, e) < 0) {
         pthread_mutex_destroy(&ah.lock);
@@ -319,14 +330,14 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
         if (c->regions[i].mode == REGION_ASYNC)
             has_async = 1;
     memset(&a, 0, sizeof a);
-    if (open_spool(c, &want, has_async, &sp, e) < 0)
+    if (open_spool(c, &want, has_async, notes, &sp, e) < 0)
         goto out;
     /* A segment pushed ahead as this very file costs a stat, nothing more:
      * checked before the regions are opened, because after a push-ahead
      * batch PostgreSQL calls once per pushed segment, one after the other,
      * and every region's identity read in each of those calls kept the
      * cores idle between batches (docs/WAL.md, the profile). */
-    if (sp != NULL && (got = claim_and_check_ahead(c, sp, path, name, &lockfd, e)) != 0) {
+    if (sp != NULL && (got = claim_and_check_ahead(c, sp, path, name, notes, &lockfd, e)) != 0) {
         if (got > 0) {
             res->pushed_ahead_before = 1;
             rc = 0;
@@ -338,20 +349,23 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
     if (archiver_open(c, kr, NULL, &want, NULL, &a, e) < 0)
         goto out;
     a.sp = sp;
+    a.notes = notes;
 
     /* Push ahead the next .ready segments while we push this one. */
-    if (sp != NULL && w.kind == WAL_SEGMENT && c->parallel > 1)
-        nthreads = ahead_start(&ah, c, kr, sp, &a, path, name, threads);
+    if (sp != NULL && w.kind == WAL_SEGMENT && c->parallel > 1) {
+        nthreads = ahead_start(&ah, &pool, c, kr, sp, &a, path, name);
+        ahead = 1;
+    }
     a.zstd_workers = nthreads > 0 ? 0 : c->parallel;
     if (archive_push_file(&a, path, name, &res->rep, e) == 0) {
         rc = 0;
         res->pushed_ms = now_ms();
         /* then help push ahead: every core works until the queue is empty */
         if (nthreads > 0)
-            ahead_worker(&ah);
+            pool_work(&pool);
     }
-    for (i = 0; i < nthreads; i++)
-        pthread_join(threads[i], NULL);
+    if (ahead)
+        pool_join(&pool, &res->ahead_err);
     res->ahead_pushed = ah.pushed;
     res->ahead_failed = ah.failed;
     if (sp != NULL && has_async)

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "err.h"
 #include "keys.h"
+#include "note.h"
 #include "spool.h"
 
 #define WAL_PUSH_MAX_THREADS 64
@@ -20,6 +21,7 @@ struct wal_push_result {
     uint64_t pushed_ms;             /* now_ms() when it was durable (before helping push ahead) */
     int pushed_ahead_before;        /* it had been pushed ahead as this very file: nothing was done */
     unsigned long ahead_pushed, ahead_failed;   /* push-ahead of the next segments */
+    struct err ahead_err;           /* why push-ahead stopped early (ERR_OK: it did not) */
     /* Not NULL when async regions have spooled files to ship: the caller
      * starts the shipper for this spool and frees it. */
     struct spool *shipper_spool;
@@ -28,9 +30,11 @@ struct wal_push_result {
 /* Archive the WAL file at `path` (pg_wal/NAME; PGDATA is the config's
  * pgdata, else the working directory) to every region: the cluster comes
  * from PGDATA's pg_control, every region's identity is checked (or
- * created) against it.  0 when the file is durable in every sync region
+ * created) against it.  What an operator should see as it goes (a region
+ * failing, a pushed-ahead file that changed) goes to `notes` (may be NULL).
+ * 0 when the file is durable in every sync region
  * and in the spool of every async region. */
-int wal_push(const struct config *c, const struct keyring *kr, const char *path, struct wal_push_result *res,
-             struct err *e);
+int wal_push(const struct config *c, const struct keyring *kr, const char *path, const struct note_sink *notes,
+             struct wal_push_result *res, struct err *e);
 
 #endif

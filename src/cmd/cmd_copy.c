@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "note.h"
 #include "copy.h"
 #include "keys.h"
 #include "repo.h"
@@ -66,7 +67,7 @@ static int parse_args(struct cmd_ctx *ctx, const char **from, const char **to, s
 
 int cmd_copy_run(struct cmd_ctx *ctx)
 {
-    struct copy_opts o = { NULL, 0, print_would_copy, NULL };
+    struct copy_opts o = { NULL, 0, print_would_copy, NULL, &note_log_sink };
     struct copy_result res;
     struct err e = ERR_INIT;
     struct keyring *kr = NULL;

@@ -11,6 +11,7 @@
 #include "cluster.h"
 #include "cmd.h"
 #include "log.h"
+#include "note.h"
 #include "ship.h"
 #include "spool.h"
 #include "util.h"
@@ -36,7 +37,9 @@ int cmd_wal_push_run(struct cmd_ctx *ctx)
     if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0 || cmd_load_keyring(ctx, &kr, &e) < 0) {
         rc = -1;
     } else {
-        rc = wal_push(c, kr, ctx->argv[1], &res, &e);
+        rc = wal_push(c, kr, ctx->argv[1], &note_log_sink, &res, &e);
+        if (res.ahead_err.code != ERR_OK)
+            log_warning("%s", res.ahead_err.msg);
         if (rc == 0 && !res.pushed_ahead_before)
             log_info("archived %s (%d uploaded, %d already there, %d spooled) in %llu ms", name, res.rep.uploaded,
                      res.rep.already, res.rep.spooled, (unsigned long long)(res.pushed_ms - t0));
@@ -87,7 +90,7 @@ static int ship_cluster(struct cmd_ctx *ctx, const struct keyring *kr, uint64_t 
 int cmd_ship_run(struct cmd_ctx *ctx)
 {
     const struct config *c = ctx->conf;
-    struct ship_opts o = { 0, 0 };
+    struct ship_opts o = { 0, 0, &note_log_sink };
     struct ship_stats stats;
     struct keyring *kr = NULL;
     struct spool *sp = NULL;

@@ -26,16 +26,21 @@ struct keyring {
     ssize_t current;            /* index into keys, or -1 */
 };
 
-void keys_id(const unsigned char key[KEYS_LEN], unsigned char id[KEYS_ID_LEN])
+int keys_id(const unsigned char key[KEYS_LEN], unsigned char id[KEYS_ID_LEN], struct err *e)
 {
     unsigned char in[sizeof key_id_domain + KEYS_LEN];
-    unsigned char md[32];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int ok;
 
     memcpy(in, key_id_domain, sizeof key_id_domain);
     memcpy(in + sizeof key_id_domain, key, KEYS_LEN);
-    EVP_Digest(in, sizeof in, md, NULL, EVP_sha256(), NULL);
-    memcpy(id, md, KEYS_ID_LEN);
+    ok = EVP_Digest(in, sizeof in, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32;
     OPENSSL_cleanse(in, sizeof in);
+    if (!ok)
+        return err_setf(e, ERR_INTERNAL, "could not compute a key id: SHA-256 failed in OpenSSL");
+    memcpy(id, md, KEYS_ID_LEN);
+    return 0;
 }
 
 struct keyring *keys_new(void)
@@ -84,8 +89,11 @@ int keys_add(struct keyring *kr, const unsigned char key[KEYS_LEN], int current,
     if (o == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory adding a key");
     k = &kr->keys[kr->n];
+    if (keys_id(key, k->id, e) < 0) {
+        free(o);
+        return -1;
+    }
     memcpy(k->key, key, KEYS_LEN);
-    keys_id(key, k->id);
     hex_encode(k->id, KEYS_ID_LEN, k->id_hex);
     k->origin = o;
     if (current)
@@ -263,7 +271,8 @@ int keys_generate(const char *path, char key_id_hex[KEYS_ID_HEX_LEN + 1], struct
     }
     if (fsync_dir(dirname(dcopy), e) < 0)
         goto fail;
-    keys_id(key, id);
+    if (keys_id(key, id, e) < 0)
+        goto fail;
     hex_encode(id, KEYS_ID_LEN, key_id_hex);
     rc = 0;
     goto out;

@@ -63,8 +63,8 @@ const struct keys_key *keys_find(const struct keyring *kr, const unsigned char i
 /* Number of keys (current and old); 0 for NULL. */
 size_t keys_count(const struct keyring *kr);
 
-/* Compute a key's id. */
-void keys_id(const unsigned char key[KEYS_LEN], unsigned char id[KEYS_ID_LEN]);
+/* Compute a key's id; fails (ERR_INTERNAL) only when OpenSSL cannot hash. */
+int keys_id(const unsigned char key[KEYS_LEN], unsigned char id[KEYS_ID_LEN], struct err *e);
 
 void keys_free(struct keyring *kr);
 

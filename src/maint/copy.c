@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "note.h"
 #include "manifest.h"
 #include "stor.h"
 #include "stream.h"
@@ -123,8 +123,8 @@ static int copy_object(struct copy_run *r, const char *key, uint64_t size, int r
         if (stor_get(r->src->st, key, up, e) < 0 || sink_close(up, e) < 0)
             goto fail;
         sink_free(up);
-        log_msg(LOG_DEBUG, "copied %s (%llu bytes, %llu ms)", key, (unsigned long long)size,
-                (unsigned long long)(now_ms() - t0));
+        note(r->o->notes, LOG_DEBUG, "copied %s (%llu bytes, %llu ms)", key, (unsigned long long)size,
+             (unsigned long long)(now_ms() - t0));
     }
     t->copied++;
     t->copied_bytes += size;
@@ -248,14 +248,14 @@ static int wal_differs(struct copy_run *r, const struct obj *o, struct err *e)
             *e = de;
             return -1;
         }
-        log_warning("region %s: %s does not decode (%s): replacing it with region %s's copy", r->dst->name,
-                    o->key, de.msg, r->src->name);
+        note(r->o->notes, LOG_WARNING, "region %s: %s does not decode (%s): replacing it with region %s's copy",
+             r->dst->name, o->key, de.msg, r->src->name);
         return 2;
     }
     if (strcmp(hs, hd) == 0)
         return 0;
-    log_error("region %s already has %s with other content than region %s: kept as it is (are two clusters "
-              "archiving to one prefix?)", r->dst->name, o->key, r->src->name);
+    note(r->o->notes, LOG_ERROR, "region %s already has %s with other content than region %s: kept as it is (are "
+         "two clusters archiving to one prefix?)", r->dst->name, o->key, r->src->name);
     return 1;
 }
 
@@ -360,10 +360,10 @@ static int backup_present(struct copy_run *r, const struct cat_entry *ce, const 
     whole = parts_complete(m, have, r->dst->name, &pe) == 0;
     man_free(m);
     if (whole) {
-        log_msg(LOG_DEBUG, "backup %s is already in region %s", ce->name, r->dst->name);
+        note(r->o->notes, LOG_DEBUG, "backup %s is already in region %s", ce->name, r->dst->name);
         return 1;
     }
-    log_warning("%s: copying its parts again", pe.msg);
+    note(r->o->notes, LOG_WARNING, "%s: copying its parts again", pe.msg);
     return 0;
 }
 
@@ -394,9 +394,9 @@ static int copy_backups(struct copy_run *r, const struct catalog *cat, size_t fi
             r->res->present++;
             continue;
         }
-        log_info("%s backup %s (%llu objects, %llu bytes) from %s to %s", r->dry_run ? "would copy" : "copying",
-                 ce->name, (unsigned long long)ce->objects, (unsigned long long)ce->bytes, r->src->name,
-                 r->dst->name);
+        note(r->o->notes, LOG_INFO, "%s backup %s (%llu objects, %llu bytes) from %s to %s",
+             r->dry_run ? "would copy" : "copying", ce->name, (unsigned long long)ce->objects,
+             (unsigned long long)ce->bytes, r->src->name, r->dst->name);
         if (copy_backup(r, ce->name, have, e) < 0)
             return -1;
     }

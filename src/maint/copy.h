@@ -10,6 +10,7 @@
 
 #include "catalog.h"
 #include "err.h"
+#include "note.h"
 #include "repo.h"
 
 struct copy_opts {
@@ -18,6 +19,9 @@ struct copy_opts {
     /* dry run: called for each object that would be copied (may be NULL) */
     void (*would_copy)(const char *key, uint64_t size, void *arg);
     void *arg;
+    /* what the copy reports as it goes (each backup copied, a replaced or
+     * conflicting WAL file); NULL: nothing */
+    const struct note_sink *notes;
 };
 
 struct copy_tally {

@@ -224,7 +224,7 @@ static void wal_push(struct spool *sp)
 
 static void ship_and_decode(struct spool *sp)
 {
-    struct ship_opts o = { 1, 0 };
+    struct ship_opts o = { 1, 0, NULL };
     struct ship_stats st;
     struct repo *r = NULL;
     struct err e = ERR_INIT;

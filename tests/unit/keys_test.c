@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "keys.h"
 #include "tap.h"
 #include "util.h"
@@ -154,10 +156,31 @@ int main(void)
     raw[0] = 5;
     {
         unsigned char kid[KEYS_ID_LEN];
-        keys_id(raw, kid);
+        keys_id(raw, kid, &e);
         ok(keys_current(kr) == keys_find(kr, kid), "current key survives growth");
     }
     keys_free(kr);
+
+    /* OpenSSL failing to hash is an error, not a silent garbage id: a default
+     * property query that no provider satisfies makes every fetch fail. */
+    {
+        unsigned char kid[KEYS_ID_LEN];
+
+        ok(EVP_set_default_properties(NULL, "provider=walship-no-such-provider") == 1,
+           "default properties that no provider satisfies");
+        err_clear(&e);
+        ok(keys_id(raw, kid, &e) < 0 && e.code == ERR_INTERNAL && strstr(e.msg, "key id") != NULL,
+           "a failing SHA-256 fails keys_id: %s", e.msg);
+        kr = keys_new();
+        err_clear(&e);
+        ok(keys_add(kr, raw, 1, NULL, &e) < 0 && e.code == ERR_INTERNAL && keys_count(kr) == 0
+               && keys_current(kr) == NULL,
+           "and keys_add, adding nothing");
+        keys_free(kr);
+        ok(EVP_set_default_properties(NULL, "") == 1, "default properties restored");
+        err_clear(&e);
+        ok(keys_id(raw, kid, &e) == 0, "keys_id works again");
+    }
 
     for (const char *const *n = (const char *const[]){ "k1", "k2", "bad", "badhex", "raw", "hex", NULL };
          *n; n++)

@@ -1,8 +1,11 @@
 /* util: checked number, size, duration and boolean parsing; hex digits;
  * the growable-array helper and the string list. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "note.h"
 #include "tap.h"
 #include "util.h"
 
@@ -44,6 +47,38 @@ static void test_arrays(void)
     is_int(hex_digit('F'), 15, "hex_digit F");
     is_int(hex_digit('g'), -1, "hex_digit g is not a digit");
     is_int(hex_digit(0xC3), -1, "hex_digit: a byte above 127 is not a digit");
+}
+
+struct got_note {
+    int n;
+    enum log_level level;
+    char msg[128];
+};
+
+static void collect(void *arg, enum log_level level, const char *msg)
+{
+    struct got_note *g = arg;
+
+    g->n++;
+    g->level = level;
+    snprintf(g->msg, sizeof g->msg, "%s", msg);
+}
+
+/* The note sink: library messages reach the command's function, formatted,
+ * at their level; no sink, no message. */
+static void test_notes(void)
+{
+    struct got_note g = { 0, LOG_ERROR, "" };
+    struct note_sink ns = { collect, &g }, none = { NULL, NULL };
+
+    note(&ns, LOG_WARNING, "region %s: %d retries", "eu", 3);
+    ok(g.n == 1 && g.level == LOG_WARNING && strcmp(g.msg, "region eu: 3 retries") == 0,
+       "a note reaches the sink formatted, at its level: %s", g.msg);
+    note(&ns, LOG_DEBUG, "shipped %s", "x");
+    ok(g.n == 2 && g.level == LOG_DEBUG, "debug notes too (the sink decides)");
+    note(NULL, LOG_ERROR, "dropped %d", 1);
+    note(&none, LOG_ERROR, "dropped %d", 2);
+    ok(g.n == 2, "no sink, or one without a function: nothing");
 }
 
 int main(void)
@@ -105,5 +140,6 @@ int main(void)
         is_str(e2.msg, "region eu: boom", "err_prefix prepends context");
     }
     test_arrays();
+    test_notes();
     return done_testing();
 }
