@@ -82,7 +82,7 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
 
         if (k < 0)
             return -1;
-        if (t->kind == PITR_TIME && c->v[k].man->stop_time > t->time)
+        if (t->kind == PITR_TIME && c->v[k].man->stop_time >= t->time)
             return err_setf(e, ERR_NOTFOUND, "backup %s ended after the target time: it cannot reach it", name);
         if (t->kind == PITR_LSN && c->v[k].man->stop_lsn > t->lsn)
             return err_setf(e, ERR_NOTFOUND, "backup %s ended after the target LSN: it cannot reach it", name);
@@ -95,8 +95,12 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
             continue;
         if (oldest < 0)
             oldest = (int)i;
-        /* a backup can reach a point only after it became consistent */
-        if (t->kind == PITR_TIME && m->stop_time > t->time)
+        /* a backup can reach a point only after it became consistent; its
+         * stop time is whole seconds (the backup ended somewhere in that
+         * second), so a target within that second may lie before its end
+         * (PostgreSQL: "requested recovery stop point is before consistent
+         * recovery point"): only a backup that ended in an earlier second */
+        if (t->kind == PITR_TIME && m->stop_time >= t->time)
             continue;
         if (t->kind == PITR_LSN && m->stop_lsn > t->lsn)
             continue;
@@ -110,7 +114,7 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
         const struct manifest *m = c->v[oldest].man;
         char ts[32], lsn[24];
 
-        man_format_time(m->stop_time, ts);
+        man_format_time(m->stop_time + 1, ts);     /* the first whole second after its end */
         wal_format_lsn(m->stop_lsn, lsn);
         return err_setf(e, ERR_NOTFOUND,
                         "the target is before the oldest backup: the oldest reachable point is %s (LSN %s, end of "

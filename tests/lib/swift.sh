@@ -44,7 +44,7 @@ _swift_err() { printf 'swift.sh: %s\n' "$*" >&2; }
 # connections, which take ephemeral ports, never collide with them).
 free_ports() {
     "$SWIFT_PYTHON" - "${1:-1}" <<'EOF'
-import random, socket, sys
+import fcntl, os, random, socket, sys, time
 n = int(sys.argv[1])
 lo, hi = 20000, 32000
 try:
@@ -52,10 +52,30 @@ try:
         hi = min(hi, int(f.read().split()[0]))
 except (OSError, ValueError, IndexError):
     pass
+# Tests run in parallel: a port one test picked but has not bound yet looks
+# free to the next.  Ports handed out in the last hour are kept in a shared
+# file (under flock) and not handed out again.
+reg = os.path.join(os.environ.get('TMPDIR') or '/tmp', 'walship-test-ports')
+taken, now = {}, time.time()
+try:
+    fd = os.open(reg, os.O_RDWR | os.O_CREAT, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    with os.fdopen(os.dup(fd)) as f:
+        for line in f.read().split('\n'):
+            try:
+                port, when = line.split()
+                if now - float(when) < 3600:
+                    taken[int(port)] = float(when)
+            except ValueError:
+                pass
+except OSError:
+    fd = -1
 out, tries = [], 0
 while len(out) < n and tries < 5000:
     tries += 1
     p = random.randrange(lo, hi) if hi - lo >= 1000 else 0
+    if p in taken:
+        continue
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind(('127.0.0.1', p))
@@ -66,6 +86,14 @@ while len(out) < n and tries < 5000:
         s.close()
     if p not in out:
         out.append(p)
+if fd >= 0:
+    for p in out:
+        taken[p] = now
+    data = ''.join('%d %.0f\n' % kv for kv in taken.items()).encode()
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.ftruncate(fd, 0)
+    os.write(fd, data)
+    os.close(fd)
 if len(out) < n:
     sys.exit('free_ports: no free port found')
 print('\n'.join(map(str, out)))
