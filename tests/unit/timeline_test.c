@@ -354,7 +354,10 @@ static int choose_test(void)
     t.time = 2500;
     is_int(pitr_choose(&c, &t, NULL, &e), 1, "a time: the newest backup that ended before it");
     t.time = 2000;
-    is_int(pitr_choose(&c, &t, NULL, &e), 1, "...ending exactly at it counts");
+    is_int(pitr_choose(&c, &t, NULL, &e), 0,
+           "...one whose stop second holds the target does not (it may end after it): the one before");
+    t.time = 2001;
+    is_int(pitr_choose(&c, &t, NULL, &e), 1, "...from the next second on it does");
     t.kind = PITR_LSN;
     t.lsn = 0x3800000;
     is_int(pitr_choose(&c, &t, NULL, &e), 1, "an LSN: the newest backup that ended before it");
