@@ -4,11 +4,14 @@
  */
 #include "cmd_restore_conf.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -183,4 +186,91 @@ void restore_conf_shell_quote(char *out, size_t n, const char *a, const char *b)
     if (!bare)
         out[j++] = '\'';
     out[j] = '\0';
+}
+
+/* Shell-quote one argument of restore_command into buf: '...' with ' as
+ * '\'', and % as %% because PostgreSQL replaces %f, %p, %r and %% in the
+ * whole command before the shell sees it (docs/RESTORE.md). */
+static int shq(char *buf, size_t n, size_t *len, const char *arg)
+{
+    if (*len + 3 >= n)
+        return -1;
+    buf[(*len)++] = ' ';
+    buf[(*len)++] = '\'';
+    for (; *arg; arg++) {
+        if (*arg == '\'') {
+            if (*len + 5 >= n)
+                return -1;
+            memcpy(buf + *len, "'\\''", 4);
+            *len += 4;
+        } else if (*arg == '%') {
+            if (*len + 3 >= n)
+                return -1;
+            buf[(*len)++] = '%';
+            buf[(*len)++] = '%';
+        } else {
+            if (*len + 2 >= n)
+                return -1;
+            buf[(*len)++] = *arg;
+        }
+    }
+    buf[(*len)++] = '\'';
+    buf[*len] = '\0';
+    return 0;
+}
+
+/* The restore_command the restored instance runs: this binary, the same
+ * configuration or --from options, the region chosen first. */
+int restore_conf_command(const struct config *c, const char *region, char *buf, size_t n, struct err *e)
+{
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    size_t len = 0;
+    int bad = 0;
+
+    if (k <= 0)
+        return err_errno(e, ERR_IO, errno, "could not find the walship binary");
+    exe[k] = '\0';
+    buf[0] = '\0';
+    bad |= shq(buf, n, &len, exe);
+    if (c->path != NULL) {
+        char abs[PATH_MAX];
+
+        bad |= shq(buf, n, &len, "--config");
+        bad |= shq(buf, n, &len, realpath(c->path, abs) ? abs : c->path);
+    } else {
+        const struct region_conf *r = &c->regions[0];
+
+        bad |= shq(buf, n, &len, "--from");
+        bad |= shq(buf, n, &len, r->url);
+        if (r->endpoint) {
+            bad |= shq(buf, n, &len, "--endpoint");
+            bad |= shq(buf, n, &len, r->endpoint);
+        }
+        if (r->path_style)
+            bad |= shq(buf, n, &len, "--path-style");
+        if (r->ca_file) {
+            char abs[PATH_MAX];
+
+            bad |= shq(buf, n, &len, "--ca-file");
+            bad |= shq(buf, n, &len, realpath(r->ca_file, abs) ? abs : r->ca_file);
+        }
+        if (r->aws_region) {
+            bad |= shq(buf, n, &len, "--aws-region");
+            bad |= shq(buf, n, &len, r->aws_region);
+        }
+        if (c->key_file) {
+            char abs[PATH_MAX];
+
+            bad |= shq(buf, n, &len, "--key-file");
+            bad |= shq(buf, n, &len, realpath(c->key_file, abs) ? abs : c->key_file);
+        }
+    }
+    bad |= shq(buf, n, &len, "--region");
+    bad |= shq(buf, n, &len, region);
+    if (bad || len + 32 >= n)
+        return err_setf(e, ERR_USAGE, "restore_command would be too long");
+    /* %f and %p unquoted: PostgreSQL substitutes them */
+    snprintf(buf + len, n - len, " wal-fetch %%f %%p");
+    return 0;
 }

@@ -8,6 +8,9 @@
 #ifndef WALSHIP_CMD_RESTORE_CONF_H
 #define WALSHIP_CMD_RESTORE_CONF_H
 
+#include <stddef.h>
+
+#include "config.h"
 #include "err.h"
 #include "rconf.h"
 
@@ -28,5 +31,10 @@ void restore_conf_after_promote(const char *pgdata, int keep_restore_command);
 /* `a` then `b` as one shell word for a command line restore prints: bare
  * when it holds only [A-Za-z0-9_./:=@%+,-], else '...' with ' as '\''. */
 void restore_conf_shell_quote(char *out, size_t n, const char *a, const char *b);
+
+/* The restore_command the restored instance runs, into buf: this binary,
+ * the same configuration (or the --from options of a bare host), the region
+ * chosen first, each argument shell-quoted with % doubled. */
+int restore_conf_command(const struct config *c, const char *region, char *buf, size_t n, struct err *e);
 
 #endif

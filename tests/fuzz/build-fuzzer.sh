@@ -44,8 +44,8 @@ objs() { for f in "$@"; do printf ' %s/%s' "$top" "$f"; done; }
 $CC $cflags $inc $fz -o "$out/s3_xml_fuzz" "$here/s3_xml_fuzz.c" $(objs $common storage/s3/s3_xml.c) \
     $(pkg-config --libs libxml-2.0)
 # shellcheck disable=SC2046,SC2086
-$CC $cflags $inc $fz -o "$out/manifest_fuzz" "$here/manifest_fuzz.c" $(objs $common src/repo/manifest.c) \
-    $(pkg-config --libs jansson)
+$CC $cflags $inc $fz -o "$out/manifest_fuzz" "$here/manifest_fuzz.c" $(objs $common src/repo/manifest.c src/repo/manifest_read.c src/repo/blockmap.c) \
+    $(pkg-config --libs jansson libcrypto)
 # tl_parse_history lives in timeline.c, which pulls in the repository layer: link
 # the autotools-built libwalship.a (built with clang and ASan here).
 lib_a=${WALSHIP_LIB:-$out/libwalship/libwalship.a}
@@ -57,9 +57,10 @@ fi
 all_libs="$lib_a $(pkg-config --libs libcurl libcrypto libzstd libarchive libxml-2.0 jansson inih libpq) -lpthread -lm"
 # shellcheck disable=SC2086
 $CC $cflags $inc $fz -o "$out/history_fuzz" "$here/history_fuzz.c" $all_libs
-# shellcheck disable=SC2046,SC2086
-$CC $cflags $inc $fz -o "$out/tar_fuzz" "$here/tar_fuzz.c" $(objs $common src/repo/manifest.c restore/bkf_tar.c \
-    restore/bkf_fs.c) $(pkg-config --libs libarchive libcrypto jansson) -lpthread
+# bkf_tar.c reaches the chain restore of incremental backups (bkf_chain.c)
+# and through it the repository layer: linked against libwalship.a too.
+# shellcheck disable=SC2086
+$CC $cflags $inc $fz -o "$out/tar_fuzz" "$here/tar_fuzz.c" $all_libs
 echo "built obj_fuzz obj_fuzz_noauth s3_xml_fuzz manifest_fuzz history_fuzz tar_fuzz in $out"
 
 if [ "${1:-}" = "--corpus" ]; then

@@ -1,0 +1,300 @@
+/*
+ * repo_ident — a region's repository identity (identity.json, docs/FORMAT.md):
+ * encoded and decoded, read, checked against the cluster, created on first
+ * use, and remembered per host so that a region that loses it (an empty
+ * mount point, a wrong prefix) is an error, never an empty repository.
+ */
+#include "repo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "autoconf.h"
+#include "util.h"
+
+#define IDENT_MAX (64u << 10)
+
+void repo_ident_init(struct repo_ident *id, uint64_t sysid, unsigned pg_major, uint32_t seg_size)
+{
+    memset(id, 0, sizeof *id);
+    id->format = REPO_FORMAT;
+    id->sysid = sysid;
+    id->pg_major = pg_major;
+    id->seg_size = seg_size;
+    id->created = (int64_t)time(NULL);
+    snprintf(id->created_by, sizeof id->created_by, "walship %s", PACKAGE_VERSION);
+}
+
+int repo_ident_to_json(const struct repo_ident *id, char **out, size_t *len, struct err *e)
+{
+    char sysid[24], when[32];
+    struct tm tm;
+    time_t t = (time_t)id->created;
+    json_t *o;
+
+    snprintf(sysid, sizeof sysid, "%llu", (unsigned long long)id->sysid);
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    o = json_pack("{s:i, s:s, s:i, s:I, s:s, s:I, s:s}", "walship_repository", (int)id->format,
+                  "system_identifier", sysid, "pg_version", (int)id->pg_major, "wal_segment_size",
+                  (json_int_t)id->seg_size, "created", when, "created_unix", (json_int_t)id->created, "created_by",
+                  id->created_by);
+    if (o == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    *out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    if (*out == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    *len = strlen(*out);
+    return 0;
+}
+
+int repo_ident_from_json(const char *buf, size_t len, struct repo_ident *id, struct err *e)
+{
+    json_error_t je;
+    json_t *o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    json_int_t format = 0, pg = 0, seg = 0, created = 0;
+    const char *sysid = NULL, *by = NULL;
+    uint64_t v;
+    int rc = -1;
+
+    memset(id, 0, sizeof *id);
+    if (o == NULL)
+        return err_setf(e, ERR_CORRUPT, "the repository identity is not valid JSON (line %d: %s)", je.line, je.text);
+    if (json_unpack_ex(o, &je, 0, "{s:I, s:s, s:I, s:I, s:I, s:s}", "walship_repository", &format,
+                       "system_identifier", &sysid, "pg_version", &pg, "wal_segment_size", &seg, "created_unix",
+                       &created, "created_by", &by) < 0) {
+        err_setf(e, ERR_CORRUPT, "the repository identity lacks a field: %s", je.text);
+        goto out;
+    }
+    if (format < 1 || format > REPO_FORMAT) {
+        err_setf(e, ERR_CORRUPT, "the repository has format %lld; this walship knows formats up to %d "
+                 "(written by a newer walship?)", (long long)format, REPO_FORMAT);
+        goto out;
+    }
+    if (parse_u64(sysid, 1, UINT64_MAX - 1, &v, e) < 0) {
+        err_prefix(e, "the repository identity's system_identifier");
+        goto out;
+    }
+    if (pg < 9 || pg > 999 || seg < 0 || seg > UINT32_MAX) {
+        err_setf(e, ERR_CORRUPT, "the repository identity has a bad pg_version or wal_segment_size");
+        goto out;
+    }
+    id->format = (unsigned)format;
+    id->sysid = v;
+    id->pg_major = (unsigned)pg;
+    id->seg_size = (uint32_t)seg;
+    id->created = (int64_t)created;
+    strlcopy(id->created_by, by, sizeof id->created_by);
+    rc = 0;
+out:
+    json_decref(o);
+    return rc;
+}
+
+static int any_entry(const struct stor_entry *ent, void *arg)
+{
+    (void)ent;
+    *(int *)arg = 1;
+    return 1;
+}
+
+/* No identity: is anything else there (walship 0.1.0's objects)? */
+static int missing_identity(struct repo *r, struct err *e)
+{
+    struct err le = ERR_INIT;
+    int found = 0;
+
+    /* A listing that fails says nothing about 0.1.0 objects: report that,
+     * or a first push would bind an unread 0.1.0 repository's root. */
+    if (stor_list(r->st, REPO_WAL_DIR, any_entry, &found, &le) < 0 ||
+        (!found && stor_list(r->st, REPO_BACKUP_DIR, any_entry, &found, &le) < 0)) {
+        *e = le;
+        return err_prefix(e, "region %s: no identity, and its objects could not be listed", r->name);
+    }
+    if (found)
+        return err_setf(e, ERR_NOREPO,
+                        "region %s (%s) holds WAL or backups but no repository identity (%s): it was written by "
+                        "walship 0.1.0; run \"walship upgrade --region %s\" once to bind it",
+                        r->name, r->st->where, REPO_KEY_IDENTITY, r->name);
+    return err_setf(e, ERR_NOREPO,
+                    "region %s (%s) holds no walship repository: %s is missing (an empty or unmounted "
+                    "directory, a wrong bucket or prefix, or a region nothing was archived to yet)",
+                    r->name, r->st->where, REPO_KEY_IDENTITY);
+}
+
+int repo_ident_load(struct repo *r, struct err *e)
+{
+    struct obj_bind bind = { REPO_KEY_IDENTITY, OBJ_SYSID_ANY, 0 };
+    struct sink *mem = mem_sink_new(IDENT_MAX), *dec = NULL;
+    const unsigned char *buf;
+    size_t len;
+    int rc = -1;
+
+    r->have_id = 0;
+    if (mem == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    if (obj_decoder_new(borrow_sink_new(mem), r->kr, 0, &bind, &dec, e) < 0)
+        goto out;
+    if (stor_get(r->st, REPO_KEY_IDENTITY, dec, e) < 0) {
+        if (e->code == ERR_NOTFOUND)
+            missing_identity(r, e);
+        goto out;
+    }
+    if (sink_close(dec, e) < 0) {
+        err_prefix(e, "region %s: the repository identity (%s)", r->name, REPO_KEY_IDENTITY);
+        goto out;
+    }
+    buf = mem_sink_data(mem, &len);
+    if (repo_ident_from_json((const char *)buf, len, &r->id, e) < 0) {
+        err_prefix(e, "region %s", r->name);
+        goto out;
+    }
+    if (r->id.sysid != bind.found_sysid) {
+        err_setf(e, ERR_CORRUPT, "region %s: the repository identity names cluster %llu but is bound to %llu",
+                 r->name, (unsigned long long)r->id.sysid, (unsigned long long)bind.found_sysid);
+        goto out;
+    }
+    r->have_id = 1;
+    rc = 0;
+out:
+    sink_free(dec);
+    sink_free(mem);
+    return rc;
+}
+
+int repo_ident_check(const struct repo *r, uint64_t sysid, struct err *e)
+{
+    if (!r->have_id)
+        return err_setf(e, ERR_INTERNAL, "region %s: identity not loaded", r->name);
+    if (r->id.sysid != sysid)
+        return err_setf(e, ERR_FOREIGN,
+                        "region %s (%s) belongs to the cluster with system identifier %llu, not to this cluster "
+                        "(%llu): two clusters must not share a repository",
+                        r->name, r->st->where, (unsigned long long)r->id.sysid, (unsigned long long)sysid);
+    return 0;
+}
+
+static int ident_matches(const struct repo *r, const struct repo_ident *want, struct err *e)
+{
+    if (repo_ident_check(r, want->sysid, e) < 0)
+        return -1;
+    if ((want->pg_major != 0 && r->id.pg_major != want->pg_major) ||
+        (want->seg_size != 0 && r->id.seg_size != want->seg_size))
+        return err_setf(e, ERR_FOREIGN,
+                        "region %s holds PostgreSQL %u WAL of %u-byte segments, this cluster is PostgreSQL %u with "
+                        "%u-byte segments: a repository serves one major version (start a new prefix after "
+                        "pg_upgrade)",
+                        r->name, r->id.pg_major, r->id.seg_size, want->pg_major, want->seg_size);
+    return 0;
+}
+
+void repo_region_id(const char *name, const char *url, const char *endpoint, char out[REPO_REGION_ID_MAX])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    char hex[17];
+    size_t ul = url ? strlen(url) : 0;
+    char *what;
+    unsigned int n = 0;
+
+    /* "file:///x/r/" and "file:///x/r" are one region */
+    while (ul > 1 && url[ul - 1] == '/')
+        ul--;
+    what = xasprintf("%.*s\n%s", (int)ul, url ? url : "", endpoint ? endpoint : "");
+    /* A name that is not the digest would let two regions meet; this fails
+     * only when memory is gone, and then nothing may go on. */
+    if (what == NULL || EVP_Digest(what, strlen(what), md, &n, EVP_sha256(), NULL) != 1)
+        abort();
+    free(what);
+    hex_encode(md, 8, hex);
+    snprintf(out, REPO_REGION_ID_MAX, "%.120s-%s", name, hex);
+}
+
+/* The memory of regions that held this cluster's identity: one file per
+ * region under spool_dir/SYSID/known/ (when spool_dir is set).  A region
+ * remembered there that has no identity now is an unmounted file system or
+ * a changed prefix, never a new repository to create. */
+static int known_path(const struct repo *r, uint64_t sysid, char *buf, size_t n)
+{
+    if (r->spool_dir == NULL || r->spool_dir[0] != '/')
+        return -1;
+    return snprintf(buf, n, "%s/%llu/known/%s", r->spool_dir, (unsigned long long)sysid, r->region_id) <
+                   (int)n ? 0 : -1;
+}
+
+static void known_remember(const struct repo *r, uint64_t sysid)
+{
+    char path[PATH_MAX], dir[PATH_MAX];
+    struct err ie = ERR_INIT;
+    int fd;
+
+    if (known_path(r, sysid, path, sizeof path) < 0 || access(path, F_OK) == 0)
+        return;
+    snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid);
+    if (mkdir_p(dir, 0700, &ie) < 0)
+        return;     /* best effort: the protection is only as good as this dir */
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+        (void)fsync_dir(dir, &ie);
+    }
+}
+
+int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err *e)
+{
+    struct err le = ERR_INIT;
+    char *json = NULL, known[PATH_MAX];
+    size_t len;
+    int rc = -1;
+
+    if (r->have_id || repo_ident_load(r, &le) == 0) {
+        if (ident_matches(r, want, e) < 0)
+            return -1;
+        known_remember(r, want->sysid);
+        return 0;
+    }
+    if (le.code != ERR_NOREPO || strstr(le.msg, "walship upgrade") != NULL) {
+        *e = le;
+        return -1;
+    }
+    if (want->sysid == 0 || want->pg_major == 0 || want->seg_size == 0)
+        return err_setf(e, ERR_NOREPO, "%s; and this push cannot create it: the cluster's system identifier, "
+                        "version or segment size is unknown here", le.msg);
+    if (known_path(r, want->sysid, known, sizeof known) == 0 && access(known, F_OK) == 0)
+        return err_setf(e, ERR_NOREPO,
+                        "%s, yet it held this cluster's repository before (%s): is its file system unmounted, "
+                        "or its prefix changed?  Not creating a new repository there; if the region was emptied "
+                        "on purpose, remove that file",
+                        le.msg, known);
+    r->id = *want;
+    if (repo_ident_to_json(want, &json, &len, e) < 0)
+        goto out;
+    if (repo_put_buf(r, REPO_KEY_IDENTITY, 0, json, len, e) < 0) {
+        if (e->code != ERR_EXISTS)
+            goto out;
+        /* a racing writer created it first: it must be ours too */
+        err_clear(e);
+        if (repo_ident_load(r, e) < 0)
+            goto out;
+        rc = ident_matches(r, want, e);
+        goto out;
+    }
+    r->have_id = 1;
+    rc = 0;
+out:
+    if (rc == 0)
+        known_remember(r, want->sysid);
+    if (rc < 0 && e->code != ERR_FOREIGN)
+        r->have_id = 0;
+    free(json);
+    return rc;
+}
