@@ -191,10 +191,16 @@ static int hash_file(int fd, const char *path, char hex[65], struct err *e)
         }
         if (n == 0)
             break;
-        EVP_DigestUpdate(md, buf, (size_t)n);
+        if (EVP_DigestUpdate(md, buf, (size_t)n) != 1) {
+            err_setf(e, ERR_INTERNAL, "SHA-256 failed on \"%s\"", path);
+            goto out;
+        }
         off += n;
     }
-    EVP_DigestFinal_ex(md, d, &dn);
+    if (EVP_DigestFinal_ex(md, d, &dn) != 1) {
+        err_setf(e, ERR_INTERNAL, "SHA-256 failed on \"%s\"", path);
+        goto out;
+    }
     hex_encode(d, 32, hex);
     hex[64] = '\0';
     rc = 0;
@@ -391,8 +397,8 @@ static int scatter_data(struct bkf_tar_worker *w, struct archive *a, const struc
         if (off < 0 || (uint64_t)off != pos || len > mf->stored - pos)
             return CHAIN_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %" PRIu64 " of %" PRIu64
                              " bytes were expected", (long long)off, len, pos, mf->stored);
-        if (hash)
-            EVP_DigestUpdate(w->md, buf, len);
+        if (hash && EVP_DigestUpdate(w->md, buf, len) != 1)
+            return CHAIN_ERR(ERR_INTERNAL, "SHA-256 failed");
         atomic_fetch_add(&t->work, (uint64_t)len);
         pos += len;
         for (p = buf; len > 0;) {
@@ -456,10 +462,16 @@ int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct ma
      * back and hashed at the end (bkf_chain_finish), which checks what
      * this stream wrote too: hashing it here would be a second pass. */
     whole = cf->map.n == 1 && cf->map.runs[0].depth == t->depth && mf->stored == tf->size;
-    EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
+    if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
+        CHAIN_ERR(ERR_INTERNAL, "SHA-256 failed");
+        goto out;
+    }
     if (scatter_data(w, a, mf, tf, cf, fd, &s, whole, name, e) < 0)
         goto out;
-    EVP_DigestFinal_ex(w->md, dg, &dglen);
+    if (EVP_DigestFinal_ex(w->md, dg, &dglen) != 1) {
+        CHAIN_ERR(ERR_INTERNAL, "SHA-256 failed");
+        goto out;
+    }
     hex_encode(dg, 32, hex);
     hex[64] = '\0';
     if (whole && strcmp(hex, man_file_stored_sha(mf)) != 0) {

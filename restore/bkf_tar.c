@@ -233,7 +233,8 @@ static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct m
         if (off < 0 || (uint64_t)off != pos || len > mf->size - pos)
             return ENTRY_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %llu of %llu bytes were expected",
                              (long long)off, len, (unsigned long long)pos, (unsigned long long)mf->size);
-        EVP_DigestUpdate(w->md, buf, len);
+        if (EVP_DigestUpdate(w->md, buf, len) != 1)
+            return ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");
         if (pwrite_all(fd, buf, len, (off_t)off) < 0)
             return ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
         atomic_fetch_add(&t->work, (uint64_t)len);
@@ -285,10 +286,16 @@ static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct arch
     if (fd < 0)
         return ENTRY_ERR(errno == EEXIST ? ERR_CORRUPT : ERR_IO, "could not create the file: %s", strerror(errno));
     t->done[fi] = 1;
-    EVP_DigestInit_ex(w->md, EVP_sha256(), NULL);
+    if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
+        ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");
+        goto out;
+    }
     if (copy_data(w, a, mf, fd, name, e) < 0)
         goto out;
-    EVP_DigestFinal_ex(w->md, dg, &dglen);
+    if (EVP_DigestFinal_ex(w->md, dg, &dglen) != 1) {
+        ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");
+        goto out;
+    }
     hex_encode(dg, dglen, hex);
     if (strcmp(hex, mf->sha256) != 0) {
         ENTRY_ERR(ERR_CORRUPT, "SHA-256 %.16s… differs from the manifest's %.16s…: the file is damaged", hex,
