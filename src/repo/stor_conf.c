@@ -1,8 +1,10 @@
 /* stor_conf — a region's configuration turned into its driver's options. */
 #include "stor_conf.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int stor_opts_from_config(const struct region_conf *rc, const struct config *c, struct stor_opts *o, char **profile,
                           struct err *e)
@@ -18,6 +20,10 @@ int stor_opts_from_config(const struct region_conf *rc, const struct config *c, 
         return 0;   /* file:// reads nothing else */
     if (rc->credentials != NULL && creds_parse_source(rc->credentials, &src, profile, e) < 0)
         return err_prefix(e, "region %s", rc->name);
+    /* an unreadable CA file would surface only as TLS failures, retried
+     * until the deadline: refused here, as the configuration error it is */
+    if (rc->ca_file != NULL && access(rc->ca_file, R_OK) != 0)
+        return err_errno(e, ERR_CONFIG, errno, "region %s: ca_file \"%s\" cannot be read", rc->name, rc->ca_file);
     o->endpoint = rc->endpoint;
     o->aws_region = rc->aws_region && rc->aws_region[0] ? rc->aws_region : rc->name;
     o->path_style = rc->path_style;

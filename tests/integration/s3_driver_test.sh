@@ -234,6 +234,10 @@ if [ ${#TLS_ENV[@]} -gt 0 ]; then
 else
   echo "# no https proxy: --ca-file not checked"
 fi
+AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing t_fail "an unreadable --ca-file exits 2 at once" 2 \
+  "$WALSHIP" --from s3://walship/it --endpoint "https://127.0.0.1:$PA" --path-style --region us-east-1 \
+  --key-file "$T/key" --ca-file "$T/no-such-ca.pem" st ls wal/
+like "$T_OUT" 'ca_file .*no-such-ca.pem.* cannot be read' "... naming the file"
 t_fail "--ca-file without --from exits 2" 2 "$WALSHIP" --config "$CONF" --ca-file /etc/hosts st ls
 like "$T_OUT" '--ca-file goes with --from' "... and says so"
 t_fail "--endpoint without --from exits 2" 2 "$WALSHIP" --config "$CONF" --endpoint http://127.0.0.1:1 st ls
