@@ -1,4 +1,5 @@
 #include "walfetch.h"
+#include "walfetch_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,6 +33,7 @@ static int region_cluster(struct repo *r, struct cluster_info *ci, struct err *e
     }
     return repo_ident_check(r, ci->sysid, e);
 }
+
 
 /* A segment's first page must say it is this segment of this cluster. */
 static int check_header(int fd, const char *name, const struct cluster_info *ci, struct err *e)
@@ -123,6 +125,21 @@ out:
     return res;
 }
 
+void walfetch_warm(const struct config *conf, const struct keyring *kr, const int *order, int n,
+                   struct cluster_info *ci, struct repo **cache)
+{
+    const struct region_conf *rc;
+    struct err e = ERR_INIT;
+
+    if (n <= 0 || cache[order[0]] != NULL)
+        return;
+    rc = &conf->regions[order[0]];
+    if (repo_open(rc, conf, kr, 0, &cache[order[0]], &e) == 0 && region_cluster(cache[order[0]], ci, &e) < 0) {
+        repo_free(cache[order[0]]);
+        cache[order[0]] = NULL;
+    }
+}
+
 int walfetch_one(const struct config *conf, const struct keyring *kr, const int *order, int n, const char *name,
                  const char *dest, struct cluster_info *ci, int *served_by, struct err *e)
 {
@@ -169,7 +186,7 @@ int walfetch_one_cached(const struct config *conf, const struct keyring *kr, con
     return -1;
 }
 
-static int prefetch_dir_of(const char *dest, char *buf, size_t len)
+int walfetch_prefetch_dir(const char *dest, char *buf, size_t len)
 {
     const char *slash = strrchr(dest, '/');
 
@@ -238,7 +255,7 @@ int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms,
     char dir[PATH_MAX], path[PATH_MAX], part[PATH_MAX];
     uint64_t deadline = now_ms() + wait_ms;
 
-    if (prefetch_dir_of(dest, dir, sizeof dir) < 0 ||
+    if (walfetch_prefetch_dir(dest, dir, sizeof dir) < 0 ||
         snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
         snprintf(part, sizeof part, "%s/.%s.part", dir, name) >= (int)sizeof part)
         return 0;
@@ -439,7 +456,9 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
                        int parallel)
 {
     struct prefetch p;
-    pthread_t threads[16];
+    struct ask_server ask;
+    pthread_t threads[16], asker;
+    int workers_done = 0, asking;
     char lockpath[PATH_MAX + 16];
     struct wal_name w;
     struct err e = ERR_INIT;
@@ -448,7 +467,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     if (count <= 0 || !wal_seg_size_valid(seg_size) || wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
         return;
     memset(&p, 0, sizeof p);
-    if (prefetch_dir_of(dest, p.dir, sizeof p.dir) < 0)
+    if (walfetch_prefetch_dir(dest, p.dir, sizeof p.dir) < 0)
         return;
     if (mkdir(p.dir, 0700) < 0 && errno != EEXIST)
         return;
@@ -487,10 +506,25 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     for (i = 0; i < parallel; i++)
         if (pthread_create(&threads[nt], NULL, prefetch_worker, &p) == 0)
             nt++;
+    /* and one more thread answers wal-fetch's questions (walfetch_ask.c) */
+    ask.conf = conf;
+    ask.kr = kr;
+    ask.order = order;
+    ask.n = n;
+    ask.ci = *ci;
+    ask.dir = p.dir;
+    ask.lock = &p.lock;
+    ask.workers_done = &workers_done;
+    asking = pthread_create(&asker, NULL, walfetch_ask_serve, &ask) == 0;
     for (i = 0; i < nt; i++)
         pthread_join(threads[i], NULL);
-    pthread_mutex_destroy(&p.lock);
+    pthread_mutex_lock(&p.lock);
+    workers_done = 1;
+    pthread_mutex_unlock(&p.lock);
     note_end(&p);
+    if (asking)
+        pthread_join(asker, NULL);
+    pthread_mutex_destroy(&p.lock);
 out:
     free(p.names);
     free(p.done);

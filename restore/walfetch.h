@@ -55,6 +55,14 @@ int walfetch_one_cached(const struct config *conf, const struct keyring *kr, con
  * wait_ms for it. */
 int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms, struct err *e);
 
+/* NAME is not in the prefetch directory: if a prefetcher runs there, ask
+ * it (walfetch_ask.c): 1 it fetched NAME and it is now on DEST,
+ * WALFETCH_ASK_MISSING every region answered that it has no NAME (e says
+ * so), 0 no answer (no prefetcher, it failed, or wait_ms passed): fetch it
+ * yourself; -1 moving the answer onto DEST failed. */
+#define WALFETCH_ASK_MISSING 2
+int walfetch_ask(const char *name, const char *dest, unsigned wait_ms, struct err *e);
+
 /* Keep `count` segments after `name` (segments of `seg_size` bytes) ready
  * in the prefetch directory, `parallel` downloads at a time, and follow
  * recovery as it takes them (a sliding window, one connection per worker

@@ -64,6 +64,12 @@ struct spool;
 /* Start a detached `walship ship` for the spool's cluster unless one runs;
  * never fails wal-push (spawn.c). */
 void ship_spawn(const struct config *conf, struct spool *sp);
+/* A detached prefetcher of the segments after NAME into DEST's directory
+ * (walfetch_prefetch): returns at once in the caller. */
+struct keyring;
+struct cluster_info;
+void prefetch_spawn(const struct config *c, const struct keyring *kr, const int *order, int n,
+                    const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size);
 
 struct repo;
 struct keyring;

@@ -50,13 +50,8 @@ static void spawn_prefetch(const struct config *c, const struct keyring *kr, con
 {
     struct stat st;
 
-    if (stat(dest, &st) < 0 || !wal_seg_size_valid((uint64_t)st.st_size))
-        return;
-    if (daemonize(NULL) != 0)
-        return;
-    walfetch_prefetch(c, kr, order, n, ci, name, dest, (uint64_t)st.st_size, c->parallel * 4,
-                      c->parallel > 1 ? c->parallel : 1);
-    _exit(0);
+    if (stat(dest, &st) == 0)
+        prefetch_spawn(c, kr, order, n, ci, name, dest, (uint64_t)st.st_size);
 }
 
 /* A standby's answer, for status and promote (never fails the fetch). */
@@ -67,6 +62,25 @@ static void note(int standby, enum sby_event ev, const char *name, const char *m
     if (standby && name != NULL && cluster_is_datadir(".") &&
         sby_state_note(".", ev, name, msg, (int64_t)time(NULL), &e) < 0)
         log_warning("%s", e.msg);
+}
+
+/* The regions to ask, in order: --region R first, then the others as
+ * configured; -1 when R is not configured. */
+static int region_order(const struct config *c, const char *first, int order[64], struct err *e)
+{
+    int i, n = 0;
+
+    if (first != NULL) {
+        for (i = 0; i < c->nregions && n < 64; i++)
+            if (strcmp(c->regions[i].name, first) == 0)
+                order[n++] = i;
+        if (n == 0)
+            return err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured", first);
+    }
+    for (i = 0; i < c->nregions && n < 64; i++)
+        if (first == NULL || strcmp(c->regions[i].name, first) != 0)
+            order[n++] = i;
+    return n;
 }
 
 int cmd_wal_fetch_run(struct cmd_ctx *ctx)
@@ -106,24 +120,21 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     /* the cluster being recovered: its pg_control, where PostgreSQL runs us */
     if (cluster_is_datadir(".") && cluster_read_datadir(".", &ci, &e) < 0)
         goto abort;
-    if (ctx->region != NULL) {
-        for (i = 0; i < c->nregions; i++)
-            if (strcmp(c->regions[i].name, ctx->region) == 0)
-                order[n++] = i;
-        if (n == 0) {
-            err_setf(&e, ERR_CONFIG, "no region named \"%s\" is configured", ctx->region);
-            goto abort;
-        }
-    }
-    for (i = 0; i < c->nregions && n < 64; i++)
-        if (ctx->region == NULL || strcmp(c->regions[i].name, ctx->region) != 0)
-            order[n++] = i;
+    if ((n = region_order(c, ctx->region, order, &e)) < 0)
+        goto abort;
 
     served = walfetch_from_prefetch(name, dest, (unsigned)(c->retry_deadline * 1000), &e);
     if (served < 0)
         log_warning("%s", e.msg);
     if (keys_load(c->key_file, c->old_key_files, &kr, &e) < 0)
         goto abort;
+    if (served != 1) {
+        /* a running prefetcher has its connection open: ask it first */
+        err_clear(&e);
+        served = walfetch_ask(name, dest, (unsigned)(c->retry_deadline < 10 ? c->retry_deadline : 10) * 1000, &e);
+        if (served < 0)
+            log_warning("%s", e.msg);
+    }
     if (served == 1) {
         /* keep the prefetch window moving ahead of recovery */
         log_debug("%s served from the prefetch directory", name);
@@ -133,8 +144,12 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         keys_free(kr);
         return 0;
     }
-    err_clear(&e);
-    rc = walfetch_one(c, kr, order, n, name, dest, &ci, &by, &e);
+    if (served == WALFETCH_ASK_MISSING) {
+        rc = WALFETCH_MISSING;
+    } else {
+        err_clear(&e);
+        rc = walfetch_one(c, kr, order, n, name, dest, &ci, &by, &e);
+    }
     if (rc == WALFETCH_MISSING) {
         /* a standby asks every wal_retrieve_retry_interval: not news */
         if (standby)

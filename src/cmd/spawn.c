@@ -1,8 +1,8 @@
 /*
  * spawn — the program's one way to leave work running in the background.
  * Library code never forks (docs/ARCHITECTURE.md); the commands that hand
- * work to a detached process (wal-push starting the shipper, wal-fetch
- * starting its prefetch) do it through daemonize().
+ * work to a detached process (wal-push starting the shipper, wal-fetch and
+ * restore starting a prefetch) do it through daemonize().
  */
 #include "cmd.h"
 
@@ -17,6 +17,8 @@
 #include "log.h"
 #include "ship.h"
 #include "spool.h"
+#include "wal.h"
+#include "walfetch.h"
 
 int daemonize(const char *log_path)
 {
@@ -86,4 +88,13 @@ void ship_spawn(const struct config *conf, struct spool *sp)
     else
         execl(exe, exe, "ship", "--system-identifier", sysid, (char *)NULL);
     _exit(127);
+}
+
+void prefetch_spawn(const struct config *c, const struct keyring *kr, const int *order, int n,
+                    const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size)
+{
+    if (!wal_seg_size_valid(seg_size) || daemonize(NULL) != 0)
+        return;
+    walfetch_prefetch(c, kr, order, n, ci, name, dest, seg_size, c->parallel * 4, c->parallel > 1 ? c->parallel : 1);
+    _exit(0);
 }
