@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "note.h"
 #include "repo.h"
 #include "util.h"
 #include "wal.h"
@@ -86,13 +86,13 @@ static int fetch_from(struct repo *r, const char *name, const char *dest, const 
 
 /* One region: 0 fetched, WALFETCH_MISSING a definite "not here", -1 failed. */
 static int try_region(const struct config *conf, const struct region_conf *rc, const struct keyring *kr,
-                      const char *name, const char *dest, struct cluster_info *ci, struct repo **slot,
-                      struct err *e)
+                      const struct note_sink *notes, const char *name, const char *dest, struct cluster_info *ci,
+                      struct repo **slot, struct err *e)
 {
     struct repo *r = slot != NULL ? *slot : NULL;
     int res = -1;
 
-    if (r == NULL && repo_open(rc, conf, kr, 0, &r, e) < 0)
+    if (r == NULL && repo_open(rc, conf, notes, kr, 0, &r, e) < 0)
         return -1;
     if (ci->sysid == 0 && region_cluster(r, ci, e) < 0)
         goto out;
@@ -123,15 +123,15 @@ out:
     return res;
 }
 
-int walfetch_one(const struct config *conf, const struct keyring *kr, const int *order, int n, const char *name,
-                 const char *dest, struct cluster_info *ci, int *served_by, struct err *e)
+int walfetch_one(const struct config *conf, const struct keyring *kr, const struct note_sink *notes, const int *order,
+                 int n, const char *name, const char *dest, struct cluster_info *ci, int *served_by, struct err *e)
 {
-    return walfetch_one_cached(conf, kr, order, n, name, dest, ci, NULL, served_by, e);
+    return walfetch_one_cached(conf, kr, notes, order, n, name, dest, ci, NULL, served_by, e);
 }
 
-int walfetch_one_cached(const struct config *conf, const struct keyring *kr, const int *order, int n,
-                        const char *name, const char *dest, struct cluster_info *ci, struct repo **cache,
-                        int *served_by, struct err *e)
+int walfetch_one_cached(const struct config *conf, const struct keyring *kr, const struct note_sink *notes,
+                        const int *order, int n, const char *name, const char *dest, struct cluster_info *ci,
+                        struct repo **cache, int *served_by, struct err *e)
 {
     struct err first = ERR_INIT;
     int i, missing = 0, failed = 0;
@@ -139,21 +139,21 @@ int walfetch_one_cached(const struct config *conf, const struct keyring *kr, con
     for (i = 0; i < n; i++) {
         const struct region_conf *rc = &conf->regions[order[i]];
         struct err re = ERR_INIT;
-        int res = try_region(conf, rc, kr, name, dest, ci, cache != NULL ? &cache[order[i]] : NULL, &re);
+        int res = try_region(conf, rc, kr, notes, name, dest, ci, cache != NULL ? &cache[order[i]] : NULL, &re);
 
         if (res == 0) {
             if (failed)
-                log_warning("%s came from region %s after: %s", name, rc->name, first.msg);
+                note(notes, LOG_WARNING, "%s came from region %s after: %s", name, rc->name, first.msg);
             *served_by = order[i];
             return 0;
         }
         if (res == WALFETCH_MISSING) {
             missing++;
-            log_debug("region %s does not have %s", rc->name, name);
+            note(notes, LOG_DEBUG, "region %s does not have %s", rc->name, name);
             continue;
         }
         failed++;
-        log_warning("%s", re.msg);
+        note(notes, LOG_WARNING, "%s", re.msg);
         if (first.code == ERR_OK)
             first = re;
     }
@@ -265,6 +265,7 @@ int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms,
 struct prefetch {
     const struct config *conf;
     const struct keyring *kr;
+    const struct note_sink *notes;
     struct cluster_info ci;
     const int *order;
     int n;
@@ -359,7 +360,8 @@ static void *prefetch_worker(void *arg)
              * region and worker for the whole run: over a slow link a new
              * TLS connection costs a round trip or two. */
             snprintf(tmpdest, sizeof tmpdest, "%s/.%s.part", p->dir, p->names[i]);
-            rc = walfetch_one_cached(p->conf, p->kr, p->order, p->n, p->names[i], tmpdest, &ci, cache, &by, &e);
+            rc = walfetch_one_cached(p->conf, p->kr, p->notes, p->order, p->n, p->names[i], tmpdest, &ci, cache,
+                                     &by, &e);
             if (rc == 0 && rename(tmpdest, path) < 0)
                 rc = -1;
             if (rc != 0)
@@ -434,9 +436,9 @@ static void prefetch_sweep(const char *dir, const char *current)
     closedir(d);
 }
 
-void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const int *order, int n,
-                       const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size, int count,
-                       int parallel)
+void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const struct note_sink *notes,
+                       const int *order, int n, const struct cluster_info *ci, const char *name, const char *dest,
+                       uint64_t seg_size, int count, int parallel)
 {
     struct prefetch p;
     pthread_t threads[16];
@@ -463,6 +465,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     prefetch_sweep(p.dir, name);
     p.conf = conf;
     p.kr = kr;
+    p.notes = notes;
     p.ci = *ci;
     p.order = order;
     p.n = n;

@@ -56,7 +56,7 @@ int cmd_open_region(struct cmd_ctx *ctx, const char *name, struct stor **out, st
 
     if (rc == NULL)
         return err_setf(e, ERR_CONFIG, "no region named \"%s\"", name);
-    return stor_open(rc, ctx->conf, out, e);
+    return stor_open(rc, ctx->conf, NULL, out, e);
 }
 
 /* ---- building backups ---- */
@@ -110,7 +110,7 @@ static struct bb *bb_begin(const char *region_dir, const char *name, int nparts,
         struct repo_ident id;
 
         repo_ident_init(&id, TEST_SYSID, 15, 16u << 20);
-        if (repo_open(&rc, conf, kr, 0, &b->s, &e) < 0 || repo_ident_ensure(b->s, &id, &e) < 0)
+        if (repo_open(&rc, conf, NULL, kr, 0, &b->s, &e) < 0 || repo_ident_ensure(b->s, &id, &e) < 0)
             diag("repo: %s", e.msg);
     }
     b->m = man_new();
@@ -372,7 +372,7 @@ static int fetch(const char *region_dir, const struct manifest *m, const char *d
     snprintf(url, sizeof url, "file://%s", region_dir);
     rc.name = "test";
     rc.url = url;
-    if (repo_open(&rc, conf, kr, REPO_OPEN_IDENTITY, &s, e) < 0)
+    if (repo_open(&rc, conf, NULL, kr, REPO_OPEN_IDENTITY, &s, e) < 0)
         return -1;
     memset(&o, 0, sizeof o);
     o.parallel = 2;

@@ -183,7 +183,7 @@ static int push(struct spool *sp, const char *fault, const char *name, struct ar
     repo_ident_init(&want, SYSID, 15, SEG);
     if (fault != NULL)
         setenv("WALSHIP_FAULT_INJECT", fault, 1);
-    rc = archiver_open(conf, kr, sp, &want, NULL, &a, e);
+    rc = archiver_open(conf, kr, NULL, sp, &want, NULL, &a, e);
     if (rc == 0)
         rc = archive_push_file(&a, path, name, rep, e);
     archiver_close(&a);
@@ -246,7 +246,7 @@ static void ship_and_decode(struct spool *sp)
     ok(ship_run(conf, kr, sp, &o, &st, &e) == 0 && st.shipped >= 1, "without the fault it ships: %s", e.msg);
     ok(!queued(sp, "000000010000000000000001"), "...and drops the entry");
 
-    ok(repo_open(config_region(conf, "sync"), conf, kr, REPO_OPEN_IDENTITY, &r, &e) == 0, "open the sync region");
+    ok(repo_open(config_region(conf, "sync"), conf, NULL, kr, REPO_OPEN_IDENTITY, &r, &e) == 0, "open the sync region");
     snprintf(dest, sizeof dest, "%s/fetched", root);
     setenv("WALSHIP_FAULT_INJECT", "obj.decode:write", 1);
     ok(repo_get_to_file(r, "wal/000000010000000000000001", dest, &e) < 0 && access(dest, F_OK) != 0,

@@ -204,7 +204,7 @@ static struct repo *open_region(void)
     rc.name = "test";
     rc.url = url;
     repo_ident_init(&id, TEST_SYSID, 15, 16u << 20);
-    if (repo_open(&rc, conf, kr, 0, &r, &e) < 0 || repo_ident_ensure(r, &id, &e) < 0)
+    if (repo_open(&rc, conf, NULL, kr, 0, &r, &e) < 0 || repo_ident_ensure(r, &id, &e) < 0)
         diag("repo: %s", e.msg);
     return r;
 }
@@ -373,7 +373,7 @@ static int fetch(const char *name, const char *dir, struct err *e)
     rc.url = url;
     memset(&o, 0, sizeof o);
     o.parallel = 2;
-    if (repo_open(&rc, conf, kr, REPO_OPEN_IDENTITY, &s, e) == 0 && cat_load_manifest(s, name, &m, e) == 0)
+    if (repo_open(&rc, conf, NULL, kr, REPO_OPEN_IDENTITY, &s, e) == 0 && cat_load_manifest(s, name, &m, e) == 0)
         r = bkf_fetch(s, &rc, conf, m, dir, &o, NULL, e);
     man_free(m);
     repo_free(s);

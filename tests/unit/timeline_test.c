@@ -447,7 +447,7 @@ static int region_setup(struct config **conf)
     rc.name = "t";
     rc.url = url;
     repo_ident_init(&id, 7311234567890123456ULL, 15, 16u << 20);
-    if (repo_open(&rc, *conf, NULL, 0, &st, &e) < 0 || repo_ident_ensure(st, &id, &e) < 0) {
+    if (repo_open(&rc, *conf, NULL, NULL, 0, &st, &e) < 0 || repo_ident_ensure(st, &id, &e) < 0) {
         diag("repo: %s", e.msg);
         return -1;
     }
