@@ -26,6 +26,7 @@
 #include "obj.h"
 #include "stor.h"
 #include "tap.h"
+#include "unit_fixture.h"
 #include "util.h"
 
 #define MAXP 4
@@ -757,11 +758,6 @@ int main(void)
 
     keys_free(kr);
     config_free(conf);
-    if (getenv("KEEP") == NULL) {
-        char cmd[PATH_MAX + 16];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-        if (system(cmd) != 0)
-            diag("could not remove %s", root);
-    }
+    tf_rmrf(root);
     return done_testing();
 }

@@ -28,11 +28,12 @@
 #include "spool.h"
 #include "stor.h"
 #include "tap.h"
+#include "unit_fixture.h"
 #include "upgrade.h"
 #include "util.h"
 #include "wal.h"
 
-#define SYSID 7311234567890123456ULL
+#define SYSID TF_SYSID
 #define SEG (1u << 20)      /* 1 MiB segments: small and valid */
 
 static char root[] = "/tmp/walship-upgrade-test-XXXXXX";
@@ -74,27 +75,7 @@ static void put_v1(const char *reg, const char *key, const void *buf, size_t len
 /* A segment whose first page says it is `name` of cluster `sysid`. */
 static unsigned char *segment(const char *name, uint64_t sysid, unsigned seed)
 {
-    unsigned char *b = malloc(SEG);
-    struct wal_name w;
-    uint16_t magic = 0xD110, info = 2;
-    uint32_t segsz = SEG, blck = 8192, rem = 0;
-    uint64_t addr;
-    size_t i;
-
-    wal_parse(name, &w, &(struct err)ERR_INIT);
-    addr = wal_segno(&w, SEG) * SEG;
-    for (i = 0; i < SEG; i++)
-        b[i] = (unsigned char)(i * 31 + seed * 7 + (i >> 10));
-    memset(b, 0, 40);
-    memcpy(b, &magic, 2);
-    memcpy(b + 2, &info, 2);
-    memcpy(b + 4, &w.tli, 4);
-    memcpy(b + 8, &addr, 8);
-    memcpy(b + 16, &rem, 4);
-    memcpy(b + 24, &sysid, 8);
-    memcpy(b + 32, &segsz, 4);
-    memcpy(b + 36, &blck, 4);
-    return b;
+    return tf_segment(name, sysid, SEG, seed);
 }
 
 static char *manifest_json(const char *name, const char *sysid)
