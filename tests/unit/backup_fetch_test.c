@@ -114,20 +114,10 @@ static struct bb *bb_begin(const char *region_dir, const char *name, int nparts,
         if (repo_open(&rc, conf, NULL, kr, 0, &b->s, &e) < 0 || repo_ident_ensure(b->s, &id, &e) < 0)
             diag("repo: %s", e.msg);
     }
-    b->m = man_new();
-    b->m->format = MAN_FORMAT;
-    b->m->name = strdup(name);
-    b->m->walship_version = strdup("test");
-    b->m->start_lsn = ((uint64_t)1 << 32) | 0x28;
-    b->m->stop_lsn = ((uint64_t)1 << 32) | 0x1000138;
-    b->m->timeline = b->m->stop_timeline = 1;
-    snprintf(b->m->start_wal, sizeof b->m->start_wal, "000000010000000100000000");
-    snprintf(b->m->stop_wal, sizeof b->m->stop_wal, "000000010000000100000001");
+    b->m = tf_manifest_new(name);
     b->m->start_time = start;
     b->m->stop_time = start + 40;
     b->m->pg_version = 150004;
-    b->m->system_identifier = strdup("7311234567890123456");
-    b->m->wal_segment_size = 16u << 20;
     b->m->compression = strdup("zstd:3");
     b->m->key_id = strdup(keys_current(kr)->id_hex);
     b->nparts = nparts;

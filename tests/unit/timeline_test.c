@@ -298,10 +298,7 @@ static struct repo *st;
 
 static void rseg(unsigned tli, unsigned s)
 {
-    char key[64];
-
-    snprintf(key, sizeof key, "wal/%08X%08X%08X", tli, 0u, s);
-    tf_put_text(st, key, "segment");
+    tf_put_wal(st, tli, 0, s);
 }
 
 static void rdrop(unsigned tli, unsigned s)

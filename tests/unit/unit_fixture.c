@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "manifest.h"
 #include "obj.h"
 #include "stor.h"
 #include "tap.h"
@@ -54,6 +55,35 @@ void tf_put(struct repo *r, const char *key, const void *buf, size_t len)
 void tf_put_text(struct repo *r, const char *key, const char *text)
 {
     tf_put(r, key, text, strlen(text));
+}
+
+void tf_put_wal(struct repo *r, unsigned tli, unsigned log, unsigned seg)
+{
+    char key[64];
+
+    snprintf(key, sizeof key, "wal/%08X%08X%08X", tli, log, seg);
+    tf_put_text(r, key, "segment");
+}
+
+struct manifest *tf_manifest_new(const char *name)
+{
+    struct manifest *m = man_new();
+
+    if (m == NULL) {
+        diag("out of memory for manifest %s", name);
+        exit(1);
+    }
+    m->format = MAN_FORMAT;
+    m->name = strdup(name);
+    m->walship_version = strdup("test");
+    m->start_lsn = ((uint64_t)1 << 32) | 0x28;
+    m->stop_lsn = ((uint64_t)1 << 32) | 0x1000138;
+    m->timeline = m->stop_timeline = 1;
+    snprintf(m->start_wal, sizeof m->start_wal, "000000010000000100000000");
+    snprintf(m->stop_wal, sizeof m->stop_wal, "000000010000000100000001");
+    m->system_identifier = strdup("7311234567890123456");
+    m->wal_segment_size = 16u << 20;
+    return m;
 }
 
 unsigned char *tf_segment(const char *name, uint64_t sysid, uint32_t seg_size, unsigned seed)

@@ -32,6 +32,17 @@ void tf_put_text(struct repo *r, const char *key, const char *text);
  * is filler that differs with `seed`. */
 unsigned char *tf_segment(const char *name, uint64_t sysid, uint32_t seg_size, unsigned seed);
 
+/* A WAL object named for segment (tli, log, seg) of repository `r`, whose
+ * content is a stand-in (listing and continuity read only names). */
+void tf_put_wal(struct repo *r, unsigned tli, unsigned log, unsigned seg);
+
+/* A manifest (caller frees with man_free) of a full backup `name` of
+ * cluster TF_SYSID with 16 MB segments, from 1/28 on timeline 1
+ * (000000010000000100000000) to 1/1000138 (…0001), made by walship
+ * "test"; the test fills in the rest (times, parts, compression). */
+struct manifest;
+struct manifest *tf_manifest_new(const char *name);
+
 /* rm -rf `dir`, unless $KEEP is set (to look at what a test left). */
 void tf_rmrf(const char *dir);
 

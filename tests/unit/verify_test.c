@@ -31,10 +31,7 @@ static struct repo *st;
 
 static void seg(unsigned tli, unsigned log, unsigned s)
 {
-    char key[64];
-
-    snprintf(key, sizeof key, "wal/%08X%08X%08X", tli, log, s);
-    tf_put_text(st, key, "segment");
+    tf_put_wal(st, tli, log, s);
 }
 
 static void drop(const char *key)
@@ -47,7 +44,7 @@ static void drop(const char *key)
 
 static void backup(const char *name)
 {
-    struct manifest *m = man_new();
+    struct manifest *m = tf_manifest_new(name);
     struct man_part mp;
     struct err e = ERR_INIT;
     struct stat sb;
@@ -61,19 +58,9 @@ static void backup(const char *name)
     snprintf(key, sizeof key, "backups/%s/backup_label", name);
     snprintf(p, sizeof p, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\nLABEL: walship %s\n", name);
     tf_put_text(st, key, p);
-    m->format = MAN_FORMAT;
-    m->name = strdup(name);
-    m->walship_version = strdup("test");
-    m->start_lsn = ((uint64_t)1 << 32) | 0x28;
-    m->stop_lsn = ((uint64_t)1 << 32) | 0x1000138;
-    m->timeline = m->stop_timeline = 1;
-    snprintf(m->start_wal, sizeof m->start_wal, "000000010000000100000000");
-    snprintf(m->stop_wal, sizeof m->stop_wal, "000000010000000100000001");
     m->start_time = 1700000000;
     m->stop_time = 1700000040;
     m->pg_version = 150004;
-    m->system_identifier = strdup("7311234567890123456");
-    m->wal_segment_size = 16u << 20;
     m->compression = strdup("none");
     memset(&mp, 0, sizeof mp);
     mp.number = 1;
