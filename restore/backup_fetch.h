@@ -64,6 +64,7 @@
 #include "err.h"
 #include "keys.h"
 #include "manifest.h"
+#include "note.h"
 #include "repo.h"
 
 /* --tablespace-map OLD=NEW: restore the tablespace at OLD into NEW.  Both
@@ -87,6 +88,7 @@ struct bkf_opts {
     size_t ntsmap;
     bkf_progress_fn progress;       /* may be NULL */
     void *progress_arg;
+    const struct note_sink *notes;  /* for the storage the workers open (stor_open); may be NULL */
 };
 
 struct bkf_stats {

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 
 #include "bkf_tar.h"
 #include "catalog.h"
+#include "pool.h"
 #include "util.h"
 
 #define HASH_BUF ((size_t)1 << 20)
@@ -240,70 +240,51 @@ static int finish_file(const struct bkf_chain *c, struct bkf_tar_worker *w, size
     return ok ? 0 : -1;
 }
 
+/* Assembling the chain's files on the worker pool (pool.h): one file an
+ * index, each worker with its own tar state. */
 struct fin {
     const struct bkf_chain *c;
     struct bkf_tar *t;
-    atomic_size_t next;
-    atomic_int failed;
-    pthread_mutex_t mu;
-    struct err err;
 };
 
-static void *finish_main(void *arg)
+static int fin_open(void *arg, void **ws, struct err *e)
 {
     struct fin *f = arg;
-    const struct manifest *m = f->c->links[0];
-    struct bkf_tar_worker w;
-    struct err e = ERR_INIT;
-    size_t i;
+    struct bkf_tar_worker *w = malloc(sizeof *w);
 
-    if (bkf_tar_worker_init(&w, f->t) < 0) {
-        err_setf(&e, ERR_NOMEM, "out of memory");
-        goto fail;
+    if (w == NULL || bkf_tar_worker_init(w, f->t) < 0) {
+        free(w);
+        return err_setf(e, ERR_NOMEM, "out of memory");
     }
-    while (!atomic_load(&f->failed) && (i = atomic_fetch_add(&f->next, 1)) < m->nfiles)
-        if (m->files[i].map != NULL && finish_file(f->c, &w, i, &e) < 0)
-            goto fail;
-    bkf_tar_worker_free(&w);
-    return NULL;
-fail:
-    bkf_tar_worker_free(&w);
-    pthread_mutex_lock(&f->mu);
-    if (!atomic_exchange(&f->failed, 1))
-        f->err = e;
-    pthread_mutex_unlock(&f->mu);
-    return NULL;
+    *ws = w;
+    return 0;
+}
+
+static int fin_item(void *arg, void *ws, size_t i, struct err *e)
+{
+    struct fin *f = arg;
+
+    if (f->c->links[0]->files[i].map == NULL)
+        return 0;
+    return finish_file(f->c, ws, i, e);
+}
+
+static void fin_close(void *arg, void *ws)
+{
+    (void)arg;
+    if (ws != NULL)
+        bkf_tar_worker_free(ws);
+    free(ws);
 }
 
 int bkf_chain_finish(const struct bkf_chain *c, struct bkf_tar *t, int nthreads, struct err *e)
 {
-    pthread_t th[16];
-    struct fin f;
-    int k, started = 0;
+    struct fin f = { c, t };
+    struct pool_job job = { c->links[0]->nfiles, &f, fin_open, fin_item, fin_close };
 
-    memset(&f, 0, sizeof f);
-    f.c = c;
-    f.t = t;
-    atomic_init(&f.next, 0);
-    atomic_init(&f.failed, 0);
-    pthread_mutex_init(&f.mu, NULL);
-    if (nthreads < 1)
-        nthreads = 1;
     if (nthreads > 16)
         nthreads = 16;
-    for (k = 0; k < nthreads; k++, started++)
-        if (pthread_create(&th[k], NULL, finish_main, &f) != 0)
-            break;
-    if (started == 0)
-        finish_main(&f);
-    for (k = 0; k < started; k++)
-        pthread_join(th[k], NULL);
-    pthread_mutex_destroy(&f.mu);
-    if (atomic_load(&f.failed)) {
-        *e = f.err;
-        return -1;
-    }
-    return 0;
+    return pool_run(&job, nthreads, e);
 }
 
 /* ---- one entry of a link ---- */

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "note.h"
 #include "repo.h"
 #include "util.h"
 #include "wal.h"
@@ -88,13 +88,13 @@ static int fetch_from(struct repo *r, const char *name, const char *dest, const 
 
 /* One region: 0 fetched, WALFETCH_MISSING a definite "not here", -1 failed. */
 static int try_region(const struct config *conf, const struct region_conf *rc, const struct keyring *kr,
-                      const char *name, const char *dest, struct cluster_info *ci, struct repo **slot,
-                      struct err *e)
+                      const struct note_sink *notes, const char *name, const char *dest, struct cluster_info *ci,
+                      struct repo **slot, struct err *e)
 {
     struct repo *r = slot != NULL ? *slot : NULL;
     int res = -1;
 
-    if (r == NULL && repo_open(rc, conf, kr, 0, &r, e) < 0)
+    if (r == NULL && repo_open(rc, conf, notes, kr, 0, &r, e) < 0)
         return -1;
     if (ci->sysid == 0 && region_cluster(r, ci, e) < 0)
         goto out;
@@ -125,8 +125,8 @@ out:
     return res;
 }
 
-void walfetch_warm(const struct config *conf, const struct keyring *kr, const int *order, int n,
-                   struct cluster_info *ci, struct repo **cache)
+void walfetch_warm(const struct config *conf, const struct keyring *kr, const struct note_sink *notes, const int *order,
+                   int n, struct cluster_info *ci, struct repo **cache)
 {
     const struct region_conf *rc;
     struct err e = ERR_INIT;
@@ -134,21 +134,21 @@ void walfetch_warm(const struct config *conf, const struct keyring *kr, const in
     if (n <= 0 || cache[order[0]] != NULL)
         return;
     rc = &conf->regions[order[0]];
-    if (repo_open(rc, conf, kr, 0, &cache[order[0]], &e) == 0 && region_cluster(cache[order[0]], ci, &e) < 0) {
+    if (repo_open(rc, conf, notes, kr, 0, &cache[order[0]], &e) == 0 && region_cluster(cache[order[0]], ci, &e) < 0) {
         repo_free(cache[order[0]]);
         cache[order[0]] = NULL;
     }
 }
 
-int walfetch_one(const struct config *conf, const struct keyring *kr, const int *order, int n, const char *name,
-                 const char *dest, struct cluster_info *ci, int *served_by, struct err *e)
+int walfetch_one(const struct config *conf, const struct keyring *kr, const struct note_sink *notes, const int *order,
+                 int n, const char *name, const char *dest, struct cluster_info *ci, int *served_by, struct err *e)
 {
-    return walfetch_one_cached(conf, kr, order, n, name, dest, ci, NULL, served_by, e);
+    return walfetch_one_cached(conf, kr, notes, order, n, name, dest, ci, NULL, served_by, e);
 }
 
-int walfetch_one_cached(const struct config *conf, const struct keyring *kr, const int *order, int n,
-                        const char *name, const char *dest, struct cluster_info *ci, struct repo **cache,
-                        int *served_by, struct err *e)
+int walfetch_one_cached(const struct config *conf, const struct keyring *kr, const struct note_sink *notes,
+                        const int *order, int n, const char *name, const char *dest, struct cluster_info *ci,
+                        struct repo **cache, int *served_by, struct err *e)
 {
     struct err first = ERR_INIT;
     int i, missing = 0, failed = 0;
@@ -156,21 +156,21 @@ int walfetch_one_cached(const struct config *conf, const struct keyring *kr, con
     for (i = 0; i < n; i++) {
         const struct region_conf *rc = &conf->regions[order[i]];
         struct err re = ERR_INIT;
-        int res = try_region(conf, rc, kr, name, dest, ci, cache != NULL ? &cache[order[i]] : NULL, &re);
+        int res = try_region(conf, rc, kr, notes, name, dest, ci, cache != NULL ? &cache[order[i]] : NULL, &re);
 
         if (res == 0) {
             if (failed)
-                log_warning("%s came from region %s after: %s", name, rc->name, first.msg);
+                note(notes, LOG_WARNING, "%s came from region %s after: %s", name, rc->name, first.msg);
             *served_by = order[i];
             return 0;
         }
         if (res == WALFETCH_MISSING) {
             missing++;
-            log_debug("region %s does not have %s", rc->name, name);
+            note(notes, LOG_DEBUG, "region %s does not have %s", rc->name, name);
             continue;
         }
         failed++;
-        log_warning("%s", re.msg);
+        note(notes, LOG_WARNING, "%s", re.msg);
         if (first.code == ERR_OK)
             first = re;
     }
@@ -282,6 +282,7 @@ int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms,
 struct prefetch {
     const struct config *conf;
     const struct keyring *kr;
+    const struct note_sink *notes;
     struct cluster_info ci;
     const int *order;
     int n;
@@ -376,7 +377,8 @@ static void *prefetch_worker(void *arg)
              * region and worker for the whole run: over a slow link a new
              * TLS connection costs a round trip or two. */
             snprintf(tmpdest, sizeof tmpdest, "%s/.%s.part", p->dir, p->names[i]);
-            rc = walfetch_one_cached(p->conf, p->kr, p->order, p->n, p->names[i], tmpdest, &ci, cache, &by, &e);
+            rc = walfetch_one_cached(p->conf, p->kr, p->notes, p->order, p->n, p->names[i], tmpdest, &ci, cache,
+                                     &by, &e);
             if (rc == 0 && rename(tmpdest, path) < 0)
                 rc = -1;
             if (rc != 0)
@@ -451,9 +453,9 @@ static void prefetch_sweep(const char *dir, const char *current)
     closedir(d);
 }
 
-void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const int *order, int n,
-                       const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size, int count,
-                       int parallel)
+void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const struct note_sink *notes,
+                       const int *order, int n, const struct cluster_info *ci, const char *name, const char *dest,
+                       uint64_t seg_size, int count, int parallel)
 {
     struct prefetch p;
     struct ask_server ask;
@@ -482,6 +484,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     prefetch_sweep(p.dir, name);
     p.conf = conf;
     p.kr = kr;
+    p.notes = notes;
     p.ci = *ci;
     p.order = order;
     p.n = n;
@@ -509,6 +512,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     /* and one more thread answers wal-fetch's questions (walfetch_ask.c) */
     ask.conf = conf;
     ask.kr = kr;
+    ask.notes = notes;
     ask.order = order;
     ask.n = n;
     ask.ci = *ci;

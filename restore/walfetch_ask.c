@@ -115,7 +115,7 @@ static int answer(struct ask_server *s, const char *name)
 
     if (dir_path(tmp, sizeof tmp, s->dir, ".answer-", name) < 0 || dir_path(path, sizeof path, s->dir, "", name) < 0)
         return 0;
-    rc = walfetch_one_cached(s->conf, s->kr, s->order, s->n, name, tmp, &ci, s->cache, &by, &e);
+    rc = walfetch_one_cached(s->conf, s->kr, s->notes, s->order, s->n, name, tmp, &ci, s->cache, &by, &e);
     if (rc == 0 && rename(tmp, path) == 0)
         return wal_parse(name, &w, &e) == 0 && w.kind == WAL_SEGMENT;
     (void)unlink(tmp);
@@ -167,7 +167,7 @@ void *walfetch_ask_serve(void *arg)
     /* connect and read the identity now: the first question (PostgreSQL
      * asks for the next timeline's history before anything) finds a
      * connection ready */
-    walfetch_warm(s->conf, s->kr, s->order, s->n, &s->ci, s->cache);
+    walfetch_warm(s->conf, s->kr, s->notes, s->order, s->n, &s->ci, s->cache);
     for (;;) {
         int found = 0, done;
 

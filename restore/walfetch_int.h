@@ -20,12 +20,14 @@ int walfetch_prefetch_dir(const char *dest, char *buf, size_t len);
 /* Open the first region of `order` into cache and read its identity (the
  * cluster learnt into ci when unknown); quietly nothing on failure: the
  * first real fetch reports it. */
-void walfetch_warm(const struct config *conf, const struct keyring *kr, const int *order, int n,
-                   struct cluster_info *ci, struct repo **cache);
+struct note_sink;
+void walfetch_warm(const struct config *conf, const struct keyring *kr, const struct note_sink *notes, const int *order,
+                   int n, struct cluster_info *ci, struct repo **cache);
 
 struct ask_server {
     const struct config *conf;
     const struct keyring *kr;
+    const struct note_sink *notes;
     const int *order;
     int n;
     struct cluster_info ci;

@@ -33,6 +33,7 @@
 #include "cmd_standby.h"
 #include "keys.h"
 #include "log.h"
+#include "note.h"
 #include "pitr.h"
 #include "recover.h"
 #include "repo.h"
@@ -502,6 +503,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         goto fail;
     memset(&bo, 0, sizeof bo);
     bo.parallel = c->parallel;
+    bo.notes = &note_log_sink;
     bo.tsmap = o.tsmap;
     bo.ntsmap = o.ntsmap;
     if (bkf_fetch(s, rc, c, m, o.pgdata, &bo, &bs, &e) < 0)

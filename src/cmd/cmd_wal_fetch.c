@@ -38,6 +38,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "note.h"
 #include "standby.h"
 #include "util.h"
 #include "wal.h"
@@ -55,7 +56,7 @@ static void spawn_prefetch(const struct config *c, const struct keyring *kr, con
 }
 
 /* A standby's answer, for status and promote (never fails the fetch). */
-static void note(int standby, enum sby_event ev, const char *name, const char *msg)
+static void note_standby(int standby, enum sby_event ev, const char *name, const char *msg)
 {
     struct err e = ERR_INIT;
 
@@ -138,7 +139,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     if (served == 1) {
         /* keep the prefetch window moving ahead of recovery */
         log_debug("%s served from the prefetch directory", name);
-        note(standby, SBY_FETCHED, name, NULL);
+        note_standby(standby, SBY_FETCHED, name, NULL);
         if (prefetch && w.kind == WAL_SEGMENT)
             spawn_prefetch(c, kr, order, n, &ci, name, dest);
         keys_free(kr);
@@ -148,7 +149,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         rc = WALFETCH_MISSING;
     } else {
         err_clear(&e);
-        rc = walfetch_one(c, kr, order, n, name, dest, &ci, &by, &e);
+        rc = walfetch_one(c, kr, &note_log_sink, order, n, name, dest, &ci, &by, &e);
     }
     if (rc == WALFETCH_MISSING) {
         /* a standby asks every wal_retrieve_retry_interval: not news */
@@ -157,14 +158,14 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         else
             log_info("%s", e.msg);
         if (w.kind == WAL_SEGMENT)
-            note(standby, SBY_MISSING, name, NULL);
+            note_standby(standby, SBY_MISSING, name, NULL);
         keys_free(kr);
         return 1;
     }
     if (rc < 0)
         goto abort;
     log_info("fetched %s from region %s", name, c->regions[by].name);
-    note(standby, SBY_FETCHED, name, NULL);
+    note_standby(standby, SBY_FETCHED, name, NULL);
     if (prefetch && w.kind == WAL_SEGMENT)
         spawn_prefetch(c, kr, order, n, &ci, name, dest);
     keys_free(kr);
@@ -172,7 +173,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
 abort:
     keys_free(kr);
     if (standby) {
-        note(standby, SBY_FAILED, name, e.msg);
+        note_standby(standby, SBY_FAILED, name, e.msg);
         log_error("wal-fetch %s: %s (standby: exit 1, PostgreSQL asks again after wal_retrieve_retry_interval; "
                   "a standby never promotes on its own)", name ? name : "", e.msg);
         return 1;

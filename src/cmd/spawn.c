@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "note.h"
 #include "ship.h"
 #include "spool.h"
 #include "wal.h"
@@ -95,6 +96,6 @@ void prefetch_spawn(const struct config *c, const struct keyring *kr, const int 
 {
     if (!wal_seg_size_valid(seg_size) || daemonize(NULL) != 0)
         return;
-    walfetch_prefetch(c, kr, order, n, ci, name, dest, seg_size, c->parallel * 4, c->parallel > 1 ? c->parallel : 1);
+    walfetch_prefetch(c, kr, &note_log_sink, order, n, ci, name, dest, seg_size, c->parallel * 4, c->parallel > 1 ? c->parallel : 1);
     _exit(0);
 }

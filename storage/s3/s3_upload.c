@@ -143,7 +143,7 @@ static int create_upload(struct upload *u, struct err *e)
         err_setf(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    log_debug("multipart upload of \"%s\" to region %s started", u->key, s->base.region);
+    note(s->base.notes, LOG_DEBUG, "multipart upload of \"%s\" to region %s started", u->key, s->base.region);
     rc = 0;
 out:
     s3_req_free(&r);
@@ -429,10 +429,11 @@ again:
          * knows only PartNumber and ETag, and checks no x-amz-checksum-*:
          * complete without the part checksums, and let it check
          * Content-MD5 (which it does) from now on */
-        log_warning("region %s: the server refused the part checksums of CompleteMultipartUpload (MalformedXML: "
-                    "an S3 server without x-amz-checksum-sha256, such as Swift's s3api); completing \"%s\" "
-                    "without them and using Content-MD5 from now on (set checksum = md5 for this region)",
-                    s->base.region, u->key);
+        note(s->base.notes, LOG_WARNING,
+             "region %s: the server refused the part checksums of CompleteMultipartUpload (MalformedXML: "
+             "an S3 server without x-amz-checksum-sha256, such as Swift's s3api); completing \"%s\" "
+             "without them and using Content-MD5 from now on (set checksum = md5 for this region)",
+             s->base.region, u->key);
         s->no_part_checksums = 1;
         s->checksum = S3_CHECKSUM_MD5;
         drop_checksums(u);
@@ -512,8 +513,8 @@ static int up_close(struct sink *sk, struct err *e)
             return fail_with(u, &u->err, e);
         if (complete(u, &tmp) < 0)
             return fail_with(u, &tmp, e);
-        log_debug("multipart upload of \"%s\" to region %s completed (%d parts)", u->key, u->s3->base.region,
-                  u->nparts);
+        note(u->s3->base.notes, LOG_DEBUG, "multipart upload of \"%s\" to region %s completed (%d parts)", u->key,
+             u->s3->base.region, u->nparts);
     }
     u->closed = 1;
     return 0;
@@ -527,18 +528,20 @@ static void abort_upload(struct upload *u)
     char *q = xasprintf("uploadId=%s", u->enc_id);
 
     if (q == NULL || s3_req_init(&r, s, "DELETE", u->key, q, &e) < 0) {
-        log_warning("could not abort the multipart upload of \"%s\" to region %s (bucket %s): out of memory",
-                    u->key, s->base.region, s->bucket);
+        note(s->base.notes, LOG_WARNING,
+             "could not abort the multipart upload of \"%s\" to region %s (bucket %s): out of memory", u->key,
+             s->base.region, s->bucket);
         free(q);
         return;
     }
     free(q);
     if (s3_req_run(&r, &e) < 0 || (r.x.status != 204 && r.x.status != 200 && r.x.status != 404)) {
         s3_fail(s, &r, "abort the multipart upload of", "to", &e);
-        log_warning("%s; the incomplete upload stays until a lifecycle rule (AbortIncompleteMultipartUpload) "
-                    "removes it", e.msg);
+        note(s->base.notes, LOG_WARNING,
+             "%s; the incomplete upload stays until a lifecycle rule (AbortIncompleteMultipartUpload) removes it",
+             e.msg);
     } else {
-        log_debug("multipart upload of \"%s\" to region %s aborted", u->key, s->base.region);
+        note(s->base.notes, LOG_DEBUG, "multipart upload of \"%s\" to region %s aborted", u->key, s->base.region);
     }
     s3_req_free(&r);
 }

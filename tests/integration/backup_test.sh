@@ -21,43 +21,19 @@ fp_start "$F2" "$P2" "$C2" "$T/fp2" || { echo "Bail out! proxy"; exit 1; }
 on_exit "fp_stop $T/fp2"
 
 CONF=$T/walship.conf
-mkdir -p "$T/spool" "$T/ts1"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-cat >"$CONF" <<CONF
-[global]
-key_file = $T/key
-spool_dir = $T/spool
-parallel = 2
-retry_deadline = 4
-connect_timeout = 2
-io_timeout = 5
-pg_conninfo = host=$T/pg/sock port=$PGPORT user=postgres dbname=postgres
-
-[region us-east-1]
-url = s3://walship/prod
-endpoint = http://127.0.0.1:$P1
-path_style = true
-mode = sync
-access_key_id = test:tester
-secret_access_key = testing
-
-[region eu-west-1]
-url = s3://walship/prod
-endpoint = http://127.0.0.1:$F2
-path_style = true
-mode = async
-access_key_id = test:tester
-secret_access_key = testing
-CONF
-chmod 600 "$CONF" "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key" "$T/ts1"
+ws_mkdirs "$T/spool" "$T/ts1"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+ws_conf "$CONF" "retry_deadline = 4" "connect_timeout = 2" "io_timeout = 5" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$CONF" us-east-1 s3://walship/prod "endpoint = http://127.0.0.1:$P1" "path_style = true" "mode = sync" \
+  "access_key_id = test:tester" "secret_access_key = testing"
+ws_region "$CONF" eu-west-1 s3://walship/prod "endpoint = http://127.0.0.1:$F2" "path_style = true" "mode = async" \
+  "access_key_id = test:tester" "secret_access_key = testing"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 # background shippers and prefetchers started by wal-push / wal-fetch
 on_exit "ws_stop_daemons '$T'"
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
 sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }

@@ -21,21 +21,15 @@ on_exit "ws_stop_daemons '$T'"
 
 read -r PGPORT RPORT <<<"$(free_ports 2 | tr '\n' ' ')"
 CONF=$T/walship.conf
-mkdir -p "$T/spool" "$T/repo1" "$T/repo2"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-{
-  printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\ncompression = zstd:3\npg_conninfo = host=%s port=%s user=postgres dbname=postgres\n' \
-    "$T/key" "$T/spool" "$T/pg/sock" "$PGPORT"
-  printf '\n[region one]\nurl = file://%s\nmode = sync\n' "$T/repo1"
-  printf '\n[region two]\nurl = file://%s\nmode = sync\n' "$T/repo2"
-} >"$CONF"
-chmod 600 "$CONF" "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$T/repo1" "$T/repo2" "$CONF" "$T/key"
+ws_mkdirs "$T/spool" "$T/repo1" "$T/repo2"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+ws_conf "$CONF" "compression = zstd:3" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$CONF" one "file://$T/repo1" "mode = sync"
+ws_region "$CONF" two "file://$T/repo2" "mode = sync"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_conf "$T/pg" "autovacuum = off"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"

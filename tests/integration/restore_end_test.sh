@@ -27,30 +27,17 @@ set -uo pipefail
 read -r PGPORT RPORT <<<"$(free_ports 2 | tr '\n' ' ')"
 U=$(pg_user)
 DBA=walship_dba
-mkdir -p "$T/r1" "$T/spool" "$T/tmp"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+ws_mkdirs "$T/r1" "$T/spool" "$T/tmp"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
 CONF=$T/a.conf
-cat >"$CONF" <<CONF
-[global]
-key_file = $T/key
-spool_dir = $T/spool
-pg_conninfo = host=$T/pg/sock port=$PGPORT user=$DBA dbname=postgres
-parallel = 2
-retry_deadline = 5
-
-[region r1]
-url = file://$T/r1
-mode = sync
-CONF
-chmod 600 "$CONF" "$T/key"
-chown -R "$U" "$T/r1" "$T/spool" "$T/tmp" "$T/key" "$CONF"
+ws_conf "$CONF" "pg_conninfo = host=$T/pg/sock port=$PGPORT user=$DBA dbname=postgres" "retry_deadline = 5"
+ws_region "$CONF" r1 "file://$T/r1" "mode = sync"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 on_exit "ws_stop_daemons '$T'"
 
 # ---- the primary: bootstrap superuser walship_dba ----
 pg_init "$T/pg" -U "$DBA" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
 sql() { pg_run "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$T/pg/sock" -p "$PGPORT" -U "$DBA" -d postgres -c "$1"; }

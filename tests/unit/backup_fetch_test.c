@@ -26,6 +26,7 @@
 #include "obj.h"
 #include "stor.h"
 #include "tap.h"
+#include "unit_fixture.h"
 #include "util.h"
 
 #define MAXP 4
@@ -56,7 +57,7 @@ int cmd_open_region(struct cmd_ctx *ctx, const char *name, struct stor **out, st
 
     if (rc == NULL)
         return err_setf(e, ERR_CONFIG, "no region named \"%s\"", name);
-    return stor_open(rc, ctx->conf, out, e);
+    return stor_open(rc, ctx->conf, NULL, out, e);
 }
 
 /* ---- building backups ---- */
@@ -110,23 +111,13 @@ static struct bb *bb_begin(const char *region_dir, const char *name, int nparts,
         struct repo_ident id;
 
         repo_ident_init(&id, TEST_SYSID, 15, 16u << 20);
-        if (repo_open(&rc, conf, kr, 0, &b->s, &e) < 0 || repo_ident_ensure(b->s, &id, &e) < 0)
+        if (repo_open(&rc, conf, NULL, kr, 0, &b->s, &e) < 0 || repo_ident_ensure(b->s, &id, &e) < 0)
             diag("repo: %s", e.msg);
     }
-    b->m = man_new();
-    b->m->format = MAN_FORMAT;
-    b->m->name = strdup(name);
-    b->m->walship_version = strdup("test");
-    b->m->start_lsn = ((uint64_t)1 << 32) | 0x28;
-    b->m->stop_lsn = ((uint64_t)1 << 32) | 0x1000138;
-    b->m->timeline = b->m->stop_timeline = 1;
-    snprintf(b->m->start_wal, sizeof b->m->start_wal, "000000010000000100000000");
-    snprintf(b->m->stop_wal, sizeof b->m->stop_wal, "000000010000000100000001");
+    b->m = tf_manifest_new(name);
     b->m->start_time = start;
     b->m->stop_time = start + 40;
     b->m->pg_version = 150004;
-    b->m->system_identifier = strdup("7311234567890123456");
-    b->m->wal_segment_size = 16u << 20;
     b->m->compression = strdup("zstd:3");
     b->m->key_id = strdup(keys_current(kr)->id_hex);
     b->nparts = nparts;
@@ -372,7 +363,7 @@ static int fetch(const char *region_dir, const struct manifest *m, const char *d
     snprintf(url, sizeof url, "file://%s", region_dir);
     rc.name = "test";
     rc.url = url;
-    if (repo_open(&rc, conf, kr, REPO_OPEN_IDENTITY, &s, e) < 0)
+    if (repo_open(&rc, conf, NULL, kr, REPO_OPEN_IDENTITY, &s, e) < 0)
         return -1;
     memset(&o, 0, sizeof o);
     o.parallel = 2;
@@ -757,11 +748,6 @@ int main(void)
 
     keys_free(kr);
     config_free(conf);
-    if (getenv("KEEP") == NULL) {
-        char cmd[PATH_MAX + 16];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-        if (system(cmd) != 0)
-            diag("could not remove %s", root);
-    }
+    tf_rmrf(root);
     return done_testing();
 }

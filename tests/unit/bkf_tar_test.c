@@ -20,6 +20,7 @@
 
 #include "bkf_tar.h"
 #include "tap.h"
+#include "unit_fixture.h"
 #include "util.h"
 
 #define TIB8 ((uint64_t)8 << 40)
@@ -311,12 +312,6 @@ int main(void)
     man_free(m);
 
     free(t.p);
-    if (getenv("KEEP") == NULL) {
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-        if (system(cmd) != 0)
-            diag("could not remove %s", root);
-    }
+    tf_rmrf(root);
     return done_testing();
 }

@@ -30,6 +30,7 @@
 #include "retention.h"
 #include "stor.h"
 #include "tap.h"
+#include "unit_fixture.h"
 #include "util.h"
 #include "wal.h"
 
@@ -204,7 +205,7 @@ static struct repo *open_region(void)
     rc.name = "test";
     rc.url = url;
     repo_ident_init(&id, TEST_SYSID, 15, 16u << 20);
-    if (repo_open(&rc, conf, kr, 0, &r, &e) < 0 || repo_ident_ensure(r, &id, &e) < 0)
+    if (repo_open(&rc, conf, NULL, kr, 0, &r, &e) < 0 || repo_ident_ensure(r, &id, &e) < 0)
         diag("repo: %s", e.msg);
     return r;
 }
@@ -275,7 +276,7 @@ static void make_backup(const char *name, const char *parent, const char *parent
                         const struct tf *files, size_t n, char psha_out[65], const char *tamper_sha)
 {
     struct repo *r = open_region();
-    struct manifest *m = man_new();
+    struct manifest *m = tf_manifest_new(name);
     struct sink *up = NULL, *enc = NULL, *raw = NULL;
     struct archive *a = archive_write_new();
     struct obj_opts oo;
@@ -285,16 +286,8 @@ static void make_backup(const char *name, const char *parent, const char *parent
     char key[256], label[256], *json = NULL;
     size_t i, jl = 0;
 
-    m->format = parent ? MAN_FORMAT_INCR : MAN_FORMAT;
-    m->name = strdup(name);
-    m->walship_version = strdup("test");
-    m->start_lsn = ((uint64_t)1 << 32) | 0x28;
-    m->stop_lsn = ((uint64_t)1 << 32) | 0x1000138;
-    m->timeline = m->stop_timeline = 1;
-    snprintf(m->start_wal, sizeof m->start_wal, "000000010000000100000000");
-    snprintf(m->stop_wal, sizeof m->stop_wal, "000000010000000100000001");
-    m->system_identifier = strdup("7311234567890123456");
-    m->wal_segment_size = 16u << 20;
+    if (parent != NULL)
+        m->format = MAN_FORMAT_INCR;
     m->compression = strdup("zstd:3");
     m->key_id = strdup(keys_current(kr)->id_hex);
     m->block_size = BS;
@@ -373,7 +366,7 @@ static int fetch(const char *name, const char *dir, struct err *e)
     rc.url = url;
     memset(&o, 0, sizeof o);
     o.parallel = 2;
-    if (repo_open(&rc, conf, kr, REPO_OPEN_IDENTITY, &s, e) == 0 && cat_load_manifest(s, name, &m, e) == 0)
+    if (repo_open(&rc, conf, NULL, kr, REPO_OPEN_IDENTITY, &s, e) == 0 && cat_load_manifest(s, name, &m, e) == 0)
         r = bkf_fetch(s, &rc, conf, m, dir, &o, NULL, e);
     man_free(m);
     repo_free(s);

@@ -22,31 +22,16 @@
 #include "stor.h"
 #include "tap.h"
 #include "timeline.h"
+#include "unit_fixture.h"
 #include "verify.h"
 
 static char root[] = "/tmp/walship-verify-test-XXXXXX";
 static struct config *conf;
 static struct repo *st;
 
-static void put(const char *key, const char *text)
-{
-    struct obj_opts oo;
-    struct sink *up = NULL, *enc = NULL;
-    struct err e = ERR_INIT;
-
-    repo_obj_opts(st, key, 0, &oo);
-    if (stor_put(st->st, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &enc, &e) < 0 ||
-        sink_write(enc, text, strlen(text), &e) < 0 || sink_close(enc, &e) < 0)
-        diag("put %s: %s", key, e.msg);
-    sink_free(enc ? enc : up);
-}
-
 static void seg(unsigned tli, unsigned log, unsigned s)
 {
-    char key[64];
-
-    snprintf(key, sizeof key, "wal/%08X%08X%08X", tli, log, s);
-    put(key, "segment");
+    tf_put_wal(st, tli, log, s);
 }
 
 static void drop(const char *key)
@@ -59,7 +44,7 @@ static void drop(const char *key)
 
 static void backup(const char *name)
 {
-    struct manifest *m = man_new();
+    struct manifest *m = tf_manifest_new(name);
     struct man_part mp;
     struct err e = ERR_INIT;
     struct stat sb;
@@ -67,25 +52,15 @@ static void backup(const char *name)
     size_t len;
 
     snprintf(key, sizeof key, "backups/%s/part-0001", name);
-    put(key, "not really a tar stream");
+    tf_put_text(st, key, "not really a tar stream");
     snprintf(p, sizeof p, "%s/region/%s", root, key);
     stat(p, &sb);
     snprintf(key, sizeof key, "backups/%s/backup_label", name);
     snprintf(p, sizeof p, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\nLABEL: walship %s\n", name);
-    put(key, p);
-    m->format = MAN_FORMAT;
-    m->name = strdup(name);
-    m->walship_version = strdup("test");
-    m->start_lsn = ((uint64_t)1 << 32) | 0x28;
-    m->stop_lsn = ((uint64_t)1 << 32) | 0x1000138;
-    m->timeline = m->stop_timeline = 1;
-    snprintf(m->start_wal, sizeof m->start_wal, "000000010000000100000000");
-    snprintf(m->stop_wal, sizeof m->stop_wal, "000000010000000100000001");
+    tf_put_text(st, key, p);
     m->start_time = 1700000000;
     m->stop_time = 1700000040;
     m->pg_version = 150004;
-    m->system_identifier = strdup("7311234567890123456");
-    m->wal_segment_size = 16u << 20;
     m->compression = strdup("none");
     memset(&mp, 0, sizeof mp);
     mp.number = 1;
@@ -95,7 +70,7 @@ static void backup(const char *name)
     if (man_to_json(m, &json, &len, &e) < 0)
         diag("man_to_json: %s", e.msg);
     snprintf(key, sizeof key, "backups/%s/manifest.json", name);
-    put(key, json);
+    tf_put_text(st, key, json);
     free(json);
     man_free(m);
 }
@@ -126,7 +101,6 @@ static size_t run(const char *obj, int *named)
 int main(void)
 {
     struct region_conf rc;
-    struct repo_ident id;
     struct err e = ERR_INIT;
     struct tl_hist_entry *h = NULL;
     char url[PATH_MAX];
@@ -136,24 +110,14 @@ int main(void)
     unsigned s;
 
     log_init("verify-test", LOG_ERROR);
-    if (mkdtemp(root) == NULL)
-        return 1;
     conf = config_new_default();
+    if (tf_region_open(root, conf, &st) < 0)
+        return 1;
+    /* the region as the configuration names it (tf_region_open's) */
     memset(&rc, 0, sizeof rc);
     snprintf(url, sizeof url, "file://%s/region", root);
     rc.name = "t";
     rc.url = url;
-    {
-        char p[PATH_MAX];
-
-        snprintf(p, sizeof p, "%s/region", root);
-        mkdir(p, 0700);
-    }
-    repo_ident_init(&id, 7311234567890123456ULL, 15, 16u << 20);
-    if (repo_open(&rc, conf, NULL, 0, &st, &e) < 0 || repo_ident_ensure(st, &id, &e) < 0) {
-        diag("repo: %s", e.msg);
-        return 1;
-    }
 
     /* history parsing */
     ok(tl_parse_history(hist, strlen(hist), &h, &nh, &e) == 0 && nh == 2 && h[0].tli == 1 &&
@@ -177,7 +141,7 @@ int main(void)
     seg(1, 1, 5);
 
     /* timeline 2 branches from 1 at 1/3000000: tli 1 is needed up to 1/2 */
-    put("wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
+    tf_put_text(st, "wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
     for (s = 3; s <= 7; s++)
         seg(2, 1, s);
     is_int((int)run(NULL, &named), 0, "timeline 1 then 2 verifies");
@@ -198,10 +162,10 @@ int main(void)
     seg(2, 1, 5);
     drop("wal/00000002.history");
     ok(run("wal/00000002.history", &named) >= 1 && named, "a missing history file is named");
-    put("wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
+    tf_put_text(st, "wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
 
     /* timeline 3 branches from 1 at 1/1000000 (before tli 2's switch): latest is 3 */
-    put("wal/00000003.history", "1\t1/1000000\tno recovery target specified\n");
+    tf_put_text(st, "wal/00000003.history", "1\t1/1000000\tno recovery target specified\n");
     seg(3, 1, 1);
     seg(3, 1, 3);
     is_int((int)run("wal/000000030000000100000002", &named), 1, "the newest timeline is followed (gap on 3)");
@@ -251,12 +215,6 @@ int main(void)
 
     repo_free(st);
     config_free(conf);
-    if (getenv("KEEP") == NULL) {
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-        if (system(cmd) != 0)
-            diag("could not remove %s", root);
-    }
+    tf_rmrf(root);
     return done_testing();
 }
