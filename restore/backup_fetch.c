@@ -572,6 +572,7 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
         st->parts = (uint32_t)m->nparts;
         st->tablespaces = (uint32_t)m->ntablespaces;
         st->ms = now_ms() - t0;
+        st->reread = c.chain.n ? atomic_load(&c.chain.reread) : 0;
     }
     rcode = 0;
 out:

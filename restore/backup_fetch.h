@@ -98,6 +98,7 @@ struct bkf_stats {
     uint32_t parts;
     uint32_t tablespaces;
     uint64_t ms;                    /* wall time of bkf_fetch */
+    uint64_t reread;                /* chain: bytes read back to check assembled files */
 };
 
 /* Unpack the backup described by `m` (m->name) from region `r` (opened with
