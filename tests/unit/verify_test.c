@@ -93,13 +93,13 @@ static void chain_backup(const char *name, const char *parent, const char *paren
     size_t len;
 
     snprintf(key, sizeof key, "backups/%s/part-0001", name);
-    put(key, "not really a tar stream");
+    tf_put_text(st, key, "not really a tar stream");
     snprintf(p, sizeof p, "%s/region/%s", root, key);
     stat(p, &sb);
     snprintf(key, sizeof key, "backups/%s/backup_label", name);
-    put(key, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\n");
+    tf_put_text(st, key, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\n");
     snprintf(key, sizeof key, "backups/%s/blockhash", name);
-    put(key, "hashes");
+    tf_put_text(st, key, "hashes");
     m->format = depth ? MAN_FORMAT_INCR : MAN_FORMAT;
     m->name = strdup(name);
     m->walship_version = strdup("test");
@@ -137,7 +137,7 @@ static void chain_backup(const char *name, const char *parent, const char *paren
     for (dn = 0; dn < 32; dn++)
         snprintf(sha + 2 * dn, 3, "%02x", d[dn]);
     snprintf(key, sizeof key, "backups/%s/manifest.json", name);
-    put(key, json);
+    tf_put_text(st, key, json);
     free(json);
     man_free(m);
 }
