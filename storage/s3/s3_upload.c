@@ -340,8 +340,10 @@ again:
         s3_fail(s, &r, "upload", "to", e);
         goto out;
     }
-    if (cond && s->cond_put == 0 && r.x.status == 501) {
-        /* no conditional writes here: check, write, read back */
+    if (r.if_none_match && r.x.status == 501) {
+        /* no conditional writes here: check, write, read back (test what
+         * this request sent: another upload of the same region may have
+         * set cond_put since) */
         s->cond_put = -1;
         s3_req_free(&r);
         if (check_absent(u, e) < 0)
@@ -443,7 +445,7 @@ again:
         body = q = NULL;
         goto rebuild;
     }
-    if (no_replace(u) && s->cond_put == 0 && r.x.status == 501) {
+    if (r.if_none_match && r.x.status == 501) {
         s->cond_put = -1;
         s3_req_free(&r);
         memset(&r, 0, sizeof r);
