@@ -355,53 +355,14 @@ static int plan_tablespaces(struct bkf *c, const struct bkf_opts *o, struct err 
 /* backup_label must be this backup's: the label walship gave it and the
  * start point its manifest records (belt and braces beside the binding of
  * every object to its backup's folder). */
-struct part_key {
-    uint64_t size;
-    uint32_t number;
-    size_t i;
-};
-
-static int part_cmp(const void *a, const void *b)
-{
-    const struct part_key *x = a, *y = b;
-
-    if (x->size != y->size)
-        return x->size > y->size ? -1 : 1;
-    return x->number < y->number ? -1 : x->number > y->number;
-}
-
-/* Largest part first: a part is read by one worker, so a big part taken
- * last would run alone while the other workers idle. */
-static int order_parts(struct bkf *c, struct err *e)
-{
-    size_t i, n = c->cur->nparts;
-    struct part_key *k = malloc((n + 1) * sizeof *k);
-
-    free(c->order);
-    c->order = malloc((n + 1) * sizeof *c->order);
-    if (c->order == NULL || k == NULL) {
-        free(k);
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    }
-    for (i = 0; i < n; i++) {
-        k[i].size = c->cur->parts[i].raw_size;
-        k[i].number = c->cur->parts[i].number;
-        k[i].i = i;
-    }
-    qsort(k, n, sizeof *k, part_cmp);
-    for (i = 0; i < n; i++)
-        c->order[i] = k[i].i;
-    free(k);
-    return 0;
-}
-
 /* Read every wanted part of c->cur with the workers. */
 static int run_workers(struct bkf *c, struct err *e)
 {
     int k, started = 0;
 
     c->next_part = 0;
-    if (order_parts(c, e) < 0)
+    free(c->order);
+    if ((c->order = bkf_part_order(c->cur, e)) == NULL)
         return -1;
     for (k = 0; k < c->nw; k++, started++)
         if (pthread_create(&c->w[k].th, NULL, worker_main, &c->w[k]) != 0) {
