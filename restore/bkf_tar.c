@@ -111,7 +111,6 @@ void bkf_tar_worker_free(struct bkf_tar_worker *w)
     if (w->cache_fd >= 0)
         close(w->cache_fd);
     w->cache_fd = -1;
-    bkf_dio_free(&w->dio);
     EVP_MD_CTX_free(w->md);
     w->md = NULL;
 }
@@ -253,14 +252,13 @@ static const struct man_file *check_file_header(struct bkf_tar_worker *w, struct
     return mf;
 }
 
-/* Copy the entry's data into the file (w->dio), hashing it; in order, no
- * gap, exactly mf->size bytes. */
-static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct man_file *mf, const char *name,
-                     struct err *e)
+/* Copy the entry's data into fd, hashing it; in order, no gap, exactly
+ * mf->size bytes. */
+static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct man_file *mf, int fd,
+                     const char *name, struct err *e)
 {
     struct bkf_tar *t = w->t;
     uint64_t pos = 0, flushed = 0;
-    int fd = w->dio.fd;
 
     for (;;) {
         const void *buf;
@@ -277,11 +275,11 @@ static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct m
                              (long long)off, len, (unsigned long long)pos, (unsigned long long)mf->size);
         if (EVP_DigestUpdate(w->md, buf, len) != 1)
             return ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");
-        if (bkf_dio_write(&w->dio, buf, len) < 0)
+        if (pwrite_all(fd, buf, len, (off_t)off) < 0)
             return ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
         atomic_fetch_add(&t->work, (uint64_t)len);
         pos += len;
-        if (!w->dio.direct && pos - flushed >= WRITEBACK_STEP) {
+        if (pos - flushed >= WRITEBACK_STEP) {
             /* start writeback now so that the final syncfs has little left */
             (void)sync_file_range(fd, (off_t)flushed, (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
             flushed = pos;
@@ -290,9 +288,7 @@ static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct m
         if (w->tick != NULL)
             w->tick(w, w->tick_arg);
     }
-    if (bkf_dio_finish(&w->dio) < 0)
-        return ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
-    if (!w->dio.direct && pos > flushed)
+    if (pos > flushed)
         (void)sync_file_range(fd, (off_t)flushed, (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
     if (pos != mf->size)
         return ENTRY_ERR(ERR_CORRUPT, "its data ends after %llu of %llu bytes", (unsigned long long)pos,
@@ -326,7 +322,7 @@ static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct arch
     if (dfd < 0)
         return ENTRY_ERR(errno == ENOTDIR || errno == ELOOP ? ERR_CORRUPT : ERR_IO,
                          "could not open its directory: %s", strerror(errno));
-    fd = bkf_dio_open(&w->dio, dfd, leaf, mf->size);
+    fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return ENTRY_ERR(errno == EEXIST ? ERR_CORRUPT : ERR_IO, "could not create the file: %s", strerror(errno));
     t->done[fi] = 1;
@@ -334,7 +330,7 @@ static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct arch
         ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");
         goto out;
     }
-    if (copy_data(w, a, mf, name, e) < 0)
+    if (copy_data(w, a, mf, fd, name, e) < 0)
         goto out;
     if (EVP_DigestFinal_ex(w->md, dg, &dglen) != 1) {
         ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");

@@ -42,7 +42,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "bkf_dio.h"
 #include "err.h"
 #include "manifest.h"
 
@@ -82,7 +81,6 @@ struct bkf_tar_worker {
     int cache_root, cache_fd;
     char cache_path[PATH_MAX];
     EVP_MD_CTX *md;
-    struct bkf_dio dio;                 /* writes a file without the page cache */
     uint64_t pend_bytes, pend_files;    /* progress not yet reported */
     void (*tick)(struct bkf_tar_worker *w, void *arg);  /* after each block; may be NULL */
     void *tick_arg;
