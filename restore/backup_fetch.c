@@ -66,6 +66,7 @@ struct bkf {
     atomic_int abort;
     pthread_mutex_t mu;             /* everything below */
     int next_slot;                  /* the next worker slot a pool worker takes */
+    size_t *order;                  /* indexes of cur's parts, largest first */
     int failed;
     struct err err;
     struct bkf_progress prog;
@@ -228,6 +229,7 @@ static int worker_item(void *arg, void *ws, size_t i, struct err *e)
 
     if (atomic_load(&c->abort))
         return 0;   /* stopped: fail() has the error */
+    i = c->order[i];    /* the largest parts first: none runs alone at the end */
     w->part = c->cur->parts[i].number;
     if (c->ltar->want != NULL && !c->ltar->want[w->part])
         return 0;   /* nothing in it that the target needs */
@@ -374,6 +376,9 @@ static int run_workers(struct bkf *c, struct err *e)
     struct err pe = ERR_INIT;
 
     c->next_slot = 0;
+    free(c->order);
+    if ((c->order = bkf_part_order(c->cur, e)) == NULL)
+        return -1;
     if (pool_run(&job, c->nw, &pe) < 0 && !c->failed)
         fail(c, &pe);   /* a worker that found no slot */
     if (c->failed) {
@@ -544,6 +549,7 @@ static void teardown(struct bkf *c)
     free(c->rootfd);
     bkf_tar_free(&c->tar);
     bkf_chain_free(&c->chain);
+    free(c->order);
     free(c->w);
     pthread_mutex_destroy(&c->mu);
 }

@@ -13,6 +13,7 @@
 #ifndef WALSHIP_S3_H
 #define WALSHIP_S3_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -56,9 +57,9 @@ struct s3 {
     int parallel;
     long slow_timeout;      /* io timeout for requests the server works on before answering */
     time_t sweep_min_age;   /* s3_sweep never aborts a younger upload (S3_SWEEP_MIN_AGE; tests lower it) */
-    int cond_put;           /* conditional writes (If-None-Match: *): 1 honoured, 0 not tried yet,
+    atomic_int cond_put;    /* shared by parallel uploads; conditional writes (If-None-Match: *): 1 honoured, 0 not tried yet,
                                -1 the server answered 501: check before, read back after */
-    int no_part_checksums;  /* the server refused ChecksumSHA256 in CompleteMultipartUpload (Swift's
+    atomic_int no_part_checksums; /* the server refused ChecksumSHA256 in CompleteMultipartUpload (Swift's
                                s3api): completed without, and Content-MD5 from then on */
 };
 

@@ -340,8 +340,10 @@ again:
         s3_fail(s, &r, "upload", "to", e);
         goto out;
     }
-    if (cond && s->cond_put == 0 && r.x.status == 501) {
-        /* no conditional writes here: check, write, read back */
+    if (r.if_none_match && r.x.status == 501) {
+        /* no conditional writes here: check, write, read back (test what
+         * this request sent: another upload of the same region may have
+         * set cond_put since) */
         s->cond_put = -1;
         s3_req_free(&r);
         if (check_absent(u, e) < 0)
@@ -365,7 +367,7 @@ again:
     }
     if (s3_upload_verify(&r, 0, e) < 0)
         goto out;
-    if (cond && s->cond_put < 0) {
+    if (cond && !r.if_none_match) {
         if (check_ours(u, r.x.etag, e) < 0)
             goto out;
     } else if (cond) {
@@ -444,7 +446,7 @@ again:
         body = q = NULL;
         goto rebuild;
     }
-    if (no_replace(u) && s->cond_put == 0 && r.x.status == 501) {
+    if (r.if_none_match && r.x.status == 501) {
         s->cond_put = -1;
         s3_req_free(&r);
         memset(&r, 0, sizeof r);
@@ -470,7 +472,7 @@ again:
                    s->base.region, s->bucket);
         goto out;
     }
-    if (no_replace(u) && s->cond_put < 0) {
+    if (no_replace(u) && !r.if_none_match) {
         char etag[128];
 
         multipart_etag(u, etag, sizeof etag);

@@ -149,4 +149,25 @@ t_fail "backup-fetch of a corrupt part fails" 3 ws --region us-east-1 backup-fet
 like "$T_OUT" "part-0001" "the error names the part"
 [ ! -f "$T/r3/data/backup_label" ]; ok $? "no backup_label is left to make it look complete"
 
+# ---- kill -9 during backup-fetch: DIR does not look restored ----
+# eu-west-1 answers each request 500 ms late: killed once the first files
+# are written, the fetch still has parts (and backup_label, written last,
+# after syncfs) to go
+descendants() { local p; for p in $(ps -o pid= --ppid "$1"); do descendants "$p"; echo "$p"; done; }
+mkdir -p "$T/r4"; chown "$(pg_user)" "$T/r4"
+fp_ctl "$C2" delay 500 >/dev/null
+pg_run "$WALSHIP" --config "$CONF" --region eu-west-1 backup-fetch LATEST "$T/r4/data" \
+    --tablespace-map "$T/ts1=$T/r4/ts1" >/dev/null 2>&1 &
+bf=$!
+wait_for 60 bash -c "[ -n \"\$(ls -A '$T/r4/data' 2>/dev/null)\" ]"
+ok $? "backup-fetch started writing DIR"
+# shellcheck disable=SC2046
+kill -KILL $(descendants "$bf") 2>/dev/null
+wait "$bf" 2>/dev/null
+fp_ctl "$C2" clear >/dev/null
+[ ! -f "$T/r4/data/backup_label" ]; ok $? "a backup-fetch killed with -9 leaves no backup_label"
+t_fail "a new backup-fetch into the DIR it left is refused" 2 ws --region eu-west-1 backup-fetch LATEST "$T/r4/data" \
+    --tablespace-map "$T/ts1=$T/r4/ts1b"
+like "$T_OUT" "not empty" "because DIR is not empty"
+
 done_testing

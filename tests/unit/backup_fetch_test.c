@@ -454,6 +454,11 @@ static void test_round_trip(void)
     bb_file(b, 1, "global/pg_control", ctl, 8192, 0600, T0 - 10, 0);
     bb_file(b, 2, "base/1/16384", big, 3u << 20, 0640, T0 - 5, 0);
     bb_file(b, 2, "base/1/empty", "", 0, 0600, T0 - 4, 0);
+    /* sizes that are not multiples of a block: 3 MB - 1234 bytes, 2 MB + 1,
+     * exactly 1 MB (kept from the O_DIRECT trial, docs/BACKUP.md) */
+    bb_file(b, 2, "base/1/16390", big + 7, (3u << 20) - 1234, 0600, T0 - 4, 0);
+    bb_file(b, 3, "base/1/16391", big + 1, (2u << 20) + 1, 0600, T0 - 4, 0);
+    bb_file(b, 3, "base/1/16392", big + 3, 1u << 20, 0600, T0 - 4, 0);
     bb_file(b, 3, "pg_tblspc/16385/PG_15_202209061/5/16386", mid, 200000, 0600, T0 - 3, 0);
     bb_file(b, 3, "postgresql.auto.conf", "# auto\n", 7, 0600, T0 - 2, 0);
     m = bb_end(b, 0);
@@ -467,6 +472,10 @@ static void test_round_trip(void)
     ok(file_is(path_of("%s/global/pg_control", out), ctl, 8192, 0600, T0 - 10), "global/pg_control restored");
     ok(file_is(path_of("%s/base/1/16384", out), big, 3u << 20, 0640, T0 - 5), "3 MB file in part 2, mode 0640");
     ok(file_is(path_of("%s/base/1/empty", out), "", 0, 0600, T0 - 4), "empty file");
+    ok(file_is(path_of("%s/base/1/16390", out), big + 7, (3u << 20) - 1234, 0600, T0 - 4),
+       "3 MB - 1234 bytes: exact");
+    ok(file_is(path_of("%s/base/1/16391", out), big + 1, (2u << 20) + 1, 0600, T0 - 4), "2 MB + 1 byte: exact");
+    ok(file_is(path_of("%s/base/1/16392", out), big + 3, 1u << 20, 0600, T0 - 4), "exactly 1 MB: exact");
     ok(file_is(path_of("%s/postgresql.auto.conf", out), "# auto\n", 7, 0600, T0 - 2), "file in part 3");
     ok(dir_is(path_of("%s/base/1", out), 0700, T0 - 90), "directory base/1: mode and mtime");
     ok(dir_is(path_of("%s/pg_notify", out), 0750, T0 - 60), "empty directory pg_notify (0750)");
