@@ -43,29 +43,40 @@ static void drop(const char *key)
     unlink(p);
 }
 
+/* The part and backup_label of backup NAME; the part's stored size. */
+static uint64_t put_part_and_label(const char *name, const char *label)
+{
+    char key[256], p[PATH_MAX];
+    struct stat sb;
+
+    snprintf(key, sizeof key, "backups/%s/part-0001", name);
+    tf_put_text(st, key, "not really a tar stream");
+    snprintf(p, sizeof p, "%s/region/%s", root, key);
+    if (stat(p, &sb) < 0)
+        sb.st_size = 0;
+    snprintf(key, sizeof key, "backups/%s/backup_label", name);
+    tf_put_text(st, key, label);
+    return (uint64_t)sb.st_size;
+}
+
 static void backup(const char *name)
 {
     struct manifest *m = tf_manifest_new(name);
     struct man_part mp;
     struct err e = ERR_INIT;
-    struct stat sb;
     char key[256], p[PATH_MAX], *json = NULL;
     size_t len;
+    uint64_t stored;
 
-    snprintf(key, sizeof key, "backups/%s/part-0001", name);
-    tf_put_text(st, key, "not really a tar stream");
-    snprintf(p, sizeof p, "%s/region/%s", root, key);
-    stat(p, &sb);
-    snprintf(key, sizeof key, "backups/%s/backup_label", name);
     snprintf(p, sizeof p, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\nLABEL: walship %s\n", name);
-    tf_put_text(st, key, p);
+    stored = put_part_and_label(name, p);
     m->start_time = 1700000000;
     m->stop_time = 1700000040;
     m->pg_version = 150004;
     m->compression = strdup("none");
     memset(&mp, 0, sizeof mp);
     mp.number = 1;
-    mp.stored_size = (uint64_t)sb.st_size;
+    mp.stored_size = stored;
     man_add_part(m, &mp, &e);
     m->stored_size = mp.stored_size;
     if (man_to_json(m, &json, &len, &e) < 0)
@@ -83,36 +94,21 @@ static void chain_backup(const char *name, const char *parent, const char *paren
                          const char *map, uint64_t stored, char sha[65])
 {
     static const char zero[65] = "0000000000000000000000000000000000000000000000000000000000000000";
-    struct manifest *m = man_new();
+    struct manifest *m = tf_manifest_new(name);
     struct man_part mp;
     struct err e = ERR_INIT;
-    struct stat sb;
     unsigned char d[32];
     unsigned int dn = 0;
-    char key[256], p[PATH_MAX], *json = NULL;
+    char key[256], *json = NULL;
     size_t len;
+    uint64_t part_size = put_part_and_label(name, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\n");
 
-    snprintf(key, sizeof key, "backups/%s/part-0001", name);
-    tf_put_text(st, key, "not really a tar stream");
-    snprintf(p, sizeof p, "%s/region/%s", root, key);
-    stat(p, &sb);
-    snprintf(key, sizeof key, "backups/%s/backup_label", name);
-    tf_put_text(st, key, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\n");
     snprintf(key, sizeof key, "backups/%s/blockhash", name);
     tf_put_text(st, key, "hashes");
     m->format = depth ? MAN_FORMAT_INCR : MAN_FORMAT;
-    m->name = strdup(name);
-    m->walship_version = strdup("test");
-    m->start_lsn = ((uint64_t)1 << 32) | 0x28;
-    m->stop_lsn = ((uint64_t)1 << 32) | 0x1000138;
-    m->timeline = m->stop_timeline = 1;
-    snprintf(m->start_wal, sizeof m->start_wal, "000000010000000100000000");
-    snprintf(m->stop_wal, sizeof m->stop_wal, "000000010000000100000001");
     m->start_time = 1700000000;
     m->stop_time = 1700000040;
     m->pg_version = 150004;
-    m->system_identifier = strdup("7311234567890123456");
-    m->wal_segment_size = 16u << 20;
     m->compression = strdup("none");
     m->incremental = depth > 0;
     m->depth = depth;
@@ -124,7 +120,7 @@ static void chain_backup(const char *name, const char *parent, const char *paren
     snprintf(m->blockhash_sha256, sizeof m->blockhash_sha256, "%s", zero);
     memset(&mp, 0, sizeof mp);
     mp.number = 1;
-    mp.stored_size = (uint64_t)sb.st_size;
+    mp.stored_size = part_size;
     mp.raw_size = 3 * 32768;
     man_add_part(m, &mp, &e);
     m->stored_size = mp.stored_size;
