@@ -36,7 +36,7 @@ static int region_cluster(struct repo *r, struct cluster_info *ci, struct err *e
 
 
 /* A segment's first page must say it is this segment of this cluster. */
-static int check_header(int fd, const char *name, const struct cluster_info *ci, struct err *e)
+int walfetch_check_header(int fd, const char *name, const struct cluster_info *ci, struct err *e)
 {
     unsigned char buf[CLUSTER_WAL_LONG_HEADER_LEN];
     struct wal_long_header h;
@@ -70,7 +70,7 @@ static int check_fetched(int fd, void *arg, struct err *e)
 {
     const struct header_arg *h = arg;
 
-    return check_header(fd, h->name, h->ci, e);
+    return walfetch_check_header(fd, h->name, h->ci, e);
 }
 
 /* Decode region object wal/NAME into DEST via a temp file, checked first. */
@@ -195,84 +195,6 @@ int walfetch_prefetch_dir(const char *dest, char *buf, size_t len)
     return snprintf(buf, len, "%.*s/%s", (int)(slash - dest), dest, WALFETCH_PREFETCH_DIR) >= (int)len ? -1 : 0;
 }
 
-/* The prefetcher's note of the last segment before the first one the
- * archive did not have (".end"): the file recovery is likely to ask for
- * twice.  PostgreSQL reads the last segment again when it ends recovery and
- * starts the new timeline; over a slow link that second download cost a
- * quarter of a second in the drill. */
-static int is_last_before_end(const char *dir, const char *name)
-{
-    char path[PATH_MAX], buf[WAL_NAME_MAX];
-    ssize_t n;
-    int fd;
-
-    if (snprintf(path, sizeof path, "%s/.end", dir) >= (int)sizeof path ||
-        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    return strcmp(buf, name) == 0;
-}
-
-/* Copy SRC to DEST through a temp file (the prefetched file stays). */
-static int copy_file_to(const char *src, const char *dest, struct err *e)
-{
-    char tmp[PATH_MAX], buf[1 << 16];
-    int in, out, rc = -1;
-    ssize_t n;
-
-    if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
-        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
-    if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
-        return err_errno(e, ERR_IO, errno, "could not open \"%s\"", src);
-    if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
-        close(in);
-        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
-    }
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        if (write_all(out, buf, (size_t)n) < 0)
-            break;
-    if (n == 0 && close(out) == 0) {
-        out = -1;
-        if (rename(tmp, dest) == 0)
-            rc = 0;
-    }
-    if (rc < 0)
-        err_errno(e, ERR_IO, errno, "could not copy prefetched \"%s\" to \"%s\"", src, dest);
-    if (out >= 0)
-        close(out);
-    close(in);
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
-
-int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms, struct err *e)
-{
-    char dir[PATH_MAX], path[PATH_MAX], part[PATH_MAX];
-    uint64_t deadline = now_ms() + wait_ms;
-
-    if (walfetch_prefetch_dir(dest, dir, sizeof dir) < 0 ||
-        snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
-        snprintf(part, sizeof part, "%s/.%s.part", dir, name) >= (int)sizeof part)
-        return 0;
-    for (;;) {
-        if (access(path, F_OK) == 0 && is_last_before_end(dir, name))
-            return copy_file_to(path, dest, e) < 0 ? -1 : 1;
-        if (rename(path, dest) == 0)
-            return 1;
-        if (errno != ENOENT)
-            return err_errno(e, ERR_IO, errno, "could not move prefetched \"%s\" to \"%s\"", path, dest);
-        /* being prefetched right now: waiting beats downloading it twice */
-        if (access(part, F_OK) != 0 || now_ms() >= deadline)
-            return 0;
-        usleep(10000);
-    }
-}
-
 /* How far a prefetcher looks: it keeps `count` segments ready ahead of
  * recovery and follows it as it consumes them, up to this many per run,
  * and gives up once recovery has taken nothing for PREFETCH_IDLE_MS. */
@@ -296,6 +218,8 @@ struct prefetch {
     int stop;
     int first_missing;          /* index of the first name the archive lacks (total: none) */
     const char *name;           /* the segment before names[0] */
+    dev_t lock_dev;             /* the lock file it holds: a wiped and re-created */
+    ino_t lock_ino;             /* directory is another restore's */
     uint64_t moved_ms;          /* when recovery last consumed one */
     pthread_mutex_t lock;
 };
@@ -369,6 +293,12 @@ static void *prefetch_worker(void *arg)
         if (i < 0)
             break;
         snprintf(path, sizeof path, "%s/%s", p->dir, p->names[i]);
+        if (!walfetch_dir_is_ours(p->dir, p->lock_dev, p->lock_ino)) {
+            pthread_mutex_lock(&p->lock);
+            p->stop = 1;
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
         if (access(path, F_OK) == 0) {
             rc = 0;             /* an earlier prefetcher's */
         } else {
@@ -412,7 +342,7 @@ static void note_end(const struct prefetch *p)
     const char *last;
     int fd, i;
 
-    if (p->first_missing >= p->total)
+    if (p->first_missing >= p->total || !walfetch_dir_is_ours(p->dir, p->lock_dev, p->lock_ino))
         return;
     for (i = 0; i < p->first_missing; i++)
         if (!p->done[i])
@@ -469,6 +399,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     if (count <= 0 || !wal_seg_size_valid(seg_size) || wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
         return;
     memset(&p, 0, sizeof p);
+    memset(&ask, 0, sizeof ask);
     if (walfetch_prefetch_dir(dest, p.dir, sizeof p.dir) < 0)
         return;
     if (mkdir(p.dir, 0700) < 0 && errno != EEXIST)
@@ -481,6 +412,15 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
         return;     /* a prefetcher is already at work */
     }
     lock_note_holder(lockfd);   /* who prefetches, for the operator */
+    {
+        struct stat lst;
+
+        if (fstat(lockfd, &lst) < 0)
+            goto out;
+        p.lock_dev = ask.lock_dev = lst.st_dev;
+        p.lock_ino = ask.lock_ino = lst.st_ino;
+    }
+    walfetch_fingerprint(conf, ask.fingerprint);
     prefetch_sweep(p.dir, name);
     p.conf = conf;
     p.kr = kr;

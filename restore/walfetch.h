@@ -56,15 +56,23 @@ int walfetch_one_cached(const struct config *conf, const struct keyring *kr, con
 /* If NAME was prefetched into DEST's directory, move it onto DEST: 1 served,
  * 0 not there.  While a prefetcher is still downloading NAME, waits up to
  * wait_ms for it. */
-int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms, struct err *e);
+int walfetch_from_prefetch(const char *name, const char *dest, const struct cluster_info *ci, unsigned wait_ms,
+                           struct err *e);
 
-/* NAME is not in the prefetch directory: if a prefetcher runs there, ask
+/* NAME is not in the prefetch directory: if a prefetcher serves there, ask
  * it (walfetch_ask.c): 1 it fetched NAME and it is now on DEST,
  * WALFETCH_ASK_MISSING every region answered that it has no NAME (e says
- * so), 0 no answer (no prefetcher, it failed, or wait_ms passed): fetch it
- * yourself; -1 moving the answer onto DEST failed. */
+ * so), 0 no answer (no prefetcher, another cluster's or configuration's,
+ * it failed, or wait_ms passed): fetch it yourself; -1 moving the answer
+ * onto DEST failed.  ci: the cluster being recovered (sysid 0: not asked);
+ * fingerprint: walfetch_fingerprint of the caller's configuration. */
 #define WALFETCH_ASK_MISSING 2
-int walfetch_ask(const char *name, const char *dest, unsigned wait_ms, struct err *e);
+int walfetch_ask(const char *name, const char *dest, const struct cluster_info *ci, const char *fingerprint,
+                 unsigned wait_ms, struct err *e);
+
+/* 16 hex digits naming a configuration's regions (name, url, endpoint,
+ * prefix) and key file: a prefetcher answers only its own configuration. */
+void walfetch_fingerprint(const struct config *conf, char out[17]);
 
 /* Keep `count` segments after `name` (segments of `seg_size` bytes) ready
  * in the prefetch directory, `parallel` downloads at a time, and follow

@@ -8,19 +8,28 @@
  * TLS connection, reading the repository identity and asking for the
  * object: 0.25-0.5 s for every "is there a 00000002.history?" at start and
  * at promotion, and for the end of the archive.  The prefetcher has a
- * connection open and the identity read; it answers in two requests.
+ * connection open; it answers in two requests.
  *
  * The protocol is files in the prefetch directory (mode 0700, the server's
- * user only): the caller removes any old answer and creates ".ask-NAME";
- * the prefetcher removes the question, fetches NAME afresh (never from what
- * it learnt before the question: a "no" is as live as the caller's own),
- * and answers with NAME itself (decoded and verified, as every prefetched
- * file), ".absent-NAME" (every region answered "no such object", each
- * after its identity was read again: an emptied or substituted region is a
- * failure, never the end of the archive) or ".failed-NAME".  The caller
- * waits while the prefetcher holds its lock and up to wait_ms; on failure,
- * no answer or no prefetcher it fetches NAME itself, so an error is
- * reported by the call that meets it, with its own message.
+ * user only), each question with a token of its own:
+ *   - the prefetcher touches ".serving" at least every few milliseconds
+ *     while it answers; a call asks only when it is fresh;
+ *   - the call writes ".ask-TOKEN" (atomically): NAME, the system
+ *     identifier of the cluster it recovers (pg_control) and the
+ *     fingerprint of its configuration's regions and key;
+ *   - the prefetcher claims a question by removing it (the one whose
+ *     unlink succeeds), and answers only a question of its own cluster and
+ *     configuration (another's gets ".failed-TOKEN", and the prefetcher
+ *     leaves: it belongs to another restore or an older configuration);
+ *   - it fetches NAME then, afresh (nothing is remembered), and answers
+ *     ".got-TOKEN" (decoded and verified as every fetch), ".absent-TOKEN"
+ *     (every region answered "no such object", each after its identity was
+ *     read again) or ".failed-TOKEN";
+ *   - the call waits while its question is unclaimed and the heartbeat is
+ *     fresh, or, once it is claimed, up to wait_ms; on failure, no answer
+ *     or no prefetcher it fetches NAME itself, so an error is reported by
+ *     the call that meets it.  A late answer to a question nobody waits for
+ *     any more has a token nobody will ask with; it is swept.
  */
 #include "walfetch.h"
 #include "walfetch_int.h"
@@ -28,12 +37,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "repo.h"
@@ -41,71 +52,114 @@
 #include "wal.h"
 
 #define ASK_PREFIX ".ask-"
-#define ABSENT_PREFIX ".absent-"
-#define FAILED_PREFIX ".failed-"
+#define HEARTBEAT ".serving"
 #define ASK_POLL_US 3000
 #define SERVE_POLL_US 5000
+#define HEARTBEAT_STALE_MS 500
+#define ANSWER_SWEEP_S 60
 
-/* Does a prefetcher hold the directory's lock? */
-static int prefetcher_alive(const char *dir)
+static uint64_t mtime_ms(const struct stat *st)
 {
-    char path[PATH_MAX];
-    int fd, alive;
-
-    if (snprintf(path, sizeof path, "%s/.lock", dir) >= (int)sizeof path ||
-        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return 0;
-    alive = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-    close(fd);
-    return alive;
+    return (uint64_t)st->st_mtim.tv_sec * 1000 + (uint64_t)st->st_mtim.tv_nsec / 1000000;
 }
 
-static int dir_path(char *buf, size_t len, const char *dir, const char *prefix, const char *name)
+/* Has the prefetcher of `dir` touched its heartbeat just now? */
+static int serving(const char *dir)
 {
-    return snprintf(buf, len, "%s/%s%s", dir, prefix, name) >= (int)len ? -1 : 0;
+    char path[PATH_MAX + 16];
+    struct timespec now;
+    struct stat st;
+
+    if (snprintf(path, sizeof path, "%s/%s", dir, HEARTBEAT) >= (int)sizeof path || stat(path, &st) < 0 ||
+        clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return 0;
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000 < mtime_ms(&st) + HEARTBEAT_STALE_MS;
 }
 
-int walfetch_ask(const char *name, const char *dest, unsigned wait_ms, struct err *e)
+static int answer_path(char *buf, size_t len, const char *dir, const char *what, const char *token)
 {
-    char dir[PATH_MAX], ask[PATH_MAX + 64], absent[PATH_MAX + 64], failed[PATH_MAX + 64], got[PATH_MAX + 64];
-    uint64_t deadline = now_ms() + wait_ms;
-    struct wal_name w;
-    int fd, rc = 0;
+    return snprintf(buf, len, "%s/.%s-%s", dir, what, token) >= (int)len ? -1 : 0;
+}
 
-    if (wal_parse(name, &w, &(struct err)ERR_INIT) < 0 || walfetch_prefetch_dir(dest, dir, sizeof dir) < 0 ||
-        dir_path(ask, sizeof ask, dir, ASK_PREFIX, name) < 0 ||
-        dir_path(absent, sizeof absent, dir, ABSENT_PREFIX, name) < 0 ||
-        dir_path(failed, sizeof failed, dir, FAILED_PREFIX, name) < 0 || dir_path(got, sizeof got, dir, "", name) < 0)
+/* Write the question ".ask-TOKEN" whole, or not at all. */
+static int post_question(const char *dir, const char *token, const char *body)
+{
+    char tmp[PATH_MAX + 64], path[PATH_MAX + 64];
+    int fd, rc;
+
+    if (answer_path(tmp, sizeof tmp, dir, "q", token) < 0 || answer_path(path, sizeof path, dir, "ask", token) < 0 ||
+        (fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+        return -1;
+    rc = write_all(fd, body, strlen(body));
+    if (close(fd) < 0 || rc < 0 || rename(tmp, path) < 0) {
+        (void)unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Wait for the answer to TOKEN: 1 got, WALFETCH_ASK_MISSING, 0 none. */
+static int await_answer(const char *dir, const char *token, const char *ask, uint64_t deadline)
+{
+    char got[PATH_MAX + 64], absent[PATH_MAX + 64], failed[PATH_MAX + 64];
+
+    if (answer_path(got, sizeof got, dir, "got", token) < 0 ||
+        answer_path(absent, sizeof absent, dir, "absent", token) < 0 ||
+        answer_path(failed, sizeof failed, dir, "failed", token) < 0)
         return 0;
-    if (!prefetcher_alive(dir))
-        return 0;
-    (void)unlink(absent);
-    (void)unlink(failed);
-    if ((fd = open(ask, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-        return 0;
-    close(fd);
     for (;;) {
-        if (access(got, F_OK) == 0) {
-            rc = walfetch_from_prefetch(name, dest, 0, e);
-            break;
-        }
-        if (access(absent, F_OK) == 0) {
-            err_setf(e, ERR_NOTFOUND, "%s is not in the archive of any region (answered by the prefetcher)", name);
-            rc = WALFETCH_ASK_MISSING;
-            break;
-        }
-        if (access(failed, F_OK) == 0 || now_ms() >= deadline || !prefetcher_alive(dir))
-            break;
+        if (access(got, F_OK) == 0)
+            return 1;
+        if (access(absent, F_OK) == 0)
+            return WALFETCH_ASK_MISSING;
+        if (access(failed, F_OK) == 0 || now_ms() >= deadline)
+            return 0;
+        /* unclaimed while nobody serves: nobody will */
+        if (access(ask, F_OK) == 0 && !serving(dir))
+            return 0;
         usleep(ASK_POLL_US);
     }
+}
+
+int walfetch_ask(const char *name, const char *dest, const struct cluster_info *ci, const char *fingerprint,
+                 unsigned wait_ms, struct err *e)
+{
+    char dir[PATH_MAX], token[48], body[WAL_NAME_MAX + 96], ask[PATH_MAX + 64], got[PATH_MAX + 64];
+    uint32_t rnd;
+    int rc;
+
+    if (ci->sysid == 0 || strcmp(fingerprint, "none") == 0 || wal_parse(name, &(struct wal_name){ 0 }, &(struct err)ERR_INIT) < 0 ||
+        walfetch_prefetch_dir(dest, dir, sizeof dir) < 0 || !serving(dir) ||
+        getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
+        return 0;
+    snprintf(token, sizeof token, "%ld.%08" PRIx32, (long)getpid(), rnd);
+    snprintf(body, sizeof body, "%s %" PRIu64 " %s\n", name, ci->sysid, fingerprint);
+    if (answer_path(ask, sizeof ask, dir, "ask", token) < 0 || answer_path(got, sizeof got, dir, "got", token) < 0 ||
+        post_question(dir, token, body) < 0)
+        return 0;
+    rc = await_answer(dir, token, ask, now_ms() + (wait_ms < 1000 ? 1000 : wait_ms));
+    if (rc == 1) {
+        /* verified by the prefetcher for this cluster; checked again here */
+        rc = walfetch_serve_file(got, name, dest, ci, e) == 0 ? 1 : -1;
+    } else if (rc == WALFETCH_ASK_MISSING) {
+        err_setf(e, ERR_NOTFOUND, "%s is not in the archive of any region (answered by the prefetcher)", name);
+    }
     (void)unlink(ask);
-    (void)unlink(absent);
-    (void)unlink(failed);
+    (void)unlink(got);
+    {
+        char p[PATH_MAX + 64];
+
+        if (answer_path(p, sizeof p, dir, "absent", token) == 0)
+            (void)unlink(p);
+        if (answer_path(p, sizeof p, dir, "failed", token) == 0)
+            (void)unlink(p);
+    }
     return rc;
 }
 
-/* Answer one question: 1 when NAME was a segment found in the archive. */
-static int answer(struct ask_server *s, const char *name)
+/* Answer the question of TOKEN about NAME: 1 when NAME was a segment that
+ * exists (the archive has grown). */
+static int answer(struct ask_server *s, const char *token, const char *name)
 {
     char tmp[PATH_MAX + 64], path[PATH_MAX + 64], mark[PATH_MAX + 64];
     struct cluster_info ci = s->ci;
@@ -113,77 +167,131 @@ static int answer(struct ask_server *s, const char *name)
     struct wal_name w;
     int by, rc, fd;
 
-    if (dir_path(tmp, sizeof tmp, s->dir, ".answer-", name) < 0 || dir_path(path, sizeof path, s->dir, "", name) < 0)
+    if (answer_path(tmp, sizeof tmp, s->dir, "tmp", token) < 0 || answer_path(path, sizeof path, s->dir, "got", token) < 0)
         return 0;
     rc = walfetch_one_cached(s->conf, s->kr, s->notes, s->order, s->n, name, tmp, &ci, s->cache, &by, &e);
     if (rc == 0 && rename(tmp, path) == 0)
         return wal_parse(name, &w, &e) == 0 && w.kind == WAL_SEGMENT;
     (void)unlink(tmp);
-    if (dir_path(mark, sizeof mark, s->dir, rc == WALFETCH_MISSING ? ABSENT_PREFIX : FAILED_PREFIX, name) < 0)
-        return 0;
-    if ((fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
+    if (answer_path(mark, sizeof mark, s->dir, rc == WALFETCH_MISSING ? "absent" : "failed", token) == 0 &&
+        (fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
         close(fd);
     return 0;
 }
 
-/* The questions waiting in the directory, answered in name order is not
- * needed: PostgreSQL asks one at a time.  Returns how many were answered,
- * and sets *found_segment when one of them was a segment that exists. */
-static int serve_round(struct ask_server *s, int *found_segment)
+/* Claim question file `ent` (its token after ".ask-"): read it, and take
+ * it only if this server's unlink removed it.  1 with name/sysid/fp set. */
+static int claim(const struct ask_server *s, const char *ent, char *name, uint64_t *sysid, char *fp)
+{
+    char path[PATH_MAX + 64], buf[WAL_NAME_MAX + 96];
+    ssize_t n;
+    int fd;
+
+    if (snprintf(path, sizeof path, "%s/%s", s->dir, ent) >= (int)sizeof path ||
+        (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (unlink(path) < 0)
+        return 0;   /* another server's, or gone */
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    if (sscanf(buf, "%24s %" SCNu64 " %16s", name, sysid, fp) != 3 ||
+        wal_parse(name, &(struct wal_name){ 0 }, &(struct err)ERR_INIT) < 0)
+        return -1;
+    return 1;
+}
+
+/* One pass over the directory: answer the questions, sweep old answers.
+ * Sets *found when the archive has grown, *foreign when a question came
+ * from another cluster or configuration. */
+static void serve_round(struct ask_server *s, int *asked, int *found, int *foreign)
 {
     DIR *d = opendir(s->dir);
     struct dirent *de;
-    int n = 0;
+    time_t now = time(NULL);
 
     if (d == NULL)
-        return 0;
+        return;
     while ((de = readdir(d)) != NULL) {
-        char name[WAL_NAME_MAX + 1], path[PATH_MAX + 64];
-        struct wal_name w;
+        const char *tok = de->d_name + strlen(ASK_PREFIX);
+        char name[WAL_NAME_MAX + 1], fp[17];
+        uint64_t sysid;
+        struct stat st;
+        int c;
 
-        if (strncmp(de->d_name, ASK_PREFIX, strlen(ASK_PREFIX)) != 0 ||
-            strlen(de->d_name + strlen(ASK_PREFIX)) > WAL_NAME_MAX)
+        if (strncmp(de->d_name, ASK_PREFIX, strlen(ASK_PREFIX)) != 0) {
+            /* answers nobody collected (their caller gave up) */
+            if ((strncmp(de->d_name, ".got-", 5) == 0 || strncmp(de->d_name, ".absent-", 8) == 0 ||
+                 strncmp(de->d_name, ".failed-", 8) == 0) &&
+                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && now - st.st_mtime > ANSWER_SWEEP_S)
+                (void)unlinkat(dirfd(d), de->d_name, 0);
             continue;
-        snprintf(name, sizeof name, "%s", de->d_name + strlen(ASK_PREFIX));
-        if (wal_parse(name, &w, &(struct err)ERR_INIT) < 0 || dir_path(path, sizeof path, s->dir, ASK_PREFIX, name) < 0)
+        }
+        if (strlen(tok) == 0 || strlen(tok) > 40 || (c = claim(s, de->d_name, name, &sysid, fp)) == 0)
             continue;
-        (void)unlink(path);     /* taken: an answer follows the question */
-        if (answer(s, name))
-            *found_segment = 1;
-        n++;
+        *asked = 1;
+        if (c < 0 || sysid != s->ci.sysid || strcmp(fp, s->fingerprint) != 0) {
+            char mark[PATH_MAX + 64];
+            int fd;
+
+            *foreign = 1;
+            if (answer_path(mark, sizeof mark, s->dir, "failed", tok) == 0 &&
+                (fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
+                close(fd);
+            continue;
+        }
+        if (answer(s, tok, name))
+            *found = 1;
     }
     closedir(d);
-    return n;
 }
 
 void *walfetch_ask_serve(void *arg)
 {
     struct ask_server *s = arg;
     uint64_t last = now_ms();
+    char hb[PATH_MAX + 16];
+    int hbfd = -1;
 
     s->cache = calloc((size_t)s->conf->nregions + 1, sizeof *s->cache);
-    if (s->cache == NULL)
-        return NULL;
-    /* connect and read the identity now: the first question (PostgreSQL
-     * asks for the next timeline's history before anything) finds a
-     * connection ready */
+    if (s->cache == NULL || snprintf(hb, sizeof hb, "%s/%s", s->dir, HEARTBEAT) >= (int)sizeof hb ||
+        (hbfd = open(hb, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+        goto out;
+    /* connect and read the identity first (questions wait, unclaimed, for
+     * half a second of heartbeat silence, then fetch for themselves) */
     walfetch_warm(s->conf, s->kr, s->notes, s->order, s->n, &s->ci, s->cache);
     for (;;) {
-        int found = 0, done;
+        int asked = 0, found = 0, foreign = 0, done;
 
-        if (serve_round(s, &found) > 0)
+        /* the directory must still be ours: a wiped and re-created data
+         * directory belongs to another restore */
+        if (!walfetch_dir_is_ours(s->dir, s->lock_dev, s->lock_ino))
+            break;
+        (void)futimens(hbfd, NULL);
+        serve_round(s, &asked, &found, &foreign);
+        if (asked)
             last = now_ms();
         pthread_mutex_lock(s->lock);
         done = *s->workers_done;
         pthread_mutex_unlock(s->lock);
-        /* once the window is closed, the archive growing is news for a new
-         * prefetcher (the next wal-fetch starts it): this one goes */
-        if (done && (found || now_ms() - last > WALFETCH_ASK_IDLE_MS))
+        /* another cluster's or configuration's question: this prefetcher
+         * is a leftover; once the window is closed, the archive growing is
+         * news for a new prefetcher (the next wal-fetch starts it) */
+        if (foreign || (done && (found || now_ms() - last > WALFETCH_ASK_IDLE_MS)))
             break;
         usleep(SERVE_POLL_US);
     }
-    for (int k = 0; k < s->conf->nregions; k++)
-        repo_free(s->cache[k]);
+out:
+    if (hbfd >= 0) {
+        if (walfetch_dir_is_ours(s->dir, s->lock_dev, s->lock_ino))
+            (void)unlink(hb);
+        close(hbfd);
+    }
+    if (s->cache != NULL)
+        for (int k = 0; k < s->conf->nregions; k++)
+            repo_free(s->cache[k]);
     free(s->cache);
     s->cache = NULL;
     return NULL;

@@ -24,6 +24,19 @@ struct note_sink;
 void walfetch_warm(const struct config *conf, const struct keyring *kr, const struct note_sink *notes, const int *order,
                    int n, struct cluster_info *ci, struct repo **cache);
 
+/* The prefetch directory still holds the lock file this prefetcher locked
+ * (device and inode): not a wiped and re-created one. */
+#include <sys/types.h>
+int walfetch_dir_is_ours(const char *dir, dev_t dev, ino_t ino);
+
+/* A segment's first page must say it is NAME of the cluster ci. */
+int walfetch_check_header(int fd, const char *name, const struct cluster_info *ci, struct err *e);
+
+/* Move the verified file PATH onto DEST, after checking (a segment) that
+ * its first page says it is NAME of the cluster ci (when known). */
+int walfetch_serve_file(const char *path, const char *name, const char *dest, const struct cluster_info *ci,
+                        struct err *e);
+
 struct ask_server {
     const struct config *conf;
     const struct keyring *kr;
@@ -32,6 +45,9 @@ struct ask_server {
     int n;
     struct cluster_info ci;
     const char *dir;
+    dev_t lock_dev;             /* the lock file this prefetcher holds */
+    ino_t lock_ino;
+    char fingerprint[17];       /* walfetch_fingerprint of its configuration */
     pthread_mutex_t *lock;      /* guards *workers_done */
     const int *workers_done;    /* the prefetch window's workers have all ended */
     struct repo **cache;        /* its own connections */

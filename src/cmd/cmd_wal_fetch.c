@@ -84,6 +84,22 @@ static int region_order(const struct config *c, const char *first, int order[64]
     return n;
 }
 
+/* A running prefetcher has its connection open: ask it first
+ * (walfetch_ask: 1, WALFETCH_ASK_MISSING, or 0 to fetch for ourselves). */
+static int ask_prefetcher(const struct config *c, const char *name, const char *dest, const struct cluster_info *ci,
+                          struct err *e)
+{
+    char fp[17];
+    int rc;
+
+    err_clear(e);
+    walfetch_fingerprint(c, fp);
+    rc = walfetch_ask(name, dest, ci, fp, (unsigned)(c->retry_deadline < 10 ? c->retry_deadline : 10) * 1000, e);
+    if (rc < 0)
+        log_warning("%s", e->msg);
+    return rc;
+}
+
 int cmd_wal_fetch_run(struct cmd_ctx *ctx)
 {
     const struct config *c = ctx->conf;
@@ -124,18 +140,13 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     if ((n = region_order(c, ctx->region, order, &e)) < 0)
         goto abort;
 
-    served = walfetch_from_prefetch(name, dest, (unsigned)(c->retry_deadline * 1000), &e);
+    served = walfetch_from_prefetch(name, dest, &ci, (unsigned)(c->retry_deadline * 1000), &e);
     if (served < 0)
         log_warning("%s", e.msg);
     if (keys_load(c->key_file, c->old_key_files, &kr, &e) < 0)
         goto abort;
-    if (served != 1) {
-        /* a running prefetcher has its connection open: ask it first */
-        err_clear(&e);
-        served = walfetch_ask(name, dest, (unsigned)(c->retry_deadline < 10 ? c->retry_deadline : 10) * 1000, &e);
-        if (served < 0)
-            log_warning("%s", e.msg);
-    }
+    if (served != 1)
+        served = ask_prefetcher(c, name, dest, &ci, &e);
     if (served == 1) {
         /* keep the prefetch window moving ahead of recovery */
         log_debug("%s served from the prefetch directory", name);
