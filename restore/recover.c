@@ -364,6 +364,31 @@ static int at_pause(PGconn *c, const struct rcv_opts *o, long off, const struct 
     return 0;
 }
 
+/* How long one "where is replay" may take: what is left of the stall
+ * bound, at least 1 s and at most 10 s, so a server that stops answering
+ * (a startup process stopped while it holds the lock that query needs)
+ * is a stall too, not a wait without end. */
+static unsigned query_ms(const struct rcv_opts *o, uint64_t last_progress)
+{
+    uint64_t bound = last_progress + (uint64_t)o->stall_timeout_s * 1000, now = now_ms();
+    uint64_t left = bound > now ? bound - now : 0;
+
+    return (unsigned)(left < 1000 ? 1000 : left > 10000 ? 10000 : left);
+}
+
+/* Past --stall-timeout without progress: 1, with e set (naming the last
+ * LSN seen, and the query that had no answer when that is why). */
+static int stalled(const struct rcv_opts *o, uint64_t last_progress, const char *lsn, const struct err *qe,
+                   struct err *e)
+{
+    if (now_ms() - last_progress <= (uint64_t)o->stall_timeout_s * 1000)
+        return 0;
+    err_setf(e, ERR_IO, "recovery made no progress for %u s %s%s (--stall-timeout)%s%s", o->stall_timeout_s,
+             lsn[0] ? "at LSN " : "before PostgreSQL said where replay is", lsn, qe != NULL ? "; " : "",
+             qe != NULL ? qe->msg : "");
+    return 1;
+}
+
 int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
 {
     struct login_state ls;
@@ -405,9 +430,11 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
                 last_progress = now_ms();
             continue;
         }
-        if (pginst_replay(c, &s, &qe) < 0) {
-            PQfinish(c);        /* the server died, or the session did */
+        if (pginst_replay(c, query_ms(o, last_progress), &s, &qe) < 0) {
+            PQfinish(c);        /* the server died, the session did, or it did not answer */
             c = NULL;
+            if (stalled(o, last_progress, r->lsn, &qe, e))
+                goto fail;
             deadline = now_ms() + (uint64_t)o->start_timeout_s * 1000;
             continue;
         }
@@ -441,11 +468,8 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
             rc = 0;
             goto out;
         }
-        if (now_ms() - last_progress > (uint64_t)o->stall_timeout_s * 1000) {
-            err_setf(e, ERR_IO, "recovery made no progress for %u s at LSN %s (--stall-timeout)", o->stall_timeout_s,
-                     s.lsn[0] ? s.lsn : "?");
+        if (stalled(o, last_progress, r->lsn, NULL, e))
             goto fail;
-        }
     }
 fail:
     failed(o, off, r, e);
@@ -453,7 +477,8 @@ out:
     if (r->outcome != RCV_PROMOTED && r->outcome != RCV_SHUT_DOWN && c != NULL) {
         char tli[16];
 
-        pginst_query_one(c, "select min_recovery_end_timeline::text from pg_control_recovery()", NULL, tli, sizeof tli);
+        pginst_query_one_within(c, "select min_recovery_end_timeline::text from pg_control_recovery()", NULL, 5000,
+                                tli, sizeof tli);
         if (r->tli[0] == '\0' && tli[0] != '\0' && strcmp(tli, "0") != 0)
             snprintf(r->tli, sizeof r->tli, "%s", tli);
     }

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -163,8 +164,15 @@ void walfetch_fingerprint(const struct config *conf, char out[17])
         for (int k = 0; ok && k < 3; k++)
             ok = EVP_DigestUpdate(md, f[k] ? f[k] : "", f[k] ? strlen(f[k]) + 1 : 1) == 1;
     }
-    if (ok && conf->key_file != NULL)
-        ok = EVP_DigestUpdate(md, conf->key_file, strlen(conf->key_file)) == 1;
+    if (ok && conf->key_file != NULL) {
+        /* the file, not its spelling: restore --key-file ./key runs its
+         * prefetcher with the relative path and writes the absolute one
+         * into restore_command */
+        char abs[PATH_MAX];
+        const char *k = realpath(conf->key_file, abs) != NULL ? abs : conf->key_file;
+
+        ok = EVP_DigestUpdate(md, k, strlen(k)) == 1;
+    }
     if (ok && EVP_DigestFinal_ex(md, d, &dn) == 1 && dn >= 8)
         hex_encode(d, 8, out);
     else

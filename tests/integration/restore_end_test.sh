@@ -211,6 +211,37 @@ is "$(rsql 'select pg_is_in_recovery()')" t "...the instance is left in recovery
 stop_r "$d"
 no_new_timeline; ok $? "...no new timeline"
 
+# ---- bounded: the server stops answering walship's questions ----
+# A startup process stopped while it holds the spinlock that "where is
+# replay" needs leaves every such query waiting (seen in CI: 526 s, until
+# PostgreSQL's stuck-spinlock PANIC).  The same, made certain: the startup
+# process and walship's own session are stopped once walship is logged in.
+# Each question has a time limit; no answer counts as no progress.
+d=$(newdir 32)
+s0=$SECONDS
+ws "${R[@]}" --pgdata "$d" --target-latest --start --stall-timeout 6 >"$T/tmp/mute.out" 2>&1 &
+bg=$!
+wait_for 120 grep -qE '^(ready|standby)' "$d/postmaster.pid"
+pm=$(head -1 "$d/postmaster.pid")
+su=$(pgrep -P "$pm" -f 'startup')
+[ -n "$su" ] && kill -STOP $su
+mute_pid() { rsql "select pid from pg_stat_activity where application_name = 'walship restore'"; }
+wait_for 60 test -n "$(mute_pid)"
+mute=$(mute_pid)
+[ -n "$su" ] && [ -n "$mute" ] && kill -STOP $mute
+ok $? "the startup process and walship's session are stopped"
+wait "$bg"
+is "$?" 3 "a session that never answers: exit 3"
+el=$((SECONDS - s0))
+[ "$el" -lt 60 ]; ok $? "...within the bound ($el s)"
+like "$(cat "$T/tmp/mute.out")" "no progress for 6 s (at LSN [0-9A-F]+/[0-9A-F]+|before PostgreSQL said where replay is)" "...as a stall"
+like "$(cat "$T/tmp/mute.out")" "where replay is: no answer within [0-9]+ s" "...saying the question had no answer"
+[ -n "$su" ] && kill -CONT $su
+[ -n "$mute" ] && kill -CONT $mute
+is "$(rsql 'select pg_is_in_recovery()')" t "...the instance is left in recovery"
+stop_r "$d"
+no_new_timeline; ok $? "...no new timeline"
+
 # ---- bounded: recovery pauses short of the target ----
 # The primary runs with more connections than the restored configuration
 # allows: replaying that parameter change pauses recovery.

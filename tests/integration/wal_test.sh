@@ -294,6 +294,22 @@ out=$( (cd "$T/pf4" && pg_run "$WALSHIP" --config "$T/other.conf" --region us-ea
 is "$rc" 1 "another configuration's miss: exit 1, from its own requests"
 ! grep -q "answered by the prefetcher" <<<"$out"; ok $? "... not from a prefetcher of another configuration"
 wait_for 10 bash -c "! kill -0 ${PF5:-0} 2>/dev/null"; ok $? "... which leaves"
+# the same key named by a relative path (restore --from --key-file ./key
+# runs its prefetcher so, and writes the absolute path into
+# restore_command): the same configuration, answered
+kf=$(sed -n 's/^key_file = //p' "$CONF")
+sed "s|^key_file = .*|key_file = $(realpath --relative-to="$T/pf4" "$kf")|" "$CONF" >"$T/rel.conf"
+chmod 600 "$T/rel.conf"; chown "$(pg_user)" "$T/rel.conf"
+rm -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+(cd "$T/pf4" && pg_run "$WALSHIP" --config "$T/rel.conf" --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG") >/dev/null 2>&1
+wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+PF7=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
+out=$(wsd --region us-east-1 wal-fetch 0000000D.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
+is "$rc" 1 "the key file by a relative path, then by its absolute one: exit 1"
+like "$out" "answered by the prefetcher" "... answered by the prefetcher of the relative path"
+[ -n "$PF7" ] && kill "$PF7" 2>/dev/null
+wait_for 10 bash -c "! kill -0 ${PF7:-0} 2>/dev/null"
+
 # the data directory wiped and made again (a second restore into the same
 # path): a prefetcher of the first one stops, and writes nothing there
 rm -f "$T/pf4/pg_wal/.walship-prefetch/.end"
