@@ -408,12 +408,9 @@ static int write_items(struct bk_job *j, const struct bk_part *p, struct archive
         memset(f, 0, sizeof *f);
         f->big = u->big;
         f->piece = u->piece;
-        if (u->big >= 0) {
-            got = bk_tar_piece(j, a, &to->failed, u, buf, BK_READ_BUF, f->sha, &f->hashes, e);
-            f->size = f->stored = u->len;
-        } else {
-            got = tar_file(a, to, it, buf, tmpfd, f, j, e);
-        }
+        f->size = f->stored = u->len;   /* a piece's; tar_file sets a whole file's */
+        got = u->big >= 0 ? bk_tar_piece(j, a, &to->failed, u, buf, BK_READ_BUF, f->sha, &f->hashes, e)
+                          : tar_file(a, to, it, buf, tmpfd, f, j, e);
         if (got < 0)
             return -1;
         if (got == 1)
