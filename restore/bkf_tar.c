@@ -61,8 +61,6 @@ static int check_manifest(const struct bkf_tar *t, struct err *e)
         if (f->part < 1 || f->part > m->nparts)
             rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest puts \"%s\" in part %u of %zu", m->name, f->path,
                           (unsigned)f->part, m->nparts);
-        else if (i > 0 && strcmp(t->idx[i - 1].path, t->idx[i].path) == 0)
-            rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest lists \"%s\" twice", m->name, t->idx[i].path);
         else if ((sum[f->part] += f->stored) > m->parts[f->part - 1].raw_size || sum[f->part] < f->stored)
             /* a tar holds every byte of its files (no sparse entries) */
             rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest's files of part %u add up to more than its %llu "
