@@ -37,6 +37,7 @@ struct bk_big {
 struct bk_part {
     size_t first, last;         /* units[first .. last-1] */
     uint64_t planned;           /* file bytes at listing time */
+    int pieces;                 /* holds a piece of a big file */
     uint64_t raw, stored;
     uint32_t files;
 };

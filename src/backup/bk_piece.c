@@ -129,6 +129,7 @@ int bk_plan(struct bk_job *j, const struct bk_list *l, uint64_t part_size, int p
     for (i = 0; i < j->nunits; i++) {
         if (l->items[j->units[i].item].is_dir)
             continue;
+        j->parts[j->nparts].pieces |= j->units[i].big >= 0;
         acc += j->units[i].len;
         if (acc >= target && i + 1 < j->nunits) {
             j->parts[j->nparts].first = start;
