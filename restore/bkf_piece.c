@@ -54,7 +54,6 @@ int bkf_piece_extract(struct bkf_tar_worker *w, struct archive *a, const struct 
     char hex[65];
     int fd, rc = -1;
 
-    (void)mf;
     fd = bkf_tar_open_existing(w, name, O_WRONLY);
     if (fd < 0)
         return PIECE_ERR(ERR_IO, "could not open the file made for it: %s", strerror(errno));

@@ -9,8 +9,8 @@
 # file above the part size stays format 1.  Refused by backup-fetch, with
 # exit 3 and no backup_label: a damaged piece, a piece cut short, a missing
 # piece, a piece in a part the manifest does not put it in, two pieces
-# swapped between their parts, a manifest with a gap between pieces; a
-# kill -9 during backup-fetch leaves no backup_label.
+# swapped between their parts, a manifest with a gap or an overlap between
+# pieces; a kill -9 during backup-fetch leaves no backup_label.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -163,6 +163,8 @@ else:
         i, j = int(a[1]), int(a[2]); ps[i]["part"], ps[j]["part"] = ps[j]["part"], ps[i]["part"]
     elif mode == "gap":
         ps[int(a[1])]["offset"] += 32768
+    elif mode == "overlap":
+        ps[int(a[1])]["offset"] -= 32768
 open(dst, "w").write(json.dumps(m, separators=(",", ":")))
 PY
 chown "$(pg_user)" "$T/tamper.py" "$T/mfedit.py"
@@ -213,6 +215,9 @@ pristine
 pg_run python3 "$T/mfedit.py" "$T/full.json" "$T/get/m.json" gap "$BIG" 3 && put_manifest "$T/get/m.json"
 ok $? "(a gap between two pieces in the manifest)"
 refused "pieces with a gap" "without gap or overlap"
+pg_run python3 "$T/mfedit.py" "$T/full.json" "$T/get/m.json" overlap "$BIG" 3 && put_manifest "$T/get/m.json"
+ok $? "(two pieces overlapping in the manifest)"
+refused "overlapping pieces" "without gap or overlap"
 pristine
 t "the pristine backup fetches again" ws backup-fetch "$FULL" "$(newdir r3)"
 
