@@ -266,7 +266,9 @@ static void test_pieces(struct tarbuf *t)
     o = extract_part(m, t, 1, 0);
     ok(o.rc == 0 && o.work == 4096, "a piece is written (%llu bytes): %s", (unsigned long long)o.work, o.e.msg);
     o = extract_part(m, t, 1, 1);
-    refused(&o, "a piece missing from its part", "piece 2 of file \"base/1/16384\" (bytes 4096-8192) is listed in the manifest for part 2, but that part does not hold it", 4096);
+    refused(&o, "a piece missing from its part",
+            "piece 2 of file \"base/1/16384\" (bytes 4096-8192) is listed in the manifest for part 2, but that "
+            "part does not hold it", 4096);
     o = extract_part(m, t, 3, 0);
     refused(&o, "a piece in a part the manifest does not put it in", "no piece of this file in this part", 0);
     t->len = 0;
