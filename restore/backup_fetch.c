@@ -270,7 +270,7 @@ static int finish(struct bkf *c, const char *dir, struct sink *label, struct sin
     size_t i, len;
     int fd;
 
-    if (bkf_tar_check_done(&c->tar, e) < 0)
+    if (bkf_tar_check_done(&c->tar, e) < 0 || bkf_piece_finish(&c->tar, e) < 0)
         return -1;
     if (m->ntablespaces > 0) {
         if (bkf_open_dir(c->rootfd[0], "pg_tblspc", 1, &fd) < 0)
@@ -566,7 +566,8 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     if (setup(&c, r, m, o, e) < 0 || prepare_dirs(&c, dir, e) < 0 ||
         bkf_fetch_small(r, m->name, "backup_label", &label, e) < 0 || bkf_check_label(m, label, e) < 0 ||
         (m->has_tablespace_map && bkf_fetch_small(r, m->name, "tablespace_map", &tsmap, e) < 0) ||
-        (m->incremental && bkf_chain_prepare(&c.chain, &c.tar, e) < 0) || init_workers(&c, r, rc, conf, e) < 0 ||
+        (m->incremental && bkf_chain_prepare(&c.chain, &c.tar, e) < 0) ||
+        (!m->incremental && bkf_piece_prepare(&c.tar, e) < 0) || init_workers(&c, r, rc, conf, e) < 0 ||
         run_links(&c, e) < 0 || finish(&c, dir, label, tsmap, e) < 0)
         goto out;
     if (c.progress != NULL)

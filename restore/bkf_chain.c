@@ -91,15 +91,24 @@ static int load_links(struct repo *r, const struct manifest *t, struct bkf_chain
     return 0;
 }
 
-/* Link d must list `path` with blocks of its own: mark its part wanted. */
-static int want_file(struct bkf_chain *c, uint32_t d, const char *path, struct err *e)
+/* Link d must list `path` with blocks of its own: mark its part wanted.
+ * A full backup's file stored as pieces (format 3): every piece's part;
+ * its pieces are written by several workers at once, out of block order,
+ * so the target file is hashed by reading it back at the end (hash_off). */
+static int want_file(struct bkf_chain *c, uint32_t d, const char *path, struct bkf_cfile *cf, struct err *e)
 {
     const struct man_file *f = man_lookup(c->links[d], c->lidx[d], path);
+    uint32_t k;
 
-    if (f == NULL || f->part == 0)
+    if (f == NULL || (f->part == 0 && f->npieces == 0))
         return err_setf(e, ERR_CORRUPT, "backup %s: file \"%s\" refers to backup %s (link %u of the chain), which "
                         "holds no block of it", c->links[0]->name, path, c->links[d]->name, (unsigned)d);
-    c->want[d][f->part] = 1;
+    for (k = 0; k < f->npieces; k++)
+        c->want[d][f->pieces[k].part] = 1;
+    if (f->npieces > 0)
+        cf->hash_off = 1;
+    else
+        c->want[d][f->part] = 1;
     return 0;
 }
 
@@ -152,7 +161,7 @@ int bkf_chain_load(struct repo *r, const struct manifest *t, struct bkf_chain *c
         for (k = 0; k < c->cf[i].map.n; k++) {
             uint32_t d = c->cf[i].map.runs[k].depth;
 
-            if (d != 0 && d != last && want_file(c, d, f->path, e) < 0)
+            if (d != 0 && d != last && want_file(c, d, f->path, &c->cf[i], e) < 0)
                 goto fail;
             if (add_lprog(&c->cf[i], d) < 0) {
                 err_setf(e, ERR_NOMEM, "out of memory");
@@ -204,7 +213,8 @@ int bkf_chain_prepare(struct bkf_chain *c, struct bkf_tar *t, struct err *e)
 /* The blocks an entry holds, in order: all of them (a whole file) or the
  * depth-0 runs of its map. */
 struct self_iter {
-    const struct bm_map *m;     /* NULL: whole */
+    const struct bm_map *m;     /* NULL: whole (or a piece, from block `first`) */
+    uint64_t first;
     int started;
     size_t run;
     uint64_t run_first;         /* first block after m->runs[run] once entered */
@@ -214,7 +224,7 @@ struct self_iter {
 static int self_next(struct self_iter *s, uint64_t nblocks)
 {
     if (s->m == NULL) {
-        s->b = s->started ? s->b + 1 : 0;
+        s->b = s->started ? s->b + 1 : s->first;
         s->started = 1;
         return s->b < nblocks;
     }
@@ -359,7 +369,7 @@ static int scatter_data(struct bkf_tar_worker *w, struct archive *a, const struc
                         const char *name, struct err *e)
 {
     struct bkf_tar *t = w->t;
-    uint64_t pos = 0;
+    uint64_t pos = 0, stored = w->piece != NULL ? w->piece->size : mf->stored;
 
     for (;;) {
         const unsigned char *p;
@@ -372,9 +382,9 @@ static int scatter_data(struct bkf_tar_worker *w, struct archive *a, const struc
             break;
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
             return CHAIN_ERR(ERR_CORRUPT, "could not read its data: %s", archive_error_string(a));
-        if (off < 0 || (uint64_t)off != pos || len > mf->stored - pos)
+        if (off < 0 || (uint64_t)off != pos || len > stored - pos)
             return CHAIN_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %" PRIu64 " of %" PRIu64
-                             " bytes were expected", (long long)off, len, pos, mf->stored);
+                             " bytes were expected", (long long)off, len, pos, stored);
         if (hash && EVP_DigestUpdate(w->md, buf, len) != 1)
             return CHAIN_ERR(ERR_INTERNAL, "SHA-256 failed");
         atomic_fetch_add(&t->work, (uint64_t)len);
@@ -404,8 +414,8 @@ static int scatter_data(struct bkf_tar_worker *w, struct archive *a, const struc
         if (w->tick != NULL)
             w->tick(w, w->tick_arg);
     }
-    if (pos != mf->stored)
-        return CHAIN_ERR(ERR_CORRUPT, "its data ends after %" PRIu64 " of %" PRIu64 " bytes", pos, mf->stored);
+    if (pos != stored)
+        return CHAIN_ERR(ERR_CORRUPT, "its data ends after %" PRIu64 " of %" PRIu64 " bytes", pos, stored);
     return 0;
 }
 
@@ -434,6 +444,11 @@ int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct ma
         return CHAIN_ERR(ERR_CORRUPT, "%s", e->msg);
     s.it.m = mf->map != NULL ? &own : NULL;
     s.nb = bm_nblocks(mf->size, t->chain->bs);
+    if (w->piece != NULL) {
+        /* a piece of a full backup's file: its blocks only (block-aligned) */
+        s.it.first = w->piece->offset / t->chain->bs;
+        s.nb = bm_nblocks(w->piece->offset + w->piece->size, t->chain->bs);
+    }
     bm_cursor_init(&s.tc, &cf->map);
     fd = bkf_tar_open_existing(w, name, O_RDWR);
     if (fd < 0) {
@@ -447,14 +462,14 @@ int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct ma
      * read back once every block before them is hashed; the file's
      * SHA-256 is checked at the end (bkf_chain_finish), which checks what
      * this stream wrote too. */
-    whole = cf->map.n == 1 && cf->map.runs[0].depth == t->depth && mf->stored == tf->size;
+    whole = w->piece == NULL && cf->map.n == 1 && cf->map.runs[0].depth == t->depth && mf->stored == tf->size;
     s.fd = fd;
-    s.mu = whole ? NULL : &t->chain->locks[(size_t)(cf - t->chain->cf) % BKF_LOCKS];
+    s.mu = whole || w->piece != NULL ? NULL : &t->chain->locks[(size_t)(cf - t->chain->cf) % BKF_LOCKS];
     if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
         CHAIN_ERR(ERR_INTERNAL, "SHA-256 failed");
         goto out;
     }
-    if (scatter_data(w, a, mf, tf, cf, fd, &s, whole, name, e) < 0)
+    if (scatter_data(w, a, mf, tf, cf, fd, &s, whole || w->piece != NULL, name, e) < 0)
         goto out;
     if (EVP_DigestFinal_ex(w->md, dg, &dglen) != 1) {
         CHAIN_ERR(ERR_INTERNAL, "SHA-256 failed");
@@ -462,6 +477,11 @@ int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct ma
     }
     hex_encode(dg, 32, hex);
     hex[64] = '\0';
+    if (w->piece != NULL && strcmp(hex, w->piece->sha256) != 0) {
+        CHAIN_ERR(ERR_CORRUPT, "SHA-256 %.16s… of its piece at %" PRIu64 " differs from the manifest's %.16s…: "
+                  "backup %s is damaged", hex, w->piece->offset, w->piece->sha256, t->m->name);
+        goto out;
+    }
     if (whole && strcmp(hex, man_file_stored_sha(mf)) != 0) {
         CHAIN_ERR(ERR_CORRUPT, "SHA-256 %.16s… differs from the manifest's %.16s…: backup %s is damaged", hex,
                   man_file_stored_sha(mf), t->m->name);

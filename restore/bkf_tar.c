@@ -29,12 +29,16 @@ static int check_manifest(const struct bkf_tar *t, struct err *e)
     const struct manifest *m = t->m;
     uint64_t *sum;
     size_t i;
+    uint32_t k;
     int rc = 0;
 
     for (i = 0; i < m->nparts; i++)
         if (m->parts[i].number != i + 1)
             return err_setf(e, ERR_CORRUPT, "backup %s: the manifest's parts are not numbered 1..%zu", m->name,
                             m->nparts);
+    for (i = 1; i < m->nfiles; i++)
+        if (strcmp(t->idx[i - 1].path, t->idx[i].path) == 0)
+            return err_setf(e, ERR_CORRUPT, "backup %s: the manifest lists \"%s\" twice", m->name, t->idx[i].path);
     sum = calloc(m->nparts + 1, sizeof *sum);
     if (sum == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
@@ -43,11 +47,20 @@ static int check_manifest(const struct bkf_tar *t, struct err *e)
 
         if (f->map != NULL && f->part == 0 && f->stored == 0)
             continue;   /* an incremental's file without blocks of its own */
+        for (k = 0; k < f->npieces && rc == 0; k++) {
+            const struct man_piece *p = &f->pieces[k];
+
+            /* the manifest reader checked parts, offsets and sizes */
+            if (p->part < 1 || p->part > m->nparts || (sum[p->part] += p->size) < p->size ||
+                sum[p->part] > m->parts[p->part - 1].raw_size)
+                rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest's pieces of \"%s\" do not fit in their parts",
+                              m->name, f->path);
+        }
+        if (f->npieces > 0 || rc != 0)
+            continue;
         if (f->part < 1 || f->part > m->nparts)
             rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest puts \"%s\" in part %u of %zu", m->name, f->path,
                           (unsigned)f->part, m->nparts);
-        else if (i > 0 && strcmp(t->idx[i - 1].path, t->idx[i].path) == 0)
-            rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest lists \"%s\" twice", m->name, t->idx[i].path);
         else if ((sum[f->part] += f->stored) > m->parts[f->part - 1].raw_size || sum[f->part] < f->stored)
             /* a tar holds every byte of its files (no sparse entries) */
             rc = err_setf(e, ERR_CORRUPT, "backup %s: the manifest's files of part %u add up to more than its %llu "
@@ -72,12 +85,16 @@ int bkf_tar_init(struct bkf_tar *t, const struct manifest *m, const char *region
     pthread_mutex_init(&t->mu, NULL);
     t->idx = malloc((m->nfiles + 1) * sizeof *t->idx);
     t->done = calloc(m->nfiles + 1, 1);
-    if (t->idx == NULL || t->done == NULL)
+    t->pbase = calloc(m->nfiles + 1, sizeof *t->pbase);
+    if (t->idx == NULL || t->done == NULL || t->pbase == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
     for (i = 0; i < m->nfiles; i++) {
         t->idx[i].path = m->files[i].path;
         t->idx[i].i = i;
+        t->pbase[i + 1] = t->pbase[i] + m->files[i].npieces;
     }
+    if ((t->pdone = calloc(t->pbase[m->nfiles] + 1, 1)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
     qsort(t->idx, m->nfiles, sizeof *t->idx, fidx_cmp);
     return check_manifest(t, e);
 }
@@ -93,6 +110,8 @@ void bkf_tar_free(struct bkf_tar *t)
     free(t->dirs);
     free(t->idx);
     free(t->done);
+    free(t->pbase);
+    free(t->pdone);
     pthread_mutex_destroy(&t->mu);
     memset(t, 0, sizeof *t);
 }
@@ -120,12 +139,23 @@ int bkf_tar_check_done(const struct bkf_tar *t, struct err *e)
     const struct manifest *m = t->m;
     size_t i;
 
-    for (i = 0; i < m->nfiles; i++)
+    for (i = 0; i < m->nfiles; i++) {
+        const struct man_file *f = &m->files[t->idx[i].i];
+        uint32_t k;
+
+        for (k = 0; k < f->npieces; k++)
+            if (!t->pdone[t->pbase[t->idx[i].i] + k] && (t->want == NULL || t->want[f->pieces[k].part]))
+                return err_setf(e, ERR_CORRUPT, "backup %s in region %s: piece %u of file \"%s\" (bytes %llu-%llu) "
+                                "is listed in the manifest for part %u, but that part does not hold it", m->name,
+                                t->region, (unsigned)(k + 1), f->path, (unsigned long long)f->pieces[k].offset,
+                                (unsigned long long)(f->pieces[k].offset + f->pieces[k].size),
+                                (unsigned)f->pieces[k].part);
         if (!t->done[t->idx[i].i] && m->files[t->idx[i].i].part != 0 &&
             (t->want == NULL || t->want[m->files[t->idx[i].i].part]))
             return err_setf(e, ERR_CORRUPT, "backup %s in region %s: file \"%s\" is listed in the manifest for part "
                             "%u, but that part does not hold it", m->name, t->region, t->idx[i].path,
                             (unsigned)m->files[t->idx[i].i].part);
+    }
     return 0;
 }
 
@@ -237,25 +267,34 @@ static const struct man_file *check_file_header(struct bkf_tar_worker *w, struct
     if (hit == NULL)
         return ENTRY_ERR(ERR_CORRUPT, "the file is not in the manifest"), NULL;
     mf = &t->m->files[hit->i];
-    if (mf->part != w->part)
+    w->piece = NULL;
+    if (mf->npieces > 0) {
+        /* the tar says nothing but the name: the manifest says which piece */
+        if ((w->piece = man_piece_in(mf, w->part)) == NULL)
+            return ENTRY_ERR(ERR_CORRUPT, "the manifest puts no piece of this file in this part"), NULL;
+        if (t->pdone[t->pbase[hit->i] + (size_t)(w->piece - mf->pieces)])
+            return ENTRY_ERR(ERR_CORRUPT, "the piece appears twice"), NULL;
+    } else if (mf->part != w->part) {
         return ENTRY_ERR(ERR_CORRUPT, "the manifest puts this file in part %u", (unsigned)mf->part), NULL;
+    }
     if (t->done[hit->i])
         return ENTRY_ERR(ERR_CORRUPT, "the file appears twice"), NULL;
     if (archive_entry_sparse_count(ent) > 0)
         return ENTRY_ERR(ERR_CORRUPT, "a sparse entry (%d regions declaring %lld bytes): walship never writes "
                          "sparse entries", archive_entry_sparse_count(ent), (long long)archive_entry_size(ent)),
                NULL;
-    if (!archive_entry_size_is_set(ent) || (uint64_t)archive_entry_size(ent) != mf->stored)
+    if (!archive_entry_size_is_set(ent) ||
+        (uint64_t)archive_entry_size(ent) != (w->piece != NULL ? w->piece->size : mf->stored))
         return ENTRY_ERR(ERR_CORRUPT, "size %lld differs from the manifest's %llu", (long long)archive_entry_size(ent),
-                         (unsigned long long)mf->stored), NULL;
+                         (unsigned long long)(w->piece != NULL ? w->piece->size : mf->stored)), NULL;
+    if (w->piece != NULL)
+        t->pdone[t->pbase[hit->i] + (size_t)(w->piece - mf->pieces)] = 1;
     *fi = hit->i;
     return mf;
 }
 
-/* Copy the entry's data into fd, hashing it; in order, no gap, exactly
- * mf->size bytes. */
-static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct man_file *mf, int fd,
-                     const char *name, struct err *e)
+int bkf_tar_copy(struct bkf_tar_worker *w, struct archive *a, uint64_t base, uint64_t size, int fd, const char *name,
+                 struct err *e)
 {
     struct bkf_tar *t = w->t;
     uint64_t pos = 0, flushed = 0;
@@ -270,18 +309,18 @@ static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct m
             break;
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
             return ENTRY_ERR(ERR_CORRUPT, "could not read its data: %s", archive_error_string(a));
-        if (off < 0 || (uint64_t)off != pos || len > mf->size - pos)
+        if (off < 0 || (uint64_t)off != pos || len > size - pos)
             return ENTRY_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %llu of %llu bytes were expected",
-                             (long long)off, len, (unsigned long long)pos, (unsigned long long)mf->size);
+                             (long long)off, len, (unsigned long long)pos, (unsigned long long)size);
         if (EVP_DigestUpdate(w->md, buf, len) != 1)
             return ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");
-        if (pwrite_all(fd, buf, len, (off_t)off) < 0)
+        if (pwrite_all(fd, buf, len, (off_t)(base + pos)) < 0)
             return ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
         atomic_fetch_add(&t->work, (uint64_t)len);
         pos += len;
         if (pos - flushed >= WRITEBACK_STEP) {
             /* start writeback now so that the final syncfs has little left */
-            (void)sync_file_range(fd, (off_t)flushed, (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
+            (void)sync_file_range(fd, (off_t)(base + flushed), (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
             flushed = pos;
         }
         w->pend_bytes += len;
@@ -289,10 +328,10 @@ static int copy_data(struct bkf_tar_worker *w, struct archive *a, const struct m
             w->tick(w, w->tick_arg);
     }
     if (pos > flushed)
-        (void)sync_file_range(fd, (off_t)flushed, (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
-    if (pos != mf->size)
+        (void)sync_file_range(fd, (off_t)(base + flushed), (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
+    if (pos != size)
         return ENTRY_ERR(ERR_CORRUPT, "its data ends after %llu of %llu bytes", (unsigned long long)pos,
-                         (unsigned long long)mf->size);
+                         (unsigned long long)size);
     return 0;
 }
 
@@ -312,9 +351,12 @@ static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct arch
     if ((mf = check_file_header(w, ent, name, &fi, e)) == NULL)
         return -1;
     if (t->chain != NULL && (t->depth > 0 || mf->map != NULL)) {
-        t->done[fi] = 1;
+        if (w->piece == NULL)
+            t->done[fi] = 1;
         return bkf_chain_entry(w, a, mf, name, e);
     }
+    if (w->piece != NULL)
+        return bkf_piece_extract(w, a, mf, name, e);
     root = route(t, name, &rel);
     if (*rel == '\0')
         return ENTRY_ERR(ERR_CORRUPT, "a file where a tablespace directory belongs");
@@ -330,7 +372,7 @@ static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct arch
         ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");
         goto out;
     }
-    if (copy_data(w, a, mf, fd, name, e) < 0)
+    if (bkf_tar_copy(w, a, 0, mf->size, fd, name, e) < 0)
         goto out;
     if (EVP_DigestFinal_ex(w->md, dg, &dglen) != 1) {
         ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");

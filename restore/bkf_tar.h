@@ -64,6 +64,8 @@ struct bkf_tar {
     atomic_int *abort;              /* may be NULL: stops between entries */
     struct bkf_fidx *idx;           /* manifest files sorted by path */
     unsigned char *done;            /* per manifest file: found */
+    size_t *pbase;                  /* per manifest file: its first piece in pdone */
+    unsigned char *pdone;           /* per piece (format 3): found */
     atomic_uint_least64_t work;     /* file bytes hashed and written */
     pthread_mutex_t mu;             /* the directory list */
     struct bkf_dir *dirs;
@@ -78,6 +80,7 @@ struct bkf_tar {
 struct bkf_tar_worker {
     struct bkf_tar *t;
     uint32_t part;
+    const struct man_piece *piece;      /* the current entry is this piece of its file, or NULL */
     int cache_root, cache_fd;
     char cache_path[PATH_MAX];
     EVP_MD_CTX *md;
@@ -105,6 +108,20 @@ void bkf_tar_worker_free(struct bkf_tar_worker *w);
  * up to its end-of-archive mark.  0, or -1 with `e` naming the backup, the
  * region, the part and the entry (w->file). */
 int bkf_tar_part(struct bkf_tar_worker *w, struct archive *a, uint32_t part, struct err *e);
+
+/* Copy the current entry's data into fd at base + its offset, hashing it
+ * into w->md: in order, no gap, exactly `size` bytes. */
+int bkf_tar_copy(struct bkf_tar_worker *w, struct archive *a, uint64_t base, uint64_t size, int fd, const char *name,
+                 struct err *e);
+
+/* Files stored as pieces (format 3, restore/bkf_piece.c): created at their
+ * size before any part is read (the pieces are written by several workers
+ * at once); one piece written and checked against its SHA-256; after every
+ * part, their mode and mtime. */
+int bkf_piece_prepare(struct bkf_tar *t, struct err *e);
+int bkf_piece_extract(struct bkf_tar_worker *w, struct archive *a, const struct man_file *mf, const char *name,
+                      struct err *e);
+int bkf_piece_finish(struct bkf_tar *t, struct err *e);
 
 /* After every part: each manifest file was found (ERR_CORRUPT otherwise). */
 int bkf_tar_check_done(const struct bkf_tar *t, struct err *e);

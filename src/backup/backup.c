@@ -41,6 +41,8 @@ struct pf_ent {
     uint64_t stored;
     char stored_sha[65];
     unsigned char *hashes;      /* block hashes, or NULL */
+    int big;                    /* a piece of j->bigs[big], or -1 */
+    uint32_t piece;
 };
 
 /* ---- one part: tar → count → encoder → count → fan-out ---- */
@@ -313,6 +315,10 @@ static int record_files(struct bk_job *j, struct part_files *pf, uint32_t part, 
         const struct bk_item *it = &j->list->items[f->item];
         int rc;
 
+        if (f->big >= 0) {
+            bk_big_record(j, f->big, f->piece, part, f->sha, f->hashes);
+            continue;   /* into the manifest once every piece is stored */
+        }
         if (f->map != NULL)
             rc = man_add_file_map(j->man, it->path, f->stored > 0 ? part : 0, f->size, it->mode, it->mtime, f->sha,
                                   f->map, f->stored, f->stored_sha, e);
@@ -358,11 +364,10 @@ static int open_chain(struct bk_job *j, struct bk_part *p, struct repo **rp, con
     }
     memset(&oo, 0, sizeof oo);
     oo.level = j->c->compression_level;
-    /* Files are never split, so one big relation makes one big part (a
-     * 640 MB pgbench_accounts beside 100 MB of the rest): such a part
-     * compresses with zstd's threads so it does not end up alone on one
-     * core while the others idle. */
-    oo.workers = p->planned > 2 * j->target ? j->c->parallel : 0;
+    /* An incremental's big file makes a big part: zstd's threads keep it
+     * from running alone on one core.  Parts of pieces use them too: zstd's
+     * jobs cost about 25% less CPU than one long stream (docs/BACKUP.md). */
+    oo.workers = p->planned > 2 * j->target || p->pieces ? j->c->parallel : 0;
     oo.size_hint = p->planned;
     oo.kr = j->kr;
     oo.bind.key = key;
@@ -387,7 +392,9 @@ static int write_items(struct bk_job *j, const struct bk_part *p, struct archive
     size_t i;
 
     for (i = p->first; i < p->last; i++) {
-        const struct bk_item *it = &j->list->items[i];
+        const struct bk_unit *u = &j->units[i];
+        const struct bk_item *it = &j->list->items[u->item];
+        struct pf_ent *f = &pf->v[pf->n];
         int got;
 
         if (job_stopped(j))
@@ -397,12 +404,16 @@ static int write_items(struct bk_job *j, const struct bk_part *p, struct archive
                 return -1;
             continue;
         }
-        memset(&pf->v[pf->n], 0, sizeof pf->v[pf->n]);
-        got = tar_file(a, to, it, buf, tmpfd, &pf->v[pf->n], j, e);
+        memset(f, 0, sizeof *f);
+        f->big = u->big;
+        f->piece = u->piece;
+        f->size = f->stored = u->len;   /* a piece's; tar_file sets a whole file's */
+        got = u->big >= 0 ? bk_tar_piece(j, a, &to->failed, u, buf, BK_READ_BUF, f->sha, &f->hashes, e)
+                          : tar_file(a, to, it, buf, tmpfd, f, j, e);
         if (got < 0)
             return -1;
         if (got == 1)
-            pf->v[pf->n++].item = i;
+            pf->v[pf->n++].item = u->item;
     }
     return 1;
 }

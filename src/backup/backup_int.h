@@ -16,9 +16,28 @@
 #include "manifest.h"
 #include "repo.h"
 
+/* What goes into a part: a directory, a whole file, or a piece of a big
+ * file (bk_piece.c). */
+struct bk_unit {
+    size_t item;                /* in the listing */
+    uint64_t off, len;          /* a piece: its bytes; else 0 and the listed size */
+    int big;                    /* index in bk_job.bigs, or -1 (not a piece) */
+    uint32_t piece;             /* the piece's index in its file */
+};
+
+/* A file of a full backup stored as pieces: filled as its parts finish. */
+struct bk_big {
+    size_t item;
+    uint64_t size;              /* at listing time: the file's size in the backup */
+    uint32_t npieces, done;
+    struct man_piece *pieces;   /* offset and size planned, part and sha256 when stored */
+    unsigned char *hashes;      /* the whole file's block hashes, or NULL */
+};
+
 struct bk_part {
-    size_t first, last;         /* items[first .. last-1] */
+    size_t first, last;         /* units[first .. last-1] */
     uint64_t planned;           /* file bytes at listing time */
+    int pieces;                 /* holds a piece of a big file */
     uint64_t raw, stored;
     uint32_t files;
 };
@@ -33,7 +52,12 @@ struct bk_job {
     const char *name;
     struct bk_part *parts;
     size_t nparts;
+    struct bk_unit *units;
+    size_t nunits;
+    struct bk_big *bigs;
+    size_t nbigs;
     uint64_t target;            /* planned bytes per part */
+    uint64_t piece_size;        /* a file above it is stored as pieces (full backups) */
     struct manifest *man;       /* files added under lock */
     pthread_mutex_t lock;
     int region_failed[BK_MAX_REGIONS];
@@ -51,5 +75,21 @@ struct bk_job {
  * are recorded per region (j->region_failed); -1 with the first local
  * fault, which stops the other workers. */
 int bk_run_parts(struct bk_job *j, int parallel, struct err *e);
+
+/* bk_piece.c: the parts, units and big files of the listing (j->bs and
+ * j->inc set); bk_plan_free releases them. */
+int bk_plan(struct bk_job *j, const struct bk_list *l, uint64_t part_size, int parallel, struct err *e);
+void bk_plan_free(struct bk_job *j);
+/* One piece of a big file into the tar: 1, or -1 (`failed`: the sink's
+ * own failure, already in `e`).  sha (hex) and block hashes (malloc'd). */
+struct archive;
+int bk_tar_piece(struct bk_job *j, struct archive *a, const int *failed, const struct bk_unit *u,
+                 unsigned char *buf, size_t buflen, char sha[65], unsigned char **hashes, struct err *e);
+/* Under j->lock: piece `piece` of big file `big` stored in `part`. */
+void bk_big_record(struct bk_job *j, int big, uint32_t piece, uint32_t part, const char sha[65],
+                   const unsigned char *hashes);
+/* After every part: the big files into the manifest (format 3) and the
+ * block hashes. */
+int bk_bigs_finish(struct bk_job *j, struct err *e);
 
 #endif

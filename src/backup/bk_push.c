@@ -22,7 +22,6 @@
 #include "util.h"
 #include "wal.h"
 
-#define BK_MIN_PART ((uint64_t)64 << 20)
 
 /* The stop segment must be archived in each region (async: or spooled). */
 static int check_wal(const struct config *c, struct repo *r, const struct region_conf *rc, struct spool *sp,
@@ -231,38 +230,6 @@ static time_t choose_name(struct repo *const *rp, int n, char name[CAT_NAME_MAX]
     }
 }
 
-/* Cut the listing into parts: enough to keep `parallel` workers busy, none
- * above part_size (j->parts has room for l->n + 1). */
-static void plan_parts(struct bk_job *j, const struct bk_list *l, uint64_t part_size, int parallel)
-{
-    uint64_t target = l->total_bytes / (uint64_t)(parallel * 2);
-    uint64_t acc = 0;
-    size_t i, start = 0;
-
-    /* enough parts to keep every worker busy, none above part_size */
-    if (target < BK_MIN_PART)
-        target = BK_MIN_PART;
-    if (target > part_size)
-        target = part_size;
-    j->nparts = 0;
-    j->target = target;
-    for (i = l->ndirs; i < l->n; i++) {
-        acc += l->items[i].size;
-        if (acc >= target && i + 1 < l->n) {
-            j->parts[j->nparts].first = start;
-            j->parts[j->nparts].last = i + 1;
-            j->parts[j->nparts].planned = acc;
-            j->nparts++;
-            start = i + 1;
-            acc = 0;
-        }
-    }
-    j->parts[j->nparts].first = start;
-    j->parts[j->nparts].last = l->n;
-    j->parts[j->nparts].planned = acc;
-    j->nparts++;
-}
-
 /* The parts, `parallel` at a time on the worker pool, with the progress
  * callback beside in a thread of its own (it ticks, it takes no parts). */
 static int run_parts(struct bk_job *j, const struct bk_opts *o, const struct bk_list *list, struct err *e)
@@ -319,7 +286,7 @@ static int fill_manifest(struct push_ctx *x, struct bk_job *j, const struct bk_l
     if (keys_current(x->kr) != NULL)
         m->key_id = strdup(keys_current(x->kr)->id_hex);
     m->has_tablespace_map = stop->tablespace_map && stop->tablespace_map[0] != '\0';
-    if (bk_incr_manifest(j->inc, &j->own, j->bs, m, bh_buf, bh_len, e) < 0)
+    if (bk_bigs_finish(j, e) < 0 || bk_incr_manifest(j->inc, &j->own, j->bs, m, bh_buf, bh_len, e) < 0)
         return -1;
     for (p = 0; p < j->nparts; p++) {
         struct man_part mp = { (uint32_t)(p + 1), j->parts[p].raw, j->parts[p].stored, j->parts[p].files };
@@ -459,11 +426,8 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
         goto out;
     note_recovery_settings(o->notes, x.pgdata, j.man, res);
     j.list = &list;
-    if ((j.parts = calloc(list.n + 1, sizeof *j.parts)) == NULL) {
-        err_setf(e, ERR_NOMEM, "out of memory");
+    if (bk_plan(&j, &list, part_size, c->parallel, e) < 0)
         goto out;
-    }
-    plan_parts(&j, &list, part_size, c->parallel);
     if (run_parts(&j, o, &list, e) < 0 || pg_backup_end(x.pg, c->archive_timeout, &stop, e) < 0)
         goto out;
     x.started = 0;
@@ -490,7 +454,7 @@ out:
     bk_incr_free(&inc);
     bh_set_free(&j.own);
     free(bh_buf);
-    free(j.parts);
+    bk_plan_free(&j);
     bk_list_free(&list);
     pthread_mutex_destroy(&j.lock);
     return rc;

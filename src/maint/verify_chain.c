@@ -61,7 +61,7 @@ static int file_blocks(const struct bkf_chain *c, size_t i, char *why, size_t wh
         if (d == 0)
             continue;
         lf = man_lookup(c->links[d], c->lidx[d], tf->path);
-        if (lf == NULL || lf->part == 0) {
+        if (lf == NULL || (lf->part == 0 && lf->npieces == 0)) {
             snprintf(why, whysz, "file \"%s\": blocks %" PRIu64 "-%" PRIu64 " are in link %u (%s), which holds no "
                      "block of it", tf->path, b, b + tm->runs[k].count - 1, (unsigned)d, c->links[d]->name);
             return 1;

@@ -76,24 +76,27 @@ out:
 /* A file of the part whose name or content does not match the manifest;
  * -1 out of memory. */
 static int entry_problem(struct vfy_report *r, const struct manifest *m, const struct man_part *mp, const char *key,
-                         const char *path, const struct man_file *f, const char *hex, uint64_t size)
+                         const char *path, const struct man_file *f, const struct man_piece *pc, const char *hex,
+                         uint64_t size)
 {
+    uint64_t want = pc != NULL ? pc->size : f != NULL ? f->stored : 0;
     char obj[1200];
 
     snprintf(obj, sizeof obj, "%s:%s", key, path);
-    if (f == NULL || f->part != mp->number)
+    if (f == NULL || (pc == NULL && f->part != mp->number))
         return vfy_problem(r, obj, "backup %s: part %u holds \"%s\", which the manifest %s", m->name,
                            (unsigned)mp->number, path, f ? "lists in another part" : "does not list");
     return vfy_problem(r, obj, "backup %s: file \"%s\" in part %u is damaged: %s (manifest: %" PRIu64
-                       " bytes, sha256 %.16s…; archive: %" PRIu64 " bytes, sha256 %.16s…)", m->name, path,
-                       (unsigned)mp->number, size != f->stored ? "size differs" : "SHA-256 differs", f->stored,
-                       man_file_stored_sha(f), size, hex);
+                       " bytes, sha256 %.16s…; archive: %" PRIu64 " bytes, sha256 %.16s…)%s", m->name, path,
+                       (unsigned)mp->number, size != want ? "size differs" : "SHA-256 differs", want,
+                       pc != NULL ? pc->sha256 : man_file_stored_sha(f), size, hex,
+                       pc != NULL ? " (a piece)" : "");
 }
 
 /* Read the tar stream's entries: 1 when it ended well, 0 when it did not
  * (why says how), -1 out of memory. */
 static int read_entries(struct archive *a, struct part_read *p, const struct manifest *m, const struct man_part *mp,
-                        unsigned char *seen, struct vfy_report *r, char *why, size_t whysz)
+                        unsigned char *seen, unsigned char *pseen, struct vfy_report *r, char *why, size_t whysz)
 {
     struct archive_entry *ent;
 
@@ -103,6 +106,7 @@ static int read_entries(struct archive *a, struct part_read *p, const struct man
     }
     for (;;) {
         const struct man_file *f;
+        const struct man_piece *pc;
         const char *path;
         char hex[65];
         uint64_t size;
@@ -120,19 +124,25 @@ static int read_entries(struct archive *a, struct part_read *p, const struct man
         if (path == NULL)
             path = "";
         f = man_find_file(m, path);
-        if (f == NULL || f->part != mp->number) {
-            if (entry_problem(r, m, mp, p->key, path, f, NULL, 0) < 0)
+        /* a file stored as pieces: the one the manifest puts in this part */
+        pc = f != NULL ? man_piece_in(f, mp->number) : NULL;
+        if (f == NULL || (pc == NULL && f->part != mp->number) || (pc != NULL && pseen[f - m->files])) {
+            if (entry_problem(r, m, mp, p->key, path, f, NULL, NULL, 0) < 0)
                 return -1;
             continue;
         }
-        seen[f - m->files] = 1;
+        if (pc != NULL)
+            pseen[f - m->files] = 1;
+        else
+            seen[f - m->files] = 1;
         if (hash_entry(a, hex, &size) < 0) {
             snprintf(why, whysz, "could not read \"%s\": %s", path, archive_error_string(a));
             return 0;
         }
         r->files_checked++;
-        if ((size != f->stored || strcmp(hex, man_file_stored_sha(f)) != 0) &&
-            entry_problem(r, m, mp, p->key, path, f, hex, size) < 0)
+        if ((size != (pc != NULL ? pc->size : f->stored) ||
+             strcmp(hex, pc != NULL ? pc->sha256 : man_file_stored_sha(f)) != 0) &&
+            entry_problem(r, m, mp, p->key, path, f, pc, hex, size) < 0)
             return -1;
     }
 }
@@ -140,7 +150,8 @@ static int read_entries(struct archive *a, struct part_read *p, const struct man
 /* After the stream: what the download said, the decoded length, and the
  * files the manifest lists that the part did not hold. */
 static int part_verdict(const struct part_read *p, int refused, int ok, const char *why, const struct manifest *m,
-                        const struct man_part *mp, const unsigned char *seen, struct vfy_report *r)
+                        const struct man_part *mp, const unsigned char *seen, const unsigned char *pseen,
+                        struct vfy_report *r)
 {
     size_t i;
 
@@ -158,7 +169,8 @@ static int part_verdict(const struct part_read *p, int refused, int ok, const ch
     for (i = 0; i < m->nfiles; i++) {
         char obj[1200];
 
-        if (m->files[i].part != mp->number || seen[i])
+        if (m->files[i].npieces > 0 ? man_piece_in(&m->files[i], mp->number) == NULL || pseen[i]
+                                    : m->files[i].part != mp->number || seen[i])
             continue;
         snprintf(obj, sizeof obj, "%s:%s", p->key, m->files[i].path);
         if (vfy_problem(r, obj, "backup %s: file \"%s\" is missing from part %u", m->name, m->files[i].path,
@@ -173,33 +185,40 @@ int vfy_full_part(struct repo *rp, const struct manifest *m, const struct man_pa
 {
     struct part_read p;
     struct archive *a = NULL;
+    unsigned char *pseen = calloc(m->nfiles + 1, 1);    /* this part's pieces */
     pthread_t th;
     char why[1024] = "";
     int ok = 0, refused;
 
+    if (pseen == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
     memset(&p, 0, sizeof p);
     p.rp = rp;
     p.key = key;
     atomic_init(&p.abort, 0);
-    if (bkf_pipe_init(&p.pipe, VFY_PIPE_CAP, &p.abort) < 0)
+    if (bkf_pipe_init(&p.pipe, VFY_PIPE_CAP, &p.abort) < 0) {
+        free(pseen);
         return err_setf(e, ERR_NOMEM, "out of memory");
+    }
     if (pthread_create(&th, NULL, part_download, &p) != 0) {
         bkf_pipe_destroy(&p.pipe);
+        free(pseen);
         return err_setf(e, ERR_INTERNAL, "could not start a download thread");
     }
     a = archive_read_new();
     if (a == NULL || archive_read_support_format_tar(a) != ARCHIVE_OK)
         ok = -1;
     else
-        ok = read_entries(a, &p, m, mp, seen, r, why, sizeof why);
+        ok = read_entries(a, &p, m, mp, seen, pseen, r, why, sizeof why);
     bkf_pipe_reader_done(&p.pipe, ok == 1 ? BKF_PIPE_DISCARD : BKF_PIPE_ABORT);
     pthread_join(th, NULL);
     archive_read_free(a);
     refused = bkf_pipe_writer_refused(&p.pipe);
     bkf_pipe_destroy(&p.pipe);
-    if (ok < 0 || part_verdict(&p, refused, ok, why, m, mp, seen, r) < 0)
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    return 0;
+    if (ok < 0 || part_verdict(&p, refused, ok, why, m, mp, seen, pseen, r) < 0)
+        ok = -1;
+    free(pseen);
+    return ok < 0 ? err_setf(e, ERR_NOMEM, "out of memory") : 0;
 }
 
 /* Decode an object fully and count its plaintext; a decode failure is a

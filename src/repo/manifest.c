@@ -1,6 +1,7 @@
 #include "manifest.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ void man_free(struct manifest *m)
     for (i = 0; i < m->nfiles; i++) {
         free(m->files[i].path);
         free(m->files[i].map);
+        free(m->files[i].pieces);
     }
     for (i = 0; i < m->ntablespaces; i++)
         free(m->tablespaces[i].path);
@@ -68,6 +70,8 @@ int man_add_file(struct manifest *m, const char *path, uint32_t part, uint64_t s
     f->mtime = mtime;
     memcpy(f->sha256, sha256, 65);
     f->map = NULL;
+    f->pieces = NULL;
+    f->npieces = 0;
     f->stored = size;
     memcpy(f->stored_sha256, sha256, 65);
     m->nfiles++;
@@ -91,6 +95,76 @@ int man_add_file_map(struct manifest *m, const char *path, uint32_t part, uint64
     f->map = mp;
     f->stored = stored;
     memcpy(f->stored_sha256, stored_sha256, 65);
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int man_pieces_sha(const struct man_piece *pieces, uint32_t npieces, char out[65])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char d[EVP_MAX_MD_SIZE], bin[32];
+    unsigned int dn = 0;
+    uint32_t i;
+    int k, ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+
+    for (i = 0; ok && i < npieces; i++) {
+        for (k = 0; ok && k < 32; k++) {
+            int hi = hexval(pieces[i].sha256[2 * k]), lo = hi < 0 ? -1 : hexval(pieces[i].sha256[2 * k + 1]);
+
+            ok = lo >= 0;
+            bin[k] = (unsigned char)(hi << 4 | lo);
+        }
+        ok = ok && pieces[i].sha256[64] == '\0' && EVP_DigestUpdate(md, bin, 32) == 1;
+    }
+    ok = ok && EVP_DigestFinal_ex(md, d, &dn) == 1 && dn == 32;
+    EVP_MD_CTX_free(md);
+    if (!ok)
+        return -1;
+    hex_encode(d, 32, out);
+    out[64] = '\0';
+    return 0;
+}
+
+const struct man_piece *man_piece_in(const struct man_file *f, uint32_t part)
+{
+    uint32_t i;
+
+    for (i = 0; i < f->npieces; i++)
+        if (f->pieces[i].part == part)
+            return &f->pieces[i];
+    return NULL;
+}
+
+int man_add_file_pieces(struct manifest *m, const char *path, uint64_t size, uint32_t mode, int64_t mtime,
+                        const struct man_piece *pieces, uint32_t npieces, struct err *e)
+{
+    struct man_piece *pv = malloc((npieces + 1) * sizeof *pv);
+    struct man_file *f;
+    char sha[65];
+
+    if (pv == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    if (man_pieces_sha(pieces, npieces, sha) < 0) {
+        free(pv);
+        return err_setf(e, ERR_CORRUPT, "file \"%s\": a piece's SHA-256 is malformed", path);
+    }
+    if (man_add_file(m, path, 0, size, mode, mtime, sha, e) < 0) {
+        free(pv);
+        return -1;
+    }
+    memcpy(pv, pieces, npieces * sizeof *pv);
+    f = &m->files[m->nfiles - 1];
+    f->pieces = pv;
+    f->npieces = npieces;
+    f->stored = 0;
     return 0;
 }
 
@@ -200,6 +274,24 @@ static json_t *u64_json(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+static json_t *pieces_json(const struct man_file *f)
+{
+    json_t *a = json_array();
+    uint32_t i;
+
+    for (i = 0; a != NULL && i < f->npieces; i++) {
+        const struct man_piece *p = &f->pieces[i];
+        json_t *o = json_pack("{s:I, s:I, s:I, s:s}", "part", (json_int_t)p->part, "offset", (json_int_t)p->offset,
+                              "size", (json_int_t)p->size, "sha256", p->sha256);
+
+        if (o == NULL || json_array_append_new(a, o) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
 int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e)
 {
     json_t *root = json_object(), *files = json_array(), *parts = json_array(), *tbs = json_array();
@@ -272,6 +364,8 @@ int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e
             bad |= json_object_set_new(j, "stored_sha256", json_string(f->stored_sha256));
             bad |= json_object_set_new(j, "blocks", json_string(f->map));
         }
+        if (j != NULL && f->npieces > 0)
+            bad |= json_object_set_new(j, "pieces", pieces_json(f));
         bad |= j == NULL || json_array_append_new(files, j);
     }
     bad |= json_object_set_new(root, "parts", parts);

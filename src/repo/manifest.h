@@ -19,6 +19,15 @@
 
 #define MAN_FORMAT 1         /* full backups: still readable by walship 0.2 */
 #define MAN_FORMAT_INCR 2    /* incremental backups: older readers refuse them by number */
+#define MAN_FORMAT_PIECES 3  /* full backups with files stored as pieces (docs/BACKUP.md) */
+
+/* A piece of a big file of a full backup: bytes [offset, offset + size)
+ * of the file, one tar entry (named by the file's path) of part `part`. */
+struct man_piece {
+    uint32_t part;
+    uint64_t offset, size;
+    char sha256[65];        /* of the piece's bytes */
+};
 
 struct man_file {
     char *path;             /* relative to PGDATA; tablespace files: pg_tblspc/OID/... */
@@ -35,6 +44,12 @@ struct man_file {
     char *map;
     uint64_t stored;
     char stored_sha256[65];
+    /* Format 3: a file of a full backup stored as npieces >= 2 pieces,
+     * contiguous from offset 0 to size, each in a part of its own; part
+     * and stored are then 0, and sha256 is the SHA-256 of the pieces'
+     * 32-byte digests in order (man_pieces_sha).  NULL/0 otherwise. */
+    struct man_piece *pieces;
+    uint32_t npieces;
 };
 
 struct man_part {
@@ -95,6 +110,14 @@ int man_add_file(struct manifest *m, const char *path, uint32_t part, uint64_t s
 int man_add_file_map(struct manifest *m, const char *path, uint32_t part, uint64_t size, uint32_t mode,
                      int64_t mtime, const char sha256[65], const char *map, uint64_t stored,
                      const char stored_sha256[65], struct err *e);
+/* A file stored as pieces (copied; sha256 is computed from them). */
+int man_add_file_pieces(struct manifest *m, const char *path, uint64_t size, uint32_t mode, int64_t mtime,
+                        const struct man_piece *pieces, uint32_t npieces, struct err *e);
+/* The whole-file sha256 of a pieced file: SHA-256 of the pieces' binary
+ * digests in order; -1 when a piece's sha256 is not 64 hex digits. */
+int man_pieces_sha(const struct man_piece *pieces, uint32_t npieces, char out[65]);
+/* The piece of `f` stored in part `part`, or NULL (at most one per part). */
+const struct man_piece *man_piece_in(const struct man_file *f, uint32_t part);
 /* What the archive holds of a file: bytes and their SHA-256. */
 static inline const char *man_file_stored_sha(const struct man_file *f)
 {

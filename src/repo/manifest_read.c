@@ -128,9 +128,9 @@ static void read_header(struct jread *r, json_t *root, struct manifest *m)
     json_t *v;
 
     m->format = (unsigned)jint(r, root, "format");
-    if (!r->failed && m->format != MAN_FORMAT && m->format != MAN_FORMAT_INCR) {
-        err_setf(r->e, ERR_CORRUPT, "%s: manifest format %u is not supported by this walship (it reads formats %d "
-                 "and %d)", r->what, m->format, MAN_FORMAT, MAN_FORMAT_INCR);
+    if (!r->failed && m->format != MAN_FORMAT && m->format != MAN_FORMAT_INCR && m->format != MAN_FORMAT_PIECES) {
+        err_setf(r->e, ERR_CORRUPT, "%s: manifest format %u is not supported by this walship (it reads formats %d, "
+                 "%d and %d)", r->what, m->format, MAN_FORMAT, MAN_FORMAT_INCR, MAN_FORMAT_PIECES);
         r->failed = 1;
     }
     m->name = jstr(r, root, "name");
@@ -255,6 +255,65 @@ static int read_map_file(struct jread *r, json_t *f, struct manifest *m, const c
                             json_string_value(ssha), r->e);
 }
 
+#define PIECE_BAD(...) (err_setf(r->e, ERR_CORRUPT, __VA_ARGS__), free(pv), -1)
+
+/* A file of a full backup stored as pieces (format 3): at least two,
+ * contiguous from 0 to the file's size, block-aligned, each in a part of
+ * its own, and the file's sha256 the digest of theirs (man_pieces_sha). */
+static int read_pieces(struct jread *r, json_t *f, struct manifest *m, const char *path, uint32_t part,
+                       uint64_t size, uint32_t mode, int64_t mtime, const char *sha)
+{
+    json_t *arr = jget(r, f, "pieces", JSON_ARRAY);
+    size_t n = arr != NULL ? json_array_size(arr) : 0, i, k;
+    struct man_piece *pv;
+    uint64_t at = 0;
+    char want[65];
+    int rc;
+
+    if (r->failed)
+        return -1;
+    if (m->format != MAN_FORMAT_PIECES || m->incremental || part != 0 || json_object_get(f, "blocks") != NULL ||
+        n < 2 || n > m->nparts)
+        return err_setf(r->e, ERR_CORRUPT, "%s: file \"%s\": malformed pieces (format %u)", r->what, path,
+                        m->format);
+    if ((pv = calloc(n, sizeof *pv)) == NULL)
+        return err_setf(r->e, ERR_NOMEM, "out of memory");
+    for (i = 0; i < n; i++) {
+        json_t *p = json_array_get(arr, i);
+
+        pv[i].part = jint32(r, p, "part");
+        pv[i].offset = jint(r, p, "offset");
+        pv[i].size = jint(r, p, "size");
+        jcopy(r, p, "sha256", pv[i].sha256, sizeof pv[i].sha256);
+        if (r->failed) {
+            free(pv);
+            return -1;
+        }
+        if (pv[i].part < 1 || pv[i].part > m->nparts || pv[i].size == 0 || strlen(pv[i].sha256) != 64)
+            return PIECE_BAD("%s: file \"%s\": piece %zu is malformed", r->what, path, i + 1);
+        if (pv[i].offset != at)
+            return PIECE_BAD("%s: file \"%s\": piece %zu starts at %llu, not at %llu (pieces must follow each other "
+                             "without gap or overlap)", r->what, path, i + 1, (unsigned long long)pv[i].offset,
+                             (unsigned long long)at);
+        if (m->block_size != 0 && pv[i].offset % m->block_size != 0)
+            return PIECE_BAD("%s: file \"%s\": piece %zu is not block-aligned", r->what, path, i + 1);
+        for (k = 0; k < i; k++)
+            if (pv[k].part == pv[i].part)
+                return PIECE_BAD("%s: file \"%s\": two pieces in part %u", r->what, path, (unsigned)pv[i].part);
+        if (pv[i].size > size - at)
+            return PIECE_BAD("%s: file \"%s\": its pieces exceed its size", r->what, path);
+        at += pv[i].size;
+    }
+    if (at != size)
+        return PIECE_BAD("%s: file \"%s\": its pieces hold %llu of its %llu bytes", r->what, path,
+                         (unsigned long long)at, (unsigned long long)size);
+    if (man_pieces_sha(pv, (uint32_t)n, want) < 0 || strcmp(want, sha) != 0)
+        return PIECE_BAD("%s: file \"%s\": its sha256 is not the digest of its pieces'", r->what, path);
+    rc = man_add_file_pieces(m, path, size, mode, mtime, pv, (uint32_t)n, r->e);
+    free(pv);
+    return rc;
+}
+
 /* "files": each a safe relative path in one of the parts. */
 static void read_files(struct jread *r, json_t *root, struct manifest *m)
 {
@@ -279,13 +338,17 @@ static void read_files(struct jread *r, json_t *root, struct manifest *m)
             break;
         }
         if (strlen(json_string_value(sha)) != 64 || part > m->nparts ||
-            (part == 0 && json_object_get(f, "blocks") == NULL)) {
+            (part == 0 && json_object_get(f, "blocks") == NULL && json_object_get(f, "pieces") == NULL)) {
             err_setf(r->e, ERR_CORRUPT, "%s: manifest entry for \"%s\" is malformed", r->what,
                      json_string_value(path));
             r->failed = 1;
             break;
         }
-        if (json_object_get(f, "blocks") != NULL) {
+        if (json_object_get(f, "pieces") != NULL) {
+            if (read_pieces(r, f, m, json_string_value(path), part, size, mode & 07777, mtime,
+                            json_string_value(sha)) < 0)
+                r->failed = 1;
+        } else if (json_object_get(f, "blocks") != NULL) {
             if (read_map_file(r, f, m, json_string_value(path), part, size, mode & 07777, mtime,
                               json_string_value(sha)) < 0)
                 r->failed = 1;

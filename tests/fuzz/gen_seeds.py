@@ -172,6 +172,30 @@ put("manifest", "part-out-of-range", json.dumps(m3))
 m3 = json.loads(json.dumps(man))
 m3["parts"][0]["number"] = 2
 put("manifest", "parts-misnumbered", json.dumps(m3))
+# format 3: a file stored as two pieces in two parts (docs/BACKUP.md)
+big = bytes((i * 7) & 0xff for i in range(65536 + 100))
+pieces = [{"part": 1, "offset": 0, "size": 32768, "sha256": sha(big[:32768])},
+          {"part": 2, "offset": 32768, "size": len(big) - 32768, "sha256": sha(big[32768:])}]
+m3 = json.loads(json.dumps(man))
+m3["format"] = 3
+m3["block_size"] = 32768
+m3["blockhash_size"] = 100
+m3["blockhash_sha256"] = sha(b"")
+m3["parts"].append({"number": 2, "raw_size": 40960, "stored_size": 4000, "files": 1})
+m3["parts"][0]["raw_size"] = 65536
+m3["files"].append({"path": "base/1/16384", "part": 0, "size": len(big), "mode": 384, "mtime": 1700000000,
+                    "sha256": hashlib.sha256(b"".join(bytes.fromhex(p["sha256"]) for p in pieces)).hexdigest(),
+                    "pieces": pieces})
+put("manifest", "pieces", json.dumps(m3))
+m4 = json.loads(json.dumps(m3))
+m4["files"][-1]["pieces"][1]["offset"] += 32768
+put("manifest", "pieces-gap", json.dumps(m4))
+m4 = json.loads(json.dumps(m3))
+m4["format"] = 1
+put("manifest", "pieces-format-1", json.dumps(m4))
+m4 = json.loads(json.dumps(m3))
+m4["files"][-1]["pieces"][1]["part"] = 1
+put("manifest", "pieces-same-part", json.dumps(m4))
 put("manifest", "duplicate-key", '{"format":1,"format":1}')
 put("manifest", "not-object", "[1,2,3]")
 put("manifest", "empty", "")

@@ -5,7 +5,8 @@
  * The input is the manifest's decoded text.  Whatever it holds, nothing may
  * crash or leak; a manifest that parses must serialize (man_to_json), parse
  * again, and serialize to the very same text; every file it lists must be
- * in a listed part and have a safe relative path.
+ * in a listed part (or, format 3, have pieces in listed parts that cover
+ * it exactly) and have a safe relative path.
  *
  * Built with clang -fsanitize=fuzzer,address,undefined by build-fuzzer.sh;
  * replayed over tests/fuzz/corpus/manifest under gcc in `make check`.
@@ -31,10 +32,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     for (i = 0; i < m->nfiles; i++) {
-        const char *p = m->files[i].path;
+        const struct man_file *f = &m->files[i];
+        uint64_t at = 0;
+        uint32_t k;
 
-        if (m->files[i].part < 1 || m->files[i].part > m->nparts || p[0] == '/' || p[0] == '\0' ||
-            strlen(m->files[i].sha256) != 64)
+        /* in a listed part; or an incremental's file without blocks of its
+         * own; or pieces in listed parts covering the file exactly */
+        if ((f->npieces == 0 && !(f->map != NULL && f->part == 0) && (f->part < 1 || f->part > m->nparts)) ||
+            f->path[0] == '/' || f->path[0] == '\0' || strlen(f->sha256) != 64)
+            abort();
+        for (k = 0; k < f->npieces; k++) {
+            if (f->pieces[k].part < 1 || f->pieces[k].part > m->nparts || f->pieces[k].offset != at ||
+                f->pieces[k].size == 0)
+                abort();
+            at += f->pieces[k].size;
+        }
+        if (f->npieces > 0 && (at != f->size || f->part != 0))
             abort();
     }
     if (man_to_json(m, &j1, &l1, &e) < 0)

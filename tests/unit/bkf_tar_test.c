@@ -3,7 +3,9 @@
  * headers are written by hand here (libarchive does not write GNU sparse
  * entries): old GNU sparse, PAX GNU.sparse 0.1 and 1.0 declaring 8 TiB,
  * declared sizes above the manifest's, files not in the manifest, a file
- * twice, data that stops short.  Each must fail from its header with a
+ * twice, data that stops short; for a file stored as pieces (format 3), a
+ * piece missing, in a part the manifest does not put it in, of the wrong
+ * size, damaged, or twice.  Each must fail from its header with a
  * clear error, and the work done (file bytes hashed and written, counted by
  * bkf_tar) must stay within what the stream carries and the manifest
  * allows: the measure is bytes, not time.
@@ -195,6 +197,103 @@ static void refused(const struct outcome *o, const char *title, const char *need
        (unsigned long long)o->work, (unsigned long long)max_work);
 }
 
+/* A file of two pieces of 4096 'A' bytes, in parts 1 and 2 of three. */
+static struct manifest *manifest_pieces(void)
+{
+    struct manifest *m = man_new();
+    struct man_piece pc[2] = { { 1, 0, 4096, "" }, { 2, 4096, 4096, "" } };
+    struct err e = ERR_INIT;
+    uint32_t i;
+
+    m->name = strdup("20261202T000000Z");
+    m->format = MAN_FORMAT_PIECES;
+    for (i = 1; i <= 3; i++) {
+        struct man_part mp = { i, 16384, 1, 1 };
+
+        man_add_part(m, &mp, &e);
+    }
+    sha_of('A', 4096, pc[0].sha256);
+    sha_of('A', 4096, pc[1].sha256);
+    man_add_file_pieces(m, "base/1/16384", 8192, 0600, 1700000000, pc, 2, &e);
+    return m;
+}
+
+/* Part `part` of a backup of pieces: the file made first, as bkf_fetch
+ * does; `done` checks every piece was found. */
+static struct outcome extract_part(const struct manifest *m, const struct tarbuf *t, uint32_t part, int done)
+{
+    static int k;
+    struct outcome o = { -1, ERR_INIT, 0 };
+    struct bkf_tar bt;
+    struct bkf_tar_worker w;
+    struct archive *a = archive_read_new();
+    char *dir = xasprintf("%s/pieces%d", root, k++);
+    int fd;
+
+    mkdir(dir, 0700);
+    fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (bkf_tar_init(&bt, m, "test", &fd, NULL, &o.e) < 0 || bkf_piece_prepare(&bt, &o.e) < 0) {
+        bkf_tar_free(&bt);
+        goto out;
+    }
+    bkf_tar_worker_init(&w, &bt);
+    archive_read_support_format_tar(a);
+    if (archive_read_open_memory(a, t->p, t->len) != ARCHIVE_OK)
+        err_setf(&o.e, ERR_CORRUPT, "open: %s", archive_error_string(a));
+    else if ((o.rc = bkf_tar_part(&w, a, part, &o.e)) == 0 && done)
+        o.rc = bkf_tar_check_done(&bt, &o.e);
+    o.work = atomic_load(&bt.work);
+    bkf_tar_worker_free(&w);
+    bkf_tar_free(&bt);
+out:
+    archive_read_free(a);
+    close(fd);
+    free(dir);
+    return o;
+}
+
+/* Pieces (format 3): the tar names the file, the manifest says which piece
+ * the part holds; nothing else of the tar is believed. */
+static void test_pieces(struct tarbuf *t)
+{
+    struct manifest *m = manifest_pieces();
+    struct outcome o;
+
+    t->len = 0;
+    checksum(hdr(t, "base/1/16384", '0', 4096, 0));
+    data(t, 4096, 'A');
+    end(t);
+    o = extract_part(m, t, 1, 0);
+    ok(o.rc == 0 && o.work == 4096, "a piece is written (%llu bytes): %s", (unsigned long long)o.work, o.e.msg);
+    o = extract_part(m, t, 1, 1);
+    refused(&o, "a piece missing from its part",
+            "piece 2 of file \"base/1/16384\" (bytes 4096-8192) is listed in the manifest for part 2, but that "
+            "part does not hold it", 4096);
+    o = extract_part(m, t, 3, 0);
+    refused(&o, "a piece in a part the manifest does not put it in", "no piece of this file in this part", 0);
+    t->len = 0;
+    checksum(hdr(t, "base/1/16384", '0', TIB8, 0));
+    data(t, 4096, 'A');
+    end(t);
+    o = extract_part(m, t, 2, 0);
+    refused(&o, "a piece declaring 8 TiB", "size 8796093022208 differs from the manifest's 4096", 0);
+    t->len = 0;
+    checksum(hdr(t, "base/1/16384", '0', 4096, 0));
+    data(t, 4096, 'B');
+    end(t);
+    o = extract_part(m, t, 2, 0);
+    refused(&o, "a damaged piece", "the piece is damaged", 4096);
+    t->len = 0;
+    for (int i = 0; i < 2; i++) {
+        checksum(hdr(t, "base/1/16384", '0', 4096, 0));
+        data(t, 4096, 'A');
+    }
+    end(t);
+    o = extract_part(m, t, 2, 0);
+    refused(&o, "a piece twice in its part", "the piece appears twice", 4096);
+    man_free(m);
+}
+
 /* ---- the cases ---- */
 
 static const char *const sparse_01[] = {
@@ -332,6 +431,7 @@ int main(void)
     refused(&o, "a manifest listing 8 TiB in a 1 MiB part", "add up to more than its 1048576 tar bytes", 0);
     man_free(m);
 
+    test_pieces(&t);
     free(t.p);
     tf_rmrf(root);
     return done_testing();

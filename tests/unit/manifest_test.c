@@ -306,7 +306,7 @@ static void test_refusals(void)
            file_keys[i]);
 
     ok(refused(set_str, (const char *[]){ "timeline", "3" }, "timeline"), "a field of the wrong type is refused");
-    ok(refused(set_int, &(struct setint){ "format", MAN_FORMAT_INCR + 1 }, "is not supported"),
+    ok(refused(set_int, &(struct setint){ "format", MAN_FORMAT_PIECES + 1 }, "is not supported"),
        "a newer format is refused, saying so");
     ok(refused(set_int, &(struct setint){ "format", 0 }, "format 0"), "format 0 is refused");
     ok(refused(set_int, &(struct setint){ "stored_size", -1 }, "negative"), "a negative size is refused");
