@@ -1,8 +1,9 @@
 /*
  * spawn — the program's one way to leave work running in the background.
  * Library code never forks (docs/ARCHITECTURE.md); the commands that hand
- * work to a detached process (wal-push starting the shipper, wal-fetch
- * starting its prefetch) do it through daemonize().
+ * work to a detached process (wal-push starting the shipper and the
+ * archiver process, wal-fetch starting its prefetch) do it through
+ * daemonize().
  */
 #include "cmd.h"
 
@@ -14,7 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "archd.h"
 #include "log.h"
+#include "note.h"
 #include "ship.h"
 #include "spool.h"
 
@@ -87,3 +90,32 @@ void ship_spawn(const struct config *conf, struct spool *sp)
         execl(exe, exe, "ship", "--system-identifier", sysid, (char *)NULL);
     _exit(127);
 }
+
+/* The archiver process runs in the forked child with wal-push's own
+ * configuration and keys: nothing is read again, so its tag is the one
+ * wal-push computed.  Called before wal-push starts any thread. */
+static void archd_start(void *arg, const struct config *c, const struct keyring *kr, struct spool *sp,
+                        const struct repo_ident *want, const char *waldir, const char *tag)
+{
+    char logpath[PATH_MAX];
+    struct err e = ERR_INIT;
+    int rc;
+
+    (void)arg;
+    snprintf(logpath, sizeof logpath, "%s/archd.log", spool_dir(sp));
+    switch (daemonize(logpath)) {
+    case -1:
+        log_warning("could not start the archiver process: %s", strerror(errno));
+        return;
+    case 1:
+        return;
+    default:
+        break;
+    }
+    rc = archd_run(c, kr, sp, want, waldir, tag, &note_log_sink, &e);
+    if (rc < 0)
+        log_error("archiver process: %s", e.msg);
+    _exit(rc < 0 ? 3 : 0);
+}
+
+const struct archd_spawn archd_spawner = { archd_start, NULL };
