@@ -59,7 +59,7 @@ daemon_pid() { ws_lock_pid "$LOCK"; }
 no_daemon() { [ -z "$(daemon_pid)" ]; }
 # wal-push of pg_wal/NAME in $T/pa (a WAL directory PostgreSQL does not run)
 pa_push() { (cd "$T/pa" && pg_run "$WALSHIP" --config "${2:-$CONF}" wal-push "pg_wal/$1"); }
-in_region() { ws st get "wal/$1" "$T/got.$$" >/dev/null 2>&1 && cmp -s "$T/got.$$" "$2"; }
+in_region() { rm -f "$T/spool/got.$$"; ws st get "wal/$1" "$T/spool/got.$$" >/dev/null 2>&1 && cmp -s "$T/spool/got.$$" "$2"; }
 
 # ---- PostgreSQL archives through the process ----
 pg_run "$PG_BIN/pgbench" -i -s 2 -q -h "$T/pg/sock" -p "$PGPORT" -U postgres postgres >/dev/null 2>&1
@@ -157,7 +157,7 @@ ok $? "and the process of the other configuration stopped"
 # ---- archive lag under pgbench ----
 ws_stop_daemons "$SP"
 samples=()
-pg_run "$PG_BIN/pgbench" -n -c 2 -j 2 -T 20 -h "$T/pg/sock" -p "$PGPORT" -U postgres postgres >/dev/null 2>&1 &
+pg_run "$PG_BIN/pgbench" -n -c 2 -j 2 -T 20 -h "$T/pg/sock" -p "$PGPORT" -U postgres postgres >"$T/pgbench.log" 2>&1 &
 bench=$!
 while [ -d "/proc/$bench" ]; do
   lag=$(sql "select (('x' || lpad(substr(pg_walfile_name(pg_current_wal_lsn()), 9, 16), 16, '0'))::bit(64)::bigint
@@ -167,6 +167,7 @@ while [ -d "/proc/$bench" ]; do
   sleep 0.5
 done
 wait "$bench"
+diag "pgbench: $(tail -3 "$T/pgbench.log")"
 med=$(printf '%s\n' "${samples[@]}" | sort -n | awk '{ a[NR] = $1 } END { print (NR ? a[int((NR + 1) / 2)] : 99) }')
 max=$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)
 diag "archive lag under pgbench: ${#samples[@]} samples, median $med, max $max segments"
