@@ -4,7 +4,8 @@
 # run (DESIGN.md §8).
 #
 #   bench/backup-bench.sh [--storage posix|s3|both] [--scale N] [--runs R]
-#                         [--warm] [--no-verify] [--profile] [--keep]
+#                         [--big-mb M] [--warm] [--no-verify] [--profile]
+#                         [--keep]
 #
 #   --storage    posix: pgBackRest repo1-type=posix vs a walship file://
 #                region, both under one temp dir on the same disk;
@@ -15,6 +16,11 @@
 #                installed, else posix.
 #   --scale N    pgbench scale of the database (default 50: about 770 MB of
 #                PGDATA, like DESIGN.md §8)
+#   --big-mb M   add one table "big" of about M MiB whose rows are random
+#                bytes (128 random bytes of bytea per row: zstd cannot
+#                compress them), one relation in 1 GB segment files, so that
+#                the database's time is dominated by one large relation
+#                (default 0: none; e.g. --scale 10 --big-mb 1500)
 #   --runs R     repetitions of each timed command; medians are reported
 #                (default 3)
 #   --warm       do not drop the page cache before each timed command
@@ -87,6 +93,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 storage=""
 scale=50
+big_mb=0
 runs=3
 warm=0
 verify=1
@@ -98,6 +105,8 @@ while [ $# -gt 0 ]; do
         --storage=*) storage=${1#*=}; shift ;;
         --scale) scale=${2:?}; shift 2 ;;
         --scale=*) scale=${1#*=}; shift ;;
+        --big-mb) big_mb=${2:?}; shift 2 ;;
+        --big-mb=*) big_mb=${1#*=}; shift ;;
         --runs) runs=${2:?}; shift 2 ;;
         --runs=*) runs=${1#*=}; shift ;;
         --warm) warm=1; shift ;;
@@ -119,6 +128,7 @@ esac
 case " $storages " in *" s3 "*) [ "$have_swift" = 1 ] || { echo "backup-bench: s3 needs Swift (see TESTING.md)" >&2; exit 2; } ;; esac
 [[ $scale =~ ^[1-9][0-9]*$ ]] || { echo "backup-bench: --scale N" >&2; exit 2; }
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "backup-bench: --runs N" >&2; exit 2; }
+[[ $big_mb =~ ^[0-9]+$ ]] || { echo "backup-bench: --big-mb M" >&2; exit 2; }
 
 WALSHIP=${WALSHIP:-}
 if [ -z "$WALSHIP" ]; then
@@ -236,6 +246,16 @@ pg_start "$SRC" "$PGPORT" || die "postgres did not start"
 src_up=1
 pg_run "$PG_BIN/pgbench" -h "$SRC/sock" -p "$PGPORT" -U postgres -i -q -s "$scale" postgres >"$W/pgbench-init.log" 2>&1 ||
     { cat "$W/pgbench-init.log" >&2; die "pgbench -i"; }
+if [ "$big_mb" -gt 0 ]; then
+    # 49 rows of 128 random bytes fill an 8 KiB page: 128 pages per MiB
+    note "database: table big, about $big_mb MiB of random rows"
+    ssql "create table big (id int, pad bytea)" >/dev/null || die "create table big"
+    ssql "insert into big select g, decode(md5(g::text || 'a') || md5(g::text || 'b') || md5(g::text || 'c') ||
+          md5(g::text || 'd') || md5(g::text || 'e') || md5(g::text || 'f') || md5(g::text || 'g') ||
+          md5(g::text || 'h'), 'hex') from generate_series(1, $((big_mb * 128 * 49))) g" >/dev/null ||
+        die "insert into big"
+    note "database: big is $(ssql "select pg_size_pretty(pg_relation_size('big'))")"
+fi
 ssql "checkpoint" >/dev/null
 ssql "select pg_switch_wal()" >/dev/null
 wait_archived || die "the load's WAL was not archived"
@@ -640,7 +660,7 @@ done
 
 out "walship base-backup benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work shares the machine)"
 out "walship: $WS_VERSION; $PGBR_VERSION; PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }')"
-out "database: pgbench -i -s $scale, PGDATA without pg_wal $((pgdata_bytes / 1048576)) MiB, no write load during the runs"
+out "database: pgbench -i -s $scale$([ "$big_mb" -gt 0 ] && echo " + table big of $big_mb MiB random rows (one relation)"), PGDATA without pg_wal $((pgdata_bytes / 1048576)) MiB, no write load during the runs"
 out "both: zstd level 3, encryption (walship AES-256-GCM key_file; pgBackRest aes-256-cbc), parallelism 2, archive_command = walship wal-push && pgbackrest archive-push"
 out "page cache: $([ "$warm" = 0 ] && echo "dropped before every timed command of every tool (sync; echo 3 > /proc/sys/vm/drop_caches)" || echo "warm (--warm)")"
 out "medians of $runs runs, tools alternating; ratio = pgBackRest's wall / the tool's wall (> 1: the tool is faster than pgBackRest);"

@@ -261,7 +261,7 @@ f=$(sed -n 's/.*time: fetch \([0-9.]*\) s, replay \([0-9.]*\) s.*/\1/p' "$W/r-ws
 r=$(sed -n 's/.*time: fetch \([0-9.]*\) s, replay \([0-9.]*\) s.*/\2/p' "$W/r-ws.log")
 row walship "${f:--}" "${r:--}" "(in replay)" "$(secs "$t0" "$t1")" "$(check "$RP")"
 stop_dir "$W/r-ws"
-rm -rf "$W/r-ws"
+[ "$keep" = 1 ] || rm -rf "$W/r-ws"     # --keep: its walship-restore.log shows each fetch
 
 # ---------------------------------------------------------------- cold, pgBackRest
 if [ "$pgbr" = 1 ]; then

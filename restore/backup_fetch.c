@@ -29,6 +29,7 @@
 #include "bkf_tar.h"
 #include "catalog.h"
 #include "obj.h"
+#include "pool.h"
 #include "util.h"
 #include "wal.h"
 
@@ -39,7 +40,7 @@ struct worker {
     struct bkf *c;
     struct stor *s;
     int own_stor;
-    pthread_t th, dl_th;
+    pthread_t dl_th;
     struct bkf_pipe pipe;
     uint32_t part;
     char key[300];
@@ -64,13 +65,15 @@ struct bkf {
     struct bkf_chain chain;         /* m is incremental */
     atomic_int abort;
     pthread_mutex_t mu;             /* everything below */
-    size_t next_part;
+    int next_slot;                  /* the next worker slot a pool worker takes */
+    size_t *order;                  /* indexes of cur's parts, largest first */
     int failed;
     struct err err;
     struct bkf_progress prog;
     uint64_t last_prog_ms;
     bkf_progress_fn progress;
     void *progress_arg;
+    const struct note_sink *notes;
     struct worker *w;
     int nw;
 };
@@ -200,35 +203,47 @@ out:
     return rc;
 }
 
-static void *worker_main(void *arg)
+/* A pool worker takes a worker slot of its own (its storage, its pipe, its
+ * tar state): there are as many slots as the pool has workers at most. */
+static int worker_open(void *arg, void **ws, struct err *e)
 {
-    struct worker *w = arg;
-    struct bkf *c = w->c;
-    struct err e = ERR_INIT;
+    struct bkf *c = arg;
+    struct worker *w = NULL;
 
+    pthread_mutex_lock(&c->mu);
+    if (c->next_slot < c->nw)
+        w = &c->w[c->next_slot++];
+    pthread_mutex_unlock(&c->mu);
+    if (w == NULL)
+        return err_setf(e, ERR_INTERNAL, "backup %s: more restore workers than slots", c->m->name);
     w->tw.t = c->ltar;
-    for (;;) {
-        size_t i;
+    *ws = w;
+    return 0;
+}
 
-        pthread_mutex_lock(&c->mu);
-        i = c->next_part++;
-        pthread_mutex_unlock(&c->mu);
-        if (i >= c->cur->nparts || atomic_load(&c->abort))
-            break;
-        w->part = c->cur->parts[i].number;
-        if (c->ltar->want != NULL && !c->ltar->want[w->part])
-            continue;   /* nothing in it that the target needs */
-        snprintf(w->key, sizeof w->key, "backups/%s/part-%04u", c->cur->name, (unsigned)w->part);
-        if (run_part(w, &e) < 0) {
-            fail(c, &e);
-            break;
-        }
-        pthread_mutex_lock(&c->mu);
-        c->prog.parts_done++;
-        pthread_mutex_unlock(&c->mu);
-        progress_add(w, 1);
+/* Part index i of c->cur; a failure stops the other workers (fail). */
+static int worker_item(void *arg, void *ws, size_t i, struct err *e)
+{
+    struct bkf *c = arg;
+    struct worker *w = ws;
+
+    if (atomic_load(&c->abort))
+        return 0;   /* stopped: fail() has the error */
+    i = c->order[i];    /* the largest parts first: none runs alone at the end */
+    w->part = c->cur->parts[i].number;
+    if (c->ltar->want != NULL && !c->ltar->want[w->part])
+        return 0;   /* nothing in it that the target needs */
+    if (repo_key_part(w->key, sizeof w->key, c->cur->name, w->part) < 0)
+        return err_setf(e, ERR_INTERNAL, "backup name too long: %s", c->cur->name);
+    if (run_part(w, e) < 0) {
+        fail(c, e);
+        return -1;
     }
-    return NULL;
+    pthread_mutex_lock(&c->mu);
+    c->prog.parts_done++;
+    pthread_mutex_unlock(&c->mu);
+    progress_add(w, 1);
+    return 0;
 }
 
 /* ---- preparation and finishing ---- */
@@ -353,21 +368,19 @@ static int plan_tablespaces(struct bkf *c, const struct bkf_opts *o, struct err 
 /* backup_label must be this backup's: the label walship gave it and the
  * start point its manifest records (belt and braces beside the binding of
  * every object to its backup's folder). */
-/* Read every wanted part of c->cur with the workers. */
+/* Read every wanted part of c->cur on the worker pool (pool.h), c->nw
+ * workers counting the caller. */
 static int run_workers(struct bkf *c, struct err *e)
 {
-    int k, started = 0;
+    struct pool_job job = { c->cur->nparts, c, worker_open, worker_item, NULL };
+    struct err pe = ERR_INIT;
 
-    c->next_part = 0;
-    for (k = 0; k < c->nw; k++, started++)
-        if (pthread_create(&c->w[k].th, NULL, worker_main, &c->w[k]) != 0) {
-            struct err te = ERR_INIT;
-            err_setf(&te, ERR_INTERNAL, "could not start a worker thread");
-            fail(c, &te);
-            break;
-        }
-    for (k = 0; k < started; k++)
-        pthread_join(c->w[k].th, NULL);
+    c->next_slot = 0;
+    free(c->order);
+    if ((c->order = bkf_part_order(c->cur, e)) == NULL)
+        return -1;
+    if (pool_run(&job, c->nw, &pe) < 0 && !c->failed)
+        fail(c, &pe);   /* a worker that found no slot */
     if (c->failed) {
         *e = c->err;
         return -1;
@@ -430,6 +443,7 @@ static int setup(struct bkf *c, struct repo *r, const struct manifest *m, const 
     c->region = r->name;
     c->progress = o->progress;
     c->progress_arg = o->progress_arg;
+    c->notes = o->notes;
     atomic_init(&c->abort, 0);
     pthread_mutex_init(&c->mu, NULL);
     c->rootfd = malloc(nroots * sizeof *c->rootfd);
@@ -500,7 +514,7 @@ static int init_workers(struct bkf *c, struct repo *r, const struct region_conf 
         w->tw.tick_arg = w;
         if (k == 0) {
             w->s = r->st;
-        } else if (stor_open(rc, conf, &w->s, e) < 0) {
+        } else if (stor_open(rc, conf, c->notes, &w->s, e) < 0) {
             return err_prefix(e, "backup %s", c->m->name);
         } else {
             w->own_stor = 1;
@@ -535,6 +549,7 @@ static void teardown(struct bkf *c)
     free(c->rootfd);
     bkf_tar_free(&c->tar);
     bkf_chain_free(&c->chain);
+    free(c->order);
     free(c->w);
     pthread_mutex_destroy(&c->mu);
 }
@@ -563,6 +578,7 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
         st->parts = (uint32_t)m->nparts;
         st->tablespaces = (uint32_t)m->ntablespaces;
         st->ms = now_ms() - t0;
+        st->reread = c.chain.n ? atomic_load(&c.chain.reread) : 0;
     }
     rcode = 0;
 out:

@@ -64,6 +64,7 @@
 #include "err.h"
 #include "keys.h"
 #include "manifest.h"
+#include "note.h"
 #include "repo.h"
 
 /* --tablespace-map OLD=NEW: restore the tablespace at OLD into NEW.  Both
@@ -87,6 +88,7 @@ struct bkf_opts {
     size_t ntsmap;
     bkf_progress_fn progress;       /* may be NULL */
     void *progress_arg;
+    const struct note_sink *notes;  /* for the storage the workers open (stor_open); may be NULL */
 };
 
 struct bkf_stats {
@@ -96,6 +98,7 @@ struct bkf_stats {
     uint32_t parts;
     uint32_t tablespaces;
     uint64_t ms;                    /* wall time of bkf_fetch */
+    uint64_t reread;                /* chain: bytes read back to check assembled files */
 };
 
 /* Unpack the backup described by `m` (m->name) from region `r` (opened with

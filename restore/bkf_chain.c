@@ -1,6 +1,8 @@
 /*
  * bkf_chain — see bkf_chain.h.  The per-entry writing of a link's blocks
- * is bkf_chain_entry() (called by bkf_tar.c for the entries of a chain).
+ * is bkf_chain_entry() (called by bkf_tar.c for the entries of a chain),
+ * which also hashes each mapped file in block order as it is assembled;
+ * the end (bkf_chain_finish) is bkf_chain_fin.c.
  */
 #include "bkf_chain.h"
 
@@ -8,7 +10,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,8 @@
 
 #include "bkf_tar.h"
 #include "catalog.h"
+#include "pool.h"
 #include "util.h"
-
-#define HASH_BUF ((size_t)1 << 20)
 
 void bkf_chain_free(struct bkf_chain *c)
 {
@@ -33,8 +33,13 @@ void bkf_chain_free(struct bkf_chain *c)
     for (d = 0; c->lidx != NULL && d < c->n; d++)
         free(c->lidx[d]);
     free(c->lidx);
-    for (i = 0; c->cf != NULL && c->links != NULL && i < c->links[0]->nfiles; i++)
+    for (i = 0; c->cf != NULL && c->links != NULL && i < c->links[0]->nfiles; i++) {
         bm_map_free(&c->cf[i].map);
+        free(c->cf[i].lp);
+        EVP_MD_CTX_free(c->cf[i].md);
+    }
+    for (i = 0; c->locks_init && i < BKF_LOCKS; i++)
+        pthread_mutex_destroy(&c->locks[i]);
     free(c->links);
     free(c->want);
     free(c->tidx);
@@ -98,6 +103,24 @@ static int want_file(struct bkf_chain *c, uint32_t d, const char *path, struct e
     return 0;
 }
 
+/* Depth d among the file's links (once). */
+static int add_lprog(struct bkf_cfile *cf, uint32_t d)
+{
+    struct bkf_lprog *nv;
+    uint32_t k;
+
+    for (k = 0; k < cf->nlp; k++)
+        if (cf->lp[k].depth == d)
+            return 0;
+    if ((nv = realloc(cf->lp, (cf->nlp + 1) * sizeof *nv)) == NULL)
+        return -1;
+    cf->lp = nv;
+    cf->lp[cf->nlp].depth = d;
+    cf->lp[cf->nlp].next = 0;
+    cf->nlp++;
+    return 0;
+}
+
 int bkf_chain_load(struct repo *r, const struct manifest *t, struct bkf_chain *c, struct err *e)
 {
     size_t i, k;
@@ -131,9 +154,17 @@ int bkf_chain_load(struct repo *r, const struct manifest *t, struct bkf_chain *c
 
             if (d != 0 && d != last && want_file(c, d, f->path, e) < 0)
                 goto fail;
+            if (add_lprog(&c->cf[i], d) < 0) {
+                err_setf(e, ERR_NOMEM, "out of memory");
+                goto fail;
+            }
             last = d;
         }
+        bm_cursor_init(&c->cf[i].hc, &c->cf[i].map);
     }
+    for (k = 0; k < BKF_LOCKS; k++)
+        pthread_mutex_init(&c->locks[k], NULL);
+    c->locks_init = 1;
     return 0;
 fail:
     bkf_chain_free(c);
@@ -166,144 +197,6 @@ int bkf_chain_prepare(struct bkf_chain *c, struct bkf_tar *t, struct err *e)
             rc = bkf_tar_precreate(&w, m->files[i].path, m->files[i].size, e);
     bkf_tar_worker_free(&w);
     return rc;
-}
-
-static int hash_file(int fd, const char *path, char hex[65], struct err *e)
-{
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned char *buf = malloc(HASH_BUF), d[EVP_MAX_MD_SIZE];
-    unsigned int dn = 0;
-    off_t off = 0;
-    int rc = -1;
-
-    if (md == NULL || buf == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        err_setf(e, ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = pread(fd, buf, HASH_BUF, off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            err_errno(e, ERR_IO, errno, "could not read back \"%s\"", path);
-            goto out;
-        }
-        if (n == 0)
-            break;
-        if (EVP_DigestUpdate(md, buf, (size_t)n) != 1) {
-            err_setf(e, ERR_INTERNAL, "SHA-256 failed on \"%s\"", path);
-            goto out;
-        }
-        off += n;
-    }
-    if (EVP_DigestFinal_ex(md, d, &dn) != 1) {
-        err_setf(e, ERR_INTERNAL, "SHA-256 failed on \"%s\"", path);
-        goto out;
-    }
-    hex_encode(d, 32, hex);
-    hex[64] = '\0';
-    rc = 0;
-out:
-    EVP_MD_CTX_free(md);
-    free(buf);
-    return rc;
-}
-
-/* One mapped file: every block written, its SHA-256, mode and mtime. */
-static int finish_file(const struct bkf_chain *c, struct bkf_tar_worker *w, size_t i, struct err *e)
-{
-    const struct manifest *m = c->links[0];
-    const struct man_file *f = &m->files[i];
-    uint64_t nb = bm_nblocks(f->size, c->bs), got = atomic_load(&c->cf[i].blocks);
-    struct timespec ts[2];
-    char hex[65] = "";
-    int fd, ok;
-
-    if (got != nb)
-        return err_setf(e, ERR_CORRUPT, "backup %s: file \"%s\": %" PRIu64 " of its %" PRIu64 " blocks were restored "
-                        "from the chain: the chain is inconsistent", m->name, f->path, got, nb);
-    fd = bkf_tar_open_existing(w, f->path, O_RDWR);
-    if (fd < 0)
-        return err_errno(e, ERR_IO, errno, "backup %s: could not open \"%s\" again", m->name, f->path);
-    ok = atomic_load(&c->cf[i].verified) || (hash_file(fd, f->path, hex, e) == 0 && strcmp(hex, f->sha256) == 0);
-    if (!ok && e->code == ERR_OK)
-        err_setf(e, ERR_CORRUPT, "backup %s: file \"%s\" assembled from the chain has SHA-256 %.16s…, the "
-                 "manifest's is %.16s…: a link of the chain is damaged", m->name, f->path, hex, f->sha256);
-    ts[0].tv_sec = ts[1].tv_sec = (time_t)f->mtime;
-    ts[0].tv_nsec = ts[1].tv_nsec = 0;
-    if (ok && (fchmod(fd, (mode_t)(f->mode & 0777)) < 0 || futimens(fd, ts) < 0)) {
-        err_errno(e, ERR_IO, errno, "could not set mode and mtime of \"%s\"", f->path);
-        ok = 0;
-    }
-    close(fd);
-    return ok ? 0 : -1;
-}
-
-struct fin {
-    const struct bkf_chain *c;
-    struct bkf_tar *t;
-    atomic_size_t next;
-    atomic_int failed;
-    pthread_mutex_t mu;
-    struct err err;
-};
-
-static void *finish_main(void *arg)
-{
-    struct fin *f = arg;
-    const struct manifest *m = f->c->links[0];
-    struct bkf_tar_worker w;
-    struct err e = ERR_INIT;
-    size_t i;
-
-    if (bkf_tar_worker_init(&w, f->t) < 0) {
-        err_setf(&e, ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    while (!atomic_load(&f->failed) && (i = atomic_fetch_add(&f->next, 1)) < m->nfiles)
-        if (m->files[i].map != NULL && finish_file(f->c, &w, i, &e) < 0)
-            goto fail;
-    bkf_tar_worker_free(&w);
-    return NULL;
-fail:
-    bkf_tar_worker_free(&w);
-    pthread_mutex_lock(&f->mu);
-    if (!atomic_exchange(&f->failed, 1))
-        f->err = e;
-    pthread_mutex_unlock(&f->mu);
-    return NULL;
-}
-
-int bkf_chain_finish(const struct bkf_chain *c, struct bkf_tar *t, int nthreads, struct err *e)
-{
-    pthread_t th[16];
-    struct fin f;
-    int k, started = 0;
-
-    memset(&f, 0, sizeof f);
-    f.c = c;
-    f.t = t;
-    atomic_init(&f.next, 0);
-    atomic_init(&f.failed, 0);
-    pthread_mutex_init(&f.mu, NULL);
-    if (nthreads < 1)
-        nthreads = 1;
-    if (nthreads > 16)
-        nthreads = 16;
-    for (k = 0; k < nthreads; k++, started++)
-        if (pthread_create(&th[k], NULL, finish_main, &f) != 0)
-            break;
-    if (started == 0)
-        finish_main(&f);
-    for (k = 0; k < started; k++)
-        pthread_join(th[k], NULL);
-    pthread_mutex_destroy(&f.mu);
-    if (atomic_load(&f.failed)) {
-        *e = f.err;
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- one entry of a link ---- */
@@ -356,10 +249,93 @@ struct scatter {
     uint32_t blen, boff;        /* current block: its length here, bytes seen */
     int take;                   /* the target wants the current block from here */
     int have;                   /* a current block */
+    /* hashing the target file in block order (not for a whole file) */
+    pthread_mutex_t *mu;        /* its lock; NULL: not hashing here */
+    int own;                    /* the current block goes into cf->md from the stream */
+    int fd;
+    unsigned char *buf;         /* for reading blocks back */
 };
 
+#define REREAD_BUF ((size_t)256 << 10)
+
+/* With the file's lock held: hash the blocks at the frontier that their
+ * links have written, reading them back, as far as they go.  An error
+ * gives up (the file is read back whole at the end). */
+static void hash_advance(struct bkf_chain *c, struct bkf_cfile *cf, const struct man_file *tf, uint32_t bs,
+                         struct scatter *s)
+{
+    uint64_t nb = bm_nblocks(tf->size, bs);
+
+    while (!cf->hash_off && cf->hashed < nb) {
+        uint32_t d = bm_cursor_depth(&cf->hc, cf->hashed), k;
+        uint64_t upto, off, end;
+
+        for (k = 0; k < cf->nlp && cf->lp[k].depth != d; k++)
+            ;
+        if (k == cf->nlp || cf->lp[k].next <= cf->hashed)
+            return;
+        upto = cf->hc.run_first + cf->map.runs[cf->hc.run].count;
+        if (upto > cf->lp[k].next)
+            upto = cf->lp[k].next;
+        if (s->buf == NULL && (s->buf = malloc(REREAD_BUF)) == NULL) {
+            cf->hash_off = 1;
+            return;
+        }
+        end = upto * bs < tf->size ? upto * bs : tf->size;
+        for (off = cf->hashed * bs; off < end;) {
+            size_t want = end - off < REREAD_BUF ? (size_t)(end - off) : REREAD_BUF;
+            ssize_t n = pread(s->fd, s->buf, want, (off_t)off);
+
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0 || EVP_DigestUpdate(cf->md, s->buf, (size_t)n) != 1) {
+                cf->hash_off = 1;
+                return;
+            }
+            off += (uint64_t)n;
+            atomic_fetch_add(&c->reread, (uint64_t)n);
+        }
+        cf->hashed = upto;
+    }
+}
+
+/* A block the target takes from here starts: is it the next to hash? */
+static void hash_block_start(struct bkf_cfile *cf, struct scatter *s)
+{
+    s->own = 0;
+    if (s->mu == NULL)
+        return;
+    pthread_mutex_lock(s->mu);
+    if (!cf->hash_off && cf->md == NULL &&
+        ((cf->md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(cf->md, EVP_sha256(), NULL) != 1))
+        cf->hash_off = 1;
+    s->own = !cf->hash_off && cf->hashed == s->it.b;
+    pthread_mutex_unlock(s->mu);
+}
+
+/* ... and is written: this link's progress, and the frontier moved on. */
+static void hash_block_done(struct bkf_chain *c, struct bkf_cfile *cf, const struct man_file *tf, uint32_t depth,
+                            struct scatter *s)
+{
+    uint32_t k;
+
+    if (s->mu == NULL)
+        return;
+    pthread_mutex_lock(s->mu);
+    for (k = 0; k < cf->nlp; k++)
+        if (cf->lp[k].depth == depth)
+            cf->lp[k].next = s->it.b + 1;
+    if (s->own && !cf->hash_off) {
+        cf->hashed = s->it.b + 1;
+        bm_cursor_depth(&cf->hc, cf->hashed);
+    }
+    s->own = 0;
+    hash_advance(c, cf, tf, c->bs, s);
+    pthread_mutex_unlock(s->mu);
+}
+
 static int scatter_block(struct bkf_tar_worker *w, struct scatter *s, const struct man_file *mf,
-                         const struct man_file *tf, const char *name, struct err *e)
+                         const struct man_file *tf, struct bkf_cfile *cf, const char *name, struct err *e)
 {
     struct bkf_tar *t = w->t;
     uint32_t bs = t->chain->bs;
@@ -373,6 +349,8 @@ static int scatter_block(struct bkf_tar_worker *w, struct scatter *s, const stru
     if (s->take && bm_block_len(tf->size, bs, s->it.b) != s->blen)
         return CHAIN_ERR(ERR_CORRUPT, "block %" PRIu64 " has %u bytes here, the target backup's file %u",
                          s->it.b, (unsigned)s->blen, (unsigned)bm_block_len(tf->size, bs, s->it.b));
+    if (s->take)
+        hash_block_start(cf, s);
     return 0;
 }
 
@@ -404,17 +382,22 @@ static int scatter_data(struct bkf_tar_worker *w, struct archive *a, const struc
         for (p = buf; len > 0;) {
             size_t k;
 
-            if ((!s->have || s->boff == s->blen) && scatter_block(w, s, mf, tf, name, e) < 0)
+            if ((!s->have || s->boff == s->blen) && scatter_block(w, s, mf, tf, cf, name, e) < 0)
                 return -1;
             k = s->blen - s->boff < len ? s->blen - s->boff : len;
             if (s->take) {
                 if (pwrite_all(fd, p, k, (off_t)(s->it.b * t->chain->bs + s->boff)) < 0)
                     return CHAIN_ERR(ERR_IO, "could not write: %s", strerror(errno));
                 w->pend_bytes += k;
+                /* the frontier waits for this block: nobody else touches md */
+                if (s->own && EVP_DigestUpdate(cf->md, p, k) != 1)
+                    return CHAIN_ERR(ERR_INTERNAL, "SHA-256 failed");
             }
             s->boff += (uint32_t)k;
-            if (s->take && s->boff == s->blen)
+            if (s->take && s->boff == s->blen) {
                 atomic_fetch_add(&cf->blocks, 1);
+                hash_block_done(t->chain, cf, tf, t->depth, s);
+            }
             p += k;
             len -= k;
         }
@@ -452,16 +435,21 @@ int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct ma
     s.it.m = mf->map != NULL ? &own : NULL;
     s.nb = bm_nblocks(mf->size, t->chain->bs);
     bm_cursor_init(&s.tc, &cf->map);
-    fd = bkf_tar_open_existing(w, name, O_WRONLY);
+    fd = bkf_tar_open_existing(w, name, O_RDWR);
     if (fd < 0) {
         bm_map_free(&own);
         return CHAIN_ERR(ERR_IO, "could not open the file made for it: %s", strerror(errno));
     }
     /* The whole target file from this link only: its stream is the file,
-     * and hashing it spares reading it back.  Otherwise the file is read
-     * back and hashed at the end (bkf_chain_finish), which checks what
-     * this stream wrote too: hashing it here would be a second pass. */
+     * and hashing it spares reading it back.  Otherwise the file is hashed
+     * in block order as the links write it (hash_block_start/done): the
+     * blocks this stream writes at the frontier from the stream, others
+     * read back once every block before them is hashed; the file's
+     * SHA-256 is checked at the end (bkf_chain_finish), which checks what
+     * this stream wrote too. */
     whole = cf->map.n == 1 && cf->map.runs[0].depth == t->depth && mf->stored == tf->size;
+    s.fd = fd;
+    s.mu = whole ? NULL : &t->chain->locks[(size_t)(cf - t->chain->cf) % BKF_LOCKS];
     if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
         CHAIN_ERR(ERR_INTERNAL, "SHA-256 failed");
         goto out;
@@ -486,6 +474,7 @@ int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct ma
 out:
     if (close(fd) < 0 && rc == 0)
         rc = CHAIN_ERR(ERR_IO, "could not close: %s", strerror(errno));
+    free(s.buf);
     bm_map_free(&own);
     return rc;
 }

@@ -15,6 +15,7 @@ int bkf_pipe_init(struct bkf_pipe *p, size_t cap, atomic_int *abort)
     if (p->buf == NULL)
         return -1;
     p->cap = cap;
+    p->batch = cap / 8 ? cap / 8 : 1;
     p->abort = abort;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
@@ -35,6 +36,7 @@ void bkf_pipe_reset(struct bkf_pipe *p)
 {
     p->head = p->tail = p->used = p->lent = 0;
     p->eof = p->failed = p->writer_refused = 0;
+    p->rwait = p->wwait = 0;
     p->reader = BKF_PIPE_RUNNING;
 }
 
@@ -52,8 +54,15 @@ static int pipe_write(struct sink *s, const void *buf, size_t len, struct err *e
     while (len > 0) {
         size_t n;
 
-        while (p->used == p->cap && p->reader == BKF_PIPE_RUNNING && !atomic_load(p->abort))
-            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->used == p->cap) {
+            /* full: sleep until a batch of room (or what is left) is free */
+            size_t want = len < p->batch ? len : p->batch;
+
+            p->wwait = 1;
+            while (p->cap - p->used < want && p->reader == BKF_PIPE_RUNNING && !atomic_load(p->abort))
+                pthread_cond_wait(&p->cv, &p->mu);
+            p->wwait = 0;
+        }
         if (p->reader == BKF_PIPE_ABORT || atomic_load(p->abort)) {
             p->writer_refused = 1;
             pthread_mutex_unlock(&p->mu);
@@ -71,7 +80,8 @@ static int pipe_write(struct sink *s, const void *buf, size_t len, struct err *e
         p->used += n;
         src += n;
         len -= n;
-        pthread_cond_broadcast(&p->cv);
+        if (p->rwait && p->used >= p->batch)
+            pthread_cond_broadcast(&p->cv);
     }
     pthread_mutex_unlock(&p->mu);
     return 0;
@@ -147,9 +157,15 @@ la_ssize_t bkf_pipe_read(struct archive *a, void *arg, const void **out)
     p->tail = (p->tail + p->lent) % p->cap;
     p->used -= p->lent;
     p->lent = 0;
-    pthread_cond_broadcast(&p->cv);
-    while (p->used == 0 && !p->eof && !p->failed && !atomic_load(p->abort))
-        pthread_cond_wait(&p->cv, &p->mu);
+    if (p->wwait)
+        pthread_cond_broadcast(&p->cv);
+    if (p->used == 0) {
+        /* empty: sleep until a batch of data is there, or the end */
+        p->rwait = 1;
+        while (p->used < p->batch && !p->eof && !p->failed && !atomic_load(p->abort))
+            pthread_cond_wait(&p->cv, &p->mu);
+        p->rwait = 0;
+    }
     if (p->used == 0 && !p->eof) {
         pthread_mutex_unlock(&p->mu);
         archive_set_error(a, EIO, "the download of this part failed");

@@ -16,6 +16,10 @@
  * setting it, call bkf_pipe_wake() on every pipe.
  *
  * One producer and one consumer thread per pipe; the memory is `cap` bytes.
+ * A side that has to sleep is woken once cap/8 bytes of data (the reader)
+ * or of room (the writer) are there, not at every write: one wake-up per
+ * 512 KiB instead of one per decoder block (the profile of a restore showed
+ * a tenth of its CPU in the scheduler).
  */
 #ifndef WALSHIP_BKF_PIPE_H
 #define WALSHIP_BKF_PIPE_H
@@ -35,7 +39,9 @@ struct bkf_pipe {
     pthread_cond_t cv;
     unsigned char *buf;
     size_t cap, head, tail, used, lent;
+    size_t batch;               /* a side sleeping waits for this much (data or room) */
     int eof, failed, reader, writer_refused;
+    int rwait, wwait;           /* the reader, the writer is sleeping */
     atomic_int *abort;
 };
 

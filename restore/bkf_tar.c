@@ -129,6 +129,46 @@ int bkf_tar_check_done(const struct bkf_tar *t, struct err *e)
     return 0;
 }
 
+/* ---- the order of the parts ---- */
+
+struct part_key {
+    uint64_t size;
+    uint32_t number;
+    size_t i;
+};
+
+static int part_cmp(const void *a, const void *b)
+{
+    const struct part_key *x = a, *y = b;
+
+    if (x->size != y->size)
+        return x->size > y->size ? -1 : 1;
+    return x->number < y->number ? -1 : x->number > y->number;
+}
+
+size_t *bkf_part_order(const struct manifest *m, struct err *e)
+{
+    size_t i, n = m->nparts, *order = malloc((n + 1) * sizeof *order);
+    struct part_key *k = malloc((n + 1) * sizeof *k);
+
+    if (order == NULL || k == NULL) {
+        free(k);
+        free(order);
+        err_setf(e, ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        k[i].size = m->parts[i].raw_size;
+        k[i].number = m->parts[i].number;
+        k[i].i = i;
+    }
+    qsort(k, n, sizeof *k, part_cmp);
+    for (i = 0; i < n; i++)
+        order[i] = k[i].i;
+    free(k);
+    return order;
+}
+
 /* ---- paths ---- */
 
 /* Which root a path belongs to: pg_tblspc/OID/... of a listed tablespace

@@ -93,6 +93,11 @@ int bkf_tar_init(struct bkf_tar *t, const struct manifest *m, const char *region
                  atomic_int *abort, struct err *e);
 void bkf_tar_free(struct bkf_tar *t);
 
+/* Indexes 0..nparts-1 of m's parts, largest raw_size first (then by
+ * number): a part is read by one worker, so a big part taken last would run
+ * alone while the others idle.  malloc'ed; NULL with `e` on out-of-memory. */
+size_t *bkf_part_order(const struct manifest *m, struct err *e);
+
 int bkf_tar_worker_init(struct bkf_tar_worker *w, struct bkf_tar *t);
 void bkf_tar_worker_free(struct bkf_tar_worker *w);
 

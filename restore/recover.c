@@ -32,7 +32,7 @@ static const char *const why_patterns[] = {
 
 /* Lines (from byte `off` on) that say why recovery stopped, the last ones
  * when there are many. */
-static void log_why(const char *path, long off, char *out, size_t n)
+static void logfile_why(const char *path, long off, char *out, size_t n)
 {
     FILE *f = fopen(path, "re");
     char line[1024];
@@ -73,7 +73,7 @@ static void log_why(const char *path, long off, char *out, size_t n)
 
 /* The text after the last `needle` in the log (from `off`), up to `stop`
  * characters; 1 when found. */
-static int log_last(const char *path, long off, const char *needle, const char *stop, char *out, size_t n)
+static int logfile_last(const char *path, long off, const char *needle, const char *stop, char *out, size_t n)
 {
     FILE *f = fopen(path, "re");
     char line[1024];
@@ -119,10 +119,10 @@ static void from_log(const char *path, long off, struct rcv_result *r)
 {
     char seg[64];
 
-    if (log_last(path, off, "redo done at ", " \n", r->lsn, sizeof r->lsn) == 0 && r->lsn[0] == '\0')
-        log_last(path, off, "recovery stopping after WAL location (LSN) \"", "\"", r->lsn, sizeof r->lsn);
-    log_last(path, off, "last completed transaction was at log time ", "\n", r->xact_time, sizeof r->xact_time);
-    if (log_last(path, off, "restored log file \"", "\"", seg, sizeof seg) && strlen(seg) >= 8) {
+    if (logfile_last(path, off, "redo done at ", " \n", r->lsn, sizeof r->lsn) == 0 && r->lsn[0] == '\0')
+        logfile_last(path, off, "recovery stopping after WAL location (LSN) \"", "\"", r->lsn, sizeof r->lsn);
+    logfile_last(path, off, "last completed transaction was at log time ", "\n", r->xact_time, sizeof r->xact_time);
+    if (logfile_last(path, off, "restored log file \"", "\"", seg, sizeof seg) && strlen(seg) >= 8) {
         seg[8] = '\0';
         snprintf(r->tli, sizeof r->tli, "%lu", strtoul(seg, NULL, 16));
     }
@@ -195,7 +195,7 @@ static int check_target(PGconn *c, const struct rcv_opts *o, long off, const str
     uint64_t lsn = 0;
     struct err pe = ERR_INIT;
 
-    if (!log_last(o->logpath, off, "recovery stopping ", "\n", stopping, sizeof stopping))
+    if (!logfile_last(o->logpath, off, "recovery stopping ", "\n", stopping, sizeof stopping))
         return err_setf(e, ERR_IO,
                         "recovery paused at LSN %s, but PostgreSQL did not say it reached the recovery target (no "
                         "\"recovery stopping\" in %s)",
@@ -300,7 +300,7 @@ static int failed(const struct rcv_opts *o, long off, struct rcv_result *r, stru
     if (!pf.alive)
         r->in_recovery = 0;
     from_log(o->logpath, off, r);
-    log_why(o->logpath, off, r->why, sizeof r->why);
+    logfile_why(o->logpath, off, r->why, sizeof r->why);
     return err_prefix(e, "%s", r->running ? "the instance was NOT promoted: it is left in recovery"
                                          : "the instance was NOT promoted");
 }
@@ -310,9 +310,9 @@ static int server_gone(const struct rcv_opts *o, long off, struct rcv_result *r,
 {
     char stopping[256], x[256];
 
-    if (o->shutdown && log_last(o->logpath, off, "recovery stopping ", "\n", stopping, sizeof stopping) &&
-        log_last(o->logpath, off, "database system is shut down", "\n", x, sizeof x) &&
-        !log_last(o->logpath, off, "recovery ended before", "\n", x, sizeof x)) {
+    if (o->shutdown && logfile_last(o->logpath, off, "recovery stopping ", "\n", stopping, sizeof stopping) &&
+        logfile_last(o->logpath, off, "database system is shut down", "\n", x, sizeof x) &&
+        !logfile_last(o->logpath, off, "recovery ended before", "\n", x, sizeof x)) {
         from_log(o->logpath, off, r);
         r->outcome = RCV_SHUT_DOWN;
         return 0;
@@ -351,7 +351,7 @@ static int at_pause(PGconn *c, const struct rcv_opts *o, long off, const struct 
     snprintf(r->lsn, sizeof r->lsn, "%s", s->lsn);
     if (check_target(c, o, off, s, e) < 0)
         return -1;
-    log_why(o->logpath, off, r->why, sizeof r->why);
+    logfile_why(o->logpath, off, r->why, sizeof r->why);
     r->running = 1;
     if (!o->promote) {
         r->outcome = RCV_PAUSED;
@@ -362,6 +362,31 @@ static int at_pause(PGconn *c, const struct rcv_opts *o, long off, const struct 
     r->outcome = RCV_PROMOTED;
     r->in_recovery = 0;
     return 0;
+}
+
+/* How long one "where is replay" may take: what is left of the stall
+ * bound, at least 1 s and at most 10 s, so a server that stops answering
+ * (a startup process stopped while it holds the lock that query needs)
+ * is a stall too, not a wait without end. */
+static unsigned query_ms(const struct rcv_opts *o, uint64_t last_progress)
+{
+    uint64_t bound = last_progress + (uint64_t)o->stall_timeout_s * 1000, now = now_ms();
+    uint64_t left = bound > now ? bound - now : 0;
+
+    return (unsigned)(left < 1000 ? 1000 : left > 10000 ? 10000 : left);
+}
+
+/* Past --stall-timeout without progress: 1, with e set (naming the last
+ * LSN seen, and the query that had no answer when that is why). */
+static int stalled(const struct rcv_opts *o, uint64_t last_progress, const char *lsn, const struct err *qe,
+                   struct err *e)
+{
+    if (now_ms() - last_progress <= (uint64_t)o->stall_timeout_s * 1000)
+        return 0;
+    err_setf(e, ERR_IO, "recovery made no progress for %u s %s%s (--stall-timeout)%s%s", o->stall_timeout_s,
+             lsn[0] ? "at LSN " : "before PostgreSQL said where replay is", lsn, qe != NULL ? "; " : "",
+             qe != NULL ? qe->msg : "");
+    return 1;
 }
 
 int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
@@ -388,7 +413,8 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
         pginst_read_pidfile(o->pgdata, &pf);
         if (pf.alive) {
             seen = 1;
-        } else if (seen || now_ms() - t0 > 10000 || log_last(o->logpath, off, "FATAL:", "\n", fatal, sizeof fatal)) {
+        } else if (seen || now_ms() - t0 > 10000 ||
+                   logfile_last(o->logpath, off, "FATAL:", "\n", fatal, sizeof fatal)) {
             /* gone, or (a postmaster that failed at once, never seen) never came */
             usleep(POLL_US);
             pginst_read_pidfile(o->pgdata, &pf);
@@ -404,9 +430,11 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
                 last_progress = now_ms();
             continue;
         }
-        if (pginst_replay(c, &s, &qe) < 0) {
-            PQfinish(c);        /* the server died, or the session did */
+        if (pginst_replay(c, query_ms(o, last_progress), &s, &qe) < 0) {
+            PQfinish(c);        /* the server died, the session did, or it did not answer */
             c = NULL;
+            if (stalled(o, last_progress, r->lsn, &qe, e))
+                goto fail;
             deadline = now_ms() + (uint64_t)o->start_timeout_s * 1000;
             continue;
         }
@@ -421,7 +449,7 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
                                 "(a recovery_target_action other than pause in its configuration?)");
             r->outcome = RCV_FAILED;
             r->running = 1;
-            log_why(o->logpath, off, r->why, sizeof r->why);
+            logfile_why(o->logpath, off, r->why, sizeof r->why);
             goto out;
         }
         if (o->standby && s.lsn[0] != '\0') {
@@ -440,11 +468,8 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
             rc = 0;
             goto out;
         }
-        if (now_ms() - last_progress > (uint64_t)o->stall_timeout_s * 1000) {
-            err_setf(e, ERR_IO, "recovery made no progress for %u s at LSN %s (--stall-timeout)", o->stall_timeout_s,
-                     s.lsn[0] ? s.lsn : "?");
+        if (stalled(o, last_progress, r->lsn, NULL, e))
             goto fail;
-        }
     }
 fail:
     failed(o, off, r, e);
@@ -452,7 +477,8 @@ out:
     if (r->outcome != RCV_PROMOTED && r->outcome != RCV_SHUT_DOWN && c != NULL) {
         char tli[16];
 
-        pginst_query_one(c, "select min_recovery_end_timeline::text from pg_control_recovery()", NULL, tli, sizeof tli);
+        pginst_query_one_within(c, "select min_recovery_end_timeline::text from pg_control_recovery()", NULL, 5000,
+                                tli, sizeof tli);
         if (r->tli[0] == '\0' && tli[0] != '\0' && strcmp(tli, "0") != 0)
             snprintf(r->tli, sizeof r->tli, "%s", tli);
     }

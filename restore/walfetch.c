@@ -1,4 +1,5 @@
 #include "walfetch.h"
+#include "walfetch_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "note.h"
 #include "repo.h"
 #include "util.h"
 #include "wal.h"
@@ -33,8 +34,9 @@ static int region_cluster(struct repo *r, struct cluster_info *ci, struct err *e
     return repo_ident_check(r, ci->sysid, e);
 }
 
+
 /* A segment's first page must say it is this segment of this cluster. */
-static int check_header(int fd, const char *name, const struct cluster_info *ci, struct err *e)
+int walfetch_check_header(int fd, const char *name, const struct cluster_info *ci, struct err *e)
 {
     unsigned char buf[CLUSTER_WAL_LONG_HEADER_LEN];
     struct wal_long_header h;
@@ -68,7 +70,7 @@ static int check_fetched(int fd, void *arg, struct err *e)
 {
     const struct header_arg *h = arg;
 
-    return check_header(fd, h->name, h->ci, e);
+    return walfetch_check_header(fd, h->name, h->ci, e);
 }
 
 /* Decode region object wal/NAME into DEST via a temp file, checked first. */
@@ -86,13 +88,13 @@ static int fetch_from(struct repo *r, const char *name, const char *dest, const 
 
 /* One region: 0 fetched, WALFETCH_MISSING a definite "not here", -1 failed. */
 static int try_region(const struct config *conf, const struct region_conf *rc, const struct keyring *kr,
-                      const char *name, const char *dest, struct cluster_info *ci, struct repo **slot,
-                      struct err *e)
+                      const struct note_sink *notes, const char *name, const char *dest, struct cluster_info *ci,
+                      struct repo **slot, struct err *e)
 {
     struct repo *r = slot != NULL ? *slot : NULL;
     int res = -1;
 
-    if (r == NULL && repo_open(rc, conf, kr, 0, &r, e) < 0)
+    if (r == NULL && repo_open(rc, conf, notes, kr, 0, &r, e) < 0)
         return -1;
     if (ci->sysid == 0 && region_cluster(r, ci, e) < 0)
         goto out;
@@ -123,15 +125,30 @@ out:
     return res;
 }
 
-int walfetch_one(const struct config *conf, const struct keyring *kr, const int *order, int n, const char *name,
-                 const char *dest, struct cluster_info *ci, int *served_by, struct err *e)
+void walfetch_warm(const struct config *conf, const struct keyring *kr, const struct note_sink *notes, const int *order,
+                   int n, struct cluster_info *ci, struct repo **cache)
 {
-    return walfetch_one_cached(conf, kr, order, n, name, dest, ci, NULL, served_by, e);
+    const struct region_conf *rc;
+    struct err e = ERR_INIT;
+
+    if (n <= 0 || cache[order[0]] != NULL)
+        return;
+    rc = &conf->regions[order[0]];
+    if (repo_open(rc, conf, notes, kr, 0, &cache[order[0]], &e) == 0 && region_cluster(cache[order[0]], ci, &e) < 0) {
+        repo_free(cache[order[0]]);
+        cache[order[0]] = NULL;
+    }
 }
 
-int walfetch_one_cached(const struct config *conf, const struct keyring *kr, const int *order, int n,
-                        const char *name, const char *dest, struct cluster_info *ci, struct repo **cache,
-                        int *served_by, struct err *e)
+int walfetch_one(const struct config *conf, const struct keyring *kr, const struct note_sink *notes, const int *order,
+                 int n, const char *name, const char *dest, struct cluster_info *ci, int *served_by, struct err *e)
+{
+    return walfetch_one_cached(conf, kr, notes, order, n, name, dest, ci, NULL, served_by, e);
+}
+
+int walfetch_one_cached(const struct config *conf, const struct keyring *kr, const struct note_sink *notes,
+                        const int *order, int n, const char *name, const char *dest, struct cluster_info *ci,
+                        struct repo **cache, int *served_by, struct err *e)
 {
     struct err first = ERR_INIT;
     int i, missing = 0, failed = 0;
@@ -139,21 +156,21 @@ int walfetch_one_cached(const struct config *conf, const struct keyring *kr, con
     for (i = 0; i < n; i++) {
         const struct region_conf *rc = &conf->regions[order[i]];
         struct err re = ERR_INIT;
-        int res = try_region(conf, rc, kr, name, dest, ci, cache != NULL ? &cache[order[i]] : NULL, &re);
+        int res = try_region(conf, rc, kr, notes, name, dest, ci, cache != NULL ? &cache[order[i]] : NULL, &re);
 
         if (res == 0) {
             if (failed)
-                log_warning("%s came from region %s after: %s", name, rc->name, first.msg);
+                note(notes, LOG_WARNING, "%s came from region %s after: %s", name, rc->name, first.msg);
             *served_by = order[i];
             return 0;
         }
         if (res == WALFETCH_MISSING) {
             missing++;
-            log_debug("region %s does not have %s", rc->name, name);
+            note(notes, LOG_DEBUG, "region %s does not have %s", rc->name, name);
             continue;
         }
         failed++;
-        log_warning("%s", re.msg);
+        note(notes, LOG_WARNING, "%s", re.msg);
         if (first.code == ERR_OK)
             first = re;
     }
@@ -169,91 +186,13 @@ int walfetch_one_cached(const struct config *conf, const struct keyring *kr, con
     return -1;
 }
 
-static int prefetch_dir_of(const char *dest, char *buf, size_t len)
+int walfetch_prefetch_dir(const char *dest, char *buf, size_t len)
 {
     const char *slash = strrchr(dest, '/');
 
     if (slash == NULL)
         return snprintf(buf, len, "%s", WALFETCH_PREFETCH_DIR) >= (int)len ? -1 : 0;
     return snprintf(buf, len, "%.*s/%s", (int)(slash - dest), dest, WALFETCH_PREFETCH_DIR) >= (int)len ? -1 : 0;
-}
-
-/* The prefetcher's note of the last segment before the first one the
- * archive did not have (".end"): the file recovery is likely to ask for
- * twice.  PostgreSQL reads the last segment again when it ends recovery and
- * starts the new timeline; over a slow link that second download cost a
- * quarter of a second in the drill. */
-static int is_last_before_end(const char *dir, const char *name)
-{
-    char path[PATH_MAX], buf[WAL_NAME_MAX];
-    ssize_t n;
-    int fd;
-
-    if (snprintf(path, sizeof path, "%s/.end", dir) >= (int)sizeof path ||
-        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    return strcmp(buf, name) == 0;
-}
-
-/* Copy SRC to DEST through a temp file (the prefetched file stays). */
-static int copy_file_to(const char *src, const char *dest, struct err *e)
-{
-    char tmp[PATH_MAX], buf[1 << 16];
-    int in, out, rc = -1;
-    ssize_t n;
-
-    if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
-        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
-    if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
-        return err_errno(e, ERR_IO, errno, "could not open \"%s\"", src);
-    if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
-        close(in);
-        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
-    }
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        if (write_all(out, buf, (size_t)n) < 0)
-            break;
-    if (n == 0 && close(out) == 0) {
-        out = -1;
-        if (rename(tmp, dest) == 0)
-            rc = 0;
-    }
-    if (rc < 0)
-        err_errno(e, ERR_IO, errno, "could not copy prefetched \"%s\" to \"%s\"", src, dest);
-    if (out >= 0)
-        close(out);
-    close(in);
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
-
-int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms, struct err *e)
-{
-    char dir[PATH_MAX], path[PATH_MAX], part[PATH_MAX];
-    uint64_t deadline = now_ms() + wait_ms;
-
-    if (prefetch_dir_of(dest, dir, sizeof dir) < 0 ||
-        snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
-        snprintf(part, sizeof part, "%s/.%s.part", dir, name) >= (int)sizeof part)
-        return 0;
-    for (;;) {
-        if (access(path, F_OK) == 0 && is_last_before_end(dir, name))
-            return copy_file_to(path, dest, e) < 0 ? -1 : 1;
-        if (rename(path, dest) == 0)
-            return 1;
-        if (errno != ENOENT)
-            return err_errno(e, ERR_IO, errno, "could not move prefetched \"%s\" to \"%s\"", path, dest);
-        /* being prefetched right now: waiting beats downloading it twice */
-        if (access(part, F_OK) != 0 || now_ms() >= deadline)
-            return 0;
-        usleep(10000);
-    }
 }
 
 /* How far a prefetcher looks: it keeps `count` segments ready ahead of
@@ -265,6 +204,7 @@ int walfetch_from_prefetch(const char *name, const char *dest, unsigned wait_ms,
 struct prefetch {
     const struct config *conf;
     const struct keyring *kr;
+    const struct note_sink *notes;
     struct cluster_info ci;
     const int *order;
     int n;
@@ -278,6 +218,8 @@ struct prefetch {
     int stop;
     int first_missing;          /* index of the first name the archive lacks (total: none) */
     const char *name;           /* the segment before names[0] */
+    dev_t lock_dev;             /* the lock file it holds: a wiped and re-created */
+    ino_t lock_ino;             /* directory is another restore's */
     uint64_t moved_ms;          /* when recovery last consumed one */
     pthread_mutex_t lock;
 };
@@ -351,6 +293,12 @@ static void *prefetch_worker(void *arg)
         if (i < 0)
             break;
         snprintf(path, sizeof path, "%s/%s", p->dir, p->names[i]);
+        if (!walfetch_dir_is_ours(p->dir, p->lock_dev, p->lock_ino)) {
+            pthread_mutex_lock(&p->lock);
+            p->stop = 1;
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
         if (access(path, F_OK) == 0) {
             rc = 0;             /* an earlier prefetcher's */
         } else {
@@ -359,7 +307,8 @@ static void *prefetch_worker(void *arg)
              * region and worker for the whole run: over a slow link a new
              * TLS connection costs a round trip or two. */
             snprintf(tmpdest, sizeof tmpdest, "%s/.%s.part", p->dir, p->names[i]);
-            rc = walfetch_one_cached(p->conf, p->kr, p->order, p->n, p->names[i], tmpdest, &ci, cache, &by, &e);
+            rc = walfetch_one_cached(p->conf, p->kr, p->notes, p->order, p->n, p->names[i], tmpdest, &ci, cache,
+                                     &by, &e);
             if (rc == 0 && rename(tmpdest, path) < 0)
                 rc = -1;
             if (rc != 0)
@@ -393,7 +342,7 @@ static void note_end(const struct prefetch *p)
     const char *last;
     int fd, i;
 
-    if (p->first_missing >= p->total)
+    if (p->first_missing >= p->total || !walfetch_dir_is_ours(p->dir, p->lock_dev, p->lock_ino))
         return;
     for (i = 0; i < p->first_missing; i++)
         if (!p->done[i])
@@ -434,12 +383,14 @@ static void prefetch_sweep(const char *dir, const char *current)
     closedir(d);
 }
 
-void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const int *order, int n,
-                       const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size, int count,
-                       int parallel)
+void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const struct note_sink *notes,
+                       const int *order, int n, const struct cluster_info *ci, const char *name, const char *dest,
+                       uint64_t seg_size, int count, int parallel)
 {
     struct prefetch p;
-    pthread_t threads[16];
+    struct ask_server ask;
+    pthread_t threads[16], asker;
+    int workers_done = 0, asking;
     char lockpath[PATH_MAX + 16];
     struct wal_name w;
     struct err e = ERR_INIT;
@@ -448,7 +399,8 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     if (count <= 0 || !wal_seg_size_valid(seg_size) || wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
         return;
     memset(&p, 0, sizeof p);
-    if (prefetch_dir_of(dest, p.dir, sizeof p.dir) < 0)
+    memset(&ask, 0, sizeof ask);
+    if (walfetch_prefetch_dir(dest, p.dir, sizeof p.dir) < 0)
         return;
     if (mkdir(p.dir, 0700) < 0 && errno != EEXIST)
         return;
@@ -460,9 +412,19 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
         return;     /* a prefetcher is already at work */
     }
     lock_note_holder(lockfd);   /* who prefetches, for the operator */
+    {
+        struct stat lst;
+
+        if (fstat(lockfd, &lst) < 0)
+            goto out;
+        p.lock_dev = ask.lock_dev = lst.st_dev;
+        p.lock_ino = ask.lock_ino = lst.st_ino;
+    }
+    walfetch_fingerprint(conf, ask.fingerprint);
     prefetch_sweep(p.dir, name);
     p.conf = conf;
     p.kr = kr;
+    p.notes = notes;
     p.ci = *ci;
     p.order = order;
     p.n = n;
@@ -487,10 +449,26 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     for (i = 0; i < parallel; i++)
         if (pthread_create(&threads[nt], NULL, prefetch_worker, &p) == 0)
             nt++;
+    /* and one more thread answers wal-fetch's questions (walfetch_ask.c) */
+    ask.conf = conf;
+    ask.kr = kr;
+    ask.notes = notes;
+    ask.order = order;
+    ask.n = n;
+    ask.ci = *ci;
+    ask.dir = p.dir;
+    ask.lock = &p.lock;
+    ask.workers_done = &workers_done;
+    asking = pthread_create(&asker, NULL, walfetch_ask_serve, &ask) == 0;
     for (i = 0; i < nt; i++)
         pthread_join(threads[i], NULL);
-    pthread_mutex_destroy(&p.lock);
+    pthread_mutex_lock(&p.lock);
+    workers_done = 1;
+    pthread_mutex_unlock(&p.lock);
     note_end(&p);
+    if (asking)
+        pthread_join(asker, NULL);
+    pthread_mutex_destroy(&p.lock);
 out:
     free(p.names);
     free(p.done);

@@ -22,6 +22,7 @@ int stor_driver_open(const struct stor_driver *d, const struct stor_opts *o, str
                         name, o->version, d->scheme, (unsigned)STOR_OPTS_VERSION);
     if (d->open(o, out, e) < 0)
         return -1;
+    (*out)->notes = o->notes;
     if ((*out)->ops == NULL || (*out)->ops->version != STOR_OPS_VERSION) {
         unsigned v = (*out)->ops != NULL ? (*out)->ops->version : 0;
 

@@ -38,6 +38,7 @@
 
 #include "creds.h"
 #include "err.h"
+#include "note.h"
 #include "stream.h"
 
 #define STOR_OPS_VERSION 2
@@ -86,6 +87,11 @@ struct stor {
     char *where;            /* "bucket acme-pg prefix prod" or "/srv/backup" */
     const char *creds;      /* where the credentials came from ("imds (role r)"), NULL if none */
     uint64_t kept_locked;   /* objects remove()/remove_many() left under Object Lock, since open */
+    /* Where the driver reports what an operator should see while it works
+     * (a request retried, a multipart upload aborted, credentials
+     * refreshed, an object kept under Object Lock): the opts' sink, set by
+     * the driver's open; NULL: dropped.  Drivers never log. */
+    const struct note_sink *notes;
 };
 
 enum s3_checksum { S3_CHECKSUM_MD5 = 0, S3_CHECKSUM_SHA256 };
@@ -96,10 +102,13 @@ enum s3_checksum { S3_CHECKSUM_MD5 = 0, S3_CHECKSUM_SHA256 };
  * it keeps.  Fields a driver has no use for are ignored (file:// reads only
  * name and url).  `version` is STOR_OPTS_VERSION of the code that built the
  * struct: a driver opened with another refuses (ERR_INTERNAL). */
-#define STOR_OPTS_VERSION 1
+#define STOR_OPTS_VERSION 2
 struct stor_opts {
     unsigned version;               /* STOR_OPTS_VERSION */
     const char *name;               /* region (section) name, for messages */
+    /* The command's note sink (note.h), or NULL: the driver reports through
+     * it and never logs.  Borrowed: it must outlive the driver. */
+    const struct note_sink *notes;
     const char *url;                /* file:///PATH or s3://BUCKET[/PREFIX] */
     /* s3:// */
     const char *endpoint;           /* NULL = https://s3.<aws_region>.amazonaws.com */

@@ -17,7 +17,7 @@
 #include "util.h"
 #include "wal.h"
 
-int archiver_open(const struct config *conf, const struct keyring *kr, struct spool *sp,
+int archiver_open(const struct config *conf, const struct keyring *kr, const struct note_sink *notes, struct spool *sp,
                   const struct repo_ident *cluster, const struct archiver *like, struct archiver *a, struct err *e)
 {
     int i;
@@ -25,6 +25,7 @@ int archiver_open(const struct config *conf, const struct keyring *kr, struct sp
     memset(a, 0, sizeof *a);
     a->conf = conf;
     a->kr = kr;
+    a->notes = notes;
     a->sp = sp;
     a->cluster = *cluster;
     if (conf->nregions > ARCHIVE_MAX_REGIONS)
@@ -41,7 +42,7 @@ int archiver_open(const struct config *conf, const struct keyring *kr, struct sp
             a->bad_err[i] = like->bad_err[i];
             continue;
         }
-        if (repo_open(rc, conf, kr, 0, &a->rp[i], &a->bad_err[i]) < 0) {
+        if (repo_open(rc, conf, notes, kr, 0, &a->rp[i], &a->bad_err[i]) < 0) {
             a->bad[i] = 1;
             continue;
         }

@@ -60,8 +60,9 @@ struct archive_report {
  * report) while the others still receive the file.  With `like` (an
  * archiver opened before, in another thread) the regions are opened again
  * but the identities it checked are taken as they are.  `sp` may be NULL if
- * no region is async. */
-int archiver_open(const struct config *conf, const struct keyring *kr, struct spool *sp,
+ * no region is async.  `notes` (may be NULL) hears what the archiver and the
+ * regions' drivers report as they work. */
+int archiver_open(const struct config *conf, const struct keyring *kr, const struct note_sink *notes, struct spool *sp,
                   const struct repo_ident *cluster, const struct archiver *like, struct archiver *a, struct err *e);
 void archiver_close(struct archiver *a);
 

@@ -74,7 +74,7 @@ static int ship_ready(struct ship_region *r, const struct config *conf, const st
 
     if (r->ready)
         return 0;
-    if (r->rp == NULL && repo_open(r->rc, conf, kr, 0, &r->rp, e) < 0)
+    if (r->rp == NULL && repo_open(r->rc, conf, r->notes, kr, 0, &r->rp, e) < 0)
         return -1;
     if (spool_load_identity(sp, &json, &len, e) < 0)
         return err_prefix(e, "the spool of cluster %llu has no identity to create region %s's with",

@@ -118,11 +118,10 @@ static int ahead_open(void *arg, void **ws, struct err *e)
 
     if (a == NULL)
         return err_setf(e, ERR_NOMEM, "push-ahead: out of memory");
-    if (archiver_open(ah->conf, ah->kr, ah->sp, &ah->main->cluster, ah->main, a, e) < 0) {
+    if (archiver_open(ah->conf, ah->kr, ah->notes, ah->sp, &ah->main->cluster, ah->main, a, e) < 0) {
         free(a);
         return err_prefix(e, "push-ahead");
     }
-    a->notes = ah->notes;
     *ws = a;
     return 0;
 }
@@ -383,10 +382,9 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
     }
     /* every region's identity is checked once, here, before anything is
      * pushed; push-ahead workers share the verdict */
-    if (archiver_open(c, kr, NULL, &want, NULL, &a, e) < 0)
+    if (archiver_open(c, kr, notes, NULL, &want, NULL, &a, e) < 0)
         goto out;
     a.sp = sp;
-    a.notes = notes;
 
     /* Push ahead the next .ready segments while we push this one. */
     if (sp != NULL && w.kind == WAL_SEGMENT && c->parallel > 1) {

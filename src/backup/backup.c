@@ -23,6 +23,7 @@
 #include "multi.h"
 #include "obj.h"
 #include "pgconn.h"
+#include "pool.h"
 #include "rconf.h"
 #include "repo.h"
 #include "spool.h"
@@ -30,7 +31,6 @@
 #include "wal.h"
 
 #define BK_READ_BUF (1u << 20)
-#define BK_MIN_PART ((uint64_t)64 << 20)
 
 /* One file as it went into a part. */
 struct pf_ent {
@@ -489,96 +489,98 @@ out:
     return rc;
 }
 
-void *bk_part_worker(void *arg)
+/* A part worker's own state: its regions (opened again: a repo is used by
+ * one thread at a time), its read buffer, its incremental staging file. */
+struct bk_worker {
+    struct repo *rp[BK_MAX_REGIONS];
+    unsigned char *buf;
+    int tmpfd;
+};
+
+static void part_worker_close(void *arg, void *ws)
 {
     struct bk_job *j = arg;
-    struct repo *rp[BK_MAX_REGIONS];
-    unsigned char *buf = malloc(BK_READ_BUF);
-    struct err e = ERR_INIT;
-    int r, tmpfd = -1;
+    struct bk_worker *w = ws;
+    int r;
 
-    memset(rp, 0, sizeof rp);
-    if (buf == NULL) {
-        err_setf(&e, ERR_NOMEM, "out of memory");
-        job_fatal(j, &e);
-        return NULL;
-    }
-    if (j->inc != NULL && (tmpfd = bk_incr_staging_open(j->c->spool_dir, &e)) < 0) {
-        job_fatal(j, &e);
-        free(buf);
-        return NULL;
-    }
-    for (r = 0; r < j->c->nregions; r++) {
-        if (j->checked[r] == NULL)
-            continue;   /* failed already */
-        if (repo_open(&j->c->regions[r], j->c, j->kr, 0, &rp[r], &e) < 0) {
-            job_region_fail(j, r, &e);
-            err_clear(&e);
-            continue;
-        }
-        rp[r]->id = j->checked[r]->id;
-        rp[r]->have_id = 1;
-    }
-    for (;;) {
-        size_t pi;
-
-        pthread_mutex_lock(&j->lock);
-        pi = j->fatal ? j->nparts : j->next_part++;
-        pthread_mutex_unlock(&j->lock);
-        if (pi >= j->nparts)
-            break;
-        err_clear(&e);
-        if (do_part(j, rp, pi, buf, tmpfd, &e) < 0) {
-            int all_failed = 1;
-
-            pthread_mutex_lock(&j->lock);
-            for (r = 0; r < j->c->nregions; r++)
-                if (!j->region_failed[r])
-                    all_failed = 0;
-            pthread_mutex_unlock(&j->lock);
-            /* a region's failure is recorded per region; anything else
-             * (reading PGDATA, memory) stops the backup */
-            if (!all_failed || e.code != ERR_NET)
-                job_fatal(j, &e);
-            break;
-        }
-    }
+    if (w == NULL)
+        return;
     for (r = 0; r < j->c->nregions; r++)
-        repo_free(rp[r]);
-    if (tmpfd >= 0)
-        close(tmpfd);
-    free(buf);
-    return NULL;
+        repo_free(w->rp[r]);
+    if (w->tmpfd >= 0)
+        close(w->tmpfd);
+    free(w->buf);
+    free(w);
 }
 
-/* ---- orchestration ---- */
-
-void bk_plan_parts(struct bk_job *j, const struct bk_list *l, uint64_t part_size, int parallel)
+/* A region that cannot be opened is that region's failure; anything else
+ * (memory, the staging file) stops the backup. */
+static int part_worker_open(void *arg, void **ws, struct err *e)
 {
-    uint64_t target = l->total_bytes / (uint64_t)(parallel * 2);
-    uint64_t acc = 0;
-    size_t i, start = 0;
+    struct bk_job *j = arg;
+    struct bk_worker *w = calloc(1, sizeof *w);
+    int r;
 
-    /* enough parts to keep every worker busy, none above part_size */
-    if (target < BK_MIN_PART)
-        target = BK_MIN_PART;
-    if (target > part_size)
-        target = part_size;
-    j->nparts = 0;
-    j->target = target;
-    for (i = l->ndirs; i < l->n; i++) {
-        acc += l->items[i].size;
-        if (acc >= target && i + 1 < l->n) {
-            j->parts[j->nparts].first = start;
-            j->parts[j->nparts].last = i + 1;
-            j->parts[j->nparts].planned = acc;
-            j->nparts++;
-            start = i + 1;
-            acc = 0;
-        }
+    if (w == NULL || (w->buf = malloc(BK_READ_BUF)) == NULL) {
+        free(w);
+        err_setf(e, ERR_NOMEM, "out of memory");
+        job_fatal(j, e);
+        return -1;
     }
-    j->parts[j->nparts].first = start;
-    j->parts[j->nparts].last = l->n;
-    j->parts[j->nparts].planned = acc;
-    j->nparts++;
+    w->tmpfd = -1;
+    if (j->inc != NULL && (w->tmpfd = bk_incr_staging_open(j->c->spool_dir, e)) < 0) {
+        job_fatal(j, e);
+        part_worker_close(j, w);
+        return -1;
+    }
+    for (r = 0; r < j->c->nregions; r++) {
+        struct err re = ERR_INIT;
+
+        if (j->checked[r] == NULL)
+            continue;   /* failed already */
+        if (repo_open(&j->c->regions[r], j->c, j->notes, j->kr, 0, &w->rp[r], &re) < 0) {
+            job_region_fail(j, r, &re);
+            continue;
+        }
+        w->rp[r]->id = j->checked[r]->id;
+        w->rp[r]->have_id = 1;
+    }
+    *ws = w;
+    return 0;
+}
+
+/* One part.  A region's failure is recorded per region and the parts go
+ * on; a failure once every region has failed on the network, or any other
+ * (reading PGDATA, memory), stops the pool. */
+static int part_item(void *arg, void *ws, size_t pi, struct err *e)
+{
+    struct bk_job *j = arg;
+    struct bk_worker *w = ws;
+    int r, all_failed = 1;
+
+    if (do_part(j, w->rp, pi, w->buf, w->tmpfd, e) == 0)
+        return 0;
+    pthread_mutex_lock(&j->lock);
+    for (r = 0; r < j->c->nregions; r++)
+        if (!j->region_failed[r])
+            all_failed = 0;
+    pthread_mutex_unlock(&j->lock);
+    if (!all_failed || e->code != ERR_NET)
+        job_fatal(j, e);
+    return -1;
+}
+
+int bk_run_parts(struct bk_job *j, int parallel, struct err *e)
+{
+    struct pool_job pj = { j->nparts, j, part_worker_open, part_item, part_worker_close };
+    struct err pe = ERR_INIT;
+
+    /* the pool's own error is either the job's fatal one or the network
+     * failure of the last region, which the regions' results already say */
+    (void)pool_run(&pj, parallel, &pe);
+    if (job_stopped(j)) {
+        *e = j->fatal_err;
+        return -1;
+    }
+    return 0;
 }

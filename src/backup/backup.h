@@ -25,6 +25,7 @@
 #include "config.h"
 #include "err.h"
 #include "keys.h"
+#include "note.h"
 
 #define BK_MAX_REGIONS 16
 
@@ -37,6 +38,10 @@ struct bk_opts {
     void (*progress)(const struct bk_progress *p, void *arg);  /* called about twice a second */
     void *progress_arg;
     int incremental;            /* only the blocks changed since the parent (docs/BACKUP.md) */
+    /* What the backup reports as it goes (its start, a region that cannot
+     * take it, a full backup instead of an incremental, the regions'
+     * drivers and the server's notices); NULL: nothing.  The command sets it. */
+    const struct note_sink *notes;
 };
 
 struct bk_region_result {

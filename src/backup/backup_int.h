@@ -26,13 +26,13 @@ struct bk_part {
 struct bk_job {
     const struct config *c;
     const struct keyring *kr;
+    const struct note_sink *notes;  /* the command's (bk_opts.notes), for the regions the workers open */
     struct repo *const *checked;   /* the regions whose identity bk_push checked (NULL: failed) */
     uint64_t sysid;                 /* the cluster's: every object is bound to it */
     const struct bk_list *list;
     const char *name;
     struct bk_part *parts;
     size_t nparts;
-    size_t next_part;
     uint64_t target;            /* planned bytes per part */
     struct manifest *man;       /* files added under lock */
     pthread_mutex_t lock;
@@ -46,12 +46,10 @@ struct bk_job {
     struct bh_set own;          /* this backup's block hashes, under lock */
 };
 
-/* Cut the listing into parts: enough to keep `parallel` workers busy, none
- * above part_size (j->parts has room for l->n + 1). */
-void bk_plan_parts(struct bk_job *j, const struct bk_list *l, uint64_t part_size, int parallel);
-
-/* A worker thread: takes parts from the job until none is left or the job
- * failed; region failures are recorded per region, others stop the job. */
-void *bk_part_worker(void *arg);
+/* The parts on the worker pool (pool.h), `parallel` workers counting the
+ * caller, each with its own connections to the regions.  Region failures
+ * are recorded per region (j->region_failed); -1 with the first local
+ * fault, which stops the other workers. */
+int bk_run_parts(struct bk_job *j, int parallel, struct err *e);
 
 #endif

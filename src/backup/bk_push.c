@@ -15,12 +15,14 @@
 #include <unistd.h>
 
 #include "autoconf.h"
-#include "log.h"
+#include "note.h"
 #include "pgconn.h"
 #include "rconf.h"
 #include "spool.h"
 #include "util.h"
 #include "wal.h"
+
+#define BK_MIN_PART ((uint64_t)64 << 20)
 
 /* The stop segment must be archived in each region (async: or spooled). */
 static int check_wal(const struct config *c, struct repo *r, const struct region_conf *rc, struct spool *sp,
@@ -63,13 +65,14 @@ struct progress_ctx {
 /* A cluster made by a restore may still carry recovery_target* and friends:
  * recorded in the manifest (verify reports it), told by the command.  Any
  * walship restore neutralises them (restore/rconf.h); other tools may not. */
-static void note_recovery_settings(const char *pgdata, struct manifest *m, struct bk_result *res)
+static void note_recovery_settings(const struct note_sink *notes, const char *pgdata, struct manifest *m,
+                                   struct bk_result *res)
 {
     struct rconf_list l = { NULL, 0, 0 };
     struct err e = ERR_INIT;
 
     if (rconf_neutralise(pgdata, 0, NULL, &l, &e) < 0) {
-        log_warning("could not check the configuration for recovery settings: %s", e.msg);
+        note(notes, LOG_WARNING, "could not check the configuration for recovery settings: %s", e.msg);
     } else {
         m->recovery_settings = rconf_summary(&l, sizeof res->recovery_settings - 1);
         if (m->recovery_settings != NULL)
@@ -131,6 +134,7 @@ static int name_taken(struct repo *const *rp, int n, const char *name)
 struct push_ctx {
     const struct config *c;
     const struct keyring *kr;
+    const struct note_sink *notes;
     struct pgconn *pg;
     struct pg_info info;
     struct spool *sp;
@@ -148,7 +152,7 @@ static int push_open(struct push_ctx *x, struct bk_job *j, struct err *e)
     uint64_t sysid;
     int r;
 
-    if (pg_connect(c->pg_conninfo, &x->pg, e) < 0 || pg_get_info(x->pg, &x->info, e) < 0)
+    if (pg_connect(c->pg_conninfo, x->notes, &x->pg, e) < 0 || pg_get_info(x->pg, &x->info, e) < 0)
         return -1;
     if (parse_u64(x->info.system_identifier, 1, UINT64_MAX - 1, &sysid, e) < 0)
         return err_prefix(e, "the server's system identifier");
@@ -172,9 +176,9 @@ static int push_open(struct push_ctx *x, struct bk_job *j, struct err *e)
     for (r = 0; r < c->nregions; r++) {
         struct err re = ERR_INIT;
 
-        if (repo_open(&c->regions[r], c, x->kr, 0, &x->rp[r], &re) < 0 ||
+        if (repo_open(&c->regions[r], c, x->notes, x->kr, 0, &x->rp[r], &re) < 0 ||
             repo_ident_ensure(x->rp[r], &want, &re) < 0) {
-            log_warning("%s", re.msg);
+            note(x->notes, LOG_WARNING, "%s", re.msg);
             repo_free(x->rp[r]);
             x->rp[r] = NULL;
             j->region_failed[r] = 1;
@@ -200,7 +204,7 @@ static int choose_parent(struct push_ctx *x, struct bk_job *j, struct bk_incr *i
     if (k < 0)
         return -1;
     if (k == 0) {
-        log_warning("taking a full backup instead of an incremental: %s", res->full_because);
+        note(x->notes, LOG_WARNING, "taking a full backup instead of an incremental: %s", res->full_because);
         return 0;
     }
     j->inc = inc;
@@ -227,12 +231,45 @@ static time_t choose_name(struct repo *const *rp, int n, char name[CAT_NAME_MAX]
     }
 }
 
-/* The parts, `parallel` at a time, with the progress callback beside. */
+/* Cut the listing into parts: enough to keep `parallel` workers busy, none
+ * above part_size (j->parts has room for l->n + 1). */
+static void plan_parts(struct bk_job *j, const struct bk_list *l, uint64_t part_size, int parallel)
+{
+    uint64_t target = l->total_bytes / (uint64_t)(parallel * 2);
+    uint64_t acc = 0;
+    size_t i, start = 0;
+
+    /* enough parts to keep every worker busy, none above part_size */
+    if (target < BK_MIN_PART)
+        target = BK_MIN_PART;
+    if (target > part_size)
+        target = part_size;
+    j->nparts = 0;
+    j->target = target;
+    for (i = l->ndirs; i < l->n; i++) {
+        acc += l->items[i].size;
+        if (acc >= target && i + 1 < l->n) {
+            j->parts[j->nparts].first = start;
+            j->parts[j->nparts].last = i + 1;
+            j->parts[j->nparts].planned = acc;
+            j->nparts++;
+            start = i + 1;
+            acc = 0;
+        }
+    }
+    j->parts[j->nparts].first = start;
+    j->parts[j->nparts].last = l->n;
+    j->parts[j->nparts].planned = acc;
+    j->nparts++;
+}
+
+/* The parts, `parallel` at a time on the worker pool, with the progress
+ * callback beside in a thread of its own (it ticks, it takes no parts). */
 static int run_parts(struct bk_job *j, const struct bk_opts *o, const struct bk_list *list, struct err *e)
 {
-    pthread_t threads[64], pthr;
+    pthread_t pthr;
     struct progress_ctx pc;
-    int i, nthreads = 0, have_progress = 0;
+    int rc, have_progress = 0;
 
     memset(&pc, 0, sizeof pc);
     if (o->progress != NULL) {
@@ -243,11 +280,7 @@ static int run_parts(struct bk_job *j, const struct bk_opts *o, const struct bk_
         pthread_cond_init(&pc.cv, NULL);
         have_progress = pthread_create(&pthr, NULL, progress_thread, &pc) == 0;
     }
-    for (i = 0; i < j->c->parallel && (size_t)i < j->nparts && i < 64; i++)
-        if (pthread_create(&threads[nthreads], NULL, bk_part_worker, j) == 0)
-            nthreads++;
-    for (i = 0; i < nthreads; i++)
-        pthread_join(threads[i], NULL);
+    rc = bk_run_parts(j, j->c->parallel, e);
     if (have_progress) {
         pthread_mutex_lock(&pc.m);
         pc.stop = 1;
@@ -257,13 +290,7 @@ static int run_parts(struct bk_job *j, const struct bk_opts *o, const struct bk_
         pthread_cond_destroy(&pc.cv);
         pthread_mutex_destroy(&pc.m);
     }
-    if (nthreads == 0)
-        return err_setf(e, ERR_INTERNAL, "could not start any worker thread");
-    if (j->fatal) {
-        *e = j->fatal_err;
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 /* The manifest's fields, once the server said where the backup stops. */
@@ -400,6 +427,7 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
     memset(&inc, 0, sizeof inc);
     x.c = c;
     x.kr = kr;
+    x.notes = o->notes;
     x.lockfd = -1;
     pthread_mutex_init(&j.lock, NULL);
     j.bs = BM_BLOCK_SIZE;
@@ -413,6 +441,7 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
     bh_set_init(&j.own, j.bs);
     j.c = c;
     j.kr = kr;
+    j.notes = o->notes;
     j.checked = x.rp;
     if ((j.man = man_new()) == NULL) {
         err_setf(e, ERR_NOMEM, "out of memory");
@@ -424,17 +453,17 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
     if (pg_backup_begin(x.pg, label, &res->start_lsn, &x.tli, e) < 0)
         goto out;
     x.started = 1;
-    log_info("backup %s started at %X/%X on timeline %u", res->name, (unsigned)(res->start_lsn >> 32),
-             (unsigned)res->start_lsn, x.tli);
+    note(o->notes, LOG_INFO, "backup %s started at %X/%X on timeline %u", res->name,
+         (unsigned)(res->start_lsn >> 32), (unsigned)res->start_lsn, x.tli);
     if (bk_walk(x.pgdata, &list, e) < 0)
         goto out;
-    note_recovery_settings(x.pgdata, j.man, res);
+    note_recovery_settings(o->notes, x.pgdata, j.man, res);
     j.list = &list;
     if ((j.parts = calloc(list.n + 1, sizeof *j.parts)) == NULL) {
         err_setf(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    bk_plan_parts(&j, &list, part_size, c->parallel);
+    plan_parts(&j, &list, part_size, c->parallel);
     if (run_parts(&j, o, &list, e) < 0 || pg_backup_end(x.pg, c->archive_timeout, &stop, e) < 0)
         goto out;
     x.started = 0;

@@ -68,6 +68,12 @@ void ship_spawn(const struct config *conf, struct spool *sp);
  * log in the spool's archd.log. */
 struct archd_spawn;
 extern const struct archd_spawn archd_spawner;
+/* A detached prefetcher of the segments after NAME into DEST's directory
+ * (walfetch_prefetch): returns at once in the caller. */
+struct keyring;
+struct cluster_info;
+void prefetch_spawn(const struct config *c, const struct keyring *kr, const int *order, int n,
+                    const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size);
 
 struct repo;
 struct keyring;

@@ -18,6 +18,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "note.h"
 #include "stor.h"
 #include "util.h"
 
@@ -225,6 +226,7 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx)
     log_info("restoring backup %s from region %s into %s", name, rc->name, fa.pos[1]);
     memset(&o, 0, sizeof o);
     o.parallel = ctx->conf->parallel;
+    o.notes = &note_log_sink;
     o.tsmap = fa.maps;
     o.ntsmap = (size_t)fa.nmaps;
     view.tty = isatty(STDERR_FILENO);

@@ -66,9 +66,27 @@ static void fmt_age(int64_t secs, char *buf, size_t len)
 
 /* ---- text ---- */
 
-static void text_backup(const struct cat_entry *ce, const struct err *merr, time_t now)
+/* Stored bytes of backup i and of every ancestor it needs (listed before
+ * it: a parent is older), from the manifests; UINT64_MAX when a link is
+ * not listed or its manifest did not load. */
+static uint64_t chain_bytes(const struct catalog *cat, size_t i, const uint64_t *chain)
 {
-    char a[32], b[32], l1[24], l2[24], s1[32], s2[32];
+    const struct manifest *m = cat->v[i].man;
+    size_t k;
+
+    if (m == NULL)
+        return UINT64_MAX;
+    if (!m->incremental)
+        return m->stored_size;
+    for (k = i; k > 0; k--)
+        if (cat->v[k - 1].man != NULL && strcmp(cat->v[k - 1].name, m->parent) == 0)
+            return chain[k - 1] == UINT64_MAX ? UINT64_MAX : chain[k - 1] + m->stored_size;
+    return UINT64_MAX;
+}
+
+static void text_backup(const struct cat_entry *ce, const struct err *merr, uint64_t chain, time_t now)
+{
+    char a[32], b[32], l1[24], l2[24], s1[32], s2[32], s3[32];
 
     if (!ce->complete) {
         fmt_age((int64_t)(now - ce->newest), a, sizeof a);
@@ -87,9 +105,17 @@ static void text_backup(const struct cat_entry *ce, const struct err *merr, time
     fmt_lsn(ce->man->stop_lsn, l2);
     human(ce->man->original_size, s1, sizeof s1);
     human(ce->man->stored_size, s2, sizeof s2);
-    printf("  %-18s %-20s  %-20s  %-13s %-13s %3u  %10s  %10s%s%s\n", ce->name, a, b, l1, l2,
-           (unsigned)ce->man->timeline, s1, s2, ce->man->incremental ? "  incremental of " : "",
-           ce->man->incremental ? ce->man->parent : "");
+    printf("  %-18s %-20s  %-20s  %-13s %-13s %3u  %10s  %10s", ce->name, a, b, l1, l2,
+           (unsigned)ce->man->timeline, s1, s2);
+    if (!ce->man->incremental) {
+        printf("\n");
+        return;
+    }
+    if (chain == UINT64_MAX)
+        snprintf(s3, sizeof s3, "unknown (a link is missing)");
+    else
+        human(chain, s3, sizeof s3);
+    printf("  incremental of %s, depth %u, chain %s\n", ce->man->parent, (unsigned)ce->man->depth, s3);
 }
 
 static void text_header(const struct region_conf *rc)
@@ -101,13 +127,16 @@ static void text_header(const struct region_conf *rc)
 
 static json_t *json_backup_v(const struct cat_entry *ce, const struct err *merr, time_t now);
 
-/* With the chain: type, and for an incremental its parent and depth. */
-static json_t *json_backup(const struct cat_entry *ce, const struct err *merr, time_t now)
+/* With the chain: type, chain_size (stored bytes of the backup and its
+ * ancestors, null when a link is missing), and for an incremental its
+ * parent and depth. */
+static json_t *json_backup(const struct cat_entry *ce, const struct err *merr, uint64_t chain, time_t now)
 {
     json_t *j = json_backup_v(ce, merr, now);
 
     if (j != NULL && ce->complete && ce->man != NULL) {
         json_object_set_new(j, "type", json_string(ce->man->incremental ? "incr" : "full"));
+        json_object_set_new(j, "chain_size", chain == UINT64_MAX ? json_null() : json_integer((json_int_t)chain));
         if (ce->man->incremental) {
             json_object_set_new(j, "parent", json_string(ce->man->parent));
             json_object_set_new(j, "depth", json_integer(ce->man->depth));
@@ -155,6 +184,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
     struct catalog cat = { NULL, 0, 0 };
     struct err e = ERR_INIT;
     json_t *jr = NULL, *jb = NULL;
+    uint64_t *chain = NULL;     /* per backup: chain_bytes (NULL when out of memory: shown unknown) */
     time_t now = time(NULL);
     size_t i, shown = 0;
     int rc_ = 0;
@@ -179,6 +209,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
         repo_free(s);
         return -1;
     }
+    chain = calloc(cat.n + 1, sizeof *chain);
     if (!lo->json && cat.n > 0)
         printf("  %-18s %-20s  %-20s  %-13s %-13s %3s  %10s  %10s\n", "NAME", "START", "STOP", "START LSN",
                "STOP LSN", "TL", "ORIGINAL", "STORED");
@@ -193,14 +224,17 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
             ce->man = NULL;
             rc_ = -1;
         }
+        if (chain != NULL)
+            chain[i] = chain_bytes(&cat, i, chain);
         if (lo->json)
-            json_array_append_new(jb, json_backup(ce, &me, now));
+            json_array_append_new(jb, json_backup(ce, &me, chain ? chain[i] : UINT64_MAX, now));
         else
-            text_backup(ce, &me, now);
+            text_backup(ce, &me, chain ? chain[i] : UINT64_MAX, now);
         shown++;
     }
     if (!lo->json && shown == 0)
         printf("  (no backups)\n");
+    free(chain);
     cat_free(&cat);
     repo_free(s);
     return rc_;

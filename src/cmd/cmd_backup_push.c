@@ -13,6 +13,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "note.h"
 #include "retention.h"
 #include "util.h"
 
@@ -57,6 +58,7 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
     int i, rc;
 
     memset(&o, 0, sizeof o);
+    o.notes = &note_log_sink;
     for (i = 1; i < ctx->argc; i++) {
         const char *a = ctx->argv[i];
 
@@ -113,7 +115,7 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
         struct ret_plan plan;
         struct ret_done done;
 
-        if (ret_region(c, &c->regions[i], kr, time(NULL), 0, &plan, &done, &e) < 0) {
+        if (ret_region(c, &c->regions[i], kr, &note_log_sink, time(NULL), 0, &plan, &done, &e) < 0) {
             log_warning("region %s: retention failed (the backup is valid): %s", c->regions[i].name, e.msg);
             rc = EXIT_FAILURE3;
         } else if (done.backups || done.wal) {

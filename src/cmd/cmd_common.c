@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "note.h"
 #include "repo.h"
 #include "util.h"
 
@@ -28,7 +29,7 @@ int cmd_repo_open(struct cmd_ctx *ctx, const struct region_conf *rc, const struc
 {
     struct repo *r = NULL;
 
-    if (repo_open(rc, ctx->conf, kr, flags, &r, e) < 0)
+    if (repo_open(rc, ctx->conf, &note_log_sink, kr, flags, &r, e) < 0)
         return -1;
     if (r->have_id) {
         if (ctx->seen_sysid == 0) {

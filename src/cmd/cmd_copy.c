@@ -90,7 +90,7 @@ int cmd_copy_run(struct cmd_ctx *ctx)
     if (keys_load(ctx->conf->key_file, ctx->conf->old_key_files, &kr, &e) < 0)
         return cmd_fail(&e);
     if (cmd_repo_open(ctx, config_region(ctx->conf, from), kr, REPO_OPEN_IDENTITY, &src, &e) < 0 ||
-        repo_open(config_region(ctx->conf, to), ctx->conf, kr, 0, &dst, &e) < 0 ||
+        repo_open(config_region(ctx->conf, to), ctx->conf, &note_log_sink, kr, 0, &dst, &e) < 0 ||
         copy_regions(src, dst, &o, &res, &e) < 0) {
         rc = cmd_fail(&e);
     } else {

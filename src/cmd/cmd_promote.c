@@ -107,7 +107,7 @@ static int check_standby(PGconn *c, const char *pgdata, const struct promote_opt
     struct err se = ERR_INIT;
     char sig[PATH_MAX];
 
-    if (pginst_replay(c, &rp, e) < 0)
+    if (pginst_replay(c, 30000, &rp, e) < 0)
         return -1;
     if (!rp.in_recovery)
         return 1;

@@ -19,6 +19,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "note.h"
 #include "obj.h"
 #include "repo.h"
 #include "stor.h"
@@ -60,7 +61,7 @@ static int check_region(struct cmd_ctx *ctx, const struct region_conf *reg, stru
     uint64_t t0;
     int rc = -1, written = 0;
 
-    if (stor_open(reg, ctx->conf, &s, e) < 0)
+    if (stor_open(reg, ctx->conf, &note_log_sink, &s, e) < 0)
         return -1;
     if (s->creds != NULL) {
         printf("region %s: credentials: %s\n", reg->name, s->creds);
@@ -142,7 +143,7 @@ static int check_identity(struct cmd_ctx *ctx, const struct region_conf *rc, con
     struct tm tm;
     time_t t;
 
-    if (repo_open(rc, ctx->conf, kr, REPO_OPEN_IDENTITY, &r, e) < 0) {
+    if (repo_open(rc, ctx->conf, &note_log_sink, kr, REPO_OPEN_IDENTITY, &r, e) < 0) {
         if (e->code == ERR_NOREPO && strstr(e->msg, "walship upgrade") == NULL) {
             printf("region %s: identity: none yet (the first wal-push or backup-push creates it)\n", rc->name);
             err_clear(e);
@@ -318,7 +319,7 @@ static int open_region(struct cmd_ctx *ctx, const struct keyring *kr, unsigned f
     rc = ctx->region ? config_region(ctx->conf, ctx->region) : &ctx->conf->regions[0];
     if (rc == NULL)
         return err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured", ctx->region);
-    return repo_open(rc, ctx->conf, kr, flags, out, e);
+    return repo_open(rc, ctx->conf, &note_log_sink, kr, flags, out, e);
 }
 
 /* ---- dispatch ---- */

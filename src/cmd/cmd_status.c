@@ -22,6 +22,7 @@
 #include "keys.h"
 #include "log.h"
 #include "manifest.h"
+#include "note.h"
 #include "pgconn.h"
 #include "ship.h"
 #include "spool.h"
@@ -39,7 +40,7 @@ static void primary_get(const struct config *c, struct st_primary *p)
     memset(p, 0, sizeof *p);
     if (c->pg_conninfo == NULL || c->pg_conninfo[0] == '\0')
         return;
-    if (pg_connect(c->pg_conninfo, &pc, &e) < 0 || pg_get_info(pc, &info, &e) < 0 ||
+    if (pg_connect(c->pg_conninfo, &note_log_sink, &pc, &e) < 0 || pg_get_info(pc, &info, &e) < 0 ||
         pg_current_lsn(pc, &p->lsn, &p->tli, &e) < 0) {
         snprintf(p->error, sizeof p->error, "%s", e.msg);
         log_warning("lag behind the primary is unknown: %s", e.msg);

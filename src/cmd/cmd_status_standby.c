@@ -86,7 +86,7 @@ struct status_standby *status_standby_take(struct cmd_ctx *ctx, const struct key
     s->running = pf.alive;
     if (!s->running)
         snprintf(s->error, sizeof s->error, "not running (no live postmaster.pid in %.900s)", s->pgdata);
-    else if (pginst_open(s->pgdata, pg_user, "walship status", &c, &e) < 0 || pginst_replay(c, &s->rp, &e) < 0)
+    else if (pginst_open(s->pgdata, pg_user, "walship status", &c, &e) < 0 || pginst_replay(c, 10000, &s->rp, &e) < 0)
         snprintf(s->error, sizeof s->error, "%s", e.msg);
     else
         s->known = 1;

@@ -9,6 +9,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "note.h"
 #include "upgrade.h"
 
 struct view {
@@ -48,7 +49,7 @@ int cmd_upgrade_run(struct cmd_ctx *ctx)
 
         if (ctx->region != NULL && strcmp(ctx->region, rc->name) != 0)
             continue;
-        if (upg_region(c, rc, kr, dry_run, on_object, &v, &st, &re) < 0) {
+        if (upg_region(c, rc, kr, &note_log_sink, dry_run, on_object, &v, &st, &re) < 0) {
             printf("region %s: FAILED: %s\n", rc->name, re.msg);
             log_error("%s", re.msg);
             failed++;

@@ -38,6 +38,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "note.h"
 #include "standby.h"
 #include "util.h"
 #include "wal.h"
@@ -50,23 +51,53 @@ static void spawn_prefetch(const struct config *c, const struct keyring *kr, con
 {
     struct stat st;
 
-    if (stat(dest, &st) < 0 || !wal_seg_size_valid((uint64_t)st.st_size))
-        return;
-    if (daemonize(NULL) != 0)
-        return;
-    walfetch_prefetch(c, kr, order, n, ci, name, dest, (uint64_t)st.st_size, c->parallel * 4,
-                      c->parallel > 1 ? c->parallel : 1);
-    _exit(0);
+    if (stat(dest, &st) == 0)
+        prefetch_spawn(c, kr, order, n, ci, name, dest, (uint64_t)st.st_size);
 }
 
 /* A standby's answer, for status and promote (never fails the fetch). */
-static void note(int standby, enum sby_event ev, const char *name, const char *msg)
+static void note_standby(int standby, enum sby_event ev, const char *name, const char *msg)
 {
     struct err e = ERR_INIT;
 
     if (standby && name != NULL && cluster_is_datadir(".") &&
         sby_state_note(".", ev, name, msg, (int64_t)time(NULL), &e) < 0)
         log_warning("%s", e.msg);
+}
+
+/* The regions to ask, in order: --region R first, then the others as
+ * configured; -1 when R is not configured. */
+static int region_order(const struct config *c, const char *first, int order[64], struct err *e)
+{
+    int i, n = 0;
+
+    if (first != NULL) {
+        for (i = 0; i < c->nregions && n < 64; i++)
+            if (strcmp(c->regions[i].name, first) == 0)
+                order[n++] = i;
+        if (n == 0)
+            return err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured", first);
+    }
+    for (i = 0; i < c->nregions && n < 64; i++)
+        if (first == NULL || strcmp(c->regions[i].name, first) != 0)
+            order[n++] = i;
+    return n;
+}
+
+/* A running prefetcher has its connection open: ask it first
+ * (walfetch_ask: 1, WALFETCH_ASK_MISSING, or 0 to fetch for ourselves). */
+static int ask_prefetcher(const struct config *c, const char *name, const char *dest, const struct cluster_info *ci,
+                          struct err *e)
+{
+    char fp[17];
+    int rc;
+
+    err_clear(e);
+    walfetch_fingerprint(c, fp);
+    rc = walfetch_ask(name, dest, ci, fp, (unsigned)(c->retry_deadline < 10 ? c->retry_deadline : 10) * 1000, e);
+    if (rc < 0)
+        log_warning("%s", e->msg);
+    return rc;
 }
 
 int cmd_wal_fetch_run(struct cmd_ctx *ctx)
@@ -106,35 +137,31 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     /* the cluster being recovered: its pg_control, where PostgreSQL runs us */
     if (cluster_is_datadir(".") && cluster_read_datadir(".", &ci, &e) < 0)
         goto abort;
-    if (ctx->region != NULL) {
-        for (i = 0; i < c->nregions; i++)
-            if (strcmp(c->regions[i].name, ctx->region) == 0)
-                order[n++] = i;
-        if (n == 0) {
-            err_setf(&e, ERR_CONFIG, "no region named \"%s\" is configured", ctx->region);
-            goto abort;
-        }
-    }
-    for (i = 0; i < c->nregions && n < 64; i++)
-        if (ctx->region == NULL || strcmp(c->regions[i].name, ctx->region) != 0)
-            order[n++] = i;
+    if ((n = region_order(c, ctx->region, order, &e)) < 0)
+        goto abort;
 
-    served = walfetch_from_prefetch(name, dest, (unsigned)(c->retry_deadline * 1000), &e);
+    served = walfetch_from_prefetch(name, dest, &ci, (unsigned)(c->retry_deadline * 1000), &e);
     if (served < 0)
         log_warning("%s", e.msg);
     if (keys_load(c->key_file, c->old_key_files, &kr, &e) < 0)
         goto abort;
+    if (served != 1)
+        served = ask_prefetcher(c, name, dest, &ci, &e);
     if (served == 1) {
         /* keep the prefetch window moving ahead of recovery */
         log_debug("%s served from the prefetch directory", name);
-        note(standby, SBY_FETCHED, name, NULL);
+        note_standby(standby, SBY_FETCHED, name, NULL);
         if (prefetch && w.kind == WAL_SEGMENT)
             spawn_prefetch(c, kr, order, n, &ci, name, dest);
         keys_free(kr);
         return 0;
     }
-    err_clear(&e);
-    rc = walfetch_one(c, kr, order, n, name, dest, &ci, &by, &e);
+    if (served == WALFETCH_ASK_MISSING) {
+        rc = WALFETCH_MISSING;
+    } else {
+        err_clear(&e);
+        rc = walfetch_one(c, kr, &note_log_sink, order, n, name, dest, &ci, &by, &e);
+    }
     if (rc == WALFETCH_MISSING) {
         /* a standby asks every wal_retrieve_retry_interval: not news */
         if (standby)
@@ -142,14 +169,14 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         else
             log_info("%s", e.msg);
         if (w.kind == WAL_SEGMENT)
-            note(standby, SBY_MISSING, name, NULL);
+            note_standby(standby, SBY_MISSING, name, NULL);
         keys_free(kr);
         return 1;
     }
     if (rc < 0)
         goto abort;
     log_info("fetched %s from region %s", name, c->regions[by].name);
-    note(standby, SBY_FETCHED, name, NULL);
+    note_standby(standby, SBY_FETCHED, name, NULL);
     if (prefetch && w.kind == WAL_SEGMENT)
         spawn_prefetch(c, kr, order, n, &ci, name, dest);
     keys_free(kr);
@@ -157,7 +184,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
 abort:
     keys_free(kr);
     if (standby) {
-        note(standby, SBY_FAILED, name, e.msg);
+        note_standby(standby, SBY_FAILED, name, e.msg);
         log_error("wal-fetch %s: %s (standby: exit 1, PostgreSQL asks again after wal_retrieve_retry_interval; "
                   "a standby never promotes on its own)", name ? name : "", e.msg);
         return 1;

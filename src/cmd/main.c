@@ -15,6 +15,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "log.h"
+#include "note.h"
 #include "stor.h"
 #include "stor_conf.h"
 #include "util.h"
@@ -336,7 +337,7 @@ int cmd_open_region(struct cmd_ctx *ctx, const char *name, struct stor **out, st
         if (rc == NULL)
             return err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured", name);
     }
-    return stor_open(rc, ctx->conf, out, e);
+    return stor_open(rc, ctx->conf, &note_log_sink, out, e);
 }
 
 /* Take a global option out of argv; returns 1 if argv[*i] was one. */

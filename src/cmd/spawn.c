@@ -2,8 +2,8 @@
  * spawn — the program's one way to leave work running in the background.
  * Library code never forks (docs/ARCHITECTURE.md); the commands that hand
  * work to a detached process (wal-push starting the shipper and the
- * archiver process, wal-fetch starting its prefetch) do it through
- * daemonize().
+ * archiver process, wal-fetch and restore starting a prefetch) do it
+ * through daemonize().
  */
 #include "cmd.h"
 
@@ -20,6 +20,8 @@
 #include "note.h"
 #include "ship.h"
 #include "spool.h"
+#include "wal.h"
+#include "walfetch.h"
 
 int daemonize(const char *log_path)
 {
@@ -119,3 +121,11 @@ static void archd_start(void *arg, const struct config *c, const struct keyring 
 }
 
 const struct archd_spawn archd_spawner = { archd_start, NULL };
+void prefetch_spawn(const struct config *c, const struct keyring *kr, const int *order, int n,
+                    const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size)
+{
+    if (!wal_seg_size_valid(seg_size) || daemonize(NULL) != 0)
+        return;
+    walfetch_prefetch(c, kr, &note_log_sink, order, n, ci, name, dest, seg_size, c->parallel * 4, c->parallel > 1 ? c->parallel : 1);
+    _exit(0);
+}

@@ -7,9 +7,13 @@
  * contacted.  For each complete backup of R1 that R2 has no manifest for,
  * every object of its folder is copied and manifest.json last, so a copy
  * that is interrupted leaves a folder that does not exist for backup-list,
- * restore or retention, and the next run finishes it.  Then the WAL the
- * selected backups need: every wal/ object from the oldest selected
- * backup's start segment on, and every .history file.  An object R2
+ * restore or retention, and the next run finishes it.  An incremental
+ * backup comes with every link of its chain that R2 lacks, parents first;
+ * a link R1 lacks refuses the copy before anything is copied.  Before a
+ * backup's manifest, the WAL between its start and stop segments
+ * (copy_wal.c), so nothing visible in R2 is unrestorable at any point.
+ * Then the WAL the selected backups need: every wal/ object from the
+ * oldest selected backup's start segment on, and every .history file.  An object R2
  * already has with the same size is taken to be a previous copy of it and
  * skipped (docs/COPY.md says why that is sound and where it is not).
  *
@@ -22,6 +26,7 @@
  * manifest for (an interrupted copy or backup-push) is.
  */
 #include "copy.h"
+#include "copy_int.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -36,17 +41,6 @@
 
 /* ---- a listing: keys and sizes, sorted ---- */
 
-struct obj {
-    char *key;
-    uint64_t size;
-};
-
-struct objlist {
-    struct obj *v;
-    size_t n, cap;
-    int oom;
-};
-
 static int objlist_add(const struct stor_entry *ent, void *arg)
 {
     struct objlist *l = arg;
@@ -56,11 +50,12 @@ static int objlist_add(const struct stor_entry *ent, void *arg)
         return 1;
     }
     l->v[l->n].size = ent->size;
+    l->v[l->n].done = 0;
     l->n++;
     return 0;
 }
 
-static void objlist_free(struct objlist *l)
+void objlist_free(struct objlist *l)
 {
     size_t i;
 
@@ -75,7 +70,7 @@ static int obj_cmp(const void *a, const void *b)
     return strcmp(((const struct obj *)a)->key, ((const struct obj *)b)->key);
 }
 
-static int objlist_load(struct repo *r, const char *prefix, struct objlist *l, struct err *e)
+int objlist_load(struct repo *r, const char *prefix, struct objlist *l, struct err *e)
 {
     struct stor *s = r->st;
 
@@ -88,7 +83,7 @@ static int objlist_load(struct repo *r, const char *prefix, struct objlist *l, s
     return 0;
 }
 
-static const struct obj *objlist_find(const struct objlist *l, const char *key)
+const struct obj *objlist_find(const struct objlist *l, const char *key)
 {
     struct obj k;
 
@@ -96,20 +91,14 @@ static const struct obj *objlist_find(const struct objlist *l, const char *key)
         return NULL;
     k.key = (char *)key;
     k.size = 0;
+    k.done = 0;
     return bsearch(&k, l->v, l->n, sizeof *l->v, obj_cmp);
 }
 
 /* ---- copying one object ---- */
 
-struct copy_run {
-    struct repo *src, *dst;
-    const struct copy_opts *o;
-    int dry_run;
-    struct copy_result *res;
-};
-
-static int copy_object(struct copy_run *r, const char *key, uint64_t size, int replace, struct copy_tally *t,
-                       struct err *e)
+int copy_object(struct copy_run *r, const char *key, uint64_t size, int replace, struct copy_tally *t,
+                struct err *e)
 {
     struct sink *up = NULL;
     uint64_t t0 = now_ms();
@@ -134,7 +123,7 @@ fail:
     return err_prefix(e, "could not copy \"%s\" from region %s to region %s", key, r->src->name, r->dst->name);
 }
 
-static void skip_object(uint64_t size, struct copy_tally *t)
+void skip_object(uint64_t size, struct copy_tally *t)
 {
     t->skipped++;
     t->skipped_bytes += size;
@@ -203,108 +192,14 @@ static int copy_backup(struct copy_run *r, const char *name, const struct objlis
                  r->src->name);
         goto out;
     }
+    if (copy_backup_wal(r, m, e) < 0)
+        goto out;
     if (objlist_find(have, man->key) == NULL && copy_object(r, man->key, man->size, 0, &r->res->manifests, e) < 0)
         goto out;
     rc = 0;
 out:
     man_free(m);
     objlist_free(&mine);
-    return rc;
-}
-
-/* ---- WAL ---- */
-
-/* The position of a WAL file name in the WAL stream, across timelines: the
- * 16 hex digits after the timeline.  0 when `name` is not a segment-based
- * name (history files and anything unexpected: always copied). */
-static int wal_position(const char *name, char pos[17])
-{
-    size_t i;
-
-    for (i = 0; i < 24; i++) {
-        char ch = name[i];
-
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F')))
-            return 0;
-    }
-    memcpy(pos, name + 8, 16);
-    pos[16] = '\0';
-    return 1;
-}
-
-/* R2 has a WAL file of this name with another size (wal-push with other
- * settings, or damage): 0 = same content, 1 = other content (R2's own,
- * kept; the copy fails), 2 = R2's copy does not decode (to be replaced),
- * -1 = error (R1's copy does not decode, or a read failed). */
-static int wal_differs(struct copy_run *r, const struct obj *o, struct err *e)
-{
-    char hs[65], hd[65];
-    struct err de = ERR_INIT;
-
-    if (repo_hash(r->src, o->key, hs, e) < 0)
-        return err_prefix(e, "region %s", r->src->name);
-    if (repo_hash(r->dst, o->key, hd, &de) < 0) {
-        if (de.code != ERR_CORRUPT && de.code != ERR_FOREIGN) {
-            *e = de;
-            return -1;
-        }
-        note(r->o->notes, LOG_WARNING, "region %s: %s does not decode (%s): replacing it with region %s's copy",
-             r->dst->name, o->key, de.msg, r->src->name);
-        return 2;
-    }
-    if (strcmp(hs, hd) == 0)
-        return 0;
-    note(r->o->notes, LOG_ERROR, "region %s already has %s with other content than region %s: kept as it is (are "
-         "two clusters archiving to one prefix?)", r->dst->name, o->key, r->src->name);
-    return 1;
-}
-
-static int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
-{
-    struct objlist src = { NULL, 0, 0, 0 }, dst = { NULL, 0, 0, 0 };
-    char floor_pos[17] = "", pos[17];
-    uint64_t differ = 0;
-    size_t i;
-    int rc = -1;
-
-    if (floor_wal != NULL && !wal_position(floor_wal, floor_pos))
-        floor_pos[0] = '\0';
-    if (objlist_load(r->src, REPO_WAL_DIR, &src, e) < 0 || objlist_load(r->dst, REPO_WAL_DIR, &dst, e) < 0)
-        goto out;
-    for (i = 0; i < src.n; i++) {
-        const struct obj *o = &src.v[i], *there;
-        const char *name = o->key + 4;
-
-        if (floor_pos[0] != '\0' && wal_position(name, pos) && strcmp(pos, floor_pos) < 0)
-            continue;
-        there = objlist_find(&dst, o->key);
-        if (there != NULL) {
-            int got = there->size == o->size ? 0 : wal_differs(r, o, e);
-
-            if (got < 0)
-                goto out;
-            if (got == 2) {
-                /* R2's copy does not decode: replace it with R1's good one */
-                if (copy_object(r, o->key, o->size, 1, &r->res->wal, e) < 0)
-                    goto out;
-                continue;
-            }
-            differ += (uint64_t)got;
-            skip_object(o->size, &r->res->wal);
-            continue;
-        }
-        if (copy_object(r, o->key, o->size, 0, &r->res->wal, e) < 0)
-            goto out;
-    }
-    if (differ > 0) {
-        err_setf(e, ERR_EXISTS, "region %s holds %llu WAL files with other content than region %s (kept, not "
-                 "overwritten; see above)", r->dst->name, (unsigned long long)differ, r->src->name);
-        goto out;
-    }
-    rc = 0;
-out:
-    objlist_free(&src);
-    objlist_free(&dst);
     return rc;
 }
 
@@ -367,46 +262,190 @@ static int backup_present(struct copy_run *r, const struct cat_entry *ce, const 
     return 0;
 }
 
-static int copy_backups(struct copy_run *r, const struct catalog *cat, size_t first, const struct objlist *have,
-                        struct err *e)
+/* ---- which backups: those asked for, and the ancestors they need ---- */
+
+struct plan {
+    size_t *v;                  /* catalog indexes, parents before children */
+    size_t n, cap;
+    unsigned char *in;          /* per catalog entry: in v */
+};
+
+static int cat_index(const struct catalog *cat, const char *name)
 {
     size_t i;
 
-    for (i = first; i < cat->n; i++) {
-        const struct cat_entry *ce = &cat->v[i];
-        int got;
+    for (i = 0; i < cat->n; i++)
+        if (cat->v[i].complete && strcmp(cat->v[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
 
-        if (!ce->complete)
+/* R2 already holds backup `name` whole (its manifest and every part it
+ * lists), and it is the one whose manifest has SHA-256 `sha`?  1 yes, 0 no,
+ * -1 when R2 could not be read. */
+static int dst_has_link(struct copy_run *r, const char *name, const char *sha, const struct objlist *have,
+                        struct err *e)
+{
+    struct manifest *m = NULL;
+    struct err le = ERR_INIT;
+    char mkey[CAT_NAME_MAX + 32], got[65];
+    int whole;
+
+    if (repo_key_backup(mkey, sizeof mkey, name, CAT_MANIFEST) < 0 || objlist_find(have, mkey) == NULL)
+        return 0;
+    if (cat_load_manifest_sha(r->dst, name, &m, got, &le) < 0) {
+        if (le.code == ERR_CORRUPT || le.code == ERR_FOREIGN || le.code == ERR_NOTFOUND)
+            return 0;
+        *e = le;
+        return -1;
+    }
+    whole = strcmp(got, sha) == 0 && parts_complete(m, have, r->dst->name, &le) == 0;
+    man_free(m);
+    return whole;
+}
+
+/* Backup `k` of R1 into the plan, after every ancestor it needs that is
+ * not planned yet.  A link that R1 lacks or holds another backup under
+ * (its manifest is not the one the child was taken against), and that R2
+ * does not hold whole either, refuses the copy, naming it. */
+static int plan_chain(struct copy_run *r, const struct catalog *cat, size_t k, const struct objlist *have,
+                      struct plan *p, struct err *e)
+{
+    size_t *up = NULL, nup = 0, cap = 0, cur = k;
+    struct manifest *m = NULL, *pm = NULL;
+    char sha[65];
+    int pk, got, rc = -1;
+
+    for (;;) {
+        if (array_reserve(&up, &cap, nup + 1, sizeof *up) < 0) {
+            err_setf(e, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        up[nup++] = cur;
+        if (m == NULL && cat_load_manifest(r->src, cat->v[cur].name, &m, e) < 0)
+            goto out;
+        if (!m->incremental)
+            break;
+        pk = cat_index(cat, m->parent);
+        if (pk < 0) {
+            if ((got = dst_has_link(r, m->parent, m->parent_sha256, have, e)) < 0)
+                goto out;
+            if (got)
+                break;          /* R2 has the rest of the chain */
+            err_setf(e, ERR_CORRUPT, "not copying backup %s: it needs backup %s (the parent of %s), which region "
+                     "%s does not have as a complete backup (nor region %s)", cat->v[k].name, m->parent, m->name,
+                     r->src->name, r->dst->name);
+            goto out;
+        }
+        if (cat_load_manifest_sha(r->src, m->parent, &pm, sha, e) < 0) {
+            err_prefix(e, "not copying backup %s: its chain's link %s", cat->v[k].name, m->parent);
+            goto out;
+        }
+        if (strcmp(sha, m->parent_sha256) != 0 || pm->depth + 1 != m->depth) {
+            err_setf(e, ERR_CORRUPT, "not copying backup %s: it needs backup %s (the parent of %s), and region %s "
+                     "holds another backup under that name (its manifest is not the one %s was taken against)",
+                     cat->v[k].name, m->parent, m->name, r->src->name, m->name);
+            goto out;
+        }
+        man_free(m);
+        m = pm;
+        pm = NULL;
+        cur = (size_t)pk;
+        if (p->in[cur])
+            break;
+    }
+    while (nup > 0) {
+        size_t j = up[--nup];
+
+        if (p->in[j])
             continue;
+        if (array_reserve(&p->v, &p->cap, p->n + 1, sizeof *p->v) < 0) {
+            err_setf(e, ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        p->v[p->n++] = j;
+        p->in[j] = 1;
+    }
+    rc = 0;
+out:
+    man_free(pm);
+    man_free(m);
+    free(up);
+    return rc;
+}
+
+/* The selection (from `first` on) and its ancestors, parents first; all of
+ * it is planned, and refused, before anything is copied. */
+static int plan_backups(struct copy_run *r, const struct catalog *cat, size_t first, const struct objlist *have,
+                        struct plan *p, struct err *e)
+{
+    size_t i;
+
+    if ((p->in = calloc(cat->n + 1, 1)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    for (i = first; i < cat->n; i++)
+        if (cat->v[i].complete && !p->in[i] && plan_chain(r, cat, i, have, p, e) < 0)
+            return -1;
+    return 0;
+}
+
+/* One planned backup: skipped when R2 has it whole, else copied (its
+ * manifest last, after the WAL it needs). */
+static int copy_planned(struct copy_run *r, const struct cat_entry *ce, int ancestor, const struct objlist *have,
+                        struct err *e)
+{
+    int got;
+
+    r->res->nbackups++;
+    if ((got = backup_present(r, ce, have, e)) < 0)
+        return -1;
+    if (got) {
+        r->res->present++;
+        return 0;
+    }
+    note(r->o->notes, LOG_INFO, "%s backup %s (%llu objects, %llu bytes)%s from %s to %s",
+         r->dry_run ? "would copy" : "copying", ce->name, (unsigned long long)ce->objects,
+         (unsigned long long)ce->bytes, ancestor ? ", a link of a selected incremental's chain," : "",
+         r->src->name, r->dst->name);
+    return copy_backup(r, ce->name, have, e);
+}
+
+static int copy_backups(struct copy_run *r, const struct catalog *cat, size_t first, const struct objlist *have,
+                        struct err *e)
+{
+    struct plan p = { NULL, 0, 0, NULL };
+    size_t j;
+    int rc = -1;
+
+    if (plan_backups(r, cat, first, have, &p, e) < 0)
+        goto out;
+    for (j = 0; j < p.n; j++) {
+        const struct cat_entry *ce = &cat->v[p.v[j]];
+
         /* The oldest selected backup's start segment bounds the WAL. */
-        if (r->res->floor_wal[0] == '\0') {
+        if (p.v[j] >= first && r->res->floor_wal[0] == '\0') {
             struct manifest *m = NULL;
 
             if (cat_load_manifest(r->src, ce->name, &m, e) < 0)
-                return -1;
+                goto out;
             strlcopy(r->res->floor_wal, m->start_wal, sizeof r->res->floor_wal);
             man_free(m);
         }
-        r->res->nbackups++;
-        if ((got = backup_present(r, ce, have, e)) < 0)
-            return -1;
-        if (got) {
-            r->res->present++;
-            continue;
-        }
-        note(r->o->notes, LOG_INFO, "%s backup %s (%llu objects, %llu bytes) from %s to %s",
-             r->dry_run ? "would copy" : "copying", ce->name, (unsigned long long)ce->objects,
-             (unsigned long long)ce->bytes, r->src->name, r->dst->name);
-        if (copy_backup(r, ce->name, have, e) < 0)
-            return -1;
+        /* a failure stops here: no child is made visible after its parent failed */
+        if (copy_planned(r, ce, p.v[j] < first, have, e) < 0)
+            goto out;
     }
-    return 0;
+    rc = 0;
+out:
+    free(p.v);
+    free(p.in);
+    return rc;
 }
 
 int copy_regions(struct repo *src, struct repo *dst, const struct copy_opts *o, struct copy_result *res,
                  struct err *e)
 {
-    struct copy_run run = { src, dst, o, o->dry_run, res };
+    struct copy_run run = { src, dst, o, o->dry_run, res, { NULL, 0, 0, 0 }, { NULL, 0, 0, 0 } };
     struct catalog cat = { NULL, 0, 0 };
     struct objlist have = { NULL, 0, 0, 0 };
     size_t first = 0;
@@ -426,11 +465,14 @@ int copy_regions(struct repo *src, struct repo *dst, const struct copy_opts *o, 
         first = (size_t)k;
     }
     if (carry_identity(&run, e) < 0 || objlist_load(dst, REPO_BACKUP_DIR, &have, e) < 0 ||
+        objlist_load(src, REPO_WAL_DIR, &run.wsrc, e) < 0 || objlist_load(dst, REPO_WAL_DIR, &run.wdst, e) < 0 ||
         copy_backups(&run, &cat, first, &have, e) < 0 ||
         copy_wal(&run, res->floor_wal[0] ? res->floor_wal : NULL, e) < 0)
         goto out;
     rc = 0;
 out:
+    objlist_free(&run.wsrc);
+    objlist_free(&run.wdst);
     objlist_free(&have);
     cat_free(&cat);
     return rc;

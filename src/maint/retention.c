@@ -460,8 +460,9 @@ out:
     return rc;
 }
 
-int ret_region(const struct config *c, const struct region_conf *rc, const struct keyring *kr, time_t now,
-               int dry_run, struct ret_plan *plan, struct ret_done *done, struct err *e)
+int ret_region(const struct config *c, const struct region_conf *rc, const struct keyring *kr,
+               const struct note_sink *notes, time_t now, int dry_run, struct ret_plan *plan, struct ret_done *done,
+               struct err *e)
 {
     struct ret_policy p;
     struct repo *r = NULL;
@@ -470,7 +471,7 @@ int ret_region(const struct config *c, const struct region_conf *rc, const struc
     memset(plan, 0, sizeof *plan);
     memset(done, 0, sizeof *done);
     ret_policy_from_conf(c, rc, now, &p);
-    if (repo_open(rc, c, kr, REPO_OPEN_IDENTITY, &r, e) < 0)
+    if (repo_open(rc, c, notes, kr, REPO_OPEN_IDENTITY, &r, e) < 0)
         return -1;
     if (ret_plan(r, &p, plan, e) < 0)
         goto out;

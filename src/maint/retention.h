@@ -23,6 +23,7 @@
 #include "catalog.h"
 #include "err.h"
 #include "keys.h"
+#include "note.h"
 #include "stor.h"
 
 struct ret_policy {
@@ -102,8 +103,10 @@ void ret_plan_free(struct ret_plan *plan);
  * a region that is not a walship repository), plan with its policy at time
  * `now`, and apply the plan
  * unless `dry_run`.  `plan` is filled (caller frees) so the caller can say
- * what went or would go. */
-int ret_region(const struct config *c, const struct region_conf *rc, const struct keyring *kr, time_t now,
-               int dry_run, struct ret_plan *plan, struct ret_done *done, struct err *e);
+ * what went or would go.  `notes` (may be NULL) hears what the region's
+ * driver reports (an object kept under Object Lock, a request retried). */
+int ret_region(const struct config *c, const struct region_conf *rc, const struct keyring *kr,
+               const struct note_sink *notes, time_t now, int dry_run, struct ret_plan *plan, struct ret_done *done,
+               struct err *e);
 
 #endif

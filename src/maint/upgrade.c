@@ -224,8 +224,9 @@ static int check_manifest(struct repo *r, const char *key, struct err *e)
     return rc;
 }
 
-int upg_region(const struct config *c, const struct region_conf *reg, const struct keyring *kr, int dry_run,
-               upg_progress_fn progress, void *arg, struct upg_stats *st, struct err *e)
+int upg_region(const struct config *c, const struct region_conf *reg, const struct keyring *kr,
+               const struct note_sink *notes, int dry_run, upg_progress_fn progress, void *arg, struct upg_stats *st,
+               struct err *e)
 {
     struct keylist l = { { NULL, 0, 0 }, 0 };
     struct repo *r = NULL;
@@ -235,7 +236,7 @@ int upg_region(const struct config *c, const struct region_conf *reg, const stru
     int rc = -1;
 
     memset(st, 0, sizeof *st);
-    if (repo_open(reg, c, kr, 0, &r, e) < 0)
+    if (repo_open(reg, c, notes, kr, 0, &r, e) < 0)
         return -1;
     if (repo_ident_load(r, &le) == 0) {
         st->already = 1;

@@ -37,6 +37,7 @@
 #include "config.h"
 #include "err.h"
 #include "keys.h"
+#include "note.h"
 #include "repo.h"
 
 struct upg_stats {
@@ -49,8 +50,10 @@ struct upg_stats {
 
 typedef void (*upg_progress_fn)(const char *key, int rewritten, void *arg);
 
-int upg_region(const struct config *c, const struct region_conf *reg, const struct keyring *kr, int dry_run,
-               upg_progress_fn progress, void *arg, struct upg_stats *st, struct err *e);
+/* `notes` (may be NULL) hears what the region's driver reports. */
+int upg_region(const struct config *c, const struct region_conf *reg, const struct keyring *kr,
+               const struct note_sink *notes, int dry_run, upg_progress_fn progress, void *arg, struct upg_stats *st,
+               struct err *e);
 
 struct upg_spool_stats {
     uint64_t moved;             /* entries re-encoded into the cluster's spool */

@@ -298,6 +298,7 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
     struct vfy_objs wal = { NULL, 0, 0, 0 };
     struct tl_model tm;
     struct manifest **mans = NULL;
+    unsigned char *damaged = NULL;     /* per backup: its own check found a problem */
     uint64_t seg_size;
     size_t i;
     int rc = -1;
@@ -308,7 +309,7 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
     tl_model_init(&tm, seg_size);
     if (cat_list(rp, 0, &cat, e) < 0)
         goto out;
-    if (cat.n && (mans = calloc(cat.n, sizeof *mans)) == NULL) {
+    if (cat.n && ((mans = calloc(cat.n, sizeof *mans)) == NULL || (damaged = calloc(cat.n, 1)) == NULL)) {
         err_setf(e, ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -320,6 +321,8 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
     if (vfy_check_histories(&tm, r) < 0)
         goto nomem;
     for (i = 0; i < cat.n; i++) {
+        size_t before = r->n;
+
         if (mans[i] == NULL)
             continue;
         r->backups++;
@@ -327,11 +330,16 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
             goto nomem;
         if (check_backup(rp, mans[i], full, r, e) < 0)
             goto out;
+        damaged[i] = r->n > before;
         if (mans[i]->incremental && check_parent(rp, &cat, mans, mans[i], r) < 0)
             goto nomem;
         if (vfy_check_backup_wal(&tm, mans[i], r) < 0)
             goto nomem;
     }
+    /* whole chains, once every link's own objects are checked */
+    for (i = 0; i < cat.n; i++)
+        if (mans[i] != NULL && mans[i]->incremental && vfy_check_chain(rp, &cat, damaged, mans[i], r, e) < 0)
+            goto out;
     if (full && full_wal(rp, &wal, tm.seg_size, r, e) < 0)
         goto out;
     rc = 0;
@@ -344,6 +352,7 @@ out:
     for (i = 0; mans && i < cat.n; i++)
         man_free(mans[i]);
     free(mans);
+    free(damaged);
     tl_model_free(&tm);
     vfy_objs_free(&wal);
     cat_free(&cat);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "catalog.h"
 #include "manifest.h"
 #include "timeline.h"
 #include "verify.h"
@@ -56,5 +57,16 @@ int vfy_full_part(struct repo *rp, const struct manifest *m, const struct man_pa
  * that segment of this cluster; `want` (0: any) is the decoded size. */
 int vfy_full_object(struct repo *rp, const char *key, uint64_t want, const char *segment, const char *what,
                     struct vfy_report *r, struct err *e);
+
+/* ---- verify_chain.c ---- */
+
+/* The chain of incremental `m` as restore loads it: every link present,
+ * the manifest its child was taken against, one depth less, the same block
+ * size; every block its maps assign to a link held by that link itself;
+ * and no link with damaged[k] set (k: its index in `cat`; its own check
+ * found a problem).  A broken chain is a problem on m's manifest naming the
+ * link.  -1: out of memory. */
+int vfy_check_chain(struct repo *rp, const struct catalog *cat, const unsigned char *damaged,
+                    const struct manifest *m, struct vfy_report *r, struct err *e);
 
 #endif

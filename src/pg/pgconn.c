@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "note.h"
 #include "util.h"
 #include "wal.h"
 
@@ -45,19 +45,17 @@ static PGresult *pg_query(struct pgconn *c, const char *sql, int nparams, const 
     return r;
 }
 
-/* Server notices ("all required WAL segments have been archived") go to
- * the log at debug level, not raw to stderr. */
+/* Server notices go to the caller's note sink at debug level (pg_connect). */
 static void pg_notice(void *arg, const char *msg)
 {
     char buf[512];
 
-    (void)arg;
     snprintf(buf, sizeof buf, "%s", msg);
     strip_nl(buf);
-    log_debug("PostgreSQL: %s", buf);
+    note(arg, LOG_DEBUG, "PostgreSQL: %s", buf);
 }
 
-int pg_connect(const char *conninfo, struct pgconn **out, struct err *e)
+int pg_connect(const char *conninfo, const struct note_sink *notes, struct pgconn **out, struct err *e)
 {
     struct pgconn *c = calloc(1, sizeof *c);
     char msg[512];
@@ -79,7 +77,7 @@ int pg_connect(const char *conninfo, struct pgconn **out, struct err *e)
         free(shown);
         return -1;
     }
-    PQsetNoticeProcessor(c->conn, pg_notice, NULL);
+    PQsetNoticeProcessor(c->conn, pg_notice, (void *)notes);
     c->version = PQserverVersion(c->conn);
     *out = c;
     return 0;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "note.h"
 
 struct pgconn;
 
@@ -30,7 +31,10 @@ struct pg_backup_stop_result {
     char *tablespace_map;           /* malloc'd, NULL or "" when none */
 };
 
-int pg_connect(const char *conninfo, struct pgconn **out, struct err *e);
+/* The server's notices ("all required WAL segments have been archived") go
+ * to `notes` at debug level (borrowed for the connection's life; NULL:
+ * dropped), never raw to stderr. */
+int pg_connect(const char *conninfo, const struct note_sink *notes, struct pgconn **out, struct err *e);
 void pg_disconnect(struct pgconn *c);
 int pg_get_info(struct pgconn *c, struct pg_info *info, struct err *e);
 int pg_backup_begin(struct pgconn *c, const char *label, uint64_t *start_lsn, uint32_t *tli, struct err *e);

@@ -3,6 +3,8 @@
  */
 #include "pginst.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,14 +86,71 @@ enum pginst_login pginst_connect(const struct pg_pidfile *pf, const char *user, 
     return transient ? PGINST_RETRY : PGINST_REFUSED;
 }
 
-void pginst_query_one(PGconn *c, const char *sql, const char *param, char *out, size_t n)
+/* Send one query and wait at most timeout_ms for its whole answer, so a
+ * server whose backend waits forever (a startup process stopped while it
+ * holds a lock or spinlock the query needs; an I/O hang) cannot hold the
+ * caller: on time-out the query is cancelled (best effort) and NULL comes
+ * back; the session is then unusable and the caller drops it. */
+static PGresult *exec_within(PGconn *c, const char *sql, const char *param, unsigned timeout_ms, struct err *e)
 {
-    PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0);
+    uint64_t deadline = now_ms() + timeout_ms;
+    PGresult *r, *last = NULL;
+
+    if (!PQsendQueryParams(c, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0)) {
+        err_setf(e, ERR_IO, "%s", PQerrorMessage(c));
+        return NULL;
+    }
+    for (;;) {
+        struct pollfd p = { .fd = PQsocket(c), .events = POLLIN };
+        uint64_t now = now_ms();
+
+        if (!PQconsumeInput(c)) {
+            err_setf(e, ERR_IO, "%s", PQerrorMessage(c));
+            break;
+        }
+        if (!PQisBusy(c)) {
+            while ((r = PQgetResult(c)) != NULL) {      /* keep the last, as PQexec does */
+                PQclear(last);
+                last = r;
+            }
+            if (last == NULL)
+                err_setf(e, ERR_IO, "%s", PQerrorMessage(c));
+            return last;
+        }
+        if (now >= deadline) {
+            PGcancel *cn = PQgetCancel(c);
+            char buf[256];
+
+            if (cn != NULL) {
+                PQcancel(cn, buf, (int)sizeof buf);
+                PQfreeCancel(cn);
+            }
+            err_setf(e, ERR_NET, "no answer within %u s", (timeout_ms + 999) / 1000);
+            break;
+        }
+        if (p.fd < 0 || (poll(&p, 1, (int)(deadline - now)) < 0 && errno != EINTR)) {
+            err_setf(e, ERR_IO, "%s", p.fd < 0 ? "the session is gone" : strerror(errno));
+            break;
+        }
+    }
+    PQclear(last);
+    return NULL;
+}
+
+void pginst_query_one_within(PGconn *c, const char *sql, const char *param, unsigned timeout_ms, char *out, size_t n)
+{
+    struct err e = ERR_INIT;
+    PGresult *r = exec_within(c, sql, param, timeout_ms, &e);
 
     out[0] = '\0';
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
         snprintf(out, n, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
+}
+
+void pginst_query_one(PGconn *c, const char *sql, const char *param, char *out, size_t n)
+{
+    pginst_query_one_within(c, sql, param, PGINST_QUERY_MS, out, n);
 }
 
 int pginst_same_dir(PGconn *c, const char *pgdata)
@@ -141,17 +200,19 @@ int pginst_open(const char *pgdata, const char *user, const char *appname, PGcon
     return 0;
 }
 
-int pginst_replay(PGconn *c, struct pg_replay *s, struct err *e)
+int pginst_replay(PGconn *c, unsigned timeout_ms, struct pg_replay *s, struct err *e)
 {
+    struct err qe = ERR_INIT;
     PGresult *r;
     int ok = 0;
 
     memset(s, 0, sizeof *s);
-    r = PQexec(c, "select pg_is_in_recovery(), "
+    r = exec_within(c, "select pg_is_in_recovery(), "
                   "case when pg_is_in_recovery() then pg_get_wal_replay_pause_state() = 'paused' end, "
                   "coalesce(pg_last_wal_replay_lsn()::text, ''), "
                   "coalesce(pg_last_xact_replay_timestamp()::text, ''), "
-                  "coalesce(extract(epoch from pg_last_xact_replay_timestamp())::bigint, 0)");
+                  "coalesce(extract(epoch from pg_last_xact_replay_timestamp())::bigint, 0)",
+                    NULL, timeout_ms, &qe);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         struct err pe = ERR_INIT;
         uint64_t t = 0;
@@ -166,9 +227,9 @@ int pginst_replay(PGconn *c, struct pg_replay *s, struct err *e)
     } else {
         char msg[512];
 
-        snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
+        snprintf(msg, sizeof msg, "%s", r != NULL ? PQresultErrorMessage(r) : qe.msg);
         msg[strcspn(msg, "\n")] = '\0';
-        err_setf(e, ERR_IO, "could not ask PostgreSQL where replay is: %s", msg);
+        err_setf(e, qe.code == ERR_NET ? ERR_NET : ERR_IO, "could not ask PostgreSQL where replay is: %s", msg);
     }
     PQclear(r);
     return ok ? 0 : -1;

@@ -56,10 +56,17 @@ struct pg_replay {
     int64_t xact_unix;          /* the same as Unix seconds, 0 none */
 };
 
-/* 0, or -1 when the query failed (the session is gone). */
-int pginst_replay(PGconn *c, struct pg_replay *r, struct err *e);
+/* 0, or -1 when the query failed or had no answer within timeout_ms
+ * (ERR_NET): either way the session is unusable after -1; drop it. */
+int pginst_replay(PGconn *c, unsigned timeout_ms, struct pg_replay *r, struct err *e);
 
-/* One value of a one-row query with up to one parameter; "" on error. */
+/* One value of a one-row query with up to one parameter; "" on error or
+ * when no answer came within timeout_ms (the session is then unusable). */
+void pginst_query_one_within(PGconn *c, const char *sql, const char *param, unsigned timeout_ms, char *out, size_t n);
+
+/* The same within PGINST_QUERY_MS: longer than any server-side wait
+ * walship asks for (pg_promote(true, 120)). */
+#define PGINST_QUERY_MS 180000u
 void pginst_query_one(PGconn *c, const char *sql, const char *param, char *out, size_t n);
 
 #endif

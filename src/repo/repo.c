@@ -39,14 +39,14 @@ int repo_key_part(char *buf, size_t n, const char *backup, unsigned number)
 
 /* ---- open ---- */
 
-int repo_open(const struct region_conf *rc, const struct config *c, const struct keyring *kr, unsigned flags,
-              struct repo **out, struct err *e)
+int repo_open(const struct region_conf *rc, const struct config *c, const struct note_sink *notes,
+              const struct keyring *kr, unsigned flags, struct repo **out, struct err *e)
 {
     struct repo *r = calloc(1, sizeof *r);
 
     if (r == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
-    if (stor_open(rc, c, &r->st, e) < 0) {
+    if (stor_open(rc, c, notes, &r->st, e) < 0) {
         free(r);
         return -1;
     }

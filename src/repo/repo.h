@@ -77,10 +77,11 @@ int repo_key_backup(char *buf, size_t n, const char *backup, const char *what);
 int repo_key_part(char *buf, size_t n, const char *backup, unsigned number);
 
 /* Open a region: the driver, and with REPO_OPEN_IDENTITY its identity too
- * (a region without one fails with ERR_NOREPO). */
+ * (a region without one fails with ERR_NOREPO).  `notes` (may be NULL) is
+ * the sink the driver reports to as it works (stor_open). */
 #define REPO_OPEN_IDENTITY 0x1
-int repo_open(const struct region_conf *rc, const struct config *c, const struct keyring *kr, unsigned flags,
-              struct repo **out, struct err *e);
+int repo_open(const struct region_conf *rc, const struct config *c, const struct note_sink *notes,
+              const struct keyring *kr, unsigned flags, struct repo **out, struct err *e);
 void repo_free(struct repo *r);
 
 /* Read the identity (again).  ERR_NOREPO says whether the region is empty

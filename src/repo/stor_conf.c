@@ -45,7 +45,8 @@ int stor_opts_from_config(const struct region_conf *rc, const struct config *c, 
     return 0;
 }
 
-int stor_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e)
+int stor_open(const struct region_conf *rc, const struct config *c, const struct note_sink *notes, struct stor **out,
+              struct err *e)
 {
     struct stor_opts o;
     char *profile = NULL;
@@ -54,6 +55,7 @@ int stor_open(const struct region_conf *rc, const struct config *c, struct stor 
     *out = NULL;
     if (stor_opts_from_config(rc, c, &o, &profile, e) < 0)
         return -1;
+    o.notes = notes;
     ret = stor_open_opts(&o, out, e);
     free(profile);
     return ret;

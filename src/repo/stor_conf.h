@@ -16,7 +16,9 @@
 int stor_opts_from_config(const struct region_conf *rc, const struct config *c, struct stor_opts *o, char **profile,
                           struct err *e);
 
-/* Open the driver of a region's url. */
-int stor_open(const struct region_conf *rc, const struct config *c, struct stor **out, struct err *e);
+/* Open the driver of a region's url.  `notes` (the command's sink, may be
+ * NULL) is where the driver reports as it works (stor_opts.notes). */
+int stor_open(const struct region_conf *rc, const struct config *c, const struct note_sink *notes, struct stor **out,
+              struct err *e);
 
 #endif

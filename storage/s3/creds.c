@@ -370,7 +370,8 @@ int creds_open(const struct creds_opts *o, struct creds_provider **out, struct e
     return 0;
 }
 
-int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, struct err *e)
+int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, const struct note_sink *notes,
+                  struct err *e)
 {
     time_t now = time(NULL);
     int rc = 0;
@@ -383,12 +384,12 @@ int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, stru
         if (fetch(p, &n, &why) == 0) {
             creds_clear(&p->cur);
             p->cur = n;
-            log_debug("region %s: credentials refreshed from %s, valid for %ld s", p->region_name,
-                      p->describe, (long)(p->cur.expires ? p->cur.expires - now : 0));
+            note(notes, LOG_DEBUG, "region %s: credentials refreshed from %s, valid for %ld s", p->region_name,
+                 p->describe, (long)(p->cur.expires ? p->cur.expires - now : 0));
         } else if (now < p->cur.expires) {
             creds_clear(&n);
-            log_warning("%s; the current credentials stay in use until they expire in %ld s", why.msg,
-                        (long)(p->cur.expires - now));
+            note(notes, LOG_WARNING, "%s; the current credentials stay in use until they expire in %ld s", why.msg,
+                 (long)(p->cur.expires - now));
         } else {
             creds_clear(&n);
             *e = why;

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "note.h"
 
 enum creds_source {
     CREDS_AUTO = 0,
@@ -72,8 +73,11 @@ const char *creds_source_name(enum creds_source s);
 int creds_open(const struct creds_opts *o, struct creds_provider **out, struct err *e);
 /* Fresh credentials: when *gen differs from the provider's generation,
  * *c is replaced by a copy of the current ones (the old strings freed) and
- * *gen updated.  Refreshes first when they expire within the margin. */
-int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, struct err *e);
+ * *gen updated.  Refreshes first when they expire within the margin; a
+ * refresh, or a failed one while the current credentials still hold, is
+ * reported to `notes` (the asking stor's sink; the provider is shared). */
+int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, const struct note_sink *notes,
+                  struct err *e);
 /* "imds (role web)", "profile prod (credential_process)", "auto: env"... */
 const char *creds_describe(const struct creds_provider *p);
 /* Times fetched so far (tests). */

@@ -9,7 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "util.h"
 
 #define BACKOFF_BASE_MS 100
@@ -26,6 +25,7 @@ struct http_engine {
     char *ca_file;
     uint64_t rnd;
     int busy;                   /* inside curl_multi_perform */
+    const struct note_sink *notes;  /* borrowed */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -86,6 +86,7 @@ int http_engine_new(const struct http_opts *o, struct http_engine **out, struct 
     h->connect_timeout = o->connect_timeout > 0 ? o->connect_timeout : 10;
     h->io_timeout = o->io_timeout > 0 ? o->io_timeout : 60;
     h->deadline_ms = (o->retry_deadline > 0 ? o->retry_deadline : 60) * 1000;
+    h->notes = o->notes;
     if (o->ca_file != NULL && (h->ca_file = strdup(o->ca_file)) == NULL)
         goto oom;
     if (getrandom(&h->rnd, sizeof h->rnd, GRND_NONBLOCK) != (ssize_t)sizeof h->rnd)
@@ -397,7 +398,8 @@ static void retry_or_finish(struct http_engine *h, struct http_xfer *x, const ch
     if (now < x->deadline_ms && now + delay >= x->deadline_ms && x->deadline_ms - now >= 50)
         delay = x->deadline_ms - now - 1;
     if (now + delay >= x->deadline_ms) {
-        log_debug("%s: %s; no retry left within the deadline (attempt %d)", x->what, why, x->attempts);
+        note(h->notes, LOG_DEBUG, "%s: %s; no retry left within the deadline (attempt %d)", x->what, why,
+             x->attempts);
         if (answered) {
             x->exhausted = 1;
         } else {
@@ -408,8 +410,8 @@ static void retry_or_finish(struct http_engine *h, struct http_xfer *x, const ch
         finish(x);
         return;
     }
-    log_warning("%s: %s; retrying in %llu ms (attempt %d)", x->what, why, (unsigned long long)delay,
-                x->attempts + 1);
+    note(h->notes, LOG_WARNING, "%s: %s; retrying in %llu ms (attempt %d)", x->what, why,
+         (unsigned long long)delay, x->attempts + 1);
     x->state = X_WAITING;
     x->retry_at_ms = now + delay;
 }

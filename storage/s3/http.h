@@ -28,8 +28,9 @@
  * uses it so the consumer never sees a byte twice.
  *
  * TLS peers are always verified; ca_file adds a CA bundle to the system
- * store.  Nothing is printed: retries are logged through log.h with the
- * transfer's `what` (never a URL with credentials, never a header).
+ * store.  Nothing is printed or logged: retries are reported to the
+ * engine's note sink (http_opts.notes) with the transfer's `what` (never a
+ * URL with credentials, never a header).
  */
 #ifndef WALSHIP_HTTP_H
 #define WALSHIP_HTTP_H
@@ -40,6 +41,7 @@
 #include <curl/curl.h>
 
 #include "err.h"
+#include "note.h"
 
 struct http_engine;
 
@@ -49,6 +51,7 @@ struct http_opts {
     uint64_t retry_deadline;    /* seconds for all attempts of a transfer; 0 = 60 */
     const char *ca_file;        /* extra CA bundle (PEM), or NULL */
     int parallel;               /* transfers expected at once (sizes the connection cache) */
+    const struct note_sink *notes;  /* retries are reported here (borrowed; NULL: dropped) */
 };
 
 enum http_verdict { HTTP_FINAL = 0, HTTP_RETRY = 1 };

@@ -101,7 +101,7 @@ int s3_req_prepare(struct http_xfer *x, struct err *e)
 
     /* every attempt signs with the current credentials: refreshed here
      * before they expire, so a long upload outlives them */
-    if (creds_current(s->creds, &s->cred, &s->cred_gen, e) < 0) {
+    if (creds_current(s->creds, &s->cred, &s->cred_gen, s->base.notes, e) < 0) {
         e->transient = 0;
         return -1;
     }
@@ -427,7 +427,8 @@ static int parse_endpoint(struct s3 *s, const struct stor_opts *rc, struct err *
     if (host[0] == '[' || inet_pton(AF_INET, host, addr) == 1 || !dns_bucket(s->bucket) ||
         (https && strchr(s->bucket, '.') != NULL)) {
         if (!path_style)
-            log_debug("region %s: using path-style addressing for bucket %s at %s", rc->name, s->bucket, host);
+            note(s->base.notes, LOG_DEBUG, "region %s: using path-style addressing for bucket %s at %s", rc->name,
+                 s->bucket, host);
         path_style = 1;
     }
     hostport = port ? xasprintf("%s%s%s:%s", path_style ? "" : s->bucket, path_style ? "" : ".", host, port)
@@ -440,7 +441,8 @@ static int parse_endpoint(struct s3 *s, const struct stor_opts *rc, struct err *
         goto out;
     }
     if (rc->unsigned_payload && !https)
-        log_warning("region %s: unsigned_payload needs an https endpoint; hashing payloads over http", rc->name);
+        note(s->base.notes, LOG_WARNING,
+             "region %s: unsigned_payload needs an https endpoint; hashing payloads over http", rc->name);
     s->unsigned_payload = rc->unsigned_payload && https;
     rcode = 0;
 out:
@@ -458,7 +460,7 @@ static int credentials(struct s3 *s, const struct stor_opts *o, struct err *e)
 {
     if (creds_open(&o->creds, &s->creds, e) < 0)
         return -1;
-    if (creds_current(s->creds, &s->cred, &s->cred_gen, e) < 0)
+    if (creds_current(s->creds, &s->cred, &s->cred_gen, s->base.notes, e) < 0)
         return -1;
     s->base.creds = creds_describe(s->creds);
     return 0;
@@ -494,6 +496,7 @@ static int s3_open(const struct stor_opts *o, struct stor **out, struct err *e)
     if (s == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory opening region %s", o->name);
     s->base.ops = &s3_ops;
+    s->base.notes = o->notes;
     s->base.region = strdup(o->name);
     s->aws_region = strdup(o->aws_region && o->aws_region[0] ? o->aws_region : o->name);
     if (s->base.region == NULL || s->aws_region == NULL) {
@@ -530,6 +533,7 @@ static int s3_open(const struct stor_opts *o, struct stor **out, struct err *e)
     ho.retry_deadline = o->retry_deadline;
     ho.ca_file = o->ca_file;
     ho.parallel = s->parallel;
+    ho.notes = o->notes;
     if (http_engine_new(&ho, &s->http, e) < 0) {
         err_prefix(e, "region %s", o->name);
         goto fail;

@@ -13,6 +13,7 @@
 #ifndef WALSHIP_S3_H
 #define WALSHIP_S3_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -47,7 +48,7 @@ struct s3 {
     struct creds_provider *creds;   /* shared, per process (creds.h) */
     struct creds cred;      /* this stor's copy of the current credentials */
     unsigned cred_gen;
-    enum s3_checksum checksum;
+    atomic_int checksum;    /* enum s3_checksum; shared by parallel uploads (MD5 once Swift refused part checksums) */
     char *sse;              /* x-amz-server-side-encryption, or NULL */
     char *sse_kms_key_id;   /* NULL = the account's aws/s3 key */
     int sse_bucket_key;
@@ -56,9 +57,9 @@ struct s3 {
     int parallel;
     long slow_timeout;      /* io timeout for requests the server works on before answering */
     time_t sweep_min_age;   /* s3_sweep never aborts a younger upload (S3_SWEEP_MIN_AGE; tests lower it) */
-    int cond_put;           /* conditional writes (If-None-Match: *): 1 honoured, 0 not tried yet,
+    atomic_int cond_put;    /* shared by parallel uploads; conditional writes (If-None-Match: *): 1 honoured, 0 not tried yet,
                                -1 the server answered 501: check before, read back after */
-    int no_part_checksums;  /* the server refused ChecksumSHA256 in CompleteMultipartUpload (Swift's
+    atomic_int no_part_checksums; /* the server refused ChecksumSHA256 in CompleteMultipartUpload (Swift's
                                s3api): completed without, and Content-MD5 from then on */
 };
 
@@ -140,6 +141,11 @@ void s3_composite_sha256(const struct s3_part *parts, int nparts, char *out, siz
 /* A retried CompleteMultipartUpload answered NoSuchUpload (or 412): is the
  * object at `key` the one these parts make (so the first attempt
  * completed it)?  1 yes, 0 no or cannot tell. */
+/* Part checksums: dropped from an upload's parts; and whether R is the
+ * server refusing them in CompleteMultipartUpload (Swift's s3api), in which
+ * case they are dropped and Content-MD5 used from then on (1). */
+void s3_drop_part_checksums(struct s3_part *parts, int nparts);
+int s3_refused_part_checksums(struct s3 *s, const struct s3_req *r, struct s3_part *parts, int nparts, const char *key);
 int s3_completed_before(struct s3 *s, const char *key, const struct s3_part *parts, int nparts, uint64_t size);
 /* The multipart ETag is opaque (SSE-KMS): do not compare it with MD5s. */
 int s3_etag_opaque(const struct s3 *s);

@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <stdlib.h>
 
+#include "log.h"
+#include "note.h"
 #include "util.h"
 
 static int add(struct s3_req *r, const char *name, const char *value, struct err *e)
@@ -38,6 +40,7 @@ static void sha256_base64(const void *buf, size_t len, char out[48])
 int s3_upload_headers(struct s3_req *r, enum s3_upload_kind kind, struct err *e)
 {
     const struct s3 *s = r->s3;
+    enum s3_checksum ck = (enum s3_checksum)s->checksum;   /* read once */
 
     if (kind != S3_UP_PART) {
         if (s->storage_class != NULL && add(r, "x-amz-storage-class", s->storage_class, e) < 0)
@@ -51,8 +54,8 @@ int s3_upload_headers(struct s3_req *r, enum s3_upload_kind kind, struct err *e)
             return -1;
     }
     if (kind == S3_UP_CREATE)
-        return s->checksum == S3_CHECKSUM_SHA256 ? add(r, "x-amz-checksum-algorithm", "SHA256", e) : 0;
-    if (s->checksum == S3_CHECKSUM_SHA256) {
+        return ck == S3_CHECKSUM_SHA256 ? add(r, "x-amz-checksum-algorithm", "SHA256", e) : 0;
+    if (ck == S3_CHECKSUM_SHA256) {
         sha256_base64(r->x.body ? r->x.body : (const unsigned char *)"", r->x.body_len, r->checksum);
         if (r->checksum[0] == '\0')
             return err_setf(e, ERR_INTERNAL, "SHA-256 failed for %s", r->what);
@@ -218,4 +221,32 @@ int s3_completed_before(struct s3 *s, const char *key, const struct s3_part *par
 out:
     s3_req_free(&r);
     return yes;
+}
+
+void s3_drop_part_checksums(struct s3_part *parts, int nparts)
+{
+    for (int i = 0; i < nparts; i++)
+        parts[i].checksum[0] = '\0';
+}
+
+/* Swift's s3api (2.30) validates CompleteMultipartUpload against a schema
+ * that knows only PartNumber and ETag, and checks no x-amz-checksum-*:
+ * complete without the part checksums, and let it check Content-MD5 (which
+ * it does) from now on. */
+int s3_refused_part_checksums(struct s3 *s, const struct s3_req *r, struct s3_part *parts, int nparts, const char *key)
+{
+    struct s3_error er;
+
+    if (r->x.status != 400 || nparts < 1 || parts[0].checksum[0] == '\0' ||
+        s3_xml_parse_error(r->x.resp, r->x.resp_len, &er) != 0 || strcmp(er.code, "MalformedXML") != 0)
+        return 0;
+    note(s->base.notes, LOG_WARNING,
+         "region %s: the server refused the part checksums of CompleteMultipartUpload (MalformedXML: "
+         "an S3 server without x-amz-checksum-sha256, such as Swift's s3api); completing \"%s\" "
+         "without them and using Content-MD5 from now on (set checksum = md5 for this region)",
+         s->base.region, key);
+    s->no_part_checksums = 1;
+    s->checksum = S3_CHECKSUM_MD5;
+    s3_drop_part_checksums(parts, nparts);
+    return 1;
 }

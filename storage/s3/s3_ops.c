@@ -176,8 +176,8 @@ int s3_remove(struct stor *st, const char *key, struct err *e)
         memset(&er, 0, sizeof er);
         if (r.x.resp_len > 0 && s3_xml_parse_error(r.x.resp, r.x.resp_len, &er) == 0 &&
             s3_lock_refusal(er.code, er.message)) {
-            log_debug("region %s: \"%s\" is kept under Object Lock (%s: %s)", st->region, key, er.code,
-                      er.message);
+            note(st->notes, LOG_DEBUG, "region %s: \"%s\" is kept under Object Lock (%s: %s)", st->region, key,
+                 er.code, er.message);
             st->kept_locked++;
             rc = 0;
         } else {
@@ -232,8 +232,8 @@ static int remove_batch(struct s3 *s, const char *const *keys, size_t n, struct 
         if (strcmp(errs[i].code, "NoSuchKey") == 0)
             continue;
         if (s3_lock_refusal(errs[i].code, errs[i].message)) {
-            log_debug("region %s: \"%s\" is kept under Object Lock (%s: %s)", s->base.region,
-                      errs[i].key ? errs[i].key : "", errs[i].code, errs[i].message);
+            note(s->base.notes, LOG_DEBUG, "region %s: \"%s\" is kept under Object Lock (%s: %s)", s->base.region,
+                 errs[i].key ? errs[i].key : "", errs[i].code, errs[i].message);
             s->base.kept_locked++;
             continue;
         }

@@ -143,7 +143,7 @@ static int create_upload(struct upload *u, struct err *e)
         err_setf(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    log_debug("multipart upload of \"%s\" to region %s started", u->key, s->base.region);
+    note(s->base.notes, LOG_DEBUG, "multipart upload of \"%s\" to region %s started", u->key, s->base.region);
     rc = 0;
 out:
     s3_req_free(&r);
@@ -324,15 +324,16 @@ static int put_single(struct upload *u, struct err *e)
     const unsigned char *body = u->cur ? u->cur->buf : (const unsigned char *)"";
     size_t len = u->cur ? u->cur->len : 0;
     int cond = no_replace(u);
+    int inm = cond && atomic_load(&s->cond_put) >= 0;  /* read once: shared with parallel uploads */
     struct s3_req r;
     int rc = -1;
 
-    if (cond && s->cond_put < 0 && check_absent(u, e) < 0)
+    if (cond && !inm && check_absent(u, e) < 0)
         return -1;
 again:
     if (s3_req_init(&r, s, "PUT", u->key, NULL, e) < 0)
         return -1;
-    r.if_none_match = cond && s->cond_put >= 0;
+    r.if_none_match = inm;
     s3_req_body(&r, body, len);
     if (s3_upload_headers(&r, S3_UP_SINGLE, e) < 0)
         goto out;
@@ -340,9 +341,12 @@ again:
         s3_fail(s, &r, "upload", "to", e);
         goto out;
     }
-    if (cond && s->cond_put == 0 && r.x.status == 501) {
-        /* no conditional writes here: check, write, read back */
+    if (r.if_none_match && r.x.status == 501) {
+        /* no conditional writes here: check, write, read back (test what
+         * this request sent: another upload of the same region may have
+         * set cond_put since) */
         s->cond_put = -1;
+        inm = 0;
         s3_req_free(&r);
         if (check_absent(u, e) < 0)
             return -1;
@@ -365,7 +369,7 @@ again:
     }
     if (s3_upload_verify(&r, 0, e) < 0)
         goto out;
-    if (cond && s->cond_put < 0) {
+    if (cond && !r.if_none_match) {
         if (check_ours(u, r.x.etag, e) < 0)
             goto out;
     } else if (cond) {
@@ -377,14 +381,6 @@ out:
     return rc;
 }
 
-static void drop_checksums(struct upload *u)
-{
-    int i;
-
-    for (i = 0; i < u->nparts; i++)
-        u->parts[i].checksum[0] = '\0';
-}
-
 static int complete(struct upload *u, struct err *e)
 {
     struct s3 *s = u->s3;
@@ -392,11 +388,11 @@ static int complete(struct upload *u, struct err *e)
     struct s3_req r;
     char *body = NULL, *q = NULL;
     size_t len = 0;
-    int rc = -1, res;
+    int rc = -1, res, inm;
 
     memset(&r, 0, sizeof r);
     if (s->no_part_checksums)
-        drop_checksums(u);
+        s3_drop_part_checksums(u->parts, u->nparts);
 rebuild:
     if (s3_xml_build_complete(u->parts, (size_t)u->nparts, &body, &len, e) < 0)
         goto out;
@@ -405,13 +401,14 @@ rebuild:
         err_setf(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (no_replace(u) && s->cond_put < 0 && check_absent(u, e) < 0)
+    inm = no_replace(u) && atomic_load(&s->cond_put) >= 0;     /* read once, as in put_single */
+    if (no_replace(u) && !inm && check_absent(u, e) < 0)
         goto out;
 again:
     if (s3_req_init(&r, s, "POST", u->key, q, e) < 0 ||
         s3_req_header(&r, "Content-Type", "application/xml", e) < 0)
         goto out;
-    r.if_none_match = no_replace(u) && s->cond_put >= 0;
+    r.if_none_match = inm;
     s3_req_body(&r, body, len);
     r.result_root = "CompleteMultipartUploadResult";
     r.x.io_timeout = s->slow_timeout;
@@ -423,19 +420,7 @@ again:
         rc = 0;
         goto out;
     }
-    if (r.x.status == 400 && u->parts[0].checksum[0] != '\0' &&
-        s3_xml_parse_error(r.x.resp, r.x.resp_len, &er) == 0 && strcmp(er.code, "MalformedXML") == 0) {
-        /* Swift's s3api (2.30) validates the body against a schema that
-         * knows only PartNumber and ETag, and checks no x-amz-checksum-*:
-         * complete without the part checksums, and let it check
-         * Content-MD5 (which it does) from now on */
-        log_warning("region %s: the server refused the part checksums of CompleteMultipartUpload (MalformedXML: "
-                    "an S3 server without x-amz-checksum-sha256, such as Swift's s3api); completing \"%s\" "
-                    "without them and using Content-MD5 from now on (set checksum = md5 for this region)",
-                    s->base.region, u->key);
-        s->no_part_checksums = 1;
-        s->checksum = S3_CHECKSUM_MD5;
-        drop_checksums(u);
+    if (s3_refused_part_checksums(s, &r, u->parts, u->nparts, u->key)) {
         s3_req_free(&r);
         memset(&r, 0, sizeof r);
         free(body);
@@ -443,8 +428,9 @@ again:
         body = q = NULL;
         goto rebuild;
     }
-    if (no_replace(u) && s->cond_put == 0 && r.x.status == 501) {
+    if (r.if_none_match && r.x.status == 501) {
         s->cond_put = -1;
+        inm = 0;
         s3_req_free(&r);
         memset(&r, 0, sizeof r);
         if (check_absent(u, e) < 0)
@@ -469,7 +455,7 @@ again:
                    s->base.region, s->bucket);
         goto out;
     }
-    if (no_replace(u) && s->cond_put < 0) {
+    if (no_replace(u) && !r.if_none_match) {
         char etag[128];
 
         multipart_etag(u, etag, sizeof etag);
@@ -512,8 +498,8 @@ static int up_close(struct sink *sk, struct err *e)
             return fail_with(u, &u->err, e);
         if (complete(u, &tmp) < 0)
             return fail_with(u, &tmp, e);
-        log_debug("multipart upload of \"%s\" to region %s completed (%d parts)", u->key, u->s3->base.region,
-                  u->nparts);
+        note(u->s3->base.notes, LOG_DEBUG, "multipart upload of \"%s\" to region %s completed (%d parts)", u->key,
+             u->s3->base.region, u->nparts);
     }
     u->closed = 1;
     return 0;
@@ -527,18 +513,20 @@ static void abort_upload(struct upload *u)
     char *q = xasprintf("uploadId=%s", u->enc_id);
 
     if (q == NULL || s3_req_init(&r, s, "DELETE", u->key, q, &e) < 0) {
-        log_warning("could not abort the multipart upload of \"%s\" to region %s (bucket %s): out of memory",
-                    u->key, s->base.region, s->bucket);
+        note(s->base.notes, LOG_WARNING,
+             "could not abort the multipart upload of \"%s\" to region %s (bucket %s): out of memory", u->key,
+             s->base.region, s->bucket);
         free(q);
         return;
     }
     free(q);
     if (s3_req_run(&r, &e) < 0 || (r.x.status != 204 && r.x.status != 200 && r.x.status != 404)) {
         s3_fail(s, &r, "abort the multipart upload of", "to", &e);
-        log_warning("%s; the incomplete upload stays until a lifecycle rule (AbortIncompleteMultipartUpload) "
-                    "removes it", e.msg);
+        note(s->base.notes, LOG_WARNING,
+             "%s; the incomplete upload stays until a lifecycle rule (AbortIncompleteMultipartUpload) removes it",
+             e.msg);
     } else {
-        log_debug("multipart upload of \"%s\" to region %s aborted", u->key, s->base.region);
+        note(s->base.notes, LOG_DEBUG, "multipart upload of \"%s\" to region %s aborted", u->key, s->base.region);
     }
     s3_req_free(&r);
 }

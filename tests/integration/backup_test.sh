@@ -21,43 +21,19 @@ fp_start "$F2" "$P2" "$C2" "$T/fp2" || { echo "Bail out! proxy"; exit 1; }
 on_exit "fp_stop $T/fp2"
 
 CONF=$T/walship.conf
-mkdir -p "$T/spool" "$T/ts1"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-cat >"$CONF" <<CONF
-[global]
-key_file = $T/key
-spool_dir = $T/spool
-parallel = 2
-retry_deadline = 4
-connect_timeout = 2
-io_timeout = 5
-pg_conninfo = host=$T/pg/sock port=$PGPORT user=postgres dbname=postgres
-
-[region us-east-1]
-url = s3://walship/prod
-endpoint = http://127.0.0.1:$P1
-path_style = true
-mode = sync
-access_key_id = test:tester
-secret_access_key = testing
-
-[region eu-west-1]
-url = s3://walship/prod
-endpoint = http://127.0.0.1:$F2
-path_style = true
-mode = async
-access_key_id = test:tester
-secret_access_key = testing
-CONF
-chmod 600 "$CONF" "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key" "$T/ts1"
+ws_mkdirs "$T/spool" "$T/ts1"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+ws_conf "$CONF" "retry_deadline = 4" "connect_timeout = 2" "io_timeout = 5" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$CONF" us-east-1 s3://walship/prod "endpoint = http://127.0.0.1:$P1" "path_style = true" "mode = sync" \
+  "access_key_id = test:tester" "secret_access_key = testing"
+ws_region "$CONF" eu-west-1 s3://walship/prod "endpoint = http://127.0.0.1:$F2" "path_style = true" "mode = async" \
+  "access_key_id = test:tester" "secret_access_key = testing"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 # background shippers and prefetchers started by wal-push / wal-fetch
 on_exit "ws_stop_daemons '$T'"
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
 sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
@@ -172,5 +148,26 @@ mkdir -p "$T/r3"; chown "$(pg_user)" "$T/r3"
 t_fail "backup-fetch of a corrupt part fails" 3 ws --region us-east-1 backup-fetch "$latest" "$T/r3/data" --tablespace-map "$T/ts1=$T/r3/ts1"
 like "$T_OUT" "part-0001" "the error names the part"
 [ ! -f "$T/r3/data/backup_label" ]; ok $? "no backup_label is left to make it look complete"
+
+# ---- kill -9 during backup-fetch: DIR does not look restored ----
+# eu-west-1 answers each request 500 ms late: killed once the first files
+# are written, the fetch still has parts (and backup_label, written last,
+# after syncfs) to go
+descendants() { local p; for p in $(ps -o pid= --ppid "$1"); do descendants "$p"; echo "$p"; done; }
+mkdir -p "$T/r4"; chown "$(pg_user)" "$T/r4"
+fp_ctl "$C2" delay 500 >/dev/null
+pg_run "$WALSHIP" --config "$CONF" --region eu-west-1 backup-fetch LATEST "$T/r4/data" \
+    --tablespace-map "$T/ts1=$T/r4/ts1" >/dev/null 2>&1 &
+bf=$!
+wait_for 60 bash -c "[ -n \"\$(ls -A '$T/r4/data' 2>/dev/null)\" ]"
+ok $? "backup-fetch started writing DIR"
+# shellcheck disable=SC2046
+kill -KILL $(descendants "$bf") 2>/dev/null
+wait "$bf" 2>/dev/null
+fp_ctl "$C2" clear >/dev/null
+[ ! -f "$T/r4/data/backup_label" ]; ok $? "a backup-fetch killed with -9 leaves no backup_label"
+t_fail "a new backup-fetch into the DIR it left is refused" 2 ws --region eu-west-1 backup-fetch LATEST "$T/r4/data" \
+    --tablespace-map "$T/ts1=$T/r4/ts1b"
+like "$T_OUT" "not empty" "because DIR is not empty"
 
 done_testing

@@ -136,4 +136,69 @@ got=$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d po
 is "$got" "ABC" "the restored instance has every marker"
 pg_run "$PG_BIN/pg_ctl" -D "$T/rst/data" -m fast -w stop >/dev/null 2>&1
 
+# ---- incremental chains: copied whole, parents first (issue 13) ----
+mv "$T/r1.gone" "$T/r1"
+pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not restart"; exit 1; }
+sql "insert into marker values ('D')"
+t "a full backup into r1" wp backup-push
+sleep 1.1
+sql "update pgbench_accounts set abalance = abalance + 1 where aid between 1 and 5000"
+sql "insert into marker values ('E')"
+t "an incremental of it" wp backup-push --incremental
+like "$T_OUT" "is an incremental of backup" "it is an incremental"
+sleep 1.1
+sql "update pgbench_accounts set abalance = abalance + 2 where aid between 5001 and 9000"
+sql "insert into marker values ('F')"
+t "an incremental of the incremental" wp backup-push --incremental
+sql "insert into marker values ('G')"
+last=$(sql "select pg_walfile_name(pg_switch_wal())")
+wait_for 60 test -e "$T/r1/wal/$last"
+ok $? "everything up to $last is archived in r1"
+pg_stop "$T/pg" fast
+read -r F I1 I2 <<<"$(ls "$T/r1/backups" | sort | tail -3 | xargs)"
+ws_mkdirs "$T/r3" "$T/r4" "$T/r5"
+ws_region "$T/copy.conf" r3 "file://$T/r3"
+ws_region "$T/copy.conf" r4 "file://$T/r4"
+ws_region "$T/copy.conf" r5 "file://$T/r5"
+
+t "copy --since the second incremental ($I2) into an empty region" wc2 copy --from r1 --to r3 --since "$I2"
+order=$(grep -oE "copying backup [0-9TZ]+" <<<"$T_OUT" | awk '{print $3}' | xargs)
+is "$order" "$F $I1 $I2" "it copies the chain's links, parents first"
+[ -e "$T/r3/backups/$F/manifest.json" ] && [ -e "$T/r3/backups/$I1/manifest.json" ] &&
+  [ -e "$T/r3/backups/$I2/manifest.json" ] && [ ! -e "$T/r3/backups/$B1" ] && [ ! -e "$T/r3/backups/$B2" ]
+ok $? "r3 holds the chain and no backup outside it"
+t "a second copy into r3" wc2 copy --from r1 --to r3 --since "$I2"
+like "$T_OUT" "backups +0 copied" "copies nothing more"
+
+# a link missing in the source is refused before anything is copied
+cp -a "$T/r1" "$T/r1m"
+rm "$T/r1m/backups/$I1/manifest.json"
+ws_region "$T/copy.conf" r1m "file://$T/r1m"
+t_fail "copy of an incremental whose parent the source lacks" 3 wc2 copy --from r1m --to r4 --since "$I2"
+like "$T_OUT" "not copying backup $I2: it needs backup $I1 \(the parent of $I2\)" "naming the backup and its missing parent"
+is "$(find "$T/r4" -name manifest.json | wc -l)" 0 "nothing became visible in r4"
+# a parent whose part is missing in the source: the copy stops before the child
+cp -a "$T/r1" "$T/r1d"
+rm "$T/r1d/backups/$I1/$(ls "$T/r1d/backups/$I1" | grep part- | head -1)"
+ws_region "$T/copy.conf" r1d "file://$T/r1d"
+t_fail "copy of an incremental whose parent is damaged in the source" 3 wc2 copy --from r1d --to r5 --since "$I2"
+like "$T_OUT" "$I1" "naming the damaged link"
+[ ! -e "$T/r5/backups/$I1/manifest.json" ] && [ ! -e "$T/r5/backups/$I2/manifest.json" ]
+ok $? "neither the damaged link nor its child became visible in r5"
+
+# r3 alone restores the chain's newest backup
+mv "$T/r1" "$T/r1.gone"
+ws_conf "$T/dr3.conf"
+ws_region "$T/dr3.conf" r3 "file://$T/r3"
+mkdir -p "$T/rst3"
+chown "$(pg_user)" "$T/rst3"
+on_exit "runuser -u postgres -- $PG_BIN/pg_ctl -D $T/rst3/data -m immediate stop"
+t "restore --target-latest from r3" pg_run "$WALSHIP" --config "$T/dr3.conf" --region r3 restore \
+  --pgdata "$T/rst3/data" --target-latest --start --port "$RPORT"
+like "$T_OUT" "$I2" "from the newest incremental"
+got=$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres \
+  -c "select (select string_agg(id, '' order by id) from marker) || ' ' || (select sum(abalance) from pgbench_accounts)" 2>&1)
+is "$got" "ABCDEFG 13000" "the restored instance has every marker and every update"
+pg_run "$PG_BIN/pg_ctl" -D "$T/rst3/data" -m fast -w stop >/dev/null 2>&1
+
 done_testing

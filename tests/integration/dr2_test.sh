@@ -24,12 +24,10 @@ PGPORT=$(pg_free_port)
 RPORT=$(pg_free_port)
 [ "$PGPORT" != "$RPORT" ] || RPORT=$((PGPORT + 1))
 CONF=$T/walship.conf
-mkdir -p "$T/spool" "$T/repo"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\npg_conninfo = host=%s port=%s user=postgres dbname=postgres\n\n[region local]\nurl = file://%s\nmode = sync\n' \
-  "$T/key" "$T/spool" "$T/pg/sock" "$PGPORT" "$T/repo" >"$CONF"
-chmod 600 "$CONF" "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$T/repo" "$CONF" "$T/key"
+ws_mkdirs "$T/spool" "$T/repo"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+ws_conf "$CONF" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$CONF" local "file://$T/repo" "mode = sync"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 on_exit "ws_stop_daemons '$T'"
 
@@ -71,8 +69,7 @@ on_exit "for d in $T/pg/data $T/r*/data; do [ -f \$d/postmaster.pid ] && runuser
 
 # ---- generation 1 ----
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 sql "create table ledger (id int primary key, at timestamptz default clock_timestamp())"
 t "generation 1: backup-push" ws backup-push

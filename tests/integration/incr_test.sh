@@ -21,21 +21,15 @@ on_exit "ws_stop_daemons '$T'"
 
 read -r PGPORT RPORT <<<"$(free_ports 2 | tr '\n' ' ')"
 CONF=$T/walship.conf
-mkdir -p "$T/spool" "$T/repo1" "$T/repo2"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-{
-  printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\ncompression = zstd:3\npg_conninfo = host=%s port=%s user=postgres dbname=postgres\n' \
-    "$T/key" "$T/spool" "$T/pg/sock" "$PGPORT"
-  printf '\n[region one]\nurl = file://%s\nmode = sync\n' "$T/repo1"
-  printf '\n[region two]\nurl = file://%s\nmode = sync\n' "$T/repo2"
-} >"$CONF"
-chmod 600 "$CONF" "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$T/repo1" "$T/repo2" "$CONF" "$T/key"
+ws_mkdirs "$T/spool" "$T/repo1" "$T/repo2"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+ws_conf "$CONF" "compression = zstd:3" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$CONF" one "file://$T/repo1" "mode = sync"
+ws_region "$CONF" two "file://$T/repo2" "mode = sync"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_conf "$T/pg" "autovacuum = off"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
@@ -144,6 +138,14 @@ sql "checkpoint"
 t "incremental of the incremental" ws backup-push --incremental
 like "$T_OUT" "is an incremental of backup $INCR1" "its parent is the first incremental"
 INCR2=$(ls "$T/repo1/backups" | tail -1)
+ws backup-list --json >"$T/list2.json" 2>/dev/null
+is "$(python3 -c 'import json,sys
+b=json.load(open(sys.argv[1]))[0]["backups"]
+ok = b[0]["chain_size"] == b[0]["stored_size"] and b[1]["chain_size"] == b[0]["stored_size"] + b[1]["stored_size"] \
+  and b[2]["chain_size"] == b[0]["stored_size"] + b[1]["stored_size"] + b[2]["stored_size"] and b[2]["depth"] == 2
+print(ok)' "$T/list2.json")" "True" "backup-list --json: chain_size is the stored bytes of the backup and its ancestors"
+t "backup-list shows the chain" ws backup-list
+like "$T_OUT" "$INCR2 .* incremental of $INCR1, depth 2, chain [0-9.]+ [kMG]?i?B" "with its depth and chain size in text"
 sw=$(sql "select pg_walfile_name(pg_switch_wal())")
 wait_for 60 bash -c "ls $T/repo2/wal/ | grep -q '^$sw'"
 snapshot sql >"$T/src2.txt"
@@ -182,6 +184,8 @@ like "$(cat "$T/f3.out")" "needs backup $FULL" "the message names the missing li
 pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" verify >"$T/v3.out" 2>&1
 is "$?" 3 "verify fails on a chain without its full backup"
 like "$(cat "$T/v3.out")" "$INCR1 is an incremental of backup $FULL, which is missing" "naming the missing link"
+like "$(cat "$T/v3.out")" "$INCR2 cannot be restored: backup $INCR2 needs backup $FULL \(link 2 of its chain" \
+  "and the chain of the second incremental, naming the link"
 rm -rf "$T/repo3"
 
 cp -a "$T/repo2" "$T/repo3"
@@ -198,6 +202,10 @@ st=$?
 [ "$st" -ne 0 ]; ok $? "a chain with a damaged link is refused (exit $st)"
 like "$(cat "$T/f4.out")" "$INCR1" "the message names the damaged link"
 [ ! -e "$d/backup_label" ]; ok $? "and the directory has no backup_label"
+pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" verify --full >"$T/v4.out" 2>&1
+is "$?" 3 "verify --full fails on a chain with a damaged link"
+like "$(cat "$T/v4.out")" "$INCR2 cannot be restored: its chain .* link 1 \($INCR1\) is damaged" \
+  "naming the chain and the damaged link"
 rm -rf "$T/repo3"
 
 # ---- kill -9 during an incremental: nothing visible ----

@@ -14,6 +14,7 @@ set -uo pipefail
 . "$TOP_SRCDIR/tests/lib/swift.sh"
 . "$TOP_SRCDIR/tests/lib/faultproxy.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
@@ -26,36 +27,16 @@ on_exit "fp_stop $T/fp"
 fp_start "$F1" "$P1" "$C1" "$T/fp" || { echo "Bail out! proxy"; exit 1; }
 
 CONF=$T/walship.conf
-mkdir -p "$T/spool"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-cat >"$CONF" <<CONF
-[global]
-key_file = $T/key
-spool_dir = $T/spool
-parallel = 2
-retry_deadline = 4
-connect_timeout = 2
-io_timeout = 5
-delete_after_backup = false
-pg_conninfo = host=$T/pg/sock port=$PGPORT user=postgres dbname=postgres
-
-[region locked]
-url = s3://walship/lock
-endpoint = http://127.0.0.1:$F1
-aws_region = us-east-1
-path_style = true
-mode = sync
-retain_full = 1
-access_key_id = test:tester
-secret_access_key = testing
-CONF
-chmod 600 "$CONF" "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key"
+ws_mkdirs "$T/spool"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+ws_conf "$CONF" "retry_deadline = 4" "connect_timeout = 2" "io_timeout = 5" "delete_after_backup = false" \
+  "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$CONF" locked s3://walship/lock "endpoint = http://127.0.0.1:$F1" "aws_region = us-east-1" \
+  "path_style = true" "mode = sync" "retain_full = 1" "access_key_id = test:tester" "secret_access_key = testing"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
 sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }

@@ -27,30 +27,17 @@ set -uo pipefail
 read -r PGPORT RPORT <<<"$(free_ports 2 | tr '\n' ' ')"
 U=$(pg_user)
 DBA=walship_dba
-mkdir -p "$T/r1" "$T/spool" "$T/tmp"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+ws_mkdirs "$T/r1" "$T/spool" "$T/tmp"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
 CONF=$T/a.conf
-cat >"$CONF" <<CONF
-[global]
-key_file = $T/key
-spool_dir = $T/spool
-pg_conninfo = host=$T/pg/sock port=$PGPORT user=$DBA dbname=postgres
-parallel = 2
-retry_deadline = 5
-
-[region r1]
-url = file://$T/r1
-mode = sync
-CONF
-chmod 600 "$CONF" "$T/key"
-chown -R "$U" "$T/r1" "$T/spool" "$T/tmp" "$T/key" "$CONF"
+ws_conf "$CONF" "pg_conninfo = host=$T/pg/sock port=$PGPORT user=$DBA dbname=postgres" "retry_deadline = 5"
+ws_region "$CONF" r1 "file://$T/r1" "mode = sync"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 on_exit "ws_stop_daemons '$T'"
 
 # ---- the primary: bootstrap superuser walship_dba ----
 pg_init "$T/pg" -U "$DBA" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
 sql() { pg_run "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$T/pg/sock" -p "$PGPORT" -U "$DBA" -d postgres -c "$1"; }
@@ -220,6 +207,37 @@ el=$((SECONDS - s0))
 [ "$el" -lt 120 ]; ok $? "...within the bound ($el s)"
 like "$(cat "$T/tmp/stall.out")" "no progress for 6 s at LSN [0-9A-F]+/[0-9A-F]+" "...naming --stall-timeout and the LSN"
 [ -n "$su" ] && kill -CONT $su
+is "$(rsql 'select pg_is_in_recovery()')" t "...the instance is left in recovery"
+stop_r "$d"
+no_new_timeline; ok $? "...no new timeline"
+
+# ---- bounded: the server stops answering walship's questions ----
+# A startup process stopped while it holds the spinlock that "where is
+# replay" needs leaves every such query waiting (seen in CI: 526 s, until
+# PostgreSQL's stuck-spinlock PANIC).  The same, made certain: the startup
+# process and walship's own session are stopped once walship is logged in.
+# Each question has a time limit; no answer counts as no progress.
+d=$(newdir 32)
+s0=$SECONDS
+ws "${R[@]}" --pgdata "$d" --target-latest --start --stall-timeout 6 >"$T/tmp/mute.out" 2>&1 &
+bg=$!
+wait_for 120 grep -qE '^(ready|standby)' "$d/postmaster.pid"
+pm=$(head -1 "$d/postmaster.pid")
+su=$(pgrep -P "$pm" -f 'startup')
+[ -n "$su" ] && kill -STOP $su
+mute_pid() { rsql "select pid from pg_stat_activity where application_name = 'walship restore'"; }
+wait_for 60 test -n "$(mute_pid)"
+mute=$(mute_pid)
+[ -n "$su" ] && [ -n "$mute" ] && kill -STOP $mute
+ok $? "the startup process and walship's session are stopped"
+wait "$bg"
+is "$?" 3 "a session that never answers: exit 3"
+el=$((SECONDS - s0))
+[ "$el" -lt 60 ]; ok $? "...within the bound ($el s)"
+like "$(cat "$T/tmp/mute.out")" "no progress for 6 s (at LSN [0-9A-F]+/[0-9A-F]+|before PostgreSQL said where replay is)" "...as a stall"
+like "$(cat "$T/tmp/mute.out")" "where replay is: no answer within [0-9]+ s" "...saying the question had no answer"
+[ -n "$su" ] && kill -CONT $su
+[ -n "$mute" ] && kill -CONT $mute
 is "$(rsql 'select pg_is_in_recovery()')" t "...the instance is left in recovery"
 stop_r "$d"
 no_new_timeline; ok $? "...no new timeline"

@@ -20,26 +20,21 @@ swift_create_bucket "$P1" us-east-1 walship >/dev/null
 swift_create_bucket "$P2" eu-west-1 walship >/dev/null
 
 CONF=$T/walship.conf
-mkdir -p "$T/spool"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-region() {   # name port mode
-  printf '\n[region %s]\nurl = s3://walship/prod\nendpoint = http://127.0.0.1:%s\npath_style = true\nmode = %s\naccess_key_id = test:tester\nsecret_access_key = testing\n' "$1" "$2" "$3"
+ws_mkdirs "$T/spool"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+region() {   # NAME PORT MODE: a region of the S3 servers, appended to $CONF
+  ws_region "$CONF" "$1" s3://walship/prod "endpoint = http://127.0.0.1:$2" "path_style = true" "mode = $3" \
+    "access_key_id = test:tester" "secret_access_key = testing"
 }
-{
-  printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\nretry_deadline = 5\nconnect_timeout = 2\nio_timeout = 5\npg_conninfo = host=%s port=%s user=postgres dbname=postgres\n' \
-    "$T/key" "$T/spool" "$T/pg/sock" "$PGPORT"
-  region us-east-1 "$P1" sync
-  region eu-west-1 "$P2" async
-} >"$CONF"
-chmod 600 "$CONF" "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$CONF" "$T/key"
+ws_conf "$CONF" "retry_deadline = 5" "connect_timeout = 2" "io_timeout = 5" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+region us-east-1 "$P1" sync
+region eu-west-1 "$P2" async
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 # background shippers and prefetchers started by wal-push / wal-fetch
 on_exit "ws_stop_daemons '$T'"
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
 sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
@@ -67,11 +62,8 @@ pg_stop "$T/pg" immediate
 rm -rf "$T/pg/data"
 swift_stop "$T/s1"
 # the DR host's configuration: only the surviving region
-{
-  printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\nretry_deadline = 5\nconnect_timeout = 2\nio_timeout = 5\n' "$T/key" "$T/spool"
-  region eu-west-1 "$P2" sync
-} >"$CONF"
-chown "$(pg_user)" "$CONF"
+ws_conf "$CONF" "retry_deadline = 5" "connect_timeout = 2" "io_timeout = 5"
+region eu-west-1 "$P2" sync
 
 markers() { pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select string_agg(id, '' order by id) from marker"; }
 stop_r() { pg_run "$PG_BIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null 2>&1; }

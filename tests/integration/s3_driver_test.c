@@ -42,6 +42,7 @@
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "note.h"
 #include "s3.h"
 #include "stor.h"
 #include "stor_conf.h"
@@ -129,6 +130,35 @@ static void mkrc(struct region_conf *rc, const char *name, const char *aws_regio
     rc->part_size = PART;
 }
 
+/* The drivers' notes (drivers never log): to the log as a command's sink
+ * would send them, and counted, so that the fault checks see a retry and
+ * the giving up reported through struct stor_opts. */
+static struct {
+    pthread_mutex_t mu;
+    int retrying, gave_up;
+} seen = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
+
+static void count_note(void *arg, enum log_level level, const char *msg)
+{
+    pthread_mutex_lock(&seen.mu);
+    if (level == LOG_WARNING && strstr(msg, "; retrying in ") != NULL)
+        seen.retrying++;
+    if (level == LOG_DEBUG && strstr(msg, "; no retry left within the deadline") != NULL)
+        seen.gave_up++;
+    pthread_mutex_unlock(&seen.mu);
+    note_to_log(arg, level, msg);
+}
+
+static const struct note_sink test_notes = { count_note, NULL };
+
+static void seen_counts(int *retrying, int *gave_up)
+{
+    pthread_mutex_lock(&seen.mu);
+    *retrying = seen.retrying;
+    *gave_up = seen.gave_up;
+    pthread_mutex_unlock(&seen.mu);
+}
+
 /* Open or bail out: opening never talks to the server. */
 static struct stor *open_c(const char *name, const char *aws_region, const char *bkt, const char *prefix,
                            const char *secret, const char *endpoint, int path_style, const struct config *c)
@@ -139,7 +169,7 @@ static struct stor *open_c(const char *name, const char *aws_region, const char 
     char url[256];
 
     mkrc(&rc, name, aws_region, bkt, prefix, secret, endpoint, path_style, url, sizeof url);
-    if (stor_open(&rc, c, &s, &e) < 0)
+    if (stor_open(&rc, c, &test_notes, &s, &e) < 0)
         bail("s3_open: %s", e.msg);
     return s;
 }
@@ -730,7 +760,7 @@ static void errors(const struct region *R)
         mkrc(&rc, N, N, bucket, prefix, "reading", R->endpoint, 1, url, sizeof url);
         rc.access_key_id = "test:reader";
         err_clear(&e);
-        if (stor_open(&rc, &cfg, &rd, &e) < 0)
+        if (stor_open(&rc, &cfg, &test_notes, &rd, &e) < 0)
             bail("s3_open: %s", e.msg);
         err_clear(&e);
         ok(put_buf(rd, "wal/x", (const unsigned char *)"x", 1, 1, &e) < 0 && e.code == ERR_AUTH,
@@ -745,21 +775,23 @@ static void errors(const struct region *R)
         unsetenv("AWS_ACCESS_KEY_ID");
         unsetenv("AWS_SECRET_ACCESS_KEY");
         err_clear(&e);
-        ok(stor_open(&rc, &cfg, &rd, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, want) != NULL && rd == NULL,
+        ok(stor_open(&rc, &cfg, &test_notes, &rd, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, want) != NULL &&
+               rd == NULL,
            "%s: no credentials: ERR_CONFIG naming the region: %s", N, e.msg);
         stor_free(rd);
         rd = NULL;
         rc.access_key_id = "test:tester";
         err_clear(&e);
-        ok(stor_open(&rc, &cfg, &rd, &e) < 0 && e.code == ERR_CONFIG, "%s: access key without secret: ERR_CONFIG: %s",
-           N, e.msg);
+        ok(stor_open(&rc, &cfg, &test_notes, &rd, &e) < 0 && e.code == ERR_CONFIG,
+           "%s: access key without secret: ERR_CONFIG: %s", N, e.msg);
         stor_free(rd);
         rd = NULL;
         rc.access_key_id = NULL;
         setenv("AWS_ACCESS_KEY_ID", "test:tester", 1);
         setenv("AWS_SECRET_ACCESS_KEY", "testing", 1);
         err_clear(&e);
-        ok(stor_open(&rc, &cfg, &rd, &e) == 0, "%s: open with credentials from the environment: %s", N, e.msg);
+        ok(stor_open(&rc, &cfg, &test_notes, &rd, &e) == 0, "%s: open with credentials from the environment: %s", N,
+           e.msg);
         ok(rd != NULL && head(rd, "backups/b1/exact", &st, &e) == 0 && st.size == PART,
            "%s: credentials from the environment work: %s", N, e.msg);
         stor_free(rd);
@@ -902,7 +934,7 @@ static void faults(const struct region *A, int fport)
 
         mkrc(&crc, "sha256", A->name, fbucket, prefix, "testing", A->endpoint, 1, url, sizeof url);
         crc.checksum = "sha256";
-        if (stor_open(&crc, &cfg, &cs, &e) < 0)
+        if (stor_open(&crc, &cfg, &test_notes, &cs, &e) < 0)
             bail("s3_open: %s", e.msg);
         ok(((struct s3 *)cs)->checksum == S3_CHECKSUM_SHA256, "checksum = sha256: the driver starts with SHA-256");
         ok(put_buf(cs, "f/sum1", big, fsz, 100000, &e) == 0, "checksum = sha256: a multipart upload to Swift "
@@ -1031,6 +1063,9 @@ static void faults(const struct region *A, int fport)
     ctl("error 1000 503");
     t0 = now_ms();
     {
+        int r0, g0, r1, g1;
+
+        seen_counts(&r0, &g0);
         rc = head(ps, "f/small", &st, &e);
         ms = elapsed(t0);
         ok(rc < 0 && e.transient && e.http_status == 503 && e.code != ERR_NOTFOUND,
@@ -1038,6 +1073,9 @@ static void faults(const struct region *A, int fport)
         ok(ms >= 2000 && ms < 3000 + 5000, "fault: ... gave up at the 3 s retry deadline (%ld ms)", ms);
         n1 = fp_stat("errors") - n0;
         ok(n1 >= 3, "fault: ... after retrying (%ld attempts)", n1);
+        seen_counts(&r1, &g1);
+        ok(r1 - r0 >= 2 && r1 - r0 < n1 && g1 - g0 == 1,
+           "fault: ... each retry (%d) and the giving up (%d) reported to the driver's note sink", r1 - r0, g1 - g0);
     }
     ctl("pass");
     n0 = fp_stat("errors");
@@ -1096,7 +1134,7 @@ static void tls(const struct region *A, int port, const char *ca_file)
     mkrc(&rc, "tls", A->name, bucket, "drv/tls", "testing", ep, 1, url, sizeof url);
 
     s = NULL;
-    if (stor_open(&rc, &tcfg, &s, &e) < 0)
+    if (stor_open(&rc, &tcfg, &test_notes, &s, &e) < 0)
         bail("s3_open: %s", e.msg);
     ok(head(s, "x", &st, &e) < 0 && e.code == ERR_NET && !e.transient,
        "tls: unknown certificate authority: refused at once, not transient: %s", e.msg);
@@ -1105,7 +1143,7 @@ static void tls(const struct region *A, int port, const char *ca_file)
     rc.ca_file = (char *)ca_file;
     rc.unsigned_payload = 1;
     s = NULL;
-    if (stor_open(&rc, &tcfg, &s, &e) < 0)
+    if (stor_open(&rc, &tcfg, &test_notes, &s, &e) < 0)
         bail("s3_open: %s", e.msg);
     {
         struct s3_req r;
@@ -1130,7 +1168,7 @@ static void tls(const struct region *A, int port, const char *ca_file)
     rc.path_style = 0;
     rc.unsigned_payload = 0;
     s = NULL;
-    if (stor_open(&rc, &tcfg, &s, &e) < 0)
+    if (stor_open(&rc, &tcfg, &test_notes, &s, &e) < 0)
         bail("s3_open: %s", e.msg);
     ok(head(s, "big", &st, &e) == 0 && st.size == n, "tls: https virtual-hosted head (%s.s3.localhost): %s", bucket,
        e.msg);
@@ -1148,7 +1186,7 @@ static void tls(const struct region *A, int port, const char *ca_file)
     rc.path_style = 1;
     rc.unsigned_payload = 1;
     s = NULL;
-    if (stor_open(&rc, &tcfg, &s, &e) < 0)
+    if (stor_open(&rc, &tcfg, &test_notes, &s, &e) < 0)
         bail("s3_open: %s", e.msg);
     {
         struct s3_req r;

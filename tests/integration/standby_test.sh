@@ -34,12 +34,10 @@ PGPORT=$(pg_free_port)
 SPORT=$(pg_free_port)
 [ "$PGPORT" != "$SPORT" ] || SPORT=$((PGPORT + 1))
 CONF=$T/walship.conf
-mkdir -p "$T/spool" "$T/home" "$T/dr"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\nretry_deadline = 2\npg_conninfo = host=%s port=%s user=postgres dbname=postgres\n\n[region home]\nurl = file://%s\nmode = sync\n' \
-  "$T/key" "$T/spool" "$T/pg/sock" "$PGPORT" "$T/home" >"$CONF"
-chmod 600 "$CONF" "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$T/home" "$T/dr" "$CONF" "$T/key"
+ws_mkdirs "$T/spool" "$T/home" "$T/dr"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+ws_conf "$CONF" "retry_deadline = 2" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$CONF" home "file://$T/home" "mode = sync"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 # the DR host: no configuration file, only the dr region
 SB=$T/sb/data
@@ -80,8 +78,7 @@ on_exit "for d in $T/pg/data $SB; do [ -f \$d/postmaster.pid ] && runuser -u pos
 
 # ---- the primary ----
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 # the standby inherits it with the backup: it asks the archive every second
 pg_conf "$T/pg" "wal_retrieve_retry_interval = 1s"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }

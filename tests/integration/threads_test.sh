@@ -27,40 +27,22 @@ unset WALSHIP_THREADS_TEST
 
 U=$(pg_user)
 PGPORT=$(pg_free_port)
-mkdir -p "$T/tsan" "$T/r1" "$T/r2" "$T/r3" "$T/r4" "$T/spool" "$T/spool2" "$T/out"
-chown "$U" "$T/tsan" "$T/r1" "$T/r2" "$T/r3" "$T/r4" "$T/spool" "$T/spool2" "$T/out"
+ws_mkdirs "$T/tsan" "$T/r1" "$T/r2" "$T/r3" "$T/r4" "$T/spool" "$T/spool2" "$T/out"
 # halt_on_error=0: collect every report; the files are the verdict.
 export TSAN_OPTIONS="log_path=$T/tsan/report halt_on_error=0 second_deadlock_stack=1 history_size=4 \
 suppressions=$TOP_SRCDIR/tests/tsan.supp ${TSAN_OPTIONS:-}"
 diag "ThreadSanitizer build: $tsan"
 
 CONF=$T/walship.conf
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
 conf() {   # FILE SPOOL SYNC-DIR ASYNC-DIR
-  cat >"$1" <<CONF
-[global]
-key_file = $T/key
-spool_dir = $2
-parallel = 4
-retry_deadline = 20
-pg_conninfo = host=$T/pg/sock port=$PGPORT user=postgres dbname=postgres
-
-[region sync]
-url = file://$3
-mode = sync
-
-[region async]
-url = file://$4
-mode = async
-CONF
-  chmod 600 "$1"
-  chown "$U" "$1"
+  WS_SPOOL=$2 WS_PARALLEL=4 ws_conf "$1" "retry_deadline = 20" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+  ws_region "$1" sync "file://$3" "mode = sync"
+  ws_region "$1" async "file://$4" "mode = async"
 }
 # the cluster's own archive, and a second one for synthetic segments
 conf "$CONF" "$T/spool" "$T/r1" "$T/r2"
 conf "$T/pa.conf" "$T/spool2" "$T/r3" "$T/r4"
-chmod 600 "$T/key"
-chown "$U" "$T/key"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 wpa() { pg_run "$WALSHIP" --config "$T/pa.conf" "$@"; }
 on_exit "ws_stop_daemons '$T'"

@@ -9,30 +9,32 @@
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 PGPORT=$(tap_free_port)
 
-mkdir -p "$T/spool" "$T/ra" "$T/rb" "$T/saved"
-"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-global() {   # extra lines
-  printf '[global]\nkey_file = %s\nspool_dir = %s\nparallel = 2\npg_conninfo = host=%s port=%s user=postgres dbname=postgres\n%s\n' \
-    "$T/key" "$T/spool" "$T/pg/sock" "$PGPORT" "${1:-}"
+mkdir -p "$T/saved"
+ws_mkdirs "$T/spool" "$T/ra" "$T/rb"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+conf() {   # OUT [LINE...]: [global] with the server, then LINEs
+  local out=$1
+  shift
+  ws_conf "$out" "$(ws_pg_conninfo "$T/pg" "$PGPORT")" "$@"
 }
-region() { printf '\n[region %s]\nurl = file://%s\nmode = %s\n' "$1" "$2" "$3"; }
 CONF=$T/walship.conf
-{ global; region a "$T/ra" sync; region b "$T/rb" async; } >"$CONF"
-chmod 600 "$CONF" "$T/key"
-chown -R "$(pg_user)" "$T/spool" "$T/ra" "$T/rb" "$CONF" "$T/key"
+conf "$CONF"
+ws_region "$CONF" a "file://$T/ra" "mode = sync"
+ws_region "$CONF" b "file://$T/rb" "mode = async"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 wsc() { local c=$1; shift; pg_run "$WALSHIP" --config "$c" "$@"; }
 
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-pg_conf "$T/pg" "archive_mode = on"
-pg_conf "$T/pg" "archive_command = '$WALSHIP --config $CONF wal-push %p'"
+ws_pg_archiving "$T/pg" "$CONF"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
-# the detached background shipper may still be finishing when the test ends
-on_exit "sleep 1"
+# the detached background shipper may still be running when the test ends:
+# stopped by the PID in its lock file
+on_exit "ws_stop_daemons $T"
 on_exit "pg_stop $T/pg immediate"
 sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
 switch_and_wait() {   # switch WAL, wait until region a has it, drain the spool
@@ -90,16 +92,17 @@ ok $? "prometheus: every sample line is well-formed textfile format"
 
 # ---- status alarms ----
 CONF_AGE=$T/age.conf
-{ global "backup_max_age = 1s"; region a "$T/ra" sync; } >"$CONF_AGE"
-chmod 600 "$CONF_AGE"; chown "$(pg_user)" "$CONF_AGE"
+conf "$CONF_AGE" "backup_max_age = 1s"
+ws_region "$CONF_AGE" a "file://$T/ra" "mode = sync"
 sleep 2
 t_fail "status exits 2 when the newest backup is older than backup_max_age" 2 wsc "$CONF_AGE" status
 like "$T_OUT" 'older than backup_max_age' "status says why"
 
 cp -a "$T/ra" "$T/stale"
 CONF_RPO=$T/rpo.conf
-{ global "rpo_seconds = 1"; region a "$T/ra" sync; region stale "$T/stale" sync; } >"$CONF_RPO"
-chmod 600 "$CONF_RPO"; chown "$(pg_user)" "$CONF_RPO"
+conf "$CONF_RPO" "rpo_seconds = 1"
+ws_region "$CONF_RPO" a "file://$T/ra" "mode = sync"
+ws_region "$CONF_RPO" stale "file://$T/stale" "mode = sync"
 sql "insert into pgbench_history(tid, bid, aid, delta, mtime) select 1, 1, g, 0, now() from generate_series(1, 2000) g"
 switch_and_wait
 sleep 2

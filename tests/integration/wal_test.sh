@@ -194,7 +194,7 @@ like "$(tr '\0' ' ' <"/proc/${pf:-0}/cmdline" 2>/dev/null)" "walship .*wal-fetch
   "the prefetcher's lock file names it while it works (docs/OPERATIONS.md)"
 fp_ctl "$C1" delay 0 >/dev/null
 wait_for 60 test -f "$T/pf/pg_wal/.walship-prefetch/.end"
-wait_for 10 test ! -s "$PFLOCK"; ok $? "... and is emptied when it is done"
+wait_for 40 test ! -s "$PFLOCK"; ok $? "... and is emptied when it is done (after answering questions for 15 s)"
 is "$(cat "$T/pf/pg_wal/.walship-prefetch/.end" 2>/dev/null)" 000000010000003000000008 \
   "the prefetcher notes the last segment before the archive's end"
 c1=$(fp_stat "$C1" connections)
@@ -237,6 +237,88 @@ wait_for 20 test -f "$T/pf3/pg_wal/.walship-prefetch/$(seg4 11)"
 ok $? "after recovery took segment 3 (skipping 2), the window moves on to 11"
 wait_for 10 test ! -e "$T/pf3/pg_wal/.walship-prefetch/$(seg4 2)"
 ok $? "... and the skipped segment 2 is dropped"
+
+# a restore_command call that misses the prefetch directory asks the
+# running prefetcher, which answers on its open connection, afresh
+seg5() { printf '0000000100000050%08X' "$1"; }
+mkdir -p "$T/pf4/src" "$T/pf4/pg_wal" "$T/pf4/global"
+# wal-fetch runs in the data directory, as PostgreSQL runs it: a question
+# names the cluster of its pg_control
+cp "$T/pg/data/global/pg_control" "$T/pf4/global/"; cp "$T/pg/data/PG_VERSION" "$T/pf4/"
+wsd() { (cd "$T/pf4" && ws "$@"); }
+for i in 1 2 3 4; do walseg "$T/pf4/src/$(seg5 "$i")" "$(seg5 "$i")" "$SYSID" "$((i + 90))"; done
+chown -R "$(pg_user)" "$T/pf4"
+for i in 1 2 3; do ws wal-push "$T/pf4/src/$(seg5 "$i")" >/dev/null 2>&1 || echo "# push $i failed"; done
+t "wal-fetch with prefetch, 3 segments in the archive" wsd --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG"
+wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+PF4=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
+[ -n "$PF4" ]; ok $? "past the archive's end, the prefetcher stays to answer questions"
+c0=$(fp_stat "$C1" connections)
+out=$(wsd --region us-east-1 wal-fetch 00000009.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
+is "$rc" 1 "a history file no region has: exit 1"
+like "$out" "answered by the prefetcher" "... answered by the prefetcher"
+is "$(fp_stat "$C1" connections)" "$c0" "... over its open connection (no new one)"
+ws wal-push "$T/pf4/src/$(seg5 4)" >/dev/null 2>&1 || echo "# push 4 failed"
+for i in 2 3; do wsd wal-fetch "$(seg5 "$i")" "$T/pf4/pg_wal/RECOVERYXLOG" --no-prefetch >/dev/null 2>&1; done
+out=$(wsd --region us-east-1 --log-level debug wal-fetch "$(seg5 4)" "$T/pf4/pg_wal/RECOVERYXLOG" --no-prefetch 2>&1); rc=$?
+is "$rc" 0 "a segment archived after the prefetcher met the end is fetched (its answer is live, not remembered)"
+cmp -s "$T/pf4/pg_wal/RECOVERYXLOG" "$T/pf4/src/$(seg5 4)"; ok $? "... byte for byte"
+like "$out" "served from the prefetch directory" "... through the prefetcher"
+wait_for 10 bash -c "! kill -0 $PF4 2>/dev/null"; ok $? "the archive grew: that prefetcher leaves (the next wal-fetch starts a new one)"
+wsd --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
+wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+# the region's identity gone (a re-pointed or emptied bucket) while the
+# prefetcher waits: its "no" would not be this cluster's repository's
+ws --region us-east-1 st get identity.json "$T/pf4/identity.bak" --raw >/dev/null 2>&1
+ws --region us-east-1 st rm identity.json >/dev/null 2>&1
+out=$(wsd --region us-east-1 wal-fetch 0000000B.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
+ws --region us-east-1 st put "$T/pf4/identity.bak" identity.json --raw >/dev/null 2>&1
+[ "$rc" -gt 125 ]; ok $? "no identity in a region while the prefetcher waits: exit $rc, never \"not in the archive\""
+! grep -q "answered by the prefetcher" <<<"$out"; ok $? "... and the prefetcher's answer was not a \"no\""
+fp_ctl "$C1" dark >/dev/null
+out=$(wsd --region us-east-1 wal-fetch 0000000A.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
+fp_ctl "$C1" up >/dev/null
+[ "$rc" -gt 125 ]; ok $? "the region dark while the prefetcher waits: exit $rc, never \"not in the archive\""
+! grep -q "answered by the prefetcher" <<<"$out"; ok $? "... the prefetcher gave no answer it could not check"
+
+# a question from another configuration (here: the same key under another
+# path) is not this prefetcher's to answer: the call fetches for itself,
+# and the leftover prefetcher leaves
+ws --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
+wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+PF5=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
+cp "$T/key" "$T/key2" 2>/dev/null || cp "$(sed -n 's/^key_file = //p' "$CONF")" "$T/key2"
+chown "$(pg_user)" "$T/key2"; chmod 600 "$T/key2"
+sed "s|^key_file = .*|key_file = $T/key2|" "$CONF" >"$T/other.conf"; chmod 600 "$T/other.conf"; chown "$(pg_user)" "$T/other.conf"
+out=$( (cd "$T/pf4" && pg_run "$WALSHIP" --config "$T/other.conf" --region us-east-1 wal-fetch 0000000C.history "$T/pf4/pg_wal/RECOVERYHISTORY") 2>&1); rc=$?
+is "$rc" 1 "another configuration's miss: exit 1, from its own requests"
+! grep -q "answered by the prefetcher" <<<"$out"; ok $? "... not from a prefetcher of another configuration"
+wait_for 10 bash -c "! kill -0 ${PF5:-0} 2>/dev/null"; ok $? "... which leaves"
+# the same key named by a relative path (restore --from --key-file ./key
+# runs its prefetcher so, and writes the absolute path into
+# restore_command): the same configuration, answered
+kf=$(sed -n 's/^key_file = //p' "$CONF")
+sed "s|^key_file = .*|key_file = $(realpath --relative-to="$T/pf4" "$kf")|" "$CONF" >"$T/rel.conf"
+chmod 600 "$T/rel.conf"; chown "$(pg_user)" "$T/rel.conf"
+rm -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+(cd "$T/pf4" && pg_run "$WALSHIP" --config "$T/rel.conf" --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG") >/dev/null 2>&1
+wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+PF7=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
+out=$(wsd --region us-east-1 wal-fetch 0000000D.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
+is "$rc" 1 "the key file by a relative path, then by its absolute one: exit 1"
+like "$out" "answered by the prefetcher" "... answered by the prefetcher of the relative path"
+[ -n "$PF7" ] && kill "$PF7" 2>/dev/null
+wait_for 10 bash -c "! kill -0 ${PF7:-0} 2>/dev/null"
+
+# the data directory wiped and made again (a second restore into the same
+# path): a prefetcher of the first one stops, and writes nothing there
+rm -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+ws --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
+wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+PF6=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
+rm -rf "$T/pf4/pg_wal/.walship-prefetch"; mkdir -m 700 "$T/pf4/pg_wal/.walship-prefetch"; chown "$(pg_user)" "$T/pf4/pg_wal/.walship-prefetch"
+wait_for 10 bash -c "! kill -0 ${PF6:-0} 2>/dev/null"; ok $? "a prefetcher whose directory was wiped and made again stops"
+is "$(ls -A "$T/pf4/pg_wal/.walship-prefetch")" "" "... and left nothing in the new one"
 
 # a corrupt object in both regions: abort recovery (exit > 125)
 head -c 5000 /dev/urandom >"$T/re/junk"; chown postgres "$T/re/junk"

@@ -49,6 +49,7 @@ export SWIFT_START_TIMEOUT=${SWIFT_START_TIMEOUT:-90}
 . "$TOP_SRCDIR/tests/lib/swift.sh"
 . "$TOP_SRCDIR/tests/lib/faultproxy.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 die() { log "SETUP FAILED: $*"; exit 2; }
@@ -102,18 +103,27 @@ chmod 600 "$T"/*.conf "$T/key"
 [ "$(id -u)" = 0 ] && chown -R "$(pg_user)" "$T/local" "$T/spool" "$T/rspool" "$T/r" "$T"/*.conf "$T/key"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 
-# walship processes of this run (their command line names its configuration)
-ws_pids() {   # SUBCOMMAND [CONF]
-  local p c conf=${2:-$CONF}
-  for p in $(pgrep -f -- " --config $conf $1( |\$)"); do
-    read -r c 2>/dev/null <"/proc/$p/comm" && [ "$c" = walship ] && echo "$p"
-  done
+# walship processes of this run, found only by the PID each writes into the
+# lock file it holds (tests/lib/walship.sh, docs/OPERATIONS.md §6): the
+# shipper's ship.lock and backup-push's backup.lock in the spool, a
+# wal-push's claim on the segment it archives, a wal-fetch prefetcher's
+# pg_wal/.walship-prefetch/.lock.  Never by pattern.
+ws_lock_files() {   # SUBCOMMAND (ship, backup-push, wal-push) or all
+  case $1 in
+    ship) find "$T/spool" -name ship.lock -type f ;;
+    backup-push) find "$T/spool" -name backup.lock -type f ;;
+    wal-push) find "$T/spool" -path '*/claims/*' -type f ;;
+    all) find "$T" \( -name ship.lock -o -name backup.lock -o -path '*/claims/*' \
+                 -o -path '*/.walship-prefetch/.lock' \) -type f ;;
+  esac 2>/dev/null
 }
-kill_ws_all() {   # every walship process of this run: one pgrep, killed by PID
-  local p c
-  for p in $(pgrep -f -- " --config $T/[a-z0-9-]*\.conf "); do
-    read -r c 2>/dev/null <"/proc/$p/comm" && [ "$c" = walship ] && kill -9 "$p" 2>/dev/null
-  done
+ws_pids() {   # SUBCOMMAND: the live walship PIDs holding its lock files
+  local f
+  while IFS= read -r f; do ws_lock_pid "$f"; done < <(ws_lock_files "$1") | sort -u
+}
+kill_ws_all() {   # every walship of this run that holds a lock, killed by PID
+  local p
+  for p in $(ws_pids all); do kill -9 "$p" 2>/dev/null; done
   return 0
 }
 on_exit kill_ws_all

@@ -20,6 +20,7 @@
 
 #include "bkf_tar.h"
 #include "tap.h"
+#include "unit_fixture.h"
 #include "util.h"
 
 #define TIB8 ((uint64_t)8 << 40)
@@ -205,6 +206,26 @@ static const char *const sparse_10[] = {
     "GNU.sparse.realsize=8796093022208", NULL
 };
 
+/* backup-fetch takes parts largest first, ties in number order */
+static void test_part_order(void)
+{
+    struct man_part parts[5] = {
+        { 1, 64u << 20, 0, 0 }, { 2, 1u << 30, 0, 0 }, { 3, 5u << 20, 0, 0 }, { 4, 64u << 20, 0, 0 },
+        { 5, 300u << 20, 0, 0 },
+    };
+    struct manifest m;
+    struct err e = ERR_INIT;
+    size_t *o;
+
+    memset(&m, 0, sizeof m);
+    m.parts = parts;
+    m.nparts = 5;
+    o = bkf_part_order(&m, &e);
+    ok(o != NULL && o[0] == 1 && o[1] == 4 && o[2] == 0 && o[3] == 3 && o[4] == 2,
+       "parts are read largest first (2, 5, 1, 4, 3)");
+    free(o);
+}
+
 int main(void)
 {
     struct tarbuf t = { calloc(1, MAXTAR + 65536), 0 };
@@ -214,6 +235,7 @@ int main(void)
 
     if (mkdtemp(root) == NULL)
         return 1;
+    test_part_order();
 
     /* a well-formed stream: the control, its work is its size */
     m = manifest(4096, 8192);
@@ -311,12 +333,6 @@ int main(void)
     man_free(m);
 
     free(t.p);
-    if (getenv("KEEP") == NULL) {
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-        if (system(cmd) != 0)
-            diag("could not remove %s", root);
-    }
+    tf_rmrf(root);
     return done_testing();
 }

@@ -22,10 +22,11 @@
 #include "ship.h"
 #include "spool.h"
 #include "tap.h"
+#include "unit_fixture.h"
 #include "util.h"
 #include "wal.h"
 
-#define SYSID 7311234567890123456ULL
+#define SYSID TF_SYSID
 #define SEG (1u << 20)
 
 static char root[] = "/tmp/walship-chain-test-XXXXXX";
@@ -127,29 +128,13 @@ static struct region_conf *region(const char *name, enum region_mode mode)
 
 static void write_segment(const char *path, const char *name, unsigned seed)
 {
-    unsigned char *b = malloc(SEG);
-    struct wal_name w;
-    uint16_t magic = 0xD110, info = 2;
-    uint32_t segsz = SEG, blck = 8192;
-    uint64_t addr, sysid = SYSID;
-    FILE *f;
-    size_t i;
+    unsigned char *b = tf_segment(name, SYSID, SEG, seed);
+    FILE *f = fopen(path, "wb");
 
-    wal_parse(name, &w, &(struct err)ERR_INIT);
-    addr = wal_segno(&w, SEG) * SEG;
-    for (i = 0; i < SEG; i++)
-        b[i] = (unsigned char)(i * 13 + seed + (i >> 9));
-    memset(b, 0, 40);
-    memcpy(b, &magic, 2);
-    memcpy(b + 2, &info, 2);
-    memcpy(b + 4, &w.tli, 4);
-    memcpy(b + 8, &addr, 8);
-    memcpy(b + 24, &sysid, 8);
-    memcpy(b + 32, &segsz, 4);
-    memcpy(b + 36, &blck, 4);
-    f = fopen(path, "wb");
-    fwrite(b, 1, SEG, f);
-    fclose(f);
+    if (f == NULL || fwrite(b, 1, SEG, f) != SEG)
+        diag("could not write %s", path);
+    if (f != NULL)
+        fclose(f);
     free(b);
 }
 
@@ -183,7 +168,7 @@ static int push(struct spool *sp, const char *fault, const char *name, struct ar
     repo_ident_init(&want, SYSID, 15, SEG);
     if (fault != NULL)
         setenv("WALSHIP_FAULT_INJECT", fault, 1);
-    rc = archiver_open(conf, kr, sp, &want, NULL, &a, e);
+    rc = archiver_open(conf, kr, NULL, sp, &want, NULL, &a, e);
     if (rc == 0)
         rc = archive_push_file(&a, path, name, rep, e);
     archiver_close(&a);
@@ -246,7 +231,7 @@ static void ship_and_decode(struct spool *sp)
     ok(ship_run(conf, kr, sp, &o, &st, &e) == 0 && st.shipped >= 1, "without the fault it ships: %s", e.msg);
     ok(!queued(sp, "000000010000000000000001"), "...and drops the entry");
 
-    ok(repo_open(config_region(conf, "sync"), conf, kr, REPO_OPEN_IDENTITY, &r, &e) == 0, "open the sync region");
+    ok(repo_open(config_region(conf, "sync"), conf, NULL, kr, REPO_OPEN_IDENTITY, &r, &e) == 0, "open the sync region");
     snprintf(dest, sizeof dest, "%s/fetched", root);
     setenv("WALSHIP_FAULT_INJECT", "obj.decode:write", 1);
     ok(repo_get_to_file(r, "wal/000000010000000000000001", dest, &e) < 0 && access(dest, F_OK) != 0,

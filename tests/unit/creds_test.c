@@ -174,7 +174,7 @@ static void test_margin_and_cache(void)
     ok(creds_open(&o, &p1, &e) == 0 && creds_open(&o, &p2, &e) == 0 && p1 == p2,
        "the same options share one provider per process");
     ok(creds_fetches(p1) == 1, "... fetched once");
-    ok(creds_current(p1, &c, &gen, &e) == 0 && strcmp(c.access_key, "AKSTATIC") == 0 && gen != 0,
+    ok(creds_current(p1, &c, &gen, NULL, &e) == 0 && strcmp(c.access_key, "AKSTATIC") == 0 && gen != 0,
        "creds_current copies them");
     is_str(creds_describe(p1), "static (access key AKSTATIC)", "described without the secret");
     creds_close(p1);

@@ -137,8 +137,17 @@ int main(void)
     snprintf(url, sizeof url, "file://%s/root", dir);
     rc.url = url;
 
-    ok(stor_open(&rc, c, &s, &e) == 0 && s->ops->version == STOR_OPS_VERSION, "open file:// region");
+    ok(stor_open(&rc, c, NULL, &s, &e) == 0 && s->ops->version == STOR_OPS_VERSION, "open file:// region");
     versions(url);
+    {
+        /* the command's note sink reaches the driver through stor_opts */
+        static const struct note_sink sink = { NULL, NULL };
+        struct stor *sn = NULL;
+
+        ok(stor_open(&rc, c, &sink, &sn, &e) == 0 && sn->notes == &sink && s->notes == NULL,
+           "a driver is given the note sink it was opened with");
+        stor_free(sn);
+    }
 
     ok(stor_put_buf(s, "wal/000000010000000000000001", "x", 1, &e) < 0, "put into a missing root fails");
     is_int(e.code, ERR_NOBUCKET, "missing root is like a missing bucket");

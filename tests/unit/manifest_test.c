@@ -397,7 +397,7 @@ static void test_binding(void)
     rc.name = "local";
     rc.url = url;
     repo_ident_init(&id, SYSID, 15, 16u << 20);
-    ok(repo_open(&rc, conf, kr, 0, &r, &e) == 0 && repo_ident_ensure(r, &id, &e) == 0,
+    ok(repo_open(&rc, conf, NULL, kr, 0, &r, &e) == 0 && repo_ident_ensure(r, &id, &e) == 0,
        "a file:// region of cluster %llu", (unsigned long long)SYSID);
     snprintf(sys, sizeof sys, "%llu", (unsigned long long)SYSID);
     ok(store_and_load(r, "20261203T081500Z", "20261203T081500Z", sys, &e) == 0,

@@ -18,29 +18,14 @@
 #include "repo.h"
 #include "stor.h"
 #include "tap.h"
+#include "unit_fixture.h"
 
 static char root[] = "/tmp/walship-recover-test-XXXXXX";
 static struct repo *st;
 
-static void put(const char *key, const char *text)
-{
-    struct obj_opts oo;
-    struct sink *up = NULL, *enc = NULL;
-    struct err e = ERR_INIT;
-
-    repo_obj_opts(st, key, 0, &oo);
-    if (stor_put(st->st, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &enc, &e) < 0 ||
-        sink_write(enc, text, strlen(text), &e) < 0 || sink_close(enc, &e) < 0)
-        diag("put %s: %s", key, e.msg);
-    sink_free(enc ? enc : up);
-}
-
 static void seg(unsigned tli, unsigned s)
 {
-    char key[64];
-
-    snprintf(key, sizeof key, "wal/%08X%08X%08X", tli, 0u, s);
-    put(key, "segment");
+    tf_put_wal(st, tli, 0, s);
 }
 
 static void drop(const char *key)
@@ -112,29 +97,14 @@ static void waldump_test(void)
 
 int main(void)
 {
-    struct region_conf rc;
-    struct repo_ident id;
     struct manifest m;
     struct config *conf;
-    struct err e = ERR_INIT;
-    char url[PATH_MAX], p[PATH_MAX];
     unsigned s;
 
     log_init("recover-test", LOG_ERROR);
-    if (mkdtemp(root) == NULL)
-        return 1;
     conf = config_new_default();
-    memset(&rc, 0, sizeof rc);
-    snprintf(url, sizeof url, "file://%s/region", root);
-    snprintf(p, sizeof p, "%s/region", root);
-    mkdir(p, 0700);
-    rc.name = "t";
-    rc.url = url;
-    repo_ident_init(&id, 7311234567890123456ULL, 15, 16u << 20);
-    if (repo_open(&rc, conf, NULL, 0, &st, &e) < 0 || repo_ident_ensure(st, &id, &e) < 0) {
-        diag("repo: %s", e.msg);
+    if (tf_region_open(root, conf, &st) < 0)
         return 1;
-    }
     memset(&m, 0, sizeof m);
     m.name = "b1";
     m.timeline = 1;
@@ -152,7 +122,7 @@ int main(void)
 
     /* timeline 2 forks in segment 4; the old primary went on to 6 on 1 */
     seg(1, 6);
-    put("wal/00000002.history", "1\t0/4800000\tno recovery target specified\n");
+    tf_put_text(st, "wal/00000002.history", "1\t0/4800000\tno recovery target specified\n");
     seg(2, 4);
     seg(2, 5);
     ok(end_is(&m, "latest", "000000020000000000000005", UINT64_MAX, 4), "latest follows timeline 2");
@@ -168,11 +138,11 @@ int main(void)
     seg(2, 4);
 
     /* timeline 3 forks in segment 5 and has no segment yet */
-    put("wal/00000003.history", "1\t0/4800000\tx\n2\t0/5800000\ty\n");
+    tf_put_text(st, "wal/00000003.history", "1\t0/4800000\tx\n2\t0/5800000\ty\n");
     ok(end_is(&m, "latest", "000000020000000000000005", 0x5800000, 4),
        "timeline 3 without segments: the end is its parent's, below the switch point");
     ok(end_is(&m, "2", "000000020000000000000005", UINT64_MAX, 4), "an explicit timeline");
-    put("wal/00000005.history", "4\t0/4000000\tz\n");
+    tf_put_text(st, "wal/00000005.history", "4\t0/4000000\tz\n");
     ok(end_fails(&m, "5", "does not descend"),
        "a timeline that does not descend from the backup's is refused");
     ok(end_fails(&m, "4", "history file of timeline 4 is not archived"), "a timeline without history is refused");
@@ -180,12 +150,6 @@ int main(void)
     waldump_test();
     repo_free(st);
     config_free(conf);
-    {
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-        if (system(cmd) != 0)
-            diag("could not remove %s", root);
-    }
+    tf_rmrf(root);
     return done_testing();
 }

@@ -15,6 +15,7 @@
 #include "repo.h"
 #include "standby.h"
 #include "tap.h"
+#include "unit_fixture.h"
 
 static char root[] = "/tmp/walship-standby-test-XXXXXX";
 
@@ -80,28 +81,14 @@ static void state_test(void)
 
 int main(void)
 {
-    struct region_conf rc;
-    struct repo_ident id;
     struct config *conf;
     struct repo *r = NULL;
-    struct err e = ERR_INIT;
-    char url[PATH_MAX], p[PATH_MAX];
+    char p[PATH_MAX];
 
     log_init("standby-test", LOG_ERROR);
-    if (mkdtemp(root) == NULL)
-        return 1;
     conf = config_new_default();
-    memset(&rc, 0, sizeof rc);
-    snprintf(url, sizeof url, "file://%s/region", root);
-    snprintf(p, sizeof p, "%s/region", root);
-    mkdir(p, 0700);
-    rc.name = "t";
-    rc.url = url;
-    repo_ident_init(&id, 7311234567890123456ULL, 15, 16u << 20);
-    if (repo_open(&rc, conf, NULL, 0, &r, &e) < 0 || repo_ident_ensure(r, &id, &e) < 0) {
-        diag("repo: %s", e.msg);
+    if (tf_region_open(root, conf, &r) < 0)
         return 1;
-    }
     snprintf(p, sizeof p, "%s/region/wal", root);
     mkdir(p, 0700);
     seg(1, 1, 1000);
@@ -121,12 +108,6 @@ int main(void)
     state_test();
     repo_free(r);
     config_free(conf);
-    {
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-        if (system(cmd) != 0)
-            diag("could not remove %s", root);
-    }
+    tf_rmrf(root);
     return done_testing();
 }

@@ -24,6 +24,7 @@
 #include "stor.h"
 #include "tap.h"
 #include "timeline.h"
+#include "unit_fixture.h"
 #include "wal.h"
 
 #define MB16 ((uint64_t)16 << 20)
@@ -295,25 +296,9 @@ static void need_test(void)
 static char root[] = "/tmp/walship-timeline-test-XXXXXX";
 static struct repo *st;
 
-static void put(const char *key, const char *text)
-{
-    struct obj_opts oo;
-    struct sink *up = NULL, *enc = NULL;
-    struct err e = ERR_INIT;
-
-    repo_obj_opts(st, key, 0, &oo);
-    if (stor_put(st->st, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &enc, &e) < 0 ||
-        sink_write(enc, text, strlen(text), &e) < 0 || sink_close(enc, &e) < 0)
-        diag("put %s: %s", key, e.msg);
-    sink_free(enc ? enc : up);
-}
-
 static void rseg(unsigned tli, unsigned s)
 {
-    char key[64];
-
-    snprintf(key, sizeof key, "wal/%08X%08X%08X", tli, 0u, s);
-    put(key, "segment");
+    tf_put_wal(st, tli, 0, s);
 }
 
 static void rdrop(unsigned tli, unsigned s)
@@ -407,7 +392,7 @@ static void check_wal_test(void)
                          "and then 000000010000000000000005): recovery would stop there") != NULL,
        "pitr: a gap on the path counts, named with its neighbours: %s", e.msg);
     /* timeline 2 forks at 0/4000000; timeline 1's 1/4 is now on an abandoned branch */
-    put("wal/00000002.history", "1\t0/4000000\tno recovery target specified\n");
+    tf_put_text(st, "wal/00000002.history", "1\t0/4000000\tno recovery target specified\n");
     for (s = 4; s <= 7; s++)
         rseg(2, s);
     ok(check_wal(&m, "latest", newest, &n, &e) == 0 && strcmp(newest, "000000020000000000000007") == 0 && n == 6,
@@ -431,26 +416,9 @@ static void check_wal_test(void)
 
 static int region_setup(struct config **conf)
 {
-    struct region_conf rc;
-    struct repo_ident id;
-    struct err e = ERR_INIT;
-    static char url[PATH_MAX];
-    char p[PATH_MAX];
-
-    if (mkdtemp(root) == NULL)
-        return -1;
     *conf = config_new_default();
-    memset(&rc, 0, sizeof rc);
-    snprintf(url, sizeof url, "file://%s/region", root);
-    snprintf(p, sizeof p, "%s/region", root);
-    mkdir(p, 0700);
-    rc.name = "t";
-    rc.url = url;
-    repo_ident_init(&id, 7311234567890123456ULL, 15, 16u << 20);
-    if (repo_open(&rc, *conf, NULL, 0, &st, &e) < 0 || repo_ident_ensure(st, &id, &e) < 0) {
-        diag("repo: %s", e.msg);
+    if (tf_region_open(root, *conf, &st) < 0)
         return -1;
-    }
     return 0;
 }
 
@@ -472,12 +440,6 @@ int main(void)
     check_wal_test();
     repo_free(st);
     config_free(conf);
-    {
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-        if (system(cmd) != 0)
-            diag("could not remove %s", root);
-    }
+    tf_rmrf(root);
     return done_testing();
 }

@@ -28,11 +28,12 @@
 #include "spool.h"
 #include "stor.h"
 #include "tap.h"
+#include "unit_fixture.h"
 #include "upgrade.h"
 #include "util.h"
 #include "wal.h"
 
-#define SYSID 7311234567890123456ULL
+#define SYSID TF_SYSID
 #define SEG (1u << 20)      /* 1 MiB segments: small and valid */
 
 static char root[] = "/tmp/walship-upgrade-test-XXXXXX";
@@ -64,7 +65,7 @@ static void put_v1(const char *reg, const char *key, const void *buf, size_t len
     oo.level = 3;
     oo.kr = kr;
     oo.version = OBJ_VERSION_LEGACY;
-    if (stor_open(region(reg), conf, &s, &e) < 0 || stor_put(s, key, &up, &e) < 0 ||
+    if (stor_open(region(reg), conf, NULL, &s, &e) < 0 || stor_put(s, key, &up, &e) < 0 ||
         obj_encoder_new(up, &oo, &enc, &e) < 0 || sink_write(enc, buf, len, &e) < 0 || sink_close(enc, &e) < 0)
         diag("put_v1 %s: %s", key, e.msg);
     sink_free(enc ? enc : up);
@@ -74,27 +75,7 @@ static void put_v1(const char *reg, const char *key, const void *buf, size_t len
 /* A segment whose first page says it is `name` of cluster `sysid`. */
 static unsigned char *segment(const char *name, uint64_t sysid, unsigned seed)
 {
-    unsigned char *b = malloc(SEG);
-    struct wal_name w;
-    uint16_t magic = 0xD110, info = 2;
-    uint32_t segsz = SEG, blck = 8192, rem = 0;
-    uint64_t addr;
-    size_t i;
-
-    wal_parse(name, &w, &(struct err)ERR_INIT);
-    addr = wal_segno(&w, SEG) * SEG;
-    for (i = 0; i < SEG; i++)
-        b[i] = (unsigned char)(i * 31 + seed * 7 + (i >> 10));
-    memset(b, 0, 40);
-    memcpy(b, &magic, 2);
-    memcpy(b + 2, &info, 2);
-    memcpy(b + 4, &w.tli, 4);
-    memcpy(b + 8, &addr, 8);
-    memcpy(b + 16, &rem, 4);
-    memcpy(b + 24, &sysid, 8);
-    memcpy(b + 32, &segsz, 4);
-    memcpy(b + 36, &blck, 4);
-    return b;
+    return tf_segment(name, sysid, SEG, seed);
 }
 
 static char *manifest_json(const char *name, const char *sysid)
@@ -166,19 +147,19 @@ static void upgrade_one_region(void)
     int rc;
 
     legacy_repo("r1");
-    ok(repo_open(region("r1"), conf, kr, REPO_OPEN_IDENTITY, &r, &e) < 0 && e.code == ERR_NOREPO &&
+    ok(repo_open(region("r1"), conf, NULL, kr, REPO_OPEN_IDENTITY, &r, &e) < 0 && e.code == ERR_NOREPO &&
            strstr(e.msg, "walship upgrade --region r1") != NULL,
        "a 0.1.0 repository is refused, pointing at upgrade: %s", e.msg);
-    rc = upg_region(conf, region("r1"), kr, 1, NULL, NULL, &st, &e);
+    rc = upg_region(conf, region("r1"), kr, NULL, 1, NULL, NULL, &st, &e);
     ok(rc == 0 && st.rewritten == 6 && st.skipped == 0, "dry run: 6 objects would be bound (%llu)",
        (unsigned long long)st.rewritten);
-    ok(repo_open(region("r1"), conf, kr, REPO_OPEN_IDENTITY, &r, &e) < 0 && e.code == ERR_NOREPO,
+    ok(repo_open(region("r1"), conf, NULL, kr, REPO_OPEN_IDENTITY, &r, &e) < 0 && e.code == ERR_NOREPO,
        "dry run: still no identity");
-    rc = upg_region(conf, region("r1"), kr, 0, NULL, NULL, &st, &e);
+    rc = upg_region(conf, region("r1"), kr, NULL, 0, NULL, NULL, &st, &e);
     ok(rc == 0 && st.rewritten == 6 && !st.already, "upgrade binds 6 objects (%llu)", (unsigned long long)st.rewritten);
     ok(st.ident.sysid == SYSID && st.ident.pg_major == 15 && st.ident.seg_size == SEG,
        "the cluster is learnt from the manifest");
-    ok(repo_open(region("r1"), conf, kr, REPO_OPEN_IDENTITY, &r, &e) == 0 && r->id.sysid == SYSID,
+    ok(repo_open(region("r1"), conf, NULL, kr, REPO_OPEN_IDENTITY, &r, &e) == 0 && r->id.sysid == SYSID,
        "the region has an identity now: %s", e.msg);
     if (r != NULL) {
         ok(decodes_to(r, "wal/000000010000000000000001", s1, SEG), "a segment decodes, bound, to what it held");
@@ -188,7 +169,7 @@ static void upgrade_one_region(void)
         cat_free(&cat);
         repo_free(r);
     }
-    ok(upg_region(conf, region("r1"), kr, 0, NULL, NULL, &st, &e) == 0 && st.already && st.rewritten == 0,
+    ok(upg_region(conf, region("r1"), kr, NULL, 0, NULL, NULL, &st, &e) == 0 && st.already && st.rewritten == 0,
        "a second run has nothing to do");
     free(s1);
 }
@@ -205,10 +186,10 @@ static void refused_objects(void)
     /* a segment stored under another segment's name */
     legacy_repo("r3");
     put_v1("r3", "wal/000000010000000000000005", bad, SEG);
-    ok(upg_region(conf, region("r3"), kr, 0, NULL, NULL, &st, &e) < 0 && e.code == ERR_FOREIGN &&
+    ok(upg_region(conf, region("r3"), kr, NULL, 0, NULL, NULL, &st, &e) < 0 && e.code == ERR_FOREIGN &&
            strstr(e.msg, "000000010000000000000005") != NULL,
        "a segment that is not what its name says is not bound: %s", e.msg);
-    ok(repo_open(region("r3"), conf, kr, REPO_OPEN_IDENTITY, &r, &e) < 0 && e.code == ERR_NOREPO,
+    ok(repo_open(region("r3"), conf, NULL, kr, REPO_OPEN_IDENTITY, &r, &e) < 0 && e.code == ERR_NOREPO,
        "...and the region gets no identity");
     repo_free(r);
     r = NULL;
@@ -219,7 +200,7 @@ static void refused_objects(void)
         snprintf(p, sizeof p, "%s/r3/wal/000000010000000000000005", root);
         unlink(p);
     }
-    rc = upg_region(conf, region("r3"), kr, 0, NULL, NULL, &st, &e);
+    rc = upg_region(conf, region("r3"), kr, NULL, 0, NULL, NULL, &st, &e);
     ok(rc == 0 && st.skipped > 0 && st.rewritten > 0,
        "an interrupted upgrade finishes when run again (%llu skipped, %llu bound)", (unsigned long long)st.skipped,
        (unsigned long long)st.rewritten);
@@ -227,7 +208,7 @@ static void refused_objects(void)
     /* another backup's manifest in this backup's folder */
     legacy_repo("r4");
     put_v1("r4", "backups/20260202T000000Z/manifest.json", json, strlen(json));
-    ok(upg_region(conf, region("r4"), kr, 0, NULL, NULL, &st, &e) < 0 && e.code == ERR_FOREIGN &&
+    ok(upg_region(conf, region("r4"), kr, NULL, 0, NULL, NULL, &st, &e) < 0 && e.code == ERR_FOREIGN &&
            strstr(e.msg, "20260202T000000Z/manifest.json") != NULL,
        "a manifest copied from another backup is not bound: %s", e.msg);
 
@@ -243,7 +224,7 @@ static void refused_objects(void)
         fputc('X', f);
         fclose(f);
     }
-    ok(upg_region(conf, region("r5"), kr, 0, NULL, NULL, &st, &e) < 0 && e.code == ERR_CORRUPT &&
+    ok(upg_region(conf, region("r5"), kr, NULL, 0, NULL, NULL, &st, &e) < 0 && e.code == ERR_CORRUPT &&
            strstr(e.msg, "000000010000000000000002") != NULL,
        "a damaged object is not bound: %s", e.msg);
     free(bad);

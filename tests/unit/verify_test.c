@@ -5,6 +5,7 @@
  * objects (the default check only lists them), history files decoded.
  */
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,31 +23,16 @@
 #include "stor.h"
 #include "tap.h"
 #include "timeline.h"
+#include "unit_fixture.h"
 #include "verify.h"
 
 static char root[] = "/tmp/walship-verify-test-XXXXXX";
 static struct config *conf;
 static struct repo *st;
 
-static void put(const char *key, const char *text)
-{
-    struct obj_opts oo;
-    struct sink *up = NULL, *enc = NULL;
-    struct err e = ERR_INIT;
-
-    repo_obj_opts(st, key, 0, &oo);
-    if (stor_put(st->st, key, &up, &e) < 0 || obj_encoder_new(up, &oo, &enc, &e) < 0 ||
-        sink_write(enc, text, strlen(text), &e) < 0 || sink_close(enc, &e) < 0)
-        diag("put %s: %s", key, e.msg);
-    sink_free(enc ? enc : up);
-}
-
 static void seg(unsigned tli, unsigned log, unsigned s)
 {
-    char key[64];
-
-    snprintf(key, sizeof key, "wal/%08X%08X%08X", tli, log, s);
-    put(key, "segment");
+    tf_put_wal(st, tli, log, s);
 }
 
 static void drop(const char *key)
@@ -57,45 +43,97 @@ static void drop(const char *key)
     unlink(p);
 }
 
-static void backup(const char *name)
+/* The part and backup_label of backup NAME; the part's stored size. */
+static uint64_t put_part_and_label(const char *name, const char *label)
 {
-    struct manifest *m = man_new();
-    struct man_part mp;
-    struct err e = ERR_INIT;
+    char key[256], p[PATH_MAX];
     struct stat sb;
-    char key[256], p[PATH_MAX], *json = NULL;
-    size_t len;
 
     snprintf(key, sizeof key, "backups/%s/part-0001", name);
-    put(key, "not really a tar stream");
+    tf_put_text(st, key, "not really a tar stream");
     snprintf(p, sizeof p, "%s/region/%s", root, key);
-    stat(p, &sb);
+    if (stat(p, &sb) < 0)
+        sb.st_size = 0;
     snprintf(key, sizeof key, "backups/%s/backup_label", name);
+    tf_put_text(st, key, label);
+    return (uint64_t)sb.st_size;
+}
+
+static void backup(const char *name)
+{
+    struct manifest *m = tf_manifest_new(name);
+    struct man_part mp;
+    struct err e = ERR_INIT;
+    char key[256], p[PATH_MAX], *json = NULL;
+    size_t len;
+    uint64_t stored;
+
     snprintf(p, sizeof p, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\nLABEL: walship %s\n", name);
-    put(key, p);
-    m->format = MAN_FORMAT;
-    m->name = strdup(name);
-    m->walship_version = strdup("test");
-    m->start_lsn = ((uint64_t)1 << 32) | 0x28;
-    m->stop_lsn = ((uint64_t)1 << 32) | 0x1000138;
-    m->timeline = m->stop_timeline = 1;
-    snprintf(m->start_wal, sizeof m->start_wal, "000000010000000100000000");
-    snprintf(m->stop_wal, sizeof m->stop_wal, "000000010000000100000001");
+    stored = put_part_and_label(name, p);
     m->start_time = 1700000000;
     m->stop_time = 1700000040;
     m->pg_version = 150004;
-    m->system_identifier = strdup("7311234567890123456");
-    m->wal_segment_size = 16u << 20;
     m->compression = strdup("none");
     memset(&mp, 0, sizeof mp);
     mp.number = 1;
-    mp.stored_size = (uint64_t)sb.st_size;
+    mp.stored_size = stored;
     man_add_part(m, &mp, &e);
     m->stored_size = mp.stored_size;
     if (man_to_json(m, &json, &len, &e) < 0)
         diag("man_to_json: %s", e.msg);
     snprintf(key, sizeof key, "backups/%s/manifest.json", name);
-    put(key, json);
+    tf_put_text(st, key, json);
+    free(json);
+    man_free(m);
+}
+
+/* A backup of a chain with one file "base/1/1" of three 32 KiB blocks:
+ * whole in a full backup (map NULL), else a block map.  Its manifest's
+ * SHA-256 goes into sha (for its children). */
+static void chain_backup(const char *name, const char *parent, const char *parent_sha, uint32_t depth,
+                         const char *map, uint64_t stored, char sha[65])
+{
+    static const char zero[65] = "0000000000000000000000000000000000000000000000000000000000000000";
+    struct manifest *m = tf_manifest_new(name);
+    struct man_part mp;
+    struct err e = ERR_INIT;
+    unsigned char d[32];
+    unsigned int dn = 0;
+    char key[256], *json = NULL;
+    size_t len;
+    uint64_t part_size = put_part_and_label(name, "START WAL LOCATION: 1/28 (file 000000010000000100000000)\n");
+
+    snprintf(key, sizeof key, "backups/%s/blockhash", name);
+    tf_put_text(st, key, "hashes");
+    m->format = depth ? MAN_FORMAT_INCR : MAN_FORMAT;
+    m->start_time = 1700000000;
+    m->stop_time = 1700000040;
+    m->pg_version = 150004;
+    m->compression = strdup("none");
+    m->incremental = depth > 0;
+    m->depth = depth;
+    m->parent = parent ? strdup(parent) : NULL;
+    if (parent_sha)
+        snprintf(m->parent_sha256, sizeof m->parent_sha256, "%s", parent_sha);
+    m->block_size = 32768;
+    m->blockhash_size = 6;
+    snprintf(m->blockhash_sha256, sizeof m->blockhash_sha256, "%s", zero);
+    memset(&mp, 0, sizeof mp);
+    mp.number = 1;
+    mp.stored_size = part_size;
+    mp.raw_size = 3 * 32768;
+    man_add_part(m, &mp, &e);
+    m->stored_size = mp.stored_size;
+    if ((map ? man_add_file_map(m, "base/1/1", 1, 3 * 32768, 0600, 1700000000, zero, map, stored, zero, &e)
+             : man_add_file(m, "base/1/1", 1, 3 * 32768, 0600, 1700000000, zero, &e)) < 0)
+        diag("add file: %s", e.msg);
+    if (man_to_json(m, &json, &len, &e) < 0)
+        diag("man_to_json: %s", e.msg);
+    EVP_Digest(json, len, d, &dn, EVP_sha256(), NULL);
+    for (dn = 0; dn < 32; dn++)
+        snprintf(sha + 2 * dn, 3, "%02x", d[dn]);
+    snprintf(key, sizeof key, "backups/%s/manifest.json", name);
+    tf_put_text(st, key, json);
     free(json);
     man_free(m);
 }
@@ -126,7 +164,6 @@ static size_t run(const char *obj, int *named)
 int main(void)
 {
     struct region_conf rc;
-    struct repo_ident id;
     struct err e = ERR_INIT;
     struct tl_hist_entry *h = NULL;
     char url[PATH_MAX];
@@ -136,24 +173,14 @@ int main(void)
     unsigned s;
 
     log_init("verify-test", LOG_ERROR);
-    if (mkdtemp(root) == NULL)
-        return 1;
     conf = config_new_default();
+    if (tf_region_open(root, conf, &st) < 0)
+        return 1;
+    /* the region as the configuration names it (tf_region_open's) */
     memset(&rc, 0, sizeof rc);
     snprintf(url, sizeof url, "file://%s/region", root);
     rc.name = "t";
     rc.url = url;
-    {
-        char p[PATH_MAX];
-
-        snprintf(p, sizeof p, "%s/region", root);
-        mkdir(p, 0700);
-    }
-    repo_ident_init(&id, 7311234567890123456ULL, 15, 16u << 20);
-    if (repo_open(&rc, conf, NULL, 0, &st, &e) < 0 || repo_ident_ensure(st, &id, &e) < 0) {
-        diag("repo: %s", e.msg);
-        return 1;
-    }
 
     /* history parsing */
     ok(tl_parse_history(hist, strlen(hist), &h, &nh, &e) == 0 && nh == 2 && h[0].tli == 1 &&
@@ -177,7 +204,7 @@ int main(void)
     seg(1, 1, 5);
 
     /* timeline 2 branches from 1 at 1/3000000: tli 1 is needed up to 1/2 */
-    put("wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
+    tf_put_text(st, "wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
     for (s = 3; s <= 7; s++)
         seg(2, 1, s);
     is_int((int)run(NULL, &named), 0, "timeline 1 then 2 verifies");
@@ -198,10 +225,10 @@ int main(void)
     seg(2, 1, 5);
     drop("wal/00000002.history");
     ok(run("wal/00000002.history", &named) >= 1 && named, "a missing history file is named");
-    put("wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
+    tf_put_text(st, "wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
 
     /* timeline 3 branches from 1 at 1/1000000 (before tli 2's switch): latest is 3 */
-    put("wal/00000003.history", "1\t1/1000000\tno recovery target specified\n");
+    tf_put_text(st, "wal/00000003.history", "1\t1/1000000\tno recovery target specified\n");
     seg(3, 1, 1);
     seg(3, 1, 3);
     is_int((int)run("wal/000000030000000100000002", &named), 1, "the newest timeline is followed (gap on 3)");
@@ -213,6 +240,43 @@ int main(void)
     drop("backups/20231114T221320Z/part-0001");
     is_int((int)run("backups/20231114T221320Z/part-0001", &named), 1, "a missing part is found");
     ok(named, "... naming the part");
+
+    /* whole chains (issue 13): every link there, and holding the blocks its
+     * children's maps say it holds */
+    backup("20231114T221320Z");
+    is_int((int)run(NULL, &named), 0, "the region verifies again");
+    {
+        char sa[65], sb[65], sc[65];
+        const char *ka = "backups/20231115T000000Z/manifest.json";
+        const char *kc = "backups/20231115T000002Z/manifest.json";
+        const char *kd = "backups/20231115T000003Z/manifest.json";
+
+        chain_backup("20231115T000000Z", NULL, NULL, 0, NULL, 0, sa);
+        chain_backup("20231115T000001Z", "20231115T000000Z", sa, 1, "1*2,0*1", 32768, sb);
+        chain_backup("20231115T000002Z", "20231115T000001Z", sb, 2, "2*1,0*1,1*1", 32768, sc);
+        is_int((int)run(NULL, &named), 0, "a chain of three whose maps hold verifies");
+        /* block 1 said to be in the first incremental, which took it from the full backup */
+        chain_backup("20231115T000003Z", "20231115T000001Z", sb, 2, "2*1,1*1,0*1", 32768, sc);
+        is_int((int)run(kd, &named), 1, "a map pointing at a link that does not hold the block is a problem");
+        ok(named, "... on the backup whose chain it breaks");
+        drop(kd);
+        drop("backups/20231115T000003Z/part-0001");
+        drop("backups/20231115T000003Z/backup_label");
+        drop("backups/20231115T000003Z/blockhash");
+        /* a damaged (here: missing) part of the middle link breaks the chain above it */
+        drop("backups/20231115T000001Z/part-0001");
+        is_int((int)run(kc, &named), 2, "a damaged link: its own problem and its child's chain");
+        ok(named, "... naming the child whose chain it breaks");
+        drop("backups/20231115T000001Z/manifest.json");
+        drop("backups/20231115T000001Z/backup_label");
+        drop("backups/20231115T000001Z/blockhash");
+        chain_backup("20231115T000001Z", "20231115T000000Z", sa, 1, "1*1,0*2", 65536, sb);
+        is_int((int)run(kc, &named), 1, "a link rewritten with another manifest breaks its child's chain");
+        ok(named, "... named on the child");
+        /* the full backup missing: both incrementals are named */
+        drop(ka);
+        ok(run(kc, &named) >= 2 && named, "a missing full backup breaks the whole chain, named on its newest link");
+    }
 
     /* status: the shipper's state for a region, from its state file */
     {
@@ -251,12 +315,6 @@ int main(void)
 
     repo_free(st);
     config_free(conf);
-    if (getenv("KEEP") == NULL) {
-        char cmd[PATH_MAX + 16];
-
-        snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-        if (system(cmd) != 0)
-            diag("could not remove %s", root);
-    }
+    tf_rmrf(root);
     return done_testing();
 }
