@@ -178,12 +178,11 @@ static void push_one(struct archd *d, struct archd_worker *w, const char *name, 
         return;     /* archived meanwhile */
     }
     if (!w->open) {
-        if (archiver_open(d->c, d->kr, d->sp, &d->main.cluster, &d->main, &w->a, &e) < 0) {
+        if (archiver_open(d->c, d->kr, d->notes, d->sp, &d->main.cluster, &d->main, &w->a, &e) < 0) {
             archd_mark_failed(d->sp, name, e.msg);
             archd_release_claim(d->sp, name, lockfd);
             return;
         }
-        w->a.notes = d->notes;
         w->open = 1;
     }
     w->a.zstd_workers = alone ? d->c->parallel : 0;
@@ -354,7 +353,7 @@ int archd_run(const struct config *c, const struct keyring *kr, struct spool *sp
         goto out;
     }
     /* every region's identity once; the workers share the verdict */
-    if (archiver_open(c, kr, sp, want, NULL, &d->main, e) < 0)
+    if (archiver_open(c, kr, notes, sp, want, NULL, &d->main, e) < 0)
         goto out;
     for (i = 0; i < c->nregions; i++)
         if (d->main.bad[i]) {

@@ -28,7 +28,9 @@
 #include "util.h"
 #include "wal.h"
 
-#define ARCHD_START_MS 3000     /* a process that does not come up by then is not coming */
+/* A process that has not claimed the file by then (not started, busy with
+ * others, stuck) is not working on it: wal-push pushes it itself. */
+#define ARCHD_CLAIM_MS 1500
 
 void archd_release_claim(struct spool *sp, const char *name, int lockfd)
 {
@@ -298,12 +300,28 @@ static enum archd_state archd_state(struct spool *sp, const struct stat *statusd
 }
 
 struct handoff {
-    int spawned, seen, ifd;
-    long id_before;
-    uint64_t spawned_at;
+    int spawned, claimed, ifd;
+    long pid;               /* the process of ours seen running, 0 none yet */
+    uint64_t t0;
+    const char *why;        /* why wal-push pushes the file itself */
 };
 
-/* One look: 1 archived, 0 fall back, -1 wait on. */
+/* Has process PID claimed NAME (the claim lock's holder note is its PID)?
+ * A claim left by a process killed with -9 names a PID that no longer
+ * holds archd.lock: the caller checks that first. */
+static int claimed_by(struct spool *sp, const char *name, long pid)
+{
+    char claim[WAL_NAME_MAX + 8];
+
+    snprintf(claim, sizeof claim, "claims/%s", name);
+    return pid > 0 && read_pid(sp, claim) == pid;
+}
+
+/* One look: 1 archived, 0 fall back, -1 wait on.  wal-push waits only on
+ * a process of ours that is working on its very file: one that has not
+ * claimed it within ARCHD_CLAIM_MS, that released it without the marker
+ * (a failure it could not even record: a full disk), or that died, is
+ * not working on it, and the file is pushed here at once. */
 static int handoff_step(const struct config *c, const struct keyring *kr, struct spool *sp,
                         const struct repo_ident *want, const char *waldir, const struct stat *sdir, const char *path,
                         const char *name, const char *tag, const struct archd_spawn *spawn, struct handoff *h,
@@ -313,8 +331,10 @@ static int handoff_step(const struct config *c, const struct keyring *kr, struct
     struct stat st;
     long pid;
 
-    if (stat(path, &st) < 0)
-        return 0;   /* pushing it here says why */
+    if (stat(path, &st) < 0) {
+        h->why = "it cannot be read";   /* pushing it here says why */
+        return 0;
+    }
     if (spool_pushed_matches_tag(sp, name, &st, tag)) {
         archd_ack(sp, name);
         return 1;
@@ -329,30 +349,50 @@ static int handoff_step(const struct config *c, const struct keyring *kr, struct
         note(notes, LOG_INFO, "asking archiver process %ld (another binary or configuration) to stop", pid);
         snprintf(body, sizeof body, "%ld\n", pid);
         write_small(sp, "archd.stop", body, &(struct err)ERR_INIT);
+        h->why = "the archiver process is another binary's or configuration's";
         return 0;
     }
-    if (spool_has_marker(sp, name) || archd_acked(sp, name, &st, tag) == 0 || archd_failed(sp, name))
-        return 0;   /* pushed as another file, or by another binary; or failed */
-    switch (state) {
-    case ARCHD_NONE:
-        if (h->seen || (h->spawned && (read_pid(sp, "archd.id") != h->id_before ||
-                                       now_ms() - h->spawned_at > ARCHD_START_MS)))
-            return 0;   /* it stopped, or never came */
-        if (!h->spawned) {
-            h->id_before = read_pid(sp, "archd.id");
-            h->spawned = 1;
-            h->spawned_at = now_ms();
-            spawn->start(spawn->arg, c, kr, sp, want, waldir, tag);
-        }
-        return -1;
-    case ARCHD_ELSEWHERE:
-        return 0;   /* it serves another data directory of this cluster */
-    case ARCHD_OURS:
-        h->seen = 1;
-        return -1;
-    default:
-        return -1;
+    if (spool_has_marker(sp, name) || archd_acked(sp, name, &st, tag) == 0) {
+        h->why = "its marker is not this very file's (or not this configuration's)";
+        return 0;
     }
+    if (archd_failed(sp, name)) {
+        h->why = "the archiver process failed to archive it";
+        return 0;
+    }
+    if (state == ARCHD_ELSEWHERE) {
+        h->why = "the archiver process serves another data directory";
+        return 0;
+    }
+    if (h->pid != 0 && (state != ARCHD_OURS || pid != h->pid)) {
+        h->why = "the archiver process is gone";
+        return 0;
+    }
+    if (state == ARCHD_NONE && !h->spawned) {
+        h->spawned = 1;
+        spawn->start(spawn->arg, c, kr, sp, want, waldir, tag);
+    }
+    if (state == ARCHD_OURS) {
+        h->pid = pid;
+        if (claimed_by(sp, name, pid)) {
+            h->claimed = 1;
+            return -1;
+        }
+        if (h->claimed) {
+            /* released: the marker is written before the claim is
+             * released, so none means a failure it could not record */
+            if (spool_pushed_matches_tag(sp, name, &st, tag)) {
+                archd_ack(sp, name);
+                return 1;
+            }
+            h->why = "the archiver process gave it up without a marker";
+            return 0;
+        }
+    }
+    if (now_ms() - h->t0 < ARCHD_CLAIM_MS)
+        return -1;
+    h->why = "the archiver process has not claimed it in time";
+    return 0;
 }
 
 int archd_handoff(const struct config *c, const struct keyring *kr, struct spool *sp, const struct repo_ident *want,
@@ -361,7 +401,7 @@ int archd_handoff(const struct config *c, const struct keyring *kr, struct spool
 {
     char statusdir[PATH_MAX], pushed[PATH_MAX];
     uint64_t deadline = now_ms() + (c->retry_deadline > 0 ? c->retry_deadline * 1000 : 1000);
-    struct handoff h = { 0, 0, -1, 0, 0 };
+    struct handoff h = { 0, 0, -1, 0, now_ms(), NULL };
     struct stat sdir;
     int got;
 
@@ -373,7 +413,7 @@ int archd_handoff(const struct config *c, const struct keyring *kr, struct spool
         struct pollfd pfd;
 
         if (now_ms() >= deadline) {
-            note(notes, LOG_WARNING, "the archiver process did not archive %s in time: pushing it here", name);
+            h.why = "the archiver process did not archive it within retry_deadline";
             got = 0;
             break;
         }
@@ -396,5 +436,7 @@ int archd_handoff(const struct config *c, const struct keyring *kr, struct spool
     }
     if (h.ifd >= 0)
         close(h.ifd);
+    if (got == 0 && h.why != NULL)
+        note(notes, LOG_INFO, "pushing %s here: %s", name, h.why);
     return got;
 }
