@@ -60,20 +60,6 @@ static int set_duration(void *t, const char *v, struct err *e)
     return parse_duration(v, (uint64_t *)t, e);
 }
 
-/* The archiver process's idle time: at least a second (0 would end it
- * between two of PostgreSQL's calls), at most a day. */
-static int set_idle(void *t, const char *v, struct err *e)
-{
-    uint64_t *out = t, d;
-
-    if (parse_duration(v, &d, e) < 0)
-        return -1;
-    if (d < 1 || d > 86400)
-        return err_setf(e, ERR_CONFIG, "archive_async_idle \"%s\" is out of range (1s to 1d)", v);
-    *out = d;
-    return 0;
-}
-
 static int set_hours(void *t, const char *v, struct err *e)
 {
     return parse_u64(v, 0, 100000, (uint64_t *)t, e);
@@ -225,7 +211,7 @@ const struct key_def config_global_keys[] = {
     G("full_every", full_every, set_duration, KIND_DURATION, KEY_ZERO_UNSET),
     G("pg_bin", pg_bin, set_str, KIND_STR, 0),
     G("archive_async_process", archive_async_process, set_bool, KIND_BOOL, 0),
-    G("archive_async_idle", archive_async_idle, set_idle, KIND_DURATION, 0),
+    G("archive_async_idle", archive_async_idle, config_set_idle, KIND_DURATION, 0),
 };
 #undef G
 
@@ -324,8 +310,7 @@ struct config *config_new_default(void)
     c->connect_timeout = 10;
     c->io_timeout = 30;
     c->archive_timeout = 60;
-    c->archive_async_process = 0;
-    c->archive_async_idle = 30;
+    c->archive_async_idle = 30;    /* archive_async_process stays 0: opt-in */
     c->pg_bin = strdup("/usr/lib/postgresql/15/bin");
     c->origin = origins_new(NGLOBAL);
     if (c->spool_dir == NULL || c->pg_bin == NULL || c->origin == NULL) {
