@@ -31,6 +31,12 @@ void archd_unmark_failed(struct spool *sp, const char *name);
 int archd_failed(struct spool *sp, const char *name);
 /* wal-push acknowledged NAME: its marker becomes pushed/NAME.acked. */
 void archd_ack(struct spool *sp, const char *name);
+/* wal-push pushed NAME itself (the file at PATH, under its claim; BEFORE
+ * its identity before it was read): the acked marker, so that the process
+ * does not push it again before PostgreSQL marks it done.  None when the
+ * file changed meanwhile. */
+void archd_ack_own(struct spool *sp, const struct stat *before, const char *path, const char *name,
+                   const char *sha256_hex, const char *tag);
 /* -1 no acked marker; 1 it records this very file (st) and tag; 0 not. */
 int archd_acked(struct spool *sp, const char *name, const struct stat *st, const char *tag);
 int archd_write_id(struct spool *sp, const char *waldir, const char *tag, struct err *e);

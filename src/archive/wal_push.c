@@ -338,6 +338,7 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
     struct ahead ah;
     struct pool pool;
     struct wal_name w;
+    struct stat before;
     int nthreads = 0, i, lockfd = -1, rc = -1, has_async = 0, got, ahead = 0;
 
     memset(res, 0, sizeof *res);
@@ -392,9 +393,13 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
         ahead = 1;
     }
     a.zstd_workers = nthreads > 0 ? 0 : c->parallel;
+    if (stat(path, &before) < 0)
+        memset(&before, 0, sizeof before);
     if (archive_push_file(&a, path, name, &res->rep, e) == 0) {
         rc = 0;
         res->pushed_ms = now_ms();
+        if (sp != NULL && c->archive_async_process && w.kind == WAL_SEGMENT)
+            archd_ack_own(sp, &before, path, name, res->rep.sha256_hex, tag);
         /* then help push ahead: every core works until the queue is empty */
         if (nthreads > 0)
             pool_work(&pool);

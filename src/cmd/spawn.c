@@ -40,13 +40,13 @@ int daemonize(const char *log_path)
     setsid();
     if (fork() != 0)
         _exit(0);
+    /* /dev/null first: a log that cannot be opened (a full disk) must not
+     * leave the caller's stdout and stderr (PostgreSQL's log pipe) held */
     fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (fd >= 0) {
         dup2(fd, STDIN_FILENO);
-        if (log_path == NULL) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
         close(fd);
     }
     if (log_path != NULL) {

@@ -252,8 +252,13 @@ printf '%s %s\n%s\n%s\n' "$(st "$T/pa/other17")" "$(mt "$T/pa/other17")" "$(prin
   >"$SP/pushed/$(seg_name 17)"
 ws_own "$SP/pushed"
 touch "$PA/archive_status/$(seg_name 17).ready"
-t "wal-push with another file's marker under its name" pa_push "$(seg_name 17)"
+t "wal-push with another file's marker under its name" \
+  pg_run sh -c "cd '$T/pa' && '$WALSHIP' --config '$CONF' wal-push pg_wal/$(seg_name 17)"
 in_region "$(seg_name 17)" "$PA/$(seg_name 17)"; ok $? "... pushed this very file: the region holds it"
+# the file wal-push pushed itself is marked acknowledged while it is .ready:
+# the process does not push it once more before PostgreSQL marks it done
+[ -e "$SP/pushed/$(seg_name 17).acked" ]; ok $? "... and recorded as acknowledged for the process"
+mv "$PA/archive_status/$(seg_name 17).ready" "$PA/archive_status/$(seg_name 17).done"
 # the right identity, another tag (another configuration's marker)
 walseg "$PA/$(seg_name 18)" "$(seg_name 18)" "$SYSID" 18
 ws_own "$T/pa"
