@@ -32,9 +32,11 @@
 #                     local archiver process, docs/WAL.md) in the push
 #                     scenario, archive_async_idle = 2 (row "walship + process")
 #   --perf            after the push runs, one more drain of walship (and of
-#                     walship + process with --proc) under `perf record -a`
-#                     (not in the table); `perf report --sort comm,dso` of
-#                     each is appended to the results, swapper = idle cores
+#                     walship + process with --proc) under `perf record`,
+#                     the run's processes only (daemons included: they are
+#                     its descendants), not in the table; `perf report
+#                     --sort comm,dso` and `--sort sym` of each are appended
+#                     to the results
 #   --diag            also run walship with parallel = 3 in the push scenario
 #                     (diagnostic rows, not part of the comparison: push-ahead
 #                     runs parallel - 1 threads beside the requested file)
@@ -437,8 +439,8 @@ push_run() { # TOOL REP
     rm -rf "$d"
 }
 
-# perf_run TOOL: one more drain under perf record -a, reported by process
-# and library (the idle cores are "swapper")
+# perf_run TOOL: one more drain under perf record (this run's processes
+# only: the machine is shared), reported by process and library
 perf_run() {
     local tool=$1 name=perf-$1 d conf pd=$W/perf-$S-$1.data
     d=$SD/data-$name
@@ -446,7 +448,7 @@ perf_run() {
     conf=$(ws_conf "$name" 2 "$([ "$tool" = walship-proc ] && echo 1 || echo 0)")
     warm
     sync
-    perf record -F 499 -a -g -o "$pd" -- runuser -u "$(pg_user)" -- env PATH="$PG_BIN:$PATH" \
+    perf record -F 499 -g -o "$pd" -- runuser -u "$(pg_user)" -- env PATH="$PG_BIN:$PATH" \
         bash "$top/bench/lib/archiver.sh" "$d" "$WALSHIP --config $conf wal-push %p" >/dev/null 2>"$SD/$name.log"
     perf report -i "$pd" --no-children --sort comm,dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' |
         awk '$1 ~ /%$/' | head -25 >"$W/perf-$S-$tool.txt"
@@ -689,7 +691,7 @@ for st in $storages; do
         for f in "$W/perf-$st-walship.txt" "$W/perf-$st-walship-proc.txt"; do
             [ -s "$f" ] || continue
             out ""
-            out "perf record -a -F 499 of one more drain, $(basename "$f" .txt | sed "s/^perf-$st-//"): samples by process and library"
+            out "perf record -F 499 of one more drain (its processes only), $(basename "$f" .txt | sed "s/^perf-$st-//"): samples by process and library"
             while IFS= read -r l; do out "  $l"; done <"$f"
             out "  by symbol:"
             while IFS= read -r l; do out "  $l"; done <"${f%.txt}.sym.txt"
