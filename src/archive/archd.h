@@ -30,7 +30,7 @@
 #define ARCHD_TAG_LEN 64    /* hex of SHA-256 */
 
 /* The tag of this binary and configuration: SHA-256 of the executable's
- * identity and of every key's value. */
+ * identity, of the key file's identity and of every key's value. */
 int archd_tag(const struct config *c, char tag[ARCHD_TAG_LEN + 1], struct err *e);
 
 struct archd_spawn {

@@ -244,7 +244,7 @@ int archd_tag(const struct config *c, char tag[ARCHD_TAG_LEN + 1], struct err *e
     struct tag_walk t = { EVP_MD_CTX_new(), 0 };
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    char exe[4096], id[4096 + 128];
+    char exe[4096], id[4096 + 256];
     struct stat st;
     ssize_t n;
     int rc = -1;
@@ -254,6 +254,15 @@ int archd_tag(const struct config *c, char tag[ARCHD_TAG_LEN + 1], struct err *e
     if (n <= 0 || stat(exe, &st) < 0)
         memset(&st, 0, sizeof st);
     snprintf(id, sizeof id, "%s %llu %llu %lld %lld.%09ld", exe, (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             st.st_mtim.tv_nsec);
+    /* the key file's identity too: a key rotated in place (same path, new
+     * key) is another configuration, whose process must not push with the
+     * old key */
+    if (c->key_file == NULL || stat(c->key_file, &st) < 0)
+        memset(&st, 0, sizeof st);
+    n = (ssize_t)strlen(id);
+    snprintf(id + n, sizeof id - (size_t)n, " key %llu %llu %lld %lld.%09ld", (unsigned long long)st.st_dev,
              (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
              st.st_mtim.tv_nsec);
     if (t.md == NULL || EVP_DigestInit_ex(t.md, EVP_sha256(), NULL) != 1 ||

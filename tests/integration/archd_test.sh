@@ -19,6 +19,7 @@
 #   - a stale marker (another file of the name; another configuration's
 #     tag) is never accepted: wal-push pushes the file itself;
 #   - two clusters sharing spool_dir get a process each;
+#   - a key file rewritten in place is another configuration;
 #   - under pgbench, the archive lag stays at most one segment most of the
 #     time (the median of the samples).
 set -uo pipefail
@@ -167,6 +168,25 @@ cp "$CONF" "$T/other.conf"; sed -i 's/^log_level = info/log_level = debug/' "$T/
 t "wal-push with another configuration archives its segment" pa_push "$(seg_name 9)" "$T/other.conf"
 wait_for 10 test ! -d "/proc/${old:-0}"
 ok $? "and the process of the other configuration stopped"
+
+# ---- a key rotated in place is another configuration ----
+ws_stop_daemons "$SP"
+for i in 22 23; do
+  walseg "$PA/$(seg_name "$i")" "$(seg_name "$i")" "$SYSID" "$i"
+  touch "$PA/archive_status/$(seg_name "$i").ready"
+done
+ws_own "$T/pa"
+pa_push "$(seg_name 22)" >/dev/null 2>&1
+kp=$(daemon_pid)
+cp -p "$T/key" "$T/key.keep"
+"$WALSHIP" keygen "$T/key.new" >/dev/null 2>&1
+cat "$T/key.new" >"$T/key"      # the same file, a new key
+t "wal-push after the key file was rewritten" pa_push "$(seg_name 23)"
+[ -n "$kp" ] && wait_for 10 test ! -d "/proc/$kp"
+ok $? "the process holding the old key was asked to stop (pid ${kp:-none})"
+in_region "$(seg_name 23)" "$PA/$(seg_name 23)"; ok $? "... and the segment is in the region under the new key"
+cat "$T/key.keep" >"$T/key"
+ws_stop_daemons "$SP"
 
 # ---- markers that cannot be written: wal-push pushes itself within seconds ----
 # pushed/ read-only for the process (what a full disk does to a marker):
