@@ -302,7 +302,9 @@ ws_conf() {
         echo "spool_dir = $SD/ws-spool-$name"
         echo "parallel = $par"
         echo "compression = zstd:3"
-        echo "log_level = warning"
+        # info with the process: wal-push says when and why it pushed a
+        # file itself (counted in the run's line)
+        echo "log_level = $([ "$wproc" = 1 ] && echo info || echo warning)"
         if [ "$wproc" = 1 ]; then
             echo "archive_async_process = on"
             echo "archive_async_idle = 2"
@@ -436,6 +438,9 @@ push_run() { # TOOL REP
         note "  WARNING: $name: exit $rc, $objs objects in the repository (want $nseg); log: $(tail -3 "$SD/$name.log" | tr '\n' ' ')"
     echo "$S push $tool $rep $mrc $wall $wall_all $user $sys $rss $objs" >>"$REC"
     note "  push $tool run $rep: ${wall}s (all done ${wall_all}s), cpu $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')s, rss ${rss}kB, repo: $objs"
+    if [ "$tool" = walship-proc ]; then
+        note "    wal-push pushed $(grep -c ' here: ' "$SD/$name.log") of $nseg itself: $(sed -n 's/.* here: //p' "$SD/$name.log" | sort | uniq -c | sort -rn | tr -s ' ' | tr '\n' ';')"
+    fi
     rm -rf "$d"
 }
 

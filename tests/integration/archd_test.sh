@@ -41,9 +41,11 @@ on_exit "fp_stop $T/fp1"
 
 ws_mkdirs "$T/spool"
 ws_key "$T/key"
+ws_key "$T/key.prev"    # old_key_files: an unrelated key until the rotation below
+cp -p "$T/key.prev" "$T/key.unrelated"
 CONF=$T/walship.conf
 ws_conf "$CONF" "retry_deadline = 30" "connect_timeout = 3" "io_timeout = 20" "log_level = info" \
-  "archive_async_process = on" "archive_async_idle = 3"
+  "archive_async_process = on" "archive_async_idle = 3" "old_key_files = $T/key.prev"
 ws_region "$CONF" us-east-1 s3://walship/prod "endpoint = http://127.0.0.1:$F1" "path_style = true" \
   "mode = sync" "access_key_id = test:tester" "secret_access_key = testing"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
@@ -178,14 +180,15 @@ done
 ws_own "$T/pa"
 pa_push "$(seg_name 22)" >/dev/null 2>&1
 kp=$(daemon_pid)
-cp -p "$T/key" "$T/key.keep"
-"$WALSHIP" keygen "$T/key.new" >/dev/null 2>&1
-cat "$T/key.new" >"$T/key"      # the same file, a new key
+cat "$T/key" >"$T/key.prev"     # the rotation: the old key becomes an old key ...
+ws_key "$T/key.new"
+cat "$T/key.new" >"$T/key"      # ... and the same file holds a new one
 t "wal-push after the key file was rewritten" pa_push "$(seg_name 23)"
 [ -n "$kp" ] && wait_for 10 test ! -d "/proc/$kp"
 ok $? "the process holding the old key was asked to stop (pid ${kp:-none})"
 in_region "$(seg_name 23)" "$PA/$(seg_name 23)"; ok $? "... and the segment is in the region under the new key"
-cat "$T/key.keep" >"$T/key"
+cat "$T/key.prev" >"$T/key"     # back, for the tests below
+cat "$T/key.unrelated" >"$T/key.prev"
 ws_stop_daemons "$SP"
 
 # ---- markers that cannot be written: wal-push pushes itself within seconds ----
