@@ -55,7 +55,10 @@
 #define HEARTBEAT ".serving"
 #define ASK_POLL_US 3000
 #define SERVE_POLL_US 5000
-#define HEARTBEAT_STALE_MS 500
+/* 2 s, not less: the heartbeat is touched between serve rounds, and a
+ * round that answers a question over a slow link, or a loaded machine,
+ * can hold it a while; a dead prefetcher costs at most this, once */
+#define HEARTBEAT_STALE_MS 2000
 #define ANSWER_SWEEP_S 60
 
 static uint64_t mtime_ms(const struct stat *st)
@@ -260,7 +263,7 @@ void *walfetch_ask_serve(void *arg)
         (hbfd = open(hb, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
         goto out;
     /* connect and read the identity first (questions wait, unclaimed, for
-     * half a second of heartbeat silence, then fetch for themselves) */
+     * HEARTBEAT_STALE_MS of heartbeat silence, then fetch for themselves) */
     walfetch_warm(s->conf, s->kr, s->notes, s->order, s->n, &s->ci, s->cache);
     for (;;) {
         int asked = 0, found = 0, foreign = 0, done;

@@ -89,8 +89,8 @@ enum pginst_login pginst_connect(const struct pg_pidfile *pf, const char *user, 
 /* Send one query and wait at most timeout_ms for its whole answer, so a
  * server whose backend waits forever (a startup process stopped while it
  * holds a lock or spinlock the query needs; an I/O hang) cannot hold the
- * caller: on time-out the query is cancelled (best effort) and NULL comes
- * back; the session is then unusable and the caller drops it. */
+ * caller: on time-out NULL comes back; the session is then unusable and
+ * the caller drops it. */
 static PGresult *exec_within(PGconn *c, const char *sql, const char *param, unsigned timeout_ms, struct err *e)
 {
     uint64_t deadline = now_ms() + timeout_ms;
@@ -108,23 +108,21 @@ static PGresult *exec_within(PGconn *c, const char *sql, const char *param, unsi
             err_setf(e, ERR_IO, "%s", PQerrorMessage(c));
             break;
         }
-        if (!PQisBusy(c)) {
-            while ((r = PQgetResult(c)) != NULL) {      /* keep the last, as PQexec does */
-                PQclear(last);
-                last = r;
+        while (!PQisBusy(c)) {          /* never blocks: the next result is read */
+            if ((r = PQgetResult(c)) == NULL) {
+                if (last == NULL)
+                    err_setf(e, ERR_IO, "%s", PQerrorMessage(c));
+                return last;
             }
-            if (last == NULL)
-                err_setf(e, ERR_IO, "%s", PQerrorMessage(c));
-            return last;
+            PQclear(last);              /* keep the last, as PQexec does */
+            last = r;
         }
+        if (now >= deadline && last != NULL)
+            return last;                /* answered; the rest of the exchange is late */
         if (now >= deadline) {
-            PGcancel *cn = PQgetCancel(c);
-            char buf[256];
-
-            if (cn != NULL) {
-                PQcancel(cn, buf, (int)sizeof buf);
-                PQfreeCancel(cn);
-            }
+            /* no PQcancel: it waits, without a limit, for the postmaster
+             * to close its connection, and a stopped postmaster never
+             * does; the caller drops the session instead */
             err_setf(e, ERR_NET, "no answer within %u s", (timeout_ms + 999) / 1000);
             break;
         }

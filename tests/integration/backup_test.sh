@@ -101,7 +101,9 @@ bench -n -c 1 -T 20 &
 load=$!
 ws backup-push >/dev/null 2>&1 &
 first=$!
-sleep 0.5
+bk_lock_held() { [ -n "$(ws_lock_pid "$(ls "$T"/spool/*/backup.lock 2>/dev/null | head -1)")" ]; }
+wait_for 60 bk_lock_held
+ok $? "the first backup-push holds the backup lock"
 t_fail "a concurrent backup-push is refused" 3 ws backup-push
 like "$T_OUT" "another backup-push" "the message says another backup-push runs"
 wait "$first"

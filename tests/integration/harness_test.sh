@@ -300,15 +300,24 @@ ok "$([ "$rc" = 7 ] && [ "$(code_of "$r")" = 200 ] && cmp -s "$TMP/obj" "$TMP/ou
     "dark: connection refused (curl exit $rc); up: 200 again"
 
 fp_pid=$(cat "$FPD/faultproxy.pid.launch")
+# the proxy handles a signal when its loop next runs: poll, do not sleep
 kill -USR1 "$fp_pid"
-sleep 0.3
-set +e
-s3c "$PL" us-east-1 GET "$KEY" >/dev/null
-rc=$?
-set -e
+rc=0
+for _ in $(seq 50); do
+  set +e
+  s3c "$PL" us-east-1 GET "$KEY" >/dev/null
+  rc=$?
+  set -e
+  [ "$rc" = 7 ] && break
+  sleep 0.2
+done
 kill -USR2 "$fp_pid"
-sleep 0.3
-r=$(s3c "$PL" us-east-1 GET "$KEY") || true
+r=
+for _ in $(seq 50); do
+  r=$(s3c "$PL" us-east-1 GET "$KEY") || true
+  [ "$(code_of "$r")" = 200 ] && break
+  sleep 0.2
+done
 ok "$([ "$rc" = 7 ] && [ "$(code_of "$r")" = 200 ] && echo 0 || echo 1)" \
     "SIGUSR1 goes dark (curl exit $rc), SIGUSR2 comes back ($(code_of "$r"))"
 

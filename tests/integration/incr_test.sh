@@ -212,12 +212,21 @@ rm -rf "$T/repo3"
 sql "create table t_big as select g, md5(g::text) v from generate_series(1, 600000) g"
 sql "checkpoint"
 before=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["backups"]))')
+ls -d "$T"/repo1/backups/*/ >"$T/bk.before" 2>/dev/null
 pg_run "$WALSHIP" --config "$CONF" backup-push --incremental --part-size 1MB >/dev/null 2>&1 &
 bk=$!
-wait_for 60 bash -c "ls $T/repo1/backups/*/part-0002 >/dev/null 2>&1"
-p=$bk   # the deepest descendant of the background job is walship
-while c=$(pgrep -P "$p" | head -1) && [ -n "$c" ]; do p=$c; done
-kill -9 "$p"
+# killed once a part of the new backup is stored, by the PID in its lock
+new_part() {
+  local dir
+  for dir in "$T"/repo1/backups/*/; do
+    grep -qxF "$dir" "$T/bk.before" && continue
+    ls "$dir"part-* >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+wait_for 60 new_part
+ws_kill_lock_holder -KILL "$(ls "$T"/spool/*/backup.lock | head -1)"
+ok $? "the incremental is killed with -9 while it uploads"
 wait "$bk" 2>/dev/null
 after=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["backups"]))')
 is "$after" "$before" "an incremental killed with -9 is not listed"

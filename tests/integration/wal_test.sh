@@ -198,7 +198,7 @@ wait_for 40 test ! -s "$PFLOCK"; ok $? "... and is emptied when it is done (afte
 is "$(cat "$T/pf/pg_wal/.walship-prefetch/.end" 2>/dev/null)" 000000010000003000000008 \
   "the prefetcher notes the last segment before the archive's end"
 c1=$(fp_stat "$C1" connections)
-[ $((c1 - c0)) -le 4 ]; ok $? "prefetching 7 segments opened $((c1 - c0)) connections to us-east-1 (one per worker, not per segment)"
+[ $((c1 - c0)) -lt 7 ]; ok $? "prefetching 7 segments opened $((c1 - c0)) connections to us-east-1 (one per worker, not per segment)"
 r0=$(fp_stat "$C1" requests)
 good=0
 for i in 2 3 4 5 6 7 8; do

@@ -38,8 +38,8 @@ walseg() {   # OUT NAME SYSID [SEED [SEG_SIZE]]
     { [ "$(id -u)" != 0 ] || chown "$(pg_user)" "$1"; }
 }
 
-pg_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+pg_free_port() {   # below the ephemeral range, registered (tests/lib/free_ports.py)
+  python3 "$(dirname "${BASH_SOURCE[0]}")/free_ports.py" 1
 }
 
 pg_init() {

@@ -138,8 +138,8 @@ done_testing() {
 }
 
 # Free TCP ports on 127.0.0.1.
-tap_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+tap_free_port() {   # below the ephemeral range, registered (tests/lib/free_ports.py)
+  python3 "$(dirname "${BASH_SOURCE[0]}")/free_ports.py" 1
 }
 
 # wait_for SECONDS cmd...: poll until cmd succeeds.
