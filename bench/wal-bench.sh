@@ -6,7 +6,7 @@
 #   bench/wal-bench.sh [--storage posix|s3|both] [--segments N] [--runs R]
 #                      [--duration S] [--sustained-runs K] [--scale S]
 #                      [--scenarios push,fetch,sustained] [--diag] [--keep]
-#                      [--delay-ms N]
+#                      [--delay-ms N] [--proc] [--perf]
 #
 #   --storage         posix: pgBackRest repo1-type=posix vs a walship file://
 #                     region, both under one temp dir on the same disk;
@@ -28,6 +28,15 @@
 #                     through it unchanged.  Pushes go direct.  Default 0.
 #   --scenarios LIST  comma-separated subset of push,fetch,sustained (default
 #                     all; fetch needs push)
+#   --proc            also run walship with archive_async_process = on (the
+#                     local archiver process, docs/WAL.md) in the push
+#                     scenario, archive_async_idle = 2 (row "walship + process")
+#   --perf            after the push runs, one more drain of walship (and of
+#                     walship + process with --proc) under `perf record`,
+#                     the run's processes only (daemons included: they are
+#                     its descendants), not in the table; `perf report
+#                     --sort comm,dso` and `--sort sym` of each are appended
+#                     to the results
 #   --diag            also run walship with parallel = 3 in the push scenario
 #                     (diagnostic rows, not part of the comparison: push-ahead
 #                     runs parallel - 1 threads beside the requested file)
@@ -98,6 +107,8 @@ keep=0
 delay_ms=0
 DPORT="" DPID=""
 diag=0
+proc=0
+perf=0
 scenarios=push,fetch,sustained
 while [ $# -gt 0 ]; do
     case $1 in
@@ -116,6 +127,8 @@ while [ $# -gt 0 ]; do
         --keep) keep=1; shift ;;
         --delay-ms) delay_ms=${2:?}; shift 2 ;;
         --diag) diag=1; shift ;;
+        --proc) proc=1; shift ;;
+        --perf) perf=1; shift ;;
         --scenarios) scenarios=${2:?}; shift 2 ;;
         --scenarios=*) scenarios=${1#*=}; shift ;;
         -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -278,10 +291,10 @@ storage_teardown() {
     if [ "$S" = s3 ]; then swift_stop "$SD/swift"; fi
 }
 
-# ws_conf NAME [PARALLEL]: a walship config for a fresh region/prefix NAME;
-# prints its path
+# ws_conf NAME [PARALLEL [PROC]]: a walship config for a fresh region/prefix
+# NAME, with the archiver process when PROC is 1; prints its path
 ws_conf() {
-    local name=$1 conf=$SD/$1.ws.conf par=${2:-2}
+    local name=$1 conf=$SD/$1.ws.conf par=${2:-2} wproc=${3:-0}
     mkdir -p "$SD/ws-spool-$name"
     {
         echo "[global]"
@@ -289,7 +302,13 @@ ws_conf() {
         echo "spool_dir = $SD/ws-spool-$name"
         echo "parallel = $par"
         echo "compression = zstd:3"
-        echo "log_level = warning"
+        # info with the process: wal-push says when and why it pushed a
+        # file itself (counted in the run's line)
+        echo "log_level = $([ "$wproc" = 1 ] && echo info || echo warning)"
+        if [ "$wproc" = 1 ]; then
+            echo "archive_async_process = on"
+            echo "archive_async_idle = 2"
+        fi
         echo
         if [ "$S" = posix ]; then
             mkdir -p "$SD/ws-repo-$name"
@@ -395,8 +414,8 @@ push_run() { # TOOL REP
     d=$SD/data-$name
     fake_pgdata "$d" ready
     case $tool in
-        walship | walship-p3)
-            conf=$(ws_conf "$name" "$([ "$tool" = walship-p3 ] && echo 3 || echo 2)")
+        walship | walship-p3 | walship-proc)
+            conf=$(ws_conf "$name" "$([ "$tool" = walship-p3 ] && echo 3 || echo 2)" "$([ "$tool" = walship-proc ] && echo 1 || echo 0)")
             cmd="$WALSHIP --config $conf wal-push %p"
             ;;
         pgbr-sync | pgbr-async)
@@ -419,6 +438,28 @@ push_run() { # TOOL REP
         note "  WARNING: $name: exit $rc, $objs objects in the repository (want $nseg); log: $(tail -3 "$SD/$name.log" | tr '\n' ' ')"
     echo "$S push $tool $rep $mrc $wall $wall_all $user $sys $rss $objs" >>"$REC"
     note "  push $tool run $rep: ${wall}s (all done ${wall_all}s), cpu $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')s, rss ${rss}kB, repo: $objs"
+    if [ "$tool" = walship-proc ]; then
+        note "    wal-push pushed $(grep -c ' here: ' "$SD/$name.log") of $nseg itself: $(sed -n 's/.* here: //p' "$SD/$name.log" | sort | uniq -c | sort -rn | tr -s ' ' | tr '\n' ';')"
+    fi
+    rm -rf "$d"
+}
+
+# perf_run TOOL: one more drain under perf record (this run's processes
+# only: the machine is shared), reported by process and library
+perf_run() {
+    local tool=$1 name=perf-$1 d conf pd=$W/perf-$S-$1.data
+    d=$SD/data-$name
+    fake_pgdata "$d" ready
+    conf=$(ws_conf "$name" 2 "$([ "$tool" = walship-proc ] && echo 1 || echo 0)")
+    warm
+    sync
+    perf record -F 499 -g -o "$pd" -- runuser -u "$(pg_user)" -- env PATH="$PG_BIN:$PATH" \
+        bash "$top/bench/lib/archiver.sh" "$d" "$WALSHIP --config $conf wal-push %p" >/dev/null 2>"$SD/$name.log"
+    perf report -i "$pd" --no-children --sort comm,dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' |
+        awk '$1 ~ /%$/' | head -25 >"$W/perf-$S-$tool.txt"
+    perf report -i "$pd" --no-children --sort sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' |
+        awk '$1 ~ /%$/' | head -25 >"$W/perf-$S-$tool.sym.txt"
+    note "  perf $tool: $(head -3 "$W/perf-$S-$tool.txt" | tr -s ' ' | tr '\n' ';')"
     rm -rf "$d"
 }
 
@@ -572,6 +613,7 @@ fmt_table() { # STORAGE SCENARIO TOOLS... (first tool = walship, the reference)
         case $t in
             walship) label="walship wal-push" ;;
             walship-p3) label="(walship parallel=3)" ;;
+            walship-proc) label="walship + process" ;;
             walship-prefetch) label="walship wal-fetch" ;;
             walship-noprefetch) label="walship --no-prefetch" ;;
             pgbr-sync) label="pgBackRest $([ "$sc" = push ] && echo archive-push || echo archive-get)" ;;
@@ -610,8 +652,13 @@ for st in $storages; do
         note "[$S] push: $nseg ready segments x $runs runs (walship, pgBackRest sync, pgBackRest async)"
         for ((r = 1; r <= runs; r++)); do
             for tool in walship pgbr-sync pgbr-async; do push_run "$tool" "$r"; done
+            if [ "$proc" = 1 ]; then push_run walship-proc "$r"; fi
             if [ "$diag" = 1 ]; then push_run walship-p3 "$r"; fi
         done
+    fi
+    if want push && [ "$perf" = 1 ]; then
+        perf_run walship
+        if [ "$proc" = 1 ]; then perf_run walship-proc; fi
     fi
     if want fetch; then
         note "[$S] fetch: $nseg segments x $runs runs"
@@ -644,8 +691,16 @@ for st in $storages; do
     if want push; then
         out ""
         out "push: $nseg ready segments drained by an archiver loop (archive_command per .ready, oldest first)"
-        fmt_table "$st" push walship pgbr-sync pgbr-async walship-p3
+        fmt_table "$st" push walship pgbr-sync pgbr-async walship-p3 walship-proc
         out "stored:$(stored_line "$st")"
+        for f in "$W/perf-$st-walship.txt" "$W/perf-$st-walship-proc.txt"; do
+            [ -s "$f" ] || continue
+            out ""
+            out "perf record -F 499 of one more drain (its processes only), $(basename "$f" .txt | sed "s/^perf-$st-//"): samples by process and library"
+            while IFS= read -r l; do out "  $l"; done <"$f"
+            out "  by symbol:"
+            while IFS= read -r l; do out "  $l"; done <"${f%.txt}.sym.txt"
+        done
     fi
     if want fetch; then
         out ""
@@ -667,6 +722,10 @@ for st in $storages; do
     if want push; then
         target_line "$nseg ready segments: pgBackRest sync / walship >= 3x" "$(ratio_of "$st" push pgbr-sync walship)" 3
         target_line "$nseg ready segments: pgBackRest async / walship >= 1.5x" "$(ratio_of "$st" push pgbr-async walship)" 1.5
+        if [ "$proc" = 1 ]; then
+            target_line "$nseg ready segments: pgBackRest sync / walship + process >= 3x" "$(ratio_of "$st" push pgbr-sync walship-proc)" 3
+            target_line "$nseg ready segments: pgBackRest async / walship + process >= 1.5x" "$(ratio_of "$st" push pgbr-async walship-proc)" 1.5
+        fi
     fi
     if want sustained; then
         ml=$(awk -v s="$st" '$1 == s && $2 == "walship" { if ($7 > m) m = $7 } END { print m + 0 }' "$SUS")

@@ -126,6 +126,12 @@ int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex
 /* 1 if a marker for NAME records exactly this identity. */
 int spool_pushed_matches(struct spool *sp, const char *name, const struct stat *st);
 int spool_has_marker(struct spool *sp, const char *name);
+/* The same with a tag (one line, no newline): written as the marker's third
+ * line; matching requires it (a marker from another configuration or
+ * binary does not count).  A NULL tag writes none and ignores any. */
+int spool_mark_pushed_tag(struct spool *sp, const char *name, const char *sha256_hex, const struct stat *st,
+                          const char *tag, struct err *e);
+int spool_pushed_matches_tag(struct spool *sp, const char *name, const struct stat *st, const char *tag);
 /* Same identity (the file was not written to or replaced in between)? */
 int spool_same_file(const struct stat *a, const struct stat *b);
 void spool_unmark_pushed(struct spool *sp, const char *name);

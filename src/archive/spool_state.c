@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,14 +115,25 @@ static int identity(const struct stat *st, char *out, size_t n)
 int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex, const struct stat *st,
                       struct err *e)
 {
-    char path[PATH_MAX], tmp[PATH_MAX], body[256], id[160];
+    return spool_mark_pushed_tag(sp, name, sha256_hex, st, NULL, e);
+}
+
+/* The marker: the file's identity, its SHA-256, and the tag of what wrote
+ * it (the configuration and binary, archd.h), when there is one. */
+int spool_mark_pushed_tag(struct spool *sp, const char *name, const char *sha256_hex, const struct stat *st,
+                          const char *tag, struct err *e)
+{
+    char path[PATH_MAX], tmp[PATH_MAX], body[384], id[160];
     int fd, n;
 
     if (spool_sub(sp, path, sizeof path, "pushed", name, NULL) < 0 ||
-        snprintf(tmp, sizeof tmp, "%s/tmp/pushed-%s.%d", sp->dir, name, (int)getpid()) >= (int)sizeof tmp)
+        snprintf(tmp, sizeof tmp, "%s/tmp/pushed-%s.%d.%lx", sp->dir, name, (int)getpid(),
+                 (unsigned long)pthread_self()) >= (int)sizeof tmp)
         return err_setf(e, ERR_IO, "spool path too long");
     identity(st, id, sizeof id);
-    n = snprintf(body, sizeof body, "%s\n%s\n", id, sha256_hex);
+    n = snprintf(body, sizeof body, "%s\n%s\n%s%s", id, sha256_hex, tag ? tag : "", tag ? "\n" : "");
+    if (n < 0 || n >= (int)sizeof body)
+        return err_setf(e, ERR_IO, "push-ahead marker too long");
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
@@ -155,9 +167,15 @@ int spool_same_file(const struct stat *a, const struct stat *b)
 
 int spool_pushed_matches(struct spool *sp, const char *name, const struct stat *st)
 {
+    return spool_pushed_matches_tag(sp, name, st, NULL);
+}
+
+int spool_pushed_matches_tag(struct spool *sp, const char *name, const struct stat *st, const char *tag)
+{
     char path[PATH_MAX], id[160];
     unsigned char *buf;
-    size_t len, idlen;
+    const unsigned char *third;
+    size_t len, idlen, taglen;
     struct err ignored = ERR_INIT;
     int match;
 
@@ -168,6 +186,13 @@ int spool_pushed_matches(struct spool *sp, const char *name, const struct stat *
     identity(st, id, sizeof id);
     idlen = strlen(id);
     match = len > idlen && memcmp(buf, id, idlen) == 0 && buf[idlen] == '\n';
+    if (match && tag != NULL) {
+        /* the third line must be the tag, whole */
+        third = memchr(buf + idlen + 1, '\n', len - idlen - 1);
+        taglen = strlen(tag);
+        match = third != NULL && (size_t)(buf + len - (third + 1)) == taglen + 1 &&
+                memcmp(third + 1, tag, taglen) == 0 && third[1 + taglen] == '\n';
+    }
     free(buf);
     return match;
 }

@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archd.h"
+#include "archd_int.h"
 #include "archiver.h"
 #include "cluster.h"
 #include "note.h"
@@ -45,6 +47,7 @@ struct ahead {
     char **names;
     size_t n;
     const struct note_sink *notes;
+    const char *tag;        /* of this binary and configuration, for the markers */
     pthread_mutex_t lock;   /* the counts below */
     unsigned long pushed, failed;
     int any_spooled;
@@ -55,8 +58,7 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The .ready segments after `self`, oldest first, at most `max`. */
-static int ready_segments(const char *statusdir, const char *self, size_t max, char ***out, size_t *nout)
+int wal_push_ready(const char *statusdir, const char *self, size_t max, char ***out, size_t *nout)
 {
     DIR *d = opendir(statusdir);
     struct dirent *de;
@@ -106,16 +108,7 @@ static int ready_segments(const char *statusdir, const char *self, size_t max, c
  * unlink may lock the orphaned inode and push the same name concurrently:
  * harmless, pushes are idempotent and markers are written only after
  * success. */
-static void release_claim(struct spool *sp, const char *name, int lockfd)
-{
-    char path[PATH_MAX];
-
-    if (lockfd < 0)
-        return;
-    if (snprintf(path, sizeof path, "%s/claims/%s", spool_dir(sp), name) < (int)sizeof path)
-        unlink(path);
-    spool_unlock(lockfd);
-}
+#define release_claim archd_release_claim
 
 /* A push-ahead worker's own archiver; the main one's identity checks hold. */
 static int ahead_open(void *arg, void **ws, struct err *e)
@@ -168,7 +161,7 @@ static int ahead_item(void *arg, void *ws, size_t i, struct err *e)
     err_clear(e);
     if (stat(path, &before) == 0 && archive_push_file(a, path, name, &rep, e) == 0 &&
         stat(path, &after) == 0 && spool_same_file(&before, &after) &&
-        spool_mark_pushed(ah->sp, name, rep.sha256_hex, &after, e) == 0) {
+        spool_mark_pushed_tag(ah->sp, name, rep.sha256_hex, &after, ah->tag, e) == 0) {
         pthread_mutex_lock(&ah->lock);
         ah->pushed++;
         if (rep.spooled)
@@ -258,7 +251,7 @@ static int open_spool(const struct config *c, const struct repo_ident *want, int
 /* Claim `name`; 1 when it was pushed ahead as this very file (nothing more
  * to do), 0 to archive it, -1 on error. */
 static int claim_and_check_ahead(const struct config *c, struct spool *sp, const char *path, const char *name,
-                                 const struct note_sink *notes, int *lockfd, struct err *e)
+                                 const char *tag, const struct note_sink *notes, int *lockfd, struct err *e)
 {
     char claim[WAL_NAME_MAX + 8];
     struct stat st;
@@ -270,12 +263,15 @@ static int claim_and_check_ahead(const struct config *c, struct spool *sp, const
         return 0;
     if (stat(path, &st) < 0)
         return err_errno(e, ERR_IO, errno, "could not stat \"%s\"", path);
-    if (spool_pushed_matches(sp, name, &st)) {
+    if (spool_pushed_matches_tag(sp, name, &st, tag)) {
         spool_unmark_pushed(sp, name);
         note(notes, LOG_DEBUG, "%s was pushed ahead with the same content", name);
         return 1;
     }
-    note(notes, LOG_WARNING, "%s was pushed ahead but has changed since: archiving it again", name);
+    note(notes, LOG_WARNING,
+         "%s was pushed ahead, but not as this very file (changed since, or pushed by another binary or "
+         "configuration): archiving it again",
+         name);
     spool_unmark_pushed(sp, name);
     return 0;
 }
@@ -299,14 +295,41 @@ static int ahead_start(struct ahead *ah, struct pool *pool, const struct config 
     ah->kr = kr;
     ah->sp = sp;
     ah->main = a;
-    ready_segments(ah->statusdir, name, (size_t)(c->parallel - 1) * AHEAD_PER_WORKER, &ah->names, &ah->n);
+    wal_push_ready(ah->statusdir, name, (size_t)(c->parallel - 1) * AHEAD_PER_WORKER, &ah->names, &ah->n);
     job.n = ah->n;
     return pool_start(pool, &job, n < WAL_PUSH_MAX_THREADS ? n : WAL_PUSH_MAX_THREADS);
 }
 
-int wal_push(const struct config *c, const struct keyring *kr, const char *path, const struct note_sink *notes,
-             struct wal_push_result *res, struct err *e)
+/* pg_wal: the directory of `path`. */
+static void wal_dir(const char *path, char *out, size_t len)
 {
+    const char *slash = strrchr(path, '/');
+
+    if (slash == NULL || slash == path)
+        snprintf(out, len, "%s", slash == NULL ? "." : "/");
+    else
+        snprintf(out, len, "%.*s", (int)(slash - path), path);
+}
+
+/* Hand the segment to the archiver process when it is one PostgreSQL
+ * marked .ready; 1 when the process archived this very file. */
+static int handoff(const struct config *c, const struct keyring *kr, struct spool *sp, const struct repo_ident *want,
+                   const char *path, const char *name, const char *tag, const struct archd_spawn *spawn,
+                   const struct note_sink *notes)
+{
+    char waldir[PATH_MAX], ready[PATH_MAX];
+
+    wal_dir(path, waldir, sizeof waldir);
+    if (snprintf(ready, sizeof ready, "%s/archive_status/%s.ready", waldir, name) >= (int)sizeof ready ||
+        access(ready, F_OK) != 0)
+        return 0;   /* not PostgreSQL's archiver asking: push it here */
+    return archd_handoff(c, kr, sp, want, waldir, path, name, tag, spawn, notes);
+}
+
+int wal_push(const struct config *c, const struct keyring *kr, const char *path, const struct archd_spawn *spawn,
+             const struct note_sink *notes, struct wal_push_result *res, struct err *e)
+{
+    char tag[ARCHD_TAG_LEN + 1] = "";
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
     struct spool *sp = NULL;
@@ -315,6 +338,7 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
     struct ahead ah;
     struct pool pool;
     struct wal_name w;
+    struct stat before;
     int nthreads = 0, i, lockfd = -1, rc = -1, has_async = 0, got, ahead = 0;
 
     memset(res, 0, sizeof *res);
@@ -331,12 +355,26 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
     memset(&a, 0, sizeof a);
     if (open_spool(c, &want, has_async, notes, &sp, e) < 0)
         goto out;
+    if (sp != NULL && archd_tag(c, tag, e) < 0)
+        goto out;
+    ah.tag = tag;
+    /* The archiver process (docs/WAL.md): no process start, TLS handshake
+     * or identity read per segment, and both cores busy between calls. */
+    if (sp != NULL && spawn != NULL && c->archive_async_process && w.kind == WAL_SEGMENT &&
+        handoff(c, kr, sp, &want, path, name, tag, spawn, notes) == 1) {
+        res->pushed_ahead_before = 1;
+        res->via_process = 1;
+        if (has_async)
+            res->shipper_spool = sp;
+        rc = 0;
+        goto out;
+    }
     /* A segment pushed ahead as this very file costs a stat, nothing more:
      * checked before the regions are opened, because after a push-ahead
      * batch PostgreSQL calls once per pushed segment, one after the other,
      * and every region's identity read in each of those calls kept the
      * cores idle between batches (docs/WAL.md, the profile). */
-    if (sp != NULL && (got = claim_and_check_ahead(c, sp, path, name, notes, &lockfd, e)) != 0) {
+    if (sp != NULL && (got = claim_and_check_ahead(c, sp, path, name, tag, notes, &lockfd, e)) != 0) {
         if (got > 0) {
             res->pushed_ahead_before = 1;
             rc = 0;
@@ -355,9 +393,13 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
         ahead = 1;
     }
     a.zstd_workers = nthreads > 0 ? 0 : c->parallel;
+    if (stat(path, &before) < 0)
+        memset(&before, 0, sizeof before);
     if (archive_push_file(&a, path, name, &res->rep, e) == 0) {
         rc = 0;
         res->pushed_ms = now_ms();
+        if (sp != NULL && c->archive_async_process && w.kind == WAL_SEGMENT)
+            archd_ack_own(sp, &before, path, name, res->rep.sha256_hex, tag);
         /* then help push ahead: every core works until the queue is empty */
         if (nthreads > 0)
             pool_work(&pool);

@@ -64,6 +64,10 @@ struct spool;
 /* Start a detached `walship ship` for the spool's cluster unless one runs;
  * never fails wal-push (spawn.c). */
 void ship_spawn(const struct config *conf, struct spool *sp);
+/* wal-push's way to start the archiver process (archd.h): detached, its
+ * log in the spool's archd.log. */
+struct archd_spawn;
+extern const struct archd_spawn archd_spawner;
 /* A detached prefetcher of the segments after NAME into DEST's directory
  * (walfetch_prefetch): returns at once in the caller. */
 struct keyring;

@@ -37,9 +37,11 @@ int cmd_wal_push_run(struct cmd_ctx *ctx)
     if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0 || cmd_load_keyring(ctx, &kr, &e) < 0) {
         rc = -1;
     } else {
-        rc = wal_push(c, kr, ctx->argv[1], &note_log_sink, &res, &e);
+        rc = wal_push(c, kr, ctx->argv[1], &archd_spawner, &note_log_sink, &res, &e);
         if (res.ahead_err.code != ERR_OK)
             log_warning("%s", res.ahead_err.msg);
+        if (rc == 0 && res.via_process)
+            log_debug("%s archived by the archiver process", name);
         if (rc == 0 && !res.pushed_ahead_before)
             log_info("archived %s (%d uploaded, %d already there, %d spooled) in %llu ms", name, res.rep.uploaded,
                      res.rep.already, res.rep.spooled, (unsigned long long)(res.pushed_ms - t0));

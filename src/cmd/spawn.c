@@ -1,8 +1,9 @@
 /*
  * spawn — the program's one way to leave work running in the background.
  * Library code never forks (docs/ARCHITECTURE.md); the commands that hand
- * work to a detached process (wal-push starting the shipper, wal-fetch and
- * restore starting a prefetch) do it through daemonize().
+ * work to a detached process (wal-push starting the shipper and the
+ * archiver process, wal-fetch and restore starting a prefetch) do it
+ * through daemonize().
  */
 #include "cmd.h"
 
@@ -14,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "archd.h"
 #include "log.h"
 #include "note.h"
 #include "ship.h"
@@ -38,13 +40,13 @@ int daemonize(const char *log_path)
     setsid();
     if (fork() != 0)
         _exit(0);
+    /* /dev/null first: a log that cannot be opened (a full disk) must not
+     * leave the caller's stdout and stderr (PostgreSQL's log pipe) held */
     fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (fd >= 0) {
         dup2(fd, STDIN_FILENO);
-        if (log_path == NULL) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
         close(fd);
     }
     if (log_path != NULL) {
@@ -91,6 +93,34 @@ void ship_spawn(const struct config *conf, struct spool *sp)
     _exit(127);
 }
 
+/* The archiver process runs in the forked child with wal-push's own
+ * configuration and keys: nothing is read again, so its tag is the one
+ * wal-push computed.  Called before wal-push starts any thread. */
+static void archd_start(void *arg, const struct config *c, const struct keyring *kr, struct spool *sp,
+                        const struct repo_ident *want, const char *waldir, const char *tag)
+{
+    char logpath[PATH_MAX];
+    struct err e = ERR_INIT;
+    int rc;
+
+    (void)arg;
+    snprintf(logpath, sizeof logpath, "%s/archd.log", spool_dir(sp));
+    switch (daemonize(logpath)) {
+    case -1:
+        log_warning("could not start the archiver process: %s", strerror(errno));
+        return;
+    case 1:
+        return;
+    default:
+        break;
+    }
+    rc = archd_run(c, kr, sp, want, waldir, tag, &note_log_sink, &e);
+    if (rc < 0)
+        log_error("archiver process: %s", e.msg);
+    _exit(rc < 0 ? 3 : 0);
+}
+
+const struct archd_spawn archd_spawner = { archd_start, NULL };
 void prefetch_spawn(const struct config *c, const struct keyring *kr, const int *order, int n,
                     const struct cluster_info *ci, const char *name, const char *dest, uint64_t seg_size)
 {

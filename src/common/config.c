@@ -210,6 +210,8 @@ const struct key_def config_global_keys[] = {
     G("max_chain", max_chain, set_max_chain, KIND_INT, KEY_ZERO_UNSET),
     G("full_every", full_every, set_duration, KIND_DURATION, KEY_ZERO_UNSET),
     G("pg_bin", pg_bin, set_str, KIND_STR, 0),
+    G("archive_async_process", archive_async_process, set_bool, KIND_BOOL, 0),
+    G("archive_async_idle", archive_async_idle, config_set_idle, KIND_DURATION, 0),
 };
 #undef G
 
@@ -308,6 +310,7 @@ struct config *config_new_default(void)
     c->connect_timeout = 10;
     c->io_timeout = 30;
     c->archive_timeout = 60;
+    c->archive_async_idle = 30;    /* archive_async_process stays 0: opt-in */
     c->pg_bin = strdup("/usr/lib/postgresql/15/bin");
     c->origin = origins_new(NGLOBAL);
     if (c->spool_dir == NULL || c->pg_bin == NULL || c->origin == NULL) {

@@ -75,6 +75,8 @@ struct config {
     int max_chain;              /* backup-push --incremental: longest chain, else a full backup; 0 = no limit */
     uint64_t full_every;        /* ... and seconds after which a chain's full backup is renewed; 0 = never */
     char *pg_bin;
+    int archive_async_process;  /* wal-push hands segments to a local archiver process (docs/WAL.md) */
+    uint64_t archive_async_idle;    /* seconds without work after which that process exits */
 
     struct region_conf *regions;
     int nregions;

@@ -1,11 +1,14 @@
-/* config_cloud — setters of the S3 region keys of issue 15 (credentials
- * source, server-side encryption, integrity checksum), kept out of
- * config.c for its size.  docs/CONFIG.md lists the keys. */
+/* config_cloud — setters kept out of config.c for its size: the S3 region
+ * keys of issue 15 (credentials source, server-side encryption, integrity
+ * checksum) and the archiver process's idle time.  docs/CONFIG.md lists
+ * the keys. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config_int.h"
 #include "creds.h"
+#include "util.h"
 
 int config_set_credentials(void *t, const char *v, struct err *e)
 {
@@ -27,3 +30,17 @@ static int set_choice(void *t, const char *v, const char *a, const char *b, stru
 }
 int config_set_sse(void *t, const char *v, struct err *e) { return set_choice(t, v, "AES256", "aws:kms", e); }
 int config_set_checksum(void *t, const char *v, struct err *e) { return set_choice(t, v, "md5", "sha256", e); }
+
+/* The archiver process's idle time: at least a second (0 would end it
+ * between two of PostgreSQL's calls), at most a day. */
+int config_set_idle(void *t, const char *v, struct err *e)
+{
+    uint64_t *out = t, d;
+
+    if (parse_duration(v, &d, e) < 0)
+        return -1;
+    if (d < 1 || d > 86400)
+        return err_setf(e, ERR_CONFIG, "archive_async_idle \"%s\" is out of range (1s to 1d)", v);
+    *out = d;
+    return 0;
+}

@@ -56,6 +56,8 @@ like "$out" "^pg_conninfo += .*password=<redacted>" "the conninfo password is re
 like "$out" "^\[region ra\] +# region 1 of 2, mode sync\$" "regions in order, with their mode (1)"
 like "$out" "^\[region rb\] +# region 2 of 2, mode async\$" "regions in order, with their mode (2)"
 like "$out" "configuration is valid" "says it is valid"
+like "$out" "^archive_async_process += false +# default\$" "the archiver process is off by default (opt-in)"
+like "$out" "^archive_async_idle += 30s +# default\$" "its idle time defaults to 30 s"
 leaks "$out"; ok $((!$?)) "no secret anywhere in the output (key, conninfo password, token)"
 
 out=$("$WALSHIP" --config full.conf --key-file "$T/other-key" config check 2>&1)
@@ -170,5 +172,20 @@ conf '[region a]\nurl = s3://b/p\nsse = aes\n'
 refused "sse other than AES256 or aws:kms" bad.conf "bad.conf:3: .*bad value \"aes\" \(use AES256 or aws:kms\)"
 conf '[region a]\nurl = s3://b/p\nchecksum = crc32\n'
 refused "checksum other than md5 or sha256" bad.conf "bad.conf:3: .*bad value \"crc32\" \(use md5 or sha256\)"
+
+# ---- the archiver process (docs/WAL.md "Archiving throughput") ----
+conf '[global]\narchive_async_process = on\narchive_async_idle = 2min\n[region a]\nurl = file:///a\n'
+out=$(check bad.conf); st=$?
+is "$st" 0 "archive_async_process = on with archive_async_idle = 2min is valid"
+like "$out" "^archive_async_process += true +# bad.conf:2\$" "archive_async_process shown"
+like "$out" "^archive_async_idle += 120s +# bad.conf:3\$" "archive_async_idle shown (in seconds)"
+conf '[global]\narchive_async_process = sometimes\n[region a]\nurl = file:///a\n'
+refused "archive_async_process not a boolean" bad.conf "bad.conf:2: .*archive_async_process"
+conf '[global]\narchive_async_idle = 0\n[region a]\nurl = file:///a\n'
+refused "archive_async_idle = 0" bad.conf "bad.conf:2: .*archive_async_idle \"0\" is out of range"
+conf '[global]\narchive_async_idle = 2d\n[region a]\nurl = file:///a\n'
+refused "archive_async_idle over a day" bad.conf "bad.conf:2: .*out of range \(1s to 1d\)"
+conf '[global]\narchive_async_idle = soon\n[region a]\nurl = file:///a\n'
+refused "archive_async_idle not a duration" bad.conf "bad.conf:2: .*archive_async_idle.*bad duration"
 
 done_testing

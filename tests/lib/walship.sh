@@ -81,7 +81,7 @@ ws_stop_daemons() {
     while IFS= read -r f; do
       pid=$(ws_lock_pid "$f")
       [ -n "$pid" ] && pids="$pids $pid"
-    done < <(find "$d" \( -path '*/.walship-prefetch/.lock' -o -name ship.lock \) -type f 2>/dev/null)
+    done < <(find "$d" \( -path '*/.walship-prefetch/.lock' -o -name ship.lock -o -name archd.lock \) -type f 2>/dev/null)
   done
   [ -n "$pids" ] || return 0
   # shellcheck disable=SC2086
