@@ -179,42 +179,58 @@ like "$(cat "$T/tmp/kill.out")" "exited during" "...saying PostgreSQL exited"
 no_new_timeline; ok $? "...no new timeline"
 
 # ---- bounded: the instance never accepts connections (--start-timeout) ----
-# The postmaster is stopped (SIGSTOP) as soon as it exists: it never says
-# "standby" in postmaster.pid, so walship never logs in.
+# PostgreSQL's restore_command hangs (a hung mount, say): the server never
+# reaches consistency, so it never accepts connections.  Made certain with
+# a pg_ctl that adds -c restore_command='sleep 20' (the command line wins
+# over postgresql.auto.conf); everything else is PostgreSQL's own.
+# (Stopping the postmaster once it exists was not: CI was once too late.)
+HB=$T/hangbin
+mkdir -p "$HB"
+for b in "$PG_BIN"/*; do ln -sf "$b" "$HB/"; done
+rm -f "$HB/pg_ctl"
+printf '#!/bin/sh\nexec "%s/pg_ctl" -o "-c restore_command='"'"'sleep 20'"'"'" "$@"\n' "$PG_BIN" >"$HB/pg_ctl"
+chmod 755 "$HB/pg_ctl"
 d=$(newdir 30)
 s0=$SECONDS
-ws "${R[@]}" --pgdata "$d" --target-latest --start --start-timeout 8 >"$T/tmp/st.out" 2>&1 &
-bg=$!
-wait_for 120 test -s "$d/postmaster.pid"
-pm=$(head -1 "$d/postmaster.pid")
-kill -STOP "$pm"
-wait "$bg"
+ws "${R[@]}" --pg-bin "$HB" --pgdata "$d" --target-latest --start --start-timeout 8 >"$T/tmp/st.out" 2>&1
 is "$?" 3 "no connection within --start-timeout 8: exit 3"
 el=$((SECONDS - s0))
 [ "$el" -lt 120 ]; ok $? "...within the bound ($el s)"
 like "$(cat "$T/tmp/st.out")" "did not accept connections within 8 s" "...naming the timeout"
 like "$(cat "$T/tmp/st.out")" "NOT promoted" "...not promoted"
-kill -CONT "$pm"
 stop_r "$d"
 no_new_timeline; ok $? "...no new timeline"
 
 # ---- bounded: replay stops moving (--stall-timeout) ----
-# The startup process is stopped once the instance is consistent: walship
-# logs in, sees the replay LSN stand still, and gives up.
+# PostgreSQL's restore_command hangs once the instance is consistent: the
+# WAL up to the backup's end comes as usual, then every later segment
+# hangs.  walship logs in, sees the replay LSN stand still, and gives up.
+# (Made certain: stopping the startup process at the right moment was not.)
+# (the segment after the backup's last too: its end record may open it)
+STOPWAL=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys
+w=json.load(sys.stdin)[0]["backups"][-1]["stop_wal"]
+n=int(w[8:16],16)*256+int(w[16:],16)+1
+print("%s%08X%08X" % (w[:8], n // 256, n % 256))')
+{
+  echo '#!/bin/bash'
+  echo "# restore_command: as walship's up to $STOPWAL, then a segment hangs"
+  echo 'if [[ "$1" =~ ^[0-9A-F]{24}$ && "$1" > "'"$STOPWAL"'" ]]; then sleep 30; exit 1; fi'
+  echo 'exec "'"$WALSHIP"'" --config "'"$CONF"'" wal-fetch "$1" "$2" --no-prefetch'
+} >"$T/hang-after"
+chmod 755 "$T/hang-after"
+HS=$T/hangsbin
+mkdir -p "$HS"
+for b in "$PG_BIN"/*; do ln -sf "$b" "$HS/"; done
+rm -f "$HS/pg_ctl"
+printf '#!/bin/sh\nexec "%s/pg_ctl" -o "-c restore_command='"'"'%s %%f %%p'"'"'" "$@"\n' "$PG_BIN" "$T/hang-after" >"$HS/pg_ctl"
+chmod 755 "$HS/pg_ctl"
 d=$(newdir 31)
 s0=$SECONDS
-ws "${R[@]}" --pgdata "$d" --target-latest --start --stall-timeout 6 >"$T/tmp/stall.out" 2>&1 &
-bg=$!
-wait_fast 120 grep -qE '^(ready|standby)' "$d/postmaster.pid"
-pm=$(head -1 "$d/postmaster.pid")
-su=$(pgrep -P "$pm" -f 'startup')
-[ -n "$su" ] && kill -STOP $su
-wait "$bg"
+ws "${R[@]}" --pg-bin "$HS" --pgdata "$d" --target-latest --start --stall-timeout 6 >"$T/tmp/stall.out" 2>&1
 is "$?" 3 "replay stalls: exit 3"
 el=$((SECONDS - s0))
 [ "$el" -lt 120 ]; ok $? "...within the bound ($el s)"
-like "$(cat "$T/tmp/stall.out")" "no progress for 6 s (at LSN [0-9A-F]+/[0-9A-F]+|before PostgreSQL said where replay is)" "...naming --stall-timeout and the LSN"
-[ -n "$su" ] && kill -CONT $su
+like "$(cat "$T/tmp/stall.out")" "no progress for 6 s at LSN [0-9A-F]+/[0-9A-F]+" "...naming --stall-timeout and the LSN"
 is "$(rsql 'select pg_is_in_recovery()')" t "...the instance is left in recovery"
 stop_r "$d"
 no_new_timeline; ok $? "...no new timeline"
@@ -222,30 +238,25 @@ no_new_timeline; ok $? "...no new timeline"
 # ---- bounded: the server stops answering walship's questions ----
 # A startup process stopped while it holds the spinlock that "where is
 # replay" needs leaves every such query waiting (seen in CI: 526 s, until
-# PostgreSQL's stuck-spinlock PANIC).  The same, made certain: the startup
-# process and walship's own session are stopped once walship is logged in.
-# Each question has a time limit; no answer counts as no progress.
+# PostgreSQL's stuck-spinlock PANIC).  The same, made certain: replay held
+# as above, and walship's own session stopped once it is logged in.  Each
+# question has a time limit; no answer counts as no progress.
 d=$(newdir 32)
 s0=$SECONDS
-ws "${R[@]}" --pgdata "$d" --target-latest --start --stall-timeout 6 >"$T/tmp/mute.out" 2>&1 &
+ws "${R[@]}" --pg-bin "$HS" --pgdata "$d" --target-latest --start --stall-timeout 6 >"$T/tmp/mute.out" 2>&1 &
 bg=$!
-wait_fast 120 grep -qE '^(ready|standby)' "$d/postmaster.pid"
-pm=$(head -1 "$d/postmaster.pid")
-su=$(pgrep -P "$pm" -f 'startup')
-[ -n "$su" ] && kill -STOP $su
 mute_pid() { rsql "select pid from pg_stat_activity where application_name = 'walship restore'"; }
 mute_seen() { [ -n "$(mute_pid)" ]; }
-wait_for 60 mute_seen
+wait_fast 60 mute_seen
 mute=$(mute_pid)
-[ -n "$su" ] && [ -n "$mute" ] && kill -STOP $mute
-ok $? "the startup process and walship's session are stopped"
+[ -n "$mute" ] && kill -STOP $mute
+ok $? "walship's session is stopped"
 wait "$bg"
 is "$?" 3 "a session that never answers: exit 3"
 el=$((SECONDS - s0))
 [ "$el" -lt 60 ]; ok $? "...within the bound ($el s)"
 like "$(cat "$T/tmp/mute.out")" "no progress for 6 s (at LSN [0-9A-F]+/[0-9A-F]+|before PostgreSQL said where replay is)" "...as a stall"
 like "$(cat "$T/tmp/mute.out")" "where replay is: no answer within [0-9]+ s" "...saying the question had no answer"
-[ -n "$su" ] && kill -CONT $su
 [ -n "$mute" ] && kill -CONT $mute
 is "$(rsql 'select pg_is_in_recovery()')" t "...the instance is left in recovery"
 stop_r "$d"
