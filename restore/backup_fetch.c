@@ -8,8 +8,6 @@
  */
 #include "backup_fetch.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +30,7 @@
 #include "pool.h"
 #include "util.h"
 #include "wal.h"
+#include "ar_dl.h"  /* last: libarchive calls go through its table */
 
 #define PIPE_CAP ((size_t)4 << 20)
 #define PROGRESS_MS 100
@@ -170,6 +169,8 @@ static int run_part(struct worker *w, struct err *e)
     struct archive *a = NULL;
     int rc = -1, started = 0;
 
+    if (ar_dl_load(e) < 0)
+        return -1;
     bkf_pipe_reset(&w->pipe);
     if (pthread_create(&w->dl_th, NULL, download_main, w) != 0)
         return err_setf(e, ERR_INTERNAL, "could not start a download thread");

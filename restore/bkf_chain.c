@@ -20,6 +20,7 @@
 #include "catalog.h"
 #include "pool.h"
 #include "util.h"
+#include "ar_dl.h"  /* last: libarchive calls go through its table */
 
 void bkf_chain_free(struct bkf_chain *c)
 {

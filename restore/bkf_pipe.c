@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ar_dl.h"  /* last: libarchive calls go through its table */
 
 int bkf_pipe_init(struct bkf_pipe *p, size_t cap, atomic_int *abort)
 {
@@ -153,6 +154,8 @@ la_ssize_t bkf_pipe_read(struct archive *a, void *arg, const void **out)
     struct bkf_pipe *p = arg;
     size_t n;
 
+    if (ar_dl_load(NULL) < 0)   /* the caller made `a` with a libarchive of its own */
+        return ARCHIVE_FATAL;
     pthread_mutex_lock(&p->mu);
     p->tail = (p->tail + p->lent) % p->cap;
     p->used -= p->lent;

@@ -14,6 +14,7 @@
 #include "bkf_chain.h"
 #include "bkf_fs.h"
 #include "util.h"
+#include "ar_dl.h"  /* last: libarchive calls go through its table */
 
 #define WRITEBACK_STEP ((uint64_t)8 << 20)
 
@@ -299,6 +300,8 @@ int bkf_tar_copy(struct bkf_tar_worker *w, struct archive *a, uint64_t base, uin
     struct bkf_tar *t = w->t;
     uint64_t pos = 0, flushed = 0;
 
+    if (ar_dl_load(e) < 0)
+        return -1;
     for (;;) {
         const void *buf;
         size_t len;
@@ -470,6 +473,8 @@ int bkf_tar_part(struct bkf_tar_worker *w, struct archive *a, uint32_t part, str
     struct archive_entry *ent;
     int r, rc = -1;
 
+    if (ar_dl_load(e) < 0)
+        return -1;
     w->part = part;
     w->file[0] = '\0';
     while (t->abort == NULL || !atomic_load(t->abort)) {

@@ -4,7 +4,6 @@
 #include "recover.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>

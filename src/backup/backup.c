@@ -1,8 +1,6 @@
 #include "backup.h"
 #include "backup_int.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -29,6 +27,7 @@
 #include "spool.h"
 #include "util.h"
 #include "wal.h"
+#include "ar_dl.h"  /* last: libarchive calls go through its table */
 
 #define BK_READ_BUF (1u << 20)
 
@@ -434,6 +433,8 @@ static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char 
     snprintf(partname, sizeof partname, "part-%04zu", pi + 1);
     if (repo_key_backup(key, sizeof key, j->name, partname) < 0)
         return err_setf(e, ERR_INTERNAL, "key too long");
+    if (ar_dl_load(e) < 0)
+        return -1;
     if (open_chain(j, p, rp, key, res, map, &nb, &rawc, e) < 0)
         return -1;
     pf.v = calloc(p->last - p->first + 1, sizeof *pf.v);

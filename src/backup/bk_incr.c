@@ -3,7 +3,6 @@
  */
 #include "bk_incr.h"
 
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "ar_dl.h"  /* last: libarchive calls go through its table */
 
 /* ---- the parent ---- */
 

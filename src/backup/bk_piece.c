@@ -13,8 +13,6 @@
  */
 #include "backup_int.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -24,6 +22,7 @@
 
 #include "blockmap.h"
 #include "util.h"
+#include "ar_dl.h"  /* last: libarchive calls go through its table */
 
 #define BK_MIN_PART ((uint64_t)64 << 20)
 

@@ -3,8 +3,6 @@
  * through the decoder into libarchive, each file's size and SHA-256
  * compared with the manifest; every other object decoded in full.
  */
-#include <archive.h>
-#include <archive_entry.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -16,6 +14,7 @@
 #include "bkf_pipe.h"
 #include "util.h"
 #include "verify_int.h"
+#include "ar_dl.h"  /* last: libarchive calls go through its table */
 
 #define VFY_PIPE_CAP ((size_t)4 << 20)
 
@@ -192,6 +191,10 @@ int vfy_full_part(struct repo *rp, const struct manifest *m, const struct man_pa
 
     if (pseen == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
+    if (ar_dl_load(e) < 0) {
+        free(pseen);
+        return -1;
+    }
     memset(&p, 0, sizeof p);
     p.rp = rp;
     p.key = key;

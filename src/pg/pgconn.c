@@ -1,11 +1,11 @@
 #include "pgconn.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "note.h"
+#include "pq_dl.h"
 #include "util.h"
 #include "wal.h"
 
@@ -62,6 +62,10 @@ int pg_connect(const char *conninfo, const struct note_sink *notes, struct pgcon
 
     if (c == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
+    if (pq_dl_load(e) < 0) {
+        free(c);
+        return -1;
+    }
     c->conn = PQconnectdb(conninfo ? conninfo : "");
     if (PQstatus(c->conn) != CONNECTION_OK) {
         char *shown = pg_conninfo_redact(conninfo ? conninfo : "");
@@ -215,8 +219,11 @@ int pg_current_lsn(struct pgconn *c, uint64_t *lsn, uint32_t *tli, struct err *e
 int pg_conninfo_check(const char *conninfo, struct err *e)
 {
     char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+    PQconninfoOption *opts;
 
+    if (pq_dl_load(e) < 0)
+        return -1;
+    opts = PQconninfoParse(conninfo, &errmsg);
     /* libpq's message may quote a piece of an unquoted password: not shown. */
     PQfreemem(errmsg);
     if (opts == NULL)
@@ -249,6 +256,8 @@ char *pg_conninfo_redact(const char *conninfo)
     char *errmsg = NULL, *out, *p;
     size_t cap = 1;
 
+    if (pq_dl_load(NULL) < 0)
+        return strdup("<not shown: libpq could not be loaded>");
     opts = PQconninfoParse(conninfo, &errmsg);
     PQfreemem(errmsg);
     if (opts == NULL)

@@ -50,7 +50,13 @@ enum pginst_login pginst_connect(const struct pg_pidfile *pf, const char *user, 
     PGconn *c;
     const char *m;
     int transient;
+    struct err le = ERR_INIT;
 
+    *out = NULL;
+    if (pq_dl_load(&le) < 0) {
+        snprintf(msg, n, "%s", le.msg);
+        return PGINST_REFUSED;
+    }
     snprintf(port, sizeof port, "%d", pf->port);
     kw[i] = "host";
     val[i++] = pf->sockdir[0] ? pf->sockdir
@@ -69,7 +75,6 @@ enum pginst_login pginst_connect(const struct pg_pidfile *pf, const char *user, 
     }
     kw[i] = NULL;
     val[i] = NULL;
-    *out = NULL;
     c = PQconnectdbParams(kw, val, 0);
     if (PQstatus(c) == CONNECTION_OK) {
         *out = c;

@@ -12,7 +12,7 @@
 #ifndef WALSHIP_PGINST_H
 #define WALSHIP_PGINST_H
 
-#include <libpq-fe.h>
+#include "pq_dl.h"
 #include <limits.h>
 #include <stdint.h>
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
+#include "s3_dl.h"
 
 #include "http.h"
 
@@ -50,7 +50,7 @@ void creds_http_clear(struct creds_http *h)
 
 static int attempt(struct creds_http *h, const char *what, struct err *e)
 {
-    CURL *c = curl_easy_init();
+    CURL *c;
     struct curl_slist *hl = NULL, *t;
     struct buf b = { NULL, 0, 0 };
     char eb[CURL_ERROR_SIZE] = "";
@@ -58,6 +58,9 @@ static int attempt(struct creds_http *h, const char *what, struct err *e)
     size_t i;
     int rc = -1;
 
+    if (s3_dl_load(e) < 0)
+        return -1;
+    c = curl_easy_init();
     if (c == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
     for (i = 0; i < sizeof h->headers / sizeof h->headers[0] && h->headers[i] != NULL; i++) {

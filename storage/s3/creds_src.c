@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
+#include "s3_dl.h"
 
 #include "util.h"
 
@@ -41,12 +41,14 @@ int creds_src_env(struct creds *c, char *detail, size_t n, struct err *e)
 /* http:// only to loopback or the ECS/EKS link-local agents; https anywhere. */
 static int container_host_ok(const char *url, struct err *e)
 {
-    CURLU *u = curl_url();
+    CURLU *u;
     char *scheme = NULL, *host = NULL;
     unsigned char a[16];
     int ok = 0;
 
-    if (u == NULL)
+    if (s3_dl_load(e) < 0)
+        return -1;
+    if ((u = curl_url()) == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||

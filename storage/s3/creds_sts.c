@@ -3,8 +3,7 @@
  * its XML answer read with libxml2. */
 #include "creds.h"
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
+#include "s3_dl.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +49,8 @@ int creds_parse_sts(const char *buf, size_t len, const char *what, struct creds 
     time_t expires = 0;
     int rc = -1;
 
-    s3_xml_init();
+    if (s3_dl_load(e) < 0)
+        return -1;
     if (len > INT32_MAX)
         return err_setf(e, ERR_AUTH, "%s: answer too large", what);
     doc = xmlReadMemory(buf, (int)len, "sts.xml", NULL, XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NONET);

@@ -1,7 +1,6 @@
 #include "http.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +26,6 @@ struct http_engine {
     int busy;                   /* inside curl_multi_perform */
     const struct note_sink *notes;  /* borrowed */
 };
-
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc;
-
-static void global_init(void)
-{
-    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 int http_status_transient(long status)
 {
@@ -77,9 +68,8 @@ int http_engine_new(const struct http_opts *o, struct http_engine **out, struct 
     long maxconn;
 
     *out = NULL;
-    pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK)
-        return err_setf(e, ERR_INTERNAL, "could not initialize libcurl: %s", curl_easy_strerror(global_rc));
+    if (s3_dl_load(e) < 0)
+        return -1;
     h = calloc(1, sizeof *h);
     if (h == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory creating an HTTP engine");

@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <curl/curl.h>
+#include "s3_dl.h"
 
 #include "err.h"
 #include "note.h"

@@ -491,7 +491,8 @@ static int s3_open(const struct stor_opts *o, struct stor **out, struct err *e)
     struct http_opts ho;
 
     *out = NULL;
-    s3_xml_init();
+    if (s3_dl_load(e) < 0)
+        return err_prefix(e, "region %s", o->name);
     s = calloc(1, sizeof *s);
     if (s == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory opening region %s", o->name);

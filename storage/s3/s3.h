@@ -7,8 +7,8 @@
  * The public entry point is stor_driver_s3 in stor.h; what is declared here is
  * for the driver's own files and its tests.  A struct s3 is used by one
  * thread at a time (stor.h), and owns one HTTP engine (http.h).  The XML
- * functions are pure and thread-safe once libxml2 is initialized
- * (s3_xml_init(), called by s3_open()).
+ * functions are pure and thread-safe once libxml2 is loaded and
+ * initialized (s3_dl_load(), which s3_open() and every parser call).
  */
 #ifndef WALSHIP_S3_H
 #define WALSHIP_S3_H
@@ -214,7 +214,6 @@ struct s3_delete_error {
     char message[256];
 };
 
-void s3_xml_init(void);
 /* 0 if the body is an <Error> document (er filled), -1 otherwise. */
 int s3_xml_parse_error(const void *buf, size_t len, struct s3_error *er);
 int s3_xml_parse_list(const void *buf, size_t len, struct s3_list_page *pg, struct err *e);

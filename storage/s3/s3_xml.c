@@ -1,30 +1,15 @@
 /* s3_xml — S3 REST XML with libxml2: parse answers, build request bodies. */
 #include "s3.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xmlwriter.h>
+#include "s3_dl.h"
 
 #include "util.h"
 
 #define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"
-
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-
-static void xml_init_once(void)
-{
-    xmlInitParser();
-}
-
-void s3_xml_init(void)
-{
-    pthread_once(&xml_once, xml_init_once);
-}
 
 /* Parse without network access, entity expansion or printing. */
 static xmlDocPtr parse(const void *buf, size_t len, const char *what, struct err *e)
@@ -32,7 +17,8 @@ static xmlDocPtr parse(const void *buf, size_t len, const char *what, struct err
     xmlParserCtxtPtr ctx;
     xmlDocPtr doc;
 
-    s3_xml_init();
+    if (s3_dl_load(e) < 0)
+        return NULL;
     if (buf == NULL || len == 0) {
         err_setf(e, ERR_HTTP, "empty answer where %s XML was expected", what);
         return NULL;
@@ -473,7 +459,6 @@ struct wr {
 
 static int wr_open(struct wr *w, const char *root)
 {
-    s3_xml_init();
     memset(w, 0, sizeof *w);
     w->buf = xmlBufferCreate();
     if (w->buf == NULL)
@@ -541,6 +526,8 @@ int s3_xml_build_complete(const struct s3_part *parts, size_t n, char **out, siz
     char num[16];
 
     *out = NULL;
+    if (s3_dl_load(e) < 0)
+        return -1;
     if (wr_open(&w, "CompleteMultipartUpload") == 0) {
         for (i = 0; i < n; i++) {
             snprintf(num, sizeof num, "%d", parts[i].number);
@@ -562,6 +549,8 @@ int s3_xml_build_delete(const char *prefix, const char *const *keys, size_t n, i
     size_t i;
 
     *out = NULL;
+    if (s3_dl_load(e) < 0)
+        return -1;
     if (wr_open(&w, "Delete") == 0) {
         if (quiet)
             wr_elem(&w, "Quiet", "true");
@@ -586,6 +575,8 @@ int s3_xml_build_create_bucket(const char *region, char **out, size_t *len, stru
     struct wr w;
 
     *out = NULL;
+    if (s3_dl_load(e) < 0)
+        return -1;
     if (wr_open(&w, "CreateBucketConfiguration") == 0)
         wr_elem(&w, "LocationConstraint", region);
     return wr_close(&w, out, len, "CreateBucketConfiguration", e);

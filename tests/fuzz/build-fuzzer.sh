@@ -41,8 +41,8 @@ inc="$(for d in src/common src/pg src/io src/codec src/repo src/archive src/back
 common="src/common/err.c src/common/util.c src/common/log.c src/common/wal.c"
 objs() { for f in "$@"; do printf ' %s/%s' "$top" "$f"; done; }
 # shellcheck disable=SC2046,SC2086
-$CC $cflags $inc $fz -o "$out/s3_xml_fuzz" "$here/s3_xml_fuzz.c" $(objs $common storage/s3/s3_xml.c) \
-    $(pkg-config --libs libxml-2.0)
+$CC $cflags $inc $fz -o "$out/s3_xml_fuzz" "$here/s3_xml_fuzz.c" $(objs $common storage/s3/s3_xml.c \
+    storage/s3/s3_dl.c src/common/dynlib.c) $(pkg-config --libs libxml-2.0) -ldl
 # shellcheck disable=SC2046,SC2086
 $CC $cflags $inc $fz -o "$out/manifest_fuzz" "$here/manifest_fuzz.c" $(objs $common src/repo/manifest.c src/repo/manifest_read.c src/repo/blockmap.c) \
     $(pkg-config --libs jansson libcrypto)
