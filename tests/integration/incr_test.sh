@@ -178,7 +178,7 @@ rm "$T/repo3/backups/$FULL/manifest.json"
 d=$(newdir f3)
 pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" backup-fetch "$INCR2" "$d" --tablespace-map "$T/ts1=$d.ts1" >"$T/f3.out" 2>&1
 st=$?
-[ "$st" -ne 0 ]; ok $? "a chain without its full backup is refused (exit $st)"
+is "$st" 3 "a chain without its full backup is refused (exit 3)"
 like "$(cat "$T/f3.out")" "needs backup $FULL" "the message names the missing link"
 [ ! -e "$d" ] || [ -z "$(ls -A "$d")" ]; ok $? "and nothing was written"
 pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" verify >"$T/v3.out" 2>&1
@@ -199,7 +199,7 @@ open(p, 'wb').write(bytes(b))" "$T/repo3/backups/$INCR1/$part"
 d=$(newdir f4)
 pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" backup-fetch "$INCR2" "$d" --tablespace-map "$T/ts1=$d.ts1" >"$T/f4.out" 2>&1
 st=$?
-[ "$st" -ne 0 ]; ok $? "a chain with a damaged link is refused (exit $st)"
+is "$st" 3 "a chain with a damaged link is refused (exit 3)"
 like "$(cat "$T/f4.out")" "$INCR1" "the message names the damaged link"
 [ ! -e "$d/backup_label" ]; ok $? "and the directory has no backup_label"
 pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo3" --key-file "$T/key" verify --full >"$T/v4.out" 2>&1

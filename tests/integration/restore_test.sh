@@ -140,7 +140,7 @@ like "$T_OUT" "missing.*would stop at LSN" "the message names the missing segmen
 d=$(newdir rgap2)
 ws restore --pgdata "$d" --target-time "$(date -u -d '+1 hour' '+%Y-%m-%d %H:%M:%S+00')" --start --port "$RPORT" >"$T/gap2.out" 2>&1
 st=$?
-[ "$st" -ne 0 ]; ok $? "restore to a time beyond the gap fails (exit $st)"
+is "$st" 3 "restore to a time beyond the gap fails with exit 3 (not a crash, not a success)"
 pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select 1" >/dev/null 2>&1
 [ $? -ne 0 ]; ok $? "and leaves no running, promoted instance"
 

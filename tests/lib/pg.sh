@@ -22,11 +22,26 @@ pg_user() {
 }
 
 pg_run() {
+  local st a
   if [ "$(id -u)" = 0 ]; then
     runuser -u postgres -- env PATH="$PG_BIN:$PATH" "$@"
   else
     env PATH="$PG_BIN:$PATH" "$@"
   fi
+  st=$?
+  # A walship that died of SIGILL, SIGABRT, SIGBUS, SIGFPE or SIGSEGV is a
+  # failure of the script whatever the case asserted (done_testing reports
+  # it): no test here sends those signals.
+  case $st in
+    132 | 134 | 135 | 136 | 139)
+      for a in "$@"; do
+        if [ "$a" = "${WALSHIP:-}" ]; then
+          printf '%s: %s\n' "$st" "$*" >>"${T:-${TMPDIR:-/tmp}}/.walship-crashes"
+          break
+        fi
+      done ;;
+  esac
+  return "$st"
 }
 
 pg_sysid() {

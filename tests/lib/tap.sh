@@ -133,6 +133,10 @@ skip_all() {
 }
 
 done_testing() {
+  if [ -n "${T:-}" ] && [ -s "$T/.walship-crashes" ]; then
+    ok 1 "no walship process died of a crash signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT)"
+    diag "$(head -20 "$T/.walship-crashes")"
+  fi
   echo "1..$_tap_n"
   [ "$_tap_failed" -eq 0 ]
 }
