@@ -61,6 +61,22 @@ int dynlib_result(const struct dynlib *d, struct err *e);
         return dynlib_result(&(lib), e); \
     }
 
+/* For a table header: a NULL-safe stand-in for the library's function F,
+ * which frees its argument of type T: NULL is a no-op that loads nothing;
+ * anything else loads the table with LOAD first.  DYNLIB_FREE_RET for a
+ * function returning R, OK when nothing was freed. */
+#define DYNLIB_FREE(table, LOAD, F, T) \
+    static inline void table##_free_##F(T x) \
+    { \
+        if (x != NULL && LOAD(NULL) == 0) \
+            table.F(x); \
+    }
+#define DYNLIB_FREE_RET(table, LOAD, F, R, T, OK) \
+    static inline R table##_free_##F(T x) \
+    { \
+        return x != NULL && LOAD(NULL) == 0 ? table.F(x) : (OK); \
+    }
+
 /* dlopen(soname) and resolve every symbol into its slot; on any failure
  * nothing is kept, every slot is left as it was and e names the library,
  * the missing symbol and what it is needed for (`purpose`). */

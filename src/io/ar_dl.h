@@ -18,6 +18,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "dynlib.h"
 #include "err.h"
 
 #define AR_DL_FUNCS(X) \
@@ -53,22 +54,9 @@ int ar_dl_load(struct err *e);
  * loads nothing; anything else loads the table first (a pthread_once
  * after the first time), and nothing of the library can exist when it
  * cannot be loaded. */
-static inline int ar_dl_free_archive_read_free(struct archive *x)
-{
-    return x != NULL && ar_dl_load(NULL) == 0 ? ar_dl.archive_read_free(x) : ARCHIVE_OK;
-}
-
-static inline int ar_dl_free_archive_write_free(struct archive *x)
-{
-    return x != NULL && ar_dl_load(NULL) == 0 ? ar_dl.archive_write_free(x) : ARCHIVE_OK;
-}
-
-static inline void ar_dl_free_archive_entry_free(struct archive_entry *x)
-{
-    if (x != NULL && ar_dl_load(NULL) == 0)
-        ar_dl.archive_entry_free(x);
-}
-
+DYNLIB_FREE_RET(ar_dl, ar_dl_load, archive_read_free, int, struct archive *, ARCHIVE_OK)
+DYNLIB_FREE_RET(ar_dl, ar_dl_load, archive_write_free, int, struct archive *, ARCHIVE_OK)
+DYNLIB_FREE(ar_dl, ar_dl_load, archive_entry_free, struct archive_entry *)
 #define archive_read_new ar_dl.archive_read_new
 #define archive_read_free ar_dl_free_archive_read_free
 #define archive_read_support_format_tar ar_dl.archive_read_support_format_tar

@@ -13,6 +13,7 @@
 
 #include <libpq-fe.h>
 
+#include "dynlib.h"
 #include "err.h"
 
 #define PQ_DL_FUNCS(X) \
@@ -43,30 +44,10 @@ int pq_dl_load(struct err *e);
  * loads nothing; anything else loads the table first (a pthread_once
  * after the first time), and nothing of the library can exist when it
  * cannot be loaded. */
-static inline void pq_dl_free_PQfinish(PGconn *x)
-{
-    if (x != NULL && pq_dl_load(NULL) == 0)
-        pq_dl.PQfinish(x);
-}
-
-static inline void pq_dl_free_PQclear(PGresult *x)
-{
-    if (x != NULL && pq_dl_load(NULL) == 0)
-        pq_dl.PQclear(x);
-}
-
-static inline void pq_dl_free_PQfreemem(void *x)
-{
-    if (x != NULL && pq_dl_load(NULL) == 0)
-        pq_dl.PQfreemem(x);
-}
-
-static inline void pq_dl_free_PQconninfoFree(PQconninfoOption *x)
-{
-    if (x != NULL && pq_dl_load(NULL) == 0)
-        pq_dl.PQconninfoFree(x);
-}
-
+DYNLIB_FREE(pq_dl, pq_dl_load, PQfinish, PGconn *)
+DYNLIB_FREE(pq_dl, pq_dl_load, PQclear, PGresult *)
+DYNLIB_FREE(pq_dl, pq_dl_load, PQfreemem, void *)
+DYNLIB_FREE(pq_dl, pq_dl_load, PQconninfoFree, PQconninfoOption *)
 #define PQconnectdb pq_dl.PQconnectdb
 #define PQconnectdbParams pq_dl.PQconnectdbParams
 #define PQfinish pq_dl_free_PQfinish

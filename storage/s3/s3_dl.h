@@ -21,6 +21,7 @@
 #include <libxml/tree.h>
 #include <libxml/xmlwriter.h>
 
+#include "dynlib.h"
 #include "err.h"
 
 #define S3_DL_CURL(X) \
@@ -60,59 +61,15 @@ int s3_dl_load(struct err *e);
  * loads nothing; anything else loads the table first (a pthread_once
  * after the first time), and nothing of the library can exist when it
  * cannot be loaded. */
-static inline void s3_dl_free_curl_easy_cleanup(CURL *x)
-{
-    if (x != NULL && s3_dl_load(NULL) == 0)
-        s3_dl.curl_easy_cleanup(x);
-}
-
-static inline CURLMcode s3_dl_free_curl_multi_cleanup(CURLM *x)
-{
-    return x != NULL && s3_dl_load(NULL) == 0 ? s3_dl.curl_multi_cleanup(x) : CURLM_OK;
-}
-
-static inline void s3_dl_free_curl_slist_free_all(struct curl_slist *x)
-{
-    if (x != NULL && s3_dl_load(NULL) == 0)
-        s3_dl.curl_slist_free_all(x);
-}
-
-static inline void s3_dl_free_curl_free(void *x)
-{
-    if (x != NULL && s3_dl_load(NULL) == 0)
-        s3_dl.curl_free(x);
-}
-
-static inline void s3_dl_free_curl_url_cleanup(CURLU *x)
-{
-    if (x != NULL && s3_dl_load(NULL) == 0)
-        s3_dl.curl_url_cleanup(x);
-}
-
-static inline void s3_dl_free_xmlFreeDoc(xmlDocPtr x)
-{
-    if (x != NULL && s3_dl_load(NULL) == 0)
-        s3_dl.xmlFreeDoc(x);
-}
-
-static inline void s3_dl_free_xmlFreeParserCtxt(xmlParserCtxtPtr x)
-{
-    if (x != NULL && s3_dl_load(NULL) == 0)
-        s3_dl.xmlFreeParserCtxt(x);
-}
-
-static inline void s3_dl_free_xmlBufferFree(xmlBufferPtr x)
-{
-    if (x != NULL && s3_dl_load(NULL) == 0)
-        s3_dl.xmlBufferFree(x);
-}
-
-static inline void s3_dl_free_xmlFreeTextWriter(xmlTextWriterPtr x)
-{
-    if (x != NULL && s3_dl_load(NULL) == 0)
-        s3_dl.xmlFreeTextWriter(x);
-}
-
+DYNLIB_FREE(s3_dl, s3_dl_load, curl_easy_cleanup, CURL *)
+DYNLIB_FREE_RET(s3_dl, s3_dl_load, curl_multi_cleanup, CURLMcode, CURLM *, CURLM_OK)
+DYNLIB_FREE(s3_dl, s3_dl_load, curl_slist_free_all, struct curl_slist *)
+DYNLIB_FREE(s3_dl, s3_dl_load, curl_free, void *)
+DYNLIB_FREE(s3_dl, s3_dl_load, curl_url_cleanup, CURLU *)
+DYNLIB_FREE(s3_dl, s3_dl_load, xmlFreeDoc, xmlDocPtr)
+DYNLIB_FREE(s3_dl, s3_dl_load, xmlFreeParserCtxt, xmlParserCtxtPtr)
+DYNLIB_FREE(s3_dl, s3_dl_load, xmlBufferFree, xmlBufferPtr)
+DYNLIB_FREE(s3_dl, s3_dl_load, xmlFreeTextWriter, xmlTextWriterPtr)
 #undef curl_easy_setopt
 #undef curl_easy_getinfo
 #undef curl_multi_setopt
