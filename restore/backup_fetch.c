@@ -564,6 +564,9 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     int rcode = -1;
 
     memset(&c, 0, sizeof c);
+    /* libarchive first: a host without it fails before anything is written */
+    if (ar_dl_load(e) < 0)
+        return -1;
     if (setup(&c, r, m, o, e) < 0 || prepare_dirs(&c, dir, e) < 0 ||
         bkf_fetch_small(r, m->name, "backup_label", &label, e) < 0 || bkf_check_label(m, label, e) < 0 ||
         (m->has_tablespace_map && bkf_fetch_small(r, m->name, "tablespace_map", &tsmap, e) < 0) ||

@@ -433,6 +433,8 @@ int bkf_chain_entry(struct bkf_tar_worker *w, struct archive *a, const struct ma
     char hex[65];
     int fd, rc = -1, whole;
 
+    if (ar_dl_load(e) < 0)
+        return -1;
     if (tf == NULL || tf->map == NULL) {
         /* the target does not have it, or stores it whole itself */
         if (archive_read_data_skip(a) != ARCHIVE_OK)

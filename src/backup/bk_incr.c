@@ -414,6 +414,8 @@ int bk_incr_emit(struct archive *a, int tmpfd, uint64_t len, unsigned char *buf,
 {
     uint64_t off = 0;
 
+    if (ar_dl_load(e) < 0)
+        return -1;
     while (off < len) {
         size_t want = len - off < buflen ? (size_t)(len - off) : buflen;
         ssize_t n = pread(tmpfd, buf, want, (off_t)off);
@@ -436,6 +438,8 @@ int bk_incr_tar(const struct bk_incr *inc, struct archive *a, const int *sink_fa
 {
     struct archive_entry *ent;
 
+    if (ar_dl_load(e) < 0)
+        return -1;
     if (bk_incr_read(inc, s->fd, s->src, (uint64_t)s->st->st_size, ph, pf, tmpfd, buf, buflen, done, out, e) < 0)
         return -1;
     if (out->stored == 0)

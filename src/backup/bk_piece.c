@@ -250,13 +250,17 @@ int bk_tar_piece(struct bk_job *j, struct archive *a, const int *failed, const s
                  unsigned char *buf, size_t buflen, char sha[65], unsigned char **hashes, struct err *e)
 {
     const struct bk_item *it = &j->list->items[u->item];
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_MD_CTX *md;
     struct bh_acc acc;
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int dn = 0;
     uint64_t left = u->len, off = u->off;
-    int fd = open(it->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = -1;
+    int fd, rc = -1;
 
+    if (ar_dl_load(e) < 0)
+        return -1;
+    md = EVP_MD_CTX_new();
+    fd = open(it->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     memset(&acc, 0, sizeof acc);
     if (fd < 0 && errno != ENOENT) {
         err_errno(e, ERR_IO, errno, "could not open \"%s\"", it->src);

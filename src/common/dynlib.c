@@ -5,12 +5,24 @@
 #include "dynlib.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Function pointers are stored through memcpy, as POSIX allows: dlsym's
  * void * and a function pointer have the same size and representation. */
 _Static_assert(sizeof(void *) == sizeof(void (*)(void)), "function and object pointers differ in size");
+
+/* WALSHIP_FAULT_INJECT="dlopen.SONAME" (src/io/fault.h): tests make a
+ * library missing without taking it off the machine. */
+static int injected(const char *soname)
+{
+    const char *v = getenv("WALSHIP_FAULT_INJECT");
+    char point[128];
+
+    snprintf(point, sizeof point, "dlopen.%s", soname);
+    return v != NULL && strstr(v, point) != NULL;
+}
 
 int dynlib_load(const char *soname, const char *purpose, const struct dynlib_sym *syms, size_t n,
                 struct err *e)
@@ -20,9 +32,9 @@ int dynlib_load(const char *soname, const char *purpose, const struct dynlib_sym
     size_t i;
 
     (void)dlerror();
-    h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    h = injected(soname) ? NULL : dlopen(soname, RTLD_NOW | RTLD_LOCAL);
     if (h == NULL) {
-        why = dlerror();
+        why = injected(soname) ? "injected fault" : dlerror();
         return err_setf(e, ERR_INTERNAL, "%s is needed for %s and could not be loaded: %s", soname, purpose,
                         why ? why : "unknown reason");
     }

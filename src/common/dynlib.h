@@ -13,7 +13,8 @@
  * the same DT_NEEDED entry (LD_LIBRARY_PATH, the ld.so cache, the default
  * directories): no new place a library can come from.  RTLD_NOW: a library
  * that lacks a symbol is refused when loaded, with its name, never later.
- * A library once loaded stays loaded.
+ * A library once loaded stays loaded.  Tests make one missing with
+ * WALSHIP_FAULT_INJECT="dlopen.SONAME" (as src/io/fault.h).
  */
 #ifndef WALSHIP_DYNLIB_H
 #define WALSHIP_DYNLIB_H

@@ -175,6 +175,8 @@ int pginst_open(const char *pgdata, const char *user, const char *appname, PGcon
     int i;
 
     *out = NULL;
+    if (pq_dl_load(e) < 0)      /* not a login problem: no --pg-user hint */
+        return -1;
     pginst_read_pidfile(pgdata, &pf);
     if (!pf.alive)
         return err_setf(e, ERR_NOTFOUND, "no PostgreSQL runs in \"%s\" (no live postmaster.pid)", pgdata);

@@ -99,6 +99,9 @@ int s3_req_prepare(struct http_xfer *x, struct err *e)
     size_t n = 0, i;
     int rc = -1;
 
+    if (s3_dl_load(e) < 0)
+        return -1;
+
     /* every attempt signs with the current credentials: refreshed here
      * before they expire, so a long upload outlives them */
     if (creds_current(s->creds, &s->cred, &s->cred_gen, s->base.notes, e) < 0) {

@@ -94,6 +94,29 @@ ok $? "backup-push to a server that does not listen fails cleanly (status $st)"
 loaded libpq
 ok $? "it loads libpq to connect"
 
+# A library that cannot be loaded (WALSHIP_FAULT_INJECT=dlopen.SONAME makes
+# it so) fails only what needs it, with its name.
+export WALSHIP_FAULT_INJECT=dlopen.libcurl.so.4,dlopen.libxml2.so.2,dlopen.libarchive.so.13
+run push-nocurl --config "$T/file.conf" wal-push "$SEG"
+is "$st" 0 "without libcurl, libxml2 and libarchive, a wal-push to a file:// region succeeds"
+run fetch-nocurl --config "$T/file.conf" wal-fetch 000000010000000000000001 "$T/got2" --no-prefetch
+is "$st" 0 "and so does a wal-fetch from it"
+run push-s3-nocurl --config "$T/s3.conf" wal-push "$SEG"
+[ "$st" != 0 ] && [ "$st" -lt 128 ]
+ok $? "a wal-push to an s3:// region fails cleanly without libcurl (status $st)"
+like "$(cat "$T/out/push-s3-nocurl")" "libcurl\.so\.4.*s3:// regions" "naming libcurl and what it is for"
+export WALSHIP_FAULT_INJECT=dlopen.libpq.so.5
+run restore-nopq --config "$T/file.conf" restore --pgdata "$T/rst/data" --target-latest --start
+[ "$st" != 0 ] && [ "$st" -lt 128 ]
+ok $? "restore --start without libpq fails cleanly (status $st)"
+like "$(cat "$T/out/restore-nopq")" "libpq\.so\.5" "naming libpq"
+[ ! -e "$T/rst/data/PG_VERSION" ]
+ok $? "before anything was restored"
+run push-pq-nopq --config "$T/pq.conf" wal-push "$SEG"
+is "$st" 3 "a configuration that sets pg_conninfo cannot be read without libpq (it is checked when read): exit 3"
+like "$(cat "$T/out/push-pq-nopq")" "pg_conninfo.*libpq\.so\.5" "naming the setting and libpq"
+unset WALSHIP_FAULT_INJECT
+
 # The harness's net for the class of bug above (a call through a table
 # not yet loaded is a NULL call): any walship run through pg_run that dies
 # of SIGSEGV fails its script, even where the case only asked for "not 0".
