@@ -732,9 +732,11 @@ done
 out "walship WAL benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work shares the machine)"
 out "walship: $WS_VERSION; $PGBR_VERSION; PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }')"
 out "both: zstd level 3, encryption (walship AES-256-GCM key_file; pgBackRest aes-256-cbc), parallelism 2"
-out "input: $nseg segments of pgbench WAL (scale $scale; tpcb with checkpoints + bulk updates), $((seg_bytes / 1048576)) MiB, zstd -3 alone: $((zstd_bytes / 1048576)) MiB"
-out "medians of $runs runs; ratio = tool's wall / walship's wall (> 1: walship is faster); all-done = until the last process the run started exited;"
-out "CPU = user+sys of every process of the run (not the storage server's); cores = CPU / all-done; RSS = largest single process"
+if want push || want fetch; then
+    out "input: $nseg segments of pgbench WAL (scale $scale; tpcb with checkpoints + bulk updates), $((seg_bytes / 1048576)) MiB, zstd -3 alone: $((zstd_bytes / 1048576)) MiB"
+    out "medians of $runs runs; ratio = tool's wall / walship's wall (> 1: walship is faster); all-done = until the last process the run started exited;"
+    out "CPU = user+sys of every process of the run (not the storage server's); cores = CPU / all-done; RSS = largest single process"
+fi
 for st in $storages; do
     case $st in
         posix) desc="posix: pgBackRest repo1-type=posix vs walship file:// region, same disk" ;;
