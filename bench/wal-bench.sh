@@ -75,9 +75,11 @@
 #             to - 1 - last_archived_wal, on the same timeline), its max,
 #             95th percentile (nearest rank), mean and the seconds it was
 #             above 1, the count of .ready files, time to drain after
-#             pgbench stops, archiving CPU (the archiver and everything it
-#             started, detached daemons included, through a cpuacct cgroup
-#             when one can be made; else the archiver's reaped children).
+#             pgbench stops, archiving CPU from the tool's first call (the
+#             switch's segment) to the end of the drain (the archiver and
+#             everything it started, detached daemons included, through a
+#             cpuacct cgroup when one can be made; else the archiver's
+#             reaped children).
 #
 # The WAL is real: a throwaway cluster (archive_mode = on, archive_command
 # = '' so that PostgreSQL keeps every segment) runs pgbench -i -s S, then
@@ -573,6 +575,12 @@ sustained_run() { # TOOL REP
             cmd="pgbackrest --config=$conf --stanza=bench archive-push %p"
             ;;
     esac
+    # CPU from before the tool's first call on: a daemon the switch's segment
+    # starts may live on into the pgbench run (walship's idles 2 s), and one
+    # started before the cgroup would not be counted
+    local cpu0 cpu1 s0 s1 t1 drain cg log0
+    cg=$(cg_start "$name")
+    cpu0=$(archiver_child_cpu)
     ssql "alter system set archive_command = '$cmd'" >/dev/null
     ssql "select pg_reload_conf()" >/dev/null
     ssql "select pg_switch_wal()" >/dev/null
@@ -582,9 +590,6 @@ sustained_run() { # TOOL REP
         sleep 0.2
     done
     ssql "checkpoint" >/dev/null
-    local cpu0 cpu1 s0 s1 t1 drain cg log0
-    cg=$(cg_start "$name")
-    cpu0=$(archiver_child_cpu)
     log0=$(wc -l <"$SRC/server.log")
     s0=$(sample)
     rm -f "$stop"
