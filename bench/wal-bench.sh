@@ -29,8 +29,9 @@
 #   --scenarios LIST  comma-separated subset of push,fetch,sustained (default
 #                     all; fetch needs push)
 #   --proc            also run walship with archive_async_process = on (the
-#                     local archiver process, docs/WAL.md) in the push
-#                     scenario, archive_async_idle = 2 (row "walship + process")
+#                     local archiver process, docs/WAL.md) in the push and
+#                     sustained scenarios, archive_async_idle = 2 (rows
+#                     "walship + process", "walship-proc")
 #   --perf            after the push runs, one more drain of walship (and of
 #                     walship + process with --proc) under `perf record`,
 #                     the run's processes only (daemons included: they are
@@ -65,12 +66,20 @@
 #             first run of each mode every restored file is compared with
 #             the original (later runs: present and full size).
 #   sustained a real PostgreSQL 15 whose archive_command is walship wal-push,
-#             then pgbackrest archive-push (sync), under pgbench -c 2 -j 2
-#             -T S; pg_stat_archiver sampled once a second: segments/s
-#             generated and archived, archive lag in segments (current WAL
-#             segment - 1 - last_archived_wal, and the count of .ready
-#             files), time to drain after pgbench stops, archive_command CPU
-#             (the archiver's reaped children).
+#             (with --proc: walship wal-push with the local archiver
+#             process,) pgbackrest archive-push archive-async=n, then
+#             archive-async=y, one after the other, each under pgbench -c 2
+#             -j 2 -T S; pg_stat_archiver sampled once a second: segments/s
+#             generated and archived, archive lag in segments (complete
+#             segments not archived yet: the segment WAL is being written
+#             to - 1 - last_archived_wal, on the same timeline), its max,
+#             95th percentile (nearest rank), mean and the seconds it was
+#             above 1, the count of .ready files, time to drain after
+#             pgbench stops, archiving CPU from the tool's first call (the
+#             switch's segment) to the end of the drain (the archiver and
+#             everything it started, detached daemons included, through a
+#             cpuacct cgroup when one can be made; else the archiver's
+#             reaped children).
 #
 # The WAL is real: a throwaway cluster (archive_mode = on, archive_command
 # = '' so that PostgreSQL keeps every segment) runs pgbench -i -s S, then
@@ -185,6 +194,9 @@ cleanup() {
     if [ "$src_up" = 1 ]; then pg_stop "$SRC" immediate; fi
     if [ -n "$DPID" ]; then kill "$DPID" 2>/dev/null; fi
     for d in "${swift_dirs[@]}"; do swift_stop "$d"; done
+    if [ -n "${CG:-}" ]; then
+        for d in "$CG"/walbench-$$-*; do [ -d "$d" ] && cg_end "$d"; done
+    fi
     if [ "$keep" = 1 ]; then
         note "work directory kept: $W"
     else
@@ -512,42 +524,79 @@ fetch_run() { # MODE REP
 }
 
 # ---------------------------------------------------------------- sustained
-sample() { # one line: epoch current_wal last_archived archived_count failed_count ready
-    ssql "select extract(epoch from clock_timestamp())::numeric(20,3), pg_walfile_name(pg_current_wal_lsn()),
+# sample: one line: epoch current_wal last_archived archived_count failed_count ready
+#   current_wal is the segment WAL is being written to: the one holding the
+#   next byte to write, pg_current_wal_lsn() + 1 (pg_walfile_name() names the
+#   segment *before* an LSN on a segment boundary, XLByteToPrevSeg: right
+#   after a switch it would name the segment just completed, and the lag
+#   below would come out one short).  Its timeline is the insertion
+#   timeline, as last_archived_wal's is the archived file's.
+sample() {
+    ssql "select extract(epoch from clock_timestamp())::numeric(20,3), pg_walfile_name(pg_current_wal_lsn() + 1),
                  coalesce(last_archived_wal, '-'), archived_count, failed_count,
                  (select count(*) from pg_ls_archive_statusdir() where name like '%.ready')
           from pg_stat_archiver" | tr '|' ' '
 }
+archiver_pid() { ssql "select pid from pg_stat_activity where backend_type = 'archiver'"; }
 archiver_child_cpu() { # CPU seconds of the archiver's reaped children (archive_command runs)
-    local pid
-    pid=$(ssql "select pid from pg_stat_activity where backend_type = 'archiver'")
-    awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($14 + $15) / t }' "/proc/$pid/stat"
+    awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($14 + $15) / t }' "/proc/$(archiver_pid)/stat"
+}
+# cg_start NAME: a cpuacct cgroup for the archiver, so that everything it
+# starts from now on is accounted, daemons that detach from it included
+# (they never return to it to be reaped); prints its directory, or nothing
+# when no cgroup can be made (not root, no cgroup v1 cpuacct)
+CG=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpuacct(,|$)/ { print $2; exit }' /proc/mounts)
+cg_start() {
+    local d=$CG/walbench-$$-$1
+    [ -n "$CG" ] && [ "$(id -u)" = 0 ] || return 0
+    mkdir "$d" 2>/dev/null || return 0
+    if echo "$(archiver_pid)" >"$d/tasks" 2>/dev/null; then
+        echo "$d"
+    else
+        rmdir "$d"
+    fi
+}
+cg_end() { # DIR: its processes (the archiver, a daemon still idling) back to the root group, then it goes
+    local p
+    for p in $(cat "$1/tasks" 2>/dev/null); do echo "$p" >"$CG/tasks" 2>/dev/null; done
+    rmdir "$1" 2>/dev/null
 }
 sustained_run() { # TOOL REP
     local tool=$1 rep=$2 name=sust-$1-$2 conf cmd samples=$SD/sust-$1-$2.samples stop=$SD/sust-$1-$2.stop
     case $tool in
-        walship)
-            conf=$(ws_conf "$name")
+        walship | walship-proc)
+            conf=$(ws_conf "$name" 2 "$([ "$tool" = walship-proc ] && echo 1 || echo 0)")
             cmd="$WALSHIP --config $conf wal-push %p"
             ;;
-        pgbr-sync)
+        pgbr-sync | pgbr-async)
             conf=$SD/$name.pgbr.conf
-            pgbr_conf "$conf" "$name" n "$SRC/data"
+            pgbr_conf "$conf" "$name" "$([ "$tool" = pgbr-async ] && echo y || echo n)" "$SRC/data"
             pgbr_stanza "$conf"
             cmd="pgbackrest --config=$conf --stanza=bench archive-push %p"
             ;;
     esac
-    ssql "alter system set archive_command = '$cmd'" >/dev/null
-    ssql "select pg_reload_conf()" >/dev/null
-    ssql "select pg_switch_wal()" >/dev/null
+    # CPU from before the tool's first call on: a daemon the switch's segment
+    # starts may live on into the pgbench run (walship's idles 2 s), and one
+    # started before the cgroup would not be counted.  But first the
+    # backlog goes to /bin/true (the WAL generation's .ready files before
+    # the first run), or the first tool would be charged for it
     local i
     for ((i = 0; i < 600; i++)); do
         [ "$(sample | awk '{ print $6 }')" = 0 ] && break
         sleep 0.2
     done
-    ssql "checkpoint" >/dev/null
-    local cpu0 cpu1 s0 s1 t1 drain
+    local cpu0 cpu1 s0 s1 t1 drain cg log0
+    cg=$(cg_start "$name")
     cpu0=$(archiver_child_cpu)
+    ssql "alter system set archive_command = '$cmd'" >/dev/null
+    ssql "select pg_reload_conf()" >/dev/null
+    ssql "select pg_switch_wal()" >/dev/null
+    for ((i = 0; i < 600; i++)); do
+        [ "$(sample | awk '{ print $6 }')" = 0 ] && break
+        sleep 0.2
+    done
+    ssql "checkpoint" >/dev/null
+    log0=$(wc -l <"$SRC/server.log")
     s0=$(sample)
     rm -f "$stop"
     (while [ ! -e "$stop" ]; do sample; sleep 1; done) >"$samples" 2>/dev/null &
@@ -562,21 +611,36 @@ sustained_run() { # TOOL REP
     drain=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
     touch "$stop"
     wait "$spid"
-    cpu1=$(archiver_child_cpu)
+    local cpu how here
+    if [ -n "$cg" ]; then
+        cpu=$(awk '{ printf "%.1f", $1 / 1e9 }' "$cg/cpuacct.usage")
+        how=cgroup
+        cg_end "$cg"
+    else
+        cpu1=$(archiver_child_cpu)
+        cpu=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.1f", b - a }')
+        how=reaped
+    fi
+    # segments wal-push pushed itself instead of the process ("pushing NAME here: why")
+    here=-
+    [ "$tool" = walship-proc ] && here=$(tail -n +"$((log0 + 1))" "$SRC/server.log" | grep -c ' here: ')
     local tps
     tps=$(sed -n 's/^tps = \([0-9]*\).* .*/\1/p' "$SD/$name.pgbench" | head -1)
-    # lag per sample taken while pgbench ran
+    # lag per sample taken while pgbench ran: complete segments not archived
+    # yet; a sample whose last_archived_wal is no segment of the timeline
+    # written to (none yet, a .history or .backup file, another timeline)
+    # does not count (skipped)
     local t0e t1e
     t0e=$(echo "$s0" | awk '{ print $1 }')
     t1e=$(echo "$s1" | awk '{ print $1 }')
     local line
     line=$(awk -v t0="$t0e" -v t1="$t1e" -v s0="$s0" -v s1="$s1" '
         function hex(h,   i, v) { v = 0; for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789ABCDEF", substr(h, i, 1)) - 1; return v }
-        function seg(n) { if (n == "-") return -1; return hex(substr(n, 9, 8)) * 256 + hex(substr(n, 17, 8)) }
+        function seg(n) { return hex(substr(n, 9, 8)) * 256 + hex(substr(n, 17, 8)) }
         $1 >= t0 && $1 <= t1 {
-            cur = seg($2); la = seg($3)
-            lag = (la < 0) ? 0 : cur - 1 - la; if (lag < 0) lag = 0
-            n++; sl += lag; if (lag > ml) ml = lag
+            if (length($3) != 24 || $3 !~ /^[0-9A-F]+$/ || substr($3, 1, 8) != substr($2, 1, 8)) { skip++; next }
+            lag = seg($2) - 1 - seg($3); if (lag < 0) lag = 0
+            n++; sl += lag; h[lag]++; if (lag > ml) ml = lag; if (lag > 1) over++
             sr += $6; if ($6 > mr) mr = $6
         }
         END {
@@ -584,12 +648,12 @@ sustained_run() { # TOOL REP
             dt = b[1] - a[1]
             gen = (seg(b[2]) - seg(a[2])) / dt
             arc = (b[4] - a[4]) / dt
-            printf "%.2f %.2f %d %.2f %d %.2f %d %d", gen, arc, ml, (n ? sl / n : 0), mr, (n ? sr / n : 0), n, b[5] - a[5]
+            k = int(0.95 * n); if (k < 0.95 * n) k++      # nearest rank
+            for (v = 0; v <= ml; v++) { c += h[v]; if (c >= k) { p95 = v; break } }
+            printf "%.2f %.2f %d %d %.2f %d %d %.2f %d %d %d", gen, arc, ml, p95, (n ? sl / n : 0), over, mr, (n ? sr / n : 0), n, skip, b[5] - a[5]
         }' "$samples")
-    local cpu
-    cpu=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.1f", b - a }')
-    echo "$S $tool $rep ${tps:-NA} $line $drain $cpu" >>"$SUS"
-    note "  sustained $tool run $rep: tps ${tps:-NA}, gen/arch seg/s, maxlag, meanlag, max ready, mean ready, samples, failures: $line; drain ${drain}s; archive_command CPU ${cpu}s"
+    echo "$S $tool $rep ${tps:-NA} $line $drain $cpu $how $here" >>"$SUS"
+    note "  sustained $tool run $rep: tps ${tps:-NA}, gen/arch seg/s, max/p95/mean lag, s lag>1, max/mean ready, samples, skipped, failures: $line; drain ${drain}s; archiving CPU ${cpu}s ($how)$([ "$here" = - ] || echo "; wal-push pushed $here itself")"
     # the next run starts from an empty backlog
     ssql "alter system set archive_command = '/bin/true'" >/dev/null
     ssql "select pg_reload_conf()" >/dev/null
@@ -667,9 +731,10 @@ for st in $storages; do
         done
     fi
     if want sustained; then
-        note "[$S] sustained: pgbench -c 2 -j 2 -T $duration x $sruns per tool"
+        note "[$S] sustained: pgbench -c 2 -j 2 -T $duration x $sruns per tool (walship,$([ "$proc" = 1 ] && echo " walship + process,") pgBackRest sync, pgBackRest async)"
         for ((r = 1; r <= sruns; r++)); do
-            for tool in walship pgbr-sync; do sustained_run "$tool" "$r"; done
+            for tool in walship pgbr-sync pgbr-async; do sustained_run "$tool" "$r"; done
+            if [ "$proc" = 1 ]; then sustained_run walship-proc "$r"; fi
         done
     fi
     storage_teardown
@@ -678,9 +743,11 @@ done
 out "walship WAL benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work shares the machine)"
 out "walship: $WS_VERSION; $PGBR_VERSION; PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }')"
 out "both: zstd level 3, encryption (walship AES-256-GCM key_file; pgBackRest aes-256-cbc), parallelism 2"
-out "input: $nseg segments of pgbench WAL (scale $scale; tpcb with checkpoints + bulk updates), $((seg_bytes / 1048576)) MiB, zstd -3 alone: $((zstd_bytes / 1048576)) MiB"
-out "medians of $runs runs; ratio = tool's wall / walship's wall (> 1: walship is faster); all-done = until the last process the run started exited;"
-out "CPU = user+sys of every process of the run (not the storage server's); cores = CPU / all-done; RSS = largest single process"
+if want push || want fetch; then
+    out "input: $nseg segments of pgbench WAL (scale $scale; tpcb with checkpoints + bulk updates), $((seg_bytes / 1048576)) MiB, zstd -3 alone: $((zstd_bytes / 1048576)) MiB"
+    out "medians of $runs runs; ratio = tool's wall / walship's wall (> 1: walship is faster); all-done = until the last process the run started exited;"
+    out "CPU = user+sys of every process of the run (not the storage server's); cores = CPU / all-done; RSS = largest single process"
+fi
 for st in $storages; do
     case $st in
         posix) desc="posix: pgBackRest repo1-type=posix vs walship file:// region, same disk" ;;
@@ -710,12 +777,27 @@ for st in $storages; do
     if want sustained; then
         out ""
         out "sustained: pgbench -c 2 -j 2 -T $duration (scale $scale, checkpoint_timeout 30s), archive_command = the tool, pg_stat_archiver sampled every second"
-        out "$(printf '%-22s %8s %8s %8s %8s %9s %9s %10s %8s %8s %9s' tool tps 'gen/s' 'arch/s' 'max lag' 'mean lag' 'max ready' 'mean ready' 'drain s' 'fails' 'cmd CPU s')"
-        while read -r s tool rep tps gen arc ml mnl mr mnr n fails drain cpu; do
-            [ "$s" = "$st" ] || continue
-            out "$(printf '%-22s %8s %8s %8s %8s %9s %9s %10s %8s %8s %9s' "$tool #$rep" "$tps" "$gen" "$arc" "$ml" "$mnl" "$mr" "$mnr" "$drain" "$fails" "$cpu")"
-        done <"$SUS"
-        out "  (lag = current WAL segment - 1 - last_archived_wal, in segments; ready = .ready files; $duration samples)"
+        out "$(printf '%-18s %6s %6s %6s %4s %4s %5s %6s %5s %6s %8s %5s %7s  %s' tool tps 'gen/s' 'arch/s' \
+            'max' 'p95' 'mean' 's >1' 'max' 'mean' 'samples' 'fails' 'drain s' 'CPU s')"
+        out "$(printf '%-18s %6s %6s %6s %16s %13s' '' '' '' '' '---- lag ------' '-- ready --')"
+        hows="" heres=""
+        for tool in walship walship-proc pgbr-sync pgbr-async; do
+            while read -r s t rep tps gen arc ml p95 mnl over mr mnr n skip fails drain cpu how here; do
+                [ "$s" = "$st" ] && [ "$t" = "$tool" ] || continue
+                out "$(printf '%-18s %6s %6s %6s %4s %4s %5s %6s %5s %6s %8s %5s %7s  %s' "$t #$rep" "$tps" "$gen" "$arc" \
+                    "$ml" "$p95" "$mnl" "$over" "$mr" "$mnr" "$n$([ "$skip" = 0 ] || echo "+${skip}skipped")" "$fails" "$drain" "$cpu")"
+                case " $hows " in *" $how "*) ;; *) hows="$hows $how" ;; esac
+                [ "$here" = - ] || heres="$heres #$rep: $here"
+            done <"$SUS"
+        done
+        out "  lag = complete segments not archived yet: the segment WAL is being written to (the one holding"
+        out "  pg_current_wal_lsn() + 1) - 1 - last_archived_wal, same timeline; p95 = 95th percentile (nearest rank)"
+        out "  of the samples; s >1 = samples with lag > 1; ready = .ready files; one sample a second while pgbench ran"
+        case $hows in
+            *reaped*) out "  CPU s: archive_command processes the archiver reaped (detached daemons NOT counted: no cgroup)" ;;
+            *) out "  CPU s: the archiver and everything it started, detached daemons included (cpuacct cgroup)" ;;
+        esac
+        [ -z "$heres" ] || out "  walship-proc: segments wal-push pushed itself instead of the process:$heres"
     fi
     out ""
     out "DESIGN.md §8 targets ($st):"
@@ -728,8 +810,13 @@ for st in $storages; do
         fi
     fi
     if want sustained; then
-        ml=$(awk -v s="$st" '$1 == s && $2 == "walship" { if ($7 > m) m = $7 } END { print m + 0 }' "$SUS")
-        out "  archiving keeps up with pgbench, lag <= 1 segment: $([ "$ml" -le 1 ] && echo "MET (max lag $ml)" || echo "NOT MET (max lag $ml segments)")"
+        for tool in walship walship-proc; do
+            awk -v s="$st" -v t="$tool" '$1 == s && $2 == t { n++; if ($7 > m) m = $7; if ($8 > p) p = $8; o += $10 }
+                END { if (n) print m + 0, p + 0, o + 0 }' "$SUS" | {
+                read -r ml p95 over || exit 0
+                out "  archiving keeps up with pgbench, $tool, lag <= 1 segment: $([ "$ml" -le 1 ] && echo "MET (max lag $ml, p95 $p95)" || echo "NOT MET (max lag $ml segments, p95 $p95, $over samples above 1)")"
+            }
+        done
     fi
 done
 out ""
