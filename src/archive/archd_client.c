@@ -373,7 +373,16 @@ static int handoff_step(const struct config *c, const struct keyring *kr, struct
         h->why = "the archiver process is another binary's or configuration's";
         return 0;
     }
-    if (spool_has_marker(sp, name) || archd_acked(sp, name, &st, tag) == 0) {
+    if (spool_has_marker(sp, name)) {
+        /* the process may have written it since the first look above */
+        if (spool_pushed_matches_tag(sp, name, &st, tag)) {
+            archd_ack(sp, name);
+            return 1;
+        }
+        h->why = "its marker is not this very file's (or not this configuration's)";
+        return 0;
+    }
+    if (archd_acked(sp, name, &st, tag) == 0) {
         h->why = "its marker is not this very file's (or not this configuration's)";
         return 0;
     }
