@@ -269,12 +269,27 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
     if (want->sysid == 0 || want->pg_major == 0 || want->seg_size == 0)
         return err_setf(e, ERR_NOREPO, "%s; and this push cannot create it: the cluster's system identifier, "
                         "version or segment size is unknown here", le.msg);
-    if (known_path(r, want->sysid, known, sizeof known) == 0 && access(known, F_OK) == 0)
+    if (known_path(r, want->sysid, known, sizeof known) == 0 && access(known, F_OK) == 0) {
+        /* Another writer (the shipper, a wal-push) may have created it
+         * between our read and this check: it remembers the region right
+         * after its put.  One more read tells that from an unmounted file
+         * system or a changed prefix. */
+        err_clear(&le);
+        if (repo_ident_load(r, &le) == 0) {
+            if (ident_matches(r, want, e) < 0)
+                return -1;
+            return 0;
+        }
+        if (le.code != ERR_NOREPO) {
+            *e = le;
+            return -1;
+        }
         return err_setf(e, ERR_NOREPO,
                         "%s, yet it held this cluster's repository before (%s): is its file system unmounted, "
                         "or its prefix changed?  Not creating a new repository there; if the region was emptied "
                         "on purpose, remove that file",
                         le.msg, known);
+    }
     r->id = *want;
     if (repo_ident_to_json(want, &json, &len, e) < 0)
         goto out;
