@@ -13,7 +13,6 @@
 #include "fault.h"
 #include "multi.h"
 #include "obj.h"
-#include "sha256tee.h"
 #include "util.h"
 #include "wal.h"
 
@@ -64,6 +63,20 @@ void archiver_close(struct archiver *a)
         repo_free(a->rp[i]);
         a->rp[i] = NULL;
     }
+}
+
+/* The SHA-256 of the file being archived, read again when first needed:
+ * only a region or spool that already holds the name asks for it, so the
+ * common push does not hash 16 MB it never compares (docs/WAL.md). */
+static int local_hash(const char *path, struct archive_report *rep, struct err *e)
+{
+    if (rep->sha256_hex[0] != '\0')
+        return 0;
+    if (repo_hash_file(path, NULL, NULL, rep->sha256_hex, NULL, e) < 0) {
+        rep->sha256_hex[0] = '\0';
+        return err_prefix(e, "could not hash \"%s\" to compare it", path);
+    }
+    return 0;
 }
 
 /* The region refused to publish because it has `key`: is it the same file? */
@@ -240,7 +253,7 @@ static void open_branches(struct archiver *a, const char *path, const char *name
 /* The spool's copy is queued only once the sync regions answered: not
  * when one of them holds another file of this name, or the async regions
  * would later receive a history the others do not have. */
-static void settle_spool(struct archiver *a, const char *name, const char *key, struct push *p,
+static void settle_spool(struct archiver *a, const char *path, const char *name, const char *key, struct push *p,
                          struct multi_result *res, struct archive_report *rep, struct err *first)
 {
     const struct config *c = a->conf;
@@ -255,7 +268,8 @@ static void settle_spool(struct archiver *a, const char *name, const char *key, 
             struct err qe = ERR_INIT;
 
             if (!spool_put_existed(p->spool, k) ||
-                same_queued(a, a->queue[r], c->regions[r].name, name, key, rep->sha256_hex, &qe) == 0)
+                (local_hash(path, rep, &qe) == 0 &&
+                 same_queued(a, a->queue[r], c->regions[r].name, name, key, rep->sha256_hex, &qe) == 0))
                 rep->spooled++;
             else {
                 if (qe.code == ERR_NOTFOUND)    /* the racing push's copy was shipped meanwhile */
@@ -272,9 +286,11 @@ static void settle_spool(struct archiver *a, const char *name, const char *key, 
 }
 
 /* Count what each branch did.  A region that refused because it has the
- * name already succeeds only if it holds the same content. */
-static void settle(struct archiver *a, const char *name, const char *key, struct push *p, int chain_rc,
-                   const struct err *chain_err, struct archive_report *rep, struct err *first)
+ * name already succeeds only if it holds the same content, and only when
+ * the whole file went through the encoder (`whole`). */
+static void settle(struct archiver *a, const char *path, const char *name, const char *key, struct push *p,
+                   int chain_rc, const struct err *chain_err, int whole, struct archive_report *rep,
+                   struct err *first)
 {
     const struct config *c = a->conf;
     size_t i, spool_at = p->nb;
@@ -292,7 +308,7 @@ static void settle(struct archiver *a, const char *name, const char *key, struct
             rep->uploaded++;
             continue;
         }
-        if (r >= 0 && res->err.code == ERR_EXISTS && rep->sha256_hex[0] != '\0' &&
+        if (r >= 0 && res->err.code == ERR_EXISTS && whole && local_hash(path, rep, &res->err) == 0 &&
             same_content(a->rp[r], key, rep->sha256_hex, &res->err) == 0) {
             note(a->notes, LOG_DEBUG, "region %s already has %s with the same content", c->regions[r].name, key);
             rep->already++;
@@ -301,7 +317,7 @@ static void settle(struct archiver *a, const char *name, const char *key, struct
         report_fail(a, rep, c->regions[r].name, &res->err, first);
     }
     if (spool_at < p->nb)
-        settle_spool(a, name, key, p, &p->results[spool_at], rep, first);
+        settle_spool(a, path, name, key, p, &p->results[spool_at], rep, first);
 }
 
 int archive_push_file(struct archiver *a, const char *path, const char *name, struct archive_report *rep,
@@ -309,13 +325,12 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
 {
     struct push p;
     char key[REPO_KEY_MAX];
-    unsigned char digest[SHA256_LEN];
-    struct sink *tee = NULL, *enc = NULL, *hash = NULL;
+    struct sink *tee = NULL, *enc = NULL;
     struct obj_opts oo;
     struct err first = ERR_INIT, chain = ERR_INIT;
     struct stat st;
     size_t i;
-    int fd = -1, rc = -1, chain_rc;
+    int fd = -1, rc = -1, chain_rc, whole = 0;
 
     memset(rep, 0, sizeof *rep);
     memset(&p, 0, sizeof p);
@@ -350,21 +365,18 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
     if (obj_encoder_new(tee, &oo, &enc, e) < 0)
         goto out;
     tee = NULL;
-    if (sha256_tee_new(enc, digest, &hash, e) < 0)
-        goto out;
-    enc = NULL;
     /* A write fails only when every destination failed, or reading or
      * encoding failed: either way nothing is committed, and the branches
      * are settled with that error below. */
-    if (sink_pump_fd(hash, fd, path, 0, &chain) == 0) {
-        chain_rc = sink_close(hash, &chain);
+    if (sink_pump_fd(enc, fd, path, 0, &chain) == 0) {
+        chain_rc = sink_close(enc, &chain);
         /* the whole file went through the encoder unless a branch is left
          * that neither committed nor failed by itself */
         for (i = 0; i < p.nb && chain_rc < 0; i++)
             if (!p.results[i].committed && !p.results[i].failed)
                 break;
         if (chain_rc == 0 || i == p.nb) {
-            hex_encode(digest, SHA256_LEN, rep->sha256_hex);
+            whole = 1;
             chain_rc = 0;
         }
     } else {
@@ -380,7 +392,7 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
             goto out;
         }
     }
-    settle(a, name, key, &p, chain_rc, &chain, rep, &first);
+    settle(a, path, name, key, &p, chain_rc, &chain, whole, rep, &first);
 done:
     if (rep->failed > 0) {
         if (rep->failed == 1)
@@ -392,7 +404,6 @@ done:
     }
     rc = 0;
 out:
-    sink_free(hash);
     sink_free(enc);
     sink_free(tee);
     sink_free(p.spool);     /* not committed above: aborted, nothing queued */

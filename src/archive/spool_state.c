@@ -118,7 +118,9 @@ int spool_mark_pushed(struct spool *sp, const char *name, const char *sha256_hex
     return spool_mark_pushed_tag(sp, name, sha256_hex, st, NULL, e);
 }
 
-/* The marker: the file's identity, its SHA-256, and the tag of what wrote
+/* The marker: the file's identity, its SHA-256 when the push computed one
+ * ("-" otherwise: only a region that already held the name makes a push
+ * hash the file; nothing reads this line back), and the tag of what wrote
  * it (the configuration and binary, archd.h), when there is one. */
 int spool_mark_pushed_tag(struct spool *sp, const char *name, const char *sha256_hex, const struct stat *st,
                           const char *tag, struct err *e)
@@ -131,7 +133,8 @@ int spool_mark_pushed_tag(struct spool *sp, const char *name, const char *sha256
                  (unsigned long)pthread_self()) >= (int)sizeof tmp)
         return err_setf(e, ERR_IO, "spool path too long");
     identity(st, id, sizeof id);
-    n = snprintf(body, sizeof body, "%s\n%s\n%s%s", id, sha256_hex, tag ? tag : "", tag ? "\n" : "");
+    n = snprintf(body, sizeof body, "%s\n%s\n%s%s", id, sha256_hex != NULL && sha256_hex[0] != '\0' ? sha256_hex : "-",
+                 tag ? tag : "", tag ? "\n" : "");
     if (n < 0 || n >= (int)sizeof body)
         return err_setf(e, ERR_IO, "push-ahead marker too long");
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
