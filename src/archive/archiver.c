@@ -166,15 +166,13 @@ struct push {
  * spooled), 0 = gone meanwhile (shipped: spool it again, the shipper
  * compares with the region), -1 = another file or unreadable (e set). */
 static int queued_same(struct archiver *a, const char *path, const char *name, const char *key, int r,
-                       char local_hex[65], struct err *e)
+                       struct archive_report *rep, struct err *e)
 {
     const struct config *c = a->conf;
 
-    if (local_hex[0] == '\0' && repo_hash_file(path, NULL, NULL, local_hex, NULL, e) < 0) {
-        local_hex[0] = '\0';
+    if (local_hash(path, rep, e) < 0)
         return -1;
-    }
-    if (same_queued(a, a->queue[r], c->regions[r].name, name, key, local_hex, e) == 0)
+    if (same_queued(a, a->queue[r], c->regions[r].name, name, key, rep->sha256_hex, e) == 0)
         return 1;
     if (e->code == ERR_NOTFOUND) {
         err_clear(e);
@@ -187,7 +185,6 @@ static void open_branches(struct archiver *a, const char *path, const char *name
                           struct push *p, struct archive_report *rep, struct err *first)
 {
     const struct config *c = a->conf;
-    char local_hex[65] = "";
     int r;
 
     for (r = 0; r < c->nregions; r++) {
@@ -198,7 +195,7 @@ static void open_branches(struct archiver *a, const char *path, const char *name
                 continue;
             if (spool_is_queued(a->sp, a->queue[r], name)) {
                 struct err qe = ERR_INIT;
-                int got = queued_same(a, path, name, key, r, local_hex, &qe);
+                int got = queued_same(a, path, name, key, r, rep, &qe);
 
                 if (got == 1) {
                     rep->spooled++;
