@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,20 +64,6 @@ void archiver_close(struct archiver *a)
         repo_free(a->rp[i]);
         a->rp[i] = NULL;
     }
-}
-
-/* The SHA-256 of the file being archived, read again when first needed:
- * only a region or spool that already holds the name asks for it, so the
- * common push does not hash 16 MB it never compares (docs/WAL.md). */
-static int local_hash(const char *path, struct archive_report *rep, struct err *e)
-{
-    if (rep->sha256_hex[0] != '\0')
-        return 0;
-    if (repo_hash_file(path, NULL, NULL, rep->sha256_hex, NULL, e) < 0) {
-        rep->sha256_hex[0] = '\0';
-        return err_prefix(e, "could not hash \"%s\" to compare it", path);
-    }
-    return 0;
 }
 
 /* The region refused to publish because it has `key`: is it the same file? */
@@ -152,6 +139,8 @@ static int check_segment(struct archiver *a, int fd, const char *name, uint64_t 
 }
 
 struct push {
+    int fd;                         /* the file being archived, open */
+    const char *path;
     struct sink *spool;             /* the spool's sink: committed after the regions answered */
     struct sink *branches[ARCHIVE_MAX_REGIONS + 1];
     struct multi_result results[ARCHIVE_MAX_REGIONS + 1];
@@ -161,16 +150,74 @@ struct push {
     size_t nb, nasync;
 };
 
+#define HASH_BUF (1 << 20)
+
+/* The SHA-256 of the file being archived, read again when first needed:
+ * only a region or spool that already holds the name asks for it, so the
+ * common push does not hash 16 MB it never compares (docs/WAL.md).  It is
+ * read from the descriptor the push read, so it is the same file, by
+ * offset, so the encoder's reading is not disturbed. */
+static int local_hash(const struct push *p, struct archive_report *rep, struct err *e)
+{
+    unsigned char md[EVP_MAX_MD_SIZE], *buf = NULL;
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = NULL;
+    uint64_t at = 0;
+    int rc = -1;
+
+    if (rep->sha256_hex[0] != '\0')
+        return 0;
+    buf = malloc(HASH_BUF);
+    ctx = EVP_MD_CTX_new();
+    if (buf == NULL || ctx == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory hashing \"%s\"", p->path);
+        goto out;
+    }
+    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+        goto sha_failed;
+    for (;;) {
+        ssize_t n = pread(p->fd, buf, HASH_BUF, (off_t)at);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err_errno(e, ERR_IO, errno, "could not read \"%s\" again to compare it", p->path);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1)
+            goto sha_failed;
+        at += (uint64_t)n;
+    }
+    if (at != rep->size) {
+        err_setf(e, ERR_IO, "\"%s\" changed while it was being archived (%llu bytes, then %llu)", p->path,
+                 (unsigned long long)rep->size, (unsigned long long)at);
+        goto out;
+    }
+    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
+        goto sha_failed;
+    hex_encode(md, mdlen, rep->sha256_hex);
+    rc = 0;
+    goto out;
+sha_failed:
+    err_setf(e, ERR_INTERNAL, "SHA-256 failed");
+out:
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    return rc;
+}
+
 /* Upload sinks for the sync regions, one spool sink for the async ones. */
 /* NAME is queued already for async region r: 1 = the same file (counts as
  * spooled), 0 = gone meanwhile (shipped: spool it again, the shipper
  * compares with the region), -1 = another file or unreadable (e set). */
-static int queued_same(struct archiver *a, const char *path, const char *name, const char *key, int r,
+static int queued_same(struct archiver *a, const struct push *p, const char *name, const char *key, int r,
                        struct archive_report *rep, struct err *e)
 {
     const struct config *c = a->conf;
 
-    if (local_hash(path, rep, e) < 0)
+    if (local_hash(p, rep, e) < 0)
         return -1;
     if (same_queued(a, a->queue[r], c->regions[r].name, name, key, rep->sha256_hex, e) == 0)
         return 1;
@@ -181,8 +228,8 @@ static int queued_same(struct archiver *a, const char *path, const char *name, c
     return -1;
 }
 
-static void open_branches(struct archiver *a, const char *path, const char *name, const char *key,
-                          struct push *p, struct archive_report *rep, struct err *first)
+static void open_branches(struct archiver *a, const char *name, const char *key, struct push *p,
+                          struct archive_report *rep, struct err *first)
 {
     const struct config *c = a->conf;
     int r;
@@ -195,7 +242,7 @@ static void open_branches(struct archiver *a, const char *path, const char *name
                 continue;
             if (spool_is_queued(a->sp, a->queue[r], name)) {
                 struct err qe = ERR_INIT;
-                int got = queued_same(a, path, name, key, r, rep, &qe);
+                int got = queued_same(a, p, name, key, r, rep, &qe);
 
                 if (got == 1) {
                     rep->spooled++;
@@ -250,7 +297,7 @@ static void open_branches(struct archiver *a, const char *path, const char *name
 /* The spool's copy is queued only once the sync regions answered: not
  * when one of them holds another file of this name, or the async regions
  * would later receive a history the others do not have. */
-static void settle_spool(struct archiver *a, const char *path, const char *name, const char *key, struct push *p,
+static void settle_spool(struct archiver *a, const char *name, const char *key, struct push *p,
                          struct multi_result *res, struct archive_report *rep, struct err *first)
 {
     const struct config *c = a->conf;
@@ -265,7 +312,7 @@ static void settle_spool(struct archiver *a, const char *path, const char *name,
             struct err qe = ERR_INIT;
 
             if (!spool_put_existed(p->spool, k) ||
-                (local_hash(path, rep, &qe) == 0 &&
+                (local_hash(p, rep, &qe) == 0 &&
                  same_queued(a, a->queue[r], c->regions[r].name, name, key, rep->sha256_hex, &qe) == 0))
                 rep->spooled++;
             else {
@@ -285,9 +332,8 @@ static void settle_spool(struct archiver *a, const char *path, const char *name,
 /* Count what each branch did.  A region that refused because it has the
  * name already succeeds only if it holds the same content, and only when
  * the whole file went through the encoder (`whole`). */
-static void settle(struct archiver *a, const char *path, const char *name, const char *key, struct push *p,
-                   int chain_rc, const struct err *chain_err, int whole, struct archive_report *rep,
-                   struct err *first)
+static void settle(struct archiver *a, const char *name, const char *key, struct push *p, int chain_rc,
+                   const struct err *chain_err, int whole, struct archive_report *rep, struct err *first)
 {
     const struct config *c = a->conf;
     size_t i, spool_at = p->nb;
@@ -305,7 +351,7 @@ static void settle(struct archiver *a, const char *path, const char *name, const
             rep->uploaded++;
             continue;
         }
-        if (r >= 0 && res->err.code == ERR_EXISTS && whole && local_hash(path, rep, &res->err) == 0 &&
+        if (r >= 0 && res->err.code == ERR_EXISTS && whole && local_hash(p, rep, &res->err) == 0 &&
             same_content(a->rp[r], key, rep->sha256_hex, &res->err) == 0) {
             note(a->notes, LOG_DEBUG, "region %s already has %s with the same content", c->regions[r].name, key);
             rep->already++;
@@ -314,7 +360,7 @@ static void settle(struct archiver *a, const char *path, const char *name, const
         report_fail(a, rep, c->regions[r].name, &res->err, first);
     }
     if (spool_at < p->nb)
-        settle_spool(a, path, name, key, p, &p->results[spool_at], rep, first);
+        settle_spool(a, name, key, p, &p->results[spool_at], rep, first);
 }
 
 int archive_push_file(struct archiver *a, const char *path, const char *name, struct archive_report *rep,
@@ -343,8 +389,10 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
     rep->size = (uint64_t)st.st_size;
     if (check_segment(a, fd, name, rep->size, e) < 0)
         goto out;
+    p.fd = fd;
+    p.path = path;
 
-    open_branches(a, path, name, key, &p, rep, &first);
+    open_branches(a, name, key, &p, rep, &first);
     if (p.nb == 0)
         goto done;
     if (multi_tee_new(p.branches, p.results, p.nb, &tee, e) < 0) {
@@ -389,7 +437,7 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
             goto out;
         }
     }
-    settle(a, path, name, key, &p, chain_rc, &chain, whole, rep, &first);
+    settle(a, name, key, &p, chain_rc, &chain, whole, rep, &first);
 done:
     if (rep->failed > 0) {
         if (rep->failed == 1)
