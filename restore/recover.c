@@ -166,6 +166,8 @@ static int login_step(struct login_state *ls, const struct pg_pidfile *pf, PGcon
     }
     if (l == PGINST_RETRY)
         return 0;
+    if (l == PGINST_NOLIB)      /* not a login problem: no --pg-user hint */
+        return err_setf(e, ERR_IO, "cannot follow the restored instance's recovery: %s", ls->last_msg);
     if (strstr(ls->last_msg, "database \"postgres\" does not exist") && strcmp(ls->db, "postgres") == 0) {
         ls->db = "template1";
         ls->next_try = 0;

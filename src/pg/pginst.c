@@ -55,7 +55,7 @@ enum pginst_login pginst_connect(const struct pg_pidfile *pf, const char *user, 
     *out = NULL;
     if (pq_dl_load(&le) < 0) {
         snprintf(msg, n, "%s", le.msg);
-        return PGINST_REFUSED;
+        return PGINST_NOLIB;
     }
     snprintf(port, sizeof port, "%d", pf->port);
     kw[i] = "host";

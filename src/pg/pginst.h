@@ -30,11 +30,13 @@ struct pg_pidfile {
 /* postmaster.pid of `pgdata`: all zero when there is none. */
 void pginst_read_pidfile(const char *pgdata, struct pg_pidfile *p);
 
-enum pginst_login { PGINST_OK, PGINST_RETRY, PGINST_REFUSED };
+enum pginst_login { PGINST_OK, PGINST_RETRY, PGINST_REFUSED, PGINST_NOLIB };
 
 /* One login to the instance of `pf` as `user` (NULL: libpq's default) into
  * `db`.  PGINST_RETRY: not accepting connections yet (or any more);
- * PGINST_REFUSED: the server's answer is final (msg says why). */
+ * PGINST_REFUSED: the server's answer is final (msg says why);
+ * PGINST_NOLIB: libpq could not be loaded (msg says why), nothing was
+ * asked of the server. */
 enum pginst_login pginst_connect(const struct pg_pidfile *pf, const char *user, const char *db, const char *appname,
                                  PGconn **out, char *msg, size_t n);
 

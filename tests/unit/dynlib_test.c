@@ -6,7 +6,10 @@
  * integration test lazy_libs_test.sh, which runs the binary).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zstd.h>
 
 /* The tables themselves, not the call-site names: no redirection here. */
@@ -15,6 +18,7 @@
 #define AR_DL_TABLE
 #include "ar_dl.h"
 #include "dynlib.h"
+#include "pginst.h"
 #include "pq_dl.h"
 #include "s3_dl.h"
 #include "tap.h"
@@ -81,8 +85,33 @@ static void test_tables(void)
     ok(all, "every libarchive entry is filled");
 }
 
+/* A login without libpq is its own outcome, not a refusal by the server
+ * (which restore would answer with a --pg-user hint).  In a child: a
+ * failed load is remembered for the life of the process. */
+static void test_login_without_libpq(void)
+{
+    int status = -1;
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        struct pg_pidfile pf;
+        PGconn *c = NULL;
+        char msg[512] = "";
+        enum pginst_login l;
+
+        memset(&pf, 0, sizeof pf);
+        pf.port = 1;
+        setenv("WALSHIP_FAULT_INJECT", "dlopen.libpq.so.5", 1);
+        l = pginst_connect(&pf, NULL, "postgres", "dynlib_test", &c, msg, sizeof msg);
+        _exit(l == PGINST_NOLIB && c == NULL && strstr(msg, "libpq.so.5") != NULL ? 0 : 1);
+    }
+    ok(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+       "a login without libpq says so (PGINST_NOLIB, naming libpq), not that the server refused");
+}
+
 int main(void)
 {
+    test_login_without_libpq();
     test_missing_library();
     test_missing_symbol();
     test_loads();
