@@ -70,6 +70,7 @@ struct archd {
     struct archd_skip skip[ARCHD_SKIP_MAX];     /* failed or busy names, retried later */
     struct archd_worker w[WAL_PUSH_MAX_THREADS];
     int nw, stop;
+    sem_t encode_slots, commit_slots;   /* `parallel` of each (archiver.h) */
     uint64_t last_work;
     unsigned long pushed, failed;
 };
@@ -184,6 +185,8 @@ static void push_one(struct archd *d, struct archd_worker *w, const char *name, 
             return;
         }
         w->open = 1;
+        w->a.encode_slots = &d->encode_slots;
+        w->a.commit_slots = &d->commit_slots;
     }
     w->a.zstd_workers = alone ? d->c->parallel : 0;
     ok = stat(path, &before) == 0 && archive_push_file(&w->a, path, name, &rep, &e) == 0 &&
@@ -278,7 +281,10 @@ static int run_workers(struct archd *d)
     }
     archd_watch_init(&wt, d->c);
     d->last_work = now_ms();
-    d->nw = d->c->parallel < WAL_PUSH_MAX_THREADS ? d->c->parallel : WAL_PUSH_MAX_THREADS;
+    /* twice `parallel` threads, at most `parallel` encoding and at most
+     * `parallel` committing at once: encoding goes on while uploads and
+     * fsyncs wait (docs/WAL.md) */
+    d->nw = 2 * d->c->parallel < WAL_PUSH_MAX_THREADS ? 2 * d->c->parallel : WAL_PUSH_MAX_THREADS;
     for (i = 0; i < d->nw; i++) {
         d->w[i].d = d;
         d->w[i].started = pthread_create(&d->w[i].th, NULL, worker_main, &d->w[i]) == 0;
@@ -361,8 +367,13 @@ int archd_run(const struct config *c, const struct keyring *kr, struct spool *sp
             err_prefix(e, "archiver process: region %s", c->regions[i].name);
             goto out;   /* wal-push pushes itself and reports it */
         }
-    note(notes, LOG_INFO, "archiver process %ld serving %s with %d workers", (long)getpid(), waldir, c->parallel);
+    sem_init(&d->encode_slots, 0, (unsigned)c->parallel);
+    sem_init(&d->commit_slots, 0, (unsigned)c->parallel);
+    note(notes, LOG_INFO, "archiver process %ld serving %s with %d workers, %d encoding and %d committing at once",
+         (long)getpid(), waldir, 2 * c->parallel, c->parallel, c->parallel);
     run_workers(d);
+    sem_destroy(&d->encode_slots);
+    sem_destroy(&d->commit_slots);
     note(notes, LOG_INFO, "archiver process %ld exits: %lu archived, %lu failed", (long)getpid(), d->pushed,
          d->failed);
     rc = 0;

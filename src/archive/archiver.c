@@ -152,6 +152,19 @@ struct push {
 
 #define HASH_BUF (1 << 20)
 
+static void slot_take(sem_t *s)
+{
+    if (s != NULL)
+        while (sem_wait(s) < 0 && errno == EINTR)
+            ;
+}
+
+static void slot_give(sem_t *s)
+{
+    if (s != NULL)
+        sem_post(s);
+}
+
 /* The SHA-256 of the file being archived, read again when first needed:
  * only a region or spool that already holds the name asks for it, so the
  * common push does not hash 16 MB it never compares (docs/WAL.md).  It is
@@ -413,8 +426,13 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
     /* A write fails only when every destination failed, or reading or
      * encoding failed: either way nothing is committed, and the branches
      * are settled with that error below. */
-    if (sink_pump_fd(enc, fd, path, 0, &chain) == 0) {
+    slot_take(a->encode_slots);
+    chain_rc = sink_pump_fd(enc, fd, path, 0, &chain);
+    slot_give(a->encode_slots);
+    if (chain_rc == 0) {
+        slot_take(a->commit_slots);
         chain_rc = sink_close(enc, &chain);
+        slot_give(a->commit_slots);
         /* the whole file went through the encoder unless a branch is left
          * that neither committed nor failed by itself */
         for (i = 0; i < p.nb && chain_rc < 0; i++)

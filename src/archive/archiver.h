@@ -19,6 +19,7 @@
 #ifndef WALSHIP_ARCHIVER_H
 #define WALSHIP_ARCHIVER_H
 
+#include <semaphore.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -41,6 +42,12 @@ struct archiver {
     char queue[ARCHIVE_MAX_REGIONS][SPOOL_QUEUE_MAX];  /* async regions' spool queues */
     int zstd_workers;
     const struct note_sink *notes;  /* a region's failure, a same-content skip; NULL: none */
+    /* Slots shared by the threads of one process (NULL: none): one of
+     * encode_slots is held while the file is read and encoded, one of
+     * commit_slots while the regions and the spool commit it (the upload,
+     * the fsync).  With twice as many threads as slots of each, a thread
+     * encodes while another one's upload waits on the network or disk. */
+    sem_t *encode_slots, *commit_slots;
 };
 
 struct archive_report {

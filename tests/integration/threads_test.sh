@@ -3,8 +3,10 @@
 # PostgreSQL 15 and two file:// regions (one sync, one async), so that the
 # ThreadSanitizer build (configure --enable-tsan, contrib/run-tests --tsan)
 # can watch them: wal-push from archive_command and with push-ahead
-# workers, ship, backup-push with 4 part workers, backup-fetch with 4
-# parts at once, verify --full, wal-fetch with prefetch workers.
+# workers, the archiver process (archive_async_process: 8 workers, 4
+# encoding and 4 committing at once), ship, backup-push with 4 part
+# workers, backup-fetch with 4 parts at once, verify --full, wal-fetch with
+# prefetch workers.
 #
 # Under TSan every walship process (also those PostgreSQL and wal-push
 # start in the background) writes its reports to $T/tsan/; the last test
@@ -27,7 +29,7 @@ unset WALSHIP_THREADS_TEST
 
 U=$(pg_user)
 PGPORT=$(pg_free_port)
-ws_mkdirs "$T/tsan" "$T/r1" "$T/r2" "$T/r3" "$T/r4" "$T/spool" "$T/spool2" "$T/out"
+ws_mkdirs "$T/tsan" "$T/r1" "$T/r2" "$T/r3" "$T/r4" "$T/r5" "$T/spool" "$T/spool2" "$T/spool3" "$T/out"
 # halt_on_error=0: collect every report; the files are the verdict.
 export TSAN_OPTIONS="log_path=$T/tsan/report halt_on_error=0 second_deadlock_stack=1 history_size=4 \
 suppressions=$TOP_SRCDIR/tests/tsan.supp ${TSAN_OPTIONS:-}"
@@ -43,6 +45,10 @@ conf() {   # FILE SPOOL SYNC-DIR ASYNC-DIR
 # the cluster's own archive, and a second one for synthetic segments
 conf "$CONF" "$T/spool" "$T/r1" "$T/r2"
 conf "$T/pa.conf" "$T/spool2" "$T/r3" "$T/r4"
+# the archiver process, one sync region
+WS_SPOOL=$T/spool3 WS_PARALLEL=4 ws_conf "$T/ad.conf" "retry_deadline = 30" "archive_async_process = on" \
+  "archive_async_idle = 1"
+ws_region "$T/ad.conf" sync "file://$T/r5" "mode = sync"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 wpa() { pg_run "$WALSHIP" --config "$T/pa.conf" "$@"; }
 on_exit "ws_stop_daemons '$T'"
@@ -79,6 +85,27 @@ n=$(ls "$T/spool2/$SYSID/pushed/" 2>/dev/null | grep -c '^000000010000003')
 t "ship the async region's queue" wpa ship
 shipped() { [ -f "$T/r4/wal/000000010000003000000005" ]; }
 wait_for 60 shipped; ok $? "the async region holds a pushed-ahead segment"
+
+# ---- the archiver process: 8 workers, 4 encoding and 4 committing at once ----
+mkdir -p "$T/pb/pg_wal/archive_status"
+for i in $(seq 1 12); do
+  n=$(printf '0000000100000031000000%02X' "$i")
+  walseg "$T/pb/pg_wal/$n" "$n" "$SYSID" "$i"
+  touch "$T/pb/pg_wal/archive_status/$n.ready"
+done
+chown -R "$U" "$T/pb"
+bad=0
+for i in $(seq 1 12); do
+  n=$(printf '0000000100000031000000%02X' "$i")
+  pg_run "$WALSHIP" --config "$T/ad.conf" wal-push "$T/pb/pg_wal/$n" >/dev/null 2>&1 || bad=$((bad + 1))
+  mv "$T/pb/pg_wal/archive_status/$n.ready" "$T/pb/pg_wal/archive_status/$n.done"
+done
+[ "$bad" -eq 0 ]; ok $? "12 segments archived through the archiver process ($bad failed)"
+[ "$(ls "$T/r5/wal" | grep -c '^0000000100000031')" -eq 12 ]; ok $? "the region holds all 12"
+grep -q "8 workers, 4 encoding and 4 committing at once" "$T"/spool3/*/archd.log
+ok $? "the process ran 8 workers, 4 encoding and 4 committing at once"
+n=$(grep -c "archived 0000000100000031" "$T"/spool3/*/archd.log)
+[ "$n" -ge 1 ]; ok $? "the process archived segments itself ($n of 12)"
 
 # ---- backup-push, 4 part workers; backup-fetch, 4 parts at once ----
 pg_run "$PG_BIN/pgbench" -h "$T/pg/sock" -p "$PGPORT" -U postgres -i -s 1 -q postgres >/dev/null 2>&1
