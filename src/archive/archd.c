@@ -285,6 +285,8 @@ static int run_workers(struct archd *d)
      * `parallel` committing at once: encoding goes on while uploads and
      * fsyncs wait (docs/WAL.md) */
     d->nw = 2 * d->c->parallel < WAL_PUSH_MAX_THREADS ? 2 * d->c->parallel : WAL_PUSH_MAX_THREADS;
+    note(d->notes, LOG_INFO, "archiver process %ld serving %s with %d workers, %d encoding and %d committing at once",
+         (long)getpid(), d->waldir, d->nw, d->c->parallel, d->c->parallel);
     for (i = 0; i < d->nw; i++) {
         d->w[i].d = d;
         d->w[i].started = pthread_create(&d->w[i].th, NULL, worker_main, &d->w[i]) == 0;
@@ -369,8 +371,6 @@ int archd_run(const struct config *c, const struct keyring *kr, struct spool *sp
         }
     sem_init(&d->encode_slots, 0, (unsigned)c->parallel);
     sem_init(&d->commit_slots, 0, (unsigned)c->parallel);
-    note(notes, LOG_INFO, "archiver process %ld serving %s with %d workers, %d encoding and %d committing at once",
-         (long)getpid(), waldir, 2 * c->parallel, c->parallel, c->parallel);
     run_workers(d);
     sem_destroy(&d->encode_slots);
     sem_destroy(&d->commit_slots);

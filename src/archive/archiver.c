@@ -141,6 +141,7 @@ static int check_segment(struct archiver *a, int fd, const char *name, uint64_t 
 struct push {
     int fd;                         /* the file being archived, open */
     const char *path;
+    struct stat st;                 /* fd's when it was opened */
     struct sink *spool;             /* the spool's sink: committed after the regions answered */
     struct sink *branches[ARCHIVE_MAX_REGIONS + 1];
     struct multi_result results[ARCHIVE_MAX_REGIONS + 1];
@@ -174,6 +175,7 @@ static int local_hash(const struct push *p, struct archive_report *rep, struct e
 {
     unsigned char md[EVP_MAX_MD_SIZE], *buf = NULL;
     unsigned int mdlen = 0;
+    struct stat now;
     EVP_MD_CTX *ctx = NULL;
     uint64_t at = 0;
     int rc = -1;
@@ -203,9 +205,10 @@ static int local_hash(const struct push *p, struct archive_report *rep, struct e
             goto sha_failed;
         at += (uint64_t)n;
     }
-    if (at != rep->size) {
-        err_setf(e, ERR_IO, "\"%s\" changed while it was being archived (%llu bytes, then %llu)", p->path,
-                 (unsigned long long)rep->size, (unsigned long long)at);
+    /* the same file as encoded, unchanged since it was opened: size,
+     * mtime and ctime (a write in place changes them) */
+    if (at != rep->size || fstat(p->fd, &now) < 0 || !spool_same_file(&p->st, &now)) {
+        err_setf(e, ERR_IO, "\"%s\" changed while it was being archived", p->path);
         goto out;
     }
     if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
@@ -307,6 +310,17 @@ static void open_branches(struct archiver *a, const char *name, const char *key,
     }
 }
 
+/* The spool's copy made durable and queued, under a commit slot. */
+static int spool_commit(struct archiver *a, struct push *p, struct err *e)
+{
+    int rc;
+
+    slot_take(a->commit_slots);
+    rc = sink_close(p->spool, e);
+    slot_give(a->commit_slots);
+    return rc;
+}
+
 /* The spool's copy is queued only once the sync regions answered: not
  * when one of them holds another file of this name, or the async regions
  * would later receive a history the others do not have. */
@@ -319,7 +333,7 @@ static void settle_spool(struct archiver *a, const char *name, const char *key, 
 
     if (res->committed && first->code == ERR_EXISTS) {
         err_setf(&se, ERR_EXISTS, "not queued for the async regions: %s", first->msg);
-    } else if (res->committed && sink_close(p->spool, &se) == 0) {
+    } else if (res->committed && spool_commit(a, p, &se) == 0) {
         for (k = 0; k < p->nasync; k++) {
             int r = p->async_region[k];
             struct err qe = ERR_INIT;
@@ -364,11 +378,19 @@ static void settle(struct archiver *a, const char *name, const char *key, struct
             rep->uploaded++;
             continue;
         }
-        if (r >= 0 && res->err.code == ERR_EXISTS && whole && local_hash(p, rep, &res->err) == 0 &&
-            same_content(a->rp[r], key, rep->sha256_hex, &res->err) == 0) {
-            note(a->notes, LOG_DEBUG, "region %s already has %s with the same content", c->regions[r].name, key);
-            rep->already++;
-            continue;
+        if (r >= 0 && res->err.code == ERR_EXISTS && whole) {
+            struct err ce = ERR_INIT;
+
+            if (local_hash(p, rep, &ce) == 0 && same_content(a->rp[r], key, rep->sha256_hex, &ce) == 0) {
+                note(a->notes, LOG_DEBUG, "region %s already has %s with the same content", c->regions[r].name,
+                     key);
+                rep->already++;
+                continue;
+            }
+            /* Not compared, or different: the region holds the name either
+             * way, so the spool must not queue this file past it. */
+            res->err = ce;
+            res->err.code = ERR_EXISTS;
         }
         report_fail(a, rep, c->regions[r].name, &res->err, first);
     }
@@ -404,6 +426,7 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
         goto out;
     p.fd = fd;
     p.path = path;
+    p.st = st;
 
     open_branches(a, name, key, &p, rep, &first);
     if (p.nb == 0)

@@ -70,6 +70,17 @@ seg $N3 3
 t "pushed again with the same content: acknowledged" push $N3
 like "$T_OUT" "1 already there, 1 spooled" "... counted as already there and spooled"
 
+# the sync region holds the name and its copy cannot be compared: refused,
+# and the file is not queued for the async region past it
+N5=000000010000000000000005
+seg $N5 5
+mkdir -p "$T/r1/wal" && printf 'not an object' >"$T/r1/wal/$N5"
+t_fail "the sync region holds the name, its copy unreadable: refused (exit 3)" 3 push $N5
+like "$T_OUT" "could not be compared" "... saying the copy could not be compared"
+[ -z "$(ls "$T"/spool/"$SYS"/queue/r3-*/"$N5" 2>/dev/null)" ]
+ok $? "... and not queued for the async region"
+rm -f "$T/r1/wal/$N5" "$T/pg/pg_wal/$N5"
+
 # the background shipper is found by the PID in its lock file (docs/OPERATIONS.md §6)
 wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$T/spool/$SYS/ship.lock')\" ]"
 shipper=$(ws_lock_pid "$T/spool/$SYS/ship.lock")

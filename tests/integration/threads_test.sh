@@ -106,6 +106,10 @@ grep -q "8 workers, 4 encoding and 4 committing at once" "$T"/spool3/*/archd.log
 ok $? "the process ran 8 workers, 4 encoding and 4 committing at once"
 n=$(grep -c "archived 0000000100000031" "$T"/spool3/*/archd.log)
 [ "$n" -ge 1 ]; ok $? "the process archived segments itself ($n of 12)"
+# a worker stuck on a slot keeps the process busy: it would never go idle
+apid=$(ws_lock_pid "$T/spool3/$SYSID/archd.lock")
+gone() { [ -z "$apid" ] || [ ! -d "/proc/$apid" ]; }
+wait_for 20 gone; ok $? "the process goes idle and exits (archive_async_idle = 1)"
 
 # ---- backup-push, 4 part workers; backup-fetch, 4 parts at once ----
 pg_run "$PG_BIN/pgbench" -h "$T/pg/sock" -p "$PGPORT" -U postgres -i -s 1 -q postgres >/dev/null 2>&1

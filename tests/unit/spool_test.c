@@ -369,6 +369,19 @@ static void test_markers(void)
     truncate(marker, 20);
     ok(!spool_pushed_matches(sp, SEG1, &st), "a torn marker does not match");
 
+    /* a push that never hashed the file (no region held the name) */
+    ok(spool_mark_pushed_tag(sp, SEG1, "", &st, "tag-1", &e) == 0, "a marker without a hash is written");
+    ok(spool_pushed_matches_tag(sp, SEG1, &st, "tag-1"), "it matches the file and its tag");
+    ok(!spool_pushed_matches_tag(sp, SEG1, &st, "tag-2"), "but not another tag");
+    {
+        unsigned char *body = NULL;
+        size_t blen = 0;
+
+        ok(read_file_all(marker, 400, &body, &blen, &e) == 0 && memmem(body, blen, "\n-\ntag-1\n", 9) != NULL,
+           "its hash line reads \"-\"");
+        free(body);
+    }
+
     spool_unmark_pushed(sp, SEG1);
     ok(!spool_has_marker(sp, SEG1), "unmark removes the marker");
     unlink(file);
