@@ -83,10 +83,13 @@ enum pginst_login pginst_connect(const struct pg_pidfile *pf, const char *user, 
     m = PQerrorMessage(c);
     snprintf(msg, n, "%s", m);
     msg[strcspn(msg, "\n")] = '\0';
-    /* transient: not yet accepting connections, or not listening yet (read
-     * before PQfinish, which frees the message) */
+    /* transient: not yet accepting connections, or not listening yet, or
+     * shutting down (a login that arrives as the postmaster stops, e.g. at
+     * a target with --target-action shutdown, is terminated "due to
+     * administrator command"); read before PQfinish, which frees it */
     transient = strstr(m, "starting up") || strstr(m, "not yet accepting") || strstr(m, "Connection refused") ||
-                strstr(m, "No such file") || strstr(m, "shutting down") || strstr(m, "timeout");
+                strstr(m, "No such file") || strstr(m, "shutting down") || strstr(m, "timeout") ||
+                strstr(m, "administrator command");
     PQfinish(c);
     return transient ? PGINST_RETRY : PGINST_REFUSED;
 }
