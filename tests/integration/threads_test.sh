@@ -4,7 +4,8 @@
 # ThreadSanitizer build (configure --enable-tsan, contrib/run-tests --tsan)
 # can watch them: wal-push from archive_command and with push-ahead
 # workers, the archiver process (archive_async_process: 8 workers, 4
-# encoding and 4 committing at once), ship, backup-push with 4 part
+# encoding and 4 committing at once; then 4 workers whose every upload
+# fails), ship, backup-push with 4 part
 # workers, backup-fetch with 4 parts at once, verify --full, wal-fetch with
 # prefetch workers.
 #
@@ -29,7 +30,8 @@ unset WALSHIP_THREADS_TEST
 
 U=$(pg_user)
 PGPORT=$(pg_free_port)
-ws_mkdirs "$T/tsan" "$T/r1" "$T/r2" "$T/r3" "$T/r4" "$T/r5" "$T/spool" "$T/spool2" "$T/spool3" "$T/out"
+ws_mkdirs "$T/tsan" "$T/r1" "$T/r2" "$T/r3" "$T/r4" "$T/r5" "$T/r6" "$T/spool" "$T/spool2" "$T/spool3" "$T/spool4" \
+  "$T/out"
 # halt_on_error=0: collect every report; the files are the verdict.
 export TSAN_OPTIONS="log_path=$T/tsan/report halt_on_error=0 second_deadlock_stack=1 history_size=4 \
 suppressions=$TOP_SRCDIR/tests/tsan.supp ${TSAN_OPTIONS:-}"
@@ -110,6 +112,46 @@ n=$(grep -c "archived 0000000100000031" "$T"/spool3/*/archd.log)
 apid=$(ws_lock_pid "$T/spool3/$SYSID/archd.lock")
 gone() { [ -z "$apid" ] || [ ! -d "/proc/$apid" ]; }
 wait_for 20 gone; ok $? "the process goes idle and exits (archive_async_idle = 1)"
+
+# ---- the archiver process when every upload fails: the slots' error path ----
+# an injected fault at the region's upload: the process (which inherits
+# wal-push's environment) fails each segment, wal-push falls back, fails
+# too, and exits 3; nothing is acknowledged and no slot is leaked
+mkdir -p "$T/pc/pg_wal/archive_status"
+for i in 1 2 3 4 5 6; do
+  n=$(printf '0000000100000032000000%02X' "$i")
+  walseg "$T/pc/pg_wal/$n" "$n" "$SYSID" "$i"
+  touch "$T/pc/pg_wal/archive_status/$n.ready"
+done
+chown -R "$U" "$T/pc"
+WS_SPOOL=$T/spool4 WS_PARALLEL=2 ws_conf "$T/af.conf" "retry_deadline = 5" "archive_async_process = on" \
+  "archive_async_idle = 1"
+ws_region "$T/af.conf" sync "file://$T/r6" "mode = sync"
+fail3=0
+for i in 1 2 3 4 5 6; do
+  n=$(printf '0000000100000032000000%02X' "$i")
+  pg_run env WALSHIP_FAULT_INJECT=upload.sync:write "$WALSHIP" --config "$T/af.conf" wal-push "$T/pc/pg_wal/$n" \
+    >/dev/null 2>&1
+  [ $? -eq 3 ] && fail3=$((fail3 + 1))
+done
+[ "$fail3" -eq 6 ]; ok $? "every wal-push with a failing upload exits 3 ($fail3 of 6)"
+[ "$(ls "$T/r6/wal" 2>/dev/null | grep -c '^0000000100000032')" -eq 0 ]; ok $? "the region holds none of them"
+[ "$(ls "$T/spool4/$SYSID/pushed" 2>/dev/null | grep -c '^0000000100000032[0-9A-F]*$')" -eq 0 ]
+ok $? "no pushed marker was written for them"
+grep -q "could not archive 0000000100000032.*injected fault" "$T"/spool4/*/archd.log
+ok $? "the process logged its failed pushes"
+apid=$(ws_lock_pid "$T/spool4/$SYSID/archd.lock")
+gone() { [ -z "$apid" ] || [ ! -d "/proc/$apid" ]; }
+wait_for 20 gone; ok $? "the process that failed every push goes idle and exits"
+bad=0
+for i in 1 2 3 4 5 6; do
+  n=$(printf '0000000100000032000000%02X' "$i")
+  pg_run "$WALSHIP" --config "$T/af.conf" wal-push "$T/pc/pg_wal/$n" >/dev/null 2>&1 || bad=$((bad + 1))
+done
+[ "$bad" -eq 0 ] && [ "$(ls "$T/r6/wal" | grep -c '^0000000100000032')" -eq 6 ]
+ok $? "without the fault, a new process archives all 6 ($bad failed)"
+apid=$(ws_lock_pid "$T/spool4/$SYSID/archd.lock")
+wait_for 20 gone; ok $? "and goes idle and exits"
 
 # ---- backup-push, 4 part workers; backup-fetch, 4 parts at once ----
 pg_run "$PG_BIN/pgbench" -h "$T/pg/sock" -p "$PGPORT" -U postgres -i -s 1 -q postgres >/dev/null 2>&1
