@@ -14,6 +14,14 @@
 
 #include "util.h"
 
+static int is_segment(const char *name)
+{
+    struct wal_name w;
+    struct err e = ERR_INIT;
+
+    return wal_parse(name, &w, &e) == 0 && w.kind == WAL_SEGMENT;
+}
+
 static void get_str(json_t *o, const char *key, char *out, size_t n)
 {
     const char *v = json_string_value(json_object_get(o, key));
@@ -53,8 +61,55 @@ int sby_state_read(const char *pgdata, struct sby_state *s, struct err *e)
     get_str(o, "error_file", s->error_name, sizeof s->error_name);
     get_str(o, "error", s->error, sizeof s->error);
     s->failing = json_is_true(json_object_get(o, "failing"));
+    get_str(o, "failing_segment", s->failing_seg, sizeof s->failing_seg);
+    get_str(o, "failing_other", s->failing_other, sizeof s->failing_other);
+    s->other_with_seg = json_is_true(json_object_get(o, "other_with_segment"));
+    if (s->failing && s->failing_seg[0] == '\0' && s->failing_other[0] == '\0' && s->error_name[0] != '\0') {
+        /* a state written before failures stood: its last failure stands */
+        if (is_segment(s->error_name))
+            snprintf(s->failing_seg, sizeof s->failing_seg, "%s", s->error_name);
+        else
+            snprintf(s->failing_other, sizeof s->failing_other, "%s", s->error_name);
+    }
+    s->failing = s->failing_seg[0] != '\0' || s->failing_other[0] != '\0';
     json_decref(o);
     return 0;
+}
+
+/* Apply one answer to the failures that stand; 1 when the state changed in
+ * a way worth writing down (see standby.h). */
+static int apply_event(struct sby_state *s, enum sby_event ev, const char *name)
+{
+    int seg = is_segment(name), changed = 0;
+    /* segment order within one segment size: the log and seg fields */
+    int cmp = seg && s->failing_seg[0] ? strcmp(name + 8, s->failing_seg + 8) : 0;
+
+    if (ev == SBY_FAILED) {
+        if (seg) {
+            snprintf(s->failing_seg, sizeof s->failing_seg, "%s", name);
+        } else {
+            snprintf(s->failing_other, sizeof s->failing_other, "%s", name);
+            s->other_with_seg = s->failing_seg[0] != '\0';
+        }
+        return 1;
+    }
+    if (!seg) {
+        if (strcmp(name, s->failing_other) != 0)
+            return ev == SBY_FETCHED;
+        s->failing_other[0] = '\0';
+        s->other_with_seg = 0;
+        return 1;
+    }
+    if (s->failing_seg[0] != '\0' && (strcmp(name, s->failing_seg) == 0 || cmp > 0 ||
+                                       (ev == SBY_FETCHED && cmp == 0))) {
+        s->failing_seg[0] = '\0';
+        if (s->other_with_seg) {
+            s->failing_other[0] = '\0';
+            s->other_with_seg = 0;
+        }
+        changed = 1;
+    }
+    return changed || ev == SBY_FETCHED || ev == SBY_MISSING;
 }
 
 int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, const char *msg, int64_t now,
@@ -68,13 +123,17 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
 
     if (sby_state_read(pgdata, &s, &re) < 0)
         memset(&s, 0, sizeof s);        /* none yet, or unreadable: start again */
-    s.failing = ev == SBY_FAILED;
+    if (!apply_event(&s, ev, name))
+        return 0;
+    s.failing = s.failing_seg[0] != '\0' || s.failing_other[0] != '\0';
     switch (ev) {
     case SBY_FETCHED:
         s.fetched_time = now;
         snprintf(s.fetched, sizeof s.fetched, "%s", name);
         break;
     case SBY_MISSING:
+        if (!is_segment(name))
+            break;
         s.missing_time = now;
         snprintf(s.missing, sizeof s.missing, "%s", name);
         break;
@@ -87,9 +146,11 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
     if (snprintf(path, sizeof path, "%s/%s", pgdata, SBY_STATE_FILE) >= (int)sizeof path ||
         snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return err_setf(e, ERR_USAGE, "path too long");
-    o = json_pack("{s:b, s:I, s:s, s:I, s:s, s:I, s:s, s:s}", "failing", s.failing, "fetched_unix", (json_int_t)s.fetched_time, "fetched",
-                  s.fetched, "missing_unix", (json_int_t)s.missing_time, "missing", s.missing, "error_unix",
-                  (json_int_t)s.error_time, "error_file", s.error_name, "error", s.error);
+    o = json_pack("{s:b, s:I, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "failing", s.failing, "fetched_unix",
+                  (json_int_t)s.fetched_time, "fetched", s.fetched, "missing_unix", (json_int_t)s.missing_time,
+                  "missing", s.missing, "error_unix", (json_int_t)s.error_time, "error_file", s.error_name, "error",
+                  s.error, "failing_segment", s.failing_seg, "failing_other", s.failing_other,
+                  "other_with_segment", s.other_with_seg);
     if (o == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
     rc = json_dump_file(o, tmp, JSON_PRESERVE_ORDER);
@@ -105,7 +166,7 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
 
 int sby_state_failing(const struct sby_state *s)
 {
-    return s->failing && s->error_time != 0;
+    return s->failing_seg[0] != '\0' || s->failing_other[0] != '\0';
 }
 
 /* ---- the lag ---- */

@@ -38,7 +38,12 @@ struct sby_state {
     int64_t error_time;                 /* last failure */
     char error_name[WAL_NAME_MAX];
     char error[ERR_MSG_MAX];
-    int failing;                        /* the last answer noted was a failure */
+    int failing;                        /* a failure stands (sby_state_failing) */
+    /* The failures that stand, until what resolves each (sby_state_note):
+     * a segment's, and another file's (a history file's) */
+    char failing_seg[WAL_NAME_MAX];
+    char failing_other[WAL_NAME_MAX];
+    int other_with_seg;                 /* failing_other failed while failing_seg stood */
 };
 
 enum sby_event { SBY_FETCHED, SBY_MISSING, SBY_FAILED };
@@ -46,13 +51,24 @@ enum sby_event { SBY_FETCHED, SBY_MISSING, SBY_FAILED };
 /* The state in `pgdata`; ERR_NOTFOUND when there is none yet. */
 int sby_state_read(const char *pgdata, struct sby_state *s, struct err *e);
 
-/* Note one answer of wal-fetch (`msg` for SBY_FAILED) at `now`. */
+/* Note one answer of wal-fetch (`msg` for SBY_FAILED) at `now`.
+ *
+ * A failure stands until what it stalled is resolved, not until the next
+ * answer: a standby that cannot get segment N also probes for history
+ * files, and a history file fetched (or a segment of another timeline found
+ * missing) says nothing about N.  So:
+ *  - a segment's failure stands until a segment at or past it is fetched,
+ *    it is found missing itself (the object is gone: the standby waits), or
+ *    a later segment is found missing;
+ *  - another file's failure (a history file's) stands until that file is
+ *    fetched or found missing; one that failed while a segment's failure
+ *    stood (one outage) is resolved with it.
+ * A missing file that is not a segment and resolves nothing is not written
+ * down: a standby probes for one every time it waits. */
 int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, const char *msg, int64_t now,
                    struct err *e);
 
-/* Is the last answer noted a failure (nothing fetched nor found missing
- * since)?  A history file PostgreSQL probes for and no region has is not
- * noted: a standby asks for one every time it waits. */
+/* Does a failure stand (see sby_state_note)? */
 int sby_state_failing(const struct sby_state *s);
 
 struct sby_lag {

@@ -168,8 +168,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
             log_debug("%s", e.msg);
         else
             log_info("%s", e.msg);
-        if (w.kind == WAL_SEGMENT)
-            note_standby(standby, SBY_MISSING, name, NULL);
+        note_standby(standby, SBY_MISSING, name, NULL);     /* written only when it matters */
         keys_free(kr);
         return 1;
     }

@@ -74,9 +74,82 @@ static void state_test(void)
     sby_state_note(dir, SBY_MISSING, "000000010000000000000004", NULL, 200, &e);
     ok(sby_state_read(dir, &s, &e) == 0 && !sby_state_failing(&s) && s.error_time == 200,
        "not archived yet, in the same second: waiting, not failing; the failure kept as history");
-    sby_state_note(dir, SBY_FAILED, "00000002.history", "unreachable", 300, &e);
     sby_state_note(dir, SBY_FETCHED, "000000010000000000000004", NULL, 300, &e);
-    ok(sby_state_read(dir, &s, &e) == 0 && !sby_state_failing(&s), "a fetch after a failure: not failing");
+    ok(sby_state_read(dir, &s, &e) == 0 && !sby_state_failing(&s), "the segment fetched: not failing");
+}
+
+static int failing_in(const char *dir)
+{
+    struct sby_state s;
+    struct err e = ERR_INIT;
+
+    return sby_state_read(dir, &s, &e) == 0 && sby_state_failing(&s);
+}
+
+/* A failure stands until what it stalled is resolved (standby.h). */
+static void standing_test(void)
+{
+    struct sby_state s;
+    struct err e = ERR_INIT;
+    char dir[PATH_MAX], p[PATH_MAX + 64];
+    FILE *f;
+
+    snprintf(dir, sizeof dir, "%s/pgdata2", root);
+    mkdir(dir, 0700);
+    /* the stall helper-30 found: a segment corrupt everywhere, and a history
+     * file of another timeline in the archive that PostgreSQL fetches while
+     * it waits */
+    sby_state_note(dir, SBY_FAILED, "000000010000000000000005", "corrupt", 100, &e);
+    sby_state_note(dir, SBY_FETCHED, "00000002.history", NULL, 101, &e);
+    ok(failing_in(dir), "a segment's failure stands after a history file is fetched");
+    sby_state_note(dir, SBY_MISSING, "000000020000000000000005", NULL, 102, &e);
+    ok(failing_in(dir), "...and after the segment of another timeline is found missing");
+    sby_state_note(dir, SBY_FETCHED, "000000010000000000000004", NULL, 103, &e);
+    ok(failing_in(dir), "...and after an earlier segment is fetched");
+    sby_state_note(dir, SBY_FETCHED, "000000020000000000000005", NULL, 104, &e);
+    ok(!failing_in(dir), "the segment fetched (on a new timeline): resolved");
+    sby_state_note(dir, SBY_FAILED, "000000010000000000000007", "corrupt", 105, &e);
+    sby_state_note(dir, SBY_MISSING, "000000010000000000000008", NULL, 106, &e);
+    ok(!failing_in(dir), "a later segment missing: replay got past it");
+
+    /* a history file's failure alone (the standby waits at the end of the
+     * archive): segments found missing meanwhile do not resolve it */
+    sby_state_note(dir, SBY_FAILED, "00000003.history", "corrupt", 110, &e);
+    sby_state_note(dir, SBY_MISSING, "000000010000000000000009", NULL, 111, &e);
+    sby_state_note(dir, SBY_FETCHED, "000000010000000000000009", NULL, 112, &e);
+    ok(failing_in(dir), "a history file's failure stands while segments come and go");
+    sby_state_note(dir, SBY_MISSING, "00000004.history", NULL, 113, &e);
+    ok(failing_in(dir), "...and after another history file is found missing");
+    sby_state_note(dir, SBY_MISSING, "00000003.history", NULL, 114, &e);
+    ok(sby_state_read(dir, &s, &e) == 0 && !sby_state_failing(&s) && s.missing_time == 111,
+       "resolved when that history file is found missing (not a segment: the missing time is kept)");
+
+    /* one outage: the segment and the history probe fail, then it ends */
+    sby_state_note(dir, SBY_FAILED, "00000001000000000000000A", "unreachable", 120, &e);
+    sby_state_note(dir, SBY_FAILED, "00000002.history", "unreachable", 121, &e);
+    ok(failing_in(dir), "an outage: failing");
+    sby_state_note(dir, SBY_FETCHED, "00000001000000000000000A", NULL, 122, &e);
+    ok(sby_state_read(dir, &s, &e) == 0 && !sby_state_failing(&s) && strcmp(s.error_name, "00000002.history") == 0,
+       "the outage over: the segment fetched resolves the history probe that failed with it");
+
+    /* a missing history file that resolves nothing is not written down */
+    snprintf(p, sizeof p, "%s/%s", dir, SBY_STATE_FILE);
+    unlink(p);
+    ok(sby_state_note(dir, SBY_MISSING, "00000005.history", NULL, 130, &e) == 0 && access(p, F_OK) != 0,
+       "a probe for a history file no region has writes nothing");
+
+    /* a state written before failures stood: its last failure stands */
+    f = fopen(p, "w");
+    if (f != NULL) {
+        fputs("{\"failing\": true, \"error_unix\": 140, \"error_file\": \"00000001000000000000000B\", "
+              "\"error\": \"corrupt\"}", f);
+        fclose(f);
+    }
+    ok(failing_in(dir), "an older state file's failure reads as standing");
+    sby_state_note(dir, SBY_FETCHED, "00000002.history", NULL, 141, &e);
+    ok(failing_in(dir), "...and a history file fetched does not resolve it");
+    sby_state_note(dir, SBY_FETCHED, "00000001000000000000000B", NULL, 142, &e);
+    ok(!failing_in(dir), "...the segment fetched does");
 }
 
 int main(void)
@@ -106,6 +179,7 @@ int main(void)
     ok(lag_is(r, 0x5000100, 1, 1000, "000000020000000000000006"), "a segment of a new timeline counts");
     ok(lag_is(r, 0, 6, 9000, "000000020000000000000006"), "nothing replayed: every segment");
     state_test();
+    standing_test();
     repo_free(r);
     config_free(conf);
     tf_rmrf(root);
