@@ -16,36 +16,75 @@
 #include "timeline.h"
 #include "util.h"
 
-int rcv_archive_end(struct repo *r, const struct manifest *m, const char *timeline, struct rcv_end *out,
+/* Every region's WAL in one model: the first must be listed, the others
+ * are skipped when they cannot be (named in out->skipped). */
+static int load_all(struct repo *const *rs, size_t n, uint64_t seg_size, struct tl_model *tm, struct rcv_end *out,
                     struct err *e)
+{
+    size_t i;
+
+    tl_model_init(tm, seg_size);
+    for (i = 0; i < n; i++) {
+        struct tl_model one;
+        struct err le = ERR_INIT;
+        size_t k = strlen(out->skipped);
+
+        if (tl_model_load(rs[i], seg_size, &one, &le) < 0) {
+            tl_model_free(&one);
+            if (i == 0 || le.code == ERR_NOMEM) {
+                *e = le;
+                return err_prefix(e, "region %s", rs[i]->name);
+            }
+            snprintf(out->skipped + k, sizeof out->skipped - k, "%s%s (%s)", k ? "; " : "", rs[i]->name, le.msg);
+            continue;
+        }
+        if (tl_model_merge(tm, &one, e) < 0) {
+            tl_model_free(&one);
+            return -1;
+        }
+        tl_model_free(&one);
+        k = strlen(out->asked);
+        snprintf(out->asked + k, sizeof out->asked - k, "%s%s", k ? ", " : "", rs[i]->name);
+    }
+    tl_model_finish(tm);
+    return 0;
+}
+
+int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
+                    struct rcv_end *out, struct err *e)
 {
     struct tl_model tm;
     struct tl_reach re;
     uint32_t target;
     int rc = -1;
+    char where[sizeof out->asked + 16];
 
     memset(out, 0, sizeof *out);
     memset(&re, 0, sizeof re);
-    if (tl_model_load(r, m->wal_segment_size, &tm, e) < 0)
+    memset(&tm, 0, sizeof tm);
+    if (n == 0)
+        return err_setf(e, ERR_INTERNAL, "no region to ask for the end of the archive");
+    if (load_all(rs, n, m->wal_segment_size, &tm, out, e) < 0)
         goto out;
+    snprintf(where, sizeof where, "%s %s", strchr(out->asked, ',') ? "regions" : "region", out->asked);
     if ((target = tl_target(&tm, m->timeline, timeline, e)) == 0)
         goto out;
     if (tl_reach(&tm, m->timeline, m->start_lsn, target, &re, e) < 0) {
         if (e->code == ERR_NOTFOUND || e->code == ERR_IO)
-            err_prefix(e, "region %s", r->name);
+            err_prefix(e, "%s", where);
         goto out;
     }
     switch (re.status) {
     case TL_REACH_NOT_DESCENDANT:
         err_setf(e, ERR_NOTFOUND,
-                 "region %s: timeline %u does not descend from timeline %u, where backup %s was taken", r->name,
+                 "%s: timeline %u does not descend from timeline %u, where backup %s was taken", where,
                  (unsigned)target, (unsigned)m->timeline, m->name);
         goto out;
     case TL_REACH_NO_START: {
         char name[WAL_NAME_LEN + 1];
 
         wal_segment_name(m->timeline, re.first, tm.seg_size, name);
-        err_setf(e, ERR_NOTFOUND, "region %s: WAL segment %s, where backup %s starts, is not archived", r->name,
+        err_setf(e, ERR_NOTFOUND, "%s: WAL segment %s, where backup %s starts, is not archived", where,
                  name, m->name);
         goto out;
     }
@@ -55,9 +94,9 @@ int rcv_archive_end(struct repo *r, const struct manifest *m, const char *timeli
         wal_segment_name(re.gap.tli, re.gap.first, tm.seg_size, name);
         wal_format_lsn(re.gap.first * tm.seg_size, lsn);
         err_setf(e, ERR_NOTFOUND,
-                 "region %s: WAL segment %s is missing from the archive (it has later segments on timeline %u): "
+                 "%s: WAL segment %s is missing from the archive (it has later segments on timeline %u): "
                  "recovery would stop at LSN %s, before the end of the archive",
-                 r->name, name, (unsigned)target, lsn);
+                 where, name, (unsigned)target, lsn);
         goto out;
     }
     case TL_REACH_OK:

@@ -45,16 +45,21 @@ struct rcv_end {
     uint64_t limit;                     /* records on `newest` count only below this LSN
                                          * (a parent timeline's switch point), else UINT64_MAX */
     unsigned long nsegments;            /* segments from the backup's start on the path */
+    char asked[512];                    /* the regions listed, "r1, r2" */
+    char skipped[1024];                 /* the regions that could not be listed, and why */
 };
 
-/* List the region's WAL and follow `timeline` ("latest", "current" or a
- * number) from backup `m`'s timeline, as PostgreSQL will (the newest
- * timeline with a history file, its ancestry from that file).  Every
- * segment from the backup's start to the newest one on that path must be
- * archived: a gap is ERR_NOTFOUND naming the missing segment and the LSN
- * where recovery would stop. */
-int rcv_archive_end(struct repo *r, const struct manifest *m, const char *timeline, struct rcv_end *out,
-                    struct err *e);
+/* List the WAL of regions rs[0..n) as one archive (recovery's
+ * restore_command asks each in turn, so a segment any of them holds is
+ * there) and follow `timeline` ("latest", "current" or a number) from
+ * backup `m`'s timeline, as PostgreSQL will (the newest timeline with a
+ * history file, its ancestry from that file).  rs[0] must be listed; a
+ * later region that cannot be is named in out->skipped.  Every segment from
+ * the backup's start to the newest one on that path must be archived: a
+ * gap is ERR_NOTFOUND naming the missing segment and the LSN where
+ * recovery would stop. */
+int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
+                    struct rcv_end *out, struct err *e);
 
 /* From pg_waldump's output (a file): the start LSN of the last record that
  * starts below `limit`.  ERR_NOTFOUND when none does. */

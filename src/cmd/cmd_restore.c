@@ -30,6 +30,7 @@
 #include "cluster.h"
 #include "cmd.h"
 #include "cmd_restore_conf.h"
+#include "cmd_restore_end.h"
 #include "cmd_standby.h"
 #include "keys.h"
 #include "log.h"
@@ -87,61 +88,6 @@ static int run_cmd(void *arg, char *const argv[], const char *out)
         if (errno != EINTR)
             return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* For --target-latest: the end of the archive along the timeline recovery
- * follows, as the LSN of its last record (pg_waldump on the newest
- * segment), written as an inclusive recovery_target_lsn so that recovery
- * cannot end before it.  A gap is a failure (exit 3) before anything is
- * fetched. */
-static int latest_end(struct repo *s, const struct manifest *m, struct restore_opts *o, unsigned long *nseg,
-                      struct err *e)
-{
-    struct rcv_end end;
-    char dir[PATH_MAX - 64], seg[PATH_MAX], out[PATH_MAX], key[REPO_KEY_MAX], waldump[PATH_MAX], lsn[24];
-    char *argv[4];
-    const char *tmp = getenv("TMPDIR");
-    int rc = -1;
-
-    if (rcv_archive_end(s, m, o->target.timeline, &end, e) < 0) {
-        if (e->code == ERR_NOTFOUND)
-            e->code = ERR_IO;   /* "latest" would end short: a failure, not "not found" */
-        return -1;
-    }
-    *nseg = end.nsegments;
-    snprintf(dir, sizeof dir, "%s/walship-end.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        snprintf(dir, sizeof dir, "/tmp/walship-end.XXXXXX");
-        if (mkdtemp(dir) == NULL)
-            return err_errno(e, ERR_IO, errno, "could not create a temporary directory");
-    }
-    snprintf(seg, sizeof seg, "%s/%s", dir, end.newest);
-    snprintf(out, sizeof out, "%s/waldump.out", dir);
-    snprintf(waldump, sizeof waldump, "%s/pg_waldump", o->pg_bin);
-    if (repo_key_wal(key, sizeof key, end.newest) < 0 || repo_get_to_file(s, key, seg, e) < 0) {
-        err_prefix(e, "could not fetch %s, the newest WAL segment", end.newest);
-        goto out;
-    }
-    argv[0] = waldump;
-    argv[1] = seg;
-    argv[2] = NULL;
-    if (run_cmd(NULL, argv, out) < 0 || rcv_last_record(out, end.limit, &o->target.lsn, e) < 0) {
-        err_setf(e, ERR_IO,
-                 "could not find the last WAL record of %s, the end of the archive (%s); restore to an explicit "
-                 "--target-lsn instead",
-                 end.newest, e->msg[0] ? e->msg : "pg_waldump failed");
-        goto out;
-    }
-    wal_format_lsn(o->target.lsn, lsn);
-    snprintf(o->target.value, sizeof o->target.value, "%s", lsn);
-    log_info("the archive ends on timeline %u in %s, its last record at LSN %s: recovery must reach it",
-             (unsigned)end.tli, end.newest, lsn);
-    rc = 0;
-out:
-    unlink(seg);
-    unlink(out);
-    rmdir(dir);
-    return rc;
 }
 
 static void print_stop(const struct rcv_result *r, FILE *f)
@@ -347,13 +293,14 @@ static const struct region_conf *choose_region(struct cmd_ctx *ctx, const struct
 /* The WAL from backup `m` on: for "latest" the archive's end becomes the
  * target; otherwise a gap is a warning (recovery fails only if the target
  * lies beyond it). */
-static int check_archive(struct repo *s, const struct manifest *m, struct restore_opts *o, struct err *e)
+static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct manifest *m,
+                         struct restore_opts *o, struct err *e)
 {
     char newest[32];
     unsigned long nseg = 0;
 
     if (o->target.kind == PITR_LATEST)
-        return latest_end(s, m, o, &nseg, e);
+        return restore_latest_end(ctx, kr, s, m, o->pg_bin, run_cmd, &o->target, &nseg, e);
     if (pitr_check_wal(s, m, o->target.timeline, newest, &nseg, e) < 0) {
         if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND)
             return -1;
@@ -501,7 +448,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     m = cat.v[k].man;
     man_format_time(m->stop_time, ts);
     log_info("restoring backup %s (consistent at %s) from region %s into %s", m->name, ts, rc->name, o.pgdata);
-    if (check_archive(s, m, &o, &e) < 0)
+    if (check_archive(ctx, kr, s, m, &o, &e) < 0)
         goto fail;
     memset(&bo, 0, sizeof bo);
     bo.parallel = c->parallel;

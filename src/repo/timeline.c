@@ -213,10 +213,74 @@ static int tli_cmp(const void *a, const void *b)
 
 void tl_model_finish(struct tl_model *m)
 {
+    size_t i, j = 0, k = 0;
+
     if (m->nsegs > 1)
         qsort(m->segs, m->nsegs, sizeof *m->segs, seg_cmp);
+    for (i = 0; i < m->nsegs; i++)     /* a segment merged from two regions counts once */
+        if (k == 0 || seg_cmp(&m->segs[i], &m->segs[k - 1]) != 0)
+            m->segs[k++] = m->segs[i];
+    m->nsegs = k;
     if (m->ntls > 1)
         qsort(m->tls, m->ntls, sizeof *m->tls, tli_cmp);
+    /* each timeline's count and range, from the segments (both sorted) */
+    for (i = 0; i < m->ntls; i++) {
+        struct tl_timeline *t = &m->tls[i];
+
+        t->nsegs = 0;
+        while (j < m->nsegs && m->segs[j].tli < t->tli)
+            j++;
+        for (; j < m->nsegs && m->segs[j].tli == t->tli; j++) {
+            if (t->nsegs == 0)
+                t->oldest = m->segs[j].segno;
+            t->newest = m->segs[j].segno;
+            t->nsegs++;
+        }
+    }
+}
+
+/* A timeline whose history was read and parsed. */
+static int history_good(const struct tl_timeline *t)
+{
+    return t->has_history && t->hist_error == NULL;
+}
+
+int tl_model_merge(struct tl_model *dst, const struct tl_model *src, struct err *e)
+{
+    size_t i;
+
+    for (i = 0; i < src->ntls; i++) {
+        const struct tl_timeline *s = &src->tls[i];
+        struct tl_timeline *d = tl_get(dst, s->tli);
+
+        if (d == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        if (!s->has_history || history_good(d) || (d->has_history && !history_good(s)))
+            continue;
+        if (history_good(s)) {
+            struct tl_hist_entry *h = NULL;
+
+            if (s->nhist > 0 && (h = malloc(s->nhist * sizeof *h)) == NULL)
+                return err_setf(e, ERR_NOMEM, "out of memory");
+            if (s->nhist > 0)
+                memcpy(h, s->hist, s->nhist * sizeof *h);
+            free(d->hist);
+            free(d->hist_error);
+            d->hist = h;
+            d->nhist = s->nhist;
+            d->hist_error = NULL;
+            d->has_history = 1;
+        } else if (tl_model_history_failed(dst, s->tli, s->hist_error) < 0) {
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        }
+    }
+    if (src->nsegs > 0) {
+        if (array_reserve(&dst->segs, &dst->segs_cap, dst->nsegs + src->nsegs, sizeof *dst->segs) < 0)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+        memcpy(dst->segs + dst->nsegs, src->segs, src->nsegs * sizeof *src->segs);
+        dst->nsegs += src->nsegs;
+    }
+    return 0;
 }
 
 struct load_walk {

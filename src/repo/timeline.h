@@ -107,6 +107,12 @@ int tl_model_history_failed(struct tl_model *m, uint32_t tli, const char *why);
 int tl_model_read_histories(struct tl_model *m, struct repo *rp,
                             int (*bad)(void *arg, const char *key, const char *why), void *arg, struct err *e);
 void tl_model_finish(struct tl_model *m);
+/* Add what `src` holds to `dst` (both of one cluster's regions): its
+ * segments, and each history file it read where `dst` has none it could
+ * read.  Call tl_model_finish(dst) after the last one: it counts a segment
+ * both hold once. */
+int tl_model_merge(struct tl_model *dst, const struct tl_model *src, struct err *e);
+
 /* List wal/ of a region, read the history files, finish. */
 int tl_model_load(struct repo *rp, uint64_t seg_size, struct tl_model *m, struct err *e);
 

@@ -21,7 +21,11 @@
 #include "unit_fixture.h"
 
 static char root[] = "/tmp/walship-recover-test-XXXXXX";
-static struct repo *st;
+static char root2[] = "/tmp/walship-recover-test2-XXXXXX";
+static struct repo *st, *st2;
+/* the regions asked: st alone, or st then st2 */
+static struct repo *regions[2];
+static size_t nregions = 1;
 
 static void seg(unsigned tli, unsigned s)
 {
@@ -41,7 +45,7 @@ static int end_is(const struct manifest *m, const char *tl, const char *newest, 
     struct rcv_end end;
     struct err e = ERR_INIT;
 
-    if (rcv_archive_end(st, m, tl, &end, &e) < 0) {
+    if (rcv_archive_end(regions, nregions, m, tl, &end, &e) < 0) {
         diag("rcv_archive_end: %s", e.msg);
         return 0;
     }
@@ -57,7 +61,7 @@ static int end_fails(const struct manifest *m, const char *tl, const char *want)
     struct rcv_end end;
     struct err e = ERR_INIT;
 
-    if (rcv_archive_end(st, m, tl, &end, &e) == 0) {
+    if (rcv_archive_end(regions, nregions, m, tl, &end, &e) == 0) {
         diag("succeeded: %s", end.newest);
         return 0;
     }
@@ -95,6 +99,58 @@ static void waldump_test(void)
     ok(rcv_last_record(path, UINT64_MAX, &lsn, &e) < 0, "no record at all is an error");
 }
 
+static void drop2(const char *key)
+{
+    char p[PATH_MAX];
+
+    snprintf(p, sizeof p, "%s/region/%s", root2, key);
+    unlink(p);
+}
+
+/* restore_command asks every region: the end of the archive is the end of
+ * their union (a first region that lags, as an async one does, must not
+ * end "latest" short) */
+static void two_regions_test(const struct manifest *m, const struct config *conf)
+{
+    struct rcv_end end;
+    struct err e = ERR_INIT;
+    unsigned s;
+
+    if (tf_region_open(root2, conf, &st2) < 0)
+        return;
+    regions[0] = st;
+    regions[1] = st2;
+    nregions = 2;
+    /* st holds 1-6 on timeline 1, 2.history, 3.history, 2/4-5 (above);
+     * st2 the same timeline 1, two segments further */
+    for (s = 1; s <= 8; s++)
+        tf_put_wal(st2, 1, 0, s);
+    ok(end_is(m, "current", "000000010000000000000008", UINT64_MAX, 7),
+       "the first region lags: the end is the second one's newest segment");
+    drop("wal/000000010000000000000005");
+    ok(end_is(m, "current", "000000010000000000000008", UINT64_MAX, 7),
+       "a gap in the first region that the second fills is no gap");
+    drop2("wal/000000010000000000000005");
+    ok(end_fails(m, "current", "000000010000000000000005 is missing"), "a gap in both is one");
+    ok(end_fails(m, "current", "regions t, t:"), "...and names the regions asked");
+    tf_put_wal(st, 1, 0, 5);
+    /* a timeline only the second region has: its history is read there
+     * (timeline 5, above, would descend from it: not here) */
+    drop("wal/00000005.history");
+    tf_put_text(st2, "wal/00000004.history", "1\t0/4800000\tx\n2\t0/5800000\ty\n3\t0/6000000\tz\n");
+    tf_put_wal(st2, 4, 0, 6);
+    tf_put_wal(st2, 4, 0, 7);
+    ok(end_is(m, "latest", "000000040000000000000007", UINT64_MAX, 6),
+       "latest follows a timeline whose history only the second region holds");
+    regions[1] = NULL;
+    nregions = 1;
+    ok(end_is(m, "latest", "000000020000000000000005", 0x5800000, 4), "the first region alone: as before");
+    ok(rcv_archive_end(regions, 1, m, "latest", &end, &e) == 0 && strcmp(end.asked, "t") == 0 &&
+       end.skipped[0] == '\0', "the regions asked are named");
+    repo_free(st2);
+    tf_rmrf(root2);
+}
+
 int main(void)
 {
     struct manifest m;
@@ -105,6 +161,7 @@ int main(void)
     conf = config_new_default();
     if (tf_region_open(root, conf, &st) < 0)
         return 1;
+    regions[0] = st;
     memset(&m, 0, sizeof m);
     m.name = "b1";
     m.timeline = 1;
@@ -147,6 +204,7 @@ int main(void)
        "a timeline that does not descend from the backup's is refused");
     ok(end_fails(&m, "4", "history file of timeline 4 is not archived"), "a timeline without history is refused");
 
+    two_regions_test(&m, conf);
     waldump_test();
     repo_free(st);
     config_free(conf);

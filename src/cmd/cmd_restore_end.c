@@ -1,0 +1,137 @@
+/*
+ * cmd_restore_end — the end of the archive for restore --target-latest
+ * (cmd_restore_end.h).
+ */
+#include "cmd_restore_end.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "repo.h"
+#include "util.h"
+#include "wal.h"
+
+#define END_MAX_REGIONS 64
+
+/* rs[0] = first, then every other region that opens as this cluster's. */
+static size_t open_others(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first,
+                          struct repo *rs[END_MAX_REGIONS])
+{
+    const struct config *c = ctx->conf;
+    size_t n = 0;
+    int i;
+
+    rs[n++] = first;
+    for (i = 0; i < c->nregions && n < END_MAX_REGIONS; i++) {
+        struct err re = ERR_INIT;
+        struct repo *r = NULL;
+
+        if (strcmp(c->regions[i].name, first->name) == 0)
+            continue;
+        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, &r, &re) < 0) {
+            log_warning("region %s cannot be asked where the archive ends (%s): the end is taken from the other "
+                        "regions, and recovery may end short of what %s holds", c->regions[i].name, re.msg,
+                        c->regions[i].name);
+            repo_free(r);
+            continue;
+        }
+        rs[n++] = r;
+    }
+    return n;
+}
+
+/* The newest segment into `path`, from the first region that gives it
+ * whole (each copy is checked against its key, name and cluster). */
+static int fetch_newest(struct repo *const *rs, size_t n, const char *name, const char *path, struct err *e)
+{
+    char key[REPO_KEY_MAX];
+    size_t i;
+
+    if (repo_key_wal(key, sizeof key, name) < 0)
+        return err_setf(e, ERR_INTERNAL, "WAL key too long");
+    for (i = 0; i < n; i++) {
+        struct err fe = ERR_INIT;
+
+        if (repo_get_to_file(rs[i], key, path, &fe) == 0)
+            return 0;
+        if (i + 1 < n)
+            log_warning("%s; trying region %s", fe.msg, rs[i + 1]->name);
+        *e = fe;
+    }
+    return err_prefix(e, "could not fetch %s, the newest WAL segment", name);
+}
+
+static int last_record(struct repo *const *rs, size_t n, const struct rcv_end *end, const char *pg_bin,
+                       rcv_run_fn run, struct pitr_target *t, struct err *e)
+{
+    char dir[PATH_MAX - 64], seg[PATH_MAX], out[PATH_MAX], waldump[PATH_MAX];
+    char *argv[3];
+    const char *tmp = getenv("TMPDIR");
+    int rc = -1;
+
+    snprintf(dir, sizeof dir, "%s/walship-end.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        snprintf(dir, sizeof dir, "/tmp/walship-end.XXXXXX");
+        if (mkdtemp(dir) == NULL)
+            return err_errno(e, ERR_IO, errno, "could not create a temporary directory");
+    }
+    snprintf(seg, sizeof seg, "%s/%s", dir, end->newest);
+    snprintf(out, sizeof out, "%s/waldump.out", dir);
+    snprintf(waldump, sizeof waldump, "%s/pg_waldump", pg_bin);
+    if (fetch_newest(rs, n, end->newest, seg, e) < 0)
+        goto out;
+    argv[0] = waldump;
+    argv[1] = seg;
+    argv[2] = NULL;
+    if (run(NULL, argv, out) < 0 || rcv_last_record(out, end->limit, &t->lsn, e) < 0) {
+        err_setf(e, ERR_IO,
+                 "could not find the last WAL record of %s, the end of the archive (%s); restore to an explicit "
+                 "--target-lsn instead",
+                 end->newest, e->msg[0] ? e->msg : "pg_waldump failed");
+        goto out;
+    }
+    rc = 0;
+out:
+    unlink(seg);
+    unlink(out);
+    rmdir(dir);
+    return rc;
+}
+
+int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
+                       const char *pg_bin, rcv_run_fn run, struct pitr_target *t, unsigned long *nseg,
+                       struct err *e)
+{
+    struct repo *rs[END_MAX_REGIONS];
+    struct rcv_end end;
+    char lsn[24];
+    size_t n = open_others(ctx, kr, first, rs), i;
+    int rc = -1;
+
+    if (rcv_archive_end(rs, n, m, t->timeline, &end, e) < 0) {
+        if (e->code == ERR_NOTFOUND)
+            e->code = ERR_IO;   /* "latest" would end short: a failure, not "not found" */
+        goto out;
+    }
+    if (end.skipped[0] != '\0')
+        log_warning("the end of the archive is taken without: %s; recovery may end short of what they hold",
+                    end.skipped);
+    *nseg = end.nsegments;
+    if (last_record(rs, n, &end, pg_bin, run, t, e) < 0)
+        goto out;
+    wal_format_lsn(t->lsn, lsn);
+    snprintf(t->value, sizeof t->value, "%s", lsn);
+    log_info("the archive (%s %s) ends on timeline %u in %s, its last record at LSN %s: recovery must reach it",
+             n > 1 ? "regions" : "region", end.asked, (unsigned)end.tli, end.newest, lsn);
+    rc = 0;
+out:
+    for (i = 1; i < n; i++)
+        repo_free(rs[i]);
+    return rc;
+}

@@ -1,0 +1,30 @@
+/*
+ * cmd_restore_end — the target of `restore --target-latest`: the end of
+ * the archive over every region that recovery's restore_command asks
+ * (restore/recover.h, rcv_archive_end), as the LSN of its last record
+ * (pg_waldump on the newest segment).  Kept out of cmd_restore.c so that
+ * file only calls in (docs/RESTORE.md "The end of the archive").
+ */
+#ifndef WALSHIP_CMD_RESTORE_END_H
+#define WALSHIP_CMD_RESTORE_END_H
+
+#include "err.h"
+#include "manifest.h"
+#include "pitr.h"
+#include "recover.h"
+
+struct cmd_ctx;
+struct keyring;
+struct repo;
+
+/* `first` is the region restore chose (restore_command asks it first);
+ * every other configured region of the cluster is asked too, and one that
+ * cannot be is a warning that names it.  Sets t->lsn and t->value; *nseg
+ * is the number of segments from the backup's start.  A gap in the union
+ * is a failure (ERR_IO: "latest" would end short), before anything is
+ * fetched.  `run` runs pg_waldump from `pg_bin`. */
+int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
+                       const char *pg_bin, rcv_run_fn run, struct pitr_target *t, unsigned long *nseg,
+                       struct err *e);
+
+#endif
