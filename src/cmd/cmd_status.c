@@ -199,7 +199,7 @@ static int prom_value(const struct st_region *r, size_t k, double *v)
     case 3: *v = (double)r->wal_time; return r->has_wal;
     case 4: *v = (double)r->lag_segments; return r->lag_known;
     case 5: *v = (double)r->lag_bytes; return r->lag_known;
-    case 6: *v = (double)r->lag_seconds; return 1;
+    case 6: *v = (double)r->lag_seconds; return r->readable;    /* unknown, not 0, for a region not listed */
     case 7: *v = (double)r->spool_files; return 1;
     case 8: *v = (double)r->spool_bytes; return 1;
     case 9: *v = (double)r->spool_oldest_age; return 1;

@@ -114,6 +114,22 @@ d={r["region"]: r for r in json.load(sys.stdin)["regions"]}
 print(d["a"]["alarm_rpo"], d["stale"]["alarm_rpo"], d["stale"]["lag_segments"] >= 1, d["stale"]["lag_seconds"] >= 2)' 2>&1)" \
    "False True True True" "only the lagging region alarms, with segments and seconds of lag"
 like "$(wsc "$CONF_RPO" status --prometheus 2>/dev/null)" 'walship_alarm\{region="stale"\} 1' "prometheus: walship_alarm for the lagging region"
+# a region that cannot be listed: down and alarming, its lag unknown (no
+# sample rather than 0), and a shipped alert rule that fires on it
+mv "$T/stale" "$T/stale.away"
+prom=$(wsc "$CONF_RPO" status --prometheus 2>/dev/null); st=$?
+mv "$T/stale.away" "$T/stale"
+is "$st" 2 "status --prometheus exits 2 when a region cannot be listed"
+like "$prom" 'walship_up\{region="stale"\} 0' "prometheus: walship_up 0 for the unreadable region"
+like "$prom" 'walship_alarm\{region="stale"\} 1' "prometheus: walship_alarm 1 for it"
+unlike "$prom" 'walship_wal_lag_seconds\{region="stale"\}' "prometheus: no lag sample for it (unknown, not 0)"
+python3 - "$TOP_SRCDIR/contrib/prometheus/walship-alerts.yml" <<'PY'
+import re, sys
+exprs = re.findall(r"^\s*expr:\s*(.+)$", open(sys.argv[1]).read(), re.M)
+assert any(re.fullmatch(r"walship_up\s*==\s*0", e.strip()) for e in exprs), exprs
+assert any(re.fullmatch(r"walship_alarm\s*==\s*1", e.strip()) for e in exprs), exprs
+PY
+ok $? "the shipped alert rules fire on walship_up == 0 and on walship_alarm == 1"
 
 # ---- a deleted WAL segment ----
 start=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backups"][-1]["start_wal"])')

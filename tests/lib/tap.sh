@@ -127,6 +127,15 @@ like() {
   fi
 }
 
+unlike() {
+  if grep -qE -- "$2" <<<"$1"; then
+    ok 1 "$3"
+    diag "'$(grep -E -- "$2" <<<"$1" | head -3)' matches /$2/"
+    return 1
+  fi
+  ok 0 "$3"
+}
+
 skip_all() {
   echo "1..0 # SKIP $*"
   exit 0
