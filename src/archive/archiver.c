@@ -398,6 +398,24 @@ static void settle(struct archiver *a, const char *name, const char *key, struct
         settle_spool(a, name, key, p, &p->results[spool_at], rep, first);
 }
 
+/* 1 (with e set) when the open file is not the one fstat'd as `st` any
+ * more: size, mtime or ctime moved (ctime too: an mtime set back with
+ * utimensat still moves it). */
+static int changed_since(int fd, const struct stat *st, const char *path, struct err *e)
+{
+    struct stat after;
+
+    if (fstat(fd, &after) < 0) {
+        err_errno(e, ERR_IO, errno, "could not stat \"%s\" after reading it", path);
+        return 1;
+    }
+    if (spool_same_file(st, &after))
+        return 0;
+    err_setf(e, ERR_IO, "\"%s\" changed while it was being read (size, mtime or ctime): nothing was archived; "
+             "PostgreSQL retries it (a segment still being written is not ready to archive)", path);
+    return 1;
+}
+
 int archive_push_file(struct archiver *a, const char *path, const char *name, struct archive_report *rep,
                       struct err *e)
 {
@@ -452,6 +470,13 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
     slot_take(a->encode_slots);
     chain_rc = sink_pump_fd(enc, fd, path, 0, &chain);
     slot_give(a->encode_slots);
+    /* The file must be as it was opened once it is read, checked before
+     * anything commits: a file changed while it was read (rewritten in
+     * place, truncated, even with its mtime set back) leaves no object,
+     * so PostgreSQL's retry archives it whole instead of meeting a torn
+     * copy under its name forever. */
+    if (chain_rc == 0 && changed_since(fd, &st, path, e))
+        goto out;
     if (chain_rc == 0) {
         slot_take(a->commit_slots);
         chain_rc = sink_close(enc, &chain);
@@ -467,16 +492,6 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
         }
     } else {
         chain_rc = -1;
-    }
-    {
-        struct stat after;
-
-        /* the file must not have changed while it was read */
-        if (fstat(fd, &after) == 0 && (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
-                                       after.st_mtim.tv_nsec != st.st_mtim.tv_nsec)) {
-            err_setf(e, ERR_IO, "\"%s\" changed while it was being archived", path);
-            goto out;
-        }
     }
     settle(a, name, key, &p, chain_rc, &chain, whole, rep, &first);
 done:

@@ -13,6 +13,8 @@
 #   - a region whose wal/ is a symbolic link to nothing is an error for
 #     wal-fetch (exit 250), never "not found";
 #   - "file:///x/" and "file:///x" are one region: one spool queue;
+#   - a file changed while wal-push reads it (even with its mtime set back):
+#     exit 3 and no object, then the retry archives it;
 #   - the shipper's state file (spool_dir/SYSID/state/QUEUE.json): status
 #     shows an unreachable region's last error and code from it, without
 #     ship.log, and clears it once the region took the queue.
@@ -213,4 +215,37 @@ for cmd in verify backup-list "delete --dry-run"; do
   t_fail "$cmd over regions of two clusters: refused (exit 3)" 3 "$WALSHIP" --config "$T/m.conf" $cmd
   like "$T_OUT" "one configuration serves one cluster" "... naming the two clusters"
 done
+
+# A file changed while wal-push reads it: nothing is committed, so the
+# retry archives it whole (an adversarial pass found the torn object left
+# under the name, and every retry refused as "different content"); an
+# mtime set back after each write is still a change (ctime)
+mkdir -p "$T/rt"
+printf '[global]\nkey_file = %s\ncompression = zstd:19\n\n[region rt]\nurl = file://%s\n' "$T/key" "$T/rt" \
+  >"$T/t.conf"
+torn_case() {   # NAME SEED WHAT [--keep-mtime]
+  local n=$1 f="$T/pgb/pg_wal/$1" w=$T/torn.writer
+  python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$f" "$n" "$SYSB" --seed "$2" --seg-size 1048576 >/dev/null
+  local mt; mt=$(stat -c %Y "$f")
+  # a writer that keeps rewriting one byte past the header while the push runs
+  rm -f "$w.stop"
+  ( i=0; until [ -e "$w.stop" ]; do
+      printf '%s' $((i % 10)) | dd of="$f" bs=1 seek=$((65536 + i % 4096)) conv=notrunc status=none
+      [ "${4:-}" = --keep-mtime ] && touch -m -d "@$mt" "$f"
+      i=$((i + 1))
+    done ) &
+  local wp=$!
+  sleep 0.2
+  (cd "$T/pgb" && "$WALSHIP" --config "$T/t.conf" wal-push "pg_wal/$n") >"$T/torn.out" 2>&1
+  local rc=$?
+  touch "$w.stop"; wait "$wp"
+  is "$rc" 3 "$3: wal-push exits 3"
+  like "$(cat "$T/torn.out")" "changed while it was being read" "... saying the file changed while it was read"
+  [ ! -e "$T/rt/wal/$n" ]; ok $? "... and leaves no object under the name"
+  t "$3: the retry, once the file is still, archives it" sh -c "cd '$T/pgb' && '$WALSHIP' --config '$T/t.conf' wal-push pg_wal/$n"
+  "$WALSHIP" --config "$T/t.conf" st get "wal/$n" "$T/torn.got" >/dev/null 2>&1 && cmp -s "$T/torn.got" "$f"
+  ok $? "... and the region holds the file as it is now"
+}
+torn_case 000000010000000000000011 21 "a file rewritten in place while it is read"
+torn_case 000000010000000000000012 22 "a file rewritten with its mtime set back" --keep-mtime
 done_testing
