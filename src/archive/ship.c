@@ -356,11 +356,14 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
     memset(&regs, 0, sizeof regs);
     /* In the foreground (--once), wait for a background shipper to finish
      * rather than report success while it still works. */
-    got = spool_lock(sp, "ship.lock", o->once ? 120000 : 0, &lockfd, e);
+    got = spool_lock(sp, "ship.lock", o->once ? (o->lock_wait_ms ? o->lock_wait_ms : 120000) : 0, &lockfd, e);
     if (got < 0)
         return -1;
+    if (got == 0 && o->once && has_work(conf, sp))
+        return err_setf(e, ERR_NET, "another shipper held %s/ship.lock all the time this one waited, and files "
+                        "are still waiting in the spool: nothing was shipped by this one", spool_dir(sp));
     if (got == 0)
-        return 0;   /* another shipper is at work */
+        return 0;   /* another shipper is at work (--once: and it shipped everything) */
     stats->ran = 1;
 
     for (;;) {

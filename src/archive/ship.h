@@ -33,6 +33,7 @@ struct ship_opts {
      * aside, a queue without a region); NULL: nothing.  The command sets
      * it; the background shipper's log is ship.log. */
     const struct note_sink *notes;
+    unsigned lock_wait_ms;  /* --once: how long to wait for a running shipper (0 = 120 s) */
 };
 
 struct ship_stats {

@@ -92,7 +92,7 @@ static int ship_cluster(struct cmd_ctx *ctx, const struct keyring *kr, uint64_t 
 int cmd_ship_run(struct cmd_ctx *ctx)
 {
     const struct config *c = ctx->conf;
-    struct ship_opts o = { 0, 0, &note_log_sink };
+    struct ship_opts o = { 0, 0, &note_log_sink, 0 };
     struct ship_stats stats;
     struct keyring *kr = NULL;
     struct spool *sp = NULL;

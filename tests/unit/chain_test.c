@@ -209,7 +209,7 @@ static void wal_push(struct spool *sp)
 
 static void ship_and_decode(struct spool *sp)
 {
-    struct ship_opts o = { 1, 0, NULL };
+    struct ship_opts o = { 1, 0, NULL, 0 };
     struct ship_stats st;
     struct repo *r = NULL;
     struct err e = ERR_INIT;
@@ -220,6 +220,18 @@ static void ship_and_decode(struct spool *sp)
 
         snprintf(p, sizeof p, "%s/async", root);
         mkdir(p, 0700);
+    }
+    {
+        /* --once while another shipper holds the lock all along: a failure
+         * while files are left, not "another shipper is running", exit 0 */
+        struct ship_opts ow = { 1, 0, NULL, 200 };
+        int fd = -1;
+
+        ok(spool_lock(sp, "ship.lock", 0, &fd, &e) == 1, "another shipper holds the lock");
+        ok(ship_run(conf, kr, sp, &ow, &st, &e) < 0 && strstr(e.msg, "still waiting") != NULL && !st.ran,
+           "ship --once that never gets the lock fails while files are left: %s", e.msg);
+        spool_unlock(fd);
+        err_clear(&e);
     }
     setenv("WALSHIP_FAULT_INJECT", "ship.upload:close", 1);
     ok(ship_run(conf, kr, sp, &o, &st, &e) < 0 && st.shipped == 0, "ship with its upload failing fails: %s",
