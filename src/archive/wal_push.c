@@ -232,10 +232,49 @@ static int spool_identity(struct spool *sp, const struct repo_ident *want, struc
 
 /* The spool, with the cluster's identity where async regions need it; none
  * (and no push-ahead) when there is no usable spool and no async region. */
+/* With async regions only, nothing checks a region's identity before the
+ * file is acknowledged: a file of another cluster (pushed by hand, without
+ * pgdata) would be spooled for regions that will never take it.  The
+ * spool's memory tells: a region another cluster's spool knows as its own
+ * (spool_dir/SYSID/known/REGION, written when an identity was checked)
+ * is not this cluster's. */
+static int async_regions_foreign(const struct config *c, const struct repo_ident *want, struct err *e)
+{
+    char **names = NULL, id[REPO_REGION_ID_MAX], path[PATH_MAX];
+    size_t n = 0, k;
+    int i, rc = 0;
+
+    if (spool_clusters(c->spool_dir, &names, &n, &(struct err)ERR_INIT) < 0)
+        return 0;   /* nothing known to compare with */
+    for (k = 0; k < n && rc == 0; k++) {
+        if (strtoull(names[k], NULL, 10) == want->sysid)
+            continue;
+        for (i = 0; i < c->nregions && rc == 0; i++) {
+            repo_region_id(c->regions[i].name, c->regions[i].url, c->regions[i].endpoint, id);
+            if (snprintf(path, sizeof path, "%s/%s/known/%s", c->spool_dir, names[k], id) < (int)sizeof path &&
+                access(path, F_OK) == 0)
+                rc = err_setf(e, ERR_FOREIGN,
+                              "region %s holds the repository of cluster %s (%s), and this file belongs to cluster "
+                              "%llu: not spooling it (one configuration serves one cluster; set pgdata, or push "
+                              "from the data directory)",
+                              c->regions[i].name, names[k], path, (unsigned long long)want->sysid);
+        }
+    }
+    spool_names_free(names, n);
+    return rc;
+}
+
 static int open_spool(const struct config *c, const struct repo_ident *want, int has_async,
                       const struct note_sink *notes, struct spool **sp, struct err *e)
 {
+    int i, has_sync = 0;
+
     *sp = NULL;
+    for (i = 0; i < c->nregions; i++)
+        if (c->regions[i].mode != REGION_ASYNC)
+            has_sync = 1;
+    if (has_async && !has_sync && c->spool_dir != NULL && async_regions_foreign(c, want, e) < 0)
+        return -1;
     if (spool_open(c->spool_dir, c->spool_max_bytes, want->sysid, sp, e) < 0 ||
         (has_async && spool_identity(*sp, want, e) < 0)) {
         if (has_async)

@@ -13,6 +13,8 @@
 #   - a region whose wal/ is a symbolic link to nothing is an error for
 #     wal-fetch (exit 250), never "not found";
 #   - "file:///x/" and "file:///x" are one region: one spool queue;
+#   - with async regions only, another cluster's segment pushed by hand is
+#     refused when the spool knows the region as this cluster's;
 #   - a file changed while wal-push reads it (even with its mtime set back):
 #     exit 3 and no object, then the retry archives it;
 #   - the shipper's state file (spool_dir/SYSID/state/QUEUE.json): status
@@ -246,6 +248,24 @@ torn_case() {   # NAME SEED WHAT [--keep-mtime]
   "$WALSHIP" --config "$T/t.conf" st get "wal/$n" "$T/torn.got" >/dev/null 2>&1 && cmp -s "$T/torn.got" "$f"
   ok $? "... and the region holds the file as it is now"
 }
+# Async regions only, a file pushed by hand without pgdata: no region's
+# identity is checked before the file is acknowledged, so another
+# cluster's segment was spooled (exit 0) for a region that will never take
+# it; the spool's memory of the region (known/) refuses it now
+mkdir -p "$T/ra" "$T/foreign"
+printf '[global]\nkey_file = %s\nspool_dir = %s\n\n[region ra]\nurl = file://%s\nmode = async\n' \
+  "$T/key" "$T/spoolA" "$T/ra" >"$T/ao.conf"
+on_exit "ws_stop_daemons '$T/spoolA'"
+seg 000000010000000000000021 31
+t "async only: this cluster's segment is spooled" sh -c "cd '$T/pg' && '$WALSHIP' --config '$T/ao.conf' wal-push pg_wal/000000010000000000000021"
+t "... and shipped (the region's identity is checked and remembered)" "$WALSHIP" --config "$T/ao.conf" ship --once
+python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/foreign/000000010000000000000022" 000000010000000000000022 "$SYSB" \
+  --seed 32 --seg-size 1048576 >/dev/null
+t_fail "async only: another cluster's segment pushed by hand without pgdata is refused (exit 3)" 3 \
+  sh -c "cd '$T' && '$WALSHIP' --config '$T/ao.conf' wal-push '$T/foreign/000000010000000000000022'"
+like "$T_OUT" "region ra holds the repository of cluster $SYS" "... naming the region's cluster"
+[ ! -e "$T/spoolA/$SYSB" ]; ok $? "... and nothing is spooled for the other cluster"
+
 torn_case 000000010000000000000011 21 "a file rewritten in place while it is read"
 torn_case 000000010000000000000012 22 "a file rewritten with its mtime set back" --keep-mtime
 done_testing
