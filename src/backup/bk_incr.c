@@ -84,6 +84,55 @@ static int load_hashes(struct bk_incr *inc, struct repo *r, char *why, size_t wh
     return 1;
 }
 
+/* Is the parent's chain whole: every part of every backup from the parent
+ * down to its full backup listed at its size in every region?  1 (why
+ * set: a full backup instead), 0, or -1 (e: the region could not be
+ * asked).  An incremental over a chain that lost a part could never be
+ * restored, and the next one would build on it again (adversarial pass,
+ * incr_parent.sh); the listing is what plain verify compares too. */
+static int chain_damaged(const struct bk_incr *inc, struct repo *const *rp, int n, struct repo *lead, char *why,
+                         size_t whylen, struct err *e)
+{
+    const struct manifest *cur = inc->pman;
+    struct manifest *m = NULL;
+    int r, rc = 0;
+
+    while (rc == 0) {
+        for (r = 0; r < n && rc == 0; r++) {
+            if (rp[r] == NULL || cat_parts_present(rp[r], cur->name, cur, e) == 0)
+                continue;
+            if (e->code == ERR_CORRUPT) {
+                snprintf(why, whylen, "the chain of backup %s is damaged: %s (see `walship verify`)", inc->parent,
+                         e->msg);
+                err_clear(e);
+                rc = 1;
+            } else {
+                rc = -1;
+            }
+        }
+        if (rc != 0 || !cur->incremental)
+            break;
+        {
+            struct manifest *up = NULL;
+
+            if (cat_load_manifest(lead, cur->parent, &up, e) < 0) {
+                if (e->code == ERR_NET || e->code == ERR_NOMEM) {
+                    rc = -1;
+                } else {
+                    snprintf(why, whylen, "the chain of backup %s cannot be read (%s)", inc->parent, e->msg);
+                    err_clear(e);
+                    rc = 1;
+                }
+                break;
+            }
+            man_free(m);
+            cur = m = up;
+        }
+    }
+    man_free(m);
+    return rc;
+}
+
 /* Does the policy want a new full backup rather than a child of inc->pman?
  * 1 (why set), 0, or -1 (e: the chain could not be read). */
 static int policy_wants_full(const struct bk_incr *inc, struct repo *r, const struct bk_incr_policy *pol, char *why,
@@ -189,7 +238,8 @@ int bk_incr_choose(struct bk_incr *inc, struct repo *const *rp, int n, const str
         rc = 0;
         goto out;
     }
-    if ((rc = policy_wants_full(inc, rp[first], pol, why, whylen, e)) != 0) {
+    if ((rc = chain_damaged(inc, rp, n, rp[first], why, whylen, e)) != 0 ||
+        (rc = policy_wants_full(inc, rp[first], pol, why, whylen, e)) != 0) {
         rc = rc > 0 ? 0 : -1;
         goto out;
     }

@@ -311,7 +311,8 @@ static int fill_manifest(struct push_ctx *x, struct bk_job *j, const struct bk_l
 }
 
 /* One region: the stop segment archived, then the block hashes, the label,
- * the map and, last, the manifest (from then on the backup exists). */
+ * the map, a check that every part is there and, last, the manifest (from
+ * then on the backup exists). */
 static int publish(struct push_ctx *x, int r, const struct bk_job *j, const struct pg_backup_stop_result *stop,
                    const unsigned char *bh_buf, size_t bh_len, const char *json, size_t jlen, struct err *e)
 {
@@ -330,6 +331,12 @@ static int publish(struct push_ctx *x, int r, const struct bk_job *j, const stru
         (repo_key_backup(key, sizeof key, name, "tablespace_map") < 0 ||
          repo_put_buf(rp, key, level, stop->tablespace_map, strlen(stop->tablespace_map), e) < 0))
         return -1;
+    /* every part is there at its size just before the manifest makes the
+     * backup exist: a `delete` that took this backup in progress for an
+     * abandoned one (garbage_hours 0, a clock ahead) fails the backup */
+    if (cat_parts_present(rp, name, j->man, e) < 0)
+        return err_prefix(e, "not writing the manifest (was a part removed while the backup ran: a `delete` with a "
+                          "small garbage_hours, or a clock ahead?); the backup failed");
     if (repo_key_backup(key, sizeof key, name, CAT_MANIFEST) < 0)
         return err_setf(e, ERR_INTERNAL, "backup name too long: %s", name);
     return repo_put_buf(rp, key, level, json, jlen, e);

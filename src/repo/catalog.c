@@ -165,3 +165,53 @@ int cat_find(const struct catalog *c, const char *name, struct err *e)
     err_setf(e, ERR_NOTFOUND, "there is no backup named %s", name);
     return -1;
 }
+
+struct parts_seen {
+    const struct manifest *m;
+    unsigned char *seen;            /* per part: listed at its stored size */
+    size_t prefix_len;
+};
+
+static int part_seen(const struct stor_entry *ent, void *arg)
+{
+    struct parts_seen *ps = arg;
+    const char *rest = ent->key + ps->prefix_len;
+    size_t i;
+
+    if (strncmp(rest, "part-", 5) != 0)
+        return 0;
+    for (i = 0; i < ps->m->nparts; i++) {
+        char want[32];
+
+        snprintf(want, sizeof want, "part-%04u", (unsigned)ps->m->parts[i].number);
+        if (strcmp(rest, want) == 0 && ent->size == ps->m->parts[i].stored_size)
+            ps->seen[i] = 1;
+    }
+    return 0;
+}
+
+int cat_parts_present(struct repo *r, const char *name, const struct manifest *m, struct err *e)
+{
+    struct parts_seen ps = { m, NULL, 0 };
+    char prefix[REPO_KEY_MAX];
+    size_t i;
+    int rc = 0;
+
+    if (snprintf(prefix, sizeof prefix, REPO_BACKUP_DIR "%s/", name) >= (int)sizeof prefix)
+        return err_setf(e, ERR_INTERNAL, "backup name too long: %s", name);
+    if (m->nparts == 0)
+        return 0;
+    ps.prefix_len = strlen(prefix);
+    if ((ps.seen = calloc(m->nparts, 1)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    if (stor_list(r->st, prefix, part_seen, &ps, e) < 0) {
+        free(ps.seen);
+        return err_prefix(e, "region %s: could not list backup %s", r->name, name);
+    }
+    for (i = 0; i < m->nparts && rc == 0; i++)
+        if (!ps.seen[i])
+            rc = err_setf(e, ERR_CORRUPT, "region %s: part %u of backup %s is missing or not at its size", r->name,
+                          (unsigned)m->parts[i].number, name);
+    free(ps.seen);
+    return rc;
+}

@@ -45,6 +45,12 @@ int cat_list(struct repo *r, int load, struct catalog *out, struct err *e);
 void cat_free(struct catalog *c);
 
 int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, struct err *e);
+
+/* Every part manifest `m` lists is in region `r` under backup `name`, at
+ * its stored size (a listing of the backup's folder, nothing decoded):
+ * 0, or ERR_CORRUPT naming the first part missing or of another size (an
+ * error of the listing as it came). */
+int cat_parts_present(struct repo *r, const char *name, const struct manifest *m, struct err *e);
 /* The same, and the SHA-256 (hex) of the manifest's plaintext: an
  * incremental backup's manifest binds its parent's by this digest. */
 int cat_load_manifest_sha(struct repo *r, const char *name, struct manifest **out, char sha_hex[65],

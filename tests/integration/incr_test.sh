@@ -8,7 +8,8 @@
 # source, and checked by pg_amcheck; also under pgbench, with a table moved
 # to a tablespace; backup-list; the max_chain / full_every policy.  A missing or damaged link is refused
 # naming it; kill -9 during an incremental leaves nothing visible;
-# retention keeps a retained backup's parents.
+# retention keeps a retained backup's parents; a chain that lost a part
+# gets a full backup; a part removed while a backup runs fails it.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/swift.sh"   # free_ports
@@ -277,5 +278,50 @@ t "an incremental whose parent lost its block hashes" ws backup-push --increment
 like "$T_OUT" "block hashes of backup $last" "is a full backup, and says why"
 t_fail "verify reports the missing blockhash" 3 ws verify
 like "$T_OUT" "$last: blockhash is missing" "naming it"
+
+# ---- a parent whose chain lost a part: a full backup, saying why ----
+# (an incremental over it was reported done and could never be restored,
+# and the next one built on it again: adversarial pass, incr_parent.sh)
+t "a full backup" ws backup-push
+NF=$(ls "$T/repo1/backups" | tail -1)
+sql "update pgbench_accounts set abalance = abalance + 1 where aid < 100"
+t "an incremental of it" ws backup-push --incremental
+NI=$(ls "$T/repo1/backups" | tail -1)
+mkdir -p "$T/away"
+mv "$T/repo1/backups/$NF/part-0001" "$T/away/"
+t "an incremental whose chain lost a part in one region" ws backup-push --incremental
+like "$T_OUT" "chain of backup $NI is damaged: region one: part 1 of backup $NF is missing" \
+  "is a full backup, and names the region, the backup and the part"
+last=$(ls "$T/repo1/backups" | tail -1)
+ws st get "backups/$last/manifest.json" "$T/get/m2.json" >/dev/null 2>&1
+grep -q '"type":"full"' "$T/get/m2.json"; ok $? "its manifest says full"
+mv "$T/away/part-0001" "$T/repo1/backups/$NF/"
+
+# ---- a part removed while the backup runs: no manifest over it ----
+# (a `delete` with garbage_hours = 0, or a clock ahead, took the backup in
+# progress for an abandoned one; the backup was reported done over missing
+# parts and its own retention then deleted the last good backup)
+before=$(ls "$T/repo1/backups" | wc -l)
+ls "$T/repo1/backups" >"$T/race.before"
+ws backup-push --part-size 1MB >"$T/race.out" 2>&1 &
+bp=$!
+new=""
+for _ in $(seq 800); do
+  new=$(ls "$T/repo1/backups" | grep -vxF -f "$T/race.before" | head -1)
+  [ -n "$new" ] && [ -e "$T/repo1/backups/$new/part-0001" ] && break
+  new=""
+  sleep 0.01
+done
+mv "$T/repo1/backups/$new/part-0001" "$T/away/" 2>/dev/null
+if kill -0 "$bp" 2>/dev/null; then
+  wait "$bp"; st=$?
+  is "$st" 3 "backup-push whose part was removed while it ran exits 3"
+  like "$(cat "$T/race.out")" "not writing the manifest.*part 1 of backup $new is missing" "... saying why"
+  [ ! -e "$T/repo1/backups/$new/manifest.json" ]; ok $? "... and writes no manifest in that region"
+else
+  wait "$bp"
+  ok 0 "a part removed while the backup runs # SKIP the backup finished before its part could be removed"
+fi
+[ "$(ls "$T/repo1/backups" | wc -l)" -ge "$before" ]; ok $? "no backup was lost"
 
 done_testing
