@@ -272,7 +272,13 @@ wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 ws --region us-east-1 st get identity.json "$T/pf4/identity.bak" --raw >/dev/null 2>&1
 ws --region us-east-1 st rm identity.json >/dev/null 2>&1
 out=$(wsd --region us-east-1 wal-fetch 0000000B.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
+# a segment the region holds is served all the same: its object is bound
+# to this cluster and its key by its own header (docs/FORMAT.md)
+rm -f "$T/pf4/pg_wal/NOID"
+wsd --region us-east-1 wal-fetch "$(seg5 2)" "$T/pf4/pg_wal/NOID" --no-prefetch >/dev/null 2>&1; rc2=$?
 ws --region us-east-1 st put "$T/pf4/identity.bak" identity.json --raw >/dev/null 2>&1
+is "$rc2" 0 "a segment the region holds is served without its identity (bound by its own header)"
+cmp -s "$T/pf4/pg_wal/NOID" "$T/pf4/src/$(seg5 2)"; ok $? "... and it is that segment, byte for byte"
 [ "$rc" -gt 125 ]; ok $? "no identity in a region while the prefetcher waits: exit $rc, never \"not in the archive\""
 ! grep -q "answered by the prefetcher" <<<"$out"; ok $? "... and the prefetcher's answer was not a \"no\""
 fp_ctl "$C1" dark >/dev/null
