@@ -374,6 +374,36 @@ int fsync_dir(const char *dir, struct err *e)
     return 0;
 }
 
+/* Create one directory of mkdir_p; a new one's entry is made durable in
+ * its parent, or a crash could lose the directory and every file synced
+ * into it (the file driver's wal/, the spool's queues). */
+static int mkdir_one(char *buf, unsigned mode, struct err *e)
+{
+    const char *parent;
+    char *slash;
+    int fd, rc = 0;
+
+    if (mkdir(buf, mode) < 0)
+        return errno == EEXIST ? 0 : err_errno(e, ERR_IO, errno, "could not create directory \"%s\"", buf);
+    slash = strrchr(buf, '/');
+    if (slash != NULL && slash != buf)
+        *slash = '\0';
+    parent = slash == NULL ? "." : slash == buf ? "/" : buf;
+    /* a parent we may search but not read (mode 0711) cannot be opened:
+     * nothing to be done there, the directory was made all the same */
+    fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (fsync(fd) < 0 && errno != EINVAL)
+            rc = err_errno(e, ERR_IO, errno, "could not fsync directory \"%s\"", parent);
+        close(fd);
+    } else if (errno != EACCES && errno != EPERM) {
+        rc = err_errno(e, ERR_IO, errno, "could not open directory \"%s\"", parent);
+    }
+    if (slash != NULL && slash != buf)
+        *slash = '/';
+    return rc;
+}
+
 int mkdir_p(const char *path, unsigned mode, struct err *e)
 {
     char buf[PATH_MAX];
@@ -385,13 +415,11 @@ int mkdir_p(const char *path, unsigned mode, struct err *e)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return err_errno(e, ERR_IO, errno, "could not create directory \"%s\"", buf);
+        if (mkdir_one(buf, mode, e) < 0)
+            return -1;
         *p = '/';
     }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return err_errno(e, ERR_IO, errno, "could not create directory \"%s\"", buf);
-    return 0;
+    return mkdir_one(buf, mode, e);
 }
 
 static int dir_name_cmp(const void *a, const void *b)

@@ -85,7 +85,8 @@ int fsync_dir(const char *dir, struct err *e);
  * looks can tell which process holds the lock.  Best effort. */
 void lock_note_holder(int fd);
 void lock_clear_holder(int fd);
-/* mkdir -p with the given mode for created directories. */
+/* mkdir -p with the given mode for created directories; each one created
+ * is fsync'd into its parent. */
 int mkdir_p(const char *path, unsigned mode, struct err *e);
 
 #endif
