@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "note.h"
 #include "tap.h"
@@ -81,12 +84,65 @@ static void test_notes(void)
     ok(g.n == 2, "no sink, or one without a function: nothing");
 }
 
+/* fsync, seen: this definition in the test program takes the place of
+ * libc's for libwalship's calls, records which inodes were synced, and
+ * syncs them. */
+static ino_t synced[64];
+static size_t nsynced;
+
+int fsync(int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) == 0 && nsynced < sizeof synced / sizeof synced[0])
+        synced[nsynced++] = st.st_ino;
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static int was_synced(const char *path)
+{
+    struct stat st;
+    size_t i;
+
+    if (stat(path, &st) < 0)
+        return 0;
+    for (i = 0; i < nsynced; i++)
+        if (synced[i] == st.st_ino)
+            return 1;
+    return 0;
+}
+
+static void test_mkdir_p(void)
+{
+    char root[] = "/tmp/walship-mkdirp-XXXXXX", path[256], sub[256];
+    struct err e = ERR_INIT;
+
+    if (mkdtemp(root) == NULL) {
+        ok(0, "mkdtemp");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/a/b/c", root);
+    nsynced = 0;
+    ok(mkdir_p(path, 0700, &e) == 0, "mkdir_p: three new levels (%s)", e.msg);
+    ok(was_synced(root), "... the first new one's entry is synced into the existing parent");
+    snprintf(sub, sizeof sub, "%s/a/b", root);
+    ok(was_synced(sub), "... and the last one's into the one made before it");
+    nsynced = 0;
+    ok(mkdir_p(path, 0700, &e) == 0 && nsynced == 0, "mkdir_p: nothing to create, nothing synced");
+    snprintf(path, sizeof path, "%s/a/b/c/", root);
+    ok(mkdir_p(path, 0700, &e) == 0, "mkdir_p: a trailing slash");
+    snprintf(path, sizeof path, "rm -rf %s", root);
+    if (system(path) != 0)
+        diag("could not remove %s", root);
+}
+
 int main(void)
 {
     struct err e = ERR_INIT;
     uint64_t v = 0;
     int b = -1, i = 0;
 
+    test_mkdir_p();
     ok(parse_u64("42", 0, 100, &v, &e) == 0 && v == 42, "parse_u64 42");
     ok(parse_u64("101", 0, 100, &v, &e) < 0, "parse_u64 rejects out of range");
     like(e.msg, "out of range", "range error says so");
