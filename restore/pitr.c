@@ -147,20 +147,29 @@ static int gap_error(const char *region, const struct tl_model *tm, const struct
 }
 
 int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeline, char newest[32],
-                   unsigned long *nsegments, struct err *e)
+                   unsigned long *nsegments, int *no_timeline, struct err *e)
 {
     struct tl_model tm;
     struct tl_reach re;
+    const struct tl_timeline *t;
+    struct tl_branch br;
     uint32_t target;
     int rc = -1;
 
     newest[0] = '\0';
     *nsegments = 0;
+    *no_timeline = 0;
     memset(&re, 0, sizeof re);
     if (tl_model_load(rp, m->wal_segment_size, &tm, e) < 0)
         goto out;
     if ((target = tl_target(&tm, m->timeline, timeline, e)) == 0)
         goto out;
+    if (target > 1 && target != m->timeline && ((t = tl_find(&tm, target)) == NULL || !t->has_history)) {
+        *no_timeline = 1;
+        err_setf(e, ERR_NOTFOUND, "region %s: timeline %u does not exist: %08X.history is not archived", rp->name,
+                 (unsigned)target, (unsigned)target);
+        goto out;
+    }
     if (tl_reach(&tm, m->timeline, m->start_lsn, target, &re, e) < 0) {
         /* no usable history for the target: recovery may still reach a
          * target before the switch, so the caller only warns */
@@ -182,6 +191,14 @@ int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeli
     }
     if (re.status == TL_REACH_GAP) {
         gap_error(rp->name, &tm, &re, e);
+        goto out;
+    }
+    if ((timeline == NULL || timeline[0] == '\0') &&
+        tl_path_left_branch(&tm, re.path, re.npath, m->start_lsn, &br)) {
+        char where[96];
+
+        snprintf(where, sizeof where, "region %s", rp->name);
+        tl_branch_refuse(&tm, &br, target, where, e);
         goto out;
     }
     *nsegments = re.nsegments;

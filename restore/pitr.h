@@ -44,9 +44,12 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
  * PostgreSQL reads it (src/repo/timeline.h): a gap would make recovery
  * stop early; gaps on branches the path does not use do not count.
  * ERR_NOTFOUND names the first missing segment.  Reports the newest
- * segment on the path and how many there are from the start. */
+ * segment on the path and how many there are from the start.  A numbered
+ * target timeline, other than the backup's, whose history file is not
+ * archived sets *no_timeline too: PostgreSQL stops at startup ("recovery
+ * target timeline N does not exist"), so that is no gap to warn about. */
 int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeline, char newest[32],
-                   unsigned long *nsegments, struct err *e);
+                   unsigned long *nsegments, int *no_timeline, struct err *e);
 
 /* Add the recovery settings to DIR/postgresql.auto.conf, in one block and
  * one atomic write, and create DIR/recovery.signal (PITR_STANDBY: no target

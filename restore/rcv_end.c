@@ -55,6 +55,7 @@ int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, 
 {
     struct tl_model tm;
     struct tl_reach re;
+    struct tl_branch br;
     uint32_t target;
     int rc = -1;
     char where[sizeof out->asked + 16];
@@ -101,6 +102,11 @@ int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, 
     }
     case TL_REACH_OK:
         break;
+    }
+    if ((timeline == NULL || timeline[0] == '\0') &&
+        tl_path_left_branch(&tm, re.path, re.npath, m->start_lsn, &br)) {
+        tl_branch_refuse(&tm, &br, target, where, e);
+        goto out;
     }
     out->nsegments = re.nsegments;
     out->tli = re.last_tli;

@@ -208,7 +208,9 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
     memset(o, 0, sizeof *o);
     o->target.kind = PITR_LATEST;
     snprintf(o->target.action, sizeof o->target.action, "promote");
-    snprintf(o->target.timeline, sizeof o->target.timeline, "latest");
+    /* empty: not given; written as 'latest', but a branch 'latest' would
+     * leave behind is refused (src/repo/timeline_branch.c) */
+    o->target.timeline[0] = '\0';
     o->pg_bin = ctx->conf->pg_bin;
     o->start_timeout = RCV_START_TIMEOUT_S;
     o->stall_timeout = RCV_STALL_TIMEOUT_S;
@@ -298,11 +300,12 @@ static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct r
 {
     char newest[32];
     unsigned long nseg = 0;
+    int no_timeline;
 
     if (o->target.kind == PITR_LATEST)
         return restore_latest_end(ctx, kr, s, m, o->pg_bin, run_cmd, &o->target, &nseg, e);
-    if (pitr_check_wal(s, m, o->target.timeline, newest, &nseg, e) < 0) {
-        if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND)
+    if (pitr_check_wal(s, m, o->target.timeline, newest, &nseg, &no_timeline, e) < 0) {
+        if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || no_timeline)
             return -1;
         log_warning("%s — %s", e->msg, o->standby ? "the standby will wait there"
                                                   : "recovery fails if the target lies beyond the gap");

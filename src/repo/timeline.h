@@ -194,6 +194,23 @@ struct tl_reach {
     struct tl_gap gap;
 };
 
+/* ---- a branch left behind (timeline_branch.c) ---- */
+
+/* On path p, from `from_lsn` on, a timeline that has archived segments
+ * after the one holding its switch point: its writer went on after the
+ * fork.  1 (b set) or 0. */
+struct tl_branch {
+    uint32_t parent, child;
+    uint64_t fork_lsn;
+    uint64_t parent_newest;         /* segment number */
+};
+int tl_path_left_branch(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t from_lsn,
+                        struct tl_branch *b);
+/* The error for it (ERR_USAGE: the operator must name the timeline);
+ * `where` names the regions; `target` is the timeline 'latest' chose. */
+int tl_branch_refuse(const struct tl_model *m, const struct tl_branch *b, uint32_t target, const char *where,
+                     struct err *e);
+
 /* -1 only with e set (no history for the target, out of memory). */
 int tl_reach(const struct tl_model *m, uint32_t tli, uint64_t start_lsn, uint32_t target, struct tl_reach *r,
              struct err *e);

@@ -131,6 +131,44 @@ d=$(newdir rold)
 t_fail "a target before the oldest backup is refused" 1 ws restore --pgdata "$d" --target-time "2001-01-01 00:00:00+00"
 like "$T_OUT" "oldest reachable point" "the message gives the oldest reachable point"
 
+# ---- a target timeline that does not exist: exit 1 before anything is fetched ----
+d=$(newdir rnotl)
+t_fail "a target timeline whose history is not archived is refused (exit 1)" 1 ws restore --pgdata "$d" --target-name before_D --target-timeline 7 --start --port "$RPORT"
+like "$T_OUT" "timeline 7 does not exist: 00000007.history is not archived" "... naming the timeline and its history file"
+[ -z "$(ls -A "$d" 2>/dev/null)" ]; ok $? "... and nothing was fetched into PGDATA"
+
+# ---- two living branches: a drill restored with --keep-archive forks
+# timeline 3 off timeline 2, and timeline 2's primary goes on writing ----
+DPORT=$(pg_free_port)
+rsql() { pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$1" -U postgres -d postgres -c "$2"; }
+pg_run "$PG_BIN/pg_ctl" -D "$T/rlatest/data" -l "$T/rlatest/log2" -w -t 60 start >/dev/null 2>&1
+ok $? "timeline 2's primary (the first latest restore) runs again"
+d=$(newdir rdrill)
+t "a drill restored with --keep-archive (the mistake)" ws restore --pgdata "$d" --target-latest --keep-archive --start --port "$DPORT"
+is "$(rsql "$DPORT" "select timeline_id from pg_control_checkpoint()")" 3 "the drill runs on timeline 3"
+wait_for 30 bash -c "runuser -u postgres -- $WALSHIP --config $CONF st ls wal/00000003.history 2>/dev/null | grep -q history"
+ok $? "... and archived 00000003.history"
+stop_r "$d"
+rsql "$RPORT" "insert into marker(id) values ('G')" >/dev/null
+rsql "$RPORT" "select pg_switch_wal()" >/dev/null
+rsql "$RPORT" "insert into marker(id) values ('H')" >/dev/null
+sw=$(rsql "$RPORT" "select pg_walfile_name(pg_switch_wal())")
+wait_for 60 bash -c "runuser -u postgres -- $WALSHIP --config $CONF st ls wal/$sw 2>/dev/null | grep -q $sw"
+ok $? "timeline 2 went on after the fork ($sw archived)"
+stop_r "$T/rlatest/data"
+d=$(newdir rbranch)
+t_fail "restore to latest with two living branches is refused (exit 2)" 2 ws restore --pgdata "$d" --target-latest --start --port "$RPORT"
+like "$T_OUT" "two branches: timeline 3 forked from timeline 2 at LSN .*timeline 2 went on after it" "... naming the fork"
+like "$T_OUT" "--target-timeline 3 .*--target-timeline 2" "... and the two ways to choose"
+[ -z "$(ls -A "$d" 2>/dev/null)" ]; ok $? "... before anything is fetched"
+t_fail "a target time with the timeline left to default is refused too" 2 ws restore --pgdata "$d" --target-time "$(date -u '+%Y-%m-%d %H:%M:%S+00')"
+t "--target-timeline 2: production's branch" ws restore --pgdata "$d" --target-latest --target-timeline 2 --start --port "$RPORT"
+is "$(markers)" "ABCDEGH" "every marker production wrote on timeline 2 after the fork"
+stop_r "$d"
+d=$(newdir rbranch3)
+t "--target-timeline latest, said explicitly: the drill's branch (PostgreSQL's choice)" ws restore --pgdata "$d" --target-latest --target-timeline latest
+grep -q "recovery_target_timeline = 'latest'" "$d/postgresql.auto.conf"; ok $? "... written as 'latest'"
+
 # ---- a missing WAL segment in the middle: fail, never promote ----
 seg=$(ws st ls wal/00000001 2>/dev/null | grep -E '^wal/[0-9A-F]{24}$' | tail -2 | head -1)
 [ -n "$seg" ] && ws st rm "$seg" >/dev/null 2>&1

@@ -150,6 +150,44 @@ static void branching_test(void)
     tl_model_free(&m);
 }
 
+/* Two living branches: a timeline on the path that went on after its
+ * switch point (src/repo/timeline_branch.c). */
+static void left_branch_case(uint64_t parent_newest, const char *fork, uint64_t from_lsn, int want, const char *what)
+{
+    struct tl_model m;
+    struct tl_step *p = NULL;
+    struct tl_branch b;
+    size_t n = 0;
+    struct err e = ERR_INIT;
+    char text[64];
+    int got;
+
+    tl_model_init(&m, MB16);
+    segs(&m, 1, 1, parent_newest);
+    snprintf(text, sizeof text, "1\t%s\tx\n", fork);
+    hist(&m, 2, text);
+    segs(&m, 2, 4, 8);
+    tl_model_finish(&m);
+    memset(&b, 0, sizeof b);
+    got = tl_path(&m, 2, &p, &n, &e) == 0 ? tl_path_left_branch(&m, p, n, from_lsn, &b) : -1;
+    ok(got == want && (!want || (b.parent == 1 && b.child == 2 && b.parent_newest == parent_newest)), "%s", what);
+    if (got == 1 && parent_newest == 6 && tl_branch_refuse(&m, &b, 2, "region x", &e) < 0)
+        ok(e.code == ERR_USAGE && strstr(e.msg, "timeline 2 forked from timeline 1 at LSN 0/4800000") &&
+               strstr(e.msg, "up to 000000010000000000000006") && strstr(e.msg, "--target-timeline 1"),
+           "... the refusal names the fork, the branch and the choice: %s", e.msg);
+    free(p);
+    tl_model_free(&m);
+}
+
+static void left_branch_test(void)
+{
+    left_branch_case(4, "0/4800000", 0x2000028, 0, "the parent's copy of the switch segment is normal: one branch");
+    left_branch_case(3, "0/4800000", 0x2000028, 0, "a parent that ends before the switch segment: one branch");
+    left_branch_case(6, "0/4800000", 0x2000028, 1, "a parent with segments after the switch segment: two branches");
+    left_branch_case(4, "0/4000000", 0x2000028, 1, "a switch at a segment boundary: the parent's copy of it is after");
+    left_branch_case(6, "0/4800000", 0x5000028, 0, "a backup taken on the parent after the fork: not on the path");
+}
+
 static void gap_test(void)
 {
     struct tl_model m;
@@ -358,10 +396,12 @@ static int choose_test(void)
     return 0;
 }
 
+static int no_tl;
+
 static int check_wal(const struct manifest *m, const char *tl, char newest[32], unsigned long *n, struct err *e)
 {
     err_clear(e);
-    return pitr_check_wal(st, m, tl, newest, n, e);
+    return pitr_check_wal(st, m, tl, newest, n, &no_tl, e);
 }
 
 static void check_wal_test(void)
@@ -409,9 +449,10 @@ static void check_wal_test(void)
     ok(check_wal(&m, "latest", newest, &n, &e) < 0 && strstr(e.msg, "where backup b1 starts, is not archived") != NULL,
        "pitr: the start segment missing: %s", e.msg);
     rseg(1, 2);
-    ok(check_wal(&m, "3", newest, &n, &e) < 0 && e.code == ERR_NOTFOUND &&
-           strstr(e.msg, "history file of timeline 3 is not archived") != NULL,
-       "pitr: a target timeline without history: not found (restore warns): %s", e.msg);
+    ok(check_wal(&m, "3", newest, &n, &e) < 0 && e.code == ERR_NOTFOUND && no_tl &&
+           strstr(e.msg, "timeline 3 does not exist: 00000003.history is not archived") != NULL,
+       "pitr: a target timeline without history does not exist (restore refuses, exit 1): %s", e.msg);
+    ok(check_wal(&m, "latest", newest, &n, &e) == 0 && !no_tl, "pitr: latest is never a timeline that does not exist");
 }
 
 static int region_setup(struct config **conf)
@@ -429,6 +470,7 @@ int main(void)
     log_init("timeline-test", LOG_ERROR);
     history_parse_test();
     branching_test();
+    left_branch_test();
     gap_test();
     history_missing_test();
     target_test();
