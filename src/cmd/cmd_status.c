@@ -5,8 +5,9 @@
  * when any region lags past rpo_seconds or its newest backup is older than
  * backup_max_age (a monitoring check), 3 when the status could not be taken
  * at all, 0 otherwise; a newest backup stamped more than RET_CLOCK_SKEW_MAX
- * ahead of this host's clock is an alarm too (retain_days refuses then).  --prometheus prints the text exposition format for
- * node_exporter's textfile collector.  --standby DIR adds the warm standby
+ * ahead of this host's clock is an alarm too (retain_days refuses then).
+ * --prometheus prints the text exposition format for node_exporter's
+ * textfile collector.  --standby DIR adds the warm standby
  * in DIR: its replay lag behind the region and why it stalls
  * (cmd_status_standby.c).
  */
