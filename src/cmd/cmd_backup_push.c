@@ -110,12 +110,14 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
                     "old target. Remove them from the cluster (docs/RESTORE.md).",
                     res.name, res.recovery_settings);
     rc = 0;
-    /* Retention (docs/RETENTION.md); a failure here leaves the new backup valid. */
+    /* Retention (docs/RETENTION.md); a failure here leaves the new backup
+     * valid.  The new backup is protected by name: a clock that went back
+     * may sort it among the old ones. */
     for (i = 0; c->delete_after_backup && i < c->nregions; i++) {
         struct ret_plan plan;
         struct ret_done done;
 
-        if (ret_region(c, &c->regions[i], kr, &note_log_sink, time(NULL), 0, &plan, &done, &e) < 0) {
+        if (ret_region(c, &c->regions[i], kr, &note_log_sink, time(NULL), 0, res.name, &plan, &done, &e) < 0) {
             log_warning("region %s: retention failed (the backup is valid): %s", c->regions[i].name, e.msg);
             rc = EXIT_FAILURE3;
         } else if (done.backups || done.wal) {

@@ -102,7 +102,7 @@ int cmd_delete_run(struct cmd_ctx *ctx)
         if (rc->retain_full == 0 && rc->retain_days == 0)
             printf("region %s: no retention policy (retain_full, retain_days): backups and WAL are kept\n",
                    rc->name);
-        if (ret_region(c, rc, kr, &note_log_sink, now, dry_run, &plan, &done, &e) < 0) {
+        if (ret_region(c, rc, kr, &note_log_sink, now, dry_run, NULL, &plan, &done, &e) < 0) {
             printf("region %s: FAILED: %s\n", rc->name, e.msg);
             log_error("region %s: retention failed: %s", rc->name, e.msg);
             if (!dry_run && (done.backups || done.wal))

@@ -4,8 +4,10 @@
  * primary, the spool backlog and the last error (src/maint/status.h).  Exit 2
  * when any region lags past rpo_seconds or its newest backup is older than
  * backup_max_age (a monitoring check), 3 when the status could not be taken
- * at all, 0 otherwise.  --prometheus prints the text exposition format for
- * node_exporter's textfile collector.  --standby DIR adds the warm standby
+ * at all, 0 otherwise; a newest backup stamped more than RET_CLOCK_SKEW_MAX
+ * ahead of this host's clock is an alarm too (retain_days refuses then).
+ * --prometheus prints the text exposition format for node_exporter's
+ * textfile collector.  --standby DIR adds the warm standby
  * in DIR: its replay lag behind the region and why it stalls
  * (cmd_status_standby.c).
  */
@@ -76,7 +78,7 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     char a[32];
 
     printf("region %s%s: %s\n", r->name, r->async ? " (async)" : "",
-           r->alarm_rpo || r->alarm_backup ? "ALARM" : "OK");
+           r->alarm_rpo || r->alarm_backup || r->alarm_clock ? "ALARM" : "OK");
     if (!r->readable) {
         printf("  ERROR: %s\n", r->error);
         print_last_error(r);
@@ -89,6 +91,9 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     } else {
         printf("  newest backup:  none%s\n", r->alarm_backup ? "  <- alarm" : "");
     }
+    if (r->backup_ahead > 0)
+        printf("  clock:          backup %s is %" PRId64 " s ahead of this host's clock%s\n", r->backup,
+               r->backup_ahead, r->alarm_clock ? "  <- alarm: a clock is wrong; retain_days deletes nothing" : "");
     if (r->has_wal) {
         fmt_time(r->wal_time, a);
         printf("  newest WAL:     %s (archived %s)\n", r->wal, a);
@@ -135,7 +140,7 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
                      "spool_files", (json_int_t)r->spool_files, "spool_bytes", (json_int_t)r->spool_bytes,
                      "spool_oldest_age_seconds", (json_int_t)r->spool_oldest_age,
                      "last_error", r->last_error[0] ? r->last_error : NULL,
-                     "alarm", r->alarm_rpo || r->alarm_backup, "alarm_rpo", r->alarm_rpo,
+                     "alarm", r->alarm_rpo || r->alarm_backup || r->alarm_clock, "alarm_rpo", r->alarm_rpo,
                      "alarm_backup_age", r->alarm_backup, "rpo_seconds", (json_int_t)c->rpo_seconds,
                      "backup_max_age_seconds", (json_int_t)c->backup_max_age);
     if (o != NULL && r->async) {
@@ -144,8 +149,11 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
                             r->last_error[0] ? json_integer(r->last_error_time) : json_null());
         json_object_set_new(o, "last_shipped_unix", r->ship_success ? json_integer(r->ship_success) : json_null());
     }
-    if (o != NULL)
+    if (o != NULL) {
         json_object_set_new(o, "spool_conflicts", json_integer((json_int_t)r->spool_conflicts));
+        json_object_set_new(o, "backup_ahead_seconds", r->has_backup ? json_integer(r->backup_ahead) : json_null());
+        json_object_set_new(o, "alarm_clock", json_boolean(r->alarm_clock));
+    }
     return o;
 }
 
@@ -167,7 +175,9 @@ static const struct metric metrics[] = {
     { "walship_spool_bytes", "gauge", "bytes queued in the local spool for the region" },
     { "walship_spool_oldest_age_seconds", "gauge", "age of the oldest file queued for the region" },
     { "walship_last_error", "gauge", "1 when the shipper's last attempt for the region failed (state file)" },
-    { "walship_alarm", "gauge", "1 when the region lags past rpo_seconds or its newest backup is too old" },
+    { "walship_backup_ahead_seconds", "gauge", "seconds the newest backup's times are ahead of this host's clock" },
+    { "walship_alarm", "gauge",
+      "1 when the region lags past rpo_seconds, its newest backup is too old or ahead of the clock" },
 };
 
 #define NMETRICS (sizeof metrics / sizeof metrics[0])
@@ -204,7 +214,8 @@ static int prom_value(const struct st_region *r, size_t k, double *v)
     case 8: *v = (double)r->spool_bytes; return 1;
     case 9: *v = (double)r->spool_oldest_age; return 1;
     case 10: *v = r->last_error[0] != '\0'; return 1;
-    case 11: *v = r->alarm_rpo || r->alarm_backup; return 1;
+    case 11: *v = (double)r->backup_ahead; return r->has_backup;
+    case 12: *v = r->alarm_rpo || r->alarm_backup || r->alarm_clock; return 1;
     }
     return 0;
 }
@@ -392,7 +403,7 @@ int cmd_status_run(struct cmd_ctx *ctx)
             log_error("region %s: %s", rc->name, rs[n].error);
             failed++;
         }
-        if (rs[n].alarm_rpo || rs[n].alarm_backup)
+        if (rs[n].alarm_rpo || rs[n].alarm_backup || rs[n].alarm_clock)
             alarm++;
         n++;
     }

@@ -57,6 +57,16 @@ static int add_backup(struct ret_plan *plan, const struct cat_entry *ce, struct 
     return 0;
 }
 
+static int is_full(const struct cat_entry *ce)
+{
+    return ce->man == NULL || !ce->man->incremental;
+}
+
+static int64_t stop_time(const struct cat_entry *ce)
+{
+    return ce->man != NULL ? ce->man->stop_time : (int64_t)ce->newest;
+}
+
 /* Is the complete backup at index i (of `ncomplete`, counted from the
  * newest: rank 0 is the newest) retained?  `full_rank`: the rank among
  * full backups of the full backup its chain starts from (its own for a
@@ -65,63 +75,91 @@ static int retained(const struct cat_entry *ce, size_t rank, size_t full_rank, c
 {
     if (rank == 0)
         return 1;   /* never delete the last valid backup */
+    if (p->protect != NULL && strcmp(ce->name, p->protect) == 0)
+        return 1;   /* the backup just taken, wherever its name sorts */
     if (p->retain_full == 0 && p->retain_days == 0)
         return 1;   /* no policy: keep everything */
     if (p->retain_full > 0 && full_rank < (size_t)p->retain_full)
         return 1;
-    if (p->retain_days > 0) {
-        int64_t stop = ce->man != NULL ? ce->man->stop_time : (int64_t)ce->newest;
-        int64_t age = (int64_t)p->now - stop;
-
-        if (age < (int64_t)(p->retain_days * 86400))
-            return 1;
-    }
+    if (p->retain_days > 0 && (int64_t)p->now - stop_time(ce) < (int64_t)(p->retain_days * 86400))
+        return 1;
     return 0;
 }
 
-static int is_full(const struct cat_entry *ce)
-{
-    return ce->man == NULL || !ce->man->incremental;
-}
-
-/* The index of the complete backup named `name` before index `before`, or `before`. */
-static size_t find_before(const struct catalog *cat, const char *name, size_t before)
+/* The index of the complete backup named `name`, or cat->n.  Anywhere in
+ * the catalog: a parent sorts before its child unless a clock went back
+ * between the two, and then it is needed all the same. */
+static size_t find_complete(const struct catalog *cat, const char *name)
 {
     size_t k;
 
-    for (k = 0; k < before && !(cat->v[k].complete && strcmp(cat->v[k].name, name) == 0); k++)
+    for (k = 0; k < cat->n && !(cat->v[k].complete && strcmp(cat->v[k].name, name) == 0); k++)
         ;
     return k;
 }
 
 /* The rank among full backups (newest 0) of the full backup that i's chain
- * starts from; SIZE_MAX when the chain is broken.  `frank` holds the rank of
- * every full backup. */
+ * starts from; SIZE_MAX when the chain is broken (or loops).  `frank` holds
+ * the rank of every full backup. */
 static size_t chain_full_rank(const struct catalog *cat, const size_t *frank, size_t i)
 {
     size_t steps = 0;
 
     while (!is_full(&cat->v[i])) {
-        size_t k = find_before(cat, cat->v[i].man->parent, i);
+        size_t k = find_complete(cat, cat->v[i].man->parent);
 
-        if (k == i || ++steps > cat->n)
+        if (k == cat->n || k == i || ++steps > cat->n)
             return SIZE_MAX;
         i = k;
     }
     return frank[i];
 }
 
+/* retain_days' anchor: the newest full backup that stopped at or before
+ * the window's start, the one the oldest point inside the window is
+ * restored from (with the WAL from its start); cat->n when none. */
+static size_t window_anchor(const struct catalog *cat, const struct ret_policy *p)
+{
+    int64_t start = (int64_t)p->now - (int64_t)(p->retain_days * 86400);
+    size_t i, best = cat->n;
+
+    for (i = 0; i < cat->n; i++) {
+        const struct cat_entry *ce = &cat->v[i];
+
+        if (ce->complete && is_full(ce) && stop_time(ce) <= start &&
+            (best == cat->n || stop_time(ce) >= stop_time(&cat->v[best])))
+            best = i;
+    }
+    return best;
+}
+
+/* A kept incremental keeps its parent, recursively down to its full backup. */
+static void keep_chains(const struct catalog *cat, unsigned char *keep)
+{
+    size_t i, j, k, steps;
+
+    for (i = 0; i < cat->n; i++) {
+        if (!keep[i])
+            continue;
+        for (j = i, steps = 0; !is_full(&cat->v[j]) && steps < cat->n; j = k, steps++) {
+            if ((k = find_complete(cat, cat->v[j].man->parent)) == cat->n)
+                break;
+            keep[k] = 1;
+        }
+    }
+}
+
 /* Which complete backups stay: those the policy retains (retain_full counts
- * full backups: every backup of the newest retain_full chains stays), and
- * every backup a retained incremental needs to be restored (its parent,
- * recursively).  ret_plan loads every manifest (one that does not load
- * fails the plan); without incrementals this is the rule for full backups
- * alone. */
+ * full backups: every backup of the newest retain_full chains stays), the
+ * protected one, retain_days' anchor, and every backup a retained
+ * incremental needs to be restored (its parent, recursively).  ret_plan
+ * loads every manifest (one that does not load fails the plan); without
+ * incrementals this is the rule for full backups alone. */
 static unsigned char *keep_set(const struct catalog *cat, const struct ret_policy *p, size_t ncomplete)
 {
     unsigned char *keep = calloc(cat->n + 1, 1);
     size_t *frank = calloc(cat->n + 1, sizeof *frank);
-    size_t i, k, rank = ncomplete, nf = 0;
+    size_t i, rank = ncomplete, nf = 0;
 
     if (keep == NULL || frank == NULL) {
         free(keep);
@@ -135,18 +173,9 @@ static unsigned char *keep_set(const struct catalog *cat, const struct ret_polic
         if (cat->v[i].complete)
             keep[i] = (unsigned char)retained(&cat->v[i], --rank, chain_full_rank(cat, frank, i), p);
     free(frank);
-    for (i = cat->n; i > 0; i--) {
-        const struct cat_entry *ce = &cat->v[i - 1];
-
-        if (!keep[i - 1])
-            continue;
-        if (ce->man == NULL || !ce->man->incremental)
-            continue;
-        for (k = 0; k + 1 < i && strcmp(cat->v[k].name, ce->man->parent) != 0; k++)
-            ;
-        if (k + 1 < i)
-            keep[k] = 1;
-    }
+    if (p->retain_days > 0)
+        keep[window_anchor(cat, p)] = 1;    /* keep[cat->n]: none, harmless */
+    keep_chains(cat, keep);
     return keep;
 }
 
@@ -160,6 +189,11 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, stru
     memset(&need, 0, sizeof need);
 
     plan->policy_set = p->retain_full > 0 || p->retain_days > 0;
+    if (p->retain_days > 0 && ret_clock_check(cat, p->now, e) < 0)
+        return -1;
+    if (p->protect != NULL && find_complete(cat, p->protect) == cat->n)
+        return err_setf(e, ERR_INTERNAL, "backup %s, just taken, is not listed as a complete backup of the "
+                        "region: retention is not applied (nothing deleted)", p->protect);
     for (i = 0; i < cat->n; i++)
         ncomplete += cat->v[i].complete ? 1 : 0;
 
@@ -461,8 +495,8 @@ out:
 }
 
 int ret_region(const struct config *c, const struct region_conf *rc, const struct keyring *kr,
-               const struct note_sink *notes, time_t now, int dry_run, struct ret_plan *plan, struct ret_done *done,
-               struct err *e)
+               const struct note_sink *notes, time_t now, int dry_run, const char *protect, struct ret_plan *plan,
+               struct ret_done *done, struct err *e)
 {
     struct ret_policy p;
     struct repo *r = NULL;
@@ -471,6 +505,7 @@ int ret_region(const struct config *c, const struct region_conf *rc, const struc
     memset(plan, 0, sizeof *plan);
     memset(done, 0, sizeof *done);
     ret_policy_from_conf(c, rc, now, &p);
+    p.protect = protect;
     if (repo_open(rc, c, notes, kr, REPO_OPEN_IDENTITY, &r, e) < 0)
         return -1;
     if (ret_plan(r, &p, plan, e) < 0)

@@ -31,6 +31,8 @@ struct ret_policy {
     uint64_t retain_days;       /* backups that stopped less than N days ago; 0 = not set */
     uint64_t garbage_hours;     /* incomplete backups older than this go; 0 = any age */
     time_t now;
+    const char *protect;        /* a backup never deleted, whatever the rules (the one
+                                   backup-push just took), or NULL; it must be listed */
 };
 
 struct ret_backup {
@@ -77,13 +79,21 @@ struct ret_done {
 /* Temp files (file://) untouched this long are a dead writer's. */
 #define RET_TMP_AGE 3600
 
+/* A backup whose start or stop time is further than this ahead of the
+ * local clock means a clock is wrong (here, or where it was taken):
+ * retain_days refuses to run, status raises its clock alarm. */
+#define RET_CLOCK_SKEW_MAX 300
+
 /* Policy for one region from the configuration. */
 void ret_policy_from_conf(const struct config *c, const struct region_conf *rc, time_t now,
                           struct ret_policy *out);
 
 /* Decide on backups from a catalog loaded with manifests (oldest first):
  * fills plan->backups, kept, oldest_kept and the WAL cut.  The newest
- * complete backup is always kept. */
+ * complete backup is always kept, and p->protect (an error when it is not
+ * a complete backup of the catalog); with retain_days, so is the window's
+ * anchor, and a catalog failing ret_clock_check() is an error (nothing
+ * planned). */
 int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, struct ret_plan *plan,
                      struct err *e);
 
@@ -99,14 +109,23 @@ int ret_apply(struct stor *s, struct ret_plan *plan, struct ret_done *done, stru
 
 void ret_plan_free(struct ret_plan *plan);
 
+/* retention_clock.c: seconds the later of m's start and stop time is ahead
+ * of `now` (0 when not ahead, or m is NULL). */
+int64_t ret_backup_ahead(const struct manifest *m, time_t now);
+
+/* -1 (naming the backup and the skew) when a complete backup of `cat`
+ * (manifests loaded) is more than RET_CLOCK_SKEW_MAX ahead of `now`. */
+int ret_clock_check(const struct catalog *cat, time_t now, struct err *e);
+
 /* Open region `rc` (its identity must be readable: retention never runs on
  * a region that is not a walship repository), plan with its policy at time
- * `now`, and apply the plan
- * unless `dry_run`.  `plan` is filled (caller frees) so the caller can say
+ * `now`, and apply the plan unless `dry_run`.  `protect` (may be NULL)
+ * names a backup that stays with the WAL it needs, whatever the policy:
+ * backup-push passes the backup it has just taken.  `plan` is filled (caller frees) so the caller can say
  * what went or would go.  `notes` (may be NULL) hears what the region's
  * driver reports (an object kept under Object Lock, a request retried). */
 int ret_region(const struct config *c, const struct region_conf *rc, const struct keyring *kr,
-               const struct note_sink *notes, time_t now, int dry_run, struct ret_plan *plan, struct ret_done *done,
-               struct err *e);
+               const struct note_sink *notes, time_t now, int dry_run, const char *protect, struct ret_plan *plan,
+               struct ret_done *done, struct err *e);
 
 #endif

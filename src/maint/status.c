@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "retention.h"
 #include "status.h"
 #include "util.h"
 
@@ -73,7 +74,9 @@ void st_local(const struct region_conf *rc, struct spool *sp, time_t now, struct
     }
 }
 
-/* The newest complete backup, from the catalog (its manifest's stop time). */
+/* The newest complete backup, from the catalog (its manifest's stop time).
+ * Names are start times: a backup taken with a clock ahead sorts newest,
+ * so its manifest is the one to hold against this host's clock. */
 static void newest_backup(struct repo *r, const struct catalog *cat, time_t now, struct st_region *o)
 {
     struct err le = ERR_INIT;
@@ -88,6 +91,7 @@ static void newest_backup(struct repo *r, const struct catalog *cat, time_t now,
         snprintf(o->backup, sizeof o->backup, "%s", cat->v[i - 1].name);
         if (cat_load_manifest(r, cat->v[i - 1].name, &m, &le) == 0) {
             o->backup_time = m->stop_time;
+            o->backup_ahead = ret_backup_ahead(m, now);
             man_free(m);
         } else {
             /* the manifest's own time: the object was written at the end */
@@ -128,6 +132,8 @@ static void lag_and_alarms(const struct config *conf, const struct st_primary *p
         o->alarm_rpo = 1;   /* WAL this region will not receive without the operator */
     if (conf->backup_max_age > 0 && (!o->has_backup || (uint64_t)o->backup_age > conf->backup_max_age))
         o->alarm_backup = 1;
+    if (o->backup_ahead > RET_CLOCK_SKEW_MAX)
+        o->alarm_clock = 1;
 }
 
 int st_region(struct repo *r, const struct config *conf, const struct region_conf *rc, const struct st_primary *p,

@@ -2,7 +2,8 @@
  * status — one region's health for `walship status` (docs/VERIFY.md):
  * newest backup and its age, newest archived WAL segment and its time, lag
  * behind the primary, spool backlog, the shipper's last complaint, and the
- * two alarms a monitoring check acts on (rpo_seconds, backup_max_age).
+ * alarms a monitoring check acts on (rpo_seconds, backup_max_age, and a
+ * newest backup stamped ahead of this host's clock).
  *
  * st_region() only reads: the region's listing (wal/ and backups/, plus the
  * newest backup's manifest), the spool's queue for the region and the
@@ -41,7 +42,8 @@ struct st_region {
     int has_backup;
     char backup[CAT_NAME_MAX];
     int64_t backup_time;            /* its stop time (Unix seconds) */
-    int64_t backup_age;             /* now - backup_time */
+    int64_t backup_age;             /* now - backup_time (0 when ahead) */
+    int64_t backup_ahead;           /* its start or stop time ahead of `now` (seconds, 0 when not) */
 
     int has_wal;
     char wal[WAL_NAME_MAX];         /* newest archived segment */
@@ -65,6 +67,7 @@ struct st_region {
 
     int alarm_rpo;                  /* lag_seconds > rpo_seconds (or nothing archived while the primary has WAL) */
     int alarm_backup;               /* no backup, or newest older than backup_max_age */
+    int alarm_clock;                /* backup_ahead > RET_CLOCK_SKEW_MAX: a clock is wrong, retain_days refuses */
 };
 
 /* The local facts of a region, read even when the region cannot be opened:

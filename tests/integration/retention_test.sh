@@ -7,6 +7,11 @@
 # whose newest backup failed keeps its last valid one; backup-push applies
 # retention when delete_after_backup is on; after a failover to timeline 2
 # and a backup there, timeline 1's old WAL goes and .history stays.
+# Clocks (an LD_PRELOAD shim sets walship's clock off): a backup-push whose
+# clock is two days back keeps the backup it took though its name sorts
+# oldest; a backup stamped a day ahead makes retain_days refuse (delete and
+# after backup-push) and raises status's clock alarm; retain_days keeps the
+# window's anchor, and a restore from it reaches the latest point.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -140,6 +145,86 @@ pg_stop "$T/pg" fast
 d=$(newdir xtl2)
 t "restore from r1 after retention across timelines" ws --region r1 restore --pgdata "$d" --target-latest --start --port "$RPORT"
 is "$(markers)" "$WANT,100,200" "it has every marker, including the one written on timeline 2"
+stop_r "$d"
+
+# ---- clocks (docs/RETENTION.md "Clocks") ----
+SHIM=$T/clockshift.so
+ws_clockshift_build "$SHIM"; ok $? "the clock shim builds (tests/lib/clockshift.c)"
+ws_at() { local s=$1; shift; pg_run env LD_PRELOAD="$SHIM" CLOCKSHIFT_SECONDS="$s" "$WALSHIP" --config "$CONF" "$@"; }
+took() { sed -n 's/^backup \([0-9TZ]*\): .*/\1/p' <<<"$T_OUT" | head -1; }
+DAY=86400
+conf_days() {   # r1's retain_days, delete_after_backup
+  ws_conf "$CONF" "$(ws_pg_conninfo "$T/pg" "$PGPORT")" "garbage_hours = 24" "delete_after_backup = $2"
+  ws_region "$CONF" r1 "file://$T/r1" "mode = sync" "retain_days = $1"
+  ws_region "$CONF" r2 "file://$T/r2" "mode = sync" "retain_full = 2"
+}
+pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not restart"; exit 1; }
+sql "insert into marker values (300)"
+switch_and_wait
+
+# The host's clock two days back: the new backup's name sorts before every
+# other; retain_full = 1 (r1) and 2 (r2) would pick it, it is protected.
+conf 24 true
+t "backup-push with the clock two days back (retention on)" ws_at -$((2 * DAY)) backup-push
+Y=$(took)
+is "${Y:0:8}" "$(date -u -d '2 days ago' +%Y%m%d)" "its name is two days old ($Y)"
+[ -e "$T/r1/backups/$Y/manifest.json" ] && [ -e "$T/r2/backups/$Y/manifest.json" ]
+ok $? "the backup just taken is kept in both regions though it sorts oldest"
+SY=$(start_wal r1 "$Y")
+[ -n "$SY" ] && [ -e "$T/r1/wal/$SY" ] && [ -e "$T/r2/wal/$SY" ]; ok $? "and the WAL from its start ($SY)"
+is "$(ls "$T/r1/backups" | wc -l)" 2 "r1 keeps it and its newest by name"
+sleep 1.1
+
+# A backup stamped a day ahead (its host's clock ran fast): retain_days
+# refuses the region, delete and backup-push say why, status alarms.
+conf_days 1 false
+t "backup-push with the clock a day ahead" ws_at $DAY backup-push
+F=$(took)
+before=$(count r1)
+t_fail "delete with retain_days refuses the region (exit 3)" 3 ws delete
+echo "$T_OUT" | sed 's/^/# /'
+like "$T_OUT" "region r1: FAILED: backup $F carries the time [^,]*, 86[34][0-9][0-9] s ahead of this host's clock" \
+  "it names the backup and the skew"
+is "$(count r1)" "$before" "nothing is deleted in r1"
+[ -e "$T/r1/backups/$Y/manifest.json" ]; ok $? "the two-day-old backup is still there"
+like "$T_OUT" "region r2: deleted" "r2 (retain_full only) still runs"
+t_fail "status --json: the clock alarm (exit 2)" 2 ws --region r1 status --json
+is "$(python3 -c 'import json,sys; r=json.loads(sys.stdin.read())["regions"][0]; a=r["backup_ahead_seconds"]; print(r["backup"], r["alarm_clock"], r["alarm"], 86000 < a <= 86400)' <<<"$(sed -n '/^{/,$p' <<<"$T_OUT")")" \
+  "$F True True True" "JSON: backup, alarm_clock, alarm, backup_ahead_seconds"
+t_fail "status (text)" 2 ws --region r1 status
+like "$T_OUT" "region r1: ALARM" "text: the region alarms"
+like "$T_OUT" "clock: +backup $F is 86[34][0-9][0-9] s ahead of this host's clock  <- alarm" "text: says why"
+t_fail "status --prometheus" 2 ws --region r1 status --prometheus
+like "$T_OUT" 'walship_backup_ahead_seconds\{region="r1"\} 86[34][0-9][0-9]' "prometheus: walship_backup_ahead_seconds"
+like "$T_OUT" 'walship_alarm\{region="r1"\} 1' "prometheus: walship_alarm is 1"
+sleep 1.1
+conf_days 1 true
+t_fail "backup-push: the backup is taken, its retention refused (exit 3)" 3 ws backup-push
+N2=$(took)
+like "$T_OUT" "region r1: retention failed \(the backup is valid\): backup $F carries" "backup-push says why"
+[ -n "$N2" ] && [ -e "$T/r1/backups/$N2/manifest.json" ]; ok $? "the new backup is there ($N2)"
+rm -rf "$T/r1/backups/$F" "$T/r2/backups/$F"
+t "status once the backup ahead is gone" ws --region r1 status --json
+like "$T_OUT" '"alarm_clock": false' "no clock alarm"
+
+# retain_days = 1 keeps the window's anchor: of P (four days old) and Y
+# (two days), Y is the newest full backup that stopped before the window.
+conf_days 1 false
+t "backup-push with the clock four days back" ws_at -$((4 * DAY)) backup-push
+P=$(took)
+[ -e "$T/r1/backups/$P/manifest.json" ]; ok $? "a four-day-old backup $P"
+t "delete with retain_days = 1" ws delete
+echo "$T_OUT" | sed 's/^/# /'
+like "$T_OUT" "region r1: deleted 1 backups" "r1 deleted one backup"
+[ ! -e "$T/r1/backups/$P" ]; ok $? "the four-day-old backup went"
+[ -e "$T/r1/backups/$Y/manifest.json" ]; ok $? "the two-day-old one stays: the window's anchor"
+[ -e "$T/r1/wal/$SY" ]; ok $? "with the WAL from its start"
+sql "insert into marker values (400)"
+switch_and_wait
+pg_stop "$T/pg" fast
+d=$(newdir xanchor)
+t "restore from the anchor" ws --region r1 restore --pgdata "$d" --backup "$Y" --target-latest --start --port "$RPORT"
+is "$(markers)" "$WANT,100,200,300,400" "it reaches the latest point"
 stop_r "$d"
 
 done_testing

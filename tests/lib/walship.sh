@@ -138,3 +138,13 @@ ws_pg_archiving() {
   pg_conf "$1" "archive_mode = on"
   pg_conf "$1" "archive_command = '$WALSHIP --config $2 wal-push %p'"
 }
+
+# Build tests/lib/clockshift.c into $1 (an LD_PRELOAD shim: the process's
+# wall clock runs CLOCKSHIFT_SECONDS seconds off).  Fails when no C
+# compiler is found.  Under ASan the runtime must come first or not be
+# checked: verify_asan_link_order=0 is added to ASAN_OPTIONS.
+ws_clockshift_build() {
+  "${CC:-cc}" -shared -fPIC -O2 -o "$1" "$TOP_SRCDIR/tests/lib/clockshift.c" -ldl >/dev/null 2>&1 || return 1
+  chmod 755 "$1"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+}

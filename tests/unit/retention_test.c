@@ -1,8 +1,10 @@
 /*
  * retention_test — the retention rules on synthetic catalogs: by count, by
  * days, both, the newest always kept, the WAL cut with two timelines,
- * .history kept, incomplete backups old and recent; applying a plan on a
- * bucket that keeps some objects under Object Lock (a fake driver).
+ * .history kept, incomplete backups old and recent; retain_days' anchor;
+ * the backup just taken protected wherever its name sorts; retain_days
+ * refusing a catalog with a backup ahead of the clock; applying a plan on
+ * a bucket that keeps some objects under Object Lock (a fake driver).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +167,119 @@ static int fake_has(const struct fake *f, const char *key)
     return 0;
 }
 
+/* The anchor is the newest by stop time, not by name. */
+static void test_anchor_by_stop_time(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct ret_plan plan;
+
+    add_full(&c, "A1", 9, 1, 10);
+    add_full(&c, "A2", 8, 1, 20);
+    add_full(&c, "A3", 1, 1, 30);
+    c.v[0].man->stop_time = NOW - 7 * DAY - 3600;      /* A1 ran long: it stopped after A2 */
+    plan_of(&c, pol(0, 7, 24), &plan);
+    is_str(gone(&plan), "A2", "anchor: the backup that stopped last before the window");
+    ret_plan_free(&plan);
+    cat_free(&c);
+}
+
+static struct cat_entry *find(struct catalog *c, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < c->n; i++)
+        if (strcmp(c->v[i].name, name) == 0)
+            return &c->v[i];
+    return NULL;
+}
+
+/* The backup just taken stays with its WAL and its chain, wherever its
+ * name sorts (a clock that went back names it as an old one). */
+static void test_protect(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct ret_plan plan;
+    struct ret_policy p;
+    struct err e = ERR_INIT;
+    struct cat_entry *a0;
+
+    add_full(&c, "A0", 0, 1, 60);       /* just taken, with the clock set back */
+    add_full(&c, "B1", 3, 1, 10);
+    add_full(&c, "B2", 2, 1, 20);
+    add_full(&c, "B3", 1, 1, 30);
+    plan_of(&c, pol(1, 0, 24), &plan);
+    is_str(gone(&plan), "A0,B1,B2", "protect: unprotected, the new backup sorting oldest would go");
+    ret_plan_free(&plan);
+    p = pol(1, 0, 24);
+    p.protect = "A0";
+    plan_of(&c, p, &plan);
+    is_str(gone(&plan), "B1,B2", "protect: the backup just taken stays");
+    is_int(plan.kept, 2, "protect: it and the newest are kept");
+    ok(plan.have_cut && plan.cut_segno == 30 && !expired(&plan, 1, 60, ""), "protect: its WAL is kept");
+    ret_plan_free(&plan);
+    p.retain_full = 0;
+    p.retain_days = 1;
+    plan_of(&c, p, &plan);
+    ok(strstr(gone(&plan), "A0") == NULL, "protect: kept under retain_days too");
+    ret_plan_free(&plan);
+
+    /* an incremental just taken whose parent's name sorts after its own */
+    a0 = find(&c, "A0");
+    a0->man->incremental = 1;
+    a0->man->parent = strdup("B2");
+    p = pol(1, 0, 24);
+    p.protect = "A0";
+    plan_of(&c, p, &plan);
+    is_str(gone(&plan), "B1", "protect: an incremental keeps its parent, wherever it sorts");
+    ok(plan.cut_segno == 20, "protect: WAL from the parent's start");
+    ret_plan_free(&plan);
+
+    p.protect = "Z9";
+    memset(&plan, 0, sizeof plan);
+    ok(ret_plan_backups(&c, &p, &plan, &e) < 0 && strstr(e.msg, "Z9") != NULL && plan.nbackups == 0,
+       "protect: a backup just taken that is not listed fails the plan (%s)", e.msg);
+    ret_plan_free(&plan);
+    cat_free(&c);
+}
+
+/* retain_days refuses a region with a backup ahead of the clock. */
+static void test_clock(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct ret_plan plan;
+    struct ret_policy p;
+    struct err e = ERR_INIT;
+    struct cat_entry *f;
+
+    add_full(&c, "B1", 10, 1, 10);
+    add_full(&c, "B2", 5, 1, 20);
+    add_full(&c, "B3", 1, 1, 30);
+    f = find(&c, "B2");
+    f->man->stop_time = NOW + RET_CLOCK_SKEW_MAX;
+    is_int(ret_backup_ahead(f->man, NOW), RET_CLOCK_SKEW_MAX, "clock: ahead by the stop time");
+    ok(plan_of(&c, pol(0, 2, 24), &plan) == 0, "clock: %d s of skew is tolerated", RET_CLOCK_SKEW_MAX);
+    ret_plan_free(&plan);
+    f->man->stop_time = NOW + RET_CLOCK_SKEW_MAX + 1;
+    p = pol(0, 2, 24);
+    memset(&plan, 0, sizeof plan);
+    ok(ret_plan_backups(&c, &p, &plan, &e) < 0 && plan.nbackups == 0, "clock: retain_days refuses: %s", e.msg);
+    ok(strstr(e.msg, "backup B2") != NULL && strstr(e.msg, "301 s ahead") != NULL, "clock: names the backup and skew");
+    ret_plan_free(&plan);
+    f->man->stop_time = NOW - 5 * DAY;
+    f->man->start_time = NOW + 3600;
+    is_int(ret_backup_ahead(f->man, NOW), 3600, "clock: ahead by the start time");
+    p = pol(2, 2, 24);
+    err_clear(&e);
+    ok(ret_plan_backups(&c, &p, &plan, &e) < 0 && strstr(e.msg, "3600 s ahead") != NULL,
+       "clock: with retain_full as well, still refused");
+    ret_plan_free(&plan);
+    plan_of(&c, pol(2, 0, 24), &plan);
+    is_str(gone(&plan), "B1", "clock: retain_full alone does not read the clock");
+    ret_plan_free(&plan);
+    is_int(ret_backup_ahead(NULL, NOW), 0, "clock: no manifest, not ahead");
+    cat_free(&c);
+}
+
 static void test_object_lock(void)
 {
     struct catalog c = { NULL, 0, 0 };
@@ -274,18 +389,24 @@ int main(void)
     ok(plan.have_cut && plan.cut_segno == 40 && plan.cut_tli == 1, "count 2: WAL cut at B4's start");
     ret_plan_free(&plan);
 
-    /* By days: stopped less than 3 days ago. */
+    /* By days: stopped less than 3 days ago, and the window's anchor: B2
+     * (3.5 days), the newest that stopped before the window, from which
+     * the oldest point inside it is restored. */
     plan_of(&c, pol(0, 3, 24), &plan);
-    is_str(gone(&plan), "B1,B2", "days 3: older than 3 days go");
-    is_str(plan.oldest_kept, "B3", "days 3: B3 kept");
+    is_str(gone(&plan), "B1", "days 3: older than 3 days go, but for the anchor");
+    is_str(plan.oldest_kept, "B2", "days 3: B2 kept as the window's anchor");
+    ok(plan.have_cut && plan.cut_segno == 20, "days 3: WAL kept from the anchor's start");
     ret_plan_free(&plan);
 
     /* Both: kept if either keeps it. */
     plan_of(&c, pol(4, 1, 24), &plan);
     is_str(gone(&plan), "B1", "count 4 or 1 day: count wins");
     ret_plan_free(&plan);
-    plan_of(&c, pol(1, 4, 24), &plan);
-    is_str(gone(&plan), "B1", "count 1 or 4 days: days wins");
+    plan_of(&c, pol(1, 2, 24), &plan);
+    is_str(gone(&plan), "B1,B2", "count 1 or 2 days: days (with its anchor B3) wins");
+    ret_plan_free(&plan);
+    plan_of(&c, pol(0, 4, 24), &plan);
+    is_str(gone(&plan), "", "days 4: B1 (4.5 days) is the anchor and stays");
     ret_plan_free(&plan);
 
     /* No policy: nothing goes, no WAL cut. */
@@ -381,6 +502,9 @@ int main(void)
     ret_plan_free(&plan);
     cat_free(&c);
 
+    test_anchor_by_stop_time();
+    test_protect();
+    test_clock();
     test_object_lock();
     return done_testing();
 }
