@@ -215,8 +215,8 @@ int repo_ident_recheck(struct repo *r, struct err *e)
     return err_setf(e, ERR_FOREIGN,
                     "region %s (%s): its repository identity changed since this process read it (cluster %llu's "
                     "repository created %s, now cluster %llu's created %s): another file system is mounted there, "
-                    "or the prefix changed.  Nothing is committed there; restart walship if the new repository "
-                    "is meant",
+                    "or the prefix changed.  Nothing is committed there by this process (one started now reads the "
+                    "identity afresh)",
                     r->name, r->st->where, (unsigned long long)r->id.sysid, was, (unsigned long long)now.sysid, is);
 }
 

@@ -76,6 +76,28 @@ like "$(cat "$SP/archd.log" 2>/dev/null)" "could not archive $(n 2).*identity.*(
 rm -rf "$T/r1" && mv "$T/r1.real" "$T/r1"
 t "r1 back: segment 2 is archived" push "$T/a.conf" "$(n 2)"
 [ -e "$T/r1/wal/$(n 2)" ]; ok $? "... into r1"
+is "$(ws_lock_pid "$SP/archd.lock")" "$archd" "... the same archiver process still runs"
+# another cluster's repository mounted in r1's place
+SYSB=7000000000000000012
+mkdir -p "$T/pgb/global" "$T/pgb/pg_wal" "$T/rb"
+python3 - "$T/pgb/global/pg_control" "$SYSB" <<'PY'
+import struct, sys
+b = bytearray(8192)
+b[0:8] = struct.pack('<Q', int(sys.argv[2]))
+open(sys.argv[1], 'wb').write(b)
+PY
+echo 15 >"$T/pgb/PG_VERSION"
+printf '[global]\nkey_file = %s\nspool_dir = %s\n\n[region rb]\nurl = file://%s\n' "$T/key" "$T/spoolb" "$T/rb" >"$T/b.conf"
+python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/pgb/pg_wal/$(n 9)" "$(n 9)" "$SYSB" --seed 9 --seg-size 1048576 >/dev/null
+t "cluster B archives to its own region" sh -c "cd '$T/pgb' && '$WALSHIP' --config '$T/b.conf' wal-push pg_wal/$(n 9)"
+mv "$T/r1" "$T/r1.real" && mv "$T/rb" "$T/r1"
+seg "$(n 6)" 6
+t_fail "segment 6 with cluster B's repository in r1's place: refused (exit 3)" 3 push "$T/a.conf" "$(n 6)"
+[ ! -e "$T/r1/wal/$(n 6)" ]; ok $? "... and not stored there"
+like "$(cat "$SP/archd.log" 2>/dev/null)" "could not archive $(n 6).*identity changed since this process read it" \
+  "... the process's log says r1's identity changed"
+mv "$T/r1" "$T/rb" && mv "$T/r1.real" "$T/r1"
+t "r1 back: segment 6 is archived" push "$T/a.conf" "$(n 6)"
 ws_stop_daemons "$T/spool"
 
 # ---- after an incident: WAL objects, no identity ----
