@@ -374,8 +374,6 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
         return -1;
     }
     if (repo_ident_lost(r, want->sysid, "has no repository identity", &(struct err)ERR_INIT) < 0) {
-        int objects = strstr(le.msg, "walship upgrade") != NULL;
-
         /* Another writer (the shipper, a wal-push) may have created it
          * between our read and this check: it remembers the region right
          * after its put.  One more read tells that from an unmounted file
@@ -389,8 +387,9 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
             return -1;
         }
         if (repo_ident_lost(r, want->sysid,
-                            objects ? "holds WAL or backups but no repository identity (identity.json)"
-                                    : "has no repository identity (identity.json)",
+                            strstr(le.msg, "walship upgrade") != NULL
+                                ? "holds WAL or backups but no repository identity (identity.json)"
+                                : "has no repository identity (identity.json)",
                             e) == 0)
             *e = le;    /* forgotten meanwhile: still nothing to create here now */
         return -1;

@@ -139,7 +139,7 @@ for i in 4 5; do
   seg "$(n "$i")" "$i"
   t "segment $i spooled for async region r3" push "$T/s.conf" "$(n "$i")"
 done
-queued() { ls "$S3"/queue/r3-*/ 2>/dev/null | grep -c '^0000'; }
+queued() { find "$S3"/queue/ -path '*/r3-*/0000*' -type f 2>/dev/null | wc -l; }
 wait_for 20 test -e "$T/r3/identity.json"
 ok $? "the shipper created r3's identity"
 shipper=$(ws_lock_pid "$S3/ship.lock")
