@@ -28,6 +28,7 @@ int archiver_open(const struct config *conf, const struct keyring *kr, const str
     a->notes = notes;
     a->sp = sp;
     a->cluster = *cluster;
+    a->recheck_ident = like != NULL;
     if (conf->nregions > ARCHIVE_MAX_REGIONS)
         return err_setf(e, ERR_CONFIG, "at most %d regions are supported", ARCHIVE_MAX_REGIONS);
     for (i = 0; i < conf->nregions; i++) {
@@ -285,6 +286,12 @@ static void open_branches(struct archiver *a, const char *name, const char *key,
 
             snprintf(point, sizeof point, "upload.%s", c->regions[r].name);
             p->branches[p->nb] = fault_wrap(p->branches[p->nb], point);
+            if (a->recheck_ident &&
+                repo_ident_guard_new(a->rp[r], p->branches[p->nb], &p->branches[p->nb], &he) < 0) {
+                p->branches[p->nb] = NULL;
+                report_fail(a, rep, c->regions[r].name, &he, first);
+                continue;
+            }
             p->nb++;
         } else {
             report_fail(a, rep, c->regions[r].name, &he, first);

@@ -48,6 +48,10 @@ struct archiver {
      * the fsync).  With twice as many threads as slots of each, a thread
      * encodes while another one's upload waits on the network or disk. */
     sem_t *encode_slots, *commit_slots;
+    /* Opened with `like` (the identities checked by another archiver, maybe
+     * long ago): each sync region's identity is read again right before
+     * every commit to it (repo_ident_recheck). */
+    int recheck_ident;
 };
 
 struct archive_report {
@@ -66,7 +70,9 @@ struct archive_report {
  * names another cluster, fails every push of this archiver (named in the
  * report) while the others still receive the file.  With `like` (an
  * archiver opened before, in another thread) the regions are opened again
- * but the identities it checked are taken as they are.  `sp` may be NULL if
+ * and the identities it checked are taken as they are, then read again
+ * before each commit: a region whose identity is gone or changed since
+ * fails that push (ERR_NOREPO, ERR_FOREIGN) and receives nothing.  `sp` may be NULL if
  * no region is async.  `notes` (may be NULL) hears what the archiver and the
  * regions' drivers report as they work. */
 int archiver_open(const struct config *conf, const struct keyring *kr, const struct note_sink *notes, struct spool *sp,

@@ -127,6 +127,14 @@ static int ship_one(struct ship_region *r, struct spool *sp, const struct keyrin
     if (stor_put(r->rp->st, key, &up, e) < 0)
         goto out;
     up = fault_wrap(up, "ship.upload");
+    /* The identity was read when the region was first reached, maybe hours
+     * ago: read again right before the file is published and dropped from
+     * the spool, or an unmounted file system's empty directory would take
+     * it (docs/WAL.md). */
+    if (repo_ident_guard_new(r->rp, up, &up, e) < 0) {
+        up = NULL;
+        goto out;
+    }
     if (sink_pump_fd(up, fd, path, 0, e) < 0 || sink_close(up, e) < 0) {
         if (e->code == ERR_EXISTS) {
             char there[65];
@@ -226,7 +234,8 @@ static unsigned long ship_queue(struct ship_region *r, const struct config *conf
         }
         if (res < 0) {
             backoff(r, wake);
-            note(r->notes, LOG_WARNING, "could not ship %s to region %s (retrying in %u ms): %s", names[k],
+            note(r->notes, se.code == ERR_NOREPO || se.code == ERR_FOREIGN ? LOG_ERROR : LOG_WARNING,
+                 "could not ship %s to region %s (kept in the spool, retrying in %u ms): %s", names[k],
                  r->rc->name, r->backoff_ms, se.msg);
             state_error(r, &se);
             state_write(r, sp);

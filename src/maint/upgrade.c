@@ -261,6 +261,11 @@ int upg_region(const struct config *c, const struct region_conf *reg, const stru
     }
     if (learn_cluster(r->st, kr, &l, &st->ident, e) < 0)
         goto out;
+    /* A region this host's spool remembers as this cluster's repository
+     * lost its identity (an unmounted file system, a wal-push or shipper
+     * that wrote into the empty directory): not 0.1.0's, never bound. */
+    if (repo_ident_lost(r, st->ident.sysid, "holds WAL or backups but no repository identity (identity.json)", e) < 0)
+        goto out;
     r->id = st->ident;
     r->have_id = 1;
     /* WAL first, then each backup, its manifest after its other objects

@@ -91,6 +91,22 @@ int repo_ident_load(struct repo *r, struct err *e);
  * replacing one a racing writer made first) when the region has none and
  * holds nothing else.  ERR_FOREIGN names both system identifiers. */
 int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err *e);
+/* For long-running processes, right before they commit an object to a
+ * region whose identity they read earlier: read it again.  ERR_NOREPO when
+ * it is gone (an unmounted file system, a changed prefix), ERR_FOREIGN when
+ * it is another repository's (any field differs); r->id is kept, so a
+ * region that comes back as it was passes again. */
+int repo_ident_recheck(struct repo *r, struct err *e);
+/* A stage that runs repo_ident_recheck() at close, before it closes (and so
+ * commits) `next`; on failure `next` is left unclosed, so freeing the chain
+ * aborts it.  Takes `next` (freed on error); `r` must outlive the stage. */
+int repo_ident_guard_new(struct repo *r, struct sink *next, struct sink **out, struct err *e);
+/* -1 (ERR_NOREPO, e says what to do) when this host's spool remembers the
+ * region as cluster `sysid`'s (spool_dir/SYSID/known/REGION-ID): a region
+ * without an identity that held one is a lost mount, never a repository to
+ * create or to bind by `walship upgrade`.  `what` says what the region
+ * lacks ("has no repository identity").  0 when not remembered. */
+int repo_ident_lost(const struct repo *r, uint64_t sysid, const char *what, struct err *e);
 /* The region's identity must belong to cluster `sysid` (ERR_FOREIGN). */
 int repo_ident_check(const struct repo *r, uint64_t sysid, struct err *e);
 /* A new identity for a cluster (format, created, created_by filled). */

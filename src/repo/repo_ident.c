@@ -131,7 +131,9 @@ static int missing_identity(struct repo *r, struct err *e)
                     r->name, r->st->where, REPO_KEY_IDENTITY);
 }
 
-int repo_ident_load(struct repo *r, struct err *e)
+/* Read identity.json into *id.  A missing one is ERR_NOTFOUND as the
+ * driver says it (the callers word it). */
+static int ident_read(struct repo *r, struct repo_ident *id, struct err *e)
 {
     struct obj_bind bind = { REPO_KEY_IDENTITY, OBJ_SYSID_ANY, 0 };
     struct sink *mem = mem_sink_new(IDENT_MAX), *dec = NULL;
@@ -139,36 +141,127 @@ int repo_ident_load(struct repo *r, struct err *e)
     size_t len;
     int rc = -1;
 
-    r->have_id = 0;
     if (mem == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
     if (obj_decoder_new(borrow_sink_new(mem), r->kr, 0, &bind, &dec, e) < 0)
         goto out;
-    if (stor_get(r->st, REPO_KEY_IDENTITY, dec, e) < 0) {
-        if (e->code == ERR_NOTFOUND)
-            missing_identity(r, e);
+    if (stor_get(r->st, REPO_KEY_IDENTITY, dec, e) < 0)
         goto out;
-    }
     if (sink_close(dec, e) < 0) {
         err_prefix(e, "region %s: the repository identity (%s)", r->name, REPO_KEY_IDENTITY);
         goto out;
     }
     buf = mem_sink_data(mem, &len);
-    if (repo_ident_from_json((const char *)buf, len, &r->id, e) < 0) {
+    if (repo_ident_from_json((const char *)buf, len, id, e) < 0) {
         err_prefix(e, "region %s", r->name);
         goto out;
     }
-    if (r->id.sysid != bind.found_sysid) {
+    if (id->sysid != bind.found_sysid) {
         err_setf(e, ERR_CORRUPT, "region %s: the repository identity names cluster %llu but is bound to %llu",
-                 r->name, (unsigned long long)r->id.sysid, (unsigned long long)bind.found_sysid);
+                 r->name, (unsigned long long)id->sysid, (unsigned long long)bind.found_sysid);
         goto out;
     }
-    r->have_id = 1;
     rc = 0;
 out:
     sink_free(dec);
     sink_free(mem);
     return rc;
+}
+
+int repo_ident_load(struct repo *r, struct err *e)
+{
+    r->have_id = 0;
+    if (ident_read(r, &r->id, e) < 0) {
+        if (e->code == ERR_NOTFOUND)
+            missing_identity(r, e);
+        return -1;
+    }
+    r->have_id = 1;
+    return 0;
+}
+
+static int ident_same(const struct repo_ident *a, const struct repo_ident *b)
+{
+    return a->format == b->format && a->sysid == b->sysid && a->pg_major == b->pg_major &&
+           a->seg_size == b->seg_size && a->created == b->created && strcmp(a->created_by, b->created_by) == 0;
+}
+
+int repo_ident_recheck(struct repo *r, struct err *e)
+{
+    struct repo_ident now;
+    char was[32], is[32];
+    struct tm tm;
+    time_t t;
+
+    if (!r->have_id)
+        return err_setf(e, ERR_INTERNAL, "region %s: identity not loaded", r->name);
+    if (ident_read(r, &now, e) < 0) {
+        if (e->code == ERR_NOTFOUND)
+            return err_setf(e, ERR_NOREPO,
+                            "region %s (%s): its repository identity (%s) is gone since this process read it: is "
+                            "its file system unmounted, or its prefix changed?  Nothing is committed there until "
+                            "it is back",
+                            r->name, r->st->where, REPO_KEY_IDENTITY);
+        return err_prefix(e, "region %s: its repository identity could not be read again before a commit", r->name);
+    }
+    if (ident_same(&r->id, &now))
+        return 0;
+    t = (time_t)r->id.created;
+    gmtime_r(&t, &tm);
+    strftime(was, sizeof was, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    t = (time_t)now.created;
+    gmtime_r(&t, &tm);
+    strftime(is, sizeof is, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return err_setf(e, ERR_FOREIGN,
+                    "region %s (%s): its repository identity changed since this process read it (cluster %llu's "
+                    "repository created %s, now cluster %llu's created %s): another file system is mounted there, "
+                    "or the prefix changed.  Nothing is committed there by this process (one started now reads the "
+                    "identity afresh)",
+                    r->name, r->st->where, (unsigned long long)r->id.sysid, was, (unsigned long long)now.sysid, is);
+}
+
+/* ---- a stage that re-reads the identity before its next stage commits ---- */
+
+struct ident_guard {
+    struct sink base;
+    struct repo *r;
+};
+
+static int ig_write(struct sink *s, const void *buf, size_t len, struct err *e)
+{
+    return sink_write(s->next, buf, len, e);
+}
+
+static int ig_close(struct sink *s, struct err *e)
+{
+    struct ident_guard *g = (struct ident_guard *)s;
+
+    if (repo_ident_recheck(g->r, e) < 0)
+        return -1;      /* next is never closed: freeing aborts it */
+    return sink_close(s->next, e);
+}
+
+static void ig_free(struct sink *s)
+{
+    sink_free(s->next);
+    free(s);
+}
+
+static const struct sink_ops ig_ops = { ig_write, ig_close, ig_free };
+
+int repo_ident_guard_new(struct repo *r, struct sink *next, struct sink **out, struct err *e)
+{
+    struct ident_guard *g = calloc(1, sizeof *g);
+
+    if (g == NULL) {
+        sink_free(next);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    g->base.ops = &ig_ops;
+    g->base.next = next;
+    g->r = r;
+    *out = &g->base;
+    return 0;
 }
 
 int repo_ident_check(const struct repo *r, uint64_t sysid, struct err *e)
@@ -249,10 +342,24 @@ static void known_remember(const struct repo *r, uint64_t sysid)
     }
 }
 
+int repo_ident_lost(const struct repo *r, uint64_t sysid, const char *what, struct err *e)
+{
+    char known[PATH_MAX];
+
+    if (sysid == 0 || known_path(r, sysid, known, sizeof known) < 0 || access(known, F_OK) != 0)
+        return 0;
+    return err_setf(e, ERR_NOREPO,
+                    "region %s (%s) %s, yet it held this cluster's repository before (cluster %llu; this host's "
+                    "spool remembers it in %s): is its file system unmounted, another one mounted there, or its "
+                    "prefix changed?  Not creating or binding a repository there: restore the mount (or the url) "
+                    "and retry; if the region was emptied on purpose, remove that file first",
+                    r->name, r->st->where, what, (unsigned long long)sysid, known);
+}
+
 int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err *e)
 {
     struct err le = ERR_INIT;
-    char *json = NULL, known[PATH_MAX];
+    char *json = NULL;
     size_t len;
     int rc = -1;
 
@@ -262,34 +369,38 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
         known_remember(r, want->sysid);
         return 0;
     }
-    if (le.code != ERR_NOREPO || strstr(le.msg, "walship upgrade") != NULL) {
+    if (le.code != ERR_NOREPO) {
+        *e = le;
+        return -1;
+    }
+    if (repo_ident_lost(r, want->sysid, "has no repository identity", &(struct err)ERR_INIT) < 0) {
+        /* Another writer (the shipper, a wal-push) may have created it
+         * between our read and this check: it remembers the region right
+         * after its put.  One more read tells that from an unmounted file
+         * system or a changed prefix.  WAL without an identity there is
+         * what a writer that did not notice left: never 0.1.0's. */
+        err_clear(&le);
+        if (repo_ident_load(r, &le) == 0)
+            return ident_matches(r, want, e);
+        if (le.code != ERR_NOREPO) {
+            *e = le;
+            return -1;
+        }
+        if (repo_ident_lost(r, want->sysid,
+                            strstr(le.msg, "walship upgrade") != NULL
+                                ? "holds WAL or backups but no repository identity (identity.json)"
+                                : "has no repository identity (identity.json)",
+                            e) == 0)
+            *e = le;    /* forgotten meanwhile: still nothing to create here now */
+        return -1;
+    }
+    if (strstr(le.msg, "walship upgrade") != NULL) {
         *e = le;
         return -1;
     }
     if (want->sysid == 0 || want->pg_major == 0 || want->seg_size == 0)
         return err_setf(e, ERR_NOREPO, "%s; and this push cannot create it: the cluster's system identifier, "
                         "version or segment size is unknown here", le.msg);
-    if (known_path(r, want->sysid, known, sizeof known) == 0 && access(known, F_OK) == 0) {
-        /* Another writer (the shipper, a wal-push) may have created it
-         * between our read and this check: it remembers the region right
-         * after its put.  One more read tells that from an unmounted file
-         * system or a changed prefix. */
-        err_clear(&le);
-        if (repo_ident_load(r, &le) == 0) {
-            if (ident_matches(r, want, e) < 0)
-                return -1;
-            return 0;
-        }
-        if (le.code != ERR_NOREPO) {
-            *e = le;
-            return -1;
-        }
-        return err_setf(e, ERR_NOREPO,
-                        "%s, yet it held this cluster's repository before (%s): is its file system unmounted, "
-                        "or its prefix changed?  Not creating a new repository there; if the region was emptied "
-                        "on purpose, remove that file",
-                        le.msg, known);
-    }
     r->id = *want;
     if (repo_ident_to_json(want, &json, &len, e) < 0)
         goto out;
