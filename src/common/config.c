@@ -528,19 +528,19 @@ int config_load(const char *path, int required, struct config **out, struct err 
 
     if (c == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
-    if (path == NULL) {
-        path = getenv("WALSHIP_CONFIG");
-        if (path != NULL && *path == '\0')
+    if (path == NULL && (path = getenv("WALSHIP_CONFIG")) != NULL) {
+        if (*path == '\0')
             path = NULL;
+        else if (config_check_env_path("WALSHIP_CONFIG", path, e) < 0)
+            goto fail;
     }
     if (path == NULL) {
         path = DEFAULT_CONFIG_PATH;
         if (!required && access(path, F_OK) != 0)
             path = NULL;
     }
-    if (path != NULL && config_read_file(c, path, e) < 0)
-        goto fail;
-    if (apply_env(c, e) < 0 || finish_regions(c, e) < 0)
+    if ((path != NULL && config_read_file(c, path, e) < 0) || apply_env(c, e) < 0 || finish_regions(c, e) < 0 ||
+        config_check(c, e) < 0)
         goto fail;
     *out = c;
     return 0;

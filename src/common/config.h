@@ -8,7 +8,9 @@
  * when read, and an unknown key or section, a key given twice, a bad value,
  * a line libinih would misread, a region without url, an unknown or empty
  * WALSHIP_* variable or a secret in a file that others can read is an
- * ERR_CONFIG naming file, line and key.
+ * ERR_CONFIG naming file, line and key.  Then what the values mean together
+ * is checked (config_check.c): relative paths, timeouts of 0, two regions
+ * or a region and the spool in one place, files others can write.
  *
  * Every value remembers where it came from ("FILE:LINE", "WALSHIP_KEY",
  * "--flag"; no origin: the built-in default), for `walship config check`.

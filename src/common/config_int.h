@@ -10,6 +10,7 @@
 #define WALSHIP_CONFIG_INT_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "config.h"
 
@@ -61,5 +62,23 @@ struct region_conf *config_add_region(struct config *c, const char *name, struct
 
 /* Read the file at `path` into `c` (config_read.c). */
 int config_read_file(struct config *c, const char *path, struct err *e);
+
+/* What the values mean together, once all are read (config_check.c):
+ * absolute paths, timeouts, regions and the spool each in a place of their
+ * own, CA files others cannot write.  ERR_CONFIG naming origin and key. */
+int config_check(const struct config *c, struct err *e);
+/* A path from environment variable `var` must be absolute. */
+int config_check_env_path(const char *var, const char *path, struct err *e);
+/* A file of `mode` that group or others can write is refused; `what`
+ * ("configuration file") and `path` name it. */
+int config_check_writable(const char *what, const char *path, mode_t mode, struct err *e);
+/* `path` with "//", "." and ".." segments and a trailing "/" taken out,
+ * lexically ("/" for the root); owned by the caller, NULL when out of memory. */
+char *config_path_normal(const char *path);
+/* Is normalised `inner` `outer` or below it? */
+int config_path_within(const char *inner, const char *outer);
+/* "HOST:PORT BUCKET/PREFIX" for an s3:// url ("aws" for AWS's endpoints and
+ * none: bucket names are global there); owned by the caller. */
+char *config_s3_location(const char *url, const char *endpoint);
 
 #endif

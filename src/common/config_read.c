@@ -383,6 +383,8 @@ int config_read_file(struct config *c, const char *path, struct err *e)
                  S_ISDIR(sb.st_mode) ? " (it is a directory)" : "");
         goto out;
     }
+    if (config_check_writable("configuration file", path, sb.st_mode, e) < 0)
+        goto out;
     if (read_fd_all(fd, path, CONF_MAX_FILE, &buf, &len, e) < 0) {
         err_prefix(e, "configuration file");
         e->code = e->code == ERR_NOMEM ? ERR_NOMEM : ERR_CONFIG;

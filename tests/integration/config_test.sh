@@ -188,4 +188,60 @@ refused "archive_async_idle over a day" bad.conf "bad.conf:2: .*out of range \(1
 conf '[global]\narchive_async_idle = soon\n[region a]\nurl = file:///a\n'
 refused "archive_async_idle not a duration" bad.conf "bad.conf:2: .*archive_async_idle.*bad duration"
 
+# ---- what the values mean together (docs/CONFIG.md, "What is refused after reading") ----
+mkdir -p r1/sub r10
+conf '[global]\nspool_dir = %s/spool\n[region a]\nurl = file://%s/r1\n[region b]\nurl = file://%s//r1/./\n' "$T" "$T" "$T"
+refused "two regions in one directory" bad.conf \
+  "region \"a\" \(file://$T/r1, bad.conf:4\) and region \"b\" \(file://$T//r1/\./, bad.conf:6\) are the same place"
+ln -sfn r1 "$T/r1-link"
+conf '[global]\nspool_dir = %s/spool\n[region a]\nurl = file://%s/r1\n[region b]\nurl = file://%s/r1-link\n' "$T" "$T" "$T"
+refused "two regions in one directory, one through a symlink" bad.conf "region \"a\" .* and region \"b\" .* are the same place"
+conf '[global]\nspool_dir = %s/spool\n[region a]\nurl = file://%s/r1\n[region b]\nurl = file://%s/r1/sub\n' "$T" "$T" "$T"
+refused "a region inside another" bad.conf "region \"b\" \(file://$T/r1/sub, bad.conf:6\) is inside region \"a\" \(file://$T/r1, bad.conf:4\)"
+conf '[global]\nspool_dir = %s/r1/spool\n[region a]\nurl = file://%s/r1\n' "$T" "$T"
+refused "the spool inside a region" bad.conf "spool_dir \($T/r1/spool, bad.conf:2\) is inside region \"a\""
+conf '[global]\nspool_dir = %s/r1\n[region a]\nurl = file://%s/r1/a\n' "$T" "$T"
+refused "a region inside the spool" bad.conf "region \"a\" .* is inside spool_dir \($T/r1, bad.conf:2\)"
+conf '[region a]\nurl = s3://bkt/prod\nendpoint = http://127.0.0.1:9000\n[region b]\nurl = s3://bkt/prod/\nendpoint = http://127.0.0.1:9000/\n'
+refused "two S3 regions, one bucket and prefix on one endpoint" bad.conf "region \"a\" \(s3://bkt/prod, bad.conf:2\) and region \"b\" \(s3://bkt/prod/, bad.conf:5\) are the same place"
+conf '[global]\nspool_dir = %s/spool\n[region a]\nurl = file://%s/r1\n[region b]\nurl = file://%s/r10\n' "$T" "$T" "$T"
+out=$(check bad.conf); is "$?" 0 "regions /r1 and /r10 are two places"
+conf '[region a]\nurl = s3://bkt/prod\nendpoint = http://127.0.0.1:9000\n[region b]\nurl = s3://bkt/prod\nendpoint = http://127.0.0.1:9001\n'
+out=$(check bad.conf); is "$?" 0 "one bucket and prefix on two endpoints are two places"
+
+conf '[global]\nspool_dir = spool\n[region a]\nurl = file:///a\n'
+refused "a relative spool_dir" bad.conf "bad.conf:2: key \"spool_dir\": \"spool\" is a relative path; PostgreSQL runs archive_command"
+conf '[global]\nold_key_files = /k/1, old.key\n[region a]\nurl = file:///a\n'
+refused "a relative old key file" bad.conf "bad.conf:2: key \"old_key_files\": \"old.key\" is a relative path"
+conf '[region a]\nurl = s3://bkt/p\nca_file = ca.pem\n'
+refused "a relative ca_file" bad.conf "bad.conf:3: key \"ca_file\" of \[region a\]: \"ca.pem\" is a relative path"
+refused "a relative WALSHIP_KEY_FILE" nokey.conf "WALSHIP_KEY_FILE: key \"key_file\": \"key\" is a relative path" WALSHIP_KEY_FILE=key
+o=$(WALSHIP_CONFIG=nokey.conf "$WALSHIP" config check 2>&1); st=$?
+is "$st" 2 "a relative WALSHIP_CONFIG: exit 2"
+like "$o" "environment: WALSHIP_CONFIG: \"nokey.conf\" is a relative path" "  and says so"
+for k in retry_deadline connect_timeout io_timeout archive_timeout; do
+  conf '[global]\n%s = 0s\n[region a]\nurl = file:///a\n' "$k"
+  refused "$k = 0" bad.conf "bad.conf:2: key \"$k\": 0 is not a limit: .* must be at least 1s"
+done
+
+# end to end: the key named relative to where it was tried ($T, which
+# here also plays the data directory wal-push runs in) is refused even
+# there, and nothing is archived
+sed "s|^  key_file = .*|key_file = key|" push.conf >rel.conf; chmod 600 rel.conf
+printf 'PLAINTEXT-MARKER-%s\n' "$(date +%s%N)" >pg_wal/00000003.history
+o=$("$WALSHIP" --config "$T/rel.conf" wal-push pg_wal/00000003.history 2>&1); st=$?
+is "$st" 2 "wal-push with a relative key_file: exit 2"
+like "$o" "rel.conf:4: key \"key_file\": \"key\" is a relative path" "  names the line and the key"
+[ ! -e "$T/ra/wal/00000003.history" ]; ok $? "  nothing archived"
+# a configuration file its group can write: refused, for every command
+cp push.conf gw.conf; chmod 664 gw.conf
+o=$("$WALSHIP" --config "$T/gw.conf" wal-push pg_wal/00000003.history 2>&1); st=$?
+is "$st" 2 "wal-push with a group-writable configuration file: exit 2"
+like "$o" "configuration file \"$T/gw.conf\" is writable by its group \(mode 0664\)" "  names the file and its mode"
+[ ! -e "$T/ra/wal/00000003.history" ]; ok $? "  nothing archived"
+chmod 646 gw.conf
+refused "a configuration file others can write" "$T/gw.conf" "is writable by others \(mode 0646\)"
+chmod 644 gw.conf
+out=$(check gw.conf); is "$?" 0 "a configuration file of mode 0644 (no secret in it) is read"
+
 done_testing

@@ -265,7 +265,8 @@ t_fail "wal-fetch from a wrong S3 prefix exits 250" 250 \
   pg_run "$WALSHIP" --config "$T/wrong.conf" wal-fetch 000000010000006000000001 "$T/tmp/w" --no-prefetch
 like "$T_OUT" "holds no walship repository" "...saying there is no repository there"
 mkdir -p "$T/empty"; chown "$U" "$T/empty"
-conf "$T/empty.conf" "$T/spool" "$T/empty" "$T/empty"
+mkdir -p "$T/empty2"; chown "$U" "$T/empty2"
+conf "$T/empty.conf" "$T/spool" "$T/empty" "$T/empty2"
 t_fail "wal-fetch from an empty region directory (an unmounted mount point) exits 250" 250 \
   pg_run "$WALSHIP" --config "$T/empty.conf" wal-fetch "$Y" "$T/tmp/w" --no-prefetch
 t_fail "backup-list on it exits 3" 3 pg_run "$WALSHIP" --config "$T/empty.conf" backup-list
