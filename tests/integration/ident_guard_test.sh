@@ -21,14 +21,8 @@ set -uo pipefail
 . "$TOP_SRCDIR/tests/lib/walship.sh"
 
 SYS=7000000000000000011
-mkdir -p "$T/pg/global" "$T/pg/pg_wal/archive_status" "$T/r1"
-python3 - "$T/pg/global/pg_control" "$SYS" <<'PY'
-import struct, sys
-b = bytearray(8192)
-b[0:8] = struct.pack('<Q', int(sys.argv[2]))
-open(sys.argv[1], 'wb').write(b)
-PY
-echo 15 >"$T/pg/PG_VERSION"
+ws_fake_pgdata "$T/pg" "$SYS"
+mkdir -p "$T/r1"
 "$WALSHIP" keygen "$T/key" >/dev/null 2>&1
 seg() {   # NAME SEED: a segment, .ready as PostgreSQL marks it
   python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/pg/pg_wal/$1" "$1" "$SYS" --seed "$2" --seg-size 1048576 >/dev/null

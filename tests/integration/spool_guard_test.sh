@@ -26,14 +26,8 @@ set -uo pipefail
 . "$TOP_SRCDIR/tests/lib/walship.sh"
 
 SYS=7000000000000000001
-mkdir -p "$T/pg/global" "$T/pg/pg_wal" "$T/r1"
-python3 - "$T/pg/global/pg_control" "$SYS" <<'PY'
-import struct, sys
-b = bytearray(8192)
-b[0:8] = struct.pack('<Q', int(sys.argv[2]))
-open(sys.argv[1], 'wb').write(b)
-PY
-echo 15 >"$T/pg/PG_VERSION"
+ws_fake_pgdata "$T/pg" "$SYS"
+mkdir -p "$T/r1"
 "$WALSHIP" keygen "$T/key" >/dev/null 2>&1
 conf() {   # FILE ASYNC_URL
   cat >"$1" <<CONF

@@ -19,6 +19,9 @@
 #                                     tests/lib/pg.sh (socket in PGDIR/sock)
 #   ws_pg_archiving PGDIR CONF        archive_mode on, archive_command
 #                                     wal-push with CONF
+#   ws_fake_pgdata DIR SYSID          a data directory without a server:
+#                                     global/pg_control naming SYSID,
+#                                     PG_VERSION 15, pg_wal/archive_status
 #
 #   ws_lock_pid LOCKFILE              the PID a lock file names, if that
 #                                     process is alive and is a walship
@@ -147,4 +150,15 @@ ws_clockshift_build() {
   "${CC:-cc}" -shared -fPIC -O2 -o "$1" "$TOP_SRCDIR/tests/lib/clockshift.c" -ldl >/dev/null 2>&1 || return 1
   chmod 755 "$1"
   export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+}
+
+ws_fake_pgdata() {   # DIR SYSID
+  mkdir -p "$1/global" "$1/pg_wal/archive_status" || return
+  python3 - "$1/global/pg_control" "$2" <<'PY'
+import struct, sys
+b = bytearray(8192)
+b[0:8] = struct.pack('<Q', int(sys.argv[2]))
+open(sys.argv[1], 'wb').write(b)
+PY
+  echo 15 >"$1/PG_VERSION"
 }
