@@ -184,6 +184,16 @@ int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeli
                  rp->name, (unsigned)target, (unsigned)m->timeline, m->name);
         goto out;
     }
+    /* before the gaps: a gap is only a warning for these targets, two
+     * branches are not */
+    if ((timeline == NULL || timeline[0] == '\0') &&
+        tl_path_left_branch(&tm, re.path, re.npath, m->start_lsn, &br)) {
+        char where[96];
+
+        snprintf(where, sizeof where, "region %s", rp->name);
+        tl_branch_refuse(&tm, &br, target, where, e);
+        goto out;
+    }
     if (re.status == TL_REACH_NO_START || (re.status == TL_REACH_GAP && re.gap.first == re.first)) {
         err_setf(e, ERR_NOTFOUND, "region %s: WAL segment %s, where backup %s starts, is not archived", rp->name,
                  m->start_wal, m->name);
@@ -191,14 +201,6 @@ int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeli
     }
     if (re.status == TL_REACH_GAP) {
         gap_error(rp->name, &tm, &re, e);
-        goto out;
-    }
-    if ((timeline == NULL || timeline[0] == '\0') &&
-        tl_path_left_branch(&tm, re.path, re.npath, m->start_lsn, &br)) {
-        char where[96];
-
-        snprintf(where, sizeof where, "region %s", rp->name);
-        tl_branch_refuse(&tm, &br, target, where, e);
         goto out;
     }
     *nsegments = re.nsegments;

@@ -56,6 +56,7 @@ int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, 
     struct tl_model tm;
     struct tl_reach re;
     struct tl_branch br;
+    const struct tl_timeline *t;
     uint32_t target;
     int rc = -1;
     char where[sizeof out->asked + 16];
@@ -70,6 +71,12 @@ int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, 
     snprintf(where, sizeof where, "%s %s", strchr(out->asked, ',') ? "regions" : "region", out->asked);
     if ((target = tl_target(&tm, m->timeline, timeline, e)) == 0)
         goto out;
+    if (target > 1 && target != m->timeline && ((t = tl_find(&tm, target)) == NULL || !t->has_history)) {
+        out->no_timeline = 1;
+        err_setf(e, ERR_NOTFOUND, "%s: timeline %u does not exist: %08X.history is not archived", where,
+                 (unsigned)target, (unsigned)target);
+        goto out;
+    }
     if (tl_reach(&tm, m->timeline, m->start_lsn, target, &re, e) < 0) {
         if (e->code == ERR_NOTFOUND || e->code == ERR_IO)
             err_prefix(e, "%s", where);

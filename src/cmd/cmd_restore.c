@@ -56,7 +56,7 @@ struct restore_opts {
     int keep_archive;
     int keep_restore_command;   /* after promotion (docs/RESTORE.md) */
     int standby;                /* --standby: follow the archive until promoted */
-    int target_opts;            /* --target-action, --target-timeline given */
+    int target_opts;            /* --target-action given */
     const char *pg_user;
     int start_timeout, stall_timeout;
     struct bkf_tsmap tsmap[MAX_TSMAP];
@@ -171,8 +171,17 @@ static int parse_target(int c, const char *arg, struct restore_opts *o)
     case 'T':
         if (strlcopy(o->target.timeline, arg, sizeof o->target.timeline) < 0)
             return cmd_usage("restore", "bad --target-timeline");
-        o->target_opts++;
-        break;
+        if (arg[0] >= '0' && arg[0] <= '9') {
+            struct err pe = ERR_INIT;
+            int n;
+
+            /* written as the number checked: PostgreSQL reads "010" as
+             * octal (strtoul base 0), walship as ten */
+            if (parse_int(arg, 1, 0x7fffffff, &n, &pe) < 0)
+                return cmd_usage("restore", "bad --target-timeline: %s", pe.msg);
+            snprintf(o->target.timeline, sizeof o->target.timeline, "%d", n);
+        }
+        break;   /* a standby may be told which timeline to follow too */
     }
     return 0;
 }
@@ -262,7 +271,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
     if (o->ntargets > 1)
         return cmd_usage("restore", "give at most one recovery target");
     if (o->standby && (o->ntargets > 0 || o->target_opts > 0))
-        return cmd_usage("restore", "--standby follows the archive until it is promoted: no --target-* option");
+        return cmd_usage("restore", "--standby follows the archive until it is promoted: no --target-* option but --target-timeline");
     if (o->standby && o->keep_restore_command)
         return cmd_usage("restore", "--keep-restore-command is an option of walship promote for a standby");
     if (o->standby)

@@ -115,7 +115,7 @@ int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
     int rc = -1;
 
     if (rcv_archive_end(rs, n, m, t->timeline, &end, e) < 0) {
-        if (e->code == ERR_NOTFOUND)
+        if (e->code == ERR_NOTFOUND && !end.no_timeline)
             e->code = ERR_IO;   /* "latest" would end short: a failure, not "not found" */
         goto out;
     }

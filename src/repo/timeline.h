@@ -196,9 +196,12 @@ struct tl_reach {
 
 /* ---- a branch left behind (timeline_branch.c) ---- */
 
-/* On path p, from `from_lsn` on, a timeline that has archived segments
- * after the one holding its switch point: its writer went on after the
- * fork.  1 (b set) or 0. */
+/* A timeline of the model other than path p's target whose WAL goes on
+ * past the point where p leaves its history (an ancestor on p after its
+ * switch point, a sibling forked off p, a child p's target does not
+ * follow), beyond the segment holding that point and beyond the one where
+ * recovery starts (`from_lsn`, the backup's start).  1 (b set: `parent`
+ * the timeline that went on, `child` the one p goes on with) or 0. */
 struct tl_branch {
     uint32_t parent, child;
     uint64_t fork_lsn;

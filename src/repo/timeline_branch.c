@@ -2,38 +2,78 @@
  * timeline_branch — a branch that recovery to "latest" would leave behind.
  *
  * PostgreSQL's 'latest' follows the highest timeline whose history file is
- * archived.  When the parent of a timeline on that path went on writing
- * after the switch point (a drill restored with --keep-archive, a failover
- * while the old primary kept archiving), the archive holds two living
- * branches and 'latest' silently picks the newer number, not the newer
- * data.  Only the operator can say which one is production.
+ * archived.  When another history goes on past the point where the path to
+ * that timeline leaves it — the parent went on after its switch point (a
+ * drill restored with --keep-archive while production kept writing, an
+ * old primary that kept archiving after a failover), or a sibling
+ * timeline forked off the path and kept writing — the archive holds two
+ * living branches, and 'latest' silently picks the higher number, not the
+ * newer data.  Only the operator can say which one is production.
  */
 #include "timeline.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+
+/* Where path q leaves path p: the LSN, and in *ours the timeline p goes on
+ * with from there.  UINT64_MAX when q never leaves p (q is p's target). */
+static uint64_t diverge(const struct tl_step *p, size_t n, const struct tl_step *q, size_t nq, uint32_t *ours)
+{
+    size_t i;
+
+    for (i = 0; i < n && i < nq; i++) {
+        if (p[i].tli != q[i].tli) {
+            *ours = p[i].tli;
+            return p[i].begin;
+        }
+        if (p[i].end != q[i].end) {
+            if (p[i].end < q[i].end) {     /* p switches away from q's history */
+                *ours = i + 1 < n ? p[i + 1].tli : p[i].tli;
+                return p[i].end;
+            }
+            *ours = p[i].tli;              /* q switches away from p's timeline */
+            return q[i].end;
+        }
+    }
+    return UINT64_MAX;
+}
 
 int tl_path_left_branch(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t from_lsn,
                         struct tl_branch *b)
 {
-    size_t i;
+    size_t k;
 
-    for (i = 0; i + 1 < n; i++) {
-        const struct tl_timeline *t;
-        uint64_t fork_seg;
+    if (n == 0)
+        return 0;
+    for (k = 0; k < m->ntls; k++) {
+        const struct tl_timeline *t = &m->tls[k];
+        struct tl_step *q = NULL;
+        struct err e = ERR_INIT;
+        uint64_t d, limit;
+        uint32_t ours = 0;
+        size_t nq = 0;
 
-        if (p[i].end <= from_lsn)
+        if (t->tli == p[n - 1].tli || t->nsegs == 0)
             continue;
-        /* the parent's last segment before the switch (the one holding
-         * it, or the one before a switch at a segment boundary) is normal;
-         * one after it is WAL the parent wrote after the fork */
-        if (p[i].end == 0)
+        if (tl_path(m, t->tli, &q, &nq, &e) < 0)
+            continue;   /* no usable history: recovery cannot be on it */
+        d = diverge(p, n, q, nq, &ours);
+        free(q);
+        if (d == UINT64_MAX || d == 0)
             continue;
-        fork_seg = (p[i].end - 1) / m->seg_size;
-        t = tl_find(m, p[i].tli);
-        if (t != NULL && t->nsegs > 0 && t->newest > fork_seg) {
-            b->parent = p[i].tli;
-            b->child = p[i + 1].tli;
-            b->fork_lsn = p[i].end;
+        /* The other branch's own copy of the segment holding the point
+         * (or, at a segment boundary, of the one before) is normal: it was
+         * archived before the promotion.  WAL it wrote before the backup
+         * starts does not make the restore ambiguous either (the old
+         * primary's last segments after a failover, a backup taken on the
+         * new timeline later). */
+        limit = (d - 1) / m->seg_size;
+        if (from_lsn / m->seg_size > limit)
+            limit = from_lsn / m->seg_size;
+        if (t->newest > limit) {
+            b->parent = t->tli;
+            b->child = ours;
+            b->fork_lsn = d;
             b->parent_newest = t->newest;
             return 1;
         }
@@ -49,11 +89,11 @@ int tl_branch_refuse(const struct tl_model *m, const struct tl_branch *b, uint32
     wal_format_lsn(b->fork_lsn, lsn);
     wal_segment_name(b->parent, b->parent_newest, m->seg_size, parent_seg);
     return err_setf(e, ERR_USAGE,
-                    "%s: the archive holds two branches: timeline %u forked from timeline %u at LSN %s, but "
-                    "timeline %u went on after it (up to %s).  Recovery to the latest timeline (%u) would leave "
-                    "that WAL behind.  Was a drill restored with --keep-archive, or did the old primary keep "
-                    "archiving after a failover?  Say which branch is production: --target-timeline %u (the "
-                    "newer timeline, PostgreSQL's 'latest') or --target-timeline %u",
-                    where, (unsigned)b->child, (unsigned)b->parent, lsn, (unsigned)b->parent, parent_seg,
-                    (unsigned)target, (unsigned)target, (unsigned)b->parent);
+                    "%s: the archive holds two branches: at LSN %s recovery to the latest timeline (%u) goes on "
+                    "as timeline %u, but timeline %u went on past that point too (up to %s), and that WAL would "
+                    "be left behind.  Was a drill restored with --keep-archive, or did the old primary keep "
+                    "archiving after a failover?  Say which branch is production: --target-timeline %u "
+                    "(PostgreSQL's 'latest') or --target-timeline %u (and --backup, for a backup on its branch)",
+                    where, lsn, (unsigned)target, (unsigned)b->child, (unsigned)b->parent, parent_seg,
+                    (unsigned)target, (unsigned)b->parent);
 }

@@ -136,6 +136,16 @@ d=$(newdir rnotl)
 t_fail "a target timeline whose history is not archived is refused (exit 1)" 1 ws restore --pgdata "$d" --target-name before_D --target-timeline 7 --start --port "$RPORT"
 like "$T_OUT" "timeline 7 does not exist: 00000007.history is not archived" "... naming the timeline and its history file"
 [ -z "$(ls -A "$d" 2>/dev/null)" ]; ok $? "... and nothing was fetched into PGDATA"
+t_fail "... with --target-latest too (exit 1)" 1 ws restore --pgdata "$d" --target-latest --target-timeline 7
+like "$T_OUT" "timeline 7 does not exist" "... saying so"
+d=$(newdir rtl02)
+t "--target-timeline 02 (a number with a leading zero)" ws restore --pgdata "$d" --target-name before_D --target-timeline 02
+grep -q "recovery_target_timeline = '2'" "$d/postgresql.auto.conf"
+ok $? "... is written as the number checked, '2' (PostgreSQL would read '010' as octal)"
+d=$(newdir rsbtl)
+t "--standby --target-timeline 2: a standby may be told which timeline to follow" ws restore --pgdata "$d" --standby --target-timeline 2
+grep -q "recovery_target_timeline = '2'" "$d/postgresql.auto.conf" && [ -f "$d/standby.signal" ]
+ok $? "... standby.signal and recovery_target_timeline = '2'"
 
 # ---- two living branches: a drill restored with --keep-archive forks
 # timeline 3 off timeline 2, and timeline 2's primary goes on writing ----
@@ -158,7 +168,7 @@ ok $? "timeline 2 went on after the fork ($sw archived)"
 stop_r "$T/rlatest/data"
 d=$(newdir rbranch)
 t_fail "restore to latest with two living branches is refused (exit 2)" 2 ws restore --pgdata "$d" --target-latest --start --port "$RPORT"
-like "$T_OUT" "two branches: timeline 3 forked from timeline 2 at LSN .*timeline 2 went on after it" "... naming the fork"
+like "$T_OUT" "two branches: at LSN .* recovery to the latest timeline \\(3\\) goes on as timeline 3, but timeline 2 went on past that point too" "... naming the fork"
 like "$T_OUT" "--target-timeline 3 .*--target-timeline 2" "... and the two ways to choose"
 [ -z "$(ls -A "$d" 2>/dev/null)" ]; ok $? "... before anything is fetched"
 t_fail "a target time with the timeline left to default is refused too" 2 ws restore --pgdata "$d" --target-time "$(date -u '+%Y-%m-%d %H:%M:%S+00')"
@@ -176,7 +186,7 @@ d=$(newdir rgap)
 t_fail "restore to latest with a gap in the archive fails (exit 3, before starting)" 3 ws restore --pgdata "$d" --target-latest --start --port "$RPORT"
 like "$T_OUT" "missing.*would stop at LSN" "the message names the missing segment and where recovery would stop"
 d=$(newdir rgap2)
-ws restore --pgdata "$d" --target-time "$(date -u -d '+1 hour' '+%Y-%m-%d %H:%M:%S+00')" --start --port "$RPORT" >"$T/gap2.out" 2>&1
+ws restore --pgdata "$d" --target-time "$(date -u -d '+1 hour' '+%Y-%m-%d %H:%M:%S+00')" --target-timeline latest --start --port "$RPORT" >"$T/gap2.out" 2>&1
 st=$?
 is "$st" 3 "restore to a time beyond the gap fails with exit 3 (not a crash, not a success)"
 pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select 1" >/dev/null 2>&1

@@ -172,7 +172,8 @@ static void left_branch_case(uint64_t parent_newest, const char *fork, uint64_t 
     got = tl_path(&m, 2, &p, &n, &e) == 0 ? tl_path_left_branch(&m, p, n, from_lsn, &b) : -1;
     ok(got == want && (!want || (b.parent == 1 && b.child == 2 && b.parent_newest == parent_newest)), "%s", what);
     if (got == 1 && parent_newest == 6 && tl_branch_refuse(&m, &b, 2, "region x", &e) < 0)
-        ok(e.code == ERR_USAGE && strstr(e.msg, "timeline 2 forked from timeline 1 at LSN 0/4800000") &&
+        ok(e.code == ERR_USAGE && strstr(e.msg, "at LSN 0/4800000 recovery to the latest timeline (2) goes on as "
+                                          "timeline 2, but timeline 1 went on past that point too") &&
                strstr(e.msg, "up to 000000010000000000000006") && strstr(e.msg, "--target-timeline 1"),
            "... the refusal names the fork, the branch and the choice: %s", e.msg);
     free(p);
@@ -185,7 +186,42 @@ static void left_branch_test(void)
     left_branch_case(3, "0/4800000", 0x2000028, 0, "a parent that ends before the switch segment: one branch");
     left_branch_case(6, "0/4800000", 0x2000028, 1, "a parent with segments after the switch segment: two branches");
     left_branch_case(4, "0/4000000", 0x2000028, 1, "a switch at a segment boundary: the parent's copy of it is after");
-    left_branch_case(6, "0/4800000", 0x5000028, 0, "a backup taken on the parent after the fork: not on the path");
+    left_branch_case(6, "0/4800000", 0x7000028, 0,
+                     "the parent's WAL after the fork ends before the backup starts (a later backup on the new "
+                     "timeline after a failover): one branch");
+    left_branch_case(8, "0/4800000", 0x5000028, 1,
+                     "a backup on the child after the fork while the parent goes on past its start: two branches");
+    left_branch_case(6, "0/6000000", 0x6000000, 0, "a fork at the backup's start, the parent's last segment before it");
+    left_branch_case(7, "0/6000000", 0x6000000, 1, "a fork at the backup's start, the parent went on: two branches");
+    {
+        /* a sibling: 'latest' (3) leaves timeline 1 at 0/4000000, timeline 2
+         * forked later from 1 and kept writing */
+        struct tl_model m;
+        struct tl_step *p = NULL;
+        struct tl_branch b;
+        size_t n = 0;
+        struct err e = ERR_INIT;
+        int got;
+
+        tl_model_init(&m, MB16);
+        segs(&m, 1, 1, 3);
+        hist(&m, 2, "1\t0/4800000\tx\n");
+        segs(&m, 2, 4, 9);
+        hist(&m, 3, "1\t0/4000000\tx\n");
+        segs(&m, 3, 4, 5);
+        tl_model_finish(&m);
+        memset(&b, 0, sizeof b);
+        got = tl_path(&m, 3, &p, &n, &e) == 0 ? tl_path_left_branch(&m, p, n, 0x2000028, &b) : -1;
+        ok(got == 1 && b.parent == 2 && b.child == 3 && b.fork_lsn == 0x4000000 && b.parent_newest == 9,
+           "a sibling forked off the path to latest that went on: two branches (%u from %u at %llx)", b.parent,
+           b.child, (unsigned long long)b.fork_lsn);
+        free(p);
+        p = NULL;
+        got = tl_path(&m, 2, &p, &n, &e) == 0 ? tl_path_left_branch(&m, p, n, 0x2000028, &b) : -1;
+        ok(got == 1 && b.parent == 3, "... and seen from timeline 2, timeline 3 went on too");
+        free(p);
+        tl_model_free(&m);
+    }
 }
 
 static void gap_test(void)
@@ -453,6 +489,14 @@ static void check_wal_test(void)
            strstr(e.msg, "timeline 3 does not exist: 00000003.history is not archived") != NULL,
        "pitr: a target timeline without history does not exist (restore refuses, exit 1): %s", e.msg);
     ok(check_wal(&m, "latest", newest, &n, &e) == 0 && !no_tl, "pitr: latest is never a timeline that does not exist");
+    /* timeline 1 went on past 0/4000000 (1/5, 1/6): with the timeline not
+     * given, two branches; a gap on the path does not hide them */
+    ok(check_wal(&m, "", newest, &n, &e) < 0 && e.code == ERR_USAGE && strstr(e.msg, "two branches") != NULL,
+       "pitr: the timeline not given and timeline 1 went on after the fork: refused: %s", e.msg);
+    rdrop(2, 6);
+    ok(check_wal(&m, "", newest, &n, &e) < 0 && e.code == ERR_USAGE,
+       "pitr: ... also with a gap on the path (a gap is only a warning for a time target)");
+    rseg(2, 6);
 }
 
 static int region_setup(struct config **conf)
