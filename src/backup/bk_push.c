@@ -214,17 +214,27 @@ static int choose_parent(struct push_ctx *x, struct bk_job *j, struct bk_incr *i
 }
 
 /* Names have whole seconds: a second backup-push within the same second
- * as one before waits for a name of its own (never writes into another
- * backup's folder).  Returns the start time. */
-static time_t choose_name(struct repo *const *rp, int n, char name[CAT_NAME_MAX])
+ * as one before waits for a name of its own, and never writes into another
+ * backup's folder: a name still taken after 5 more seconds (a clock that
+ * stands still or was set back onto older backups) fails the backup.
+ * Sets the start time. */
+static int choose_name(struct repo *const *rp, int n, char name[CAT_NAME_MAX], int64_t *start, struct err *e)
 {
     time_t now = time(NULL);
     int tries;
 
     for (tries = 0;; tries++) {
         cat_new_name(now, name);
-        if (!name_taken(rp, n, name) || tries >= 5)
-            return now;
+        if (!name_taken(rp, n, name)) {
+            *start = (int64_t)now;
+            return 0;
+        }
+        if (tries >= 5)
+            return err_setf(e, ERR_EXISTS,
+                            "the backup name %s is taken, and so was every name of the 5 seconds before: is this "
+                            "host's clock standing still, or set back onto older backups?  Not writing into another "
+                            "backup's folder",
+                            name);
         sleep(1);
         now = time(NULL);
     }
@@ -421,7 +431,8 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
         err_setf(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    j.man->start_time = choose_name(x.rp, c->nregions, res->name);
+    if (choose_name(x.rp, c->nregions, res->name, &j.man->start_time, e) < 0)
+        goto out;
     j.name = res->name;
     snprintf(label, sizeof label, "walship %s", res->name);
     if (pg_backup_begin(x.pg, label, &res->start_lsn, &x.tli, e) < 0)

@@ -172,4 +172,21 @@ t_fail "a new backup-fetch into the DIR it left is refused" 2 ws --region eu-wes
     --tablespace-map "$T/ts1=$T/r4/ts1b"
 like "$T_OUT" "not empty" "because DIR is not empty"
 
+# ---- every name taken (a clock standing still or set back onto older
+# backups): backup-push never writes into another backup's folder ----
+echo foreign >"$T/tmp/foreign"
+now=$(date -u +%s)
+for i in $(seq -2 25); do
+  n=$(date -u -d "@$((now + i))" +%Y%m%dT%H%M%SZ)
+  ws --region us-east-1 st put "$T/tmp/foreign" "backups/$n/part-0099" >/dev/null 2>&1
+done
+t_fail "backup-push whose every name is taken fails (exit 3)" 3 ws backup-push
+like "$T_OUT" "is taken, and so was every name of the 5 seconds before" "... saying why"
+wrote=
+for i in $(seq -2 25); do
+  n=$(date -u -d "@$((now + i))" +%Y%m%dT%H%M%SZ)
+  ws --region us-east-1 st ls "backups/$n/" 2>/dev/null | grep -qv "part-0099$" && wrote="$wrote $n"
+done
+is "$wrote" "" "... and wrote nothing into those folders"
+
 done_testing
