@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -323,23 +325,60 @@ static int known_path(const struct repo *r, uint64_t sysid, char *buf, size_t n)
                    (int)n ? 0 : -1;
 }
 
+/* The file holds the creation time of the identity it remembers (empty
+ * from walship before that: the region only).  Best effort: the protection
+ * is only as good as this directory. */
 static void known_remember(const struct repo *r, uint64_t sysid)
 {
-    char path[PATH_MAX], dir[PATH_MAX];
+    char path[PATH_MAX], dir[PATH_MAX], line[32];
     struct err ie = ERR_INIT;
-    int fd;
+    struct stat st;
+    int fd, n;
 
-    if (known_path(r, sysid, path, sizeof path) < 0 || access(path, F_OK) == 0)
+    if (known_path(r, sysid, path, sizeof path) < 0 || (stat(path, &st) == 0 && st.st_size > 0))
         return;
     snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid);
     if (mkdir_p(dir, 0700, &ie) < 0)
-        return;     /* best effort: the protection is only as good as this dir */
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-        (void)fsync_dir(dir, &ie);
-    }
+        return;
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    n = snprintf(line, sizeof line, "%lld\n", (long long)r->id.created);
+    if (r->have_id && r->id.created > 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+        st.st_size == 0)
+        (void)!write(fd, line, (size_t)n);
+    (void)fsync(fd);
+    close(fd);
+    (void)fsync_dir(dir, &ie);
+}
+
+/* The identity read must be the repository the spool remembers there, not
+ * another one of the same cluster mounted in its place (a second
+ * repository made by hand, an old snapshot): WAL acknowledged into it
+ * would be missing from the one restore reads. */
+static int known_same(const struct repo *r, uint64_t sysid, struct err *e)
+{
+    char path[PATH_MAX], buf[32];
+    long long was;
+    ssize_t n;
+    int fd;
+
+    if (!r->have_id || r->id.created <= 0 || known_path(r, sysid, path, sizeof path) < 0 ||
+        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if (sscanf(buf, "%lld", &was) != 1 || was <= 0 || was == (long long)r->id.created)
+        return 0;
+    return err_setf(e, ERR_FOREIGN,
+                    "region %s (%s) holds a repository of this cluster created at %lld (Unix time), but this host's "
+                    "spool knew another one there, created at %lld (%s): is another file system, an old snapshot "
+                    "or a second repository mounted there, or the prefix changed?  Not archiving into it: restore "
+                    "the mount (or the url); if the region was re-created on purpose, remove that file",
+                    r->name, r->st->where, (long long)r->id.created, was, path);
 }
 
 int repo_ident_lost(const struct repo *r, uint64_t sysid, const char *what, struct err *e)
@@ -364,7 +403,7 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
     int rc = -1;
 
     if (r->have_id || repo_ident_load(r, &le) == 0) {
-        if (ident_matches(r, want, e) < 0)
+        if (ident_matches(r, want, e) < 0 || known_same(r, want->sysid, e) < 0)
             return -1;
         known_remember(r, want->sysid);
         return 0;
@@ -381,7 +420,7 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
          * what a writer that did not notice left: never 0.1.0's. */
         err_clear(&le);
         if (repo_ident_load(r, &le) == 0)
-            return ident_matches(r, want, e);
+            return ident_matches(r, want, e) < 0 || known_same(r, want->sysid, e) < 0 ? -1 : 0;
         if (le.code != ERR_NOREPO) {
             *e = le;
             return -1;

@@ -73,14 +73,8 @@ t "r1 back: segment 2 is archived" push "$T/a.conf" "$(n 2)"
 is "$(ws_lock_pid "$SP/archd.lock")" "$archd" "... the same archiver process still runs"
 # another cluster's repository mounted in r1's place
 SYSB=7000000000000000012
-mkdir -p "$T/pgb/global" "$T/pgb/pg_wal" "$T/rb"
-python3 - "$T/pgb/global/pg_control" "$SYSB" <<'PY'
-import struct, sys
-b = bytearray(8192)
-b[0:8] = struct.pack('<Q', int(sys.argv[2]))
-open(sys.argv[1], 'wb').write(b)
-PY
-echo 15 >"$T/pgb/PG_VERSION"
+ws_fake_pgdata "$T/pgb" "$SYSB"
+mkdir -p "$T/rb"
 printf '[global]\nkey_file = %s\nspool_dir = %s\n\n[region rb]\nurl = file://%s\n' "$T/key" "$T/spoolb" "$T/rb" >"$T/b.conf"
 python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/pgb/pg_wal/$(n 9)" "$(n 9)" "$SYSB" --seed 9 --seg-size 1048576 >/dev/null
 t "cluster B archives to its own region" sh -c "cd '$T/pgb' && '$WALSHIP' --config '$T/b.conf' wal-push pg_wal/$(n 9)"
@@ -92,6 +86,23 @@ like "$(cat "$SP/archd.log" 2>/dev/null)" "could not archive $(n 6).*identity ch
   "... the process's log says r1's identity changed"
 mv "$T/r1" "$T/rb" && mv "$T/r1.real" "$T/r1"
 t "r1 back: segment 6 is archived" push "$T/a.conf" "$(n 6)"
+# a second repository of this same cluster mounted in r1's place (made by
+# hand with another spool, an old snapshot): the archiver process refuses
+# it, and so must the wal-push that takes over from it
+sleep 1.1   # another creation second than r1's
+sed -e "s|spool_dir = $T/spool|spool_dir = $T/spoolc|" -e "s|url = file://$T/r1|url = file://$T/r1c|" \
+  -e 's/^archive_async_process = on/archive_async_process = off/' "$T/a.conf" >"$T/c.conf"
+chmod 600 "$T/c.conf"
+mkdir -p "$T/r1c"
+seg "$(n 7)" 7
+t "a second repository of the cluster, made with another spool" push "$T/c.conf" "$(n 7)"
+mv "$T/r1" "$T/r1.real" && mv "$T/r1c" "$T/r1"
+seg "$(n 8)" 8
+t_fail "segment 8 with a second repository of this cluster in r1's place: refused (exit 3)" 3 push "$T/a.conf" "$(n 8)"
+like "$T_OUT" "spool knew another one there" "... the wal-push that took over says the spool knew another repository there"
+[ ! -e "$T/r1/wal/$(n 8)" ]; ok $? "... and stored nothing there"
+mv "$T/r1" "$T/r1c" && mv "$T/r1.real" "$T/r1"
+t "r1 back: segment 8 is archived" push "$T/a.conf" "$(n 8)"
 ws_stop_daemons "$T/spool"
 
 # ---- after an incident: WAL objects, no identity ----
