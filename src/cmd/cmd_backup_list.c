@@ -66,21 +66,29 @@ static void fmt_age(int64_t secs, char *buf, size_t len)
 
 /* ---- text ---- */
 
-/* Stored bytes of backup i and of every ancestor it needs (listed before
- * it: a parent is older), from the manifests; UINT64_MAX when a link is
- * not listed or its manifest did not load. */
-static uint64_t chain_bytes(const struct catalog *cat, size_t i, const uint64_t *chain)
+/* Stored bytes of backup i and of every ancestor it needs, from the
+ * manifests, wherever the ancestors are listed (a parent sorts after its
+ * child when a clock went back between the two); UINT64_MAX when a link
+ * is not listed, its manifest did not load, or the links loop. */
+static uint64_t chain_bytes(const struct catalog *cat, size_t i)
 {
-    const struct manifest *m = cat->v[i].man;
-    size_t k;
+    uint64_t sum = 0;
+    size_t steps, k;
 
-    if (m == NULL)
-        return UINT64_MAX;
-    if (!m->incremental)
-        return m->stored_size;
-    for (k = i; k > 0; k--)
-        if (cat->v[k - 1].man != NULL && strcmp(cat->v[k - 1].name, m->parent) == 0)
-            return chain[k - 1] == UINT64_MAX ? UINT64_MAX : chain[k - 1] + m->stored_size;
+    for (steps = 0; steps <= cat->n; steps++) {
+        const struct manifest *m = cat->v[i].man;
+
+        if (m == NULL)
+            return UINT64_MAX;
+        sum += m->stored_size;
+        if (!m->incremental)
+            return sum;
+        for (k = 0; k < cat->n && !(cat->v[k].man != NULL && strcmp(cat->v[k].name, m->parent) == 0); k++)
+            ;
+        if (k == cat->n)
+            return UINT64_MAX;
+        i = k;
+    }
     return UINT64_MAX;
 }
 
@@ -184,7 +192,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
     struct catalog cat = { NULL, 0, 0 };
     struct err e = ERR_INIT;
     json_t *jr = NULL, *jb = NULL;
-    uint64_t *chain = NULL;     /* per backup: chain_bytes (NULL when out of memory: shown unknown) */
+    struct err *merr = NULL;    /* per backup: why its manifest did not load */
     time_t now = time(NULL);
     size_t i, shown = 0;
     int rc_ = 0;
@@ -209,32 +217,36 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
         repo_free(s);
         return -1;
     }
-    chain = calloc(cat.n + 1, sizeof *chain);
+    merr = calloc(cat.n + 1, sizeof *merr);
     if (!lo->json && cat.n > 0)
         printf("  %-18s %-20s  %-20s  %-13s %-13s %3s  %10s  %10s\n", "NAME", "START", "STOP", "START LSN",
                "STOP LSN", "TL", "ORIGINAL", "STORED");
+    /* every manifest first: a chain's sizes need its parents' */
     for (i = 0; i < cat.n; i++) {
         struct cat_entry *ce = &cat.v[i];
-        struct err me = ERR_INIT;
 
-        if (!ce->complete && !lo->all)
-            continue;
-        if (ce->complete && cat_load_manifest(s, ce->name, &ce->man, &me) < 0) {
-            log_error("%s", me.msg);
+        if (ce->complete && cat_load_manifest(s, ce->name, &ce->man, merr != NULL ? &merr[i] : &e) < 0) {
+            log_error("%s", merr != NULL ? merr[i].msg : e.msg);
             ce->man = NULL;
             rc_ = -1;
         }
-        if (chain != NULL)
-            chain[i] = chain_bytes(&cat, i, chain);
+    }
+    for (i = 0; i < cat.n; i++) {
+        struct cat_entry *ce = &cat.v[i];
+        const struct err *me = merr != NULL ? &merr[i] : &e;
+        uint64_t cb = chain_bytes(&cat, i);
+
+        if (!ce->complete && !lo->all)
+            continue;
         if (lo->json)
-            json_array_append_new(jb, json_backup(ce, &me, chain ? chain[i] : UINT64_MAX, now));
+            json_array_append_new(jb, json_backup(ce, me, cb, now));
         else
-            text_backup(ce, &me, chain ? chain[i] : UINT64_MAX, now);
+            text_backup(ce, me, cb, now);
         shown++;
     }
     if (!lo->json && shown == 0)
         printf("  (no backups)\n");
-    free(chain);
+    free(merr);
     cat_free(&cat);
     repo_free(s);
     return rc_;

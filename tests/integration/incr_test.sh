@@ -324,4 +324,19 @@ else
 fi
 [ "$(ls "$T/repo1/backups" | wc -l)" -ge "$before" ]; ok $? "no backup was lost"
 
+# ---- an incremental whose parent sorts after it (taken with the clock a
+# day back): backup-list still sums its chain ----
+SHIM=$T/clockshift.so
+ws_clockshift_build "$SHIM"; ok $? "the clock shim builds"
+sql "insert into t_grow values (424242, 'x')" >/dev/null 2>&1
+pg_run env LD_PRELOAD="$SHIM" CLOCKSHIFT_SECONDS=-86400 "$WALSHIP" --config "$CONF" backup-push --incremental >"$T/back.out" 2>&1
+ok $? "backup-push --incremental with the clock a day back"
+back=$(sed -n 's/^backup \([0-9TZ]*\): .*/\1/p' "$T/back.out" | head -1)
+like "$(cat "$T/back.out")" "incremental of" "... an incremental (of a parent that sorts after it)"
+out=$(ws backup-list 2>&1)
+unlike "$out" "a link is missing" "backup-list: its chain is not taken for broken"
+ws backup-list --json >"$T/list3.json" 2>/dev/null
+is "$(python3 -c 'import json,sys; b=[x for r in json.load(open(sys.argv[1])) for x in r["backups"] if x["name"]==sys.argv[2]]; print(all(x.get("chain_size") for x in b) and len(b) > 0)' "$T/list3.json" "$back")" "True" \
+  "backup-list --json: its chain_size is known"
+
 done_testing
