@@ -56,7 +56,10 @@ int cmd_upgrade_run(struct cmd_ctx *ctx)
             continue;
         }
         if (st.empty) {
-            printf("region %s: empty, nothing to upgrade (the first push creates its identity)\n", rc->name);
+            printf("region %s: empty, nothing to upgrade (the first push creates its identity, unless this "
+                   "host's spool remembers the region in known/: then the push is refused as an unmounted or "
+                   "moved repository)\n",
+                   rc->name);
             continue;
         }
         if (have_ident && st.ident.sysid != ident.sysid) {

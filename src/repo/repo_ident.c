@@ -358,20 +358,19 @@ static void known_remember(const struct repo *r, uint64_t sysid)
  * would be missing from the one restore reads. */
 static int known_same(const struct repo *r, uint64_t sysid, struct err *e)
 {
-    char path[PATH_MAX], buf[32];
-    long long was;
-    ssize_t n;
-    int fd;
+    char path[PATH_MAX];
+    unsigned char *buf = NULL;
+    struct err ie = ERR_INIT;
+    long long was = 0;
+    size_t len;
 
     if (!r->have_id || r->id.created <= 0 || known_path(r, sysid, path, sizeof path) < 0 ||
-        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    if (sscanf(buf, "%lld", &was) != 1 || was <= 0 || was == (long long)r->id.created)
+        read_file_all(path, 64, &buf, &len, &ie) < 0)
+        return 0;   /* no memory of it (or not readable): nothing to compare */
+    if (len == 0 || sscanf((const char *)buf, "%lld", &was) != 1)
+        was = 0;    /* an empty file from before: the region only */
+    free(buf);
+    if (was <= 0 || was == (long long)r->id.created)
         return 0;
     return err_setf(e, ERR_FOREIGN,
                     "region %s (%s) holds a repository of this cluster created at %lld (Unix time), but this host's "

@@ -67,6 +67,9 @@ is "$(objects "$T/r1")" 0 "... nothing landed in the empty directory"
 [ ! -e "$T/r1/identity.json" ]; ok $? "... and no identity was created there"
 like "$(cat "$SP/archd.log" 2>/dev/null)" "could not archive $(n 2).*identity.*(gone|missing)" \
   "... the process's log says r1's identity is gone"
+t "upgrade --dry-run of the empty r1" "$WALSHIP" --config "$T/a.conf" --region r1 upgrade --dry-run
+like "$T_OUT" "empty, nothing to upgrade.*unless this host's spool remembers the region" \
+  "... does not promise that the next push creates an identity there"
 rm -rf "$T/r1" && mv "$T/r1.real" "$T/r1"
 t "r1 back: segment 2 is archived" push "$T/a.conf" "$(n 2)"
 [ -e "$T/r1/wal/$(n 2)" ]; ok $? "... into r1"
