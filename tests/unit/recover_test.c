@@ -202,7 +202,8 @@ int main(void)
     tf_put_text(st, "wal/00000005.history", "4\t0/4000000\tz\n");
     ok(end_fails(&m, "5", "does not descend"),
        "a timeline that does not descend from the backup's is refused");
-    ok(end_fails(&m, "4", "history file of timeline 4 is not archived"), "a timeline without history is refused");
+    ok(end_fails(&m, "4", "timeline 4 does not exist: 00000004.history is not archived"),
+       "a timeline without history does not exist (exit 1 from restore)");
 
     two_regions_test(&m, conf);
     waldump_test();
