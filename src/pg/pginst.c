@@ -86,10 +86,13 @@ enum pginst_login pginst_connect(const struct pg_pidfile *pf, const char *user, 
     /* transient: not yet accepting connections, or not listening yet, or
      * shutting down (a login that arrives as the postmaster stops, e.g. at
      * a target with --target-action shutdown, is terminated "due to
-     * administrator command"); read before PQfinish, which frees it */
+     * administrator command", or its backend is gone before it could say
+     * why: "server closed the connection unexpectedly", seen in CI under
+     * ASan); read before PQfinish, which frees it.  The caller looks at
+     * the postmaster again before it retries, and retries only so long */
     transient = strstr(m, "starting up") || strstr(m, "not yet accepting") || strstr(m, "Connection refused") ||
                 strstr(m, "No such file") || strstr(m, "shutting down") || strstr(m, "timeout") ||
-                strstr(m, "administrator command");
+                strstr(m, "administrator command") || strstr(m, "closed the connection unexpectedly");
     PQfinish(c);
     return transient ? PGINST_RETRY : PGINST_REFUSED;
 }
