@@ -72,7 +72,8 @@ int pitr_parse_time(const char *s, int64_t *out, char *normalized, size_t n, str
     return 0;
 }
 
-int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char *name, struct err *e)
+int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char *name,
+                const unsigned char *usable, struct err *e)
 {
     int best = -1, oldest = -1;
     size_t i;
@@ -91,7 +92,7 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
     for (i = 0; i < c->n; i++) {
         const struct manifest *m = c->v[i].man;
 
-        if (!c->v[i].complete || m == NULL)
+        if (!c->v[i].complete || m == NULL || (usable != NULL && !usable[i]))
             continue;
         if (oldest < 0)
             oldest = (int)i;
@@ -121,6 +122,55 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
                         "backup %s)",
                         ts, lsn, m->name);
     }
+}
+
+int pitr_on_path(struct repo *rp, const struct catalog *c, const char *timeline, unsigned char **usable,
+                 uint32_t *tli, struct err *e)
+{
+    struct tl_model tm;
+    struct tl_step *p = NULL;
+    struct err pe = ERR_INIT;
+    uint64_t seg_size = 0;
+    size_t i, n = 0;
+    char *end;
+    unsigned long v;
+
+    *usable = NULL;
+    *tli = 0;
+    if (!isdigit((unsigned char)timeline[0]))
+        return 0;   /* latest, current, none: the newest backup, as before */
+    errno = 0;
+    v = strtoul(timeline, &end, 10);
+    if (errno != 0 || *end != '\0' || v == 0 || v > UINT32_MAX)
+        return 0;   /* parse_args refused it already */
+    for (i = 0; i < c->n && seg_size == 0; i++)
+        if (c->v[i].complete && c->v[i].man != NULL)
+            seg_size = c->v[i].man->wal_segment_size;
+    if (seg_size == 0)
+        return 0;
+    if (tl_model_load(rp, seg_size, &tm, e) < 0) {
+        tl_model_free(&tm);
+        return -1;
+    }
+    if (tl_path(&tm, (uint32_t)v, &p, &n, &pe) < 0) {
+        tl_model_free(&tm);
+        return pe.code == ERR_NOMEM ? err_setf(e, ERR_NOMEM, "out of memory") : 0;
+    }
+    if ((*usable = calloc(c->n + 1, 1)) == NULL) {
+        free(p);
+        tl_model_free(&tm);
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    for (i = 0; i < c->n; i++) {
+        const struct manifest *m = c->v[i].man;
+
+        (*usable)[i] = (unsigned char)(c->v[i].complete && m != NULL &&
+                                       tl_path_index(p, n, m->timeline, m->start_lsn) >= 0);
+    }
+    *tli = (uint32_t)v;
+    free(p);
+    tl_model_free(&tm);
+    return 0;
 }
 
 /* ---- WAL continuity ---- */

@@ -83,6 +83,11 @@ struct keyring;
 int cmd_repo_open(struct cmd_ctx *ctx, const struct region_conf *rc, const struct keyring *kr, unsigned flags,
                   struct repo **out, struct err *e);
 
+/* cmd_delete.c: warn of each backup retention kept as the only way to a
+ * living branch (docs/RETENTION.md, "Two branches"). */
+struct ret_plan;
+void cmd_ret_branch_warn(const char *region, const struct ret_plan *plan);
+
 int cmd_config_run(struct cmd_ctx *ctx);
 int cmd_st_run(struct cmd_ctx *ctx);
 int cmd_keygen_run(struct cmd_ctx *ctx);

@@ -120,9 +120,11 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
         if (ret_region(c, &c->regions[i], kr, &note_log_sink, time(NULL), 0, res.name, &plan, &done, &e) < 0) {
             log_warning("region %s: retention failed (the backup is valid): %s", c->regions[i].name, e.msg);
             rc = EXIT_FAILURE3;
-        } else if (done.backups || done.wal) {
-            log_info("region %s: retention deleted %zu backups and %zu WAL files", c->regions[i].name,
-                     done.backups, done.wal);
+        } else {
+            cmd_ret_branch_warn(c->regions[i].name, &plan);
+            if (done.backups || done.wal)
+                log_info("region %s: retention deleted %zu backups and %zu WAL files", c->regions[i].name,
+                         done.backups, done.wal);
         }
         if (done.kept_locked)
             log_info("region %s: %llu objects are kept under Object Lock until their retention ends",

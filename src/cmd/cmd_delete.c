@@ -51,6 +51,21 @@ static void print_locked(const struct region_conf *rc, const struct ret_done *do
     printf("; a later delete removes them\n");
 }
 
+void cmd_ret_branch_warn(const char *region, const struct ret_plan *plan)
+{
+    size_t i;
+
+    for (i = 0; i < plan->nbranch; i++)
+        log_warning("region %s: backup %s is kept beyond the retention policy: it is the only backup from "
+                    "which timeline %u can be restored, and timeline %u went on after the newest kept backup "
+                    "began (up to %s).  The archive holds two living branches: a drill restored with "
+                    "--keep-archive that took a backup here, or an old primary still archiving after a "
+                    "failover?  Stop the branch that is not production; retention applies the policy "
+                    "again once that branch's WAL ends before a newer backup starts",
+                    region, plan->branch[i].name, (unsigned)plan->branch[i].tli,
+                    (unsigned)plan->branch[i].tli, plan->branch[i].newest_wal);
+}
+
 int cmd_delete_run(struct cmd_ctx *ctx)
 {
     struct config *c = ctx->conf;
@@ -114,6 +129,7 @@ int cmd_delete_run(struct cmd_ctx *ctx)
             ret_plan_free(&plan);
             continue;
         }
+        cmd_ret_branch_warn(rc->name, &plan);
         if (dry_run) {
             print_plan(rc, &plan);
         } else {

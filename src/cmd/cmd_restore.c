@@ -304,6 +304,37 @@ static const struct region_conf *choose_region(struct cmd_ctx *ctx, const struct
 /* The WAL from backup `m` on: for "latest" the archive's end becomes the
  * target; otherwise a gap is a warning (recovery fails only if the target
  * lies beyond it). */
+/* The backup to restore: --backup, or the newest that reaches the target;
+ * with a numbered --target-timeline, the newest on that timeline's path (a
+ * newer backup on another branch, a drill's, cannot reach it). */
+static int choose_backup(struct repo *s, const struct catalog *cat, const struct restore_opts *o, struct err *e)
+{
+    unsigned char *usable = NULL;
+    uint32_t tli = 0;
+    size_t i, n = 0, newest = cat->n;
+    int k;
+
+    if (o->backup == NULL && pitr_on_path(s, cat, o->target.timeline, &usable, &tli, e) < 0)
+        return -1;
+    for (i = 0; usable != NULL && i < cat->n; i++) {
+        n += usable[i];
+        if (cat->v[i].complete && cat->v[i].man != NULL)
+            newest = i;
+    }
+    if (usable != NULL && n == 0) {
+        free(usable);
+        return err_setf(e, ERR_NOTFOUND, "region %s: no backup starts on the way to timeline %u (on it, or on an "
+                        "ancestor before it forked off): name one with --backup, or choose another timeline",
+                        s->name, (unsigned)tli);
+    }
+    k = pitr_choose(cat, &o->target, o->backup, usable, e);
+    if (k >= 0 && usable != NULL && (size_t)k != newest && !usable[newest])
+        log_info("backup %s is the newest on the way to timeline %u; backup %s, newer, is on another branch",
+                 cat->v[k].name, (unsigned)tli, cat->v[newest].name);
+    free(usable);
+    return k;
+}
+
 static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct manifest *m,
                          struct restore_opts *o, struct err *e)
 {
@@ -455,7 +486,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     /* --start logs in to PostgreSQL: libpq must load before anything is fetched */
     if (config_require_regions(c, &e) < 0 || (o.start && pq_dl_load(&e) < 0) || cmd_load_keyring(ctx, &kr, &e) < 0 ||
         pgdata_prepare(&o, pgdata_abs, &e) < 0 || (rc = choose_region(ctx, kr, &s, &cat, &e)) == NULL ||
-        (k = pitr_choose(&cat, &o.target, o.backup, &e)) < 0)
+        (k = choose_backup(s, &cat, &o, &e)) < 0)
         goto fail;
     m = cat.v[k].man;
     man_format_time(m->stop_time, ts);

@@ -78,7 +78,7 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     char a[32];
 
     printf("region %s%s: %s\n", r->name, r->async ? " (async)" : "",
-           r->alarm_rpo || r->alarm_backup || r->alarm_clock ? "ALARM" : "OK");
+           ST_ALARM(r) ? "ALARM" : "OK");
     if (!r->readable) {
         printf("  ERROR: %s\n", r->error);
         print_last_error(r);
@@ -111,6 +111,11 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     if (r->spool_conflicts)
         printf("  set aside:      %" PRIu64 " files the region could not take (see the spool's conflicts/)  <- alarm\n",
                r->spool_conflicts);
+    if (r->branch)
+        printf("  branches:       two living branches: at LSN %s the way to the latest timeline (%u) leaves "
+               "timeline %u, which went on (up to %s)  <- alarm: restore to latest refuses until "
+               "--target-timeline names production's\n",
+               r->branch_fork, (unsigned)r->branch_latest, (unsigned)r->branch_other, r->branch_newest);
     print_last_error(r);
     if (r->error[0])
         printf("  error:          %s\n", r->error);
@@ -140,7 +145,7 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
                      "spool_files", (json_int_t)r->spool_files, "spool_bytes", (json_int_t)r->spool_bytes,
                      "spool_oldest_age_seconds", (json_int_t)r->spool_oldest_age,
                      "last_error", r->last_error[0] ? r->last_error : NULL,
-                     "alarm", r->alarm_rpo || r->alarm_backup || r->alarm_clock, "alarm_rpo", r->alarm_rpo,
+                     "alarm", ST_ALARM(r), "alarm_rpo", r->alarm_rpo,
                      "alarm_backup_age", r->alarm_backup, "rpo_seconds", (json_int_t)c->rpo_seconds,
                      "backup_max_age_seconds", (json_int_t)c->backup_max_age);
     if (o != NULL && r->async) {
@@ -153,6 +158,11 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
         json_object_set_new(o, "spool_conflicts", json_integer((json_int_t)r->spool_conflicts));
         json_object_set_new(o, "backup_ahead_seconds", r->has_backup ? json_integer(r->backup_ahead) : json_null());
         json_object_set_new(o, "alarm_clock", json_boolean(r->alarm_clock));
+        json_object_set_new(o, "alarm_branch", json_boolean(r->alarm_branch));
+        json_object_set_new(o, "branch", !r->branch ? json_null()
+                            : json_pack("{s:I, s:I, s:s, s:s}", "latest_timeline", (json_int_t)r->branch_latest,
+                                        "other_timeline", (json_int_t)r->branch_other, "fork_lsn", r->branch_fork,
+                                        "other_newest_wal", r->branch_newest));
     }
     return o;
 }
@@ -176,8 +186,11 @@ static const struct metric metrics[] = {
     { "walship_spool_oldest_age_seconds", "gauge", "age of the oldest file queued for the region" },
     { "walship_last_error", "gauge", "1 when the shipper's last attempt for the region failed (state file)" },
     { "walship_backup_ahead_seconds", "gauge", "seconds the newest backup's times are ahead of this host's clock" },
+    { "walship_branches", "gauge",
+      "1 when the archive holds two living branches: restore to latest would refuse until one is chosen" },
     { "walship_alarm", "gauge",
-      "1 when the region lags past rpo_seconds, its newest backup is too old or ahead of the clock" },
+      "1 when the region lags past rpo_seconds, its newest backup is too old or ahead of the clock, or its "
+      "archive holds two living branches" },
 };
 
 #define NMETRICS (sizeof metrics / sizeof metrics[0])
@@ -215,7 +228,8 @@ static int prom_value(const struct st_region *r, size_t k, double *v)
     case 9: *v = (double)r->spool_oldest_age; return 1;
     case 10: *v = r->last_error[0] != '\0'; return 1;
     case 11: *v = (double)r->backup_ahead; return r->has_backup;
-    case 12: *v = r->alarm_rpo || r->alarm_backup || r->alarm_clock; return 1;
+    case 12: *v = r->branch; return r->readable;
+    case 13: *v = ST_ALARM(r); return 1;
     }
     return 0;
 }
@@ -403,7 +417,7 @@ int cmd_status_run(struct cmd_ctx *ctx)
             log_error("region %s: %s", rc->name, rs[n].error);
             failed++;
         }
-        if (rs[n].alarm_rpo || rs[n].alarm_backup || rs[n].alarm_clock)
+        if (ST_ALARM(&rs[n]))
             alarm++;
         n++;
     }

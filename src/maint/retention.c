@@ -34,6 +34,7 @@ void ret_plan_free(struct ret_plan *plan)
     for (i = 0; i < plan->nwal; i++)
         free(plan->wal[i].key);
     free(plan->wal);
+    free(plan->branch);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -151,11 +152,13 @@ static void keep_chains(const struct catalog *cat, unsigned char *keep)
 
 /* Which complete backups stay: those the policy retains (retain_full counts
  * full backups: every backup of the newest retain_full chains stays), the
- * protected one, retain_days' anchor, and every backup a retained
- * incremental needs to be restored (its parent, recursively).  ret_plan
- * loads every manifest (one that does not load fails the plan); without
- * incrementals this is the rule for full backups alone. */
-static unsigned char *keep_set(const struct catalog *cat, const struct ret_policy *p, size_t ncomplete)
+ * protected one, retain_days' anchor, the only way to each living branch
+ * (with the model `m`), and every backup a retained incremental needs to
+ * be restored (its parent, recursively).  ret_plan loads every manifest
+ * (one that does not load fails the plan); without incrementals this is
+ * the rule for full backups alone. */
+static unsigned char *keep_set(const struct catalog *cat, const struct ret_policy *p, size_t ncomplete,
+                               const struct tl_model *m, struct ret_plan *plan, struct err *e)
 {
     unsigned char *keep = calloc(cat->n + 1, 1);
     size_t *frank = calloc(cat->n + 1, sizeof *frank);
@@ -164,6 +167,7 @@ static unsigned char *keep_set(const struct catalog *cat, const struct ret_polic
     if (keep == NULL || frank == NULL) {
         free(keep);
         free(frank);
+        err_setf(e, ERR_NOMEM, "out of memory");
         return NULL;
     }
     for (i = cat->n; i > 0; i--)
@@ -175,12 +179,16 @@ static unsigned char *keep_set(const struct catalog *cat, const struct ret_polic
     free(frank);
     if (p->retain_days > 0)
         keep[window_anchor(cat, p)] = 1;    /* keep[cat->n]: none, harmless */
+    if (ret_keep_branches(cat, m, keep, plan, e) < 0) {
+        free(keep);
+        return NULL;
+    }
     keep_chains(cat, keep);
     return keep;
 }
 
-int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, struct ret_plan *plan,
-                     struct err *e)
+int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, const struct tl_model *m,
+                     struct ret_plan *plan, struct err *e)
 {
     size_t i, rank, ncomplete = 0;
     struct tl_need need;
@@ -198,8 +206,8 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, stru
         ncomplete += cat->v[i].complete ? 1 : 0;
 
     rank = ncomplete;
-    if ((keep = keep_set(cat, p, ncomplete)) == NULL)
-        return err_setf(e, ERR_NOMEM, "out of memory");
+    if ((keep = keep_set(cat, p, ncomplete, m, plan, e)) == NULL)
+        return -1;
     for (i = 0; i < cat->n; i++) {
         const struct cat_entry *ce = &cat->v[i];
 
@@ -293,6 +301,42 @@ nomem:
     return 1;
 }
 
+/* The segment size of the catalog's first placeable backup (0: none). */
+static uint64_t cat_seg_size(const struct catalog *cat)
+{
+    size_t i;
+
+    for (i = 0; i < cat->n; i++)
+        if (cat->v[i].complete && cat->v[i].man != NULL && cat->v[i].man->wal_segment_size)
+            return cat->v[i].man->wal_segment_size;
+    return 0;
+}
+
+/* Plan; when the rules delete a complete backup, plan again with the
+ * region's timelines, so that the only way to a living branch stays. */
+static int plan_backups(struct repo *r, const struct catalog *cat, const struct ret_policy *p,
+                        struct ret_plan *out, struct err *e)
+{
+    struct tl_model m;
+    size_t i;
+    int rc;
+
+    if (ret_plan_backups(cat, p, NULL, out, e) < 0)
+        return -1;
+    for (i = 0; i < out->nbackups && out->backups[i].incomplete; i++)
+        ;
+    if (i == out->nbackups || cat_seg_size(cat) == 0)
+        return 0;
+    ret_plan_free(out);
+    if (tl_model_load(r, cat_seg_size(cat), &m, e) < 0) {
+        tl_model_free(&m);
+        return err_prefix(e, "retention needs the region's timelines (nothing deleted)");
+    }
+    rc = ret_plan_backups(cat, p, &m, out, e);
+    tl_model_free(&m);
+    return rc;
+}
+
 int ret_plan(struct repo *r, const struct ret_policy *p, struct ret_plan *out, struct err *e)
 {
     struct catalog cat;
@@ -302,7 +346,7 @@ int ret_plan(struct repo *r, const struct ret_policy *p, struct ret_plan *out, s
     memset(out, 0, sizeof *out);
     if (cat_list(r, 1, &cat, e) < 0)
         return -1;
-    if (ret_plan_backups(&cat, p, out, e) < 0)
+    if (plan_backups(r, &cat, p, out, e) < 0)
         goto out;
     if (out->have_cut) {
         w.plan = out;

@@ -48,6 +48,14 @@ struct ret_wal {
     uint64_t bytes;
 };
 
+/* A backup kept beyond the policy because it is the only way to a living
+ * branch (retention_branch.c). */
+struct ret_branch {
+    char name[CAT_NAME_MAX];
+    uint32_t tli;               /* the living timeline it reaches */
+    char newest_wal[25];        /* that timeline's newest archived segment */
+};
+
 struct ret_plan {
     int policy_set;             /* retain_full or retain_days given */
     size_t kept;                /* complete backups retained */
@@ -65,6 +73,8 @@ struct ret_plan {
     struct ret_wal *wal;        /* to delete, in key order */
     size_t nwal, wal_cap;
     uint64_t bytes;             /* everything the plan would free */
+    struct ret_branch *branch;  /* kept as the only way to a living branch */
+    size_t nbranch;
 };
 
 struct ret_done {
@@ -93,9 +103,19 @@ void ret_policy_from_conf(const struct config *c, const struct region_conf *rc, 
  * complete backup is always kept, and p->protect (an error when it is not
  * a complete backup of the catalog); with retain_days, so is the window's
  * anchor, and a catalog failing ret_clock_check() is an error (nothing
- * planned). */
-int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, struct ret_plan *plan,
-                     struct err *e);
+ * planned).  With the region's timeline model `m` (may be NULL), so is
+ * the only way to each living branch (ret_keep_branches). */
+struct tl_model;
+int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, const struct tl_model *m,
+                     struct ret_plan *plan, struct err *e);
+
+/* retention_branch.c: in keep[] (one flag per catalog entry, the kept
+ * ones set), also keep the newest complete backup starting on the path of
+ * each living timeline of `m` that no kept backup starts on, and record
+ * it in plan->branch.  Living: its newest segment is past the start of
+ * every kept backup. */
+int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsigned char *keep,
+                      struct ret_plan *plan, struct err *e);
 
 /* 1 when the WAL file `name` (bare name) is to be deleted under the plan's
  * cut, 0 when it is kept (history files, anything unparsable, no cut). */

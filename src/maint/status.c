@@ -12,6 +12,7 @@
 
 #include "retention.h"
 #include "status.h"
+#include "timeline.h"
 #include "util.h"
 
 
@@ -22,6 +23,8 @@ struct newest_wal {
     char name[WAL_NAME_MAX];
     time_t mtime;
     uint64_t seg_size;
+    struct tl_model *model;     /* every name goes into it too */
+    int nomem;
 };
 
 static int newest_collect(const struct stor_entry *ent, void *arg)
@@ -32,6 +35,8 @@ static int newest_collect(const struct stor_entry *ent, void *arg)
     struct err e = ERR_INIT;
     uint64_t segno;
 
+    if (strchr(name, '/') == NULL && tl_model_add(n->model, name) < 0)
+        n->nomem = 1;
     if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
         return 0;
     segno = wal_segno(&w, n->seg_size);
@@ -77,7 +82,14 @@ void st_local(const struct region_conf *rc, struct spool *sp, time_t now, struct
 /* The newest complete backup, from the catalog (its manifest's stop time).
  * Names are start times: a backup taken with a clock ahead sorts newest,
  * so its manifest is the one to hold against this host's clock. */
-static void newest_backup(struct repo *r, const struct catalog *cat, time_t now, struct st_region *o)
+/* Where the newest backup starts (timeline 0: unknown). */
+struct backup_start {
+    uint32_t timeline;
+    uint64_t start_lsn, seg_size;
+};
+
+static void newest_backup(struct repo *r, const struct catalog *cat, time_t now, struct st_region *o,
+                          struct backup_start *start)
 {
     struct err le = ERR_INIT;
     size_t i;
@@ -92,6 +104,9 @@ static void newest_backup(struct repo *r, const struct catalog *cat, time_t now,
         if (cat_load_manifest(r, cat->v[i - 1].name, &m, &le) == 0) {
             o->backup_time = m->stop_time;
             o->backup_ahead = ret_backup_ahead(m, now);
+            start->timeline = m->timeline;
+            start->start_lsn = m->start_lsn;
+            start->seg_size = m->wal_segment_size;
             man_free(m);
         } else {
             /* the manifest's own time: the object was written at the end */
@@ -103,6 +118,36 @@ static void newest_backup(struct repo *r, const struct catalog *cat, time_t now,
             o->backup_age = 0;
         return;
     }
+}
+
+/* Two living branches, seen from the newest backup (`start`; timeline 0
+ * when its manifest could not be read): what restore
+ * --target-latest would refuse.  A history file that cannot be read leaves
+ * its timeline out, as restore would stop at it with its own error. */
+static void branches(struct repo *r, struct tl_model *m, const struct backup_start *start, struct st_region *o)
+{
+    struct tl_step *p = NULL;
+    struct tl_branch b;
+    struct err le = ERR_INIT;
+    size_t n = 0;
+    uint32_t latest;
+
+    if (start->timeline == 0 || start->seg_size != m->seg_size ||
+        tl_model_read_histories(m, r, NULL, NULL, &le) < 0)
+        return;
+    tl_model_finish(m);
+    latest = tl_latest_probe(m, start->timeline);
+    if (tl_path(m, latest, &p, &n, &le) < 0)
+        return;
+    if (tl_path_index(p, n, start->timeline, start->start_lsn) >= 0 &&
+        tl_path_left_branch(m, p, n, start->start_lsn, &b)) {
+        o->branch = o->alarm_branch = 1;
+        o->branch_latest = latest;
+        o->branch_other = b.parent;
+        wal_format_lsn(b.fork_lsn, o->branch_fork);
+        wal_segment_name(b.parent, b.parent_newest, m->seg_size, o->branch_newest);
+    }
+    free(p);
 }
 
 /* Lag behind the primary (completed segments the region lacks) and the
@@ -141,25 +186,39 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
 {
     struct catalog cat = { NULL, 0, 0 };
     struct newest_wal nw;
+    struct tl_model model;
+    struct backup_start start;
     struct err le = ERR_INIT;
 
     memset(o, 0, sizeof *o);
     memset(&nw, 0, sizeof nw);
+    memset(&start, 0, sizeof start);
     nw.seg_size = p && p->known && wal_seg_size_valid(p->seg_size) ? p->seg_size : (16u << 20);
 
     /* spool backlog and the shipper's last complaint: local, always */
     st_local(rc, sp, now, o);
 
     /* the region */
-    if (cat_list(r, 0, &cat, &le) < 0 || stor_list(r->st, REPO_WAL_DIR, newest_collect, &nw, &le) < 0) {
+    if (cat_list(r, 0, &cat, &le) < 0) {
         snprintf(o->error, sizeof o->error, "%s", le.msg);
-        cat_free(&cat);
         o->alarm_rpo = o->alarm_backup = 1;
         return 0;
     }
     o->readable = 1;
-    newest_backup(r, &cat, now, o);
+    newest_backup(r, &cat, now, o, &start);
     cat_free(&cat);
+    tl_model_init(&model, start.seg_size ? start.seg_size : nw.seg_size);
+    nw.model = &model;
+    if (stor_list(r->st, REPO_WAL_DIR, newest_collect, &nw, &le) < 0 || nw.nomem) {
+        snprintf(o->error, sizeof o->error, "%s", nw.nomem ? "out of memory listing the WAL archive" : le.msg);
+        tl_model_free(&model);
+        o->readable = o->has_backup = 0;
+        o->backup_ahead = 0;
+        o->alarm_rpo = o->alarm_backup = 1;
+        return 0;
+    }
+    branches(r, &model, &start, o);
+    tl_model_free(&model);
     if (nw.have) {
         o->has_wal = 1;
         snprintf(o->wal, sizeof o->wal, "%s", nw.name);

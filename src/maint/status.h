@@ -2,11 +2,12 @@
  * status — one region's health for `walship status` (docs/VERIFY.md):
  * newest backup and its age, newest archived WAL segment and its time, lag
  * behind the primary, spool backlog, the shipper's last complaint, and the
- * alarms a monitoring check acts on (rpo_seconds, backup_max_age, and a
- * newest backup stamped ahead of this host's clock).
+ * alarms a monitoring check acts on (rpo_seconds, backup_max_age, a
+ * newest backup stamped ahead of this host's clock, and two living
+ * branches that a restore to 'latest' would have to choose between).
  *
  * st_region() only reads: the region's listing (wal/ and backups/, plus the
- * newest backup's manifest), the spool's queue for the region and the
+ * newest backup's manifest and the history files), the spool's queue for the region and the
  * shipper's state file for it (spool.h, spool_state), never ship.log.
  * Library code: never prints.  One thread at a time per struct stor.
  */
@@ -65,10 +66,22 @@ struct st_region {
     char last_error_code[32];
     int64_t last_error_time;
 
+    /* two living branches (src/repo/timeline_branch.c): from the newest
+     * backup, recovery to 'latest' would leave timeline branch_other's WAL
+     * behind, so restore --target-latest refuses until told which */
+    int branch;
+    uint32_t branch_latest, branch_other;
+    char branch_fork[24];           /* the LSN where the path to 'latest' leaves branch_other */
+    char branch_newest[WAL_NAME_MAX];   /* branch_other's newest archived segment */
+
     int alarm_rpo;                  /* lag_seconds > rpo_seconds (or nothing archived while the primary has WAL) */
     int alarm_backup;               /* no backup, or newest older than backup_max_age */
     int alarm_clock;                /* backup_ahead > RET_CLOCK_SKEW_MAX: a clock is wrong, retain_days refuses */
+    int alarm_branch;               /* branch: the archive holds two living branches */
 };
+
+/* Any of the region's alarms. */
+#define ST_ALARM(r) ((r)->alarm_rpo || (r)->alarm_backup || (r)->alarm_clock || (r)->alarm_branch)
 
 /* The local facts of a region, read even when the region cannot be opened:
  * its spool backlog and set-aside files, and for an async region the

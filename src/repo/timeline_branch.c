@@ -93,7 +93,8 @@ int tl_branch_refuse(const struct tl_model *m, const struct tl_branch *b, uint32
                     "as timeline %u, but timeline %u went on past that point too (up to %s), and that WAL would "
                     "be left behind.  Was a drill restored with --keep-archive, or did the old primary keep "
                     "archiving after a failover?  Say which branch is production: --target-timeline %u "
-                    "(PostgreSQL's 'latest') or --target-timeline %u (and --backup, for a backup on its branch)",
+                    "(PostgreSQL's 'latest') or --target-timeline %u (each restores from the newest backup on "
+                    "its way)",
                     where, lsn, (unsigned)target, (unsigned)b->child, (unsigned)b->parent, parent_seg,
                     (unsigned)target, (unsigned)b->parent);
 }

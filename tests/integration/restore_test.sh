@@ -153,18 +153,40 @@ DPORT=$(pg_free_port)
 rsql() { pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$1" -U postgres -d postgres -c "$2"; }
 pg_run "$PG_BIN/pg_ctl" -D "$T/rlatest/data" -l "$T/rlatest/log2" -w -t 60 start >/dev/null 2>&1
 ok $? "timeline 2's primary (the first latest restore) runs again"
+like "$(ws status --prometheus 2>/dev/null)" 'walship_branches\{region="eu-west-1"\} 0' "status before the drill: one branch"
 d=$(newdir rdrill)
 t "a drill restored with --keep-archive (the mistake)" ws restore --pgdata "$d" --target-latest --keep-archive --start --port "$DPORT"
 is "$(rsql "$DPORT" "select timeline_id from pg_control_checkpoint()")" 3 "the drill runs on timeline 3"
 wait_for 30 bash -c "runuser -u postgres -- $WALSHIP --config $CONF st ls wal/00000003.history 2>/dev/null | grep -q history"
 ok $? "... and archived 00000003.history"
-stop_r "$d"
 rsql "$RPORT" "insert into marker(id) values ('G')" >/dev/null
 rsql "$RPORT" "select pg_switch_wal()" >/dev/null
 rsql "$RPORT" "insert into marker(id) values ('H')" >/dev/null
+for i in 1 2 3; do rsql "$RPORT" "select pg_switch_wal(); insert into marker(id) values ('h$i'); delete from marker where id = 'h$i'" >/dev/null; done
 sw=$(rsql "$RPORT" "select pg_walfile_name(pg_switch_wal())")
 wait_for 60 bash -c "runuser -u postgres -- $WALSHIP --config $CONF st ls wal/$sw 2>/dev/null | grep -q $sw"
 ok $? "timeline 2 went on after the fork ($sw archived)"
+t_fail "status raises an alarm for two living branches (exit 2)" 2 ws status
+like "$T_OUT" "two living branches: at LSN [0-9A-F]+/[0-9A-F]+ the way to the latest timeline \(3\) leaves timeline 2, which went on" \
+  "... naming the fork and both timelines"
+like "$(ws status --prometheus 2>/dev/null)" 'walship_branches\{region="eu-west-1"\} 1' "... walship_branches 1"
+is "$(ws status --json 2>/dev/null | sed -n '/^{/,$p' | python3 -c 'import json,sys; r=json.load(sys.stdin)["regions"][0]; print(r["alarm_branch"], r["alarm"], r["branch"]["latest_timeline"], r["branch"]["other_timeline"])')" \
+  "True True 3 2" "... alarm_branch in --json, with the two timelines"
+# the drill then takes a backup into production's region, whose policy
+# keeps one full backup: production's only backup must survive it
+DCONF=$T/drill.conf
+ws_conf "$DCONF" "retry_deadline = 5" "connect_timeout = 2" "io_timeout = 5" "$(ws_pg_conninfo "$T/pg" "$DPORT")"
+ws_region "$DCONF" eu-west-1 s3://walship/prod "endpoint = http://127.0.0.1:$P2" "path_style = true" "mode = sync" \
+  "access_key_id = test:tester" "secret_access_key = testing" "retain_full = 1"
+nb=$(ws backup-list 2>/dev/null | grep -cE '^ *[0-9]{8}T[0-9]{6}Z')
+t "the drill takes a backup on its branch (retention: retain_full = 1)" pg_run "$WALSHIP" --config "$DCONF" backup-push
+like "$T_OUT" "is kept beyond the retention policy: it is the only backup from which timeline 2 can be restored" \
+  "... its retention keeps production's backup, and says why"
+[ "$nb" -ge 1 ]; ok $? "production's backups before the drill's: $nb"
+is "$(ws backup-list 2>/dev/null | grep -cE '^ *[0-9]{8}T[0-9]{6}Z')" "$((nb + 1))" "... nothing was deleted (the drill's backup added)"
+t "walship delete --dry-run says the same" pg_run "$WALSHIP" --config "$DCONF" delete --dry-run
+like "$T_OUT" "only backup from which timeline 2 can be restored" "... naming timeline 2"
+stop_r "$d"
 stop_r "$T/rlatest/data"
 d=$(newdir rbranch)
 t_fail "restore to latest with two living branches is refused (exit 2)" 2 ws restore --pgdata "$d" --target-latest --start --port "$RPORT"
@@ -173,6 +195,8 @@ like "$T_OUT" "--target-timeline 3 .*--target-timeline 2" "... and the two ways 
 [ -z "$(ls -A "$d" 2>/dev/null)" ]; ok $? "... before anything is fetched"
 t_fail "a target time with the timeline left to default is refused too" 2 ws restore --pgdata "$d" --target-time "$(date -u '+%Y-%m-%d %H:%M:%S+00')"
 t "--target-timeline 2: production's branch" ws restore --pgdata "$d" --target-latest --target-timeline 2 --start --port "$RPORT"
+like "$T_OUT" "is the newest on the way to timeline 2; backup .*, newer, is on another branch" \
+  "... from the newest backup on its way, not the drill's newer one"
 is "$(markers)" "ABCDEGH" "every marker production wrote on timeline 2 after the fork"
 stop_r "$d"
 d=$(newdir rbranch3)
@@ -183,10 +207,10 @@ grep -q "recovery_target_timeline = 'latest'" "$d/postgresql.auto.conf"; ok $? "
 seg=$(ws st ls wal/00000001 2>/dev/null | grep -E '^wal/[0-9A-F]{24}$' | tail -2 | head -1)
 [ -n "$seg" ] && ws st rm "$seg" >/dev/null 2>&1
 d=$(newdir rgap)
-t_fail "restore to latest with a gap in the archive fails (exit 3, before starting)" 3 ws restore --pgdata "$d" --target-latest --start --port "$RPORT"
+t_fail "restore to latest with a gap in the archive fails (exit 3, before starting)" 3 ws restore --pgdata "$d" --target-latest --target-timeline 2 --start --port "$RPORT"
 like "$T_OUT" "missing.*would stop at LSN" "the message names the missing segment and where recovery would stop"
 d=$(newdir rgap2)
-ws restore --pgdata "$d" --target-time "$(date -u -d '+1 hour' '+%Y-%m-%d %H:%M:%S+00')" --target-timeline latest --start --port "$RPORT" >"$T/gap2.out" 2>&1
+ws restore --pgdata "$d" --target-time "$(date -u -d '+1 hour' '+%Y-%m-%d %H:%M:%S+00')" --target-timeline 2 --start --port "$RPORT" >"$T/gap2.out" 2>&1
 st=$?
 is "$st" 3 "restore to a time beyond the gap fails with exit 3 (not a crash, not a success)"
 pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select 1" >/dev/null 2>&1

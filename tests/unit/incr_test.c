@@ -27,6 +27,7 @@
 #include "keys.h"
 #include "log.h"
 #include "obj.h"
+#include "ret_fixture.h"
 #include "retention.h"
 #include "stor.h"
 #include "tap.h"
@@ -582,26 +583,12 @@ static void test_incr_read(void)
 
 static void chain_add(struct catalog *c, const char *name, double age_days, const char *parent, uint64_t segno)
 {
-    struct cat_entry *ce;
-    struct manifest *m = man_new();
+    struct manifest *m = rf_add_full(c, name, (time_t)1800000000 - (time_t)(age_days * 86400), 1, segno);
 
-    c->v = realloc(c->v, (c->n + 1) * sizeof *c->v);
-    ce = &c->v[c->n++];
-    memset(ce, 0, sizeof *ce);
-    snprintf(ce->name, sizeof ce->name, "%s", name);
-    ce->complete = 1;
-    ce->objects = 3;
-    ce->bytes = 1000;
-    ce->newest = (time_t)1800000000 - (time_t)(age_days * 86400);
-    m->stop_time = (int64_t)ce->newest;
-    m->timeline = 1;
-    m->wal_segment_size = 16u << 20;
-    wal_segment_name(1, segno, 16u << 20, m->start_wal);
     if (parent != NULL) {
         m->incremental = 1;
         m->parent = strdup(parent);
     }
-    ce->man = m;
 }
 
 static const char *plan_gone(const struct catalog *c, int full, uint64_t days, struct ret_plan *plan)
@@ -609,7 +596,6 @@ static const char *plan_gone(const struct catalog *c, int full, uint64_t days, s
     static char buf[256];
     struct ret_policy p;
     struct err e = ERR_INIT;
-    size_t i;
 
     memset(&p, 0, sizeof p);
     p.retain_full = full;
@@ -617,13 +603,11 @@ static const char *plan_gone(const struct catalog *c, int full, uint64_t days, s
     p.now = (time_t)1800000000;
     memset(plan, 0, sizeof *plan);
     buf[0] = '\0';
-    if (ret_plan_backups(c, &p, plan, &e) < 0) {
+    if (ret_plan_backups(c, &p, NULL, plan, &e) < 0) {
         snprintf(buf, sizeof buf, "error: %s", e.msg);
         return buf;
     }
-    for (i = 0; i < plan->nbackups; i++)
-        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? "," : "", plan->backups[i].name);
-    return buf;
+    return rf_gone(plan);
 }
 
 static void test_retention(void)

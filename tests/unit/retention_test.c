@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ret_fixture.h"
 #include "retention.h"
 #include "tap.h"
 #include "wal.h"
@@ -17,36 +18,15 @@
 #define NOW ((time_t)1800000000)
 #define SEG (16u << 20)
 
-static struct cat_entry *add(struct catalog *c, const char *name, int complete, time_t newest)
-{
-    struct cat_entry *ce;
-
-    c->v = realloc(c->v, (c->n + 1) * sizeof *c->v);
-    ce = &c->v[c->n++];
-    memset(ce, 0, sizeof *ce);
-    snprintf(ce->name, sizeof ce->name, "%s", name);
-    ce->complete = complete;
-    ce->objects = 3;
-    ce->bytes = 1000;
-    ce->newest = newest;
-    return ce;
-}
-
 /* A complete backup that stopped `age_days` ago and started at segment
  * `segno` of timeline `tli`. */
 static void add_full(struct catalog *c, const char *name, double age_days, uint32_t tli, uint64_t segno)
 {
-    struct cat_entry *ce = add(c, name, 1, NOW - (time_t)(age_days * DAY));
-    struct manifest *m = man_new();
-
-    m->stop_time = (int64_t)ce->newest;
-    m->start_time = m->stop_time - 60;
-    m->timeline = tli;
-    m->wal_segment_size = SEG;
-    wal_segment_name(tli, segno, SEG, m->start_wal);
-    wal_segment_name(tli, segno + 1, SEG, m->stop_wal);
-    ce->man = m;
+    rf_add_full(c, name, NOW - (time_t)(age_days * DAY), tli, segno);
 }
+
+#define add rf_add
+#define gone rf_gone
 
 static struct ret_policy pol(int full, uint64_t days, uint64_t garbage)
 {
@@ -65,22 +45,7 @@ static int plan_of(const struct catalog *c, struct ret_policy p, struct ret_plan
     struct err e = ERR_INIT;
 
     memset(plan, 0, sizeof *plan);
-    return ret_plan_backups(c, &p, plan, &e);
-}
-
-/* Names of the backups to delete, joined by ",". */
-static const char *gone(const struct ret_plan *plan)
-{
-    static char buf[512];
-    size_t i;
-
-    buf[0] = '\0';
-    for (i = 0; i < plan->nbackups; i++) {
-        if (i)
-            strncat(buf, ",", sizeof buf - strlen(buf) - 1);
-        strncat(buf, plan->backups[i].name, sizeof buf - strlen(buf) - 1);
-    }
-    return buf;
+    return ret_plan_backups(c, &p, NULL, plan, &e);
 }
 
 static int expired(const struct ret_plan *plan, uint32_t tli, uint64_t segno, const char *suffix)
@@ -236,7 +201,7 @@ static void test_protect(void)
 
     p.protect = "Z9";
     memset(&plan, 0, sizeof plan);
-    ok(ret_plan_backups(&c, &p, &plan, &e) < 0 && strstr(e.msg, "Z9") != NULL && plan.nbackups == 0,
+    ok(ret_plan_backups(&c, &p, NULL, &plan, &e) < 0 && strstr(e.msg, "Z9") != NULL && plan.nbackups == 0,
        "protect: a backup just taken that is not listed fails the plan (%s)", e.msg);
     ret_plan_free(&plan);
     cat_free(&c);
@@ -262,7 +227,7 @@ static void test_clock(void)
     f->man->stop_time = NOW + RET_CLOCK_SKEW_MAX + 1;
     p = pol(0, 2, 24);
     memset(&plan, 0, sizeof plan);
-    ok(ret_plan_backups(&c, &p, &plan, &e) < 0 && plan.nbackups == 0, "clock: retain_days refuses: %s", e.msg);
+    ok(ret_plan_backups(&c, &p, NULL, &plan, &e) < 0 && plan.nbackups == 0, "clock: retain_days refuses: %s", e.msg);
     ok(strstr(e.msg, "backup B2") != NULL && strstr(e.msg, "301 s ahead") != NULL, "clock: names the backup and skew");
     ret_plan_free(&plan);
     f->man->stop_time = NOW - 5 * DAY;
@@ -270,7 +235,7 @@ static void test_clock(void)
     is_int(ret_backup_ahead(f->man, NOW), 3600, "clock: ahead by the start time");
     p = pol(2, 2, 24);
     err_clear(&e);
-    ok(ret_plan_backups(&c, &p, &plan, &e) < 0 && strstr(e.msg, "3600 s ahead") != NULL,
+    ok(ret_plan_backups(&c, &p, NULL, &plan, &e) < 0 && strstr(e.msg, "3600 s ahead") != NULL,
        "clock: with retain_full as well, still refused");
     ret_plan_free(&plan);
     plan_of(&c, pol(2, 0, 24), &plan);

@@ -408,26 +408,26 @@ static int choose_test(void)
     c.cap = 4;
     memset(&t, 0, sizeof t);
     t.kind = PITR_LATEST;
-    is_int(pitr_choose(&c, &t, NULL, &e), 2, "latest: the newest complete backup");
+    is_int(pitr_choose(&c, &t, NULL, NULL, &e), 2, "latest: the newest complete backup");
     t.kind = PITR_TIME;
     t.time = 2500;
-    is_int(pitr_choose(&c, &t, NULL, &e), 1, "a time: the newest backup that ended before it");
+    is_int(pitr_choose(&c, &t, NULL, NULL, &e), 1, "a time: the newest backup that ended before it");
     t.time = 2000;
-    is_int(pitr_choose(&c, &t, NULL, &e), 0,
+    is_int(pitr_choose(&c, &t, NULL, NULL, &e), 0,
            "...one whose stop second holds the target does not (it may end after it): the one before");
     t.time = 2001;
-    is_int(pitr_choose(&c, &t, NULL, &e), 1, "...from the next second on it does");
+    is_int(pitr_choose(&c, &t, NULL, NULL, &e), 1, "...from the next second on it does");
     t.kind = PITR_LSN;
     t.lsn = 0x3800000;
-    is_int(pitr_choose(&c, &t, NULL, &e), 1, "an LSN: the newest backup that ended before it");
+    is_int(pitr_choose(&c, &t, NULL, NULL, &e), 1, "an LSN: the newest backup that ended before it");
     t.kind = PITR_TIME;
     t.time = 10;
-    ok(pitr_choose(&c, &t, NULL, &e) < 0 && e.code == ERR_NOTFOUND && strstr(e.msg, "oldest reachable point") &&
+    ok(pitr_choose(&c, &t, NULL, NULL, &e) < 0 && e.code == ERR_NOTFOUND && strstr(e.msg, "oldest reachable point") &&
            strstr(e.msg, "backup b1"),
        "before the oldest backup: refused, naming the oldest reachable point");
     err_clear(&e);
     t.time = 2500;
-    ok(pitr_choose(&c, &t, "b3", &e) < 0 && strstr(e.msg, "ended after the target time") != NULL,
+    ok(pitr_choose(&c, &t, "b3", NULL, &e) < 0 && strstr(e.msg, "ended after the target time") != NULL,
        "a named backup that ended after the target is refused");
     return 0;
 }

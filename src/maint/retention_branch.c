@@ -1,0 +1,140 @@
+/*
+ * retention_branch — the backup that is the only way to a living branch.
+ *
+ * retain_full counts backups by name, whatever their timeline.  When the
+ * archive holds two living branches (a drill restored with --keep-archive
+ * that promoted and took a backup into production's region while
+ * production kept writing; an old primary still archiving after a
+ * failover), the newest backups may all sit on one branch, and the rules
+ * alone would delete the only backup from which the other branch's WAL
+ * can be replayed: production's last writes, with nothing said.
+ *
+ * A timeline is living when its newest archived segment is past the start
+ * of every kept backup (WAL written after the newest kept backup began).
+ * For each living timeline whose history is archived, some kept backup
+ * must start on its path (before its newest segment); when none does, the
+ * newest complete backup that does is kept too, and recorded in the plan
+ * so the command says why.  A branch that stopped before the newest kept
+ * backup began (the old primary's last segments after a failover, a drill
+ * that ended) is not living: its backups go by the rules, as before.
+ * docs/RETENTION.md, "Two branches".
+ */
+#include "retention.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "timeline.h"
+
+static int record(struct ret_plan *plan, const struct cat_entry *ce, const struct tl_timeline *t,
+                  uint64_t seg_size, struct err *e)
+{
+    struct ret_branch *nv = realloc(plan->branch, (plan->nbranch + 1) * sizeof *nv);
+
+    if (nv == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    plan->branch = nv;
+    nv += plan->nbranch++;
+    memset(nv, 0, sizeof *nv);
+    memcpy(nv->name, ce->name, sizeof nv->name);
+    nv->name[sizeof nv->name - 1] = '\0';
+    nv->tli = t->tli;
+    wal_segment_name(t->tli, t->newest, seg_size, nv->newest_wal);
+    return 0;
+}
+
+/* Placeable: complete, with a manifest of the model's segment size. */
+static const struct manifest *placed(const struct cat_entry *ce, const struct tl_model *m)
+{
+    if (!ce->complete || ce->man == NULL || ce->man->wal_segment_size != m->seg_size)
+        return NULL;
+    return ce->man;
+}
+
+/* The newest backup starting on path p at or before segment `newest`:
+ * its index, or cat->n; *served when a kept one does. */
+static size_t way_in(const struct catalog *cat, const struct tl_model *m, const unsigned char *keep,
+                     const struct tl_step *p, size_t n, uint64_t newest, int *served)
+{
+    size_t i, best = cat->n;
+
+    *served = 0;
+    for (i = 0; i < cat->n; i++) {
+        const struct manifest *man = placed(&cat->v[i], m);
+
+        if (man == NULL || man->start_lsn / m->seg_size > newest ||
+            tl_path_index(p, n, man->timeline, man->start_lsn) < 0)
+            continue;
+        if (keep[i]) {
+            *served = 1;
+            return i;
+        }
+        if (best == cat->n || man->start_lsn > cat->v[best].man->start_lsn)
+            best = i;
+    }
+    return best;
+}
+
+/* A kept backup starts on timeline `tli` itself, at or before `newest`
+ * (no history needed to see that it leads there). */
+static int kept_on(const struct catalog *cat, const struct tl_model *m, const unsigned char *keep, uint32_t tli,
+                   uint64_t newest)
+{
+    size_t i;
+
+    for (i = 0; i < cat->n; i++) {
+        const struct manifest *man = placed(&cat->v[i], m);
+
+        if (keep[i] && man != NULL && man->timeline == tli && man->start_lsn / m->seg_size <= newest)
+            return 1;
+    }
+    return 0;
+}
+
+int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsigned char *keep,
+                      struct ret_plan *plan, struct err *e)
+{
+    uint64_t kept_start = 0;
+    int any = 0;
+    size_t i, k;
+
+    if (m == NULL || m->seg_size == 0)
+        return 0;
+    for (i = 0; i < cat->n; i++) {
+        const struct manifest *man = placed(&cat->v[i], m);
+
+        if (keep[i] && man != NULL && (!any || man->start_lsn / m->seg_size > kept_start)) {
+            kept_start = man->start_lsn / m->seg_size;
+            any = 1;
+        }
+    }
+    if (!any)
+        return 0;
+    for (k = 0; k < m->ntls; k++) {
+        const struct tl_timeline *t = &m->tls[k];
+        struct tl_step *p = NULL;
+        struct err pe = ERR_INIT;
+        size_t n = 0, best;
+        int served;
+
+        if (t->nsegs == 0 || t->newest <= kept_start)
+            continue;       /* not living: nothing written after the newest kept backup began */
+        if (kept_on(cat, m, keep, t->tli, t->newest))
+            continue;
+        if (tl_path(m, t->tli, &p, &n, &pe) < 0) {
+            if (t->hist_error == NULL)
+                continue;   /* no history archived: no restore can reach it either */
+            return err_setf(e, pe.code, "timeline %u went on past the newest kept backup, but %s, so which "
+                            "backups lead to it cannot be told: nothing is deleted in this region",
+                            (unsigned)t->tli, pe.msg);
+        }
+        best = way_in(cat, m, keep, p, n, t->newest, &served);
+        free(p);
+        if (served || best == cat->n)
+            continue;
+        keep[best] = 1;
+        if (record(plan, &cat->v[best], t, m->seg_size, e) < 0)
+            return -1;
+    }
+    return 0;
+}

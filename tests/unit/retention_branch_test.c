@@ -1,0 +1,211 @@
+/*
+ * retention_branch_test — retention and two living branches, on synthetic
+ * catalogs and timeline models: a drill that promoted and took a backup
+ * into production's region while production kept writing (production's
+ * only backup stays), the drill's branch still archiving later (its backup
+ * stays) or ended (it goes), an old primary's last segments after a
+ * failover (nothing extra kept), a living timeline whose history cannot be
+ * read (nothing planned), and one whose history is not archived.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ret_fixture.h"
+#include "retention.h"
+#include "tap.h"
+#include "timeline.h"
+#include "wal.h"
+
+#define NOW ((time_t)1800000000)
+#define SEG (16u << 20)
+
+/* A complete full backup, `hours` old, starting at segment `segno` of
+ * timeline `tli`. */
+static void backup(struct catalog *c, const char *name, int hours, uint32_t tli, uint64_t segno)
+{
+    rf_add_full(c, name, NOW - hours * 3600, tli, segno);
+}
+
+/* Segments first..last of timeline tli. */
+static void segs(struct tl_model *m, uint32_t tli, uint64_t first, uint64_t last)
+{
+    char name[WAL_NAME_MAX];
+
+    for (; first <= last; first++) {
+        wal_segment_name(tli, first, SEG, name);
+        tl_model_add(m, name);
+    }
+}
+
+/* Timeline tli forked off its parent (tli - 1) at segment `at`. */
+static void fork_at(struct tl_model *m, uint32_t tli, uint64_t at)
+{
+    char text[128], name[32];
+    struct err e = ERR_INIT;
+    uint64_t lsn = at * SEG + 0x100;
+
+    snprintf(text, sizeof text, "%u\t%X/%X\tno recovery target specified\n", (unsigned)(tli - 1),
+             (unsigned)(lsn >> 32), (unsigned)lsn);
+    snprintf(name, sizeof name, "%08X.history", (unsigned)tli);
+    tl_model_add(m, name);
+    tl_model_set_history(m, tli, text, strlen(text), &e);
+}
+
+#define gone rf_gone
+
+static int plan(const struct catalog *c, int full, const struct tl_model *m, struct ret_plan *out, struct err *e)
+{
+    struct ret_policy p;
+
+    memset(&p, 0, sizeof p);
+    p.retain_full = full;
+    p.garbage_hours = 24;
+    p.now = NOW;
+    memset(out, 0, sizeof *out);
+    return ret_plan_backups(c, &p, m, out, e);
+}
+
+static int expired(const struct ret_plan *p, uint32_t tli, uint64_t segno)
+{
+    char name[WAL_NAME_MAX];
+
+    wal_segment_name(tli, segno, SEG, name);
+    return ret_wal_expired(p, name);
+}
+
+/* Production on timeline 1 (A1 at 10, A2 at 20) kept writing to 60; a
+ * drill forked at 35 onto timeline 2 and took A3 at 40. */
+static void test_drill(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct tl_model m;
+    struct ret_plan p;
+    struct err e = ERR_INIT;
+
+    backup(&c, "A1", 50, 1, 10);
+    backup(&c, "A2", 40, 1, 20);
+    backup(&c, "A3", 30, 2, 40);
+    tl_model_init(&m, SEG);
+    segs(&m, 1, 10, 60);
+    fork_at(&m, 2, 35);
+    segs(&m, 2, 35, 45);
+    tl_model_finish(&m);
+
+    ok(plan(&c, 1, NULL, &p, &e) == 0, "drill, without the model: plans");
+    is_str(gone(&p), "A1,A2", "drill, without the model: production's only backup would go (the old rule)");
+    ret_plan_free(&p);
+
+    ok(plan(&c, 1, &m, &p, &e) == 0, "drill: plans (%s)", e.msg);
+    is_str(gone(&p), "A1", "drill: A2, the only way to production's timeline 1, stays");
+    ok(p.nbranch == 1 && strcmp(p.branch[0].name, "A2") == 0 && p.branch[0].tli == 1 &&
+           strcmp(p.branch[0].newest_wal, "00000001000000000000003C") == 0,
+       "drill: recorded as kept for timeline 1 up to its newest segment");
+    ok(p.kept == 2 && p.have_cut && p.cut_tli == 1 && p.cut_segno == 20, "drill: WAL kept from A2's start");
+    ok(expired(&p, 1, 19) && !expired(&p, 1, 20) && !expired(&p, 1, 60) && !expired(&p, 2, 40),
+       "drill: timeline 1 from 20 and the drill's WAL stay");
+    ret_plan_free(&p);
+
+    /* retain_full 2 keeps A2 by the rules: nothing to record */
+    ok(plan(&c, 2, &m, &p, &e) == 0 && strcmp(gone(&p), "A1") == 0 && p.nbranch == 0,
+       "drill, retain_full 2: the rules keep A2, nothing recorded");
+    ret_plan_free(&p);
+
+    /* production takes A4 at 55; the drill stopped at 45: its branch ended */
+    backup(&c, "A4", 10, 1, 55);
+    ok(plan(&c, 1, &m, &p, &e) == 0, "drill ended: plans");
+    is_str(gone(&p), "A1,A2,A3", "drill ended before A4 began: the policy applies to every backup");
+    ok(p.nbranch == 0, "drill ended: nothing kept for a branch");
+    ret_plan_free(&p);
+
+    /* ... but the drill is still archiving past A4's start: its A3 stays */
+    segs(&m, 2, 46, 70);
+    tl_model_finish(&m);
+    ok(plan(&c, 1, &m, &p, &e) == 0, "drill living: plans");
+    is_str(gone(&p), "A1,A2", "drill still archiving: A3, the only way to timeline 2, stays");
+    ok(p.nbranch == 1 && strcmp(p.branch[0].name, "A3") == 0 && p.branch[0].tli == 2,
+       "drill living: recorded for timeline 2");
+    ret_plan_free(&p);
+    tl_model_free(&m);
+    cat_free(&c);
+}
+
+/* Failover at 30 onto timeline 2; the old primary archived 30 and 31 on
+ * timeline 1 before it was stopped; backups on timeline 2 since. */
+static void test_failover(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct tl_model m;
+    struct ret_plan p;
+    struct err e = ERR_INIT;
+
+    backup(&c, "F1", 50, 1, 10);
+    backup(&c, "F2", 40, 1, 20);
+    backup(&c, "F3", 10, 2, 50);
+    tl_model_init(&m, SEG);
+    segs(&m, 1, 10, 31);
+    fork_at(&m, 2, 30);
+    segs(&m, 2, 30, 80);
+    tl_model_finish(&m);
+    ok(plan(&c, 1, &m, &p, &e) == 0, "failover: plans");
+    is_str(gone(&p), "F1,F2", "failover: the old primary's last segments keep no backup");
+    ok(p.nbranch == 0 && p.cut_tli == 2 && p.cut_segno == 50, "failover: cut at F3, nothing recorded");
+    ret_plan_free(&p);
+
+    /* the new primary's first backup began at 31, before the old primary's last segment 32 */
+    segs(&m, 1, 32, 32);
+    tl_model_finish(&m);
+    c.v[2].man->start_lsn = 31ull * SEG + 0x28;
+    wal_segment_name(2, 31, SEG, c.v[2].man->start_wal);
+    ok(plan(&c, 1, &m, &p, &e) == 0 && strcmp(gone(&p), "F1") == 0 && p.nbranch == 1,
+       "failover, old primary archiving after the new backup began: F2 kept (%s)", gone(&p));
+    ret_plan_free(&p);
+    tl_model_free(&m);
+    cat_free(&c);
+}
+
+/* A living timeline whose history cannot be read: nothing is planned.
+ * One whose history is not archived: no restore reaches it, rules apply. */
+static void test_history(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct tl_model m;
+    struct ret_plan p;
+    struct err e = ERR_INIT;
+
+    backup(&c, "H1", 50, 1, 10);
+    backup(&c, "H2", 30, 2, 40);
+    tl_model_init(&m, SEG);
+    segs(&m, 1, 10, 60);
+    tl_model_add(&m, "00000002.history");
+    tl_model_history_failed(&m, 2, "authentication failed");
+    segs(&m, 2, 35, 45);
+    tl_model_add(&m, "00000003.history");
+    tl_model_history_failed(&m, 3, "authentication failed");
+    segs(&m, 3, 41, 50);
+    tl_model_finish(&m);
+    ok(plan(&c, 1, &m, &p, &e) < 0 && strstr(e.msg, "timeline 3") != NULL && p.nbackups == 0,
+       "unreadable history of a living timeline no kept backup is on: nothing planned (%s)", e.msg);
+    ret_plan_free(&p);
+    tl_model_free(&m);
+
+    tl_model_init(&m, SEG);
+    segs(&m, 1, 10, 60);
+    segs(&m, 2, 35, 45);
+    segs(&m, 3, 41, 50);
+    tl_model_finish(&m);
+    e = (struct err)ERR_INIT;
+    ok(plan(&c, 1, &m, &p, &e) == 0, "no history archived: plans (%s)", e.msg);
+    is_str(gone(&p), "", "timeline 1 went on: H1 stays as its only way");
+    ok(p.nbranch == 1 && p.branch[0].tli == 1, "recorded for timeline 1; timelines without history skipped");
+    ret_plan_free(&p);
+    tl_model_free(&m);
+    cat_free(&c);
+}
+
+int main(void)
+{
+    test_drill();
+    test_failover();
+    test_history();
+    return done_testing();
+}
