@@ -230,8 +230,11 @@ int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeli
         goto out;
     }
     if (re.status == TL_REACH_NOT_DESCENDANT) {
-        err_setf(e, ERR_NOTFOUND, "region %s: timeline %u does not descend from timeline %u, where backup %s was taken",
-                 rp->name, (unsigned)target, (unsigned)m->timeline, m->name);
+        char where[96];
+
+        snprintf(where, sizeof where, "region %s", rp->name);
+        tl_not_child_refuse(target, m->timeline, m->name, where, e);
+        *no_timeline = 1;   /* PostgreSQL refuses it at startup, whatever the target */
         goto out;
     }
     /* before the gaps: a gap is only a warning for these targets, two

@@ -59,7 +59,9 @@ int pitr_on_path(struct repo *rp, const struct catalog *c, const char *timeline,
  * segment on the path and how many there are from the start.  A numbered
  * target timeline, other than the backup's, whose history file is not
  * archived sets *no_timeline too: PostgreSQL stops at startup ("recovery
- * target timeline N does not exist"), so that is no gap to warn about. */
+ * target timeline N does not exist"), so that is no gap to warn about; so
+ * does a target timeline that does not descend from the backup's ("requested
+ * timeline is not a child of this server's history"), whatever the target. */
 int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeline, char newest[32],
                    unsigned long *nsegments, int *no_timeline, struct err *e);
 

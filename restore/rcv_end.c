@@ -84,9 +84,8 @@ int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, 
     }
     switch (re.status) {
     case TL_REACH_NOT_DESCENDANT:
-        err_setf(e, ERR_NOTFOUND,
-                 "%s: timeline %u does not descend from timeline %u, where backup %s was taken", where,
-                 (unsigned)target, (unsigned)m->timeline, m->name);
+        tl_not_child_refuse(target, m->timeline, m->name, where, e);
+        out->no_timeline = 1;   /* not a short archive: the operator must choose (exit 1) */
         goto out;
     case TL_REACH_NO_START: {
         char name[WAL_NAME_LEN + 1];

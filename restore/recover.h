@@ -47,7 +47,8 @@ struct rcv_end {
     unsigned long nsegments;            /* segments from the backup's start on the path */
     char asked[512];                    /* the regions listed, "r1, r2" */
     char skipped[1024];                 /* the regions that could not be listed, and why */
-    int no_timeline;                    /* failed: the numbered target timeline does not exist */
+    int no_timeline;                    /* failed: the numbered target timeline does not exist, or
+                                         * does not descend from the backup's */
 };
 
 /* List the WAL of regions rs[0..n) as one archive (recovery's

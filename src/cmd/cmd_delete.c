@@ -61,9 +61,11 @@ void cmd_ret_branch_warn(const char *region, const struct ret_plan *plan)
                     "began (up to %s).  The archive holds two living branches: a drill restored with "
                     "--keep-archive that took a backup here, or an old primary still archiving after a "
                     "failover?  Stop the branch that is not production; retention applies the policy "
-                    "again once that branch's WAL ends before a newer backup starts",
+                    "again once that branch's WAL ends before a newer backup starts.  (A timeline abandoned "
+                    "by a restore to an earlier point looks the same until production's WAL passes %s: "
+                    "docs/RETENTION.md, \"Two branches\")",
                     region, plan->branch[i].name, (unsigned)plan->branch[i].tli,
-                    (unsigned)plan->branch[i].tli, plan->branch[i].newest_wal);
+                    (unsigned)plan->branch[i].tli, plan->branch[i].newest_wal, plan->branch[i].newest_wal);
 }
 
 int cmd_delete_run(struct cmd_ctx *ctx)

@@ -301,9 +301,6 @@ static const struct region_conf *choose_region(struct cmd_ctx *ctx, const struct
     return NULL;
 }
 
-/* The WAL from backup `m` on: for "latest" the archive's end becomes the
- * target; otherwise a gap is a warning (recovery fails only if the target
- * lies beyond it). */
 /* The backup to restore: --backup, or the newest that reaches the target;
  * with a numbered --target-timeline, the newest on that timeline's path (a
  * newer backup on another branch, a drill's, cannot reach it). */
@@ -329,12 +326,15 @@ static int choose_backup(struct repo *s, const struct catalog *cat, const struct
     }
     k = pitr_choose(cat, &o->target, o->backup, usable, e);
     if (k >= 0 && usable != NULL && (size_t)k != newest && !usable[newest])
-        log_info("backup %s is the newest on the way to timeline %u; backup %s, newer, is on another branch",
+        log_info("restoring from backup %s, on the way to timeline %u; backup %s, newer, is not (another branch)",
                  cat->v[k].name, (unsigned)tli, cat->v[newest].name);
     free(usable);
     return k;
 }
 
+/* The WAL from backup `m` on: for "latest" the archive's end becomes the
+ * target; otherwise a gap is a warning (recovery fails only if the target
+ * lies beyond it). */
 static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct manifest *m,
                          struct restore_opts *o, struct err *e)
 {

@@ -73,6 +73,24 @@ static void print_last_error(const struct st_region *r)
     printf("  last error:     [%s] %s (at %s)\n", r->last_error_code, r->last_error, t);
 }
 
+/* What would stop restore --target-latest (status.h, branch_kind). */
+static void print_branch(const struct st_region *r)
+{
+    if (r->branch_kind == ST_BRANCH_TWO)
+        printf("  branches:       two living branches: at LSN %s the way to the latest timeline (%u) leaves "
+               "timeline %u, which went on (up to %s)  <- alarm: restore to latest refuses until "
+               "--target-timeline names production's\n",
+               r->branch_fork, (unsigned)r->branch_latest, (unsigned)r->branch_other, r->branch_newest);
+    else if (r->branch_kind == ST_BRANCH_NOT_CHILD)
+        printf("  branches:       the latest timeline (%u) forked off before the newest backup (on timeline %u) "
+               "started  <- alarm: restore to latest fails; --target-timeline %u restores production's line "
+               "(a drill's or an abandoned timeline's history file?)\n",
+               (unsigned)r->branch_latest, (unsigned)r->branch_other, (unsigned)r->branch_other);
+    else if (r->branch_kind == ST_BRANCH_HISTORY)
+        printf("  branches:       the way to the latest timeline (%u) cannot be read: %s  <- alarm: restore to "
+               "latest fails\n", (unsigned)r->branch_latest, r->branch_why);
+}
+
 static void print_text(const struct st_region *r, const struct st_primary *p)
 {
     char a[32];
@@ -111,17 +129,26 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     if (r->spool_conflicts)
         printf("  set aside:      %" PRIu64 " files the region could not take (see the spool's conflicts/)  <- alarm\n",
                r->spool_conflicts);
-    if (r->branch)
-        printf("  branches:       two living branches: at LSN %s the way to the latest timeline (%u) leaves "
-               "timeline %u, which went on (up to %s)  <- alarm: restore to latest refuses until "
-               "--target-timeline names production's\n",
-               r->branch_fork, (unsigned)r->branch_latest, (unsigned)r->branch_other, r->branch_newest);
+    print_branch(r);
     print_last_error(r);
     if (r->error[0])
         printf("  error:          %s\n", r->error);
 }
 
 /* ---- JSON ---- */
+
+static json_t *branch_json(const struct st_region *r)
+{
+    static const char *const kinds[] = { "", "two_branches", "not_a_child", "history_unreadable" };
+
+    if (!r->branch)
+        return json_null();
+    return json_pack("{s:s, s:I, s:I, s:s?, s:s?, s:s?}", "kind", kinds[r->branch_kind], "latest_timeline",
+                     (json_int_t)r->branch_latest, "other_timeline", (json_int_t)r->branch_other, "fork_lsn",
+                     r->branch_kind == ST_BRANCH_TWO ? r->branch_fork : NULL, "other_newest_wal",
+                     r->branch_kind == ST_BRANCH_TWO ? r->branch_newest : NULL, "why",
+                     r->branch_kind == ST_BRANCH_HISTORY ? r->branch_why : NULL);
+}
 
 static json_t *region_json(const struct st_region *r, const struct config *c)
 {
@@ -159,10 +186,7 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
         json_object_set_new(o, "backup_ahead_seconds", r->has_backup ? json_integer(r->backup_ahead) : json_null());
         json_object_set_new(o, "alarm_clock", json_boolean(r->alarm_clock));
         json_object_set_new(o, "alarm_branch", json_boolean(r->alarm_branch));
-        json_object_set_new(o, "branch", !r->branch ? json_null()
-                            : json_pack("{s:I, s:I, s:s, s:s}", "latest_timeline", (json_int_t)r->branch_latest,
-                                        "other_timeline", (json_int_t)r->branch_other, "fork_lsn", r->branch_fork,
-                                        "other_newest_wal", r->branch_newest));
+        json_object_set_new(o, "branch", branch_json(r));
     }
     return o;
 }
@@ -187,7 +211,8 @@ static const struct metric metrics[] = {
     { "walship_last_error", "gauge", "1 when the shipper's last attempt for the region failed (state file)" },
     { "walship_backup_ahead_seconds", "gauge", "seconds the newest backup's times are ahead of this host's clock" },
     { "walship_branches", "gauge",
-      "1 when the archive holds two living branches: restore to latest would refuse until one is chosen" },
+      "1 when restore to latest would not run: two living branches, a latest timeline that forked off before "
+      "the newest backup, or its history unreadable" },
     { "walship_alarm", "gauge",
       "1 when the region lags past rpo_seconds, its newest backup is too old or ahead of the clock, or its "
       "archive holds two living branches" },

@@ -79,15 +79,15 @@ void st_local(const struct region_conf *rc, struct spool *sp, time_t now, struct
     }
 }
 
-/* The newest complete backup, from the catalog (its manifest's stop time).
- * Names are start times: a backup taken with a clock ahead sorts newest,
- * so its manifest is the one to hold against this host's clock. */
 /* Where the newest backup starts (timeline 0: unknown). */
 struct backup_start {
     uint32_t timeline;
     uint64_t start_lsn, seg_size;
 };
 
+/* The newest complete backup, from the catalog (its manifest's stop time).
+ * Names are start times: a backup taken with a clock ahead sorts newest,
+ * so its manifest is the one to hold against this host's clock. */
 static void newest_backup(struct repo *r, const struct catalog *cat, time_t now, struct st_region *o,
                           struct backup_start *start)
 {
@@ -120,10 +120,11 @@ static void newest_backup(struct repo *r, const struct catalog *cat, time_t now,
     }
 }
 
-/* Two living branches, seen from the newest backup (`start`; timeline 0
- * when its manifest could not be read): what restore
- * --target-latest would refuse.  A history file that cannot be read leaves
- * its timeline out, as restore would stop at it with its own error. */
+/* What would stop restore --target-latest from the newest backup
+ * (`start`; timeline 0 when its manifest could not be read): two living
+ * branches, a 'latest' that forked off before the backup, or the history
+ * of 'latest' unreadable (status.h, branch_kind).  A living branch whose
+ * own history cannot be read is left out, as restore leaves it. */
 static void branches(struct repo *r, struct tl_model *m, const struct backup_start *start, struct st_region *o)
 {
     struct tl_step *p = NULL;
@@ -137,16 +138,22 @@ static void branches(struct repo *r, struct tl_model *m, const struct backup_sta
         return;
     tl_model_finish(m);
     latest = tl_latest_probe(m, start->timeline);
-    if (tl_path(m, latest, &p, &n, &le) < 0)
-        return;
-    if (tl_path_index(p, n, start->timeline, start->start_lsn) >= 0 &&
-        tl_path_left_branch(m, p, n, start->start_lsn, &b)) {
-        o->branch = o->alarm_branch = 1;
-        o->branch_latest = latest;
+    o->branch_latest = latest;
+    o->branch_other = start->timeline;
+    if (tl_path(m, latest, &p, &n, &le) < 0) {
+        if (le.code == ERR_NOMEM)
+            return;
+        o->branch_kind = ST_BRANCH_HISTORY;
+        snprintf(o->branch_why, sizeof o->branch_why, "%s", le.msg);
+    } else if (tl_path_index(p, n, start->timeline, start->start_lsn) < 0) {
+        o->branch_kind = ST_BRANCH_NOT_CHILD;
+    } else if (tl_path_left_branch(m, p, n, start->start_lsn, &b)) {
+        o->branch_kind = ST_BRANCH_TWO;
         o->branch_other = b.parent;
         wal_format_lsn(b.fork_lsn, o->branch_fork);
         wal_segment_name(b.parent, b.parent_newest, m->seg_size, o->branch_newest);
     }
+    o->branch = o->alarm_branch = o->branch_kind != 0;
     free(p);
 }
 

@@ -66,19 +66,28 @@ struct st_region {
     char last_error_code[32];
     int64_t last_error_time;
 
-    /* two living branches (src/repo/timeline_branch.c): from the newest
-     * backup, recovery to 'latest' would leave timeline branch_other's WAL
-     * behind, so restore --target-latest refuses until told which */
-    int branch;
+    /* restore --target-latest from the newest backup would not run
+     * (src/repo/timeline_branch.c), branch_kind says why:
+     *   ST_BRANCH_TWO: recovery to 'latest' would leave timeline
+     *     branch_other's WAL behind (two living branches), refused until
+     *     told which;
+     *   ST_BRANCH_NOT_CHILD: 'latest' (branch_latest) forked off before the
+     *     backup on branch_other started: PostgreSQL cannot reach it;
+     *   ST_BRANCH_HISTORY: the history file of 'latest' cannot be read
+     *     (branch_why). */
+    int branch, branch_kind;
     uint32_t branch_latest, branch_other;
-    char branch_fork[24];           /* the LSN where the path to 'latest' leaves branch_other */
-    char branch_newest[WAL_NAME_MAX];   /* branch_other's newest archived segment */
+    char branch_fork[24];           /* ST_BRANCH_TWO: the LSN where the path to 'latest' leaves branch_other */
+    char branch_newest[WAL_NAME_MAX];   /* ST_BRANCH_TWO: branch_other's newest archived segment */
+    char branch_why[256];
 
     int alarm_rpo;                  /* lag_seconds > rpo_seconds (or nothing archived while the primary has WAL) */
     int alarm_backup;               /* no backup, or newest older than backup_max_age */
     int alarm_clock;                /* backup_ahead > RET_CLOCK_SKEW_MAX: a clock is wrong, retain_days refuses */
     int alarm_branch;               /* branch: the archive holds two living branches */
 };
+
+enum { ST_BRANCH_TWO = 1, ST_BRANCH_NOT_CHILD, ST_BRANCH_HISTORY };
 
 /* Any of the region's alarms. */
 #define ST_ALARM(r) ((r)->alarm_rpo || (r)->alarm_backup || (r)->alarm_clock || (r)->alarm_branch)

@@ -539,7 +539,10 @@ int tl_reach(const struct tl_model *m, uint32_t tli, uint64_t start_lsn, uint32_
     } else if (tl_path(m, target, &r->path, &r->npath, e) < 0) {
         return -1;
     }
-    if (tl_path_index(r->path, r->npath, tli, 0) < 0) {
+    /* the backup must start on the path: on its timeline before the point
+     * where the path leaves it (PostgreSQL: "requested timeline is not a
+     * child of this server's history") */
+    if (tl_path_index(r->path, r->npath, tli, start_lsn) < 0) {
         r->status = TL_REACH_NOT_DESCENDANT;
         return 0;
     }

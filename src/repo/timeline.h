@@ -177,7 +177,7 @@ int tl_first_gap(const struct tl_model *m, const struct tl_step *p, size_t n, ui
  * reads). */
 enum tl_reach_status {
     TL_REACH_OK,
-    TL_REACH_NOT_DESCENDANT,        /* target's path does not pass through tli */
+    TL_REACH_NOT_DESCENDANT,        /* target's path does not pass through tli at start_lsn */
     TL_REACH_NO_START,              /* nothing archived on the path from the start on */
     TL_REACH_GAP,                   /* gap set */
 };
@@ -213,6 +213,10 @@ int tl_path_left_branch(const struct tl_model *m, const struct tl_step *p, size_
  * `where` names the regions; `target` is the timeline 'latest' chose. */
 int tl_branch_refuse(const struct tl_model *m, const struct tl_branch *b, uint32_t target, const char *where,
                      struct err *e);
+
+/* The error for TL_REACH_NOT_DESCENDANT (ERR_NOTFOUND): `target` does not
+ * descend from timeline `tli` of backup `backup`; `where` names the regions. */
+int tl_not_child_refuse(uint32_t target, uint32_t tli, const char *backup, const char *where, struct err *e);
 
 /* -1 only with e set (no history for the target, out of memory). */
 int tl_reach(const struct tl_model *m, uint32_t tli, uint64_t start_lsn, uint32_t target, struct tl_reach *r,

@@ -98,3 +98,15 @@ int tl_branch_refuse(const struct tl_model *m, const struct tl_branch *b, uint32
                     where, lsn, (unsigned)target, (unsigned)b->child, (unsigned)b->parent, parent_seg,
                     (unsigned)target, (unsigned)b->parent);
 }
+
+int tl_not_child_refuse(uint32_t target, uint32_t tli, const char *backup, const char *where, struct err *e)
+{
+    return err_setf(e, ERR_NOTFOUND,
+                    "%s: timeline %u does not descend from timeline %u, where backup %s was taken: timeline %u "
+                    "forked off before that backup (a drill restored with --keep-archive, a timeline abandoned "
+                    "by an earlier restore?), and recovery cannot reach it from there.  Say which: "
+                    "--target-timeline %u (the backup's own), or a backup on timeline %u's way (--backup, or "
+                    "--target-timeline %u alone picks one)",
+                    where, (unsigned)target, (unsigned)tli, backup, (unsigned)target, (unsigned)tli,
+                    (unsigned)target, (unsigned)target);
+}

@@ -195,7 +195,7 @@ like "$T_OUT" "--target-timeline 3 .*--target-timeline 2" "... and the two ways 
 [ -z "$(ls -A "$d" 2>/dev/null)" ]; ok $? "... before anything is fetched"
 t_fail "a target time with the timeline left to default is refused too" 2 ws restore --pgdata "$d" --target-time "$(date -u '+%Y-%m-%d %H:%M:%S+00')"
 t "--target-timeline 2: production's branch" ws restore --pgdata "$d" --target-latest --target-timeline 2 --start --port "$RPORT"
-like "$T_OUT" "is the newest on the way to timeline 2; backup .*, newer, is on another branch" \
+like "$T_OUT" "restoring from backup .*, on the way to timeline 2; backup .*, newer, is not" \
   "... from the newest backup on its way, not the drill's newer one"
 is "$(markers)" "ABCDEGH" "every marker production wrote on timeline 2 after the fork"
 stop_r "$d"
@@ -215,5 +215,27 @@ st=$?
 is "$st" 3 "restore to a time beyond the gap fails with exit 3 (not a crash, not a success)"
 pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select 1" >/dev/null 2>&1
 [ $? -ne 0 ]; ok $? "and leaves no running, promoted instance"
+
+# ---- production (timeline 2) backs up after the drill forked timeline 3
+# off it: PostgreSQL's 'latest' (3) no longer descends from the newest
+# backup ----
+pg_run "$PG_BIN/pg_ctl" -D "$T/rlatest/data" -l "$T/rlatest/log3" -w -t 60 start >/dev/null 2>&1
+ok $? "production (timeline 2) runs again"
+PCONF=$T/prod2.conf
+ws_conf "$PCONF" "retry_deadline = 5" "connect_timeout = 2" "io_timeout = 5" "$(ws_pg_conninfo "$T/pg" "$RPORT")"
+ws_region "$PCONF" eu-west-1 s3://walship/prod "endpoint = http://127.0.0.1:$P2" "path_style = true" "mode = sync" \
+  "access_key_id = test:tester" "secret_access_key = testing"
+t "production takes a backup on timeline 2, after the fork" pg_run "$WALSHIP" --config "$PCONF" backup-push
+stop_r "$T/rlatest/data"
+t_fail "status: the latest timeline forked off before the newest backup (exit 2)" 2 ws status
+like "$T_OUT" "the latest timeline \(3\) forked off before the newest backup \(on timeline 2\)" "... says so"
+is "$(ws status --json 2>/dev/null | sed -n '/^{/,$p' | python3 -c 'import json,sys; b=json.load(sys.stdin)["regions"][0]["branch"]; print(b["kind"], b["latest_timeline"], b["other_timeline"])')" \
+  "not_a_child 3 2" "... --json: kind not_a_child"
+d=$(newdir rnotchild)
+t_fail "restore --target-latest from it fails (exit 1), before anything is fetched" 1 ws restore --pgdata "$d" --target-latest
+like "$T_OUT" "timeline 3 does not descend from timeline 2.*forked off before that backup.*--target-timeline 2" "... and says how to choose"
+[ -z "$(ls -A "$d" 2>/dev/null)" ]; ok $? "... nothing fetched"
+t_fail "... so does a target time (exit 1; PostgreSQL would refuse at startup)" 1 ws restore --pgdata "$d" --target-time "$(date -u '+%Y-%m-%d %H:%M:%S+00')" --target-timeline latest
+t "--target-timeline 2: production's line, from its new backup" ws restore --pgdata "$d" --target-latest --target-timeline 2
 
 done_testing

@@ -147,6 +147,9 @@ static void branching_test(void)
     is_str(reach(&m, 1, 0x2000028, 2), "ok 2/8 7", "...and its reach ends there");
     is_str(reach(&m, 1, 0x2000028, 1), "ok 1/9 8", "'current' on 1: to 1/9");
     is_str(reach(&m, 2, 0x5000028, 1), "notdesc", "timeline 1 does not descend from 2");
+    is_str(reach(&m, 1, 0x5000028, 3), "notdesc", "a backup on 1 after 2 forked off it cannot reach 3");
+    is_str(reach(&m, 2, 0x7800000, 3), "notdesc", "a backup on 2 after 3 forked off it cannot reach 3");
+    is_str(reach(&m, 2, 0x6000028, 3), "ok 3/11 6", "...one before the fork can");
     tl_model_free(&m);
 }
 
@@ -264,7 +267,8 @@ static void gap_test(void)
     is_str(reach(&m, 1, 0x2000028, 2), "ok 2/10 9",
            "the abandoned branch's gap (1/4, 1/5) is not a gap for timeline 2");
     is_str(reach(&m, 1, 0x6000028, 1), "ok 1/9 4", "...nor for a backup taken after it on 1");
-    is_str(reach(&m, 1, 0xB000028, 2), "nostart", "a backup after the newest segment: nothing from its start");
+    is_str(reach(&m, 2, 0xB000028, 2), "nostart", "a backup after the newest segment: nothing from its start");
+    is_str(reach(&m, 1, 0xB000028, 2), "notdesc", "a backup on 1 after 2 forked off it: not on 2's path");
     tl_model_free(&m);
 }
 
