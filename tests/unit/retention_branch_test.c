@@ -105,6 +105,30 @@ static void test_drill(void)
        "drill: timeline 1 from 20 and the drill's WAL stay");
     ret_plan_free(&p);
 
+    /* a newer incremental on timeline 1 whose parent is gone cannot be
+     * restored: A2 is still the one kept */
+    {
+        struct manifest *bi = rf_add_full(&c, "A2i", NOW - 35 * 3600, 1, 25);
+        struct cat_entry t = c.v[3];
+
+        c.v[3] = c.v[2];    /* oldest first: A1, A2, A2i, A3 */
+        c.v[2] = t;
+        bi->incremental = 1;
+        bi->parent = strdup("A0-gone");
+        ok(plan(&c, 1, &m, &p, &e) == 0 && p.nbranch == 1 && strcmp(p.branch[0].name, "A2") == 0,
+           "drill: an incremental with a broken chain is passed over for A2");
+        ret_plan_free(&p);
+        free(bi->parent);
+        bi->parent = strdup("A2");
+        ok(plan(&c, 1, &m, &p, &e) == 0 && p.nbranch == 1 && strcmp(p.branch[0].name, "A2i") == 0 &&
+               strcmp(gone(&p), "A1") == 0,
+           "drill: a restorable incremental is kept with its parent");
+        ret_plan_free(&p);
+        man_free(c.v[2].man);
+        c.v[2] = c.v[3];
+        c.n--;
+    }
+
     /* retain_full 2 keeps A2 by the rules: nothing to record */
     ok(plan(&c, 2, &m, &p, &e) == 0 && strcmp(gone(&p), "A1") == 0 && p.nbranch == 0,
        "drill, retain_full 2: the rules keep A2, nothing recorded");
