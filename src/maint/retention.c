@@ -99,10 +99,9 @@ static size_t find_complete(const struct catalog *cat, const char *name)
     return k;
 }
 
-/* The rank among full backups (newest 0) of the full backup that i's chain
- * starts from; SIZE_MAX when the chain is broken (or loops).  `frank` holds
- * the rank of every full backup. */
-static size_t chain_full_rank(const struct catalog *cat, const size_t *frank, size_t i)
+/* The index of the full backup that i's chain starts from; cat->n when
+ * the chain is broken (or loops). */
+static size_t chain_base(const struct catalog *cat, size_t i)
 {
     size_t steps = 0;
 
@@ -110,10 +109,25 @@ static size_t chain_full_rank(const struct catalog *cat, const size_t *frank, si
         size_t k = find_complete(cat, cat->v[i].man->parent);
 
         if (k == cat->n || k == i || ++steps > cat->n)
-            return SIZE_MAX;
+            return cat->n;
         i = k;
     }
-    return frank[i];
+    return i;
+}
+
+int ret_restorable(const struct catalog *cat, size_t i)
+{
+    return chain_base(cat, i) != cat->n;
+}
+
+/* The rank among full backups (newest 0) of the full backup that i's chain
+ * starts from; SIZE_MAX when the chain is broken (or loops).  `frank` holds
+ * the rank of every full backup. */
+static size_t chain_full_rank(const struct catalog *cat, const size_t *frank, size_t i)
+{
+    size_t b = chain_base(cat, i);
+
+    return b == cat->n ? SIZE_MAX : frank[b];
 }
 
 /* retain_days' anchor: the newest full backup that stopped at or before

@@ -109,6 +109,11 @@ struct tl_model;
 int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, const struct tl_model *m,
                      struct ret_plan *plan, struct err *e);
 
+/* 1 when complete backup i of `cat` (manifests loaded) can be restored: a
+ * full backup, or an incremental whose parents are all complete backups of
+ * the catalog, down to a full one. */
+int ret_restorable(const struct catalog *cat, size_t i);
+
 /* retention_branch.c: in keep[] (one flag per catalog entry, the kept
  * ones set), also keep the newest complete backup starting on the path of
  * each living timeline of `m` that no kept backup starts on, and record

@@ -51,28 +51,6 @@ static const struct manifest *placed(const struct cat_entry *ce, const struct tl
     return ce->man;
 }
 
-/* Backup i can be restored: a full backup, or an incremental whose
- * parents are all complete backups of the catalog, down to a full one. */
-static int restorable(const struct catalog *cat, size_t i)
-{
-    size_t steps, k;
-
-    for (steps = 0; steps <= cat->n; steps++) {
-        const struct manifest *man = cat->v[i].man;
-
-        if (!man->incremental)
-            return 1;
-        for (k = 0; k < cat->n; k++)
-            if (cat->v[k].complete && cat->v[k].man != NULL && man->parent != NULL &&
-                strcmp(cat->v[k].name, man->parent) == 0)
-                break;
-        if (k == cat->n || k == i)
-            return 0;
-        i = k;
-    }
-    return 0;   /* a loop */
-}
-
 /* The newest restorable backup starting on path p at or before segment `newest`:
  * its index, or cat->n; *served when a kept one does. */
 static size_t way_in(const struct catalog *cat, const struct tl_model *m, const unsigned char *keep,
@@ -85,7 +63,7 @@ static size_t way_in(const struct catalog *cat, const struct tl_model *m, const 
         const struct manifest *man = placed(&cat->v[i], m);
 
         if (man == NULL || man->start_lsn / m->seg_size > newest ||
-            tl_path_index(p, n, man->timeline, man->start_lsn) < 0 || !restorable(cat, i))
+            tl_path_index(p, n, man->timeline, man->start_lsn) < 0 || !ret_restorable(cat, i))
             continue;
         if (keep[i]) {
             *served = 1;
