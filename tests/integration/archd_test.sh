@@ -291,7 +291,14 @@ ws_own "$SP/pushed"
 t "wal-push with a marker of its very file but another configuration's tag" pa_push "$(seg_name 18)"
 in_region "$(seg_name 18)" "$PA/$(seg_name 18)"; ok $? "... pushed the file itself: the region holds it"
 # the same with the right tag is accepted: the planted markers above were
-# well formed, refused only for what they said
+# well formed, refused only for what they said.  Markers count only while
+# a process of this configuration runs, and the one started above may have
+# gone idle (archive_async_idle = 3 s) during the uploads of 17 and 18 on a
+# loaded machine: start it again first.
+walseg "$PA/$(seg_name 24)" "$(seg_name 24)" "$SYSID" 24
+touch "$PA/archive_status/$(seg_name 24).ready"
+ws_own "$T/pa"
+pa_push "$(seg_name 24)" >/dev/null 2>&1
 walseg "$PA/$(seg_name 19)" "$(seg_name 19)" "$SYSID" 19
 ws_own "$T/pa"
 printf '%s %s\n%s\n%s\n' "$(st "$PA/$(seg_name 19)")" "$(mt "$PA/$(seg_name 19)")" "$(printf '0%.0s' $(seq 64))" \
