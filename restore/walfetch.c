@@ -200,6 +200,7 @@ int walfetch_prefetch_dir(const char *dest, char *buf, size_t len)
  * and gives up once recovery has taken nothing for PREFETCH_IDLE_MS. */
 #define PREFETCH_HORIZON 4096
 #define PREFETCH_IDLE_MS 120000
+#define PREFETCH_WORKERS_MAX 16
 
 struct prefetch {
     const struct config *conf;
@@ -217,11 +218,17 @@ struct prefetch {
     int next;
     int stop;
     int first_missing;          /* index of the first name the archive lacks (total: none) */
-    const char *name;           /* the segment before names[0] */
+    char name[WAL_NAME_MAX + 1];    /* the segment before names[0] */
     dev_t lock_dev;             /* the lock file it holds: a wiped and re-created */
     ino_t lock_ino;             /* directory is another restore's */
     uint64_t moved_ms;          /* when recovery last consumed one */
     pthread_mutex_t lock;
+    struct repo **caches[PREFETCH_WORKERS_MAX];   /* each worker's connections, kept from window to window */
+};
+
+struct worker_arg {
+    struct prefetch *p;
+    struct repo **cache;
 };
 
 static int prefetched(const struct prefetch *p, int i)
@@ -277,8 +284,8 @@ static int take_next(struct prefetch *p)
 
 static void *prefetch_worker(void *arg)
 {
-    struct prefetch *p = arg;
-    struct repo **cache = calloc((size_t)p->conf->nregions + 1, sizeof *cache);
+    struct prefetch *p = ((struct worker_arg *)arg)->p;
+    struct repo **cache = ((struct worker_arg *)arg)->cache;
 
     for (;;) {
         char path[PATH_MAX + 64], tmpdest[PATH_MAX + 64];
@@ -323,13 +330,6 @@ static void *prefetch_worker(void *arg)
                 p->first_missing = i;
         }
         pthread_mutex_unlock(&p->lock);
-    }
-    if (cache != NULL) {
-        int k;
-
-        for (k = 0; k < p->conf->nregions; k++)
-            repo_free(cache[k]);
-        free(cache);
     }
     return NULL;
 }
@@ -383,45 +383,112 @@ static void prefetch_sweep(const char *dir, const char *current)
     closedir(d);
 }
 
+/* Open the window on the segments after NAME (of its timeline): nothing
+ * prefetched yet, nothing consumed. */
+static void open_window(struct prefetch *p, const char *name, const struct wal_name *w, uint64_t seg_size)
+{
+    uint64_t segno = wal_segno(w, seg_size);
+    char path[PATH_MAX + 16];
+
+    snprintf(p->name, sizeof p->name, "%s", name);
+    for (int i = 0; i < p->total; i++)
+        wal_segment_name(w->tli, segno + 1 + (uint64_t)i, seg_size, p->names[i]);
+    memset(p->done, 0, (size_t)p->total);
+    p->base = p->next = p->stop = 0;
+    p->first_missing = p->total;
+    p->moved_ms = now_ms();
+    /* the last window's end is not the archive's end any more */
+    snprintf(path, sizeof path, "%s/.end", p->dir);
+    (void)unlink(path);
+    prefetch_sweep(p->dir, name);
+}
+
+/* One window: `nt` workers (at most PREFETCH_WORKERS_MAX) until it closes. */
+static void run_window(struct prefetch *p, int nt)
+{
+    struct worker_arg args[PREFETCH_WORKERS_MAX];
+    pthread_t threads[PREFETCH_WORKERS_MAX];
+    int i, started = 0;
+
+    for (i = 0; i < nt; i++) {
+        args[i].p = p;
+        args[i].cache = p->caches[i];
+        if (pthread_create(&threads[started], NULL, prefetch_worker, &args[i]) == 0)
+            started++;
+    }
+    for (i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+}
+
+/* After a window closed: wait for the question server to report that the
+ * archive has grown (into next: 1) or to leave (0). */
+static int await_growth(struct prefetch_ctl *ctl, uint64_t started_ms, char next[WAL_NAME_MAX + 1])
+{
+    int grown = 0;
+
+    pthread_mutex_lock(&ctl->lock);
+    ctl->workers_done = 1;
+    while (!ctl->ended && ctl->grown[0] == '\0')
+        pthread_cond_wait(&ctl->changed, &ctl->lock);
+    if (!ctl->ended) {
+        snprintf(next, WAL_NAME_MAX + 1, "%s", ctl->grown);
+        ctl->grown[0] = '\0';
+        ctl->workers_done = 0;
+        ctl->follow = now_ms() - started_ms < WALFETCH_FOLLOW_MS;
+        grown = 1;
+    }
+    pthread_mutex_unlock(&ctl->lock);
+    return grown;
+}
+
+/* Take the prefetch directory's lock: its fd, or -1 (a prefetcher is at
+ * work there already, or no directory). */
+static int lock_dir(const char *dir, dev_t *dev, ino_t *ino)
+{
+    char lockpath[PATH_MAX + 16];
+    struct stat lst;
+    int fd;
+
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return -1;
+    snprintf(lockpath, sizeof lockpath, "%s/.lock", dir);
+    fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &lst) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    lock_note_holder(fd);   /* who prefetches, for the operator */
+    *dev = lst.st_dev;
+    *ino = lst.st_ino;
+    return fd;
+}
+
 void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const struct note_sink *notes,
                        const int *order, int n, const struct cluster_info *ci, const char *name, const char *dest,
                        uint64_t seg_size, int count, int parallel)
 {
     struct prefetch p;
     struct ask_server ask;
-    pthread_t threads[16], asker;
-    int workers_done = 0, asking;
-    char lockpath[PATH_MAX + 16];
+    struct prefetch_ctl ctl;
+    pthread_t asker;
     struct wal_name w;
     struct err e = ERR_INIT;
-    int i, nt = 0, lockfd;
+    char next[WAL_NAME_MAX + 1];
+    uint64_t started_ms = now_ms();
+    int i, asking, lockfd;
 
     if (count <= 0 || !wal_seg_size_valid(seg_size) || wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
         return;
     memset(&p, 0, sizeof p);
     memset(&ask, 0, sizeof ask);
-    if (walfetch_prefetch_dir(dest, p.dir, sizeof p.dir) < 0)
+    memset(&ctl, 0, sizeof ctl);
+    if (walfetch_prefetch_dir(dest, p.dir, sizeof p.dir) < 0 ||
+        (lockfd = lock_dir(p.dir, &p.lock_dev, &p.lock_ino)) < 0)
         return;
-    if (mkdir(p.dir, 0700) < 0 && errno != EEXIST)
-        return;
-    snprintf(lockpath, sizeof lockpath, "%s/.lock", p.dir);
-    lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
-        if (lockfd >= 0)
-            close(lockfd);
-        return;     /* a prefetcher is already at work */
-    }
-    lock_note_holder(lockfd);   /* who prefetches, for the operator */
-    {
-        struct stat lst;
-
-        if (fstat(lockfd, &lst) < 0)
-            goto out;
-        p.lock_dev = ask.lock_dev = lst.st_dev;
-        p.lock_ino = ask.lock_ino = lst.st_ino;
-    }
+    ask.lock_dev = p.lock_dev;
+    ask.lock_ino = p.lock_ino;
     walfetch_fingerprint(conf, ask.fingerprint);
-    prefetch_sweep(p.dir, name);
     p.conf = conf;
     p.kr = kr;
     p.notes = notes;
@@ -430,26 +497,19 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     p.n = n;
     p.count = count;
     p.total = PREFETCH_HORIZON;
-    p.first_missing = p.total;
-    p.name = name;
-    p.moved_ms = now_ms();
     p.names = calloc((size_t)p.total, sizeof *p.names);
     p.done = calloc((size_t)p.total, 1);
     if (p.names == NULL || p.done == NULL)
         goto out;
-    {
-        uint64_t segno = wal_segno(&w, seg_size);
-
-        for (i = 0; i < p.total; i++)
-            wal_segment_name(w.tli, segno + 1 + (uint64_t)i, seg_size, p.names[i]);
-    }
-    pthread_mutex_init(&p.lock, NULL);
-    if (parallel > 16)
-        parallel = 16;
+    if (parallel > PREFETCH_WORKERS_MAX)
+        parallel = PREFETCH_WORKERS_MAX;
     for (i = 0; i < parallel; i++)
-        if (pthread_create(&threads[nt], NULL, prefetch_worker, &p) == 0)
-            nt++;
-    /* and one more thread answers wal-fetch's questions (walfetch_ask.c) */
+        p.caches[i] = calloc((size_t)conf->nregions + 1, sizeof *p.caches[i]);   /* NULL: connect per fetch */
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_mutex_init(&ctl.lock, NULL);
+    pthread_cond_init(&ctl.changed, NULL);
+    ctl.follow = 1;
+    /* one thread answers wal-fetch's questions (walfetch_ask.c) */
     ask.conf = conf;
     ask.kr = kr;
     ask.notes = notes;
@@ -457,18 +517,33 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     ask.n = n;
     ask.ci = *ci;
     ask.dir = p.dir;
-    ask.lock = &p.lock;
-    ask.workers_done = &workers_done;
+    ask.ctl = &ctl;
+    open_window(&p, name, &w, seg_size);
     asking = pthread_create(&asker, NULL, walfetch_ask_serve, &ask) == 0;
-    for (i = 0; i < nt; i++)
-        pthread_join(threads[i], NULL);
-    pthread_mutex_lock(&p.lock);
-    workers_done = 1;
-    pthread_mutex_unlock(&p.lock);
-    note_end(&p);
-    if (asking)
+    for (;;) {
+        run_window(&p, parallel);
+        note_end(&p);
+        /* a standby: the archive grows a segment at a time, and the window
+         * opens again from the one a question found */
+        if (!asking || !await_growth(&ctl, started_ms, next) || wal_parse(next, &w, &e) < 0)
+            break;
+        open_window(&p, next, &w, seg_size);
+    }
+    if (asking) {
+        pthread_mutex_lock(&ctl.lock);
+        ctl.workers_done = 1;
+        ctl.follow = 0;
+        pthread_mutex_unlock(&ctl.lock);
         pthread_join(asker, NULL);
+    }
+    pthread_cond_destroy(&ctl.changed);
+    pthread_mutex_destroy(&ctl.lock);
     pthread_mutex_destroy(&p.lock);
+    for (i = 0; i < parallel; i++) {
+        for (int k = 0; p.caches[i] != NULL && k < conf->nregions; k++)
+            repo_free(p.caches[i][k]);
+        free(p.caches[i]);
+    }
 out:
     free(p.names);
     free(p.done);

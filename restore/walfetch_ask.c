@@ -161,7 +161,8 @@ int walfetch_ask(const char *name, const char *dest, const struct cluster_info *
 }
 
 /* Answer the question of TOKEN about NAME: 1 when NAME was a segment that
- * exists (the archive has grown). */
+ * exists (the archive has grown), -1 when the regions failed (not a
+ * definite "no such object"), else 0. */
 static int answer(struct ask_server *s, const char *token, const char *name)
 {
     char tmp[PATH_MAX + 64], path[PATH_MAX + 64], mark[PATH_MAX + 64];
@@ -179,7 +180,7 @@ static int answer(struct ask_server *s, const char *token, const char *name)
     if (answer_path(mark, sizeof mark, s->dir, rc == WALFETCH_MISSING ? "absent" : "failed", token) == 0 &&
         (fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
         close(fd);
-    return 0;
+    return rc == WALFETCH_MISSING ? 0 : -1;
 }
 
 /* Claim question file `ent` (its token after ".ask-"): read it, and take
@@ -206,10 +207,16 @@ static int claim(const struct ask_server *s, const char *ent, char *name, uint64
     return 1;
 }
 
-/* One pass over the directory: answer the questions, sweep old answers.
- * Sets *found when the archive has grown, *foreign when a question came
- * from another cluster or configuration. */
-static void serve_round(struct ask_server *s, int *asked, int *found, int *foreign)
+/* What one pass over the questions saw. */
+struct round {
+    int asked;
+    int failed;                     /* a question the regions failed */
+    int foreign;                    /* one from another cluster or configuration */
+    char found[WAL_NAME_MAX + 1];   /* the newest segment found ("" none) */
+};
+
+/* One pass over the directory: answer the questions, sweep old answers. */
+static void serve_round(struct ask_server *s, struct round *r)
 {
     DIR *d = opendir(s->dir);
     struct dirent *de;
@@ -234,19 +241,22 @@ static void serve_round(struct ask_server *s, int *asked, int *found, int *forei
         }
         if (strlen(tok) == 0 || strlen(tok) > 40 || (c = claim(s, de->d_name, name, &sysid, fp)) == 0)
             continue;
-        *asked = 1;
+        r->asked = 1;
         if (c < 0 || sysid != s->ci.sysid || strcmp(fp, s->fingerprint) != 0) {
             char mark[PATH_MAX + 64];
             int fd;
 
-            *foreign = 1;
+            r->foreign = 1;
             if (answer_path(mark, sizeof mark, s->dir, "failed", tok) == 0 &&
                 (fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
                 close(fd);
             continue;
         }
-        if (answer(s, tok, name))
-            *found = 1;
+        c = answer(s, tok, name);
+        if (c > 0 && strcmp(name, r->found) > 0)
+            snprintf(r->found, sizeof r->found, "%s", name);
+        else if (c < 0)
+            r->failed = 1;
     }
     closedir(d);
 }
@@ -266,23 +276,38 @@ void *walfetch_ask_serve(void *arg)
      * HEARTBEAT_STALE_MS of heartbeat silence, then fetch for themselves) */
     walfetch_warm(s->conf, s->kr, s->notes, s->order, s->n, &s->ci, s->cache);
     for (;;) {
-        int asked = 0, found = 0, foreign = 0, done;
+        struct round r;
+        int done, leave = 0;
 
         /* the directory must still be ours: a wiped and re-created data
          * directory belongs to another restore */
         if (!walfetch_dir_is_ours(s->dir, s->lock_dev, s->lock_ino))
             break;
         (void)futimens(hbfd, NULL);
-        serve_round(s, &asked, &found, &foreign);
-        if (asked)
+        memset(&r, 0, sizeof r);
+        serve_round(s, &r);
+        if (r.asked)
             last = now_ms();
-        pthread_mutex_lock(s->lock);
-        done = *s->workers_done;
-        pthread_mutex_unlock(s->lock);
+        pthread_mutex_lock(&s->ctl->lock);
+        done = s->ctl->workers_done;
+        if (done && r.found[0] != '\0') {
+            /* the archive has grown since the window closed: a standby's
+             * next segment.  While following, the window opens again from
+             * it, on the connections already open; otherwise it is news
+             * for a new prefetcher (the next wal-fetch starts it) */
+            if (!s->ctl->follow)
+                leave = 1;
+            else if (strcmp(r.found, s->ctl->grown) > 0) {
+                snprintf(s->ctl->grown, sizeof s->ctl->grown, "%s", r.found);
+                pthread_cond_signal(&s->ctl->changed);
+            }
+        }
+        pthread_mutex_unlock(&s->ctl->lock);
         /* another cluster's or configuration's question: this prefetcher
-         * is a leftover; once the window is closed, the archive growing is
-         * news for a new prefetcher (the next wal-fetch starts it) */
-        if (foreign || (done && (found || now_ms() - last > WALFETCH_ASK_IDLE_MS)))
+         * is a leftover.  With the window closed, a failed question (a
+         * region down, a key rotated under it) is left to the calls, each
+         * on its own, and a prefetcher started after the next success */
+        if (leave || r.foreign || (done && (r.failed || now_ms() - last > WALFETCH_ASK_IDLE_MS)))
             break;
         usleep(SERVE_POLL_US);
     }
@@ -297,5 +322,9 @@ out:
             repo_free(s->cache[k]);
     free(s->cache);
     s->cache = NULL;
+    pthread_mutex_lock(&s->ctl->lock);
+    s->ctl->ended = 1;
+    pthread_cond_signal(&s->ctl->changed);
+    pthread_mutex_unlock(&s->ctl->lock);
     return NULL;
 }

@@ -8,11 +8,29 @@
 #include <pthread.h>
 #include <stddef.h>
 
+#include "wal.h"
 #include "walfetch.h"
 
 /* How long a prefetcher whose window has closed (end of the archive, or
  * recovery gone) stays to answer questions after the last one. */
 #define WALFETCH_ASK_IDLE_MS 15000
+
+/* How long a prefetcher follows an archive that grows after its window
+ * closed (a standby): it opens a new window from each segment a question
+ * finds, up to this long after it started; then the next growth ends it
+ * and the next wal-fetch starts a fresh one (new code, keys and
+ * configuration are picked up at least this often). */
+#define WALFETCH_FOLLOW_MS (3600 * 1000)
+
+/* What the prefetcher's window and its question server share, under lock. */
+struct prefetch_ctl {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;         /* grown set, or the server ended */
+    int workers_done;               /* the window's workers have all ended */
+    int follow;                     /* growth is reported in grown, not a reason to leave */
+    int ended;                      /* the question server has left */
+    char grown[WAL_NAME_MAX + 1];   /* newest segment a question found after the window closed */
+};
 
 /* DEST's directory's prefetch directory into buf; -1 if too long. */
 int walfetch_prefetch_dir(const char *dest, char *buf, size_t len);
@@ -48,13 +66,17 @@ struct ask_server {
     dev_t lock_dev;             /* the lock file this prefetcher holds */
     ino_t lock_ino;
     char fingerprint[17];       /* walfetch_fingerprint of its configuration */
-    pthread_mutex_t *lock;      /* guards *workers_done */
-    const int *workers_done;    /* the prefetch window's workers have all ended */
+    struct prefetch_ctl *ctl;
     struct repo **cache;        /* its own connections */
 };
 
-/* Thread body: answer ".ask-NAME" questions until the workers are done and
- * either a segment turned up or nobody asked for WALFETCH_ASK_IDLE_MS. */
+/* Thread body: answer ".ask-NAME" questions.  Once the window's workers
+ * are done, a question that finds a segment (the archive has grown) is
+ * reported in ctl->grown while ctl->follow holds, and ends the server
+ * otherwise; so do nobody asking for WALFETCH_ASK_IDLE_MS and a question
+ * that failed (then); another cluster's or configuration's question ends it
+ * at any time.  Sets
+ * ctl->ended and signals ctl->changed when it leaves. */
 void *walfetch_ask_serve(void *arg);
 
 #endif

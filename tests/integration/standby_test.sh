@@ -9,6 +9,8 @@
 #   catch-up   the primary writes and archives; the standby replays it, rows
 #              visible read-only; status --standby shows no lag (text, JSON,
 #              Prometheus);
+#   follow     segments archived one at a time are served by the same
+#              prefetcher process (it stays between segments);
 #   no promotion on error
 #              a foreign object in dr where the next segment belongs: the
 #              standby logs it, stays in recovery, status names the cause and
@@ -140,6 +142,24 @@ like "$P" "^walship_standby_replay_lag_seconds\\{" "status --prometheus: replay 
 like "$P" "^walship_standby_up\\{.*\\} 1$" "status --prometheus: the standby is up"
 grep -q "walship_standby_replay_lag_seconds" "$TOP_SRCDIR/contrib/prometheus/walship-alerts.yml"
 ok $? "the alert rules watch the standby's replay lag"
+
+# ---- the prefetcher stays between segments ----
+# a standby's archive grows a segment at a time; the prefetcher restore
+# started follows it (its window opens again from each segment a question
+# finds, on connections already open) instead of leaving at each one, so
+# the call that asks for the not-yet-archived next segment, which promotion
+# waits for, is a question to it, not a new connection
+PF=$SB/pg_wal/.walship-prefetch/.lock
+P0=$(ws_lock_pid "$PF")
+[ -n "$P0" ] && kill -0 "$P0" 2>/dev/null; ok $? "follow: a prefetcher serves the caught-up standby"
+for r in 1 2 3; do
+  write_ids $((1000 + r * 10)) $((1005 + r * 10))
+  archive_switch >/dev/null
+  ship_dr
+  wait_for 60 standby_has_all || break
+done
+standby_has_all; ok $? "follow: the standby replays three segments archived one at a time"
+is "$(ws_lock_pid "$PF")" "$P0" "follow: the same prefetcher served all three"
 
 # ---- no promotion on error: a foreign object where the next segment goes ----
 # the segment the caught-up standby asks for (and dr does not hold yet)

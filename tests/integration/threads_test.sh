@@ -169,6 +169,32 @@ t "wal-fetch with prefetch" ws --region sync wal-fetch "$first" "$T/out/$first"
 [ -s "$T/out/$first" ]; ok $? "the segment was fetched"
 sleep 1
 
+# ---- a prefetcher that follows a growing archive (a standby's) ----
+# its window closes at the end of the archive; a question that then finds
+# a segment opens it again from there (the question server and the main
+# thread hand over through a condition variable), twice
+mapfile -t segs < <(ls "$T/r1/wal" | grep -E '^[0-9A-F]{24}$' | sort)
+mkdir -p "$T/fd/global" "$T/fd/pg_wal" "$T/hidden"
+cp "$T/pg/data/global/pg_control" "$T/fd/global/" && chown -R "$U" "$T/fd"
+for n in "${segs[@]:2}"; do mv "$T/r1/wal/$n" "$T/hidden/"; done
+fd_fetch() { (cd "$T/fd" && ws --region sync wal-fetch "$1" "pg_wal/$1"); }
+PFD=$T/fd/pg_wal/.walship-prefetch
+fd_fetch "${segs[0]}" >/dev/null 2>&1; ok $? "follow: the first segment"
+wait_for 30 test -e "$PFD/${segs[1]}"; ok $? "follow: its prefetcher fetched the next one"
+FP=$(ws_lock_pid "$PFD/.lock")
+mv "$T/hidden/${segs[2]}" "$T/r1/wal/"
+fd_fetch "${segs[1]}" >/dev/null 2>&1 && out=$(fd_fetch "${segs[2]}" 2>&1) && ! grep -q "fetched .* from region" <<<"$out"
+ok $? "follow: a segment archived after the window closed, served through the prefetcher"
+for n in "${segs[@]:3}"; do mv "$T/hidden/$n" "$T/r1/wal/"; done
+out=$(fd_fetch "${segs[3]}" 2>&1) && ! grep -q "fetched .* from region" <<<"$out"
+ok $? "follow: the archive grew again, served through the prefetcher"
+[ -n "$FP" ] && [ "$(ws_lock_pid "$PFD/.lock")" = "$FP" ]; ok $? "follow: one prefetcher throughout"
+cmp -s <(cd "$T/fd/pg_wal" && cat "${segs[@]:0:4}" | md5sum) <(cd "$T/out" && for n in "${segs[@]:0:4}"; do
+  ws --region sync wal-fetch --no-prefetch "$n" "$T/out/x" >/dev/null 2>&1 && cat "$T/out/x"; done | md5sum)
+ok $? "follow: every segment served is the archived one"
+ws_stop_daemons "$T/fd"
+sleep 1
+
 # ---- the verdict ----
 pg_stop "$T/pg" fast
 reports=$(ls "$T/tsan" | wc -l)

@@ -264,9 +264,13 @@ out=$(wsd --region us-east-1 --log-level debug wal-fetch "$(seg5 4)" "$T/pf4/pg_
 is "$rc" 0 "a segment archived after the prefetcher met the end is fetched (its answer is live, not remembered)"
 cmp -s "$T/pf4/pg_wal/RECOVERYXLOG" "$T/pf4/src/$(seg5 4)"; ok $? "... byte for byte"
 like "$out" "served from the prefetch directory" "... through the prefetcher"
-wait_for 10 bash -c "! kill -0 $PF4 2>/dev/null"; ok $? "the archive grew: that prefetcher leaves (the next wal-fetch starts a new one)"
-wsd --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
+# a standby's archive grows a segment at a time: the prefetcher stays and
+# opens its window again from the segment the question found
+pf4_pid() { ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock"; }
 wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+kill -0 "$PF4" 2>/dev/null && [ "$(pf4_pid)" = "$PF4" ]
+ok $? "the archive grew: that prefetcher stays, its window open again from the new segment"
+is "$(cat "$T/pf4/pg_wal/.walship-prefetch/.end" 2>/dev/null)" "$(seg5 4)" "... and it notes the new end of the archive"
 # the region's identity gone (a re-pointed or emptied bucket) while the
 # prefetcher waits: its "no" would not be this cluster's repository's
 ws --region us-east-1 st get identity.json "$T/pf4/identity.bak" --raw >/dev/null 2>&1
@@ -281,6 +285,14 @@ is "$rc2" 0 "a segment the region holds is served without its identity (bound by
 cmp -s "$T/pf4/pg_wal/NOID" "$T/pf4/src/$(seg5 2)"; ok $? "... and it is that segment, byte for byte"
 [ "$rc" -gt 125 ]; ok $? "no identity in a region while the prefetcher waits: exit $rc, never \"not in the archive\""
 ! grep -q "answered by the prefetcher" <<<"$out"; ok $? "... and the prefetcher's answer was not a \"no\""
+wait_for 10 bash -c "! kill -0 $PF4 2>/dev/null"
+ok $? "... and that prefetcher leaves: a failed question, its window closed (the calls fetch for themselves)"
+# a new prefetcher for the next case
+wsd --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
+new_pf4() { local p; p=$(pf4_pid); [ -n "$p" ] && [ "$p" != "$PF4" ]; }
+wait_for 20 new_pf4
+ok $? "the next wal-fetch starts a new prefetcher"
+wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 fp_ctl "$C1" dark >/dev/null
 out=$(wsd --region us-east-1 wal-fetch 0000000A.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
 fp_ctl "$C1" up >/dev/null
