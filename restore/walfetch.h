@@ -77,9 +77,12 @@ void walfetch_fingerprint(const struct config *conf, char out[17]);
 /* Keep `count` segments after `name` (segments of `seg_size` bytes) ready
  * in the prefetch directory, `parallel` downloads at a time, and follow
  * recovery as it takes them (a sliding window, one connection per worker
- * and region for the whole run); stops at the first missing one, or when
- * recovery has taken nothing for two minutes.  Runs in the calling process
- * (wal-fetch calls it in a detached child). */
+ * and region for the whole run).  The window closes at the first missing
+ * segment, or when recovery has taken nothing for two minutes; a question
+ * that then finds a segment (a standby's archive grew) opens it again from
+ * there, for up to WALFETCH_FOLLOW_MS.  Returns when its question server
+ * leaves (walfetch_int.h).  Runs in the calling process (wal-fetch calls
+ * it in a detached child). */
 void walfetch_prefetch(const struct config *conf, const struct keyring *kr, const struct note_sink *notes,
                        const int *order, int n, const struct cluster_info *ci, const char *name, const char *dest,
                        uint64_t seg_size, int count, int parallel);

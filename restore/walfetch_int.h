@@ -75,8 +75,7 @@ struct ask_server {
  * reported in ctl->grown while ctl->follow holds, and ends the server
  * otherwise; so do nobody asking for WALFETCH_ASK_IDLE_MS and a question
  * that failed (then); another cluster's or configuration's question ends it
- * at any time.  Sets
- * ctl->ended and signals ctl->changed when it leaves. */
+ * at any time.  Sets ctl->ended and signals ctl->changed when it leaves. */
 void *walfetch_ask_serve(void *arg);
 
 #endif

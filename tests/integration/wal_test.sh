@@ -267,7 +267,8 @@ like "$out" "served from the prefetch directory" "... through the prefetcher"
 # a standby's archive grows a segment at a time: the prefetcher stays and
 # opens its window again from the segment the question found
 pf4_pid() { ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock"; }
-wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+# (.end names the last window's end until the new window closes)
+wait_for 20 grep -qx "$(seg5 4)" "$T/pf4/pg_wal/.walship-prefetch/.end"
 kill -0 "$PF4" 2>/dev/null && [ "$(pf4_pid)" = "$PF4" ]
 ok $? "the archive grew: that prefetcher stays, its window open again from the new segment"
 is "$(cat "$T/pf4/pg_wal/.walship-prefetch/.end" 2>/dev/null)" "$(seg5 4)" "... and it notes the new end of the archive"
