@@ -160,16 +160,28 @@ int walfetch_ask(const char *name, const char *dest, const struct cluster_info *
     return rc;
 }
 
+/* Leave the empty answer file KIND ("absent" or "failed") for TOKEN; a
+ * caller that finds none waits out its deadline and fetches for itself. */
+static void mark_answer(const struct ask_server *s, const char *kind, const char *token)
+{
+    char mark[PATH_MAX + 64];
+    int fd;
+
+    if (answer_path(mark, sizeof mark, s->dir, kind, token) == 0 &&
+        (fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
+        close(fd);
+}
+
 /* Answer the question of TOKEN about NAME: 1 when NAME was a segment that
  * exists (the archive has grown), -1 when the regions failed (not a
  * definite "no such object"), else 0. */
 static int answer(struct ask_server *s, const char *token, const char *name)
 {
-    char tmp[PATH_MAX + 64], path[PATH_MAX + 64], mark[PATH_MAX + 64];
+    char tmp[PATH_MAX + 64], path[PATH_MAX + 64];
     struct cluster_info ci = s->ci;
     struct err e = ERR_INIT;
     struct wal_name w;
-    int by, rc, fd;
+    int by, rc;
 
     if (answer_path(tmp, sizeof tmp, s->dir, "tmp", token) < 0 || answer_path(path, sizeof path, s->dir, "got", token) < 0)
         return 0;
@@ -177,9 +189,7 @@ static int answer(struct ask_server *s, const char *token, const char *name)
     if (rc == 0 && rename(tmp, path) == 0)
         return wal_parse(name, &w, &e) == 0 && w.kind == WAL_SEGMENT;
     (void)unlink(tmp);
-    if (answer_path(mark, sizeof mark, s->dir, rc == WALFETCH_MISSING ? "absent" : "failed", token) == 0 &&
-        (fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
-        close(fd);
+    mark_answer(s, rc == WALFETCH_MISSING ? "absent" : "failed", token);
     return rc == WALFETCH_MISSING ? 0 : -1;
 }
 
@@ -243,13 +253,8 @@ static void serve_round(struct ask_server *s, struct round *r)
             continue;
         r->asked = 1;
         if (c < 0 || sysid != s->ci.sysid || strcmp(fp, s->fingerprint) != 0) {
-            char mark[PATH_MAX + 64];
-            int fd;
-
             r->foreign = 1;
-            if (answer_path(mark, sizeof mark, s->dir, "failed", tok) == 0 &&
-                (fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
-                close(fd);
+            mark_answer(s, "failed", tok);
             continue;
         }
         c = answer(s, tok, name);
