@@ -164,10 +164,21 @@ echo "$out" | grep -E 'stopped at|said|    ' | head -8 | sed 's/^/# /'
 stop_r "$d"
 mv "$T/tmp/$MID" "$T/r1/wal/$MID"
 
+# A pg_ctl that adds -c restore_command='sleep 20' (the command line wins
+# over postgresql.auto.conf): recovery then cannot end on its own.
+HB=$T/hangbin
+mkdir -p "$HB"
+for b in "$PG_BIN"/*; do ln -sf "$b" "$HB/"; done
+rm -f "$HB/pg_ctl"
+printf '#!/bin/sh\nexec "%s/pg_ctl" -o "-c restore_command='"'"'sleep 20'"'"'" "$@"\n' "$PG_BIN" >"$HB/pg_ctl"
+chmod 755 "$HB/pg_ctl"
+
 # ---- bounded: the server killed during recovery ----
+# (with the hanging restore_command above: recovery of a few segments
+# from file:// can end before the kill lands on a fast machine)
 d=$(newdir 8)
 s0=$SECONDS
-ws "${R[@]}" --pgdata "$d" --target-latest --start >"$T/tmp/kill.out" 2>&1 &
+ws "${R[@]}" --pg-bin "$HB" --pgdata "$d" --target-latest --start >"$T/tmp/kill.out" 2>&1 &
 bg=$!
 wait_for 120 test -s "$d/postmaster.pid"
 kill -9 "$(head -1 "$d/postmaster.pid")"
@@ -181,15 +192,9 @@ no_new_timeline; ok $? "...no new timeline"
 # ---- bounded: the instance never accepts connections (--start-timeout) ----
 # PostgreSQL's restore_command hangs (a hung mount, say): the server never
 # reaches consistency, so it never accepts connections.  Made certain with
-# a pg_ctl that adds -c restore_command='sleep 20' (the command line wins
-# over postgresql.auto.conf); everything else is PostgreSQL's own.
+# the pg_ctl above, HB, whose restore_command is 'sleep 20'; everything
+# else is PostgreSQL's own.
 # (Stopping the postmaster once it exists was not: CI was once too late.)
-HB=$T/hangbin
-mkdir -p "$HB"
-for b in "$PG_BIN"/*; do ln -sf "$b" "$HB/"; done
-rm -f "$HB/pg_ctl"
-printf '#!/bin/sh\nexec "%s/pg_ctl" -o "-c restore_command='"'"'sleep 20'"'"'" "$@"\n' "$PG_BIN" >"$HB/pg_ctl"
-chmod 755 "$HB/pg_ctl"
 d=$(newdir 30)
 s0=$SECONDS
 ws "${R[@]}" --pg-bin "$HB" --pgdata "$d" --target-latest --start --start-timeout 8 >"$T/tmp/st.out" 2>&1
