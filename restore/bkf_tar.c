@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bkf_chain.h"
+#include "bkf_dio.h"
 #include "bkf_fs.h"
 #include "util.h"
 #include "ar_dl.h"  /* last: libarchive calls go through its table */
@@ -131,6 +132,8 @@ void bkf_tar_worker_free(struct bkf_tar_worker *w)
     if (w->cache_fd >= 0)
         close(w->cache_fd);
     w->cache_fd = -1;
+    bkf_dio_free(w->dio);
+    w->dio = NULL;
     EVP_MD_CTX_free(w->md);
     w->md = NULL;
 }
@@ -294,14 +297,29 @@ static const struct man_file *check_file_header(struct bkf_tar_worker *w, struct
     return mf;
 }
 
+/* Direct writes for a large aligned range (bkf_dio.h), else NULL. */
+static struct bkf_dio *direct_for(struct bkf_tar_worker *w, int fd, uint64_t base, uint64_t size)
+{
+    if (w->no_dio || size < BKF_DIO_MIN || base % BKF_DIO_ALIGN != 0)
+        return NULL;
+    if (w->dio == NULL && (w->dio = bkf_dio_new()) == NULL) {
+        w->no_dio = 1;
+        return NULL;
+    }
+    return bkf_dio_begin(w->dio, fd, base, size) == 0 ? w->dio : NULL;
+}
+
 int bkf_tar_copy(struct bkf_tar_worker *w, struct archive *a, uint64_t base, uint64_t size, int fd, const char *name,
                  struct err *e)
 {
     struct bkf_tar *t = w->t;
+    struct bkf_dio *dio;
     uint64_t pos = 0, flushed = 0;
+    int rc = -1;
 
     if (ar_dl_load(e) < 0)
         return -1;
+    dio = direct_for(w, fd, base, size);
     for (;;) {
         const void *buf;
         size_t len;
@@ -310,18 +328,26 @@ int bkf_tar_copy(struct bkf_tar_worker *w, struct archive *a, uint64_t base, uin
 
         if (r == ARCHIVE_EOF)
             break;
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-            return ENTRY_ERR(ERR_CORRUPT, "could not read its data: %s", archive_error_string(a));
-        if (off < 0 || (uint64_t)off != pos || len > size - pos)
-            return ENTRY_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %llu of %llu bytes were expected",
-                             (long long)off, len, (unsigned long long)pos, (unsigned long long)size);
-        if (EVP_DigestUpdate(w->md, buf, len) != 1)
-            return ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");
-        if (pwrite_all(fd, buf, len, (off_t)(base + pos)) < 0)
-            return ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+            ENTRY_ERR(ERR_CORRUPT, "could not read its data: %s", archive_error_string(a));
+            goto out;
+        }
+        if (off < 0 || (uint64_t)off != pos || len > size - pos) {
+            ENTRY_ERR(ERR_CORRUPT, "data at offset %lld (%zu bytes) where %llu of %llu bytes were expected",
+                      (long long)off, len, (unsigned long long)pos, (unsigned long long)size);
+            goto out;
+        }
+        if (EVP_DigestUpdate(w->md, buf, len) != 1) {
+            ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");
+            goto out;
+        }
+        if (dio != NULL ? bkf_dio_put(dio, buf, len) < 0 : pwrite_all(fd, buf, len, (off_t)(base + pos)) < 0) {
+            ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
+            goto out;
+        }
         atomic_fetch_add(&t->work, (uint64_t)len);
         pos += len;
-        if (pos - flushed >= WRITEBACK_STEP) {
+        if (dio == NULL && pos - flushed >= WRITEBACK_STEP) {
             /* start writeback now so that the final syncfs has little left */
             (void)sync_file_range(fd, (off_t)(base + flushed), (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
             flushed = pos;
@@ -330,12 +356,18 @@ int bkf_tar_copy(struct bkf_tar_worker *w, struct archive *a, uint64_t base, uin
         if (w->tick != NULL)
             w->tick(w, w->tick_arg);
     }
-    if (pos > flushed)
+    if (dio == NULL && pos > flushed)
         (void)sync_file_range(fd, (off_t)(base + flushed), (off_t)(pos - flushed), SYNC_FILE_RANGE_WRITE);
-    if (pos != size)
-        return ENTRY_ERR(ERR_CORRUPT, "its data ends after %llu of %llu bytes", (unsigned long long)pos,
-                         (unsigned long long)size);
-    return 0;
+    if (pos != size) {
+        ENTRY_ERR(ERR_CORRUPT, "its data ends after %llu of %llu bytes", (unsigned long long)pos,
+                  (unsigned long long)size);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (dio != NULL && bkf_dio_end(dio) < 0 && rc == 0)
+        rc = ENTRY_ERR(ERR_IO, "could not write: %s", strerror(errno));
+    return rc;
 }
 
 static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct archive_entry *ent, const char *name,

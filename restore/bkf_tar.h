@@ -88,6 +88,8 @@ struct bkf_tar_worker {
     void (*tick)(struct bkf_tar_worker *w, void *arg);  /* after each block; may be NULL */
     void *tick_arg;
     char file[PATH_MAX];                /* the entry that failed, or "" */
+    struct bkf_dio *dio;                /* large files' direct writer, made on first use */
+    int no_dio;                         /* it could not be made: write through the page cache */
 };
 
 /* Index and check the manifest (parts in range, no path twice, the files of
