@@ -7,9 +7,11 @@
  * the kernel's writeback of it (bench/write-floor.sh: 1.67 GB buffered +
  * fdatasync 3.78 s, with write-behind 2.07 s, O_DIRECT 0.89 s; the
  * buffered ways spend ~1.7 s of system CPU).  Here the extractor copies
- * each block into one of two aligned buffers and a writer thread writes
- * the full one with O_DIRECT while the next fills, so the extractor never
- * waits on the disk unless the disk is the slower of the two.
+ * each block into a ring of aligned buffers and writer threads write the
+ * full ones with O_DIRECT, several at once, while the next fills; the
+ * extractor waits on the disk only when the disk is the slower of the
+ * two.  Memory: BKF_DIO_NBUF buffers of BKF_DIO_BUF (16 MiB) and
+ * BKF_DIO_WRITERS threads per extracting thread, made on first use.
  *
  * Contract: one bkf_dio per extracting thread, used for one file range at
  * a time (begin, put..., end).  begin() turns O_DIRECT on for the given
@@ -25,7 +27,7 @@
  *
  * Errors: put() and end() return -1 with errno set by the failed write;
  * after an error the range must be ended (end() still waits for the
- * writer) and the file is not to be trusted.  Library code: no printing.
+ * writers) and the file is not to be trusted.  Library code: no printing.
  */
 #ifndef WALSHIP_BKF_DIO_H
 #define WALSHIP_BKF_DIO_H
@@ -34,8 +36,19 @@
 #include <stdint.h>
 
 #define BKF_DIO_ALIGN 4096u
+/* Measured with bench/fetch-ab.sh (docs/BACKUP.md): 4 x 4 MiB and two
+ * writers; 8 x 1 MiB with four was slower, 2 x 4 MiB with one the same on
+ * plain pgbench.  Overridable at build time for such measurements. */
+#ifndef BKF_DIO_BUF
 #define BKF_DIO_BUF ((size_t)4 << 20)
-/* smaller ranges go through the page cache: two 4 MiB buffers and a
+#endif
+#ifndef BKF_DIO_NBUF
+#define BKF_DIO_NBUF 4
+#endif
+#ifndef BKF_DIO_WRITERS
+#define BKF_DIO_WRITERS 2
+#endif
+/* smaller ranges go through the page cache: the buffers and the
  * thread hand-off are not worth it for a few blocks */
 #define BKF_DIO_MIN ((uint64_t)8 << 20)
 
