@@ -571,7 +571,7 @@ ws_newest() {
     as_pg "$WALSHIP" --config "$WSCONF" backup-list --json 2>/dev/null |
         python3 -c 'import json, sys; print([x for x in json.load(sys.stdin)[0]["backups"] if x.get("complete")][-1]["name"])'
 }
-perf_summary() { # PERFDATA: CPU by library; per thread: CPU, busy interval, CPU by library
+perf_summary() { # PERFDATA: CPU by library; per thread: CPU, busy interval, CPU by library; top functions
     local p=$1
     pout "  CPU by library (self, all threads, kernel included):"
     mapfile -t -O "${#PROFILE_OUT[@]}" PROFILE_OUT < <(perf report -i "$p" -g none --no-children --sort dso --stdio 2>/dev/null |
@@ -583,6 +583,11 @@ perf_summary() { # PERFDATA: CPU by library; per thread: CPU, busy interval, CPU
     pout "  CPU by thread and library (top 10):"
     mapfile -t -O "${#PROFILE_OUT[@]}" PROFILE_OUT < <(perf report -i "$p" -g none --no-children --sort pid,dso --stdio 2>/dev/null |
         grep -E '^ +[0-9]' | head -10 | sed 's/^ */    /')
+    # (a stripped library's samples spread over bare addresses: its share
+    # is in the lines by library above)
+    pout "  CPU by function (self, all threads, top 15 with a symbol):"
+    mapfile -t -O "${#PROFILE_OUT[@]}" PROFILE_OUT < <(perf report -i "$p" -g none --no-children --sort dso,sym --stdio 2>/dev/null |
+        grep -E '^ +[0-9]' | grep -vE '\[\.\] 0x[0-9a-f]+ *$' | head -15 | sed 's/^ */    /')
 }
 
 # ---------------------------------------------------------------- report
