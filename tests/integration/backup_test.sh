@@ -172,6 +172,26 @@ t_fail "a new backup-fetch into the DIR it left is refused" 2 ws --region eu-wes
     --tablespace-map "$T/ts1=$T/r4/ts1b"
 like "$T_OUT" "not empty" "because DIR is not empty"
 
+# ---- a full disk during backup-fetch: a clear error, no backup_label ----
+# (a 24 MB tmpfs: pgbench_accounts alone is larger, and it is written with
+# O_DIRECT from the writer threads, whose ENOSPC must reach the command)
+FULL=$T/full
+mkdir -p "$FULL"
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=24m,mode=0755 tmpfs "$FULL" 2>/dev/null; then
+  on_exit "umount '$FULL' 2>/dev/null"
+  mkdir -p "$FULL/r"; chown "$(pg_user)" "$FULL/r"
+  ws --region eu-west-1 backup-fetch LATEST "$FULL/r/data" --tablespace-map "$T/ts1=$FULL/r/ts1" >"$T/tmp/full.out" 2>&1
+  st=$?
+  is "$st" 3 "backup-fetch into a full disk fails (exit 3)"
+  like "$(cat "$T/tmp/full.out")" "No space left on device" "... naming the full disk"
+  [ ! -f "$FULL/r/data/backup_label" ]; ok $? "... and leaves no backup_label"
+  umount "$FULL"
+else
+  ok 1 "# SKIP no tmpfs (not root)"
+  ok 1 "# SKIP no tmpfs (not root)"
+  ok 1 "# SKIP no tmpfs (not root)"
+fi
+
 # ---- every name taken (a clock standing still or set back onto older
 # backups): backup-push never writes into another backup's folder ----
 echo foreign >"$T/tmp/foreign"

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,6 +140,37 @@ int main(void)
         }
         free(buf);
         close(rfd);
+    }
+    /* a real full disk (root only): a 6 MiB tmpfs, a 16 MiB range */
+    {
+        char mnt[2048];
+
+        snprintf(mnt, sizeof mnt, "%s/dio-full.XXXXXX", dir);
+        if (getuid() == 0 && mkdtemp(mnt) != NULL && mount("tmpfs", mnt, "tmpfs", 0, "size=6m") == 0) {
+            unsigned char *buf = calloc(1, 65536);
+            int failed = 0, en = 0, i;
+
+            snprintf(path, sizeof path, "%s/f", mnt);
+            fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+            r = fd >= 0 ? bkf_dio_begin(d, fd, 0, (uint64_t)16 << 20) : -1;
+            if (r == 0) {
+                for (i = 0; i < 256 && !failed; i++)
+                    if (bkf_dio_put(d, buf, 65536) < 0)
+                        failed = 1, en = errno;
+                if (bkf_dio_end(d) < 0 && !failed)
+                    failed = 1, en = errno;
+                ok(failed && en == ENOSPC, "a full disk is reported (errno %d, ENOSPC wanted)", en);
+            } else {
+                ok(r == 1, "a full disk: tmpfs takes no O_DIRECT here (written through the page cache)");
+            }
+            if (fd >= 0)
+                close(fd);
+            free(buf);
+            umount(mnt);
+        } else {
+            ok(1, "# SKIP a full disk needs root and a tmpfs mount");
+        }
+        rmdir(mnt);
     }
     bkf_dio_free(d);
     bkf_dio_free(NULL);
