@@ -33,6 +33,7 @@ struct bkf_dio {
     size_t fill;
     uint64_t off;           /* the file offset of slot[cur] */
     int take;               /* the oldest slot a writer may find queued */
+    size_t align;           /* the larger of BKF_DIO_ALIGN and the page size */
     int fd, flags;          /* the range's descriptor, its flags before begin() */
     int direct;             /* O_DIRECT is still on (a rejected write turns it off) */
     pthread_t th[BKF_DIO_WRITERS];
@@ -120,10 +121,15 @@ struct bkf_dio *bkf_dio_new(void)
     if (d == NULL)
         return NULL;
     d->fd = -1;
+    /* on a host of 64 KiB pages, a page-cache write beside a direct one
+     * must not share its page: direct writes are whole pages there */
+    d->align = BKF_DIO_ALIGN;
+    if (sysconf(_SC_PAGESIZE) > (long)d->align)
+        d->align = (size_t)sysconf(_SC_PAGESIZE);
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     for (i = 0; i < BKF_DIO_NBUF; i++)
-        if (posix_memalign((void **)&d->slot[i].buf, BKF_DIO_ALIGN, BKF_DIO_BUF) != 0) {
+        if (posix_memalign((void **)&d->slot[i].buf, d->align, BKF_DIO_BUF) != 0) {
             bkf_dio_free(d);
             return NULL;
         }
@@ -160,7 +166,7 @@ int bkf_dio_begin(struct bkf_dio *d, int fd, uint64_t base, uint64_t size)
 {
     int flags;
 
-    if (size < BKF_DIO_MIN || base % BKF_DIO_ALIGN != 0)
+    if (size < BKF_DIO_MIN || base % d->align != 0 || BKF_DIO_BUF % d->align != 0)
         return 1;
     if ((flags = fcntl(fd, F_GETFL)) < 0)
         return -1;
@@ -231,10 +237,11 @@ int bkf_dio_end(struct bkf_dio *d)
 
     if (en == 0 && d->fill > 0) {
         /* a tail that is not whole blocks goes through the page cache */
-        if (d->fill % BKF_DIO_ALIGN != 0 && d->direct) {
+        if (d->fill % d->align != 0 && d->direct) {
             if (fcntl(d->fd, F_SETFL, d->flags) < 0)
                 en = errno;
-            d->direct = 0;
+            else
+                d->direct = 0;
         }
         if (en == 0)
             en = write_range(d, d->slot[d->cur].buf, d->fill, d->off);

@@ -18,7 +18,9 @@
  * descriptor (an open file description of this caller's own: the flag is
  * set on it); it refuses (returns 1, nothing changed) where the file
  * system does not take O_DIRECT or the range is not aligned, and the
- * caller writes as before.  A direct write the file system rejects with
+ * caller writes as before.  A buffer is never touched while its write is
+ * in flight (btrfs checksums a direct write's pages as they are).  A
+ * direct write the file system rejects with
  * EINVAL is written again through the page cache: bytes are never lost to
  * a fallback.  end() writes what is left (through the page cache when its
  * length is not a multiple of the alignment), waits for every write and

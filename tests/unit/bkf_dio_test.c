@@ -161,7 +161,7 @@ int main(void)
                     failed = 1, en = errno;
                 ok(failed && en == ENOSPC, "a full disk is reported (errno %d, ENOSPC wanted)", en);
             } else {
-                ok(r == 1, "a full disk: tmpfs takes no O_DIRECT here (written through the page cache)");
+                ok(r == 1, "a full disk: this tmpfs takes no O_DIRECT (Linux before 6.6): nothing to check");
             }
             if (fd >= 0)
                 close(fd);
