@@ -297,6 +297,19 @@ static const struct man_file *check_file_header(struct bkf_tar_worker *w, struct
     return mf;
 }
 
+/* Reserve SIZE bytes for a large file: ext4 and XFS let direct writes
+ * into allocated blocks inside the file run side by side, where writes
+ * that fill a hole or extend the file take turns (and a full disk shows
+ * at once).  Where the file system cannot, ftruncate sizes it as before. */
+static int reserve(int fd, uint64_t size)
+{
+    if (size >= BKF_DIO_MIN && fallocate(fd, 0, 0, (off_t)size) == 0)
+        return 0;
+    if (errno == ENOSPC)
+        return -1;
+    return ftruncate(fd, (off_t)size);
+}
+
 /* Direct writes for a large aligned range (bkf_dio.h), else NULL. */
 static struct bkf_dio *direct_for(struct bkf_tar_worker *w, int fd, uint64_t base, uint64_t size)
 {
@@ -403,6 +416,10 @@ static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct arch
     if (fd < 0)
         return ENTRY_ERR(errno == EEXIST ? ERR_CORRUPT : ERR_IO, "could not create the file: %s", strerror(errno));
     t->done[fi] = 1;
+    if (mf->size >= BKF_DIO_MIN && reserve(fd, mf->size) < 0) {
+        ENTRY_ERR(ERR_IO, "could not reserve %llu bytes: %s", (unsigned long long)mf->size, strerror(errno));
+        goto out;
+    }
     if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1) {
         ENTRY_ERR(ERR_INTERNAL, "SHA-256 failed");
         goto out;
@@ -553,7 +570,7 @@ int bkf_tar_precreate(struct bkf_tar_worker *w, const char *path, uint64_t size,
     if (fd < 0)
         return err_errno(e, errno == EEXIST ? ERR_CORRUPT : ERR_IO, errno, "backup %s: could not create \"%s\"",
                          t->m->name, path);
-    if (ftruncate(fd, (off_t)size) < 0) {
+    if (reserve(fd, size) < 0) {
         int en = errno;
 
         close(fd);
