@@ -55,7 +55,12 @@ sql "insert into marker(id) values ('D')"
 last=$(sql "select pg_walfile_name(pg_switch_wal())")
 wait_for 60 bash -c "[ \"\$(runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $PGPORT -U postgres -d postgres -c 'select last_archived_wal from pg_stat_archiver')\" \\> '$last' ] || [ \"\$(runuser -u postgres -- $PG_BIN/psql -X -At -h $T/pg/sock -p $PGPORT -U postgres -d postgres -c 'select last_archived_wal from pg_stat_archiver')\" = '$last' ]"
 ok $? "everything up to $last is archived"
-t "the async region is caught up" ws ship --once
+# (CI once saw the background shipper hold ship.lock for minutes without
+# shipping to eu-west-1: on failure, say what the shipper logged)
+t "the async region is caught up" ws ship --once ||
+  diag "the shipper's log and the spool:" "$(tail -n 20 "$T"/spool/*/ship.log 2>&1)" \
+    "$(cat "$T"/spool/*/state/* 2>/dev/null | head -c 2000)" "$(ls -lR "$T/spool" 2>&1 | head -40)" \
+    "$(ps -eo pid,etimes,args | grep '[w]alship' | head -10)"
 
 # ---- disaster: the primary and its region are gone ----
 pg_stop "$T/pg" immediate
