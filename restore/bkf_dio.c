@@ -16,8 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util.h"
-
 enum { SLOT_FREE, SLOT_QUEUED, SLOT_WRITING };
 
 struct slot {

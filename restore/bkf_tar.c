@@ -303,10 +303,12 @@ static const struct man_file *check_file_header(struct bkf_tar_worker *w, struct
  * at once).  Where the file system cannot, ftruncate sizes it as before. */
 static int reserve(int fd, uint64_t size)
 {
-    if (size >= BKF_DIO_MIN && fallocate(fd, 0, 0, (off_t)size) == 0)
-        return 0;
-    if (errno == ENOSPC)
-        return -1;
+    if (size >= BKF_DIO_MIN) {
+        if (fallocate(fd, 0, 0, (off_t)size) == 0)
+            return 0;
+        if (errno == ENOSPC || errno == EDQUOT)
+            return -1;
+    }
     return ftruncate(fd, (off_t)size);
 }
 
