@@ -234,50 +234,73 @@ static int ls_print(const struct stor_entry *ent, void *arg)
 
 /* ---- get / put ---- */
 
+/* Stream KEY into an open descriptor: decoded and authenticated unless raw.
+ * Bytes reach FD before the end-of-object tag is checked; the exit status
+ * is the verdict, as for any pipe. */
+static int st_get_to_fd(struct repo *r, const char *key, int fd, int raw, struct err *e)
+{
+    struct sink *out;
+    int rc;
+
+    if (!raw)
+        return repo_get_to_fd(r, key, fd, e);
+    if ((out = fd_sink_new(fd)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    rc = stor_get(r->st, key, out, e) < 0 || sink_close(out, e) < 0 ? -1 : 0;
+    sink_free(out);
+    return rc;
+}
+
+/* A device, FIFO or socket named as FILE (/dev/null, a named pipe) is
+ * opened and written, never replaced. */
+static int st_get_to_special(struct repo *r, const char *key, const char *file, int raw, struct err *e)
+{
+    int fd = open(file, O_WRONLY | O_NOCTTY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not open \"%s\"", file);
+    rc = st_get_to_fd(r, key, fd, raw, e);
+    if (close(fd) < 0 && rc == 0)
+        rc = err_errno(e, ERR_IO, errno, "could not write \"%s\"", file);
+    return rc;
+}
+
 /* Download into a temp file beside FILE, rename only when complete (and,
  * unless raw, authenticated and bound to KEY and this repository). */
 static int st_get_to_file(struct repo *r, const char *key, const char *file, int raw, struct err *e)
 {
-    int tostdout = strcmp(file, "-") == 0;
+    char tmp[PATH_MAX];
+    struct sink *out;
+    int fd, special, rc = -1;
 
+    if (strcmp(file, "-") == 0)
+        return st_get_to_fd(r, key, STDOUT_FILENO, raw, e);
+    if (dest_replaceable(file, &special, e) < 0) {
+        if (!special)
+            return -1;
+        err_clear(e);
+        return st_get_to_special(r, key, file, raw, e);
+    }
     if (!raw)
-        return tostdout ? repo_get_to_fd(r, key, STDOUT_FILENO, e) : repo_get_to_file(r, key, file, e);
-    if (tostdout) {
-        struct sink *out = fd_sink_new(STDOUT_FILENO);
-        int rc;
-
-        if (out == NULL)
-            return err_setf(e, ERR_NOMEM, "out of memory");
-        rc = stor_get(r->st, key, out, e) < 0 || sink_close(out, e) < 0 ? -1 : 0;
-        sink_free(out);
-        return rc;
-    }
-    {
-        char tmp[PATH_MAX];
-        int fd, rc = -1;
-
-        if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", file, (int)getpid()) >= (int)sizeof tmp)
-            return err_setf(e, ERR_USAGE, "path too long: \"%s\"", file);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
-        {
-            struct sink *out = fd_sink_new(fd);
-
-            if (out != NULL && stor_get(r->st, key, out, e) == 0 && sink_close(out, e) == 0 && fsync(fd) == 0 &&
-                rename(tmp, file) == 0)
-                rc = 0;
-            else if (out == NULL)
-                err_setf(e, ERR_NOMEM, "out of memory");
-            else if (e->code == ERR_OK)
-                err_errno(e, ERR_IO, errno, "could not write \"%s\"", file);
-            sink_free(out);
-        }
-        close(fd);
-        if (rc < 0)
-            unlink(tmp);
-        return rc;
-    }
+        return repo_get_to_file(r, key, file, e);
+    if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", file, (int)getpid()) >= (int)sizeof tmp)
+        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", file);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+    out = fd_sink_new(fd);
+    if (out != NULL && stor_get(r->st, key, out, e) == 0 && sink_close(out, e) == 0 && fsync(fd) == 0 &&
+        rename(tmp, file) == 0)
+        rc = 0;
+    else if (out == NULL)
+        err_setf(e, ERR_NOMEM, "out of memory");
+    else if (e->code == ERR_OK)
+        err_errno(e, ERR_IO, errno, "could not write \"%s\"", file);
+    sink_free(out);
+    close(fd);
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
 }
 
 static int st_put_from_file(struct repo *r, const char *file, const char *key, int raw, int level, struct err *e)

@@ -132,7 +132,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     }
     if (access("standby.signal", F_OK) == 0)
         standby = 1;
-    if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0)
+    if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0 || dest_replaceable(dest, NULL, &e) < 0)
         goto abort;
     /* the cluster being recovered: its pg_control, where PostgreSQL runs us */
     if (cluster_is_datadir(".") && cluster_read_datadir(".", &ci, &e) < 0)

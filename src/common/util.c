@@ -359,6 +359,24 @@ int read_file_all(const char *path, size_t max, unsigned char **out, size_t *len
     return rc;
 }
 
+int dest_replaceable(const char *path, int *is_special, struct err *e)
+{
+    struct stat st;
+
+    if (is_special != NULL)
+        *is_special = 0;
+    if (stat(path, &st) < 0)
+        return errno == ENOENT ? 0 : err_errno(e, ERR_IO, errno, "could not stat \"%s\"", path);
+    if (S_ISREG(st.st_mode))
+        return 0;
+    if (S_ISDIR(st.st_mode))
+        return err_setf(e, ERR_USAGE, "\"%s\" is a directory; name the file to write", path);
+    if (is_special != NULL)
+        *is_special = 1;
+    return err_setf(e, ERR_USAGE, "\"%s\" is not a regular file (a device, FIFO or socket); walship will not replace it",
+                    path);
+}
+
 int fsync_dir(const char *dir, struct err *e)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -78,6 +78,15 @@ int read_fd_all(int fd, const char *path, size_t max, unsigned char **out, size_
 int dir_list_sorted(const char *path, unsigned flags, char ***names, size_t *n, struct err *e);
 void dir_list_free(char **names, size_t n);
 
+/* Whether `path` may be replaced by renaming a temp file over it: yes
+ * when it does not exist or is a regular file (a symlink is judged by what
+ * it points to).  A device, FIFO, socket or directory is refused with
+ * ERR_USAGE: `walship st get KEY /dev/null` run as root must not swap the
+ * system's /dev/null for a regular file.  *is_special (may be NULL) is set
+ * when the refusal is for a device, FIFO or socket, which a caller that
+ * can stream may open and write instead. */
+int dest_replaceable(const char *path, int *is_special, struct err *e);
+
 /* fsync a directory (after a rename inside it). */
 int fsync_dir(const char *dir, struct err *e);
 /* For a flock()ed lock file the caller holds: write getpid() and a

@@ -189,6 +189,8 @@ int repo_get_to_file_checked(struct repo *r, const char *key, const char *dest, 
 
     if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
         return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
+    if (dest_replaceable(dest, NULL, e) < 0)
+        return -1;
     fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);

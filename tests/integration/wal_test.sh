@@ -363,6 +363,29 @@ fp_ctl "$C1" dark >/dev/null; fp_ctl "$C2" dark >/dev/null
 t_fail "wal-fetch with every region unreachable exits 250, not 1" 250 ws wal-fetch 0000000100000FFF000000FE "$T/re/dark"
 fp_ctl "$C1" up >/dev/null; fp_ctl "$C2" up >/dev/null
 
+# ---- a destination that is not a regular file is written, never replaced ----
+# (`st get KEY /dev/null` run as root once swapped /dev/null for a file)
+mknod -m 666 "$T/re/nulldev" c 1 3
+mkfifo -m 666 "$T/re/fifo"; chown postgres "$T/re/fifo"
+t "st get into a character device succeeds" ws --region us-east-1 st get "wal/$name" "$T/re/nulldev"
+[ -c "$T/re/nulldev" ]; ok $? "... and the device is still a device"
+t "st get --raw into a character device succeeds" ws --region us-east-1 st get "wal/$name" "$T/re/nulldev" --raw
+[ -c "$T/re/nulldev" ]; ok $? "... and the device is still a device after --raw"
+rm -f "$T/fifo.out"
+(cat "$T/re/fifo" >"$T/fifo.out") &
+catpid=$!
+t "st get into a FIFO streams through it" ws --region us-east-1 st get "wal/$name" "$T/re/fifo"
+wait "$catpid"
+cmp -s "$T/fifo.out" "$T/pg/data/pg_wal/$name"; ok $? "... the reader got the decoded segment"
+[ -p "$T/re/fifo" ]; ok $? "... and the FIFO is still a FIFO"
+ls "$T/re" | grep -q 'walship-tmp'; ok $((!$?)) "... and no temp file is left beside them"
+t_fail "wal-fetch into a device aborts recovery (exit 250)" 250 ws wal-fetch "$name" "$T/re/nulldev" --no-prefetch
+like "$T_OUT" "not a regular file" "... and says the destination is not a regular file"
+[ -c "$T/re/nulldev" ]; ok $? "... and leaves the device alone"
+mkdir -p "$T/re/adir"; chown postgres "$T/re/adir"
+t_fail "st get into a directory is a usage error" 2 ws --region us-east-1 st get "wal/$name" "$T/re/adir"
+[ -d "$T/re/adir" ] && [ -z "$(ls -A "$T/re/adir")" ]; ok $? "... and the directory is untouched"
+
 # ---- kill -9 in the middle of an upload ----
 fp_ctl "$C1" delay 300 >/dev/null
 walseg "$T/re/pg_wal/000000010000001000000001" 000000010000001000000001 "$SYSID" 11
