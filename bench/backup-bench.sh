@@ -66,7 +66,8 @@
 # other work's dirty pages)
 # Wall time, CPU (user + sys of every process the command started, not the
 # PostgreSQL server's nor the storage server's) and peak RSS (largest single
-# process) by bench/lib/measure.py.  Stored size: walship backup-list
+# process) by bench/lib/measure.py; on s3 also the Swift servers' CPU over
+# the same command (their PIDs' /proc/PID/stat before and after).  Stored size: walship backup-list
 # --json stored_size, pgBackRest info repository size.  After the last run
 # (unless --no-verify) the restored clusters are started with archive_mode
 # = off and must promote and hold every row; the backup-fetch directory
@@ -216,12 +217,28 @@ freshdir() { # DIR: remove, recreate empty (mode 0700: walship keeps an existing
     own "$1"
 }
 cpu_of() { awk -v u="$1" -v s="$2" 'BEGIN { print u + s }'; }
+# srv_ticks: CPU clock ticks (user + system) used so far by the storage
+# server's processes (Swift's proxy, object, container and account servers,
+# by the PIDs they were started with); 0 without one
+srv_ticks() {
+    local p
+    if [ -z "$SD" ] || [ ! -s "$SD/swift/pids" ]; then echo 0; return; fi
+    # fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends
+    # the command name
+    while read -r p; do cat "/proc/$p/stat" 2>/dev/null; done <"$SD/swift/pids" |
+        awk '{ sub(/.*\) /, ""); if (NF > 13) t += $12 + $13 } END { print t + 0 }'
+}
+CLK_TCK=$(getconf CLK_TCK)
+SRV0=0
+srv_mark() { SRV0=$(srv_ticks); }
 # record STORAGE OP TOOL REP MEASUREFILE STORED LOG: append to REC, say it
+# (the storage server's CPU since the last srv_mark is the 12th field)
 record() {
-    local st=$1 op=$2 tool=$3 rep=$4 m=$5 stored=$6 log=$7 mrc wall wall_all user sys rss
+    local st=$1 op=$2 tool=$3 rep=$4 m=$5 stored=$6 log=$7 mrc wall wall_all user sys rss srv
     read -r mrc wall wall_all user sys rss <"$m" || { mrc=255 wall=0 wall_all=0 user=0 sys=0 rss=0; }
-    echo "$st $op $tool $rep $mrc $wall $wall_all $user $sys $rss $stored" >>"$REC"
-    note "  $op $tool run $rep: ${wall}s, cpu $(cpu_of "$user" "$sys")s, rss $((rss / 1024))MB$([ "$stored" -gt 0 ] 2>/dev/null && echo ", stored $((stored / 1048576))MB")$([ "$mrc" != 0 ] && echo "  FAILED (exit $mrc): $(tail -3 "$log" | tr '\n' ' ')")"
+    srv=$(awk -v a="$SRV0" -v b="$(srv_ticks)" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b > a ? b - a : 0) / hz }')
+    echo "$st $op $tool $rep $mrc $wall $wall_all $user $sys $rss $stored $srv" >>"$REC"
+    note "  $op $tool run $rep: ${wall}s, cpu $(cpu_of "$user" "$sys")s$([ "$st" = s3 ] && echo ", storage server cpu ${srv}s"), rss $((rss / 1024))MB$([ "$stored" -gt 0 ] 2>/dev/null && echo ", stored $((stored / 1048576))MB")$([ "$mrc" != 0 ] && echo "  FAILED (exit $mrc): $(tail -3 "$log" | tr '\n' ' ')")"
     [ "$mrc" = 0 ]
 }
 wait_archived() { # until no .ready is left (max 120 s)
@@ -423,8 +440,8 @@ backup_run() { # TOOL REP
     local tool=$1 rep=$2 m=$SD/backup-$1-$2.measure log=$SD/backup-$1-$2.log stored
     coldcache
     case $tool in
-        walship) measure "$m" "$WALSHIP" --config "$WSCONF" backup-push >"$log" 2>&1 ;;
-        pgbr) measure "$m" pgbackrest --config="$PBCONF" --stanza=bench backup --type=full >"$log" 2>&1 ;;
+        walship) srv_mark; measure "$m" "$WALSHIP" --config "$WSCONF" backup-push >"$log" 2>&1 ;;
+        pgbr) srv_mark; measure "$m" pgbackrest --config="$PBCONF" --stanza=bench backup --type=full >"$log" 2>&1 ;;
     esac
     case $tool in
         walship) stored=$(ws_stored) ;;
@@ -438,6 +455,7 @@ restore_run() { # TOOL REP
     local tool=$1 rep=$2 m=$SD/restore-$1-$2.measure log=$SD/restore-$1-$2.log d=$SD/rs-$1
     freshdir "$d"
     coldcache
+    srv_mark
     case $tool in
         ws-fetch) measure "$m" "$WALSHIP" --config "$WSCONF" backup-fetch LATEST "$d" >"$log" 2>&1 ;;
         ws-restore) measure "$m" "$WALSHIP" --config "$WSCONF" restore --pgdata "$d" --target-immediate >"$log" 2>&1 ;;
@@ -596,15 +614,16 @@ col() { # STORAGE OP TOOL FIELD-EXPR -> median over runs
 }
 # shellcheck disable=SC2016  # awk field expressions for col()
 fmt_table() { # STORAGE OP REF TOOLS... (REF = pgBackRest: ratio = REF wall / tool wall)
-    local st=$1 op=$2 ref=$3 t wall wall_all cpu rss stored walls label rwall
+    local st=$1 op=$2 ref=$3 t wall wall_all cpu srv rss stored walls label rwall
     shift 3
     rwall=$(col "$st" "$op" "$ref" '$6')
-    out "$(printf '%-40s %8s %8s %6s %8s %10s %8s  %s' tool 'wall s' 'CPU s' 'cores' 'RSS MB' 'stored MB' 'ratio' 'runs (wall s)')"
+    out "$(printf '%-40s %8s %8s %6s %8s %10s %8s %8s  %s' tool 'wall s' 'CPU s' 'cores' 'srv CPU' 'RSS MB' 'stored MB' 'ratio' 'runs (wall s)')"
     for t in "$@"; do
         wall=$(col "$st" "$op" "$t" '$6')
         [ "$wall" = NA ] && continue
         wall_all=$(col "$st" "$op" "$t" '$7')
         cpu=$(col "$st" "$op" "$t" '$8 + $9')
+        srv=$(col "$st" "$op" "$t" '($12 == "" ? 0 : $12)')
         rss=$(col "$st" "$op" "$t" '$10 / 1024')
         stored=$(col "$st" "$op" "$t" '$11 / 1048576')
         walls=$(awk -v s="$st" -v o="$op" -v t="$t" '$1 == s && $2 == o && $3 == t { printf "%s%s%s", sep, $6, ($5 != 0 ? "(FAILED)" : ""); sep = " " }' "$REC")
@@ -618,8 +637,9 @@ fmt_table() { # STORAGE OP REF TOOLS... (REF = pgBackRest: ratio = REF wall / to
             restore/zstd-tar) label="zstd -d | tar -x, no sync (machine)" ;;
             *) label=$t ;;
         esac
-        out "$(printf '%-40s %8.2f %8.2f %6.2f %8.0f %10s %8s  %s' "$label" "$wall" "$cpu" \
-            "$(awk -v c="$cpu" -v w="$wall_all" 'BEGIN { print (w > 0 ? c / w : 0) }')" "$rss" \
+        out "$(printf '%-40s %8.2f %8.2f %6.2f %8s %8.0f %10s %8s  %s' "$label" "$wall" "$cpu" \
+            "$(awk -v c="$cpu" -v w="$wall_all" 'BEGIN { print (w > 0 ? c / w : 0) }')" \
+            "$(awk -v v="$srv" -v s="$st" 'BEGIN { if (s == "s3") printf "%.2f", v; else print "-" }')" "$rss" \
             "$(awk -v b="$stored" 'BEGIN { if (b > 0) printf "%.1f", b; else print "-" }')" \
             "$(awk -v a="$rwall" -v b="$wall" 'BEGIN { if (a == "NA" || b == 0) print "-"; else printf "%.2f", a / b }')" "$walls")"
     done
@@ -669,7 +689,7 @@ out "database: pgbench -i -s $scale$([ "$big_mb" -gt 0 ] && echo " + table big o
 out "both: zstd level 3, encryption (walship AES-256-GCM key_file; pgBackRest aes-256-cbc), parallelism 2, archive_command = walship wal-push && pgbackrest archive-push"
 out "page cache: $([ "$warm" = 0 ] && echo "dropped before every timed command of every tool (sync; echo 3 > /proc/sys/vm/drop_caches)" || echo "warm (--warm)")"
 out "medians of $runs runs, tools alternating; ratio = pgBackRest's wall / the tool's wall (> 1: the tool is faster than pgBackRest);"
-out "CPU = user+sys of every process the command started (not PostgreSQL's, not the storage server's); cores = CPU / wall; RSS = largest single process"
+out "CPU = user+sys of every process the command started (not PostgreSQL's, not the storage server's); cores = CPU / wall; srv CPU = user+sys of the Swift servers (proxy, object, container, account; s3 only) over the same command; RSS = largest single process"
 out ""
 out "=== machine limits on the same PGDATA (no encryption, one tar stream) ==="
 fmt_table machine backup none tar-zstd
