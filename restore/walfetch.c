@@ -451,8 +451,12 @@ static int lock_dir(const char *dir, dev_t *dev, ino_t *ino)
 
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return -1;
+    /* a real directory of ours, not a link planted to point elsewhere:
+     * the sweep deletes what it finds in it */
+    if (lstat(dir, &lst) < 0 || !S_ISDIR(lst.st_mode) || lst.st_uid != geteuid())
+        return -1;
     snprintf(lockpath, sizeof lockpath, "%s/.lock", dir);
-    fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    fd = open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &lst) < 0) {
         if (fd >= 0)
             close(fd);

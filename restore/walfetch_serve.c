@@ -50,18 +50,16 @@ static int copy_file_to(const char *src, const char *dest, struct err *e)
     int in, out, rc = -1;
     ssize_t n;
 
-    if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
-        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
     if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
         return err_errno(e, ERR_IO, errno, "could not open \"%s\"", src);
-    if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+    if ((out = open_tmp_beside(dest, tmp, sizeof tmp, e)) < 0) {
         close(in);
-        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+        return -1;
     }
     while ((n = read(in, buf, sizeof buf)) > 0)
         if (write_all(out, buf, (size_t)n) < 0)
             break;
-    if (n == 0 && close(out) == 0) {
+    if (n == 0 && fsync(out) == 0 && close(out) == 0) {
         out = -1;
         if (rename(tmp, dest) == 0)
             rc = 0;

@@ -145,7 +145,10 @@ static int check_identity(struct cmd_ctx *ctx, const struct region_conf *rc, con
 
     if (repo_open(rc, ctx->conf, &note_log_sink, kr, REPO_OPEN_IDENTITY, &r, e) < 0) {
         if (e->code == ERR_NOREPO && strstr(e->msg, "walship upgrade") == NULL) {
-            printf("region %s: identity: none yet (the first wal-push or backup-push creates it)\n", rc->name);
+            printf("region %s: identity: none: an empty repository (the first wal-push or backup-push creates "
+                   "one; if this region held a repository before, it is not mounted or its bucket or prefix is "
+                   "wrong)\n",
+                   rc->name);
             err_clear(e);
             return 0;
         }
@@ -251,11 +254,12 @@ static int st_get_to_fd(struct repo *r, const char *key, int fd, int raw, struct
     return rc;
 }
 
-/* A device, FIFO or socket named as FILE (/dev/null, a named pipe) is
- * opened and written, never replaced. */
+/* A device, FIFO or symbolic link named as FILE (/dev/null, a named pipe,
+ * /dev/stdout) is opened and written, never replaced: through a link, what
+ * it points to is truncated and written, as cp does. */
 static int st_get_to_special(struct repo *r, const char *key, const char *file, int raw, struct err *e)
 {
-    int fd = open(file, O_WRONLY | O_NOCTTY | O_CLOEXEC), rc;
+    int fd = open(file, O_WRONLY | O_TRUNC | O_NOCTTY | O_CLOEXEC), rc;
 
     if (fd < 0)
         return err_errno(e, ERR_IO, errno, "could not open \"%s\"", file);
@@ -283,11 +287,8 @@ static int st_get_to_file(struct repo *r, const char *key, const char *file, int
     }
     if (!raw)
         return repo_get_to_file(r, key, file, e);
-    if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", file, (int)getpid()) >= (int)sizeof tmp)
-        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", file);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+    if ((fd = open_tmp_beside(file, tmp, sizeof tmp, e)) < 0)
+        return -1;
     out = fd_sink_new(fd);
     if (out != NULL && stor_get(r->st, key, out, e) == 0 && sink_close(out, e) == 0 && fsync(fd) == 0 &&
         rename(tmp, file) == 0)

@@ -46,12 +46,29 @@
 
 #define WALFETCH_ABORT_STATUS 250
 
+/* Whether DEST lies in a directory named pg_wal, as PostgreSQL's and
+ * pg_rewind's %p always does.  A hand-run `wal-fetch SEG /tmp/x/seg` (for
+ * pg_waldump, say) starts no prefetcher: it would leave decrypted segments
+ * behind in /tmp/x/.walship-prefetch for no reader. */
+static int dest_in_pg_wal(const char *dest)
+{
+    const char *end = strrchr(dest, '/'), *start;
+
+    while (end != NULL && end > dest && end[-1] == '/')
+        end--;
+    if (end == NULL || end == dest)
+        return 0;
+    for (start = end; start > dest && start[-1] != '/'; start--)
+        ;
+    return end - start == 6 && memcmp(start, "pg_wal", 6) == 0;
+}
+
 static void spawn_prefetch(const struct config *c, const struct keyring *kr, const int *order, int n,
                            const struct cluster_info *ci, const char *name, const char *dest)
 {
     struct stat st;
 
-    if (stat(dest, &st) == 0)
+    if (dest_in_pg_wal(dest) && stat(dest, &st) == 0)
         prefetch_spawn(c, kr, order, n, ci, name, dest, (uint64_t)st.st_size);
 }
 
@@ -134,6 +151,9 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         standby = 1;
     if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0 || dest_replaceable(dest, NULL, &e) < 0)
         goto abort;
+    /* what a wal-fetch killed mid-download left beside DEST: PostgreSQL
+     * never removes it from pg_wal */
+    (void)sweep_dead_tmps(dest);
     /* the cluster being recovered: its pg_control, where PostgreSQL runs us */
     if (cluster_is_datadir(".") && cluster_read_datadir(".", &ci, &e) < 0)
         goto abort;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,7 +366,7 @@ int dest_replaceable(const char *path, int *is_special, struct err *e)
 
     if (is_special != NULL)
         *is_special = 0;
-    if (stat(path, &st) < 0)
+    if (lstat(path, &st) < 0)
         return errno == ENOENT ? 0 : err_errno(e, ERR_IO, errno, "could not stat \"%s\"", path);
     if (S_ISREG(st.st_mode))
         return 0;
@@ -373,8 +374,69 @@ int dest_replaceable(const char *path, int *is_special, struct err *e)
         return err_setf(e, ERR_USAGE, "\"%s\" is a directory; name the file to write", path);
     if (is_special != NULL)
         *is_special = 1;
+    if (S_ISLNK(st.st_mode))
+        return err_setf(e, ERR_USAGE, "\"%s\" is a symbolic link; walship will not replace it", path);
     return err_setf(e, ERR_USAGE, "\"%s\" is not a regular file (a device, FIFO or socket); walship will not replace it",
                     path);
+}
+
+int open_tmp_beside(const char *dest, char *tmp, size_t n, struct err *e)
+{
+    int fd, k, len;
+
+    for (k = 0; k < 100; k++) {
+        len = k == 0 ? snprintf(tmp, n, "%s.walship-tmp.%d", dest, (int)getpid())
+                     : snprintf(tmp, n, "%s.walship-tmp.%d.%d", dest, (int)getpid(), k);
+        if (len < 0 || (size_t)len >= n)
+            return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
+        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST)
+            return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+    }
+    return err_setf(e, ERR_IO, "could not create a temp file beside \"%s\": 100 names taken", dest);
+}
+
+int sweep_dead_tmps(const char *dest)
+{
+    char dir[PATH_MAX], prefix[NAME_MAX + 32];
+    const char *slash = strrchr(dest, '/'), *base = slash != NULL ? slash + 1 : dest;
+    struct dirent *de;
+    size_t plen;
+    DIR *d;
+    int removed = 0;
+
+    if (slash == NULL)
+        strlcopy(dir, ".", sizeof dir);
+    else if ((size_t)(slash - dest) >= sizeof dir)
+        return 0;
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == dest ? 1 : (int)(slash - dest), dest);
+    if (snprintf(prefix, sizeof prefix, "%s.walship-tmp.", base) >= (int)sizeof prefix || (d = opendir(dir)) == NULL)
+        return 0;
+    plen = strlen(prefix);
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        char *end;
+        long pid;
+
+        if (strncmp(de->d_name, prefix, plen) != 0)
+            continue;
+        errno = 0;
+        pid = strtol(de->d_name + plen, &end, 10);
+        if (errno != 0 || pid <= 0 || pid > INT_MAX || (*end != '\0' && *end != '.') || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            st.st_uid != geteuid())
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 int fsync_dir(const char *dir, struct err *e)

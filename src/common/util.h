@@ -79,13 +79,23 @@ int dir_list_sorted(const char *path, unsigned flags, char ***names, size_t *n, 
 void dir_list_free(char **names, size_t n);
 
 /* Whether `path` may be replaced by renaming a temp file over it: yes
- * when it does not exist or is a regular file (a symlink is judged by what
- * it points to).  A device, FIFO, socket or directory is refused with
- * ERR_USAGE: `walship st get KEY /dev/null` run as root must not swap the
- * system's /dev/null for a regular file.  *is_special (may be NULL) is set
- * when the refusal is for a device, FIFO or socket, which a caller that
- * can stream may open and write instead. */
+ * when it does not exist or is a regular file.  A directory, device, FIFO,
+ * socket or symbolic link is refused with ERR_USAGE: `walship st get KEY
+ * /dev/null` (or /dev/stdout, a link) run as root must not swap a system
+ * file for a regular one.  *is_special (may be NULL) is set when the
+ * refusal is for something other than a directory (a device, FIFO, socket
+ * or link), which a caller that can stream may open and write instead. */
 int dest_replaceable(const char *path, int *is_special, struct err *e);
+/* Create a new temp file beside `dest` for a write-then-rename: named
+ * "DEST.walship-tmp.PID" (".N" added if that exists), created exclusively
+ * and never through a link, so a name planted in a shared directory is
+ * neither followed nor reused.  The name goes into tmp; returns the fd
+ * (O_RDWR), or -1 with e set. */
+int open_tmp_beside(const char *dest, char *tmp, size_t n, struct err *e);
+/* Remove the temp files open_tmp_beside made for `dest` by processes that
+ * are gone (a kill -9 mid-download): regular files of ours whose PID is
+ * not running.  Best effort; returns how many it removed. */
+int sweep_dead_tmps(const char *dest);
 
 /* fsync a directory (after a rename inside it). */
 int fsync_dir(const char *dir, struct err *e);

@@ -187,13 +187,8 @@ int repo_get_to_file_checked(struct repo *r, const char *key, const char *dest, 
     char *slash;
     int fd, rc = -1;
 
-    if (snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", dest, (int)getpid()) >= (int)sizeof tmp)
-        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dest);
-    if (dest_replaceable(dest, NULL, e) < 0)
+    if (dest_replaceable(dest, NULL, e) < 0 || (fd = open_tmp_beside(dest, tmp, sizeof tmp, e)) < 0)
         return -1;
-    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
     if (repo_get_to_fd(r, key, fd, e) < 0)
         goto out;
     if (chk != NULL && chk->check != NULL && chk->check(fd, chk->arg, e) < 0) {

@@ -382,6 +382,32 @@ ls "$T/re" | grep -q 'walship-tmp'; ok $((!$?)) "... and no temp file is left be
 t_fail "wal-fetch into a device aborts recovery (exit 250)" 250 ws wal-fetch "$name" "$T/re/nulldev" --no-prefetch
 like "$T_OUT" "not a regular file" "... and says the destination is not a regular file"
 [ -c "$T/re/nulldev" ]; ok $? "... and leaves the device alone"
+ln -s "$T/re/linktarget" "$T/re/alink"; : >"$T/re/linktarget"; chown -h postgres "$T/re/alink" "$T/re/linktarget"
+t "st get through a symbolic link writes what it points to" ws --region us-east-1 st get "wal/$name" "$T/re/alink"
+[ -L "$T/re/alink" ] && cmp -s "$T/re/linktarget" "$T/pg/data/pg_wal/$name"; ok $? "... the link stays a link, its target holds the segment"
+t_fail "wal-fetch into a symbolic link aborts recovery (exit 250)" 250 ws wal-fetch "$name" "$T/re/alink" --no-prefetch
+like "$T_OUT" "symbolic link" "... and says so"
+[ -L "$T/re/alink" ]; ok $? "... and leaves the link alone"
+# temp files of a wal-fetch killed mid-download are swept, a live one's kept
+mkdir -p "$T/re/sw/pg_wal"; chown -R postgres "$T/re/sw"
+sleep 0 & deadpid=$!; wait "$deadpid"
+for f in "RECOVERYXLOG.walship-tmp.$deadpid" "RECOVERYXLOG.walship-tmp.$deadpid.3" "RECOVERYXLOG.walship-tmp.$$" "other.walship-tmp.$deadpid"; do
+  head -c 1000 /dev/zero >"$T/re/sw/pg_wal/$f"; chown postgres "$T/re/sw/pg_wal/$f"
+done
+t "wal-fetch beside a killed one's temp files succeeds" ws wal-fetch "$name" "$T/re/sw/pg_wal/RECOVERYXLOG" --no-prefetch
+is "$(cd "$T/re/sw/pg_wal" && ls | tr '\n' ' ')" "RECOVERYXLOG RECOVERYXLOG.walship-tmp.$$ other.walship-tmp.$deadpid " \
+  "... and removes the dead writer's temp files of DEST only"
+# a prefetcher runs only for a DEST in pg_wal, and never in a planted link
+mkdir -p "$T/re/manual"; chown postgres "$T/re/manual"
+t "wal-fetch by hand outside pg_wal succeeds" ws wal-fetch "$name" "$T/re/manual/seg"
+sleep 1
+[ ! -e "$T/re/manual/.walship-prefetch" ]; ok $? "... and starts no prefetcher there"
+mkdir -p "$T/re/pl/pg_wal" "$T/re/victim"; head -c 100 /dev/zero >"$T/re/victim/keep"
+touch -d '30 minutes ago' "$T/re/victim/keep"; ln -s "$T/re/victim" "$T/re/pl/pg_wal/.walship-prefetch"
+chown -R postgres "$T/re/pl" "$T/re/victim"; chown -h postgres "$T/re/pl/pg_wal/.walship-prefetch"
+t "wal-fetch with a planted prefetch link succeeds" ws wal-fetch "$name" "$T/re/pl/pg_wal/RECOVERYXLOG"
+sleep 1
+[ -e "$T/re/victim/keep" ] && [ ! -e "$T/re/victim/.lock" ]; ok $? "... and the prefetcher neither sweeps nor locks the link's target"
 mkdir -p "$T/re/adir"; chown postgres "$T/re/adir"
 t_fail "st get into a directory is a usage error" 2 ws --region us-east-1 st get "wal/$name" "$T/re/adir"
 [ -d "$T/re/adir" ] && [ -z "$(ls -A "$T/re/adir")" ]; ok $? "... and the directory is untouched"
