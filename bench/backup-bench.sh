@@ -217,17 +217,9 @@ freshdir() { # DIR: remove, recreate empty (mode 0700: walship keeps an existing
     own "$1"
 }
 cpu_of() { awk -v u="$1" -v s="$2" 'BEGIN { print u + s }'; }
-# srv_ticks: CPU clock ticks (user + system) used so far by the storage
-# server's processes (Swift's proxy, object, container and account servers,
-# by the PIDs they were started with); 0 without one
-srv_ticks() {
-    local p
-    if [ -z "$SD" ] || [ ! -s "$SD/swift/pids" ]; then echo 0; return; fi
-    # fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends
-    # the command name
-    while read -r p; do cat "/proc/$p/stat" 2>/dev/null; done <"$SD/swift/pids" |
-        awk '{ sub(/.*\) /, ""); if (NF > 13) t += $12 + $13 } END { print t + 0 }'
-}
+# srv_ticks: CPU clock ticks used so far by the storage server (Swift's
+# proxy, object, container and account servers); 0 without one
+srv_ticks() { if [ -n "$SD" ]; then swift_cpu_ticks "$SD/swift"; else echo 0; fi; }
 CLK_TCK=$(getconf CLK_TCK)
 SRV0=0
 srv_mark() { SRV0=$(srv_ticks); }

@@ -442,14 +442,20 @@ push_run() { # TOOL REP
     warm
     sync
     m=$SD/$name.measure
+    local srv0 srv
+    srv0=$(swift_cpu_ticks "$SD/swift")
     measure "$m" bash "$top/bench/lib/archiver.sh" "$d" "$cmd" 2>"$SD/$name.log"
     local rc=$?
+    # the storage server's CPU during the drain (Swift shares the cores)
+    srv=$(awk -v a="$srv0" -v b="$(swift_cpu_ticks "$SD/swift")" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.2f", (b > a ? b - a : 0) / hz }')
+    echo "$S $tool $rep $srv" >>"$W/srv-cpu"
     case $tool in walship*) objs=$(objects_ws "$conf") ;; *) objs=$(objects_pgbr "$conf") ;; esac
     read -r mrc wall wall_all user sys rss <"$m"
     [ "$rc" = 0 ] && [ "${objs%% *}" = "$nseg" ] ||
         note "  WARNING: $name: exit $rc, $objs objects in the repository (want $nseg); log: $(tail -3 "$SD/$name.log" | tr '\n' ' ')"
     echo "$S push $tool $rep $mrc $wall $wall_all $user $sys $rss $objs" >>"$REC"
-    note "  push $tool run $rep: ${wall}s (all done ${wall_all}s), cpu $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')s, rss ${rss}kB, repo: $objs"
+    note "  push $tool run $rep: ${wall}s (all done ${wall_all}s), cpu $(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')s$([ "$S" = s3 ] && echo ", storage server cpu ${srv}s"), rss ${rss}kB, repo: $objs"
     if [ "$tool" = walship-proc ]; then
         note "    wal-push pushed $(grep -c ' here: ' "$SD/$name.log") of $nseg itself: $(sed -n 's/.* here: //p' "$SD/$name.log" | sort | uniq -c | sort -rn | tr -s ' ' | tr '\n' ';')"
     fi
@@ -760,6 +766,12 @@ for st in $storages; do
         out "push: $nseg ready segments drained by an archiver loop (archive_command per .ready, oldest first)"
         fmt_table "$st" push walship pgbr-sync pgbr-async walship-p3 walship-proc
         out "stored:$(stored_line "$st")"
+        if [ "$st" = s3 ]; then
+            out "storage server CPU s (Swift's processes, user + system, median per drain):$(for t in walship pgbr-sync pgbr-async walship-p3 walship-proc; do
+                v=$(awk -v s="$st" -v t="$t" '$1 == s && $2 == t { print $4 }' "$W/srv-cpu" 2>/dev/null | med)
+                [ "$v" != NA ] && printf '  %s %s' "$t" "$v"
+            done)"
+        fi
         for f in "$W/perf-$st-walship.txt" "$W/perf-$st-walship-proc.txt"; do
             [ -s "$f" ] || continue
             out ""

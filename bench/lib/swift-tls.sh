@@ -13,6 +13,11 @@
 #                                              cert_file/key_file (TESTING.md)
 #                                              and wait for HTTPS /healthcheck.
 #                                              SWIFT_PORT = the HTTPS port.
+#   swift_cpu_ticks DIR                        CPU clock ticks (user + system)
+#                                              used so far by the servers
+#                                              whose PIDs are in DIR/pids; 0
+#                                              without them.  Divide by
+#                                              getconf CLK_TCK for seconds.
 # Stop with swift_stop DIR as usual (the new proxy's PID is in DIR/pids).
 # Needs tests/lib/swift.sh sourced first.
 
@@ -56,4 +61,13 @@ swift_start_tls() {
     _swift_err "TLS proxy on $port did not come up"
     tail -20 "$dir/log/proxy.log" >&2
     return 1
+}
+
+swift_cpu_ticks() {
+    local p
+    if [ -z "$1" ] || [ ! -s "$1/pids" ]; then echo 0; return; fi
+    # fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends
+    # the command name
+    while read -r p; do cat "/proc/$p/stat" 2>/dev/null; done <"$1/pids" |
+        awk '{ sub(/.*\) /, ""); if (NF > 13) t += $12 + $13 } END { print t + 0 }'
 }
