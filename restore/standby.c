@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -167,6 +168,69 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
 int sby_state_failing(const struct sby_state *s)
 {
     return s->failing_seg[0] != '\0' || s->failing_other[0] != '\0';
+}
+
+/* ---- a promotion under way ---- */
+
+static int promoting_path(const char *pgdata, char *path, size_t n)
+{
+    return snprintf(path, n, "%s/%s", pgdata, SBY_PROMOTING_FILE) < (int)n ? 0 : -1;
+}
+
+int sby_promoting_begin(const char *pgdata, int64_t deadline, struct err *e)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8], text[32];
+    int fd, n;
+
+    if (promoting_path(pgdata, path, sizeof path) < 0 || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return err_setf(e, ERR_USAGE, "path too long");
+    n = snprintf(text, sizeof text, "%lld\n", (long long)deadline);
+    (void)unlink(tmp);
+    /* readable by the server's user, which runs wal-fetch: promote may
+     * run as another (root) */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
+    if (fchmod(fd, 0644) < 0 || write_all(fd, text, (size_t)n) < 0 || fsync(fd) < 0) {
+        int en = errno;
+
+        close(fd);
+        unlink(tmp);
+        return err_errno(e, ERR_IO, en, "could not write \"%s\"", tmp);
+    }
+    close(fd);
+    if (rename(tmp, path) < 0) {
+        int en = errno;
+
+        unlink(tmp);
+        return err_errno(e, ERR_IO, en, "could not rename \"%s\"", tmp);
+    }
+    return fsync_dir(pgdata, e);
+}
+
+void sby_promoting_end(const char *pgdata)
+{
+    char path[PATH_MAX];
+
+    if (promoting_path(pgdata, path, sizeof path) == 0 && unlink(path) == 0)
+        (void)fsync_dir(pgdata, &(struct err)ERR_INIT);
+}
+
+int sby_promoting(const char *pgdata, int64_t now)
+{
+    char path[PATH_MAX], text[32];
+    long long deadline;
+    ssize_t n;
+    int fd;
+
+    if (promoting_path(pgdata, path, sizeof path) < 0 || (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    return sscanf(text, "%lld", &deadline) == 1 && (int64_t)deadline >= now;
 }
 
 /* ---- the lag ---- */

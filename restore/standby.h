@@ -71,6 +71,28 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
 /* Does a failure stand (see sby_state_note)? */
 int sby_state_failing(const struct sby_state *s);
 
+/* ---- a promotion under way ----
+ *
+ * PostgreSQL, asked to promote, replays what restore_command still gives
+ * and ends recovery at the first file it does not get.  A standby's
+ * wal-fetch answers a failure with 1 (it must wait, not shut down), which
+ * during a promotion would end recovery early, before WAL the region
+ * holds, and fork the new timeline there for good.  So `walship promote`
+ * marks the promotion (PGDATA/walship-promoting, holding a deadline) and,
+ * while the mark stands, wal-fetch answers a failure as a cold restore
+ * does (250): PostgreSQL stops instead, the instance stays a standby, and
+ * the operator restarts it and promotes again.  A mark past its deadline
+ * (a promote killed) is ignored, so a standby never stays in that mode. */
+#define SBY_PROMOTING_FILE "walship-promoting"
+
+/* Mark a promotion of `pgdata` under way until `deadline` (Unix seconds),
+ * durably. */
+int sby_promoting_begin(const char *pgdata, int64_t deadline, struct err *e);
+/* Remove the mark. */
+void sby_promoting_end(const char *pgdata);
+/* Does a mark stand at `now`? */
+int sby_promoting(const char *pgdata, int64_t now);
+
 struct sby_lag {
     int have_wal;                       /* the region holds a segment */
     char newest[WAL_NAME_MAX];          /* its newest segment */

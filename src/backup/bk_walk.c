@@ -22,6 +22,8 @@ static const char *const skip_contents[] = {
 static const char *const skip_files_top[] = {
     "postmaster.pid", "postmaster.opts", "backup_label", "tablespace_map", "backup_manifest",
     "current_logfiles", "postgresql.auto.conf.tmp",
+    /* a warm standby's own (restore/standby.h): not the cluster's */
+    "walship-standby.state", "walship-standby.state.tmp", "walship-promoting", "walship-promoting.tmp",
 };
 
 static const char *base_name(const char *p)

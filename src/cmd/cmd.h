@@ -94,6 +94,11 @@ int cmd_keygen_run(struct cmd_ctx *ctx);
 int cmd_wal_push_run(struct cmd_ctx *ctx);
 int cmd_ship_run(struct cmd_ctx *ctx);
 int cmd_wal_fetch_run(struct cmd_ctx *ctx);
+/* How wal-fetch answers a failure, logged: 250 (stop recovery), or 1 on a
+ * standby (it waits; noted in its state file), 250 again on a standby
+ * whose promotion is under way (see restore/standby.h).  For main's early
+ * failures too (a configuration that does not load). */
+int wal_fetch_fail(int standby, const char *name, const char *msg);
 int cmd_backup_fetch_run(struct cmd_ctx *ctx);
 int cmd_backup_list_run(struct cmd_ctx *ctx);
 int cmd_backup_push_run(struct cmd_ctx *ctx);

@@ -2,9 +2,10 @@
  * cmd_promote — `walship promote DIR`: end a warm standby made by `restore
  * --standby` (docs/RESTORE.md "A warm standby").
  *
- *   running standby? → wal-fetch not failing (else --force) → pg_promote()
- *   → wait until writable (measured) → CHECKPOINT → restore's settings
- *   removed from postgresql.auto.conf, as restore --start does
+ *   running standby made by walship? → wal-fetch not failing (else
+ *   --force) → promotion marked (restore/standby.h) → pg_promote() → wait
+ *   until writable (measured) → CHECKPOINT → restore's settings removed
+ *   from postgresql.auto.conf, as restore --start does
  *
  * PostgreSQL, asked to promote a standby, first replays whatever the archive
  * still holds (it stops at the first file restore_command cannot give), so
@@ -99,6 +100,28 @@ static int wait_writable(PGconn *c, int timeout_s, struct err *e)
     return 0;
 }
 
+/* Was `pgdata` made a standby by `walship restore --standby`: its
+ * settings block in postgresql.auto.conf (ALTER SYSTEM drops comments),
+ * or the state file its wal-fetch keeps.  Not an ordinary streaming
+ * replica, and not a primary `promote` was pointed at by mistake. */
+static int made_by_walship(const char *pgdata)
+{
+    char path[PATH_MAX];
+    unsigned char *text = NULL;
+    size_t len;
+    struct err e = ERR_INIT;
+    int found;
+
+    if (snprintf(path, sizeof path, "%s/%s", pgdata, SBY_STATE_FILE) < (int)sizeof path && access(path, F_OK) == 0)
+        return 1;
+    if (snprintf(path, sizeof path, "%s/postgresql.auto.conf", pgdata) >= (int)sizeof path ||
+        read_file_all(path, 1 << 20, &text, &len, &e) < 0)
+        return 0;
+    found = strstr((char *)text, "# Added by walship restore") != NULL;
+    free(text);
+    return found;
+}
+
 /* In recovery and a standby: 0.  Else -1 (e), or 1 when already promoted. */
 static int check_standby(PGconn *c, const char *pgdata, const struct promote_opts *o, struct err *e)
 {
@@ -115,7 +138,17 @@ static int check_standby(PGconn *c, const char *pgdata, const struct promote_opt
         return err_setf(e, ERR_USAGE,
                         "\"%s\" is in archive recovery toward a target, not a standby: restore --start promotes it "
                         "once it checked the target", pgdata);
-    if (sby_state_read(pgdata, &st, &se) == 0 && sby_state_failing(&st)) {
+    if (!made_by_walship(pgdata))
+        return err_setf(e, ERR_USAGE,
+                        "\"%s\" is a standby, but not one walship restore --standby made (no walship settings in "
+                        "its postgresql.auto.conf, no %s): promote it with pg_ctl promote", pgdata, SBY_STATE_FILE);
+    if (sby_state_read(pgdata, &st, &se) < 0 && se.code != ERR_NOTFOUND) {
+        /* unknown is not "not failing" */
+        if (!o->force)
+            return err_setf(e, ERR_IO, "cannot tell whether wal-fetch on this standby is failing (%s): promote "
+                                       "with --force if the region is known to be complete", se.msg);
+        log_warning("promoting without knowing whether wal-fetch is failing (--force): %s", se.msg);
+    } else if (se.code == ERR_OK && sby_state_failing(&st)) {
         char t[32];
         struct tm tm;
         time_t tt = (time_t)st.error_time;
@@ -133,13 +166,78 @@ static int check_standby(PGconn *c, const char *pgdata, const struct promote_opt
     return 0;
 }
 
+/* Forget the standby state: this is no standby any more. */
+static void drop_state(const char *pgdata)
+{
+    char state[PATH_MAX];
+
+    if (snprintf(state, sizeof state, "%s/%s", pgdata, SBY_STATE_FILE) < (int)sizeof state)
+        unlink(state);
+}
+
+/* Not in recovery (check_standby said 1): clean up after a promotion done
+ * another way (pg_ctl promote), only on an instance walship made. */
+static int already_promoted(const char *pgdata, const struct promote_opts *o)
+{
+    sby_promoting_end(pgdata);
+    if (!made_by_walship(pgdata)) {
+        printf("%s is not in recovery: already promoted, or a primary; it holds no walship standby settings: "
+               "nothing to do\n", pgdata);
+        return 0;
+    }
+    printf("%s is not in recovery: already promoted\n", pgdata);
+    restore_conf_after_promote(pgdata, o->keep_restore_command);
+    drop_state(pgdata);
+    return 0;
+}
+
+/* Mark the promotion, ask for it, wait until writable: 0, or -1 (e) with
+ * the session closed. */
+static int promote_and_wait(PGconn *c, const char *pgdata, const struct promote_opts *o, time_t asked,
+                            struct err *e)
+{
+    struct sby_state st;
+    char ok[8];
+    int gone;
+
+    /* until it is writable, a failing wal-fetch stops PostgreSQL instead
+     * of ending recovery short (restore/standby.h); --force: end it there */
+    if (!o->force && sby_promoting_begin(pgdata, (int64_t)asked + o->timeout_s + 60, e) < 0) {
+        err_prefix(e, "could not mark the promotion (needed so that a failing fetch cannot end recovery early; "
+                      "--force promotes without it)");
+        return -1;
+    }
+    pginst_query_one(c, "select pg_promote(false)", NULL, ok, sizeof ok);
+    if (strcmp(ok, "t") != 0) {
+        err_setf(e, ERR_IO, "pg_promote() failed: %s", PQerrorMessage(c));
+        sby_promoting_end(pgdata);
+        return -1;
+    }
+    if (wait_writable(c, o->timeout_s, e) == 0) {
+        sby_promoting_end(pgdata);
+        return 0;
+    }
+    /* the server gone: no promotion runs any more, and its next start is
+     * a standby's; one still replaying keeps its mark (deadline) */
+    gone = PQstatus(c) != CONNECTION_OK || strncmp(e->msg, "lost the session", 16) == 0;
+    if (sby_state_read(pgdata, &st, &(struct err)ERR_INIT) == 0 && st.error_time >= (int64_t)asked)
+        err_setf(e, ERR_IO,
+                 "wal-fetch failed while the standby promoted (%s: %s): PostgreSQL stopped rather than end "
+                 "recovery before WAL the region may hold; the instance is still a standby: start it again, "
+                 "fix the region, and promote again (or with --force to end recovery where it can)",
+                 st.error_name, st.error);
+    if (gone)
+        sby_promoting_end(pgdata);
+    return -1;
+}
+
 int cmd_promote_run(struct cmd_ctx *ctx)
 {
     struct promote_opts o;
     struct sby_state st;
     struct err e = ERR_INIT;
     PGconn *c = NULL;
-    char pgdata[PATH_MAX], tli[16] = "", lsn[32] = "", state[PATH_MAX];
+    char pgdata[PATH_MAX], tli[16] = "", lsn[32] = "", archive_mode[16] = "";
     uint64_t t0, t_writable, t_cp;
     time_t asked;
     int rc, cp_ok;
@@ -156,31 +254,21 @@ int cmd_promote_run(struct cmd_ctx *ctx)
         return cmd_fail(&e);
     }
     rc = check_standby(c, pgdata, &o, &e);
-    if (rc < 0)
-        goto fail;
-    if (rc == 1) {
-        printf("%s is not in recovery: already promoted\n", pgdata);
-        restore_conf_after_promote(pgdata, o.keep_restore_command);
+    if (rc != 0) {
         PQfinish(c);
-        return 0;
+        return rc < 0 ? cmd_fail(&e) : already_promoted(pgdata, &o);
     }
     asked = time(NULL);
     t0 = now_ms();
-    {
-        char ok[8];
-
-        pginst_query_one(c, "select pg_promote(false)", NULL, ok, sizeof ok);
-        if (strcmp(ok, "t") != 0) {
-            err_setf(&e, ERR_IO, "pg_promote() failed: %s", PQerrorMessage(c));
-            goto fail;
-        }
+    if (promote_and_wait(c, pgdata, &o, asked, &e) < 0) {
+        PQfinish(c);
+        return cmd_fail(&e);
     }
-    if (wait_writable(c, o.timeout_s, &e) < 0)
-        goto fail;
     t_writable = now_ms() - t0;
     pginst_query_one(c, "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int", NULL,
                      tli, sizeof tli);
     pginst_query_one(c, "select pg_last_wal_replay_lsn()", NULL, lsn, sizeof lsn);
+    pginst_query_one(c, "show archive_mode", NULL, archive_mode, sizeof archive_mode);
     /* as restore does: pg_control names the new timeline now, not after a
      * spread checkpoint, so a crash does not replay everything again */
     t_cp = now_ms();
@@ -192,7 +280,6 @@ int cmd_promote_run(struct cmd_ctx *ctx)
     }
     t_cp = now_ms() - t_cp;
     PQfinish(c);
-    c = NULL;
     printf("promoted %s to timeline %s: writable %.3f s after the promotion request\n", pgdata, tli[0] ? tli : "?",
            (double)t_writable / 1000.0);
     printf("  recovery ended at LSN %s (the end of the archive the standby could read)\n", lsn[0] ? lsn : "?");
@@ -201,6 +288,10 @@ int cmd_promote_run(struct cmd_ctx *ctx)
     else
         log_warning("the CHECKPOINT after promotion failed: pg_control names the new timeline only after "
                     "PostgreSQL's own checkpoint");
+    if (strcmp(archive_mode, "off") == 0)
+        log_warning("the promoted instance has archive_mode = off (restore --standby without --keep-archive): it "
+                    "archives nothing; point walship at this region's new primary and set archive_mode = on (a "
+                    "restart) before it takes writes you cannot lose");
     restore_conf_after_promote(pgdata, o.keep_restore_command);
     rc = 0;
     if (sby_state_read(pgdata, &st, &e) == 0 && st.error_time >= (int64_t)asked) {
@@ -210,10 +301,6 @@ int cmd_promote_run(struct cmd_ctx *ctx)
                  st.error_name, st.error);
         rc = cmd_fail(&e);
     }
-    if (snprintf(state, sizeof state, "%s/%s", pgdata, SBY_STATE_FILE) < (int)sizeof state)
-        unlink(state);      /* this is no standby any more */
+    drop_state(pgdata);
     return rc;
-fail:
-    PQfinish(c);
-    return cmd_fail(&e);
 }

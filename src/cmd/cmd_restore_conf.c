@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "standby.h"
 
 /* stdout and the restore log, line by line */
 struct out2 {
@@ -96,6 +97,17 @@ int restore_conf_prepare(const char *pgdata, int writes_port, int writes_archive
     if (rconf_neutralise(pgdata, 1, also, found, e) < 0)
         return err_prefix(e, "could not neutralise the recovery settings of the restored configuration");
     out_open(&o, pgdata);
+    /* what a warm standby of the backed-up cluster kept, in a backup taken
+     * before backups left it out (restore/standby.h): a stale failure
+     * would hold a new standby in alarm, a stale promotion mark make it
+     * stop */
+    for (i = 0; i < 2; i++) {
+        static const char *const stale[] = { SBY_STATE_FILE, SBY_PROMOTING_FILE };
+        char path[PATH_MAX];
+
+        if (snprintf(path, sizeof path, "%s/%s", pgdata, stale[i]) < (int)sizeof path && unlink(path) == 0)
+            say(&o, "  %s from the backup: removed", stale[i]);
+    }
     for (i = 0; i < found->n; i++)
         n += found->v[i].what != RCONF_UNREAD &&
              (found->v[i].value == NULL || rconf_is_recovery_setting(found->v[i].name));

@@ -28,6 +28,7 @@ struct status_standby {
     char error[ERR_MSG_MAX];    /* why it is not known */
     struct pg_replay rp;
     int have_state;
+    char state_error[ERR_MSG_MAX];  /* the state file exists but cannot be read: unknown, not "fine" */
     struct sby_state st;
     int failing;                /* wal-fetch's last answer was a failure */
     int lag_known;
@@ -96,6 +97,8 @@ struct status_standby *status_standby_take(struct cmd_ctx *ctx, const struct key
     if (sby_state_read(s->pgdata, &s->st, &e) == 0) {
         s->have_state = 1;
         s->failing = sby_state_failing(&s->st);
+    } else if (e.code != ERR_NOTFOUND) {
+        snprintf(s->state_error, sizeof s->state_error, "%s", e.msg);
     }
     take_lag(ctx, kr, &ci, s, now);
     return s;
@@ -103,7 +106,7 @@ struct status_standby *status_standby_take(struct cmd_ctx *ctx, const struct key
 
 int status_standby_alarm(const struct status_standby *s)
 {
-    return !s->known || !s->rp.in_recovery || s->failing || !s->lag_known ||
+    return !s->known || !s->rp.in_recovery || s->failing || s->state_error[0] != '\0' || !s->lag_known ||
            (s->rpo_seconds > 0 && s->lag.seconds > s->rpo_seconds);
 }
 
@@ -131,6 +134,10 @@ void status_standby_text(const struct status_standby *s)
                s->rpo_seconds > 0 && s->lag.seconds > s->rpo_seconds ? "  <- past rpo_seconds" : "");
     else
         printf("  behind region %s: unknown (%s)\n", s->region[0] ? s->region : "?", s->lag_error);
+    if (s->state_error[0] != '\0') {
+        printf("  wal-fetch:      unknown: %s  <- cannot tell whether fetches fail\n", s->state_error);
+        return;
+    }
     if (!s->have_state) {
         printf("  wal-fetch:      no answer noted yet\n");
         return;
@@ -162,7 +169,8 @@ json_t *status_standby_json(const struct status_standby *s)
                                                                : json_null());
     json_object_set_new(o, "lag_error", s->lag_known ? json_null() : json_string(s->lag_error));
     json_object_set_new(o, "newest_wal", s->lag.have_wal ? json_string(s->lag.newest) : json_null());
-    json_object_set_new(o, "fetch_failing", json_boolean(s->failing));
+    json_object_set_new(o, "fetch_failing", s->state_error[0] ? json_null() : json_boolean(s->failing));
+    json_object_set_new(o, "state_error", s->state_error[0] ? json_string(s->state_error) : json_null());
     json_object_set_new(o, "last_fetched", s->st.fetched_time ? json_string(s->st.fetched) : json_null());
     json_object_set_new(o, "last_fetched_unix", s->st.fetched_time ? json_integer(s->st.fetched_time) : json_null());
     json_object_set_new(o, "waiting_for", s->st.missing_time ? json_string(s->st.missing) : json_null());
@@ -196,7 +204,7 @@ void status_standby_prom(const struct status_standby *s)
         { "walship_standby_replay_lag_segments", "WAL segments the region holds beyond the standby's replay" },
         { "walship_standby_replay_lag_seconds", "how long the oldest archived segment not replayed has waited" },
         { "walship_standby_last_replay_timestamp_seconds", "commit time of the last transaction replayed" },
-        { "walship_standby_fetch_failing", "1 when wal-fetch's last answer on the standby was a failure" },
+        { "walship_standby_fetch_failing", "1 when wal-fetch's last answer on the standby was a failure; absent when its state cannot be read" },
         { "walship_standby_alarm", "1 when the standby is down, promoted, failing to fetch or lagging" },
     };
     char dir[PATH_MAX * 2], reg[160];
@@ -213,7 +221,7 @@ void status_standby_prom(const struct status_standby *s)
         case 1: v = (double)s->lag.segments; have = s->lag_known; break;
         case 2: v = (double)s->lag.seconds; have = s->lag_known; break;
         case 3: v = (double)s->rp.xact_unix; have = s->rp.xact_unix != 0; break;
-        case 4: v = s->failing; break;
+        case 4: v = s->failing; have = s->state_error[0] == '\0'; break;
         default: v = status_standby_alarm(s); break;
         }
         printf("# HELP %s %s\n# TYPE %s gauge\n", m[k].name, m[k].help, m[k].name);

@@ -137,18 +137,18 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
             name = ctx->argv[i];
         else if (dest == NULL)
             dest = ctx->argv[i];
-        else {
-            log_error("wal-fetch: unexpected argument \"%s\" (usage: wal-fetch NAME DEST [--region R])",
-                      ctx->argv[i]);
-            return WALFETCH_ABORT_STATUS;
-        }
-    }
-    if (name == NULL || dest == NULL) {
-        log_error("wal-fetch: needs NAME and DEST (restore_command = 'walship wal-fetch %%f %%p')");
-        return WALFETCH_ABORT_STATUS;
+        else
+            err_setf(&e, ERR_USAGE, "unexpected argument \"%s\" (usage: wal-fetch NAME DEST [--region R])",
+                     ctx->argv[i]);
     }
     if (access("standby.signal", F_OK) == 0)
         standby = 1;
+    if (e.code != ERR_OK)
+        goto abort;
+    if (name == NULL || dest == NULL) {
+        err_setf(&e, ERR_USAGE, "needs NAME and DEST (restore_command = 'walship wal-fetch %%f %%p')");
+        goto abort;
+    }
     if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0 || dest_replaceable(dest, NULL, &e) < 0)
         goto abort;
     /* what a wal-fetch killed mid-download left beside DEST: PostgreSQL
@@ -202,13 +202,25 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     return 0;
 abort:
     keys_free(kr);
+    return wal_fetch_fail(standby, name, e.msg);
+}
+
+int wal_fetch_fail(int standby, const char *name, const char *msg)
+{
     if (standby) {
-        note_standby(standby, SBY_FAILED, name, e.msg);
-        log_error("wal-fetch %s: %s (standby: exit 1, PostgreSQL asks again after wal_retrieve_retry_interval; "
-                  "a standby never promotes on its own)", name ? name : "", e.msg);
-        return 1;
+        note_standby(standby, SBY_FAILED, name, msg);
+        if (!sby_promoting(".", (int64_t)time(NULL))) {
+            log_error("wal-fetch %s: %s (standby: exit 1, PostgreSQL asks again after wal_retrieve_retry_interval; "
+                      "a standby never promotes on its own)", name ? name : "", msg);
+            return 1;
+        }
+        log_error("wal-fetch %s: %s (exit %d: a promotion is under way, and a 1 now would end recovery before WAL "
+                  "the region may hold; PostgreSQL stops instead and the instance stays a standby: start it "
+                  "again, then promote again, or with --force to end recovery here)",
+                  name ? name : "", msg, WALFETCH_ABORT_STATUS);
+        return WALFETCH_ABORT_STATUS;
     }
     log_error("wal-fetch %s: %s (exit %d: PostgreSQL stops recovery rather than treat this as the end of "
-              "the archive)", name ? name : "", e.msg, WALFETCH_ABORT_STATUS);
+              "the archive)", name ? name : "", msg, WALFETCH_ABORT_STATUS);
     return WALFETCH_ABORT_STATUS;
 }

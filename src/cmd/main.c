@@ -522,6 +522,23 @@ fail:
     return -1;
 }
 
+/* wal-fetch failed before it ran (argv[1] is the command, then its
+ * arguments): its NAME and whether this is a standby, as it would see
+ * them. */
+static int fetch_early_fail(int argc, char **argv, const struct err *e)
+{
+    const char *name = NULL;
+    int i, standby = access("standby.signal", F_OK) == 0;
+
+    for (i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--standby") == 0)
+            standby = 1;
+        else if (strncmp(argv[i], "--", 2) != 0 && name == NULL)
+            name = argv[i];
+    }
+    return wal_fetch_fail(standby, name, e->msg);
+}
+
 int main(int argc, char **argv)
 {
     struct global_opts g;
@@ -529,29 +546,30 @@ int main(int argc, char **argv)
     struct cmd_ctx ctx;
     struct err e = ERR_INIT;
     enum log_level level;
-    int rc, fail_status;
+    int rc, is_fetch;
 
     if (take_global_opts(&argc, argv, &g) < 0)
         return EXIT_USAGE;
     if ((rc = help_or_command(argc, argv, &cmd)) >= 0)
         return rc;
     /* restore_command: a status of 1..125 would end recovery (see
-     * cmd_wal_fetch.c), so every early failure of wal-fetch aborts it;
-     * except on a standby, which such a status would shut down. */
-    fail_status = 0;
-    if (strcmp(cmd->name, "wal-fetch") == 0)
-        fail_status = access("standby.signal", F_OK) == 0 ? 1 : 250;
+     * cmd_wal_fetch.c), so an early failure of wal-fetch is answered as
+     * any of its failures (wal_fetch_fail): noted on a standby, which
+     * waits, and 250 elsewhere. */
+    is_fetch = strcmp(cmd->name, "wal-fetch") == 0;
 
     log_init(cmd->name, LOG_INFO);
     if (g.level_str != NULL && log_parse_level(g.level_str, &level) < 0) {
+        if (is_fetch) {
+            err_setf(&e, ERR_USAGE, "bad --log-level \"%s\" (use error, warning, info or debug)", g.level_str);
+            return fetch_early_fail(argc, argv, &e);
+        }
         fprintf(stderr, "walship: bad --log-level \"%s\" (use error, warning, info or debug)\n", g.level_str);
-        return fail_status ? fail_status : EXIT_USAGE;
+        return EXIT_USAGE;
     }
     memset(&ctx, 0, sizeof ctx);
-    if (load_config(&g, cmd, &ctx, &e) < 0) {
-        rc = cmd_fail(&e);
-        return fail_status ? fail_status : rc;
-    }
+    if (load_config(&g, cmd, &ctx, &e) < 0)
+        return is_fetch ? fetch_early_fail(argc, argv, &e) : cmd_fail(&e);
     ctx.region = g.region;
     ctx.argc = argc - 1;
     ctx.argv = argv + 1;

@@ -218,6 +218,39 @@ pg_start "$T/sb" "$SPORT"; ok $? "restart: standby started by pg_ctl"
 is "$(in_recovery)" t "restart: still a standby"
 wait_for 60 standby_has_all; ok $? "restart: it catches up"
 
+# ---- a failure while it promotes: PostgreSQL stops, the standby stays one ----
+# PostgreSQL, asked to promote, replays what restore_command still gives and
+# ends recovery at the first file it does not get: a standby's usual answer
+# to a failure (1) would end it there, before WAL dr holds.  The standby now
+# asks once a minute, so dr can fail between two of its questions, unseen
+# until the promotion asks.
+echo "wal_retrieve_retry_interval = '60s'" >>"$SB/postgresql.auto.conf"
+pg_run "$PG_BIN/pg_ctl" -D "$SB" reload >/dev/null 2>&1
+sleep 3
+write_ids 200 205
+archive_switch >/dev/null
+ship_dr                     # dr holds them; the standby has not asked yet
+mv "$T/dr" "$T/dr.off"
+t_fail "failing fetch while promoting: promote fails (exit 3)" 3 dr promote "$SB"
+like "$T_OUT" "PostgreSQL stopped rather than end recovery before WAL the region may hold" \
+  "failing fetch while promoting: promote says what happened and what to do"
+wait_for 30 bash -c "! { [ -f '$SB/postmaster.pid' ] && kill -0 \$(head -1 '$SB/postmaster.pid') 2>/dev/null; }"
+ok $? "failing fetch while promoting: PostgreSQL stopped instead of ending recovery"
+grep -qh "a promotion is under way" "$SB/walship-restore.log" "$T/sb/server.log" 2>/dev/null
+ok $? "failing fetch while promoting: wal-fetch said why it answered 250"
+[ -e "$SB/standby.signal" ] && [ ! -e "$SB/walship-promoting" ]; ok $? "failing fetch while promoting: still a standby on disk, no promotion mark left"
+sed -i "/^wal_retrieve_retry_interval = '60s'$/d" "$SB/postgresql.auto.conf"
+mv "$T/dr.off" "$T/dr"
+pg_start "$T/sb" "$SPORT"; ok $? "failing fetch while promoting: started again"
+is "$(in_recovery)" t "failing fetch while promoting: a standby again"
+wait_for 60 standby_has_all; ok $? "failing fetch while promoting: it replays what dr holds, nothing lost"
+
+# ---- promote pointed at the primary or at another standby ----
+md5_auto=$(md5sum <"$T/pg/data/postgresql.auto.conf")
+t "promote on a primary does nothing" dr promote "$T/pg/data"
+like "$T_OUT" "holds no walship standby settings: nothing to do" "promote on a primary says so"
+is "$(md5sum <"$T/pg/data/postgresql.auto.conf")" "$md5_auto" "promote on a primary leaves its postgresql.auto.conf alone"
+
 # ---- promotion: the primary is lost ----
 write_ids 51 60
 LAST=$(archive_switch)

@@ -129,8 +129,9 @@ exprs = re.findall(r"^\s*expr:\s*(.+)$", open(sys.argv[1]).read(), re.M)
 assert any(re.fullmatch(r"walship_up\s*==\s*0", e.strip()) for e in exprs), exprs
 assert any(re.fullmatch(r"walship_alarm\s*==\s*1", e.strip()) for e in exprs), exprs
 assert any(re.fullmatch(r"walship_branches\s*==\s*1", e.strip()) for e in exprs), exprs
+assert any(re.fullmatch(r"walship_standby_alarm\s*==\s*1", e.strip()) for e in exprs), exprs
 PY
-ok $? "the shipped alert rules fire on walship_up == 0, walship_alarm == 1 and walship_branches == 1"
+ok $? "the shipped alert rules fire on walship_up == 0, walship_alarm == 1, walship_branches == 1 and walship_standby_alarm == 1"
 
 # ---- a deleted WAL segment ----
 start=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backups"][-1]["start_wal"])')

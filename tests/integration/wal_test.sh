@@ -447,5 +447,27 @@ t "a new shipper finishes the job" ws ship --once
 ws --region eu-west-1 st get wal/000000010000001000000002 "$T/re/k9c" >/dev/null 2>&1
 cmp -s "$T/re/k9c" "$T/re/pg_wal/000000010000001000000002"; ok $? "eu-west-1 has the complete file"
 
+# ---- early failures on a standby: answered and noted like any other ----
+mkdir -p "$T/sbx/global" "$T/sbx/pg_wal"
+cp "$T/pg/data/global/pg_control" "$T/sbx/global/"; cp "$T/pg/data/PG_VERSION" "$T/sbx/"
+: >"$T/sbx/standby.signal"; chown -R postgres "$T/sbx"
+SEGX=$name   # t_fail's own "local name" would shadow it inside early()
+early() { (cd "$T/sbx" && pg_run "$WALSHIP" --config "$T/no-such.conf" wal-fetch "$SEGX" pg_wal/RECOVERYXLOG); }
+t_fail "standby, configuration missing: wal-fetch answers 1 (the standby waits)" 1 early
+python3 - "$T/sbx/walship-standby.state" "$SEGX" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["failing"] is True and s["error_file"] == sys.argv[2] and "no-such.conf" in s["error"], s
+PY
+ok $? "... and notes the failure in walship-standby.state, with its cause" ||
+  diag "state: $(cat "$T/sbx/walship-standby.state" 2>&1)"
+echo $(( $(date +%s) + 600 )) >"$T/sbx/walship-promoting"
+t_fail "standby being promoted, configuration missing: wal-fetch answers 250" 250 early
+like "$T_OUT" "a promotion is under way" "... and says why"
+echo $(( $(date +%s) - 10 )) >"$T/sbx/walship-promoting"
+t_fail "a promotion mark past its deadline is ignored: 1 again" 1 early
+rm -f "$T/sbx/standby.signal"
+t_fail "not a standby, configuration missing: wal-fetch answers 250" 250 early
+
 ws_stop_daemons "$T/spool"
 done_testing
