@@ -483,6 +483,8 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     if ((rc_ = parse_args(ctx, &o)) != 0)
         return rc_;
     rc_ = EXIT_FAILURE3;
+    if (o.standby)
+        restore_standby_env_warning(c);
     /* --start logs in to PostgreSQL: libpq must load before anything is fetched */
     if (config_require_regions(c, &e) < 0 || (o.start && pq_dl_load(&e) < 0) || cmd_load_keyring(ctx, &kr, &e) < 0 ||
         pgdata_prepare(&o, pgdata_abs, &e) < 0 || (rc = choose_region(ctx, kr, &s, &cat, &e)) == NULL ||

@@ -3,9 +3,42 @@
  */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cmd_restore_conf.h"
 #include "cmd_standby.h"
+#include "log.h"
+#include "util.h"
+
+void restore_standby_env_warning(const struct config *c)
+{
+    static const char *const vars[] = {
+        "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    };
+    char set[512] = "";
+    size_t i, len = 0;
+
+    if (c->path != NULL || c->nregions < 1 || c->regions[0].url == NULL || !str_has_prefix(c->regions[0].url, "s3://"))
+        return;
+    for (i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        int k;
+
+        if (v == NULL || v[0] == '\0')
+            continue;
+        k = snprintf(set + len, sizeof set - len, "%s%s", len ? ", " : "", vars[i]);
+        if (k > 0 && (size_t)k < sizeof set - len)
+            len += (size_t)k;
+    }
+    if (len > 0)
+        log_warning("the standby's restore_command names no credentials: its wal-fetch takes them from the "
+                    "server's environment (%s here). A server started another way after a restart (pg_ctl, systemd) "
+                    "lacks them and every fetch fails: set them in that environment, or make the standby from a "
+                    "configuration file that names them (credentials = ...)", set);
+}
 
 void restore_standby_not_started(const char *pg_bin, const char *pgdata)
 {

@@ -15,12 +15,17 @@
 #include "recover.h"
 
 struct cmd_ctx;
+struct config;
 struct keyring;
 
 /* ---- restore --standby ---- */
 
 /* Without --start: how to start it, and what to watch. */
 void restore_standby_not_started(const char *pg_bin, const char *pgdata);
+/* Without a configuration file (--from), the standby's restore_command
+ * names no credentials: warn when this run takes S3 credentials from the
+ * environment, which a server started another way after a restart lacks. */
+void restore_standby_env_warning(const struct config *c);
 /* With --start: it accepts read-only connections, in recovery. */
 void restore_standby_started(const struct rcv_result *st, const char *backup, const char *region, const char *pgdata,
                              double fetch_s, double ready_s);

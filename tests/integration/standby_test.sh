@@ -101,6 +101,12 @@ t_fail "restore --standby with --keep-restore-command: usage error (promote's op
   --pgdata "$T/x" --keep-restore-command
 [ ! -e "$T/x" ]; ok $? "a refused restore touches nothing"
 
+# --from s3:// with credentials only in the environment: restore_command
+# names none, so a server started another way after a restart has none
+out=$(pg_run env AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret "$WALSHIP" --from s3://nobucket/p \
+  --endpoint http://127.0.0.1:9 --key-file "$T/key" restore --standby --pgdata "$T/x3" 2>&1)
+like "$out" "restore_command names no credentials.*AWS_ACCESS_KEY_ID" \
+  "restore --standby --from s3:// warns that restore_command carries no credentials from the environment"
 t "restore --standby without --start" dr restore --standby --pgdata "$T/sb0/data"
 like "$T_OUT" "standby settings written .*start it with" "without --start: says how to start it"
 [ -e "$T/sb0/data/standby.signal" ] && [ ! -e "$T/sb0/data/postmaster.pid" ]; ok $? "without --start: standby.signal, not started"
