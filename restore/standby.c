@@ -218,19 +218,18 @@ void sby_promoting_end(const char *pgdata)
 
 int sby_promoting(const char *pgdata, int64_t now)
 {
-    char path[PATH_MAX], text[32];
+    char path[PATH_MAX];
+    unsigned char *text = NULL;
     long long deadline;
-    ssize_t n;
-    int fd;
+    size_t len;
+    struct err e = ERR_INIT;
+    int standing;
 
-    if (promoting_path(pgdata, path, sizeof path) < 0 || (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+    if (promoting_path(pgdata, path, sizeof path) < 0 || read_file_all(path, 64, &text, &len, &e) < 0)
         return 0;
-    n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    text[n] = '\0';
-    return sscanf(text, "%lld", &deadline) == 1 && (int64_t)deadline >= now;
+    standing = sscanf((char *)text, "%lld", &deadline) == 1 && (int64_t)deadline >= now;
+    free(text);
+    return standing;
 }
 
 /* ---- the lag ---- */
