@@ -152,6 +152,34 @@ static void standing_test(void)
     ok(!failing_in(dir), "...the segment fetched does");
 }
 
+/* the promotion mark: stands until its deadline, gone when ended */
+static void promoting_test(void)
+{
+    struct err e = ERR_INIT;
+    struct stat st;
+    char dir[PATH_MAX], p[PATH_MAX + 64];
+    FILE *f;
+
+    snprintf(dir, sizeof dir, "%s/pgdata3", root);
+    mkdir(dir, 0700);
+    snprintf(p, sizeof p, "%s/%s", dir, SBY_PROMOTING_FILE);
+    ok(!sby_promoting(dir, 1000), "no mark: no promotion under way");
+    ok(sby_promoting_begin(dir, 2000, &e) == 0, "mark a promotion until t=2000");
+    ok(sby_promoting(dir, 1000) && sby_promoting(dir, 2000), "it stands before and at its deadline");
+    ok(!sby_promoting(dir, 2001), "...not after it (a promote killed leaves no lasting mode)");
+    ok(stat(p, &st) == 0 && (st.st_mode & 0777) == 0644, "readable by the server's user (mode 0644)");
+    ok(sby_promoting_begin(dir, 3000, &e) == 0 && sby_promoting(dir, 2500), "a new mark replaces the old one");
+    sby_promoting_end(dir);
+    ok(!sby_promoting(dir, 1000) && access(p, F_OK) != 0, "ended: gone");
+    f = fopen(p, "w");
+    if (f != NULL) {
+        fputs("garbage\n", f);
+        fclose(f);
+    }
+    ok(!sby_promoting(dir, 1000), "a mark that is not a number does not stand");
+    unlink(p);
+}
+
 int main(void)
 {
     struct config *conf;
@@ -180,6 +208,7 @@ int main(void)
     ok(lag_is(r, 0, 6, 9000, "000000020000000000000006"), "nothing replayed: every segment");
     state_test();
     standing_test();
+    promoting_test();
     repo_free(r);
     config_free(conf);
     tf_rmrf(root);
