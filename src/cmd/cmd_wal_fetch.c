@@ -151,9 +151,6 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     }
     if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0 || dest_replaceable(dest, NULL, &e) < 0)
         goto abort;
-    /* what a wal-fetch killed mid-download left beside DEST: PostgreSQL
-     * never removes it from pg_wal */
-    (void)sweep_dead_tmps(dest);
     /* the cluster being recovered: its pg_control, where PostgreSQL runs us */
     if (cluster_is_datadir(".") && cluster_read_datadir(".", &ci, &e) < 0)
         goto abort;
@@ -180,6 +177,10 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         rc = WALFETCH_MISSING;
     } else {
         err_clear(&e);
+        /* what a wal-fetch killed mid-download left beside DEST: PostgreSQL
+         * never removes it from pg_wal (a directory read, so only here, not
+         * when a prefetched file is served) */
+        (void)sweep_dead_tmps(dest);
         rc = walfetch_one(c, kr, &note_log_sink, order, n, name, dest, &ci, &by, &e);
     }
     if (rc == WALFETCH_MISSING) {
