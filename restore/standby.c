@@ -241,6 +241,10 @@ struct lag_scan {
     uint32_t newest_tli;
     struct sby_lag *out;
     time_t oldest_waiting;              /* 0: none */
+    uint64_t *ahead;                    /* segment numbers past the replayed one (for holes) */
+    size_t nahead, capahead;
+    uint32_t replayed_tli;              /* the timeline of the hole's name */
+    int nomem;
 };
 
 static int lag_collect(const struct stor_entry *ent, void *arg)
@@ -263,7 +267,49 @@ static int lag_collect(const struct stor_entry *ent, void *arg)
     }
     if (segno > ls->replayed && (ls->oldest_waiting == 0 || ent->mtime < ls->oldest_waiting))
         ls->oldest_waiting = ent->mtime;
+    if (segno > ls->replayed) {
+        if (ls->nahead == ls->capahead) {
+            size_t cap = ls->capahead ? ls->capahead * 2 : 256;
+            uint64_t *v = realloc(ls->ahead, cap * sizeof *v);
+
+            if (v == NULL) {
+                ls->nomem = 1;
+                return -1;
+            }
+            ls->ahead = v;
+            ls->capahead = cap;
+        }
+        ls->ahead[ls->nahead++] = segno;
+    }
+    if (segno == ls->replayed && w.tli > ls->replayed_tli)
+        ls->replayed_tli = w.tli;
     return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The first segment number past the replayed one missing below the
+ * newest the region holds. */
+static void find_gap(struct lag_scan *ls)
+{
+    uint64_t want = ls->replayed + 1;
+    size_t i;
+
+    qsort(ls->ahead, ls->nahead, sizeof *ls->ahead, cmp_u64);
+    for (i = 0; i < ls->nahead; i++) {
+        if (ls->ahead[i] > want) {
+            ls->out->have_gap = 1;
+            wal_segment_name(ls->replayed_tli ? ls->replayed_tli : ls->newest_tli, want, ls->seg_size, ls->out->gap);
+            return;
+        }
+        if (ls->ahead[i] == want)
+            want++;
+    }
 }
 
 int sby_lag(struct repo *r, uint64_t replay_lsn, uint64_t seg_size, time_t now, struct sby_lag *out, struct err *e)
@@ -279,8 +325,12 @@ int sby_lag(struct repo *r, uint64_t replay_lsn, uint64_t seg_size, time_t now, 
      * byte (after a switch) the segment before it is done, not this one */
     ls.replayed = replay_lsn > 0 ? (replay_lsn - 1) / seg_size : 0;
     ls.out = out;
-    if (stor_list(r->st, REPO_WAL_DIR, lag_collect, &ls, e) < 0)
-        return -1;
+    if (stor_list(r->st, REPO_WAL_DIR, lag_collect, &ls, e) < 0) {
+        free(ls.ahead);
+        return ls.nomem ? err_setf(e, ERR_NOMEM, "out of memory") : -1;
+    }
+    find_gap(&ls);
+    free(ls.ahead);
     out->have_wal = ls.have;
     if (ls.have && ls.newest_segno > ls.replayed) {
         out->segments = ls.newest_segno - ls.replayed;

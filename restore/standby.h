@@ -99,6 +99,11 @@ struct sby_lag {
     int64_t newest_time;                /* stored at (Unix seconds) */
     uint64_t segments;                  /* segments the archive holds past the replayed one */
     uint64_t seconds;                   /* how long the oldest of them has waited, 0 when none */
+    /* A hole: the first segment past the replayed one that the region
+     * lacks (on any timeline) while it holds a later one.  The standby
+     * waits there, and a promotion would end recovery there. */
+    int have_gap;
+    char gap[WAL_NAME_MAX];
 };
 
 /* Compare `replay_lsn` (pg_last_wal_replay_lsn(), the end of the last

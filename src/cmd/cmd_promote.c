@@ -25,12 +25,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "cmd.h"
 #include "cmd_restore_conf.h"
 #include "log.h"
 #include "pginst.h"
 #include "standby.h"
 #include "util.h"
+#include "wal.h"
 
 #define PROMOTE_POLL_US 10000
 
@@ -166,6 +168,43 @@ static int check_standby(PGconn *c, const char *pgdata, const struct promote_opt
     return 0;
 }
 
+/* With --region R (and --from or --config): refuse when R holds a
+ * hole past the standby's replay position, where the promotion would end
+ * recovery.  A region that cannot be read is only a warning: the fetches
+ * during the promotion then fail, and the promotion mark stops it. */
+static int check_gap(struct cmd_ctx *ctx, PGconn *c, const char *pgdata, const struct promote_opts *o,
+                     struct err *e)
+{
+    const struct config *conf = ctx->conf;
+    const struct region_conf *rc = config_region(conf, ctx->region);
+    struct keyring *kr = NULL;
+    struct repo *r = NULL;
+    struct cluster_info ci;
+    struct pg_replay rp;
+    struct sby_lag lag;
+    struct err we = ERR_INIT;
+    uint64_t lsn;
+    int rc_ = 0;
+
+    if (rc == NULL || cluster_read_datadir(pgdata, &ci, &we) < 0 || pginst_replay(c, 30000, &rp, &we) < 0 ||
+        wal_parse_lsn(rp.lsn, &lsn, &we) < 0 || cmd_load_keyring(ctx, &kr, &we) < 0 ||
+        cmd_repo_open(ctx, rc, kr, REPO_OPEN_IDENTITY, &r, &we) < 0 ||
+        sby_lag(r, lsn, ci.seg_size ? ci.seg_size : (16u << 20), time(NULL), &lag, &we) < 0) {
+        log_warning("could not check region %s for a gap before promoting: %s", rc ? rc->name : "?", we.msg);
+    } else if (lag.have_gap && !o->force) {
+        rc_ = err_setf(e, ERR_IO,
+                       "region %s lacks %s while it holds later WAL (up to %s): promoting now would end recovery "
+                       "at %s, before that WAL; put the segment back (walship copy from another region) or promote "
+                       "anyway with --force",
+                       rc->name, lag.gap, lag.newest, lag.gap);
+    } else if (lag.have_gap) {
+        log_warning("promoting although region %s lacks %s (--force): recovery ends there", rc->name, lag.gap);
+    }
+    repo_free(r);
+    keys_free(kr);
+    return rc_;
+}
+
 /* Forget the standby state: this is no standby any more. */
 static void drop_state(const char *pgdata)
 {
@@ -257,6 +296,11 @@ int cmd_promote_run(struct cmd_ctx *ctx)
     if (rc != 0) {
         PQfinish(c);
         return rc < 0 ? cmd_fail(&e) : already_promoted(pgdata, &o);
+    }
+    if (ctx->region != NULL && ctx->conf != NULL && ctx->conf->nregions > 0 &&
+        check_gap(ctx, c, pgdata, &o, &e) < 0) {
+        PQfinish(c);
+        return cmd_fail(&e);
     }
     asked = time(NULL);
     t0 = now_ms();

@@ -107,6 +107,7 @@ struct status_standby *status_standby_take(struct cmd_ctx *ctx, const struct key
 int status_standby_alarm(const struct status_standby *s)
 {
     return !s->known || !s->rp.in_recovery || s->failing || s->state_error[0] != '\0' || !s->lag_known ||
+           s->lag.have_gap ||
            (s->rpo_seconds > 0 && s->lag.seconds > s->rpo_seconds);
 }
 
@@ -134,6 +135,9 @@ void status_standby_text(const struct status_standby *s)
                s->rpo_seconds > 0 && s->lag.seconds > s->rpo_seconds ? "  <- past rpo_seconds" : "");
     else
         printf("  behind region %s: unknown (%s)\n", s->region[0] ? s->region : "?", s->lag_error);
+    if (s->lag_known && s->lag.have_gap)
+        printf("  gap in region %s: %s is missing while later WAL is there  <- the standby waits at it, and a "
+               "promotion would end recovery there\n", s->region, s->lag.gap);
     if (s->state_error[0] != '\0') {
         printf("  wal-fetch:      unknown: %s  <- cannot tell whether fetches fail\n", s->state_error);
         return;
@@ -169,6 +173,7 @@ json_t *status_standby_json(const struct status_standby *s)
                                                                : json_null());
     json_object_set_new(o, "lag_error", s->lag_known ? json_null() : json_string(s->lag_error));
     json_object_set_new(o, "newest_wal", s->lag.have_wal ? json_string(s->lag.newest) : json_null());
+    json_object_set_new(o, "gap", s->lag_known && s->lag.have_gap ? json_string(s->lag.gap) : json_null());
     json_object_set_new(o, "fetch_failing", s->state_error[0] ? json_null() : json_boolean(s->failing));
     json_object_set_new(o, "state_error", s->state_error[0] ? json_string(s->state_error) : json_null());
     json_object_set_new(o, "last_fetched", s->st.fetched_time ? json_string(s->st.fetched) : json_null());
@@ -205,7 +210,7 @@ void status_standby_prom(const struct status_standby *s)
         { "walship_standby_replay_lag_seconds", "how long the oldest archived segment not replayed has waited" },
         { "walship_standby_last_replay_timestamp_seconds", "commit time of the last transaction replayed" },
         { "walship_standby_fetch_failing", "1 when wal-fetch's last answer on the standby was a failure; absent when its state cannot be read" },
-        { "walship_standby_alarm", "1 when the standby is down, promoted, failing to fetch or lagging" },
+        { "walship_standby_alarm", "1 when the standby is down, promoted, failing to fetch, facing a gap in the region or lagging" },
     };
     char dir[PATH_MAX * 2], reg[160];
     size_t k;

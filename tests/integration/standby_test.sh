@@ -257,6 +257,21 @@ t "promote on a primary does nothing" dr promote "$T/pg/data"
 like "$T_OUT" "holds no walship standby settings: nothing to do" "promote on a primary says so"
 is "$(md5sum <"$T/pg/data/postgresql.auto.conf")" "$md5_auto" "promote on a primary leaves its postgresql.auto.conf alone"
 
+# ---- a gap in dr: the standby waits at it, status says so, promote refuses ----
+write_ids 300 302
+GAP=$(archive_switch)
+write_ids 303 305
+archive_switch >/dev/null
+mv "$T/home/wal/$GAP" "$T/gap.seg"; ship_dr; mv "$T/gap.seg" "$T/home/wal/$GAP"
+wait_for 30 bash -c "runuser -u postgres -- '$WALSHIP' --from 'file://$T/dr' --region dr --key-file '$T/key' status --standby '$SB' | grep -q 'gap in region dr: $GAP'"
+ok $? "gap: status --standby names the segment dr lacks ($GAP)"
+t_fail "gap: status --standby is an alarm" 2 dr status --standby "$SB"
+t_fail "gap: walship promote --region dr refuses" 3 dr promote "$SB"
+like "$T_OUT" "region dr lacks $GAP while it holds later WAL" "gap: promote says which segment and why"
+is "$(in_recovery)" t "gap: still a standby"
+ship_dr
+wait_for 60 standby_has_all; ok $? "gap filled: the standby catches up"
+
 # ---- promotion: the primary is lost ----
 write_ids 51 60
 LAST=$(archive_switch)

@@ -152,6 +152,31 @@ static void standing_test(void)
     ok(!failing_in(dir), "...the segment fetched does");
 }
 
+/* the first hole past the replayed segment, or "" */
+static const char *gap_of(struct repo *r, uint64_t lsn)
+{
+    static struct sby_lag l;
+    struct err e = ERR_INIT;
+
+    if (sby_lag(r, lsn, 16u << 20, 10000, &l, &e) < 0)
+        return "error";
+    return l.have_gap ? l.gap : "";
+}
+
+static void gap_test(struct repo *r)
+{
+    char p[PATH_MAX];
+
+    ok(strcmp(gap_of(r, 0x1000100), "") == 0, "no hole: no gap");
+    snprintf(p, sizeof p, "%s/region/wal/%08X%08X%08X", root, 1u, 0u, 3u);
+    unlink(p);
+    ok(strcmp(gap_of(r, 0x1000100), "000000010000000000000003") == 0,
+       "segment 3 gone while 4 is there: a gap at 3, named on the replayed segment's timeline");
+    ok(strcmp(gap_of(r, 0x4000100), "") == 0, "replay past the hole: no gap");
+    ok(strcmp(gap_of(r, 0x2000100), "000000010000000000000003") == 0, "replay just before it: the gap");
+    seg(1, 3, 3000);
+}
+
 /* the promotion mark: stands until its deadline, gone when ended */
 static void promoting_test(void)
 {
@@ -206,6 +231,7 @@ int main(void)
     seg(2, 6, 9000);
     ok(lag_is(r, 0x5000100, 1, 1000, "000000020000000000000006"), "a segment of a new timeline counts");
     ok(lag_is(r, 0, 6, 9000, "000000020000000000000006"), "nothing replayed: every segment");
+    gap_test(r);
     state_test();
     standing_test();
     promoting_test();
