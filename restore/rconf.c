@@ -96,10 +96,14 @@ int rconf_write_file(const char *path, const char *buf, size_t len, struct err *
     struct stat st;
     mode_t mode = 0600;
     char *slash;
-    int fd;
+    int fd, keep_owner = 0;
 
-    if (stat(path, &st) == 0)
+    if (stat(path, &st) == 0) {
         mode = st.st_mode & 07777;
+        /* promote run as root must not leave the server's own file to
+         * root: PostgreSQL could not read it at its next start */
+        keep_owner = st.st_uid != geteuid() || st.st_gid != getegid();
+    }
     if (snprintf(tmp, sizeof tmp, "%s.walship-tmp", path) >= (int)sizeof tmp ||
         snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
         return err_setf(e, ERR_USAGE, "path too long: \"%s\"", path);
@@ -114,7 +118,8 @@ int rconf_write_file(const char *path, const char *buf, size_t len, struct err *
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
         return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
-    if (fchmod(fd, mode) < 0 || write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+    if ((keep_owner && fchown(fd, st.st_uid, st.st_gid) < 0) || fchmod(fd, mode) < 0 ||
+        write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
         int saved = errno;
 
         close(fd);

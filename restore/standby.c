@@ -177,14 +177,38 @@ static int promoting_path(const char *pgdata, char *path, size_t n)
     return snprintf(path, n, "%s/%s", pgdata, SBY_PROMOTING_FILE) < (int)n ? 0 : -1;
 }
 
-int sby_promoting_begin(const char *pgdata, int64_t deadline, struct err *e)
+/* The running postmaster of `pgdata`, as "PID START" from postmaster.pid
+ * (its first and third lines: a PID alone may be the same after a restart
+ * in a container). */
+static int postmaster_id(const char *pgdata, char *out, size_t n)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8], text[32];
+    char path[PATH_MAX];
+    unsigned char *text = NULL;
+    size_t len;
+    struct err e = ERR_INIT;
+    long long pid, start;
+    char dir[PATH_MAX];
+    int ok;
+
+    if (snprintf(path, sizeof path, "%s/postmaster.pid", pgdata) >= (int)sizeof path ||
+        read_file_all(path, 1 << 16, &text, &len, &e) < 0)
+        return -1;
+    ok = sscanf((char *)text, "%lld\n%4095[^\n]\n%lld", &pid, dir, &start) == 3 && pid > 0;
+    free(text);
+    return ok && snprintf(out, n, "%lld %lld", pid, start) < (int)n ? 0 : -1;
+}
+
+int sby_promoting_begin(const char *pgdata, struct err *e)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8], text[64];
     int fd, n;
 
     if (promoting_path(pgdata, path, sizeof path) < 0 || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return err_setf(e, ERR_USAGE, "path too long");
-    n = snprintf(text, sizeof text, "%lld\n", (long long)deadline);
+    if (postmaster_id(pgdata, text, sizeof text - 1) < 0)
+        return err_setf(e, ERR_IO, "cannot read the running server's postmaster.pid in \"%s\"", pgdata);
+    n = (int)strlen(text);
+    text[n++] = '\n';
     (void)unlink(tmp);
     /* readable by the server's user, which runs wal-fetch: promote may
      * run as another (root) */
@@ -205,7 +229,11 @@ int sby_promoting_begin(const char *pgdata, int64_t deadline, struct err *e)
         unlink(tmp);
         return err_errno(e, ERR_IO, en, "could not rename \"%s\"", tmp);
     }
-    return fsync_dir(pgdata, e);
+    if (fsync_dir(pgdata, e) < 0) {
+        (void)unlink(path);
+        return -1;
+    }
+    return 0;
 }
 
 void sby_promoting_end(const char *pgdata)
@@ -216,23 +244,29 @@ void sby_promoting_end(const char *pgdata)
         (void)fsync_dir(pgdata, &(struct err)ERR_INIT);
 }
 
-int sby_promoting(const char *pgdata, int64_t now)
+int sby_promoting(const char *pgdata)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], now[64];
     unsigned char *text = NULL;
-    long long deadline;
     size_t len;
     struct err e = ERR_INIT;
     int standing;
 
     if (promoting_path(pgdata, path, sizeof path) < 0 || read_file_all(path, 64, &text, &len, &e) < 0)
         return 0;
-    standing = sscanf((char *)text, "%lld", &deadline) == 1 && (int64_t)deadline >= now;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+        text[--len] = '\0';
+    standing = postmaster_id(pgdata, now, sizeof now) == 0 && strcmp((char *)text, now) == 0;
     free(text);
     return standing;
 }
 
 /* ---- the lag ---- */
+
+struct seg_at {
+    uint64_t segno;
+    uint32_t tli;
+};
 
 struct lag_scan {
     uint64_t seg_size, replayed;        /* the segment replay is in (or finished) */
@@ -241,7 +275,7 @@ struct lag_scan {
     uint32_t newest_tli;
     struct sby_lag *out;
     time_t oldest_waiting;              /* 0: none */
-    uint64_t *ahead;                    /* segment numbers past the replayed one (for holes) */
+    struct seg_at *ahead;               /* segments past the replayed one (for holes) */
     size_t nahead, capahead;
     uint32_t replayed_tli;              /* the timeline of the hole's name */
     int nomem;
@@ -270,7 +304,7 @@ static int lag_collect(const struct stor_entry *ent, void *arg)
     if (segno > ls->replayed) {
         if (ls->nahead == ls->capahead) {
             size_t cap = ls->capahead ? ls->capahead * 2 : 256;
-            uint64_t *v = realloc(ls->ahead, cap * sizeof *v);
+            struct seg_at *v = realloc(ls->ahead, cap * sizeof *v);
 
             if (v == NULL) {
                 ls->nomem = 1;
@@ -279,36 +313,48 @@ static int lag_collect(const struct stor_entry *ent, void *arg)
             ls->ahead = v;
             ls->capahead = cap;
         }
-        ls->ahead[ls->nahead++] = segno;
+        ls->ahead[ls->nahead].segno = segno;
+        ls->ahead[ls->nahead++].tli = w.tli;
     }
     if (segno == ls->replayed && w.tli > ls->replayed_tli)
         ls->replayed_tli = w.tli;
     return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int cmp_seg(const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    const struct seg_at *x = a, *y = b;
 
-    return x < y ? -1 : x > y;
+    if (x->segno != y->segno)
+        return x->segno < y->segno ? -1 : 1;
+    return x->tli < y->tli ? -1 : x->tli > y->tli;
 }
 
 /* The first segment number past the replayed one missing below the
- * newest the region holds. */
+ * newest the region holds, counting only timelines from the replayed
+ * segment's on (an abandoned older timeline's segments past a fork fill no
+ * hole); named on the timeline of the segment just below it. */
 static void find_gap(struct lag_scan *ls)
 {
     uint64_t want = ls->replayed + 1;
+    uint32_t below = ls->replayed_tli ? ls->replayed_tli : ls->newest_tli;
     size_t i;
 
-    qsort(ls->ahead, ls->nahead, sizeof *ls->ahead, cmp_u64);
+    qsort(ls->ahead, ls->nahead, sizeof *ls->ahead, cmp_seg);
     for (i = 0; i < ls->nahead; i++) {
-        if (ls->ahead[i] > want) {
+        if (ls->ahead[i].tli < ls->replayed_tli)
+            continue;
+        if (ls->ahead[i].segno > want) {
             ls->out->have_gap = 1;
-            wal_segment_name(ls->replayed_tli ? ls->replayed_tli : ls->newest_tli, want, ls->seg_size, ls->out->gap);
+            wal_segment_name(below, want, ls->seg_size, ls->out->gap);
             return;
         }
-        if (ls->ahead[i] == want)
+        if (ls->ahead[i].segno == want) {
             want++;
+            below = ls->ahead[i].tli;
+        } else if (ls->ahead[i].segno + 1 == want) {
+            below = ls->ahead[i].tli;   /* the same segment on a later timeline (a switch) */
+        }
     }
 }
 

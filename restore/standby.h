@@ -78,20 +78,21 @@ int sby_state_failing(const struct sby_state *s);
  * wal-fetch answers a failure with 1 (it must wait, not shut down), which
  * during a promotion would end recovery early, before WAL the region
  * holds, and fork the new timeline there for good.  So `walship promote`
- * marks the promotion (PGDATA/walship-promoting, holding a deadline) and,
- * while the mark stands, wal-fetch answers a failure as a cold restore
- * does (250): PostgreSQL stops instead, the instance stays a standby, and
- * the operator restarts it and promotes again.  A mark past its deadline
- * (a promote killed) is ignored, so a standby never stays in that mode. */
+ * marks the promotion (PGDATA/walship-promoting, naming the running
+ * postmaster) and, while the mark stands, wal-fetch answers a failure as
+ * a cold restore does (250): PostgreSQL stops instead, the instance stays
+ * a standby, and the operator restarts it and promotes again.  The mark
+ * stands only for the postmaster it names (PID and start time from
+ * postmaster.pid): a restarted server, or one started after a promote was
+ * killed, is a plain standby again. */
 #define SBY_PROMOTING_FILE "walship-promoting"
 
-/* Mark a promotion of `pgdata` under way until `deadline` (Unix seconds),
- * durably. */
-int sby_promoting_begin(const char *pgdata, int64_t deadline, struct err *e);
+/* Mark a promotion of the server running in `pgdata`, durably. */
+int sby_promoting_begin(const char *pgdata, struct err *e);
 /* Remove the mark. */
 void sby_promoting_end(const char *pgdata);
-/* Does a mark stand at `now`? */
-int sby_promoting(const char *pgdata, int64_t now);
+/* Does a mark stand for the server running in `pgdata`? */
+int sby_promoting(const char *pgdata);
 
 struct sby_lag {
     int have_wal;                       /* the region holds a segment */

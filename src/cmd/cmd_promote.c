@@ -241,10 +241,22 @@ static int promote_and_wait(PGconn *c, const char *pgdata, const struct promote_
 
     /* until it is writable, a failing wal-fetch stops PostgreSQL instead
      * of ending recovery short (restore/standby.h); --force: end it there */
-    if (!o->force && sby_promoting_begin(pgdata, (int64_t)asked + o->timeout_s + 60, e) < 0) {
-        err_prefix(e, "could not mark the promotion (needed so that a failing fetch cannot end recovery early; "
-                      "--force promotes without it)");
-        return -1;
+    if (o->force) {
+        sby_promoting_end(pgdata);
+    } else {
+        if (sby_promoting_begin(pgdata, e) < 0) {
+            err_prefix(e, "could not mark the promotion (needed so that a failing fetch cannot end recovery "
+                          "early; --force promotes without it)");
+            return -1;
+        }
+        /* a failure noted since check_standby looked: wal-fetch notes it
+         * before it looks for the mark, so one of the two sees the other */
+        if (sby_state_read(pgdata, &st, &(struct err)ERR_INIT) == 0 && sby_state_failing(&st)) {
+            sby_promoting_end(pgdata);
+            return err_setf(e, ERR_IO, "wal-fetch on this standby started failing just now (%s: %s): not "
+                                       "promoting; fix the region, or promote anyway with --force",
+                            st.error_name, st.error);
+        }
     }
     pginst_query_one(c, "select pg_promote(false)", NULL, ok, sizeof ok);
     if (strcmp(ok, "t") != 0) {
@@ -257,7 +269,7 @@ static int promote_and_wait(PGconn *c, const char *pgdata, const struct promote_
         return 0;
     }
     /* the server gone: no promotion runs any more, and its next start is
-     * a standby's; one still replaying keeps its mark (deadline) */
+     * a standby's; one still replaying keeps its mark (it names that server) */
     gone = PQstatus(c) != CONNECTION_OK || strncmp(e->msg, "lost the session", 16) == 0;
     if (sby_state_read(pgdata, &st, &(struct err)ERR_INIT) == 0 && st.error_time >= (int64_t)asked)
         err_setf(e, ERR_IO,

@@ -210,7 +210,7 @@ int wal_fetch_fail(int standby, const char *name, const char *msg)
 {
     if (standby) {
         note_standby(standby, SBY_FAILED, name, msg);
-        if (!sby_promoting(".", (int64_t)time(NULL))) {
+        if (!sby_promoting(".")) {
             log_error("wal-fetch %s: %s (standby: exit 1, PostgreSQL asks again after wal_retrieve_retry_interval; "
                       "a standby never promotes on its own)", name ? name : "", msg);
             return 1;

@@ -291,6 +291,12 @@ is "$(grep -cE '^[[:space:]]*(restore_command|recovery_target)' "$SB/postgresql.
 [ ! -e "$SB/standby.signal" ] && [ ! -e "$SB/walship-standby.state" ]; ok $? "promotion: no standby.signal, no standby state"
 t "promotion: promote again is a no-op" dr promote "$SB"
 like "$T_OUT" "already promoted" "promotion: says it is already promoted"
+# run as root, promote's clean-up keeps the server's file the server's
+echo "restore_command = 'false'" >>"$SB/postgresql.auto.conf"
+t "promotion: promote again as root (a restore_command put back)" "$WALSHIP" promote "$SB" --pg-user postgres
+is "$(stat -c '%U %a' "$SB/postgresql.auto.conf")" "postgres 600" \
+  "promotion: postgresql.auto.conf rewritten by root stays the server's (owner and mode)"
+is "$(grep -c "^restore_command" "$SB/postgresql.auto.conf")" 0 "promotion: ... and the restore_command is removed again"
 diag "$(grep -E 'writable' <<<"$PROMOTE_OUT")"
 
 done_testing

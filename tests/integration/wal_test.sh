@@ -461,11 +461,13 @@ assert s["failing"] is True and s["error_file"] == sys.argv[2] and "no-such.conf
 PY
 ok $? "... and notes the failure in walship-standby.state, with its cause" ||
   diag "state: $(cat "$T/sbx/walship-standby.state" 2>&1)"
-echo $(( $(date +%s) + 600 )) >"$T/sbx/walship-promoting"
+# a mark names the server it was made for (postmaster.pid's PID and start)
+printf '4242\n%s\n1700000000\n' "$T/sbx" >"$T/sbx/postmaster.pid"
+echo "4242 1700000000" >"$T/sbx/walship-promoting"
 t_fail "standby being promoted, configuration missing: wal-fetch answers 250" 250 early
 like "$T_OUT" "a promotion is under way" "... and says why"
-echo $(( $(date +%s) - 10 )) >"$T/sbx/walship-promoting"
-t_fail "a promotion mark past its deadline is ignored: 1 again" 1 early
+printf '4242\n%s\n1700000555\n' "$T/sbx" >"$T/sbx/postmaster.pid"
+t_fail "a promotion mark of a server since restarted is ignored: 1 again" 1 early
 rm -f "$T/sbx/standby.signal"
 t_fail "not a standby, configuration missing: wal-fetch answers 250" 250 early
 

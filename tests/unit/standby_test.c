@@ -175,34 +175,64 @@ static void gap_test(struct repo *r)
     ok(strcmp(gap_of(r, 0x4000100), "") == 0, "replay past the hole: no gap");
     ok(strcmp(gap_of(r, 0x2000100), "000000010000000000000003") == 0, "replay just before it: the gap");
     seg(1, 3, 3000);
+    /* timelines: 1 switched to 2 in segment 7 (both hold it); 2 lacks 8
+     * while an abandoned 1 went on past the fork */
+    seg(1, 7, 7000);
+    seg(2, 7, 7100);
+    seg(1, 8, 8000);
+    seg(2, 9, 9100);
+    ok(strcmp(gap_of(r, 0x7000100), "000000020000000000000008") == 0,
+       "an abandoned timeline's segment fills no hole; the hole is named on the newer timeline");
+    snprintf(p, sizeof p, "%s/region/wal/%08X%08X%08X", root, 1u, 0u, 7u);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/region/wal/%08X%08X%08X", root, 1u, 0u, 8u);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/region/wal/%08X%08X%08X", root, 2u, 0u, 7u);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/region/wal/%08X%08X%08X", root, 2u, 0u, 9u);
+    unlink(p);
 }
 
-/* the promotion mark: stands until its deadline, gone when ended */
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* the promotion mark: stands for the server it names, gone when ended */
 static void promoting_test(void)
 {
     struct err e = ERR_INIT;
     struct stat st;
-    char dir[PATH_MAX], p[PATH_MAX + 64];
-    FILE *f;
+    char dir[PATH_MAX], p[PATH_MAX + 64], pid[PATH_MAX + 64];
 
     snprintf(dir, sizeof dir, "%s/pgdata3", root);
     mkdir(dir, 0700);
     snprintf(p, sizeof p, "%s/%s", dir, SBY_PROMOTING_FILE);
-    ok(!sby_promoting(dir, 1000), "no mark: no promotion under way");
-    ok(sby_promoting_begin(dir, 2000, &e) == 0, "mark a promotion until t=2000");
-    ok(sby_promoting(dir, 1000) && sby_promoting(dir, 2000), "it stands before and at its deadline");
-    ok(!sby_promoting(dir, 2001), "...not after it (a promote killed leaves no lasting mode)");
+    snprintf(pid, sizeof pid, "%s/postmaster.pid", dir);
+    ok(sby_promoting_begin(dir, &e) < 0, "no postmaster.pid: no mark (nothing runs to promote)");
+    write_text(pid, "4242\n/data\n1700000000\n5432\n/tmp\n*\n  1 2\nready\n");
+    ok(!sby_promoting(dir), "no mark: no promotion under way");
+    ok(sby_promoting_begin(dir, &e) == 0 && sby_promoting(dir), "a mark for the running server stands");
     ok(stat(p, &st) == 0 && (st.st_mode & 0777) == 0644, "readable by the server's user (mode 0644)");
-    ok(sby_promoting_begin(dir, 3000, &e) == 0 && sby_promoting(dir, 2500), "a new mark replaces the old one");
+    write_text(pid, "4242\n/data\n1700000999\n5432\n/tmp\n*\n  1 2\nready\n");
+    ok(!sby_promoting(dir), "the same PID started again (a container): the mark does not stand");
+    write_text(pid, "4343\n/data\n1700000000\n5432\n/tmp\n*\n  1 2\nready\n");
+    ok(!sby_promoting(dir), "another server: the mark does not stand");
+    unlink(pid);
+    ok(!sby_promoting(dir), "no server: the mark does not stand");
+    write_text(pid, "4343\n/data\n1700000000\n5432\n/tmp\n*\n  1 2\nready\n");
+    ok(sby_promoting_begin(dir, &e) == 0 && sby_promoting(dir), "a new mark replaces the old one");
     sby_promoting_end(dir);
-    ok(!sby_promoting(dir, 1000) && access(p, F_OK) != 0, "ended: gone");
-    f = fopen(p, "w");
-    if (f != NULL) {
-        fputs("garbage\n", f);
-        fclose(f);
-    }
-    ok(!sby_promoting(dir, 1000), "a mark that is not a number does not stand");
+    ok(!sby_promoting(dir) && access(p, F_OK) != 0, "ended: gone");
+    write_text(p, "garbage\n");
+    ok(!sby_promoting(dir), "a mark that names no server does not stand");
     unlink(p);
+    unlink(pid);
 }
 
 int main(void)
