@@ -340,6 +340,8 @@ static void find_gap(struct lag_scan *ls)
     uint32_t below = ls->replayed_tli ? ls->replayed_tli : ls->newest_tli;
     size_t i;
 
+    if (ls->nahead == 0)
+        return;         /* nothing past the replayed segment (and qsort must not see NULL) */
     qsort(ls->ahead, ls->nahead, sizeof *ls->ahead, cmp_seg);
     for (i = 0; i < ls->nahead; i++) {
         if (ls->ahead[i].tli < ls->replayed_tli)
