@@ -186,11 +186,14 @@ static int check_gap(struct cmd_ctx *ctx, PGconn *c, const char *pgdata, const s
     uint64_t lsn;
     int rc_ = 0;
 
-    if (rc == NULL || cluster_read_datadir(pgdata, &ci, &we) < 0 || pginst_replay(c, 30000, &rp, &we) < 0 ||
+    if (rc == NULL)     /* a misspelt --region must not skip the check quietly */
+        return err_setf(e, ERR_USAGE, "no region named \"%s\" is configured: nothing to check for a gap",
+                        ctx->region);
+    if (cluster_read_datadir(pgdata, &ci, &we) < 0 || pginst_replay(c, 30000, &rp, &we) < 0 ||
         wal_parse_lsn(rp.lsn, &lsn, &we) < 0 || cmd_load_keyring(ctx, &kr, &we) < 0 ||
         cmd_repo_open(ctx, rc, kr, REPO_OPEN_IDENTITY, &r, &we) < 0 ||
         sby_lag(r, lsn, ci.seg_size ? ci.seg_size : (16u << 20), time(NULL), &lag, &we) < 0) {
-        log_warning("could not check region %s for a gap before promoting: %s", rc ? rc->name : "?", we.msg);
+        log_warning("could not check region %s for a gap before promoting: %s", rc->name, we.msg);
     } else if (lag.have_gap && !o->force) {
         rc_ = err_setf(e, ERR_IO,
                        "region %s lacks %s while it holds later WAL (up to %s): promoting now would end recovery "

@@ -269,6 +269,9 @@ t_fail "gap: status --standby is an alarm" 2 dr status --standby "$SB"
 t_fail "gap: walship promote --region dr refuses" 3 dr promote "$SB"
 like "$T_OUT" "region dr lacks $GAP while it holds later WAL" "gap: promote says which segment and why"
 is "$(in_recovery)" t "gap: still a standby"
+t_fail "promote --region naming no configured region: usage error, nothing done" 2 \
+  pg_run "$WALSHIP" --config "$CONF" --region nosuch promote "$SB"
+is "$(in_recovery)" t "... still a standby"
 ship_dr
 wait_for 60 standby_has_all; ok $? "gap filled: the standby catches up"
 
