@@ -313,7 +313,7 @@ int pitr_write_recovery(const char *dir, const struct pitr_target *t, const char
         len += (size_t)n_; \
     } while (0)
 
-    ADD("\n# Added by walship restore\n");
+    ADD("\n" PITR_CONF_MARK "\n");
     if (add_overrides(buf, sizeof buf, &len, found, e) < 0)
         return -1;
     if (rconf_quote(q, sizeof q, restore_command) < 0)

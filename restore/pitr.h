@@ -17,6 +17,10 @@
 #include "rconf.h"
 #include "stor.h"
 
+/* The line that opens the settings restore appends to postgresql.auto.conf;
+ * promote recognises a standby restore --standby made by it. */
+#define PITR_CONF_MARK "# Added by walship restore"
+
 /* PITR_STANDBY: no target at all; a standby that follows the archive until
  * it is promoted (standby.signal, hot_standby; restore --standby). */
 enum pitr_kind { PITR_LATEST, PITR_TIME, PITR_LSN, PITR_XID, PITR_NAME, PITR_IMMEDIATE, PITR_STANDBY };

@@ -30,6 +30,7 @@
 #include "cmd_restore_conf.h"
 #include "log.h"
 #include "pginst.h"
+#include "pitr.h"
 #include "standby.h"
 #include "util.h"
 #include "wal.h"
@@ -119,7 +120,7 @@ static int made_by_walship(const char *pgdata)
     if (snprintf(path, sizeof path, "%s/postgresql.auto.conf", pgdata) >= (int)sizeof path ||
         read_file_all(path, 1 << 20, &text, &len, &e) < 0)
         return 0;
-    found = strstr((char *)text, "# Added by walship restore") != NULL;
+    found = strstr((char *)text, PITR_CONF_MARK) != NULL;
     free(text);
     return found;
 }
