@@ -360,9 +360,25 @@ static void find_gap(struct lag_scan *ls)
     }
 }
 
+/* List the region's WAL from `after` on (NULL: all of it) into ls. */
+static int lag_list(struct repo *r, const char *after, struct lag_scan *ls, struct err *e)
+{
+    free(ls->ahead);
+    ls->ahead = NULL;
+    ls->nahead = ls->capahead = 0;
+    ls->have = 0;
+    ls->oldest_waiting = 0;
+    ls->replayed_tli = 0;
+    memset(ls->out, 0, sizeof *ls->out);
+    if (stor_list_after(r->st, REPO_WAL_DIR, after, lag_collect, ls, e) < 0)
+        return ls->nomem ? err_setf(e, ERR_NOMEM, "out of memory") : -1;
+    return 0;
+}
+
 int sby_lag(struct repo *r, uint64_t replay_lsn, uint64_t seg_size, time_t now, struct sby_lag *out, struct err *e)
 {
     struct lag_scan ls;
+    char after[sizeof REPO_WAL_DIR + WAL_NAME_MAX];
 
     memset(out, 0, sizeof *out);
     memset(&ls, 0, sizeof ls);
@@ -373,9 +389,18 @@ int sby_lag(struct repo *r, uint64_t replay_lsn, uint64_t seg_size, time_t now, 
      * byte (after a switch) the segment before it is done, not this one */
     ls.replayed = replay_lsn > 0 ? (replay_lsn - 1) / seg_size : 0;
     ls.out = out;
-    if (stor_list(r->st, REPO_WAL_DIR, lag_collect, &ls, e) < 0) {
+    /* Names sort by timeline, then segment: what sorts after timeline 1's
+     * segment below the replayed one is every segment from the replayed one
+     * on, of every timeline (later timelines whole).  A long archive is not
+     * listed from its beginning at every status.  A region with nothing
+     * there (behind the standby) is listed whole, for its newest segment. */
+    snprintf(after, sizeof after, "%s", REPO_WAL_DIR);
+    if (ls.replayed > 0)
+        wal_segment_name(1, ls.replayed - 1, seg_size, after + strlen(REPO_WAL_DIR));
+    if (lag_list(r, ls.replayed > 0 ? after : NULL, &ls, e) < 0 ||
+        (!ls.have && ls.replayed > 0 && lag_list(r, NULL, &ls, e) < 0)) {
         free(ls.ahead);
-        return ls.nomem ? err_setf(e, ERR_NOMEM, "out of memory") : -1;
+        return -1;
     }
     find_gap(&ls);
     free(ls.ahead);

@@ -41,7 +41,7 @@
 #include "note.h"
 #include "stream.h"
 
-#define STOR_OPS_VERSION 2
+#define STOR_OPS_VERSION 3
 #define STOR_PUT_REPLACE 0x1     /* put(): replace an existing object */
 #define STOR_TO_END UINT64_MAX
 
@@ -67,8 +67,9 @@ struct stor_ops {
     int (*put)(struct stor *s, const char *key, unsigned flags, struct sink **out, struct err *e);
     int (*get)(struct stor *s, const char *key, uint64_t off, uint64_t len, struct sink *out, struct err *e);
     int (*head)(struct stor *s, const char *key, struct stor_stat *st, struct err *e);
-    /* Every key starting with `prefix`, in byte order. */
-    int (*list)(struct stor *s, const char *prefix, stor_list_fn fn, void *arg, struct err *e);
+    /* Every key starting with `prefix`, in byte order; with `after`
+     * (NULL: none) only the keys that sort after it (S3's start-after). */
+    int (*list)(struct stor *s, const char *prefix, const char *after, stor_list_fn fn, void *arg, struct err *e);
     /* Removing a key that does not exist succeeds.  So does removing one the
      * server keeps under Object Lock (retention or legal hold): it stays, and
      * counts in kept_locked (docs/S3.md). */
@@ -161,7 +162,10 @@ static inline int stor_get_range(struct stor *s, const char *key, uint64_t off, 
 static inline int stor_head(struct stor *s, const char *key, struct stor_stat *st, struct err *e)
 { return s->ops->head(s, key, st, e); }
 static inline int stor_list(struct stor *s, const char *prefix, stor_list_fn fn, void *arg, struct err *e)
-{ return s->ops->list(s, prefix, fn, arg, e); }
+{ return s->ops->list(s, prefix, NULL, fn, arg, e); }
+static inline int stor_list_after(struct stor *s, const char *prefix, const char *after, stor_list_fn fn, void *arg,
+                                  struct err *e)
+{ return s->ops->list(s, prefix, after, fn, arg, e); }
 static inline int stor_remove(struct stor *s, const char *key, struct err *e)
 { return s->ops->remove(s, key, e); }
 static inline int stor_remove_many(struct stor *s, const char *const *keys, size_t n, struct err *e)

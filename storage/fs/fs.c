@@ -405,7 +405,8 @@ out:
     return rc;
 }
 
-static int fs_list(struct stor *s, const char *prefix, stor_list_fn fn, void *arg, struct err *e)
+static int fs_list(struct stor *s, const char *prefix, const char *after, stor_list_fn fn, void *arg,
+                   struct err *e)
 {
     struct fs *f = (struct fs *)s;
     struct fs_listing l = { NULL, 0, 0 };
@@ -421,7 +422,7 @@ static int fs_list(struct stor *s, const char *prefix, stor_list_fn fn, void *ar
     if (l.n > 1)
         qsort(l.ents, l.n, sizeof *l.ents, ent_cmp);
     for (i = 0; i < l.n; i++)
-        if (fn(&l.ents[i], arg) != 0)
+        if ((after == NULL || strcmp(l.ents[i].key, after) > 0) && fn(&l.ents[i], arg) != 0)
             break;
     rc = 0;
 out:

@@ -153,7 +153,7 @@ int s3_etag_opaque(const struct s3 *s);
 /* ---- operations: s3_ops.c, s3_upload.c (put), s3_get.c ---- */
 
 int s3_head(struct stor *st, const char *key, struct stor_stat *out, struct err *e);
-int s3_list(struct stor *st, const char *prefix, stor_list_fn fn, void *arg, struct err *e);
+int s3_list(struct stor *st, const char *prefix, const char *after, stor_list_fn fn, void *arg, struct err *e);
 int s3_remove(struct stor *st, const char *key, struct err *e);
 int s3_remove_many(struct stor *st, const char *const *keys, size_t n, struct err *e);
 /* 1 when an S3 error (code, message) refuses a delete because of Object Lock. */

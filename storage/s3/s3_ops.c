@@ -64,10 +64,10 @@ out:
 
 /* ---- list ---- */
 
-int s3_list(struct stor *st, const char *prefix, stor_list_fn fn, void *arg, struct err *e)
+int s3_list(struct stor *st, const char *prefix, const char *after, stor_list_fn fn, void *arg, struct err *e)
 {
     struct s3 *s = (struct s3 *)st;
-    char *full = NULL, *enc_prefix = NULL, *token = NULL, *query = NULL;
+    char *full = NULL, *enc_prefix = NULL, *enc_after = NULL, *token = NULL, *query = NULL;
     size_t plen = s->prefix[0] ? strlen(s->prefix) + 1 : 0;
     struct s3_list_page pg;
     struct s3_req r;
@@ -81,6 +81,16 @@ int s3_list(struct stor *st, const char *prefix, stor_list_fn fn, void *arg, str
         err_setf(e, ERR_NOMEM, "out of memory listing region %s", st->region);
         goto out;
     }
+    if (after != NULL) {
+        char *full_after = s->prefix[0] ? xasprintf("%s/%s", s->prefix, after) : strdup(after);
+
+        enc_after = full_after ? sigv4_uri_encode(full_after, 0) : NULL;
+        free(full_after);
+        if (enc_after == NULL) {
+            err_setf(e, ERR_NOMEM, "out of memory listing region %s", st->region);
+            goto out;
+        }
+    }
     do {
         char *enc_token = token ? sigv4_uri_encode(token, 0) : NULL;
         size_t i;
@@ -88,7 +98,8 @@ int s3_list(struct stor *st, const char *prefix, stor_list_fn fn, void *arg, str
         free(query);
         query = token ? (enc_token ? xasprintf("continuation-token=%s&list-type=2&prefix=%s", enc_token, enc_prefix)
                                    : NULL)
-                      : xasprintf("list-type=2&prefix=%s", enc_prefix);
+                      : enc_after ? xasprintf("list-type=2&prefix=%s&start-after=%s", enc_prefix, enc_after)
+                                  : xasprintf("list-type=2&prefix=%s", enc_prefix);
         free(enc_token);
         if (query == NULL) {
             err_setf(e, ERR_NOMEM, "out of memory listing region %s", st->region);
@@ -114,6 +125,8 @@ int s3_list(struct stor *st, const char *prefix, stor_list_fn fn, void *arg, str
             if (strlen(pg.ents[i].key) < plen || memcmp(pg.ents[i].key, full, plen) != 0)
                 continue;   /* not under our prefix: never hand it out */
             ent.key = pg.ents[i].key + plen;
+            if (after != NULL && strcmp(ent.key, after) <= 0)
+                continue;   /* a server that ignores start-after */
             ent.size = pg.ents[i].size;
             ent.mtime = pg.ents[i].mtime;
             stop = fn(&ent, arg) != 0;
@@ -129,6 +142,7 @@ out:
     s3_list_page_clear(&pg);
     free(full);
     free(enc_prefix);
+    free(enc_after);
     free(token);
     free(query);
     return rc;

@@ -568,6 +568,15 @@ static void functional(const struct region *R, int nkeys)
         rc = stor_list(s, "odd/a b$", lcb, &lc, &e);
         ok(rc == 0 && lc.n == 1 && strcmp(lc.last, odd) == 0,
            "%s: odd key listed by an odd prefix: %d %s %s", N, lc.n, lc.last, e.msg);
+        lctx_init(&lc, NULL);
+        err_clear(&e);
+        rc = stor_list_after(s, "odd/", "odd/a b$c~d+e=f&g%h\xc3\xa9(1)", lcb, &lc, &e);
+        ok(rc == 0 && lc.n == 1 && strcmp(lc.last, odd) == 0,
+           "%s: odd key listed after an odd start-after key: %d %s %s", N, lc.n, lc.last, e.msg);
+        lctx_init(&lc, NULL);
+        err_clear(&e);
+        rc = stor_list_after(s, "odd/", odd, lcb, &lc, &e);
+        ok(rc == 0 && lc.n == 0, "%s: ... and not after itself: %d %s", N, lc.n, e.msg);
         err_clear(&e);
         ok(stor_remove(s, odd, &e) == 0 && head(s, odd, &st, &e) < 0 && e.code == ERR_NOTFOUND,
            "%s: odd key removed: %s", N, e.msg);
@@ -636,6 +645,12 @@ static void functional(const struct region *R, int nkeys)
             ok(n1 > 0 && n1 < nkeys && trunc, "%s: ... the server's first page held %d of them (truncated: %d)", N, n1,
                trunc);
         }
+        lctx_init(&lc, "many/");
+        err_clear(&e);
+        rc = stor_list_after(s, "many/", keys[10], lcb, &lc, &e);
+        ok(rc == 0 && lc.n == nkeys - 11 && lc.order_ok && lc.only_prefix && strcmp(lc.last, keys[nkeys - 1]) == 0,
+           "%s: list after %s, past the first page: n=%d (want %d) ordered=%d last=%s %s", N, keys[10], lc.n,
+           nkeys - 11, lc.order_ok, lc.last, e.msg);
         lctx_init(&lc, NULL);
         err_clear(&e);
         rc = stor_list(s, "", lcb, &lc, &e);

@@ -202,6 +202,14 @@ int main(void)
     memset(&col, 0, sizeof col);
     ok(stor_list(s, "wal/0000000100000000000000", collect_fn, &col, &e) == 0, "list partial-name prefix");
     is_int(col.n, 2, "two WAL objects match");
+    memset(&col, 0, sizeof col);
+    ok(stor_list_after(s, "wal/", "wal/000000010000000000000001", collect_fn, &col, &e) == 0, "list after a key");
+    is_int(col.n, 1, "only the keys after it (start-after is exclusive)");
+    if (col.n == 1)
+        is_str(col.keys[0], "wal/000000010000000000000002", "the key after it");
+    memset(&col, 0, sizeof col);
+    ok(stor_list_after(s, "", "backups/b0", collect_fn, &col, &e) == 0 && col.n == 3,
+       "a start-after key that is not there: every key that sorts after it");
 
     /* publishing never replaces: a second put of a name fails, the first
      * object stays, and no temp file is left */

@@ -103,12 +103,14 @@ static int fake_remove_many(struct stor *s, const char *const *keys, size_t n, s
     return 0;
 }
 
-static int fake_list(struct stor *s, const char *prefix, stor_list_fn fn, void *arg, struct err *e)
+static int fake_list(struct stor *s, const char *prefix, const char *after, stor_list_fn fn, void *arg,
+                     struct err *e)
 {
     struct fake *f = (struct fake *)s;
     size_t i;
 
     (void)e;
+    (void)after;
     for (i = 0; i < f->n; i++) {
         struct stor_entry ent = { f->keys[i], 100, 0 };
 

@@ -261,6 +261,9 @@ int main(void)
     seg(2, 6, 9000);
     ok(lag_is(r, 0x5000100, 1, 1000, "000000020000000000000006"), "a segment of a new timeline counts");
     ok(lag_is(r, 0, 6, 9000, "000000020000000000000006"), "nothing replayed: every segment");
+    ok(lag_is(r, 0x9000100, 0, 0, "000000020000000000000006"),
+       "a region behind the standby (nothing from the replayed segment on): still its newest segment");
+    ok(lag_is(r, 0x7000100, 0, 0, "000000020000000000000006"), "...from just past it too");
     gap_test(r);
     state_test();
     standing_test();
