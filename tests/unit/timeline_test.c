@@ -290,6 +290,10 @@ static void history_missing_test(void)
            strstr(e.msg, "history file of timeline 2 is not archived") != NULL,
        "a path to a timeline without history fails: %s", e.msg);
     is_str(reach(&m, 2, 0x4000028, 2), "ok 2/6 3", "...but a backup on that timeline reaches its own newest");
+    ok(tl_orphan_above(&m, 1, 1) != NULL && tl_orphan_above(&m, 1, 1)->tli == 2,
+       "latest (1) cannot see timeline 2's WAL: an orphan above it");
+    ok(tl_orphan_above(&m, 1, 7) == NULL, "...not when its WAL all lies before the backup's start");
+    ok(tl_orphan_above(&m, 2, 1) == NULL, "...nor above timeline 2 itself (3 has no WAL)");
     err_clear(&e);
     tl_model_history_failed(&m, 3, "does not decode");
     ok(tl_path(&m, 3, &p, &n, &e) < 0 && strstr(e.msg, "unusable: does not decode") != NULL,
