@@ -14,16 +14,42 @@
 #include "util.h"
 #include "wal.h"
 
+/* 1 to `max` digits, unsigned: sscanf's %d would take a sign (an hour of
+ * "-1" that timegm() moves to the day before, and PostgreSQL refuses). */
+static int take_num(const char **p, int max, int *v)
+{
+    int k = 0;
+
+    *v = 0;
+    while (k < max && isdigit((unsigned char)(*p)[k]))
+        *v = *v * 10 + ((*p)[k++] - '0');
+    *p += k;
+    return k > 0 ? 0 : -1;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+    return days[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
+}
+
 int pitr_parse_time(const char *s, int64_t *out, char *normalized, size_t n, struct err *e)
 {
     int Y, M, D, h, m, sec, used = 0, zh = 0, zm = 0, sign = 1;
-    const char *p;
+    const char *p = s;
     struct tm tm;
     time_t t;
 
-    if (sscanf(s, "%4d-%2d-%2d%*[ T]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &used) != 6 || used == 0)
+    if (take_num(&p, 4, &Y) < 0 || p - s != 4 || *p++ != '-' || take_num(&p, 2, &M) < 0 || *p++ != '-' ||
+        take_num(&p, 2, &D) < 0 || (*p != ' ' && *p != 'T'))
         return err_setf(e, ERR_USAGE, "bad target time \"%s\" (use \"2026-11-22 05:32:30+00\")", s);
-    p = s + used;
+    while (*p == ' ' || *p == 'T')
+        p++;
+    if (take_num(&p, 2, &h) < 0 || *p++ != ':' || take_num(&p, 2, &m) < 0 || *p++ != ':' ||
+        take_num(&p, 2, &sec) < 0)
+        return err_setf(e, ERR_USAGE, "bad target time \"%s\" (use \"2026-11-22 05:32:30+00\")", s);
+    used = (int)(p - s);
     if (*p == '.') {
         p++;
         while (isdigit((unsigned char)*p))
@@ -34,22 +60,22 @@ int pitr_parse_time(const char *s, int64_t *out, char *normalized, size_t n, str
     if (*p == '\0' || strcmp(p, "Z") == 0 || strcmp(p, "UTC") == 0 || strcmp(p, "GMT") == 0) {
         zh = zm = 0;
     } else if (*p == '+' || *p == '-') {
-        int k = 0;
-
         sign = *p == '-' ? -1 : 1;
-        if (sscanf(p + 1, "%2d%n", &zh, &k) != 1)
+        p++;
+        if (take_num(&p, 2, &zh) < 0)
             return err_setf(e, ERR_USAGE, "bad time zone in target time \"%s\"", s);
-        p += 1 + k;
         if (*p == ':')
             p++;
-        if (isdigit((unsigned char)*p) && sscanf(p, "%2d%n", &zm, &k) == 1)
-            p += k;
+        if (isdigit((unsigned char)*p))
+            take_num(&p, 2, &zm);
         if (*p != '\0' || zh > 15 || zm > 59)
             return err_setf(e, ERR_USAGE, "bad time zone in target time \"%s\"", s);
     } else {
         return err_setf(e, ERR_USAGE,
                         "target time \"%s\": give the zone as an offset (+02, -05:30) or UTC, not a name", s);
     }
+    if (M >= 1 && M <= 12 && D > days_in_month(Y, M))
+        return err_setf(e, ERR_USAGE, "bad target time \"%s\": %04d-%02d has no day %d", s, Y, M, D);
     if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
         return err_setf(e, ERR_USAGE, "bad target time \"%s\"", s);
     memset(&tm, 0, sizeof tm);

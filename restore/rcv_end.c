@@ -110,6 +110,11 @@ int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, 
         break;
     }
     if ((timeline == NULL || timeline[0] == '\0') &&
+        (t = tl_orphan_above(&tm, target, m->start_lsn / tm.seg_size)) != NULL) {
+        tl_orphan_refuse(&tm, t, target, where, e);
+        goto out;
+    }
+    if ((timeline == NULL || timeline[0] == '\0') &&
         tl_path_left_branch(&tm, re.path, re.npath, m->start_lsn, &br)) {
         tl_branch_refuse(&tm, &br, target, where, e);
         goto out;

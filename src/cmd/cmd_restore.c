@@ -279,18 +279,20 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
     return 0;
 }
 
-/* The region: --region, else the first one whose catalog answers. */
+/* The region: --region, else the first one from *from on whose catalog
+ * answers (*from then names the next one to try). */
 static const struct region_conf *choose_region(struct cmd_ctx *ctx, const struct keyring *kr, struct repo **s,
-                                               struct catalog *cat, struct err *e)
+                                               struct catalog *cat, int *from, struct err *e)
 {
     const struct config *c = ctx->conf;
     int i;
 
-    for (i = 0; i < c->nregions; i++) {
+    for (i = *from; i < c->nregions; i++) {
         struct err re = ERR_INIT;
 
         if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
             continue;
+        *from = i + 1;
         if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, s, &re) == 0 && cat_list(*s, 1, cat, &re) == 0)
             return &c->regions[i];
         log_warning("region %s cannot be used: %s", c->regions[i].name, re.msg);
@@ -478,7 +480,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     struct err e = ERR_INIT;
     char pgdata_abs[PATH_MAX], ts[32];
     uint64_t t0 = now_ms(), t_fetch = 0, t_replay = 0;
-    int k, rc_ = EXIT_FAILURE3;
+    int k = -1, from = 0, rc_ = EXIT_FAILURE3;
 
     if ((rc_ = parse_args(ctx, &o)) != 0)
         return rc_;
@@ -487,8 +489,20 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         restore_standby_env_warning(c);
     /* --start logs in to PostgreSQL: libpq must load before anything is fetched */
     if (config_require_regions(c, &e) < 0 || (o.start && pq_dl_load(&e) < 0) || cmd_load_keyring(ctx, &kr, &e) < 0 ||
-        pgdata_prepare(&o, pgdata_abs, &e) < 0 || (rc = choose_region(ctx, kr, &s, &cat, &e)) == NULL ||
-        (k = choose_backup(s, &cat, &o, &e)) < 0)
+        pgdata_prepare(&o, pgdata_abs, &e) < 0)
+        goto fail;
+    /* a region that answers but lacks the backup (an async region being
+     * seeded, one whose copy lags): the next one may have it, as
+     * backup-fetch finds it */
+    while ((rc = choose_region(ctx, kr, &s, &cat, &from, &e)) != NULL && (k = choose_backup(s, &cat, &o, &e)) < 0) {
+        if (ctx->region != NULL || e.code != ERR_NOTFOUND || from >= c->nregions)
+            goto fail;
+        log_warning("region %s: %s; trying the next region", rc->name, e.msg);
+        cat_free(&cat);
+        repo_free(s);
+        s = NULL;
+    }
+    if (rc == NULL)
         goto fail;
     m = cat.v[k].man;
     man_format_time(m->stop_time, ts);

@@ -1,6 +1,7 @@
 #include "wal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -93,12 +94,25 @@ void wal_segment_of_lsn(uint32_t tli, uint64_t lsn, uint64_t seg_size, char out[
     wal_segment_name(tli, lsn / seg_size, seg_size, out);
 }
 
+/* 1 to 8 hex digits, as PostgreSQL's pg_lsn input takes them (sscanf's %X
+ * would also take a sign, spaces, "0x" and too many digits, which
+ * PostgreSQL refuses, or reads as another number). */
+static const char *lsn_half(const char *p, uint32_t *v)
+{
+    size_t k = strspn(p, "0123456789abcdefABCDEF");
+
+    if (k == 0 || k > 8)
+        return NULL;
+    *v = (uint32_t)strtoul(p, NULL, 16);
+    return p + k;
+}
+
 int wal_parse_lsn(const char *s, uint64_t *out, struct err *e)
 {
-    unsigned int hi, lo;
-    int n = 0;
+    uint32_t hi, lo;
+    const char *p = lsn_half(s, &hi);
 
-    if (sscanf(s, "%X/%X%n", &hi, &lo, &n) != 2 || s[n] != '\0')
+    if (p == NULL || *p != '/' || (p = lsn_half(p + 1, &lo)) == NULL || *p != '\0')
         return err_setf(e, ERR_USAGE, "\"%s\" is not an LSN (like 16/B374D848)", s);
     *out = ((uint64_t)hi << 32) | lo;
     return 0;

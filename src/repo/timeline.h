@@ -214,6 +214,17 @@ int tl_path_left_branch(const struct tl_model *m, const struct tl_step *p, size_
 int tl_branch_refuse(const struct tl_model *m, const struct tl_branch *b, uint32_t target, const char *where,
                      struct err *e);
 
+/* A timeline above `target` (the one 'latest' chose) that holds WAL at or
+ * past segment `from_seg` (the backup's start) but has no usable history
+ * file: PostgreSQL's 'latest' probes history files, so it cannot see that
+ * timeline and recovery would end before its WAL, silently.  The lowest
+ * such timeline, or NULL. */
+const struct tl_timeline *tl_orphan_above(const struct tl_model *m, uint32_t target, uint64_t from_seg);
+/* The error for it (ERR_NOTFOUND: restore fails, exit 3, as for a gap);
+ * `where` names the regions. */
+int tl_orphan_refuse(const struct tl_model *m, const struct tl_timeline *t, uint32_t target, const char *where,
+                     struct err *e);
+
 /* The error for TL_REACH_NOT_DESCENDANT (ERR_NOTFOUND): `target` does not
  * descend from timeline `tli` of backup `backup`; `where` names the regions. */
 int tl_not_child_refuse(uint32_t target, uint32_t tli, const char *backup, const char *where, struct err *e);

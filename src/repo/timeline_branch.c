@@ -110,3 +110,32 @@ int tl_not_child_refuse(uint32_t target, uint32_t tli, const char *backup, const
                     where, (unsigned)target, (unsigned)tli, backup, (unsigned)target, (unsigned)tli,
                     (unsigned)target, (unsigned)target);
 }
+
+const struct tl_timeline *tl_orphan_above(const struct tl_model *m, uint32_t target, uint64_t from_seg)
+{
+    size_t k;
+
+    for (k = 0; k < m->ntls; k++) {
+        const struct tl_timeline *t = &m->tls[k];
+
+        if (t->tli > target && t->nsegs > 0 && t->newest >= from_seg && (!t->has_history || t->hist_error != NULL))
+            return t;
+    }
+    return NULL;
+}
+
+int tl_orphan_refuse(const struct tl_model *m, const struct tl_timeline *t, uint32_t target, const char *where,
+                     struct err *e)
+{
+    char newest[WAL_NAME_LEN + 1];
+
+    wal_segment_name(t->tli, t->newest, m->seg_size, newest);
+    return err_setf(e, ERR_NOTFOUND,
+                    "%s: timeline %u has WAL (up to %s) but its history file %08X.history is %s: recovery to "
+                    "the latest timeline cannot follow it and would end on timeline %u, leaving that WAL behind.  "
+                    "Put the history file back (walship copy from a region that has it), or restore timeline "
+                    "%u's end knowingly with --target-timeline %u",
+                    where, (unsigned)t->tli, newest, (unsigned)t->tli,
+                    t->has_history ? "unreadable" : "not archived", (unsigned)target, (unsigned)target,
+                    (unsigned)target);
+}

@@ -53,6 +53,21 @@ B2=$(ls "$T/r1/backups" | sort | tail -1)
 [ -n "$B1" ] && [ "$B1" != "$B2" ]; ok $? "r1 holds two backups ($B1, $B2)"
 is "$(ls "$T/r2" | wc -l)" 0 "r2 starts empty"
 
+# ---- restore: a first region that answers but has no backup yet ----
+# (a region being seeded: its identity and WAL, no backup copied yet)
+ws_mkdirs "$T/r0/backups"
+cp -a "$T/r1/identity.json" "$T/r1/wal" "$T/r0/" && ws_own "$T/r0"
+ws_conf "$T/seed.conf"
+ws_region "$T/seed.conf" r0 "file://$T/r0"
+ws_region "$T/seed.conf" r1 "file://$T/r1"
+ws_mkdirs "$T/seed"
+t "restore without --region: the first region has no backup, the next one does" \
+  pg_run "$WALSHIP" --config "$T/seed.conf" restore --pgdata "$T/seed/data" --target-latest
+like "$T_OUT" "restoring backup $B2 .* from region r1" "...the backup comes from r1"
+like "$T_OUT" "region r0: there is no complete backup to restore from; trying the next region" \
+  "...and r0 is named as passed over"
+rm -rf "$T/r0" "$T/seed"
+
 # start_wal NAME: the backup's start segment, from backup-list --json.
 start_wal() {
   wc2 backup-list --region r1 --json 2>/dev/null | python3 -c 'import json,sys

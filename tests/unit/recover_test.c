@@ -205,6 +205,16 @@ int main(void)
     ok(end_fails(&m, "4", "timeline 4 does not exist: 00000004.history is not archived"),
        "a timeline without history does not exist (exit 1 from restore)");
 
+    /* timeline 6 has WAL but its history file is gone: PostgreSQL's latest
+     * (3) cannot see it, and "latest" would end before it with exit 0 */
+    seg(6, 6);
+    ok(end_fails(&m, "", "timeline 6 has WAL (up to 000000060000000000000006) but its history file "
+                         "00000006.history is not archived"),
+       "latest refuses to leave behind a timeline whose history file is missing");
+    ok(end_fails(&m, "", "--target-timeline 3"), "...and names the timeline to choose knowingly");
+    ok(end_is(&m, "3", "000000020000000000000005", 0x5800000, 4), "...which an explicit timeline does");
+    drop("wal/000000060000000000000006");
+
     two_regions_test(&m, conf);
     waldump_test();
     repo_free(st);

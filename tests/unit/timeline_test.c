@@ -290,6 +290,10 @@ static void history_missing_test(void)
            strstr(e.msg, "history file of timeline 2 is not archived") != NULL,
        "a path to a timeline without history fails: %s", e.msg);
     is_str(reach(&m, 2, 0x4000028, 2), "ok 2/6 3", "...but a backup on that timeline reaches its own newest");
+    ok(tl_orphan_above(&m, 1, 1) != NULL && tl_orphan_above(&m, 1, 1)->tli == 2,
+       "latest (1) cannot see timeline 2's WAL: an orphan above it");
+    ok(tl_orphan_above(&m, 1, 7) == NULL, "...not when its WAL all lies before the backup's start");
+    ok(tl_orphan_above(&m, 2, 1) == NULL, "...nor above timeline 2 itself (3 has no WAL)");
     err_clear(&e);
     tl_model_history_failed(&m, 3, "does not decode");
     ok(tl_path(&m, 3, &p, &n, &e) < 0 && strstr(e.msg, "unusable: does not decode") != NULL,
@@ -511,6 +515,31 @@ static int region_setup(struct config **conf)
     return 0;
 }
 
+/* --target-time as PostgreSQL reads it, or refused before anything is
+ * fetched: a value PostgreSQL refuses used to be written, exit 0. */
+static void parse_time_test(void)
+{
+    static const char *const bad[] = {
+        "2026-12-06 23:-5:00", "2026-12-06 -1:00:00+00", "2026-02-30 10:00:00", "2026-11-31 10:00:00",
+        "2025-02-29 00:00:00", "+026-12-06 10:00:00", "2026-12-06 10:00:00+-3", "26-12-06 10:00:00",
+        "2026-12-06 10:00", "2026-12-06 10:00:00 Europe/Paris",
+    };
+    int64_t t = 0;
+    char v[64];
+    struct err e = ERR_INIT;
+    size_t i;
+
+    ok(pitr_parse_time("2026-12-06 22:41:30", &t, v, sizeof v, &e) == 0 && t == 1796596890 &&
+           strcmp(v, "2026-12-06 22:41:30+00") == 0, "a time without a zone is UTC, written with +00");
+    ok(pitr_parse_time("2026-12-06T22:41:30.5+05:30", &t, v, sizeof v, &e) == 0 && t == 1796596890 - 19800,
+       "ISO T, a fraction, an offset with minutes");
+    ok(pitr_parse_time("2028-02-29 00:00:00-02", &t, v, sizeof v, &e) == 0, "a leap day");
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err_clear(&e);
+        ok(pitr_parse_time(bad[i], &t, v, sizeof v, &e) < 0 && e.code == ERR_USAGE, "refused: \"%s\"", bad[i]);
+    }
+}
+
 int main(void)
 {
     struct config *conf = NULL;
@@ -525,6 +554,7 @@ int main(void)
     small_segment_test();
     need_test();
     choose_test();
+    parse_time_test();
     if (region_setup(&conf) < 0)
         return 1;
     check_wal_test();

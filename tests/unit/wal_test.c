@@ -37,6 +37,15 @@ int main(void)
     wal_format_lsn(lsn, buf);
     is_str(buf, "16/B374D848", "format LSN");
     ok(wal_parse_lsn("16-B3", &lsn, &e) < 0, "bad LSN refused");
+    /* as PostgreSQL's pg_lsn reads it: what it refuses, walship refuses
+     * before a restore is fetched (sscanf's %X took all of these) */
+    ok(wal_parse_lsn("0x0/0x7000000", &lsn, &e) < 0, "0x refused");
+    ok(wal_parse_lsn(" 0/7000000", &lsn, &e) < 0, "leading space refused");
+    ok(wal_parse_lsn("-0/7000000", &lsn, &e) < 0, "sign refused");
+    ok(wal_parse_lsn("0/+7000000", &lsn, &e) < 0, "sign after the slash refused");
+    ok(wal_parse_lsn("1FFFFFFFF/0", &lsn, &e) < 0, "nine digits refused");
+    ok(wal_parse_lsn("0/", &lsn, &e) < 0 && wal_parse_lsn("/1", &lsn, &e) < 0, "an empty half refused");
+    ok(wal_parse_lsn("FFFFFFFF/ffffffff", &lsn, &e) == 0 && lsn == UINT64_MAX, "eight digits, either case");
     wal_segment_of_lsn(1, 0x16B374D848ULL, 16u << 20, out);
     is_str(out, "0000000100000016000000B3", "segment of an LSN");
 
