@@ -220,14 +220,14 @@ static unsigned long ship_queue(struct ship_region *r, const struct config *conf
             /* the region holds another file of this name, or ours does not
              * decode: keep it for the operator, out of the way of the queue */
             struct err me = ERR_INIT;
+            char kept[PATH_MAX];
 
             note(r->notes, LOG_ERROR, "%s", se.msg);
             state_error(r, &se);
-            if (spool_set_aside(sp, r->queue, names[k], &me) < 0)
+            if (spool_set_aside(sp, r->queue, names[k], kept, sizeof kept, &me) < 0)
                 note(r->notes, LOG_ERROR, "%s", me.msg);
             else
-                note(r->notes, LOG_ERROR, "kept the spooled copy in %s/conflicts/%s/%s", spool_dir(sp), r->queue,
-                     names[k]);
+                note(r->notes, LOG_ERROR, "kept the spooled copy in %s", kept);
             stats->set_aside++;
             *progress = 1;
             continue;
