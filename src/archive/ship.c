@@ -166,9 +166,11 @@ out:
     return rc;
 }
 
-/* Which configured async region is this queue for?  NULL: none (the
- * region was removed, renamed to another url, or belongs to a
- * configuration this one is not). */
+/* Which configured region is this queue for?  NULL: none (the region was
+ * removed, renamed to another url, or belongs to a configuration this one
+ * is not).  A region that is sync now may have been async when the files
+ * were queued (switched after an outage, with a backlog): its queue is
+ * still its own, and shipping it is what fills its gap. */
 static const struct region_conf *queue_region(const struct config *conf, const char *queue)
 {
     char q[SPOOL_QUEUE_MAX];
@@ -177,8 +179,6 @@ static const struct region_conf *queue_region(const struct config *conf, const c
     for (i = 0; i < conf->nregions; i++) {
         const struct region_conf *rc = &conf->regions[i];
 
-        if (rc->mode != REGION_ASYNC)
-            continue;
         spool_queue_name(rc->name, rc->url, rc->endpoint, q);
         if (strcmp(q, queue) == 0)
             return rc;
@@ -220,14 +220,14 @@ static unsigned long ship_queue(struct ship_region *r, const struct config *conf
             /* the region holds another file of this name, or ours does not
              * decode: keep it for the operator, out of the way of the queue */
             struct err me = ERR_INIT;
+            char kept[PATH_MAX];
 
             note(r->notes, LOG_ERROR, "%s", se.msg);
             state_error(r, &se);
-            if (spool_set_aside(sp, r->queue, names[k], &me) < 0)
+            if (spool_set_aside(sp, r->queue, names[k], kept, sizeof kept, &me) < 0)
                 note(r->notes, LOG_ERROR, "%s", me.msg);
             else
-                note(r->notes, LOG_ERROR, "kept the spooled copy in %s/conflicts/%s/%s", spool_dir(sp), r->queue,
-                     names[k]);
+                note(r->notes, LOG_ERROR, "kept the spooled copy in %s", kept);
             stats->set_aside++;
             *progress = 1;
             continue;
@@ -332,8 +332,9 @@ out:
     return rc;
 }
 
-/* Does a configured async region's queue hold an entry? */
-static int has_work(const struct config *conf, struct spool *sp)
+/* Does a configured region's queue hold an entry (an async region's, or
+ * that of a region queued for while it was async)? */
+int ship_has_work(const struct config *conf, struct spool *sp)
 {
     char q[SPOOL_QUEUE_MAX];
     int i;
@@ -343,8 +344,6 @@ static int has_work(const struct config *conf, struct spool *sp)
         struct spool_usage u;
         struct err e = ERR_INIT;
 
-        if (rc->mode != REGION_ASYNC)
-            continue;
         spool_queue_name(rc->name, rc->url, rc->endpoint, q);
         if (spool_usage(sp, q, &u, &e) == 0 && u.entries > 0)
             return 1;
@@ -368,7 +367,7 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
     got = spool_lock(sp, "ship.lock", o->once ? (o->lock_wait_ms ? o->lock_wait_ms : 120000) : 0, &lockfd, e);
     if (got < 0)
         return -1;
-    if (got == 0 && o->once && has_work(conf, sp))
+    if (got == 0 && o->once && ship_has_work(conf, sp))
         return err_setf(e, ERR_NET, "another shipper held %s/ship.lock all the time this one waited, and files "
                         "are still waiting in the spool: nothing was shipped by this one", spool_dir(sp));
     if (got == 0)
@@ -401,7 +400,7 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
              * another shipper took it, that one ships it). */
             spool_unlock(lockfd);
             lockfd = -1;
-            if (o->once || !has_work(conf, sp) || spool_lock(sp, "ship.lock", 0, &lockfd, e) <= 0) {
+            if (o->once || !ship_has_work(conf, sp) || spool_lock(sp, "ship.lock", 0, &lockfd, e) <= 0) {
                 err_clear(e);
                 rc = 0;
                 goto out;

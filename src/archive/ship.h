@@ -4,7 +4,8 @@
  * One shipper at a time per cluster's spool (flock on ship.lock).  For
  * each queue with files, in name order (so a region that comes back after
  * an outage is caught up oldest first): the queue's region must be
- * configured with the very url and endpoint it was queued for, and its
+ * configured (in either mode: a region switched from async to sync keeps
+ * its backlog) with the very url and endpoint it was queued for, and its
  * repository identity must be this cluster's (created from the spool's copy
  * when the region has none); then each already-encoded object is uploaded
  * byte for byte, never replacing one, and its queue entry dropped.  A name
@@ -47,6 +48,11 @@ struct ship_stats {
 
 int ship_run(const struct config *conf, const struct keyring *kr, struct spool *sp, const struct ship_opts *o,
              struct ship_stats *stats, struct err *e);
+
+/* 1 when a configured region's queue holds a file: wal-push starts the
+ * shipper then, also when every region is sync now (a region switched
+ * from async to sync keeps its backlog, which only the shipper sends). */
+int ship_has_work(const struct config *conf, struct spool *sp);
 
 /* Files waiting in queues whose region is not configured (removed, or its
  * url or endpoint changed): they are never shipped anywhere else.  `names`

@@ -434,19 +434,43 @@ uint64_t spool_conflicts(struct spool *sp, const char *queue)
     return n;
 }
 
-int spool_set_aside(struct spool *sp, const char *queue, const char *name, struct err *e)
+#define SPOOL_ASIDE_MAX 1000
+
+/* Moved, never over another copy set aside before under the name (a second
+ * push of the name with other content, acknowledged too): that one was
+ * replaced by rename() and lost.  The first keeps NAME, later ones NAME.N. */
+int spool_set_aside(struct spool *sp, const char *queue, const char *name, char *kept, size_t kept_len,
+                    struct err *e)
 {
-    char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX];
+    char from[PATH_MAX], qdir[PATH_MAX], dir[PATH_MAX], to[PATH_MAX];
+    unsigned n;
 
     if (spool_entry_path(sp, queue, name, from, sizeof from) < 0 ||
-        spool_sub(sp, dir, sizeof dir, "conflicts", queue, NULL) < 0 ||
-        spool_sub(sp, to, sizeof to, "conflicts", queue, name) < 0)
+        spool_sub(sp, qdir, sizeof qdir, "queue", queue, NULL) < 0 ||
+        spool_sub(sp, dir, sizeof dir, "conflicts", queue, NULL) < 0)
         return err_setf(e, ERR_IO, "spool path too long");
     if (mkdir_p(dir, 0700, e) < 0)
         return -1;
-    if (rename(from, to) < 0)
-        return err_errno(e, ERR_IO, errno, "could not move \"%s\" to \"%s\"", from, to);
-    return fsync_dir(dir, e);
+    for (n = 0;; n++) {
+        if (n >= SPOOL_ASIDE_MAX)
+            return err_setf(e, ERR_IO, "could not set \"%s\" aside: %s/%s.1 to .%u are taken", from, dir, name,
+                            SPOOL_ASIDE_MAX - 1);
+        if ((n == 0 ? snprintf(to, sizeof to, "%s/%s", dir, name)
+                    : snprintf(to, sizeof to, "%s/%s.%u", dir, name, n)) >= (int)sizeof to)
+            return err_setf(e, ERR_IO, "spool path too long");
+        if (link(from, to) == 0)
+            break;
+        if (errno != EEXIST)
+            return err_errno(e, ERR_IO, errno, "could not move \"%s\" to \"%s\"", from, to);
+    }
+    if (kept != NULL)
+        strlcopy(kept, to, kept_len);
+    if (fsync_dir(dir, e) < 0)
+        return -1;
+    if (unlink(from) < 0 && errno != ENOENT)
+        return err_errno(e, ERR_IO, errno, "could not remove \"%s\" from the queue (set aside as \"%s\")", from,
+                         to);
+    return fsync_dir(qdir, e);
 }
 
 /* ---- locks ---- */

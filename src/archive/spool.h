@@ -100,8 +100,10 @@ int spool_done(struct spool *sp, const char *queue, const char *name, struct err
 uint64_t spool_conflicts(struct spool *sp, const char *queue);
 
 /* Move a queue entry the region cannot take (it holds different content)
- * to conflicts/QUEUE/NAME, for the operator. */
-int spool_set_aside(struct spool *sp, const char *queue, const char *name, struct err *e);
+ * to conflicts/QUEUE/NAME, for the operator; never over a copy set aside
+ * before (then NAME.1, NAME.2, ...).  `kept` (if not NULL) gets the path. */
+int spool_set_aside(struct spool *sp, const char *queue, const char *name, char *kept, size_t kept_len,
+                    struct err *e);
 
 /* What the shipper knows of one async region, for `status`: written after
  * every pass over the region's queue (replacing the file atomically). */

@@ -31,6 +31,7 @@
 #include "cluster.h"
 #include "note.h"
 #include "pool.h"
+#include "ship.h"
 #include "spool.h"
 #include "util.h"
 #include "wal.h"
@@ -403,7 +404,7 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
         handoff(c, kr, sp, &want, path, name, tag, spawn, notes) == 1) {
         res->pushed_ahead_before = 1;
         res->via_process = 1;
-        if (has_async)
+        if (has_async || ship_has_work(c, sp))
             res->shipper_spool = sp;
         rc = 0;
         goto out;
@@ -447,8 +448,10 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
         pool_join(&pool, &res->ahead_err);
     res->ahead_pushed = ah.pushed;
     res->ahead_failed = ah.failed;
-    if (sp != NULL && has_async)
-        res->shipper_spool = sp;    /* the caller starts the shipper */
+    /* the caller starts the shipper; with sync regions only, for a backlog
+     * queued while one of them was async */
+    if (sp != NULL && (has_async || ship_has_work(c, sp)))
+        res->shipper_spool = sp;
 out:
     archiver_close(&a);
     spool_names_free(ah.names, ah.n);

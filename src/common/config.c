@@ -345,11 +345,16 @@ struct region_conf *config_add_region(struct config *c, const char *name, struct
     return r;
 }
 
+/* A region's name names its spool queue (spool_dir/SYSID/queue/NAME-HASH)
+ * and its files under state/ and known/, and every reader of those
+ * directories skips names that start with a dot: a region ".dr" had its WAL
+ * spooled, acknowledged and never shipped nor counted.  So a name starts
+ * with a letter or a digit. */
 int config_region_name_valid(const char *name)
 {
     const char *p;
 
-    if (*name == '\0' || strlen(name) > 63)
+    if (!isalnum((unsigned char)*name) || strlen(name) > 63)
         return 0;
     for (p = name; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
@@ -388,7 +393,7 @@ int config_add_region_url(struct config *c, const char *name, const char *url, s
     if (config_region(c, name) != NULL)
         return err_setf(e, ERR_CONFIG, "region \"%s\" is defined twice", name);
     if (!config_region_name_valid(name))
-        return err_setf(e, ERR_CONFIG, "bad region name \"%s\" (letters, digits, - _ . only)", name);
+        return err_setf(e, ERR_CONFIG, "bad region name \"%s\" (letters, digits, - _ . only, starting with a letter or digit)", name);
     if (config_add_region(c, name, e) == NULL)
         return -1;
     return config_region_set(c, name, "url", url, "--from", e);

@@ -12,6 +12,8 @@
  *     shell where it was tried;
  *   - a timeout or deadline of 0, which the code below would each read
  *     differently (a built-in default, "no limit", "give up at once");
+ *   - an alarm threshold, spool limit or full_every of 0, which the code
+ *     reads as "off" where the line reads as the strictest value;
  *   - two regions in one place (the second copy is no copy), a file://
  *     region inside another or inside the spool, or the spool inside one;
  *   - a configuration file (or a CA file) that others can write: whoever
@@ -143,6 +145,36 @@ static int check_timeouts(const struct config *c, struct err *e)
             continue;
         snprintf(msg, sizeof msg, "0 is not a limit: %s must be at least 1s (there is no \"no limit\"; "
                  "remove the line for the default)", keys[i].what);
+        return key_error(e, c, NULL, k->name, msg);
+    }
+    return 0;
+}
+
+/* A 0 the code reads as "off", where the line reads as the strictest
+ * value: rpo_seconds = 0 ("no lag tolerated") silenced the lag alarm, and
+ * backup_max_age = 0 the backup age alarm, so status said OK (exit 0) of a
+ * region lagging without any backup; spool_max_bytes = 0 lifted the spool's
+ * limit; full_every = 0 never renewed a chain's full backup.  Refused when
+ * given, file or environment; the defaults stand when the line is gone. */
+static int check_zero_off(const struct config *c, struct err *e)
+{
+    static const struct { const char *name; const char *what; } keys[] = {
+        { "rpo_seconds", "a lag of 0 s would be read as no lag alarm at all; give at least 1s" },
+        { "backup_max_age", "an age of 0 would be read as no backup age alarm at all; give at least 1s" },
+        { "spool_max_bytes", "a size of 0 would be read as no limit on the spool; give a size (20GB)" },
+        { "full_every", "0 would be read as never renewing the chain's full backup; give a duration (7d), or "
+                        "remove the line for that" },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const struct key_def *k = config_find_key(config_global_keys, config_nglobal, keys[i].name);
+        char msg[300];
+
+        if (k == NULL || *(const uint64_t *)((const char *)c + k->offset) != 0 ||
+            strcmp(origin_of(c, NULL, k->name), "default") == 0)
+            continue;
+        snprintf(msg, sizeof msg, "0 is not accepted: %s", keys[i].what);
         return key_error(e, c, NULL, k->name, msg);
     }
     return 0;
@@ -357,7 +389,7 @@ static int check_ca_files(const struct config *c, struct err *e)
 
 int config_check(const struct config *c, struct err *e)
 {
-    if (check_paths(c, e) < 0 || check_timeouts(c, e) < 0 || check_ca_files(c, e) < 0 ||
+    if (check_paths(c, e) < 0 || check_timeouts(c, e) < 0 || check_zero_off(c, e) < 0 || check_ca_files(c, e) < 0 ||
         check_locations(c, e) < 0)
         return -1;
     return 0;

@@ -172,7 +172,7 @@ static int section(struct reader *rd)
         if (*rname == '\0')
             return fail(rd, "[region] needs a name: [region NAME]");
         if (!config_region_name_valid(rname))
-            return fail(rd, "bad region name \"%s\" (up to 63 letters, digits, - _ .)", rname);
+            return fail(rd, "bad region name \"%s\" (up to 63 letters, digits, - _ ., starting with a letter or digit)", rname);
         if (config_region(rd->c, rname) != NULL)
             return fail(rd, "region \"%s\" is defined twice", rname);
         if (config_add_region(rd->c, rname, rd->e) == NULL) {

@@ -118,6 +118,11 @@ static const struct bad bads[] = {
     { "io_timeout = 0", "[global]\nio_timeout = 0min\n", { "key \"io_timeout\"", "at least 1s" } },
     { "archive_timeout = 0", "[global]\narchive_timeout = 0\n", { "key \"archive_timeout\"", "at least 1s" } },
     { "a negative timeout", "[global]\nio_timeout = -5\n", { "key \"io_timeout\"", "bad duration" } },
+    /* 0 was read as "off": no alarm, no limit, never (adversarial pass) */
+    { "rpo_seconds = 0", "[global]\nrpo_seconds = 0\n", { "case.conf:2: key \"rpo_seconds\"", "no lag alarm" } },
+    { "backup_max_age = 0", "[global]\nbackup_max_age = 0h\n", { "key \"backup_max_age\"", "no backup age alarm" } },
+    { "spool_max_bytes = 0", "[global]\nspool_max_bytes = 0GB\n", { "key \"spool_max_bytes\"", "no limit" } },
+    { "full_every = 0", "[global]\nfull_every = 0\n", { "key \"full_every\"", "never renewing" } },
     { "two regions, one directory", "[region a]\nurl = file://@/ra\n[region b]\nurl = file://@/ra\n",
       { "region \"a\"", "region \"b\"", "the same place" } },
     { "two regions, one directory with a trailing slash and .",
@@ -157,6 +162,8 @@ static const struct bad goods[] = {
       "[region a]\nurl = s3://bkt/prod\nendpoint = http://127.0.0.1:9000\n"
       "[region b]\nurl = s3://bkt/prod\nendpoint = http://127.0.0.1:9001\n", { NULL } },
     { "one bucket, two prefixes", "[region a]\nurl = s3://bkt/a\n[region b]\nurl = s3://bkt/b\n", { NULL } },
+    { "alarms, spool limit and full_every of 1", "[global]\nrpo_seconds = 1\nbackup_max_age = 1s\nspool_max_bytes = 1\n"
+      "full_every = 1\n", { NULL } },
     { "timeouts of 1s", "[global]\nretry_deadline = 1\nconnect_timeout = 1s\nio_timeout = 1\narchive_timeout = 1\n",
       { NULL } },
     { "absolute paths everywhere",

@@ -156,6 +156,9 @@ static const struct bad bads[] = {
     { "an empty section name", "[]\n", 0, 1, NULL, "empty section name" },
     { "[region] without a name", "[region]\nurl = file:///a\n", 0, 1, NULL, "needs a name" },
     { "a bad region name", "[region a/b]\nurl = file:///a\n", 0, 1, NULL, "bad region name" },
+    /* its spool queue would be a hidden directory, which no reader lists */
+    { "a region name starting with a dot", "[region .dr]\nurl = file:///a\n", 0, 1, NULL, "starting with a letter" },
+    { "a region name that is only dots", "[region ..]\nurl = file:///a\n", 0, 1, NULL, "bad region name" },
     { "a key outside any section", "pgdata = /a\n[global]\n", 0, 1, "pgdata", "outside any section" },
     { "an empty value", "[global]\nkey_file =\n", 0, 2, "key_file", "empty value" },
     { "a value that is only a comment", "[global]\nkey_file = # none yet\n", 0, 2, "key_file", "empty value" },

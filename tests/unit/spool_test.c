@@ -109,7 +109,7 @@ static void test_put_list_done(void)
     struct spool *sp = NULL;
     struct err e = ERR_INIT;
     char *queues[2] = { "r2-aaaa", "r3-bbbb" };
-    char **names = NULL, path[PATH_MAX], *body;
+    char **names = NULL, path[PATH_MAX], kept[PATH_MAX], *body;
     size_t n = 0;
     struct spool_usage u;
     struct sink *s = NULL;
@@ -160,13 +160,30 @@ static void test_put_list_done(void)
     spool_done(sp, queues[0], SEG2, &e);
     ok(spool_usage(sp, NULL, &u, &e) == 0 && u.entries == 1 && u.objects == 1, "usage follows");
 
-    ok(spool_set_aside(sp, queues[1], SEG2, &e) == 0, "set-aside of a refused entry");
+    ok(spool_set_aside(sp, queues[1], SEG2, kept, sizeof kept, &e) == 0, "set-aside of a refused entry");
     ok(!spool_is_queued(sp, queues[1], SEG2), "takes it out of the queue");
     is_int(spool_conflicts(sp, queues[1]), 1, "into the queue's conflicts");
     is_int(spool_conflicts(sp, queues[0]), 0, "other queues have none");
+    ok(str_has_suffix(kept, "/conflicts/r3-bbbb/" SEG2), "kept under its name (%s)", kept);
     err_clear(&e);
-    ok(spool_set_aside(sp, queues[1], SEG2, &e) < 0 && e.code == ERR_IO, "setting aside a missing entry fails");
+    ok(spool_set_aside(sp, queues[1], SEG2, NULL, 0, &e) < 0 && e.code == ERR_IO, "setting aside a missing entry fails");
     ok(spool_usage(sp, NULL, &u, &e) == 0 && u.entries == 0 && u.bytes == 0, "the queues are empty");
+
+    /* the name pushed again with other content and refused again: the copy
+     * set aside first must stay (rename() replaced it: an acknowledged copy
+     * lost) */
+    err_clear(&e);
+    ok(put(sp, SEG2, &queues[1], 1, "another second", NULL, &e) == 0, "%s queued again, other content", SEG2);
+    ok(spool_set_aside(sp, queues[1], SEG2, kept, sizeof kept, &e) == 0, "set aside again");
+    ok(str_has_suffix(kept, "/conflicts/r3-bbbb/" SEG2 ".1"), "beside the first, as NAME.1 (%s)", kept);
+    is_int(spool_conflicts(sp, queues[1]), 2, "both copies are in the queue's conflicts");
+    body = slurp(kept);
+    is_str(body, "another second", "the second copy holds its bytes");
+    free(body);
+    kept[strlen(kept) - 2] = '\0';
+    body = slurp(kept);
+    is_str(body, "second segment", "the first copy is intact");
+    free(body);
     spool_free(sp);
 }
 
