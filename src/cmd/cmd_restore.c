@@ -478,7 +478,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     struct rcv_result st;
     struct rconf_list found = { NULL, 0, 0 };
     struct err e = ERR_INIT;
-    char pgdata_abs[PATH_MAX], ts[32];
+    char pgdata_abs[PATH_MAX], ts[32], miss[64] = "";
     uint64_t t0 = now_ms(), t_fetch = 0, t_replay = 0;
     int k = -1, from = 0, rc_ = EXIT_FAILURE3;
 
@@ -507,6 +507,14 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     m = cat.v[k].man;
     man_format_time(m->stop_time, ts);
     log_info("restoring backup %s (consistent at %s) from region %s into %s", m->name, ts, rc->name, o.pgdata);
+    if (restore_conf_outside(m, miss, sizeof miss) && o.start) {
+        err_setf(&e, ERR_USAGE,
+                 "backup %s has no %s: the cluster keeps its configuration outside its data directory (as "
+                 "Debian's /etc/postgresql/VERSION/NAME does), and PostgreSQL cannot start from %s alone, so "
+                 "--start cannot work; nothing was fetched.  Restore without --start: it says how to start the "
+                 "instance then", m->name, miss, o.pgdata);
+        goto fail;
+    }
     if (check_archive(ctx, kr, s, m, &o, &e) < 0)
         goto fail;
     memset(&bo, 0, sizeof bo);
@@ -523,11 +531,15 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         goto fail;
     if (!o.start && o.standby) {
         restore_standby_not_started(o.pg_bin, o.pgdata);
+        if (miss[0] != '\0')
+            restore_conf_outside_hint(o.pgdata, miss);
         rc_ = 0;
         goto out;
     }
     if (!o.start) {
         print_how_to_start(&o);
+        if (miss[0] != '\0')
+            restore_conf_outside_hint(o.pgdata, miss);
         rc_ = 0;
         goto out;
     }

@@ -16,6 +16,26 @@
 #include "log.h"
 #include "standby.h"
 
+int restore_conf_outside(const struct manifest *m, char *missing, size_t n)
+{
+    int conf = man_find_file(m, "postgresql.conf") == NULL, hba = man_find_file(m, "pg_hba.conf") == NULL;
+
+    snprintf(missing, n, "%s%s%s", conf ? "postgresql.conf" : "", conf && hba ? " and " : "",
+             hba ? "pg_hba.conf" : "");
+    return conf || hba;
+}
+
+void restore_conf_outside_hint(const char *pgdata, const char *missing)
+{
+    printf("NOTE: the backup has no %s: the cluster kept its configuration outside its data directory (as "
+           "Debian's /etc/postgresql/VERSION/NAME does), so PostgreSQL cannot start from %s alone.  Either start "
+           "it with that configuration (pg_ctlcluster, its data_directory naming %s), or copy postgresql.conf, "
+           "pg_hba.conf and pg_ident.conf into %s without their data_directory, hba_file and ident_file lines.  "
+           "Either way that configuration must hold no recovery settings (restore_command, recovery_target*): "
+           "restore wrote its own into %s/postgresql.auto.conf and did not see that file.\n",
+           missing, pgdata, pgdata, pgdata, pgdata);
+}
+
 /* stdout and the restore log, line by line */
 struct out2 {
     FILE *log;

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "manifest.h"
 #include "rconf.h"
 
 #define RESTORE_CONF_LOG "walship-restore.log"
@@ -36,5 +37,15 @@ void restore_conf_shell_quote(char *out, size_t n, const char *a, const char *b)
  * the same configuration (or the --from options of a bare host), the region
  * chosen first, each argument shell-quoted with % doubled. */
 int restore_conf_command(const struct config *c, const char *region, char *buf, size_t n, struct err *e);
+
+/* A cluster that keeps its configuration outside its data directory
+ * (Debian's /etc/postgresql/15/main) has backups without it, and
+ * PostgreSQL does not start without postgresql.conf and pg_hba.conf: 1 when
+ * backup `m` lacks either, with their names in `missing` ("postgresql.conf
+ * and pg_hba.conf"); else 0. */
+int restore_conf_outside(const struct manifest *m, char *missing, size_t n);
+
+/* What to do about it, without --start: printed after the restore. */
+void restore_conf_outside_hint(const char *pgdata, const char *missing);
 
 #endif
