@@ -84,52 +84,75 @@ static int load_hashes(struct bk_incr *inc, struct repo *r, char *why, size_t wh
     return 1;
 }
 
-/* Is the parent's chain whole: every part of every backup from the parent
- * down to its full backup listed at its size in every region?  1 (why
+/* Is the parent's chain whole in region r: every part of every backup
+ * from the parent down to its full backup listed at its size, and every
+ * link's manifest there the very one its child was taken against?  1 (why
  * set: a full backup instead), 0, or -1 (e: the region could not be
  * asked).  An incremental over a chain that lost a part could never be
  * restored, and the next one would build on it again (adversarial pass,
- * incr_parent.sh); the listing is what plain verify compares too. */
-static int chain_damaged(const struct bk_incr *inc, struct repo *const *rp, int n, struct repo *lead, char *why,
-                         size_t whylen, struct err *e)
+ * incr_parent.sh); the listing is what plain verify compares too.  Each
+ * region is walked with its own manifests, as restore and verify load
+ * them there: a link whose manifest one region lost, or holds damaged or
+ * replaced, breaks the chain in that region only, and the lead region's
+ * copy says nothing about it (adversarial pass C). */
+static int chain_damaged_in(const struct bk_incr *inc, struct repo *r, char *why, size_t whylen, struct err *e)
 {
     const struct manifest *cur = inc->pman;
     struct manifest *m = NULL;
-    int r, rc = 0;
+    int rc = 0;
 
-    while (rc == 0) {
-        for (r = 0; r < n && rc == 0; r++) {
-            if (rp[r] == NULL || cat_parts_present(rp[r], cur->name, cur, e) == 0)
-                continue;
-            if (e->code == ERR_CORRUPT) {
-                snprintf(why, whylen, "the chain of backup %s is damaged: %s (see `walship verify`)", inc->parent,
-                         e->msg);
-                err_clear(e);
-                rc = 1;
-            } else {
+    for (;;) {
+        struct manifest *up = NULL;
+        char sha[65];
+
+        if (cat_parts_present(r, cur->name, cur, e) < 0) {
+            if (e->code != ERR_CORRUPT) {
                 rc = -1;
-            }
-        }
-        if (rc != 0 || !cur->incremental)
-            break;
-        {
-            struct manifest *up = NULL;
-
-            if (cat_load_manifest(lead, cur->parent, &up, e) < 0) {
-                if (e->code == ERR_NET || e->code == ERR_NOMEM) {
-                    rc = -1;
-                } else {
-                    snprintf(why, whylen, "the chain of backup %s cannot be read (%s)", inc->parent, e->msg);
-                    err_clear(e);
-                    rc = 1;
-                }
                 break;
             }
-            man_free(m);
-            cur = m = up;
+            snprintf(why, whylen, "the chain of backup %s is damaged: %s (see `walship verify`)", inc->parent,
+                     e->msg);
+            err_clear(e);
+            rc = 1;
+            break;
         }
+        if (!cur->incremental)
+            break;
+        if (cat_load_manifest_sha(r, cur->parent, &up, sha, e) < 0) {
+            if (e->code == ERR_NET || e->code == ERR_NOMEM) {
+                rc = -1;
+                break;
+            }
+            snprintf(why, whylen, "the chain of backup %s cannot be read in region %s (%s) (see `walship verify`)",
+                     inc->parent, r->name, e->msg);
+            err_clear(e);
+            rc = 1;
+            break;
+        }
+        if (strcmp(sha, cur->parent_sha256) != 0) {
+            snprintf(why, whylen, "the chain of backup %s is damaged: region %s: the manifest of backup %s is not the "
+                     "one backup %s was taken against (see `walship verify`)", inc->parent, r->name, cur->parent,
+                     cur->name);
+            man_free(up);
+            rc = 1;
+            break;
+        }
+        man_free(m);
+        cur = m = up;
     }
     man_free(m);
+    return rc;
+}
+
+/* The chain of the parent, in every region the backup is written to. */
+static int chain_damaged(const struct bk_incr *inc, struct repo *const *rp, int n, char *why, size_t whylen,
+                         struct err *e)
+{
+    int r, rc = 0;
+
+    for (r = 0; r < n && rc == 0; r++)
+        if (rp[r] != NULL)
+            rc = chain_damaged_in(inc, rp[r], why, whylen, e);
     return rc;
 }
 
@@ -238,7 +261,7 @@ int bk_incr_choose(struct bk_incr *inc, struct repo *const *rp, int n, const str
         rc = 0;
         goto out;
     }
-    if ((rc = chain_damaged(inc, rp, n, rp[first], why, whylen, e)) != 0 ||
+    if ((rc = chain_damaged(inc, rp, n, why, whylen, e)) != 0 ||
         (rc = policy_wants_full(inc, rp[first], pol, why, whylen, e)) != 0) {
         rc = rc > 0 ? 0 : -1;
         goto out;

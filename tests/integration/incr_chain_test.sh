@@ -1,0 +1,87 @@
+#!/bin/bash
+# Chains of incremental backups across regions (adversarial pass C):
+# backup-push --incremental checks the parent's whole chain in every region
+# it writes to with that region's own manifests, as restore and verify load
+# them there.  A link whose manifest one region lost or holds damaged gets a
+# full backup (saying why), never an incremental that backup-push reports
+# "ok" in that region and that no restore from it can use.
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/swift.sh"   # free_ports
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
+on_exit "ws_stop_daemons '$T'"
+
+[ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+
+read -r PGPORT <<<"$(free_ports 1)"
+CONF=$T/walship.conf
+ws_mkdirs "$T/spool" "$T/repo1" "$T/repo2" "$T/get"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+ws_conf "$CONF" "compression = zstd:3" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$CONF" one "file://$T/repo1" "mode = sync"
+ws_region "$CONF" two "file://$T/repo2" "mode = sync"
+ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
+
+pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
+ws_pg_archiving "$T/pg" "$CONF"
+pg_conf "$T/pg" "autovacuum = off"
+pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
+on_exit "pg_stop $T/pg immediate"
+sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
+newest() { ls "$T/repo1/backups" | tail -1; }
+mtype() {   # NAME REGION-DIR: full or incr, from the manifest
+  rm -f "$T/get/m.json"
+  ws st get "backups/$1/manifest.json" "$T/get/m.json" --region "$2" >/dev/null 2>&1
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["type"])' "$T/get/m.json" 2>/dev/null
+}
+flip() { python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[len(b)//2]^=1; open(p,"wb").write(bytes(b))' "$1"; }
+change() { sql "update pgbench_accounts set abalance = abalance + 1 where aid between $1 and $(($1 + 2000))"; }
+
+pg_run "$PG_BIN/pgbench" -i -s 2 -q -h "$T/pg/sock" -p "$PGPORT" -U postgres postgres >/dev/null 2>&1
+
+# ---- the full backup's manifest lost in the second region only ----
+t "full backup" ws backup-push
+F=$(newest)
+change 1000
+t "an incremental of it" ws backup-push --incremental
+I1=$(newest)
+like "$T_OUT" "is an incremental of backup $F" "its parent is the full backup"
+mkdir -p "$T/away"
+mv "$T/repo2/backups/$F/manifest.json" "$T/away/"
+change 50000
+t "an incremental whose chain lost its full backup's manifest in region two" ws backup-push --incremental
+N=$(newest)
+unlike "$T_OUT" "is an incremental of" "is not an incremental"
+like "$T_OUT" "chain of backup $I1 cannot be read in region two" "is a full backup, and names the chain and the region"
+is "$(mtype "$N" two)" "full" "its manifest in region two says full"
+d=$T/f1
+mkdir -p "$d"; chown "$(pg_user)" "$d"
+t "and it restores from region two" ws backup-fetch "$N" "$d/data" --region two
+mv "$T/away/manifest.json" "$T/repo2/backups/$F/"
+
+# ---- a middle link's manifest damaged in the second region only ----
+change 90000
+t "an incremental of the new full backup" ws backup-push --incremental
+J1=$(newest)
+change 120000
+t "an incremental of that incremental" ws backup-push --incremental
+J2=$(newest)
+like "$T_OUT" "is an incremental of backup $J1" "its parent is the first incremental"
+cp "$T/repo2/backups/$J1/manifest.json" "$T/away/j1.json"
+flip "$T/repo2/backups/$J1/manifest.json"
+change 150000
+pg_run "$WALSHIP" --config "$CONF" backup-push --incremental >"$T/j3.out" 2>&1
+J3=$(newest)
+unlike "$(cat "$T/j3.out")" "is an incremental of" "an incremental over a chain whose middle manifest is damaged in region two is not taken"
+like "$(cat "$T/j3.out")" "chain of backup $J2 cannot be read in region two" "... a full backup, saying why"
+is "$(mtype "$J3" two)" "full" "its manifest in region two says full"
+cp "$T/away/j1.json" "$T/repo2/backups/$J1/manifest.json"
+
+# with every link whole again, incrementals resume
+change 180000
+t "an incremental once the chain is whole again" ws backup-push --incremental
+like "$T_OUT" "is an incremental of backup $J3" "its parent is the newest backup"
+t "verify finds nothing" ws verify
+
+done_testing
