@@ -83,6 +83,13 @@ struct keyring;
 int cmd_repo_open(struct cmd_ctx *ctx, const struct region_conf *rc, const struct keyring *kr, unsigned flags,
                   struct repo **out, struct err *e);
 
+/* After a backup-fetch or restore from `region` failed on something of the
+ * region's (a part missing, corrupt or unreachable; not the local disk):
+ * when --region was not given and other regions are configured, say how
+ * to take the backup from one of them. */
+void cmd_other_region_hint(const struct cmd_ctx *ctx, const char *region, const char *backup, const char *dir,
+                           const struct err *e);
+
 /* cmd_delete.c: warn of each backup retention kept as the only way to a
  * living branch (docs/RETENTION.md, "Two branches"). */
 struct ret_plan;

@@ -235,8 +235,11 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx)
     status = bkf_fetch(s, rc, ctx->conf, m, fa.pos[1], &o, &st, &e);
     if (view.shown)
         fputc('\n', stderr);
-    if (status < 0)
-        goto fail;
+    if (status < 0) {
+        status = cmd_fail(&e);
+        cmd_other_region_hint(ctx, rc->name, m->name, fa.pos[1], &e);
+        goto out;
+    }
     print_result(&fa, name, rc->name, &st, m);
     status = 0;
     goto out;

@@ -2,6 +2,7 @@
  * cmd_common — what several commands need at their edge: the keyring with
  * its one warning when nothing is encrypted.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "cluster.h"
@@ -11,6 +12,33 @@
 #include "note.h"
 #include "repo.h"
 #include "util.h"
+
+void cmd_other_region_hint(const struct cmd_ctx *ctx, const char *region, const char *backup, const char *dir,
+                           const struct err *e)
+{
+    const struct config *c = ctx->conf;
+    char others[512];
+    size_t len = 0;
+    int i;
+
+    if (ctx->region != NULL || e->code == ERR_IO || e->code == ERR_NOMEM || e->code == ERR_USAGE ||
+        e->code == ERR_CONFIG || e->code == ERR_INTERNAL)
+        return;
+    others[0] = '\0';
+    for (i = 0; i < c->nregions && len < sizeof others; i++) {
+        int n;
+
+        if (strcmp(c->regions[i].name, region) == 0)
+            continue;
+        n = snprintf(others + len, sizeof others - len, "%s%s", len ? ", " : "", c->regions[i].name);
+        if (n > 0)
+            len += (size_t)n;
+    }
+    if (others[0] == '\0')
+        return;
+    log_warning("region %s could not give backup %s whole; another region may hold it: empty %s, then run again "
+                "with --region (one of: %s; walship backup-list shows which hold it)", region, backup, dir, others);
+}
 
 int cmd_load_keyring(struct cmd_ctx *ctx, struct keyring **out, struct err *e)
 {

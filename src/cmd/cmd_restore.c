@@ -522,8 +522,11 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     bo.notes = &note_log_sink;
     bo.tsmap = o.tsmap;
     bo.ntsmap = o.ntsmap;
-    if (bkf_fetch(s, rc, c, m, o.pgdata, &bo, &bs, &e) < 0)
-        goto fail;
+    if (bkf_fetch(s, rc, c, m, o.pgdata, &bo, &bs, &e) < 0) {
+        rc_ = cmd_fail(&e);
+        cmd_other_region_hint(ctx, rc->name, m->name, o.pgdata, &e);
+        goto out;
+    }
     t_fetch = now_ms() - t0;
     printf("fetched backup %s: %llu files, %.1f MB in %.1f s\n", m->name, (unsigned long long)bs.files,
            (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);

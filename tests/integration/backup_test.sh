@@ -149,7 +149,12 @@ ws --region us-east-1 st put "$T/tmp/part" "backups/$latest/part-0001" --raw >/d
 mkdir -p "$T/r3"; chown "$(pg_user)" "$T/r3"
 t_fail "backup-fetch of a corrupt part fails" 3 ws --region us-east-1 backup-fetch "$latest" "$T/r3/data" --tablespace-map "$T/ts1=$T/r3/ts1"
 like "$T_OUT" "part-0001" "the error names the part"
+unlike "$T_OUT" "another region may hold it" "... and, --region given, points to no other region"
 [ ! -f "$T/r3/data/backup_label" ]; ok $? "no backup_label is left to make it look complete"
+mkdir -p "$T/r3b"; chown "$(pg_user)" "$T/r3b"
+t_fail "backup-fetch of it without --region fails too (us-east-1 comes first)" 3 ws backup-fetch "$latest" "$T/r3b/data" --tablespace-map "$T/ts1=$T/r3b/ts1"
+like "$T_OUT" "another region may hold it: empty $T/r3b/data, then run again with --region \\(one of: eu-west-1" \
+  "... and says how to take it from another region"
 
 # ---- kill -9 during backup-fetch: DIR does not look restored ----
 # eu-west-1 answers each request 500 ms late: killed once the first files
