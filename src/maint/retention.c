@@ -171,6 +171,21 @@ static void keep_chains(const struct catalog *cat, unsigned char *keep)
  * be restored (its parent, recursively).  ret_plan loads every manifest
  * (one that does not load fails the plan); without incrementals this is
  * the rule for full backups alone. */
+/* Does a kept backup name folder `name` as its parent?  Then the folder,
+ * without a manifest, is a link whose manifest was lost, not garbage: the
+ * chain is broken (verify says so), and `walship copy` of the manifest
+ * from another region mends it only while the parts are still here. */
+static int parent_of_kept(const struct catalog *cat, const unsigned char *keep, const char *name)
+{
+    size_t j;
+
+    for (j = 0; j < cat->n; j++)
+        if (keep[j] && cat->v[j].complete && cat->v[j].man != NULL && cat->v[j].man->incremental &&
+            cat->v[j].man->parent != NULL && strcmp(cat->v[j].man->parent, name) == 0)
+            return 1;
+    return 0;
+}
+
 static unsigned char *keep_set(const struct catalog *cat, const struct ret_policy *p, size_t ncomplete,
                                const struct tl_model *m, struct ret_plan *plan, struct err *e)
 {
@@ -229,7 +244,8 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, cons
             uint64_t age = p->now > ce->newest ? (uint64_t)(p->now - ce->newest) : 0;
 
             /* Recent: a backup in progress (or one that just failed); leave it. */
-            if (age >= p->garbage_hours * 3600 && add_backup(plan, ce, e) < 0) {
+            if (age >= p->garbage_hours * 3600 && !parent_of_kept(cat, keep, ce->name) &&
+                add_backup(plan, ce, e) < 0) {
                 free(keep);
                 return -1;
             }

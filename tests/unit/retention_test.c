@@ -462,6 +462,22 @@ int main(void)
     ret_plan_free(&plan);
     cat_free(&c);
 
+    /* A full backup whose manifest was lost, under a kept incremental: a
+     * broken link (copy can mend it from another region), not garbage. */
+    add(&c, "E1", 0, NOW - 48 * 3600);
+    add_full(&c, "E2", 1, 1, 30);
+    find(&c, "E2")->man->incremental = 1;
+    find(&c, "E2")->man->parent = strdup("E1");
+    add(&c, "E3", 0, NOW - 48 * 3600);     /* killed two days ago, nobody's parent */
+    plan_of(&c, pol(1, 0, 24), &plan);
+    is_str(gone(&plan), "E3", "an old folder without manifest that a kept incremental names as parent stays");
+    ret_plan_free(&plan);
+    find(&c, "E2")->man->parent[0] = 'X';
+    plan_of(&c, pol(1, 0, 24), &plan);
+    is_str(gone(&plan), "E1,E3", "... and goes once nothing kept names it");
+    ret_plan_free(&plan);
+    cat_free(&c);
+
     /* A region with only an incomplete backup: no cut, nothing else. */
     add(&c, "D1", 0, NOW - 60);
     plan_of(&c, pol(1, 0, 24), &plan);
