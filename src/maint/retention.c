@@ -520,7 +520,11 @@ int ret_apply(struct stor *s, struct ret_plan *plan, struct ret_done *done, stru
     struct ret_plan cut = *plan;
 
     memset(done, 0, sizeof *done);
-    for (i = 0; i < plan->nbackups; i++) {
+    /* newest first: an incremental goes before its parent, so an
+     * interrupted run never leaves a backup listed whose chain is gone
+     * (older expired backups left behind are whole; the next run takes
+     * them) */
+    for (i = plan->nbackups; i-- > 0;) {
         int skipped, locked;
 
         if (delete_backup(s, &plan->backups[i], &skipped, &locked, e) < 0) {

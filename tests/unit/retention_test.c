@@ -64,6 +64,7 @@ struct fake {
     char *keys[256];
     size_t n;
     const char *locked[8];
+    const char *fail;       /* a remove of a key holding this fails */
 };
 
 static int fake_locked(const struct fake *f, const char *key)
@@ -81,7 +82,8 @@ static int fake_remove(struct stor *s, const char *key, struct err *e)
     struct fake *f = (struct fake *)s;
     size_t i;
 
-    (void)e;
+    if (f->fail != NULL && strstr(key, f->fail) != NULL)
+        return err_setf(e, ERR_NET, "injected failure removing %s", key);
     if (fake_locked(f, key)) {
         s->kept_locked++;
         return 0;
@@ -99,7 +101,8 @@ static int fake_remove_many(struct stor *s, const char *const *keys, size_t n, s
     size_t i;
 
     for (i = 0; i < n; i++)
-        fake_remove(s, keys[i], e);
+        if (fake_remove(s, keys[i], e) < 0)
+            return -1;
     return 0;
 }
 
@@ -245,6 +248,44 @@ static void test_clock(void)
     ret_plan_free(&plan);
     is_int(ret_backup_ahead(NULL, NOW), 0, "clock: no manifest, not ahead");
     cat_free(&c);
+}
+
+/* An interrupted run never leaves a listed incremental whose parent is
+ * gone: children go before their parents (newest first). */
+static void test_order(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct fake f;
+    struct ret_plan plan;
+    struct ret_done done;
+    struct err e = ERR_INIT;
+    char key[256];
+    size_t i;
+
+    memset(&f, 0, sizeof f);
+    f.base.ops = &fake_ops;
+    add_full(&c, "O1", 3, 1, 10);
+    add_full(&c, "O2", 2, 1, 20);       /* an incremental of O1 */
+    find(&c, "O2")->man->incremental = 1;
+    find(&c, "O2")->man->parent = strdup("O1");
+    add_full(&c, "O3", 1, 1, 30);
+    for (i = 0; i < c.n; i++) {
+        snprintf(key, sizeof key, "backups/%s/manifest.json", c.v[i].name);
+        f.keys[f.n++] = strdup(key);
+        snprintf(key, sizeof key, "backups/%s/part-0001", c.v[i].name);
+        f.keys[f.n++] = strdup(key);
+    }
+    plan_of(&c, pol(1, 0, 24), &plan);
+    is_str(gone(&plan), "O1,O2", "order: the expired chain is planned to go");
+    f.fail = "backups/O1/";
+    ok(ret_apply(&f.base, &plan, &done, &e) < 0, "order: a failure removing the full backup stops the run");
+    ok(!fake_has(&f, "backups/O2/manifest.json"), "order: its incremental went before it, so none is left listed "
+       "without its parent");
+    ok(fake_has(&f, "backups/O1/manifest.json"), "order: the full backup is still whole");
+    ret_plan_free(&plan);
+    cat_free(&c);
+    for (i = 0; i < f.n; i++)
+        free(f.keys[i]);
 }
 
 static void test_object_lock(void)
@@ -489,5 +530,6 @@ int main(void)
     test_protect();
     test_clock();
     test_object_lock();
+    test_order();
     return done_testing();
 }
