@@ -34,6 +34,32 @@ static int days_in_month(int y, int m)
     return days[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
 }
 
+int pitr_check_xid(const char *s, struct err *e)
+{
+    unsigned long long v;
+    char *end;
+
+    if (s[0] < '0' || s[0] > '9' || strspn(s, "0123456789") != strlen(s))
+        return err_setf(e, ERR_USAGE, "bad target xid \"%s\": give a transaction id in decimal (like 748)", s);
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno == ERANGE || *end != '\0')
+        return err_setf(e, ERR_USAGE, "bad target xid \"%s\": too large", s);
+    if ((v & 0xffffffffULL) < 3)
+        return err_setf(e, ERR_USAGE, "bad target xid \"%s\": no transaction has it (ids below 3 are special)", s);
+    return 0;
+}
+
+int pitr_check_name(const char *s, struct err *e)
+{
+    if (s[0] == '\0')
+        return err_setf(e, ERR_USAGE, "empty target name: PostgreSQL would read it as no target at all");
+    if (strlen(s) > 63)
+        return err_setf(e, ERR_USAGE, "target name \"%.20s...\" is %zu bytes: a restore point name has at most "
+                        "63 (pg_create_restore_point), so recovery could never reach it", s, strlen(s));
+    return 0;
+}
+
 int pitr_parse_time(const char *s, int64_t *out, char *normalized, size_t n, struct err *e)
 {
     int Y, M, D, h, m, sec, used = 0, zh = 0, zm = 0, sign = 1;

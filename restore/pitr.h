@@ -38,6 +38,15 @@ struct pitr_target {
 /* Parse "2026-11-22 05:32:30[.123][ ](Z|UTC|+HH[:MM]|-HH[:MM])". */
 int pitr_parse_time(const char *s, int64_t *out, char *normalized, size_t n, struct err *e);
 
+/* --target-xid: decimal digits of a transaction id (an xid8 as
+ * pg_current_xact_id() gives it is taken, its epoch dropped as PostgreSQL
+ * does), a normal one (>= 3 in its low 32 bits).  An empty value would
+ * mean no target at all to PostgreSQL: recovery to the end. */
+int pitr_check_xid(const char *s, struct err *e);
+/* --target-name: 1 to 63 bytes, what pg_create_restore_point() accepts; a
+ * longer one could never be reached, an empty one means no target. */
+int pitr_check_name(const char *s, struct err *e);
+
 /* Pick the newest complete backup that can reach the target (catalog with
  * manifests loaded), among those `usable` marks (NULL: all).  `name` forces
  * one.  ERR_NOTFOUND says what the oldest reachable point is. */

@@ -157,6 +157,8 @@ static int parse_target(int c, const char *arg, struct restore_opts *o)
     case 'n':
         o->target.kind = c == 'x' ? PITR_XID : PITR_NAME;
         o->ntargets++;
+        if ((c == 'x' ? pitr_check_xid(arg, &e) : pitr_check_name(arg, &e)) < 0)
+            return cmd_usage("restore", "%s", e.msg);
         if (strlcopy(o->target.value, arg, sizeof o->target.value) < 0)
             return cmd_usage("restore", "target too long");
         break;

@@ -136,6 +136,14 @@ d=$(newdir rold)
 t_fail "a target before the oldest backup is refused" 1 ws restore --pgdata "$d" --target-time "2001-01-01 00:00:00+00"
 like "$T_OUT" "oldest reachable point" "the message gives the oldest reachable point"
 
+# ---- targets PostgreSQL would read as no target, or never reach: usage errors ----
+d=$(newdir rbadtgt)
+t_fail "an empty --target-name is refused (PostgreSQL: no target, recovery to the end)" 2 ws restore --pgdata "$d" --target-name ""
+t_fail "an empty --target-xid is refused" 2 ws restore --pgdata "$d" --target-xid ""
+t_fail "a --target-xid that is not a number is refused" 2 ws restore --pgdata "$d" --target-xid "12abc"
+t_fail "a --target-name longer than a restore point's 63 bytes is refused" 2 ws restore --pgdata "$d" --target-name "$(printf 'n%.0s' $(seq 1 64))"
+[ -z "$(ls -A "$d" 2>/dev/null)" ]; ok $? "... and nothing was fetched into PGDATA"
+
 # ---- a target timeline that does not exist: exit 1 before anything is fetched ----
 d=$(newdir rnotl)
 t_fail "a target timeline whose history is not archived is refused (exit 1)" 1 ws restore --pgdata "$d" --target-name before_D --target-timeline 7 --start --port "$RPORT"

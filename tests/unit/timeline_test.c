@@ -540,6 +540,31 @@ static void parse_time_test(void)
     }
 }
 
+static void check_xid_name_test(void)
+{
+    static const char *const bad_xid[] = { "", "abc", "-5", "+5", " 5", "5 ", "0x10", "1", "2", "4294967296",
+                                           "99999999999999999999999", "12a" };
+    struct err e = ERR_INIT;
+    char name[80];
+    size_t i;
+
+    ok(pitr_check_xid("748", &e) == 0, "xid 748");
+    ok(pitr_check_xid("3", &e) == 0, "xid 3, the first normal one");
+    ok(pitr_check_xid("4294967299", &e) == 0, "an xid8 with an epoch (its low 32 bits: 3)");
+    for (i = 0; i < sizeof bad_xid / sizeof bad_xid[0]; i++) {
+        err_clear(&e);
+        ok(pitr_check_xid(bad_xid[i], &e) < 0 && e.code == ERR_USAGE, "xid refused: \"%s\" (%s)", bad_xid[i], e.msg);
+    }
+    memset(name, 'n', 63);
+    name[63] = '\0';
+    ok(pitr_check_name(name, &e) == 0, "a name of 63 bytes");
+    ok(pitr_check_name("before_D", &e) == 0, "before_D");
+    name[63] = 'n';
+    name[64] = '\0';
+    ok(pitr_check_name(name, &e) < 0 && e.code == ERR_USAGE, "a name of 64 bytes: refused (never reachable)");
+    ok(pitr_check_name("", &e) < 0 && e.code == ERR_USAGE, "an empty name: refused (no target to PostgreSQL)");
+}
+
 int main(void)
 {
     struct config *conf = NULL;
@@ -555,6 +580,7 @@ int main(void)
     need_test();
     choose_test();
     parse_time_test();
+    check_xid_name_test();
     if (region_setup(&conf) < 0)
         return 1;
     check_wal_test();
