@@ -33,6 +33,11 @@ struct cmd {
 
 /* Print an err for the user (log at error level) and return its exit status. */
 int cmd_fail(const struct err *e);
+/* A JSON string of `s` made valid UTF-8 (utf8.h: a name from a listing, a
+ * path or a server's message is only bytes, and jansson drops what is not
+ * UTF-8); JSON null when `s` is NULL; NULL when out of memory. */
+struct json_t;
+struct json_t *cmd_json_str(const char *s);
 /* Print usage error and return 2. */
 int cmd_usage(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

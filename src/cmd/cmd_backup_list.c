@@ -160,19 +160,20 @@ static json_t *json_backup_v(const struct cat_entry *ce, const struct err *merr,
 
     if (!ce->complete) {
         man_format_time((int64_t)ce->newest, a);
-        return json_pack("{s:s, s:b, s:I, s:I, s:s, s:I}", "name", ce->name, "complete", 0, "objects",
+        return json_pack("{s:o, s:b, s:I, s:I, s:s, s:I}", "name", cmd_json_str(ce->name), "complete", 0, "objects",
                          (json_int_t)ce->objects, "bytes", (json_int_t)ce->bytes, "newest_object", a,
                          "age_seconds", (json_int_t)(now - ce->newest));
     }
     if (m == NULL)
-        return json_pack("{s:s, s:b, s:s}", "name", ce->name, "complete", 1, "error", merr->msg);
+        return json_pack("{s:o, s:b, s:o}", "name", cmd_json_str(ce->name), "complete", 1, "error",
+                         cmd_json_str(merr->msg));
     man_format_time(m->start_time, a);
     man_format_time(m->stop_time, b);
     fmt_lsn(m->start_lsn, l1);
     fmt_lsn(m->stop_lsn, l2);
-    return json_pack("{s:s, s:b, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:s?, s:I, s:I, s:I, s:I,"
+    return json_pack("{s:o, s:b, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:s?, s:I, s:I, s:I, s:I,"
                      " s:I, s:s?, s:s?}",
-                     "name", ce->name, "complete", 1, "start_time", a, "stop_time", b,
+                     "name", cmd_json_str(ce->name), "complete", 1, "start_time", a, "stop_time", b,
                      "start_time_unix", (json_int_t)m->start_time, "stop_time_unix", (json_int_t)m->stop_time,
                      "start_lsn", l1, "stop_lsn", l2, "start_wal", m->start_wal, "stop_wal", m->stop_wal,
                      "timeline", (int)m->timeline, "stop_timeline", (int)m->stop_timeline,
@@ -198,7 +199,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
     int rc_ = 0;
 
     if (lo->json) {
-        jr = json_pack("{s:s, s:s, s:n, s:o}", "region", rc->name, "url", rc->url, "error", "backups",
+        jr = json_pack("{s:s, s:o, s:n, s:o}", "region", rc->name, "url", cmd_json_str(rc->url), "error", "backups",
                        json_array());
         if (jr == NULL || json_array_append_new(jregions, jr) < 0) {
             log_error("out of memory");
@@ -211,7 +212,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
     if (cmd_repo_open(ctx, rc, kr, REPO_OPEN_IDENTITY, &s, &e) < 0 || cat_list(s, 0, &cat, &e) < 0) {
         log_error("%s", e.msg);
         if (lo->json)
-            json_object_set_new(jr, "error", json_string(e.msg));
+            json_object_set_new(jr, "error", cmd_json_str(e.msg));
         else
             printf("  ERROR: %s\n", e.msg);
         repo_free(s);

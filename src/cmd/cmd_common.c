@@ -3,7 +3,10 @@
  * its one warning when nothing is encrypted.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "cluster.h"
 #include "cmd.h"
@@ -11,6 +14,7 @@
 #include "log.h"
 #include "note.h"
 #include "repo.h"
+#include "utf8.h"
 #include "util.h"
 
 void cmd_other_region_hint(const struct cmd_ctx *ctx, const char *region, const char *backup, const char *dir,
@@ -112,4 +116,19 @@ int cmd_cluster(struct cmd_ctx *ctx, const struct keyring *kr, unsigned flags, s
         return 0;
     return err_setf(e, ERR_NOREPO, "which cluster this is cannot be told: set pgdata (or run in the data "
                     "directory)%s", (flags & CMD_CLUSTER_FROM_REGIONS) ? ", or archive to a region first" : "");
+}
+
+json_t *cmd_json_str(const char *s)
+{
+    char *c;
+    json_t *j;
+
+    if (s == NULL)
+        return json_null();
+    if ((c = strdup(s)) == NULL)
+        return NULL;
+    utf8_scrub(c);
+    j = json_string(c);
+    free(c);
+    return j;
 }

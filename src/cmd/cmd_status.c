@@ -143,11 +143,11 @@ static json_t *branch_json(const struct st_region *r)
 
     if (!r->branch)
         return json_null();
-    return json_pack("{s:s, s:I, s:I, s:s?, s:s?, s:s?}", "kind", kinds[r->branch_kind], "latest_timeline",
+    return json_pack("{s:s, s:I, s:I, s:s?, s:s?, s:o}", "kind", kinds[r->branch_kind], "latest_timeline",
                      (json_int_t)r->branch_latest, "other_timeline", (json_int_t)r->branch_other, "fork_lsn",
                      r->branch_kind == ST_BRANCH_TWO ? r->branch_fork : NULL, "other_newest_wal",
                      r->branch_kind == ST_BRANCH_TWO ? r->branch_newest : NULL, "why",
-                     r->branch_kind == ST_BRANCH_HISTORY ? r->branch_why : NULL);
+                     cmd_json_str(r->branch_kind == ST_BRANCH_HISTORY ? r->branch_why : NULL));
 }
 
 static json_t *region_json(const struct st_region *r, const struct config *c)
@@ -159,11 +159,11 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
         fmt_time(r->backup_time, bt);
     if (r->has_wal)
         fmt_time(r->wal_time, wt);
-    o = json_pack("{s:s, s:b, s:b, s:s?, s:s?, s:s?, s:o, s:s?, s:s?, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I,"
-                     " s:s?, s:b, s:b, s:b, s:I, s:I}",
+    o = json_pack("{s:s, s:b, s:b, s:o, s:o, s:s?, s:o, s:s?, s:s?, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I,"
+                     " s:o, s:b, s:b, s:b, s:I, s:I}",
                      "region", r->name, "async", r->async, "readable", r->readable,
-                     "error", r->error[0] ? r->error : NULL,
-                     "backup", r->has_backup ? r->backup : NULL, "backup_time", r->has_backup ? bt : NULL,
+                     "error", cmd_json_str(r->error[0] ? r->error : NULL),
+                     "backup", cmd_json_str(r->has_backup ? r->backup : NULL), "backup_time", r->has_backup ? bt : NULL,
                      "backup_age_seconds", r->has_backup ? json_integer(r->backup_age) : json_null(),
                      "wal", r->has_wal ? r->wal : NULL, "wal_time", r->has_wal ? wt : NULL,
                      "wal_time_unix", r->has_wal ? json_integer(r->wal_time) : json_null(),
@@ -171,12 +171,12 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
                      "lag_bytes", (json_int_t)r->lag_bytes, "lag_seconds", (json_int_t)r->lag_seconds,
                      "spool_files", (json_int_t)r->spool_files, "spool_bytes", (json_int_t)r->spool_bytes,
                      "spool_oldest_age_seconds", (json_int_t)r->spool_oldest_age,
-                     "last_error", r->last_error[0] ? r->last_error : NULL,
+                     "last_error", cmd_json_str(r->last_error[0] ? r->last_error : NULL),
                      "alarm", ST_ALARM(r), "alarm_rpo", r->alarm_rpo,
                      "alarm_backup_age", r->alarm_backup, "rpo_seconds", (json_int_t)c->rpo_seconds,
                      "backup_max_age_seconds", (json_int_t)c->backup_max_age);
     if (o != NULL && r->async) {
-        json_object_set_new(o, "last_error_code", r->last_error[0] ? json_string(r->last_error_code) : json_null());
+        json_object_set_new(o, "last_error_code", cmd_json_str(r->last_error[0] ? r->last_error_code : NULL));
         json_object_set_new(o, "last_error_time_unix",
                             r->last_error[0] ? json_integer(r->last_error_time) : json_null());
         json_object_set_new(o, "last_shipped_unix", r->ship_success ? json_integer(r->ship_success) : json_null());
@@ -349,8 +349,8 @@ static int print_json(const struct st_region *rs, size_t n, const struct st_prim
     for (i = 0; jr != NULL && i < n; i++)
         json_array_append_new(jr, region_json(&rs[i], c));
     if (jr != NULL) {
-        top = json_pack("{s:b, s:s?, s:o}", "primary_known", prim->known, "primary_error",
-                        prim->error[0] ? prim->error : NULL, "regions", jr);
+        top = json_pack("{s:b, s:o, s:o}", "primary_known", prim->known, "primary_error",
+                        cmd_json_str(prim->error[0] ? prim->error : NULL), "regions", jr);
         if (top != NULL && prim->known) {
             char l[24];
 
@@ -360,7 +360,7 @@ static int print_json(const struct st_region *rs, size_t n, const struct st_prim
         }
         if (top != NULL) {
             json_object_set_new(top, "orphaned_spool_files", json_integer((json_int_t)orphaned));
-            json_object_set_new(top, "orphaned_queues", json_string(orphan_queues));
+            json_object_set_new(top, "orphaned_queues", cmd_json_str(orphan_queues));
         }
         if (top != NULL && sb != NULL)
             json_object_set_new(top, "standby", status_standby_json(sb));

@@ -18,6 +18,7 @@
 #include "pginst.h"
 #include "repo.h"
 #include "standby.h"
+#include "utf8.h"
 
 struct status_standby {
     char pgdata[PATH_MAX];
@@ -158,8 +159,9 @@ void status_standby_text(const struct status_standby *s)
 
 json_t *status_standby_json(const struct status_standby *s)
 {
-    json_t *o = json_pack("{s:s, s:b, s:b, s:s?, s:b, s:s?, s:s?, s:s?, s:b, s:b}", "pgdata", s->pgdata, "running",
-                          s->running, "known", s->known, "error", s->known ? NULL : s->error, "in_recovery",
+    json_t *o = json_pack("{s:o, s:b, s:b, s:o, s:b, s:s?, s:s?, s:s?, s:b, s:b}", "pgdata", cmd_json_str(s->pgdata),
+                          "running", s->running, "known", s->known, "error", cmd_json_str(s->known ? NULL : s->error),
+                          "in_recovery",
                           s->known && s->rp.in_recovery, "replay_lsn", s->rp.lsn[0] ? s->rp.lsn : NULL,
                           "last_replay_xact_time", s->rp.xact_time[0] ? s->rp.xact_time : NULL, "region",
                           s->region[0] ? s->region : NULL, "lag_known", s->lag_known, "alarm",
@@ -171,16 +173,16 @@ json_t *status_standby_json(const struct status_standby *s)
                                                                 : json_null());
     json_object_set_new(o, "replay_lag_seconds", s->lag_known ? json_integer((json_int_t)s->lag.seconds)
                                                                : json_null());
-    json_object_set_new(o, "lag_error", s->lag_known ? json_null() : json_string(s->lag_error));
+    json_object_set_new(o, "lag_error", cmd_json_str(s->lag_known ? NULL : s->lag_error));
     json_object_set_new(o, "newest_wal", s->lag.have_wal ? json_string(s->lag.newest) : json_null());
     json_object_set_new(o, "gap", s->lag_known && s->lag.have_gap ? json_string(s->lag.gap) : json_null());
     json_object_set_new(o, "fetch_failing", s->state_error[0] ? json_null() : json_boolean(s->failing));
-    json_object_set_new(o, "state_error", s->state_error[0] ? json_string(s->state_error) : json_null());
+    json_object_set_new(o, "state_error", cmd_json_str(s->state_error[0] ? s->state_error : NULL));
     json_object_set_new(o, "last_fetched", s->st.fetched_time ? json_string(s->st.fetched) : json_null());
     json_object_set_new(o, "last_fetched_unix", s->st.fetched_time ? json_integer(s->st.fetched_time) : json_null());
     json_object_set_new(o, "waiting_for", s->st.missing_time ? json_string(s->st.missing) : json_null());
-    json_object_set_new(o, "last_error", s->st.error_time ? json_string(s->st.error) : json_null());
-    json_object_set_new(o, "last_error_file", s->st.error_time ? json_string(s->st.error_name) : json_null());
+    json_object_set_new(o, "last_error", cmd_json_str(s->st.error_time ? s->st.error : NULL));
+    json_object_set_new(o, "last_error_file", cmd_json_str(s->st.error_time ? s->st.error_name : NULL));
     json_object_set_new(o, "last_error_unix", s->st.error_time ? json_integer(s->st.error_time) : json_null());
     return o;
 }
@@ -190,11 +192,19 @@ static void prom_label(const char *in, char *out, size_t len)
     size_t j = 0;
 
     for (; *in && j + 3 < len; in++) {
+        size_t n = utf8_seq_len(in);
+
         if (*in == '\\' || *in == '"' || *in == '\n') {
             out[j++] = '\\';
             out[j++] = *in == '\n' ? 'n' : *in;
+        } else if (n == 0) {
+            out[j++] = '?';     /* the text format is UTF-8 */
+        } else if (j + n + 1 < len) {
+            memcpy(out + j, in, n);
+            j += n;
+            in += n - 1;
         } else {
-            out[j++] = *in;
+            break;
         }
     }
     out[j] = '\0';

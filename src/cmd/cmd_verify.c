@@ -29,12 +29,14 @@ static json_t *report_json(const struct region_conf *rc, const struct vfy_report
         return NULL;
     }
     for (i = 0; r && i < r->n; i++)
-        json_array_append_new(jp, json_pack("{s:s, s:s}", "object", r->v[i].object, "message", r->v[i].msg));
+        json_array_append_new(jp, json_pack("{s:o, s:o}", "object", cmd_json_str(r->v[i].object), "message",
+                                            cmd_json_str(r->v[i].msg)));
     for (i = 0; r && i < r->nnotes; i++)
-        json_array_append_new(jn, json_pack("{s:s, s:s}", "object", r->notes[i].object, "message",
-                                            r->notes[i].msg));
-    jr = json_pack("{s:s, s:s, s:b, s:b, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "region", rc->name,
-                   "url", rc->url, "ok", fail == NULL && r->n == 0, "full", full, "error", fail ? fail->msg : NULL,
+        json_array_append_new(jn, json_pack("{s:o, s:o}", "object", cmd_json_str(r->notes[i].object), "message",
+                                            cmd_json_str(r->notes[i].msg)));
+    jr = json_pack("{s:s, s:o, s:b, s:b, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "region", rc->name,
+                   "url", cmd_json_str(rc->url), "ok", fail == NULL && r->n == 0, "full", full, "error",
+                   cmd_json_str(fail ? fail->msg : NULL),
                    "backups", (json_int_t)r->backups, "incomplete_backups", (json_int_t)r->incomplete,
                    "parts", (json_int_t)r->parts, "wal_segments", (json_int_t)r->wal_segments,
                    "wal_segments_needed", (json_int_t)r->wal_needed, "objects_decoded",

@@ -237,21 +237,56 @@ static int carry_identity(struct copy_run *r, struct err *e)
 
 /* ---- the backups, then the WAL they need ---- */
 
+/* R2's manifest of backup `name` is R1's (the same plaintext)?  0 yes; -1
+ * (ERR_EXISTS) when R2 holds another backup under that name (two hosts of
+ * the cluster took one in the same second, a clock set back) or a manifest
+ * that cannot be read: its objects are not R1's backup's, and copying
+ * parts into it, or taking it for R1's, would leave a visible backup that
+ * does not restore (an incremental of R1's on a parent it was not taken
+ * against). */
+static int same_manifest(struct copy_run *r, const char *name, const char *src_sha, struct err *e)
+{
+    struct manifest *dm = NULL;
+    struct err de = ERR_INIT;
+    char dst_sha[65];
+
+    if (cat_load_manifest_sha(r->dst, name, &dm, dst_sha, &de) < 0) {
+        if (de.code != ERR_CORRUPT && de.code != ERR_FOREIGN) {
+            *e = de;
+            return -1;
+        }
+        return err_setf(e, ERR_EXISTS, "region %s holds a manifest of backup %s that cannot be read (%s): not "
+                        "copying backup %s over it; remove it from region %s to copy the backup again",
+                        r->dst->name, name, de.msg, name, r->dst->name);
+    }
+    man_free(dm);
+    if (strcmp(src_sha, dst_sha) == 0)
+        return 0;
+    return err_setf(e, ERR_EXISTS, "region %s holds another backup under the name %s (its manifest is not region "
+                    "%s's): not copying backup %s, nor anything of it, over that one (kept as it is)",
+                    r->dst->name, name, r->src->name, name);
+}
+
 /* Backup `ce` of R1 is already whole in R2 (its manifest and every part it
- * lists)?  A manifest without all its parts is copied again. */
+ * lists)?  A manifest without all its parts is copied again; another
+ * backup under the same name in R2 fails the copy (same_manifest). */
 static int backup_present(struct copy_run *r, const struct cat_entry *ce, const struct objlist *have, struct err *e)
 {
     struct manifest *m = NULL;
     struct err pe = ERR_INIT;
-    char mkey[CAT_NAME_MAX + 32];
+    char mkey[CAT_NAME_MAX + 32], sha[65];
     int whole;
 
     if (repo_key_backup(mkey, sizeof mkey, ce->name, CAT_MANIFEST) < 0)
         return err_setf(e, ERR_INTERNAL, "backup name too long: \"%s\"", ce->name);
     if (objlist_find(have, mkey) == NULL)
         return 0;
-    if (cat_load_manifest(r->src, ce->name, &m, e) < 0)
+    if (cat_load_manifest_sha(r->src, ce->name, &m, sha, e) < 0)
         return -1;
+    if (same_manifest(r, ce->name, sha, e) < 0) {
+        man_free(m);
+        return -1;
+    }
     whole = parts_complete(m, have, r->dst->name, &pe) == 0;
     man_free(m);
     if (whole) {

@@ -85,9 +85,13 @@ struct backup_start {
     uint64_t start_lsn, seg_size;
 };
 
-/* The newest complete backup, from the catalog (its manifest's stop time).
- * Names are start times: a backup taken with a clock ahead sorts newest,
- * so its manifest is the one to hold against this host's clock. */
+/* The newest complete backup whose manifest loads, from the catalog (its
+ * manifest's stop time).  Names are start times: a backup taken with a
+ * clock ahead sorts newest, so its manifest is the one to hold against
+ * this host's clock.  A newer one whose manifest does not load (damaged,
+ * another key, a stray folder whose name sorts last) cannot be restored:
+ * it is named in o->error and passed over, so that its object's mtime
+ * never stands for a fresh backup; none that loads is no backup. */
 static void newest_backup(struct repo *r, const struct catalog *cat, time_t now, struct st_region *o,
                           struct backup_start *start)
 {
@@ -99,20 +103,21 @@ static void newest_backup(struct repo *r, const struct catalog *cat, time_t now,
 
         if (!cat->v[i - 1].complete)
             continue;
+        if (cat_load_manifest(r, cat->v[i - 1].name, &m, &le) < 0) {
+            if (o->error[0] == '\0')
+                snprintf(o->error, sizeof o->error, "%s (passed over: not counted as the newest backup)",
+                         le.msg);
+            err_clear(&le);
+            continue;
+        }
         o->has_backup = 1;
         snprintf(o->backup, sizeof o->backup, "%s", cat->v[i - 1].name);
-        if (cat_load_manifest(r, cat->v[i - 1].name, &m, &le) == 0) {
-            o->backup_time = m->stop_time;
-            o->backup_ahead = ret_backup_ahead(m, now);
-            start->timeline = m->timeline;
-            start->start_lsn = m->start_lsn;
-            start->seg_size = m->wal_segment_size;
-            man_free(m);
-        } else {
-            /* the manifest's own time: the object was written at the end */
-            o->backup_time = (int64_t)cat->v[i - 1].newest;
-            snprintf(o->error, sizeof o->error, "%s", le.msg);
-        }
+        o->backup_time = m->stop_time;
+        o->backup_ahead = ret_backup_ahead(m, now);
+        start->timeline = m->timeline;
+        start->start_lsn = m->start_lsn;
+        start->seg_size = m->wal_segment_size;
+        man_free(m);
         o->backup_age = (int64_t)now - o->backup_time;
         if (o->backup_age < 0)
             o->backup_age = 0;

@@ -10,6 +10,7 @@
 
 #include "note.h"
 #include "tap.h"
+#include "utf8.h"
 #include "util.h"
 
 static void test_arrays(void)
@@ -136,6 +137,35 @@ static void test_mkdir_p(void)
         diag("could not remove %s", root);
 }
 
+/* utf8_scrub: well-formed UTF-8 stays, every other byte becomes '?' (JSON
+ * and Prometheus output of names and paths that are only bytes). */
+static void test_utf8(void)
+{
+    static const struct {
+        const char *in, *want;
+    } c[] = {
+        { "plain ascii", "plain ascii" },
+        { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+        { "n\xe9w", "n?w" },                       /* Latin-1 */
+        { "bad\xff", "bad?" },
+        { "\xc0\xaf", "??" },                      /* overlong '/' */
+        { "\xe0\x80\xaf", "???" },                 /* overlong, 3 bytes */
+        { "\xed\xa0\x80", "???" },                 /* a surrogate */
+        { "\xf4\x90\x80\x80", "????" },            /* above U+10FFFF */
+        { "cut \xe2\x82", "cut ??" },               /* truncated at the end */
+        { "\xe2\x82x", "??x" },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char buf[64];
+
+        snprintf(buf, sizeof buf, "%s", c[i].in);
+        utf8_scrub(buf);
+        ok(strcmp(buf, c[i].want) == 0, "utf8_scrub case %zu: \"%s\"", i, buf);
+    }
+}
+
 int main(void)
 {
     struct err e = ERR_INIT;
@@ -143,6 +173,7 @@ int main(void)
     int b = -1, i = 0;
 
     test_mkdir_p();
+    test_utf8();
     ok(parse_u64("42", 0, 100, &v, &e) == 0 && v == 42, "parse_u64 42");
     ok(parse_u64("101", 0, 100, &v, &e) < 0, "parse_u64 rejects out of range");
     like(e.msg, "out of range", "range error says so");
