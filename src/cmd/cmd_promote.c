@@ -145,6 +145,20 @@ static int check_standby(PGconn *c, const char *pgdata, const struct promote_opt
         return err_setf(e, ERR_USAGE,
                         "\"%s\" is a standby, but not one walship restore --standby made (no walship settings in "
                         "its postgresql.auto.conf, no %s): promote it with pg_ctl promote", pgdata, SBY_STATE_FILE);
+    if (rp.paused) {
+        /* PostgreSQL pauses a standby itself when the primary raised
+         * max_connections (or a like setting) above the standby's; asked to
+         * promote then, PostgreSQL 15 shuts the standby down instead */
+        if (!o->force)
+            return err_setf(e, ERR_IO,
+                            "replay on \"%s\" is paused at LSN %s: by pg_wal_replay_pause(), or by PostgreSQL when "
+                            "the primary's max_connections or a like setting exceeds this standby's (its log says "
+                            "which), and then a promotion shuts the standby down; resume it (select "
+                            "pg_wal_replay_resume()) or raise the setting and restart it, then promote, or promote "
+                            "anyway with --force",
+                            pgdata, rp.lsn[0] ? rp.lsn : "?");
+        log_warning("promoting although replay is paused (--force)");
+    }
     if (sby_state_read(pgdata, &st, &se) < 0 && se.code != ERR_NOTFOUND) {
         /* unknown is not "not failing" */
         if (!o->force)
