@@ -250,7 +250,7 @@ static int already_promoted(const char *pgdata, const struct promote_opts *o)
 
 /* Mark the promotion, ask for it, wait until writable: 0, or -1 (e) with
  * the session closed. */
-static int promote_and_wait(PGconn *c, const char *pgdata, const struct promote_opts *o, time_t asked,
+static int promote_and_wait(PGconn *c, const char *pgdata, const struct promote_opts *o, int64_t failures,
                             struct err *e)
 {
     struct sby_state st;
@@ -289,7 +289,7 @@ static int promote_and_wait(PGconn *c, const char *pgdata, const struct promote_
     /* the server gone: no promotion runs any more, and its next start is
      * a standby's; one still replaying keeps its mark (it names that server) */
     gone = PQstatus(c) != CONNECTION_OK || strncmp(e->msg, "lost the session", 16) == 0;
-    if (sby_state_read(pgdata, &st, &(struct err)ERR_INIT) == 0 && st.error_time >= (int64_t)asked)
+    if (sby_state_read(pgdata, &st, &(struct err)ERR_INIT) == 0 && st.failures > failures)
         err_setf(e, ERR_IO,
                  "wal-fetch failed while the standby promoted (%s: %s): PostgreSQL stopped rather than end "
                  "recovery before WAL the region may hold; the instance is still a standby: start it again, "
@@ -308,7 +308,7 @@ int cmd_promote_run(struct cmd_ctx *ctx)
     PGconn *c = NULL;
     char pgdata[PATH_MAX], tli[16] = "", lsn[32] = "", archive_mode[16] = "";
     uint64_t t0, t_writable, t_cp;
-    time_t asked;
+    int64_t failures;
     int rc, cp_ok;
 
     if ((rc = parse_args(ctx, &o)) != 0)
@@ -332,9 +332,11 @@ int cmd_promote_run(struct cmd_ctx *ctx)
         PQfinish(c);
         return cmd_fail(&e);
     }
-    asked = time(NULL);
+    /* failures noted from here on happened while it promoted (a count, not
+     * a time: the clock may be stepped meanwhile) */
+    failures = sby_state_read(pgdata, &st, &(struct err)ERR_INIT) == 0 ? st.failures : 0;
     t0 = now_ms();
-    if (promote_and_wait(c, pgdata, &o, asked, &e) < 0) {
+    if (promote_and_wait(c, pgdata, &o, failures, &e) < 0) {
         PQfinish(c);
         return cmd_fail(&e);
     }
@@ -368,7 +370,7 @@ int cmd_promote_run(struct cmd_ctx *ctx)
                     "restart) before it takes writes you cannot lose");
     restore_conf_after_promote(pgdata, o.keep_restore_command);
     rc = 0;
-    if (sby_state_read(pgdata, &st, &e) == 0 && st.error_time >= (int64_t)asked) {
+    if (sby_state_read(pgdata, &st, &e) == 0 && st.failures > failures) {
         err_setf(&e, ERR_IO,
                  "the instance IS promoted, but wal-fetch failed while it promoted (%s: %s): recovery may have "
                  "ended before the end of the region's archive",

@@ -8,6 +8,10 @@
 #     (00000001.history, which timeline 1 never has).  wal-fetch, no longer
 #     in standby mode, answered the failing region with 250: the server
 #     stopped halfway, without standby.signal and without its new timeline.
+#   - promote reported "wal-fetch failed while it promoted" by comparing the
+#     failure's time with its own start: a clock stepped back during the
+#     promotion hid it (exit 0).  Here promote runs with its clock an hour
+#     ahead of the server's (tests/lib/clockshift.c).
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -48,6 +52,9 @@ ship_dr() {
 rows() { psql_p "$1" "select count(*) from t" 2>/dev/null; }
 on_exit "for d in $T/pg/data $SB; do [ -f \$d/postmaster.pid ] && runuser -u postgres -- $PG_BIN/pg_ctl -D \$d -m immediate stop; done"
 
+SHIM=$T/clockshift.so
+ws_clockshift_build "$SHIM"; ok $? "the clock shim builds"
+
 pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
 ws_pg_archiving "$T/pg" "$CONF"
 pg_conf "$T/pg" "wal_retrieve_retry_interval = 1s"
@@ -69,9 +76,11 @@ ok $? "the standby replays what reaches dr"
 # the primary and the region lost for good
 pg_stop "$T/pg" immediate
 mv "$T/dr" "$T/dr.gone"
-t_fail "promote --force, region gone: exit 3" 3 dr promote "$SB" --force
+t_fail "promote --force, region gone: exit 3" 3 \
+  pg_run env LD_PRELOAD="$SHIM" CLOCKSHIFT_SECONDS=3600 "$WALSHIP" --from "file://$T/dr" --region dr \
+  --key-file "$T/key" promote "$SB" --force
 like "$T_OUT" "the instance IS promoted, but wal-fetch failed while it promoted" \
-  "promote --force says recovery may have ended short"
+  "promote --force says recovery may have ended short (its clock an hour off the server's)"
 [ -f "$SB/postmaster.pid" ] && kill -0 "$(head -1 "$SB/postmaster.pid")" 2>/dev/null
 ok $? "the promoted server runs"
 grep -q 'could not restore file "00000001.history"' "$T/sb/server.log" "$SB/walship-restore.log" 2>/dev/null
