@@ -65,6 +65,7 @@ int sby_state_read(const char *pgdata, struct sby_state *s, struct err *e)
     get_str(o, "failing_segment", s->failing_seg, sizeof s->failing_seg);
     get_str(o, "failing_other", s->failing_other, sizeof s->failing_other);
     s->other_with_seg = json_is_true(json_object_get(o, "other_with_segment"));
+    s->failures = get_int(o, "failures");
     if (s->failing && s->failing_seg[0] == '\0' && s->failing_other[0] == '\0' && s->error_name[0] != '\0') {
         /* a state written before failures stood: its last failure stands */
         if (is_segment(s->error_name))
@@ -139,6 +140,7 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
         snprintf(s.missing, sizeof s.missing, "%s", name);
         break;
     case SBY_FAILED:
+        s.failures++;
         s.error_time = now;
         snprintf(s.error_name, sizeof s.error_name, "%s", name);
         snprintf(s.error, sizeof s.error, "%s", msg ? msg : "");
@@ -147,11 +149,11 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
     if (snprintf(path, sizeof path, "%s/%s", pgdata, SBY_STATE_FILE) >= (int)sizeof path ||
         snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return err_setf(e, ERR_USAGE, "path too long");
-    o = json_pack("{s:b, s:I, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "failing", s.failing, "fetched_unix",
+    o = json_pack("{s:b, s:I, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:b, s:I}", "failing", s.failing, "fetched_unix",
                   (json_int_t)s.fetched_time, "fetched", s.fetched, "missing_unix", (json_int_t)s.missing_time,
                   "missing", s.missing, "error_unix", (json_int_t)s.error_time, "error_file", s.error_name, "error",
                   s.error, "failing_segment", s.failing_seg, "failing_other", s.failing_other,
-                  "other_with_segment", s.other_with_seg);
+                  "other_with_segment", s.other_with_seg, "failures", (json_int_t)s.failures);
     if (o == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
     rc = json_dump_file(o, tmp, JSON_PRESERVE_ORDER);

@@ -44,6 +44,10 @@ struct sby_state {
     char failing_seg[WAL_NAME_MAX];
     char failing_other[WAL_NAME_MAX];
     int other_with_seg;                 /* failing_other failed while failing_seg stood */
+    /* Failures noted so far: `walship promote` compares the count before
+     * and after the promotion, not error_time with its own clock (a clock
+     * stepped back during the promotion hid the failure). */
+    int64_t failures;
 };
 
 enum sby_event { SBY_FETCHED, SBY_MISSING, SBY_FAILED };

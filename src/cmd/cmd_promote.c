@@ -145,6 +145,20 @@ static int check_standby(PGconn *c, const char *pgdata, const struct promote_opt
         return err_setf(e, ERR_USAGE,
                         "\"%s\" is a standby, but not one walship restore --standby made (no walship settings in "
                         "its postgresql.auto.conf, no %s): promote it with pg_ctl promote", pgdata, SBY_STATE_FILE);
+    if (rp.paused) {
+        /* PostgreSQL pauses a standby itself when the primary raised
+         * max_connections (or a like setting) above the standby's; asked to
+         * promote then, PostgreSQL 15 shuts the standby down instead */
+        if (!o->force)
+            return err_setf(e, ERR_IO,
+                            "replay on \"%s\" is paused at LSN %s: by pg_wal_replay_pause(), or by PostgreSQL when "
+                            "the primary's max_connections or a like setting exceeds this standby's (its log says "
+                            "which), and then a promotion shuts the standby down; resume it (select "
+                            "pg_wal_replay_resume()) or raise the setting and restart it, then promote, or promote "
+                            "anyway with --force",
+                            pgdata, rp.lsn[0] ? rp.lsn : "?");
+        log_warning("promoting although replay is paused (--force)");
+    }
     if (sby_state_read(pgdata, &st, &se) < 0 && se.code != ERR_NOTFOUND) {
         /* unknown is not "not failing" */
         if (!o->force)
@@ -236,7 +250,7 @@ static int already_promoted(const char *pgdata, const struct promote_opts *o)
 
 /* Mark the promotion, ask for it, wait until writable: 0, or -1 (e) with
  * the session closed. */
-static int promote_and_wait(PGconn *c, const char *pgdata, const struct promote_opts *o, time_t asked,
+static int promote_and_wait(PGconn *c, const char *pgdata, const struct promote_opts *o, int64_t failures,
                             struct err *e)
 {
     struct sby_state st;
@@ -275,7 +289,7 @@ static int promote_and_wait(PGconn *c, const char *pgdata, const struct promote_
     /* the server gone: no promotion runs any more, and its next start is
      * a standby's; one still replaying keeps its mark (it names that server) */
     gone = PQstatus(c) != CONNECTION_OK || strncmp(e->msg, "lost the session", 16) == 0;
-    if (sby_state_read(pgdata, &st, &(struct err)ERR_INIT) == 0 && st.error_time >= (int64_t)asked)
+    if (sby_state_read(pgdata, &st, &(struct err)ERR_INIT) == 0 && st.failures > failures)
         err_setf(e, ERR_IO,
                  "wal-fetch failed while the standby promoted (%s: %s): PostgreSQL stopped rather than end "
                  "recovery before WAL the region may hold; the instance is still a standby: start it again, "
@@ -294,7 +308,7 @@ int cmd_promote_run(struct cmd_ctx *ctx)
     PGconn *c = NULL;
     char pgdata[PATH_MAX], tli[16] = "", lsn[32] = "", archive_mode[16] = "";
     uint64_t t0, t_writable, t_cp;
-    time_t asked;
+    int64_t failures;
     int rc, cp_ok;
 
     if ((rc = parse_args(ctx, &o)) != 0)
@@ -318,9 +332,11 @@ int cmd_promote_run(struct cmd_ctx *ctx)
         PQfinish(c);
         return cmd_fail(&e);
     }
-    asked = time(NULL);
+    /* failures noted from here on happened while it promoted (a count, not
+     * a time: the clock may be stepped meanwhile) */
+    failures = sby_state_read(pgdata, &st, &(struct err)ERR_INIT) == 0 ? st.failures : 0;
     t0 = now_ms();
-    if (promote_and_wait(c, pgdata, &o, asked, &e) < 0) {
+    if (promote_and_wait(c, pgdata, &o, failures, &e) < 0) {
         PQfinish(c);
         return cmd_fail(&e);
     }
@@ -354,7 +370,7 @@ int cmd_promote_run(struct cmd_ctx *ctx)
                     "restart) before it takes writes you cannot lose");
     restore_conf_after_promote(pgdata, o.keep_restore_command);
     rc = 0;
-    if (sby_state_read(pgdata, &st, &e) == 0 && st.error_time >= (int64_t)asked) {
+    if (sby_state_read(pgdata, &st, &e) == 0 && st.failures > failures) {
         err_setf(&e, ERR_IO,
                  "the instance IS promoted, but wal-fetch failed while it promoted (%s: %s): recovery may have "
                  "ended before the end of the region's archive",

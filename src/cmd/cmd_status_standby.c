@@ -107,8 +107,12 @@ struct status_standby *status_standby_take(struct cmd_ctx *ctx, const struct key
 
 int status_standby_alarm(const struct status_standby *s)
 {
-    return !s->known || !s->rp.in_recovery || s->failing || s->state_error[0] != '\0' || !s->lag_known ||
-           s->lag.have_gap ||
+    /* paused replay is a stall: by an operator (pg_wal_replay_pause()), or
+     * by PostgreSQL itself when the primary raised a setting above the
+     * standby's (max_connections...), which resuming or promoting then
+     * answers by shutting the standby down */
+    return !s->known || !s->rp.in_recovery || s->rp.paused || s->failing || s->state_error[0] != '\0' ||
+           !s->lag_known || s->lag.have_gap ||
            (s->rpo_seconds > 0 && s->lag.seconds > s->rpo_seconds);
 }
 
@@ -128,8 +132,11 @@ void status_standby_text(const struct status_standby *s)
     else if (!s->rp.in_recovery)
         printf("  replay:         not in recovery: promoted, not a standby any more\n");
     else
-        printf("  replay:         in recovery%s, replayed up to LSN %s%s%s\n", s->rp.paused ? " (PAUSED)" : "",
-               s->rp.lsn[0] ? s->rp.lsn : "?", s->rp.xact_time[0] ? ", last transaction at " : "", s->rp.xact_time);
+        printf("  replay:         in recovery%s, replayed up to LSN %s%s%s%s\n", s->rp.paused ? " (PAUSED)" : "",
+               s->rp.lsn[0] ? s->rp.lsn : "?", s->rp.xact_time[0] ? ", last transaction at " : "", s->rp.xact_time,
+               s->rp.paused ? "  <- stalled: replay is paused (pg_wal_replay_pause(), or by PostgreSQL when the "
+                              "primary's max_connections or a like setting exceeds this standby's: see its log)"
+                            : "");
     if (s->lag_known)
         printf("  behind region %s: %" PRIu64 " segments, %" PRIu64 " s (newest archived %s)%s\n", s->region,
                s->lag.segments, s->lag.seconds, s->lag.have_wal ? s->lag.newest : "none",
@@ -169,6 +176,7 @@ json_t *status_standby_json(const struct status_standby *s)
 
     if (o == NULL)
         return NULL;
+    json_object_set_new(o, "replay_paused", json_boolean(s->known && s->rp.in_recovery && s->rp.paused));
     json_object_set_new(o, "replay_lag_segments", s->lag_known ? json_integer((json_int_t)s->lag.segments)
                                                                 : json_null());
     json_object_set_new(o, "replay_lag_seconds", s->lag_known ? json_integer((json_int_t)s->lag.seconds)
@@ -220,7 +228,7 @@ void status_standby_prom(const struct status_standby *s)
         { "walship_standby_replay_lag_seconds", "how long the oldest archived segment not replayed has waited" },
         { "walship_standby_last_replay_timestamp_seconds", "commit time of the last transaction replayed" },
         { "walship_standby_fetch_failing", "1 when wal-fetch's last answer on the standby was a failure; absent when its state cannot be read" },
-        { "walship_standby_alarm", "1 when the standby is down, promoted, failing to fetch, facing a gap in the region or lagging" },
+        { "walship_standby_alarm", "1 when the standby is down, promoted, paused, failing to fetch, facing a gap in the region or lagging" },
     };
     char dir[PATH_MAX * 2], reg[160];
     size_t k;

@@ -151,6 +151,18 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     }
     if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0 || dest_replaceable(dest, NULL, &e) < 0)
         goto abort;
+    if (w.kind == WAL_HISTORY && w.tli == 1) {
+        /* Timeline 1 never has a history file: PostgreSQL writes one only
+         * for the timeline it creates (2 and up), so no region can hold
+         * it.  PostgreSQL asks for it once, at the end of recovery, to
+         * copy the parent's history into the new timeline's, after it
+         * removed standby.signal/recovery.signal: a 250 there, from a
+         * region that is down (promote --force: the region is gone), left
+         * the server stopped halfway, no signal file and no new timeline. */
+        log_debug("%s: timeline 1 has no history file", name);
+        note_standby(standby, SBY_MISSING, name, NULL);
+        return 1;
+    }
     /* the cluster being recovered: its pg_control, where PostgreSQL runs us */
     if (cluster_is_datadir(".") && cluster_read_datadir(".", &ci, &e) < 0)
         goto abort;

@@ -275,6 +275,25 @@ is "$(in_recovery)" t "... still a standby"
 ship_dr
 wait_for 60 standby_has_all; ok $? "gap filled: the standby catches up"
 
+# ---- paused replay: a stall, and no promotion ----
+# PostgreSQL pauses a standby by itself when the primary raises
+# max_connections (or a like setting) above the standby's, and then shuts
+# it down when asked to promote; an operator's pg_wal_replay_pause() looks
+# the same from outside.  status used to say OK, and promote shut it down.
+ssql "select pg_wal_replay_pause()" >/dev/null
+replay_paused() { [ "$(ssql "select pg_get_wal_replay_pause_state()")" = paused ]; }
+wait_for 30 replay_paused; ok $? "paused: replay paused on the standby"
+t_fail "paused: status --standby is an alarm" 2 dr status --standby "$SB"
+like "$T_OUT" "in recovery \\(PAUSED\\).*<- stalled: replay is paused" "paused: status says replay is paused"
+is "$(dr status --standby "$SB" --json 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin)["standby"]; print(s["replay_paused"], s["alarm"])')" \
+  "True True" "paused: status --json says so"
+t_fail "paused: walship promote refuses" 3 dr promote "$SB"
+like "$T_OUT" "is paused at LSN" "paused: promote says why"
+is "$(in_recovery)" t "paused: still a standby"
+[ ! -e "$SB/walship-promoting" ]; ok $? "paused: no promotion mark left"
+ssql "select pg_wal_replay_resume()" >/dev/null
+t "paused: resumed, status --standby OK again" dr status --standby "$SB"
+
 # ---- promotion: the primary is lost ----
 write_ids 51 60
 LAST=$(archive_switch)

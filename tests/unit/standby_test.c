@@ -76,6 +76,11 @@ static void state_test(void)
        "not archived yet, in the same second: waiting, not failing; the failure kept as history");
     sby_state_note(dir, SBY_FETCHED, "000000010000000000000004", NULL, 300, &e);
     ok(sby_state_read(dir, &s, &e) == 0 && !sby_state_failing(&s), "the segment fetched: not failing");
+    ok(s.failures == 1, "one failure counted");
+    /* promote compares this count, not times: a clock stepped back between
+     * two failures still counts both */
+    sby_state_note(dir, SBY_FAILED, "000000010000000000000005", "unreachable", 50, &e);
+    ok(sby_state_read(dir, &s, &e) == 0 && s.failures == 2, "a failure noted at an earlier time is counted too");
 }
 
 static int failing_in(const char *dir)
