@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,21 @@ static int dest_in_pg_wal(const char *dest)
     for (start = end; start > dest && start[-1] != '/'; start--)
         ;
     return end - start == 6 && memcmp(start, "pg_wal", 6) == 0;
+}
+
+/* Does the pg_wal DEST lies in already hold history file `name` (a regular
+ * file, not empty)?  PostgreSQL reads its own copy there when
+ * restore_command does not give one; a history file never changes. */
+static int history_held(const char *dest, const char *name)
+{
+    char path[PATH_MAX];
+    const char *slash = strrchr(dest, '/');
+    struct stat st;
+
+    if (!dest_in_pg_wal(dest) ||
+        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - dest), dest, name) >= (int)sizeof path)
+        return 0;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
 }
 
 static void spawn_prefetch(const struct config *c, const struct keyring *kr, const int *order, int n,
@@ -125,7 +141,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     struct err e = ERR_INIT;
     struct cluster_info ci;
     const char *name = NULL, *dest = NULL;
-    int order[64], n = 0, i, rc, by = -1, prefetch = 1, served, standby = 0;
+    int order[64], n = 0, i, rc, by = -1, prefetch = 1, served, standby = 0, parsed = 0;
 
     memset(&ci, 0, sizeof ci);
     for (i = 1; i < ctx->argc; i++) {
@@ -149,7 +165,10 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
         err_setf(&e, ERR_USAGE, "needs NAME and DEST (restore_command = 'walship wal-fetch %%f %%p')");
         goto abort;
     }
-    if (wal_parse(name, &w, &e) < 0 || config_require_regions(c, &e) < 0 || dest_replaceable(dest, NULL, &e) < 0)
+    if (wal_parse(name, &w, &e) < 0)
+        goto abort;
+    parsed = 1;
+    if (config_require_regions(c, &e) < 0 || dest_replaceable(dest, NULL, &e) < 0)
         goto abort;
     if (w.kind == WAL_HISTORY && w.tli == 1) {
         /* Timeline 1 never has a history file: PostgreSQL writes one only
@@ -215,6 +234,17 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     return 0;
 abort:
     keys_free(kr);
+    if (parsed && w.kind == WAL_HISTORY && history_held(dest, name)) {
+        /* PostgreSQL asks for the history of the timeline it is on (at
+         * startup, and at the end of recovery to write the new timeline's
+         * history after the signal file went): pg_wal holds it, and a 1
+         * makes PostgreSQL read that copy.  A 250 stopped a promotion
+         * whose region is gone (promote --force) halfway.  A history file
+         * pg_wal lacks (a newer timeline's probe) still fails. */
+        log_warning("wal-fetch %s: %s; pg_wal holds %s, which PostgreSQL reads instead (exit 1)", name, e.msg,
+                    name);
+        return 1;
+    }
     return wal_fetch_fail(standby, name, e.msg);
 }
 

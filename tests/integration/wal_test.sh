@@ -277,6 +277,12 @@ is "$(cat "$T/pf4/pg_wal/.walship-prefetch/.end" 2>/dev/null)" "$(seg5 4)" "... 
 ws --region us-east-1 st get identity.json "$T/pf4/identity.bak" --raw >/dev/null 2>&1
 ws --region us-east-1 st rm identity.json >/dev/null 2>&1
 out=$(wsd --region us-east-1 wal-fetch 0000000B.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
+# the history of the timeline PostgreSQL is on, which pg_wal holds (asked
+# at the end of a promotion whose region is gone): 1, and PostgreSQL reads
+# its own copy
+echo "10	0/5000000	no recovery target specified" >"$T/pf4/pg_wal/0000000B.history"
+out3=$(wsd --region us-east-1 wal-fetch 0000000B.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc3=$?
+rm -f "$T/pf4/pg_wal/0000000B.history"
 # a segment the region holds is served all the same: its object is bound
 # to this cluster and its key by its own header (docs/FORMAT.md)
 rm -f "$T/pf4/pg_wal/NOID"
@@ -285,6 +291,8 @@ ws --region us-east-1 st put "$T/pf4/identity.bak" identity.json --raw >/dev/nul
 is "$rc2" 0 "a segment the region holds is served without its identity (bound by its own header)"
 cmp -s "$T/pf4/pg_wal/NOID" "$T/pf4/src/$(seg5 2)"; ok $? "... and it is that segment, byte for byte"
 [ "$rc" -gt 125 ]; ok $? "no identity in a region while the prefetcher waits: exit $rc, never \"not in the archive\""
+is "$rc3" 1 "... but a history file pg_wal already holds: exit 1, PostgreSQL reads that copy"
+like "$out3" "pg_wal holds 0000000B.history, which PostgreSQL reads instead" "... saying so"
 ! grep -q "answered by the prefetcher" <<<"$out"; ok $? "... and the prefetcher's answer was not a \"no\""
 wait_for 10 bash -c "! kill -0 $PF4 2>/dev/null"
 ok $? "... and that prefetcher leaves: a failed question, its window closed (the calls fetch for themselves)"
