@@ -289,8 +289,11 @@ int s3_fail(struct s3 *s, const struct s3_req *r, const char *verb, const char *
         text = detail;
     } else if (text == NULL) {
         if (x->status == 404 && er.code[0] == '\0') {
-            code = ERR_NOTFOUND;
-            text = "not found";
+            /* S3 says NoSuchKey or NoSuchBucket in the body.  A 404 without
+             * a code comes from something else (a proxy, a web server at a
+             * wrong endpoint): not a definite "no such object", which would
+             * let wal-fetch end recovery early. */
+            text = "not found, but the answer carries no S3 error code (a proxy or a wrong endpoint?)";
         } else if (x->status == 403 && er.code[0] == '\0') {
             code = ERR_AUTH;
             text = "access denied";

@@ -1,0 +1,81 @@
+#!/bin/bash
+# tests/integration/s3_odd_test.sh: the s3:// driver against answers that a
+# real S3 never gives but a misbehaving server, a proxy or a wrong endpoint
+# does (an adversarial review's findings).  No Swift: a file:// repository
+# made by wal-push is served by tests/lib/s3odd.py, which answers chosen
+# keys oddly.
+#   - a 404 without an S3 error code (an HTML page) is not "no such
+#     object": wal-fetch must not exit 1 (PostgreSQL would end recovery and
+#     promote without that segment) and st get must not exit 1.
+# shellcheck source-path=SCRIPTDIR
+set -uo pipefail
+# shellcheck source=../lib/tap.sh
+. "$(dirname "$0")/../lib/tap.sh"
+# shellcheck source=../lib/pg.sh
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+# shellcheck source=../lib/walship.sh
+. "$TOP_SRCDIR/tests/lib/walship.sh"
+
+command -v python3 >/dev/null 2>&1 || skip_all "python3 is not installed"
+SYS=7000000000000000042
+ws_fake_pgdata "$T/pg" "$SYS"
+"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+n() { printf '0000000100000000000000%02X' "$1"; }
+for i in 1 2 3; do
+  python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/pg/pg_wal/$(n "$i")" "$(n "$i")" "$SYS" --seed "$i" \
+    --seg-size 1048576 >/dev/null
+done
+cat >"$T/file.conf" <<CONF
+[global]
+key_file = $T/key
+spool_dir = $T/spool
+parallel = 1
+
+[region r1]
+url = file://$T/repo
+mode = sync
+CONF
+mkdir -p "$T/repo"
+for i in 1 2 3; do
+  t "wal-push $(n "$i") to the file:// repository" bash -c "cd '$T/pg' && '$WALSHIP' --config '$T/file.conf' wal-push pg_wal/$(n "$i")"
+done
+printf 'plain bytes, not an encoded object, 64 bytes long.............\n' >"$T/repo/rawhalf"
+cp "$T/repo/rawhalf" "$T/repo/rawshift"
+
+PORT=$(tap_free_port)
+on_exit "[ -s '$T/s3odd.pid' ] && kill \$(cat '$T/s3odd.pid')"
+python3 "$TOP_SRCDIR/tests/lib/s3odd.py" --listen "127.0.0.1:$PORT" --root "$T/repo" --bucket walship \
+  --prefix pre --odd "bare404=$(n 2)" --odd bare404=rawbare --odd partial206=rawhalf --odd loop=loop \
+  --odd cut=rawshift --odd shiftrange=rawshift \
+  --pidfile "$T/s3odd.pid" </dev/null >"$T/s3odd.log" 2>&1 &
+wait_for 10 test -s "$T/s3odd.pid" || { echo "Bail out! s3odd did not start"; exit 1; }
+
+cat >"$T/s3.conf" <<CONF
+[global]
+key_file = $T/key
+spool_dir = $T/spool
+parallel = 1
+retry_deadline = 3
+
+[region r1]
+url = s3://walship/pre
+endpoint = http://127.0.0.1:$PORT
+credentials = static
+access_key_id = AK
+secret_access_key = SK
+CONF
+chmod 600 "$T/s3.conf"
+ws() { "$WALSHIP" --config "$T/s3.conf" "$@"; }
+mkdir -p "$T/restore/pg_wal"
+# without a prefetcher: each call stands alone
+fetch() { (cd "$T/restore" && ws wal-fetch "$1" "pg_wal/RECOVERYXLOG" --no-prefetch); }
+
+t "wal-fetch of a segment the server has" fetch "$(n 1)"
+t_fail "wal-fetch of a segment nobody has (S3's 404 NoSuchKey): exit 1" 1 fetch "$(n 9)"
+fetch "$(n 2)" >"$T/bare.out" 2>&1
+st=$?
+ok "$([ "$st" -gt 125 ] && echo 0 || echo 1)" "wal-fetch answered a 404 without an S3 error code: not exit 1 but above 125 (exit $st)"
+like "$(cat "$T/bare.out")" "404" "... and says what the server answered"
+t_fail "st get of a key answered with a bare 404: exit 3, not 1" 3 ws st get --raw rawbare "$T/x"
+
+done_testing
