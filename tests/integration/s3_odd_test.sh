@@ -6,7 +6,9 @@
 # keys oddly.
 #   - a 404 without an S3 error code (an HTML page) is not "no such
 #     object": wal-fetch must not exit 1 (PostgreSQL would end recovery and
-#     promote without that segment) and st get must not exit 1.
+#     promote without that segment) and st get must not exit 1;
+#   - a 206 to a GET that asked for no range is not the whole object;
+#   - a resumed GET answered from another offset than asked fails.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 # shellcheck source=../lib/tap.sh
@@ -77,5 +79,19 @@ st=$?
 ok "$([ "$st" -gt 125 ] && echo 0 || echo 1)" "wal-fetch answered a 404 without an S3 error code: not exit 1 but above 125 (exit $st)"
 like "$(cat "$T/bare.out")" "404" "... and says what the server answered"
 t_fail "st get of a key answered with a bare 404: exit 3, not 1" 3 ws st get --raw rawbare "$T/x"
+
+# ---- a 206 to a GET without Range ----
+t_fail "st get --raw of an object answered 206 with half of it fails" 3 ws st get --raw rawhalf "$T/half"
+like "$T_OUT" "206" "... naming the partial answer"
+# ---- a resumed GET answered from another offset than asked ----
+ws st get --raw rawshift "$T/shift" >"$T/shift.out" 2>&1
+st=$?
+if [ "$st" -eq 0 ]; then
+  cmp -s "$T/shift" "$T/repo/rawshift"
+  ok $? "st get --raw of an object cut mid-body and resumed from the wrong offset: exit 0 only with the right bytes"
+else
+  is "$st" 3 "st get --raw of an object cut mid-body and resumed from the wrong offset fails (exit 3)"
+  like "$(cat "$T/shift.out")" "Content-Range" "... naming the Content-Range"
+fi
 
 done_testing
