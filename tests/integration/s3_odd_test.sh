@@ -8,7 +8,9 @@
 #     object": wal-fetch must not exit 1 (PostgreSQL would end recovery and
 #     promote without that segment) and st get must not exit 1;
 #   - a 206 to a GET that asked for no range is not the whole object;
-#   - a resumed GET answered from another offset than asked fails.
+#   - a resumed GET answered from another offset than asked fails;
+#   - a listing whose pages hand back the same continuation token fails
+#     instead of looping forever.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 # shellcheck source=../lib/tap.sh
@@ -93,5 +95,13 @@ else
   is "$st" 3 "st get --raw of an object cut mid-body and resumed from the wrong offset fails (exit 3)"
   like "$(cat "$T/shift.out")" "Content-Range" "... naming the Content-Range"
 fi
+
+# ---- a listing that loops on its token ----
+timeout 60 "$WALSHIP" --config "$T/s3.conf" st ls loop/ >"$T/loop.out" 2>&1
+st=$?
+ok "$([ "$st" -eq 3 ] && echo 0 || echo 1)" "st ls of a listing that repeats its continuation token fails (exit $st, not a hang)"
+like "$(tail -1 "$T/loop.out")" "continuation token" "... and says why"
+is "$(grep '^loop/' "$T/loop.out" | sort | uniq -d)" "" "... having handed out no key twice"
+t "st ls of a listing that ends" ws st ls wal/
 
 done_testing
