@@ -10,7 +10,9 @@
 #   - a 206 to a GET that asked for no range is not the whole object;
 #   - a resumed GET answered from another offset than asked fails;
 #   - a listing whose pages hand back the same continuation token fails
-#     instead of looping forever.
+#     instead of looping forever;
+#   - an endpoint with USER:PASS@ is refused, not silently stripped, and
+#     the password is not echoed.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 # shellcheck source=../lib/tap.sh
@@ -103,5 +105,13 @@ ok "$([ "$st" -eq 3 ] && echo 0 || echo 1)" "st ls of a listing that repeats its
 like "$(tail -1 "$T/loop.out")" "continuation token" "... and says why"
 is "$(grep '^loop/' "$T/loop.out" | sort | uniq -d)" "" "... having handed out no key twice"
 t "st ls of a listing that ends" ws st ls wal/
+
+# ---- an endpoint with USER:PASS@ ----
+sed "s|^endpoint = http://|endpoint = http://walship:pa55word@|" "$T/s3.conf" >"$T/userinfo.conf"
+chmod 600 "$T/userinfo.conf"
+t_fail "an endpoint with a user name and password is refused (exit 2), not used without them" 2 \
+  "$WALSHIP" --config "$T/userinfo.conf" st ls wal/
+like "$T_OUT" "user name or password" "... saying why"
+unlike "$T_OUT" "pa55word" "... without echoing the password"
 
 done_testing
