@@ -289,8 +289,11 @@ int s3_fail(struct s3 *s, const struct s3_req *r, const char *verb, const char *
         text = detail;
     } else if (text == NULL) {
         if (x->status == 404 && er.code[0] == '\0') {
-            code = ERR_NOTFOUND;
-            text = "not found";
+            /* S3 says NoSuchKey or NoSuchBucket in the body.  A 404 without
+             * a code comes from something else (a proxy, a web server at a
+             * wrong endpoint): not a definite "no such object", which would
+             * let wal-fetch end recovery early. */
+            text = "not found, but the answer carries no S3 error code (a proxy or a wrong endpoint?)";
         } else if (x->status == 403 && er.code[0] == '\0') {
             code = ERR_AUTH;
             text = "access denied";
@@ -393,7 +396,8 @@ static int dns_bucket(const char *b)
 
 static int parse_endpoint(struct s3 *s, const struct stor_opts *rc, struct err *e)
 {
-    char *def = NULL, *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL;
+    char *def = NULL, *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL, *user = NULL,
+         *pass = NULL;
     const char *ep = rc->endpoint;
     CURLU *u = curl_url();
     unsigned char addr[16];
@@ -411,6 +415,14 @@ static int parse_endpoint(struct s3 *s, const struct stor_opts *rc, struct err *
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
         err_setf(e, ERR_CONFIG, "region %s: endpoint \"%s\" is not a URL like https://host[:port]", rc->name,
                  ep ? ep : "");
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK) {
+        /* never sent (requests are signed, the URL is rebuilt from its
+         * host), so it would be dropped in silence; and never echoed */
+        err_setf(e, ERR_CONFIG, "region %s: endpoint must not carry a user name or password (USER:PASS@); "
+                 "S3 credentials come from the credentials source", rc->name);
         goto out;
     }
     (void)curl_url_get(u, CURLUPART_PORT, &port, 0);
@@ -454,6 +466,8 @@ out:
     curl_free(port);
     curl_free(path);
     curl_free(query);
+    curl_free(user);
+    curl_free(pass);
     curl_url_cleanup(u);
     free(def);
     return rcode;

@@ -21,6 +21,7 @@ struct get_state {
     int64_t expected;       /* bytes the whole get delivers; -1 until the first answer */
     char etag[128];
     int ranged;             /* this attempt sent a Range */
+    uint64_t start;         /* ... starting at this offset */
 };
 
 static int get_prepare(struct http_xfer *x, struct err *e)
@@ -32,6 +33,7 @@ static int get_prepare(struct http_xfer *x, struct err *e)
     r->range[0] = '\0';
     r->if_match[0] = '\0';
     g->ranged = start > 0 || g->len != STOR_TO_END;
+    g->start = start;
     if (g->ranged) {
         if (g->len == STOR_TO_END)
             snprintf(r->range, sizeof r->range, "bytes=%" PRIu64 "-", start);
@@ -50,6 +52,18 @@ static int get_headers(struct http_xfer *x, struct err *e)
 
     if (g->ranged && x->status != 206)
         return err_setf(e, ERR_HTTP, "the server answered HTTP %ld to a ranged GET (expected 206)", x->status);
+    /* A 206 is part of the object: only what was asked for, from where it
+     * was asked, may reach the sink. */
+    if (!g->ranged && x->status != 200)
+        return err_setf(e, ERR_HTTP, "the server answered HTTP %ld (%s) to a GET of the whole object (expected 200)",
+                        x->status, x->content_range[0] ? x->content_range : "no Content-Range");
+    if (g->ranged) {
+        uint64_t first;
+
+        if (sscanf(x->content_range, "bytes %" SCNu64 "-", &first) != 1 || first != g->start)
+            return err_setf(e, ERR_HTTP, "the server answered Content-Range \"%s\" to a GET from byte %" PRIu64,
+                            x->content_range, g->start);
+    }
     if (x->content_length < 0)
         return err_setf(e, ERR_HTTP, "the answer has no Content-Length");
     if (g->expected < 0) {

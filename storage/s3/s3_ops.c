@@ -64,10 +64,30 @@ out:
 
 /* ---- list ---- */
 
+/* S3 lists keys in byte order, each once, and every continuation token
+ * leads on.  A page that hands back the token it was asked with, or whose
+ * keys do not come after the last page's, would make the listing go round
+ * for ever (or hand out keys twice): refuse it.  *last keeps the last key
+ * seen so far (malloc'd). */
+static int list_progress(const struct s3_list_page *pg, const char *asked, char **last, struct err *e)
+{
+    if (pg->n > 0) {
+        if (*last != NULL && strcmp(pg->ents[0].key, *last) <= 0)
+            return err_setf(e, ERR_HTTP, "a ListObjectsV2 page starts at \"%s\", not after the previous page's "
+                            "last key \"%s\" (a continuation token that loops?)", pg->ents[0].key, *last);
+        free(*last);
+        if ((*last = strdup(pg->ents[pg->n - 1].key)) == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+    }
+    if (pg->truncated && asked != NULL && strcmp(pg->next_token, asked) == 0)
+        return err_setf(e, ERR_HTTP, "a ListObjectsV2 page hands back the continuation token it was asked with");
+    return 0;
+}
+
 int s3_list(struct stor *st, const char *prefix, const char *after, stor_list_fn fn, void *arg, struct err *e)
 {
     struct s3 *s = (struct s3 *)st;
-    char *full = NULL, *enc_prefix = NULL, *enc_after = NULL, *token = NULL, *query = NULL;
+    char *full = NULL, *enc_prefix = NULL, *enc_after = NULL, *token = NULL, *query = NULL, *last = NULL;
     size_t plen = s->prefix[0] ? strlen(s->prefix) + 1 : 0;
     struct s3_list_page pg;
     struct s3_req r;
@@ -119,6 +139,11 @@ int s3_list(struct stor *st, const char *prefix, const char *after, stor_list_fn
             goto out;
         }
         s3_req_free(&r);
+        if (list_progress(&pg, token, &last, e) < 0) {
+            err_prefix(e, "could not list \"%s\" in region %s (bucket %s)", prefix ? prefix : "", st->region,
+                       s->bucket);
+            goto out;
+        }
         for (i = 0; i < pg.n && !stop; i++) {
             struct stor_entry ent;
 
@@ -145,6 +170,7 @@ out:
     free(enc_after);
     free(token);
     free(query);
+    free(last);
     return rc;
 }
 
