@@ -439,6 +439,16 @@ int s3_sweep(struct stor *st, time_t older_than, uint64_t *removed, struct err *
                 goto out;
             (*removed)++;
         }
+        if (pg.truncated && pg.next_key != NULL && km != NULL &&
+            (strcmp(pg.next_key, km) < 0 ||
+             (strcmp(pg.next_key, km) == 0 && um != NULL && pg.next_upload_id != NULL &&
+              strcmp(pg.next_upload_id, um) == 0))) {
+            /* markers that do not lead on would go round for ever (as a
+             * looping ListObjectsV2 token would, s3_list) */
+            err_setf(e, ERR_HTTP, "region %s: a ListMultipartUploads page hands back markers that do not lead on "
+                     "(key \"%s\")", st->region, pg.next_key);
+            goto out;
+        }
         free(km);
         free(um);
         km = um = NULL;

@@ -52,7 +52,7 @@ PORT=$(tap_free_port)
 on_exit "[ -s '$T/s3odd.pid' ] && kill \$(cat '$T/s3odd.pid')"
 python3 "$TOP_SRCDIR/tests/lib/s3odd.py" --listen "127.0.0.1:$PORT" --root "$T/repo" --bucket walship \
   --prefix pre --odd "bare404=$(n 2)" --odd bare404=rawbare --odd partial206=rawhalf --odd loop=loop \
-  --odd cut=rawshift --odd shiftrange=rawshift \
+  --odd cut=rawshift --odd shiftrange=rawshift --odd uploadloop=pre/ \
   --pidfile "$T/s3odd.pid" </dev/null >"$T/s3odd.log" 2>&1 &
 wait_for 10 test -s "$T/s3odd.pid" || { echo "Bail out! s3odd did not start"; exit 1; }
 
@@ -105,6 +105,12 @@ ok "$([ "$st" -eq 3 ] && echo 0 || echo 1)" "st ls of a listing that repeats its
 like "$(tail -1 "$T/loop.out")" "continuation token" "... and says why"
 is "$(grep '^loop/' "$T/loop.out" | sort | uniq -d)" "" "... having handed out no key twice"
 t "st ls of a listing that ends" ws st ls wal/
+
+# ---- a ListMultipartUploads whose markers do not lead on (delete's sweep) ----
+timeout 60 "$WALSHIP" --config "$T/s3.conf" delete >"$T/uploads.out" 2>&1
+st=$?
+ok "$([ "$st" -ne 124 ] && echo 0 || echo 1)" "delete, sweeping multipart uploads whose listing repeats its markers, ends (exit $st, not a hang)"
+like "$(cat "$T/uploads.out")" "markers that do not lead on" "... and says why the sweep failed"
 
 # ---- an endpoint with USER:PASS@ ----
 sed "s|^endpoint = http://|endpoint = http://walship:pa55word@|" "$T/s3.conf" >"$T/userinfo.conf"

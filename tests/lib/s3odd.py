@@ -20,7 +20,10 @@ KIND=SUBSTR is answered oddly instead, by KIND:
     shiftrange  a ranged GET gets 206 for a range starting 1 byte early
 
     loop        (a listing whose prefix contains SUBSTR) each page says it
-                is truncated and hands back the same NextContinuationToken  127.0.0.0/8 only;
+                is truncated and hands back the same NextContinuationToken
+    uploadloop  (a ListMultipartUploads whose prefix contains SUBSTR) each
+                page says it is truncated and hands back the markers it was
+                asked with (without SUBSTR: no uploads, not truncated)  127.0.0.0/8 only;
 Python 3 standard library only.
 """
 
@@ -95,6 +98,16 @@ def main():
             body.append('</ListBucketResult>')
             self.answer(200, ''.join(body).encode())
 
+        def uploads(self, q):
+            prefix = q.get('prefix', [''])[0]
+            loop = is_odd('uploadloop', prefix)
+            body = ['<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>%s</Bucket>' % a.bucket,
+                    '<IsTruncated>%s</IsTruncated>' % ('true' if loop else 'false')]
+            if loop:
+                body.append('<NextKeyMarker>%sk</NextKeyMarker><NextUploadIdMarker>u</NextUploadIdMarker>' % prefix)
+            body.append('</ListMultipartUploadsResult>')
+            self.answer(200, ''.join(body).encode())
+
         def do_HEAD(self):
             self.do_GET()
 
@@ -104,6 +117,8 @@ def main():
             path = urllib.parse.unquote(u.path)
             if path.rstrip('/') == '/' + a.bucket and 'list-type' in q:
                 return self.listing(q)
+            if path.rstrip('/') == '/' + a.bucket and 'uploads' in q:
+                return self.uploads(q)
             if not path.startswith('/%s/%s' % (a.bucket, pre)):
                 return self.error(404, 'NoSuchKey')
             key = path[len('/%s/%s' % (a.bucket, pre)):]
