@@ -71,7 +71,10 @@ static int on_kv(void *arg, const char *section, const char *name, const char *v
 
 static pthread_mutex_t ini_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* 0 read (or absent), -1 a line inih could not read. */
+/* 0 read (or absent), -1 a line inih could not read, or a file that is
+ * there and cannot be opened: as absent, `auto` would go on to the next
+ * source (a container's or instance's role) and sign with other
+ * credentials than the ones the operator wrote down. */
 static int read_ini(const char *path, struct prof *p, struct err *e)
 {
     int rc;
@@ -87,8 +90,17 @@ static int read_ini(const char *path, struct prof *p, struct err *e)
 #endif
     rc = ini_parse(path, on_kv, p);
     pthread_mutex_unlock(&ini_lock);
-    if (rc == -1)
-        return 0;   /* cannot open: as if absent */
+    if (rc == -1) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC), err = errno;
+
+        if (fd >= 0) {
+            close(fd);
+            return err_setf(e, ERR_CONFIG, "%s could not be read", path);
+        }
+        if (err == ENOENT || err == ENOTDIR)
+            return 0;   /* absent */
+        return err_errno(e, ERR_CONFIG, err, "%s is there but cannot be read", path);
+    }
     if (rc != 0)
         return err_setf(e, ERR_CONFIG, "%s: line %d cannot be read", path, rc);
     if (p->oom)

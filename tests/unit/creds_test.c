@@ -147,6 +147,14 @@ static void test_profiles(void)
         setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/c", 1);
         setenv("AWS_CONFIG_FILE", "/nonexistent/k", 1);
         ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) == 1, "auto, no files: not configured (next source)");
+        snprintf(p, sizeof p, "%s/loop", dir);
+        if (symlink(p, p) == 0) {
+            setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+            ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG &&
+               strstr(e.msg, "cannot be read") != NULL,
+               "auto, a credentials file that is there and cannot be opened: an error, not the next source: %s",
+               e.msg);
+        }
     }
     creds_clear(&c);
 }
