@@ -522,21 +522,43 @@ fail:
     return -1;
 }
 
-/* wal-fetch failed before it ran (argv[1] is the command, then its
- * arguments): its NAME and whether this is a standby, as it would see
+/* wal-fetch failed before it ran (argv[first - 1] is the command, then
+ * its arguments): its NAME and whether this is a standby, as it would see
  * them. */
-static int fetch_early_fail(int argc, char **argv, const struct err *e)
+static int fetch_early_fail_at(int argc, char **argv, int first, const struct err *e)
 {
     const char *name = NULL;
     int i, standby = access("standby.signal", F_OK) == 0;
 
-    for (i = 2; i < argc; i++) {
+    for (i = first; i < argc; i++) {
         if (strcmp(argv[i], "--standby") == 0)
             standby = 1;
         else if (strncmp(argv[i], "--", 2) != 0 && name == NULL)
             name = argv[i];
     }
     return wal_fetch_fail(standby, name, e->msg);
+}
+
+static int fetch_early_fail(int argc, char **argv, const struct err *e)
+{
+    return fetch_early_fail_at(argc, argv, 2, e);
+}
+
+/* The global options could not be read (a message said why): a usage
+ * error, but for wal-fetch (a restore_command ending in "--region") a 2
+ * would end recovery as "not in the archive"; answered as its failures. */
+static int global_opts_fail(int argc, char **argv)
+{
+    struct err e = ERR_INIT;
+    int i;
+
+    for (i = 1; i < argc; i++)
+        if (strcmp(argv[i], "wal-fetch") == 0) {
+            log_init("wal-fetch", LOG_INFO);
+            err_setf(&e, ERR_USAGE, "a global option could not be read (see above)");
+            return fetch_early_fail_at(argc, argv, i + 1, &e);
+        }
+    return EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
@@ -549,7 +571,7 @@ int main(int argc, char **argv)
     int rc, is_fetch;
 
     if (take_global_opts(&argc, argv, &g) < 0)
-        return EXIT_USAGE;
+        return global_opts_fail(argc, argv);
     if ((rc = help_or_command(argc, argv, &cmd)) >= 0)
         return rc;
     /* restore_command: a status of 1..125 would end recovery (see

@@ -478,6 +478,12 @@ printf '4242\n%s\n1700000555\n' "$T/sbx" >"$T/sbx/postmaster.pid"
 t_fail "a promotion mark of a server since restarted is ignored: 1 again" 1 early
 rm -f "$T/sbx/standby.signal"
 t_fail "not a standby, configuration missing: wal-fetch answers 250" 250 early
+# a restore_command that ends in a global option without its value: a 2
+# would read to PostgreSQL as "not in the archive" and end recovery there
+t_fail "wal-fetch NAME DEST --region (no value): 250, not a usage error's 2" 250 \
+  ws wal-fetch "$SEGX" "$T/sbx/pg_wal/RECOVERYXLOG" --region
+like "$T_OUT" "needs a value" "... saying which option"
+t_fail "... other commands: the usage error's 2" 2 ws st ls --region
 
 ws_stop_daemons "$T/spool"
 done_testing
