@@ -466,6 +466,25 @@ static void prefetch_before_start(const struct config *c, const struct keyring *
     prefetch_spawn(c, kr, order, n, &ci, prev, dest, ci.seg_size);
 }
 
+/* The region and the backup in it (index into *cat).  A region that
+ * answers but lacks the backup (an async region being seeded, one whose
+ * copy lags) is passed over without --region, as backup-fetch does. */
+static int pick_backup(struct cmd_ctx *ctx, const struct keyring *kr, const struct restore_opts *o, struct repo **s,
+                       struct catalog *cat, const struct region_conf **rc, struct err *e)
+{
+    int k = -1, from = 0;
+
+    while ((*rc = choose_region(ctx, kr, s, cat, &from, e)) != NULL && (k = choose_backup(*s, cat, o, e)) < 0) {
+        if (ctx->region != NULL || e->code != ERR_NOTFOUND || from >= ctx->conf->nregions)
+            return -1;
+        log_warning("region %s: %s; trying the next region", (*rc)->name, e->msg);
+        cat_free(cat);
+        repo_free(*s);
+        *s = NULL;
+    }
+    return *rc == NULL ? -1 : k;
+}
+
 int cmd_restore_run(struct cmd_ctx *ctx)
 {
     const struct config *c = ctx->conf;
@@ -482,7 +501,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     struct err e = ERR_INIT;
     char pgdata_abs[PATH_MAX], ts[32], miss[64] = "";
     uint64_t t0 = now_ms(), t_fetch = 0, t_replay = 0;
-    int k = -1, from = 0, rc_ = EXIT_FAILURE3;
+    int k = -1, rc_ = EXIT_FAILURE3;
 
     if ((rc_ = parse_args(ctx, &o)) != 0)
         return rc_;
@@ -493,30 +512,13 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     if (config_require_regions(c, &e) < 0 || (o.start && pq_dl_load(&e) < 0) || cmd_load_keyring(ctx, &kr, &e) < 0 ||
         pgdata_prepare(&o, pgdata_abs, &e) < 0)
         goto fail;
-    /* a region that answers but lacks the backup (an async region being
-     * seeded, one whose copy lags): the next one may have it, as
-     * backup-fetch finds it */
-    while ((rc = choose_region(ctx, kr, &s, &cat, &from, &e)) != NULL && (k = choose_backup(s, &cat, &o, &e)) < 0) {
-        if (ctx->region != NULL || e.code != ERR_NOTFOUND || from >= c->nregions)
-            goto fail;
-        log_warning("region %s: %s; trying the next region", rc->name, e.msg);
-        cat_free(&cat);
-        repo_free(s);
-        s = NULL;
-    }
-    if (rc == NULL)
+    if ((k = pick_backup(ctx, kr, &o, &s, &cat, &rc, &e)) < 0)
         goto fail;
     m = cat.v[k].man;
     man_format_time(m->stop_time, ts);
     log_info("restoring backup %s (consistent at %s) from region %s into %s", m->name, ts, rc->name, o.pgdata);
-    if (restore_conf_outside(m, miss, sizeof miss) && o.start) {
-        err_setf(&e, ERR_USAGE,
-                 "backup %s has no %s: the cluster keeps its configuration outside its data directory (as "
-                 "Debian's /etc/postgresql/VERSION/NAME does), and PostgreSQL cannot start from %s alone, so "
-                 "--start cannot work; nothing was fetched.  Restore without --start: it says how to start the "
-                 "instance then", m->name, miss, o.pgdata);
+    if (restore_conf_outside(m, o.start, o.pgdata, miss, sizeof miss, &e) < 0)
         goto fail;
-    }
     if (check_archive(ctx, kr, s, m, &o, &e) < 0)
         goto fail;
     memset(&bo, 0, sizeof bo);

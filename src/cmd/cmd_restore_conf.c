@@ -16,13 +16,20 @@
 #include "log.h"
 #include "standby.h"
 
-int restore_conf_outside(const struct manifest *m, char *missing, size_t n)
+int restore_conf_outside(const struct manifest *m, int start, const char *pgdata, char *missing, size_t n,
+                         struct err *e)
 {
     int conf = man_find_file(m, "postgresql.conf") == NULL, hba = man_find_file(m, "pg_hba.conf") == NULL;
 
     snprintf(missing, n, "%s%s%s", conf ? "postgresql.conf" : "", conf && hba ? " and " : "",
              hba ? "pg_hba.conf" : "");
-    return conf || hba;
+    if ((conf || hba) && start)
+        return err_setf(e, ERR_USAGE,
+                        "backup %s has no %s: the cluster keeps its configuration outside its data directory (as "
+                        "Debian's /etc/postgresql/VERSION/NAME does), and PostgreSQL cannot start from %s alone, "
+                        "so --start cannot work; nothing was fetched.  Restore without --start: it says how to "
+                        "start the instance then", m->name, missing, pgdata);
+    return 0;
 }
 
 void restore_conf_outside_hint(const char *pgdata, const char *missing)

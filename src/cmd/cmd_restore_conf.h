@@ -40,10 +40,11 @@ int restore_conf_command(const struct config *c, const char *region, char *buf, 
 
 /* A cluster that keeps its configuration outside its data directory
  * (Debian's /etc/postgresql/15/main) has backups without it, and
- * PostgreSQL does not start without postgresql.conf and pg_hba.conf: 1 when
- * backup `m` lacks either, with their names in `missing` ("postgresql.conf
- * and pg_hba.conf"); else 0. */
-int restore_conf_outside(const struct manifest *m, char *missing, size_t n);
+ * PostgreSQL does not start without postgresql.conf and pg_hba.conf.
+ * `missing` gets the names backup `m` lacks ("" when none); with `start`
+ * that is refused (-1, ERR_USAGE, before anything is fetched). */
+int restore_conf_outside(const struct manifest *m, int start, const char *pgdata, char *missing, size_t n,
+                         struct err *e);
 
 /* What to do about it, without --start: printed after the restore. */
 void restore_conf_outside_hint(const char *pgdata, const char *missing);

@@ -65,8 +65,12 @@ static int dest_in_pg_wal(const char *dest)
 }
 
 /* Does the pg_wal DEST lies in already hold history file `name` (a regular
- * file, not empty)?  PostgreSQL reads its own copy there when
- * restore_command does not give one; a history file never changes. */
+ * file, not empty)?  PostgreSQL asks for the history of the timeline it is
+ * on (at startup, and at the end of recovery to write the new timeline's,
+ * after the signal file went) and reads its own copy when restore_command
+ * gives none: a failure there is a 1, not a 250 that stopped a promotion
+ * whose region is gone (promote --force) halfway.  A history file never
+ * changes; one pg_wal lacks (a newer timeline's probe) still fails. */
 static int history_held(const char *dest, const char *name)
 {
     char path[PATH_MAX];
@@ -133,6 +137,31 @@ static int ask_prefetcher(const struct config *c, const char *name, const char *
     return rc;
 }
 
+/* NAME DEST [--no-prefetch] [--standby]; a standby.signal in the working
+ * directory (PostgreSQL's data directory) also means --standby. */
+static int take_args(const struct cmd_ctx *ctx, const char **name, const char **dest, int *prefetch, int *standby,
+                     struct err *e)
+{
+    int i;
+
+    for (i = 1; i < ctx->argc; i++) {
+        if (strcmp(ctx->argv[i], "--no-prefetch") == 0)
+            *prefetch = 0;
+        else if (strcmp(ctx->argv[i], "--standby") == 0)
+            *standby = 1;
+        else if (*name == NULL)
+            *name = ctx->argv[i];
+        else if (*dest == NULL)
+            *dest = ctx->argv[i];
+        else
+            err_setf(e, ERR_USAGE, "unexpected argument \"%s\" (usage: wal-fetch NAME DEST [--region R])",
+                     ctx->argv[i]);
+    }
+    if (access("standby.signal", F_OK) == 0)
+        *standby = 1;
+    return e->code != ERR_OK ? -1 : 0;
+}
+
 int cmd_wal_fetch_run(struct cmd_ctx *ctx)
 {
     const struct config *c = ctx->conf;
@@ -141,25 +170,10 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     struct err e = ERR_INIT;
     struct cluster_info ci;
     const char *name = NULL, *dest = NULL;
-    int order[64], n = 0, i, rc, by = -1, prefetch = 1, served, standby = 0, parsed = 0;
+    int order[64], n = 0, rc, by = -1, prefetch = 1, served, standby = 0, parsed = 0;
 
     memset(&ci, 0, sizeof ci);
-    for (i = 1; i < ctx->argc; i++) {
-        if (strcmp(ctx->argv[i], "--no-prefetch") == 0)
-            prefetch = 0;
-        else if (strcmp(ctx->argv[i], "--standby") == 0)
-            standby = 1;
-        else if (name == NULL)
-            name = ctx->argv[i];
-        else if (dest == NULL)
-            dest = ctx->argv[i];
-        else
-            err_setf(&e, ERR_USAGE, "unexpected argument \"%s\" (usage: wal-fetch NAME DEST [--region R])",
-                     ctx->argv[i]);
-    }
-    if (access("standby.signal", F_OK) == 0)
-        standby = 1;
-    if (e.code != ERR_OK)
+    if (take_args(ctx, &name, &dest, &prefetch, &standby, &e) < 0)
         goto abort;
     if (name == NULL || dest == NULL) {
         err_setf(&e, ERR_USAGE, "needs NAME and DEST (restore_command = 'walship wal-fetch %%f %%p')");
@@ -235,12 +249,6 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
 abort:
     keys_free(kr);
     if (parsed && w.kind == WAL_HISTORY && history_held(dest, name)) {
-        /* PostgreSQL asks for the history of the timeline it is on (at
-         * startup, and at the end of recovery to write the new timeline's
-         * history after the signal file went): pg_wal holds it, and a 1
-         * makes PostgreSQL read that copy.  A 250 stopped a promotion
-         * whose region is gone (promote --force) halfway.  A history file
-         * pg_wal lacks (a newer timeline's probe) still fails. */
         log_warning("wal-fetch %s: %s; pg_wal holds %s, which PostgreSQL reads instead (exit 1)", name, e.msg,
                     name);
         return 1;

@@ -544,9 +544,8 @@ static int fetch_early_fail(int argc, char **argv, const struct err *e)
     return fetch_early_fail_at(argc, argv, 2, e);
 }
 
-/* The global options could not be read (a message said why): a usage
- * error, but for wal-fetch (a restore_command ending in "--region") a 2
- * would end recovery as "not in the archive"; answered as its failures. */
+/* Global options unreadable (said why): for wal-fetch a 2 would end
+ * recovery as "not in the archive", so answered as its failures. */
 static int global_opts_fail(int argc, char **argv)
 {
     struct err e = ERR_INIT;

@@ -345,11 +345,6 @@ struct region_conf *config_add_region(struct config *c, const char *name, struct
     return r;
 }
 
-/* A region's name names its spool queue (spool_dir/SYSID/queue/NAME-HASH)
- * and its files under state/ and known/, and every reader of those
- * directories skips names that start with a dot: a region ".dr" had its WAL
- * spooled, acknowledged and never shipped nor counted.  So a name starts
- * with a letter or a digit. */
 int config_region_name_valid(const char *name)
 {
     const char *p;

@@ -56,6 +56,9 @@ const struct key_def *config_find_key(const struct key_def *defs, size_t n, cons
 int config_apply(void *base, char **origins, const struct key_def *defs, const struct key_def *k,
                  const char *value, const char *origin, struct err *e);
 
+/* Letters, digits, - _ . and a letter or digit first: a name names spool
+ * queues and state files, whose readers skip dot names (".dr": its WAL
+ * was acknowledged and never shipped). */
 int config_region_name_valid(const char *name);
 /* Append a region (no keys yet); NULL on error. */
 struct region_conf *config_add_region(struct config *c, const char *name, struct err *e);

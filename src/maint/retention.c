@@ -171,15 +171,11 @@ static void keep_chains(const struct catalog *cat, unsigned char *keep)
  * be restored (its parent, recursively).  ret_plan loads every manifest
  * (one that does not load fails the plan); without incrementals this is
  * the rule for full backups alone. */
-/* Does a kept backup name folder `name` as its parent?  Then the folder,
- * without a manifest, is a link whose manifest was lost, not garbage: the
- * chain is broken (verify says so), and `walship copy` of the manifest
- * from another region mends it only while the parts are still here. */
+/* A folder a kept backup names as parent lost its manifest: not garbage
+ * (a copy from another region mends the chain while the parts are here). */
 static int parent_of_kept(const struct catalog *cat, const unsigned char *keep, const char *name)
 {
-    size_t j;
-
-    for (j = 0; j < cat->n; j++)
+    for (size_t j = 0; j < cat->n; j++)
         if (keep[j] && cat->v[j].complete && cat->v[j].man != NULL && cat->v[j].man->incremental &&
             cat->v[j].man->parent != NULL && strcmp(cat->v[j].man->parent, name) == 0)
             return 1;
@@ -520,10 +516,7 @@ int ret_apply(struct stor *s, struct ret_plan *plan, struct ret_done *done, stru
     struct ret_plan cut = *plan;
 
     memset(done, 0, sizeof *done);
-    /* newest first: an incremental goes before its parent, so an
-     * interrupted run never leaves a backup listed whose chain is gone
-     * (older expired backups left behind are whole; the next run takes
-     * them) */
+    /* newest first: a child before its parent (docs/RETENTION.md) */
     for (i = plan->nbackups; i-- > 0;) {
         int skipped, locked;
 
