@@ -185,6 +185,13 @@ int obj_encoder_new(struct sink *next, const struct obj_opts *o, struct sink **o
         return err_setf(e, ERR_INTERNAL, "chunk size 2^%u out of range", chunk_log2);
     if (version != OBJ_VERSION && version != OBJ_VERSION_LEGACY)
         return err_setf(e, ERR_INTERNAL, "cannot write format version %u", version);
+    /* Keys but none current (old_key_files without key_file, a rotation
+     * half done): an unencrypted object would be refused by every reader
+     * holding those keys, this one included. */
+    if (k == NULL && keys_count(o->kr) > 0)
+        return err_setf(e, ERR_CONFIG, "old_key_files are configured but no key_file: refusing to write an "
+                        "unencrypted object that a reader holding those keys refuses (set key_file to the "
+                        "current key)");
     if (version == OBJ_VERSION && (klen == 0 || klen > OBJ_BIND_KEY_MAX || o->bind.sysid == OBJ_SYSID_ANY))
         return err_setf(e, ERR_INTERNAL, "an object must be bound to a key (1..%d bytes) and a cluster",
                         OBJ_BIND_KEY_MAX);

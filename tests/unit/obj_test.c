@@ -389,6 +389,25 @@ static void keys_and_policy(void)
        "an unencrypted object decodes without keys");
     free(back);
 
+    /* A rotation half done: the old key moved to old_key_files, no key_file
+     * yet.  An unencrypted object would be refused by this very keyring:
+     * nothing is written at all. */
+    {
+        struct keyring *old_only = keys_new();
+        struct obj_opts oO = { 3, 0, n, 0, old_only, { NULL, 0, 0 }, 0 };
+        unsigned char *objO = NULL;
+        size_t lenO = 0;
+
+        keys_add(old_only, key_A, 0, "A", &e);
+        ok(encode(in, n, &oO, 0, &objO, &lenO, &e) < 0 && e.code == ERR_CONFIG
+           && strstr(e.msg, "no key_file") != NULL,
+           "old_key_files without key_file: the encoder refuses to write an object its readers refuse (%s)",
+           e.msg);
+        free(objO);
+        keys_free(old_only);
+        err_clear(&e);
+    }
+
     /* A forged header: key id of A, but B's wrapped key (checksum recomputed). */
     {
         unsigned char *forged = malloc(lenB), md[32];
