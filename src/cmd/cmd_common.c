@@ -50,7 +50,10 @@ int cmd_load_keyring(struct cmd_ctx *ctx, struct keyring **out, struct err *e)
 
     if (keys_load(c->key_file, c->old_key_files, out, e) < 0)
         return -1;
-    if (c->key_file == NULL)
+    if (c->key_file == NULL && keys_count(*out) > 0)
+        log_warning("old_key_files are configured but no key_file: nothing can be written until key_file "
+                    "is set to the current key");
+    else if (c->key_file == NULL)
         log_warning("no key_file is configured: objects are written UNENCRYPTED (integrity-checked only); "
                     "run \"walship keygen FILE\" and set key_file");
     return 0;

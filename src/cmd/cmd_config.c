@@ -41,7 +41,11 @@ static int warnings(const struct config *c)
     struct err e = ERR_INIT;
     int i, n = 0;
 
-    if (c->key_file == NULL) {
+    if (c->key_file == NULL && c->old_key_files != NULL && c->old_key_files[0] != NULL) {
+        printf("warning: old_key_files is set but key_file is not: wal-push and backup-push will fail "
+               "(set key_file to the current key)\n");
+        n++;
+    } else if (c->key_file == NULL) {
         printf("warning: key_file is not set: WAL and backups are archived UNENCRYPTED "
                "(run \"walship keygen FILE\" and set key_file = FILE)\n");
         n++;
