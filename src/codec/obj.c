@@ -314,8 +314,7 @@ static int dec_start(struct obj_dec *d, struct err *e)
             return err_setf(e, ERR_CORRUPT, "could not unwrap the data key with key id %s: the object "
                             "header is corrupt or was tampered with", info.key_id_hex);
     } else if (keys_count(d->kr) > 0 && !(d->flags & OBJ_DEC_ALLOW_UNENCRYPTED)) {
-        return err_setf(e, ERR_KEY, "the object is not encrypted, but encryption keys are configured: "
-                        "refusing an unauthenticated object");
+        return err_setf(e, ERR_KEY, OBJ_MSG_PLAIN ": refusing an unauthenticated object");
     }
     if (info.compression == OBJ_COMP_ZSTD) {
         if (zst_decompress_new(chain, &s, e) < 0)

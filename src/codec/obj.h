@@ -86,6 +86,10 @@ struct obj_opts {
 };
 
 /* Decoder flags. */
+/* How the decoder words an unencrypted object met while keys are
+ * configured (ERR_KEY), for callers that say more about it. */
+#define OBJ_MSG_PLAIN "the object is not encrypted, but encryption keys are configured"
+
 #define OBJ_DEC_ALLOW_UNENCRYPTED 0x1   /* accept unencrypted objects even when keys
                                            are configured (see below) */
 #define OBJ_DEC_ALLOW_LEGACY 0x2        /* accept version 1 objects, which carry no

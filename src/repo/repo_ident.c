@@ -133,6 +133,24 @@ static int missing_identity(struct repo *r, struct err *e)
                     r->name, r->st->where, REPO_KEY_IDENTITY);
 }
 
+/* The region and the object, in front of a decoding error; an unencrypted
+ * identity under a key_file is an archive begun without encryption,
+ * which keys never continue (its objects could be forged): say how. */
+static void ident_context(const struct repo *r, struct err *e)
+{
+    int plain = e->code == ERR_KEY && strstr(e->msg, OBJ_MSG_PLAIN) != NULL;
+
+    err_prefix(e, "region %s: the repository identity (%s)", r->name, REPO_KEY_IDENTITY);
+    if (plain) {
+        char m[ERR_MSG_MAX + 512];
+
+        snprintf(m, sizeof m, "%s.  This region holds an archive written without encryption; to encrypt from now "
+                 "on, give the region a new, empty prefix and take a full backup there, or remove key_file to go "
+                 "on unencrypted (docs/OPERATIONS.md, \"Turning encryption on\")", e->msg);
+        err_setf(e, ERR_KEY, "%s", m);
+    }
+}
+
 /* Read identity.json into *id.  A missing one is ERR_NOTFOUND as the
  * driver says it (the callers word it). */
 static int ident_read(struct repo *r, struct repo_ident *id, struct err *e)
@@ -147,10 +165,13 @@ static int ident_read(struct repo *r, struct repo_ident *id, struct err *e)
         return err_setf(e, ERR_NOMEM, "out of memory");
     if (obj_decoder_new(borrow_sink_new(mem), r->kr, 0, &bind, &dec, e) < 0)
         goto out;
-    if (stor_get(r->st, REPO_KEY_IDENTITY, dec, e) < 0)
+    if (stor_get(r->st, REPO_KEY_IDENTITY, dec, e) < 0) {
+        if (e->code != ERR_NOTFOUND)
+            ident_context(r, e);
         goto out;
+    }
     if (sink_close(dec, e) < 0) {
-        err_prefix(e, "region %s: the repository identity (%s)", r->name, REPO_KEY_IDENTITY);
+        ident_context(r, e);
         goto out;
     }
     buf = mem_sink_data(mem, &len);

@@ -54,4 +54,15 @@ t "the rotation completed: segment 3 archived again" w b wal-push "$T/pg/pg_wal/
 t "... and fetched" w b wal-fetch "$(n 3)" "$T/out/3"
 t "the half-done configuration still reads what was archived (key A)" w half wal-fetch "$(n 1)" "$T/out/1h"
 
+# encryption turned on over an archive begun without it: refused (its
+# objects could be forged), and the message says what to do
+mkdir -p "$T/r2"
+sed "s|$T/r1|$T/r2|" "$T/b.conf" | grep -v '^key_file\|^old_key_files' >"$T/plain.conf"
+sed "s|$T/r1|$T/r2|" "$T/b.conf" >"$T/b2.conf"
+chmod 600 "$T/plain.conf" "$T/b2.conf"
+t "an archive begun without encryption: segment 1 archived" w plain wal-push "$T/pg/pg_wal/$(n 1)"
+t_fail "key_file set afterwards: wal-push refuses (exit 3)" 3 w b2 wal-push "$T/pg/pg_wal/$(n 2)"
+like "$T_OUT" "region r1: the repository identity \\(identity.json\\).*not encrypted" "... naming the region and the object"
+like "$T_OUT" "give the region a new, empty prefix and take a full backup there" "... and saying what to do"
+
 done_testing
