@@ -1,0 +1,50 @@
+#!/bin/bash
+# What a base backup carries from a data directory of unusual shape, and
+# how backup-fetch writes it back (file:// region, PostgreSQL 15): file
+# names that are not ASCII or not UTF-8 (libarchive in the C locale
+# refused the first, JSON the second).
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/swift.sh"   # free_ports
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
+on_exit "ws_stop_daemons '$T'"
+
+[ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+
+read -r PGPORT <<<"$(free_ports 1)"
+CONF=$T/walship.conf
+ws_mkdirs "$T/spool" "$T/repo"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+ws_conf "$CONF" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$CONF" one "file://$T/repo" "mode = sync"
+ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
+newdir() { mkdir -p "$T/$1"; chown "$(pg_user)" "$T/$1"; echo "$T/$1"; }
+
+pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
+ws_pg_archiving "$T/pg" "$CONF"
+pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
+on_exit "pg_stop $T/pg immediate"
+sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
+D=$T/pg/data
+
+# ---- file names ----
+pg_run bash -c "printf one >\"\$1/caf\$(printf '\\303\\251')\"; printf two >\"\$1/lat\$(printf '\\344')in\";
+  printf three >\"\$1/with space\"; printf four >\"\$1/new
+line\"" _ "$D"
+t "backup-push of a data directory with names in UTF-8, in Latin-1, with a space and a newline" ws backup-push
+R=$(newdir names)
+t "backup-fetch of it" ws backup-fetch LATEST "$R/data"
+names_same() {
+  python3 - "$D" "$R/data" <<'PY'
+import hashlib, os, sys
+a, b = (p.encode() for p in sys.argv[1:3])
+for n in (b'caf\xc3\xa9', b'lat\xe4in', b'with space', b'new\nline'):
+    pa, pb = os.path.join(a, n), os.path.join(b, n)
+    if open(pa, 'rb').read() != open(pb, 'rb').read() or os.stat(pa).st_mode != os.stat(pb).st_mode:
+        sys.exit('%r differs' % n)
+PY
+}
+t "every such file comes back under the same bytes, with its content and mode" names_same
+
+done_testing
