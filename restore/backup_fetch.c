@@ -264,6 +264,21 @@ static int depth_cmp(const void *a, const void *b)
     return strcmp(x->rel, y->rel);
 }
 
+/* The mode of DIR itself: 0750 for a cluster with group access (initdb
+ * -g), else 0700.  PostgreSQL reads group access from the data
+ * directory's mode alone (and makes every new file and directory by it);
+ * the backup does not hold that directory, so its mode is taken from
+ * `global`, which PostgreSQL made with the same mode. */
+static mode_t data_dir_mode(const struct bkf_tar *t)
+{
+    size_t i;
+
+    for (i = 0; i < t->ndirs; i++)
+        if (t->dirs[i].root == 0 && strcmp(t->dirs[i].rel, "global") == 0)
+            return (t->dirs[i].mode & 0050) == 0050 ? 0750 : 0700;
+    return 0700;
+}
+
 static int finish(struct bkf *c, const char *dir, struct sink *label, struct sink *tsmap, struct err *e)
 {
     const struct manifest *m = c->m;
@@ -307,6 +322,8 @@ static int finish(struct bkf *c, const char *dir, struct sink *label, struct sin
         }
         close(fd);
     }
+    if (fchmod(c->rootfd[0], data_dir_mode(&c->tar)) < 0)
+        return err_errno(e, ERR_IO, errno, "could not set the mode of \"%s\"", dir);
     for (i = 0; i <= m->ntablespaces; i++)
         if (syncfs(c->rootfd[i]) < 0 || fsync(c->rootfd[i]) < 0)
             return err_errno(e, ERR_IO, errno, "could not flush \"%s\" to disk", i ? c->ts_target[i - 1] : dir);

@@ -2,7 +2,8 @@
 # What a base backup carries from a data directory of unusual shape, and
 # how backup-fetch writes it back (file:// region, PostgreSQL 15): file
 # names that are not ASCII or not UTF-8 (libarchive in the C locale
-# refused the first, JSON the second).
+# refused the first, JSON the second); a cluster with group access
+# (initdb -g), whose data directory must come back 0750.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/swift.sh"   # free_ports
@@ -21,7 +22,7 @@ ws_region "$CONF" one "file://$T/repo" "mode = sync"
 ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
 newdir() { mkdir -p "$T/$1"; chown "$(pg_user)" "$T/$1"; echo "$T/$1"; }
 
-pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
+pg_init "$T/pg" -g || { echo "Bail out! initdb"; exit 1; }
 ws_pg_archiving "$T/pg" "$CONF"
 pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
@@ -46,5 +47,11 @@ for n in (b'caf\xc3\xa9', b'lat\xe4in', b'with space', b'new\nline'):
 PY
 }
 t "every such file comes back under the same bytes, with its content and mode" names_same
+
+# ---- group access ----
+is "$(stat -c %a "$R/data") $(stat -c %a "$R/data/global") $(stat -c %a "$R/data/PG_VERSION")" "750 750 640" \
+  "a cluster with group access (initdb -g) comes back with its data directory 0750, as pg_basebackup makes it"
+rsql_mode() { pg_run "$PG_BIN/postgres" -D "$R/data" -C data_directory_mode 2>&1; }
+is "$(rsql_mode)" "488" "so PostgreSQL keeps making its files readable by the group (data_directory_mode 0750 = 488)"
 
 done_testing
