@@ -3,7 +3,9 @@
 # how backup-fetch writes it back (file:// region, PostgreSQL 15): file
 # names that are not ASCII or not UTF-8 (libarchive in the C locale
 # refused the first, JSON the second); a cluster with group access
-# (initdb -g), whose data directory must come back 0750.
+# (initdb -g), whose data directory must come back 0750; a tablespace
+# inside the data directory, restored to its original place (it was
+# carried twice and the restore failed on the second copy).
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/swift.sh"   # free_ports
@@ -29,13 +31,19 @@ on_exit "pg_stop $T/pg immediate"
 sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
 D=$T/pg/data
 
+# ---- a tablespace inside the data directory (PostgreSQL warns, and allows it) ----
+pg_run mkdir "$D/tsin"
+sql "create tablespace tsin location '$D/tsin'" 2>/dev/null
+sql "create table tin (id int) tablespace tsin; insert into tin select generate_series(1, 5000)"
+sql "checkpoint"
+
 # ---- file names ----
 pg_run bash -c "printf one >\"\$1/caf\$(printf '\\303\\251')\"; printf two >\"\$1/lat\$(printf '\\344')in\";
   printf three >\"\$1/with space\"; printf four >\"\$1/new
 line\"" _ "$D"
 t "backup-push of a data directory with names in UTF-8, in Latin-1, with a space and a newline" ws backup-push
 R=$(newdir names)
-t "backup-fetch of it" ws backup-fetch LATEST "$R/data"
+t "backup-fetch of it" ws backup-fetch LATEST "$R/data" --tablespace-map "$D/tsin=$R/tsin"
 names_same() {
   python3 - "$D" "$R/data" <<'PY'
 import hashlib, os, sys
@@ -53,5 +61,17 @@ is "$(stat -c %a "$R/data") $(stat -c %a "$R/data/global") $(stat -c %a "$R/data
   "a cluster with group access (initdb -g) comes back with its data directory 0750, as pg_basebackup makes it"
 rsql_mode() { pg_run "$PG_BIN/postgres" -D "$R/data" -C data_directory_mode 2>&1; }
 is "$(rsql_mode)" "488" "so PostgreSQL keeps making its files readable by the group (data_directory_mode 0750 = 488)"
+
+# ---- the tablespace inside the data directory, restored where it was ----
+tree_sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
+TSIN_SUMS=$(tree_sums "$D/tsin")
+pg_stop "$T/pg"
+mv "$T/pg" "$T/pg.orig"
+mkdir -p "$T/pg"; chown "$(pg_user)" "$T/pg"
+t "backup-fetch to the original data directory, its tablespace inside it" ws backup-fetch LATEST "$D"
+is "$(tree_sums "$D/tsin")" "$TSIN_SUMS" "the tablespace comes back whole, in the place its link names"
+is "$(readlink "$D/pg_tblspc/$(ls "$D/pg_tblspc")")" "$D/tsin" "and the link is the original one"
+rm -rf "$T/pg"
+mv "$T/pg.orig" "$T/pg"
 
 done_testing
