@@ -264,21 +264,6 @@ static int depth_cmp(const void *a, const void *b)
     return strcmp(x->rel, y->rel);
 }
 
-/* The mode of DIR itself: 0750 for a cluster with group access (initdb
- * -g), else 0700.  PostgreSQL reads group access from the data
- * directory's mode alone (and makes every new file and directory by it);
- * the backup does not hold that directory, so its mode is taken from
- * `global`, which PostgreSQL made with the same mode. */
-static mode_t data_dir_mode(const struct bkf_tar *t)
-{
-    size_t i;
-
-    for (i = 0; i < t->ndirs; i++)
-        if (t->dirs[i].root == 0 && strcmp(t->dirs[i].rel, "global") == 0)
-            return (t->dirs[i].mode & 0050) == 0050 ? 0750 : 0700;
-    return 0700;
-}
-
 static int finish(struct bkf *c, const char *dir, struct sink *label, struct sink *tsmap, struct err *e)
 {
     const struct manifest *m = c->m;
@@ -322,7 +307,7 @@ static int finish(struct bkf *c, const char *dir, struct sink *label, struct sin
         }
         close(fd);
     }
-    if (fchmod(c->rootfd[0], data_dir_mode(&c->tar)) < 0)
+    if (fchmod(c->rootfd[0], bkf_data_dir_mode(c->tar.dirs, c->tar.ndirs)) < 0)
         return err_errno(e, ERR_IO, errno, "could not set the mode of \"%s\"", dir);
     for (i = 0; i <= m->ntablespaces; i++)
         if (syncfs(c->rootfd[i]) < 0 || fsync(c->rootfd[i]) < 0)
@@ -383,9 +368,6 @@ static int plan_tablespaces(struct bkf *c, const struct bkf_opts *o, struct err 
     return 0;
 }
 
-/* backup_label must be this backup's: the label walship gave it and the
- * start point its manifest records (belt and braces beside the binding of
- * every object to its backup's folder). */
 /* Read every wanted part of c->cur on the worker pool (pool.h), c->nw
  * workers counting the caller. */
 static int run_workers(struct bkf *c, struct err *e)
@@ -497,6 +479,8 @@ static int prepare_dirs(struct bkf *c, const char *dir, struct err *e)
     size_t i;
     int k;
 
+    if (bkf_check_roots(dir, m, (const char *const *)c->ts_target, e) < 0)
+        return -1;
     if ((k = bkf_dir_state(dir, e)) != 0)
         return k > 0 ? err_setf(e, ERR_USAGE, "directory \"%s\" is not empty: refusing to restore into it", dir) : -1;
     for (i = 0; i < m->ntablespaces; i++) {

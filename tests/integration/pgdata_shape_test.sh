@@ -5,7 +5,9 @@
 # refused the first, JSON the second); a cluster with group access
 # (initdb -g), whose data directory must come back 0750; a tablespace
 # inside the data directory, restored to its original place (it was
-# carried twice and the restore failed on the second copy).
+# carried twice and the restore failed on the second copy); tablespace
+# directories that overlap the data directory or each other are refused
+# before anything is written (they were mixed into one tree).
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/swift.sh"   # free_ports
@@ -62,15 +64,34 @@ is "$(stat -c %a "$R/data") $(stat -c %a "$R/data/global") $(stat -c %a "$R/data
 rsql_mode() { pg_run "$PG_BIN/postgres" -D "$R/data" -C data_directory_mode 2>&1; }
 is "$(rsql_mode)" "488" "so PostgreSQL keeps making its files readable by the group (data_directory_mode 0750 = 488)"
 
+# ---- tablespaces that would overlap the data directory, or each other ----
+for bad in "data" "data/base" "." "data/./x/../pg_tblspc"; do
+  O=$(newdir "overlap-$(echo "$bad" | tr -c 'a-z\n' _)")
+  t_fail "a tablespace mapped to \"$bad\" of the restore is refused (exit 2)" 2 \
+    ws backup-fetch LATEST "$O/data" --tablespace-map "$D/tsin=$O/$bad"
+  like "$T_OUT" "would be restored into" "and the message says why"
+  is "$(ls -A "$O")" "" "and nothing was created"
+done
+sql "create tablespace ts2 location '$(newdir ts2)'" 2>/dev/null
+sql "create table t2 (id int) tablespace ts2; insert into t2 values (1); checkpoint"
+t "a second tablespace" ws backup-push
+O=$(newdir nested)
+t_fail "two tablespaces mapped one inside the other are refused (exit 2)" 2 \
+  ws backup-fetch LATEST "$O/data" --tablespace-map "$D/tsin=$O/ts" --tablespace-map "$T/ts2=$O/ts/PG_15"
+like "$T_OUT" "one inside the other" "and the message says so"
+t "mapped side by side, inside the data directory where the backup has nothing, they restore" \
+  ws backup-fetch LATEST "$O/data" --tablespace-map "$D/tsin=$O/data/tsa" --tablespace-map "$T/ts2=$O/data/tsb"
+
 # ---- the tablespace inside the data directory, restored where it was ----
 tree_sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
 TSIN_SUMS=$(tree_sums "$D/tsin")
 pg_stop "$T/pg"
 mv "$T/pg" "$T/pg.orig"
 mkdir -p "$T/pg"; chown "$(pg_user)" "$T/pg"
-t "backup-fetch to the original data directory, its tablespace inside it" ws backup-fetch LATEST "$D"
+t "backup-fetch to the original data directory, its tablespace inside it" \
+  ws backup-fetch LATEST "$D" --tablespace-map "$T/ts2=$(newdir ts2-restored)"
 is "$(tree_sums "$D/tsin")" "$TSIN_SUMS" "the tablespace comes back whole, in the place its link names"
-is "$(readlink "$D/pg_tblspc/$(ls "$D/pg_tblspc")")" "$D/tsin" "and the link is the original one"
+like "$(readlink "$D"/pg_tblspc/*)" "^$D/tsin\$" "and the link is the original one"
 rm -rf "$T/pg"
 mv "$T/pg.orig" "$T/pg"
 
