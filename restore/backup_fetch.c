@@ -307,6 +307,8 @@ static int finish(struct bkf *c, const char *dir, struct sink *label, struct sin
         }
         close(fd);
     }
+    if (fchmod(c->rootfd[0], bkf_data_dir_mode(c->tar.dirs, c->tar.ndirs)) < 0)
+        return err_errno(e, ERR_IO, errno, "could not set the mode of \"%s\"", dir);
     for (i = 0; i <= m->ntablespaces; i++)
         if (syncfs(c->rootfd[i]) < 0 || fsync(c->rootfd[i]) < 0)
             return err_errno(e, ERR_IO, errno, "could not flush \"%s\" to disk", i ? c->ts_target[i - 1] : dir);
@@ -366,9 +368,6 @@ static int plan_tablespaces(struct bkf *c, const struct bkf_opts *o, struct err 
     return 0;
 }
 
-/* backup_label must be this backup's: the label walship gave it and the
- * start point its manifest records (belt and braces beside the binding of
- * every object to its backup's folder). */
 /* Read every wanted part of c->cur on the worker pool (pool.h), c->nw
  * workers counting the caller. */
 static int run_workers(struct bkf *c, struct err *e)
@@ -480,6 +479,8 @@ static int prepare_dirs(struct bkf *c, const char *dir, struct err *e)
     size_t i;
     int k;
 
+    if (bkf_check_roots(dir, m, (const char *const *)c->ts_target, e) < 0)
+        return -1;
     if ((k = bkf_dir_state(dir, e)) != 0)
         return k > 0 ? err_setf(e, ERR_USAGE, "directory \"%s\" is not empty: refusing to restore into it", dir) : -1;
     for (i = 0; i < m->ntablespaces; i++) {

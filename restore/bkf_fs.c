@@ -201,3 +201,107 @@ char *bkf_rewrite_tsmap(const unsigned char *in, size_t len, const uint32_t *oid
     *outlen = used;
     return out;
 }
+
+unsigned bkf_data_dir_mode(const struct bkf_dir *dirs, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (dirs[i].root == 0 && strcmp(dirs[i].rel, "global") == 0)
+            return (dirs[i].mode & 0050) == 0050 ? 0750 : 0700;
+    return 0700;
+}
+
+/* `p` made absolute (against the working directory) with ".", ".." and
+ * repeated '/' resolved lexically; no trailing '/' but for "/". */
+static int norm_path(const char *p, char out[PATH_MAX])
+{
+    char buf[PATH_MAX], *save = NULL, *comp;
+    size_t n = 0;
+
+    if (p[0] == '/') {
+        if (strlcopy(buf, p, sizeof buf) < 0)
+            return -1;
+    } else {
+        char cwd[PATH_MAX];
+
+        if (getcwd(cwd, sizeof cwd) == NULL || snprintf(buf, sizeof buf, "%s/%s", cwd, p) >= (int)sizeof buf)
+            return -1;
+    }
+    out[0] = '\0';
+    for (comp = strtok_r(buf, "/", &save); comp != NULL; comp = strtok_r(NULL, "/", &save)) {
+        size_t len = strlen(comp);
+
+        if (strcmp(comp, ".") == 0)
+            continue;
+        if (strcmp(comp, "..") == 0) {
+            while (n > 0 && out[n - 1] != '/')
+                n--;
+            if (n > 0)
+                n--;    /* the '/' before it */
+            out[n] = '\0';
+            continue;
+        }
+        if (n + 1 + len + 1 > PATH_MAX)
+            return -1;
+        out[n++] = '/';
+        memcpy(out + n, comp, len + 1);
+        n += len;
+    }
+    if (n == 0)
+        memcpy(out, "/", 2);
+    return 0;
+}
+
+/* Is `p` at or below `base` (both normalised)?  Then *rel is the rest ("" at base). */
+static int path_under(const char *base, const char *p, const char **rel)
+{
+    size_t n = strcmp(base, "/") == 0 ? 0 : strlen(base);
+
+    if (strncmp(p, base, n) != 0 || (p[n] != '\0' && p[n] != '/'))
+        return 0;
+    *rel = p[n] == '/' ? p + n + 1 : p + n;
+    return 1;
+}
+
+/* Does the backup write anything at or below `rel` in DIR? */
+static const char *backup_owns(const struct manifest *m, const char *rel)
+{
+    size_t i, n = strlen(rel);
+
+    for (i = 0; i < m->nfiles; i++)
+        if (strncmp(m->files[i].path, rel, n) == 0 && (m->files[i].path[n] == '/' || m->files[i].path[n] == '\0'))
+            return m->files[i].path;
+    return NULL;
+}
+
+int bkf_check_roots(const char *dir, const struct manifest *m, const char *const *targets, struct err *e)
+{
+    char d[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+    const char *rel, *own;
+    size_t i, k;
+
+    if (norm_path(dir, d) < 0)
+        return err_errno(e, ERR_USAGE, errno ? errno : ENAMETOOLONG, "directory \"%s\": path too long", dir);
+    for (i = 0; i < m->ntablespaces; i++) {
+        unsigned oid = (unsigned)m->tablespaces[i].oid;
+
+        if (norm_path(targets[i], a) < 0)
+            return err_setf(e, ERR_USAGE, "tablespace directory \"%s\": path too long", targets[i]);
+        if (path_under(a, d, &rel))
+            return err_setf(e, ERR_USAGE, "tablespace %u would be restored into \"%s\", which %s the data directory "
+                            "\"%s\" (use --tablespace-map OLD=NEW)", oid, targets[i], *rel ? "contains" : "is",
+                            dir);
+        if (path_under(d, a, &rel) && (own = backup_owns(m, rel)) != NULL)
+            return err_setf(e, ERR_USAGE, "tablespace %u would be restored into \"%s\", where the backup writes "
+                            "\"%s\" of the data directory (use --tablespace-map OLD=NEW)", oid, targets[i], own);
+        for (k = 0; k < m->ntablespaces; k++) {
+            if (k == i || norm_path(targets[k], b) < 0 || !path_under(b, a, &rel))
+                continue;
+            return err_setf(e, ERR_USAGE, "tablespaces %u and %u would be restored into \"%s\" and \"%s\", one "
+                            "inside the other (use --tablespace-map OLD=NEW)", (unsigned)m->tablespaces[k].oid, oid,
+                            targets[k], targets[i]);
+        }
+    }
+    return 0;
+}

@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bkf_tar.h"
 #include "err.h"
+#include "manifest.h"
 
 /* A safe relative path: not absolute, no empty, "." or ".." component;
  * when `is_dir`, one trailing '/' is allowed (dropped in `out`).  0 or -1. */
@@ -35,6 +37,22 @@ int bkf_prepare_dir(const char *path, const char *what, int *fd, struct err *e);
 /* Write NAME in the directory `dirfd` (named `dir` in errors) atomically:
  * NAME.walship-tmp, fsync, rename, fsync of the directory.  Mode 0600. */
 int bkf_write_small(int dirfd, const char *dir, const char *name, const void *buf, size_t len, struct err *e);
+
+/* The mode of the restored data directory itself, which no backup holds:
+ * 0750 for a cluster with group access (initdb -g), else 0700.
+ * PostgreSQL takes group access from that directory's mode alone (and
+ * makes every new file by it); it made `global` with the same mode, so
+ * that directory's entry (root 0, "global") decides. */
+unsigned bkf_data_dir_mode(const struct bkf_dir *dirs, size_t n);
+
+/* Before anything is created: DIR and the tablespaces' directories
+ * (targets[0 .. m->ntablespaces-1], absolute) must not overlap, compared
+ * as absolute paths with ".", ".." and repeated '/' resolved (not
+ * symlinks).  Refused (ERR_USAGE): a tablespace at DIR or containing it,
+ * one inside another, and one inside DIR where the backup has files of
+ * its own (DIR/base, DIR/pg_tblspc/OID); a tablespace inside DIR
+ * elsewhere is PostgreSQL's (warned, allowed) and stays allowed. */
+int bkf_check_roots(const char *dir, const struct manifest *m, const char *const *targets, struct err *e);
 
 /* Rewrite a tablespace_map: lines are "OID PATH" with '\\', '\n' and '\r'
  * in PATH escaped by a backslash (PostgreSQL's do_pg_backup_start).  The

@@ -192,6 +192,8 @@ static int walk_tablespaces(struct bk_list *l, const char *pgdata, struct err *e
             err_errno(e, ERR_IO, errno, "tablespace %s points to \"%s\", which is not usable", names[i], target);
             goto out;
         }
+        nt[l->ntbs - 1].dev = st.st_dev;
+        nt[l->ntbs - 1].ino = st.st_ino;
         if (snprintf(rel, sizeof rel, "pg_tblspc/%s", names[i]) >= (int)sizeof rel)
             continue;
         if (add_item(l, rel, target, &st, e) < 0 || walk_dir(l, target, rel, 1, e) < 0)
@@ -203,6 +205,17 @@ out:
         free(names[i]);
     free(names);
     return rc;
+}
+
+/* A tablespace's directory inside PGDATA: it is walked as the tablespace. */
+static int is_tablespace(const struct bk_list *l, const struct stat *st)
+{
+    size_t i;
+
+    for (i = 0; i < l->ntbs; i++)
+        if (l->tbs[i].dev == st->st_dev && l->tbs[i].ino == st->st_ino)
+            return 1;
+    return 0;
 }
 
 static int walk_dir(struct bk_list *l, const char *src, const char *rel, int depth, struct err *e)
@@ -247,7 +260,7 @@ static int walk_dir(struct bk_list *l, const char *src, const char *rel, int dep
         }
         if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
             continue;
-        if (bk_excluded(crel, S_ISDIR(st.st_mode)))
+        if (bk_excluded(crel, S_ISDIR(st.st_mode)) || (S_ISDIR(st.st_mode) && is_tablespace(l, &st)))
             continue;
         if (add_item(l, crel, csrc, &st, e) < 0)
             goto out;
@@ -278,7 +291,8 @@ int bk_walk(const char *pgdata, struct bk_list *out, struct err *e)
     memset(out, 0, sizeof *out);
     if (stat(pgdata, &st) < 0 || !S_ISDIR(st.st_mode))
         return err_errno(e, ERR_CONFIG, errno ? errno : ENOTDIR, "pgdata \"%s\" is not a directory", pgdata);
-    if (walk_dir(out, pgdata, "", 0, e) < 0 || walk_tablespaces(out, pgdata, e) < 0) {
+    /* the tablespaces first: walk_dir skips their directories */
+    if (walk_tablespaces(out, pgdata, e) < 0 || walk_dir(out, pgdata, "", 0, e) < 0) {
         bk_list_free(out);
         return -1;
     }

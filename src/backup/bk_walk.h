@@ -13,6 +13,9 @@
  *
  * Tablespaces (symlinks in pg_tblspc) are walked through their links and
  * listed as pg_tblspc/OID/...; the link itself is recorded separately.
+ * A tablespace whose directory is inside PGDATA (PostgreSQL warns, but
+ * allows it) is listed there only, not also as a directory of PGDATA: a
+ * second copy is a file restore would write twice.
  * Directories come first in the list, then files sorted by path.
  */
 #ifndef WALSHIP_BK_WALK_H
@@ -36,6 +39,8 @@ struct bk_item {
 struct bk_tablespace {
     uint32_t oid;
     char *target;       /* where the pg_tblspc link points */
+    dev_t dev;          /* that directory's identity: a tablespace inside */
+    ino_t ino;          /* PGDATA is carried once, as the tablespace */
 };
 
 struct bk_list {

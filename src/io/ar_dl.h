@@ -26,7 +26,7 @@
     X(archive_read_open) X(archive_read_next_header) X(archive_read_data_block) \
     X(archive_read_data_skip) X(archive_write_new) X(archive_write_free) \
     X(archive_write_close) X(archive_write_open2) X(archive_write_header) \
-    X(archive_write_data) X(archive_write_set_format_pax_restricted) X(archive_write_set_bytes_per_block) \
+    X(archive_write_data) X(archive_write_set_format_option) X(archive_write_set_format_pax_restricted) X(archive_write_set_bytes_per_block) \
     X(archive_write_set_bytes_in_last_block) X(archive_error_string) X(archive_set_error) \
     X(archive_entry_new) X(archive_entry_free) X(archive_entry_filetype) \
     X(archive_entry_hardlink) X(archive_entry_mtime) X(archive_entry_pathname) \
@@ -70,6 +70,7 @@ DYNLIB_FREE(ar_dl, ar_dl_load, archive_entry_free, struct archive_entry *)
 #define archive_write_open2 ar_dl.archive_write_open2
 #define archive_write_header ar_dl.archive_write_header
 #define archive_write_data ar_dl.archive_write_data
+#define archive_write_set_format_option ar_dl.archive_write_set_format_option
 #define archive_write_set_format_pax_restricted ar_dl.archive_write_set_format_pax_restricted
 #define archive_write_set_bytes_per_block ar_dl.archive_write_set_bytes_per_block
 #define archive_write_set_bytes_in_last_block ar_dl.archive_write_set_bytes_in_last_block

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "blockmap.h"
+#include "utf8.h"
 #include "util.h"
 #include "wal.h"
 
@@ -274,6 +275,29 @@ static json_t *u64_json(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+/* A file's name: "path" when it is UTF-8, else "path_hex", its bytes in
+ * hex (JSON holds UTF-8 only, and a file name in PGDATA is bytes). */
+static int path_json(json_t *j, const char *path)
+{
+    const char *p;
+    char *hex;
+    size_t n;
+    int rc;
+
+    for (p = path; *p != '\0'; p += n)
+        if ((n = utf8_seq_len(p)) == 0)
+            break;
+    if (*p == '\0')
+        return json_object_set_new(j, "path", json_string(path));
+    n = strlen(path);
+    if ((hex = malloc(2 * n + 1)) == NULL)
+        return -1;
+    hex_encode((const unsigned char *)path, n, hex);
+    rc = json_object_set_new(j, "path_hex", json_string(hex));
+    free(hex);
+    return rc;
+}
+
 static json_t *pieces_json(const struct man_file *f)
 {
     json_t *a = json_array();
@@ -356,9 +380,17 @@ int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e
     }
     for (i = 0; i < m->nfiles; i++) {
         const struct man_file *f = &m->files[i];
-        json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s}", "path", f->path, "part", (json_int_t)f->part,
-                              "size", (json_int_t)f->size, "mode", (json_int_t)f->mode, "mtime",
-                              (json_int_t)f->mtime, "sha256", f->sha256);
+        json_t *j = json_object();
+
+        bad |= j == NULL || path_json(j, f->path) != 0;
+        if (j != NULL) {
+            json_t *rest = json_pack("{s:I, s:I, s:I, s:I, s:s}", "part", (json_int_t)f->part, "size",
+                                     (json_int_t)f->size, "mode", (json_int_t)f->mode, "mtime", (json_int_t)f->mtime,
+                                     "sha256", f->sha256);
+
+            bad |= rest == NULL || json_object_update(j, rest) != 0;
+            json_decref(rest);
+        }
         if (j != NULL && f->map != NULL) {
             bad |= json_object_set_new(j, "stored", u64_json(f->stored));
             bad |= json_object_set_new(j, "stored_sha256", json_string(f->stored_sha256));

@@ -314,6 +314,64 @@ static int read_pieces(struct jread *r, json_t *f, struct manifest *m, const cha
     return rc;
 }
 
+static int hexdigit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* A file's name, malloc'd: "path", or "path_hex" for a name that is not
+ * UTF-8 (manifest.c), whose bytes must not be NUL. */
+static char *file_path(struct jread *r, json_t *f)
+{
+    json_t *hex = json_object_get(f, "path_hex");
+    const char *h;
+    char *out;
+    size_t n, i;
+
+    if (hex != NULL && json_object_get(f, "path") != NULL) {
+        err_setf(r->e, ERR_CORRUPT, "%s: a manifest entry has both \"path\" and \"path_hex\"", r->what);
+        r->failed = 1;
+        return NULL;
+    }
+    if (hex == NULL) {
+        json_t *path = jget(r, f, "path", JSON_STRING);
+
+        out = path != NULL ? strdup(json_string_value(path)) : NULL;
+        if (path != NULL && out == NULL) {
+            err_setf(r->e, ERR_NOMEM, "out of memory");
+            r->failed = 1;
+        }
+        return out;
+    }
+    if ((hex = jget(r, f, "path_hex", JSON_STRING)) == NULL)
+        return NULL;
+    h = json_string_value(hex);
+    n = strlen(h);
+    if (n == 0 || n % 2 != 0 || (out = malloc(n / 2 + 1)) == NULL) {
+        err_setf(r->e, n % 2 || n == 0 ? ERR_CORRUPT : ERR_NOMEM, "%s: manifest field \"path_hex\" is malformed",
+                 r->what);
+        r->failed = 1;
+        return NULL;
+    }
+    for (i = 0; i < n / 2; i++) {
+        int hi = hexdigit(h[2 * i]), lo = hexdigit(h[2 * i + 1]);
+
+        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+            free(out);
+            err_setf(r->e, ERR_CORRUPT, "%s: manifest field \"path_hex\" is malformed", r->what);
+            r->failed = 1;
+            return NULL;
+        }
+        out[i] = (char)(hi << 4 | lo);
+    }
+    out[n / 2] = '\0';
+    return out;
+}
+
 /* "files": each a safe relative path in one of the parts. */
 static void read_files(struct jread *r, json_t *root, struct manifest *m)
 {
@@ -322,40 +380,33 @@ static void read_files(struct jread *r, json_t *root, struct manifest *m)
 
     for (i = 0; arr != NULL && !r->failed && i < json_array_size(arr); i++) {
         json_t *f = json_array_get(arr, i);
-        json_t *path = jget(r, f, "path", JSON_STRING);
+        char *path = file_path(r, f);
         uint32_t part = jint32(r, f, "part");
         uint64_t size = jint(r, f, "size");
-        uint32_t mode = jint32(r, f, "mode");
+        uint32_t mode = jint32(r, f, "mode") & 07777;
         int64_t mtime = (int64_t)jint(r, f, "mtime");
         json_t *sha = jget(r, f, "sha256", JSON_STRING);
+        const char *hash = sha != NULL ? json_string_value(sha) : NULL;
 
-        if (r->failed)
-            break;
-        if (!safe_rel_path(json_string_value(path))) {
-            err_setf(r->e, ERR_CORRUPT, "%s: manifest lists an unsafe path \"%s\"", r->what,
-                     json_string_value(path));
+        if (r->failed) {
+            /* the field's error is set */
+        } else if (!safe_rel_path(path)) {
+            err_setf(r->e, ERR_CORRUPT, "%s: manifest lists an unsafe path \"%s\"", r->what, path);
             r->failed = 1;
-            break;
-        }
-        if (strlen(json_string_value(sha)) != 64 || part > m->nparts ||
-            (part == 0 && json_object_get(f, "blocks") == NULL && json_object_get(f, "pieces") == NULL)) {
-            err_setf(r->e, ERR_CORRUPT, "%s: manifest entry for \"%s\" is malformed", r->what,
-                     json_string_value(path));
+        } else if (strlen(hash) != 64 || part > m->nparts ||
+                   (part == 0 && json_object_get(f, "blocks") == NULL && json_object_get(f, "pieces") == NULL)) {
+            err_setf(r->e, ERR_CORRUPT, "%s: manifest entry for \"%s\" is malformed", r->what, path);
             r->failed = 1;
-            break;
-        }
-        if (json_object_get(f, "pieces") != NULL) {
-            if (read_pieces(r, f, m, json_string_value(path), part, size, mode & 07777, mtime,
-                            json_string_value(sha)) < 0)
+        } else if (json_object_get(f, "pieces") != NULL) {
+            if (read_pieces(r, f, m, path, part, size, mode, mtime, hash) < 0)
                 r->failed = 1;
         } else if (json_object_get(f, "blocks") != NULL) {
-            if (read_map_file(r, f, m, json_string_value(path), part, size, mode & 07777, mtime,
-                              json_string_value(sha)) < 0)
+            if (read_map_file(r, f, m, path, part, size, mode, mtime, hash) < 0)
                 r->failed = 1;
-        } else if (man_add_file(m, json_string_value(path), part, size, mode & 07777, mtime, json_string_value(sha),
-                                r->e) < 0) {
+        } else if (man_add_file(m, path, part, size, mode, mtime, hash, r->e) < 0) {
             r->failed = 1;
         }
+        free(path);
     }
 }
 

@@ -134,6 +134,42 @@ static void test_round_trip(void)
     man_free(m);
 }
 
+/* File names are bytes: one that is not UTF-8 (which JSON cannot hold)
+ * is written as "path_hex" and read back to the same bytes; a UTF-8 one
+ * stays "path". */
+static void test_binary_names(void)
+{
+    struct manifest *m = sample(), *back = NULL;
+    struct err e = ERR_INIT;
+    char *json = NULL;
+    size_t len;
+
+    man_add_file(m, "lat\xe4in", 1, 1, 0600, 1764749003, SHA_B, &e);
+    man_add_file(m, "caf\xc3\xa9 \n x", 1, 1, 0600, 1764749003, SHA_B, &e);
+    ok(man_to_json(m, &json, &len, &e) == 0, "a manifest with a file name that is not UTF-8 serialises");
+    like(json, "\"path_hex\":\"6c6174e4696e\"", "that name is written in hex");
+    like(json, "\"path\":\"caf\xc3\xa9 \\n x\"", "a UTF-8 name is written as it is");
+    ok(json != NULL && man_from_json(json, len, "bytes", &back, &e) == 0 && same(m, back),
+       "both read back to the same bytes");
+    free(json);
+    man_free(back);
+    man_free(m);
+    back = NULL;
+    json = strdup(valid_json);
+    if (json != NULL && (len = strlen(json)) > 0) {
+        char *at = strstr(json, "\"path\":\"global/pg_control\"");
+
+        if (at != NULL) {
+            /* "path" -> "path_hex" holding "2e2e" ("..") padded with spaces to the same length */
+            memcpy(at, "\"path_hex\":\"2e2e\"             ", strlen("\"path\":\"global/pg_control\""));
+        }
+        ok(at != NULL && man_from_json(json, len, "dotdot", &back, &e) < 0 && e.code == ERR_CORRUPT,
+           "a \"path_hex\" of \"..\" is refused as unsafe");
+        man_free(back);
+    }
+    free(json);
+}
+
 /* An incremental backup's manifest: what binds it to its parent survives. */
 static void test_incremental(void)
 {
@@ -426,6 +462,7 @@ static void test_binding(void)
 int main(void)
 {
     test_round_trip();
+    test_binary_names();
     test_incremental();
     test_find_sort();
     test_refusals();
