@@ -446,9 +446,7 @@ static int do_part(struct bk_job *j, struct repo **rp, size_t pi, unsigned char 
     to.s = rawc;
     to.e = e;
     to.failed = 0;
-    /* names are bytes, written as they are (hdrcharset=BINARY): walship
-     * runs in the C locale, where libarchive cannot translate a byte
-     * above 0x7f to UTF-8 and refused any such name ("café") */
+    /* names as bytes: in the C locale libarchive refused "café" (BACKUP.md) */
     if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
         archive_write_set_format_option(a, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK ||
         archive_write_set_bytes_per_block(a, 65536) != ARCHIVE_OK ||
