@@ -442,6 +442,11 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
          (unsigned)(res->start_lsn >> 32), (unsigned)res->start_lsn, x.tli);
     if (bk_walk(x.pgdata, &list, e) < 0)
         goto out;
+    if (list.nlinks_skipped > 0)
+        note(o->notes, LOG_WARNING, "%zu symbolic link%s in PGDATA (%s%s) %s not in the backup: only tablespaces "
+             "and pg_wal are followed, and a restore will lack %s", list.nlinks_skipped,
+             list.nlinks_skipped == 1 ? "" : "s", list.first_link_skipped, list.nlinks_skipped > 1 ? ", ..." : "",
+             list.nlinks_skipped == 1 ? "is" : "are", list.nlinks_skipped == 1 ? "it" : "them");
     note_recovery_settings(o->notes, x.pgdata, j.man, res);
     j.list = &list;
     if (bk_plan(&j, &list, part_size, c->parallel, e) < 0)

@@ -256,7 +256,11 @@ static int walk_dir(struct bk_list *l, const char *src, const char *rel, int dep
                 if (walk_dir(l, csrc, crel, depth + 1, e) < 0)
                     goto out;
             }
-            continue;   /* other links are not PostgreSQL's */
+            /* other links are not PostgreSQL's (pg_basebackup would carry
+             * the link itself): left out, and counted for a warning */
+            if (l->nlinks_skipped++ == 0)
+                strlcopy(l->first_link_skipped, crel, sizeof l->first_link_skipped);
+            continue;
         }
         if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
             continue;

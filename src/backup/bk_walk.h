@@ -50,6 +50,10 @@ struct bk_list {
     struct bk_tablespace *tbs;
     size_t ntbs;
     uint64_t total_bytes;
+    /* symbolic links left out (not a tablespace, not pg_wal): how many,
+     * and the first one's PGDATA-relative path, for a warning */
+    size_t nlinks_skipped;
+    char first_link_skipped[256];
 };
 
 int bk_walk(const char *pgdata, struct bk_list *out, struct err *e);

@@ -43,7 +43,11 @@ sql "checkpoint"
 pg_run bash -c "printf one >\"\$1/caf\$(printf '\\303\\251')\"; printf two >\"\$1/lat\$(printf '\\344')in\";
   printf three >\"\$1/with space\"; printf four >\"\$1/new
 line\"" _ "$D"
+pg_run ln -s /etc/hostname "$D/linked.conf"
 t "backup-push of a data directory with names in UTF-8, in Latin-1, with a space and a newline" ws backup-push
+like "$T_OUT" "1 symbolic link in PGDATA \\(linked.conf\\) is not in the backup" \
+  "... warning of the symbolic link it leaves out (not a tablespace, not pg_wal)"
+pg_run rm -f "$D/linked.conf"
 R=$(newdir names)
 t "backup-fetch of it" ws backup-fetch LATEST "$R/data" --tablespace-map "$D/tsin=$R/tsin"
 names_same() {
