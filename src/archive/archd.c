@@ -129,7 +129,6 @@ static int next_name(struct archd *d, struct archd_worker *w)
                 archd_acked(d->sp, name, NULL, NULL) >= 0)
                 continue;
             snprintf(w->cur, sizeof w->cur, "%s", name);
-            d->last_work = now;
             return 1;
         }
         if (!rescanned) {
@@ -156,8 +155,11 @@ static int next_name(struct archd *d, struct archd_worker *w)
 }
 
 /* Push one segment as push-ahead does; the marker only after success with
- * the file unchanged from before it was read to after. */
-static void push_one(struct archd *d, struct archd_worker *w, const char *name, int alone)
+ * the file unchanged from before it was read to after.  0 when there was
+ * nothing to do (claimed elsewhere, archived meanwhile, or a .ready whose
+ * segment is gone: PostgreSQL removes such an orphan itself, and it must
+ * not keep the process from ever being idle), 1 when it pushed or tried. */
+static int push_one(struct archd *d, struct archd_worker *w, const char *name, int alone)
 {
     struct archive_report rep;
     struct stat before, after;
@@ -170,19 +172,26 @@ static void push_one(struct archd *d, struct archd_worker *w, const char *name, 
         pthread_mutex_lock(&d->lock);
         skip_for(d, name, ARCHD_BUSY_BACKOFF_MS);   /* a wal-push pushes it itself */
         pthread_mutex_unlock(&d->lock);
-        return;
+        return 0;
     }
     if (snprintf(ready, sizeof ready, "%s/%s.ready", d->statusdir, name) >= (int)sizeof ready ||
         snprintf(path, sizeof path, "%s/%s", d->waldir, name) >= (int)sizeof path || access(ready, F_OK) != 0 ||
         spool_has_marker(d->sp, name) || archd_acked(d->sp, name, NULL, NULL) >= 0) {
         archd_release_claim(d->sp, name, lockfd);
-        return;     /* archived meanwhile */
+        return 0;   /* archived meanwhile */
+    }
+    if (stat(path, &before) < 0 && errno == ENOENT) {
+        archd_release_claim(d->sp, name, lockfd);
+        pthread_mutex_lock(&d->lock);
+        skip_for(d, name, ARCHD_FAIL_BACKOFF_MS);
+        pthread_mutex_unlock(&d->lock);
+        return 0;   /* an orphan .ready: no segment to push */
     }
     if (!w->open) {
         if (archiver_open(d->c, d->kr, d->notes, d->sp, &d->main.cluster, &d->main, &w->a, &e) < 0) {
             archd_mark_failed(d->sp, name, e.msg);
             archd_release_claim(d->sp, name, lockfd);
-            return;
+            return 1;
         }
         w->open = 1;
         w->a.encode_slots = &d->encode_slots;
@@ -213,6 +222,7 @@ static void push_one(struct archd *d, struct archd_worker *w, const char *name, 
         w->open = 0;
     }
     archd_release_claim(d->sp, name, lockfd);
+    return 1;
 }
 
 static void *worker_main(void *arg)
@@ -222,7 +232,7 @@ static void *worker_main(void *arg)
 
     for (;;) {
         char name[WAL_NAME_MAX];
-        int alone;
+        int alone, worked;
 
         pthread_mutex_lock(&d->lock);
         if (!next_name(d, w)) {
@@ -232,10 +242,11 @@ static void *worker_main(void *arg)
         snprintf(name, sizeof name, "%s", w->cur);
         alone = d->next >= d->n;
         pthread_mutex_unlock(&d->lock);
-        push_one(d, w, name, alone);
+        worked = push_one(d, w, name, alone);
         pthread_mutex_lock(&d->lock);
         w->cur[0] = '\0';
-        d->last_work = now_ms();
+        if (worked)
+            d->last_work = now_ms();
         pthread_mutex_unlock(&d->lock);
     }
     if (w->open)

@@ -47,6 +47,34 @@ static void spool_sweep_tmp(struct spool *sp)
     closedir(d);
 }
 
+/* The spool's markers make wal-push answer 0 without reading the file, and
+ * its lock files are opened, truncated and written: a directory another
+ * user can write into (made before walship first ran, in a shared parent)
+ * would let that user plant a marker, or a link that makes us truncate a
+ * file of ours.  Each directory must be a real one (not a link), ours, and
+ * writable by nobody else; spool_dir itself must not let others swap them
+ * (writable by others only with the sticky bit). */
+static int trusted_dir(const char *path, int top, struct err *e)
+{
+    struct stat st;
+
+    if ((top ? stat(path, &st) : lstat(path, &st)) < 0)
+        return err_errno(e, ERR_IO, errno, "could not stat \"%s\"", path);
+    if (!S_ISDIR(st.st_mode))
+        return err_setf(e, ERR_CONFIG, "\"%s\" is not a directory (a symbolic link?): not trusted", path);
+    if (top)
+        return (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)
+                   ? err_setf(e, ERR_CONFIG, "\"%s\" is writable by every user without the sticky bit: not trusted",
+                              path)
+                   : 0;
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+        return err_setf(e, ERR_CONFIG,
+                        "\"%s\" is owned by uid %lu, mode %04o: a spool directory must be owned by uid %lu and "
+                        "writable by nobody else (not trusted)",
+                        path, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned long)geteuid());
+    return 0;
+}
+
 int spool_open(const char *dir, uint64_t max_bytes, uint64_t sysid, struct spool **out, struct err *e)
 {
     static const char *const subs[] = { "queue", "pushed", "claims", "tmp" };
@@ -66,10 +94,15 @@ int spool_open(const char *dir, uint64_t max_bytes, uint64_t sysid, struct spool
     sp->sysid = sysid;
     sp->max_bytes = max_bytes;
     for (i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (spool_sub(sp, path, sizeof path, subs[i], NULL, NULL) < 0 || mkdir_p(path, 0700, e) < 0) {
+        if (spool_sub(sp, path, sizeof path, subs[i], NULL, NULL) < 0 || mkdir_p(path, 0700, e) < 0 ||
+            trusted_dir(path, 0, e) < 0) {
             spool_free(sp);
             return err_prefix(e, "spool_dir \"%s\"", dir);
         }
+    }
+    if (trusted_dir(sp->dir, 0, e) < 0 || trusted_dir(dir, 1, e) < 0) {
+        spool_free(sp);
+        return err_prefix(e, "spool_dir \"%s\"", dir);
     }
     spool_sweep_tmp(sp);
     *out = sp;
@@ -483,7 +516,8 @@ int spool_lock(struct spool *sp, const char *lockname, unsigned wait_ms, int *fd
 
     if (snprintf(path, sizeof path, "%s/%s", sp->dir, lockname) >= (int)sizeof path)
         return err_setf(e, ERR_IO, "spool path too long");
-    f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* never through a link: the holder's PID is written into the file */
+    f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (f < 0)
         return err_errno(e, ERR_IO, errno, "could not open lock file \"%s\"", path);
     for (;;) {

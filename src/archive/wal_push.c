@@ -280,7 +280,8 @@ static int open_spool(const struct config *c, const struct repo_ident *want, int
         (has_async && spool_identity(*sp, want, e) < 0)) {
         if (has_async)
             return -1;
-        note(notes, LOG_DEBUG, "no spool, no push-ahead: %s", e->msg);
+        /* a spool it does not trust (another user's) is worth saying */
+        note(notes, e->code == ERR_CONFIG ? LOG_WARNING : LOG_DEBUG, "no spool, no push-ahead: %s", e->msg);
         spool_free(*sp);
         *sp = NULL;
         err_clear(e);
