@@ -15,9 +15,10 @@ int s3_head(struct stor *st, const char *key, struct stor_stat *out, struct err 
 {
     struct s3 *s = (struct s3 *)st;
     struct s3_req r, probe;
-    int rc = -1;
+    int rc = -1, tries = 0;
 
     memset(out, 0, sizeof *out);
+again:
     if (s3_req_init(&r, s, "HEAD", key, NULL, e) < 0)
         return -1;
     if (s3_req_run(&r, e) < 0) {
@@ -43,18 +44,28 @@ int s3_head(struct stor *st, const char *key, struct stor_stat *out, struct err 
     if (r.x.status >= 400 && r.x.status < 500) {
         /* A HEAD answer has no body, so "no such key" and "no such bucket",
          * "access denied" and "signature does not match", or a wrong region
-         * look alike; a 1-byte GET tells them apart.  Saying "not found"
-         * for a missing bucket would let wal-fetch end recovery early. */
+         * look alike; a 1-byte GET tells them apart, and its answer is the
+         * verdict (a HEAD's bodiless 404 alone is no definite "not found").
+         * Saying "not found" for a missing bucket would let wal-fetch end
+         * recovery early. */
         if (s3_req_init(&probe, s, "GET", key, NULL, e) < 0)
             goto out;
         strlcopy(probe.range, "bytes=0-0", sizeof probe.range);
         probe.x.collect_max = 64 << 10;
-        if (s3_req_run(&probe, e) == 0 && probe.x.status == r.x.status) {
-            s3_fail(s, &probe, "stat", "in", e);
+        if (s3_req_run(&probe, e) == 0 && (probe.x.status == 200 || probe.x.status == 206) && tries++ < 3) {
+            /* written between the two requests (the stop segment a backup
+             * polls for, a segment being archived): ask again */
             s3_req_free(&probe);
-            goto out;
+            s3_req_free(&r);
+            goto again;
         }
+        if (probe.x.status == 200 || probe.x.status == 206)
+            err_setf(e, ERR_HTTP, "could not stat \"%s\" in region %s (bucket %s): HEAD says %ld, GET finds it, "
+                     "again and again", key, st->region, s->bucket, r.x.status);
+        else
+            s3_fail(s, &probe, "stat", "in", e);
         s3_req_free(&probe);
+        goto out;
     }
     s3_fail(s, &r, "stat", "in", e);
 out:

@@ -129,11 +129,12 @@ like "$(cat "$T/all.out")" "[Ii][Nn][Cc][Oo][Mm][Pp][Ll][Ee][Tt][Ee]" "backup-li
 # ---- a region down during backup-push ----
 fp_ctl "$C2" dark >/dev/null
 t_fail "backup-push with eu-west-1 dark exits 3" 3 ws backup-push
+dark_out=$T_OUT
 like "$T_OUT" "eu-west-1" "the failure names eu-west-1"
 fp_ctl "$C2" up >/dev/null
 n1=$(ws --region us-east-1 backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["backups"]))')
 n2=$(ws --region eu-west-1 backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[0]["backups"]))')
-[ "$n1" -eq $((n2 + 1)) ]; ok $? "us-east-1 has the backup, eu-west-1 does not ($n1 vs $n2)"
+[ "$n1" -eq $((n2 + 1)) ]; ok $? "us-east-1 has the backup, eu-west-1 does not ($n1 vs $n2)" || diag "$dark_out"
 mkdir -p "$T/r2"; chown "$(pg_user)" "$T/r2"
 t "the us-east-1 copy of that backup fetches cleanly" ws --region us-east-1 backup-fetch LATEST "$T/r2/data" --tablespace-map "$T/ts1=$T/r2/ts1"
 

@@ -915,6 +915,13 @@ static void faults(const struct region *A, int fport)
     ctl("error 1 500");
     ok(head(p, "f/big", &st, &e) == 0 && st.size == fsz, "fault: head after a 500 InternalError: %s", e.msg);
     is_int(fp_stat("errors") - n0, 1, "fault: ... the proxy answered 1 500");
+    /* the HEAD says 404 and the GET that should say why finds the object:
+     * written between the two (the stop segment a backup-push polls for) */
+    n0 = fp_stat("errors");
+    ctl("error 1 404");
+    ok(head(p, "f/big", &st, &e) == 0 && st.size == fsz,
+       "fault: a HEAD's 404 whose 1-byte GET finds the object: asked again, found: %s", e.msg);
+    is_int(fp_stat("errors") - n0, 1, "fault: ... the proxy answered 1 404");
 
     n0 = fp_stat("truncations");
     ctl("truncate 1 3000000");
