@@ -314,15 +314,6 @@ static int read_pieces(struct jread *r, json_t *f, struct manifest *m, const cha
     return rc;
 }
 
-static int hexdigit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* A file's name, malloc'd: "path", or "path_hex" for a name that is not
  * UTF-8 (manifest.c), whose bytes must not be NUL. */
 static char *file_path(struct jread *r, json_t *f)
@@ -358,7 +349,7 @@ static char *file_path(struct jread *r, json_t *f)
         return NULL;
     }
     for (i = 0; i < n / 2; i++) {
-        int hi = hexdigit(h[2 * i]), lo = hexdigit(h[2 * i + 1]);
+        int hi = hex_digit((unsigned char)h[2 * i]), lo = hex_digit((unsigned char)h[2 * i + 1]);
 
         if (hi < 0 || lo < 0 || (hi | lo) == 0) {
             free(out);
