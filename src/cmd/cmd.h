@@ -62,9 +62,14 @@ int cmd_cluster(struct cmd_ctx *ctx, const struct keyring *kr, unsigned flags, s
 
 /* Commands (src/cmd_NAME.c). */
 /* Detach: fork twice, new session, stdin from /dev/null, stdout and stderr
- * appended to log_path (NULL: /dev/null).  1 in the caller (the intermediate
- * child reaped), 0 in the detached process, -1 (errno) if fork failed. */
+ * appended to log_path (NULL: /dev/null), the caller's descriptors noted by
+ * spawn_note_inherited closed.  1 in the caller (the intermediate child
+ * reaped), 0 in the detached process, -1 (errno) if fork failed. */
 int daemonize(const char *log_path);
+/* Note the descriptors above 2 open at program start: they are the
+ * caller's (PostgreSQL's archiver or startup process, a shell), and a
+ * detached process closes them.  Called first thing in main. */
+void spawn_note_inherited(void);
 struct spool;
 /* Start a detached `walship ship` for the spool's cluster unless one runs;
  * never fails wal-push (spawn.c). */

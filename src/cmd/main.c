@@ -569,14 +569,14 @@ int main(int argc, char **argv)
     enum log_level level;
     int rc, is_fetch;
 
+    spawn_note_inherited();
     if (take_global_opts(&argc, argv, &g) < 0)
         return global_opts_fail(argc, argv);
     if ((rc = help_or_command(argc, argv, &cmd)) >= 0)
         return rc;
-    /* restore_command: a status of 1..125 would end recovery (see
-     * cmd_wal_fetch.c), so an early failure of wal-fetch is answered as
-     * any of its failures (wal_fetch_fail): noted on a standby, which
-     * waits, and 250 elsewhere. */
+    /* restore_command: a status of 1..125 would end recovery (cmd_wal_fetch.c),
+     * so an early failure of wal-fetch is answered as any of its failures
+     * (wal_fetch_fail): noted on a standby, which waits, and 250 elsewhere. */
     is_fetch = strcmp(cmd->name, "wal-fetch") == 0;
 
     log_init(cmd->name, LOG_INFO);

@@ -7,8 +7,10 @@
  */
 #include "cmd.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,8 +22,63 @@
 #include "note.h"
 #include "ship.h"
 #include "spool.h"
+#include "util.h"
 #include "wal.h"
 #include "walfetch.h"
+
+/* The caller's descriptors, by number and file: PostgreSQL 15 opens its
+ * files without O_CLOEXEC, so the startup process running restore_command
+ * hands down its relation files (a detached prefetcher kept a dropped
+ * table's space allocated), and a shell reading a pipe to its end would
+ * wait for a detached process holding a copy of it.  Only a descriptor
+ * that still names the same file is closed: one walship closed and reused
+ * is walship's own. */
+#define INHERITED_MAX 256
+static struct { int fd; dev_t dev; ino_t ino; } inherited[INHERITED_MAX];
+static int n_inherited;
+
+static void note_fd(int fd)
+{
+    struct stat st;
+
+    if (fd > STDERR_FILENO && n_inherited < INHERITED_MAX && fstat(fd, &st) == 0) {
+        inherited[n_inherited].fd = fd;
+        inherited[n_inherited].dev = st.st_dev;
+        inherited[n_inherited].ino = st.st_ino;
+        n_inherited++;
+    }
+}
+
+void spawn_note_inherited(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    struct err e = ERR_INIT;
+    uint64_t v;
+    int fd;
+
+    if (d == NULL) {
+        for (fd = STDERR_FILENO + 1; fd < 1024; fd++)
+            if (fcntl(fd, F_GETFD) >= 0)
+                note_fd(fd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL)
+        if (parse_u64(de->d_name, 0, INT_MAX, &v, &e) == 0 && (int)v != dirfd(d))
+            note_fd((int)v);
+    closedir(d);
+}
+
+static void close_inherited(void)
+{
+    struct stat st;
+    int i;
+
+    for (i = 0; i < n_inherited; i++)
+        if (fstat(inherited[i].fd, &st) == 0 && st.st_dev == inherited[i].dev && st.st_ino == inherited[i].ino)
+            close(inherited[i].fd);
+    n_inherited = 0;
+}
 
 int daemonize(const char *log_path)
 {
@@ -40,6 +97,7 @@ int daemonize(const char *log_path)
     setsid();
     if (fork() != 0)
         _exit(0);
+    close_inherited();
     /* /dev/null first: a log that cannot be opened (a full disk) must not
      * leave the caller's stdout and stderr (PostgreSQL's log pipe) held */
     fd = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -1,0 +1,81 @@
+#!/bin/bash
+# A detached walship (the archiver process, the shipper, a prefetcher)
+# keeps none of its caller's descriptors.  PostgreSQL 15 opens its files
+# without O_CLOEXEC, so the startup process running restore_command would
+# hand its relation files down (a dropped table's space stays allocated
+# while the prefetcher runs), and a shell reading the output of a wal-push
+# to its end waited for the archiver process to go idle.  file:// regions,
+# no server: the caller's descriptor is a file here and a pipe below.
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
+
+SYS=7000000000000000052
+ws_fake_pgdata "$T/pg" "$SYS"
+mkdir -p "$T/r1" "$T/r2"
+"$WALSHIP" keygen "$T/key" >/dev/null 2>&1
+seg() {   # NAME SEED: a segment, .ready as PostgreSQL marks it
+  python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/pg/pg_wal/$1" "$1" "$SYS" --seed "$2" --seg-size 1048576 >/dev/null
+  touch "$T/pg/pg_wal/archive_status/$1.ready"
+}
+on_exit "ws_stop_daemons '$T'"
+n() { printf '0000000100000000000000%02X' "$1"; }
+cat >"$T/a.conf" <<CONF
+[global]
+key_file = $T/key
+spool_dir = $T/spool
+parallel = 1
+retry_deadline = 5
+archive_async_process = on
+archive_async_idle = 6
+log_level = info
+
+[region r1]
+url = file://$T/r1
+mode = sync
+
+[region r2]
+url = file://$T/r2
+mode = async
+CONF
+chmod 600 "$T/a.conf"
+SP=$T/spool/$SYS
+holds() {   # PID FILE: the process has FILE open
+  local f
+  for f in /proc/"$1"/fd/*; do
+    [ "$(readlink "$f" 2>/dev/null)" = "$2" ] && return 0
+  done
+  return 1
+}
+
+# the caller's pipe: $(...) returns when every writer of the pipe has
+# closed it; the archiver process, idle for 6 s, must not be one of them
+seg "$(n 1)" 1
+start=$(date +%s)
+out=$(cd "$T/pg" && exec 7>&1 && "$WALSHIP" --config "$T/a.conf" wal-push "pg_wal/$(n 1)" >/dev/null 2>&1; echo "rc=$?")
+took=$(( $(date +%s) - start ))
+[ "$out" = "rc=0" ]; ok $? "segment 1 archived with descriptor 7 a copy of the caller's pipe"
+[ "$took" -lt 5 ]; ok $? "... and the caller's read of the pipe ended with wal-push, not with the archiver process ($took s)"
+
+ws_stop_daemons "$T"
+
+seg "$(n 2)" 2
+: >"$T/held"
+(cd "$T/pg" && exec 7>>"$T/held" && "$WALSHIP" --config "$T/a.conf" wal-push "pg_wal/$(n 2)") >/dev/null 2>&1
+ok $? "segment 2 archived with descriptor 7 open on a file of the caller's"
+wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$SP/archd.lock')\" ]"
+APID=$(ws_lock_pid "$SP/archd.lock")
+[ -n "$APID" ]; ok $? "the archiver process runs"
+holds "$APID" "$T/held"; [ $? -ne 0 ]; ok $? "... without the caller's file open"
+holds "$APID" "$SP/archd.log"; ok $? "... (the check sees its own files: its log is open)"
+
+# a prefetcher started by wal-fetch
+mkdir -p "$T/dest"
+for i in 3 4 5; do seg "$(n $i)" $i; (cd "$T/pg" && "$WALSHIP" --config "$T/a.conf" wal-push "pg_wal/$(n $i)") >/dev/null 2>&1; done
+: >"$T/held2"
+(exec 8>>"$T/held2" && "$WALSHIP" --config "$T/a.conf" wal-fetch "$(n 1)" "$T/dest/$(n 1)") >/dev/null 2>&1
+ok $? "wal-fetch of segment 1 with descriptor 8 open on a file of the caller's"
+leak=0
+for p in $(pgrep -f "wal-fetch $(n 1)" 2>/dev/null); do holds "$p" "$T/held2" && leak=1; done
+[ "$leak" -eq 0 ]; ok $? "no prefetcher holds the caller's file"
+done_testing
