@@ -16,6 +16,7 @@
 #include "backup_fetch.h"
 #include "catalog.h"
 #include "cmd.h"
+#include "cmd_restore_conf.h"
 #include "keys.h"
 #include "log.h"
 #include "note.h"
@@ -241,6 +242,7 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx)
         goto out;
     }
     print_result(&fa, name, rc->name, &st, m);
+    restore_root_note(fa.pos[1]);
     status = 0;
     goto out;
 fail:

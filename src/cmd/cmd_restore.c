@@ -509,8 +509,8 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     if (o.standby)
         restore_standby_env_warning(c);
     /* --start logs in to PostgreSQL: libpq must load before anything is fetched */
-    if (config_require_regions(c, &e) < 0 || (o.start && pq_dl_load(&e) < 0) || cmd_load_keyring(ctx, &kr, &e) < 0 ||
-        pgdata_prepare(&o, pgdata_abs, &e) < 0)
+    if (config_require_regions(c, &e) < 0 || (o.start && pq_dl_load(&e) < 0) ||
+        restore_root_check(o.start, o.pgdata, &e) < 0 || cmd_load_keyring(ctx, &kr, &e) < 0 || pgdata_prepare(&o, pgdata_abs, &e) < 0)
         goto fail;
     if ((k = pick_backup(ctx, kr, &o, &s, &cat, &rc, &e)) < 0)
         goto fail;
@@ -536,6 +536,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
            (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
     if (write_recovery(ctx, rc->name, &o, &found, &e) < 0)
         goto fail;
+    restore_root_note(o.pgdata);
     if (!o.start && o.standby) {
         restore_standby_not_started(o.pg_bin, o.pgdata);
         if (miss[0] != '\0')

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -312,4 +313,29 @@ int restore_conf_command(const struct config *c, const char *region, char *buf, 
     /* %f and %p unquoted: PostgreSQL substitutes them */
     snprintf(buf + len, n - len, " wal-fetch %%f %%p");
     return 0;
+}
+
+/* Files restored by root belong to root, and PostgreSQL runs only as its
+ * own user, on a data directory that user owns ("data directory has wrong
+ * ownership"): the fetch of a large backup would be done for a start that
+ * cannot be. */
+int restore_root_check(int start, const char *pgdata, struct err *e)
+{
+    if (geteuid() != 0 || !start)
+        return 0;
+    return err_setf(e, ERR_USAGE,
+                    "--start as root: PostgreSQL does not run as root, and the files restored would belong to root; "
+                    "nothing was fetched.  Run walship as the user the server runs as (sudo -u postgres walship "
+                    "... restore ... --start), or restore without --start, give %s (and each tablespace "
+                    "directory) to that user with chown -R, and start it as that user", pgdata);
+}
+
+void restore_root_note(const char *pgdata)
+{
+    struct stat st;
+
+    if (geteuid() == 0 && stat(pgdata, &st) == 0 && st.st_uid == 0)
+        log_warning("the restored files belong to root, and PostgreSQL starts only on a data directory its own "
+                    "user owns: before starting it, run chown -R postgres: %s (and the same for each tablespace "
+                    "directory), with the user and group the server runs as", pgdata);
 }

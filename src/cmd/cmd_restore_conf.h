@@ -49,4 +49,12 @@ int restore_conf_outside(const struct manifest *m, int start, const char *pgdata
 /* What to do about it, without --start: printed after the restore. */
 void restore_conf_outside_hint(const char *pgdata, const char *missing);
 
+/* Run as root: --start is refused before anything is fetched (PostgreSQL
+ * never runs as root), ERR_USAGE; 0 otherwise. */
+int restore_root_check(int start, const char *pgdata, struct err *e);
+
+/* Run as root, after a fetch: a warning that the files belong to root and
+ * the chown PostgreSQL needs before it starts on them. */
+void restore_root_note(const char *pgdata);
+
 #endif

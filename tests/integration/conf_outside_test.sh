@@ -64,6 +64,19 @@ is "$rc" 0 "restore without --start into the same directory: done"
 like "$out" "NOTE: the backup has no postgresql.conf and pg_hba.conf" "... with a note on how to start it"
 like "$out" "must hold no recovery settings" "... and on the outside configuration's recovery settings"
 
+# run as root: PostgreSQL never starts on what root restores
+if [ "$(id -u)" -eq 0 ]; then
+  out=$("$WALSHIP" --config "$CONF" restore --pgdata "$T/rs/root" --target-latest --start --port "$RPORT" 2>&1)
+  is "$?" 2 "restore --start as root: refused (exit 2)"
+  like "$out" "does not run as root.*sudo -u postgres" "... saying to run it as the server's user"
+  [ ! -e "$T/rs/root" ]; ok $? "... before anything was fetched (the directory not even made)"
+  out=$("$WALSHIP" --config "$CONF" backup-fetch LATEST "$T/rs/root2" 2>&1)
+  is "$?" 0 "backup-fetch as root: done"
+  like "$out" "belong to root.*chown -R postgres: $T/rs/root2" "... with a warning naming the chown PostgreSQL needs"
+else
+  diag "not root: the restore-as-root checks are not run"
+fi
+
 # started as the note says, with the configuration copied in
 pg_run "$PG_BIN/pg_ctl" -D "$T/etc" -m fast -w stop >/dev/null 2>&1
 grep -v -E '^(data_directory|hba_file|ident_file|port|archive_mode|archive_command) ' "$T/etc/postgresql.conf" \
