@@ -253,6 +253,26 @@ static int norm_path(const char *p, char out[PATH_MAX])
     return 0;
 }
 
+/* `p` as the kernel will reach it once the restore has made it: its
+ * longest existing prefix through realpath() (a symbolic link into DIR,
+ * or DIR reached through one, is seen for what it is), the part not made
+ * yet appended and resolved lexically. */
+static int resolve_path(const char *p, char out[PATH_MAX])
+{
+    char abs[PATH_MAX], head[PATH_MAX], res[PATH_MAX], joined[2 * PATH_MAX + 2];
+    char *slash;
+
+    if (norm_path(p, abs) < 0 || strlcopy(head, abs, sizeof head) < 0)
+        return -1;
+    while (realpath(head, res) == NULL) {
+        if ((errno != ENOENT && errno != ENOTDIR) || (slash = strrchr(head, '/')) == NULL)
+            return strlcopy(out, abs, PATH_MAX);   /* unreadable: the lexical form */
+        slash[slash == head ? 1 : 0] = '\0';
+    }
+    snprintf(joined, sizeof joined, "%s/%s", res, abs + strlen(head));
+    return norm_path(joined, out);
+}
+
 /* Is `p` at or below `base` (both normalised)?  Then *rel is the rest ("" at base). */
 static int path_under(const char *base, const char *p, const char **rel)
 {
@@ -281,12 +301,12 @@ int bkf_check_roots(const char *dir, const struct manifest *m, const char *const
     const char *rel, *own;
     size_t i, k;
 
-    if (norm_path(dir, d) < 0)
+    if (resolve_path(dir, d) < 0)
         return err_errno(e, ERR_USAGE, errno ? errno : ENAMETOOLONG, "directory \"%s\": path too long", dir);
     for (i = 0; i < m->ntablespaces; i++) {
         unsigned oid = (unsigned)m->tablespaces[i].oid;
 
-        if (norm_path(targets[i], a) < 0)
+        if (resolve_path(targets[i], a) < 0)
             return err_setf(e, ERR_USAGE, "tablespace directory \"%s\": path too long", targets[i]);
         if (path_under(a, d, &rel))
             return err_setf(e, ERR_USAGE, "tablespace %u would be restored into \"%s\", which %s the data directory "
@@ -296,7 +316,7 @@ int bkf_check_roots(const char *dir, const struct manifest *m, const char *const
             return err_setf(e, ERR_USAGE, "tablespace %u would be restored into \"%s\", where the backup writes "
                             "\"%s\" of the data directory (use --tablespace-map OLD=NEW)", oid, targets[i], own);
         for (k = 0; k < m->ntablespaces; k++) {
-            if (k == i || norm_path(targets[k], b) < 0 || !path_under(b, a, &rel))
+            if (k == i || resolve_path(targets[k], b) < 0 || !path_under(b, a, &rel))
                 continue;
             return err_setf(e, ERR_USAGE, "tablespaces %u and %u would be restored into \"%s\" and \"%s\", one "
                             "inside the other (use --tablespace-map OLD=NEW)", (unsigned)m->tablespaces[k].oid, oid,

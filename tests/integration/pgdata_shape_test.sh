@@ -76,6 +76,17 @@ for bad in "data" "data/base" "." "data/./x/../pg_tblspc"; do
   like "$T_OUT" "would be restored into" "and the message says why"
   is "$(ls -A "$O")" "" "and nothing was created"
 done
+# the same, reached through a symbolic link: DIR/base seen through "$O/via"
+O=$(newdir overlap-link)
+mkdir -p "$O/data"; chown "$(pg_user)" "$O/data"
+ln -s "$O/data" "$O/via"
+t_fail "a tablespace mapped through a symbolic link into the data directory's base/ is refused (exit 2)" 2 \
+  ws backup-fetch LATEST "$O/data" --tablespace-map "$D/tsin=$O/via/base"
+like "$T_OUT" "where the backup writes" "and the message says why"
+is "$(ls -A "$O/data")" "" "and nothing was created"
+t_fail "the data directory given through a symbolic link, a tablespace mapped to its real base/: refused" 2 \
+  ws backup-fetch LATEST "$O/via" --tablespace-map "$D/tsin=$O/data/base"
+is "$(ls -A "$O/data")" "" "and nothing was created"
 sql "create tablespace ts2 location '$(newdir ts2)'" 2>/dev/null
 sql "create table t2 (id int) tablespace ts2; insert into t2 values (1); checkpoint"
 t "a second tablespace" ws backup-push
