@@ -25,90 +25,6 @@ int spool_sub(struct spool *sp, char *buf, size_t len, const char *a, const char
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-/* Remove temp files a crashed writer left behind (older than an hour, so a
- * live writer's file is never touched). */
-static void spool_sweep_tmp(struct spool *sp)
-{
-    char path[PATH_MAX];
-    DIR *d;
-    struct dirent *de;
-    time_t now = time(NULL);
-
-    if (spool_sub(sp, path, sizeof path, "tmp", NULL, NULL) < 0 || (d = opendir(path)) == NULL)
-        return;
-    while ((de = readdir(d)) != NULL) {
-        struct stat st;
-
-        if (de->d_name[0] == '.')
-            continue;
-        if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 && now - st.st_mtime > 3600)
-            unlinkat(dirfd(d), de->d_name, 0);
-    }
-    closedir(d);
-}
-
-/* The spool's markers make wal-push answer 0 without reading the file, and
- * its lock files are opened, truncated and written: a directory another
- * user can write into (made before walship first ran, in a shared parent)
- * would let that user plant a marker, or a link that makes us truncate a
- * file of ours.  Each directory must be a real one (not a link), ours, and
- * writable by nobody else; spool_dir itself must not let others swap them
- * (writable by others only with the sticky bit). */
-static int trusted_dir(const char *path, int top, struct err *e)
-{
-    struct stat st;
-
-    if ((top ? stat(path, &st) : lstat(path, &st)) < 0)
-        return err_errno(e, ERR_IO, errno, "could not stat \"%s\"", path);
-    if (!S_ISDIR(st.st_mode))
-        return err_setf(e, ERR_CONFIG, "\"%s\" is not a directory (a symbolic link?): not trusted", path);
-    if (top)
-        return (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)
-                   ? err_setf(e, ERR_CONFIG, "\"%s\" is writable by every user without the sticky bit: not trusted",
-                              path)
-                   : 0;
-    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
-        return err_setf(e, ERR_CONFIG,
-                        "\"%s\" is owned by uid %lu, mode %04o: a spool directory must be owned by uid %lu and "
-                        "writable by nobody else (not trusted)",
-                        path, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned long)geteuid());
-    return 0;
-}
-
-int spool_open(const char *dir, uint64_t max_bytes, uint64_t sysid, struct spool **out, struct err *e)
-{
-    static const char *const subs[] = { "queue", "pushed", "claims", "tmp" };
-    struct spool *sp;
-    char path[PATH_MAX];
-    size_t i;
-
-    if (dir == NULL || dir[0] != '/')
-        return err_setf(e, ERR_CONFIG, "spool_dir must be an absolute path (got \"%s\")", dir ? dir : "");
-    if (sysid == 0)
-        return err_setf(e, ERR_INTERNAL, "a spool belongs to one cluster: its system identifier is unknown");
-    sp = calloc(1, sizeof *sp);
-    if (sp == NULL || (sp->dir = xasprintf("%s/%llu", dir, (unsigned long long)sysid)) == NULL) {
-        free(sp);
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    }
-    sp->sysid = sysid;
-    sp->max_bytes = max_bytes;
-    for (i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (spool_sub(sp, path, sizeof path, subs[i], NULL, NULL) < 0 || mkdir_p(path, 0700, e) < 0 ||
-            trusted_dir(path, 0, e) < 0) {
-            spool_free(sp);
-            return err_prefix(e, "spool_dir \"%s\"", dir);
-        }
-    }
-    if (trusted_dir(sp->dir, 0, e) < 0 || trusted_dir(dir, 1, e) < 0) {
-        spool_free(sp);
-        return err_prefix(e, "spool_dir \"%s\"", dir);
-    }
-    spool_sweep_tmp(sp);
-    *out = sp;
-    return 0;
-}
-
 void spool_free(struct spool *sp)
 {
     if (sp == NULL)
@@ -244,6 +160,8 @@ int spool_usage(struct spool *sp, const char *queue, struct spool_usage *u, stru
     if (spool_sub(sp, path, sizeof path, "queue", NULL, NULL) < 0)
         return err_setf(e, ERR_IO, "spool path too long");
     qd = opendir(path);
+    if (qd == NULL && errno == ENOENT)
+        return 0;   /* a spool never made (status reads it read-only): nothing spooled */
     if (qd == NULL)
         return err_errno(e, ERR_IO, errno, "could not open spool queue \"%s\"", path);
     while ((rde = readdir(qd)) != NULL) {

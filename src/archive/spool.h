@@ -44,8 +44,14 @@ struct spool;
 
 #define SPOOL_QUEUE_MAX 160
 
-/* Open the spool of cluster `sysid` under `dir` (created as needed). */
+/* Open the spool of cluster `sysid` under `dir` (created as needed).  Its
+ * directories must be real, ours and writable by nobody else; root is
+ * refused a spool another user owns before anything is made (ERR_CONFIG). */
 int spool_open(const char *dir, uint64_t max_bytes, uint64_t sysid, struct spool **out, struct err *e);
+/* The same spool to read only (status): nothing is made or swept; its
+ * directories may be missing (nothing spooled) or another user's, but
+ * not links nor writable by group or others.  Not for writing. */
+int spool_open_ro(const char *dir, uint64_t sysid, struct spool **out, struct err *e);
 void spool_free(struct spool *sp);
 /* The cluster's directory (spool_dir/SYSID). */
 const char *spool_dir(const struct spool *sp);

@@ -311,7 +311,7 @@ static struct spool *open_spool(struct cmd_ctx *ctx, const struct keyring *kr)
     struct err e = ERR_INIT;
 
     if (c->spool_dir == NULL || cmd_cluster(ctx, kr, CMD_CLUSTER_FROM_REGIONS, &ci, &e) < 0 ||
-        spool_open(c->spool_dir, c->spool_max_bytes, ci.sysid, &sp, &e) < 0) {
+        spool_open_ro(c->spool_dir, ci.sysid, &sp, &e) < 0) {
         log_warning("spool backlog unknown: %s", e.msg);
         return NULL;
     }

@@ -93,4 +93,21 @@ chmod 0700 "$SP" && mkdir -p "$T/elsewhere" && rm -rf "$SP/claims" && ln -s "$T/
 t_fail "a claims directory that is a symbolic link: exit 2 with an async region" 2 push "$T/b.conf" "$(n 6)"
 rm -f "$SP/claims"
 t "the spool put right: segment 6 archived and spooled" push "$T/b.conf" "$(n 6)"
+
+# ---- root on a spool the archiving user owns (a command run with sudo) ----
+# root's directories there would be refused by that user's wal-push
+conf "$T/c.conf" "$T/spool-n" async
+mkdir -p "$T/spool-n" && chown nobody "$T/spool-n" && chmod 0700 "$T/spool-n"
+seg "$(n 7)" 7
+t_fail "wal-push as root, async region, spool_dir owned by nobody: exit 2" 2 push "$T/c.conf" "$(n 7)"
+like "$T_OUT" "belongs to nobody.*sudo -u nobody" "... saying to run it as that user"
+is "$(ls -A "$T/spool-n")" "" "... and nothing was made in it"
+# status as root reads the archiving user's spool: the backlog is known
+rm -rf "$T/spool-s" && cp -a "$T/spool" "$T/spool-s" && chown -R nobody "$T/spool-s" && chmod -R go-w "$T/spool-s"
+before=$(find "$T/spool-s" | sort)
+conf "$T/d.conf" "$T/spool-s" async
+out=$(cd "$T/pg" && "$WALSHIP" --config "$T/d.conf" status 2>&1)
+unlike "$out" "backlog unknown" "status as root on another user's spool: the backlog is known"
+like "$out" "spool: +[0-9]+ files" "... and shown"
+is "$(find "$T/spool-s" | sort)" "$before" "... and status made nothing in it"
 done_testing
