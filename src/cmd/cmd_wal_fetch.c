@@ -92,11 +92,22 @@ static void spawn_prefetch(const struct config *c, const struct keyring *kr, con
         prefetch_spawn(c, kr, order, n, ci, name, dest, (uint64_t)st.st_size);
 }
 
-/* A standby's answer, for status and promote (never fails the fetch). */
+/* The DEST of this call: PostgreSQL's are pg_wal/RECOVERYXLOG and
+ * pg_wal/RECOVERYHISTORY.  NULL before it is known (an early failure). */
+static const char *fetch_dest;
+
+/* A standby's answer, for status and promote (never fails the fetch).  Only
+ * PostgreSQL's own calls tell its progress: an operator's wal-fetch of a
+ * later segment by hand, in the data directory, cleared a standing failure,
+ * and promote then went ahead.  A failure is noted whoever asked. */
 static void note_standby(int standby, enum sby_event ev, const char *name, const char *msg)
 {
     struct err e = ERR_INIT;
+    const char *base = fetch_dest != NULL ? strrchr(fetch_dest, '/') : NULL;
 
+    if (ev != SBY_FAILED && (base == NULL || !dest_in_pg_wal(fetch_dest) ||
+                             (strcmp(base, "/RECOVERYXLOG") != 0 && strcmp(base, "/RECOVERYHISTORY") != 0)))
+        return;
     if (standby && name != NULL && cluster_is_datadir(".") &&
         sby_state_note(".", ev, name, msg, (int64_t)time(NULL), &e) < 0)
         log_warning("%s", e.msg);
@@ -175,6 +186,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     memset(&ci, 0, sizeof ci);
     if (take_args(ctx, &name, &dest, &prefetch, &standby, &e) < 0)
         goto abort;
+    fetch_dest = dest;
     if (name == NULL || dest == NULL) {
         err_setf(&e, ERR_USAGE, "needs NAME and DEST (restore_command = 'walship wal-fetch %%f %%p')");
         goto abort;

@@ -191,6 +191,15 @@ like "$T_OUT" "fetch failing: $NEXT at .*<- stalled" "foreign object: status sho
 like "$T_OUT" "behind region dr: [1-9][0-9]* segments" "foreign object: status shows the lag in segments"
 t_fail "foreign object: walship promote refuses" 3 dr promote "$SB"
 like "$T_OUT" "wal-fetch on this standby is failing" "foreign object: promote says why"
+# an operator looking into the stall fetches a later segment by hand, from
+# the data directory: that is not the server's progress, and promote must
+# still refuse (it used to clear the failure, and promote ended recovery)
+LATER=$(ls "$T/dr/wal" | grep -E '^[0-9A-F]{24}$' | sort | tail -1)
+mkdir -p "$T/hr" && chown "$(pg_user)" "$T/hr"
+(cd "$SB" && dr wal-fetch "$LATER" "$T/hr/$LATER" --no-prefetch >/dev/null 2>&1)
+[ -s "$T/hr/$LATER" ]; ok $? "foreign object: a hand-run wal-fetch of a later segment in the data directory works"
+t_fail "foreign object: ... and walship promote still refuses" 3 dr promote "$SB"
+like "$T_OUT" "wal-fetch on this standby is failing" "foreign object: ... for the failure it still knows of"
 is "$(in_recovery)" t "foreign object: still in recovery after the refused promotion"
 # the good object back
 rm "$T/dr/wal/$NEXT"
