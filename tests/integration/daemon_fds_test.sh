@@ -14,10 +14,7 @@ SYS=7000000000000000052
 ws_fake_pgdata "$T/pg" "$SYS"
 mkdir -p "$T/r1" "$T/r2"
 "$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-seg() {   # NAME SEED: a segment, .ready as PostgreSQL marks it
-  python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/pg/pg_wal/$1" "$1" "$SYS" --seed "$2" --seg-size 1048576 >/dev/null
-  touch "$T/pg/pg_wal/archive_status/$1.ready"
-}
+seg() { ws_fake_ready "$T/pg" "$SYS" "$1" "$2"; }   # NAME SEED
 on_exit "ws_stop_daemons '$T'"
 n() { printf '0000000100000000000000%02X' "$1"; }
 cat >"$T/a.conf" <<CONF

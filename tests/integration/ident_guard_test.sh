@@ -24,10 +24,7 @@ SYS=7000000000000000011
 ws_fake_pgdata "$T/pg" "$SYS"
 mkdir -p "$T/r1"
 "$WALSHIP" keygen "$T/key" >/dev/null 2>&1
-seg() {   # NAME SEED: a segment, .ready as PostgreSQL marks it
-  python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/pg/pg_wal/$1" "$1" "$SYS" --seed "$2" --seg-size 1048576 >/dev/null
-  touch "$T/pg/pg_wal/archive_status/$1.ready"
-}
+seg() { ws_fake_ready "$T/pg" "$SYS" "$1" "$2"; }   # NAME SEED
 push() {  # CONF NAME, and .ready renamed .done on exit 0 as PostgreSQL does
   (cd "$T/pg" && "$WALSHIP" --config "$1" wal-push "pg_wal/$2") || return
   mv "$T/pg/pg_wal/archive_status/$2.ready" "$T/pg/pg_wal/archive_status/$2.done" 2>/dev/null

@@ -162,3 +162,8 @@ open(sys.argv[1], 'wb').write(b)
 PY
   echo 15 >"$1/PG_VERSION"
 }
+
+ws_fake_ready() {   # PGDATA SYSID NAME SEED: a 1 MiB segment, .ready as PostgreSQL marks it
+  python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$1/pg_wal/$3" "$3" "$2" --seed "$4" --seg-size 1048576 >/dev/null &&
+    touch "$1/pg_wal/archive_status/$3.ready"
+}
