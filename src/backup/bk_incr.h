@@ -53,6 +53,12 @@ struct bk_incr_policy {
 int bk_incr_choose(struct bk_incr *inc, struct repo *const *rp, int n, const struct bk_incr_policy *pol, char *why,
                    size_t whylen, struct err *e);
 void bk_incr_free(struct bk_incr *inc);
+/* Just before an incremental's manifest is written to `r`: is its parent
+ * still there, the same manifest, its chain whole?  A `delete` (another
+ * host's, or one whose regions diverged) may have taken a link while the
+ * backup ran.  0 yes (or not incremental), 1 no (why set), -1 e (could not
+ * be read: a network error). */
+int bk_incr_recheck(const struct bk_incr *inc, struct repo *r, char *why, size_t whylen, struct err *e);
 
 /* Block hashes of a file read in arbitrary pieces. */
 struct bh_acc {

@@ -142,6 +142,7 @@ struct push_ctx {
     const char *pgdata;
     uint32_t tli;
     int started;                /* pg_backup_start done, pg_backup_stop not */
+    const struct bk_incr *inc;  /* --incremental: the parent chosen */
 };
 
 static int push_open(struct push_ctx *x, struct bk_job *j, struct err *e)
@@ -347,6 +348,14 @@ static int publish(struct push_ctx *x, int r, const struct bk_job *j, const stru
     if (cat_parts_present(rp, name, j->man, e) < 0)
         return err_prefix(e, "not writing the manifest (was a part removed while the backup ran: a `delete` with a "
                           "small garbage_hours, or a clock ahead?); the backup failed");
+    if (x->inc != NULL) {
+        char why[768];
+        int d = bk_incr_recheck(x->inc, rp, why, sizeof why, e);
+
+        if (d != 0)
+            return d < 0 ? -1 : err_setf(e, ERR_CORRUPT, "not writing the manifest of incremental backup %s: %s (a "
+                                         "`delete` while the backup ran?); the backup failed in this region", name, why);
+    }
     if (repo_key_backup(key, sizeof key, name, CAT_MANIFEST) < 0)
         return err_setf(e, ERR_INTERNAL, "backup name too long: %s", name);
     return repo_put_buf(rp, key, level, json, jlen, e);
@@ -422,6 +431,7 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
     res->nregions = c->nregions;
     if (push_open(&x, &j, e) < 0 || (o->incremental && choose_parent(&x, &j, &inc, res, e) < 0))
         goto out;
+    x.inc = inc.have_parent ? &inc : NULL;
     bh_set_init(&j.own, j.bs);
     j.c = c;
     j.kr = kr;

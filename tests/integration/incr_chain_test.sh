@@ -84,4 +84,23 @@ t "an incremental once the chain is whole again" ws backup-push --incremental
 like "$T_OUT" "is an incremental of backup $J3" "its parent is the newest backup"
 t "verify finds nothing" ws verify
 
+# ---- the parent taken from one region while the incremental runs ----
+# (a `delete` on another host, or one run where the regions diverged): the
+# parent is chosen and its chain checked when the backup starts; the
+# manifest is written only if the parent is still there, checked again
+P=$(newest)
+ws_renamehook_build "$T/renamehook.so" || { echo "Bail out! renamehook"; exit 1; }
+cp -p "$T/repo2/backups/$P/manifest.json" "$T/away/p.json"
+change 200000
+out=$(pg_run env LD_PRELOAD="$T/renamehook.so" RENAMEHOOK_SUFFIX=/backup_label \
+  RENAMEHOOK_UNLINK="$T/repo2/backups/$P/manifest.json" "$WALSHIP" --config "$CONF" backup-push --incremental 2>&1)
+is "$?" 3 "an incremental whose parent's manifest went from region two while it ran: backup-push fails (exit 3)"
+R=$(newest)
+like "$out" "not writing the manifest of incremental backup $R: its parent, backup $P, cannot be read in region two" \
+  "... and says why, naming the backup, its parent and the region"
+[ ! -e "$T/repo2/backups/$R/manifest.json" ]; ok $? "... no manifest in region two: the backup does not exist there"
+[ -e "$T/repo1/backups/$R/manifest.json" ]; ok $? "... region one, whose chain is whole, has it"
+cp -p "$T/away/p.json" "$T/repo2/backups/$P/manifest.json"
+t "verify finds nothing once it is back" ws verify
+
 done_testing
