@@ -29,12 +29,15 @@ struct mem_sink {
     struct sink base;
     unsigned char *buf;
     size_t len, cap, max;
+    int head;                   /* keep the first max bytes, drop the rest */
 };
 
 static int mem_write(struct sink *s, const void *buf, size_t len, struct err *e)
 {
     struct mem_sink *m = (struct mem_sink *)s;
 
+    if (m->head && len > m->max - m->len)
+        len = m->max - m->len;
     if (m->max != 0 && len > m->max - m->len)
         return err_setf(e, ERR_INTERNAL, "in-memory buffer limit of %zu bytes exceeded", m->max);
     if (m->len + len > m->cap) {
@@ -78,6 +81,15 @@ struct sink *mem_sink_new(size_t max)
     m->base.ops = &mem_ops;
     m->max = max;
     return &m->base;
+}
+
+struct sink *mem_sink_head_new(size_t keep)
+{
+    struct sink *s = mem_sink_new(keep);
+
+    if (s != NULL)
+        ((struct mem_sink *)s)->head = 1;
+    return s;
 }
 
 const unsigned char *mem_sink_data(const struct sink *s, size_t *len)

@@ -45,6 +45,9 @@ void sink_free(struct sink *s);
 /* Growable in-memory buffer sink.  `max` bounds its size (0 = no bound; a
  * write past the bound fails with ERR_INTERNAL). */
 struct sink *mem_sink_new(size_t max);
+/* Keeps the first `keep` bytes written and drops the rest without error:
+ * the head of a stream that is still read (and authenticated) whole. */
+struct sink *mem_sink_head_new(size_t keep);
 const unsigned char *mem_sink_data(const struct sink *s, size_t *len);
 /* Take the buffer (caller frees with free()); the sink becomes empty. */
 unsigned char *mem_sink_take(struct sink *s, size_t *len);

@@ -16,6 +16,7 @@
 #include "wal.h"
 
 #define MANIFEST_MAX (256u << 20)
+#define WAL_HEAD_KEEP 8192       /* a segment's long page header, with room */
 
 /* ---- the region's keys ---- */
 
@@ -116,7 +117,7 @@ static int learn_cluster(struct stor *s, const struct keyring *kr, const struct 
             err_clear(e);
             continue;
         }
-        mem = mem_sink_new(0);
+        mem = mem_sink_head_new(WAL_HEAD_KEEP);   /* a segment may be 1 GiB: its page header is enough */
         if (mem == NULL || (b = borrow_sink_new(mem)) == NULL) {
             sink_free(mem);
             return err_setf(e, ERR_NOMEM, "out of memory");

@@ -116,6 +116,14 @@ static void test_mem(void)
     mem_sink_data(m, &len);
     is_int(len, 8, "and adds nothing");
     sink_free(m);
+
+    m = mem_sink_head_new(8);
+    ok(sink_write(m, "12345", 5, &e) == 0 && sink_write(m, "6789", 4, &e) == 0 &&
+       sink_write(m, big, sizeof big, &e) == 0 && sink_close(m, &e) == 0,
+       "a head sink takes any amount without error");
+    d = mem_sink_data(m, &len);
+    ok(len == 8 && memcmp(d, "12345678", 8) == 0, "and keeps only the first 8 bytes");
+    sink_free(m);
 }
 
 static void test_null_fd(void)
