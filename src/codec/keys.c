@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -226,60 +227,67 @@ fail:
     return -1;
 }
 
+/* Written beside PATH, fsync'd, then linked into place: link(2) never
+ * replaces, so an existing key file is never overwritten, and a keygen
+ * killed halfway leaves a temp file, never an empty or short PATH that a
+ * second run calls "already exists" and a load "does not hold a key". */
 int keys_generate(const char *path, char key_id_hex[KEYS_ID_HEX_LEN + 1], struct err *e)
 {
     unsigned char key[KEYS_LEN], id[KEYS_ID_LEN];
-    char hex[2 * KEYS_LEN + 2];
+    char hex[2 * KEYS_LEN + 2], tmp[PATH_MAX];
     char *dcopy = NULL;
+    struct stat st;
     int fd, rc = -1;
 
+    if (lstat(path, &st) == 0)
+        return err_setf(e, ERR_EXISTS, "\"%s\" already exists: refusing to overwrite a key file", path);
+    (void)sweep_dead_tmps(path);
     if (RAND_bytes(key, sizeof key) != 1)
         return err_setf(e, ERR_INTERNAL, "could not get random bytes for a new key");
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    if ((fd = open_tmp_beside(path, tmp, sizeof tmp, e)) < 0) {
         OPENSSL_cleanse(key, sizeof key);
-        if (errno == EEXIST)
-            return err_setf(e, ERR_EXISTS, "\"%s\" already exists: refusing to overwrite a key file", path);
-        return err_errno(e, ERR_IO, errno, "could not create key file \"%s\"", path);
+        return err_prefix(e, "could not create key file \"%s\"", path);
     }
     hex_encode(key, KEYS_LEN, hex);
     hex[2 * KEYS_LEN] = '\n';
     hex[2 * KEYS_LEN + 1] = '\0';
     /* umask can only take bits away; make sure the owner can read it back. */
-    if (fchmod(fd, 0600) < 0) {
-        err_errno(e, ERR_IO, errno, "could not chmod key file \"%s\"", path);
-        goto fail;
-    }
-    if (write_all(fd, hex, 2 * KEYS_LEN + 1) < 0) {
-        err_errno(e, ERR_IO, errno, "could not write key file \"%s\"", path);
-        goto fail;
-    }
-    if (fsync(fd) < 0) {
-        err_errno(e, ERR_IO, errno, "could not fsync key file \"%s\"", path);
+    if (fchmod(fd, 0600) < 0 || write_all(fd, hex, 2 * KEYS_LEN + 1) < 0 || fsync(fd) < 0) {
+        err_errno(e, ERR_IO, errno, "could not write key file \"%s\"", tmp);
         goto fail;
     }
     if (close(fd) < 0) {
         fd = -1;
-        err_errno(e, ERR_IO, errno, "could not write key file \"%s\"", path);
+        err_errno(e, ERR_IO, errno, "could not write key file \"%s\"", tmp);
         goto fail;
     }
     fd = -1;
+    if (link(tmp, path) < 0) {
+        if (errno == EEXIST)
+            err_setf(e, ERR_EXISTS, "\"%s\" already exists: refusing to overwrite a key file", path);
+        else
+            err_errno(e, ERR_IO, errno, "could not create key file \"%s\"", path);
+        goto fail;
+    }
+    unlink(tmp);
+    tmp[0] = '\0';
     dcopy = strdup(path);
     if (dcopy == NULL) {
         err_setf(e, ERR_NOMEM, "out of memory");
-        goto fail;
+        goto fail_linked;
     }
-    if (fsync_dir(dirname(dcopy), e) < 0)
-        goto fail;
-    if (keys_id(key, id, e) < 0)
-        goto fail;
+    if (fsync_dir(dirname(dcopy), e) < 0 || keys_id(key, id, e) < 0)
+        goto fail_linked;
     hex_encode(id, KEYS_ID_LEN, key_id_hex);
     rc = 0;
     goto out;
+fail_linked:
+    unlink(path);   /* its id was never shown: nobody can be using it */
 fail:
     if (fd >= 0)
         close(fd);
-    unlink(path);
+    if (tmp[0] != '\0')
+        unlink(tmp);
 out:
     free(dcopy);
     OPENSSL_cleanse(key, sizeof key);

@@ -65,6 +65,25 @@ int main(void)
     free(content);
     ok(keys_generate(path("no/such/dir/k"), id2, &e) < 0 && e.code == ERR_IO, "generate into a missing "
        "directory fails: %s", e.msg);
+    /* a keygen killed halfway leaves its temp file, never an empty key file */
+    {
+        char tmp[512];
+        int fd;
+
+        snprintf(tmp, sizeof tmp, "%s.walship-tmp.2147483646", path("k0"));
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0)
+            close(fd);
+        ok(keys_generate(path("k0"), id2, &e) == 0, "generate beside a killed keygen's empty temp file");
+        ok(access(tmp, F_OK) != 0, "... which is swept");
+        ok(read_file_all(path("k0"), 1000, &content, &len, &e) == 0 && len == 65, "... and the key file is whole");
+        free(content);
+        snprintf(tmp, sizeof tmp, "%s.walship-tmp.%d", path("k0"), (int)getpid());
+        ok(access(tmp, F_OK) != 0, "... and no temp file of this run is left");
+        ok(symlink("nowhere", path("klink")) == 0 && keys_generate(path("klink"), id2, &e) < 0 &&
+           e.code == ERR_EXISTS && access(path("nowhere"), F_OK) != 0,
+           "a dangling symbolic link at the path is refused, nothing made where it points");
+    }
 
     /* load */
     ok(keys_load(path("k1"), NULL, &kr, &e) == 0, "load the key");
