@@ -131,11 +131,26 @@ void skip_object(uint64_t size, struct copy_tally *t)
 
 /* ---- backups ---- */
 
-/* Every part the manifest lists is in `l` with its stored size?  The first
- * that is not goes into e (ERR_CORRUPT) and -1 is returned. */
+/* Every part the manifest lists is in `l` with its stored size, and the
+ * label, block hashes and tablespace map it needs are there?  The first
+ * that is not goes into e (ERR_CORRUPT) and -1 is returned: a backup the
+ * source region lost a piece of is not made visible in another. */
 static int parts_complete(const struct manifest *m, const struct objlist *l, const char *region, struct err *e)
 {
+    const char *extra[3] = { "backup_label", m->blockhash_size > 0 ? "blockhash" : NULL,
+                             m->has_tablespace_map ? "tablespace_map" : NULL };
     size_t i;
+
+    for (i = 0; i < 3; i++) {
+        char key[REPO_KEY_MAX];
+
+        if (extra[i] == NULL)
+            continue;
+        if (repo_key_backup(key, sizeof key, m->name, extra[i]) < 0)
+            return err_setf(e, ERR_INTERNAL, "backup name too long: \"%s\"", m->name);
+        if (objlist_find(l, key) == NULL)
+            return err_setf(e, ERR_CORRUPT, "backup %s in region %s: %s is missing", m->name, region, key);
+    }
 
     for (i = 0; i < m->nparts; i++) {
         char key[REPO_KEY_MAX];

@@ -81,4 +81,16 @@ t "a copy of the same backup with a part missing is repaired" wc2 copy --from r1
 like "$T_OUT" "copying its parts again" "...with the warning"
 t "and verifies (--full)" wc2 verify --region r2 --full
 
+# a source backup that lost its backup_label is not made visible in r2
+rm -rf "$T/r2/backups/$N"
+mv "$T/r1/backups/$N/backup_label" "$T/label.away"
+t_fail "copy of a backup whose backup_label r1 lost: refused (exit 3)" 3 wc2 copy --from r1 --to r2
+like "$T_OUT" "backups/$N/backup_label is missing" "...naming the missing object"
+[ ! -e "$T/r2/backups/$N/manifest.json" ]; ok $? "...and r2 has no manifest for it"
+mv "$T/label.away" "$T/r1/backups/$N/backup_label"
+t "with it back, the copy is done" wc2 copy --from r1 --to r2
+rm "$T/r2/backups/$N/backup_label"
+t "a copy in r2 that lost its backup_label is taken for incomplete and repaired" wc2 copy --from r1 --to r2
+[ -e "$T/r2/backups/$N/backup_label" ]; ok $? "...its backup_label is back"
+
 done_testing
