@@ -374,8 +374,12 @@ int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e
         bad |= p == NULL || json_array_append_new(parts, p);
     }
     for (i = 0; i < m->ntablespaces; i++) {
-        json_t *t = json_pack("{s:I, s:s}", "oid", (json_int_t)m->tablespaces[i].oid, "path",
-                              m->tablespaces[i].path);
+        json_t *t = json_pack("{s:I}", "oid", (json_int_t)m->tablespaces[i].oid);
+
+        if (t != NULL && path_json(t, m->tablespaces[i].path) != 0) {   /* a LOCATION in any bytes */
+            json_decref(t);
+            t = NULL;
+        }
         bad |= t == NULL || json_array_append_new(tbs, t);
     }
     for (i = 0; i < m->nfiles; i++) {

@@ -162,7 +162,9 @@ static void read_header(struct jread *r, json_t *root, struct manifest *m)
     }
 }
 
-/* "parts" (numbered 1..N) and "tablespaces". */
+static char *file_path(struct jread *r, json_t *f);
+
+/* "parts" (numbered 1..N) and "tablespaces" (a path as a file's: "path" or "path_hex"). */
 static void read_parts(struct jread *r, json_t *root, struct manifest *m)
 {
     json_t *arr = jget(r, root, "parts", JSON_ARRAY);
@@ -187,10 +189,11 @@ static void read_parts(struct jread *r, json_t *root, struct manifest *m)
     for (i = 0; arr != NULL && !r->failed && i < json_array_size(arr); i++) {
         json_t *t = json_array_get(arr, i);
         uint32_t oid = jint32(r, t, "oid");
-        json_t *p = jget(r, t, "path", JSON_STRING);
+        char *p = r->failed ? NULL : file_path(r, t);
 
-        if (!r->failed && man_add_tablespace(m, oid, json_string_value(p), r->e) < 0)
+        if (!r->failed && man_add_tablespace(m, oid, p, r->e) < 0)
             r->failed = 1;
+        free(p);
     }
 }
 

@@ -146,7 +146,9 @@ static void test_binary_names(void)
 
     man_add_file(m, "lat\xe4in", 1, 1, 0600, 1764749003, SHA_B, &e);
     man_add_file(m, "caf\xc3\xa9 \n x", 1, 1, 0600, 1764749003, SHA_B, &e);
+    man_add_tablespace(m, 16390, "/srv/ts/lat\xe4in", &e);
     ok(man_to_json(m, &json, &len, &e) == 0, "a manifest with a file name that is not UTF-8 serialises");
+    like(json, "\"path_hex\":\"2f7372762f74732f6c6174e4696e\"", "so does a tablespace LOCATION that is not UTF-8, in hex");
     like(json, "\"path_hex\":\"6c6174e4696e\"", "that name is written in hex");
     like(json, "\"path\":\"caf\xc3\xa9 \\n x\"", "a UTF-8 name is written as it is");
     ok(json != NULL && man_from_json(json, len, "bytes", &back, &e) == 0 && same(m, back),
