@@ -316,9 +316,32 @@ static json_t *pieces_json(const struct man_file *f)
     return a;
 }
 
+/* [{oid, path or path_hex}]: a LOCATION is bytes, like a file name; NULL
+ * out of memory. */
+static json_t *tablespaces_json(const struct manifest *m)
+{
+    json_t *tbs = json_array();
+    size_t i;
+
+    for (i = 0; tbs != NULL && i < m->ntablespaces; i++) {
+        json_t *t = json_pack("{s:I}", "oid", (json_int_t)m->tablespaces[i].oid);
+
+        if (t == NULL || path_json(t, m->tablespaces[i].path) != 0) {
+            json_decref(t);
+            json_decref(tbs);
+            return NULL;
+        }
+        if (json_array_append_new(tbs, t) != 0) {   /* t is gone either way */
+            json_decref(tbs);
+            return NULL;
+        }
+    }
+    return tbs;
+}
+
 int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e)
 {
-    json_t *root = json_object(), *files = json_array(), *parts = json_array(), *tbs = json_array();
+    json_t *root = json_object(), *files = json_array(), *parts = json_array(), *tbs = tablespaces_json(m);
     char st[32], sp[32];
     size_t i;
     int bad = 0;
@@ -372,15 +395,6 @@ int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e
                               (json_int_t)m->parts[i].raw_size, "stored_size",
                               (json_int_t)m->parts[i].stored_size, "files", (json_int_t)m->parts[i].files);
         bad |= p == NULL || json_array_append_new(parts, p);
-    }
-    for (i = 0; i < m->ntablespaces; i++) {
-        json_t *t = json_pack("{s:I}", "oid", (json_int_t)m->tablespaces[i].oid);
-
-        if (t != NULL && path_json(t, m->tablespaces[i].path) != 0) {   /* a LOCATION in any bytes */
-            json_decref(t);
-            t = NULL;
-        }
-        bad |= t == NULL || json_array_append_new(tbs, t);
     }
     for (i = 0; i < m->nfiles; i++) {
         const struct man_file *f = &m->files[i];
