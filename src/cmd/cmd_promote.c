@@ -32,7 +32,6 @@
 #include "pginst.h"
 #include "pitr.h"
 #include "standby.h"
-#include "timeline.h"
 #include "util.h"
 #include "wal.h"
 
@@ -184,52 +183,6 @@ static int check_standby(PGconn *c, const char *pgdata, const struct promote_opt
     return 0;
 }
 
-/* The timeline the standby reads WAL on: that of the newest segment its
- * wal-fetch served or found missing (PostgreSQL never goes back to an
- * older timeline), 0 when the state file names none. */
-static uint32_t standby_timeline(const char *pgdata)
-{
-    struct sby_state st;
-    struct err e = ERR_INIT;
-    const char *names[2];
-    uint32_t tli = 0;
-    int i;
-
-    if (sby_state_read(pgdata, &st, &e) < 0)
-        return 0;
-    names[0] = st.fetched;
-    names[1] = st.missing;
-    for (i = 0; i < 2; i++) {
-        struct wal_name w;
-
-        if (names[i][0] != '\0' && wal_parse(names[i], &w, &e) == 0 && w.kind == WAL_SEGMENT && w.tli > tli)
-            tli = w.tli;
-        err_clear(&e);
-    }
-    return tli;
-}
-
-/* Where the standby's base backup starts: backup_label.old, which
- * PostgreSQL leaves when recovery from the label began (0: not known). */
-static uint64_t standby_start_lsn(const char *pgdata)
-{
-    char path[PATH_MAX], lsn[32];
-    unsigned char *text = NULL;
-    const char *at;
-    size_t len;
-    uint64_t v = 0;
-    struct err e = ERR_INIT;
-
-    if (snprintf(path, sizeof path, "%s/backup_label.old", pgdata) >= (int)sizeof path ||
-        read_file_all(path, 1 << 16, &text, &len, &e) < 0)
-        return 0;
-    at = strstr((char *)text, "START WAL LOCATION: ");
-    if (at == NULL || sscanf(at + 20, "%31s", lsn) != 1 || wal_parse_lsn(lsn, &v, &e) < 0)
-        v = 0;
-    free(text);
-    return v;
-}
-
 /* With --region R: refuse when R holds two living branches, the standby on
  * one and WAL written past the fork on the other (after the backup the
  * standby was made from began): what restore refuses without
@@ -242,43 +195,29 @@ static uint64_t standby_start_lsn(const char *pgdata)
 static int check_branch(const struct region_conf *rc, struct repo *r, const char *pgdata, uint64_t seg_size,
                         const struct promote_opts *o, struct err *e)
 {
-    struct tl_model m;
-    struct tl_step *p = NULL;
-    struct tl_branch b;
+    struct sby_branch b;
     struct err we = ERR_INIT;
-    size_t n = 0;
-    uint32_t tli = standby_timeline(pgdata);
-    int rc_ = 0;
-    char lsn[24], seg[WAL_NAME_LEN + 1];
+    int found = sby_branch(r, pgdata, seg_size, &b, &we);
 
-    tl_model_init(&m, seg_size);
-    if (tli == 0) {
-        log_warning("could not tell which timeline the standby follows (no segment in %s): region %s not checked "
-                    "for a second branch", SBY_STATE_FILE, rc->name);
+    if (found < 0) {
+        log_warning("could not check region %s for a second branch before promoting: %s", rc->name, we.msg);
         return 0;
     }
-    if (tl_model_load(r, seg_size, &m, &we) < 0 || tl_path(&m, tli, &p, &n, &we) < 0) {
-        log_warning("could not check region %s for a second branch before promoting: %s", rc->name, we.msg);
-    } else if (tl_path_left_branch(&m, p, n, standby_start_lsn(pgdata), &b)) {
-        wal_format_lsn(b.fork_lsn, lsn);
-        wal_segment_name(b.parent, b.parent_newest, m.seg_size, seg);
-        if (!o->force)
-            rc_ = err_setf(e, ERR_IO,
-                           "region %s holds two branches: the standby follows timeline %u, which goes on as "
-                           "timeline %u at LSN %s, but timeline %u went on past that point too (up to %s), and "
-                           "promoting would leave that WAL behind.  Was a drill restored with --keep-archive, or "
-                           "did an old primary keep archiving after a failover?  If timeline %u is production, "
-                           "promote with --force; if timeline %u is, make a new standby with restore --standby "
-                           "--target-timeline %u",
-                           rc->name, (unsigned)tli, (unsigned)b.child, lsn, (unsigned)b.parent, seg,
-                           (unsigned)tli, (unsigned)b.parent, (unsigned)b.parent);
-        else
-            log_warning("promoting although timeline %u went on past LSN %s (up to %s) in region %s (--force): "
-                        "that WAL is left behind", (unsigned)b.parent, lsn, seg, rc->name);
+    if (found == 0)
+        return 0;
+    if (o->force) {
+        log_warning("promoting although timeline %u went on past LSN %s (up to %s) in region %s (--force): that "
+                    "WAL is left behind", (unsigned)b.parent, b.fork, b.parent_newest, rc->name);
+        return 0;
     }
-    free(p);
-    tl_model_free(&m);
-    return rc_;
+    return err_setf(e, ERR_IO,
+                    "region %s holds two branches: the standby follows timeline %u, which goes on as timeline %u "
+                    "at LSN %s, but timeline %u went on past that point too (up to %s), and promoting would leave "
+                    "that WAL behind.  Was a drill restored with --keep-archive, or did an old primary keep "
+                    "archiving after a failover?  If timeline %u is production, promote with --force; if "
+                    "timeline %u is, make a new standby with restore --standby --target-timeline %u",
+                    rc->name, (unsigned)b.tli, (unsigned)b.child, b.fork, (unsigned)b.parent, b.parent_newest,
+                    (unsigned)b.tli, (unsigned)b.parent, (unsigned)b.parent);
 }
 
 /* With --region R (and --from or --config): refuse when R holds a

@@ -9,8 +9,9 @@
 # and switches to the drill's timeline: it replays the drill's rows and
 # never reads production's timeline-1 WAL again.  `walship promote
 # --region R` used to promote it with exit 0: the DR instance held the
-# drill's row and not production's last ones.  Now promote refuses (exit
-# 3) and names both branches; --force promotes anyway and warns.
+# drill's row and not production's last ones, and `status --standby` said
+# OK.  Now status raises an alarm on the standby, promote refuses (exit 3)
+# and names both branches; --force promotes anyway and warns.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -65,6 +66,14 @@ last=$(psql_p "$PP" "select pg_walfile_name(pg_switch_wal())")
 wait_for 60 test -e "$T/r1/wal/$last"
 ok $? "production's timeline-1 WAL is archived ($last)"
 pg_stop "$T/pg" immediate
+
+t_fail "status --standby: an alarm (exit 2)" 2 ws --region r1 status --standby "$T/sb/data"
+like "$T_OUT" "standby .*: ALARM" "... on the standby itself, not only on the region"
+like "$T_OUT" "branch: +the standby follows timeline 2, .* timeline 1 went on past that point too" \
+  "... naming the branch it follows and the one that went on"
+ws --region r1 status --standby "$T/sb/data" --json >"$T/st.json" 2>/dev/null
+is "$(python3 -c 'import json,sys; b=json.load(open(sys.argv[1]))["standby"]["branch"]; print(b["timeline"], b["went_on"])' "$T/st.json" 2>&1)" \
+  "2 1" "... and in JSON (standby.branch)"
 
 t_fail "promote --region refuses a standby on the drill's branch (exit 3)" 3 ws --region r1 promote "$T/sb/data"
 like "$T_OUT" "holds two branches: the standby follows timeline 2" "... naming the branch the standby follows"
