@@ -462,6 +462,38 @@ static uint64_t standby_start_lsn(const char *pgdata)
     return v;
 }
 
+/* Is the standby told which timeline to follow (`restore --standby
+ * --target-timeline N` writes recovery_target_timeline = 'N' into
+ * postgresql.auto.conf; the last line wins, as in PostgreSQL)?  Then the
+ * operator chose the branch already. */
+static int timeline_pinned(const char *pgdata)
+{
+    char path[PATH_MAX];
+    unsigned char *text = NULL;
+    const char *line, *next;
+    size_t len;
+    struct err e = ERR_INIT;
+    int pinned = 0;
+
+    if (snprintf(path, sizeof path, "%s/postgresql.auto.conf", pgdata) >= (int)sizeof path ||
+        read_file_all(path, 1 << 20, &text, &len, &e) < 0)
+        return 0;
+    for (line = (const char *)text; line != NULL; line = next) {
+        const char *v = line + strspn(line, " \t");
+
+        if ((next = strchr(line, '\n')) != NULL)
+            next++;
+        if (strncmp(v, "recovery_target_timeline", 24) != 0)
+            continue;
+        v += 24;
+        v += strspn(v, " \t=");
+        v += *v == '\'';
+        pinned = *v >= '0' && *v <= '9';
+    }
+    free(text);
+    return pinned;
+}
+
 int sby_branch(struct repo *r, const char *pgdata, uint64_t seg_size, struct sby_branch *out, struct err *e)
 {
     struct tl_model m;
@@ -472,6 +504,8 @@ int sby_branch(struct repo *r, const char *pgdata, uint64_t seg_size, struct sby
 
     memset(out, 0, sizeof *out);
     tl_model_init(&m, seg_size);
+    if (timeline_pinned(pgdata))
+        return 0;
     if ((out->tli = standby_timeline(pgdata)) == 0)
         return err_setf(e, ERR_NOTFOUND, "which timeline the standby follows is not known yet (no segment in %s)",
                         SBY_STATE_FILE);

@@ -124,7 +124,9 @@ int sby_lag(struct repo *r, uint64_t replay_lsn, uint64_t seg_size, time_t now, 
  * production's timeline again.  The check restore makes without
  * --target-timeline (timeline_branch.c), for the timeline the standby
  * follows (that of the newest segment its wal-fetch served or found
- * missing) from the start of its backup (backup_label.old). */
+ * missing) from the start of its backup (backup_label.old).  A standby
+ * told its timeline (restore --standby --target-timeline N) is not
+ * checked: the operator chose the branch. */
 struct sby_branch {
     uint32_t tli;                       /* the standby's timeline */
     uint32_t child;                     /* its path goes on as this at the fork */

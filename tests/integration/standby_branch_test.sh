@@ -20,9 +20,9 @@ on_exit "ws_stop_daemons '$T'"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 
-read -r PP SP DP <<<"$(python3 "$TOP_SRCDIR/tests/lib/free_ports.py" 3 | tr '\n' ' ')"
+read -r PP SP DP S2P <<<"$(python3 "$TOP_SRCDIR/tests/lib/free_ports.py" 4 | tr '\n' ' ')"
 CONF=$T/walship.conf
-ws_mkdirs "$T/spool" "$T/r1" "$T/sb" "$T/drill"
+ws_mkdirs "$T/spool" "$T/r1" "$T/sb" "$T/sb2" "$T/drill"
 ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
 ws_conf "$CONF" "retry_deadline = 5" "$(ws_pg_conninfo "$T/pg" "$PP")"
 ws_region "$CONF" r1 "file://$T/r1" "mode = sync"
@@ -35,7 +35,7 @@ ws_pg_archiving "$T/pg" "$CONF"
 pg_conf "$T/pg" "wal_retrieve_retry_interval = 1s"   # the standby rescans the archive every second
 pg_start "$T/pg" "$PP" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
-on_exit "for d in $T/sb/data $T/drill/data; do runuser -u postgres -- $PG_BIN/pg_ctl -D \$d -m immediate stop; done"
+on_exit "for d in $T/sb/data $T/sb2/data $T/drill/data; do runuser -u postgres -- $PG_BIN/pg_ctl -D \$d -m immediate stop; done"
 psql_p "$PP" "create table m(id text, at timestamptz default clock_timestamp())"
 psql_p "$PP" "insert into m values ('A')"
 t "backup-push" ws backup-push
@@ -65,6 +65,11 @@ psql_p "$PP" "insert into m values ('E')"
 last=$(psql_p "$PP" "select pg_walfile_name(pg_switch_wal())")
 wait_for 60 test -e "$T/r1/wal/$last"
 ok $? "production's timeline-1 WAL is archived ($last)"
+# a standby told which branch is production follows it, and promotes
+t "a standby made with --target-timeline 1 (production's branch)" \
+  ws restore --standby --target-timeline 1 --pgdata "$T/sb2/data" --start --port "$S2P"
+wait_for 60 bash -c "[ \"\$(runuser -u postgres -- $PG_BIN/psql -X -At -h 127.0.0.1 -p $S2P -U postgres -d postgres -c \"select string_agg(id, '' order by at) from m\")\" = ABCDE ]"
+ok $? "... it replays production's rows"
 pg_stop "$T/pg" immediate
 
 t_fail "status --standby: an alarm (exit 2)" 2 ws --region r1 status --standby "$T/sb/data"
@@ -83,5 +88,10 @@ is "$(psql_p "$SP" "select pg_is_in_recovery()")" t "the standby is still in rec
 t "promote --force promotes anyway" ws --region r1 promote --force "$T/sb/data"
 like "$T_OUT" "promoting although timeline 1 went on" "... and warns what it leaves behind"
 is "$(rows "$SP")" ABCX "(the forced promotion holds the drill's row, not production's D and E)"
+
+ws --region r1 status --standby "$T/sb2/data" >"$T/st2.out" 2>&1
+unlike "$(grep -A12 '^standby' "$T/st2.out")" "branch:" "status --standby: no branch line for the standby told its timeline"
+t "promote --region promotes the standby told its timeline" ws --region r1 promote "$T/sb2/data"
+is "$(rows "$S2P")" ABCDE "... with every production row and not the drill's"
 
 done_testing
