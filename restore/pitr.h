@@ -74,9 +74,12 @@ int pitr_on_path(struct repo *rp, const struct catalog *c, const char *timeline,
  * archived sets *no_timeline too: PostgreSQL stops at startup ("recovery
  * target timeline N does not exist"), so that is no gap to warn about; so
  * does a target timeline that does not descend from the backup's ("requested
- * timeline is not a child of this server's history"), whatever the target. */
-int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeline, char newest[32],
-                   unsigned long *nsegments, int *no_timeline, struct err *e);
+ * timeline is not a child of this server's history"), whatever the target.
+ * rs[0] is the region restore chose; the others are the rest of the
+ * cluster's regions, which restore_command asks too: the path is judged on
+ * their union (rcv_model), as PostgreSQL will read it. */
+int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
+                   char newest[32], unsigned long *nsegments, int *no_timeline, struct err *e);
 
 /* Add the recovery settings to DIR/postgresql.auto.conf, in one block and
  * one atomic write, and create DIR/recovery.signal (PITR_STANDBY: no target

@@ -92,6 +92,23 @@ static int load_all(struct repo *const *rs, size_t n, uint64_t seg_size, struct 
     return 0;
 }
 
+int rcv_model(struct repo *const *rs, size_t n, uint64_t seg_size, struct tl_model *tm, char where[544],
+              char skipped[1024], struct err *e)
+{
+    struct rcv_end tmp;
+
+    memset(&tmp, 0, sizeof tmp);
+    memset(tm, 0, sizeof *tm);
+    where[0] = skipped[0] = '\0';
+    if (n == 0)
+        return err_setf(e, ERR_INTERNAL, "no region to list");
+    if (load_all(rs, n, seg_size, tm, &tmp, e) < 0)
+        return -1;
+    snprintf(where, 544, "%s %s", strchr(tmp.asked, ',') ? "regions" : "region", tmp.asked);
+    snprintf(skipped, 1024, "%s", tmp.skipped);
+    return 0;
+}
+
 int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
                     struct rcv_end *out, struct err *e)
 {

@@ -342,13 +342,22 @@ static int choose_backup(struct repo *s, const struct catalog *cat, const struct
 static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct manifest *m,
                          struct restore_opts *o, struct err *e)
 {
+    struct repo *rs[END_MAX_REGIONS];
     char newest[32];
     unsigned long nseg = 0;
-    int no_timeline;
+    int no_timeline, rc;
+    size_t n, i;
 
     if (o->target.kind == PITR_LATEST)
         return restore_latest_end(ctx, kr, s, m, o->pg_bin, run_cmd, &o->target, &nseg, e);
-    if (pitr_check_wal(s, m, o->target.timeline, newest, &nseg, &no_timeline, e) < 0) {
+    /* every region restore_command asks: a history file only another
+     * region holds decides the path PostgreSQL takes (a drill's timeline
+     * archived to the DR region only was followed, unchecked) */
+    n = restore_open_regions(ctx, kr, s, rs);
+    rc = pitr_check_wal(rs, n, m, o->target.timeline, newest, &nseg, &no_timeline, e);
+    for (i = 1; i < n; i++)
+        repo_free(rs[i]);
+    if (rc < 0) {
         if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || no_timeline)
             return -1;
         log_warning("%s — %s", e->msg, o->standby ? "the standby will wait there"
