@@ -177,15 +177,15 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
     }
 }
 
-int pitr_on_path(struct repo *rp, const struct catalog *c, const char *timeline, unsigned char **usable,
-                 uint32_t *tli, struct err *e)
+int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, const char *timeline,
+                 unsigned char **usable, uint32_t *tli, struct err *e)
 {
     struct tl_model tm;
     struct tl_step *p = NULL;
     struct err pe = ERR_INIT;
     uint64_t seg_size = 0;
     size_t i, n = 0;
-    char *end;
+    char *end, where[544], skipped[1024];
     unsigned long v;
 
     *usable = NULL;
@@ -201,7 +201,7 @@ int pitr_on_path(struct repo *rp, const struct catalog *c, const char *timeline,
             seg_size = c->v[i].man->wal_segment_size;
     if (seg_size == 0)
         return 0;
-    if (tl_model_load(rp, seg_size, &tm, e) < 0) {
+    if (rcv_model(rs, nrs, seg_size, &tm, where, skipped, e) < 0) {
         tl_model_free(&tm);
         return -1;
     }
