@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "recover.h"
 #include "timeline.h"
 #include "util.h"
 #include "wal.h"
@@ -176,15 +177,15 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
     }
 }
 
-int pitr_on_path(struct repo *rp, const struct catalog *c, const char *timeline, unsigned char **usable,
-                 uint32_t *tli, struct err *e)
+int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, const char *timeline,
+                 unsigned char **usable, uint32_t *tli, struct err *e)
 {
     struct tl_model tm;
     struct tl_step *p = NULL;
     struct err pe = ERR_INIT;
     uint64_t seg_size = 0;
     size_t i, n = 0;
-    char *end;
+    char *end, where[544], skipped[1024];
     unsigned long v;
 
     *usable = NULL;
@@ -200,7 +201,7 @@ int pitr_on_path(struct repo *rp, const struct catalog *c, const char *timeline,
             seg_size = c->v[i].man->wal_segment_size;
     if (seg_size == 0)
         return 0;
-    if (tl_model_load(rp, seg_size, &tm, e) < 0) {
+    if (rcv_model(rs, nrs, seg_size, &tm, where, skipped, e) < 0) {
         tl_model_free(&tm);
         return -1;
     }
@@ -244,12 +245,12 @@ static int gap_error(const char *region, const struct tl_model *tm, const struct
             break;
         }
     return err_setf(e, ERR_NOTFOUND,
-                    "region %s: WAL segment %s is missing (the archive has %s and then %s): recovery would stop "
+                    "%s: WAL segment %s is missing (the archive has %s and then %s): recovery would stop "
                     "there", region, want, before, after);
 }
 
-int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeline, char newest[32],
-                   unsigned long *nsegments, int *no_timeline, struct err *e)
+int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
+                   char newest[32], unsigned long *nsegments, int *no_timeline, struct err *e)
 {
     struct tl_model tm;
     struct tl_reach re;
@@ -257,18 +258,19 @@ int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeli
     struct tl_branch br;
     uint32_t target;
     int rc = -1;
+    char where[544], skipped[1024];
 
     newest[0] = '\0';
     *nsegments = 0;
     *no_timeline = 0;
     memset(&re, 0, sizeof re);
-    if (tl_model_load(rp, m->wal_segment_size, &tm, e) < 0)
+    if (rcv_model(rs, n, m->wal_segment_size, &tm, where, skipped, e) < 0)
         goto out;
     if ((target = tl_target(&tm, m->timeline, timeline, e)) == 0)
         goto out;
     if (target > 1 && target != m->timeline && ((t = tl_find(&tm, target)) == NULL || !t->has_history)) {
         *no_timeline = 1;
-        err_setf(e, ERR_NOTFOUND, "region %s: timeline %u does not exist: %08X.history is not archived", rp->name,
+        err_setf(e, ERR_NOTFOUND, "%s: timeline %u does not exist: %08X.history is not archived", where,
                  (unsigned)target, (unsigned)target);
         goto out;
     }
@@ -277,14 +279,11 @@ int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeli
          * target before the switch, so the caller only warns */
         if (e->code != ERR_NOMEM) {
             e->code = ERR_NOTFOUND;
-            err_prefix(e, "region %s", rp->name);
+            err_prefix(e, "%s", where);
         }
         goto out;
     }
     if (re.status == TL_REACH_NOT_DESCENDANT) {
-        char where[96];
-
-        snprintf(where, sizeof where, "region %s", rp->name);
         tl_not_child_refuse(target, m->timeline, m->name, where, e);
         *no_timeline = 1;   /* PostgreSQL refuses it at startup, whatever the target */
         goto out;
@@ -293,19 +292,16 @@ int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeli
      * branches are not */
     if ((timeline == NULL || timeline[0] == '\0') &&
         tl_path_left_branch(&tm, re.path, re.npath, m->start_lsn, &br)) {
-        char where[96];
-
-        snprintf(where, sizeof where, "region %s", rp->name);
         tl_branch_refuse(&tm, &br, target, where, e);
         goto out;
     }
     if (re.status == TL_REACH_NO_START || (re.status == TL_REACH_GAP && re.gap.first == re.first)) {
-        err_setf(e, ERR_NOTFOUND, "region %s: WAL segment %s, where backup %s starts, is not archived", rp->name,
+        err_setf(e, ERR_NOTFOUND, "%s: WAL segment %s, where backup %s starts, is not archived", where,
                  m->start_wal, m->name);
         goto out;
     }
     if (re.status == TL_REACH_GAP) {
-        gap_error(rp->name, &tm, &re, e);
+        gap_error(where, &tm, &re, e);
         goto out;
     }
     *nsegments = re.nsegments;

@@ -55,14 +55,15 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
 
 /* For a numbered target timeline (`timeline`, as in struct pitr_target):
  * *usable (malloc'd, one flag per catalog entry) marks the complete
- * backups that start on its path in region rp (on it, or on an ancestor
+ * backups that start on its path in the union of regions rs[0..nrs), as
+ * restore_command reads them (on it, or on an ancestor
  * before the point where the path leaves it), and *tli the timeline.  A
  * newer backup on another branch (a drill's) cannot reach it.  *usable is
  * NULL for "latest", "current" and "", and when the timeline's history is
  * not archived or unusable (the WAL check says so).  -1 only when the
  * region's WAL cannot be listed or memory runs out. */
-int pitr_on_path(struct repo *rp, const struct catalog *c, const char *timeline, unsigned char **usable,
-                 uint32_t *tli, struct err *e);
+int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, const char *timeline,
+                 unsigned char **usable, uint32_t *tli, struct err *e);
 
 /* The WAL from backup `m`'s start to the newest segment on the path to
  * `timeline` ("latest", "current", "" or a number) must be archived, as
@@ -74,9 +75,12 @@ int pitr_on_path(struct repo *rp, const struct catalog *c, const char *timeline,
  * archived sets *no_timeline too: PostgreSQL stops at startup ("recovery
  * target timeline N does not exist"), so that is no gap to warn about; so
  * does a target timeline that does not descend from the backup's ("requested
- * timeline is not a child of this server's history"), whatever the target. */
-int pitr_check_wal(struct repo *rp, const struct manifest *m, const char *timeline, char newest[32],
-                   unsigned long *nsegments, int *no_timeline, struct err *e);
+ * timeline is not a child of this server's history"), whatever the target.
+ * rs[0] is the region restore chose; the others are the rest of the
+ * cluster's regions, which restore_command asks too: the path is judged on
+ * their union (rcv_model), as PostgreSQL will read it. */
+int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
+                   char newest[32], unsigned long *nsegments, int *no_timeline, struct err *e);
 
 /* Add the recovery settings to DIR/postgresql.auto.conf, in one block and
  * one atomic write, and create DIR/recovery.signal (PITR_STANDBY: no target

@@ -16,12 +16,50 @@
 #include "timeline.h"
 #include "util.h"
 
+/* A history file two regions hold with different contents: two
+ * promotions to one timeline number, one per region (a split brain
+ * across regions, a region fed by another primary's configuration).
+ * Which of the two PostgreSQL follows depends on the region wal-fetch
+ * asks first, and restore would judge the path by the other: the
+ * timeline's history counts as unusable (tl_path fails on it), so a
+ * restore that needs it refuses instead of choosing silently. */
+struct disagreement {
+    uint32_t tli;
+    char why[200];
+};
+
+#define DISAGREE_MAX 16
+
+static void disagree(const struct tl_model *tm, const struct tl_model *one, const char *name,
+                     struct disagreement *dv, size_t *nd)
+{
+    size_t i, j;
+
+    for (i = 0; i < one->ntls && *nd < DISAGREE_MAX; i++) {
+        const struct tl_timeline *s = &one->tls[i], *d = tl_find(tm, s->tli);
+        int same;
+
+        if (d == NULL || !d->has_history || d->hist_error != NULL || !s->has_history || s->hist_error != NULL)
+            continue;
+        same = d->nhist == s->nhist;
+        for (j = 0; same && j < s->nhist; j++)
+            same = d->hist[j].tli == s->hist[j].tli && d->hist[j].end_lsn == s->hist[j].end_lsn;
+        if (same)
+            continue;
+        dv[*nd].tli = s->tli;
+        snprintf(dv[*nd].why, sizeof dv[*nd].why, "region %s holds another %08X.history than the region before "
+                 "it (two promotions to timeline %u?)", name, (unsigned)s->tli, (unsigned)s->tli);
+        (*nd)++;
+    }
+}
+
 /* Every region's WAL in one model: the first must be listed, the others
  * are skipped when they cannot be (named in out->skipped). */
 static int load_all(struct repo *const *rs, size_t n, uint64_t seg_size, struct tl_model *tm, struct rcv_end *out,
                     struct err *e)
 {
-    size_t i;
+    struct disagreement dv[DISAGREE_MAX];
+    size_t i, nd = 0;
 
     tl_model_init(tm, seg_size);
     for (i = 0; i < n; i++) {
@@ -38,6 +76,7 @@ static int load_all(struct repo *const *rs, size_t n, uint64_t seg_size, struct 
             snprintf(out->skipped + k, sizeof out->skipped - k, "%s%s (%s)", k ? "; " : "", rs[i]->name, le.msg);
             continue;
         }
+        disagree(tm, &one, rs[i]->name, dv, &nd);
         if (tl_model_merge(tm, &one, e) < 0) {
             tl_model_free(&one);
             return -1;
@@ -46,7 +85,27 @@ static int load_all(struct repo *const *rs, size_t n, uint64_t seg_size, struct 
         k = strlen(out->asked);
         snprintf(out->asked + k, sizeof out->asked - k, "%s%s", k ? ", " : "", rs[i]->name);
     }
+    for (i = 0; i < nd; i++)
+        if (tl_model_history_failed(tm, dv[i].tli, dv[i].why) < 0)
+            return err_setf(e, ERR_NOMEM, "out of memory");
     tl_model_finish(tm);
+    return 0;
+}
+
+int rcv_model(struct repo *const *rs, size_t n, uint64_t seg_size, struct tl_model *tm, char where[544],
+              char skipped[1024], struct err *e)
+{
+    struct rcv_end tmp;
+
+    memset(&tmp, 0, sizeof tmp);
+    memset(tm, 0, sizeof *tm);
+    where[0] = skipped[0] = '\0';
+    if (n == 0)
+        return err_setf(e, ERR_INTERNAL, "no region to list");
+    if (load_all(rs, n, seg_size, tm, &tmp, e) < 0)
+        return -1;
+    snprintf(where, 544, "%s %s", strchr(tmp.asked, ',') ? "regions" : "region", tmp.asked);
+    snprintf(skipped, 1024, "%s", tmp.skipped);
     return 0;
 }
 

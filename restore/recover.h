@@ -51,6 +51,16 @@ struct rcv_end {
                                          * does not descend from the backup's */
 };
 
+struct tl_model;
+
+/* The WAL of regions rs[0..n) as one model, as rcv_archive_end lists it
+ * (the first must be listed; the others are skipped when they cannot be,
+ * and named in *skipped; history files two regions hold differently are
+ * unusable).  `where` gets "region r1" or "regions r1, r2" for messages.
+ * The caller frees tm (tl_model_free). */
+int rcv_model(struct repo *const *rs, size_t n, uint64_t seg_size, struct tl_model *tm, char where[544],
+              char skipped[1024], struct err *e);
+
 /* List the WAL of regions rs[0..n) as one archive (recovery's
  * restore_command asks each in turn, so a segment any of them holds is
  * there) and follow `timeline` ("latest", "current" or a number) from

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "timeline.h"
 #include "util.h"
 
 static int is_segment(const char *name)
@@ -412,4 +413,113 @@ int sby_lag(struct repo *r, uint64_t replay_lsn, uint64_t seg_size, time_t now, 
         out->seconds = ls.oldest_waiting != 0 && now > ls.oldest_waiting ? (uint64_t)(now - ls.oldest_waiting) : 0;
     }
     return 0;
+}
+
+/* ---- a second branch ---- */
+
+/* The timeline the standby reads WAL on (PostgreSQL never goes back to an
+ * older one), 0 when the state file names no segment. */
+static uint32_t standby_timeline(const char *pgdata)
+{
+    struct sby_state st;
+    struct err e = ERR_INIT;
+    const char *names[2];
+    uint32_t tli = 0;
+    int i;
+
+    if (sby_state_read(pgdata, &st, &e) < 0)
+        return 0;
+    names[0] = st.fetched;
+    names[1] = st.missing;
+    for (i = 0; i < 2; i++) {
+        struct wal_name w;
+
+        if (names[i][0] != '\0' && wal_parse(names[i], &w, &e) == 0 && w.kind == WAL_SEGMENT && w.tli > tli)
+            tli = w.tli;
+        err_clear(&e);
+    }
+    return tli;
+}
+
+/* Where the standby's backup starts: backup_label.old, which PostgreSQL
+ * leaves once recovery from the label began (0: not known). */
+static uint64_t standby_start_lsn(const char *pgdata)
+{
+    char path[PATH_MAX], lsn[32];
+    unsigned char *text = NULL;
+    const char *at;
+    size_t len;
+    uint64_t v = 0;
+    struct err e = ERR_INIT;
+
+    if (snprintf(path, sizeof path, "%s/backup_label.old", pgdata) >= (int)sizeof path ||
+        read_file_all(path, 1 << 16, &text, &len, &e) < 0)
+        return 0;
+    at = strstr((char *)text, "START WAL LOCATION: ");
+    if (at == NULL || sscanf(at + 20, "%31s", lsn) != 1 || wal_parse_lsn(lsn, &v, &e) < 0)
+        v = 0;
+    free(text);
+    return v;
+}
+
+/* Is the standby told which timeline to follow (`restore --standby
+ * --target-timeline N` writes recovery_target_timeline = 'N' into
+ * postgresql.auto.conf; the last line wins, as in PostgreSQL)?  Then the
+ * operator chose the branch already. */
+static int timeline_pinned(const char *pgdata)
+{
+    char path[PATH_MAX];
+    unsigned char *text = NULL;
+    const char *line, *next;
+    size_t len;
+    struct err e = ERR_INIT;
+    int pinned = 0;
+
+    if (snprintf(path, sizeof path, "%s/postgresql.auto.conf", pgdata) >= (int)sizeof path ||
+        read_file_all(path, 1 << 20, &text, &len, &e) < 0)
+        return 0;
+    for (line = (const char *)text; line != NULL; line = next) {
+        const char *v = line + strspn(line, " \t");
+
+        if ((next = strchr(line, '\n')) != NULL)
+            next++;
+        if (strncmp(v, "recovery_target_timeline", 24) != 0)
+            continue;
+        v += 24;
+        v += strspn(v, " \t=");
+        v += *v == '\'';
+        pinned = *v >= '0' && *v <= '9';
+    }
+    free(text);
+    return pinned;
+}
+
+int sby_branch(struct repo *r, const char *pgdata, uint64_t seg_size, struct sby_branch *out, struct err *e)
+{
+    struct tl_model m;
+    struct tl_step *p = NULL;
+    struct tl_branch b;
+    size_t n = 0;
+    int rc = -1;
+
+    memset(out, 0, sizeof *out);
+    tl_model_init(&m, seg_size);
+    if (timeline_pinned(pgdata))
+        return 0;
+    if ((out->tli = standby_timeline(pgdata)) == 0)
+        return err_setf(e, ERR_NOTFOUND, "which timeline the standby follows is not known yet (no segment in %s)",
+                        SBY_STATE_FILE);
+    if (tl_model_load(r, seg_size, &m, e) < 0 || tl_path(&m, out->tli, &p, &n, e) < 0)
+        goto out;
+    rc = tl_path_left_branch(&m, p, n, standby_start_lsn(pgdata), &b);
+    if (rc == 1) {
+        out->child = b.child;
+        out->parent = b.parent;
+        wal_format_lsn(b.fork_lsn, out->fork);
+        wal_segment_name(b.parent, b.parent_newest, m.seg_size, out->parent_newest);
+    }
+out:
+    free(p);
+    tl_model_free(&m);
+    return rc;
 }

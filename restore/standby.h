@@ -116,4 +116,28 @@ struct sby_lag {
  * bytes, on any timeline. */
 int sby_lag(struct repo *r, uint64_t replay_lsn, uint64_t seg_size, time_t now, struct sby_lag *out, struct err *e);
 
+/* ---- a second branch ----
+ *
+ * A standby follows recovery_target_timeline 'latest': a drill restored
+ * to latest with --keep-archive, promoted while the standby waited for
+ * production's next segment, takes it along, and it never reads
+ * production's timeline again.  The check restore makes without
+ * --target-timeline (timeline_branch.c), for the timeline the standby
+ * follows (that of the newest segment its wal-fetch served or found
+ * missing) from the start of its backup (backup_label.old).  A standby
+ * told its timeline (restore --standby --target-timeline N) is not
+ * checked: the operator chose the branch. */
+struct sby_branch {
+    uint32_t tli;                       /* the standby's timeline */
+    uint32_t child;                     /* its path goes on as this at the fork */
+    uint32_t parent;                    /* ... while this one went on too */
+    char fork[24];                      /* the LSN of the fork */
+    char parent_newest[WAL_NAME_MAX];   /* how far it went */
+};
+
+/* 1 and *out when region `r` holds another branch that went on past the
+ * point where the standby's path leaves it; 0 when not; -1 (e) when it
+ * cannot be told (no segment in the state file, the region unreadable). */
+int sby_branch(struct repo *r, const char *pgdata, uint64_t seg_size, struct sby_branch *out, struct err *e);
+
 #endif

@@ -183,6 +183,43 @@ static int check_standby(PGconn *c, const char *pgdata, const struct promote_opt
     return 0;
 }
 
+/* With --region R: refuse when R holds two living branches, the standby on
+ * one and WAL written past the fork on the other (after the backup the
+ * standby was made from began): what restore refuses without
+ * --target-timeline.  A standby follows the latest timeline, so a drill
+ * restored with --keep-archive that promoted while the standby waited for
+ * production's next segment takes it along; promoted, it held the drill's
+ * rows and not production's last ones, exit 0 (an adversarial pass).  The
+ * old primary's segments after a failover look the same until the standby
+ * was made from a backup that starts past them: --force then. */
+static int check_branch(const struct region_conf *rc, struct repo *r, const char *pgdata, uint64_t seg_size,
+                        const struct promote_opts *o, struct err *e)
+{
+    struct sby_branch b;
+    struct err we = ERR_INIT;
+    int found = sby_branch(r, pgdata, seg_size, &b, &we);
+
+    if (found < 0) {
+        log_warning("could not check region %s for a second branch before promoting: %s", rc->name, we.msg);
+        return 0;
+    }
+    if (found == 0)
+        return 0;
+    if (o->force) {
+        log_warning("promoting although timeline %u went on past LSN %s (up to %s) in region %s (--force): that "
+                    "WAL is left behind", (unsigned)b.parent, b.fork, b.parent_newest, rc->name);
+        return 0;
+    }
+    return err_setf(e, ERR_IO,
+                    "region %s holds two branches: the standby follows timeline %u, which goes on as timeline %u "
+                    "at LSN %s, but timeline %u went on past that point too (up to %s), and promoting would leave "
+                    "that WAL behind.  Was a drill restored with --keep-archive, or did an old primary keep "
+                    "archiving after a failover?  If timeline %u is production, promote with --force; if "
+                    "timeline %u is, make a new standby with restore --standby --target-timeline %u",
+                    rc->name, (unsigned)b.tli, (unsigned)b.child, b.fork, (unsigned)b.parent, b.parent_newest,
+                    (unsigned)b.tli, (unsigned)b.parent, (unsigned)b.parent);
+}
+
 /* With --region R (and --from or --config): refuse when R holds a
  * hole past the standby's replay position, where the promotion would end
  * recovery.  A region that cannot be read is only a warning: the fetches
@@ -215,8 +252,10 @@ static int check_gap(struct cmd_ctx *ctx, PGconn *c, const char *pgdata, const s
                        "at %s, before that WAL; put the segment back (walship copy from another region) or promote "
                        "anyway with --force",
                        rc->name, lag.gap, lag.newest, lag.gap);
-    } else if (lag.have_gap) {
-        log_warning("promoting although region %s lacks %s (--force): recovery ends there", rc->name, lag.gap);
+    } else {
+        if (lag.have_gap)
+            log_warning("promoting although region %s lacks %s (--force): recovery ends there", rc->name, lag.gap);
+        rc_ = check_branch(rc, r, pgdata, ci.seg_size ? ci.seg_size : (16u << 20), o, e);
     }
     repo_free(r);
     keys_free(kr);

@@ -11,6 +11,7 @@
  * pauses at the target, restore/recover.c checks where it stopped, and only
  * then promotes.  docs/RESTORE.md.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -308,15 +309,24 @@ static const struct region_conf *choose_region(struct cmd_ctx *ctx, const struct
 /* The backup to restore: --backup, or the newest that reaches the target;
  * with a numbered --target-timeline, the newest on that timeline's path (a
  * newer backup on another branch, a drill's, cannot reach it). */
-static int choose_backup(struct repo *s, const struct catalog *cat, const struct restore_opts *o, struct err *e)
+static int choose_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct catalog *cat,
+                         const struct restore_opts *o, struct err *e)
 {
+    struct repo *rs[END_MAX_REGIONS];
     unsigned char *usable = NULL;
     uint32_t tli = 0;
-    size_t i, n = 0, newest = cat->n;
+    size_t i, n = 0, newest = cat->n, nrs;
     int k;
 
-    if (o->backup == NULL && pitr_on_path(s, cat, o->target.timeline, &usable, &tli, e) < 0)
-        return -1;
+    if (o->backup == NULL && isdigit((unsigned char)o->target.timeline[0])) {
+        /* the timeline's history may be in another region only */
+        nrs = restore_open_regions(ctx, kr, s, rs);
+        k = pitr_on_path(rs, nrs, cat, o->target.timeline, &usable, &tli, e);
+        for (i = 1; i < nrs; i++)
+            repo_free(rs[i]);
+        if (k < 0)
+            return -1;
+    }
     for (i = 0; usable != NULL && i < cat->n; i++) {
         n += usable[i];
         if (cat->v[i].complete && cat->v[i].man != NULL)
@@ -342,13 +352,22 @@ static int choose_backup(struct repo *s, const struct catalog *cat, const struct
 static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct manifest *m,
                          struct restore_opts *o, struct err *e)
 {
+    struct repo *rs[END_MAX_REGIONS];
     char newest[32];
     unsigned long nseg = 0;
-    int no_timeline;
+    int no_timeline, rc;
+    size_t n, i;
 
     if (o->target.kind == PITR_LATEST)
         return restore_latest_end(ctx, kr, s, m, o->pg_bin, run_cmd, &o->target, &nseg, e);
-    if (pitr_check_wal(s, m, o->target.timeline, newest, &nseg, &no_timeline, e) < 0) {
+    /* every region restore_command asks: a history file only another
+     * region holds decides the path PostgreSQL takes (a drill's timeline
+     * archived to the DR region only was followed, unchecked) */
+    n = restore_open_regions(ctx, kr, s, rs);
+    rc = pitr_check_wal(rs, n, m, o->target.timeline, newest, &nseg, &no_timeline, e);
+    for (i = 1; i < n; i++)
+        repo_free(rs[i]);
+    if (rc < 0) {
         if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || no_timeline)
             return -1;
         log_warning("%s — %s", e->msg, o->standby ? "the standby will wait there"
@@ -474,7 +493,7 @@ static int pick_backup(struct cmd_ctx *ctx, const struct keyring *kr, const stru
 {
     int k = -1, from = 0;
 
-    while ((*rc = choose_region(ctx, kr, s, cat, &from, e)) != NULL && (k = choose_backup(*s, cat, o, e)) < 0) {
+    while ((*rc = choose_region(ctx, kr, s, cat, &from, e)) != NULL && (k = choose_backup(ctx, kr, *s, cat, o, e)) < 0) {
         if (ctx->region != NULL || e->code != ERR_NOTFOUND || from >= ctx->conf->nregions)
             return -1;
         log_warning("region %s: %s; trying the next region", (*rc)->name, e->msg);

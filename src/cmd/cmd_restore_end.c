@@ -17,11 +17,8 @@
 #include "util.h"
 #include "wal.h"
 
-#define END_MAX_REGIONS 64
-
-/* rs[0] = first, then every other region that opens as this cluster's. */
-static size_t open_others(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first,
-                          struct repo *rs[END_MAX_REGIONS])
+size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first,
+                            struct repo *rs[END_MAX_REGIONS])
 {
     const struct config *c = ctx->conf;
     size_t n = 0;
@@ -111,7 +108,7 @@ int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
     struct repo *rs[END_MAX_REGIONS];
     struct rcv_end end;
     char lsn[24];
-    size_t n = open_others(ctx, kr, first, rs), i;
+    size_t n = restore_open_regions(ctx, kr, first, rs), i;
     int rc = -1;
 
     if (rcv_archive_end(rs, n, m, t->timeline, &end, e) < 0) {

@@ -17,6 +17,14 @@ struct cmd_ctx;
 struct keyring;
 struct repo;
 
+#define END_MAX_REGIONS 64
+
+/* rs[0] = `first` (the region restore chose), then every other configured
+ * region that opens as this cluster's (restore_command asks them all); one
+ * that does not is a warning that names it.  The caller frees rs[1..n). */
+size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first,
+                            struct repo *rs[END_MAX_REGIONS]);
+
 /* `first` is the region restore chose (restore_command asks it first);
  * every other configured region of the cluster is asked too, and one that
  * cannot be is a warning that names it.  Sets t->lsn and t->value; *nseg

@@ -35,6 +35,8 @@ struct status_standby {
     int lag_known;
     struct sby_lag lag;
     char lag_error[ERR_MSG_MAX];
+    int branch;                 /* the region holds a second branch (sby_branch) */
+    struct sby_branch br;
 };
 
 static void take_lag(struct cmd_ctx *ctx, const struct keyring *kr, const struct cluster_info *ci,
@@ -61,6 +63,11 @@ static void take_lag(struct cmd_ctx *ctx, const struct keyring *kr, const struct
                      rc->name, (unsigned long long)r->id.sysid, (unsigned long long)ci->sysid);
         else if (sby_lag(r, lsn, ci->seg_size ? ci->seg_size : (16u << 20), now, &s->lag, &e) == 0)
             s->lag_known = 1;
+        /* a drill's timeline that took the standby along: replay moves,
+         * no lag, and promote would leave production's WAL behind */
+        if (s->lag_known)
+            s->branch = sby_branch(r, s->pgdata, ci->seg_size ? ci->seg_size : (16u << 20), &s->br,
+                                   &(struct err)ERR_INIT) == 1;
     }
     if (!s->lag_known)
         snprintf(s->lag_error, sizeof s->lag_error, "%s", e.msg);
@@ -112,7 +119,7 @@ int status_standby_alarm(const struct status_standby *s)
      * standby's (max_connections...), which resuming or promoting then
      * answers by shutting the standby down */
     return !s->known || !s->rp.in_recovery || s->rp.paused || s->failing || s->state_error[0] != '\0' ||
-           !s->lag_known || s->lag.have_gap ||
+           !s->lag_known || s->lag.have_gap || s->branch ||
            (s->rpo_seconds > 0 && s->lag.seconds > s->rpo_seconds);
 }
 
@@ -146,6 +153,11 @@ void status_standby_text(const struct status_standby *s)
     if (s->lag_known && s->lag.have_gap)
         printf("  gap in region %s: %s is missing while later WAL is there  <- the standby waits at it, and a "
                "promotion would end recovery there\n", s->region, s->lag.gap);
+    if (s->branch)
+        printf("  branch:         the standby follows timeline %u, which goes on as timeline %u at LSN %s, but "
+               "timeline %u went on past that point too (up to %s)  <- promote refuses: a promotion would leave "
+               "that WAL behind\n", (unsigned)s->br.tli, (unsigned)s->br.child, s->br.fork, (unsigned)s->br.parent,
+               s->br.parent_newest);
     if (s->state_error[0] != '\0') {
         printf("  wal-fetch:      unknown: %s  <- cannot tell whether fetches fail\n", s->state_error);
         return;
@@ -184,6 +196,10 @@ json_t *status_standby_json(const struct status_standby *s)
     json_object_set_new(o, "lag_error", cmd_json_str(s->lag_known ? NULL : s->lag_error));
     json_object_set_new(o, "newest_wal", s->lag.have_wal ? json_string(s->lag.newest) : json_null());
     json_object_set_new(o, "gap", s->lag_known && s->lag.have_gap ? json_string(s->lag.gap) : json_null());
+    json_object_set_new(o, "branch", s->branch ? json_pack("{s:i, s:i, s:s, s:s}", "timeline", (json_int_t)s->br.tli,
+                                                           "went_on", (json_int_t)s->br.parent, "fork_lsn",
+                                                           s->br.fork, "went_on_to", s->br.parent_newest)
+                                               : json_null());
     json_object_set_new(o, "fetch_failing", s->state_error[0] ? json_null() : json_boolean(s->failing));
     json_object_set_new(o, "state_error", cmd_json_str(s->state_error[0] ? s->state_error : NULL));
     json_object_set_new(o, "last_fetched", s->st.fetched_time ? json_string(s->st.fetched) : json_null());
@@ -228,7 +244,7 @@ void status_standby_prom(const struct status_standby *s)
         { "walship_standby_replay_lag_seconds", "how long the oldest archived segment not replayed has waited" },
         { "walship_standby_last_replay_timestamp_seconds", "commit time of the last transaction replayed" },
         { "walship_standby_fetch_failing", "1 when wal-fetch's last answer on the standby was a failure; absent when its state cannot be read" },
-        { "walship_standby_alarm", "1 when the standby is down, promoted, paused, failing to fetch, facing a gap in the region or lagging" },
+        { "walship_standby_alarm", "1 when the standby is down, promoted, paused, failing to fetch, facing a gap or a second branch in the region, or lagging" },
     };
     char dir[PATH_MAX * 2], reg[160];
     size_t k;

@@ -16,6 +16,13 @@
 #include "util.h"
 
 
+/* The newest segment of one timeline. */
+struct tl_newest {
+    uint32_t tli;
+    uint64_t segno;
+    time_t mtime;
+};
+
 struct newest_wal {
     int have;
     uint64_t segno;
@@ -24,8 +31,29 @@ struct newest_wal {
     time_t mtime;
     uint64_t seg_size;
     struct tl_model *model;     /* every name goes into it too */
+    struct tl_newest *per;      /* per timeline, for the primary's lag */
+    size_t nper, per_cap;
     int nomem;
 };
+
+/* Note segment (tli, segno) stored at mtime as its timeline's newest. */
+static void per_timeline(struct newest_wal *n, uint32_t tli, uint64_t segno, time_t mtime)
+{
+    size_t i;
+
+    for (i = 0; i < n->nper && n->per[i].tli != tli; i++)
+        ;
+    if (i == n->nper) {
+        if (array_reserve(&n->per, &n->per_cap, n->nper + 1, sizeof *n->per) < 0) {
+            n->nomem = 1;
+            return;
+        }
+        n->per[n->nper++] = (struct tl_newest){ tli, segno, mtime };
+    } else if (segno > n->per[i].segno) {
+        n->per[i].segno = segno;
+        n->per[i].mtime = mtime;
+    }
+}
 
 static int newest_collect(const struct stor_entry *ent, void *arg)
 {
@@ -40,6 +68,7 @@ static int newest_collect(const struct stor_entry *ent, void *arg)
     if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
         return 0;
     segno = wal_segno(&w, n->seg_size);
+    per_timeline(n, w.tli, segno, ent->mtime);
     if (!n->have || segno > n->segno || (segno == n->segno && w.tli > n->tli)) {
         n->have = 1;
         n->segno = segno;
@@ -130,7 +159,7 @@ static void newest_backup(struct repo *r, const struct catalog *cat, time_t now,
  * branches, a 'latest' that forked off before the backup, or the history
  * of 'latest' unreadable (status.h, branch_kind).  A living branch whose
  * own history cannot be read is left out, as restore leaves it. */
-static void branches(struct repo *r, struct tl_model *m, const struct backup_start *start, struct st_region *o)
+static int branches(struct repo *r, struct tl_model *m, const struct backup_start *start, struct st_region *o)
 {
     struct tl_step *p = NULL;
     struct tl_branch b;
@@ -140,14 +169,14 @@ static void branches(struct repo *r, struct tl_model *m, const struct backup_sta
 
     if (start->timeline == 0 || start->seg_size != m->seg_size ||
         tl_model_read_histories(m, r, NULL, NULL, &le) < 0)
-        return;
+        return 0;
     tl_model_finish(m);
     latest = tl_latest_probe(m, start->timeline);
     o->branch_latest = latest;
     o->branch_other = start->timeline;
     if (tl_path(m, latest, &p, &n, &le) < 0) {
         if (le.code == ERR_NOMEM)
-            return;
+            return 1;
         o->branch_kind = ST_BRANCH_HISTORY;
         snprintf(o->branch_why, sizeof o->branch_why, "%s", le.msg);
     } else if (tl_path_index(p, n, start->timeline, start->start_lsn) < 0) {
@@ -160,6 +189,43 @@ static void branches(struct repo *r, struct tl_model *m, const struct backup_sta
     }
     o->branch = o->alarm_branch = o->branch_kind != 0;
     free(p);
+    return 1;   /* the model holds the history files now */
+}
+
+/* The newest segment on the primary's own timeline path, in place of the
+ * region's newest (kept when that path cannot be known): segments of
+ * another branch — a drill's timeline, or an old primary that went on
+ * archiving its timeline past the fork — are not the primary's WAL, and
+ * when they numbered higher the lag read 0 while the primary's own
+ * archiving had stopped (an adversarial pass: split brain, the new
+ * primary's archive_command failing, status said "lag: 0 segments"). */
+static void primary_newest(const struct tl_model *m, const struct st_primary *p, struct newest_wal *nw)
+{
+    struct tl_step *path = NULL;
+    struct err le = ERR_INIT;
+    size_t n = 0, i, k;
+    int found = 0;
+
+    if (p == NULL || !p->known || p->tli == 0 || m->seg_size != nw->seg_size || tl_path(m, p->tli, &path, &n, &le) < 0)
+        return;
+    for (i = 0; i < n; i++) {
+        uint64_t lo = path[i].begin / m->seg_size, hi, cand;
+
+        hi = path[i].end == UINT64_MAX ? UINT64_MAX : (path[i].end - 1) / m->seg_size;
+        for (k = 0; k < nw->nper && nw->per[k].tli != path[i].tli; k++)
+            ;
+        if (k == nw->nper || nw->per[k].segno < lo)
+            continue;
+        cand = nw->per[k].segno < hi ? nw->per[k].segno : hi;
+        if (!found || cand >= nw->segno) {
+            nw->segno = cand;
+            nw->tli = path[i].tli;
+            nw->mtime = nw->per[k].mtime;
+            found = 1;
+        }
+    }
+    nw->have = found;
+    free(path);
 }
 
 /* Lag behind the primary (completed segments the region lacks) and the
@@ -201,6 +267,7 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
     struct tl_model model;
     struct backup_start start;
     struct err le = ERR_INIT;
+    int histories;
 
     memset(o, 0, sizeof *o);
     memset(&nw, 0, sizeof nw);
@@ -224,19 +291,23 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
     if (stor_list(r->st, REPO_WAL_DIR, newest_collect, &nw, &le) < 0 || nw.nomem) {
         snprintf(o->error, sizeof o->error, "%s", nw.nomem ? "out of memory listing the WAL archive" : le.msg);
         tl_model_free(&model);
+        free(nw.per);
         o->readable = o->has_backup = 0;
         o->backup_ahead = 0;
         o->alarm_rpo = o->alarm_backup = 1;
         return 0;
     }
-    branches(r, &model, &start, o);
-    tl_model_free(&model);
+    histories = branches(r, &model, &start, o);
     if (nw.have) {
         o->has_wal = 1;
         snprintf(o->wal, sizeof o->wal, "%s", nw.name);
         o->wal_time = (int64_t)nw.mtime;
     }
+    if (histories)
+        primary_newest(&model, p, &nw);
+    tl_model_free(&model);
     lag_and_alarms(conf, p, &nw, now, o);
+    free(nw.per);
     (void)e;
     return 0;
 }

@@ -142,6 +142,18 @@ static void two_regions_test(const struct manifest *m, const struct config *conf
     tf_put_wal(st2, 4, 0, 7);
     ok(end_is(m, "latest", "000000040000000000000007", UINT64_MAX, 6),
        "latest follows a timeline whose history only the second region holds");
+    /* the two regions hold different 00000004.history files (two
+     * promotions to timeline 4, one per region): PostgreSQL follows the
+     * one of the region wal-fetch asks first, restore judged the path by
+     * the first region that had one; now neither is trusted */
+    tf_put_text(st, "wal/00000004.history", "1\t0/4800000\tx\n2\t0/5800000\ty\n3\t0/6800000\tz\n");
+    ok(end_fails(m, "4", "holds another 00000004.history than the region before it"),
+       "regions that disagree on a history file: refused, not one of them chosen");
+    ok(end_fails(m, "latest", "00000004.history is unusable"), "... latest too");
+    drop("wal/00000004.history");
+    tf_put_text(st, "wal/00000004.history", "1\t0/4800000\tx\n2\t0/5800000\ty\n3\t0/6000000\tz\n");
+    ok(end_is(m, "latest", "000000040000000000000007", UINT64_MAX, 6), "the same copy in both: as before");
+    drop("wal/00000004.history");
     regions[1] = NULL;
     nregions = 1;
     ok(end_is(m, "latest", "000000020000000000000005", 0x5800000, 4), "the first region alone: as before");
