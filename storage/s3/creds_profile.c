@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -108,12 +109,22 @@ static int read_ini(const char *path, struct prof *p, struct err *e)
     return 0;
 }
 
+/* ~/.aws/REL.  Without $HOME (env -i, some supervisors), the home directory
+ * is the password database's, as the SDKs' expanduser("~") has it: with
+ * "" the files were looked for in /.aws, found absent, and `auto` went on
+ * to the container's or instance's role instead of the profile written
+ * down in ~/.aws. */
 static char *file_path(const char *env, const char *rel)
 {
     const char *v = getenv(env), *home = getenv("HOME");
+    struct passwd pw, *res = NULL;
+    char buf[4096];
 
     if (v != NULL && v[0] != '\0')
         return strdup(v);
+    if ((home == NULL || home[0] == '\0') && getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 &&
+        res != NULL)
+        home = pw.pw_dir;
     return xasprintf("%s/.aws/%s", home ? home : "", rel);
 }
 

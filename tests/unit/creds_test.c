@@ -2,6 +2,7 @@
  * JSON, STS XML, credential_process), shared files with several profiles,
  * the refresh margin, the per-process cache, and the integrity headers an
  * upload carries. */
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,41 @@ static void test_profiles(void)
     creds_clear(&c);
 }
 
+/* Without $HOME the shared files are the home directory's from the password
+ * database (the SDKs' expanduser), not /.aws: there `auto` found no profile
+ * and went on to the container's or the instance's role. */
+static void test_no_home(void)
+{
+    struct passwd *pw = getpwuid(getuid());
+    struct creds_opts o = { 0 };
+    struct creds c = { 0 };
+    struct err e = ERR_INIT;
+    char want[600], d[256], *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+
+    if (pw == NULL || pw->pw_dir[0] == '\0' || strcmp(pw->pw_dir, "/") == 0) {
+        ok(1, "# SKIP no home directory in the password database");
+        free(home);
+        return;
+    }
+    snprintf(want, sizeof want, "%s/.aws/credentials", pw->pw_dir);
+    unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+    unsetenv("AWS_CONFIG_FILE");
+    o.region_name = "r";
+    o.profile = "walship-no-such-profile";
+    unsetenv("HOME");
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, want) != NULL,
+       "HOME unset: the shared files are in the password database's home: %s", e.msg);
+    setenv("HOME", "", 1);
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, want) != NULL,
+       "HOME empty: the same: %s", e.msg);
+    if (home != NULL)
+        setenv("HOME", home, 1);
+    else
+        unsetenv("HOME");
+    free(home);
+    creds_clear(&c);
+}
+
 static void test_margin_and_cache(void)
 {
     struct creds c = { 0 };
@@ -281,6 +317,7 @@ int main(void)
     test_json();
     test_sts();
     test_profiles();
+    test_no_home();
     test_margin_and_cache();
     test_sources();
     test_integrity();
