@@ -168,6 +168,10 @@ static int fetch_one(struct creds_provider *p, enum creds_source s, struct creds
     case CREDS_WEB_IDENTITY: {
         const char *tf = getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), *arn = getenv("AWS_ROLE_ARN");
 
+        /* A token file without a role is web identity set up halfway (the
+         * SDKs refuse it): `auto` must not go on to another identity. */
+        if (tf != NULL && tf[0] != '\0' && (arn == NULL || arn[0] == '\0'))
+            return err_setf(e, ERR_CONFIG, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
         if (tf == NULL || tf[0] == '\0' || arn == NULL || arn[0] == '\0')
             return explicit_ ? err_setf(e, ERR_CONFIG, "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set")
                              : 1;

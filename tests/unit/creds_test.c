@@ -245,6 +245,38 @@ static void test_sources(void)
     ok(creds_parse_source("instance", &s, &prof, &e) < 0 && e.code == ERR_CONFIG, "unknown source: %s", e.msg);
 }
 
+/* AWS_WEB_IDENTITY_TOKEN_FILE without AWS_ROLE_ARN is web identity set up
+ * halfway: `auto` refuses it (as the SDKs do) rather than go on to the
+ * profile, the container or the instance and sign as someone else. */
+static void test_web_identity_half(void)
+{
+    struct creds_opts o = { 0 };
+    struct creds_provider *p = NULL;
+    struct err e = ERR_INIT;
+    char path[512];
+
+    write_file("wi-creds", "[default]\naws_access_key_id = AKOTHER\naws_secret_access_key = s\n");
+    write_file("wi-token", "jwt\n");
+    snprintf(path, sizeof path, "%s/wi-creds", dir);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+    snprintf(path, sizeof path, "%s/wi-token", dir);
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+    unsetenv("AWS_ROLE_ARN");
+    unsetenv("AWS_PROFILE");
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    o.source = CREDS_AUTO;
+    o.region_name = "r";
+    o.aws_region = "wi-half";
+    if (creds_open(&o, &p, &e) == 0)
+        snprintf(e.msg, sizeof e.msg, "opened: %s", creds_describe(p));
+    ok(p == NULL && e.code == ERR_CONFIG && strstr(e.msg, "AWS_ROLE_ARN") != NULL,
+       "auto, a web identity token file without AWS_ROLE_ARN: refused, not the profile: %s", e.msg);
+    creds_close(p);
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+}
+
 static void test_integrity(void)
 {
     struct s3 s;
@@ -320,6 +352,7 @@ int main(void)
     test_no_home();
     test_margin_and_cache();
     test_sources();
+    test_web_identity_half();
     test_integrity();
     {
         char cmd[600];
