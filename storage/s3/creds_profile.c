@@ -41,14 +41,49 @@ struct prof {
     int seen;
     int oom;
     char *v[NKEYS];
+    /* the file, read line by line for inih: the section is tracked here,
+     * since inih cuts its name at 49 bytes ([profile NAME...] of another
+     * profile, cut, read as NAME: its keys signed for NAME) */
+    FILE *f;
+    int mid_line;           /* the last piece handed over did not end a line */
+    int lineno;
+    char *section;          /* the current section's whole name */
 };
 
-static int on_kv(void *arg, const char *section, const char *name, const char *value)
+static char *reader(char *str, int num, void *stream)
+{
+    struct prof *p = stream;
+    const char *s = str, *end;
+
+    if (fgets(str, num, p->f) == NULL)
+        return NULL;
+    if (!p->mid_line) {
+        p->lineno++;
+        if (p->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+            s += 3;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s == '[') {
+            free(p->section);
+            /* a header longer than inih's first buffer: no section (an error
+             * in on_kv) rather than a guess */
+            p->section = (end = strchr(s, ']')) != NULL ? strndup(s + 1, (size_t)(end - s - 1)) : strdup("");
+            if (p->section == NULL)
+                p->oom = 1;
+        }
+    }
+    p->mid_line = strchr(str, '\n') == NULL;
+    return str;
+}
+
+static int on_kv(void *arg, const char *inih_section, const char *name, const char *value)
 {
     struct prof *p = arg;
+    const char *section = p->section != NULL ? p->section : "";
     int match;
     size_t i;
 
+    (void)inih_section;     /* cut at 49 bytes */
     if (p->config && strncmp(section, "profile ", 8) == 0) {
         const char *s = section + 8;
 
@@ -89,19 +124,26 @@ static int read_ini(const char *path, struct prof *p, struct err *e)
     ini_initial_alloc = 4096;
     ini_max_line = (1 << 20) + 3;
 #endif
-    rc = ini_parse(path, on_kv, p);
-    pthread_mutex_unlock(&ini_lock);
-    if (rc == -1) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC), err = errno;
+    if ((p->f = fopen(path, "re")) == NULL) {
+        int err = errno;
 
-        if (fd >= 0) {
-            close(fd);
-            return err_setf(e, ERR_CONFIG, "%s could not be read", path);
-        }
+        pthread_mutex_unlock(&ini_lock);
         if (err == ENOENT || err == ENOTDIR)
             return 0;   /* absent */
         return err_errno(e, ERR_CONFIG, err, "%s is there but cannot be read", path);
     }
+    p->mid_line = 0;
+    p->lineno = 0;
+    rc = ini_parse_stream(reader, p, on_kv, p);
+    if (ferror(p->f) && rc == 0)
+        rc = -1;
+    fclose(p->f);
+    p->f = NULL;
+    free(p->section);
+    p->section = NULL;
+    pthread_mutex_unlock(&ini_lock);
+    if (rc == -1 || rc == -2)
+        return err_setf(e, rc == -2 ? ERR_NOMEM : ERR_CONFIG, "%s could not be read", path);
     if (rc != 0)
         return err_setf(e, ERR_CONFIG, "%s: line %d cannot be read", path, rc);
     if (p->oom)

@@ -245,6 +245,42 @@ static void test_sources(void)
     ok(creds_parse_source("instance", &s, &prof, &e) < 0 && e.code == ERR_CONFIG, "unknown source: %s", e.msg);
 }
 
+/* libinih keeps 49 bytes of a section name: [NAME-staging] of a 49-byte
+ * NAME was read as [NAME], and its keys, first in the file, signed for
+ * NAME; a name longer than that was never found. */
+static void test_long_profile(void)
+{
+    static const char n49[] = "DatabaseBackupOperatorReadOnlyAccess-123456789012";
+    struct creds_opts o = { 0 };
+    struct creds c = { 0 };
+    struct err e = ERR_INIT;
+    char p[1024], d[256];
+
+    snprintf(p, sizeof p, "\xEF\xBB\xBF[%s-staging]\naws_access_key_id = AKSTAGING\naws_secret_access_key = s1\n"
+             "[%s]\naws_access_key_id = AKRIGHT\naws_secret_access_key = s2\n", n49, n49);
+    write_file("long-creds", p);
+    snprintf(p, sizeof p, "[profile %.41s-staging]\naws_access_key_id = AKSTAGING2\naws_secret_access_key = s3\n"
+             "[profile %sx]\naws_access_key_id = AKLONG\naws_secret_access_key = s4\n", n49, n49);
+    write_file("long-config", p);
+    snprintf(p, sizeof p, "%s/long-creds", dir);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+    snprintf(p, sizeof p, "%s/long-config", dir);
+    setenv("AWS_CONFIG_FILE", p, 1);
+    unsetenv("AWS_PROFILE");
+    o.region_name = "r";
+    o.profile = n49;
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKRIGHT") == 0,
+       "a 49-byte profile name: its own section, not [NAME-staging]");
+    snprintf(p, sizeof p, "%.41s", n49);
+    o.profile = p;
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, "neither") != NULL,
+       "[profile NAME-staging] cut to 49 bytes is not [profile NAME]");
+    snprintf(p, sizeof p, "%sx", n49);
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKLONG") == 0,
+       "a profile name longer than inih's section buffer is found");
+    creds_clear(&c);
+}
+
 /* AWS_WEB_IDENTITY_TOKEN_FILE without AWS_ROLE_ARN is web identity set up
  * halfway: `auto` refuses it (as the SDKs do) rather than go on to the
  * profile, the container or the instance and sign as someone else. */
@@ -350,6 +386,7 @@ int main(void)
     test_sts();
     test_profiles();
     test_no_home();
+    test_long_profile();
     test_margin_and_cache();
     test_sources();
     test_web_identity_half();
