@@ -48,7 +48,39 @@ struct prof {
     int mid_line;           /* the last piece handed over did not end a line */
     int lineno;
     char *section;          /* the current section's whole name */
+    /* given twice in one file (botocore refuses such a file; first-wins
+     * would sign with the keys an appended section meant to replace) */
+    char *hdr;              /* this file's first header of the profile */
+    int key_line[NKEYS];    /* where this file set each key, 0: not */
+    int dup_line;
+    const char *dup_what;
 };
+
+static int section_matches(const struct prof *p, const char *section)
+{
+    if (p->config && strncmp(section, "profile ", 8) == 0) {
+        const char *s = section + 8;
+
+        while (*s == ' ')
+            s++;
+        return strcmp(s, p->name) == 0;
+    }
+    return strcmp(section, p->name) == 0 && (!p->config || strcmp(p->name, "default") == 0);
+}
+
+static void on_header(struct prof *p)
+{
+    if (p->section == NULL || !section_matches(p, p->section))
+        return;
+    memset(p->key_line, 0, sizeof p->key_line);     /* [default] then [profile default]: two sections */
+    if (p->hdr == NULL) {
+        if ((p->hdr = strdup(p->section)) == NULL)
+            p->oom = 1;
+    } else if (strcmp(p->hdr, p->section) == 0 && p->dup_line == 0) {
+        p->dup_line = p->lineno;
+        p->dup_what = "the section";
+    }
+}
 
 static char *reader(char *str, int num, void *stream)
 {
@@ -70,6 +102,7 @@ static char *reader(char *str, int num, void *stream)
             p->section = (end = strchr(s, ']')) != NULL ? strndup(s + 1, (size_t)(end - s - 1)) : strdup("");
             if (p->section == NULL)
                 p->oom = 1;
+            on_header(p);
         }
     }
     p->mid_line = strchr(str, '\n') == NULL;
@@ -79,28 +112,22 @@ static char *reader(char *str, int num, void *stream)
 static int on_kv(void *arg, const char *inih_section, const char *name, const char *value)
 {
     struct prof *p = arg;
-    const char *section = p->section != NULL ? p->section : "";
-    int match;
     size_t i;
 
     (void)inih_section;     /* cut at 49 bytes */
-    if (p->config && strncmp(section, "profile ", 8) == 0) {
-        const char *s = section + 8;
-
-        while (*s == ' ')
-            s++;
-        match = strcmp(s, p->name) == 0;
-    } else {
-        match = strcmp(section, p->name) == 0 && (!p->config || strcmp(p->name, "default") == 0);
-    }
-    if (!match)
+    if (p->section == NULL || !section_matches(p, p->section))
         return 1;
     p->seen = 1;
     for (i = 0; i < NKEYS; i++) {
-        if (strcmp(name, keynames[i]) == 0 && p->v[i] == NULL && value[0] != '\0') {
-            if ((p->v[i] = strdup(value)) == NULL)
-                p->oom = 1;
+        if (strcmp(name, keynames[i]) != 0)
+            continue;
+        if (p->key_line[i] != 0 && p->dup_line == 0) {
+            p->dup_line = p->lineno;
+            p->dup_what = keynames[i];
         }
+        p->key_line[i] = p->lineno;
+        if (p->v[i] == NULL && value[0] != '\0' && (p->v[i] = strdup(value)) == NULL)
+            p->oom = 1;
     }
     return 1;
 }
@@ -134,14 +161,20 @@ static int read_ini(const char *path, struct prof *p, struct err *e)
     }
     p->mid_line = 0;
     p->lineno = 0;
+    p->dup_line = 0;
+    memset(p->key_line, 0, sizeof p->key_line);
     rc = ini_parse_stream(reader, p, on_kv, p);
     if (ferror(p->f) && rc == 0)
         rc = -1;
     fclose(p->f);
     p->f = NULL;
     free(p->section);
-    p->section = NULL;
+    free(p->hdr);
+    p->section = p->hdr = NULL;
     pthread_mutex_unlock(&ini_lock);
+    if (p->dup_line != 0)
+        return err_setf(e, ERR_CONFIG, "%s:%d: profile \"%s\": %s is given twice in the file (the AWS CLI refuses "
+                        "it too): keep one", path, p->dup_line, p->name, p->dup_what);
     if (rc == -1 || rc == -2)
         return err_setf(e, rc == -2 ? ERR_NOMEM : ERR_CONFIG, "%s could not be read", path);
     if (rc != 0)

@@ -278,6 +278,28 @@ static void test_long_profile(void)
     snprintf(p, sizeof p, "%sx", n49);
     ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKLONG") == 0,
        "a profile name longer than inih's section buffer is found");
+    /* appended: the second [NAME] or key meant to replace the first */
+    write_file("dup-creds", "[prod]\naws_access_key_id = AKOLD\naws_secret_access_key = s1\n[other]\nx = 1\n"
+                            "[prod]\naws_access_key_id = AKNEW\naws_secret_access_key = s2\n");
+    snprintf(p, sizeof p, "%s/dup-creds", dir);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+    o.profile = "prod";
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, ":6:") != NULL &&
+       strstr(e.msg, "twice") != NULL, "a profile's section given twice: refused, not the first one's keys");
+    write_file("dup-creds", "[prod]\naws_access_key_id = AKOLD\naws_secret_access_key = s1\n"
+                            "aws_secret_access_key = s2\n[other]\naws_access_key_id = AKO\naws_secret_access_key = s\n");
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, ":4:") != NULL &&
+       strstr(e.msg, "aws_secret_access_key is given twice") != NULL, "a key given twice: refused");
+    o.profile = "other";
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKO") == 0,
+       "another profile of that file is read as before");
+    write_file("dup-config", "[default]\naws_access_key_id = AKD\naws_secret_access_key = s1\n"
+                             "[profile default]\naws_access_key_id = AKPD\naws_secret_access_key = s2\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/c", 1);
+    snprintf(p, sizeof p, "%s/dup-config", dir);
+    setenv("AWS_CONFIG_FILE", p, 1);
+    o.profile = "default";
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) == 0, "[default] and [profile default]: two sections, read");
     creds_clear(&c);
 }
 
