@@ -400,10 +400,27 @@ static int check_ca_files(const struct config *c, struct err *e)
     return 0;
 }
 
+/* session_token belongs to the region's static keys: alone, every source
+ * (the environment's keys, a profile, the instance) signed without it, and
+ * the line was dropped without a word. */
+static int check_session_token(const struct config *c, struct err *e)
+{
+    int i;
+
+    for (i = 0; i < c->nregions; i++) {
+        const struct region_conf *r = &c->regions[i];
+
+        if (r->session_token != NULL && r->access_key_id == NULL)
+            return key_error(e, c, r, "session_token", "a session token without access_key_id and "
+                             "secret_access_key in the section would not be used: give all three, or remove it");
+    }
+    return 0;
+}
+
 int config_check(const struct config *c, struct err *e)
 {
     if (check_paths(c, e) < 0 || check_timeouts(c, e) < 0 || check_zero_off(c, e) < 0 || check_ca_files(c, e) < 0 ||
-        check_locations(c, e) < 0)
+        check_session_token(c, e) < 0 || check_locations(c, e) < 0)
         return -1;
     return 0;
 }

@@ -338,6 +338,9 @@ int creds_open(const struct creds_opts *o, struct creds_provider **out, struct e
     if ((o->access_key_id == NULL) != (o->secret_access_key == NULL))
         return err_setf(e, ERR_CONFIG, "region %s: access_key_id and secret_access_key must be set together",
                         o->region_name);
+    if (o->session_token != NULL && o->access_key_id == NULL)
+        return err_setf(e, ERR_CONFIG, "region %s: session_token is set without access_key_id and "
+                        "secret_access_key", o->region_name);
     if (o->source != CREDS_AUTO && o->source != CREDS_STATIC && o->access_key_id != NULL)
         return err_setf(e, ERR_CONFIG, "region %s: access_key_id is set but credentials = %s (use static or "
                         "auto, or remove the keys)", o->region_name, creds_source_name(o->source));

@@ -117,6 +117,9 @@ static const struct bad bads[] = {
     { "connect_timeout = 0", "[global]\nconnect_timeout = 0s\n", { "key \"connect_timeout\"", "at least 1s" } },
     { "io_timeout = 0", "[global]\nio_timeout = 0min\n", { "key \"io_timeout\"", "at least 1s" } },
     { "archive_timeout = 0", "[global]\narchive_timeout = 0\n", { "key \"archive_timeout\"", "at least 1s" } },
+    /* dropped without a word: every source signed without it */
+    { "a session_token alone", "[global]\n[region r]\nurl = s3://bkt/p\nsession_token = FQoGZX\n",
+      { "case.conf:4: key \"session_token\" of [region r]", "would not be used" } },
     { "a negative timeout", "[global]\nio_timeout = -5\n", { "key \"io_timeout\"", "bad duration" } },
     /* past 24 d in ms: refused by PostgreSQL at the end of the backup, by
      * libcurl, or wrapped in 32 bits (adversarial pass) */
