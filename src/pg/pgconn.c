@@ -233,6 +233,23 @@ int pg_conninfo_check(const char *conninfo, struct err *e)
     return 0;
 }
 
+int pg_conninfo_has_password(const char *conninfo)
+{
+    PQconninfoOption *opts, *o;
+    char *errmsg = NULL;
+    int has = 0;
+
+    if (pq_dl_load(NULL) < 0)
+        return 0;
+    opts = PQconninfoParse(conninfo, &errmsg);
+    PQfreemem(errmsg);
+    for (o = opts; o != NULL && o->keyword != NULL; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0')
+            has = 1;
+    PQconninfoFree(opts);
+    return has;
+}
+
 /* Append s to out, in single quotes with \ and ' escaped when it needs them. */
 static char *put_conn_value(char *out, const char *s)
 {

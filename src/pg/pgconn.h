@@ -50,6 +50,9 @@ int pg_conninfo_check(const char *conninfo, struct err *e);
  * else as libpq reads it (keyword=value pairs) with the password shown as
  * <redacted>; NULL when out of memory. */
 char *pg_conninfo_redact(const char *conninfo);
+/* Does the connection string itself carry a password (password=, or the
+ * password of a postgresql:// URI)?  0 when it cannot be parsed. */
+int pg_conninfo_has_password(const char *conninfo);
 
 /* Current WAL insert LSN and timeline (for status). */
 int pg_current_lsn(struct pgconn *c, uint64_t *lsn, uint32_t *tli, struct err *e);
