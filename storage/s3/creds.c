@@ -131,7 +131,14 @@ int creds_parse_json(const char *buf, size_t len, const char *what, struct creds
     tok = json_string_value(json_object_get(root, "Token"));
     if (tok == NULL)
         tok = json_string_value(json_object_get(root, "SessionToken"));
-    exp = json_string_value(json_object_get(root, "Expiration"));
+    v = json_object_get(root, "Expiration");
+    exp = json_string_value(v);
+    if (v != NULL && exp == NULL && !json_is_null(v)) {
+        /* a number or an object: read as "never expires", the credentials
+         * were never refreshed and signed on after their end */
+        err_setf(e, ERR_AUTH, "%s: Expiration is not an ISO 8601 string", what);
+        goto out;
+    }
     if (ak == NULL || ak[0] == '\0' || sk == NULL || sk[0] == '\0') {
         err_setf(e, ERR_AUTH, "%s: the answer has no AccessKeyId and SecretAccessKey", what);
         goto out;

@@ -54,6 +54,12 @@ static void test_json(void)
         ok(creds_parse_json(j, strlen(j), "x", &c, &e) < 0 && strstr(e.msg, "bad Expiration"), "bad Expiration: %s",
            e.msg);
     }
+    {
+        static const char j[] = "{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"b\",\"Token\":\"t\",\"Expiration\":1893456000}";
+
+        ok(creds_parse_json(j, strlen(j), "x", &c, &e) < 0 && strstr(e.msg, "Expiration") != NULL,
+           "an Expiration that is a number: refused, not 'never expires'");
+    }
     ok(creds_parse_json("{\"Version\":2,\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"b\"}", 52, "x", &c, &e) < 0,
        "Version 2 is refused");
     creds_clear(&c);
