@@ -154,6 +154,11 @@ static void test_profiles(void)
         setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/c", 1);
         setenv("AWS_CONFIG_FILE", "/nonexistent/k", 1);
         ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) == 1, "auto, no files: not configured (next source)");
+        /* fopen() takes a directory; only reading it fails (EISDIR) */
+        setenv("AWS_SHARED_CREDENTIALS_FILE", dir, 1);
+        ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG &&
+           strstr(e.msg, "could not be read") != NULL,
+           "auto, a credentials file that is a directory: an error, not the next source");
         snprintf(p, sizeof p, "%s/loop", dir);
         if (symlink(p, p) == 0) {
             setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
