@@ -226,11 +226,16 @@ int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c
     p.config = 1;
     if (read_ini(kf, &p, e) < 0)
         goto out;
+    for (i = 0; i < NKEYS && p.v[i] == NULL; i++)
+        ;
+    /* auto, unnamed: a [default] of region and output only (what `aws
+     * configure set region` writes on an instance) holds no credentials,
+     * and the SDKs go on to the container and the instance role */
+    if ((!p.seen || i == NKEYS) && !named && !explicit_) {
+        rc = 1;
+        goto out;
+    }
     if (!p.seen) {
-        if (!named && !explicit_) {
-            rc = 1;
-            goto out;
-        }
         err_setf(e, ERR_CONFIG, "profile \"%s\" is in neither %s nor %s", p.name, cf, kf);
         goto out;
     }

@@ -154,6 +154,14 @@ static void test_profiles(void)
         setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/c", 1);
         setenv("AWS_CONFIG_FILE", "/nonexistent/k", 1);
         ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) == 1, "auto, no files: not configured (next source)");
+        write_file("region-only", "[default]\nregion = us-east-1\noutput = json\n");
+        snprintf(p, sizeof p, "%s/region-only", dir);
+        setenv("AWS_CONFIG_FILE", p, 1);
+        ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) == 1,
+           "auto, a [default] with a region and no credentials: not configured (next source, as the SDKs)");
+        ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, "has no credentials") != NULL,
+           "credentials = profile, the same [default]: an error");
+        setenv("AWS_CONFIG_FILE", "/nonexistent/k", 1);
         /* fopen() takes a directory; only reading it fails (EISDIR) */
         setenv("AWS_SHARED_CREDENTIALS_FILE", dir, 1);
         ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG &&
