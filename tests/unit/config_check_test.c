@@ -120,6 +120,11 @@ static const struct bad bads[] = {
     /* dropped without a word: every source signed without it */
     { "a session_token alone", "[global]\n[region r]\nurl = s3://bkt/p\nsession_token = FQoGZX\n",
       { "case.conf:4: key \"session_token\" of [region r]", "would not be used" } },
+    /* no scheme: libcurl guessed http:// and sent the web identity token in clear */
+    { "an sts_endpoint without a scheme", "[global]\n[region r]\nurl = s3://bkt/p\nsts_endpoint = sts.eu-west-1.amazonaws.com\n",
+      { "case.conf:4: key \"sts_endpoint\"", "give the scheme" } },
+    { "an endpoint without a scheme", "[global]\n[region r]\nurl = s3://bkt/p\nendpoint = 127.0.0.1:9000\n",
+      { "case.conf:4: key \"endpoint\"", "https://host" } },
     { "a negative timeout", "[global]\nio_timeout = -5\n", { "key \"io_timeout\"", "bad duration" } },
     /* past 24 d in ms: refused by PostgreSQL at the end of the backup, by
      * libcurl, or wrapped in 32 bits (adversarial pass) */

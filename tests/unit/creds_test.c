@@ -350,6 +350,21 @@ static void test_web_identity_half(void)
     ok(p == NULL && e.code == ERR_CONFIG && strstr(e.msg, "AWS_ROLE_ARN") != NULL,
        "auto, a web identity token file without AWS_ROLE_ARN: refused, not the profile: %s", e.msg);
     creds_close(p);
+    /* no scheme: libcurl would guess http:// and post the token in clear */
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/r", 1);
+    setenv("AWS_ENDPOINT_URL_STS", "127.0.0.1:9", 1);
+    {
+        struct creds c = { 0 };
+        char d[100];
+
+        o.source = CREDS_WEB_IDENTITY;
+        ok(creds_src_web_identity(&o, path, "arn:aws:iam::1:role/r", NULL, &c, d, sizeof d, &e) < 0 &&
+           e.code == ERR_CONFIG && strstr(e.msg, "AWS_ENDPOINT_URL_STS") != NULL,
+           "AWS_ENDPOINT_URL_STS without a scheme: refused before any request");
+        creds_clear(&c);
+    }
+    unsetenv("AWS_ENDPOINT_URL_STS");
+    unsetenv("AWS_ROLE_ARN");
     unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
     unsetenv("AWS_EC2_METADATA_DISABLED");
 }
