@@ -38,7 +38,7 @@ static const char *const keynames[NKEYS] = {
 struct prof {
     const char *name;
     int config;             /* reading the config file: "[profile NAME]" */
-    int seen;
+    int seen;               /* 1: in the config file, 2: in the credentials file */
     int oom;
     char *v[NKEYS];
     /* the file, read line by line for inih: the section is tracked here,
@@ -117,7 +117,7 @@ static int on_kv(void *arg, const char *inih_section, const char *name, const ch
     (void)inih_section;     /* cut at 49 bytes */
     if (p->section == NULL || !section_matches(p, p->section))
         return 1;
-    p->seen = 1;
+    p->seen |= p->config ? 1 : 2;
     for (i = 0; i < NKEYS; i++) {
         if (strcmp(name, keynames[i]) != 0)
             continue;
@@ -230,8 +230,10 @@ int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c
         ;
     /* auto, unnamed: a [default] of region and output only (what `aws
      * configure set region` writes on an instance) holds no credentials,
-     * and the SDKs go on to the container and the instance role */
-    if ((!p.seen || i == NKEYS) && !named && !explicit_) {
+     * and the SDKs go on to the container and the instance role; but a
+     * section of the credentials file is there for credentials (a typo in
+     * its key names is an error, not the instance's role) */
+    if ((!p.seen || (i == NKEYS && !(p.seen & 2))) && !named && !explicit_) {
         rc = 1;
         goto out;
     }

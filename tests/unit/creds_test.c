@@ -161,6 +161,12 @@ static void test_profiles(void)
            "auto, a [default] with a region and no credentials: not configured (next source, as the SDKs)");
         ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, "has no credentials") != NULL,
            "credentials = profile, the same [default]: an error");
+        write_file("typo-creds", "[default]\naws_acces_key_id = AK\naws_secret_key = s\n");
+        snprintf(p, sizeof p, "%s/typo-creds", dir);
+        setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+        ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) < 0 && strstr(e.msg, "has no credentials") != NULL,
+           "auto, a [default] of the credentials file with misspelt keys: an error, not the next source");
+        setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/c", 1);
         setenv("AWS_CONFIG_FILE", "/nonexistent/k", 1);
         /* fopen() takes a directory; only reading it fails (EISDIR) */
         setenv("AWS_SHARED_CREDENTIALS_FILE", dir, 1);
