@@ -71,9 +71,31 @@ void creds_clear(struct creds *c)
     memset(c, 0, sizeof *c);
 }
 
+/* Keys and tokens are printable ASCII without blanks (base64, key ids):
+ * anything else, a line break above all, went into the Authorization and
+ * x-amz-security-token headers as it was, and a token ending in "\r\nX: y"
+ * sent a header of its choosing. */
+static const char *bad_field(const char *ak, const char *sk, const char *token)
+{
+    const char *const v[3] = { ak, sk, token }, *const name[3] = { "access key id", "secret key", "session token" };
+    const unsigned char *p;
+    int i;
+
+    for (i = 0; i < 3; i++)
+        for (p = (const unsigned char *)v[i]; p != NULL && *p != '\0'; p++)
+            if (*p <= 0x20 || *p >= 0x7f)
+                return name[i];
+    return NULL;
+}
+
 int creds_set(struct creds *c, const char *ak, const char *sk, const char *token, time_t expires, struct err *e)
 {
     struct creds n = { 0 };
+    const char *bad = bad_field(ak, sk, token);
+
+    if (bad != NULL)
+        return err_setf(e, ERR_AUTH, "the %s holds a blank, a line break or another byte that is not printable "
+                        "ASCII (not shown)", bad);
 
     n.access_key = strdup(ak);
     n.secret_key = strdup(sk);
@@ -147,7 +169,8 @@ int creds_parse_json(const char *buf, size_t len, const char *what, struct creds
         err_setf(e, ERR_AUTH, "%s: bad Expiration \"%.40s\"", what, exp);
         goto out;
     }
-    rc = creds_set(c, ak, sk, tok, expires, e);
+    if ((rc = creds_set(c, ak, sk, tok, expires, e)) < 0 && e->code == ERR_AUTH)
+        err_prefix(e, "%s", what);
 out:
     json_decref(root);
     return rc;

@@ -91,7 +91,8 @@ int creds_parse_sts(const char *buf, size_t len, const char *what, struct creds 
             }
         }
     }
-    rc = creds_set(c, ak, sk, tok, expires, e);
+    if ((rc = creds_set(c, ak, sk, tok, expires, e)) < 0 && e->code == ERR_AUTH)
+        err_prefix(e, "%s", what);
 out:
     free(tok);
     xmlFreeDoc(doc);

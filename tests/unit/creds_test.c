@@ -60,6 +60,15 @@ static void test_json(void)
         ok(creds_parse_json(j, strlen(j), "x", &c, &e) < 0 && strstr(e.msg, "Expiration") != NULL,
            "an Expiration that is a number: refused, not 'never expires'");
     }
+    {
+        static const char j[] = "{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"b\",\"Token\":\"t\\r\\nx-injected: 1\"}";
+
+        ok(creds_parse_json(j, strlen(j), "x", &c, &e) < 0 && strstr(e.msg, "session token") != NULL &&
+           strstr(e.msg, "injected") == NULL, "a token with a line break: refused (no header of its own), not shown");
+        ok(creds_set(&c, "AK", "se cret", NULL, 0, &e) < 0 && strstr(e.msg, "secret key") != NULL,
+           "a secret key with a blank: refused");
+        ok(creds_set(&c, "test:tester", "a+b/c=", "tok==", 0, &e) == 0, "':' '+' '/' '=' are fine");
+    }
     ok(creds_parse_json("{\"Version\":2,\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"b\"}", 52, "x", &c, &e) < 0,
        "Version 2 is refused");
     creds_clear(&c);
