@@ -242,7 +242,13 @@ int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c
         goto out;
     }
     snprintf(what, sizeof what, "profile %s", p.name);
-    if (p.v[K_ROLE] != NULL && p.v[K_WEBTOK] != NULL) {
+    if (p.v[K_ROLE] != NULL && p.v[K_WEBTOK] != NULL && p.v[K_WEBTOK][0] != '/') {
+        /* as AWS_WEB_IDENTITY_TOKEN_FILE (docs/CONFIG.md): PostgreSQL runs
+         * archive_command in the data directory, where a relative path
+         * names another file than where it was tried */
+        err_setf(e, ERR_CONFIG, "profile \"%s\": web_identity_token_file \"%s\" is a relative path; walship "
+                 "runs in the data directory under PostgreSQL: write the absolute path", p.name, p.v[K_WEBTOK]);
+    } else if (p.v[K_ROLE] != NULL && p.v[K_WEBTOK] != NULL) {
         char d[200];
 
         rc = creds_src_web_identity(o, p.v[K_WEBTOK], p.v[K_ROLE], p.v[K_SESSION], c, d, sizeof d, e);

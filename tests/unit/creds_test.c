@@ -130,7 +130,8 @@ static void test_profiles(void)
                          "\"SecretAccessKey\":\"s3\"}'\n[profile exit]\ncredential_process = /bin/false\n"
                          "[profile nover]\ncredential_process = /bin/echo '{\"AccessKeyId\":\"a\","
                          "\"SecretAccessKey\":\"b\"}'\n[profile chain]\nrole_arn = arn:x\nsource_profile = prod\n"
-                         "[profile  spaced]\naws_access_key_id = AKSP\naws_secret_access_key = s5\n");
+                         "[profile  spaced]\naws_access_key_id = AKSP\naws_secret_access_key = s5\n"
+                         "[profile relwi]\nrole_arn = arn:aws:iam::1:role/r\nweb_identity_token_file = token\n");
     snprintf(p, sizeof p, "%s/credentials", dir);
     setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
     snprintf(p, sizeof p, "%s/config", dir);
@@ -151,6 +152,8 @@ static void test_profiles(void)
        "credential_process failing: %s", e.msg);
     ok(profile("nover", &c, d, sizeof d, &e) < 0 && strstr(e.msg, "Version"), "no Version: refused: %s", e.msg);
     ok(profile("half", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG, "a key id without secret: %s", e.msg);
+    ok(profile("relwi", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "relative path") != NULL,
+       "web_identity_token_file relative (read in PGDATA under PostgreSQL): refused: %s", e.msg);
     ok(profile("chain", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "source_profile"),
        "role_arn with source_profile: not supported, said clearly: %s", e.msg);
     ok(profile("nosuch", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "neither"),
