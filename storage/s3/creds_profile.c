@@ -29,10 +29,13 @@
 
 extern char **environ;
 
-enum { K_AK, K_SK, K_TOK, K_PROCESS, K_ROLE, K_WEBTOK, K_SESSION, K_SOURCE, K_CREDSRC, NKEYS };
+/* sso_*: IAM Identity Center, which the SDKs use and walship does not: a
+ * source configured, so `auto` must not go past it to the instance role */
+enum { K_AK, K_SK, K_TOK, K_PROCESS, K_ROLE, K_WEBTOK, K_SESSION, K_SOURCE, K_CREDSRC, K_SSO, K_SSO_URL, NKEYS };
 static const char *const keynames[NKEYS] = {
     "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "credential_process", "role_arn",
-    "web_identity_token_file", "role_session_name", "source_profile", "credential_source",
+    "web_identity_token_file", "role_session_name", "source_profile", "credential_source", "sso_session",
+    "sso_start_url",
 };
 
 struct prof {
@@ -271,6 +274,10 @@ int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c
         rc = creds_run_process(p.v[K_PROCESS], what, c, e);
         if (rc == 0)
             snprintf(detail, n, "%s, credential_process", p.name);
+    } else if (p.v[K_SSO] != NULL || p.v[K_SSO_URL] != NULL) {
+        err_setf(e, ERR_CONFIG, "profile \"%s\" uses IAM Identity Center (sso_session, sso_start_url), which "
+                 "walship does not implement; use credential_process = aws configure export-credentials "
+                 "--profile %s", p.name, p.name);
     } else {
         err_setf(e, ERR_CONFIG, "profile \"%s\" has no credentials (aws_access_key_id, credential_process, "
                  "or role_arn with web_identity_token_file)", p.name);

@@ -173,6 +173,13 @@ static void test_profiles(void)
            "auto, a [default] with a region and no credentials: not configured (next source, as the SDKs)");
         ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, "has no credentials") != NULL,
            "credentials = profile, the same [default]: an error");
+        write_file("sso-config", "[default]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = r\n"
+                                 "region = us-east-1\n[sso-session corp]\nsso_start_url = https://x/start\n");
+        snprintf(p, sizeof p, "%s/sso-config", dir);
+        setenv("AWS_CONFIG_FILE", p, 1);
+        ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) < 0 && strstr(e.msg, "Identity Center") != NULL,
+           "auto, an SSO [default]: an error (the SDKs would use SSO), not the instance role");
+        setenv("AWS_CONFIG_FILE", "/nonexistent/k", 1);
         write_file("typo-creds", "[default]\naws_acces_key_id = AK\naws_secret_key = s\n");
         snprintf(p, sizeof p, "%s/typo-creds", dir);
         setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
