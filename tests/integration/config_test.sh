@@ -101,6 +101,13 @@ conf '[global]\npg_conninfo = host=/run/postgresql password=%s dbname=postgres\n
 refused "a pg_conninfo password in a file others can read" bad.conf "holds a secret .*pg_conninfo.* mode is 0644"
 conf '[global]\npg_conninfo = postgresql://walship:%s@localhost/postgres\n' "$PGPASS"; chmod 640 bad.conf
 refused "a password in a postgresql:// URI, in a file its group can read" bad.conf "mode is 0640"
+conf '[global]\npg_conninfo = host=/run/postgresql sslpassword=%s dbname=postgres\n' "$PGPASS"; chmod 644 bad.conf
+refused "an sslpassword (the client key's passphrase) in a file others can read" bad.conf "holds a secret .* mode is 0644"
+conf '[global]\npg_conninfo = host=/run/postgresql sslpassword=%s dbname=postgres\n[region a]\nurl = file://%s/ra\n' \
+  "$PGPASS" "$T"
+out=$(check bad.conf)
+like "$out" "sslpassword=<redacted>" "config check shows an sslpassword as <redacted>"
+if leaks "$out"; then ok 1 "  and nowhere in clear"; else ok 0 "  and nowhere in clear"; fi
 conf '[global]\npg_conninfo = host=/run/postgresql dbname=postgres\n[region a]\nurl = file://%s/ra\n' "$T"
 chmod 644 bad.conf
 out=$(check bad.conf); is "$?" 0 "pg_conninfo without a password, mode 0644: read"
