@@ -239,6 +239,33 @@ static int tag_item(void *arg, const struct config_item *it)
     return 0;
 }
 
+/* The environment that chooses the S3 credentials (docs/S3.md,
+ * "Credentials"): the process signs with the environment it was started
+ * with, so a wal-push whose AWS_* variables differ (another profile,
+ * rotated keys, another role) is another configuration, not served by it. */
+static int tag_env(EVP_MD_CTX *md)
+{
+    static const char *const vars[] = {
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+        "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME", "AWS_ENDPOINT_URL_STS", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "HOME",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+
+        if (EVP_DigestUpdate(md, vars[i], strlen(vars[i]) + 1) != 1 ||
+            EVP_DigestUpdate(md, v != NULL ? "=" : "-", 1) != 1 ||
+            (v != NULL && EVP_DigestUpdate(md, v, strlen(v) + 1) != 1))
+            return -1;
+    }
+    return 0;
+}
+
 int archd_tag(const struct config *c, char tag[ARCHD_TAG_LEN + 1], struct err *e)
 {
     struct tag_walk t = { EVP_MD_CTX_new(), 0 };
@@ -266,7 +293,7 @@ int archd_tag(const struct config *c, char tag[ARCHD_TAG_LEN + 1], struct err *e
              (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
              st.st_mtim.tv_nsec);
     if (t.md == NULL || EVP_DigestInit_ex(t.md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(t.md, id, strlen(id) + 1) != 1) {
+        EVP_DigestUpdate(t.md, id, strlen(id) + 1) != 1 || tag_env(t.md) < 0) {
         err_setf(e, ERR_NOMEM, "SHA-256 failed");
         goto out;
     }

@@ -218,7 +218,7 @@ const struct key_def config_global_keys[] = {
 #define R(name, field, fn, kind, flags) { name, offsetof(struct region_conf, field), fn, kind, flags }
 const struct key_def config_region_keys[] = {
     R("url", url, set_url, KIND_STR, 0),
-    R("endpoint", endpoint, set_str, KIND_STR, 0),
+    R("endpoint", endpoint, config_set_http_url, KIND_STR, 0),
     R("aws_region", aws_region, set_str, KIND_STR, 0),
     R("path_style", path_style, set_bool, KIND_BOOL, 0),
     R("mode", mode, set_mode, KIND_MODE, 0),
@@ -227,7 +227,7 @@ const struct key_def config_region_keys[] = {
     R("secret_access_key", secret_access_key, set_str, KIND_STR, KEY_SECRET),
     R("session_token", session_token, set_str, KIND_STR, KEY_SECRET),
     R("credentials", credentials, config_set_credentials, KIND_STR, 0),
-    R("sts_endpoint", sts_endpoint, set_str, KIND_STR, 0),
+    R("sts_endpoint", sts_endpoint, config_set_http_url, KIND_STR, 0),
     R("imds_v1", imds_v1, set_bool, KIND_BOOL, 0),
     R("sse", sse, config_set_sse, KIND_STR, 0),
     R("sse_kms_key_id", sse_kms_key_id, set_str, KIND_STR, 0),

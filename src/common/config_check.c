@@ -127,6 +127,13 @@ static int check_paths(const struct config *c, struct err *e)
 
 /* ---- timeouts ---- */
 
+/* 24 days: in milliseconds, still an int.  Beyond, archive_timeout was a
+ * statement_timeout PostgreSQL refuses (backup-push failed once the whole
+ * backup was copied), connect_timeout an option libcurl refuses (its own
+ * 300 s applied), retry_deadline wrapped around 32 bits in wal-push's and
+ * wal-fetch's waits (50d waited 0.7 s). */
+#define TIMEOUT_MAX (24 * 86400ULL)
+
 static int check_timeouts(const struct config *c, struct err *e)
 {
     static const struct { const char *name; const char *what; } keys[] = {
@@ -141,10 +148,16 @@ static int check_timeouts(const struct config *c, struct err *e)
         const struct key_def *k = config_find_key(config_global_keys, config_nglobal, keys[i].name);
         char msg[300];
 
-        if (*(const uint64_t *)((const char *)c + k->offset) != 0)
+        uint64_t v = *(const uint64_t *)((const char *)c + k->offset);
+
+        if (v != 0 && v <= TIMEOUT_MAX)
             continue;
-        snprintf(msg, sizeof msg, "0 is not a limit: %s must be at least 1s (there is no \"no limit\"; "
-                 "remove the line for the default)", keys[i].what);
+        if (v == 0)
+            snprintf(msg, sizeof msg, "0 is not a limit: %s must be at least 1s (there is no \"no limit\"; "
+                     "remove the line for the default)", keys[i].what);
+        else
+            snprintf(msg, sizeof msg, "%llus is more than 24d: %s can be at most 24d (PostgreSQL's and "
+                     "libcurl's limit in milliseconds)", (unsigned long long)v, keys[i].what);
         return key_error(e, c, NULL, k->name, msg);
     }
     return 0;
@@ -387,10 +400,27 @@ static int check_ca_files(const struct config *c, struct err *e)
     return 0;
 }
 
+/* session_token belongs to the region's static keys: alone, every source
+ * (the environment's keys, a profile, the instance) signed without it, and
+ * the line was dropped without a word. */
+static int check_session_token(const struct config *c, struct err *e)
+{
+    int i;
+
+    for (i = 0; i < c->nregions; i++) {
+        const struct region_conf *r = &c->regions[i];
+
+        if (r->session_token != NULL && r->access_key_id == NULL)
+            return key_error(e, c, r, "session_token", "a session token without access_key_id and "
+                             "secret_access_key in the section would not be used: give all three, or remove it");
+    }
+    return 0;
+}
+
 int config_check(const struct config *c, struct err *e)
 {
     if (check_paths(c, e) < 0 || check_timeouts(c, e) < 0 || check_zero_off(c, e) < 0 || check_ca_files(c, e) < 0 ||
-        check_locations(c, e) < 0)
+        check_session_token(c, e) < 0 || check_locations(c, e) < 0)
         return -1;
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config_int.h"
 #include "creds.h"
@@ -30,6 +31,18 @@ static int set_choice(void *t, const char *v, const char *a, const char *b, stru
 }
 int config_set_sse(void *t, const char *v, struct err *e) { return set_choice(t, v, "AES256", "aws:kms", e); }
 int config_set_checksum(void *t, const char *v, struct err *e) { return set_choice(t, v, "md5", "sha256", e); }
+
+/* Without a scheme libcurl guesses http://: sts_endpoint = sts.REGION.
+ * amazonaws.com sent the web identity token in clear text. */
+int config_set_http_url(void *t, const char *v, struct err *e)
+{
+    size_t n = strncasecmp(v, "https://", 8) == 0 ? 8 : strncasecmp(v, "http://", 7) == 0 ? 7 : 0;
+
+    if (n == 0 || v[n] == '\0' || v[n] == '/')
+        return err_setf(e, ERR_CONFIG, "\"%s\" is not a URL like https://host[:port] (give the scheme: "
+                        "without one, http:// would be guessed)", v);
+    return config_set_string(t, v, e);
+}
 
 /* The archiver process's idle time: at least a second (0 would end it
  * between two of PostgreSQL's calls), at most a day. */

@@ -46,6 +46,8 @@ int config_set_string(void *target, const char *value, struct err *e);
 int config_set_credentials(void *target, const char *value, struct err *e);
 int config_set_sse(void *target, const char *value, struct err *e);
 int config_set_checksum(void *target, const char *value, struct err *e);
+/* endpoint, sts_endpoint: http:// or https:// and a host, nothing guessed */
+int config_set_http_url(void *target, const char *value, struct err *e);
 int config_set_idle(void *target, const char *value, struct err *e);
 
 const struct key_def *config_find_key(const struct key_def *defs, size_t n, const char *name);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "autoconf.h"
+#include "pgconn.h"
 #include "util.h"
 
 #define CONF_MAX_FILE (16u << 20)
@@ -340,7 +341,8 @@ static int apply(struct reader *rd, const char *name, const char *value)
         rd->failed = 1;
         return err_prefix(rd->e, "%s:%d: key \"%s\"", rd->path, rd->lineno, name);
     }
-    if (k->flags & KEY_SECRET)
+    /* a libpq password is as secret as an S3 key (DESIGN.md §4) */
+    if ((k->flags & KEY_SECRET) || (k->kind == KIND_CONNINFO && pg_conninfo_has_password(value)))
         rd->has_secret = 1;
     return 0;
 }
@@ -416,8 +418,8 @@ int config_read_file(struct config *c, const char *path, struct err *e)
     }
     if (rd.has_secret && (sb.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
         err_setf(e, ERR_CONFIG,
-                 "configuration file \"%s\" holds a secret key but its mode is %04o: others can read it "
-                 "(run chmod 600 \"%s\")",
+                 "configuration file \"%s\" holds a secret (secret_access_key, session_token or a password in "
+                 "pg_conninfo) but its mode is %04o: others can read it (run chmod 600 \"%s\")",
                  path, (unsigned)(sb.st_mode & 07777), path);
         goto out;
     }

@@ -233,6 +233,30 @@ int pg_conninfo_check(const char *conninfo, struct err *e)
     return 0;
 }
 
+/* The keywords whose values are secrets: the password, and the passphrase
+ * of the client's SSL key (shown in clear by config check before). */
+static int secret_keyword(const char *k)
+{
+    return strcmp(k, "password") == 0 || strcmp(k, "sslpassword") == 0;
+}
+
+int pg_conninfo_has_password(const char *conninfo)
+{
+    PQconninfoOption *opts, *o;
+    char *errmsg = NULL;
+    int has = 0;
+
+    if (pq_dl_load(NULL) < 0)
+        return 0;
+    opts = PQconninfoParse(conninfo, &errmsg);
+    PQfreemem(errmsg);
+    for (o = opts; o != NULL && o->keyword != NULL; o++)
+        if (secret_keyword(o->keyword) && o->val != NULL && o->val[0] != '\0')
+            has = 1;
+    PQconninfoFree(opts);
+    return has;
+}
+
 /* Append s to out, in single quotes with \ and ' escaped when it needs them. */
 static char *put_conn_value(char *out, const char *s)
 {
@@ -262,7 +286,7 @@ char *pg_conninfo_redact(const char *conninfo)
     PQfreemem(errmsg);
     if (opts == NULL)
         return strdup("<not shown: libpq cannot parse it>");
-    for (o = opts; o->keyword != NULL && !(strcmp(o->keyword, "password") == 0 && o->val != NULL); o++)
+    for (o = opts; o->keyword != NULL && !(secret_keyword(o->keyword) && o->val != NULL); o++)
         ;
     if (o->keyword == NULL) {
         /* No password: shown as written. */
@@ -283,7 +307,7 @@ char *pg_conninfo_redact(const char *conninfo)
         memcpy(p, o->keyword, kl);
         p += kl;
         *p++ = '=';
-        p = put_conn_value(p, strcmp(o->keyword, "password") == 0 ? "<redacted>" : o->val);
+        p = put_conn_value(p, secret_keyword(o->keyword) ? "<redacted>" : o->val);
     }
     if (out != NULL)
         *p = '\0';

@@ -47,9 +47,13 @@ void pg_backup_stop_result_free(struct pg_backup_stop_result *r);
  * error does not quote the string: it may hold a password. */
 int pg_conninfo_check(const char *conninfo, struct err *e);
 /* The connection string for display: as written when it has no password,
- * else as libpq reads it (keyword=value pairs) with the password shown as
- * <redacted>; NULL when out of memory. */
+ * else as libpq reads it (keyword=value pairs) with the password and the
+ * sslpassword shown as <redacted>; NULL when out of memory. */
 char *pg_conninfo_redact(const char *conninfo);
+/* Does the connection string itself carry a password (password=, the
+ * password of a postgresql:// URI, or sslpassword=)?  0 when it cannot be
+ * parsed. */
+int pg_conninfo_has_password(const char *conninfo);
 
 /* Current WAL insert LSN and timeline (for status). */
 int pg_current_lsn(struct pgconn *c, uint64_t *lsn, uint32_t *tli, struct err *e);

@@ -71,9 +71,31 @@ void creds_clear(struct creds *c)
     memset(c, 0, sizeof *c);
 }
 
+/* Keys and tokens are printable ASCII without blanks (base64, key ids):
+ * anything else, a line break above all, went into the Authorization and
+ * x-amz-security-token headers as it was, and a token ending in "\r\nX: y"
+ * sent a header of its choosing. */
+static const char *bad_field(const char *ak, const char *sk, const char *token)
+{
+    const char *const v[3] = { ak, sk, token }, *const name[3] = { "access key id", "secret key", "session token" };
+    const unsigned char *p;
+    int i;
+
+    for (i = 0; i < 3; i++)
+        for (p = (const unsigned char *)v[i]; p != NULL && *p != '\0'; p++)
+            if (*p <= 0x20 || *p >= 0x7f)
+                return name[i];
+    return NULL;
+}
+
 int creds_set(struct creds *c, const char *ak, const char *sk, const char *token, time_t expires, struct err *e)
 {
     struct creds n = { 0 };
+    const char *bad = bad_field(ak, sk, token);
+
+    if (bad != NULL)
+        return err_setf(e, ERR_AUTH, "the %s holds a blank, a line break or another byte that is not printable "
+                        "ASCII (not shown)", bad);
 
     n.access_key = strdup(ak);
     n.secret_key = strdup(sk);
@@ -131,7 +153,14 @@ int creds_parse_json(const char *buf, size_t len, const char *what, struct creds
     tok = json_string_value(json_object_get(root, "Token"));
     if (tok == NULL)
         tok = json_string_value(json_object_get(root, "SessionToken"));
-    exp = json_string_value(json_object_get(root, "Expiration"));
+    v = json_object_get(root, "Expiration");
+    exp = json_string_value(v);
+    if (v != NULL && exp == NULL && !json_is_null(v)) {
+        /* a number or an object: read as "never expires", the credentials
+         * were never refreshed and signed on after their end */
+        err_setf(e, ERR_AUTH, "%s: Expiration is not an ISO 8601 string", what);
+        goto out;
+    }
     if (ak == NULL || ak[0] == '\0' || sk == NULL || sk[0] == '\0') {
         err_setf(e, ERR_AUTH, "%s: the answer has no AccessKeyId and SecretAccessKey", what);
         goto out;
@@ -140,7 +169,8 @@ int creds_parse_json(const char *buf, size_t len, const char *what, struct creds
         err_setf(e, ERR_AUTH, "%s: bad Expiration \"%.40s\"", what, exp);
         goto out;
     }
-    rc = creds_set(c, ak, sk, tok, expires, e);
+    if ((rc = creds_set(c, ak, sk, tok, expires, e)) < 0 && e->code == ERR_AUTH)
+        err_prefix(e, "%s", what);
 out:
     json_decref(root);
     return rc;
@@ -168,6 +198,10 @@ static int fetch_one(struct creds_provider *p, enum creds_source s, struct creds
     case CREDS_WEB_IDENTITY: {
         const char *tf = getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), *arn = getenv("AWS_ROLE_ARN");
 
+        /* A token file without a role is web identity set up halfway (the
+         * SDKs refuse it): `auto` must not go on to another identity. */
+        if (tf != NULL && tf[0] != '\0' && (arn == NULL || arn[0] == '\0'))
+            return err_setf(e, ERR_CONFIG, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
         if (tf == NULL || tf[0] == '\0' || arn == NULL || arn[0] == '\0')
             return explicit_ ? err_setf(e, ERR_CONFIG, "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set")
                              : 1;
@@ -334,6 +368,9 @@ int creds_open(const struct creds_opts *o, struct creds_provider **out, struct e
     if ((o->access_key_id == NULL) != (o->secret_access_key == NULL))
         return err_setf(e, ERR_CONFIG, "region %s: access_key_id and secret_access_key must be set together",
                         o->region_name);
+    if (o->session_token != NULL && o->access_key_id == NULL)
+        return err_setf(e, ERR_CONFIG, "region %s: session_token is set without access_key_id and "
+                        "secret_access_key", o->region_name);
     if (o->source != CREDS_AUTO && o->source != CREDS_STATIC && o->access_key_id != NULL)
         return err_setf(e, ERR_CONFIG, "region %s: access_key_id is set but credentials = %s (use static or "
                         "auto, or remove the keys)", o->region_name, creds_source_name(o->source));

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -28,43 +29,108 @@
 
 extern char **environ;
 
-enum { K_AK, K_SK, K_TOK, K_PROCESS, K_ROLE, K_WEBTOK, K_SESSION, K_SOURCE, K_CREDSRC, NKEYS };
+/* sso_*: IAM Identity Center, which the SDKs use and walship does not: a
+ * source configured, so `auto` must not go past it to the instance role */
+enum { K_AK, K_SK, K_TOK, K_PROCESS, K_ROLE, K_WEBTOK, K_SESSION, K_SOURCE, K_CREDSRC, K_SSO, K_SSO_URL, NKEYS };
 static const char *const keynames[NKEYS] = {
     "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "credential_process", "role_arn",
-    "web_identity_token_file", "role_session_name", "source_profile", "credential_source",
+    "web_identity_token_file", "role_session_name", "source_profile", "credential_source", "sso_session",
+    "sso_start_url",
 };
 
 struct prof {
     const char *name;
     int config;             /* reading the config file: "[profile NAME]" */
-    int seen;
+    int seen;               /* 1: in the config file, 2: in the credentials file */
     int oom;
     char *v[NKEYS];
+    /* the file, read line by line for inih: the section is tracked here,
+     * since inih cuts its name at 49 bytes ([profile NAME...] of another
+     * profile, cut, read as NAME: its keys signed for NAME) */
+    FILE *f;
+    int mid_line;           /* the last piece handed over did not end a line */
+    int lineno;
+    char *section;          /* the current section's whole name */
+    /* given twice in one file (botocore refuses such a file; first-wins
+     * would sign with the keys an appended section meant to replace) */
+    char *hdr;              /* this file's first header of the profile */
+    int key_line[NKEYS];    /* where this file set each key, 0: not */
+    int dup_line;
+    const char *dup_what;
 };
 
-static int on_kv(void *arg, const char *section, const char *name, const char *value)
+static int section_matches(const struct prof *p, const char *section)
 {
-    struct prof *p = arg;
-    int match;
-    size_t i;
-
     if (p->config && strncmp(section, "profile ", 8) == 0) {
         const char *s = section + 8;
 
         while (*s == ' ')
             s++;
-        match = strcmp(s, p->name) == 0;
-    } else {
-        match = strcmp(section, p->name) == 0 && (!p->config || strcmp(p->name, "default") == 0);
+        return strcmp(s, p->name) == 0;
     }
-    if (!match)
-        return 1;
-    p->seen = 1;
-    for (i = 0; i < NKEYS; i++) {
-        if (strcmp(name, keynames[i]) == 0 && p->v[i] == NULL && value[0] != '\0') {
-            if ((p->v[i] = strdup(value)) == NULL)
+    return strcmp(section, p->name) == 0 && (!p->config || strcmp(p->name, "default") == 0);
+}
+
+static void on_header(struct prof *p)
+{
+    if (p->section == NULL || !section_matches(p, p->section))
+        return;
+    memset(p->key_line, 0, sizeof p->key_line);     /* [default] then [profile default]: two sections */
+    if (p->hdr == NULL) {
+        if ((p->hdr = strdup(p->section)) == NULL)
+            p->oom = 1;
+    } else if (strcmp(p->hdr, p->section) == 0 && p->dup_line == 0) {
+        p->dup_line = p->lineno;
+        p->dup_what = "the section";
+    }
+}
+
+static char *reader(char *str, int num, void *stream)
+{
+    struct prof *p = stream;
+    const char *s = str, *end;
+
+    if (fgets(str, num, p->f) == NULL)
+        return NULL;
+    if (!p->mid_line) {
+        p->lineno++;
+        if (p->lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+            s += 3;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s == '[') {
+            free(p->section);
+            /* a header longer than inih's first buffer: no section (an error
+             * in on_kv) rather than a guess */
+            p->section = (end = strchr(s, ']')) != NULL ? strndup(s + 1, (size_t)(end - s - 1)) : strdup("");
+            if (p->section == NULL)
                 p->oom = 1;
+            on_header(p);
         }
+    }
+    p->mid_line = strchr(str, '\n') == NULL;
+    return str;
+}
+
+static int on_kv(void *arg, const char *inih_section, const char *name, const char *value)
+{
+    struct prof *p = arg;
+    size_t i;
+
+    (void)inih_section;     /* cut at 49 bytes */
+    if (p->section == NULL || !section_matches(p, p->section))
+        return 1;
+    p->seen |= p->config ? 1 : 2;
+    for (i = 0; i < NKEYS; i++) {
+        if (strcmp(name, keynames[i]) != 0)
+            continue;
+        if (p->key_line[i] != 0 && p->dup_line == 0) {
+            p->dup_line = p->lineno;
+            p->dup_what = keynames[i];
+        }
+        p->key_line[i] = p->lineno;
+        if (p->v[i] == NULL && value[0] != '\0' && (p->v[i] = strdup(value)) == NULL)
+            p->oom = 1;
     }
     return 1;
 }
@@ -88,19 +154,32 @@ static int read_ini(const char *path, struct prof *p, struct err *e)
     ini_initial_alloc = 4096;
     ini_max_line = (1 << 20) + 3;
 #endif
-    rc = ini_parse(path, on_kv, p);
-    pthread_mutex_unlock(&ini_lock);
-    if (rc == -1) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC), err = errno;
+    if ((p->f = fopen(path, "re")) == NULL) {
+        int err = errno;
 
-        if (fd >= 0) {
-            close(fd);
-            return err_setf(e, ERR_CONFIG, "%s could not be read", path);
-        }
+        pthread_mutex_unlock(&ini_lock);
         if (err == ENOENT || err == ENOTDIR)
             return 0;   /* absent */
         return err_errno(e, ERR_CONFIG, err, "%s is there but cannot be read", path);
     }
+    p->mid_line = 0;
+    p->lineno = 0;
+    p->dup_line = 0;
+    memset(p->key_line, 0, sizeof p->key_line);
+    rc = ini_parse_stream(reader, p, on_kv, p);
+    if (ferror(p->f) && rc == 0)
+        rc = -1;
+    fclose(p->f);
+    p->f = NULL;
+    free(p->section);
+    free(p->hdr);
+    p->section = p->hdr = NULL;
+    pthread_mutex_unlock(&ini_lock);
+    if (p->dup_line != 0)
+        return err_setf(e, ERR_CONFIG, "%s:%d: profile \"%s\": %s is given twice in the file (the AWS CLI refuses "
+                        "it too): keep one", path, p->dup_line, p->name, p->dup_what);
+    if (rc == -1 || rc == -2)
+        return err_setf(e, rc == -2 ? ERR_NOMEM : ERR_CONFIG, "%s could not be read", path);
     if (rc != 0)
         return err_setf(e, ERR_CONFIG, "%s: line %d cannot be read", path, rc);
     if (p->oom)
@@ -108,12 +187,22 @@ static int read_ini(const char *path, struct prof *p, struct err *e)
     return 0;
 }
 
+/* ~/.aws/REL.  Without $HOME (env -i, some supervisors), the home directory
+ * is the password database's, as the SDKs' expanduser("~") has it: with
+ * "" the files were looked for in /.aws, found absent, and `auto` went on
+ * to the container's or instance's role instead of the profile written
+ * down in ~/.aws. */
 static char *file_path(const char *env, const char *rel)
 {
     const char *v = getenv(env), *home = getenv("HOME");
+    struct passwd pw, *res = NULL;
+    char buf[4096];
 
     if (v != NULL && v[0] != '\0')
         return strdup(v);
+    if ((home == NULL || home[0] == '\0') && getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 &&
+        res != NULL)
+        home = pw.pw_dir;
     return xasprintf("%s/.aws/%s", home ? home : "", rel);
 }
 
@@ -140,16 +229,29 @@ int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c
     p.config = 1;
     if (read_ini(kf, &p, e) < 0)
         goto out;
+    for (i = 0; i < NKEYS && p.v[i] == NULL; i++)
+        ;
+    /* auto, unnamed: a [default] of region and output only (what `aws
+     * configure set region` writes on an instance) holds no credentials,
+     * and the SDKs go on to the container and the instance role; but a
+     * section of the credentials file is there for credentials (a typo in
+     * its key names is an error, not the instance's role) */
+    if ((!p.seen || (i == NKEYS && !(p.seen & 2))) && !named && !explicit_) {
+        rc = 1;
+        goto out;
+    }
     if (!p.seen) {
-        if (!named && !explicit_) {
-            rc = 1;
-            goto out;
-        }
         err_setf(e, ERR_CONFIG, "profile \"%s\" is in neither %s nor %s", p.name, cf, kf);
         goto out;
     }
     snprintf(what, sizeof what, "profile %s", p.name);
-    if (p.v[K_ROLE] != NULL && p.v[K_WEBTOK] != NULL) {
+    if (p.v[K_ROLE] != NULL && p.v[K_WEBTOK] != NULL && p.v[K_WEBTOK][0] != '/') {
+        /* as AWS_WEB_IDENTITY_TOKEN_FILE (docs/CONFIG.md): PostgreSQL runs
+         * archive_command in the data directory, where a relative path
+         * names another file than where it was tried */
+        err_setf(e, ERR_CONFIG, "profile \"%s\": web_identity_token_file \"%s\" is a relative path; walship "
+                 "runs in the data directory under PostgreSQL: write the absolute path", p.name, p.v[K_WEBTOK]);
+    } else if (p.v[K_ROLE] != NULL && p.v[K_WEBTOK] != NULL) {
         char d[200];
 
         rc = creds_src_web_identity(o, p.v[K_WEBTOK], p.v[K_ROLE], p.v[K_SESSION], c, d, sizeof d, e);
@@ -172,6 +274,10 @@ int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c
         rc = creds_run_process(p.v[K_PROCESS], what, c, e);
         if (rc == 0)
             snprintf(detail, n, "%s, credential_process", p.name);
+    } else if (p.v[K_SSO] != NULL || p.v[K_SSO_URL] != NULL) {
+        err_setf(e, ERR_CONFIG, "profile \"%s\" uses IAM Identity Center (sso_session, sso_start_url), which "
+                 "walship does not implement; use credential_process = aws configure export-credentials "
+                 "--profile %s", p.name, p.name);
     } else {
         err_setf(e, ERR_CONFIG, "profile \"%s\" has no credentials (aws_access_key_id, credential_process, "
                  "or role_arn with web_identity_token_file)", p.name);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "s3.h"
@@ -90,24 +91,40 @@ int creds_parse_sts(const char *buf, size_t len, const char *what, struct creds 
             }
         }
     }
-    rc = creds_set(c, ak, sk, tok, expires, e);
+    if ((rc = creds_set(c, ak, sk, tok, expires, e)) < 0 && e->code == ERR_AUTH)
+        err_prefix(e, "%s", what);
 out:
     free(tok);
     xmlFreeDoc(doc);
     return rc;
 }
 
-static char *sts_url(const struct creds_opts *o)
+static char *sts_url(const struct creds_opts *o, struct err *e)
 {
-    const char *ep = o->sts_endpoint;
+    const char *ep = o->sts_endpoint, *from = "sts_endpoint";
+    char *u;
 
-    if (ep == NULL || ep[0] == '\0')
+    if (ep == NULL || ep[0] == '\0') {
         ep = getenv("AWS_ENDPOINT_URL_STS");
-    if (ep != NULL && ep[0] != '\0')
-        return strdup(ep);
+        from = "AWS_ENDPOINT_URL_STS";
+    }
+    if (ep != NULL && ep[0] != '\0') {
+        /* no scheme: libcurl would guess http:// and send the token in clear */
+        if (strncasecmp(ep, "https://", 8) != 0 && strncasecmp(ep, "http://", 7) != 0) {
+            err_setf(e, ERR_CONFIG, "%s \"%s\" is not a URL like https://host[:port]", from, ep);
+            return NULL;
+        }
+        if ((u = strdup(ep)) == NULL)
+            err_setf(e, ERR_NOMEM, "out of memory");
+        return u;
+    }
     if (o->aws_region != NULL && o->aws_region[0] != '\0')
-        return xasprintf("https://sts.%s.amazonaws.com/", o->aws_region);
-    return strdup("https://sts.amazonaws.com/");
+        u = xasprintf("https://sts.%s.amazonaws.com/", o->aws_region);
+    else
+        u = strdup("https://sts.amazonaws.com/");
+    if (u == NULL)
+        err_setf(e, ERR_NOMEM, "out of memory");
+    return u;
 }
 
 int creds_src_web_identity(const struct creds_opts *o, const char *token_file, const char *role_arn,
@@ -132,11 +149,12 @@ int creds_src_web_identity(const struct creds_opts *o, const char *token_file, c
         snprintf(sess, sizeof sess, "walship-%ld", (long)time(NULL));
         session_name = sess;
     }
-    url = sts_url(o);
+    if ((url = sts_url(o, e)) == NULL)
+        goto out;
     etok = sigv4_uri_encode((char *)tok, 0);
     earn = sigv4_uri_encode(role_arn, 0);
     ename = sigv4_uri_encode(session_name, 0);
-    if (url == NULL || etok == NULL || earn == NULL || ename == NULL)
+    if (etok == NULL || earn == NULL || ename == NULL)
         goto oom;
     body = xasprintf("Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=%s&RoleSessionName=%s"
                      "&WebIdentityToken=%s", earn, ename, etok);

@@ -1,6 +1,7 @@
 /* s3_xml — S3 REST XML with libxml2: parse answers, build request bodies. */
 #include "s3.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,7 @@ int s3_parse_iso8601(const char *s, time_t *out)
 {
     struct tm tm;
     const char *rest;
+    long off = 0;
 
     memset(&tm, 0, sizeof tm);
     rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -133,9 +135,22 @@ int s3_parse_iso8601(const char *s, time_t *out)
         while (*rest >= '0' && *rest <= '9')
             rest++;
     }
-    if (*rest != 'Z' && *rest != '\0')
+    /* "Z", nothing, or an offset: credential_process answers from
+     * `aws configure export-credentials` end in "+00:00" (isoformat) */
+    if ((*rest == '+' || *rest == '-') && isdigit((unsigned char)rest[1]) && isdigit((unsigned char)rest[2])) {
+        int hh = (rest[1] - '0') * 10 + (rest[2] - '0'), mm = 0, k = rest[3] == ':' ? 4 : 3;
+
+        if (isdigit((unsigned char)rest[k]) && isdigit((unsigned char)rest[k + 1]))
+            mm = (rest[k] - '0') * 10 + (rest[k + 1] - '0');
+        else if (rest[3] != '\0')
+            return -1;
+        if (hh > 23 || mm > 59 || (rest[3] != '\0' && rest[k + 2] != '\0'))
+            return -1;
+        off = (rest[0] == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
+    } else if (!(rest[0] == 'Z' && rest[1] == '\0') && *rest != '\0') {
         return -1;
-    *out = timegm(&tm);
+    }
+    *out = timegm(&tm) - off;
     return 0;
 }
 

@@ -191,6 +191,24 @@ cat "$T/key.prev" >"$T/key"     # back, for the tests below
 cat "$T/key.unrelated" >"$T/key.prev"
 ws_stop_daemons "$SP"
 
+# ---- other credentials in the environment are another configuration ----
+# The process signs with the environment it started with: a wal-push given
+# other AWS_* variables (another profile, rotated keys) must not be served
+# by it.
+for i in 40 41; do
+  walseg "$PA/$(seg_name "$i")" "$(seg_name "$i")" "$SYSID" "$i"
+  touch "$PA/archive_status/$(seg_name "$i").ready"
+done
+ws_own "$T/pa"
+pa_push "$(seg_name 40)" >/dev/null 2>&1
+ep=$(daemon_pid)
+[ -n "$ep" ]; ok $? "a process runs (pid ${ep:-none})"
+AWS_PROFILE=walship-other t "wal-push with another AWS_PROFILE archives its segment" pa_push "$(seg_name 41)"
+[ -n "$ep" ] && wait_for 10 test ! -d "/proc/$ep"
+ok $? "the process started with the old credentials environment was asked to stop (pid ${ep:-none})"
+in_region "$(seg_name 41)" "$PA/$(seg_name 41)"; ok $? "... and the segment is in the region"
+ws_stop_daemons "$SP"
+
 # ---- markers that cannot be written: wal-push pushes itself within seconds ----
 # pushed/ read-only for the process (what a full disk does to a marker):
 # neither the pushed marker nor the failure marker can be written.  Each

@@ -95,7 +95,22 @@ refused "key: value" bad.conf "bad.conf:2: key \"key_file\""
 conf '[region a]\nurl = file:///a\nsecret_access_key = %s\nbogus = 1\n' "$SECRET"
 refused "an unknown key after a secret" bad.conf "bad.conf:4: unknown key \"bogus\" in \[region a\]"
 conf '[region a]\nurl = file:///a\nsecret_access_key = %s\n' "$SECRET"; chmod 644 bad.conf
-refused "a secret in a file others can read" bad.conf "holds a secret key but its mode is 0644"
+refused "a secret in a file others can read" bad.conf "holds a secret .* but its mode is 0644"
+# a libpq password is a secret too (DESIGN.md §4): 0644 let every local user read it
+conf '[global]\npg_conninfo = host=/run/postgresql password=%s dbname=postgres\n' "$PGPASS"; chmod 644 bad.conf
+refused "a pg_conninfo password in a file others can read" bad.conf "holds a secret .*pg_conninfo.* mode is 0644"
+conf '[global]\npg_conninfo = postgresql://walship:%s@localhost/postgres\n' "$PGPASS"; chmod 640 bad.conf
+refused "a password in a postgresql:// URI, in a file its group can read" bad.conf "mode is 0640"
+conf '[global]\npg_conninfo = host=/run/postgresql sslpassword=%s dbname=postgres\n' "$PGPASS"; chmod 644 bad.conf
+refused "an sslpassword (the client key's passphrase) in a file others can read" bad.conf "holds a secret .* mode is 0644"
+conf '[global]\npg_conninfo = host=/run/postgresql sslpassword=%s dbname=postgres\n[region a]\nurl = file://%s/ra\n' \
+  "$PGPASS" "$T"
+out=$(check bad.conf)
+like "$out" "sslpassword=<redacted>" "config check shows an sslpassword as <redacted>"
+if leaks "$out"; then ok 1 "  and nowhere in clear"; else ok 0 "  and nowhere in clear"; fi
+conf '[global]\npg_conninfo = host=/run/postgresql dbname=postgres\n[region a]\nurl = file://%s/ra\n' "$T"
+chmod 644 bad.conf
+out=$(check bad.conf); is "$?" 0 "pg_conninfo without a password, mode 0644: read"
 conf '[global]\nkey_file = "/k"\n'
 refused "a quoted value" bad.conf "bad.conf:2: key \"key_file\": the value starts with a quote"
 conf '[global]\nkey_file =\n'

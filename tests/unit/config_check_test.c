@@ -117,7 +117,21 @@ static const struct bad bads[] = {
     { "connect_timeout = 0", "[global]\nconnect_timeout = 0s\n", { "key \"connect_timeout\"", "at least 1s" } },
     { "io_timeout = 0", "[global]\nio_timeout = 0min\n", { "key \"io_timeout\"", "at least 1s" } },
     { "archive_timeout = 0", "[global]\narchive_timeout = 0\n", { "key \"archive_timeout\"", "at least 1s" } },
+    /* dropped without a word: every source signed without it */
+    { "a session_token alone", "[global]\n[region r]\nurl = s3://bkt/p\nsession_token = FQoGZX\n",
+      { "case.conf:4: key \"session_token\" of [region r]", "would not be used" } },
+    /* no scheme: libcurl guessed http:// and sent the web identity token in clear */
+    { "an sts_endpoint without a scheme", "[global]\n[region r]\nurl = s3://bkt/p\nsts_endpoint = sts.eu-west-1.amazonaws.com\n",
+      { "case.conf:4: key \"sts_endpoint\"", "give the scheme" } },
+    { "an endpoint without a scheme", "[global]\n[region r]\nurl = s3://bkt/p\nendpoint = 127.0.0.1:9000\n",
+      { "case.conf:4: key \"endpoint\"", "https://host" } },
     { "a negative timeout", "[global]\nio_timeout = -5\n", { "key \"io_timeout\"", "bad duration" } },
+    /* past 24 d in ms: refused by PostgreSQL at the end of the backup, by
+     * libcurl, or wrapped in 32 bits (adversarial pass) */
+    { "archive_timeout = 25d", "[global]\narchive_timeout = 25d\n", { "case.conf:2: key \"archive_timeout\"", "at most 24d" } },
+    { "retry_deadline = 50d", "[global]\nretry_deadline = 50d\n", { "key \"retry_deadline\"", "at most 24d" } },
+    { "connect_timeout = 25d", "[global]\nconnect_timeout = 2160000\n", { "key \"connect_timeout\"", "at most 24d" } },
+    { "io_timeout = 2^63 ms", "[global]\nio_timeout = 9223372036854776\n", { "key \"io_timeout\"", "at most 24d" } },
     /* 0 was read as "off": no alarm, no limit, never (adversarial pass) */
     { "rpo_seconds = 0", "[global]\nrpo_seconds = 0\n", { "case.conf:2: key \"rpo_seconds\"", "no lag alarm" } },
     { "backup_max_age = 0", "[global]\nbackup_max_age = 0h\n", { "key \"backup_max_age\"", "no backup age alarm" } },
@@ -166,6 +180,8 @@ static const struct bad goods[] = {
       "full_every = 1\n", { NULL } },
     { "timeouts of 1s", "[global]\nretry_deadline = 1\nconnect_timeout = 1s\nio_timeout = 1\narchive_timeout = 1\n",
       { NULL } },
+    { "timeouts of 24d", "[global]\nretry_deadline = 24d\nconnect_timeout = 24d\nio_timeout = 2073600\n"
+      "archive_timeout = 24d\n", { NULL } },
     { "absolute paths everywhere",
       "[global]\npgdata = /a\nkey_file = /k\nold_key_files = /k1 /k2\npg_bin = /b\nspool_dir = /s\n", { NULL } },
 };

@@ -232,7 +232,9 @@ static const char *write_long(const char *name, const char *key, size_t vlen)
 
 static void test_long_lines(void)
 {
-    static const char head[] = "[region a]\nurl = s3://b/p\nsession_token = ", tail[] = "\nmode = async\n";
+    static const char head[] = "[region a]\nurl = s3://b/p\naccess_key_id = AK\nsecret_access_key = sk\n"
+                               "session_token = ",
+                      tail[] = "\nmode = async\n";
     struct config *c;
     struct err e = ERR_INIT;
     const char *p;

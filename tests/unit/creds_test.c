@@ -2,6 +2,7 @@
  * JSON, STS XML, credential_process), shared files with several profiles,
  * the refresh margin, the per-process cache, and the integrity headers an
  * upload carries. */
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,21 @@ static void test_json(void)
 
         ok(creds_parse_json(j, strlen(j), "x", &c, &e) < 0 && strstr(e.msg, "bad Expiration"), "bad Expiration: %s",
            e.msg);
+    }
+    {
+        static const char j[] = "{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"b\",\"Token\":\"t\",\"Expiration\":1893456000}";
+
+        ok(creds_parse_json(j, strlen(j), "x", &c, &e) < 0 && strstr(e.msg, "Expiration") != NULL,
+           "an Expiration that is a number: refused, not 'never expires'");
+    }
+    {
+        static const char j[] = "{\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"b\",\"Token\":\"t\\r\\nx-injected: 1\"}";
+
+        ok(creds_parse_json(j, strlen(j), "x", &c, &e) < 0 && strstr(e.msg, "session token") != NULL &&
+           strstr(e.msg, "injected") == NULL, "a token with a line break: refused (no header of its own), not shown");
+        ok(creds_set(&c, "AK", "se cret", NULL, 0, &e) < 0 && strstr(e.msg, "secret key") != NULL,
+           "a secret key with a blank: refused");
+        ok(creds_set(&c, "test:tester", "a+b/c=", "tok==", 0, &e) == 0, "':' '+' '/' '=' are fine");
     }
     ok(creds_parse_json("{\"Version\":2,\"AccessKeyId\":\"a\",\"SecretAccessKey\":\"b\"}", 52, "x", &c, &e) < 0,
        "Version 2 is refused");
@@ -114,7 +130,8 @@ static void test_profiles(void)
                          "\"SecretAccessKey\":\"s3\"}'\n[profile exit]\ncredential_process = /bin/false\n"
                          "[profile nover]\ncredential_process = /bin/echo '{\"AccessKeyId\":\"a\","
                          "\"SecretAccessKey\":\"b\"}'\n[profile chain]\nrole_arn = arn:x\nsource_profile = prod\n"
-                         "[profile  spaced]\naws_access_key_id = AKSP\naws_secret_access_key = s5\n");
+                         "[profile  spaced]\naws_access_key_id = AKSP\naws_secret_access_key = s5\n"
+                         "[profile relwi]\nrole_arn = arn:aws:iam::1:role/r\nweb_identity_token_file = token\n");
     snprintf(p, sizeof p, "%s/credentials", dir);
     setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
     snprintf(p, sizeof p, "%s/config", dir);
@@ -135,6 +152,8 @@ static void test_profiles(void)
        "credential_process failing: %s", e.msg);
     ok(profile("nover", &c, d, sizeof d, &e) < 0 && strstr(e.msg, "Version"), "no Version: refused: %s", e.msg);
     ok(profile("half", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG, "a key id without secret: %s", e.msg);
+    ok(profile("relwi", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "relative path") != NULL,
+       "web_identity_token_file relative (read in PGDATA under PostgreSQL): refused: %s", e.msg);
     ok(profile("chain", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "source_profile"),
        "role_arn with source_profile: not supported, said clearly: %s", e.msg);
     ok(profile("nosuch", &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "neither"),
@@ -147,6 +166,32 @@ static void test_profiles(void)
         setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/c", 1);
         setenv("AWS_CONFIG_FILE", "/nonexistent/k", 1);
         ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) == 1, "auto, no files: not configured (next source)");
+        write_file("region-only", "[default]\nregion = us-east-1\noutput = json\n");
+        snprintf(p, sizeof p, "%s/region-only", dir);
+        setenv("AWS_CONFIG_FILE", p, 1);
+        ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) == 1,
+           "auto, a [default] with a region and no credentials: not configured (next source, as the SDKs)");
+        ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, "has no credentials") != NULL,
+           "credentials = profile, the same [default]: an error");
+        write_file("sso-config", "[default]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = r\n"
+                                 "region = us-east-1\n[sso-session corp]\nsso_start_url = https://x/start\n");
+        snprintf(p, sizeof p, "%s/sso-config", dir);
+        setenv("AWS_CONFIG_FILE", p, 1);
+        ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) < 0 && strstr(e.msg, "Identity Center") != NULL,
+           "auto, an SSO [default]: an error (the SDKs would use SSO), not the instance role");
+        setenv("AWS_CONFIG_FILE", "/nonexistent/k", 1);
+        write_file("typo-creds", "[default]\naws_acces_key_id = AK\naws_secret_key = s\n");
+        snprintf(p, sizeof p, "%s/typo-creds", dir);
+        setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+        ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) < 0 && strstr(e.msg, "has no credentials") != NULL,
+           "auto, a [default] of the credentials file with misspelt keys: an error, not the next source");
+        setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/c", 1);
+        setenv("AWS_CONFIG_FILE", "/nonexistent/k", 1);
+        /* fopen() takes a directory; only reading it fails (EISDIR) */
+        setenv("AWS_SHARED_CREDENTIALS_FILE", dir, 1);
+        ok(creds_src_profile(&o, 0, &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG &&
+           strstr(e.msg, "could not be read") != NULL,
+           "auto, a credentials file that is a directory: an error, not the next source");
         snprintf(p, sizeof p, "%s/loop", dir);
         if (symlink(p, p) == 0) {
             setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
@@ -156,6 +201,41 @@ static void test_profiles(void)
                e.msg);
         }
     }
+    creds_clear(&c);
+}
+
+/* Without $HOME the shared files are the home directory's from the password
+ * database (the SDKs' expanduser), not /.aws: there `auto` found no profile
+ * and went on to the container's or the instance's role. */
+static void test_no_home(void)
+{
+    struct passwd *pw = getpwuid(getuid());
+    struct creds_opts o = { 0 };
+    struct creds c = { 0 };
+    struct err e = ERR_INIT;
+    char want[600], d[256], *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+
+    if (pw == NULL || pw->pw_dir[0] == '\0' || strcmp(pw->pw_dir, "/") == 0) {
+        ok(1, "# SKIP no home directory in the password database");
+        free(home);
+        return;
+    }
+    snprintf(want, sizeof want, "%s/.aws/credentials", pw->pw_dir);
+    unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+    unsetenv("AWS_CONFIG_FILE");
+    o.region_name = "r";
+    o.profile = "walship-no-such-profile";
+    unsetenv("HOME");
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, want) != NULL,
+       "HOME unset: the shared files are in the password database's home: %s", e.msg);
+    setenv("HOME", "", 1);
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, want) != NULL,
+       "HOME empty: the same: %s", e.msg);
+    if (home != NULL)
+        setenv("HOME", home, 1);
+    else
+        unsetenv("HOME");
+    free(home);
     creds_clear(&c);
 }
 
@@ -207,6 +287,111 @@ static void test_sources(void)
     ok(creds_parse_source("imds", &s, &prof, &e) == 0 && s == CREDS_IMDS, "imds");
     ok(creds_parse_source("profile:", &s, &prof, &e) < 0, "profile: without a name is refused");
     ok(creds_parse_source("instance", &s, &prof, &e) < 0 && e.code == ERR_CONFIG, "unknown source: %s", e.msg);
+}
+
+/* libinih keeps 49 bytes of a section name: [NAME-staging] of a 49-byte
+ * NAME was read as [NAME], and its keys, first in the file, signed for
+ * NAME; a name longer than that was never found. */
+static void test_long_profile(void)
+{
+    static const char n49[] = "DatabaseBackupOperatorReadOnlyAccess-123456789012";
+    struct creds_opts o = { 0 };
+    struct creds c = { 0 };
+    struct err e = ERR_INIT;
+    char p[1024], d[256];
+
+    snprintf(p, sizeof p, "\xEF\xBB\xBF[%s-staging]\naws_access_key_id = AKSTAGING\naws_secret_access_key = s1\n"
+             "[%s]\naws_access_key_id = AKRIGHT\naws_secret_access_key = s2\n", n49, n49);
+    write_file("long-creds", p);
+    snprintf(p, sizeof p, "[profile %.41s-staging]\naws_access_key_id = AKSTAGING2\naws_secret_access_key = s3\n"
+             "[profile %sx]\naws_access_key_id = AKLONG\naws_secret_access_key = s4\n", n49, n49);
+    write_file("long-config", p);
+    snprintf(p, sizeof p, "%s/long-creds", dir);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+    snprintf(p, sizeof p, "%s/long-config", dir);
+    setenv("AWS_CONFIG_FILE", p, 1);
+    unsetenv("AWS_PROFILE");
+    o.region_name = "r";
+    o.profile = n49;
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKRIGHT") == 0,
+       "a 49-byte profile name: its own section, not [NAME-staging]");
+    snprintf(p, sizeof p, "%.41s", n49);
+    o.profile = p;
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, "neither") != NULL,
+       "[profile NAME-staging] cut to 49 bytes is not [profile NAME]");
+    snprintf(p, sizeof p, "%sx", n49);
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKLONG") == 0,
+       "a profile name longer than inih's section buffer is found");
+    /* appended: the second [NAME] or key meant to replace the first */
+    write_file("dup-creds", "[prod]\naws_access_key_id = AKOLD\naws_secret_access_key = s1\n[other]\nx = 1\n"
+                            "[prod]\naws_access_key_id = AKNEW\naws_secret_access_key = s2\n");
+    snprintf(p, sizeof p, "%s/dup-creds", dir);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+    o.profile = "prod";
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, ":6:") != NULL &&
+       strstr(e.msg, "twice") != NULL, "a profile's section given twice: refused, not the first one's keys");
+    write_file("dup-creds", "[prod]\naws_access_key_id = AKOLD\naws_secret_access_key = s1\n"
+                            "aws_secret_access_key = s2\n[other]\naws_access_key_id = AKO\naws_secret_access_key = s\n");
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) < 0 && strstr(e.msg, ":4:") != NULL &&
+       strstr(e.msg, "aws_secret_access_key is given twice") != NULL, "a key given twice: refused");
+    o.profile = "other";
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) == 0 && strcmp(c.access_key, "AKO") == 0,
+       "another profile of that file is read as before");
+    write_file("dup-config", "[default]\naws_access_key_id = AKD\naws_secret_access_key = s1\n"
+                             "[profile default]\naws_access_key_id = AKPD\naws_secret_access_key = s2\n");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/c", 1);
+    snprintf(p, sizeof p, "%s/dup-config", dir);
+    setenv("AWS_CONFIG_FILE", p, 1);
+    o.profile = "default";
+    ok(creds_src_profile(&o, 1, &c, d, sizeof d, &e) == 0, "[default] and [profile default]: two sections, read");
+    creds_clear(&c);
+}
+
+/* AWS_WEB_IDENTITY_TOKEN_FILE without AWS_ROLE_ARN is web identity set up
+ * halfway: `auto` refuses it (as the SDKs do) rather than go on to the
+ * profile, the container or the instance and sign as someone else. */
+static void test_web_identity_half(void)
+{
+    struct creds_opts o = { 0 };
+    struct creds_provider *p = NULL;
+    struct err e = ERR_INIT;
+    char path[512];
+
+    write_file("wi-creds", "[default]\naws_access_key_id = AKOTHER\naws_secret_access_key = s\n");
+    write_file("wi-token", "jwt\n");
+    snprintf(path, sizeof path, "%s/wi-creds", dir);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+    snprintf(path, sizeof path, "%s/wi-token", dir);
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+    unsetenv("AWS_ROLE_ARN");
+    unsetenv("AWS_PROFILE");
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    o.source = CREDS_AUTO;
+    o.region_name = "r";
+    o.aws_region = "wi-half";
+    if (creds_open(&o, &p, &e) == 0)
+        snprintf(e.msg, sizeof e.msg, "opened: %s", creds_describe(p));
+    ok(p == NULL && e.code == ERR_CONFIG && strstr(e.msg, "AWS_ROLE_ARN") != NULL,
+       "auto, a web identity token file without AWS_ROLE_ARN: refused, not the profile: %s", e.msg);
+    creds_close(p);
+    /* no scheme: libcurl would guess http:// and post the token in clear */
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/r", 1);
+    setenv("AWS_ENDPOINT_URL_STS", "127.0.0.1:9", 1);
+    {
+        struct creds c = { 0 };
+        char d[100];
+
+        o.source = CREDS_WEB_IDENTITY;
+        ok(creds_src_web_identity(&o, path, "arn:aws:iam::1:role/r", NULL, &c, d, sizeof d, &e) < 0 &&
+           e.code == ERR_CONFIG && strstr(e.msg, "AWS_ENDPOINT_URL_STS") != NULL,
+           "AWS_ENDPOINT_URL_STS without a scheme: refused before any request");
+        creds_clear(&c);
+    }
+    unsetenv("AWS_ENDPOINT_URL_STS");
+    unsetenv("AWS_ROLE_ARN");
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv("AWS_EC2_METADATA_DISABLED");
 }
 
 static void test_integrity(void)
@@ -281,8 +466,11 @@ int main(void)
     test_json();
     test_sts();
     test_profiles();
+    test_no_home();
+    test_long_profile();
     test_margin_and_cache();
     test_sources();
+    test_web_identity_half();
     test_integrity();
     {
         char cmd[600];

@@ -197,6 +197,15 @@ static void test_time(void)
     ok(s3_parse_iso8601("1970-01-01T00:00:00.000Z", &t) == 0 && t == 0, "epoch");
     ok(s3_parse_iso8601("2013-05-24T00:00:00Z", &t) == 0 && t == 1369353600, "no fraction");
     ok(s3_parse_iso8601("yesterday", &t) < 0, "junk");
+    /* `aws configure export-credentials` (credential_process) writes
+     * Python's isoformat(): an offset, not "Z" */
+    ok(s3_parse_iso8601("2013-05-24T00:00:00+00:00", &t) == 0 && t == 1369353600, "+00:00");
+    ok(s3_parse_iso8601("2013-05-24T02:30:00.5+02:30", &t) == 0 && t == 1369353600, "+02:30 is 2.5 h ahead of UTC");
+    ok(s3_parse_iso8601("2013-05-23T23:00:00-0100", &t) == 0 && t == 1369353600, "-0100");
+    ok(s3_parse_iso8601("2013-05-24T00:00:00+00", &t) == 0 && t == 1369353600, "+00");
+    ok(s3_parse_iso8601("2013-05-24T00:00:00+00:0", &t) < 0 && s3_parse_iso8601("2013-05-24T00:00:00+24:00", &t) < 0 &&
+       s3_parse_iso8601("2013-05-24T00:00:00+00:00x", &t) < 0 && s3_parse_iso8601("2013-05-24T00:00:00Zx", &t) < 0,
+       "a bad offset, or anything after the zone: refused");
 }
 
 int main(void)
