@@ -373,8 +373,15 @@ static int fs_walk(struct fs *f, const char *rel, const char *prefix, struct fs_
         /* Prune: only descend or report where the key can still match. */
         if (strncmp(key, prefix, strlen(key) < plen ? strlen(key) : plen) != 0)
             continue;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;   /* vanished meanwhile */
+        /* Only a name that vanished meanwhile is left out: an entry that
+         * cannot be looked at (EIO, ESTALE) missing from the listing makes
+         * a complete backup look incomplete, and retention delete it. */
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                continue;
+            err_errno(e, ERR_IO, errno, "region %s: could not stat \"%s\"", f->base.region, key);
+            goto out;
+        }
         if (S_ISDIR(st.st_mode)) {
             if (fs_walk(f, key, prefix, l, e) < 0)
                 goto out;

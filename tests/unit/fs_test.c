@@ -1,5 +1,7 @@
 /* fs: the file:// driver — atomic put, get with ranges, list, remove. */
 #include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,23 @@
 #include "tap.h"
 
 static char dir[] = "/tmp/walship-fs-test-XXXXXX";
+
+/* An entry whose stat fails with EIO (a bad sector, an NFS server's
+ * ESTALE): this binary's fstatat stands in front of the C library's. */
+static const char *eio_name;
+
+int fstatat(int fd, const char *restrict name, struct stat *restrict st, int flags)
+{
+    static int (*real)(int, const char *, struct stat *, int);
+
+    if (eio_name != NULL && strcmp(name, eio_name) == 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "fstatat");
+    return real(fd, name, st, flags);
+}
 
 struct collect {
     char keys[64][128];
@@ -282,6 +301,21 @@ int main(void)
         snprintf(path, sizeof path, "%s/root/wal/%s", dir, names[1]);
         unlink(path);
     }
+
+    /* An entry that cannot be looked at fails the listing: left out, a
+     * complete backup whose manifest.json it is looks incomplete, and
+     * retention deletes its parts (adversarial pass J). */
+    ok(stor_put_buf(s, "backups/b1/manifest.json", "{}", 2, &e) == 0, "put a manifest");
+    eio_name = "manifest.json";
+    memset(&col, 0, sizeof col);
+    ok(stor_list(s, "backups/", collect_fn, &col, &e) < 0, "list fails when an entry's stat fails (EIO)");
+    is_int(e.code, ERR_IO, "... as an I/O error");
+    like(e.msg, "manifest.json", "... naming the entry");
+    eio_name = NULL;
+    memset(&col, 0, sizeof col);
+    ok(stor_list(s, "backups/", collect_fn, &col, &e) == 0 && col.n >= 1 &&
+       strcmp(col.keys[col.n - 1], "backups/b1/manifest.json") == 0, "... and lists it once it can");
+    ok(stor_remove(s, "backups/b1/manifest.json", &e) == 0, "remove the manifest");
 
     /* bad keys */
     ok(stor_put_buf(s, "../escape", "x", 1, &e) < 0, "key with .. refused");
