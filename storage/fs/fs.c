@@ -69,8 +69,11 @@ static int fs_missing_is_absent(struct fs *f, const char *key, struct err *e)
         return 0;
     if (snprintf(top, sizeof top, "%s/%.*s", f->root, (int)(slash - key), key) >= (int)sizeof top)
         return err_setf(e, ERR_IO, "region %s: path too long", f->base.region);
-    if (lstat(top, &st) < 0)
-        return 0;   /* nothing there yet: a new repository */
+    if (lstat(top, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;   /* nothing there yet: a new repository */
+        return err_errno(e, ERR_IO, errno, "region %s: could not look at \"%s\"", f->base.region, top);
+    }
     if (S_ISLNK(st.st_mode) && stat(top, &st) < 0)
         return err_errno(e, ERR_IO, errno, "region %s: \"%s\" is a symbolic link to nothing (unmounted?)",
                          f->base.region, top);
@@ -264,7 +267,11 @@ static int fs_get(struct stor *s, const char *key, uint64_t off, uint64_t len, s
         return err_errno(e, saved == ENOENT || saved == ENOTDIR ? ERR_NOTFOUND : ERR_IO, saved,
                          "region %s: could not open \"%s\"", s->region, key);
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {
+        err_errno(e, ERR_IO, errno, "region %s: could not stat \"%s\"", s->region, key);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
         err_setf(e, ERR_NOTFOUND, "region %s: \"%s\" is not an object", s->region, key);
         goto out;
     }

@@ -33,6 +33,38 @@ int fstatat(int fd, const char *restrict name, struct stat *restrict st, int fla
     return real(fd, name, st, flags);
 }
 
+/* The next fstat fails with EIO; an lstat of a path ending in
+ * "/" eio_name too. */
+static int eio_fstat;
+
+int fstat(int fd, struct stat *st)
+{
+    static int (*real)(int, struct stat *);
+
+    if (eio_fstat) {
+        eio_fstat = 0;
+        errno = EIO;
+        return -1;
+    }
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "fstat");
+    return real(fd, st);
+}
+
+int lstat(const char *restrict path, struct stat *restrict st)
+{
+    static int (*real)(const char *, struct stat *);
+    const char *slash = strrchr(path, '/');
+
+    if (eio_name != NULL && slash != NULL && strcmp(slash + 1, eio_name) == 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "lstat");
+    return real(path, st);
+}
+
 struct collect {
     char keys[64][128];
     int n;
@@ -316,6 +348,23 @@ int main(void)
     ok(stor_list(s, "backups/", collect_fn, &col, &e) == 0 && col.n >= 1 &&
        strcmp(col.keys[col.n - 1], "backups/b1/manifest.json") == 0, "... and lists it once it can");
     ok(stor_remove(s, "backups/b1/manifest.json", &e) == 0, "remove the manifest");
+
+    /* Nor is a look-up that fails "not found": wal-fetch would answer 1,
+     * and PostgreSQL end recovery there. */
+    mem = mem_sink_new(0);
+    eio_fstat = 1;
+    ok(stor_get(s, "wal/000000010000000000000002", mem, &e) < 0 && e.code == ERR_IO,
+       "get: an object whose fstat fails is an I/O error, not \"not found\" (%d)", e.code);
+    eio_fstat = 0;
+    sink_free(mem);
+    mem = mem_sink_new(0);
+    eio_name = "wal";
+    ok(stor_get(s, "wal/00000001000000000000000F", mem, &e) < 0 && e.code == ERR_IO,
+       "get: a missing object whose directory cannot be looked at is an I/O error (%d)", e.code);
+    eio_name = NULL;
+    ok(stor_get(s, "wal/00000001000000000000000F", mem, &e) < 0 && e.code == ERR_NOTFOUND,
+       "... and \"not found\" once it can");
+    sink_free(mem);
 
     /* bad keys */
     ok(stor_put_buf(s, "../escape", "x", 1, &e) < 0, "key with .. refused");
