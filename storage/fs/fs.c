@@ -351,6 +351,20 @@ static int ent_cmp(const void *a, const void *b)
     return strcmp(((const struct stor_entry *)a)->key, ((const struct stor_entry *)b)->key);
 }
 
+/* A top-level directory may be a symbolic link (wal/ or backups/ on
+ * another mount): listed through it, as fs_get reads through it; one to
+ * nothing (its target unmounted) is an error, never an empty listing, or
+ * copy published backups without their WAL.  Deeper links are left out. */
+static int follow_top_link(struct fs *f, DIR *d, const char *rel, const char *name, struct stat *st, struct err *e)
+{
+    if (!S_ISLNK(st->st_mode) || *rel != '\0')
+        return 0;
+    if (fstatat(dirfd(d), name, st, 0) == 0)
+        return 0;
+    return err_errno(e, ERR_IO, errno, "region %s: \"%s/%s\" is a symbolic link to nothing (unmounted?)",
+                     f->base.region, f->root, name);
+}
+
 static int fs_walk(struct fs *f, const char *rel, const char *prefix, struct fs_listing *l, struct err *e)
 {
     char path[PATH_MAX];
@@ -389,6 +403,8 @@ static int fs_walk(struct fs *f, const char *rel, const char *prefix, struct fs_
             err_errno(e, ERR_IO, errno, "region %s: could not stat \"%s\"", f->base.region, key);
             goto out;
         }
+        if (follow_top_link(f, d, rel, de->d_name, &st, e) < 0)
+            goto out;
         if (S_ISDIR(st.st_mode)) {
             if (fs_walk(f, key, prefix, l, e) < 0)
                 goto out;

@@ -366,6 +366,31 @@ int main(void)
        "... and \"not found\" once it can");
     sink_free(mem);
 
+    /* A top-level directory that is a symbolic link is listed through it,
+     * as get reads through it; one to nothing (an unmounted target) fails
+     * the listing: empty, copy published a backup without its WAL. */
+    {
+        char target[512], link_path[600];
+
+        snprintf(target, sizeof target, "%s/elsewhere", dir);
+        mkdir(target, 0700);
+        snprintf(link_path, sizeof link_path, "%s/root/linked", dir);
+        ok(symlink(target, link_path) == 0, "linked/ is a symbolic link to a directory");
+        ok(stor_put_buf(s, "linked/000000010000000000000001", "L", 1, &e) == 0, "put through it");
+        memset(&col, 0, sizeof col);
+        ok(stor_list(s, "linked/", collect_fn, &col, &e) == 0 && col.n == 1 &&
+           strcmp(col.keys[0], "linked/000000010000000000000001") == 0, "list through it: %s", e.msg);
+        snprintf(link_path, sizeof link_path, "%s/root/gone", dir);
+        ok(symlink("/nonexistent/walship-fs-test", link_path) == 0, "gone/ is a symbolic link to nothing");
+        memset(&col, 0, sizeof col);
+        ok(stor_list(s, "gone/", collect_fn, &col, &e) < 0 && e.code == ERR_IO,
+           "listing it fails (an I/O error), not an empty listing");
+        like(e.msg, "symbolic link to nothing", "... saying why");
+        memset(&col, 0, sizeof col);
+        ok(stor_list(s, "wal/", collect_fn, &col, &e) == 0, "other prefixes still list");
+        unlink(link_path);
+    }
+
     /* bad keys */
     ok(stor_put_buf(s, "../escape", "x", 1, &e) < 0, "key with .. refused");
     ok(stor_put_buf(s, "/abs", "x", 1, &e) < 0, "absolute key refused");
