@@ -529,8 +529,16 @@ int dir_list_sorted(const char *path, unsigned flags, char ***names, size_t *n, 
         if (flags & (DIR_ONLY_DIRS | DIR_ONLY_FILES)) {
             struct stat st;
 
-            if (fstatat(dirfd(d), de->d_name, &st, 0) < 0)
-                continue;   /* gone meanwhile */
+            /* gone meanwhile (or a link to nothing): left out; any other
+             * failure (EIO, ESTALE) is the directory's, never "no entry" */
+            if (fstatat(dirfd(d), de->d_name, &st, 0) < 0) {
+                if (errno == ENOENT)
+                    continue;
+                err_errno(e, ERR_IO, errno, "could not stat \"%s/%s\"", path, de->d_name);
+                closedir(d);
+                dir_list_free(v, cnt);
+                return -1;
+            }
             if ((flags & DIR_ONLY_DIRS) ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
                 continue;
         }

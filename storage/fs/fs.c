@@ -69,8 +69,11 @@ static int fs_missing_is_absent(struct fs *f, const char *key, struct err *e)
         return 0;
     if (snprintf(top, sizeof top, "%s/%.*s", f->root, (int)(slash - key), key) >= (int)sizeof top)
         return err_setf(e, ERR_IO, "region %s: path too long", f->base.region);
-    if (lstat(top, &st) < 0)
-        return 0;   /* nothing there yet: a new repository */
+    if (lstat(top, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;   /* nothing there yet: a new repository */
+        return err_errno(e, ERR_IO, errno, "region %s: could not look at \"%s\"", f->base.region, top);
+    }
     if (S_ISLNK(st.st_mode) && stat(top, &st) < 0)
         return err_errno(e, ERR_IO, errno, "region %s: \"%s\" is a symbolic link to nothing (unmounted?)",
                          f->base.region, top);
@@ -264,7 +267,11 @@ static int fs_get(struct stor *s, const char *key, uint64_t off, uint64_t len, s
         return err_errno(e, saved == ENOENT || saved == ENOTDIR ? ERR_NOTFOUND : ERR_IO, saved,
                          "region %s: could not open \"%s\"", s->region, key);
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {
+        err_errno(e, ERR_IO, errno, "region %s: could not stat \"%s\"", s->region, key);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
         err_setf(e, ERR_NOTFOUND, "region %s: \"%s\" is not an object", s->region, key);
         goto out;
     }
@@ -344,6 +351,20 @@ static int ent_cmp(const void *a, const void *b)
     return strcmp(((const struct stor_entry *)a)->key, ((const struct stor_entry *)b)->key);
 }
 
+/* A top-level directory may be a symbolic link (wal/ or backups/ on
+ * another mount): listed through it, as fs_get reads through it; one to
+ * nothing (its target unmounted) is an error, never an empty listing, or
+ * copy published backups without their WAL.  Deeper links are left out. */
+static int follow_top_link(struct fs *f, DIR *d, const char *rel, const char *name, struct stat *st, struct err *e)
+{
+    if (!S_ISLNK(st->st_mode) || *rel != '\0')
+        return 0;
+    if (fstatat(dirfd(d), name, st, 0) == 0)
+        return 0;
+    return err_errno(e, ERR_IO, errno, "region %s: \"%s/%s\" is a symbolic link to nothing (unmounted?)",
+                     f->base.region, f->root, name);
+}
+
 static int fs_walk(struct fs *f, const char *rel, const char *prefix, struct fs_listing *l, struct err *e)
 {
     char path[PATH_MAX];
@@ -373,8 +394,17 @@ static int fs_walk(struct fs *f, const char *rel, const char *prefix, struct fs_
         /* Prune: only descend or report where the key can still match. */
         if (strncmp(key, prefix, strlen(key) < plen ? strlen(key) : plen) != 0)
             continue;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;   /* vanished meanwhile */
+        /* Only a name that vanished meanwhile is left out: an entry that
+         * cannot be looked at (EIO, ESTALE) missing from the listing makes
+         * a complete backup look incomplete, and retention delete it. */
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                continue;
+            err_errno(e, ERR_IO, errno, "region %s: could not stat \"%s\"", f->base.region, key);
+            goto out;
+        }
+        if (follow_top_link(f, d, rel, de->d_name, &st, e) < 0)
+            goto out;
         if (S_ISDIR(st.st_mode)) {
             if (fs_walk(f, key, prefix, l, e) < 0)
                 goto out;

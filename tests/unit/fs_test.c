@@ -1,5 +1,7 @@
 /* fs: the file:// driver — atomic put, get with ranges, list, remove. */
 #include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,55 @@
 #include "tap.h"
 
 static char dir[] = "/tmp/walship-fs-test-XXXXXX";
+
+/* An entry whose stat fails with EIO (a bad sector, an NFS server's
+ * ESTALE): this binary's fstatat stands in front of the C library's. */
+static const char *eio_name;
+
+int fstatat(int fd, const char *restrict name, struct stat *restrict st, int flags)
+{
+    static int (*real)(int, const char *, struct stat *, int);
+
+    if (eio_name != NULL && strcmp(name, eio_name) == 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "fstatat");
+    return real(fd, name, st, flags);
+}
+
+/* The next fstat fails with EIO; an lstat of a path ending in
+ * "/" eio_name too. */
+static int eio_fstat;
+
+int fstat(int fd, struct stat *st)
+{
+    static int (*real)(int, struct stat *);
+
+    if (eio_fstat) {
+        eio_fstat = 0;
+        errno = EIO;
+        return -1;
+    }
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "fstat");
+    return real(fd, st);
+}
+
+int lstat(const char *restrict path, struct stat *restrict st)
+{
+    static int (*real)(const char *, struct stat *);
+    const char *slash = strrchr(path, '/');
+
+    if (eio_name != NULL && slash != NULL && strcmp(slash + 1, eio_name) == 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "lstat");
+    return real(path, st);
+}
 
 struct collect {
     char keys[64][128];
@@ -281,6 +332,63 @@ int main(void)
         unlink(path);
         snprintf(path, sizeof path, "%s/root/wal/%s", dir, names[1]);
         unlink(path);
+    }
+
+    /* An entry that cannot be looked at fails the listing: left out, a
+     * complete backup whose manifest.json it is looks incomplete, and
+     * retention deletes its parts (adversarial pass J). */
+    ok(stor_put_buf(s, "backups/b1/manifest.json", "{}", 2, &e) == 0, "put a manifest");
+    eio_name = "manifest.json";
+    memset(&col, 0, sizeof col);
+    ok(stor_list(s, "backups/", collect_fn, &col, &e) < 0, "list fails when an entry's stat fails (EIO)");
+    is_int(e.code, ERR_IO, "... as an I/O error");
+    like(e.msg, "manifest.json", "... naming the entry");
+    eio_name = NULL;
+    memset(&col, 0, sizeof col);
+    ok(stor_list(s, "backups/", collect_fn, &col, &e) == 0 && col.n >= 1 &&
+       strcmp(col.keys[col.n - 1], "backups/b1/manifest.json") == 0, "... and lists it once it can");
+    ok(stor_remove(s, "backups/b1/manifest.json", &e) == 0, "remove the manifest");
+
+    /* Nor is a look-up that fails "not found": wal-fetch would answer 1,
+     * and PostgreSQL end recovery there. */
+    mem = mem_sink_new(0);
+    eio_fstat = 1;
+    ok(stor_get(s, "wal/000000010000000000000002", mem, &e) < 0 && e.code == ERR_IO,
+       "get: an object whose fstat fails is an I/O error, not \"not found\" (%d)", e.code);
+    eio_fstat = 0;
+    sink_free(mem);
+    mem = mem_sink_new(0);
+    eio_name = "wal";
+    ok(stor_get(s, "wal/00000001000000000000000F", mem, &e) < 0 && e.code == ERR_IO,
+       "get: a missing object whose directory cannot be looked at is an I/O error (%d)", e.code);
+    eio_name = NULL;
+    ok(stor_get(s, "wal/00000001000000000000000F", mem, &e) < 0 && e.code == ERR_NOTFOUND,
+       "... and \"not found\" once it can");
+    sink_free(mem);
+
+    /* A top-level directory that is a symbolic link is listed through it,
+     * as get reads through it; one to nothing (an unmounted target) fails
+     * the listing: empty, copy published a backup without its WAL. */
+    {
+        char target[512], link_path[600];
+
+        snprintf(target, sizeof target, "%s/elsewhere", dir);
+        mkdir(target, 0700);
+        snprintf(link_path, sizeof link_path, "%s/root/linked", dir);
+        ok(symlink(target, link_path) == 0, "linked/ is a symbolic link to a directory");
+        ok(stor_put_buf(s, "linked/000000010000000000000001", "L", 1, &e) == 0, "put through it");
+        memset(&col, 0, sizeof col);
+        ok(stor_list(s, "linked/", collect_fn, &col, &e) == 0 && col.n == 1 &&
+           strcmp(col.keys[0], "linked/000000010000000000000001") == 0, "list through it: %s", e.msg);
+        snprintf(link_path, sizeof link_path, "%s/root/gone", dir);
+        ok(symlink("/nonexistent/walship-fs-test", link_path) == 0, "gone/ is a symbolic link to nothing");
+        memset(&col, 0, sizeof col);
+        ok(stor_list(s, "gone/", collect_fn, &col, &e) < 0 && e.code == ERR_IO,
+           "listing it fails (an I/O error), not an empty listing");
+        like(e.msg, "symbolic link to nothing", "... saying why");
+        memset(&col, 0, sizeof col);
+        ok(stor_list(s, "wal/", collect_fn, &col, &e) == 0, "other prefixes still list");
+        unlink(link_path);
     }
 
     /* bad keys */

@@ -1,5 +1,7 @@
 /* util: checked number, size, duration and boolean parsing; hex digits;
- * the growable-array helper and the string list. */
+ * the growable-array helper and the string list; directory listings. */
+#include <dlfcn.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +168,64 @@ static void test_utf8(void)
     }
 }
 
+/* An entry whose stat fails with EIO: this binary's fstatat stands in
+ * front of the C library's. */
+static const char *eio_name;
+
+int fstatat(int fd, const char *restrict name, struct stat *restrict st, int flags)
+{
+    static int (*real)(int, const char *, struct stat *, int);
+
+    if (eio_name != NULL && strcmp(name, eio_name) == 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "fstatat");
+    return real(fd, name, st, flags);
+}
+
+/* A spool queue entry whose stat fails is not "no entry": left out, the
+ * shipper reported every file shipped, exit 0, while an acknowledged
+ * segment never reached its async region (adversarial pass J). */
+static void test_dir_list_eio(void)
+{
+    char dir[] = "/tmp/walship-util-test-XXXXXX", path[600], **names = NULL;
+    size_t n = 0;
+    struct err e = ERR_INIT;
+    const char *const files[] = { "000000010000000000000001", "000000010000000000000002" };
+    size_t i;
+
+    if (mkdtemp(dir) == NULL)
+        return;
+    for (i = 0; i < 2; i++) {
+        FILE *f;
+
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if ((f = fopen(path, "w")) != NULL)
+            fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/dangling", dir);
+    if (symlink("/nonexistent/walship", path) != 0)
+        diag("symlink failed");
+    eio_name = files[1];
+    ok(dir_list_sorted(dir, DIR_ONLY_FILES, &names, &n, &e) < 0,
+       "dir_list_sorted: an entry whose stat fails (EIO) fails the listing");
+    is_int(e.code, ERR_IO, "... as an I/O error");
+    like(e.msg, "000000010000000000000002", "... naming the entry");
+    eio_name = NULL;
+    ok(dir_list_sorted(dir, DIR_ONLY_FILES, &names, &n, &e) == 0 && n == 2 && strcmp(names[1], files[1]) == 0,
+       "... lists it once it can; a link to nothing is still left out");
+    dir_list_free(names, n);
+    for (i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/dangling", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     struct err e = ERR_INIT;
@@ -228,5 +288,6 @@ int main(void)
     }
     test_arrays();
     test_notes();
+    test_dir_list_eio();
     return done_testing();
 }
