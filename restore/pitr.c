@@ -42,6 +42,9 @@ int pitr_check_xid(const char *s, struct err *e)
 
     if (s[0] < '0' || s[0] > '9' || strspn(s, "0123456789") != strlen(s))
         return err_setf(e, ERR_USAGE, "bad target xid \"%s\": give a transaction id in decimal (like 748)", s);
+    if (s[0] == '0' && s[1] != '\0')
+        return err_setf(e, ERR_USAGE, "bad target xid \"%s\": PostgreSQL reads a leading 0 as octal, so it would "
+                        "stop at another transaction; write the id without it", s);
     errno = 0;
     v = strtoull(s, &end, 10);
     if (errno == ERANGE || *end != '\0')

@@ -62,27 +62,27 @@ static int set_duration(void *t, const char *v, struct err *e)
 
 static int set_hours(void *t, const char *v, struct err *e)
 {
-    return parse_u64(v, 0, 100000, (uint64_t *)t, e);
+    return cfg_no_leading_zero(v, e) < 0 ? -1 : parse_u64(v, 0, 100000, (uint64_t *)t, e);
 }
 
 static int set_days(void *t, const char *v, struct err *e)
 {
-    return parse_u64(v, 1, 100000, (uint64_t *)t, e);
+    return cfg_no_leading_zero(v, e) < 0 ? -1 : parse_u64(v, 1, 100000, (uint64_t *)t, e);
 }
 
 static int set_parallel(void *t, const char *v, struct err *e)
 {
-    return parse_int(v, 1, 64, (int *)t, e);
+    return cfg_no_leading_zero(v, e) < 0 ? -1 : parse_int(v, 1, 64, (int *)t, e);
 }
 
 static int set_max_chain(void *t, const char *v, struct err *e)
 {
-    return parse_int(v, 1, 1000, (int *)t, e);
+    return cfg_no_leading_zero(v, e) < 0 ? -1 : parse_int(v, 1, 1000, (int *)t, e);
 }
 
 static int set_retain_full(void *t, const char *v, struct err *e)
 {
-    return parse_int(v, 1, 100000, (int *)t, e);
+    return cfg_no_leading_zero(v, e) < 0 ? -1 : parse_int(v, 1, 100000, (int *)t, e);
 }
 
 static int set_compression(void *t, const char *v, struct err *e)

@@ -45,6 +45,14 @@ int parse_int(const char *s, int min, int max, int *out, struct err *e)
     return 0;
 }
 
+int cfg_no_leading_zero(const char *s, struct err *e)
+{
+    if (s != NULL && s[0] == '0' && isdigit((unsigned char)s[1]))
+        return err_setf(e, ERR_CONFIG, "\"%s\" has a leading zero (PostgreSQL would read it as octal): write it "
+                        "without", s);
+    return 0;
+}
+
 /* Split "123unit" into a number and its unit. */
 static int split_unit(const char *s, uint64_t *num, const char **unit, struct err *e)
 {
@@ -60,6 +68,8 @@ static int split_unit(const char *s, uint64_t *num, const char **unit, struct er
     digits[i] = '\0';
     if (i == 0)
         return err_setf(e, ERR_CONFIG, "\"%s\" does not start with a number", s);
+    if (cfg_no_leading_zero(digits, e) < 0)
+        return -1;
     if (parse_u64(digits, 0, UINT64_MAX, num, e) < 0)
         return -1;
     *unit = s + i;
@@ -96,9 +106,9 @@ int parse_size(const char *s, uint64_t *out, struct err *e)
 
 int parse_duration(const char *s, uint64_t *out, struct err *e)
 {
+    /* no "m": minutes or months?  PostgreSQL has no "m" either */
     static const struct { const char *u; uint64_t mult; } units[] = {
-        { "", 1 }, { "s", 1 }, { "sec", 1 },
-        { "m", 60 }, { "min", 60 },
+        { "", 1 }, { "s", 1 }, { "sec", 1 }, { "min", 60 },
         { "h", 3600 }, { "d", 86400 }, { "w", 604800 },
     };
     uint64_t n;
@@ -109,12 +119,16 @@ int parse_duration(const char *s, uint64_t *out, struct err *e)
         return s == NULL ? err_setf(e, ERR_CONFIG, "missing duration") : err_prefix(e, "bad duration");
     for (i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(unit, units[i].u) == 0) {
-            if (n > UINT64_MAX / units[i].mult)
-                return err_setf(e, ERR_CONFIG, "duration \"%s\" is too large", s);
+            /* a century: every duration also fits the int64_t and time_t it is used as */
+            if (n > DURATION_MAX / units[i].mult)
+                return err_setf(e, ERR_CONFIG, "duration \"%s\" is too large (at most 100 years)", s);
             *out = n * units[i].mult;
             return 0;
         }
     }
+    if (strcmp(unit, "m") == 0)
+        return err_setf(e, ERR_CONFIG, "bad duration \"%s\": \"m\" could be minutes or months (write min for "
+                        "minutes, d or w for longer)", s);
     return err_setf(e, ERR_CONFIG, "bad duration \"%s\": unknown unit \"%s\" (use s, min, h, d or w)", s, unit);
 }
 

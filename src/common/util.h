@@ -16,6 +16,10 @@
 
 /* Decimal unsigned integer within [min, max]. */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out, struct err *e);
+/* A configuration number written with a leading zero ("010"): ERR_CONFIG,
+ * since PostgreSQL reads it as octal and walship would read it as decimal. */
+int cfg_no_leading_zero(const char *s, struct err *e);
+#define DURATION_MAX (100ULL * 366 * 86400)
 int parse_int(const char *s, int min, int max, int *out, struct err *e);
 /* Byte size: "1048576", "64kB", "16MB", "20GB", "1TiB" (k/M/G/T, B optional,
  * 1024-based like PostgreSQL's memory units). */

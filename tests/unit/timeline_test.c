@@ -551,6 +551,8 @@ static void check_xid_name_test(void)
     ok(pitr_check_xid("748", &e) == 0, "xid 748");
     ok(pitr_check_xid("3", &e) == 0, "xid 3, the first normal one");
     ok(pitr_check_xid("4294967299", &e) == 0, "an xid8 with an epoch (its low 32 bits: 3)");
+    ok(pitr_check_xid("0748", &e) < 0 && strstr(e.msg, "octal") != NULL,
+       "xid 0748 refused: PostgreSQL reads a leading 0 as octal (010 would be 8)");
     for (i = 0; i < sizeof bad_xid / sizeof bad_xid[0]; i++) {
         err_clear(&e);
         ok(pitr_check_xid(bad_xid[i], &e) < 0 && e.code == ERR_USAGE, "xid refused: \"%s\" (%s)", bad_xid[i], e.msg);

@@ -259,6 +259,15 @@ int main(void)
     ok(parse_duration("15min", &v, &e) == 0 && v == 900, "parse_duration 15min");
     ok(parse_duration("7d", &v, &e) == 0 && v == 7 * 86400, "parse_duration 7d");
     ok(parse_duration("3 fortnights", &v, &e) < 0, "parse_duration rejects unknown unit");
+    ok(parse_duration("5m", &v, &e) < 0 && strstr(e.msg, "minutes or months") != NULL,
+       "parse_duration refuses \"m\": minutes or months?");
+    ok(parse_duration("36500d", &v, &e) == 0 && v == 36500ULL * 86400, "parse_duration: a century is allowed");
+    ok(parse_duration("200000000000000d", &v, &e) < 0 && strstr(e.msg, "100 years") != NULL,
+       "parse_duration refuses more than a century (it would wrap as int64_t)");
+    ok(parse_duration("010min", &v, &e) < 0 && strstr(e.msg, "leading zero") != NULL,
+       "parse_duration refuses a leading zero");
+    ok(parse_size("010MB", &v, &e) < 0, "parse_size refuses a leading zero");
+    ok(parse_size("0", &v, &e) == 0 && v == 0, "parse_size: 0 alone is no leading zero");
 
     ok(parse_bool("true", &b, &e) == 0 && b == 1, "parse_bool true");
     ok(parse_bool("OFF", &b, &e) == 0 && b == 0, "parse_bool OFF");
