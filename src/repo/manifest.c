@@ -121,7 +121,8 @@ int man_pieces_sha(const struct man_piece *pieces, uint32_t npieces, char out[65
             int hi = hexval(pieces[i].sha256[2 * k]), lo = hi < 0 ? -1 : hexval(pieces[i].sha256[2 * k + 1]);
 
             ok = lo >= 0;
-            bin[k] = (unsigned char)(hi << 4 | lo);
+            if (ok)     /* hi is not negative either then: no shift of -1 (UB) */
+                bin[k] = (unsigned char)(hi << 4 | lo);
         }
         ok = ok && pieces[i].sha256[64] == '\0' && EVP_DigestUpdate(md, bin, 32) == 1;
     }

@@ -18,7 +18,7 @@ out=${FUZZ_BUILD:-$here/build}
 CC=${CC:-clang}
 mkdir -p "$out"
 
-lib="src/common/err.c src/common/util.c src/common/log.c src/io/fault.c src/io/stream.c src/io/sha256tee.c
+lib="src/common/err.c src/common/util.c src/common/parse.c src/common/log.c src/io/fault.c src/io/stream.c src/io/sha256tee.c
      src/codec/keys.c src/codec/zst.c src/codec/aead.c src/codec/obj.c"
 cflags="-std=gnu11 -g -O1 -D_GNU_SOURCE -I$top/src/common -I$top/src/io -I$top/src/codec -Wall -Wextra -Werror -Wno-unused-parameter"
 libs="$(pkg-config --libs libcrypto libzstd) -lpthread"
@@ -38,13 +38,13 @@ $CC $cflags $fz -DWALSHIP_FUZZ_NO_AUTH -o "$out/obj_fuzz_noauth" "$here/obj_fuzz
 # TLI.history, and the tar path of backup-fetch.
 inc="$(for d in src/common src/pg src/io src/codec src/repo src/archive src/backup src/maint src/cmd storage \
     storage/fs storage/s3 restore; do printf ' -I%s/%s' "$top" "$d"; done) $(pkg-config --cflags libxml-2.0 jansson libarchive)"
-common="src/common/err.c src/common/util.c src/common/log.c src/common/wal.c"
+common="src/common/err.c src/common/util.c src/common/parse.c src/common/log.c src/common/wal.c"
 objs() { for f in "$@"; do printf ' %s/%s' "$top" "$f"; done; }
 # shellcheck disable=SC2046,SC2086
 $CC $cflags $inc $fz -o "$out/s3_xml_fuzz" "$here/s3_xml_fuzz.c" $(objs $common storage/s3/s3_xml.c \
     storage/s3/s3_dl.c src/common/dynlib.c) $(pkg-config --libs libxml-2.0) -ldl
 # shellcheck disable=SC2046,SC2086
-$CC $cflags $inc $fz -o "$out/manifest_fuzz" "$here/manifest_fuzz.c" $(objs $common src/repo/manifest.c src/repo/manifest_read.c src/repo/blockmap.c) \
+$CC $cflags $inc $fz -o "$out/manifest_fuzz" "$here/manifest_fuzz.c" $(objs $common src/common/utf8.c src/repo/manifest.c src/repo/manifest_read.c src/repo/blockmap.c) \
     $(pkg-config --libs jansson libcrypto)
 # tl_parse_history lives in timeline.c, which pulls in the repository layer: link
 # the autotools-built libwalship.a (built with clang and ASan here).

@@ -72,6 +72,16 @@ static void test_round_trip(void)
     ok(f != NULL && man_pieces_sha(f->pieces, 3, want) == 0 && strcmp(want, f->sha256) == 0,
        "the file's sha256 is the digest of its pieces'");
     ok(f != NULL && man_piece_in(f, 3) == &f->pieces[2] && man_piece_in(f, 4) == NULL, "man_piece_in");
+    {
+        /* found by the manifest fuzzer under UBSan: a bad first hex digit
+         * was shifted (-1 << 4) before the pair was refused */
+        struct man_piece bad[1];
+
+        memset(bad, 0, sizeof bad);
+        memset(bad[0].sha256, 'a', 64);
+        bad[0].sha256[10] = 'z';
+        ok(man_pieces_sha(bad, 1, want) < 0, "a piece whose sha256 is not hex: refused");
+    }
     ok(back != NULL && man_to_json(back, &again, &len, &e) == 0 && len == valid_len &&
            memcmp(again, valid_json, len) == 0,
        "and serialising it again gives the same bytes");
