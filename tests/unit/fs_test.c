@@ -16,22 +16,7 @@
 
 static char dir[] = "/tmp/walship-fs-test-XXXXXX";
 
-/* An entry whose stat fails with EIO (a bad sector, an NFS server's
- * ESTALE): this binary's fstatat stands in front of the C library's. */
-static const char *eio_name;
-
-int fstatat(int fd, const char *restrict name, struct stat *restrict st, int flags)
-{
-    static int (*real)(int, const char *, struct stat *, int);
-
-    if (eio_name != NULL && strcmp(name, eio_name) == 0) {
-        errno = EIO;
-        return -1;
-    }
-    if (real == NULL)
-        *(void **)&real = dlsym(RTLD_NEXT, "fstatat");
-    return real(fd, name, st, flags);
-}
+#include "eio_fstatat.h"     /* an entry whose stat fails with EIO */
 
 /* The next fstat fails with EIO; an lstat of a path ending in
  * "/" eio_name too. */

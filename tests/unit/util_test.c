@@ -168,22 +168,7 @@ static void test_utf8(void)
     }
 }
 
-/* An entry whose stat fails with EIO: this binary's fstatat stands in
- * front of the C library's. */
-static const char *eio_name;
-
-int fstatat(int fd, const char *restrict name, struct stat *restrict st, int flags)
-{
-    static int (*real)(int, const char *, struct stat *, int);
-
-    if (eio_name != NULL && strcmp(name, eio_name) == 0) {
-        errno = EIO;
-        return -1;
-    }
-    if (real == NULL)
-        *(void **)&real = dlsym(RTLD_NEXT, "fstatat");
-    return real(fd, name, st, flags);
-}
+#include "eio_fstatat.h"     /* an entry whose stat fails with EIO */
 
 /* A spool queue entry whose stat fails is not "no entry": left out, the
  * shipper reported every file shipped, exit 0, while an acknowledged
