@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rconf.h"
 #include "timeline.h"
 #include "util.h"
 
@@ -468,7 +469,7 @@ static uint64_t standby_start_lsn(const char *pgdata)
  * operator chose the branch already. */
 static int timeline_pinned(const char *pgdata)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], name[64];
     unsigned char *text = NULL;
     const char *line, *next;
     size_t len;
@@ -478,17 +479,15 @@ static int timeline_pinned(const char *pgdata)
     if (snprintf(path, sizeof path, "%s/postgresql.auto.conf", pgdata) >= (int)sizeof path ||
         read_file_all(path, 1 << 20, &text, &len, &e) < 0)
         return 0;
-    for (line = (const char *)text; line != NULL; line = next) {
-        const char *v = line + strspn(line, " \t");
+    for (line = (const char *)text; line != NULL && *line != '\0'; line = next) {
+        size_t n = (next = strchr(line, '\n')) != NULL ? (size_t)(next - line) : strlen(line);
+        char *value = NULL;
 
-        if ((next = strchr(line, '\n')) != NULL)
+        if (next != NULL)
             next++;
-        if (strncmp(v, "recovery_target_timeline", 24) != 0)
-            continue;
-        v += 24;
-        v += strspn(v, " \t=");
-        v += *v == '\'';
-        pinned = *v >= '0' && *v <= '9';
+        if (rconf_parse_line(line, n, name, sizeof name, &value) == 1 && strcmp(name, "recovery_target_timeline") == 0)
+            pinned = value[0] >= '0' && value[0] <= '9';
+        free(value);
     }
     free(text);
     return pinned;
