@@ -181,16 +181,17 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
 }
 
 int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, const char *timeline,
-                 unsigned char **usable, uint32_t *tli, struct err *e)
+                 unsigned char **usable, uint32_t *tli, char skipped[1024], struct err *e)
 {
     struct tl_model tm;
     struct tl_step *p = NULL;
     struct err pe = ERR_INIT;
     uint64_t seg_size = 0;
     size_t i, n = 0;
-    char *end, where[544], skipped[1024];
+    char *end, where[544];
     unsigned long v;
 
+    skipped[0] = '\0';
     *usable = NULL;
     *tli = 0;
     if (!isdigit((unsigned char)timeline[0]))
@@ -253,7 +254,8 @@ static int gap_error(const char *region, const struct tl_model *tm, const struct
 }
 
 int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
-                   char newest[32], unsigned long *nsegments, int *no_timeline, struct err *e)
+                   char newest[32], unsigned long *nsegments, int *no_timeline, char skipped[1024],
+                   struct err *e)
 {
     struct tl_model tm;
     struct tl_reach re;
@@ -261,9 +263,9 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
     struct tl_branch br;
     uint32_t target;
     int rc = -1;
-    char where[544], skipped[1024];
+    char where[544];
 
-    newest[0] = '\0';
+    newest[0] = skipped[0] = '\0';
     *nsegments = 0;
     *no_timeline = 0;
     memset(&re, 0, sizeof re);

@@ -61,9 +61,10 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
  * newer backup on another branch (a drill's) cannot reach it.  *usable is
  * NULL for "latest", "current" and "", and when the timeline's history is
  * not archived or unusable (the WAL check says so).  -1 only when the
- * region's WAL cannot be listed or memory runs out. */
+ * region's WAL cannot be listed or memory runs out.  `skipped` names the
+ * other regions that could not be listed ("" when none). */
 int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, const char *timeline,
-                 unsigned char **usable, uint32_t *tli, struct err *e);
+                 unsigned char **usable, uint32_t *tli, char skipped[1024], struct err *e);
 
 /* The WAL from backup `m`'s start to the newest segment on the path to
  * `timeline` ("latest", "current", "" or a number) must be archived, as
@@ -78,9 +79,12 @@ int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, co
  * timeline is not a child of this server's history"), whatever the target.
  * rs[0] is the region restore chose; the others are the rest of the
  * cluster's regions, which restore_command asks too: the path is judged on
- * their union (rcv_model), as PostgreSQL will read it. */
+ * their union (rcv_model), as PostgreSQL will read it.  The others that
+ * could not be listed are named in `skipped` (as in pitr_on_path): the
+ * caller warns, since restore_command will ask them too. */
 int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
-                   char newest[32], unsigned long *nsegments, int *no_timeline, struct err *e);
+                   char newest[32], unsigned long *nsegments, int *no_timeline, char skipped[1024],
+                   struct err *e);
 
 /* Add the recovery settings to DIR/postgresql.auto.conf, in one block and
  * one atomic write, and create DIR/recovery.signal (PITR_STANDBY: no target

@@ -316,16 +316,20 @@ static int choose_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct r
     unsigned char *usable = NULL;
     uint32_t tli = 0;
     size_t i, n = 0, newest = cat->n, nrs;
+    char skipped[1024];
     int k;
 
     if (o->backup == NULL && isdigit((unsigned char)o->target.timeline[0])) {
         /* the timeline's history may be in another region only */
         nrs = restore_open_regions(ctx, kr, s, rs);
-        k = pitr_on_path(rs, nrs, cat, o->target.timeline, &usable, &tli, e);
+        k = pitr_on_path(rs, nrs, cat, o->target.timeline, &usable, &tli, skipped, e);
         for (i = 1; i < nrs; i++)
             repo_free(rs[i]);
         if (k < 0)
             return -1;
+        if (skipped[0] != '\0')
+            log_warning("the way to timeline %s is judged without: %s; restore_command will ask them too",
+                        o->target.timeline, skipped);
     }
     for (i = 0; usable != NULL && i < cat->n; i++) {
         n += usable[i];
@@ -353,7 +357,7 @@ static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct r
                          struct restore_opts *o, struct err *e)
 {
     struct repo *rs[END_MAX_REGIONS];
-    char newest[32];
+    char newest[32], skipped[1024];
     unsigned long nseg = 0;
     int no_timeline, rc;
     size_t n, i;
@@ -364,9 +368,12 @@ static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct r
      * region holds decides the path PostgreSQL takes (a drill's timeline
      * archived to the DR region only was followed, unchecked) */
     n = restore_open_regions(ctx, kr, s, rs);
-    rc = pitr_check_wal(rs, n, m, o->target.timeline, newest, &nseg, &no_timeline, e);
+    rc = pitr_check_wal(rs, n, m, o->target.timeline, newest, &nseg, &no_timeline, skipped, e);
     for (i = 1; i < n; i++)
         repo_free(rs[i]);
+    if (skipped[0] != '\0')
+        log_warning("the archive is checked without: %s; restore_command will ask them too, and what they hold "
+                    "may change the way recovery takes", skipped);
     if (rc < 0) {
         if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || no_timeline)
             return -1;

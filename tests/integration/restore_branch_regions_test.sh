@@ -20,7 +20,7 @@ on_exit "ws_stop_daemons '$T'"
 
 read -r PP DP XP <<<"$(python3 "$TOP_SRCDIR/tests/lib/free_ports.py" 3 | tr '\n' ' ')"
 CONF=$T/walship.conf
-ws_mkdirs "$T/spool" "$T/r1" "$T/r2" "$T/drill" "$T/x" "$T/y" "$T/z"
+ws_mkdirs "$T/spool" "$T/r1" "$T/r2" "$T/drill" "$T/x" "$T/y" "$T/z" "$T/w"
 ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
 ws_conf "$CONF" "retry_deadline = 5" "$(ws_pg_conninfo "$T/pg" "$PP")"
 ws_region "$CONF" r1 "file://$T/r1" "mode = sync"
@@ -84,5 +84,15 @@ t "restore --region r1 --target-latest --target-timeline 2: the drill's branch, 
   ws --region r1 restore --pgdata "$T/z/data" --target-latest --target-timeline 2 --start --port "$XP"
 like "$T_OUT" "on the way to timeline 2; backup .*, newer, is not \(another branch\)" "... passing over production's newer backup"
 is "$(psql_p "$XP" "select string_agg(id, '' order by at) from m")" ABX1X2X3X4 "... with the drill's rows"
+pg_run "$PG_BIN/pg_ctl" -D "$T/z/data" -m fast -w stop >/dev/null 2>&1
+
+# r2 opens but cannot be listed (its WAL volume unmounted behind a link):
+# the path is judged on r1 alone, and that must be said, since
+# restore_command will ask r2 too once it is back
+mv "$T/r2/wal" "$T/r2/wal.away" && ln -s "$T/nowhere" "$T/r2/wal"
+t "restore --region r1 --target-time --target-timeline 1 with r2 unlistable" \
+  ws --region r1 restore --pgdata "$T/w/data" --target-time "$TT" --target-timeline 1
+like "$T_OUT" "way to timeline 1 is judged without: r2" "... says the backup was chosen without r2"
+like "$T_OUT" "archive is checked without: r2" "... says the WAL was checked without r2"
 
 done_testing
