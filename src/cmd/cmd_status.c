@@ -33,13 +33,25 @@
 
 enum fmt { FMT_TEXT, FMT_JSON, FMT_PROM };
 
-static void primary_get(const struct config *c, struct st_primary *p)
+/* PostgreSQL's own archiver, beside the primary's position: archive_command
+ * failing (every wal-push refused, whatever the cause) is seen at once,
+ * not only once the lag passes rpo_seconds. */
+struct archiver_view {
+    int known;                      /* pg_stat_archiver could be read */
+    const char *off;                /* why a primary archives nothing, NULL when it does */
+    struct pg_archiver a;
+};
+
+#define ARCH_ALARM(v) ((v)->known && ((v)->a.failing || (v)->off != NULL))
+
+static void primary_get(const struct config *c, struct st_primary *p, struct archiver_view *av)
 {
     struct pgconn *pc = NULL;
     struct pg_info info;
     struct err e = ERR_INIT;
 
     memset(p, 0, sizeof *p);
+    memset(av, 0, sizeof *av);
     if (c->pg_conninfo == NULL || c->pg_conninfo[0] == '\0')
         return;
     if (pg_connect(c->pg_conninfo, &note_log_sink, &pc, &e) < 0 || pg_get_info(pc, &info, &e) < 0 ||
@@ -51,6 +63,15 @@ static void primary_get(const struct config *c, struct st_primary *p)
     }
     p->seg_size = info.wal_segment_size;
     p->known = 1;
+    if (pg_archiver_stat(pc, &av->a, &e) < 0) {
+        log_warning("PostgreSQL's archiver statistics are unknown: %s", e.msg);
+    } else {
+        av->known = 1;
+        if (!info.in_recovery && !info.archive_mode)
+            av->off = "archive_mode is off (set it to on and restart PostgreSQL)";
+        else if (!info.in_recovery && av->a.no_command)
+            av->off = "archive_command is empty (PostgreSQL keeps every WAL file in pg_wal)";
+    }
     pg_disconnect(pc);
 }
 
@@ -277,6 +298,22 @@ static void print_prom(const struct st_region *rs, size_t n)
     }
 }
 
+/* Without a region label: the primary's archiver. */
+static void print_prom_archiver(const struct archiver_view *av)
+{
+    if (!av->known)
+        return;
+    printf("# HELP walship_archiver_failing 1 when PostgreSQL's last archive_command attempt failed "
+           "(pg_stat_archiver), or it archives nothing (archive_mode off, archive_command empty)\n# TYPE walship_archiver_failing gauge\n"
+           "walship_archiver_failing %d\n", ARCH_ALARM(av));
+    printf("# HELP walship_archiver_failed_count failed archive_command attempts (pg_stat_archiver)\n"
+           "# TYPE walship_archiver_failed_count counter\nwalship_archiver_failed_count %" PRIu64 "\n", av->a.failed);
+    if (av->a.archived_at > 0)
+        printf("# HELP walship_archiver_last_archived_timestamp_seconds when PostgreSQL last archived a file\n"
+               "# TYPE walship_archiver_last_archived_timestamp_seconds gauge\n"
+               "walship_archiver_last_archived_timestamp_seconds %" PRId64 "\n", av->a.archived_at);
+}
+
 static int parse_args(struct cmd_ctx *ctx, enum fmt *fmt, const char **standby_dir, const char **pg_user)
 {
     int k;
@@ -338,9 +375,25 @@ static void region_status(struct cmd_ctx *ctx, const struct region_conf *rc, con
     repo_free(r);
 }
 
+static json_t *archiver_json(const struct archiver_view *av)
+{
+    const struct pg_archiver *a = &av->a;
+
+    if (!av->known)
+        return json_null();
+    return json_pack("{s:s?, s:I, s:s?, s:o, s:I, s:s?, s:o, s:b, s:b}", "not_archiving", av->off,
+                     "archived_count", (json_int_t)a->archived,
+                     "last_archived_wal", a->last_archived[0] ? a->last_archived : NULL, "last_archived_time_unix",
+                     a->archived_at > 0 ? json_integer(a->archived_at) : json_null(), "failed_count",
+                     (json_int_t)a->failed, "last_failed_wal", a->last_failed[0] ? a->last_failed : NULL,
+                     "last_failed_time_unix", a->failed_at > 0 ? json_integer(a->failed_at) : json_null(),
+                     "failing", a->failing, "alarm", ARCH_ALARM(av));
+}
+
 /* 0, or -1 when out of memory. */
-static int print_json(const struct st_region *rs, size_t n, const struct st_primary *prim, const struct config *c,
-                      uint64_t orphaned, const char *orphan_queues, const struct status_standby *sb)
+static int print_json(const struct st_region *rs, size_t n, const struct st_primary *prim,
+                      const struct archiver_view *av, const struct config *c, uint64_t orphaned,
+                      const char *orphan_queues, const struct status_standby *sb)
 {
     json_t *jr = json_array(), *top = NULL;
     char *text = NULL;
@@ -358,6 +411,8 @@ static int print_json(const struct st_region *rs, size_t n, const struct st_prim
             json_object_set_new(top, "primary_lsn", json_string(l));
             json_object_set_new(top, "primary_timeline", json_integer(prim->tli));
         }
+        if (top != NULL)
+            json_object_set_new(top, "archiver", archiver_json(av));
         if (top != NULL) {
             json_object_set_new(top, "orphaned_spool_files", json_integer((json_int_t)orphaned));
             json_object_set_new(top, "orphaned_queues", cmd_json_str(orphan_queues));
@@ -376,8 +431,33 @@ static int print_json(const struct st_region *rs, size_t n, const struct st_prim
     return 0;
 }
 
-static void print_all_text(const struct st_region *rs, size_t n, const struct st_primary *prim, uint64_t orphaned,
-                           const char *orphan_queues)
+static void print_archiver(const struct archiver_view *av)
+{
+    const struct pg_archiver *a = &av->a;
+    char t[32] = "never";
+
+    if (!av->known)
+        return;
+    if (a->archived_at > 0)
+        fmt_time(a->archived_at, t);
+    if (av->off != NULL)
+        printf("archiver: %s  <- alarm: PostgreSQL archives nothing\n", av->off);
+    if (a->failing) {
+        char f[32];
+
+        fmt_time(a->failed_at, f);
+        printf("archiver: FAILING: the last attempt failed, on %s at %s (%" PRIu64 " failures counted); last "
+               "archived %s at %s  <- alarm: PostgreSQL keeps WAL in pg_wal until archive_command succeeds; its "
+               "log has walship's message\n",
+               a->last_failed, f, a->failed, a->last_archived[0] ? a->last_archived : "nothing", t);
+    } else if (av->off == NULL) {
+        printf("archiver: last archived %s at %s (%" PRIu64 " archived, %" PRIu64 " failed attempts counted)\n",
+               a->last_archived[0] ? a->last_archived : "nothing", t, a->archived, a->failed);
+    }
+}
+
+static void print_all_text(const struct st_region *rs, size_t n, const struct st_primary *prim,
+                           const struct archiver_view *av, uint64_t orphaned, const char *orphan_queues)
 {
     size_t i;
 
@@ -387,6 +467,7 @@ static void print_all_text(const struct st_region *rs, size_t n, const struct st
         wal_format_lsn(prim->lsn, l);
         printf("primary: LSN %s on timeline %u\n", l, (unsigned)prim->tli);
     }
+    print_archiver(av);
     for (i = 0; i < n; i++)
         print_text(&rs[i], prim);
     if (orphaned > 0)
@@ -399,6 +480,7 @@ int cmd_status_run(struct cmd_ctx *ctx)
     const struct config *c = ctx->conf;
     enum fmt fmt;
     struct st_primary prim;
+    struct archiver_view av;
     struct st_region *rs = NULL;
     struct keyring *kr = NULL;
     struct spool *sp = NULL;
@@ -424,7 +506,7 @@ int cmd_status_run(struct cmd_ctx *ctx)
         return EXIT_FAILURE3;
     }
     sp = open_spool(ctx, kr);
-    primary_get(c, &prim);
+    primary_get(c, &prim, &av);
     if ((rs = calloc((size_t)c->nregions, sizeof *rs)) == NULL) {
         spool_free(sp);
         keys_free(kr);
@@ -452,6 +534,13 @@ int cmd_status_run(struct cmd_ctx *ctx)
         else
             alarm += status_standby_alarm(sb);
     }
+    if (ARCH_ALARM(&av)) {
+        if (av.off != NULL)
+            log_warning("the primary archives nothing: %s", av.off);
+        else
+            log_warning("PostgreSQL's archive_command is failing: the last attempt, on %s, failed", av.a.last_failed);
+        alarm++;
+    }
     if (sp != NULL && (orphaned = ship_orphans(c, sp, orphan_queues, sizeof orphan_queues)) > 0) {
         log_warning("%llu spooled files wait in queues of regions that are not configured (%s): they are never "
                     "shipped anywhere else; see %s/queue", (unsigned long long)orphaned, orphan_queues,
@@ -459,17 +548,18 @@ int cmd_status_run(struct cmd_ctx *ctx)
         alarm++;
     }
     if (fmt == FMT_JSON) {
-        if (print_json(rs, n, &prim, c, orphaned, orphan_queues, sb) < 0)
+        if (print_json(rs, n, &prim, &av, c, orphaned, orphan_queues, sb) < 0)
             failed++;
     } else if (fmt == FMT_PROM) {
         print_prom(rs, n);
+        print_prom_archiver(&av);
         printf("# HELP walship_spool_orphaned_files Spooled files whose region is not configured (never shipped)\n"
                "# TYPE walship_spool_orphaned_files gauge\nwalship_spool_orphaned_files %llu\n",
                (unsigned long long)orphaned);
         if (sb != NULL)
             status_standby_prom(sb);
     } else {
-        print_all_text(rs, n, &prim, orphaned, orphan_queues);
+        print_all_text(rs, n, &prim, &av, orphaned, orphan_queues);
         if (sb != NULL)
             status_standby_text(sb);
     }

@@ -216,6 +216,43 @@ int pg_current_lsn(struct pgconn *c, uint64_t *lsn, uint32_t *tli, struct err *e
     return 0;
 }
 
+int pg_archiver_stat(struct pgconn *c, struct pg_archiver *a, struct err *e)
+{
+    /* the comparison is PostgreSQL's, on microsecond timestamps: a failure
+     * and a success in one second are told apart */
+    PGresult *r = pg_query(c,
+                           "select archived_count, coalesce(last_archived_wal, ''), "
+                           "coalesce(floor(extract(epoch from last_archived_time))::bigint, 0), "
+                           "failed_count, coalesce(last_failed_wal, ''), "
+                           "coalesce(floor(extract(epoch from last_failed_time))::bigint, 0), "
+                           "coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false), "
+                           "current_setting('archive_command') = '' and "
+                           "coalesce(current_setting('archive_library', true), '') = '' "
+                           "from pg_stat_archiver",
+                           0, NULL, 1, e);
+    int64_t t[2];
+    int k;
+
+    memset(a, 0, sizeof *a);
+    if (r == NULL)
+        return -1;
+    for (k = 0; k < 2; k++)
+        t[k] = strtoll(PQgetvalue(r, 0, 2 + 3 * k), NULL, 10);
+    if (parse_u64(PQgetvalue(r, 0, 0), 0, UINT64_MAX, &a->archived, e) < 0 ||
+        parse_u64(PQgetvalue(r, 0, 3), 0, UINT64_MAX, &a->failed, e) < 0 || t[0] < 0 || t[1] < 0) {
+        PQclear(r);
+        return err_prefix(e, "pg_stat_archiver");
+    }
+    strlcopy(a->last_archived, PQgetvalue(r, 0, 1), sizeof a->last_archived);
+    strlcopy(a->last_failed, PQgetvalue(r, 0, 4), sizeof a->last_failed);
+    a->archived_at = t[0];
+    a->failed_at = t[1];
+    a->failing = strcmp(PQgetvalue(r, 0, 6), "t") == 0;
+    a->no_command = strcmp(PQgetvalue(r, 0, 7), "t") == 0;
+    PQclear(r);
+    return 0;
+}
+
 int pg_conninfo_check(const char *conninfo, struct err *e)
 {
     char *errmsg = NULL;

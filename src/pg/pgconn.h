@@ -58,4 +58,18 @@ int pg_conninfo_has_password(const char *conninfo);
 /* Current WAL insert LSN and timeline (for status). */
 int pg_current_lsn(struct pgconn *c, uint64_t *lsn, uint32_t *tli, struct err *e);
 
+/* PostgreSQL's archiver, as pg_stat_archiver shows it (since its last
+ * pg_stat_reset_shared('archiver')). */
+struct pg_archiver {
+    uint64_t archived, failed;      /* archived_count, failed_count */
+    char last_archived[64];         /* WAL file names, "" when none */
+    char last_failed[64];
+    int64_t archived_at, failed_at; /* unix seconds, 0 when never */
+    int failing;                    /* the last attempt failed: last_failed_time after last_archived_time */
+    int no_command;                 /* archive_command and archive_library are both empty */
+};
+
+/* (for status) */
+int pg_archiver_stat(struct pgconn *c, struct pg_archiver *a, struct err *e);
+
 #endif
