@@ -204,21 +204,22 @@ static int postmaster_id(const char *pgdata, char *out, size_t n)
 
 int sby_promoting_begin(const char *pgdata, struct err *e)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8], text[64];
+    char path[PATH_MAX], tmp[PATH_MAX + 64], text[64];
     int fd, n;
 
-    if (promoting_path(pgdata, path, sizeof path) < 0 || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+    if (promoting_path(pgdata, path, sizeof path) < 0)
         return err_setf(e, ERR_USAGE, "path too long");
     if (postmaster_id(pgdata, text, sizeof text - 1) < 0)
         return err_setf(e, ERR_IO, "cannot read the running server's postmaster.pid in \"%s\"", pgdata);
     n = (int)strlen(text);
     text[n++] = '\n';
-    (void)unlink(tmp);
+    /* a temp name of this process's own: a second promote run at the same
+     * time no longer removes or renames this one's file midway */
+    (void)sweep_dead_tmps(path);
+    if ((fd = open_tmp_beside(path, tmp, sizeof tmp, e)) < 0)
+        return -1;
     /* readable by the server's user, which runs wal-fetch: promote may
      * run as another (root) */
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return err_errno(e, ERR_IO, errno, "could not create \"%s\"", tmp);
     if (fchmod(fd, 0644) < 0 || write_all(fd, text, (size_t)n) < 0 || fsync(fd) < 0) {
         int en = errno;
 

@@ -356,33 +356,11 @@ static int choose_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct r
 static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct manifest *m,
                          struct restore_opts *o, struct err *e)
 {
-    struct repo *rs[END_MAX_REGIONS];
-    char newest[32], skipped[1024];
     unsigned long nseg = 0;
-    int no_timeline, rc;
-    size_t n, i;
 
     if (o->target.kind == PITR_LATEST)
         return restore_latest_end(ctx, kr, s, m, o->pg_bin, run_cmd, &o->target, &nseg, e);
-    /* every region restore_command asks: a history file only another
-     * region holds decides the path PostgreSQL takes (a drill's timeline
-     * archived to the DR region only was followed, unchecked) */
-    n = restore_open_regions(ctx, kr, s, rs);
-    rc = pitr_check_wal(rs, n, m, o->target.timeline, newest, &nseg, &no_timeline, skipped, e);
-    for (i = 1; i < n; i++)
-        repo_free(rs[i]);
-    if (skipped[0] != '\0')
-        log_warning("the archive is checked without: %s; restore_command will ask them too, and what they hold "
-                    "may change the way recovery takes", skipped);
-    if (rc < 0) {
-        if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || no_timeline)
-            return -1;
-        log_warning("%s — %s", e->msg, o->standby ? "the standby will wait there"
-                                                  : "recovery fails if the target lies beyond the gap");
-        err_clear(e);
-    }
-    log_info("the archive holds %lu WAL segments from the backup on (newest %s)", nseg, newest);
-    return 0;
+    return restore_target_wal(ctx, kr, s, m, &o->target, o->standby, e);
 }
 
 /* restore owns the recovery settings: the backup's go, ours are written

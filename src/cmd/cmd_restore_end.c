@@ -132,3 +132,33 @@ out:
         repo_free(rs[i]);
     return rc;
 }
+
+int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
+                       const struct pitr_target *t, int standby, struct err *e)
+{
+    struct repo *rs[END_MAX_REGIONS];
+    char newest[32], skipped[1024];
+    unsigned long nseg = 0;
+    int no_timeline, rc;
+    size_t n, i;
+
+    /* every region restore_command asks: a history file only another
+     * region holds decides the path PostgreSQL takes (a drill's timeline
+     * archived to the DR region only was followed, unchecked) */
+    n = restore_open_regions(ctx, kr, first, rs);
+    rc = pitr_check_wal(rs, n, m, t->timeline, newest, &nseg, &no_timeline, skipped, e);
+    for (i = 1; i < n; i++)
+        repo_free(rs[i]);
+    if (skipped[0] != '\0')
+        log_warning("the archive is checked without: %s; restore_command will ask them too, and what they hold "
+                    "may change the way recovery takes", skipped);
+    if (rc < 0) {
+        if (t->kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || no_timeline)
+            return -1;
+        log_warning("%s — %s", e->msg, standby ? "the standby will wait there"
+                                               : "recovery fails if the target lies beyond the gap");
+        err_clear(e);
+    }
+    log_info("the archive holds %lu WAL segments from the backup on (newest %s)", nseg, newest);
+    return 0;
+}

@@ -2,8 +2,9 @@
  * cmd_restore_end — the target of `restore --target-latest`: the end of
  * the archive over every region that recovery's restore_command asks
  * (restore/recover.h, rcv_archive_end), as the LSN of its last record
- * (pg_waldump on the newest segment).  Kept out of cmd_restore.c so that
- * file only calls in (docs/RESTORE.md "The end of the archive").
+ * (pg_waldump on the newest segment); for the other targets, the WAL
+ * check on the same union.  Kept out of cmd_restore.c so that file only
+ * calls in (docs/RESTORE.md "The end of the archive").
  */
 #ifndef WALSHIP_CMD_RESTORE_END_H
 #define WALSHIP_CMD_RESTORE_END_H
@@ -34,5 +35,13 @@ size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struc
 int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
                        const char *pg_bin, rcv_run_fn run, struct pitr_target *t, unsigned long *nseg,
                        struct err *e);
+
+/* Any other target: the WAL from backup `m` on, judged on the union of
+ * every region as for "latest".  A gap is a warning (recovery fails only
+ * if the target lies beyond it; a standby waits there), except for
+ * --target-immediate; a target timeline PostgreSQL would refuse, or two
+ * living branches, are errors. */
+int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
+                       const struct pitr_target *t, int standby, struct err *e);
 
 #endif

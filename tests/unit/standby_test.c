@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -209,6 +210,25 @@ static void write_text(const char *path, const char *text)
 }
 
 /* the promotion mark: stands for the server it names, gone when ended */
+/* Two promotes at once: each writes its mark through a temp name of its
+ * own (they shared one, and one removed or renamed the other's midway:
+ * "could not rename"). */
+static void concurrent_begin(const char *dir)
+{
+    struct err e = ERR_INIT;
+    int i, fails = 0, st = 0;
+    pid_t child = fork();
+
+    for (i = 0; i < 300; i++)
+        fails += sby_promoting_begin(dir, &e) < 0;
+    if (child == 0)
+        _exit(fails > 255 ? 255 : fails);
+    if (child < 0 || waitpid(child, &st, 0) != child || !WIFEXITED(st))
+        fails = -1;
+    ok(fails == 0 && WEXITSTATUS(st) == 0, "two promotes marking at once: every mark is written (%d, %d fail)",
+       fails, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
 static void promoting_test(void)
 {
     struct err e = ERR_INIT;
@@ -236,6 +256,8 @@ static void promoting_test(void)
     ok(!sby_promoting(dir) && access(p, F_OK) != 0, "ended: gone");
     write_text(p, "garbage\n");
     ok(!sby_promoting(dir), "a mark that names no server does not stand");
+    unlink(p);
+    concurrent_begin(dir);
     unlink(p);
     unlink(pid);
 }
