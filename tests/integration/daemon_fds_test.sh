@@ -66,13 +66,17 @@ APID=$(ws_lock_pid "$SP/archd.lock")
 holds "$APID" "$T/held"; [ $? -ne 0 ]; ok $? "... without the caller's file open"
 holds "$APID" "$SP/archd.log"; ok $? "... (the check sees its own files: its log is open)"
 
-# a prefetcher started by wal-fetch
-mkdir -p "$T/dest"
+# a prefetcher started by wal-fetch: only for a DEST in a pg_wal (as
+# PostgreSQL's %p), and it stays while its window (parallel x 4 = 4
+# segments: 2 to 5) waits for recovery to take them
 for i in 3 4 5; do seg "$(n $i)" $i; (cd "$T/pg" && "$WALSHIP" --config "$T/a.conf" wal-push "pg_wal/$(n $i)") >/dev/null 2>&1; done
 : >"$T/held2"
-(exec 8>>"$T/held2" && "$WALSHIP" --config "$T/a.conf" wal-fetch "$(n 1)" "$T/dest/$(n 1)") >/dev/null 2>&1
+(cd "$T/pg" && exec 8>>"$T/held2" && "$WALSHIP" --config "$T/a.conf" wal-fetch "$(n 1)" pg_wal/RECOVERYXLOG) >/dev/null 2>&1
 ok $? "wal-fetch of segment 1 with descriptor 8 open on a file of the caller's"
-leak=0
-for p in $(pgrep -f "wal-fetch $(n 1)" 2>/dev/null); do holds "$p" "$T/held2" && leak=1; done
-[ "$leak" -eq 0 ]; ok $? "no prefetcher holds the caller's file"
+wait_for 20 test -e "$T/pg/pg_wal/.walship-prefetch/$(n 5)"
+ok $? "a prefetcher fetched ahead (segment 5)"
+PF=$(pgrep -f "wal-fetch $(n 1)" 2>/dev/null | head -1)
+[ -n "$PF" ]; ok $? "the prefetcher still runs, its window full ($PF)"
+holds "$PF" "$T/held2"; [ $? -ne 0 ]; ok $? "... without the caller's file open"
+[ -n "$PF" ] && kill "$PF" 2>/dev/null
 done_testing
