@@ -301,8 +301,9 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
         goto out;
     }
     if (re.status == TL_REACH_NO_START || (re.status == TL_REACH_GAP && re.gap.first == re.first)) {
-        err_setf(e, ERR_NOTFOUND, "%s: WAL segment %s, where backup %s starts, is not archived", where,
-                 m->start_wal, m->name);
+        err_setf(e, ERR_NOTFOUND, "%s: WAL segment %s, where backup %s starts, is not archived (an async region "
+                 "behind?  An older backup may restore from the WAL there is: --backup NAME, see backup-list)",
+                 where, m->start_wal, m->name);
         goto out;
     }
     if (re.status == TL_REACH_GAP) {

@@ -150,8 +150,9 @@ int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, 
         char name[WAL_NAME_LEN + 1];
 
         wal_segment_name(m->timeline, re.first, tm.seg_size, name);
-        err_setf(e, ERR_NOTFOUND, "%s: WAL segment %s, where backup %s starts, is not archived", where,
-                 name, m->name);
+        err_setf(e, ERR_NOTFOUND, "%s: WAL segment %s, where backup %s starts, is not archived (an async region "
+                 "behind?  An older backup may restore from the WAL there is: --backup NAME, see backup-list)",
+                 where, name, m->name);
         goto out;
     }
     case TL_REACH_GAP: {

@@ -43,8 +43,73 @@ size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struc
     return n;
 }
 
+/* 1 when files a and b hold the same bytes, 0 when not, -1 (errno) when
+ * one cannot be read. */
+static int same_bytes(const char *a, const char *b)
+{
+    static char x[65536], y[65536];
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    size_t na, nb;
+    int rc = -1;
+
+    if (fa != NULL && fb != NULL) {
+        do {
+            na = fread(x, 1, sizeof x, fa);
+            nb = fread(y, 1, sizeof y, fb);
+        } while (na == nb && na > 0 && memcmp(x, y, na) == 0);
+        rc = ferror(fa) || ferror(fb) ? -1 : na == nb && na == 0;
+    }
+    if (fa != NULL)
+        fclose(fa);
+    if (fb != NULL)
+        fclose(fb);
+    return rc;
+}
+
+/* Every other region that gives the newest segment whole must give the
+ * same bytes.  Two copies that both decode under its name and this
+ * cluster's system identifier but differ mean one was put in place of the
+ * other (a copy of the data directory archiving with the same key to
+ * another repository, docs/FORMAT.md): the end of the archive would be
+ * taken from one and PostgreSQL may read either.  A region without it (an
+ * async region behind) or that cannot give it whole is passed over, as
+ * wal-fetch passes it over. */
+static int others_agree(struct repo *const *rs, size_t n, size_t first, const char *key, const char *path,
+                        struct err *e)
+{
+    char other[PATH_MAX];
+    size_t i;
+    int same;
+
+    if ((size_t)snprintf(other, sizeof other, "%s.other", path) >= sizeof other)
+        return err_setf(e, ERR_INTERNAL, "temporary path too long");
+    for (i = first + 1; i < n; i++) {
+        struct err fe = ERR_INIT;
+
+        if (repo_get_to_file(rs[i], key, other, &fe) < 0) {
+            if (fe.code != ERR_NOTFOUND)
+                log_warning("%s; region %s's copy of the newest WAL segment is not compared", fe.msg, rs[i]->name);
+            continue;
+        }
+        same = same_bytes(path, other);
+        unlink(other);
+        if (same < 0)
+            return err_errno(e, ERR_IO, errno, "could not compare the copies of %s", key);
+        if (!same)
+            return err_setf(e, ERR_CORRUPT,
+                            "regions %s and %s hold different copies of %s, the newest WAL segment, and both are "
+                            "this cluster's: one of them was put in place of the other (another repository of "
+                            "the same cluster written with the same key?); the end of the archive cannot be "
+                            "trusted.  Find which copy is production's, remove the other (walship --region R st "
+                            "rm %s), or restore to an explicit --target-lsn",
+                            rs[first]->name, rs[i]->name, key, key);
+    }
+    return 0;
+}
+
 /* The newest segment into `path`, from the first region that gives it
- * whole (each copy is checked against its key, name and cluster). */
+ * whole (each copy is checked against its key, name and cluster), and the
+ * same in every other region that has it. */
 static int fetch_newest(struct repo *const *rs, size_t n, const char *name, const char *path, struct err *e)
 {
     char key[REPO_KEY_MAX];
@@ -56,7 +121,7 @@ static int fetch_newest(struct repo *const *rs, size_t n, const char *name, cons
         struct err fe = ERR_INIT;
 
         if (repo_get_to_file(rs[i], key, path, &fe) == 0)
-            return 0;
+            return others_agree(rs, n, i, key, path, e);
         if (i + 1 < n)
             log_warning("%s; trying region %s", fe.msg, rs[i + 1]->name);
         *e = fe;

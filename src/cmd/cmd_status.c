@@ -142,6 +142,10 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     if (r->lag_known)
         printf("  lag:            %" PRIu64 " segments, %" PRIu64 " bytes, %" PRIu64 " s%s\n", r->lag_segments,
                r->lag_bytes, r->lag_seconds, r->alarm_rpo ? "  <- past rpo_seconds" : "");
+    else if (r->behind != NULL)
+        printf("  lag:            %" PRIu64 " segments behind region %s (its newest WAL: %s), %" PRIu64
+               " s (primary %s)%s\n", r->lag_segments, r->behind, r->behind_wal, r->lag_seconds,
+               p->error[0] ? "unreachable" : "not configured", r->alarm_rpo ? "  <- past rpo_seconds" : "");
     else
         printf("  lag:            %" PRIu64 " s (spool only; primary %s)%s\n", r->lag_seconds,
                p->error[0] ? "unreachable" : "not configured", r->alarm_rpo ? "  <- past rpo_seconds" : "");
@@ -208,6 +212,7 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
         json_object_set_new(o, "alarm_clock", json_boolean(r->alarm_clock));
         json_object_set_new(o, "alarm_branch", json_boolean(r->alarm_branch));
         json_object_set_new(o, "branch", branch_json(r));
+        json_object_set_new(o, "lag_behind_region", cmd_json_str(r->behind));
     }
     return o;
 }
@@ -524,10 +529,12 @@ int cmd_status_run(struct cmd_ctx *ctx)
             log_error("region %s: %s", rc->name, rs[n].error);
             failed++;
         }
-        if (ST_ALARM(&rs[n]))
-            alarm++;
         n++;
     }
+    st_compare_regions(c, rs, n, now);
+    for (k = 0; k < (int)n; k++)
+        if (ST_ALARM(&rs[k]))
+            alarm++;
     if (standby_dir != NULL) {
         if ((sb = status_standby_take(ctx, kr, standby_dir, pg_user, now)) == NULL)
             failed++;

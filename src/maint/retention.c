@@ -195,12 +195,13 @@ static unsigned char *keep_set(const struct catalog *cat, const struct ret_polic
         err_setf(e, ERR_NOMEM, "out of memory");
         return NULL;
     }
+    rank -= ret_late(cat, m, keep);     /* keep[] holds ret_late's flags until the rules fill it */
     for (i = cat->n; i > 0; i--)
         if (cat->v[i - 1].complete && is_full(&cat->v[i - 1]))
-            frank[i - 1] = nf++;
+            frank[i - 1] = keep[i - 1] ? SIZE_MAX : nf++;
     for (i = 0; i < cat->n; i++)
         if (cat->v[i].complete)
-            keep[i] = (unsigned char)retained(&cat->v[i], --rank, chain_full_rank(cat, frank, i), p);
+            keep[i] = (unsigned char)retained(&cat->v[i], keep[i] == 1 ? SIZE_MAX : --rank, chain_full_rank(cat, frank, i), p);
     free(frank);
     if (p->retain_days > 0)
         keep[window_anchor(cat, p)] = 1;    /* keep[cat->n]: none, harmless */

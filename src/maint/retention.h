@@ -122,6 +122,22 @@ int ret_restorable(const struct catalog *cat, size_t i);
 int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsigned char *keep,
                       struct ret_plan *plan, struct err *e);
 
+/* retention_branch.c: the complete backups a segment of whose own WAL
+ * (its start to its stop segment) is missing from the region's listing
+ * `m` (none when `m` is NULL).  Such a backup cannot be restored from the
+ * region yet: an async region whose shipper has not caught up
+ * (backup-push accepts a stop segment still queued in the spool), or a
+ * backup folder put there from another repository of the cluster.  It
+ * takes no retain_full place, so the backups that restore the region
+ * today stay until it can be restored (adversarial pass N: with
+ * retain_full = 1 the retention after backup-push deleted an async
+ * region's only restorable backup while the new one's WAL was still in
+ * the spool).  late[i] (one flag per catalog entry) is set to 2 for such
+ * a backup newer than every other complete backup (in flight: it stays as
+ * the newest), to 1 for the others (no rank either: kept only by age);
+ * returns the number of 1s. */
+size_t ret_late(const struct catalog *cat, const struct tl_model *m, unsigned char *late);
+
 /* 1 when the WAL file `name` (bare name) is to be deleted under the plan's
  * cut, 0 when it is kept (history files, anything unparsable, no cut). */
 int ret_wal_expired(const struct ret_plan *plan, const char *name);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "timeline.h"
+#include "wal.h"
 
 static int record(struct ret_plan *plan, const struct cat_entry *ce, const struct tl_timeline *t,
                   uint64_t seg_size, struct err *e)
@@ -137,4 +138,39 @@ int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsig
             return -1;
     }
     return 0;
+}
+
+static int wal_missing(const struct cat_entry *ce, const struct tl_model *m)
+{
+    struct wal_name a, b;
+    struct err pe = ERR_INIT;
+    uint64_t s, from, to;
+
+    if (m == NULL || ce->man == NULL || m->seg_size == 0 || wal_parse(ce->man->start_wal, &a, &pe) < 0 ||
+        wal_parse(ce->man->stop_wal, &b, &pe) < 0)
+        return 0;
+    from = wal_segno(&a, m->seg_size);
+    to = wal_segno(&b, m->seg_size);
+    if (!tl_has_seg(m, a.tli, from) || !tl_has_seg(m, b.tli, to))
+        return 1;
+    for (s = from + 1; a.tli == b.tli && s < to; s++)
+        if (!tl_has_seg(m, a.tli, s))
+            return 1;
+    return 0;
+}
+
+size_t ret_late(const struct catalog *cat, const struct tl_model *m, unsigned char *late)
+{
+    size_t i, n = 0;
+    int newer = 0;      /* a complete backup whose WAL is all here is newer */
+
+    for (i = cat->n; i > 0; i--) {
+        if (!cat->v[i - 1].complete)
+            continue;
+        if (!wal_missing(&cat->v[i - 1], m))
+            newer = 1;
+        else if ((late[i - 1] = newer ? 1 : 2) == 1)
+            n++;
+    }
+    return n;
 }

@@ -267,6 +267,7 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
     struct tl_model model;
     struct backup_start start;
     struct err le = ERR_INIT;
+    struct wal_name wn;
     int histories;
 
     memset(o, 0, sizeof *o);
@@ -303,6 +304,10 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
         snprintf(o->wal, sizeof o->wal, "%s", nw.name);
         o->wal_time = (int64_t)nw.mtime;
     }
+    /* the position in the repository's own segment size, for st_compare_regions */
+    o->wal_seg_size = r->have_id && wal_seg_size_valid(r->id.seg_size) ? r->id.seg_size : nw.seg_size;
+    if (nw.have && wal_parse(nw.name, &wn, &le) == 0)
+        o->wal_segno = wal_segno(&wn, o->wal_seg_size);
     if (histories)
         primary_newest(&model, p, &nw);
     tl_model_free(&model);
@@ -310,4 +315,33 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
     free(nw.per);
     (void)e;
     return 0;
+}
+
+void st_compare_regions(const struct config *conf, struct st_region *v, size_t n, time_t now)
+{
+    size_t i, j;
+
+    for (i = 0; i < n; i++) {
+        struct st_region *o = &v[i];
+        const struct st_region *ahead = NULL;
+        uint64_t age;
+
+        if (!o->readable || o->lag_known)
+            continue;
+        for (j = 0; j < n; j++)
+            if (j != i && v[j].readable && v[j].has_wal && v[j].wal_seg_size == o->wal_seg_size &&
+                (!o->has_wal || v[j].wal_segno > o->wal_segno) && (ahead == NULL || v[j].wal_segno > ahead->wal_segno))
+                ahead = &v[j];
+        if (ahead == NULL)
+            continue;
+        o->behind = ahead->name;
+        snprintf(o->behind_wal, sizeof o->behind_wal, "%s", ahead->wal);
+        o->lag_segments = o->has_wal ? ahead->wal_segno - o->wal_segno : ahead->wal_segno;
+        o->lag_bytes = o->lag_segments * o->wal_seg_size;
+        age = now > ahead->wal_time ? (uint64_t)(now - ahead->wal_time) : 0;
+        if (age > o->lag_seconds)
+            o->lag_seconds = age;
+        if (conf->rpo_seconds > 0 && o->lag_seconds > conf->rpo_seconds)
+            o->alarm_rpo = 1;
+    }
 }

@@ -49,6 +49,11 @@ struct st_region {
     int has_wal;
     char wal[WAL_NAME_MAX];         /* newest archived segment */
     int64_t wal_time;               /* its object's mtime */
+    uint64_t wal_segno;             /* its position (segment number) */
+    uint64_t wal_seg_size;          /* the segment size positions are counted in */
+    const char *behind;             /* primary unknown: the region holding the newest WAL this one lacks
+                                     * (st_compare_regions; not owned), NULL */
+    char behind_wal[WAL_NAME_MAX];  /* that region's newest segment */
 
     int lag_known;                  /* primary known */
     uint64_t lag_segments;          /* completed segments the region lacks */
@@ -103,6 +108,16 @@ void st_local(const struct region_conf *rc, struct spool *sp, time_t now, struct
  * unreadable by the caller); `p` and `sp` may be NULL. */
 int st_region(struct repo *r, const struct config *conf, const struct region_conf *rc, const struct st_primary *p,
               struct spool *sp, time_t now, struct st_region *out, struct err *e);
+
+/* Without the primary, the regions are judged against one another: a
+ * readable region whose newest segment is behind another region's lacks
+ * WAL that was archived (an async region not caught up, a region whose
+ * newest objects were deleted or rolled back).  Its lag becomes the
+ * segments it lacks, `behind` names the region ahead, lag_seconds is at
+ * least the age of that region's newest segment (the missing WAL is at
+ * least that old), and alarm_rpo is raised past rpo_seconds.  Regions
+ * whose lag behind the primary is known are left as they are. */
+void st_compare_regions(const struct config *conf, struct st_region *v, size_t n, time_t now);
 
 
 #endif

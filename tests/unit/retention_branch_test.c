@@ -5,7 +5,9 @@
  * only backup stays), the drill's branch still archiving later (its backup
  * stays) or ended (it goes), an old primary's last segments after a
  * failover (nothing extra kept), a living timeline whose history cannot be
- * read (nothing planned), and one whose history is not archived.
+ * read (nothing planned), and one whose history is not archived.  And a
+ * backup whose own WAL is not in the region (an async region behind, a
+ * folder from another repository): it takes no retain_full place.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -226,10 +228,68 @@ static void test_history(void)
     cat_free(&c);
 }
 
+/* An async region behind (adversarial pass N): backup-push has just taken
+ * L2, whose start and stop segments (20, 21) are still in the spool; the
+ * region holds L1 and the WAL from 10 to 18.  With retain_full = 1 the
+ * retention after backup-push deleted L1 and the WAL from its start: the
+ * region could restore nothing until the shipper caught up, and nothing
+ * at all if the primary's site was lost first. */
+static void test_late(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct tl_model m;
+    struct ret_policy pol;
+    struct ret_plan p;
+    struct err e = ERR_INIT;
+
+    backup(&c, "L1", 50, 1, 10);
+    backup(&c, "L2", 1, 1, 20);
+    tl_model_init(&m, SEG);
+    segs(&m, 1, 10, 18);
+    tl_model_finish(&m);
+    memset(&pol, 0, sizeof pol);
+    pol.retain_full = 1;
+    pol.garbage_hours = 24;
+    pol.now = NOW;
+    pol.protect = "L2";
+
+    ok(ret_plan_backups(&c, &pol, NULL, &p, &e) == 0 && strcmp(gone(&p), "L1") == 0,
+       "late, without the model: the rules alone delete L1");
+    ret_plan_free(&p);
+    ok(ret_plan_backups(&c, &pol, &m, &p, &e) == 0, "late: plans (%s)", e.msg);
+    is_str(gone(&p), "", "late: L2's WAL is not in the region: L1, the one that restores today, stays");
+    ok(p.kept == 2 && !expired(&p, 1, 10) && !expired(&p, 1, 18), "late: both kept, and the WAL from L1's start");
+    ret_plan_free(&p);
+
+    pol.protect = NULL;     /* a later walship delete, still before the shipper caught up */
+    ok(ret_plan_backups(&c, &pol, &m, &p, &e) == 0 && strcmp(gone(&p), "") == 0,
+       "late, walship delete: nothing goes; L2, in flight, stays too");
+    ret_plan_free(&p);
+
+    segs(&m, 1, 19, 21);    /* the shipper caught up */
+    tl_model_finish(&m);
+    ok(ret_plan_backups(&c, &pol, &m, &p, &e) == 0 && strcmp(gone(&p), "L1") == 0 && expired(&p, 1, 19) &&
+           !expired(&p, 1, 20),
+       "late, caught up: the rules apply (L1 goes, WAL from L2's start stays)");
+    ret_plan_free(&p);
+
+    /* an older backup whose WAL is gone for good: no rank, the rules delete it */
+    tl_model_free(&m);
+    tl_model_init(&m, SEG);
+    segs(&m, 1, 20, 30);
+    tl_model_finish(&m);
+    ok(ret_plan_backups(&c, &pol, &m, &p, &e) == 0 && strcmp(gone(&p), "L1") == 0,
+       "late and older than a backup that restores: deleted by the rules");
+    ret_plan_free(&p);
+    tl_model_free(&m);
+    cat_free(&c);
+}
+
 int main(void)
 {
     test_drill();
     test_failover();
     test_history();
+    test_late();
     return done_testing();
 }
