@@ -14,6 +14,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "repo.h"
 #include "stor.h"
 #include "verify.h"
 
@@ -74,11 +75,48 @@ static void report_text(const struct region_conf *rc, const struct vfy_report *r
         printf("  NOTE %s: %s\n", r->notes[i].object, r->notes[i].msg);
 }
 
+/* With every region verified on its own: the regions against each other
+ * (verify_cross.c).  1 when they disagree or could not be compared. */
+static int cross_check(struct repo *const *rs, size_t n, int full, json_t *jall)
+{
+    struct vfy_report r;
+    struct err e = ERR_INIT;
+    int failed;
+    size_t i;
+
+    memset(&r, 0, sizeof r);
+    failed = vfy_cross_regions(rs, n, full, &r, &e) < 0;
+    if (failed)
+        log_error("the regions could not be compared: %s", e.msg);
+    if (jall != NULL) {
+        json_t *jp = json_array();
+
+        for (i = 0; jp != NULL && i < r.n; i++)
+            json_array_append_new(jp, json_pack("{s:o, s:o}", "object", cmd_json_str(r.v[i].object), "message",
+                                                cmd_json_str(r.v[i].msg)));
+        json_array_append_new(jall, json_pack("{s:b, s:b, s:o, s:I, s:I, s:o}", "across_regions", 1, "ok",
+                                              !failed && r.n == 0, "error", cmd_json_str(failed ? e.msg : NULL),
+                                              "wal_files_in_common", (json_int_t)r.wal_segments,
+                                              "copies_compared", (json_int_t)r.files_checked, "problems", jp));
+    } else {
+        printf("across regions: %s\n", failed ? "COULD NOT COMPARE" : r.n ? "PROBLEMS" : "OK");
+        printf("  %" PRIu64 " WAL files held by two regions, %" PRIu64 " copies decoded and compared (%s)\n",
+               r.wal_segments, r.files_checked, full ? "--full: all of them" : "those whose stored sizes differ");
+        for (i = 0; i < r.n; i++)
+            printf("  PROBLEM %s: %s\n", r.v[i].object, r.v[i].msg);
+    }
+    failed |= r.n != 0;
+    vfy_report_free(&r);
+    return failed;
+}
+
 int cmd_verify_run(struct cmd_ctx *ctx)
 {
     struct keyring *kr = NULL;
     struct err e = ERR_INIT;
     json_t *jall = NULL;
+    struct repo **ok_rs;
+    size_t nok = 0;
     int i, full = 0, json = 0, bad = 0;
 
     for (i = 1; i < ctx->argc; i++) {
@@ -95,7 +133,9 @@ int cmd_verify_run(struct cmd_ctx *ctx)
         return cmd_fail(&e);
     if (cmd_load_keyring(ctx, &kr, &e) < 0)
         return cmd_fail(&e);
-    if (json && (jall = json_array()) == NULL) {
+    ok_rs = calloc((size_t)ctx->conf->nregions + 1, sizeof *ok_rs);
+    if (ok_rs == NULL || (json && (jall = json_array()) == NULL)) {
+        free(ok_rs);
         keys_free(kr);
         err_setf(&e, ERR_NOMEM, "out of memory");
         return cmd_fail(&e);
@@ -120,8 +160,16 @@ int cmd_verify_run(struct cmd_ctx *ctx)
         else
             report_text(rc, &r, failed ? &re : NULL, full);
         vfy_report_free(&r);
-        repo_free(s);
+        if (!failed)
+            ok_rs[nok++] = s;
+        else
+            repo_free(s);
     }
+    if (nok > 1)
+        bad += cross_check(ok_rs, nok, full, jall);
+    while (nok > 0)
+        repo_free(ok_rs[--nok]);
+    free(ok_rs);
     if (json) {
         char *text = json_dumps(jall, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 

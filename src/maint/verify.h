@@ -61,4 +61,13 @@ struct vfy_report {
 int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e);
 void vfy_report_free(struct vfy_report *r);
 
+/* The regions rs[0..n) against each other (verify_cross.c): every WAL file
+ * (wal/) two of them hold must decode to the same bytes.  Copies whose
+ * stored sizes differ are decoded and compared, and with `full` every
+ * common name is.  A difference is a problem on "wal/NAME" naming both
+ * regions.  Counts: wal_segments the names held in common (per pair),
+ * objects_decoded, files_checked the copies compared.  -1 when a region
+ * cannot be listed or memory runs out. */
+int vfy_cross_regions(struct repo *const *rs, size_t n, int full, struct vfy_report *r, struct err *e);
+
 #endif
