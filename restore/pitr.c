@@ -254,8 +254,8 @@ static int gap_error(const char *region, const struct tl_model *tm, const struct
 }
 
 int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
-                   char newest[32], unsigned long *nsegments, int *no_timeline, char skipped[1024],
-                   struct err *e)
+                   char newest[32], unsigned long *nsegments, int *no_timeline, int *no_start,
+                   char skipped[1024], struct err *e)
 {
     struct tl_model tm;
     struct tl_reach re;
@@ -267,7 +267,7 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
 
     newest[0] = skipped[0] = '\0';
     *nsegments = 0;
-    *no_timeline = 0;
+    *no_timeline = *no_start = 0;
     memset(&re, 0, sizeof re);
     if (rcv_model(rs, n, m->wal_segment_size, &tm, where, skipped, e) < 0)
         goto out;
@@ -301,6 +301,7 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
         goto out;
     }
     if (re.status == TL_REACH_NO_START || (re.status == TL_REACH_GAP && re.gap.first == re.first)) {
+        *no_start = 1;
         err_setf(e, ERR_NOTFOUND, "%s: WAL segment %s, where backup %s starts, is not archived (an async region "
                  "behind?  An older backup may restore from the WAL there is: --backup NAME, see backup-list)",
                  where, m->start_wal, m->name);

@@ -79,12 +79,13 @@ int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, co
  * timeline is not a child of this server's history"), whatever the target.
  * rs[0] is the region restore chose; the others are the rest of the
  * cluster's regions, which restore_command asks too: the path is judged on
- * their union (rcv_model), as PostgreSQL will read it.  The others that
+ * their union (rcv_model), as PostgreSQL will read it.  *no_start: the
+ * backup's own start segment is not archived (ERR_NOTFOUND).  The others that
  * could not be listed are named in `skipped` (as in pitr_on_path): the
  * caller warns, since restore_command will ask them too. */
 int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
-                   char newest[32], unsigned long *nsegments, int *no_timeline, char skipped[1024],
-                   struct err *e);
+                   char newest[32], unsigned long *nsegments, int *no_timeline, int *no_start,
+                   char skipped[1024], struct err *e);
 
 /* Add the recovery settings to DIR/postgresql.auto.conf, in one block and
  * one atomic write, and create DIR/recovery.signal (PITR_STANDBY: no target

@@ -150,6 +150,7 @@ int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, 
         char name[WAL_NAME_LEN + 1];
 
         wal_segment_name(m->timeline, re.first, tm.seg_size, name);
+        out->no_start = 1;
         err_setf(e, ERR_NOTFOUND, "%s: WAL segment %s, where backup %s starts, is not archived (an async region "
                  "behind?  An older backup may restore from the WAL there is: --backup NAME, see backup-list)",
                  where, name, m->name);
@@ -160,6 +161,7 @@ int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, 
 
         wal_segment_name(re.gap.tli, re.gap.first, tm.seg_size, name);
         wal_format_lsn(re.gap.first * tm.seg_size, lsn);
+        out->no_start = re.gap.first == re.first;
         err_setf(e, ERR_NOTFOUND,
                  "%s: WAL segment %s is missing from the archive (it has later segments on timeline %u): "
                  "recovery would stop at LSN %s, before the end of the archive",

@@ -49,6 +49,7 @@ struct rcv_end {
     char skipped[1024];                 /* the regions that could not be listed, and why */
     int no_timeline;                    /* failed: the numbered target timeline does not exist, or
                                          * does not descend from the backup's */
+    int no_start;                       /* failed: the backup's own start segment is not archived */
 };
 
 struct tl_model;

@@ -32,6 +32,7 @@
 #include "cmd.h"
 #include "cmd_restore_conf.h"
 #include "cmd_restore_end.h"
+#include "cmd_restore_pick.h"
 #include "cmd_standby.h"
 #include "keys.h"
 #include "log.h"
@@ -282,85 +283,62 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
     return 0;
 }
 
-/* The region: --region, else the first one from *from on whose catalog
- * answers (*from then names the next one to try). */
-static const struct region_conf *choose_region(struct cmd_ctx *ctx, const struct keyring *kr, struct repo **s,
-                                               struct catalog *cat, int *from, struct err *e)
-{
-    const struct config *c = ctx->conf;
-    int i;
-
-    for (i = *from; i < c->nregions; i++) {
-        struct err re = ERR_INIT;
-
-        if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
-            continue;
-        *from = i + 1;
-        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, s, &re) == 0 && cat_list(*s, 1, cat, &re) == 0)
-            return &c->regions[i];
-        log_warning("region %s cannot be used: %s", c->regions[i].name, re.msg);
-        repo_free(*s);
-        *s = NULL;
-        *e = re;
-    }
-    return NULL;
-}
-
-/* The backup to restore: --backup, or the newest that reaches the target;
- * with a numbered --target-timeline, the newest on that timeline's path (a
- * newer backup on another branch, a drill's, cannot reach it). */
-static int choose_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct catalog *cat,
-                         const struct restore_opts *o, struct err *e)
-{
-    struct repo *rs[END_MAX_REGIONS];
-    unsigned char *usable = NULL;
-    uint32_t tli = 0;
-    size_t i, n = 0, newest = cat->n, nrs;
-    char skipped[1024];
-    int k;
-
-    if (o->backup == NULL && isdigit((unsigned char)o->target.timeline[0])) {
-        /* the timeline's history may be in another region only */
-        nrs = restore_open_regions(ctx, kr, s, rs);
-        k = pitr_on_path(rs, nrs, cat, o->target.timeline, &usable, &tli, skipped, e);
-        for (i = 1; i < nrs; i++)
-            repo_free(rs[i]);
-        if (k < 0)
-            return -1;
-        if (skipped[0] != '\0')
-            log_warning("the way to timeline %s is judged without: %s; restore_command will ask them too",
-                        o->target.timeline, skipped);
-    }
-    for (i = 0; usable != NULL && i < cat->n; i++) {
-        n += usable[i];
-        if (cat->v[i].complete && cat->v[i].man != NULL)
-            newest = i;
-    }
-    if (usable != NULL && n == 0) {
-        free(usable);
-        return err_setf(e, ERR_NOTFOUND, "region %s: no backup starts on the way to timeline %u (on it, or on an "
-                        "ancestor before it forked off): name one with --backup, or choose another timeline",
-                        s->name, (unsigned)tli);
-    }
-    k = pitr_choose(cat, &o->target, o->backup, usable, e);
-    if (k >= 0 && usable != NULL && (size_t)k != newest && !usable[newest])
-        log_info("restoring from backup %s, on the way to timeline %u; backup %s, newer, is not (another branch)",
-                 cat->v[k].name, (unsigned)tli, cat->v[newest].name);
-    free(usable);
-    return k;
-}
-
 /* The WAL from backup `m` on: for "latest" the archive's end becomes the
  * target; otherwise a gap is a warning (recovery fails only if the target
  * lies beyond it). */
 static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct manifest *m,
-                         struct restore_opts *o, struct err *e)
+                         struct restore_opts *o, int *no_start, struct err *e)
 {
     unsigned long nseg = 0;
 
     if (o->target.kind == PITR_LATEST)
-        return restore_latest_end(ctx, kr, s, m, o->pg_bin, run_cmd, &o->target, &nseg, e);
-    return restore_target_wal(ctx, kr, s, m, &o->target, o->standby, e);
+        return restore_latest_end(ctx, kr, s, m, o->pg_bin, run_cmd, &o->target, &nseg, no_start, e);
+    return restore_target_wal(ctx, kr, s, m, &o->target, o->standby, no_start, e);
+}
+
+/* The backup whose WAL the archive holds: the chosen one, or, when its
+ * own start segment is not archived (an async region whose WAL has not
+ * arrived: backup-push needs only the spool to hold it) and it was not
+ * named with --backup, the next older one that reaches the target, which
+ * recovers from the WAL there is (adversarial pass N).  -1 (e) when none. */
+static int settle_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct catalog *cat,
+                         int k, struct restore_opts *o, char *miss, size_t nmiss, struct err *e)
+{
+    unsigned char *excluded = NULL;
+    int no_start = 0, rc;
+
+    for (;;) {
+        const struct manifest *m = cat->v[k].man;
+        char ts[32];
+        struct err pe = ERR_INIT;
+
+        man_format_time(m->stop_time, ts);
+        log_info("restoring backup %s (consistent at %s) from region %s into %s", m->name, ts, s->name, o->pgdata);
+        if (restore_conf_outside(m, o->start, o->pgdata, miss, nmiss, e) < 0) {
+            rc = -1;
+            break;
+        }
+        if ((rc = check_archive(ctx, kr, s, m, o, &no_start, e)) == 0 || !no_start || o->backup != NULL)
+            break;
+        if (excluded == NULL && (excluded = calloc(cat->n + 1, 1)) == NULL) {
+            rc = err_setf(e, ERR_NOMEM, "out of memory");
+            break;
+        }
+        excluded[k] = 1;
+        if ((k = restore_pick_other(ctx, kr, s, cat, &o->target, excluded, &pe)) < 0) {
+            char first[ERR_MSG_MAX];
+
+            snprintf(first, sizeof first, "%s", e->msg);
+            rc = err_setf(e, pe.code == ERR_NOMEM ? ERR_NOMEM : e->code, "%s; and no older backup of region %s can "
+                          "be restored instead (%s)", first, s->name, pe.msg);
+            break;
+        }
+        log_warning("%s: restoring from backup %s instead, the newest before it, from the WAL the region holds",
+                    e->msg, cat->v[k].name);
+        err_clear(e);
+    }
+    free(excluded);
+    return rc < 0 ? -1 : k;
 }
 
 /* restore owns the recovery settings: the backup's go, ours are written
@@ -470,25 +448,6 @@ static void prefetch_before_start(const struct config *c, const struct keyring *
     prefetch_spawn(c, kr, order, n, &ci, prev, dest, ci.seg_size);
 }
 
-/* The region and the backup in it (index into *cat).  A region that
- * answers but lacks the backup (an async region being seeded, one whose
- * copy lags) is passed over without --region, as backup-fetch does. */
-static int pick_backup(struct cmd_ctx *ctx, const struct keyring *kr, const struct restore_opts *o, struct repo **s,
-                       struct catalog *cat, const struct region_conf **rc, struct err *e)
-{
-    int k = -1, from = 0;
-
-    while ((*rc = choose_region(ctx, kr, s, cat, &from, e)) != NULL && (k = choose_backup(ctx, kr, *s, cat, o, e)) < 0) {
-        if (ctx->region != NULL || e->code != ERR_NOTFOUND || from >= ctx->conf->nregions)
-            return -1;
-        log_warning("region %s: %s; trying the next region", (*rc)->name, e->msg);
-        cat_free(cat);
-        repo_free(*s);
-        *s = NULL;
-    }
-    return *rc == NULL ? -1 : k;
-}
-
 int cmd_restore_run(struct cmd_ctx *ctx)
 {
     const struct config *c = ctx->conf;
@@ -503,7 +462,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     struct rcv_result st;
     struct rconf_list found = { NULL, 0, 0 };
     struct err e = ERR_INIT;
-    char pgdata_abs[PATH_MAX], ts[32], miss[64] = "";
+    char pgdata_abs[PATH_MAX], miss[64] = "";
     uint64_t t0 = now_ms(), t_fetch = 0, t_replay = 0;
     int k = -1, rc_ = EXIT_FAILURE3;
 
@@ -516,15 +475,10 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     if (config_require_regions(c, &e) < 0 || (o.start && pq_dl_load(&e) < 0) ||
         restore_root_check(o.start, o.pgdata, &e) < 0 || cmd_load_keyring(ctx, &kr, &e) < 0 || pgdata_prepare(&o, pgdata_abs, &e) < 0)
         goto fail;
-    if ((k = pick_backup(ctx, kr, &o, &s, &cat, &rc, &e)) < 0)
+    if ((k = restore_pick(ctx, kr, &o.target, o.backup, &s, &cat, &rc, &e)) < 0 ||
+        (k = settle_backup(ctx, kr, s, &cat, k, &o, miss, sizeof miss, &e)) < 0)
         goto fail;
     m = cat.v[k].man;
-    man_format_time(m->stop_time, ts);
-    log_info("restoring backup %s (consistent at %s) from region %s into %s", m->name, ts, rc->name, o.pgdata);
-    if (restore_conf_outside(m, o.start, o.pgdata, miss, sizeof miss, &e) < 0)
-        goto fail;
-    if (check_archive(ctx, kr, s, m, &o, &e) < 0)
-        goto fail;
     memset(&bo, 0, sizeof bo);
     bo.parallel = c->parallel;
     bo.notes = &note_log_sink;

@@ -168,7 +168,7 @@ out:
 
 int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
                        const char *pg_bin, rcv_run_fn run, struct pitr_target *t, unsigned long *nseg,
-                       struct err *e)
+                       int *no_start, struct err *e)
 {
     struct repo *rs[END_MAX_REGIONS];
     struct rcv_end end;
@@ -176,7 +176,9 @@ int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
     size_t n = restore_open_regions(ctx, kr, first, rs), i;
     int rc = -1;
 
+    *no_start = 0;
     if (rcv_archive_end(rs, n, m, t->timeline, &end, e) < 0) {
+        *no_start = end.no_start;
         if (e->code == ERR_NOTFOUND && !end.no_timeline)
             e->code = ERR_IO;   /* "latest" would end short: a failure, not "not found" */
         goto out;
@@ -199,7 +201,7 @@ out:
 }
 
 int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
-                       const struct pitr_target *t, int standby, struct err *e)
+                       const struct pitr_target *t, int standby, int *no_start, struct err *e)
 {
     struct repo *rs[END_MAX_REGIONS];
     char newest[32], skipped[1024];
@@ -211,12 +213,16 @@ int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
      * region holds decides the path PostgreSQL takes (a drill's timeline
      * archived to the DR region only was followed, unchecked) */
     n = restore_open_regions(ctx, kr, first, rs);
-    rc = pitr_check_wal(rs, n, m, t->timeline, newest, &nseg, &no_timeline, skipped, e);
+    rc = pitr_check_wal(rs, n, m, t->timeline, newest, &nseg, &no_timeline, no_start, skipped, e);
     for (i = 1; i < n; i++)
         repo_free(rs[i]);
     if (skipped[0] != '\0')
         log_warning("the archive is checked without: %s; restore_command will ask them too, and what they hold "
                     "may change the way recovery takes", skipped);
+    if (rc < 0 && *no_start && !standby) {
+        e->code = ERR_IO;       /* recovery could not even begin: a failure, not "not found" */
+        return -1;
+    }
     if (rc < 0) {
         if (t->kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || no_timeline)
             return -1;

@@ -31,17 +31,20 @@ size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struc
  * cannot be is a warning that names it.  Sets t->lsn and t->value; *nseg
  * is the number of segments from the backup's start.  A gap in the union
  * is a failure (ERR_IO: "latest" would end short), before anything is
- * fetched.  `run` runs pg_waldump from `pg_bin`. */
+ * fetched; *no_start when the gap is the backup's own start segment.
+ * `run` runs pg_waldump from `pg_bin`. */
 int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
                        const char *pg_bin, rcv_run_fn run, struct pitr_target *t, unsigned long *nseg,
-                       struct err *e);
+                       int *no_start, struct err *e);
 
 /* Any other target: the WAL from backup `m` on, judged on the union of
  * every region as for "latest".  A gap is a warning (recovery fails only
  * if the target lies beyond it; a standby waits there), except for
  * --target-immediate; a target timeline PostgreSQL would refuse, or two
- * living branches, are errors. */
+ * living branches, are errors.  So is, but for a standby (it waits for
+ * it), the backup's own start segment missing: *no_start (ERR_IO), as in
+ * restore_latest_end. */
 int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
-                       const struct pitr_target *t, int standby, struct err *e);
+                       const struct pitr_target *t, int standby, int *no_start, struct err *e);
 
 #endif

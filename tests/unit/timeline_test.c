@@ -445,9 +445,10 @@ static int no_tl;
 static int check_wal(const struct manifest *m, const char *tl, char newest[32], unsigned long *n, struct err *e)
 {
     char skipped[1024];
+    int no_start;
 
     err_clear(e);
-    return pitr_check_wal(&st, 1, m, tl, newest, n, &no_tl, skipped, e);
+    return pitr_check_wal(&st, 1, m, tl, newest, n, &no_tl, &no_start, skipped, e);
 }
 
 static void check_wal_test(void)
