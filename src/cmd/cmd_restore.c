@@ -299,8 +299,9 @@ static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct r
 /* The backup whose WAL the archive holds: the chosen one, or, when its
  * own start segment is not archived (an async region whose WAL has not
  * arrived: backup-push needs only the spool to hold it) and it was not
- * named with --backup, the next older one that reaches the target, which
- * recovers from the WAL there is (adversarial pass N).  -1 (e) when none. */
+ * named with --backup (nor meant by --target-immediate), the next older
+ * one that reaches the target, which recovers from the WAL there is
+ * (adversarial pass N).  -1 (e) when none. */
 static int settle_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct catalog *cat,
                          int k, struct restore_opts *o, char *miss, size_t nmiss, struct err *e)
 {
@@ -318,7 +319,9 @@ static int settle_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct r
             rc = -1;
             break;
         }
-        if ((rc = check_archive(ctx, kr, s, m, o, &no_start, e)) == 0 || !no_start || o->backup != NULL)
+        /* --target-immediate means this backup's own consistent point */
+        if ((rc = check_archive(ctx, kr, s, m, o, &no_start, e)) == 0 || !no_start || o->backup != NULL ||
+            o->target.kind == PITR_IMMEDIATE)
             break;
         if (excluded == NULL && (excluded = calloc(cat->n + 1, 1)) == NULL) {
             rc = err_setf(e, ERR_NOMEM, "out of memory");

@@ -66,6 +66,10 @@ t_fail "restore --backup B2 (named): refused, exit 3, nothing started" 3 \
 like "$T_OUT" "where backup $B2 starts, is not archived" "... naming the missing start segment"
 [ ! -e "$T/x/data/postmaster.pid" ]; ok $? "... nothing runs"
 
+t_fail "restore --target-immediate: no fallback (B2's own consistent point), exit 3" 3 \
+  dr restore --pgdata "$T/x/data" --target-immediate
+like "$T_OUT" "where backup $B2 starts, is not archived" "... naming B2's missing start segment"
+
 t "restore --target-latest from r2: falls back to B1" \
   dr restore --pgdata "$T/y/data" --target-latest --start --port "$XP"
 like "$T_OUT" "restoring from backup $B1 instead, the newest before it" "... saying why and which"
