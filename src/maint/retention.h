@@ -118,9 +118,15 @@ int ret_restorable(const struct catalog *cat, size_t i);
  * ones set), also keep the newest complete backup starting on the path of
  * each living timeline of `m` that no kept backup starts on, and record
  * it in plan->branch.  Living: its newest segment is past the start of
- * every kept backup. */
+ * every kept backup, or (when the model has the segments' times) a
+ * segment of it was stored no earlier than the newest kept backup began
+ * (its manifest's mtime less its duration: the storage's clock). */
 int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsigned char *keep,
                       struct ret_plan *plan, struct err *e);
+
+/* retention_branch.c: tl_model_load() that also records, per timeline,
+ * the latest time one of its segments was stored (newest_time). */
+int ret_load_timelines(struct repo *r, uint64_t seg_size, struct tl_model *m, struct err *e);
 
 /* 1 when the WAL file `name` (bare name) is to be deleted under the plan's
  * cut, 0 when it is kept (history files, anything unparsable, no cut). */

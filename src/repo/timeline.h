@@ -74,6 +74,8 @@ struct tl_timeline {
     size_t nhist;
     uint64_t nsegs;                 /* archived segments */
     uint64_t oldest, newest;        /* their segment numbers, when nsegs */
+    int64_t newest_time;            /* the latest a segment was stored (Unix s), when a loader
+                                     * recorded it (ret_load_timelines); else 0 */
 };
 
 struct tl_seg {
