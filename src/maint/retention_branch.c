@@ -10,15 +10,17 @@
  * can be replayed: production's last writes, with nothing said.
  *
  * A timeline is living when WAL was written on it after the newest kept
- * backup began: its newest archived segment is past the start of every
- * kept backup, or one of its segments was stored no earlier than the
- * newest kept backup began.  Positions alone cannot tell: a production
- * that wrote less WAL since the fork than a drill whose backup started
- * far ahead on its own branch went on, but ends below that start (an
- * adversarial pass saw its backups and WAL planned for deletion).  Both
- * times are the storage's: a backup began when its manifest was stored
- * less its own duration (stop_time - start_time), so the clocks of the
- * hosts do not enter.
+ * backup began, or may still be: its newest archived segment is past the
+ * start of every kept backup, or one of its segments was stored less than
+ * RET_BRANCH_QUIET before the newest kept backup began, or later.
+ * Positions alone cannot tell: a production that wrote less WAL since the
+ * fork than a drill whose backup started far ahead on its own branch went
+ * on, but ends below that start (an adversarial pass saw its backups and
+ * WAL planned for deletion); and when the drill's own backup-push applies
+ * retention, production may not have archived since that backup began.
+ * Both times are the storage's: a backup began when its manifest was
+ * stored less its own duration (stop_time - start_time), so the clocks
+ * of the hosts do not enter.
  * For each living timeline whose history is archived, some kept backup
  * must start on its path (before its newest segment); when none does, the
  * newest complete backup that does is kept too, and recorded in the plan
@@ -32,9 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "repo.h"
 #include "timeline.h"
-#include "wal.h"
 
 static int record(struct ret_plan *plan, const struct cat_entry *ce, const struct tl_timeline *t,
                   uint64_t seg_size, struct err *e)
@@ -101,51 +101,11 @@ static int kept_on(const struct catalog *cat, const struct tl_model *m, const un
     return 0;
 }
 
-struct load_walk {
-    struct tl_model *m;
-    int failed;
-};
-
-static int load_one(const struct stor_entry *ent, void *arg)
-{
-    struct load_walk *w = arg;
-    const char *name = ent->key + strlen(REPO_WAL_DIR);
-    struct wal_name wn;
-    struct err pe = ERR_INIT;
-    size_t k;
-    int rc;
-
-    if (strncmp(ent->key, REPO_WAL_DIR, strlen(REPO_WAL_DIR)) != 0)
-        return 0;
-    if ((rc = tl_model_add(w->m, name)) < 0)
-        return w->failed = 1;
-    if (rc == 0 || wal_parse(name, &wn, &pe) < 0 || wn.kind != WAL_SEGMENT)
-        return 0;
-    for (k = 0; k < w->m->ntls; k++)
-        if (w->m->tls[k].tli == wn.tli && (int64_t)ent->mtime > w->m->tls[k].newest_time)
-            w->m->tls[k].newest_time = (int64_t)ent->mtime;
-    return 0;
-}
-
-int ret_load_timelines(struct repo *r, uint64_t seg_size, struct tl_model *m, struct err *e)
-{
-    struct load_walk w = { m, 0 };
-
-    tl_model_init(m, seg_size);
-    if (stor_list(r->st, REPO_WAL_DIR, load_one, &w, e) < 0)
-        return err_prefix(e, "could not list the WAL archive");
-    if (w.failed)
-        return err_setf(e, ERR_NOMEM, "out of memory listing the WAL archive");
-    if (tl_model_read_histories(m, r, NULL, NULL, e) < 0)
-        return -1;
-    tl_model_finish(m);
-    return 0;
-}
-
 /* Written on after the newest kept backup began (see the top). */
 static int living(const struct tl_timeline *t, uint64_t kept_start, int64_t kept_time)
 {
-    return t->nsegs > 0 && (t->newest > kept_start || (t->newest_time > 0 && t->newest_time >= kept_time));
+    return t->nsegs > 0 &&
+           (t->newest > kept_start || (t->newest_time > 0 && t->newest_time + RET_BRANCH_QUIET > kept_time));
 }
 
 /* When backup i began, by the storage's clock (see the top). */
