@@ -253,7 +253,8 @@ static int gap_error(const char *region, const struct tl_model *tm, const struct
 }
 
 int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
-                   char newest[32], unsigned long *nsegments, int *no_timeline, struct err *e)
+                   char newest[32], unsigned long *nsegments, int *no_timeline, uint64_t *gap_lsn,
+                   struct err *e)
 {
     struct tl_model tm;
     struct tl_reach re;
@@ -266,6 +267,7 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
     newest[0] = '\0';
     *nsegments = 0;
     *no_timeline = 0;
+    *gap_lsn = 0;
     memset(&re, 0, sizeof re);
     if (rcv_model(rs, n, m->wal_segment_size, &tm, where, skipped, e) < 0)
         goto out;
@@ -301,10 +303,12 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
     if (re.status == TL_REACH_NO_START || (re.status == TL_REACH_GAP && re.gap.first == re.first)) {
         err_setf(e, ERR_NOTFOUND, "%s: WAL segment %s, where backup %s starts, is not archived", where,
                  m->start_wal, m->name);
+        *gap_lsn = m->start_lsn - m->start_lsn % tm.seg_size;
         goto out;
     }
     if (re.status == TL_REACH_GAP) {
         gap_error(where, &tm, &re, e);
+        *gap_lsn = re.gap.first * tm.seg_size;
         goto out;
     }
     *nsegments = re.nsegments;

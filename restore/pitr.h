@@ -69,7 +69,8 @@ int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, co
  * `timeline` ("latest", "current", "" or a number) must be archived, as
  * PostgreSQL reads it (src/repo/timeline.h): a gap would make recovery
  * stop early; gaps on branches the path does not use do not count.
- * ERR_NOTFOUND names the first missing segment.  Reports the newest
+ * ERR_NOTFOUND names the first missing segment (*gap_lsn: where it
+ * begins, where recovery would stop; else 0).  Reports the newest
  * segment on the path and how many there are from the start.  A numbered
  * target timeline, other than the backup's, whose history file is not
  * archived sets *no_timeline too: PostgreSQL stops at startup ("recovery
@@ -80,7 +81,8 @@ int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, co
  * cluster's regions, which restore_command asks too: the path is judged on
  * their union (rcv_model), as PostgreSQL will read it. */
 int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
-                   char newest[32], unsigned long *nsegments, int *no_timeline, struct err *e);
+                   char newest[32], unsigned long *nsegments, int *no_timeline, uint64_t *gap_lsn,
+                   struct err *e);
 
 /* Add the recovery settings to DIR/postgresql.auto.conf, in one block and
  * one atomic write, and create DIR/recovery.signal (PITR_STANDBY: no target

@@ -347,14 +347,15 @@ static int choose_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct r
 }
 
 /* The WAL from backup `m` on: for "latest" the archive's end becomes the
- * target; otherwise a gap is a warning (recovery fails only if the target
- * lies beyond it). */
+ * target; otherwise a gap is a warning, or a failure when no recovery to
+ * the target can pass it (restore_gap_refuse). */
 static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct manifest *m,
                          struct restore_opts *o, struct err *e)
 {
     struct repo *rs[END_MAX_REGIONS];
     char newest[32];
     unsigned long nseg = 0;
+    uint64_t gap_lsn;
     int no_timeline, rc;
     size_t n, i;
 
@@ -364,11 +365,12 @@ static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct r
      * region holds decides the path PostgreSQL takes (a drill's timeline
      * archived to the DR region only was followed, unchecked) */
     n = restore_open_regions(ctx, kr, s, rs);
-    rc = pitr_check_wal(rs, n, m, o->target.timeline, newest, &nseg, &no_timeline, e);
+    rc = pitr_check_wal(rs, n, m, o->target.timeline, newest, &nseg, &no_timeline, &gap_lsn, e);
     for (i = 1; i < n; i++)
         repo_free(rs[i]);
     if (rc < 0) {
-        if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || no_timeline)
+        if (o->target.kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || no_timeline ||
+            (!o->standby && restore_gap_refuse(m, &o->target, gap_lsn, e) < 0))
             return -1;
         log_warning("%s — %s", e->msg, o->standby ? "the standby will wait there"
                                                   : "recovery fails if the target lies beyond the gap");

@@ -132,3 +132,16 @@ out:
         repo_free(rs[i]);
     return rc;
 }
+
+int restore_gap_refuse(const struct manifest *m, const struct pitr_target *t, uint64_t gap_lsn, struct err *e)
+{
+    int before_end = gap_lsn > 0 && gap_lsn <= m->stop_lsn;
+
+    if (!before_end && !(gap_lsn > 0 && t->kind == PITR_LSN && gap_lsn <= t->lsn))
+        return 0;
+    e->code = ERR_IO;
+    return err_prefix(e, "%s %s is past a gap in the archive, so recovery cannot reach it (nothing was fetched; %s, "
+                      "or from a region that has the segment)", before_end ? "the end of backup" : "target LSN",
+                      before_end ? m->name : t->value,
+                      before_end ? "restore from another backup (--backup)" : "restore to an LSN before the gap");
+}

@@ -35,4 +35,10 @@ int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
                        const char *pg_bin, rcv_run_fn run, struct pitr_target *t, unsigned long *nseg,
                        struct err *e);
 
+/* A gap at `gap_lsn` (0: none) that no recovery to `t` from backup `m` can
+ * get past: before the backup is consistent (its start segment missing),
+ * or before an LSN target.  -1 with e set (ERR_IO: nothing fetched, exit
+ * 3, e's message about the gap kept), else 0. */
+int restore_gap_refuse(const struct manifest *m, const struct pitr_target *t, uint64_t gap_lsn, struct err *e);
+
 #endif

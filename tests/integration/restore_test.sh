@@ -231,6 +231,14 @@ st=$?
 is "$st" 3 "restore to a time beyond the gap fails with exit 3 (not a crash, not a success)"
 pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c "select 1" >/dev/null 2>&1
 [ $? -ne 0 ]; ok $? "and leaves no running, promoted instance"
+# an LSN beyond the gap is known to be out of reach before anything is
+# fetched (before, only a warning: exit 0 without --start, and exit 3 with
+# it only after the whole backup was fetched)
+d=$(newdir rgap3)
+t_fail "restore to an LSN beyond the gap fails with exit 3, without --start too" 3 \
+  ws restore --pgdata "$d" --target-lsn FF/0 --target-timeline 2
+like "$T_OUT" "is past a gap in the archive, so recovery cannot reach it" "... saying so"
+[ -z "$(ls -A "$d" 2>/dev/null)" ]; ok $? "... before anything is fetched"
 
 # ---- production (timeline 2) backs up after the drill forked timeline 3
 # off it: PostgreSQL's 'latest' (3) no longer descends from the newest

@@ -484,7 +484,9 @@ static int no_tl;
 static int check_wal(const struct manifest *m, const char *tl, char newest[32], unsigned long *n, struct err *e)
 {
     err_clear(e);
-    return pitr_check_wal(&st, 1, m, tl, newest, n, &no_tl, e);
+    uint64_t gap;
+
+    return pitr_check_wal(&st, 1, m, tl, newest, n, &no_tl, &gap, e);
 }
 
 static void check_wal_test(void)
