@@ -64,16 +64,26 @@ int tl_model_load_stored(struct repo *rp, uint64_t seg_size, struct tl_model *m,
 }
 
 /* When the segment recovery starts with (segno, read as PostgreSQL reads
- * it on path p) was stored; 0 unknown. */
+ * it on path p) was stored, or a later one of p's target timeline if
+ * later; 0 unknown.  Another branch stored after that went on after the
+ * backup began and after the timeline 'latest' follows last wrote.  (The
+ * target's own last write counts because `walship copy` stores a backup's
+ * WAL first and the rest by name later: an old primary's last segments
+ * arrive after the new timeline's backup began, but before the new
+ * timeline's later segments.) */
 static int64_t start_stored(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno)
 {
     uint32_t tli = tl_read_from(m, p, n, segno, TL_AS_POSTGRES);
+    int64_t t = 0;
     size_t i;
 
     for (i = 0; tli != 0 && i < m->nsegs; i++)
         if (m->segs[i].tli == tli && m->segs[i].segno == segno)
-            return m->segs[i].stored;
-    return 0;
+            t = m->segs[i].stored;
+    for (i = 0; t > 0 && i < m->nsegs; i++)
+        if (m->segs[i].tli == p[n - 1].tli && m->segs[i].stored > t)
+            t = m->segs[i].stored;
+    return t;
 }
 
 /* Timeline tli has a segment past `after` stored after `began` (known). */

@@ -189,7 +189,7 @@ static void left_branch_case(uint64_t parent_newest, const char *fork, uint64_t 
  * backup's first one: it went on after the backup began, two branches (a
  * production slower than a drill whose backup began ahead: adversarial
  * pass M); stored before: the old primary's last segments, one branch. */
-static int left_branch_stored(int64_t parent_stored, int64_t start_stored)
+static int left_branch_stored(int64_t parent_stored, int64_t start_stored, int64_t child_last)
 {
     struct tl_model m;
     struct tl_step *p = NULL;
@@ -208,7 +208,7 @@ static int left_branch_stored(int64_t parent_stored, int64_t start_stored)
     hist(&m, 2, "1\t0/4800000\tx\n");
     for (s = 4; s <= 8; s++) {
         wal_segment_name(2, s, MB16, name);
-        tl_model_add_stored(&m, name, s == 7 ? start_stored : 100);
+        tl_model_add_stored(&m, name, s == 7 ? start_stored : s == 8 ? child_last : 100);
     }
     tl_model_finish(&m);
     memset(&b, 0, sizeof b);
@@ -220,10 +220,15 @@ static int left_branch_stored(int64_t parent_stored, int64_t start_stored)
 
 static void left_branch_test(void)
 {
-    ok(left_branch_stored(1000, 900) == 1,
-       "the parent's last segment, below the backup's start, stored after it: two branches");
-    ok(left_branch_stored(800, 900) == 0, "... stored before it (an old primary's last segments): one branch");
-    ok(left_branch_stored(1000, 0) == 0, "... the backup's start segment's time unknown: by positions, one branch");
+    ok(left_branch_stored(1000, 900, 950) == 1,
+       "the parent's last segment, below the backup's start, stored after it and after timeline 2's last: two "
+       "branches");
+    ok(left_branch_stored(800, 900, 950) == 0, "... stored before it (an old primary's last segments): one branch");
+    ok(left_branch_stored(1000, 900, 1100) == 0,
+       "... stored before timeline 2's last segment (walship copy: the backup's WAL first, the rest by name): one "
+       "branch");
+    ok(left_branch_stored(1000, 0, 950) == 0,
+       "... the backup's start segment's time unknown: by positions, one branch");
     left_branch_case(4, "0/4800000", 0x2000028, 0, "the parent's copy of the switch segment is normal: one branch");
     left_branch_case(3, "0/4800000", 0x2000028, 0, "a parent that ends before the switch segment: one branch");
     left_branch_case(6, "0/4800000", 0x2000028, 1, "a parent with segments after the switch segment: two branches");
