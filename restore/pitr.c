@@ -254,8 +254,7 @@ static int gap_error(const char *region, const struct tl_model *tm, const struct
 }
 
 int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
-                   char newest[32], unsigned long *nsegments, int *no_timeline, int *no_start,
-                   char skipped[1024], struct err *e)
+                   struct pitr_wal *out, struct err *e)
 {
     struct tl_model tm;
     struct tl_reach re;
@@ -265,16 +264,14 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
     int rc = -1;
     char where[544];
 
-    newest[0] = skipped[0] = '\0';
-    *nsegments = 0;
-    *no_timeline = *no_start = 0;
+    memset(out, 0, sizeof *out);
     memset(&re, 0, sizeof re);
-    if (rcv_model(rs, n, m->wal_segment_size, &tm, where, skipped, e) < 0)
+    if (rcv_model(rs, n, m->wal_segment_size, &tm, where, out->skipped, e) < 0)
         goto out;
     if ((target = tl_target(&tm, m->timeline, timeline, e)) == 0)
         goto out;
     if (target > 1 && target != m->timeline && ((t = tl_find(&tm, target)) == NULL || !t->has_history)) {
-        *no_timeline = 1;
+        out->no_timeline = 1;
         err_setf(e, ERR_NOTFOUND, "%s: timeline %u does not exist: %08X.history is not archived", where,
                  (unsigned)target, (unsigned)target);
         goto out;
@@ -290,7 +287,7 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
     }
     if (re.status == TL_REACH_NOT_DESCENDANT) {
         tl_not_child_refuse(target, m->timeline, m->name, where, e);
-        *no_timeline = 1;   /* PostgreSQL refuses it at startup, whatever the target */
+        out->no_timeline = 1;   /* PostgreSQL refuses it at startup, whatever the target */
         goto out;
     }
     /* before the gaps: a gap is only a warning for these targets, two
@@ -301,7 +298,8 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
         goto out;
     }
     if (re.status == TL_REACH_NO_START || (re.status == TL_REACH_GAP && re.gap.first == re.first)) {
-        *no_start = 1;
+        out->no_start = 1;
+        out->gap_lsn = m->start_lsn - m->start_lsn % tm.seg_size;
         err_setf(e, ERR_NOTFOUND, "%s: WAL segment %s, where backup %s starts, is not archived (an async region "
                  "behind?  An older backup may restore from the WAL there is: --backup NAME, see backup-list)",
                  where, m->start_wal, m->name);
@@ -309,10 +307,11 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
     }
     if (re.status == TL_REACH_GAP) {
         gap_error(where, &tm, &re, e);
+        out->gap_lsn = re.gap.first * tm.seg_size;
         goto out;
     }
-    *nsegments = re.nsegments;
-    wal_segment_name(re.last_tli, re.last, tm.seg_size, newest);
+    out->nsegments = re.nsegments;
+    wal_segment_name(re.last_tli, re.last, tm.seg_size, out->newest);
     rc = 0;
 out:
     tl_reach_free(&re);

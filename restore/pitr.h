@@ -66,26 +66,34 @@ int pitr_choose(const struct catalog *c, const struct pitr_target *t, const char
 int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, const char *timeline,
                  unsigned char **usable, uint32_t *tli, char skipped[1024], struct err *e);
 
+/* What pitr_check_wal found. */
+struct pitr_wal {
+    char newest[32];            /* the newest segment on the path */
+    unsigned long nsegments;    /* how many there are from the backup's start */
+    int no_timeline;            /* the target timeline does not exist or is no child (below) */
+    int no_start;               /* the backup's own start segment is not archived */
+    uint64_t gap_lsn;           /* where the first gap begins, where recovery would stop; 0: none */
+    char skipped[1024];         /* the other regions that could not be listed ("" when none) */
+};
+
 /* The WAL from backup `m`'s start to the newest segment on the path to
  * `timeline` ("latest", "current", "" or a number) must be archived, as
  * PostgreSQL reads it (src/repo/timeline.h): a gap would make recovery
  * stop early; gaps on branches the path does not use do not count.
- * ERR_NOTFOUND names the first missing segment.  Reports the newest
- * segment on the path and how many there are from the start.  A numbered
+ * ERR_NOTFOUND names the first missing segment (out->gap_lsn, and
+ * out->no_start when it is the backup's own start segment).  A numbered
  * target timeline, other than the backup's, whose history file is not
- * archived sets *no_timeline too: PostgreSQL stops at startup ("recovery
- * target timeline N does not exist"), so that is no gap to warn about; so
- * does a target timeline that does not descend from the backup's ("requested
- * timeline is not a child of this server's history"), whatever the target.
- * rs[0] is the region restore chose; the others are the rest of the
- * cluster's regions, which restore_command asks too: the path is judged on
- * their union (rcv_model), as PostgreSQL will read it.  *no_start: the
- * backup's own start segment is not archived (ERR_NOTFOUND).  The others that
- * could not be listed are named in `skipped` (as in pitr_on_path): the
- * caller warns, since restore_command will ask them too. */
+ * archived sets out->no_timeline too: PostgreSQL stops at startup
+ * ("recovery target timeline N does not exist"), so that is no gap to
+ * warn about; so does a target timeline that does not descend from the
+ * backup's ("requested timeline is not a child of this server's history"),
+ * whatever the target.  rs[0] is the region restore chose; the others are
+ * the rest of the cluster's regions, which restore_command asks too: the
+ * path is judged on their union (rcv_model), as PostgreSQL will read it;
+ * those that could not be listed are named in out->skipped (the caller
+ * warns, since restore_command will ask them too). */
 int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, const char *timeline,
-                   char newest[32], unsigned long *nsegments, int *no_timeline, int *no_start,
-                   char skipped[1024], struct err *e);
+                   struct pitr_wal *out, struct err *e);
 
 /* Add the recovery settings to DIR/postgresql.auto.conf, in one block and
  * one atomic write, and create DIR/recovery.signal (PITR_STANDBY: no target

@@ -67,7 +67,7 @@ static int load_all(struct repo *const *rs, size_t n, uint64_t seg_size, struct 
         struct err le = ERR_INIT;
         size_t k = strlen(out->skipped);
 
-        if (tl_model_load(rs[i], seg_size, &one, &le) < 0) {
+        if (tl_model_load_stored(rs[i], seg_size, &one, &le) < 0) {
             tl_model_free(&one);
             if (i == 0 || le.code == ERR_NOMEM) {
                 *e = le;

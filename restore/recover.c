@@ -314,7 +314,10 @@ static int server_gone(const struct rcv_opts *o, long off, struct rcv_result *r,
     if (o->shutdown && logfile_last(o->logpath, off, "recovery stopping ", "\n", stopping, sizeof stopping) &&
         logfile_last(o->logpath, off, "database system is shut down", "\n", x, sizeof x) &&
         !logfile_last(o->logpath, off, "recovery ended before", "\n", x, sizeof x)) {
+        /* the last poll ran before the stop: only the log says where it was */
+        r->lsn[0] = r->xact_time[0] = '\0';
         from_log(o->logpath, off, r);
+        logfile_why(o->logpath, off, r->why, sizeof r->why);
         r->outcome = RCV_SHUT_DOWN;
         return 0;
     }

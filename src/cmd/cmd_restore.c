@@ -284,8 +284,8 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
 }
 
 /* The WAL from backup `m` on: for "latest" the archive's end becomes the
- * target; otherwise a gap is a warning (recovery fails only if the target
- * lies beyond it). */
+ * target; otherwise a gap is a warning, or a failure when no recovery to
+ * the target can pass it (restore_gap_refuse). */
 static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct manifest *m,
                          struct restore_opts *o, int *no_start, struct err *e)
 {

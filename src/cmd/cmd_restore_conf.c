@@ -259,8 +259,39 @@ static int shq(char *buf, size_t n, size_t *len, const char *arg)
     return 0;
 }
 
+/* A key set by a flag or a WALSHIP_<KEY> variable: the restored instance
+ * runs restore_command without either, and reads only the file. */
+static int set_outside_file(const struct config *c, const char *key)
+{
+    const char *o = config_origin(c, key);
+
+    return o != NULL && (strncmp(o, "--", 2) == 0 || strncmp(o, "WALSHIP_", 8) == 0);
+}
+
+/* WALSHIP_OLD_KEY_FILES='...' before the command when old_key_files came
+ * from the environment (there is no flag for it). */
+static int old_keys_env(const struct config *c, char *buf, size_t n, size_t *len)
+{
+    char **p;
+
+    if (c->old_key_files == NULL || c->old_key_files[0] == NULL || !set_outside_file(c, "old_key_files"))
+        return 0;
+    for (p = c->old_key_files; *p; p++) {
+        char abs[PATH_MAX];
+        const char *v = realpath(*p, abs) ? abs : *p;
+
+        /* no quoting needed, none possible: PostgreSQL replaces %, the shell ' */
+        if (*len + strlen(v) + 32 >= n || strpbrk(v, "'%, \t\n") != NULL)
+            return -1;
+        *len += (size_t)snprintf(buf + *len, n - *len, "%s%s", p == c->old_key_files ? "WALSHIP_OLD_KEY_FILES='" : ",", v);
+    }
+    *len += (size_t)snprintf(buf + *len, n - *len, "'");
+    return 0;
+}
+
 /* The restore_command the restored instance runs: this binary, the same
- * configuration or --from options, the region chosen first. */
+ * configuration or --from options (and the keys a flag or the environment
+ * gave), the region chosen first. */
 int restore_conf_command(const struct config *c, const char *region, char *buf, size_t n, struct err *e)
 {
     char exe[PATH_MAX];
@@ -272,12 +303,17 @@ int restore_conf_command(const struct config *c, const char *region, char *buf, 
         return err_errno(e, ERR_IO, errno, "could not find the walship binary");
     exe[k] = '\0';
     buf[0] = '\0';
+    bad |= old_keys_env(c, buf, n, &len);
     bad |= shq(buf, n, &len, exe);
     if (c->path != NULL) {
         char abs[PATH_MAX];
 
         bad |= shq(buf, n, &len, "--config");
         bad |= shq(buf, n, &len, realpath(c->path, abs) ? abs : c->path);
+        if (c->key_file != NULL && set_outside_file(c, "key_file")) {
+            bad |= shq(buf, n, &len, "--key-file");
+            bad |= shq(buf, n, &len, realpath(c->key_file, abs) ? abs : c->key_file);
+        }
     } else {
         const struct region_conf *r = &c->regions[0];
 

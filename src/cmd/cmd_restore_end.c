@@ -200,36 +200,56 @@ out:
     return rc;
 }
 
+/* A gap at `gap_lsn` (0: none) that no recovery to `t` from backup `m` can
+ * get past: before the backup is consistent, or before an LSN target.
+ * -1 with e set (ERR_IO: nothing fetched, exit 3, e's message about the
+ * gap kept), else 0. */
+static int gap_refuse(const struct manifest *m, const struct pitr_target *t, uint64_t gap_lsn, struct err *e)
+{
+    int before_end = gap_lsn > 0 && gap_lsn <= m->stop_lsn;
+
+    if (!before_end && !(gap_lsn > 0 && t->kind == PITR_LSN && gap_lsn <= t->lsn))
+        return 0;
+    e->code = ERR_IO;
+    return err_prefix(e, "%s %s is past a gap in the archive, so recovery cannot reach it (nothing was fetched; %s, "
+                      "or from a region that has the segment)", before_end ? "the end of backup" : "target LSN",
+                      before_end ? m->name : t->value,
+                      before_end ? "restore from another backup (--backup)" : "restore to an LSN before the gap");
+}
+
 int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
                        const struct pitr_target *t, int standby, int *no_start, struct err *e)
 {
     struct repo *rs[END_MAX_REGIONS];
-    char newest[32], skipped[1024];
-    unsigned long nseg = 0;
-    int no_timeline, rc;
+    struct pitr_wal w;
+    int rc;
     size_t n, i;
 
     /* every region restore_command asks: a history file only another
      * region holds decides the path PostgreSQL takes (a drill's timeline
      * archived to the DR region only was followed, unchecked) */
     n = restore_open_regions(ctx, kr, first, rs);
-    rc = pitr_check_wal(rs, n, m, t->timeline, newest, &nseg, &no_timeline, no_start, skipped, e);
+    rc = pitr_check_wal(rs, n, m, t->timeline, &w, e);
     for (i = 1; i < n; i++)
         repo_free(rs[i]);
-    if (skipped[0] != '\0')
+    *no_start = w.no_start;
+    if (w.skipped[0] != '\0')
         log_warning("the archive is checked without: %s; restore_command will ask them too, and what they hold "
-                    "may change the way recovery takes", skipped);
-    if (rc < 0 && *no_start && !standby) {
+                    "may change the way recovery takes", w.skipped);
+    if (rc < 0 && w.no_start && !standby) {
         e->code = ERR_IO;       /* recovery could not even begin: a failure, not "not found" */
         return -1;
     }
     if (rc < 0) {
-        if (t->kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || no_timeline)
+        /* a gap no recovery to the target can pass fails before the fetch;
+         * a standby waits there */
+        if (t->kind == PITR_IMMEDIATE || e->code != ERR_NOTFOUND || w.no_timeline ||
+            (!standby && gap_refuse(m, t, w.gap_lsn, e) < 0))
             return -1;
         log_warning("%s — %s", e->msg, standby ? "the standby will wait there"
                                                : "recovery fails if the target lies beyond the gap");
         err_clear(e);
     }
-    log_info("the archive holds %lu WAL segments from the backup on (newest %s)", nseg, newest);
+    log_info("the archive holds %lu WAL segments from the backup on (newest %s)", w.nsegments, w.newest);
     return 0;
 }

@@ -131,6 +131,10 @@ struct config_item {
 typedef int (*config_walk_fn)(void *arg, const struct config_item *item);
 int config_walk(const struct config *c, config_walk_fn fn, void *arg, struct err *e);
 
+/* Where the [global] key's value came from ("FILE:LINE", "WALSHIP_KEY",
+ * "--flag"), NULL for the built-in default or an unknown key. */
+const char *config_origin(const struct config *c, const char *key);
+
 void config_free(struct config *c);
 
 #endif

@@ -166,3 +166,10 @@ int config_walk(const struct config *c, config_walk_fn fn, void *arg, struct err
                        c->regions[i].name, fn, arg, e);
     return rc;
 }
+
+const char *config_origin(const struct config *c, const char *key)
+{
+    const struct key_def *k = config_find_key(config_global_keys, config_nglobal, key);
+
+    return k != NULL ? c->origin[k - config_global_keys] : NULL;
+}

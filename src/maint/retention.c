@@ -355,7 +355,7 @@ static int plan_backups(struct repo *r, const struct catalog *cat, const struct 
     if (i == out->nbackups || cat_seg_size(cat) == 0)
         return 0;
     ret_plan_free(out);
-    if (tl_model_load(r, cat_seg_size(cat), &m, e) < 0) {
+    if (tl_model_load_stored(r, cat_seg_size(cat), &m, e) < 0) {
         tl_model_free(&m);
         return err_prefix(e, "retention needs the region's timelines (nothing deleted)");
     }

@@ -93,6 +93,12 @@ struct ret_done {
  * local clock means a clock is wrong (here, or where it was taken):
  * retain_days refuses to run, status raises its clock alarm. */
 #define RET_CLOCK_SKEW_MAX 300
+/* A branch with no kept backup whose last segment was stored less than
+ * this before the newest kept backup began counts as living (retention
+ * keeps its newest backup): a production that archived nothing yet since a
+ * drill's backup began looks like an old primary that stopped, and only
+ * time tells them apart (docs/RETENTION.md "Two branches"). */
+#define RET_BRANCH_QUIET (24 * 3600)
 
 /* Policy for one region from the configuration. */
 void ret_policy_from_conf(const struct config *c, const struct region_conf *rc, time_t now,
@@ -118,7 +124,10 @@ int ret_restorable(const struct catalog *cat, size_t i);
  * ones set), also keep the newest complete backup starting on the path of
  * each living timeline of `m` that no kept backup starts on, and record
  * it in plan->branch.  Living: its newest segment is past the start of
- * every kept backup. */
+ * every kept backup, or (when the model has the segments' times) a
+ * segment of it was stored less than RET_BRANCH_QUIET before the newest
+ * kept backup began (its manifest's mtime less its duration: the
+ * storage's clock), or later. */
 int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsigned char *keep,
                       struct ret_plan *plan, struct err *e);
 

@@ -9,8 +9,18 @@
  * alone would delete the only backup from which the other branch's WAL
  * can be replayed: production's last writes, with nothing said.
  *
- * A timeline is living when its newest archived segment is past the start
- * of every kept backup (WAL written after the newest kept backup began).
+ * A timeline is living when WAL was written on it after the newest kept
+ * backup began, or may still be: its newest archived segment is past the
+ * start of every kept backup, or one of its segments was stored less than
+ * RET_BRANCH_QUIET before the newest kept backup began, or later.
+ * Positions alone cannot tell: a production that wrote less WAL since the
+ * fork than a drill whose backup started far ahead on its own branch went
+ * on, but ends below that start (an adversarial pass saw its backups and
+ * WAL planned for deletion); and when the drill's own backup-push applies
+ * retention, production may not have archived since that backup began.
+ * Both times are the storage's: a backup began when its manifest was
+ * stored less its own duration (stop_time - start_time), so the clocks
+ * of the hosts do not enter.
  * For each living timeline whose history is archived, some kept backup
  * must start on its path (before its newest segment); when none does, the
  * newest complete backup that does is kept too, and recorded in the plan
@@ -92,10 +102,26 @@ static int kept_on(const struct catalog *cat, const struct tl_model *m, const un
     return 0;
 }
 
+/* Written on after the newest kept backup began (see the top). */
+static int living(const struct tl_timeline *t, uint64_t kept_start, int64_t kept_time)
+{
+    return t->nsegs > 0 &&
+           (t->newest > kept_start || (t->newest_time > 0 && t->newest_time + RET_BRANCH_QUIET > kept_time));
+}
+
+/* When backup i began, by the storage's clock (see the top). */
+static int64_t began_stored(const struct cat_entry *ce, const struct manifest *man)
+{
+    int64_t took = man->stop_time > man->start_time ? man->stop_time - man->start_time : 0;
+
+    return (int64_t)ce->newest - took;
+}
+
 int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsigned char *keep,
                       struct ret_plan *plan, struct err *e)
 {
     uint64_t kept_start = 0;
+    int64_t kept_time = 0;
     int any = 0;
     size_t i, k;
 
@@ -108,6 +134,8 @@ int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsig
             kept_start = man->start_lsn / m->seg_size;
             any = 1;
         }
+        if (keep[i] && man != NULL && began_stored(&cat->v[i], man) > kept_time)
+            kept_time = began_stored(&cat->v[i], man);
     }
     if (!any)
         return 0;
@@ -118,8 +146,8 @@ int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsig
         size_t n = 0, best;
         int served;
 
-        if (t->nsegs == 0 || t->newest <= kept_start)
-            continue;       /* not living: nothing written after the newest kept backup began */
+        if (!living(t, kept_start, kept_time))
+            continue;       /* nothing written after the newest kept backup began */
         if (kept_on(cat, m, keep, t->tli, t->newest))
             continue;
         if (tl_path(m, t->tli, &p, &n, &pe) < 0) {

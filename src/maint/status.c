@@ -63,7 +63,7 @@ static int newest_collect(const struct stor_entry *ent, void *arg)
     struct err e = ERR_INIT;
     uint64_t segno;
 
-    if (strchr(name, '/') == NULL && tl_model_add(n->model, name) < 0)
+    if (strchr(name, '/') == NULL && tl_model_add_stored(n->model, name, (int64_t)ent->mtime) < 0)
         n->nomem = 1;
     if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
         return 0;

@@ -12,7 +12,6 @@
 #define TL_HISTORY_MAX ((size_t)1 << 20)
 
 /* ---- history files ---- */
-
 /* The next whitespace-separated token of `line` from *i into tok. */
 static void next_token(const char *line, size_t *i, char *tok, size_t cap)
 {
@@ -70,7 +69,6 @@ bad:
 }
 
 /* ---- building the model ---- */
-
 void tl_model_init(struct tl_model *m, uint64_t seg_size)
 {
     memset(m, 0, sizeof *m);
@@ -122,8 +120,7 @@ int tl_model_add(struct tl_model *m, const char *name)
     if (array_reserve(&m->segs, &m->segs_cap, m->nsegs + 1, sizeof *m->segs) < 0)
         return -1;
     segno = wal_segno(&wn, m->seg_size);
-    m->segs[m->nsegs].tli = wn.tli;
-    m->segs[m->nsegs].segno = segno;
+    m->segs[m->nsegs] = (struct tl_seg){ wn.tli, segno, 0 };
     m->nsegs++;
     if (t->nsegs == 0 || segno > t->newest)
         t->newest = segno;
@@ -217,9 +214,11 @@ void tl_model_finish(struct tl_model *m)
 
     if (m->nsegs > 1)
         qsort(m->segs, m->nsegs, sizeof *m->segs, seg_cmp);
-    for (i = 0; i < m->nsegs; i++)     /* a segment merged from two regions counts once */
+    for (i = 0; i < m->nsegs; i++)     /* a segment merged from two regions counts once, stored first */
         if (k == 0 || seg_cmp(&m->segs[i], &m->segs[k - 1]) != 0)
             m->segs[k++] = m->segs[i];
+        else if (m->segs[i].stored > 0 && (m->segs[k - 1].stored == 0 || m->segs[i].stored < m->segs[k - 1].stored))
+            m->segs[k - 1].stored = m->segs[i].stored;
     m->nsegs = k;
     if (m->ntls > 1)
         qsort(m->tls, m->ntls, sizeof *m->tls, tli_cmp);
@@ -328,7 +327,7 @@ const struct tl_timeline *tl_find(const struct tl_model *m, uint32_t tli)
 
 int tl_has_seg(const struct tl_model *m, uint32_t tli, uint64_t segno)
 {
-    struct tl_seg k = { tli, segno };
+    struct tl_seg k = { tli, segno, 0 };
 
     return m->nsegs > 0 && bsearch(&k, m->segs, m->nsegs, sizeof k, seg_cmp) != NULL;
 }

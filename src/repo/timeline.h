@@ -74,11 +74,15 @@ struct tl_timeline {
     size_t nhist;
     uint64_t nsegs;                 /* archived segments */
     uint64_t oldest, newest;        /* their segment numbers, when nsegs */
+    int64_t newest_time;            /* the latest a segment was stored (Unix s), when
+                                     * tl_model_load_stored() recorded it; else 0 */
 };
 
 struct tl_seg {
     uint32_t tli;
     uint64_t segno;
+    int64_t stored;                 /* when it was stored (Unix s, the earliest of the regions'),
+                                     * when added by tl_model_add_stored(); else 0 */
 };
 
 struct tl_model {
@@ -196,12 +200,22 @@ struct tl_reach {
 
 /* ---- a branch left behind (timeline_branch.c) ---- */
 
+/* tl_model_add() that also records when the segment was stored (the
+ * listing's mtime), for tl_path_left_branch(). */
+int tl_model_add_stored(struct tl_model *m, const char *name, int64_t stored);
+/* tl_model_load() with tl_model_add_stored(), and each timeline's
+ * newest_time. */
+int tl_model_load_stored(struct repo *rp, uint64_t seg_size, struct tl_model *m, struct err *e);
+
 /* A timeline of the model other than path p's target whose WAL goes on
  * past the point where p leaves its history (an ancestor on p after its
  * switch point, a sibling forked off p, a child p's target does not
  * follow), beyond the segment holding that point and beyond the one where
- * recovery starts (`from_lsn`, the backup's start).  1 (b set: `parent`
- * the timeline that went on, `child` the one p goes on with) or 0. */
+ * recovery starts (`from_lsn`, the backup's start) -- or, when the model
+ * has the times, with a segment past that point stored after the one
+ * where recovery starts (it went on after the backup began, however far
+ * behind in position).  1 (b set: `parent` the timeline that went on,
+ * `child` the one p goes on with) or 0. */
 struct tl_branch {
     uint32_t parent, child;
     uint64_t fork_lsn;

@@ -14,6 +14,88 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+int tl_model_add_stored(struct tl_model *m, const char *name, int64_t stored)
+{
+    size_t n = m->nsegs;
+    int rc = tl_model_add(m, name);
+
+    if (rc == 1 && m->nsegs == n + 1)
+        m->segs[n].stored = stored;
+    return rc;
+}
+
+struct load_walk {
+    struct tl_model *m;
+    int failed;
+};
+
+static int load_one(const struct stor_entry *ent, void *arg)
+{
+    struct load_walk *w = arg;
+
+    if (strncmp(ent->key, REPO_WAL_DIR, strlen(REPO_WAL_DIR)) == 0 &&
+        tl_model_add_stored(w->m, ent->key + strlen(REPO_WAL_DIR), (int64_t)ent->mtime) < 0)
+        w->failed = 1;
+    return w->failed;
+}
+
+int tl_model_load_stored(struct repo *rp, uint64_t seg_size, struct tl_model *m, struct err *e)
+{
+    struct load_walk w = { m, 0 };
+    size_t i, k;
+
+    tl_model_init(m, seg_size);
+    if (stor_list(rp->st, REPO_WAL_DIR, load_one, &w, e) < 0)
+        return err_prefix(e, "could not list the WAL archive");
+    if (w.failed)
+        return err_setf(e, ERR_NOMEM, "out of memory listing the WAL archive");
+    if (tl_model_read_histories(m, rp, NULL, NULL, e) < 0)
+        return -1;
+    tl_model_finish(m);
+    for (i = 0, k = 0; i < m->nsegs; i++) {
+        while (k < m->ntls && m->tls[k].tli < m->segs[i].tli)
+            k++;
+        if (k < m->ntls && m->tls[k].tli == m->segs[i].tli && m->segs[i].stored > m->tls[k].newest_time)
+            m->tls[k].newest_time = m->segs[i].stored;
+    }
+    return 0;
+}
+
+/* When the segment recovery starts with (segno, read as PostgreSQL reads
+ * it on path p) was stored, or a later one of p's target timeline if
+ * later; 0 unknown.  Another branch stored after that went on after the
+ * backup began and after the timeline 'latest' follows last wrote.  (The
+ * target's own last write counts because `walship copy` stores a backup's
+ * WAL first and the rest by name later: an old primary's last segments
+ * arrive after the new timeline's backup began, but before the new
+ * timeline's later segments.) */
+static int64_t start_stored(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno)
+{
+    uint32_t tli = tl_read_from(m, p, n, segno, TL_AS_POSTGRES);
+    int64_t t = 0;
+    size_t i;
+
+    for (i = 0; tli != 0 && i < m->nsegs; i++)
+        if (m->segs[i].tli == tli && m->segs[i].segno == segno)
+            t = m->segs[i].stored;
+    for (i = 0; t > 0 && i < m->nsegs; i++)
+        if (m->segs[i].tli == p[n - 1].tli && m->segs[i].stored > t)
+            t = m->segs[i].stored;
+    return t;
+}
+
+/* Timeline tli has a segment past `after` stored after `began` (known). */
+static int stored_after(const struct tl_model *m, uint32_t tli, uint64_t after, int64_t began)
+{
+    size_t i;
+
+    for (i = 0; began > 0 && i < m->nsegs; i++)
+        if (m->segs[i].tli == tli && m->segs[i].segno > after && m->segs[i].stored > began)
+            return 1;
+    return 0;
+}
 
 /* Where path q leaves path p: the LSN, and in *ours the timeline p goes on
  * with from there.  UINT64_MAX when q never leaves p (q is p's target). */
@@ -42,9 +124,11 @@ int tl_path_left_branch(const struct tl_model *m, const struct tl_step *p, size_
                         struct tl_branch *b)
 {
     size_t k;
+    int64_t began;
 
     if (n == 0)
         return 0;
+    began = start_stored(m, p, n, from_lsn / m->seg_size);
     for (k = 0; k < m->ntls; k++) {
         const struct tl_timeline *t = &m->tls[k];
         struct tl_step *q = NULL;
@@ -52,6 +136,7 @@ int tl_path_left_branch(const struct tl_model *m, const struct tl_step *p, size_
         uint64_t d, limit;
         uint32_t ours = 0;
         size_t nq = 0;
+        int went_on;
 
         if (t->tli == p[n - 1].tli || t->nsegs == 0)
             continue;
@@ -66,11 +151,14 @@ int tl_path_left_branch(const struct tl_model *m, const struct tl_step *p, size_
          * archived before the promotion.  WAL it wrote before the backup
          * starts does not make the restore ambiguous either (the old
          * primary's last segments after a failover, a backup taken on the
-         * new timeline later). */
+         * new timeline later), unless it was stored after the backup's
+         * first segment: a production that wrote less since the fork than
+         * a drill whose backup began ahead went on all the same. */
         limit = (d - 1) / m->seg_size;
+        went_on = stored_after(m, t->tli, limit, began);
         if (from_lsn / m->seg_size > limit)
             limit = from_lsn / m->seg_size;
-        if (t->newest > limit) {
+        if (went_on || t->newest > limit) {
             b->parent = t->tli;
             b->child = ours;
             b->fork_lsn = d;

@@ -215,6 +215,9 @@ t "restore 3s: to a time, --target-action shutdown" ws restore --pgdata "$d" --t
 grep -q "^recovery_target_time = '$T3'" "$d/postgresql.auto.conf"
 ok $? "restore 3s: not promoted, so the target stays for the operator's next start"
 [ ! -f "$d/postmaster.pid" ]; ok $? "restore 3s: the instance is shut down at the target"
+# the summary's recovery point came from the last poll, before the stop
+like "$T_OUT" "PostgreSQL: recovery stopping before commit of transaction [0-9]+, time " \
+  "restore 3s: the summary quotes where PostgreSQL stopped"
 
 d=$(newdir r2t)
 t "restore 2t: to a time after generation 2's backup" ws restore --pgdata "$d" --target-time "$T2" --start --port "$RPORT"

@@ -134,6 +134,15 @@ wait_for 30 bash -c "[ -e $T/r1/wal/00000002.history ]"
 ok $? "the timeline 2 history file is archived"
 sleep 1.1
 t "backup-push on timeline 2 (with retention)" ws backup-push
+# Right after the failover, timeline 1 may still be written on (a drill
+# or a production that has not archived since; docs/RETENTION.md "Two
+# branches"): its newest backup stays, with a warning, until timeline 1
+# has been silent RET_BRANCH_QUIET (a day) before the newest kept backup.
+like "$T_OUT" "is kept beyond the retention policy: it is the only backup from which timeline 1 can be restored" \
+  "right after the failover, timeline 1's backup is kept, with a warning"
+is "$(ls "$T/r1/backups" | wc -l)" 2 "r1 keeps it beside the timeline 2 backup"
+find "$T/r1/wal" "$T/r2/wal" -name '00000001*' -exec touch -d '2 days ago' {} +
+t "delete once timeline 1's segments are two days old" ws delete
 mapfile -t B2 < <(ls "$T/r1/backups")
 is "${#B2[@]}" 1 "r1 keeps only the timeline 2 backup"
 S_TL2=$(start_wal r1 "${B2[0]}")

@@ -118,6 +118,16 @@ like "$(wsc "$CONF_RPO" status --prometheus 2>/dev/null)" 'walship_alarm\{region
 # sample rather than 0), and a shipped alert rule that fires on it
 mv "$T/stale" "$T/stale.away"
 prom=$(wsc "$CONF_RPO" status --prometheus 2>/dev/null); st=$?
+# the textfile line the alert rules give, run as given: the alarm must
+# replace the healthy file (with "&&" it never did: status exits 2)
+mkdir -p "$T/textfile" && chown "$(pg_user)" "$T/textfile"
+printf 'walship_up{region="stale"} 1\nwalship_alarm{region="stale"} 0\n' >"$T/textfile/walship.prom"
+line=$(sed -n '/^#   walship status --prometheus/,/^#   mv /{s/^#   //;p}' "$TOP_SRCDIR/contrib/prometheus/walship-alerts.yml" |
+       sed "s#/var/lib/node_exporter#$T/textfile#g; s#^walship #\"\$WALSHIP\" --config \"\$CONF_RPO\" #")
+like "$line" '^"\$WALSHIP" --config "\$CONF_RPO" status --prometheus > ' "the alert rules give a textfile line"
+pg_run env WALSHIP="$WALSHIP" CONF_RPO="$CONF_RPO" bash -c "$line" 2>/dev/null
+like "$(cat "$T/textfile/walship.prom")" 'walship_alarm\{region="stale"\} 1' \
+  "the alert rules' textfile line publishes an alarm (status exits 2 then)"
 mv "$T/stale.away" "$T/stale"
 is "$st" 2 "status --prometheus exits 2 when a region cannot be listed"
 like "$prom" 'walship_up\{region="stale"\} 0' "prometheus: walship_up 0 for the unreadable region"
@@ -130,8 +140,9 @@ assert any(re.fullmatch(r"walship_up\s*==\s*0", e.strip()) for e in exprs), expr
 assert any(re.fullmatch(r"walship_alarm\s*==\s*1", e.strip()) for e in exprs), exprs
 assert any(re.fullmatch(r"walship_branches\s*==\s*1", e.strip()) for e in exprs), exprs
 assert any(re.fullmatch(r"walship_standby_alarm\s*==\s*1", e.strip()) for e in exprs), exprs
+assert any("node_textfile_mtime_seconds" in e and "walship" in e for e in exprs), exprs
 PY
-ok $? "the shipped alert rules fire on walship_up == 0, walship_alarm == 1, walship_branches == 1 and walship_standby_alarm == 1"
+ok $? "the shipped alert rules fire on walship_up == 0, walship_alarm == 1, walship_branches == 1, walship_standby_alarm == 1 and a stale walship.prom"
 
 # ---- a deleted WAL segment ----
 start=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backups"][-1]["start_wal"])')

@@ -285,9 +285,71 @@ static void test_late(void)
     cat_free(&c);
 }
 
+/* The timeline's segments were stored, the newest `hours` ago (what
+ * tl_model_load_stored() reads from the listing). */
+static void stored(struct tl_model *m, uint32_t tli, double hours)
+{
+    const struct tl_timeline *t = tl_find(m, tli);
+
+    ((struct tl_timeline *)t)->newest_time = (int64_t)(NOW - hours * 3600);
+}
+
+/* Production on timeline 1 (A1 at 10, A2 at 20) forked at 35 by a drill
+ * that wrote more WAL than production did since: timeline 2 to 100, its
+ * backup A3 at 90, while production went on only to 50, but went on
+ * after A3 began.  By positions alone timeline 1 (50 < 90) had stopped
+ * before A3, and its only backup and its WAL went (adversarial pass M).
+ * Its segments' times tell: living unless silent RET_BRANCH_QUIET before
+ * A3 began. */
+static void test_busy_drill(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct tl_model m;
+    struct ret_plan p;
+    struct err e = ERR_INIT;
+
+    backup(&c, "A1", 50, 1, 10);
+    backup(&c, "A2", 40, 1, 20);
+    backup(&c, "A3", 30, 2, 90);      /* began 30 h 1 min ago */
+    tl_model_init(&m, SEG);
+    segs(&m, 1, 10, 50);
+    fork_at(&m, 2, 35);
+    segs(&m, 2, 35, 100);
+    tl_model_finish(&m);
+    stored(&m, 1, 1);                 /* production: an hour ago */
+    stored(&m, 2, 0.5);
+
+    ok(plan(&c, 1, &m, &p, &e) == 0, "busy drill: plans (%s)", e.msg);
+    is_str(gone(&p), "A1", "busy drill: A2, the only way to production's timeline 1, stays");
+    ok(p.nbranch == 1 && strcmp(p.branch[0].name, "A2") == 0 && p.branch[0].tli == 1,
+       "busy drill: recorded as kept for timeline 1");
+    ok(!expired(&p, 1, 20) && !expired(&p, 1, 50), "busy drill: production's WAL from A2's start stays");
+    ret_plan_free(&p);
+
+    /* production archived nothing since A3 began (the drill's own
+     * backup-push applying retention at once): may still be living */
+    stored(&m, 1, 31);
+    ok(plan(&c, 1, &m, &p, &e) == 0 && strcmp(gone(&p), "A1") == 0,
+       "busy drill, timeline 1 last stored an hour before A3 began: A2 stays");
+    ret_plan_free(&p);
+    /* silent for RET_BRANCH_QUIET before A3 began (its manifest's time
+     * less its duration): an ended branch, its backups go by the rules */
+    ((struct tl_timeline *)tl_find(&m, 1))->newest_time = (int64_t)(NOW - 30 * 3600 - 60 - RET_BRANCH_QUIET);
+    ok(plan(&c, 1, &m, &p, &e) == 0, "busy drill, timeline 1 quiet a day before A3: plans");
+    is_str(gone(&p), "A1,A2", "busy drill, timeline 1 quiet a day before A3: its backups go by the rules");
+    ret_plan_free(&p);
+    ((struct tl_timeline *)tl_find(&m, 1))->newest_time = (int64_t)(NOW - 30 * 3600 - 60 - RET_BRANCH_QUIET + 1);
+    ok(plan(&c, 1, &m, &p, &e) == 0 && strcmp(gone(&p), "A1") == 0,
+       "busy drill, timeline 1 quiet a second less than that: A2 stays");
+    ret_plan_free(&p);
+    tl_model_free(&m);
+    cat_free(&c);
+}
+
 int main(void)
 {
     test_drill();
+    test_busy_drill();
     test_failover();
     test_history();
     test_late();

@@ -183,8 +183,52 @@ static void left_branch_case(uint64_t parent_newest, const char *fork, uint64_t 
     tl_model_free(&m);
 }
 
+/* With the times the listing gives: timeline 1 went on to segment 6 after
+ * a fork at 0/4800000; a backup on timeline 2 starts in segment 7 (so
+ * timeline 1 ends below it).  Timeline 1's last segment stored after the
+ * backup's first one: it went on after the backup began, two branches (a
+ * production slower than a drill whose backup began ahead: adversarial
+ * pass M); stored before: the old primary's last segments, one branch. */
+static int left_branch_stored(int64_t parent_stored, int64_t start_stored, int64_t child_last)
+{
+    struct tl_model m;
+    struct tl_step *p = NULL;
+    struct tl_branch b;
+    size_t n = 0;
+    struct err e = ERR_INIT;
+    char name[32];
+    uint64_t s;
+    int got;
+
+    tl_model_init(&m, MB16);
+    for (s = 1; s <= 6; s++) {
+        wal_segment_name(1, s, MB16, name);
+        tl_model_add_stored(&m, name, s == 6 ? parent_stored : 100);
+    }
+    hist(&m, 2, "1\t0/4800000\tx\n");
+    for (s = 4; s <= 8; s++) {
+        wal_segment_name(2, s, MB16, name);
+        tl_model_add_stored(&m, name, s == 7 ? start_stored : s == 8 ? child_last : 100);
+    }
+    tl_model_finish(&m);
+    memset(&b, 0, sizeof b);
+    got = tl_path(&m, 2, &p, &n, &e) == 0 ? tl_path_left_branch(&m, p, n, 0x7000028, &b) : -1;
+    free(p);
+    tl_model_free(&m);
+    return got == 1 ? (b.parent == 1 && b.child == 2 && b.parent_newest == 6) : got;
+}
+
 static void left_branch_test(void)
 {
+    ok(left_branch_stored(1000, 900, 950) == 1,
+       "the parent's last segment, below the backup's start, stored after it and after timeline 2's last: two "
+       "branches");
+    ok(left_branch_stored(800, 900, 950) == 0, "... stored before it (an old primary's last segments): one branch");
+    ok(left_branch_stored(1000, 900, 1100) == 0,
+       "... stored before timeline 2's last segment (walship copy: the backup's WAL first, the rest by name): one "
+       "branch");
+    ok(left_branch_stored(1000, 0, 950) == 0,
+       "... the backup's start segment's time unknown: by positions, one branch");
     left_branch_case(4, "0/4800000", 0x2000028, 0, "the parent's copy of the switch segment is normal: one branch");
     left_branch_case(3, "0/4800000", 0x2000028, 0, "a parent that ends before the switch segment: one branch");
     left_branch_case(6, "0/4800000", 0x2000028, 1, "a parent with segments after the switch segment: two branches");
@@ -444,11 +488,15 @@ static int no_tl;
 
 static int check_wal(const struct manifest *m, const char *tl, char newest[32], unsigned long *n, struct err *e)
 {
-    char skipped[1024];
-    int no_start;
+    struct pitr_wal w;
+    int rc;
 
     err_clear(e);
-    return pitr_check_wal(&st, 1, m, tl, newest, n, &no_tl, &no_start, skipped, e);
+    rc = pitr_check_wal(&st, 1, m, tl, &w, e);
+    snprintf(newest, 32, "%s", w.newest);
+    *n = w.nsegments;
+    no_tl = w.no_timeline;
+    return rc;
 }
 
 static void check_wal_test(void)
