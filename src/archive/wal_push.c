@@ -33,6 +33,7 @@
 #include "pool.h"
 #include "ship.h"
 #include "spool.h"
+#include "timeline.h"
 #include "util.h"
 #include "wal.h"
 
@@ -367,6 +368,40 @@ static int handoff(const struct config *c, const struct keyring *kr, struct spoo
     return archd_handoff(c, kr, sp, want, waldir, path, name, tag, spawn, notes);
 }
 
+/* A TLI.history file must read as PostgreSQL writes one: at least one
+ * "parentTLI<TAB>switchpoint" line, parents below TLI and rising, switch
+ * points not going back.  Archived, a garbage or hand-made one becomes
+ * the archive's latest timeline, and every restore to latest refuses
+ * (its history unusable) until someone deletes it from every region. */
+static int check_history(const char *path, const struct wal_name *w, struct err *e)
+{
+    unsigned char *text = NULL;
+    struct tl_hist_entry *v = NULL;
+    struct err pe = ERR_INIT;
+    size_t len, n = 0, i;
+    const char *why = NULL;
+
+    if (read_file_all(path, 16u << 20, &text, &len, e) < 0)
+        return -1;
+    if (memchr(text, '\0', len) != NULL)
+        why = "it holds a NUL byte";
+    else if (tl_parse_history((const char *)text, len, &v, &n, &pe) < 0)
+        why = pe.msg;
+    else if (n == 0)
+        why = "it names no parent timeline";
+    for (i = 0; why == NULL && i < n; i++)
+        if (v[i].tli >= w->tli || (i > 0 && (v[i].tli <= v[i - 1].tli || v[i].end_lsn < v[i - 1].end_lsn)))
+            why = "its timelines or switch points are out of order";
+    free(text);
+    free(v);
+    if (why == NULL)
+        return 0;
+    if (pe.code == ERR_NOMEM)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    return err_setf(e, ERR_CORRUPT, "\"%s\" is not a timeline history file as PostgreSQL writes it (%s): not "
+                    "archived, since it would become the archive's latest timeline", path, why);
+}
+
 int wal_push(const struct config *c, const struct keyring *kr, const char *path, const struct archd_spawn *spawn,
              const struct note_sink *notes, struct wal_push_result *res, struct err *e)
 {
@@ -386,7 +421,8 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
     memset(&ah, 0, sizeof ah);
     ah.notes = notes;
     pthread_mutex_init(&ah.lock, NULL);
-    if (wal_parse(name, &w, e) < 0 || push_cluster(c, path, name, &want, e) < 0) {
+    if (wal_parse(name, &w, e) < 0 || (w.kind == WAL_HISTORY && check_history(path, &w, e) < 0) ||
+        push_cluster(c, path, name, &want, e) < 0) {
         pthread_mutex_destroy(&ah.lock);
         return -1;
     }

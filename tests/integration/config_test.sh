@@ -155,7 +155,7 @@ mkdir -p global
 python3 -c "import struct,sys; open('global/pg_control','wb').write(struct.pack('=Q', 7311234567890123456) + bytes(8184))"
 echo 15 >PG_VERSION
 python3 "$TOP_SRCDIR/tests/lib/walseg.py" pg_wal/000000010000000000000001 000000010000000000000001 7311234567890123456
-printf 'PLAINTEXT-MARKER-%s\n' "$(date +%s%N)" >pg_wal/00000002.history
+printf '1\t0/3000000\tPLAINTEXT-MARKER-%s\n' "$(date +%s%N)" >pg_wal/00000002.history
 t "wal-push with the lines of issue 11" "$WALSHIP" --config push.conf wal-push pg_wal/00000002.history
 [ -f "$T/ra/wal/00000002.history" ]; ok $? "archived under wal/, not under a key holding the comment"
 ! grep -rqF PLAINTEXT-MARKER "$T/ra"; ok $? "the indented key_file was applied: the archive is encrypted"
@@ -243,7 +243,7 @@ done
 # here also plays the data directory wal-push runs in) is refused even
 # there, and nothing is archived
 sed "s|^  key_file = .*|key_file = key|" push.conf >rel.conf; chmod 600 rel.conf
-printf 'PLAINTEXT-MARKER-%s\n' "$(date +%s%N)" >pg_wal/00000003.history
+printf '1\t0/3000000\tPLAINTEXT-MARKER-%s\n' "$(date +%s%N)" >pg_wal/00000003.history
 o=$("$WALSHIP" --config "$T/rel.conf" wal-push pg_wal/00000003.history 2>&1); st=$?
 is "$st" 2 "wal-push with a relative key_file: exit 2"
 like "$o" "rel.conf:4: key \"key_file\": \"key\" is a relative path" "  names the line and the key"
