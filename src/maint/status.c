@@ -96,6 +96,7 @@ void st_local(const struct region_conf *rc, struct spool *sp, time_t now, struct
         o->spool_files = u.entries;
         o->spool_bytes = u.bytes;
         o->spool_oldest_age = u.entries && u.oldest && now > u.oldest ? (uint64_t)(now - u.oldest) : 0;
+        o->wal_ahead = u.entries && u.oldest > now ? (int64_t)(u.oldest - now) : 0;
     }
     err_clear(&le);
     if (o->async && spool_state_read(sp, queue, &ss, &le) == 0) {
@@ -247,6 +248,11 @@ static void lag_and_alarms(const struct config *conf, const struct st_primary *p
             o->lag_seconds = now > nw->mtime ? (uint64_t)(now - nw->mtime) : 0;
         }
     }
+    /* a time ahead of the clock makes the lag read 0 s however long
+     * archiving has stopped (the clock stepped back, a file server's ran
+     * fast): the seconds cannot be judged, which is the clock alarm */
+    if (nw->have && nw->mtime > now && (int64_t)(nw->mtime - now) > o->wal_ahead)
+        o->wal_ahead = (int64_t)(nw->mtime - now);
     if (o->spool_oldest_age > o->lag_seconds)
         o->lag_seconds = o->spool_oldest_age;
     if (conf->rpo_seconds > 0 && o->lag_seconds > conf->rpo_seconds)
@@ -255,7 +261,7 @@ static void lag_and_alarms(const struct config *conf, const struct st_primary *p
         o->alarm_rpo = 1;   /* WAL this region will not receive without the operator */
     if (conf->backup_max_age > 0 && (!o->has_backup || (uint64_t)o->backup_age > conf->backup_max_age))
         o->alarm_backup = 1;
-    if (o->backup_ahead > RET_CLOCK_SKEW_MAX)
+    if (o->backup_ahead > RET_CLOCK_SKEW_MAX || o->wal_ahead > RET_CLOCK_SKEW_MAX)
         o->alarm_clock = 1;
 }
 

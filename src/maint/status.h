@@ -49,6 +49,8 @@ struct st_region {
     int has_wal;
     char wal[WAL_NAME_MAX];         /* newest archived segment */
     int64_t wal_time;               /* its object's mtime */
+    int64_t wal_ahead;              /* the WAL the lag is timed from (newest archived segment, oldest spooled
+                                     * file) stamped ahead of `now` (seconds, 0 when not) */
 
     int lag_known;                  /* primary known */
     uint64_t lag_segments;          /* completed segments the region lacks */
@@ -83,7 +85,8 @@ struct st_region {
 
     int alarm_rpo;                  /* lag_seconds > rpo_seconds (or nothing archived while the primary has WAL) */
     int alarm_backup;               /* no backup, or newest older than backup_max_age */
-    int alarm_clock;                /* backup_ahead > RET_CLOCK_SKEW_MAX: a clock is wrong, retain_days refuses */
+    int alarm_clock;                /* backup_ahead or wal_ahead > RET_CLOCK_SKEW_MAX: a clock is wrong (retain_days
+                                     * refuses; lag_seconds reads 0 however long archiving has stopped) */
     int alarm_branch;               /* branch: the archive holds two living branches */
 };
 
