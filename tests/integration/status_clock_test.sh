@@ -5,7 +5,8 @@
 # or with a file server whose clock runs fast, status said OK (exit 0) of
 # a region whose archiving had stopped with segments missing, however
 # long past rpo_seconds (found by an adversarial pass).  Now WAL stamped
-# more than RET_CLOCK_SKEW_MAX (300 s) ahead is the clock alarm.
+# more than RET_CLOCK_SKEW_MAX (300 s) ahead is the clock alarm; so are a
+# warm standby's waiting segments (status --standby).
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -14,6 +15,9 @@ set -uo pipefail
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 
 PGPORT=$(pg_free_port)
+SPORT=$(pg_free_port)
+[ "$PGPORT" != "$SPORT" ] || SPORT=$((PGPORT + 1))
+on_exit "ws_stop_daemons '$T'"
 ws_mkdirs "$T/spool" "$T/r1"
 ws_key "$T/key"
 ws_conf "$T/c.conf" "$(ws_pg_conninfo "$T/pg" "$PGPORT")" "rpo_seconds = 60" "backup_max_age = 1d"
@@ -38,6 +42,26 @@ sql "select pg_switch_wal()" >/dev/null
 for _ in $(seq 100); do [ -f "$T/r1/wal/$seg" ] && break; sleep 0.1; done
 [ -f "$T/r1/wal/$seg" ]; ok $? "$seg is archived"
 t "status: caught up" w status
+
+# a warm standby that waits (recovery_min_apply_delay): the segments it has
+# not replayed, stored an hour ahead of a clock that stepped back
+mkdir -p "$T/sb/sock"; ws_own "$T/sb"
+t "restore --standby --start" w restore --standby --pgdata "$T/sb/data" --port "$SPORT" --start
+on_exit "pg_stop $T/sb immediate"
+echo "recovery_min_apply_delay = '1h'" >>"$T/sb/data/postgresql.auto.conf"
+pg_run "$PG_BIN/pg_ctl" -D "$T/sb/data" reload >/dev/null
+sleep 0.5
+for i in 10 11; do sql "insert into t values ($i); select pg_switch_wal()" >/dev/null; done
+last=$(sql "select pg_walfile_name(pg_current_wal_lsn() - 1)")
+for _ in $(seq 100); do [ -f "$T/r1/wal/$last" ] && break; sleep 0.1; done
+t "status --standby: it waits less than rpo_seconds" w status --standby "$T/sb/data"
+like "$T_OUT" "behind region r1: [1-9][0-9]* segments" "the standby lags by segments"
+t_fail "status --standby, this host's clock stepped back an hour: alarm (exit 2)" 2 \
+  pg_run env LD_PRELOAD="$SHIM" CLOCKSHIFT_SECONDS=-3600 "$WALSHIP" --config "$T/c.conf" status --standby "$T/sb/data"
+like "$T_OUT" "standby $T/sb/data: ALARM" "the standby's line says ALARM"
+like "$T_OUT" "clock: +the oldest segment waiting is stamped [0-9]+ s ahead .*<- alarm" "and why"
+pg_stop "$T/sb" immediate
+seg=$(sql "select pg_walfile_name(pg_current_wal_lsn() - 1)")
 
 # archiving stops; two more segments complete
 sql "alter system set archive_command = '/bin/false'"
