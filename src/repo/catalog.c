@@ -176,17 +176,24 @@ static int part_seen(const struct stor_entry *ent, void *arg)
 {
     struct parts_seen *ps = arg;
     const char *rest = ent->key + ps->prefix_len;
+    char want[32], *end;
+    unsigned long n;
     size_t i;
 
-    if (strncmp(rest, "part-", 5) != 0)
+    if (strncmp(rest, "part-", 5) != 0 || rest[5] < '0' || rest[5] > '9')
         return 0;
-    for (i = 0; i < ps->m->nparts; i++) {
-        char want[32];
-
-        snprintf(want, sizeof want, "part-%04u", (unsigned)ps->m->parts[i].number);
-        if (strcmp(rest, want) == 0 && ent->size == ps->m->parts[i].stored_size)
-            ps->seen[i] = 1;
-    }
+    n = strtoul(rest + 5, &end, 10);
+    if (*end != '\0' || n == 0 || n > UINT32_MAX ||
+        (size_t)snprintf(want, sizeof want, "part-%04lu", n) >= sizeof want || strcmp(rest, want) != 0)
+        return 0;   /* not a part's key (another spelling: part-00003, part-1) */
+    /* looked up by its number, not compared with every part (parts²
+     * with tens of thousands of parts); parts are numbered 1..N */
+    i = n - 1;
+    if (i >= ps->m->nparts || ps->m->parts[i].number != n)
+        for (i = 0; i < ps->m->nparts && ps->m->parts[i].number != n; i++)
+            ;
+    if (i < ps->m->nparts && ent->size == ps->m->parts[i].stored_size)
+        ps->seen[i] = 1;
     return 0;
 }
 
