@@ -370,7 +370,7 @@ int ret_plan(struct repo *r, const struct ret_policy *p, struct ret_plan *out, s
     int rc = -1;
 
     memset(out, 0, sizeof *out);
-    if (cat_list(r, 1, &cat, e) < 0)
+    if (cat_list(r, CAT_LOAD_HEADERS, &cat, e) < 0)
         return -1;
     if (plan_backups(r, &cat, p, out, e) < 0)
         goto out;

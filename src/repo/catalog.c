@@ -128,6 +128,8 @@ int cat_list(struct repo *r, int load, struct catalog *out, struct err *e)
             cat_free(out);
             return -1;
         }
+        if (load == CAT_LOAD_HEADERS)
+            man_drop_files(out->v[i].man);
     }
     return 0;
 }

@@ -40,7 +40,10 @@ struct catalog {
 
 /* List backups/ of a region, oldest first.  With `load` the manifests of
  * complete backups are decoded (a manifest that does not decode is an
- * error naming the backup). */
+ * error naming the backup); CAT_LOAD_HEADERS keeps no file list (a
+ * manifest of 100000 files holds about 25 MB, and retention holds every
+ * manifest of the region at once). */
+#define CAT_LOAD_HEADERS 2
 int cat_list(struct repo *r, int load, struct catalog *out, struct err *e);
 void cat_free(struct catalog *c);
 
