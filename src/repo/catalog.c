@@ -145,6 +145,26 @@ void cat_free(struct catalog *c)
     c->n = 0;
 }
 
+size_t cat_name_index(const struct catalog *c, const char *name)
+{
+    size_t lo = 0, hi = c->n, i;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(c->v[mid].name, name);
+
+        if (d == 0)
+            return mid;
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (i = 0; i < c->n && strcmp(c->v[i].name, name) != 0; i++)
+        ;
+    return i;
+}
+
 int cat_find(const struct catalog *c, const char *name, struct err *e)
 {
     size_t i;

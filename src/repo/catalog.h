@@ -63,6 +63,12 @@ int cat_load_manifest_sha(struct repo *r, const char *name, struct manifest **ou
  * (ERR_NOTFOUND). */
 int cat_find(const struct catalog *c, const char *name, struct err *e);
 
+/* The index of the entry named `name` (complete or not), or c->n: a binary
+ * search, since listings come in byte order, then a scan when it misses (a
+ * name that sorts otherwise, or none).  Retention follows every chain link
+ * by link with it: a scan per link cost backups² x chain length. */
+size_t cat_name_index(const struct catalog *c, const char *name);
+
 /* A new backup's name from its start time: "20261122T053230Z". */
 void cat_new_name(time_t start, char out[CAT_NAME_MAX]);
 
