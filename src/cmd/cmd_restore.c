@@ -296,7 +296,7 @@ static const struct region_conf *choose_region(struct cmd_ctx *ctx, const struct
         if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
             continue;
         *from = i + 1;
-        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, s, &re) == 0 && cat_list(*s, 1, cat, &re) == 0)
+        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, s, &re) == 0 && cat_list(*s, CAT_LOAD_HEADERS, cat, &re) == 0)
             return &c->regions[i];
         log_warning("region %s cannot be used: %s", c->regions[i].name, re.msg);
         repo_free(*s);
@@ -501,7 +501,7 @@ static int pick_backup(struct cmd_ctx *ctx, const struct keyring *kr, const stru
         repo_free(*s);
         *s = NULL;
     }
-    return *rc == NULL ? -1 : k;
+    return *rc == NULL || cat_reload(*s, cat, (size_t)k, e) < 0 ? -1 : k;  /* the chosen one whole */
 }
 
 int cmd_restore_run(struct cmd_ctx *ctx)

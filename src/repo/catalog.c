@@ -134,6 +134,13 @@ int cat_list(struct repo *r, int load, struct catalog *out, struct err *e)
     return 0;
 }
 
+int cat_reload(struct repo *r, struct catalog *c, size_t k, struct err *e)
+{
+    man_free(c->v[k].man);
+    c->v[k].man = NULL;
+    return cat_load_manifest(r, c->v[k].name, &c->v[k].man, e);
+}
+
 void cat_free(struct catalog *c)
 {
     size_t i;

@@ -45,6 +45,8 @@ struct catalog {
  * manifest of the region at once). */
 #define CAT_LOAD_HEADERS 2
 int cat_list(struct repo *r, int load, struct catalog *out, struct err *e);
+/* Entry k's manifest loaded again, whole (after CAT_LOAD_HEADERS). */
+int cat_reload(struct repo *r, struct catalog *c, size_t k, struct err *e);
 void cat_free(struct catalog *c);
 
 int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, struct err *e);

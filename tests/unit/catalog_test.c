@@ -137,6 +137,9 @@ static void headers_test(struct repo *r)
     /* under a sanitizer's allocator glibc reports nothing held: the file
      * lists' absence above is the check then */
     ok(full < (1u << 20) || heads * 20 < full, "...holding %zu kB, not %zu kB", heads / 1024, full / 1024);
+    /* restore's: the catalog's headers, then the chosen backup whole */
+    ok(cat.n > 1 && cat.v[1].complete && cat_reload(r, &cat, 1, &e) == 0 && cat.v[1].man->nfiles == NFILES &&
+       cat.v[0].man->nfiles == 0, "the chosen backup's manifest loaded again, whole; the others not");
     cat_free(&cat);
 }
 
