@@ -31,8 +31,9 @@ struct newest_wal {
     time_t mtime;
     uint64_t seg_size;
     struct tl_model *model;     /* every name goes into it too */
-    struct tl_newest *per;      /* per timeline, for the primary's lag */
+    struct tl_newest *per;      /* per timeline, for the primary's lag: below `cap` only */
     size_t nper, per_cap;
+    uint64_t cap;               /* the segment the primary writes: one at or past it is not its WAL */
     int nomem;
 };
 
@@ -68,7 +69,11 @@ static int newest_collect(const struct stor_entry *ent, void *arg)
     if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
         return 0;
     segno = wal_segno(&w, n->seg_size);
-    per_timeline(n, w.tli, segno, ent->mtime);
+    /* archived past where the primary writes (its data directory restored
+     * from a snapshot, or reset): another history's, which made the lag
+     * read 0 while the primary's own archiving had stopped */
+    if (segno < n->cap)
+        per_timeline(n, w.tli, segno, ent->mtime);
     if (!n->have || segno > n->segno || (segno == n->segno && w.tli > n->tli)) {
         n->have = 1;
         n->segno = segno;
@@ -229,6 +234,23 @@ static void primary_newest(const struct tl_model *m, const struct st_primary *p,
     free(path);
 }
 
+/* Without the primary's path (no history read, or none for it): the
+ * region's newest segment below where the primary writes, of any timeline. */
+static void newest_below_cap(struct newest_wal *nw)
+{
+    size_t k;
+
+    nw->have = 0;
+    for (k = 0; k < nw->nper; k++)
+        if (!nw->have || nw->per[k].segno > nw->segno ||
+            (nw->per[k].segno == nw->segno && nw->per[k].tli > nw->tli)) {
+            nw->have = 1;
+            nw->segno = nw->per[k].segno;
+            nw->tli = nw->per[k].tli;
+            nw->mtime = nw->per[k].mtime;
+        }
+}
+
 /* Lag behind the primary (completed segments the region lacks) and the
  * two alarms. */
 static void lag_and_alarms(const struct config *conf, const struct st_primary *p, const struct newest_wal *nw,
@@ -279,6 +301,7 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
     memset(&nw, 0, sizeof nw);
     memset(&start, 0, sizeof start);
     nw.seg_size = p && p->known && wal_seg_size_valid(p->seg_size) ? p->seg_size : (16u << 20);
+    nw.cap = p && p->known ? p->lsn / nw.seg_size : UINT64_MAX;
 
     /* spool backlog and the shipper's last complaint: local, always */
     st_local(rc, sp, now, o);
@@ -312,6 +335,8 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
     if (histories)
         primary_newest(&model, p, &nw);
     tl_model_free(&model);
+    if (nw.have && nw.segno >= nw.cap)
+        newest_below_cap(&nw);
     lag_and_alarms(conf, p, &nw, now, o);
     free(nw.per);
     (void)e;
