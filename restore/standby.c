@@ -413,6 +413,7 @@ int sby_lag(struct repo *r, uint64_t replay_lsn, uint64_t seg_size, time_t now, 
     if (ls.have && ls.newest_segno > ls.replayed) {
         out->segments = ls.newest_segno - ls.replayed;
         out->seconds = ls.oldest_waiting != 0 && now > ls.oldest_waiting ? (uint64_t)(now - ls.oldest_waiting) : 0;
+        out->ahead = ls.oldest_waiting > now ? (int64_t)(ls.oldest_waiting - now) : 0;
     }
     return 0;
 }

@@ -104,6 +104,8 @@ struct sby_lag {
     int64_t newest_time;                /* stored at (Unix seconds) */
     uint64_t segments;                  /* segments the archive holds past the replayed one */
     uint64_t seconds;                   /* how long the oldest of them has waited, 0 when none */
+    int64_t ahead;                      /* the oldest of them stored ahead of `now` (seconds, 0 when not): the
+                                         * seconds then read 0 however long it waits (a clock is wrong) */
     /* A hole: the first segment past the replayed one that the region
      * lacks (on any timeline) while it holds a later one.  The standby
      * waits there, and a promotion would end recovery there. */

@@ -302,16 +302,22 @@ static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct r
  * named with --backup (nor meant by --target-immediate), the next older
  * one that reaches the target, which recovers from the WAL there is
  * (adversarial pass N).  -1 (e) when none. */
-static int settle_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct catalog *cat,
-                         int k, struct restore_opts *o, char *miss, size_t nmiss, struct err *e)
+static int settle_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, struct catalog *cat, int k,
+                         struct restore_opts *o, char *miss, size_t nmiss, struct err *e)
 {
     unsigned char *excluded = NULL;
     int no_start = 0, rc;
 
     for (;;) {
-        const struct manifest *m = cat->v[k].man;
+        const struct manifest *m;
         char ts[32];
         struct err pe = ERR_INIT;
+
+        if (cat_reload(s, cat, (size_t)k, e) < 0) {    /* the catalog holds headers: the candidate whole */
+            rc = -1;
+            break;
+        }
+        m = cat->v[k].man;
 
         man_format_time(m->stop_time, ts);
         log_info("restoring backup %s (consistent at %s) from region %s into %s", m->name, ts, s->name, o->pgdata);

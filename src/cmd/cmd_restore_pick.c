@@ -39,7 +39,7 @@ static const struct region_conf *choose_region(struct cmd_ctx *ctx, const struct
         if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
             continue;
         *from = i + 1;
-        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, s, &re) == 0 && cat_list(*s, 1, cat, &re) == 0)
+        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, s, &re) == 0 && cat_list(*s, CAT_LOAD_HEADERS, cat, &re) == 0)
             return &c->regions[i];
         log_warning("region %s cannot be used: %s", c->regions[i].name, re.msg);
         repo_free(*s);

@@ -4,8 +4,9 @@
  * primary, the spool backlog and the last error (src/maint/status.h).  Exit 2
  * when any region lags past rpo_seconds or its newest backup is older than
  * backup_max_age (a monitoring check), 3 when the status could not be taken
- * at all, 0 otherwise; a newest backup stamped more than RET_CLOCK_SKEW_MAX
- * ahead of this host's clock is an alarm too (retain_days refuses then).
+ * at all, 0 otherwise; a newest backup, or the WAL the lag is timed from,
+ * stamped more than RET_CLOCK_SKEW_MAX ahead of this host's clock is an
+ * alarm too (retain_days refuses then; the lag's seconds would read 0).
  * --prometheus prints the text exposition format for node_exporter's
  * textfile collector.  --standby DIR adds the warm standby
  * in DIR: its replay lag behind the region and why it stalls
@@ -26,6 +27,7 @@
 #include "manifest.h"
 #include "note.h"
 #include "pgconn.h"
+#include "retention.h"
 #include "ship.h"
 #include "spool.h"
 #include "status.h"
@@ -133,6 +135,10 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     if (r->backup_ahead > 0)
         printf("  clock:          backup %s is %" PRId64 " s ahead of this host's clock%s\n", r->backup,
                r->backup_ahead, r->alarm_clock ? "  <- alarm: a clock is wrong; retain_days deletes nothing" : "");
+    if (r->wal_ahead > 0)
+        printf("  clock:          WAL is stamped %" PRId64 " s ahead of this host's clock%s\n", r->wal_ahead,
+               r->wal_ahead > RET_CLOCK_SKEW_MAX ? "  <- alarm: a clock is wrong; the lag's seconds cannot be judged"
+                                                 : "");
     if (r->has_wal) {
         fmt_time(r->wal_time, a);
         printf("  newest WAL:     %s (archived %s)\n", r->wal, a);
@@ -209,6 +215,7 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
     if (o != NULL) {
         json_object_set_new(o, "spool_conflicts", json_integer((json_int_t)r->spool_conflicts));
         json_object_set_new(o, "backup_ahead_seconds", r->has_backup ? json_integer(r->backup_ahead) : json_null());
+        json_object_set_new(o, "wal_ahead_seconds", json_integer(r->wal_ahead));
         json_object_set_new(o, "alarm_clock", json_boolean(r->alarm_clock));
         json_object_set_new(o, "alarm_branch", json_boolean(r->alarm_branch));
         json_object_set_new(o, "branch", branch_json(r));

@@ -17,6 +17,7 @@
 #include "manifest.h"
 #include "pginst.h"
 #include "repo.h"
+#include "retention.h"
 #include "standby.h"
 #include "utf8.h"
 
@@ -119,7 +120,7 @@ int status_standby_alarm(const struct status_standby *s)
      * standby's (max_connections...), which resuming or promoting then
      * answers by shutting the standby down */
     return !s->known || !s->rp.in_recovery || s->rp.paused || s->failing || s->state_error[0] != '\0' ||
-           !s->lag_known || s->lag.have_gap || s->branch ||
+           !s->lag_known || s->lag.have_gap || s->branch || s->lag.ahead > RET_CLOCK_SKEW_MAX ||
            (s->rpo_seconds > 0 && s->lag.seconds > s->rpo_seconds);
 }
 
@@ -150,6 +151,10 @@ void status_standby_text(const struct status_standby *s)
                s->rpo_seconds > 0 && s->lag.seconds > s->rpo_seconds ? "  <- past rpo_seconds" : "");
     else
         printf("  behind region %s: unknown (%s)\n", s->region[0] ? s->region : "?", s->lag_error);
+    if (s->lag_known && s->lag.ahead > 0)
+        printf("  clock:          the oldest segment waiting is stamped %" PRId64 " s ahead of this host's clock%s\n",
+               s->lag.ahead, s->lag.ahead > RET_CLOCK_SKEW_MAX
+                                 ? "  <- alarm: a clock is wrong; the lag's seconds cannot be judged" : "");
     if (s->lag_known && s->lag.have_gap)
         printf("  gap in region %s: %s is missing while later WAL is there  <- the standby waits at it, and a "
                "promotion would end recovery there\n", s->region, s->lag.gap);
@@ -193,6 +198,7 @@ json_t *status_standby_json(const struct status_standby *s)
                                                                 : json_null());
     json_object_set_new(o, "replay_lag_seconds", s->lag_known ? json_integer((json_int_t)s->lag.seconds)
                                                                : json_null());
+    json_object_set_new(o, "replay_lag_ahead_seconds", s->lag_known ? json_integer(s->lag.ahead) : json_null());
     json_object_set_new(o, "lag_error", cmd_json_str(s->lag_known ? NULL : s->lag_error));
     json_object_set_new(o, "newest_wal", s->lag.have_wal ? json_string(s->lag.newest) : json_null());
     json_object_set_new(o, "gap", s->lag_known && s->lag.have_gap ? json_string(s->lag.gap) : json_null());

@@ -92,11 +92,9 @@ static int retained(const struct cat_entry *ce, size_t rank, size_t full_rank, c
  * between the two, and then it is needed all the same. */
 static size_t find_complete(const struct catalog *cat, const char *name)
 {
-    size_t k;
+    size_t k = cat_name_index(cat, name);
 
-    for (k = 0; k < cat->n && !(cat->v[k].complete && strcmp(cat->v[k].name, name) == 0); k++)
-        ;
-    return k;
+    return k < cat->n && cat->v[k].complete ? k : cat->n;
 }
 
 /* The index of the full backup that i's chain starts from; cat->n when
@@ -371,7 +369,7 @@ int ret_plan(struct repo *r, const struct ret_policy *p, struct ret_plan *out, s
     int rc = -1;
 
     memset(out, 0, sizeof *out);
-    if (cat_list(r, 1, &cat, e) < 0)
+    if (cat_list(r, CAT_LOAD_HEADERS, &cat, e) < 0)
         return -1;
     if (plan_backups(r, &cat, p, out, e) < 0)
         goto out;

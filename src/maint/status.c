@@ -31,8 +31,9 @@ struct newest_wal {
     time_t mtime;
     uint64_t seg_size;
     struct tl_model *model;     /* every name goes into it too */
-    struct tl_newest *per;      /* per timeline, for the primary's lag */
+    struct tl_newest *per;      /* per timeline, for the primary's lag: below `cap` only */
     size_t nper, per_cap;
+    uint64_t cap;               /* the segment the primary writes: one at or past it is not its WAL */
     int nomem;
 };
 
@@ -68,7 +69,11 @@ static int newest_collect(const struct stor_entry *ent, void *arg)
     if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
         return 0;
     segno = wal_segno(&w, n->seg_size);
-    per_timeline(n, w.tli, segno, ent->mtime);
+    /* archived past where the primary writes (its data directory restored
+     * from a snapshot, or reset): another history's, which made the lag
+     * read 0 while the primary's own archiving had stopped */
+    if (segno < n->cap)
+        per_timeline(n, w.tli, segno, ent->mtime);
     if (!n->have || segno > n->segno || (segno == n->segno && w.tli > n->tli)) {
         n->have = 1;
         n->segno = segno;
@@ -96,6 +101,7 @@ void st_local(const struct region_conf *rc, struct spool *sp, time_t now, struct
         o->spool_files = u.entries;
         o->spool_bytes = u.bytes;
         o->spool_oldest_age = u.entries && u.oldest && now > u.oldest ? (uint64_t)(now - u.oldest) : 0;
+        o->wal_ahead = u.entries && u.oldest > now ? (int64_t)(u.oldest - now) : 0;
     }
     err_clear(&le);
     if (o->async && spool_state_read(sp, queue, &ss, &le) == 0) {
@@ -228,6 +234,23 @@ static void primary_newest(const struct tl_model *m, const struct st_primary *p,
     free(path);
 }
 
+/* Without the primary's path (no history read, or none for it): the
+ * region's newest segment below where the primary writes, of any timeline. */
+static void newest_below_cap(struct newest_wal *nw)
+{
+    size_t k;
+
+    nw->have = 0;
+    for (k = 0; k < nw->nper; k++)
+        if (!nw->have || nw->per[k].segno > nw->segno ||
+            (nw->per[k].segno == nw->segno && nw->per[k].tli > nw->tli)) {
+            nw->have = 1;
+            nw->segno = nw->per[k].segno;
+            nw->tli = nw->per[k].tli;
+            nw->mtime = nw->per[k].mtime;
+        }
+}
+
 /* Lag behind the primary (completed segments the region lacks) and the
  * two alarms. */
 static void lag_and_alarms(const struct config *conf, const struct st_primary *p, const struct newest_wal *nw,
@@ -247,6 +270,11 @@ static void lag_and_alarms(const struct config *conf, const struct st_primary *p
             o->lag_seconds = now > nw->mtime ? (uint64_t)(now - nw->mtime) : 0;
         }
     }
+    /* a time ahead of the clock makes the lag read 0 s however long
+     * archiving has stopped (the clock stepped back, a file server's ran
+     * fast): the seconds cannot be judged, which is the clock alarm */
+    if (nw->have && nw->mtime > now && (int64_t)(nw->mtime - now) > o->wal_ahead)
+        o->wal_ahead = (int64_t)(nw->mtime - now);
     if (o->spool_oldest_age > o->lag_seconds)
         o->lag_seconds = o->spool_oldest_age;
     if (conf->rpo_seconds > 0 && o->lag_seconds > conf->rpo_seconds)
@@ -255,7 +283,7 @@ static void lag_and_alarms(const struct config *conf, const struct st_primary *p
         o->alarm_rpo = 1;   /* WAL this region will not receive without the operator */
     if (conf->backup_max_age > 0 && (!o->has_backup || (uint64_t)o->backup_age > conf->backup_max_age))
         o->alarm_backup = 1;
-    if (o->backup_ahead > RET_CLOCK_SKEW_MAX)
+    if (o->backup_ahead > RET_CLOCK_SKEW_MAX || o->wal_ahead > RET_CLOCK_SKEW_MAX)
         o->alarm_clock = 1;
 }
 
@@ -274,6 +302,7 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
     memset(&nw, 0, sizeof nw);
     memset(&start, 0, sizeof start);
     nw.seg_size = p && p->known && wal_seg_size_valid(p->seg_size) ? p->seg_size : (16u << 20);
+    nw.cap = p && p->known ? p->lsn / nw.seg_size : UINT64_MAX;
 
     /* spool backlog and the shipper's last complaint: local, always */
     st_local(rc, sp, now, o);
@@ -311,6 +340,8 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
     if (histories)
         primary_newest(&model, p, &nw);
     tl_model_free(&model);
+    if (nw.have && nw.segno >= nw.cap)
+        newest_below_cap(&nw);
     lag_and_alarms(conf, p, &nw, now, o);
     free(nw.per);
     (void)e;

@@ -54,6 +54,8 @@ struct st_region {
     const char *behind;             /* primary unknown: the region holding the newest WAL this one lacks
                                      * (st_compare_regions; not owned), NULL */
     char behind_wal[WAL_NAME_MAX];  /* that region's newest segment */
+    int64_t wal_ahead;              /* the WAL the lag is timed from (newest archived segment, oldest spooled
+                                     * file) stamped ahead of `now` (seconds, 0 when not) */
 
     int lag_known;                  /* primary known */
     uint64_t lag_segments;          /* completed segments the region lacks */
@@ -88,7 +90,8 @@ struct st_region {
 
     int alarm_rpo;                  /* lag_seconds > rpo_seconds (or nothing archived while the primary has WAL) */
     int alarm_backup;               /* no backup, or newest older than backup_max_age */
-    int alarm_clock;                /* backup_ahead > RET_CLOCK_SKEW_MAX: a clock is wrong, retain_days refuses */
+    int alarm_clock;                /* backup_ahead or wal_ahead > RET_CLOCK_SKEW_MAX: a clock is wrong (retain_days
+                                     * refuses; lag_seconds reads 0 however long archiving has stopped) */
     int alarm_branch;               /* branch: the archive holds two living branches */
 };
 

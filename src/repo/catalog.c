@@ -128,8 +128,17 @@ int cat_list(struct repo *r, int load, struct catalog *out, struct err *e)
             cat_free(out);
             return -1;
         }
+        if (load == CAT_LOAD_HEADERS)
+            man_drop_files(out->v[i].man);
     }
     return 0;
+}
+
+int cat_reload(struct repo *r, struct catalog *c, size_t k, struct err *e)
+{
+    man_free(c->v[k].man);
+    c->v[k].man = NULL;
+    return cat_load_manifest(r, c->v[k].name, &c->v[k].man, e);
 }
 
 void cat_free(struct catalog *c)
@@ -141,6 +150,26 @@ void cat_free(struct catalog *c)
     free(c->v);
     c->v = NULL;
     c->n = 0;
+}
+
+size_t cat_name_index(const struct catalog *c, const char *name)
+{
+    size_t lo = 0, hi = c->n, i;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(c->v[mid].name, name);
+
+        if (d == 0)
+            return mid;
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (i = 0; i < c->n && strcmp(c->v[i].name, name) != 0; i++)
+        ;
+    return i;
 }
 
 int cat_find(const struct catalog *c, const char *name, struct err *e)
@@ -176,17 +205,24 @@ static int part_seen(const struct stor_entry *ent, void *arg)
 {
     struct parts_seen *ps = arg;
     const char *rest = ent->key + ps->prefix_len;
+    char want[32], *end;
+    unsigned long n;
     size_t i;
 
-    if (strncmp(rest, "part-", 5) != 0)
+    if (strncmp(rest, "part-", 5) != 0 || rest[5] < '0' || rest[5] > '9')
         return 0;
-    for (i = 0; i < ps->m->nparts; i++) {
-        char want[32];
-
-        snprintf(want, sizeof want, "part-%04u", (unsigned)ps->m->parts[i].number);
-        if (strcmp(rest, want) == 0 && ent->size == ps->m->parts[i].stored_size)
-            ps->seen[i] = 1;
-    }
+    n = strtoul(rest + 5, &end, 10);
+    if (*end != '\0' || n == 0 || n > UINT32_MAX ||
+        (size_t)snprintf(want, sizeof want, "part-%04lu", n) >= sizeof want || strcmp(rest, want) != 0)
+        return 0;   /* not a part's key (another spelling: part-00003, part-1) */
+    /* looked up by its number, not compared with every part (parts²
+     * with tens of thousands of parts); parts are numbered 1..N */
+    i = n - 1;
+    if (i >= ps->m->nparts || ps->m->parts[i].number != n)
+        for (i = 0; i < ps->m->nparts && ps->m->parts[i].number != n; i++)
+            ;
+    if (i < ps->m->nparts && ent->size == ps->m->parts[i].stored_size)
+        ps->seen[i] = 1;
     return 0;
 }
 

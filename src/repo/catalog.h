@@ -40,8 +40,13 @@ struct catalog {
 
 /* List backups/ of a region, oldest first.  With `load` the manifests of
  * complete backups are decoded (a manifest that does not decode is an
- * error naming the backup). */
+ * error naming the backup); CAT_LOAD_HEADERS keeps no file list (a
+ * manifest of 100000 files holds about 25 MB, and retention holds every
+ * manifest of the region at once). */
+#define CAT_LOAD_HEADERS 2
 int cat_list(struct repo *r, int load, struct catalog *out, struct err *e);
+/* Entry k's manifest loaded again, whole (after CAT_LOAD_HEADERS). */
+int cat_reload(struct repo *r, struct catalog *c, size_t k, struct err *e);
 void cat_free(struct catalog *c);
 
 int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, struct err *e);
@@ -59,6 +64,12 @@ int cat_load_manifest_sha(struct repo *r, const char *name, struct manifest **ou
 /* Find a complete backup by name, or "LATEST": index into c->v, or -1
  * (ERR_NOTFOUND). */
 int cat_find(const struct catalog *c, const char *name, struct err *e);
+
+/* The index of the entry named `name` (complete or not), or c->n: a binary
+ * search, since listings come in byte order, then a scan when it misses (a
+ * name that sorts otherwise, or none).  Retention follows every chain link
+ * by link with it: a scan per link cost backups² x chain length. */
+size_t cat_name_index(const struct catalog *c, const char *name);
 
 /* A new backup's name from its start time: "20261122T053230Z". */
 void cat_new_name(time_t start, char out[CAT_NAME_MAX]);

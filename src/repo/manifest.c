@@ -21,20 +21,29 @@ struct manifest *man_new(void)
     return m;
 }
 
+void man_drop_files(struct manifest *m)
+{
+    size_t i;
+
+    for (i = 0; i < m->nfiles; i++) {
+        free(m->files[i].path);
+        free(m->files[i].map);
+        free(m->files[i].pieces);
+    }
+    free(m->files);
+    m->files = NULL;
+    m->nfiles = m->files_cap = 0;
+}
+
 void man_free(struct manifest *m)
 {
     size_t i;
 
     if (m == NULL)
         return;
-    for (i = 0; i < m->nfiles; i++) {
-        free(m->files[i].path);
-        free(m->files[i].map);
-        free(m->files[i].pieces);
-    }
+    man_drop_files(m);
     for (i = 0; i < m->ntablespaces; i++)
         free(m->tablespaces[i].path);
-    free(m->files);
     free(m->parts);
     free(m->tablespaces);
     free(m->name);

@@ -103,6 +103,9 @@ struct manifest {
 
 struct manifest *man_new(void);
 void man_free(struct manifest *m);
+/* Free the file list (paths, maps, pieces) and leave the rest: for readers
+ * of the header fields alone, which hold many manifests at once. */
+void man_drop_files(struct manifest *m);
 
 int man_add_file(struct manifest *m, const char *path, uint32_t part, uint64_t size, uint32_t mode,
                  int64_t mtime, const char sha256[65], struct err *e);

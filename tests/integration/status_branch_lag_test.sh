@@ -6,7 +6,7 @@
 # segment of any timeline, so with the primary's own archiving stopped
 # it said "lag: 0 segments" (walship_wal_lag_segments 0) while the
 # primary's WAL piled up unarchived.  Now the lag counts from the newest
-# segment on the primary's timeline path.
+# segment on the primary's timeline path, below the one it writes.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -57,5 +57,16 @@ is "$(json 'd["regions"][0]["lag_segments"]' <<<"$T_OUT")" 3 \
   "status counts the 3 segments the primary did not archive (up to $cur), not the drill's newer ones"
 T_OUT=$(w status 2>&1)
 like "$T_OUT" "lag: +3 segments" "... in the text too"
+
+# a segment of the primary's own timeline archived past where it writes:
+# its data directory was restored from a snapshot (or reset), and its
+# pushes of the same names now fail.  That is not its WAL; status took it
+# for the newest and said "lag: 0 segments" (adversarial pass O).
+t "timeline 1's segment 0x40 in the region, past the primary" w st put "$T/seg" wal/000000010000000000000040
+T_OUT=$(w status --json 2>/dev/null)
+is "$(json 'd["regions"][0]["lag_segments"]' <<<"$T_OUT")" 3 \
+  "status still counts the primary's 3 segments, not the one past it"
+T_OUT=$(w status 2>&1)
+like "$T_OUT" "newest WAL: +000000010000000000000040" "... the region's newest is still shown"
 
 done_testing

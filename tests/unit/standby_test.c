@@ -199,6 +199,17 @@ static void gap_test(struct repo *r)
     unlink(p);
 }
 
+/* segments waiting since a time ahead of the clock: 0 s, and by how much */
+static void ahead_test(struct repo *r)
+{
+    struct sby_lag l;
+    struct err e = ERR_INIT;
+
+    ok(sby_lag(r, 0x3000000, 16u << 20, 10000, &l, &e) == 0 && l.ahead == 0, "waiting since the past: not ahead");
+    ok(sby_lag(r, 0x3000000, 16u << 20, 2500, &l, &e) == 0 && l.segments == 4 && l.seconds == 0 && l.ahead == 500,
+       "the oldest waiting stored 500 s ahead of the clock: 0 s, ahead by 500");
+}
+
 static void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -291,6 +302,7 @@ int main(void)
     ok(lag_is(r, 0x9000100, 0, 0, "000000020000000000000006"),
        "a region behind the standby (nothing from the replayed segment on): still its newest segment");
     ok(lag_is(r, 0x7000100, 0, 0, "000000020000000000000006"), "...from just past it too");
+    ahead_test(r);
     gap_test(r);
     state_test();
     standing_test();
