@@ -141,8 +141,10 @@ assert any(re.fullmatch(r"walship_alarm\s*==\s*1", e.strip()) for e in exprs), e
 assert any(re.fullmatch(r"walship_branches\s*==\s*1", e.strip()) for e in exprs), exprs
 assert any(re.fullmatch(r"walship_standby_alarm\s*==\s*1", e.strip()) for e in exprs), exprs
 assert any("node_textfile_mtime_seconds" in e and "walship" in e for e in exprs), exprs
+assert any(re.fullmatch(r"walship_up\s*==\s*1\s+unless\s+on\(region\)\s+walship_last_backup_age_seconds", e.strip())
+           for e in exprs), exprs
 PY
-ok $? "the shipped alert rules fire on walship_up == 0, walship_alarm == 1, walship_branches == 1, walship_standby_alarm == 1 and a stale walship.prom"
+ok $? "the shipped alert rules fire on walship_up == 0, walship_alarm == 1, walship_branches == 1, walship_standby_alarm == 1, a stale walship.prom and a region without a backup"
 
 # ---- a deleted WAL segment ----
 start=$(ws backup-list --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["backups"][-1]["start_wal"])')
