@@ -333,6 +333,20 @@ out:
     return rc;
 }
 
+/* A key that is not there is exit 1, as for get: removing it is no
+ * error to the storage (an S3 DELETE answers 204 either way), but a
+ * repair by hand that names the wrong key must not read as done. */
+static int st_rm(struct repo *r, const char *key, struct err *e)
+{
+    struct stor_stat st;
+
+    if (stor_head(r->st, key, &st, e) < 0 || stor_remove(r->st, key, e) < 0)
+        return -1;
+    if (r->st->kept_locked)
+        printf("%s: kept under Object Lock until its retention ends\n", key);
+    return 0;
+}
+
 static int open_region(struct cmd_ctx *ctx, const struct keyring *kr, unsigned flags, struct repo **out,
                        struct err *e)
 {
@@ -433,8 +447,8 @@ int cmd_st_run(struct cmd_ctx *ctx)
             rc = st_get_to_file(r, args[0], args[1], raw, &e);
         else if (sub[0] == 'p')
             rc = st_put_from_file(r, args[0], args[1], raw, ctx->conf->compression_level, &e);
-        else if ((rc = stor_remove(r->st, args[0], &e)) == 0 && r->st->kept_locked)
-            printf("%s: kept under Object Lock until its retention ends\n", args[0]);
+        else
+            rc = st_rm(r, args[0], &e);
         repo_free(r);
         keys_free(kr);
         return rc < 0 ? cmd_fail(&e) : 0;

@@ -206,7 +206,9 @@ is "$(ws st ls nothing/ 2>&1)" "" "st ls of an empty prefix prints nothing"
 # st rm; st get of a missing key
 t "st rm" ws --region eu-west-1 st rm raw/big
 is "$(ws --region eu-west-1 st ls raw/ 2>&1)" "" "the removed key is not listed"
-t "st rm of a missing key succeeds" ws --region eu-west-1 st rm raw/big
+t_fail "st rm of a missing key exits 1 (a repair naming the wrong key must not read as done)" 1 \
+  ws --region eu-west-1 st rm raw/big
+like "$T_OUT" 'raw/big' "... the message names the key"
 t_fail "st get --raw of a removed key exits 1" 1 ws --region eu-west-1 st get raw/big "$T/files/gone" --raw
 like "$T_OUT" 'raw/big' "... the message names the key"
 [ ! -e "$T/files/gone" ]

@@ -65,4 +65,9 @@ t "verify without --full: the sizes agree, nothing is decoded" w verify
 t_fail "verify --full: the copies differ (exit 3)" 3 w verify --full
 like "$T_OUT" "PROBLEM wal/$(n 2): regions r1 and r2 hold different copies" "... found by decoding both"
 
+# (st rm, used for the repair: a key that is not there is exit 1)
+t_fail "st rm of a key that is not there: exit 1" 1 w --region r2 st rm "wal/$(n 9)"
+t "st rm of the wrong copy" w --region r2 st rm "wal/$(n 2)"
+t "verify --full: the regions agree again" w verify --full
+
 done_testing
