@@ -69,6 +69,17 @@ if command -v systemd-analyze >/dev/null; then
   grep -v -e 'is not executable' -e "Command 'man walship(1)'" "$T/verify.log" | grep -q .
   [ $? -ne 0 ]; ok $? "systemd-analyze verify accepts the units" || diag "$(cat "$T/verify.log")"
 fi
+# Another prefix: the units and the example name the binary where it went
+# (they named /usr/local/bin whatever the prefix).
+make -C "$TOP_BUILDDIR" install DESTDIR="$T/inst2" prefix=/opt/walship >"$T/install2.log" 2>&1
+ok $? "make install prefix=/opt/walship" || diag "$(tail -5 "$T/install2.log")"
+[ -x "$T/inst2/opt/walship/bin/walship" ] &&
+  grep -h '^ExecStart=' "$T/inst2/opt/walship/lib/systemd/system/"walship-*.service | grep -vq "^ExecStart=/opt/walship/bin/walship "
+[ $? -ne 0 ]; ok $? "... its units run /opt/walship/bin/walship"
+grep -q "^archive_command = '/opt/walship/bin/walship wal-push %p'" \
+  "$T/inst2/opt/walship/share/doc/walship/examples/postgresql.conf.walship"
+ok $? "... and its postgresql.conf example names it"
+
 if command -v python3 >/dev/null && python3 -c 'import yaml' 2>/dev/null; then
   python3 -c 'import sys,yaml
 d=yaml.safe_load(open(sys.argv[1]))
