@@ -352,20 +352,21 @@ static int take_opt(int *argc, char **argv, int i, const char *name, const char 
 
     if (strncmp(argv[i], name, n) != 0)
         return 0;
-    if (argv[i][n] == '=') {
-        *value = argv[i] + n + 1;
-        used = 1;
-    } else if (argv[i][n] == '\0') {
-        if (i + 1 >= *argc) {
-            fprintf(stderr, "walship: option %s needs a value\n", name);
-            *bad = 1;
-            return 1;
-        }
-        *value = argv[i + 1];
-        used = 2;
-    } else {
+    if (argv[i][n] != '=' && argv[i][n] != '\0')
         return 0;
+    if (argv[i][n] == '\0' && i + 1 >= *argc) {
+        fprintf(stderr, "walship: option %s needs a value\n", name);
+        *bad = 1;
+        return 1;
     }
+    /* given twice, which one was meant?  (the last one used to win) */
+    if (*value != NULL) {
+        fprintf(stderr, "walship: option %s is given twice\n", name);
+        *bad = 1;
+        return 1;
+    }
+    *value = argv[i][n] == '=' ? argv[i] + n + 1 : argv[i + 1];
+    used = argv[i][n] == '=' ? 1 : 2;
     memmove(&argv[i], &argv[i + used], (size_t)(*argc - i - used + 1) * sizeof *argv);
     *argc -= used;
     return 1;

@@ -115,6 +115,11 @@ check "wal-push succeeds (and is clean too)" 0 --config "$T/good.conf" wal-push 
 check "restore, missing configuration" 2 --config "$T/no-such.conf" restore --target-latest --pgdata "$T/out1"
 check "restore, unknown argument" 2 --config "$T/good.conf" restore --bogus
 check "restore, no --pgdata" 2 --config "$T/good.conf" restore --target-latest
+# an option given twice: which was meant?  (the last one used to win)
+check "restore, --pgdata given twice" 2 --config "$T/good.conf" restore --target-latest --pgdata "$T/o8" --pgdata "$T/o9"
+check "restore, --backup given twice" 2 --config "$T/good.conf" restore --backup a --pgdata "$T/o8" --backup=b
+check "a global option given twice (--region)" 2 --config "$T/good.conf" --region a --region=b restore --pgdata "$T/o8"
+check "--config given twice" 2 --config "$T/good.conf" --config "$T/nokey.conf" wal-push "$SEG"
 check "restore, missing key file" 2 --config "$T/nokey.conf" restore --target-latest --pgdata "$T/out2"
 check "restore, a bad key" 2 --config "$T/badkey.conf" restore --target-latest --pgdata "$T/out3"
 check "restore, no backup to restore" 1 --config "$T/good.conf" restore --target-latest --pgdata "$T/out4"
