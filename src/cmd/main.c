@@ -354,14 +354,9 @@ static int take_opt(int *argc, char **argv, int i, const char *name, const char 
         return 0;
     if (argv[i][n] != '=' && argv[i][n] != '\0')
         return 0;
-    if (argv[i][n] == '\0' && i + 1 >= *argc) {
-        fprintf(stderr, "walship: option %s needs a value\n", name);
-        *bad = 1;
-        return 1;
-    }
     /* given twice, which one was meant?  (the last one used to win) */
-    if (*value != NULL) {
-        fprintf(stderr, "walship: option %s is given twice\n", name);
+    if ((argv[i][n] == '\0' && i + 1 >= *argc) || *value != NULL) {
+        fprintf(stderr, "walship: option %s %s\n", name, *value != NULL ? "is given twice" : "needs a value");
         *bad = 1;
         return 1;
     }
