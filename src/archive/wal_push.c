@@ -376,30 +376,17 @@ static int handoff(const struct config *c, const struct keyring *kr, struct spoo
 static int check_history(const char *path, const struct wal_name *w, struct err *e)
 {
     unsigned char *text = NULL;
-    struct tl_hist_entry *v = NULL;
-    struct err pe = ERR_INIT;
-    size_t len, n = 0, i;
-    const char *why = NULL;
+    size_t len;
+    int rc;
 
-    if (read_file_all(path, 16u << 20, &text, &len, e) < 0)
+    if (read_file_all(path, TL_HISTORY_MAX, &text, &len, e) < 0)
         return -1;
-    if (memchr(text, '\0', len) != NULL)
-        why = "it holds a NUL byte";
-    else if (tl_parse_history((const char *)text, len, &v, &n, &pe) < 0)
-        why = pe.msg;
-    else if (n == 0)
-        why = "it names no parent timeline";
-    for (i = 0; why == NULL && i < n; i++)
-        if (v[i].tli >= w->tli || (i > 0 && (v[i].tli <= v[i - 1].tli || v[i].end_lsn < v[i - 1].end_lsn)))
-            why = "its timelines or switch points are out of order";
+    rc = tl_history_valid((const char *)text, len, w->tli, e);
     free(text);
-    free(v);
-    if (why == NULL)
-        return 0;
-    if (pe.code == ERR_NOMEM)
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    return err_setf(e, ERR_CORRUPT, "\"%s\" is not a timeline history file as PostgreSQL writes it (%s): not "
-                    "archived, since it would become the archive's latest timeline", path, why);
+    if (rc < 0 && e->code == ERR_CORRUPT)
+        err_prefix(e, "\"%s\" is not a timeline history file as PostgreSQL writes it (not archived, since it would "
+                   "become the archive's latest timeline)", path);
+    return rc;
 }
 
 int wal_push(const struct config *c, const struct keyring *kr, const char *path, const struct archd_spawn *spawn,

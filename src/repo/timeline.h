@@ -65,6 +65,13 @@ struct tl_hist_entry {
 /* Parse a history file's text ("parentTLI<TAB>LSN<TAB>reason" lines, '#'
  * comments).  *out is malloc'd (NULL when empty). */
 int tl_parse_history(const char *text, size_t len, struct tl_hist_entry **out, size_t *n, struct err *e);
+/* The largest history file read (from the archive, and by wal-push). */
+#define TL_HISTORY_MAX ((size_t)1 << 20)
+
+/* Does the text read as PostgreSQL writes TLI.history: at least one
+ * parent line, parents below `tli` and rising, switch points not going
+ * back, no NUL byte?  ERR_CORRUPT says why not. */
+int tl_history_valid(const char *text, size_t len, uint32_t tli, struct err *e);
 
 struct tl_timeline {
     uint32_t tli;

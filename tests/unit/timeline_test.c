@@ -314,6 +314,25 @@ static void gap_test(void)
     is_str(reach(&m, 2, 0xB000028, 2), "nostart", "a backup after the newest segment: nothing from its start");
     is_str(reach(&m, 1, 0xB000028, 2), "notdesc", "a backup on 1 after 2 forked off it: not on 2's path");
     tl_model_free(&m);
+
+    /* a stray object billions of segments ahead (adversarial pass O: the
+     * gap was walked one segment at a time, and verify and restore spun
+     * for hours); 2/1-3 then a gap, 2/X at the very end */
+    tl_model_init(&m, MB16);
+    hist(&m, 2, "1\t0/800000\tx\n");
+    segs(&m, 2, 0, 3);
+    seg(&m, 2, UINT64_C(0xFFFFFFFF00));
+    seg(&m, 2, UINT64_C(0xFFFFFFFF05));
+    tl_model_finish(&m);
+    tl_path(&m, 2, &p, &n, &e);
+    ok(tl_first_gap(&m, p, n, 0, UINT64_C(0xFFFFFFFF05), TL_AS_POSTGRES, &g) && g.tli == 2 && g.first == 4 &&
+           g.last == UINT64_C(0xFFFFFFFEFF),
+       "a gap of a trillion segments: its run found by skipping to the next segment held");
+    ok(tl_first_gap(&m, p, n, UINT64_C(0xFFFFFFFF00), UINT64_C(0xFFFFFFFF05), TL_STRICT, &g) &&
+           g.first == UINT64_C(0xFFFFFFFF01) && g.last == UINT64_C(0xFFFFFFFF04),
+       "...and a short gap after it, as before");
+    free(p);
+    tl_model_free(&m);
 }
 
 static void history_missing_test(void)
