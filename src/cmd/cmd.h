@@ -40,6 +40,11 @@ struct json_t;
 struct json_t *cmd_json_str(const char *s);
 /* Print usage error and return 2. */
 int cmd_usage(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The first option (--NAME, or --NAME=VALUE) that argv[0..argc) gives
+ * twice, up to "--", as "--NAME"; NULL when none.  Which of the two was
+ * meant cannot be known (the last one used to win).  --tablespace-map is
+ * given once per tablespace. */
+const char *cmd_option_twice(int argc, char **argv);
 
 /* Open the storage of the region named `name`, or the first region if NULL. */
 struct stor;

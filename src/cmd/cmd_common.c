@@ -135,3 +135,23 @@ json_t *cmd_json_str(const char *s)
     free(c);
     return j;
 }
+
+const char *cmd_option_twice(int argc, char **argv)
+{
+    static char name[64];
+    int i, k;
+
+    for (i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        size_t n = strcspn(argv[i], "=");
+
+        /* --tablespace-map is given once per tablespace */
+        if (strncmp(argv[i], "--", 2) != 0 || n < 3 || strncmp(argv[i], "--tablespace-map", n) == 0)
+            continue;
+        for (k = i + 1; k < argc && strcmp(argv[k], "--") != 0; k++)
+            if (strncmp(argv[k], argv[i], n) == 0 && (argv[k][n] == '\0' || argv[k][n] == '=')) {
+                snprintf(name, sizeof name, "%.*s", (int)n, argv[i]);
+                return name;
+            }
+    }
+    return NULL;
+}

@@ -216,8 +216,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         { NULL, 0, NULL, 0 },
     };
     struct err e = ERR_INIT;
-    unsigned char seen[128] = { 0 };
-    int c, rc, li = -1;
+    int c, rc;
 
     memset(o, 0, sizeof *o);
     o->target.kind = PITR_LATEST;
@@ -230,12 +229,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
     o->stall_timeout = RCV_STALL_TIMEOUT_S;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(ctx->argc, ctx->argv, "", opts, &li)) != -1) {
-        /* an option given twice: which one was meant?  (--tablespace-map
-         * is given once per tablespace) */
-        if (c > 0 && c < 128 && c != 'm' && seen[c]++ && li >= 0)
-            return cmd_usage("restore", "--%s is given twice", opts[li].name);
-        li = -1;
+    while ((c = getopt_long(ctx->argc, ctx->argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'D': o->pgdata = optarg; break;
         case 't': case 'l': case 'x': case 'n': case 'L': case 'I': case 'a': case 'T':

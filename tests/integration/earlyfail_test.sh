@@ -120,6 +120,10 @@ check "restore, --pgdata given twice" 2 --config "$T/good.conf" restore --target
 check "restore, --backup given twice" 2 --config "$T/good.conf" restore --backup a --pgdata "$T/o8" --backup=b
 check "a global option given twice (--region)" 2 --config "$T/good.conf" --region a --region=b restore --pgdata "$T/o8"
 check "--config given twice" 2 --config "$T/good.conf" --config "$T/nokey.conf" wal-push "$SEG"
+check "status, --standby given twice" 2 --config "$T/good.conf" status --standby "$T/a" --standby="$T/b"
+check "copy, --from given twice" 2 --config "$T/good.conf" copy --from r1 --to r2 --from r3
+check "backup-fetch, --tablespace-map twice is fine (one per tablespace; here a missing backup: 1)" 1 \
+  --config "$T/good.conf" backup-fetch NOSUCH "$T/o10" --tablespace-map /a=/b --tablespace-map /c=/d
 check "restore, missing key file" 2 --config "$T/nokey.conf" restore --target-latest --pgdata "$T/out2"
 check "restore, a bad key" 2 --config "$T/badkey.conf" restore --target-latest --pgdata "$T/out3"
 check "restore, no backup to restore" 1 --config "$T/good.conf" restore --target-latest --pgdata "$T/out4"
