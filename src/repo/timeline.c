@@ -226,23 +226,25 @@ int tl_model_merge(struct tl_model *dst, const struct tl_model *src, struct err 
 
 struct load_walk {
     struct tl_model *m;
+    int times;                  /* record each object's time (tl_model_add_stored) */
     int failed;
 };
 
 static int load_collect(const struct stor_entry *ent, void *arg)
 {
     struct load_walk *w = arg;
+    const char *name = ent->key + strlen(REPO_WAL_DIR);
 
     if (strncmp(ent->key, REPO_WAL_DIR, strlen(REPO_WAL_DIR)) != 0)
         return 0;
-    if (tl_model_add(w->m, ent->key + strlen(REPO_WAL_DIR)) < 0)
+    if ((w->times ? tl_model_add_stored(w->m, name, (int64_t)ent->mtime) : tl_model_add(w->m, name)) < 0)
         return w->failed = 1;
     return 0;
 }
 
-int tl_model_load(struct repo *rp, uint64_t seg_size, struct tl_model *m, struct err *e)
+int tl_model_load_times(struct repo *rp, uint64_t seg_size, int times, struct tl_model *m, struct err *e)
 {
-    struct load_walk w = { m, 0 };
+    struct load_walk w = { m, times, 0 };
 
     tl_model_init(m, seg_size);
     if (stor_list(rp->st, REPO_WAL_DIR, load_collect, &w, e) < 0)
@@ -253,6 +255,11 @@ int tl_model_load(struct repo *rp, uint64_t seg_size, struct tl_model *m, struct
         return -1;
     tl_model_finish(m);
     return 0;
+}
+
+int tl_model_load(struct repo *rp, uint64_t seg_size, struct tl_model *m, struct err *e)
+{
+    return tl_model_load_times(rp, seg_size, 0, m, e);
 }
 
 /* ---- asking ---- */

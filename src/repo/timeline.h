@@ -126,6 +126,8 @@ int tl_model_merge(struct tl_model *dst, const struct tl_model *src, struct err 
 
 /* List wal/ of a region, read the history files, finish. */
 int tl_model_load(struct repo *rp, uint64_t seg_size, struct tl_model *m, struct err *e);
+/* ... and with `times`, each segment's object time (tl_model_add_stored). */
+int tl_model_load_times(struct repo *rp, uint64_t seg_size, int times, struct tl_model *m, struct err *e);
 
 const struct tl_timeline *tl_find(const struct tl_model *m, uint32_t tli);
 int tl_has_seg(const struct tl_model *m, uint32_t tli, uint64_t segno);

@@ -26,34 +26,12 @@ int tl_model_add_stored(struct tl_model *m, const char *name, int64_t stored)
     return rc;
 }
 
-struct load_walk {
-    struct tl_model *m;
-    int failed;
-};
-
-static int load_one(const struct stor_entry *ent, void *arg)
-{
-    struct load_walk *w = arg;
-
-    if (strncmp(ent->key, REPO_WAL_DIR, strlen(REPO_WAL_DIR)) == 0 &&
-        tl_model_add_stored(w->m, ent->key + strlen(REPO_WAL_DIR), (int64_t)ent->mtime) < 0)
-        w->failed = 1;
-    return w->failed;
-}
-
 int tl_model_load_stored(struct repo *rp, uint64_t seg_size, struct tl_model *m, struct err *e)
 {
-    struct load_walk w = { m, 0 };
     size_t i, k;
 
-    tl_model_init(m, seg_size);
-    if (stor_list(rp->st, REPO_WAL_DIR, load_one, &w, e) < 0)
-        return err_prefix(e, "could not list the WAL archive");
-    if (w.failed)
-        return err_setf(e, ERR_NOMEM, "out of memory listing the WAL archive");
-    if (tl_model_read_histories(m, rp, NULL, NULL, e) < 0)
+    if (tl_model_load_times(rp, seg_size, 1, m, e) < 0)
         return -1;
-    tl_model_finish(m);
     for (i = 0, k = 0; i < m->nsegs; i++) {
         while (k < m->ntls && m->tls[k].tli < m->segs[i].tli)
             k++;
