@@ -145,7 +145,8 @@ const char *cmd_option_twice(int argc, char **argv)
         size_t n = strcspn(argv[i], "=");
 
         /* --tablespace-map is given once per tablespace */
-        if (strncmp(argv[i], "--", 2) != 0 || n < 3 || strncmp(argv[i], "--tablespace-map", n) == 0)
+        if (strncmp(argv[i], "--", 2) != 0 || n < 3 ||
+            (n == strlen("--tablespace-map") && strncmp(argv[i], "--tablespace-map", n) == 0))
             continue;
         for (k = i + 1; k < argc && strcmp(argv[k], "--") != 0; k++)
             if (strncmp(argv[k], argv[i], n) == 0 && (argv[k][n] == '\0' || argv[k][n] == '=')) {

@@ -11,7 +11,6 @@
  * pauses at the target, restore/recover.c checks where it stopped, and only
  * then promotes.  docs/RESTORE.md.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -285,7 +284,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
 
 /* The WAL from backup `m` on: for "latest" the archive's end becomes the
  * target; otherwise a gap is a warning, or a failure when no recovery to
- * the target can pass it (restore_gap_refuse). */
+ * the target can pass it (restore_target_wal). */
 static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct manifest *m,
                          struct restore_opts *o, int *no_start, struct err *e)
 {

@@ -42,9 +42,9 @@ int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
  * if the target lies beyond it; a standby waits there), except for
  * --target-immediate; a target timeline PostgreSQL would refuse, two
  * living branches, or a gap no recovery to the target can pass (before
- * the backup's end, or before an LSN target) are errors.  So is, but for a standby (it waits for
- * it), the backup's own start segment missing: *no_start (ERR_IO), as in
- * restore_latest_end. */
+ * the backup's end, or before an LSN target) are errors.  So is, but for
+ * a standby (it waits for it), the backup's own start segment missing:
+ * *no_start (ERR_IO), as in restore_latest_end. */
 int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
                        const struct pitr_target *t, int standby, int *no_start, struct err *e);
 

@@ -563,6 +563,7 @@ int main(int argc, char **argv)
     struct cmd_ctx ctx;
     struct err e = ERR_INIT;
     enum log_level level;
+    const char *twice;
     int rc, is_fetch;
 
     spawn_note_inherited();
@@ -574,8 +575,8 @@ int main(int argc, char **argv)
      * so an early failure of wal-fetch is answered as any of its failures
      * (wal_fetch_fail): noted on a standby, which waits, and 250 elsewhere. */
     is_fetch = strcmp(cmd->name, "wal-fetch") == 0;
-    if (!is_fetch && cmd_option_twice(argc - 2, argv + 2) != NULL)
-        return cmd_usage(cmd->name, "%s is given twice", cmd_option_twice(argc - 2, argv + 2));
+    if (!is_fetch && (twice = cmd_option_twice(argc - 2, argv + 2)) != NULL)
+        return cmd_usage(cmd->name, "%s is given twice", twice);
 
     log_init(cmd->name, LOG_INFO);
     if (g.level_str != NULL && log_parse_level(g.level_str, &level) < 0) {

@@ -239,7 +239,9 @@ int pg_archiver_stat(struct pgconn *c, struct pg_archiver *a, struct err *e)
     for (k = 0; k < 2; k++)
         t[k] = strtoll(PQgetvalue(r, 0, 2 + 3 * k), NULL, 10);
     if (parse_u64(PQgetvalue(r, 0, 0), 0, UINT64_MAX, &a->archived, e) < 0 ||
-        parse_u64(PQgetvalue(r, 0, 3), 0, UINT64_MAX, &a->failed, e) < 0 || t[0] < 0 || t[1] < 0) {
+        parse_u64(PQgetvalue(r, 0, 3), 0, UINT64_MAX, &a->failed, e) < 0 ||
+        (t[0] < 0 && err_setf(e, ERR_IO, "a time before 1970") < 0) ||
+        (t[1] < 0 && err_setf(e, ERR_IO, "a time before 1970") < 0)) {
         PQclear(r);
         return err_prefix(e, "pg_stat_archiver");
     }

@@ -9,8 +9,8 @@
 
 #include "util.h"
 
-
 /* ---- building the model ---- */
+
 void tl_model_init(struct tl_model *m, uint64_t seg_size)
 {
     memset(m, 0, sizeof *m);
@@ -426,10 +426,6 @@ int tl_path_newest(const struct tl_model *m, const struct tl_step *p, size_t n, 
     return found;
 }
 
-/* Read [from, to] in order as recovery does: 1 and *gap at the first
- * segment that cannot be read, else 0 and *last_tli (the timeline `to` is
- * read from).  As PostgreSQL, once a segment came from a timeline, older
- * timelines are not looked at any more (XLogFileReadAnyTLI). */
 /* The first segment number >= x that any timeline of the path holds
  * (UINT64_MAX: none).  Nothing before it can be read. */
 static uint64_t next_present(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t x)
@@ -455,6 +451,10 @@ static uint64_t next_present(const struct tl_model *m, const struct tl_step *p, 
     return best;
 }
 
+/* Read [from, to] in order as recovery does: 1 and *gap at the first
+ * segment that cannot be read, else 0 and *last_tli (the timeline `to` is
+ * read from).  As PostgreSQL, once a segment came from a timeline, older
+ * timelines are not looked at any more (XLogFileReadAnyTLI). */
 static int walk_path(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t from, uint64_t to,
                      enum tl_mode mode, struct tl_gap *gap, uint32_t *last_tli)
 {
