@@ -70,7 +70,7 @@ PY
 if [ "$STORAGE" = s3 ]; then
   PORT=$(free_port)
   swift_start "$W/swift" us-east-1 "$PORT" >/dev/null 2>&1 || { echo "swift did not start" >&2; exit 1; }
-  swift_create_bucket "$PORT" us-east-1 bench >/dev/null
+  swift_create_bucket "$PORT" us-east-1 bench >/dev/null || { echo "could not create the bucket" >&2; exit 1; }
 fi
 
 run() {   # BINARY RUN-ID: seconds of the drain

@@ -15,8 +15,8 @@ command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
 read -r P1 P2 F2 C2 PGPORT PGPORT2 <<<"$(free_ports 6 | tr '\n' ' ')"
 swift_start_regions "$T/s1" us-east-1 "$P1" "$T/s2" eu-west-1 "$P2" || { echo "Bail out! swift did not start"; exit 1; }
 on_exit "swift_stop $T/s1; swift_stop $T/s2"
-swift_create_bucket "$P1" us-east-1 walship >/dev/null
-swift_create_bucket "$P2" eu-west-1 walship >/dev/null
+swift_create_bucket "$P1" us-east-1 walship >/dev/null || { echo "Bail out! could not create a bucket"; exit 1; }
+swift_create_bucket "$P2" eu-west-1 walship >/dev/null || { echo "Bail out! could not create a bucket"; exit 1; }
 fp_start "$F2" "$P2" "$C2" "$T/fp2" || { echo "Bail out! proxy"; exit 1; }
 on_exit "fp_stop $T/fp2"
 

@@ -29,7 +29,7 @@ on_exit "swift_stop '$T/a'"
 # the machine may be loaded: give Swift time
 [ "$SWIFT_START_TIMEOUT" -lt 120 ] && SWIFT_START_TIMEOUT=120
 swift_start "$T/a" us-east-1 "$PA" || { echo "Bail out! swift did not start"; exit 1; }
-swift_create_bucket "$PA" us-east-1 creds >/dev/null 2>&1
+swift_create_bucket "$PA" us-east-1 creds >/dev/null
 ok $? "bucket creds in us-east-1 (Swift s3api on :$PA)"
 
 python3 "$TOP_SRCDIR/tests/awsstub.py" --meta "127.0.0.1:$MP" --s3 "127.0.0.1:$SP" --target "127.0.0.1:$PA" \

@@ -224,7 +224,7 @@ for k in 1 2; do
   sed -i '/^\[region r2\]/,$d' "$T/race$k.conf"
 done
 race file:// "$T/race1.conf" "$T/race2.conf" 000000010000005000000000
-swift_create_bucket "$SP" us-east-1 race >/dev/null
+swift_create_bucket "$SP" us-east-1 race >/dev/null || { echo "Bail out! could not create a bucket"; exit 1; }
 for k in 1 2; do
   cat >"$T/srace$k.conf" <<CONF
 [global]

@@ -22,7 +22,7 @@ command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
 read -r P1 F1 C1 PGPORT <<<"$(free_ports 4 | tr '\n' ' ')"
 on_exit "swift_stop $T/s1"
 swift_start_regions "$T/s1" us-east-1 "$P1" || { echo "Bail out! swift did not start"; exit 1; }
-swift_create_bucket "$P1" us-east-1 walship >/dev/null
+swift_create_bucket "$P1" us-east-1 walship >/dev/null || { echo "Bail out! could not create a bucket"; exit 1; }
 on_exit "fp_stop $T/fp"
 fp_start "$F1" "$P1" "$C1" "$T/fp" || { echo "Bail out! proxy"; exit 1; }
 

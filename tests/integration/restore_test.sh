@@ -16,8 +16,8 @@ command -v swift-proxy-server >/dev/null || skip_all "swift is not installed"
 read -r P1 P2 PGPORT RPORT <<<"$(free_ports 4 | tr '\n' ' ')"
 swift_start_regions "$T/s1" us-east-1 "$P1" "$T/s2" eu-west-1 "$P2" || { echo "Bail out! swift did not start"; exit 1; }
 on_exit "swift_stop $T/s1; swift_stop $T/s2"
-swift_create_bucket "$P1" us-east-1 walship >/dev/null
-swift_create_bucket "$P2" eu-west-1 walship >/dev/null
+swift_create_bucket "$P1" us-east-1 walship >/dev/null || { echo "Bail out! could not create a bucket"; exit 1; }
+swift_create_bucket "$P2" eu-west-1 walship >/dev/null || { echo "Bail out! could not create a bucket"; exit 1; }
 
 CONF=$T/walship.conf
 ws_mkdirs "$T/spool"

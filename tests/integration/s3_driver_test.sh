@@ -95,9 +95,9 @@ run_tap s3_driver_test env S3_PORT_A="$PA" S3_PORT_B="$PB" S3_FAULT_PORT="$FL" S
 echo "# s3_driver_test: $((SECONDS - t0)) s"
 
 # ---- the command line: walship st ----
-swift_create_bucket "$PA" us-east-1 walship >/dev/null 2>&1
+swift_create_bucket "$PA" us-east-1 walship >/dev/null
 ok $? "bucket walship in us-east-1"
-swift_create_bucket "$PB" eu-west-1 walship >/dev/null 2>&1
+swift_create_bucket "$PB" eu-west-1 walship >/dev/null
 ok $? "bucket walship in eu-west-1"
 "$WALSHIP" keygen "$T/key" >/dev/null 2>&1
 ok $? "walship keygen"

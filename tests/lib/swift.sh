@@ -137,6 +137,11 @@ pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_forma
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
+# Swift's defaults (0.5 s to connect to a storage server and have its
+# "100 Continue", 10 s for a reply) answer 503 when two sanitizer builds
+# share 2 cores with the servers; the tests are about walship, not that.
+conn_timeout = 5
+node_timeout = 60
 
 [filter:catch_errors]
 use = egg:swift#catch_errors
@@ -446,19 +451,32 @@ EOF
 )
 
 # swift_create_bucket PORT REGION BUCKET: S3 CreateBucket with a
-# LocationConstraint (none for us-east-1, as AWS wants).
+# LocationConstraint (none for us-east-1, as AWS wants).  A freshly started
+# region on a loaded machine may answer 503 to its first requests: retried
+# for up to SWIFT_BUCKET_TIMEOUT seconds (default 60); a retry that finds
+# the bucket already ours (an earlier try created it but its answer was
+# lost) succeeds.
 swift_create_bucket() {
     local port=${1:?swift_create_bucket PORT REGION BUCKET} region=${2:?region} bucket=${3:?bucket}
-    local tmp rc=0
+    local tmp rc=1 out tries=0 end=$((SECONDS + ${SWIFT_BUCKET_TIMEOUT:-60}))
     tmp=$(mktemp "${TMPDIR:-/tmp}/swift-bucket.XXXXXX") || return 1
     if [ "$region" != us-east-1 ]; then
         printf '<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>' "$region" >"$tmp"
     fi
-    local out
-    if ! out=$(swift_s3 "$port" "$region" PUT "/$bucket" "$tmp" 2>&1); then
-        _swift_err "create bucket $bucket on 127.0.0.1:$port ($region) failed: $out"
-        rc=1
-    fi
+    while :; do
+        tries=$((tries + 1))
+        if out=$(swift_s3 "$port" "$region" PUT "/$bucket" "$tmp" 2>&1); then
+            rc=0
+            break
+        fi
+        if [ "$tries" -gt 1 ] && [[ $out == *BucketAlreadyOwnedByYou* ]]; then
+            rc=0
+            break
+        fi
+        [ "$SECONDS" -ge "$end" ] && break
+        sleep 1
+    done
+    [ "$rc" -ne 0 ] && _swift_err "create bucket $bucket on 127.0.0.1:$port ($region) failed ($tries tries): $out"
     rm -f "$tmp"
     return "$rc"
 }
