@@ -41,7 +41,7 @@ SP=$T/spool/$SYS
 seg "$(n 1)" 1
 touch "$T/pg/pg_wal/archive_status/$(n 2).ready"     # its segment is gone
 t "segment 1 archived (the process started)" push "$(n 1)"
-wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$SP/archd.lock')\" ]"
+wait_for 30 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$SP/archd.lock')\" ]"
 [ -n "$(ws_lock_pid "$SP/archd.lock")" ]; ok $? "the archiver process runs"
 wait_for 15 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -z \"\$(ws_lock_pid '$SP/archd.lock')\" ]"
 [ -z "$(ws_lock_pid "$SP/archd.lock")" ]; ok $? "with only an orphan .ready left it exits idle (archive_async_idle 4 s, longer than the 2 s retry of a failure)"

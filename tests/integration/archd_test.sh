@@ -168,7 +168,7 @@ old=$(daemon_pid)
 cp "$CONF" "$T/other.conf"; sed -i 's/^log_level = info/log_level = debug/' "$T/other.conf"; ws_own "$T/other.conf"
 [ -n "$old" ]; ok $? "a process runs (pid ${old:-none})"
 t "wal-push with another configuration archives its segment" pa_push "$(seg_name 9)" "$T/other.conf"
-wait_for 10 test ! -d "/proc/${old:-0}"
+wait_for 30 test ! -d "/proc/${old:-0}"
 ok $? "and the process of the other configuration stopped"
 
 # ---- a key rotated in place is another configuration ----
@@ -184,7 +184,7 @@ cat "$T/key" >"$T/key.prev"     # the rotation: the old key becomes an old key .
 ws_key "$T/key.new"
 cat "$T/key.new" >"$T/key"      # ... and the same file holds a new one
 t "wal-push after the key file was rewritten" pa_push "$(seg_name 23)"
-[ -n "$kp" ] && wait_for 10 test ! -d "/proc/$kp"
+[ -n "$kp" ] && wait_for 30 test ! -d "/proc/$kp"
 ok $? "the process holding the old key was asked to stop (pid ${kp:-none})"
 in_region "$(seg_name 23)" "$PA/$(seg_name 23)"; ok $? "... and the segment is in the region under the new key"
 cat "$T/key.prev" >"$T/key"     # back, for the tests below
@@ -204,7 +204,7 @@ pa_push "$(seg_name 40)" >/dev/null 2>&1
 ep=$(daemon_pid)
 [ -n "$ep" ]; ok $? "a process runs (pid ${ep:-none})"
 AWS_PROFILE=walship-other t "wal-push with another AWS_PROFILE archives its segment" pa_push "$(seg_name 41)"
-[ -n "$ep" ] && wait_for 10 test ! -d "/proc/$ep"
+[ -n "$ep" ] && wait_for 30 test ! -d "/proc/$ep"
 ok $? "the process started with the old credentials environment was asked to stop (pid ${ep:-none})"
 in_region "$(seg_name 41)" "$PA/$(seg_name 41)"; ok $? "... and the segment is in the region"
 ws_stop_daemons "$SP"

@@ -60,7 +60,7 @@ seg "$(n 2)" 2
 : >"$T/held"
 (cd "$T/pg" && exec 7>>"$T/held" && "$WALSHIP" --config "$T/a.conf" wal-push "pg_wal/$(n 2)") >/dev/null 2>&1
 ok $? "segment 2 archived with descriptor 7 open on a file of the caller's"
-wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$SP/archd.lock')\" ]"
+wait_for 30 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$SP/archd.lock')\" ]"
 APID=$(ws_lock_pid "$SP/archd.lock")
 [ -n "$APID" ]; ok $? "the archiver process runs"
 holds "$APID" "$T/held"; [ $? -ne 0 ]; ok $? "... without the caller's file open"

@@ -52,7 +52,7 @@ CONF
 SP=$T/spool/$SYS
 seg "$(n 1)" 1
 t "archiver process: segment 1 archived" push "$T/a.conf" "$(n 1)"
-wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$SP/archd.lock')\" ]"
+wait_for 30 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$SP/archd.lock')\" ]"
 archd=$(ws_lock_pid "$SP/archd.lock")
 [ -n "$archd" ]; ok $? "... by the archiver process (pid ${archd:-none})"
 [ -e "$T/r1/wal/$(n 1)" ]; ok $? "... into region r1"

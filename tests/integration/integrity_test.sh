@@ -307,7 +307,7 @@ t "cluster 1 archives 000000010000000000000011 (its async region is away)" \
   pg_run "$WALSHIP" --config "$T/c1.conf" wal-push "$T/c1/pg_wal/000000010000000000000011"
 # the background shipper wal-push started retries the absent region: stop
 # it, once it holds its lock (it is detached: it may not have started yet)
-wait_for 10 test -s "$T/shared/7000000000000000001/ship.lock"
+wait_for 30 test -s "$T/shared/7000000000000000001/ship.lock"
 ws_stop_daemons "$T/shared/7000000000000000001"
 sed -i "s|url = file://$T/e1|url = file://$T/e1-moved|" "$T/c1.conf"
 mkdir -p "$T/e1-moved"; chown "$U" "$T/e1-moved"

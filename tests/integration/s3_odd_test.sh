@@ -54,7 +54,7 @@ python3 "$TOP_SRCDIR/tests/lib/s3odd.py" --listen "127.0.0.1:$PORT" --root "$T/r
   --prefix pre --odd "bare404=$(n 2)" --odd bare404=rawbare --odd partial206=rawhalf --odd loop=loop \
   --odd cut=rawshift --odd shiftrange=rawshift --odd uploadloop=pre/ \
   --pidfile "$T/s3odd.pid" </dev/null >"$T/s3odd.log" 2>&1 &
-wait_for 10 test -s "$T/s3odd.pid" || { echo "Bail out! s3odd did not start"; exit 1; }
+wait_for 30 test -s "$T/s3odd.pid" || { echo "Bail out! s3odd did not start"; exit 1; }
 
 cat >"$T/s3.conf" <<CONF
 [global]

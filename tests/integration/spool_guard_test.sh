@@ -80,7 +80,7 @@ ok $? "... and not queued for the async region"
 rm -f "$T/r1/wal/$N5" "$T/pg/pg_wal/$N5"
 
 # the background shipper is found by the PID in its lock file (docs/OPERATIONS.md §6)
-wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$T/spool/$SYS/ship.lock')\" ]"
+wait_for 30 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$T/spool/$SYS/ship.lock')\" ]"
 shipper=$(ws_lock_pid "$T/spool/$SYS/ship.lock")
 like "$(tr '\0' ' ' <"/proc/${shipper:-0}/cmdline" 2>/dev/null)" "walship .*ship --system-identifier $SYS" \
   "ship.lock names the running background shipper"

@@ -188,7 +188,7 @@ c0=$(fp_stat "$C1" connections)
 fp_ctl "$C1" delay 250 >/dev/null   # long enough to find the prefetcher at work
 t "wal-fetch with prefetch (8 ahead, 2 workers)" ws --region us-east-1 wal-fetch 000000010000003000000001 "$T/pf/pg_wal/RECOVERYXLOG"
 PFLOCK=$T/pf/pg_wal/.walship-prefetch/.lock
-wait_for 10 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$PFLOCK')\" ]"
+wait_for 30 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$PFLOCK')\" ]"
 pf=$(ws_lock_pid "$PFLOCK")
 like "$(tr '\0' ' ' <"/proc/${pf:-0}/cmdline" 2>/dev/null)" "walship .*wal-fetch 000000010000003000000001" \
   "the prefetcher's lock file names it while it works (docs/OPERATIONS.md)"
@@ -235,7 +235,7 @@ ok $? "the window holds 8 segments ahead"
 ws wal-fetch "$(seg4 3)" "$T/pf3/pg_wal/RECOVERYXLOG" --no-prefetch >/dev/null 2>&1
 wait_for 20 test -f "$T/pf3/pg_wal/.walship-prefetch/$(seg4 11)"
 ok $? "after recovery took segment 3 (skipping 2), the window moves on to 11"
-wait_for 10 test ! -e "$T/pf3/pg_wal/.walship-prefetch/$(seg4 2)"
+wait_for 30 test ! -e "$T/pf3/pg_wal/.walship-prefetch/$(seg4 2)"
 ok $? "... and the skipped segment 2 is dropped"
 
 # a restore_command call that misses the prefetch directory asks the
@@ -294,7 +294,7 @@ cmp -s "$T/pf4/pg_wal/NOID" "$T/pf4/src/$(seg5 2)"; ok $? "... and it is that se
 is "$rc3" 1 "... but a history file pg_wal already holds: exit 1, PostgreSQL reads that copy"
 like "$out3" "pg_wal holds 0000000B.history, which PostgreSQL reads instead" "... saying so"
 ! grep -q "answered by the prefetcher" <<<"$out"; ok $? "... and the prefetcher's answer was not a \"no\""
-wait_for 10 bash -c "! kill -0 $PF4 2>/dev/null"
+wait_for 30 bash -c "! kill -0 $PF4 2>/dev/null"
 ok $? "... and that prefetcher leaves: a failed question, its window closed (the calls fetch for themselves)"
 # a new prefetcher for the next case
 wsd --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
@@ -320,7 +320,7 @@ sed "s|^key_file = .*|key_file = $T/key2|" "$CONF" >"$T/other.conf"; chmod 600 "
 out=$( (cd "$T/pf4" && pg_run "$WALSHIP" --config "$T/other.conf" --region us-east-1 wal-fetch 0000000C.history "$T/pf4/pg_wal/RECOVERYHISTORY") 2>&1); rc=$?
 is "$rc" 1 "another configuration's miss: exit 1, from its own requests"
 ! grep -q "answered by the prefetcher" <<<"$out"; ok $? "... not from a prefetcher of another configuration"
-wait_for 10 bash -c "! kill -0 ${PF5:-0} 2>/dev/null"; ok $? "... which leaves"
+wait_for 30 bash -c "! kill -0 ${PF5:-0} 2>/dev/null"; ok $? "... which leaves"
 # the same key named by a relative path (restore --from --key-file ./key
 # runs its prefetcher so, and writes the absolute path into
 # restore_command): the same configuration, answered.  Only a flag may be
@@ -335,7 +335,7 @@ out=$(wsd --region us-east-1 wal-fetch 0000000D.history "$T/pf4/pg_wal/RECOVERYH
 is "$rc" 1 "the key file by a relative path, then by its absolute one: exit 1"
 like "$out" "answered by the prefetcher" "... answered by the prefetcher of the relative path"
 [ -n "$PF7" ] && kill "$PF7" 2>/dev/null
-wait_for 10 bash -c "! kill -0 ${PF7:-0} 2>/dev/null"
+wait_for 30 bash -c "! kill -0 ${PF7:-0} 2>/dev/null"
 
 # the data directory wiped and made again (a second restore into the same
 # path): a prefetcher of the first one stops, and writes nothing there
@@ -344,7 +344,7 @@ ws --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/n
 wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 PF6=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
 rm -rf "$T/pf4/pg_wal/.walship-prefetch"; mkdir -m 700 "$T/pf4/pg_wal/.walship-prefetch"; chown "$(pg_user)" "$T/pf4/pg_wal/.walship-prefetch"
-wait_for 10 bash -c "! kill -0 ${PF6:-0} 2>/dev/null"; ok $? "a prefetcher whose directory was wiped and made again stops"
+wait_for 30 bash -c "! kill -0 ${PF6:-0} 2>/dev/null"; ok $? "a prefetcher whose directory was wiped and made again stops"
 is "$(ls -A "$T/pf4/pg_wal/.walship-prefetch")" "" "... and left nothing in the new one"
 
 # a corrupt object in both regions: abort recovery (exit > 125)
