@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "archd_int.h"
+#include "creds.h"
 #include "util.h"
 #include "wal.h"
 
@@ -271,7 +272,7 @@ int archd_tag(const struct config *c, char tag[ARCHD_TAG_LEN + 1], struct err *e
     struct tag_walk t = { EVP_MD_CTX_new(), 0 };
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    char exe[4096], id[4096 + 256];
+    char exe[4096], id[4096 + 256], files[512];
     struct stat st;
     ssize_t n;
     int rc = -1;
@@ -292,8 +293,12 @@ int archd_tag(const struct config *c, char tag[ARCHD_TAG_LEN + 1], struct err *e
     snprintf(id + n, sizeof id - (size_t)n, " key %llu %llu %lld %lld.%09ld", (unsigned long long)st.st_dev,
              (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
              st.st_mtim.tv_nsec);
+    /* and the shared credentials files': keys rotated in ~/.aws/credentials
+     * are not seen by a process that read its profile at its start */
+    creds_profile_files_id(files, sizeof files);
     if (t.md == NULL || EVP_DigestInit_ex(t.md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(t.md, id, strlen(id) + 1) != 1 || tag_env(t.md) < 0) {
+        EVP_DigestUpdate(t.md, id, strlen(id) + 1) != 1 || tag_env(t.md) < 0 ||
+        EVP_DigestUpdate(t.md, files, strlen(files) + 1) != 1) {
         err_setf(e, ERR_NOMEM, "SHA-256 failed");
         goto out;
     }

@@ -125,6 +125,12 @@ void creds_http_clear(struct creds_http *h);
 int creds_src_env(struct creds *c, char *detail, size_t n, struct err *e);
 int creds_src_web_identity(const struct creds_opts *o, const char *token_file, const char *role_arn,
                            const char *session_name, struct creds *c, char *detail, size_t n, struct err *e);
+/* The shared credentials and config files as a profile would be read now
+ * (AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE, else ~/.aws/): each
+ * one's device, inode, size and modification time as text in `out` ("-"
+ * for one absent).  A process that keeps a profile's keys read at its
+ * start serves only callers that see these very files. */
+void creds_profile_files_id(char *out, size_t len);
 int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c, char *detail, size_t n,
                       struct err *e);
 int creds_src_container(const struct creds_opts *o, struct creds *c, char *detail, size_t n, struct err *e);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -204,6 +205,33 @@ static char *file_path(const char *env, const char *rel)
         res != NULL)
         home = pw.pw_dir;
     return xasprintf("%s/.aws/%s", home ? home : "", rel);
+}
+
+void creds_profile_files_id(char *out, size_t len)
+{
+    static const char *const files[2][2] = { { "AWS_SHARED_CREDENTIALS_FILE", "credentials" },
+                                             { "AWS_CONFIG_FILE", "config" } };
+    size_t i, used = 0;
+
+    if (len == 0)
+        return;
+    out[0] = '\0';
+    for (i = 0; i < 2; i++) {
+        char *path = file_path(files[i][0], files[i][1]);
+        struct stat st;
+        int n;
+
+        if (path != NULL && stat(path, &st) == 0)
+            n = snprintf(out + used, len - used, "%s %llu %llu %lld %lld.%09ld;", files[i][1],
+                         (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (long long)st.st_size,
+                         (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+        else
+            n = snprintf(out + used, len - used, "%s %s;", files[i][1], path != NULL ? "-" : "?");
+        free(path);
+        if (n < 0 || (size_t)n >= len - used)
+            return;
+        used += (size_t)n;
+    }
 }
 
 int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c, char *detail, size_t n,

@@ -209,6 +209,32 @@ ok $? "the process started with the old credentials environment was asked to sto
 in_region "$(seg_name 41)" "$PA/$(seg_name 41)"; ok $? "... and the segment is in the region"
 ws_stop_daemons "$SP"
 
+# ---- keys rotated in the shared credentials file: another configuration ----
+# A profile's keys are read once, when the process starts: after the file
+# is rewritten, a process that goes on signing with the old (revoked) keys
+# must not be the one wal-push waits for.
+printf '[default]\naws_access_key_id = AKIDOLD\naws_secret_access_key = old\n' >"$T/aws-credentials"
+chmod 644 "$T/aws-credentials"
+for i in 42 43 44; do
+  walseg "$PA/$(seg_name "$i")" "$(seg_name "$i")" "$SYSID" "$i"
+  touch "$PA/archive_status/$(seg_name "$i").ready"
+done
+ws_own "$T/pa"
+AWS_SHARED_CREDENTIALS_FILE=$T/aws-credentials pa_push "$(seg_name 42)" >/dev/null 2>&1
+cp=$(daemon_pid)
+[ -n "$cp" ]; ok $? "a process runs with the shared credentials file (pid ${cp:-none})"
+AWS_SHARED_CREDENTIALS_FILE=$T/aws-credentials pa_push "$(seg_name 43)" >/dev/null 2>&1
+is "$(daemon_pid)" "$cp" "... and serves the next wal-push while the file is unchanged"
+printf '[default]\naws_access_key_id = AKIDNEW\naws_secret_access_key = new\n' >"$T/aws-credentials.new"
+chmod 644 "$T/aws-credentials.new"
+mv "$T/aws-credentials.new" "$T/aws-credentials"    # rotated as tools do: a new file renamed over
+AWS_SHARED_CREDENTIALS_FILE=$T/aws-credentials t "wal-push after the shared credentials file was rotated" \
+  pa_push "$(seg_name 44)"
+[ -n "$cp" ] && wait_for 30 test ! -d "/proc/$cp"
+ok $? "the process that read the old keys was asked to stop (pid ${cp:-none})"
+in_region "$(seg_name 44)" "$PA/$(seg_name 44)"; ok $? "... and the segment is in the region"
+ws_stop_daemons "$SP"
+
 # ---- markers that cannot be written: wal-push pushes itself within seconds ----
 # pushed/ read-only for the process (what a full disk does to a marker):
 # neither the pushed marker nor the failure marker can be written.  Each
