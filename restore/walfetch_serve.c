@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "creds.h"
 #include "util.h"
 #include "wal.h"
 
@@ -170,6 +171,14 @@ void walfetch_fingerprint(const struct config *conf, char out[17])
         const char *k = realpath(conf->key_file, abs) != NULL ? abs : conf->key_file;
 
         ok = EVP_DigestUpdate(md, k, strlen(k)) == 1;
+    }
+    if (ok) {
+        /* a prefetcher reads a profile's keys once: after they are rotated
+         * in the shared credentials file it is an older configuration */
+        char files[512];
+
+        creds_profile_files_id(files, sizeof files);
+        ok = EVP_DigestUpdate(md, files, strlen(files) + 1) == 1;
     }
     if (ok && EVP_DigestFinal_ex(md, d, &dn) == 1 && dn >= 8)
         hex_encode(d, 8, out);

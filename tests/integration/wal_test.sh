@@ -337,6 +337,23 @@ like "$out" "answered by the prefetcher" "... answered by the prefetcher of the 
 [ -n "$PF7" ] && kill "$PF7" 2>/dev/null
 wait_for 30 bash -c "! kill -0 ${PF7:-0} 2>/dev/null"
 
+# keys rotated in the shared credentials file: the prefetcher read the old
+# ones when it started, so a call that sees the new file is of another
+# configuration; it fetches for itself and the prefetcher leaves
+printf '[default]\naws_access_key_id = AKIDOLD\naws_secret_access_key = old\n' >"$T/aws-creds"; chmod 644 "$T/aws-creds"
+rm -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+AWS_SHARED_CREDENTIALS_FILE=$T/aws-creds ws --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
+wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+PF8=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
+out=$(AWS_SHARED_CREDENTIALS_FILE=$T/aws-creds wsd --region us-east-1 wal-fetch 0000000E.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1)
+like "$out" "answered by the prefetcher" "the shared credentials file unchanged: answered by the prefetcher"
+printf '[default]\naws_access_key_id = AKIDNEW\naws_secret_access_key = new\n' >"$T/aws-creds.new"; chmod 644 "$T/aws-creds.new"
+mv "$T/aws-creds.new" "$T/aws-creds"
+out=$(AWS_SHARED_CREDENTIALS_FILE=$T/aws-creds wsd --region us-east-1 wal-fetch 0000000F.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
+is "$rc" 1 "after the shared credentials file was rotated: exit 1, from its own requests"
+! grep -q "answered by the prefetcher" <<<"$out"; ok $? "... not from the prefetcher that read the old keys"
+wait_for 30 bash -c "! kill -0 ${PF8:-0} 2>/dev/null"; ok $? "... which leaves"
+
 # the data directory wiped and made again (a second restore into the same
 # path): a prefetcher of the first one stops, and writes nothing there
 rm -f "$T/pf4/pg_wal/.walship-prefetch/.end"
