@@ -179,7 +179,7 @@ static json_t *json_backup_v(const struct cat_entry *ce, const struct err *merr,
                      "timeline", (int)m->timeline, "stop_timeline", (int)m->stop_timeline,
                      "pg_version", (int)m->pg_version, "system_identifier", m->system_identifier,
                      "original_size", (json_int_t)m->original_size, "stored_size", (json_int_t)m->stored_size,
-                     "parts", (json_int_t)m->nparts, "files", (json_int_t)m->nfiles,
+                     "parts", (json_int_t)m->nparts, "files", (json_int_t)m->files_listed,
                      "tablespaces", (json_int_t)m->ntablespaces, "compression", m->compression,
                      "key_id", m->key_id);
 }
@@ -226,7 +226,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
     for (i = 0; i < cat.n; i++) {
         struct cat_entry *ce = &cat.v[i];
 
-        if (ce->complete && cat_load_manifest(s, ce->name, &ce->man, merr != NULL ? &merr[i] : &e) < 0) {
+        if (ce->complete && cat_load_headers(s, ce->name, &ce->man, merr != NULL ? &merr[i] : &e) < 0) {
             log_error("%s", merr != NULL ? merr[i].msg : e.msg);
             ce->man = NULL;
             rc_ = -1;

@@ -138,7 +138,7 @@ static void newest_backup(struct repo *r, const struct catalog *cat, time_t now,
 
         if (!cat->v[i - 1].complete)
             continue;
-        if (cat_load_manifest(r, cat->v[i - 1].name, &m, &le) < 0) {
+        if (cat_load_headers(r, cat->v[i - 1].name, &m, &le) < 0) {
             if (o->error[0] == '\0')
                 snprintf(o->error, sizeof o->error, "%s (passed over: not counted as the newest backup)",
                          le.msg);

@@ -61,8 +61,22 @@ int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, s
     return cat_load_manifest_sha(r, name, out, NULL, e);
 }
 
+static int load_manifest(struct repo *r, const char *name, int headers, struct manifest **out, char sha_hex[65],
+                         struct err *e);
+
 int cat_load_manifest_sha(struct repo *r, const char *name, struct manifest **out, char sha_hex[65],
                           struct err *e)
+{
+    return load_manifest(r, name, 0, out, sha_hex, e);
+}
+
+int cat_load_headers(struct repo *r, const char *name, struct manifest **out, struct err *e)
+{
+    return load_manifest(r, name, 1, out, NULL, e);
+}
+
+static int load_manifest(struct repo *r, const char *name, int headers, struct manifest **out, char sha_hex[65],
+                         struct err *e)
 {
     char key[REPO_KEY_MAX], what[300];
     unsigned char *buf = NULL;
@@ -86,7 +100,7 @@ int cat_load_manifest_sha(struct repo *r, const char *name, struct manifest **ou
         hex_encode(d, 32, sha_hex);
         sha_hex[64] = '\0';
     }
-    rc = man_from_json((const char *)buf, len, what, out, e);
+    rc = (headers ? man_headers_from_json : man_from_json)((const char *)buf, len, what, out, e);
     free(buf);
     if (rc == 0 && ((*out)->name == NULL || strcmp((*out)->name, name) != 0)) {
         err_setf(e, ERR_FOREIGN, "region %s: the manifest of backup %s names backup %s: refusing it", r->name, name,
@@ -124,12 +138,11 @@ int cat_list(struct repo *r, int load, struct catalog *out, struct err *e)
     for (i = 0; load && i < out->n; i++) {
         if (!out->v[i].complete)
             continue;
-        if (cat_load_manifest(r, out->v[i].name, &out->v[i].man, e) < 0) {
+        if ((load == CAT_LOAD_HEADERS ? cat_load_headers : cat_load_manifest)(r, out->v[i].name, &out->v[i].man,
+                                                                               e) < 0) {
             cat_free(out);
             return -1;
         }
-        if (load == CAT_LOAD_HEADERS)
-            man_drop_files(out->v[i].man);
     }
     return 0;
 }

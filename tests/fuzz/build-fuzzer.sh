@@ -44,7 +44,7 @@ objs() { for f in "$@"; do printf ' %s/%s' "$top" "$f"; done; }
 $CC $cflags $inc $fz -o "$out/s3_xml_fuzz" "$here/s3_xml_fuzz.c" $(objs $common storage/s3/s3_xml.c \
     storage/s3/s3_dl.c src/common/dynlib.c) $(pkg-config --libs libxml-2.0) -ldl
 # shellcheck disable=SC2046,SC2086
-$CC $cflags $inc $fz -o "$out/manifest_fuzz" "$here/manifest_fuzz.c" $(objs $common src/common/utf8.c src/repo/manifest.c src/repo/manifest_read.c src/repo/blockmap.c) \
+$CC $cflags $inc $fz -o "$out/manifest_fuzz" "$here/manifest_fuzz.c" $(objs $common src/common/utf8.c src/repo/manifest.c src/repo/manifest_read.c src/repo/manifest_skim.c src/repo/blockmap.c) \
     $(pkg-config --libs jansson libcrypto)
 # tl_parse_history lives in timeline.c, which pulls in the repository layer: link
 # the autotools-built libwalship.a (built with clang and ASan here).

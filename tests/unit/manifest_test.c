@@ -461,6 +461,80 @@ static void test_binding(void)
         diag("could not remove %s", root);
 }
 
+/* The header-only reader: the header fields of the full parse, the count
+ * of entries, no list; whatever the layout of the text. */
+static int headers_match(const char *json, size_t len, size_t want_listed, const char *what)
+{
+    struct manifest *h = NULL, *f = NULL;
+    struct err e = ERR_INIT;
+    char *jh = NULL, *jf = NULL;
+    size_t lh = 0, lf = 0;
+    int good;
+
+    if (man_headers_from_json(json, len, what, &h, &e) < 0 || man_from_json(json, len, what, &f, &e) < 0) {
+        diag("%s: %s", what, e.msg);
+        man_free(h);
+        return 0;
+    }
+    man_drop_files(f);
+    good = h->files == NULL && h->nfiles == 0 && h->files_listed == want_listed && f->files_listed == want_listed &&
+           man_to_json(h, &jh, &lh, &e) == 0 && man_to_json(f, &jf, &lf, &e) == 0 && lh == lf &&
+           memcmp(jh, jf, lh) == 0;
+    free(jh);
+    free(jf);
+    man_free(h);
+    man_free(f);
+    return good;
+}
+
+static void test_headers(void)
+{
+    struct manifest *m = sample();
+    struct err e = ERR_INIT;
+    json_error_t je;
+    json_t *root;
+    char *json = NULL, *p, *text;
+    size_t len = 0;
+
+    /* paths that hold what a scan of the text could trip on */
+    man_add_file(m, "base/1/a]b}c,\"d\\", 2, 1, 0600, 1, SHA_B, &e);
+    man_add_file(m, "base/1/[{\"files\": []}]", 2, 1, 0600, 1, SHA_B, &e);
+    ok(man_to_json(m, &json, &len, &e) == 0, "a manifest with brackets and quotes in its paths serialises");
+    ok(headers_match(json, len, 5, "compact"), "header-only: the same header fields and 5 entries listed");
+    root = json_loadb(json, len, 0, &je);
+    text = json_dumps(root, JSON_INDENT(3) | JSON_SORT_KEYS);
+    ok(text != NULL && headers_match(text, strlen(text), 5, "indented"),
+       "... from indented text with the keys in another order");
+    free(text);
+    /* "files" spelled with an escape: not found by the scan, parsed whole */
+    p = strstr(json, "\"files\"");
+    if (p != NULL) {
+        static const char key[] = "\"fil\\u0065s\"";
+        size_t kl = strlen(key), at = (size_t)(p - json);
+        char *esc = malloc(len + kl);
+
+        memcpy(esc, json, at);
+        memcpy(esc + at, key, kl);
+        memcpy(esc + at + kl, p + 7, len - at - 7);
+        ok(headers_match(esc, len + kl - 7, 5, "escaped key"), "... with the key \"files\" spelled with an escape");
+        free(esc);
+    }
+    json_object_set_new(root, "files", json_array());
+    text = json_dumps(root, JSON_COMPACT);
+    ok(text != NULL && headers_match(text, strlen(text), 0, "no files"), "... with an empty list");
+    free(text);
+    json_decref(root);
+    {
+        struct manifest *h = NULL;
+
+        ok(man_headers_from_json(json, len / 2, "cut", &h, &e) < 0 && h == NULL,
+           "a manifest cut short is refused by the header-only reader too");
+        ok(man_headers_from_json(json, len - 1, "cut", &h, &e) < 0 && h == NULL, "... by one byte");
+    }
+    free(json);
+    man_free(m);
+}
+
 int main(void)
 {
     test_round_trip();
@@ -469,6 +543,7 @@ int main(void)
     test_find_sort();
     test_refusals();
     test_binding();
+    test_headers();
     free(valid_json);
     return done_testing();
 }
