@@ -2,8 +2,9 @@
  * copy — the engine of `walship copy`: seed a new region, or catch one up
  * after an outage, from another region (docs/COPY.md).
  *
- * Objects are copied byte for byte (stor_get from R1 straight into R2's
- * upload sink): nothing is decoded or re-encrypted, and the primary is never
+ * Objects are copied byte for byte (stor_get from R1 into R2's
+ * upload sink, authenticated on the way by copy_obj.c): nothing is
+ * re-encrypted, and the primary is never
  * contacted.  For each complete backup of R1 that R2 has no manifest for,
  * every object of its folder is copied and manifest.json last, so a copy
  * that is interrupted leaves a folder that does not exist for backup-list,
@@ -93,40 +94,6 @@ const struct obj *objlist_find(const struct objlist *l, const char *key)
     k.size = 0;
     k.done = 0;
     return bsearch(&k, l->v, l->n, sizeof *l->v, obj_cmp);
-}
-
-/* ---- copying one object ---- */
-
-int copy_object(struct copy_run *r, const char *key, uint64_t size, int replace, struct copy_tally *t,
-                struct err *e)
-{
-    struct sink *up = NULL;
-    uint64_t t0 = now_ms();
-
-    if (r->dry_run) {
-        if (r->o->would_copy != NULL)
-            r->o->would_copy(key, size, r->o->arg);
-    } else {
-        if ((replace ? stor_put_replace(r->dst->st, key, &up, e) : stor_put(r->dst->st, key, &up, e)) < 0)
-            goto fail;
-        if (stor_get(r->src->st, key, up, e) < 0 || sink_close(up, e) < 0)
-            goto fail;
-        sink_free(up);
-        note(r->o->notes, LOG_DEBUG, "copied %s (%llu bytes, %llu ms)", key, (unsigned long long)size,
-             (unsigned long long)(now_ms() - t0));
-    }
-    t->copied++;
-    t->copied_bytes += size;
-    return 0;
-fail:
-    sink_free(up);
-    return err_prefix(e, "could not copy \"%s\" from region %s to region %s", key, r->src->name, r->dst->name);
-}
-
-void skip_object(uint64_t size, struct copy_tally *t)
-{
-    t->skipped++;
-    t->skipped_bytes += size;
 }
 
 /* ---- backups ---- */

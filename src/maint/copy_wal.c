@@ -92,7 +92,7 @@ int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
 {
     struct objlist src = { NULL, 0, 0, 0 }, dst = { NULL, 0, 0, 0 };
     char floor_pos[17] = "", pos[17];
-    uint64_t differ = 0;
+    uint64_t differ = 0, bad = 0;
     size_t i;
     int rc = -1;
 
@@ -124,8 +124,19 @@ int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
             skip_object(o->size, &r->res->wal);
             continue;
         }
-        if (copy_object(r, o->key, o->size, 0, &r->res->wal, e) < 0)
-            goto out;
+        if (copy_object(r, o->key, o->size, 0, &r->res->wal, e) < 0) {
+            if (e->code != ERR_CORRUPT && e->code != ERR_FOREIGN && e->code != ERR_KEY)
+                goto out;
+            /* R1's copy does not decode: not propagated; the rest goes on */
+            note(r->o->notes, LOG_ERROR, "%s: not copied", e->msg);
+            err_clear(e);
+            bad++;
+        }
+    }
+    if (bad > 0) {
+        err_setf(e, ERR_CORRUPT, "region %s holds %llu WAL files that do not decode (not copied to region %s; "
+                 "see above)", r->src->name, (unsigned long long)bad, r->dst->name);
+        goto out;
     }
     if (differ > 0) {
         err_setf(e, ERR_EXISTS, "region %s holds %llu WAL files with other content than region %s (kept, not "
