@@ -439,13 +439,18 @@ static int copy_backups(struct copy_run *r, const struct catalog *cat, size_t fi
     for (j = 0; j < p.n; j++) {
         const struct cat_entry *ce = &cat->v[p.v[j]];
 
-        /* The oldest selected backup's start segment bounds the WAL. */
-        if (p.v[j] >= first && r->res->floor_wal[0] == '\0') {
+        /* The earliest start segment of the selected backups bounds the
+         * WAL: by position, not by name (a backup taken after a clock
+         * went back sorts first by name, though it starts later). */
+        if (p.v[j] >= first) {
             struct manifest *m = NULL;
+            const char *f = r->res->floor_wal;
 
             if (cat_load_manifest(r->src, ce->name, &m, e) < 0)
                 goto out;
-            strlcopy(r->res->floor_wal, m->start_wal, sizeof r->res->floor_wal);
+            if (f[0] == '\0' ||
+                (strlen(m->start_wal) == 24 && (strlen(f) != 24 || strcmp(m->start_wal + 8, f + 8) < 0)))
+                strlcopy(r->res->floor_wal, m->start_wal, sizeof r->res->floor_wal);
             man_free(m);
         }
         /* a failure stops here: no child is made visible after its parent failed */
