@@ -134,8 +134,8 @@ int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
         }
     }
     if (bad > 0) {
-        err_setf(e, ERR_CORRUPT, "region %s holds %llu WAL files that do not decode (not copied to region %s; "
-                 "see above)", r->src->name, (unsigned long long)bad, r->dst->name);
+        err_setf(e, ERR_CORRUPT, "region %s holds %llu WAL files that do not decode here (damaged, another "
+                 "cluster's, or under a key not configured: see above); not copied to region %s", r->src->name, (unsigned long long)bad, r->dst->name);
         goto out;
     }
     if (differ > 0) {

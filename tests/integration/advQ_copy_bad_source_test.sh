@@ -69,4 +69,20 @@ rm -f "$T/r1/wal/$(n 2)" "$T/r1/wal/$(n 3)" "$T/r1/wal/$(n 6)" "$T/r1/wal/$(n 7)
 t "with the bad objects gone, copy r1 to a new region" "$WALSHIP" --config "$T/d.conf" copy --from r1 --to r3
 like "$T_OUT" "wal +3 copied" "...copies the 3 good WAL files"
 
+# after a key rotation: WAL under the new key, the copying host without it
+"$WALSHIP" keygen "$T/key2" >/dev/null 2>&1
+chmod 600 "$T/key2"
+printf '[global]\nkey_file = %s\nold_key_files = %s\nspool_dir = %s\npgdata = %s\n[region r]\nurl = file://%s\nmode = sync\n' \
+  "$T/key2" "$T/key" "$T/spool" "$T/pga" "$T/r1" >"$T/a2.conf"
+push "$T/a2.conf" "$T/pga" "$A" 8 >/dev/null 2>&1
+[ -e "$T/r1/wal/$(n 8)" ]; ok $? "a WAL file under the new key is in r1"
+t_fail "copy by a host without the new key: exit 3" 3 "$WALSHIP" --config "$T/d.conf" copy --from r1 --to r3
+like "$T_OUT" "wal/$(n 8).*not among the configured keys" "...naming the file and the key"
+like "$T_OUT" "do not decode here" "...and the summary says so"
+[ ! -e "$T/r3/wal/$(n 8)" ]; ok $? "...and it is not in r3"
+printf 'old_key_files = %s\n' "$T/key2" >"$T/old"
+sed -i "2r $T/old" "$T/d.conf"
+t "with the new key in old_key_files, it is copied" "$WALSHIP" --config "$T/d.conf" copy --from r1 --to r3
+cmp -s "$T/r1/wal/$(n 8)" "$T/r3/wal/$(n 8)"; ok $? "...byte for byte"
+
 done_testing
