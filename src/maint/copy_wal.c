@@ -12,6 +12,7 @@
 #include "copy.h"
 #include "copy_int.h"
 #include "note.h"
+#include "stor.h"
 #include "util.h"
 
 /* The position of a WAL file name in the WAL stream, across timelines: the
@@ -52,8 +53,12 @@ int copy_backup_wal(struct copy_run *r, const struct manifest *m, struct err *e)
             continue;
         if (wal_position(o->key + strlen(REPO_WAL_DIR), pos) && (strcmp(pos, lo) < 0 || strcmp(pos, hi) > 0))
             continue;
-        if (copy_object(r, o->key, o->size, 0, &r->res->wal, e) < 0)
-            return -1;
+        if (copy_object(r, o->key, o->size, 0, &r->res->wal, e) < 0) {
+            if (e->code != ERR_EXISTS)
+                return -1;
+            err_clear(e);       /* made meanwhile (a wal-push): copy_wal compares it */
+            continue;
+        }
         o->done = 1;
     }
     return 0;
@@ -92,9 +97,10 @@ int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
 {
     struct objlist src = { NULL, 0, 0, 0 }, dst = { NULL, 0, 0, 0 };
     char floor_pos[17] = "", pos[17];
+    struct stor_stat st;
     uint64_t differ = 0, bad = 0;
     size_t i;
-    int rc = -1;
+    int got, rc = -1;
 
     if (floor_wal != NULL && !wal_position(floor_wal, floor_pos))
         floor_pos[0] = '\0';
@@ -109,29 +115,37 @@ int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e)
         if ((there = objlist_find(&r->wsrc, o->key)) != NULL && there->done)
             continue;           /* copied (and counted) with its backup */
         there = objlist_find(&dst, o->key);
-        if (there != NULL) {
-            int got = there->size == o->size ? 0 : wal_differs(r, o, e);
-
-            if (got < 0)
-                goto out;
-            if (got == 2) {
-                /* R2's copy does not decode: replace it with R1's good one */
-                if (copy_object(r, o->key, o->size, 1, &r->res->wal, e) < 0)
-                    goto out;
+        if (there == NULL) {
+            if (copy_object(r, o->key, o->size, 0, &r->res->wal, e) == 0)
                 continue;
+            if (e->code == ERR_EXISTS) {
+                /* made meanwhile (a wal-push racing the copy): compared below */
+                err_clear(e);
+                if (stor_head(r->dst->st, o->key, &st, e) < 0)
+                    goto out;
+            } else if (e->code == ERR_CORRUPT || e->code == ERR_FOREIGN || e->code == ERR_KEY) {
+                /* R1's copy does not decode: not propagated; the rest goes on */
+                note(r->o->notes, LOG_ERROR, "%s: not copied", e->msg);
+                err_clear(e);
+                bad++;
+                continue;
+            } else {
+                goto out;
             }
-            differ += (uint64_t)got;
-            skip_object(o->size, &r->res->wal);
+        } else {
+            st.size = there->size;
+        }
+        got = st.size == o->size ? 0 : wal_differs(r, o, e);
+        if (got < 0)
+            goto out;
+        if (got == 2) {
+            /* R2's copy does not decode: replace it with R1's good one */
+            if (copy_object(r, o->key, o->size, 1, &r->res->wal, e) < 0)
+                goto out;
             continue;
         }
-        if (copy_object(r, o->key, o->size, 0, &r->res->wal, e) < 0) {
-            if (e->code != ERR_CORRUPT && e->code != ERR_FOREIGN && e->code != ERR_KEY)
-                goto out;
-            /* R1's copy does not decode: not propagated; the rest goes on */
-            note(r->o->notes, LOG_ERROR, "%s: not copied", e->msg);
-            err_clear(e);
-            bad++;
-        }
+        differ += (uint64_t)got;
+        skip_object(o->size, &r->res->wal);
     }
     if (bad > 0) {
         err_setf(e, ERR_CORRUPT, "region %s holds %llu WAL files that do not decode here (damaged, another "
