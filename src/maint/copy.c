@@ -134,6 +134,29 @@ static int parts_complete(const struct manifest *m, const struct objlist *l, con
     return 0;
 }
 
+/* Just before the manifest makes backup `m` visible in R2: is every part
+ * it lists there, at its size?  The parts a resumed copy took as already
+ * there may be old enough for a `delete` in R2 to remove as an abandoned
+ * incomplete backup while the WAL was being copied (as backup-push checks
+ * its own parts before its manifest). */
+static int dst_still_whole(struct copy_run *r, const struct manifest *m, struct err *e)
+{
+    struct objlist now = { NULL, 0, 0, 0 };
+    char prefix[CAT_NAME_MAX + 16];
+    int rc;
+
+    if (r->dry_run)
+        return 0;
+    if (repo_key_backup(prefix, sizeof prefix, m->name, "") < 0)
+        return err_setf(e, ERR_INTERNAL, "backup name too long: \"%s\"", m->name);
+    rc = objlist_load(r->dst, prefix, &now, e) < 0 || parts_complete(m, &now, r->dst->name, e) < 0 ? -1 : 0;
+    objlist_free(&now);
+    if (rc < 0)
+        err_prefix(e, "not writing the manifest of backup %s into region %s (was a part removed while it was "
+                   "copied: a delete there?); run the copy again", m->name, r->dst->name);
+    return rc;
+}
+
 static int copy_backup(struct copy_run *r, const char *name, const struct objlist *have, struct err *e)
 {
     struct objlist mine = { NULL, 0, 0, 0 };
@@ -174,7 +197,7 @@ static int copy_backup(struct copy_run *r, const char *name, const struct objlis
                  r->src->name);
         goto out;
     }
-    if (copy_backup_wal(r, m, e) < 0)
+    if (copy_backup_wal(r, m, e) < 0 || dst_still_whole(r, m, e) < 0)
         goto out;
     if (objlist_find(have, man->key) == NULL && copy_object(r, man->key, man->size, 0, &r->res->manifests, e) < 0)
         goto out;
