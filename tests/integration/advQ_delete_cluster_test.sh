@@ -65,4 +65,12 @@ t "without pgdata, delete --region rb runs (the regions named agree)" \
   "$WALSHIP" --config "$T/m.conf" delete --region rb
 [ ! -e "$T/rb/backups/20261201T000000Z" ]; ok $? "...and removes the stale incomplete backup"
 
+# upgrade over an empty region and two clusters' repositories named the
+# first region (the empty one) as the other cluster's
+mkdir -p "$T/e0"
+printf '[global]\nkey_file = %s\nspool_dir = %s\n[region e0]\nurl = file://%s\n[region ra]\nurl = file://%s\n[region rb]\nurl = file://%s\n' \
+  "$T/key" "$T/spool" "$T/e0" "$T/ra" "$T/rb" >"$T/u.conf"
+t_fail "upgrade --dry-run over two clusters' repositories: exit 3" 3 "$WALSHIP" --config "$T/u.conf" upgrade --dry-run
+like "$T_OUT" "region rb: FAILED: it holds cluster $B, region ra cluster $A" "...naming the region that holds the other cluster"
+
 done_testing
