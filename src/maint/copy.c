@@ -135,7 +135,7 @@ static int parts_complete(const struct manifest *m, const struct objlist *l, con
 }
 
 /* Just before the manifest makes backup `m` visible in R2: is every part
- * it lists there, at its size?  The parts a resumed copy took as already
+ * it lists there, at its size, and the WAL it needs?  The parts a resumed copy took as already
  * there may be old enough for a `delete` in R2 to remove as an abandoned
  * incomplete backup while the WAL was being copied (as backup-push checks
  * its own parts before its manifest). */
@@ -149,7 +149,8 @@ static int dst_still_whole(struct copy_run *r, const struct manifest *m, struct 
         return 0;
     if (repo_key_backup(prefix, sizeof prefix, m->name, "") < 0)
         return err_setf(e, ERR_INTERNAL, "backup name too long: \"%s\"", m->name);
-    rc = objlist_load(r->dst, prefix, &now, e) < 0 || parts_complete(m, &now, r->dst->name, e) < 0 ? -1 : 0;
+    rc = objlist_load(r->dst, prefix, &now, e) < 0 || parts_complete(m, &now, r->dst->name, e) < 0 ||
+         copy_backup_wal_check(r, m, e) < 0 ? -1 : 0;
     objlist_free(&now);
     if (rc < 0)
         err_prefix(e, "not writing the manifest of backup %s into region %s (was a part removed while it was "

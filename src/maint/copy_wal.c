@@ -39,19 +39,55 @@ static int wal_position(const char *name, char pos[17])
  * that R2 did not have.  So a copy interrupted at any point leaves no
  * visible backup that does not restore.  Marked done: copy_wal does not
  * count them again. */
-int copy_backup_wal(struct copy_run *r, const struct manifest *m, struct err *e)
+/* A wal/ object backup `m` needs: a segment between its start and stop
+ * (on any timeline), or a .history file.  Anything else is left to
+ * copy_wal (and a name that is neither does not stop a backup's copy). */
+static int needed_by(const struct manifest *m, const struct obj *o)
 {
+    const char *name = o->key + strlen(REPO_WAL_DIR);
     char lo[17], hi[17], pos[17];
-    size_t i;
+    size_t n = strlen(name);
 
     if (!wal_position(m->start_wal, lo) || !wal_position(m->stop_wal, hi))
         return 0;               /* not a segment name: left to copy_wal */
+    if (wal_position(name, pos))
+        return strcmp(pos, lo) >= 0 && strcmp(pos, hi) <= 0;
+    return n > 8 && strcmp(name + n - 8, ".history") == 0;
+}
+
+/* Just before backup `m`'s manifest: is every wal/ object it needs (that
+ * R1 has) in R2?  A `delete` in R2 may have removed what was copied for
+ * it: while the backup is not visible there, its WAL can lie before R2's
+ * retention cut. */
+int copy_backup_wal_check(struct copy_run *r, const struct manifest *m, struct err *e)
+{
+    size_t i;
+
+    for (i = 0; i < r->wsrc.n && !r->dry_run; i++) {
+        const struct obj *o = &r->wsrc.v[i];
+        struct stor_stat st;
+        struct err he = ERR_INIT;
+
+        if (!needed_by(m, o) || stor_head(r->dst->st, o->key, &st, &he) == 0)
+            continue;
+        if (he.code != ERR_NOTFOUND) {
+            *e = he;
+            return -1;
+        }
+        return err_setf(e, ERR_CORRUPT, "region %s lacks %s, which backup %s needs (removed while it was copied: "
+                        "a delete there?)", r->dst->name, o->key, m->name);
+    }
+    return 0;
+}
+
+int copy_backup_wal(struct copy_run *r, const struct manifest *m, struct err *e)
+{
+    size_t i;
+
     for (i = 0; i < r->wsrc.n; i++) {
         struct obj *o = &r->wsrc.v[i];
 
-        if (o->done || objlist_find(&r->wdst, o->key) != NULL)
-            continue;
-        if (wal_position(o->key + strlen(REPO_WAL_DIR), pos) && (strcmp(pos, lo) < 0 || strcmp(pos, hi) > 0))
+        if (o->done || objlist_find(&r->wdst, o->key) != NULL || !needed_by(m, o))
             continue;
         if (copy_object(r, o->key, o->size, 0, &r->res->wal, e) < 0) {
             if (e->code != ERR_EXISTS)

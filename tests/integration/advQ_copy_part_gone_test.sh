@@ -55,4 +55,21 @@ t "the next copy repairs it" wc2 copy --from r1 --to r2
 [ -e "$T/r2/backups/$N/part-0001" ] && [ -e "$T/r2/backups/$N/manifest.json" ]; ok $? "...part and manifest are there"
 t "r2 verifies (--full)" wc2 verify --region r2 --full
 
+# The same for the WAL the backup needs: while the backup is not visible
+# in r2, its WAL lies before r2's retention cut, and a delete there removes
+# it; copy wrote the manifest of a backup r2 could not restore.  A history
+# file (put with st put, so it decodes) is published after the backup's
+# segments: the hook removes the start segment from r2 then.
+rm -rf "$T/r2"/* 
+printf '1\t0/3000000\tno recovery target specified\n' >"$T/hist"
+chown "$(pg_user)" "$T/hist"
+t "a history file into r1 (st put)" pg_run "$WALSHIP" --config "$T/copy.conf" --region r1 st put "$T/hist" wal/00000002.history
+t_fail "copy while a delete in r2 removes the backup's start segment before the manifest: exit 3" 3 \
+  pg_run env LD_PRELOAD="$HOOK" RENAMEHOOK_SUFFIX="/wal/00000002.history" RENAMEHOOK_UNLINK="$T/r2/wal/$start" \
+  "$WALSHIP" --config "$T/copy.conf" copy --from r1 --to r2
+like "$T_OUT" "region r2 lacks wal/$start, which backup $N needs" "...naming the segment"
+[ ! -e "$T/r2/backups/$N/manifest.json" ]; ok $? "...and r2 has no manifest for it"
+t "the next copy repairs it" wc2 copy --from r1 --to r2
+[ -e "$T/r2/wal/$start" ] && [ -e "$T/r2/backups/$N/manifest.json" ]; ok $? "...segment and manifest are there"
+
 done_testing
