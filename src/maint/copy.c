@@ -226,6 +226,11 @@ static int carry_identity(struct copy_run *r, struct err *e)
         *e = le;
         return -1;
     }
+    /* an empty R2 that this host's spool remembers as the cluster's
+     * repository is an unmounted file system or a changed prefix, not a
+     * region to seed (as for wal-push, docs/WAL.md "Known regions") */
+    if (repo_ident_lost(r->dst, r->src->id.sysid, "has no repository identity (identity.json)", e) < 0)
+        return err_prefix(e, "not copying region %s into it", r->src->name);
     if (r->dry_run) {
         if (r->o->would_copy != NULL)
             r->o->would_copy(REPO_KEY_IDENTITY, 0, r->o->arg);
