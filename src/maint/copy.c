@@ -158,6 +158,23 @@ static int dst_still_whole(struct copy_run *r, const struct manifest *m, struct 
     return rc;
 }
 
+/* `key` is one of the objects backup `m` consists of (a part it lists,
+ * its label, block hashes, tablespace map or manifest)? */
+static int of_backup(const struct manifest *m, const char *key)
+{
+    static const char *const extra[] = { "backup_label", "blockhash", "tablespace_map", CAT_MANIFEST };
+    char want[REPO_KEY_MAX];
+    size_t i;
+
+    for (i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (repo_key_backup(want, sizeof want, m->name, extra[i]) == 0 && strcmp(want, key) == 0)
+            return 1;
+    for (i = 0; i < m->nparts; i++)
+        if (repo_key_part(want, sizeof want, m->name, m->parts[i].number) == 0 && strcmp(want, key) == 0)
+            return 1;
+    return 0;
+}
+
 static int copy_backup(struct copy_run *r, const char *name, const struct objlist *have, struct err *e)
 {
     struct objlist mine = { NULL, 0, 0, 0 };
@@ -190,8 +207,13 @@ static int copy_backup(struct copy_run *r, const char *name, const struct objlis
             continue;
         }
         /* R2 has no manifest for it: its objects there are leftovers */
-        if (copy_object(r, o->key, o->size, there != NULL, &r->res->backups, e) < 0)
-            goto out;
+        if (copy_object(r, o->key, o->size, there != NULL, &r->res->backups, e) < 0) {
+            if ((e->code != ERR_CORRUPT && e->code != ERR_FOREIGN && e->code != ERR_KEY) || of_backup(m, o->key))
+                goto out;
+            /* not one of the backup's objects, and it does not decode */
+            note(r->o->notes, LOG_WARNING, "%s: not one of backup %s's objects, not copied", e->msg, name);
+            err_clear(e);
+        }
     }
     if (man == NULL) {
         err_setf(e, ERR_NOTFOUND, "backup %s lost its manifest in region %s while being copied", name,

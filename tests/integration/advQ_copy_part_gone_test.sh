@@ -72,4 +72,25 @@ like "$T_OUT" "region r2 lacks wal/$start, which backup $N needs" "...naming the
 t "the next copy repairs it" wc2 copy --from r1 --to r2
 [ -e "$T/r2/wal/$start" ] && [ -e "$T/r2/backups/$N/manifest.json" ]; ok $? "...segment and manifest are there"
 
+# A damaged part in r1 is not propagated: nothing of the backup becomes
+# visible in r2 (copy authenticates every object on its way).
+rm -rf "$T/r2"/*
+cp -p "$T/r1/backups/$N/part-0001" "$T/part.good"
+python3 -c "
+import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)//2]^=1; open(p,'wb').write(b)" "$T/r1/backups/$N/part-0001"
+t_fail "copy of a backup whose part is damaged in r1: exit 3" 3 wc2 copy --from r1 --to r2
+like "$T_OUT" "backups/$N/part-0001" "...naming the part"
+[ ! -e "$T/r2/backups/$N/manifest.json" ] && [ ! -e "$T/r2/backups/$N/part-0001" ]; ok $? "...neither it nor the manifest is in r2"
+cp -p "$T/part.good" "$T/r1/backups/$N/part-0001"
+
+# An object in r1's backup folder that is none of the backup's and does
+# not decode (a file dropped there by hand) is left out, with a warning,
+# and does not stop the backup's copy.
+rm -rf "$T/r2"/*
+echo "notes" >"$T/r1/backups/$N/README"
+t "copy with a stray object in r1's backup folder" wc2 copy --from r1 --to r2
+like "$T_OUT" "backups/$N/README.*not one of backup $N's objects, not copied" "...which is named and left out"
+[ ! -e "$T/r2/backups/$N/README" ] && [ -e "$T/r2/backups/$N/manifest.json" ]; ok $? "...and the backup is copied"
+t "r2 verifies (--full)" wc2 verify --region r2 --full
+
 done_testing
