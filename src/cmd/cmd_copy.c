@@ -85,8 +85,8 @@ int cmd_copy_run(struct cmd_ctx *ctx)
                  config_region(ctx->conf, from) == NULL ? from : to);
         return cmd_fail(&e);
     }
-    /* Keys only to read R1's manifests (their start segments): nothing
-     * is written encrypted or decrypted otherwise. */
+    /* Keys to read R1's manifests and to authenticate every object on
+     * its way (copy_obj.c): nothing is re-encrypted. */
     if (keys_load(ctx->conf->key_file, ctx->conf->old_key_files, &kr, &e) < 0)
         return cmd_fail(&e);
     if (cmd_repo_open(ctx, config_region(ctx->conf, from), kr, REPO_OPEN_IDENTITY, &src, &e) < 0 ||

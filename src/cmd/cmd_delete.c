@@ -6,10 +6,12 @@
  * Object Lock (not a failure).  A region that fails is reported and the others
  * still run; the exit status is then 3.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
@@ -68,6 +70,46 @@ void cmd_ret_branch_warn(const char *region, const struct ret_plan *plan)
                     (unsigned)plan->branch[i].tli, plan->branch[i].newest_wal, plan->branch[i].newest_wal);
 }
 
+/* One configuration, one cluster: never prune another cluster's
+ * repository with this one's policy.  The regions delete runs on must
+ * hold one cluster's repository, and when this configuration's data
+ * directory can be read (pgdata, or the current directory), that
+ * cluster's: `--region R` naming a region whose url points at another
+ * cluster's prefix was pruned by this policy, exit 0.  A region that
+ * cannot be read now fails later, in its turn. */
+static int one_cluster(struct cmd_ctx *ctx, const struct keyring *kr, struct err *e)
+{
+    struct config *c = ctx->conf;
+    struct cluster_info ci;
+    struct err ce = ERR_INIT;
+    int i;
+
+    if (cmd_cluster(ctx, kr, 0, &ci, &ce) < 0) {
+        log_debug("the data directory's cluster is not known: %s", ce.msg);
+        ci.sysid = 0;
+    }
+    for (i = 0; i < c->nregions; i++) {
+        struct repo *r = NULL;
+
+        if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
+            continue;
+        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, &r, e) == 0) {
+            uint64_t got = r->id.sysid;
+
+            repo_free(r);
+            if (ci.sysid != 0 && got != ci.sysid)
+                return err_setf(e, ERR_FOREIGN, "region %s holds the repository of cluster %llu, not that of "
+                                "this configuration's data directory (cluster %llu): not applying this "
+                                "configuration's retention to it (is its url right?)", c->regions[i].name,
+                                (unsigned long long)got, (unsigned long long)ci.sysid);
+        } else if (e->code == ERR_FOREIGN) {
+            return -1;
+        }
+        err_clear(e);
+    }
+    return 0;
+}
+
 int cmd_delete_run(struct cmd_ctx *ctx)
 {
     struct config *c = ctx->conf;
@@ -92,21 +134,9 @@ int cmd_delete_run(struct cmd_ctx *ctx)
     }
     if (cmd_load_keyring(ctx, &kr, &e) < 0)
         return cmd_fail(&e);
-    /* one configuration, one cluster: never prune another cluster's
-     * repository with this one's policy (a region that cannot be read now
-     * fails below, in its turn) */
-    for (i = 0; i < c->nregions; i++) {
-        struct repo *r = NULL;
-
-        if (ctx->region != NULL && strcmp(ctx->region, c->regions[i].name) != 0)
-            continue;
-        if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, &r, &e) == 0)
-            repo_free(r);
-        else if (e.code == ERR_FOREIGN) {
-            keys_free(kr);
-            return cmd_fail(&e);
-        }
-        err_clear(&e);
+    if (one_cluster(ctx, kr, &e) < 0) {
+        keys_free(kr);
+        return cmd_fail(&e);
     }
     for (i = 0; i < c->nregions; i++) {
         const struct region_conf *rc = &c->regions[i];

@@ -165,16 +165,61 @@ static int check_identity(struct cmd_ctx *ctx, const struct region_conf *rc, con
     return 0;
 }
 
+/* Two regions whose urls differ but reach one place (an S3 endpoint under
+ * two host names, one NFS export mounted twice): the configuration's check
+ * cannot tell them apart, an object written to one that the other then
+ * holds can.  Each such pair is printed as FAILED; returns their number. */
+static int cross_probe(struct cmd_ctx *ctx, const unsigned char *usable)
+{
+    const struct config *c = ctx->conf;
+    struct stor **s = calloc((size_t)c->nregions, sizeof *s);
+    char key[256], host[64] = "host";
+    int i, j, same = 0;
+
+    if (s == NULL)
+        return 0;
+    gethostname(host, sizeof host - 1);
+    for (i = 0; i < c->nregions; i++)    /* only regions that passed their check: no retries */
+        if (!usable[i] || stor_open(&c->regions[i], c, &note_log_sink, &s[i], &(struct err)ERR_INIT) < 0)
+            s[i] = NULL;
+    for (i = 0; i < c->nregions; i++) {
+        if (s[i] == NULL)
+            continue;
+        snprintf(key, sizeof key, "walship-probe/same-%s-%d-%lx", host, (int)getpid(), (unsigned long)random());
+        if (stor_put_buf(s[i], key, "x", 1, &(struct err)ERR_INIT) < 0)
+            continue;
+        for (j = 0; j < c->nregions; j++) {
+            struct stor_stat st;
+
+            if (j == i || s[j] == NULL || stor_head(s[j], key, &st, &(struct err)ERR_INIT) < 0)
+                continue;
+            printf("region %s: FAILED: an object written to region %s is in region %s too: their urls (%s, %s) "
+                   "reach one place, and a second copy there is no copy\n", c->regions[j].name,
+                   c->regions[i].name, c->regions[j].name, c->regions[i].url, c->regions[j].url);
+            log_error("regions %s and %s are one place", c->regions[i].name, c->regions[j].name);
+            same++;
+        }
+        (void)stor_remove(s[i], key, &(struct err)ERR_INIT);
+    }
+    for (i = 0; i < c->nregions; i++)
+        if (s[i] != NULL)
+            stor_free(s[i]);
+    free(s);
+    return same;
+}
+
 static int st_check(struct cmd_ctx *ctx)
 {
     struct err e = ERR_INIT;
     struct keyring *kr = NULL;
+    unsigned char *usable;
     int i, failed = 0, worst = 0;
 
     if (config_require_regions(ctx->conf, &e) < 0)
         return cmd_fail(&e);
     if (keys_load(ctx->conf->key_file, ctx->conf->old_key_files, &kr, &e) < 0)
         return cmd_fail(&e);
+    usable = calloc((size_t)ctx->conf->nregions, 1);
     for (i = 0; i < ctx->conf->nregions; i++) {
         const struct region_conf *rc = &ctx->conf->regions[i];
         struct check_times t = { 0, 0, 0, 0 };
@@ -192,6 +237,8 @@ static int st_check(struct cmd_ctx *ctx)
                 worst = st;
             continue;
         }
+        if (usable != NULL)
+            usable[i] = 1;
         printf("region %s (%s, %s): ok (write %llu ms, read %llu ms, list %llu ms, delete %llu ms)\n", rc->name,
                rc->url, rc->mode == REGION_SYNC ? "sync" : "async", (unsigned long long)t.put_ms,
                (unsigned long long)t.get_ms, (unsigned long long)t.list_ms, (unsigned long long)t.rm_ms);
@@ -202,6 +249,11 @@ static int st_check(struct cmd_ctx *ctx)
             worst = EXIT_FAILURE3;
         }
     }
+    if (ctx->region == NULL && ctx->conf->nregions > 1 && usable != NULL && cross_probe(ctx, usable) > 0) {
+        failed++;
+        worst = EXIT_FAILURE3;
+    }
+    free(usable);
     fflush(stdout);
     keys_free(kr);
     if (failed)

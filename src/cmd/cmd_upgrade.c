@@ -31,6 +31,7 @@ int cmd_upgrade_run(struct cmd_ctx *ctx)
     struct keyring *kr = NULL;
     struct repo_ident ident;
     struct err e = ERR_INIT;
+    const char *ident_region = "?";     /* the region `ident` came from */
     int i, dry_run = 0, failed = 0, have_ident = 0;
 
     for (i = 1; i < ctx->argc; i++) {
@@ -64,11 +65,12 @@ int cmd_upgrade_run(struct cmd_ctx *ctx)
         }
         if (have_ident && st.ident.sysid != ident.sysid) {
             printf("region %s: FAILED: it holds cluster %llu, region %s cluster %llu\n", rc->name,
-                   (unsigned long long)st.ident.sysid, c->regions[0].name, (unsigned long long)ident.sysid);
+                   (unsigned long long)st.ident.sysid, ident_region, (unsigned long long)ident.sysid);
             failed++;
             continue;
         }
         ident = st.ident;
+        ident_region = rc->name;
         have_ident = 1;
         if (st.already)
             printf("region %s: already a format %u repository of cluster %llu\n", rc->name, st.ident.format,

@@ -279,12 +279,16 @@ struct place {
     int file;                   /* a local directory (else S3) */
     char *norm;                 /* normalised path, or S3 location */
     char *real;                 /* realpath() when it exists, else NULL */
+    int have_id;                /* dev and ino of `real` */
+    dev_t dev;
+    ino_t ino;
 };
 
 static int place_set(struct place *pl, const char *what, const char *shown, const char *origin, int file,
                      struct err *e)
 {
     char buf[PATH_MAX];
+    struct stat st;
 
     pl->what = what;
     pl->shown = shown;
@@ -294,6 +298,11 @@ static int place_set(struct place *pl, const char *what, const char *shown, cons
     pl->real = file && realpath(pl->norm ? pl->norm : "", buf) != NULL ? strdup(buf) : NULL;
     if (pl->norm == NULL && file)
         return err_setf(e, ERR_NOMEM, "out of memory");
+    if (pl->real != NULL && stat(pl->real, &st) == 0) {
+        pl->have_id = 1;
+        pl->dev = st.st_dev;
+        pl->ino = st.st_ino;
+    }
     return 0;
 }
 
@@ -301,7 +310,9 @@ static int same_or_within(const struct place *a, const struct place *b, int with
 {
     if (within)
         return config_path_within(a->norm, b->norm) || (a->real && b->real && config_path_within(a->real, b->real));
-    return strcmp(a->norm, b->norm) == 0 || (a->real && b->real && strcmp(a->real, b->real) == 0);
+    /* one directory under two paths (a bind mount) is the same place too */
+    return strcmp(a->norm, b->norm) == 0 || (a->real && b->real && strcmp(a->real, b->real) == 0) ||
+           (a->have_id && b->have_id && a->dev == b->dev && a->ino == b->ino);
 }
 
 /* Two places that overlap: an error naming both, else 0. */

@@ -41,6 +41,12 @@ int config_set_http_url(void *t, const char *v, struct err *e)
     if (n == 0 || v[n] == '\0' || v[n] == '/')
         return err_setf(e, ERR_CONFIG, "\"%s\" is not a URL like https://host[:port] (give the scheme: "
                         "without one, http:// would be guessed)", v);
+    /* USER:PASS@ is never used (requests are signed; the S3 driver refuses
+     * it), and `config check` would print the password: refused here, and
+     * not echoed */
+    if (memchr(v + n, '@', strcspn(v + n, "/?#")) != NULL)
+        return err_setf(e, ERR_CONFIG, "a URL with a user name or password (USER:PASS@) is not accepted; S3 "
+                        "credentials come from the credentials source");
     return config_set_string(t, v, e);
 }
 

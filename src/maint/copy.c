@@ -2,8 +2,9 @@
  * copy — the engine of `walship copy`: seed a new region, or catch one up
  * after an outage, from another region (docs/COPY.md).
  *
- * Objects are copied byte for byte (stor_get from R1 straight into R2's
- * upload sink): nothing is decoded or re-encrypted, and the primary is never
+ * Objects are copied byte for byte (stor_get from R1 into R2's
+ * upload sink, authenticated on the way by copy_obj.c): nothing is
+ * re-encrypted, and the primary is never
  * contacted.  For each complete backup of R1 that R2 has no manifest for,
  * every object of its folder is copied and manifest.json last, so a copy
  * that is interrupted leaves a folder that does not exist for backup-list,
@@ -95,40 +96,6 @@ const struct obj *objlist_find(const struct objlist *l, const char *key)
     return bsearch(&k, l->v, l->n, sizeof *l->v, obj_cmp);
 }
 
-/* ---- copying one object ---- */
-
-int copy_object(struct copy_run *r, const char *key, uint64_t size, int replace, struct copy_tally *t,
-                struct err *e)
-{
-    struct sink *up = NULL;
-    uint64_t t0 = now_ms();
-
-    if (r->dry_run) {
-        if (r->o->would_copy != NULL)
-            r->o->would_copy(key, size, r->o->arg);
-    } else {
-        if ((replace ? stor_put_replace(r->dst->st, key, &up, e) : stor_put(r->dst->st, key, &up, e)) < 0)
-            goto fail;
-        if (stor_get(r->src->st, key, up, e) < 0 || sink_close(up, e) < 0)
-            goto fail;
-        sink_free(up);
-        note(r->o->notes, LOG_DEBUG, "copied %s (%llu bytes, %llu ms)", key, (unsigned long long)size,
-             (unsigned long long)(now_ms() - t0));
-    }
-    t->copied++;
-    t->copied_bytes += size;
-    return 0;
-fail:
-    sink_free(up);
-    return err_prefix(e, "could not copy \"%s\" from region %s to region %s", key, r->src->name, r->dst->name);
-}
-
-void skip_object(uint64_t size, struct copy_tally *t)
-{
-    t->skipped++;
-    t->skipped_bytes += size;
-}
-
 /* ---- backups ---- */
 
 /* Every part the manifest lists is in `l` with its stored size, and the
@@ -167,6 +134,47 @@ static int parts_complete(const struct manifest *m, const struct objlist *l, con
     return 0;
 }
 
+/* Just before the manifest makes backup `m` visible in R2: is every part
+ * it lists there, at its size, and the WAL it needs?  The parts a resumed copy took as already
+ * there may be old enough for a `delete` in R2 to remove as an abandoned
+ * incomplete backup while the WAL was being copied (as backup-push checks
+ * its own parts before its manifest). */
+static int dst_still_whole(struct copy_run *r, const struct manifest *m, struct err *e)
+{
+    struct objlist now = { NULL, 0, 0, 0 };
+    char prefix[CAT_NAME_MAX + 16];
+    int rc;
+
+    if (r->dry_run)
+        return 0;
+    if (repo_key_backup(prefix, sizeof prefix, m->name, "") < 0)
+        return err_setf(e, ERR_INTERNAL, "backup name too long: \"%s\"", m->name);
+    rc = objlist_load(r->dst, prefix, &now, e) < 0 || parts_complete(m, &now, r->dst->name, e) < 0 ||
+         copy_backup_wal_check(r, m, e) < 0 ? -1 : 0;
+    objlist_free(&now);
+    if (rc < 0)
+        err_prefix(e, "not writing the manifest of backup %s into region %s (was a part removed while it was "
+                   "copied: a delete there?); run the copy again", m->name, r->dst->name);
+    return rc;
+}
+
+/* `key` is one of the objects backup `m` consists of (a part it lists,
+ * its label, block hashes, tablespace map or manifest)? */
+static int of_backup(const struct manifest *m, const char *key)
+{
+    static const char *const extra[] = { "backup_label", "blockhash", "tablespace_map", CAT_MANIFEST };
+    char want[REPO_KEY_MAX];
+    size_t i;
+
+    for (i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (repo_key_backup(want, sizeof want, m->name, extra[i]) == 0 && strcmp(want, key) == 0)
+            return 1;
+    for (i = 0; i < m->nparts; i++)
+        if (repo_key_part(want, sizeof want, m->name, m->parts[i].number) == 0 && strcmp(want, key) == 0)
+            return 1;
+    return 0;
+}
+
 static int copy_backup(struct copy_run *r, const char *name, const struct objlist *have, struct err *e)
 {
     struct objlist mine = { NULL, 0, 0, 0 };
@@ -199,15 +207,20 @@ static int copy_backup(struct copy_run *r, const char *name, const struct objlis
             continue;
         }
         /* R2 has no manifest for it: its objects there are leftovers */
-        if (copy_object(r, o->key, o->size, there != NULL, &r->res->backups, e) < 0)
-            goto out;
+        if (copy_object(r, o->key, o->size, there != NULL, &r->res->backups, e) < 0) {
+            if ((e->code != ERR_CORRUPT && e->code != ERR_FOREIGN && e->code != ERR_KEY) || of_backup(m, o->key))
+                goto out;
+            /* not one of the backup's objects, and it does not decode */
+            note(r->o->notes, LOG_WARNING, "%s: not one of backup %s's objects, not copied", e->msg, name);
+            err_clear(e);
+        }
     }
     if (man == NULL) {
         err_setf(e, ERR_NOTFOUND, "backup %s lost its manifest in region %s while being copied", name,
                  r->src->name);
         goto out;
     }
-    if (copy_backup_wal(r, m, e) < 0)
+    if (copy_backup_wal(r, m, e) < 0 || dst_still_whole(r, m, e) < 0)
         goto out;
     if (objlist_find(have, man->key) == NULL && copy_object(r, man->key, man->size, 0, &r->res->manifests, e) < 0)
         goto out;
@@ -235,6 +248,11 @@ static int carry_identity(struct copy_run *r, struct err *e)
         *e = le;
         return -1;
     }
+    /* an empty R2 that this host's spool remembers as the cluster's
+     * repository is an unmounted file system or a changed prefix, not a
+     * region to seed (as for wal-push, docs/WAL.md "Known regions") */
+    if (repo_ident_lost(r->dst, r->src->id.sysid, "has no repository identity (identity.json)", e) < 0)
+        return err_prefix(e, "not copying region %s into it", r->src->name);
     if (r->dry_run) {
         if (r->o->would_copy != NULL)
             r->o->would_copy(REPO_KEY_IDENTITY, 0, r->o->arg);
@@ -472,13 +490,18 @@ static int copy_backups(struct copy_run *r, const struct catalog *cat, size_t fi
     for (j = 0; j < p.n; j++) {
         const struct cat_entry *ce = &cat->v[p.v[j]];
 
-        /* The oldest selected backup's start segment bounds the WAL. */
-        if (p.v[j] >= first && r->res->floor_wal[0] == '\0') {
+        /* The earliest start segment of the selected backups bounds the
+         * WAL: by position, not by name (a backup taken after a clock
+         * went back sorts first by name, though it starts later). */
+        if (p.v[j] >= first) {
             struct manifest *m = NULL;
+            const char *f = r->res->floor_wal;
 
             if (cat_load_manifest(r->src, ce->name, &m, e) < 0)
                 goto out;
-            strlcopy(r->res->floor_wal, m->start_wal, sizeof r->res->floor_wal);
+            if (f[0] == '\0' ||
+                (strlen(m->start_wal) == 24 && (strlen(f) != 24 || strcmp(m->start_wal + 8, f + 8) < 0)))
+                strlcopy(r->res->floor_wal, m->start_wal, sizeof r->res->floor_wal);
             man_free(m);
         }
         /* a failure stops here: no child is made visible after its parent failed */

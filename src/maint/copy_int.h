@@ -48,6 +48,8 @@ void skip_object(uint64_t size, struct copy_tally *t);
 /* The WAL backup `m` needs (start to stop segment, and .history files)
  * that R2 lacks: copied before its manifest, marked done in r->wsrc. */
 int copy_backup_wal(struct copy_run *r, const struct manifest *m, struct err *e);
+/* ... and just before its manifest, all of it still in R2? */
+int copy_backup_wal_check(struct copy_run *r, const struct manifest *m, struct err *e);
 /* Every wal/ object from `floor_wal`'s position on (all when NULL), and
  * every .history file, but those copied with a backup. */
 int copy_wal(struct copy_run *r, const char *floor_wal, struct err *e);

@@ -4,7 +4,9 @@
  * process renames a file into a path ending with RENAMEHOOK_SUFFIX
  * (renameat2 or rename, as the file:// driver publishes an object), the
  * file RENAMEHOOK_UNLINK is removed first: a `delete` on another host,
- * say, taking a backup's manifest while a backup-push runs.  Built by the
+ * say, taking a backup's manifest while a backup-push runs.  With
+ * RENAMEHOOK_LINK, that file is linked to the path first instead: another
+ * writer (a wal-push) publishing the same name a moment earlier.  Built by the
  * test that uses it (tests/lib/walship.sh: ws_renamehook_build); never
  * installed.
  */
@@ -20,16 +22,20 @@ static void hook(const char *newpath)
 {
     static int done;
     const char *suffix = getenv("RENAMEHOOK_SUFFIX"), *victim = getenv("RENAMEHOOK_UNLINK");
+    const char *other = getenv("RENAMEHOOK_LINK");
     size_t n, k;
 
-    if (done || suffix == NULL || victim == NULL || newpath == NULL)
+    if (done || suffix == NULL || (victim == NULL && other == NULL) || newpath == NULL)
         return;
     n = strlen(newpath);
     k = strlen(suffix);
     if (n < k || strcmp(newpath + n - k, suffix) != 0)
         return;
     done = 1;
-    unlink(victim);
+    if (victim != NULL)
+        unlink(victim);
+    if (other != NULL)
+        (void)link(other, newpath);
 }
 
 int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)
