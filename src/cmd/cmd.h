@@ -38,6 +38,11 @@ int cmd_fail(const struct err *e);
  * UTF-8); JSON null when `s` is NULL; NULL when out of memory. */
 struct json_t;
 struct json_t *cmd_json_str(const char *s);
+/* `s` (a name from a listing, a server's message) as one line of text for
+ * a command's text output (text_one_line): a line break or an escape
+ * sequence in it cannot forge a line.  A buffer of a ring of 8: valid
+ * until 8 more calls, enough for one printf. */
+const char *cmd_line(const char *s);
 /* Print usage error and return 2. */
 int cmd_usage(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The first option (--NAME, or --NAME=VALUE) that argv[0..argc) gives

@@ -99,12 +99,12 @@ static void text_backup(const struct cat_entry *ce, const struct err *merr, uint
     if (!ce->complete) {
         fmt_age((int64_t)(now - ce->newest), a, sizeof a);
         human(ce->bytes, s1, sizeof s1);
-        printf("  %-18s INCOMPLETE (no manifest): %" PRIu64 " object%s, %s, newest object %s old\n", ce->name,
+        printf("  %-18s INCOMPLETE (no manifest): %" PRIu64 " object%s, %s, newest object %s old\n", cmd_line(ce->name),
                ce->objects, ce->objects == 1 ? "" : "s", s1, a);
         return;
     }
     if (ce->man == NULL) {
-        printf("  %-18s ERROR: %s\n", ce->name, merr->msg);
+        printf("  %-18s ERROR: %s\n", cmd_line(ce->name), cmd_line(merr->msg));
         return;
     }
     man_format_time(ce->man->start_time, a);
@@ -113,7 +113,7 @@ static void text_backup(const struct cat_entry *ce, const struct err *merr, uint
     fmt_lsn(ce->man->stop_lsn, l2);
     human(ce->man->original_size, s1, sizeof s1);
     human(ce->man->stored_size, s2, sizeof s2);
-    printf("  %-18s %-20s  %-20s  %-13s %-13s %3u  %10s  %10s", ce->name, a, b, l1, l2,
+    printf("  %-18s %-20s  %-20s  %-13s %-13s %3u  %10s  %10s", cmd_line(ce->name), a, b, l1, l2,
            (unsigned)ce->man->timeline, s1, s2);
     if (!ce->man->incremental) {
         printf("\n");
@@ -123,7 +123,7 @@ static void text_backup(const struct cat_entry *ce, const struct err *merr, uint
         snprintf(s3, sizeof s3, "unknown (a link is missing)");
     else
         human(chain, s3, sizeof s3);
-    printf("  incremental of %s, depth %u, chain %s\n", ce->man->parent, (unsigned)ce->man->depth, s3);
+    printf("  incremental of %s, depth %u, chain %s\n", cmd_line(ce->man->parent), (unsigned)ce->man->depth, s3);
 }
 
 static void text_header(const struct region_conf *rc)
@@ -214,7 +214,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
         if (lo->json)
             json_object_set_new(jr, "error", cmd_json_str(e.msg));
         else
-            printf("  ERROR: %s\n", e.msg);
+            printf("  ERROR: %s\n", cmd_line(e.msg));
         repo_free(s);
         return -1;
     }

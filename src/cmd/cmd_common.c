@@ -136,6 +136,16 @@ json_t *cmd_json_str(const char *s)
     return j;
 }
 
+const char *cmd_line(const char *s)
+{
+    static char ring[8][2048];
+    static unsigned next;
+    char *b = ring[next++ % 8];
+
+    text_one_line(s != NULL ? s : "", b, sizeof ring[0]);
+    return b;
+}
+
 const char *cmd_option_twice(int argc, char **argv)
 {
     static char name[64];

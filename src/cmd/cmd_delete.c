@@ -27,16 +27,16 @@ static void print_plan(const struct region_conf *rc, const struct ret_plan *plan
         const struct ret_backup *b = &plan->backups[i];
 
         printf("region %s: would delete %sbackup %s (%llu objects, %llu bytes)\n", rc->name,
-               b->incomplete ? "incomplete " : "", b->name, (unsigned long long)b->objects,
+               b->incomplete ? "incomplete " : "", cmd_line(b->name), (unsigned long long)b->objects,
                (unsigned long long)b->bytes);
     }
     for (i = 0; i < plan->nwal; i++)
-        printf("region %s: would delete %s (%llu bytes)\n", rc->name, plan->wal[i].key,
+        printf("region %s: would delete %s (%llu bytes)\n", rc->name, cmd_line(plan->wal[i].key),
                (unsigned long long)plan->wal[i].bytes);
     printf("region %s: would delete %zu backups and %zu WAL files, %llu bytes; keeps %zu backups", rc->name,
            plan->nbackups, plan->nwal, (unsigned long long)plan->bytes, plan->kept);
     if (plan->oldest_kept[0])
-        printf(" (oldest %s)", plan->oldest_kept);
+        printf(" (oldest %s)", cmd_line(plan->oldest_kept));
     if (plan->have_cut)
         printf(" and WAL from %s", plan->cut_wal);
     printf("\n");

@@ -93,7 +93,7 @@ static void print_last_error(const struct st_region *r)
     if (r->last_error[0] == '\0')
         return;
     fmt_time(r->last_error_time, t);
-    printf("  last error:     [%s] %s (at %s)\n", r->last_error_code, r->last_error, t);
+    printf("  last error:     [%s] %s (at %s)\n", cmd_line(r->last_error_code), cmd_line(r->last_error), t);
 }
 
 /* What would stop restore --target-latest (status.h, branch_kind). */
@@ -111,7 +111,7 @@ static void print_branch(const struct st_region *r)
                (unsigned)r->branch_latest, (unsigned)r->branch_other, (unsigned)r->branch_other);
     else if (r->branch_kind == ST_BRANCH_HISTORY)
         printf("  branches:       the way to the latest timeline (%u) cannot be read: %s  <- alarm: restore to "
-               "latest fails\n", (unsigned)r->branch_latest, r->branch_why);
+               "latest fails\n", (unsigned)r->branch_latest, cmd_line(r->branch_why));
 }
 
 static void print_text(const struct st_region *r, const struct st_primary *p)
@@ -121,13 +121,13 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     printf("region %s%s: %s\n", r->name, r->async ? " (async)" : "",
            ST_ALARM(r) ? "ALARM" : "OK");
     if (!r->readable) {
-        printf("  ERROR: %s\n", r->error);
+        printf("  ERROR: %s\n", cmd_line(r->error));
         print_last_error(r);
         return;
     }
     if (r->has_backup) {
         fmt_time(r->backup_time, a);
-        printf("  newest backup:  %s (stopped %s, %" PRId64 " s ago)%s\n", r->backup, a, r->backup_age,
+        printf("  newest backup:  %s (stopped %s, %" PRId64 " s ago)%s\n", cmd_line(r->backup), a, r->backup_age,
                r->alarm_backup ? "  <- older than backup_max_age" : "");
     } else {
         printf("  newest backup:  none%s\n", r->alarm_backup ? "  <- alarm" : "");
@@ -163,7 +163,7 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
     print_branch(r);
     print_last_error(r);
     if (r->error[0])
-        printf("  error:          %s\n", r->error);
+        printf("  error:          %s\n", cmd_line(r->error));
 }
 
 /* ---- JSON ---- */

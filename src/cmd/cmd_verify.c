@@ -56,7 +56,7 @@ static void report_text(const struct region_conf *rc, const struct vfy_report *r
 
     printf("region %s (%s): ", rc->name, rc->url);
     if (fail != NULL) {
-        printf("COULD NOT VERIFY: %s\n", fail->msg);
+        printf("COULD NOT VERIFY: %s\n", cmd_line(fail->msg));
         return;
     }
     printf("%s\n", r->n ? "PROBLEMS" : "OK");
@@ -70,9 +70,9 @@ static void report_text(const struct region_conf *rc, const struct vfy_report *r
         printf("  --full: %" PRIu64 " objects decoded and authenticated (%" PRIu64 " bytes), %" PRIu64
                " files' SHA-256 checked\n", r->objects_decoded, r->bytes_decoded, r->files_checked);
     for (i = 0; i < r->n; i++)
-        printf("  PROBLEM %s: %s\n", r->v[i].object, r->v[i].msg);
+        printf("  PROBLEM %s: %s\n", cmd_line(r->v[i].object), cmd_line(r->v[i].msg));
     for (i = 0; i < r->nnotes; i++)
-        printf("  NOTE %s: %s\n", r->notes[i].object, r->notes[i].msg);
+        printf("  NOTE %s: %s\n", cmd_line(r->notes[i].object), cmd_line(r->notes[i].msg));
 }
 
 /* With every region verified on its own: the regions against each other
@@ -103,7 +103,7 @@ static int cross_check(struct repo *const *rs, size_t n, int full, json_t *jall)
         printf("  %" PRIu64 " WAL files held by two regions, %" PRIu64 " copies decoded and compared (%s)\n",
                r.wal_segments, r.files_checked, full ? "--full: all of them" : "those whose stored sizes differ");
         for (i = 0; i < r.n; i++)
-            printf("  PROBLEM %s: %s\n", r.v[i].object, r.v[i].msg);
+            printf("  PROBLEM %s: %s\n", cmd_line(r.v[i].object), cmd_line(r.v[i].msg));
     }
     failed |= r.n != 0;
     vfy_report_free(&r);

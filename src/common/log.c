@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "utf8.h"
 #include "util.h"
 
 static enum log_level cur_level = LOG_INFO;
@@ -102,7 +103,7 @@ static void redact(char *msg, size_t cap)
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     static const char *const names[] = { "ERROR", "WARNING", "INFO", "DEBUG" };
-    char body[2048];
+    char body[2048], safe[2048];
     char line[2304];
     struct timeval tv;
     struct tm tm;
@@ -116,11 +117,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
     vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
     redact(body, sizeof body);
+    /* one record, one line: a name from a listing or a server's message
+     * with a line break in it must not forge a record of its own */
+    text_one_line(body, safe, sizeof safe);
     gettimeofday(&tv, NULL);
     localtime_r(&tv.tv_sec, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
     n = snprintf(line, sizeof line, "%s.%03d walship[%d] %s: %s: %s\n", ts, (int)(tv.tv_usec / 1000),
-                 (int)getpid(), cur_command, names[level], body);
+                 (int)getpid(), cur_command, names[level], safe);
     if (n < 0)
         return;
     if ((size_t)n >= sizeof line)

@@ -4,6 +4,9 @@
  */
 #include "utf8.h"
 
+#include <stdio.h>
+#include <string.h>
+
 static int cont(unsigned char c, unsigned char lo, unsigned char hi)
 {
     return c >= lo && c <= hi;
@@ -53,4 +56,39 @@ void utf8_scrub(char *s)
         else
             s += n;
     }
+}
+
+void text_one_line(const char *in, char *out, size_t cap)
+{
+    size_t len = strlen(in), o = 0, i;
+
+    if (cap == 0)
+        return;
+    while (len > 0 && (in[len - 1] == '\n' || in[len - 1] == '\r' || in[len - 1] == ' ' || in[len - 1] == '\t'))
+        len--;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        char esc[5];
+        size_t el;
+
+        if (c >= 0x20 && c != 0x7f) {
+            esc[0] = (char)c;
+            el = 1;
+        } else if (c == '\t') {
+            esc[0] = '\t';
+            el = 1;
+        } else if (c == '\n' || c == '\r') {
+            esc[0] = '\\';
+            esc[1] = c == '\n' ? 'n' : 'r';
+            el = 2;
+        } else {
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+            el = 4;
+        }
+        if (o + el >= cap)
+            break;
+        memcpy(out + o, esc, el);
+        o += el;
+    }
+    out[o] = '\0';
 }

@@ -17,4 +17,11 @@ size_t utf8_seq_len(const char *s);
  * sequence with '?' (the length does not change). */
 void utf8_scrub(char *s);
 
+/* `in` as one line of text for a terminal or a log: control bytes (below
+ * 0x20 but the tab, and 0x7f) written as \n, \r or \xHH, trailing
+ * blanks and line breaks dropped; cut at `cap` - 1 bytes, never inside an
+ * escape.  A name from a listing ("backups/x\nERROR: ...") or a server's
+ * message cannot start a line of its own. */
+void text_one_line(const char *in, char *out, size_t cap);
+
 #endif

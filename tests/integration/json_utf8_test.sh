@@ -54,4 +54,19 @@ out=$(pg_run "$WALSHIP" --config "$T/c.conf" verify --json 2>/dev/null)
 is "$(json '(len(d), d[1]["ok"], d[1]["error"] is not None)' <<<"$out")" "(2, False, True)" \
   "verify --json: r2 is there, not ok, with its error"
 
+# ---- a name with a line break and an escape sequence: the text output and
+# the log keep one line per line of walship's; nothing forged ----
+EVIL=$(printf 'e\n2026-12-07 00:00:00.000 walship[1] x: ERROR: FORGED\033[2J')   # < 64 bytes
+mkdir -p "$T/r1/backups/$EVIL"
+echo garbage >"$T/r1/backups/$EVIL/manifest.json"
+ws_own "$T/r1"
+w backup-list --all >"$T/bl.out" 2>"$T/bl.err"
+! grep -q '^2026-12-07 00:00:00.000 walship\[1\]' "$T/bl.out" "$T/bl.err"; ok $? "backup-list: no line starts with the forged record"
+! grep -q "$(printf '\033')" "$T/bl.out" "$T/bl.err"; ok $? "... and no escape sequence reaches the terminal"
+like "$(cat "$T/bl.out")" 'e\\n2026-12-07 00:00:00.000 walship\[1\] x: ERROR: FORGED\\x1b\[2J' "... the name shown with its line break escaped"
+! grep -qvE '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ walship\[[0-9]+\] ' "$T/bl.err"; ok $? "... every log line is a record of walship's own" || diag "$(cat "$T/bl.err")"
+w verify >"$T/v.out" 2>"$T/v.err"
+! grep -q '^2026-12-07 00:00:00.000 walship\[1\]' "$T/v.out" "$T/v.err"; ok $? "verify: no line starts with the forged record"
+! grep -qvE '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.]+ walship\[[0-9]+\] ' "$T/v.err"; ok $? "... every log line is a record of walship's own" || diag "$(cat "$T/v.err")"
+
 done_testing

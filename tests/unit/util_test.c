@@ -173,6 +173,26 @@ static void test_utf8(void)
 /* A spool queue entry whose stat fails is not "no entry": left out, the
  * shipper reported every file shipped, exit 0, while an acknowledged
  * segment never reached its async region (adversarial pass J). */
+/* text_one_line: control bytes escaped, trailing breaks dropped, cut
+ * never inside an escape. */
+static void test_one_line(void)
+{
+    char out[64], small[8];
+
+    text_one_line("plain text\twith a tab", out, sizeof out);
+    is_str(out, "plain text\twith a tab", "text_one_line keeps printable text and tabs");
+    text_one_line("a\nERROR: forged\r\x1b[2J\x7f", out, sizeof out);
+    is_str(out, "a\\nERROR: forged\\r\\x1b[2J\\x7f", "line breaks and escape bytes are escaped");
+    text_one_line("server closed the connection\n\n  ", out, sizeof out);
+    is_str(out, "server closed the connection", "trailing line breaks and blanks are dropped");
+    text_one_line("ab\001cdef", small, sizeof small);
+    is_str(small, "ab\\x01c", "cut at the buffer, after a whole escape");
+    text_one_line("abcd\x01", small, sizeof small);
+    is_str(small, "abcd", "never inside an escape");
+    text_one_line("n\xe9w", out, sizeof out);
+    is_str(out, "n\xe9w", "bytes above 0x7f are left to utf8_scrub's callers");
+}
+
 static void test_dir_list_eio(void)
 {
     char dir[] = "/tmp/walship-util-test-XXXXXX", path[600], **names = NULL;
@@ -283,5 +303,6 @@ int main(void)
     test_arrays();
     test_notes();
     test_dir_list_eio();
+    test_one_line();
     return done_testing();
 }
