@@ -4,7 +4,8 @@
 # it writes to with that region's own manifests, as restore and verify load
 # them there.  A link whose manifest one region lost or holds damaged gets a
 # full backup (saying why), never an incremental that backup-push reports
-# "ok" in that region and that no restore from it can use.
+# "ok" in that region and that no restore from it can use; nor one whose
+# parent goes just as its manifest is written.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/swift.sh"   # free_ports
@@ -102,5 +103,25 @@ like "$out" "not writing the manifest of incremental backup $R: its parent, back
 [ -e "$T/repo1/backups/$R/manifest.json" ]; ok $? "... region one, whose chain is whole, has it"
 cp -p "$T/away/p.json" "$T/repo2/backups/$P/manifest.json"
 t "verify finds nothing once it is back" ws verify
+
+# ---- the parent taken from region one just as the child's manifest is
+# written (after the check above): backup-push said "one ok", exit 0, over
+# a parent that was gone, an incremental no restore from region one could
+# use (adversarial pass P); now the manifest goes again and it fails ----
+change 210000
+t "an incremental in both regions" ws backup-push --incremental
+Q=$(newest)
+cp -p "$T/repo1/backups/$Q/manifest.json" "$T/away/q.json"
+change 220000
+out=$(pg_run env LD_PRELOAD="$T/renamehook.so" RENAMEHOOK_SUFFIX=/manifest.json \
+  RENAMEHOOK_UNLINK="$T/repo1/backups/$Q/manifest.json" "$WALSHIP" --config "$CONF" backup-push --incremental 2>&1)
+is "$?" 3 "an incremental whose parent's manifest went from region one as its own was written: backup-push fails (exit 3)"
+R2=$(ls "$T/repo2/backups" | tail -1)
+like "$out" "incremental backup $R2: its parent, backup $Q, went from region one as its manifest was written" \
+  "... naming the backup, its parent and the region"
+[ ! -e "$T/repo1/backups/$R2/manifest.json" ]; ok $? "... its manifest in region one was removed again"
+[ -e "$T/repo2/backups/$R2/manifest.json" ]; ok $? "... region two, whose chain is whole, has it"
+cp -p "$T/away/q.json" "$T/repo1/backups/$Q/manifest.json"
+t "verify finds nothing once the parent is back" ws verify
 
 done_testing
