@@ -124,4 +124,39 @@ like "$out" "incremental backup $R2: its parent, backup $Q, went from region one
 cp -p "$T/away/q.json" "$T/repo1/backups/$Q/manifest.json"
 t "verify finds nothing once the parent is back" ws verify
 
+# ---- copy: a chain whose middle link the source lacks and whose full
+# backup the destination lacks.  copy stopped at the first link the
+# destination held and made the incremental visible there without its
+# full backup, exit 0, though the source had it (adversarial pass P) ----
+t "a full backup" ws backup-push
+CF=$(newest)
+change 230000
+t "an incremental of it" ws backup-push --incremental
+CI1=$(newest)
+change 240000
+t "an incremental of that" ws backup-push --incremental
+CI2=$(newest)
+C3=$T/c3.conf
+ws_mkdirs "$T/repo3"
+ws_conf "$C3"
+ws_region "$C3" one "file://$T/repo1"
+ws_region "$C3" three "file://$T/repo3"
+ws3() { pg_run "$WALSHIP" --config "$C3" "$@"; }
+t "copy the chain up to its first incremental into region three" ws3 copy --from one --to three --since "$CI1"
+rm -rf "$T/repo3/backups/$CI2"                                 # (--since copies the newer ones too)
+mv "$T/repo3/backups/$CF" "$T/away/cf3"                       # region three lost the full backup
+mv "$T/repo1/backups/$CI1/manifest.json" "$T/away/ci1.json"    # region one the first incremental's manifest
+t "copy of the second incremental: the full backup comes from region one" ws3 copy --from one --to three --since "$CI2"
+[ -e "$T/repo3/backups/$CF/manifest.json" ]; ok $? "... the full backup region three lacked is copied"
+d=$T/f3
+mkdir -p "$d"; chown "$(pg_user)" "$d"
+t "... and the second incremental restores from region three" ws3 backup-fetch "$CI2" "$d/data" --region three
+rm -rf "$T/repo3/backups/$CF" "$T/repo3/backups/$CI2"
+mv "$T/repo1/backups/$CF/manifest.json" "$T/away/cf1.json"     # and now region one lacks it too
+t_fail "with the full backup in neither region, copy refuses" 3 ws3 copy --from one --to three --since "$CI2"
+like "$T_OUT" "not copying backup $CI2: it needs backup $CF \(the parent of $CI1\)" "... naming the link"
+[ ! -e "$T/repo3/backups/$CI2/manifest.json" ]; ok $? "... and the incremental is not visible in region three"
+mv "$T/away/cf1.json" "$T/repo1/backups/$CF/manifest.json"
+mv "$T/away/ci1.json" "$T/repo1/backups/$CI1/manifest.json"
+
 done_testing
