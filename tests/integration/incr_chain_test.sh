@@ -157,6 +157,17 @@ t_fail "with the full backup in neither region, copy refuses" 3 ws3 copy --from 
 like "$T_OUT" "not copying backup $CI2: it needs backup $CF \(the parent of $CI1\)" "... naming the link"
 [ ! -e "$T/repo3/backups/$CI2/manifest.json" ]; ok $? "... and the incremental is not visible in region three"
 mv "$T/away/cf1.json" "$T/repo1/backups/$CF/manifest.json"
+
+# ---- status: the newest backup of region one is an incremental whose
+# chain is broken there (its parent's manifest is gone): it was reported
+# as the region's fresh newest backup, though no restore could use it ----
+ws status --json >"$T/st.json" 2>/dev/null
+st_field() { python3 -c 'import json,sys; r=[x for x in json.load(open(sys.argv[1]))["regions"] if x["region"]=="one"][0]; print(r[sys.argv[2]] or "")' "$T/st.json" "$1"; }
+is "$(st_field backup)" "$CF" "status: region one's newest usable backup is the full backup"
+like "$(st_field error)" "backup $CI2 cannot be restored: it needs backup $CI1 \(the parent of $CI2\)" \
+  "... and the broken incremental is named, passed over"
 mv "$T/away/ci1.json" "$T/repo1/backups/$CI1/manifest.json"
+ws status --json >"$T/st.json" 2>/dev/null
+is "$(st_field backup)" "$CI2" "status: with the chain whole again, the incremental is the newest backup"
 
 done_testing
