@@ -166,6 +166,22 @@ st_field() { python3 -c 'import json,sys; r=[x for x in json.load(open(sys.argv[
 is "$(st_field backup)" "$CF" "status: region one's newest usable backup is the full backup"
 like "$(st_field error)" "backup $CI2 cannot be restored: it needs backup $CI1 \(the parent of $CI2\)" \
   "... and the broken incremental is named, passed over"
+
+# ---- restore --target-latest from that region: it chose the broken
+# incremental and refused, though the full backup restores with the WAL
+# the region holds; now it falls back to it, saying why (as for a start
+# segment not archived) ----
+d=$T/rl
+mkdir -p "$d"; chown "$(pg_user)" "$d"
+t "restore --target-latest from region one, whose newest chain is broken" \
+  ws restore --region one --pgdata "$d/data" --target-latest
+like "$T_OUT" "backup $CI2 needs backup $CI1 .*: restoring from backup $CF instead" "... falls back to the full backup, saying why"
+[ -e "$d/data/backup_label" ]; ok $? "... and restores it"
+d=$T/rl2
+mkdir -p "$d"; chown "$(pg_user)" "$d"
+t_fail "with --backup naming the broken incremental, restore refuses" 3 \
+  ws restore --region one --pgdata "$d/data" --target-latest --backup "$CI2"
+like "$T_OUT" "needs backup $CI1" "... naming the missing link"
 mv "$T/away/ci1.json" "$T/repo1/backups/$CI1/manifest.json"
 ws status --json >"$T/st.json" 2>/dev/null
 is "$(st_field backup)" "$CI2" "status: with the chain whole again, the incremental is the newest backup"
