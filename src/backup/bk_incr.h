@@ -59,6 +59,14 @@ void bk_incr_free(struct bk_incr *inc);
  * backup ran.  0 yes (or not incremental), 1 no (why set), -1 e (could not
  * be read: a network error). */
 int bk_incr_recheck(const struct bk_incr *inc, struct repo *r, char *why, size_t whylen, struct err *e);
+/* Just after the manifest of incremental backup `name` was written to
+ * `r`: is its parent's manifest still there, the same?  A `delete` that
+ * took the parent between bk_incr_recheck and the write left a visible
+ * backup that can never be restored: its manifest is removed again (it is
+ * an incomplete backup there) and 1 returned (why set).  0 yes (or not
+ * incremental), -1 e (could not be read, or the manifest not removed). */
+int bk_incr_confirm(const struct bk_incr *inc, struct repo *r, const char *name, char *why, size_t whylen,
+                    struct err *e);
 
 /* Block hashes of a file read in arbitrary pieces. */
 struct bh_acc {

@@ -165,6 +165,39 @@ int bk_incr_recheck(const struct bk_incr *inc, struct repo *r, char *why, size_t
     return chain_damaged_in(inc, r, why, whylen, e);
 }
 
+int bk_incr_confirm(const struct bk_incr *inc, struct repo *r, const char *name, char *why, size_t whylen,
+                    struct err *e)
+{
+    struct manifest *m = NULL;
+    char sha[65], key[REPO_KEY_MAX];
+    int gone;
+
+    if (!inc->have_parent)
+        return 0;
+    if (cat_load_manifest_sha(r, inc->parent, &m, sha, e) < 0) {
+        if (e->code == ERR_NET || e->code == ERR_NOMEM)
+            return -1;
+        snprintf(why, whylen, "its parent, backup %s, went from region %s as its manifest was written (%s)",
+                 inc->parent, r->name, e->msg);
+        err_clear(e);
+        gone = 1;
+    } else {
+        man_free(m);
+        gone = strcmp(sha, inc->parent_sha) != 0;
+        if (gone)
+            snprintf(why, whylen, "the manifest of its parent, backup %s, in region %s was replaced as its manifest "
+                     "was written", inc->parent, r->name);
+    }
+    if (!gone)
+        return 0;
+    if (repo_key_backup(key, sizeof key, name, CAT_MANIFEST) < 0)
+        return err_setf(e, ERR_INTERNAL, "backup name too long: %s", name);
+    if (stor_remove(r->st, key, e) < 0)
+        return err_prefix(e, "backup %s cannot be restored from region %s (%s), and its manifest could not be "
+                          "removed there", name, r->name, why);
+    return 1;
+}
+
 /* The chain of the parent, in every region the backup is written to. */
 static int chain_damaged(const struct bk_incr *inc, struct repo *const *rp, int n, char *why, size_t whylen,
                          struct err *e)

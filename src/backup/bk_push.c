@@ -358,7 +358,20 @@ static int publish(struct push_ctx *x, int r, const struct bk_job *j, const stru
     }
     if (repo_key_backup(key, sizeof key, name, CAT_MANIFEST) < 0)
         return err_setf(e, ERR_INTERNAL, "backup name too long: %s", name);
-    return repo_put_buf(rp, key, level, json, jlen, e);
+    if (repo_put_buf(rp, key, level, json, jlen, e) < 0)
+        return -1;
+    if (x->inc != NULL) {
+        /* a `delete` between that check and the write: not "ok" over a
+         * parent that is gone (adversarial pass P) */
+        char why[768];
+        int d = bk_incr_confirm(x->inc, rp, name, why, sizeof why, e);
+
+        if (d != 0)
+            return d < 0 ? -1 : err_setf(e, ERR_CORRUPT, "incremental backup %s: %s (a `delete` while the backup "
+                                         "ran?): its manifest was removed again; the backup failed in this region",
+                                         name, why);
+    }
+    return 0;
 }
 
 /* Every region that failed, named in one error. */

@@ -226,7 +226,7 @@ static int list_region(struct cmd_ctx *ctx, const struct region_conf *rc, const 
     for (i = 0; i < cat.n; i++) {
         struct cat_entry *ce = &cat.v[i];
 
-        if (ce->complete && cat_load_headers(s, ce->name, &ce->man, merr != NULL ? &merr[i] : &e) < 0) {
+        if (ce->complete && cat_load_headers(s, ce->name, &ce->man, NULL, merr != NULL ? &merr[i] : &e) < 0) {
             log_error("%s", merr != NULL ? merr[i].msg : e.msg);
             ce->man = NULL;
             rc_ = -1;

@@ -169,7 +169,8 @@ int cmd_delete_run(struct cmd_ctx *ctx)
 
             for (j = 0; j < plan.nbackups; j++)
                 log_info("region %s: %s %sbackup %s", rc->name,
-                         plan.backups[j].locked ? "kept under Object Lock:" : "deleted",
+                         plan.backups[j].locked == 2 ? "kept whole for a backup under Object Lock built on it:"
+                         : plan.backups[j].locked ? "kept under Object Lock:" : "deleted",
                          plan.backups[j].incomplete ? "incomplete " : "", plan.backups[j].name);
             printf("region %s: deleted %zu backups and %zu WAL files, %llu bytes freed; %zu backups kept",
                    rc->name, done.backups, done.wal, (unsigned long long)done.bytes, plan.kept);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "backup_fetch.h"
+#include "bkf_chain.h"
 #include "catalog.h"
 #include "cluster.h"
 #include "cmd.h"
@@ -295,12 +296,28 @@ static int check_archive(struct cmd_ctx *ctx, const struct keyring *kr, struct r
     return restore_target_wal(ctx, kr, s, m, &o->target, o->standby, no_start, e);
 }
 
+/* An incremental whose chain does not load in region s (a link missing,
+ * damaged or replaced there): the fetch would refuse it.  1 (e says why),
+ * 0 (whole, or a full backup), -1 (e: the region could not be read). */
+static int chain_broken(struct repo *s, const struct manifest *m, struct err *e)
+{
+    struct bkf_chain ch;
+
+    if (!m->incremental)
+        return 0;
+    if (bkf_chain_load(s, m, &ch, e) < 0)
+        return e->code == ERR_CORRUPT ? 1 : -1;
+    bkf_chain_free(&ch);
+    return 0;
+}
+
 /* The backup whose WAL the archive holds: the chosen one, or, when its
  * own start segment is not archived (an async region whose WAL has not
  * arrived: backup-push needs only the spool to hold it) and it was not
  * named with --backup (nor meant by --target-immediate), the next older
  * one that reaches the target, which recovers from the WAL there is
- * (adversarial pass N).  -1 (e) when none. */
+ * (adversarial pass N).  So too when it is an incremental whose chain is
+ * broken in the region (adversarial pass P).  -1 (e) when none. */
 static int settle_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, struct catalog *cat, int k,
                          struct restore_opts *o, char *miss, size_t nmiss, struct err *e)
 {
@@ -324,10 +341,16 @@ static int settle_backup(struct cmd_ctx *ctx, const struct keyring *kr, struct r
             rc = -1;
             break;
         }
-        /* --target-immediate means this backup's own consistent point */
-        if ((rc = check_archive(ctx, kr, s, m, o, &no_start, e)) == 0 || !no_start || o->backup != NULL ||
-            o->target.kind == PITR_IMMEDIATE)
+        /* --target-immediate means this backup's own consistent point;
+         * named or meant, a broken chain fails in the fetch (naming the
+         * regions that may hold it whole) */
+        if (o->backup == NULL && o->target.kind != PITR_IMMEDIATE && (rc = chain_broken(s, m, e)) != 0) {
+            if (rc < 0)
+                break;
+        } else if ((rc = check_archive(ctx, kr, s, m, o, &no_start, e)) == 0 || !no_start ||
+                   o->backup != NULL || o->target.kind == PITR_IMMEDIATE) {
             break;
+        }
         if (excluded == NULL && (excluded = calloc(cat->n + 1, 1)) == NULL) {
             rc = err_setf(e, ERR_NOMEM, "out of memory");
             break;

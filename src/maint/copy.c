@@ -34,67 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "note.h"
+#include "blockmap.h"
 #include "manifest.h"
+#include "note.h"
 #include "stor.h"
 #include "stream.h"
 #include "util.h"
-
-/* ---- a listing: keys and sizes, sorted ---- */
-
-static int objlist_add(const struct stor_entry *ent, void *arg)
-{
-    struct objlist *l = arg;
-
-    if (array_reserve(&l->v, &l->cap, l->n + 1, sizeof *l->v) < 0 || (l->v[l->n].key = xstrdup(ent->key)) == NULL) {
-        l->oom = 1;
-        return 1;
-    }
-    l->v[l->n].size = ent->size;
-    l->v[l->n].done = 0;
-    l->n++;
-    return 0;
-}
-
-void objlist_free(struct objlist *l)
-{
-    size_t i;
-
-    for (i = 0; i < l->n; i++)
-        free(l->v[i].key);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-static int obj_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct obj *)a)->key, ((const struct obj *)b)->key);
-}
-
-int objlist_load(struct repo *r, const char *prefix, struct objlist *l, struct err *e)
-{
-    struct stor *s = r->st;
-
-    if (stor_list(s, prefix, objlist_add, l, e) < 0)
-        return err_prefix(e, "could not list \"%s\" in region %s", prefix, s->region);
-    if (l->oom)
-        return err_setf(e, ERR_NOMEM, "out of memory listing region %s", s->region);
-    if (l->n > 1)
-        qsort(l->v, l->n, sizeof *l->v, obj_cmp);
-    return 0;
-}
-
-const struct obj *objlist_find(const struct objlist *l, const char *key)
-{
-    struct obj k;
-
-    if (l->n == 0)
-        return NULL;
-    k.key = (char *)key;
-    k.size = 0;
-    k.done = 0;
-    return bsearch(&k, l->v, l->n, sizeof *l->v, obj_cmp);
-}
 
 /* ---- backups ---- */
 
@@ -349,10 +294,11 @@ static int cat_index(const struct catalog *cat, const char *name)
 }
 
 /* R2 already holds backup `name` whole (its manifest and every part it
- * lists), and it is the one whose manifest has SHA-256 `sha`?  1 yes, 0 no,
- * -1 when R2 could not be read. */
+ * lists), and it is the one whose manifest has SHA-256 `sha`?  1 yes (its
+ * manifest in *out when out is not NULL), 0 no, -1 when R2 could not be
+ * read. */
 static int dst_has_link(struct copy_run *r, const char *name, const char *sha, const struct objlist *have,
-                        struct err *e)
+                        struct manifest **out, struct err *e)
 {
     struct manifest *m = NULL;
     struct err le = ERR_INIT;
@@ -368,8 +314,62 @@ static int dst_has_link(struct copy_run *r, const char *name, const char *sha, c
         return -1;
     }
     whole = strcmp(got, sha) == 0 && parts_complete(m, have, r->dst->name, &le) == 0;
-    man_free(m);
+    if (whole && out != NULL)
+        *out = m;
+    else
+        man_free(m);
     return whole;
+}
+
+static int plan_chain(struct copy_run *r, const struct catalog *cat, size_t k, const struct objlist *have,
+                      struct plan *p, struct err *e);
+
+/* Selected backup k's chain goes on at link `name` (SHA-256 `sha`, the
+ * parent of `kid`), which R1 does not hold.  R2 must hold it whole, and
+ * every link under it down to a full backup: each whole in R2, or held by
+ * R1 (then planned, with its own ancestors).  Stopping at the first link
+ * R2 holds let a copy make an incremental visible in R2 whose full backup
+ * R2 lacked and R1 had (exit 0, a backup no restore from R2 could use;
+ * adversarial pass P).  0, or -1 (e: refused, naming the link). */
+static int dst_chain(struct copy_run *r, const struct catalog *cat, size_t k, const char *kid0, const char *name0,
+                     const char *sha0, const struct objlist *have, struct plan *p, struct err *e)
+{
+    char name[CAT_NAME_MAX], sha[65], kid[CAT_NAME_MAX];
+    unsigned steps;
+
+    strlcopy(name, name0, sizeof name);
+    strlcopy(sha, sha0, sizeof sha);
+    strlcopy(kid, kid0, sizeof kid);
+    for (steps = 0; steps <= BM_MAX_DEPTH; steps++) {
+        struct manifest *dm = NULL, *sm = NULL;
+        char got[65];
+        int has, pk = cat_index(cat, name);
+
+        if (steps > 0 && pk >= 0) {
+            /* R1 holds this one: the very one the chain needs? */
+            if (cat_load_manifest_sha(r->src, name, &sm, got, e) < 0)
+                return err_prefix(e, "not copying backup %s: its chain's link %s", cat->v[k].name, name);
+            man_free(sm);
+            if (strcmp(got, sha) == 0)
+                return plan_chain(r, cat, (size_t)pk, have, p, e);
+        }
+        if ((has = dst_has_link(r, name, sha, have, &dm, e)) < 0)
+            return -1;
+        if (!has)
+            return err_setf(e, ERR_CORRUPT, "not copying backup %s: it needs backup %s (the parent of %s), which "
+                            "region %s does not have as a complete backup (nor region %s)", cat->v[k].name, name,
+                            kid, r->src->name, r->dst->name);
+        if (!dm->incremental || dm->parent == NULL) {
+            man_free(dm);
+            return 0;
+        }
+        strlcopy(kid, name, sizeof kid);
+        strlcopy(name, dm->parent, sizeof name);
+        strlcopy(sha, dm->parent_sha256, sizeof sha);
+        man_free(dm);
+    }
+    return err_setf(e, ERR_CORRUPT, "not copying backup %s: its chain in region %s is longer than %u links",
+                    cat->v[k].name, r->dst->name, (unsigned)BM_MAX_DEPTH);
 }
 
 /* Backup `k` of R1 into the plan, after every ancestor it needs that is
@@ -382,7 +382,7 @@ static int plan_chain(struct copy_run *r, const struct catalog *cat, size_t k, c
     size_t *up = NULL, nup = 0, cap = 0, cur = k;
     struct manifest *m = NULL, *pm = NULL;
     char sha[65];
-    int pk, got, rc = -1;
+    int pk, rc = -1;
 
     for (;;) {
         if (array_reserve(&up, &cap, nup + 1, sizeof *up) < 0) {
@@ -396,14 +396,10 @@ static int plan_chain(struct copy_run *r, const struct catalog *cat, size_t k, c
             break;
         pk = cat_index(cat, m->parent);
         if (pk < 0) {
-            if ((got = dst_has_link(r, m->parent, m->parent_sha256, have, e)) < 0)
+            /* R2 must have the rest of the chain, or R1 what R2 lacks of it */
+            if (dst_chain(r, cat, k, m->name, m->parent, m->parent_sha256, have, p, e) < 0)
                 goto out;
-            if (got)
-                break;          /* R2 has the rest of the chain */
-            err_setf(e, ERR_CORRUPT, "not copying backup %s: it needs backup %s (the parent of %s), which region "
-                     "%s does not have as a complete backup (nor region %s)", cat->v[k].name, m->parent, m->name,
-                     r->src->name, r->dst->name);
-            goto out;
+            break;
         }
         if (cat_load_manifest_sha(r->src, m->parent, &pm, sha, e) < 0) {
             err_prefix(e, "not copying backup %s: its chain's link %s", cat->v[k].name, m->parent);

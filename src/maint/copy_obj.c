@@ -9,9 +9,12 @@
  * truncated, damaged, another cluster's, renamed, or under a key this host
  * lacks — fails before R2's upload commits, and the upload is aborted: R2
  * never gets an object that R1 could not have restored from.
+ *
+ * Also the sorted listings (keys and sizes) copy works from.
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "copy_int.h"
 #include "note.h"
@@ -116,4 +119,60 @@ void skip_object(uint64_t size, struct copy_tally *t)
 {
     t->skipped++;
     t->skipped_bytes += size;
+}
+
+/* ---- a listing: keys and sizes, sorted ---- */
+
+static int objlist_add(const struct stor_entry *ent, void *arg)
+{
+    struct objlist *l = arg;
+
+    if (array_reserve(&l->v, &l->cap, l->n + 1, sizeof *l->v) < 0 || (l->v[l->n].key = xstrdup(ent->key)) == NULL) {
+        l->oom = 1;
+        return 1;
+    }
+    l->v[l->n].size = ent->size;
+    l->v[l->n].done = 0;
+    l->n++;
+    return 0;
+}
+
+void objlist_free(struct objlist *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++)
+        free(l->v[i].key);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int obj_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct obj *)a)->key, ((const struct obj *)b)->key);
+}
+
+int objlist_load(struct repo *r, const char *prefix, struct objlist *l, struct err *e)
+{
+    struct stor *s = r->st;
+
+    if (stor_list(s, prefix, objlist_add, l, e) < 0)
+        return err_prefix(e, "could not list \"%s\" in region %s", prefix, s->region);
+    if (l->oom)
+        return err_setf(e, ERR_NOMEM, "out of memory listing region %s", s->region);
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, obj_cmp);
+    return 0;
+}
+
+const struct obj *objlist_find(const struct objlist *l, const char *key)
+{
+    struct obj k;
+
+    if (l->n == 0)
+        return NULL;
+    k.key = (char *)key;
+    k.size = 0;
+    k.done = 0;
+    return bsearch(&k, l->v, l->n, sizeof *l->v, obj_cmp);
 }

@@ -12,8 +12,6 @@
 #include "util.h"
 #include "wal.h"
 
-#define RET_BATCH 1000      /* keys per remove_many (S3 DeleteObjects' limit) */
-
 void ret_policy_from_conf(const struct config *c, const struct region_conf *rc, time_t now,
                           struct ret_policy *out)
 {
@@ -54,6 +52,8 @@ static int add_backup(struct ret_plan *plan, const struct cat_entry *ce, struct 
     nv->bytes = ce->bytes;
     if (ce->man != NULL)
         snprintf(nv->start_wal, sizeof nv->start_wal, "%s", ce->man->start_wal);
+    if (ce->complete && ce->man != NULL && ce->man->incremental && ce->man->parent != NULL)
+        snprintf(nv->parent, sizeof nv->parent, "%s", ce->man->parent);
     plan->bytes += ce->bytes;
     return 0;
 }
@@ -385,182 +385,6 @@ out:
     cat_free(&cat);
     if (rc < 0)
         ret_plan_free(out);
-    return rc;
-}
-
-struct keys_walk {
-    struct strvec keys;
-    int has_manifest;
-    int failed;
-};
-
-static int keys_collect(const struct stor_entry *ent, void *arg)
-{
-    struct keys_walk *k = arg;
-    const char *slash = strrchr(ent->key, '/');
-
-    if (slash != NULL && strcmp(slash + 1, CAT_MANIFEST) == 0) {
-        k->has_manifest = 1;
-        return 0;
-    }
-    if (strvec_push(&k->keys, ent->key) < 0) {
-        k->failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
-static int remove_batches(struct stor *s, const char *const *keys, size_t n, struct err *e)
-{
-    size_t i;
-
-    for (i = 0; i < n; i += RET_BATCH) {
-        size_t m = n - i < RET_BATCH ? n - i : RET_BATCH;
-
-        if (stor_remove_many(s, keys + i, m, e) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* The bytes of `m` keys of the plan's WAL (keys point into plan->wal, in order). */
-static uint64_t wal_bytes(const struct ret_plan *plan, const char *const *keys, size_t m)
-{
-    uint64_t sum = 0;
-    size_t j, k = 0;
-
-    for (j = 0; j < plan->nwal && k < m; j++)
-        if (plan->wal[j].key == keys[k]) {
-            sum += plan->wal[j].bytes;
-            k++;
-        }
-    return sum;
-}
-
-/* An object the server keeps under Object Lock is not removed and not a
- * failure: the driver counts it (stor.h kept_locked).  A backup whose
- * manifest is kept stays whole (its other objects too); one whose manifest
- * went but some objects stayed is an incomplete backup that a later run
- * removes once retention allows (docs/S3.md). */
-static int delete_backup(struct stor *s, const struct ret_backup *b, int *skipped, int *locked, struct err *e)
-{
-    struct keys_walk k;
-    char prefix[CAT_NAME_MAX + 16], key[CAT_NAME_MAX + 32];
-    int rc = -1;
-
-    memset(&k, 0, sizeof k);
-    *skipped = *locked = 0;
-    snprintf(prefix, sizeof prefix, "backups/%s/", b->name);
-    if (!b->incomplete) {
-        uint64_t kept = s->kept_locked;
-
-        /* Manifest first: from here on the backup does not exist. */
-        if (repo_key_backup(key, sizeof key, b->name, CAT_MANIFEST) < 0)
-            return err_setf(e, ERR_INTERNAL, "backup name too long: %s", b->name);
-        if (stor_remove(s, key, e) < 0)
-            return err_prefix(e, "backup %s: could not delete its manifest", b->name);
-        if (s->kept_locked != kept) {
-            *skipped = *locked = 1;
-            return 0;
-        }
-    }
-    if (stor_list(s, prefix, keys_collect, &k, e) < 0)
-        goto out;
-    if (k.failed) {
-        err_setf(e, ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if (b->incomplete && k.has_manifest) {
-        /* It was in progress and has just completed: it is a backup now. */
-        *skipped = 1;
-        rc = 0;
-        goto out;
-    }
-    if (remove_batches(s, (const char *const *)k.keys.v, k.keys.n, e) < 0) {
-        err_prefix(e, "backup %s", b->name);
-        goto out;
-    }
-    rc = 0;
-out:
-    strvec_free(&k.keys);
-    return rc;
-}
-
-/* A backup kept whole under Object Lock keeps the WAL from its start: the
- * plan's cut is lowered to it (`cut` starts as the plan's).  Its WAL was
- * written before its manifest, so its lock may end first. */
-static void lower_cut(const struct ret_plan *plan, const struct ret_backup *b, struct ret_plan *cut)
-{
-    struct wal_name w;
-    struct err ignored = ERR_INIT;
-    uint64_t segno;
-
-    if (wal_parse(b->start_wal, &w, &ignored) < 0 || w.kind != WAL_SEGMENT || plan->seg_size == 0) {
-        cut->have_cut = 0;      /* cannot place it: no WAL goes */
-        return;
-    }
-    segno = wal_segno(&w, plan->seg_size);
-    if (w.tli < cut->cut_tli)
-        cut->cut_tli = w.tli;
-    if (segno < cut->cut_segno)
-        cut->cut_segno = segno;
-}
-
-int ret_apply(struct stor *s, struct ret_plan *plan, struct ret_done *done, struct err *e)
-{
-    const char **keys = NULL;
-    size_t i, n = 0;
-    int rc = -1;
-    uint64_t kept0 = s->kept_locked;
-    struct ret_plan cut = *plan;
-
-    memset(done, 0, sizeof *done);
-    /* newest first: a child before its parent (docs/RETENTION.md) */
-    for (i = plan->nbackups; i-- > 0;) {
-        int skipped, locked;
-
-        if (delete_backup(s, &plan->backups[i], &skipped, &locked, e) < 0) {
-            done->kept_locked = s->kept_locked - kept0;
-            return -1;
-        }
-        done->backups_locked += (size_t)locked;
-        plan->backups[i].locked = locked;
-        if (locked)
-            lower_cut(plan, &plan->backups[i], &cut);
-        if (!skipped) {
-            done->backups++;
-            done->bytes += plan->backups[i].bytes;
-        }
-    }
-    done->kept_locked = s->kept_locked - kept0;
-    if (plan->nwal == 0)
-        return 0;
-    keys = malloc(plan->nwal * sizeof *keys);
-    if (keys == NULL)
-        return err_setf(e, ERR_NOMEM, "out of memory");
-    for (i = 0; i < plan->nwal; i++)
-        if (done->backups_locked == 0 || ret_wal_expired(&cut, plan->wal[i].key + strlen("wal/")))
-            keys[n++] = plan->wal[i].key;
-    for (i = 0; i < n; i += RET_BATCH) {
-        size_t m = n - i < RET_BATCH ? n - i : RET_BATCH;
-        uint64_t kept = s->kept_locked, bytes;
-
-        if (stor_remove_many(s, keys + i, m, e) < 0) {
-            done->kept_locked = s->kept_locked - kept0;
-            err_prefix(e, "could not delete expired WAL");
-            goto out;
-        }
-        kept = s->kept_locked - kept;
-        bytes = wal_bytes(plan, keys + i, m);
-        /* the driver counts the kept keys, it does not name them: their
-         * bytes are estimated as the batch's average */
-        done->wal += m - (size_t)kept;
-        done->bytes += kept == 0 ? bytes : bytes / m * (m - (size_t)kept);
-    }
-    done->kept_locked = s->kept_locked - kept0;
-    rc = 0;
-out:
-    free(keys);
     return rc;
 }
 

@@ -40,7 +40,9 @@ struct ret_backup {
     int incomplete;             /* 1: no manifest (garbage), 0: expired complete backup */
     uint64_t objects, bytes;
     char start_wal[25];         /* complete backups: its first WAL segment ("" if unknown) */
-    int locked;                 /* ret_apply: kept whole, its manifest is under Object Lock */
+    char parent[CAT_NAME_MAX];  /* an incremental's parent ("" for a full or incomplete backup) */
+    int locked;                 /* ret_apply: kept whole, 1: its manifest is under Object Lock,
+                                   2: a backup kept whole is built on it */
 };
 
 struct ret_wal {

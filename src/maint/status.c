@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blockmap.h"
 #include "retention.h"
 #include "status.h"
 #include "timeline.h"
@@ -127,6 +128,38 @@ struct backup_start {
  * another key, a stray folder whose name sorts last) cannot be restored:
  * it is named in o->error and passed over, so that its object's mtime
  * never stands for a fresh backup; none that loads is no backup. */
+/* An incremental's chain down to its full backup: every link's manifest
+ * there and the one its child was taken against (as restore loads it;
+ * parts are verify's).  0, or -1 with le set naming the link. */
+static int chain_loads(struct repo *r, const struct manifest *m, struct err *le)
+{
+    struct manifest *cur = NULL;
+    const struct manifest *kid = m;
+    unsigned steps;
+    int rc = 0;
+
+    for (steps = 0; kid->incremental && rc == 0; steps++) {
+        struct manifest *up = NULL;
+        char sha[65];
+
+        if (steps > BM_MAX_DEPTH || kid->parent == NULL)
+            rc = err_setf(le, ERR_CORRUPT, "backup %s: its chain does not end in a full backup", m->name);
+        else if (cat_load_headers(r, kid->parent, &up, sha, le) < 0)
+            rc = err_prefix(le, "backup %s cannot be restored: it needs backup %s (the parent of %s)", m->name,
+                            kid->parent, kid->name);
+        else if (strcmp(sha, kid->parent_sha256) != 0)
+            rc = err_setf(le, ERR_CORRUPT, "backup %s cannot be restored: the manifest of backup %s is not the one "
+                          "backup %s was taken against", m->name, kid->parent, kid->name);
+        man_free(cur);
+        cur = up;
+        kid = cur;
+        if (kid == NULL)
+            break;
+    }
+    man_free(cur);
+    return rc;
+}
+
 static void newest_backup(struct repo *r, const struct catalog *cat, time_t now, struct st_region *o,
                           struct backup_start *start)
 {
@@ -138,7 +171,12 @@ static void newest_backup(struct repo *r, const struct catalog *cat, time_t now,
 
         if (!cat->v[i - 1].complete)
             continue;
-        if (cat_load_headers(r, cat->v[i - 1].name, &m, &le) < 0) {
+        /* an incremental whose chain is broken cannot be restored either
+         * (adversarial pass P): it does not stand for a fresh backup */
+        if (cat_load_headers(r, cat->v[i - 1].name, &m, NULL, &le) < 0 || chain_loads(r, m, &le) < 0) {
+            if (le.code == ERR_NET && m != NULL)
+                err_prefix(&le, "backup %s: its chain could not be read", m->name);
+            man_free(m);
             if (o->error[0] == '\0')
                 snprintf(o->error, sizeof o->error, "%s (passed over: not counted as the newest backup)",
                          le.msg);

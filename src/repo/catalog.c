@@ -70,9 +70,9 @@ int cat_load_manifest_sha(struct repo *r, const char *name, struct manifest **ou
     return load_manifest(r, name, 0, out, sha_hex, e);
 }
 
-int cat_load_headers(struct repo *r, const char *name, struct manifest **out, struct err *e)
+int cat_load_headers(struct repo *r, const char *name, struct manifest **out, char sha_hex[65], struct err *e)
 {
-    return load_manifest(r, name, 1, out, NULL, e);
+    return load_manifest(r, name, 1, out, sha_hex, e);
 }
 
 static int load_manifest(struct repo *r, const char *name, int headers, struct manifest **out, char sha_hex[65],
@@ -138,8 +138,8 @@ int cat_list(struct repo *r, int load, struct catalog *out, struct err *e)
     for (i = 0; load && i < out->n; i++) {
         if (!out->v[i].complete)
             continue;
-        if ((load == CAT_LOAD_HEADERS ? cat_load_headers : cat_load_manifest)(r, out->v[i].name, &out->v[i].man,
-                                                                               e) < 0) {
+        if ((load == CAT_LOAD_HEADERS ? cat_load_headers(r, out->v[i].name, &out->v[i].man, NULL, e)
+                                     : cat_load_manifest(r, out->v[i].name, &out->v[i].man, e)) < 0) {
             cat_free(out);
             return -1;
         }

@@ -51,8 +51,9 @@ void cat_free(struct catalog *c);
 
 int cat_load_manifest(struct repo *r, const char *name, struct manifest **out, struct err *e);
 /* The same without the file list (man_headers_from_json): the object is
- * read and authenticated whole, the list is not parsed. */
-int cat_load_headers(struct repo *r, const char *name, struct manifest **out, struct err *e);
+ * read and authenticated whole, the list is not parsed.  sha_hex, unless
+ * NULL: as cat_load_manifest_sha's. */
+int cat_load_headers(struct repo *r, const char *name, struct manifest **out, char sha_hex[65], struct err *e);
 
 /* Every part manifest `m` lists is in region `r` under backup `name`, at
  * its stored size (a listing of the backup's folder, nothing decoded):

@@ -4,7 +4,8 @@
 # it writes to with that region's own manifests, as restore and verify load
 # them there.  A link whose manifest one region lost or holds damaged gets a
 # full backup (saying why), never an incremental that backup-push reports
-# "ok" in that region and that no restore from it can use.
+# "ok" in that region and that no restore from it can use; nor one whose
+# parent goes just as its manifest is written.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/swift.sh"   # free_ports
@@ -102,5 +103,87 @@ like "$out" "not writing the manifest of incremental backup $R: its parent, back
 [ -e "$T/repo1/backups/$R/manifest.json" ]; ok $? "... region one, whose chain is whole, has it"
 cp -p "$T/away/p.json" "$T/repo2/backups/$P/manifest.json"
 t "verify finds nothing once it is back" ws verify
+
+# ---- the parent taken from region one just as the child's manifest is
+# written (after the check above): backup-push said "one ok", exit 0, over
+# a parent that was gone, an incremental no restore from region one could
+# use (adversarial pass P); now the manifest goes again and it fails ----
+change 210000
+t "an incremental in both regions" ws backup-push --incremental
+Q=$(newest)
+cp -p "$T/repo1/backups/$Q/manifest.json" "$T/away/q.json"
+change 220000
+out=$(pg_run env LD_PRELOAD="$T/renamehook.so" RENAMEHOOK_SUFFIX=/manifest.json \
+  RENAMEHOOK_UNLINK="$T/repo1/backups/$Q/manifest.json" "$WALSHIP" --config "$CONF" backup-push --incremental 2>&1)
+is "$?" 3 "an incremental whose parent's manifest went from region one as its own was written: backup-push fails (exit 3)"
+R2=$(ls "$T/repo2/backups" | tail -1)
+like "$out" "incremental backup $R2: its parent, backup $Q, went from region one as its manifest was written" \
+  "... naming the backup, its parent and the region"
+[ ! -e "$T/repo1/backups/$R2/manifest.json" ]; ok $? "... its manifest in region one was removed again"
+[ -e "$T/repo2/backups/$R2/manifest.json" ]; ok $? "... region two, whose chain is whole, has it"
+cp -p "$T/away/q.json" "$T/repo1/backups/$Q/manifest.json"
+t "verify finds nothing once the parent is back" ws verify
+
+# ---- copy: a chain whose middle link the source lacks and whose full
+# backup the destination lacks.  copy stopped at the first link the
+# destination held and made the incremental visible there without its
+# full backup, exit 0, though the source had it (adversarial pass P) ----
+t "a full backup" ws backup-push
+CF=$(newest)
+change 230000
+t "an incremental of it" ws backup-push --incremental
+CI1=$(newest)
+change 240000
+t "an incremental of that" ws backup-push --incremental
+CI2=$(newest)
+C3=$T/c3.conf
+ws_mkdirs "$T/repo3"
+ws_conf "$C3"
+ws_region "$C3" one "file://$T/repo1"
+ws_region "$C3" three "file://$T/repo3"
+ws3() { pg_run "$WALSHIP" --config "$C3" "$@"; }
+t "copy the chain up to its first incremental into region three" ws3 copy --from one --to three --since "$CI1"
+rm -rf "$T/repo3/backups/$CI2"                                 # (--since copies the newer ones too)
+mv "$T/repo3/backups/$CF" "$T/away/cf3"                       # region three lost the full backup
+mv "$T/repo1/backups/$CI1/manifest.json" "$T/away/ci1.json"    # region one the first incremental's manifest
+t "copy of the second incremental: the full backup comes from region one" ws3 copy --from one --to three --since "$CI2"
+[ -e "$T/repo3/backups/$CF/manifest.json" ]; ok $? "... the full backup region three lacked is copied"
+d=$T/f3
+mkdir -p "$d"; chown "$(pg_user)" "$d"
+t "... and the second incremental restores from region three" ws3 backup-fetch "$CI2" "$d/data" --region three
+rm -rf "$T/repo3/backups/$CF" "$T/repo3/backups/$CI2"
+mv "$T/repo1/backups/$CF/manifest.json" "$T/away/cf1.json"     # and now region one lacks it too
+t_fail "with the full backup in neither region, copy refuses" 3 ws3 copy --from one --to three --since "$CI2"
+like "$T_OUT" "not copying backup $CI2: it needs backup $CF \(the parent of $CI1\)" "... naming the link"
+[ ! -e "$T/repo3/backups/$CI2/manifest.json" ]; ok $? "... and the incremental is not visible in region three"
+mv "$T/away/cf1.json" "$T/repo1/backups/$CF/manifest.json"
+
+# ---- status: the newest backup of region one is an incremental whose
+# chain is broken there (its parent's manifest is gone): it was reported
+# as the region's fresh newest backup, though no restore could use it ----
+ws status --json >"$T/st.json" 2>/dev/null
+st_field() { python3 -c 'import json,sys; r=[x for x in json.load(open(sys.argv[1]))["regions"] if x["region"]=="one"][0]; print(r[sys.argv[2]] or "")' "$T/st.json" "$1"; }
+is "$(st_field backup)" "$CF" "status: region one's newest usable backup is the full backup"
+like "$(st_field error)" "backup $CI2 cannot be restored: it needs backup $CI1 \(the parent of $CI2\)" \
+  "... and the broken incremental is named, passed over"
+
+# ---- restore --target-latest from that region: it chose the broken
+# incremental and refused, though the full backup restores with the WAL
+# the region holds; now it falls back to it, saying why (as for a start
+# segment not archived) ----
+d=$T/rl
+mkdir -p "$d"; chown "$(pg_user)" "$d"
+t "restore --target-latest from region one, whose newest chain is broken" \
+  ws restore --region one --pgdata "$d/data" --target-latest
+like "$T_OUT" "backup $CI2 needs backup $CI1 .*: restoring from backup $CF instead" "... falls back to the full backup, saying why"
+[ -e "$d/data/backup_label" ]; ok $? "... and restores it"
+d=$T/rl2
+mkdir -p "$d"; chown "$(pg_user)" "$d"
+t_fail "with --backup naming the broken incremental, restore refuses" 3 \
+  ws restore --region one --pgdata "$d/data" --target-latest --backup "$CI2"
+like "$T_OUT" "needs backup $CI1" "... naming the missing link"
+mv "$T/away/ci1.json" "$T/repo1/backups/$CI1/manifest.json"
+ws status --json >"$T/st.json" 2>/dev/null
+is "$(st_field backup)" "$CI2" "status: with the chain whole again, the incremental is the newest backup"
 
 done_testing

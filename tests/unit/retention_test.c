@@ -378,6 +378,66 @@ static void test_object_lock(void)
     cat_free(&c);
 }
 
+/* An incremental kept whole under Object Lock keeps its chain: its lock
+ * ends after its parents' (each object is locked from its upload), so a
+ * run between the two found the child's manifest refused and deleted its
+ * parents, and the incremental it reported as staying "whole" (with its
+ * WAL) could never be restored (adversarial pass P).  Also when a clock
+ * that went back names the parent after its child. */
+static void test_lock_chain(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct fake f;
+    struct ret_plan plan;
+    struct ret_done done;
+    struct err e = ERR_INIT;
+    char key[256];
+    const char *b;
+    size_t i;
+
+    memset(&f, 0, sizeof f);
+    f.base.ops = &fake_ops;
+    add_full(&c, "L1", 4.5, 1, 10);
+    add_full(&c, "L2", 3.5, 1, 20);     /* an incremental of L1 */
+    add_full(&c, "L3", 3.0, 1, 25);     /* an incremental of L2 */
+    add_full(&c, "L4", 2.6, 1, 28);     /* an incremental of L6, whose name sorts after its own */
+    add_full(&c, "L5", 1.5, 1, 40);
+    add_full(&c, "L6", 2.8, 1, 27);     /* taken before L4, clock set forward */
+    add_full(&c, "L7", 0.5, 1, 50);
+    find(&c, "L2")->man->incremental = 1;
+    find(&c, "L2")->man->parent = strdup("L1");
+    find(&c, "L3")->man->incremental = 1;
+    find(&c, "L3")->man->parent = strdup("L2");
+    find(&c, "L4")->man->incremental = 1;
+    find(&c, "L4")->man->parent = strdup("L6");
+    for (i = 0; i < c.n; i++)
+        for (b = "manifest.json\0part-0001\0"; *b; b += strlen(b) + 1) {
+            snprintf(key, sizeof key, "backups/%s/%s", c.v[i].name, b);
+            f.keys[f.n++] = strdup(key);
+        }
+    plan_of(&c, pol(1, 0, 24), &plan);
+    is_str(gone(&plan), "L1,L2,L3,L4,L5,L6", "lock chain: both expired chains are planned to go");
+    f.locked[0] = "backups/L3/manifest.json";   /* the newest link of each chain, under lock */
+    f.locked[1] = "backups/L4/manifest.json";
+    ok(ret_apply(&f.base, &plan, &done, &e) == 0, "lock chain: retention succeeds (%s)", e.msg);
+    ok(fake_has(&f, "backups/L3/part-0001") && fake_has(&f, "backups/L2/manifest.json") &&
+       fake_has(&f, "backups/L2/part-0001") && fake_has(&f, "backups/L1/manifest.json") &&
+       fake_has(&f, "backups/L1/part-0001"), "lock chain: the locked incremental keeps its parents whole");
+    ok(fake_has(&f, "backups/L6/manifest.json") && fake_has(&f, "backups/L6/part-0001"),
+       "lock chain: ... also a parent whose name sorts after its child");
+    ok(!fake_has(&f, "backups/L5/manifest.json"), "lock chain: the backup nothing kept needs goes");
+    is_int(done.backups, 1, "lock chain: one backup deleted (L5)");
+    is_int(done.backups_locked, 5, "lock chain: five backups stay whole");
+    for (i = 0; i < plan.nbackups; i++)
+        if (strcmp(plan.backups[i].name, "L5") != 0 && !plan.backups[i].locked)
+            break;
+    is_int(i, plan.nbackups, "lock chain: the plan marks every kept one");
+    ret_plan_free(&plan);
+    for (i = 0; i < f.n; i++)
+        free(f.keys[i]);
+    cat_free(&c);
+}
+
 /* A chain of 3000 (a full backup, then hourly incrementals with no
  * max_chain): retention followed each kept backup's chain link by link,
  * each link found by scanning the catalog (backups² x chain length:
@@ -575,6 +635,7 @@ int main(void)
     test_clock();
     test_object_lock();
     test_order();
+    test_lock_chain();
     test_long_chain();
     return done_testing();
 }
