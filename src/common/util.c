@@ -473,3 +473,24 @@ void lock_clear_holder(int fd)
         /* the stale PID names a process that no longer holds the lock */
     }
 }
+
+size_t name_index(const void *base, size_t n, size_t size, size_t off, const char *name)
+{
+    const char *b = base;
+    size_t lo = 0, hi = n, i;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int d = strcmp(b + mid * size + off, name);
+
+        if (d == 0)
+            return mid;
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (i = 0; i < n && strcmp(b + i * size + off, name) != 0; i++)
+        ;
+    return i;
+}

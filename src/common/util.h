@@ -47,6 +47,11 @@ int hex_digit(int c);
  * `size` bytes in the array whose address is `items_ptr` (a T **), with
  * capacity *cap, doubling from 16.  0, or -1 (array unchanged) when the size
  * overflows or memory runs out. */
+/* The index of the element whose name is `name` in an array of `n`
+ * elements of `size` bytes, each holding its name as a char array at
+ * offset `off`; n when none.  A binary search, since listings come in byte
+ * order, then a scan when it misses (a name that sorts otherwise). */
+size_t name_index(const void *base, size_t n, size_t size, size_t off, const char *name);
 int array_reserve(void *items_ptr, size_t *cap, size_t need, size_t size);
 
 /* A growable list of owned strings (keys collected from a listing, ...). */

@@ -8,6 +8,7 @@
 #include "retention.h"
 
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,22 +139,7 @@ static void lower_cut(const struct ret_plan *plan, const struct ret_backup *b, s
  * is in catalog order (by name). */
 static size_t plan_find(const struct ret_plan *plan, const char *name)
 {
-    size_t lo = 0, hi = plan->nbackups, i;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int d = strcmp(plan->backups[mid].name, name);
-
-        if (d == 0)
-            return mid;
-        if (d < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (i = 0; i < plan->nbackups && strcmp(plan->backups[i].name, name) != 0; i++)
-        ;
-    return i;
+    return name_index(plan->backups, plan->nbackups, sizeof *plan->backups, offsetof(struct ret_backup, name), name);
 }
 
 struct apply_order {

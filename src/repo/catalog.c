@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,22 +168,7 @@ void cat_free(struct catalog *c)
 
 size_t cat_name_index(const struct catalog *c, const char *name)
 {
-    size_t lo = 0, hi = c->n, i;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int d = strcmp(c->v[mid].name, name);
-
-        if (d == 0)
-            return mid;
-        if (d < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (i = 0; i < c->n && strcmp(c->v[i].name, name) != 0; i++)
-        ;
-    return i;
+    return name_index(c->v, c->n, sizeof *c->v, offsetof(struct cat_entry, name), name);
 }
 
 int cat_find(const struct catalog *c, const char *name, struct err *e)
