@@ -175,7 +175,9 @@ int cmd_delete_run(struct cmd_ctx *ctx)
             printf("region %s: deleted %zu backups and %zu WAL files, %llu bytes freed; %zu backups kept",
                    rc->name, done.backups, done.wal, (unsigned long long)done.bytes, plan.kept);
             if (plan.oldest_kept[0])
-                printf(" (oldest %s)", plan.oldest_kept);
+                printf(" (oldest %s)", cmd_line(plan.oldest_kept));
+            if (plan.spared)
+                printf(" (%zu of them because a backup completed meanwhile is built on them)", plan.spared);
             if (done.tmp_swept)
                 printf("; %llu temp files of killed writers removed", (unsigned long long)done.tmp_swept);
             if (done.sweep_error[0])

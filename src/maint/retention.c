@@ -33,6 +33,7 @@ void ret_plan_free(struct ret_plan *plan)
         free(plan->wal[i].key);
     free(plan->wal);
     free(plan->branch);
+    free(plan->listed);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -373,6 +374,12 @@ int ret_plan(struct repo *r, const struct ret_policy *p, struct ret_plan *out, s
         return -1;
     if (plan_backups(r, &cat, p, out, e) < 0)
         goto out;
+    if (cat.n > 0 && (out->listed = calloc(cat.n, sizeof *out->listed)) == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (out->nlisted = 0; out->nlisted < cat.n; out->nlisted++)
+        memcpy(out->listed[out->nlisted], cat.v[out->nlisted].name, CAT_NAME_MAX);
     if (out->have_cut) {
         w.plan = out;
         w.e = e;
@@ -404,7 +411,7 @@ int ret_region(const struct config *c, const struct region_conf *rc, const struc
         return -1;
     if (ret_plan(r, &p, plan, e) < 0)
         goto out;
-    if (!dry_run && ret_apply(r->st, plan, done, e) < 0)
+    if (!dry_run && (ret_spare_relist(r, plan, e) < 0 || ret_apply(r->st, plan, done, e) < 0))
         goto out;
     /* and what killed writers left behind: a failure here (an IAM policy
      * without s3:ListBucketMultipartUploads, say) is reported, and does not

@@ -77,6 +77,11 @@ struct ret_plan {
     uint64_t bytes;             /* everything the plan would free */
     struct ret_branch *branch;  /* kept as the only way to a living branch */
     size_t nbranch;
+    /* the backups/ folders the plan was made from (retention_spare.c), and
+     * how many planned backups a backup completed since then needed */
+    char (*listed)[CAT_NAME_MAX];
+    size_t nlisted;
+    size_t spared;
 };
 
 struct ret_done {
@@ -155,6 +160,18 @@ int ret_wal_expired(const struct ret_plan *plan, const char *name);
 
 /* Read the region and build the whole plan. */
 int ret_plan(struct repo *r, const struct ret_policy *p, struct ret_plan *out, struct err *e);
+
+/* retention_spare.c: drop from the plan every backup the chain of a
+ * complete backup that is not in plan->listed runs through (one pushed
+ * after the plan was made: an incremental whose parent the plan would
+ * delete).  `now` is a later listing, with the manifests of its new
+ * complete backups loaded (others may be NULL).  Counts plan->spared. */
+void ret_spare_new(struct ret_plan *plan, const struct catalog *now);
+/* List backups/ again, load the new complete backups' manifests (header
+ * fields) and ret_spare_new: run just before ret_apply, it narrows the
+ * window in which a `delete` on one host removes the parent of an
+ * incremental another host has just pushed to the time apply takes. */
+int ret_spare_relist(struct repo *r, struct ret_plan *plan, struct err *e);
 
 /* Carry out a plan; `done` counts what was removed even on failure. */
 int ret_apply(struct stor *s, struct ret_plan *plan, struct ret_done *done, struct err *e);
