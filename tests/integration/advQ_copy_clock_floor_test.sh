@@ -13,25 +13,9 @@ set -uo pipefail
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 
-PGPORT=$(pg_free_port)
-ws_mkdirs "$T/spool" "$T/r1" "$T/r2"
-ws_key "$T/key"
-CI=$(ws_pg_conninfo "$T/pg" "$PGPORT")
-ws_conf "$T/p.conf" "$CI"
-ws_region "$T/p.conf" r1 "file://$T/r1" "mode = sync"
-ws_conf "$T/copy.conf"
-ws_region "$T/copy.conf" r1 "file://$T/r1"
-ws_region "$T/copy.conf" r2 "file://$T/r2"
-wc2() { pg_run "$WALSHIP" --config "$T/copy.conf" "$@"; }
+ws_copy_pair
 SHIM=$T/clockshift.so
 ws_clockshift_build "$SHIM"; ok $? "the clock shim builds (tests/lib/clockshift.c)"
-
-pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
-ws_pg_archiving "$T/pg" "$T/p.conf"
-pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
-on_exit "pg_stop $T/pg immediate"
-sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
-took() { sed -n 's/^backup \([0-9TZ]*\): .*/\1/p' <<<"$T_OUT" | head -1; }
 
 t "a backup into r1" pg_run "$WALSHIP" --config "$T/p.conf" backup-push
 B1=$(took)

@@ -142,6 +142,31 @@ ws_pg_archiving() {
   pg_conf "$1" "archive_command = '$WALSHIP --config $2 wal-push %p'"
 }
 
+# ws_copy_pair: the two-region setting of the copy tests.  A PostgreSQL 15
+# on a free port ($PGPORT) archiving into file:// region r1 ($T/p.conf,
+# its conninfo in $CI), and $T/copy.conf naming r1 and r2 ($T/r1, $T/r2)
+# for `walship copy`.  Defines wc2 (walship with copy.conf), sql (one
+# query) and took (the name of the backup $T_OUT reports).  Bails out when
+# PostgreSQL does not start.
+ws_copy_pair() {
+  PGPORT=$(pg_free_port)
+  ws_mkdirs "$T/spool" "$T/r1" "$T/r2"
+  ws_key "$T/key"
+  CI=$(ws_pg_conninfo "$T/pg" "$PGPORT")
+  ws_conf "$T/p.conf" "$CI"
+  ws_region "$T/p.conf" r1 "file://$T/r1" "mode = sync"
+  ws_conf "$T/copy.conf"
+  ws_region "$T/copy.conf" r1 "file://$T/r1"
+  ws_region "$T/copy.conf" r2 "file://$T/r2"
+  wc2() { pg_run "$WALSHIP" --config "$T/copy.conf" "$@"; }
+  sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
+  took() { sed -n 's/^backup \([0-9TZ]*\): .*/\1/p' <<<"$T_OUT" | head -1; }
+  pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
+  ws_pg_archiving "$T/pg" "$T/p.conf"
+  pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
+  on_exit "pg_stop $T/pg immediate"
+}
+
 # Build tests/lib/clockshift.c into $1 (an LD_PRELOAD shim: the process's
 # wall clock runs CLOCKSHIFT_SECONDS seconds off).  Fails when no C
 # compiler is found.  Under ASan the runtime must come first or not be

@@ -55,11 +55,50 @@ static void planned(struct catalog *c, struct ret_plan *plan)
         memcpy(plan->listed[plan->nlisted++], c->v[i].name, CAT_NAME_MAX);
 }
 
+/* A backup completed after the plan: its name, how long ago it stopped,
+ * its start segment, its parent ("" for a full backup; NULL: its manifest
+ * did not load). */
+struct late {
+    const char *name;
+    double age_days;
+    uint64_t segno;
+    const char *parent;
+};
+
+/* Plan, add `late` (up to 2) to the listing, spare: what still goes. */
+static const char *after(const struct late *late, size_t n)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct ret_plan plan;
+    static char gone[512];
+    size_t i;
+
+    planned(&c, &plan);
+    for (i = 0; i < n; i++) {
+        add_full(&c, late[i].name, late[i].age_days, late[i].segno);
+        if (late[i].parent == NULL) {
+            man_free(c.v[c.n - 1].man);
+            c.v[c.n - 1].man = NULL;
+        } else if (late[i].parent[0] != '\0') {
+            incr_of(&c, late[i].name, late[i].parent);
+        }
+    }
+    ret_spare_new(&plan, &c);
+    snprintf(gone, sizeof gone, "%s", rf_gone(&plan));
+    ret_plan_free(&plan);
+    cat_free(&c);
+    return gone;
+}
+
 int main(void)
 {
     struct catalog c = { NULL, 0, 0 };
     struct ret_plan plan;
     size_t kept;
+    const struct late on_b3[] = { { "B6", 0.1, 60, "B3" } };
+    const struct late on_new[] = { { "B6", 0.2, 60, "B4" }, { "B7", 0.1, 70, "B6" } };
+    const struct late on_kept[] = { { "B6", 0.2, 60, "" }, { "B7", 0.1, 70, "B5" } };
+    const struct late unloaded[] = { { "B6", 0.1, 60, NULL } };
 
     planned(&c, &plan);
     is_str(rf_gone(&plan), "B1,B2,B3,B4", "the plan: all but the newest full backup go");
@@ -79,39 +118,9 @@ int main(void)
     ret_plan_free(&plan);
     cat_free(&c);
 
-    /* two new ones, one on the other: the chain is followed through both */
-    c = (struct catalog){ NULL, 0, 0 };
-    planned(&c, &plan);
-    add_full(&c, "B6", 0.2, 60);
-    add_full(&c, "B7", 0.1, 70);
-    incr_of(&c, "B6", "B4");
-    incr_of(&c, "B7", "B6");
-    ret_spare_new(&plan, &c);
-    is_str(rf_gone(&plan), "B1,B2,B3", "a new incremental on a new one on B4: B4 stays");
-    ret_plan_free(&plan);
-    cat_free(&c);
-
-    /* a new full backup, or a new incremental of the kept one: nothing */
-    c = (struct catalog){ NULL, 0, 0 };
-    planned(&c, &plan);
-    add_full(&c, "B6", 0.2, 60);
-    add_full(&c, "B7", 0.1, 70);
-    incr_of(&c, "B7", "B5");
-    ret_spare_new(&plan, &c);
-    is_str(rf_gone(&plan), "B1,B2,B3,B4", "a new full backup and an incremental of the kept one spare nothing");
-    ret_plan_free(&plan);
-    cat_free(&c);
-
-    /* a new incremental whose manifest could not be loaded (NULL): nothing */
-    c = (struct catalog){ NULL, 0, 0 };
-    planned(&c, &plan);
-    add_full(&c, "B6", 0.1, 60);
-    incr_of(&c, "B6", "B3");
-    man_free(c.v[c.n - 1].man);
-    c.v[c.n - 1].man = NULL;
-    ret_spare_new(&plan, &c);
-    is_str(rf_gone(&plan), "B1,B2,B3,B4", "a new backup whose manifest did not load holds no parent");
-    ret_plan_free(&plan);
-    cat_free(&c);
+    is_str(after(on_b3, 1), "B4", "the same through after()");
+    is_str(after(on_new, 2), "B1,B2,B3", "a new incremental on a new one on B4: B4 stays");
+    is_str(after(on_kept, 2), "B1,B2,B3,B4", "a new full backup and an incremental of the kept one spare nothing");
+    is_str(after(unloaded, 1), "B1,B2,B3,B4", "a new backup whose manifest did not load holds no parent");
     return done_testing();
 }
