@@ -136,8 +136,15 @@ int bkf_write_small(int dirfd, const char *dir, const char *name, const void *bu
         err_errno(e, ERR_IO, errno, "could not write \"%s/%s\"", dir, tmp);
         goto out;
     }
-    if (renameat(dirfd, tmp, dirfd, name) < 0 || fsync(dirfd) < 0) {
+    if (renameat(dirfd, tmp, dirfd, name) < 0) {
         err_errno(e, ERR_IO, errno, "could not rename \"%s/%s\" into place", dir, tmp);
+        goto out;
+    }
+    if (fsync(dirfd) < 0) {
+        /* in place but maybe not durable, and the fetch fails: it goes
+         * again, or a failed fetch left a backup_label (DIR looks complete) */
+        err_errno(e, ERR_IO, errno, "could not fsync \"%s\" after renaming \"%s\" into it", dir, name);
+        (void)unlinkat(dirfd, name, 0);
         goto out;
     }
     rc = 0;

@@ -35,7 +35,9 @@ int bkf_dir_state(const char *path, struct err *e);
 int bkf_prepare_dir(const char *path, const char *what, int *fd, struct err *e);
 
 /* Write NAME in the directory `dirfd` (named `dir` in errors) atomically:
- * NAME.walship-tmp, fsync, rename, fsync of the directory.  Mode 0600. */
+ * NAME.walship-tmp, fsync, rename, fsync of the directory.  Mode 0600.
+ * On failure NAME is not there (removed again when the directory's fsync
+ * failed after the rename). */
 int bkf_write_small(int dirfd, const char *dir, const char *name, const void *buf, size_t len, struct err *e);
 
 /* The mode of the restored data directory itself, which no backup holds:

@@ -186,6 +186,14 @@ ws_renamehook_build() {
   export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 }
 
+# Build tests/lib/fsynchook.c into $1 (an LD_PRELOAD shim: fsync of a
+# directory fails with EIO once a file named FSYNCHOOK_NAME is in it).
+ws_fsynchook_build() {
+  "${CC:-cc}" -shared -fPIC -O2 -o "$1" "$TOP_SRCDIR/tests/lib/fsynchook.c" -ldl >/dev/null 2>&1 || return 1
+  chmod 755 "$1"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+}
+
 ws_fake_pgdata() {   # DIR SYSID
   mkdir -p "$1/global" "$1/pg_wal/archive_status" || return
   python3 - "$1/global/pg_control" "$2" <<'PY'
