@@ -126,7 +126,12 @@ int walfetch_from_prefetch(const char *name, const char *dest, const struct clus
                 (void)unlink(path);
                 return -1;
             }
-            return copy_file_to(path, dest, e) < 0 ? -1 : 1;
+            if (copy_file_to(path, dest, e) == 0)
+                return 1;
+            /* no room for a copy (a full pg_wal, where the prefetched
+             * file holds the space): served by rename as any other, and
+             * PostgreSQL's second read of it downloads it again */
+            err_clear(e);
         }
         if (walfetch_serve_file(path, name, dest, ci, e) == 0)
             return 1;

@@ -6,7 +6,9 @@
 # (exit 3 naming the full disk, no backup_label, no recovery settings; a
 # rerun refuses the leftover until it is emptied); wal-fetch into a full
 # pg_wal (exit 250, nothing at DEST) and a prefetch directory that fills
-# up (never a short segment served); and a disk that fails the fsync of
+# up (never a short segment served; the last segment before the archive's
+# end, served by copy, is served by rename when there is no room for the
+# copy, not refused with 250); and a disk that fails the fsync of
 # the data directory once backup_label is renamed into it (the fetch fails
 # and backup_label goes again: a directory without it never looks like a
 # complete backup).  Needs root (mount).
@@ -130,6 +132,20 @@ is "$bad" 0 "wal-fetch beside a prefetch directory that fills up: every segment 
 [ "$served" -gt 0 ]; ok $? "...($served of $(wc -w <<<"$segs") served)"
 short=$(find "$D/pg_wal/.walship-prefetch" -regextype posix-extended -regex '.*/[0-9A-F]{24}' ! -size 16384k 2>/dev/null)
 is "$short" "" "...and no short segment under its name in the prefetch directory"
+ws_stop_daemons "$D/pg_wal"
+
+# the last segment before the archive's end is served by copy (PostgreSQL
+# reads it twice); with no room left for the copy, by rename
+umount "$D/pg_wal" && mount -t tmpfs -o size=64m,mode=0700 tmpfs "$D/pg_wal" && chown "$(pg_user)" "$D/pg_wal"
+prev=$(awk -v l="$last" '$0 < l' <<<"$segs" | tail -1)
+t "wal-fetch $prev (the one before the last)" wf "$prev"
+wait_for 20 bash -c "[ \"\$(cat '$D/pg_wal/.walship-prefetch/.end' 2>/dev/null)\" = '$last' ] && [ -e '$D/pg_wal/.walship-prefetch/$last' ]"
+ok $? "...the prefetcher holds $last, the last before the archive's end"
+rm -f "$D/pg_wal/RECOVERYXLOG"
+dd if=/dev/zero of="$D/pg_wal/filler" bs=1M >/dev/null 2>&1
+t "wal-fetch $last into a pg_wal with no room for a copy of it: served by rename (exit 0)" wf "$last"
+ws st get "wal/$last" "$T/cmp/want" >/dev/null 2>&1
+cmp -s "$T/cmp/want" "$D/pg_wal/RECOVERYXLOG"; ok $? "...the whole segment"
 ws_stop_daemons "$D/pg_wal"
 
 # ---- the disk fails right after backup_label is renamed into place ----
