@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -214,6 +215,7 @@ struct prefetch {
     unsigned char *done;        /* names[i] fetched (or found prefetched) */
     int total;                  /* names: PREFETCH_HORIZON */
     int count;                  /* the window: at most this many ready and not consumed */
+    uint64_t seg_size;
     int base;                   /* names before it were consumed by recovery */
     int next;
     int stop;
@@ -245,6 +247,21 @@ static void drop_prefetched(const struct prefetch *p, int i)
 
     snprintf(path, sizeof path, "%s/%s", p->dir, p->names[i]);
     (void)unlink(path);
+}
+
+/* Whether the prefetch directory's file system (pg_wal's) has twice the
+ * window free: the prefetcher never takes more than half the free space.
+ * The rest is PostgreSQL's: replay extends relations, keeps the segments
+ * it restored until a restartpoint, and starts the new timeline's segment;
+ * a pg_wal filled by segments fetched ahead made it fail (ENOSPC) where
+ * it would have finished without them. */
+static int room_for_window(const struct prefetch *p)
+{
+    struct statvfs sv;
+
+    if (statvfs(p->dir, &sv) < 0)
+        return 1;   /* cannot tell: the fetch itself will */
+    return (uint64_t)sv.f_bavail * sv.f_frsize >= 2 * (uint64_t)p->count * p->seg_size;
 }
 
 /* Under p->lock: the next index to fetch, or -1 to stop.  Waits (lock
@@ -308,6 +325,8 @@ static void *prefetch_worker(void *arg)
         }
         if (access(path, F_OK) == 0) {
             rc = 0;             /* an earlier prefetcher's */
+        } else if (!room_for_window(p)) {
+            rc = -1;            /* stop: the space left is PostgreSQL's */
         } else {
             /* fetch into a hidden name, then publish: a prefetched file is
              * visible only complete and verified.  One connection per
@@ -500,6 +519,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
     p.order = order;
     p.n = n;
     p.count = count;
+    p.seg_size = seg_size;
     p.total = PREFETCH_HORIZON;
     p.names = calloc((size_t)p.total, sizeof *p.names);
     p.done = calloc((size_t)p.total, 1);

@@ -6,7 +6,8 @@
 # (exit 3 naming the full disk, no backup_label, no recovery settings; a
 # rerun refuses the leftover until it is emptied); wal-fetch into a full
 # pg_wal (exit 250, nothing at DEST) and a prefetch directory that fills
-# up (never a short segment served; the last segment before the archive's
+# up (never a short segment served; the prefetcher never takes more than
+# half the free space; the last segment before the archive's
 # end, served by copy, is served by rename when there is no room for the
 # copy, not refused with 250); and a disk that fails the fsync of
 # the data directory once backup_label is renamed into it (the fetch fails
@@ -134,9 +135,28 @@ short=$(find "$D/pg_wal/.walship-prefetch" -regextype posix-extended -regex '.*/
 is "$short" "" "...and no short segment under its name in the prefetch directory"
 ws_stop_daemons "$D/pg_wal"
 
+# the prefetcher (parallel 2: a window of 8 segments) takes at most half
+# the free space of pg_wal's file system: the rest is PostgreSQL's
+fresh_pg_wal() {
+  umount "$D/pg_wal" && mount -t tmpfs -o "size=$1,mode=0700" tmpfs "$D/pg_wal" && chown "$(pg_user)" "$D/pg_wal"
+}
+fresh_pg_wal 96m
+rm -f "$D/pg_wal/RECOVERYXLOG"
+t "wal-fetch $first into a pg_wal of 96 MB" wf "$first"
+sleep 3
+ws_stop_daemons "$D/pg_wal"
+avail=$(df -k --output=avail "$D/pg_wal" | tail -1)
+[ "$avail" -ge $(((96 - 16) * 1024 / 2)) ]
+ok $? "...the prefetcher left at least half of the 80 MB free beside RECOVERYXLOG ($avail KiB free)"
+fresh_pg_wal 320m
+t "wal-fetch $first into a pg_wal of 320 MB" wf "$first"
+wait_for 20 bash -c "ls '$D/pg_wal/.walship-prefetch' | grep -qE '^[0-9A-F]{24}\$'"
+ok $? "...where the window fits twice, it prefetches"
+ws_stop_daemons "$D/pg_wal"
+
 # the last segment before the archive's end is served by copy (PostgreSQL
 # reads it twice); with no room left for the copy, by rename
-umount "$D/pg_wal" && mount -t tmpfs -o size=64m,mode=0700 tmpfs "$D/pg_wal" && chown "$(pg_user)" "$D/pg_wal"
+fresh_pg_wal 320m
 prev=$(awk -v l="$last" '$0 < l' <<<"$segs" | tail -1)
 t "wal-fetch $prev (the one before the last)" wf "$prev"
 wait_for 20 bash -c "[ \"\$(cat '$D/pg_wal/.walship-prefetch/.end' 2>/dev/null)\" = '$last' ] && [ -e '$D/pg_wal/.walship-prefetch/$last' ]"
