@@ -129,6 +129,29 @@ static int fetch_newest(struct repo *const *rs, size_t n, const char *name, cons
     return err_prefix(e, "could not fetch %s, the newest WAL segment", name);
 }
 
+/* pg_waldump's output is a file in TMPDIR, and pg_waldump does not check
+ * its writes: a full disk cut it short, silently, and its last record was
+ * then an earlier one; restore promoted there, the transactions after it
+ * gone.  The record found must be the segment's last one: read again from
+ * it, at most two records, it comes alone (a record past `limit` does not
+ * count, as in rcv_last_record). */
+static int check_last(char *waldump, char *seg, const char *out, uint64_t limit, uint64_t lsn, rcv_run_fn run,
+                      const char *newest, struct err *e)
+{
+    char start[24], again_s[24], limit2[] = "2", opt_s[] = "--start", opt_n[] = "--limit";
+    char *argv[] = { waldump, opt_s, start, opt_n, limit2, seg, NULL };
+    struct err ce = ERR_INIT;
+    uint64_t again = 0;
+
+    wal_format_lsn(lsn, start);
+    if (run(NULL, argv, out) >= 0 && rcv_last_record(out, limit, &again, &ce) == 0 && again == lsn)
+        return 0;
+    wal_format_lsn(again, again_s);
+    return err_setf(e, ERR_IO, "pg_waldump's output for %s was cut short (a full TMPDIR?): its last record, at %s, "
+                    "is not the segment's last (%s)", newest, start,
+                    ce.code != ERR_OK ? ce.msg : again > lsn ? again_s : "pg_waldump failed");
+}
+
 static int last_record(struct repo *const *rs, size_t n, const struct rcv_end *end, const char *pg_bin,
                        rcv_run_fn run, struct pitr_target *t, struct err *e)
 {
@@ -151,11 +174,16 @@ static int last_record(struct repo *const *rs, size_t n, const struct rcv_end *e
     argv[0] = waldump;
     argv[1] = seg;
     argv[2] = NULL;
-    if (run(NULL, argv, out) < 0 || rcv_last_record(out, end->limit, &t->lsn, e) < 0) {
+    if (run(NULL, argv, out) < 0 || rcv_last_record(out, end->limit, &t->lsn, e) < 0 ||
+        check_last(waldump, seg, out, end->limit, t->lsn, run, end->newest, e) < 0) {
+        char why[ERR_MSG_MAX];
+
+        /* the cause copied first: e->msg is written over */
+        snprintf(why, sizeof why, "%s", e->msg[0] ? e->msg : "pg_waldump failed");
         err_setf(e, ERR_IO,
                  "could not find the last WAL record of %s, the end of the archive (%s); restore to an explicit "
                  "--target-lsn instead",
-                 end->newest, e->msg[0] ? e->msg : "pg_waldump failed");
+                 end->newest, why);
         goto out;
     }
     rc = 0;

@@ -9,7 +9,9 @@
 # up (never a short segment served; the prefetcher never takes more than
 # half the free space; the last segment before the archive's
 # end, served by copy, is served by rename when there is no room for the
-# copy, not refused with 250); and a disk that fails the fsync of
+# copy, not refused with 250); restore to the latest point whose TMPDIR
+# fills up with pg_waldump's output (exit 3, never a promotion short of
+# the archive's end); and a disk that fails the fsync of
 # the data directory once backup_label is renamed into it (the fetch fails
 # and backup_label goes again: a directory without it never looks like a
 # complete backup).  Needs root (mount).
@@ -167,6 +169,35 @@ t "wal-fetch $last into a pg_wal with no room for a copy of it: served by rename
 ws st get "wal/$last" "$T/cmp/want" >/dev/null 2>&1
 cmp -s "$T/cmp/want" "$D/pg_wal/RECOVERYXLOG"; ok $? "...the whole segment"
 ws_stop_daemons "$D/pg_wal"
+
+# ---- restore to the latest point with a TMPDIR that fills up ----
+# The end of the archive is the last record pg_waldump prints for the
+# newest segment, its output a file in TMPDIR: cut short by a full disk
+# (pg_waldump does not check its writes) it named an earlier record, and
+# restore promoted there, "restore complete", the last transactions gone.
+sql "create table big as select g, repeat('x', 200) pad from generate_series(1, 200000) g"
+sql "create table marker as select 'the last transaction' what"
+endseg=$(sql "select pg_walfile_name(pg_current_wal_lsn())")
+sql "select pg_switch_wal()" >/dev/null
+wait_for 60 bash -c "[ -e '$T/r1/wal/$endseg' ]"
+ok $? "the segment of the last transaction, $endseg, is archived"
+tmpfs "$T/tmpd" 16448k     # the newest segment and 64 KiB
+chmod 1777 "$T/tmpd"
+ws_mkdirs "$T/rz"
+RP=$(pg_free_port)
+on_exit "pg_stop $T/rz immediate"
+t_fail "restore --start to the latest point, pg_waldump's output cut short in a full TMPDIR: exit 3" 3 \
+  pg_run env TMPDIR="$T/tmpd" "$WALSHIP" --config "$T/p.conf" restore --pgdata "$T/rz/data" --start --port "$RP"
+unlike "$T_OUT" "restore complete" "...never a promotion short of the archive's end"
+like "$T_OUT" "cut short" "...saying why"
+pg_stop "$T/rz" immediate
+rm -rf "$T/rz/data"
+mount -o remount,size=256m "$T/tmpd"
+t "with room in TMPDIR, the restore reaches the end of the archive" \
+  pg_run env TMPDIR="$T/tmpd" "$WALSHIP" --config "$T/p.conf" restore --pgdata "$T/rz/data" --start --port "$RP"
+is "$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RP" -U postgres -d postgres -c 'select what from marker' 2>&1)" \
+  "the last transaction" "...with the last transaction"
+pg_stop "$T/rz" immediate
 
 # ---- the disk fails right after backup_label is renamed into place ----
 if ws_fsynchook_build "$T/fsynchook.so"; then
