@@ -311,7 +311,14 @@ static int server_gone(const struct rcv_opts *o, long off, struct rcv_result *r,
 {
     char stopping[256], x[256];
 
+    /* "shutdown at recovery target" is the postmaster's word that the
+     * startup process asked for it, which it does only once consistent
+     * at the target: "recovery stopping" then "database system is shut
+     * down" is also what a stop before the consistent point looks like
+     * (its FATAL in between), taken for success until adversarial pass S.
+     * Not "no FATAL": the shutdown ends walship's own session with one */
     if (o->shutdown && logfile_last(o->logpath, off, "recovery stopping ", "\n", stopping, sizeof stopping) &&
+        logfile_last(o->logpath, off, "shutdown at recovery target", "\n", x, sizeof x) &&
         logfile_last(o->logpath, off, "database system is shut down", "\n", x, sizeof x) &&
         !logfile_last(o->logpath, off, "recovery ended before", "\n", x, sizeof x)) {
         /* the last poll ran before the stop: only the log says where it was */
