@@ -133,8 +133,13 @@ void restore_stop_hint(const struct pitr_target *t, const struct manifest *m, co
         fprintf(f, "  PostgreSQL looks for the %s only in the WAL after backup %s began (%s, LSN %s): if it lies "
                 "before that, restore from an older backup with --backup NAME (walship backup-list); else the "
                 "archive does not hold it (%s)\n", t->kind == PITR_XID ? "transaction's end" : "restore point",
-                m->name, ts, start, t->kind == PITR_XID ? "a transaction still open when the WAL ends" :
-                "no restore point of that name was made");
+                m->name, ts, start, t->kind == PITR_XID ? "a transaction still open when the WAL ends, or a "
+                "subtransaction's id: PostgreSQL matches top-level ids only" : "no restore point of that name was "
+                "made");
+    else if (t->kind == PITR_TIME && strstr(why, "recovery ended before") != NULL)
+        fprintf(f, "  PostgreSQL knows it reached a time only at the first transaction that ended after it, and the "
+                "archived WAL holds none: no transaction ended after %s, or the WAL where one did is not "
+                "archived\n", t->value);
     else if (t->kind == PITR_XID && strstr(why, "recovery stopping after abort of transaction") != NULL)
         fprintf(f, "  note: transaction %s was rolled back: PostgreSQL stopped at its abort, so the restored data "
                 "holds the transactions committed before it and none of its changes\n", t->value);

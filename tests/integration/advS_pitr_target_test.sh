@@ -16,7 +16,9 @@
 #     at its abort; restore says so;
 #   - a restore point or xid PostgreSQL never reached from the newest
 #     backup: exit 3, and the message says an older backup (--backup) may
-#     hold it.
+#     hold it;
+#   - a time after the last transaction in the archive: exit 3 (PostgreSQL
+#     cannot tell it reached it), and the message says so.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -91,6 +93,7 @@ if [ -n "$XMID" ]; then
   like "$T_OUT" "NOT promoted" "...not reported as a shutdown at the target"
   like "$T_OUT" "before consistent recovery point" "...quoting PostgreSQL's reason"
   unlike "$T_OUT" "restore complete" "...and never 'restore complete'"
+  like "$T_OUT" "before backup $B1 was consistent.*--backup" "...saying an older backup may reach it"
   grep -q "requested recovery stop point is before consistent recovery point" "$d/walship-restore.log"
   ok $? "...which is what PostgreSQL did"
   stop_r "$d"
@@ -137,6 +140,16 @@ d=$(newdir 6)
 t "--target-name after_b2" ws restore --pgdata "$d" --target-name after_b2 --start --port "$RPORT"
 is "$(rsql 'select string_agg(id::text, $$,$$ order by id) from ledger where id < 1000')" "1,10,11,12" \
   "...every row before it"
+stop_r "$d"
+
+# ---- a time no transaction ended after ----
+sleep 1.2
+TEND=$(now_utc)
+d=$(newdir 7)
+t_fail "--target-time $TEND (no transaction ended after it): exit 3" 3 \
+  ws restore --pgdata "$d" --target-time "$TEND+00" --start --port "$RPORT"
+like "$T_OUT" "NOT promoted" "...not promoted"
+like "$T_OUT" "no transaction ended after $TEND" "...and says why PostgreSQL could not tell it got there"
 stop_r "$d"
 
 done_testing
