@@ -273,9 +273,12 @@ static int start(const struct rcv_opts *o, struct err *e)
 
     snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", o->pg_bin);
     /* for this run: connections while paused (pause needs hot_standby),
-     * one log walship reads, in a language it reads */
+     * one log walship reads, in a language it reads, with the LOG lines
+     * it reads ("recovery stopping", "shutdown at recovery target"): a
+     * backup whose log_min_messages is fatal or panic leaves them out, and
+     * every restore from it failed at its target (adversarial pass S) */
     snprintf(opts, sizeof opts, "%s%.0d -c hot_standby=on -c logging_collector=off -c log_destination=stderr "
-             "-c lc_messages=C", o->port > 0 ? "-p " : "", o->port);
+             "-c lc_messages=C -c log_min_messages=warning", o->port > 0 ? "-p " : "", o->port);
     argv[n++] = pg_ctl;
     argv[n++] = "-D";
     argv[n++] = (char *)o->pgdata;

@@ -18,7 +18,11 @@
 #     backup: exit 3, and the message says an older backup (--backup) may
 #     hold it;
 #   - a time after the last transaction in the archive: exit 3 (PostgreSQL
-#     cannot tell it reached it), and the message says so.
+#     cannot tell it reached it), and the message says so;
+#   - B2 carries log_min_messages = fatal: PostgreSQL's LOG lines restore
+#     reads ("recovery stopping") were not written, and every restore
+#     --start from it failed ("did not say it reached the recovery
+#     target"), exit 3 with the target reached.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -69,6 +73,8 @@ sleep 1.2
 TA=$(now_utc)
 sleep 1.2
 sql "insert into ledger(id) values (11)"
+# a cluster whose log is quiet: B2 carries it (postgresql.auto.conf)
+sql "alter system set log_min_messages = fatal" && sql "select pg_reload_conf()" >/dev/null
 sleep 1.2
 t "backup-push B2 on an idle database" ws backup-push
 B2=$(took)
@@ -137,10 +143,17 @@ like "$T_OUT" "recovery ended before configured recovery target" "...PostgreSQL'
 like "$T_OUT" "after backup $B2 began.*older backup with --backup" "...and the hint: an older backup, with --backup"
 stop_r "$d"
 d=$(newdir 6)
-t "--target-name after_b2" ws restore --pgdata "$d" --target-name after_b2 --start --port "$RPORT"
+t "--target-name after_b2 (from B2, whose log_min_messages is fatal)" ws restore --pgdata "$d" --target-name after_b2 --start --port "$RPORT"
 is "$(rsql 'select string_agg(id::text, $$,$$ order by id) from ledger where id < 1000')" "1,10,11,12" \
   "...every row before it"
 stop_r "$d"
+
+d=$(newdir 8)
+t "--target-name after_b2 --target-action shutdown (from B2)" ws restore --pgdata "$d" --target-name after_b2 \
+  --target-action shutdown --start --port "$RPORT"
+like "$T_OUT" "shut down at the target" "...a shutdown at the target"
+grep -q "shutdown at recovery target" "$d/walship-restore.log"
+ok $? "...which is what PostgreSQL did"
 
 # ---- a time no transaction ended after ----
 sleep 1.2
