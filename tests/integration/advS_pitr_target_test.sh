@@ -22,7 +22,10 @@
 #   - B2 carries log_min_messages = fatal: PostgreSQL's LOG lines restore
 #     reads ("recovery stopping") were not written, and every restore
 #     --start from it failed ("did not say it reached the recovery
-#     target"), exit 3 with the target reached.
+#     target"), exit 3 with the target reached;
+#   - B2's postgresql.conf names the primary's data_directory: restore
+#     --start started the primary's own directory (the primary stopped),
+#     writable and archiving, and said "NOT promoted", exit 3.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -73,8 +76,10 @@ sleep 1.2
 TA=$(now_utc)
 sleep 1.2
 sql "insert into ledger(id) values (11)"
-# a cluster whose log is quiet: B2 carries it (postgresql.auto.conf)
+# a cluster whose log is quiet: B2 carries it (postgresql.auto.conf); and
+# whose postgresql.conf names its data directory (its own: harmless there)
 sql "alter system set log_min_messages = fatal" && sql "select pg_reload_conf()" >/dev/null
+pg_conf "$T/pg" "data_directory = '$T/pg/data'"
 sleep 1.2
 t "backup-push B2 on an idle database" ws backup-push
 B2=$(took)
@@ -164,5 +169,23 @@ t_fail "--target-time $TEND (no transaction ended after it): exit 3" 3 \
 like "$T_OUT" "NOT promoted" "...not promoted"
 like "$T_OUT" "no transaction ended after $TEND" "...and says why PostgreSQL could not tell it got there"
 stop_r "$d"
+
+# ---- the primary's data directory, named in the backup's postgresql.conf ----
+# A restore on the primary's host (a dropped table: restore beside it) used
+# to start PostgreSQL on the primary's own directory: refused while the
+# primary runs (its lock file), and, once it was stopped, started as a
+# primary, writable and archiving, while restore said "NOT promoted".
+pg_stop "$T/pg" fast
+d=$(newdir 9)
+t "the primary stopped: restore --target-latest from B2 (data_directory = the primary's)" \
+  ws restore --pgdata "$d" --target-latest --start --port "$RPORT"
+like "$T_OUT" "commented out data_directory" "...which restore comments out, saying so"
+is "$(rsql 'select current_setting($$data_directory$$)')" "$d" "...the restored instance runs in --pgdata"
+is "$(rsql 'select string_agg(id::text, $$,$$ order by id) from ledger where id < 1000')" "1,10,11,12" \
+  "...with every row"
+[ ! -e "$T/pg/data/postmaster.pid" ]
+ok $? "...and the primary's data directory was not started"
+stop_r "$d"
+stop_r "$T/pg/data"
 
 done_testing
