@@ -230,9 +230,12 @@ static int do_setting(struct walk *w, const char *path, const char *file, unsign
     /* data_directory in a file inside PGDATA: the restored cluster's data
      * directory is PGDATA.  Left in place, PostgreSQL started on the one
      * it names, the backed-up primary's on its own host (adversarial pass
-     * S: writable and archiving while restore said "NOT promoted"), so a
-     * restore (apply) comments it out; backup-push does not report it */
-    if (w->apply && inside && strcasecmp(name, "data_directory") == 0) {
+     * S: writable and archiving while restore said "NOT promoted"); and
+     * external_pid_file, the primary's, was written by the restored
+     * instance and removed when it stopped.  A restore (apply) comments
+     * them out; backup-push does not report them */
+    if (w->apply && inside && (strcasecmp(name, "data_directory") == 0 ||
+                               strcasecmp(name, "external_pid_file") == 0)) {
         *comment = 1;
         return add_change(w->out, RCONF_COMMENTED, file, lineno, name, value, w->e);
     }

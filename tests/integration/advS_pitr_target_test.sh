@@ -25,7 +25,9 @@
 #     target"), exit 3 with the target reached;
 #   - B2's postgresql.conf names the primary's data_directory: restore
 #     --start started the primary's own directory (the primary stopped),
-#     writable and archiving, and said "NOT promoted", exit 3.
+#     writable and archiving, and said "NOT promoted", exit 3; and its
+#     external_pid_file, the primary's, was written by the restored
+#     instance (and removed when it stopped).
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -80,6 +82,7 @@ sql "insert into ledger(id) values (11)"
 # whose postgresql.conf names its data directory (its own: harmless there)
 sql "alter system set log_min_messages = fatal" && sql "select pg_reload_conf()" >/dev/null
 pg_conf "$T/pg" "data_directory = '$T/pg/data'"
+pg_conf "$T/pg" "external_pid_file = '$T/pg/ext.pid'"   # read at start only: the primary's is still unset
 sleep 1.2
 t "backup-push B2 on an idle database" ws backup-push
 B2=$(took)
@@ -151,6 +154,8 @@ d=$(newdir 6)
 t "--target-name after_b2 (from B2, whose log_min_messages is fatal)" ws restore --pgdata "$d" --target-name after_b2 --start --port "$RPORT"
 is "$(rsql 'select string_agg(id::text, $$,$$ order by id) from ledger where id < 1000')" "1,10,11,12" \
   "...every row before it"
+[ ! -e "$T/pg/ext.pid" ]
+ok $? "...and the backup's external_pid_file (the primary's) was not written"
 stop_r "$d"
 
 d=$(newdir 8)
