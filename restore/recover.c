@@ -428,8 +428,11 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
         if (pf.alive) {
             seen = 1;
         } else if (seen || now_ms() - t0 > 10000 ||
-                   logfile_last(o->logpath, off, "FATAL:", "\n", fatal, sizeof fatal)) {
-            /* gone, or (a postmaster that failed at once, never seen) never came */
+                   logfile_last(o->logpath, off, "FATAL:", "\n", fatal, sizeof fatal) ||
+                   logfile_last(o->logpath, off, "database system is shut down", "\n", fatal, sizeof fatal)) {
+            /* gone, or (a postmaster that failed at once, never seen) never
+             * came; or one that shut down at its target within a poll (a
+             * --target-immediate shutdown took 10 s more, waiting for it) */
             usleep(POLL_US);
             pginst_read_pidfile(o->pgdata, &pf);
             if (!pf.alive) {

@@ -162,6 +162,13 @@ d=$(newdir 8)
 t "--target-name after_b2 --target-action shutdown (from B2)" ws restore --pgdata "$d" --target-name after_b2 \
   --target-action shutdown --start --port "$RPORT"
 like "$T_OUT" "shut down at the target" "...a shutdown at the target"
+d=$(newdir 10)
+t "--target-immediate --target-action shutdown (from B2: a server that stops within a poll)" \
+  ws restore --pgdata "$d" --target-immediate --target-action shutdown --start --port "$RPORT"
+like "$T_OUT" "shut down at the target" "...a shutdown at the target"
+rep=$(sed -n 's/.*replay \([0-9.]*\) s.*/\1/p' <<<"$T_OUT")
+python3 -c "import sys; sys.exit(0 if float('${rep:-99}') < 8 else 1)"
+ok $? "...seen at once, not after the 10 s wait for a server never seen running (replay $rep s)"
 grep -q "shutdown at recovery target" "$d/walship-restore.log"
 ok $? "...which is what PostgreSQL did"
 
