@@ -90,14 +90,23 @@ int pitr_parse_time(const char *s, int64_t *out, char *normalized, size_t n, str
     if (*p == '\0' || strcmp(p, "Z") == 0 || strcmp(p, "UTC") == 0 || strcmp(p, "GMT") == 0) {
         zh = zm = 0;
     } else if (*p == '+' || *p == '-') {
+        const char *digits;
+
         sign = *p == '-' ? -1 : 1;
-        p++;
-        if (take_num(&p, 2, &zh) < 0)
+        digits = ++p;
+        /* as PostgreSQL reads it (DecodeTimezone): hours, ':' minutes; or
+         * run together, three or four digits are HMM or HHMM ("-100" is
+         * -01:00: walship read -10:00, a time 9 hours later, and chose a
+         * backup taken after the target; adversarial pass S) */
+        if (take_num(&p, 4, &zh) < 0)
             return err_setf(e, ERR_USAGE, "bad time zone in target time \"%s\"", s);
-        if (*p == ':')
-            p++;
-        if (isdigit((unsigned char)*p))
-            take_num(&p, 2, &zm);
+        if (*p == ':') {
+            if (p++ - digits > 2 || take_num(&p, 2, &zm) < 0)
+                return err_setf(e, ERR_USAGE, "bad time zone in target time \"%s\"", s);
+        } else if (p - digits > 2) {
+            zm = zh % 100;
+            zh /= 100;
+        }
         if (*p != '\0' || zh > 15 || zm > 59)
             return err_setf(e, ERR_USAGE, "bad time zone in target time \"%s\"", s);
     } else {

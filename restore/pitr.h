@@ -35,7 +35,8 @@ struct pitr_target {
     char timeline[16];      /* "latest", "current" or a number */
 };
 
-/* Parse "2026-11-22 05:32:30[.123][ ](Z|UTC|+HH[:MM]|-HH[:MM])". */
+/* Parse "2026-11-22 05:32:30[.123][ ](Z|UTC|GMT|+-H[H][:MM]|+-[H]HMM)", the offset as
+ * PostgreSQL reads it (three or four digits run together are [H]HMM). */
 int pitr_parse_time(const char *s, int64_t *out, char *normalized, size_t n, struct err *e);
 
 /* --target-xid: decimal digits of a transaction id (an xid8 as

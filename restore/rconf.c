@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -225,6 +226,18 @@ static int do_setting(struct walk *w, const char *path, const char *file, unsign
             return err_setf(w->e, ERR_CONFIG, "%s:%u: includes nested deeper than %d levels", file, lineno,
                             RCONF_MAX_DEPTH);
         return strcmp(name, "include_dir") == 0 ? do_dir(w, sub, depth) : do_file(w, sub, depth + 1, 0);
+    }
+    /* data_directory in a file inside PGDATA: the restored cluster's data
+     * directory is PGDATA.  Left in place, PostgreSQL started on the one
+     * it names, the backed-up primary's on its own host (adversarial pass
+     * S: writable and archiving while restore said "NOT promoted"); and
+     * external_pid_file, the primary's, was written by the restored
+     * instance and removed when it stopped.  A restore (apply) comments
+     * them out; backup-push does not report them */
+    if (w->apply && inside && (strcasecmp(name, "data_directory") == 0 ||
+                               strcasecmp(name, "external_pid_file") == 0)) {
+        *comment = 1;
+        return add_change(w->out, RCONF_COMMENTED, file, lineno, name, value, w->e);
     }
     if (!rconf_is_recovery_setting(name) && !(is_auto && listed(w->also_auto, name)))
         return 0;

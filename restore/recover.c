@@ -273,9 +273,12 @@ static int start(const struct rcv_opts *o, struct err *e)
 
     snprintf(pg_ctl, sizeof pg_ctl, "%s/pg_ctl", o->pg_bin);
     /* for this run: connections while paused (pause needs hot_standby),
-     * one log walship reads, in a language it reads */
+     * one log walship reads, in a language it reads, with the LOG lines
+     * it reads ("recovery stopping", "shutdown at recovery target"): a
+     * backup whose log_min_messages is fatal or panic leaves them out, and
+     * every restore from it failed at its target (adversarial pass S) */
     snprintf(opts, sizeof opts, "%s%.0d -c hot_standby=on -c logging_collector=off -c log_destination=stderr "
-             "-c lc_messages=C", o->port > 0 ? "-p " : "", o->port);
+             "-c lc_messages=C -c log_min_messages=warning", o->port > 0 ? "-p " : "", o->port);
     argv[n++] = pg_ctl;
     argv[n++] = "-D";
     argv[n++] = (char *)o->pgdata;
@@ -311,7 +314,14 @@ static int server_gone(const struct rcv_opts *o, long off, struct rcv_result *r,
 {
     char stopping[256], x[256];
 
+    /* "shutdown at recovery target" is the postmaster's word that the
+     * startup process asked for it, which it does only once consistent
+     * at the target: "recovery stopping" then "database system is shut
+     * down" is also what a stop before the consistent point looks like
+     * (its FATAL in between), taken for success until adversarial pass S.
+     * Not "no FATAL": the shutdown ends walship's own session with one */
     if (o->shutdown && logfile_last(o->logpath, off, "recovery stopping ", "\n", stopping, sizeof stopping) &&
+        logfile_last(o->logpath, off, "shutdown at recovery target", "\n", x, sizeof x) &&
         logfile_last(o->logpath, off, "database system is shut down", "\n", x, sizeof x) &&
         !logfile_last(o->logpath, off, "recovery ended before", "\n", x, sizeof x)) {
         /* the last poll ran before the stop: only the log says where it was */
@@ -418,8 +428,11 @@ int rcv_run(const struct rcv_opts *o, struct rcv_result *r, struct err *e)
         if (pf.alive) {
             seen = 1;
         } else if (seen || now_ms() - t0 > 10000 ||
-                   logfile_last(o->logpath, off, "FATAL:", "\n", fatal, sizeof fatal)) {
-            /* gone, or (a postmaster that failed at once, never seen) never came */
+                   logfile_last(o->logpath, off, "FATAL:", "\n", fatal, sizeof fatal) ||
+                   logfile_last(o->logpath, off, "database system is shut down", "\n", fatal, sizeof fatal)) {
+            /* gone, or (a postmaster that failed at once, never seen) never
+             * came; or one that shut down at its target within a poll (a
+             * --target-immediate shutdown took 10 s more, waiting for it) */
             usleep(POLL_US);
             pginst_read_pidfile(o->pgdata, &pf);
             if (!pf.alive) {

@@ -110,7 +110,8 @@ static void print_stop(const struct rcv_result *r, FILE *f)
 }
 
 /* Start the restored instance and see it through recovery (recover.h). */
-static int start_and_check(const struct restore_opts *o, struct rcv_result *r, struct err *e)
+static int start_and_check(const struct restore_opts *o, const struct manifest *m, struct rcv_result *r,
+                           struct err *e)
 {
     struct rcv_opts ro;
     char logpath[PATH_MAX];
@@ -133,6 +134,7 @@ static int start_and_check(const struct restore_opts *o, struct rcv_result *r, s
         return 0;
     fprintf(stderr, "restore failed after %.1f s of recovery:\n", r->seconds);
     print_stop(r, stderr);
+    restore_stop_hint(&o->target, m, r->why, stderr);
     return -1;
 }
 
@@ -408,8 +410,8 @@ static void print_how_to_start(const struct restore_opts *o)
 }
 
 /* With --start: where recovery stopped, and the RTO. */
-static void print_result(const struct manifest *m, const char *region, const struct rcv_result *st, uint64_t t0,
-                         uint64_t t_fetch, uint64_t t_replay)
+static void print_result(const struct manifest *m, const char *region, const struct pitr_target *t,
+                         const struct rcv_result *st, uint64_t t0, uint64_t t_fetch, uint64_t t_replay)
 {
     /* PostgreSQL's own word that it stopped at the target */
     const char *stop = strstr(st->why, "recovery stopping");
@@ -424,6 +426,7 @@ static void print_result(const struct manifest *m, const char *region, const str
                                         : "checked, then promoted");
     if (stop != NULL)
         printf("  PostgreSQL: %.*s\n", (int)strcspn(stop, "\n"), stop);
+    restore_stop_hint(t, m, st->why, stdout);
     if (st->outcome == RCV_PROMOTED && !st->checkpointed)
         log_warning("the CHECKPOINT after promotion failed (role %s): pg_control names the new timeline only "
                     "after PostgreSQL's own checkpoint", st->user[0] ? st->user : "?");
@@ -542,7 +545,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     }
     memset(&st, 0, sizeof st);
     prefetch_before_start(c, kr, rc, s, m, o.pgdata);
-    if (start_and_check(&o, &st, &e) < 0)
+    if (start_and_check(&o, m, &st, &e) < 0)
         goto fail;
     t_replay = now_ms() - t0 - t_fetch;
     if (st.outcome == RCV_STANDBY) {
@@ -554,7 +557,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     /* promoted (not shut down at the target): a backup of it must carry no target */
     if (st.outcome == RCV_PROMOTED)
         restore_conf_after_promote(o.pgdata, o.keep_restore_command);
-    print_result(m, rc->name, &st, t0, t_fetch, t_replay);
+    print_result(m, rc->name, &o.target, &st, t0, t_fetch, t_replay);
     rc_ = 0;
     goto out;
 fail:

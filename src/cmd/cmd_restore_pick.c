@@ -8,6 +8,7 @@
 #include "cmd_restore_end.h"
 #include "log.h"
 #include "repo.h"
+#include "wal.h"
 
 /* *usable (NULL: every backup) with the `excluded` ones left out. */
 static int leave_out(const struct catalog *cat, const unsigned char *excluded, unsigned char **usable, struct err *e)
@@ -116,4 +117,30 @@ int restore_pick_other(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
                        const struct pitr_target *t, const unsigned char *excluded, struct err *e)
 {
     return choose_backup(ctx, kr, s, cat, t, NULL, excluded, e);
+}
+
+void restore_stop_hint(const struct pitr_target *t, const struct manifest *m, const char *why, FILE *f)
+{
+    char ts[32], start[24], stop[24];
+
+    man_format_time(m->start_time, ts);
+    wal_format_lsn(m->start_lsn, start);
+    wal_format_lsn(m->stop_lsn, stop);
+    if (strstr(why, "before consistent recovery point") != NULL)
+        fprintf(f, "  the target lies before backup %s was consistent (LSN %s): PostgreSQL cannot stop there from "
+                "it; restore from an older backup with --backup NAME (walship backup-list)\n", m->name, stop);
+    else if ((t->kind == PITR_XID || t->kind == PITR_NAME) && strstr(why, "recovery ended before") != NULL)
+        fprintf(f, "  PostgreSQL looks for the %s only in the WAL after backup %s began (%s, LSN %s): if it lies "
+                "before that, restore from an older backup with --backup NAME (walship backup-list); else the "
+                "archive does not hold it (%s)\n", t->kind == PITR_XID ? "transaction's end" : "restore point",
+                m->name, ts, start, t->kind == PITR_XID ? "a transaction still open when the WAL ends, or a "
+                "subtransaction's id: PostgreSQL matches top-level ids only" : "no restore point of that name was "
+                "made");
+    else if (t->kind == PITR_TIME && strstr(why, "recovery ended before") != NULL)
+        fprintf(f, "  PostgreSQL knows it reached a time only at the first transaction that ended after it, and the "
+                "archived WAL holds none: no transaction ended after %s, or the WAL where one did is not "
+                "archived\n", t->value);
+    else if (t->kind == PITR_XID && strstr(why, "recovery stopping after abort of transaction") != NULL)
+        fprintf(f, "  note: transaction %s was rolled back: PostgreSQL stopped at its abort, so the restored data "
+                "holds the transactions committed before it and none of its changes\n", t->value);
 }

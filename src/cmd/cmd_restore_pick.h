@@ -10,6 +10,8 @@
 #ifndef WALSHIP_CMD_RESTORE_PICK_H
 #define WALSHIP_CMD_RESTORE_PICK_H
 
+#include <stdio.h>
+
 #include "catalog.h"
 #include "err.h"
 #include "pitr.h"
@@ -30,5 +32,13 @@ int restore_pick(struct cmd_ctx *ctx, const struct keyring *kr, const struct pit
  * those `excluded` marks (one flag per catalog entry); -1 (e) when none. */
 int restore_pick_other(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *s, const struct catalog *cat,
                        const struct pitr_target *t, const unsigned char *excluded, struct err *e);
+
+/* After PostgreSQL stopped (`why`: the server log lines restore quotes),
+ * what the operator needs to know about backup `m` and target `t`: a
+ * stop before the backup was consistent, or an xid or restore point never
+ * met in the WAL after the backup began, may lie before it (an older
+ * backup, with --backup); a target xid that was rolled back.  Printed to
+ * `f`; nothing when none applies. */
+void restore_stop_hint(const struct pitr_target *t, const struct manifest *m, const char *why, FILE *f);
 
 #endif

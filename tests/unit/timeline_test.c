@@ -593,6 +593,18 @@ static void parse_time_test(void)
         "2026-12-06 23:-5:00", "2026-12-06 -1:00:00+00", "2026-02-30 10:00:00", "2026-11-31 10:00:00",
         "2025-02-29 00:00:00", "+026-12-06 10:00:00", "2026-12-06 10:00:00+-3", "26-12-06 10:00:00",
         "2026-12-06 10:00", "2026-12-06 10:00:00 Europe/Paris",
+        /* forms PostgreSQL reads otherwise, or refuses */
+        "2026-12-06 10:00:00+12345", "2026-12-06 10:00:00+001:30", "2026-12-06 10:00:00+1600",
+        "2026-12-06 10:00:00+05:30:00", "2026-12-06 10:00:00+05:",
+    };
+    /* run-together offsets, as PostgreSQL's DecodeTimezone reads them:
+     * three or four digits are [H]HMM (adversarial pass S: "-100" was
+     * read as -10:00, PostgreSQL's -01:00) */
+    static const struct { const char *s; int64_t off; } zones[] = {
+        { "2026-12-06 22:41:30-100", -3600 }, { "2026-12-06 22:41:30+130", 5400 },
+        { "2026-12-06 22:41:30+123", 4980 }, { "2026-12-06 22:41:30+0530", 19800 },
+        { "2026-12-06 22:41:30-1230", -45000 }, { "2026-12-06 22:41:30+1", 3600 },
+        { "2026-12-06 22:41:30+5:3", 18180 }, { "2026-12-06 22:41:30-12", -43200 },
     };
     int64_t t = 0;
     char v[64];
@@ -604,6 +616,11 @@ static void parse_time_test(void)
     ok(pitr_parse_time("2026-12-06T22:41:30.5+05:30", &t, v, sizeof v, &e) == 0 && t == 1796596890 - 19800,
        "ISO T, a fraction, an offset with minutes");
     ok(pitr_parse_time("2028-02-29 00:00:00-02", &t, v, sizeof v, &e) == 0, "a leap day");
+    for (i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        err_clear(&e);
+        ok(pitr_parse_time(zones[i].s, &t, v, sizeof v, &e) == 0 && t == 1796596890 - zones[i].off,
+           "\"%s\" is UTC%+lld s, as PostgreSQL reads it (%s)", zones[i].s, (long long)-zones[i].off, e.msg);
+    }
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err_clear(&e);
         ok(pitr_parse_time(bad[i], &t, v, sizeof v, &e) < 0 && e.code == ERR_USAGE, "refused: \"%s\"", bad[i]);
