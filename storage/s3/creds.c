@@ -27,6 +27,7 @@ struct creds_provider {
     struct creds cur;
     unsigned gen;
     unsigned fetches;
+    time_t retry_at;                /* after a failed refresh: no new try before */
     char describe[300];
 };
 
@@ -414,19 +415,28 @@ int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, cons
     int rc = 0;
 
     pthread_mutex_lock(&p->lock);
-    if (p->cur.expires != 0 && now + creds_refresh_margin(&p->cur) >= p->cur.expires) {
+    /* A refresh that failed is tried again after a back-off, not at every
+     * signed request: each try is a process or an endpoint round trip with
+     * its timeouts, under this lock, and a warning.  Expired credentials
+     * are always asked for again (the request fails otherwise). */
+    if (p->cur.expires != 0 && now + creds_refresh_margin(&p->cur) >= p->cur.expires &&
+        (now >= p->retry_at || now >= p->cur.expires)) {
         struct creds n = { 0 };
         struct err why = ERR_INIT;
 
         if (fetch(p, &n, &why) == 0) {
             creds_clear(&p->cur);
             p->cur = n;
+            p->retry_at = 0;
             note(notes, LOG_DEBUG, "region %s: credentials refreshed from %s, valid for %ld s", p->region_name,
                  p->describe, (long)(p->cur.expires ? p->cur.expires - now : 0));
         } else if (now < p->cur.expires) {
+            time_t wait = (p->cur.expires - now) / 4;
+
             creds_clear(&n);
-            note(notes, LOG_WARNING, "%s; the current credentials stay in use until they expire in %ld s", why.msg,
-                 (long)(p->cur.expires - now));
+            p->retry_at = now + (wait < 1 ? 1 : wait > 30 ? 30 : wait);
+            note(notes, LOG_WARNING, "%s; the current credentials stay in use until they expire in %ld s (next "
+                 "try in %ld s)", why.msg, (long)(p->cur.expires - now), (long)(p->retry_at - now));
         } else {
             creds_clear(&n);
             *e = why;

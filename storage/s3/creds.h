@@ -74,7 +74,8 @@ int creds_open(const struct creds_opts *o, struct creds_provider **out, struct e
 /* Fresh credentials: when *gen differs from the provider's generation,
  * *c is replaced by a copy of the current ones (the old strings freed) and
  * *gen updated.  Refreshes first when they expire within the margin; a
- * refresh, or a failed one while the current credentials still hold, is
+ * refresh, or a failed one while the current credentials still hold (tried
+ * again after a back-off, not at every call), is
  * reported to `notes` (the asking stor's sink; the provider is shared). */
 int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, const struct note_sink *notes,
                   struct err *e);
