@@ -27,13 +27,19 @@ static int env_true(const char *name)
 int creds_src_env(struct creds *c, char *detail, size_t n, struct err *e)
 {
     const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
+    const char *tok = getenv("AWS_SESSION_TOKEN");
 
+    /* a secret or a token without its key id is the environment set up
+     * halfway: `auto` must not go on to a profile's or a role's identity */
+    if ((ak == NULL || ak[0] == '\0') && ((sk != NULL && sk[0] != '\0') || (tok != NULL && tok[0] != '\0')))
+        return err_setf(e, ERR_CONFIG, "%s is set but AWS_ACCESS_KEY_ID is not",
+                        sk != NULL && sk[0] != '\0' ? "AWS_SECRET_ACCESS_KEY" : "AWS_SESSION_TOKEN");
     if (ak == NULL || ak[0] == '\0')
         return 1;
     if (sk == NULL || sk[0] == '\0')
         return err_setf(e, ERR_CONFIG, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
     snprintf(detail, n, "AWS_ACCESS_KEY_ID %s", ak);
-    return creds_set(c, ak, sk, getenv("AWS_SESSION_TOKEN"), 0, e);
+    return creds_set(c, ak, sk, tok, 0, e);
 }
 
 /* ---- container ---- */

@@ -111,6 +111,42 @@ static void test_refresh_backoff(void)
     creds_clear(&c);
 }
 
+/* AWS_SECRET_ACCESS_KEY (or AWS_SESSION_TOKEN) without AWS_ACCESS_KEY_ID:
+ * the environment set up halfway.  `auto` went on to the profile (or the
+ * container's, the instance's role) and signed as another identity. */
+static void test_half_env(void)
+{
+    char p[512];
+    struct creds_opts o = { 0 };
+    struct creds_provider *prov = NULL;
+    struct err e = ERR_INIT;
+
+    write_file("credentials", "[default]\naws_access_key_id = AKPROFILE\naws_secret_access_key = sk-profile\n",
+               0600);
+    snprintf(p, sizeof p, "%s/credentials", dir);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+    o.source = CREDS_AUTO;
+    o.region_name = "half";
+    setenv("AWS_SECRET_ACCESS_KEY", "sk-env-only", 1);
+    ok(creds_open(&o, &prov, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "AWS_ACCESS_KEY_ID") != NULL,
+       "auto, AWS_SECRET_ACCESS_KEY without AWS_ACCESS_KEY_ID: an error, not the profile: %s",
+       prov ? creds_describe(prov) : e.msg);
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    prov = NULL;
+    e = (struct err)ERR_INIT;
+    setenv("AWS_SESSION_TOKEN", "tok-env-only", 1);
+    o.region_name = "half2";
+    ok(creds_open(&o, &prov, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "AWS_ACCESS_KEY_ID") != NULL,
+       "auto, AWS_SESSION_TOKEN without the keys: an error too: %s", prov ? creds_describe(prov) : e.msg);
+    unsetenv("AWS_SESSION_TOKEN");
+    prov = NULL;
+    e = (struct err)ERR_INIT;
+    o.region_name = "half3";
+    ok(creds_open(&o, &prov, &e) == 0 && strstr(creds_describe(prov), "AKPROFILE") != NULL,
+       "with neither, the profile: %s", prov ? creds_describe(prov) : e.msg);
+    creds_close(prov);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/advT_creds.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -121,6 +157,7 @@ int main(void)
     unsetenv("AWS_SESSION_TOKEN");
     unsetenv("AWS_PROFILE");
     test_refresh_backoff();
+    test_half_env();
     {
         char cmd[600];
 
