@@ -41,7 +41,8 @@ Settings (start values): ttl=3600 (seconds the credentials live),
 expired=0 (hand out credentials that expired an hour ago), malformed=0
 (answer credentials requests with junk), stall=0 (seconds to wait before
 answering credentials requests), imdsv1=0, token_status=200 (another status: the token PUT
-answers it, like an IMDSv1-only service), web_token=wi-token,
+answers it, like an IMDSv1-only service), sts_echo=0 (1: STS's InvalidIdentityToken
+message quotes the token it was sent), web_token=wi-token,
 container_token=ctok-secret, access_key=test:tester, secret=testing.
 
 Every session token handed out is "wstok.SOURCE.N.EXPIRY" (EXPIRY in epoch
@@ -77,7 +78,7 @@ SET = {
     "ttl": "3600", "expired": "0", "malformed": "0", "stall": "0", "imdsv1": "0",
     "web_token": "wi-token", "container_token": "ctok-secret",
     "access_key": "test:tester", "secret": "testing",
-    "s3_deny_sse": "0", "s3_bad_etag": "0", "token_status": "200",
+    "s3_deny_sse": "0", "s3_bad_etag": "0", "token_status": "200", "sts_echo": "0",
 }
 STATS = {"imds_token": 0, "imds_role": 0, "imds_creds": 0, "imds_401": 0, "sts": 0, "sts_denied": 0,
          "container": 0, "container_401": 0, "s3": 0, "s3_expired": 0, "tokens_seen": 0}
@@ -207,10 +208,12 @@ class Meta(BaseHTTPRequestHandler):
                               "<Message>bad request</Message></Error></ErrorResponse>", "text/xml")
         if params.get("WebIdentityToken") != setting("web_token"):
             bump("sts_denied")
+            msg = "Couldn't retrieve verification key from your identity provider"
+            if setting("sts_echo") == "1":  # an STS-compatible server quoting the token back
+                msg = "the token %s is not valid" % params.get("WebIdentityToken", "").replace("<", "&lt;")
             return self.reply(400, "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
-                              "<Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>Couldn't retrieve "
-                              "verification key from your identity provider</Message></Error>"
-                              "<RequestId>stub-1</RequestId></ErrorResponse>", "text/xml")
+                              "<Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>%s</Message></Error>"
+                              "<RequestId>stub-1</RequestId></ErrorResponse>" % msg, "text/xml")
         bump("sts")
         if setting("malformed") == "1":
             return self.reply(200, "<AssumeRoleWithWebIdentityResponse><broken", "text/xml")

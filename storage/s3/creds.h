@@ -95,6 +95,10 @@ time_t creds_refresh_margin(const struct creds *c);
  * log_add_secret().  0, or -1 with ERR_NOMEM. */
 int creds_set(struct creds *c, const char *ak, const char *sk, const char *token, time_t expires,
               struct err *e);
+/* Every occurrence of `secret` (a token walship sent: an endpoint may quote
+ * it back) in e->msg replaced by "<redacted>".  Errors also go where the
+ * log's redaction does not: JSON output, state files. */
+void creds_err_scrub(struct err *e, const char *secret);
 /* The JSON of the container endpoint, IMDS and credential_process
  * (AccessKeyId, SecretAccessKey, Token or SessionToken, Expiration).
  * `what` names the source for errors (ERR_AUTH). */

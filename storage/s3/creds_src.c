@@ -10,6 +10,7 @@
 
 #include "s3_dl.h"
 
+#include "log.h"
 #include "util.h"
 
 #define IMDS_DEFAULT "http://169.254.169.254"
@@ -99,6 +100,7 @@ static int container_token(char **out, struct err *e)
     }
     if (*out == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
+    log_add_secret(*out);
     if (strpbrk(*out, "\r\n") != NULL) {
         free(*out);
         *out = NULL;
@@ -213,6 +215,7 @@ static int imds_token(const struct creds_opts *o, const char *base, char **token
     if (h.status == 200 && h.resp_len > 0 && h.resp_len < 4096 && strpbrk(h.resp, "\r\n") == NULL) {
         *token = h.resp;
         h.resp = NULL;
+        log_add_secret(*token);
         rc = 0;
     } else {
         rc = 1;

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "log.h"
 #include "s3.h"
 #include "sigv4.h"
 #include "util.h"
@@ -141,6 +142,7 @@ int creds_src_web_identity(const struct creds_opts *o, const char *token_file, c
     while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
         len--;
     tok[len] = '\0';
+    log_add_secret((char *)tok);
     if (len == 0) {
         err_setf(e, ERR_CONFIG, "web identity token file %s is empty", token_file);
         goto out;
@@ -185,7 +187,13 @@ int creds_src_web_identity(const struct creds_opts *o, const char *token_file, c
 oom:
     err_setf(e, ERR_NOMEM, "out of memory");
 out:
+    if (rc < 0) {   /* an STS error message may quote the token it was sent */
+        creds_err_scrub(e, (char *)tok);
+        creds_err_scrub(e, etok);
+    }
     creds_http_clear(&h);
+    if (tok != NULL)
+        explicit_bzero(tok, len);
     free(tok);
     free(url);
     free(etok);

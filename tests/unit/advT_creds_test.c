@@ -4,6 +4,7 @@
  * secret key in the environment without its key id (an error, not a walk
  * on to another identity), and a web identity token that an STS error
  * message quotes back (never in the error). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "creds.h"
+#include "log.h"
 #include "tap.h"
 
 static char dir[256];
@@ -147,6 +149,66 @@ static void test_half_env(void)
     creds_close(prov);
 }
 
+/* creds_err_scrub: a token an endpoint quoted back, also in a message
+ * filled to the brim with a token shorter than its replacement. */
+static void test_scrub(void)
+{
+    struct err e = ERR_INIT;
+    size_t i;
+
+    snprintf(e.msg, sizeof e.msg, "STS: InvalidIdentityToken: the token eyJ.tok-secret.sig is not valid");
+    creds_err_scrub(&e, "eyJ.tok-secret.sig");
+    is_str(e.msg, "STS: InvalidIdentityToken: the token <redacted> is not valid", "a quoted token is scrubbed");
+    for (i = 0; i + 6 < sizeof e.msg; i += 6)
+        memcpy(e.msg + i, "abcde ", 6);
+    e.msg[i] = '\0';
+    creds_err_scrub(&e, "abcde");
+    ok(strlen(e.msg) < sizeof e.msg && strstr(e.msg, "abcde") == NULL && strncmp(e.msg, "<redacted> ", 11) == 0,
+       "a short token filling the message: scrubbed everywhere, the message cut, still terminated");
+    memset(e.msg, 'x', sizeof e.msg - 1);
+    memcpy(e.msg + sizeof e.msg - 6, "abcde", 6);
+    creds_err_scrub(&e, "abcde");
+    ok(strlen(e.msg) < sizeof e.msg && strstr(e.msg, "abcde") == NULL && strstr(e.msg, "abc") == NULL,
+       "a short token at the very end of a full message: gone, no room for the replacement");
+    snprintf(e.msg, sizeof e.msg, "token acted, again acted");
+    creds_err_scrub(&e, "acted");
+    is_str(e.msg, "token <redacted>, again <redacted>", "a token that is part of \"<redacted>\": replaced once");
+}
+
+/* The log's redaction, with a secret that is part of "<redacted>" and one
+ * at the very end of a line that fills the buffer: it replaced the
+ * replacement again and again, and its room computation went below zero. */
+static void test_log_redact(void)
+{
+    char p[512], line[4096], big[2100];
+    int fd, saved = dup(2);
+    ssize_t n;
+
+    snprintf(p, sizeof p, "%s/log", dir);
+    fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || saved < 0)
+        exit(99);
+    log_add_secret("acted");
+    log_add_secret("zq9-end");
+    memset(big, 'x', sizeof big);
+    memcpy(big + 2047 - 7, "zq9-end", 8);
+    alarm(10);
+    dup2(fd, 2);
+    log_msg(LOG_ERROR, "token acted here");
+    log_msg(LOG_ERROR, "%s", big);
+    dup2(saved, 2);
+    alarm(0);
+    close(fd);
+    close(saved);
+    fd = open(p, O_RDONLY);
+    n = fd >= 0 ? read(fd, line, sizeof line - 1) : -1;
+    line[n > 0 ? n : 0] = '\0';
+    if (fd >= 0)
+        close(fd);
+    ok(strstr(line, "token <redacted> here") != NULL, "log: a secret inside \"<redacted>\" replaced once");
+    ok(strstr(line, "zq9") == NULL && strstr(line, "xxxx") != NULL, "log: a secret at the end of a full line: cut");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/advT_creds.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -158,6 +220,8 @@ int main(void)
     unsetenv("AWS_PROFILE");
     test_refresh_backoff();
     test_half_env();
+    test_scrub();
+    test_log_redact();
     {
         char cmd[600];
 

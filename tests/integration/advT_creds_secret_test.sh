@@ -1,0 +1,55 @@
+#!/bin/bash
+# tests/integration/advT_creds_secret_test.sh: adversarial pass T.  An STS
+# that quotes the web identity token back in its InvalidIdentityToken
+# message (sts_echo=1 in tests/awsstub.py): the token must appear neither on
+# stderr nor in a command's JSON output (backup-list --json puts a region's
+# error there, past the log's redaction).  Only the stub's metadata port on
+# 127.0.0.1; no S3 server is needed, the credentials fail first.
+# shellcheck source-path=SCRIPTDIR
+set -uo pipefail
+# shellcheck source=../lib/tap.sh
+. "$(dirname "$0")/../lib/tap.sh"
+
+command -v python3 >/dev/null 2>&1 || skip_all "python3 is not installed"
+command -v curl >/dev/null 2>&1 || skip_all "curl is not installed"
+[ -x "$WALSHIP" ] || { echo "Bail out! $WALSHIP is not built"; exit 1; }
+
+MP=$(tap_free_port); DEAD=$(tap_free_port)
+python3 "$TOP_SRCDIR/tests/awsstub.py" --meta "127.0.0.1:$MP" --pidfile "$T/stub.pid" --log "$T/stub.log" \
+  </dev/null >>"$T/stub.out" 2>&1 &
+on_exit "[ -s '$T/stub.pid' ] && kill \$(cat '$T/stub.pid') 2>/dev/null"
+wait_for 20 test -s "$T/stub.pid"
+wait_for 20 curl -sf --noproxy '*' "http://127.0.0.1:$MP/_ctl/stats"
+ok $? "awsstub answers on :$MP"
+curl -sf --noproxy '*' "http://127.0.0.1:$MP/_ctl/set?sts_echo=1" >/dev/null
+
+TOKEN=eyJhbGciOiJSUzI1NiJ9.advT-web-identity-secret-4c1d9e.c2lnbmF0dXJl
+printf '%s\n' "$TOKEN" >"$T/wi-token"
+chmod 600 "$T/wi-token"
+{
+  printf '[global]\nretry_deadline = 2\nconnect_timeout = 1\nio_timeout = 2\n\n'
+  printf '[region us-east-1]\nurl = s3://creds/p\nendpoint = http://127.0.0.1:%s\npath_style = true\n' "$DEAD"
+  printf 'sts_endpoint = http://127.0.0.1:%s/\ncredentials = web-identity\n' "$MP"
+} >"$T/c.conf"
+chmod 600 "$T/c.conf"
+
+ws() {
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
+    -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI -u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_ENDPOINT_URL_STS \
+    HOME="$T" AWS_SHARED_CREDENTIALS_FILE="$T/none" AWS_CONFIG_FILE="$T/none" AWS_EC2_METADATA_DISABLED=true \
+    AWS_WEB_IDENTITY_TOKEN_FILE="$T/wi-token" AWS_ROLE_ARN=arn:aws:iam::123456789012:role/walship-advT \
+    "$WALSHIP" --config "$T/c.conf" "$@"
+}
+
+out=$(ws st check 2>&1)
+st=$?
+ok $([ "$st" -ne 0 ] && echo 0 || echo 1) "a refused web identity token: st check fails (exit $st)"
+like "$out" "InvalidIdentityToken" "... naming STS's error code"
+ok $(printf '%s' "$out" | grep -qF "$TOKEN" && echo 1 || echo 0) "... and the token it quoted is not on stderr" ||
+  diag "$out"
+
+out=$(ws backup-list --json 2>"$T/err")
+ok $( (printf '%s' "$out"; cat "$T/err") | grep -qF "$TOKEN" && echo 1 || echo 0) \
+  "backup-list --json: the region's error in the JSON does not carry the token" || diag "$out"
+like "$out" "InvalidIdentityToken" "... the error is there, without it"
+done_testing
