@@ -255,6 +255,16 @@ static int fetch_one(struct creds_provider *p, enum creds_source s, struct creds
     }
 }
 
+/* A source's file that is not there (a token file, a credential_process
+ * program) is a source set up wrongly: ERR_CONFIG.  ERR_NOTFOUND means "the
+ * object does not exist" to every caller of a stor (exit 1; a GET whose
+ * signing refresh failed would read as an absent object). */
+static void not_notfound(struct err *e)
+{
+    if (e->code == ERR_NOTFOUND)
+        e->code = ERR_CONFIG;
+}
+
 /* Fetch from p->used, or (auto, first time) walk the chain. */
 static int fetch(struct creds_provider *p, struct creds *c, struct err *e)
 {
@@ -268,8 +278,10 @@ static int fetch(struct creds_provider *p, struct creds *c, struct err *e)
         enum creds_source s = p->want != CREDS_AUTO ? p->want : p->used;
 
         rc = fetch_one(p, s, c, d, sizeof d, 1, e);
-        if (rc < 0)
+        if (rc < 0) {
+            not_notfound(e);
             return err_prefix(e, "region %s: credentials from %s", p->region_name, creds_source_name(s));
+        }
         goto found;
     }
     for (i = 0; i < sizeof chain / sizeof chain[0]; i++) {
@@ -279,9 +291,11 @@ static int fetch(struct creds_provider *p, struct creds *c, struct err *e)
             snprintf(imds, sizeof imds, " (instance metadata: %.250s)", e->msg);
             rc = 1;
         }
-        if (rc < 0)
+        if (rc < 0) {
+            not_notfound(e);
             return err_prefix(e, "region %s: credentials (auto, from %s)", p->region_name,
                               creds_source_name(chain[i]));
+        }
         if (rc == 0) {
             p->used = chain[i];
             goto found;

@@ -209,6 +209,38 @@ static void test_log_redact(void)
     ok(strstr(line, "zq9") == NULL && strstr(line, "xxxx") != NULL, "log: a secret at the end of a full line: cut");
 }
 
+/* A token file that is not there is a source set up wrongly (ERR_CONFIG,
+ * exit 2), never ERR_NOTFOUND: that is "the object does not exist" to every
+ * caller (exit 1, st ls said "not found"; a GET whose signing refresh
+ * failed so read as an absent object). */
+static void test_missing_token_file(void)
+{
+    char p[512];
+    struct creds_opts o = { 0 };
+    struct creds_provider *prov = NULL;
+    struct err e = ERR_INIT;
+
+    snprintf(p, sizeof p, "%s/no-such-token", dir);
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", p, 1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r", 1);
+    o.source = CREDS_WEB_IDENTITY;
+    o.region_name = "wi";
+    o.sts_endpoint = "http://127.0.0.1:9/";
+    ok(creds_open(&o, &prov, &e) < 0 && e.code == ERR_CONFIG, "web identity, token file missing: ERR_CONFIG: %s", e.msg);
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv("AWS_ROLE_ARN");
+    e = (struct err)ERR_INIT;
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/creds", 1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", p, 1);
+    o.source = CREDS_CONTAINER;
+    o.region_name = "ct";
+    o.sts_endpoint = NULL;
+    ok(creds_open(&o, &prov, &e) < 0 && e.code == ERR_CONFIG,
+       "container, authorization token file missing: ERR_CONFIG: %s", e.msg);
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/advT_creds.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -222,6 +254,7 @@ int main(void)
     test_half_env();
     test_scrub();
     test_log_redact();
+    test_missing_token_file();
     {
         char cmd[600];
 
