@@ -42,7 +42,8 @@ expired=0 (hand out credentials that expired an hour ago), malformed=0
 (answer credentials requests with junk), stall=0 (seconds to wait before
 answering credentials requests), imdsv1=0, token_status=200 (another status: the token PUT
 answers it, like an IMDSv1-only service), sts_echo=0 (1: STS's InvalidIdentityToken
-message quotes the token it was sent), web_token=wi-token,
+message quotes the token it was sent), no_expiration=0 (1: credentials answers
+without Expiration), web_token=wi-token,
 container_token=ctok-secret, access_key=test:tester, secret=testing.
 
 Every session token handed out is "wstok.SOURCE.N.EXPIRY" (EXPIRY in epoch
@@ -79,6 +80,7 @@ SET = {
     "web_token": "wi-token", "container_token": "ctok-secret",
     "access_key": "test:tester", "secret": "testing",
     "s3_deny_sse": "0", "s3_bad_etag": "0", "token_status": "200", "sts_echo": "0",
+    "no_expiration": "0",
 }
 STATS = {"imds_token": 0, "imds_role": 0, "imds_creds": 0, "imds_401": 0, "sts": 0, "sts_denied": 0,
          "container": 0, "container_401": 0, "s3": 0, "s3_expired": 0, "tokens_seen": 0}
@@ -149,6 +151,8 @@ class Meta(BaseHTTPRequestHandler):
         if setting("malformed") == "1":
             return "{\"AccessKeyId\": \"broken"
         c = new_creds(source)
+        if setting("no_expiration") == "1":
+            del c["Expiration"]
         if imds:
             c = dict(Code="Success", LastUpdated=iso(time.time()), Type="AWS-HMAC", **c)
         return json.dumps(c)
@@ -218,18 +222,19 @@ class Meta(BaseHTTPRequestHandler):
         if setting("malformed") == "1":
             return self.reply(200, "<AssumeRoleWithWebIdentityResponse><broken", "text/xml")
         c = new_creds("sts")
+        exp = "" if setting("no_expiration") == "1" else "<Expiration>%s</Expiration>" % c["Expiration"]
         xml = ("<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
                "<AssumeRoleWithWebIdentityResult>"
                "<SubjectFromWebIdentityToken>system:serviceaccount:db:walship</SubjectFromWebIdentityToken>"
                "<Audience>sts.amazonaws.com</Audience>"
                "<AssumedRoleUser><Arn>%s/%s</Arn><AssumedRoleId>AROA:%s</AssumedRoleId></AssumedRoleUser>"
                "<Credentials><SessionToken>%s</SessionToken><SecretAccessKey>%s</SecretAccessKey>"
-               "<Expiration>%s</Expiration><AccessKeyId>%s</AccessKeyId></Credentials>"
+               "%s<AccessKeyId>%s</AccessKeyId></Credentials>"
                "<Provider>oidc.example</Provider></AssumeRoleWithWebIdentityResult>"
                "<ResponseMetadata><RequestId>stub-2</RequestId></ResponseMetadata>"
                "</AssumeRoleWithWebIdentityResponse>") % (
             params["RoleArn"], params.get("RoleSessionName", ""), params.get("RoleSessionName", ""),
-            c["Token"], c["SecretAccessKey"], c["Expiration"], c["AccessKeyId"])
+            c["Token"], c["SecretAccessKey"], exp, c["AccessKeyId"])
         return self.reply(200, xml, "text/xml")
 
     def do_GET(self):

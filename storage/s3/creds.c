@@ -202,6 +202,18 @@ out:
     return rc;
 }
 
+int creds_need_expiry(struct creds *c, const char *what, struct err *e)
+{
+    if (c->expires != 0)
+        return 0;
+    /* read as "never expires", they were never refreshed: a long-running
+     * process (archiver, prefetcher, a long backup-push) signed after
+     * their end until it stopped */
+    creds_clear(c);
+    return err_setf(e, ERR_AUTH, "%s: the answer has no Expiration (temporary credentials say when they end)",
+                    what);
+}
+
 /* ---- fetching ---- */
 
 static int fetch_one(struct creds_provider *p, enum creds_source s, struct creds *c, char *d, size_t n,

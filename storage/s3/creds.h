@@ -103,7 +103,11 @@ void creds_err_scrub(struct err *e, const char *secret);
  * (AccessKeyId, SecretAccessKey, Token or SessionToken, Expiration).
  * `what` names the source for errors (ERR_AUTH). */
 int creds_parse_json(const char *buf, size_t len, const char *what, struct creds *c, struct err *e);
-/* STS AssumeRoleWithWebIdentityResponse (or ErrorResponse → ERR_AUTH). */
+/* For the endpoints whose credentials always end (container, IMDS): an
+ * answer without Expiration is refused (ERR_AUTH), c cleared. */
+int creds_need_expiry(struct creds *c, const char *what, struct err *e);
+/* STS AssumeRoleWithWebIdentityResponse (or ErrorResponse → ERR_AUTH);
+ * Expiration required. */
 int creds_parse_sts(const char *buf, size_t len, const char *what, struct creds *c, struct err *e);
 
 /* A blocking HTTP request on its own curl handle (not an S3 engine). */

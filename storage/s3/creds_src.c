@@ -145,7 +145,7 @@ int creds_src_container(const struct creds_opts *o, struct creds *c, char *detai
                  " (check the authorization token)" : "", "");
         goto out;
     }
-    if (creds_parse_json(h.resp, h.resp_len, what, c, e) < 0)
+    if (creds_parse_json(h.resp, h.resp_len, what, c, e) < 0 || creds_need_expiry(c, what, e) < 0)
         goto out;
     snprintf(detail, n, "%s", url);
     rc = 0;
@@ -269,7 +269,8 @@ int creds_src_imds(const struct creds_opts *o, struct creds *c, char *detail, si
                  h.status);
         goto out;
     }
-    if (creds_parse_json(h.resp, h.resp_len, "EC2 instance metadata", c, e) < 0)
+    if (creds_parse_json(h.resp, h.resp_len, "EC2 instance metadata", c, e) < 0 ||
+        creds_need_expiry(c, "EC2 instance metadata", e) < 0)
         goto out;
     snprintf(detail, n, "role %s%s", role, token ? "" : ", IMDSv1");
     rc = 0;

@@ -75,7 +75,13 @@ int creds_parse_sts(const char *buf, size_t len, const char *what, struct creds 
         err_setf(e, ERR_AUTH, "%s: the answer has no Credentials with AccessKeyId and SecretAccessKey", what);
         goto out;
     }
-    if (exp[0] != '\0' && s3_parse_iso8601(exp, &expires) < 0) {
+    if (exp[0] == '\0') {
+        /* STS's credentials always end: without the time they would never
+         * be refreshed, and a long-running process signed after their end */
+        err_setf(e, ERR_AUTH, "%s: the answer has no Expiration", what);
+        goto out;
+    }
+    if (s3_parse_iso8601(exp, &expires) < 0) {
         err_setf(e, ERR_AUTH, "%s: bad Expiration \"%.40s\"", what, exp);
         goto out;
     }

@@ -1,10 +1,14 @@
 #!/bin/bash
-# tests/integration/advT_creds_secret_test.sh: adversarial pass T.  An STS
-# that quotes the web identity token back in its InvalidIdentityToken
-# message (sts_echo=1 in tests/awsstub.py): the token must appear neither on
-# stderr nor in a command's JSON output (backup-list --json puts a region's
-# error there, past the log's redaction).  Only the stub's metadata port on
-# 127.0.0.1; no S3 server is needed, the credentials fail first.
+# tests/integration/advT_creds_stub_test.sh: adversarial pass T, hostile
+# credential endpoints (tests/awsstub.py).  An STS that quotes the web
+# identity token back in its InvalidIdentityToken message (sts_echo=1): the
+# token must appear neither on stderr nor in a command's JSON output
+# (backup-list --json puts a region's error there, past the log's
+# redaction).  Temporary credentials without an Expiration
+# (no_expiration=1), from IMDS, the container endpoint or STS: refused, not
+# used as never-expiring (never refreshed, a long-running process signed
+# with them after their end).  Only the stub's metadata port on 127.0.0.1;
+# no S3 server is needed, the credentials fail first.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 # shellcheck source=../lib/tap.sh
@@ -34,11 +38,13 @@ chmod 600 "$T/wi-token"
 chmod 600 "$T/c.conf"
 
 ws() {
+  local -a vars=()
+  while [ $# -gt 0 ] && [[ $1 == *=* ]]; do vars+=("$1"); shift; done
   env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
     -u AWS_CONTAINER_CREDENTIALS_RELATIVE_URI -u AWS_CONTAINER_CREDENTIALS_FULL_URI -u AWS_ENDPOINT_URL_STS \
     HOME="$T" AWS_SHARED_CREDENTIALS_FILE="$T/none" AWS_CONFIG_FILE="$T/none" AWS_EC2_METADATA_DISABLED=true \
     AWS_WEB_IDENTITY_TOKEN_FILE="$T/wi-token" AWS_ROLE_ARN=arn:aws:iam::123456789012:role/walship-advT \
-    "$WALSHIP" --config "$T/c.conf" "$@"
+    "${vars[@]}" "$WALSHIP" --config "$T/c.conf" "$@"
 }
 
 out=$(ws st check 2>&1)
@@ -52,4 +58,20 @@ out=$(ws backup-list --json 2>"$T/err")
 ok $( (printf '%s' "$out"; cat "$T/err") | grep -qF "$TOKEN" && echo 1 || echo 0) \
   "backup-list --json: the region's error in the JSON does not carry the token" || diag "$out"
 like "$out" "InvalidIdentityToken" "... the error is there, without it"
+
+curl -sf --noproxy '*' "http://127.0.0.1:$MP/_ctl/set?sts_echo=0&no_expiration=1&web_token=$TOKEN" >/dev/null
+sed -i 's/^credentials = .*/credentials = web-identity/' "$T/c.conf"
+out=$(ws st check 2>&1)
+st=$?
+ok $([ "$st" -eq 3 ] && echo 0 || echo 1) "STS credentials without Expiration: refused (exit $st)" || diag "$out"
+like "$out" "Expiration" "... saying why"
+for src in imds container; do
+  sed -i "s/^credentials = .*/credentials = $src/" "$T/c.conf"
+  out=$(ws AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:$MP" \
+        AWS_CONTAINER_CREDENTIALS_FULL_URI="http://127.0.0.1:$MP/v2/credentials/t" \
+        AWS_CONTAINER_AUTHORIZATION_TOKEN=ctok-secret st check 2>&1)
+  st=$?
+  ok $([ "$st" -eq 3 ] && echo 0 || echo 1) "$src credentials without Expiration: refused (exit $st)" || diag "$out"
+  like "$out" "no Expiration" "... saying why"
+done
 done_testing
