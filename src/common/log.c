@@ -73,7 +73,7 @@ void log_add_secret(const char *secret)
     pthread_mutex_unlock(&secrets_lock);
 }
 
-static void redact(char *msg, size_t cap)
+void log_redact(char *msg, size_t cap)
 {
     int i;
 
@@ -123,7 +123,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
-    redact(body, sizeof body);
+    log_redact(body, sizeof body);
     /* one record, one line: a name from a listing or a server's message
      * with a line break in it must not forge a record of its own */
     text_one_line(body, safe, sizeof safe);

@@ -241,6 +241,24 @@ static void test_missing_token_file(void)
     unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
 }
 
+/* A registered secret that a server quotes into an error (a session token
+ * in an S3 or STS message): errors reach JSON output (backup-list --json,
+ * status --json), st check's stdout and the standby state file, none of
+ * them through log_msg(): the error itself must not hold it. */
+static void test_err_redact(void)
+{
+    struct err e = ERR_INIT;
+
+    log_add_secret("FwoGZXIvYXdzEXAMPLEsessiontoken");
+    err_setf(&e, ERR_AUTH, "S3: InvalidToken: the token FwoGZXIvYXdzEXAMPLEsessiontoken is malformed");
+    is_str(e.msg, "S3: InvalidToken: the token <redacted> is malformed", "err_setf: a registered secret is redacted");
+    err_setf(&e, ERR_AUTH, "refused");
+    err_prefix(&e, "STS said FwoGZXIvYXdzEXAMPLEsessiontoken");
+    is_str(e.msg, "STS said <redacted>: refused", "err_prefix: redacted in the context too");
+    err_errno(&e, ERR_IO, 2, "open FwoGZXIvYXdzEXAMPLEsessiontoken");
+    ok(strstr(e.msg, "EXAMPLEsession") == NULL, "err_errno: redacted too");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/advT_creds.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -255,6 +273,7 @@ int main(void)
     test_scrub();
     test_log_redact();
     test_missing_token_file();
+    test_err_redact();
     {
         char cmd[600];
 
