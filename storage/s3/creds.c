@@ -3,11 +3,15 @@
  * web identity, container, IMDS) and creds_profile.c (shared files). */
 #include "creds.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "s3.h"
@@ -212,6 +216,23 @@ int creds_need_expiry(struct creds *c, const char *what, struct err *e)
     creds_clear(c);
     return err_setf(e, ERR_AUTH, "%s: the answer has no Expiration (temporary credentials say when they end)",
                     what);
+}
+
+int creds_read_token(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e)
+{
+    struct stat st;
+    int fd, rc;
+
+    /* O_NONBLOCK: a FIFO without a writer blocked the open for ever */
+    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+        return err_errno(e, ERR_CONFIG, errno, "could not open \"%s\"", path);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_setf(e, ERR_CONFIG, "\"%s\" is not a regular file", path);
+    }
+    rc = read_fd_all(fd, path, max, out, len, e);
+    close(fd);
+    return rc;
 }
 
 /* ---- fetching ---- */

@@ -106,6 +106,10 @@ int creds_parse_json(const char *buf, size_t len, const char *what, struct creds
 /* For the endpoints whose credentials always end (container, IMDS): an
  * answer without Expiration is refused (ERR_AUTH), c cleared. */
 int creds_need_expiry(struct creds *c, const char *what, struct err *e);
+/* A token file (web identity, container authorization): a regular file
+ * (a symbolic link to one is fine) of at most `max` bytes; anything else,
+ * or one that cannot be opened, is ERR_CONFIG.  Never blocks on a FIFO. */
+int creds_read_token(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e);
 /* STS AssumeRoleWithWebIdentityResponse (or ErrorResponse → ERR_AUTH);
  * Expiration required. */
 int creds_parse_sts(const char *buf, size_t len, const char *what, struct creds *c, struct err *e);

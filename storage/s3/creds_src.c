@@ -87,7 +87,7 @@ static int container_token(char **out, struct err *e)
 
     *out = NULL;
     if (file != NULL && file[0] != '\0') {
-        if (read_file_all(file, 16384, &buf, &len, e) < 0)
+        if (creds_read_token(file, 16384, &buf, &len, e) < 0)
             return err_prefix(e, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
             len--;

@@ -143,7 +143,7 @@ int creds_src_web_identity(const struct creds_opts *o, const char *token_file, c
     struct creds_http h = { 0 };
     int rc = -1;
 
-    if (read_file_all(token_file, 65536, &tok, &len, e) < 0)
+    if (creds_read_token(token_file, 65536, &tok, &len, e) < 0)
         return err_prefix(e, "web identity token file");
     while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
         len--;

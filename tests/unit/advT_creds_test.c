@@ -259,6 +259,46 @@ static void test_err_redact(void)
     ok(strstr(e.msg, "EXAMPLEsession") == NULL, "err_errno: redacted too");
 }
 
+/* A token file that is a FIFO (or a directory, a device): opening a FIFO
+ * without a writer blocked for ever, a wal-push or wal-fetch hung. */
+static void test_token_fifo(void)
+{
+    char p[512];
+    struct creds_opts o = { 0 };
+    struct creds_provider *prov = NULL;
+    struct err e = ERR_INIT;
+    int rc;
+
+    snprintf(p, sizeof p, "%s/fifo-token", dir);
+    if (mkfifo(p, 0600) < 0)
+        exit(99);
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", p, 1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r", 1);
+    o.source = CREDS_WEB_IDENTITY;
+    o.region_name = "fifo";
+    o.sts_endpoint = "http://127.0.0.1:9/";
+    alarm(10);
+    rc = creds_open(&o, &prov, &e);
+    alarm(0);
+    ok(rc < 0 && e.code == ERR_CONFIG && strstr(e.msg, "regular file") != NULL,
+       "web identity token file is a FIFO: an error at once: %s", e.msg);
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv("AWS_ROLE_ARN");
+    e = (struct err)ERR_INIT;
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/creds", 1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", dir, 1);
+    o.source = CREDS_CONTAINER;
+    o.region_name = "ctdir";
+    o.sts_endpoint = NULL;
+    alarm(10);
+    rc = creds_open(&o, &prov, &e);
+    alarm(0);
+    ok(rc < 0 && e.code == ERR_CONFIG && strstr(e.msg, "regular file") != NULL,
+       "container authorization token file is a directory: ERR_CONFIG: %s", e.msg);
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/advT_creds.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -274,6 +314,7 @@ int main(void)
     test_log_redact();
     test_missing_token_file();
     test_err_redact();
+    test_token_fifo();
     {
         char cmd[600];
 
