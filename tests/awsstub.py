@@ -43,7 +43,8 @@ expired=0 (hand out credentials that expired an hour ago), malformed=0
 answering credentials requests), imdsv1=0, token_status=200 (another status: the token PUT
 answers it, like an IMDSv1-only service), sts_echo=0 (1: STS's InvalidIdentityToken
 message quotes the token it was sent), no_expiration=0 (1: credentials answers
-without Expiration), web_token=wi-token,
+without Expiration), token_stall=0 (seconds the token PUT waits: an answer the
+hop limit drops), web_token=wi-token,
 container_token=ctok-secret, access_key=test:tester, secret=testing.
 
 Every session token handed out is "wstok.SOURCE.N.EXPIRY" (EXPIRY in epoch
@@ -80,7 +81,7 @@ SET = {
     "web_token": "wi-token", "container_token": "ctok-secret",
     "access_key": "test:tester", "secret": "testing",
     "s3_deny_sse": "0", "s3_bad_etag": "0", "token_status": "200", "sts_echo": "0",
-    "no_expiration": "0",
+    "no_expiration": "0", "token_stall": "0",
 }
 STATS = {"imds_token": 0, "imds_role": 0, "imds_creds": 0, "imds_401": 0, "sts": 0, "sts_denied": 0,
          "container": 0, "container_401": 0, "s3": 0, "s3_expired": 0, "tokens_seen": 0}
@@ -163,6 +164,8 @@ class Meta(BaseHTTPRequestHandler):
             return self.reply(404, "not found")
         if "X-Forwarded-For" in self.headers:
             return self.reply(403, "forbidden")
+        if float(setting("token_stall")) > 0:  # the hop limit dropping the answer in a container
+            time.sleep(float(setting("token_stall")))
         if setting("token_status") != "200":
             return self.reply(int(setting("token_status")), "no IMDSv2 here")
         ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")

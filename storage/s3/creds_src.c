@@ -236,6 +236,13 @@ int creds_src_imds(const struct creds_opts *o, struct creds *c, char *detail, si
     if ((base = imds_base()) == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
     t = imds_token(o, base, &token, &st, e);
+    if (t < 0 && o->imds_v1 && e->code == ERR_NET) {
+        /* no answer to the PUT: in a container on EC2 the hop limit of 1
+         * drops it, and IMDSv1 is allowed here (the SDKs fall back too);
+         * off EC2 the GET below fails the same way */
+        t = 1;
+        err_clear(e);
+    }
     if (t < 0)
         goto out;
     if (t == 1 && !o->imds_v1) {

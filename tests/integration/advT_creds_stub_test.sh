@@ -7,7 +7,8 @@
 # redaction).  Temporary credentials without an Expiration
 # (no_expiration=1), from IMDS, the container endpoint or STS: refused, not
 # used as never-expiring (never refreshed, a long-running process signed
-# with them after their end).  Only the stub's metadata port on 127.0.0.1;
+# with them after their end).  An IMDSv2 token PUT that is not answered
+# (token_stall): IMDSv1 with imds_v1 = true.  Only the stub's metadata port on 127.0.0.1;
 # no S3 server is needed, the credentials fail first.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
@@ -74,4 +75,17 @@ for src in imds container; do
   ok $([ "$st" -eq 3 ] && echo 0 || echo 1) "$src credentials without Expiration: refused (exit $st)" || diag "$out"
   like "$out" "no Expiration" "... saying why"
 done
+
+# IMDSv2's token PUT not answered (the hop limit of 1 drops its answer in a
+# container on EC2), with imds_v1 = true: IMDSv1, as the SDKs fall back
+# after a timeout; without imds_v1: an error naming IMDSv2.
+curl -sf --noproxy '*' "http://127.0.0.1:$MP/_ctl/set?no_expiration=0&token_stall=8&imdsv1=1" >/dev/null
+sed -i "s/^credentials = .*/credentials = imds/" "$T/c.conf"
+imds() { ws AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:$MP" st check 2>&1; }
+out=$(imds)
+like "$out" "IMDSv2 token" "token PUT unanswered, imds_v1 off: the error names the token request"
+printf 'imds_v1 = true\n' >>"$T/c.conf"
+out=$(imds)
+like "$out" "credentials: imds \\(role walship-role, IMDSv1\\)" "... with imds_v1 = true: IMDSv1 after the timeout" ||
+  diag "$out"
 done_testing
