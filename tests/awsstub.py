@@ -26,6 +26,8 @@ The meta port answers, by path:
   POST / Action=AssumeRoleWithWebIdentity
                                       STS query API: RoleArn, RoleSessionName,
                                       WebIdentityToken (must equal web_token);
+                                      also as an HTTP proxy (POST http://HOST/,
+                                      counted as sts_proxied);
                                       AssumeRoleWithWebIdentityResponse XML, or
                                       ErrorResponse (InvalidIdentityToken)
   GET /v2/credentials/...             container endpoint: needs Authorization
@@ -83,7 +85,7 @@ SET = {
     "s3_deny_sse": "0", "s3_bad_etag": "0", "token_status": "200", "sts_echo": "0",
     "no_expiration": "0", "token_stall": "0",
 }
-STATS = {"imds_token": 0, "imds_role": 0, "imds_creds": 0, "imds_401": 0, "sts": 0, "sts_denied": 0,
+STATS = {"imds_token": 0, "imds_role": 0, "imds_creds": 0, "imds_401": 0, "sts": 0, "sts_denied": 0, "sts_proxied": 0,
          "container": 0, "container_401": 0, "s3": 0, "s3_expired": 0, "tokens_seen": 0}
 TOKENS_SEEN = set()
 IMDS_TOKENS = {}
@@ -269,6 +271,8 @@ class Meta(BaseHTTPRequestHandler):
 
     def do_POST(self):
         params = dict(urllib.parse.parse_qsl(self.body().decode()))
+        if self.path.startswith("http://"):     # absolute form: asked as an HTTP proxy
+            bump("sts_proxied")
         return self.sts(params)
 
 

@@ -124,6 +124,7 @@ struct creds_http {
     long timeout_ms;                /* whole request */
     const char *ca_file;
     int attempts;                   /* tries for no answer or 5xx; 0 = 1 */
+    int proxy;                      /* 1: http_proxy etc. apply (STS); 0: never (link-local, loopback) */
     /* results */
     long status;
     char *resp;                     /* NUL-terminated, malloc'd */

@@ -173,7 +173,7 @@ int creds_src_web_identity(const struct creds_opts *o, const char *token_file, c
                              .headers = { "Content-Type: application/x-www-form-urlencoded; charset=utf-8",
                                           "Accept: application/xml" },
                              .body = body, .connect_timeout_ms = 5000, .timeout_ms = 30000,
-                             .ca_file = o->ca_file, .attempts = 3 };
+                             .ca_file = o->ca_file, .attempts = 3, .proxy = 1 };
     if (creds_http_run(&h, what, e) < 0)
         goto out;
     if (h.status != 200) {

@@ -8,7 +8,8 @@
 # (no_expiration=1), from IMDS, the container endpoint or STS: refused, not
 # used as never-expiring (never refreshed, a long-running process signed
 # with them after their end).  An IMDSv2 token PUT that is not answered
-# (token_stall): IMDSv1 with imds_v1 = true.  Only the stub's metadata port on 127.0.0.1;
+# (token_stall): IMDSv1 with imds_v1 = true.  STS through http_proxy.
+# Only the stub's metadata port on 127.0.0.1 (and a dead port on 127.0.0.2);
 # no S3 server is needed, the credentials fail first.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
@@ -88,4 +89,17 @@ printf 'imds_v1 = true\n' >>"$T/c.conf"
 out=$(imds)
 like "$out" "credentials: imds \\(role walship-role, IMDSv1\\)" "... with imds_v1 = true: IMDSv1 after the timeout" ||
   diag "$out"
+
+# STS is a public AWS endpoint like S3: through http_proxy / https_proxy
+# when they are set (the SDKs do; the S3 requests of the same command do),
+# where only the link-local endpoints must never be proxied.  The stub is
+# the proxy; the STS address behind it (127.0.0.2, a dead port) is reached
+# only through it.
+sed -i "s|^sts_endpoint = .*|sts_endpoint = http://127.0.0.2:$DEAD/|; s/^credentials = .*/credentials = web-identity/" \
+  "$T/c.conf"
+out=$(ws http_proxy="http://127.0.0.1:$MP" no_proxy= NO_PROXY= st check 2>&1)
+like "$out" "credentials: web-identity \\(role arn:aws:iam::123456789012:role/walship-advT\\)" \
+  "STS through http_proxy: credentials from web identity" || diag "$out"
+n=$(curl -sf --noproxy '*' "http://127.0.0.1:$MP/_ctl/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['sts_proxied'])")
+ok $([ "$n" -ge 1 ] && echo 0 || echo 1) "... the STS request went to the proxy ($n)"
 done_testing
