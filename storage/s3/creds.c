@@ -261,6 +261,11 @@ static int fetch_one(struct creds_provider *p, enum creds_source s, struct creds
          * SDKs refuse it): `auto` must not go on to another identity. */
         if (tf != NULL && tf[0] != '\0' && (arn == NULL || arn[0] == '\0'))
             return err_setf(e, ERR_CONFIG, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
+        /* and the other half: the role asked for, no token to assume it
+         * with (the SDKs go on, to the node's role in an EKS pod) */
+        if (arn != NULL && arn[0] != '\0' && (tf == NULL || tf[0] == '\0'))
+            return err_setf(e, ERR_CONFIG, "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not (unset "
+                            "AWS_ROLE_ARN, or choose the source with credentials = ...)");
         if (tf == NULL || tf[0] == '\0' || arn == NULL || arn[0] == '\0')
             return explicit_ ? err_setf(e, ERR_CONFIG, "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set")
                              : 1;

@@ -117,8 +117,18 @@ int creds_src_container(const struct creds_opts *o, struct creds *c, char *detai
     char *url = NULL, *tok = NULL, *auth = NULL, what[300];
     int rc = -1;
 
-    if ((rel == NULL || rel[0] == '\0') && (full == NULL || full[0] == '\0'))
+    if ((rel == NULL || rel[0] == '\0') && (full == NULL || full[0] == '\0')) {
+        const char *tf = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+        const char *tv = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+
+        /* a token for an endpoint not named: EKS Pod Identity set up
+         * halfway; going on would sign as the node's instance role */
+        if ((tf != NULL && tf[0] != '\0') || (tv != NULL && tv[0] != '\0'))
+            return err_setf(e, ERR_CONFIG, "%s is set but neither AWS_CONTAINER_CREDENTIALS_FULL_URI nor "
+                            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is", tf != NULL && tf[0] != '\0' ?
+                            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" : "AWS_CONTAINER_AUTHORIZATION_TOKEN");
         return 1;
+    }
     if (rel != NULL && rel[0] != '\0') {
         url = xasprintf("%s%s%s", CONTAINER_HOST, rel[0] == '/' ? "" : "/", rel);
     } else {

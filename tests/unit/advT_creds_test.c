@@ -143,6 +143,24 @@ static void test_half_env(void)
     unsetenv("AWS_SESSION_TOKEN");
     prov = NULL;
     e = (struct err)ERR_INIT;
+    /* web identity and EKS Pod Identity set up halfway, the other way
+     * round from the halves creds_test checks */
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r", 1);
+    o.region_name = "half-arn";
+    ok(creds_open(&o, &prov, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "AWS_ROLE_ARN") != NULL,
+       "auto, AWS_ROLE_ARN without a token file: an error, not the profile: %s", e.msg);
+    unsetenv("AWS_ROLE_ARN");
+    prov = NULL;
+    e = (struct err)ERR_INIT;
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/nonexistent/token", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+    o.region_name = "half-pod";
+    ok(creds_open(&o, &prov, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "FULL_URI") != NULL,
+       "auto, a container authorization token without an endpoint: an error: %s", e.msg);
+    unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+    prov = NULL;
+    e = (struct err)ERR_INIT;
     o.region_name = "half3";
     ok(creds_open(&o, &prov, &e) == 0 && strstr(creds_describe(prov), "AKPROFILE") != NULL,
        "with neither, the profile: %s", prov ? creds_describe(prov) : e.msg);
@@ -308,6 +326,13 @@ int main(void)
     unsetenv("AWS_SECRET_ACCESS_KEY");
     unsetenv("AWS_SESSION_TOKEN");
     unsetenv("AWS_PROFILE");
+    unsetenv("AWS_ROLE_ARN");
+    unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE");
+    unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);     /* nothing leaves 127.0.0.0/8 */
     test_refresh_backoff();
     test_half_env();
     test_scrub();
