@@ -317,6 +317,36 @@ static void test_token_fifo(void)
     unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
 }
 
+/* A hostile STS answer: nested entities (a "billion laughs") in the
+ * Credentials, which xmlNodeGetContent() would expand. */
+static void test_sts_entities(void)
+{
+    char doc[4096];
+    size_t n = 0;
+    struct creds c = { 0 };
+    struct err e = ERR_INIT;
+    int i, j, rc;
+
+    n += (size_t)snprintf(doc + n, sizeof doc - n, "<?xml version=\"1.0\"?>\n<!DOCTYPE r [\n"
+                          "<!ENTITY l0 \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\">\n");
+    for (i = 1; i < 10; i++) {
+        n += (size_t)snprintf(doc + n, sizeof doc - n, "<!ENTITY l%d \"", i);
+        for (j = 0; j < 10; j++)
+            n += (size_t)snprintf(doc + n, sizeof doc - n, "&l%d;", i - 1);
+        n += (size_t)snprintf(doc + n, sizeof doc - n, "\">\n");
+    }
+    snprintf(doc + n, sizeof doc - n, "]>\n<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>"
+             "<Credentials><AccessKeyId>AK</AccessKeyId><SecretAccessKey>&l9;</SecretAccessKey>"
+             "<SessionToken>&l9;</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration></Credentials>"
+             "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>");
+    alarm(20);
+    rc = creds_parse_sts(doc, strlen(doc), "sts", &c, &e);
+    alarm(0);
+    ok(rc < 0 || (c.token == NULL || strlen(c.token) < 100000),
+       "nested entities in an STS answer: not expanded to gigabytes (%s)", rc < 0 ? e.msg : "parsed");
+    creds_clear(&c);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "%s/advT_creds.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -340,6 +370,7 @@ int main(void)
     test_missing_token_file();
     test_err_redact();
     test_token_fifo();
+    test_sts_entities();
     {
         char cmd[600];
 
