@@ -32,6 +32,8 @@ struct creds_provider {
     unsigned gen;
     unsigned fetches;
     time_t retry_at;                /* after a failed refresh: no new try before */
+    int expired_failed;             /* ... and the credentials had expired: */
+    struct err last;                /* the error then, answered until retry_at */
     char describe[300];
 };
 
@@ -494,10 +496,14 @@ int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, cons
     pthread_mutex_lock(&p->lock);
     /* A refresh that failed is tried again after a back-off, not at every
      * signed request: each try is a process or an endpoint round trip with
-     * its timeouts, under this lock, and a warning.  Expired credentials
-     * are always asked for again (the request fails otherwise). */
-    if (p->cur.expires != 0 && now + creds_refresh_margin(&p->cur) >= p->cur.expires &&
-        (now >= p->retry_at || now >= p->cur.expires)) {
+     * its timeouts (up to 90 s for STS), under this lock, and a warning.
+     * Once the credentials have expired, a failed try is answered with its
+     * error at once for a few seconds (each worker would otherwise wait out
+     * the same timeouts in turn), then tried again. */
+    if (p->cur.expires != 0 && now >= p->cur.expires && now < p->retry_at && p->expired_failed) {
+        *e = p->last;
+        rc = -1;
+    } else if (p->cur.expires != 0 && now + creds_refresh_margin(&p->cur) >= p->cur.expires && now >= p->retry_at) {
         struct creds n = { 0 };
         struct err why = ERR_INIT;
 
@@ -505,6 +511,7 @@ int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, cons
             creds_clear(&p->cur);
             p->cur = n;
             p->retry_at = 0;
+            p->expired_failed = 0;
             note(notes, LOG_DEBUG, "region %s: credentials refreshed from %s, valid for %ld s", p->region_name,
                  p->describe, (long)(p->cur.expires ? p->cur.expires - now : 0));
         } else if (now < p->cur.expires) {
@@ -518,6 +525,9 @@ int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, cons
             creds_clear(&n);
             *e = why;
             err_prefix(e, "the credentials expired and could not be refreshed");
+            p->last = *e;
+            p->expired_failed = 1;
+            p->retry_at = now + 5;
             rc = -1;
         }
     }

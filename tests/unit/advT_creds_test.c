@@ -107,8 +107,16 @@ static void test_refresh_backoff(void)
         usleep(100000);
     e = (struct err)ERR_INIT;
     ok(creds_current(prov, &c, &gen, &sink, &e) < 0 && strstr(e.msg, "expired") != NULL,
-       "once expired: a clear error, even within the back-off: %s", e.msg);
+       "once expired: a clear error: %s", e.msg);
     ok(count_runs() == runs + 1, "... after asking the source once more");
+    for (i = 0, fails = 0; i < 20; i++) {
+        e = (struct err)ERR_INIT;
+        if (creds_current(prov, &c, &gen, &sink, &e) < 0 && strstr(e.msg, "exit status 1") != NULL)
+            fails++;
+    }
+    ok(fails == 20 && count_runs() == runs + 1,
+       "... 20 more requests right after: the same error at once, the source not asked again (%d)",
+       count_runs() - runs - 1);
     creds_close(prov);
     creds_clear(&c);
 }
