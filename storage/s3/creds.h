@@ -149,7 +149,8 @@ int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c
                       struct err *e);
 int creds_src_container(const struct creds_opts *o, struct creds *c, char *detail, size_t n, struct err *e);
 int creds_src_imds(const struct creds_opts *o, struct creds *c, char *detail, size_t n, struct err *e);
-/* credential_process: run `cmd` (split like a shell would, no expansion) and
+/* credential_process: run `cmd` (split by wordexp: quotes, $VAR, ~ and
+ * globs as a shell has them; command substitution refused; no shell) and
  * read Version 1 JSON from its stdout. */
 int creds_run_process(const char *cmd, const char *what, struct creds *c, struct err *e);
 
