@@ -46,7 +46,9 @@ answering credentials requests), imdsv1=0, token_status=200 (another status: the
 answers it, like an IMDSv1-only service), sts_echo=0 (1: STS's InvalidIdentityToken
 message quotes the token it was sent), no_expiration=0 (1: credentials answers
 without Expiration), token_stall=0 (seconds the token PUT waits: an answer the
-hop limit drops), web_token=wi-token,
+hop limit drops), revoked=0 (N: the next N credentials handed out carry a token
+the S3 front already holds expired, though their Expiration is ttl away: a
+session revoked, or this host's clock behind), web_token=wi-token,
 container_token=ctok-secret, access_key=test:tester, secret=testing.
 
 Every session token handed out is "wstok.SOURCE.N.EXPIRY" (EXPIRY in epoch
@@ -83,7 +85,7 @@ SET = {
     "web_token": "wi-token", "container_token": "ctok-secret",
     "access_key": "test:tester", "secret": "testing",
     "s3_deny_sse": "0", "s3_bad_etag": "0", "token_status": "200", "sts_echo": "0",
-    "no_expiration": "0", "token_stall": "0",
+    "no_expiration": "0", "token_stall": "0", "revoked": "0",
 }
 STATS = {"imds_token": 0, "imds_role": 0, "imds_creds": 0, "imds_401": 0, "sts": 0, "sts_denied": 0, "sts_proxied": 0,
          "container": 0, "container_401": 0, "s3": 0, "s3_expired": 0, "tokens_seen": 0}
@@ -111,8 +113,12 @@ def new_creds(source):
         n = SEQ[0]
         ttl = int(SET["ttl"])
         exp = int(time.time()) - 3600 if SET["expired"] == "1" else int(time.time()) + ttl
+        tok_exp = exp
+        if int(SET["revoked"]) > 0:     # S3 already holds it expired (revoked, or a clock behind)
+            SET["revoked"] = str(int(SET["revoked"]) - 1)
+            tok_exp = int(time.time()) - 1
         return {"AccessKeyId": SET["access_key"], "SecretAccessKey": SET["secret"],
-                "Token": "wstok.%s.%d.%d" % (source, n, exp), "Expiration": iso(exp)}
+                "Token": "wstok.%s.%d.%d" % (source, n, tok_exp), "Expiration": iso(exp)}
 
 
 def setting(k):

@@ -32,6 +32,7 @@ struct creds_provider {
     unsigned gen;
     unsigned fetches;
     time_t retry_at;                /* after a failed refresh: no new try before */
+    int refused;                    /* S3 called them expired: refresh at the next call */
     int expired_failed;             /* ... and the credentials had expired: */
     struct err last;                /* the error then, answered until retry_at */
     char describe[300];
@@ -503,7 +504,8 @@ int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, cons
     if (p->cur.expires != 0 && now >= p->cur.expires && now < p->retry_at && p->expired_failed) {
         *e = p->last;
         rc = -1;
-    } else if (p->cur.expires != 0 && now + creds_refresh_margin(&p->cur) >= p->cur.expires && now >= p->retry_at) {
+    } else if (p->cur.expires != 0 && (p->refused || now + creds_refresh_margin(&p->cur) >= p->cur.expires) &&
+               now >= p->retry_at) {
         struct creds n = { 0 };
         struct err why = ERR_INIT;
 
@@ -512,6 +514,7 @@ int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, cons
             p->cur = n;
             p->retry_at = 0;
             p->expired_failed = 0;
+            p->refused = 0;
             note(notes, LOG_DEBUG, "region %s: credentials refreshed from %s, valid for %ld s", p->region_name,
                  p->describe, (long)(p->cur.expires ? p->cur.expires - now : 0));
         } else if (now < p->cur.expires) {
@@ -542,6 +545,19 @@ int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, cons
             *c = n;
             *gen = p->gen;
         }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int creds_refused(struct creds_provider *p, unsigned gen)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&p->lock);
+    if (gen == p->gen && p->cur.expires != 0) {
+        p->refused = 1;
+        rc = 1;
     }
     pthread_mutex_unlock(&p->lock);
     return rc;

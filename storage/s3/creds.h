@@ -79,6 +79,12 @@ int creds_open(const struct creds_opts *o, struct creds_provider **out, struct e
  * reported to `notes` (the asking stor's sink; the provider is shared). */
 int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, const struct note_sink *notes,
                   struct err *e);
+/* S3 refused the credentials of generation `gen` as expired (ExpiredToken,
+ * TokenRefreshRequired) although their Expiration is still ahead: the
+ * session was revoked, or this host's clock is behind.  The next
+ * creds_current() fetches anew (the back-off applies).  1 when that was
+ * arranged (temporary credentials of the current generation), else 0. */
+int creds_refused(struct creds_provider *p, unsigned gen);
 /* "imds (role web)", "profile prod (credential_process)", "auto: env"... */
 const char *creds_describe(const struct creds_provider *p);
 /* Times fetched so far (tests). */

@@ -8,7 +8,8 @@
 # (no_expiration=1), from IMDS, the container endpoint or STS: refused, not
 # used as never-expiring (never refreshed, a long-running process signed
 # with them after their end).  An IMDSv2 token PUT that is not answered
-# (token_stall): IMDSv1 with imds_v1 = true.  STS through http_proxy.
+# (token_stall): IMDSv1 with imds_v1 = true.  STS through http_proxy.  S3
+# holding a token expired before its Expiration (revoked): refreshed.
 # Only the stub's metadata port on 127.0.0.1 (and a dead port on 127.0.0.2);
 # no S3 server is needed, the credentials fail first.
 # shellcheck source-path=SCRIPTDIR
@@ -102,4 +103,30 @@ like "$out" "credentials: web-identity \\(role arn:aws:iam::123456789012:role/wa
   "STS through http_proxy: credentials from web identity" || diag "$out"
 n=$(curl -sf --noproxy '*' "http://127.0.0.1:$MP/_ctl/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['sts_proxied'])")
 ok $([ "$n" -ge 1 ] && echo 0 || echo 1) "... the STS request went to the proxy ($n)"
+
+# S3 answers ExpiredToken for credentials whose Expiration is an hour away
+# (the session was revoked, or this host's clock is behind S3's): walship
+# must fetch new ones and sign the retry with them, not repeat the dead
+# token until its own idea of the expiry.  The stub's S3 front (--s3) has
+# no server behind it: the refreshed request fails as a network error,
+# which is enough to see which token it carried.
+S3P=$(tap_free_port)
+python3 "$TOP_SRCDIR/tests/awsstub.py" --meta "127.0.0.1:$(tap_free_port)" --s3 "127.0.0.1:$S3P" \
+  --target "127.0.0.1:$DEAD" --pidfile "$T/stub2.pid" --log "$T/stub2.log" </dev/null >>"$T/stub2.out" 2>&1 &
+on_exit "[ -s '$T/stub2.pid' ] && kill \$(cat '$T/stub2.pid') 2>/dev/null"
+wait_for 20 test -s "$T/stub2.pid"
+curl -sf --noproxy '*' "http://127.0.0.1:$MP/_ctl/set?revoked=1&imdsv1=0&token_stall=0" >/dev/null
+sed -i "s|^endpoint = .*|endpoint = http://127.0.0.1:$S3P|; s/^credentials = .*/credentials = imds/; /^imds_v1/d" \
+  "$T/c.conf"
+printf 'x\n' >"$T/obj"
+imds_fetches() {
+  curl -sf --noproxy '*' "http://127.0.0.1:$MP/_ctl/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['imds_creds'])"
+}
+n0=$(imds_fetches)
+out=$(ws AWS_EC2_METADATA_DISABLED=false AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:$MP" \
+      st put "$T/obj" advT-obj 2>&1)
+n=$(( $(imds_fetches) - n0 ))
+ok $([ "$n" -ge 2 ] && echo 0 || echo 1) "S3 says ExpiredToken before the Expiration: new credentials fetched ($n fetches)" ||
+  diag "$out"
+unlike "$out" "session token has expired" "... and the retry is not refused for the old token again"
 done_testing
