@@ -26,6 +26,8 @@ The meta port answers, by path:
   POST / Action=AssumeRoleWithWebIdentity
                                       STS query API: RoleArn, RoleSessionName,
                                       WebIdentityToken (must equal web_token);
+                                      also as an HTTP proxy (POST http://HOST/,
+                                      counted as sts_proxied);
                                       AssumeRoleWithWebIdentityResponse XML, or
                                       ErrorResponse (InvalidIdentityToken)
   GET /v2/credentials/...             container endpoint: needs Authorization
@@ -41,7 +43,12 @@ Settings (start values): ttl=3600 (seconds the credentials live),
 expired=0 (hand out credentials that expired an hour ago), malformed=0
 (answer credentials requests with junk), stall=0 (seconds to wait before
 answering credentials requests), imdsv1=0, token_status=200 (another status: the token PUT
-answers it, like an IMDSv1-only service), web_token=wi-token,
+answers it, like an IMDSv1-only service), sts_echo=0 (1: STS's InvalidIdentityToken
+message quotes the token it was sent), no_expiration=0 (1: credentials answers
+without Expiration), token_stall=0 (seconds the token PUT waits: an answer the
+hop limit drops), revoked=0 (N: the next N credentials handed out carry a token
+the S3 front already holds expired, though their Expiration is ttl away: a
+session revoked, or this host's clock behind), web_token=wi-token,
 container_token=ctok-secret, access_key=test:tester, secret=testing.
 
 Every session token handed out is "wstok.SOURCE.N.EXPIRY" (EXPIRY in epoch
@@ -77,9 +84,10 @@ SET = {
     "ttl": "3600", "expired": "0", "malformed": "0", "stall": "0", "imdsv1": "0",
     "web_token": "wi-token", "container_token": "ctok-secret",
     "access_key": "test:tester", "secret": "testing",
-    "s3_deny_sse": "0", "s3_bad_etag": "0", "token_status": "200",
+    "s3_deny_sse": "0", "s3_bad_etag": "0", "token_status": "200", "sts_echo": "0",
+    "no_expiration": "0", "token_stall": "0", "revoked": "0",
 }
-STATS = {"imds_token": 0, "imds_role": 0, "imds_creds": 0, "imds_401": 0, "sts": 0, "sts_denied": 0,
+STATS = {"imds_token": 0, "imds_role": 0, "imds_creds": 0, "imds_401": 0, "sts": 0, "sts_denied": 0, "sts_proxied": 0,
          "container": 0, "container_401": 0, "s3": 0, "s3_expired": 0, "tokens_seen": 0}
 TOKENS_SEEN = set()
 IMDS_TOKENS = {}
@@ -105,8 +113,12 @@ def new_creds(source):
         n = SEQ[0]
         ttl = int(SET["ttl"])
         exp = int(time.time()) - 3600 if SET["expired"] == "1" else int(time.time()) + ttl
+        tok_exp = exp
+        if int(SET["revoked"]) > 0:     # S3 already holds it expired (revoked, or a clock behind)
+            SET["revoked"] = str(int(SET["revoked"]) - 1)
+            tok_exp = int(time.time()) - 1
         return {"AccessKeyId": SET["access_key"], "SecretAccessKey": SET["secret"],
-                "Token": "wstok.%s.%d.%d" % (source, n, exp), "Expiration": iso(exp)}
+                "Token": "wstok.%s.%d.%d" % (source, n, tok_exp), "Expiration": iso(exp)}
 
 
 def setting(k):
@@ -148,6 +160,8 @@ class Meta(BaseHTTPRequestHandler):
         if setting("malformed") == "1":
             return "{\"AccessKeyId\": \"broken"
         c = new_creds(source)
+        if setting("no_expiration") == "1":
+            del c["Expiration"]
         if imds:
             c = dict(Code="Success", LastUpdated=iso(time.time()), Type="AWS-HMAC", **c)
         return json.dumps(c)
@@ -158,6 +172,8 @@ class Meta(BaseHTTPRequestHandler):
             return self.reply(404, "not found")
         if "X-Forwarded-For" in self.headers:
             return self.reply(403, "forbidden")
+        if float(setting("token_stall")) > 0:  # the hop limit dropping the answer in a container
+            time.sleep(float(setting("token_stall")))
         if setting("token_status") != "200":
             return self.reply(int(setting("token_status")), "no IMDSv2 here")
         ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
@@ -207,26 +223,29 @@ class Meta(BaseHTTPRequestHandler):
                               "<Message>bad request</Message></Error></ErrorResponse>", "text/xml")
         if params.get("WebIdentityToken") != setting("web_token"):
             bump("sts_denied")
+            msg = "Couldn't retrieve verification key from your identity provider"
+            if setting("sts_echo") == "1":  # an STS-compatible server quoting the token back
+                msg = "the token %s is not valid" % params.get("WebIdentityToken", "").replace("<", "&lt;")
             return self.reply(400, "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
-                              "<Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>Couldn't retrieve "
-                              "verification key from your identity provider</Message></Error>"
-                              "<RequestId>stub-1</RequestId></ErrorResponse>", "text/xml")
+                              "<Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>%s</Message></Error>"
+                              "<RequestId>stub-1</RequestId></ErrorResponse>" % msg, "text/xml")
         bump("sts")
         if setting("malformed") == "1":
             return self.reply(200, "<AssumeRoleWithWebIdentityResponse><broken", "text/xml")
         c = new_creds("sts")
+        exp = "" if setting("no_expiration") == "1" else "<Expiration>%s</Expiration>" % c["Expiration"]
         xml = ("<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
                "<AssumeRoleWithWebIdentityResult>"
                "<SubjectFromWebIdentityToken>system:serviceaccount:db:walship</SubjectFromWebIdentityToken>"
                "<Audience>sts.amazonaws.com</Audience>"
                "<AssumedRoleUser><Arn>%s/%s</Arn><AssumedRoleId>AROA:%s</AssumedRoleId></AssumedRoleUser>"
                "<Credentials><SessionToken>%s</SessionToken><SecretAccessKey>%s</SecretAccessKey>"
-               "<Expiration>%s</Expiration><AccessKeyId>%s</AccessKeyId></Credentials>"
+               "%s<AccessKeyId>%s</AccessKeyId></Credentials>"
                "<Provider>oidc.example</Provider></AssumeRoleWithWebIdentityResult>"
                "<ResponseMetadata><RequestId>stub-2</RequestId></ResponseMetadata>"
                "</AssumeRoleWithWebIdentityResponse>") % (
             params["RoleArn"], params.get("RoleSessionName", ""), params.get("RoleSessionName", ""),
-            c["Token"], c["SecretAccessKey"], c["Expiration"], c["AccessKeyId"])
+            c["Token"], c["SecretAccessKey"], exp, c["AccessKeyId"])
         return self.reply(200, xml, "text/xml")
 
     def do_GET(self):
@@ -258,6 +277,8 @@ class Meta(BaseHTTPRequestHandler):
 
     def do_POST(self):
         params = dict(urllib.parse.parse_qsl(self.body().decode()))
+        if self.path.startswith("http://"):     # absolute form: asked as an HTTP proxy
+            bump("sts_proxied")
         return self.sts(params)
 
 

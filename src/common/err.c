@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
+
 int err_vsetf(struct err *e, enum err_code code, const char *fmt, va_list ap)
 {
     if (e == NULL)
@@ -11,6 +13,9 @@ int err_vsetf(struct err *e, enum err_code code, const char *fmt, va_list ap)
     e->transient = 0;
     e->http_status = 0;
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    /* a server's message may quote a registered secret (a session token):
+     * errors reach JSON output and state files, past the log's redaction */
+    log_redact(e->msg, sizeof e->msg);
     return -1;
 }
 
@@ -35,6 +40,7 @@ int err_errno(struct err *e, enum err_code code, int errnum, const char *fmt, ..
     va_end(ap);
     n = strlen(e->msg);
     snprintf(e->msg + n, sizeof e->msg - n, ": %s", strerror(errnum));
+    log_redact(e->msg, sizeof e->msg);
     return -1;
 }
 
@@ -63,6 +69,7 @@ int err_prefix(struct err *e, const char *fmt, ...)
         memcpy(e->msg + hl + 2, old, ol);
         e->msg[hl + 2 + ol] = '\0';
     }
+    log_redact(e->msg, sizeof e->msg);
     return -1;
 }
 

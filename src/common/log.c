@@ -73,28 +73,35 @@ void log_add_secret(const char *secret)
     pthread_mutex_unlock(&secrets_lock);
 }
 
-static void redact(char *msg, size_t cap)
+void log_redact(char *msg, size_t cap)
 {
     int i;
 
     pthread_mutex_lock(&secrets_lock);
     for (i = 0; i < nsecrets; i++) {
-        char *p;
+        char *p = msg;
         size_t sl;
 
         if (secrets[i] == NULL)
             continue;
         sl = strlen(secrets[i]);
-        while ((p = strstr(msg, secrets[i])) != NULL) {
+        /* on past each replacement (a secret "acted" is in "<redacted>");
+         * a secret too near the end for the replacement cuts the line */
+        while ((p = strstr(p, secrets[i])) != NULL) {
             static const char rep[] = "<redacted>";
-            size_t tail = strlen(p + sl);
+            size_t at = (size_t)(p - msg), tail = strlen(p + sl);
             size_t rl = sizeof rep - 1;
 
-            if ((size_t)(p - msg) + rl + tail + 1 > cap)
-                tail = cap - (size_t)(p - msg) - rl - 1;
+            if (at + rl + 1 > cap) {
+                *p = '\0';
+                break;
+            }
+            if (at + rl + tail + 1 > cap)
+                tail = cap - at - rl - 1;
             memmove(p + rl, p + sl, tail);
             memcpy(p, rep, rl);
             p[rl + tail] = '\0';
+            p += rl;
         }
     }
     pthread_mutex_unlock(&secrets_lock);
@@ -116,7 +123,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
-    redact(body, sizeof body);
+    log_redact(body, sizeof body);
     /* one record, one line: a name from a listing or a server's message
      * with a line break in it must not forge a record of its own */
     text_one_line(body, safe, sizeof safe);

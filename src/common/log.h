@@ -4,11 +4,15 @@
  * Format: "2026-11-22 05:10:03.123 walship[1234] wal-push: LEVEL: message".
  * The level comes from log_level (error, warning, info, debug).  Messages are
  * built by callers from err values and names; they never contain secrets,
- * and log_redact() is there for the rare text that might (URLs, headers).
+ * and every registered secret is replaced by "<redacted>" in each message
+ * and, by err.c, in each error (errors reach JSON output and state files
+ * too), for the rare text that might hold one (a server's message).
  * Thread-safe: each message is written with one write(2).
  */
 #ifndef WALSHIP_LOG_H
 #define WALSHIP_LOG_H
+
+#include <stddef.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 
@@ -25,7 +29,11 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 
 /* Register a secret (key, token) that must never be printed: any log
- * message containing it has it replaced by "<redacted>". Up to 16. */
+ * message or error containing it has it replaced by "<redacted>".  The
+ * list grows as needed; secrets shorter than 4 bytes are not registered. */
 void log_add_secret(const char *secret);
+/* Replace every registered secret in msg (a string in a buffer of cap
+ * bytes) by "<redacted>", cutting the end when the replacement is longer. */
+void log_redact(char *msg, size_t cap);
 
 #endif

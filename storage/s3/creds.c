@@ -3,11 +3,15 @@
  * web identity, container, IMDS) and creds_profile.c (shared files). */
 #include "creds.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "s3.h"
@@ -27,6 +31,10 @@ struct creds_provider {
     struct creds cur;
     unsigned gen;
     unsigned fetches;
+    time_t retry_at;                /* after a failed refresh: no new try before */
+    int refused;                    /* S3 called them expired: refresh at the next call */
+    int expired_failed;             /* ... and the credentials had expired: */
+    struct err last;                /* the error then, answered until retry_at */
     char describe[300];
 };
 
@@ -113,6 +121,31 @@ int creds_set(struct creds *c, const char *ak, const char *sk, const char *token
     return 0;
 }
 
+void creds_err_scrub(struct err *e, const char *secret)
+{
+    static const char rep[] = "<redacted>";
+    size_t sl = secret != NULL ? strlen(secret) : 0;
+    char *p = e->msg;
+
+    if (sl < 4)
+        return;
+    /* on past each replacement: "acted" is in "<redacted>" */
+    while ((p = strstr(p, secret)) != NULL) {
+        size_t at = (size_t)(p - e->msg), tail = strlen(p + sl);
+
+        if (at + sizeof rep > sizeof e->msg) {     /* no room for the replacement: cut here */
+            *p = '\0';
+            break;
+        }
+        if (at + sizeof rep + tail > sizeof e->msg)
+            tail = sizeof e->msg - at - sizeof rep;
+        memmove(p + sizeof rep - 1, p + sl, tail);
+        memcpy(p, rep, sizeof rep - 1);
+        p[sizeof rep - 1 + tail] = '\0';
+        p += sizeof rep - 1;
+    }
+}
+
 time_t creds_refresh_margin(const struct creds *c)
 {
     time_t life;
@@ -176,6 +209,35 @@ out:
     return rc;
 }
 
+int creds_need_expiry(struct creds *c, const char *what, struct err *e)
+{
+    if (c->expires != 0)
+        return 0;
+    /* read as "never expires", they were never refreshed: a long-running
+     * process (archiver, prefetcher, a long backup-push) signed after
+     * their end until it stopped */
+    creds_clear(c);
+    return err_setf(e, ERR_AUTH, "%s: the answer has no Expiration (temporary credentials say when they end)",
+                    what);
+}
+
+int creds_read_token(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e)
+{
+    struct stat st;
+    int fd, rc;
+
+    /* O_NONBLOCK: a FIFO without a writer blocked the open for ever */
+    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+        return err_errno(e, ERR_CONFIG, errno, "could not open \"%s\"", path);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_setf(e, ERR_CONFIG, "\"%s\" is not a regular file", path);
+    }
+    rc = read_fd_all(fd, path, max, out, len, e);
+    close(fd);
+    return rc;
+}
+
 /* ---- fetching ---- */
 
 static int fetch_one(struct creds_provider *p, enum creds_source s, struct creds *c, char *d, size_t n,
@@ -202,6 +264,11 @@ static int fetch_one(struct creds_provider *p, enum creds_source s, struct creds
          * SDKs refuse it): `auto` must not go on to another identity. */
         if (tf != NULL && tf[0] != '\0' && (arn == NULL || arn[0] == '\0'))
             return err_setf(e, ERR_CONFIG, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
+        /* and the other half: the role asked for, no token to assume it
+         * with (the SDKs go on, to the node's role in an EKS pod) */
+        if (arn != NULL && arn[0] != '\0' && (tf == NULL || tf[0] == '\0'))
+            return err_setf(e, ERR_CONFIG, "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not (unset "
+                            "AWS_ROLE_ARN, or choose the source with credentials = ...)");
         if (tf == NULL || tf[0] == '\0' || arn == NULL || arn[0] == '\0')
             return explicit_ ? err_setf(e, ERR_CONFIG, "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set")
                              : 1;
@@ -229,6 +296,16 @@ static int fetch_one(struct creds_provider *p, enum creds_source s, struct creds
     }
 }
 
+/* A source's file that is not there (a token file, a credential_process
+ * program) is a source set up wrongly: ERR_CONFIG.  ERR_NOTFOUND means "the
+ * object does not exist" to every caller of a stor (exit 1; a GET whose
+ * signing refresh failed would read as an absent object). */
+static void not_notfound(struct err *e)
+{
+    if (e->code == ERR_NOTFOUND)
+        e->code = ERR_CONFIG;
+}
+
 /* Fetch from p->used, or (auto, first time) walk the chain. */
 static int fetch(struct creds_provider *p, struct creds *c, struct err *e)
 {
@@ -242,8 +319,10 @@ static int fetch(struct creds_provider *p, struct creds *c, struct err *e)
         enum creds_source s = p->want != CREDS_AUTO ? p->want : p->used;
 
         rc = fetch_one(p, s, c, d, sizeof d, 1, e);
-        if (rc < 0)
+        if (rc < 0) {
+            not_notfound(e);
             return err_prefix(e, "region %s: credentials from %s", p->region_name, creds_source_name(s));
+        }
         goto found;
     }
     for (i = 0; i < sizeof chain / sizeof chain[0]; i++) {
@@ -253,9 +332,11 @@ static int fetch(struct creds_provider *p, struct creds *c, struct err *e)
             snprintf(imds, sizeof imds, " (instance metadata: %.250s)", e->msg);
             rc = 1;
         }
-        if (rc < 0)
+        if (rc < 0) {
+            not_notfound(e);
             return err_prefix(e, "region %s: credentials (auto, from %s)", p->region_name,
                               creds_source_name(chain[i]));
+        }
         if (rc == 0) {
             p->used = chain[i];
             goto found;
@@ -414,23 +495,42 @@ int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, cons
     int rc = 0;
 
     pthread_mutex_lock(&p->lock);
-    if (p->cur.expires != 0 && now + creds_refresh_margin(&p->cur) >= p->cur.expires) {
+    /* A refresh that failed is tried again after a back-off, not at every
+     * signed request: each try is a process or an endpoint round trip with
+     * its timeouts (up to 90 s for STS), under this lock, and a warning.
+     * Once the credentials have expired, a failed try is answered with its
+     * error at once for a few seconds (each worker would otherwise wait out
+     * the same timeouts in turn), then tried again. */
+    if (p->cur.expires != 0 && now >= p->cur.expires && now < p->retry_at && p->expired_failed) {
+        *e = p->last;
+        rc = -1;
+    } else if (p->cur.expires != 0 && (p->refused || now + creds_refresh_margin(&p->cur) >= p->cur.expires) &&
+               now >= p->retry_at) {
         struct creds n = { 0 };
         struct err why = ERR_INIT;
 
         if (fetch(p, &n, &why) == 0) {
             creds_clear(&p->cur);
             p->cur = n;
+            p->retry_at = 0;
+            p->expired_failed = 0;
+            p->refused = 0;
             note(notes, LOG_DEBUG, "region %s: credentials refreshed from %s, valid for %ld s", p->region_name,
                  p->describe, (long)(p->cur.expires ? p->cur.expires - now : 0));
         } else if (now < p->cur.expires) {
+            time_t wait = (p->cur.expires - now) / 4;
+
             creds_clear(&n);
-            note(notes, LOG_WARNING, "%s; the current credentials stay in use until they expire in %ld s", why.msg,
-                 (long)(p->cur.expires - now));
+            p->retry_at = now + (wait < 1 ? 1 : wait > 30 ? 30 : wait);
+            note(notes, LOG_WARNING, "%s; the current credentials stay in use until they expire in %ld s (next "
+                 "try in %ld s)", why.msg, (long)(p->cur.expires - now), (long)(p->retry_at - now));
         } else {
             creds_clear(&n);
             *e = why;
             err_prefix(e, "the credentials expired and could not be refreshed");
+            p->last = *e;
+            p->expired_failed = 1;
+            p->retry_at = now + 5;
             rc = -1;
         }
     }
@@ -445,6 +545,19 @@ int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, cons
             *c = n;
             *gen = p->gen;
         }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int creds_refused(struct creds_provider *p, unsigned gen)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&p->lock);
+    if (gen == p->gen && p->cur.expires != 0) {
+        p->refused = 1;
+        rc = 1;
     }
     pthread_mutex_unlock(&p->lock);
     return rc;

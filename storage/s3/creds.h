@@ -74,10 +74,17 @@ int creds_open(const struct creds_opts *o, struct creds_provider **out, struct e
 /* Fresh credentials: when *gen differs from the provider's generation,
  * *c is replaced by a copy of the current ones (the old strings freed) and
  * *gen updated.  Refreshes first when they expire within the margin; a
- * refresh, or a failed one while the current credentials still hold, is
+ * refresh, or a failed one while the current credentials still hold (tried
+ * again after a back-off, not at every call), is
  * reported to `notes` (the asking stor's sink; the provider is shared). */
 int creds_current(struct creds_provider *p, struct creds *c, unsigned *gen, const struct note_sink *notes,
                   struct err *e);
+/* S3 refused the credentials of generation `gen` as expired (ExpiredToken,
+ * TokenRefreshRequired) although their Expiration is still ahead: the
+ * session was revoked, or this host's clock is behind.  The next
+ * creds_current() fetches anew (the back-off applies).  1 when that was
+ * arranged (temporary credentials of the current generation), else 0. */
+int creds_refused(struct creds_provider *p, unsigned gen);
 /* "imds (role web)", "profile prod (credential_process)", "auto: env"... */
 const char *creds_describe(const struct creds_provider *p);
 /* Times fetched so far (tests). */
@@ -94,11 +101,23 @@ time_t creds_refresh_margin(const struct creds *c);
  * log_add_secret().  0, or -1 with ERR_NOMEM. */
 int creds_set(struct creds *c, const char *ak, const char *sk, const char *token, time_t expires,
               struct err *e);
+/* Every occurrence of `secret` (a token walship sent: an endpoint may quote
+ * it back) in e->msg replaced by "<redacted>".  Errors also go where the
+ * log's redaction does not: JSON output, state files. */
+void creds_err_scrub(struct err *e, const char *secret);
 /* The JSON of the container endpoint, IMDS and credential_process
  * (AccessKeyId, SecretAccessKey, Token or SessionToken, Expiration).
  * `what` names the source for errors (ERR_AUTH). */
 int creds_parse_json(const char *buf, size_t len, const char *what, struct creds *c, struct err *e);
-/* STS AssumeRoleWithWebIdentityResponse (or ErrorResponse → ERR_AUTH). */
+/* For the endpoints whose credentials always end (container, IMDS): an
+ * answer without Expiration is refused (ERR_AUTH), c cleared. */
+int creds_need_expiry(struct creds *c, const char *what, struct err *e);
+/* A token file (web identity, container authorization): a regular file
+ * (a symbolic link to one is fine) of at most `max` bytes; anything else,
+ * or one that cannot be opened, is ERR_CONFIG.  Never blocks on a FIFO. */
+int creds_read_token(const char *path, size_t max, unsigned char **out, size_t *len, struct err *e);
+/* STS AssumeRoleWithWebIdentityResponse (or ErrorResponse → ERR_AUTH);
+ * Expiration required. */
 int creds_parse_sts(const char *buf, size_t len, const char *what, struct creds *c, struct err *e);
 
 /* A blocking HTTP request on its own curl handle (not an S3 engine). */
@@ -111,6 +130,7 @@ struct creds_http {
     long timeout_ms;                /* whole request */
     const char *ca_file;
     int attempts;                   /* tries for no answer or 5xx; 0 = 1 */
+    int proxy;                      /* 1: http_proxy etc. apply (STS); 0: never (link-local, loopback) */
     /* results */
     long status;
     char *resp;                     /* NUL-terminated, malloc'd */
@@ -135,7 +155,8 @@ int creds_src_profile(const struct creds_opts *o, int explicit_, struct creds *c
                       struct err *e);
 int creds_src_container(const struct creds_opts *o, struct creds *c, char *detail, size_t n, struct err *e);
 int creds_src_imds(const struct creds_opts *o, struct creds *c, char *detail, size_t n, struct err *e);
-/* credential_process: run `cmd` (split like a shell would, no expansion) and
+/* credential_process: run `cmd` (split by wordexp: quotes, $VAR, ~ and
+ * globs as a shell has them; command substitution refused; no shell) and
  * read Version 1 JSON from its stdout. */
 int creds_run_process(const char *cmd, const char *what, struct creds *c, struct err *e);
 

@@ -90,7 +90,12 @@ static int attempt(struct creds_http *h, const char *what, struct err *e)
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms > 0 ? h->timeout_ms : 30000L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");  /* link-local and loopback endpoints: never via a proxy */
+    /* IMDS and the container endpoint are link-local or loopback: never via
+     * a proxy.  STS is a public endpoint like S3, whose requests follow
+     * http_proxy, https_proxy and no_proxy: where the way out is a proxy,
+     * it is STS's too (as in the SDKs). */
+    if (!h->proxy)
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     if (h->ca_file != NULL)
         curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
     cc = curl_easy_perform(c);

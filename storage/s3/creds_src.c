@@ -10,6 +10,7 @@
 
 #include "s3_dl.h"
 
+#include "log.h"
 #include "util.h"
 
 #define IMDS_DEFAULT "http://169.254.169.254"
@@ -27,13 +28,19 @@ static int env_true(const char *name)
 int creds_src_env(struct creds *c, char *detail, size_t n, struct err *e)
 {
     const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
+    const char *tok = getenv("AWS_SESSION_TOKEN");
 
+    /* a secret or a token without its key id is the environment set up
+     * halfway: `auto` must not go on to a profile's or a role's identity */
+    if ((ak == NULL || ak[0] == '\0') && ((sk != NULL && sk[0] != '\0') || (tok != NULL && tok[0] != '\0')))
+        return err_setf(e, ERR_CONFIG, "%s is set but AWS_ACCESS_KEY_ID is not",
+                        sk != NULL && sk[0] != '\0' ? "AWS_SECRET_ACCESS_KEY" : "AWS_SESSION_TOKEN");
     if (ak == NULL || ak[0] == '\0')
         return 1;
     if (sk == NULL || sk[0] == '\0')
         return err_setf(e, ERR_CONFIG, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
     snprintf(detail, n, "AWS_ACCESS_KEY_ID %s", ak);
-    return creds_set(c, ak, sk, getenv("AWS_SESSION_TOKEN"), 0, e);
+    return creds_set(c, ak, sk, tok, 0, e);
 }
 
 /* ---- container ---- */
@@ -80,7 +87,7 @@ static int container_token(char **out, struct err *e)
 
     *out = NULL;
     if (file != NULL && file[0] != '\0') {
-        if (read_file_all(file, 16384, &buf, &len, e) < 0)
+        if (creds_read_token(file, 16384, &buf, &len, e) < 0)
             return err_prefix(e, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
             len--;
@@ -93,6 +100,7 @@ static int container_token(char **out, struct err *e)
     }
     if (*out == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
+    log_add_secret(*out);
     if (strpbrk(*out, "\r\n") != NULL) {
         free(*out);
         *out = NULL;
@@ -109,8 +117,18 @@ int creds_src_container(const struct creds_opts *o, struct creds *c, char *detai
     char *url = NULL, *tok = NULL, *auth = NULL, what[300];
     int rc = -1;
 
-    if ((rel == NULL || rel[0] == '\0') && (full == NULL || full[0] == '\0'))
+    if ((rel == NULL || rel[0] == '\0') && (full == NULL || full[0] == '\0')) {
+        const char *tf = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+        const char *tv = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+
+        /* a token for an endpoint not named: EKS Pod Identity set up
+         * halfway; going on would sign as the node's instance role */
+        if ((tf != NULL && tf[0] != '\0') || (tv != NULL && tv[0] != '\0'))
+            return err_setf(e, ERR_CONFIG, "%s is set but neither AWS_CONTAINER_CREDENTIALS_FULL_URI nor "
+                            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI is", tf != NULL && tf[0] != '\0' ?
+                            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE" : "AWS_CONTAINER_AUTHORIZATION_TOKEN");
         return 1;
+    }
     if (rel != NULL && rel[0] != '\0') {
         url = xasprintf("%s%s%s", CONTAINER_HOST, rel[0] == '/' ? "" : "/", rel);
     } else {
@@ -137,7 +155,7 @@ int creds_src_container(const struct creds_opts *o, struct creds *c, char *detai
                  " (check the authorization token)" : "", "");
         goto out;
     }
-    if (creds_parse_json(h.resp, h.resp_len, what, c, e) < 0)
+    if (creds_parse_json(h.resp, h.resp_len, what, c, e) < 0 || creds_need_expiry(c, what, e) < 0)
         goto out;
     snprintf(detail, n, "%s", url);
     rc = 0;
@@ -207,6 +225,7 @@ static int imds_token(const struct creds_opts *o, const char *base, char **token
     if (h.status == 200 && h.resp_len > 0 && h.resp_len < 4096 && strpbrk(h.resp, "\r\n") == NULL) {
         *token = h.resp;
         h.resp = NULL;
+        log_add_secret(*token);
         rc = 0;
     } else {
         rc = 1;
@@ -227,6 +246,13 @@ int creds_src_imds(const struct creds_opts *o, struct creds *c, char *detail, si
     if ((base = imds_base()) == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
     t = imds_token(o, base, &token, &st, e);
+    if (t < 0 && o->imds_v1 && e->code == ERR_NET) {
+        /* no answer to the PUT: in a container on EC2 the hop limit of 1
+         * drops it, and IMDSv1 is allowed here (the SDKs fall back too);
+         * off EC2 the GET below fails the same way */
+        t = 1;
+        err_clear(e);
+    }
     if (t < 0)
         goto out;
     if (t == 1 && !o->imds_v1) {
@@ -260,7 +286,8 @@ int creds_src_imds(const struct creds_opts *o, struct creds *c, char *detail, si
                  h.status);
         goto out;
     }
-    if (creds_parse_json(h.resp, h.resp_len, "EC2 instance metadata", c, e) < 0)
+    if (creds_parse_json(h.resp, h.resp_len, "EC2 instance metadata", c, e) < 0 ||
+        creds_need_expiry(c, "EC2 instance metadata", e) < 0)
         goto out;
     snprintf(detail, n, "role %s%s", role, token ? "" : ", IMDSv1");
     rc = 0;

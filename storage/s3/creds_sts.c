@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "log.h"
 #include "s3.h"
 #include "sigv4.h"
 #include "util.h"
@@ -74,7 +75,13 @@ int creds_parse_sts(const char *buf, size_t len, const char *what, struct creds 
         err_setf(e, ERR_AUTH, "%s: the answer has no Credentials with AccessKeyId and SecretAccessKey", what);
         goto out;
     }
-    if (exp[0] != '\0' && s3_parse_iso8601(exp, &expires) < 0) {
+    if (exp[0] == '\0') {
+        /* STS's credentials always end: without the time they would never
+         * be refreshed, and a long-running process signed after their end */
+        err_setf(e, ERR_AUTH, "%s: the answer has no Expiration", what);
+        goto out;
+    }
+    if (s3_parse_iso8601(exp, &expires) < 0) {
         err_setf(e, ERR_AUTH, "%s: bad Expiration \"%.40s\"", what, exp);
         goto out;
     }
@@ -136,11 +143,12 @@ int creds_src_web_identity(const struct creds_opts *o, const char *token_file, c
     struct creds_http h = { 0 };
     int rc = -1;
 
-    if (read_file_all(token_file, 65536, &tok, &len, e) < 0)
+    if (creds_read_token(token_file, 65536, &tok, &len, e) < 0)
         return err_prefix(e, "web identity token file");
     while (len > 0 && (tok[len - 1] == '\n' || tok[len - 1] == '\r' || tok[len - 1] == ' '))
         len--;
     tok[len] = '\0';
+    log_add_secret((char *)tok);
     if (len == 0) {
         err_setf(e, ERR_CONFIG, "web identity token file %s is empty", token_file);
         goto out;
@@ -165,7 +173,7 @@ int creds_src_web_identity(const struct creds_opts *o, const char *token_file, c
                              .headers = { "Content-Type: application/x-www-form-urlencoded; charset=utf-8",
                                           "Accept: application/xml" },
                              .body = body, .connect_timeout_ms = 5000, .timeout_ms = 30000,
-                             .ca_file = o->ca_file, .attempts = 3 };
+                             .ca_file = o->ca_file, .attempts = 3, .proxy = 1 };
     if (creds_http_run(&h, what, e) < 0)
         goto out;
     if (h.status != 200) {
@@ -185,7 +193,13 @@ int creds_src_web_identity(const struct creds_opts *o, const char *token_file, c
 oom:
     err_setf(e, ERR_NOMEM, "out of memory");
 out:
+    if (rc < 0) {   /* an STS error message may quote the token it was sent */
+        creds_err_scrub(e, (char *)tok);
+        creds_err_scrub(e, etok);
+    }
     creds_http_clear(&h);
+    if (tok != NULL)
+        explicit_bzero(tok, len);
     free(tok);
     free(url);
     free(etok);

@@ -184,6 +184,11 @@ static enum http_verdict s3_classify(struct http_xfer *x, char *why, size_t n)
     if (x->resp_len > 0 && (x->status >= 300 || r->result_root != NULL))
         has_code = s3_xml_parse_error(x->resp, x->resp_len, &er) == 0 && er.code[0] != '\0';
     snprintf(why, n, "HTTP %ld%s%s", x->status, has_code ? " " : "", has_code ? er.code : "");
+    /* temporary credentials S3 holds expired before their Expiration (a
+     * revoked session, a clock behind S3's): new ones sign the retry */
+    if (has_code && (strcmp(er.code, "ExpiredToken") == 0 || strcmp(er.code, "TokenRefreshRequired") == 0) &&
+        creds_refused(r->s3->creds, r->s3->cred_gen))
+        return HTTP_RETRY;
     if (x->status >= 200 && x->status < 300)
         return has_code && s3_code_transient(er.code) ? HTTP_RETRY : HTTP_FINAL;
     if (http_status_transient(x->status) || (has_code && s3_code_transient(er.code)))
