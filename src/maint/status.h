@@ -3,8 +3,10 @@
  * newest backup and its age, newest archived WAL segment and its time, lag
  * behind the primary, spool backlog, the shipper's last complaint, and the
  * alarms a monitoring check acts on (rpo_seconds, backup_max_age, a
- * newest backup stamped ahead of this host's clock, and two living
- * branches that a restore to 'latest' would have to choose between).
+ * newest backup stamped ahead of this host's clock, two living
+ * branches that a restore to 'latest' would have to choose between, and a
+ * WAL segment missing between the newest backup's start and the newest
+ * archived one).
  *
  * st_region() only reads: the region's listing (wal/ and backups/, plus the
  * newest backup's manifest and the history files), the spool's queue for the region and the
