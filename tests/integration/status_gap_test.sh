@@ -93,6 +93,17 @@ like "$out" 'walship_primary_up 0' "prometheus: walship_primary_up 0"
 out=$(w status --json 2>/dev/null)
 is "$(json 'd["primary_known"]' <<<"$out")" "False" "JSON: primary_known false"
 
+# the key cannot be read (moved, its permissions changed): status cannot
+# look at any region.  --prometheus printed nothing, so the textfile line
+# published an empty file and only absent() fired, after 30 minutes; now
+# every configured region is down and alarming, which the rules page on
+mv "$T/key" "$T/key.away"
+out=$(w status --prometheus 2>/dev/null); st=$?
+is "$st" 3 "status --prometheus without its key: exit 3"
+like "$out" 'walship_up\{region="r1"\} 0' "... walship_up 0 for each region"
+like "$out" 'walship_alarm\{region="r1"\} 1' "... walship_alarm 1"
+mv "$T/key.away" "$T/key"
+
 # an unreadable region: its lag is unknown in JSON, not 0
 ws_conf "$T/mon.conf" "rpo_seconds = 1d"
 ws_region "$T/mon.conf" gone "file://$T/nonexistent"
