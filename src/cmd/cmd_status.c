@@ -22,6 +22,7 @@
 #include "cluster.h"
 #include "cmd.h"
 #include "cmd_standby.h"
+#include "cmd_status_int.h"
 #include "keys.h"
 #include "log.h"
 #include "manifest.h"
@@ -34,17 +35,6 @@
 #include "stor.h"
 
 enum fmt { FMT_TEXT, FMT_JSON, FMT_PROM };
-
-/* PostgreSQL's own archiver, beside the primary's position: archive_command
- * failing (every wal-push refused, whatever the cause) is seen at once,
- * not only once the lag passes rpo_seconds. */
-struct archiver_view {
-    int known;                      /* pg_stat_archiver could be read */
-    const char *off;                /* why a primary archives nothing, NULL when it does */
-    struct pg_archiver a;
-};
-
-#define ARCH_ALARM(v) ((v)->known && ((v)->a.failing || (v)->off != NULL))
 
 static void primary_get(const struct config *c, struct st_primary *p, struct archiver_view *av)
 {
@@ -66,7 +56,8 @@ static void primary_get(const struct config *c, struct st_primary *p, struct arc
     p->seg_size = info.wal_segment_size;
     p->known = 1;
     if (pg_archiver_stat(pc, &av->a, &e) < 0) {
-        log_warning("PostgreSQL's archiver statistics are unknown: %s", e.msg);
+        snprintf(p->error, sizeof p->error, "PostgreSQL's archiver statistics are unknown: %s", e.msg);
+        log_warning("%s", p->error);
     } else {
         av->known = 1;
         if (!info.in_recovery && !info.archive_mode)
@@ -161,6 +152,11 @@ static void print_text(const struct st_region *r, const struct st_primary *p)
         printf("  set aside:      %" PRIu64 " files the region could not take (see the spool's conflicts/)  <- alarm\n",
                r->spool_conflicts);
     print_branch(r);
+    if (r->gap)
+        printf("  gap:            %s is missing (%" PRIu64 " segment%s) between the newest backup's start and the "
+               "newest WAL%s\n", r->gap_wal, r->gap_segments, r->gap_segments == 1 ? "" : "s",
+               r->alarm_gap ? "  <- alarm: restore to latest from this region stops there"
+                            : " (the spool still holds files for the region)");
     print_last_error(r);
     if (r->error[0])
         printf("  error:          %s\n", cmd_line(r->error));
@@ -181,6 +177,11 @@ static json_t *branch_json(const struct st_region *r)
                      cmd_json_str(r->branch_kind == ST_BRANCH_HISTORY ? r->branch_why : NULL));
 }
 
+static json_t *lag_json(const struct st_region *r, uint64_t v)
+{
+    return r->readable ? json_integer((json_int_t)v) : json_null();
+}
+
 static json_t *region_json(const struct st_region *r, const struct config *c)
 {
     char bt[32] = "", wt[32] = "";
@@ -190,7 +191,8 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
         fmt_time(r->backup_time, bt);
     if (r->has_wal)
         fmt_time(r->wal_time, wt);
-    o = json_pack("{s:s, s:b, s:b, s:o, s:o, s:s?, s:o, s:s?, s:s?, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I,"
+    /* an unreadable region's lag is unknown: null, not 0 (adversarial pass V) */
+    o = json_pack("{s:s, s:b, s:b, s:o, s:o, s:s?, s:o, s:s?, s:s?, s:o, s:b, s:o, s:o, s:o, s:I, s:I, s:I,"
                      " s:o, s:b, s:b, s:b, s:I, s:I}",
                      "region", r->name, "async", r->async, "readable", r->readable,
                      "error", cmd_json_str(r->error[0] ? r->error : NULL),
@@ -198,8 +200,8 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
                      "backup_age_seconds", r->has_backup ? json_integer(r->backup_age) : json_null(),
                      "wal", r->has_wal ? r->wal : NULL, "wal_time", r->has_wal ? wt : NULL,
                      "wal_time_unix", r->has_wal ? json_integer(r->wal_time) : json_null(),
-                     "lag_known", r->lag_known, "lag_segments", (json_int_t)r->lag_segments,
-                     "lag_bytes", (json_int_t)r->lag_bytes, "lag_seconds", (json_int_t)r->lag_seconds,
+                     "lag_known", r->lag_known, "lag_segments", lag_json(r, r->lag_segments),
+                     "lag_bytes", lag_json(r, r->lag_bytes), "lag_seconds", lag_json(r, r->lag_seconds),
                      "spool_files", (json_int_t)r->spool_files, "spool_bytes", (json_int_t)r->spool_bytes,
                      "spool_oldest_age_seconds", (json_int_t)r->spool_oldest_age,
                      "last_error", cmd_json_str(r->last_error[0] ? r->last_error : NULL),
@@ -218,112 +220,12 @@ static json_t *region_json(const struct st_region *r, const struct config *c)
         json_object_set_new(o, "wal_ahead_seconds", json_integer(r->wal_ahead));
         json_object_set_new(o, "alarm_clock", json_boolean(r->alarm_clock));
         json_object_set_new(o, "alarm_branch", json_boolean(r->alarm_branch));
+        json_object_set_new(o, "gap", r->gap ? json_string(r->gap_wal) : json_null());
+        json_object_set_new(o, "alarm_gap", json_boolean(r->alarm_gap));
         json_object_set_new(o, "branch", branch_json(r));
         json_object_set_new(o, "lag_behind_region", cmd_json_str(r->behind));
     }
     return o;
-}
-
-/* ---- Prometheus ---- */
-
-struct metric {
-    const char *name, *type, *help;
-};
-
-static const struct metric metrics[] = {
-    { "walship_up", "gauge", "1 when the region could be listed" },
-    { "walship_last_backup_timestamp_seconds", "gauge", "stop time of the newest complete backup" },
-    { "walship_last_backup_age_seconds", "gauge", "age of the newest complete backup" },
-    { "walship_last_wal_timestamp_seconds", "gauge", "time the newest archived WAL segment was stored" },
-    { "walship_wal_lag_segments", "gauge", "completed WAL segments the region lacks" },
-    { "walship_wal_lag_bytes", "gauge", "bytes of completed WAL the region lacks" },
-    { "walship_wal_lag_seconds", "gauge", "seconds the region is behind the primary" },
-    { "walship_spool_files", "gauge", "files queued in the local spool for the region" },
-    { "walship_spool_bytes", "gauge", "bytes queued in the local spool for the region" },
-    { "walship_spool_oldest_age_seconds", "gauge", "age of the oldest file queued for the region" },
-    { "walship_last_error", "gauge", "1 when the shipper's last attempt for the region failed (state file)" },
-    { "walship_backup_ahead_seconds", "gauge", "seconds the newest backup's times are ahead of this host's clock" },
-    { "walship_branches", "gauge",
-      "1 when restore to latest would not run: two living branches, a latest timeline that forked off before "
-      "the newest backup, or its history unreadable" },
-    { "walship_alarm", "gauge",
-      "1 when the region lags past rpo_seconds, its newest backup is too old or ahead of the clock, or its "
-      "archive holds two living branches" },
-};
-
-#define NMETRICS (sizeof metrics / sizeof metrics[0])
-
-static void prom_escape(const char *in, char *out, size_t len)
-{
-    size_t j = 0;
-
-    for (; *in && j + 3 < len; in++) {
-        if (*in == '\\' || *in == '"') {
-            out[j++] = '\\';
-            out[j++] = *in;
-        } else if (*in == '\n') {
-            out[j++] = '\\';
-            out[j++] = 'n';
-        } else {
-            out[j++] = *in;
-        }
-    }
-    out[j] = '\0';
-}
-
-static int prom_value(const struct st_region *r, size_t k, double *v)
-{
-    switch (k) {
-    case 0: *v = r->readable; return 1;
-    case 1: *v = (double)r->backup_time; return r->has_backup;
-    case 2: *v = (double)r->backup_age; return r->has_backup;
-    case 3: *v = (double)r->wal_time; return r->has_wal;
-    case 4: *v = (double)r->lag_segments; return r->lag_known;
-    case 5: *v = (double)r->lag_bytes; return r->lag_known;
-    case 6: *v = (double)r->lag_seconds; return r->readable;    /* unknown, not 0, for a region not listed */
-    case 7: *v = (double)r->spool_files; return 1;
-    case 8: *v = (double)r->spool_bytes; return 1;
-    case 9: *v = (double)r->spool_oldest_age; return 1;
-    case 10: *v = r->last_error[0] != '\0'; return 1;
-    case 11: *v = (double)r->backup_ahead; return r->has_backup;
-    case 12: *v = r->branch; return r->readable;
-    case 13: *v = ST_ALARM(r); return 1;
-    }
-    return 0;
-}
-
-static void print_prom(const struct st_region *rs, size_t n)
-{
-    size_t k, i;
-
-    for (k = 0; k < NMETRICS; k++) {
-        printf("# HELP %s %s\n# TYPE %s %s\n", metrics[k].name, metrics[k].help, metrics[k].name, metrics[k].type);
-        for (i = 0; i < n; i++) {
-            char lab[512];
-            double v;
-
-            if (!prom_value(&rs[i], k, &v))
-                continue;
-            prom_escape(rs[i].name, lab, sizeof lab);
-            printf("%s{region=\"%s\"} %.17g\n", metrics[k].name, lab, v);
-        }
-    }
-}
-
-/* Without a region label: the primary's archiver. */
-static void print_prom_archiver(const struct archiver_view *av)
-{
-    if (!av->known)
-        return;
-    printf("# HELP walship_archiver_failing 1 when PostgreSQL's last archive_command attempt failed "
-           "(pg_stat_archiver), or it archives nothing (archive_mode off, archive_command empty)\n# TYPE walship_archiver_failing gauge\n"
-           "walship_archiver_failing %d\n", ARCH_ALARM(av));
-    printf("# HELP walship_archiver_failed_count failed archive_command attempts (pg_stat_archiver)\n"
-           "# TYPE walship_archiver_failed_count counter\nwalship_archiver_failed_count %" PRIu64 "\n", av->a.failed);
-    if (av->a.archived_at > 0)
-        printf("# HELP walship_archiver_last_archived_timestamp_seconds when PostgreSQL last archived a file\n"
-               "# TYPE walship_archiver_last_archived_timestamp_seconds gauge\n"
-               "walship_archiver_last_archived_timestamp_seconds %" PRId64 "\n", av->a.archived_at);
 }
 
 static int parse_args(struct cmd_ctx *ctx, enum fmt *fmt, const char **standby_dir, const char **pg_user)
@@ -468,11 +370,15 @@ static void print_archiver(const struct archiver_view *av)
     }
 }
 
-static void print_all_text(const struct st_region *rs, size_t n, const struct st_primary *prim,
-                           const struct archiver_view *av, uint64_t orphaned, const char *orphan_queues)
+static void print_all_text(const struct config *c, const struct st_region *rs, size_t n,
+                           const struct st_primary *prim, const struct archiver_view *av, uint64_t orphaned,
+                           const char *orphan_queues)
 {
     size_t i;
 
+    if (PRIMARY_ALARM(c, prim, av))
+        printf("primary: ERROR: %s  <- alarm: the lag behind the primary and PostgreSQL's archiver are unknown\n",
+               cmd_line(prim->error));
     if (prim->known) {
         char l[24];
 
@@ -485,6 +391,49 @@ static void print_all_text(const struct st_region *rs, size_t n, const struct st
     if (orphaned > 0)
         printf("spool: ALARM: %llu files wait for regions that are not configured (%s)\n",
                (unsigned long long)orphaned, orphan_queues);
+}
+
+/* --prometheus without the key: no region can be looked at.  Each one
+ * configured (or --region) is printed down and alarming, so that the rules
+ * on walship_up page; before, nothing was printed, the textfile line
+ * published an empty file and only absent() fired, after 30 minutes
+ * (adversarial pass V). */
+static void prom_no_key(const struct cmd_ctx *ctx, const struct err *why)
+{
+    const struct config *c = ctx->conf;
+    struct st_region *rs = calloc((size_t)c->nregions, sizeof *rs);
+    size_t n = 0;
+    int k;
+
+    if (rs == NULL)
+        return;
+    for (k = 0; k < c->nregions; k++) {
+        if (ctx->region != NULL && strcmp(ctx->region, c->regions[k].name) != 0)
+            continue;
+        st_local(&c->regions[k], NULL, 0, &rs[n]);
+        snprintf(rs[n].error, sizeof rs[n].error, "%s", why->msg);
+        rs[n].alarm_rpo = rs[n].alarm_backup = 1;
+        n++;
+    }
+    status_prom_regions(rs, n);
+    fflush(stdout);
+    free(rs);
+}
+
+/* The primary's alarms: it cannot be asked, or its archiver fails or
+ * archives nothing (0 to 2). */
+static int primary_alarms(const struct config *c, const struct st_primary *prim, const struct archiver_view *av)
+{
+    int alarm = PRIMARY_ALARM(c, prim, av);
+
+    if (ARCH_ALARM(av)) {
+        if (av->off != NULL)
+            log_warning("the primary archives nothing: %s", av->off);
+        else
+            log_warning("PostgreSQL's archive_command is failing: the last attempt, on %s, failed", av->a.last_failed);
+        alarm++;
+    }
+    return alarm;
 }
 
 int cmd_status_run(struct cmd_ctx *ctx)
@@ -514,6 +463,8 @@ int cmd_status_run(struct cmd_ctx *ctx)
         return cmd_fail(&e);
     }
     if (cmd_load_keyring(ctx, &kr, &e) < 0) {
+        if (fmt == FMT_PROM)
+            prom_no_key(ctx, &e);
         cmd_fail(&e);
         return EXIT_FAILURE3;
     }
@@ -548,13 +499,7 @@ int cmd_status_run(struct cmd_ctx *ctx)
         else
             alarm += status_standby_alarm(sb);
     }
-    if (ARCH_ALARM(&av)) {
-        if (av.off != NULL)
-            log_warning("the primary archives nothing: %s", av.off);
-        else
-            log_warning("PostgreSQL's archive_command is failing: the last attempt, on %s, failed", av.a.last_failed);
-        alarm++;
-    }
+    alarm += primary_alarms(c, &prim, &av);
     if (sp != NULL && (orphaned = ship_orphans(c, sp, orphan_queues, sizeof orphan_queues)) > 0) {
         log_warning("%llu spooled files wait in queues of regions that are not configured (%s): they are never "
                     "shipped anywhere else; see %s/queue", (unsigned long long)orphaned, orphan_queues,
@@ -565,15 +510,15 @@ int cmd_status_run(struct cmd_ctx *ctx)
         if (print_json(rs, n, &prim, &av, c, orphaned, orphan_queues, sb) < 0)
             failed++;
     } else if (fmt == FMT_PROM) {
-        print_prom(rs, n);
-        print_prom_archiver(&av);
+        status_prom_regions(rs, n);
+        status_prom_primary(c, &prim, &av);
         printf("# HELP walship_spool_orphaned_files Spooled files whose region is not configured (never shipped)\n"
                "# TYPE walship_spool_orphaned_files gauge\nwalship_spool_orphaned_files %llu\n",
                (unsigned long long)orphaned);
         if (sb != NULL)
             status_standby_prom(sb);
     } else {
-        print_all_text(rs, n, &prim, &av, orphaned, orphan_queues);
+        print_all_text(c, rs, n, &prim, &av, orphaned, orphan_queues);
         if (sb != NULL)
             status_standby_text(sb);
     }

@@ -198,6 +198,31 @@ static void newest_backup(struct repo *r, const struct catalog *cat, time_t now,
     }
 }
 
+/* A hole between the newest backup's start and the newest segment on the
+ * way to 'latest' (adversarial pass V: a segment deleted in the middle of
+ * the archive; status looked at the newest segment only and said OK while
+ * a restore to latest from this region stopped at the hole). */
+static void find_gap(const struct tl_model *m, const struct backup_start *start, uint32_t latest,
+                     struct st_region *o)
+{
+    struct tl_reach rch;
+    struct err le = ERR_INIT;
+
+    if (tl_reach(m, start->timeline, start->start_lsn, latest, &rch, &le) < 0)
+        return;
+    if (rch.status == TL_REACH_GAP) {
+        o->gap = 1;
+        wal_segment_name(rch.gap.tli, rch.gap.first, m->seg_size, o->gap_wal);
+        o->gap_segments = rch.gap.last - rch.gap.first + 1;
+    } else if (rch.status == TL_REACH_NO_START) {
+        o->gap = 1;
+        wal_segment_name(start->timeline, start->start_lsn / m->seg_size, m->seg_size, o->gap_wal);
+        o->gap_segments = 1;
+    }
+    o->alarm_gap = o->gap && o->spool_files == 0;
+    tl_reach_free(&rch);
+}
+
 /* What would stop restore --target-latest from the newest backup
  * (`start`; timeline 0 when its manifest could not be read): two living
  * branches, a 'latest' that forked off before the backup, or the history
@@ -233,6 +258,8 @@ static int branches(struct repo *r, struct tl_model *m, const struct backup_star
     }
     o->branch = o->alarm_branch = o->branch_kind != 0;
     free(p);
+    if (o->branch_kind == 0)
+        find_gap(m, start, latest, o);
     return 1;   /* the model holds the history files now */
 }
 

@@ -3,8 +3,10 @@
  * newest backup and its age, newest archived WAL segment and its time, lag
  * behind the primary, spool backlog, the shipper's last complaint, and the
  * alarms a monitoring check acts on (rpo_seconds, backup_max_age, a
- * newest backup stamped ahead of this host's clock, and two living
- * branches that a restore to 'latest' would have to choose between).
+ * newest backup stamped ahead of this host's clock, two living
+ * branches that a restore to 'latest' would have to choose between, and a
+ * WAL segment missing between the newest backup's start and the newest
+ * archived one).
  *
  * st_region() only reads: the region's listing (wal/ and backups/, plus the
  * newest backup's manifest and the history files), the spool's queue for the region and the
@@ -88,17 +90,28 @@ struct st_region {
     char branch_newest[WAL_NAME_MAX];   /* ST_BRANCH_TWO: branch_other's newest archived segment */
     char branch_why[256];
 
+    /* restore --target-latest from the newest backup would stop short:
+     * gap_wal, the first segment missing on the way from the backup's
+     * start to the newest archived segment (or the start itself when
+     * nothing from it on is archived), gap_segments the run missing from
+     * its timeline there.  An alarm unless the spool still holds files
+     * for the region (an async region catching up fills it). */
+    int gap;
+    char gap_wal[WAL_NAME_MAX];
+    uint64_t gap_segments;
+
     int alarm_rpo;                  /* lag_seconds > rpo_seconds (or nothing archived while the primary has WAL) */
     int alarm_backup;               /* no backup, or newest older than backup_max_age */
     int alarm_clock;                /* backup_ahead or wal_ahead > RET_CLOCK_SKEW_MAX: a clock is wrong (retain_days
                                      * refuses; lag_seconds reads 0 however long archiving has stopped) */
     int alarm_branch;               /* branch: the archive holds two living branches */
+    int alarm_gap;                  /* gap, with nothing spooled for the region */
 };
 
 enum { ST_BRANCH_TWO = 1, ST_BRANCH_NOT_CHILD, ST_BRANCH_HISTORY };
 
 /* Any of the region's alarms. */
-#define ST_ALARM(r) ((r)->alarm_rpo || (r)->alarm_backup || (r)->alarm_clock || (r)->alarm_branch)
+#define ST_ALARM(r) ((r)->alarm_rpo || (r)->alarm_backup || (r)->alarm_clock || (r)->alarm_branch || (r)->alarm_gap)
 
 /* The local facts of a region, read even when the region cannot be opened:
  * its spool backlog and set-aside files, and for an async region the

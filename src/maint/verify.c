@@ -336,6 +336,14 @@ int vfy_region(struct repo *rp, int full, struct vfy_report *r, struct err *e)
         if (vfy_check_backup_wal(&tm, mans[i], r) < 0)
             goto nomem;
     }
+    /* nothing restorable is not OK (adversarial pass V: the only backup's
+     * manifest deleted left a folder "not checked" and verify said OK); a
+     * complete one whose manifest does not load is a problem already */
+    if (r->backups == 0 && cat.n == r->incomplete &&
+        vfy_problem(r, "backups/", "no complete backup: nothing in this region can be restored%s",
+                    r->incomplete ? " (only folders without a manifest: a backup in progress, or one whose "
+                                    "manifest was lost)" : "") < 0)
+        goto nomem;
     /* whole chains, once every link's own objects are checked */
     for (i = 0; i < cat.n; i++)
         if (mans[i] != NULL && mans[i]->incremental && vfy_check_chain(rp, &cat, damaged, mans[i], r, e) < 0)

@@ -54,7 +54,10 @@ for i in 1 4 5; do
   cmp -s "$T/r1/wal/$(n "$i")" "$T/r2/wal/$(n "$i")"; ok $? "$(n "$i") was copied"
 done
 is "$(find "$T/r2" -name '.walship-tmp-*' | wc -l)" 0 "no temp file is left in r2"
-t "r2 verifies" "$WALSHIP" --config "$T/c.conf" verify --region r2
+# (no backup is copied here: r2's one problem is that it has none)
+t_fail "r2 verifies but for having no backup (exit 3)" 3 "$WALSHIP" --config "$T/c.conf" verify --region r2
+unlike "$T_OUT" "PROBLEM wal/" "...no WAL problem in r2"
+like "$T_OUT" "PROBLEM backups/: no complete backup" "...only the missing backup"
 
 # a damaged copy in r2 of another size is replaced only by a good one
 cp "$T/trunc" "$T/r2/wal/$(n 2)"

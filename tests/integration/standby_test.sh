@@ -328,6 +328,14 @@ t "promotion: promote again as root (a restore_command put back)" "$WALSHIP" pro
 is "$(stat -c '%U %a' "$SB/postgresql.auto.conf")" "postgres 600" \
   "promotion: postgresql.auto.conf rewritten by root stays the server's (owner and mode)"
 is "$(grep -c "^restore_command" "$SB/postgresql.auto.conf")" 0 "promotion: ... and the restore_command is removed again"
+# status --standby of a server promoted (here by walship promote; by
+# pg_ctl promote behind status' back it is the same): no warm standby any
+# more, an alarm, and the rule on walship_standby_up fires (adversarial
+# pass V)
+t_fail "promotion: status --standby of the promoted server is an alarm (exit 2)" 2 dr status --standby "$SB"
+like "$T_OUT" "not in recovery: promoted, not a standby any more" "promotion: status says it is no standby"
+like "$(dr status --standby "$SB" --prometheus 2>/dev/null)" "walship_standby_up\\{pgdata=\"$SB\",region=\"dr\"\\} 0" \
+  "promotion: walship_standby_up 0"
 diag "$(grep -E 'writable' <<<"$PROMOTE_OUT")"
 
 done_testing
