@@ -473,13 +473,13 @@ static int setup(struct bkf *c, struct repo *r, const struct manifest *m, const 
 
 /* Refuse a directory that is not empty before creating anything, then
  * create DIR and the tablespaces' directories. */
-static int prepare_dirs(struct bkf *c, const char *dir, struct err *e)
+static int prepare_dirs(struct bkf *c, const char *dir, int allow_unmounted, struct err *e)
 {
     const struct manifest *m = c->m;
     size_t i;
     int k;
 
-    if (bkf_check_roots(dir, m, (const char *const *)c->ts_target, e) < 0)
+    if (bkf_check_roots(dir, m, (const char *const *)c->ts_target, allow_unmounted, e) < 0)
         return -1;
     if ((k = bkf_dir_state(dir, e)) != 0)
         return k > 0 ? err_setf(e, ERR_USAGE, "directory \"%s\" is not empty: refusing to restore into it", dir) : -1;
@@ -568,7 +568,7 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     /* libarchive first: a host without it fails before anything is written */
     if (ar_dl_load(e) < 0)
         return -1;
-    if (setup(&c, r, m, o, e) < 0 || prepare_dirs(&c, dir, e) < 0 ||
+    if (setup(&c, r, m, o, e) < 0 || prepare_dirs(&c, dir, o->allow_unmounted, e) < 0 ||
         bkf_fetch_small(r, m->name, "backup_label", &label, e) < 0 || bkf_check_label(m, label, e) < 0 ||
         (m->has_tablespace_map && bkf_fetch_small(r, m->name, "tablespace_map", &tsmap, e) < 0) ||
         (m->incremental && bkf_chain_prepare(&c.chain, &c.tar, e) < 0) ||

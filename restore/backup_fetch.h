@@ -89,6 +89,7 @@ struct bkf_opts {
     bkf_progress_fn progress;       /* may be NULL */
     void *progress_arg;
     const struct note_sink *notes;  /* for the storage the workers open (stor_open); may be NULL */
+    int allow_unmounted;            /* DIR may be below an fstab mount point that is not mounted (paths.h) */
 };
 
 struct bkf_stats {

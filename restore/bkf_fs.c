@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "paths.h"
 #include "util.h"
 
 int bkf_clean_path(const char *p, int is_dir, char out[PATH_MAX])
@@ -219,78 +220,6 @@ unsigned bkf_data_dir_mode(const struct bkf_dir *dirs, size_t n)
     return 0700;
 }
 
-/* `p` made absolute (against the working directory) with ".", ".." and
- * repeated '/' resolved lexically; no trailing '/' but for "/". */
-static int norm_path(const char *p, char out[PATH_MAX])
-{
-    char buf[PATH_MAX], *save = NULL, *comp;
-    size_t n = 0;
-
-    if (p[0] == '/') {
-        if (strlcopy(buf, p, sizeof buf) < 0)
-            return -1;
-    } else {
-        char cwd[PATH_MAX];
-
-        if (getcwd(cwd, sizeof cwd) == NULL || snprintf(buf, sizeof buf, "%s/%s", cwd, p) >= (int)sizeof buf)
-            return -1;
-    }
-    out[0] = '\0';
-    for (comp = strtok_r(buf, "/", &save); comp != NULL; comp = strtok_r(NULL, "/", &save)) {
-        size_t len = strlen(comp);
-
-        if (strcmp(comp, ".") == 0)
-            continue;
-        if (strcmp(comp, "..") == 0) {
-            while (n > 0 && out[n - 1] != '/')
-                n--;
-            if (n > 0)
-                n--;    /* the '/' before it */
-            out[n] = '\0';
-            continue;
-        }
-        if (n + 1 + len + 1 > PATH_MAX)
-            return -1;
-        out[n++] = '/';
-        memcpy(out + n, comp, len + 1);
-        n += len;
-    }
-    if (n == 0)
-        memcpy(out, "/", 2);
-    return 0;
-}
-
-/* `p` as the kernel will reach it once the restore has made it: its
- * longest existing prefix through realpath() (a symbolic link into DIR,
- * or DIR reached through one, is seen for what it is), the part not made
- * yet appended and resolved lexically. */
-static int resolve_path(const char *p, char out[PATH_MAX])
-{
-    char abs[PATH_MAX], head[PATH_MAX], res[PATH_MAX], joined[2 * PATH_MAX + 2];
-    char *slash;
-
-    if (norm_path(p, abs) < 0 || strlcopy(head, abs, sizeof head) < 0)
-        return -1;
-    while (realpath(head, res) == NULL) {
-        if ((errno != ENOENT && errno != ENOTDIR) || (slash = strrchr(head, '/')) == NULL)
-            return strlcopy(out, abs, PATH_MAX);   /* unreadable: the lexical form */
-        slash[slash == head ? 1 : 0] = '\0';
-    }
-    snprintf(joined, sizeof joined, "%s/%s", res, abs + strlen(head));
-    return norm_path(joined, out);
-}
-
-/* Is `p` at or below `base` (both normalised)?  Then *rel is the rest ("" at base). */
-static int path_under(const char *base, const char *p, const char **rel)
-{
-    size_t n = strcmp(base, "/") == 0 ? 0 : strlen(base);
-
-    if (strncmp(p, base, n) != 0 || (p[n] != '\0' && p[n] != '/'))
-        return 0;
-    *rel = p[n] == '/' ? p + n + 1 : p + n;
-    return 1;
-}
-
 /* Does the backup write anything at or below `rel` in DIR? */
 static const char *backup_owns(const struct manifest *m, const char *rel)
 {
@@ -302,19 +231,24 @@ static const char *backup_owns(const struct manifest *m, const char *rel)
     return NULL;
 }
 
-int bkf_check_roots(const char *dir, const struct manifest *m, const char *const *targets, struct err *e)
+int bkf_check_roots(const char *dir, const struct manifest *m, const char *const *targets, int allow_unmounted,
+                    struct err *e)
 {
     char d[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
     const char *rel, *own;
     size_t i, k;
 
-    if (resolve_path(dir, d) < 0)
+    if (path_resolve(dir, d) < 0)
         return err_errno(e, ERR_USAGE, errno ? errno : ENAMETOOLONG, "directory \"%s\": path too long", dir);
+    if (!allow_unmounted && path_check_mounted(dir, "directory", e) < 0)
+        return -1;
     for (i = 0; i < m->ntablespaces; i++) {
         unsigned oid = (unsigned)m->tablespaces[i].oid;
 
-        if (resolve_path(targets[i], a) < 0)
+        if (path_resolve(targets[i], a) < 0)
             return err_setf(e, ERR_USAGE, "tablespace directory \"%s\": path too long", targets[i]);
+        if (!allow_unmounted && path_check_mounted(targets[i], "tablespace directory", e) < 0)
+            return -1;
         if (path_under(a, d, &rel))
             return err_setf(e, ERR_USAGE, "tablespace %u would be restored into \"%s\", which %s the data directory "
                             "\"%s\" (use --tablespace-map OLD=NEW)", oid, targets[i], *rel ? "contains" : "is",
@@ -323,7 +257,7 @@ int bkf_check_roots(const char *dir, const struct manifest *m, const char *const
             return err_setf(e, ERR_USAGE, "tablespace %u would be restored into \"%s\", where the backup writes "
                             "\"%s\" of the data directory (use --tablespace-map OLD=NEW)", oid, targets[i], own);
         for (k = 0; k < m->ntablespaces; k++) {
-            if (k == i || resolve_path(targets[k], b) < 0 || !path_under(b, a, &rel))
+            if (k == i || path_resolve(targets[k], b) < 0 || !path_under(b, a, &rel))
                 continue;
             return err_setf(e, ERR_USAGE, "tablespaces %u and %u would be restored into \"%s\" and \"%s\", one "
                             "inside the other (use --tablespace-map OLD=NEW)", (unsigned)m->tablespaces[k].oid, oid,

@@ -53,8 +53,11 @@ unsigned bkf_data_dir_mode(const struct bkf_dir *dirs, size_t n);
  * symlinks).  Refused (ERR_USAGE): a tablespace at DIR or containing it,
  * one inside another, and one inside DIR where the backup has files of
  * its own (DIR/base, DIR/pg_tblspc/OID); a tablespace inside DIR
- * elsewhere is PostgreSQL's (warned, allowed) and stays allowed. */
-int bkf_check_roots(const char *dir, const struct manifest *m, const char *const *targets, struct err *e);
+ * elsewhere is PostgreSQL's (warned, allowed) and stays allowed.  Unless
+ * `allow_unmounted`, none may be meant for a volume that is not mounted
+ * (path_check_mounted, paths.h). */
+int bkf_check_roots(const char *dir, const struct manifest *m, const char *const *targets, int allow_unmounted,
+                    struct err *e);
 
 /* Rewrite a tablespace_map: lines are "OID PATH" with '\\', '\n' and '\r'
  * in PATH escaped by a backslash (PostgreSQL's do_pg_backup_start).  The

@@ -120,6 +120,7 @@ struct fetch_args {
     struct bkf_tsmap maps[MAX_TSMAP];
     char *owned[MAX_TSMAP];         /* the maps' old paths */
     int nmaps;
+    int allow_unmounted;            /* --allow-unmounted */
 };
 
 /* 0, or the exit status of a usage error (or of running out of memory). */
@@ -133,7 +134,10 @@ static int parse_args(struct cmd_ctx *ctx, struct fetch_args *fa)
     for (i = 1; i < ctx->argc; i++) {
         const char *a = ctx->argv[i], *val = NULL;
 
-        if (strcmp(a, "--tablespace-map") == 0) {
+        if (strcmp(a, "--allow-unmounted") == 0) {
+            fa->allow_unmounted = 1;
+            continue;
+        } else if (strcmp(a, "--tablespace-map") == 0) {
             if (i + 1 >= ctx->argc)
                 return cmd_usage("backup-fetch", "--tablespace-map needs OLD=NEW");
             val = ctx->argv[++i];
@@ -227,6 +231,7 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx)
     log_info("restoring backup %s from region %s into %s", name, rc->name, fa.pos[1]);
     memset(&o, 0, sizeof o);
     o.parallel = ctx->conf->parallel;
+    o.allow_unmounted = fa.allow_unmounted;
     o.notes = &note_log_sink;
     o.tsmap = fa.maps;
     o.ntsmap = (size_t)fa.nmaps;

@@ -37,6 +37,7 @@
 #include "keys.h"
 #include "log.h"
 #include "note.h"
+#include "paths.h"
 #include "pitr.h"
 #include "pq_dl.h"
 #include "recover.h"
@@ -58,6 +59,7 @@ struct restore_opts {
     int keep_archive;
     int keep_restore_command;   /* after promotion (docs/RESTORE.md) */
     int standby;                /* --standby: follow the archive until promoted */
+    int allow_unmounted;        /* --allow-unmounted: no fstab mount point check (paths.h) */
     int target_opts;            /* --target-action given */
     const char *pg_user;
     int start_timeout, stall_timeout;
@@ -215,6 +217,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         { "start-timeout", required_argument, NULL, 'W' },
         { "stall-timeout", required_argument, NULL, 'S' },
         { "standby", no_argument, NULL, 'Y' },
+        { "allow-unmounted", no_argument, NULL, 'A' },
         { NULL, 0, NULL, 0 },
     };
     struct err e = ERR_INIT;
@@ -248,6 +251,7 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         case 'k': o->keep_archive = 1; break;
         case 'K': o->keep_restore_command = 1; break;
         case 'Y': o->standby = 1; break;
+        case 'A': o->allow_unmounted = 1; break;
         case 'U': o->pg_user = optarg; break;
         case 'W':
         case 'S':
@@ -443,6 +447,8 @@ static void print_result(const struct manifest *m, const char *region, const str
 /* --pgdata made (if need be) and made absolute. */
 static int pgdata_prepare(struct restore_opts *o, char abs[PATH_MAX], struct err *e)
 {
+    if (!o->allow_unmounted && path_check_mounted(o->pgdata, "--pgdata", e) < 0)
+        return -1;
     if (mkdir(o->pgdata, 0700) < 0 && errno != EEXIST)
         return err_errno(e, ERR_IO, errno, "could not create \"%s\"", o->pgdata);
     if (realpath(o->pgdata, abs) == NULL)
@@ -518,6 +524,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     bo.notes = &note_log_sink;
     bo.tsmap = o.tsmap;
     bo.ntsmap = o.ntsmap;
+    bo.allow_unmounted = o.allow_unmounted;
     if (bkf_fetch(s, rc, c, m, o.pgdata, &bo, &bs, &e) < 0) {
         rc_ = cmd_fail(&e);
         cmd_other_region_hint(ctx, rc->name, m->name, o.pgdata, &e);

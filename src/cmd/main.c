@@ -118,7 +118,7 @@ static const struct cmd commands[] = {
       "that cannot be listed is reported and the command exits 3.\n",
       1, cmd_backup_list_run },
     { "backup-fetch", "unpack one backup into an empty directory",
-      "usage: walship backup-fetch NAME|LATEST DIR [--region R] [--tablespace-map OLD=NEW]...\n"
+      "usage: walship backup-fetch NAME|LATEST DIR [--region R] [--tablespace-map OLD=NEW]... [--allow-unmounted]\n"
       "\n"
       "Downloads the backup's parts in parallel, decodes and authenticates them,\n"
       "and extracts them into DIR (empty or absent), checking every file's\n"
@@ -126,7 +126,7 @@ static const struct cmd commands[] = {
       "tampered archive are refused.  Tablespaces go to their original paths or\n"
       "to NEW with --tablespace-map.  backup_label is written last, so a failed\n"
       "fetch never looks like a usable backup.  Without --region the first\n"
-      "region that has the backup is used.\n",
+      "region that has the backup is used.  --allow-unmounted: see restore.\n",
       1, cmd_backup_fetch_run },
     { "restore", "point-in-time restore into a fresh instance (DR drill or failover)",
       "usage: walship restore --pgdata DIR [--region R | --from URL [--endpoint URL] [--path-style] [--ca-file F]]\n"
@@ -134,7 +134,7 @@ static const struct cmd commands[] = {
       "                       [--target-time T | --target-lsn L | --target-xid X | --target-name N |\n"
       "                        --target-latest | --target-immediate]\n"
       "                       [--target-action promote|pause|shutdown] [--target-timeline latest|current|N]\n"
-      "                       [--tablespace-map OLD=NEW]... [--keep-archive] [--keep-restore-command]\n"
+      "                       [--tablespace-map OLD=NEW]... [--keep-archive] [--keep-restore-command] [--allow-unmounted]\n"
       "                       [--pg-bin DIR] [--start [--port P] [--pg-user ROLE] [--start-timeout S]\n"
       "                       [--stall-timeout S]]\n"
       "       walship restore --standby --pgdata DIR [...] [--start ...]\n"
@@ -164,7 +164,8 @@ static const struct cmd commands[] = {
       "--region names the region (and the SigV4 region unless --aws-region),\n"
       "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, --ca-file F for\n"
       "an endpoint whose certificate a private CA signed (kept in restore_command).\n"
-      "Target times without a zone are UTC.\n"
+      "Target times without a zone are UTC.  DIR below an unmounted /etc/fstab mount\n"
+      "point is refused unless --allow-unmounted.\n"
       "--standby makes a warm standby instead: standby.signal, restore_command,\n"
       "hot_standby = on, recovery_target_timeline = latest and no target; it\n"
       "replays the region's archive until promoted (walship promote DIR).  With\n"
