@@ -390,7 +390,12 @@ static int regions_outcome(const struct config *c, struct bk_result *res, struct
     }
     if (nfail == 0)
         return 0;
-    return err_setf(e, first.code == ERR_OK ? ERR_NET : first.code, "backup %s is not complete in %d region%s (%s): %s",
+    /* an incomplete backup is a failure (exit 3), even when a region's own
+     * error was "not found" (the stop segment never archived, a part
+     * removed): exit 1 would say the thing asked for does not exist */
+    if (first.code == ERR_OK || first.code == ERR_NOTFOUND)
+        first.code = ERR_NET;
+    return err_setf(e, first.code, "backup %s is not complete in %d region%s (%s): %s",
                     res->name, nfail, nfail > 1 ? "s" : "", names, first.msg);
 }
 
