@@ -483,6 +483,11 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
         goto out;
     x.started = 0;
     res->stop_lsn = stop.lsn;
+    if (bk_tablespaces_new(x.pgdata, stop.tablespace_map, label, sizeof label) > 0)
+        note(o->notes, LOG_WARNING, "tablespace %s was created while backup %s ran: a restore of it replays the "
+             "CREATE TABLESPACE at the path it was made with, which --tablespace-map cannot move, and PostgreSQL "
+             "empties that path's PG_* directory first; never restore it on this host (docs/RESTORE.md), and take "
+             "a new backup", label, res->name);
     if (fill_manifest(&x, &j, &list, &stop, res, &bh_buf, &bh_len, e) < 0 || man_to_json(j.man, &json, &jlen, e) < 0)
         goto out;
     for (r = 0; r < c->nregions; r++) {

@@ -83,6 +83,28 @@ n_hist=$(ls "$T/pg/data/pg_wal/" | grep -c '\.backup$')
 kill_during "while it waits for the stop segment" "[ \$(ls $T/pg/data/pg_wal/ | grep -c '\\.backup\$') -gt $n_hist ]"
 chmod 0755 "$T/repo1/wal" "$T/repo2/wal"
 
+# ---- a tablespace created while the backup runs: its CREATE is replayed
+# at its original path (PostgreSQL empties it first), which
+# --tablespace-map cannot move: backup-push says so ----
+mkdir -p "$T/ts_new"; chown "$(pg_user)" "$T/ts_new"
+n_dirs=$(ls "$T/repo1/backups" | wc -l)
+pg_run "$WALSHIP" --config "$CONF" backup-push >"$T/ts.out" 2>&1 &
+pid=$!
+wait_for 60 bash -c "[ \$(ls $T/repo1/backups | wc -l) -gt $n_dirs ]"
+sql "create tablespace ts_new location '$T/ts_new'"
+if kill -0 "$pid" 2>/dev/null; then
+  wait "$pid"
+  is "$?" 0 "backup-push during which a tablespace was created succeeds"
+  like "$(cat "$T/ts.out")" "tablespace [0-9]+ was created while backup .* ran: .*never restore it on this host" \
+    "and warns that a restore replays its creation at its original path"
+else
+  wait "$pid"
+  ok 0 "a tablespace created while the backup runs # SKIP the backup finished first"
+  ok 0 "# SKIP"
+fi
+t "a backup after it" ws backup-push
+unlike "$T_OUT" "was created while backup" "does not warn again"
+
 # ---- two backup-push at once ----
 t_fail "a second backup-push on the same spool is refused while one runs" 3 bash -c "
   runuser -u postgres -- $WALSHIP --config $CONF backup-push >/dev/null 2>&1 & p=\$!
