@@ -100,6 +100,28 @@ int main(void)
     ok(dir_list_sorted("/nonexistent/walship", 0, &names, &n, &e) == 0 && n == 0,
        "a missing directory lists as empty");
 
+    /* tablespaces in pg_tblspc that the tablespace map does not name */
+    {
+        char first[32], link[600];
+
+        mk("pg_tblspc", 1);
+        ok(bk_tablespaces_new(dir, "", first, sizeof first) == 0, "no tablespace: none new");
+        snprintf(link, sizeof link, "%s/pg_tblspc/16400", dir);
+        if (symlink("/tmp/ts a", link) != 0)
+            diag("symlink failed");
+        snprintf(link, sizeof link, "%s/pg_tblspc/164001", dir);
+        if (symlink("/tmp/ts b", link) != 0)
+            diag("symlink failed");
+        ok(bk_tablespaces_new(dir, "16400 /tmp/ts a\n164001 /tmp/ts b\n", first, sizeof first) == 0,
+           "every tablespace in the map: none new");
+        ok(bk_tablespaces_new(dir, "16400 /tmp/ts a\n", first, sizeof first) == 1 && strcmp(first, "164001") == 0,
+           "one missing from the map: it is new (%s)", first);
+        ok(bk_tablespaces_new(dir, "164001 /tmp/ts b\n", first, sizeof first) == 1 && strcmp(first, "16400") == 0,
+           "an OID that is a prefix of another's is not taken for it (%s)", first);
+        ok(bk_tablespaces_new(dir, NULL, first, sizeof first) == 2, "no map at all: both new");
+        ok(bk_tablespaces_new("/nonexistent/walship", "", first, sizeof first) == 0, "no pg_tblspc: none");
+    }
+
     {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
