@@ -164,6 +164,8 @@ static int walk_tablespaces(struct bk_list *l, const char *pgdata, struct err *e
         if (snprintf(link, sizeof link, "%s/%s", dir, names[i]) >= (int)sizeof link)
             continue;
         len = readlink(link, target, sizeof target - 1);
+        if (len < 0 && errno == ENOENT)
+            continue;   /* dropped since the listing (DROP TABLESPACE): like a dropped relation */
         if (len < 0) {
             if (errno == EINVAL && lstat(link, &st) == 0 && S_ISDIR(st.st_mode)) {
                 /* in-place tablespace (allow_in_place_tablespaces): a real directory */
