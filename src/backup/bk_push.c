@@ -390,7 +390,12 @@ static int regions_outcome(const struct config *c, struct bk_result *res, struct
     }
     if (nfail == 0)
         return 0;
-    return err_setf(e, first.code == ERR_OK ? ERR_NET : first.code, "backup %s is not complete in %d region%s (%s): %s",
+    /* an incomplete backup is a failure (exit 3), even when a region's own
+     * error was "not found" (the stop segment never archived, a part
+     * removed): exit 1 would say the thing asked for does not exist */
+    if (first.code == ERR_OK || first.code == ERR_NOTFOUND)
+        first.code = ERR_NET;
+    return err_setf(e, first.code, "backup %s is not complete in %d region%s (%s): %s",
                     res->name, nfail, nfail > 1 ? "s" : "", names, first.msg);
 }
 
@@ -478,6 +483,11 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
         goto out;
     x.started = 0;
     res->stop_lsn = stop.lsn;
+    if (bk_tablespaces_new(x.pgdata, stop.tablespace_map, label, sizeof label) > 0)
+        note(o->notes, LOG_WARNING, "tablespace %s was created while backup %s ran: a restore of it replays the "
+             "CREATE TABLESPACE at the path it was made with, which --tablespace-map cannot move, and PostgreSQL "
+             "empties that path's PG_* directory first; never restore it on this host (docs/RESTORE.md), and take "
+             "a new backup", label, res->name);
     if (fill_manifest(&x, &j, &list, &stop, res, &bh_buf, &bh_len, e) < 0 || man_to_json(j.man, &json, &jlen, e) < 0)
         goto out;
     for (r = 0; r < c->nregions; r++) {

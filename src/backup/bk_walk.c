@@ -164,6 +164,8 @@ static int walk_tablespaces(struct bk_list *l, const char *pgdata, struct err *e
         if (snprintf(link, sizeof link, "%s/%s", dir, names[i]) >= (int)sizeof link)
             continue;
         len = readlink(link, target, sizeof target - 1);
+        if (len < 0 && errno == ENOENT)
+            continue;   /* dropped since the listing (DROP TABLESPACE): like a dropped relation */
         if (len < 0) {
             if (errno == EINVAL && lstat(link, &st) == 0 && S_ISDIR(st.st_mode)) {
                 /* in-place tablespace (allow_in_place_tablespaces): a real directory */
@@ -320,4 +322,43 @@ void bk_list_free(struct bk_list *l)
     free(l->items);
     free(l->tbs);
     memset(l, 0, sizeof *l);
+}
+
+/* Is `oid` at the start of a line of the tablespace map ("OID PATH")? */
+static int in_spcmap(const char *spcmap, const char *oid)
+{
+    size_t n = strlen(oid);
+    const char *p = spcmap;
+
+    while (p != NULL && *p != '\0') {
+        if (strncmp(p, oid, n) == 0 && p[n] == ' ')
+            return 1;
+        p = strchr(p, '\n');
+        if (p != NULL)
+            p++;
+    }
+    return 0;
+}
+
+size_t bk_tablespaces_new(const char *pgdata, const char *spcmap, char *first, size_t n)
+{
+    char dir[PATH_MAX], **names = NULL;
+    size_t cnt = 0, i, found = 0;
+    struct err e = ERR_INIT;
+
+    first[0] = '\0';
+    if (snprintf(dir, sizeof dir, "%s/pg_tblspc", pgdata) >= (int)sizeof dir ||
+        dir_list_sorted(dir, 0, &names, &cnt, &e) < 0)
+        return 0;
+    for (i = 0; i < cnt; i++) {
+        uint64_t oid;
+        struct err pe = ERR_INIT;
+
+        if (parse_u64(names[i], 1, UINT32_MAX, &oid, &pe) == 0 && !in_spcmap(spcmap ? spcmap : "", names[i]) &&
+            found++ == 0)
+            strlcopy(first, names[i], n);
+        free(names[i]);
+    }
+    free(names);
+    return found;
 }

@@ -1,4 +1,5 @@
 /* bk_walk: what a base backup copies, with pg_basebackup's exclusions. */
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,22 @@
 #include "util.h"
 
 static char dir[] = "/tmp/walship-bkwalk-XXXXXX";
+
+/* A DROP TABLESPACE between the listing of pg_tblspc and the reading of
+ * its link: when set, the link is removed just before readlink() reads it
+ * (this definition takes the place of libc's for libwalship.a). */
+static int drop_before_readlink;
+
+ssize_t readlink(const char *path, char *buf, size_t n)
+{
+    static ssize_t (*real)(const char *, char *, size_t);
+
+    if (real == NULL)
+        *(void **)&real = dlsym(RTLD_NEXT, "readlink");
+    if (drop_before_readlink && strstr(path, "/pg_tblspc/") != NULL)
+        unlink(path);
+    return real(path, buf, n);
+}
 
 static void mk(const char *rel, int is_dir)
 {
@@ -99,6 +116,46 @@ int main(void)
     dir_list_free(names, n);
     ok(dir_list_sorted("/nonexistent/walship", 0, &names, &n, &e) == 0 && n == 0,
        "a missing directory lists as empty");
+
+    /* tablespaces in pg_tblspc that the tablespace map does not name */
+    {
+        char first[32], link[600];
+
+        mk("pg_tblspc", 1);
+        ok(bk_tablespaces_new(dir, "", first, sizeof first) == 0, "no tablespace: none new");
+        snprintf(link, sizeof link, "%s/pg_tblspc/16400", dir);
+        if (symlink("/tmp/ts a", link) != 0)
+            diag("symlink failed");
+        snprintf(link, sizeof link, "%s/pg_tblspc/164001", dir);
+        if (symlink("/tmp/ts b", link) != 0)
+            diag("symlink failed");
+        ok(bk_tablespaces_new(dir, "16400 /tmp/ts a\n164001 /tmp/ts b\n", first, sizeof first) == 0,
+           "every tablespace in the map: none new");
+        ok(bk_tablespaces_new(dir, "16400 /tmp/ts a\n", first, sizeof first) == 1 && strcmp(first, "164001") == 0,
+           "one missing from the map: it is new (%s)", first);
+        ok(bk_tablespaces_new(dir, "164001 /tmp/ts b\n", first, sizeof first) == 1 && strcmp(first, "16400") == 0,
+           "an OID that is a prefix of another's is not taken for it (%s)", first);
+        ok(bk_tablespaces_new(dir, NULL, first, sizeof first) == 2, "no map at all: both new");
+        ok(bk_tablespaces_new("/nonexistent/walship", "", first, sizeof first) == 0, "no pg_tblspc: none");
+    }
+
+    /* a tablespace dropped while the walk runs is not there to back up,
+     * like a dropped relation: not a failure of the backup */
+    {
+        char link[600];
+
+        snprintf(link, sizeof link, "%s/pg_tblspc/164001", dir);
+        unlink(link);
+    }
+    drop_before_readlink = 1;
+    {
+        int rc = bk_walk(dir, &l, &e);
+
+        ok(rc == 0, "a tablespace link removed between the listing and readlink: %s", e.msg[0] ? e.msg : "no error");
+    }
+    ok(l.ntbs == 0 && !listed(&l, "pg_tblspc/16400"), "and it is left out");
+    bk_list_free(&l);
+    drop_before_readlink = 0;
 
     {
         char cmd[600];
