@@ -115,6 +115,7 @@ unsigned char *mem_sink_take(struct sink *s, size_t *len)
 struct fd_sink {
     struct sink base;
     int fd;
+    char *name;     /* for errors; NULL: "output" */
 };
 
 static int fd_write(struct sink *s, const void *buf, size_t len, struct err *e)
@@ -127,6 +128,8 @@ static int fd_write(struct sink *s, const void *buf, size_t len, struct err *e)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            if (f->name != NULL)
+                return err_errno(e, ERR_IO, errno, "could not write \"%s\"", f->name);
             return err_errno(e, ERR_IO, errno, "could not write output");
         }
         p += n;
@@ -137,19 +140,33 @@ static int fd_write(struct sink *s, const void *buf, size_t len, struct err *e)
 
 static void fd_free(struct sink *s)
 {
+    free(((struct fd_sink *)s)->name);
+    free(s);
+}
+
+static void plain_free(struct sink *s)
+{
     free(s);
 }
 
 static const struct sink_ops fd_ops = { fd_write, mem_close, fd_free };
 
-struct sink *fd_sink_new(int fd)
+struct sink *fd_sink_named(int fd, const char *name)
 {
     struct fd_sink *f = calloc(1, sizeof *f);
-    if (f == NULL)
+
+    if (f == NULL || (name != NULL && (f->name = strdup(name)) == NULL)) {
+        free(f);
         return NULL;
+    }
     f->base.ops = &fd_ops;
     f->fd = fd;
     return &f->base;
+}
+
+struct sink *fd_sink_new(int fd)
+{
+    return fd_sink_named(fd, NULL);
 }
 
 /* ---- null sink ---- */
@@ -167,7 +184,7 @@ static int null_write(struct sink *s, const void *buf, size_t len, struct err *e
     return 0;
 }
 
-static const struct sink_ops null_ops = { null_write, mem_close, fd_free };
+static const struct sink_ops null_ops = { null_write, mem_close, plain_free };
 
 struct sink *null_sink_new(void)
 {
@@ -224,7 +241,7 @@ static int borrow_close(struct sink *s, struct err *e)
     return sink_close(s->next, e);
 }
 
-static const struct sink_ops borrow_ops = { borrow_write, borrow_close, fd_free };
+static const struct sink_ops borrow_ops = { borrow_write, borrow_close, plain_free };
 
 struct sink *borrow_sink_new(struct sink *target)
 {
@@ -246,7 +263,7 @@ static int pass_close(struct sink *s, struct err *e)
     return 0;
 }
 
-static const struct sink_ops pass_ops = { borrow_write, pass_close, fd_free };
+static const struct sink_ops pass_ops = { borrow_write, pass_close, plain_free };
 
 struct sink *pass_sink_new(struct sink *target)
 {

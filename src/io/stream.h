@@ -54,6 +54,8 @@ unsigned char *mem_sink_take(struct sink *s, size_t *len);
 
 /* Writes to a file descriptor it does not own and never closes. */
 struct sink *fd_sink_new(int fd);
+/* The same, its write errors naming `name` (the file as the user knows it). */
+struct sink *fd_sink_named(int fd, const char *name);
 
 /* Counts and discards. */
 struct sink *null_sink_new(void);

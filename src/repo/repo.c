@@ -185,11 +185,19 @@ int repo_get_to_file_checked(struct repo *r, const char *key, const char *dest, 
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
     char *slash;
-    int fd, rc = -1;
+    struct sink *out;
+    int fd, got, rc = -1;
 
     if (dest_replaceable(dest, NULL, e) < 0 || (fd = open_tmp_beside(dest, tmp, sizeof tmp, e)) < 0)
         return -1;
-    if (repo_get_to_fd(r, key, fd, e) < 0)
+    /* a write error names DEST (a full pg_wal: "could not write
+     * \"pg_wal/RECOVERYXLOG\": No space left on device") */
+    if ((out = fd_sink_named(fd, dest)) == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    got = repo_get(r, key, out, e);     /* takes `out` */
+    if (got < 0)
         goto out;
     if (chk != NULL && chk->check != NULL && chk->check(fd, chk->arg, e) < 0) {
         err_prefix(e, "region %s", r->name);

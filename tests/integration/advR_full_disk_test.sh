@@ -108,6 +108,7 @@ tmpfs "$D/pg_wal" 8m
 wf() { (cd "$D" && pg_run "$WALSHIP" --config "$T/p.conf" wal-fetch "$1" pg_wal/RECOVERYXLOG); }
 t_fail "wal-fetch $first into a pg_wal with room for half a segment: exit 250" 250 wf "$first"
 like "$T_OUT" "No space left on device" "...naming the full disk"
+like "$T_OUT" 'could not write "pg_wal/RECOVERYXLOG"' "...and the file it could not write"
 is "$(ls -A "$D/pg_wal")" "" "...and nothing left in pg_wal: no RECOVERYXLOG, no temp file"
 
 # a pg_wal with room for RECOVERYXLOG and a prefetched segment or two:
