@@ -73,37 +73,39 @@ void log_add_secret(const char *secret)
     pthread_mutex_unlock(&secrets_lock);
 }
 
+void log_redact_one(char *msg, size_t cap, const char *secret)
+{
+    static const char rep[] = "<redacted>";
+    const size_t rl = sizeof rep - 1, sl = secret != NULL ? strlen(secret) : 0;
+    char *p = msg;
+
+    if (sl == 0)
+        return;
+    /* on past each replacement (a secret "acted" is in "<redacted>");
+     * a secret too near the end for the replacement cuts the line */
+    while ((p = strstr(p, secret)) != NULL) {
+        size_t at = (size_t)(p - msg), tail = strlen(p + sl);
+
+        if (at + rl + 1 > cap) {
+            *p = '\0';
+            break;
+        }
+        if (at + rl + tail + 1 > cap)
+            tail = cap - at - rl - 1;
+        memmove(p + rl, p + sl, tail);
+        memcpy(p, rep, rl);
+        p[rl + tail] = '\0';
+        p += rl;
+    }
+}
+
 void log_redact(char *msg, size_t cap)
 {
     int i;
 
     pthread_mutex_lock(&secrets_lock);
-    for (i = 0; i < nsecrets; i++) {
-        char *p = msg;
-        size_t sl;
-
-        if (secrets[i] == NULL)
-            continue;
-        sl = strlen(secrets[i]);
-        /* on past each replacement (a secret "acted" is in "<redacted>");
-         * a secret too near the end for the replacement cuts the line */
-        while ((p = strstr(p, secrets[i])) != NULL) {
-            static const char rep[] = "<redacted>";
-            size_t at = (size_t)(p - msg), tail = strlen(p + sl);
-            size_t rl = sizeof rep - 1;
-
-            if (at + rl + 1 > cap) {
-                *p = '\0';
-                break;
-            }
-            if (at + rl + tail + 1 > cap)
-                tail = cap - at - rl - 1;
-            memmove(p + rl, p + sl, tail);
-            memcpy(p, rep, rl);
-            p[rl + tail] = '\0';
-            p += rl;
-        }
-    }
+    for (i = 0; i < nsecrets; i++)
+        log_redact_one(msg, cap, secrets[i]);
     pthread_mutex_unlock(&secrets_lock);
 }
 

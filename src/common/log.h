@@ -35,5 +35,7 @@ void log_add_secret(const char *secret);
 /* Replace every registered secret in msg (a string in a buffer of cap
  * bytes) by "<redacted>", cutting the end when the replacement is longer. */
 void log_redact(char *msg, size_t cap);
+/* The same for one string (not registered): each occurrence in msg. */
+void log_redact_one(char *msg, size_t cap, const char *secret);
 
 #endif

@@ -123,27 +123,8 @@ int creds_set(struct creds *c, const char *ak, const char *sk, const char *token
 
 void creds_err_scrub(struct err *e, const char *secret)
 {
-    static const char rep[] = "<redacted>";
-    size_t sl = secret != NULL ? strlen(secret) : 0;
-    char *p = e->msg;
-
-    if (sl < 4)
-        return;
-    /* on past each replacement: "acted" is in "<redacted>" */
-    while ((p = strstr(p, secret)) != NULL) {
-        size_t at = (size_t)(p - e->msg), tail = strlen(p + sl);
-
-        if (at + sizeof rep > sizeof e->msg) {     /* no room for the replacement: cut here */
-            *p = '\0';
-            break;
-        }
-        if (at + sizeof rep + tail > sizeof e->msg)
-            tail = sizeof e->msg - at - sizeof rep;
-        memmove(p + sizeof rep - 1, p + sl, tail);
-        memcpy(p, rep, sizeof rep - 1);
-        p[sizeof rep - 1 + tail] = '\0';
-        p += sizeof rep - 1;
-    }
+    if (secret != NULL && strlen(secret) >= 4)
+        log_redact_one(e->msg, sizeof e->msg, secret);
 }
 
 time_t creds_refresh_margin(const struct creds *c)
