@@ -429,38 +429,14 @@ int spool_set_aside(struct spool *sp, const char *queue, const char *name, char 
 int spool_lock(struct spool *sp, const char *lockname, unsigned wait_ms, int *fd, struct err *e)
 {
     char path[PATH_MAX];
-    uint64_t deadline = now_ms() + wait_ms;
-    int f;
 
     if (snprintf(path, sizeof path, "%s/%s", sp->dir, lockname) >= (int)sizeof path)
         return err_setf(e, ERR_IO, "spool path too long");
     /* never through a link: the holder's PID is written into the file */
-    f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (f < 0)
-        return err_errno(e, ERR_IO, errno, "could not open lock file \"%s\"", path);
-    for (;;) {
-        if (flock(f, LOCK_EX | LOCK_NB) == 0) {
-            lock_note_holder(f);
-            *fd = f;
-            return 1;
-        }
-        if (errno != EWOULDBLOCK) {
-            int saved = errno;
-            close(f);
-            return err_errno(e, ERR_IO, saved, "could not lock \"%s\"", path);
-        }
-        if (now_ms() >= deadline) {
-            close(f);
-            return 0;
-        }
-        usleep(20000);
-    }
+    return lock_file_wait(path, wait_ms, fd, e);
 }
 
 void spool_unlock(int fd)
 {
-    if (fd >= 0) {
-        lock_clear_holder(fd);
-        close(fd);
-    }
+    lock_file_release(fd);
 }

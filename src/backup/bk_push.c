@@ -214,6 +214,30 @@ static int choose_parent(struct push_ctx *x, struct bk_job *j, struct bk_incr *i
     return 0;
 }
 
+/* Claim an untaken name before anything else is written under it:
+ * backups/NAME/claim, never replaced, region by region in the order of the
+ * configuration.  Two backup-push of the same second on two hosts (or two
+ * spools) both find the name free; the second to claim it in the first
+ * region moves on to the next second, so neither writes parts into the
+ * other's folder, and the name cannot go to one backup in one region and
+ * to the other in another.  A region the claim cannot reach otherwise is
+ * left to fail at its first part.  1 claimed, 0 taken. */
+static int claim_name(struct repo *const *rp, int n, const char *name)
+{
+    char key[REPO_KEY_MAX], body[96];
+    int r, len = snprintf(body, sizeof body, "walship backup-push %s, process %ld\n", name, (long)getpid());
+
+    if (repo_key_backup(key, sizeof key, name, CAT_CLAIM) < 0)
+        return 0;
+    for (r = 0; r < n; r++) {
+        struct err ce = ERR_INIT;
+
+        if (rp[r] != NULL && repo_put_buf(rp[r], key, 1, body, (size_t)len, &ce) < 0 && ce.code == ERR_EXISTS)
+            return 0;
+    }
+    return 1;
+}
+
 /* Names have whole seconds: a second backup-push within the same second
  * as one before waits for a name of its own, and never writes into another
  * backup's folder: a name still taken after 5 more seconds (a clock that
@@ -226,7 +250,7 @@ static int choose_name(struct repo *const *rp, int n, char name[CAT_NAME_MAX], i
 
     for (tries = 0;; tries++) {
         cat_new_name(now, name);
-        if (!name_taken(rp, n, name)) {
+        if (!name_taken(rp, n, name) && claim_name(rp, n, name)) {
             *start = (int64_t)now;
             return 0;
         }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -471,6 +472,41 @@ void lock_clear_holder(int fd)
 {
     if (ftruncate(fd, 0) != 0) {
         /* the stale PID names a process that no longer holds the lock */
+    }
+}
+
+int lock_file_wait(const char *path, unsigned wait_ms, int *fd, struct err *e)
+{
+    uint64_t deadline = now_ms() + wait_ms;
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (f < 0)
+        return err_errno(e, ERR_IO, errno, "could not open lock file \"%s\"", path);
+    for (;;) {
+        if (flock(f, LOCK_EX | LOCK_NB) == 0) {
+            lock_note_holder(f);
+            *fd = f;
+            return 1;
+        }
+        if (errno != EWOULDBLOCK) {
+            int saved = errno;
+
+            close(f);
+            return err_errno(e, ERR_IO, saved, "could not lock \"%s\"", path);
+        }
+        if (now_ms() >= deadline) {
+            close(f);
+            return 0;
+        }
+        usleep(20000);
+    }
+}
+
+void lock_file_release(int fd)
+{
+    if (fd >= 0) {
+        lock_clear_holder(fd);
+        close(fd);
     }
 }
 

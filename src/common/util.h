@@ -113,6 +113,12 @@ int fsync_dir(const char *dir, struct err *e);
  * looks can tell which process holds the lock.  Best effort. */
 void lock_note_holder(int fd);
 void lock_clear_holder(int fd);
+/* flock() `path` (created 0600, never through a link) exclusively, trying
+ * for up to wait_ms: 1 with *fd holding the lock (the holder's PID noted
+ * in it), 0 if another process still holds it then, -1 with e set when
+ * the file cannot be opened or locked.  Let go with lock_file_release. */
+int lock_file_wait(const char *path, unsigned wait_ms, int *fd, struct err *e);
+void lock_file_release(int fd);
 /* mkdir -p with the given mode for created directories; each one created
  * is fsync'd into its parent. */
 int mkdir_p(const char *path, unsigned mode, struct err *e);

@@ -22,6 +22,8 @@
 #include "repo.h"
 
 #define CAT_MANIFEST "manifest.json"
+/* written first, never replaced: backup-push's claim on the folder's name */
+#define CAT_CLAIM "claim"
 #define CAT_NAME_MAX 64
 
 struct cat_entry {

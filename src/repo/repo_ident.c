@@ -415,12 +415,45 @@ int repo_ident_lost(const struct repo *r, uint64_t sysid, const char *what, stru
                     r->name, r->st->where, what, (unsigned long long)sysid, known);
 }
 
+/* Two writers of one host creating a region's identity at once (the
+ * shipper and a wal-push, two wal-push) must not each keep its own: on a
+ * store without conditional writes both PUTs can succeed, and the one whose
+ * identity was replaced would remember a creation time the region does not
+ * hold, and refuse that region from then on.  Creation is serialised by
+ * spool_dir/SYSID/known/.create.lock; the one that waited reads again.  1
+ * with *fd locked, 0 without a spool to lock in (nothing remembered there
+ * either), -1 when another process holds it for a minute. */
+#define CREATE_LOCK_WAIT_MS 60000u
+
+static int create_lock(const struct repo *r, uint64_t sysid, int *fd, struct err *e)
+{
+    char path[PATH_MAX], dir[PATH_MAX];
+    struct err ie = ERR_INIT;
+    int rc;
+
+    *fd = -1;
+    if (known_path(r, sysid, path, sizeof path) < 0)
+        return 0;
+    snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid);
+    if (snprintf(path, sizeof path, "%s/.create.lock", dir) >= (int)sizeof path || mkdir_p(dir, 0700, &ie) < 0)
+        return 0;   /* best effort, as known_remember */
+    rc = lock_file_wait(path, CREATE_LOCK_WAIT_MS, fd, &ie);
+    if (rc < 0)
+        return 0;
+    if (rc == 0)
+        return err_setf(e, ERR_LOCKED,
+                        "region %s has no repository identity, and another walship on this host has been creating "
+                        "it for %u s (it holds %s): retry later",
+                        r->name, CREATE_LOCK_WAIT_MS / 1000, path);
+    return 1;
+}
+
 int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err *e)
 {
     struct err le = ERR_INIT;
     char *json = NULL;
     size_t len;
-    int rc = -1;
+    int rc = -1, lock = -1;
 
     if (r->have_id || repo_ident_load(r, &le) == 0) {
         if (ident_matches(r, want, e) < 0 || known_same(r, want->sysid, e) < 0)
@@ -460,6 +493,20 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
     if (want->sysid == 0 || want->pg_major == 0 || want->seg_size == 0)
         return err_setf(e, ERR_NOREPO, "%s; and this push cannot create it: the cluster's system identifier, "
                         "version or segment size is unknown here", le.msg);
+    switch (create_lock(r, want->sysid, &lock, e)) {
+    case -1:
+        return -1;
+    case 1:     /* the one that held it may have created it */
+        err_clear(&le);
+        if (repo_ident_load(r, &le) == 0) {
+            rc = ident_matches(r, want, e) < 0 || known_same(r, want->sysid, e) < 0 ? -1 : 0;
+            goto out;
+        }
+        if (le.code != ERR_NOREPO) {
+            *e = le;
+            goto out;
+        }
+    }
     r->id = *want;
     if (repo_ident_to_json(want, &json, &len, e) < 0)
         goto out;
@@ -478,6 +525,7 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
 out:
     if (rc == 0)
         known_remember(r, want->sysid);
+    lock_file_release(lock);
     if (rc < 0 && e->code != ERR_FOREIGN)
         r->have_id = 0;
     free(json);

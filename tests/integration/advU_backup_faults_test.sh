@@ -3,7 +3,9 @@
 # segment not archivable in one region, then in none: never a complete
 # backup where the WAL is missing.  Two backup-push at once, with their own
 # spool directories (two hosts, or two configurations) and the same second:
-# never one folder for both.  backup-push killed while the backup runs on
+# never one folder for both (each claims its name, backups/NAME/claim,
+# before anything else; seen in CI: both failed, one manifest in each
+# region, under one name).  backup-push killed while the backup runs on
 # the server: the session's backup ends, and no manifest appears.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
@@ -112,6 +114,7 @@ t_fail "a second backup-push on the same spool is refused while one runs" 3 bash
   runuser -u postgres -- $WALSHIP --config $CONF backup-push; s=\$?
   wait \$p; exit \$s"
 before=$(manifests repo1)
+before2=$(manifests repo2)
 pg_run "$WALSHIP" --config "$CONF" backup-push >"$T/a.out" 2>&1 &
 a=$!
 pg_run "$WALSHIP" --config "$T/walship2.conf" backup-push >"$T/b.out" 2>&1 &
@@ -123,7 +126,9 @@ na=$(sed -n 's/^backup \([0-9TZ]*\): .*/\1/p' "$T/a.out")
 nb=$(sed -n 's/^backup \([0-9TZ]*\): .*/\1/p' "$T/b.out")
 [ -z "$na" ] || [ -z "$nb" ] || [ "$na" != "$nb" ]
 ok $? "two backup-push at once never report the same backup ($na, $nb)"
+is "$sa $sb" "0 0" "both succeed: the second to claim a name in the first region takes the next second's"
 is "$(manifests repo1)" $((before + (sa == 0) + (sb == 0))) "one manifest for each that succeeded"
+is "$(manifests repo2)" $((before2 + (sa == 0) + (sb == 0))) "and as many in the other region (never a name split between two backups)"
 t "verify --full reads every backup" ws verify --full
 
 done_testing
