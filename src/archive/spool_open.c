@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "paths.h"
 #include "spool_int.h"
 #include "util.h"
 
@@ -93,6 +94,7 @@ static int root_on_others(const char *path, struct err *e)
 
 static struct spool *spool_new(const char *dir, uint64_t max_bytes, uint64_t sysid, struct err *e)
 {
+    char where[PATH_MAX];
     struct spool *sp;
 
     if (dir == NULL || dir[0] != '/') {
@@ -101,6 +103,16 @@ static struct spool *spool_new(const char *dir, uint64_t max_bytes, uint64_t sys
     }
     if (sysid == 0) {
         err_setf(e, ERR_INTERNAL, "a spool belongs to one cluster: its system identifier is unknown");
+        return NULL;
+    }
+    /* A spool on a volume that did not mount: what is queued there lies
+     * below the mount point, hidden once the volume is mounted (async
+     * regions would never get files acknowledged to PostgreSQL), and the
+     * queue on the volume is out of sight now. */
+    if (path_unmounted_volume(dir, "/etc/fstab", "/proc/self/mounts", where, sizeof where) == 1) {
+        err_setf(e, ERR_CONFIG, "spool_dir \"%s\" is on %s, a mount point in /etc/fstab where nothing is mounted: "
+                 "files spooled there would be hidden once the volume is mounted, and the spool on it is out of "
+                 "sight now; not using it (mount the volume)", dir, where);
         return NULL;
     }
     sp = calloc(1, sizeof *sp);
