@@ -94,7 +94,6 @@ static int root_on_others(const char *path, struct err *e)
 
 static struct spool *spool_new(const char *dir, uint64_t max_bytes, uint64_t sysid, struct err *e)
 {
-    char where[PATH_MAX];
     struct spool *sp;
 
     if (dir == NULL || dir[0] != '/') {
@@ -109,12 +108,10 @@ static struct spool *spool_new(const char *dir, uint64_t max_bytes, uint64_t sys
      * below the mount point, hidden once the volume is mounted (async
      * regions would never get files acknowledged to PostgreSQL), and the
      * queue on the volume is out of sight now. */
-    if (path_unmounted_volume(dir, "/etc/fstab", "/proc/self/mounts", where, sizeof where) == 1) {
-        err_setf(e, ERR_CONFIG, "spool_dir \"%s\" is on %s, a mount point in /etc/fstab where nothing is mounted: "
-                 "files spooled there would be hidden once the volume is mounted, and the spool on it is out of "
-                 "sight now; not using it (mount the volume)", dir, where);
+    if (path_refuse_unmounted(dir, ERR_CONFIG, "spool_dir", "files spooled there would be hidden once the volume is "
+                              "mounted, and the spool on it is out of sight now; not using it (mount the volume)",
+                              e) < 0)
         return NULL;
-    }
     sp = calloc(1, sizeof *sp);
     if (sp == NULL || (sp->dir = xasprintf("%s/%llu", dir, (unsigned long long)sysid)) == NULL) {
         free(sp);

@@ -129,13 +129,19 @@ int path_unmounted_volume(const char *p, const char *fstab, const char *mounts, 
     return best > 0;
 }
 
-int path_check_mounted(const char *p, const char *what, struct err *e)
+int path_refuse_unmounted(const char *p, enum err_code code, const char *what, const char *then, struct err *e)
 {
     char where[PATH_MAX];
 
     if (path_unmounted_volume(p, "/etc/fstab", "/proc/self/mounts", where, sizeof where) == 0)
         return 0;
-    return err_setf(e, ERR_USAGE, "%s \"%s\" is on %s, a mount point in /etc/fstab where nothing is mounted: "
-                    "the restore would fill the file system below it, and the volume, once mounted, would hide "
-                    "it (mount the volume, or give --allow-unmounted if writing there is meant)", what, p, where);
+    return err_setf(e, code, "%s \"%s\" is on %s, a mount point in /etc/fstab where nothing is mounted: %s", what, p,
+                    where, then);
+}
+
+int path_check_mounted(const char *p, const char *what, struct err *e)
+{
+    return path_refuse_unmounted(p, ERR_USAGE, what, "the restore would fill the file system below it, and the "
+                                 "volume, once mounted, would hide it (mount the volume, or give --allow-unmounted "
+                                 "if writing there is meant)", e);
 }

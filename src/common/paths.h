@@ -30,8 +30,12 @@ int path_under(const char *base, const char *p, const char **rel);
  * reason to refuse).  Swap entries and "/" are not mount points here. */
 int path_unmounted_volume(const char *p, const char *fstab, const char *mounts, char *where, size_t wlen);
 
-/* path_unmounted_volume with the system's tables, as an error naming `what`
- * (ERR_USAGE) when `p` is meant to be on a volume that is not mounted. */
+/* path_unmounted_volume with the system's tables, as an error `code`:
+ * "WHAT "P" is on MOUNT POINT, a mount point in /etc/fstab where nothing
+ * is mounted: THEN" when `p` is meant to be on a volume that is not
+ * mounted; else 0. */
+int path_refuse_unmounted(const char *p, enum err_code code, const char *what, const char *then, struct err *e);
+/* The same for restore's targets (ERR_USAGE, pointing at --allow-unmounted). */
 int path_check_mounted(const char *p, const char *what, struct err *e);
 
 #endif

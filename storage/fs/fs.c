@@ -1,7 +1,7 @@
 /*
  * fs — the file:// storage driver: a directory tree on a local or mounted
- * file system (the embedded default; NFS mounts of another region's
- * storage work the same way).
+ * file system (the embedded default), NFS included; never below an fstab
+ * mount point where nothing is mounted.
  *
  * Writes are atomic and durable: the object is written to a temp file
  * beside its final name (".walship-tmp-*", never listed), fsync'd, moved
@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "paths.h"
 #include "stor.h"
 #include "util.h"
 
@@ -494,10 +495,9 @@ static int fs_remove_many(struct stor *s, const char *const *keys, size_t n, str
 {
     size_t i;
 
-    for (i = 0; i < n; i++)
-        if (fs_remove(s, keys[i], e) < 0)
-            return -1;
-    return 0;
+    for (i = 0; i < n && fs_remove(s, keys[i], e) == 0; i++)
+        ;
+    return i < n ? -1 : 0;
 }
 
 /* ---- sweep: temp files of writers that died ---- */
@@ -581,17 +581,17 @@ static int fs_open(const struct stor_opts *o, struct stor **out, struct err *e)
     f->base.ops = &fs_ops;
     f->root = strdup(o->url + 7);
     f->base.region = strdup(o->name);
-    if (f->root == NULL || f->base.region == NULL) {
+    for (len = f->root ? strlen(f->root) : 0; len > 1 && f->root[len - 1] == '/';)
+        f->root[--len] = '\0';
+    if (f->root == NULL || f->base.region == NULL || (f->base.where = xasprintf("directory %s", f->root)) == NULL) {
         fs_free(&f->base);
         return err_setf(e, ERR_NOMEM, "out of memory");
     }
-    len = strlen(f->root);
-    while (len > 1 && f->root[len - 1] == '/')
-        f->root[--len] = '\0';
-    f->base.where = xasprintf("directory %s", f->root);
-    if (f->base.where == NULL) {
+    /* a first push would make a repository the volume hides once mounted */
+    if (path_refuse_unmounted(f->root, ERR_NOBUCKET, "its directory", "not reading or writing below it (mount the "
+                              "volume)", e) < 0) {
         fs_free(&f->base);
-        return err_setf(e, ERR_NOMEM, "out of memory");
+        return err_prefix(e, "region %s", o->name);
     }
     *out = &f->base;
     return 0;

@@ -1,6 +1,6 @@
 #!/bin/bash
-# spool_dir on a volume that is not mounted: a mount point of /etc/fstab
-# at or above spool_dir where nothing is mounted.  WAL spooled there for an
+# spool_dir, or a file:// region, on a volume that is not mounted: a mount
+# point of /etc/fstab at or above it where nothing is mounted.  WAL spooled there for an
 # async region would lie below the mount point and be hidden once the
 # volume mounts (acknowledged to PostgreSQL, never shipped), and the queue
 # on the volume is out of sight now.  wal-push with an async region refuses
@@ -75,5 +75,30 @@ unlike "$T_OUT" "nothing is mounted" "...without the warning"
 t "the host's own fstab has no such line: the async push works outside the namespace" \
   bash -c "cd '$T/pg' && '$WALSHIP' --config '$T/async.conf' wal-push 'pg_wal/$N1'"
 ws_stop_daemons "$B/vol/spool"
+
+# a file:// region on the unmounted volume: a first push would make a
+# repository there that the volume hides once it mounts
+cat >"$T/vreg.conf" <<CONF
+[global]
+key_file = $T/key
+spool_dir = $T/spool
+parallel = 1
+retry_deadline = 3
+
+[region v]
+url = file://$B/vol/repo
+mode = sync
+CONF
+rm -rf "$B/vol/spool"
+t_fail "wal-push into a file:// region on the unmounted volume: refused (exit 3)" 3 \
+  in_ns 0 "$WALSHIP" --config "$T/vreg.conf" wal-push "pg_wal/$N1"
+like "$T_OUT" "region v: its directory \"$B/vol/repo\" is on $B/vol, a mount point in /etc/fstab where nothing is mounted" \
+  "...naming the region, its directory and the mount point"
+[ -z "$(ls -A "$B/vol")" ]; ok $? "...and nothing is written below the mount point"
+mkdir -p "$B/vol/repo"
+t_fail "wal-fetch from it: an error, never \"not found\" (which would end a recovery)" 250 \
+  in_ns 0 "$WALSHIP" --config "$T/vreg.conf" wal-fetch "$N1" "$T/got"
+t "once mounted (a tmpfs with the directory), wal-push works" \
+  in_ns 1 bash -c "mkdir -p '$B/vol/repo' && exec '$WALSHIP' --config '$T/vreg.conf' wal-push 'pg_wal/$N1'"
 
 done_testing
