@@ -353,9 +353,14 @@ size_t bk_tablespaces_new(const char *pgdata, const char *spcmap, char *first, s
     for (i = 0; i < cnt; i++) {
         uint64_t oid;
         struct err pe = ERR_INIT;
+        char path[PATH_MAX];
+        struct stat st;
 
+        /* a link, as PostgreSQL makes for a LOCATION; an in-place
+         * tablespace (a directory) is never in the map, and inside PGDATA */
         if (parse_u64(names[i], 1, UINT32_MAX, &oid, &pe) == 0 && !in_spcmap(spcmap ? spcmap : "", names[i]) &&
-            found++ == 0)
+            snprintf(path, sizeof path, "%s/%s", dir, names[i]) < (int)sizeof path && lstat(path, &st) == 0 &&
+            S_ISLNK(st.st_mode) && found++ == 0)
             strlcopy(first, names[i], n);
         free(names[i]);
     }

@@ -59,7 +59,8 @@ struct bk_list {
 int bk_walk(const char *pgdata, struct bk_list *out, struct err *e);
 void bk_list_free(struct bk_list *l);
 
-/* The tablespaces in PGDATA/pg_tblspc that `spcmap` (the tablespace_map
+/* The tablespaces in PGDATA/pg_tblspc (links; an in-place one is a
+ * directory inside PGDATA) that `spcmap` (the tablespace_map
  * pg_backup_stop returned, made when the backup started) does not name:
  * created while the backup ran, their CREATE TABLESPACE is in the WAL a
  * restore replays.  Their number (0 when pg_tblspc cannot be read), and

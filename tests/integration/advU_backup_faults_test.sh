@@ -79,10 +79,15 @@ kill_during() {   # LABEL CONDITION-SCRIPT
   is "$(manifests repo1)" "$before" "$1: no manifest from the killed backup-push"
 }
 n_dirs=$(ls "$T/repo1/backups" | wc -l)
-kill_during "while it copies files" "[ \$(ls $T/repo1/backups | wc -l) -gt $n_dirs ]"
+# a new folder with more than its name's claim in it: parts are on the way
+kill_during "while it copies files" "[ \$(ls $T/repo1/backups | wc -l) -gt $n_dirs ] &&
+  [ -n \"\$(ls -A $T/repo1/backups/\$(ls $T/repo1/backups | tail -1) | grep -v '^claim\$')\" ]"
 chmod 0555 "$T/repo1/wal" "$T/repo2/wal"
-n_hist=$(ls "$T/pg/data/pg_wal/" | grep -c '\.backup$')
-kill_during "while it waits for the stop segment" "[ \$(ls $T/pg/data/pg_wal/ | grep -c '\\.backup\$') -gt $n_hist ]"
+# a backup history file newer than any before (not a count: the backup's
+# own checkpoint removes the archived ones)
+last_hist=$(ls "$T/pg/data/pg_wal/" | grep '\.backup$' | tail -1)
+kill_during "while it waits for the stop segment" \
+  "[[ \"\$(ls $T/pg/data/pg_wal/ | grep '\\.backup\$' | tail -1)\" > '$last_hist' ]]"
 chmod 0755 "$T/repo1/wal" "$T/repo2/wal"
 
 # ---- a tablespace created while the backup runs: its CREATE is replayed
@@ -92,7 +97,8 @@ mkdir -p "$T/ts_new"; chown "$(pg_user)" "$T/ts_new"
 n_dirs=$(ls "$T/repo1/backups" | wc -l)
 pg_run "$WALSHIP" --config "$CONF" backup-push >"$T/ts.out" 2>&1 &
 pid=$!
-wait_for 60 bash -c "[ \$(ls $T/repo1/backups | wc -l) -gt $n_dirs ]"
+wait_for 60 bash -c "[ \$(ls $T/repo1/backups | wc -l) -gt $n_dirs ] &&
+  [ -n \"\$(ls -A $T/repo1/backups/\$(ls $T/repo1/backups | tail -1) | grep -v '^claim\$')\" ]"
 sql "create tablespace ts_new location '$T/ts_new'"
 if kill -0 "$pid" 2>/dev/null; then
   wait "$pid"
@@ -106,6 +112,17 @@ else
 fi
 t "a backup after it" ws backup-push
 unlike "$T_OUT" "was created while backup" "does not warn again"
+# an in-place tablespace (allow_in_place_tablespaces, PostgreSQL 15: a
+# directory in pg_tblspc, never in the tablespace map) is inside PGDATA:
+# no warning about it
+sql "alter system set allow_in_place_tablespaces = on" >/dev/null
+sql "select pg_reload_conf()" >/dev/null
+sleep 0.5
+sql "create tablespace ts_inplace location ''" >/dev/null
+[ -d "$T/pg/data/pg_tblspc/$(sql "select oid from pg_tablespace where spcname = 'ts_inplace'")" ]
+ok $? "an in-place tablespace exists (a directory in pg_tblspc)"
+t "a backup with an in-place tablespace" ws backup-push
+unlike "$T_OUT" "was created while backup" "does not warn about it"
 
 # ---- two backup-push at once ----
 t_fail "a second backup-push on the same spool is refused while one runs" 3 bash -c "
