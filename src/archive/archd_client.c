@@ -158,12 +158,6 @@ int archd_write_id(struct spool *sp, const char *waldir, const char *tag, struct
 
 /* ---- the process's view of itself ---- */
 
-static int same_stat(const struct stat *a, const struct stat *b)
-{
-    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 static long read_pid(struct spool *sp, const char *file)
 {
     char path[PATH_MAX];
@@ -184,41 +178,16 @@ static long read_pid(struct spool *sp, const char *file)
 
 void archd_watch_init(struct archd_watch *w, const struct config *c)
 {
-    ssize_t n;
-
-    memset(w, 0, sizeof *w);
-    n = readlink("/proc/self/exe", w->exe, sizeof w->exe - 1);
-    if (n > 0) {
-        w->exe[n] = '\0';
-        w->have_exe = stat(w->exe, &w->exe_st) == 0;
-    }
-    w->conf_path = c->path;
-    w->have_conf = c->path != NULL && stat(c->path, &w->conf_st) == 0;
+    proc_watch_init(&w->pw, c);
     w->last = now_ms();
 }
 
 int archd_watch_changed(struct archd_watch *w, struct spool *sp)
 {
-    struct stat st;
-    char exe[4096];
-    ssize_t n;
-
     if (now_ms() - w->last < 1000)
         return 0;
     w->last = now_ms();
-    if (read_pid(sp, "archd.stop") == (long)getpid())
-        return 1;
-    n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        if (strcmp(exe, w->exe) != 0)   /* " (deleted)": replaced */
-            return 1;
-    }
-    if (w->have_exe && (stat(w->exe, &st) < 0 || !same_stat(&st, &w->exe_st)))
-        return 1;
-    if (w->have_conf && (stat(w->conf_path, &st) < 0 || !same_stat(&st, &w->conf_st)))
-        return 1;
-    return 0;
+    return read_pid(sp, "archd.stop") == (long)getpid() || proc_watch_changed(&w->pw);
 }
 
 /* ---- the tag ---- */

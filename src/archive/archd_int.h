@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "spool.h"
+#include "watch.h"
 
 #define ARCHD_LOCK "archd.lock"
 
@@ -41,17 +42,14 @@ void archd_ack_own(struct spool *sp, const struct stat *before, const char *path
 int archd_acked(struct spool *sp, const char *name, const struct stat *st, const char *tag);
 int archd_write_id(struct spool *sp, const char *waldir, const char *tag, struct err *e);
 
-/* What the process watches to know it is out of date. */
+/* What the process watches to know it is out of date (watch.h). */
 struct archd_watch {
-    char exe[4096];
-    struct stat exe_st, conf_st;
-    int have_exe, have_conf;
-    const char *conf_path;
+    struct proc_watch pw;
     uint64_t last;
 };
 void archd_watch_init(struct archd_watch *w, const struct config *c);
-/* 1 when the binary or the configuration file changed, or a wal-push asked
- * this process to stop (checked once a second). */
+/* 1 when the binary, the configuration, key or credentials files changed,
+ * or a wal-push asked this process to stop (checked once a second). */
 int archd_watch_changed(struct archd_watch *w, struct spool *sp);
 
 #endif

@@ -17,6 +17,7 @@
 #include "obj.h"
 #include "repo.h"
 #include "util.h"
+#include "watch.h"
 
 #define SHIP_MAX_REGIONS 16
 #define SHIP_BACKOFF_MAX_MS 15000
@@ -355,6 +356,7 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
              struct ship_stats *stats, struct err *e)
 {
     struct ship_regions regs;
+    struct proc_watch pw;
     size_t i;
     uint64_t last_progress = now_ms();
     unsigned max_idle_ms = (o->max_idle_s ? o->max_idle_s : 600) * 1000u;
@@ -373,6 +375,7 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
     if (got == 0)
         return 0;   /* another shipper is at work (--once: and it shipped everything) */
     stats->ran = 1;
+    proc_watch_init(&pw, conf);
 
     for (;;) {
         uint64_t now = now_ms(), wake = now + SHIP_BACKOFF_MAX_MS;
@@ -411,6 +414,15 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
             continue;   /* new files may have arrived meanwhile */
         if (o->once) {
             err_setf(e, ERR_NET, "%lu files are still waiting in the spool for their async regions", left);
+            goto out;
+        }
+        if (proc_watch_changed(&pw)) {
+            /* keys rotated, a region's url or credentials fixed: failing
+             * on with what it started with helps nobody */
+            note(o->notes, LOG_INFO, "its binary, configuration, key or credentials files changed, and %lu files "
+                 "are still waiting: leaving them to a shipper started with the new ones (the next wal-push starts "
+                 "it)", left);
+            rc = 0;
             goto out;
         }
         if (now_ms() - last_progress > max_idle_ms) {
