@@ -37,7 +37,14 @@ t "a first backup" ws backup-push
 manifests() { find "$T/$1/backups" -name manifest.json | wc -l; }
 in_backup() { sql "select count(*) from pg_stat_activity where backend_type = 'client backend' and query ~ 'pg_backup_start|pg_backup_stop' and pid <> pg_backend_pid()"; }
 
+# nothing left for PostgreSQL's archiver: a file of the backup before
+# (its history file is archived after the stop segment backup-push waits
+# for) still waiting would block the archiver on the region made
+# read-only below, and the new stop segment would reach no region
+drained() { wait_for 60 bash -c "! ls $T/pg/data/pg_wal/archive_status/ | grep -q '\.ready\$'"; }
+
 # ---- the stop segment cannot be archived in region two ----
+drained
 chmod 0555 "$T/repo2/wal"
 ws backup-push >"$T/out" 2>&1
 st=$?
