@@ -502,7 +502,7 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
             rc = ident_matches(r, want, e) < 0 || known_same(r, want->sysid, e) < 0 ? -1 : 0;
             goto out;
         }
-        if (le.code != ERR_NOREPO) {
+        if (le.code != ERR_NOREPO || strstr(le.msg, "walship upgrade") != NULL) {
             *e = le;
             goto out;
         }
