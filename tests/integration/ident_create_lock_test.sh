@@ -40,10 +40,14 @@ N2=000000010000000000000002
 N3=000000010000000000000003
 seg $N1 1; seg $N2 2; seg $N3 3
 
-# another creator of this host holds the lock (here: flock(1), for 4 s)
+# another creator of this host holds the lock (here: flock(1) running a
+# sleep, released when the test kills the sleep, so that a slow machine
+# cannot see it released early)
 LOCK=$T/spoolA/$SYS/known/.create.lock
-flock "$LOCK" sleep 4 &
+release() { pkill -P "$1" sleep; wait "$1" 2>/dev/null; }
+flock "$LOCK" sleep 120 &
 holder=$!
+on_exit "pkill -P $holder sleep 2>/dev/null"
 wait_for 10 bash -c "! flock -n '$LOCK' true"
 ok $? "the creation lock is held by another process"
 
@@ -54,7 +58,7 @@ t "meanwhile another host (its own spool) creates the identity" push b $N2
 sleep 0.5
 kill -0 "$a" 2>/dev/null
 ok $? "wal-push waits for the host's creation lock instead of creating its own identity"
-wait "$holder"
+release "$holder"
 wait "$a"
 is "$?" 0 "then reads the identity again and archives into it"
 known_a=$(cat "$T"/spoolA/"$SYS"/known/r1-* 2>/dev/null)
@@ -69,15 +73,16 @@ unlike "$T_OUT" "spool knew another one" "... no complaint about the identity"
 # keeps it for a minute makes wal-push fail with exit 3: not waited for here)
 rm -rf "$T/r1"; mkdir -p "$T/r1"
 rm -f "$T"/spoolA/"$SYS"/known/r1-* "$T"/spoolA/"$SYS"/pushed/* 2>/dev/null
-flock "$LOCK" sleep 3 &
+flock "$LOCK" sleep 120 &
 holder=$!
+on_exit "pkill -P $holder sleep 2>/dev/null"
 wait_for 10 bash -c "! flock -n '$LOCK' true"
 push a $N1 >"$T/c.out" 2>&1 &
 a=$!
 sleep 1.5
 [ ! -e "$T/r1/identity.json" ] && kill -0 "$a" 2>/dev/null
 ok $? "no identity is created while another process holds the lock"
-wait "$holder"; wait "$a"
+release "$holder"; wait "$a"
 is "$?" 0 "once it is free, the waiting push creates it"
 [ -e "$T/r1/identity.json" ]
 ok $? "... identity.json exists"
