@@ -416,30 +416,44 @@ int repo_ident_lost(const struct repo *r, uint64_t sysid, const char *what, stru
 }
 
 /* Two writers of one host creating a region's identity at once (the
- * shipper and a wal-push, two wal-push) must not each keep its own: on a
- * store without conditional writes both PUTs can succeed, and the one whose
- * identity was replaced would remember a creation time the region does not
- * hold, and refuse that region from then on.  Creation is serialised by
- * spool_dir/SYSID/known/.create.lock; the one that waited reads again.  1
- * with *fd locked, 0 without a spool to lock in (nothing remembered there
- * either), -1 when another process holds it for a minute. */
+ * shipper and a wal-push, two wal-push, `copy` seeding the region) must not
+ * each keep its own: on a store without conditional writes both PUTs can
+ * succeed, and the one whose identity was replaced would remember a
+ * creation time the region does not hold, and refuse that region from then
+ * on.  Creation is serialised by spool_dir/SYSID/known/.create.lock; the
+ * one that waited reads again (repo.h). */
 #define CREATE_LOCK_WAIT_MS 60000u
 
-static int create_lock(const struct repo *r, uint64_t sysid, int *fd, struct err *e)
+int repo_ident_create_lock(const struct repo *r, uint64_t sysid, int *fd, struct err *e)
 {
     char path[PATH_MAX], dir[PATH_MAX];
     struct err ie = ERR_INIT;
+    struct stat st;
     int rc;
 
     *fd = -1;
-    if (known_path(r, sysid, path, sizeof path) < 0)
+    /* Only in a spool this cluster has on this host: its writers made it
+     * (spool_open) before creating anything, and `copy` (run by hand, as
+     * root maybe) must not make spool directories its owner would then
+     * refuse as not trusted.  Root's known/ and lock file go to the owner
+     * of the spool, who must be able to take the lock afterwards. */
+    if (known_path(r, sysid, path, sizeof path) < 0 ||
+        snprintf(dir, sizeof dir, "%s/%llu", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir ||
+        stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+        snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir ||
+        snprintf(path, sizeof path, "%s/.create.lock", dir) >= (int)sizeof path)
         return 0;
-    snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid);
-    if (snprintf(path, sizeof path, "%s/.create.lock", dir) >= (int)sizeof path || mkdir_p(dir, 0700, &ie) < 0)
+    if (mkdir(dir, 0700) == 0) {
+        if (geteuid() == 0 && st.st_uid != 0)
+            (void)!chown(dir, st.st_uid, st.st_gid);
+    } else if (errno != EEXIST) {
         return 0;   /* best effort, as known_remember */
+    }
     rc = lock_file_wait(path, CREATE_LOCK_WAIT_MS, fd, &ie);
     if (rc < 0)
         return 0;
+    if (rc > 0 && geteuid() == 0 && st.st_uid != 0)
+        (void)!fchown(*fd, st.st_uid, st.st_gid);
     if (rc == 0)
         return err_setf(e, ERR_LOCKED,
                         "region %s has no repository identity, and another walship on this host has been creating "
@@ -493,7 +507,7 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
     if (want->sysid == 0 || want->pg_major == 0 || want->seg_size == 0)
         return err_setf(e, ERR_NOREPO, "%s; and this push cannot create it: the cluster's system identifier, "
                         "version or segment size is unknown here", le.msg);
-    switch (create_lock(r, want->sysid, &lock, e)) {
+    switch (repo_ident_create_lock(r, want->sysid, &lock, e)) {
     case -1:
         return -1;
     case 1:     /* the one that held it may have created it */
