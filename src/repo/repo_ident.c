@@ -433,27 +433,22 @@ int repo_ident_create_lock(const struct repo *r, uint64_t sysid, int *fd, struct
 
     *fd = -1;
     /* Only in a spool this cluster has on this host: its writers made it
-     * (spool_open) before creating anything, and `copy` (run by hand, as
-     * root maybe) must not make spool directories its owner would then
-     * refuse as not trusted.  Root's known/ and lock file go to the owner
-     * of the spool, who must be able to take the lock afterwards. */
+     * (spool_open) before creating anything, and `copy` (run by hand)
+     * must not make spool directories its owner would then refuse as not
+     * trusted.  Not as root in another user's spool either: a lock file of
+     * root's there could not be taken by its owner afterwards, and root
+     * follows no path that user controls. */
     if (known_path(r, sysid, path, sizeof path) < 0 ||
         snprintf(dir, sizeof dir, "%s/%llu", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir ||
-        stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+        stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || (geteuid() == 0 && st.st_uid != 0) ||
         snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir ||
         snprintf(path, sizeof path, "%s/.create.lock", dir) >= (int)sizeof path)
         return 0;
-    if (mkdir(dir, 0700) == 0) {
-        if (geteuid() == 0 && st.st_uid != 0)
-            (void)!chown(dir, st.st_uid, st.st_gid);
-    } else if (errno != EEXIST) {
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return 0;   /* best effort, as known_remember */
-    }
     rc = lock_file_wait(path, CREATE_LOCK_WAIT_MS, fd, &ie);
     if (rc < 0)
         return 0;
-    if (rc > 0 && geteuid() == 0 && st.st_uid != 0)
-        (void)!fchown(*fd, st.st_uid, st.st_gid);
     if (rc == 0)
         return err_setf(e, ERR_LOCKED,
                         "region %s has no repository identity, and another walship on this host has been creating "

@@ -74,4 +74,21 @@ rm -f "$T"/spoolA/"$SYS"/known/r2-*
 t "copy into an empty region, the lock free" "$WALSHIP" --config "$T/copy.conf" copy --from r1 --to r2
 same_ident; ok $? "... r2's identity is r1's, byte for byte"
 
+# root running copy by hand on a spool that belongs to the user
+# archive_command runs as: nothing of root's is made in that spool (a
+# directory or lock file there owned by root would be refused as not
+# trusted, or could not be locked by its owner), and no spool is made for a
+# cluster that has none on this host
+if [ "$(id -u)" = 0 ] && id "$(pg_user)" >/dev/null 2>&1; then
+  mkdir -p "$T/spoolC/$SYS" "$T/r3"
+  chown -R "$(pg_user)" "$T/spoolC"
+  conf "$T/c3.conf" "$T/spoolC" r1 r3
+  t "copy as root into an empty region, the spool another user's" "$WALSHIP" --config "$T/c3.conf" copy --from r1 --to r3
+  [ -z "$(find "$T/spoolC" -user 0)" ]; ok $? "... nothing in that spool belongs to root"
+  conf "$T/c4.conf" "$T/spoolD" r1 r4
+  mkdir -p "$T/r4"
+  t "copy into an empty region, no spool of the cluster on this host" "$WALSHIP" --config "$T/c4.conf" copy --from r1 --to r4
+  [ ! -e "$T/spoolD/$SYS" ]; ok $? "... and none is made"
+fi
+
 done_testing
