@@ -449,11 +449,21 @@ int repo_ident_create_lock(const struct repo *r, uint64_t sysid, int *fd, struct
     rc = lock_file_wait(path, CREATE_LOCK_WAIT_MS, fd, &ie);
     if (rc < 0)
         return 0;
-    if (rc == 0)
+    if (rc == 0) {
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        long pid = 0;
+
+        /* the holder notes its PID in the file (lock_note_holder): the
+         * process to look at if it is stuck */
+        if (read_file_all(path, 32, &buf, &len, &ie) == 0 && sscanf((const char *)buf, "%ld", &pid) != 1)
+            pid = 0;
+        free(buf);
         return err_setf(e, ERR_LOCKED,
-                        "region %s has no repository identity, and another walship on this host has been creating "
-                        "it for %u s (it holds %s): retry later",
-                        r->name, CREATE_LOCK_WAIT_MS / 1000, path);
+                        "region %s has no repository identity, and another walship on this host (process %ld) has "
+                        "been creating it for %u s (it holds %s): retry later, or stop that process if it is stuck",
+                        r->name, pid, CREATE_LOCK_WAIT_MS / 1000, path);
+    }
     return 1;
 }
 
