@@ -20,7 +20,7 @@ set -uo pipefail
 . "$TOP_SRCDIR/tests/lib/walship.sh"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
-command -v mkfifo >/dev/null || skip_all "mkfifo is not installed"
+command -v mkfifo >/dev/null && command -v pgrep >/dev/null || skip_all "mkfifo or pgrep is not installed"
 
 ws_copy_pair
 on_exit "ws_stop_daemons '$T'"
