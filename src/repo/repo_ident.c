@@ -346,9 +346,28 @@ static int known_path(const struct repo *r, uint64_t sysid, char *buf, size_t n)
                    (int)n ? 0 : -1;
 }
 
+/* Root (a command run by hand with sudo) in a spool another user owns:
+ * spool_dir/SYSID, or spool_dir when that is not made yet.  spool_open
+ * refuses such a spool as root; nothing may be written there either: a
+ * directory of root's would make the owner's wal-push refuse the spool,
+ * and the owner controls every path under it. */
+static int root_in_others_spool(const struct repo *r, uint64_t sysid)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+
+    if (geteuid() != 0)
+        return 0;
+    if (snprintf(dir, sizeof dir, "%s/%llu", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir)
+        return 1;
+    if (stat(dir, &st) < 0 && (errno != ENOENT || stat(r->spool_dir, &st) < 0))
+        return errno != ENOENT;     /* no spool_dir at all: made by root, root's */
+    return st.st_uid != 0;
+}
+
 /* The file holds the creation time of the identity it remembers (empty
  * from walship before that: the region only).  Best effort: the protection
- * is only as good as this directory. */
+ * is only as good as this directory.  Never through a link. */
 static void known_remember(const struct repo *r, uint64_t sysid)
 {
     char path[PATH_MAX], dir[PATH_MAX], line[32];
@@ -356,12 +375,13 @@ static void known_remember(const struct repo *r, uint64_t sysid)
     struct stat st;
     int fd, n;
 
-    if (known_path(r, sysid, path, sizeof path) < 0 || (stat(path, &st) == 0 && st.st_size > 0))
+    if (known_path(r, sysid, path, sizeof path) < 0 || (lstat(path, &st) == 0 && st.st_size > 0) ||
+        root_in_others_spool(r, sysid))
         return;
     snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid);
     if (mkdir_p(dir, 0700, &ie) < 0)
         return;
-    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
     n = snprintf(line, sizeof line, "%lld\n", (long long)r->id.created);
@@ -440,7 +460,7 @@ int repo_ident_create_lock(const struct repo *r, uint64_t sysid, int *fd, struct
      * follows no path that user controls. */
     if (known_path(r, sysid, path, sizeof path) < 0 ||
         snprintf(dir, sizeof dir, "%s/%llu", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir ||
-        stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || (geteuid() == 0 && st.st_uid != 0) ||
+        stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || root_in_others_spool(r, sysid) ||
         snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir ||
         snprintf(path, sizeof path, "%s/.create.lock", dir) >= (int)sizeof path)
         return 0;
