@@ -71,6 +71,7 @@ ok $? "... and writes nothing there"
 # let the first go: its label is not a file (a test artefact), it fails
 timeout 10 sh -c "echo >'$LABEL'"
 wait "$A"
+rm -f "$LABEL"
 diag "first restore: $(tail -1 "$T/a.out")"
 [ -z "$(ls -A "$DST")" ]; ok $? "the first restore left the directory empty"
 
