@@ -42,9 +42,9 @@ t "r1 holds the cluster's repository" push a $N1
 same_ident() { cmp -s "$T/r1/identity.json" "$T/r2/identity.json"; }
 
 # a wal-push of this host is creating r2's identity (here: flock(1) holds
-# the lock for 4 s)
+# the lock until the test has made the identity, 30 s at most)
 LOCK=$T/spoolA/$SYS/known/.create.lock
-flock "$LOCK" sleep 4 &
+flock "$LOCK" sh -c "i=0; while [ ! -e '$T/made' ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done" &
 holder=$!
 wait_for 10 bash -c "! flock -n '$LOCK' true"
 ok $? "the creation lock is held by another process"
@@ -57,6 +57,7 @@ ok $? "copy waits for the host's creation lock instead of putting r1's identity 
 # the creator's identity lands meanwhile (through another spool here: a
 # creation time of its own, a second younger than r1's)
 t "meanwhile the identity of r2 is created" push b $N2
+touch "$T/made"
 wait "$holder"
 wait "$c"
 st=$?
