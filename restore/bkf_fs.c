@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -114,11 +115,32 @@ int bkf_prepare_dir(const char *path, const char *what, int *fd, struct err *e)
     *fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*fd < 0)
         return err_errno(e, ERR_IO, errno, "could not open %s \"%s\"", what, path);
+    /* Two restores into one directory at once (a retried one, a second
+     * terminal) both found it empty above, and each wrote its backup's
+     * files into the other's: the directory is locked while this restore
+     * writes into it (the lock goes with the descriptor, at the end), and
+     * found empty again under the lock.  A file system without flock on
+     * directories (errors other than "held") is restored into unlocked. */
+    if (flock(*fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+        close(*fd);
+        *fd = -1;
+        return err_setf(e, ERR_LOCKED, "another walship is restoring into %s \"%s\" right now (it holds the "
+                        "directory's lock): let it finish (or stop it), then restore into an empty directory",
+                        what, path);
+    }
+    st = bkf_dir_state(path, e);
+    if (st != 0) {
+        close(*fd);
+        *fd = -1;
+        return st < 0 ? -1 : err_setf(e, ERR_USAGE, "%s \"%s\" is not empty: refusing to restore into it (another "
+                                      "restore wrote into it meanwhile?)", what, path);
+    }
     /* an existing empty directory keeps whatever mode it was made with;
      * PostgreSQL refuses to start on a data directory others can read */
     if (fchmod(*fd, 0700) < 0) {
         int saved = errno;
         close(*fd);
+        *fd = -1;
         return err_errno(e, ERR_IO, saved, "could not set the mode of %s \"%s\" to 0700", what, path);
     }
     return 0;

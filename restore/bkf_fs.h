@@ -31,7 +31,9 @@ int bkf_open_dir(int rootfd, const char *rel, int create, int *out);
 int bkf_dir_state(const char *path, struct err *e);
 
 /* Check that `path` is absent or empty (else ERR_USAGE naming `what`),
- * create it (and its parents) mode 0700, and open it. */
+ * create it (and its parents) mode 0700, open it and flock() it: another
+ * restore holding it is ERR_LOCKED; it is checked empty again under the
+ * lock, which *fd holds until it is closed. */
 int bkf_prepare_dir(const char *path, const char *what, int *fd, struct err *e);
 
 /* Write NAME in the directory `dirfd` (named `dir` in errors) atomically:

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,19 +117,38 @@ static int apply_event(struct sby_state *s, enum sby_event ev, const char *name)
     return changed || ev == SBY_FETCHED || ev == SBY_MISSING;
 }
 
+/* Two wal-fetch noting at once (PostgreSQL's restore_command, an
+ * operator's wal-fetch in the data directory) each read the state, changed
+ * it and wrote it back: the one that read first replaced the other's
+ * change, a failure noted meanwhile included.  The read, change and write
+ * happen under a lock on the data directory (waited for a while, then done
+ * anyway: the state never holds up a fetch), through a temp file of the
+ * writer's own.  -1 when the directory cannot be opened (no lock). */
+#define SBY_LOCK_WAIT_MS 10000u
+
+static int state_lock(const char *pgdata)
+{
+    uint64_t deadline = now_ms() + SBY_LOCK_WAIT_MS;
+    int fd = open(pgdata, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    while (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK && now_ms() < deadline)
+        usleep(20000);
+    return fd;
+}
+
+static int state_write(const char *pgdata, const struct sby_state *s, struct err *e);
+
 int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, const char *msg, int64_t now,
                    struct err *e)
 {
     struct sby_state s;
     struct err re = ERR_INIT;
-    char path[PATH_MAX], tmp[PATH_MAX];
-    json_t *o;
-    int rc;
+    int lock = state_lock(pgdata), rc = 0;
 
     if (sby_state_read(pgdata, &s, &re) < 0)
         memset(&s, 0, sizeof s);        /* none yet, or unreadable: start again */
     if (!apply_event(&s, ev, name))
-        return 0;
+        goto out;
     s.failing = s.failing_seg[0] != '\0' || s.failing_other[0] != '\0';
     switch (ev) {
     case SBY_FETCHED:
@@ -148,19 +168,37 @@ int sby_state_note(const char *pgdata, enum sby_event ev, const char *name, cons
         snprintf(s.error, sizeof s.error, "%s", msg ? msg : "");
         break;
     }
-    if (snprintf(path, sizeof path, "%s/%s", pgdata, SBY_STATE_FILE) >= (int)sizeof path ||
-        snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+    rc = state_write(pgdata, &s, e);
+out:
+    if (lock >= 0)
+        close(lock);    /* lets go of the lock */
+    return rc;
+}
+
+static int state_write(const char *pgdata, const struct sby_state *s, struct err *e)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 64];
+    json_t *o;
+    int fd, rc;
+
+    if (snprintf(path, sizeof path, "%s/%s", pgdata, SBY_STATE_FILE) >= (int)sizeof path)
         return err_setf(e, ERR_USAGE, "path too long");
-    o = json_pack("{s:b, s:I, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:b, s:I}", "failing", s.failing, "fetched_unix",
-                  (json_int_t)s.fetched_time, "fetched", s.fetched, "missing_unix", (json_int_t)s.missing_time,
-                  "missing", s.missing, "error_unix", (json_int_t)s.error_time, "error_file", s.error_name, "error",
-                  s.error, "failing_segment", s.failing_seg, "failing_other", s.failing_other,
-                  "other_with_segment", s.other_with_seg, "failures", (json_int_t)s.failures);
-    if (o == NULL)
+    (void)sweep_dead_tmps(path);
+    if ((fd = open_tmp_beside(path, tmp, sizeof tmp, e)) < 0)
+        return -1;
+    o = json_pack("{s:b, s:I, s:s, s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:b, s:I}", "failing", s->failing, "fetched_unix",
+                  (json_int_t)s->fetched_time, "fetched", s->fetched, "missing_unix", (json_int_t)s->missing_time,
+                  "missing", s->missing, "error_unix", (json_int_t)s->error_time, "error_file", s->error_name, "error",
+                  s->error, "failing_segment", s->failing_seg, "failing_other", s->failing_other,
+                  "other_with_segment", s->other_with_seg, "failures", (json_int_t)s->failures);
+    if (o == NULL) {
+        close(fd);
+        unlink(tmp);
         return err_setf(e, ERR_NOMEM, "out of memory");
-    rc = json_dump_file(o, tmp, JSON_PRESERVE_ORDER);
+    }
+    rc = json_dumpfd(o, fd, JSON_PRESERVE_ORDER);
     json_decref(o);
-    if (rc != 0 || rename(tmp, path) != 0) {
+    if (close(fd) != 0 || rc != 0 || rename(tmp, path) != 0) {
         int en = errno;
 
         unlink(tmp);

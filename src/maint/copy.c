@@ -178,6 +178,37 @@ out:
 
 /* ---- identity ---- */
 
+/* Copy R1's identity into the empty R2, under this host's lock on creating
+ * it: a wal-push or the shipper of this host may be creating R2's own at
+ * this moment (R2 just added to the configuration, copy run by a timer),
+ * and a store without conditional writes takes both PUTs; the wal-push
+ * whose identity copy replaced would refuse R2 from then on.  Whoever
+ * created it meanwhile, it must be this cluster's. */
+static int seed_identity(struct copy_run *r, struct err *e)
+{
+    struct err le = ERR_INIT;
+    int lock = -1, rc = -1;
+
+    if (repo_ident_create_lock(r->dst, r->src->id.sysid, &lock, e) < 0)
+        return err_prefix(e, "not copying region %s into it", r->src->name);
+    if (lock >= 0 && repo_ident_load(r->dst, &le) == 0) {
+        rc = 0;     /* created while this copy waited */
+    } else if (lock >= 0 && le.code != ERR_NOREPO) {
+        *e = le;
+        goto out;
+    } else if (copy_object(r, REPO_KEY_IDENTITY, 0, 0, &r->res->manifests, e) < 0) {
+        if (e->code != ERR_EXISTS)
+            goto out;
+        err_clear(e);           /* made meanwhile: checked below */
+    } else {
+        r->res->manifests.copied--;  /* counted as a manifest above; it is not one */
+    }
+    rc = (rc == 0 || repo_ident_load(r->dst, e) == 0) && repo_ident_check(r->dst, r->src->id.sysid, e) == 0 ? 0 : -1;
+out:
+    lock_file_release(lock);
+    return rc;
+}
+
 /* R2 must be R1's cluster's repository, or be made one by copying R1's
  * identity object (byte for byte, like everything else). */
 static int carry_identity(struct copy_run *r, struct err *e)
@@ -203,14 +234,7 @@ static int carry_identity(struct copy_run *r, struct err *e)
             r->o->would_copy(REPO_KEY_IDENTITY, 0, r->o->arg);
         return 0;
     }
-    if (copy_object(r, REPO_KEY_IDENTITY, 0, 0, &r->res->manifests, e) < 0) {
-        if (e->code != ERR_EXISTS)
-            return -1;
-        err_clear(e);           /* made meanwhile: checked below */
-    } else {
-        r->res->manifests.copied--;  /* counted as a manifest above; it is not one */
-    }
-    return repo_ident_load(r->dst, e) < 0 || repo_ident_check(r->dst, r->src->id.sysid, e) < 0 ? -1 : 0;
+    return seed_identity(r, e);
 }
 
 /* ---- the backups, then the WAL they need ---- */

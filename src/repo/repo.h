@@ -107,6 +107,14 @@ int repo_ident_guard_new(struct repo *r, struct sink *next, struct sink **out, s
  * create or to bind by `walship upgrade`.  `what` says what the region
  * lacks ("has no repository identity").  0 when not remembered. */
 int repo_ident_lost(const struct repo *r, uint64_t sysid, const char *what, struct err *e);
+/* Before creating the region's identity (repo_ident_ensure, copy's seeding
+ * of an empty region): this host's lock on creating it, so that two
+ * creators never each keep an identity of their own (a store without
+ * conditional writes takes both PUTs).  1 with *fd locked (let go with
+ * lock_file_release; the identity may have been created meanwhile: read it
+ * again), 0 without a spool to lock in (*fd -1), -1 (ERR_LOCKED) when
+ * another process held it for a minute. */
+int repo_ident_create_lock(const struct repo *r, uint64_t sysid, int *fd, struct err *e);
 /* The region's identity must belong to cluster `sysid` (ERR_FOREIGN). */
 int repo_ident_check(const struct repo *r, uint64_t sysid, struct err *e);
 /* A new identity for a cluster (format, created, created_by filled). */

@@ -346,9 +346,28 @@ static int known_path(const struct repo *r, uint64_t sysid, char *buf, size_t n)
                    (int)n ? 0 : -1;
 }
 
+/* Root (a command run by hand with sudo) in a spool another user owns:
+ * spool_dir/SYSID, or spool_dir when that is not made yet.  spool_open
+ * refuses such a spool as root; nothing may be written there either: a
+ * directory of root's would make the owner's wal-push refuse the spool,
+ * and the owner controls every path under it. */
+static int root_in_others_spool(const struct repo *r, uint64_t sysid)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+
+    if (geteuid() != 0)
+        return 0;
+    if (snprintf(dir, sizeof dir, "%s/%llu", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir)
+        return 1;
+    if (stat(dir, &st) < 0 && (errno != ENOENT || stat(r->spool_dir, &st) < 0))
+        return errno != ENOENT;     /* no spool_dir at all: made by root, root's */
+    return st.st_uid != 0;
+}
+
 /* The file holds the creation time of the identity it remembers (empty
  * from walship before that: the region only).  Best effort: the protection
- * is only as good as this directory. */
+ * is only as good as this directory.  Never through a link. */
 static void known_remember(const struct repo *r, uint64_t sysid)
 {
     char path[PATH_MAX], dir[PATH_MAX], line[32];
@@ -356,12 +375,13 @@ static void known_remember(const struct repo *r, uint64_t sysid)
     struct stat st;
     int fd, n;
 
-    if (known_path(r, sysid, path, sizeof path) < 0 || (stat(path, &st) == 0 && st.st_size > 0))
+    if (known_path(r, sysid, path, sizeof path) < 0 || (lstat(path, &st) == 0 && st.st_size > 0) ||
+        root_in_others_spool(r, sysid))
         return;
     snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid);
     if (mkdir_p(dir, 0700, &ie) < 0)
         return;
-    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
     n = snprintf(line, sizeof line, "%lld\n", (long long)r->id.created);
@@ -416,35 +436,54 @@ int repo_ident_lost(const struct repo *r, uint64_t sysid, const char *what, stru
 }
 
 /* Two writers of one host creating a region's identity at once (the
- * shipper and a wal-push, two wal-push) must not each keep its own: on a
- * store without conditional writes both PUTs can succeed, and the one whose
- * identity was replaced would remember a creation time the region does not
- * hold, and refuse that region from then on.  Creation is serialised by
- * spool_dir/SYSID/known/.create.lock; the one that waited reads again.  1
- * with *fd locked, 0 without a spool to lock in (nothing remembered there
- * either), -1 when another process holds it for a minute. */
+ * shipper and a wal-push, two wal-push, `copy` seeding the region) must not
+ * each keep its own: on a store without conditional writes both PUTs can
+ * succeed, and the one whose identity was replaced would remember a
+ * creation time the region does not hold, and refuse that region from then
+ * on.  Creation is serialised by spool_dir/SYSID/known/.create.lock; the
+ * one that waited reads again (repo.h). */
 #define CREATE_LOCK_WAIT_MS 60000u
 
-static int create_lock(const struct repo *r, uint64_t sysid, int *fd, struct err *e)
+int repo_ident_create_lock(const struct repo *r, uint64_t sysid, int *fd, struct err *e)
 {
     char path[PATH_MAX], dir[PATH_MAX];
     struct err ie = ERR_INIT;
+    struct stat st;
     int rc;
 
     *fd = -1;
-    if (known_path(r, sysid, path, sizeof path) < 0)
+    /* Only in a spool this cluster has on this host: its writers made it
+     * (spool_open) before creating anything, and `copy` (run by hand)
+     * must not make spool directories its owner would then refuse as not
+     * trusted.  Not as root in another user's spool either: a lock file of
+     * root's there could not be taken by its owner afterwards, and root
+     * follows no path that user controls. */
+    if (known_path(r, sysid, path, sizeof path) < 0 ||
+        snprintf(dir, sizeof dir, "%s/%llu", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir ||
+        stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || root_in_others_spool(r, sysid) ||
+        snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir ||
+        snprintf(path, sizeof path, "%s/.create.lock", dir) >= (int)sizeof path)
         return 0;
-    snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid);
-    if (snprintf(path, sizeof path, "%s/.create.lock", dir) >= (int)sizeof path || mkdir_p(dir, 0700, &ie) < 0)
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return 0;   /* best effort, as known_remember */
     rc = lock_file_wait(path, CREATE_LOCK_WAIT_MS, fd, &ie);
     if (rc < 0)
         return 0;
-    if (rc == 0)
+    if (rc == 0) {
+        unsigned char *buf = NULL;
+        size_t len = 0;
+        long pid = 0;
+
+        /* the holder notes its PID in the file (lock_note_holder): the
+         * process to look at if it is stuck */
+        if (read_file_all(path, 32, &buf, &len, &ie) == 0 && sscanf((const char *)buf, "%ld", &pid) != 1)
+            pid = 0;
+        free(buf);
         return err_setf(e, ERR_LOCKED,
-                        "region %s has no repository identity, and another walship on this host has been creating "
-                        "it for %u s (it holds %s): retry later",
-                        r->name, CREATE_LOCK_WAIT_MS / 1000, path);
+                        "region %s has no repository identity, and another walship on this host (process %ld) has "
+                        "been creating it for %u s (it holds %s): retry later, or stop that process if it is stuck",
+                        r->name, pid, CREATE_LOCK_WAIT_MS / 1000, path);
+    }
     return 1;
 }
 
@@ -493,7 +532,7 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
     if (want->sysid == 0 || want->pg_major == 0 || want->seg_size == 0)
         return err_setf(e, ERR_NOREPO, "%s; and this push cannot create it: the cluster's system identifier, "
                         "version or segment size is unknown here", le.msg);
-    switch (create_lock(r, want->sysid, &lock, e)) {
+    switch (repo_ident_create_lock(r, want->sysid, &lock, e)) {
     case -1:
         return -1;
     case 1:     /* the one that held it may have created it */
