@@ -40,11 +40,17 @@ N2=000000010000000000000002
 N3=000000010000000000000003
 seg $N1 1; seg $N2 2; seg $N3 3
 
-# another creator of this host holds the lock (here: flock(1), for 4 s)
+# another creator of this host holds the lock until the test releases it
+# (a holder for a fixed time let a slow run see the waiting push finish)
 LOCK=$T/spoolA/$SYS/known/.create.lock
-flock "$LOCK" sleep 4 &
-holder=$!
-wait_for 10 bash -c "! flock -n '$LOCK' true"
+hold() {   # N: hold LOCK until $T/release-N exists (or $T is gone)
+  ( exec 9>>"$LOCK" && flock 9 && : >"$T/held-$1" &&
+    while [ -d "$T" ] && [ ! -e "$T/release-$1" ]; do sleep 0.1; done ) &
+  holder=$!
+  on_exit ": >'$T/release-$1'"
+  wait_for 30 test -e "$T/held-$1"
+}
+hold 1
 ok $? "the creation lock is held by another process"
 
 push a $N1 >"$T/a.out" 2>&1 &
@@ -54,6 +60,7 @@ t "meanwhile another host (its own spool) creates the identity" push b $N2
 sleep 0.5
 kill -0 "$a" 2>/dev/null
 ok $? "wal-push waits for the host's creation lock instead of creating its own identity"
+: >"$T/release-1"
 wait "$holder"
 wait "$a"
 is "$?" 0 "then reads the identity again and archives into it"
@@ -69,14 +76,13 @@ unlike "$T_OUT" "spool knew another one" "... no complaint about the identity"
 # keeps it for a minute makes wal-push fail with exit 3: not waited for here)
 rm -rf "$T/r1"; mkdir -p "$T/r1"
 rm -f "$T"/spoolA/"$SYS"/known/r1-* "$T"/spoolA/"$SYS"/pushed/* 2>/dev/null
-flock "$LOCK" sleep 3 &
-holder=$!
-wait_for 10 bash -c "! flock -n '$LOCK' true"
+hold 2
 push a $N1 >"$T/c.out" 2>&1 &
 a=$!
 sleep 1.5
 [ ! -e "$T/r1/identity.json" ] && kill -0 "$a" 2>/dev/null
 ok $? "no identity is created while another process holds the lock"
+: >"$T/release-2"
 wait "$holder"; wait "$a"
 is "$?" 0 "once it is free, the waiting push creates it"
 [ -e "$T/r1/identity.json" ]
