@@ -464,8 +464,13 @@ wait_for 30 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -z \"\$(ws_lock_pid
 ws_kill_lock_holder -KILL "$SHIPLOCK"
 walseg "$T/re/pg_wal/000000010000001000000002" 000000010000001000000002 "$SYSID" 12
 ws wal-push "$T/re/pg_wal/000000010000001000000002" >/dev/null 2>&1
+# killed a second into its work (each round trip to eu-west-1 takes 0.8 s):
+# a shipper that a loaded machine started late was not killed at all
+wait_for 60 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$SHIPLOCK')\" ]"
+ok $? "wal-push started the shipper"
 sleep 1
 ws_kill_lock_holder -KILL "$SHIPLOCK"
+ok $? "... which is killed while it ships"
 [ -e "$(EUQ)/000000010000001000000002" ]; ok $? "a killed shipper leaves the file queued"
 fp_ctl "$C2" delay 0 >/dev/null
 t "a new shipper finishes the job" ws ship --once
