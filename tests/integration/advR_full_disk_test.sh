@@ -153,7 +153,7 @@ avail=$(df -k --output=avail "$D/pg_wal" | tail -1)
 ok $? "...the prefetcher left at least half of the 80 MB free beside RECOVERYXLOG ($avail KiB free)"
 fresh_pg_wal 320m
 t "wal-fetch $first into a pg_wal of 320 MB" wf "$first"
-wait_for 20 bash -c "ls '$D/pg_wal/.walship-prefetch' | grep -qE '^[0-9A-F]{24}\$'"
+wait_for 60 bash -c "ls '$D/pg_wal/.walship-prefetch' | grep -qE '^[0-9A-F]{24}\$'"
 ok $? "...where the window fits twice, it prefetches"
 ws_stop_daemons "$D/pg_wal"
 
@@ -162,7 +162,7 @@ ws_stop_daemons "$D/pg_wal"
 fresh_pg_wal 320m
 prev=$(awk -v l="$last" '$0 < l' <<<"$segs" | tail -1)
 t "wal-fetch $prev (the one before the last)" wf "$prev"
-wait_for 20 bash -c "[ \"\$(cat '$D/pg_wal/.walship-prefetch/.end' 2>/dev/null)\" = '$last' ] && [ -e '$D/pg_wal/.walship-prefetch/$last' ]"
+wait_for 60 bash -c "[ \"\$(cat '$D/pg_wal/.walship-prefetch/.end' 2>/dev/null)\" = '$last' ] && [ -e '$D/pg_wal/.walship-prefetch/$last' ]"
 ok $? "...the prefetcher holds $last, the last before the archive's end"
 rm -f "$D/pg_wal/RECOVERYXLOG"
 dd if=/dev/zero of="$D/pg_wal/filler" bs=1M >/dev/null 2>&1

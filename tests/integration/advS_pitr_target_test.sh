@@ -63,12 +63,18 @@ sql "insert into ledger(id) values (1)"
 sql "select pg_create_restore_point('before_b1')" >/dev/null
 
 # ---- B1, with transactions committing while it runs ----
+# (they commit from before the backup starts until after it ends, however
+# slow either is: the loop stops when table bg_stop appears)
 pg_run "$PG_BIN/psql" -X -q -h "$T/pg/sock" -p "$PGPORT" -U postgres -d postgres -c \
-  "do \$\$ begin for i in 1000..1600 loop insert into ledger(id) values (i); commit; perform pg_sleep(0.005); end loop; end \$\$" &
+  "do \$\$ begin for i in 1000..900000 loop insert into ledger(id) values (i); commit; perform pg_sleep(0.005);
+   exit when exists (select 1 from pg_class where relname = 'bg_stop'); end loop; end \$\$" &
 BG=$!
-sleep 0.5
+bg_started() { [ "$(sql 'select count(*) > 0 from ledger where id >= 1000')" = t ]; }
+wait_for 60 bg_started
+ok $? "transactions commit in the background"
 t "backup-push B1 while transactions commit" ws backup-push
 B1=$(took)
+sql "create table bg_stop ()"
 wait "$BG"
 sleep 1.2
 

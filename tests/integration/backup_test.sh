@@ -200,17 +200,32 @@ fi
 
 # ---- every name taken (a clock standing still or set back onto older
 # backups): backup-push never writes into another backup's folder ----
+# The names taken run from 2 s before the first put to at least 20 s past
+# the clock once the puts are done: on a slow run 28 puts take seconds, and
+# a window fixed before them could end while backup-push still tried names
+# (it then found a free one and succeeded).
 echo foreign >"$T/tmp/foreign"
-now=$(date -u +%s)
-for i in $(seq -2 25); do
-  n=$(date -u -d "@$((now + i))" +%Y%m%dT%H%M%SZ)
-  ws --region us-east-1 st put "$T/tmp/foreign" "backups/$n/part-0099" >/dev/null 2>&1
+bname() { date -u -d "@$1" +%Y%m%dT%H%M%SZ; }
+put_foreign() { ws --region us-east-1 st put "$T/tmp/foreign" "backups/$(bname "$1")/part-0099" >/dev/null 2>&1; }
+lo=$(($(date -u +%s) - 2))
+hi=$((lo - 1))
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  [ "$hi" -lt $(($(date -u +%s) + 20)) ] || break
+  to=$(($(date -u +%s) + 25))
+  pids=()
+  for i in $(seq $((hi + 1)) "$to"); do
+    put_foreign "$i" &
+    pids+=($!)
+    [ ${#pids[@]} -lt 4 ] || { wait "${pids[@]}"; pids=(); }
+  done
+  [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
+  hi=$to
 done
 t_fail "backup-push whose every name is taken fails (exit 3)" 3 ws backup-push
 like "$T_OUT" "is taken, and so was every name of the 5 seconds before" "... saying why"
 wrote=
-for i in $(seq -2 25); do
-  n=$(date -u -d "@$((now + i))" +%Y%m%dT%H%M%SZ)
+for i in $(seq "$lo" "$hi"); do
+  n=$(bname "$i")
   ws --region us-east-1 st ls "backups/$n/" 2>/dev/null | grep -qv "part-0099$" && wrote="$wrote $n"
 done
 is "$wrote" "" "... and wrote nothing into those folders"

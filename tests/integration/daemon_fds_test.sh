@@ -73,9 +73,11 @@ for i in 3 4 5; do seg "$(n $i)" $i; (cd "$T/pg" && "$WALSHIP" --config "$T/a.co
 : >"$T/held2"
 (cd "$T/pg" && exec 8>>"$T/held2" && "$WALSHIP" --config "$T/a.conf" wal-fetch "$(n 1)" pg_wal/RECOVERYXLOG) >/dev/null 2>&1
 ok $? "wal-fetch of segment 1 with descriptor 8 open on a file of the caller's"
-wait_for 20 test -e "$T/pg/pg_wal/.walship-prefetch/$(n 5)"
+wait_for 60 test -e "$T/pg/pg_wal/.walship-prefetch/$(n 5)"
 ok $? "a prefetcher fetched ahead (segment 5)"
-PF=$(pgrep -f "wal-fetch $(n 1)" 2>/dev/null | head -1)
+# by the PID in its lock file: pgrep -f "wal-fetch NAME" could find (and the
+# kill below stop) another test's walship fetching a segment of that name
+PF=$(ws_lock_pid "$T/pg/pg_wal/.walship-prefetch/.lock")
 [ -n "$PF" ]; ok $? "the prefetcher still runs, its window full ($PF)"
 holds "$PF" "$T/held2"; [ $? -ne 0 ]; ok $? "... without the caller's file open"
 [ -n "$PF" ] && kill "$PF" 2>/dev/null

@@ -145,7 +145,7 @@ for i in 4 5; do
   t "segment $i spooled for async region r3" push "$T/s.conf" "$(n "$i")"
 done
 queued() { find "$S3"/queue/ -path '*/r3-*/0000*' -type f 2>/dev/null | wc -l; }
-wait_for 20 test -e "$T/r3/identity.json"
+wait_for 60 test -e "$T/r3/identity.json"
 ok $? "the shipper created r3's identity"
 shipper=$(ws_lock_pid "$S3/ship.lock")
 [ -n "$shipper" ]; ok $? "... and is retrying (pid ${shipper:-none})"

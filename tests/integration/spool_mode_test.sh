@@ -26,11 +26,7 @@ on_exit "ws_stop_daemons '$T/spool'"
 # the shipper wal-push starts takes its lock a moment after wal-push exits:
 # wait for it (it keeps retrying an unreachable region), then stop it
 stop_shipper() {
-  local i
-  for i in $(seq 1 60); do
-    [ -n "$(ws_lock_pid "$T/spool/$SYS/ship.lock")" ] && break
-    sleep 0.05
-  done
+  wait_for 30 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$T/spool/$SYS/ship.lock')\" ]"
   ws_stop_daemons "$T/spool"
 }
 
@@ -71,8 +67,7 @@ stop_shipper
 rm "$T/r2" && mv "$T/r2.off" "$T/r2"
 seg 000000010000000000000005 5
 t "r2 sync: segment 5 archived" push sync 000000010000000000000005
-for _ in $(seq 1 50); do [ -e "$T/r2/wal/000000010000000000000004" ] && break; sleep 0.1; done
-[ -e "$T/r2/wal/000000010000000000000004" ]
+wait_for 60 test -e "$T/r2/wal/000000010000000000000004"
 ok $? "... and the shipper wal-push started sent segment 4 to r2"
 ws_stop_daemons "$T/spool"
 

@@ -39,8 +39,7 @@ t "a backup taken two hours ago (the clock shim)" \
 sql "create table t(a int); insert into t values (1)"
 seg=$(sql "select pg_walfile_name(pg_current_wal_lsn())")
 sql "select pg_switch_wal()" >/dev/null
-for _ in $(seq 100); do [ -f "$T/r1/wal/$seg" ] && break; sleep 0.1; done
-[ -f "$T/r1/wal/$seg" ]; ok $? "$seg is archived"
+wait_for 60 test -f "$T/r1/wal/$seg"; ok $? "$seg is archived"
 t "status: caught up" w status
 
 # a warm standby that waits (recovery_min_apply_delay): the segments it has
@@ -53,7 +52,7 @@ pg_run "$PG_BIN/pg_ctl" -D "$T/sb/data" reload >/dev/null
 sleep 0.5
 for i in 10 11; do sql "insert into t values ($i); select pg_switch_wal()" >/dev/null; done
 last=$(sql "select pg_walfile_name(pg_current_wal_lsn() - 1)")
-for _ in $(seq 100); do [ -f "$T/r1/wal/$last" ] && break; sleep 0.1; done
+wait_for 60 test -f "$T/r1/wal/$last"
 t "status --standby: it waits less than rpo_seconds" w status --standby "$T/sb/data"
 like "$T_OUT" "behind region r1: [1-9][0-9]* segments" "the standby lags by segments"
 t_fail "status --standby, this host's clock stepped back an hour: alarm (exit 2)" 2 \

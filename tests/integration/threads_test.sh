@@ -111,7 +111,7 @@ n=$(grep -c "archived 0000000100000031" "$T"/spool3/*/archd.log)
 # a worker stuck on a slot keeps the process busy: it would never go idle
 apid=$(ws_lock_pid "$T/spool3/$SYSID/archd.lock")
 gone() { [ -z "$apid" ] || [ ! -d "/proc/$apid" ]; }
-wait_for 20 gone; ok $? "the process goes idle and exits (archive_async_idle = 1)"
+wait_for 60 gone; ok $? "the process goes idle and exits (archive_async_idle = 1)"
 
 # ---- the archiver process when every upload fails: the slots' error path ----
 # an injected fault at the region's upload: the process (which inherits
@@ -142,7 +142,7 @@ grep -q "could not archive 0000000100000032.*injected fault" "$T"/spool4/*/archd
 ok $? "the process logged its failed pushes"
 apid=$(ws_lock_pid "$T/spool4/$SYSID/archd.lock")
 gone() { [ -z "$apid" ] || [ ! -d "/proc/$apid" ]; }
-wait_for 20 gone; ok $? "the process that failed every push goes idle and exits"
+wait_for 60 gone; ok $? "the process that failed every push goes idle and exits"
 bad=0
 for i in 1 2 3 4 5 6; do
   n=$(printf '0000000100000032000000%02X' "$i")
@@ -151,7 +151,7 @@ done
 [ "$bad" -eq 0 ] && [ "$(ls "$T/r6/wal" | grep -c '^0000000100000032')" -eq 6 ]
 ok $? "without the fault, a new process archives all 6 ($bad failed)"
 apid=$(ws_lock_pid "$T/spool4/$SYSID/archd.lock")
-wait_for 20 gone; ok $? "and goes idle and exits"
+wait_for 60 gone; ok $? "and goes idle and exits"
 
 # ---- backup-push, 4 part workers; backup-fetch, 4 parts at once ----
 pg_run "$PG_BIN/pgbench" -h "$T/pg/sock" -p "$PGPORT" -U postgres -i -s 1 -q postgres >/dev/null 2>&1

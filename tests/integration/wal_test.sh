@@ -220,7 +220,7 @@ for i in $(seq 1 20); do ws wal-push "$T/pf2/src/$(seg4 "$i")" >/dev/null 2>&1 |
 t "wal-fetch with prefetch, 20 segments in the archive" ws wal-fetch "$(seg4 1)" "$T/pf2/pg_wal/RECOVERYXLOG"
 served=0
 for i in $(seq 2 20); do
-  wait_for 20 test -f "$T/pf2/pg_wal/.walship-prefetch/$(seg4 "$i")" || break
+  wait_for 60 test -f "$T/pf2/pg_wal/.walship-prefetch/$(seg4 "$i")" || break
   out=$(ws --log-level debug wal-fetch "$(seg4 "$i")" "$T/pf2/pg_wal/RECOVERYXLOG" --no-prefetch 2>&1) &&
     grep -q "served from the prefetch directory" <<<"$out" &&
     cmp -s "$T/pf2/pg_wal/RECOVERYXLOG" "$T/pf2/src/$(seg4 "$i")" && served=$((served + 1))
@@ -230,10 +230,10 @@ is "$served" 19 "one prefetcher kept recovery supplied through all 19 segments, 
 # does not hold the window: the prefetcher moves past the newest one taken
 mkdir -p "$T/pf3/pg_wal"; chown -R "$(pg_user)" "$T/pf3"
 ws wal-fetch "$(seg4 1)" "$T/pf3/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
-wait_for 20 test -f "$T/pf3/pg_wal/.walship-prefetch/$(seg4 9)"
+wait_for 60 test -f "$T/pf3/pg_wal/.walship-prefetch/$(seg4 9)"
 ok $? "the window holds 8 segments ahead"
 ws wal-fetch "$(seg4 3)" "$T/pf3/pg_wal/RECOVERYXLOG" --no-prefetch >/dev/null 2>&1
-wait_for 20 test -f "$T/pf3/pg_wal/.walship-prefetch/$(seg4 11)"
+wait_for 60 test -f "$T/pf3/pg_wal/.walship-prefetch/$(seg4 11)"
 ok $? "after recovery took segment 3 (skipping 2), the window moves on to 11"
 wait_for 30 test ! -e "$T/pf3/pg_wal/.walship-prefetch/$(seg4 2)"
 ok $? "... and the skipped segment 2 is dropped"
@@ -250,7 +250,7 @@ for i in 1 2 3 4; do walseg "$T/pf4/src/$(seg5 "$i")" "$(seg5 "$i")" "$SYSID" "$
 chown -R "$(pg_user)" "$T/pf4"
 for i in 1 2 3; do ws wal-push "$T/pf4/src/$(seg5 "$i")" >/dev/null 2>&1 || echo "# push $i failed"; done
 t "wal-fetch with prefetch, 3 segments in the archive" wsd --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG"
-wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+wait_for 60 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 PF4=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
 [ -n "$PF4" ]; ok $? "past the archive's end, the prefetcher stays to answer questions"
 c0=$(fp_stat "$C1" connections)
@@ -268,7 +268,7 @@ like "$out" "served from the prefetch directory" "... through the prefetcher"
 # opens its window again from the segment the question found
 pf4_pid() { ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock"; }
 # (.end names the last window's end until the new window closes)
-wait_for 20 grep -qx "$(seg5 4)" "$T/pf4/pg_wal/.walship-prefetch/.end"
+wait_for 60 grep -qx "$(seg5 4)" "$T/pf4/pg_wal/.walship-prefetch/.end"
 kill -0 "$PF4" 2>/dev/null && [ "$(pf4_pid)" = "$PF4" ]
 ok $? "the archive grew: that prefetcher stays, its window open again from the new segment"
 is "$(cat "$T/pf4/pg_wal/.walship-prefetch/.end" 2>/dev/null)" "$(seg5 4)" "... and it notes the new end of the archive"
@@ -299,9 +299,9 @@ ok $? "... and that prefetcher leaves: a failed question, its window closed (the
 # a new prefetcher for the next case
 wsd --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
 new_pf4() { local p; p=$(pf4_pid); [ -n "$p" ] && [ "$p" != "$PF4" ]; }
-wait_for 20 new_pf4
+wait_for 60 new_pf4
 ok $? "the next wal-fetch starts a new prefetcher"
-wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+wait_for 60 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 fp_ctl "$C1" dark >/dev/null
 out=$(wsd --region us-east-1 wal-fetch 0000000A.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
 fp_ctl "$C1" up >/dev/null
@@ -312,7 +312,7 @@ fp_ctl "$C1" up >/dev/null
 # path) is not this prefetcher's to answer: the call fetches for itself,
 # and the leftover prefetcher leaves
 ws --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
-wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+wait_for 60 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 PF5=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
 cp "$T/key" "$T/key2" 2>/dev/null || cp "$(sed -n 's/^key_file = //p' "$CONF")" "$T/key2"
 chown "$(pg_user)" "$T/key2"; chmod 600 "$T/key2"
@@ -329,7 +329,7 @@ kf=$(sed -n 's/^key_file = //p' "$CONF")
 rm -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 (cd "$T/pf4" && pg_run "$WALSHIP" --config "$CONF" --key-file "$(realpath --relative-to="$T/pf4" "$kf")" \
   --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG") >/dev/null 2>&1
-wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+wait_for 60 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 PF7=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
 out=$(wsd --region us-east-1 wal-fetch 0000000D.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1); rc=$?
 is "$rc" 1 "the key file by a relative path, then by its absolute one: exit 1"
@@ -343,7 +343,7 @@ wait_for 30 bash -c "! kill -0 ${PF7:-0} 2>/dev/null"
 printf '[default]\naws_access_key_id = AKIDOLD\naws_secret_access_key = old\n' >"$T/aws-creds"; chmod 644 "$T/aws-creds"
 rm -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 AWS_SHARED_CREDENTIALS_FILE=$T/aws-creds ws --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
-wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+wait_for 60 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 PF8=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
 out=$(AWS_SHARED_CREDENTIALS_FILE=$T/aws-creds wsd --region us-east-1 wal-fetch 0000000E.history "$T/pf4/pg_wal/RECOVERYHISTORY" 2>&1)
 like "$out" "answered by the prefetcher" "the shared credentials file unchanged: answered by the prefetcher"
@@ -358,7 +358,7 @@ wait_for 30 bash -c "! kill -0 ${PF8:-0} 2>/dev/null"; ok $? "... which leaves"
 # path): a prefetcher of the first one stops, and writes nothing there
 rm -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 ws --region us-east-1 wal-fetch "$(seg5 1)" "$T/pf4/pg_wal/RECOVERYXLOG" >/dev/null 2>&1
-wait_for 20 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
+wait_for 60 test -f "$T/pf4/pg_wal/.walship-prefetch/.end"
 PF6=$(ws_lock_pid "$T/pf4/pg_wal/.walship-prefetch/.lock")
 rm -rf "$T/pf4/pg_wal/.walship-prefetch"; mkdir -m 700 "$T/pf4/pg_wal/.walship-prefetch"; chown "$(pg_user)" "$T/pf4/pg_wal/.walship-prefetch"
 wait_for 30 bash -c "! kill -0 ${PF6:-0} 2>/dev/null"; ok $? "a prefetcher whose directory was wiped and made again stops"
@@ -464,8 +464,13 @@ wait_for 30 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -z \"\$(ws_lock_pid
 ws_kill_lock_holder -KILL "$SHIPLOCK"
 walseg "$T/re/pg_wal/000000010000001000000002" 000000010000001000000002 "$SYSID" 12
 ws wal-push "$T/re/pg_wal/000000010000001000000002" >/dev/null 2>&1
+# killed a second into its work (each round trip to eu-west-1 takes 0.8 s):
+# a shipper that a loaded machine started late was not killed at all
+wait_for 60 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$SHIPLOCK')\" ]"
+ok $? "wal-push started the shipper"
 sleep 1
 ws_kill_lock_holder -KILL "$SHIPLOCK"
+ok $? "... which is killed while it ships"
 [ -e "$(EUQ)/000000010000001000000002" ]; ok $? "a killed shipper leaves the file queued"
 fp_ctl "$C2" delay 0 >/dev/null
 t "a new shipper finishes the job" ws ship --once
