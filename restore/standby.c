@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,11 +127,10 @@ static int apply_event(struct sby_state *s, enum sby_event ev, const char *name)
 
 static int state_lock(const char *pgdata)
 {
-    uint64_t deadline = now_ms() + SBY_LOCK_WAIT_MS;
     int fd = open(pgdata, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-    while (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK && now_ms() < deadline)
-        usleep(20000);
+    if (fd >= 0)
+        (void)lock_fd_wait(fd, SBY_LOCK_WAIT_MS);    /* held or not: the fetch goes on */
     return fd;
 }
 

@@ -475,31 +475,35 @@ void lock_clear_holder(int fd)
     }
 }
 
-int lock_file_wait(const char *path, unsigned wait_ms, int *fd, struct err *e)
+int lock_fd_wait(int fd, unsigned wait_ms)
 {
     uint64_t deadline = now_ms() + wait_ms;
-    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK)
+            return -1;
+        if (now_ms() >= deadline)
+            return 0;
+        usleep(20000);
+    }
+    return 1;
+}
+
+int lock_file_wait(const char *path, unsigned wait_ms, int *fd, struct err *e)
+{
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600), got;
 
     if (f < 0)
         return err_errno(e, ERR_IO, errno, "could not open lock file \"%s\"", path);
-    for (;;) {
-        if (flock(f, LOCK_EX | LOCK_NB) == 0) {
-            lock_note_holder(f);
-            *fd = f;
-            return 1;
-        }
-        if (errno != EWOULDBLOCK) {
-            int saved = errno;
+    if ((got = lock_fd_wait(f, wait_ms)) <= 0) {
+        int saved = errno;
 
-            close(f);
-            return err_errno(e, ERR_IO, saved, "could not lock \"%s\"", path);
-        }
-        if (now_ms() >= deadline) {
-            close(f);
-            return 0;
-        }
-        usleep(20000);
+        close(f);
+        return got == 0 ? 0 : err_errno(e, ERR_IO, saved, "could not lock \"%s\"", path);
     }
+    lock_note_holder(f);
+    *fd = f;
+    return 1;
 }
 
 void lock_file_release(int fd)

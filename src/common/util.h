@@ -118,6 +118,9 @@ void lock_clear_holder(int fd);
  * in it), 0 if another process still holds it then, -1 with e set when
  * the file cannot be opened or locked.  Let go with lock_file_release. */
 int lock_file_wait(const char *path, unsigned wait_ms, int *fd, struct err *e);
+/* flock(fd) exclusively, trying for up to wait_ms: 1 locked, 0 still held
+ * by another then, -1 (errno) when it cannot be locked at all. */
+int lock_fd_wait(int fd, unsigned wait_ms);
 void lock_file_release(int fd);
 /* mkdir -p with the given mode for created directories; each one created
  * is fsync'd into its parent. */

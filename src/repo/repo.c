@@ -11,7 +11,6 @@
 
 #include "autoconf.h"
 #include "cluster.h"
-#include "paths.h"
 #include "sha256tee.h"
 #include "util.h"
 
@@ -44,7 +43,6 @@ int repo_open(const struct region_conf *rc, const struct config *c, const struct
               const struct keyring *kr, unsigned flags, struct repo **out, struct err *e)
 {
     struct repo *r = calloc(1, sizeof *r);
-    char where[PATH_MAX];
 
     if (r == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
@@ -54,13 +52,7 @@ int repo_open(const struct region_conf *rc, const struct config *c, const struct
     }
     r->kr = kr;
     r->name = r->st->region;
-    /* The memory of known regions lives in the spool; a spool_dir on a
-     * volume that is not mounted is not written below its mount point
-     * (spool_open refuses it; here there is simply no memory) */
     r->spool_dir = c->spool_dir;
-    if (c->spool_dir != NULL &&
-        path_unmounted_volume(c->spool_dir, "/etc/fstab", "/proc/self/mounts", where, sizeof where) == 1)
-        r->spool_dir = NULL;
     repo_region_id(rc->name, rc->url, rc->endpoint, r->region_id);
     if ((flags & REPO_OPEN_IDENTITY) && repo_ident_load(r, e) < 0) {
         repo_free(r);

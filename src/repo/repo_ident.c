@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "autoconf.h"
+#include "paths.h"
 #include "util.h"
 
 #define IDENT_MAX (64u << 10)
@@ -346,16 +347,21 @@ static int known_path(const struct repo *r, uint64_t sysid, char *buf, size_t n)
                    (int)n ? 0 : -1;
 }
 
-/* Root (a command run by hand with sudo) in a spool another user owns:
- * spool_dir/SYSID, or spool_dir when that is not made yet.  spool_open
- * refuses such a spool as root; nothing may be written there either: a
- * directory of root's would make the owner's wal-push refuse the spool,
- * and the owner controls every path under it. */
-static int root_in_others_spool(const struct repo *r, uint64_t sysid)
+/* A spool the memory must not be written into.  Root (a command run by
+ * hand with sudo) in a spool another user owns: spool_dir/SYSID, or
+ * spool_dir when that is not made yet.  spool_open refuses such a spool as
+ * root; nothing may be written there either: a directory of root's would
+ * make the owner's wal-push refuse the spool, and the owner controls every
+ * path under it.  And a spool_dir on a volume that is not mounted (refused
+ * by spool_open too): nothing below its mount point.  Checked only before
+ * a write, which is rare (a region remembered once). */
+static int spool_unwritable(const struct repo *r, uint64_t sysid)
 {
     char dir[PATH_MAX];
     struct stat st;
 
+    if (path_unmounted_volume(r->spool_dir, "/etc/fstab", "/proc/self/mounts", dir, sizeof dir) == 1)
+        return 1;
     if (geteuid() != 0)
         return 0;
     if (snprintf(dir, sizeof dir, "%s/%llu", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir)
@@ -376,7 +382,7 @@ static void known_remember(const struct repo *r, uint64_t sysid)
     int fd, n;
 
     if (known_path(r, sysid, path, sizeof path) < 0 || (lstat(path, &st) == 0 && st.st_size > 0) ||
-        root_in_others_spool(r, sysid))
+        spool_unwritable(r, sysid))
         return;
     snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid);
     if (mkdir_p(dir, 0700, &ie) < 0)
@@ -455,12 +461,12 @@ int repo_ident_create_lock(const struct repo *r, uint64_t sysid, int *fd, struct
     /* Only in a spool this cluster has on this host: its writers made it
      * (spool_open) before creating anything, and `copy` (run by hand)
      * must not make spool directories its owner would then refuse as not
-     * trusted.  Not as root in another user's spool either: a lock file of
+     * trusted.  Not as root in another user's spool either (a lock file of
      * root's there could not be taken by its owner afterwards, and root
-     * follows no path that user controls. */
+     * follows no path that user controls), nor below an unmounted volume. */
     if (known_path(r, sysid, path, sizeof path) < 0 ||
         snprintf(dir, sizeof dir, "%s/%llu", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir ||
-        stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || root_in_others_spool(r, sysid) ||
+        stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || spool_unwritable(r, sysid) ||
         snprintf(dir, sizeof dir, "%s/%llu/known", r->spool_dir, (unsigned long long)sysid) >= (int)sizeof dir ||
         snprintf(path, sizeof path, "%s/.create.lock", dir) >= (int)sizeof path)
         return 0;
