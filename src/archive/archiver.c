@@ -12,6 +12,7 @@
 
 #include "cluster.h"
 #include "fault.h"
+#include "mapread.h"
 #include "multi.h"
 #include "obj.h"
 #include "util.h"
@@ -474,8 +475,13 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
     /* A write fails only when every destination failed, or reading or
      * encoding failed: either way nothing is committed, and the branches
      * are settled with that error below. */
+    /* From a mapping when zstd runs in this thread alone (with its own
+     * worker threads a fault could be taken where the guard does not
+     * look: mapread.h), else with read(). */
     slot_take(a->encode_slots);
-    chain_rc = sink_pump_fd(enc, fd, path, 0, &chain);
+    chain_rc = a->zstd_workers == 0 ? sink_pump_mapped(enc, fd, rep->size, path, &chain) : 1;
+    if (chain_rc > 0)
+        chain_rc = sink_pump_fd(enc, fd, path, 0, &chain);
     slot_give(a->encode_slots);
     /* The file must be as it was opened once it is read, checked before
      * anything commits: a file changed while it was read (rewritten in

@@ -11,6 +11,7 @@
 #include "cluster.h"
 #include "cmd.h"
 #include "log.h"
+#include "mapread.h"
 #include "note.h"
 #include "ship.h"
 #include "spool.h"
@@ -31,6 +32,9 @@ int cmd_wal_push_run(struct cmd_ctx *ctx)
 
     if (ctx->argc != 2)
         return cmd_usage("wal-push", "needs exactly one argument: the path of the WAL file (%%p)");
+    /* before any thread, and inherited by the archiver process it forks:
+     * segments are read from a mapping, guarded (src/io/mapread.h) */
+    (void)mapread_install();
     slash = strrchr(ctx->argv[1], '/');
     name = slash ? slash + 1 : ctx->argv[1];
     memset(&res, 0, sizeof res);
