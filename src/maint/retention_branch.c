@@ -62,8 +62,12 @@ static const struct manifest *placed(const struct cat_entry *ce, const struct tl
     return ce->man;
 }
 
-/* The newest restorable backup starting on path p at or before segment `newest`:
- * its index, or cat->n; *served when a kept one does. */
+/* The newest restorable backup on path p, starting at or before segment
+ * `newest`: its index, or cat->n; *served when a kept one is.  On the
+ * path means up to its end, not only its start: a timeline that forked
+ * off inside a backup's run (a point-in-time restore to a moment while it
+ * ran) cannot be replayed from it (tl_backup_end); counted as a way in, it
+ * let retention delete the only backup that led there (adversarial pass AA). */
 static size_t way_in(const struct catalog *cat, const struct tl_model *m, const unsigned char *keep,
                      const struct tl_step *p, size_t n, uint64_t newest, int *served)
 {
@@ -74,7 +78,8 @@ static size_t way_in(const struct catalog *cat, const struct tl_model *m, const 
         const struct manifest *man = placed(&cat->v[i], m);
 
         if (man == NULL || man->start_lsn / m->seg_size > newest ||
-            tl_path_index(p, n, man->timeline, man->start_lsn) < 0 || !ret_restorable(cat, i))
+            tl_path_index(p, n, man->timeline, tl_backup_end(man->start_lsn, man->stop_lsn)) < 0 ||
+            !ret_restorable(cat, i))
             continue;
         if (keep[i]) {
             *served = 1;
