@@ -110,11 +110,19 @@ ws backup-list | grep -q "^  $A "; ok $? "A is still listed"
 S_A=$(field "$A" start_wal)
 [ -n "$S_A" ] && [ -e "$T/r1/wal/$S_A" ]; ok $? "the WAL from A's start is kept ($S_A)"
 
+# restore: --target-timeline 2 alone picks a backup on timeline 2's way,
+# A (B, newer, cannot be replayed onto it); B named is refused up front
 d3=$(newdir x3)
-t "restore timeline 2's latest point after retention" \
-  ws restore --pgdata "$d3" --backup "$A" --target-timeline 2 --target-latest --start --port "$P3"
+t "restore --target-timeline 2 --target-latest after retention" \
+  ws restore --pgdata "$d3" --target-timeline 2 --target-latest --start --port "$P3"
+like "$T_OUT" "$A" "...from backup A"
 is "$(sqlp "$P3" "select string_agg(id::text, ',' order by id) from marker")" "1,2,20" "...with timeline 2's marker"
 pg_run "$PG_BIN/pg_ctl" -D "$d3" -m fast -w stop >/dev/null 2>&1
+d4=$(newdir x4)
+t_fail "restore --backup B --target-timeline 2: refused before the fetch (exit 1)" 1 \
+  ws restore --pgdata "$d4" --backup "$B" --target-timeline 2 --target-latest
+like "$T_OUT" "timeline 2 does not descend from timeline 1, where backup $B was taken" "...saying why"
+[ ! -e "$d4/PG_VERSION" ]; ok $? "...and nothing was fetched"
 
 # ---- verify follows B along its own timeline ----
 t "verify: all there" ws verify
