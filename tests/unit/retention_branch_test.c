@@ -346,8 +346,46 @@ static void test_busy_drill(void)
     cat_free(&c);
 }
 
+/* Backup B ran from segment 30 to 40 on timeline 1; a point-in-time
+ * restore to segment 35 (from A1: B ended after it) promoted onto
+ * timeline 2, which lives.  B cannot be replayed onto timeline 2 (its
+ * end-of-backup record is on timeline 1 past the fork): A1 is the only
+ * way there and stays (adversarial pass AA; counted by its start, B was). */
+static void test_fork_in_backup(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct tl_model m;
+    struct ret_plan p;
+    struct err e = ERR_INIT;
+    struct manifest *b;
+
+    backup(&c, "A1", 50, 1, 10);
+    b = rf_add_full(&c, "B", NOW - 40 * 3600, 1, 30);
+    b->stop_lsn = 40 * (uint64_t)SEG + 0x100;
+    tl_model_init(&m, SEG);
+    segs(&m, 1, 10, 60);
+    fork_at(&m, 2, 35);
+    segs(&m, 2, 35, 45);
+    tl_model_finish(&m);
+
+    ok(plan(&c, 1, &m, &p, &e) == 0, "fork inside B: plans (%s)", e.msg);
+    is_str(gone(&p), "", "fork inside B: A1, the only way to timeline 2, stays");
+    ok(p.nbranch == 1 && strcmp(p.branch[0].name, "A1") == 0 && p.branch[0].tli == 2,
+       "fork inside B: recorded as kept for timeline 2");
+    ok(!expired(&p, 1, 10), "fork inside B: the WAL from A1's start stays");
+    ret_plan_free(&p);
+    /* the fork at B's very end (a restore of B to its consistency point) */
+    b->stop_lsn = 35 * (uint64_t)SEG + 0x100;
+    ok(plan(&c, 1, &m, &p, &e) == 0 && strcmp(gone(&p), "A1") == 0 && p.nbranch == 0,
+       "fork at B's end: B leads to timeline 2, A1 goes by the rules");
+    ret_plan_free(&p);
+    tl_model_free(&m);
+    cat_free(&c);
+}
+
 int main(void)
 {
+    test_fork_in_backup();
     test_drill();
     test_busy_drill();
     test_failover();
