@@ -173,6 +173,43 @@ int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsig
     return 0;
 }
 
+int ret_keep_anchors(const struct catalog *cat, const struct tl_model *m, int64_t start, unsigned char *keep,
+                     struct err *e)
+{
+    size_t i, k;
+
+    if (m == NULL || m->seg_size == 0)
+        return 0;
+    for (k = 0; k < m->ntls; k++) {
+        const struct tl_timeline *t = &m->tls[k];
+        struct tl_step *p = NULL;
+        struct err pe = ERR_INIT;
+        size_t n = 0, best = cat->n;
+
+        if (t->nsegs == 0 || t->newest_time < start)
+            continue;       /* not written on inside the window (or no times) */
+        if (tl_path(m, t->tli, &p, &n, &pe) < 0) {
+            if (pe.code == ERR_NOMEM)
+                return err_setf(e, ERR_NOMEM, "out of memory");
+            continue;       /* no usable history: no restore can follow it */
+        }
+        for (i = 0; i < cat->n; i++) {
+            const struct manifest *man = placed(&cat->v[i], m);
+
+            if (man == NULL || man->incremental || man->stop_time > start ||
+                man->start_lsn / m->seg_size > t->newest ||
+                tl_path_index(p, n, man->timeline, tl_backup_end(man->start_lsn, man->stop_lsn)) < 0)
+                continue;
+            if (best == cat->n || man->stop_time >= cat->v[best].man->stop_time)
+                best = i;
+        }
+        free(p);
+        if (best < cat->n)
+            keep[best] = 1;
+    }
+    return 0;
+}
+
 static int wal_missing(const struct cat_entry *ce, const struct tl_model *m)
 {
     struct wal_name a, b;
