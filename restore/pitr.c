@@ -230,8 +230,9 @@ int pitr_on_path(struct repo *const *rs, size_t nrs, const struct catalog *c, co
     for (i = 0; i < c->n; i++) {
         const struct manifest *m = c->v[i].man;
 
-        (*usable)[i] = (unsigned char)(c->v[i].complete && m != NULL &&
-                                       tl_path_index(p, n, m->timeline, m->start_lsn) >= 0);
+        /* on the path from its start to its end (tl_backup_end) */
+        if (c->v[i].complete && m != NULL)
+            (*usable)[i] = tl_path_index(p, n, m->timeline, tl_backup_end(m->start_lsn, m->stop_lsn)) >= 0;
     }
     *tli = (uint32_t)v;
     free(p);
@@ -294,6 +295,10 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
         }
         goto out;
     }
+    /* nor before the backup's end: PostgreSQL replays its end-of-backup
+     * record on its timeline ("online backup was canceled"; pass AA) */
+    if (tl_path_index(re.path, re.npath, m->timeline, tl_backup_end(m->start_lsn, m->stop_lsn)) < 0)
+        re.status = TL_REACH_NOT_DESCENDANT;
     if (re.status == TL_REACH_NOT_DESCENDANT) {
         tl_not_child_refuse(target, m->timeline, m->name, where, e);
         out->no_timeline = 1;   /* PostgreSQL refuses it at startup, whatever the target */

@@ -141,6 +141,10 @@ int rcv_archive_end(struct repo *const *rs, size_t n, const struct manifest *m, 
             err_prefix(e, "%s", where);
         goto out;
     }
+    /* nor before the backup's end: PostgreSQL replays its end-of-backup
+     * record on its timeline ("online backup was canceled"; pass AA) */
+    if (tl_path_index(re.path, re.npath, m->timeline, tl_backup_end(m->start_lsn, m->stop_lsn)) < 0)
+        re.status = TL_REACH_NOT_DESCENDANT;
     switch (re.status) {
     case TL_REACH_NOT_DESCENDANT:
         tl_not_child_refuse(target, m->timeline, m->name, where, e);

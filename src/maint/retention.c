@@ -204,7 +204,9 @@ static unsigned char *keep_set(const struct catalog *cat, const struct ret_polic
     free(frank);
     if (p->retain_days > 0)
         keep[window_anchor(cat, p)] = 1;    /* keep[cat->n]: none, harmless */
-    if (ret_keep_branches(cat, m, keep, plan, e) < 0) {
+    if ((p->retain_days > 0 &&
+         ret_keep_anchors(cat, m, (int64_t)p->now - (int64_t)(p->retain_days * 86400), keep, e) < 0) ||
+        ret_keep_branches(cat, m, keep, plan, e) < 0) {
         free(keep);
         return NULL;
     }

@@ -127,6 +127,15 @@ int ret_plan_backups(const struct catalog *cat, const struct ret_policy *p, cons
  * the catalog, down to a full one. */
 int ret_restorable(const struct catalog *cat, size_t i);
 
+/* retain_days' anchor on each branch: for every timeline of `m` written
+ * on inside the window (a segment stored at or after `start`, the
+ * window's start), keep the newest complete full backup that stopped at
+ * or before `start` and lies on its path, start to end.  The window's
+ * anchor by stop time alone may be on another branch (a drill's backup);
+ * the oldest points of the window on this one were then restorable from
+ * nothing.  Storage times (the model's) against this host's clock. */
+int ret_keep_anchors(const struct catalog *cat, const struct tl_model *m, int64_t start, unsigned char *keep,
+                     struct err *e);
 /* retention_branch.c: in keep[] (one flag per catalog entry, the kept
  * ones set), also keep the newest complete backup starting on the path of
  * each living timeline of `m` that no kept backup starts on, and record

@@ -62,8 +62,12 @@ static const struct manifest *placed(const struct cat_entry *ce, const struct tl
     return ce->man;
 }
 
-/* The newest restorable backup starting on path p at or before segment `newest`:
- * its index, or cat->n; *served when a kept one does. */
+/* The newest restorable backup on path p, starting at or before segment
+ * `newest`: its index, or cat->n; *served when a kept one is.  On the
+ * path means up to its end, not only its start: a timeline that forked
+ * off inside a backup's run (a point-in-time restore to a moment while it
+ * ran) cannot be replayed from it (tl_backup_end); counted as a way in, it
+ * let retention delete the only backup that led there (adversarial pass AA). */
 static size_t way_in(const struct catalog *cat, const struct tl_model *m, const unsigned char *keep,
                      const struct tl_step *p, size_t n, uint64_t newest, int *served)
 {
@@ -74,7 +78,8 @@ static size_t way_in(const struct catalog *cat, const struct tl_model *m, const 
         const struct manifest *man = placed(&cat->v[i], m);
 
         if (man == NULL || man->start_lsn / m->seg_size > newest ||
-            tl_path_index(p, n, man->timeline, man->start_lsn) < 0 || !ret_restorable(cat, i))
+            tl_path_index(p, n, man->timeline, tl_backup_end(man->start_lsn, man->stop_lsn)) < 0 ||
+            !ret_restorable(cat, i))
             continue;
         if (keep[i]) {
             *served = 1;
@@ -164,6 +169,43 @@ int ret_keep_branches(const struct catalog *cat, const struct tl_model *m, unsig
         keep[best] = 1;
         if (record(plan, &cat->v[best], t, m->seg_size, e) < 0)
             return -1;
+    }
+    return 0;
+}
+
+int ret_keep_anchors(const struct catalog *cat, const struct tl_model *m, int64_t start, unsigned char *keep,
+                     struct err *e)
+{
+    size_t i, k;
+
+    if (m == NULL || m->seg_size == 0)
+        return 0;
+    for (k = 0; k < m->ntls; k++) {
+        const struct tl_timeline *t = &m->tls[k];
+        struct tl_step *p = NULL;
+        struct err pe = ERR_INIT;
+        size_t n = 0, best = cat->n;
+
+        if (t->nsegs == 0 || t->newest_time < start)
+            continue;       /* not written on inside the window (or no times) */
+        if (tl_path(m, t->tli, &p, &n, &pe) < 0) {
+            if (pe.code == ERR_NOMEM)
+                return err_setf(e, ERR_NOMEM, "out of memory");
+            continue;       /* no usable history: no restore can follow it */
+        }
+        for (i = 0; i < cat->n; i++) {
+            const struct manifest *man = placed(&cat->v[i], m);
+
+            if (man == NULL || man->incremental || man->stop_time > start ||
+                man->start_lsn / m->seg_size > t->newest ||
+                tl_path_index(p, n, man->timeline, tl_backup_end(man->start_lsn, man->stop_lsn)) < 0)
+                continue;
+            if (best == cat->n || man->stop_time >= cat->v[best].man->stop_time)
+                best = i;
+        }
+        free(p);
+        if (best < cat->n)
+            keep[best] = 1;
     }
     return 0;
 }

@@ -145,8 +145,10 @@ int vfy_check_backup_wal(const struct tl_model *tm, const struct manifest *m, st
         return vfy_problem(r, m->stop_wal, "backup %s: bad stop_wal \"%s\" in its manifest", m->name, m->stop_wal);
     stop_seg = wal_segno(&wn, tm->seg_size);
     /* recovery_target_timeline = latest: the newest timeline that descends
-     * from the backup's start point */
-    target = tl_latest_descendant(tm, m->timeline, m->start_lsn);
+     * from the backup's end point (one that forked off while the backup
+     * ran cannot be replayed from it: its own timeline is checked then,
+     * adversarial pass AA) */
+    target = tl_latest_descendant(tm, m->timeline, tl_backup_end(m->start_lsn, m->stop_lsn));
     if (target == 0) {
         char key[64];
 

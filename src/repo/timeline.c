@@ -374,6 +374,11 @@ int tl_path_index(const struct tl_step *p, size_t n, uint32_t tli, uint64_t lsn)
     return -1;
 }
 
+uint64_t tl_backup_end(uint64_t start_lsn, uint64_t stop_lsn)
+{
+    return stop_lsn > start_lsn ? stop_lsn - 1 : start_lsn;
+}
+
 size_t tl_path_owner(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno)
 {
     size_t j = n;

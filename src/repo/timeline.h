@@ -158,6 +158,14 @@ int tl_path(const struct tl_model *m, uint32_t target, struct tl_step **out, siz
 /* The step of timeline `tli` that ends after `lsn` (pass 0 for any), or -1:
  * is the backup's start on this path? */
 int tl_path_index(const struct tl_step *p, size_t n, uint32_t tli, uint64_t lsn);
+/* The last LSN recovery must replay on a backup's own timeline: the end
+ * of its end-of-backup record (stop_lsn) less one.  A path (a timeline)
+ * that leaves the backup's timeline at or before it cannot be taken from
+ * the backup, though it starts on it: PostgreSQL stops with "online
+ * backup was canceled, recovery cannot continue".  Pass it to
+ * tl_path_index and tl_latest_descendant; start_lsn when stop_lsn is not
+ * past it. */
+uint64_t tl_backup_end(uint64_t start_lsn, uint64_t stop_lsn);
 /* The step a segment belongs to: the last one that began at or before it. */
 size_t tl_path_owner(const struct tl_model *m, const struct tl_step *p, size_t n, uint64_t segno);
 

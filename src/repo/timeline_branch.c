@@ -169,7 +169,7 @@ int tl_not_child_refuse(uint32_t target, uint32_t tli, const char *backup, const
 {
     return err_setf(e, ERR_NOTFOUND,
                     "%s: timeline %u does not descend from timeline %u, where backup %s was taken: timeline %u "
-                    "forked off before that backup (a drill restored with --keep-archive, a timeline abandoned "
+                    "forked off before that backup ended (a drill restored with --keep-archive, a timeline abandoned "
                     "by an earlier restore?), and recovery cannot reach it from there.  Say which: "
                     "--target-timeline %u (the backup's own), or a backup on timeline %u's way (--backup, or "
                     "--target-timeline %u alone picks one)",

@@ -346,8 +346,95 @@ static void test_busy_drill(void)
     cat_free(&c);
 }
 
+/* Backup B ran from segment 30 to 40 on timeline 1; a point-in-time
+ * restore to segment 35 (from A1: B ended after it) promoted onto
+ * timeline 2, which lives.  B cannot be replayed onto timeline 2 (its
+ * end-of-backup record is on timeline 1 past the fork): A1 is the only
+ * way there and stays (adversarial pass AA; counted by its start, B was). */
+static void test_fork_in_backup(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct tl_model m;
+    struct ret_plan p;
+    struct err e = ERR_INIT;
+    struct manifest *b;
+
+    backup(&c, "A1", 50, 1, 10);
+    b = rf_add_full(&c, "B", NOW - 40 * 3600, 1, 30);
+    b->stop_lsn = 40 * (uint64_t)SEG + 0x100;
+    tl_model_init(&m, SEG);
+    segs(&m, 1, 10, 60);
+    fork_at(&m, 2, 35);
+    segs(&m, 2, 35, 45);
+    tl_model_finish(&m);
+
+    ok(plan(&c, 1, &m, &p, &e) == 0, "fork inside B: plans (%s)", e.msg);
+    is_str(gone(&p), "", "fork inside B: A1, the only way to timeline 2, stays");
+    ok(p.nbranch == 1 && strcmp(p.branch[0].name, "A1") == 0 && p.branch[0].tli == 2,
+       "fork inside B: recorded as kept for timeline 2");
+    ok(!expired(&p, 1, 10), "fork inside B: the WAL from A1's start stays");
+    ret_plan_free(&p);
+    /* the fork at B's very end (a restore of B to its consistency point) */
+    b->stop_lsn = 35 * (uint64_t)SEG + 0x100;
+    ok(plan(&c, 1, &m, &p, &e) == 0 && strcmp(gone(&p), "A1") == 0 && p.nbranch == 0,
+       "fork at B's end: B leads to timeline 2, A1 goes by the rules");
+    ret_plan_free(&p);
+    tl_model_free(&m);
+    cat_free(&c);
+}
+
+/* retain_days = 2 and a drill: production on timeline 1 took B1 (120 h
+ * ago, segment 10), B2 (72 h, 20) and B4 (24 h, 40) and is archiving
+ * now; a drill restored from B2 forked at 25 onto timeline 2, took B3
+ * there (52 h ago, 28) and stopped.  The window (48 h) starts between B3
+ * and B4.  Its anchor by stop time alone is B3, on the drill's branch:
+ * production's points from the window's start to B4 are reachable only
+ * from B2, which went, and the WAL from its start with it (adversarial
+ * pass AA).  The timeline written on inside the window keeps the newest
+ * full backup before the window on its own path. */
+static void test_days_anchor_branch(void)
+{
+    struct catalog c = { NULL, 0, 0 };
+    struct tl_model m;
+    struct ret_plan p;
+    struct ret_policy pol;
+    struct err e = ERR_INIT;
+
+    backup(&c, "B1", 120, 1, 10);
+    backup(&c, "B2", 72, 1, 20);
+    backup(&c, "B3", 52, 2, 28);
+    backup(&c, "B4", 24, 1, 40);
+    tl_model_init(&m, SEG);
+    segs(&m, 1, 10, 50);
+    fork_at(&m, 2, 25);
+    segs(&m, 2, 25, 30);
+    tl_model_finish(&m);
+    stored(&m, 1, 1);
+    stored(&m, 2, 52);
+
+    memset(&pol, 0, sizeof pol);
+    pol.retain_days = 2;
+    pol.garbage_hours = 24;
+    pol.now = NOW;
+    memset(&p, 0, sizeof p);
+    ok(ret_plan_backups(&c, &pol, &m, &p, &e) == 0, "days and a drill: plans (%s)", e.msg);
+    is_str(gone(&p), "B1", "days and a drill: B2, production's anchor, stays (B3, the drill's, too)");
+    ok(!expired(&p, 1, 20), "days and a drill: production's WAL from B2's start stays");
+    ret_plan_free(&p);
+    /* production's own line only: B3 is not there, B2 is the anchor */
+    stored(&m, 2, 200);
+    memset(&p, 0, sizeof p);
+    ok(ret_plan_backups(&c, &pol, &m, &p, &e) == 0 && strcmp(gone(&p), "B1") == 0,
+       "days, the drill's timeline silent since before the window: the same");
+    ret_plan_free(&p);
+    tl_model_free(&m);
+    cat_free(&c);
+}
+
 int main(void)
 {
+    test_days_anchor_branch();
+    test_fork_in_backup();
     test_drill();
     test_busy_drill();
     test_failover();

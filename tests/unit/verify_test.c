@@ -227,14 +227,29 @@ int main(void)
     ok(run("wal/00000002.history", &named) >= 1 && named, "a missing history file is named");
     tf_put_text(st, "wal/00000002.history", "1\t1/3000000\tno recovery target specified\n");
 
-    /* timeline 3 branches from 1 at 1/1000000 (before tli 2's switch): latest is 3 */
-    tf_put_text(st, "wal/00000003.history", "1\t1/1000000\tno recovery target specified\n");
+    /* timeline 3 branches from 1 at 1/2000000 (after the backup's end at
+     * 1/1000138, before tli 2's switch): latest is 3 */
+    tf_put_text(st, "wal/00000003.history", "1\t1/2000000\tno recovery target specified\n");
     seg(3, 1, 1);
     seg(3, 1, 3);
     is_int((int)run("wal/000000030000000100000002", &named), 1, "the newest timeline is followed (gap on 3)");
     ok(named, "... naming the timeline 3 segment");
     seg(3, 1, 2);
     is_int((int)run(NULL, &named), 0, "timeline 3 complete verifies");
+    /* timeline 4 branches from 1 at 1/1000000, while the backup ran: it
+     * cannot be replayed from the backup (PostgreSQL: "online backup was
+     * canceled"), so it is not its path, and a gap there is not its gap */
+    tf_put_text(st, "wal/00000004.history", "1\t1/1000000\tno recovery target specified\n");
+    seg(4, 1, 1);
+    seg(4, 1, 3);
+    is_int((int)run(NULL, &named), 0, "a timeline that forked off inside the backup is not followed");
+    drop("wal/000000030000000100000002");
+    is_int((int)run("wal/000000030000000100000002", &named), 1, "...timeline 3 still is (gap on 3)");
+    ok(named, "... naming the timeline 3 segment");
+    seg(3, 1, 2);
+    drop("wal/000000040000000100000001");
+    drop("wal/000000040000000100000003");
+    drop("wal/00000004.history");
 
     /* a deleted part */
     drop("backups/20231114T221320Z/part-0001");
