@@ -1,0 +1,140 @@
+#!/bin/bash
+# Where restore and backup-fetch put a backup's tablespaces on the DR host,
+# when the backup's objects were written by someone who held the key (a
+# compromised primary, an insider): adversarial pass Y.  A PostgreSQL 15
+# with a tablespace, one backup in a file:// region; then, on the "DR
+# host" (this host once the primary's tablespace directory is gone):
+#   - run as root, restore and backup-fetch write a tablespace only where
+#     the operator named it (--tablespace-map OLD=NEW, OLD=OLD to keep the
+#     backup's path): before, root created and filled whatever absent or
+#     empty directory the manifest named, and restore did not even say
+#     where (docs/RESTORE.md "Restoring as root");
+#   - a manifest whose tablespace path is not canonical ("..", "//") is
+#     refused (exit 3) before anything is created;
+#   - the backup's tablespace_map must agree with its manifest: a line
+#     moving a tablespace elsewhere is refused (exit 3) — before, it was
+#     written into the restored tablespace_map, and PostgreSQL linked the
+#     tablespace to the map's path, not to where restore had put its files;
+#     a line for a tablespace the backup does not hold is left out, with a
+#     warning — before, PostgreSQL made a link to the path it named.
+set -uo pipefail
+. "$(dirname "$0")/../lib/tap.sh"
+. "$TOP_SRCDIR/tests/lib/pg.sh"
+. "$TOP_SRCDIR/tests/lib/walship.sh"
+
+[ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
+[ "$(id -u)" = 0 ] || skip_all "the DR host's root is what this test is about (run as root)"
+on_exit "ws_stop_daemons '$T'"
+
+PGPORT=$(pg_free_port)
+CONF=$T/walship.conf
+U=$(pg_user)
+ws_mkdirs "$T/spool" "$T/repo1" "$T/p/ts" "$T/get"
+ws_own "$T/p"
+ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
+ws_conf "$CONF" "compression = zstd:3" "$(ws_pg_conninfo "$T/pg" "$PGPORT")"
+ws_region "$CONF" one "file://$T/repo1" "mode = sync"
+ws() { pg_run "$WALSHIP" --config "$CONF" "$@"; }
+# the DR host: no configuration file, run as root
+dr() { env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo1" --key-file "$T/key" "$@"; }
+drpg() { pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo1" --key-file "$T/key" "$@"; }
+
+pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
+ws_pg_archiving "$T/pg" "$CONF"
+pg_start "$T/pg" "$PGPORT" || { echo "Bail out! postgres did not start"; exit 1; }
+on_exit "pg_stop $T/pg immediate"
+sql() { pg_sql "$T/pg" "$PGPORT" "$1"; }
+sql "create tablespace ts1 location '$T/p/ts'"
+sql "create table tt (id int) tablespace ts1; insert into tt select generate_series(1, 1000); checkpoint"
+OID=$(sql "select oid from pg_tablespace where spcname = 'ts1'")
+t "a backup of a cluster with a tablespace" ws backup-push || { echo "Bail out! backup-push"; exit 1; }
+B=$(ls "$T/repo1/backups" | tail -1)
+pg_stop "$T/pg"
+# the DR host has no directory at the primary's tablespace path
+mv "$T/p/ts" "$T/ts-primary"
+cp -a "$T/repo1/backups/$B" "$T/orig"
+pristine() { rm -rf "$T/repo1/backups/$B"; cp -a "$T/orig" "$T/repo1/backups/$B"; }
+put() {   # FILE NAME: re-encode FILE as the backup's object NAME (what a key holder can do)
+  chown "$U" "$1"
+  ws st rm "backups/$B/$2" >/dev/null 2>&1
+  ws st put "$1" "backups/$B/$2" >/dev/null 2>&1
+}
+ws st get "backups/$B/manifest.json" "$T/get/m.json" >/dev/null 2>&1 &&
+  ws st get "backups/$B/tablespace_map" "$T/get/tsmap" >/dev/null 2>&1
+ok $? "(the manifest and the tablespace map decoded)"
+is "$(cat "$T/get/tsmap")" "$OID $T/p/ts" "(the tablespace map names the primary's path)"
+fresh() { rm -rf "$T/$1"; mkdir -p "$T/$1"; chown "$U" "$T/$1"; echo "$T/$1"; }
+
+# ---- run as root: a tablespace goes only where the operator said ----
+D=$(fresh dr1)
+t_fail "restore as root, the backup's tablespace path not named: refused (exit 2)" 2 \
+  dr restore --pgdata "$D/data" --target-immediate
+like "$T_OUT" "tablespace $OID .*$T/p/ts.*--tablespace-map" "... naming the tablespace, its path and the option"
+[ ! -e "$T/p/ts" ]; ok $? "... creating nothing at the backup's path"
+[ ! -e "$D/data/backup_label" ]; ok $? "... and fetching nothing"
+t_fail "backup-fetch as root, the same: refused (exit 2)" 2 dr backup-fetch "$B" "$D/bf"
+[ ! -e "$T/p/ts" ]; ok $? "... creating nothing at the backup's path"
+D=$(fresh dr2)
+t "restore as root with --tablespace-map OLD=OLD restores at the backup's path" \
+  dr restore --pgdata "$D/data" --target-immediate --tablespace-map "$T/p/ts=$T/p/ts"
+like "$T_OUT" "tablespace $OID: $T/p/ts" "... and says where the tablespace went"
+ls -d "$T"/p/ts/PG_15_* >/dev/null 2>&1; ok $? "... its files are there"
+rm -rf "$T/p/ts"
+D=$(fresh dr3)
+t "restore as root with --tablespace-map OLD=NEW" \
+  dr restore --pgdata "$D/data" --target-immediate --tablespace-map "$T/p/ts=$D/ts"
+like "$T_OUT" "tablespace $OID: $D/ts" "... says where the tablespace went"
+is "$(cat "$D/data/tablespace_map")" "$OID $D/ts" "... the restored tablespace_map names the new path"
+D=$(fresh dr4)
+t "restore as the server's user needs no --tablespace-map" drpg restore --pgdata "$D/data" --target-immediate
+like "$T_OUT" "tablespace $OID: $T/p/ts" "... and says where the tablespace went"
+rm -rf "$T/p/ts"
+
+# ---- a manifest's tablespace path that is not canonical ----
+for bad in "$T/dr5/ts/../evil" "$T/dr5//evil" "$T/dr5/./evil" "$T/dr5/evil/"; do
+  python3 - "$T/get/m.json" "$T/get/m2.json" "$bad" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["tablespaces"][0]["path"] = sys.argv[3]
+open(sys.argv[2], "w").write(json.dumps(m, separators=(",", ":")))
+PY
+  put "$T/get/m2.json" manifest.json
+  D=$(fresh dr5)
+  t_fail "a manifest placing the tablespace at \"$bad\": refused (exit 3)" 3 \
+    drpg restore --pgdata "$D/data" --target-immediate
+  like "$T_OUT" "tablespace $OID .*not .*canonical" "... saying why"
+  [ ! -e "$D/evil" ]; ok $? "... creating nothing there"
+  [ ! -e "$D/data/backup_label" ]; ok $? "... and fetching nothing"
+done
+pristine
+
+# ---- a tablespace_map that disagrees with the manifest ----
+printf '%s %s\n' "$OID" "$T/elsewhere" >"$T/get/tsmap2"
+put "$T/get/tsmap2" tablespace_map
+D=$(fresh dr6)
+t_fail "a tablespace_map moving the tablespace elsewhere than the manifest: refused (exit 3)" 3 \
+  drpg restore --pgdata "$D/data" --target-immediate --tablespace-map "$T/p/ts=$D/ts"
+like "$T_OUT" "tablespace_map.*$T/elsewhere" "... naming the path it gives"
+[ ! -e "$D/data/backup_label" ] && [ ! -e "$D/ts" ]; ok $? "... before anything is fetched"
+pristine
+printf '%s %s\n%s %s\n' "$OID" "$T/p/ts" 99999 "$T/evil" >"$T/get/tsmap3"
+put "$T/get/tsmap3" tablespace_map
+D=$(fresh dr7)
+t "a tablespace_map with a line for a tablespace the backup does not hold: restored" \
+  drpg restore --pgdata "$D/data" --target-immediate --tablespace-map "$T/p/ts=$D/ts"
+like "$T_OUT" "tablespace_map.*99999.*left out" "... with a warning naming it"
+is "$(cat "$D/data/tablespace_map")" "$OID $D/ts" "... the restored tablespace_map has the backup's tablespace alone"
+pristine
+
+# the pristine backup restores and starts, the tablespace's rows there
+D=$(fresh dr8)
+RPORT=$(pg_free_port)
+t "the pristine backup restores with --start" drpg restore --pgdata "$D/data" --target-immediate \
+  --tablespace-map "$T/p/ts=$D/ts" --start --port "$RPORT"
+on_exit "[ -f $D/data/postmaster.pid ] && runuser -u postgres -- $PG_BIN/pg_ctl -D $D/data -m immediate stop"
+is "$(pg_run "$PG_BIN/psql" -X -At -h "$T/pg/sock" -p "$RPORT" -U postgres -d postgres -c 'select count(*) from tt' 2>&1)" \
+  1000 "... with the tablespace's rows"
+is "$(readlink "$D/data/pg_tblspc/$OID")" "$D/ts" "... linked to the mapped directory"
+pg_run "$PG_BIN/pg_ctl" -D "$D/data" -m fast -w stop >/dev/null 2>&1
+
+done_testing
