@@ -307,8 +307,11 @@ static int finish(struct bkf *c, const char *dir, struct sink *label, struct err
         }
         close(fd);
     }
-    if (fchmod(c->rootfd[0], bkf_data_dir_mode(c->tar.dirs, c->tar.ndirs)) < 0)
-        return err_errno(e, ERR_IO, errno, "could not set the mode of \"%s\"", dir);
+    /* a tablespace's directory as PostgreSQL's CREATE TABLESPACE leaves it:
+     * the data directory's mode, whatever its entry in the tar said */
+    for (i = 0; i <= m->ntablespaces; i++)
+        if (fchmod(c->rootfd[i], bkf_data_dir_mode(c->tar.dirs, c->tar.ndirs)) < 0)
+            return err_errno(e, ERR_IO, errno, "could not set the mode of \"%s\"", i ? c->ts_target[i - 1] : dir);
     for (i = 0; i <= m->ntablespaces; i++)
         if (syncfs(c->rootfd[i]) < 0 || fsync(c->rootfd[i]) < 0)
             return err_errno(e, ERR_IO, errno, "could not flush \"%s\" to disk", i ? c->ts_target[i - 1] : dir);

@@ -440,7 +440,7 @@ static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct arch
     }
     ts[0].tv_sec = ts[1].tv_sec = (time_t)mf->mtime;
     ts[0].tv_nsec = ts[1].tv_nsec = 0;
-    if (fchmod(fd, (mode_t)(mf->mode & 0777)) < 0 || futimens(fd, ts) < 0) {
+    if (fchmod(fd, (mode_t)(mf->mode & BKF_MODE_MASK)) < 0 || futimens(fd, ts) < 0) {
         ENTRY_ERR(ERR_IO, "could not set mode and mtime: %s", strerror(errno));
         goto out;
     }
@@ -482,7 +482,7 @@ static int extract_dir(struct bkf_tar_worker *w, struct archive_entry *ent, cons
         return err_setf(e, ERR_NOMEM, "out of memory");
     }
     d->root = root;
-    d->mode = (uint32_t)archive_entry_perm(ent) & 0777;
+    d->mode = (uint32_t)archive_entry_perm(ent) & BKF_MODE_MASK;
     d->mtime = (int64_t)archive_entry_mtime(ent);
     t->ndirs++;
     pthread_mutex_unlock(&t->mu);

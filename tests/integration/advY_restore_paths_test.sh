@@ -9,6 +9,9 @@
 #     backup's path): before, root created and filled whatever absent or
 #     empty directory the manifest named, and restore did not even say
 #     where (docs/RESTORE.md "Restoring as root");
+#   - modes: a restored file or directory gives others nothing and its
+#     group no write (PostgreSQL's own never do); a tablespace's directory
+#     gets the data directory's mode (before: 0777 when the backup said so);
 #   - a manifest whose tablespace path is not canonical ("..", "//") is
 #     refused (exit 3) before anything is created;
 #   - the backup's tablespace_map must agree with its manifest: a line
@@ -125,6 +128,70 @@ t "a tablespace_map with a line for a tablespace the backup does not hold: resto
 like "$T_OUT" "tablespace_map.*99999.*left out" "... with a warning naming it"
 is "$(cat "$D/data/tablespace_map")" "$OID $D/ts" "... the restored tablespace_map has the backup's tablespace alone"
 pristine
+
+# ---- modes: a restore gives others nothing ----
+# PostgreSQL makes files 0600 (0640) and directories 0700 (0750), and a
+# tablespace's directory the data directory's mode; a backup asking for
+# more (world-writable directories, a setuid bit) is not followed: before,
+# the tablespace's directory came back 0777 and a file 4777 → 0777.
+cat >"$T/get/modes.py" <<'PY'
+import io, json, sys, tarfile
+src, dst, msrc, mdst, oid = sys.argv[1:6]
+tin = tarfile.open(src, "r:")
+tout = tarfile.open(dst, "w", format=tarfile.PAX_FORMAT)
+for m in tin.getmembers():
+    data = tin.extractfile(m).read() if m.isfile() else None
+    if m.isdir() and m.name.rstrip("/") in ("base", "pg_tblspc/" + oid):
+        m.mode = 0o777
+    tout.addfile(m, io.BytesIO(data) if data is not None else None)
+tout.close()
+import os
+man = json.load(open(msrc))
+man["parts"][0]["raw_size"] = os.path.getsize(dst)
+for f in man["files"]:
+    if f["path"] == "PG_VERSION":
+        f["mode"] = 0o4777
+open(mdst, "w").write(json.dumps(man, separators=(",", ":")))
+PY
+is "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["parts"]))' "$T/get/m.json")" 1 \
+  "(the backup is one part)"
+ws st get "backups/$B/part-0001" "$T/get/p.tar" >/dev/null 2>&1 &&
+  python3 "$T/get/modes.py" "$T/get/p.tar" "$T/get/p2.tar" "$T/get/m.json" "$T/get/m3.json" "$OID" &&
+  put "$T/get/p2.tar" part-0001 &&
+  python3 - "$T/get/m3.json" "$(stat -c %s "$T/repo1/backups/$B/part-0001")" <<'PY' && put "$T/get/m3.json" manifest.json
+import json, sys
+m = json.load(open(sys.argv[1])); m["parts"][0]["stored_size"] = int(sys.argv[2])
+open(sys.argv[1], "w").write(json.dumps(m, separators=(",", ":")))
+PY
+ok $? "(the part's directories made 0777, PG_VERSION 4777 in the manifest, re-encoded)"
+D=$(fresh dr9)
+t "backup-fetch of it as root" dr backup-fetch "$B" "$D/data" --tablespace-map "$T/p/ts=$D/ts"
+is "$(stat -c %a "$D/ts")" 700 "... the tablespace's directory gets the data directory's mode (0700), not 0777"
+is "$(stat -c %a "$D/data/base")" 750 "... a directory asking for 0777 gets 0750"
+is "$(stat -c %a "$D/data/PG_VERSION")" 750 "... a file asking for 4777 gets 0750"
+pristine
+
+# ---- wal-fetch into a directory others can write to ----
+# A prefetcher is only ever started for a DEST in pg_wal, and keeps its
+# files in DEST's directory/.walship-prefetch.  wal-fetch took a file
+# from that directory whoever had made it: run as root by hand into a
+# shared directory (wal-fetch SEG /tmp/x/seg, for pg_waldump), it served
+# a file "nobody" had planted there, unchecked (no cluster in the working
+# directory to check it against), exit 0.
+SEG=$(ls "$T/repo1/wal" | grep -E '^[0-9A-F]{24}$' | head -1)
+ws st get "wal/$SEG" "$T/get/seg.ref" >/dev/null 2>&1; ok $? "(segment $SEG of the archive decoded)"
+SH=$T/shared
+for dest in "$SH/seg" "$SH/pg_wal/RECOVERYXLOG"; do
+  rm -rf "$SH"; mkdir -p -m 1777 "$SH" "$(dirname "$dest")"; chmod 1777 "$(dirname "$dest")"
+  runuser -u nobody -- sh -c 'mkdir "$1/.walship-prefetch" && echo planted >"$1/.walship-prefetch/$2" && echo "$2" >"$1/.walship-prefetch/.end"' \
+    sh "$(dirname "$dest")" "$SEG"
+  ok $? "(nobody planted $(dirname "$dest")/.walship-prefetch/$SEG)"
+  t "wal-fetch as root into $dest" sh -c 'cd / && exec "$@"' sh env WALSHIP_CONFIG= "$WALSHIP" \
+    --from "file://$T/repo1" --key-file "$T/key" wal-fetch "$SEG" "$dest" --no-prefetch
+  cmp -s "$dest" "$T/get/seg.ref"; ok $? "... it holds the archive's segment, not the planted file"
+  is "$(stat -c %U "$dest" 2>/dev/null)" root "... a file of root's own"
+done
+rm -rf "$SH"
 
 # the pristine backup restores and starts, the tablespace's rows there
 D=$(fresh dr8)
