@@ -9,6 +9,8 @@
 #     backup's path): before, root created and filled whatever absent or
 #     empty directory the manifest named, and restore did not even say
 #     where (docs/RESTORE.md "Restoring as root");
+#   - a backup carrying backup_label or tablespace_map as a file of the
+#     data directory is refused (exit 3): the file went in unchecked;
 #   - modes: a restored file or directory gives group and others no write,
 #     and no setuid (PostgreSQL's own never do); a tablespace's directory
 #     gets the data directory's mode (before: 0777 when the backup said so);
@@ -65,8 +67,11 @@ put() {   # FILE NAME: re-encode FILE as the backup's object NAME (what a key ho
   ws st put "$1" "backups/$B/$2" >/dev/null 2>&1
 }
 ws st get "backups/$B/manifest.json" "$T/get/m.json" >/dev/null 2>&1 &&
-  ws st get "backups/$B/tablespace_map" "$T/get/tsmap" >/dev/null 2>&1
-ok $? "(the manifest and the tablespace map decoded)"
+  ws st get "backups/$B/tablespace_map" "$T/get/tsmap" >/dev/null 2>&1 &&
+  ws st get "backups/$B/part-0001" "$T/get/p.tar" >/dev/null 2>&1
+ok $? "(the manifest, the tablespace map and part 1 decoded)"
+is "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["parts"]))' "$T/get/m.json")" 1 \
+  "(the backup is one part)"
 is "$(cat "$T/get/tsmap")" "$OID $T/p/ts" "(the tablespace map names the primary's path)"
 fresh() { rm -rf "$T/$1"; mkdir -p "$T/$1"; chown "$U" "$T/$1"; echo "$T/$1"; }
 
@@ -131,6 +136,46 @@ like "$T_OUT" "tablespace_map.*99999.*left out" "... with a warning naming it"
 is "$(cat "$D/data/tablespace_map")" "$OID $D/ts" "... the restored tablespace_map has the backup's tablespace alone"
 pristine
 
+# ---- a tablespace_map carried as a file of the data directory ----
+# A backup never carries backup_label or tablespace_map as files (PostgreSQL
+# returns them; they are objects of their own).  A forged part holding a
+# "tablespace_map" file, its manifest saying there is no tablespace_map
+# object, put that file in the restored data directory unchecked:
+# PostgreSQL linked the tablespace where it said.
+cat >"$T/get/addfile.py" <<'PY'
+import hashlib, io, json, os, sys, tarfile
+src, dst, msrc, mdst, name, text = sys.argv[1:7]
+data = text.encode()
+tin = tarfile.open(src, "r:")
+tout = tarfile.open(dst, "w", format=tarfile.PAX_FORMAT)
+for m in tin.getmembers():
+    tout.addfile(m, tin.extractfile(m) if m.isfile() else None)
+ti = tarfile.TarInfo(name); ti.size = len(data); ti.mode = 0o600; ti.mtime = 1700000000
+tout.addfile(ti, io.BytesIO(data))
+tout.close()
+man = json.load(open(msrc))
+man["parts"][0]["raw_size"] = os.path.getsize(dst)
+man["tablespace_map"] = False
+man["files"].append({"path": name, "part": 1, "size": len(data), "mode": 0o600, "mtime": 1700000000,
+                     "sha256": hashlib.sha256(data).hexdigest()})
+open(mdst, "w").write(json.dumps(man, separators=(",", ":")))
+PY
+python3 "$T/get/addfile.py" "$T/get/p.tar" "$T/get/p3.tar" "$T/get/m.json" "$T/get/m4.json" tablespace_map \
+    "$OID $T/elsewhere
+" && put "$T/get/p3.tar" part-0001 &&
+  python3 - "$T/get/m4.json" "$(stat -c %s "$T/repo1/backups/$B/part-0001")" <<'PY' && put "$T/get/m4.json" manifest.json
+import json, sys
+m = json.load(open(sys.argv[1])); m["parts"][0]["stored_size"] = int(sys.argv[2])
+open(sys.argv[1], "w").write(json.dumps(m, separators=(",", ":")))
+PY
+ok $? "(a tablespace_map file added to the part and the manifest, no tablespace_map object)"
+D=$(fresh dr11)
+t_fail "a backup carrying tablespace_map as a file: refused (exit 3)" 3 \
+  dr restore --pgdata "$D/data" --target-immediate --tablespace-map "$T/p/ts=$D/ts"
+like "$T_OUT" "tablespace_map" "... naming it"
+[ ! -e "$D/data/tablespace_map" ] && [ ! -e "$D/data/backup_label" ]; ok $? "... writing neither"
+pristine
+
 # ---- modes: a restore gives nobody else write access ----
 # PostgreSQL makes files 0600 (0640) and directories 0700 (0750), and a
 # tablespace's directory the data directory's mode; a backup asking for
@@ -155,10 +200,7 @@ for f in man["files"]:
         f["mode"] = 0o4777
 open(mdst, "w").write(json.dumps(man, separators=(",", ":")))
 PY
-is "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["parts"]))' "$T/get/m.json")" 1 \
-  "(the backup is one part)"
-ws st get "backups/$B/part-0001" "$T/get/p.tar" >/dev/null 2>&1 &&
-  python3 "$T/get/modes.py" "$T/get/p.tar" "$T/get/p2.tar" "$T/get/m.json" "$T/get/m3.json" "$OID" &&
+python3 "$T/get/modes.py" "$T/get/p.tar" "$T/get/p2.tar" "$T/get/m.json" "$T/get/m3.json" "$OID" &&
   put "$T/get/p2.tar" part-0001 &&
   python3 - "$T/get/m3.json" "$(stat -c %s "$T/repo1/backups/$B/part-0001")" <<'PY' && put "$T/get/m3.json" manifest.json
 import json, sys
