@@ -241,7 +241,7 @@ static size_t put_esc(char *out, const char *s)
 int bkf_build_tsmap(const unsigned char *in, size_t len, const struct manifest *m, const char *const *targets,
                     const struct note_sink *notes, char **out, size_t *outlen, struct err *e)
 {
-    size_t i, n = 0, used = 0, cap = 1, which = 0;
+    size_t i, n = 0, used = 0, cap = 1, which = 0;     /* cap: the final NUL */
     char *line = malloc(len + 1), *buf, *seen = calloc(m->ntablespaces + 1, 1);
     int bs = 0;
 
@@ -284,6 +284,7 @@ int bkf_build_tsmap(const unsigned char *in, size_t len, const struct manifest *
             bs = 0;
         }
     }
+    buf[used] = '\0';
     free(line);
     free(seen);
     *out = buf;

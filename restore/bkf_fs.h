@@ -75,7 +75,7 @@ int bkf_abs_path_ok(const char *p);
  * path, not to where restore put its files), at most once, and gets that
  * tablespace's target (targets[i], escaped).  A line for a tablespace the
  * manifest does not hold is left out, with a warning to `notes`.  *out is
- * malloc'd. */
+ * malloc'd and NUL-terminated (*outlen bytes before the NUL). */
 int bkf_build_tsmap(const unsigned char *in, size_t len, const struct manifest *m, const char *const *targets,
                     const struct note_sink *notes, char **out, size_t *outlen, struct err *e);
 
