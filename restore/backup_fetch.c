@@ -56,8 +56,8 @@ struct bkf {
     const char *region;
     int *rootfd;                    /* [0] DIR, [1 + i] tablespace i */
     char **ts_target;               /* where each tablespace goes */
-    const char **ts_new;            /* ts_target[i] when mapped, else NULL */
-    uint32_t *ts_oid;
+    char *tsmap;                    /* the tablespace_map to write (bkf_build_tsmap), or NULL */
+    size_t tsmap_len;
     struct bkf_tar tar;             /* the manifest's index, the directories */
     const struct manifest *cur;     /* the backup whose parts are read: m, or a link of its chain */
     struct bkf_tar *ltar;           /* its index: &tar, or the link's */
@@ -264,7 +264,7 @@ static int depth_cmp(const void *a, const void *b)
     return strcmp(x->rel, y->rel);
 }
 
-static int finish(struct bkf *c, const char *dir, struct sink *label, struct sink *tsmap, struct err *e)
+static int finish(struct bkf *c, const char *dir, struct sink *label, struct err *e)
 {
     const struct manifest *m = c->m;
     const unsigned char *data;
@@ -307,33 +307,35 @@ static int finish(struct bkf *c, const char *dir, struct sink *label, struct sin
         }
         close(fd);
     }
-    if (fchmod(c->rootfd[0], bkf_data_dir_mode(c->tar.dirs, c->tar.ndirs)) < 0)
-        return err_errno(e, ERR_IO, errno, "could not set the mode of \"%s\"", dir);
+    /* a tablespace's directory as PostgreSQL's CREATE TABLESPACE leaves it:
+     * the data directory's mode, whatever its entry in the tar said */
+    for (i = 0; i <= m->ntablespaces; i++)
+        if (fchmod(c->rootfd[i], bkf_data_dir_mode(c->tar.dirs, c->tar.ndirs)) < 0)
+            return err_errno(e, ERR_IO, errno, "could not set the mode of \"%s\"", i ? c->ts_target[i - 1] : dir);
     for (i = 0; i <= m->ntablespaces; i++)
         if (syncfs(c->rootfd[i]) < 0 || fsync(c->rootfd[i]) < 0)
             return err_errno(e, ERR_IO, errno, "could not flush \"%s\" to disk", i ? c->ts_target[i - 1] : dir);
-    if (tsmap != NULL) {
-        char *buf;
-        int rc;
-
-        data = mem_sink_data(tsmap, &len);
-        buf = bkf_rewrite_tsmap(data, len, c->ts_oid, (const char *const *)c->ts_new, m->ntablespaces, &len);
-        if (buf == NULL)
-            return err_setf(e, ERR_NOMEM, "out of memory");
-        rc = bkf_write_small(c->rootfd[0], dir, "tablespace_map", buf, len, e);
-        free(buf);
-        if (rc < 0)
-            return -1;
-    }
+    if (c->tsmap != NULL && bkf_write_small(c->rootfd[0], dir, "tablespace_map", c->tsmap, c->tsmap_len, e) < 0)
+        return -1;
     data = mem_sink_data(label, &len);
     return bkf_write_small(c->rootfd[0], dir, "backup_label", data, len, e);
 }
 
-/* Targets of the tablespaces after mapping, each checked. */
+/* Targets of the tablespaces after mapping, each checked.  A path the
+ * manifest gives must be as PostgreSQL keeps a LOCATION (no "..", "//"):
+ * "/srv/ts/../../root/.ssh" reads as /srv/ts to whoever skims it.  With
+ * o->named_tablespaces (run as root) the backup decides no host path:
+ * each tablespace needs its --tablespace-map. */
 static int plan_tablespaces(struct bkf *c, const struct bkf_opts *o, struct err *e)
 {
     const struct manifest *m = c->m;
     size_t i, k;
+
+    for (i = 0; i < m->ntablespaces; i++)
+        if (!bkf_abs_path_ok(m->tablespaces[i].path))
+            return err_setf(e, ERR_CORRUPT, "backup %s: tablespace %u has a path that is not absolute and canonical "
+                            "(as PostgreSQL keeps a LOCATION): \"%s\"", m->name, (unsigned)m->tablespaces[i].oid,
+                            m->tablespaces[i].path);
 
     for (k = 0; k < o->ntsmap; k++) {
         const struct bkf_tsmap *t = &o->tsmap[k];
@@ -350,9 +352,15 @@ static int plan_tablespaces(struct bkf *c, const struct bkf_opts *o, struct err 
     for (i = 0; i < m->ntablespaces; i++) {
         const char *target = m->tablespaces[i].path;
 
-        for (k = 0; k < o->ntsmap; k++)
-            if (strcmp(o->tsmap[k].old_path, target) == 0)
-                target = o->tsmap[k].new_path;
+        for (k = 0; k < o->ntsmap && strcmp(o->tsmap[k].old_path, target) != 0; k++)
+            ;
+        if (k < o->ntsmap)
+            target = o->tsmap[k].new_path;
+        else if (o->named_tablespaces)
+            return err_setf(e, ERR_USAGE, "backup %s: tablespace %u would be restored at \"%s\", a path the backup "
+                            "names: run as root, restore writes a tablespace only where told; give --tablespace-map "
+                            "%s=NEWDIR (or %s=%s to keep that path)", m->name, (unsigned)m->tablespaces[i].oid,
+                            target, target, target, target);
         if (target[0] != '/')
             return err_setf(e, ERR_CORRUPT, "backup %s: tablespace %u has a relative path \"%s\"", m->name,
                             (unsigned)m->tablespaces[i].oid, target);
@@ -362,8 +370,6 @@ static int plan_tablespaces(struct bkf *c, const struct bkf_opts *o, struct err 
                                 (unsigned)m->tablespaces[k].oid, (unsigned)m->tablespaces[i].oid, target);
         if ((c->ts_target[i] = strdup(target)) == NULL)
             return err_setf(e, ERR_NOMEM, "out of memory");
-        c->ts_oid[i] = m->tablespaces[i].oid;
-        c->ts_new[i] = strcmp(target, m->tablespaces[i].path) != 0 ? c->ts_target[i] : NULL;
     }
     return 0;
 }
@@ -448,13 +454,11 @@ static int setup(struct bkf *c, struct repo *r, const struct manifest *m, const 
     pthread_mutex_init(&c->mu, NULL);
     c->rootfd = malloc(nroots * sizeof *c->rootfd);
     c->ts_target = calloc(m->ntablespaces + 1, sizeof *c->ts_target);
-    c->ts_new = calloc(m->ntablespaces + 1, sizeof *c->ts_new);
-    c->ts_oid = calloc(m->ntablespaces + 1, sizeof *c->ts_oid);
     c->nw = o->parallel < 1 ? 1 : o->parallel;
     if ((size_t)c->nw > m->nparts && !m->incremental)    /* a chain's links have parts of their own */
         c->nw = m->nparts ? (int)m->nparts : 1;
     c->w = calloc((size_t)c->nw, sizeof *c->w);
-    if (c->rootfd == NULL || c->ts_target == NULL || c->ts_new == NULL || c->ts_oid == NULL || c->w == NULL) {
+    if (c->rootfd == NULL || c->ts_target == NULL || c->w == NULL) {
         free(c->w);
         c->w = NULL;
         c->nw = 0;
@@ -546,14 +550,22 @@ static void teardown(struct bkf *c)
     for (i = 0; c->ts_target != NULL && i < c->m->ntablespaces; i++)
         free(c->ts_target[i]);
     free(c->ts_target);
-    free(c->ts_new);
-    free(c->ts_oid);
+    free(c->tsmap);
     free(c->rootfd);
     bkf_tar_free(&c->tar);
     bkf_chain_free(&c->chain);
     free(c->order);
     free(c->w);
     pthread_mutex_destroy(&c->mu);
+}
+
+static int build_tsmap(struct bkf *c, struct sink *tsmap, struct err *e)
+{
+    size_t len;
+    const unsigned char *data = mem_sink_data(tsmap, &len);
+
+    return bkf_build_tsmap(data, len, c->m, (const char *const *)c->ts_target, c->notes, &c->tsmap, &c->tsmap_len,
+                           e);
 }
 
 int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config *conf, const struct manifest *m,
@@ -568,12 +580,15 @@ int bkf_fetch(struct repo *r, const struct region_conf *rc, const struct config 
     /* libarchive first: a host without it fails before anything is written */
     if (ar_dl_load(e) < 0)
         return -1;
-    if (setup(&c, r, m, o, e) < 0 || prepare_dirs(&c, dir, o->allow_unmounted, e) < 0 ||
-        bkf_fetch_small(r, m->name, "backup_label", &label, e) < 0 || bkf_check_label(m, label, e) < 0 ||
+    /* the tablespace_map checked against the manifest before anything is
+     * created: PostgreSQL links each tablespace where the map says */
+    if (setup(&c, r, m, o, e) < 0 ||
         (m->has_tablespace_map && bkf_fetch_small(r, m->name, "tablespace_map", &tsmap, e) < 0) ||
+        (tsmap != NULL && build_tsmap(&c, tsmap, e) < 0) || prepare_dirs(&c, dir, o->allow_unmounted, e) < 0 ||
+        bkf_fetch_small(r, m->name, "backup_label", &label, e) < 0 || bkf_check_label(m, label, e) < 0 ||
         (m->incremental && bkf_chain_prepare(&c.chain, &c.tar, e) < 0) ||
         (!m->incremental && bkf_piece_prepare(&c.tar, e) < 0) || init_workers(&c, r, rc, conf, e) < 0 ||
-        run_links(&c, e) < 0 || finish(&c, dir, label, tsmap, e) < 0)
+        run_links(&c, e) < 0 || finish(&c, dir, label, e) < 0)
         goto out;
     if (c.progress != NULL)
         c.progress(&c.prog, c.progress_arg);

@@ -90,6 +90,8 @@ struct bkf_opts {
     void *progress_arg;
     const struct note_sink *notes;  /* for the storage the workers open (stor_open); may be NULL */
     int allow_unmounted;            /* DIR may be below an fstab mount point that is not mounted (paths.h) */
+    int named_tablespaces;          /* every tablespace needs its tsmap entry (run as root: the backup
+                                     * decides no host path, docs/RESTORE.md "Restoring as root") */
 };
 
 struct bkf_stats {

@@ -102,7 +102,7 @@ static int finish_file(struct bkf_chain *c, struct bkf_tar_worker *w, size_t i, 
                  "manifest's is %.16s…: a link of the chain is damaged", m->name, f->path, hex, f->sha256);
     ts[0].tv_sec = ts[1].tv_sec = (time_t)f->mtime;
     ts[0].tv_nsec = ts[1].tv_nsec = 0;
-    if (ok && (fchmod(fd, (mode_t)(f->mode & 0777)) < 0 || futimens(fd, ts) < 0)) {
+    if (ok && (fchmod(fd, (mode_t)(f->mode & BKF_MODE_MASK)) < 0 || futimens(fd, ts) < 0)) {
         err_errno(e, ERR_IO, errno, "could not set mode and mtime of \"%s\"", f->path);
         ok = 0;
     }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "note.h"
 #include "paths.h"
 #include "util.h"
 
@@ -178,58 +179,122 @@ out:
     return rc;
 }
 
-char *bkf_rewrite_tsmap(const unsigned char *in, size_t len, const uint32_t *oids, const char *const *newpaths,
-                        size_t n, size_t *outlen)
+int bkf_abs_path_ok(const char *p)
 {
-    size_t cap = len + 64, used = 0, i, start = 0, k;
-    char *out = malloc(cap);
+    const char *s;
+
+    if (p[0] != '/' || p[1] == '\0')
+        return 0;
+    for (s = p + 1;; s++) {
+        const char *end = strchr(s, '/');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+
+        if (len == 0 || (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+            return 0;
+        if (end == NULL)
+            return 1;
+        s = end;
+    }
+}
+
+/* One line of a tablespace_map, unescaped as PostgreSQL's
+ * read_tablespace_map does: the OID up to the first blank, then the path. */
+static int tsmap_line(const struct manifest *m, const char *line, size_t *which, struct err *e)
+{
+    const char *sp = strchr(line, ' ');
+    uint64_t oid = 0;
+    const char *d;
+    size_t i;
+
+    for (d = line; sp != NULL && d < sp && *d >= '0' && *d <= '9' && oid <= UINT32_MAX; d++)
+        oid = oid * 10 + (uint64_t)(*d - '0');
+    if (sp == NULL || sp == line || d != sp || oid > UINT32_MAX)
+        return err_setf(e, ERR_CORRUPT, "backup %s: its tablespace_map holds a line that is not \"OID PATH\"",
+                        m->name);
+    for (i = 0; i < m->ntablespaces && m->tablespaces[i].oid != oid; i++)
+        ;
+    if (i == m->ntablespaces) {
+        *which = SIZE_MAX;  /* not in the backup */
+        return 0;
+    }
+    if (strcmp(m->tablespaces[i].path, sp + 1) != 0)
+        return err_setf(e, ERR_CORRUPT, "backup %s: its tablespace_map puts tablespace %u at \"%s\", its manifest "
+                        "at \"%s\": the backup's objects disagree (damaged or forged), restore refuses to guess",
+                        m->name, (unsigned)oid, sp + 1, m->tablespaces[i].path);
+    *which = i;
+    return 0;
+}
+
+/* Append `s` escaped as do_pg_backup_start does ('\\', '\n', '\r'). */
+static size_t put_esc(char *out, const char *s)
+{
+    size_t k = 0;
+
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '\n' || *s == '\r')
+            out[k++] = '\\';
+        out[k++] = *s;
+    }
+    return k;
+}
+
+int bkf_build_tsmap(const unsigned char *in, size_t len, const struct manifest *m, const char *const *targets,
+                    const struct note_sink *notes, char **out, size_t *outlen, struct err *e)
+{
+    size_t i, n = 0, used = 0, cap = 1, which = 0;     /* cap: the final NUL */
+    char *line = malloc(len + 1), *buf, *seen = calloc(m->ntablespaces + 1, 1);
     int bs = 0;
 
-    for (i = 0; out != NULL && i <= len; i++) {
-        const char *newp = NULL;
-        size_t need;
-
-        if (i < len && (bs || (in[i] != '\n' && in[i] != '\r'))) {
-            bs = !bs && in[i] == '\\';
-            continue;
-        }
-        if (i == start && i == len)
-            break;
-        for (k = 0; k < n; k++) {
-            char pre[16];
-            int pn = snprintf(pre, sizeof pre, "%u ", (unsigned)oids[k]);
-
-            if (newpaths[k] != NULL && i - start > (size_t)pn && memcmp(in + start, pre, (size_t)pn) == 0) {
-                newp = newpaths[k];
-                break;
-            }
-        }
-        need = newp ? 16 + 2 * strlen(newp) : i - start + 2;
-        if (used + need > cap) {
-            char *no = realloc(out, cap = 2 * (used + need));
-            if (no == NULL) {
-                free(out);
-                return NULL;
-            }
-            out = no;
-        }
-        if (newp == NULL) {
-            memcpy(out + used, in + start, i - start);
-            used += i - start;
-        } else {
-            used += (size_t)snprintf(out + used, cap - used, "%u ", (unsigned)oids[k]);
-            for (; *newp; newp++) {
-                if (*newp == '\\' || *newp == '\n' || *newp == '\r')
-                    out[used++] = '\\';
-                out[used++] = *newp;
-            }
-        }
-        if (i < len)
-            out[used++] = (char)in[i];
-        start = i + 1;
+    for (i = 0; i < m->ntablespaces; i++)
+        cap += 16 + 2 * strlen(targets[i]);     /* each tablespace's line at most once */
+    buf = malloc(cap);
+    if (line == NULL || buf == NULL || seen == NULL) {
+        err_setf(e, ERR_NOMEM, "out of memory");
+        goto fail;
     }
+    for (i = 0; i <= len; i++) {
+        unsigned char ch = i < len ? in[i] : '\n';     /* a last line without its newline */
+
+        if (!bs && (ch == '\n' || ch == '\r')) {
+            if (n == 0)
+                continue;
+            line[n] = '\0';
+            n = 0;
+            if (tsmap_line(m, line, &which, e) < 0)
+                goto fail;
+            if (which == SIZE_MAX) {
+                note(notes, LOG_WARNING, "backup %s: its tablespace_map names a tablespace its manifest does not "
+                     "hold (%.*s): that line is left out of the restored tablespace_map (dropped while the backup "
+                     "ran, or forged); PostgreSQL links no directory for it", m->name,
+                     (int)strcspn(line, " "), line);
+                continue;
+            }
+            if (seen[which]++) {
+                err_setf(e, ERR_CORRUPT, "backup %s: its tablespace_map names tablespace %u twice", m->name,
+                         (unsigned)m->tablespaces[which].oid);
+                goto fail;
+            }
+            used += (size_t)snprintf(buf + used, cap - used, "%u ", (unsigned)m->tablespaces[which].oid);
+            used += put_esc(buf + used, targets[which]);
+            buf[used++] = '\n';
+        } else if (!bs && ch == '\\') {
+            bs = 1;
+        } else {
+            line[n++] = (char)ch;
+            bs = 0;
+        }
+    }
+    buf[used] = '\0';
+    free(line);
+    free(seen);
+    *out = buf;
     *outlen = used;
-    return out;
+    return 0;
+fail:
+    free(line);
+    free(seen);
+    free(buf);
+    return -1;
 }
 
 unsigned bkf_data_dir_mode(const struct bkf_dir *dirs, size_t n)

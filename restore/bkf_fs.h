@@ -1,7 +1,7 @@
 /*
  * bkf_fs — file-system helpers for backup_fetch: path checks, walking below
  * a directory descriptor without following symlinks, emptiness checks,
- * small files written atomically, and rewriting tablespace_map.
+ * small files written atomically, and the tablespace_map restore writes.
  *
  * Thread-safe (no shared state); never print.
  */
@@ -15,6 +15,7 @@
 #include "bkf_tar.h"
 #include "err.h"
 #include "manifest.h"
+#include "note.h"
 
 /* A safe relative path: not absolute, no empty, "." or ".." component;
  * when `is_dir`, one trailing '/' is allowed (dropped in `out`).  0 or -1. */
@@ -61,11 +62,21 @@ unsigned bkf_data_dir_mode(const struct bkf_dir *dirs, size_t n);
 int bkf_check_roots(const char *dir, const struct manifest *m, const char *const *targets, int allow_unmounted,
                     struct err *e);
 
-/* Rewrite a tablespace_map: lines are "OID PATH" with '\\', '\n' and '\r'
- * in PATH escaped by a backslash (PostgreSQL's do_pg_backup_start).  The
- * line of oids[k] gets newpaths[k] (escaped) when newpaths[k] is not NULL;
- * every other byte is kept.  A malloc'd buffer, or NULL on out-of-memory. */
-char *bkf_rewrite_tsmap(const unsigned char *in, size_t len, const uint32_t *oids, const char *const *newpaths,
-                        size_t n, size_t *outlen);
+/* An absolute path as PostgreSQL keeps a tablespace's LOCATION
+ * (canonicalize_path): no empty, "." or ".." component, no trailing '/'.
+ * 1 or 0. */
+int bkf_abs_path_ok(const char *p);
+
+/* The tablespace_map to restore, from the backup's: lines are "OID PATH"
+ * with '\\', '\n' and '\r' in PATH escaped by a backslash (PostgreSQL's
+ * do_pg_backup_start; read back as its read_tablespace_map does).  Each
+ * line must name a tablespace of the manifest at the manifest's path
+ * (else ERR_CORRUPT: PostgreSQL would link the tablespace to the map's
+ * path, not to where restore put its files), at most once, and gets that
+ * tablespace's target (targets[i], escaped).  A line for a tablespace the
+ * manifest does not hold is left out, with a warning to `notes`.  *out is
+ * malloc'd and NUL-terminated (*outlen bytes before the NUL). */
+int bkf_build_tsmap(const unsigned char *in, size_t len, const struct manifest *m, const char *const *targets,
+                    const struct note_sink *notes, char **out, size_t *outlen, struct err *e);
 
 #endif

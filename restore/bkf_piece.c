@@ -102,7 +102,7 @@ int bkf_piece_finish(struct bkf_tar *t, struct err *e)
         fd = bkf_tar_open_existing(&w, f->path, O_WRONLY);
         ts[0].tv_sec = ts[1].tv_sec = (time_t)f->mtime;
         ts[0].tv_nsec = ts[1].tv_nsec = 0;
-        if (fd < 0 || fchmod(fd, (mode_t)(f->mode & 0777)) < 0 || futimens(fd, ts) < 0)
+        if (fd < 0 || fchmod(fd, (mode_t)(f->mode & BKF_MODE_MASK)) < 0 || futimens(fd, ts) < 0)
             rc = err_errno(e, ERR_IO, errno, "backup %s: could not set the mode and mtime of \"%s\"", m->name,
                            f->path);
         if (fd >= 0 && close(fd) < 0 && rc == 0)

@@ -41,6 +41,13 @@ static int check_manifest(const struct bkf_tar *t, struct err *e)
     for (i = 1; i < m->nfiles; i++)
         if (strcmp(t->idx[i - 1].path, t->idx[i].path) == 0)
             return err_setf(e, ERR_CORRUPT, "backup %s: the manifest lists \"%s\" twice", m->name, t->idx[i].path);
+    /* PostgreSQL returns these two, stored as objects of their own and
+     * checked (tablespace_map against the manifest): as files of the data
+     * directory they would go in unchecked */
+    for (i = 0; i < m->nfiles; i++)
+        if (strcmp(m->files[i].path, "backup_label") == 0 || strcmp(m->files[i].path, "tablespace_map") == 0)
+            return err_setf(e, ERR_CORRUPT, "backup %s: the manifest lists \"%s\" as a file of the data directory, "
+                            "which a backup never holds (it is an object of its own)", m->name, m->files[i].path);
     sum = calloc(m->nparts + 1, sizeof *sum);
     if (sum == NULL)
         return err_setf(e, ERR_NOMEM, "out of memory");
@@ -440,7 +447,7 @@ static int extract_file(struct bkf_tar_worker *w, struct archive *a, struct arch
     }
     ts[0].tv_sec = ts[1].tv_sec = (time_t)mf->mtime;
     ts[0].tv_nsec = ts[1].tv_nsec = 0;
-    if (fchmod(fd, (mode_t)(mf->mode & 0777)) < 0 || futimens(fd, ts) < 0) {
+    if (fchmod(fd, (mode_t)(mf->mode & BKF_MODE_MASK)) < 0 || futimens(fd, ts) < 0) {
         ENTRY_ERR(ERR_IO, "could not set mode and mtime: %s", strerror(errno));
         goto out;
     }
@@ -482,7 +489,7 @@ static int extract_dir(struct bkf_tar_worker *w, struct archive_entry *ent, cons
         return err_setf(e, ERR_NOMEM, "out of memory");
     }
     d->root = root;
-    d->mode = (uint32_t)archive_entry_perm(ent) & 0777;
+    d->mode = (uint32_t)archive_entry_perm(ent) & BKF_MODE_MASK;
     d->mtime = (int64_t)archive_entry_mtime(ent);
     t->ndirs++;
     pthread_mutex_unlock(&t->mu);

@@ -45,6 +45,13 @@
 #include "err.h"
 #include "manifest.h"
 
+/* The permission bits a restored file or directory may get: PostgreSQL
+ * makes files 0600 (0640 with group access) and directories 0700 (0750);
+ * write for group or others, setuid, setgid and sticky are not taken from
+ * a backup, whose manifest and tar a key holder may have written (read
+ * bits stay: a file someone made 0644 in PGDATA comes back 0644). */
+#define BKF_MODE_MASK 0755
+
 struct bkf_dir {
     int root;               /* 0 = DIR, 1 + i = tablespace i */
     char *rel;

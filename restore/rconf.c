@@ -252,6 +252,7 @@ static int do_setting(struct walk *w, const char *path, const char *file, unsign
 static int do_file(struct walk *w, const char *path, int depth, int is_auto)
 {
     char real[PATH_MAX], name[RCONF_NAME_MAX];
+    struct stat st;
     unsigned char *text = NULL;
     size_t len = 0, pos = 0;
     struct buf nb = { NULL, 0, 0 };
@@ -267,6 +268,13 @@ static int do_file(struct walk *w, const char *path, int depth, int is_auto)
     }
     inside = is_inside(w, real);
     file = shown(w, real);
+    /* a FIFO or a device (an include naming /run/initctl, /dev/tty on
+     * the DR host): opened, it waited for a writer for ever */
+    if (stat(real, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (!inside)
+            return add_change(w->out, RCONF_UNREAD, real, 0, "include", NULL, w->e);
+        return err_setf(w->e, ERR_CONFIG, "%s is included but is not a regular file", file);
+    }
     if (read_file_all(real, RCONF_MAX_FILE, &text, &len, &fe) < 0) {
         if (!inside)
             return add_change(w->out, RCONF_UNREAD, real, 0, "include", NULL, w->e);

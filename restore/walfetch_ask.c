@@ -132,7 +132,7 @@ int walfetch_ask(const char *name, const char *dest, const struct cluster_info *
     int rc;
 
     if (ci->sysid == 0 || strcmp(fingerprint, "none") == 0 || wal_parse(name, &(struct wal_name){ 0 }, &(struct err)ERR_INIT) < 0 ||
-        walfetch_prefetch_dir(dest, dir, sizeof dir) < 0 || !serving(dir) ||
+        walfetch_prefetch_dir(dest, dir, sizeof dir) < 0 || !walfetch_dir_trusted(dir) || !serving(dir) ||
         getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd)
         return 0;
     snprintf(token, sizeof token, "%ld.%08" PRIx32, (long)getpid(), rnd);

@@ -47,6 +47,13 @@ void walfetch_warm(const struct config *conf, const struct keyring *kr, const st
 #include <sys/types.h>
 int walfetch_dir_is_ours(const char *dir, dev_t dev, ino_t ino);
 
+/* Whether wal-fetch may take files from prefetch directory `dir`: a real
+ * directory (not a link) of this user's that group and others cannot
+ * write to, as the prefetcher makes it (0700).  Any other was made by
+ * someone else: a DEST in a shared directory (a hand-run `wal-fetch SEG
+ * /tmp/x/seg` as root) would take whatever another user planted there. */
+int walfetch_dir_trusted(const char *dir);
+
 /* A segment's first page must say it is NAME of the cluster ci. */
 int walfetch_check_header(int fd, const char *name, const struct cluster_info *ci, struct err *e);
 

@@ -112,7 +112,7 @@ int walfetch_from_prefetch(const char *name, const char *dest, const struct clus
 
     if (walfetch_prefetch_dir(dest, dir, sizeof dir) < 0 ||
         snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
-        snprintf(part, sizeof part, "%s/.%s.part", dir, name) >= (int)sizeof part)
+        snprintf(part, sizeof part, "%s/.%s.part", dir, name) >= (int)sizeof part || !walfetch_dir_trusted(dir))
         return 0;
     for (;;) {
         if (access(path, F_OK) == 0 && is_last_before_end(dir, name)) {
@@ -143,6 +143,13 @@ int walfetch_from_prefetch(const char *name, const char *dest, const struct clus
             return 0;
         usleep(10000);
     }
+}
+
+int walfetch_dir_trusted(const char *dir)
+{
+    struct stat st;
+
+    return lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() && (st.st_mode & 022) == 0;
 }
 
 int walfetch_dir_is_ours(const char *dir, dev_t dev, ino_t ino)

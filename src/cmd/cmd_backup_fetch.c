@@ -232,6 +232,7 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx)
     memset(&o, 0, sizeof o);
     o.parallel = ctx->conf->parallel;
     o.allow_unmounted = fa.allow_unmounted;
+    o.named_tablespaces = geteuid() == 0;
     o.notes = &note_log_sink;
     o.tsmap = fa.maps;
     o.ntsmap = (size_t)fa.nmaps;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "backup_fetch.h"
+#include "bkf_fs.h"
 #include "catalog.h"
 #include "cmd.h"
 #include "keys.h"
@@ -714,6 +715,46 @@ static void test_commands(void)
     free(s);
 }
 
+/* The tablespace_map restore writes, from a backup's map read as
+ * PostgreSQL reads it (escapes, CR LF, a last line without newline). */
+static void test_tsmap_build(void)
+{
+    struct manifest *m = man_new();
+    struct err e = ERR_INIT;
+    const char *targets[2] = { "/new/a\\b", "/new/line\nbreak" };
+    char *out = NULL;
+    size_t len = 0;
+    static const char good[] = "16385 /old/x\\\\y\r\n16386 /old/nl\\\nz\n77 /elsewhere\n\n";
+    static const char moved[] = "16385 /old/x\\\\y\n16386 /etc\n";
+    static const char twice[] = "16385 /old/x\\\\y\n16385 /old/x\\\\y";
+    static const char junk[] = "16385/old/x\n";
+
+    m->name = strdup("B");
+    man_add_tablespace(m, 16385, "/old/x\\y", &e);
+    man_add_tablespace(m, 16386, "/old/nl\nz", &e);
+    ok(bkf_build_tsmap((const unsigned char *)good, strlen(good), m, targets, NULL, &out, &len, &e) == 0,
+       "a map matching the manifest is accepted: %s", e.msg);
+    is_str(out != NULL ? out : "", "16385 /new/a\\\\b\n16386 /new/line\\\nbreak\n",
+           "each line gets its target, escaped; a tablespace the manifest lacks is left out");
+    is_int((int)len, (int)strlen("16385 /new/a\\\\b\n16386 /new/line\\\nbreak\n"), "its length");
+    free(out);
+    out = NULL;
+    e = (struct err)ERR_INIT;
+    ok(bkf_build_tsmap((const unsigned char *)moved, strlen(moved), m, targets, NULL, &out, &len, &e) < 0 &&
+       e.code == ERR_CORRUPT && strstr(e.msg, "/etc") != NULL, "a map moving a tablespace is refused: %s", e.msg);
+    e = (struct err)ERR_INIT;
+    ok(bkf_build_tsmap((const unsigned char *)twice, strlen(twice), m, targets, NULL, &out, &len, &e) < 0 &&
+       e.code == ERR_CORRUPT, "a map naming a tablespace twice is refused: %s", e.msg);
+    e = (struct err)ERR_INIT;
+    ok(bkf_build_tsmap((const unsigned char *)junk, strlen(junk), m, targets, NULL, &out, &len, &e) < 0 &&
+       e.code == ERR_CORRUPT, "a line that is not OID PATH is refused: %s", e.msg);
+    ok(bkf_abs_path_ok("/srv/ts") && bkf_abs_path_ok("/a b/c.d/..e") && !bkf_abs_path_ok("/srv/../x") &&
+       !bkf_abs_path_ok("/srv//x") && !bkf_abs_path_ok("/srv/./x") && !bkf_abs_path_ok("/srv/x/") &&
+       !bkf_abs_path_ok("srv/x") && !bkf_abs_path_ok("/") && !bkf_abs_path_ok("/srv/.."),
+       "tablespace paths: absolute and canonical only");
+    man_free(m);
+}
+
 int main(void)
 {
     struct err e = ERR_INIT;
@@ -736,6 +777,7 @@ int main(void)
     mkdir(path_of("%s/region", root), 0700);
     mkdir(path_of("%s/region-bad", root), 0700);
 
+    test_tsmap_build();
     test_round_trip();
     test_tampered("an entry ../escape", 1, "../escape");
     test_tampered("an absolute path", 2, "abs-x");
