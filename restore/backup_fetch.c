@@ -321,59 +321,6 @@ static int finish(struct bkf *c, const char *dir, struct sink *label, struct err
     return bkf_write_small(c->rootfd[0], dir, "backup_label", data, len, e);
 }
 
-/* Targets of the tablespaces after mapping, each checked.  A path the
- * manifest gives must be as PostgreSQL keeps a LOCATION (no "..", "//"):
- * "/srv/ts/../../root/.ssh" reads as /srv/ts to whoever skims it.  With
- * o->named_tablespaces (run as root) the backup decides no host path:
- * each tablespace needs its --tablespace-map. */
-static int plan_tablespaces(struct bkf *c, const struct bkf_opts *o, struct err *e)
-{
-    const struct manifest *m = c->m;
-    size_t i, k;
-
-    for (i = 0; i < m->ntablespaces; i++)
-        if (!bkf_abs_path_ok(m->tablespaces[i].path))
-            return err_setf(e, ERR_CORRUPT, "backup %s: tablespace %u has a path that is not absolute and canonical "
-                            "(as PostgreSQL keeps a LOCATION): \"%s\"", m->name, (unsigned)m->tablespaces[i].oid,
-                            m->tablespaces[i].path);
-
-    for (k = 0; k < o->ntsmap; k++) {
-        const struct bkf_tsmap *t = &o->tsmap[k];
-
-        if (t->old_path[0] != '/' || t->new_path[0] != '/')
-            return err_setf(e, ERR_USAGE, "--tablespace-map %s=%s: both paths must be absolute", t->old_path,
-                            t->new_path);
-        for (i = 0; i < m->ntablespaces && strcmp(m->tablespaces[i].path, t->old_path) != 0; i++)
-            ;
-        if (i == m->ntablespaces)
-            return err_setf(e, ERR_USAGE, "--tablespace-map %s=%s: backup %s has no tablespace at %s", t->old_path,
-                            t->new_path, m->name, t->old_path);
-    }
-    for (i = 0; i < m->ntablespaces; i++) {
-        const char *target = m->tablespaces[i].path;
-
-        for (k = 0; k < o->ntsmap && strcmp(o->tsmap[k].old_path, target) != 0; k++)
-            ;
-        if (k < o->ntsmap)
-            target = o->tsmap[k].new_path;
-        else if (o->named_tablespaces)
-            return err_setf(e, ERR_USAGE, "backup %s: tablespace %u would be restored at \"%s\", a path the backup "
-                            "names: run as root, restore writes a tablespace only where told; give --tablespace-map "
-                            "%s=NEWDIR (or %s=%s to keep that path)", m->name, (unsigned)m->tablespaces[i].oid,
-                            target, target, target, target);
-        if (target[0] != '/')
-            return err_setf(e, ERR_CORRUPT, "backup %s: tablespace %u has a relative path \"%s\"", m->name,
-                            (unsigned)m->tablespaces[i].oid, target);
-        for (k = 0; k < i; k++)
-            if (strcmp(c->ts_target[k], target) == 0 || m->tablespaces[k].oid == m->tablespaces[i].oid)
-                return err_setf(e, ERR_USAGE, "backup %s: tablespaces %u and %u would share \"%s\"", m->name,
-                                (unsigned)m->tablespaces[k].oid, (unsigned)m->tablespaces[i].oid, target);
-        if ((c->ts_target[i] = strdup(target)) == NULL)
-            return err_setf(e, ERR_NOMEM, "out of memory");
-    }
-    return 0;
-}
-
 /* Read every wanted part of c->cur on the worker pool (pool.h), c->nw
  * workers counting the caller. */
 static int run_workers(struct bkf *c, struct err *e)
@@ -466,7 +413,7 @@ static int setup(struct bkf *c, struct repo *r, const struct manifest *m, const 
     }
     for (i = 0; i < nroots; i++)
         c->rootfd[i] = -1;
-    if (bkf_tar_init(&c->tar, m, r->name, c->rootfd, &c->abort, e) < 0 || plan_tablespaces(c, o, e) < 0 ||
+    if (bkf_tar_init(&c->tar, m, r->name, c->rootfd, &c->abort, e) < 0 || bkf_plan_tablespaces(m, o, c->ts_target, e) < 0 ||
         (m->incremental && bkf_chain_load(r, m, &c->chain, e) < 0))
         return -1;
     c->prog.bytes_total = m->original_size;

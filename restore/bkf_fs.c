@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backup_fetch.h"
 #include "note.h"
 #include "paths.h"
 #include "util.h"
@@ -350,6 +351,55 @@ int bkf_check_roots(const char *dir, const struct manifest *m, const char *const
                             "inside the other (use --tablespace-map OLD=NEW)", (unsigned)m->tablespaces[k].oid, oid,
                             targets[k], targets[i]);
         }
+    }
+    return 0;
+}
+
+/* "/srv/ts/../../root/.ssh" reads as /srv/ts to whoever skims it, hence
+ * bkf_abs_path_ok on the manifest's paths. */
+int bkf_plan_tablespaces(const struct manifest *m, const struct bkf_opts *o, char **ts_target, struct err *e)
+{
+    size_t i, k;
+
+    for (i = 0; i < m->ntablespaces; i++)
+        if (!bkf_abs_path_ok(m->tablespaces[i].path))
+            return err_setf(e, ERR_CORRUPT, "backup %s: tablespace %u has a path that is not absolute and canonical "
+                            "(as PostgreSQL keeps a LOCATION): \"%s\"", m->name, (unsigned)m->tablespaces[i].oid,
+                            m->tablespaces[i].path);
+
+    for (k = 0; k < o->ntsmap; k++) {
+        const struct bkf_tsmap *t = &o->tsmap[k];
+
+        if (t->old_path[0] != '/' || t->new_path[0] != '/')
+            return err_setf(e, ERR_USAGE, "--tablespace-map %s=%s: both paths must be absolute", t->old_path,
+                            t->new_path);
+        for (i = 0; i < m->ntablespaces && strcmp(m->tablespaces[i].path, t->old_path) != 0; i++)
+            ;
+        if (i == m->ntablespaces)
+            return err_setf(e, ERR_USAGE, "--tablespace-map %s=%s: backup %s has no tablespace at %s", t->old_path,
+                            t->new_path, m->name, t->old_path);
+    }
+    for (i = 0; i < m->ntablespaces; i++) {
+        const char *target = m->tablespaces[i].path;
+
+        for (k = 0; k < o->ntsmap && strcmp(o->tsmap[k].old_path, target) != 0; k++)
+            ;
+        if (k < o->ntsmap)
+            target = o->tsmap[k].new_path;
+        else if (o->named_tablespaces)
+            return err_setf(e, ERR_USAGE, "backup %s: tablespace %u would be restored at \"%s\", a path the backup "
+                            "names: run as root, restore writes a tablespace only where told; give --tablespace-map "
+                            "%s=NEWDIR (or %s=%s to keep that path)", m->name, (unsigned)m->tablespaces[i].oid,
+                            target, target, target, target);
+        if (target[0] != '/')
+            return err_setf(e, ERR_CORRUPT, "backup %s: tablespace %u has a relative path \"%s\"", m->name,
+                            (unsigned)m->tablespaces[i].oid, target);
+        for (k = 0; k < i; k++)
+            if (strcmp(ts_target[k], target) == 0 || m->tablespaces[k].oid == m->tablespaces[i].oid)
+                return err_setf(e, ERR_USAGE, "backup %s: tablespaces %u and %u would share \"%s\"", m->name,
+                                (unsigned)m->tablespaces[k].oid, (unsigned)m->tablespaces[i].oid, target);
+        if ((ts_target[i] = strdup(target)) == NULL)
+            return err_setf(e, ERR_NOMEM, "out of memory");
     }
     return 0;
 }

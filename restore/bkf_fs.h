@@ -79,4 +79,13 @@ int bkf_abs_path_ok(const char *p);
 int bkf_build_tsmap(const unsigned char *in, size_t len, const struct manifest *m, const char *const *targets,
                     const struct note_sink *notes, char **out, size_t *outlen, struct err *e);
 
+/* The target of each tablespace of `m` (ts_target[i], strdup'd) after
+ * o's --tablespace-map, each checked: a manifest path must be absolute
+ * and canonical as PostgreSQL keeps a LOCATION (else ERR_CORRUPT); each
+ * map entry must name a tablespace of the backup; no two tablespaces may
+ * share a target; with o->named_tablespaces (run as root) the backup
+ * decides no host path: every tablespace needs its map entry (ERR_USAGE). */
+struct bkf_opts;
+int bkf_plan_tablespaces(const struct manifest *m, const struct bkf_opts *o, char **ts_target, struct err *e);
+
 #endif

@@ -41,9 +41,7 @@ static int check_manifest(const struct bkf_tar *t, struct err *e)
     for (i = 1; i < m->nfiles; i++)
         if (strcmp(t->idx[i - 1].path, t->idx[i].path) == 0)
             return err_setf(e, ERR_CORRUPT, "backup %s: the manifest lists \"%s\" twice", m->name, t->idx[i].path);
-    /* PostgreSQL returns these two, stored as objects of their own and
-     * checked (tablespace_map against the manifest): as files of the data
-     * directory they would go in unchecked */
+    /* objects of their own, checked: as files they would go in unchecked */
     for (i = 0; i < m->nfiles; i++)
         if (strcmp(m->files[i].path, "backup_label") == 0 || strcmp(m->files[i].path, "tablespace_map") == 0)
             return err_setf(e, ERR_CORRUPT, "backup %s: the manifest lists \"%s\" as a file of the data directory, "
