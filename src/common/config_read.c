@@ -118,8 +118,45 @@ static void key_hint(const char *t, size_t n, char *out, size_t cap)
         out[0] = '\0';
 }
 
+/* The code point of the 2- or 3-byte UTF-8 sequence at s, or 0. */
+static unsigned utf8_cp(const unsigned char *s, size_t n)
+{
+    if (n >= 2 && s[0] >= 0xc2 && s[0] <= 0xdf && (s[1] & 0xc0) == 0x80)
+        return (unsigned)(s[0] & 0x1f) << 6 | (s[1] & 0x3f);
+    if (n >= 3 && (s[0] & 0xf0) == 0xe0 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80)
+        return (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+    return 0;
+}
+
+/* Why the code point cp cannot be in a configuration file, or NULL: it
+ * looks like a blank (a blank before "#" starts a comment; this one would
+ * keep the comment in the value), like nothing, like a line break, or it
+ * changes the order in which the line is displayed. */
+static const char *unseen_cp(unsigned cp)
+{
+    if (cp >= 0x80 && cp <= 0x9f)
+        return "control character";
+    if (cp == 0xa0)
+        return "no-break space: it looks like a space but is not one (a comment needs a space or a tab before it)";
+    if (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x202f || cp == 0x205f ||
+        cp == 0x3000)
+        return "Unicode space: it looks like a space but is not one (a comment needs a space or a tab before it)";
+    if ((cp >= 0x200b && cp <= 0x200d) || cp == 0x2060)
+        return "invisible character";
+    if (cp == 0x2028 || cp == 0x2029)
+        return "line or paragraph separator: an editor may show a line break where there is none";
+    if (cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+        (cp >= 0x2066 && cp <= 0x2069))
+        return "text direction control: the line would be displayed in another order than it is read";
+    if (cp == 0xfeff)
+        return "byte order mark: only the file may start with one";
+    return NULL;
+}
+
 static int check_bytes(struct reader *rd, const unsigned char *s, size_t n)
 {
+    const char *why;
+    unsigned cp;
     size_t i;
 
     for (i = 0; i < n; i++) {
@@ -129,10 +166,8 @@ static int check_bytes(struct reader *rd, const unsigned char *s, size_t n)
             return fail(rd, "carriage return at column %zu: lines end with \\n or \\r\\n", i + 1);
         if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
             return fail(rd, "control character 0x%02x at column %zu", s[i], i + 1);
-        if (s[i] == 0xc2 && i + 1 < n && s[i + 1] == 0xa0)
-            return fail(rd, "no-break space (U+00A0) at column %zu: it looks like a space but is not one", i + 1);
-        if (s[i] == 0xef && i + 2 < n && s[i + 1] == 0xbb && s[i + 2] == 0xbf)
-            return fail(rd, "byte order mark (U+FEFF) at column %zu: only the file may start with one", i + 1);
+        if (s[i] >= 0xc2 && (cp = utf8_cp(s + i, n - i)) != 0 && (why = unseen_cp(cp)) != NULL)
+            return fail(rd, "U+%04X at column %zu: %s", cp, i + 1, why);
     }
     return 0;
 }
