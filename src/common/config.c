@@ -130,8 +130,8 @@ static int set_url(void *t, const char *v, struct err *e)
         return err_setf(e, ERR_CONFIG, "bad url \"%s\" (use file:///PATH or s3://BUCKET/PREFIX)", v);
     if (str_has_prefix(v, "file://") && v[7] != '/')
         return err_setf(e, ERR_CONFIG, "bad url \"%s\": a file:// url needs an absolute path (file:///srv/backup)", v);
-    if (str_has_prefix(v, "s3://") && (v[5] == '\0' || v[5] == '/'))
-        return err_setf(e, ERR_CONFIG, "bad url \"%s\": no bucket name", v);
+    if (str_has_prefix(v, "s3://") && config_check_s3_url(v, e) < 0)
+        return -1;
     return set_str(t, v, e);
 }
 
@@ -218,7 +218,7 @@ const struct key_def config_global_keys[] = {
 #define R(name, field, fn, kind, flags) { name, offsetof(struct region_conf, field), fn, kind, flags }
 const struct key_def config_region_keys[] = {
     R("url", url, set_url, KIND_STR, 0),
-    R("endpoint", endpoint, config_set_http_url, KIND_STR, 0),
+    R("endpoint", endpoint, config_set_endpoint, KIND_STR, 0),
     R("aws_region", aws_region, set_str, KIND_STR, 0),
     R("path_style", path_style, set_bool, KIND_BOOL, 0),
     R("mode", mode, set_mode, KIND_MODE, 0),

@@ -46,8 +46,12 @@ int config_set_string(void *target, const char *value, struct err *e);
 int config_set_credentials(void *target, const char *value, struct err *e);
 int config_set_sse(void *target, const char *value, struct err *e);
 int config_set_checksum(void *target, const char *value, struct err *e);
-/* endpoint, sts_endpoint: http:// or https:// and a host, nothing guessed */
+/* sts_endpoint: http:// or https:// and a host, nothing guessed */
 int config_set_http_url(void *target, const char *value, struct err *e);
+/* endpoint: the same, and no path, query or fragment (the S3 driver refuses them) */
+int config_set_endpoint(void *target, const char *value, struct err *e);
+/* url = s3://...: the bucket and prefix the S3 driver accepts; 0 or -1 */
+int config_check_s3_url(const char *value, struct err *e);
 int config_set_idle(void *target, const char *value, struct err *e);
 
 const struct key_def *config_find_key(const struct key_def *defs, size_t n, const char *name);
