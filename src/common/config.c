@@ -496,7 +496,7 @@ static int apply_env(struct config *c, struct err *e)
         if (eq[1] == '\0')
             return err_setf(e, ERR_CONFIG, "environment: %s is set but empty (unset it to use the file's value)",
                             name);
-        if (config_set(c, k->name, eq + 1, name, e) < 0)
+        if (config_env_value_check(name, eq + 1, e) < 0 || config_set(c, k->name, eq + 1, name, e) < 0)
             return err_prefix(e, "environment");
     }
     return 0;

@@ -72,6 +72,16 @@ struct region_conf *config_add_region(struct config *c, const char *name, struct
 /* Read the file at `path` into `c` (config_read.c). */
 int config_read_file(struct config *c, const char *path, struct err *e);
 
+/* Where text[0..n) holds a character no configuration may hold (n if none):
+ * NUL, control characters but the tab, Unicode spaces other than the space,
+ * invisible characters, line separators, text direction controls, a byte
+ * order mark; `what` names it ("U+3000"), *why says why. */
+size_t config_bad_char(const char *text, size_t n, char *what, size_t cap, const char **why);
+
+/* A WALSHIP_<KEY> value holds none of those, and no blank at either end
+ * (the file would drop it; the environment would keep it). */
+int config_env_value_check(const char *name, const char *value, struct err *e);
+
 /* What the values mean together, once all are read (config_check.c):
  * absolute paths, timeouts, regions and the spool each in a place of their
  * own, CA files others cannot write.  ERR_CONFIG naming origin and key. */

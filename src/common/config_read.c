@@ -138,8 +138,7 @@ static const char *unseen_cp(unsigned cp)
         return "control character";
     if (cp == 0xa0)
         return "no-break space: it looks like a space but is not one (a comment needs a space or a tab before it)";
-    if (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x202f || cp == 0x205f ||
-        cp == 0x3000)
+    if (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x202f || cp == 0x205f || cp == 0x3000)
         return "Unicode space: it looks like a space but is not one (a comment needs a space or a tab before it)";
     if ((cp >= 0x200b && cp <= 0x200d) || cp == 0x2060)
         return "invisible character";
@@ -153,22 +152,52 @@ static const char *unseen_cp(unsigned cp)
     return NULL;
 }
 
-static int check_bytes(struct reader *rd, const unsigned char *s, size_t n)
+size_t config_bad_char(const char *text, size_t n, char *what, size_t cap, const char **why)
 {
-    const char *why;
+    const unsigned char *s = (const unsigned char *)text;
     unsigned cp;
     size_t i;
 
     for (i = 0; i < n; i++) {
-        if (s[i] == '\0')
-            return fail(rd, "NUL byte at column %zu: a configuration file is text", i + 1);
-        if (s[i] == '\r')
-            return fail(rd, "carriage return at column %zu: lines end with \\n or \\r\\n", i + 1);
-        if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
-            return fail(rd, "control character 0x%02x at column %zu", s[i], i + 1);
-        if (s[i] >= 0xc2 && (cp = utf8_cp(s + i, n - i)) != 0 && (why = unseen_cp(cp)) != NULL)
-            return fail(rd, "U+%04X at column %zu: %s", cp, i + 1, why);
+        *why = "it does not show";
+        if (s[i] == '\0' || s[i] == '\r') {
+            if (s[i] == '\r')
+                *why = "lines end with \\n or \\r\\n; elsewhere it does not show";
+            snprintf(what, cap, "%s", s[i] == '\0' ? "NUL byte" : "carriage return");
+            return i;
+        }
+        if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f) {
+            snprintf(what, cap, "control character 0x%02x", s[i]);
+            return i;
+        }
+        if (s[i] >= 0xc2 && (cp = utf8_cp(s + i, n - i)) != 0 && (*why = unseen_cp(cp)) != NULL) {
+            snprintf(what, cap, "U+%04X", cp);
+            return i;
+        }
     }
+    return n;
+}
+
+static int check_bytes(struct reader *rd, const char *s, size_t n)
+{
+    char what[64];
+    const char *why;
+    size_t at = config_bad_char(s, n, what, sizeof what, &why);
+
+    return at < n ? fail(rd, "%s at column %zu: %s", what, at + 1, why) : 0;
+}
+
+int config_env_value_check(const char *name, const char *v, struct err *e)
+{
+    char what[64];
+    const char *why;
+    size_t n = strlen(v), at = config_bad_char(v, n, what, sizeof what, &why);
+
+    if (at < n)
+        return err_setf(e, ERR_CONFIG, "%s holds a %s at character %zu: %s", name, what, at + 1, why);
+    if (is_blank(v[0]) || is_blank(v[n - 1]))
+        return err_setf(e, ERR_CONFIG, "%s %s with a blank, which would be part of the value (the "
+                        "configuration file would drop it): remove it", name, is_blank(v[0]) ? "starts" : "ends");
     return 0;
 }
 
@@ -252,7 +281,7 @@ static int next_line(struct reader *rd)
         return fail(rd, "%s%s%sthe line is %zu bytes long; walship reads lines of up to %u bytes", key[0] ? "key \"" : "",
                     key, key[0] ? "\": " : "", n, CONF_MAX_LINE);
     }
-    if (check_bytes(rd, (const unsigned char *)s, n) < 0)
+    if (check_bytes(rd, s, n) < 0)
         return -1;
     while (n > 0 && is_blank(*s)) {
         s++;
