@@ -126,6 +126,17 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx);
  * whose promotion is under way (see restore/standby.h).  For main's early
  * failures too (a configuration that does not load). */
 int wal_fetch_fail(int standby, const char *name, const char *msg);
+
+/* wal-fetch failed before it ran: argv as main got it, argv[first - 1] the
+ * command name; answered as wal_fetch_fail. */
+int wal_fetch_early_fail(int argc, char **argv, int first, const char *msg);
+
+/* The command line could not be read (said why, on stderr): when it is a
+ * restore_command ("wal-fetch" in it, or a misspelt command given
+ * PostgreSQL's %p, pg_wal/RECOVERYXLOG), a 2 would end recovery as "not in
+ * the archive" ('walship --confg FILE wal-fetch %f %p' did), so answered as
+ * wal-fetch's failures; EXIT_USAGE otherwise. */
+int wal_fetch_cmdline_fail(int argc, char **argv, const char *why);
 int cmd_backup_fetch_run(struct cmd_ctx *ctx);
 int cmd_backup_list_run(struct cmd_ctx *ctx);
 int cmd_backup_push_run(struct cmd_ctx *ctx);

@@ -475,7 +475,7 @@ static int help_or_command(int argc, char **argv, const struct cmd **cmd)
     if (*cmd == NULL) {
         fprintf(stderr, "walship: unknown command \"%s\"\n\n", argv[1]);
         print_help(stderr);
-        return EXIT_USAGE;
+        return wal_fetch_cmdline_fail(argc, argv, "the command line could not be read (see above)");
     }
     for (i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -519,44 +519,6 @@ fail:
     return -1;
 }
 
-/* wal-fetch failed before it ran (argv[first - 1] is the command, then
- * its arguments): its NAME and whether this is a standby, as it would see
- * them. */
-static int fetch_early_fail_at(int argc, char **argv, int first, const struct err *e)
-{
-    const char *name = NULL;
-    int i, standby = access("standby.signal", F_OK) == 0;
-
-    for (i = first; i < argc; i++) {
-        if (strcmp(argv[i], "--standby") == 0)
-            standby = 1;
-        else if (strncmp(argv[i], "--", 2) != 0 && name == NULL)
-            name = argv[i];
-    }
-    return wal_fetch_fail(standby, name, e->msg);
-}
-
-static int fetch_early_fail(int argc, char **argv, const struct err *e)
-{
-    return fetch_early_fail_at(argc, argv, 2, e);
-}
-
-/* Global options unreadable (said why): for wal-fetch a 2 would end
- * recovery as "not in the archive", so answered as its failures. */
-static int global_opts_fail(int argc, char **argv)
-{
-    struct err e = ERR_INIT;
-    int i;
-
-    for (i = 1; i < argc; i++)
-        if (strcmp(argv[i], "wal-fetch") == 0) {
-            log_init("wal-fetch", LOG_INFO);
-            err_setf(&e, ERR_USAGE, "a global option could not be read (see above)");
-            return fetch_early_fail_at(argc, argv, i + 1, &e);
-        }
-    return EXIT_USAGE;
-}
-
 int main(int argc, char **argv)
 {
     struct global_opts g;
@@ -569,7 +531,7 @@ int main(int argc, char **argv)
 
     spawn_note_inherited();
     if (take_global_opts(&argc, argv, &g) < 0)
-        return global_opts_fail(argc, argv);
+        return wal_fetch_cmdline_fail(argc, argv, "a global option could not be read (see above)");
     if ((rc = help_or_command(argc, argv, &cmd)) >= 0)
         return rc;
     /* restore_command: a status of 1..125 would end recovery (cmd_wal_fetch.c),
@@ -583,14 +545,14 @@ int main(int argc, char **argv)
     if (g.level_str != NULL && log_parse_level(g.level_str, &level) < 0) {
         if (is_fetch) {
             err_setf(&e, ERR_USAGE, "bad --log-level \"%s\" (use error, warning, info or debug)", g.level_str);
-            return fetch_early_fail(argc, argv, &e);
+            return wal_fetch_early_fail(argc, argv, 2, e.msg);
         }
         fprintf(stderr, "walship: bad --log-level \"%s\" (use error, warning, info or debug)\n", g.level_str);
         return EXIT_USAGE;
     }
     memset(&ctx, 0, sizeof ctx);
     if (load_config(&g, cmd, &ctx, &e) < 0)
-        return is_fetch ? fetch_early_fail(argc, argv, &e) : cmd_fail(&e);
+        return is_fetch ? wal_fetch_early_fail(argc, argv, 2, e.msg) : cmd_fail(&e);
     ctx.region = g.region;
     ctx.argc = argc - 1;
     ctx.argv = argv + 1;
