@@ -11,6 +11,7 @@
 #ifndef WALSHIP_CMD_H
 #define WALSHIP_CMD_H
 
+#include <getopt.h>
 #include "config.h"
 
 struct cmd_ctx {
@@ -50,6 +51,14 @@ int cmd_usage(const char *name, const char *fmt, ...) __attribute__((format(prin
  * meant cannot be known (the last one used to win).  --tablespace-map is
  * given once per tablespace. */
 const char *cmd_option_twice(int argc, char **argv);
+
+/* After getopt_long(argc, argv, ..., opts, &li) returned option opts[li],
+ * with optind and optarg as it left them: NULL, or why the option cannot be
+ * taken as given: abbreviated (--pgd for --pgdata: cmd_option_twice compares
+ * spellings, so "--pgdata A --pgd B" silently took B), or its value taken
+ * from the next argument that is an option itself ("--pgdata --start": the
+ * value was forgotten, and the restore went into ./--start, not started). */
+const char *cmd_option_misused(char **argv, int optind, const struct option *opts, int li);
 
 /* Open the storage of the region named `name`, or the first region if NULL. */
 struct stor;

@@ -355,8 +355,9 @@ static int take_opt(int *argc, char **argv, int i, const char *name, const char 
         return 0;
     if (argv[i][n] != '=' && argv[i][n] != '\0')
         return 0;
-    /* given twice, which one was meant?  (the last one used to win) */
-    if ((argv[i][n] == '\0' && i + 1 >= *argc) || *value != NULL) {
+    /* given twice, which one was meant?  (the last one used to win); a
+     * value that is an option: it was forgotten (--config --region R) */
+    if ((argv[i][n] == '\0' && (i + 1 >= *argc || strncmp(argv[i + 1], "--", 2) == 0)) || *value != NULL) {
         fprintf(stderr, "walship: option %s %s\n", name, *value != NULL ? "is given twice" : "needs a value");
         *bad = 1;
         return 1;
