@@ -394,10 +394,10 @@ static int apply_dr_options(struct config *c, const struct global_opts *g, struc
                             "region's section)", lone);
         return 0;
     }
-    if (str_has_prefix(g->from, "file://") && (g->ca_file || g->endpoint || g->aws_region || g->path_style))
+    /* (not --aws-region: restore writes it into restore_command for any url) */
+    if (str_has_prefix(g->from, "file://") && (g->ca_file || g->endpoint || g->path_style))
         return err_setf(e, ERR_USAGE, "%s is an S3 option: a file:// region would not use it",
-                        g->ca_file ? "--ca-file" : g->endpoint ? "--endpoint" : g->aws_region ? "--aws-region" :
-                        "--path-style");
+                        g->ca_file ? "--ca-file" : g->endpoint ? "--endpoint" : "--path-style");
     config_drop_regions(c);
     if (config_add_region_url(c, name, g->from, e) < 0)
         return -1;

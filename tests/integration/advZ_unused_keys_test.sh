@@ -5,8 +5,8 @@
 # credentials, an endpoint; a region switched from s3:// to file:// for a
 # drill keeps them) was ignored; sse_kms_key_id or sse_bucket_key without
 # sse = aws:kms was called valid by config check and refused by every
-# command when it opened the region; and --endpoint, --ca-file,
-# --path-style, --aws-region with --from file:// were ignored.  All are
+# command when it opened the region; and --endpoint, --ca-file and
+# --path-style with --from file:// were ignored.  All are
 # refused now, exit 2, naming the key.  No server needed.
 set -u
 . "$(dirname "$0")/../lib/tap.sh"
@@ -40,7 +40,7 @@ refused "sse_bucket_key with sse = AES256" "c.conf:5: key \"sse_bucket_key\" of 
 conf '[region a]\nurl = s3://bucket/p\nendpoint = http://127.0.0.1:9\nsse = aws:kms\nsse_kms_key_id = alias/w\nsse_bucket_key = true\n'
 out=$(check); is "$?" 0 "sse_kms_key_id and sse_bucket_key with sse = aws:kms are read"
 
-for opt in "--endpoint http://127.0.0.1:9" "--ca-file $T/ca.pem" "--path-style" "--aws-region eu-west-1"; do
+for opt in "--endpoint http://127.0.0.1:9" "--ca-file $T/ca.pem" "--path-style"; do
   # shellcheck disable=SC2086
   o=$("$WALSHIP" --from "file://$T/ra" $opt st ls 2>&1); st=$?
   is "$st" 2 "${opt%% *} with --from file://: exit 2"
@@ -48,5 +48,9 @@ for opt in "--endpoint http://127.0.0.1:9" "--ca-file $T/ca.pem" "--path-style" 
 done
 o=$("$WALSHIP" --from "file://$T/ra" --region dr st ls 2>&1); st=$?
 unlike "$o" "S3 option" "--region with --from file:// is no S3 option"
+# restore writes --aws-region into restore_command whatever the url: a
+# standby's wal-fetch must keep working
+o=$("$WALSHIP" --from "file://$T/ra" --aws-region us-east-1 st ls 2>&1); st=$?
+unlike "$o" "S3 option" "--aws-region with --from file:// is still taken (restore_command carries it)"
 
 done_testing
