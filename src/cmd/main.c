@@ -491,6 +491,20 @@ static int help_or_command(int argc, char **argv, const struct cmd **cmd)
     return -1;
 }
 
+/* The commands that work on every region and had --region ignored without
+ * a word ('walship --region eu backup-push' backed up to all); with --from,
+ * --region names the one region. */
+static int region_ignored(const char *cmd)
+{
+    static const char *const all[] = { "config", "keygen", "wal-push", "ship", "backup-push", "copy" };
+    size_t i;
+
+    for (i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(cmd, all[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* The configuration with the global options applied, checked for what
  * `cmd` needs; 0 or -1 with e set (ctx->conf freed). */
 static int load_config(const struct global_opts *g, const struct cmd *cmd, struct cmd_ctx *ctx, struct err *e)
@@ -512,6 +526,10 @@ static int load_config(const struct global_opts *g, const struct cmd *cmd, struc
         goto fail;
     }
     log_set_level(g->level_str != NULL ? level : ctx->conf->log_level);
+    if (g->region != NULL && g->from == NULL && region_ignored(cmd->name)) {
+        err_setf(e, ERR_USAGE, "%s does not take --region: it would be ignored (remove it)", cmd->name);
+        goto fail;
+    }
     if (g->region != NULL && config_region(ctx->conf, g->region) == NULL && cmd->needs_config) {
         err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured%s%s", g->region,
                  ctx->conf->path ? " in " : "", ctx->conf->path ? ctx->conf->path : "");
