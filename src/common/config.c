@@ -146,55 +146,13 @@ static int set_part_size(void *t, const char *v, struct err *e)
     return 0;
 }
 
-static int set_old_keys(void *t, const char *v, struct err *e)
-{
-    char ***dst = t;
-    char **list = NULL;
-    size_t n = 0;
-    const char *p = v;
-
-    while (*p) {
-        const char *end;
-        char **nl;
-
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0')
-            break;
-        end = p;
-        while (*end && *end != ',' && !isspace((unsigned char)*end))
-            end++;
-        nl = realloc(list, (n + 2) * sizeof *list);
-        if (nl == NULL)
-            goto nomem;
-        list = nl;
-        list[n] = strndup(p, (size_t)(end - p));
-        if (list[n] == NULL)
-            goto nomem;
-        list[++n] = NULL;
-        p = end;
-    }
-    if (*dst) {
-        for (char **q = *dst; *q; q++)
-            free(*q);
-        free(*dst);
-    }
-    *dst = list;
-    return 0;
-nomem:
-    for (size_t i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
-    return err_setf(e, ERR_NOMEM, "out of memory");
-}
-
 #define G(name, field, fn, kind, flags) { name, offsetof(struct config, field), fn, kind, flags }
 const struct key_def config_global_keys[] = {
     G("pgdata", pgdata, set_str, KIND_STR, 0),
     G("pg_conninfo", pg_conninfo, set_conninfo, KIND_CONNINFO, 0),
     G("compression", compression_level, set_compression, KIND_COMPRESSION, 0),
     G("key_file", key_file, set_str, KIND_STR, 0),
-    G("old_key_files", old_key_files, set_old_keys, KIND_LIST, 0),
+    G("old_key_files", old_key_files, config_set_old_keys, KIND_LIST, 0),
     G("spool_dir", spool_dir, set_str, KIND_STR, 0),
     G("spool_max_bytes", spool_max_bytes, set_size, KIND_SIZE, 0),
     G("parallel", parallel, set_parallel, KIND_INT, 0),

@@ -1,7 +1,7 @@
 /* config_cloud — setters kept out of config.c for its size: the S3 region
  * keys of issue 15 (credentials source, server-side encryption, integrity
- * checksum) and the archiver process's idle time.  docs/CONFIG.md lists
- * the keys. */
+ * checksum), the endpoint and s3:// url, the archiver process's idle time
+ * and the old_key_files list.  docs/CONFIG.md lists the keys. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -109,4 +109,51 @@ int config_set_idle(void *t, const char *v, struct err *e)
         return err_setf(e, ERR_CONFIG, "archive_async_idle \"%s\" is out of range (1s to 1d)", v);
     *out = d;
     return 0;
+}
+
+/* old_key_files: paths separated by commas or blanks. */
+int config_set_old_keys(void *t, const char *v, struct err *e)
+{
+    char ***dst = t;
+    char **list = NULL;
+    size_t n = 0;
+    const char *p = v;
+
+    while (*p) {
+        const char *end;
+        char **nl;
+
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0')
+            break;
+        end = p;
+        while (*end && *end != ',' && !isspace((unsigned char)*end))
+            end++;
+        nl = realloc(list, (n + 2) * sizeof *list);
+        if (nl == NULL)
+            goto nomem;
+        list = nl;
+        list[n] = strndup(p, (size_t)(end - p));
+        if (list[n] == NULL)
+            goto nomem;
+        list[++n] = NULL;
+        p = end;
+    }
+    /* WALSHIP_OLD_KEY_FILES="$OLD1,$OLD2" with both unset replaced the
+     * file's list with none: refused, as an empty value is */
+    if (n == 0)
+        return err_setf(e, ERR_CONFIG, "no key file in \"%s\" (remove the setting for none)", v);
+    if (*dst) {
+        for (char **q = *dst; *q; q++)
+            free(*q);
+        free(*dst);
+    }
+    *dst = list;
+    return 0;
+nomem:
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    return err_setf(e, ERR_NOMEM, "out of memory");
 }

@@ -53,6 +53,7 @@ int config_set_endpoint(void *target, const char *value, struct err *e);
 /* url = s3://...: the bucket and prefix the S3 driver accepts; 0 or -1 */
 int config_check_s3_url(const char *value, struct err *e);
 int config_set_idle(void *target, const char *value, struct err *e);
+int config_set_old_keys(void *target, const char *value, struct err *e);
 
 const struct key_def *config_find_key(const struct key_def *defs, size_t n, const char *name);
 

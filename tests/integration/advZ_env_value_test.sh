@@ -7,7 +7,9 @@
 # check showed the path as if it were right: the carriage return does not
 # show), which a shipper started without it never drains.  Such values are
 # refused now (exit 2; wal-fetch: 250), naming the variable and the
-# character.  No server needed: file:// regions.
+# character.  An old_key_files list with no entry in it ("," from two unset
+# variables) is refused as an empty value is.  No server needed: file://
+# regions.
 set -u
 . "$(dirname "$0")/../lib/tap.sh"
 
@@ -40,6 +42,17 @@ o=$(WALSHIP_PG_CONNINFO=$'host=/run/postgresql\tdbname=postgres' "$WALSHIP" --co
 is "$?" 0 "a tab inside a value (a conninfo) is read"
 o=$(WALSHIP_PGDATA="/srv/donn"$'\xc3\xa9'"es" "$WALSHIP" --config "$T/w.conf" config check 2>&1)
 is "$?" 0 "letters outside ASCII are read"
+
+# an old_key_files list with no entry: WALSHIP_OLD_KEY_FILES="$OLD1,$OLD2"
+# with both unset replaced the file's old keys with none, without a word
+printf '[global]\nold_key_files = %s/old1.key\n[region ra]\nurl = file://%s/ra\n' "$T" "$T" >o.conf
+chmod 600 o.conf
+o=$(WALSHIP_OLD_KEY_FILES=, "$WALSHIP" --config "$T/o.conf" config check 2>&1); st=$?
+is "$st" 2 "WALSHIP_OLD_KEY_FILES=, (two unset variables): refused, the file's old keys not dropped"
+like "$o" "WALSHIP_OLD_KEY_FILES: key \"old_key_files\": no key file in \",\"" "  says so"
+printf '[global]\nold_key_files = , ,\n[region ra]\nurl = file://%s/ra\n' "$T" >o.conf
+o=$("$WALSHIP" --config "$T/o.conf" config check 2>&1); st=$?
+is "$st" 2 "old_key_files = , , in the file: refused like an empty value"
 
 # restore_command: a bad environment is no "not in the archive"
 o=$(WALSHIP_SPOOL_DIR="$T/spool"$'\r' "$WALSHIP" --config "$T/w.conf" wal-fetch 000000010000000000000001 \
