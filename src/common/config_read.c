@@ -31,6 +31,7 @@
 
 #include "autoconf.h"
 #include "pgconn.h"
+#include "utf8.h"
 #include "util.h"
 
 #define CONF_MAX_FILE (16u << 20)
@@ -128,6 +129,15 @@ static unsigned utf8_cp(const unsigned char *s, size_t n)
     return 0;
 }
 
+/* The length of the valid UTF-8 sequence at s[0..n), or 0. */
+static size_t seq_len(const unsigned char *s, size_t n)
+{
+    char b[5] = { 0 };
+
+    memcpy(b, s, n < 4 ? n : 4);
+    return utf8_seq_len(b);
+}
+
 /* Why the code point cp cannot be in a configuration file, or NULL: it
  * looks like a blank (a blank before "#" starts a comment; this one would
  * keep the comment in the value), like nothing, like a line break, or it
@@ -156,7 +166,7 @@ size_t config_bad_char(const char *text, size_t n, char *what, size_t cap, const
 {
     const unsigned char *s = (const unsigned char *)text;
     unsigned cp;
-    size_t i;
+    size_t i, len;
 
     for (i = 0; i < n; i++) {
         *why = "it does not show";
@@ -170,10 +180,21 @@ size_t config_bad_char(const char *text, size_t n, char *what, size_t cap, const
             snprintf(what, cap, "control character 0x%02x", s[i]);
             return i;
         }
-        if (s[i] >= 0xc2 && (cp = utf8_cp(s + i, n - i)) != 0 && (*why = unseen_cp(cp)) != NULL) {
+        if (s[i] < 0x80)
+            continue;
+        if ((len = seq_len(s + i, n - i)) == 0 && s[i] == 0xa0) {
+            /* not UTF-8 (taken as written), but a no-break space too */
+            *why = "a no-break space in Latin-1 or Windows-1252: it looks like a space but is not one (save the "
+                   "file as UTF-8, and write a space)";
+            snprintf(what, cap, "byte 0xA0");
+            return i;
+        }
+        if ((cp = utf8_cp(s + i, n - i)) != 0 && (*why = unseen_cp(cp)) != NULL) {
             snprintf(what, cap, "U+%04X", cp);
             return i;
         }
+        if (len > 1)
+            i += len - 1;       /* 0xA0 inside a character is no space */
     }
     return n;
 }

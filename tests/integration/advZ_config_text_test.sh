@@ -49,6 +49,12 @@ refused "a directional isolate (U+2066)" "bad.conf:2: .*U\+2066.* at column 15"
 conf '[global]\npgdata = /srv/a\xe2\x80\x8f\n[region a]\nurl = file://%s/ra\n' "$T"
 refused "a right-to-left mark (U+200F)" "bad.conf:2: .*U\+200F"
 
+# a file saved in Latin-1 or Windows-1252: its no-break space is one byte
+conf '[region a]\nurl = s3://bucket/prod\xa0# primary\nendpoint = http://127.0.0.1:9\n'
+refused "a Latin-1 no-break space (byte 0xA0) before a # comment" "bad.conf:2: byte 0xA0 at column 23"
+conf '[global]\npgdata = /srv/n\xe9w/\xf0\x9f\x98\xa0\n[region a]\nurl = file://%s/ra\n' "$T"
+out=$(check "$T/bad.conf"); is "$?" 0 "other bytes that are not UTF-8, and 0xA0 inside a character, are taken as written"
+
 # other UTF-8 is taken as written
 conf '[global]\npgdata = /srv/donn\xc3\xa9es/\xe6\x95\xb0\xe6\x8d\xae\n[region a]\nurl = file://%s/ra\n' "$T"
 out=$(check "$T/bad.conf"); is "$?" 0 "letters outside ASCII (é, CJK) are read"
