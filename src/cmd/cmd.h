@@ -11,6 +11,7 @@
 #ifndef WALSHIP_CMD_H
 #define WALSHIP_CMD_H
 
+#include <getopt.h>
 #include "config.h"
 
 struct cmd_ctx {
@@ -50,6 +51,14 @@ int cmd_usage(const char *name, const char *fmt, ...) __attribute__((format(prin
  * meant cannot be known (the last one used to win).  --tablespace-map is
  * given once per tablespace. */
 const char *cmd_option_twice(int argc, char **argv);
+
+/* After getopt_long(argc, argv, ..., opts, &li) returned option opts[li],
+ * with optind and optarg as it left them: NULL, or why the option cannot be
+ * taken as given: abbreviated (--pgd for --pgdata: cmd_option_twice compares
+ * spellings, so "--pgdata A --pgd B" silently took B), or its value taken
+ * from the next argument that is an option itself ("--pgdata --start": the
+ * value was forgotten, and the restore went into ./--start, not started). */
+const char *cmd_option_misused(char **argv, int optind, const struct option *opts, int li);
 
 /* Open the storage of the region named `name`, or the first region if NULL. */
 struct stor;
@@ -126,6 +135,17 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx);
  * whose promotion is under way (see restore/standby.h).  For main's early
  * failures too (a configuration that does not load). */
 int wal_fetch_fail(int standby, const char *name, const char *msg);
+
+/* wal-fetch failed before it ran: argv as main got it, argv[first - 1] the
+ * command name; answered as wal_fetch_fail. */
+int wal_fetch_early_fail(int argc, char **argv, int first, const char *msg);
+
+/* The command line could not be read (said why, on stderr): when it is a
+ * restore_command ("wal-fetch" in it, or a misspelt command given
+ * PostgreSQL's %p, pg_wal/RECOVERYXLOG), a 2 would end recovery as "not in
+ * the archive" ('walship --confg FILE wal-fetch %f %p' did), so answered as
+ * wal-fetch's failures; EXIT_USAGE otherwise. */
+int wal_fetch_cmdline_fail(int argc, char **argv, const char *why);
 int cmd_backup_fetch_run(struct cmd_ctx *ctx);
 int cmd_backup_list_run(struct cmd_ctx *ctx);
 int cmd_backup_push_run(struct cmd_ctx *ctx);

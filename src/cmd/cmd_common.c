@@ -2,6 +2,7 @@
  * cmd_common — what several commands need at their edge: the keyring with
  * its one warning when nothing is encrypted.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,4 +166,23 @@ const char *cmd_option_twice(int argc, char **argv)
             }
     }
     return NULL;
+}
+
+const char *cmd_option_misused(char **argv, int optind, const struct option *opts, int li)
+{
+    static char why[400];
+    const char *name = opts[li].name, *given;
+    int separate = optarg != NULL && optarg == argv[optind - 1];
+    size_t n = strlen(name);
+
+    given = argv[optind - 1 - separate];
+    if (strncmp(given, "--", 2) != 0 || strncmp(given + 2, name, n) != 0 || (given[2 + n] != '\0' &&
+                                                                            given[2 + n] != '='))
+        snprintf(why, sizeof why, "\"%.80s\" stands for --%s: write it in full", given, name);
+    else if (separate && strncmp(optarg, "--", 2) == 0)
+        snprintf(why, sizeof why, "--%s needs a value, and \"%.80s\" is an option (write --%s=%.80s if that "
+                 "is the value)", name, optarg, name, optarg);
+    else
+        return NULL;
+    return why;
 }

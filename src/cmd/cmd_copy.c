@@ -42,11 +42,14 @@ static int parse_args(struct cmd_ctx *ctx, const char **from, const char **to, s
         { "dry-run", no_argument, NULL, 'n' },
         { NULL, 0, NULL, 0 },
     };
-    int c;
+    const char *why;
+    int c, li = 0;
 
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(ctx->argc, ctx->argv, ":", opts, NULL)) != -1) {
+    while ((c = getopt_long(ctx->argc, ctx->argv, ":", opts, &li)) != -1) {
+        if (c != '?' && c != ':' && (why = cmd_option_misused(ctx->argv, optind, opts, li)) != NULL)
+            return cmd_usage("copy", "%s", why);
         switch (c) {
         case 'f': *from = optarg; break;
         case 't': *to = optarg; break;

@@ -52,13 +52,16 @@ static int parse_args(struct cmd_ctx *ctx, struct promote_opts *o)
         { NULL, 0, NULL, 0 },
     };
     struct err e = ERR_INIT;
-    int c;
+    const char *why;
+    int c, li = 0;
 
     memset(o, 0, sizeof *o);
     o->timeout_s = 600;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(ctx->argc, ctx->argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(ctx->argc, ctx->argv, "", opts, &li)) != -1) {
+        if (c != '?' && c != ':' && (why = cmd_option_misused(ctx->argv, optind, opts, li)) != NULL)
+            return cmd_usage("promote", "%s", why);
         switch (c) {
         case 'U': o->pg_user = optarg; break;
         case 'f': o->force = 1; break;

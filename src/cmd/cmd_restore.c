@@ -221,7 +221,8 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
         { NULL, 0, NULL, 0 },
     };
     struct err e = ERR_INIT;
-    int c, rc;
+    const char *why;
+    int c, rc, li = 0;
 
     memset(o, 0, sizeof *o);
     o->target.kind = PITR_LATEST;
@@ -234,7 +235,9 @@ static int parse_args(struct cmd_ctx *ctx, struct restore_opts *o)
     o->stall_timeout = RCV_STALL_TIMEOUT_S;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(ctx->argc, ctx->argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(ctx->argc, ctx->argv, "", opts, &li)) != -1) {
+        if (c != '?' && c != ':' && (why = cmd_option_misused(ctx->argv, optind, opts, li)) != NULL)
+            return cmd_usage("restore", "%s", why);
         switch (c) {
         case 'D': o->pgdata = optarg; break;
         case 't': case 'l': case 'x': case 'n': case 'L': case 'I': case 'a': case 'T':

@@ -287,3 +287,47 @@ int wal_fetch_fail(int standby, const char *name, const char *msg)
               "the archive)", name ? name : "", msg, WALFETCH_ABORT_STATUS);
     return WALFETCH_ABORT_STATUS;
 }
+
+/* wal-fetch failed before it ran (argv[first - 1] is the command, then
+ * its arguments): its NAME and whether this is a standby, as it would see
+ * them. */
+int wal_fetch_early_fail(int argc, char **argv, int first, const char *msg)
+{
+    const char *name = NULL;
+    int i, standby = access("standby.signal", F_OK) == 0;
+
+    for (i = first; i < argc; i++) {
+        if (strcmp(argv[i], "--standby") == 0)
+            standby = 1;
+        else if (strncmp(argv[i], "--", 2) != 0 && name == NULL)
+            name = argv[i];
+    }
+    return wal_fetch_fail(standby, name, msg);
+}
+
+/* PostgreSQL's %p in restore_command: pg_wal/RECOVERYXLOG or
+ * pg_wal/RECOVERYHISTORY (no other command takes such a path). */
+static int is_recovery_dest(const char *arg)
+{
+    const char *base = strrchr(arg, '/');
+
+    base = base != NULL ? base + 1 : arg;
+    return strcmp(base, "RECOVERYXLOG") == 0 || strcmp(base, "RECOVERYHISTORY") == 0;
+}
+
+int wal_fetch_cmdline_fail(int argc, char **argv, const char *why)
+{
+    int i, at = 0;
+
+    for (i = 1; i < argc && at == 0; i++)
+        if (strcmp(argv[i], "wal-fetch") == 0)
+            at = i;
+    /* or a misspelt command given PostgreSQL's %p ('walship wal_fetch %f %p') */
+    for (i = 2; i < argc && at == 0; i++)
+        if (is_recovery_dest(argv[i]))
+            at = 1;
+    if (at == 0)
+        return EXIT_USAGE;
+    log_init("wal-fetch", LOG_INFO);
+    return wal_fetch_early_fail(argc, argv, at + 1, why);
+}

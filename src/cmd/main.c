@@ -355,8 +355,9 @@ static int take_opt(int *argc, char **argv, int i, const char *name, const char 
         return 0;
     if (argv[i][n] != '=' && argv[i][n] != '\0')
         return 0;
-    /* given twice, which one was meant?  (the last one used to win) */
-    if ((argv[i][n] == '\0' && i + 1 >= *argc) || *value != NULL) {
+    /* given twice, which one was meant?  (the last one used to win); a
+     * value that is an option: it was forgotten (--config --region R) */
+    if ((argv[i][n] == '\0' && (i + 1 >= *argc || strncmp(argv[i + 1], "--", 2) == 0)) || *value != NULL) {
         fprintf(stderr, "walship: option %s %s\n", name, *value != NULL ? "is given twice" : "needs a value");
         *bad = 1;
         return 1;
@@ -393,6 +394,10 @@ static int apply_dr_options(struct config *c, const struct global_opts *g, struc
                             "region's section)", lone);
         return 0;
     }
+    /* (not --aws-region: restore writes it into restore_command for any url) */
+    if (str_has_prefix(g->from, "file://") && (g->ca_file || g->endpoint || g->path_style))
+        return err_setf(e, ERR_USAGE, "%s is an S3 option: a file:// region would not use it",
+                        g->ca_file ? "--ca-file" : g->endpoint ? "--endpoint" : "--path-style");
     config_drop_regions(c);
     if (config_add_region_url(c, name, g->from, e) < 0)
         return -1;
@@ -475,7 +480,7 @@ static int help_or_command(int argc, char **argv, const struct cmd **cmd)
     if (*cmd == NULL) {
         fprintf(stderr, "walship: unknown command \"%s\"\n\n", argv[1]);
         print_help(stderr);
-        return EXIT_USAGE;
+        return wal_fetch_cmdline_fail(argc, argv, "the command line could not be read (see above)");
     }
     for (i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -484,6 +489,20 @@ static int help_or_command(int argc, char **argv, const struct cmd **cmd)
         }
     }
     return -1;
+}
+
+/* The commands that work on every region and had --region ignored without
+ * a word ('walship --region eu backup-push' backed up to all); with --from,
+ * --region names the one region. */
+static int region_ignored(const char *cmd)
+{
+    static const char *const all[] = { "config", "keygen", "wal-push", "ship", "backup-push", "copy" };
+    size_t i;
+
+    for (i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(cmd, all[i]) == 0)
+            return 1;
+    return 0;
 }
 
 /* The configuration with the global options applied, checked for what
@@ -507,6 +526,10 @@ static int load_config(const struct global_opts *g, const struct cmd *cmd, struc
         goto fail;
     }
     log_set_level(g->level_str != NULL ? level : ctx->conf->log_level);
+    if (g->region != NULL && g->from == NULL && region_ignored(cmd->name)) {
+        err_setf(e, ERR_USAGE, "%s does not take --region: it would be ignored (remove it)", cmd->name);
+        goto fail;
+    }
     if (g->region != NULL && config_region(ctx->conf, g->region) == NULL && cmd->needs_config) {
         err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured%s%s", g->region,
                  ctx->conf->path ? " in " : "", ctx->conf->path ? ctx->conf->path : "");
@@ -517,44 +540,6 @@ fail:
     config_free(ctx->conf);
     ctx->conf = NULL;
     return -1;
-}
-
-/* wal-fetch failed before it ran (argv[first - 1] is the command, then
- * its arguments): its NAME and whether this is a standby, as it would see
- * them. */
-static int fetch_early_fail_at(int argc, char **argv, int first, const struct err *e)
-{
-    const char *name = NULL;
-    int i, standby = access("standby.signal", F_OK) == 0;
-
-    for (i = first; i < argc; i++) {
-        if (strcmp(argv[i], "--standby") == 0)
-            standby = 1;
-        else if (strncmp(argv[i], "--", 2) != 0 && name == NULL)
-            name = argv[i];
-    }
-    return wal_fetch_fail(standby, name, e->msg);
-}
-
-static int fetch_early_fail(int argc, char **argv, const struct err *e)
-{
-    return fetch_early_fail_at(argc, argv, 2, e);
-}
-
-/* Global options unreadable (said why): for wal-fetch a 2 would end
- * recovery as "not in the archive", so answered as its failures. */
-static int global_opts_fail(int argc, char **argv)
-{
-    struct err e = ERR_INIT;
-    int i;
-
-    for (i = 1; i < argc; i++)
-        if (strcmp(argv[i], "wal-fetch") == 0) {
-            log_init("wal-fetch", LOG_INFO);
-            err_setf(&e, ERR_USAGE, "a global option could not be read (see above)");
-            return fetch_early_fail_at(argc, argv, i + 1, &e);
-        }
-    return EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
@@ -569,7 +554,7 @@ int main(int argc, char **argv)
 
     spawn_note_inherited();
     if (take_global_opts(&argc, argv, &g) < 0)
-        return global_opts_fail(argc, argv);
+        return wal_fetch_cmdline_fail(argc, argv, "a global option could not be read (see above)");
     if ((rc = help_or_command(argc, argv, &cmd)) >= 0)
         return rc;
     /* restore_command: a status of 1..125 would end recovery (cmd_wal_fetch.c),
@@ -583,14 +568,14 @@ int main(int argc, char **argv)
     if (g.level_str != NULL && log_parse_level(g.level_str, &level) < 0) {
         if (is_fetch) {
             err_setf(&e, ERR_USAGE, "bad --log-level \"%s\" (use error, warning, info or debug)", g.level_str);
-            return fetch_early_fail(argc, argv, &e);
+            return wal_fetch_early_fail(argc, argv, 2, e.msg);
         }
         fprintf(stderr, "walship: bad --log-level \"%s\" (use error, warning, info or debug)\n", g.level_str);
         return EXIT_USAGE;
     }
     memset(&ctx, 0, sizeof ctx);
     if (load_config(&g, cmd, &ctx, &e) < 0)
-        return is_fetch ? fetch_early_fail(argc, argv, &e) : cmd_fail(&e);
+        return is_fetch ? wal_fetch_early_fail(argc, argv, 2, e.msg) : cmd_fail(&e);
     ctx.region = g.region;
     ctx.argc = argc - 1;
     ctx.argv = argv + 1;

@@ -144,10 +144,29 @@ void ship_spawn(const struct config *conf, struct spool *sp)
     default:
         break;
     }
-    if (conf->path != NULL)
-        execl(exe, exe, "--config", conf->path, "ship", "--system-identifier", sysid, (char *)NULL);
-    else
-        execl(exe, exe, "ship", "--system-identifier", sysid, (char *)NULL);
+    /* what wal-push read from its flags too, not only the file: with
+     * 'walship --key-file K wal-push %p' the shipper had no key, could not
+     * check a spooled object, and the async region never got any WAL
+     * (the environment, WALSHIP_KEY_FILE, is inherited) */
+    {
+        const char *o = config_origin(conf, "key_file"), *argv[10];
+        int a = 0;
+
+        argv[a++] = exe;
+        if (conf->path != NULL) {
+            argv[a++] = "--config";
+            argv[a++] = conf->path;
+        }
+        if (o != NULL && strcmp(o, "--key-file") == 0 && conf->key_file != NULL) {
+            argv[a++] = "--key-file";
+            argv[a++] = conf->key_file;
+        }
+        argv[a++] = "ship";
+        argv[a++] = "--system-identifier";
+        argv[a++] = sysid;
+        argv[a] = NULL;
+        execv(exe, (char *const *)argv);
+    }
     _exit(127);
 }
 

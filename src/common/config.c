@@ -130,8 +130,8 @@ static int set_url(void *t, const char *v, struct err *e)
         return err_setf(e, ERR_CONFIG, "bad url \"%s\" (use file:///PATH or s3://BUCKET/PREFIX)", v);
     if (str_has_prefix(v, "file://") && v[7] != '/')
         return err_setf(e, ERR_CONFIG, "bad url \"%s\": a file:// url needs an absolute path (file:///srv/backup)", v);
-    if (str_has_prefix(v, "s3://") && (v[5] == '\0' || v[5] == '/'))
-        return err_setf(e, ERR_CONFIG, "bad url \"%s\": no bucket name", v);
+    if (str_has_prefix(v, "s3://") && config_check_s3_url(v, e) < 0)
+        return -1;
     return set_str(t, v, e);
 }
 
@@ -146,55 +146,13 @@ static int set_part_size(void *t, const char *v, struct err *e)
     return 0;
 }
 
-static int set_old_keys(void *t, const char *v, struct err *e)
-{
-    char ***dst = t;
-    char **list = NULL;
-    size_t n = 0;
-    const char *p = v;
-
-    while (*p) {
-        const char *end;
-        char **nl;
-
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0')
-            break;
-        end = p;
-        while (*end && *end != ',' && !isspace((unsigned char)*end))
-            end++;
-        nl = realloc(list, (n + 2) * sizeof *list);
-        if (nl == NULL)
-            goto nomem;
-        list = nl;
-        list[n] = strndup(p, (size_t)(end - p));
-        if (list[n] == NULL)
-            goto nomem;
-        list[++n] = NULL;
-        p = end;
-    }
-    if (*dst) {
-        for (char **q = *dst; *q; q++)
-            free(*q);
-        free(*dst);
-    }
-    *dst = list;
-    return 0;
-nomem:
-    for (size_t i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
-    return err_setf(e, ERR_NOMEM, "out of memory");
-}
-
 #define G(name, field, fn, kind, flags) { name, offsetof(struct config, field), fn, kind, flags }
 const struct key_def config_global_keys[] = {
     G("pgdata", pgdata, set_str, KIND_STR, 0),
     G("pg_conninfo", pg_conninfo, set_conninfo, KIND_CONNINFO, 0),
     G("compression", compression_level, set_compression, KIND_COMPRESSION, 0),
     G("key_file", key_file, set_str, KIND_STR, 0),
-    G("old_key_files", old_key_files, set_old_keys, KIND_LIST, 0),
+    G("old_key_files", old_key_files, config_set_old_keys, KIND_LIST, 0),
     G("spool_dir", spool_dir, set_str, KIND_STR, 0),
     G("spool_max_bytes", spool_max_bytes, set_size, KIND_SIZE, 0),
     G("parallel", parallel, set_parallel, KIND_INT, 0),
@@ -218,7 +176,7 @@ const struct key_def config_global_keys[] = {
 #define R(name, field, fn, kind, flags) { name, offsetof(struct region_conf, field), fn, kind, flags }
 const struct key_def config_region_keys[] = {
     R("url", url, set_url, KIND_STR, 0),
-    R("endpoint", endpoint, config_set_http_url, KIND_STR, 0),
+    R("endpoint", endpoint, config_set_endpoint, KIND_STR, 0),
     R("aws_region", aws_region, set_str, KIND_STR, 0),
     R("path_style", path_style, set_bool, KIND_BOOL, 0),
     R("mode", mode, set_mode, KIND_MODE, 0),
@@ -496,7 +454,7 @@ static int apply_env(struct config *c, struct err *e)
         if (eq[1] == '\0')
             return err_setf(e, ERR_CONFIG, "environment: %s is set but empty (unset it to use the file's value)",
                             name);
-        if (config_set(c, k->name, eq + 1, name, e) < 0)
+        if (config_env_value_check(name, eq + 1, e) < 0 || config_set(c, k->name, eq + 1, name, e) < 0)
             return err_prefix(e, "environment");
     }
     return 0;

@@ -428,10 +428,41 @@ static int check_session_token(const struct config *c, struct err *e)
     return 0;
 }
 
+/* Keys that do nothing where they stand were dropped without a word: an S3
+ * key in a file:// region (sse = aws:kms, credentials, endpoint over a local
+ * directory), and the KMS keys without sse = aws:kms, which config check
+ * called valid and the S3 driver refused when it opened the region. */
+static int check_unused_keys(const struct config *c, struct err *e)
+{
+    static const char *const file_keys[] = { "url", "mode", "retain_full", "retain_days" };
+    size_t j, f;
+    int i;
+
+    for (i = 0; i < c->nregions; i++) {
+        const struct region_conf *r = &c->regions[i];
+        int kms = r->sse != NULL && strcmp(r->sse, "aws:kms") == 0;
+
+        if (!kms && (r->sse_kms_key_id != NULL || r->sse_bucket_key))
+            return key_error(e, c, r, r->sse_kms_key_id != NULL ? "sse_kms_key_id" : "sse_bucket_key",
+                             "needs sse = aws:kms in the section, else it would not be used");
+        if (r->url == NULL || !str_has_prefix(r->url, "file://"))
+            continue;
+        for (j = 0; j < config_nregion; j++) {
+            const char *k = config_region_keys[j].name;
+
+            for (f = 0; f < sizeof file_keys / sizeof file_keys[0] && strcmp(k, file_keys[f]) != 0; f++)
+                ;
+            if (f == sizeof file_keys / sizeof file_keys[0] && strcmp(origin_of(c, r, k), "default") != 0)
+                return key_error(e, c, r, k, "an S3 setting in a file:// region would not be used: remove it");
+        }
+    }
+    return 0;
+}
+
 int config_check(const struct config *c, struct err *e)
 {
     if (check_paths(c, e) < 0 || check_timeouts(c, e) < 0 || check_zero_off(c, e) < 0 || check_ca_files(c, e) < 0 ||
-        check_session_token(c, e) < 0 || check_locations(c, e) < 0)
+        check_session_token(c, e) < 0 || check_unused_keys(c, e) < 0 || check_locations(c, e) < 0)
         return -1;
     return 0;
 }

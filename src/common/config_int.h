@@ -46,9 +46,14 @@ int config_set_string(void *target, const char *value, struct err *e);
 int config_set_credentials(void *target, const char *value, struct err *e);
 int config_set_sse(void *target, const char *value, struct err *e);
 int config_set_checksum(void *target, const char *value, struct err *e);
-/* endpoint, sts_endpoint: http:// or https:// and a host, nothing guessed */
+/* sts_endpoint: http:// or https:// and a host, nothing guessed */
 int config_set_http_url(void *target, const char *value, struct err *e);
+/* endpoint: the same, and no path, query or fragment (the S3 driver refuses them) */
+int config_set_endpoint(void *target, const char *value, struct err *e);
+/* url = s3://...: the bucket and prefix the S3 driver accepts; 0 or -1 */
+int config_check_s3_url(const char *value, struct err *e);
 int config_set_idle(void *target, const char *value, struct err *e);
+int config_set_old_keys(void *target, const char *value, struct err *e);
 
 const struct key_def *config_find_key(const struct key_def *defs, size_t n, const char *name);
 
@@ -67,6 +72,16 @@ struct region_conf *config_add_region(struct config *c, const char *name, struct
 
 /* Read the file at `path` into `c` (config_read.c). */
 int config_read_file(struct config *c, const char *path, struct err *e);
+
+/* Where text[0..n) holds a character no configuration may hold (n if none):
+ * NUL, control characters but the tab, Unicode spaces other than the space,
+ * invisible characters, line separators, text direction controls, a byte
+ * order mark; `what` names it ("U+3000"), *why says why. */
+size_t config_bad_char(const char *text, size_t n, char *what, size_t cap, const char **why);
+
+/* A WALSHIP_<KEY> value holds none of those, and no blank at either end
+ * (the file would drop it; the environment would keep it). */
+int config_env_value_check(const char *name, const char *value, struct err *e);
 
 /* What the values mean together, once all are read (config_check.c):
  * absolute paths, timeouts, regions and the spool each in a place of their

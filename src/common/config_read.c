@@ -31,6 +31,7 @@
 
 #include "autoconf.h"
 #include "pgconn.h"
+#include "utf8.h"
 #include "util.h"
 
 #define CONF_MAX_FILE (16u << 20)
@@ -118,22 +119,106 @@ static void key_hint(const char *t, size_t n, char *out, size_t cap)
         out[0] = '\0';
 }
 
-static int check_bytes(struct reader *rd, const unsigned char *s, size_t n)
+/* The code point of the 2- or 3-byte UTF-8 sequence at s, or 0. */
+static unsigned utf8_cp(const unsigned char *s, size_t n)
 {
-    size_t i;
+    if (n >= 2 && s[0] >= 0xc2 && s[0] <= 0xdf && (s[1] & 0xc0) == 0x80)
+        return (unsigned)(s[0] & 0x1f) << 6 | (s[1] & 0x3f);
+    if (n >= 3 && (s[0] & 0xf0) == 0xe0 && (s[1] & 0xc0) == 0x80 && (s[2] & 0xc0) == 0x80)
+        return (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+    return 0;
+}
+
+/* The length of the valid UTF-8 sequence at s[0..n), or 0. */
+static size_t seq_len(const unsigned char *s, size_t n)
+{
+    char b[5] = { 0 };
+
+    memcpy(b, s, n < 4 ? n : 4);
+    return utf8_seq_len(b);
+}
+
+/* Why the code point cp cannot be in a configuration file, or NULL: it
+ * looks like a blank (a blank before "#" starts a comment; this one would
+ * keep the comment in the value), like nothing, like a line break, or it
+ * changes the order in which the line is displayed. */
+static const char *unseen_cp(unsigned cp)
+{
+    if (cp >= 0x80 && cp <= 0x9f)
+        return "control character";
+    if (cp == 0xa0)
+        return "no-break space: it looks like a space but is not one (a comment needs a space or a tab before it)";
+    if (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x202f || cp == 0x205f || cp == 0x3000)
+        return "Unicode space: it looks like a space but is not one (a comment needs a space or a tab before it)";
+    if ((cp >= 0x200b && cp <= 0x200d) || cp == 0x2060)
+        return "invisible character";
+    if (cp == 0x2028 || cp == 0x2029)
+        return "line or paragraph separator: an editor may show a line break where there is none";
+    if (cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+        (cp >= 0x2066 && cp <= 0x2069))
+        return "text direction control: the line would be displayed in another order than it is read";
+    if (cp == 0xfeff)
+        return "byte order mark: only the file may start with one";
+    return NULL;
+}
+
+size_t config_bad_char(const char *text, size_t n, char *what, size_t cap, const char **why)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    unsigned cp;
+    size_t i, len;
 
     for (i = 0; i < n; i++) {
-        if (s[i] == '\0')
-            return fail(rd, "NUL byte at column %zu: a configuration file is text", i + 1);
-        if (s[i] == '\r')
-            return fail(rd, "carriage return at column %zu: lines end with \\n or \\r\\n", i + 1);
-        if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
-            return fail(rd, "control character 0x%02x at column %zu", s[i], i + 1);
-        if (s[i] == 0xc2 && i + 1 < n && s[i + 1] == 0xa0)
-            return fail(rd, "no-break space (U+00A0) at column %zu: it looks like a space but is not one", i + 1);
-        if (s[i] == 0xef && i + 2 < n && s[i + 1] == 0xbb && s[i + 2] == 0xbf)
-            return fail(rd, "byte order mark (U+FEFF) at column %zu: only the file may start with one", i + 1);
+        *why = "it does not show";
+        if (s[i] == '\0' || s[i] == '\r') {
+            if (s[i] == '\r')
+                *why = "lines end with \\n or \\r\\n; elsewhere it does not show";
+            snprintf(what, cap, "%s", s[i] == '\0' ? "NUL byte" : "carriage return");
+            return i;
+        }
+        if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f) {
+            snprintf(what, cap, "control character 0x%02x", s[i]);
+            return i;
+        }
+        if (s[i] < 0x80)
+            continue;
+        if ((len = seq_len(s + i, n - i)) == 0 && s[i] == 0xa0) {
+            /* not UTF-8 (taken as written), but a no-break space too */
+            *why = "a no-break space in Latin-1 or Windows-1252: it looks like a space but is not one (save the "
+                   "file as UTF-8, and write a space)";
+            snprintf(what, cap, "byte 0xA0");
+            return i;
+        }
+        if ((cp = utf8_cp(s + i, n - i)) != 0 && (*why = unseen_cp(cp)) != NULL) {
+            snprintf(what, cap, "U+%04X", cp);
+            return i;
+        }
+        if (len > 1)
+            i += len - 1;       /* 0xA0 inside a character is no space */
     }
+    return n;
+}
+
+static int check_bytes(struct reader *rd, const char *s, size_t n)
+{
+    char what[64];
+    const char *why;
+    size_t at = config_bad_char(s, n, what, sizeof what, &why);
+
+    return at < n ? fail(rd, "%s at column %zu: %s", what, at + 1, why) : 0;
+}
+
+int config_env_value_check(const char *name, const char *v, struct err *e)
+{
+    char what[64];
+    const char *why;
+    size_t n = strlen(v), at = config_bad_char(v, n, what, sizeof what, &why);
+
+    if (at < n)
+        return err_setf(e, ERR_CONFIG, "%s holds a %s at character %zu: %s", name, what, at + 1, why);
+    if (is_blank(v[0]) || is_blank(v[n - 1]))
+        return err_setf(e, ERR_CONFIG, "%s %s with a blank, which would be part of the value (the "
+                        "configuration file would drop it): remove it", name, is_blank(v[0]) ? "starts" : "ends");
     return 0;
 }
 
@@ -217,7 +302,7 @@ static int next_line(struct reader *rd)
         return fail(rd, "%s%s%sthe line is %zu bytes long; walship reads lines of up to %u bytes", key[0] ? "key \"" : "",
                     key, key[0] ? "\": " : "", n, CONF_MAX_LINE);
     }
-    if (check_bytes(rd, (const unsigned char *)s, n) < 0)
+    if (check_bytes(rd, s, n) < 0)
         return -1;
     while (n > 0 && is_blank(*s)) {
         s++;
