@@ -130,25 +130,12 @@ static int is_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* 32 bytes of printable text: not the 32 random bytes of a raw key (one
- * in 10^13 of those is), but 32 hex digits (half a hex key, pasted without
- * its line end, or an AES-128 key) or a passphrase, which were taken as raw
- * key bytes: WAL archived under a key other than the one kept in escrow. */
-static int is_text_key(const unsigned char *buf, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i < len && buf[i] >= 0x20 && buf[i] < 0x7f; i++)
-        ;
-    return len == KEYS_LEN && i == len;
-}
-
 /* Raw 32 bytes, or 64 hex digits with optional surrounding white space. */
 static int parse_key(const unsigned char *buf, size_t len, unsigned char key[KEYS_LEN])
 {
     size_t b = 0, end = len;
 
-    if (len == KEYS_LEN && !is_text_key(buf, len)) {
+    if (len == KEYS_LEN) {
         memcpy(key, buf, KEYS_LEN);
         return 0;
     }
@@ -211,10 +198,7 @@ static int load_one(struct keyring *kr, const char *path, const char *setting, i
     if (len > KEY_FILE_MAX || parse_key(buf, len, key) < 0) {
         err_setf(e, ERR_CONFIG,
                  "%s \"%s\" does not hold a key (64 hex digits or 32 raw bytes; "
-                 "create one with walship keygen)%s", setting, path,
-                 is_text_key(buf, len) ? ": it holds 32 characters of text, half a hex key or a passphrase, not 32 "
-                 "random bytes (if these bytes are the key, write them as 64 hex digits: od -An -tx1 FILE | tr -d ' \\n')"
-                 : "");
+                 "create one with walship keygen)", setting, path);
         goto out;
     }
     rc = keys_add(kr, key, current, path, e);
