@@ -191,7 +191,53 @@ pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo1" --key-file "$T/ke
 rc=$?
 [ "$rc" -ne 0 ]; ok $? "the restore of $INCR2 over a re-made parent fails (exit $rc)"
 like "$(cat "$T/restore.out")" "$INCR" "naming the parent"
-[ ! -f "$R3/PG_VERSION" ]; ok $? "and leaves no cluster to start"
+diag "$(grep ERROR "$T/restore.out" | tail -1)"
+[ ! -e "$R3/backup_label" ] && [ ! -e "$R3/recovery.signal" ]; ok $? "no backup_label, no recovery.signal: it never looks complete"
 rm -rf "$T/repo1/backups/$INCR"; mv "$T/incr.saved" "$T/repo1/backups/$INCR"
+# a parent really re-made under its name: taken away, and a new backup
+# pushed with the clock set back onto its name (the name is the start
+# second: a try that lands on the next second is removed and tried again)
+SHIM=$T/clockshift.so
+if ws_clockshift_build "$SHIM"; then
+  mv "$T/repo1/backups/$INCR" "$T/incr.saved"
+  want=$(date -u -d "$(echo "$INCR" | sed -E 's/(....)(..)(..)T(..)(..)(..)Z/\1-\2-\3 \4:\5:\6/')" +%s)
+  for try in 1 2 3; do
+    pg_run env LD_PRELOAD="$SHIM" CLOCKSHIFT_SECONDS=$((want - $(date +%s))) "$WALSHIP" --config "$CONF2" \
+      backup-push >"$T/remade.out" 2>&1
+    [ -d "$T/repo1/backups/$INCR" ] && break
+    for b in $(ls "$T/repo1/backups"); do   # the try that missed: not one of ours
+      case " $FULL $INCR2 $FULL2 " in *" $b "*) ;; *) rm -rf "$T/repo1/backups/$b" ;; esac
+    done
+  done
+  [ -f "$T/repo1/backups/$INCR/manifest.json" ]; ok $? "backup $INCR re-made under its name" || diag "$(tail -3 "$T/remade.out")"
+  R6=$(newdir r6)
+  pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo1" --key-file "$T/key" restore \
+    --pgdata "$R6" --backup "$INCR2" --target-latest >"$T/restore.out" 2>&1
+  rc=$?
+  [ "$rc" -ne 0 ]; ok $? "the restore of $INCR2 over its re-made parent fails (exit $rc)"
+  like "$(cat "$T/restore.out")" "not the one $INCR2 was taken against" "saying the parent is not the one it was taken against"
+  diag "$(grep ERROR "$T/restore.out" | tail -1)"
+  [ ! -e "$R6/backup_label" ] && [ ! -e "$R6/recovery.signal" ]; ok $? "no backup_label, no recovery.signal: it never looks complete"
+  rm -rf "$T/repo1/backups/$INCR"; mv "$T/incr.saved" "$T/repo1/backups/$INCR"
+else
+  ok 0 "# SKIP no C compiler for the clock shim"
+fi
+
+# the parent's manifest kept, its part swapped for the other backup's
+cp -a "$T/repo1/backups/$INCR/part-0001" "$T/part.saved"
+cp "$T/repo1/backups/$FULL2/part-0001" "$T/repo1/backups/$INCR/part-0001"
+R4=$(newdir r4)
+pg_run env WALSHIP_CONFIG= "$WALSHIP" --from "file://$T/repo1" --key-file "$T/key" restore \
+  --pgdata "$R4" --backup "$INCR2" --target-latest >"$T/restore.out" 2>&1
+rc=$?
+[ "$rc" -ne 0 ]; ok $? "the restore of $INCR2 over a parent's swapped part fails (exit $rc)"
+diag "$(grep ERROR "$T/restore.out" | tail -1)"
+[ ! -e "$R4/backup_label" ] && [ ! -e "$R4/recovery.signal" ]; ok $? "no backup_label, no recovery.signal: it never looks complete"
+cp "$T/part.saved" "$T/repo1/backups/$INCR/part-0001"
+pg_run "$PG_BIN/pg_ctl" -D "$R2" -m fast -w stop >/dev/null 2>&1
+R5=$(newdir r5)
+restore_to "$R5" "$R2PORT" "$INCR2"
+snapshot psqlp "$R2PORT" >"$T/got5.txt"
+diff "$T/src2.txt" "$T/got5.txt" >/dev/null; ok $? "with the part put back, the chain restores timeline 2's data"
 
 done_testing
