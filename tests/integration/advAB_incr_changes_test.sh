@@ -9,6 +9,10 @@
 # the source.  Then the source is restored and promoted (timeline 2), the
 # old primary stopped, and an incremental taken on the new timeline over the
 # parent from timeline 1; its restore is compared with the new primary.
+# Last, the parent under its name is replaced (another backup's folder
+# copied there; a backup really re-made there with the clock set back; one
+# part swapped): each restore of the chain fails naming the link and never
+# leaves a directory that looks complete (backup_label, recovery.signal).
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/swift.sh"   # free_ports
