@@ -157,4 +157,11 @@ int cmd_status_run(struct cmd_ctx *ctx);
 int cmd_copy_run(struct cmd_ctx *ctx);
 int cmd_upgrade_run(struct cmd_ctx *ctx);
 
+/* Print "tablespace OID: PATH (pg_tblspc/OID)" for each tablespace of a
+ * restored backup, where it went after the --tablespace-map entries
+ * (", the backup's path" when no entry moved it). */
+struct bkf_tsmap;
+struct manifest;
+void cmd_print_tablespaces(const struct manifest *m, const struct bkf_tsmap *map, size_t nmap);
+
 #endif

@@ -19,6 +19,7 @@
 #include "cmd_restore_conf.h"
 #include "keys.h"
 #include "log.h"
+#include "mapread.h"
 #include "note.h"
 #include "stor.h"
 #include "util.h"
@@ -182,22 +183,12 @@ static void print_result(const struct fetch_args *fa, const char *name, const ch
                          const struct bkf_stats *st, const struct manifest *m)
 {
     char sz[32];
-    size_t i;
 
     human(st->bytes, sz, sizeof sz);
     printf("restored backup %s from region %s into %s: %llu files, %llu directories, %s in %.1f s (%.0f MB/s)\n",
            name, region, fa->pos[1], (unsigned long long)st->files, (unsigned long long)st->dirs, sz,
            (double)st->ms / 1000.0, st->ms ? (double)st->bytes / 1e3 / (double)st->ms : 0.0);
-    for (i = 0; i < m->ntablespaces; i++) {
-        const char *target = m->tablespaces[i].path;
-        int k;
-
-        for (k = 0; k < fa->nmaps; k++)
-            if (strcmp(fa->maps[k].old_path, target) == 0)
-                target = fa->maps[k].new_path;
-        printf("tablespace %u: %s (pg_tblspc/%u)\n", (unsigned)m->tablespaces[i].oid, target,
-               (unsigned)m->tablespaces[i].oid);
-    }
+    cmd_print_tablespaces(m, fa->maps, (size_t)fa->nmaps);
     printf("start LSN %X/%X (WAL %s, timeline %u); WAL up to %s is needed for a consistent state\n",
            (unsigned)(m->start_lsn >> 32), (unsigned)m->start_lsn, m->start_wal, (unsigned)m->timeline, m->stop_wal);
     fflush(stdout);
@@ -217,6 +208,7 @@ int cmd_backup_fetch_run(struct cmd_ctx *ctx)
     char name[CAT_NAME_MAX];
     int i, status;
 
+    (void)mapread_install();    /* before any thread: file:// objects read from a mapping (mapread.h) */
     if ((status = parse_args(ctx, &fa)) != 0)
         return status;
     if (cmd_load_keyring(ctx, &kr, &e) < 0)

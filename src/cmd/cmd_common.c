@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "backup_fetch.h"
 #include "cluster.h"
 #include "cmd.h"
 #include "keys.h"
@@ -185,4 +186,21 @@ const char *cmd_option_misused(char **argv, int optind, const struct option *opt
     else
         return NULL;
     return why;
+}
+
+/* Where each tablespace went: a path the backup gave is said, not left
+ * to be found later. */
+void cmd_print_tablespaces(const struct manifest *m, const struct bkf_tsmap *map, size_t nmap)
+{
+    size_t i, k;
+
+    for (i = 0; i < m->ntablespaces; i++) {
+        const char *target = m->tablespaces[i].path;
+
+        for (k = 0; k < nmap; k++)
+            if (strcmp(map[k].old_path, target) == 0)
+                target = map[k].new_path;
+        printf("tablespace %u: %s (pg_tblspc/%u)%s\n", (unsigned)m->tablespaces[i].oid, target,
+               (unsigned)m->tablespaces[i].oid, target == m->tablespaces[i].path ? ", the backup's path" : "");
+    }
 }

@@ -14,6 +14,7 @@
 #include "note.h"
 #include "copy.h"
 #include "keys.h"
+#include "mapread.h"
 #include "repo.h"
 #include "util.h"
 
@@ -79,6 +80,7 @@ int cmd_copy_run(struct cmd_ctx *ctx)
     uint64_t t0 = now_ms();
     int rc;
 
+    (void)mapread_install();    /* before any thread: file:// objects read from a mapping (mapread.h) */
     if ((rc = parse_args(ctx, &from, &to, &o)) != 0)
         return rc;
     if (config_require_regions(ctx->conf, &e) < 0)

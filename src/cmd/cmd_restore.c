@@ -36,6 +36,7 @@
 #include "cmd_standby.h"
 #include "keys.h"
 #include "log.h"
+#include "mapread.h"
 #include "note.h"
 #include "paths.h"
 #include "pitr.h"
@@ -460,23 +461,6 @@ static int pgdata_prepare(struct restore_opts *o, char abs[PATH_MAX], struct err
     return 0;
 }
 
-/* Where each tablespace went: a path the backup gave is said, not left
- * to be found later. */
-static void print_tablespaces(const struct manifest *m, const struct bkf_tsmap *map, size_t nmap)
-{
-    size_t i, k;
-
-    for (i = 0; i < m->ntablespaces; i++) {
-        const char *target = m->tablespaces[i].path;
-
-        for (k = 0; k < nmap; k++)
-            if (strcmp(map[k].old_path, target) == 0)
-                target = map[k].new_path;
-        printf("tablespace %u: %s (pg_tblspc/%u)%s\n", (unsigned)m->tablespaces[i].oid, target,
-               (unsigned)m->tablespaces[i].oid, target == m->tablespaces[i].path ? ", the backup's path" : "");
-    }
-}
-
 /* Start the WAL prefetch before PostgreSQL: recovery's first segments are
  * then on their way while the server starts, instead of each being
  * downloaded by its own restore_command call until the first call's
@@ -526,6 +510,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     uint64_t t0 = now_ms(), t_fetch = 0, t_replay = 0;
     int k = -1, rc_ = EXIT_FAILURE3;
 
+    (void)mapread_install();    /* before any thread: file:// objects read from a mapping (mapread.h) */
     if ((rc_ = parse_args(ctx, &o)) != 0)
         return rc_;
     rc_ = EXIT_FAILURE3;
@@ -554,7 +539,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
     t_fetch = now_ms() - t0;
     printf("fetched backup %s: %llu files, %.1f MB in %.1f s\n", m->name, (unsigned long long)bs.files,
            (double)bs.bytes / (1 << 20), (double)t_fetch / 1000.0);
-    print_tablespaces(m, o.tsmap, o.ntsmap);
+    cmd_print_tablespaces(m, o.tsmap, o.ntsmap);
     if (write_recovery(ctx, rc->name, &o, &found, &e) < 0)
         goto fail;
     restore_root_note(o.pgdata);

@@ -14,6 +14,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "mapread.h"
 #include "repo.h"
 #include "stor.h"
 #include "verify.h"
@@ -119,6 +120,7 @@ int cmd_verify_run(struct cmd_ctx *ctx)
     size_t nok = 0;
     int i, full = 0, json = 0, bad = 0;
 
+    (void)mapread_install();    /* before any thread: file:// objects read from a mapping (mapread.h) */
     for (i = 1; i < ctx->argc; i++) {
         if (strcmp(ctx->argv[i], "--full") == 0)
             full = 1;

@@ -39,6 +39,7 @@
 #include "cmd.h"
 #include "keys.h"
 #include "log.h"
+#include "mapread.h"
 #include "note.h"
 #include "standby.h"
 #include "util.h"
@@ -183,6 +184,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     const char *name = NULL, *dest = NULL;
     int order[64], n = 0, rc, by = -1, prefetch = 1, served, standby = 0, parsed = 0;
 
+    (void)mapread_install();    /* before any thread: file:// objects read from a mapping (mapread.h) */
     memset(&ci, 0, sizeof ci);
     if (take_args(ctx, &name, &dest, &prefetch, &standby, &e) < 0)
         goto abort;

@@ -26,6 +26,13 @@
  *       mapped reads are off or the file cannot be mapped (the caller reads
  *       it with sink_pump_fd instead).
  *
+ *   sink_pump_range(s, fd, off, len, what, e)
+ *       writes LEN bytes at OFF of the file to s: from mappings of 16 MiB
+ *       windows when mapped reads are on and OFF is page-aligned, else (or
+ *       for what cannot be mapped) with pread in 1 MiB slices.  0, or -1
+ *       with e set (ERR_IO, naming WHAT, when the file ends before
+ *       OFF + LEN or cannot be read).  Any size: memory stays a window.
+ *
  * Thread-safe: the guarded range is per thread.
  */
 #ifndef WALSHIP_MAPREAD_H
@@ -42,5 +49,6 @@
 
 int mapread_install(void);
 int sink_pump_mapped(struct sink *s, int fd, uint64_t size, const char *what, struct err *e);
+int sink_pump_range(struct sink *s, int fd, uint64_t off, uint64_t len, const char *what, struct err *e);
 
 #endif

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mapread.h"
 #include "paths.h"
 #include "stor.h"
 #include "util.h"
@@ -252,8 +253,7 @@ static int fs_put(struct stor *s, const char *key, unsigned flags, struct sink *
 static int fs_get(struct stor *s, const char *key, uint64_t off, uint64_t len, struct sink *out, struct err *e)
 {
     struct fs *f = (struct fs *)s;
-    char path[PATH_MAX];
-    unsigned char *buf = NULL;
+    char path[PATH_MAX], what[PATH_MAX + 64];
     struct stat st;
     int fd, rc = -1;
 
@@ -283,33 +283,11 @@ static int fs_get(struct stor *s, const char *key, uint64_t off, uint64_t len, s
     }
     if (len > (uint64_t)st.st_size - off)
         len = (uint64_t)st.st_size - off;
-    buf = malloc(1 << 20);
-    if (buf == NULL) {
-        err_setf(e, ERR_NOMEM, "out of memory");
+    snprintf(what, sizeof what, "%s\" in region \"%s", key, s->region);
+    if (sink_pump_range(out, fd, off, len, what, e) < 0)
         goto out;
-    }
-    while (len > 0) {
-        size_t want = len > (1 << 20) ? (1 << 20) : (size_t)len;
-        ssize_t n = pread(fd, buf, want, (off_t)off);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            err_errno(e, ERR_IO, errno, "region %s: could not read \"%s\"", s->region, key);
-            goto out;
-        }
-        if (n == 0) {
-            err_setf(e, ERR_IO, "region %s: \"%s\" shrank while it was read", s->region, key);
-            goto out;
-        }
-        if (sink_write(out, buf, (size_t)n, e) < 0)
-            goto out;
-        off += (uint64_t)n;
-        len -= (uint64_t)n;
-    }
     rc = 0;
 out:
-    free(buf);
     close(fd);
     return rc;
 }

@@ -140,6 +140,12 @@ int main(void)
        (unsigned long long)c.got, size);
     is_int(c.writes, 4, "in 1 MiB slices");
 
+    init_sink(&c, fd, (off_t)size - 100);
+    e = (struct err)ERR_INIT;
+    is_int(sink_pump_mapped(&c.base, fd, size, "seg", &e), -1, "a file cut inside its last page: an error too");
+    ok(strstr(e.msg, "became shorter") != NULL, "... (no fault there: the bytes past the end read as zeros)");
+    close(fd);
+    fd = make_file("seg", size, &sum);
     init_sink(&c, fd, 1048576 + 4096);
     e = (struct err)ERR_INIT;
     is_int(sink_pump_mapped(&c.base, fd, size, "seg", &e), -1, "a file cut short while pumped: an error, not SIGBUS");
@@ -167,6 +173,43 @@ int main(void)
     fd = open("/dev/null", O_RDONLY);
     is_int(sink_pump_mapped(&c.base, fd, 4096, "/dev/null", &e), 1, "what cannot be mapped is read");
     close(fd);
+
+    /* ranged pumps (file:// objects): windows of 16 MiB, pread fallbacks */
+    {
+        size_t big = 17 * 1048576 + 777;
+        uint64_t tail_sum = 0;
+        unsigned char *want = malloc(big);
+        int ok_bytes;
+
+        fd = make_file("object", big, &sum);
+        ok(want != NULL && pread(fd, want, big, 0) == (ssize_t)big, "read the object back");
+        init_sink(&c, -1, 0);
+        e = (struct err)ERR_INIT;
+        is_int(sink_pump_range(&c.base, fd, 0, big, "object", &e), 0, "a range across two windows");
+        ok(c.got == big && c.sum == sum, "... the sink got exactly the object's bytes");
+        for (size_t i = 4096; i < big; i++)
+            tail_sum = tail_sum * 31 + want[i];
+        init_sink(&c, -1, 0);
+        is_int(sink_pump_range(&c.base, fd, 4096, big - 4096, "object", &e), 0, "a range from a page boundary");
+        ok(c.got == big - 4096 && c.sum == tail_sum, "... its bytes");
+        tail_sum = 0;
+        for (size_t i = 1000; i < 1000 + 3 * 1048576; i++)
+            tail_sum = tail_sum * 31 + want[i];
+        init_sink(&c, -1, 0);
+        is_int(sink_pump_range(&c.base, fd, 1000, 3 * 1048576, "object", &e), 0,
+               "a range from inside a page (read with pread)");
+        ok(c.got == 3 * 1048576 && c.sum == tail_sum, "... its bytes");
+        init_sink(&c, -1, 0);
+        e = (struct err)ERR_INIT;
+        is_int(sink_pump_range(&c.base, fd, 0, big + 10, "object", &e), -1, "a range past the end: an error");
+        ok(strstr(e.msg, "became shorter") != NULL, "... the file is shorter than asked: %s", e.msg);
+        init_sink(&c, fd, 2 * 1048576);
+        e = (struct err)ERR_INIT;
+        ok_bytes = sink_pump_range(&c.base, fd, 0, big, "object", &e) == -1 && e.code == ERR_IO;
+        ok(ok_bytes, "an object cut short while pumped from a window: an error, not SIGBUS (%s)", e.msg);
+        close(fd);
+        free(want);
+    }
 
     ok(stray_fault_kills(), "a fault outside any pumped range is still fatal");
 
