@@ -17,6 +17,31 @@
 #include "util.h"
 #include "wal.h"
 
+/* Region `name` could not be opened: restore judges the archive without
+ * it, so recovery's restore_command must not ask it either.  Asked, its
+ * first question the others cannot answer (PostgreSQL's probe of the next
+ * timeline's history file, at startup) was a 250 and every such restore
+ * stopped, after the whole fetch (adversarial pass AC). */
+int restore_name_listed(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += len)
+        if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0'))
+            return 1;
+    return 0;
+}
+
+static void note_unasked(struct cmd_ctx *ctx, const char *name)
+{
+    size_t k = strlen(ctx->unasked), len = strlen(name);
+
+    if (restore_name_listed(ctx->unasked, name))
+        return;     /* noted already (restore opens the regions twice) */
+    if (k + len + 2 < sizeof ctx->unasked)
+        snprintf(ctx->unasked + k, sizeof ctx->unasked - k, "%s%s", k ? " " : "", name);
+}
+
 size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first,
                             struct repo *rs[END_MAX_REGIONS])
 {
@@ -33,8 +58,9 @@ size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struc
             continue;
         if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, &r, &re) < 0) {
             log_warning("region %s cannot be asked where the archive ends (%s): the end is taken from the other "
-                        "regions, and recovery may end short of what %s holds", c->regions[i].name, re.msg,
-                        c->regions[i].name);
+                        "regions, and recovery may end short of what %s holds; the restore_command written "
+                        "does not ask it either (a standby's does)", c->regions[i].name, re.msg, c->regions[i].name);
+            note_unasked(ctx, c->regions[i].name);
             repo_free(r);
             continue;
         }

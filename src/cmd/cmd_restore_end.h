@@ -26,6 +26,11 @@ struct repo;
 size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first,
                             struct repo *rs[END_MAX_REGIONS]);
 
+/* Whether `name` is a word of the space-separated `list` (cmd_ctx's
+ * unasked: the regions restore_open_regions could not open, which the
+ * restore_command restore writes does not ask). */
+int restore_name_listed(const char *list, const char *name);
+
 /* `first` is the region restore chose (restore_command asks it first);
  * every other configured region of the cluster is asked too, and one that
  * cannot be is a warning that names it.  Sets t->lsn and t->value; *nseg
