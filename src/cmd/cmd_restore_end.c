@@ -135,10 +135,15 @@ static int others_agree(struct repo *const *rs, size_t n, size_t first, const ch
 
 /* The newest segment into `path`, from the first region that gives it
  * whole (each copy is checked against its key, name and cluster), and the
- * same in every other region that has it. */
+ * same in every other region that has it.  When none does, the error is
+ * the first that is not "not found" (a damaged copy in one region, absent
+ * in the async region behind it: that region's "no such file" was the
+ * message, exit 1, "does not exist"), and never "not found": the segment
+ * was listed, so the end of the archive is not known (adversarial pass AC). */
 static int fetch_newest(struct repo *const *rs, size_t n, const char *name, const char *path, struct err *e)
 {
     char key[REPO_KEY_MAX];
+    struct err first = ERR_INIT;
     size_t i;
 
     if (repo_key_wal(key, sizeof key, name) < 0)
@@ -150,8 +155,15 @@ static int fetch_newest(struct repo *const *rs, size_t n, const char *name, cons
             return others_agree(rs, n, i, key, path, e);
         if (i + 1 < n)
             log_warning("%s; trying region %s", fe.msg, rs[i + 1]->name);
-        *e = fe;
+        if (first.code == ERR_OK || (first.code == ERR_NOTFOUND && fe.code != ERR_NOTFOUND)) {
+            first = fe;
+            if (strncmp(first.msg, "region ", 7) != 0)
+                err_prefix(&first, "region %s", rs[i]->name);
+        }
     }
+    *e = first;
+    if (e->code == ERR_NOTFOUND)
+        e->code = ERR_IO;
     return err_prefix(e, "could not fetch %s, the newest WAL segment", name);
 }
 

@@ -10,7 +10,9 @@
 # configured region down failed so, after the whole fetch, whatever the
 # target.  Now the restore_command restore writes leaves out the regions
 # restore itself could not ask (--skip-region): recovery sees the archive
-# restore judged, and ends where restore said it would.
+# restore judged, and ends where restore said it would.  And the end of
+# the archive unreadable (the newest segment damaged where it is, absent
+# elsewhere) is exit 3 naming the damage, not exit 1.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -33,7 +35,7 @@ pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
 ws_pg_archiving "$T/pg" "$T/c.conf"
 pg_start "$T/pg" "$PP" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
-on_exit "for d in $T/x/data $T/y/data $T/z/data; do runuser -u postgres -- $PG_BIN/pg_ctl -D \$d -m immediate stop; done"
+on_exit "for d in $T/x/data $T/y/data $T/z/data $T/w/data; do runuser -u postgres -- $PG_BIN/pg_ctl -D \$d -m immediate stop; done"
 
 psql_p "$PP" "create table m(id text)"
 psql_p "$PP" "insert into m values ('A')"
@@ -68,5 +70,21 @@ t "r1 down: restore --region r2 --target-lsn (inside r2's WAL) --start succeeds"
   ws --region r2 restore --pgdata "$T/z/data" --target-lsn 0/3000000 --start --port "$XP"
 like "$(psql_p "$XP" "select pg_is_in_recovery()")" "^f$" "... promoted"
 stop_x "$T/z/data"
+
+# r1 back, its copy of the newest segment damaged, r2 without it: the end
+# of the archive cannot be read.  restore said so with r2's "No such file
+# or directory" and exit 1 ("does not exist"); the damage was a warning.
+mv "$T/r1.away" "$T/r1"
+python3 - "$T/r1/wal/${NEW[1]}" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[len(b) // 2] ^= 0xFF
+open(p, 'wb').write(b)
+PY
+ws_mkdirs "$T/w"
+t_fail "newest segment damaged in r1, absent in r2: restore --target-latest exits 3, not 1" 3 \
+  ws restore --pgdata "$T/w/data" --target-latest --start --port "$XP"
+like "$(grep ERROR <<<"$T_OUT")" "region r1: .*(authentication|corrupt)" "... the error names r1's damaged copy"
 
 done_testing
