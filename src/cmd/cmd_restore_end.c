@@ -257,6 +257,12 @@ int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
         goto out;
     wal_format_lsn(t->lsn, lsn);
     snprintf(t->value, sizeof t->value, "%s", lsn);
+    /* the timeline judged, as a number: 'latest' is PostgreSQL's pick at
+     * its start, and a history file archived meanwhile (a drill promoting
+     * with --keep-archive while this restore fetched) was followed, the
+     * LSN above reached on its branch, its rows restored (pass AC) */
+    if (t->timeline[0] == '\0' || strcmp(t->timeline, "latest") == 0)
+        snprintf(t->timeline, sizeof t->timeline, "%u", (unsigned)end.tli);
     log_info("the archive (%s %s) ends on timeline %u in %s, its last record at LSN %s: recovery must reach it",
              n > 1 ? "regions" : "region", end.asked, (unsigned)end.tli, end.newest, lsn);
     rc = 0;
