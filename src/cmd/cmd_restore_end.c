@@ -260,8 +260,9 @@ int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
     /* the timeline judged, as a number: 'latest' is PostgreSQL's pick at
      * its start, and a history file archived meanwhile (a drill promoting
      * with --keep-archive while this restore fetched) was followed, the
-     * LSN above reached on its branch, its rows restored (pass AC) */
-    if (t->timeline[0] == '\0' || strcmp(t->timeline, "latest") == 0)
+     * LSN above reached on its branch, its rows restored (pass AC).  A
+     * timeline given, 'latest' included, is the operator's choice */
+    if (t->timeline[0] == '\0')
         snprintf(t->timeline, sizeof t->timeline, "%u", (unsigned)end.tli);
     log_info("the archive (%s %s) ends on timeline %u in %s, its last record at LSN %s: recovery must reach it",
              n > 1 ? "regions" : "region", end.asked, (unsigned)end.tli, end.newest, lsn);
@@ -290,7 +291,7 @@ static int gap_refuse(const struct manifest *m, const struct pitr_target *t, uin
 }
 
 int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
-                       const struct pitr_target *t, int standby, int *no_start, struct err *e)
+                       struct pitr_target *t, int standby, int *no_start, struct err *e)
 {
     struct repo *rs[END_MAX_REGIONS];
     struct pitr_wal w;
@@ -323,5 +324,11 @@ int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
         err_clear(e);
     }
     log_info("the archive holds %lu WAL segments from the backup on (newest %s)", w.nsegments, w.newest);
+    /* the timeline the path was judged for, as a number (as for latest):
+     * a history file archived after this check must not change the path
+     * PostgreSQL takes.  A standby follows new timelines; a timeline
+     * given, 'latest' included, is the operator's */
+    if (!standby && t->timeline[0] == '\0' && w.tli != 0)
+        snprintf(t->timeline, sizeof t->timeline, "%u", (unsigned)w.tli);
     return 0;
 }

@@ -8,8 +8,9 @@
 # followed by PostgreSQL: on the drill's timeline, which forked before the
 # end restore had computed and went on past it, recovery stopped at that
 # LSN on the drill's branch and promoted: the drill's rows, production's
-# last ones gone, no error.  Now the timeline restore judged is written as
-# a number, so PostgreSQL recovers exactly the history restore checked.
+# last ones gone, no error.  A time target the same (restore judged the
+# path on timeline 1).  Now the timeline restore judged is written as a
+# number, so PostgreSQL recovers exactly the history restore checked.
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
 . "$TOP_SRCDIR/tests/lib/pg.sh"
@@ -36,7 +37,7 @@ pg_init "$T/pg" || { echo "Bail out! initdb"; exit 1; }
 ws_pg_archiving "$T/pg" "$T/c.conf"
 pg_start "$T/pg" "$PP" || { echo "Bail out! postgres did not start"; exit 1; }
 on_exit "pg_stop $T/pg immediate"
-on_exit "for d in $T/drill/data $T/x/data; do runuser -u postgres -- $PG_BIN/pg_ctl -D \$d -m immediate stop; done"
+on_exit "for d in $T/drill/data $T/x/data $T/y/data; do runuser -u postgres -- $PG_BIN/pg_ctl -D \$d -m immediate stop; done"
 
 psql_p "$PP" "create table m(id text, at timestamptz default clock_timestamp())"
 psql_p "$PP" "insert into m values ('A')"
@@ -49,8 +50,13 @@ TT=$(psql_p "$PP" "select clock_timestamp()")
 sleep 0.3
 for x in C D; do
   psql_p "$PP" "insert into m values ('$x')"
-  seg=$(psql_p "$PP" "select pg_walfile_name(pg_switch_wal())")
+  psql_p "$PP" "select pg_switch_wal()" >/dev/null
 done
+sleep 0.3
+TD=$(psql_p "$PP" "select clock_timestamp()")   # between D and E
+sleep 0.3
+psql_p "$PP" "insert into m values ('E')"
+seg=$(psql_p "$PP" "select pg_walfile_name(pg_switch_wal())")
 wait_for 60 test -e "$T/r1/wal/$seg"
 ok $? "production archived through $seg"
 pg_stop "$T/pg" fast
@@ -77,13 +83,21 @@ t "restore --target-latest (not started): the end is timeline 1's" \
 like "$T_OUT" "ends on timeline 1 in" "... judged on timeline 1"
 like "$(grep recovery_target_timeline "$T/x/data/postgresql.auto.conf")" "= '1'" "... and timeline 1 written, not 'latest'"
 
-# the drill's timeline reaches production's region now, before the start
+ws_mkdirs "$T/y"
+t "restore --target-time between D and E (not started)" ws restore --pgdata "$T/y/data" --target-time "$TD" --port "$XP"
+like "$(grep recovery_target_timeline "$T/y/data/postgresql.auto.conf")" "= '1'" "... timeline 1 written, not 'latest'"
+
+# the drill's timeline reaches production's region now, before the starts
 cp -p "$T/side/wal/00000002.history" "$T"/side/wal/00000002000000* "$T/r1/wal/"
 chown -R "$(pg_user)" "$T/r1"
-pg_run "$PG_BIN/pg_ctl" -D "$T/x/data" -l "$T/x/server.log" -w -t 120 start >/dev/null 2>&1
-wait_for 60 promoted "$XP"
-ok $? "the restored instance, started by hand, is promoted"
-is "$(psql_p "$XP" "select string_agg(id, '' order by at) from m" 2>/dev/null)" ABCD \
-  "the restored instance holds production's rows, none of the drill's"
+for x in x:ABCDE y:ABCD; do
+  want=${x#*:} x=${x%:*}
+  pg_run "$PG_BIN/pg_ctl" -D "$T/$x/data" -l "$T/$x/server.log" -w -t 120 start >/dev/null 2>&1
+  wait_for 60 promoted "$XP"
+  ok $? "$x: the restored instance, started by hand, is promoted"
+  is "$(psql_p "$XP" "select string_agg(id, '' order by at) from m" 2>/dev/null)" "$want" \
+    "$x: it holds production's rows ($want), none of the drill's"
+  pg_run "$PG_BIN/pg_ctl" -D "$T/$x/data" -m fast -w stop >/dev/null 2>&1
+done
 
 done_testing
