@@ -280,6 +280,7 @@ int pitr_check_wal(struct repo *const *rs, size_t n, const struct manifest *m, c
         goto out;
     if ((target = tl_target(&tm, m->timeline, timeline, e)) == 0)
         goto out;
+    out->tli = target;
     if (target > 1 && target != m->timeline && ((t = tl_find(&tm, target)) == NULL || !t->has_history)) {
         out->no_timeline = 1;
         err_setf(e, ERR_NOTFOUND, "%s: timeline %u does not exist: %08X.history is not archived", where,

@@ -75,6 +75,7 @@ struct pitr_wal {
     int no_start;               /* the backup's own start segment is not archived */
     uint64_t gap_lsn;           /* where the first gap begins, where recovery would stop; 0: none */
     char skipped[1024];         /* the other regions that could not be listed ("" when none) */
+    uint32_t tli;               /* the target timeline the path was judged for (0: none) */
 };
 
 /* The WAL from backup `m`'s start to the newest segment on the path to

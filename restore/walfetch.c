@@ -511,7 +511,7 @@ void walfetch_prefetch(const struct config *conf, const struct keyring *kr, cons
         return;
     ask.lock_dev = p.lock_dev;
     ask.lock_ino = p.lock_ino;
-    walfetch_fingerprint(conf, ask.fingerprint);
+    walfetch_fingerprint(conf, order, n, ask.fingerprint);
     p.conf = conf;
     p.kr = kr;
     p.notes = notes;

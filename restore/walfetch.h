@@ -70,9 +70,10 @@ int walfetch_from_prefetch(const char *name, const char *dest, const struct clus
 int walfetch_ask(const char *name, const char *dest, const struct cluster_info *ci, const char *fingerprint,
                  unsigned wait_ms, struct err *e);
 
-/* 16 hex digits naming a configuration's regions (name, url, endpoint,
- * prefix) and key file: a prefetcher answers only its own configuration. */
-void walfetch_fingerprint(const struct config *conf, char out[17]);
+/* 16 hex digits naming the regions asked (name, url, endpoint, prefix;
+ * `order`, n of them, in that order) and the key file: a prefetcher
+ * answers only its own configuration. */
+void walfetch_fingerprint(const struct config *conf, const int *order, int n, char out[17]);
 
 /* Keep `count` segments after `name` (segments of `seg_size` bytes) ready
  * in the prefetch directory, `parallel` downloads at a time, and follow

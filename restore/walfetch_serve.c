@@ -161,15 +161,18 @@ int walfetch_dir_is_ours(const char *dir, dev_t dev, ino_t ino)
            st.st_dev == dev && st.st_ino == ino;
 }
 
-void walfetch_fingerprint(const struct config *conf, char out[17])
+void walfetch_fingerprint(const struct config *conf, const int *order, int n, char out[17])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int dn = 0;
     int ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
 
-    for (int i = 0; ok && i < conf->nregions; i++) {
-        const struct region_conf *rc = &conf->regions[i];
+    /* the regions asked, in the order asked: a restore_command that skips
+     * a region restore could not reach must not get its answers from a
+     * prefetcher that asks it */
+    for (int i = 0; ok && i < n; i++) {
+        const struct region_conf *rc = &conf->regions[order[i]];
         const char *f[3] = { rc->name, rc->url, rc->endpoint };
 
         for (int k = 0; ok && k < 3; k++)

@@ -22,6 +22,9 @@ struct cmd_ctx {
     /* the first repository identity a command met (cmd_repo_open) */
     uint64_t seen_sysid;
     char seen_region[64];
+    /* restore: the regions it could not open, space-separated; the
+     * restore_command it writes does not ask them (docs/RESTORE.md) */
+    char unasked[1024];
 };
 
 struct cmd {

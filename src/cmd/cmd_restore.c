@@ -393,7 +393,8 @@ static int write_recovery(struct cmd_ctx *ctx, const char *region, const struct 
 
     if (o->start && strcmp(wt.action, "promote") == 0)
         snprintf(wt.action, sizeof wt.action, "pause");
-    if (restore_conf_command(ctx->conf, region, cmdline, sizeof cmdline, e) < 0 ||
+    /* a standby asks every region: it waits out an outage (DESIGN.md §5) */
+    if (restore_conf_command(ctx->conf, region, o->standby ? "" : ctx->unasked, cmdline, sizeof cmdline, e) < 0 ||
         restore_conf_prepare(o->pgdata, o->port > 0, !o->keep_archive, found, e) < 0 ||
         pitr_write_recovery(o->pgdata, &wt, cmdline, o->keep_archive, o->port, found, e) < 0)
         return -1;
@@ -468,8 +469,10 @@ static int pgdata_prepare(struct restore_opts *o, char abs[PATH_MAX], struct err
  * segments at 0.2-0.4 s each).  The prefetcher is the one wal-fetch starts
  * (walfetch.h): verified files in pg_wal/.walship-prefetch, one per
  * directory, gone after two idle minutes; wal-fetch's own finds it there. */
+/* (the regions restore_command asks: not those of `unasked`) */
 static void prefetch_before_start(const struct config *c, const struct keyring *kr, const struct region_conf *rc,
-                                  const struct repo *s, const struct manifest *m, const char *pgdata)
+                                  const struct repo *s, const struct manifest *m, const char *pgdata,
+                                  const char *unasked)
 {
     struct cluster_info ci = { s->id.sysid, s->id.pg_major, s->id.seg_size };
     char prev[WAL_NAME_LEN + 1], dest[PATH_MAX];
@@ -487,7 +490,7 @@ static void prefetch_before_start(const struct config *c, const struct keyring *
         if (&c->regions[i] == rc)
             order[n++] = i;
     for (i = 0; i < c->nregions && n < 64; i++)
-        if (&c->regions[i] != rc)
+        if (&c->regions[i] != rc && !restore_name_listed(unasked, c->regions[i].name))
             order[n++] = i;
     prefetch_spawn(c, kr, order, n, &ci, prev, dest, ci.seg_size);
 }
@@ -558,7 +561,7 @@ int cmd_restore_run(struct cmd_ctx *ctx)
         goto out;
     }
     memset(&st, 0, sizeof st);
-    prefetch_before_start(c, kr, rc, s, m, o.pgdata);
+    prefetch_before_start(c, kr, rc, s, m, o.pgdata, o.standby ? "" : ctx->unasked);
     if (start_and_check(&o, m, &st, &e) < 0)
         goto fail;
     t_replay = now_ms() - t0 - t_fetch;

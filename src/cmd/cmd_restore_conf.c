@@ -291,8 +291,10 @@ static int old_keys_env(const struct config *c, char *buf, size_t n, size_t *len
 
 /* The restore_command the restored instance runs: this binary, the same
  * configuration or --from options (and the keys a flag or the environment
- * gave), the region chosen first. */
-int restore_conf_command(const struct config *c, const char *region, char *buf, size_t n, struct err *e)
+ * gave), the region chosen first, and --skip-region for each region of
+ * `unasked` (space-separated: those restore could not reach). */
+int restore_conf_command(const struct config *c, const char *region, const char *unasked, char *buf, size_t n,
+                         struct err *e)
 {
     char exe[PATH_MAX];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -347,7 +349,18 @@ int restore_conf_command(const struct config *c, const char *region, char *buf, 
     if (bad || len + 32 >= n)
         return err_setf(e, ERR_USAGE, "restore_command would be too long");
     /* %f and %p unquoted: PostgreSQL substitutes them */
-    snprintf(buf + len, n - len, " wal-fetch %%f %%p");
+    len += (size_t)snprintf(buf + len, n - len, " wal-fetch %%f %%p");
+    for (const char *p = unasked; p != NULL && *p != '\0';) {
+        size_t w = strcspn(p, " ");
+        char name[64];
+
+        snprintf(name, sizeof name, "%.*s", (int)(w < sizeof name ? w : sizeof name - 1), p);
+        bad |= shq(buf, n, &len, "--skip-region");
+        bad |= shq(buf, n, &len, name);
+        p += w + (p[w] == ' ');
+    }
+    if (bad || len + 1 >= n)
+        return err_setf(e, ERR_USAGE, "restore_command would be too long");
     return 0;
 }
 

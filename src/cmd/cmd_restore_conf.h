@@ -36,7 +36,8 @@ void restore_conf_shell_quote(char *out, size_t n, const char *a, const char *b)
 /* The restore_command the restored instance runs, into buf: this binary,
  * the same configuration (or the --from options of a bare host), the region
  * chosen first, each argument shell-quoted with % doubled. */
-int restore_conf_command(const struct config *c, const char *region, char *buf, size_t n, struct err *e);
+int restore_conf_command(const struct config *c, const char *region, const char *unasked, char *buf, size_t n,
+                         struct err *e);
 
 /* A cluster that keeps its configuration outside its data directory
  * (Debian's /etc/postgresql/15/main) has backups without it, and

@@ -17,6 +17,31 @@
 #include "util.h"
 #include "wal.h"
 
+/* Region `name` could not be opened: restore judges the archive without
+ * it, so recovery's restore_command must not ask it either.  Asked, its
+ * first question the others cannot answer (PostgreSQL's probe of the next
+ * timeline's history file, at startup) was a 250 and every such restore
+ * stopped, after the whole fetch (adversarial pass AC). */
+int restore_name_listed(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += len)
+        if ((p == list || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\0'))
+            return 1;
+    return 0;
+}
+
+static void note_unasked(struct cmd_ctx *ctx, const char *name)
+{
+    size_t k = strlen(ctx->unasked), len = strlen(name);
+
+    if (restore_name_listed(ctx->unasked, name))
+        return;     /* noted already (restore opens the regions twice) */
+    if (k + len + 2 < sizeof ctx->unasked)
+        snprintf(ctx->unasked + k, sizeof ctx->unasked - k, "%s%s", k ? " " : "", name);
+}
+
 size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first,
                             struct repo *rs[END_MAX_REGIONS])
 {
@@ -33,8 +58,9 @@ size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struc
             continue;
         if (cmd_repo_open(ctx, &c->regions[i], kr, REPO_OPEN_IDENTITY, &r, &re) < 0) {
             log_warning("region %s cannot be asked where the archive ends (%s): the end is taken from the other "
-                        "regions, and recovery may end short of what %s holds", c->regions[i].name, re.msg,
-                        c->regions[i].name);
+                        "regions, and recovery may end short of what %s holds; the restore_command written "
+                        "does not ask it either (a standby's does)", c->regions[i].name, re.msg, c->regions[i].name);
+            note_unasked(ctx, c->regions[i].name);
             repo_free(r);
             continue;
         }
@@ -109,10 +135,15 @@ static int others_agree(struct repo *const *rs, size_t n, size_t first, const ch
 
 /* The newest segment into `path`, from the first region that gives it
  * whole (each copy is checked against its key, name and cluster), and the
- * same in every other region that has it. */
+ * same in every other region that has it.  When none does, the error is
+ * the first that is not "not found" (a damaged copy in one region, absent
+ * in the async region behind it: that region's "no such file" was the
+ * message, exit 1, "does not exist"), and never "not found": the segment
+ * was listed, so the end of the archive is not known (adversarial pass AC). */
 static int fetch_newest(struct repo *const *rs, size_t n, const char *name, const char *path, struct err *e)
 {
     char key[REPO_KEY_MAX];
+    struct err first = ERR_INIT;
     size_t i;
 
     if (repo_key_wal(key, sizeof key, name) < 0)
@@ -124,8 +155,15 @@ static int fetch_newest(struct repo *const *rs, size_t n, const char *name, cons
             return others_agree(rs, n, i, key, path, e);
         if (i + 1 < n)
             log_warning("%s; trying region %s", fe.msg, rs[i + 1]->name);
-        *e = fe;
+        if (first.code == ERR_OK || (first.code == ERR_NOTFOUND && fe.code != ERR_NOTFOUND)) {
+            first = fe;
+            if (strncmp(first.msg, "region ", 7) != 0)
+                err_prefix(&first, "region %s", rs[i]->name);
+        }
     }
+    *e = first;
+    if (e->code == ERR_NOTFOUND)
+        e->code = ERR_IO;
     return err_prefix(e, "could not fetch %s, the newest WAL segment", name);
 }
 
@@ -219,6 +257,13 @@ int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
         goto out;
     wal_format_lsn(t->lsn, lsn);
     snprintf(t->value, sizeof t->value, "%s", lsn);
+    /* the timeline judged, as a number: 'latest' is PostgreSQL's pick at
+     * its start, and a history file archived meanwhile (a drill promoting
+     * with --keep-archive while this restore fetched) was followed, the
+     * LSN above reached on its branch, its rows restored (pass AC).  A
+     * timeline given, 'latest' included, is the operator's choice */
+    if (t->timeline[0] == '\0')
+        snprintf(t->timeline, sizeof t->timeline, "%u", (unsigned)end.tli);
     log_info("the archive (%s %s) ends on timeline %u in %s, its last record at LSN %s: recovery must reach it",
              n > 1 ? "regions" : "region", end.asked, (unsigned)end.tli, end.newest, lsn);
     rc = 0;
@@ -246,7 +291,7 @@ static int gap_refuse(const struct manifest *m, const struct pitr_target *t, uin
 }
 
 int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
-                       const struct pitr_target *t, int standby, int *no_start, struct err *e)
+                       struct pitr_target *t, int standby, int *no_start, struct err *e)
 {
     struct repo *rs[END_MAX_REGIONS];
     struct pitr_wal w;
@@ -279,5 +324,11 @@ int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
         err_clear(e);
     }
     log_info("the archive holds %lu WAL segments from the backup on (newest %s)", w.nsegments, w.newest);
+    /* the timeline the path was judged for, as a number (as for latest):
+     * a history file archived after this check must not change the path
+     * PostgreSQL takes.  A standby follows new timelines; a timeline
+     * given, 'latest' included, is the operator's */
+    if (!standby && t->timeline[0] == '\0' && w.tli != 0)
+        snprintf(t->timeline, sizeof t->timeline, "%u", (unsigned)w.tli);
     return 0;
 }

@@ -26,6 +26,11 @@ struct repo;
 size_t restore_open_regions(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first,
                             struct repo *rs[END_MAX_REGIONS]);
 
+/* Whether `name` is a word of the space-separated `list` (cmd_ctx's
+ * unasked: the regions restore_open_regions could not open, which the
+ * restore_command restore writes does not ask). */
+int restore_name_listed(const char *list, const char *name);
+
 /* `first` is the region restore chose (restore_command asks it first);
  * every other configured region of the cluster is asked too, and one that
  * cannot be is a warning that names it.  Sets t->lsn and t->value; *nseg
@@ -44,8 +49,11 @@ int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
  * living branches, or a gap no recovery to the target can pass (before
  * the backup's end, or before an LSN target) are errors.  So is, but for
  * a standby (it waits for it), the backup's own start segment missing:
- * *no_start (ERR_IO), as in restore_latest_end. */
+ * *no_start (ERR_IO), as in restore_latest_end.  With no
+ * --target-timeline (and not a standby), t->timeline becomes the number
+ * of the timeline the path was judged for; restore_latest_end does the
+ * same with the end's. */
 int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
-                       const struct pitr_target *t, int standby, int *no_start, struct err *e);
+                       struct pitr_target *t, int standby, int *no_start, struct err *e);
 
 #endif

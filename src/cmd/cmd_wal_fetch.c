@@ -114,9 +114,28 @@ static void note_standby(int standby, enum sby_event ev, const char *name, const
         log_warning("%s", e.msg);
 }
 
+/* The regions a restore told this restore_command not to ask
+ * (--skip-region R, repeatable): restore could not reach them, judged the
+ * archive without them, and recovery must see that same archive. */
+#define SKIP_MAX 64
+struct skips {
+    const char *name[SKIP_MAX];
+    int n;
+};
+
+static int skipped(const struct skips *sk, const char *name)
+{
+    for (int i = 0; i < sk->n; i++)
+        if (strcmp(sk->name[i], name) == 0)
+            return 1;
+    return 0;
+}
+
 /* The regions to ask, in order: --region R first, then the others as
- * configured; -1 when R is not configured. */
-static int region_order(const struct config *c, const char *first, int order[64], struct err *e)
+ * configured, less the skipped ones; -1 when R is not configured, is
+ * skipped, or no region is left. */
+static int region_order(const struct config *c, const char *first, const struct skips *sk, int order[64],
+                        struct err *e)
 {
     int i, n = 0;
 
@@ -126,33 +145,38 @@ static int region_order(const struct config *c, const char *first, int order[64]
                 order[n++] = i;
         if (n == 0)
             return err_setf(e, ERR_CONFIG, "no region named \"%s\" is configured", first);
+        if (skipped(sk, first))
+            return err_setf(e, ERR_USAGE, "region \"%s\" is both --region and --skip-region", first);
     }
     for (i = 0; i < c->nregions && n < 64; i++)
-        if (first == NULL || strcmp(c->regions[i].name, first) != 0)
+        if ((first == NULL || strcmp(c->regions[i].name, first) != 0) && !skipped(sk, c->regions[i].name))
             order[n++] = i;
+    if (n == 0)
+        return err_setf(e, ERR_USAGE, "--skip-region leaves no region to ask");
     return n;
 }
 
 /* A running prefetcher has its connection open: ask it first
  * (walfetch_ask: 1, WALFETCH_ASK_MISSING, or 0 to fetch for ourselves). */
-static int ask_prefetcher(const struct config *c, const char *name, const char *dest, const struct cluster_info *ci,
-                          struct err *e)
+static int ask_prefetcher(const struct config *c, const int *order, int n, const char *name, const char *dest,
+                          const struct cluster_info *ci, struct err *e)
 {
     char fp[17];
     int rc;
 
     err_clear(e);
-    walfetch_fingerprint(c, fp);
+    walfetch_fingerprint(c, order, n, fp);
     rc = walfetch_ask(name, dest, ci, fp, (unsigned)(c->retry_deadline < 10 ? c->retry_deadline : 10) * 1000, e);
     if (rc < 0)
         log_warning("%s", e->msg);
     return rc;
 }
 
-/* NAME DEST [--no-prefetch] [--standby]; a standby.signal in the working
- * directory (PostgreSQL's data directory) also means --standby. */
+/* NAME DEST [--no-prefetch] [--standby] [--skip-region R]...; a
+ * standby.signal in the working directory (PostgreSQL's data directory)
+ * also means --standby. */
 static int take_args(const struct cmd_ctx *ctx, const char **name, const char **dest, int *prefetch, int *standby,
-                     struct err *e)
+                     struct skips *sk, struct err *e)
 {
     int i;
 
@@ -161,6 +185,11 @@ static int take_args(const struct cmd_ctx *ctx, const char **name, const char **
             *prefetch = 0;
         else if (strcmp(ctx->argv[i], "--standby") == 0)
             *standby = 1;
+        else if (strcmp(ctx->argv[i], "--skip-region") == 0) {
+            if (i + 1 >= ctx->argc || sk->n >= SKIP_MAX)
+                return err_setf(e, ERR_USAGE, "--skip-region needs a region name");
+            sk->name[sk->n++] = ctx->argv[++i];
+        }
         else if (*name == NULL)
             *name = ctx->argv[i];
         else if (*dest == NULL)
@@ -182,11 +211,12 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     struct err e = ERR_INIT;
     struct cluster_info ci;
     const char *name = NULL, *dest = NULL;
+    struct skips sk = { { NULL }, 0 };
     int order[64], n = 0, rc, by = -1, prefetch = 1, served, standby = 0, parsed = 0;
 
     (void)mapread_install();    /* before any thread: file:// objects read from a mapping (mapread.h) */
     memset(&ci, 0, sizeof ci);
-    if (take_args(ctx, &name, &dest, &prefetch, &standby, &e) < 0)
+    if (take_args(ctx, &name, &dest, &prefetch, &standby, &sk, &e) < 0)
         goto abort;
     fetch_dest = dest;
     if (name == NULL || dest == NULL) {
@@ -213,7 +243,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     /* the cluster being recovered: its pg_control, where PostgreSQL runs us */
     if (cluster_is_datadir(".") && cluster_read_datadir(".", &ci, &e) < 0)
         goto abort;
-    if ((n = region_order(c, ctx->region, order, &e)) < 0)
+    if ((n = region_order(c, ctx->region, &sk, order, &e)) < 0)
         goto abort;
 
     served = walfetch_from_prefetch(name, dest, &ci, (unsigned)(c->retry_deadline * 1000), &e);
@@ -222,7 +252,7 @@ int cmd_wal_fetch_run(struct cmd_ctx *ctx)
     if (keys_load(c->key_file, c->old_key_files, &kr, &e) < 0)
         goto abort;
     if (served != 1)
-        served = ask_prefetcher(c, name, dest, &ci, &e);
+        served = ask_prefetcher(c, order, n, name, dest, &ci, &e);
     if (served == 1) {
         /* keep the prefetch window moving ahead of recovery */
         log_debug("%s served from the prefetch directory", name);
@@ -301,6 +331,8 @@ int wal_fetch_early_fail(int argc, char **argv, int first, const char *msg)
     for (i = first; i < argc; i++) {
         if (strcmp(argv[i], "--standby") == 0)
             standby = 1;
+        else if (strcmp(argv[i], "--skip-region") == 0)
+            i++;
         else if (strncmp(argv[i], "--", 2) != 0 && name == NULL)
             name = argv[i];
     }

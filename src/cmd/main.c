@@ -74,10 +74,11 @@ static const struct cmd commands[] = {
       "content it fails and nothing is overwritten.\n",
       1, cmd_wal_push_run },
     { "wal-fetch", "fetch one WAL file (restore_command = 'walship wal-fetch %f %p')",
-      "usage: walship wal-fetch NAME DEST [--region R] [--no-prefetch]\n"
+      "usage: walship wal-fetch NAME DEST [--region R] [--skip-region R2]... [--no-prefetch]\n"
       "\n"
       "Fetches the archived WAL file NAME into DEST, trying --region R first and\n"
-      "then the other regions.  DEST appears only once the whole object has been\n"
+      "then the other regions, less those given with --skip-region (restore\n"
+      "writes it for a region it could not reach).  DEST appears only once the whole object has been\n"
       "authenticated.  Prefetches the next segments in the background into\n"
       "DEST's directory (.walship-prefetch/).\n"
       "Exit status: 0 fetched; 1 no region has NAME (every region answered a\n"

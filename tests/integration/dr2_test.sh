@@ -233,6 +233,8 @@ mv "$d/recovery.signal" "$d/standby.signal"
 # a standby follows the archive for as long as it runs: the end-of-archive
 # target restore wrote for a one-off recovery goes (docs/RESTORE.md)
 sed -i -E 's/^(recovery_target_(lsn|inclusive|action) = )/# walship standby: \1/' "$d/postgresql.auto.conf"
+# and it follows a new timeline: restore wrote the one it judged, as a number
+echo "recovery_target_timeline = 'latest'" >>"$d/postgresql.auto.conf"
 pg_run "$PG_BIN/pg_ctl" -D "$d" -l "$T/rsb/log" -o "-p $PGPORT" -w -t 120 start >/dev/null 2>&1
 ok $? "standby: started"
 want=$(want_upto END3)
