@@ -11,6 +11,7 @@
 
 #define SLICE ((size_t)1 << 20)
 #define WINDOW ((uint64_t)16 << 20)     /* a ranged pump maps this much at a time */
+#define MAP_MIN ((uint64_t)4 << 20)     /* below this, pread: a mapping's set-up and unmapping cost more */
 
 static struct sigaction prev_bus;
 static uintptr_t page_mask;
@@ -162,7 +163,7 @@ int sink_pump_range(struct sink *s, int fd, uint64_t off, uint64_t len, const ch
      * before the current one is mapped (MAP_POPULATE waits for its pages);
      * a start that is not page-aligned (a range from inside an object) is
      * read with pread, as is whatever cannot be mapped */
-    while (installed && off < end) {
+    while (installed && len >= MAP_MIN && off < end) {
         uint64_t n = end - off < WINDOW ? end - off : WINDOW;
         int rc;
 

@@ -28,10 +28,11 @@
  *
  *   sink_pump_range(s, fd, off, len, what, e)
  *       writes LEN bytes at OFF of the file to s: from mappings of 16 MiB
- *       windows when mapped reads are on and OFF is page-aligned, else (or
- *       for what cannot be mapped) with pread in 1 MiB slices.  0, or -1
- *       with e set (ERR_IO, naming WHAT, when the file ends before
- *       OFF + LEN or cannot be read).  Any size: memory stays a window.
+ *       windows when mapped reads are on, OFF is page-aligned and LEN is
+ *       4 MiB or more, else (or for what cannot be mapped) with pread in
+ *       1 MiB slices.  0, or -1 with e set (ERR_IO, naming WHAT, when the
+ *       file ends before OFF + LEN or cannot be read).  Any size: memory
+ *       stays a window.
  *
  * Thread-safe: the guarded range is per thread.
  */
