@@ -232,6 +232,20 @@ out:
     return rc;
 }
 
+/* The judged timeline as PostgreSQL must keep it.  The backup's own is
+ * written 'current': a number other than 1 makes PostgreSQL demand that
+ * timeline's history file (FATAL "recovery target timeline N does not
+ * exist"), and a timeline promoted while archiving was off has none in
+ * the archive, though its segments and backups are there.  Another
+ * timeline was judged through its history file, so it is there. */
+static void pin_timeline(struct pitr_target *t, const struct manifest *m, uint32_t tli)
+{
+    if (tli == m->timeline)
+        snprintf(t->timeline, sizeof t->timeline, "current");
+    else
+        snprintf(t->timeline, sizeof t->timeline, "%u", (unsigned)tli);
+}
+
 int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct repo *first, const struct manifest *m,
                        const char *pg_bin, rcv_run_fn run, struct pitr_target *t, unsigned long *nseg,
                        int *no_start, struct err *e)
@@ -263,7 +277,7 @@ int restore_latest_end(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
      * LSN above reached on its branch, its rows restored (pass AC).  A
      * timeline given, 'latest' included, is the operator's choice */
     if (t->timeline[0] == '\0')
-        snprintf(t->timeline, sizeof t->timeline, "%u", (unsigned)end.tli);
+        pin_timeline(t, m, end.tli);
     log_info("the archive (%s %s) ends on timeline %u in %s, its last record at LSN %s: recovery must reach it",
              n > 1 ? "regions" : "region", end.asked, (unsigned)end.tli, end.newest, lsn);
     rc = 0;
@@ -329,6 +343,6 @@ int restore_target_wal(struct cmd_ctx *ctx, const struct keyring *kr, struct rep
      * PostgreSQL takes.  A standby follows new timelines; a timeline
      * given, 'latest' included, is the operator's */
     if (!standby && t->timeline[0] == '\0' && w.tli != 0)
-        snprintf(t->timeline, sizeof t->timeline, "%u", (unsigned)w.tli);
+        pin_timeline(t, m, w.tli);
     return 0;
 }

@@ -81,11 +81,13 @@ pg_run "$PG_BIN/pg_ctl" -D "$T/drill/data" -m fast -w stop >/dev/null 2>&1
 t "restore --target-latest (not started): the end is timeline 1's" \
   ws restore --pgdata "$T/x/data" --target-latest --port "$XP"
 like "$T_OUT" "ends on timeline 1 in" "... judged on timeline 1"
-like "$(grep recovery_target_timeline "$T/x/data/postgresql.auto.conf")" "= '1'" "... and timeline 1 written, not 'latest'"
+like "$(grep recovery_target_timeline "$T/x/data/postgresql.auto.conf")" "= 'current'" \
+  "... and the backup's own timeline (1) written as 'current', not 'latest'"
 
 ws_mkdirs "$T/y"
 t "restore --target-time between D and E (not started)" ws restore --pgdata "$T/y/data" --target-time "$TD" --port "$XP"
-like "$(grep recovery_target_timeline "$T/y/data/postgresql.auto.conf")" "= '1'" "... timeline 1 written, not 'latest'"
+like "$(grep recovery_target_timeline "$T/y/data/postgresql.auto.conf")" "= 'current'" \
+  "... the backup's own timeline written as 'current', not 'latest'"
 
 # the drill's timeline reaches production's region now, before the starts
 cp -p "$T/side/wal/00000002.history" "$T"/side/wal/00000002000000* "$T/r1/wal/"
