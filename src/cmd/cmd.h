@@ -62,6 +62,11 @@ const char *cmd_option_twice(int argc, char **argv);
  * from the next argument that is an option itself ("--pgdata --start": the
  * value was forgotten, and the restore went into ./--start, not started). */
 const char *cmd_option_misused(char **argv, int optind, const struct option *opts, int li);
+/* For the commands that read their arguments by hand: the value of the
+ * option at argv[*i], given as the next argument; 0 with *val set and *i
+ * moved on, or the usage status after a message when there is none or it is
+ * an option itself ("--pgdata --incremental"). */
+int cmd_option_value(const struct cmd_ctx *ctx, int *i, const char **val);
 
 /* Open the storage of the region named `name`, or the first region if NULL. */
 struct stor;

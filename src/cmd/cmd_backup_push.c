@@ -60,17 +60,17 @@ int cmd_backup_push_run(struct cmd_ctx *ctx)
     memset(&o, 0, sizeof o);
     o.notes = &note_log_sink;
     for (i = 1; i < ctx->argc; i++) {
-        const char *a = ctx->argv[i];
+        const char *a = ctx->argv[i], *v;
 
-        if (strcmp(a, "--pgdata") == 0 && i + 1 < ctx->argc) {
-            if (config_set(c, "pgdata", ctx->argv[++i], "--pgdata", &e) < 0)
+        if (strcmp(a, "--pgdata") == 0 || strcmp(a, "--pg-conninfo") == 0 || strcmp(a, "--part-size") == 0) {
+            if ((rc = cmd_option_value(ctx, &i, &v)) != 0)
+                return rc;
+            if (strcmp(a, "--part-size") == 0) {
+                if (parse_size(v, &o.part_size, &e) < 0 || o.part_size < (1u << 20))
+                    return cmd_usage("backup-push", "bad --part-size (at least 1MB)");
+            } else if (config_set(c, strcmp(a, "--pgdata") == 0 ? "pgdata" : "pg_conninfo", v, a, &e) < 0) {
                 return cmd_fail(&e);
-        } else if (strcmp(a, "--pg-conninfo") == 0 && i + 1 < ctx->argc) {
-            if (config_set(c, "pg_conninfo", ctx->argv[++i], "--pg-conninfo", &e) < 0)
-                return cmd_fail(&e);
-        } else if (strcmp(a, "--part-size") == 0 && i + 1 < ctx->argc) {
-            if (parse_size(ctx->argv[++i], &o.part_size, &e) < 0 || o.part_size < (1u << 20))
-                return cmd_usage("backup-push", "bad --part-size (at least 1MB)");
+            }
         } else if (strcmp(a, "--incremental") == 0) {
             o.incremental = 1;
         } else {

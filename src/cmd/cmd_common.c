@@ -188,6 +188,18 @@ const char *cmd_option_misused(char **argv, int optind, const struct option *opt
     return why;
 }
 
+int cmd_option_value(const struct cmd_ctx *ctx, int *i, const char **val)
+{
+    const char *opt = ctx->argv[*i];
+
+    if (*i + 1 >= ctx->argc)
+        return cmd_usage(ctx->argv[0], "%s needs a value", opt);
+    if (strncmp(ctx->argv[*i + 1], "--", 2) == 0)
+        return cmd_usage(ctx->argv[0], "%s needs a value, and \"%s\" is an option", opt, cmd_line(ctx->argv[*i + 1]));
+    *val = ctx->argv[++*i];
+    return 0;
+}
+
 /* Where each tablespace went: a path the backup gave is said, not left
  * to be found later. */
 void cmd_print_tablespaces(const struct manifest *m, const struct bkf_tsmap *map, size_t nmap)

@@ -240,11 +240,12 @@ static int parse_args(struct cmd_ctx *ctx, enum fmt *fmt, const char **standby_d
             *fmt = FMT_PROM;
         else if (strcmp(ctx->argv[k], "--json") == 0 || strcmp(ctx->argv[k], "--prometheus") == 0)
             return cmd_usage("status", "--json and --prometheus exclude each other");
-        else if (strcmp(ctx->argv[k], "--standby") == 0 && k + 1 < ctx->argc)
-            *standby_dir = ctx->argv[++k];
-        else if (strcmp(ctx->argv[k], "--pg-user") == 0 && k + 1 < ctx->argc)
-            *pg_user = ctx->argv[++k];
-        else if (ctx->argv[k][0] == '-')
+        else if (strcmp(ctx->argv[k], "--standby") == 0 || strcmp(ctx->argv[k], "--pg-user") == 0) {
+            int rc = cmd_option_value(ctx, &k, strcmp(ctx->argv[k], "--standby") == 0 ? standby_dir : pg_user);
+
+            if (rc != 0)
+                return rc;
+        } else if (ctx->argv[k][0] == '-')
             return cmd_usage("status", "unknown option \"%s\"", ctx->argv[k]);
         else
             return cmd_usage("status", "takes no arguments (\"%s\")", ctx->argv[k]);

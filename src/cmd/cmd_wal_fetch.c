@@ -139,6 +139,11 @@ static int region_order(const struct config *c, const char *first, const struct 
 {
     int i, n = 0;
 
+    /* a misspelt name would skip nothing: the region meant stays asked */
+    for (i = 0; i < sk->n; i++)
+        if (config_region(c, sk->name[i]) == NULL)
+            return err_setf(e, ERR_USAGE, "--skip-region \"%s\": no region of that name is configured%s%s",
+                            sk->name[i], c->path ? " in " : "", c->path ? c->path : "");
     if (first != NULL) {
         for (i = 0; i < c->nregions && n < 64; i++)
             if (strcmp(c->regions[i].name, first) == 0)

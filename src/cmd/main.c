@@ -484,10 +484,18 @@ static int help_or_command(int argc, char **argv, const struct cmd **cmd)
         return wal_fetch_cmdline_fail(argc, argv, "the command line could not be read (see above)");
     }
     for (i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs((*cmd)->usage, stdout);
-            return 0;
+        if (strcmp(argv[i], "--help") != 0 && strcmp(argv[i], "-h") != 0)
+            continue;
+        /* exit 0 from archive_command or restore_command means "done": help
+         * there only when it is the one argument */
+        if (argc > 3 && (strcmp((*cmd)->name, "wal-push") == 0 || strcmp((*cmd)->name, "wal-fetch") == 0)) {
+            fprintf(stderr, "walship: %s given to %s with other arguments: its exit status 0 would say the "
+                    "file was %s (for help: walship help %s)\n", argv[i], (*cmd)->name,
+                    strcmp((*cmd)->name, "wal-push") == 0 ? "archived" : "restored", (*cmd)->name);
+            return wal_fetch_cmdline_fail(argc, argv, "the command line could not be read (see above)");
         }
+        fputs((*cmd)->usage, stdout);
+        return 0;
     }
     return -1;
 }

@@ -147,9 +147,9 @@ void ship_spawn(const struct config *conf, struct spool *sp)
     /* what wal-push read from its flags too, not only the file: with
      * 'walship --key-file K wal-push %p' the shipper had no key, could not
      * check a spooled object, and the async region never got any WAL
-     * (the environment, WALSHIP_KEY_FILE, is inherited) */
+     * (the environment, WALSHIP_KEY_FILE, is inherited); --log-level likewise */
     {
-        const char *o = config_origin(conf, "key_file"), *argv[10];
+        const char *o = config_origin(conf, "key_file"), *lo, *argv[12];
         int a = 0;
 
         argv[a++] = exe;
@@ -160,6 +160,11 @@ void ship_spawn(const struct config *conf, struct spool *sp)
         if (o != NULL && strcmp(o, "--key-file") == 0 && conf->key_file != NULL) {
             argv[a++] = "--key-file";
             argv[a++] = conf->key_file;
+        }
+        lo = config_origin(conf, "log_level");
+        if (lo != NULL && strcmp(lo, "--log-level") == 0) {
+            argv[a++] = "--log-level";
+            argv[a++] = log_level_name(conf->log_level);
         }
         argv[a++] = "ship";
         argv[a++] = "--system-identifier";

@@ -216,7 +216,7 @@ int config_env_value_check(const char *name, const char *v, struct err *e)
 
     if (at < n)
         return err_setf(e, ERR_CONFIG, "%s holds a %s at character %zu: %s", name, what, at + 1, why);
-    if (is_blank(v[0]) || is_blank(v[n - 1]))
+    if (n > 0 && (is_blank(v[0]) || is_blank(v[n - 1])))
         return err_setf(e, ERR_CONFIG, "%s %s with a blank, which would be part of the value (the "
                         "configuration file would drop it): remove it", name, is_blank(v[0]) ? "starts" : "ends");
     return 0;
@@ -261,6 +261,10 @@ static int section(struct reader *rd)
             return fail(rd, "bad region name \"%s\" (up to 63 letters, digits, - _ ., starting with a letter or digit)", rname);
         if (config_region(rd->c, rname) != NULL)
             return fail(rd, "region \"%s\" is defined twice", rname);
+        for (int i = 0; i < rd->c->nregions; i++)
+            if (strcasecmp(rd->c->regions[i].name, rname) == 0)    /* labels, logs, a spool on vfat */
+                return fail(rd, "region \"%s\" differs from region \"%s\" only in case: rename one",
+                            rname, rd->c->regions[i].name);
         if (config_add_region(rd->c, rname, rd->e) == NULL) {
             rd->failed = 1;
             return -1;

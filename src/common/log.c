@@ -34,13 +34,19 @@ enum log_level log_get_level(void)
     return cur_level;
 }
 
+static const char *const level_names[] = { "error", "warning", "info", "debug" };
+
+const char *log_level_name(enum log_level level)
+{
+    return (unsigned)level < 4 ? level_names[level] : "info";
+}
+
 int log_parse_level(const char *s, enum log_level *out)
 {
-    static const char *const names[] = { "error", "warning", "info", "debug" };
     int i;
 
     for (i = 0; i < 4; i++) {
-        if (strcmp(s, names[i]) == 0) {
+        if (strcmp(s, level_names[i]) == 0) {
             *out = (enum log_level)i;
             return 0;
         }

@@ -20,6 +20,8 @@ void log_init(const char *command, enum log_level level);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 int log_parse_level(const char *s, enum log_level *out);
+/* "error", "warning", "info" or "debug" (what log_parse_level reads). */
+const char *log_level_name(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
