@@ -10,8 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "obj.h"
 #include "verify_int.h"
 #include "wal.h"
+
+/* The smallest encoded object: the fixed header and one chunk header
+ * and tag (docs/FORMAT.md), with no bound name and no payload. */
+#define VFY_OBJ_MIN (OBJ_HEADER_FIXED_LEN + 16 + 16)
 
 static int bad_history(void *arg, const char *key, const char *why)
 {
@@ -23,9 +28,21 @@ int vfy_wal_model(struct repo *rp, const struct vfy_objs *wal, struct tl_model *
 {
     size_t i;
 
-    for (i = 0; i < wal->n; i++)
-        if (tl_model_add(tm, wal->v[i].key + strlen(REPO_WAL_DIR)) < 0)
+    for (i = 0; i < wal->n; i++) {
+        const char *name = wal->v[i].key + strlen(REPO_WAL_DIR);
+        struct wal_name wn;
+        struct err ignored = ERR_INIT;
+
+        if (tl_model_add(tm, name) < 0)
             return err_setf(e, ERR_NOMEM, "out of memory");
+        /* what cannot hold even an empty object's header and final chunk
+         * (an upload cut at 0 bytes, a truncated file) is found without
+         * --full: recovery would stop at it */
+        if (wal->v[i].size < VFY_OBJ_MIN && wal_parse(name, &wn, &ignored) == 0 &&
+            vfy_problem(r, wal->v[i].key, "%s is %" PRIu64 " bytes, too few to be an encoded object: it is "
+                        "damaged (wal-fetch would refuse it)", name, wal->v[i].size) < 0)
+            return err_setf(e, ERR_NOMEM, "out of memory");
+    }
     r->wal_segments += tm->nsegs;
     if (tl_model_read_histories(tm, rp, bad_history, r, e) < 0)
         return -1;

@@ -158,6 +158,16 @@ like "$T_OUT" "PROBLEM wal/$victim: WAL segment $victim is missing" "verify name
 t "the other region still verifies" ws --region b verify
 mv "$T/saved/$victim" "$T/ra/wal/"
 t "verify passes again once the segment is back" ws --region a verify
+# a segment object cut short (an upload cut at 0 bytes, a truncated file):
+# found without --full
+cp -p "$T/ra/wal/$victim" "$T/saved/"
+: >"$T/ra/wal/$victim"
+t_fail "verify exits 3 when a WAL object is empty" 3 ws --region a verify
+like "$T_OUT" "PROBLEM wal/$victim: $victim is 0 bytes, too few to be an encoded object" "  names it, without --full"
+head -c 50 "$T/saved/$victim" >"$T/ra/wal/$victim"
+t_fail "verify exits 3 when a WAL object holds 50 bytes" 3 ws --region a verify
+cp -p "$T/saved/$victim" "$T/ra/wal/$victim"
+t "verify passes again once it is whole" ws --region a verify
 
 # ---- a deleted part ----
 mv "$T/ra/backups/$name/part-0001" "$T/saved/"
