@@ -13,6 +13,11 @@
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 10000
 #define COLLECT_DEFAULT (1u << 20)
+/* An attempt is cut when less than this moved per second for io_timeout:
+ * at "1 byte/s" a server that trickles a byte or two a second (a slow
+ * loris, a broken middlebox) held a GET, and wal-fetch under
+ * restore_command, for days. */
+#define LOW_SPEED_BYTES 1024L
 
 enum { X_IDLE = 0, X_RUNNING, X_WAITING, X_DONE };
 
@@ -320,7 +325,7 @@ static int begin_attempt(struct http_engine *h, struct http_xfer *x, struct err 
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->connect_timeout);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, LOW_SPEED_BYTES);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, x->io_timeout > 0 ? x->io_timeout : h->io_timeout);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
