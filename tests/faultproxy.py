@@ -29,9 +29,13 @@ one line, "OK ..." or "ERR ...":
     trickle N [MS]       forward the next N requests, but send each answer's
                          body one byte every MS milliseconds (default 250:
                          4 bytes/s; a slow loris server)
-    listloop N           answer the next N ListObjectsV2 requests (unforwarded)
+    listloop N [objects|uploads|both]
+                         answer the next N ListObjectsV2 requests (unforwarded)
                          with a page without keys, IsTruncated true and a
-                         continuation token never given before
+                         continuation token never given before; and
+                         ListMultipartUploads requests with a page without
+                         uploads, the same key marker and a new upload-id
+                         marker (both kinds unless one is named)
     truncate N K         cut the next N responses after K bytes of body (as
                          sent on the wire) and close the connection
     lock PATTERN...      answer deletes of keys whose path contains a PATTERN
@@ -429,6 +433,7 @@ class Proxy:
         self.trickle_n = 0
         self.trickle_ms = 250
         self.listloop_n = 0
+        self.listloop_what = 'both'
         self.lose = None
 
     def stalling(self):
@@ -509,15 +514,25 @@ class Proxy:
         out = ('\r\n'.join(head) + '\r\n\r\n').encode()
         return out if method == 'HEAD' else out + body
 
-    def list_loop_page(self, close):
+    def list_loop_page(self, close, uploads):
         """A ListObjectsV2 page without a key that says there is more, with
-        a continuation token never handed out before (listloop)."""
+        a continuation token never handed out before; or a
+        ListMultipartUploads page without an upload, with the same key
+        marker and a new upload-id marker (listloop)."""
         n = next(self.req_ids)
-        body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-                '<Name>b</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>'
-                '<IsTruncated>true</IsTruncated><NextContinuationToken>fp-loop-%d</NextContinuationToken>'
-                '</ListBucketResult>' % n).encode()
+        if uploads:
+            body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                    '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                    '<Bucket>b</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>'
+                    '<NextKeyMarker>fp-loop</NextKeyMarker><NextUploadIdMarker>fp-loop-%d</NextUploadIdMarker>'
+                    '<MaxUploads>1000</MaxUploads><IsTruncated>true</IsTruncated>'
+                    '</ListMultipartUploadsResult>' % n).encode()
+        else:
+            body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                    '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                    '<Name>b</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>'
+                    '<IsTruncated>true</IsTruncated><NextContinuationToken>fp-loop-%d</NextContinuationToken>'
+                    '</ListBucketResult>' % n).encode()
         head = ['HTTP/1.1 200 OK',
                 'Date: %s' % email.utils.formatdate(usegmt=True),
                 'x-amz-request-id: FP%012d' % n,
@@ -614,7 +629,10 @@ class Proxy:
                 self.trickle_n = v[0]
                 self.trickle_ms = v[1] if len(v) > 1 else 250
             elif cmd == 'listloop':
-                self.listloop_n = ints(1, 1)[0]
+                if not 1 <= len(args) <= 2 or args[1:] not in ([], ['objects'], ['uploads'], ['both']):
+                    raise ValueError('listloop N [objects|uploads|both]')
+                self.listloop_n = int(args[0])
+                self.listloop_what = args[1] if len(args) > 1 else 'both'
             elif cmd == 'lock':
                 if not args:
                     raise ValueError('lock PATTERN...')
@@ -871,10 +889,13 @@ class Conn:
                     await copy_body(self.cr, framing, None)
                     continue
                 path, _, query = parts[1].partition('?')
-                if p.listloop_n > 0 and method == 'GET' and 'list-type=2' in query.split('&'):
+                qwords = [q.partition('=')[0] for q in query.split('&')]
+                loop_objects = 'list-type' in qwords and p.listloop_what != 'uploads'
+                loop_uploads = 'uploads' in qwords and p.listloop_what != 'objects'
+                if p.listloop_n > 0 and method == 'GET' and (loop_objects or loop_uploads):
                     p.listloop_n -= 1
                     p.n['loops'] += 1
-                    resp = p.list_loop_page(close_after)
+                    resp = p.list_loop_page(close_after, 'uploads' in qwords)
                     await self.expect.put(('inject', resp, t0 + p.delay_c2s, close_after))
                     if close_after:
                         return

@@ -412,7 +412,7 @@ int s3_sweep(struct stor *st, time_t older_than, uint64_t *removed, struct err *
     time_t limit = time(NULL) - s->sweep_min_age;
     struct s3_uploads_page pg;
     struct s3_req r;
-    int rc = -1;
+    int rc = -1, empty = 0;
 
     if (older_than < limit)
         limit = older_than;
@@ -470,6 +470,13 @@ int s3_sweep(struct stor *st, time_t older_than, uint64_t *removed, struct err *
              * looping ListObjectsV2 token would, s3_list) */
             err_setf(e, ERR_HTTP, "region %s: a ListMultipartUploads page hands back markers that do not lead on "
                      "(key \"%s\")", st->region, pg.next_key);
+            goto out;
+        }
+        /* ... and so would a new upload-id marker with every empty page */
+        empty = pg.n > 0 ? 0 : empty + 1;
+        if (pg.truncated && empty >= LIST_EMPTY_MAX) {
+            err_setf(e, ERR_HTTP, "region %s: %d ListMultipartUploads pages in a row without an upload say there "
+                     "is more (markers that do not lead on?)", st->region, empty);
             goto out;
         }
         free(km);

@@ -9,7 +9,8 @@
 #     nothing;
 #   - a listing whose pages hold no key but always say there is more, each
 #     with a new continuation token: st ls went round for ever; it must
-#     fail and say why.
+#     fail and say why; so must delete's sweep of multipart uploads when
+#     their pages do the same with new upload-id markers.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
@@ -94,5 +95,16 @@ like "$(tail -1 "$T/loop.out")" "without a key" "... and says why" || diag "$(ta
 ok "$([ "${loops:-0}" -gt 0 ] && [ "${loops:-0}" -lt 1000000 ] && echo 0 || echo 1)" "... after a bounded number of pages ($loops)"
 t "st ls of the real listing still works" ws st ls wal/
 like "$T_OUT" "$(n 2)" "... and lists the segments"
+
+# ---- ... and a ListMultipartUploads that does the same (delete's sweep) ----
+loops0=$(fp_stat "$C1" loops)
+fp_ctl "$C1" "listloop 1000000 uploads" >/dev/null
+timeout 300 "$WALSHIP" --config "$T/s3.conf" delete >"$T/sweep.out" 2>&1
+st=$?
+loops=$(( $(fp_stat "$C1" loops) - ${loops0:-0} ))
+fp_ctl "$C1" pass >/dev/null
+ok "$([ "$st" -ne 124 ] && echo 0 || echo 1)" "delete, sweeping multipart uploads whose pages hold none and always say there is more, ends (exit $st, not a hang)"
+like "$(cat "$T/sweep.out")" "without an upload" "... and says why the sweep failed" || diag "$(tail -2 "$T/sweep.out")"
+ok "$([ "${loops:-0}" -gt 0 ] && [ "${loops:-0}" -lt 1000000 ] && echo 0 || echo 1)" "... after a bounded number of pages ($loops)"
 
 done_testing
