@@ -48,10 +48,12 @@ one line, "OK ..." or "ERR ...":
                          and message for each such key (the server has
                          removed those)
     unlock               forget every lock pattern
-    lose SUBSTR forward|drop [STATUS [CODE]]
+    lose SUBSTR forward|blind|drop [STATUS [CODE]]
                          the next request whose request line contains SUBSTR
                          is forwarded and its answer cut after the head
-                         (forward), or reset unforwarded (drop); the next
+                         (forward), forwarded and the client reset before
+                         any byte of its answer (blind), or reset
+                         unforwarded (drop); the next
                          one after it that matches is answered STATUS CODE
                          unforwarded (a retried CompleteMultipartUpload whose
                          first answer was lost: "lose ?uploadId= forward 404
@@ -640,8 +642,8 @@ class Proxy:
             elif cmd == 'unlock':
                 self.locked.clear()
             elif cmd == 'lose':
-                if not 2 <= len(args) <= 4 or args[1] not in ('forward', 'drop'):
-                    raise ValueError('lose SUBSTR forward|drop [STATUS [CODE]]')
+                if not 2 <= len(args) <= 4 or args[1] not in ('forward', 'blind', 'drop'):
+                    raise ValueError('lose SUBSTR forward|blind|drop [STATUS [CODE]]')
                 self.lose = [args[0], args[1], int(args[2]) if len(args) > 2 else 0,
                              args[3] if len(args) > 3 else None, 0]
             elif cmd == 'conditional':
@@ -863,7 +865,7 @@ class Conn:
                             self.done.set()
                             return
                         log('lose: forwarding %s %s, cutting its answer' % (method, parts[1][:100]))
-                        lose_cut = True
+                        lose_cut = 'blind' if how == 'blind' else True
                     else:
                         p.lose = None
                         if lst:
@@ -960,7 +962,7 @@ class Conn:
                     p.trunc_n -= 1
                     trunc = p.trunc_k
                 if lose_cut:
-                    trunc = 0
+                    trunc = -1 if lose_cut == 'blind' else 0
                 p.n['forwarded'] += 1
                 await self.expect.put(('forward', method, trunc, cond, lockkeys, trickle))
                 await self.to_up.write(head, t0)
@@ -1029,6 +1031,13 @@ class Conn:
                     if len(parts) < 2 or not parts[0].startswith('HTTP/1.'):
                         raise ProtocolError('bad status line %r' % first[:80])
                     status = int(parts[1])
+                    if trunc == -1:
+                        # lose ... blind: the request was carried out, and
+                        # not one byte of its answer reaches the client
+                        p.n['truncations'] += 1
+                        log('lose: reset the client before the answer to %s' % method)
+                        await self.finish('rst', 'rst')
+                        return
                     if lockkeys and status == 200:
                         head = await self.lock_errors(head, headers, lockkeys)
                         if head is None:

@@ -7,6 +7,9 @@
 # as AWS), nothing in the answer was checked, and wal-push exited 0 for a
 # segment that was not in the bucket: acknowledged WAL, lost.  It must
 # fail; with checksum = md5 it already failed (the ETag is compared).
+# Held, checked too: a PUT or a CompleteMultipartUpload carried out whose
+# answer is lost before its first byte (the fault proxy's "lose ... blind"):
+# the retry recognises the first attempt's object, exit 0, object whole.
 # shellcheck source-path=SCRIPTDIR
 set -uo pipefail
 . "$(dirname "$0")/../lib/tap.sh"
@@ -77,5 +80,29 @@ for c in sha md5; do
   like "$(cat "$T/$c.out")" "HTTP 200|ETag" "$c: ... naming the answer" || diag "$(tail -2 "$T/$c.out")"
   t "$c: pushed again, with the server answering properly, it is archived" push "$T/$c.conf" "$(n 3)"
   is "$(there "$T/$c.conf" "$(n 3)")" 1 "$c: ... and in the bucket"
+done
+
+# ---- the request carried out, its answer lost before a byte of it ----
+# (held: the retry meets the first attempt's object and recognises it)
+head -c 12582912 /dev/urandom >"$T/big"
+for c in sha md5; do
+  sed -i "s/^mode = sync/mode = sync\npart_size = 5MB/" "$T/$c.conf"
+  cut0=$(fp_stat "$C1" truncations)
+  fp_ctl "$C1" "lose /walship/$c/wal/$(n 4) blind" >/dev/null
+  t "$c: wal-push whose PUT was carried out and its answer lost exits 0" push "$T/$c.conf" "$(n 4)"
+  is "$(( $(fp_stat "$C1" truncations) - cut0 ))" 1 "$c: ... (the proxy lost that answer)"
+  fp_ctl "$C1" pass >/dev/null
+  rm -f "$T/got4"
+  t "$c: ... and the segment is there" "$WALSHIP" --config "$T/$c.conf" st get "wal/$(n 4)" "$T/got4"
+  t "$c: ... whole" cmp "$T/got4" "$T/pg/pg_wal/$(n 4)"
+  cut0=$(fp_stat "$C1" truncations)
+  fp_ctl "$C1" "lose ?uploadId= blind" >/dev/null
+  t "$c: a multipart upload whose CompleteMultipartUpload was carried out and its answer lost succeeds" \
+    "$WALSHIP" --config "$T/$c.conf" st put "$T/big" "big/$c"
+  is "$(( $(fp_stat "$C1" truncations) - cut0 ))" 1 "$c: ... (the proxy lost that answer)"
+  fp_ctl "$C1" pass >/dev/null
+  rm -f "$T/gotbig"
+  t "$c: ... and the object is there" "$WALSHIP" --config "$T/$c.conf" st get "big/$c" "$T/gotbig"
+  t "$c: ... whole" cmp "$T/gotbig" "$T/big"
 done
 done_testing
