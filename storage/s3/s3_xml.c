@@ -53,10 +53,8 @@ static xmlDocPtr parse(const void *buf, size_t len, const char *what, struct err
         doc = NULL;
         err_setf(e, ERR_HTTP, "malformed %s XML in the answer: no root element", what);
     } else if (doc->intSubset != NULL || doc->extSubset != NULL) {
-        /* S3 never sends a DOCTYPE.  Its entities are not substituted, but
-         * reading an element's text would expand an internal one (a small
-         * "billion laughs" passes libxml2's loop check) and drop an external
-         * one: a key read as another key. */
+        /* S3 never sends one.  Reading a text would expand an internal
+         * entity and drop an external one: a key read as another key. */
         xmlFreeDoc(doc);
         doc = NULL;
         err_setf(e, ERR_HTTP, "malformed %s XML in the answer: it has a DOCTYPE (entity declarations), which S3 "
