@@ -26,6 +26,16 @@ one line, "OK ..." or "ERR ...":
     stall-conn N         accept the next N new connections and never answer
     stall-for SECONDS    for SECONDS, every new connection and every request
                          is swallowed like that
+    trickle N [MS]       forward the next N requests, but send each answer's
+                         body one byte every MS milliseconds (default 250:
+                         4 bytes/s; a slow loris server)
+    listloop N [objects|uploads|both]
+                         answer the next N ListObjectsV2 requests (unforwarded)
+                         with a page without keys, IsTruncated true and a
+                         continuation token never given before; and
+                         ListMultipartUploads requests with a page without
+                         uploads, the same key marker and a new upload-id
+                         marker (both kinds unless one is named)
     truncate N K         cut the next N responses after K bytes of body (as
                          sent on the wire) and close the connection
     lock PATTERN...      answer deletes of keys whose path contains a PATTERN
@@ -38,10 +48,12 @@ one line, "OK ..." or "ERR ...":
                          and message for each such key (the server has
                          removed those)
     unlock               forget every lock pattern
-    lose SUBSTR forward|drop [STATUS [CODE]]
+    lose SUBSTR forward|blind|drop [STATUS [CODE]]
                          the next request whose request line contains SUBSTR
                          is forwarded and its answer cut after the head
-                         (forward), or reset unforwarded (drop); the next
+                         (forward), forwarded and the client reset before
+                         any byte of its answer (blind), or reset
+                         unforwarded (drop); the next
                          one after it that matches is answered STATUS CODE
                          unforwarded (a retried CompleteMultipartUpload whose
                          first answer was lost: "lose ?uploadId= forward 404
@@ -57,7 +69,7 @@ one line, "OK ..." or "ERR ...":
     dark                 go dark: stop listening (new connections are refused)
                          and reset every open connection
     up                   listen again after "dark"
-    pass                 clear every fault (error, reset, stall, truncate,
+    pass                 clear every fault (error, reset, stall, truncate, trickle, listloop,
                          dark); close the connections held silent; latency stays
     clear                "pass" and no latency
     status               counters and settings as key=value pairs
@@ -406,7 +418,7 @@ class Proxy:
         self.clear_faults()
         self.n = dict.fromkeys((
             'connections', 'requests', 'forwarded', 'responses', 'errors',
-            'resets', 'stalls', 'truncations', 'refused_upstream',
+            'resets', 'stalls', 'truncations', 'trickles', 'loops', 'refused_upstream',
             'bytes_up', 'bytes_down'), 0)
 
     def clear_faults(self):
@@ -420,6 +432,10 @@ class Proxy:
         self.stall_until = 0.0
         self.trunc_n = 0
         self.trunc_k = 0
+        self.trickle_n = 0
+        self.trickle_ms = 250
+        self.listloop_n = 0
+        self.listloop_what = 'both'
         self.lose = None
 
     def stalling(self):
@@ -500,6 +516,34 @@ class Proxy:
         out = ('\r\n'.join(head) + '\r\n\r\n').encode()
         return out if method == 'HEAD' else out + body
 
+    def list_loop_page(self, close, uploads):
+        """A ListObjectsV2 page without a key that says there is more, with
+        a continuation token never handed out before; or a
+        ListMultipartUploads page without an upload, with the same key
+        marker and a new upload-id marker (listloop)."""
+        n = next(self.req_ids)
+        if uploads:
+            body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                    '<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                    '<Bucket>b</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>'
+                    '<NextKeyMarker>fp-loop</NextKeyMarker><NextUploadIdMarker>fp-loop-%d</NextUploadIdMarker>'
+                    '<MaxUploads>1000</MaxUploads><IsTruncated>true</IsTruncated>'
+                    '</ListMultipartUploadsResult>' % n).encode()
+        else:
+            body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+                    '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                    '<Name>b</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>'
+                    '<IsTruncated>true</IsTruncated><NextContinuationToken>fp-loop-%d</NextContinuationToken>'
+                    '</ListBucketResult>' % n).encode()
+        head = ['HTTP/1.1 200 OK',
+                'Date: %s' % email.utils.formatdate(usegmt=True),
+                'x-amz-request-id: FP%012d' % n,
+                'Content-Type: application/xml',
+                'Content-Length: %d' % len(body)]
+        if close:
+            head.append('Connection: close')
+        return ('\r\n'.join(head) + '\r\n\r\n').encode() + body
+
     # -- control ------------------------------------------------------------
 
     def status(self):
@@ -512,6 +556,7 @@ class Proxy:
                  'stall=%d' % self.stall_n, 'stall_conn=%d' % self.stall_conn_n,
                  'stall_for=%.1f' % max(0.0, self.stall_until - time.monotonic()),
                  'truncate=%d/%d' % (self.trunc_n, self.trunc_k),
+                 'trickle=%d' % self.trickle_n, 'listloop=%d' % self.listloop_n,
                  'open=%d' % len(self.conns), 'held=%d' % len(self.held)]
         parts += ['%s=%d' % kv for kv in self.n.items()]
         return ' '.join(parts)
@@ -581,6 +626,15 @@ class Proxy:
                 self.stall_until = time.monotonic() + float(args[0])
             elif cmd == 'truncate':
                 self.trunc_n, self.trunc_k = ints(2, 2)
+            elif cmd == 'trickle':
+                v = ints(1, 2)
+                self.trickle_n = v[0]
+                self.trickle_ms = v[1] if len(v) > 1 else 250
+            elif cmd == 'listloop':
+                if not 1 <= len(args) <= 2 or args[1:] not in ([], ['objects'], ['uploads'], ['both']):
+                    raise ValueError('listloop N [objects|uploads|both]')
+                self.listloop_n = int(args[0])
+                self.listloop_what = args[1] if len(args) > 1 else 'both'
             elif cmd == 'lock':
                 if not args:
                     raise ValueError('lock PATTERN...')
@@ -588,8 +642,8 @@ class Proxy:
             elif cmd == 'unlock':
                 self.locked.clear()
             elif cmd == 'lose':
-                if not 2 <= len(args) <= 4 or args[1] not in ('forward', 'drop'):
-                    raise ValueError('lose SUBSTR forward|drop [STATUS [CODE]]')
+                if not 2 <= len(args) <= 4 or args[1] not in ('forward', 'blind', 'drop'):
+                    raise ValueError('lose SUBSTR forward|blind|drop [STATUS [CODE]]')
                 self.lose = [args[0], args[1], int(args[2]) if len(args) > 2 else 0,
                              args[3] if len(args) > 3 else None, 0]
             elif cmd == 'conditional':
@@ -811,7 +865,7 @@ class Conn:
                             self.done.set()
                             return
                         log('lose: forwarding %s %s, cutting its answer' % (method, parts[1][:100]))
-                        lose_cut = True
+                        lose_cut = 'blind' if how == 'blind' else True
                     else:
                         p.lose = None
                         if lst:
@@ -837,6 +891,18 @@ class Conn:
                     await copy_body(self.cr, framing, None)
                     continue
                 path, _, query = parts[1].partition('?')
+                qwords = [q.partition('=')[0] for q in query.split('&')]
+                loop_objects = 'list-type' in qwords and p.listloop_what != 'uploads'
+                loop_uploads = 'uploads' in qwords and p.listloop_what != 'objects'
+                if p.listloop_n > 0 and method == 'GET' and (loop_objects or loop_uploads):
+                    p.listloop_n -= 1
+                    p.n['loops'] += 1
+                    resp = p.list_loop_page(close_after, 'uploads' in qwords)
+                    await self.expect.put(('inject', resp, t0 + p.delay_c2s, close_after))
+                    if close_after:
+                        return
+                    await copy_body(self.cr, framing, None)
+                    continue
                 if p.locked and method == 'DELETE' and not query and p.is_locked(path):
                     p.n['errors'] += 1
                     log('403 Object Lock to DELETE %s' % path[:100])
@@ -886,14 +952,19 @@ class Conn:
                         cond = ('write', path, None)
                     elif deletes:
                         cond = ('delete', path, None)
+                trickle = p.trickle_ms / 1000.0 if p.trickle_n > 0 else None
+                if trickle:
+                    p.trickle_n -= 1
+                    p.n['trickles'] += 1
+                    log('trickling the answer to %s %s' % (method, parts[1][:100]))
                 trunc = None
                 if p.trunc_n > 0:
                     p.trunc_n -= 1
                     trunc = p.trunc_k
                 if lose_cut:
-                    trunc = 0
+                    trunc = -1 if lose_cut == 'blind' else 0
                 p.n['forwarded'] += 1
-                await self.expect.put(('forward', method, trunc, cond, lockkeys))
+                await self.expect.put(('forward', method, trunc, cond, lockkeys, trickle))
                 await self.to_up.write(head, t0)
                 p.n['bytes_up'] += len(head)
                 if pending_body is not None:
@@ -952,7 +1023,7 @@ class Conn:
                         await self.linger_close()
                         return
                     continue
-                _, method, trunc, cond, lockkeys = exp
+                _, method, trunc, cond, lockkeys, trickle = exp
                 while True:
                     head = await self.ur.readuntil(b'\r\n\r\n')
                     first, headers = parse_head(head)
@@ -960,6 +1031,13 @@ class Conn:
                     if len(parts) < 2 or not parts[0].startswith('HTTP/1.'):
                         raise ProtocolError('bad status line %r' % first[:80])
                     status = int(parts[1])
+                    if trunc == -1:
+                        # lose ... blind: the request was carried out, and
+                        # not one byte of its answer reaches the client
+                        p.n['truncations'] += 1
+                        log('lose: reset the client before the answer to %s' % method)
+                        await self.finish('rst', 'rst')
+                        return
                     if lockkeys and status == 200:
                         head = await self.lock_errors(head, headers, lockkeys)
                         if head is None:
@@ -989,8 +1067,18 @@ class Conn:
                     framing = body_framing(headers, ('close',))
 
                 async def down(data):
-                    p.n['bytes_down'] += len(data)
-                    await self.to_client.write(data)
+                    if not trickle:
+                        p.n['bytes_down'] += len(data)
+                        await self.to_client.write(data)
+                        return
+                    for i in range(len(data)):
+                        # one byte at a time, until the client gives up
+                        if self.to_client.failed:
+                            raise ConnectionError('the client left a trickled answer')
+                        p.n['bytes_down'] += 1
+                        await self.to_client.write(data[i:i + 1])
+                        await self.to_client.drained()
+                        await asyncio.sleep(trickle)
                 complete = await copy_body(self.ur, framing, down, trunc)
                 if not complete:
                     p.n['truncations'] += 1

@@ -13,6 +13,14 @@
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 10000
 #define COLLECT_DEFAULT (1u << 20)
+/* An attempt is cut when less than this moved per second for io_timeout:
+ * at "1 byte/s" a server that trickles a byte or two a second (a slow
+ * loris, a broken middlebox) held a GET, and wal-fetch under
+ * restore_command, for days. */
+#define LOW_SPEED_BYTES 1024L
+/* ...except for the requests with an io_timeout of their own, whose whole
+ * attempt is bounded by this many times it */
+#define SLOW_ATTEMPT_FACTOR 4L
 
 enum { X_IDLE = 0, X_RUNNING, X_WAITING, X_DONE };
 
@@ -320,8 +328,18 @@ static int begin_attempt(struct http_engine *h, struct http_xfer *x, struct err 
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->connect_timeout);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, x->io_timeout > 0 ? x->io_timeout : h->io_timeout);
+    if (x->io_timeout > 0) {
+        /* a server working on its answer (CompleteMultipartUpload,
+         * DeleteObjects) may keep the connection alive with a little
+         * whitespace now and then, as S3 does: cut below 1 byte/s only, and
+         * bound the whole attempt instead */
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, x->io_timeout);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, x->io_timeout * SLOW_ATTEMPT_FACTOR);
+    } else {
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, LOW_SPEED_BYTES);
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->io_timeout);
+    }
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);

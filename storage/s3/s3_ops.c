@@ -75,13 +75,24 @@ out:
 
 /* ---- list ---- */
 
+/* Pages in a row that hold no key yet say there is more: S3 sends some
+ * (a run of delete markers in a versioned bucket), a server that goes
+ * round (a new token each time, no keys) sends them for ever. */
+#define LIST_EMPTY_MAX 10000
+
 /* S3 lists keys in byte order, each once, and every continuation token
  * leads on.  A page that hands back the token it was asked with, or whose
- * keys do not come after the last page's, would make the listing go round
- * for ever (or hand out keys twice): refuse it.  *last keeps the last key
- * seen so far (malloc'd). */
-static int list_progress(const struct s3_list_page *pg, const char *asked, char **last, struct err *e)
+ * keys do not come after the last page's, or too many pages in
+ * a row without a key, would make the listing go round for ever (or hand out
+ * keys twice): refuse it.  *last keeps the last key seen so far
+ * (malloc'd), *empty counts the keyless pages in a row. */
+static int list_progress(const struct s3_list_page *pg, const char *asked, char **last, int *empty,
+                         struct err *e)
 {
+    *empty = pg->n > 0 ? 0 : *empty + 1;
+    if (pg->truncated && *empty >= LIST_EMPTY_MAX)
+        return err_setf(e, ERR_HTTP, "%d ListObjectsV2 pages in a row without a key say there is more (a "
+                        "continuation token that loops?)", *empty);
     if (pg->n > 0) {
         if (*last != NULL && strcmp(pg->ents[0].key, *last) <= 0)
             return err_setf(e, ERR_HTTP, "a ListObjectsV2 page starts at \"%s\", not after the previous page's "
@@ -99,10 +110,10 @@ int s3_list(struct stor *st, const char *prefix, const char *after, stor_list_fn
 {
     struct s3 *s = (struct s3 *)st;
     char *full = NULL, *enc_prefix = NULL, *enc_after = NULL, *token = NULL, *query = NULL, *last = NULL;
-    size_t plen = s->prefix[0] ? strlen(s->prefix) + 1 : 0;
+    size_t plen = s->prefix[0] ? strlen(s->prefix) + 1 : 0, flen = 0;
     struct s3_list_page pg;
     struct s3_req r;
-    int rc = -1, stop = 0;
+    int rc = -1, stop = 0, empty = 0;
 
     memset(&pg, 0, sizeof pg);
     memset(&r, 0, sizeof r);
@@ -112,6 +123,7 @@ int s3_list(struct stor *st, const char *prefix, const char *after, stor_list_fn
         err_setf(e, ERR_NOMEM, "out of memory listing region %s", st->region);
         goto out;
     }
+    flen = strlen(full);
     if (after != NULL) {
         char *full_after = s->prefix[0] ? xasprintf("%s/%s", s->prefix, after) : strdup(after);
 
@@ -150,7 +162,7 @@ int s3_list(struct stor *st, const char *prefix, const char *after, stor_list_fn
             goto out;
         }
         s3_req_free(&r);
-        if (list_progress(&pg, token, &last, e) < 0) {
+        if (list_progress(&pg, token, &last, &empty, e) < 0) {
             err_prefix(e, "could not list \"%s\" in region %s (bucket %s)", prefix ? prefix : "", st->region,
                        s->bucket);
             goto out;
@@ -158,8 +170,8 @@ int s3_list(struct stor *st, const char *prefix, const char *after, stor_list_fn
         for (i = 0; i < pg.n && !stop; i++) {
             struct stor_entry ent;
 
-            if (strlen(pg.ents[i].key) < plen || memcmp(pg.ents[i].key, full, plen) != 0)
-                continue;   /* not under our prefix: never hand it out */
+            if (strncmp(pg.ents[i].key, full, flen) != 0)
+                continue;   /* not under the prefix asked for: never hand it out */
             ent.key = pg.ents[i].key + plen;
             if (after != NULL && strcmp(ent.key, after) <= 0)
                 continue;   /* a server that ignores start-after */
@@ -400,7 +412,7 @@ int s3_sweep(struct stor *st, time_t older_than, uint64_t *removed, struct err *
     time_t limit = time(NULL) - s->sweep_min_age;
     struct s3_uploads_page pg;
     struct s3_req r;
-    int rc = -1;
+    int rc = -1, empty = 0;
 
     if (older_than < limit)
         limit = older_than;
@@ -458,6 +470,13 @@ int s3_sweep(struct stor *st, time_t older_than, uint64_t *removed, struct err *
              * looping ListObjectsV2 token would, s3_list) */
             err_setf(e, ERR_HTTP, "region %s: a ListMultipartUploads page hands back markers that do not lead on "
                      "(key \"%s\")", st->region, pg.next_key);
+            goto out;
+        }
+        /* ... and so would a new upload-id marker with every empty page */
+        empty = pg.n > 0 ? 0 : empty + 1;
+        if (pg.truncated && empty >= LIST_EMPTY_MAX) {
+            err_setf(e, ERR_HTTP, "region %s: %d ListMultipartUploads pages in a row without an upload say there "
+                     "is more (markers that do not lead on?)", st->region, empty);
             goto out;
         }
         free(km);

@@ -363,7 +363,11 @@ again:
             exists_error(u, "already exists", e);
         goto out;
     }
-    if (r.x.status != 200) {
+    /* S3 answers every PutObject it kept with the object's ETag.  A 200
+     * without one (a gateway's 200 with an <Error> body) wrote nothing: with
+     * checksum = sha256 and no checksum in the answer, nothing else says so,
+     * and wal-push acknowledged a segment that was not there. */
+    if (r.x.status != 200 || r.x.etag[0] == '\0') {
         s3_fail(s, &r, "upload", "to", e);
         goto out;
     }

@@ -52,6 +52,13 @@ static xmlDocPtr parse(const void *buf, size_t len, const char *what, struct err
         xmlFreeDoc(doc);
         doc = NULL;
         err_setf(e, ERR_HTTP, "malformed %s XML in the answer: no root element", what);
+    } else if (doc->intSubset != NULL || doc->extSubset != NULL) {
+        /* S3 never sends one.  Reading a text would expand an internal
+         * entity and drop an external one: a key read as another key. */
+        xmlFreeDoc(doc);
+        doc = NULL;
+        err_setf(e, ERR_HTTP, "malformed %s XML in the answer: it has a DOCTYPE (entity declarations), which S3 "
+                 "never sends", what);
     }
     xmlFreeParserCtxt(ctx);
     return doc;
