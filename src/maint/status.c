@@ -67,7 +67,7 @@ static int newest_collect(const struct stor_entry *ent, void *arg)
 
     if (strchr(name, '/') == NULL && tl_model_add_stored(n->model, name, (int64_t)ent->mtime) < 0)
         n->nomem = 1;
-    if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
+    if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT || !wal_name_fits(&w, n->seg_size))
         return 0;
     segno = wal_segno(&w, n->seg_size);
     /* archived past where the primary writes (its data directory restored

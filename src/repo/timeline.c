@@ -51,8 +51,9 @@ int tl_model_add(struct tl_model *m, const char *name)
     struct tl_timeline *t;
     uint64_t segno;
 
-    if (wal_parse(name, &wn, &pe) < 0 || (wn.kind != WAL_SEGMENT && wn.kind != WAL_HISTORY))
-        return 0;
+    if (wal_parse(name, &wn, &pe) < 0 || (wn.kind != WAL_SEGMENT && wn.kind != WAL_HISTORY) ||
+        !wal_name_fits(&wn, m->seg_size))
+        return 0;   /* not a segment of this size: it must not stand for another (wal_name_fits) */
     if ((t = tl_get(m, wn.tli)) == NULL)
         return -1;
     if (wn.kind == WAL_HISTORY) {
