@@ -366,7 +366,10 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
     memset(o, 0, sizeof *o);
     memset(&nw, 0, sizeof nw);
     memset(&start, 0, sizeof start);
-    nw.seg_size = p && p->known && wal_seg_size_valid(p->seg_size) ? p->seg_size : (16u << 20);
+    /* the primary's segment size, else the repository's (a name that does
+     * not fit the size stands for no segment: wal_name_fits) */
+    nw.seg_size = p && p->known && wal_seg_size_valid(p->seg_size) ? p->seg_size
+                  : r->have_id && wal_seg_size_valid(r->id.seg_size) ? r->id.seg_size : (16u << 20);
     nw.cap = p && p->known ? p->lsn / nw.seg_size : UINT64_MAX;
 
     /* spool backlog and the shipper's last complaint: local, always */

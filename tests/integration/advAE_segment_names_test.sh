@@ -77,4 +77,16 @@ t "restore --start across the boundary" ws restore --pgdata "$T/rs/data" --start
 is "$(pg_run "$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$RPORT" -U postgres -d postgres -c 'select string_agg(i::text, $$ $$ order by i) from t' 2>/dev/null)" "1 2 3" \
   "the restored instance has every row"
 
+# status with the primary down judges names by the repository's segment
+# size, not 16 MB: ...00000F00 (log 1) is a 1 MB segment name
+pg_stop "$T/pg" immediate
+N=000000010000000100000F00
+python3 "$TOP_SRCDIR/tests/lib/walseg.py" "$T/x/$N" "$N" "$(pg_sysid "$T/pg")" --seg-size 1048576 >/dev/null
+ws_own "$T/x"
+ws st put "$T/x/$N" "wal/$N" >/dev/null 2>&1
+ws_own "$T/r1"
+out=$(ws status --json 2>/dev/null)
+is "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["regions"][0]["wal"])' <<<"$out")" "$N" \
+  "status, the primary down: the newest WAL is $N (the repository's 1 MB segments, not 16 MB)"
+
 done_testing
