@@ -243,7 +243,11 @@ static int branches(struct repo *r, struct tl_model *m, const struct backup_star
     latest = tl_latest_probe(m, start->timeline);
     o->branch_latest = latest;
     o->branch_other = start->timeline;
-    if (tl_path(m, latest, &p, &n, &le) < 0) {
+    /* from the backup's own timeline: one promoted while archiving was off
+     * (a DR restore made production) has no history file, and restore
+     * reads it alone as 'current' (tl_reach): restore to latest works
+     * there, verify reports the missing file */
+    if (tl_path_from(m, start->timeline, latest, &p, &n, &le) < 0) {
         if (le.code == ERR_NOMEM)
             return 1;
         o->branch_kind = ST_BRANCH_HISTORY;
