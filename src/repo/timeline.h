@@ -72,6 +72,14 @@ int tl_parse_history(const char *text, size_t len, struct tl_hist_entry **out, s
  * parent line, parents below `tli` and rising, switch points not going
  * back, no NUL byte?  ERR_CORRUPT says why not. */
 int tl_history_valid(const char *text, size_t len, uint32_t tli, struct err *e);
+/* May a segment at [seg_start, seg_start + seg_size) of the timeline whose
+ * history file is `text` begin with a page of timeline page_tli (an older
+ * one)?  Only the segment where that timeline begins does (PostgreSQL
+ * copies the parent's segment up to the switch point): 1 when a switch
+ * point lies inside it and page_tli is the timeline in effect at its start,
+ * 0 when not, -1 when the text cannot be read (e). */
+int tl_history_begins_in(const char *text, size_t len, uint64_t seg_start, uint64_t seg_size, uint32_t page_tli,
+                         struct err *e);
 
 struct tl_timeline {
     uint32_t tli;
