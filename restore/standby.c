@@ -330,7 +330,7 @@ static int lag_collect(const struct stor_entry *ent, void *arg)
     struct err e = ERR_INIT;
     uint64_t segno;
 
-    if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
+    if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT || !wal_name_fits(&w, ls->seg_size))
         return 0;
     segno = wal_segno(&w, ls->seg_size);
     if (!ls->have || segno > ls->newest_segno || (segno == ls->newest_segno && w.tli > ls->newest_tli)) {

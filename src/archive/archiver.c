@@ -15,6 +15,7 @@
 #include "mapread.h"
 #include "multi.h"
 #include "obj.h"
+#include "timeline.h"
 #include "util.h"
 #include "wal.h"
 
@@ -117,8 +118,40 @@ static void report_fail(const struct archiver *a, struct archive_report *rep, co
         *first = *why;
 }
 
+/* A segment whose first page is of an older timeline than its name's must
+ * be where that timeline begins, by its history file beside it (PostgreSQL
+ * keeps it in pg_wal); without one it cannot be judged and passes.  A
+ * segment of the parent renamed to the child's name was archived (and
+ * would be served) as the child's (adversarial pass AE). */
+static int check_first_of_timeline(const char *path, const struct wal_name *w, const struct wal_long_header *h,
+                                   struct err *e)
+{
+    const char *slash = strrchr(path, '/');
+    char hist[PATH_MAX];
+    unsigned char *text = NULL;
+    size_t len;
+    struct err re = ERR_INIT;
+    int rc;
+
+    if (h->tli >= w->tli || !wal_seg_size_valid(h->seg_size) ||
+        snprintf(hist, sizeof hist, "%.*s%08X.history", slash ? (int)(slash - path + 1) : 0, path,
+                 (unsigned)w->tli) >= (int)sizeof hist ||
+        read_file_all(hist, TL_HISTORY_MAX, &text, &len, &re) < 0)
+        return 0;
+    rc = tl_history_begins_in((const char *)text, len, wal_segno(w, h->seg_size) * h->seg_size, h->seg_size,
+                              h->tli, &re);
+    free(text);
+    if (rc != 0)
+        return 0;   /* it begins there, or the history cannot be read (wal-push refuses such a one) */
+    return err_setf(e, ERR_FOREIGN,
+                    "its first page is of timeline %u, but %s puts no switch from timeline %u inside it: a segment "
+                    "of an older timeline under this timeline's name (renamed or substituted)", (unsigned)h->tli,
+                    hist, (unsigned)h->tli);
+}
+
 /* A segment must be the cluster's and the one its name says. */
-static int check_segment(struct archiver *a, int fd, const char *name, uint64_t size, struct err *e)
+static int check_segment(struct archiver *a, int fd, const char *path, const char *name, uint64_t size,
+                         struct err *e)
 {
     unsigned char buf[CLUSTER_WAL_LONG_HEADER_LEN];
     struct wal_long_header h;
@@ -135,7 +168,8 @@ static int check_segment(struct archiver *a, int fd, const char *name, uint64_t 
     if (n < 0)
         return err_errno(e, ERR_IO, errno, "could not read \"%s\"", name);
     if (cluster_parse_wal_header(buf, (size_t)n, &h, e) < 0 ||
-        cluster_check_segment(&h, name, size, a->cluster.sysid, a->cluster.pg_major, e) < 0)
+        cluster_check_segment(&h, name, size, a->cluster.sysid, a->cluster.pg_major, e) < 0 ||
+        check_first_of_timeline(path, &w, &h, e) < 0)
         return err_prefix(e, "refusing to archive \"%s\"", name);
     return 0;
 }
@@ -448,7 +482,7 @@ int archive_push_file(struct archiver *a, const char *path, const char *name, st
         return err_setf(e, ERR_IO, "\"%s\" is not a regular file", path);
     }
     rep->size = (uint64_t)st.st_size;
-    if (check_segment(a, fd, name, rep->size, e) < 0)
+    if (check_segment(a, fd, path, name, rep->size, e) < 0)
         goto out;
     p.fd = fd;
     p.path = path;

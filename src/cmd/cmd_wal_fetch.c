@@ -84,12 +84,20 @@ static int history_held(const char *dest, const char *name)
     return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
 }
 
+/* Prefetch for the PostgreSQL server's recovery only: its %p is always
+ * pg_wal/RECOVERYXLOG.  pg_rewind --restore-target-wal passes the
+ * segment's own name, in the pg_wal of the data directory it is rewinding:
+ * a prefetcher there made and removed files under pg_rewind, whose plan
+ * removes every file the source lacks, and pg_rewind failed halfway
+ * ("could not remove file .../pg_wal/.walship-prefetch/...": a target left
+ * half rewound; adversarial pass AE). */
 static void spawn_prefetch(const struct config *c, const struct keyring *kr, const int *order, int n,
                            const struct cluster_info *ci, const char *name, const char *dest)
 {
+    const char *base = strrchr(dest, '/');
     struct stat st;
 
-    if (dest_in_pg_wal(dest) && stat(dest, &st) == 0)
+    if (dest_in_pg_wal(dest) && base != NULL && strcmp(base, "/RECOVERYXLOG") == 0 && stat(dest, &st) == 0)
         prefetch_spawn(c, kr, order, n, ci, name, dest, (uint64_t)st.st_size);
 }
 

@@ -64,6 +64,11 @@ bad:
     return err_setf(e, ERR_USAGE, "\"%s\" is not a WAL file name (segment, .partial, .history or .backup)", name);
 }
 
+int wal_name_fits(const struct wal_name *w, uint64_t seg_size)
+{
+    return w->kind == WAL_HISTORY || (wal_seg_size_valid(seg_size) && w->seg < 0x100000000ULL / seg_size);
+}
+
 uint64_t wal_segno(const struct wal_name *w, uint64_t seg_size)
 {
     return (uint64_t)w->log * (0x100000000ULL / seg_size) + w->seg;

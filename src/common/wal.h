@@ -36,6 +36,11 @@ struct wal_name {
 
 /* Parse a bare file name (no directory). */
 int wal_parse(const char *name, struct wal_name *out, struct err *e);
+/* Does the name's last 8 digits fit segments of seg_size (below
+ * 0x100000000 / seg_size)?  History files always do.  A name past that
+ * (000000010000000000000100 for 16 MB) is no file PostgreSQL writes, and
+ * its segment number would alias another name's (wal_segno). */
+int wal_name_fits(const struct wal_name *w, uint64_t seg_size);
 /* Segment number counted from LSN 0: log * segs_per_log + seg. */
 uint64_t wal_segno(const struct wal_name *w, uint64_t seg_size);
 /* Name of segment `segno` on timeline `tli`. */

@@ -67,7 +67,7 @@ static int newest_collect(const struct stor_entry *ent, void *arg)
 
     if (strchr(name, '/') == NULL && tl_model_add_stored(n->model, name, (int64_t)ent->mtime) < 0)
         n->nomem = 1;
-    if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT)
+    if (wal_parse(name, &w, &e) < 0 || w.kind != WAL_SEGMENT || !wal_name_fits(&w, n->seg_size))
         return 0;
     segno = wal_segno(&w, n->seg_size);
     /* archived past where the primary writes (its data directory restored
@@ -243,7 +243,11 @@ static int branches(struct repo *r, struct tl_model *m, const struct backup_star
     latest = tl_latest_probe(m, start->timeline);
     o->branch_latest = latest;
     o->branch_other = start->timeline;
-    if (tl_path(m, latest, &p, &n, &le) < 0) {
+    /* from the backup's own timeline: one promoted while archiving was off
+     * (a DR restore made production) has no history file, and restore
+     * reads it alone as 'current' (tl_reach): restore to latest works
+     * there, verify reports the missing file */
+    if (tl_path_from(m, start->timeline, latest, &p, &n, &le) < 0) {
         if (le.code == ERR_NOMEM)
             return 1;
         o->branch_kind = ST_BRANCH_HISTORY;
@@ -366,7 +370,10 @@ int st_region(struct repo *r, const struct config *conf, const struct region_con
     memset(o, 0, sizeof *o);
     memset(&nw, 0, sizeof nw);
     memset(&start, 0, sizeof start);
-    nw.seg_size = p && p->known && wal_seg_size_valid(p->seg_size) ? p->seg_size : (16u << 20);
+    /* the primary's segment size, else the repository's (a name that does
+     * not fit the size stands for no segment: wal_name_fits) */
+    nw.seg_size = p && p->known && wal_seg_size_valid(p->seg_size) ? p->seg_size
+                  : r->have_id && wal_seg_size_valid(r->id.seg_size) ? r->id.seg_size : (16u << 20);
     nw.cap = p && p->known ? p->lsn / nw.seg_size : UINT64_MAX;
 
     /* spool backlog and the shipper's last complaint: local, always */

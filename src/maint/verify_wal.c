@@ -65,8 +65,10 @@ int vfy_check_histories(const struct tl_model *tm, struct vfy_report *r)
         if (tm->tls[i].tli <= 1 || usable_history(&tm->tls[i]))
             continue;
         snprintf(key, sizeof key, "wal/%08X.history", (unsigned)tm->tls[i].tli);
-        if (vfy_problem(r, key, "timeline %u has WAL but its history file %08X.history is not archived",
-                        (unsigned)tm->tls[i].tli, (unsigned)tm->tls[i].tli) < 0)
+        if (vfy_problem(r, key, "timeline %u has WAL but its history file %08X.history is not archived (a "
+                        "timeline promoted while archiving was off: PostgreSQL keeps the file in pg_wal, and "
+                        "`walship wal-push pg_wal/%08X.history` run in that data directory archives it)",
+                        (unsigned)tm->tls[i].tli, (unsigned)tm->tls[i].tli, (unsigned)tm->tls[i].tli) < 0)
             return -1;
     }
     return 0;

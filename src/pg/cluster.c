@@ -203,6 +203,11 @@ int cluster_check_segment(const struct wal_long_header *h, const char *name, uin
     if (h->tli == 0 || h->tli > w.tli)
         return err_setf(e, ERR_FOREIGN, "%s holds WAL of timeline %u, not %u (renamed or substituted)", name,
                         h->tli, w.tli);
+    if (!wal_name_fits(&w, h->seg_size))
+        return err_setf(e, ERR_FOREIGN,
+                        "%s is no segment name for %u-byte segments (the last 8 digits go up to %08X): a renamed "
+                        "file, whose name would stand for another segment's", name, h->seg_size,
+                        (unsigned)(0x100000000ULL / h->seg_size - 1));
     want_addr = wal_segno(&w, h->seg_size) * (uint64_t)h->seg_size;
     if (h->pageaddr != want_addr)
         return err_setf(e, ERR_FOREIGN,

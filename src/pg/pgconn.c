@@ -196,22 +196,30 @@ void pg_backup_stop_result_free(struct pg_backup_stop_result *r)
     r->backup_label = r->tablespace_map = NULL;
 }
 
+/* The timeline: on a primary the one it inserts WAL on (the name of its
+ * current segment).  pg_control_checkpoint() gives it only once the first
+ * checkpoint after a promotion completed, a spread checkpoint that can take
+ * minutes, and status judged the lag on the old timeline's path meanwhile
+ * (adversarial pass AE).  In recovery, the last restartpoint's. */
 int pg_current_lsn(struct pgconn *c, uint64_t *lsn, uint32_t *tli, struct err *e)
 {
     PGresult *r = pg_query(c,
                            "select case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
                            "else pg_current_wal_lsn() end, "
-                           "(select timeline_id from pg_control_checkpoint())",
+                           "(select timeline_id from pg_control_checkpoint()), "
+                           "case when pg_is_in_recovery() then null else pg_walfile_name(pg_current_wal_lsn()) end",
                            0, NULL, 1, e);
+    struct wal_name w;
     uint64_t t;
 
     if (r == NULL)
         return -1;
-    if (parse_lsn_value(r, 0, 0, lsn, e) < 0 || parse_u64(PQgetvalue(r, 0, 1), 1, UINT32_MAX, &t, e) < 0) {
+    if (parse_lsn_value(r, 0, 0, lsn, e) < 0 || parse_u64(PQgetvalue(r, 0, 1), 1, UINT32_MAX, &t, e) < 0 ||
+        (!PQgetisnull(r, 0, 2) && wal_parse(PQgetvalue(r, 0, 2), &w, e) < 0)) {
         PQclear(r);
         return -1;
     }
-    *tli = (uint32_t)t;
+    *tli = PQgetisnull(r, 0, 2) ? (uint32_t)t : w.tli;
     PQclear(r);
     return 0;
 }

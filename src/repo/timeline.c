@@ -51,8 +51,9 @@ int tl_model_add(struct tl_model *m, const char *name)
     struct tl_timeline *t;
     uint64_t segno;
 
-    if (wal_parse(name, &wn, &pe) < 0 || (wn.kind != WAL_SEGMENT && wn.kind != WAL_HISTORY))
-        return 0;
+    if (wal_parse(name, &wn, &pe) < 0 || (wn.kind != WAL_SEGMENT && wn.kind != WAL_HISTORY) ||
+        !wal_name_fits(&wn, m->seg_size))
+        return 0;   /* not a segment of this size: it must not stand for another (wal_name_fits) */
     if ((t = tl_get(m, wn.tli)) == NULL)
         return -1;
     if (wn.kind == WAL_HISTORY) {
@@ -281,6 +282,13 @@ int tl_has_seg(const struct tl_model *m, uint32_t tli, uint64_t segno)
     return m->nsegs > 0 && bsearch(&k, m->segs, m->nsegs, sizeof k, seg_cmp) != NULL;
 }
 
+int tl_has_history(const struct tl_model *m, uint32_t tli)
+{
+    const struct tl_timeline *t = tl_find(m, tli);
+
+    return tli <= 1 || (t != NULL && t->has_history);
+}
+
 uint32_t tl_latest_probe(const struct tl_model *m, uint32_t tli)
 {
     const struct tl_timeline *t;
@@ -361,6 +369,20 @@ int tl_path(const struct tl_model *m, uint32_t target, struct tl_step **out, siz
     p[nh].end = UINT64_MAX;
     *out = p;
     *n = nh + 1;
+    return 0;
+}
+
+int tl_path_from(const struct tl_model *m, uint32_t tli, uint32_t target, struct tl_step **out, size_t *n,
+                 struct err *e)
+{
+    if (target != tli || tl_has_history(m, target))
+        return tl_path(m, target, out, n, e);
+    /* the backup's own timeline, no history: the path is that timeline */
+    if ((*out = calloc(1, sizeof **out)) == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory");
+    (*out)->tli = tli;
+    (*out)->end = UINT64_MAX;
+    *n = 1;
     return 0;
 }
 
@@ -513,20 +535,11 @@ void tl_reach_free(struct tl_reach *r)
 int tl_reach(const struct tl_model *m, uint32_t tli, uint64_t start_lsn, uint32_t target, struct tl_reach *r,
              struct err *e)
 {
-    const struct tl_timeline *t = tl_find(m, target);
     size_t i;
 
     memset(r, 0, sizeof *r);
-    if (target == tli && (t == NULL || !t->has_history)) {
-        /* the backup's own timeline, no history: the path is that timeline */
-        if ((r->path = calloc(1, sizeof *r->path)) == NULL)
-            return err_setf(e, ERR_NOMEM, "out of memory");
-        r->path[0].tli = tli;
-        r->path[0].end = UINT64_MAX;
-        r->npath = 1;
-    } else if (tl_path(m, target, &r->path, &r->npath, e) < 0) {
+    if (tl_path_from(m, tli, target, &r->path, &r->npath, e) < 0)
         return -1;
-    }
     /* the backup must start on the path: on its timeline before the point
      * where the path leaves it (PostgreSQL: "requested timeline is not a
      * child of this server's history") */

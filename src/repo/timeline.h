@@ -72,6 +72,14 @@ int tl_parse_history(const char *text, size_t len, struct tl_hist_entry **out, s
  * parent line, parents below `tli` and rising, switch points not going
  * back, no NUL byte?  ERR_CORRUPT says why not. */
 int tl_history_valid(const char *text, size_t len, uint32_t tli, struct err *e);
+/* May a segment at [seg_start, seg_start + seg_size) of the timeline whose
+ * history file is `text` begin with a page of timeline page_tli (an older
+ * one)?  Only the segment where that timeline begins does (PostgreSQL
+ * copies the parent's segment up to the switch point): 1 when a switch
+ * point lies inside it and page_tli is the timeline in effect at its start,
+ * 0 when not, -1 when the text cannot be read (e). */
+int tl_history_begins_in(const char *text, size_t len, uint64_t seg_start, uint64_t seg_size, uint32_t page_tli,
+                         struct err *e);
 
 struct tl_timeline {
     uint32_t tli;
@@ -130,6 +138,8 @@ int tl_model_load(struct repo *rp, uint64_t seg_size, struct tl_model *m, struct
 int tl_model_load_times(struct repo *rp, uint64_t seg_size, int times, struct tl_model *m, struct err *e);
 
 const struct tl_timeline *tl_find(const struct tl_model *m, uint32_t tli);
+/* Is timeline tli's history file archived (timeline 1 has none)? */
+int tl_has_history(const struct tl_model *m, uint32_t tli);
 int tl_has_seg(const struct tl_model *m, uint32_t tli, uint64_t segno);
 
 /* ---- choosing the target timeline ---- */
@@ -155,6 +165,11 @@ struct tl_step {
  * Fails (ERR_NOTFOUND) when target > 1 has no archived history file, and
  * with the history's own error when it was unusable.  *out is malloc'd. */
 int tl_path(const struct tl_model *m, uint32_t target, struct tl_step **out, size_t *n, struct err *e);
+/* tl_path, except that `target` reached from its own timeline `tli`
+ * without a history file is that timeline alone (PostgreSQL reads it so:
+ * a timeline promoted while archiving was off). */
+int tl_path_from(const struct tl_model *m, uint32_t tli, uint32_t target, struct tl_step **out, size_t *n,
+                 struct err *e);
 /* The step of timeline `tli` that ends after `lsn` (pass 0 for any), or -1:
  * is the backup's start on this path? */
 int tl_path_index(const struct tl_step *p, size_t n, uint32_t tli, uint64_t lsn);

@@ -89,3 +89,22 @@ int tl_history_valid(const char *text, size_t len, uint32_t tli, struct err *e)
         return err_setf(e, ERR_NOMEM, "out of memory");
     return err_setf(e, ERR_CORRUPT, "%s", why);
 }
+
+int tl_history_begins_in(const char *text, size_t len, uint64_t seg_start, uint64_t seg_size, uint32_t page_tli,
+                         struct err *e)
+{
+    struct tl_hist_entry *v = NULL;
+    size_t n = 0, i;
+    int inside = 0, in_effect = 0;
+
+    if (tl_parse_history(text, len, &v, &n, e) < 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (v[i].end_lsn > seg_start && v[i].end_lsn < seg_start + seg_size)
+            inside = 1;
+        if (!in_effect && v[i].end_lsn > seg_start)
+            in_effect = v[i].tli == page_tli ? 1 : -1;
+    }
+    free(v);
+    return inside && in_effect == 1;
+}

@@ -177,7 +177,9 @@ mapfile -t segs < <(ls "$T/r1/wal" | grep -E '^[0-9A-F]{24}$' | sort)
 mkdir -p "$T/fd/global" "$T/fd/pg_wal" "$T/hidden"
 cp "$T/pg/data/global/pg_control" "$T/fd/global/" && chown -R "$U" "$T/fd"
 for n in "${segs[@]:2}"; do mv "$T/r1/wal/$n" "$T/hidden/"; done
-fd_fetch() { (cd "$T/fd" && ws --region sync wal-fetch "$1" "pg_wal/$1"); }
+# as the server asks (pg_wal/RECOVERYXLOG, the only %p that starts a
+# prefetcher), keeping the file under its name as the server does
+fd_fetch() { (cd "$T/fd" && ws --region sync wal-fetch "$1" pg_wal/RECOVERYXLOG && mv pg_wal/RECOVERYXLOG "pg_wal/$1"); }
 PFD=$T/fd/pg_wal/.walship-prefetch
 fd_fetch "${segs[0]}" >/dev/null 2>&1; ok $? "follow: the first segment"
 wait_for 30 test -e "$PFD/${segs[1]}"; ok $? "follow: its prefetcher fetched the next one"

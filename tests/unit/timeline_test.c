@@ -654,6 +654,26 @@ static void check_xid_name_test(void)
     ok(pitr_check_name("", &e) < 0 && e.code == ERR_USAGE, "an empty name: refused (no target to PostgreSQL)");
 }
 
+/* Where a timeline begins: the only segment of it whose first page may be
+ * an older timeline's (adversarial pass AE). */
+static void begins_in_test(void)
+{
+    const char *h2 = "1\t0/5000100\tno recovery target specified\n";
+    const char *h3 = "1\t0/5000100\tx\n\n2\t0/5000200\ty\n";
+    uint64_t seg = 16u << 20;
+    struct err e = ERR_INIT;
+
+    ok(tl_history_begins_in(h2, strlen(h2), 5 * seg, seg, 1, &e) == 1, "TL2: segment 5 holds the switch, page TL1");
+    ok(tl_history_begins_in(h2, strlen(h2), 4 * seg, seg, 1, &e) == 0, "TL2: segment 4 (before) does not");
+    ok(tl_history_begins_in(h2, strlen(h2), 6 * seg, seg, 1, &e) == 0, "TL2: segment 6 (after) does not");
+    ok(tl_history_begins_in(h3, strlen(h3), 5 * seg, seg, 1, &e) == 1,
+       "TL3 switching in the same segment as TL2: its first page is TL1's");
+    ok(tl_history_begins_in(h3, strlen(h3), 5 * seg, seg, 2, &e) == 0, "... not TL2's");
+    ok(tl_history_begins_in("1\t0/5000000\tx\n", 14, 5 * seg, seg, 1, &e) == 0,
+       "a switch at the segment's start: PostgreSQL starts a fresh one");
+    ok(tl_history_begins_in("garbage\n", 8, 5 * seg, seg, 1, &e) < 0, "an unreadable history: -1");
+}
+
 int main(void)
 {
     struct config *conf = NULL;
@@ -670,6 +690,7 @@ int main(void)
     choose_test();
     parse_time_test();
     check_xid_name_test();
+    begins_in_test();
     if (region_setup(&conf) < 0)
         return 1;
     check_wal_test();

@@ -33,6 +33,18 @@ int main(void)
     is_str(out, "000000030000000000000002", "1 GB segments");
     ok(wal_next_segment("00000002.history", 16u << 20, out, &e) < 0, "history has no next segment");
 
+    /* the last 8 digits count segments within one log, by segment size */
+    wal_parse("0000000100000000000000FF", &w, &e);
+    ok(wal_name_fits(&w, 16u << 20), "16 MB: ...FF is a segment name");
+    ok(!wal_name_fits(&w, 64u << 20), "64 MB: ...FF is not (up to 3F)");
+    wal_parse("000000010000000000000100", &w, &e);
+    ok(!wal_name_fits(&w, 16u << 20), "16 MB: ...100 is not (it would alias 000000010000000100000000)");
+    ok(wal_name_fits(&w, 1u << 20), "1 MB: ...100 is");
+    wal_parse("000000010000000000000100.partial", &w, &e);
+    ok(!wal_name_fits(&w, 16u << 20), "16 MB: nor as a .partial");
+    wal_parse("0000001F.history", &w, &e);
+    ok(wal_name_fits(&w, 64u << 20), "a history file always fits");
+
     ok(wal_parse_lsn("16/B374D848", &lsn, &e) == 0 && lsn == 0x16B374D848ULL, "parse LSN");
     wal_format_lsn(lsn, buf);
     is_str(buf, "16/B374D848", "format LSN");
