@@ -130,12 +130,24 @@ static int is_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* 32 bytes of hex digits and blanks are a hex key cut short (a key file
+ * read while it was being written, or truncated), not 32 random bytes:
+ * taken as a raw key they were a different key, and wal-push encrypted
+ * with it WAL that no configured key could read (adversarial pass AD). */
+static int looks_like_text(const unsigned char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (hex_digit(buf[i]) < 0 && !is_space(buf[i]))
+            return 0;
+    return 1;
+}
+
 /* Raw 32 bytes, or 64 hex digits with optional surrounding white space. */
 static int parse_key(const unsigned char *buf, size_t len, unsigned char key[KEYS_LEN])
 {
     size_t b = 0, end = len;
 
-    if (len == KEYS_LEN) {
+    if (len == KEYS_LEN && !looks_like_text(buf, len)) {
         memcpy(key, buf, KEYS_LEN);
         return 0;
     }
@@ -163,7 +175,9 @@ static int load_one(struct keyring *kr, const char *path, const char *setting, i
     size_t len = 0;
     int fd, rc = -1;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO in its place opened without it waited for a
+     * writer for ever, and wal-push with it (adversarial pass AD) */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return err_errno(e, ERR_CONFIG, errno, "could not open %s \"%s\"", setting, path);
     if (fstat(fd, &st) < 0) {
@@ -197,8 +211,10 @@ static int load_one(struct keyring *kr, const char *path, const char *setting, i
     }
     if (len > KEY_FILE_MAX || parse_key(buf, len, key) < 0) {
         err_setf(e, ERR_CONFIG,
-                 "%s \"%s\" does not hold a key (64 hex digits or 32 raw bytes; "
-                 "create one with walship keygen)", setting, path);
+                 "%s \"%s\" does not hold a key (64 hex digits or 32 raw bytes%s; "
+                 "create one with walship keygen)", setting, path,
+                 len > 0 && len <= 2 * KEYS_LEN && looks_like_text(buf, len)
+                     ? "; too few hex digits: cut short, or still being written?" : "");
         goto out;
     }
     rc = keys_add(kr, key, current, path, e);
