@@ -90,7 +90,7 @@ static int same_queued(struct archiver *a, const char *queue, const char *region
                        const char *key, const char *local_hex, struct err *e)
 {
     char path[PATH_MAX], hex[65];
-    struct obj_bind bind = { key, a->cluster.sysid, 0 };
+    struct obj_bind bind = { key, a->cluster.sysid, 0, "" };
 
     if (spool_entry_path(a->sp, queue, name, path, sizeof path) < 0)
         return err_setf(e, ERR_IO, "spool path too long");

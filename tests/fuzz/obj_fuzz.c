@@ -51,7 +51,7 @@ static int decode(const uint8_t *data, size_t size, size_t piece, unsigned flags
 {
     struct sink *mem = mem_sink_new((size_t)64 << 20), *dec;
     /* the corpus is bound to FUZZ_KEY; any cluster */
-    struct obj_bind bind = { FUZZ_KEY, OBJ_SYSID_ANY, 0 };
+    struct obj_bind bind = { FUZZ_KEY, OBJ_SYSID_ANY, 0, "" };
     struct err e = ERR_INIT;
     size_t off = 0;
     int rc = -1;

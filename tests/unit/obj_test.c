@@ -90,7 +90,7 @@ static int decode_as(const unsigned char *in, size_t n, const struct keyring *kr
                      uint64_t sysid, size_t piece, unsigned char **got, size_t *gotlen, struct err *e)
 {
     struct sink *mem = mem_sink_new(0), *dec;
-    struct obj_bind bind = { key, sysid, 0 };
+    struct obj_bind bind = { key, sysid, 0, "" };
     int rc;
 
     if (obj_decoder_new(mem, kr, flags, &bind, &dec, e) < 0) {
@@ -480,7 +480,7 @@ static void binding(int enc)
     got = NULL;
     {
         struct sink *mem = mem_sink_new(0), *dec;
-        struct obj_bind any = { TKEY, OBJ_SYSID_ANY, 0 };
+        struct obj_bind any = { TKEY, OBJ_SYSID_ANY, 0, "" };
         int rc = obj_decoder_new(mem, kr, 0, &any, &dec, &e) == 0 ? push(dec, obj, len, 0, &e) : -1;
 
         ok(rc == 0 && any.found_sysid == TSYSID, "%s: OBJ_SYSID_ANY decodes and reports the cluster", mode);
