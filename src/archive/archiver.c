@@ -50,6 +50,7 @@ int archiver_open(const struct config *conf, const struct keyring *kr, const str
         }
         if (like != NULL) {
             a->rp[i]->id = like->rp[i]->id;
+            memcpy(a->rp[i]->id_key, like->rp[i]->id_key, sizeof a->rp[i]->id_key);
             a->rp[i]->have_id = 1;
         } else if (repo_ident_ensure(a->rp[i], cluster, &a->bad_err[i]) < 0) {
             a->bad[i] = 1;

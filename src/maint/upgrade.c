@@ -268,6 +268,8 @@ int upg_region(const struct config *c, const struct region_conf *reg, const stru
     if (repo_ident_lost(r, st->ident.sysid, "holds WAL or backups but no repository identity (identity.json)", e) < 0)
         goto out;
     r->id = st->ident;
+    /* the identity written below is the current key's (repo_put_buf) */
+    snprintf(r->id_key, sizeof r->id_key, "%s", keys_current(kr) != NULL ? keys_current(kr)->id_hex : "");
     r->have_id = 1;
     /* WAL first, then each backup, its manifest after its other objects
      * (backups/ lists in order, and "manifest.json" sorts after the parts
