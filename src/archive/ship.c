@@ -375,7 +375,7 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
     if (got == 0)
         return 0;   /* another shipper is at work (--once: and it shipped everything) */
     stats->ran = 1;
-    proc_watch_init(&pw, conf);
+    proc_watch_init(&pw, conf, kr);
 
     for (;;) {
         uint64_t now = now_ms(), wake = now + SHIP_BACKOFF_MAX_MS;

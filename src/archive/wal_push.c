@@ -477,7 +477,7 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
     memset(&a, 0, sizeof a);
     if (open_spool(c, kr, &want, has_async, notes, &sp, e) < 0)
         goto out;
-    if (sp != NULL && archd_tag(c, tag, e) < 0)
+    if (sp != NULL && archd_tag(c, kr, tag, e) < 0)
         goto out;
     ah.tag = tag;
     /* The archiver process (docs/WAL.md): no process start, TLS handshake

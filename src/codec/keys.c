@@ -25,6 +25,8 @@ struct keyring {
     struct keys_key *keys;      /* keys[0..n); each origin is an owned copy */
     size_t n, cap;
     ssize_t current;            /* index into keys, or -1 */
+    struct stat current_st;     /* the key_file's identity when loaded */
+    int have_current_st;
 };
 
 int keys_id(const unsigned char key[KEYS_LEN], unsigned char id[KEYS_ID_LEN], struct err *e)
@@ -125,6 +127,14 @@ size_t keys_count(const struct keyring *kr)
     return kr == NULL ? 0 : kr->n;
 }
 
+int keys_current_file(const struct keyring *kr, struct stat *st)
+{
+    if (kr == NULL || !kr->have_current_st || kr->current < 0)
+        return -1;
+    *st = kr->current_st;
+    return 0;
+}
+
 static int is_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -218,6 +228,10 @@ static int load_one(struct keyring *kr, const char *path, const char *setting, i
         goto out;
     }
     rc = keys_add(kr, key, current, path, e);
+    if (rc == 0 && current) {
+        kr->current_st = st;
+        kr->have_current_st = 1;
+    }
 out:
     OPENSSL_cleanse(buf, sizeof buf);
     OPENSSL_cleanse(key, sizeof key);
