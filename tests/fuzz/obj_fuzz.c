@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (decode(data, size, piece, flags, &out, &outlen) == 0) {
         /* Round trip what decoded: encode with the test key, decode again. */
-        struct obj_opts o = { 1, 0, outlen, 12, test_keyring(), { FUZZ_KEY, 42, 0 }, 0 };
+        struct obj_opts o = { 1, 0, outlen, 12, test_keyring(), { FUZZ_KEY, 42, 0, "" }, 0 };
         struct sink *mem = mem_sink_new(0), *s;
         struct err e = ERR_INIT;
 
