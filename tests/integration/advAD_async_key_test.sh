@@ -12,6 +12,9 @@
 #     spooled (exit 0), and the shipper cannot read the identity;
 #   - the other way round, key_file added over an async repository begun
 #     without encryption.
+# And the shipper, holding the key, shipped an unencrypted spooled object
+# into the encrypted repository (no reader there can decode it): it keeps
+# it in the spool now, and says why.
 # Now wal-push refuses (the spool remembers the key id of each region's
 # identity, spool_dir/SYSID/known/REGION); a proper rotation (new key_file,
 # old key in old_key_files) still archives.  file:// region, no server.
@@ -66,6 +69,22 @@ for i in 1 2 3 4; do
 done
 t "verify --full finds every object readable" bash -c \
   "timeout 120 '$WALSHIP' --config '$T/ba.conf' verify --full | grep -q 'PROBLEM wal/' && exit 1; exit 0"
+
+# ---- a region the spool knows without its key id (an older walship's
+# known/ file): the keyless push is not caught there, but the shipper,
+# holding the key, must not put the unencrypted object into the encrypted
+# repository (every reader refuses it there, and the spool's copy would be
+# gone); it keeps it, loudly ----
+K=$(ls "$T/spool/$SYS/known/" | grep '^r1-' | head -1)
+awk '{print $1}' "$T/spool/$SYS/known/$K" >"$T/known.old" && cat "$T/known.old" >"$T/spool/$SYS/known/$K"
+seg 5
+t "an older known/ file: a keyless push of segment 5 is spooled (not checked)" w plain wal-push "$T/pg/pg_wal/$(n 5)"
+ws_stop_daemons "$T/spool" >/dev/null 2>&1
+t_fail "... the shipper with the key refuses to ship it (ship --once exits 3)" 3 w ba ship --once
+like "$T_OUT" "spooled \"$(n 5)\" for region r1 is not encrypted, but the region's repository is encrypted" \
+  "... saying why"
+[ ! -e "$T/r1/wal/$(n 5)" ]; ok $? "... it is not put into the region"
+is "$(queued "$(n 5)")" 1 "... and stays in the spool"
 
 # ---- an async repository begun without encryption, key_file added later ----
 cleanup
