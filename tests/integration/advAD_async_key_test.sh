@@ -42,7 +42,7 @@ conf plain "$T/r1"
 conf b "$T/r1" "key_file = $T/keyB"
 conf ba "$T/r1" "key_file = $T/keyB" "old_key_files = $T/keyA"
 w() { local c=$1; shift; timeout 120 "$WALSHIP" --config "$T/$c.conf" "$@"; }
-queued() { ls "$T/spool/$SYS/queue/"*/ 2>/dev/null | grep -c "$1"; }
+queued() { local f c=0; for f in "$T/spool/$SYS/queue/"*/"$1"; do [ -e "$f" ] && c=$((c + 1)); done; echo "$c"; }
 cleanup() { ws_stop_daemons "$T/spool" >/dev/null 2>&1 || true; }
 on_exit cleanup
 
@@ -75,8 +75,9 @@ t "verify --full finds every object readable" bash -c \
 # holding the key, must not put the unencrypted object into the encrypted
 # repository (every reader refuses it there, and the spool's copy would be
 # gone); it keeps it, loudly ----
-K=$(ls "$T/spool/$SYS/known/" | grep '^r1-' | head -1)
-awk '{print $1}' "$T/spool/$SYS/known/$K" >"$T/known.old" && cat "$T/known.old" >"$T/spool/$SYS/known/$K"
+for K in "$T/spool/$SYS/known/"r1-*; do
+  awk '{print $1}' "$K" >"$T/known.old" && cat "$T/known.old" >"$K"
+done
 seg 5
 t "an older known/ file: a keyless push of segment 5 is spooled (not checked)" w plain wal-push "$T/pg/pg_wal/$(n 5)"
 ws_stop_daemons "$T/spool" >/dev/null 2>&1
