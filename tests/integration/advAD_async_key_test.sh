@@ -70,6 +70,13 @@ done
 t "verify --full finds every object readable" bash -c \
   "timeout 120 '$WALSHIP' --config '$T/ba.conf' verify --full | grep -q 'PROBLEM wal/' && exit 1; exit 0"
 
+# st check says which key the identity is read with, one to keep
+t "st check after the rotation" w ba st check
+like "$T_OUT" "region r1: identity: encrypted with key id [0-9a-f]{32}, an old key \\(old_key_files\\): keep that key" \
+  "... names the identity's key as an old key to keep"
+t "st check before it" w a st check
+like "$T_OUT" "region r1: identity: encrypted with key id [0-9a-f]{32} \\(key_file\\)" "... and as key_file before"
+
 # ---- a region the spool knows without its key id (an older walship's
 # known/ file): the keyless push is not caught there, but the shipper,
 # holding the key, must not put the unencrypted object into the encrypted
