@@ -87,6 +87,9 @@ for K in "$T/spool/$SYS/known/"r1-*; do
 done
 seg 5
 t "an older known/ file: a keyless push of segment 5 is spooled (not checked)" w plain wal-push "$T/pg/pg_wal/$(n 5)"
+# the keyless shipper that push started (it cannot read the identity and
+# would retry for 10 minutes): once it holds the spool, stop it
+wait_for 60 bash -c ". '$TOP_SRCDIR/tests/lib/walship.sh'; [ -n \"\$(ws_lock_pid '$T/spool/$SYS/ship.lock')\" ]"
 ws_stop_daemons "$T/spool" >/dev/null 2>&1
 t_fail "... the shipper with the key refuses to ship it (ship --once exits 3)" 3 w ba ship --once
 like "$T_OUT" "spooled \"$(n 5)\" for region r1 is not encrypted, but the region's repository is encrypted" \
