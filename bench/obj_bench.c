@@ -141,7 +141,7 @@ static void report(const char *mode, uint64_t in, uint64_t out, double t)
 int main(int argc, char **argv)
 {
     struct obj_opts o;
-    struct obj_bind bind = { "bench/object", OBJ_SYSID_ANY, 0 };
+    struct obj_bind bind = { "bench/object", OBJ_SYSID_ANY, 0, "" };
     struct keyring *kr = NULL;
     const char *keyfile = NULL, *mode;
     struct err e = ERR_INIT;

@@ -102,7 +102,7 @@ static void *download_main(void *arg)
     struct worker *w = arg;
     const struct man_part *mp = &w->c->cur->parts[w->part - 1];
     struct sink *ps = bkf_pipe_sink_new(&w->pipe), *dec = NULL, *raw = NULL;
-    struct obj_bind bind = { w->key, w->c->sysid, 0 };
+    struct obj_bind bind = { w->key, w->c->sysid, 0, "" };
 
     w->dl_rc = -1;
     err_clear(&w->dl_err);

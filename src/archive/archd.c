@@ -290,7 +290,7 @@ static int run_workers(struct archd *d)
         close(ifd);
         ifd = -1;
     }
-    archd_watch_init(&wt, d->c);
+    archd_watch_init(&wt, d->c, d->kr);
     d->last_work = now_ms();
     /* twice `parallel` threads, at most `parallel` encoding and at most
      * `parallel` committing at once: encoding goes on while uploads and

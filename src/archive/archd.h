@@ -31,7 +31,7 @@
 
 /* The tag of this binary and configuration: SHA-256 of the executable's
  * identity, of the key file's identity and of every key's value. */
-int archd_tag(const struct config *c, char tag[ARCHD_TAG_LEN + 1], struct err *e);
+int archd_tag(const struct config *c, const struct keyring *kr, char tag[ARCHD_TAG_LEN + 1], struct err *e);
 
 struct archd_spawn {
     /* Start archd_run() in a detached process; never waits for it. */

@@ -176,9 +176,9 @@ static long read_pid(struct spool *sp, const char *file)
     return pid;
 }
 
-void archd_watch_init(struct archd_watch *w, const struct config *c)
+void archd_watch_init(struct archd_watch *w, const struct config *c, const struct keyring *kr)
 {
-    proc_watch_init(&w->pw, c);
+    proc_watch_init(&w->pw, c, kr);
     w->last = now_ms();
 }
 
@@ -236,7 +236,7 @@ static int tag_env(EVP_MD_CTX *md)
     return 0;
 }
 
-int archd_tag(const struct config *c, char tag[ARCHD_TAG_LEN + 1], struct err *e)
+int archd_tag(const struct config *c, const struct keyring *kr, char tag[ARCHD_TAG_LEN + 1], struct err *e)
 {
     struct tag_walk t = { EVP_MD_CTX_new(), 0 };
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -255,8 +255,8 @@ int archd_tag(const struct config *c, char tag[ARCHD_TAG_LEN + 1], struct err *e
              st.st_mtim.tv_nsec);
     /* the key file's identity too: a key rotated in place (same path, new
      * key) is another configuration, whose process must not push with the
-     * old key */
-    if (c->key_file == NULL || stat(c->key_file, &st) < 0)
+     * old key; as it was when the key was read, not now (keys.h) */
+    if (c->key_file == NULL || (keys_current_file(kr, &st) < 0 && stat(c->key_file, &st) < 0))
         memset(&st, 0, sizeof st);
     n = (ssize_t)strlen(id);
     snprintf(id + n, sizeof id - (size_t)n, " key %llu %llu %lld %lld.%09ld", (unsigned long long)st.st_dev,

@@ -47,7 +47,7 @@ struct archd_watch {
     struct proc_watch pw;
     uint64_t last;
 };
-void archd_watch_init(struct archd_watch *w, const struct config *c);
+void archd_watch_init(struct archd_watch *w, const struct config *c, const struct keyring *kr);
 /* 1 when the binary, the configuration, key or credentials files changed,
  * or a wal-push asked this process to stop (checked once a second). */
 int archd_watch_changed(struct archd_watch *w, struct spool *sp);

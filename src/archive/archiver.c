@@ -51,6 +51,7 @@ int archiver_open(const struct config *conf, const struct keyring *kr, const str
         }
         if (like != NULL) {
             a->rp[i]->id = like->rp[i]->id;
+            memcpy(a->rp[i]->id_key, like->rp[i]->id_key, sizeof a->rp[i]->id_key);
             a->rp[i]->have_id = 1;
         } else if (repo_ident_ensure(a->rp[i], cluster, &a->bad_err[i]) < 0) {
             a->bad[i] = 1;
@@ -91,7 +92,7 @@ static int same_queued(struct archiver *a, const char *queue, const char *region
                        const char *key, const char *local_hex, struct err *e)
 {
     char path[PATH_MAX], hex[65];
-    struct obj_bind bind = { key, a->cluster.sysid, 0 };
+    struct obj_bind bind = { key, a->cluster.sysid, 0, "" };
 
     if (spool_entry_path(a->sp, queue, name, path, sizeof path) < 0)
         return err_setf(e, ERR_IO, "spool path too long");

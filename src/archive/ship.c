@@ -111,6 +111,7 @@ static int ship_one(struct ship_region *r, struct spool *sp, const struct keyrin
     bind.key = key;
     bind.sysid = spool_sysid(sp);
     bind.found_sysid = 0;
+    bind.found_key_id[0] = '\0';
     if (repo_hash_file(path, kr, &bind, here, NULL, e) < 0) {
         if (e->code == ERR_NOTFOUND) {
             err_clear(e);
@@ -119,6 +120,16 @@ static int ship_one(struct ship_region *r, struct spool *sp, const struct keyrin
         err_prefix(e, "spooled \"%s\" for region %s does not check", name, r->rc->name);
         return e->code == ERR_CORRUPT || e->code == ERR_FOREIGN ? SHIP_DAMAGED : -1;
     }
+    /* An unencrypted entry for an encrypted repository (spooled by a
+     * configuration without key_file), or the other way round: every
+     * reader there refuses it, and shipped it would leave the spool for a
+     * place no restore reads it from (adversarial pass AD).  Kept, loudly. */
+    if ((bind.found_key_id[0] == '\0') != (r->rp->id_key[0] == '\0'))
+        return err_setf(e, ERR_KEY,
+                        "spooled \"%s\" for region %s is %s, but the region's repository is %s: not shipping it, "
+                        "no reader of that repository could decode it (it stays in %s)",
+                        name, r->rc->name, bind.found_key_id[0] ? "encrypted" : "not encrypted",
+                        r->rp->id_key[0] ? "encrypted" : "not encrypted", path);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -375,7 +386,7 @@ int ship_run(const struct config *conf, const struct keyring *kr, struct spool *
     if (got == 0)
         return 0;   /* another shipper is at work (--once: and it shipped everything) */
     stats->ran = 1;
-    proc_watch_init(&pw, conf);
+    proc_watch_init(&pw, conf, kr);
 
     for (;;) {
         uint64_t now = now_ms(), wake = now + SHIP_BACKOFF_MAX_MS;

@@ -266,7 +266,63 @@ static int async_regions_foreign(const struct config *c, const struct repo_ident
     return rc;
 }
 
-static int open_spool(const struct config *c, const struct repo_ident *want, int has_async,
+/* An async region's repository is read with the key its identity was
+ * encrypted with: the spool's memory of the region (known/REGION, written
+ * when the shipper or a push read or created the identity) names that key,
+ * or "-" for none.  A file spooled under keys that do not fit would be
+ * acknowledged and never shipped, or shipped unreadable: with key_file
+ * removed, wal-push spooled unencrypted WAL (exit 0) that the shipper, once
+ * the key was back, put into the encrypted repository, where every reader
+ * refuses it (adversarial pass AD). */
+static int async_keys_fit(const struct config *c, const struct keyring *kr, uint64_t sysid, struct err *e)
+{
+    char id[REPO_REGION_ID_MAX], path[PATH_MAX], key[KEYS_ID_HEX_LEN + 2];
+    unsigned char *buf, bin[KEYS_ID_LEN];
+    long long created;
+    size_t len, j;
+    int i, n;
+
+    for (i = 0; c->spool_dir != NULL && i < c->nregions; i++) {
+        if (c->regions[i].mode != REGION_ASYNC)
+            continue;
+        repo_region_id(c->regions[i].name, c->regions[i].url, c->regions[i].endpoint, id);
+        if (snprintf(path, sizeof path, "%s/%llu/known/%s", c->spool_dir, (unsigned long long)sysid, id) >=
+                (int)sizeof path ||
+            read_file_all(path, 128, &buf, &len, &(struct err)ERR_INIT) < 0)
+            continue;   /* not known yet: the shipper checks it before it ships */
+        n = sscanf((const char *)buf, "%lld %33s", &created, key);
+        free(buf);
+        if (n != 2)
+            continue;   /* remembered by an older walship: the key is not known */
+        if (strcmp(key, "-") == 0) {
+            if (keys_count(kr) == 0)
+                continue;
+            return err_setf(e, ERR_KEY,
+                            "region %s holds a repository written without encryption (%s), and key_file is set: "
+                            "what is spooled for it now could never be shipped there.  Not spooling it; to "
+                            "encrypt from now on, give the region a new, empty prefix (docs/OPERATIONS.md, "
+                            "\"Turning encryption on\"), or remove key_file", c->regions[i].name, path);
+        }
+        for (j = 0; j < KEYS_ID_LEN && strlen(key) == KEYS_ID_HEX_LEN; j++) {
+            int hi = hex_digit(key[2 * j]), lo = hex_digit(key[2 * j + 1]);
+
+            if (hi < 0 || lo < 0)
+                break;
+            bin[j] = (unsigned char)(hi << 4 | lo);
+        }
+        if (j == KEYS_ID_LEN && keys_find(kr, bin) == NULL)
+            return err_setf(e, ERR_KEY,
+                            "region %s holds a repository encrypted with key id %s (its identity; %s), which %s: "
+                            "nothing spooled now could be shipped there or restored.  Not spooling it; configure "
+                            "that key (key_file, or old_key_files after a rotation)",
+                            c->regions[i].name, key, path,
+                            keys_count(kr) == 0 ? "is not configured: there is no key_file"
+                                                : "is not among the configured keys (key_file, old_key_files)");
+    }
+    return 0;
+}
+
+static int open_spool(const struct config *c, const struct keyring *kr, const struct repo_ident *want, int has_async,
                       const struct note_sink *notes, struct spool **sp, struct err *e)
 {
     int i, has_sync = 0;
@@ -276,6 +332,8 @@ static int open_spool(const struct config *c, const struct repo_ident *want, int
         if (c->regions[i].mode != REGION_ASYNC)
             has_sync = 1;
     if (has_async && !has_sync && c->spool_dir != NULL && async_regions_foreign(c, want, e) < 0)
+        return -1;
+    if (has_async && async_keys_fit(c, kr, want->sysid, e) < 0)
         return -1;
     if (spool_open(c->spool_dir, c->spool_max_bytes, want->sysid, sp, e) < 0 ||
         (has_async && spool_identity(*sp, want, e) < 0)) {
@@ -417,9 +475,9 @@ int wal_push(const struct config *c, const struct keyring *kr, const char *path,
         if (c->regions[i].mode == REGION_ASYNC)
             has_async = 1;
     memset(&a, 0, sizeof a);
-    if (open_spool(c, &want, has_async, notes, &sp, e) < 0)
+    if (open_spool(c, kr, &want, has_async, notes, &sp, e) < 0)
         goto out;
-    if (sp != NULL && archd_tag(c, tag, e) < 0)
+    if (sp != NULL && archd_tag(c, kr, tag, e) < 0)
         goto out;
     ah.tag = tag;
     /* The archiver process (docs/WAL.md): no process start, TLS handshake

@@ -24,7 +24,7 @@ static int file_changed(const char *path, int have, const struct stat *was)
     return now != have || (now && !same_stat(&st, was));
 }
 
-void proc_watch_init(struct proc_watch *w, const struct config *c)
+void proc_watch_init(struct proc_watch *w, const struct config *c, const struct keyring *kr)
 {
     ssize_t n;
 
@@ -37,7 +37,9 @@ void proc_watch_init(struct proc_watch *w, const struct config *c)
     w->conf_path = c->path;
     w->have_conf = c->path != NULL && stat(c->path, &w->conf_st) == 0;
     w->key_path = c->key_file;
-    w->have_key = c->key_file != NULL && stat(c->key_file, &w->key_st) == 0;
+    /* the key as it was read, not as it is now (keys.h) */
+    w->have_key = c->key_file != NULL &&
+                  (keys_current_file(kr, &w->key_st) == 0 || stat(c->key_file, &w->key_st) == 0);
     creds_profile_files_id(w->files, sizeof w->files);
 }
 

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "config.h"
+#include "keys.h"
 
 struct proc_watch {
     char exe[4096];
@@ -20,7 +21,7 @@ struct proc_watch {
     char files[512];        /* creds_profile_files_id at start */
 };
 
-void proc_watch_init(struct proc_watch *w, const struct config *c);
+void proc_watch_init(struct proc_watch *w, const struct config *c, const struct keyring *kr);
 /* 1 when one of them changed since proc_watch_init (the binary replaced,
  * a file's device, inode, size or mtime other, one gone or made). */
 int proc_watch_changed(const struct proc_watch *w);

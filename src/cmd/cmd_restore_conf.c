@@ -268,6 +268,22 @@ static int set_outside_file(const struct config *c, const char *key)
     return o != NULL && (strncmp(o, "--", 2) == 0 || strncmp(o, "WALSHIP_", 8) == 0);
 }
 
+/* A key file's path made absolute against the working directory, its
+ * symbolic links kept: realpath() wrote the file a link named at restore
+ * time, so a key rotated by pointing the link at a new file (and the old
+ * one named in old_key_files) never reached the restored instance, and a
+ * standby stalled on the first segment under the new key (adversarial
+ * pass AD). */
+static const char *key_path(const char *p, char out[PATH_MAX])
+{
+    char cwd[PATH_MAX];
+
+    if (p[0] == '/' || getcwd(cwd, sizeof cwd) == NULL ||
+        snprintf(out, PATH_MAX, "%s/%s", cwd, p) >= PATH_MAX)
+        return p;
+    return out;
+}
+
 /* WALSHIP_OLD_KEY_FILES='...' before the command when old_key_files came
  * from the environment (there is no flag for it). */
 static int old_keys_env(const struct config *c, char *buf, size_t n, size_t *len)
@@ -278,7 +294,7 @@ static int old_keys_env(const struct config *c, char *buf, size_t n, size_t *len
         return 0;
     for (p = c->old_key_files; *p; p++) {
         char abs[PATH_MAX];
-        const char *v = realpath(*p, abs) ? abs : *p;
+        const char *v = key_path(*p, abs);
 
         /* no quoting needed, none possible: PostgreSQL replaces %, the shell ' */
         if (*len + strlen(v) + 32 >= n || strpbrk(v, "'%, \t\n") != NULL)
@@ -314,7 +330,7 @@ int restore_conf_command(const struct config *c, const char *region, const char 
         bad |= shq(buf, n, &len, realpath(c->path, abs) ? abs : c->path);
         if (c->key_file != NULL && set_outside_file(c, "key_file")) {
             bad |= shq(buf, n, &len, "--key-file");
-            bad |= shq(buf, n, &len, realpath(c->key_file, abs) ? abs : c->key_file);
+            bad |= shq(buf, n, &len, key_path(c->key_file, abs));
         }
     } else {
         const struct region_conf *r = &c->regions[0];
@@ -341,7 +357,7 @@ int restore_conf_command(const struct config *c, const char *region, const char 
             char abs[PATH_MAX];
 
             bad |= shq(buf, n, &len, "--key-file");
-            bad |= shq(buf, n, &len, realpath(c->key_file, abs) ? abs : c->key_file);
+            bad |= shq(buf, n, &len, key_path(c->key_file, abs));
         }
     }
     bad |= shq(buf, n, &len, "--region");

@@ -161,6 +161,14 @@ static int check_identity(struct cmd_ctx *ctx, const struct region_conf *rc, con
            "created %s by %s\n",
            rc->name, (unsigned long long)r->id.sysid, r->id.pg_major, r->id.seg_size, r->id.format, when,
            r->id.created_by);
+    /* the key it is read with: one that must stay configured (docs/FORMAT.md, "Keys") */
+    if (r->id_key[0] == '\0')
+        printf("region %s: identity: not encrypted\n", rc->name);
+    else if (keys_current(kr) == NULL || strcmp(keys_current(kr)->id_hex, r->id_key) != 0)
+        printf("region %s: identity: encrypted with key id %s, an old key (old_key_files): keep that key for as "
+               "long as this repository is used\n", rc->name, r->id_key);
+    else
+        printf("region %s: identity: encrypted with key id %s (key_file)\n", rc->name, r->id_key);
     repo_free(r);
     return 0;
 }

@@ -25,6 +25,8 @@ struct keyring {
     struct keys_key *keys;      /* keys[0..n); each origin is an owned copy */
     size_t n, cap;
     ssize_t current;            /* index into keys, or -1 */
+    struct stat current_st;     /* the key_file's identity when loaded */
+    int have_current_st;
 };
 
 int keys_id(const unsigned char key[KEYS_LEN], unsigned char id[KEYS_ID_LEN], struct err *e)
@@ -125,9 +127,29 @@ size_t keys_count(const struct keyring *kr)
     return kr == NULL ? 0 : kr->n;
 }
 
+int keys_current_file(const struct keyring *kr, struct stat *st)
+{
+    if (kr == NULL || !kr->have_current_st || kr->current < 0)
+        return -1;
+    *st = kr->current_st;
+    return 0;
+}
+
 static int is_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* 32 bytes of hex digits and blanks are a hex key cut short (a key file
+ * read while it was being written, or truncated), not 32 random bytes:
+ * taken as a raw key they were a different key, and wal-push encrypted
+ * with it WAL that no configured key could read (adversarial pass AD). */
+static int looks_like_text(const unsigned char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (hex_digit(buf[i]) < 0 && !is_space(buf[i]))
+            return 0;
+    return 1;
 }
 
 /* Raw 32 bytes, or 64 hex digits with optional surrounding white space. */
@@ -135,7 +157,7 @@ static int parse_key(const unsigned char *buf, size_t len, unsigned char key[KEY
 {
     size_t b = 0, end = len;
 
-    if (len == KEYS_LEN) {
+    if (len == KEYS_LEN && !looks_like_text(buf, len)) {
         memcpy(key, buf, KEYS_LEN);
         return 0;
     }
@@ -163,7 +185,9 @@ static int load_one(struct keyring *kr, const char *path, const char *setting, i
     size_t len = 0;
     int fd, rc = -1;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO in its place opened without it waited for a
+     * writer for ever, and wal-push with it (adversarial pass AD) */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return err_errno(e, ERR_CONFIG, errno, "could not open %s \"%s\"", setting, path);
     if (fstat(fd, &st) < 0) {
@@ -197,11 +221,17 @@ static int load_one(struct keyring *kr, const char *path, const char *setting, i
     }
     if (len > KEY_FILE_MAX || parse_key(buf, len, key) < 0) {
         err_setf(e, ERR_CONFIG,
-                 "%s \"%s\" does not hold a key (64 hex digits or 32 raw bytes; "
-                 "create one with walship keygen)", setting, path);
+                 "%s \"%s\" does not hold a key (64 hex digits or 32 raw bytes%s; "
+                 "create one with walship keygen)", setting, path,
+                 len > 0 && len <= 2 * KEYS_LEN && looks_like_text(buf, len)
+                     ? "; too few hex digits: cut short, or still being written?" : "");
         goto out;
     }
     rc = keys_add(kr, key, current, path, e);
+    if (rc == 0 && current) {
+        kr->current_st = st;
+        kr->have_current_st = 1;
+    }
 out:
     OPENSSL_cleanse(buf, sizeof buf);
     OPENSSL_cleanse(key, sizeof key);

@@ -22,6 +22,8 @@
 
 #include <stddef.h>
 
+#include <sys/stat.h>
+
 #include "err.h"
 
 #define KEYS_LEN 32
@@ -62,6 +64,13 @@ const struct keys_key *keys_current(const struct keyring *kr);
 const struct keys_key *keys_find(const struct keyring *kr, const unsigned char id[KEYS_ID_LEN]);
 /* Number of keys (current and old); 0 for NULL. */
 size_t keys_count(const struct keyring *kr);
+/* The identity (fstat of the descriptor it was read from) of the file the
+ * current key was loaded from: 0, or -1 when there is none (no key_file, a
+ * key added from memory).  A long-running process compares the path with
+ * this, not with a stat() made later: a key file replaced between the load
+ * and that stat() looked unchanged, and the process went on encrypting with
+ * the replaced key.  kr may be NULL. */
+int keys_current_file(const struct keyring *kr, struct stat *st);
 
 /* Compute a key's id; fails (ERR_INTERNAL) only when OpenSSL cannot hash. */
 int keys_id(const unsigned char key[KEYS_LEN], unsigned char id[KEYS_ID_LEN], struct err *e);

@@ -287,6 +287,7 @@ static int check_binding(const struct obj_dec *d, const struct obj_header_info *
                         "repository's cluster %llu: it comes from another cluster's archive",
                         d->bind->key, (unsigned long long)info->sysid, (unsigned long long)d->bind->sysid);
     d->bind->found_sysid = info->sysid;
+    memcpy(d->bind->found_key_id, info->key_id_hex, sizeof d->bind->found_key_id);
     return 0;
 }
 

@@ -72,6 +72,7 @@ struct obj_bind {
     const char *key;
     uint64_t sysid;             /* decode: OBJ_SYSID_ANY accepts any (the identity object) */
     uint64_t found_sysid;       /* decode: set from the header once it is read */
+    char found_key_id[KEYS_ID_HEX_LEN + 1];   /* decode: likewise its key id, "" unencrypted */
 };
 #define OBJ_SYSID_ANY UINT64_MAX
 

@@ -59,7 +59,7 @@ static int get_legacy(struct stor *s, const struct keyring *kr, const char *key,
 static int manifest_of(struct stor *s, const struct keyring *kr, const char *key, struct manifest **m,
                        struct err *e)
 {
-    struct obj_bind bind = { key, OBJ_SYSID_ANY, 0 };
+    struct obj_bind bind = { key, OBJ_SYSID_ANY, 0, "" };
     struct sink *mem = mem_sink_new(MANIFEST_MAX), *b;
     const unsigned char *buf;
     size_t len;
@@ -105,7 +105,7 @@ static int learn_cluster(struct stor *s, const struct keyring *kr, const struct 
     }
     /* else a segment's page header */
     for (i = 0; i < l->sv.n; i++) {
-        struct obj_bind bind = { l->sv.v[i], OBJ_SYSID_ANY, 0 };
+        struct obj_bind bind = { l->sv.v[i], OBJ_SYSID_ANY, 0, "" };
         struct sink *mem, *b;
         struct wal_long_header h;
         struct wal_name w;
@@ -145,7 +145,7 @@ static int learn_cluster(struct stor *s, const struct keyring *kr, const struct 
 static int rebind(struct repo *r, const char *key, int level, int dry_run, uint64_t *bytes, struct err *e)
 {
     struct obj_header_info info;
-    struct obj_bind bind = { key, OBJ_SYSID_ANY, 0 };
+    struct obj_bind bind = { key, OBJ_SYSID_ANY, 0, "" };
     struct sink *mem = mem_sink_new(OBJ_HEADER_MAX), *up = NULL, *enc = NULL, *head;
     struct obj_opts oo;
     struct wal_name w;
@@ -268,6 +268,8 @@ int upg_region(const struct config *c, const struct region_conf *reg, const stru
     if (repo_ident_lost(r, st->ident.sysid, "holds WAL or backups but no repository identity (identity.json)", e) < 0)
         goto out;
     r->id = st->ident;
+    /* the identity written below is the current key's (repo_put_buf) */
+    snprintf(r->id_key, sizeof r->id_key, "%s", keys_current(kr) != NULL ? keys_current(kr)->id_hex : "");
     r->have_id = 1;
     /* WAL first, then each backup, its manifest after its other objects
      * (backups/ lists in order, and "manifest.json" sorts after the parts
@@ -312,7 +314,7 @@ static int move_entry(struct spool *sp, const struct keyring *kr, const struct r
                       const char *path, const char *name, char *queue, struct err *e)
 {
     char key[REPO_KEY_MAX];
-    struct obj_bind bind = { NULL, OBJ_SYSID_ANY, 0 };
+    struct obj_bind bind = { NULL, OBJ_SYSID_ANY, 0, "" };
     struct obj_opts oo;
     struct sink *out = NULL, *enc = NULL, *dec = NULL;
     int fd, rc = -1;

@@ -147,7 +147,7 @@ void repo_obj_opts(const struct repo *r, const char *key, int level, struct obj_
 
 int repo_get(struct repo *r, const char *key, struct sink *next, struct err *e)
 {
-    struct obj_bind bind = { key, r->id.sysid, 0 };
+    struct obj_bind bind = { key, r->id.sysid, 0, "" };
     struct sink *dec = NULL;
     int rc = -1;
 

@@ -59,6 +59,7 @@ struct repo {
     const char *name;           /* the region's name (st->region) */
     struct repo_ident id;       /* valid when have_id */
     int have_id;
+    char id_key[KEYS_ID_HEX_LEN + 1];   /* the identity's key id when have_id, "" unencrypted */
     const char *spool_dir;      /* borrowed from the config; may be NULL */
     char region_id[160];        /* name-hash of url and endpoint (repo_region_id) */
 };

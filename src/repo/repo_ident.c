@@ -154,9 +154,9 @@ static void ident_context(const struct repo *r, struct err *e)
 
 /* Read identity.json into *id.  A missing one is ERR_NOTFOUND as the
  * driver says it (the callers word it). */
-static int ident_read(struct repo *r, struct repo_ident *id, struct err *e)
+static int ident_read(struct repo *r, struct repo_ident *id, char key_id[KEYS_ID_HEX_LEN + 1], struct err *e)
 {
-    struct obj_bind bind = { REPO_KEY_IDENTITY, OBJ_SYSID_ANY, 0 };
+    struct obj_bind bind = { REPO_KEY_IDENTITY, OBJ_SYSID_ANY, 0, "" };
     struct sink *mem = mem_sink_new(IDENT_MAX), *dec = NULL;
     const unsigned char *buf;
     size_t len;
@@ -185,6 +185,8 @@ static int ident_read(struct repo *r, struct repo_ident *id, struct err *e)
                  r->name, (unsigned long long)id->sysid, (unsigned long long)bind.found_sysid);
         goto out;
     }
+    if (key_id != NULL)
+        memcpy(key_id, bind.found_key_id, KEYS_ID_HEX_LEN + 1);
     rc = 0;
 out:
     sink_free(dec);
@@ -195,7 +197,7 @@ out:
 int repo_ident_load(struct repo *r, struct err *e)
 {
     r->have_id = 0;
-    if (ident_read(r, &r->id, e) < 0) {
+    if (ident_read(r, &r->id, r->id_key, e) < 0) {
         if (e->code == ERR_NOTFOUND)
             missing_identity(r, e);
         return -1;
@@ -219,7 +221,7 @@ int repo_ident_recheck(struct repo *r, struct err *e)
 
     if (!r->have_id)
         return err_setf(e, ERR_INTERNAL, "region %s: identity not loaded", r->name);
-    if (ident_read(r, &now, e) < 0) {
+    if (ident_read(r, &now, NULL, e) < 0) {
         if (e->code == ERR_NOTFOUND)
             return err_setf(e, ERR_NOREPO,
                             "region %s (%s): its repository identity (%s) is gone since this process read it: is "
@@ -371,12 +373,14 @@ static int spool_unwritable(const struct repo *r, uint64_t sysid)
     return st.st_uid != 0;
 }
 
-/* The file holds the creation time of the identity it remembers (empty
- * from walship before that: the region only).  Best effort: the protection
+/* The file holds the creation time of the identity it remembers and the
+ * id of the key it is encrypted with ("-": not encrypted), which async
+ * wal-push compares with its keys (wal_push.c); empty from walship before
+ * that (the region only), the time alone from 0.2.0.  Best effort: the protection
  * is only as good as this directory.  Never through a link. */
 static void known_remember(const struct repo *r, uint64_t sysid)
 {
-    char path[PATH_MAX], dir[PATH_MAX], line[32];
+    char path[PATH_MAX], dir[PATH_MAX], line[32 + KEYS_ID_HEX_LEN];
     struct err ie = ERR_INIT;
     struct stat st;
     int fd, n;
@@ -390,7 +394,7 @@ static void known_remember(const struct repo *r, uint64_t sysid)
     fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
-    n = snprintf(line, sizeof line, "%lld\n", (long long)r->id.created);
+    n = snprintf(line, sizeof line, "%lld %s\n", (long long)r->id.created, r->id_key[0] != '\0' ? r->id_key : "-");
     if (r->have_id && r->id.created > 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
         st.st_size == 0)
         (void)!write(fd, line, (size_t)n);
@@ -553,6 +557,8 @@ int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err 
         }
     }
     r->id = *want;
+    /* what repo_put_buf encrypts it with */
+    snprintf(r->id_key, sizeof r->id_key, "%s", keys_current(r->kr) != NULL ? keys_current(r->kr)->id_hex : "");
     if (repo_ident_to_json(want, &json, &len, e) < 0)
         goto out;
     if (repo_put_buf(r, REPO_KEY_IDENTITY, 0, json, len, e) < 0) {

@@ -38,7 +38,7 @@ static unsigned version = 0;
 static unsigned char *encode(const unsigned char *in, size_t n, int level, unsigned chunk_log2,
                              const struct keyring *kr, size_t *len)
 {
-    struct obj_opts o = { level, 0, n, chunk_log2, kr, { FUZZ_KEY, 7311113411111111111ULL, 0 }, version };
+    struct obj_opts o = { level, 0, n, chunk_log2, kr, { FUZZ_KEY, 7311113411111111111ULL, 0, "" }, version };
     struct sink *mem = mem_sink_new(0), *s;
     struct err e = ERR_INIT;
 

@@ -51,7 +51,7 @@ static int decode(const uint8_t *data, size_t size, size_t piece, unsigned flags
 {
     struct sink *mem = mem_sink_new((size_t)64 << 20), *dec;
     /* the corpus is bound to FUZZ_KEY; any cluster */
-    struct obj_bind bind = { FUZZ_KEY, OBJ_SYSID_ANY, 0 };
+    struct obj_bind bind = { FUZZ_KEY, OBJ_SYSID_ANY, 0, "" };
     struct err e = ERR_INIT;
     size_t off = 0;
     int rc = -1;
@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (decode(data, size, piece, flags, &out, &outlen) == 0) {
         /* Round trip what decoded: encode with the test key, decode again. */
-        struct obj_opts o = { 1, 0, outlen, 12, test_keyring(), { FUZZ_KEY, 42, 0 }, 0 };
+        struct obj_opts o = { 1, 0, outlen, 12, test_keyring(), { FUZZ_KEY, 42, 0, "" }, 0 };
         struct sink *mem = mem_sink_new(0), *s;
         struct err e = ERR_INIT;
 

@@ -194,6 +194,14 @@ ws_fsynchook_build() {
   export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 }
 
+# Build tests/lib/keyswap.c into $1 (an LD_PRELOAD shim: KEYSWAP_NEW is
+# renamed over KEYSWAP_PATH right after the process first opens it).
+ws_keyswap_build() {
+  "${CC:-cc}" -shared -fPIC -O2 -o "$1" "$TOP_SRCDIR/tests/lib/keyswap.c" -ldl >/dev/null 2>&1 || return 1
+  chmod 755 "$1"
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+}
+
 ws_fake_pgdata() {   # DIR SYSID
   mkdir -p "$1/global" "$1/pg_wal/archive_status" || return
   python3 - "$1/global/pg_control" "$2" <<'PY'

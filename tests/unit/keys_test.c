@@ -112,6 +112,15 @@ int main(void)
     put_file(path("badhex"), "zz23456789012345678901234567890123456789012345678901234567890123\n", 65, 0600);
     ok(keys_load(path("badhex"), NULL, &kr, &e) < 0 && e.code == ERR_CONFIG, "bad hex digits are refused");
     ok(keys_load(dir, NULL, &kr, &e) < 0 && e.code == ERR_CONFIG, "a directory is refused: %s", e.msg);
+    /* 32 bytes of hex digits are a hex key cut short, not a raw key
+     * (adversarial pass AD); a FIFO is refused without waiting for a writer */
+    put_file(path("cut"), "0123456789abcdef0123456789abcdef", 32, 0600);
+    ok(keys_load(path("cut"), NULL, &kr, &e) < 0 && e.code == ERR_CONFIG && strstr(e.msg, "cut short") != NULL,
+       "32 hex digits are refused as a key cut short: %s", e.msg);
+    put_file(path("cut"), "0123456789abcdef0123456789abcde\n", 32, 0600);
+    ok(keys_load(path("cut"), NULL, &kr, &e) < 0 && e.code == ERR_CONFIG, "31 hex digits and a newline too");
+    ok(mkfifo(path("fifo"), 0600) == 0 && keys_load(path("fifo"), NULL, &kr, &e) < 0 && e.code == ERR_CONFIG
+       && strstr(e.msg, "not a regular file") != NULL, "a FIFO is refused at once: %s", e.msg);
 
     /* Raw 32 bytes and hex of the same key have the same id. */
     for (int i = 0; i < KEYS_LEN; i++)
@@ -201,7 +210,7 @@ int main(void)
         ok(keys_id(raw, kid, &e) == 0, "keys_id works again");
     }
 
-    for (const char *const *n = (const char *const[]){ "k1", "k2", "bad", "badhex", "raw", "hex", NULL };
+    for (const char *const *n = (const char *const[]){ "k1", "k2", "bad", "badhex", "raw", "hex", "cut", "fifo", NULL };
          *n; n++)
         unlink(path(*n));
     rmdir(dir);

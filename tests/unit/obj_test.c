@@ -90,7 +90,7 @@ static int decode_as(const unsigned char *in, size_t n, const struct keyring *kr
                      uint64_t sysid, size_t piece, unsigned char **got, size_t *gotlen, struct err *e)
 {
     struct sink *mem = mem_sink_new(0), *dec;
-    struct obj_bind bind = { key, sysid, 0 };
+    struct obj_bind bind = { key, sysid, 0, "" };
     int rc;
 
     if (obj_decoder_new(mem, kr, flags, &bind, &dec, e) < 0) {
@@ -143,7 +143,7 @@ static void round_trips(void)
                     int compressible = (si + pi) % 2;
                     unsigned char *in, *obj = NULL, *back = NULL;
                     size_t objlen = 0, backlen = 0;
-                    struct obj_opts o = { levels[li], 0, n, CHUNK_LOG2, enc ? kr_A : NULL, { NULL, 0, 0 }, 0 };
+                    struct obj_opts o = { levels[li], 0, n, CHUNK_LOG2, enc ? kr_A : NULL, { NULL, 0, 0, "" }, 0 };
                     struct err e = ERR_INIT;
                     int good;
 
@@ -178,7 +178,7 @@ static void big_round_trips(void)
     static const int workers[] = { 0, 2 };
 
     for (int w = 0; w < 2; w++) {
-        struct obj_opts o = { 3, workers[w], 0, 0, kr_A, { NULL, 0, 0 }, 0 };
+        struct obj_opts o = { 3, workers[w], 0, 0, kr_A, { NULL, 0, 0, "" }, 0 };
         struct err e = ERR_INIT;
         int good = encode(in, n, &o, 1 << 20, &obj, &objlen, &e) == 0
             && decode(obj, objlen, kr_A, 0, 65536, &back, &backlen, &e) == 0
@@ -235,7 +235,7 @@ static void tamper(int enc)
     size_t n = 3 * CHUNK + 1000;
     unsigned char *in = gen(n, 0), *obj = NULL, *bad;
     size_t len = 0, bad_truncs = 0, bad_flips = 0;
-    struct obj_opts o = { 0, 0, n, CHUNK_LOG2, kr, { NULL, 0, 0 }, 0 };
+    struct obj_opts o = { 0, 0, n, CHUNK_LOG2, kr, { NULL, 0, 0, "" }, 0 };
     struct err e = ERR_INIT;
     const char *mode = enc ? "encrypted" : "plain";
 
@@ -347,8 +347,8 @@ static void keys_and_policy(void)
     size_t n = 5000;
     unsigned char *in = gen(n, 1), *objA = NULL, *objB = NULL, *objP = NULL, *back = NULL;
     size_t lenA = 0, lenB = 0, lenP = 0, backlen = 0;
-    struct obj_opts oA = { 3, 0, n, 0, kr_A, { NULL, 0, 0 }, 0 }, oBA = { 3, 0, n, 0, kr_BA, { NULL, 0, 0 }, 0 },
-                    oP = { 3, 0, n, 0, NULL, { NULL, 0, 0 }, 0 };
+    struct obj_opts oA = { 3, 0, n, 0, kr_A, { NULL, 0, 0, "" }, 0 }, oBA = { 3, 0, n, 0, kr_BA, { NULL, 0, 0, "" }, 0 },
+                    oP = { 3, 0, n, 0, NULL, { NULL, 0, 0, "" }, 0 };
     struct obj_header_info info;
     struct err e = ERR_INIT;
     const struct keys_key *ka = keys_current(kr_A), *kb = keys_current(kr_B);
@@ -394,7 +394,7 @@ static void keys_and_policy(void)
      * nothing is written at all. */
     {
         struct keyring *old_only = keys_new();
-        struct obj_opts oO = { 3, 0, n, 0, old_only, { NULL, 0, 0 }, 0 };
+        struct obj_opts oO = { 3, 0, n, 0, old_only, { NULL, 0, 0, "" }, 0 };
         unsigned char *objO = NULL;
         size_t lenO = 0;
 
@@ -432,7 +432,7 @@ static void compressed_tamper(void)
     size_t n = 300000;
     unsigned char *in = gen(n, 0), *obj = NULL, *got = NULL;
     size_t len = 0, gotlen = 0;
-    struct obj_opts o = { 1, 0, n, CHUNK_LOG2, kr_A, { NULL, 0, 0 }, 0 };
+    struct obj_opts o = { 1, 0, n, CHUNK_LOG2, kr_A, { NULL, 0, 0, "" }, 0 };
     struct err e = ERR_INIT;
     int rc;
 
@@ -453,7 +453,7 @@ static void binding(int enc)
     const char *mode = enc ? "encrypted" : "plain";
     size_t n = 2 * CHUNK + 10, len = 0, gotlen = 0;
     unsigned char *in = gen(n, 1), *obj = NULL, *got = NULL, *v1 = NULL;
-    struct obj_opts o = { 3, 0, n, CHUNK_LOG2, kr, { NULL, 0, 0 }, 0 };
+    struct obj_opts o = { 3, 0, n, CHUNK_LOG2, kr, { NULL, 0, 0, "" }, 0 };
     struct obj_header_info info;
     struct err e = ERR_INIT;
     size_t v1len = 0;
@@ -480,7 +480,7 @@ static void binding(int enc)
     got = NULL;
     {
         struct sink *mem = mem_sink_new(0), *dec;
-        struct obj_bind any = { TKEY, OBJ_SYSID_ANY, 0 };
+        struct obj_bind any = { TKEY, OBJ_SYSID_ANY, 0, "" };
         int rc = obj_decoder_new(mem, kr, 0, &any, &dec, &e) == 0 ? push(dec, obj, len, 0, &e) : -1;
 
         ok(rc == 0 && any.found_sysid == TSYSID, "%s: OBJ_SYSID_ANY decodes and reports the cluster", mode);

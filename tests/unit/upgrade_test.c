@@ -281,7 +281,7 @@ static void spool(void)
     snprintf(p, sizeof p, "%s/spool/%llu/queue/%s/000000010000000000000003", root, (unsigned long long)SYSID, q);
     ok(access(p, F_OK) == 0, "...into the cluster's queue for r2");
     {
-        struct obj_bind bind = { "wal/000000010000000000000003", SYSID, 0 };
+        struct obj_bind bind = { "wal/000000010000000000000003", SYSID, 0, "" };
         unsigned char *buf = NULL;
         size_t len = 0;
         struct sink *mem = mem_sink_new(0), *dec;
