@@ -224,7 +224,8 @@ static int load_one(struct keyring *kr, const char *path, const char *setting, i
                  "%s \"%s\" does not hold a key (64 hex digits or 32 raw bytes%s; "
                  "create one with walship keygen)", setting, path,
                  len > 0 && len <= 2 * KEYS_LEN && looks_like_text(buf, len)
-                     ? "; too few hex digits: cut short, or still being written?" : "");
+                     ? "; too few hex digits: cut short, or still being written? A raw key that is 32 hex "
+                       "characters is the same key written as 64 digits by xxd -p -c 32 FILE" : "");
         goto out;
     }
     rc = keys_add(kr, key, current, path, e);
