@@ -49,13 +49,10 @@ int archiver_open(const struct config *conf, const struct keyring *kr, const str
             a->bad[i] = 1;
             continue;
         }
-        if (like != NULL) {
-            a->rp[i]->id = like->rp[i]->id;
-            memcpy(a->rp[i]->id_key, like->rp[i]->id_key, sizeof a->rp[i]->id_key);
-            a->rp[i]->have_id = 1;
-        } else if (repo_ident_ensure(a->rp[i], cluster, &a->bad_err[i]) < 0) {
+        if (like != NULL)
+            repo_adopt_identity(a->rp[i], like->rp[i]);
+        else if (repo_ident_ensure(a->rp[i], cluster, &a->bad_err[i]) < 0)
             a->bad[i] = 1;
-        }
     }
     return 0;
 }

@@ -556,9 +556,7 @@ static int part_worker_open(void *arg, void **ws, struct err *e)
             job_region_fail(j, r, &re);
             continue;
         }
-        w->rp[r]->id = j->checked[r]->id;
-        memcpy(w->rp[r]->id_key, j->checked[r]->id_key, sizeof w->rp[r]->id_key);
-        w->rp[r]->have_id = 1;
+        repo_adopt_identity(w->rp[r], j->checked[r]);
     }
     *ws = w;
     return 0;

@@ -92,6 +92,9 @@ int repo_ident_load(struct repo *r, struct err *e);
  * replacing one a racing writer made first) when the region has none and
  * holds nothing else.  ERR_FOREIGN names both system identifiers. */
 int repo_ident_ensure(struct repo *r, const struct repo_ident *want, struct err *e);
+/* r takes the identity another handle on the same region has read or
+ * created (its key id too): a worker's own handle, not read again. */
+void repo_adopt_identity(struct repo *r, const struct repo *from);
 /* For long-running processes, right before they commit an object to a
  * region whose identity they read earlier: read it again.  ERR_NOREPO when
  * it is gone (an unmounted file system, a changed prefix), ERR_FOREIGN when

@@ -582,3 +582,10 @@ out:
     free(json);
     return rc;
 }
+
+void repo_adopt_identity(struct repo *r, const struct repo *from)
+{
+    r->id = from->id;
+    memcpy(r->id_key, from->id_key, sizeof r->id_key);
+    r->have_id = 1;
+}

@@ -282,13 +282,6 @@ int tl_has_seg(const struct tl_model *m, uint32_t tli, uint64_t segno)
     return m->nsegs > 0 && bsearch(&k, m->segs, m->nsegs, sizeof k, seg_cmp) != NULL;
 }
 
-int tl_has_history(const struct tl_model *m, uint32_t tli)
-{
-    const struct tl_timeline *t = tl_find(m, tli);
-
-    return tli <= 1 || (t != NULL && t->has_history);
-}
-
 uint32_t tl_latest_probe(const struct tl_model *m, uint32_t tli)
 {
     const struct tl_timeline *t;

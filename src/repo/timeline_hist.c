@@ -1,6 +1,7 @@
 /*
  * timeline_hist — a timeline history file's text (see timeline.h): read
- * as restore reads it, and judged as PostgreSQL writes it.
+ * as restore reads it, and judged as PostgreSQL writes it; and whether
+ * the model holds a timeline's history at all.
  */
 #include "timeline.h"
 
@@ -107,4 +108,11 @@ int tl_history_begins_in(const char *text, size_t len, uint64_t seg_start, uint6
     }
     free(v);
     return inside && in_effect == 1;
+}
+
+int tl_has_history(const struct tl_model *m, uint32_t tli)
+{
+    const struct tl_timeline *t = tl_find(m, tli);
+
+    return tli <= 1 || (t != NULL && t->has_history);
 }

@@ -48,17 +48,13 @@ static xmlDocPtr parse(const void *buf, size_t len, const char *what, struct err
         }
         err_setf(e, ERR_HTTP, "malformed %s XML in the answer: %s (line %d)", what, msg,
                  xe != NULL ? xe->line : 0);
-    } else if (xmlDocGetRootElement(doc) == NULL) {
+    } else if (xmlDocGetRootElement(doc) == NULL || doc->intSubset != NULL || doc->extSubset != NULL) {
+        /* a DOCTYPE: S3 never sends one, and reading a text would expand an
+         * internal entity and drop an external one (a key read as another) */
+        err_setf(e, ERR_HTTP, "malformed %s XML in the answer: %s", what, xmlDocGetRootElement(doc) == NULL ?
+                 "no root element" : "it has a DOCTYPE (entity declarations), which S3 never sends");
         xmlFreeDoc(doc);
         doc = NULL;
-        err_setf(e, ERR_HTTP, "malformed %s XML in the answer: no root element", what);
-    } else if (doc->intSubset != NULL || doc->extSubset != NULL) {
-        /* S3 never sends one.  Reading a text would expand an internal
-         * entity and drop an external one: a key read as another key. */
-        xmlFreeDoc(doc);
-        doc = NULL;
-        err_setf(e, ERR_HTTP, "malformed %s XML in the answer: it has a DOCTYPE (entity declarations), which S3 "
-                 "never sends", what);
     }
     xmlFreeParserCtxt(ctx);
     return doc;
@@ -137,11 +133,8 @@ int s3_parse_iso8601(const char *s, time_t *out)
     rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
     if (rest == NULL)
         return -1;
-    if (*rest == '.') {
-        rest++;
-        while (*rest >= '0' && *rest <= '9')
-            rest++;
-    }
+    if (*rest == '.')
+        rest += 1 + strspn(rest + 1, "0123456789");     /* fractions of a second */
     /* "Z", nothing, or an offset: credential_process answers from
      * `aws configure export-credentials` end in "+00:00" (isoformat) */
     if ((*rest == '+' || *rest == '-') && isdigit((unsigned char)rest[1]) && isdigit((unsigned char)rest[2])) {
