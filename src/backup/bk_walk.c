@@ -257,6 +257,7 @@ static int walk_dir(struct bk_list *l, const char *src, const char *rel, int dep
                     goto out;
                 if (walk_dir(l, csrc, crel, depth + 1, e) < 0)
                     goto out;
+                continue;   /* followed: not a link left out */
             }
             /* other links are not PostgreSQL's (pg_basebackup would carry
              * the link itself): left out, and counted for a warning */
