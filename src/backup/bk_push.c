@@ -203,12 +203,14 @@ static int push_open(struct push_ctx *x, struct bk_job *j, struct err *e)
  * Right after pg_backup_start, the server's pg_control names the
  * checkpoint whose redo point is the backup's start; files whose
  * pg_control is not that cluster's or has not seen that checkpoint are
- * not the server's. */
+ * not the server's, and nor are those of a copy promoted to a timeline of
+ * its own. */
 static int check_pgdata(const struct push_ctx *x, uint64_t sysid, uint64_t start, struct err *e)
 {
     uint64_t fsysid, redo;
+    uint32_t ftli;
 
-    if (cluster_read_redo(x->pgdata, &fsysid, &redo, e) < 0)
+    if (cluster_read_redo(x->pgdata, &fsysid, &redo, &ftli, e) < 0)
         return err_prefix(e, "pgdata \"%s\"", x->pgdata);
     if (fsysid != sysid)
         return err_setf(e, ERR_CONFIG, "pgdata \"%s\" holds cluster %llu, not the cluster of the server pg_conninfo "
@@ -220,6 +222,10 @@ static int check_pgdata(const struct push_ctx *x, uint64_t sysid, uint64_t start
                         "before %X/%X); a standby's data directory, or a copy?  Backing it up would restore old "
                         "data", x->pgdata, x->info.data_directory, (unsigned)(redo >> 32), (unsigned)redo,
                         (unsigned)(start >> 32), (unsigned)start);
+    if (ftli != x->tli)
+        return err_setf(e, ERR_CONFIG, "pgdata \"%s\" is not the data directory of the server pg_conninfo reaches "
+                        "(\"%s\"): its last checkpoint is on timeline %u, the server's on %u (a copy of the "
+                        "cluster, promoted?)", x->pgdata, x->info.data_directory, (unsigned)ftli, (unsigned)x->tli);
     return 0;
 }
 

@@ -63,10 +63,10 @@ int cluster_read_datadir(const char *dir, struct cluster_info *out, struct err *
     return 0;
 }
 
-int cluster_read_redo(const char *dir, uint64_t *sysid, uint64_t *redo, struct err *e)
+int cluster_read_redo(const char *dir, uint64_t *sysid, uint64_t *redo, uint32_t *tli, struct err *e)
 {
     char path[PATH_MAX];
-    unsigned char buf[48];
+    unsigned char buf[52];
     size_t got;
 
     if (snprintf(path, sizeof path, "%s/global/pg_control", dir) >= (int)sizeof path)
@@ -76,9 +76,10 @@ int cluster_read_redo(const char *dir, uint64_t *sysid, uint64_t *redo, struct e
     if (got < sizeof buf)
         return err_setf(e, ERR_CORRUPT, "\"%s\" is too short to be a pg_control file", path);
     /* system_identifier, pg_control_version, catalog_version_no, state,
-     * time, checkPoint, then checkPointCopy whose first field is redo */
+     * time, checkPoint, then checkPointCopy: redo, ThisTimeLineID */
     memcpy(sysid, buf, 8);
     memcpy(redo, buf + 40, 8);
+    memcpy(tli, buf + 48, 4);
     return 0;
 }
 

@@ -51,7 +51,8 @@ psql_p "$PP" "create table t(i int, pad text); insert into t select g, 'a' from 
 pg_run "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PP" -U postgres -D "$T/sb/data" -R -X stream ||
   { echo "Bail out! pg_basebackup"; exit 1; }
 mkdir -p "$T/sb/sock"; ws_own "$T/sb"
-echo "unix_socket_directories = '$T/sb/sock'" >>"$T/sb/data/postgresql.conf"
+# S never archives into r1 (once promoted it would be a second primary there)
+printf "unix_socket_directories = '%s'\narchive_mode = off\n" "$T/sb/sock" >>"$T/sb/data/postgresql.conf"
 pg_start "$T/sb" "$SP" || { echo "Bail out! standby did not start"; exit 1; }
 psql_p "$SP" "select pg_wal_replay_pause()" >/dev/null
 # the primary goes on; the standby's files stay at 1000 rows
@@ -75,6 +76,20 @@ pg_init "$T/other" || { echo "Bail out! initdb other"; exit 1; }
 t_fail "backup-push of another cluster's data directory through the primary's connection is refused (exit 2)" 2 \
   ws other backup-push
 like "$T_OUT" "holds cluster [0-9]+, not the cluster of the server" "... naming both clusters"
+is "$(nbackups)" 0 "... and no backup is listed"
+
+# ---- a copy promoted to a timeline of its own, its checkpoint ahead of the primary ----
+psql_p "$SP" "select pg_wal_replay_resume()" >/dev/null
+psql_p "$SP" "select pg_promote(true, 60)" >/dev/null
+is "$(psql_p "$SP" "select pg_is_in_recovery()")" f "S promoted"
+for i in 1 2 3 4 5 6 7 8; do psql_p "$SP" "select txid_current(), pg_switch_wal()" >/dev/null; done
+psql_p "$SP" "checkpoint"
+ahead=$(psql_p "$SP" "select redo_lsn from pg_control_checkpoint()")
+is "$(psql_p "$PP" "select '$ahead'::pg_lsn > pg_current_wal_lsn() + 16777216")" t \
+  "S's last checkpoint ($ahead) is ahead of the primary's position"
+t_fail "backup-push of the promoted copy's data directory through the primary's connection is refused (exit 2)" 2 \
+  ws sb backup-push
+like "$T_OUT" "its last checkpoint is on timeline 2, the server's on 1" "... naming the two timelines"
 is "$(nbackups)" 0 "... and no backup is listed"
 
 # ---- the right one, through a symbolic link, pg_wal linked elsewhere ----
