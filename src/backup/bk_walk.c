@@ -243,6 +243,24 @@ static int in_data_dir(const char *rel)
     return 0;
 }
 
+/* Note a directory as walked: 0, or 1 when it was already (-1 on error). */
+static int add_walked(struct bk_list *l, const struct stat *st, struct err *e)
+{
+    struct bk_dirid *nw;
+    size_t i;
+
+    for (i = 0; i < l->nwalked; i++)
+        if (l->walked[i].dev == st->st_dev && l->walked[i].ino == st->st_ino)
+            return 1;
+    nw = realloc(l->walked, (l->nwalked + 1) * sizeof *nw);
+    if (nw == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory listing PGDATA");
+    l->walked = nw;
+    l->walked[l->nwalked].dev = st->st_dev;
+    l->walked[l->nwalked++].ino = st->st_ino;
+    return 0;
+}
+
 /* A symbolic link in one of the data directories: what it points to is
  * backed up under the link's name (a directory and its files, or a file
  * through its real path, since files are opened with O_NOFOLLOW).  1 when
@@ -257,8 +275,13 @@ static int follow_link(struct bk_list *l, const char *src, const char *rel, int 
         return 0;
     if (bk_excluded(rel, S_ISDIR(st.st_mode)) || (S_ISDIR(st.st_mode) && is_tablespace(l, &st)))
         return 1;
-    if (S_ISDIR(st.st_mode))
+    if (S_ISDIR(st.st_mode)) {
+        int seen = add_walked(l, &st, e);
+
+        if (seen != 0)
+            return seen < 0 ? -1 : 0;   /* PGDATA again, or a loop: left out with the links */
         return add_item(l, rel, src, &st, e) < 0 || walk_dir(l, src, rel, depth + 1, e) < 0 ? -1 : 1;
+    }
     if (realpath(src, real) == NULL)
         return errno == ENOENT ? 1 : err_errno(e, ERR_IO, errno, "could not resolve \"%s\"", src);
     return add_item(l, rel, real, &st, e) < 0 ? -1 : 1;
@@ -341,7 +364,8 @@ int bk_walk(const char *pgdata, struct bk_list *out, struct err *e)
     if (stat(pgdata, &st) < 0 || !S_ISDIR(st.st_mode))
         return err_errno(e, ERR_CONFIG, errno ? errno : ENOTDIR, "pgdata \"%s\" is not a directory", pgdata);
     /* the tablespaces first: walk_dir skips their directories */
-    if (walk_tablespaces(out, pgdata, e) < 0 || walk_dir(out, pgdata, "", 0, e) < 0) {
+    if (add_walked(out, &st, e) < 0 || walk_tablespaces(out, pgdata, e) < 0 ||
+        walk_dir(out, pgdata, "", 0, e) < 0) {
         bk_list_free(out);
         return -1;
     }
@@ -364,6 +388,7 @@ void bk_list_free(struct bk_list *l)
         free(l->tbs[i].target);
     free(l->items);
     free(l->tbs);
+    free(l->walked);
     memset(l, 0, sizeof *l);
 }
 
