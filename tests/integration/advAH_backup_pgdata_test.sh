@@ -23,7 +23,7 @@ on_exit "ws_stop_daemons '$T'"
 
 [ -x "$PG_BIN/postgres" ] || skip_all "PostgreSQL 15 is not installed"
 
-read -r PP SP OP RP <<<"$(python3 "$TOP_SRCDIR/tests/lib/free_ports.py" 4 | tr '\n' ' ')"
+read -r PP SP RP <<<"$(python3 "$TOP_SRCDIR/tests/lib/free_ports.py" 3 | tr '\n' ' ')"
 ws_mkdirs "$T/spool" "$T/r1" "$T/sb" "$T/rs" "$T/walhere"
 ws_key "$T/key" || { echo "Bail out! keygen"; exit 1; }
 ws_conf "$T/p.conf" "$(ws_pg_conninfo "$T/pg" "$PP")"
@@ -82,7 +82,7 @@ is "$(nbackups)" 0 "... and no backup is listed"
 psql_p "$SP" "select pg_wal_replay_resume()" >/dev/null
 psql_p "$SP" "select pg_promote(true, 60)" >/dev/null
 is "$(psql_p "$SP" "select pg_is_in_recovery()")" f "S promoted"
-for i in 1 2 3 4 5 6 7 8; do psql_p "$SP" "select txid_current(), pg_switch_wal()" >/dev/null; done
+for _ in 1 2 3 4 5 6 7 8; do psql_p "$SP" "select txid_current(), pg_switch_wal()" >/dev/null; done
 psql_p "$SP" "checkpoint"
 ahead=$(psql_p "$SP" "select redo_lsn from pg_control_checkpoint()")
 is "$(psql_p "$PP" "select '$ahead'::pg_lsn > pg_current_wal_lsn() + 16777216")" t \
