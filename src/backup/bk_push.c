@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "autoconf.h"
+#include "cluster.h"
 #include "note.h"
 #include "pgconn.h"
 #include "rconf.h"
@@ -191,6 +192,40 @@ static int push_open(struct push_ctx *x, struct bk_job *j, struct err *e)
         *e = j->region_err[0];
         return err_prefix(e, "no region can take the backup");
     }
+    return 0;
+}
+
+/* The files backed up must be the server's: pgdata set to a standby's data
+ * directory (or a copy, or another cluster's) beside a pg_conninfo that
+ * reaches the primary made a backup of files older than the start the
+ * primary's label names, and a restore of it replayed from there on the
+ * stale files: rows missing, reported restored (adversarial pass AH).
+ * Right after pg_backup_start, the server's pg_control names the
+ * checkpoint whose redo point is the backup's start; files whose
+ * pg_control is not that cluster's or has not seen that checkpoint are
+ * not the server's, and nor are those of a copy promoted to a timeline of
+ * its own. */
+static int check_pgdata(const struct push_ctx *x, uint64_t sysid, uint64_t start, struct err *e)
+{
+    uint64_t fsysid, redo;
+    uint32_t ftli;
+
+    if (cluster_read_redo(x->pgdata, &fsysid, &redo, &ftli, e) < 0)
+        return err_prefix(e, "pgdata \"%s\"", x->pgdata);
+    if (fsysid != sysid)
+        return err_setf(e, ERR_CONFIG, "pgdata \"%s\" holds cluster %llu, not the cluster of the server pg_conninfo "
+                        "reaches (%llu, data directory \"%s\")", x->pgdata, (unsigned long long)fsysid,
+                        (unsigned long long)sysid, x->info.data_directory);
+    if (redo < start)
+        return err_setf(e, ERR_CONFIG, "pgdata \"%s\" is not the data directory of the server pg_conninfo reaches "
+                        "(\"%s\"): its pg_control has not seen the checkpoint the backup starts from (redo %X/%X "
+                        "before %X/%X); a standby's data directory, or a copy?  Backing it up would restore old "
+                        "data", x->pgdata, x->info.data_directory, (unsigned)(redo >> 32), (unsigned)redo,
+                        (unsigned)(start >> 32), (unsigned)start);
+    if (ftli != x->tli)
+        return err_setf(e, ERR_CONFIG, "pgdata \"%s\" is not the data directory of the server pg_conninfo reaches "
+                        "(\"%s\"): its last checkpoint is on timeline %u, the server's on %u (a copy of the "
+                        "cluster, promoted?)", x->pgdata, x->info.data_directory, (unsigned)ftli, (unsigned)x->tli);
     return 0;
 }
 
@@ -490,6 +525,8 @@ int bk_push(const struct config *c, const struct keyring *kr, const struct bk_op
     if (pg_backup_begin(x.pg, label, &res->start_lsn, &x.tli, e) < 0)
         goto out;
     x.started = 1;
+    if (check_pgdata(&x, j.sysid, res->start_lsn, e) < 0)
+        goto out;
     note(o->notes, LOG_INFO, "backup %s started at %X/%X on timeline %u", res->name,
          (unsigned)(res->start_lsn >> 32), (unsigned)res->start_lsn, x.tli);
     if (bk_walk(x.pgdata, &list, e) < 0)

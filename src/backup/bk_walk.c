@@ -220,6 +220,73 @@ static int is_tablespace(const struct bk_list *l, const struct stat *st)
     return 0;
 }
 
+/* Where PostgreSQL keeps the cluster's data: a symbolic link there (pg_wal
+ * on another disk, a database directory base/OID moved to one, pg_xact, a
+ * directory inside a tablespace) holds data the cluster needs.  Left out
+ * with a warning, a backup of a cluster whose base/OID was a link came
+ * back "restored" without that database (adversarial pass AH). */
+static const char *const data_dirs[] = {
+    "base", "global", "pg_commit_ts", "pg_dynshmem", "pg_logical", "pg_multixact", "pg_notify", "pg_replslot",
+    "pg_serial", "pg_snapshots", "pg_stat", "pg_stat_tmp", "pg_subtrans", "pg_twophase", "pg_wal", "pg_xact",
+};
+
+static int in_data_dir(const char *rel)
+{
+    size_t i, n = strcspn(rel, "/");
+
+    /* inside a tablespace (pg_tblspc/OID/...), not pg_tblspc itself */
+    if (n == strlen("pg_tblspc") && strncmp(rel, "pg_tblspc", n) == 0)
+        return rel[n] == '/';
+    for (i = 0; i < sizeof data_dirs / sizeof data_dirs[0]; i++)
+        if (strlen(data_dirs[i]) == n && strncmp(rel, data_dirs[i], n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Note a directory as walked: 0, or 1 when it was already (-1 on error). */
+static int add_walked(struct bk_list *l, const struct stat *st, struct err *e)
+{
+    struct bk_dirid *nw;
+    size_t i;
+
+    for (i = 0; i < l->nwalked; i++)
+        if (l->walked[i].dev == st->st_dev && l->walked[i].ino == st->st_ino)
+            return 1;
+    nw = realloc(l->walked, (l->nwalked + 1) * sizeof *nw);
+    if (nw == NULL)
+        return err_setf(e, ERR_NOMEM, "out of memory listing PGDATA");
+    l->walked = nw;
+    l->walked[l->nwalked].dev = st->st_dev;
+    l->walked[l->nwalked++].ino = st->st_ino;
+    return 0;
+}
+
+/* A symbolic link in one of the data directories: what it points to is
+ * backed up under the link's name (a directory and its files, or a file
+ * through its real path, since files are opened with O_NOFOLLOW).  1 when
+ * followed (or excluded like anything else at that path), 0 when it is to
+ * be left out with the other links. */
+static int follow_link(struct bk_list *l, const char *src, const char *rel, int depth, struct err *e)
+{
+    char real[PATH_MAX];
+    struct stat st;
+
+    if (!in_data_dir(rel) || stat(src, &st) < 0 || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)))
+        return 0;
+    if (bk_excluded(rel, S_ISDIR(st.st_mode)) || (S_ISDIR(st.st_mode) && is_tablespace(l, &st)))
+        return 1;
+    if (S_ISDIR(st.st_mode)) {
+        int seen = add_walked(l, &st, e);
+
+        if (seen != 0)
+            return seen < 0 ? -1 : 0;   /* PGDATA again, or a loop: left out with the links */
+        return add_item(l, rel, src, &st, e) < 0 || walk_dir(l, src, rel, depth + 1, e) < 0 ? -1 : 1;
+    }
+    if (realpath(src, real) == NULL)
+        return errno == ENOENT ? 1 : err_errno(e, ERR_IO, errno, "could not resolve \"%s\"", src);
+    return add_item(l, rel, real, &st, e) < 0 ? -1 : 1;
+}
+
 static int walk_dir(struct bk_list *l, const char *src, const char *rel, int depth, struct err *e)
 {
     char **names = NULL;
@@ -251,13 +318,12 @@ static int walk_dir(struct bk_list *l, const char *src, const char *rel, int dep
             continue;   /* its links are walked by walk_tablespaces */
         }
         if (S_ISLNK(st.st_mode)) {
-            /* pg_wal may be a link to another disk: keep it as a directory */
-            if (strcmp(crel, "pg_wal") == 0 && stat(csrc, &st) == 0 && S_ISDIR(st.st_mode)) {
-                if (add_item(l, crel, csrc, &st, e) < 0)
-                    goto out;
-                if (walk_dir(l, csrc, crel, depth + 1, e) < 0)
-                    goto out;
-            }
+            int got = follow_link(l, csrc, crel, depth, e);
+
+            if (got < 0)
+                goto out;
+            if (got > 0)
+                continue;   /* followed: not a link left out */
             /* other links are not PostgreSQL's (pg_basebackup would carry
              * the link itself): left out, and counted for a warning */
             if (l->nlinks_skipped++ == 0)
@@ -298,7 +364,8 @@ int bk_walk(const char *pgdata, struct bk_list *out, struct err *e)
     if (stat(pgdata, &st) < 0 || !S_ISDIR(st.st_mode))
         return err_errno(e, ERR_CONFIG, errno ? errno : ENOTDIR, "pgdata \"%s\" is not a directory", pgdata);
     /* the tablespaces first: walk_dir skips their directories */
-    if (walk_tablespaces(out, pgdata, e) < 0 || walk_dir(out, pgdata, "", 0, e) < 0) {
+    if (add_walked(out, &st, e) < 0 || walk_tablespaces(out, pgdata, e) < 0 ||
+        walk_dir(out, pgdata, "", 0, e) < 0) {
         bk_list_free(out);
         return -1;
     }
@@ -321,6 +388,7 @@ void bk_list_free(struct bk_list *l)
         free(l->tbs[i].target);
     free(l->items);
     free(l->tbs);
+    free(l->walked);
     memset(l, 0, sizeof *l);
 }
 

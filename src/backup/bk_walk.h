@@ -54,6 +54,13 @@ struct bk_list {
      * and the first one's PGDATA-relative path, for a warning */
     size_t nlinks_skipped;
     char first_link_skipped[256];
+    /* PGDATA and the directories reached through a link so far: each is
+     * walked once, so links that loop cannot multiply the walk */
+    struct bk_dirid {
+        dev_t dev;
+        ino_t ino;
+    } *walked;
+    size_t nwalked;
 };
 
 int bk_walk(const char *pgdata, struct bk_list *out, struct err *e);

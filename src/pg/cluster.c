@@ -63,6 +63,26 @@ int cluster_read_datadir(const char *dir, struct cluster_info *out, struct err *
     return 0;
 }
 
+int cluster_read_redo(const char *dir, uint64_t *sysid, uint64_t *redo, uint32_t *tli, struct err *e)
+{
+    char path[PATH_MAX];
+    unsigned char buf[52];
+    size_t got;
+
+    if (snprintf(path, sizeof path, "%s/global/pg_control", dir) >= (int)sizeof path)
+        return err_setf(e, ERR_USAGE, "path too long: \"%s\"", dir);
+    if (read_prefix(path, buf, sizeof buf, &got, e) < 0)
+        return -1;
+    if (got < sizeof buf)
+        return err_setf(e, ERR_CORRUPT, "\"%s\" is too short to be a pg_control file", path);
+    /* system_identifier, pg_control_version, catalog_version_no, state,
+     * time, checkPoint, then checkPointCopy: redo, ThisTimeLineID */
+    memcpy(sysid, buf, 8);
+    memcpy(redo, buf + 40, 8);
+    memcpy(tli, buf + 48, 4);
+    return 0;
+}
+
 int cluster_parse_wal_header(const unsigned char *buf, size_t len, struct wal_long_header *h, struct err *e)
 {
     if (len < CLUSTER_WAL_LONG_HEADER_LEN)

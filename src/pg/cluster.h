@@ -45,6 +45,12 @@ int cluster_is_datadir(const char *dir);
  * the file is absent or unreadable: PG_VERSION is optional). */
 int cluster_read_datadir(const char *dir, struct cluster_info *out, struct err *e);
 
+/* From DIR/global/pg_control: the system identifier, and the redo point
+ * and timeline of the last checkpoint (or restartpoint) the files on disk
+ * went through (ControlFileData's checkPointCopy.redo and ThisTimeLineID,
+ * at the same offsets in every version walship knows). */
+int cluster_read_redo(const char *dir, uint64_t *sysid, uint64_t *redo, uint32_t *tli, struct err *e);
+
 /* Parse the long header at the start of a segment (at least
  * CLUSTER_WAL_LONG_HEADER_LEN bytes). */
 int cluster_parse_wal_header(const unsigned char *buf, size_t len, struct wal_long_header *h, struct err *e);
