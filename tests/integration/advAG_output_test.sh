@@ -15,6 +15,9 @@
 #     and uploads nothing;
 #   - restore --start | head -1: exit 0 (not 141, killed by SIGPIPE),
 #     promoted, its settings removed, a warning that stdout was cut;
+#   - restore 2>&1 | head -1: exit 0, the backup fetched and the recovery
+#     settings written (it was killed at its second log line: an empty
+#     directory, or one fetched halfway);
 #   - restore with 0, 1, 2 closed: exit 0, and no log line in the restored
 #     files.
 # A PostgreSQL 15 archiving into one file:// region.
@@ -110,6 +113,14 @@ unlike "$(grep -v '^#' "$T/rs/head/postgresql.auto.conf")" "restore_command|reco
 like "$(cat "$T/head.err")" "WARNING: could not write to standard output \(Broken pipe\).*status 0" \
   "... with a warning that its output was cut" || diag "$(tail -3 "$T/head.err")"
 pg_stop "$T/rs/head" immediate
+
+# ---- restore 2>&1 | head -1: its log lines into a reader gone ----
+out=$( { pg_run "$WALSHIP" --config "$T/p.conf" restore --pgdata "$T/rs/log" 2>&1 | head -1; } )
+st=${PIPESTATUS[0]}
+is "$st" 0 "restore 2>&1 | head -1: exit 0, not killed by SIGPIPE at its next log line"
+[ -f "$T/rs/log/backup_label" ] && [ -f "$T/rs/log/recovery.signal" ] &&
+  grep -q '^restore_command' "$T/rs/log/postgresql.auto.conf"
+ok $? "... the whole backup fetched and the recovery settings written"
 
 # ---- restore with 0, 1, 2 closed ----
 pg_run "$WALSHIP" --config "$T/p.conf" --log-level debug restore --pgdata "$T/rs/closed" <&- >&- 2>&-
