@@ -143,7 +143,8 @@ static int check_standby(PGconn *c, const char *pgdata, const struct promote_opt
     if (snprintf(sig, sizeof sig, "%s/standby.signal", pgdata) >= (int)sizeof sig || access(sig, F_OK) != 0)
         return err_setf(e, ERR_USAGE,
                         "\"%s\" is in archive recovery toward a target, not a standby: restore --start promotes it "
-                        "once it checked the target", pgdata);
+                        "once it checked the target (a restore --start that was interrupted does not: check where "
+                        "recovery stopped, then select pg_wal_replay_resume(); docs/RESTORE.md)", pgdata);
     if (!made_by_walship(pgdata))
         return err_setf(e, ERR_USAGE,
                         "\"%s\" is a standby, but not one walship restore --standby made (no walship settings in "
