@@ -372,6 +372,8 @@ static int check_version(const char *buf, size_t len, const char *what, struct e
 int creds_run_process(const char *cmd, const char *what, struct creds *c, struct err *e)
 {
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t sa;
+    sigset_t dfl;
     wordexp_t we;
     int pfd[2] = { -1, -1 }, status = 0, rc = -1, wrc;
     char *out = NULL;
@@ -393,7 +395,14 @@ int creds_run_process(const char *cmd, const char *what, struct creds *c, struct
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    wrc = posix_spawnp(&pid, we.we_wordv[0], &fa, NULL, we.we_wordv, environ);
+    /* SIGPIPE as any program expects it (walship ignores it: src/cmd/main.c) */
+    posix_spawnattr_init(&sa);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    posix_spawnattr_setsigdefault(&sa, &dfl);
+    posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSIGDEF);
+    wrc = posix_spawnp(&pid, we.we_wordv[0], &fa, &sa, we.we_wordv, environ);
+    posix_spawnattr_destroy(&sa);
     posix_spawn_file_actions_destroy(&fa);
     close(pfd[1]);
     pfd[1] = -1;

@@ -61,12 +61,18 @@ exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
 print(json.dumps({"Version": 1, "AccessKeyId": "test:tester", "SecretAccessKey": "testing",
                   "SessionToken": "wstok.process.1.%d" % (time.time() + 3600), "Expiration": exp}))
 EOF
+# the process gets SIGPIPE as any program expects it (walship ignores it)
+cat >"$T/proc.sh" <<EOF
+ign=\$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/\$\$/status)
+[ \$(( 0x\$ign & 0x1000 )) -eq 0 ] || { echo "SIGPIPE ignored" >&2; exit 1; }
+exec python3 $T/proc.py
+EOF
 cat >"$T/aws/config" <<EOF
 [default]
 region = us-east-1
 
 [profile proc]
-credential_process = python3 $T/proc.py
+credential_process = sh $T/proc.sh
 
 [profile wi]
 role_arn = arn:aws:iam::123456789012:role/walship-wi
