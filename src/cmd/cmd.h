@@ -67,6 +67,13 @@ const char *cmd_option_misused(char **argv, int optind, const struct option *opt
  * moved on, or the usage status after a message when there is none or it is
  * an option itself ("--pgdata --incremental"). */
 int cmd_option_value(const struct cmd_ctx *ctx, int *i, const char **val);
+/* cmd_edge.c: descriptors 0-2 put on /dev/null (unusable, as closed ones
+ * are) when the caller closed them, before anything is opened; and the
+ * exit status once command `name` (NULL: help, version) has printed: a
+ * document not written whole is a failure, a change made stays a success,
+ * with a warning. */
+void cmd_std_fds_taken(void);
+int cmd_output_finish(const char *name, int rc);
 
 /* Open the storage of the region named `name`, or the first region if NULL. */
 struct stor;

@@ -554,59 +554,6 @@ fail:
     return -1;
 }
 
-/* Descriptors 0, 1 and 2 taken when the caller closed them (cron,
- * 'wal-push %p <&- >&- 2>&-'): else the next file or socket opened gets
- * the number, and a log line meant for stderr lands in a WAL object, a
- * restored file or an HTTP stream.  /dev/null opened the wrong way round,
- * so that each still reads or writes nothing, as a closed one did (EBADF):
- * 'st put -' never uploads an empty file for a closed stdin, and a
- * document written to a closed stdout is not taken for written. */
-static void std_fds_taken(void)
-{
-    static const int flags[3] = { O_WRONLY, O_RDONLY, O_RDONLY };
-    int i;
-
-    /* in order: a closed one is then the lowest free number */
-    for (i = STDIN_FILENO; i <= STDERR_FILENO; i++)
-        if (fcntl(i, F_GETFD) < 0 && errno == EBADF && open("/dev/null", flags[i]) != i)
-            _exit(EXIT_FAILURE3);   /* no /dev/null: nothing safe to write to */
-}
-
-/* The commands whose work is a change (in the regions, a data directory,
- * a key file), not the document they print. */
-static int changes_state(const struct cmd *cmd)
-{
-    static const char *const v[] = { "wal-push", "wal-fetch", "ship", "backup-push", "backup-fetch", "restore",
-                                     "promote", "delete", "copy", "upgrade", "keygen" };
-    size_t i;
-
-    for (i = 0; cmd != NULL && i < sizeof v / sizeof v[0]; i++)
-        if (strcmp(cmd->name, v[i]) == 0)
-            return 1;
-    return 0;
-}
-
-/* The exit status once the output is out.  A document that could not be
- * written whole (a full disk, a reader gone: SIGPIPE is ignored, so that
- * '| head' never kills a restore or a delete between two changes) is a
- * failure, never exit 0; a change that was made stays a success, said. */
-static int finish(const struct cmd *cmd, int rc)
-{
-    const char *why;
-
-    errno = 0;
-    if (fflush(stdout) == 0 && !ferror(stdout))
-        return rc;
-    why = errno != 0 ? strerror(errno) : "an earlier write failed";
-    if (changes_state(cmd)) {
-        log_warning("could not write to standard output (%s): what is printed above is incomplete; the %s itself "
-                    "ended with status %d", why, cmd->name, rc);
-        return rc;
-    }
-    log_error("could not write to standard output (%s): the output is incomplete", why);
-    return rc == 0 ? EXIT_FAILURE3 : rc;
-}
-
 int main(int argc, char **argv)
 {
     struct global_opts g;
@@ -617,13 +564,13 @@ int main(int argc, char **argv)
     const char *twice;
     int rc, is_fetch;
 
-    std_fds_taken();
+    cmd_std_fds_taken();
     signal(SIGPIPE, SIG_IGN);
     spawn_note_inherited();
     if (take_global_opts(&argc, argv, &g) < 0)
         return wal_fetch_cmdline_fail(argc, argv, "a global option could not be read (see above)");
     if ((rc = help_or_command(argc, argv, &cmd)) >= 0)
-        return finish(NULL, rc);
+        return cmd_output_finish(NULL, rc);
     /* restore_command: a status of 1..125 would end recovery (cmd_wal_fetch.c),
      * so an early failure of wal-fetch is answered as any of its failures
      * (wal_fetch_fail): noted on a standby, which waits, and 250 elsewhere. */
@@ -648,5 +595,5 @@ int main(int argc, char **argv)
     ctx.argv = argv + 1;
     rc = cmd->run(&ctx);
     config_free(ctx.conf);
-    return finish(cmd, rc);
+    return cmd_output_finish(cmd->name, rc);
 }
